@@ -1,0 +1,44 @@
+"""jobsite: a careers site for companies that hire with Lever, built to lose no applicant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent
+# In a checkout the templates sit beside the package; an installed wheel carries them inside it.
+_SHARE = ROOT if (ROOT / "templates").is_dir() else ROOT.parent
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
+    from . import services
+    from .web import api, candidates, errors, ops
+
+    settings = settings or load_settings(**overrides)
+    app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_mb * 1024 * 1024,
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
+        JSON_SORT_KEYS=False,
+    )
+    if settings.proxy_count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count,
+                                x_host=settings.proxy_count)  # type: ignore[method-assign]
+    services.init_app(app, settings)
+    errors.init_app(app)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(candidates.bp)
+    app.register_blueprint(api.bp)
+    app.jinja_env.globals["company_name"] = settings.company_name
+    return app

@@ -1,0 +1,173 @@
+"""The `jobsite` command: run the whole site (`up`) or one part of it per process manager entry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+import requests
+
+from .redis_server import EmbeddedRedis
+from .settings import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _setup_logging() -> None:
+    from .logs import configure
+
+    configure()
+
+
+@click.group()
+def main() -> None:
+    """jobsite: a careers site on Lever that keeps accepting applications when Lever is not."""
+    _setup_logging()
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port of the site (default JOBSITE_PORT or 8000).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def up(port: int | None, host: str) -> None:
+    """Run the whole site here: embedded Redis, the Lever sandbox (without LEVER_API_KEY), web and a worker."""
+    settings = _settings()
+    port = port or settings.port
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    redis = None
+    env = dict(os.environ, JOBSITE_DATA_DIR=str(settings.data_dir))
+    if not settings.redis_url:
+        redis = EmbeddedRedis(settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync)
+        if not redis.ensure():
+            redis = None  # already running for another process: not ours to stop
+        env["REDIS_URL"] = EmbeddedRedis(settings.data_dir).url
+    children: list[subprocess.Popen[bytes]] = []
+
+    def spawn(*args: str) -> None:
+        children.append(subprocess.Popen([sys.executable, "-m", "jobsite", *args], env=env))
+
+    try:
+        if settings.uses_sandbox:
+            spawn("sandbox", "--port", str(settings.sandbox_port))
+            _wait_http(f"{settings.sandbox_url}/_sandbox/", children, stop)
+        spawn("web", "--port", str(port), "--host", host)
+        spawn("worker")
+        site = f"http://{host}:{port}"
+        _wait_http(f"{site}/healthz", children, stop)
+        click.echo(f"\n  jobsite is up:   {site}/")
+        if settings.uses_sandbox:
+            click.echo(f"  Lever sandbox:   {settings.sandbox_url}/_sandbox/  (control endpoints; no LEVER_API_KEY set)")
+        click.echo(f"  data directory:  {settings.data_dir}\n  Ctrl-C stops everything.\n")
+        while not stop.wait(0.5):
+            dead = [c for c in children if c.poll() is not None]
+            if dead:
+                click.echo(f"jobsite: a child process exited ({dead[0].args[3]}); stopping", err=True)
+                raise SystemExit(1)
+    finally:
+        _stop_all(children)
+        if redis is not None:
+            redis.stop()
+
+
+def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threading.Event, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if any(c.poll() is not None for c in children):
+            raise SystemExit(1)
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(1)
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = 15) -> None:
+    for c in reversed(children):
+        if c.poll() is None:
+            c.terminate()
+    deadline = time.monotonic() + timeout
+    for c in children:
+        try:
+            c.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.kill()
+            c.wait()
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Default JOBSITE_PORT or 8000.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--workers", type=int, default=None, help="Web processes (default JOBSITE_WEB_WORKERS).")
+def web(port: int | None, host: str, workers: int | None) -> None:
+    """Serve the site with gunicorn (production WSGI server)."""
+    from gunicorn.app.base import BaseApplication
+
+    from . import create_app
+    from .redis_server import redis_url
+
+    settings = _settings()
+    os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
+    settings = _settings()
+    app = create_app(settings)
+    options = {
+        "bind": f"{host}:{port or settings.port}",
+        "workers": workers or settings.web_workers,
+        "worker_class": "gthread",
+        "threads": 8,
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "jobsite-web",
+    }
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
+def worker(burst: bool) -> None:
+    """Deliver queued applications to Lever (RQ worker with its scheduler)."""
+    from .worker import run_worker
+
+    run_worker(_settings(), burst=burst)
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Default JOBSITE_SANDBOX_PORT or 8001.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def sandbox(port: int | None, host: str) -> None:
+    """Run the Lever sandbox: a simulator of Lever's API with switches under /_sandbox/."""
+    from .sandbox import SandboxServer
+
+    server = SandboxServer(host, port or _settings().sandbox_port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.server.shutdown).start())
+    click.echo(f"Lever sandbox on {server.url}/v1 (API key: sandbox-key), controls at {server.url}/_sandbox/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

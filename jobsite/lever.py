@@ -1,0 +1,211 @@
+"""The Lever Data API v1 client: the only code in jobsite that speaks HTTP to Lever.
+
+Errors are typed by what the caller must do: wait for maintenance to end (`LeverUnavailable`), slow down
+(`LeverRateLimited`), give up and tell a human (`LeverRejected`, `LeverAuthError`), or, for a POST whose outcome is
+unknown after a timeout or a dropped connection, check before sending again (`LeverConnectionError` with
+`outcome_unknown`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+DEFAULT_TIMEOUT_S = (3.05, 20.0)  # (connect, read)
+
+
+class LeverError(Exception):
+    """Any failed Lever call. `status` is the HTTP status (None without a response); `message` is Lever's text."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None, request_id: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.request_id = request_id
+
+
+class LeverUnavailable(LeverError):
+    """503, or any other 5xx: Lever is in maintenance mode or failing. Retry later with backoff."""
+
+
+class LeverRateLimited(LeverError):
+    """429: too many requests. `retry_after` holds Retry-After in seconds when Lever sent one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class LeverRejected(LeverError):
+    """A 4xx other than 401/403/429: Lever refuses this request as it is. Retrying will not help."""
+
+
+class LeverAuthError(LeverRejected):
+    """401 or 403: the API key is wrong or lacks permission for this endpoint."""
+
+
+class LeverConnectionError(LeverError):
+    """No usable response. `outcome_unknown` is True when the request may have been processed (timeout or a
+    connection dropped after sending); a connect failure means it was never sent."""
+
+    def __init__(self, message: str, *, outcome_unknown: bool):
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file Lever holds for 24 h, referenced by `uri` in an application."""
+
+    uri: str
+    expires_at_ms: int
+
+
+def error_for(response: requests.Response) -> LeverError:
+    """Map an error response to the typed error the caller must handle."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:500]
+    message = body.get("message") if isinstance(body, dict) else None
+    message = str(message or body or response.reason or "no message")
+    kw = {"status": response.status_code, "body": body, "request_id": response.headers.get("X-Request-Id")}
+    status = response.status_code
+    if status == 429:
+        return LeverRateLimited(message, retry_after=_retry_after(response.headers.get("Retry-After")), **kw)
+    if status in (401, 403):
+        return LeverAuthError(message, **kw)
+    if 400 <= status < 500:
+        return LeverRejected(message, **kw)
+    return LeverUnavailable(message, **kw)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header given as seconds (the HTTP-date form is not used by APIs like Lever's)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+class LeverClient:
+    """A thin client on one `requests.Session`, with HTTP basic auth (key as user, empty password)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT_S,
+        session: requests.Session | None = None,
+        observe: Any = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.auth = (api_key, "")
+        self.session.headers["User-Agent"] = "jobsite"
+        self._observe = observe  # optional callback(endpoint, status, seconds) for metrics
+
+    def __repr__(self) -> str:
+        return f"LeverClient(base_url={self.base_url!r})"
+
+    def _request(self, method: str, path: str, endpoint: str, **kw: Any) -> Any:
+        started = time.monotonic()
+        status: int | str = "error"
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kw)
+            status = response.status_code
+        except (requests.ConnectTimeout, requests.exceptions.SSLError) as e:
+            raise LeverConnectionError(f"could not connect to Lever: {type(e).__name__}", outcome_unknown=False) from None
+        except requests.ConnectionError as e:
+            raise LeverConnectionError(
+                f"connection to Lever failed: {type(e).__name__}", outcome_unknown=_maybe_sent(e) and method != "GET"
+            ) from None
+        except requests.Timeout as e:
+            raise LeverConnectionError(
+                f"Lever did not answer in time: {type(e).__name__}", outcome_unknown=method != "GET"
+            ) from None
+        finally:
+            if self._observe:
+                self._observe(endpoint, status, time.monotonic() - started)
+        if response.status_code >= 400:
+            raise error_for(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise LeverUnavailable("Lever answered with a body that is not JSON", status=response.status_code) from None
+
+    # Postings
+
+    def iter_posting_pages(self, **params: Any) -> Iterator[list[dict[str, Any]]]:
+        """Yield List-all-postings pages, following `next` while `hasNext`. Params are Lever's query parameters."""
+        query = {"limit": 100, **params}
+        while True:
+            page = self._request("GET", "/postings", "postings.list", params=query)
+            yield page.get("data", [])
+            if not page.get("hasNext") or not page.get("next"):
+                return
+            query = {**query, "offset": page["next"]}
+
+    def list_postings(self, **params: Any) -> list[dict[str, Any]]:
+        """All postings matching `params`, every page."""
+        return [p for page in self.iter_posting_pages(**params) for p in page]
+
+    def get_posting(self, posting_id: str) -> dict[str, Any]:
+        """Retrieve a single posting."""
+        return self._request("GET", f"/postings/{_id(posting_id)}", "postings.get")["data"]
+
+    def get_application_questions(self, posting_id: str) -> dict[str, Any]:
+        """Retrieve posting application questions (the form an application must mirror)."""
+        return self._request("GET", f"/postings/{_id(posting_id)}/apply", "postings.questions")["data"]
+
+    # Applications
+
+    def upload_file(self, filename: str, content: bytes, content_type: str) -> Upload:
+        """Upload a file for use in an application within 24 h."""
+        data = self._request(
+            "POST", "/uploads", "uploads.create", files={"file": (filename, content, content_type)}
+        )["data"]
+        return Upload(uri=data["uri"], expires_at_ms=int(data.get("expiresAt") or 0))
+
+    def apply(self, posting_id: str, body: dict[str, Any]) -> str:
+        """Apply to a posting; returns Lever's applicationId (the reply carries nothing else)."""
+        data = self._request("POST", f"/postings/{_id(posting_id)}/apply", "postings.apply", json=body)["data"]
+        return str(data["applicationId"])
+
+    # Opportunities
+
+    def list_opportunities(self, **params: Any) -> list[dict[str, Any]]:
+        """All opportunities matching Lever's filters (e.g. email, posting_id, created_at_start), every page."""
+        query: dict[str, Any] = {"limit": 100, **params}
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._request("GET", "/opportunities", "opportunities.list", params=query)
+            found.extend(page.get("data", []))
+            if not page.get("hasNext") or not page.get("next"):
+                return found
+            query = {**query, "offset": page["next"]}
+
+    def get_opportunity(self, opportunity_id: str) -> dict[str, Any]:
+        """Retrieve a single opportunity."""
+        return self._request("GET", f"/opportunities/{_id(opportunity_id)}", "opportunities.get")["data"]
+
+
+def _maybe_sent(error: requests.ConnectionError) -> bool:
+    """False only when the connection was never made (refused, no route, DNS): then nothing reached Lever."""
+    cause = error.args[0] if error.args else None
+    return not isinstance(getattr(cause, "reason", cause), NewConnectionError)
+
+
+def _id(value: str) -> str:
+    """Refuse ids that would change the path (they come from URLs and stored data)."""
+    if not value or not all(c.isalnum() or c in "-_" for c in value):
+        raise LeverRejected(f"invalid Lever id {value!r}", status=None)
+    return value

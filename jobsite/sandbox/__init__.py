@@ -1,0 +1,34 @@
+"""The Lever sandbox. Product code never imports this package: only the CLI and the tests start it."""
+
+from __future__ import annotations
+
+import threading
+
+from werkzeug.serving import make_server
+
+from .app import API_KEY, SandboxState, create_sandbox_app
+
+__all__ = ["API_KEY", "SandboxServer", "SandboxState", "create_sandbox_app"]
+
+
+class SandboxServer:
+    """The sandbox on a threaded HTTP server in a background thread (port 0 picks a free port)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None):
+        self.state = state or SandboxState()
+        self.app = create_sandbox_app(self.state)
+        self.server = make_server(host, port, self.app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="lever-sandbox", daemon=True)
+
+    def start(self) -> SandboxServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()

@@ -1,0 +1,466 @@
+"""The Lever sandbox: an HTTP simulator of the Lever Data API v1 endpoints jobsite uses.
+
+It answers the same paths, basic auth, `data` envelopes, pagination tokens and `{code, message}` errors as Lever, and
+has switches under `/_sandbox/` for what a careers site must survive: maintenance mode (503 on everything but the three
+postings reads), rate limits with and without Retry-After, latency, injected failures, and connections dropped after
+a request was processed. Everything it received can be read back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote
+
+from flask import Flask, Response, abort, jsonify, request
+
+from .seed import make_postings, make_questions
+
+API_KEY = "sandbox-key"
+MAINTENANCE_EXEMPT = {"postings.list", "postings.get", "postings.questions"}
+UPLOAD_TTL_MS = 24 * 3600 * 1000
+
+
+class TokenBucket:
+    """`rate` tokens a second, holding at most `burst`."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> float:
+        """0 if a token was taken, else the seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass
+class Switches:
+    maintenance: bool = False
+    apply_per_s: float = 2.0
+    apply_burst: float = 2.0
+    per_s: float = 10.0
+    burst: float = 20.0
+    retry_after: bool = True
+    latency_s: float = 0.0
+    latency_path: str = ""
+    drop: list[dict[str, Any]] = field(default_factory=list)  # [{"path": substr, "count": n}]
+    fail: list[dict[str, Any]] = field(default_factory=list)  # [{"path", "count", "status", "message"}]
+    forbid: set[str] = field(default_factory=set)  # endpoint prefixes the key may not use, e.g. "opportunities"
+
+
+class SandboxState:
+    """Everything the sandbox holds; one lock guards it (the server is threaded)."""
+
+    def __init__(self, seed: int = 7):
+        self.lock = threading.RLock()
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.postings = {p["id"]: p for p in make_postings(self.seed)}
+            self.questions = {pid: make_questions(p, i) for i, (pid, p) in enumerate(self.postings.items())}
+            self.uploads: dict[str, dict[str, Any]] = {}
+            self.contacts: dict[str, str] = {}
+            self.opportunities: list[dict[str, Any]] = []
+            self.applications: list[dict[str, Any]] = []
+            self.requests: list[dict[str, Any]] = []
+            self.switches = Switches()
+            self.reset_buckets()
+
+    def reset_buckets(self) -> None:
+        s = self.switches
+        self.apply_bucket = TokenBucket(s.apply_per_s, s.apply_burst)
+        self.bucket = TokenBucket(s.per_s, s.burst)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    resp = jsonify({"code": code, "message": message})
+    resp.status_code = status
+    resp.headers.update(headers or {})
+    return resp
+
+
+def _page(items: list[Any], prefix: str) -> dict[str, Any]:
+    """Lever-style pagination: `limit` 1-100, an opaque, already percent-encoded `next` token."""
+    try:
+        limit = min(100, max(1, int(request.args.get("limit", 100))))
+    except ValueError:
+        abort(_error(400, "BadRequestError", "limit must be a number from 1 to 100"))
+    start = 0
+    if "offset" in request.args:
+        m = re.fullmatch(r"%5B(\d+)%2C%22(\w+)%22%5D", request.args["offset"])
+        if not m or m.group(2) != prefix:
+            abort(_error(400, "BadRequestError", "Invalid offset token"))
+        start = int(m.group(1))
+    chunk = items[start:start + limit]
+    out: dict[str, Any] = {"data": chunk, "hasNext": start + limit < len(items)}
+    if out["hasNext"]:
+        out["next"] = quote(json.dumps([start + limit, prefix], separators=(",", ":")), safe="")
+    return out
+
+
+def _endpoint(path: str, method: str) -> str:
+    parts = path.strip("/").split("/")[1:]  # drop "v1"
+    if parts[:1] == ["postings"]:
+        if len(parts) == 1:
+            return "postings.list"
+        if len(parts) == 3 and parts[2] == "apply":
+            return "postings.apply" if method == "POST" else "postings.questions"
+        return "postings.get"
+    if parts[:1] == ["uploads"]:
+        return "uploads.create"
+    if parts[:1] == ["opportunities"]:
+        return "opportunities.list" if len(parts) == 1 else "opportunities.get"
+    return "unknown"
+
+
+def _take(rules: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    """Consume one use of the first rule whose path matches."""
+    for rule in rules:
+        if rule.get("path", "") in path and rule.get("count", 1) > 0:
+            rule["count"] = rule.get("count", 1) - 1
+            if rule["count"] <= 0:
+                rules.remove(rule)
+            return rule
+    return None
+
+
+def create_sandbox_app(state: SandboxState | None = None) -> Flask:
+    """The sandbox as a WSGI app; `app.extensions["sandbox"]` is its state."""
+    app = Flask(__name__)
+    st = state or SandboxState()
+    app.extensions["sandbox"] = st
+
+    @app.before_request
+    def gatekeeper() -> Response | None:
+        if not request.path.startswith("/v1/"):
+            return None
+        endpoint = _endpoint(request.path, request.method)
+        request.environ["sandbox.endpoint"] = endpoint
+        auth = request.headers.get("Authorization", "")
+        key = ""
+        if auth.startswith("Basic "):
+            try:
+                key = base64.b64decode(auth[6:]).decode().partition(":")[0]
+            except ValueError:
+                key = ""
+        if key != API_KEY:
+            return _error(401, "UnauthorizedError", "Invalid API key")
+        with st.lock:
+            sw = st.switches
+            if any(endpoint.startswith(f) for f in sw.forbid):
+                return _error(403, "ForbiddenError", "This API key does not have access to this endpoint")
+            if sw.maintenance and endpoint not in MAINTENANCE_EXEMPT:
+                return _error(503, "ServiceUnavailableError", "Lever is undergoing maintenance. Retry later.")
+            rule = _take(sw.fail, request.path)
+            if rule:
+                return _error(rule.get("status", 500), rule.get("code", "InjectedError"),
+                              rule.get("message", "Injected failure"))
+            wait = st.bucket.take()
+            if not wait and endpoint == "postings.apply":
+                wait = st.apply_bucket.take()
+            if wait:
+                headers = {"Retry-After": str(max(1, round(wait)))} if sw.retry_after else {}
+                return _error(429, "TooManyRequestsError", "Rate limit exceeded", headers)
+            latency = sw.latency_s if sw.latency_path in request.path else 0.0
+        if latency:
+            time.sleep(latency)
+        return None
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        endpoint = request.environ.get("sandbox.endpoint")
+        if endpoint:
+            with st.lock:
+                st.requests.append({"t": time.time(), "method": request.method, "path": request.path,
+                                    "endpoint": endpoint, "status": response.status_code})
+                drop = _take(st.switches.drop, request.path)
+            if drop:
+                # The request was processed; now the client loses the answer, as with a dropped connection.
+                sock = request.environ.get("werkzeug.socket")
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+        return response
+
+    # Postings
+
+    @app.get("/v1/postings")
+    def list_postings() -> Any:
+        args = request.args
+        with st.lock:
+            items = list(st.postings.values())
+        states = args.getlist("state")
+        channels = args.getlist("distributionChannel")
+        if states:
+            items = [p for p in items if p["state"] in states]
+            if "published" in states and not channels:
+                channels = ["public"]  # Lever: state=published means the public job site unless both are named
+        if channels:
+            items = [p for p in items if set(channels) & set(p["distributionChannels"] or [])]
+        for name in ("team", "department", "location", "commitment", "level"):
+            wanted = args.getlist(name)
+            if wanted:
+                key = "allLocations" if name == "location" else name
+                items = [p for p in items
+                         if set(wanted) & set(_as_list(p["categories"].get(key)))]
+        items.sort(key=lambda p: p["createdAt"], reverse=True)
+        if "content" not in args.getlist("include") and args.getlist("include"):
+            items = [{k: v for k, v in p.items() if k != "content"} for p in items]
+        return _page(items, "postings")
+
+    @app.get("/v1/postings/<posting_id>")
+    def get_posting(posting_id: str) -> Any:
+        with st.lock:
+            posting = st.postings.get(posting_id)
+        if posting is None:
+            return _error(404, "ResourceNotFound", "That posting doesn't exist")
+        return {"data": posting}
+
+    @app.get("/v1/postings/<posting_id>/apply")
+    def get_questions(posting_id: str) -> Any:
+        with st.lock:
+            form = st.questions.get(posting_id) if posting_id in st.postings else None
+        if form is None:
+            return _error(404, "ResourceNotFound", "That posting doesn't exist")
+        return {"data": form}
+
+    @app.post("/v1/uploads")
+    def upload() -> Any:
+        f = request.files.get("file")
+        if f is None:
+            return _error(400, "BadRequestError", "Missing file")
+        content = f.read()
+        if len(content) > 30 * 1024 * 1024:
+            return _error(413, "RequestEntityTooLarge", "File exceeds 30 MB")
+        file_id = f"{uuid.uuid4()}-{f.filename}"
+        expires = int(time.time() * 1000) + UPLOAD_TTL_MS
+        with st.lock:
+            st.uploads[file_id] = {"filename": f.filename, "size": len(content), "expiresAt": expires}
+        uri = f"{request.host_url}v1/uploads/{quote(file_id)}"
+        return {"data": {"id": file_id, "filename": f.filename, "uri": uri, "size": len(content),
+                         "expiresAt": expires}}, 200
+
+    @app.post("/v1/postings/<posting_id>/apply")
+    def apply(posting_id: str) -> Any:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _error(400, "BadRequestError", "Body must be a JSON object")
+        with st.lock:
+            posting = st.postings.get(posting_id)
+            if posting is None:
+                return _error(404, "ResourceNotFound", "That posting doesn't exist")
+            if posting["state"] not in ("published", "internal"):
+                return _error(400, "BadRequestError", "This posting is not accepting applications")
+            problem = _check_application(st, st.questions[posting_id], body)
+            if problem:
+                return _error(400, "BadRequestError", problem)
+            return {"data": {"applicationId": _record_application(st, posting, body)}}, 201
+
+    # Opportunities
+
+    @app.get("/v1/opportunities")
+    def list_opportunities() -> Any:
+        args = request.args
+        with st.lock:
+            items = list(st.opportunities)
+        emails = [e.strip().lower() for e in args.getlist("email")]
+        if emails:
+            items = [o for o in items if set(emails) & set(o["emails"])]
+        for param, key in (("posting_id", "_posting"), ("contact_id", "contact")):
+            wanted = args.getlist(param)
+            if wanted:
+                items = [o for o in items if o[key] in wanted]
+        for param, test in (("created_at_start", lambda o, v: o["createdAt"] >= v),
+                            ("created_at_end", lambda o, v: o["createdAt"] <= v)):
+            if param in args:
+                try:
+                    limit = int(args[param])
+                except ValueError:
+                    return _error(400, "BadRequestError", f"{param} must be a timestamp in ms")
+                items = [o for o in items if test(o, limit)]
+        expand = "applications" in args.getlist("expand")
+        out = [_public_opportunity(st, o, expand) for o in items]
+        return _page(out, "opportunities")
+
+    @app.get("/v1/opportunities/<opportunity_id>")
+    def get_opportunity(opportunity_id: str) -> Any:
+        with st.lock:
+            found = [o for o in st.opportunities if o["id"] == opportunity_id]
+        if not found:
+            return _error(404, "ResourceNotFound", "That opportunity doesn't exist")
+        return {"data": _public_opportunity(st, found[0], "applications" in request.args.getlist("expand"))}
+
+    _control_routes(app, st)
+    return app
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _check_application(st: SandboxState, form: dict[str, Any], body: dict[str, Any]) -> str | None:
+    """Lever's checks on an application body: required answers present, custom answers by position, uploads known."""
+    personal = {p.get("name"): p.get("value") for p in body.get("personalInformation") or [] if isinstance(p, dict)}
+    for q in form["personalInformation"]:
+        if q.get("required") and not personal.get(q["name"]):
+            return f"Missing required field: {q['text']}"
+    if "@" not in str(personal.get("email", "")):
+        return "Please enter a valid email address"
+    answers = {c.get("id"): c.get("fields") or [] for c in body.get("customQuestions") or [] if isinstance(c, dict)}
+    for qset in form["customQuestions"]:
+        fields = answers.get(qset["id"], [])
+        for i, f in enumerate(qset["fields"]):
+            value = fields[i].get("value") if i < len(fields) and isinstance(fields[i], dict) else None
+            if f["required"] and value in (None, "", []):
+                return f"Missing required field: {f['text']}"
+            if f["type"] in ("dropdown", "multiple-choice") and value not in (None, ""):
+                if value not in [o["text"] for o in f["options"]]:
+                    return f"Invalid option for {f['text']}"
+    uris = [personal.get("resume")] + [
+        f.get("value") for c in body.get("customQuestions") or [] for f in c.get("fields") or []
+        if isinstance(f, dict) and isinstance(f.get("value"), str) and "/v1/uploads/" in f["value"]
+    ]
+    now = time.time() * 1000
+    for uri in filter(None, uris):
+        file_id = str(uri).rsplit("/v1/uploads/", 1)[-1]
+        upload = st.uploads.get(unquote(file_id))
+        if upload is None or upload["expiresAt"] < now:
+            return "File upload not found or expired; upload it again"
+    return None
+
+
+def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[str, Any]) -> str:
+    personal = {p.get("name"): p.get("value") for p in body["personalInformation"]}
+    email = str(personal["email"]).strip().lower()
+    contact = st.contacts.setdefault(email, str(uuid.uuid4()))
+    now = int(time.time() * 1000)
+    app_id, opp_id = str(uuid.uuid4()), str(uuid.uuid4())
+    st.applications.append({"id": app_id, "opportunityId": opp_id, "posting": posting["id"],
+                            "receivedAt": now, "body": body})
+    st.opportunities.append({
+        "id": opp_id, "name": personal.get("fullName"), "contact": contact, "emails": [email],
+        "headline": personal.get("currentCompany") or "", "phones": [], "confidentiality": "non-confidential",
+        "location": personal.get("currentLocation") or "", "links": [u.get("value") for u in body.get("urls") or []],
+        "createdAt": now, "updatedAt": now, "lastInteractionAt": now, "lastAdvancedAt": now, "snoozedUntil": None,
+        "archived": None, "stage": "applicant-new", "stageChanges": [], "owner": None, "tags": [],
+        "sources": [body["source"]] if body.get("source") else [], "origin": body.get("origin", "applied"),
+        "sourcedBy": None, "applications": [app_id], "followers": [], "dataProtection": None,
+        "isAnonymized": False, "opportunityLocation": posting["categories"]["location"],
+        "_posting": posting["id"],
+    })
+    return app_id
+
+
+def _public_opportunity(st: SandboxState, opp: dict[str, Any], expand: bool) -> dict[str, Any]:
+    out = {k: v for k, v in opp.items() if not k.startswith("_")}
+    if expand:
+        out["applications"] = [
+            {"id": a["id"], "opportunityId": opp["id"], "posting": a["posting"], "createdAt": a["receivedAt"],
+             "type": "posting"}
+            for a in st.applications if a["id"] in opp["applications"]
+        ]
+    return out
+
+
+def _control_routes(app: Flask, st: SandboxState) -> None:
+    """Switches for tests and people, under /_sandbox/."""
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    @app.get("/_sandbox/")
+    def control_state() -> Any:
+        with st.lock:
+            sw = st.switches
+            return {"maintenance": sw.maintenance, "apply_per_s": sw.apply_per_s, "per_s": sw.per_s,
+                    "burst": sw.burst, "retry_after": sw.retry_after, "latency_s": sw.latency_s,
+                    "drop": sw.drop, "fail": sw.fail, "forbid": sorted(sw.forbid),
+                    "postings": len(st.postings), "applications": len(st.applications),
+                    "requests": len(st.requests)}
+
+    @app.post("/_sandbox/maintenance")
+    def maintenance() -> Any:
+        with st.lock:
+            st.switches.maintenance = bool(body().get("on", True))
+        return control_state()
+
+    @app.post("/_sandbox/limits")
+    def limits() -> Any:
+        data = body()
+        with st.lock:
+            sw = st.switches
+            for name in ("apply_per_s", "apply_burst", "per_s", "burst"):
+                if name in data:
+                    setattr(sw, name, float(data[name]))
+            if "retry_after" in data:
+                sw.retry_after = bool(data["retry_after"])
+            st.reset_buckets()
+        return control_state()
+
+    @app.post("/_sandbox/latency")
+    def latency() -> Any:
+        data = body()
+        with st.lock:
+            st.switches.latency_s = float(data.get("seconds", 0))
+            st.switches.latency_path = str(data.get("path", ""))
+        return control_state()
+
+    @app.post("/_sandbox/drop")
+    def drop() -> Any:
+        data = body()
+        with st.lock:
+            st.switches.drop.append({"path": str(data.get("path", "")), "count": int(data.get("count", 1))})
+        return control_state()
+
+    @app.post("/_sandbox/fail")
+    def fail() -> Any:
+        data = body()
+        with st.lock:
+            st.switches.fail.append({"path": str(data.get("path", "")), "count": int(data.get("count", 1)),
+                                     "status": int(data.get("status", 500)),
+                                     "message": str(data.get("message", "Injected failure"))})
+        return control_state()
+
+    @app.post("/_sandbox/forbid")
+    def forbid() -> Any:
+        with st.lock:
+            st.switches.forbid = set(body().get("endpoints", []))
+        return control_state()
+
+    @app.post("/_sandbox/postings/<posting_id>")
+    def change_posting(posting_id: str) -> Any:
+        data = body()
+        with st.lock:
+            if posting_id not in st.postings:
+                return _error(404, "ResourceNotFound", "No such posting")
+            if data.get("delete"):
+                del st.postings[posting_id]
+            else:
+                st.postings[posting_id].update({k: v for k, v in data.items() if k in ("state", "text")})
+        return control_state()
+
+    @app.get("/_sandbox/received")
+    def received() -> Any:
+        with st.lock:
+            return {"requests": st.requests, "applications": st.applications,
+                    "uploads": len(st.uploads), "opportunities": len(st.opportunities)}
+
+    @app.post("/_sandbox/reset")
+    def reset() -> Any:
+        st.reset()
+        return control_state()

@@ -1,0 +1,211 @@
+"""All configuration, read once from the environment.
+
+Every setting has a documented default, so an empty environment runs the site on its embedded parts: an embedded
+redis-server in the data directory and the Lever sandbox. A bad value stops start-up with a one-line error that names
+the variable (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+LEVER_PRODUCTION_URL = "https://api.lever.co/v1"
+LEVER_EU_URL = "https://api.eu.lever.co/v1"
+SANDBOX_API_KEY = "sandbox-key"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The site's configuration. Units are in the names: `_s` seconds, `_mb` mebibytes, `_per_s` per second."""
+
+    lever_api_key: str | None = field(repr=False)
+    lever_base_url: str
+    sandbox_port: int
+    redis_url: str | None
+    redis_port: int | None
+    redis_fsync: str
+    data_dir: Path
+    secret_key: str = field(repr=False)
+    company_name: str
+    port: int
+    web_workers: int
+    public_url: str | None
+    proxy_count: int
+    catalog_fresh_s: int
+    catalog_keep_s: int
+    lever_connect_timeout_s: float
+    lever_read_timeout_s: float
+    apply_rate_per_s: float
+    lever_rate_per_s: float
+    lever_burst: int
+    retry_window_s: int
+    probe_cap_s: float
+    delivery_lease_s: int
+    upkeep_interval_s: int
+    max_file_mb: int
+    max_request_mb: int
+    submissions_per_ip_per_hour: int
+    retention_days: int
+    application_source: str
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when no Lever key is configured: the site talks to the Lever sandbox."""
+        return self.lever_api_key is None
+
+    @property
+    def api_key(self) -> str:
+        """The key sent to Lever (the sandbox accepts a fixed one)."""
+        return self.lever_api_key or SANDBOX_API_KEY
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the data directory, its parent created."""
+        p = self.data_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build `Settings` from environment variables (default `os.environ`); `overrides` win (tests use them)."""
+    env = os.environ if environ is None else environ
+    r = _Reader(env)
+    api_key = r.str("LEVER_API_KEY", None)
+    sandbox_port = r.int("JOBSITE_SANDBOX_PORT", 8001, lo=1, hi=65535)
+    default_base = LEVER_PRODUCTION_URL if api_key else f"http://127.0.0.1:{sandbox_port}/v1"
+    data_dir = Path(r.str("JOBSITE_DATA_DIR", "jobsite-data")).expanduser().absolute()
+    company = r.str("JOBSITE_COMPANY_NAME", "Acme Robotics")
+    values: dict[str, Any] = dict(
+        lever_api_key=api_key,
+        lever_base_url=r.get("LEVER_BASE_URL", default_base, _lever_url).rstrip("/"),
+        sandbox_port=sandbox_port,
+        redis_url=r.get("REDIS_URL", None, _redis_url),
+        redis_port=r.int("JOBSITE_REDIS_PORT", None, lo=1, hi=65535),
+        redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "everysec", ("everysec", "always")),
+        data_dir=data_dir,
+        secret_key=r.str("JOBSITE_SECRET_KEY", None) or "",
+        company_name=company,
+        port=r.int("JOBSITE_PORT", 8000, lo=1, hi=65535),
+        web_workers=r.int("JOBSITE_WEB_WORKERS", 2, lo=1, hi=64),
+        public_url=r.get("JOBSITE_PUBLIC_URL", None, _http_url),
+        proxy_count=r.int("JOBSITE_PROXY_COUNT", 0, lo=0, hi=5),
+        catalog_fresh_s=r.int("JOBSITE_CATALOG_FRESH_S", 300, lo=1),
+        catalog_keep_s=r.int("JOBSITE_CATALOG_KEEP_S", 14 * 86400, lo=60),
+        lever_connect_timeout_s=r.float("JOBSITE_LEVER_CONNECT_TIMEOUT_S", 3.05, lo=0.1),
+        lever_read_timeout_s=r.float("JOBSITE_LEVER_READ_TIMEOUT_S", 20.0, lo=0.1),
+        apply_rate_per_s=r.float("JOBSITE_APPLY_RATE_PER_S", 2.0, lo=0.01),
+        lever_rate_per_s=r.float("JOBSITE_LEVER_RATE_PER_S", 10.0, lo=0.01),
+        lever_burst=r.int("JOBSITE_LEVER_BURST", 10, lo=1),
+        retry_window_s=r.int("JOBSITE_RETRY_WINDOW_S", 72 * 3600, lo=1),
+        probe_cap_s=r.float("JOBSITE_PROBE_CAP_S", 30.0, lo=0.1),
+        delivery_lease_s=r.int("JOBSITE_DELIVERY_LEASE_S", 60, lo=2),
+        upkeep_interval_s=r.int("JOBSITE_UPKEEP_INTERVAL_S", 5, lo=1, hi=60),
+        max_file_mb=r.int("JOBSITE_MAX_FILE_MB", 10, lo=1, hi=30),
+        max_request_mb=r.int("JOBSITE_MAX_REQUEST_MB", 25, lo=1, hi=100),
+        submissions_per_ip_per_hour=r.int("JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR", 30, lo=1),
+        retention_days=r.int("JOBSITE_RETENTION_DAYS", 30, lo=1),
+        application_source=r.str("JOBSITE_APPLICATION_SOURCE", f"{company} careers site"),
+    )
+    values.update(overrides)
+    if not values["secret_key"]:
+        values["secret_key"] = _persistent_secret(Path(values["data_dir"]))
+    return Settings(**values)
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    """A random secret kept in the data dir, so every process on this machine signs with the same key."""
+    path = data_dir / "secret_key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def get(self, name: str, default: T, parse: Callable[[str, str], T]) -> T:
+        raw = self.env.get(name, "").strip()
+        return parse(name, raw) if raw else default
+
+    def str(self, name: str, default: Any) -> Any:
+        return self.get(name, default, lambda _n, raw: raw)
+
+    def int(self, name: str, default: Any, lo: int = 0, hi: int | None = None) -> Any:
+        return self.get(name, default, _number(int, "a whole number", lo, hi))
+
+    def float(self, name: str, default: float, lo: float = 0.0) -> float:
+        return self.get(name, default, _number(float, "a number", lo, None))
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        def parse(n: str, raw: str) -> str:
+            if raw not in options:
+                raise ConfigError(f"{n} must be one of {', '.join(options)}, not {raw!r}")
+            return raw
+
+        return self.get(name, default, parse)
+
+
+def _number(kind: type, what: str, lo: float, hi: float | None) -> Callable[[str, str], Any]:
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be {what}, not {raw!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise ConfigError(f"{name} must be {bound}, not {raw!r}")
+        return value
+
+    return parse
+
+
+def _http_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL, not {raw!r}")
+    return raw.rstrip("/")
+
+
+def _lever_url(name: str, raw: str) -> str:
+    url = _http_url(name, raw)
+    host = urlsplit(url).hostname or ""
+    if urlsplit(url).scheme != "https" and not _is_loopback(host):
+        raise ConfigError(f"{name} must use https (Lever refuses plain http), not {raw!r}")
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redis_url(name: str, raw: str) -> str:
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL, not {raw!r}")
+    return raw

@@ -1,0 +1,1 @@
+"""The web side: one blueprint per audience (candidates, API for embedders, admin) plus ops endpoints."""

@@ -1,0 +1,44 @@
+"""Error pages at one edge: JSON for API clients, HTML for people, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, message: str | None = None, headers: dict[str, str] | None = None,
+                   **extra: Any) -> Any:
+    """The error answer for this request, JSON or HTML."""
+    title = HTTP_STATUS_CODES.get(status, "Error")
+    if wants_json():
+        response = jsonify({"error": title, "message": message or title, **extra})
+    else:
+        response = render_template("errors/error.html", status=status, title=title, message=message)
+    return response, status, headers or {}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Any:
+        headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}
+        return error_response(e.code or 500, e.description if (e.code or 500) < 500 else None, headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(e: Exception) -> Any:
+        if isinstance(e, HTTPException):
+            return http_error(e)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, InternalServerError.description)

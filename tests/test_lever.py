@@ -1,0 +1,155 @@
+"""The Lever client against the sandbox, over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobsite.lever import (
+    LeverAuthError,
+    LeverClient,
+    LeverConnectionError,
+    LeverRateLimited,
+    LeverRejected,
+    LeverUnavailable,
+)
+
+from .conftest import Sandbox, free_port
+
+
+def application_body(sandbox: Sandbox, posting_id: str, email: str = "ada@example.com") -> dict:
+    form = sandbox.state.questions[posting_id]
+    custom = []
+    for qset in form["customQuestions"]:
+        fields = []
+        for f in qset["fields"]:
+            value = f["options"][0]["text"] if f.get("options") else ("yes" if f["required"] else None)
+            fields.append({"value": [value] if f["type"] == "multiple-select" and value else value})
+        custom.append({"id": qset["id"], "fields": fields})
+    personal = [{"name": "fullName", "value": "Ada Lovelace"}, {"name": "email", "value": email}]
+    if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
+        personal.append({"name": "preferredPostingLocation",
+                         "value": sandbox.state.postings[posting_id]["categories"]["allLocations"][0]})
+    return {"personalInformation": personal, "customQuestions": custom}
+
+
+def odd_posting(sandbox: Sandbox) -> str:
+    """A published posting whose form needs no resume (odd index in the seed)."""
+    ids = list(sandbox.state.questions)
+    return next(pid for i, pid in enumerate(ids) if i % 2 == 1 and sandbox.state.postings[pid]["state"] == "published")
+
+
+def test_list_postings_follows_every_page(lever: LeverClient, sandbox: Sandbox) -> None:
+    pages = list(lever.iter_posting_pages(limit=7))
+    assert len(pages) == 6 and [len(p) for p in pages] == [7, 7, 7, 7, 7, 1]
+    ids = [p["id"] for page in pages for p in page]
+    assert sorted(ids) == sorted(sandbox.state.postings) and len(set(ids)) == 36
+    assert sandbox.count("postings.list") == 6
+
+
+def test_published_public_postings_only(lever: LeverClient, sandbox: Sandbox) -> None:
+    postings = lever.list_postings(state="published")
+    assert len(postings) == 30 == len(sandbox.public_postings())
+    assert all(p["state"] == "published" and "public" in p["distributionChannels"] for p in postings)
+
+
+def test_posting_and_questions(lever: LeverClient, sandbox: Sandbox) -> None:
+    pid = next(iter(sandbox.state.postings))
+    assert lever.get_posting(pid)["text"] == sandbox.state.postings[pid]["text"]
+    form = lever.get_application_questions(pid)
+    assert form["personalInformation"][0]["name"] == "fullName"
+    with pytest.raises(LeverRejected) as e:
+        lever.get_posting("00000000-0000-4000-8000-000000000000")
+    assert e.value.status == 404 and "doesn't exist" in e.value.message
+
+
+def test_apply_and_find_the_opportunity(lever: LeverClient, sandbox: Sandbox) -> None:
+    pid = odd_posting(sandbox)
+    app_id = lever.apply(pid, application_body(sandbox, pid))
+    opps = lever.list_opportunities(email="ADA@example.com", posting_id=pid, expand="applications")
+    assert [o["applications"][0]["id"] for o in opps] == [app_id]
+    assert lever.get_opportunity(opps[0]["id"])["contact"] == opps[0]["contact"]
+
+
+def test_upload_returns_a_uri_usable_in_an_application(lever: LeverClient, sandbox: Sandbox) -> None:
+    upload = lever.upload_file("cv.pdf", b"%PDF-1.4 test", "application/pdf")
+    assert "/v1/uploads/" in upload.uri and upload.expires_at_ms > 0
+    pid = odd_posting(sandbox)
+    body = application_body(sandbox, pid)
+    body["personalInformation"].append({"name": "resume", "value": upload.uri})
+    assert lever.apply(pid, body)
+
+
+def test_maintenance_mode_is_503_except_the_postings_reads(lever: LeverClient, sandbox: Sandbox) -> None:
+    sandbox.control("maintenance", on=True)
+    pid = odd_posting(sandbox)
+    assert lever.list_postings() and lever.get_posting(pid) and lever.get_application_questions(pid)
+    with pytest.raises(LeverUnavailable) as e:
+        lever.apply(pid, application_body(sandbox, pid))
+    assert e.value.status == 503
+    with pytest.raises(LeverUnavailable):
+        lever.list_opportunities(email="ada@example.com")
+    with pytest.raises(LeverUnavailable):
+        lever.upload_file("cv.txt", b"hello", "text/plain")
+    assert sandbox.received()["applications"] == []
+
+
+@pytest.mark.parametrize("retry_after", [True, False])
+def test_429_above_the_apply_limit(lever: LeverClient, sandbox: Sandbox, retry_after: bool) -> None:
+    sandbox.control("limits", apply_per_s=2, apply_burst=2, retry_after=retry_after)
+    pid = odd_posting(sandbox)
+    lever.apply(pid, application_body(sandbox, pid, "a@example.com"))
+    lever.apply(pid, application_body(sandbox, pid, "b@example.com"))
+    with pytest.raises(LeverRateLimited) as e:
+        lever.apply(pid, application_body(sandbox, pid, "c@example.com"))
+    assert e.value.status == 429
+    assert (e.value.retry_after is not None) == retry_after
+    assert len(sandbox.received()["applications"]) == 2
+
+
+def test_a_rejected_application_carries_levers_message(lever: LeverClient, sandbox: Sandbox) -> None:
+    pid = odd_posting(sandbox)
+    sandbox.control(f"postings/{pid}", state="closed")
+    with pytest.raises(LeverRejected) as e:
+        lever.apply(pid, application_body(sandbox, pid))
+    assert e.value.status == 400 and e.value.message == "This posting is not accepting applications"
+
+
+def test_a_wrong_key_is_an_auth_error_that_never_shows_the_key(sandbox: Sandbox) -> None:
+    client = LeverClient(base_url=f"{sandbox.url}/v1", api_key="sk_wrong_secret_key", timeout=(1, 5))
+    with pytest.raises(LeverAuthError) as e:
+        client.list_postings()
+    assert e.value.status == 401
+    assert "sk_wrong_secret_key" not in f"{e.value!r} {e.value} {e.value.body} {client!r}"
+
+
+def test_a_dropped_connection_after_apply_is_an_unknown_outcome(lever: LeverClient, sandbox: Sandbox) -> None:
+    sandbox.control("drop", path="/apply", count=1)
+    pid = odd_posting(sandbox)
+    with pytest.raises(LeverConnectionError) as e:
+        lever.apply(pid, application_body(sandbox, pid))
+    assert e.value.outcome_unknown is True
+    assert len(sandbox.received()["applications"]) == 1  # Lever did process it
+
+
+def test_a_read_timeout_on_a_post_is_an_unknown_outcome(sandbox: Sandbox) -> None:
+    client = LeverClient(base_url=f"{sandbox.url}/v1", api_key="sandbox-key", timeout=(1, 0.3))
+    sandbox.control("latency", seconds=1.0, path="/apply")
+    pid = odd_posting(sandbox)
+    with pytest.raises(LeverConnectionError) as e:
+        client.apply(pid, application_body(sandbox, pid))
+    assert e.value.outcome_unknown is True
+
+
+def test_a_refused_connection_was_never_sent() -> None:
+    client = LeverClient(base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="k", timeout=(1, 1))
+    with pytest.raises(LeverConnectionError) as e:
+        client.apply("abc", {})
+    assert e.value.outcome_unknown is False
+
+
+def test_injected_server_error_is_unavailable(lever: LeverClient, sandbox: Sandbox) -> None:
+    sandbox.control("fail", path="/postings", status=500, count=1, message="boom")
+    with pytest.raises(LeverUnavailable) as e:
+        lever.list_postings()
+    assert e.value.status == 500 and e.value.message == "boom"
+    assert lever.list_postings()
