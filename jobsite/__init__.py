@@ -16,7 +16,8 @@ _SHARE = ROOT if (ROOT / "templates").is_dir() else ROOT.parent
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
-    from . import services
+    from . import files, services
+    from .sanitize import clean_html
     from .web import api, candidates, errors, ops
 
     settings = settings or load_settings(**overrides)
@@ -40,5 +41,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(ops.bp)
     app.register_blueprint(candidates.bp)
     app.register_blueprint(api.bp)
-    app.jinja_env.globals["company_name"] = settings.company_name
+    app.jinja_env.globals.update(company_name=settings.company_name, accept=files.ACCEPT)
+    app.jinja_env.filters["sanitize"] = clean_html
     return app

@@ -144,15 +144,19 @@ class LeverClient:
 
     # Postings
 
-    def iter_posting_pages(self, **params: Any) -> Iterator[list[dict[str, Any]]]:
-        """Yield List-all-postings pages, following `next` while `hasNext`. Params are Lever's query parameters."""
+    def _pages(self, path: str, endpoint: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages of a Lever list, following `next` while `hasNext` (the token is passed back verbatim)."""
         query = {"limit": 100, **params}
         while True:
-            page = self._request("GET", "/postings", "postings.list", params=query)
+            page = self._request("GET", path, endpoint, params=query)
             yield page.get("data", [])
             if not page.get("hasNext") or not page.get("next"):
                 return
             query = {**query, "offset": page["next"]}
+
+    def iter_posting_pages(self, **params: Any) -> Iterator[list[dict[str, Any]]]:
+        """Yield List-all-postings pages. Params are Lever's query parameters."""
+        return self._pages("/postings", "postings.list", params)
 
     def list_postings(self, **params: Any) -> list[dict[str, Any]]:
         """All postings matching `params`, every page."""
@@ -182,16 +186,13 @@ class LeverClient:
 
     # Opportunities
 
+    def iter_opportunity_pages(self, **params: Any) -> Iterator[list[dict[str, Any]]]:
+        """Yield List-all-opportunities pages (filters such as email, posting_id, created_at_start)."""
+        return self._pages("/opportunities", "opportunities.list", params)
+
     def list_opportunities(self, **params: Any) -> list[dict[str, Any]]:
-        """All opportunities matching Lever's filters (e.g. email, posting_id, created_at_start), every page."""
-        query: dict[str, Any] = {"limit": 100, **params}
-        found: list[dict[str, Any]] = []
-        while True:
-            page = self._request("GET", "/opportunities", "opportunities.list", params=query)
-            found.extend(page.get("data", []))
-            if not page.get("hasNext") or not page.get("next"):
-                return found
-            query = {**query, "offset": page["next"]}
+        """All opportunities matching Lever's filters, every page."""
+        return [o for page in self.iter_opportunity_pages(**params) for o in page]
 
     def get_opportunity(self, opportunity_id: str) -> dict[str, Any]:
         """Retrieve a single opportunity."""

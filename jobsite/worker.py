@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from rq import Queue, SimpleWorker
+import redis
+from rq import SimpleWorker
 
 from . import jobs
 from .services import Services
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-QUEUE = "applications"
 
 
 class DeliveryWorker(SimpleWorker):
@@ -21,20 +20,19 @@ class DeliveryWorker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        jobs.upkeep()
-
-
-def make_queue(services: Services) -> Queue:
-    return Queue(QUEUE, connection=services.redis)
+        try:
+            jobs.upkeep()
+        except redis.RedisError as e:  # Redis is down or restarting: RQ reconnects, and upkeep runs again next tick
+            log.warning("upkeep skipped: %s", e)
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     services = jobs.use(Services(settings))
     worker = DeliveryWorker(
-        [make_queue(services)],
+        [jobs.queue(services)],
         connection=services.redis,
         worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
         maintenance_interval=settings.upkeep_interval_s,
     )
-    jobs.on_worker_start()
+    jobs.on_worker_start(services)
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")

@@ -1,7 +1,119 @@
-"""The JSON API for company career pages that embed jobsite."""
+"""The JSON API for company career pages that embed jobsite: postings, forms, applications, their status.
+
+Read endpoints are cacheable and open to any origin; the application endpoint takes the body shape of Lever's
+Apply to a posting (JSON), or the form's fields as multipart/form-data with files. No cookies are used, so there is
+no ambient authority for another site to abuse.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from ..catalog import PostingNotFound
+from ..services import get_services
+from ..validation import ValidationFailed, answers_from_lever_body
+from . import submission
+from .candidates import application_status, site_url
+from .errors import error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+POSTING_FIELDS = ("id", "text", "team", "department", "locations", "commitment", "level", "workplaceType",
+                  "country", "createdAt", "updatedAt", "salaryRange", "descriptionHtml", "lists", "closingHtml")
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    response.headers["Vary"] = "Origin"
+    return response
+
+
+def _posting_json(p: dict[str, Any]) -> dict[str, Any]:
+    out = {k: p.get(k) for k in POSTING_FIELDS}
+    out["urls"] = {"show": site_url() + url_for("candidates.posting", posting_id=p["id"]),
+                   "apply": site_url() + url_for("candidates.apply", posting_id=p["id"]),
+                   "applications": site_url() + url_for("api.apply", posting_id=p["id"])}
+    return out
+
+
+@bp.get("/postings")
+def postings() -> Response:
+    from .. import board
+
+    snap = get_services().catalog.postings()
+    found = board.search(snap.data, board.Query.from_args(request.args))
+    response = jsonify({"data": [_posting_json(p) for p in found], "count": len(found)})
+    response.set_etag(f"{snap.version}-{board.Query.from_args(request.args).key()}".replace('"', ""))
+    response.headers["Cache-Control"] = "public, max-age=60, stale-while-revalidate=600, stale-if-error=86400"
+    return response.make_conditional(request)
+
+
+@bp.get("/postings/<posting_id>")
+def posting(posting_id: str) -> Any:
+    try:
+        posting_, form = submission.form_for(posting_id)
+    except PostingNotFound:
+        return error_response(404, "No open posting with this id.")
+    data = _posting_json(posting_)
+    data["form"] = [{"title": s.title, "note": s.note, "fields": [
+        {"name": f.name, "label": f.label, "type": f.type, "required": f.required, "description": f.description,
+         "options": [{"value": v, "label": label} for v, label in f.options]} for f in s.fields]}
+        for s in form.sections]
+    return {"data": data}
+
+
+@bp.route("/postings/<posting_id>/applications", methods=["POST", "OPTIONS"])
+def apply(posting_id: str) -> Any:
+    if request.method == "OPTIONS":
+        return Response(status=204)
+    try:
+        posting_, form = submission.form_for(posting_id)
+    except PostingNotFound:
+        return error_response(404, "No open posting with this id: it may have closed.")
+    max_bytes = get_services().settings.max_file_mb * 2**20
+    if request.mimetype == "application/json":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return error_response(400, "The body must be a JSON object shaped like Lever's Apply to a posting.")
+        answers, uploads, honeypot = answers_from_lever_body(form, body), {}, str(body.get("website") or "")
+    elif request.mimetype == "multipart/form-data":
+        if "application" in request.form:
+            try:
+                body = json.loads(request.form["application"])
+            except ValueError:
+                return error_response(400, "The 'application' part must be JSON.")
+            answers = answers_from_lever_body(form, body) if isinstance(body, dict) else {}
+        else:
+            answers = submission.answers_from(request.form, form)
+        uploads = submission.uploads_from(request.files, form, max_bytes)
+        honeypot = request.form.get("website", "")
+    else:
+        return error_response(415, "Send application/json or multipart/form-data.")
+    try:
+        receipt = submission.receive(posting_, form, answers, uploads,
+                                     idempotency_key=request.headers.get("Idempotency-Key") or None,
+                                     honeypot=honeypot)
+    except ValidationFailed as e:
+        return error_response(422, "Some answers need attention.", errors=e.errors)
+    except submission.Rejected as e:
+        return error_response(e.status, e.message, e.headers)
+    status_url = site_url() + url_for("api.application", receipt=receipt.receipt)
+    return {"receipt": receipt.receipt, "status": receipt.status, "status_url": status_url}, 202
+
+
+@bp.get("/applications/<receipt>")
+def application(receipt: str) -> Any:
+    status = application_status(receipt)
+    if status is None:
+        return error_response(404, "No application with this receipt.")
+    status.pop("posting_title", None)
+    response = jsonify(status)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,14 +1,178 @@
-"""Pages for candidates: job list, posting, application form, confirmation."""
+"""Pages for candidates: job list, posting, application form, confirmation, plus the sitemap."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from flask import Blueprint
+import redis
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from .. import applications, board, intake, seo
+from ..catalog import PostingNotFound
+from ..services import get_services
+from ..validation import Form, ValidationFailed
+from . import submission
+from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
+pages = PageCache()
+FORM_TOKEN_MAX_AGE_S = 2 * 86400
+
+
+def site_url() -> str:
+    return (get_services().settings.public_url or request.url_root).rstrip("/")
+
+
+def absolute(endpoint: str, **values: Any) -> str:
+    return site_url() + url_for(endpoint, **values)
+
+
+def embedded() -> bool:
+    return request.args.get("embed") == "1"
+
+
+def _posting_or_404(posting_id: str) -> dict[str, Any]:
+    try:
+        return get_services().catalog.posting(posting_id)
+    except PostingNotFound:
+        abort(404, "This job is not open (any more). Have a look at our other openings.")
 
 
 @bp.get("/")
-def jobs() -> Any:
-    return "jobs"
+def jobs() -> Response:
+    snap = get_services().catalog.postings()
+    query = board.Query.from_args(request.args)
+
+    def render() -> str:
+        found = board.search(snap.data, query)
+        return render_template("candidates/jobs.html", groups=board.by_team(found), count=len(found),
+                               total=len(snap.data), facets=board.facets(snap.data), query=query,
+                               labels=board.WORKPLACE_LABELS, embedded=embedded(),
+                               canonical=absolute("candidates.jobs"))
+
+    return pages.respond(("jobs", snap.version, query.key(), str(embedded()), site_url()), render)
+
+
+@bp.get("/jobs/<posting_id>")
+def posting(posting_id: str) -> Response:
+    snap = get_services().catalog.postings()
+    p = _posting_or_404(posting_id)
+
+    def render() -> str:
+        canonical = absolute("candidates.posting", posting_id=posting_id)
+        ld = seo.job_posting(p, company=current_app.jinja_env.globals["company_name"], url=canonical,
+                             site_url=site_url())
+        return render_template("candidates/posting.html", p=p, jsonld=ld, canonical=canonical,
+                               labels=board.WORKPLACE_LABELS, embedded=embedded())
+
+    return pages.respond(("posting", snap.version, posting_id, str(embedded()), site_url()), render)
+
+
+def form_tokens() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="apply-form")
+
+
+def new_form_token(posting_id: str) -> str:
+    """A signed token in every rendered form: proves the form came from us and keys the submission's idempotency."""
+    return form_tokens().dumps({"p": posting_id, "n": secrets.token_urlsafe(12)})
+
+
+def read_form_token(token: str, posting_id: str) -> str | None:
+    """The token's nonce if it is ours, recent and for this posting."""
+    try:
+        data = form_tokens().loads(token, max_age=FORM_TOKEN_MAX_AGE_S)
+    except BadSignature:
+        return None
+    return data.get("n") if isinstance(data, dict) and data.get("p") == posting_id else None
+
+
+def render_form(p: dict[str, Any], form: Form, *, answers: Any = None, errors: dict[str, str] | None = None,
+                token: str | None = None, status: int = 200, message: str | None = None) -> Response:
+    html = render_template("candidates/apply.html", p=p, form=form, answers=answers or {}, errors=errors or {},
+                           token=token or new_form_token(p["id"]), embedded=embedded(), message=message,
+                           canonical=absolute("candidates.apply", posting_id=p["id"]))
+    response = Response(html, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/jobs/<posting_id>/apply")
+def apply(posting_id: str) -> Response:
+    return render_form(*_form_or_404(posting_id))
+
+
+@bp.get("/sitemap.xml")
+def sitemap() -> Response:
+    snap = get_services().catalog.postings()
+    xml = render_template("candidates/sitemap.xml", postings=snap.data, site=site_url(),
+                          iso_date=seo.iso_date)
+    response = Response(xml, mimetype="application/xml")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/robots.txt")
+def robots() -> Response:
+    return Response(f"User-agent: *\nDisallow: /admin/\nDisallow: /api/\nSitemap: {site_url()}/sitemap.xml\n",
+                    mimetype="text/plain")
+
+
+@bp.post("/jobs/<posting_id>/apply")
+def submit(posting_id: str) -> Response:
+    posting, form = _form_or_404(posting_id)
+    max_bytes = get_services().settings.max_file_mb * 2**20
+    answers = submission.answers_from(request.form, form)
+    token = request.form.get("form_token", "")
+    nonce = read_form_token(token, posting_id)
+    if nonce is None:
+        return render_form(posting, form, answers=answers, status=400,
+                           message="This form had expired, so nothing was sent. Your answers are still here: "
+                                   "please attach your files again and submit.")
+    try:
+        receipt = submission.receive(posting, form, answers, submission.uploads_from(request.files, form, max_bytes),
+                                     idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""))
+    except ValidationFailed as e:
+        return render_form(posting, form, answers=answers, errors=e.errors, token=token, status=422)
+    except submission.Rejected as e:
+        response = render_form(posting, form, answers=answers, token=token, status=e.status, message=e.message)
+        response.headers.update(e.headers)
+        return response
+    return redirect(url_for("candidates.confirmation", receipt=receipt.receipt, embed=1 if embedded() else None), 303)
+
+
+def _form_or_404(posting_id: str) -> tuple[dict[str, Any], Form]:
+    try:
+        return submission.form_for(posting_id)
+    except PostingNotFound:
+        abort(404, "This job is not open (any more). Have a look at our other openings.")
+
+
+@bp.get("/applications/<receipt>")
+def confirmation(receipt: str) -> Response:
+    status = application_status(receipt)
+    if status is None:
+        abort(404, "We could not find an application with this receipt.")
+    response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded()))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def application_status(receipt: str) -> dict[str, Any] | None:
+    """An application's public status (no personal data), from Redis or, while Redis is down, the spool."""
+    svc = get_services()
+    if not receipt or len(receipt) > 64 or not receipt.replace("-", "").replace("_", "").isalnum():
+        return None
+    try:
+        record = applications.load(svc.redis, receipt)
+    except redis.RedisError:
+        record = None
+    if record is not None:
+        data = record.public()
+        data["posting_title"] = record.posting_title
+        return data
+    if intake.spooled_receipt(svc, receipt):
+        return {"receipt": receipt, "status": applications.State.QUEUED.public, "posting": None,
+                "posting_title": "", "received_at": None, "delivered_at": None}
+    return None

@@ -9,6 +9,8 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from ..catalog import CatalogUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +37,11 @@ def init_app(app: Flask) -> None:
     def http_error(e: HTTPException) -> Any:
         headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}
         return error_response(e.code or 500, e.description if (e.code or 500) < 500 else None, headers)
+
+    @app.errorhandler(CatalogUnavailable)
+    def catalog_unavailable(e: CatalogUnavailable) -> Any:
+        return error_response(503, "Jobs are briefly unavailable. Please try again in a minute.",
+                              {"Retry-After": "60"})
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception) -> Any:

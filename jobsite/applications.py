@@ -1,0 +1,170 @@
+"""Application records in Redis: one hash per application, a sorted set per state, and an attempt log.
+
+Receipts are 128-bit random tokens: unguessable, and valid RQ job id characters.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import redis
+
+from .validation import Application
+
+
+class State(str, Enum):
+    QUEUED = "queued"  # accepted, a job will deliver it
+    WAITING = "waiting"  # waiting for Lever: maintenance, rate limit or a retry after a failure
+    DELIVERING = "delivering"  # a worker is sending it now
+    DELIVERED = "delivered"
+    NEEDS_ATTENTION = "needs_attention"  # Lever refused it, or kept failing past the retry window
+    DISCARDED = "discarded"  # a recruiter discarded it
+
+    @property
+    def public(self) -> str:
+        """The state as a candidate or an embedding page may see it."""
+        return {"waiting": "waiting for Lever", "delivering": "queued", "needs_attention": "needs attention",
+                "discarded": "needs attention"}.get(self.value, self.value)
+
+
+FINAL = (State.DELIVERED, State.DISCARDED)
+
+
+def new_receipt() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def record_key(receipt: str) -> str:
+    return f"app:{receipt}"
+
+
+def state_key(state: State) -> str:
+    return f"apps:state:{state.value}"
+
+
+ALL = "apps:all"  # receipt -> created_at, every application
+ATTEMPTS = "app:{}:attempts"
+DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's rates and charts
+
+
+@dataclass
+class Record:
+    """One application as stored. `files` holds {field, filename, path, kind, size} per stored file."""
+
+    receipt: str
+    posting_id: str
+    state: State
+    created_at: float
+    application: Application | None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: float = 0.0
+    attempts: int = 0
+    job_id: str = ""
+    inflight_at: float = 0.0  # an apply was sent at this time and its outcome is not known yet
+    first_sent_at: float = 0.0
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> {uri, expires_at_ms}
+    lever_application_id: str = ""
+    opportunity_id: str = ""
+    contact_id: str = ""
+    last_error: str = ""
+    next_attempt_at: float = 0.0
+    delivered_at: float = 0.0
+    posting_title: str = ""
+    purged: bool = False
+
+    def to_redis(self) -> dict[str, str]:
+        data = {k: v for k, v in self.__dict__.items() if k not in ("application", "state", "files", "uploads")}
+        out = {k: str(int(v) if isinstance(v, bool) else v) for k, v in data.items()}
+        out.update(state=self.state.value, files=json.dumps(self.files), uploads=json.dumps(self.uploads),
+                   application=json.dumps(self.application.to_dict()) if self.application else "")
+        return out
+
+    @classmethod
+    def from_redis(cls, raw: dict[bytes, bytes]) -> Record:
+        d = {k.decode(): v.decode() for k, v in raw.items()}
+        floats = ("created_at", "updated_at", "inflight_at", "first_sent_at", "next_attempt_at", "delivered_at")
+        return cls(
+            receipt=d["receipt"], posting_id=d["posting_id"], state=State(d["state"]),
+            application=Application.from_dict(json.loads(d["application"])) if d.get("application") else None,
+            files=json.loads(d.get("files") or "[]"), uploads=json.loads(d.get("uploads") or "{}"),
+            attempts=int(d.get("attempts") or 0), purged=d.get("purged") == "1",
+            **{k: float(d.get(k) or 0) for k in floats},
+            **{k: d.get(k, "") for k in ("job_id", "lever_application_id", "opportunity_id", "contact_id",
+                                         "last_error", "posting_title")},
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What the status endpoint shows: no personal data."""
+        return {"receipt": self.receipt, "status": self.state.public, "posting": self.posting_id,
+                "received_at": int(self.created_at), "delivered_at": int(self.delivered_at) or None}
+
+
+def add(pipe: redis.client.Pipeline, record: Record) -> None:
+    """Queue the writes that create `record` on a MULTI pipeline."""
+    record.updated_at = record.updated_at or record.created_at
+    pipe.hset(record_key(record.receipt), mapping=record.to_redis())
+    pipe.zadd(ALL, {record.receipt: record.created_at})
+    pipe.zadd(state_key(record.state), {record.receipt: record.created_at})
+
+
+def load(r: redis.Redis, receipt: str) -> Record | None:
+    raw = r.hgetall(record_key(receipt))
+    return Record.from_redis(raw) if raw else None
+
+
+def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State | None = None,
+           **changes: Any) -> Record:
+    """Change fields and, if given, the state (moving it between the state sets), in one transaction."""
+    old = record.state
+    for k, v in changes.items():
+        setattr(record, k, v)
+    record.updated_at = time.time()
+    if state is not None:
+        record.state = state
+    pipe = r.pipeline() if isinstance(r, redis.Redis) else r
+    mapping = {k: record.to_redis()[k] for k in (*changes, "updated_at", "state")}
+    pipe.hset(record_key(record.receipt), mapping=mapping)
+    if state is not None and state != old:
+        pipe.zrem(state_key(old), record.receipt)
+        pipe.zadd(state_key(state), {record.receipt: record.created_at})
+        if state == State.DELIVERED:
+            pipe.zadd(DELIVERED_LOG, {record.receipt: record.delivered_at or time.time()})
+    if isinstance(r, redis.Redis):
+        pipe.execute()
+    return record
+
+
+def log_attempt(r: redis.Redis, receipt: str, action: str, status: int | str | None, message: str = "") -> None:
+    """Append to the application's delivery history (kept for recruiters)."""
+    entry = {"at": time.time(), "action": action, "status": status, "message": message[:500]}
+    r.rpush(ATTEMPTS.format(receipt), json.dumps(entry))
+
+
+def attempts(r: redis.Redis, receipt: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in r.lrange(ATTEMPTS.format(receipt), 0, -1)]
+
+
+def counts(r: redis.Redis) -> dict[str, int]:
+    pipe = r.pipeline(transaction=False)
+    for s in State:
+        pipe.zcard(state_key(s))
+    return {s.value: n for s, n in zip(State, pipe.execute(), strict=True)}
+
+
+def receipts(r: redis.Redis, state: State, limit: int = 1000) -> list[str]:
+    """Receipts in a state, oldest first."""
+    return [x.decode() for x in r.zrange(state_key(state), 0, limit - 1)]
+
+
+def load_many(r: redis.Redis, receipts_: Iterable[str]) -> list[Record]:
+    pipe = r.pipeline(transaction=False)
+    ids = list(receipts_)
+    for receipt in ids:
+        pipe.hgetall(record_key(receipt))
+    return [Record.from_redis(raw) for raw in pipe.execute() if raw]

@@ -1,0 +1,82 @@
+"""The job board's view of the postings: filters, full-text search, facets and grouping by team."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+WORKPLACE_LABELS = {"onsite": "On-site", "remote": "Remote", "hybrid": "Hybrid"}
+FILTERS = ("team", "department", "location", "commitment", "workplace")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a visitor asked for: one value per filter (empty = any) and search words."""
+
+    team: str = ""
+    department: str = ""
+    location: str = ""
+    commitment: str = ""
+    workplace: str = ""
+    q: str = ""
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> Query:
+        return cls(**{name: (args.get(name) or "").strip()[:200] for name in (*FILTERS, "q")})
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, n) for n in (*FILTERS, "q"))
+
+    def key(self) -> str:
+        return "|".join(getattr(self, n) for n in (*FILTERS, "q"))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def _values(posting: dict[str, Any], name: str) -> list[str]:
+    if name == "location":
+        return posting["locations"]
+    if name == "workplace":
+        return [posting["workplaceType"]]
+    value = posting.get(name)
+    return [value] if value else []
+
+
+def matches(posting: dict[str, Any], query: Query) -> bool:
+    """A posting matches every filter given (a multi-location posting matches each of its locations) and every
+    search word, as a prefix of a word of its title, team or description."""
+    for name in FILTERS:
+        wanted = getattr(query, name)
+        if wanted and wanted not in _values(posting, name):
+            return False
+    if query.q:
+        haystack = set(_words(" ".join([posting["text"], posting.get("team") or "", posting["descriptionPlain"]])))
+        for word in _words(query.q):
+            if not any(h.startswith(word) for h in haystack):
+                return False
+    return True
+
+
+def search(postings: Iterable[dict[str, Any]], query: Query) -> list[dict[str, Any]]:
+    return [p for p in postings if matches(p, query)]
+
+
+def facets(postings: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """The values each filter can take, sorted, from all postings."""
+    found: dict[str, set[str]] = {name: set() for name in FILTERS}
+    for p in postings:
+        for name in FILTERS:
+            found[name].update(v for v in _values(p, name) if v and v != "unspecified")
+    return {name: sorted(values) for name, values in found.items()}
+
+
+def by_team(postings: Iterable[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Postings grouped by team, teams sorted by name, postings by title."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for p in postings:
+        groups.setdefault(p.get("team") or "Other", []).append(p)
+    return [(team, sorted(ps, key=lambda p: p["text"])) for team, ps in sorted(groups.items())]

@@ -1,0 +1,256 @@
+"""The postings catalog: Lever's published postings and their application questions, kept in diskcache.
+
+Reads never wait on Lever for anything seen before. An entry is fresh for CATALOG_FRESH_S; after that it is served at
+once while one refresh runs in the background (stale-while-revalidate), and it keeps being served for up to
+CATALOG_KEEP_S while Lever errors (stale-if-error). Misses and refreshes are collapsed across every process that shares
+the cache directory with a lock entry in the cache itself: one Lever fetch per resource at a time.
+
+Values are stored as JSON text (never pickle). Each resource has a small `meta` entry (fetch time, version) beside its
+`data` entry, so the hot path reads a few bytes and reuses the parsed data it already holds for that version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import diskcache
+
+from .lever import LeverError
+from .sanitize import clean_html
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+LOCK_S = 30  # a fetch holds its lock at most this long; after a failed fetch it also spaces out the next try
+WAIT_S = 20  # a cold miss waits this long for another process's fetch
+
+
+class Key(str, Enum):
+    """Every cache key; callers never build key strings."""
+
+    POSTINGS = "postings"
+    QUESTIONS = "questions:{}"
+
+    def of(self, *args: str) -> str:
+        return self.value.format(*args)
+
+
+class CatalogUnavailable(Exception):
+    """No copy is cached and Lever cannot be reached: the candidate sees 'jobs are briefly unavailable'."""
+
+
+class PostingNotFound(LookupError):
+    """No published posting with that id."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A cached resource: its data, when it was fetched (epoch s) and a version that changes with its content."""
+
+    data: Any
+    fetched_at: float
+    version: str
+
+    @property
+    def age_s(self) -> float:
+        return max(0.0, time.time() - self.fetched_at)
+
+
+@dataclass
+class Stats:
+    """Per-process counters, flushed to the shared metrics."""
+
+    hits: int = 0
+    misses: int = 0
+    stale: int = 0
+    refreshes: int = 0
+    errors: int = 0
+
+
+class Catalog:
+    def __init__(self, services: Services):
+        s = services.settings
+        self.services = services
+        self.fresh_s = s.catalog_fresh_s
+        self.keep_s = s.catalog_keep_s
+        # Values up to 4 MB stay inline in SQLite: 6x faster writes and 3x faster reads than separate files.
+        self.cache = diskcache.Cache(str(s.path("cache", "catalog")), disk_min_file_size=4 * 2**20,
+                                     size_limit=2**30, eviction_policy="least-recently-stored")
+        self.stats = Stats()
+        self._parsed: dict[str, Snapshot] = {}  # process-local: the parsed data of the version last read
+
+    # Public getters
+
+    def postings(self) -> Snapshot:
+        """The published postings on the public job site, newest first."""
+        return self._get(Key.POSTINGS.of(), self._fetch_postings)
+
+    def posting(self, posting_id: str) -> dict[str, Any]:
+        """One published posting, from the list (so a posting gone from Lever is gone here at the next refresh)."""
+        for p in self.postings().data:
+            if p["id"] == posting_id:
+                return p
+        raise PostingNotFound(posting_id)
+
+    def questions(self, posting_id: str) -> Snapshot:
+        """The application form of a published posting."""
+        self.posting(posting_id)
+        return self._get(Key.QUESTIONS.of(posting_id), lambda: self.services.lever.get_application_questions(posting_id))
+
+    def refresh_postings(self) -> Snapshot:
+        """Fetch the postings now (recruiters' "refresh"), waiting for a fetch already under way."""
+        return self._fetch_collapsed(Key.POSTINGS.of(), self._fetch_postings, force=True)
+
+    def clear_postings(self) -> None:
+        self.cache.delete(Key.POSTINGS.of() + ":meta")
+        self.cache.delete(Key.POSTINGS.of() + ":data")
+
+    def info(self) -> dict[str, Any]:
+        """Age and size of the postings entry, for recruiters and readiness."""
+        meta = self._meta(Key.POSTINGS.of())
+        return {"postings_age_s": round(time.time() - meta["fetched_at"], 1) if meta else None,
+                "postings_error": meta.get("error") if meta else None}
+
+    # Mechanics
+
+    def _meta(self, key: str) -> dict[str, Any] | None:
+        raw = self.cache.get(key + ":meta")
+        return json.loads(raw) if raw else None
+
+    def _read(self, key: str, meta: dict[str, Any]) -> Snapshot | None:
+        known = self._parsed.get(key)
+        if known and known.version == meta["version"]:
+            return Snapshot(known.data, meta["fetched_at"], known.version)
+        raw = self.cache.get(key + ":data")
+        if raw is None:
+            return None
+        snap = Snapshot(json.loads(raw), meta["fetched_at"], meta["version"])
+        self._parsed[key] = snap
+        return snap
+
+    def _get(self, key: str, fetch: Callable[[], Any]) -> Snapshot:
+        meta = self._meta(key)
+        snap = self._read(key, meta) if meta else None
+        if snap is None:
+            self.stats.misses += 1
+            return self._fetch_collapsed(key, fetch)
+        if snap.age_s <= self.fresh_s:
+            self.stats.hits += 1
+        else:
+            self.stats.stale += 1
+            self._refresh_in_background(key, fetch)
+        return snap
+
+    def _lock(self, key: str) -> str | None:
+        token = uuid.uuid4().hex
+        return token if self.cache.add(key + ":lock", token, expire=LOCK_S) else None
+
+    def _unlock(self, key: str, token: str) -> None:
+        if self.cache.get(key + ":lock") == token:
+            self.cache.delete(key + ":lock")
+
+    def _store(self, key: str, data: Any) -> Snapshot:
+        text = json.dumps(data, separators=(",", ":"))
+        version = hashlib.sha256(text.encode()).hexdigest()[:16]
+        now = time.time()
+        self.cache.set(key + ":data", text, expire=self.keep_s)
+        self.cache.set(key + ":meta", json.dumps({"fetched_at": now, "version": version}), expire=self.keep_s)
+        self.stats.refreshes += 1
+        snap = Snapshot(data, now, version)
+        self._parsed[key] = snap
+        return snap
+
+    def _fetch(self, key: str, fetch: Callable[[], Any]) -> Snapshot:
+        try:
+            return self._store(key, fetch())
+        except LeverError as e:
+            self.stats.errors += 1
+            log.warning("catalog: fetching %s from Lever failed: %s %s", key.split(":")[0], type(e).__name__,
+                        e.status or "")
+            raise
+
+    def _fetch_collapsed(self, key: str, fetch: Callable[[], Any], force: bool = False) -> Snapshot:
+        """Fetch under the lock, or wait for the process holding it and read what it stored."""
+        deadline = time.monotonic() + WAIT_S
+        before = self._meta(key) if force else None
+        while True:
+            token = self._lock(key)
+            if token:
+                try:
+                    meta = self._meta(key)
+                    if meta and not force:  # another process stored it while we waited for the lock
+                        snap = self._read(key, meta)
+                        if snap:
+                            return snap
+                    try:
+                        return self._fetch(key, fetch)
+                    except LeverError as e:
+                        raise CatalogUnavailable(str(e)) from None
+                finally:
+                    self._unlock(key, token)
+            time.sleep(0.02)
+            meta = self._meta(key)
+            if meta and meta != before:
+                snap = self._read(key, meta)
+                if snap:
+                    return snap
+            if time.monotonic() > deadline:
+                raise CatalogUnavailable(f"timed out waiting for {key}")
+
+    def _refresh_in_background(self, key: str, fetch: Callable[[], Any]) -> None:
+        token = self._lock(key)
+        if token is None:
+            return  # a refresh is under way, or one failed less than LOCK_S ago
+
+        def run() -> None:
+            try:
+                self._fetch(key, fetch)
+            except LeverError:
+                return  # keep serving the stale copy; the lock expires after LOCK_S and then we try again
+            self._unlock(key, token)
+
+        threading.Thread(target=run, name=f"refresh-{key}", daemon=True).start()
+
+    def _fetch_postings(self) -> list[dict[str, Any]]:
+        postings = self.services.lever.list_postings(state="published", distributionChannel="public")
+        return [_public_posting(p) for p in postings
+                if p.get("state") == "published" and "public" in (p.get("distributionChannels") or [])
+                and p.get("confidentiality", "non-confidential") == "non-confidential"]
+
+
+def _public_posting(p: dict[str, Any]) -> dict[str, Any]:
+    """What the site shows of a posting, its HTML sanitised once here rather than on every render."""
+    content = p.get("content") or {}
+    cats = p.get("categories") or {}
+    locations = cats.get("allLocations") or ([cats["location"]] if cats.get("location") else [])
+    return {
+        "id": p["id"],
+        "text": p.get("text") or "",
+        "createdAt": p.get("createdAt"),
+        "updatedAt": p.get("updatedAt") or p.get("createdAt"),
+        "team": cats.get("team"),
+        "department": cats.get("department"),
+        "locations": locations,
+        "commitment": cats.get("commitment"),
+        "level": cats.get("level"),
+        "workplaceType": p.get("workplaceType") or "unspecified",
+        "country": p.get("country"),
+        "descriptionHtml": clean_html(content.get("descriptionHtml")),
+        "descriptionPlain": content.get("description") or "",
+        "lists": [{"text": lst.get("text", ""), "content": clean_html(f"<ul>{lst.get('content', '')}</ul>")}
+                  for lst in content.get("lists") or []],
+        "closingHtml": clean_html(content.get("closingHtml")),
+        "salaryRange": p.get("salaryRange"),
+        "salaryDescriptionHtml": clean_html(p.get("salaryDescriptionHtml")),
+    }

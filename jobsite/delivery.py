@@ -1,0 +1,311 @@
+"""Delivering an application to Lever: plain functions over Redis and the Lever client, callable without Flask.
+
+`deliver()` sends one application: through the gate (parked while Lever is in maintenance), at the shared rate
+limits, files uploaded first, reconciled with Lever before any re-send whose earlier outcome is unknown, so that no
+application is lost and none is sent twice. It returns what happened and what should happen next; the job layer
+(jobs.py) turns that into RQ scheduling.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import redis
+
+from . import applications as store
+from . import gate, metrics
+from .applications import Record, State
+from .lever import (
+    LeverAuthError,
+    LeverClient,
+    LeverConnectionError,
+    LeverError,
+    LeverRateLimited,
+    LeverRejected,
+    LeverUnavailable,
+)
+from .ratelimit import APPLY, LEVER, Bucket
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_IN_PROCESS_WAIT_S = 10.0  # wait this long for a rate-limit slot in the job; longer waits are rescheduled
+RETRY_BASE_S = 5.0
+RETRY_CAP_S = 900.0
+RATE_LIMITED_DEFAULT_S = 2.0  # Lever documents no Retry-After: back off this long when it sends none
+UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
+RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
+CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
+
+
+class Outcome(str, Enum):
+    DELIVERED = "delivered"
+    PARKED = "parked"  # gate closed or paused; released when it opens
+    RETRY = "retry"  # try again at `retry_at`
+    NEEDS_ATTENTION = "needs_attention"
+    SKIPPED = "skipped"  # nothing to do: delivered, discarded, or another worker holds it
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    retry_at: float = 0.0
+    gate_closed: bool = False  # this delivery closed the gate: a probe must be scheduled
+    probe_delay_s: float = 0.0
+
+
+class Lease:
+    """A per-application lock with a TTL: at most one worker delivers an application, and a dead worker's
+    application is taken up again once its lease runs out."""
+
+    def __init__(self, r: redis.Redis, receipt: str, ttl_s: int):
+        self.r, self.key, self.ttl_s, self.token = r, f"lease:{receipt}", ttl_s, uuid.uuid4().hex
+
+    def acquire(self) -> bool:
+        return bool(self.r.set(self.key, self.token, nx=True, ex=self.ttl_s))
+
+    def extend(self) -> None:
+        self.r.expire(self.key, self.ttl_s)
+
+    def release(self) -> None:
+        if self.r.get(self.key) == self.token.encode():
+            self.r.delete(self.key)
+
+
+def lease_alive(r: redis.Redis, receipt: str) -> bool:
+    return bool(r.exists(f"lease:{receipt}"))
+
+
+class RateLimitWait(Exception):
+    """No rate-limit slot within MAX_IN_PROCESS_WAIT_S: reschedule."""
+
+    def __init__(self, wait_s: float):
+        self.wait_s = wait_s
+
+
+def _take(r: redis.Redis, bucket: Bucket) -> None:
+    wait = bucket.reserve(r, MAX_IN_PROCESS_WAIT_S)
+    if wait is None:
+        raise RateLimitWait(bucket.next_free_in(r))
+    if wait:
+        time.sleep(wait)
+
+
+def retry_delay(attempts: int) -> float:
+    return gate.jitter(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** min(attempts, 20)))
+
+
+def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
+    """Try to deliver one application now. `probe` lets it through a closed gate (one probe at a time)."""
+    r, s = services.redis, services.settings
+    record = store.load(r, receipt)
+    if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION) or record.application is None:
+        return Result(Outcome.SKIPPED)
+    lease = Lease(r, receipt, s.delivery_lease_s)
+    if not lease.acquire():
+        return Result(Outcome.SKIPPED)
+    try:
+        if not probe and gate.park(r, receipt, record.created_at):
+            store.update(r, record, State.WAITING, next_attempt_at=0.0)
+            return Result(Outcome.PARKED)
+        return _send(services, record, lease, probe)
+    finally:
+        lease.release()
+
+
+def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Result:
+    r, s, lever = services.redis, services.settings, services.lever
+    apply_bucket = Bucket(APPLY, s.apply_rate_per_s, 1)
+    lever_bucket = Bucket(LEVER, s.lever_rate_per_s, s.lever_burst)
+    store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
+    try:
+        if record.inflight_at and _reconcile(services, record, lever_bucket):
+            return Result(Outcome.DELIVERED)
+        uris = _upload_files(services, record, lease, lever_bucket)
+        body = record.application.lever_body(uris, s.application_source)  # type: ignore[union-attr]
+        lease.extend()
+        _take(r, apply_bucket)
+        _take(r, lever_bucket)
+        now = time.time()
+        store.update(r, record, inflight_at=now, first_sent_at=record.first_sent_at or now)
+        application_id = lever.apply(record.posting_id, body)
+    except RateLimitWait as e:
+        return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
+    except LeverRateLimited as e:
+        wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
+        Bucket(APPLY, s.apply_rate_per_s).defer(r, wait)
+        _definite_failure(r, record)
+        store.log_attempt(r, record.receipt, "apply", 429, e.message)
+        result = _wait(services, record, wait, f"Lever rate-limited (429): {e.message}", probe)
+        if probe:
+            _open_gate(services)  # Lever answered, so maintenance is over; the shared bucket now paces everyone
+        return result
+    except LeverUnavailable as e:
+        if e.status == 503:
+            _definite_failure(r, record)
+            return _maintenance(services, record, e, probe)
+        store.log_attempt(r, record.receipt, "apply", e.status, e.message)
+        return _retry(services, record, f"Lever error {e.status}: {e.message}", probe)
+    except LeverConnectionError as e:
+        if not e.outcome_unknown:
+            _definite_failure(r, record)
+        store.log_attempt(r, record.receipt, "apply", "no answer", e.message)
+        return _retry(services, record, e.message, probe)
+    except LeverRejected as e:
+        _definite_failure(r, record)
+        store.log_attempt(r, record.receipt, "apply", e.status, e.message)
+        return _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}", probe)
+    _delivered(services, record, application_id, lever_bucket)
+    if probe:
+        _open_gate(services)
+    return Result(Outcome.DELIVERED)
+
+
+def _definite_failure(r: redis.Redis, record: Record) -> None:
+    """Lever answered, so the apply we sent (if any) was not processed: no need to reconcile before re-sending."""
+    if record.inflight_at:
+        store.update(r, record, inflight_at=0.0)
+
+
+def _upload_files(services: Services, record: Record, lease: Lease, bucket: Bucket) -> dict[str, str]:
+    """Upload stored files to Lever, reusing uploads that are still valid (Lever keeps them 24 h)."""
+    r = services.redis
+    uris: dict[str, str] = {}
+    now_ms = time.time() * 1000
+    for f in record.files:
+        known = record.uploads.get(f["field"])
+        if known and known["expires_at_ms"] - UPLOAD_MARGIN_MS > now_ms:
+            uris[f["field"]] = known["uri"]
+            continue
+        content = Path(f["path"]).read_bytes()
+        lease.extend()
+        _take(r, bucket)
+        upload = services.lever.upload_file(f["filename"], content, f["content_type"])
+        uris[f["field"]] = upload.uri
+        record.uploads[f["field"]] = {"uri": upload.uri, "expires_at_ms": upload.expires_at_ms}
+        store.update(r, record, uploads=record.uploads)
+        store.log_attempt(r, record.receipt, "upload", 200, f"{f['kind']} file uploaded")
+    return uris
+
+
+def _reconcile(services: Services, record: Record, bucket: Bucket) -> bool:
+    """After an apply whose outcome is unknown: did Lever create it? If so, record it as delivered."""
+    r = services.redis
+    if r.get(CAN_RECONCILE) == b"0":
+        store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
+        return False
+    _take(r, bucket)
+    since = int(record.first_sent_at * 1000) - RECONCILE_MARGIN_MS
+    try:
+        found = services.lever.list_opportunities(email=record.application.email,  # type: ignore[union-attr]
+                                                  posting_id=record.posting_id, created_at_start=since,
+                                                  expand="applications")
+    except LeverAuthError:
+        r.set(CAN_RECONCILE, "0")
+        log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
+                    "which can create a duplicate")
+        store.log_attempt(r, record.receipt, "reconcile", 403, "the API key may not list opportunities: re-sending")
+        return False
+    for opp in found:
+        for app in opp.get("applications") or []:
+            app_id = app["id"] if isinstance(app, dict) else app
+            store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
+            _delivered(services, record, str(app_id), bucket, opportunity=opp)
+            return True
+    store.update(r, record, inflight_at=0.0)
+    store.log_attempt(r, record.receipt, "reconcile", 200, "Lever does not have it: sending again")
+    return False
+
+
+def _delivered(services: Services, record: Record, application_id: str, bucket: Bucket,
+               opportunity: dict | None = None) -> None:
+    r = services.redis
+    if opportunity is None:
+        opportunity = _find_opportunity(services, record, application_id, bucket)
+    store.update(r, record, State.DELIVERED, lever_application_id=application_id, inflight_at=0.0,
+                 delivered_at=time.time(), last_error="",
+                 opportunity_id=(opportunity or {}).get("id", ""), contact_id=(opportunity or {}).get("contact", ""))
+    store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
+    metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
+    for f in record.files:
+        Path(f["path"]).unlink(missing_ok=True)
+    if record.files:
+        Path(record.files[0]["path"]).parent.rmdir() if _empty(Path(record.files[0]["path"]).parent) else None
+    log.info("application %s delivered", record.receipt[:8])
+
+
+def _empty(folder: Path) -> bool:
+    return folder.is_dir() and not any(folder.iterdir())
+
+
+def _find_opportunity(services: Services, record: Record, application_id: str, bucket: Bucket) -> dict | None:
+    """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
+    the application is delivered either way)."""
+    if services.redis.get(CAN_RECONCILE) == b"0":
+        return None
+    try:
+        _take(services.redis, bucket)
+        for opp in services.lever.list_opportunities(email=record.application.email,  # type: ignore[union-attr]
+                                                     posting_id=record.posting_id, expand="applications"):
+            ids = [a["id"] if isinstance(a, dict) else a for a in opp.get("applications") or []]
+            if application_id in ids:
+                return opp
+    except (LeverError, RateLimitWait):
+        return None
+    return None
+
+
+def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bool) -> Result:
+    retry_at = time.time() + max(wait_s, 0.5)
+    store.update(services.redis, record, State.WAITING, next_attempt_at=retry_at, last_error=why)
+    return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
+
+
+def _maintenance(services: Services, record: Record, error: LeverUnavailable, probe: bool) -> Result:
+    r, s = services.redis, services.settings
+    store.log_attempt(r, record.receipt, "apply", 503, error.message)
+    metrics.incr(r, "jobsite_deliveries_total", outcome="maintenance")
+    closed = gate.close(r, f"Lever answered 503: {error.message}")
+    delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)
+    if not probe:
+        gate.park(r, record.receipt, record.created_at)
+    store.update(r, record, State.WAITING, next_attempt_at=0.0, last_error="Lever is in maintenance mode (503)")
+    if closed:
+        log.warning("Lever answered 503 (maintenance): delivery paused, probing with backoff")
+    return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=delay)
+
+
+def _retry(services: Services, record: Record, why: str, probe: bool) -> Result:
+    r, s = services.redis, services.settings
+    metrics.incr(r, "jobsite_deliveries_total", outcome="retry")
+    if time.time() - record.created_at > s.retry_window_s:
+        return _needs_attention(services, record, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}",
+                                probe)
+    # A failed probe backs off the gate's probing; any other failure backs off this application.
+    delay = gate.probe_failed(r, s.probe_cap_s) if probe else retry_delay(record.attempts - 1)
+    retry_at = time.time() + delay
+    store.update(r, record, State.WAITING, next_attempt_at=retry_at, last_error=why)
+    return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=delay if probe else 0.0)
+
+
+def _needs_attention(services: Services, record: Record, why: str, probe: bool) -> Result:
+    r = services.redis
+    store.update(r, record, State.NEEDS_ATTENTION, last_error=why, next_attempt_at=0.0)
+    metrics.incr(r, "jobsite_deliveries_total", outcome="needs_attention")
+    log.warning("application %s needs attention: %s", record.receipt[:8], why)
+    if probe:
+        _open_gate(services)  # Lever answered: it is out of maintenance
+    return Result(Outcome.NEEDS_ATTENTION)
+
+
+def _open_gate(services: Services) -> None:
+    from .jobs import release
+
+    released = gate.open_(services.redis)
+    log.info("Lever accepts applications again: releasing %d waiting applications", len(released))
+    release(services, released)

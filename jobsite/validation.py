@@ -1,0 +1,271 @@
+"""One validation module for the application form, used by the server and, through the rules it renders into the
+page, by the browser: Lever's application questions become a `Form`; a `Form` plus answers become either field-level
+errors or a clean `Application`, ready to be stored and later mapped to Lever's Apply-to-a-posting body.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import files
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.I)
+MAX_LENGTH = {"text": 500, "textarea": 10_000, "university": 300, "url": 2_000}
+CHOICE_TYPES = ("dropdown", "multiple-choice")
+REQUIRED = "This field is required."
+
+
+@dataclass(frozen=True)
+class Field:
+    """One control of the form. `name` is the form field name; `options` are (value, label) pairs."""
+
+    name: str
+    label: str
+    type: str  # text, email, url, textarea, dropdown, multiple-choice, multiple-select, file-upload, university, consent
+    required: bool = False
+    description: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    max_length: int = 0
+
+    def rules(self) -> dict[str, Any]:
+        """The rules the browser checks before submitting (the server checks them again)."""
+        return {"required": self.required, "type": self.type, "maxLength": self.max_length,
+                "options": [v for v, _ in self.options]}
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    fields: tuple[Field, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Form:
+    """The application form of one posting, and what delivery needs to map answers back to Lever's body."""
+
+    posting_id: str
+    sections: tuple[Section, ...]
+    custom_sets: tuple[tuple[str, int], ...]  # (question set id, number of fields), in Lever's order
+    consent_policies: tuple[tuple[str, str], ...] = ()  # (store|marketing, compliancePolicyId)
+    consent_html: str = ""
+
+    def fields(self) -> list[Field]:
+        return [f for s in self.sections for f in s.fields]
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields() if f.name == name), None)
+
+
+@dataclass
+class Application:
+    """A valid application as jobsite stores it: plain data, no file contents (files are stored apart)."""
+
+    posting_id: str
+    personal: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    custom: dict[str, list[Any]] = field(default_factory=dict)  # set id -> values by position
+    eeo: dict[str, str] = field(default_factory=dict)
+    consent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # form field name -> file name as uploaded
+
+    @property
+    def email(self) -> str:
+        return self.personal.get("email", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Application:
+        return cls(**data)
+
+    def lever_body(self, uris: Mapping[str, str], source: str) -> dict[str, Any]:
+        """Lever's Apply-to-a-posting body; `uris` maps file field names to Lever upload URIs. Custom answers go
+        by position within each question set, in the form's order, as Lever matches them."""
+        personal = [{"name": k, "value": v} for k, v in self.personal.items()]
+        if "resume" in uris:
+            personal.append({"name": "resume", "value": uris["resume"]})
+        custom = []
+        for set_id, values in self.custom.items():
+            values = [uris.get(custom_name(set_id, i), v) for i, v in enumerate(values)]
+            custom.append({"id": set_id, "fields": [{"value": v} for v in values]})
+        body: dict[str, Any] = {"personalInformation": personal,
+                                "urls": [{"name": k, "value": v} for k, v in self.urls.items()],
+                                "customQuestions": custom, "source": source, "origin": "applied"}
+        if self.eeo:
+            body["eeoResponses"] = self.eeo
+        if self.consent:
+            body["consent"] = self.consent
+        return body
+
+
+class ValidationFailed(Exception):
+    """Field-level errors: form field name -> message for the candidate."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(f"{len(errors)} field(s) need attention")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file as received: its name as the candidate had it, and its bytes."""
+
+    filename: str
+    content: bytes
+
+
+def custom_name(set_id: str, index: int) -> str:
+    return f"cards[{set_id}][field{index}]"
+
+
+def build_form(questions: Mapping[str, Any]) -> Form:
+    """Turn Lever's application questions into a `Form`."""
+    personal = []
+    for q in questions.get("personalInformation") or []:
+        name = q.get("name", "")
+        kind = "email" if name == "email" else q.get("type", "text")
+        personal.append(Field(name, q.get("text") or name, kind, bool(q.get("required")),
+                              options=tuple((o["text"], o["text"]) for o in q.get("options") or []),
+                              max_length=MAX_LENGTH.get(kind, MAX_LENGTH["text"]) if kind != "file-upload" else 0))
+    sections = [Section("Personal information", tuple(personal))]
+    links = tuple(Field(f"urls[{u['name']}]", u.get("text") or u["name"], "url", bool(u.get("required")),
+                        max_length=MAX_LENGTH["url"]) for u in questions.get("urls") or [])
+    if links:
+        sections.append(Section("Links", links))
+    custom_sets = []
+    for qset in questions.get("customQuestions") or []:
+        fields = []
+        for i, f in enumerate(qset.get("fields") or []):
+            kind = f.get("type", "text")
+            fields.append(Field(custom_name(qset["id"], i), f.get("text", ""), kind, bool(f.get("required")),
+                                f.get("description") or "",
+                                tuple((o["text"], o["text"]) for o in f.get("options") or []),
+                                MAX_LENGTH.get(kind, 0)))
+        custom_sets.append((qset["id"], len(fields)))
+        sections.append(Section(qset.get("text") or "Questions", tuple(fields)))
+    eeo = questions.get("eeoQuestions") or {}
+    if eeo:
+        sections.append(Section("Voluntary self-identification", tuple(
+            Field(f"eeo[{name}]", q.get("text") or name, q.get("type", "text"), False,
+                  options=tuple((o.get("optionId", o["text"]), o["text"]) for o in q.get("options") or []),
+                  max_length=MAX_LENGTH["text"])
+            for name, q in eeo.items()),
+            note="These questions are optional. Your answers are kept apart from your application and never "
+                 "affect how it is considered."))
+    policies = []
+    consent_html = ""
+    for kind, disclosure in (questions.get("consentDisclosures") or {}).items():
+        if disclosure.get("compliancePolicyId"):
+            policies.append((kind, disclosure["compliancePolicyId"]))
+        if kind == "store" and disclosure.get("displayState", "").endswith("_SHOWN"):
+            consent_html = disclosure.get("statementHtml") or disclosure.get("statement") or ""
+            sections.append(Section("Consent", (Field("consent[store]", disclosure.get("statement") or
+                                                      "I agree to the storage of my data.", "consent", False),)))
+    return Form(questions.get("id", ""), tuple(sections), tuple(custom_sets), tuple(policies), consent_html)
+
+
+def _check(f: Field, value: Any) -> str | None:
+    """The candidate-facing error for one answer, or None."""
+    empty = value in (None, "", []) or (isinstance(value, UploadedFile) and not value.content)
+    if empty:
+        return REQUIRED if f.required else None
+    if f.type == "multiple-select":
+        if any(v not in [o for o, _ in f.options] for v in value):
+            return "Choose from the options given."
+        return None
+    if f.type == "file-upload":
+        return None  # checked by `check_file`, which needs limits from settings
+    if not isinstance(value, str):
+        return "This answer is not valid."
+    if f.max_length and len(value) > f.max_length:
+        return f"Please keep this under {f.max_length} characters."
+    if f.type == "email" and not EMAIL.match(value):
+        return "Enter an email address like name@example.com."
+    if f.type == "url" and not URL.match(value):
+        return "Enter a full web address, starting with https://."
+    if f.type in CHOICE_TYPES and f.options and value not in [o for o, _ in f.options]:
+        return "Choose one of the options given."
+    return None
+
+
+def check_file(upload: UploadedFile, max_bytes: int) -> str | None:
+    """Size and content checks for an uploaded file."""
+    if len(upload.content) > max_bytes:
+        return f"This file is larger than {max_bytes // 2**20} MB."
+    if files.sniff(upload.content) is None:
+        return "Upload a PDF, Word (doc, docx), OpenDocument (odt), RTF or plain text file."
+    return None
+
+
+def validate(form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile],
+             max_file_bytes: int) -> Application:
+    """A clean `Application`, or `ValidationFailed` with a message per field. Unknown answers are ignored."""
+    errors: dict[str, str] = {}
+    app = Application(form.posting_id)
+    custom_values: dict[str, list[Any]] = {sid: [None] * n for sid, n in form.custom_sets}
+    for f in form.fields():
+        value: Any = uploads.get(f.name) if f.type == "file-upload" else answers.get(f.name)
+        if f.type == "multiple-select":
+            value = [v.strip() for v in (value if isinstance(value, list) else [value] if value else []) if v]
+        elif f.type == "consent":
+            value = str(value).lower() in ("1", "true", "on", "yes") if value is not None else False
+        elif isinstance(value, str):
+            value = value.strip()
+        problem = _check(f, value) if f.type != "consent" else None
+        if problem is None and f.type == "file-upload" and value is not None and value.content:
+            problem = check_file(value, max_file_bytes)
+        if problem:
+            errors[f.name] = problem
+            continue
+        if value in (None, "", [], False) or (isinstance(value, UploadedFile) and not value.content):
+            continue
+        if f.type == "file-upload":
+            app.files[f.name] = value.filename or "file"
+        elif f.name.startswith("urls["):
+            app.urls[f.name[5:-1]] = value
+        elif f.name.startswith("eeo["):
+            app.eeo[f.name[4:-1]] = value
+        elif f.name.startswith("cards["):
+            set_id, _, index = f.name[6:-1].partition("][field")
+            custom_values[set_id][int(index)] = value
+        elif f.type == "consent":
+            pass
+        else:
+            app.personal[f.name] = value
+    if errors:
+        raise ValidationFailed(errors)
+    app.custom = {sid: values for sid, values in custom_values.items()}
+    store_given = str(answers.get("consent[store]", "")).lower() in ("1", "true", "on", "yes")
+    for kind, policy in form.consent_policies:
+        if kind == "store" and store_given:
+            app.consent["store"] = {"provided": True, "compliancePolicyId": policy}
+    return app
+
+
+def answers_from_lever_body(form: Form, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten a body shaped like Lever's Apply-to-a-posting (the JSON API takes that shape) into form answers."""
+    answers: dict[str, Any] = {}
+    for item in body.get("personalInformation") or []:
+        if isinstance(item, dict) and item.get("name") and item.get("name") != "resume":
+            answers[str(item["name"])] = item.get("value")
+    for item in body.get("urls") or []:
+        if isinstance(item, dict) and item.get("name"):
+            answers[f"urls[{item['name']}]"] = item.get("value")
+    for qset in body.get("customQuestions") or []:
+        if isinstance(qset, dict):
+            for i, f in enumerate(qset.get("fields") or []):
+                if isinstance(f, dict):
+                    answers[custom_name(str(qset.get("id")), i)] = f.get("value")
+    eeo = body.get("eeoResponses")
+    if isinstance(eeo, dict):
+        answers.update({f"eeo[{k}]": v for k, v in eeo.items()})
+    consent = body.get("consent")
+    if isinstance(consent, dict) and isinstance(consent.get("store"), dict):
+        answers["consent[store]"] = "true" if consent["store"].get("provided") else ""
+    return {k: v for k, v in answers.items() if form.field(k) is not None or k == "consent[store]"}
