@@ -1,0 +1,82 @@
+"""A candidate's path in headless Chromium: list, filter, posting, form, errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import LiveServer, Sandbox
+
+pytestmark = pytest.mark.browser
+
+
+def full_form_posting(sandbox: Sandbox) -> dict:
+    """A public posting whose form asks one question of every custom field type, with EEO questions."""
+    for i, (pid, form) in enumerate(sandbox.state.questions.items()):
+        p = sandbox.state.postings[pid]
+        if i % 2 == 0 and "eeoQuestions" in form and p in sandbox.public_postings():
+            return p
+    raise AssertionError("seed has no such posting")
+
+
+def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    target = full_form_posting(sandbox)
+    team = target["categories"]["team"]
+    page.goto(live.url + "/")
+    assert page.locator(".posting-card").count() == 30
+    page.select_option("#filter-team", team)  # the page submits the filter on change
+    page.wait_for_url(re.compile(r"team="))
+    cards = page.locator(".posting-card")
+    expected = [p for p in sandbox.public_postings() if p["categories"]["team"] == team]
+    assert cards.count() == len(expected)
+    page.get_by_role("link", name=target["text"]).first.click()
+    page.wait_for_url(re.compile(target["id"]))
+    assert page.locator("h1").inner_text() == target["text"]
+    page.get_by_role("link", name="Apply for this job").first.click()
+    page.wait_for_url(re.compile(r"/apply$"))
+
+    form = page.locator("form.apply")
+    assert form.locator("input[type=text]").count() >= 3
+    assert form.locator("input[type=email]").count() == 1
+    assert form.locator("input[type=url]").count() == 3
+    assert form.locator("textarea").count() >= 2
+    assert form.locator("select").count() >= 5  # custom dropdown + EEO dropdowns
+    assert form.locator("input[type=radio]").count() == 4  # multiple-choice
+    assert form.locator("input[type=checkbox]").count() >= 5  # multiple-select + consent
+    assert form.locator("input[type=file]").count() == 2  # resume + custom file-upload
+    assert page.get_by_label("Where did you study?").count() == 1  # university
+    assert page.get_by_text("Voluntary self-identification").count() == 1
+    assert page.get_by_text("These questions are optional").count() == 1
+
+    page.get_by_role("button", name="Submit application").click()
+    summary = page.locator("#error-summary")
+    summary.wait_for(state="visible")
+    assert page.url.endswith("/apply")  # the browser checked first; nothing was sent
+    errors = page.locator(".field.has-error")
+    required = ["fullName", "email", "resume"]
+    for name in required:
+        field = page.locator(f'.field[data-field="{name}"]')
+        assert "has-error" in field.get_attribute("class")
+        assert field.locator(".error").inner_text() == "This field is required."
+    assert errors.count() == 7  # 3 personal + 4 required custom questions
+    email = page.locator("#f-email")
+    assert email.get_attribute("aria-invalid") == "true"
+    assert "f-email-error" in email.get_attribute("aria-describedby")
+    assert page.locator('.field[data-field="eeo[gender]"].has-error').count() == 0  # EEO is optional
+
+
+def test_without_javascript_the_server_reports_the_same_errors(browser, live: LiveServer, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    target = full_form_posting(sandbox)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live.url}/jobs/{target['id']}/apply")
+    page.fill("#f-email", "not-an-email")
+    page.get_by_role("button", name="Submit application").click()
+    page.wait_for_load_state()
+    assert page.locator("#error-summary h2").inner_text().startswith("Please check 7 answers")
+    assert page.locator('.field[data-field="email"] .error').inner_text() == "Enter an email address like name@example.com."
+    assert page.locator('.field[data-field="fullName"] .error').inner_text() == "This field is required."
+    assert page.locator("#f-email").input_value() == "not-an-email"  # nothing the candidate typed is lost
+    assert page.locator("#f-email").get_attribute("aria-invalid") == "true"
+    context.close()
