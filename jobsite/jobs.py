@@ -53,7 +53,8 @@ def queue(svc: Services) -> Queue:
 
 
 def _job_options(receipt: str) -> dict[str, Any]:
-    return dict(job_id=f"d-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=JOB_TIMEOUT_S,
+    """Options of a delivery job (the timeout is passed apart: RQ names it differently in enqueue_many)."""
+    return dict(job_id=f"d-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0,
                 on_failure=Callback(delivery_crashed), description=f"deliver {receipt[:8]}")
 
 
@@ -63,9 +64,10 @@ def enqueue_delivery(svc: Services, receipt: str, *, pipeline: redis.client.Pipe
     q = queue(svc)
     options = _job_options(receipt)
     if at is not None and at > time.time():
-        q.enqueue_at(datetime.fromtimestamp(at, UTC), deliver, receipt, pipeline=pipeline, **options)
+        q.enqueue_at(datetime.fromtimestamp(at, UTC), deliver, receipt, pipeline=pipeline,
+                     job_timeout=JOB_TIMEOUT_S, **options)
     else:
-        q.enqueue(deliver, receipt, pipeline=pipeline, **options)
+        q.enqueue(deliver, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
     return options["job_id"]
 
 
@@ -84,7 +86,7 @@ def release(svc: Services, receipts: Iterable[str]) -> None:
             if rec is None or rec.state in (*store.FINAL, State.NEEDS_ATTENTION):
                 continue
             options = _job_options(receipt)
-            datas.append(Queue.prepare_data(deliver, (receipt,), **options))
+            datas.append(Queue.prepare_data(deliver, (receipt,), timeout=JOB_TIMEOUT_S, **options))
             store.update(pipe, rec, State.QUEUED, job_id=options["job_id"], next_attempt_at=0.0)
         q.enqueue_many(datas, pipeline=pipe)
         pipe.execute()

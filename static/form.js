@@ -49,7 +49,7 @@
       const item = document.createElement("li");
       const link = document.createElement("a");
       link.href = "#" + (control ? control.id : "");
-      link.textContent = `${field.querySelector("legend, label").childNodes[0].textContent.trim()}: ${message}`;
+      link.textContent = `${field.querySelector("legend, label").childNodes[0].textContent.trim()} — ${message}`;
       item.appendChild(link);
       list.appendChild(item);
     });

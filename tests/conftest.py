@@ -99,6 +99,7 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis, sandbox: Sandbox) -> S
         lever_base_url=f"{sandbox.url}/v1",
         secret_key="test-secret",
         lever_read_timeout_s=5.0,
+        submissions_per_ip_per_hour=10_000,  # every test client shares 127.0.0.1; test_api checks the limit
     )
 
 
@@ -174,3 +175,49 @@ def page(browser):  # type: ignore[no-untyped-def]
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `jobsite worker` process that shares this test's Redis, sandbox and data dir."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
+               LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY=settings.secret_key,
+               JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_PROBE_CAP_S="2",
+               JOBSITE_LOG_LEVEL="WARNING")
+    env.update(extra)
+    return env
+
+
+class Workers:
+    """`jobsite worker` processes started by a test, stopped (or killed) by it."""
+
+    def __init__(self) -> None:
+        self.procs: list = []
+
+    def start(self, env: dict[str, str]):  # type: ignore[no-untyped-def]
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except Exception:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    w = Workers()
+    yield w
+    w.stop_all()

@@ -1,0 +1,147 @@
+"""Applications end to end: HTTP intake, real worker processes, real redis-server, the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from jobsite import applications as store
+from jobsite import create_app, intake
+from jobsite.applications import State
+from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.settings import Settings, load_settings
+
+from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
+from .helpers import lever_body, simple_posting
+
+pytestmark = pytest.mark.slow
+
+
+def post(url: str, posting_id: str, body: dict) -> requests.Response:
+    return requests.post(f"{url}/api/v1/postings/{posting_id}/applications", json=body, timeout=30)
+
+
+def delivered(r: redis.Redis) -> int:
+    return store.counts(r)["delivered"]
+
+
+def test_maintenance_backlog_is_delivered_once_in_order_without_429(
+        settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers) -> None:
+    sandbox.control("limits", apply_per_s=10, apply_burst=2, per_s=40, burst=40)
+    sandbox.control("maintenance", on=True)
+    posting = simple_posting(sandbox)
+    live_get = requests.get(live.url + f"/jobs/{posting['id']}/apply", timeout=10)  # warm the cache
+    assert live_get.ok
+    workers.start(worker_env(settings, JOBSITE_APPLY_RATE_PER_S="10", JOBSITE_LEVER_RATE_PER_S="30"))
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda n: post(live.url, posting["id"], lever_body(sandbox, posting["id"], n)),
+                                range(200)))
+    assert [a.status_code for a in answers] == [202] * 200
+    receipts = [a.json()["receipt"] for a in answers]
+    assert len(set(receipts)) == 200
+    wait_for(lambda: store.counts(r)["waiting"] == 200, what="all 200 to wait for Lever")
+    wait_for(lambda: sandbox.count("postings.apply") >= 3, what="a few probes")
+    during = [q for q in sandbox.received()["requests"] if not q["endpoint"].startswith("postings.list")
+              and q["endpoint"] != "postings.questions"]
+    # Only probes: one at a time, spaced by the backoff, each answered 503.
+    assert {q["endpoint"] for q in during} <= {"postings.apply", "opportunities.list"}
+    applies = [q for q in during if q["endpoint"] == "postings.apply"]
+    assert all(q["status"] == 503 for q in applies)
+    gaps = [b["t"] - a["t"] for a, b in zip(applies, applies[1:], strict=False)]
+    assert all(g >= 0.8 for g in gaps), gaps
+    status = requests.get(f"{live.url}/api/v1/applications/{receipts[0]}", timeout=5).json()
+    assert status["status"] == "waiting for Lever" and "email" not in str(status)
+
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: delivered(r) == 200, timeout=120, interval=0.2, what="the backlog to drain")
+    got = sandbox.received()
+    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+              for a in got["applications"]]
+    assert len(emails) == 200 == len(set(emails))  # every one, exactly once
+    records = sorted(store.load_many(r, receipts), key=lambda rec: rec.created_at)
+    assert emails == [rec.application.email for rec in records]  # oldest first
+    assert [q for q in got["requests"] if q["status"] == 429] == []
+
+
+def test_worker_killed_mid_delivery_loses_nothing_and_sends_once(
+        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:  # type: ignore[no-untyped-def]
+    posting = simple_posting(sandbox)
+    sandbox.control("latency", seconds=2.0, path="/apply")
+    env = worker_env(settings)
+    worker = workers.start(env)
+    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications",
+                          json=lever_body(sandbox, posting["id"])).get_json()["receipt"]
+    wait_for(lambda: store.load(r, receipt).inflight_at > 0, what="the apply to be in flight")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    wait_for(lambda: len(sandbox.received()["applications"]) == 1, what="Lever to process the orphaned apply")
+    assert store.load(r, receipt).state == State.DELIVERING
+    sandbox.control("latency", seconds=0)
+    workers.start(env)
+    wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, timeout=60, what="recovery")
+    rec = store.load(r, receipt)
+    assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 1
+    assert rec.lever_application_id == sandbox.received()["applications"][0]["id"]
+
+
+@pytest.fixture
+def own_redis():  # type: ignore[no-untyped-def]
+    """A redis-server this test may kill."""
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="jso")))
+    server.ensure()
+    yield server
+    server.stop()
+
+
+def own_settings(settings: Settings, server: EmbeddedRedis) -> Settings:
+    return load_settings({}, **{**settings.__dict__, "redis_url": server.url})
+
+
+def test_redis_killed_and_restarted_loses_nothing(settings: Settings, own_redis: EmbeddedRedis,
+                                                  sandbox: Sandbox, workers: Workers) -> None:
+    s = own_settings(settings, own_redis)
+    client = create_app(s).test_client()
+    posting = simple_posting(sandbox)
+    sandbox.control("maintenance", on=True)
+    workers.start(worker_env(s))
+    receipts = [client.post(f"/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"] for n in range(20)]
+    r = connect(own_redis.url)
+    wait_for(lambda: store.counts(r)["waiting"] == 20, what="all to wait for Lever")
+    own_redis.stop(signal.SIGKILL)
+    own_redis.ensure()
+    r = connect(own_redis.url)
+    assert {rec.receipt for rec in store.load_many(r, receipts)} == set(receipts)
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: delivered(r) == 20, timeout=90, interval=0.2, what="delivery after the restart")
+    assert len(sandbox.received()["applications"]) == 20
+
+
+def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_redis: EmbeddedRedis,
+                                                       sandbox: Sandbox, workers: Workers) -> None:
+    s = own_settings(settings, own_redis)
+    app = create_app(s)
+    client = app.test_client()
+    posting = simple_posting(sandbox)
+    assert client.get(f"/jobs/{posting['id']}/apply").status_code == 200  # the form was seen
+    own_redis.stop(signal.SIGKILL)
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
+    assert answer.status_code == 202
+    receipt = answer.get_json()["receipt"]
+    services = app.extensions["jobsite"]
+    assert [p.name.endswith(f"{receipt}.json") for p in intake.spooled(services)] == [True]
+    assert client.get(f"/api/v1/applications/{receipt}").get_json()["status"] == "queued"
+    own_redis.ensure()
+    workers.start(worker_env(s))
+    r = connect(own_redis.url)
+    wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.DELIVERED, timeout=60,
+             what="the spooled application to be delivered")
+    assert intake.spooled(services) == []
+    assert len(sandbox.received()["applications"]) == 1

@@ -1,0 +1,166 @@
+"""Delivery as plain functions, against real Redis and the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from jobsite import applications as store
+from jobsite import delivery, gate, intake, jobs
+from jobsite.applications import State
+from jobsite.ratelimit import Bucket
+from jobsite.services import Services
+from jobsite.settings import Settings
+from jobsite.validation import build_form, validate
+
+from .conftest import Sandbox
+from .helpers import lever_body, simple_posting
+
+
+@pytest.fixture
+def svc(settings: Settings, r: redis.Redis) -> Services:
+    return jobs.use(Services(settings))
+
+
+def accept(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None = None) -> str:
+    """Validate and persist one application the way the web does; returns its receipt."""
+    from jobsite.validation import answers_from_lever_body
+
+    p = posting or simple_posting(sandbox)
+    form = build_form(sandbox.state.questions[p["id"]])
+    app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"], n)), {}, 2**20)
+    return intake.submit(svc, app, {}, posting_title=p["text"]).receipt
+
+
+def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    assert store.load(svc.redis, receipt).state == State.QUEUED
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    rec = store.load(svc.redis, receipt)
+    got = sandbox.received()["applications"]
+    assert len(got) == 1 and rec.state == State.DELIVERED
+    assert rec.lever_application_id == got[0]["id"] and rec.opportunity_id == got[0]["opportunityId"]
+    assert rec.contact_id
+    body = got[0]["body"]
+    assert body["source"] == "Acme Robotics careers site" and body["origin"] == "applied"
+    assert {"name": "email", "value": "candidate0@example.com"} in body["personalInformation"]
+    # delivering again is a no-op: it was delivered
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED
+    assert len(sandbox.received()["applications"]) == 1
+
+
+def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    sandbox.control("fail", path="/apply", status=400, count=1, message="Field 'phone' is not valid")
+    result = delivery.deliver(svc, receipt)
+    assert result.outcome == delivery.Outcome.NEEDS_ATTENTION
+    rec = store.load(svc.redis, receipt)
+    assert rec.state == State.NEEDS_ATTENTION and "Field 'phone' is not valid" in rec.last_error
+    assert "400" in rec.last_error
+    assert [a["status"] for a in store.attempts(svc.redis, receipt)] == [400]
+    assert sandbox.received()["applications"] == []
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED  # stays for a human
+
+
+def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    sandbox.control("drop", path="/apply", count=1)
+    first = delivery.deliver(svc, receipt)
+    assert first.outcome == delivery.Outcome.RETRY
+    rec = store.load(svc.redis, receipt)
+    assert rec.state == State.WAITING and rec.inflight_at > 0  # outcome unknown
+    assert len(sandbox.received()["applications"]) == 1  # Lever has it
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    rec = store.load(svc.redis, receipt)
+    got = sandbox.received()["applications"]
+    assert len(got) == 1 and rec.lever_application_id == got[0]["id"]
+    assert sandbox.count("postings.apply") == 1
+    assert "Lever already had this application" in [a["message"] for a in store.attempts(svc.redis, receipt)]
+
+
+def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    sandbox.control("fail", path="/apply", status=502, count=1, message="bad gateway")  # 5xx: outcome unknown
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 2
+
+
+def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc: Services,
+                                                                             sandbox: Sandbox) -> None:
+    sandbox.control("forbid", endpoints=["opportunities"])
+    jobs.on_worker_start(svc)
+    assert svc.redis.get(delivery.CAN_RECONCILE) == b"0"
+    receipt = accept(svc, sandbox)
+    sandbox.control("drop", path="/apply", count=1)
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    messages = [a["message"] for a in store.attempts(svc.redis, receipt)]
+    assert any("may not list opportunities" in m for m in messages)
+
+
+def test_503_closes_the_gate_and_parks_everything(svc: Services, sandbox: Sandbox) -> None:
+    sandbox.control("maintenance", on=True)
+    first, second = accept(svc, sandbox, 1), accept(svc, sandbox, 2)
+    result = delivery.deliver(svc, first)
+    assert result.outcome == delivery.Outcome.PARKED and result.gate_closed and result.probe_delay_s <= 1.0
+    assert gate.status(svc.redis).state == "closed"
+    assert delivery.deliver(svc, second).outcome == delivery.Outcome.PARKED
+    assert sandbox.count("postings.apply") == 1  # the second never reached Lever
+    assert store.load(svc.redis, second).state == State.WAITING
+    assert store.load(svc.redis, second).public()["status"] == "waiting for Lever"
+    assert gate.oldest_parked(svc.redis) == first
+
+    # a probe while Lever is still down backs off; one after it is back opens the gate and releases the rest
+    assert delivery.deliver(svc, first, probe=True).outcome == delivery.Outcome.PARKED
+    assert gate.status(svc.redis).failures == 1
+    sandbox.control("maintenance", on=False)
+    assert delivery.deliver(svc, first, probe=True).outcome == delivery.Outcome.DELIVERED
+    status = gate.status(svc.redis)
+    assert status.state == "open" and status.parked == 0
+    assert store.load(svc.redis, second).state == State.QUEUED  # released to the queue
+
+
+def test_probe_backoff_is_capped_and_jittered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gate, "jitter", lambda d: d)
+    assert [gate.probe_delay(n, 30) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    monkeypatch.undo()
+    assert all(25.5 <= gate.probe_delay(50, 30) <= 30 for _ in range(100))
+
+
+def test_shared_bucket_spaces_requests_across_callers(r: redis.Redis) -> None:
+    bucket = Bucket("ratelimit:test", rate_per_s=4, burst=1)
+    waits = [bucket.reserve(r, 10) for _ in range(8)]
+    assert waits[0] == 0 and all(abs(w - 0.25 * i) < 0.05 for i, w in enumerate(waits))
+    assert bucket.reserve(r, 0.5) is None  # over the allowed wait: nothing reserved
+    bucket.defer(r, 5)
+    assert 4.5 < bucket.next_free_in(r) <= 5.0
+
+
+def test_a_429_defers_every_worker(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    sandbox.control("fail", path="/apply", status=429, count=1, message="slow down")
+    result = delivery.deliver(svc, receipt)
+    assert result.outcome == delivery.Outcome.RETRY and result.retry_at - time.time() > 1
+    assert Bucket("ratelimit:apply", 2).next_free_in(svc.redis) > 1
+
+
+def test_retry_window_ends_in_needs_attention(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    rec = store.load(svc.redis, receipt)
+    store.update(svc.redis, rec, created_at=time.time() - svc.settings.retry_window_s - 1)
+    sandbox.control("fail", path="/apply", status=500, count=1, message="internal")
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
+    assert "kept failing for 72 h" in store.load(svc.redis, receipt).last_error
+
+
+def test_recover_takes_up_an_application_whose_worker_died(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    rec = store.load(svc.redis, receipt)
+    store.update(svc.redis, rec, State.DELIVERING)  # as a worker killed mid-delivery leaves it: no lease
+    assert jobs.recover(svc) == 1
+    rec = store.load(svc.redis, receipt)
+    assert rec.state == State.QUEUED and rec.job_id
+    assert jobs.queue(svc).fetch_job(rec.job_id) is not None
