@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..catalog import CatalogUnavailable
@@ -33,6 +33,22 @@ def error_response(status: int, message: str | None = None, headers: dict[str, s
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def refuse_oversized() -> None:
+        """Refuse a too large body before reading any of it (werkzeug would otherwise spool part of it)."""
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if limit and request.content_length and request.content_length > limit:
+            raise RequestEntityTooLarge(f"This is larger than the {limit // 2**20} MB we accept. Please send smaller "
+                                        "files.")
+
+    @app.teardown_request
+    def close_uploads(_exc: BaseException | None) -> None:
+        """Uploaded files may be spooled to temporary files: close them however the request ended."""
+        files = request.__dict__.get("files")
+        if files:
+            for storage in files.values():
+                storage.close()
+
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Any:
         headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}

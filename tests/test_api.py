@@ -1,0 +1,166 @@
+"""Submitting applications over HTTP: the JSON API, the HTML form, and every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import redis
+import requests
+
+from jobsite import applications as store
+from jobsite import create_app
+from jobsite.settings import Settings, load_settings
+
+from .conftest import LiveServer, Sandbox
+from .helpers import file_posting, lever_body, simple_posting
+
+ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
+
+
+def nothing_stored(r: redis.Redis, settings: Settings) -> bool:
+    uploads = settings.data_dir / "uploads"
+    return (r.zcard(store.ALL) == 0 and r.llen("rq:queue:applications") == 0
+            and not (uploads.exists() and any(uploads.iterdir())))
+
+
+def test_json_application_is_accepted_with_a_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = simple_posting(sandbox)
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
+    assert answer.status_code == 202
+    data = answer.get_json()
+    assert data["status"] == "queued" and len(data["receipt"]) >= 22
+    assert data["status_url"].endswith(f"/api/v1/applications/{data['receipt']}")
+    rec = store.load(r, data["receipt"])
+    assert rec.state.value == "queued" and rec.application.email == "candidate0@example.com"
+    assert r.llen("rq:queue:applications") == 1
+    status = client.get(f"/api/v1/applications/{data['receipt']}").get_json()
+    assert status["status"] == "queued" and "candidate0" not in json.dumps(status)
+    assert client.get("/api/v1/applications/not-a-receipt").status_code == 404
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_multipart_application_with_a_resume(client, r: redis.Redis, sandbox: Sandbox, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    posting = file_posting(sandbox)
+    body = lever_body(sandbox, posting["id"])
+    data = {"application": json.dumps(body), "resume": (io.BytesIO(b"%PDF-1.7 my cv"), "cv.pdf")}
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
+                         content_type="multipart/form-data")
+    assert answer.status_code == 202, answer.get_json()
+    rec = store.load(r, answer.get_json()["receipt"])
+    assert [(f["field"], f["kind"], f["filename"]) for f in rec.files] == [("resume", "pdf", "cv.pdf")]
+    assert Path(rec.files[0]["path"]).read_bytes() == b"%PDF-1.7 my cv"
+
+
+def test_idempotency_key_returns_the_first_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = simple_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+    body = lever_body(sandbox, posting["id"])
+    first = client.post(url, json=body, headers={"Idempotency-Key": "abc-123"}).get_json()
+    second = client.post(url, json=body, headers={"Idempotency-Key": "abc-123"}).get_json()
+    assert first["receipt"] == second["receipt"] and r.zcard(store.ALL) == 1
+    third = client.post(url, json=body, headers={"Idempotency-Key": "other"}).get_json()
+    assert third["receipt"] != first["receipt"] and r.zcard(store.ALL) == 2
+
+
+def test_bad_inputs_get_clear_errors_and_change_nothing(settings: Settings, r: redis.Redis,
+                                                        sandbox: Sandbox) -> None:
+    app = create_app(load_settings({}, **{**settings.__dict__, "max_request_mb": 1, "max_file_mb": 1}))
+    client = app.test_client()
+    posting = file_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+    body = lever_body(sandbox, posting["id"])
+
+    live = LiveServer(app)  # over real HTTP: werkzeug's test client leaks the spooled body of a refused upload
+    try:
+        too_big = requests.post(live.url + url, data={"application": json.dumps(body)},
+                                files={"resume": ("cv.pdf", b"%PDF-" + b"x" * 2 * 2**20)}, timeout=10)
+    finally:
+        live.stop()
+    assert too_big.status_code == 413 and "larger than the 1 MB" in too_big.json()["message"]
+
+    renamed = client.post(url, data={"application": json.dumps(body), "resume": (io.BytesIO(ELF), "cv.pdf")},
+                          content_type="multipart/form-data")
+    assert renamed.status_code == 422
+    assert "PDF, Word" in renamed.get_json()["errors"]["resume"]
+
+    missing = client.post(url, json={"personalInformation": [{"name": "email", "value": "x@example.com"}]})
+    assert missing.status_code == 422
+    errors = missing.get_json()["errors"]
+    assert errors["fullName"] == "This field is required." and "resume" in errors
+    assert sum(1 for k in errors if k.startswith("cards[")) == 3
+
+    bad_email = dict(body, personalInformation=[{"name": "fullName", "value": "A"},
+                                                {"name": "email", "value": "nope"}])
+    assert "email" in client.post(url, json=bad_email).get_json()["errors"]
+    bad_choice = json.loads(json.dumps(body))
+    bad_choice["customQuestions"][0]["fields"][1]["value"] = "Maybe"
+    assert client.post(url, json=bad_choice).status_code == 422
+
+    unknown = client.post("/api/v1/postings/00000000-0000-4000-8000-000000000000/applications", json=body)
+    assert unknown.status_code == 404 and "closed" in unknown.get_json()["message"]
+    closed = next(p for p in sandbox.state.postings.values() if p["state"] == "closed")
+    assert client.post(f"/api/v1/postings/{closed['id']}/applications", json=body).status_code == 404
+    assert client.post(url, data="{not json", content_type="application/json").status_code == 400
+    assert client.post(url, data="x", content_type="text/plain").status_code == 415
+    assert client.post(url, json=dict(body, website="http://spam")).status_code == 400  # honeypot
+    assert nothing_stored(r, settings)
+
+
+def test_per_ip_limit(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    app = create_app(load_settings({}, **{**settings.__dict__, "submissions_per_ip_per_hour": 2}))
+    client = app.test_client()
+    posting = simple_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+    codes = [client.post(url, json=lever_body(sandbox, posting["id"], n)).status_code for n in range(3)]
+    assert codes == [202, 202, 429]
+    last = client.post(url, json=lever_body(sandbox, posting["id"], 9))
+    assert "many applications from your network" in last.get_json()["message"] and last.headers["Retry-After"]
+    assert r.zcard(store.ALL) == 2
+
+
+def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = file_posting(sandbox)
+    page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    form = {"form_token": token, "fullName": "Grace Hopper", "email": "grace@example.com",
+            "resume": (io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"), "consent[store]": "true"}
+    for qset in sandbox.state.questions[posting["id"]]["customQuestions"]:
+        for i, f in enumerate(qset["fields"]):
+            if f["required"]:
+                form[f"cards[{qset['id']}][field{i}]"] = f["options"][0]["text"] if f.get("options") else "yes"
+    answer = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
+    assert answer.status_code == 303
+    confirmation = client.get(answer.headers["Location"])
+    text = confirmation.get_data(as_text=True)
+    assert confirmation.status_code == 200 and "Thank you for applying" in text and posting["text"] in text
+    assert "grace@example.com" not in text
+    rec = store.load_many(r, store.receipts(r, store.State.QUEUED))[0]
+    assert rec.application.consent["store"]["provided"] is True
+    assert rec.files[0]["kind"] == "txt"
+    # the same rendered form sent twice (a double click) is one application
+    form["resume"] = (io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt")
+    again = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
+    assert again.headers["Location"] == answer.headers["Location"] and r.zcard(store.ALL) == 1
+
+
+def test_a_forged_or_expired_form_token_loses_no_answers(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = simple_posting(sandbox)
+    answer = client.post(f"/jobs/{posting['id']}/apply", data={"form_token": "forged", "fullName": "Ada"})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and "This form had expired" in text and 'value="Ada"' in text
+    assert r.zcard(store.ALL) == 0
+
+
+def test_errors_are_escaped_and_never_a_stack_trace(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = simple_posting(sandbox)
+    page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    answer = client.post(f"/jobs/{posting['id']}/apply",
+                         data={"form_token": token, "fullName": "<script>alert(1)</script>", "email": "x"})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "Traceback" not in client.get("/jobs/%00/apply").get_data(as_text=True)
