@@ -1,0 +1,105 @@
+"""Applications during and after a Lever maintenance window, on this machine, with the production processes
+(gunicorn web, one worker, embedded redis-server) and the sandbox over HTTP.
+
+Prints: applications accepted per second and p50/p99 acceptance latency while Lever is in maintenance; the drain
+rate after the window as a ratio of the configured apply limit; seconds from the end of maintenance to the first
+delivery, against the probe cap.
+
+Run: .venv/bin/python bench/delivery_bench.py [--applications 300] [--window 75] [--clients 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
+from jobsite.sandbox import SandboxServer  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--applications", type=int, default=300)
+    parser.add_argument("--window", type=float, default=75, help="seconds of maintenance (probes reach the cap)")
+    parser.add_argument("--clients", type=int, default=20)
+    args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    sandbox = SandboxServer().start()
+    sb = sandbox.state
+    pid = next(pid for i, pid in enumerate(sb.questions) if i % 2 == 1 and sb.postings[pid]["state"] == "published"
+               and "public" in (sb.postings[pid]["distributionChannels"] or []))
+    form = sb.questions[pid]
+
+    def body(n: int) -> dict:
+        custom = [{"id": q["id"], "fields": [
+            {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+            for f in q["fields"]]} for q in form["customQuestions"]]
+        personal = [{"name": "fullName", "value": f"Bench {n}"}, {"name": "email", "value": f"b{n}@example.com"}]
+        if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
+            personal.append({"name": "preferredPostingLocation", "value": sb.postings[pid]["categories"]["location"]})
+        return {"personalInformation": personal, "customQuestions": custom}
+
+    data = temp_dir("jsd")
+    port = free_port()
+    env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox.url}/v1",
+           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING"}
+    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
+    worker = spawn([PY, "-m", "jobsite", "worker"], env)
+    try:
+        site = f"http://127.0.0.1:{port}"
+        wait_http(site + "/healthz")
+        requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
+        sb.switches.maintenance = True
+        window_start = time.monotonic()
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.clients))
+
+        def submit(n: int) -> float:
+            t = time.perf_counter()
+            r = session.post(f"{site}/api/v1/postings/{pid}/applications", json=body(n), timeout=30)
+            assert r.status_code == 202, r.text
+            return time.perf_counter() - t
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            latencies = sorted(pool.map(submit, range(args.applications)))
+        accept_s = time.perf_counter() - t0
+        while time.monotonic() - window_start < args.window:
+            time.sleep(0.5)
+        probes = sum(1 for q in sb.requests if q["endpoint"] == "postings.apply")
+        sb.switches.maintenance = False
+        window_end = time.time()
+        deadline = time.monotonic() + args.applications / 2 * 2 + 120
+        while len(sb.applications) < args.applications and time.monotonic() < deadline:
+            time.sleep(0.2)
+        received = [a["receivedAt"] / 1000 for a in sb.applications]
+        too_many = sum(1 for q in sb.requests if q["status"] == 429)
+    finally:
+        stop(worker)
+        stop(web)
+        sandbox.stop()
+    apply_limit = 2.0
+    drain_rate = (len(received) - 1) / (received[-1] - received[0]) if len(received) > 1 else 0.0
+    print(f"{args.applications} applications from {args.clients} concurrent clients, Lever in maintenance "
+          f"for {args.window:.0f} s (gunicorn web, 1 worker, embedded redis, sandbox)")
+    print(f"accepted: {args.applications / accept_s:.0f} applications/s; acceptance latency "
+          f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms")
+    print(f"probes sent during the window: {probes}")
+    print(f"delivered after the window: {len(received)}/{args.applications}, exactly once: "
+          f"{len({a['body']['personalInformation'][1]['value'] for a in sb.applications}) == len(received)}, "
+          f"429 answers: {too_many}")
+    print(f"drain rate: {drain_rate:.2f}/s vs apply limit {apply_limit:.2f}/s -> ratio {drain_rate / apply_limit:.2f}"
+          f" (target >= 0.95)")
+    print(f"end of maintenance to first delivery: {received[0] - window_end:.1f} s (probe cap 30 s)")
+
+
+if __name__ == "__main__":
+    main()
