@@ -13,6 +13,7 @@ from typing import Any
 import click
 import requests
 
+from .applications import State
 from .redis_server import EmbeddedRedis
 from .settings import ConfigError, Settings, load_settings
 
@@ -171,3 +172,45 @@ def sandbox(port: int | None, host: str) -> None:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+@main.group()
+def applications() -> None:
+    """List and retry applications (recruiters' tools on the command line)."""
+
+
+@applications.command("list")
+@click.option("--state", default="needs_attention", show_default=True,
+              type=click.Choice([s.value for s in State]))
+@click.option("--limit", default=50, show_default=True)
+def list_applications(state: str, limit: int) -> None:
+    """Applications in a state, oldest first, with why they are there."""
+    from . import applications as store
+    from .services import Services
+
+    svc = Services(_settings())
+    records = store.load_many(svc.redis, store.receipts(svc.redis, store.State(state), limit))
+    counts = store.counts(svc.redis)
+    click.echo("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    for rec in records:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created_at))
+        click.echo(f"{rec.receipt}  {when}  {rec.posting_title[:40]:40}  {rec.last_error}")
+
+
+@applications.command("retry")
+@click.argument("receipts", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every application that needs attention.")
+def retry(receipts: tuple[str, ...], retry_all: bool) -> None:
+    """Queue applications for delivery again (after fixing what Lever refused)."""
+    from . import applications as store
+    from . import jobs
+    from .services import Services
+
+    svc = jobs.use(Services(_settings()))
+    chosen = list(receipts)
+    if retry_all:
+        chosen += store.receipts(svc.redis, store.State.NEEDS_ATTENTION, 100_000)
+    if not chosen:
+        raise click.UsageError("name receipts, or pass --all")
+    queued = jobs.retry_now(svc, chosen)
+    click.echo(f"queued {len(queued)} application(s) for delivery")

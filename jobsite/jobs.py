@@ -71,8 +71,9 @@ def enqueue_delivery(svc: Services, receipt: str, *, pipeline: redis.client.Pipe
     return options["job_id"]
 
 
-def release(svc: Services, receipts: Iterable[str]) -> None:
-    """Queue deliveries for `receipts`, in the given order (oldest first), in one round trip."""
+def release(svc: Services, receipts: Iterable[str], *, retry_attention: bool = False) -> None:
+    """Queue deliveries for `receipts`, in the given order (oldest first), in one round trip. Applications that
+    need attention stay put unless `retry_attention` (a recruiter's retry)."""
     ids = list(receipts)
     if not ids:
         return
@@ -83,7 +84,7 @@ def release(svc: Services, receipts: Iterable[str]) -> None:
         datas = []
         for receipt in ids:
             rec = records.get(receipt)
-            if rec is None or rec.state in (*store.FINAL, State.NEEDS_ATTENTION):
+            if rec is None or rec.state in store.FINAL or (rec.state == State.NEEDS_ATTENTION and not retry_attention):
                 continue
             options = _job_options(receipt)
             datas.append(Queue.prepare_data(deliver, (receipt,), timeout=JOB_TIMEOUT_S, **options))
@@ -225,3 +226,13 @@ def upkeep() -> None:
         schedule_probe(svc, max(0.0, status.next_probe_at - time.time()))
     elif status.is_open and status.parked:
         release(svc, gate.open_(r))
+
+
+def retry_now(svc: Services, receipts: Iterable[str]) -> list[str]:
+    """Queue applications that need attention (or wait) for delivery now; returns the receipts queued."""
+    chosen = [rec.receipt for rec in store.load_many(svc.redis, receipts)
+              if rec.state in (State.NEEDS_ATTENTION, State.WAITING, State.QUEUED)]
+    for receipt in chosen:
+        store.log_attempt(svc.redis, receipt, "retry", None, "queued again by hand")
+    release(svc, chosen, retry_attention=True)
+    return chosen

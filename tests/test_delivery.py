@@ -164,3 +164,23 @@ def test_recover_takes_up_an_application_whose_worker_died(svc: Services, sandbo
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.QUEUED and rec.job_id
     assert jobs.queue(svc).fetch_job(rec.job_id) is not None
+
+
+def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, sandbox: Sandbox,
+                                                                settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from jobsite.cli import main
+    from tests.conftest import worker_env
+
+    receipt = accept(svc, sandbox)
+    sandbox.control("fail", path="/apply", status=400, count=1, message="Posting requires a phone number")
+    delivery.deliver(svc, receipt)
+    env = worker_env(settings)
+    listed = CliRunner().invoke(main, ["applications", "list"], env=env)
+    assert listed.exit_code == 0 and receipt in listed.output and "requires a phone number" in listed.output
+    retried = CliRunner().invoke(main, ["applications", "retry", "--all"], env=env)
+    assert retried.exit_code == 0 and "queued 1 application" in retried.output
+    rec = store.load(svc.redis, receipt)
+    assert rec.state == State.QUEUED
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED

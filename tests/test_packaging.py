@@ -1,0 +1,35 @@
+"""The built wheel carries templates/ and static/, so an installed jobsite renders pages from any directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True)
+    wheel = next(tmp_path.glob("jobsite-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "jobsite/templates/base.html" in names and "jobsite/static/site.css" in names
+    assert "jobsite/templates/candidates/apply.html" in names
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    script = (
+        "import jobsite; from jobsite import create_app\n"
+        "assert jobsite.__file__.startswith(%r), jobsite.__file__\n"
+        "c = create_app(data_dir=%r).test_client()\n"
+        "r = c.get('/no-such-page'); assert r.status_code == 404 and b'We could not find that page' in r.data\n"
+        "assert c.get('/static/site.css').status_code == 200\n" % (str(installed), str(tmp_path / "data"))
+    )
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
