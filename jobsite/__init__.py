@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import files, services
     from .sanitize import clean_html
-    from .web import api, candidates, errors, ops
+    from .web import admin, api, candidates, errors, ops, security
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
-        JSON_SORT_KEYS=False,
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        SESSION_COOKIE_NAME="jobsite_session",
     )
     if settings.proxy_count:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -38,9 +39,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                                 x_host=settings.proxy_count)  # type: ignore[method-assign]
     services.init_app(app, settings)
     errors.init_app(app)
+    security.init_app(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(candidates.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     app.jinja_env.globals.update(company_name=settings.company_name, accept=files.ACCEPT)
     app.jinja_env.filters["sanitize"] = clean_html
     return app

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import diskcache
 
+from . import metrics
 from .lever import LeverError
 from .sanitize import clean_html
 
@@ -89,6 +90,7 @@ class Catalog:
                                      size_limit=2**30, eviction_policy="least-recently-stored")
         self.stats = Stats()
         self._parsed: dict[str, Snapshot] = {}  # process-local: the parsed data of the version last read
+        self._flushed_at = 0.0
 
     # Public getters
 
@@ -117,10 +119,28 @@ class Catalog:
         self.cache.delete(Key.POSTINGS.of() + ":data")
 
     def info(self) -> dict[str, Any]:
-        """Age and size of the postings entry, for recruiters and readiness."""
+        """Age of the postings entry and the site-wide hit rate, for recruiters."""
         meta = self._meta(Key.POSTINGS.of())
+        counts = metrics.counter_values(self.services.redis, "jobsite_cache_requests_total", "result")
+        total = sum(counts.values())
         return {"postings_age_s": round(time.time() - meta["fetched_at"], 1) if meta else None,
-                "postings_error": meta.get("error") if meta else None}
+                "hit_rate": f"{(counts.get('hit', 0) + counts.get('stale', 0)) / total:.1%}" if total else "—",
+                "counts": counts}
+
+    def flush_stats(self, every_s: float = 5.0) -> None:
+        """Add this process's counters to the shared metrics, at most every `every_s` (cheap on the hot path)."""
+        now = time.monotonic()
+        if now - self._flushed_at < every_s:
+            return
+        self._flushed_at = now
+        stats, self.stats = self.stats, Stats()
+        for result, n in (("hit", stats.hits), ("miss", stats.misses), ("stale", stats.stale)):
+            if n:
+                metrics.incr(self.services.redis, "jobsite_cache_requests_total", n, result=result)
+        if stats.refreshes:
+            metrics.incr(self.services.redis, "jobsite_cache_refreshes_total", stats.refreshes)
+        if stats.errors:
+            metrics.incr(self.services.redis, "jobsite_cache_refresh_errors_total", stats.errors)
 
     # Mechanics
 

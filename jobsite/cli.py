@@ -214,3 +214,49 @@ def retry(receipts: tuple[str, ...], retry_all: bool) -> None:
         raise click.UsageError("name receipts, or pass --all")
     queued = jobs.retry_now(svc, chosen)
     click.echo(f"queued {len(queued)} application(s) for delivery")
+
+
+@main.group()
+def admin() -> None:
+    """Recruiter accounts for the console under /admin."""
+
+
+@admin.command("add-user")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True)
+@click.option("--password", envvar="JOBSITE_NEW_PASSWORD", default=None,
+              help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.")
+def add_user(email: str, role: str, password: str | None) -> None:
+    """Create an account (or reset its password and role)."""
+    from . import users
+    from .services import Services
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = users.add_user(Services(_settings()).redis, email, password, users.Role(role))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{user.email} can sign in as {user.role.value}")
+
+
+@admin.command("users")
+def list_users() -> None:
+    """List accounts."""
+    from . import users
+    from .services import Services
+
+    for user in users.list_users(Services(_settings()).redis):
+        click.echo(f"{user.email}  {user.role.value}")
+
+
+@main.command()
+def purge() -> None:
+    """Remove personal data of applications delivered more than JOBSITE_RETENTION_DAYS ago (workers also do it
+    hourly)."""
+    from . import retention
+    from .services import Services
+
+    settings = _settings()
+    count = retention.purge(Services(settings))
+    click.echo(f"removed personal data of {count} application(s) older than {settings.retention_days} days")

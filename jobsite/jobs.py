@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "applications"
 JOB_TIMEOUT_S = 600
+RETENTION_EVERY_S = 3600
 _services: Services | None = None
 
 
@@ -221,6 +222,10 @@ def upkeep() -> None:
     if not r.set("upkeep:lock", "1", nx=True, ex=max(1, svc.settings.upkeep_interval_s - 1)):
         return  # another worker did the shared part this interval
     recover(svc)
+    if r.set("retention:ran", "1", nx=True, ex=RETENTION_EVERY_S):
+        from . import retention
+
+        retention.purge(svc)
     status = gate.status(r)
     if status.state == "closed" and not status.paused and not r.exists(gate.PROBE):
         schedule_probe(svc, max(0.0, status.next_probe_at - time.time()))

@@ -33,6 +33,17 @@ def incr(r: redis.Redis, name: str, amount: int = 1, **labels: Any) -> None:
         pass
 
 
+def counter_values(r: redis.Redis, name: str, label: str) -> dict[str, int]:
+    """A counter's values by one label, e.g. {"hit": 10, "miss": 1}."""
+    out: dict[str, int] = {}
+    for key, value in r.hgetall(COUNTERS).items():
+        n, _, labels = key.decode().partition("|")
+        if n == name:
+            pairs = dict(p.partition("=")[::2] for p in labels.split(",") if p)
+            out[pairs.get(label, "")] = out.get(pairs.get(label, ""), 0) + int(value)
+    return out
+
+
 def lever_observer(services: Services) -> Callable[[str, int | str, float], None]:
     """A callback for `LeverClient` that counts every Lever call and remembers Lever's last answer."""
 

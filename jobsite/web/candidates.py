@@ -17,6 +17,15 @@ from . import submission
 from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
+
+
+@bp.after_app_request
+def flush_cache_stats(response: Response) -> Response:
+    """Cache hit counters are kept per process and added to the shared metrics every few seconds."""
+    services = current_app.extensions["jobsite"]
+    if "catalog" in services.__dict__:
+        services.catalog.flush_stats()
+    return response
 pages = PageCache()
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
 

@@ -1,0 +1,70 @@
+"""What recruiters and operators see of the delivery side: Lever's state, the gate, the queue, rates and history."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import applications as store
+from . import gate, intake, metrics
+from .applications import State
+from .ratelimit import APPLY, Bucket
+from .services import Services
+
+RATE_WINDOW_S = 60
+HOURS = 24
+
+
+def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
+    """available | maintenance (since) | rate-limited | errors | unknown, as jobsite last saw Lever."""
+    last = metrics.lever_last_seen(svc.redis)
+    if status.state == "closed":
+        return {"state": "maintenance", "since": status.since, "detail": status.reason}
+    if not last:
+        return {"state": "unknown", "detail": "jobsite has not called Lever yet"}
+    recent = time.time() - last["at"] < 300
+    deferred = Bucket(APPLY, svc.settings.apply_rate_per_s).next_free_in(svc.redis) > 1
+    if deferred or (recent and last["status"] == "429"):
+        return {"state": "rate-limited", "since": last["at"], "detail": "Lever answered 429"}
+    if recent and (last["status"] == "error" or last["status"].startswith("5")):
+        return {"state": "errors", "since": last["at"], "detail": f"last answer: {last['status']}"}
+    return {"state": "available", "since": last["at"], "detail": f"last answer: {last['status']}"}
+
+
+def status(svc: Services) -> dict[str, Any]:
+    """Everything the dashboard shows, as plain data (the page and its JSON both use it)."""
+    r = svc.redis
+    now = time.time()
+    g = gate.status(r)
+    counts = store.counts(r)
+    backlog = counts["queued"] + counts["waiting"] + counts["delivering"]
+    oldest = None
+    for state in (State.WAITING, State.QUEUED, State.DELIVERING):
+        first = r.zrange(store.state_key(state), 0, 0, withscores=True)
+        if first and (oldest is None or first[0][1] < oldest):
+            oldest = first[0][1]
+    rate = r.zcount(store.DELIVERED_LOG, now - RATE_WINDOW_S, now) / RATE_WINDOW_S
+    return {
+        "now": now,
+        "lever": lever_state(svc, g),
+        "gate": {"state": "paused" if g.paused else g.state, "since": g.since, "failures": g.failures,
+                 "next_probe_at": g.next_probe_at if g.state == "closed" else None, "parked": g.parked},
+        "counts": counts,
+        "backlog": backlog,
+        "oldest_waiting_s": round(now - oldest) if oldest else None,
+        "delivery_rate_per_s": round(rate, 2),
+        "eta_s": round(backlog / rate) if rate > 0 and backlog else None,
+        "spooled": len(intake.spooled(svc)),
+    }
+
+
+def history(svc: Services, hours: int = HOURS) -> list[dict[str, Any]]:
+    """Submissions and deliveries per hour over the last `hours`, oldest first."""
+    r = svc.redis
+    end = (int(time.time()) // 3600 + 1) * 3600
+    out = []
+    for h in range(hours, 0, -1):
+        start = end - h * 3600
+        out.append({"hour": start, "submitted": r.zcount(store.ALL, start, start + 3600 - 0.001),
+                    "delivered": r.zcount(store.DELIVERED_LOG, start, start + 3600 - 0.001)})
+    return out

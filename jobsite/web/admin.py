@@ -1,0 +1,274 @@
+"""The recruiters' console: sign-in, dashboard, applications, actions, controls. Viewers read; admins act."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+
+from .. import applications as store
+from .. import audit, dashboard, gate, jobs, users
+from ..applications import State
+from ..catalog import CatalogUnavailable
+from ..services import get_services
+from .security import check_csrf
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+SESSION_LIFETIME_S = 12 * 3600
+
+
+@bp.before_request
+def load_user() -> Any:
+    g.user = None
+    email = session.get("user")
+    if email and time.time() - session.get("since", 0) < SESSION_LIFETIME_S:
+        g.user = users.get_user(get_services().redis, email)
+    if request.method == "POST":
+        check_csrf()
+    if g.user is None and request.endpoint not in ("admin.login",):
+        if request.path.startswith("/admin/api/"):
+            return jsonify({"error": "Unauthorized", "message": "Sign in first."}), 401
+        return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+    return None
+
+
+def admin_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Actions need the admin role; viewers get a 403."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not g.user or not g.user.is_admin:
+            abort(403, "Your account can view but not act. Ask an admin.")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def who() -> str:
+    return g.user.email
+
+
+@bp.app_template_filter("when")
+def when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+
+
+@bp.app_template_filter("duration")
+def duration(seconds: float | None) -> str:
+    """A short human duration: 45 s, 12 min, 3 h 20 min, 2 d 4 h."""
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+# Sign-in
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    status = 200
+    if request.method == "POST":
+        svc = get_services()
+        try:
+            user = users.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
+                                      request.remote_addr or "unknown")
+        except users.Throttled:
+            user, status = None, 429
+            error = "Too many failed sign-ins. Wait 15 minutes and try again."
+        if user:
+            session.clear()
+            session.permanent = True
+            session.update(user=user.email, since=time.time())
+            audit.record(svc.redis, user.email, "sign-in")
+            target = request.args.get("next") or ""
+            return redirect(target if target.startswith("/admin") else url_for("admin.dashboard_page"))
+        if status == 200:
+            error, status = "That email and password do not match an account.", 401
+    return render_template("admin/login.html", error=error), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    audit.record(get_services().redis, who(), "sign-out")
+    session.clear()
+    return redirect(url_for("admin.login"))
+
+
+# Dashboard
+
+
+@bp.get("/")
+def dashboard_page() -> Any:
+    svc = get_services()
+    hist = dashboard.history(svc)
+    peak = max([1] + [max(h["submitted"], h["delivered"]) for h in hist])
+    return render_template("admin/dashboard.html", s=dashboard.status(svc), history=hist, peak=peak,
+                           cache=svc.catalog.info())
+
+
+@bp.get("/api/status")
+def status_json() -> Any:
+    return jsonify(dashboard.status(get_services()))
+
+
+# Applications
+
+
+@bp.get("/applications")
+def applications_page() -> Any:
+    svc = get_services()
+    r = svc.redis
+    state = request.args.get("state", "")
+    posting = request.args.get("posting", "").strip()
+    since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
+    if state and state not in {s.value for s in State}:
+        abort(400, "Unknown state.")
+    key = store.state_key(State(state)) if state else store.ALL
+    ids = [x.decode() for x in r.zrevrangebyscore(key, until or "+inf", since or "-inf", start=0, num=500)]
+    records = store.load_many(r, ids)
+    if posting:
+        records = [rec for rec in records if posting.lower() in (rec.posting_title + rec.posting_id).lower()]
+    return render_template("admin/applications.html", records=records[:200], states=list(State), state=state,
+                           posting=posting, counts=store.counts(r), args=request.args)
+
+
+def _date(value: str | None, end: bool = False) -> float | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        abort(400, "Dates look like 2026-01-31.")
+    return day.timestamp() + (86400 if end else 0)
+
+
+def _record_or_404(receipt: str) -> store.Record:
+    record = store.load(get_services().redis, receipt)
+    if record is None:
+        abort(404, "No application with this receipt.")
+    return record
+
+
+@bp.get("/applications/<receipt>")
+def application_page(receipt: str) -> Any:
+    r = get_services().redis
+    record = _record_or_404(receipt)
+    return render_template("admin/application.html", rec=record, attempts=store.attempts(r, receipt),
+                           audit=audit.entries(r, 50, target=receipt))
+
+
+@bp.get("/applications/<receipt>/files/<int:index>")
+def application_file(receipt: str, index: int) -> Response:
+    record = _record_or_404(receipt)
+    if index >= len(record.files) or not Path(record.files[index]["path"]).is_file():
+        abort(404, "This file is no longer stored (files are removed once delivered to Lever).")
+    f = record.files[index]
+    audit.record(get_services().redis, who(), "download file", receipt, f["filename"])
+    return send_file(f["path"], mimetype=f["content_type"], as_attachment=True, download_name=f["filename"])
+
+
+@bp.post("/applications/<receipt>/retry")
+@admin_only
+def retry(receipt: str) -> Any:
+    svc = get_services()
+    record = _record_or_404(receipt)
+    queued = jobs.retry_now(svc, [record.receipt])
+    audit.record(svc.redis, who(), "retry", receipt)
+    flash("Queued for delivery." if queued else "Nothing to retry: it was already delivered or discarded.")
+    return redirect(url_for("admin.application_page", receipt=receipt))
+
+
+@bp.post("/applications/retry-all")
+@admin_only
+def retry_all() -> Any:
+    svc = get_services()
+    queued = jobs.retry_now(svc, store.receipts(svc.redis, State.NEEDS_ATTENTION, 100_000))
+    audit.record(svc.redis, who(), "retry all", "", f"{len(queued)} application(s)")
+    flash(f"Queued {len(queued)} application(s) for delivery.")
+    return redirect(url_for("admin.applications_page", state="needs_attention"))
+
+
+@bp.post("/applications/<receipt>/discard")
+@admin_only
+def discard(receipt: str) -> Any:
+    svc = get_services()
+    record = _record_or_404(receipt)
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        flash("Give a reason to discard an application.")
+        return redirect(url_for("admin.application_page", receipt=receipt))
+    if record.state in store.FINAL:
+        flash("It was already delivered or discarded.")
+        return redirect(url_for("admin.application_page", receipt=receipt))
+    gate.unpark(svc.redis, receipt)
+    store.update(svc.redis, record, State.DISCARDED, last_error=f"discarded by {who()}: {reason}")
+    audit.record(svc.redis, who(), "discard", receipt, reason)
+    flash("Discarded.")
+    return redirect(url_for("admin.application_page", receipt=receipt))
+
+
+# Controls
+
+
+@bp.post("/delivery/pause")
+@admin_only
+def pause() -> Any:
+    svc = get_services()
+    gate.pause(svc.redis, who())
+    audit.record(svc.redis, who(), "pause delivery")
+    flash("Delivery paused: applications are accepted and wait until you resume.")
+    return redirect(url_for("admin.dashboard_page"))
+
+
+@bp.post("/delivery/resume")
+@admin_only
+def resume() -> Any:
+    svc = get_services()
+    jobs.release(svc, gate.resume(svc.redis))
+    audit.record(svc.redis, who(), "resume delivery")
+    flash("Delivery resumed.")
+    return redirect(url_for("admin.dashboard_page"))
+
+
+@bp.post("/cache/refresh")
+@admin_only
+def refresh_cache() -> Any:
+    svc = get_services()
+    try:
+        snap = svc.catalog.refresh_postings()
+        flash(f"Postings refreshed from Lever: {len(snap.data)} open.")
+    except CatalogUnavailable as e:
+        flash(f"Lever did not answer, the cached postings stay: {e}")
+    audit.record(svc.redis, who(), "refresh postings cache")
+    return redirect(url_for("admin.dashboard_page"))
+
+
+@bp.get("/audit")
+def audit_page() -> Any:
+    return render_template("admin/audit.html", entries=audit.entries(get_services().redis, 500))

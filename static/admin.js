@@ -1,0 +1,28 @@
+// Keeps the dashboard's figures current while a backlog drains: polls the status JSON every 2 s.
+(function () {
+  const root = document.getElementById("status");
+  if (!root) return;
+  function duration(s) {
+    if (s === null || s === undefined) return "—";
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+  }
+  function get(data, path) { return path.split(".").reduce((o, k) => (o == null ? o : o[k]), data); }
+  async function tick() {
+    try {
+      const response = await fetch(root.dataset.statusUrl, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      document.querySelectorAll("[data-field]").forEach((el) => {
+        const value = get(data, el.dataset.field);
+        el.textContent = el.dataset.format === "duration" ? duration(value) : value;
+      });
+      const bar = document.getElementById("drain");
+      if (bar) { bar.max = data.backlog + data.counts.delivered; bar.value = data.counts.delivered; }
+      document.querySelectorAll("[data-show-when]").forEach((el) => { el.hidden = !get(data, el.dataset.showWhen); });
+    } catch (e) { /* keep the last figures on a network hiccup */ }
+  }
+  setInterval(tick, 2000);
+})();
