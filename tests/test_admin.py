@@ -1,0 +1,191 @@
+"""The recruiters' console: access control, CSRF, actions and their audit, metrics and retention."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import redis
+
+from jobsite import applications as store
+from jobsite import audit, delivery, gate, jobs, retention, users
+from jobsite.applications import State
+from jobsite.services import Services
+
+from .conftest import Sandbox
+from .helpers import lever_body, simple_posting
+
+ADMIN = ("ada@acme.test", "correct horse battery")
+VIEWER = ("vic@acme.test", "another long password")
+
+PAGES = ["/admin/", "/admin/applications", "/admin/audit", "/admin/api/status", "/admin/applications/xyz"]
+ACTIONS = ["/admin/applications/xyz/retry", "/admin/applications/retry-all", "/admin/applications/xyz/discard",
+           "/admin/delivery/pause", "/admin/delivery/resume", "/admin/cache/refresh"]
+
+
+@pytest.fixture
+def accounts(r: redis.Redis) -> None:
+    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    users.add_user(r, *VIEWER, users.Role.VIEWER)
+
+
+def csrf(client, path: str = "/admin/") -> str:  # type: ignore[no-untyped-def]
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def sign_in(client, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    token = csrf(client, "/admin/login")
+    answer = client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+
+
+def submit(client, sandbox: Sandbox, n: int = 0) -> str:  # type: ignore[no-untyped-def]
+    posting = simple_posting(sandbox)
+    return client.post(f"/api/v1/postings/{posting['id']}/applications",
+                       json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"]
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:  # type: ignore[no-untyped-def]
+    for path in PAGES:
+        answer = client.get(path)
+        assert answer.status_code in (302, 401), path
+        if answer.status_code == 302:
+            assert "/admin/login" in answer.headers["Location"]
+    for path in ACTIONS:
+        assert client.post(path).status_code == 400  # no CSRF token, no session: refused before anything else
+    token = csrf(client, "/admin/login")
+    for path in ACTIONS:
+        answer = client.post(path, data={"csrf_token": token})
+        assert answer.status_code == 302 and "/admin/login" in answer.headers["Location"], path
+
+
+def test_wrong_password_and_throttling(client, r: redis.Redis, accounts) -> None:  # type: ignore[no-untyped-def]
+    token = csrf(client, "/admin/login")
+    for _ in range(users.MAX_FAILURES_PER_ACCOUNT):
+        answer = client.post("/admin/login", data={"email": ADMIN[0], "password": "wrong", "csrf_token": token})
+        assert answer.status_code == 401 and "do not match" in answer.get_data(as_text=True)
+    answer = client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token})
+    assert answer.status_code == 429 and "Too many failed sign-ins" in answer.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_viewer_reads_but_cannot_act(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    receipt = submit(client, sandbox)
+    sign_in(client, *VIEWER)
+    for path in ["/admin/", "/admin/applications", "/admin/audit", f"/admin/applications/{receipt}"]:
+        assert client.get(path).status_code == 200, path
+    token = csrf(client)
+    for path in [p.replace("xyz", receipt) for p in ACTIONS]:
+        assert client.post(path, data={"csrf_token": token, "reason": "x"}).status_code == 403, path
+    assert "Retry now" not in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
+    assert gate.status(r).paused is False
+
+
+def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, *ADMIN)
+    assert client.post("/admin/delivery/pause").status_code == 400
+    assert client.post("/admin/delivery/pause", data={"csrf_token": "forged"}).status_code == 400
+    assert not gate.status(r).paused
+    assert client.post("/admin/delivery/pause", data={"csrf_token": csrf(client)}).status_code == 302
+    assert gate.status(r).paused
+    assert [e["action"] for e in audit.entries(r)][:1] == ["pause delivery"]
+
+
+def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.Redis, accounts, settings,  # type: ignore[no-untyped-def]
+                                                             sandbox: Sandbox) -> None:
+    svc = jobs.use(Services(settings))
+    receipt = submit(client, sandbox)
+    sandbox.control("fail", path="/apply", status=400, count=1, message="Posting is on hold")
+    delivery.deliver(svc, receipt)
+    sign_in(client, *ADMIN)
+    page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
+    assert "Posting is on hold" in page and "needs attention" in page
+    assert client.post(f"/admin/applications/{receipt}/retry", data={"csrf_token": csrf(client)}).status_code == 302
+    assert store.load(r, receipt).state == State.QUEUED
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
+    rec = store.load(r, receipt)
+    assert rec.lever_application_id in page and rec.opportunity_id in page
+    assert audit.entries(r, target=receipt)[0]["action"] == "retry"
+    assert len(sandbox.received()["applications"]) == 1
+
+
+def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    receipt = submit(client, sandbox)
+    sign_in(client, *ADMIN)
+    token = csrf(client)
+    client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": token, "reason": ""})
+    assert store.load(r, receipt).state == State.QUEUED
+    client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": token, "reason": "test submission"})
+    rec = store.load(r, receipt)
+    assert rec.state == State.DISCARDED and "test submission" in rec.last_error
+    entry = audit.entries(r, target=receipt)[0]
+    assert entry["action"] == "discard" and entry["who"] == ADMIN[0] and entry["detail"] == "test submission"
+    assert entry["at"] <= time.time()
+
+
+def test_application_list_filters(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    receipts = [submit(client, sandbox, n) for n in range(3)]
+    rec = store.load(r, receipts[0])
+    store.update(r, rec, State.NEEDS_ATTENTION, last_error="Lever refused it (400): bad phone")
+    sign_in(client, *ADMIN)
+    listed = client.get("/admin/applications?state=needs_attention").get_data(as_text=True)
+    assert listed.count("/admin/applications/") - listed.count("retry-all") == 1 and "bad phone" in listed
+    everything = client.get("/admin/applications").get_data(as_text=True)
+    assert all(x in everything for x in receipts)
+    assert receipts[0] not in client.get("/admin/applications?from=2000-01-01&to=2000-01-02").get_data(as_text=True)
+    assert client.get("/admin/applications?from=yesterday").status_code == 400
+
+
+def test_pause_parks_and_resume_releases(client, r: redis.Redis, accounts, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    svc = jobs.use(Services(settings))
+    sign_in(client, *ADMIN)
+    client.post("/admin/delivery/pause", data={"csrf_token": csrf(client)})
+    receipt = submit(client, sandbox)
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.PARKED
+    assert sandbox.count("postings.apply") == 0
+    client.post("/admin/delivery/resume", data={"csrf_token": csrf(client)})
+    assert store.load(r, receipt).state == State.QUEUED and gate.status(r).parked == 0
+
+
+def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    svc = jobs.use(Services(settings))
+
+    def metric(text: str, name: str) -> float:
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    before = client.get("/metrics").get_data(as_text=True)
+    assert metric(before, 'jobsite_applications{state="queued"}') == 0
+    receipt = submit(client, sandbox)
+    mid = client.get("/metrics").get_data(as_text=True)
+    assert metric(mid, 'jobsite_applications{state="queued"}') == 1
+    assert metric(mid, "jobsite_applications_received_total") == 1
+    assert metric(mid, 'jobsite_cache_requests_total{result="miss"}') >= 1
+    delivery.deliver(svc, receipt)
+    after = client.get("/metrics").get_data(as_text=True)
+    assert metric(after, 'jobsite_applications{state="delivered"}') == 1
+    assert metric(after, 'jobsite_deliveries_total{outcome="delivered"}') == 1
+    assert metric(after, 'jobsite_lever_requests_total{endpoint="postings.apply",status="201"}') == 1
+    assert 'jobsite_lever_request_seconds_bucket{endpoint="postings.apply",le="+Inf"} 1' in after
+    assert metric(after, "jobsite_spool_files") == 0
+
+
+def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    svc = jobs.use(Services(settings))
+    old, recent, stuck = (submit(client, sandbox, n) for n in range(3))
+    for receipt in (old, recent):
+        delivery.deliver(svc, receipt)
+    store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
+    later = time.time() + settings.retention_days * 86400 + 60
+    store.update(r, store.load(r, recent), updated_at=0)  # keep `recent` young by checking it at its own time
+    r.hset(store.record_key(recent), "updated_at", later - 3600)
+    assert retention.purge(svc, now=later) == 1
+    purged = store.load(r, old)
+    assert purged.application is None and purged.purged and purged.lever_application_id
+    assert store.attempts(r, old) == []
+    assert store.load(r, recent).application is not None
+    assert store.load(r, stuck).application is not None  # needs attention: kept until acted on
+    assert store.counts(r)["delivered"] == 2
+    assert "candidate0@example.com" not in str(r.hgetall(store.record_key(old)))

@@ -1,0 +1,57 @@
+"""A recruiter watches a maintenance backlog drain, in headless Chromium against a real worker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis
+import requests
+from playwright.sync_api import expect
+
+from jobsite import applications as store
+from jobsite import users
+
+from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
+from .helpers import lever_body, simple_posting
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Redis, settings,  # type: ignore[no-untyped-def]
+                                             sandbox: Sandbox, workers: Workers) -> None:
+    users.add_user(r, "rita@acme.test", "a long enough password", users.Role.ADMIN)
+    posting = simple_posting(sandbox)
+    sandbox.control("maintenance", on=True)
+    workers.start(worker_env(settings))
+    receipts = [requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                              json=lever_body(sandbox, posting["id"], n), timeout=10).json()["receipt"]
+                for n in range(6)]
+    wait_for(lambda: store.counts(r)["waiting"] == 6, what="the backlog to wait for Lever")
+
+    page.goto(live.url + "/admin/")
+    page.wait_for_url(re.compile("/admin/login"))
+    page.fill("#email", "rita@acme.test")
+    page.fill("#password", "a long enough password")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    assert page.locator('[data-field="lever.state"]').inner_text() == "maintenance"
+    assert page.locator('[data-field="backlog"]').inner_text() == "6"
+    assert page.locator('[data-field="counts.waiting"]').inner_text() == "6"
+    assert page.locator("#drain").is_visible()
+
+    sandbox.control("maintenance", on=False)
+    expect(page.locator('[data-field="backlog"]')).to_have_text("0", timeout=60_000)  # the page polls
+    assert page.locator('[data-field="counts.delivered"]').inner_text() == "6"
+
+    page.get_by_role("link", name="6").last.click()  # the delivered count links to the delivered applications
+    page.wait_for_url(re.compile(r"state=delivered"))
+    page.locator("table.list a").first.click()
+    page.wait_for_url(re.compile(r"/admin/applications/[\w-]+$"))
+    receipt = page.url.rsplit("/", 1)[1]
+    assert receipt in receipts
+    rec = store.load(r, receipt)
+    assert page.locator("#state").inner_text() == "delivered"
+    assert page.locator("#lever-application-id").inner_text() == rec.lever_application_id
+    assert page.locator("#lever-opportunity-id").inner_text() == rec.opportunity_id != ""
+    assert rec.lever_application_id in {a["id"] for a in sandbox.received()["applications"]}
