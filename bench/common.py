@@ -37,8 +37,9 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    log = open(tempfile.mktemp(prefix="bench-", suffix=".log"), "w")  # noqa: SIM115
+    print(f"  {' '.join(args[2:4])}: log in {log.name}", file=sys.stderr)
+    return subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 LOCK_S = 30  # a fetch holds its lock at most this long; after a failed fetch it also spaces out the next try
 WAIT_S = 20  # a cold miss waits this long for another process's fetch
+META_MEMO_S = 1.0
 
 
 class Key(str, Enum):
@@ -91,6 +92,7 @@ class Catalog:
         self.stats = Stats()
         self._parsed: dict[str, Snapshot] = {}  # process-local: the parsed data of the version last read
         self._flushed_at = 0.0
+        self._memo: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     # Public getters
 
@@ -134,19 +136,36 @@ class Catalog:
             return
         self._flushed_at = now
         stats, self.stats = self.stats, Stats()
+        if stats != Stats():
+            # Off the request path: a slow or unreachable Redis must not slow pages down.
+            threading.Thread(target=self._send_stats, args=(stats,), daemon=True).start()
+
+    def _send_stats(self, stats: Stats) -> None:
+        r = self.services.redis
         for result, n in (("hit", stats.hits), ("miss", stats.misses), ("stale", stats.stale)):
             if n:
-                metrics.incr(self.services.redis, "jobsite_cache_requests_total", n, result=result)
+                metrics.incr(r, "jobsite_cache_requests_total", n, result=result)
         if stats.refreshes:
-            metrics.incr(self.services.redis, "jobsite_cache_refreshes_total", stats.refreshes)
+            metrics.incr(r, "jobsite_cache_refreshes_total", stats.refreshes)
         if stats.errors:
-            metrics.incr(self.services.redis, "jobsite_cache_refresh_errors_total", stats.errors)
+            metrics.incr(r, "jobsite_cache_refresh_errors_total", stats.errors)
 
     # Mechanics
 
     def _meta(self, key: str) -> dict[str, Any] | None:
         raw = self.cache.get(key + ":meta")
         return json.loads(raw) if raw else None
+
+    def _meta_recent(self, key: str) -> dict[str, Any] | None:
+        """`_meta`, remembered for META_MEMO_S: the hot path then skips SQLite, and a refresh stored by another
+        process is seen at most that much later."""
+        now = time.monotonic()
+        memo = self._memo.get(key)
+        if memo and now - memo[0] < META_MEMO_S:
+            return memo[1]
+        meta = self._meta(key)
+        self._memo[key] = (now, meta)
+        return meta
 
     def _read(self, key: str, meta: dict[str, Any]) -> Snapshot | None:
         known = self._parsed.get(key)
@@ -160,7 +179,8 @@ class Catalog:
         return snap
 
     def _get(self, key: str, fetch: Callable[[], Any]) -> Snapshot:
-        meta = self._meta(key)
+        self.flush_stats()
+        meta = self._meta_recent(key)
         snap = self._read(key, meta) if meta else None
         if snap is None:
             self.stats.misses += 1
@@ -189,6 +209,7 @@ class Catalog:
         self.stats.refreshes += 1
         snap = Snapshot(data, now, version)
         self._parsed[key] = snap
+        self._memo.pop(key, None)
         return snap
 
     def _fetch(self, key: str, fetch: Callable[[], Any]) -> Snapshot:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import g, has_request_context
+from flask import has_request_context, request
 
 
 class RequestIdFilter(logging.Filter):
+    """Adds the request id (set by the web's SecurityHeaders middleware) to every log record."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        record.request_id = request.environ.get("jobsite.request_id", "-") if has_request_context() else "-"
         return True
 
 

@@ -123,6 +123,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         application_source=r.str("JOBSITE_APPLICATION_SOURCE", f"{company} careers site"),
     )
     values.update(overrides)
+    values["data_dir"] = Path(values["data_dir"]).absolute()
     if not values["secret_key"]:
         values["secret_key"] = _persistent_secret(Path(values["data_dir"]))
     return Settings(**values)

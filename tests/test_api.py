@@ -164,3 +164,18 @@ def test_errors_are_escaped_and_never_a_stack_trace(client, sandbox: Sandbox) ->
     assert answer.status_code == 422
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "Traceback" not in client.get("/jobs/%00/apply").get_data(as_text=True)
+
+
+def test_security_headers_and_request_ids(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/")
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors *" in page.headers["Content-Security-Policy"]  # embeddable in an iframe
+    assert "Set-Cookie" not in page.headers  # candidates get no cookie
+    assert re.fullmatch(r"[0-9a-f]{16}", page.headers["X-Request-Id"])
+    assert client.get("/", headers={"X-Request-Id": "edge-42"}).headers["X-Request-Id"] == "edge-42"
+    assert client.get("/", headers={"X-Request-Id": "<bad id>"}).headers["X-Request-Id"] != "<bad id>"
+    console = client.get("/admin/login")
+    assert "frame-ancestors 'none'" in console.headers["Content-Security-Policy"]
+    assert console.headers["Cache-Control"] == "no-store"
+    cookie = console.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

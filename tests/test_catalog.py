@@ -24,6 +24,7 @@ def age(app, key: str = Key.POSTINGS.of(), seconds: float = 10_000) -> None:  # 
     meta = json.loads(catalog.cache.get(key + ":meta"))
     meta["fetched_at"] -= seconds
     catalog.cache.set(key + ":meta", json.dumps(meta))
+    catalog._memo.clear()
 
 
 def posting_links(html: str) -> list[str]:

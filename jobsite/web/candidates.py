@@ -18,14 +18,6 @@ from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
 
-
-@bp.after_app_request
-def flush_cache_stats(response: Response) -> Response:
-    """Cache hit counters are kept per process and added to the shared metrics every few seconds."""
-    services = current_app.extensions["jobsite"]
-    if "catalog" in services.__dict__:
-        services.catalog.flush_stats()
-    return response
 pages = PageCache()
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
 
@@ -36,6 +28,11 @@ def site_url() -> str:
 
 def absolute(endpoint: str, **values: Any) -> str:
     return site_url() + url_for(endpoint, **values)
+
+
+def host_key() -> str:
+    """What makes absolute URLs differ between requests (cheaper than building them): part of page cache keys."""
+    return get_services().settings.public_url or request.environ.get("HTTP_HOST", "")
 
 
 def embedded() -> bool:
@@ -52,16 +49,16 @@ def _posting_or_404(posting_id: str) -> dict[str, Any]:
 @bp.get("/")
 def jobs() -> Response:
     snap = get_services().catalog.postings()
-    query = board.Query.from_args(request.args)
 
     def render() -> str:
+        query = board.Query.from_args(request.args)
         found = board.search(snap.data, query)
         return render_template("candidates/jobs.html", groups=board.by_team(found), count=len(found),
                                total=len(snap.data), facets=board.facets(snap.data), query=query,
                                labels=board.WORKPLACE_LABELS, embedded=embedded(),
                                canonical=absolute("candidates.jobs"))
 
-    return pages.respond(("jobs", snap.version, query.key(), str(embedded()), site_url()), render)
+    return pages.respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key()), render)
 
 
 @bp.get("/jobs/<posting_id>")
@@ -76,7 +73,8 @@ def posting(posting_id: str) -> Response:
         return render_template("candidates/posting.html", p=p, jsonld=ld, canonical=canonical,
                                labels=board.WORKPLACE_LABELS, embedded=embedded())
 
-    return pages.respond(("posting", snap.version, posting_id, str(embedded()), site_url()), render)
+    return pages.respond(("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key()),
+                         render)
 
 
 def form_tokens() -> URLSafeTimedSerializer:

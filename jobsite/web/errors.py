@@ -33,26 +33,14 @@ def error_response(status: int, message: str | None = None, headers: dict[str, s
 
 
 def init_app(app: Flask) -> None:
-    @app.before_request
-    def refuse_oversized() -> None:
-        """Refuse a too large body before reading any of it (werkzeug would otherwise spool part of it)."""
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        if limit and request.content_length and request.content_length > limit:
-            raise RequestEntityTooLarge(f"This is larger than the {limit // 2**20} MB we accept. Please send smaller "
-                                        "files.")
-
-    @app.teardown_request
-    def close_uploads(_exc: BaseException | None) -> None:
-        """Uploaded files may be spooled to temporary files: close them however the request ended."""
-        files = request.__dict__.get("files")
-        if files:
-            for storage in files.values():
-                storage.close()
-
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Any:
         headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}
-        return error_response(e.code or 500, e.description if (e.code or 500) < 500 else None, headers)
+        message = e.description if (e.code or 500) < 500 else None
+        if isinstance(e, RequestEntityTooLarge):
+            limit = app.config["MAX_CONTENT_LENGTH"] // 2**20
+            message = f"This is larger than the {limit} MB we accept. Please send smaller files."
+        return error_response(e.code or 500, message, headers)
 
     @app.errorhandler(CatalogUnavailable)
     def catalog_unavailable(e: CatalogUnavailable) -> Any:

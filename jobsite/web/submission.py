@@ -49,6 +49,8 @@ def uploads_from(files: MultiDict[str, FileStorage], form: Form, max_bytes: int)
         storage = files.get(f.name) if f.type == "file-upload" else None
         if storage is not None and storage.filename:
             out[f.name] = UploadedFile(storage.filename, storage.stream.read(max_bytes + 1))
+    for storage in files.values():
+        storage.close()  # large uploads are spooled to temporary files
     return out
 
 
