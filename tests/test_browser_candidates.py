@@ -80,3 +80,55 @@ def test_without_javascript_the_server_reports_the_same_errors(browser, live: Li
     assert page.locator("#f-email").input_value() == "not-an-email"  # nothing the candidate typed is lost
     assert page.locator("#f-email").get_attribute("aria-invalid") == "true"
     context.close()
+
+
+@pytest.fixture
+def company_site():  # type: ignore[no-untyped-def]
+    """Another origin: a company's own page, serving whatever HTML the test gives it."""
+    import http.server
+    import threading
+
+    pages: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = pages.get(self.path, b"not found")
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield pages, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_script_widget_lists_jobs_on_another_sites_page(page, live: LiveServer, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+                                                        company_site) -> None:
+    pages, origin = company_site
+    team = "Platform"
+    pages["/careers"] = (f'<h1>Acme careers</h1><div data-jobsite-widget data-team="{team}"></div>'
+                         f'<script src="{live.url}/static/widget.js"></script>').encode()
+    page.goto(origin.replace("127.0.0.1", "localhost") + "/careers")
+    links = page.locator("[data-jobsite-widget] a")
+    links.first.wait_for()
+    expected = {p["text"] for p in sandbox.public_postings() if p["categories"]["team"] == team}
+    assert set(links.all_inner_texts()) == expected
+    assert links.first.get_attribute("href").startswith(f"{live.url}/jobs/")
+
+
+def test_embedded_pages_drop_the_site_chrome(page, live: LiveServer, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+                                             company_site) -> None:
+    pages, origin = company_site
+    pages["/jobs"] = f'<iframe src="{live.url}/?embed=1" width="800" height="600"></iframe>'.encode()
+    page.goto(origin.replace("127.0.0.1", "localhost") + "/jobs")
+    frame = page.frame_locator("iframe")
+    frame.locator(".posting-card").first.wait_for()
+    assert frame.locator(".site-header").count() == 0
+    href = frame.locator(".posting-card a").first.get_attribute("href")
+    assert "embed=1" in href
