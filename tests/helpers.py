@@ -7,22 +7,23 @@ from typing import Any
 from .conftest import Sandbox
 
 
-def simple_posting(sandbox: Sandbox) -> dict[str, Any]:
-    """A public posting whose form needs no file (odd index in the seed) and has one location."""
-    for i, (pid, _form) in enumerate(sandbox.state.questions.items()):
+def _posting(sandbox: Sandbox, parity: int) -> dict[str, Any]:
+    """The first public single-location posting whose seed index has this parity (odd: no file asked)."""
+    for i, pid in enumerate(sandbox.state.questions):
         p = sandbox.state.postings[pid]
-        if i % 2 == 1 and p in sandbox.public_postings() and len(p["categories"]["allLocations"]) == 1:
+        if i % 2 == parity and p in sandbox.public_postings() and len(p["categories"]["allLocations"]) == 1:
             return p
-    raise AssertionError("no simple posting in the seed")
+    raise AssertionError("no such posting in the seed")
+
+
+def simple_posting(sandbox: Sandbox) -> dict[str, Any]:
+    """A public posting whose form needs no file and has one location."""
+    return _posting(sandbox, 1)
 
 
 def file_posting(sandbox: Sandbox) -> dict[str, Any]:
-    """A public posting whose form requires a resume."""
-    for i, (pid, _form) in enumerate(sandbox.state.questions.items()):
-        p = sandbox.state.postings[pid]
-        if i % 2 == 0 and p in sandbox.public_postings() and len(p["categories"]["allLocations"]) == 1:
-            return p
-    raise AssertionError("no posting with a resume in the seed")
+    """A public posting whose form requires a resume and asks one question of every custom field type."""
+    return _posting(sandbox, 0)
 
 
 def lever_body(sandbox: Sandbox, posting_id: str, n: int = 0) -> dict[str, Any]:
