@@ -19,7 +19,8 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     """available | maintenance (since) | rate-limited | errors | unknown, as jobsite last saw Lever."""
     last = metrics.lever_last_seen(svc.redis)
     if status.state == "closed":
-        return {"state": "maintenance", "since": status.since, "detail": status.reason}
+        kind = "maintenance" if "maintenance" in status.reason else "refusing our key"
+        return {"state": kind, "since": status.since, "detail": status.reason}
     if not last:
         return {"state": "unknown", "detail": "jobsite has not called Lever yet"}
     recent = time.time() - last["at"] < 300

@@ -148,7 +148,7 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
     except LeverUnavailable as e:
         if e.status == 503:
             _definite_failure(r, record)
-            return _maintenance(services, record, e, probe)
+            return _close_gate(services, record, e, "Lever is in maintenance mode (503)", probe)
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
         return _retry(services, record, f"Lever error {e.status}: {e.message}", probe)
     except LeverConnectionError as e:
@@ -156,6 +156,10 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
             _definite_failure(r, record)
         store.log_attempt(r, record.receipt, "apply", "no answer", e.message)
         return _retry(services, record, e.message, probe)
+    except LeverAuthError as e:
+        # The key is wrong or lacks a permission: true of every application, so wait for a fix like for maintenance.
+        _definite_failure(r, record)
+        return _close_gate(services, record, e, f"Lever refused the API key ({e.status}): {e.message}", probe)
     except LeverRejected as e:
         _definite_failure(r, record)
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
@@ -266,17 +270,18 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _maintenance(services: Services, record: Record, error: LeverUnavailable, probe: bool) -> Result:
+def _close_gate(services: Services, record: Record, error: LeverError, why: str, probe: bool) -> Result:
+    """Lever cannot take any application now (maintenance, or our key is refused): park, and probe with backoff."""
     r, s = services.redis, services.settings
-    store.log_attempt(r, record.receipt, "apply", 503, error.message)
-    metrics.incr(r, "jobsite_deliveries_total", outcome="maintenance")
-    closed = gate.close(r, f"Lever answered 503: {error.message}")
+    store.log_attempt(r, record.receipt, "apply", error.status, error.message)
+    metrics.incr(r, "jobsite_deliveries_total", outcome="maintenance" if error.status == 503 else "key_refused")
+    closed = gate.close(r, why)
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)
     if not probe:
         gate.park(r, record.receipt, record.created_at)
-    store.update(r, record, State.WAITING, next_attempt_at=0.0, last_error="Lever is in maintenance mode (503)")
+    store.update(r, record, State.WAITING, next_attempt_at=0.0, last_error=why)
     if closed:
-        log.warning("Lever answered 503 (maintenance): delivery paused, probing with backoff")
+        log.warning("delivery paused, probing Lever with backoff: %s", why)
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=delay)
 
 

@@ -204,6 +204,8 @@ def on_worker_start(svc: Services) -> None:
     try:
         next(svc.lever.iter_opportunity_pages(limit=1), None)
         svc.redis.set(delivery.CAN_RECONCILE, "1")
+    except redis.RedisError as e:
+        log.warning("Redis is unreachable at start (%s); the worker waits for it", type(e).__name__)
     except LeverError as e:
         if e.status == 403:
             svc.redis.set(delivery.CAN_RECONCILE, "0")

@@ -214,3 +214,35 @@ def test_cache_is_json_not_pickle(app, client) -> None:  # type: ignore[no-untyp
     raw = app.extensions["jobsite"].catalog.cache.get(Key.POSTINGS.of() + ":data")
     assert isinstance(raw, str) and json.loads(raw)
     assert Path(app.extensions["jobsite"].settings.data_dir, "cache", "catalog").is_dir()
+
+
+def test_cold_misses_are_collapsed_across_web_processes(settings: Settings, sandbox: Sandbox) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
+               LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY="x")
+    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "3", "--port", str(port)], env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _up(url + "/healthz"), what="gunicorn")
+        sandbox.control("latency", seconds=0.3, path="/v1/postings")
+        with ThreadPoolExecutor(60) as pool:
+            statuses = list(pool.map(lambda _: requests.get(url + "/", timeout=30).status_code, range(60)))
+        assert statuses == [200] * 60
+        assert sandbox.count("postings.list") == 1
+    finally:
+        web.terminate()
+        web.wait(20)
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.ConnectionError:
+        return False

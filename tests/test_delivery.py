@@ -184,3 +184,16 @@ def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, s
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.QUEUED
     assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+
+
+def test_a_refused_api_key_parks_everything_instead_of_failing_each(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    sandbox.control("forbid", endpoints=["postings.apply"])
+    result = delivery.deliver(svc, receipt)
+    assert result.outcome == delivery.Outcome.PARKED and result.gate_closed
+    status = gate.status(svc.redis)
+    assert status.state == "closed" and "refused the API key (403)" in status.reason
+    assert store.load(svc.redis, receipt).state == State.WAITING
+    sandbox.control("forbid", endpoints=[])
+    assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.DELIVERED
+    assert gate.status(svc.redis).state == "open"
