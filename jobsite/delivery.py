@@ -123,6 +123,7 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
     apply_bucket = Bucket(APPLY, s.apply_rate_per_s, 1)
     lever_bucket = Bucket(LEVER, s.lever_rate_per_s, s.lever_burst)
     store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
+    applying = False  # set once the apply itself is sent: only its answer says anything about it
     try:
         if record.inflight_at and _reconcile(services, record, lever_bucket):
             return Result(Outcome.DELIVERED)
@@ -133,13 +134,15 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
         _take(r, lever_bucket)
         now = time.time()
         store.update(r, record, inflight_at=now, first_sent_at=record.first_sent_at or now)
+        applying = True
         application_id = lever.apply(record.posting_id, body)
     except RateLimitWait as e:
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except LeverRateLimited as e:
         wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
-        Bucket(APPLY, s.apply_rate_per_s).defer(r, wait)
-        _definite_failure(r, record)
+        apply_bucket.defer(r, wait)
+        lever_bucket.defer(r, wait)  # Lever limits the key as a whole
+        _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply", 429, e.message)
         result = _wait(services, record, wait, f"Lever rate-limited (429): {e.message}", probe)
         if probe:
@@ -147,21 +150,21 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
         return result
     except LeverUnavailable as e:
         if e.status == 503:
-            _definite_failure(r, record)
+            _definite_failure(r, record, applying)
             return _close_gate(services, record, e, "Lever is in maintenance mode (503)", probe)
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
         return _retry(services, record, f"Lever error {e.status}: {e.message}", probe)
     except LeverConnectionError as e:
         if not e.outcome_unknown:
-            _definite_failure(r, record)
+            _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply", "no answer", e.message)
         return _retry(services, record, e.message, probe)
     except LeverAuthError as e:
         # The key is wrong or lacks a permission: true of every application, so wait for a fix like for maintenance.
-        _definite_failure(r, record)
+        _definite_failure(r, record, applying)
         return _close_gate(services, record, e, f"Lever refused the API key ({e.status}): {e.message}", probe)
     except LeverRejected as e:
-        _definite_failure(r, record)
+        _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
         return _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}", probe)
     _delivered(services, record, application_id, lever_bucket)
@@ -170,9 +173,10 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
     return Result(Outcome.DELIVERED)
 
 
-def _definite_failure(r: redis.Redis, record: Record) -> None:
-    """Lever answered, so the apply we sent (if any) was not processed: no need to reconcile before re-sending."""
-    if record.inflight_at:
+def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
+    """Lever answered the apply with an error, so it was not processed: no need to reconcile before re-sending.
+    (An error from an upload or a reconciliation says nothing about an earlier apply whose outcome is unknown.)"""
+    if applying and record.inflight_at:
         store.update(r, record, inflight_at=0.0)
 
 

@@ -197,3 +197,15 @@ def test_a_refused_api_key_parks_everything_instead_of_failing_each(svc: Service
     sandbox.control("forbid", endpoints=[])
     assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.DELIVERED
     assert gate.status(svc.redis).state == "open"
+
+
+def test_an_unknown_outcome_survives_maintenance_until_it_is_reconciled(svc: Services, sandbox: Sandbox) -> None:
+    receipt = accept(svc, sandbox)
+    sandbox.control("drop", path="/apply", count=1)
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY  # Lever has it; we do not know
+    sandbox.control("maintenance", on=True)
+    assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.PARKED  # reconcile got 503
+    assert store.load(svc.redis, receipt).inflight_at > 0  # still unknown: must be checked, not re-sent
+    sandbox.control("maintenance", on=False)
+    assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.DELIVERED
+    assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 1
