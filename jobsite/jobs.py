@@ -106,12 +106,13 @@ def deliver(receipt: str) -> str:
     return result.outcome.value
 
 
-def schedule_probe(svc: Services, delay_s: float) -> bool:
-    """Schedule the one probe of a closed gate, unless one is already scheduled or running."""
+def schedule_probe(svc: Services, delay_s: float, *, replace: bool = False) -> bool:
+    """Schedule the one probe of a closed gate. Unless `replace` (the probe scheduling its successor), nothing
+    happens while a probe is scheduled or running."""
     r = svc.redis
     job_id = f"probe-{uuid.uuid4().hex[:12]}"
-    ttl = int(delay_s + svc.settings.delivery_lease_s + 60)
-    if not r.set(gate.PROBE, job_id, nx=True, ex=ttl):
+    ttl = int(delay_s + svc.settings.delivery_lease_s + 60)  # the chain heals itself if a probe job is lost
+    if not r.set(gate.PROBE, job_id, nx=not replace, ex=ttl):
         return False
     r.hset(gate.GATE, "next_probe_at", time.time() + delay_s)
     queue(svc).enqueue_in(timedelta(seconds=delay_s), probe, job_id=job_id, result_ttl=0,
@@ -120,25 +121,31 @@ def schedule_probe(svc: Services, delay_s: float) -> bool:
 
 
 def probe() -> str:
-    """Probe a closed gate: deliver the oldest waiting application, or, with none waiting, make a cheap call."""
+    """Probe a closed gate: deliver the oldest waiting application, or, with none waiting, make a cheap call.
+    The probe holds `gate.PROBE` until it has scheduled its successor or the gate is open."""
     svc = services()
     r = svc.redis
-    r.delete(gate.PROBE)  # this job is the probe; the next one may now be scheduled
     status = gate.status(r)
-    if status.paused:
-        return "paused"
-    if status.state != "closed":
-        release(svc, gate.open_(r))
-        return "open"
+    if status.paused or status.state != "closed":
+        r.delete(gate.PROBE)
+        if not status.paused:
+            release(svc, gate.open_(r))
+        return "paused" if status.paused else "open"
     receipt = gate.oldest_parked(r)
     if receipt is None:
         return _probe_without_application(svc)
     result = delivery.deliver(svc, receipt, probe=True)
     if result.outcome == delivery.Outcome.SKIPPED:
-        gate.unpark(r, receipt)
-        schedule_probe(svc, 0)
+        record = store.load(r, receipt)
+        if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
+            gate.unpark(r, receipt)  # nothing left to send: probe with the next one
+            schedule_probe(svc, 0, replace=True)
+        else:
+            schedule_probe(svc, 1, replace=True)  # another worker holds its lease right now
     elif gate.status(r).state == "closed":
-        schedule_probe(svc, result.probe_delay_s)
+        schedule_probe(svc, result.probe_delay_s, replace=True)
+    else:
+        r.delete(gate.PROBE)
     return result.outcome.value
 
 
@@ -147,10 +154,11 @@ def _probe_without_application(svc: Services) -> str:
     try:
         next(svc.lever.iter_opportunity_pages(limit=1), None)
     except (LeverUnavailable, LeverConnectionError):
-        schedule_probe(svc, gate.probe_failed(r, svc.settings.probe_cap_s))
+        schedule_probe(svc, gate.probe_failed(r, svc.settings.probe_cap_s), replace=True)
         return "closed"
     except LeverError:
         pass  # any other answer (even 403) means Lever is out of maintenance
+    r.delete(gate.PROBE)
     release(svc, gate.open_(r))
     return "open"
 

@@ -209,3 +209,24 @@ def test_an_unknown_outcome_survives_maintenance_until_it_is_reconciled(svc: Ser
     sandbox.control("maintenance", on=False)
     assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.DELIVERED
     assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 1
+
+
+def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sandbox: Sandbox) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    sandbox.control("maintenance", on=True)
+    first, second = accept(svc, sandbox, 1), accept(svc, sandbox, 2)
+    jobs.deliver(first)  # closes the gate and schedules the probe
+    jobs.deliver(second)
+    scheduled = ScheduledJobRegistry(jobs.QUEUE, connection=svc.redis)
+    assert [j for j in scheduled.get_job_ids() if j.startswith("probe-")] == [svc.redis.get(gate.PROBE).decode()]
+    assert jobs.schedule_probe(svc, 0) is False  # one probe at a time
+    assert jobs.probe() == "parked"  # still in maintenance: it scheduled its successor
+    probes = [j for j in scheduled.get_job_ids() if j.startswith("probe-")]
+    assert len(probes) == 2 and svc.redis.get(gate.PROBE).decode() in probes
+    sandbox.control("maintenance", on=False)
+    assert jobs.probe() == "delivered"
+    assert not svc.redis.exists(gate.PROBE) and gate.status(svc.redis).state == "open"
+    assert store.load(svc.redis, second).state == State.QUEUED
+    assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
+        "candidate1@example.com"]
