@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -18,7 +18,7 @@ import redis
 from .validation import Application
 
 
-class State(str, Enum):
+class State(StrEnum):
     QUEUED = "queued"  # accepted, a job will deliver it
     WAITING = "waiting"  # waiting for Lever: maintenance, rate limit or a retry after a failure
     DELIVERING = "delivering"  # a worker is sending it now

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import diskcache
@@ -38,7 +38,7 @@ WAIT_S = 20  # a cold miss waits this long for another process's fetch
 META_MEMO_S = 1.0
 
 
-class Key(str, Enum):
+class Key(StrEnum):
     """Every cache key; callers never build key strings."""
 
     POSTINGS = "postings"
@@ -110,15 +110,12 @@ class Catalog:
     def questions(self, posting_id: str) -> Snapshot:
         """The application form of a published posting."""
         self.posting(posting_id)
-        return self._get(Key.QUESTIONS.of(posting_id), lambda: self.services.lever.get_application_questions(posting_id))
+        lever = self.services.lever
+        return self._get(Key.QUESTIONS.of(posting_id), lambda: lever.get_application_questions(posting_id))
 
     def refresh_postings(self) -> Snapshot:
         """Fetch the postings now (recruiters' "refresh"), waiting for a fetch already under way."""
         return self._fetch_collapsed(Key.POSTINGS.of(), self._fetch_postings, force=True)
-
-    def clear_postings(self) -> None:
-        self.cache.delete(Key.POSTINGS.of() + ":meta")
-        self.cache.delete(Key.POSTINGS.of() + ":data")
 
     def info(self) -> dict[str, Any]:
         """Age of the postings entry and the site-wide hit rate, for recruiters."""

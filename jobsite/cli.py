@@ -69,7 +69,7 @@ def up(port: int | None, host: str) -> None:
         _wait_http(f"{site}/healthz", children, stop)
         click.echo(f"\n  jobsite is up:   {site}/")
         if settings.uses_sandbox:
-            click.echo(f"  Lever sandbox:   {settings.sandbox_url}/_sandbox/  (control endpoints; no LEVER_API_KEY set)")
+            click.echo(f"  Lever sandbox:   {settings.sandbox_url}/_sandbox/  (controls; no LEVER_API_KEY set)")
         click.echo(f"  data directory:  {settings.data_dir}\n  Ctrl-C stops everything.\n")
         while not stop.wait(0.5):
             dead = [c for c in children if c.poll() is not None]

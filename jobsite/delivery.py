@@ -9,10 +9,11 @@ application is lost and none is sent twice. It returns what happened and what sh
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import redis
@@ -22,7 +23,6 @@ from . import gate, metrics
 from .applications import Record, State
 from .lever import (
     LeverAuthError,
-    LeverClient,
     LeverConnectionError,
     LeverError,
     LeverRateLimited,
@@ -43,7 +43,7 @@ RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an appli
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     DELIVERED = "delivered"
     PARKED = "parked"  # gate closed or paused; released when it opens
     RETRY = "retry"  # try again at `retry_at`
@@ -240,15 +240,9 @@ def _delivered(services: Services, record: Record, application_id: str, bucket: 
                  opportunity_id=(opportunity or {}).get("id", ""), contact_id=(opportunity or {}).get("contact", ""))
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
-    for f in record.files:
-        Path(f["path"]).unlink(missing_ok=True)
-    if record.files:
-        Path(record.files[0]["path"]).parent.rmdir() if _empty(Path(record.files[0]["path"]).parent) else None
+    if record.files:  # Lever has copies now; ours were only kept until delivery
+        shutil.rmtree(Path(record.files[0]["path"]).parent, ignore_errors=True)
     log.info("application %s delivered", record.receipt[:8])
-
-
-def _empty(folder: Path) -> bool:
-    return folder.is_dir() and not any(folder.iterdir())
 
 
 def _find_opportunity(services: Services, record: Record, application_id: str, bucket: Bucket) -> dict | None:

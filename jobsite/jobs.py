@@ -187,7 +187,8 @@ def recover(svc: Services) -> int:
     parked = {x.decode() for x in r.zrange(gate.PARKED, 0, -1)}
     candidates = store.receipts(r, State.QUEUED) + [x for x in store.receipts(r, State.WAITING) if x not in parked]
     for rec in store.load_many(r, candidates):
-        if now - rec.updated_at > lease_s and not _job_alive(r, rec.job_id) and not delivery.lease_alive(r, rec.receipt):
+        idle = now - rec.updated_at > lease_s
+        if idle and not _job_alive(r, rec.job_id) and not delivery.lease_alive(r, rec.receipt):
             lost.append(rec.receipt)
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))

@@ -123,7 +123,8 @@ class LeverClient:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kw)
             status = response.status_code
         except (requests.ConnectTimeout, requests.exceptions.SSLError) as e:
-            raise LeverConnectionError(f"could not connect to Lever: {type(e).__name__}", outcome_unknown=False) from None
+            raise LeverConnectionError(f"could not connect to Lever: {type(e).__name__}",
+                                       outcome_unknown=False) from None
         except requests.ConnectionError as e:
             raise LeverConnectionError(
                 f"connection to Lever failed: {type(e).__name__}", outcome_unknown=_maybe_sent(e) and method != "GET"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -18,7 +18,7 @@ MIN_PASSWORD_LENGTH = 12
 _DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     VIEWER = "viewer"  # reads everything
     ADMIN = "admin"  # also acts: retry, discard, pause, refresh
 

@@ -25,7 +25,8 @@ class Field:
 
     name: str
     label: str
-    type: str  # text, email, url, textarea, dropdown, multiple-choice, multiple-select, file-upload, university, consent
+    # text, email, url, textarea, dropdown, multiple-choice, multiple-select, file-upload, university, consent
+    type: str
     required: bool = False
     description: str = ""
     options: tuple[tuple[str, str], ...] = ()

@@ -75,7 +75,8 @@ def test_without_javascript_the_server_reports_the_same_errors(browser, live: Li
     page.get_by_role("button", name="Submit application").click()
     page.wait_for_load_state()
     assert page.locator("#error-summary h2").inner_text().startswith("Please check 7 answers")
-    assert page.locator('.field[data-field="email"] .error').inner_text() == "Enter an email address like name@example.com."
+    email_error = page.locator('.field[data-field="email"] .error').inner_text()
+    assert email_error == "Enter an email address like name@example.com."
     assert page.locator('.field[data-field="fullName"] .error').inner_text() == "This field is required."
     assert page.locator("#f-email").input_value() == "not-an-email"  # nothing the candidate typed is lost
     assert page.locator("#f-email").get_attribute("aria-invalid") == "true"

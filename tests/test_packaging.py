@@ -25,10 +25,10 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(installed)
     script = (
         "import jobsite; from jobsite import create_app\n"
-        "assert jobsite.__file__.startswith(%r), jobsite.__file__\n"
-        "c = create_app(data_dir=%r).test_client()\n"
+        f"assert jobsite.__file__.startswith({str(installed)!r}), jobsite.__file__\n"
+        f"c = create_app(data_dir={str(tmp_path / 'data')!r}).test_client()\n"
         "r = c.get('/no-such-page'); assert r.status_code == 404 and b'We could not find that page' in r.data\n"
-        "assert c.get('/static/site.css').status_code == 200\n" % (str(installed), str(tmp_path / "data"))
+        "assert c.get('/static/site.css').status_code == 200\n"
     )
     env = {**os.environ, "PYTHONPATH": str(installed)}
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from flask import Response, request
 
-
 MAX_PAGES = 512
 PUBLIC_CACHE = "public, max-age=60, stale-while-revalidate=600, stale-if-error=86400"
 
