@@ -104,11 +104,17 @@ def submit(svc: Services, application: Application, uploads: Mapping[str, Upload
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
                     application=application, files=stored, posting_title=posting_title)
     try:
-        return _commit(svc, record, idempotency_key)
+        receipt_ = _commit(svc, record, idempotency_key)
     except redis.RedisError as e:
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         _spool(svc, record, idempotency_key)
         return Receipt(receipt, State.QUEUED.public)
+    if spooled(svc):  # Redis is back: move what this machine spooled (also done by workers)
+        try:
+            drain_spool(svc)
+        except redis.RedisError:
+            pass
+    return receipt_
 
 
 def _store_files(svc: Services, receipt: str, uploads: Mapping[str, UploadedFile]) -> list[dict[str, Any]]:

@@ -145,3 +145,20 @@ def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_r
              what="the spooled application to be delivered")
     assert intake.spooled(services) == []
     assert len(sandbox.received()["applications"]) == 1
+
+
+def test_a_web_machine_drains_its_own_spool_on_the_next_submission(settings: Settings, own_redis: EmbeddedRedis,
+                                                                   sandbox: Sandbox) -> None:
+    app = create_app(own_settings(settings, own_redis))
+    client = app.test_client()
+    posting = simple_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+    assert client.get(f"/jobs/{posting['id']}/apply").status_code == 200
+    own_redis.stop(signal.SIGKILL)
+    spooled = client.post(url, json=lever_body(sandbox, posting["id"], 1)).get_json()["receipt"]
+    own_redis.ensure()
+    later = client.post(url, json=lever_body(sandbox, posting["id"], 2)).get_json()["receipt"]
+    r = connect(own_redis.url)
+    assert intake.spooled(app.extensions["jobsite"]) == []
+    assert {rec.receipt for rec in store.load_many(r, [spooled, later])} == {spooled, later}
+    assert r.llen("rq:queue:applications") == 2
