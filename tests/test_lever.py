@@ -153,3 +153,14 @@ def test_injected_server_error_is_unavailable(lever: LeverClient, sandbox: Sandb
         lever.list_postings()
     assert e.value.status == 500 and e.value.message == "boom"
     assert lever.list_postings()
+
+
+def test_a_person_can_flip_maintenance_in_a_browser(sandbox: Sandbox) -> None:
+    import requests
+
+    page = requests.get(f"{sandbox.url}/_sandbox/", headers={"Accept": "text/html"}, timeout=5)
+    assert "Switch maintenance mode on" in page.text
+    flipped = requests.post(f"{sandbox.url}/_sandbox/maintenance", data={"on": "on"},
+                            headers={"Accept": "text/html"}, timeout=5)
+    assert flipped.ok and "Switch maintenance mode off" in flipped.text
+    assert requests.get(f"{sandbox.url}/_sandbox/", timeout=5).json()["maintenance"] is True

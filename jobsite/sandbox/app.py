@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, redirect, request
+from markupsafe import escape
 
 from .seed import make_postings, make_questions
 
@@ -383,8 +384,7 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
         data = request.get_json(silent=True)
         return data if isinstance(data, dict) else {}
 
-    @app.get("/_sandbox/")
-    def control_state() -> Any:
+    def state() -> dict[str, Any]:
         with st.lock:
             sw = st.switches
             return {"maintenance": sw.maintenance, "apply_per_s": sw.apply_per_s, "per_s": sw.per_s,
@@ -393,11 +393,28 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
                     "postings": len(st.postings), "applications": len(st.applications),
                     "requests": len(st.requests)}
 
+    @app.get("/_sandbox/")
+    def control_state() -> Any:
+        """The switches as JSON, or, for a person in a browser, a page with a maintenance button."""
+        data = state()
+        if request.accept_mimetypes.best == "text/html":
+            flip = "off" if data["maintenance"] else "on"
+            rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in data.items())
+            return (f"<!doctype html><title>Lever sandbox</title><h1>Lever sandbox</h1><table>{rows}</table>"
+                    f'<form method="post" action="/_sandbox/maintenance"><input type="hidden" name="on" '
+                    f'value="{flip}"><button>Switch maintenance mode {flip}</button></form>'
+                    "<p>JSON switches: POST /_sandbox/maintenance, limits, latency, drop, fail, forbid, reset; "
+                    "GET /_sandbox/received.</p>")
+        return data
+
     @app.post("/_sandbox/maintenance")
     def maintenance() -> Any:
+        on = request.form["on"] == "on" if "on" in request.form else bool(body().get("on", True))
         with st.lock:
-            st.switches.maintenance = bool(body().get("on", True))
-        return control_state()
+            st.switches.maintenance = on
+        if request.form:
+            return redirect("/_sandbox/", 303)
+        return state()
 
     @app.post("/_sandbox/limits")
     def limits() -> Any:
@@ -410,7 +427,7 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
             if "retry_after" in data:
                 sw.retry_after = bool(data["retry_after"])
             st.reset_buckets()
-        return control_state()
+        return state()
 
     @app.post("/_sandbox/latency")
     def latency() -> Any:
@@ -418,14 +435,14 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
         with st.lock:
             st.switches.latency_s = float(data.get("seconds", 0))
             st.switches.latency_path = str(data.get("path", ""))
-        return control_state()
+        return state()
 
     @app.post("/_sandbox/drop")
     def drop() -> Any:
         data = body()
         with st.lock:
             st.switches.drop.append({"path": str(data.get("path", "")), "count": int(data.get("count", 1))})
-        return control_state()
+        return state()
 
     @app.post("/_sandbox/fail")
     def fail() -> Any:
@@ -434,13 +451,13 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
             st.switches.fail.append({"path": str(data.get("path", "")), "count": int(data.get("count", 1)),
                                      "status": int(data.get("status", 500)),
                                      "message": str(data.get("message", "Injected failure"))})
-        return control_state()
+        return state()
 
     @app.post("/_sandbox/forbid")
     def forbid() -> Any:
         with st.lock:
             st.switches.forbid = set(body().get("endpoints", []))
-        return control_state()
+        return state()
 
     @app.post("/_sandbox/postings/<posting_id>")
     def change_posting(posting_id: str) -> Any:
@@ -452,7 +469,7 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
                 del st.postings[posting_id]
             else:
                 st.postings[posting_id].update({k: v for k, v in data.items() if k in ("state", "text")})
-        return control_state()
+        return state()
 
     @app.get("/_sandbox/received")
     def received() -> Any:
@@ -463,4 +480,4 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
     @app.post("/_sandbox/reset")
     def reset() -> Any:
         st.reset()
-        return control_state()
+        return state()
