@@ -81,6 +81,10 @@ def lease_alive(r: redis.Redis, receipt: str) -> bool:
     return bool(r.exists(f"lease:{receipt}"))
 
 
+class FileMissing(Exception):
+    """A stored file is not in this worker's data dir: workers must share JOBSITE_DATA_DIR with the web."""
+
+
 class RateLimitWait(Exception):
     """No rate-limit slot within MAX_IN_PROCESS_WAIT_S: reschedule."""
 
@@ -138,6 +142,9 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
         application_id = lever.apply(record.posting_id, body)
     except RateLimitWait as e:
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
+    except FileMissing as e:
+        return _needs_attention(services, record, f"the uploaded file {e} is not in this worker's data directory: "
+                                "web and worker processes must share JOBSITE_DATA_DIR", probe)
     except LeverRateLimited as e:
         wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
         apply_bucket.defer(r, wait)
@@ -190,7 +197,10 @@ def _upload_files(services: Services, record: Record, lease: Lease, bucket: Buck
         if known and known["expires_at_ms"] - UPLOAD_MARGIN_MS > now_ms:
             uris[f["field"]] = known["uri"]
             continue
-        content = Path(f["path"]).read_bytes()
+        try:
+            content = Path(f["path"]).read_bytes()
+        except FileNotFoundError:
+            raise FileMissing(f["filename"]) from None
         lease.extend()
         _take(r, bucket)
         upload = services.lever.upload_file(f["filename"], content, f["content_type"])

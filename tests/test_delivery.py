@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -230,3 +231,19 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     assert store.load(svc.redis, second).state == State.QUEUED
     assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
         "candidate1@example.com"]
+
+
+def test_a_missing_file_names_the_setting_to_fix(svc: Services, sandbox: Sandbox) -> None:
+    from jobsite.validation import UploadedFile, answers_from_lever_body
+
+    from .helpers import file_posting
+
+    p = file_posting(sandbox)
+    form = build_form(sandbox.state.questions[p["id"]])
+    upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
+    app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
+    receipt = intake.submit(svc, app, upload).receipt
+    for f in store.load(svc.redis, receipt).files:
+        Path(f["path"]).unlink()
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
+    assert "JOBSITE_DATA_DIR" in store.load(svc.redis, receipt).last_error
