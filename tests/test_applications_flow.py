@@ -162,3 +162,54 @@ def test_a_web_machine_drains_its_own_spool_on_the_next_submission(settings: Set
     assert intake.spooled(app.extensions["jobsite"]) == []
     assert {rec.receipt for rec in store.load_many(r, [spooled, later])} == {spooled, later}
     assert r.llen("rq:queue:applications") == 2
+
+
+def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings, r: redis.Redis,
+                                                             sandbox: Sandbox, workers: Workers) -> None:
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import wait
+
+    from .conftest import free_port
+
+    port = free_port()
+    sandbox.control("limits", apply_per_s=20, apply_burst=2, per_s=50, burst=50)
+    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", JOBSITE_APPLY_RATE_PER_S="15",
+                     JOBSITE_LEVER_RATE_PER_S="40")
+    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "2", "--port", str(port)], env=env,
+                           start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    posting = simple_posting(sandbox)
+    wait_for(lambda: requests.get(url + f"/jobs/{posting['id']}/apply", timeout=2).ok
+             if web.poll() is None and _listening(url) else False, what="gunicorn")
+
+    def submit(n: int) -> str | None:
+        try:
+            answer = post(url, posting["id"], lever_body(sandbox, posting["id"], n))
+        except requests.ConnectionError:
+            return None
+        return answer.json()["receipt"] if answer.status_code == 202 else None
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(submit, n) for n in range(600)]
+        wait_for(lambda: r.zcard(store.ALL) >= 40, what="submissions to flow")
+        os.killpg(web.pid, signal.SIGKILL)  # master and workers, mid-stream
+        web.wait()
+        wait(futures)
+    receipts = {f.result() for f in futures} - {None}
+    stored = {x.decode() for x in r.zrange(store.ALL, 0, -1)}
+    assert receipts and receipts <= stored  # every receipt a candidate got is durable
+    assert r.llen("rq:queue:applications") == len(stored)  # and each has its delivery job
+    workers.start(env)
+    wait_for(lambda: delivered(r) == len(stored), timeout=120, interval=0.2, what="delivery")
+    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+              for a in sandbox.received()["applications"]]
+    assert len(emails) == len(set(emails)) == len(stored)  # none lost, none twice
+
+
+def _listening(url: str) -> bool:
+    try:
+        return requests.get(url + "/healthz", timeout=1).ok
+    except requests.ConnectionError:
+        return False
