@@ -179,3 +179,16 @@ def test_security_headers_and_request_ids(client, sandbox: Sandbox) -> None:  # 
     assert console.headers["Cache-Control"] == "no-store"
     cookie = console.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_rejected_file_in_the_html_form_is_explained(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = file_posting(sandbox)
+    page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    answer = client.post(f"/jobs/{posting['id']}/apply", content_type="multipart/form-data",
+                         data={"form_token": token, "fullName": "Mallory", "email": "m@example.com",
+                               "resume": (io.BytesIO(ELF), "resume.pdf")})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "please attach them again" in text
+    assert "Upload a PDF, Word (doc, docx), OpenDocument (odt), RTF or plain text file." in text
+    assert 'value="Mallory"' in text and r.zcard(store.ALL) == 0

@@ -141,7 +141,10 @@ def submit(posting_id: str) -> Response:
         receipt = submission.receive(posting, form, answers, submission.uploads_from(request.files, form, max_bytes),
                                      idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""))
     except ValidationFailed as e:
-        return render_form(posting, form, answers=answers, errors=e.errors, token=token, status=422)
+        attached = any(f.filename for f in request.files.values())
+        return render_form(posting, form, answers=answers, errors=e.errors, token=token, status=422,
+                           message="Your answers are kept, but files are not: please attach them again."
+                           if attached else None)
     except submission.Rejected as e:
         response = render_form(posting, form, answers=answers, token=token, status=e.status, message=e.message)
         response.headers.update(e.headers)
