@@ -179,9 +179,9 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
         delivery.deliver(svc, receipt)
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     later = time.time() + settings.retention_days * 86400 + 60
-    store.update(r, store.load(r, recent), updated_at=0)  # keep `recent` young by checking it at its own time
-    r.hset(store.record_key(recent), "updated_at", later - 3600)
+    r.zadd(store.DELIVERED_LOG, {recent: later - 3600})  # as if `recent` was delivered an hour before `later`
     assert retention.purge(svc, now=later) == 1
+    assert retention.purge(svc, now=later) == 0  # done once
     purged = store.load(r, old)
     assert purged.application is None and purged.purged and purged.lever_application_id
     assert store.attempts(r, old) == []
