@@ -1,7 +1,8 @@
 """Job list page from a warm cache under gunicorn vs a minimal Flask route returning the same bytes from memory,
 and how many Lever requests a burst of 500 concurrent requests on a cold cache causes.
 
-Run: .venv/bin/python bench/catalog_bench.py [--seconds 10]
+Run: .venv/bin/python bench/catalog_bench.py [--seconds 10]   (load from wrk when installed: apt-get install wrk;
+else from a Python client, which loads the 2 cores itself and so gives lower figures for both)
 """
 
 from __future__ import annotations
