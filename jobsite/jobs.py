@@ -8,10 +8,11 @@ application's lease and state, not the job id, make sure it is delivered once.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -65,8 +66,7 @@ def enqueue_delivery(svc: Services, receipt: str, *, pipeline: redis.client.Pipe
     q = queue(svc)
     options = _job_options(receipt)
     if at is not None and at > time.time():
-        q.enqueue_at(datetime.fromtimestamp(at, UTC), deliver, receipt, pipeline=pipeline,
-                     job_timeout=JOB_TIMEOUT_S, **options)
+        q.enqueue_at(_not_before(at), deliver, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
     else:
         q.enqueue(deliver, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
     return options["job_id"]
@@ -114,10 +114,16 @@ def schedule_probe(svc: Services, delay_s: float, *, replace: bool = False) -> b
     ttl = int(delay_s + svc.settings.delivery_lease_s + 60)  # the chain heals itself if a probe job is lost
     if not r.set(gate.PROBE, job_id, nx=not replace, ex=ttl):
         return False
-    r.hset(gate.GATE, "next_probe_at", time.time() + delay_s)
-    queue(svc).enqueue_in(timedelta(seconds=delay_s), probe, job_id=job_id, result_ttl=0,
-                          job_timeout=JOB_TIMEOUT_S, description="probe Lever")
+    at = time.time() + delay_s
+    r.hset(gate.GATE, "next_probe_at", at)
+    queue(svc).enqueue_at(_not_before(at), probe, job_id=job_id, result_ttl=0, job_timeout=JOB_TIMEOUT_S,
+                          description="probe Lever")
     return True
+
+
+def _not_before(at: float) -> datetime:
+    """RQ's scheduler keeps whole seconds and truncates: round up, so a job never runs before its time."""
+    return datetime.fromtimestamp(math.ceil(at), UTC)
 
 
 def probe() -> str:
