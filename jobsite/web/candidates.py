@@ -32,7 +32,8 @@ def absolute(endpoint: str, **values: Any) -> str:
 
 def host_key() -> str:
     """What makes absolute URLs differ between requests (cheaper than building them): part of page cache keys."""
-    return get_services().settings.public_url or request.environ.get("HTTP_HOST", "")
+    env = request.environ
+    return get_services().settings.public_url or f"{env.get('wsgi.url_scheme')}://{env.get('HTTP_HOST', '')}"
 
 
 def embedded() -> bool:
