@@ -192,3 +192,11 @@ def test_a_rejected_file_in_the_html_form_is_explained(client, r: redis.Redis, s
     assert answer.status_code == 422 and "please attach them again" in text
     assert "Upload a PDF, Word (doc, docx), OpenDocument (odt), RTF or plain text file." in text
     assert 'value="Mallory"' in text and r.zcard(store.ALL) == 0
+
+
+def test_postings_json_is_cacheable_with_any_search(client) -> None:  # type: ignore[no-untyped-def]
+    first = client.get("/api/v1/postings", query_string={"q": "ingénieur ☃"})
+    assert first.status_code == 200 and first.headers["ETag"]
+    again = client.get("/api/v1/postings", query_string={"q": "ingénieur ☃"},
+                       headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304

@@ -27,8 +27,9 @@ from flask import (
 from .. import applications as store
 from .. import audit, dashboard, gate, jobs, users
 from ..applications import State
-from ..catalog import CatalogUnavailable
+from ..catalog import CatalogUnavailable, PostingNotFound
 from ..services import get_services
+from ..validation import build_form, custom_name
 from .security import check_csrf
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -177,10 +178,19 @@ def _record_or_404(receipt: str) -> store.Record:
 
 @bp.get("/applications/<receipt>")
 def application_page(receipt: str) -> Any:
-    r = get_services().redis
+    svc = get_services()
     record = _record_or_404(receipt)
-    return render_template("admin/application.html", rec=record, attempts=store.attempts(r, receipt),
-                           audit=audit.entries(r, 50, target=receipt))
+    return render_template("admin/application.html", rec=record, attempts=store.attempts(svc.redis, receipt),
+                           audit=audit.entries(svc.redis, 50, target=receipt), labels=_labels(record.posting_id),
+                           custom_name=custom_name)
+
+
+def _labels(posting_id: str) -> dict[str, str]:
+    """Question texts by field name, from the cached form (none if the posting is gone and Lever is down)."""
+    try:
+        return {f.name: f.label for f in build_form(get_services().catalog.questions(posting_id).data).fields()}
+    except (PostingNotFound, CatalogUnavailable):
+        return {}
 
 
 @bp.get("/applications/<receipt>/files/<int:index>")

@@ -7,16 +7,18 @@ no ambient authority for another site to abuse.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from .. import board
 from ..catalog import PostingNotFound
 from ..services import get_services
 from ..validation import ValidationFailed, answers_from_lever_body
 from . import submission
-from .candidates import application_status, site_url
+from .candidates import application_status, host_key, site_url
 from .errors import error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -45,12 +47,12 @@ def _posting_json(p: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/postings")
 def postings() -> Response:
-    from .. import board
-
     snap = get_services().catalog.postings()
-    found = board.search(snap.data, board.Query.from_args(request.args))
+    query = board.Query.from_args(request.args)
+    found = board.search(snap.data, query)
     response = jsonify({"data": [_posting_json(p) for p in found], "count": len(found)})
-    response.set_etag(f"{snap.version}-{board.Query.from_args(request.args).key()}".replace('"', ""))
+    response.set_etag(hashlib.blake2b("\0".join((snap.version, query.key(), host_key())).encode(),
+                                      digest_size=10).hexdigest())
     response.headers["Cache-Control"] = "public, max-age=60, stale-while-revalidate=600, stale-if-error=86400"
     return response.make_conditional(request)
 
