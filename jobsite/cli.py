@@ -67,6 +67,8 @@ def up(port: int | None, host: str) -> None:
         spawn("worker")
         site = f"http://{host}:{port}"
         _wait_http(f"{site}/healthz", children, stop)
+        if stop.is_set():
+            return
         click.echo(f"\n  jobsite is up:   {site}/")
         if settings.uses_sandbox:
             click.echo(f"  Lever sandbox:   {settings.sandbox_url}/_sandbox/  (controls; no LEVER_API_KEY set)")
@@ -83,17 +85,19 @@ def up(port: int | None, host: str) -> None:
 
 
 def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threading.Event, timeout: float = 60) -> None:
+    """Wait until `url` answers; a stop request ends the wait quietly, a dead child or a timeout is an error."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not stop.is_set():
+    while not stop.is_set():
         if any(c.poll() is not None for c in children):
-            raise SystemExit(1)
+            raise click.ClickException(f"a jobsite process exited while starting; see the log above ({url})")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"{url} did not answer within {timeout:.0f} s")
         try:
             if requests.get(url, timeout=1).ok:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    raise SystemExit(1)
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = 15) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,24 +26,32 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    announced = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "jobsite is up" in line:
+                announced.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        ready = None
-        while time.monotonic() - started < 10 and ready is None:
-            try:
-                health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                readiness = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                if health.status_code == readiness.status_code == 200:
-                    ready = readiness.json()
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        assert ready is not None, "jobsite up did not serve /healthz and /readyz within 10 s"
-        assert ready["redis"] == "ok"
+        assert announced.wait(10), "jobsite up did not announce itself within 10 s:\n" + "".join(lines)
+        site = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{site}/healthz", timeout=2).status_code == 200
+        ready = requests.get(f"{site}/readyz", timeout=2)
+        assert ready.status_code == 200 and ready.json()["redis"] == "ok"
+        assert time.monotonic() - started < 10
         assert requests.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/", timeout=2).ok
-        redis_pid = EmbeddedRedis(data).pid
-        assert redis_pid is not None
+        assert EmbeddedRedis(data).pid is not None
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(30)
+        reader.join(5)
+        proc.stdout.close()  # type: ignore[union-attr]
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out and f"http://127.0.0.1:{sandbox_port}/_sandbox/" in out
     assert not EmbeddedRedis(data).ping()
