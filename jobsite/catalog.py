@@ -126,16 +126,20 @@ class Catalog:
                 "hit_rate": f"{(counts.get('hit', 0) + counts.get('stale', 0)) / total:.1%}" if total else "—",
                 "counts": counts}
 
-    def flush_stats(self, every_s: float = 5.0) -> None:
-        """Add this process's counters to the shared metrics, at most every `every_s` (cheap on the hot path)."""
+    def flush_stats(self, every_s: float = 5.0, background: bool = True) -> None:
+        """Add this process's counters to the shared metrics, at most every `every_s` (cheap on the hot path).
+        In the background by default: a slow or unreachable Redis must not slow pages down."""
         now = time.monotonic()
         if now - self._flushed_at < every_s:
             return
         self._flushed_at = now
         stats, self.stats = self.stats, Stats()
-        if stats != Stats():
-            # Off the request path: a slow or unreachable Redis must not slow pages down.
+        if stats == Stats():
+            return
+        if background:
             threading.Thread(target=self._send_stats, args=(stats,), daemon=True).start()
+        else:
+            self._send_stats(stats)
 
     def _send_stats(self, stats: Stats) -> None:
         r = self.services.redis

@@ -25,8 +25,7 @@ def prometheus() -> Any:
     """Prometheus text format: queue depth by state, deliveries, Lever calls and latency, cache, spool."""
     services = get_services()
     r = services.redis
-    services.catalog._send_stats(services.catalog.stats)
-    services.catalog.stats = type(services.catalog.stats)()
+    services.catalog.flush_stats(every_s=0, background=False)
     status = gate.status(r)
     gauges: dict[str, float | dict[str, float]] = {
         "jobsite_applications": {f'state="{k}"': v for k, v in applications.counts(r).items()},
