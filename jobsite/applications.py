@@ -128,7 +128,8 @@ def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State 
     if state is not None:
         record.state = state
     pipe = r.pipeline() if isinstance(r, redis.Redis) else r
-    mapping = {k: record.to_redis()[k] for k in (*changes, "updated_at", "state")}
+    fields = record.to_redis()
+    mapping = {k: fields[k] for k in (*changes, "updated_at", "state")}
     pipe.hset(record_key(record.receipt), mapping=mapping)
     if state is not None and state != old:
         pipe.zrem(state_key(old), record.receipt)
