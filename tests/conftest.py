@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,23 +198,39 @@ class Workers:
         self.procs: list = []
 
     def start(self, env: dict[str, str]):  # type: ignore[no-untyped-def]
-        import subprocess
         import sys
 
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env)
+        # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True)
         self.procs.append(proc)
         return proc
 
+    @staticmethod
+    def crash(proc) -> None:  # type: ignore[no-untyped-def]
+        """SIGKILL the worker and everything it forked, as a machine or container crash would."""
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
     def stop_all(self) -> None:
+        import os
+        import signal
+
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
         for p in self.procs:
             try:
                 p.wait(20)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # anything it forked that outlived it
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture
