@@ -144,7 +144,7 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:
         return _needs_attention(services, record, f"the uploaded file {e} is not in this worker's data directory: "
-                                "web and worker processes must share JOBSITE_DATA_DIR", probe)
+                                "web and worker processes must share JOBSITE_DATA_DIR")
     except LeverRateLimited as e:
         wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
         apply_bucket.defer(r, wait)
@@ -173,7 +173,10 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
     except LeverRejected as e:
         _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
-        return _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}", probe)
+        result = _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}")
+        if probe:
+            _open_gate(services)  # Lever answered, so maintenance is over
+        return result
     _delivered(services, record, application_id, lever_bucket)
     if probe:
         _open_gate(services)
@@ -297,8 +300,7 @@ def _retry(services: Services, record: Record, why: str, probe: bool) -> Result:
     r, s = services.redis, services.settings
     metrics.incr(r, "jobsite_deliveries_total", outcome="retry")
     if time.time() - record.created_at > s.retry_window_s:
-        return _needs_attention(services, record, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}",
-                                probe)
+        return _needs_attention(services, record, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
     # A failed probe backs off the gate's probing; any other failure backs off this application.
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else retry_delay(record.attempts - 1)
     retry_at = time.time() + delay
@@ -306,13 +308,13 @@ def _retry(services: Services, record: Record, why: str, probe: bool) -> Result:
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=delay if probe else 0.0)
 
 
-def _needs_attention(services: Services, record: Record, why: str, probe: bool) -> Result:
+def _needs_attention(services: Services, record: Record, why: str) -> Result:
+    """Stop trying until a recruiter acts. Says nothing about Lever's state, so the gate is left as it is."""
     r = services.redis
     store.update(r, record, State.NEEDS_ATTENTION, last_error=why, next_attempt_at=0.0)
+    gate.unpark(r, record.receipt)  # a probe moves on to the next waiting application
     metrics.incr(r, "jobsite_deliveries_total", outcome="needs_attention")
     log.warning("application %s needs attention: %s", record.receipt[:8], why)
-    if probe:
-        _open_gate(services)  # Lever answered: it is out of maintenance
     return Result(Outcome.NEEDS_ATTENTION)
 
 

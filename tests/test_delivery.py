@@ -247,3 +247,26 @@ def test_a_missing_file_names_the_setting_to_fix(svc: Services, sandbox: Sandbox
         Path(f["path"]).unlink()
     assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
     assert "JOBSITE_DATA_DIR" in store.load(svc.redis, receipt).last_error
+
+
+def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Services, sandbox: Sandbox) -> None:
+    from jobsite.validation import UploadedFile, answers_from_lever_body
+
+    from .helpers import file_posting
+
+    sandbox.control("maintenance", on=True)
+    p = file_posting(sandbox)
+    form = build_form(sandbox.state.questions[p["id"]])
+    upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
+    app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
+    broken = intake.submit(svc, app, upload).receipt
+    waiting = accept(svc, sandbox, 2)
+    for receipt in (broken, waiting):
+        delivery.deliver(svc, receipt)
+    for f in store.load(svc.redis, broken).files:
+        Path(f["path"]).unlink()
+    assert delivery.deliver(svc, broken, probe=True).outcome == delivery.Outcome.NEEDS_ATTENTION
+    status = gate.status(svc.redis)
+    assert status.state == "closed"  # a missing file says nothing about Lever: still in maintenance
+    assert gate.oldest_parked(svc.redis) == waiting  # the next probe takes the next application
+    assert store.load(svc.redis, waiting).state == State.WAITING
