@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -223,28 +224,25 @@ def _reconcile(services: Services, record: Record, bucket: Bucket) -> bool:
     _take(r, bucket)
     since = int(record.first_sent_at * 1000) - RECONCILE_MARGIN_MS
     try:
-        found = services.lever.list_opportunities(email=record.application.email,  # type: ignore[union-attr]
-                                                  posting_id=record.posting_id, created_at_start=since,
-                                                  expand="applications")
+        found = _lever_applications(services, record, created_at_start=since)
     except LeverAuthError:
         r.set(CAN_RECONCILE, "0")
         log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
                     "which can create a duplicate")
         store.log_attempt(r, record.receipt, "reconcile", 403, "the API key may not list opportunities: re-sending")
         return False
-    for opp in found:
-        for app in opp.get("applications") or []:
-            app_id = app["id"] if isinstance(app, dict) else app
-            store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
-            _delivered(services, record, str(app_id), bucket, opportunity=opp)
-            return True
+    if found:
+        app_id, opp = found[0]
+        store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
+        _delivered(services, record, app_id, bucket, opportunity=opp)
+        return True
     store.update(r, record, inflight_at=0.0)
     store.log_attempt(r, record.receipt, "reconcile", 200, "Lever does not have it: sending again")
     return False
 
 
 def _delivered(services: Services, record: Record, application_id: str, bucket: Bucket,
-               opportunity: dict | None = None) -> None:
+               opportunity: dict[str, Any] | None = None) -> None:
     r = services.redis
     if opportunity is None:
         opportunity = _find_opportunity(services, record, application_id, bucket)
@@ -258,21 +256,26 @@ def _delivered(services: Services, record: Record, application_id: str, bucket: 
     log.info("application %s delivered", record.receipt[:8])
 
 
-def _find_opportunity(services: Services, record: Record, application_id: str, bucket: Bucket) -> dict | None:
+def _find_opportunity(services: Services, record: Record, application_id: str, bucket: Bucket) -> dict[str, Any] | None:
     """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
     the application is delivered either way)."""
     if services.redis.get(CAN_RECONCILE) == b"0":
         return None
     try:
         _take(services.redis, bucket)
-        for opp in services.lever.list_opportunities(email=record.application.email,  # type: ignore[union-attr]
-                                                     posting_id=record.posting_id, expand="applications"):
-            ids = [a["id"] if isinstance(a, dict) else a for a in opp.get("applications") or []]
-            if application_id in ids:
-                return opp
+        found = _lever_applications(services, record)
     except (LeverError, RateLimitWait):
         return None
-    return None
+    return next((opp for app_id, opp in found if app_id == application_id), None)
+
+
+def _lever_applications(services: Services, record: Record, **filters: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(application id, opportunity) pairs Lever holds for this candidate's email and posting."""
+    opportunities = services.lever.list_opportunities(email=record.application.email,  # type: ignore[union-attr]
+                                                      posting_id=record.posting_id, expand="applications",
+                                                      **filters)
+    return [(str(app["id"] if isinstance(app, dict) else app), opp)
+            for opp in opportunities for app in opp.get("applications") or []]
 
 
 def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bool) -> Result:
