@@ -95,10 +95,8 @@ def previous(svc: Services, idempotency_key: str | None) -> Receipt | None:
 
 def submit(svc: Services, application: Application, uploads: Mapping[str, UploadedFile], *,
            posting_title: str = "", idempotency_key: str | None = None) -> Receipt:
-    """Persist and queue an application; returns its receipt only once it is durable."""
-    earlier = previous(svc, idempotency_key)
-    if earlier:
-        return earlier
+    """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
+    returns the first receipt (checked atomically with the write; the web checks it before validating too)."""
     receipt = store.new_receipt()
     stored = _store_files(svc, receipt, uploads)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),

@@ -11,14 +11,14 @@ import hashlib
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
 from .. import board
 from ..catalog import PostingNotFound
 from ..services import get_services
 from ..validation import ValidationFailed, answers_from_lever_body
 from . import submission
-from .candidates import application_status, host_key, site_url
+from .candidates import absolute, application_status, host_key
 from .errors import error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -39,9 +39,9 @@ def cors(response: Response) -> Response:
 
 def _posting_json(p: dict[str, Any]) -> dict[str, Any]:
     out = {k: p.get(k) for k in POSTING_FIELDS}
-    out["urls"] = {"show": site_url() + url_for("candidates.posting", posting_id=p["id"]),
-                   "apply": site_url() + url_for("candidates.apply", posting_id=p["id"]),
-                   "applications": site_url() + url_for("api.apply", posting_id=p["id"])}
+    out["urls"] = {"show": absolute("candidates.posting", posting_id=p["id"]),
+                   "apply": absolute("candidates.apply", posting_id=p["id"]),
+                   "applications": absolute("api.apply", posting_id=p["id"])}
     return out
 
 
@@ -106,7 +106,7 @@ def apply(posting_id: str) -> Any:
         return error_response(422, "Some answers need attention.", errors=e.errors)
     except submission.Rejected as e:
         return error_response(e.status, e.message, e.headers)
-    status_url = site_url() + url_for("api.application", receipt=receipt.receipt)
+    status_url = absolute("api.application", receipt=receipt.receipt)
     return {"receipt": receipt.receipt, "status": receipt.status, "status_url": status_url}, 202
 
 
