@@ -16,7 +16,7 @@ _SHARE = ROOT if (ROOT / "templates").is_dir() else ROOT.parent
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
-    from . import files, services
+    from . import filetypes, services
     from .sanitize import clean_html
     from .web import admin, api, candidates, errors, ops, security
 
@@ -44,6 +44,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(candidates.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
-    app.jinja_env.globals.update(company_name=settings.company_name, accept=files.ACCEPT)
+    app.jinja_env.globals.update(company_name=settings.company_name, accept=filetypes.ACCEPT)
     app.jinja_env.filters["sanitize"] = clean_html
     return app

@@ -20,16 +20,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import diskcache
+import redis
 
 from . import metrics
-from .lever import LeverError
+from .lever import LeverClient, LeverError
 from .sanitize import clean_html
-
-if TYPE_CHECKING:
-    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +67,13 @@ class Snapshot:
     def age_s(self) -> float:
         return max(0.0, time.time() - self.fetched_at)
 
+    def find(self, posting_id: str) -> dict[str, Any]:
+        """One posting of a postings snapshot (PostingNotFound if it is not published)."""
+        for p in self.data:
+            if p["id"] == posting_id:
+                return p
+        raise PostingNotFound(posting_id)
+
 
 @dataclass
 class Stats:
@@ -81,13 +87,15 @@ class Stats:
 
 
 class Catalog:
-    def __init__(self, services: Services):
-        s = services.settings
-        self.services = services
-        self.fresh_s = s.catalog_fresh_s
-        self.keep_s = s.catalog_keep_s
+    """Postings and forms read through the cache; `r` only receives the site-wide cache statistics."""
+
+    def __init__(self, directory: Path, *, lever: LeverClient, r: redis.Redis, fresh_s: float, keep_s: float):
+        self.lever = lever
+        self.r = r
+        self.fresh_s = fresh_s
+        self.keep_s = keep_s
         # Values up to 4 MB stay inline in SQLite: 6x faster writes and 3x faster reads than separate files.
-        self.cache = diskcache.Cache(str(s.path("cache", "catalog")), disk_min_file_size=4 * 2**20,
+        self.cache = diskcache.Cache(str(directory), disk_min_file_size=4 * 2**20,
                                      size_limit=2**30, eviction_policy="least-recently-stored")
         self.stats = Stats()
         self._parsed: dict[str, Snapshot] = {}  # process-local: the parsed data of the version last read
@@ -102,16 +110,12 @@ class Catalog:
 
     def posting(self, posting_id: str) -> dict[str, Any]:
         """One published posting, from the list (so a posting gone from Lever is gone here at the next refresh)."""
-        for p in self.postings().data:
-            if p["id"] == posting_id:
-                return p
-        raise PostingNotFound(posting_id)
+        return self.postings().find(posting_id)
 
-    def questions(self, posting_id: str) -> Snapshot:
-        """The application form of a published posting."""
-        self.posting(posting_id)
-        lever = self.services.lever
-        return self._get(Key.QUESTIONS.of(posting_id), lambda: lever.get_application_questions(posting_id))
+    def questions(self, posting: dict[str, Any]) -> Snapshot:
+        """The application form of a published posting (as found in `postings()`)."""
+        posting_id = posting["id"]
+        return self._get(Key.QUESTIONS.of(posting_id), lambda: self.lever.get_application_questions(posting_id))
 
     def refresh_postings(self) -> Snapshot:
         """Fetch the postings now (recruiters' "refresh"), waiting for a fetch already under way."""
@@ -120,7 +124,7 @@ class Catalog:
     def info(self) -> dict[str, Any]:
         """Age of the postings entry and the site-wide hit rate, for recruiters."""
         meta = self._meta(Key.POSTINGS.of())
-        counts = metrics.counter_values(self.services.redis, "jobsite_cache_requests_total", "result")
+        counts = metrics.counter_values(self.r, "jobsite_cache_requests_total", "result")
         total = sum(counts.values())
         return {"postings_age_s": round(time.time() - meta["fetched_at"], 1) if meta else None,
                 "hit_rate": f"{(counts.get('hit', 0) + counts.get('stale', 0)) / total:.1%}" if total else "—",
@@ -142,7 +146,7 @@ class Catalog:
             self._send_stats(stats)
 
     def _send_stats(self, stats: Stats) -> None:
-        r = self.services.redis
+        r = self.r
         for result, n in (("hit", stats.hits), ("miss", stats.misses), ("stale", stats.stale)):
             if n:
                 metrics.incr(r, "jobsite_cache_requests_total", n, result=result)
@@ -198,8 +202,11 @@ class Catalog:
         return token if self.cache.add(key + ":lock", token, expire=LOCK_S) else None
 
     def _unlock(self, key: str, token: str) -> None:
-        if self.cache.get(key + ":lock") == token:
-            self.cache.delete(key + ":lock")
+        """Release our lock only: check and delete in one SQLite transaction, so a lock another process took after
+        ours expired is never deleted. (diskcache.Lock's release deletes whatever holds the key.)"""
+        with self.cache.transact():
+            if self.cache.get(key + ":lock") == token:
+                self.cache.delete(key + ":lock")
 
     def _store(self, key: str, data: Any) -> Snapshot:
         text = json.dumps(data, separators=(",", ":"))
@@ -265,7 +272,7 @@ class Catalog:
         threading.Thread(target=run, name=f"refresh-{key}", daemon=True).start()
 
     def _fetch_postings(self) -> list[dict[str, Any]]:
-        postings = self.services.lever.list_postings(state="published", distributionChannel="public")
+        postings = self.lever.list_postings(state="published", distributionChannel="public")
         return [_public_posting(p) for p in postings
                 if p.get("state") == "published" and "public" in (p.get("distributionChannels") or [])
                 and p.get("confidentiality", "non-confidential") == "non-confidential"]

@@ -13,9 +13,9 @@ from typing import Any
 import click
 import requests
 
-from .applications import State
 from .redis_server import EmbeddedRedis
 from .settings import ConfigError, Settings, load_settings
+from .store import State
 
 
 def _settings() -> Settings:
@@ -189,7 +189,7 @@ def applications() -> None:
 @click.option("--limit", default=50, show_default=True)
 def list_applications(state: str, limit: int) -> None:
     """Applications in a state, oldest first, with why they are there."""
-    from . import applications as store
+    from . import store
     from .services import Services
 
     svc = Services(_settings())
@@ -206,17 +206,16 @@ def list_applications(state: str, limit: int) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Retry every application that needs attention.")
 def retry(receipts: tuple[str, ...], retry_all: bool) -> None:
     """Queue applications for delivery again (after fixing what Lever refused)."""
-    from . import applications as store
-    from . import jobs
+    from . import queue, store
     from .services import Services
 
-    svc = jobs.use(Services(_settings()))
+    svc = Services(_settings())
     chosen = list(receipts)
     if retry_all:
         chosen += store.receipts(svc.redis, store.State.NEEDS_ATTENTION, 100_000)
     if not chosen:
         raise click.UsageError("name receipts, or pass --all")
-    queued = jobs.retry_now(svc, chosen)
+    queued = queue.retry_now(svc.redis, chosen)
     click.echo(f"queued {len(queued)} application(s) for delivery")
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import applications as store
-from . import gate, intake, metrics
-from .applications import State
+from . import gate, lever_health, spool, store
 from .ratelimit import APPLY, Bucket
 from .services import Services
+from .store import State
 
 RATE_WINDOW_S = 60
 HOURS = 24
@@ -17,9 +16,9 @@ HOURS = 24
 
 def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     """available | maintenance (since) | rate-limited | errors | unknown, as jobsite last saw Lever."""
-    last = metrics.lever_last_seen(svc.redis)
-    if status.state == "closed":
-        kind = "maintenance" if "maintenance" in status.reason else "refusing our key"
+    last = lever_health.last_seen(svc.redis)
+    if status.closed:
+        kind = "maintenance" if status.cause == gate.Cause.MAINTENANCE else "refusing our key"
         return {"state": kind, "since": status.since, "detail": status.reason}
     if not last:
         return {"state": "unknown", "detail": "jobsite has not called Lever yet"}
@@ -39,23 +38,19 @@ def status(svc: Services) -> dict[str, Any]:
     g = gate.status(r)
     counts = store.counts(r)
     backlog = counts["queued"] + counts["waiting"] + counts["delivering"]
-    oldest = None
-    for state in (State.WAITING, State.QUEUED, State.DELIVERING):
-        first = r.zrange(store.state_key(state), 0, 0, withscores=True)
-        if first and (oldest is None or first[0][1] < oldest):
-            oldest = first[0][1]
-    rate = r.zcount(store.DELIVERED_LOG, now - RATE_WINDOW_S, now) / RATE_WINDOW_S
+    oldest = store.oldest_created_at(r, (State.WAITING, State.QUEUED, State.DELIVERING))
+    rate = store.delivered_between(r, now - RATE_WINDOW_S, now + 0.001) / RATE_WINDOW_S
     return {
         "now": now,
         "lever": lever_state(svc, g),
-        "gate": {"state": "paused" if g.paused else g.state, "since": g.since, "failures": g.failures,
-                 "next_probe_at": g.next_probe_at if g.state == "closed" else None, "parked": g.parked},
+        "gate": {"state": "paused" if g.paused else g.state.value, "since": g.since, "failures": g.failures,
+                 "next_probe_at": g.next_probe_at if g.closed else None, "parked": g.parked},
         "counts": counts,
         "backlog": backlog,
         "oldest_waiting_s": round(now - oldest) if oldest else None,
         "delivery_rate_per_s": round(rate, 2),
         "eta_s": round(backlog / rate) if rate > 0 and backlog else None,
-        "spooled": len(intake.spooled(svc)),
+        "spooled": len(spool.entries(svc.settings.data_dir)),
     }
 
 
@@ -66,6 +61,6 @@ def history(svc: Services, hours: int = HOURS) -> list[dict[str, Any]]:
     out = []
     for h in range(hours, 0, -1):
         start = end - h * 3600
-        out.append({"hour": start, "submitted": r.zcount(store.ALL, start, start + 3600 - 0.001),
-                    "delivered": r.zcount(store.DELIVERED_LOG, start, start + 3600 - 0.001)})
+        out.append({"hour": start, "submitted": store.received_between(r, start, start + 3600),
+                    "delivered": store.delivered_between(r, start, start + 3600)})
     return out

@@ -2,26 +2,23 @@
 
 `deliver()` sends one application: through the gate (parked while Lever is in maintenance), at the shared rate
 limits, files uploaded first, reconciled with Lever before any re-send whose earlier outcome is unknown, so that no
-application is lost and none is sent twice. It returns what happened and what should happen next; the job layer
-(jobs.py) turns that into RQ scheduling.
+application is lost and none is sent twice. It returns what happened and what should happen next; the task layer
+(tasks.py) turns that into RQ scheduling.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 
-from . import applications as store
-from . import gate, metrics
-from .applications import Record, State
+from . import backoff, gate, metrics, store, uploads
 from .lever import (
     LeverAuthError,
     LeverConnectionError,
@@ -32,6 +29,8 @@ from .lever import (
 )
 from .ratelimit import APPLY, LEVER, Bucket
 from .services import Services
+from .store import Record, State
+from .uploads import FileMissing
 
 log = logging.getLogger(__name__)
 
@@ -58,32 +57,30 @@ class Result:
     retry_at: float = 0.0
     gate_closed: bool = False  # this delivery closed the gate: a probe must be scheduled
     probe_delay_s: float = 0.0
+    opened: tuple[str, ...] = ()  # this delivery opened the gate: these parked applications are to be queued
 
 
-class Lease:
-    """A per-application lock with a TTL: at most one worker delivers an application, and a dead worker's
-    application is taken up again once its lease runs out."""
+LEASE = "lease:{}"  # a redis-py Lock per application while a worker delivers it
 
-    def __init__(self, r: redis.Redis, receipt: str, ttl_s: int):
-        self.r, self.key, self.ttl_s, self.token = r, f"lease:{receipt}", ttl_s, uuid.uuid4().hex
 
-    def acquire(self) -> bool:
-        return bool(self.r.set(self.key, self.token, nx=True, ex=self.ttl_s))
-
-    def extend(self) -> None:
-        self.r.expire(self.key, self.ttl_s)
-
-    def release(self) -> None:
-        if self.r.get(self.key) == self.token.encode():
-            self.r.delete(self.key)
+def _lease(r: redis.Redis, receipt: str, ttl_s: int) -> Lock:
+    """At most one worker delivers an application; a dead worker's application is taken up again once its lease
+    runs out. redis-py's Lock checks its token when it extends and releases, so a worker whose lease expired can
+    never end the lease another worker took since."""
+    return r.lock(LEASE.format(receipt), timeout=ttl_s, blocking=False)
 
 
 def lease_alive(r: redis.Redis, receipt: str) -> bool:
-    return bool(r.exists(f"lease:{receipt}"))
+    return bool(r.exists(LEASE.format(receipt)))
 
 
-class FileMissing(Exception):
-    """A stored file is not in this worker's data dir: workers must share JOBSITE_DATA_DIR with the web."""
+def note_can_reconcile(r: redis.Redis, allowed: bool) -> None:
+    """Remember whether our key may list opportunities (checked at worker start and whenever Lever refuses it)."""
+    r.set(CAN_RECONCILE, "1" if allowed else "0")
+
+
+def _can_reconcile(r: redis.Redis) -> bool:
+    return r.get(CAN_RECONCILE) != b"0"
 
 
 class RateLimitWait(Exception):
@@ -102,7 +99,7 @@ def _take(r: redis.Redis, bucket: Bucket) -> None:
 
 
 def retry_delay(attempts: int) -> float:
-    return gate.jitter(min(RETRY_CAP_S, RETRY_BASE_S * 2 ** min(attempts, 20)))
+    return backoff.delay(attempts, RETRY_BASE_S, RETRY_CAP_S)
 
 
 def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
@@ -111,7 +108,7 @@ def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
     record = store.load(r, receipt)
     if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION) or record.application is None:
         return Result(Outcome.SKIPPED)
-    lease = Lease(r, receipt, s.delivery_lease_s)
+    lease = _lease(r, receipt, s.delivery_lease_s)
     if not lease.acquire():
         return Result(Outcome.SKIPPED)
     try:
@@ -120,10 +117,13 @@ def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
             return Result(Outcome.PARKED)
         return _send(services, record, lease, probe)
     finally:
-        lease.release()
+        try:
+            lease.release()
+        except LockError:
+            log.warning("application %s: its lease ran out during delivery", receipt[:8])
 
 
-def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Result:
+def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Result:
     r, s, lever = services.redis, services.settings, services.lever
     apply_bucket = Bucket(APPLY, s.apply_rate_per_s, 1)
     lever_bucket = Bucket(LEVER, s.lever_rate_per_s, s.lever_burst)
@@ -133,8 +133,9 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
         if record.inflight_at and _reconcile(services, record, lever_bucket):
             return Result(Outcome.DELIVERED)
         uris = _upload_files(services, record, lease, lever_bucket)
-        body = record.application.lever_body(uris, s.application_source)  # type: ignore[union-attr]
-        lease.extend()
+        assert record.application is not None  # checked by deliver()
+        body = record.application.lever_body(uris, s.application_source)
+        lease.reacquire()
         _take(r, apply_bucket)
         _take(r, lever_bucket)
         now = time.time()
@@ -146,6 +147,10 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
     except FileMissing as e:
         return _needs_attention(services, record, f"the uploaded file {e} is not in this worker's data directory: "
                                 "web and worker processes must share JOBSITE_DATA_DIR")
+    except LockError:
+        # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
+        # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
+        return Result(Outcome.SKIPPED)
     except LeverRateLimited as e:
         wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
         apply_bucket.defer(r, wait)
@@ -153,13 +158,13 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
         _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply", 429, e.message)
         result = _wait(services, record, wait, f"Lever rate-limited (429): {e.message}", probe)
-        if probe:
-            _open_gate(services)  # Lever answered, so maintenance is over; the shared bucket now paces everyone
-        return result
+        # Lever answered, so maintenance is over; the shared bucket now paces everyone.
+        return _opened(services, result) if probe else result
     except LeverUnavailable as e:
         if e.status == 503:
             _definite_failure(r, record, applying)
-            return _close_gate(services, record, e, "Lever is in maintenance mode (503)", probe)
+            return _close_gate(services, record, e, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)",
+                               probe)
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
         return _retry(services, record, f"Lever error {e.status}: {e.message}", probe)
     except LeverConnectionError as e:
@@ -170,18 +175,16 @@ def _send(services: Services, record: Record, lease: Lease, probe: bool) -> Resu
     except LeverAuthError as e:
         # The key is wrong or lacks a permission: true of every application, so wait for a fix like for maintenance.
         _definite_failure(r, record, applying)
-        return _close_gate(services, record, e, f"Lever refused the API key ({e.status}): {e.message}", probe)
+        return _close_gate(services, record, e, gate.Cause.KEY_REFUSED,
+                           f"Lever refused the API key ({e.status}): {e.message}", probe)
     except LeverRejected as e:
         _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
         result = _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}")
-        if probe:
-            _open_gate(services)  # Lever answered, so maintenance is over
-        return result
+        return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
     _delivered(services, record, application_id, lever_bucket)
-    if probe:
-        _open_gate(services)
-    return Result(Outcome.DELIVERED)
+    result = Result(Outcome.DELIVERED)
+    return _opened(services, result) if probe else result
 
 
 def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
@@ -191,7 +194,7 @@ def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
         store.update(r, record, inflight_at=0.0)
 
 
-def _upload_files(services: Services, record: Record, lease: Lease, bucket: Bucket) -> dict[str, str]:
+def _upload_files(services: Services, record: Record, lease: Lock, bucket: Bucket) -> dict[str, str]:
     """Upload stored files to Lever, reusing uploads that are still valid (Lever keeps them 24 h)."""
     r = services.redis
     uris: dict[str, str] = {}
@@ -201,11 +204,8 @@ def _upload_files(services: Services, record: Record, lease: Lease, bucket: Buck
         if known and known["expires_at_ms"] - UPLOAD_MARGIN_MS > now_ms:
             uris[f["field"]] = known["uri"]
             continue
-        try:
-            content = Path(f["path"]).read_bytes()
-        except FileNotFoundError:
-            raise FileMissing(f["filename"]) from None
-        lease.extend()
+        content = uploads.read(f)
+        lease.reacquire()
         _take(r, bucket)
         upload = services.lever.upload_file(f["filename"], content, f["content_type"])
         uris[f["field"]] = upload.uri
@@ -218,7 +218,7 @@ def _upload_files(services: Services, record: Record, lease: Lease, bucket: Buck
 def _reconcile(services: Services, record: Record, bucket: Bucket) -> bool:
     """After an apply whose outcome is unknown: did Lever create it? If so, record it as delivered."""
     r = services.redis
-    if r.get(CAN_RECONCILE) == b"0":
+    if not _can_reconcile(r):
         store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
         return False
     _take(r, bucket)
@@ -226,7 +226,7 @@ def _reconcile(services: Services, record: Record, bucket: Bucket) -> bool:
     try:
         found = _lever_applications(services, record, created_at_start=since)
     except LeverAuthError:
-        r.set(CAN_RECONCILE, "0")
+        note_can_reconcile(r, False)
         log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
                     "which can create a duplicate")
         store.log_attempt(r, record.receipt, "reconcile", 403, "the API key may not list opportunities: re-sending")
@@ -252,14 +252,14 @@ def _delivered(services: Services, record: Record, application_id: str, bucket: 
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
     if record.files:  # Lever has copies now; ours were only kept until delivery
-        shutil.rmtree(Path(record.files[0]["path"]).parent, ignore_errors=True)
+        uploads.remove(services.settings.data_dir, record.receipt)
     log.info("application %s delivered", record.receipt[:8])
 
 
 def _find_opportunity(services: Services, record: Record, application_id: str, bucket: Bucket) -> dict[str, Any] | None:
     """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
     the application is delivered either way)."""
-    if services.redis.get(CAN_RECONCILE) == b"0":
+    if not _can_reconcile(services.redis):
         return None
     try:
         _take(services.redis, bucket)
@@ -271,9 +271,9 @@ def _find_opportunity(services: Services, record: Record, application_id: str, b
 
 def _lever_applications(services: Services, record: Record, **filters: Any) -> list[tuple[str, dict[str, Any]]]:
     """(application id, opportunity) pairs Lever holds for this candidate's email and posting."""
-    opportunities = services.lever.list_opportunities(email=record.application.email,  # type: ignore[union-attr]
-                                                      posting_id=record.posting_id, expand="applications",
-                                                      **filters)
+    assert record.application is not None  # not purged: it is being delivered
+    opportunities = services.lever.list_opportunities(email=record.application.email, posting_id=record.posting_id,
+                                                      expand="applications", **filters)
     return [(str(app["id"] if isinstance(app, dict) else app), opp)
             for opp in opportunities for app in opp.get("applications") or []]
 
@@ -284,12 +284,13 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _close_gate(services: Services, record: Record, error: LeverError, why: str, probe: bool) -> Result:
+def _close_gate(services: Services, record: Record, error: LeverError, cause: gate.Cause, why: str,
+                probe: bool) -> Result:
     """Lever cannot take any application now (maintenance, or our key is refused): park, and probe with backoff."""
     r, s = services.redis, services.settings
     store.log_attempt(r, record.receipt, "apply", error.status, error.message)
-    metrics.incr(r, "jobsite_deliveries_total", outcome="maintenance" if error.status == 503 else "key_refused")
-    closed = gate.close(r, why)
+    metrics.incr(r, "jobsite_deliveries_total", outcome=cause.value)
+    closed = gate.close(r, cause, why)
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)
     if not probe:
         gate.park(r, record.receipt, record.created_at)
@@ -321,9 +322,8 @@ def _needs_attention(services: Services, record: Record, why: str) -> Result:
     return Result(Outcome.NEEDS_ATTENTION)
 
 
-def _open_gate(services: Services) -> None:
-    from .jobs import release
-
+def _opened(services: Services, result: Result) -> Result:
+    """A probe got an answer from Lever: open the gate; the task layer queues what was parked."""
     released = gate.open_(services.redis)
     log.info("Lever accepts applications again: releasing %d waiting applications", len(released))
-    release(services, released)
+    return replace(result, opened=tuple(released))

@@ -9,47 +9,65 @@ nothing is probed until they resume.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
+from redis.commands.core import Script
 
-GATE = "gate"  # hash: state (open|closed), since, failures, next_probe_at, reason
+from . import backoff
+
+GATE = "gate"  # hash: state, cause, since, failures, next_probe_at, reason
 PAUSED = "gate:paused"  # exists while a recruiter has paused delivery (value: who)
 PARKED = "gate:parked"  # zset: receipt -> created_at
 PROBE = "gate:probe"  # exists while a probe job is scheduled or running (value: its job id)
 
 PROBE_BASE_S = 1.0
 
+
+class GateState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Cause(StrEnum):
+    """Why the gate closed: both park every application, but recruiters fix them differently."""
+
+    MAINTENANCE = "maintenance"  # Lever answered 503: wait
+    KEY_REFUSED = "key_refused"  # Lever refused our API key (401/403): an admin must fix the key
+
+
+# Scripts are registered once (EVALSHA), as rq does; bytes need no client to compute their digest.
 # KEYS: gate, paused, parked. ARGV: receipt, created_at. Park only while the gate is closed or paused, atomically
 # with the check, so no application is parked just after the gate opened.
-_PARK = """
+_PARK = Script(None, b"""
 if redis.call('HGET', KEYS[1], 'state') == 'closed' or redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
   return 1
 end
 return 0
-"""
+""")
 # KEYS: gate, paused, parked. Opens the gate; unless paused, takes and returns every parked receipt, oldest first.
-_OPEN = """
+_OPEN = Script(None, b"""
 redis.call('HSET', KEYS[1], 'state', 'open', 'failures', 0, 'since', ARGV[1], 'reason', '')
 if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
 local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
 redis.call('DEL', KEYS[3])
 return ids
-"""
-# KEYS: gate. ARGV: now, reason. Returns 1 if this call closed it.
-_CLOSE = """
+""")
+# KEYS: gate. ARGV: now, cause, reason. Returns 1 if this call closed it.
+_CLOSE = Script(None, b"""
 if redis.call('HGET', KEYS[1], 'state') == 'closed' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'closed', 'since', ARGV[1], 'failures', 0, 'reason', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'closed', 'since', ARGV[1], 'failures', 0, 'cause', ARGV[2], 'reason', ARGV[3])
 return 1
-"""
+""")
 
 
 @dataclass(frozen=True)
 class GateStatus:
-    state: str  # open | closed
+    state: GateState
+    cause: Cause | None  # while closed
     paused: bool
     since: float
     failures: int
@@ -58,18 +76,17 @@ class GateStatus:
     parked: int
 
     @property
+    def closed(self) -> bool:
+        return self.state == GateState.CLOSED
+
+    @property
     def is_open(self) -> bool:
-        return self.state != "closed" and not self.paused
-
-
-def jitter(delay_s: float) -> float:
-    """Spread retries so workers and sites do not stampede; never longer than `delay_s`. Tests pin it."""
-    return delay_s * random.uniform(0.85, 1.0)
+        return not self.closed and not self.paused
 
 
 def probe_delay(failures: int, cap_s: float) -> float:
     """Capped exponential backoff for the next probe after `failures` failed probes."""
-    return jitter(min(cap_s, PROBE_BASE_S * 2 ** min(failures, 30)))
+    return backoff.delay(failures, PROBE_BASE_S, cap_s)
 
 
 def status(r: redis.Redis) -> GateStatus:
@@ -79,23 +96,25 @@ def status(r: redis.Redis) -> GateStatus:
     pipe.zcard(PARKED)
     raw, paused, parked = pipe.execute()
     d = {k.decode(): v.decode() for k, v in raw.items()}
-    return GateStatus(d.get("state", "open"), bool(paused), float(d.get("since") or 0), int(d.get("failures") or 0),
+    state = GateState(d.get("state") or GateState.OPEN)
+    cause = Cause(d.get("cause") or Cause.MAINTENANCE) if state == GateState.CLOSED else None
+    return GateStatus(state, cause, bool(paused), float(d.get("since") or 0), int(d.get("failures") or 0),
                       float(d.get("next_probe_at") or 0), d.get("reason", ""), int(parked))
 
 
 def park(r: redis.Redis, receipt: str, created_at: float) -> bool:
     """Park an application while the gate is closed or paused; False if it is open (then deliver it)."""
-    return bool(r.eval(_PARK, 3, GATE, PAUSED, PARKED, receipt, created_at))
+    return bool(_PARK(keys=[GATE, PAUSED, PARKED], args=[receipt, created_at], client=r))
 
 
-def close(r: redis.Redis, reason: str) -> bool:
-    """Close the gate (Lever said 503); True if it was open."""
-    return bool(r.eval(_CLOSE, 1, GATE, time.time(), reason[:200]))
+def close(r: redis.Redis, cause: Cause, reason: str) -> bool:
+    """Close the gate (Lever cannot take applications now); True if it was open."""
+    return bool(_CLOSE(keys=[GATE], args=[time.time(), cause.value, reason[:200]], client=r))
 
 
 def open_(r: redis.Redis) -> list[str]:
     """Open the gate; returns the parked receipts to release, oldest first (none while paused)."""
-    return [x.decode() for x in r.eval(_OPEN, 3, GATE, PAUSED, PARKED, time.time())]
+    return [x.decode() for x in _OPEN(keys=[GATE, PAUSED, PARKED], args=[time.time()], client=r)]
 
 
 def probe_failed(r: redis.Redis, cap_s: float) -> float:
@@ -104,6 +123,28 @@ def probe_failed(r: redis.Redis, cap_s: float) -> float:
     delay = probe_delay(failures, cap_s)
     r.hset(GATE, "next_probe_at", time.time() + delay)
     return delay
+
+
+def claim_probe(r: redis.Redis, job_id: str, at: float, ttl_s: int, *, replace: bool) -> bool:
+    """Record `job_id` as the one probe, due at epoch `at`. Unless `replace` (a probe handing over to its successor),
+    False while another probe is scheduled or running. The claim expires after `ttl_s`, so a lost probe job heals."""
+    if not r.set(PROBE, job_id, nx=not replace, ex=ttl_s):
+        return False
+    r.hset(GATE, "next_probe_at", at)
+    return True
+
+
+def end_probe(r: redis.Redis) -> None:
+    """The probe chain ends: the gate is open, or delivery is paused."""
+    r.delete(PROBE)
+
+
+def probe_scheduled(r: redis.Redis) -> bool:
+    return bool(r.exists(PROBE))
+
+
+def parked(r: redis.Redis) -> set[str]:
+    return {x.decode() for x in r.zrange(PARKED, 0, -1)}
 
 
 def oldest_parked(r: redis.Redis) -> str | None:
@@ -122,6 +163,6 @@ def pause(r: redis.Redis, who: str) -> None:
 def resume(r: redis.Redis) -> list[str]:
     """Lift a pause; returns the parked receipts to release if the gate is open (else probing resumes)."""
     r.delete(PAUSED)
-    if status(r).state == "closed":
+    if status(r).closed:
         return []
     return open_(r)

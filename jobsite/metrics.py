@@ -1,112 +1,139 @@
-"""Counters shared by every process, kept in Redis, and their Prometheus text rendering.
+"""Counters shared by every process, kept in Redis, and their Prometheus exposition through prometheus-client.
 
 Counters live in Redis (not in process memory) so that `/metrics` on any web process reports the whole site.
-Recording never breaks the caller: when Redis is down a sample is dropped.
+Recording never breaks the caller: when Redis is down a sample is dropped, except the few counters that say Redis
+was down, which are kept per process. prometheus-client does the exposition format (escaping included).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis
-
-if TYPE_CHECKING:
-    from .services import Services
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-COUNTERS = "metrics:counters"  # hash: "name|label=value,..." -> count
-LATENCY = "metrics:lever_latency"  # hash: "endpoint|le" -> count, "endpoint|sum" -> seconds
-LEVER_LAST = "lever:last"  # hash: status, endpoint, at (epoch s) of the last Lever answer
+COUNTERS = "metrics:counters"  # hash: JSON [name, {label: value}] -> count
+LATENCY = "metrics:lever_latency"  # hash: JSON [endpoint, le | "sum"] -> count (cumulative) or seconds
+HELP = {
+    "jobsite_applications_received_total": "Applications accepted, by posting.",
+    "jobsite_deliveries_total": "Delivery attempts by outcome.",
+    "jobsite_lever_requests_total": "Requests to Lever by endpoint and status.",
+    "jobsite_cache_requests_total": "Postings cache reads by result (hit, miss, stale).",
+    "jobsite_cache_refreshes_total": "Postings fetched from Lever into the cache.",
+    "jobsite_cache_refresh_errors_total": "Failed fetches from Lever into the cache.",
+    "jobsite_ip_limit_skipped_total": "Submissions let through without the per-address limit: Redis was down "
+                                      "(per process).",
+}
+_local: dict[str, int] = {}  # counters of this process alone: they record that Redis could not be reached
 
 
-def _field(name: str, **labels: Any) -> str:
-    return name + "|" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+def _field(name: str, labels: Mapping[str, Any]) -> str:
+    return json.dumps([name, {k: str(v) for k, v in sorted(labels.items())}], separators=(",", ":"))
+
+
+def _parse(raw: bytes) -> tuple[str, dict[str, str]]:
+    name, labels = json.loads(raw)
+    return name, labels
 
 
 def incr(r: redis.Redis, name: str, amount: int = 1, **labels: Any) -> None:
-    """Add to a counter; a Redis outage drops the sample."""
+    """Add to a shared counter; a Redis outage drops the sample."""
     try:
-        r.hincrby(COUNTERS, _field(name, **labels), amount)
+        r.hincrby(COUNTERS, _field(name, labels), amount)
     except redis.RedisError:
         pass
+
+
+def count_in_process(name: str) -> None:
+    """Count an event that happened because Redis was unreachable (so it cannot be counted there)."""
+    _local[name] = _local.get(name, 0) + 1
+
+
+def lever_request(pipe: redis.client.Pipeline, endpoint: str, status: int | str, seconds: float) -> None:
+    """Queue the writes that count one Lever call and its latency on `pipe`."""
+    pipe.hincrby(COUNTERS, _field("jobsite_lever_requests_total", {"endpoint": endpoint, "status": status}), 1)
+    for le in LATENCY_BUCKETS_S:
+        if seconds <= le:
+            pipe.hincrby(LATENCY, json.dumps([endpoint, str(le)]), 1)
+    pipe.hincrby(LATENCY, json.dumps([endpoint, "+Inf"]), 1)
+    pipe.hincrbyfloat(LATENCY, json.dumps([endpoint, "sum"]), seconds)
 
 
 def counter_values(r: redis.Redis, name: str, label: str) -> dict[str, int]:
     """A counter's values by one label, e.g. {"hit": 10, "miss": 1}."""
     out: dict[str, int] = {}
     for key, value in r.hgetall(COUNTERS).items():
-        n, _, labels = key.decode().partition("|")
+        n, labels = _parse(key)
         if n == name:
-            pairs = dict(p.partition("=")[::2] for p in labels.split(",") if p)
-            out[pairs.get(label, "")] = out.get(pairs.get(label, ""), 0) + int(value)
+            out[labels.get(label, "")] = out.get(labels.get(label, ""), 0) + int(value)
     return out
 
 
-def lever_observer(services: Services) -> Callable[[str, int | str, float], None]:
-    """A callback for `LeverClient` that counts every Lever call and remembers Lever's last answer."""
+@dataclass(frozen=True)
+class Gauge:
+    """A value measured now: one number, or one per value of `label` (`by`)."""
 
-    def observe(endpoint: str, status: int | str, seconds: float) -> None:
-        try:
-            pipe = services.redis.pipeline(transaction=False)
-            pipe.hincrby(COUNTERS, _field("jobsite_lever_requests_total", endpoint=endpoint, status=status), 1)
-            for le in LATENCY_BUCKETS_S:
-                if seconds <= le:
-                    pipe.hincrby(LATENCY, f"{endpoint}|{le}", 1)
-            pipe.hincrby(LATENCY, f"{endpoint}|+Inf", 1)
-            pipe.hincrbyfloat(LATENCY, f"{endpoint}|sum", seconds)
-            pipe.hset(LEVER_LAST, mapping={"status": status, "endpoint": endpoint, "at": time.time()})
-            pipe.execute()
-        except redis.RedisError:
-            pass
-
-    return observe
+    name: str
+    help: str
+    value: float = 0.0
+    label: str = ""
+    by: Mapping[str, float] = field(default_factory=dict)
 
 
-def lever_last_seen(r: redis.Redis) -> dict[str, Any]:
-    """Lever's last answer as this site saw it: {"status", "endpoint", "at"} or {} before any call."""
-    raw = {k.decode(): v.decode() for k, v in r.hgetall(LEVER_LAST).items()}
-    if raw:
-        raw["at"] = float(raw["at"])
-    return raw
+class SiteCollector(Collector):
+    """Reads the shared counters and the Lever latency histogram from Redis at each scrape, plus gauges."""
+
+    def __init__(self, r: redis.Redis, gauges: Iterable[Gauge] = ()):
+        self.r = r
+        self.gauges = list(gauges)
+
+    def collect(self) -> Iterator[Metric]:
+        samples: dict[str, list[tuple[dict[str, str], int]]] = {}
+        for key, value in self.r.hgetall(COUNTERS).items():
+            name, labels = _parse(key)
+            samples.setdefault(name, []).append((labels, int(value)))
+        for name, count in _local.items():
+            samples.setdefault(name, []).append(({}, count))
+        for name in sorted(samples):
+            names = sorted({k for labels, _ in samples[name] for k in labels})
+            family = CounterMetricFamily(name, HELP.get(name, name), labels=names)
+            for labels, value in sorted(samples[name], key=lambda s: sorted(s[0].items())):
+                family.add_metric([labels.get(k, "") for k in names], value)
+            yield family
+        yield from self._latency()
+        for g in self.gauges:
+            if g.label:
+                family = GaugeMetricFamily(g.name, g.help, labels=[g.label])
+                for value, v in sorted(g.by.items()):
+                    family.add_metric([value], v)
+                yield family
+            else:
+                yield GaugeMetricFamily(g.name, g.help, value=g.value)
+
+    def _latency(self) -> Iterator[Metric]:
+        hist: dict[str, dict[str, float]] = {}
+        for key, value in self.r.hgetall(LATENCY).items():
+            endpoint, le = json.loads(key)
+            hist.setdefault(endpoint, {})[le] = float(value)
+        if not hist:
+            return
+        family = HistogramMetricFamily("jobsite_lever_request_seconds", "Latency of requests to Lever.",
+                                       labels=["endpoint"])
+        for endpoint in sorted(hist):
+            h = hist[endpoint]
+            buckets = [(le, h.get(le, 0.0)) for le in [*(str(b) for b in LATENCY_BUCKETS_S), "+Inf"]]
+            family.add_metric([endpoint], buckets, sum_value=h.get("sum", 0.0))
+        yield family
 
 
-def render(r: redis.Redis, gauges: dict[str, float | dict[str, float]]) -> str:
-    """Prometheus text format: the shared counters, the Lever latency histogram, and `gauges` measured now."""
-    lines: list[str] = []
-    counters: dict[str, list[tuple[str, int]]] = {}
-    for key, value in r.hgetall(COUNTERS).items():
-        name, _, labels = key.decode().partition("|")
-        counters.setdefault(name, []).append((labels, int(value)))
-    for name in sorted(counters):
-        lines.append(f"# TYPE {name} counter")
-        for labels, value in sorted(counters[name]):
-            lines.append(f"{name}{_labels(labels)} {value}")
-    hist: dict[str, dict[str, str]] = {}
-    for key, value in r.hgetall(LATENCY).items():
-        endpoint, _, le = key.decode().rpartition("|")
-        hist.setdefault(endpoint, {})[le] = value.decode()
-    if hist:
-        lines.append("# TYPE jobsite_lever_request_seconds histogram")
-    for endpoint in sorted(hist):
-        h = hist[endpoint]
-        for le in [*(str(b) for b in LATENCY_BUCKETS_S), "+Inf"]:
-            lines.append(f'jobsite_lever_request_seconds_bucket{{endpoint="{endpoint}",le="{le}"}} {h.get(le, 0)}')
-        lines.append(f'jobsite_lever_request_seconds_sum{{endpoint="{endpoint}"}} {h.get("sum", 0)}')
-        lines.append(f'jobsite_lever_request_seconds_count{{endpoint="{endpoint}"}} {h.get("+Inf", 0)}')
-    for name, value in gauges.items():
-        lines.append(f"# TYPE {name} gauge")
-        if isinstance(value, dict):
-            for label, v in sorted(value.items()):
-                lines.append(f'{name}{{{label}}} {v}')
-        else:
-            lines.append(f"{name} {value}")
-    return "\n".join(lines) + "\n"
-
-
-def _labels(raw: str) -> str:
-    if not raw:
-        return ""
-    pairs = [p.partition("=") for p in raw.split(",")]
-    return "{" + ",".join(f'{k}="{v}"' for k, _, v in pairs) + "}"
+def render(r: redis.Redis, gauges: Iterable[Gauge] = ()) -> bytes:
+    """The Prometheus text exposition of the shared counters, the Lever latency histogram and `gauges`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SiteCollector(r, gauges))
+    return generate_latest(registry)

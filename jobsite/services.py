@@ -7,13 +7,16 @@ from functools import cached_property
 import redis
 from flask import Flask, current_app
 
+from . import lever_health
+from .catalog import Catalog
 from .lever import LeverClient
 from .redis_server import connect, redis_url
 from .settings import Settings
 
 
 class Services:
-    """Handles to Redis, Lever and the postings catalog. Nothing connects until first used."""
+    """The composition root of one process: builds Redis, the Lever client and the postings catalog from `Settings`,
+    each from its own inputs. Nothing connects until first used."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -24,21 +27,19 @@ class Services:
 
     @cached_property
     def lever(self) -> LeverClient:
-        from . import metrics
-
         s = self.settings
         return LeverClient(
             base_url=s.lever_base_url,
             api_key=s.api_key,
             timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
-            observe=metrics.lever_observer(self),
+            observe=lever_health.observer(self.redis),
         )
 
     @cached_property
-    def catalog(self):  # type: ignore[no-untyped-def]
-        from .catalog import Catalog
-
-        return Catalog(self)
+    def catalog(self) -> Catalog:
+        s = self.settings
+        return Catalog(s.path("cache", "catalog"), lever=self.lever, r=self.redis, fresh_s=s.catalog_fresh_s,
+                       keep_s=s.catalog_keep_s)
 
 
 def init_app(app: Flask, settings: Settings) -> None:

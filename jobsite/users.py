@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from .ratelimit import ip_digest
 
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_IP = 20
@@ -66,8 +67,7 @@ def list_users(r: redis.Redis) -> list[User]:
 
 
 def _throttle_keys(email: str, ip: str) -> tuple[str, str]:
-    digest = hashlib.sha256(ip.encode()).hexdigest()[:24]
-    return f"signin:fail:acct:{email.strip().lower()}", f"signin:fail:ip:{digest}"
+    return f"signin:fail:acct:{email.strip().lower()}", f"signin:fail:ip:{ip_digest(ip)}"
 
 
 def authenticate(r: redis.Redis, email: str, password: str, ip: str) -> User | None:

@@ -7,7 +7,7 @@ import logging
 import redis
 from rq import SimpleWorker
 
-from . import jobs
+from . import queue, tasks
 from .services import Services
 from .settings import Settings
 
@@ -21,18 +21,18 @@ class DeliveryWorker(SimpleWorker):
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         try:
-            jobs.upkeep()
+            tasks.upkeep()
         except redis.RedisError as e:  # Redis is down or restarting: RQ reconnects, and upkeep runs again next tick
             log.warning("upkeep skipped: %s", e)
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
-    services = jobs.use(Services(settings))
+    services = tasks.use(Services(settings))
     worker = DeliveryWorker(
-        [jobs.queue(services)],
+        [queue.queue(services.redis)],
         connection=services.redis,
         worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
         maintenance_interval=settings.upkeep_interval_s,
     )
-    jobs.on_worker_start(services)
+    tasks.on_worker_start(services)
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")

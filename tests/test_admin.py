@@ -8,10 +8,9 @@ import time
 import pytest
 import redis
 
-from jobsite import applications as store
-from jobsite import audit, delivery, gate, jobs, retention, users
-from jobsite.applications import State
+from jobsite import audit, delivery, gate, retention, store, tasks, users
 from jobsite.services import Services
+from jobsite.store import State
 
 from .conftest import Sandbox
 from .helpers import lever_body, simple_posting
@@ -94,7 +93,7 @@ def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts
 
 def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.Redis, accounts, settings,  # type: ignore[no-untyped-def]
                                                              sandbox: Sandbox) -> None:
-    svc = jobs.use(Services(settings))
+    svc = tasks.use(Services(settings))
     receipt = submit(client, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Posting is on hold")
     delivery.deliver(svc, receipt)
@@ -140,7 +139,7 @@ def test_application_list_filters(client, r: redis.Redis, accounts, sandbox: San
 
 
 def test_pause_parks_and_resume_releases(client, r: redis.Redis, accounts, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
-    svc = jobs.use(Services(settings))
+    svc = tasks.use(Services(settings))
     sign_in(client, *ADMIN)
     client.post("/admin/delivery/pause", data={"csrf_token": csrf(client)})
     receipt = submit(client, sandbox)
@@ -151,7 +150,7 @@ def test_pause_parks_and_resume_releases(client, r: redis.Redis, accounts, setti
 
 
 def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
-    svc = jobs.use(Services(settings))
+    svc = tasks.use(Services(settings))
 
     def metric(text: str, name: str) -> float:
         m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
@@ -174,7 +173,7 @@ def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, s
 
 
 def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
-    svc = jobs.use(Services(settings))
+    svc = tasks.use(Services(settings))
     old, recent, stuck = (submit(client, sandbox, n) for n in range(3))
     for receipt in (old, recent):
         delivery.deliver(svc, receipt)

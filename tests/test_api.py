@@ -10,8 +10,7 @@ from pathlib import Path
 import redis
 import requests
 
-from jobsite import applications as store
-from jobsite import create_app
+from jobsite import create_app, store
 from jobsite.settings import Settings, load_settings
 
 from .conftest import LiveServer, Sandbox

@@ -11,11 +11,10 @@ import pytest
 import redis
 import requests
 
-from jobsite import applications as store
-from jobsite import create_app, intake
-from jobsite.applications import State
+from jobsite import create_app, spool, store
 from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
+from jobsite.store import State
 
 from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import lever_body, simple_posting
@@ -135,14 +134,14 @@ def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_r
     assert answer.status_code == 202
     receipt = answer.get_json()["receipt"]
     services = app.extensions["jobsite"]
-    assert [p.name.endswith(f"{receipt}.json") for p in intake.spooled(services)] == [True]
+    assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(services.settings.data_dir)] == [True]
     assert client.get(f"/api/v1/applications/{receipt}").get_json()["status"] == "queued"
     own_redis.ensure()
     workers.start(worker_env(s))
     r = connect(own_redis.url)
     wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.DELIVERED, timeout=60,
              what="the spooled application to be delivered")
-    assert intake.spooled(services) == []
+    assert spool.entries(services.settings.data_dir) == []
     assert len(sandbox.received()["applications"]) == 1
 
 
@@ -158,7 +157,7 @@ def test_a_web_machine_drains_its_own_spool_on_the_next_submission(settings: Set
     own_redis.ensure()
     later = client.post(url, json=lever_body(sandbox, posting["id"], 2)).get_json()["receipt"]
     r = connect(own_redis.url)
-    assert intake.spooled(app.extensions["jobsite"]) == []
+    assert spool.entries(app.extensions["jobsite"].settings.data_dir) == []
     assert {rec.receipt for rec in store.load_many(r, [spooled, later])} == {spooled, later}
     assert r.llen("rq:queue:applications") == 2
 

@@ -9,8 +9,7 @@ import redis
 import requests
 from playwright.sync_api import expect
 
-from jobsite import applications as store
-from jobsite import users
+from jobsite import store, users
 
 from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import lever_body, simple_posting

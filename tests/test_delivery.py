@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobsite import applications as store
-from jobsite import delivery, gate, intake, jobs
-from jobsite.applications import State
+from jobsite import backoff, delivery, gate, intake, queue, store, tasks
+from jobsite.forms import build_form, validate
 from jobsite.ratelimit import Bucket
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.validation import build_form, validate
+from jobsite.store import State
 
 from .conftest import Sandbox
 from .helpers import lever_body, simple_posting
@@ -22,12 +21,12 @@ from .helpers import lever_body, simple_posting
 
 @pytest.fixture
 def svc(settings: Settings, r: redis.Redis) -> Services:
-    return jobs.use(Services(settings))
+    return tasks.use(Services(settings))
 
 
 def accept(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None = None) -> str:
     """Validate and persist one application the way the web does; returns its receipt."""
-    from jobsite.validation import answers_from_lever_body
+    from jobsite.forms import answers_from_lever_body
 
     p = posting or simple_posting(sandbox)
     form = build_form(sandbox.state.questions[p["id"]])
@@ -92,7 +91,7 @@ def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbo
 def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc: Services,
                                                                              sandbox: Sandbox) -> None:
     sandbox.control("forbid", endpoints=["opportunities"])
-    jobs.on_worker_start(svc)
+    tasks.on_worker_start(svc)
     assert svc.redis.get(delivery.CAN_RECONCILE) == b"0"
     receipt = accept(svc, sandbox)
     sandbox.control("drop", path="/apply", count=1)
@@ -118,14 +117,16 @@ def test_503_closes_the_gate_and_parks_everything(svc: Services, sandbox: Sandbo
     assert delivery.deliver(svc, first, probe=True).outcome == delivery.Outcome.PARKED
     assert gate.status(svc.redis).failures == 1
     sandbox.control("maintenance", on=False)
-    assert delivery.deliver(svc, first, probe=True).outcome == delivery.Outcome.DELIVERED
+    result = delivery.deliver(svc, first, probe=True)
+    assert result.outcome == delivery.Outcome.DELIVERED and second in result.opened
     status = gate.status(svc.redis)
     assert status.state == "open" and status.parked == 0
-    assert store.load(svc.redis, second).state == State.QUEUED  # released to the queue
+    tasks._after(svc, first, result)  # the task layer queues what the probe released
+    assert store.load(svc.redis, second).state == State.QUEUED
 
 
 def test_probe_backoff_is_capped_and_jittered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gate, "jitter", lambda d: d)
+    monkeypatch.setattr(backoff, "jitter", lambda d: d)
     assert [gate.probe_delay(n, 30) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
     monkeypatch.undo()
     assert all(25.5 <= gate.probe_delay(50, 30) <= 30 for _ in range(100))
@@ -161,10 +162,10 @@ def test_recover_takes_up_an_application_whose_worker_died(svc: Services, sandbo
     receipt = accept(svc, sandbox)
     rec = store.load(svc.redis, receipt)
     store.update(svc.redis, rec, State.DELIVERING)  # as a worker killed mid-delivery leaves it: no lease
-    assert jobs.recover(svc) == 1
+    assert tasks.recover(svc) == 1
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.QUEUED and rec.job_id
-    assert jobs.queue(svc).fetch_job(rec.job_id) is not None
+    assert queue.queue(svc.redis).fetch_job(rec.job_id) is not None
 
 
 def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, sandbox: Sandbox,
@@ -217,16 +218,16 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
 
     sandbox.control("maintenance", on=True)
     first, second = accept(svc, sandbox, 1), accept(svc, sandbox, 2)
-    jobs.deliver(first)  # closes the gate and schedules the probe
-    jobs.deliver(second)
-    scheduled = ScheduledJobRegistry(jobs.QUEUE, connection=svc.redis)
+    tasks.deliver(first)  # closes the gate and schedules the probe
+    tasks.deliver(second)
+    scheduled = ScheduledJobRegistry(queue.QUEUE, connection=svc.redis)
     assert [j for j in scheduled.get_job_ids() if j.startswith("probe-")] == [svc.redis.get(gate.PROBE).decode()]
-    assert jobs.schedule_probe(svc, 0) is False  # one probe at a time
-    assert jobs.probe() == "parked"  # still in maintenance: it scheduled its successor
+    assert queue.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s) is False  # one probe at a time
+    assert tasks.probe() == "parked"  # still in maintenance: it scheduled its successor
     probes = [j for j in scheduled.get_job_ids() if j.startswith("probe-")]
     assert len(probes) == 2 and svc.redis.get(gate.PROBE).decode() in probes
     sandbox.control("maintenance", on=False)
-    assert jobs.probe() == "delivered"
+    assert tasks.probe() == "delivered"
     assert not svc.redis.exists(gate.PROBE) and gate.status(svc.redis).state == "open"
     assert store.load(svc.redis, second).state == State.QUEUED
     assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
@@ -234,7 +235,7 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
 
 
 def test_a_missing_file_names_the_setting_to_fix(svc: Services, sandbox: Sandbox) -> None:
-    from jobsite.validation import UploadedFile, answers_from_lever_body
+    from jobsite.forms import UploadedFile, answers_from_lever_body
 
     from .helpers import file_posting
 
@@ -250,7 +251,7 @@ def test_a_missing_file_names_the_setting_to_fix(svc: Services, sandbox: Sandbox
 
 
 def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Services, sandbox: Sandbox) -> None:
-    from jobsite.validation import UploadedFile, answers_from_lever_body
+    from jobsite.forms import UploadedFile, answers_from_lever_body
 
     from .helpers import file_posting
 

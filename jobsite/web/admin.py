@@ -6,7 +6,6 @@ import functools
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -24,12 +23,11 @@ from flask import (
     url_for,
 )
 
-from .. import applications as store
-from .. import audit, dashboard, gate, jobs, users
-from ..applications import State
+from .. import audit, dashboard, gate, queue, store, uploads, users
 from ..catalog import CatalogUnavailable, PostingNotFound
+from ..forms import build_form, custom_name
 from ..services import get_services
-from ..validation import build_form, custom_name
+from ..store import State
 from .security import check_csrf
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -150,9 +148,7 @@ def applications_page() -> Any:
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
     if state and state not in {s.value for s in State}:
         abort(400, "Unknown state.")
-    key = store.state_key(State(state)) if state else store.ALL
-    ids = [x.decode() for x in r.zrevrangebyscore(key, until or "+inf", since or "-inf", start=0, num=500)]
-    records = store.load_many(r, ids)
+    records = store.load_many(r, store.receipts_between(r, State(state) if state else None, since, until, 500))
     if posting:
         records = [rec for rec in records if posting.lower() in (rec.posting_title + rec.posting_id).lower()]
     return render_template("admin/applications.html", records=records[:200], states=list(State), state=state,
@@ -188,7 +184,9 @@ def application_page(receipt: str) -> Any:
 def _labels(posting_id: str) -> dict[str, str]:
     """Question texts by field name, from the cached form (none if the posting is gone and Lever is down)."""
     try:
-        return {f.name: f.label for f in build_form(get_services().catalog.questions(posting_id).data).fields()}
+        catalog = get_services().catalog
+        form = build_form(catalog.questions(catalog.posting(posting_id)).data)
+        return {f.name: f.label for f in form.fields()}
     except (PostingNotFound, CatalogUnavailable):
         return {}
 
@@ -196,7 +194,7 @@ def _labels(posting_id: str) -> dict[str, str]:
 @bp.get("/applications/<receipt>/files/<int:index>")
 def application_file(receipt: str, index: int) -> Response:
     record = _record_or_404(receipt)
-    if index >= len(record.files) or not Path(record.files[index]["path"]).is_file():
+    if index >= len(record.files) or not uploads.exists(record.files[index]):
         abort(404, "This file is no longer stored (files are removed once delivered to Lever).")
     f = record.files[index]
     audit.record(get_services().redis, who(), "download file", receipt, f["filename"])
@@ -208,7 +206,7 @@ def application_file(receipt: str, index: int) -> Response:
 def retry(receipt: str) -> Any:
     svc = get_services()
     record = _record_or_404(receipt)
-    queued = jobs.retry_now(svc, [record.receipt])
+    queued = queue.retry_now(svc.redis, [record.receipt])
     audit.record(svc.redis, who(), "retry", receipt)
     flash("Queued for delivery." if queued else "Nothing to retry: it was already delivered or discarded.")
     return redirect(url_for("admin.application_page", receipt=receipt))
@@ -218,7 +216,7 @@ def retry(receipt: str) -> Any:
 @admin_only
 def retry_all() -> Any:
     svc = get_services()
-    queued = jobs.retry_now(svc, store.receipts(svc.redis, State.NEEDS_ATTENTION, 100_000))
+    queued = queue.retry_now(svc.redis, store.receipts(svc.redis, State.NEEDS_ATTENTION, 100_000))
     audit.record(svc.redis, who(), "retry all", "", f"{len(queued)} application(s)")
     flash(f"Queued {len(queued)} application(s) for delivery.")
     return redirect(url_for("admin.applications_page", state="needs_attention"))
@@ -233,11 +231,9 @@ def discard(receipt: str) -> Any:
     if not reason:
         flash("Give a reason to discard an application.")
         return redirect(url_for("admin.application_page", receipt=receipt))
-    if record.state in store.FINAL:
+    if not queue.discard(svc.redis, record, who(), reason):
         flash("It was already delivered or discarded.")
         return redirect(url_for("admin.application_page", receipt=receipt))
-    gate.unpark(svc.redis, receipt)
-    store.update(svc.redis, record, State.DISCARDED, last_error=f"discarded by {who()}: {reason}")
     audit.record(svc.redis, who(), "discard", receipt, reason)
     flash("Discarded.")
     return redirect(url_for("admin.application_page", receipt=receipt))
@@ -260,7 +256,7 @@ def pause() -> Any:
 @admin_only
 def resume() -> Any:
     svc = get_services()
-    jobs.release(svc, gate.resume(svc.redis))
+    queue.resume(svc.redis)
     audit.record(svc.redis, who(), "resume delivery")
     flash("Delivery resumed.")
     return redirect(url_for("admin.dashboard_page"))

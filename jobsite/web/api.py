@@ -15,8 +15,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import board
 from ..catalog import PostingNotFound
+from ..forms import ValidationFailed, answers_from_lever_body
 from ..services import get_services
-from ..validation import ValidationFailed, answers_from_lever_body
 from . import submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response

@@ -9,10 +9,10 @@ import redis
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from .. import applications, board, intake, seo
-from ..catalog import PostingNotFound
+from .. import board, seo, spool, store
+from ..catalog import PostingNotFound, Snapshot
+from ..forms import Form, ValidationFailed
 from ..services import get_services
-from ..validation import Form, ValidationFailed
 from . import submission
 from .pages import PageCache
 
@@ -20,6 +20,7 @@ bp = Blueprint("candidates", __name__)
 
 pages = PageCache()
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
+NOT_OPEN = "This job is not open (any more). Have a look at our other openings."
 
 
 def site_url() -> str:
@@ -40,11 +41,11 @@ def embedded() -> bool:
     return request.args.get("embed") == "1"
 
 
-def _posting_or_404(posting_id: str) -> dict[str, Any]:
+def _posting_or_404(snap: Snapshot, posting_id: str) -> dict[str, Any]:
     try:
-        return get_services().catalog.posting(posting_id)
+        return snap.find(posting_id)
     except PostingNotFound:
-        abort(404, "This job is not open (any more). Have a look at our other openings.")
+        abort(404, NOT_OPEN)
 
 
 @bp.get("/")
@@ -65,7 +66,7 @@ def jobs() -> Response:
 @bp.get("/jobs/<posting_id>")
 def posting(posting_id: str) -> Response:
     snap = get_services().catalog.postings()
-    p = _posting_or_404(posting_id)
+    p = _posting_or_404(snap, posting_id)
 
     def render() -> str:
         canonical = absolute("candidates.posting", posting_id=posting_id)
@@ -157,7 +158,7 @@ def _form_or_404(posting_id: str) -> tuple[dict[str, Any], Form]:
     try:
         return submission.form_for(posting_id)
     except PostingNotFound:
-        abort(404, "This job is not open (any more). Have a look at our other openings.")
+        abort(404, NOT_OPEN)
 
 
 @bp.get("/applications/<receipt>")
@@ -176,14 +177,14 @@ def application_status(receipt: str) -> dict[str, Any] | None:
     if not receipt or len(receipt) > 64 or not receipt.replace("-", "").replace("_", "").isalnum():
         return None
     try:
-        record = applications.load(svc.redis, receipt)
+        record = store.load(svc.redis, receipt)
     except redis.RedisError:
         record = None
     if record is not None:
         data = record.public()
         data["posting_title"] = record.posting_title
         return data
-    if intake.spooled_receipt(svc, receipt):
-        return {"receipt": receipt, "status": applications.State.QUEUED.public, "posting": None,
+    if receipt in spool.receipts(svc.settings.data_dir):
+        return {"receipt": receipt, "status": store.State.QUEUED.public, "posting": None,
                 "posting_title": "", "received_at": None, "delivered_at": None}
     return None

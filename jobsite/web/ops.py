@@ -6,9 +6,9 @@ from typing import Any
 
 import redis
 from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from .. import applications, gate, intake, metrics
-from ..metrics import lever_last_seen
+from .. import gate, lever_health, metrics, spool, store
 from ..services import get_services
 
 bp = Blueprint("ops", __name__)
@@ -27,13 +27,14 @@ def prometheus() -> Any:
     r = services.redis
     services.catalog.flush_stats(every_s=0, background=False)
     status = gate.status(r)
-    gauges: dict[str, float | dict[str, float]] = {
-        "jobsite_applications": {f'state="{k}"': v for k, v in applications.counts(r).items()},
-        "jobsite_spool_files": len(intake.spooled(services)),
-        "jobsite_delivery_gate_open": 1 if status.is_open else 0,
-        "jobsite_delivery_paused": 1 if status.paused else 0,
-    }
-    return Response(metrics.render(r, gauges), mimetype="text/plain; version=0.0.4")
+    gauges = [
+        metrics.Gauge("jobsite_applications", "Applications by state.", label="state", by=store.counts(r)),
+        metrics.Gauge("jobsite_spool_files", "Applications spooled on this machine while Redis was down.",
+                      len(spool.entries(services.settings.data_dir))),
+        metrics.Gauge("jobsite_delivery_gate_open", "1 while applications go to Lever.", int(status.is_open)),
+        metrics.Gauge("jobsite_delivery_paused", "1 while a recruiter has paused delivery.", int(status.paused)),
+    ]
+    return Response(metrics.render(r, gauges), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/readyz")
@@ -42,7 +43,7 @@ def readyz() -> Any:
     services = get_services()
     try:
         services.redis.ping()
-        lever = lever_last_seen(services.redis)
+        lever = lever_health.last_seen(services.redis)
     except redis.RedisError as e:
         return {"status": "unavailable", "redis": f"unreachable: {type(e).__name__}"}, 503
     return {"status": "ok", "redis": "ok", "lever": lever or {"status": "not contacted yet"}}

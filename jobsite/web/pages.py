@@ -22,7 +22,9 @@ class PageCache:
     def respond(self, key: tuple[str, ...], render: Callable[[], str]) -> Response:
         """A 200 with the page and its ETag, or a 304 when the browser already holds this version."""
         found = self.pages.get(key)
-        if found is None:
+        if found is not None:
+            self.pages.move_to_end(key)  # least recently used goes first
+        else:
             body = render().encode()
             found = (body, hashlib.blake2b("\0".join(key).encode(), digest_size=10).hexdigest())
             self.pages[key] = found

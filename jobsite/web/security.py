@@ -68,11 +68,6 @@ class ConsoleOnlySessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def request_id() -> str:
-    """This request's id (for log lines)."""
-    return request.environ.get("jobsite.request_id", "-")
-
-
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]

@@ -10,8 +10,8 @@ from flask import request
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from .. import intake
+from ..forms import Form, UploadedFile, build_form, validate
 from ..services import get_services
-from ..validation import Form, UploadedFile, build_form, validate
 
 
 class Rejected(Exception):
@@ -26,7 +26,7 @@ def form_for(posting_id: str) -> tuple[dict[str, Any], Form]:
     """The posting and its form (PostingNotFound for an unknown or closed posting)."""
     catalog = get_services().catalog
     posting = catalog.posting(posting_id)
-    return posting, build_form(catalog.questions(posting_id).data)
+    return posting, build_form(catalog.questions(posting).data)
 
 
 def answers_from(form_data: MultiDict[str, str], form: Form) -> dict[str, Any]:

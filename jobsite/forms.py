@@ -1,16 +1,17 @@
-"""One validation module for the application form, used by the server and, through the rules it renders into the
-page, by the browser: Lever's application questions become a `Form`; a `Form` plus answers become either field-level
-errors or a clean `Application`, ready to be stored and later mapped to Lever's Apply-to-a-posting body.
+"""The application form: Lever's application questions become a `Form`; a `Form` plus answers become either
+field-level errors or a clean `Application`. The server checks every rule here, and the browser checks the same rules,
+rendered into the page from `Field.rules()`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from . import files
+from . import filetypes
+from .application import Application, custom_name
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.I)
@@ -62,49 +63,6 @@ class Form:
         return next((f for f in self.fields() if f.name == name), None)
 
 
-@dataclass
-class Application:
-    """A valid application as jobsite stores it: plain data, no file contents (files are stored apart)."""
-
-    posting_id: str
-    personal: dict[str, str] = field(default_factory=dict)
-    urls: dict[str, str] = field(default_factory=dict)
-    custom: dict[str, list[Any]] = field(default_factory=dict)  # set id -> values by position
-    eeo: dict[str, str] = field(default_factory=dict)
-    consent: dict[str, dict[str, Any]] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # form field name -> file name as uploaded
-
-    @property
-    def email(self) -> str:
-        return self.personal.get("email", "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Application:
-        return cls(**data)
-
-    def lever_body(self, uris: Mapping[str, str], source: str) -> dict[str, Any]:
-        """Lever's Apply-to-a-posting body; `uris` maps file field names to Lever upload URIs. Custom answers go
-        by position within each question set, in the form's order, as Lever matches them."""
-        personal = [{"name": k, "value": v} for k, v in self.personal.items()]
-        if "resume" in uris:
-            personal.append({"name": "resume", "value": uris["resume"]})
-        custom = []
-        for set_id, values in self.custom.items():
-            values = [uris.get(custom_name(set_id, i), v) for i, v in enumerate(values)]
-            custom.append({"id": set_id, "fields": [{"value": v} for v in values]})
-        body: dict[str, Any] = {"personalInformation": personal,
-                                "urls": [{"name": k, "value": v} for k, v in self.urls.items()],
-                                "customQuestions": custom, "source": source, "origin": "applied"}
-        if self.eeo:
-            body["eeoResponses"] = self.eeo
-        if self.consent:
-            body["consent"] = self.consent
-        return body
-
-
 class ValidationFailed(Exception):
     """Field-level errors: form field name -> message for the candidate."""
 
@@ -119,10 +77,6 @@ class UploadedFile:
 
     filename: str
     content: bytes
-
-
-def custom_name(set_id: str, index: int) -> str:
-    return f"cards[{set_id}][field{index}]"
 
 
 def build_form(questions: Mapping[str, Any]) -> Form:
@@ -199,7 +153,7 @@ def check_file(upload: UploadedFile, max_bytes: int) -> str | None:
     """Size and content checks for an uploaded file."""
     if len(upload.content) > max_bytes:
         return f"This file is larger than {max_bytes // 2**20} MB."
-    if files.sniff(upload.content) is None:
+    if filetypes.sniff(upload.content) is None:
         return "Upload a PDF, Word (doc, docx), OpenDocument (odt), RTF or plain text file."
     return None
 

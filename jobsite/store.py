@@ -1,4 +1,5 @@
-"""Application records in Redis: one hash per application, a sorted set per state, and an attempt log.
+"""Application records in Redis: one hash per application, a sorted set per state, an index of deliveries, and an
+attempt log. This module owns those keys: every read and every state change goes through it.
 
 Receipts are 128-bit random tokens: unguessable, and valid RQ job id characters.
 """
@@ -15,7 +16,8 @@ from typing import Any
 
 import redis
 
-from .validation import Application
+from .application import Application
+from .uploads import StoredFile
 
 
 class State(StrEnum):
@@ -55,14 +57,14 @@ DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's
 
 @dataclass
 class Record:
-    """One application as stored. `files` holds {field, filename, path, kind, size} per stored file."""
+    """One application as stored."""
 
     receipt: str
     posting_id: str
     state: State
     created_at: float
     application: Application | None
-    files: list[dict[str, Any]] = field(default_factory=list)
+    files: list[StoredFile] = field(default_factory=list)
     updated_at: float = 0.0
     attempts: int = 0
     job_id: str = ""
@@ -113,6 +115,10 @@ def add(pipe: redis.client.Pipeline, record: Record) -> None:
     pipe.zadd(state_key(record.state), {record.receipt: record.created_at})
 
 
+def exists(r: redis.Redis, receipt: str) -> bool:
+    return bool(r.exists(record_key(receipt)))
+
+
 def load(r: redis.Redis, receipt: str) -> Record | None:
     raw = r.hgetall(record_key(receipt))
     return Record.from_redis(raw) if raw else None
@@ -139,6 +145,52 @@ def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State 
     if isinstance(r, redis.Redis):
         pipe.execute()
     return record
+
+
+def set_job_id(r: redis.Redis, receipt: str, job_id: str) -> None:
+    """The job that will deliver this application next (recovery checks it is still alive)."""
+    r.hset(record_key(receipt), "job_id", job_id)
+
+
+def purge_personal_data(r: redis.Redis, receipt: str) -> None:
+    """Remove what identifies the candidate; the record's state, times and Lever's ids stay for the counts."""
+    pipe = r.pipeline()
+    pipe.hset(record_key(receipt), mapping={"application": "", "files": "[]", "uploads": "{}", "purged": "1",
+                                            "last_error": ""})
+    pipe.delete(ATTEMPTS.format(receipt))
+    pipe.zrem(DELIVERED_LOG, receipt)  # the log only feeds the last 24 hours' chart and rates
+    pipe.execute()
+
+
+def delivered_before(r: redis.Redis, cutoff: float) -> list[str]:
+    """Receipts delivered before epoch `cutoff` and not purged yet."""
+    return [x.decode() for x in r.zrangebyscore(DELIVERED_LOG, "-inf", cutoff)]
+
+
+def received_between(r: redis.Redis, start: float, end: float) -> int:
+    """How many applications arrived in [start, end)."""
+    return int(r.zcount(ALL, start, f"({end}"))
+
+
+def delivered_between(r: redis.Redis, start: float, end: float) -> int:
+    """How many applications were delivered in [start, end) (purged ones leave this index)."""
+    return int(r.zcount(DELIVERED_LOG, start, f"({end}"))
+
+
+def oldest_created_at(r: redis.Redis, states: Iterable[State]) -> float | None:
+    """When the oldest application in any of `states` arrived."""
+    pipe = r.pipeline(transaction=False)
+    for state in states:
+        pipe.zrange(state_key(state), 0, 0, withscores=True)
+    found = [first[0][1] for first in pipe.execute() if first]
+    return min(found) if found else None
+
+
+def receipts_between(r: redis.Redis, state: State | None, since: float | None, until: float | None,
+                     limit: int) -> list[str]:
+    """Receipts of applications that arrived in [since, until], in a state or any, newest first."""
+    key = state_key(state) if state else ALL
+    return [x.decode() for x in r.zrevrangebyscore(key, until or "+inf", since or "-inf", start=0, num=limit)]
 
 
 def log_attempt(r: redis.Redis, receipt: str, action: str, status: int | str | None, message: str = "") -> None:

@@ -1,0 +1,136 @@
+"""The delivery queue: what intake, the console, the CLI and the tasks call to have applications delivered.
+
+Jobs name their task by dotted path (`jobsite.tasks.…`), so this module, and everything that enqueues, never imports
+the tasks and what they depend on. Job ids are unique per enqueue, so re-enqueueing never overwrites a job that is
+still running; the application's lease and state, not the job id, make sure it is delivered once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import Callback, Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+
+from . import gate, store
+from .store import Record, State
+
+QUEUE = "applications"
+JOB_TIMEOUT_S = 600
+DELIVER = "jobsite.tasks.deliver"
+PROBE = "jobsite.tasks.probe"
+DELIVERY_CRASHED = "jobsite.tasks.delivery_crashed"
+
+
+def queue(r: redis.Redis) -> Queue:
+    return Queue(QUEUE, connection=r)
+
+
+def _job_options(receipt: str) -> dict[str, Any]:
+    """Options of a delivery job (the timeout is passed apart: RQ names it differently in enqueue_many)."""
+    return dict(job_id=f"d-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0,
+                on_failure=Callback(DELIVERY_CRASHED), description=f"deliver {receipt[:8]}")
+
+
+def _not_before(at: float) -> datetime:
+    """RQ's scheduler keeps whole seconds and truncates: round up, so a job never runs before its time."""
+    return datetime.fromtimestamp(math.ceil(at), UTC)
+
+
+def enqueue_delivery(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pipeline | None = None,
+                     at: float | None = None) -> str:
+    """Queue (or schedule at epoch `at`) a delivery of `receipt`; returns the job id."""
+    q = queue(r)
+    options = _job_options(receipt)
+    if at is not None and at > time.time():
+        q.enqueue_at(_not_before(at), DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
+    else:
+        q.enqueue(DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
+    return str(options["job_id"])
+
+
+def release(r: redis.Redis, receipts: Iterable[str], *, retry_attention: bool = False) -> None:
+    """Queue deliveries for `receipts`, in the given order (oldest first), in one round trip. Applications that
+    need attention stay put unless `retry_attention` (a recruiter's retry)."""
+    ids = list(receipts)
+    if not ids:
+        return
+    records = {rec.receipt: rec for rec in store.load_many(r, ids)}
+    with r.pipeline() as pipe:
+        datas = []
+        for receipt in ids:
+            rec = records.get(receipt)
+            if rec is None or rec.state in store.FINAL or (rec.state == State.NEEDS_ATTENTION and not retry_attention):
+                continue
+            options = _job_options(receipt)
+            datas.append(Queue.prepare_data(DELIVER, (receipt,), timeout=JOB_TIMEOUT_S, **options))
+            store.update(pipe, rec, State.QUEUED, job_id=options["job_id"], next_attempt_at=0.0)
+        queue(r).enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+
+
+def open_gate(r: redis.Redis) -> int:
+    """Open the gate and queue what was parked behind it, oldest first; returns how many."""
+    released = gate.open_(r)
+    release(r, released)
+    return len(released)
+
+
+def resume(r: redis.Redis) -> None:
+    """Lift a recruiter's pause: what was parked is queued if Lever is available, else probing resumes."""
+    release(r, gate.resume(r))
+
+
+def schedule_probe(r: redis.Redis, delay_s: float, lease_s: int, *, replace: bool = False) -> bool:
+    """Schedule the one probe of a closed gate. Unless `replace` (the probe scheduling its successor), nothing
+    happens while a probe is scheduled or running."""
+    job_id = f"probe-{uuid.uuid4().hex[:12]}"
+    at = time.time() + delay_s
+    if not gate.claim_probe(r, job_id, at, int(delay_s + lease_s + 60), replace=replace):
+        return False
+    queue(r).enqueue_at(_not_before(at), PROBE, job_id=job_id, result_ttl=0, job_timeout=JOB_TIMEOUT_S,
+                        description="probe Lever")
+    return True
+
+
+def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
+    """Queue applications that need attention (or wait) for delivery now; returns the receipts queued."""
+    chosen = [rec.receipt for rec in store.load_many(r, receipts)
+              if rec.state in (State.NEEDS_ATTENTION, State.WAITING, State.QUEUED)]
+    for receipt in chosen:
+        store.log_attempt(r, receipt, "retry", None, "queued again by hand")
+    release(r, chosen, retry_attention=True)
+    return chosen
+
+
+def discard(r: redis.Redis, record: Record, who: str, reason: str) -> bool:
+    """A recruiter gives up on an application; False if it was already delivered or discarded."""
+    if record.state in store.FINAL:
+        return False
+    gate.unpark(r, record.receipt)
+    store.update(r, record, State.DISCARDED, last_error=f"discarded by {who}: {reason}")
+    return True
+
+
+def job_alive(r: redis.Redis, job_id: str) -> bool:
+    """Whether a job is still due to run (queued, scheduled, deferred) or running."""
+    if not job_id:
+        return False
+    try:
+        status = Job.fetch(job_id, connection=r).get_status()
+    except NoSuchJobError:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+
+
+def clean_up_abandoned(r: redis.Redis) -> None:
+    """Let RQ fail the jobs of workers that died (it does so whenever its started registry is read)."""
+    StartedJobRegistry(QUEUE, connection=r).get_job_ids()
