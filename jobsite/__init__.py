@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if settings.proxy_count:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count,
-                                x_host=settings.proxy_count)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count, x_host=settings.proxy_count)
     services.init_app(app, settings)
     errors.init_app(app)
     security.init_app(app)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import click
 import requests
@@ -76,7 +76,7 @@ def up(port: int | None, host: str) -> None:
         while not stop.wait(0.5):
             dead = [c for c in children if c.poll() is not None]
             if dead:
-                click.echo(f"jobsite: a child process exited ({dead[0].args[3]}); stopping", err=True)
+                click.echo(f"jobsite: a child process exited ({cast(list[str], dead[0].args)[3]}); stopping", err=True)
                 raise SystemExit(1)
     finally:
         _stop_all(children)
@@ -142,7 +142,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
         "proc_name": "jobsite-web",
     }
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)

@@ -109,10 +109,10 @@ class SiteCollector(Collector):
         yield from self._latency()
         for g in self.gauges:
             if g.label:
-                family = GaugeMetricFamily(g.name, g.help, labels=[g.label])
+                gauge = GaugeMetricFamily(g.name, g.help, labels=[g.label])
                 for value, v in sorted(g.by.items()):
-                    family.add_metric([value], v)
-                yield family
+                    gauge.add_metric([value], v)
+                yield gauge
             else:
                 yield GaugeMetricFamily(g.name, g.help, value=g.value)
 

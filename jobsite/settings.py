@@ -7,6 +7,7 @@ the variable (`ConfigError`).
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import os
 import secrets
@@ -153,14 +154,14 @@ class _Reader:
     def str(self, name: str, default: Any) -> Any:
         return self.get(name, default, lambda _n, raw: raw)
 
-    def int(self, name: str, default: Any, lo: int = 0, hi: int | None = None) -> Any:
+    def int(self, name: builtins.str, default: Any, lo: builtins.int = 0, hi: builtins.int | None = None) -> Any:
         return self.get(name, default, _number(int, "a whole number", lo, hi))
 
-    def float(self, name: str, default: float, lo: float = 0.0) -> float:
+    def float(self, name: builtins.str, default: builtins.float, lo: builtins.float = 0.0) -> builtins.float:
         return self.get(name, default, _number(float, "a number", lo, None))
 
-    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
-        def parse(n: str, raw: str) -> str:
+    def choice(self, name: builtins.str, default: builtins.str, options: tuple[builtins.str, ...]) -> builtins.str:
+        def parse(n: builtins.str, raw: builtins.str) -> builtins.str:
             if raw not in options:
                 raise ConfigError(f"{n} must be one of {', '.join(options)}, not {raw!r}")
             return raw

@@ -90,15 +90,21 @@ class Record:
     @classmethod
     def from_redis(cls, raw: dict[bytes, bytes]) -> Record:
         d = {k.decode(): v.decode() for k, v in raw.items()}
-        floats = ("created_at", "updated_at", "inflight_at", "first_sent_at", "next_attempt_at", "delivered_at")
+
+        def number(name: str) -> float:
+            return float(d.get(name) or 0)
+
         return cls(
             receipt=d["receipt"], posting_id=d["posting_id"], state=State(d["state"]),
             application=Application.from_dict(json.loads(d["application"])) if d.get("application") else None,
             files=json.loads(d.get("files") or "[]"), uploads=json.loads(d.get("uploads") or "{}"),
             attempts=int(d.get("attempts") or 0), purged=d.get("purged") == "1",
-            **{k: float(d.get(k) or 0) for k in floats},
-            **{k: d.get(k, "") for k in ("job_id", "lever_application_id", "opportunity_id", "contact_id",
-                                         "last_error", "posting_title")},
+            job_id=d.get("job_id", ""), lever_application_id=d.get("lever_application_id", ""),
+            opportunity_id=d.get("opportunity_id", ""), contact_id=d.get("contact_id", ""),
+            last_error=d.get("last_error", ""), posting_title=d.get("posting_title", ""),
+            created_at=number("created_at"), updated_at=number("updated_at"), inflight_at=number("inflight_at"),
+            first_sent_at=number("first_sent_at"), next_attempt_at=number("next_attempt_at"),
+            delivered_at=number("delivered_at"),
         )
 
     def public(self) -> dict[str, Any]:

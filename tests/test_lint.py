@@ -11,3 +11,8 @@ def test_ruff() -> None:
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "jobsite", "tests", "bench", "wsgi.py"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy() -> None:
+    done = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

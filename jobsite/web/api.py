@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import board
 from ..catalog import PostingNotFound
@@ -46,7 +47,7 @@ def _posting_json(p: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/postings")
-def postings() -> Response:
+def postings() -> BaseResponse:
     snap = get_services().catalog.postings()
     query = board.Query.from_args(request.args)
     found = board.search(snap.data, query)

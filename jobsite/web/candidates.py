@@ -8,6 +8,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import board, seo, spool, store
 from ..catalog import PostingNotFound, Snapshot
@@ -70,7 +71,7 @@ def posting(posting_id: str) -> Response:
 
     def render() -> str:
         canonical = absolute("candidates.posting", posting_id=posting_id)
-        ld = seo.job_posting(p, company=current_app.jinja_env.globals["company_name"], url=canonical,
+        ld = seo.job_posting(p, company=get_services().settings.company_name, url=canonical,
                              site_url=site_url())
         return render_template("candidates/posting.html", p=p, jsonld=ld, canonical=canonical,
                                labels=board.WORKPLACE_LABELS, embedded=embedded())
@@ -129,7 +130,7 @@ def robots() -> Response:
 
 
 @bp.post("/jobs/<posting_id>/apply")
-def submit(posting_id: str) -> Response:
+def submit(posting_id: str) -> BaseResponse:
     posting, form = _form_or_404(posting_id)
     max_bytes = get_services().settings.max_file_mb * 2**20
     answers = submission.answers_from(request.form, form)

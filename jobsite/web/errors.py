@@ -26,10 +26,8 @@ def error_response(status: int, message: str | None = None, headers: dict[str, s
     """The error answer for this request, JSON or HTML."""
     title = HTTP_STATUS_CODES.get(status, "Error")
     if wants_json():
-        response = jsonify({"error": title, "message": message or title, **extra})
-    else:
-        response = render_template("errors/error.html", status=status, title=title, message=message)
-    return response, status, headers or {}
+        return jsonify({"error": title, "message": message or title, **extra}), status, headers or {}
+    return render_template("errors/error.html", status=status, title=title, message=message), status, headers or {}
 
 
 def init_app(app: Flask) -> None:

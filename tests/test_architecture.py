@@ -1,0 +1,98 @@
+"""The module map holds: no import cycle anywhere (imports inside functions and TYPE_CHECKING blocks count too), the
+sandbox stays apart, only lever.py speaks HTTP to Lever, and the web sits on top (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "jobsite"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports_of(name: str) -> set[str]:
+    """Every module this one imports, resolved to a module name: `from . import x` imports module x (its package is
+    already initialised as x's parent); `from .m import name` imports m."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & MODULES.keys()
+            found.update(submodules)
+            if len(submodules) < len(node.names):
+                found.add(target)  # names defined in `target` itself
+    return found
+
+
+GRAPH = {name: {m for m in imports_of(name) if m in MODULES and m != name} for name in MODULES}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path a -> ... -> a, or None."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle() -> None:
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_product_code_never_imports_the_sandbox() -> None:
+    offenders = {name for name, deps in GRAPH.items()
+                 if not name.startswith("jobsite.sandbox") and name != "jobsite.cli"
+                 and any(d.startswith("jobsite.sandbox") for d in deps)}
+    assert offenders == set()
+
+
+def test_only_the_lever_client_speaks_http() -> None:
+    # cli.py polls the site's own /healthz while starting it; nothing else outside the sandbox uses an HTTP client.
+    users = {name for name in MODULES if not name.startswith("jobsite.sandbox")
+             if any(m == "requests" or m.startswith(("requests.", "urllib3")) for m in imports_of(name))}
+    assert users == {"jobsite.lever", "jobsite.cli"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.startswith(("jobsite.web", "jobsite.sandbox"))
+                                         and n not in ("jobsite", "jobsite.cli")))
+def test_the_web_sits_on_top(name: str) -> None:
+    """Below the web, no module imports a blueprint: delivery and intake work without Flask."""
+    assert not {d for d in GRAPH[name] if d.startswith("jobsite.web")}
