@@ -18,6 +18,11 @@ URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.I)
 MAX_LENGTH = {"text": 500, "textarea": 10_000, "university": 300, "url": 2_000}
 CHOICE_TYPES = ("dropdown", "multiple-choice")
 REQUIRED = "This field is required."
+TOO_LONG = "Please keep this under {n} characters."
+PATTERNS = {  # field type -> (the rule, the message when an answer breaks it)
+    "email": (EMAIL, "Enter an email address like name@example.com."),
+    "url": (URL, "Enter a full web address, starting with https://."),
+}
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,16 @@ class Field:
     max_length: int = 0
 
     def rules(self) -> dict[str, Any]:
-        """The rules the browser checks before submitting (the server checks them again)."""
-        return {"required": self.required, "type": self.type, "maxLength": self.max_length,
-                "options": [v for v, _ in self.options]}
+        """The rules, and their messages, that the browser checks before submitting: rendered from the same
+        definitions the server checks them with, so the two never disagree."""
+        rules: dict[str, Any] = {"required": self.required, "type": self.type, "maxLength": self.max_length,
+                                 "options": [v for v, _ in self.options],
+                                 "messages": {"required": REQUIRED, "maxLength": TOO_LONG.format(n=self.max_length)}}
+        if self.type in PATTERNS:
+            regex, message = PATTERNS[self.type]
+            rules.update(pattern=regex.pattern, flags="i" if regex.flags & re.IGNORECASE else "")
+            rules["messages"]["pattern"] = message
+        return rules
 
 
 @dataclass(frozen=True)
@@ -139,11 +151,9 @@ def _check(f: Field, value: Any) -> str | None:
     if not isinstance(value, str):
         return "This answer is not valid."
     if f.max_length and len(value) > f.max_length:
-        return f"Please keep this under {f.max_length} characters."
-    if f.type == "email" and not EMAIL.match(value):
-        return "Enter an email address like name@example.com."
-    if f.type == "url" and not URL.match(value):
-        return "Enter a full web address, starting with https://."
+        return TOO_LONG.format(n=f.max_length)
+    if f.type in PATTERNS and not PATTERNS[f.type][0].match(value):
+        return PATTERNS[f.type][1]
     if f.type in CHOICE_TYPES and f.options and value not in [o for o, _ in f.options]:
         return "Choose one of the options given."
     return None

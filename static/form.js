@@ -1,10 +1,8 @@
-// Checks the application form with the rules the server renders into each field (the server checks them again),
-// and shows errors in the same places the server would.
+// Checks the application form with the rules and messages the server renders into each field (forms.py defines
+// them once; the server checks them again), and shows errors in the same places the server would.
 (function () {
   const form = document.querySelector("form.apply");
   if (!form) return;
-  const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s.]+$/;
-  const URL = /^https?:\/\/[^\s/$.?#].[^\s]*$/i;
 
   function values(name) {
     return Array.from(form.elements).filter((el) => el.name === name).flatMap((el) => {
@@ -16,12 +14,11 @@
 
   function problem(field, rules) {
     const vals = values(field.dataset.field);
-    if (!vals.length) return rules.required ? "This field is required." : null;
+    if (!vals.length) return rules.required ? rules.messages.required : null;
     if (rules.type === "file-upload") return null;
     const v = vals[0];
-    if (rules.maxLength && v.length > rules.maxLength) return `Please keep this under ${rules.maxLength} characters.`;
-    if (rules.type === "email" && !EMAIL.test(v)) return "Enter an email address like name@example.com.";
-    if (rules.type === "url" && !URL.test(v)) return "Enter a full web address, starting with https://.";
+    if (rules.maxLength && v.length > rules.maxLength) return rules.messages.maxLength;
+    if (rules.pattern && !new RegExp(rules.pattern, rules.flags).test(v)) return rules.messages.pattern;
     return null;
   }
 

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from jobsite import forms
+
 from .conftest import LiveServer, Sandbox
 
 pytestmark = pytest.mark.browser
@@ -64,6 +66,14 @@ def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sand
     assert email.get_attribute("aria-invalid") == "true"
     assert "f-email-error" in email.get_attribute("aria-describedby")
     assert page.locator('.field[data-field="eeo[gender]"].has-error').count() == 0  # EEO is optional
+
+    # the rules and messages come from the server's definitions (forms.PATTERNS), rendered into the page
+    page.fill("#f-email", "not-an-email")
+    page.fill('[id="f-urls-LinkedIn"]', "linkedin.com/in/me")
+    page.get_by_role("button", name="Submit application").click()
+    assert page.locator('.field[data-field="email"] .error').inner_text() == forms.PATTERNS["email"][1]
+    assert page.locator('.field[data-field="urls[LinkedIn]"] .error').inner_text() == forms.PATTERNS["url"][1]
+    assert page.url.endswith("/apply")
 
 
 def test_without_javascript_the_server_reports_the_same_errors(browser, live: LiveServer, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
