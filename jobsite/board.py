@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from .posting import Posting
 
 WORKPLACE_LABELS = {"onsite": "On-site", "remote": "Remote", "hybrid": "Hybrid"}
 FILTERS = ("team", "department", "location", "commitment", "workplace")
@@ -37,16 +38,16 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.casefold())
 
 
-def _values(posting: dict[str, Any], name: str) -> list[str]:
+def _values(posting: Posting, name: str) -> list[str]:
     if name == "location":
         return posting["locations"]
     if name == "workplace":
         return [posting["workplaceType"]]
-    value = posting.get(name)
+    value = {"team": posting["team"], "department": posting["department"], "commitment": posting["commitment"]}[name]
     return [value] if value else []
 
 
-def matches(posting: dict[str, Any], query: Query) -> bool:
+def matches(posting: Posting, query: Query) -> bool:
     """A posting matches every filter given (a multi-location posting matches each of its locations) and every
     search word, as a prefix of a word of its title, team or description."""
     for name in FILTERS:
@@ -61,11 +62,11 @@ def matches(posting: dict[str, Any], query: Query) -> bool:
     return True
 
 
-def search(postings: Iterable[dict[str, Any]], query: Query) -> list[dict[str, Any]]:
+def search(postings: Iterable[Posting], query: Query) -> list[Posting]:
     return [p for p in postings if matches(p, query)]
 
 
-def facets(postings: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+def facets(postings: Iterable[Posting]) -> dict[str, list[str]]:
     """The values each filter can take, sorted, from all postings."""
     found: dict[str, set[str]] = {name: set() for name in FILTERS}
     for p in postings:
@@ -74,9 +75,9 @@ def facets(postings: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
     return {name: sorted(values) for name, values in found.items()}
 
 
-def by_team(postings: Iterable[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+def by_team(postings: Iterable[Posting]) -> list[tuple[str, list[Posting]]]:
     """Postings grouped by team, teams sorted by name, postings by title."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[Posting]] = {}
     for p in postings:
         groups.setdefault(p.get("team") or "Other", []).append(p)
     return [(team, sorted(ps, key=lambda p: p["text"])) for team, ps in sorted(groups.items())]

@@ -28,7 +28,7 @@ import redis
 
 from . import metrics
 from .lever import LeverClient, LeverError
-from .sanitize import clean_html
+from .posting import Posting, public_posting
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,9 @@ class Snapshot:
     def age_s(self) -> float:
         return max(0.0, time.time() - self.fetched_at)
 
-    def find(self, posting_id: str) -> dict[str, Any]:
+    def find(self, posting_id: str) -> Posting:
         """One posting of a postings snapshot (PostingNotFound if it is not published)."""
+        p: Posting
         for p in self.data:
             if p["id"] == posting_id:
                 return p
@@ -108,11 +109,11 @@ class Catalog:
         """The published postings on the public job site, newest first."""
         return self._get(Key.POSTINGS.of(), self._fetch_postings)
 
-    def posting(self, posting_id: str) -> dict[str, Any]:
+    def posting(self, posting_id: str) -> Posting:
         """One published posting, from the list (so a posting gone from Lever is gone here at the next refresh)."""
         return self.postings().find(posting_id)
 
-    def questions(self, posting: dict[str, Any]) -> Snapshot:
+    def questions(self, posting: Posting) -> Snapshot:
         """The application form of a published posting (as found in `postings()`)."""
         posting_id = posting["id"]
         return self._get(Key.QUESTIONS.of(posting_id), lambda: self.lever.get_application_questions(posting_id))
@@ -271,35 +272,8 @@ class Catalog:
 
         threading.Thread(target=run, name=f"refresh-{key}", daemon=True).start()
 
-    def _fetch_postings(self) -> list[dict[str, Any]]:
+    def _fetch_postings(self) -> list[Posting]:
         postings = self.lever.list_postings(state="published", distributionChannel="public")
-        return [_public_posting(p) for p in postings
+        return [public_posting(p) for p in postings
                 if p.get("state") == "published" and "public" in (p.get("distributionChannels") or [])
                 and p.get("confidentiality", "non-confidential") == "non-confidential"]
-
-
-def _public_posting(p: dict[str, Any]) -> dict[str, Any]:
-    """What the site shows of a posting, its HTML sanitised once here rather than on every render."""
-    content = p.get("content") or {}
-    cats = p.get("categories") or {}
-    locations = cats.get("allLocations") or ([cats["location"]] if cats.get("location") else [])
-    return {
-        "id": p["id"],
-        "text": p.get("text") or "",
-        "createdAt": p.get("createdAt"),
-        "updatedAt": p.get("updatedAt") or p.get("createdAt"),
-        "team": cats.get("team"),
-        "department": cats.get("department"),
-        "locations": locations,
-        "commitment": cats.get("commitment"),
-        "level": cats.get("level"),
-        "workplaceType": p.get("workplaceType") or "unspecified",
-        "country": p.get("country"),
-        "descriptionHtml": clean_html(content.get("descriptionHtml")),
-        "descriptionPlain": content.get("description") or "",
-        "lists": [{"text": lst.get("text", ""), "content": clean_html(f"<ul>{lst.get('content', '')}</ul>")}
-                  for lst in content.get("lists") or []],
-        "closingHtml": clean_html(content.get("closingHtml")),
-        "salaryRange": p.get("salaryRange"),
-        "salaryDescriptionHtml": clean_html(p.get("salaryDescriptionHtml")),
-    }

@@ -209,7 +209,7 @@ def _upload_files(services: Services, record: Record, lease: Lock, bucket: Bucke
         _take(r, bucket)
         upload = services.lever.upload_file(f["filename"], content, f["content_type"])
         uris[f["field"]] = upload.uri
-        record.uploads[f["field"]] = {"uri": upload.uri, "expires_at_ms": upload.expires_at_ms}
+        record.uploads[f["field"]] = store.LeverUpload(uri=upload.uri, expires_at_ms=upload.expires_at_ms)
         store.update(r, record, uploads=record.uploads)
         store.log_attempt(r, record.receipt, "upload", 200, f"{f['kind']} file uploaded")
     return uris

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from .posting import Posting
+
 EMPLOYMENT_TYPES = {"full-time": "FULL_TIME", "part-time": "PART_TIME", "contract": "CONTRACTOR",
                     "contractor": "CONTRACTOR", "internship": "INTERN", "intern": "INTERN",
                     "temporary": "TEMPORARY", "seasonal": "TEMPORARY", "volunteer": "VOLUNTEER",
@@ -28,7 +30,7 @@ def _place(location: str, country: str | None) -> dict[str, Any]:
     return {"@type": "Place", "address": address}
 
 
-def job_posting(posting: dict[str, Any], *, company: str, url: str, site_url: str) -> dict[str, Any]:
+def job_posting(posting: Posting, *, company: str, url: str, site_url: str) -> dict[str, Any]:
     """schema.org JobPosting for Google's job search."""
     data: dict[str, Any] = {
         "@context": "https://schema.org/",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 import redis
 
@@ -55,6 +55,13 @@ ATTEMPTS = "app:{}:attempts"
 DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's rates and charts
 
 
+class LeverUpload(TypedDict):
+    """A file Lever holds for an application, reused by a later attempt until shortly before it expires."""
+
+    uri: str
+    expires_at_ms: int
+
+
 @dataclass
 class Record:
     """One application as stored."""
@@ -70,7 +77,7 @@ class Record:
     job_id: str = ""
     inflight_at: float = 0.0  # an apply was sent at this time and its outcome is not known yet
     first_sent_at: float = 0.0
-    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> {uri, expires_at_ms}
+    uploads: dict[str, LeverUpload] = field(default_factory=dict)  # form field name -> its upload to Lever
     lever_application_id: str = ""
     opportunity_id: str = ""
     contact_id: str = ""

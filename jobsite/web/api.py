@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from .. import board
 from ..catalog import PostingNotFound
 from ..forms import ValidationFailed, answers_from_lever_body
+from ..posting import Posting
 from ..services import get_services
 from . import submission
 from .candidates import absolute, application_status, host_key
@@ -38,7 +39,7 @@ def cors(response: Response) -> Response:
     return response
 
 
-def _posting_json(p: dict[str, Any]) -> dict[str, Any]:
+def _posting_json(p: Posting) -> dict[str, Any]:
     out = {k: p.get(k) for k in POSTING_FIELDS}
     out["urls"] = {"show": absolute("candidates.posting", posting_id=p["id"]),
                    "apply": absolute("candidates.apply", posting_id=p["id"]),

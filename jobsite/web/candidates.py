@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from .. import board, seo, spool, store
 from ..catalog import PostingNotFound, Snapshot
 from ..forms import Form, ValidationFailed
+from ..posting import Posting
 from ..services import get_services
 from . import submission
 from .pages import PageCache
@@ -42,7 +43,7 @@ def embedded() -> bool:
     return request.args.get("embed") == "1"
 
 
-def _posting_or_404(snap: Snapshot, posting_id: str) -> dict[str, Any]:
+def _posting_or_404(snap: Snapshot, posting_id: str) -> Posting:
     try:
         return snap.find(posting_id)
     except PostingNotFound:
@@ -98,7 +99,7 @@ def read_form_token(token: str, posting_id: str) -> str | None:
     return data.get("n") if isinstance(data, dict) and data.get("p") == posting_id else None
 
 
-def render_form(p: dict[str, Any], form: Form, *, answers: Any = None, errors: dict[str, str] | None = None,
+def render_form(p: Posting, form: Form, *, answers: Any = None, errors: dict[str, str] | None = None,
                 token: str | None = None, status: int = 200, message: str | None = None) -> Response:
     html = render_template("candidates/apply.html", p=p, form=form, answers=answers or {}, errors=errors or {},
                            token=token or new_form_token(p["id"]), embedded=embedded(), message=message,
@@ -155,7 +156,7 @@ def submit(posting_id: str) -> BaseResponse:
     return redirect(url_for("candidates.confirmation", receipt=receipt.receipt, embed=1 if embedded() else None), 303)
 
 
-def _form_or_404(posting_id: str) -> tuple[dict[str, Any], Form]:
+def _form_or_404(posting_id: str) -> tuple[Posting, Form]:
     try:
         return submission.form_for(posting_id)
     except PostingNotFound:

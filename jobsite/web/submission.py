@@ -11,6 +11,7 @@ from werkzeug.datastructures import FileStorage, MultiDict
 
 from .. import intake
 from ..forms import Form, UploadedFile, build_form, validate
+from ..posting import Posting
 from ..services import get_services
 
 
@@ -22,7 +23,7 @@ class Rejected(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-def form_for(posting_id: str) -> tuple[dict[str, Any], Form]:
+def form_for(posting_id: str) -> tuple[Posting, Form]:
     """The posting and its form (PostingNotFound for an unknown or closed posting)."""
     catalog = get_services().catalog
     posting = catalog.posting(posting_id)
@@ -54,7 +55,7 @@ def uploads_from(files: MultiDict[str, FileStorage], form: Form, max_bytes: int)
     return out
 
 
-def receive(posting: Mapping[str, Any], form: Form, answers: Mapping[str, Any],
+def receive(posting: Posting, form: Form, answers: Mapping[str, Any],
             uploads: Mapping[str, UploadedFile], *, idempotency_key: str | None, honeypot: str = "") -> intake.Receipt:
     """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected."""
     svc = get_services()
