@@ -246,3 +246,13 @@ def _up(url: str) -> bool:
         return requests.get(url, timeout=1).ok
     except requests.ConnectionError:
         return False
+
+
+def test_a_fetch_whose_lock_expired_does_not_release_the_next_holders_lock(app) -> None:  # type: ignore[no-untyped-def]
+    catalog = app.extensions["jobsite"].catalog
+    mine = catalog._lock("k")
+    assert mine
+    catalog.cache.delete("k:lock")  # expired while the fetch ran
+    theirs = catalog._lock("k")
+    catalog._unlock("k", mine)
+    assert catalog.cache.get("k:lock") == theirs

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.exceptions import LockError
 
 from jobsite import backoff, delivery, gate, intake, queue, store, tasks
 from jobsite.forms import build_form, validate
@@ -271,3 +272,39 @@ def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Se
     assert status.state == "closed"  # a missing file says nothing about Lever: still in maintenance
     assert gate.oldest_parked(svc.redis) == waiting  # the next probe takes the next application
     assert store.load(svc.redis, waiting).state == State.WAITING
+
+
+def test_a_worker_whose_lease_ran_out_cannot_end_the_lease_another_worker_took(r: redis.Redis) -> None:
+    first = delivery._lease(r, "rcpt", 1)
+    assert first.acquire()
+    r.delete(delivery.LEASE.format("rcpt"))  # as if it expired while the first worker stalled
+    second = delivery._lease(r, "rcpt", 60)
+    assert second.acquire()
+    with pytest.raises(LockError):
+        first.reacquire()  # extending checks ownership
+    with pytest.raises(LockError):
+        first.release()  # and so does releasing
+    assert delivery.lease_alive(r, "rcpt") and second.owned()
+
+
+def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, sandbox: Sandbox,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    receipt = accept(svc, sandbox)
+    real = delivery._lease
+
+    def stolen(r: redis.Redis, receipt_: str, ttl_s: int):  # type: ignore[no-untyped-def]
+        lease = real(r, receipt_, ttl_s)
+        original = lease.acquire
+
+        def acquire() -> bool:
+            got = original()
+            r.set(delivery.LEASE.format(receipt_), "another worker's token")  # ours ran out; another took it
+            return got
+
+        lease.acquire = acquire  # type: ignore[method-assign]
+        return lease
+
+    monkeypatch.setattr(delivery, "_lease", stolen)
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED
+    assert sandbox.count("postings.apply") == 0  # nothing was sent by the worker that lost its lease
+    assert svc.redis.get(delivery.LEASE.format(receipt)) == b"another worker's token"  # nor ended the other's lease
