@@ -24,8 +24,9 @@ from flask import (
 )
 
 from .. import audit, dashboard, gate, queue, store, uploads, users
+from ..application import custom_name
 from ..catalog import CatalogUnavailable, PostingNotFound
-from ..forms import build_form, custom_name
+from ..forms import build_form
 from ..services import get_services
 from ..store import State
 from .security import check_csrf
