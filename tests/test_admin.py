@@ -53,6 +53,9 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:  # ty
             assert "/admin/login" in answer.headers["Location"]
     for path in ACTIONS:
         assert client.post(path).status_code == 400  # no CSRF token, no session: refused before anything else
+    assert client.get("/admin/").headers["Location"].endswith("/admin/login?next=/admin/")  # no stray "?"
+    assert client.get("/admin/applications?state=failed").headers["Location"].endswith(
+        "?next=/admin/applications?state%3Dfailed")
     token = csrf(client, "/admin/login")
     for path in ACTIONS:
         answer = client.post(path, data={"csrf_token": token})

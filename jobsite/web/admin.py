@@ -45,7 +45,9 @@ def load_user() -> Any:
     if g.user is None and request.endpoint not in ("admin.login",):
         if request.path.startswith("/admin/api/"):
             return jsonify({"error": "Unauthorized", "message": "Sign in first."}), 401
-        return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+        # full_path always ends in "?" (Werkzeug adds it even without a query), so use it only when there is one.
+        here = request.full_path if request.query_string else request.path
+        return redirect(url_for("admin.login", next=here if request.method == "GET" else None))
     return None
 
 
