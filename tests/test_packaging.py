@@ -1,5 +1,5 @@
-"""The built wheel carries templates/ and static/ (built without warnings), so an installed jobsite renders pages from any
-directory."""
+"""The built wheel carries templates/ and static/ (built without warnings), so an installed jobsite renders pages
+from any directory."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from ..catalog import PostingNotFound, Snapshot
 from ..forms import Form, ValidationFailed
 from ..posting import Posting
 from ..services import get_services
-from . import submission
+from . import brand, submission
 from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
@@ -34,9 +34,11 @@ def absolute(endpoint: str, **values: Any) -> str:
 
 
 def host_key() -> str:
-    """What makes absolute URLs differ between requests (cheaper than building them): part of page cache keys."""
+    """What makes absolute URLs differ between requests (cheaper than building them), and the brand's version: part
+    of page cache keys."""
     env = request.environ
-    return get_services().settings.public_url or f"{env.get('wsgi.url_scheme')}://{env.get('HTTP_HOST', '')}"
+    host = get_services().settings.public_url or f"{env.get('wsgi.url_scheme')}://{env.get('HTTP_HOST', '')}"
+    return f"{host} {brand.version()}"
 
 
 def embedded() -> bool:
