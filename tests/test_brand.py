@@ -97,7 +97,7 @@ def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> N
         assert '<a href="https://example.com/privacy">Privacy policy</a>' in html, path
     home = branded.get("/").get_data(as_text=True)
     assert "We make warehouse robots that people like working with." in home
-    assert "<h3>Why join us</h3>" in home and "<strong>robots</strong>" in home and "<li>Four-day week</li>" in home
+    assert "<h2>Why join us</h2>" in home and "<strong>robots</strong>" in home and "<li>Four-day week</li>" in home
     assert 'href="https://example.com/mission"' in home
     assert "<script>alert" not in home  # Markdown's raw HTML is off and the sanitiser runs after it
     css = branded.get("/brand.css")

@@ -24,7 +24,7 @@ bp = Blueprint("brand", __name__)
 def init_app(app: Flask, brand: Brand) -> None:
     """Register the routes, put the brand in every template, and search the company's templates first."""
     app.register_blueprint(bp)
-    about = clean_html(MarkdownIt("commonmark", {"html": False}).render(brand.about_markdown))
+    about = render_markdown(brand.about_markdown)
     app.extensions["jobsite.brand"] = brand
     css_version = hashlib.sha256(stylesheet_for(brand).encode()).hexdigest()[:12]
     # Cached pages and their ETags carry the brand's version: a restart with a new logo or intro shows it at once.
@@ -34,6 +34,18 @@ def init_app(app: Flask, brand: Brand) -> None:
         built_in = app.jinja_loader
         assert built_in is not None  # Flask always has one: the package's template folder
         app.jinja_loader = ChoiceLoader([FileSystemLoader(str(brand.templates_dir)), built_in])
+
+
+def render_markdown(text: str) -> str:
+    """Markdown to safe HTML whose headings start at h2 and never skip a level, since it sits under the page's h1."""
+    md = MarkdownIt("commonmark", {"html": False})
+    tokens = md.parse(text)
+    levels = sorted({int(t.tag[1]) for t in tokens if t.type == "heading_open"})
+    placed = {level: f"h{min(2 + i, 4)}" for i, level in enumerate(levels)}
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = placed[int(token.tag[1])]
+    return clean_html(md.renderer.render(tokens, md.options, {}), extra_tags=frozenset({"h2"}))
 
 
 def stylesheet_for(brand: Brand) -> str:
