@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 
 from .settings import Settings, load_settings
 
@@ -46,5 +47,5 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(admin.bp)
     brand.init_app(app, settings.brand)
     app.jinja_env.globals.update(company_name=settings.company_name, accept=filetypes.ACCEPT)
-    app.jinja_env.filters["sanitize"] = clean_html
+    app.jinja_env.filters["sanitize"] = lambda html: Markup(clean_html(html))  # safe once cleaned: not escaped again
     return app
