@@ -37,12 +37,14 @@ def site(request, settings: Settings, tmp_path: Path, r: redis.Redis) -> Iterato
     server.stop()
 
 
-def check(page, theme: str, name: str) -> None:  # type: ignore[no-untyped-def]
-    """Screenshot, overflow and axe at each width, for the page already loaded."""
+def check(page, theme: str, name: str, url: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Screenshot, overflow and axe at each width: `url` loaded at that width, else the page as it is."""
     folder = ARTIFACTS / theme
     folder.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
+        if url:
+            page.goto(url)
         page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert scroll <= inner, f"{theme} {name} at {width} px scrolls sideways ({scroll} > {inner})"
@@ -59,10 +61,9 @@ def test_candidate_pages(page, site, sandbox: Sandbox) -> None:  # type: ignore[
               "apply": f"/jobs/{posting['id']}/apply", "receipt": f"/applications/{receipt}",
               "not-found": "/no-such-page"}
     for name, path in visits.items():
-        page.goto(live.url + path)
+        check(page, theme, name, live.url + path)
         if theme == "brand":
             assert page.locator("img.logo").count() == 1 and page.locator(".footer-links a").count() == 3, name
-        check(page, theme, name)
     page.goto(live.url + f"/jobs/{posting['id']}/apply")
     page.get_by_role("button", name="Submit application").click()
     page.locator("#error-summary").wait_for(state="visible")
@@ -84,5 +85,27 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:  #
     page.wait_for_url(re.compile(r"/admin/$"))
     for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
                        "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit"}.items():
-        page.goto(live.url + path)
-        check(page, theme, name)
+        check(page, theme, name, live.url + path)
+
+
+def test_on_a_phone_the_jobs_come_first_and_filters_keep_the_url_short(page, live: LiveServer,  # type: ignore[no-untyped-def]
+                                                                      sandbox: Sandbox) -> None:
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + "/")
+    panel = page.locator("details.filter-panel")
+    assert panel.get_attribute("open") is None  # folded behind its button on a phone
+    assert page.locator(".posting-card").first.bounding_box()["y"] < 844  # a job on the first screen
+    panel.locator("summary").click()
+    page.select_option("#filter-team", team)  # submits on change
+    page.wait_for_url(re.compile(r"team="))
+    assert "?team=" in page.url and "q=" not in page.url and "department=" not in page.url  # no empty parameters
+    assert page.locator("details.filter-panel summary .badge").text_content() == "1 active"
+    box = page.locator(".filters .actions").bounding_box()
+    assert box["height"] < 60  # "Show jobs" and "Clear filters" stay on one line
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live.url + "/?q=zzzz-no-such-job")
+    assert page.locator("details.filter-panel").get_attribute("open") is not None  # open on a wide screen
+    assert "Check the spelling" in page.locator(".empty").inner_text()
+    page.get_by_role("link", name=re.compile(r"See all \d+ open jobs")).click()
+    page.wait_for_url(live.url + "/")
