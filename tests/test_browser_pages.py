@@ -109,3 +109,21 @@ def test_on_a_phone_the_jobs_come_first_and_filters_keep_the_url_short(page, liv
     assert "Check the spelling" in page.locator(".empty").inner_text()
     page.get_by_role("link", name=re.compile(r"See all \d+ open jobs")).click()
     page.wait_for_url(live.url + "/")
+
+
+def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveServer, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    from .helpers import file_posting
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + f"/jobs/{file_posting(sandbox)['id']}/apply")
+    for choice in page.locator("label.choice").all():
+        assert choice.bounding_box()["height"] >= 44  # radios, checkboxes and the consent box
+    resume = page.locator("#f-resume")
+    assert resume.bounding_box()["height"] >= 44
+    cv = tmp_path / "ada-lovelace-cv.pdf"
+    cv.write_bytes(b"%PDF-1.4 a CV")
+    resume.set_input_files(str(cv))
+    assert page.evaluate("document.querySelector('#f-resume').files[0].name") == "ada-lovelace-cv.pdf"
+    page.locator('.field[data-field="resume"]').screenshot(path=str(ARTIFACTS / "file-chosen-390.png"))
+    page.locator("fieldset.section").last.screenshot(path=str(ARTIFACTS / "consent-390.png"))
