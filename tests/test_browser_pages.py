@@ -127,3 +127,23 @@ def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveSe
     assert page.evaluate("document.querySelector('#f-resume').files[0].name") == "ada-lovelace-cv.pdf"
     page.locator('.field[data-field="resume"]').screenshot(path=str(ARTIFACTS / "file-chosen-390.png"))
     page.locator("fieldset.section").last.screenshot(path=str(ARTIFACTS / "consent-390.png"))
+
+
+def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveServer, settings: Settings,  # type: ignore[no-untyped-def]
+                                                              sandbox: Sandbox, workers) -> None:
+    from playwright.sync_api import expect
+
+    from .conftest import worker_env
+
+    posting = simple_posting(sandbox)
+    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    page.goto(live.url + f"/applications/{receipt}")
+    line = page.locator(".status-line")
+    assert "we'll pass it to the hiring team shortly" in line.inner_text()
+    assert "Lever" not in page.locator("main").inner_text() and "queued" not in line.inner_text()
+    page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+    workers.start(worker_env(settings))
+    expect(line).to_contain_text("With the hiring team", timeout=40_000)
+    assert page.evaluate("window.loadedOnce") is True
+    assert "done" in (page.locator('[data-step="2"]').get_attribute("class") or "")

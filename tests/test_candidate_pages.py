@@ -39,3 +39,12 @@ def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> 
     assert "This field is required." not in answer
     required_custom = [n for n, r in rules.items() if r["required"] and n.startswith("cards[")]
     assert required_custom and all(rules[n]["messages"]["required"] in answer for n in required_custom)
+
+
+def test_every_status_has_plain_words_without_the_vendor() -> None:
+    from jobsite.store import State
+    from jobsite.web.candidates import FINAL_STATUSES, STATUS_WORDS
+
+    assert set(STATUS_WORDS) == {s.public for s in State}  # one vocabulary: the API's statuses are State's values
+    assert all("lever" not in words["text"].lower() for words in STATUS_WORDS.values())
+    assert set(FINAL_STATUSES) == {s.public for s in (State.DELIVERED, State.DISCARDED)}
