@@ -147,3 +147,34 @@ def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveSe
     expect(line).to_contain_text("With the hiring team", timeout=40_000)
     assert page.evaluate("window.loadedOnce") is True
     assert "done" in (page.locator('[data-step="2"]').get_attribute("class") or "")
+
+
+def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, live: LiveServer, r: redis.Redis,  # type: ignore[no-untyped-def]
+                                                                     sandbox: Sandbox) -> None:
+    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    posting = simple_posting(sandbox)
+    requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                  json=lever_body(sandbox, posting["id"], 0), timeout=10)
+    context = browser.new_context(timezone_id="Europe/Berlin", locale="en-GB")
+    page = context.new_page()
+    try:
+        page.goto(live.url + "/admin/login")
+        page.fill("#email", ADMIN[0])
+        page.fill("#password", ADMIN[1])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/admin/$"))
+        assert page.locator("svg text.tick").count() >= 4  # the chart's time axis is labelled
+        page.goto(live.url + "/admin/applications")
+        received = page.locator("td[data-label=Received] time")
+        assert received.get_attribute("datetime").endswith("Z")
+        assert re.search(r"CET|GMT\+1", received.inner_text()), received.inner_text()  # the viewer's zone, named
+        page.goto(live.url + "/admin/")
+        pause = page.get_by_role("button", name="Pause delivery")
+        assert "secondary" in pause.get_attribute("class")
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        pause.click()
+        assert asked and asked[0].startswith("Pause delivery?")
+        assert page.get_by_role("button", name="Pause delivery").count() == 1  # dismissed: nothing was paused
+    finally:
+        context.close()
