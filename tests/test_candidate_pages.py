@@ -48,3 +48,17 @@ def test_every_status_has_plain_words_without_the_vendor() -> None:
     assert set(STATUS_WORDS) == {s.public for s in State}  # one vocabulary: the API's statuses are State's values
     assert all("lever" not in words["text"].lower() for words in STATUS_WORDS.values())
     assert set(FINAL_STATUSES) == {s.public for s in (State.DELIVERED, State.DISCARDED)}
+
+
+def test_the_posting_page_says_when_where_and_how_to_share(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    from urllib.parse import quote
+
+    from .helpers import simple_posting
+
+    posting = simple_posting(sandbox)
+    html = client.get(f"/jobs/{posting['id']}").get_data(as_text=True)
+    assert "<dt>Posted</dt>" in html and '<time datetime="' in html
+    assert "<dt>Location</dt>" in html or "<dt>Locations</dt>" in html
+    assert "<dt>Workplace</dt>" in html
+    canonical = re.search(r'<link rel="canonical" href="([^"]+)"', html).group(1)
+    assert f"share-offsite/?url={quote(canonical, safe='/')}" in html and "mailto:?subject=" in html
