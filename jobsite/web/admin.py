@@ -68,6 +68,12 @@ def who() -> str:
     return g.user.email
 
 
+@bp.context_processor
+def vocabulary() -> dict[str, Any]:
+    """Every console page names states with the same words, in the same order (store.State)."""
+    return {"states": list(State)}
+
+
 @bp.app_template_filter("when")
 def when(ts: float | None) -> Markup:
     """A <time> in UTC with the zone named; admin.js shows it in the viewer's own time zone, zone named too."""
