@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 
 from .settings import Settings, load_settings
 
@@ -18,7 +19,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import filetypes, services
     from .sanitize import clean_html
-    from .web import admin, api, candidates, errors, ops, security
+    from .web import admin, api, brand, candidates, errors, ops, security
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(candidates.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    brand.init_app(app, settings.brand)
     app.jinja_env.globals.update(company_name=settings.company_name, accept=filetypes.ACCEPT)
-    app.jinja_env.filters["sanitize"] = clean_html
+    app.jinja_env.filters["sanitize"] = lambda html: Markup(clean_html(html))  # safe once cleaned: not escaped again
     return app

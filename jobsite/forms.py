@@ -17,7 +17,27 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.I)
 MAX_LENGTH = {"text": 500, "textarea": 10_000, "university": 300, "url": 2_000}
 CHOICE_TYPES = ("dropdown", "multiple-choice")
-REQUIRED = "This field is required."
+REQUIRED = "Answer this question."
+CONSENT_LABEL = "I agree to the statement above."
+# What to do when a required answer is missing, said for the field at hand: by Lever's name for the standard fields,
+# else by the kind of control. One place, read by the server's check and rendered into the page for the browser's.
+REQUIRED_BY_NAME = {
+    "fullName": "Enter your full name.",
+    "email": "Enter your email address.",
+    "phone": "Enter your phone number.",
+    "resume": "Attach your CV or résumé.",
+    "currentCompany": "Enter your current company.",
+    "currentLocation": "Enter your current location.",
+}
+REQUIRED_BY_TYPE = {
+    "email": "Enter your email address.",
+    "url": "Enter a web address, starting with https://.",
+    "dropdown": "Choose one of the options.",
+    "multiple-choice": "Choose one of the options.",
+    "multiple-select": "Choose at least one option.",
+    "file-upload": "Choose a file to upload.",
+    "consent": "Tick the box to agree.",
+}
 TOO_LONG = "Please keep this under {n} characters."
 PATTERNS = {  # field type -> (the rule, the message when an answer breaks it)
     "email": (EMAIL, "Enter an email address like name@example.com."),
@@ -43,12 +63,18 @@ class Field:
         definitions the server checks them with, so the two never disagree."""
         rules: dict[str, Any] = {"required": self.required, "type": self.type, "maxLength": self.max_length,
                                  "options": [v for v, _ in self.options],
-                                 "messages": {"required": REQUIRED, "maxLength": TOO_LONG.format(n=self.max_length)}}
+                                 "messages": {"required": self.required_message,
+                                              "maxLength": TOO_LONG.format(n=self.max_length)}}
         if self.type in PATTERNS:
             regex, message = PATTERNS[self.type]
             rules.update(pattern=regex.pattern, flags="i" if regex.flags & re.IGNORECASE else "")
             rules["messages"]["pattern"] = message
         return rules
+
+    @property
+    def required_message(self) -> str:
+        """What the candidate should do when this required field is left empty."""
+        return REQUIRED_BY_NAME.get(self.name) or REQUIRED_BY_TYPE.get(self.type, REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -132,8 +158,9 @@ def build_form(questions: Mapping[str, Any]) -> Form:
             policies.append((kind, disclosure["compliancePolicyId"]))
         if kind == "store" and disclosure.get("displayState", "").endswith("_SHOWN"):
             consent_html = disclosure.get("statementHtml") or disclosure.get("statement") or ""
-            sections.append(Section("Consent", (Field("consent[store]", disclosure.get("statement") or
-                                                      "I agree to the storage of my data.", "consent", False),)))
+            # The statement is shown once, above the box (apply.html); the box's own label only says yes to it.
+            consent_html = consent_html or "I agree to the storage of my data."
+            sections.append(Section("Consent", (Field("consent[store]", CONSENT_LABEL, "consent", False),)))
     return Form(questions.get("id", ""), tuple(sections), tuple(custom_sets), tuple(policies), consent_html)
 
 
@@ -141,7 +168,7 @@ def _check(f: Field, value: Any) -> str | None:
     """The candidate-facing error for one answer, or None."""
     empty = value in (None, "", []) or (isinstance(value, UploadedFile) and not value.content)
     if empty:
-        return REQUIRED if f.required else None
+        return f.required_message if f.required else None
     if f.type == "multiple-select":
         if any(v not in [o for o, _ in f.options] for v in value):
             return "Choose from the options given."

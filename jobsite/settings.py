@@ -29,6 +29,29 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Brand:
+    """How the careers site shows the company, without a fork: files are checked to exist and colours to be readable
+    (WCAG AA, 4.5:1) at start-up, so a typo or an unreadable button stops the site before a candidate sees it."""
+
+    logo: Path | None = None
+    favicon: Path | None = None
+    primary_colour: str = "#2454d6"
+    accent_colour: str = "#e8eefc"
+    intro: str = ""
+    about_markdown: str = ""
+    footer_links: tuple[tuple[str, str], ...] = ()
+    privacy_url: str | None = None
+    templates_dir: Path | None = None
+
+
+# What the brand colours are drawn against (static/site.css): white text on primary buttons, primary links on the
+# white cards and the page's background, and the site's ink on the accent band.
+WHITE, PAGE_BACKGROUND, INK = "#ffffff", "#f7f8fb", "#1d2433"
+AA_CONTRAST = 4.5
+IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".webp", ".gif", ".ico")
+
+
+@dataclass(frozen=True)
 class Settings:
     """The site's configuration. Units are in the names: `_s` seconds, `_mb` mebibytes, `_per_s` per second."""
 
@@ -61,6 +84,7 @@ class Settings:
     submissions_per_ip_per_hour: int
     retention_days: int
     application_source: str
+    brand: Brand = field(default_factory=Brand)
 
     @property
     def uses_sandbox(self) -> bool:
@@ -122,12 +146,88 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         submissions_per_ip_per_hour=r.int("JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR", 30, lo=1),
         retention_days=r.int("JOBSITE_RETENTION_DAYS", 30, lo=1),
         application_source=r.str("JOBSITE_APPLICATION_SOURCE", f"{company} careers site"),
+        brand=_brand(r),
     )
     values.update(overrides)
     values["data_dir"] = Path(values["data_dir"]).absolute()
     if not values["secret_key"]:
         values["secret_key"] = _persistent_secret(Path(values["data_dir"]))
     return Settings(**values)
+
+
+def _brand(r: _Reader) -> Brand:
+    about = r.get("JOBSITE_BRAND_ABOUT_FILE", None, _file(()))
+    return Brand(
+        logo=r.get("JOBSITE_BRAND_LOGO", None, _file(IMAGE_SUFFIXES)),
+        favicon=r.get("JOBSITE_BRAND_FAVICON", None, _file(IMAGE_SUFFIXES)),
+        primary_colour=r.get("JOBSITE_BRAND_PRIMARY_COLOUR", Brand.primary_colour,
+                             _colour(("white text", WHITE), ("the page background", PAGE_BACKGROUND))),
+        accent_colour=r.get("JOBSITE_BRAND_ACCENT_COLOUR", Brand.accent_colour, _colour(("the text", INK))),
+        intro=r.str("JOBSITE_BRAND_INTRO", ""),
+        about_markdown=about.read_text(encoding="utf-8") if about else "",
+        footer_links=r.get("JOBSITE_BRAND_FOOTER_LINKS", (), _links),
+        privacy_url=r.get("JOBSITE_PRIVACY_URL", None, _http_url),
+        templates_dir=r.get("JOBSITE_TEMPLATES_DIR", None, _directory),
+    )
+
+
+def _file(suffixes: tuple[str, ...]) -> Callable[[str, str], Path]:
+    def parse(name: str, raw: str) -> Path:
+        path = Path(raw).expanduser().absolute()
+        if not path.is_file():
+            raise ConfigError(f"{name} must name a readable file, not {raw!r}")
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise ConfigError(f"{name} must be an image ({', '.join(suffixes)}), not {raw!r}")
+        return path
+
+    return parse
+
+
+def _directory(name: str, raw: str) -> Path:
+    path = Path(raw).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"{name} must name a directory, not {raw!r}")
+    return path
+
+
+def _links(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """`Label=https://...;Label=https://...`: a semicolon between links, since labels may hold commas."""
+    links = []
+    for item in filter(None, (part.strip() for part in raw.split(";"))):
+        label, sep, url = (part.strip() for part in item.partition("="))
+        if not sep or not label:
+            raise ConfigError(f"{name} must be Label=URL pairs separated by ';', not {item!r}")
+        links.append((label, _http_url(name, url)))
+    return tuple(links)
+
+
+def _colour(*against: tuple[str, str]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.lower()
+        if len(value) == 4 and value.startswith("#"):
+            value = "#" + "".join(c * 2 for c in value[1:])
+        if len(value) != 7 or not value.startswith("#") or any(c not in "0123456789abcdef" for c in value[1:]):
+            raise ConfigError(f"{name} must be a colour like #2454d6, not {raw!r}")
+        for what, other in against:
+            ratio = contrast(value, other)
+            if ratio < AA_CONTRAST:
+                raise ConfigError(f"{name} {raw} is unreadable against {what} ({ratio:.2f}:1; WCAG AA needs "
+                                  f"{AA_CONTRAST}:1)")
+        return value
+
+    return parse
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours, from 1 (same) to 21 (black on white)."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
 
 
 def _persistent_secret(data_dir: Path) -> str:

@@ -29,10 +29,15 @@ class State(StrEnum):
     DISCARDED = "discarded"  # a recruiter discarded it
 
     @property
+    def label(self) -> str:
+        """The state as the console shows it: the same word, capitalised (one vocabulary everywhere)."""
+        return self.value.replace("_", " ").capitalize()
+
+    @property
     def public(self) -> str:
-        """The state as a candidate or an embedding page may see it."""
-        return {"waiting": "waiting for Lever", "delivering": "queued", "needs_attention": "needs attention",
-                "discarded": "needs attention"}.get(self.value, self.value)
+        """The state as the status API gives it: the same word the console, the CLI and the receipt page use (one
+        vocabulary; the receipt page puts it in plain words for candidates, web/candidates.py STATUS_WORDS)."""
+        return self.value
 
 
 FINAL = (State.DELIVERED, State.DISCARDED)

@@ -26,3 +26,20 @@
   }
   setInterval(tick, 2000);
 })();
+
+// Times arrive as <time datetime="...Z"> in UTC (the fallback text names the zone); show them in the viewer's own
+// time zone with that zone named. Risky actions (pause, discard, retry all) ask first.
+(function () {
+  const format = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+  });
+  document.querySelectorAll("time[datetime]").forEach((el) => {
+    const moment = new Date(el.getAttribute("datetime"));
+    if (!Number.isNaN(moment.getTime())) el.textContent = format.format(moment);
+  });
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+})();

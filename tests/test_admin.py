@@ -53,6 +53,9 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:  # ty
             assert "/admin/login" in answer.headers["Location"]
     for path in ACTIONS:
         assert client.post(path).status_code == 400  # no CSRF token, no session: refused before anything else
+    assert client.get("/admin/").headers["Location"].endswith("/admin/login?next=/admin/")  # no stray "?"
+    assert client.get("/admin/applications?state=failed").headers["Location"].endswith(
+        "?next=/admin/applications?state%3Dfailed")
     token = csrf(client, "/admin/login")
     for path in ACTIONS:
         answer = client.post(path, data={"csrf_token": token})
@@ -99,7 +102,7 @@ def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.R
     delivery.deliver(svc, receipt)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
-    assert "Posting is on hold" in page and "needs attention" in page
+    assert "Posting is on hold" in page and "Needs attention" in page
     assert "How did you hear about us?" in page and "Full name" in page  # answers under their questions
     assert client.post(f"/admin/applications/{receipt}/retry", data={"csrf_token": csrf(client)}).status_code == 302
     assert store.load(r, receipt).state == State.QUEUED

@@ -88,7 +88,7 @@ def test_bad_inputs_get_clear_errors_and_change_nothing(settings: Settings, r: r
     missing = client.post(url, json={"personalInformation": [{"name": "email", "value": "x@example.com"}]})
     assert missing.status_code == 422
     errors = missing.get_json()["errors"]
-    assert errors["fullName"] == "This field is required." and "resume" in errors
+    assert errors["fullName"] == "Enter your full name." and "resume" in errors
     assert sum(1 for k in errors if k.startswith("cards[")) == 3
 
     bad_email = dict(body, personalInformation=[{"name": "fullName", "value": "A"},

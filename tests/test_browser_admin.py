@@ -50,7 +50,7 @@ def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Re
     receipt = page.url.rsplit("/", 1)[1]
     assert receipt in receipts
     rec = store.load(r, receipt)
-    assert page.locator("#state").inner_text() == "delivered"
+    assert page.locator("#state").inner_text() == "Delivered"
     assert page.locator("#lever-application-id").inner_text() == rec.lever_application_id
     assert page.locator("#lever-opportunity-id").inner_text() == rec.opportunity_id != ""
     assert rec.lever_application_id in {a["id"] for a in sandbox.received()["applications"]}

@@ -57,10 +57,12 @@ def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sand
     assert page.url.endswith("/apply")  # the browser checked first; nothing was sent
     errors = page.locator(".field.has-error")
     required = ["fullName", "email", "resume"]
+    messages = {"fullName": "Enter your full name.", "email": "Enter your email address.",
+                "resume": "Attach your CV or résumé."}  # said for the field, as the server says it (forms.py)
     for name in required:
         field = page.locator(f'.field[data-field="{name}"]')
         assert "has-error" in field.get_attribute("class")
-        assert field.locator(".error").inner_text() == "This field is required."
+        assert field.locator(".error").inner_text() == messages[name]
     assert errors.count() == 7  # 3 personal + 4 required custom questions
     email = page.locator("#f-email")
     assert email.get_attribute("aria-invalid") == "true"
@@ -87,7 +89,7 @@ def test_without_javascript_the_server_reports_the_same_errors(browser, live: Li
     assert page.locator("#error-summary h2").inner_text().startswith("Please check 7 answers")
     email_error = page.locator('.field[data-field="email"] .error').inner_text()
     assert email_error == "Enter an email address like name@example.com."
-    assert page.locator('.field[data-field="fullName"] .error').inner_text() == "This field is required."
+    assert page.locator('.field[data-field="fullName"] .error').inner_text() == "Enter your full name."
     assert page.locator("#f-email").input_value() == "not-an-email"  # nothing the candidate typed is lost
     assert page.locator("#f-email").get_attribute("aria-invalid") == "true"
     context.close()

@@ -111,7 +111,7 @@ def test_503_closes_the_gate_and_parks_everything(svc: Services, sandbox: Sandbo
     assert delivery.deliver(svc, second).outcome == delivery.Outcome.PARKED
     assert sandbox.count("postings.apply") == 1  # the second never reached Lever
     assert store.load(svc.redis, second).state == State.WAITING
-    assert store.load(svc.redis, second).public()["status"] == "waiting for Lever"
+    assert store.load(svc.redis, second).public()["status"] == "waiting"
     assert gate.oldest_parked(svc.redis) == first
 
     # a probe while Lever is still down backs off; one after it is back opens the gate and releases the rest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -22,6 +22,7 @@ from flask import (
     session,
     url_for,
 )
+from markupsafe import Markup
 
 from .. import audit, dashboard, gate, queue, store, uploads, users
 from ..application import custom_name
@@ -46,7 +47,9 @@ def load_user() -> Any:
     if g.user is None and request.endpoint not in ("admin.login",):
         if request.path.startswith("/admin/api/"):
             return jsonify({"error": "Unauthorized", "message": "Sign in first."}), 401
-        return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+        # full_path always ends in "?" (Werkzeug adds it even without a query), so use it only when there is one.
+        here = request.full_path if request.query_string else request.path
+        return redirect(url_for("admin.login", next=here if request.method == "GET" else None))
     return None
 
 
@@ -66,9 +69,31 @@ def who() -> str:
     return g.user.email
 
 
+@bp.context_processor
+def vocabulary() -> dict[str, Any]:
+    """Every console page names states with the same words, in the same order (store.State)."""
+    return {"states": list(State)}
+
+
 @bp.app_template_filter("when")
-def when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+def when(ts: float | None) -> Markup:
+    """A <time> in UTC with the zone named; admin.js shows it in the viewer's own time zone, zone named too."""
+    if not ts:
+        return Markup("—")
+    moment = datetime.fromtimestamp(ts, UTC)
+    return Markup('<time datetime="{}">{}</time>').format(moment.strftime("%Y-%m-%dT%H:%M:%SZ"), when_text(ts))
+
+
+@bp.app_template_filter("when_text")
+def when_text(ts: float | None) -> str:
+    """The same moment as plain text, for places that hold no markup (an SVG <title>)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC") if ts else "—"
+
+
+@bp.app_template_filter("hour_utc")
+def hour_utc(ts: float) -> str:
+    """A chart tick: the hour of the day in UTC, 14:00."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:00")
 
 
 @bp.app_template_filter("duration")

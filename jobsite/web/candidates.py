@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -15,7 +16,7 @@ from ..catalog import PostingNotFound, Snapshot
 from ..forms import Form, ValidationFailed
 from ..posting import Posting
 from ..services import get_services
-from . import submission
+from . import brand, submission
 from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
@@ -23,6 +24,40 @@ bp = Blueprint("candidates", __name__)
 pages = PageCache()
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
 NOT_OPEN = "This job is not open (any more). Have a look at our other openings."
+# The receipt page's words for each status (store.State values): plain, reassuring, never the vendor's name. The page
+# carries them all, so its script can follow the status API without a reload. `step` marks progress: 1 received,
+# 2 with the hiring team.
+STATUS_WORDS: dict[str, dict[str, Any]] = {
+    "queued": {"step": 1,
+               "text": "Received — we'll pass it to the hiring team shortly."},
+    "delivering": {"step": 1,
+                   "text": "Received — we're passing it to the hiring team now."},
+    "waiting": {"step": 1,
+                "text": "Received and safe with us. Our hiring system is busy for a moment; we'll pass your "
+                        "application on automatically. You don't need to do anything."},
+    "delivered": {"step": 2,
+                  "text": "With the hiring team — they'll read it and get in touch with you."},
+    "needs_attention": {"step": 1,
+                        "text": "Received — we're checking a detail before it reaches the hiring team. You don't "
+                                "need to do anything; we'll contact you if we need more from you."},
+    "discarded": {"step": 1,
+                  "text": "This application is closed and won't be considered. If you think that's a mistake, "
+                          "please apply again or contact us."},
+}
+FINAL_STATUSES = ("delivered", "discarded")
+
+
+@bp.app_template_filter("isotime")
+def isotime(ts: float | None) -> str:
+    """A timestamp for <time datetime>: ISO 8601 in UTC, which scripts turn into the reader's own time zone."""
+    return datetime.fromtimestamp(ts or 0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@bp.app_template_filter("longdate")
+def longdate(ts: float | None) -> str:
+    """A date for people, in UTC: 24 November 2026."""
+    day = datetime.fromtimestamp(ts or 0, UTC)
+    return f"{day.day} {day:%B %Y}"
 
 
 def site_url() -> str:
@@ -34,9 +69,11 @@ def absolute(endpoint: str, **values: Any) -> str:
 
 
 def host_key() -> str:
-    """What makes absolute URLs differ between requests (cheaper than building them): part of page cache keys."""
+    """What makes absolute URLs differ between requests (cheaper than building them), and the brand's version: part
+    of page cache keys."""
     env = request.environ
-    return get_services().settings.public_url or f"{env.get('wsgi.url_scheme')}://{env.get('HTTP_HOST', '')}"
+    host = get_services().settings.public_url or f"{env.get('wsgi.url_scheme')}://{env.get('HTTP_HOST', '')}"
+    return f"{host} {brand.version()}"
 
 
 def embedded() -> bool:
@@ -168,7 +205,9 @@ def confirmation(receipt: str) -> Response:
     status = application_status(receipt)
     if status is None:
         abort(404, "We could not find an application with this receipt.")
-    response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded()))
+    response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded(),
+                                        words=STATUS_WORDS, final=FINAL_STATUSES,
+                                        status_url=url_for("api.application", receipt=receipt)))
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -1,0 +1,180 @@
+"""Every candidate and console page at 390 and 1280 px, in the default look and a company's brand: a screenshot kept
+in ./test-artifacts/screenshots/ (to look at), no sideways scrolling, and axe-core finds no violation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from axe_playwright_python.sync_playwright import Axe
+
+from jobsite import create_app, users
+from jobsite.settings import Settings, load_settings
+
+from .conftest import LiveServer, Sandbox
+from .helpers import lever_body, simple_posting
+from .test_brand import brand_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+WIDTHS = (390, 1280)
+ADMIN = ("ada@acme.test", "correct horse battery")
+axe = Axe()
+
+
+@pytest.fixture(params=["default", "brand"])
+def site(request, settings: Settings, tmp_path: Path, r: redis.Redis) -> Iterator[tuple[str, LiveServer]]:  # type: ignore[no-untyped-def]
+    if request.param == "brand":
+        settings = replace(settings, brand=load_settings(brand_env(tmp_path), data_dir=settings.data_dir).brand)
+    server = LiveServer(create_app(settings))
+    yield request.param, server
+    server.stop()
+
+
+def check(page, theme: str, name: str, url: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Screenshot, overflow and axe at each width: `url` loaded at that width, else the page as it is."""
+    folder = ARTIFACTS / theme
+    folder.mkdir(parents=True, exist_ok=True)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        if url:
+            page.goto(url)
+        page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert scroll <= inner, f"{theme} {name} at {width} px scrolls sideways ({scroll} > {inner})"
+        results = axe.run(page)
+        assert results.violations_count == 0, f"{theme} {name} at {width} px:\n{results.generate_report()}"
+
+
+def test_candidate_pages(page, site, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    theme, live = site
+    posting = simple_posting(sandbox)
+    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    visits = {"jobs": "/", "jobs-empty": "/?q=zzzz-no-such-job", "posting": f"/jobs/{posting['id']}",
+              "apply": f"/jobs/{posting['id']}/apply", "receipt": f"/applications/{receipt}",
+              "not-found": "/no-such-page"}
+    for name, path in visits.items():
+        check(page, theme, name, live.url + path)
+        if theme == "brand":
+            assert page.locator("img.logo").count() == 1 and page.locator(".footer-links a").count() == 3, name
+    page.goto(live.url + f"/jobs/{posting['id']}/apply")
+    page.get_by_role("button", name="Submit application").click()
+    page.locator("#error-summary").wait_for(state="visible")
+    check(page, theme, "apply-errors")
+
+
+def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    theme, live = site
+    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    posting = simple_posting(sandbox)
+    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    page.goto(live.url + "/admin/")
+    page.wait_for_url(re.compile("/admin/login"))
+    check(page, theme, "admin-login")
+    page.fill("#email", ADMIN[0])
+    page.fill("#password", ADMIN[1])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
+                       "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit"}.items():
+        check(page, theme, name, live.url + path)
+
+
+def test_on_a_phone_the_jobs_come_first_and_filters_keep_the_url_short(page, live: LiveServer,  # type: ignore[no-untyped-def]
+                                                                      sandbox: Sandbox) -> None:
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + "/")
+    panel = page.locator("details.filter-panel")
+    assert panel.get_attribute("open") is None  # folded behind its button on a phone
+    assert page.locator(".posting-card").first.bounding_box()["y"] < 844  # a job on the first screen
+    panel.locator("summary").click()
+    page.select_option("#filter-team", team)  # submits on change
+    page.wait_for_url(re.compile(r"team="))
+    assert "?team=" in page.url and "q=" not in page.url and "department=" not in page.url  # no empty parameters
+    assert page.locator("details.filter-panel summary .badge").text_content() == "1 active"
+    box = page.locator(".filters .actions").bounding_box()
+    assert box["height"] < 60  # "Show jobs" and "Clear filters" stay on one line
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live.url + "/?q=zzzz-no-such-job")
+    assert page.locator("details.filter-panel").get_attribute("open") is not None  # open on a wide screen
+    assert "Check the spelling" in page.locator(".empty").inner_text()
+    page.get_by_role("link", name=re.compile(r"See all \d+ open jobs")).click()
+    page.wait_for_url(live.url + "/")
+
+
+def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveServer, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    from .helpers import file_posting
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + f"/jobs/{file_posting(sandbox)['id']}/apply")
+    for choice in page.locator("label.choice").all():
+        assert choice.bounding_box()["height"] >= 44  # radios, checkboxes and the consent box
+    resume = page.locator("#f-resume")
+    assert resume.bounding_box()["height"] >= 44
+    cv = tmp_path / "ada-lovelace-cv.pdf"
+    cv.write_bytes(b"%PDF-1.4 a CV")
+    resume.set_input_files(str(cv))
+    assert page.evaluate("document.querySelector('#f-resume').files[0].name") == "ada-lovelace-cv.pdf"
+    page.locator('.field[data-field="resume"]').screenshot(path=str(ARTIFACTS / "file-chosen-390.png"))
+    page.locator("fieldset.section").last.screenshot(path=str(ARTIFACTS / "consent-390.png"))
+
+
+def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveServer, settings: Settings,  # type: ignore[no-untyped-def]
+                                                              sandbox: Sandbox, workers) -> None:
+    from playwright.sync_api import expect
+
+    from .conftest import worker_env
+
+    posting = simple_posting(sandbox)
+    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    page.goto(live.url + f"/applications/{receipt}")
+    line = page.locator(".status-line")
+    assert "we'll pass it to the hiring team shortly" in line.inner_text()
+    assert "Lever" not in page.locator("main").inner_text() and "queued" not in line.inner_text()
+    page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+    workers.start(worker_env(settings))
+    expect(line).to_contain_text("With the hiring team", timeout=40_000)
+    assert page.evaluate("window.loadedOnce") is True
+    assert "done" in (page.locator('[data-step="2"]').get_attribute("class") or "")
+
+
+def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, live: LiveServer, r: redis.Redis,  # type: ignore[no-untyped-def]
+                                                                     sandbox: Sandbox) -> None:
+    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    posting = simple_posting(sandbox)
+    requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                  json=lever_body(sandbox, posting["id"], 0), timeout=10)
+    context = browser.new_context(timezone_id="Europe/Berlin", locale="en-GB")
+    page = context.new_page()
+    try:
+        page.goto(live.url + "/admin/login")
+        page.fill("#email", ADMIN[0])
+        page.fill("#password", ADMIN[1])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/admin/$"))
+        assert page.locator("svg text.tick").count() >= 4  # the chart's time axis is labelled
+        page.goto(live.url + "/admin/applications")
+        received = page.locator("td[data-label=Received] time")
+        assert received.get_attribute("datetime").endswith("Z")
+        assert re.search(r"CET|GMT\+1", received.inner_text()), received.inner_text()  # the viewer's zone, named
+        page.goto(live.url + "/admin/")
+        pause = page.get_by_role("button", name="Pause delivery")
+        assert "secondary" in pause.get_attribute("class")
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        pause.click()
+        assert asked and asked[0].startswith("Pause delivery?")
+        assert page.get_by_role("button", name="Pause delivery").count() == 1  # dismissed: nothing was paused
+    finally:
+        context.close()

@@ -1,0 +1,64 @@
+"""What the candidate reads on the application form: the consent statement once, as text, and required-answer
+messages that say what to do for each field, the same from the server and in the page's rules."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from jobsite import forms
+
+from .conftest import Sandbox
+from .helpers import file_posting
+
+STATEMENT = "I agree that Acme Robotics may store my data for 2 years to consider me for future roles."
+
+
+def test_the_consent_statement_shows_once_as_text(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = file_posting(sandbox)
+    html = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
+    assert html.count(STATEMENT) == 1
+    assert f'<div class="consent" id="consent-text"><p>{STATEMENT}</p></div>' in html  # HTML, not escaped tags
+    assert "&lt;p&gt;" not in html
+    box = re.search(r'<label class="choice" for="f-consent-store">(.*?)</label>', html, re.S)
+    assert box and 'aria-describedby="consent-text"' in box.group(1) and forms.CONSENT_LABEL in box.group(1)
+
+
+def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    posting = file_posting(sandbox)
+    url = f"/jobs/{posting['id']}/apply"
+    page = client.get(url).get_data(as_text=True)
+    rules = {name: json.loads(raw.replace("&#39;", "'").replace("&#34;", '"'))
+             for name, raw in re.findall(r'data-field="([^"]+)" data-rules=\'([^\']+)\'', page)}
+    assert rules["email"]["messages"]["required"] == "Enter your email address."
+    assert rules["resume"]["messages"]["required"] == "Attach your CV or résumé."
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    answer = client.post(url, data={"form_token": token}).get_data(as_text=True)
+    for name in ("fullName", "email", "resume"):  # the server says what the page's rules say
+        assert rules[name]["messages"]["required"] in answer, name
+    assert "This field is required." not in answer
+    required_custom = [n for n, r in rules.items() if r["required"] and n.startswith("cards[")]
+    assert required_custom and all(rules[n]["messages"]["required"] in answer for n in required_custom)
+
+
+def test_every_status_has_plain_words_without_the_vendor() -> None:
+    from jobsite.store import State
+    from jobsite.web.candidates import FINAL_STATUSES, STATUS_WORDS
+
+    assert set(STATUS_WORDS) == {s.public for s in State}  # one vocabulary: the API's statuses are State's values
+    assert all("lever" not in words["text"].lower() for words in STATUS_WORDS.values())
+    assert set(FINAL_STATUSES) == {s.public for s in (State.DELIVERED, State.DISCARDED)}
+
+
+def test_the_posting_page_says_when_where_and_how_to_share(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    from urllib.parse import quote
+
+    from .helpers import simple_posting
+
+    posting = simple_posting(sandbox)
+    html = client.get(f"/jobs/{posting['id']}").get_data(as_text=True)
+    assert "<dt>Posted</dt>" in html and '<time datetime="' in html
+    assert "<dt>Location</dt>" in html or "<dt>Locations</dt>" in html
+    assert "<dt>Workplace</dt>" in html
+    canonical = re.search(r'<link rel="canonical" href="([^"]+)"', html).group(1)
+    assert f"share-offsite/?url={quote(canonical, safe='/')}" in html and "mailto:?subject=" in html
