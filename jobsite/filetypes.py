@@ -14,6 +14,8 @@ KINDS = {  # kind -> (extension, content type)
     "txt": (".txt", "text/plain"),
 }
 ACCEPT = ",".join(ext for ext, _ in KINDS.values())
+MAX_ZIP_ENTRIES = 2000  # a real docx or odt has a few dozen
+ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 
 
 def sniff(content: bytes) -> str | None:
@@ -30,14 +32,23 @@ def sniff(content: bytes) -> str | None:
 
 
 def _zip_kind(content: bytes) -> str | None:
+    """docx or odt by their members, reading no more than a few bytes of any of them: a zip bomb (a tiny file whose
+    member inflates to gigabytes, or one of 90,000 entries) is refused without being inflated."""
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as z:
-            names = set(z.namelist())
+            entries = z.infolist()
+            if len(entries) > MAX_ZIP_ENTRIES:
+                return None
+            if any(e.file_size > 64 * len(content) + 2**20 for e in entries):
+                return None  # a compression ratio no office document has
+            names = {e.filename for e in entries}
             if "word/document.xml" in names and "[Content_Types].xml" in names:
                 return "docx"
-            if "mimetype" in names and z.read("mimetype").strip() == b"application/vnd.oasis.opendocument.text":
-                return "odt"
-    except (zipfile.BadZipFile, KeyError, OSError):
+            if "mimetype" in names:
+                with z.open("mimetype") as member:
+                    if member.read(len(ODT_MIMETYPE) + 2).strip() == ODT_MIMETYPE:
+                        return "odt"
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, NotImplementedError, RuntimeError):
         return None
     return None
 

@@ -1,0 +1,61 @@
+"""Uploaded files are judged by their content, and a zip bomb is refused without being inflated."""
+
+from __future__ import annotations
+
+import io
+import resource
+import time
+import zipfile
+
+import pytest
+
+from jobsite import filetypes
+
+
+def zipped(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("content", "kind"), [
+    (b"%PDF-1.7\n...", "pdf"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest", "doc"),
+    (b"{\\rtf1 hello}", "rtf"),
+    (zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>"}), "docx"),
+    (zipped({"mimetype": filetypes.ODT_MIMETYPE, "content.xml": b"<x/>"}, zipfile.ZIP_STORED), "odt"),
+    ("Jane Doe\nEngineer, Zürich\n".encode(), "txt"),
+    (b"\x7fELF\x02\x01\x01", None),
+    (b"line\x00with a NUL", None),
+    (b"   \n", None),
+    (b"PK\x03\x04 not really a zip", None),
+    (zipped({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}), None),
+])
+def test_sniff(content: bytes, kind: str | None) -> None:
+    assert filetypes.sniff(content) == kind
+
+
+def test_an_odt_whose_mimetype_inflates_to_hundreds_of_megabytes_is_refused_without_inflating_it() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z, z.open("mimetype", "w", force_zip64=True) as member:
+        member.write(filetypes.ODT_MIMETYPE)
+        chunk = b" " * 2**20
+        for _ in range(400):  # streamed, so the test itself never holds the inflated bytes
+            member.write(chunk)
+    bomb = buf.getvalue()
+    assert len(bomb) < 2000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    assert filetypes.sniff(bomb) is None
+    assert time.monotonic() - started < 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB: nothing was inflated
+
+
+def test_a_docx_claiming_a_huge_member_or_too_many_entries_is_refused() -> None:
+    huge = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"\0" * (50 * 2**20)})
+    assert filetypes.sniff(huge) is None
+    many = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>",
+                   **{f"f{i}": b"" for i in range(filetypes.MAX_ZIP_ENTRIES)}}, zipfile.ZIP_STORED)
+    assert filetypes.sniff(many) is None
