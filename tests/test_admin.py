@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -192,3 +193,21 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     assert store.load(r, stuck).application is not None  # needs attention: kept until acted on
     assert store.counts(r)["delivered"] == 2
     assert "candidate0@example.com" not in str(r.hgetall(store.record_key(old)))
+
+
+@pytest.mark.parametrize("path", ["/admin/login", "//admin/login", "///admin//login", "//admin/"])
+def test_every_way_to_reach_the_console_gets_its_headers(app, path: str) -> None:  # type: ignore[no-untyped-def]
+    # PATH_INFO as gunicorn passes it on: the router merges the slashes, so this is the console
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(path="/").get_environ()
+    environ["PATH_INFO"] = path
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answer.update(status=status, headers=dict(headers))
+
+    b"".join(app(environ, start_response))
+    assert answer["status"].split()[0] in ("200", "302", "308")
+    assert answer["headers"]["Content-Security-Policy"].endswith("frame-ancestors 'none'")
+    assert answer["headers"]["Cache-Control"] == "no-store"

@@ -19,6 +19,12 @@ CSP_CANDIDATES = _CSP + "*"  # candidate pages may be embedded in a company's si
 CSP_ADMIN = _CSP + "'none'"
 
 
+def is_console(path: str) -> bool:
+    """Whether a request path reaches the console, decided as routing decides it: werkzeug's router merges
+    repeated slashes, so `//admin/` is the console too."""
+    return re.sub("/{2,}", "/", path).startswith("/admin")
+
+
 def csrf_token() -> str:
     """The session's CSRF token, created on first use; every signed-in form carries it."""
     if "csrf" not in session:
@@ -43,7 +49,7 @@ class SecurityHeaders:
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if REQUEST_ID.match(incoming) else os.urandom(8).hex()
         environ["jobsite.request_id"] = request_id
-        admin = environ.get("PATH_INFO", "").startswith("/admin")
+        admin = is_console(environ.get("PATH_INFO", ""))
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             names = {name.lower() for name, _ in headers}
@@ -63,7 +69,7 @@ class ConsoleOnlySessions(SecureCookieSessionInterface):
     """Only the console uses sessions; candidate pages and the API skip decoding a session cookie."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if not request.path.startswith("/admin"):
+        if not is_console(request.path):
             return self.null_session_class()
         return super().open_session(app, request)
 
