@@ -170,7 +170,7 @@ def _check(f: Field, value: Any) -> str | None:
     if empty:
         return f.required_message if f.required else None
     if f.type == "multiple-select":
-        if any(v not in [o for o, _ in f.options] for v in value):
+        if any(not isinstance(v, str) or v not in [o for o, _ in f.options] for v in value):
             return "Choose from the options given."
         return None
     if f.type == "file-upload":
@@ -204,7 +204,8 @@ def validate(form: Form, answers: Mapping[str, Any], uploads: Mapping[str, Uploa
     for f in form.fields():
         value: Any = uploads.get(f.name) if f.type == "file-upload" else answers.get(f.name)
         if f.type == "multiple-select":
-            value = [v.strip() for v in (value if isinstance(value, list) else [value] if value else []) if v]
+            value = [v.strip() if isinstance(v, str) else v
+                     for v in (value if isinstance(value, list) else [value] if value else []) if v]
         elif f.type == "consent":
             value = str(value).lower() in ("1", "true", "on", "yes") if value is not None else False
         elif isinstance(value, str):
@@ -243,15 +244,20 @@ def validate(form: Form, answers: Mapping[str, Any], uploads: Mapping[str, Uploa
 def answers_from_lever_body(form: Form, body: Mapping[str, Any]) -> dict[str, Any]:
     """Flatten a body shaped like Lever's Apply-to-a-posting (the JSON API takes that shape) into form answers."""
     answers: dict[str, Any] = {}
-    for item in body.get("personalInformation") or []:
+
+    def items(key: str) -> list[Any]:
+        found = body.get(key)
+        return found if isinstance(found, list) else []  # a wrong type is answered as a missing part
+
+    for item in items("personalInformation"):
         if isinstance(item, dict) and item.get("name") and item.get("name") != "resume":
             answers[str(item["name"])] = item.get("value")
-    for item in body.get("urls") or []:
+    for item in items("urls"):
         if isinstance(item, dict) and item.get("name"):
             answers[f"urls[{item['name']}]"] = item.get("value")
-    for qset in body.get("customQuestions") or []:
-        if isinstance(qset, dict):
-            for i, f in enumerate(qset.get("fields") or []):
+    for qset in items("customQuestions"):
+        if isinstance(qset, dict) and isinstance(qset.get("fields"), list):
+            for i, f in enumerate(qset["fields"]):
                 if isinstance(f, dict):
                     answers[custom_name(str(qset.get("id")), i)] = f.get("value")
     eeo = body.get("eeoResponses")

@@ -6,7 +6,9 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 import requests
 
@@ -199,3 +201,43 @@ def test_postings_json_is_cacheable_with_any_search(client) -> None:  # type: ig
     again = client.get("/api/v1/postings", query_string={"q": "ingénieur ☃"},
                        headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
+
+
+def _confused(body: dict[str, Any], path: list[Any], value: object) -> dict[str, Any]:
+    """`body` with the item at `path` replaced by `value`."""
+    import copy
+
+    out = copy.deepcopy(body)
+    target: Any = out
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return out
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (["personalInformation"], 5),
+    (["urls"], True),
+    (["customQuestions", 0, "fields"], 7),
+    (["customQuestions", 0, "fields", 0, "value"], {}),
+    (["customQuestions", 0, "fields", 0, "value"], {"a": 1}),
+    (["customQuestions", 0, "fields", 0, "value"], [{"x": 1}]),
+    (["customQuestions"], "all of them"),
+    (["eeoResponses"], ["gender"]),
+])
+def test_type_confusion_is_a_clear_error_never_a_500(client, r: redis.Redis, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+                                                     path: list[Any], value: object) -> None:
+    posting = file_posting(sandbox)
+    body = _confused(lever_body(sandbox, posting["id"]), path, value)
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=body)
+    assert answer.status_code in (400, 422) and answer.get_json()["message"]
+    assert r.zcard(store.ALL) == 0
+
+
+def test_oversized_or_deeply_nested_json_is_refused_before_parsing(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    url = f"/api/v1/postings/{simple_posting(sandbox)['id']}/applications"
+    big = client.post(url, data=b"[" * 300_000, content_type="application/json")
+    assert big.status_code == 413 and "256 KB" in big.get_json()["message"]
+    deep = client.post(url, data=b"[" * 5_000 + b"]" * 5_000, content_type="application/json")
+    assert deep.status_code == 400
+    assert r.zcard(store.ALL) == 0

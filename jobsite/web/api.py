@@ -24,6 +24,7 @@ from .candidates import absolute, application_status, host_key
 from .errors import error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_JSON_BYTES = 256 * 1024  # JSON carries no files: a large body is an attack, not an application
 
 POSTING_FIELDS = ("id", "text", "team", "department", "locations", "commitment", "level", "workplaceType",
                   "country", "createdAt", "updatedAt", "salaryRange", "descriptionHtml", "lists", "closingHtml")
@@ -37,6 +38,18 @@ def cors(response: Response) -> Response:
     response.headers["Access-Control-Max-Age"] = "86400"
     response.headers["Vary"] = "Origin"
     return response
+
+
+def _json_body() -> Any:
+    """The JSON body, read at most MAX_JSON_BYTES (a missing Content-Length cannot get past it); None when it is
+    not JSON, too large or nested too deep to parse."""
+    raw = request.stream.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _posting_json(p: Posting) -> dict[str, Any]:
@@ -83,7 +96,10 @@ def apply(posting_id: str) -> Any:
         return error_response(404, "No open posting with this id: it may have closed.")
     max_bytes = get_services().settings.max_file_mb * 2**20
     if request.mimetype == "application/json":
-        body = request.get_json(silent=True)
+        if (request.content_length or 0) > MAX_JSON_BYTES:
+            return error_response(413, f"A JSON application must be under {MAX_JSON_BYTES // 1024} KB: files are "
+                                       "sent as multipart/form-data.")
+        body = _json_body()
         if not isinstance(body, dict):
             return error_response(400, "The body must be a JSON object shaped like Lever's Apply to a posting.")
         answers, uploads, honeypot = answers_from_lever_body(form, body), {}, str(body.get("website") or "")
