@@ -105,21 +105,21 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis, sandbox: Sandbox) -> S
 
 
 @pytest.fixture
-def app(settings: Settings, r: redis.Redis):  # type: ignore[no-untyped-def]
+def app(settings: Settings, r: redis.Redis):
     app = create_app(settings)
     app.config["TESTING"] = True
     return app
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app):
     return app.test_client()
 
 
 class LiveServer:
     """The app on a real threaded HTTP server in this process."""
 
-    def __init__(self, app):  # type: ignore[no-untyped-def]
+    def __init__(self, app):
         from werkzeug.serving import make_server
 
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -135,13 +135,13 @@ class LiveServer:
 
 
 @pytest.fixture
-def live(app) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+def live(app) -> Iterator[LiveServer]:
     server = LiveServer(app)
     yield server
     server.stop()
 
 
-def wait_for(predicate, timeout: float = 30, interval: float = 0.02, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 30, interval: float = 0.02, what: str = "condition"):
     """Poll `predicate` until it returns something truthy (an event we cannot subscribe to), or fail."""
     import time
 
@@ -159,7 +159,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture(scope="session")
-def browser():  # type: ignore[no-untyped-def]
+def browser():
     """Debian's chromium driven by Playwright (Playwright cannot download its own browser here)."""
     from playwright.sync_api import sync_playwright
 
@@ -170,7 +170,7 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
+def page(browser):
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -197,7 +197,7 @@ class Workers:
     def __init__(self) -> None:
         self.procs: list = []
 
-    def start(self, env: dict[str, str]):  # type: ignore[no-untyped-def]
+    def start(self, env: dict[str, str]):
         import sys
 
         # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
@@ -206,7 +206,7 @@ class Workers:
         return proc
 
     @staticmethod
-    def crash(proc) -> None:  # type: ignore[no-untyped-def]
+    def crash(proc) -> None:
         """SIGKILL the worker and everything it forked, as a machine or container crash would."""
         import os
         import signal

@@ -30,23 +30,23 @@ def accounts(r: redis.Redis) -> None:
     users.add_user(r, *VIEWER, users.Role.VIEWER)
 
 
-def csrf(client, path: str = "/admin/") -> str:  # type: ignore[no-untyped-def]
+def csrf(client, path: str = "/admin/") -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
 
 
-def sign_in(client, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(client, email: str, password: str) -> None:
     token = csrf(client, "/admin/login")
     answer = client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
     assert answer.status_code == 302, answer.get_data(as_text=True)
 
 
-def submit(client, sandbox: Sandbox, n: int = 0) -> str:  # type: ignore[no-untyped-def]
+def submit(client, sandbox: Sandbox, n: int = 0) -> str:
     posting = simple_posting(sandbox)
     return client.post(f"/api/v1/postings/{posting['id']}/applications",
                        json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"]
 
 
-def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:
     for path in PAGES:
         answer = client.get(path)
         assert answer.status_code in (302, 401), path
@@ -63,7 +63,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:  # ty
         assert answer.status_code == 302 and "/admin/login" in answer.headers["Location"], path
 
 
-def test_wrong_password_and_throttling(client, r: redis.Redis, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_and_throttling(client, r: redis.Redis, accounts) -> None:
     token = csrf(client, "/admin/login")
     for _ in range(users.MAX_FAILURES_PER_ACCOUNT):
         answer = client.post("/admin/login", data={"email": ADMIN[0], "password": "wrong", "csrf_token": token})
@@ -73,7 +73,7 @@ def test_wrong_password_and_throttling(client, r: redis.Redis, accounts) -> None
     assert client.get("/admin/").status_code == 302
 
 
-def test_viewer_reads_but_cannot_act(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_viewer_reads_but_cannot_act(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:
     receipt = submit(client, sandbox)
     sign_in(client, *VIEWER)
     for path in ["/admin/", "/admin/applications", "/admin/audit", f"/admin/applications/{receipt}"]:
@@ -85,7 +85,7 @@ def test_viewer_reads_but_cannot_act(client, r: redis.Redis, accounts, sandbox: 
     assert gate.status(r).paused is False
 
 
-def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts) -> None:
     sign_in(client, *ADMIN)
     assert client.post("/admin/delivery/pause").status_code == 400
     assert client.post("/admin/delivery/pause", data={"csrf_token": "forged"}).status_code == 400
@@ -95,7 +95,7 @@ def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts
     assert [e["action"] for e in audit.entries(r)][:1] == ["pause delivery"]
 
 
-def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.Redis, accounts, settings,  # type: ignore[no-untyped-def]
+def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.Redis, accounts, settings,
                                                              sandbox: Sandbox) -> None:
     svc = tasks.use(Services(settings))
     receipt = submit(client, sandbox)
@@ -115,7 +115,7 @@ def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.R
     assert len(sandbox.received()["applications"]) == 1
 
 
-def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:
     receipt = submit(client, sandbox)
     sign_in(client, *ADMIN)
     token = csrf(client)
@@ -129,7 +129,7 @@ def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, accounts,
     assert entry["at"] <= time.time()
 
 
-def test_application_list_filters(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_application_list_filters(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:
     receipts = [submit(client, sandbox, n) for n in range(3)]
     rec = store.load(r, receipts[0])
     store.update(r, rec, State.NEEDS_ATTENTION, last_error="Lever refused it (400): bad phone")
@@ -142,7 +142,7 @@ def test_application_list_filters(client, r: redis.Redis, accounts, sandbox: San
     assert client.get("/admin/applications?from=yesterday").status_code == 400
 
 
-def test_pause_parks_and_resume_releases(client, r: redis.Redis, accounts, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_pause_parks_and_resume_releases(client, r: redis.Redis, accounts, settings, sandbox: Sandbox) -> None:
     svc = tasks.use(Services(settings))
     sign_in(client, *ADMIN)
     client.post("/admin/delivery/pause", data={"csrf_token": csrf(client)})
@@ -153,7 +153,7 @@ def test_pause_parks_and_resume_releases(client, r: redis.Redis, accounts, setti
     assert store.load(r, receipt).state == State.QUEUED and gate.status(r).parked == 0
 
 
-def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:
     svc = tasks.use(Services(settings))
 
     def metric(text: str, name: str) -> float:
@@ -176,7 +176,7 @@ def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, s
     assert metric(after, "jobsite_spool_files") == 0
 
 
-def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:
     svc = tasks.use(Services(settings))
     old, recent, stuck = (submit(client, sandbox, n) for n in range(3))
     for receipt in (old, recent):
@@ -196,7 +196,7 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
 
 
 @pytest.mark.parametrize("path", ["/admin/login", "//admin/login", "///admin//login", "//admin/"])
-def test_every_way_to_reach_the_console_gets_its_headers(app, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_way_to_reach_the_console_gets_its_headers(app, path: str) -> None:
     # PATH_INFO as gunicorn passes it on: the router merges the slashes, so this is the console
     from werkzeug.test import EnvironBuilder
 

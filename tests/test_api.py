@@ -27,7 +27,7 @@ def nothing_stored(r: redis.Redis, settings: Settings) -> bool:
             and not (uploads.exists() and any(uploads.iterdir())))
 
 
-def test_json_application_is_accepted_with_a_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_json_application_is_accepted_with_a_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:
     posting = simple_posting(sandbox)
     answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
     assert answer.status_code == 202
@@ -43,7 +43,7 @@ def test_json_application_is_accepted_with_a_receipt(client, r: redis.Redis, san
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
 
 
-def test_multipart_application_with_a_resume(client, r: redis.Redis, sandbox: Sandbox, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_multipart_application_with_a_resume(client, r: redis.Redis, sandbox: Sandbox, settings: Settings) -> None:
     posting = file_posting(sandbox)
     body = lever_body(sandbox, posting["id"])
     data = {"application": json.dumps(body), "resume": (io.BytesIO(b"%PDF-1.7 my cv"), "cv.pdf")}
@@ -55,7 +55,7 @@ def test_multipart_application_with_a_resume(client, r: redis.Redis, sandbox: Sa
     assert Path(rec.files[0]["path"]).read_bytes() == b"%PDF-1.7 my cv"
 
 
-def test_idempotency_key_returns_the_first_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_idempotency_key_returns_the_first_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:
     posting = simple_posting(sandbox)
     url = f"/api/v1/postings/{posting['id']}/applications"
     body = lever_body(sandbox, posting["id"])
@@ -122,7 +122,7 @@ def test_per_ip_limit(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> N
     assert r.zcard(store.ALL) == 2
 
 
-def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis, sandbox: Sandbox) -> None:
     posting = file_posting(sandbox)
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
@@ -147,7 +147,7 @@ def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis
     assert again.headers["Location"] == answer.headers["Location"] and r.zcard(store.ALL) == 1
 
 
-def test_a_forged_or_expired_form_token_loses_no_answers(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_or_expired_form_token_loses_no_answers(client, r: redis.Redis, sandbox: Sandbox) -> None:
     posting = simple_posting(sandbox)
     answer = client.post(f"/jobs/{posting['id']}/apply", data={"form_token": "forged", "fullName": "Ada"})
     text = answer.get_data(as_text=True)
@@ -155,7 +155,7 @@ def test_a_forged_or_expired_form_token_loses_no_answers(client, r: redis.Redis,
     assert r.zcard(store.ALL) == 0
 
 
-def test_errors_are_escaped_and_never_a_stack_trace(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_escaped_and_never_a_stack_trace(client, sandbox: Sandbox) -> None:
     posting = simple_posting(sandbox)
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
@@ -167,7 +167,7 @@ def test_errors_are_escaped_and_never_a_stack_trace(client, sandbox: Sandbox) ->
     assert "Traceback" not in client.get("/jobs/%00/apply").get_data(as_text=True)
 
 
-def test_security_headers_and_request_ids(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_security_headers_and_request_ids(client, sandbox: Sandbox) -> None:
     page = client.get("/")
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors *" in page.headers["Content-Security-Policy"]  # embeddable in an iframe
@@ -182,7 +182,7 @@ def test_security_headers_and_request_ids(client, sandbox: Sandbox) -> None:  # 
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_a_rejected_file_in_the_html_form_is_explained(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_rejected_file_in_the_html_form_is_explained(client, r: redis.Redis, sandbox: Sandbox) -> None:
     posting = file_posting(sandbox)
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
@@ -195,7 +195,7 @@ def test_a_rejected_file_in_the_html_form_is_explained(client, r: redis.Redis, s
     assert 'value="Mallory"' in text and r.zcard(store.ALL) == 0
 
 
-def test_postings_json_is_cacheable_with_any_search(client) -> None:  # type: ignore[no-untyped-def]
+def test_postings_json_is_cacheable_with_any_search(client) -> None:
     first = client.get("/api/v1/postings", query_string={"q": "ingénieur ☃"})
     assert first.status_code == 200 and first.headers["ETag"]
     again = client.get("/api/v1/postings", query_string={"q": "ingénieur ☃"},
@@ -225,7 +225,7 @@ def _confused(body: dict[str, Any], path: list[Any], value: object) -> dict[str,
     (["customQuestions"], "all of them"),
     (["eeoResponses"], ["gender"]),
 ])
-def test_type_confusion_is_a_clear_error_never_a_500(client, r: redis.Redis, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+def test_type_confusion_is_a_clear_error_never_a_500(client, r: redis.Redis, sandbox: Sandbox,
                                                      path: list[Any], value: object) -> None:
     posting = file_posting(sandbox)
     body = _confused(lever_body(sandbox, posting["id"]), path, value)
@@ -234,7 +234,7 @@ def test_type_confusion_is_a_clear_error_never_a_500(client, r: redis.Redis, san
     assert r.zcard(store.ALL) == 0
 
 
-def test_oversized_or_deeply_nested_json_is_refused_before_parsing(client, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_or_deeply_nested_json_is_refused_before_parsing(client, r: redis.Redis, sandbox: Sandbox) -> None:
     url = f"/api/v1/postings/{simple_posting(sandbox)['id']}/applications"
     big = client.post(url, data=b"[" * 300_000, content_type="application/json")
     assert big.status_code == 413 and "256 KB" in big.get_json()["message"]

@@ -70,7 +70,7 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
 
 
 def test_worker_killed_mid_delivery_loses_nothing_and_sends_once(
-        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:  # type: ignore[no-untyped-def]
+        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
     posting = simple_posting(sandbox)
     sandbox.control("latency", seconds=2.0, path="/apply")
     env = worker_env(settings)
@@ -90,7 +90,7 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_once(
 
 
 @pytest.fixture
-def own_redis():  # type: ignore[no-untyped-def]
+def own_redis():
     """A redis-server this test may kill."""
     server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="jso")))
     server.ensure()

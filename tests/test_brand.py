@@ -47,7 +47,7 @@ def brand_env(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def branded(settings: Settings, tmp_path: Path, r):  # type: ignore[no-untyped-def]
+def branded(settings: Settings, tmp_path: Path, r):
     brand = load_settings(brand_env(tmp_path), data_dir=settings.data_dir).brand
     app = create_app(replace(settings, brand=brand))
     app.config["TESTING"] = True
@@ -85,7 +85,7 @@ def test_a_low_contrast_colour_stops_start_up_in_one_line(tmp_path: Path) -> Non
     assert len(lines) == 1 and "JOBSITE_BRAND_PRIMARY_COLOUR #9ab is unreadable against white text" in lines[0]
 
 
-def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> None:
     posting = simple_posting(sandbox)
     pages = ["/", "/?q=zzzz-nothing", f"/jobs/{posting['id']}", f"/jobs/{posting['id']}/apply", "/no-such-page"]
     for path in pages:
@@ -109,14 +109,14 @@ def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> N
         assert favicon.status_code == 200 and favicon.mimetype == "image/png"
 
 
-def test_an_unbranded_site_serves_no_brand_images(client) -> None:  # type: ignore[no-untyped-def]
+def test_an_unbranded_site_serves_no_brand_images(client) -> None:
     html = client.get("/").get_data(as_text=True)
     assert 'class="logo"' not in html and 'rel="icon"' not in html and "Acme Robotics <span>Careers</span>" in html
     assert client.get("/brand/logo").status_code == 404
     assert "--accent: #2454d6" in client.get("/brand.css").get_data(as_text=True)
 
 
-def test_the_templates_folder_is_searched_first(settings: Settings, tmp_path: Path, r) -> None:  # type: ignore[no-untyped-def]
+def test_the_templates_folder_is_searched_first(settings: Settings, tmp_path: Path, r) -> None:
     folder = tmp_path / "templates"
     (folder / "errors").mkdir(parents=True)
     (folder / "errors" / "error.html").write_text(

@@ -17,7 +17,7 @@ from .helpers import lever_body, simple_posting
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Redis, settings,  # type: ignore[no-untyped-def]
+def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Redis, settings,
                                              sandbox: Sandbox, workers: Workers) -> None:
     users.add_user(r, "rita@acme.test", "a long enough password", users.Role.ADMIN)
     posting = simple_posting(sandbox)

@@ -22,7 +22,7 @@ def full_form_posting(sandbox: Sandbox) -> dict:
     raise AssertionError("seed has no such posting")
 
 
-def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sandbox: Sandbox) -> None:
     target = full_form_posting(sandbox)
     team = target["categories"]["team"]
     page.goto(live.url + "/")
@@ -78,7 +78,7 @@ def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sand
     assert page.url.endswith("/apply")
 
 
-def test_without_javascript_the_server_reports_the_same_errors(browser, live: LiveServer, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_without_javascript_the_server_reports_the_same_errors(browser, live: LiveServer, sandbox: Sandbox) -> None:
     target = full_form_posting(sandbox)
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
@@ -96,7 +96,7 @@ def test_without_javascript_the_server_reports_the_same_errors(browser, live: Li
 
 
 @pytest.fixture
-def company_site():  # type: ignore[no-untyped-def]
+def company_site():
     """Another origin: a company's own page, serving whatever HTML the test gives it."""
     import http.server
     import threading
@@ -111,7 +111,7 @@ def company_site():  # type: ignore[no-untyped-def]
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        def log_message(self, *args) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -121,7 +121,7 @@ def company_site():  # type: ignore[no-untyped-def]
     server.server_close()
 
 
-def test_script_widget_lists_jobs_on_another_sites_page(page, live: LiveServer, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+def test_script_widget_lists_jobs_on_another_sites_page(page, live: LiveServer, sandbox: Sandbox,
                                                         company_site) -> None:
     pages, origin = company_site
     team = "Platform"
@@ -135,7 +135,7 @@ def test_script_widget_lists_jobs_on_another_sites_page(page, live: LiveServer, 
     assert links.first.get_attribute("href").startswith(f"{live.url}/jobs/")
 
 
-def test_embedded_pages_drop_the_site_chrome(page, live: LiveServer, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+def test_embedded_pages_drop_the_site_chrome(page, live: LiveServer, sandbox: Sandbox,
                                              company_site) -> None:
     pages, origin = company_site
     pages["/jobs"] = f'<iframe src="{live.url}/?embed=1" width="800" height="600"></iframe>'.encode()

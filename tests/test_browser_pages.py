@@ -29,7 +29,7 @@ axe = Axe()
 
 
 @pytest.fixture(params=["default", "brand"])
-def site(request, settings: Settings, tmp_path: Path, r: redis.Redis) -> Iterator[tuple[str, LiveServer]]:  # type: ignore[no-untyped-def]
+def site(request, settings: Settings, tmp_path: Path, r: redis.Redis) -> Iterator[tuple[str, LiveServer]]:
     if request.param == "brand":
         settings = replace(settings, brand=load_settings(brand_env(tmp_path), data_dir=settings.data_dir).brand)
     server = LiveServer(create_app(settings))
@@ -37,7 +37,7 @@ def site(request, settings: Settings, tmp_path: Path, r: redis.Redis) -> Iterato
     server.stop()
 
 
-def check(page, theme: str, name: str, url: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def check(page, theme: str, name: str, url: str | None = None) -> None:
     """Screenshot, overflow and axe at each width: `url` loaded at that width, else the page as it is."""
     folder = ARTIFACTS / theme
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def check(page, theme: str, name: str, url: str | None = None) -> None:  # type:
         assert results.violations_count == 0, f"{theme} {name} at {width} px:\n{results.generate_report()}"
 
 
-def test_candidate_pages(page, site, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_candidate_pages(page, site, sandbox: Sandbox) -> None:
     theme, live = site
     posting = simple_posting(sandbox)
     receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
@@ -70,7 +70,7 @@ def test_candidate_pages(page, site, sandbox: Sandbox) -> None:  # type: ignore[
     check(page, theme, "apply-errors")
 
 
-def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     theme, live = site
     users.add_user(r, *ADMIN, users.Role.ADMIN)
     posting = simple_posting(sandbox)
@@ -88,7 +88,7 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:  #
         check(page, theme, name, live.url + path)
 
 
-def test_on_a_phone_the_jobs_come_first_and_filters_keep_the_url_short(page, live: LiveServer,  # type: ignore[no-untyped-def]
+def test_on_a_phone_the_jobs_come_first_and_filters_keep_the_url_short(page, live: LiveServer,
                                                                       sandbox: Sandbox) -> None:
     team = sandbox.public_postings()[0]["categories"]["team"]
     page.set_viewport_size({"width": 390, "height": 844})
@@ -111,7 +111,7 @@ def test_on_a_phone_the_jobs_come_first_and_filters_keep_the_url_short(page, liv
     page.wait_for_url(live.url + "/")
 
 
-def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveServer, sandbox: Sandbox,  # type: ignore[no-untyped-def]
+def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveServer, sandbox: Sandbox,
                                                               tmp_path: Path) -> None:
     from .helpers import file_posting
 
@@ -129,7 +129,7 @@ def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveSe
     page.locator("fieldset.section").last.screenshot(path=str(ARTIFACTS / "consent-390.png"))
 
 
-def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveServer, settings: Settings,  # type: ignore[no-untyped-def]
+def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveServer, settings: Settings,
                                                               sandbox: Sandbox, workers) -> None:
     from playwright.sync_api import expect
 
@@ -149,7 +149,7 @@ def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveSe
     assert "done" in (page.locator('[data-step="2"]').get_attribute("class") or "")
 
 
-def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, live: LiveServer, r: redis.Redis,  # type: ignore[no-untyped-def]
+def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, live: LiveServer, r: redis.Redis,
                                                                      sandbox: Sandbox) -> None:
     users.add_user(r, *ADMIN, users.Role.ADMIN)
     posting = simple_posting(sandbox)

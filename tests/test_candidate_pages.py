@@ -14,7 +14,7 @@ from .helpers import file_posting
 STATEMENT = "I agree that Acme Robotics may store my data for 2 years to consider me for future roles."
 
 
-def test_the_consent_statement_shows_once_as_text(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_consent_statement_shows_once_as_text(client, sandbox: Sandbox) -> None:
     posting = file_posting(sandbox)
     html = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     assert html.count(STATEMENT) == 1
@@ -24,7 +24,7 @@ def test_the_consent_statement_shows_once_as_text(client, sandbox: Sandbox) -> N
     assert box and 'aria-describedby="consent-text"' in box.group(1) and forms.CONSENT_LABEL in box.group(1)
 
 
-def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> None:
     posting = file_posting(sandbox)
     url = f"/jobs/{posting['id']}/apply"
     page = client.get(url).get_data(as_text=True)
@@ -50,7 +50,7 @@ def test_every_status_has_plain_words_without_the_vendor() -> None:
     assert set(FINAL_STATUSES) == {s.public for s in (State.DELIVERED, State.DISCARDED)}
 
 
-def test_the_posting_page_says_when_where_and_how_to_share(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_the_posting_page_says_when_where_and_how_to_share(client, sandbox: Sandbox) -> None:
     from urllib.parse import quote
 
     from .helpers import simple_posting

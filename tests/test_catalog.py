@@ -18,7 +18,7 @@ from jobsite.settings import Settings, load_settings
 from .conftest import LiveServer, Sandbox, wait_for
 
 
-def age(app, key: str = Key.POSTINGS.of(), seconds: float = 10_000) -> None:  # type: ignore[no-untyped-def]
+def age(app, key: str = Key.POSTINGS.of(), seconds: float = 10_000) -> None:
     """Make a cached entry look `seconds` older (instead of sleeping until it goes stale)."""
     catalog = app.extensions["jobsite"].catalog
     meta = json.loads(catalog.cache.get(key + ":meta"))
@@ -31,7 +31,7 @@ def posting_links(html: str) -> list[str]:
     return re.findall(r'href="/jobs/([0-9a-f-]{36})"', html)
 
 
-def test_list_shows_published_public_postings_only(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_list_shows_published_public_postings_only(client, sandbox: Sandbox) -> None:
     html = client.get("/").get_data(as_text=True)
     shown = set(posting_links(html))
     public = {p["id"] for p in sandbox.public_postings()}
@@ -47,7 +47,7 @@ def test_list_shows_published_public_postings_only(client, sandbox: Sandbox) -> 
     assert api_ids == public
 
 
-def test_grouped_by_team(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_grouped_by_team(client, sandbox: Sandbox) -> None:
     html = client.get("/").get_data(as_text=True)
     teams = re.findall(r'<h2 id="team-\d+">([^<]+)</h2>', html)
     assert teams == sorted({p["categories"]["team"] for p in sandbox.public_postings()})
@@ -65,7 +65,7 @@ def test_grouped_by_team(client, sandbox: Sandbox) -> None:  # type: ignore[no-u
         ("q", "SECURITY", lambda p: "Security" in p["text"] + p["categories"]["team"]),
     ],
 )
-def test_filters_and_search(client, sandbox: Sandbox, param: str, value: str, expected) -> None:  # type: ignore[no-untyped-def]
+def test_filters_and_search(client, sandbox: Sandbox, param: str, value: str, expected) -> None:
     html = client.get("/", query_string={param: value}).get_data(as_text=True)
     want = {p["id"] for p in sandbox.public_postings() if expected(p)}
     assert want, "the seed should have postings for this filter"
@@ -74,13 +74,13 @@ def test_filters_and_search(client, sandbox: Sandbox, param: str, value: str, ex
     assert {p["id"] for p in api["data"]} == want
 
 
-def test_multi_location_posting_matches_each_location(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_multi_location_posting_matches_each_location(client, sandbox: Sandbox) -> None:
     multi = next(p for p in sandbox.public_postings() if len(p["categories"]["allLocations"]) > 1)
     for loc in multi["categories"]["allLocations"]:
         assert multi["id"] in posting_links(client.get("/", query_string={"location": loc}).get_data(as_text=True))
 
 
-def test_posting_page_sanitises_levers_html(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_posting_page_sanitises_levers_html(client, sandbox: Sandbox) -> None:
     evil = next(p for p in sandbox.public_postings() if "<script>" in p["content"]["descriptionHtml"])
     html = client.get(f"/jobs/{evil['id']}").get_data(as_text=True)
     body = html.split('<div class="description">')[1].split("</article>")[0]
@@ -89,7 +89,7 @@ def test_posting_page_sanitises_levers_html(client, sandbox: Sandbox) -> None:  
     assert "javascript:" not in body and "alert(" not in body
 
 
-def test_posting_page_json_ld(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_posting_page_json_ld(client, sandbox: Sandbox) -> None:
     salaried = next(p for p in sandbox.public_postings() if p["salaryRange"] and p["workplaceType"] != "remote")
     html = client.get(f"/jobs/{salaried['id']}").get_data(as_text=True)
     ld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1))
@@ -107,13 +107,13 @@ def test_posting_page_json_ld(client, sandbox: Sandbox) -> None:  # type: ignore
     assert ld["jobLocationType"] == "TELECOMMUTE" and ld["applicantLocationRequirements"]["@type"] == "Country"
 
 
-def test_sitemap_lists_every_posting(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_sitemap_lists_every_posting(client, sandbox: Sandbox) -> None:
     xml = client.get("/sitemap.xml").get_data(as_text=True)
     locs = re.findall(r"<loc>([^<]+)</loc>", xml)
     assert len(locs) == 31 and all(f"http://localhost/jobs/{p['id']}" in locs for p in sandbox.public_postings())
 
 
-def test_etag_and_cache_control(client) -> None:  # type: ignore[no-untyped-def]
+def test_etag_and_cache_control(client) -> None:
     first = client.get("/")
     assert "stale-while-revalidate" in first.headers["Cache-Control"]
     assert "stale-if-error" in first.headers["Cache-Control"]
@@ -123,7 +123,7 @@ def test_etag_and_cache_control(client) -> None:  # type: ignore[no-untyped-def]
     assert other.status_code == 200
 
 
-def test_a_posting_that_leaves_lever_leaves_the_site(app, client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_posting_that_leaves_lever_leaves_the_site(app, client, sandbox: Sandbox) -> None:
     victim = sandbox.public_postings()[0]["id"]
     assert client.get(f"/jobs/{victim}").status_code == 200
     sandbox.control(f"postings/{victim}", state="closed")
@@ -133,12 +133,12 @@ def test_a_posting_that_leaves_lever_leaves_the_site(app, client, sandbox: Sandb
     assert victim not in posting_links(client.get("/").get_data(as_text=True))
 
 
-def test_unknown_posting_is_a_404_page(client) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_posting_is_a_404_page(client) -> None:
     response = client.get("/jobs/00000000-0000-4000-8000-000000000000")
     assert response.status_code == 404 and "We could not find that page" in response.get_data(as_text=True)
 
 
-def test_warm_cache_serves_through_maintenance(client, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_warm_cache_serves_through_maintenance(client, sandbox: Sandbox) -> None:
     pid = sandbox.public_postings()[0]["id"]
     pages = ["/", f"/jobs/{pid}", f"/jobs/{pid}/apply", "/api/v1/postings"]
     warm = {url: client.get(url).status_code for url in pages}
@@ -149,7 +149,7 @@ def test_warm_cache_serves_through_maintenance(client, sandbox: Sandbox) -> None
 
 
 @pytest.fixture
-def own_sandbox():  # type: ignore[no-untyped-def]
+def own_sandbox():
     """A sandbox this test may stop."""
     server = SandboxServer().start()
     yield server
@@ -159,11 +159,11 @@ def own_sandbox():  # type: ignore[no-untyped-def]
         pass
 
 
-def settings_for(base: Settings, sandbox_url: str, **kw) -> Settings:  # type: ignore[no-untyped-def]
+def settings_for(base: Settings, sandbox_url: str, **kw) -> Settings:
     return load_settings({}, **{**base.__dict__, "lever_base_url": f"{sandbox_url}/v1", **kw})
 
 
-def test_warm_cache_serves_with_lever_gone_and_stale(settings: Settings, own_sandbox, r) -> None:  # type: ignore[no-untyped-def]
+def test_warm_cache_serves_with_lever_gone_and_stale(settings: Settings, own_sandbox, r) -> None:
     app = create_app(settings_for(settings, own_sandbox.url, lever_connect_timeout_s=0.5))
     client = app.test_client()
     pid = next(p["id"] for p in own_sandbox.state.postings.values() if p["state"] == "published")
@@ -176,7 +176,7 @@ def test_warm_cache_serves_with_lever_gone_and_stale(settings: Settings, own_san
         assert all(client.get(url).status_code == 200 for url in pages)
 
 
-def test_no_copy_and_lever_down_is_a_friendly_503(settings: Settings, own_sandbox, r) -> None:  # type: ignore[no-untyped-def]
+def test_no_copy_and_lever_down_is_a_friendly_503(settings: Settings, own_sandbox, r) -> None:
     own_sandbox.stop()
     app = create_app(settings_for(settings, own_sandbox.url, lever_connect_timeout_s=0.5))
     response = app.test_client().get("/")
@@ -187,7 +187,7 @@ def test_no_copy_and_lever_down_is_a_friendly_503(settings: Settings, own_sandbo
     assert api.status_code == 503 and api.get_json()["error"] == "Service Unavailable"
 
 
-def test_a_stale_entry_is_refreshed_exactly_once_under_50_requests(app, live: LiveServer, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_entry_is_refreshed_exactly_once_under_50_requests(app, live: LiveServer, sandbox: Sandbox) -> None:
     assert requests.get(live.url + "/", timeout=5).ok
     assert sandbox.count("postings.list") == 1
     catalog = app.extensions["jobsite"].catalog
@@ -209,7 +209,7 @@ def test_cold_misses_are_collapsed_into_one_fetch(live: LiveServer, sandbox: San
     assert sandbox.count("postings.list") == 1
 
 
-def test_cache_is_json_not_pickle(app, client) -> None:  # type: ignore[no-untyped-def]
+def test_cache_is_json_not_pickle(app, client) -> None:
     client.get("/")
     raw = app.extensions["jobsite"].catalog.cache.get(Key.POSTINGS.of() + ":data")
     assert isinstance(raw, str) and json.loads(raw)
@@ -248,7 +248,7 @@ def _up(url: str) -> bool:
         return False
 
 
-def test_a_fetch_whose_lock_expired_does_not_release_the_next_holders_lock(app) -> None:  # type: ignore[no-untyped-def]
+def test_a_fetch_whose_lock_expired_does_not_release_the_next_holders_lock(app) -> None:
     catalog = app.extensions["jobsite"].catalog
     mine = catalog._lock("k")
     assert mine

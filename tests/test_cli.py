@@ -30,7 +30,7 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
     announced = threading.Event()
 
     def read() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
+        for line in proc.stdout:
             lines.append(line)
             if "jobsite is up" in line:
                 announced.set()
@@ -50,7 +50,7 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         reader.join(5)
-        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stdout.close()
     out = "".join(lines)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out and f"http://127.0.0.1:{sandbox_port}/_sandbox/" in out

@@ -292,7 +292,7 @@ def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, san
     receipt = accept(svc, sandbox)
     real = delivery._lease
 
-    def stolen(r: redis.Redis, receipt_: str, ttl_s: int):  # type: ignore[no-untyped-def]
+    def stolen(r: redis.Redis, receipt_: str, ttl_s: int):
         lease = real(r, receipt_, ttl_s)
         original = lease.acquire
 
@@ -301,7 +301,7 @@ def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, san
             r.set(delivery.LEASE.format(receipt_), "another worker's token")  # ours ran out; another took it
             return got
 
-        lease.acquire = acquire  # type: ignore[method-assign]
+        lease.acquire = acquire
         return lease
 
     monkeypatch.setattr(delivery, "_lease", stolen)
