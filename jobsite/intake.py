@@ -8,10 +8,11 @@ fsynced, and the candidate still gets a receipt; workers and later submissions m
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import redis
 
@@ -32,6 +33,11 @@ class TooManySubmissions(Exception):
     """This IP address sent more applications this hour than allowed."""
 
 
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different application (another posting, other answers or other
+    files): answering with the first receipt would hand one person's receipt to another."""
+
+
 @dataclass(frozen=True)
 class Receipt:
     receipt: str
@@ -39,8 +45,23 @@ class Receipt:
     duplicate: bool = False  # an earlier submission with the same idempotency key
 
 
-def _idem_key(key: str) -> str:
-    return "idem:" + hashlib.sha256(key.encode()).hexdigest()
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's idempotency key, scoped to the client that sent it, and the fingerprint of the application sent
+    with it. A replay gets the first receipt only when both match."""
+
+    key: str  # the Redis key
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: str, application: Application, files: Mapping[str, UploadedFile],
+           client: str = "") -> Idempotency:
+        """`client` names an integrator, whose keys live apart from anonymous ones."""
+        digest = hashlib.sha256(f"{client}\n{key}".encode()).hexdigest()
+        body = hashlib.sha256(json.dumps(application.to_dict(), sort_keys=True).encode())
+        for name in sorted(files):
+            body.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(files[name].content).digest())
+        return cls("idem:" + digest, body.hexdigest())
 
 
 def _ip_key(ip: str) -> str:
@@ -63,33 +84,40 @@ def check_ip(svc: Services, ip: str) -> None:
         raise TooManySubmissions()
 
 
-def previous(svc: Services, idempotency_key: str | None) -> Receipt | None:
-    """The receipt of an earlier submission with this idempotency key, if any."""
-    if not idempotency_key:
+def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
+    """The receipt of an earlier submission of the same application with this idempotency key, if any; raises
+    IdempotencyConflict if the key came with a different application."""
+    if idem is None:
         return None
     try:
-        found = svc.redis.get(_idem_key(idempotency_key))
+        found = svc.redis.get(idem.key)
         if not found:
             return None
-        record = store.load(svc.redis, found.decode())
+        fingerprint, _, receipt = found.decode().partition(" ")
+        if fingerprint != idem.fingerprint:
+            raise IdempotencyConflict()
+        record = store.load(svc.redis, receipt)
     except redis.RedisError:
         return None
-    return Receipt(found.decode(), record.state.public if record else State.QUEUED.public, duplicate=True)
+    return Receipt(receipt, record.state.public if record else State.QUEUED.public, duplicate=True)
 
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
-           posting_title: str = "", idempotency_key: str | None = None) -> Receipt:
+           posting_title: str = "", idempotency: Idempotency | None = None) -> Receipt:
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
-    returns the first receipt (checked atomically with the write; the web checks it before validating too)."""
+    returns the first receipt or raises IdempotencyConflict (checked atomically with the write)."""
     receipt = store.new_receipt()
     stored = uploads.save(svc.settings.data_dir, receipt, files)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
                     application=application, files=stored, posting_title=posting_title)
     try:
-        receipt_ = _commit(svc, record, idempotency_key)
+        receipt_ = _commit(svc, record, idempotency)
+    except IdempotencyConflict:
+        uploads.remove(svc.settings.data_dir, receipt)
+        raise
     except redis.RedisError as e:
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
-        spool.write(svc.settings.data_dir, record, idempotency_key)
+        spool.write(svc.settings.data_dir, record, asdict(idempotency) if idempotency else None)
         return Receipt(receipt, State.QUEUED.public)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         try:
@@ -99,18 +127,17 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     return receipt_
 
 
-def _commit(svc: Services, record: Record, idempotency_key: str | None) -> Receipt:
+def _commit(svc: Services, record: Record, idem: Idempotency | None) -> Receipt:
     """Write record + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and gets the
     winner's receipt."""
     r = svc.redis
-    idem = _idem_key(idempotency_key) if idempotency_key else None
     with r.pipeline() as pipe:
         try:
             if idem:
-                pipe.watch(idem)
-                if pipe.get(idem):
+                pipe.watch(idem.key)
+                if pipe.get(idem.key):
                     pipe.reset()
-                    return previous(svc, idempotency_key) or Receipt(record.receipt, State.QUEUED.public)
+                    return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public)
             pipe.watch(store.record_key(record.receipt))
             if pipe.exists(store.record_key(record.receipt)):
                 return Receipt(record.receipt, State.QUEUED.public, duplicate=True)  # spooled copy already moved
@@ -118,10 +145,10 @@ def _commit(svc: Services, record: Record, idempotency_key: str | None) -> Recei
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
             store.add(pipe, record)
             if idem:
-                pipe.set(idem, record.receipt, ex=IDEMPOTENCY_TTL_S)
+                pipe.set(idem.key, f"{idem.fingerprint} {record.receipt}", ex=IDEMPOTENCY_TTL_S)
             pipe.execute()
         except redis.WatchError:
-            return previous(svc, idempotency_key) or Receipt(record.receipt, State.QUEUED.public, duplicate=True)
+            return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public, duplicate=True)
     metrics.incr(r, "jobsite_applications_received_total")
     return Receipt(record.receipt, State.QUEUED.public)
 
@@ -136,8 +163,12 @@ def drain_spool(svc: Services) -> int:
         if not mine:
             return 0  # another process is draining
         for path in spool.entries(data_dir):
-            record, idempotency_key = spool.read(path)
-            _commit(svc, record, idempotency_key)
+            record, spooled = spool.read(path)
+            idem = Idempotency(**spooled) if spooled else None
+            try:
+                _commit(svc, record, idem)
+            except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
+                _commit(svc, record, None)
             path.unlink()
             moved += 1
     if moved:

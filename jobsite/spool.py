@@ -24,9 +24,9 @@ def _receipt(path: Path) -> str:
     return path.stem.split("-", 1)[1]
 
 
-def write(data_dir: Path, record: Record, idempotency_key: str | None) -> None:
-    """Keep an application on disk; file names sort oldest first."""
-    data = {"record": record.to_redis(), "idempotency_key": idempotency_key}
+def write(data_dir: Path, record: Record, idempotency: dict[str, str] | None) -> None:
+    """Keep an application on disk, with its idempotency key and fingerprint; file names sort oldest first."""
+    data = {"record": record.to_redis(), "idempotency": idempotency}
     name = f"{int(record.created_at * 1000):015d}-{record.receipt}.json"
     durable_write(_folder(data_dir) / name, json.dumps(data).encode())
 
@@ -41,10 +41,10 @@ def receipts(data_dir: Path) -> set[str]:
     return {_receipt(p) for p in entries(data_dir)}
 
 
-def read(path: Path) -> tuple[Record, str | None]:
-    """A spooled application and its idempotency key."""
+def read(path: Path) -> tuple[Record, dict[str, str] | None]:
+    """A spooled application and its idempotency key and fingerprint."""
     data = json.loads(path.read_text())
-    return Record.from_redis({k.encode(): v.encode() for k, v in data["record"].items()}), data.get("idempotency_key")
+    return Record.from_redis({k.encode(): v.encode() for k, v in data["record"].items()}), data.get("idempotency")
 
 
 @contextmanager

@@ -66,6 +66,31 @@ def test_idempotency_key_returns_the_first_receipt(client, r: redis.Redis, sandb
     assert third["receipt"] != first["receipt"] and r.zcard(store.ALL) == 2
 
 
+def test_a_reused_idempotency_key_never_hands_out_another_persons_receipt(client, r: redis.Redis,
+                                                                         sandbox: Sandbox) -> None:
+    """Issue 13, item 4: the key is scoped to the posting and the body; honeypot and validation run first."""
+    posting, other = simple_posting(sandbox), file_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+    key = {"Idempotency-Key": "shared-key"}
+    first = client.post(url, json=lever_body(sandbox, posting["id"]), headers=key).get_json()
+
+    someone_else = client.post(url, json=lever_body(sandbox, posting["id"], n=1), headers=key)
+    assert someone_else.status_code == 422 and "already used" in someone_else.get_json()["message"]
+    other_posting = client.post(f"/api/v1/postings/{other['id']}/applications",
+                                json=lever_body(sandbox, other["id"]), headers=key)
+    assert other_posting.status_code == 422
+    invalid = client.post(url, json={**lever_body(sandbox, posting["id"]), "personalInformation": []}, headers=key)
+    assert invalid.status_code == 422 and "errors" in invalid.get_json()
+    bot = client.post(url, json={**lever_body(sandbox, posting["id"]), "website": "http://spam"}, headers=key)
+    assert bot.status_code == 400
+    for answer in (someone_else, other_posting, invalid, bot):
+        assert first["receipt"] not in answer.get_data(as_text=True)
+    assert r.zcard(store.ALL) == 1
+
+    replay = client.post(url, json=lever_body(sandbox, posting["id"]), headers=key).get_json()
+    assert replay["receipt"] == first["receipt"] and r.zcard(store.ALL) == 1
+
+
 def test_bad_inputs_get_clear_errors_and_change_nothing(settings: Settings, r: redis.Redis,
                                                         sandbox: Sandbox) -> None:
     app = create_app(load_settings({}, **{**settings.__dict__, "max_request_mb": 1, "max_file_mb": 1}))
@@ -145,6 +170,17 @@ def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis
     form["resume"] = (io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt")
     again = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
     assert again.headers["Location"] == answer.headers["Location"] and r.zcard(store.ALL) == 1
+    # back, change an answer, send the same form again: nothing sent, a new form keeps the answers
+    form.update(fullName="Grace B. Hopper", resume=(io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"))
+    edited = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
+    page = edited.get_data(as_text=True)
+    assert edited.status_code == 422 and "already used" in page and 'value="Grace B. Hopper"' in page
+    assert r.zcard(store.ALL) == 1 and answer.headers["Location"].rsplit("/", 1)[1] not in page
+    form.update(form_token=re.search(r'name="form_token" value="([^"]+)"', page).group(1),
+                resume=(io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"))
+    resent = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
+    assert resent.status_code == 303 and resent.headers["Location"] != answer.headers["Location"]
+    assert r.zcard(store.ALL) == 2
 
 
 def test_a_forged_or_expired_form_token_loses_no_answers(client, r: redis.Redis, sandbox: Sandbox) -> None:

@@ -23,6 +23,8 @@ bp = Blueprint("candidates", __name__)
 
 pages = PageCache()
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
+FORM_REUSED = ("This form was already used to send an application with other answers, so nothing was sent. Your "
+               "answers are still here: to send them as a new application, attach your files again and submit.")
 NOT_OPEN = "This job is not open (any more). Have a look at our other openings."
 # The receipt page's words for each status (store.State values): plain, reassuring, never the vendor's name. The page
 # carries them all, so its script can follow the status API without a reload. `step` marks progress: 1 received,
@@ -186,6 +188,8 @@ def submit(posting_id: str) -> BaseResponse:
         return render_form(posting, form, answers=answers, errors=e.errors, token=token, status=422,
                            message="Your answers are kept, but files are not: please attach them again."
                            if attached else None)
+    except submission.KeyReused:  # sent before with other answers (the back button): a new form keeps them
+        return render_form(posting, form, answers=answers, status=422, message=FORM_REUSED)
     except submission.Rejected as e:
         response = render_form(posting, form, answers=answers, token=token, status=e.status, message=e.message)
         response.headers.update(e.headers)

@@ -55,20 +55,38 @@ def uploads_from(files: MultiDict[str, FileStorage], form: Form, max_bytes: int)
     return out
 
 
-def receive(posting: Posting, form: Form, answers: Mapping[str, Any],
-            uploads: Mapping[str, UploadedFile], *, idempotency_key: str | None, honeypot: str = "") -> intake.Receipt:
-    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected."""
+class KeyReused(Rejected):
+    """The idempotency key came earlier with a different application: a 422, never the other application's receipt."""
+
+    def __init__(self) -> None:
+        super().__init__(422, "This Idempotency-Key was already used for a different application, so nothing was "
+                              "sent. Use a new key for each application.")
+
+
+def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile], *,
+            idempotency_key: str | None, honeypot: str = "") -> intake.Receipt:
+    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected.
+
+    The honeypot and validation come first, so a replayed key never vouches for a bad submission; the key is scoped
+    to the posting and the application's content (KeyReused when they differ)."""
     svc = get_services()
-    earlier = intake.previous(svc, idempotency_key)
-    if earlier:
-        return earlier
     if honeypot:
         raise Rejected(400, "This submission looked automated, so it was not sent. If you are a person, please "
                             "reload the page and try again.")
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
+    idem = intake.Idempotency.of(idempotency_key, application, uploads) if idempotency_key else None
+    try:
+        earlier = intake.previous(svc, idem)
+        if earlier:
+            return earlier
+    except intake.IdempotencyConflict:
+        raise KeyReused() from None
     try:
         intake.check_ip(svc, request.remote_addr or "unknown")
     except intake.TooManySubmissions:
         raise Rejected(429, "We received many applications from your network in the last hour. Please try again "
                             "later.", {"Retry-After": "3600"}) from None
-    return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency_key=idempotency_key)
+    try:
+        return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem)
+    except intake.IdempotencyConflict:  # the same key raced in with another application
+        raise KeyReused() from None
