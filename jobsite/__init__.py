@@ -17,7 +17,7 @@ _SHARE = ROOT if (ROOT / "templates").is_dir() else ROOT.parent
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
-    from . import filetypes, services
+    from . import filetypes, services, users
     from .sanitize import clean_html
     from .web import admin, api, brand, candidates, errors, ops, security
 
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
-        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        PERMANENT_SESSION_LIFETIME=users.SESSION_LIFETIME_S,
         SESSION_COOKIE_NAME="jobsite_session",
     )
     if settings.proxy_count:

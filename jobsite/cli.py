@@ -17,6 +17,7 @@ from .redis_server import EmbeddedRedis
 from .settings import ConfigError, Settings, load_settings
 from .store import State
 
+CLI_ACTOR = "command line"  # who the audit log names for account changes made with `jobsite admin`
 
 def _settings() -> Settings:
     try:
@@ -230,17 +231,55 @@ def admin() -> None:
 @click.option("--password", envvar="JOBSITE_NEW_PASSWORD", default=None,
               help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.")
 def add_user(email: str, role: str, password: str | None) -> None:
-    """Create an account (or reset its password and role)."""
-    from . import users
+    """Create an account (or reset its password and role, which ends its sessions)."""
+    from . import audit, users
     from .services import Services
 
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    r = Services(_settings()).redis
     try:
-        user = users.add_user(Services(_settings()).redis, email, password, users.Role(role))
+        user = users.add_user(r, email, password, users.Role(role))
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    audit.record(r, CLI_ACTOR, f"add account ({user.role.value})", target=user.email)
     click.echo(f"{user.email} can sign in as {user.role.value}")
+
+
+@admin.command("set-password")
+@click.argument("email")
+@click.option("--password", envvar="JOBSITE_NEW_PASSWORD", default=None,
+              help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.")
+def set_password(email: str, password: str | None) -> None:
+    """Change an account's password; every session it has open ends."""
+    from . import audit, users
+    from .services import Services
+
+    r = Services(_settings()).redis
+    if users.get_user(r, email) is None:
+        raise click.ClickException(f"no account {email}")
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        users.set_password(r, email, password)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    audit.record(r, CLI_ACTOR, "set password", target=email.strip().lower())
+    click.echo(f"{email} has a new password; its sessions have ended")
+
+
+@admin.command("remove-user")
+@click.argument("email")
+def remove_user(email: str) -> None:
+    """Remove an account; its open sessions end at once."""
+    from . import audit, users
+    from .services import Services
+
+    r = Services(_settings()).redis
+    if not users.remove_user(r, email):
+        raise click.ClickException(f"no account {email}")
+    audit.record(r, CLI_ACTOR, "remove account", target=email.strip().lower())
+    click.echo(f"{email} removed; its sessions have ended")
 
 
 @admin.command("users")

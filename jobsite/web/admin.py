@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,15 +32,14 @@ from ..store import State
 from .security import check_csrf
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-SESSION_LIFETIME_S = 12 * 3600
 
 
 @bp.before_request
 def load_user() -> Any:
     g.user = None
-    email = session.get("user")
-    if email and time.time() - session.get("since", 0) < SESSION_LIFETIME_S:
-        g.user = users.get_user(get_services().redis, email)
+    email, sid = session.get("user"), session.get("sid")
+    if isinstance(email, str) and isinstance(sid, str):
+        g.user = users.session_user(get_services().redis, email, sid)
     if request.method == "POST":
         check_csrf()
     if g.user is None and request.endpoint not in ("admin.login",):
@@ -123,24 +121,37 @@ def login() -> Any:
         try:
             user = users.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
                                       request.remote_addr or "unknown")
-        except users.Throttled:
-            user, status = None, 429
-            error = "Too many failed sign-ins. Wait 15 minutes and try again."
+        except users.Throttled as e:
+            wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
+            error = f"Too many failed sign-ins from here. Wait {wait} and try again."
+            return render_template("admin/login.html", error=error), 429, {"Retry-After": str(e.retry_after)}
         if user:
             session.clear()
             session.permanent = True
-            session.update(user=user.email, since=time.time())
+            session.update(user=user.email, sid=users.open_session(svc.redis, user.email))
             audit.record(svc.redis, user.email, "sign-in")
             target = request.args.get("next") or ""
             return redirect(target if target.startswith("/admin") else url_for("admin.dashboard_page"))
-        if status == 200:
-            error, status = "That email and password do not match an account.", 401
+        error, status = "That email and password do not match an account.", 401
     return render_template("admin/login.html", error=error), status
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    audit.record(get_services().redis, who(), "sign-out")
+    """Ends this session in Redis too, so a copy of the cookie is worth nothing."""
+    r = get_services().redis
+    users.close_session(r, who(), session["sid"])
+    audit.record(r, who(), "sign-out")
+    session.clear()
+    return redirect(url_for("admin.login"))
+
+
+@bp.post("/logout-everywhere")
+def logout_everywhere() -> Any:
+    """Ends every session of this account, on every device."""
+    r = get_services().redis
+    users.close_all_sessions(r, who())
+    audit.record(r, who(), "sign-out everywhere")
     session.clear()
     return redirect(url_for("admin.login"))
 
