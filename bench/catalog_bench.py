@@ -20,7 +20,7 @@ import logging  # noqa: E402
 from bench.common import PY, free_port, load, spawn, stop, temp_dir, wait_http  # noqa: E402
 from jobsite.sandbox import SandboxServer  # noqa: E402
 
-GUNICORN = ["-k", "gthread", "--threads", "8", "-w", "2", "--log-level", "warning"]
+GUNICORN = ["-k", "gevent", "--worker-connections", "1000", "-w", "2", "--log-level", "warning"]
 
 
 def main() -> None:
@@ -59,7 +59,7 @@ def main() -> None:
     finally:
         stop(web)
         sandbox.stop()
-    print(f"job list page: {len(body)} bytes, gunicorn -w 2 gthread x8, wrk -t2 -c32, {args.seconds:.0f} s each")
+    print(f"job list page: {len(body)} bytes, gunicorn -w 2 gevent, wrk -t2 -c32, {args.seconds:.0f} s each")
     print(f"{'':28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, run in (("jobsite (warm cache)", jobsite_run), ("minimal Flask, same bytes", base_run)):
         print(f"{name:28}{run['rps']:>10.0f}{run['p50_ms']:>10.2f}{run['p99_ms']:>10.2f}{run['errors']:>8.0f}")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, cast
+from typing import cast
 
 import click
 import requests
@@ -119,39 +119,23 @@ def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = 15) -> N
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", type=int, default=None, help="Web processes (default JOBSITE_WEB_WORKERS).")
 def web(port: int | None, host: str, workers: int | None) -> None:
-    """Serve the site with gunicorn (production WSGI server)."""
-    from gunicorn.app.base import BaseApplication
+    """Serve the site with gunicorn (production WSGI server), in gevent workers.
 
-    from . import create_app
+    gevent, because a slow client then costs a greenlet, not one of a few threads: 32 sockets trickling a body
+    stalled 2 gthread workers x 8 threads, /healthz included. This process becomes a fresh gunicorn (exec), so that
+    its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
+    nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
+    settings = _settings()
     from .redis_server import redis_url
 
-    settings = _settings()
     os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
-    settings = _settings()
-    app = create_app(settings)
-    options = {
-        "bind": f"{host}:{port or settings.port}",
-        "workers": workers or settings.web_workers,
-        "worker_class": "gthread",
-        "threads": 8,
-        "timeout": 60,
-        "graceful_timeout": 20,
-        "keepalive": 5,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-        "proc_name": "jobsite-web",
-    }
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return app
-
-    Server().run()
+    _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
+    args = ["--bind", f"{host}:{port or settings.port}", "--workers", str(workers or settings.web_workers),
+            "--worker-class", "gevent", "--worker-connections", "1000", "--timeout", "60",
+            "--graceful-timeout", "20", "--keep-alive", "5", "--error-logfile", "-", "--log-level", "warning",
+            "--name", "jobsite-web"]
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:create_app()"])
 
 
 @main.command()
