@@ -32,6 +32,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
         PERMANENT_SESSION_LIFETIME=users.SESSION_LIFETIME_S,
         SESSION_COOKIE_NAME="jobsite_session",
+        # With a public URL, every link is built from it; without one they come from the Host header, so only
+        # hosts on the allow-list are served (werkzeug answers others with a 400).
+        TRUSTED_HOSTS=None if settings.public_url else list(settings.allowed_hosts),
     )
     if settings.proxy_count:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -40,7 +43,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count, x_host=settings.proxy_count)
     services.init_app(app, settings)
     errors.init_app(app)
-    security.init_app(app)
+    security.init_app(app, hsts=bool(settings.public_url and settings.public_url.startswith("https://")))
     app.register_blueprint(ops.bp)
     app.register_blueprint(candidates.bp)
     app.register_blueprint(api.bp)

@@ -1,16 +1,26 @@
-"""Writes that survive a crash: the file is fsynced, renamed into place, and its directory fsynced too."""
+"""Files of the data dir: private to the user jobsite runs as (it holds applications and the signing secret), and
+written so that they survive a crash: fsynced, renamed into place, and their directory fsynced too."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and its parents) readable by this user only; an existing directory is left as it is."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    return path
+
 
 def durable_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that, once this returns, a power cut leaves either nothing or all of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

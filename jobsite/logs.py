@@ -8,6 +8,17 @@ import os
 from flask import has_request_context, request
 
 
+class OneLineFormatter(logging.Formatter):
+    """Escapes line breaks and other control characters in the message, so text from outside (Lever's error
+    messages, a file name) can never forge a log line; a traceback keeps its lines, after the message."""
+
+    _CONTROL = str.maketrans({c: f"\\x{c:02x}" for c in [*range(32), 127] if c != 9} | {10: "\\n", 13: "\\r"})
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = record.message.translate(self._CONTROL)
+        return super().formatMessage(record)
+
+
 class RequestIdFilter(logging.Filter):
     """Adds the request id (set by the web's SecurityHeaders middleware) to every log record."""
 
@@ -19,7 +30,7 @@ class RequestIdFilter(logging.Filter):
 def configure(level: str | None = None) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("JOBSITE_LOG_LEVEL", "INFO"))

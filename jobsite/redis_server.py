@@ -20,6 +20,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from .disk import private_dir
 from .settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class EmbeddedRedis:
 
     def ensure(self, timeout_s: float = 30) -> bool:
         """Start the server unless one already answers on the socket; True if this call started it."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         with open(self.dir / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.ping():
@@ -109,6 +110,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal must not kill it before the workers are done with it
+            umask=0o077,  # the AOF holds applications: readable by this user only
         )
         (self.dir / "redis.pid").write_text(str(self.process.pid))
         log.info("started embedded redis-server (pid %d) at %s", self.process.pid, self.socket)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from .disk import durable_write, private_dir
+
 T = TypeVar("T")
 
 LEVER_PRODUCTION_URL = "https://api.lever.co/v1"
@@ -48,6 +50,8 @@ class Brand:
 # white cards and the page's background, and the site's ink on the accent band.
 WHITE, PAGE_BACKGROUND, INK = "#ffffff", "#f7f8fb", "#1d2433"
 AA_CONTRAST = 4.5
+MIN_SECRET_CHARS = 16
+LOCAL_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")  # served without JOBSITE_PUBLIC_URL by default
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".webp", ".gif", ".ico")
 
 
@@ -67,6 +71,8 @@ class Settings:
     port: int
     web_workers: int
     public_url: str | None
+    allowed_hosts: tuple[str, ...]  # Host headers served when public_url is unset (which then builds URLs from it)
+    metrics_token: str | None = field(repr=False)
     proxy_count: int
     catalog_fresh_s: int
     catalog_keep_s: int
@@ -103,7 +109,7 @@ class Settings:
     def path(self, *parts: str) -> Path:
         """A path inside the data directory, its parent created."""
         p = self.data_dir.joinpath(*parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(p.parent)
         return p
 
 
@@ -129,6 +135,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         port=r.int("JOBSITE_PORT", 8000, lo=1, hi=65535),
         web_workers=r.int("JOBSITE_WEB_WORKERS", 2, lo=1, hi=64),
         public_url=r.get("JOBSITE_PUBLIC_URL", None, _http_url),
+        allowed_hosts=r.get("JOBSITE_ALLOWED_HOSTS", LOCAL_HOSTS, _hosts),
+        metrics_token=r.get("JOBSITE_METRICS_TOKEN", None, _token),
         proxy_count=r.int("JOBSITE_PROXY_COUNT", 0, lo=0, hi=5),
         catalog_fresh_s=r.int("JOBSITE_CATALOG_FRESH_S", 300, lo=1),
         catalog_keep_s=r.int("JOBSITE_CATALOG_KEEP_S", 14 * 86400, lo=60),
@@ -231,16 +239,24 @@ def contrast(a: str, b: str) -> float:
 
 
 def _persistent_secret(data_dir: Path) -> str:
-    """A random secret kept in the data dir, so every process on this machine signs with the same key."""
-    path = data_dir / "secret_key"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    """A random secret kept in the data dir, so every process on this machine signs with the same key. It is
+    written whole to a temporary file and linked into place, so no process ever reads it half-written or empty; an
+    empty or short one (a copy gone wrong) stops start-up rather than signing with a guessable key."""
+    path = private_dir(data_dir) / "secret_key"
+    if not path.exists():
+        tmp = data_dir / f".secret_key.{os.getpid()}"
+        durable_write(tmp, secrets.token_urlsafe(32).encode())
+        try:
+            os.link(tmp, path)  # fails if another process got there first: then theirs is the key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ConfigError(f"{path} holds no usable secret (under {MIN_SECRET_CHARS} characters): delete it to get a "
+                          "new one, or set JOBSITE_SECRET_KEY")
+    return secret
 
 
 class _Reader:
@@ -288,6 +304,19 @@ def _http_url(name: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s) URL, not {raw!r}")
     return raw.rstrip("/")
+
+
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    if any("/" in h or " " in h for h in hosts):
+        raise ConfigError(f"{name} must be host names separated by commas (no scheme, no path), not {raw!r}")
+    return hosts
+
+
+def _token(name: str, raw: str) -> str:
+    if len(raw) < MIN_SECRET_CHARS:
+        raise ConfigError(f"{name} must be at least {MIN_SECRET_CHARS} characters (a random token), not shorter")
+    return raw
 
 
 def _lever_url(name: str, raw: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .disk import durable_write
+from .disk import durable_write, private_dir
 from .store import Record
 
 
@@ -50,8 +50,7 @@ def read(path: Path) -> tuple[Record, dict[str, str] | None]:
 @contextmanager
 def drain_lock(data_dir: Path) -> Iterator[bool]:
     """Yields True to the one process on this machine that may drain the spool now, False to the others."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "spool.lock", "w") as lock:
+    with open(private_dir(data_dir) / "spool.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

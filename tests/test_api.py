@@ -218,6 +218,28 @@ def test_security_headers_and_request_ids(client, sandbox: Sandbox) -> None:
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_hsts_metrics_token_and_the_host_allow_list(settings: Settings, sandbox: Sandbox) -> None:
+    """Issue 13, item 8."""
+    local = create_app(settings).test_client()
+    assert "Strict-Transport-Security" not in local.get("/").headers  # no public https URL: no HSTS
+    evil = local.get("/sitemap.xml", headers={"Host": "evil.example"})
+    assert evil.status_code == 400 and b"evil.example" not in evil.data  # links are never built from a stranger's Host
+    assert local.get("/sitemap.xml", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+
+    token = "t" * 32
+    public = create_app(load_settings({}, **{**settings.__dict__, "public_url": "https://careers.example.com",
+                                            "metrics_token": token})).test_client()
+    page = public.get("/", headers={"Host": "10.0.0.7:8000"})  # a load balancer's probe by address
+    assert page.status_code == 200 and page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "https://careers.example.com/jobs/" in public.get("/sitemap.xml").get_data(as_text=True)
+    for path in ("/metrics", "/readyz"):
+        refused = public.get(path)
+        assert refused.status_code == 401 and "JOBSITE_METRICS_TOKEN" in refused.get_data(as_text=True)
+        assert public.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert public.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert public.get("/healthz").status_code == 200  # liveness stays open
+
+
 def test_a_rejected_file_in_the_html_form_is_explained(client, r: redis.Redis, sandbox: Sandbox) -> None:
     posting = file_posting(sandbox)
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 import redis
 from redis.exceptions import LockError
 
-from jobsite import backoff, delivery, gate, intake, queue, store, tasks
+from jobsite import backoff, delivery, gate, intake, logs, queue, store, tasks
 from jobsite.forms import build_form, validate
 from jobsite.ratelimit import Bucket
 from jobsite.services import Services
@@ -63,6 +65,24 @@ def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandb
     assert [a["status"] for a in store.attempts(svc.redis, receipt)] == [400]
     assert sandbox.received()["applications"] == []
     assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED  # stays for a human
+
+
+def test_levers_error_text_cannot_forge_a_log_line(svc: Services, sandbox: Sandbox) -> None:
+    """Issue 13, item 8: a newline in Lever's message used to start a log line of its own."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.OneLineFormatter("%(levelname)s %(name)s %(message)s"))
+    logging.getLogger("jobsite").addHandler(handler)
+    try:
+        receipt = accept(svc, sandbox)
+        sandbox.control("fail", path="/apply", status=400, count=1,
+                        message="Invalid\nINFO jobsite.delivery application 00000000 delivered")
+        assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
+    finally:
+        logging.getLogger("jobsite").removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert any("Invalid\\nINFO jobsite.delivery" in line for line in lines)
+    assert not any(line.startswith("INFO jobsite.delivery application 00000000") for line in lines)
 
 
 def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc: Services, sandbox: Sandbox) -> None:

@@ -23,6 +23,8 @@ def test_queue_survives_kill_9_of_redis_server() -> None:
     config = dict(conn.config_get("append*"))
     assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
     assert conn.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    assert server.dir.stat().st_mode & 0o777 == 0o700  # the AOF holds applications: this user's only
+    assert {p.name: p.stat().st_mode & 0o077 for p in root.rglob("*aof*")} == {"appendonly.aof": 0}
     server.stop(signal.SIGKILL)
     assert not server.ping()
 

@@ -46,3 +46,18 @@ def test_cli_reports_bad_configuration_in_one_line(tmp_path: Path) -> None:
                          env={"JOBSITE_PORT": "x", "JOBSITE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin"}, timeout=30)
     assert out.returncode != 0
     assert "JOBSITE_PORT must be a whole number" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_data_dir_and_its_secret_are_private_and_an_empty_secret_stops_start_up(tmp_path: Path) -> None:
+    """Issue 13, item 8: 0700 and 0600, and a secret file gone empty is refused rather than signed with."""
+    data = tmp_path / "data"
+    secret = load_settings({"JOBSITE_DATA_DIR": str(data)}).secret_key
+    assert len(secret) >= 32
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in data.iterdir()] == ["secret_key"]  # no temporary file left behind
+    (data / "secret_key").write_text("")
+    with pytest.raises(ConfigError) as e:
+        load_settings({"JOBSITE_DATA_DIR": str(data)})
+    assert "secret_key" in str(e.value) and "JOBSITE_SECRET_KEY" in str(e.value)
+    assert load_settings({"JOBSITE_DATA_DIR": str(data), "JOBSITE_SECRET_KEY": "x" * 40}).secret_key == "x" * 40

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge, SecurityError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..catalog import CatalogUnavailable
@@ -35,6 +35,10 @@ def init_app(app: Flask) -> None:
     def http_error(e: HTTPException) -> Any:
         headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}
         message = e.description if (e.code or 500) < 500 else None
+        if isinstance(e, SecurityError):  # a Host not on the allow-list: no URL can be built, so no page either
+            log.warning("refused a request for an unknown host: set JOBSITE_PUBLIC_URL, or add the host to "
+                        "JOBSITE_ALLOWED_HOSTS")
+            return Response("This site is not served under that address.\n", 400, mimetype="text/plain")
         if isinstance(e, RequestEntityTooLarge):
             limit = app.config["MAX_CONTENT_LENGTH"] // 2**20
             message = f"This is larger than the {limit} MB we accept. Please send smaller files."

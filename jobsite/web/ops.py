@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import redis
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import gate, lever_health, metrics, spool, store
 from ..services import get_services
+from .errors import error_response
 
 bp = Blueprint("ops", __name__)
+
+
+@bp.before_request
+def require_token() -> Any:
+    """With JOBSITE_METRICS_TOKEN set, /metrics and /readyz want it as a bearer token (they tell what the queue
+    and Lever are doing); /healthz stays open for load balancers."""
+    token = get_services().settings.metrics_token
+    if token is None or request.endpoint == "ops.healthz":
+        return None
+    sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(sent.encode(), token.encode()):
+        return error_response(401, "Send the metrics token: Authorization: Bearer <JOBSITE_METRICS_TOKEN>.",
+                              {"WWW-Authenticate": 'Bearer realm="jobsite operations"'})
+    return None
 
 
 @bp.get("/healthz")

@@ -17,6 +17,7 @@ _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 
         "base-uri 'self'; form-action 'self'; frame-ancestors ")
 CSP_CANDIDATES = _CSP + "*"  # candidate pages may be embedded in a company's site (iframe)
 CSP_ADMIN = _CSP + "'none'"
+HSTS = "max-age=31536000; includeSubDomains"  # one year: browsers then never try this site over plain http
 
 
 def is_console(path: str) -> bool:
@@ -40,10 +41,14 @@ def check_csrf() -> None:
 
 class SecurityHeaders:
     """WSGI middleware: a request id for every request (taken from X-Request-Id when well-formed) and the security
-    headers of every response. Raw header tuples here cost a fraction of Flask hooks on the hot path."""
+    headers of every response (HSTS when the public URL is https). Raw header tuples here cost a fraction of
+    Flask hooks on the hot path."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, *, hsts: bool):
         self.app = app
+        self.always = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "strict-origin-when-cross-origin")]
+        if hsts:
+            self.always.append(("Strict-Transport-Security", HSTS))
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
@@ -53,8 +58,7 @@ class SecurityHeaders:
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             names = {name.lower() for name, _ in headers}
-            extra = [("X-Request-Id", request_id), ("X-Content-Type-Options", "nosniff"),
-                     ("Referrer-Policy", "strict-origin-when-cross-origin")]
+            extra = [("X-Request-Id", request_id), *self.always]
             if admin:
                 headers = [h for h in headers if h[0].lower() != "cache-control"]
                 extra += [("Content-Security-Policy", CSP_ADMIN), ("Cache-Control", "no-store")]
@@ -74,7 +78,7 @@ class ConsoleOnlySessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, *, hsts: bool) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
-    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, hsts=hsts)  # type: ignore[method-assign]
     app.session_interface = ConsoleOnlySessions()
