@@ -17,7 +17,10 @@ from .redis_server import EmbeddedRedis
 from .settings import ConfigError, Settings, load_settings
 from .store import State
 
-CLI_ACTOR = "command line"  # who the audit log names for account changes made with `jobsite admin`
+CLI_ACTOR = "command line"
+# `jobsite up` stops within 10 s: gunicorn lets requests finish for GRACEFUL_S, then the group is killed.
+GRACEFUL_S = 7
+STOP_TIMEOUT_S = 9  # who the audit log names for account changes made with `jobsite admin`
 
 def _settings() -> Settings:
     try:
@@ -58,7 +61,9 @@ def up(port: int | None, host: str) -> None:
     children: list[subprocess.Popen[bytes]] = []
 
     def spawn(*args: str) -> None:
-        children.append(subprocess.Popen([sys.executable, "-m", "jobsite", *args], env=env))
+        # Each child leads its own process group, so a stop reaches what it forked too (gunicorn's workers, RQ's
+        # scheduler); Ctrl-C reaches only this process, which stops the children in order.
+        children.append(subprocess.Popen([sys.executable, "-m", "jobsite", *args], env=env, start_new_session=True))
 
     try:
         if settings.uses_sandbox:
@@ -101,7 +106,9 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threadin
         time.sleep(0.1)
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = 15) -> None:
+def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM each child; whatever of its process group is left after `timeout` (a worker that missed the
+    signal, a stray scheduler) is SIGKILLed, so nothing outlives `jobsite up` or keeps its port."""
     for c in reversed(children):
         if c.poll() is None:
             c.terminate()
@@ -110,8 +117,13 @@ def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = 15) -> N
         try:
             c.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            c.kill()
-            c.wait()
+            log_stop = f"jobsite: {cast(list[str], c.args)[3]} did not stop within {timeout:.0f} s; killing it"
+            click.echo(log_stop, err=True)
+        try:
+            os.killpg(c.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the whole group is gone
+        c.wait()
 
 
 @main.command()
@@ -132,8 +144,8 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
     args = ["--bind", f"{host}:{port or settings.port}", "--workers", str(workers or settings.web_workers),
             "--worker-class", "gevent", "--worker-connections", "1000", "--timeout", "60",
-            "--graceful-timeout", "20", "--keep-alive", "5", "--error-logfile", "-", "--log-level", "warning",
-            "--name", "jobsite-web"]
+            "--graceful-timeout", str(GRACEFUL_S), "--keep-alive", "5", "--error-logfile", "-",
+            "--log-level", "warning", "--name", "jobsite-web"]
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:create_app()"])
 

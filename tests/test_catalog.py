@@ -244,7 +244,7 @@ def test_cold_misses_are_collapsed_across_web_processes(settings: Settings, sand
 def _up(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).ok
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused, or a worker still booting
         return False
 
 

@@ -11,11 +11,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from jobsite.redis_server import EmbeddedRedis
 
-from .conftest import free_port
+from .conftest import free_port, wait_for
 
 
 def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
@@ -61,3 +62,66 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
             raise AssertionError(f"port {port_} still served after SIGTERM")
         except requests.ConnectionError:
             pass
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_up_stops_every_child_and_frees_its_ports_ten_times_in_a_row() -> None:
+    """Issue 8, item 5: Ctrl-C (SIGINT to the terminal's process group) or SIGTERM, at any moment after start-up,
+    leaves no process and no listening port behind, within 10 s."""
+    data = Path(tempfile.mkdtemp(prefix="jsc"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    for cycle in range(10):
+        port, sandbox_port = free_port(), free_port()
+        env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(sandbox_port))
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        site = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _serves(site + "/healthz"), what="jobsite up")
+            if cycle % 2:  # a few requests in flight at the stop, now and then
+                threading.Thread(target=lambda: _serves(site + "/"), daemon=True).start()
+            family = _descendants(proc.pid)
+            assert len(family) >= 4  # sandbox, gunicorn master and workers, worker (and its scheduler)
+        finally:
+            if cycle % 2:
+                os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal
+            else:
+                proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        assert proc.returncode == 0, f"cycle {cycle}"
+        assert [pid for pid in family if _alive(pid)] == [], f"cycle {cycle}"
+        for port_ in (port, sandbox_port):
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{port_}/healthz", timeout=1)
+    assert not EmbeddedRedis(data).ping()
+
+
+def _serves(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
