@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -101,9 +102,9 @@ def test_up_stops_every_child_and_frees_its_ports_ten_times_in_a_row() -> None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         site = f"http://127.0.0.1:{port}"
         try:
-            wait_for(lambda: _serves(site + "/healthz"), what="jobsite up")
+            wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
             if cycle % 2:  # a few requests in flight at the stop, now and then
-                threading.Thread(target=lambda: _serves(site + "/"), daemon=True).start()
+                threading.Thread(target=_serves, args=(site + "/",), daemon=True).start()
             family = _descendants(proc.pid)
             assert len(family) >= 4  # sandbox, gunicorn master and workers, worker (and its scheduler)
         finally:
