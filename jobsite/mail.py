@@ -29,7 +29,6 @@ from typing import Any
 import redis
 
 from . import store
-from .services import Services
 from .settings import Settings, Smtp
 from .store import Record
 
@@ -45,6 +44,16 @@ class Status(StrEnum):
     REFUSED = "refused"  # the mail server refused the address or the message for good (5xx): not retried
     UNKNOWN = "unknown"  # the connection was lost while the server took the message: it may have gone, not resent
     FAILED = "failed"  # the mail server could not be reached, or deferred it, through every retry
+
+    @property
+    def label(self) -> str:
+        """The status as the console shows it, before its time."""
+        return _LABELS[self]
+
+
+_LABELS = {Status.SENDING: "Sending", Status.SENT: "Sent", Status.REFUSED: "Refused by the mail server",
+           Status.UNKNOWN: "Maybe sent (the connection was lost)",
+           Status.FAILED: "Not sent (the mail server could not take it)"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,7 @@ def status_url(settings: Settings, receipt: str) -> str:
     return f"{settings.public_url}/applications/{receipt}"
 
 
-def send_confirmation(svc: Services, receipt: str, *, last_try: bool = True) -> Status | None:
+def send_confirmation(r: redis.Redis, settings: Settings, receipt: str, *, last_try: bool = True) -> Status | None:
     """Send the application's confirmation email unless it was sent (or tried for good) already.
 
     Returns what became of it, or None when there is nothing to send (no mail server configured, the application's
@@ -100,7 +109,7 @@ def send_confirmation(svc: Services, receipt: str, *, last_try: bool = True) -> 
     Raises:
         MailDeferred: the mail server could not take it now and this is not the `last_try`: try again later.
     """
-    r, smtp = svc.redis, svc.settings.smtp
+    smtp = settings.smtp
     if smtp is None:
         return None
     token = uuid.uuid4().hex
@@ -113,7 +122,7 @@ def send_confirmation(svc: Services, receipt: str, *, last_try: bool = True) -> 
             _release(r, receipt, token)
             return None
         try:
-            message = compose(svc.settings, record)
+            message = compose(settings, record)
         except (ValueError, HeaderParseError):
             outcome, why = Status.REFUSED, "the candidate's address is not one an email can be sent to"
         else:
@@ -162,10 +171,11 @@ def _send(smtp: Smtp, message: EmailMessage, address: str) -> tuple[Status, str]
     try:
         connection.send_message(message)
     except smtplib.SMTPRecipientsRefused as e:
-        codes = sorted({code for code, _ in e.recipients.values()})
-        if all(code >= 500 for code in codes):
-            return Status.REFUSED, f"the mail server refused the candidate's address ({codes})"
-        raise MailDeferred(f"the mail server deferred the candidate's address ({codes})") from None
+        code, reply = next(iter(e.recipients.values()))  # one recipient: the candidate
+        why = _why(smtplib.SMTPResponseException(code, reply), address)
+        if code >= 500:
+            return Status.REFUSED, f"the mail server refused the candidate's address: {why}"
+        raise MailDeferred(f"the mail server deferred the candidate's address: {why}") from None
     except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
         if e.smtp_code >= 500:
             return Status.REFUSED, f"the mail server refused it: {_why(e, address)} (check JOBSITE_MAIL_FROM)"
