@@ -1,7 +1,7 @@
 """The RQ tasks of the delivery side: importable functions over receipts, run by `jobsite worker`.
 
-Each task does little itself: `delivery` decides what happens to one application, and this layer turns its answer
-into scheduling (retries, probes) through `queue`. Tasks find this process's services here (the worker sets them at
+Each task does little itself: `delivery` decides what happens to one application (and `mail` to its confirmation
+email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this process's services here (the worker sets them at
 start; a plain `rq worker` builds them from the environment).
 """
 

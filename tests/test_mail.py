@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -298,5 +299,29 @@ def test_levers_own_confirmation_is_a_setting_the_sandbox_sees(r: redis.Redis, s
         receipt = apply(create_app(s).test_client(), sandbox, n)
         assert delivery.deliver(tasks.use(Services(s)), receipt).outcome == delivery.Outcome.DELIVERED
     assert [a["sendConfirmationEmail"] for a in sandbox.received()["applications"]] == [False, True]
-    assert load_settings({"JOBSITE_LEVER_CONFIRMATION_EMAIL": "yes", "JOBSITE_DATA_DIR": str(settings.data_dir)}
-                         ).lever_confirmation_email is True
+
+
+def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: Settings, sandbox: Sandbox,
+                                                     inbox: tuple[Inbox, int]) -> None:
+    from jobsite import users
+
+    from .test_admin import ADMIN, sign_in
+
+    s = mail_settings(settings, inbox[1])
+    console = create_app(s).test_client()
+    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    sign_in(console, *ADMIN)
+    receipt = apply(console, sandbox)
+
+    def shown() -> str:
+        page = console.get(f"/admin/applications/{receipt}").get_data(as_text=True)
+        return re.search(r'<dd id="confirmation-email">(.*?)</dd>', page).group(1)
+
+    assert shown() == "not sent yet"
+    mail.send_confirmation(r, s, receipt)
+    assert re.fullmatch(r'Sent <time datetime="[0-9T:-]+Z">.+</time>', shown())
+    # Without a mail server, and no email ever sent, the console does not speak of one.
+    quiet = create_app(settings).test_client()
+    sign_in(quiet, *ADMIN)
+    page = quiet.get(f"/admin/applications/{apply(quiet, sandbox, 1)}").get_data(as_text=True)
+    assert "Confirmation email" not in page
