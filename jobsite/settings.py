@@ -201,6 +201,10 @@ def _mail(r: _Reader, company: str) -> dict[str, Any]:
     if smtp and not public_url:
         raise ConfigError("JOBSITE_SMTP_URL needs JOBSITE_PUBLIC_URL: the confirmation email links to the receipt page")
     host = urlsplit(public_url).hostname if public_url else "localhost"
+    try:
+        host = (host or "localhost").encode("idna").decode("ascii")  # an address's domain is ASCII
+    except UnicodeError:
+        raise ConfigError(f"JOBSITE_PUBLIC_URL has a host no email address can use: {public_url!r}") from None
     default_from = formataddr((company, f"no-reply@{host}"))
     return dict(smtp=smtp, mail_from=r.get("JOBSITE_MAIL_FROM", default_from, _mail_from))
 

@@ -1,8 +1,8 @@
 """The RQ tasks of the delivery side: importable functions over receipts, run by `jobsite worker`.
 
 Each task does little itself: `delivery` decides what happens to one application (and `mail` to its confirmation
-email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this process's services here (the worker sets them at
-start; a plain `rq worker` builds them from the environment).
+email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this
+process's services here (the worker sets them at start; a plain `rq worker` builds them from the environment).
 """
 
 from __future__ import annotations

@@ -325,3 +325,16 @@ def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: S
     sign_in(quiet, *ADMIN)
     page = quiet.get(f"/admin/applications/{apply(quiet, sandbox, 1)}").get_data(as_text=True)
     assert "Confirmation email" not in page
+
+
+def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings) -> None:
+    from jobsite.application import Application
+    from jobsite.store import Record, State
+
+    s = mail_settings(settings, 25, JOBSITE_COMPANY_NAME="Müller & Söhne")
+    record = Record(receipt="r1", posting_id="p", state=State.QUEUED, created_at=0.0, posting_title="Lead\r\nBcc: x@y",
+                    application=Application("p", personal={"fullName": "Zoë\nBcc: a@b", "email": "zoe@example.com"}))
+    message = email.message_from_bytes(mail.compose(s, record).as_bytes(), policy=email.policy.default)
+    assert message["Bcc"] is None and message["Subject"] == "We received your application for Lead Bcc: x@y"
+    assert message["To"].addresses[0].display_name == "Zoë Bcc: a@b"
+    assert message["From"].addresses[0].display_name == "Müller & Söhne"
