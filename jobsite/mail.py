@@ -35,7 +35,8 @@ from .store import Record
 log = logging.getLogger(__name__)
 
 KEY = "mail:{}"
-CLAIM_S = 600  # a send in progress holds the key this long, so a worker that died mid-send frees it for a retry
+CLAIM_S = 600  # a send in progress holds the key this long (far past the SMTP timeouts); if its worker died, the
+# claim lapses and nothing sends it again: the email may have gone
 
 
 class Status(StrEnum):
@@ -67,14 +68,6 @@ class MailState:
 class MailDeferred(Exception):
     """The mail server could not take the email now (no connection, a 4xx answer): the job is tried again later.
     Its message names no address (a server's answer that repeats the candidate's address has it blanked)."""
-
-
-class _Refused(Exception):
-    """The mail server refused this email for good."""
-
-
-class _MaybeSent(Exception):
-    """The connection was lost while the server was taking the message."""
 
 
 def key(receipt: str) -> str:
@@ -134,7 +127,7 @@ def send_confirmation(r: redis.Redis, settings: Settings, receipt: str, *, last_
             raise
         outcome, why = Status.FAILED, f"not sent after every retry ({e})"
     except BaseException:
-        _release(r, receipt, token)  # an unexpected error: the job fails and its retry may claim it again
+        _release(r, receipt, token)  # an unexpected error fails the job (RQ keeps it) and records nothing
         raise
     r.set(key(receipt), _value(outcome))
     if outcome == Status.SENT:
