@@ -141,7 +141,7 @@ def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Resul
         now = time.time()
         store.update(r, record, inflight_at=now, first_sent_at=record.first_sent_at or now)
         applying = True
-        application_id = lever.apply(record.posting_id, body)
+        application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
     except RateLimitWait as e:
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:

@@ -19,7 +19,7 @@ import redis
 from . import metrics, spool, store, uploads
 from .application import Application
 from .forms import UploadedFile
-from .queue import enqueue_delivery
+from .queue import enqueue_confirmation_email, enqueue_delivery
 from .ratelimit import ip_digest
 from .services import Services
 from .store import Record, State
@@ -143,6 +143,8 @@ def _commit(svc: Services, record: Record, idem: Idempotency | None) -> Receipt:
                 return Receipt(record.receipt, State.QUEUED.public, duplicate=True)  # spooled copy already moved
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
+            if svc.settings.smtp:  # the candidate's receipt by email, whatever Lever is doing
+                enqueue_confirmation_email(r, record.receipt, pipeline=pipe)
             store.add(pipe, record)
             if idem:
                 pipe.set(idem.key, f"{idem.fingerprint} {record.receipt}", ex=IDEMPOTENCY_TTL_S)

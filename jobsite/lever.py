@@ -180,9 +180,15 @@ class LeverClient:
         )["data"]
         return Upload(uri=data["uri"], expires_at_ms=int(data.get("expiresAt") or 0))
 
-    def apply(self, posting_id: str, body: dict[str, Any]) -> str:
-        """Apply to a posting; returns Lever's applicationId (the reply carries nothing else)."""
-        data = self._request("POST", f"/postings/{_id(posting_id)}/apply", "postings.apply", json=body)["data"]
+    def apply(self, posting_id: str, body: dict[str, Any], *, send_confirmation_email: bool = False) -> str:
+        """Apply to a posting; returns Lever's applicationId (the reply carries nothing else).
+
+        Args:
+            send_confirmation_email: ask Lever to email the candidate its own confirmation (Lever's default: no).
+        """
+        params = {"send_confirmation_email": "true"} if send_confirmation_email else None
+        data = self._request("POST", f"/postings/{_id(posting_id)}/apply", "postings.apply", json=body,
+                             params=params)["data"]
         return str(data["applicationId"])
 
     # Opportunities

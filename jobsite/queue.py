@@ -24,14 +24,22 @@ from . import gate, store
 from .store import Record, State
 
 QUEUE = "applications"
+MAIL_QUEUE = "mail"  # confirmation emails: served first, so a receipt never waits behind a backlog of deliveries
 JOB_TIMEOUT_S = 600
+MAIL_JOB_TIMEOUT_S = 300  # a few SMTP steps, each bounded by the SMTP timeout (at most 300 s)
 DELIVER = "jobsite.tasks.deliver"
 PROBE = "jobsite.tasks.probe"
 DELIVERY_CRASHED = "jobsite.tasks.delivery_crashed"
+CONFIRMATION_EMAIL = "jobsite.tasks.send_confirmation_email"
 
 
 def queue(r: redis.Redis) -> Queue:
     return Queue(QUEUE, connection=r)
+
+
+def queues(r: redis.Redis) -> list[Queue]:
+    """The queues a worker serves, the most urgent first."""
+    return [Queue(MAIL_QUEUE, connection=r), queue(r)]
 
 
 def _job_options(receipt: str) -> dict[str, Any]:
@@ -54,6 +62,20 @@ def enqueue_delivery(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pip
         q.enqueue_at(_not_before(at), DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
     else:
         q.enqueue(DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
+    return str(options["job_id"])
+
+
+def enqueue_confirmation_email(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pipeline | None = None,
+                               at: float | None = None, attempt: int = 0) -> str:
+    """Queue (or schedule at epoch `at`) try number `attempt` (from 0) of the application's confirmation email.
+    The job carries only the receipt: the address is read when it is sent, and is gone once it is purged."""
+    q = Queue(MAIL_QUEUE, connection=r)
+    options = dict(job_id=f"m-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=MAIL_JOB_TIMEOUT_S,
+                   description=f"confirmation email {receipt[:8]}", pipeline=pipeline)
+    if at is not None and at > time.time():
+        q.enqueue_at(_not_before(at), CONFIRMATION_EMAIL, receipt, attempt, **options)
+    else:
+        q.enqueue(CONFIRMATION_EMAIL, receipt, attempt, **options)
     return str(options["job_id"])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import spool, store, uploads
+from . import mail, spool, store, uploads
 from .services import Services
 from .store import State
 
@@ -25,6 +25,7 @@ def purge(svc: Services, now: float | None = None) -> int:
     for receipt in due:
         uploads.remove(data_dir, receipt)
         store.purge_personal_data(r, receipt)
+        mail.forget(r, receipt)
     spooled = spool.receipts(data_dir)
     uploads.remove_orphans(data_dir, now, lambda receipt: receipt in spooled or store.exists(r, receipt))
     if due:

@@ -13,9 +13,10 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from .disk import durable_write, private_dir
 
@@ -44,6 +45,22 @@ class Brand:
     footer_links: tuple[tuple[str, str], ...] = ()
     privacy_url: str | None = None
     templates_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """Where the candidates' confirmation emails go: `JOBSITE_SMTP_URL`, parsed and checked at start-up.
+
+    `smtp://[user:password@]host[:port][?starttls=1]` (port 25, or 587 with STARTTLS) or
+    `smtps://[user:password@]host[:port]` (TLS from the first byte, port 465); user and password percent-encoded.
+    """
+
+    host: str
+    port: int
+    security: str  # "tls" (smtps://), "starttls" or "none"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout_s: float = 30.0
 
 
 # What the brand colours are drawn against (static/site.css): white text on primary buttons, primary links on the
@@ -91,6 +108,9 @@ class Settings:
     retention_days: int
     application_source: str
     brand: Brand = field(default_factory=Brand)
+    smtp: Smtp | None = None  # unset: no confirmation email
+    mail_from: str = ""  # the From of confirmation emails
+    lever_confirmation_email: bool = False  # ask Lever to send its own confirmation too (Lever's default: no)
 
     @property
     def uses_sandbox(self) -> bool:
@@ -155,6 +175,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         retention_days=r.int("JOBSITE_RETENTION_DAYS", 30, lo=1),
         application_source=r.str("JOBSITE_APPLICATION_SOURCE", f"{company} careers site"),
         brand=_brand(r),
+        lever_confirmation_email=r.bool("JOBSITE_LEVER_CONFIRMATION_EMAIL", False),
+        **_mail(r, company),
     )
     values.update(overrides)
     values["data_dir"] = Path(values["data_dir"]).absolute()
@@ -177,6 +199,72 @@ def _brand(r: _Reader) -> Brand:
         privacy_url=r.get("JOBSITE_PRIVACY_URL", None, _http_url),
         templates_dir=r.get("JOBSITE_TEMPLATES_DIR", None, _directory),
     )
+
+
+def _mail(r: _Reader, company: str) -> dict[str, Any]:
+    """The confirmation email's settings. It links to the receipt page, and a worker has no request to take the
+    site's address from: so a mail server needs the public URL, and the sender's address defaults to its host."""
+    smtp = r.get("JOBSITE_SMTP_URL", None, _smtp_url)
+    public_url = r.get("JOBSITE_PUBLIC_URL", None, _http_url)
+    if smtp and not public_url:
+        raise ConfigError("JOBSITE_SMTP_URL needs JOBSITE_PUBLIC_URL: the confirmation email links to the receipt page")
+    host = urlsplit(public_url).hostname if public_url else "localhost"
+    try:
+        host = (host or "localhost").encode("idna").decode("ascii")  # an address's domain is ASCII
+    except UnicodeError:
+        raise ConfigError(f"JOBSITE_PUBLIC_URL has a host no email address can use: {public_url!r}") from None
+    default_from = formataddr((company, f"no-reply@{host}"))
+    return dict(smtp=smtp, mail_from=r.get("JOBSITE_MAIL_FROM", default_from, _mail_from))
+
+
+def _mail_from(name: str, raw: str) -> str:
+    _, address = parseaddr(raw)
+    local, at, domain = address.rpartition("@")
+    if not (at and local and "." in domain or domain == "localhost") or any(c in raw for c in "\r\n"):
+        raise ConfigError(f"{name} must be an email address like 'Acme careers <jobs@acme.example>', not {raw!r}")
+    return raw
+
+
+def _smtp_url(name: str, raw: str) -> Smtp:
+    parts = urlsplit(raw)
+    shown = _without_password(parts)  # the password never reaches an error message or a log
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(f"{name} must be an smtp:// or smtps:// URL such as smtp://user:password@mail.example:587"
+                          f"?starttls=1, not {shown!r}")
+    try:
+        port = parts.port
+        query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+    except ValueError:
+        raise ConfigError(f"{name} has a malformed port or query: {shown!r}") from None
+    unknown = set(query) - {"starttls", "timeout_s"}
+    if unknown:
+        raise ConfigError(f"{name} knows the parameters starttls and timeout_s, not {', '.join(sorted(unknown))}: "
+                          f"{shown!r}")
+    starttls = query.get("starttls", "0").lower()
+    if starttls not in _TRUE + _FALSE or (parts.scheme == "smtps" and starttls in _TRUE):
+        raise ConfigError(f"{name} takes starttls=1 or starttls=0 (and only with smtp://), not {shown!r}")
+    security = "tls" if parts.scheme == "smtps" else "starttls" if starttls in _TRUE else "none"
+    timeout_s = _number(float, "a number", 1, 300)(f"{name} timeout_s", query.get("timeout_s", "30"))
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if username and password is None:
+        raise ConfigError(f"{name} names a user without a password (user:password@host): {shown!r}")
+    if security == "none" and username and not _is_loopback(parts.hostname):
+        raise ConfigError(f"{name} would send its password unencrypted to {parts.hostname}: use smtps:// or "
+                          f"?starttls=1, not {shown!r}")
+    default_port = {"tls": 465, "starttls": 587, "none": 25}[security]
+    return Smtp(host=parts.hostname, port=port or default_port, security=security, username=username,
+                password=password, timeout_s=timeout_s)
+
+
+def _without_password(parts: Any) -> str:
+    if parts.password is None:
+        return str(urlunsplit(parts))
+    netloc = parts.netloc.rpartition("@")[2]
+    return str(urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}")))
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _file(suffixes: tuple[str, ...]) -> Callable[[str, str], Path]:
@@ -275,6 +363,14 @@ class _Reader:
 
     def float(self, name: builtins.str, default: builtins.float, lo: builtins.float = 0.0) -> builtins.float:
         return self.get(name, default, _number(float, "a number", lo, None))
+
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
+        def parse(n: builtins.str, raw: builtins.str) -> builtins.bool:
+            if raw.lower() not in _TRUE + _FALSE:
+                raise ConfigError(f"{n} must be true or false (1/0, yes/no, on/off), not {raw!r}")
+            return raw.lower() in _TRUE
+
+        return self.get(name, default, parse)
 
     def choice(self, name: builtins.str, default: builtins.str, options: tuple[builtins.str, ...]) -> builtins.str:
         def parse(n: builtins.str, raw: builtins.str) -> builtins.str:

@@ -1,8 +1,8 @@
 """The RQ tasks of the delivery side: importable functions over receipts, run by `jobsite worker`.
 
-Each task does little itself: `delivery` decides what happens to one application, and this layer turns its answer
-into scheduling (retries, probes) through `queue`. Tasks find this process's services here (the worker sets them at
-start; a plain `rq worker` builds them from the environment).
+Each task does little itself: `delivery` decides what happens to one application (and `mail` to its confirmation
+email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this
+process's services here (the worker sets them at start; a plain `rq worker` builds them from the environment).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from . import delivery, gate, intake, queue, retention, store
+from . import backoff, delivery, gate, intake, mail, queue, retention, store
 from .lever import LeverConnectionError, LeverError, LeverUnavailable
 from .services import Services
 from .settings import load_settings
@@ -24,6 +24,9 @@ from .store import State
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 3600
+MAIL_TRIES = 14  # a confirmation email the mail server defers is tried this often, over about four hours:
+MAIL_RETRY_BASE_S = 2.0  # 2 s, then doubling (jittered) to at most an hour, past greylisting's usual minutes
+MAIL_RETRY_CAP_S = 3600.0
 UPKEEP_LOCK = "upkeep:lock"  # exists while one worker does this interval's shared upkeep
 RETENTION_RAN = "retention:ran"  # exists for an hour after a worker ran retention
 _services: Services | None = None
@@ -60,6 +63,20 @@ def deliver(receipt: str) -> str:
     result = delivery.deliver(svc, receipt)
     _after(svc, receipt, result)
     return result.outcome.value
+
+
+def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
+    """The confirmation email task: `mail` sends it at most once; while the mail server defers it, it is tried again
+    with the backoff rule, and the last try records that it failed."""
+    svc = services()
+    last_try = attempt + 1 >= MAIL_TRIES
+    try:
+        outcome = mail.send_confirmation(svc.redis, svc.settings, receipt, last_try=last_try)
+    except mail.MailDeferred:
+        at = time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S)
+        queue.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1)
+        return "deferred"
+    return outcome.value if outcome else "nothing to send"
 
 
 def _next_probe(svc: Services, delay_s: float) -> None:

@@ -29,7 +29,7 @@ class DeliveryWorker(SimpleWorker):
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     services = tasks.use(Services(settings))
     worker = DeliveryWorker(
-        [queue.queue(services.redis)],
+        queue.queues(services.redis),
         connection=services.redis,
         worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
         maintenance_interval=settings.upkeep_interval_s,

@@ -197,11 +197,13 @@ class Workers:
     def __init__(self) -> None:
         self.procs: list = []
 
-    def start(self, env: dict[str, str]):
+    def start(self, env: dict[str, str], stderr=None):
+        """Start a worker; `stderr`, a file, gets its log (a test reads what it logged)."""
         import sys
 
         # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True,
+                                stderr=stderr)
         self.procs.append(proc)
         return proc
 

@@ -61,3 +61,69 @@ def test_the_data_dir_and_its_secret_are_private_and_an_empty_secret_stops_start
         load_settings({"JOBSITE_DATA_DIR": str(data)})
     assert "secret_key" in str(e.value) and "JOBSITE_SECRET_KEY" in str(e.value)
     assert load_settings({"JOBSITE_DATA_DIR": str(data), "JOBSITE_SECRET_KEY": "x" * 40}).secret_key == "x" * 40
+
+
+MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example"}
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "security", "user", "password", "timeout_s"),
+    [
+        ("smtp://127.0.0.1:2525", "127.0.0.1", 2525, "none", None, None, 30.0),
+        ("smtp://relay.internal", "relay.internal", 25, "none", None, None, 30.0),
+        ("smtp://jobs%40acme.example:p%40ss%3Aw@mail.example:587?starttls=1", "mail.example", 587, "starttls",
+         "jobs@acme.example", "p@ss:w", 30.0),
+        ("smtp://u:pw@mail.example?starttls=true&timeout_s=5", "mail.example", 587, "starttls", "u", "pw", 5.0),
+        ("smtps://u:pw@mail.example", "mail.example", 465, "tls", "u", "pw", 30.0),
+    ],
+)
+def test_the_smtp_url_says_where_and_how_to_send(tmp_path: Path, url: str, host: str, port: int, security: str,
+                                                 user: str | None, password: str | None, timeout_s: float) -> None:
+    s = load_settings({**MAIL, "JOBSITE_SMTP_URL": url, "JOBSITE_DATA_DIR": str(tmp_path)})
+    assert s.smtp is not None
+    assert (s.smtp.host, s.smtp.port, s.smtp.security, s.smtp.username, s.smtp.password, s.smtp.timeout_s) == (
+        host, port, security, user, password, timeout_s)
+    assert password is None or password not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://mail.example", "must be an smtp:// or smtps:// URL"),
+        ("smtp://", "must be an smtp:// or smtps:// URL"),
+        ("smtp://u:secret@mail.example:port", "malformed port"),
+        ("smtp://mail.example?tls=1", "knows the parameters"),
+        ("smtp://mail.example?starttls=maybe", "starttls=1"),
+        ("smtps://u:secret@mail.example?starttls=1", "starttls=1"),
+        ("smtp://u:secret@mail.example", "unencrypted"),
+        ("smtp://u@mail.example?starttls=1", "without a password"),
+        ("smtp://mail.example?timeout_s=0", "timeout_s must be"),
+    ],
+)
+def test_a_malformed_smtp_url_names_the_variable_and_hides_the_password(tmp_path: Path, url: str, said: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings({**MAIL, "JOBSITE_SMTP_URL": url, "JOBSITE_DATA_DIR": str(tmp_path)})
+    assert str(e.value).startswith("JOBSITE_SMTP_URL") and said in str(e.value)
+    assert "secret" not in str(e.value)
+
+
+def test_mail_needs_the_public_url_and_sends_from_the_company(tmp_path: Path) -> None:
+    env = {"JOBSITE_SMTP_URL": "smtp://127.0.0.1", "JOBSITE_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="^JOBSITE_SMTP_URL needs JOBSITE_PUBLIC_URL"):
+        load_settings(env)
+    s = load_settings({**env, **MAIL, "JOBSITE_COMPANY_NAME": "Smith, Jones & Co."})
+    assert s.mail_from == '"Smith, Jones & Co." <no-reply@careers.acme.example>'
+    s = load_settings({**env, **MAIL, "JOBSITE_MAIL_FROM": "Acme careers <jobs@acme.example>"})
+    assert s.mail_from == "Acme careers <jobs@acme.example>"
+    for bad in ("jobs", "Acme <jobs@>", "jobs@acme"):
+        with pytest.raises(ConfigError, match="^JOBSITE_MAIL_FROM must be an email address"):
+            load_settings({**env, **MAIL, "JOBSITE_MAIL_FROM": bad})
+    assert load_settings({"JOBSITE_DATA_DIR": str(tmp_path)}).smtp is None
+
+
+def test_levers_confirmation_email_is_off_unless_asked(tmp_path: Path) -> None:
+    assert load_settings({"JOBSITE_DATA_DIR": str(tmp_path)}).lever_confirmation_email is False
+    on = {"JOBSITE_LEVER_CONFIRMATION_EMAIL": "true", "JOBSITE_DATA_DIR": str(tmp_path)}
+    assert load_settings(on).lever_confirmation_email is True
+    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_CONFIRMATION_EMAIL must be true or false"):
+        load_settings({**on, "JOBSITE_LEVER_CONFIRMATION_EMAIL": "sometimes"})

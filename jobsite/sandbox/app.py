@@ -269,7 +269,10 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             problem = _check_application(st, st.questions[posting_id], body)
             if problem:
                 return _error(400, "BadRequestError", problem)
-            return {"data": {"applicationId": _record_application(st, posting, body)}}, 201
+            # Lever emails the candidate its own confirmation only when asked (query, default false): recorded so
+            # a test can see what jobsite asked for.
+            confirm = request.args.get("send_confirmation_email", "false").lower() == "true"
+            return {"data": {"applicationId": _record_application(st, posting, body, confirm)}}, 201
 
     # Opportunities
 
@@ -344,14 +347,15 @@ def _check_application(st: SandboxState, form: dict[str, Any], body: dict[str, A
     return None
 
 
-def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[str, Any]) -> str:
+def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[str, Any],
+                        send_confirmation_email: bool) -> str:
     personal = {p.get("name"): p.get("value") for p in body["personalInformation"]}
     email = str(personal["email"]).strip().lower()
     contact = st.contacts.setdefault(email, str(uuid.uuid4()))
     now = int(time.time() * 1000)
     app_id, opp_id = str(uuid.uuid4()), str(uuid.uuid4())
     st.applications.append({"id": app_id, "opportunityId": opp_id, "posting": posting["id"],
-                            "receivedAt": now, "body": body})
+                            "receivedAt": now, "body": body, "sendConfirmationEmail": send_confirmation_email})
     st.opportunities.append({
         "id": opp_id, "name": personal.get("fullName"), "contact": contact, "emails": [email],
         "headline": personal.get("currentCompany") or "", "phones": [], "confidentiality": "non-confidential",

@@ -23,7 +23,7 @@ from flask import (
 )
 from markupsafe import Markup
 
-from .. import audit, dashboard, gate, queue, store, uploads, users
+from .. import audit, dashboard, gate, mail, queue, store, uploads, users
 from ..application import custom_name
 from ..catalog import CatalogUnavailable, PostingNotFound
 from ..forms import build_form
@@ -215,7 +215,8 @@ def application_page(receipt: str) -> Any:
     record = _record_or_404(receipt)
     return render_template("admin/application.html", rec=record, attempts=store.attempts(svc.redis, receipt),
                            audit=audit.entries(svc.redis, 50, target=receipt), labels=_labels(record.posting_id),
-                           custom_name=custom_name)
+                           custom_name=custom_name, mail=mail.state(svc.redis, receipt),
+                           mail_on=svc.settings.smtp is not None)
 
 
 def _labels(posting_id: str) -> dict[str, str]:

@@ -1,0 +1,302 @@
+"""The candidate's confirmation email: a receipt by email, sent by a worker as soon as the application is accepted,
+whatever Lever is doing, over SMTP (`JOBSITE_SMTP_URL`), at most once per application.
+
+This module owns the keys `mail:{receipt}`: what became of an application's email (sending, sent, refused, ...) and
+when. A send claims the key first, so a duplicate job or a retry after success never sends a second copy; and when
+the connection is lost while the server was taking the message, the email may have gone, so it is not sent again.
+The email carries no answers and no files; its address is read from the stored application when it is sent (the
+job carries only the receipt), and it is never logged: log lines and errors name the receipt's first characters.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import smtplib
+import ssl
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from . import store
+from .settings import Settings, Smtp
+from .store import Record
+
+log = logging.getLogger(__name__)
+
+KEY = "mail:{}"
+CLAIM_S = 600  # a send in progress holds the key this long (far past the SMTP timeouts); if its worker died, the
+# claim lapses and nothing sends it again: the email may have gone
+
+
+class Status(StrEnum):
+    SENDING = "sending"  # a worker is sending it now
+    SENT = "sent"  # the mail server took it
+    REFUSED = "refused"  # the mail server refused the address or the message for good (5xx): not retried
+    UNKNOWN = "unknown"  # the connection was lost while the server took the message: it may have gone, not resent
+    FAILED = "failed"  # the mail server could not be reached, or deferred it, through every retry
+
+    @property
+    def label(self) -> str:
+        """The status as the console shows it, before its time."""
+        return _LABELS[self]
+
+
+_LABELS = {Status.SENDING: "Sending", Status.SENT: "Sent", Status.REFUSED: "Refused by the mail server",
+           Status.UNKNOWN: "Maybe sent (the connection was lost)",
+           Status.FAILED: "Not sent (the mail server could not take it)"}
+
+
+@dataclass(frozen=True)
+class MailState:
+    """What became of one application's confirmation email, and when (epoch seconds)."""
+
+    status: Status
+    at: float
+
+
+class MailDeferred(Exception):
+    """The mail server could not take the email now (no connection, a 4xx answer): the job is tried again later.
+    Its message names no address (a server's answer that repeats the candidate's address has it blanked)."""
+
+
+def key(receipt: str) -> str:
+    return KEY.format(receipt)
+
+
+def state(r: redis.Redis, receipt: str) -> MailState | None:
+    """What became of the application's confirmation email; None when none was sent or tried (or it was purged)."""
+    raw = r.get(key(receipt))
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return MailState(Status(data["status"]), float(data["at"]))
+
+
+def forget(r: redis.Redis, receipt: str) -> None:
+    """Remove what is kept of the application's email (its personal data is being purged)."""
+    r.delete(key(receipt))
+
+
+def status_url(settings: Settings, receipt: str) -> str:
+    """The receipt page, where the candidate follows the application (web/candidates.py serves it)."""
+    return f"{settings.public_url}/applications/{receipt}"
+
+
+def send_confirmation(r: redis.Redis, settings: Settings, receipt: str, *, last_try: bool = True) -> Status | None:
+    """Send the application's confirmation email unless it was sent (or tried for good) already.
+
+    Returns what became of it, or None when there is nothing to send (no mail server configured, the application's
+    personal data is gone, or another worker is sending it right now).
+
+    Raises:
+        MailDeferred: the mail server could not take it now and this is not the `last_try`: try again later.
+    """
+    smtp = settings.smtp
+    if smtp is None:
+        return None
+    token = uuid.uuid4().hex
+    if not r.set(key(receipt), _value(Status.SENDING, token), nx=True, ex=CLAIM_S):
+        found = state(r, receipt)
+        return found.status if found and found.status != Status.SENDING else None
+    try:
+        record = store.load(r, receipt)
+        if record is None or record.application is None or not record.application.email:
+            _release(r, receipt, token)
+            return None
+        try:
+            message = compose(settings, record)
+        except (ValueError, HeaderParseError):
+            outcome, why = Status.REFUSED, "the candidate's address is not one an email can be sent to"
+        else:
+            outcome, why = _send(smtp, message, record.application.email)
+    except MailDeferred as e:
+        if not last_try:
+            log.info("confirmation email %s: tried again later (%s)", receipt[:8], e)
+            _release(r, receipt, token)
+            raise
+        outcome, why = Status.FAILED, f"not sent after every retry ({e})"
+    except BaseException:
+        _release(r, receipt, token)  # an unexpected error fails the job (RQ keeps it) and records nothing
+        raise
+    r.set(key(receipt), _value(outcome))
+    if outcome == Status.SENT:
+        log.info("confirmation email %s sent", receipt[:8])
+    else:
+        log.warning("confirmation email %s %s: %s", receipt[:8], outcome.value, why)
+    return outcome
+
+
+def _value(status: Status, token: str = "") -> str:
+    return json.dumps({"status": status.value, "at": time.time(), "token": token})
+
+
+def _release(r: redis.Redis, receipt: str, token: str) -> None:
+    """Drop our claim (only ours: a claim that ran out may have been taken by another worker)."""
+    with r.pipeline() as pipe:
+        try:
+            pipe.watch(key(receipt))
+            raw = pipe.get(key(receipt))
+            if raw and json.loads(raw).get("token") == token:
+                pipe.multi()
+                pipe.delete(key(receipt))
+                pipe.execute()
+        except redis.WatchError:
+            pass  # changed meanwhile: not ours any more
+
+
+def _send(smtp: Smtp, message: EmailMessage, address: str) -> tuple[Status, str]:
+    """Hand the message to the mail server: what became of it and why, or MailDeferred to try again later."""
+    try:
+        connection = _connect(smtp)
+    except (OSError, smtplib.SMTPException) as e:  # refused, timed out, TLS or login failed: may work later
+        raise MailDeferred(f"could not reach the mail server: {_why(e, address)}") from None
+    try:
+        connection.send_message(message)
+    except smtplib.SMTPRecipientsRefused as e:
+        code, reply = next(iter(e.recipients.values()))  # one recipient: the candidate
+        why = _why(smtplib.SMTPResponseException(code, reply), address)
+        if code >= 500:
+            return Status.REFUSED, f"the mail server refused the candidate's address: {why}"
+        raise MailDeferred(f"the mail server deferred the candidate's address: {why}") from None
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+        if e.smtp_code >= 500:
+            return Status.REFUSED, f"the mail server refused it: {_why(e, address)} (check JOBSITE_MAIL_FROM)"
+        raise MailDeferred(f"the mail server deferred it: {_why(e, address)}") from None
+    except smtplib.SMTPNotSupportedError:
+        return Status.REFUSED, "the candidate's address needs SMTPUTF8, which the mail server does not offer"
+    except (OSError, smtplib.SMTPException) as e:
+        if connection.handing_over:
+            return Status.UNKNOWN, (f"the connection was lost while the mail server took it ({type(e).__name__}); "
+                                    "it may have been sent, so it is not sent again")
+        raise MailDeferred(f"the mail server failed before taking it: {_why(e, address)}") from None
+    finally:
+        _close(connection)
+    return Status.SENT, ""
+
+
+class _Handover(smtplib.SMTP):
+    """An SMTP connection that notes when the message itself starts to go: a connection lost after that may have
+    delivered it."""
+
+    handing_over = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self.handing_over = True
+        return super().data(msg)
+
+
+class _HandoverTLS(smtplib.SMTP_SSL, _Handover):
+    """The same over TLS from the first byte (smtps://)."""
+
+
+def _connect(smtp: Smtp) -> _Handover:
+    context = ssl.create_default_context()
+    connection: _Handover
+    if smtp.security == "tls":
+        connection = _HandoverTLS(smtp.host, smtp.port, timeout=smtp.timeout_s, context=context)
+    else:
+        connection = _Handover(smtp.host, smtp.port, timeout=smtp.timeout_s)
+    try:
+        if smtp.security == "starttls":
+            connection.starttls(context=context)
+        if smtp.username:
+            connection.login(smtp.username, smtp.password or "")
+    except BaseException:
+        _close(connection)
+        raise
+    return connection
+
+
+def _close(connection: smtplib.SMTP) -> None:
+    """Say goodbye; what the server answers to QUIT changes nothing about the email."""
+    try:
+        connection.quit()
+    except (OSError, smtplib.SMTPException):
+        connection.close()
+
+
+def _why(error: BaseException, address: str) -> str:
+    """An SMTP error in words that name no candidate: servers often repeat the address in their answer."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        reply = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else \
+            str(error.smtp_error)
+        text = f"{error.smtp_code} {reply}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    if address:
+        text = _blank(text, address)
+    return " ".join(text.split())[:300]
+
+
+def _blank(text: str, address: str) -> str:
+    lower, needle, out, i = text.lower(), address.lower(), [], 0
+    while (j := lower.find(needle, i)) >= 0:
+        out += [text[i:j], "<candidate>"]
+        i = j + len(needle)
+    return "".join(out) + text[i:]
+
+
+def _one_line(value: str) -> str:
+    """A value as a header may hold it: Lever's titles and candidates' names could carry line breaks."""
+    return " ".join(value.split())
+
+
+def compose(settings: Settings, record: Record) -> EmailMessage:
+    """The confirmation email: plain text and the same in simple HTML; no answers, no files."""
+    assert record.application is not None
+    company = settings.company_name
+    title = _one_line(record.posting_title) or "a job"
+    name = _one_line(record.application.personal.get("fullName", ""))
+    url = status_url(settings, record.receipt)
+    message = EmailMessage()
+    message["Subject"] = f"We received your application for {title}"
+    message["From"] = settings.mail_from
+    message["To"] = Address(display_name=name, addr_spec=record.application.email)
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid("receipt", domain=parseaddr(settings.mail_from)[1].rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: out-of-office replies stay away
+    message.set_content(_text(company, title, name, record.receipt, url))
+    message.add_alternative(_html(company, title, name, record.receipt, url), subtype="html")
+    return message
+
+
+NEXT_STEPS = ("We pass your application to the hiring team.",
+              "The team reads it and gets in touch with you, usually within two weeks.")
+
+
+def _text(company: str, title: str, name: str, receipt: str, url: str) -> str:
+    steps = "\n".join(f"{i}. {step}" for i, step in enumerate(NEXT_STEPS, 1))
+    return (f"{'Hello ' + name if name else 'Hello'},\n\n"
+            f"Thank you for applying for {title} at {company}. We received your application.\n\n"
+            f"What happens next:\n{steps}\n\n"
+            f"Your receipt number: {receipt}\n"
+            f"Follow your application: {url}\n"
+            f"The receipt page shows no personal details, so it is safe to keep.\n\n"
+            f"{company}\n"
+            f"(This email was sent automatically; replies are not read.)\n")
+
+
+def _html(company: str, title: str, name: str, receipt: str, url: str) -> str:
+    e = html.escape
+    steps = "".join(f"<li>{e(step)}</li>" for step in NEXT_STEPS)
+    return (f'<!doctype html><html><body style="font-family:sans-serif;line-height:1.5;color:#1d2433">'
+            f"<p>{'Hello ' + e(name) if name else 'Hello'},</p>"
+            f"<p>Thank you for applying for <strong>{e(title)}</strong> at {e(company)}. "
+            f"We received your application.</p>"
+            f"<h2 style=\"font-size:1.1em\">What happens next</h2><ol>{steps}</ol>"
+            f"<p>Your receipt number: <code>{e(receipt)}</code><br>"
+            f'<a href="{e(url)}">Follow your application</a></p>'
+            f"<p>The receipt page shows no personal details, so it is safe to keep.</p>"
+            f"<p>{e(company)}<br><small>This email was sent automatically; replies are not read.</small></p>"
+            f"</body></html>")

@@ -1,0 +1,340 @@
+"""The candidate's confirmation email, against a real SMTP server (aiosmtpd on a free port), real Redis and the
+Lever sandbox: sent at once by the workers during Lever's maintenance, retried while the server defers it, sent at
+most once, gone with the application's personal data, and never in a log."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from aiosmtpd.controller import Controller
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from jobsite import create_app, mail, queue, retention, store, tasks
+from jobsite.services import Services
+from jobsite.settings import Settings, load_settings
+
+from .conftest import LiveServer, Sandbox, Workers, free_port, wait_for, worker_env
+from .helpers import lever_body, simple_posting
+
+PUBLIC_URL = "https://careers.acme.test"
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it takes. It can answer the first `defer` recipients with a
+    451 that repeats the address (as greylisting servers do), refuse every recipient with a 550, or drop the
+    connection once the message has arrived."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.defer = 0
+        self.deferred = 0
+        self.refuse = False
+        self.drop_after_data = False
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.refuse:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if self.deferred < self.defer:
+            self.deferred += 1
+            return f"451 4.7.1 <{address}>: Recipient address rejected: Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if self.drop_after_data:
+            server.transport.close()  # the message arrived; its answer never reaches the sender
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler, port = Inbox(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def mail_settings(settings: Settings, port: int, **env: str) -> Settings:
+    """The test's settings with a mail server, read from the environment as a deployment would."""
+    return load_settings({"JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{port}", "JOBSITE_PUBLIC_URL": PUBLIC_URL, **env},
+                         data_dir=settings.data_dir, redis_url=settings.redis_url,
+                         lever_base_url=settings.lever_base_url, secret_key=settings.secret_key,
+                         lever_read_timeout_s=5.0, submissions_per_ip_per_hour=10_000)
+
+
+def apply(client: Any, sandbox: Sandbox, n: int = 0) -> str:
+    posting = simple_posting(sandbox)
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n))
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    return answer.get_json()["receipt"]
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_without_a_mail_server_no_mail_job_is_queued(client, r: redis.Redis, settings: Settings, sandbox: Sandbox,
+                                                      inbox: tuple[Inbox, int]) -> None:
+    assert settings.smtp is None
+    apply(client, sandbox)
+    assert Queue(queue.MAIL_QUEUE, connection=r).count == 0
+    # ...and with one, the same application queues exactly one, beside its delivery.
+    mailing = create_app(mail_settings(settings, inbox[1])).test_client()
+    apply(mailing, sandbox, 1)
+    assert Queue(queue.MAIL_QUEUE, connection=r).count == 1
+    assert Queue(queue.QUEUE, connection=r).count == 2
+
+
+def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.Redis, settings: Settings,
+                                                               sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    box, port = inbox
+    s = mail_settings(settings, port, JOBSITE_COMPANY_NAME="Smith & <Sons>")
+    posting = simple_posting(sandbox)
+    sandbox.control(f"postings/{posting['id']}", text="R&D <Lead> \"Robots\"")
+    mailing = create_app(s).test_client()
+    receipt = apply(mailing, sandbox)
+
+    assert mail.send_confirmation(r, s, receipt) == mail.Status.SENT
+    [message] = box.messages
+    assert box.envelopes == [("no-reply@careers.acme.test", ["candidate0@example.com"])]
+    assert message["To"].addresses[0].display_name == "Candidate 0"
+    assert message["From"].addresses[0].display_name == "Smith & <Sons>"
+    assert message["Subject"] == 'We received your application for R&D <Lead> "Robots"'
+    assert message["Auto-Submitted"] == "auto-generated"
+    text, html = parts(message)
+    url = f"{PUBLIC_URL}/applications/{receipt}"
+    for part in (text, html):
+        assert receipt in part and url in part and "What happens next" in part
+        # No answers, no links the candidate gave, no files.
+        assert "answer 0" not in part and "linkedin.com" not in part and "resume" not in part.lower()
+    assert "Smith & <Sons>" in text and 'R&D <Lead> "Robots"' in text
+    assert "Smith &amp; &lt;Sons&gt;" in html and "R&amp;D &lt;Lead&gt; &quot;Robots&quot;" in html
+    assert "<Sons>" not in html and "<Lead>" not in html
+    # The link is the receipt page the site serves.
+    page = client.get(url.removeprefix(PUBLIC_URL))
+    assert page.status_code == 200 and receipt in page.get_data(as_text=True)
+
+
+def test_an_email_is_sent_once_however_often_its_job_runs(client, r: redis.Redis, settings: Settings,
+                                                          sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    box, port = inbox
+    s = mail_settings(settings, port)
+    receipt = apply(create_app(s).test_client(), sandbox)
+    tasks.use(Services(s))
+    assert tasks.send_confirmation_email(receipt) == "sent"
+    assert tasks.send_confirmation_email(receipt) == "sent"  # a duplicate job: nothing more is sent
+    assert mail.send_confirmation(r, s, receipt) == mail.Status.SENT
+    assert len(box.messages) == 1
+    assert mail.state(r, receipt).status == mail.Status.SENT
+
+
+def test_a_deferred_email_is_tried_again_with_backoff_and_the_last_try_records_failure(
+        r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    box, port = inbox
+    box.defer = 1000
+    s = mail_settings(settings, port)
+    receipt = apply(create_app(s).test_client(), sandbox)
+    tasks.use(Services(s))
+    assert tasks.send_confirmation_email(receipt) == "deferred"
+    scheduled = ScheduledJobRegistry(queue.MAIL_QUEUE, connection=r)
+    [job_id] = scheduled.get_job_ids()
+    job = Queue(queue.MAIL_QUEUE, connection=r).fetch_job(job_id)
+    assert job.args == (receipt, 1)  # the next try, and nothing personal in the job
+    assert mail.state(r, receipt) is None  # nothing claimed: the next try may send it
+    assert tasks.send_confirmation_email(receipt, tasks.MAIL_TRIES - 1) == "failed"
+    assert mail.state(r, receipt).status == mail.Status.FAILED
+    assert scheduled.get_job_ids() == [job_id]  # the last try schedules nothing more
+    assert box.messages == [] and box.deferred == 2
+
+
+def test_a_refused_address_is_not_retried(r: redis.Redis, settings: Settings, sandbox: Sandbox,
+                                          inbox: tuple[Inbox, int]) -> None:
+    box, port = inbox
+    box.refuse = True
+    s = mail_settings(settings, port)
+    receipt = apply(create_app(s).test_client(), sandbox)
+    tasks.use(Services(s))
+    assert tasks.send_confirmation_email(receipt) == "refused"
+    assert ScheduledJobRegistry(queue.MAIL_QUEUE, connection=r).count == 0
+    assert mail.state(r, receipt).status == mail.Status.REFUSED
+
+
+def test_a_connection_lost_while_the_server_takes_it_is_not_sent_again(
+        r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    box, port = inbox
+    box.drop_after_data = True
+    s = mail_settings(settings, port)
+    receipt = apply(create_app(s).test_client(), sandbox)
+    assert mail.send_confirmation(r, s, receipt, last_try=False) == mail.Status.UNKNOWN
+    box.drop_after_data = False
+    assert mail.send_confirmation(r, s, receipt) == mail.Status.UNKNOWN
+    assert len(box.messages) == 1
+
+
+def test_an_unreachable_mail_server_defers_and_names_no_one(r: redis.Redis, settings: Settings,
+                                                           sandbox: Sandbox) -> None:
+    s = mail_settings(settings, free_port())  # nothing listens there
+    receipt = apply(create_app(s).test_client(), sandbox)
+    with pytest.raises(mail.MailDeferred) as e:
+        mail.send_confirmation(r, s, receipt, last_try=False)
+    assert "could not reach the mail server" in str(e.value) and "candidate0" not in str(e.value)
+    assert mail.state(r, receipt) is None
+
+
+def test_purging_personal_data_leaves_nothing_of_the_email(client, r: redis.Redis, settings: Settings,
+                                                           sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    from jobsite import delivery
+
+    box, port = inbox
+    s = mail_settings(settings, port)
+    svc = tasks.use(Services(s))
+    receipt = apply(create_app(s).test_client(), sandbox)
+    assert tasks.send_confirmation_email(receipt) == "sent"
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert mail.state(r, receipt) is not None
+    assert retention.purge(svc, now=store.load(r, receipt).delivered_at + s.retention_days * 86400 + 60) == 1
+    assert mail.state(r, receipt) is None
+    everything = redis_dump(r)
+    assert "candidate0@example.com" not in everything and "Candidate 0" not in everything
+    # A job that still comes finds nothing to send.
+    assert tasks.send_confirmation_email(receipt) == "nothing to send" and len(box.messages) == 1
+
+
+def redis_dump(r: redis.Redis) -> str:
+    """Every key and value in Redis, as text."""
+    out = []
+    for key in r.scan_iter():
+        kind = r.type(key).decode()
+        value = {"string": r.get, "hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1),
+                 "set": r.smembers, "zset": lambda k: r.zrange(k, 0, -1)}[kind](key)
+        out.append(f"{key!r} {value!r}")
+    return "\n".join(out)
+
+
+@pytest.mark.slow
+def test_the_workers_send_it_at_once_during_maintenance_before_any_delivery(
+        r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, inbox: tuple[Inbox, int],
+        tmp_path: Path) -> None:
+    box, port = inbox
+    s = mail_settings(settings, port)
+    sandbox.control("maintenance", on=True)
+    live = LiveServer(create_app(s))
+    log = tmp_path / "worker.log"
+    try:
+        with log.open("w") as err:
+            workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
+                                     JOBSITE_LOG_LEVEL="INFO"), stderr=err)
+        posting = simple_posting(sandbox)
+        answer = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                               json=lever_body(sandbox, posting["id"]), timeout=30)
+        assert answer.status_code == 202
+        receipt = answer.json()["receipt"]
+
+        wait_for(lambda: box.messages, what="the confirmation email")
+        assert sandbox.received()["applications"] == []  # Lever has nothing yet: it is in maintenance
+        assert receipt in parts(box.messages[0])[0]
+        wait_for(lambda: store.load(r, receipt).state == store.State.WAITING, what="the delivery to wait for Lever")
+
+        sandbox.control("maintenance", on=False)
+        wait_for(lambda: store.load(r, receipt).state == store.State.DELIVERED, what="the delivery")
+        [lever_application] = sandbox.received()["applications"]
+        assert lever_application["sendConfirmationEmail"] is False  # Lever's own email stays off by default
+        assert len(box.messages) == 1 and mail.state(r, receipt).status == mail.Status.SENT
+    finally:
+        live.stop()
+    logged = log.read_text()
+    assert "confirmation email" in logged and receipt[:8] in logged  # the log does speak of it...
+    assert "candidate0@example.com" not in logged and "Candidate 0" not in logged  # ...and of no one
+
+
+@pytest.mark.slow
+def test_a_mail_server_that_defers_at_first_gets_it_once_on_a_retry(
+        r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, inbox: tuple[Inbox, int],
+        tmp_path: Path) -> None:
+    box, port = inbox
+    box.defer = 1
+    s = mail_settings(settings, port)
+    receipt = apply(create_app(s).test_client(), sandbox)
+    log = tmp_path / "worker.log"
+    with log.open("w") as err:
+        workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
+                                 JOBSITE_LOG_LEVEL="INFO"), stderr=err)
+    wait_for(lambda: box.messages, what="the email, on its second try")
+    wait_for(lambda: mail.state(r, receipt) and mail.state(r, receipt).status == mail.Status.SENT,
+             what="the email to be recorded as sent")
+    wait_for(lambda: store.load(r, receipt).state == store.State.DELIVERED, what="the delivery")
+    mail_queue = Queue(queue.MAIL_QUEUE, connection=r)
+    assert mail_queue.count == 0 and ScheduledJobRegistry(queue.MAIL_QUEUE, connection=r).count == 0
+    assert box.deferred == 1 and len(box.messages) == 1
+    logged = log.read_text()
+    assert "tried again later" in logged and "Greylisted" in logged  # the server's answer, for the operator...
+    assert "candidate0@example.com" not in logged  # ...with the address it repeated blanked
+
+
+def test_levers_own_confirmation_is_a_setting_the_sandbox_sees(r: redis.Redis, settings: Settings,
+                                                               sandbox: Sandbox) -> None:
+    from dataclasses import replace
+
+    from jobsite import delivery
+
+    assert settings.lever_confirmation_email is False
+    for n, on in enumerate((False, True)):
+        s = replace(settings, lever_confirmation_email=on)
+        receipt = apply(create_app(s).test_client(), sandbox, n)
+        assert delivery.deliver(tasks.use(Services(s)), receipt).outcome == delivery.Outcome.DELIVERED
+    assert [a["sendConfirmationEmail"] for a in sandbox.received()["applications"]] == [False, True]
+
+
+def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: Settings, sandbox: Sandbox,
+                                                     inbox: tuple[Inbox, int]) -> None:
+    from jobsite import users
+
+    from .test_admin import ADMIN, sign_in
+
+    s = mail_settings(settings, inbox[1])
+    console = create_app(s).test_client()
+    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    sign_in(console, *ADMIN)
+    receipt = apply(console, sandbox)
+
+    def shown() -> str:
+        page = console.get(f"/admin/applications/{receipt}").get_data(as_text=True)
+        return re.search(r'<dd id="confirmation-email">(.*?)</dd>', page).group(1)
+
+    assert shown() == "not sent yet"
+    mail.send_confirmation(r, s, receipt)
+    assert re.fullmatch(r'Sent <time datetime="[0-9T:-]+Z">.+</time>', shown())
+    # Without a mail server, and no email ever sent, the console does not speak of one.
+    quiet = create_app(settings).test_client()
+    sign_in(quiet, *ADMIN)
+    page = quiet.get(f"/admin/applications/{apply(quiet, sandbox, 1)}").get_data(as_text=True)
+    assert "Confirmation email" not in page
+
+
+def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings) -> None:
+    from jobsite.application import Application
+    from jobsite.store import Record, State
+
+    s = mail_settings(settings, 25, JOBSITE_COMPANY_NAME="Müller & Söhne")
+    record = Record(receipt="r1", posting_id="p", state=State.QUEUED, created_at=0.0, posting_title="Lead\r\nBcc: x@y",
+                    application=Application("p", personal={"fullName": "Zoë\nBcc: a@b", "email": "zoe@example.com"}))
+    message = email.message_from_bytes(mail.compose(s, record).as_bytes(), policy=email.policy.default)
+    assert message["Bcc"] is None and message["Subject"] == "We received your application for Lead Bcc: x@y"
+    assert message["To"].addresses[0].display_name == "Zoë Bcc: a@b"
+    assert message["From"].addresses[0].display_name == "Müller & Söhne"
