@@ -224,11 +224,12 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     scheduled = ScheduledJobRegistry(queue.QUEUE, connection=svc.redis)
     assert [j for j in scheduled.get_job_ids() if j.startswith("probe-")] == [svc.redis.get(gate.PROBE).decode()]
     assert queue.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s) is False  # one probe at a time
-    assert tasks.probe() == "parked"  # still in maintenance: it scheduled its successor
+    assert tasks.probe() == "closed"  # still in maintenance: the read was refused; it scheduled its successor
+    assert (sandbox.count("stages.list", 503), sandbox.count("postings.apply")) == (1, 1)  # read, not re-sent
     probes = [j for j in scheduled.get_job_ids() if j.startswith("probe-")]
     assert len(probes) == 2 and svc.redis.get(gate.PROBE).decode() in probes
     sandbox.control("maintenance", on=False)
-    assert tasks.probe() == "delivered"
+    assert tasks.probe() == "delivered"  # the read passed: the oldest application went at once
     assert not svc.redis.exists(gate.PROBE) and gate.status(svc.redis).state == "open"
     assert store.load(svc.redis, second).state == State.QUEUED
     assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
