@@ -224,7 +224,7 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     scheduled = ScheduledJobRegistry(queue.QUEUE, connection=svc.redis)
     assert [j for j in scheduled.get_job_ids() if j.startswith("probe-")] == [svc.redis.get(gate.PROBE).decode()]
     assert queue.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s) is False  # one probe at a time
-    assert tasks.probe() == "closed"  # still in maintenance: the read was refused; it scheduled its successor
+    assert tasks.probe() == "closed"  # still in maintenance: the read got 503; it scheduled its successor
     assert (sandbox.count("stages.list", 503), sandbox.count("postings.apply")) == (1, 1)  # read, not re-sent
     probes = [j for j in scheduled.get_job_ids() if j.startswith("probe-")]
     assert len(probes) == 2 and svc.redis.get(gate.PROBE).decode() in probes
