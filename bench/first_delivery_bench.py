@@ -87,13 +87,13 @@ def main() -> None:
                 answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body(n), timeout=30)
                 assert answer.status_code == 202, answer.text
                 n += 1
-            wait_until(lambda: any(q["endpoint"] == "postings.apply" and q["status"] == 503
-                                   for q in sb.requests[before:]), 30, "the gate to close")
+            wait_until(lambda since=before: any(q["endpoint"] == "postings.apply" and q["status"] == 503
+                                                for q in sb.requests[since:]), 30, "the gate to close")
             time.sleep(max(0.0, length - (time.monotonic() - start)))
             delivered = len(sb.applications)
             sb.switches.maintenance = False
             ended = time.time()
-            wait_until(lambda: len(sb.applications) > delivered, 120, "the first delivery")  # noqa: B023
+            wait_until(lambda old=delivered: len(sb.applications) > old, 120, "the first delivery")
             first = sb.applications[delivered]["receivedAt"] / 1000 - ended
             during = [q for q in sb.requests[before:] if q["t"] <= ended]
             figures.append(first)
@@ -101,7 +101,7 @@ def main() -> None:
             resent.append(sum(1 for q in during if q["endpoint"] == "postings.apply") - 1)
             print(f"window {window + 1}: {length:4.1f} s of maintenance, first delivery {first:.2f} s after its end "
                   f"({reads[-1]} reads, {resent[-1]} applications re-sent as probes during it)", flush=True)
-            wait_until(lambda: len(sb.applications) == n, 60, "the window's applications", 0.05)
+            wait_until(lambda total=n: len(sb.applications) == total, 60, "the window's applications", 0.05)
         too_many = sum(1 for q in sb.requests if q["status"] == 429)
         once = len({a["body"]["personalInformation"][1]["value"] for a in sb.applications}) == len(sb.applications)
     finally:
