@@ -62,6 +62,8 @@ class Check(StrEnum):
 
 @dataclass(frozen=True)
 class MaintenanceCheck:
+    """The answer of `check_maintenance()`: what the read said, and when the task layer should read again."""
+
     check: Check
     next_in_s: float = 0.0  # while ONGOING: when to read again
 
