@@ -31,6 +31,19 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     return {"state": "available", "since": last["at"], "detail": f"last answer: {last['status']}"}
 
 
+def probe_check(svc: Services, status: gate.GateStatus) -> str:
+    """How jobsite finds out that Lever takes applications again, in words for recruiters ("" unless it is looking):
+    a light read every few seconds, or, where the key may not make it, re-sending the oldest application."""
+    if not status.closed or status.paused:
+        return ""
+    if status.cause == gate.Cause.KEY_REFUSED:
+        return "Checking Lever by re-sending the oldest application until the API key is accepted"
+    refused = gate.read_refused(svc.redis)
+    if refused:
+        return f"Checking Lever by re-sending the oldest application: {refused}"
+    return f"Checking Lever every {svc.settings.probe_interval_s:g} s with a light read"
+
+
 def status(svc: Services) -> dict[str, Any]:
     """Everything the dashboard shows, as plain data (the page and its JSON both use it)."""
     r = svc.redis
@@ -44,7 +57,8 @@ def status(svc: Services) -> dict[str, Any]:
         "now": now,
         "lever": lever_state(svc, g),
         "gate": {"state": "paused" if g.paused else g.state.value, "since": g.since, "failures": g.failures,
-                 "next_probe_at": g.next_probe_at if g.closed else None, "parked": g.parked},
+                 "next_probe_at": g.next_probe_at if g.closed else None, "parked": g.parked,
+                 "check": probe_check(svc, g)},
         "counts": counts,
         "backlog": backlog,
         "oldest_waiting_s": round(now - oldest) if oldest else None,

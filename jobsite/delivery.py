@@ -3,7 +3,8 @@
 `deliver()` sends one application: through the gate (parked while Lever is in maintenance), at the shared rate
 limits, files uploaded first, reconciled with Lever before any re-send whose earlier outcome is unknown, so that no
 application is lost and none is sent twice. It returns what happened and what should happen next; the task layer
-(tasks.py) turns that into RQ scheduling.
+(tasks.py) turns that into RQ scheduling. `check_maintenance()` is the closed gate's light check that Lever's
+maintenance has ended, made every few seconds before a probe delivery is risked.
 """
 
 from __future__ import annotations
@@ -49,6 +50,22 @@ class Outcome(StrEnum):
     RETRY = "retry"  # try again at `retry_at`
     NEEDS_ATTENTION = "needs_attention"
     SKIPPED = "skipped"  # nothing to do: delivered, discarded, or another worker holds it
+
+
+class Check(StrEnum):
+    """What the probe's light read says about Lever's maintenance."""
+
+    ENDED = "ended"  # Lever answered the read: send the oldest application now
+    ONGOING = "ongoing"  # 503, another 5xx, no answer, or no slot in the shared bucket yet: read again soon
+    UNREADABLE = "unreadable"  # the key may not make the read: probe by delivering the oldest application alone
+
+
+@dataclass(frozen=True)
+class MaintenanceCheck:
+    """The answer of `check_maintenance()`: what the read said, and when the task layer should read again."""
+
+    check: Check
+    next_in_s: float = 0.0  # while ONGOING: when to read again
 
 
 @dataclass(frozen=True)
@@ -185,6 +202,34 @@ def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Resul
     _delivered(services, record, application_id, lever_bucket)
     result = Result(Outcome.DELIVERED)
     return _opened(services, result) if probe else result
+
+
+def check_maintenance(services: Services) -> MaintenanceCheck:
+    """While the gate is closed for maintenance: has it ended? One light authenticated read that maintenance blocks
+    (List stages, one item; Lever answers 503 to every Data API call but three postings reads), counted in the shared
+    bucket of all Lever calls. Cheaper and faster than re-sending an application: it can run every few seconds. Where
+    Lever refuses the read (401/403), that is remembered for JOBSITE_PROBE_READ_RETRY_S and probes deliver alone."""
+    r, s = services.redis, services.settings
+    if gate.read_refused(r) is not None:
+        return MaintenanceCheck(Check.UNREADABLE)
+    try:
+        _take(r, Bucket(LEVER, s.lever_rate_per_s, s.lever_burst))
+        services.lever.read_stages(limit=1)
+    except RateLimitWait as e:
+        return MaintenanceCheck(Check.ONGOING, max(e.wait_s, s.probe_interval_s))
+    except (LeverUnavailable, LeverConnectionError):
+        return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
+    except LeverRateLimited:
+        pass  # Lever answered, so it is out of maintenance; the delivery that follows paces itself
+    except LeverRejected as e:
+        why = (f"the API key may not read stages ({e.status})" if isinstance(e, LeverAuthError)
+               else f"Lever refused to list stages ({e.status}: {e.message})")
+        gate.note_read_refused(r, why, s.probe_read_retry_s)
+        log.warning("Lever's maintenance is checked by re-sending the oldest application, with backoff up to %g s: "
+                    "%s. Grant the key read access to stages for a light check every %g s instead (the read is "
+                    "tried again in %d s).", s.probe_cap_s, why, s.probe_interval_s, s.probe_read_retry_s)
+        return MaintenanceCheck(Check.UNREADABLE)
+    return MaintenanceCheck(Check.ENDED)
 
 
 def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:

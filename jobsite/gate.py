@@ -1,10 +1,11 @@
 """The delivery gate, shared by every worker through Redis.
 
 Open: applications go to Lever. Closed: Lever answered 503 (maintenance mode); applications are parked in a sorted
-set, oldest first, and one probe at a time (a real delivery of the oldest parked application) is tried with capped
-exponential backoff. When a probe succeeds the gate opens and the parked applications are released in the order
-they arrived. Paused: a recruiter stopped delivery (e.g. for an announced maintenance window); everything parks and
-nothing is probed until they resume.
+set, oldest first, and one probe at a time checks Lever: every few seconds a light read that maintenance blocks, and
+once it passes a real delivery of the oldest parked application. Where the key may not make that read, the probe is
+that delivery alone, with capped exponential backoff. When a delivery succeeds the gate opens and the parked
+applications are released in the order they arrived. Paused: a recruiter stopped delivery (e.g. for an announced
+maintenance window); everything parks and nothing is probed until they resume.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ GATE = "gate"  # hash: state, cause, since, failures, next_probe_at, reason
 PAUSED = "gate:paused"  # exists while a recruiter has paused delivery (value: who)
 PARKED = "gate:parked"  # zset: receipt -> created_at
 PROBE = "gate:probe"  # exists while a probe job is scheduled or running (value: its job id)
+READ_REFUSED = "gate:read_refused"  # exists while probes skip the read the key may not make (value: why); expires
 
 PROBE_BASE_S = 1.0
 
@@ -141,6 +143,18 @@ def end_probe(r: redis.Redis) -> None:
 
 def probe_scheduled(r: redis.Redis) -> bool:
     return bool(r.exists(PROBE))
+
+
+def note_read_refused(r: redis.Redis, why: str, retry_s: int) -> None:
+    """Lever refused the probe's read: probe by delivery alone, and try the read again after `retry_s` (the key may
+    be granted it meanwhile)."""
+    r.set(READ_REFUSED, why[:200], ex=retry_s)
+
+
+def read_refused(r: redis.Redis) -> str | None:
+    """Why probes deliver without reading first, while Lever's refusal of the read is remembered; else None."""
+    why = r.get(READ_REFUSED)
+    return why.decode() if why is not None else None
 
 
 def parked(r: redis.Redis) -> set[str]:

@@ -60,6 +60,14 @@ class LeverConnectionError(LeverError):
 
 
 @dataclass(frozen=True)
+class Stage:
+    """A stage of the account's pipeline (New applicant, New lead and Offer exist in every account)."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Upload:
     """A file Lever holds for 24 h, referenced by `uri` in an application."""
 
@@ -190,6 +198,20 @@ class LeverClient:
         data = self._request("POST", f"/postings/{_id(posting_id)}/apply", "postings.apply", json=body,
                              params=params)["data"]
         return str(data["applicationId"])
+
+    # Stages
+
+    def read_stages(self, *, limit: int = 100) -> list[Stage]:
+        """The first page of List all stages, at most `limit` (1-100). Lever answers it from a small table, it needs
+        the key, and maintenance blocks it like every Data API call but the postings reads: with `limit=1` it is the
+        delivery gate's light check that maintenance has ended.
+
+        Raises:
+            LeverUnavailable: 503 while Lever is in maintenance (or another 5xx).
+            LeverAuthError: 401/403, the key may not read stages.
+        """
+        page = self._request("GET", "/stages", "stages.list", params={"limit": limit})
+        return [Stage(id=str(s["id"]), text=str(s.get("text") or "")) for s in page.get("data", [])]
 
     # Opportunities
 

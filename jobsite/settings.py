@@ -100,6 +100,8 @@ class Settings:
     lever_burst: int
     retry_window_s: int
     probe_cap_s: float
+    probe_interval_s: float
+    probe_read_retry_s: int
     delivery_lease_s: int
     upkeep_interval_s: int
     max_file_mb: int
@@ -167,6 +169,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         lever_burst=r.int("JOBSITE_LEVER_BURST", 10, lo=1),
         retry_window_s=r.int("JOBSITE_RETRY_WINDOW_S", 72 * 3600, lo=1),
         probe_cap_s=r.float("JOBSITE_PROBE_CAP_S", 30.0, lo=0.1),
+        probe_interval_s=r.float("JOBSITE_PROBE_INTERVAL_S", 2.0, lo=0.5),
+        probe_read_retry_s=r.int("JOBSITE_PROBE_READ_RETRY_S", 3600, lo=1),
         delivery_lease_s=r.int("JOBSITE_DELIVERY_LEASE_S", 60, lo=2),
         upkeep_interval_s=r.int("JOBSITE_UPKEEP_INTERVAL_S", 5, lo=1, hi=60),
         max_file_mb=r.int("JOBSITE_MAX_FILE_MB", 10, lo=1, hi=30),

@@ -84,8 +84,10 @@ def _next_probe(svc: Services, delay_s: float) -> None:
 
 
 def probe() -> str:
-    """Probe a closed gate: deliver the oldest waiting application, or, with none waiting, make a cheap call.
-    The probe holds the gate's probe claim until it has scheduled its successor or the gate is open."""
+    """Probe a closed gate. In maintenance, a light read every few seconds until Lever answers it; then at once (or
+    at every probe, when Lever refuses the read or our key) deliver the oldest waiting application, or, with none
+    waiting, make a cheap call. The probe holds the gate's probe claim until it has scheduled its successor or the
+    gate is open."""
     svc = services()
     r = svc.redis
     status = gate.status(r)
@@ -94,8 +96,19 @@ def probe() -> str:
         if not status.paused:
             queue.open_gate(r)
         return "paused" if status.paused else "open"
+    check = delivery.Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
+    if status.cause == gate.Cause.MAINTENANCE:
+        maintenance = delivery.check_maintenance(svc)
+        if maintenance.check == delivery.Check.ONGOING:
+            _next_probe(svc, maintenance.next_in_s)
+            return "closed"
+        check = maintenance.check
     receipt = gate.oldest_parked(r)
     if receipt is None:
+        if check == delivery.Check.ENDED:
+            gate.end_probe(r)
+            queue.open_gate(r)
+            return "open"
         return _probe_without_application(svc)
     result = delivery.deliver(svc, receipt, probe=True)
     if result.opened:

@@ -197,13 +197,16 @@ class Workers:
     def __init__(self) -> None:
         self.procs: list = []
 
-    def start(self, env: dict[str, str], stderr=None):
-        """Start a worker; `stderr`, a file, gets its log (a test reads what it logged)."""
+    def start(self, env: dict[str, str], log: Path | None = None):
+        """Start a worker; with `log`, its log lines (stderr) go to that file for the test to read."""
         import sys
 
+        out = open(log, "ab") if log else None  # noqa: SIM115 (the child holds it; closed below once passed)
         # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
         proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True,
-                                stderr=stderr)
+                                stderr=out)
+        if out:
+            out.close()
         self.procs.append(proc)
         return proc
 

@@ -244,11 +244,12 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     scheduled = ScheduledJobRegistry(queue.QUEUE, connection=svc.redis)
     assert [j for j in scheduled.get_job_ids() if j.startswith("probe-")] == [svc.redis.get(gate.PROBE).decode()]
     assert queue.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s) is False  # one probe at a time
-    assert tasks.probe() == "parked"  # still in maintenance: it scheduled its successor
+    assert tasks.probe() == "closed"  # still in maintenance: the read got 503; it scheduled its successor
+    assert (sandbox.count("stages.list", 503), sandbox.count("postings.apply")) == (1, 1)  # read, not re-sent
     probes = [j for j in scheduled.get_job_ids() if j.startswith("probe-")]
     assert len(probes) == 2 and svc.redis.get(gate.PROBE).decode() in probes
     sandbox.control("maintenance", on=False)
-    assert tasks.probe() == "delivered"
+    assert tasks.probe() == "delivered"  # the read passed: the oldest application went at once
     assert not svc.redis.exists(gate.PROBE) and gate.status(svc.redis).state == "open"
     assert store.load(svc.redis, second).state == State.QUEUED
     assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
@@ -328,3 +329,58 @@ def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, san
     assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED
     assert sandbox.count("postings.apply") == 0  # nothing was sent by the worker that lost its lease
     assert svc.redis.get(delivery.LEASE.format(receipt)) == b"another worker's token"  # nor ended the other's lease
+
+
+def test_the_maintenance_check_is_a_light_read_counted_in_the_shared_bucket(svc: Services, sandbox: Sandbox) -> None:
+    from jobsite.ratelimit import LEVER
+
+    sandbox.control("maintenance", on=True)
+    check = delivery.check_maintenance(svc)
+    assert check == delivery.MaintenanceCheck(delivery.Check.ONGOING, svc.settings.probe_interval_s)
+    assert svc.redis.exists(LEVER)  # the read took a slot of the bucket every Lever call shares
+    sandbox.control("maintenance", on=False)
+    assert delivery.check_maintenance(svc).check == delivery.Check.ENDED
+    sandbox.control("fail", path="/stages", status=429, count=1, message="slow down")
+    assert delivery.check_maintenance(svc).check == delivery.Check.ENDED  # Lever answered: not in maintenance
+    assert [q["status"] for q in sandbox.received()["requests"]] == [503, 200, 429]
+    assert sandbox.count("stages.list") == 3 and sandbox.count("postings.apply") == 0
+
+
+def test_a_refused_read_is_remembered_and_tried_again_later(svc: Services, sandbox: Sandbox,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    sandbox.control("forbid", endpoints=["stages"])
+    sandbox.control("maintenance", on=True)
+    assert delivery.check_maintenance(svc).check == delivery.Check.UNREADABLE
+    assert delivery.check_maintenance(svc).check == delivery.Check.UNREADABLE
+    assert sandbox.count("stages.list") == 1  # not asked again every few seconds
+    assert gate.read_refused(svc.redis) == "the API key may not read stages (403)"
+    assert "re-sending the oldest application" in caplog.text and "API key may not read stages" in caplog.text
+    svc.redis.delete(gate.READ_REFUSED)  # as when JOBSITE_PROBE_READ_RETRY_S has passed
+    sandbox.control("forbid", endpoints=[])  # an admin granted the read meanwhile
+    assert delivery.check_maintenance(svc).check == delivery.Check.ONGOING
+    assert sandbox.count("stages.list") == 2
+
+
+def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Services, sandbox: Sandbox) -> None:
+    gate.close(svc.redis, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
+    queue.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s)
+    sandbox.control("maintenance", on=True)
+    assert tasks.probe() == "closed" and gate.probe_scheduled(svc.redis)
+    sandbox.control("maintenance", on=False)
+    assert tasks.probe() == "open"
+    assert gate.status(svc.redis).state == "open" and not gate.probe_scheduled(svc.redis)
+    assert [q["endpoint"] for q in sandbox.received()["requests"]] == ["stages.list", "stages.list"]
+
+
+def test_a_refused_key_is_probed_by_delivering_not_by_reading(svc: Services, sandbox: Sandbox) -> None:
+    from jobsite import dashboard
+
+    receipt = accept(svc, sandbox)
+    sandbox.control("forbid", endpoints=["postings.apply"])
+    tasks.deliver(receipt)  # 403: the gate closes for the key, and a probe is scheduled
+    assert gate.status(svc.redis).cause == gate.Cause.KEY_REFUSED
+    assert "re-sending the oldest application" in dashboard.status(svc)["gate"]["check"]
+    sandbox.control("forbid", endpoints=[])
+    assert tasks.probe() == "delivered"
+    assert sandbox.count("stages.list") == 0  # a read says nothing about the key's right to apply
+    assert dashboard.status(svc)["gate"]["check"] == ""

@@ -93,6 +93,23 @@ def test_maintenance_mode_is_503_except_the_postings_reads(lever: LeverClient, s
     assert sandbox.received()["applications"] == []
 
 
+def test_stages_are_a_light_read_that_maintenance_blocks_and_a_key_may_lack(lever: LeverClient,
+                                                                           sandbox: Sandbox) -> None:
+    stages = lever.read_stages(limit=1)
+    assert [s.text for s in stages] == ["New lead"] and stages[0].id == "lead-new"
+    assert [s.text for s in lever.read_stages()][-1] == "Offer"
+    sandbox.control("maintenance", on=True)
+    with pytest.raises(LeverUnavailable) as e:
+        lever.read_stages(limit=1)
+    assert e.value.status == 503 and e.value.body["code"] == "ServiceUnavailableError"
+    sandbox.control("forbid", endpoints=["stages"])
+    with pytest.raises(LeverAuthError) as refused:
+        lever.read_stages(limit=1)
+    assert refused.value.status == 403
+    assert [(q["endpoint"], q["status"]) for q in sandbox.received()["requests"]] == [
+        ("stages.list", 200), ("stages.list", 200), ("stages.list", 503), ("stages.list", 403)]
+
+
 @pytest.mark.parametrize("retry_after", [True, False])
 def test_429_above_the_apply_limit(lever: LeverClient, sandbox: Sandbox, retry_after: bool) -> None:
     sandbox.control("limits", apply_per_s=2, apply_burst=2, retry_after=retry_after)

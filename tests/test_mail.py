@@ -237,9 +237,8 @@ def test_the_workers_send_it_at_once_during_maintenance_before_any_delivery(
     live = LiveServer(create_app(s))
     log = tmp_path / "worker.log"
     try:
-        with log.open("w") as err:
-            workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                                     JOBSITE_LOG_LEVEL="INFO"), stderr=err)
+        workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
+                                 JOBSITE_LOG_LEVEL="INFO"), log=log)
         posting = simple_posting(sandbox)
         answer = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                                json=lever_body(sandbox, posting["id"]), timeout=30)
@@ -272,9 +271,8 @@ def test_a_mail_server_that_defers_at_first_gets_it_once_on_a_retry(
     s = mail_settings(settings, port)
     receipt = apply(create_app(s).test_client(), sandbox)
     log = tmp_path / "worker.log"
-    with log.open("w") as err:
-        workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                                 JOBSITE_LOG_LEVEL="INFO"), stderr=err)
+    workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
+                             JOBSITE_LOG_LEVEL="INFO"), log=log)
     wait_for(lambda: box.messages, what="the email, on its second try")
     wait_for(lambda: mail.state(r, receipt) and mail.state(r, receipt).status == mail.Status.SENT,
              what="the email to be recorded as sent")

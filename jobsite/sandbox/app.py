@@ -27,6 +27,11 @@ from .seed import make_postings, make_questions
 API_KEY = "sandbox-key"
 MAINTENANCE_EXEMPT = {"postings.list", "postings.get", "postings.questions"}
 UPLOAD_TTL_MS = 24 * 3600 * 1000
+# Lever's stages: New lead and New applicant first, Offer last (in every account); the rest are per company.
+STAGES = [{"id": "lead-new", "text": "New lead"}, {"id": "applicant-new", "text": "New applicant"},
+          {"id": "6a0f3c7e-1c52-4e4b-9f0e-2d1f8f3a5b10", "text": "Phone screen"},
+          {"id": "0d3b6e57-8f34-4c1e-a6a2-7f5e9b1c2d44", "text": "On-site interview"},
+          {"id": "offer", "text": "Offer"}]
 
 
 class TokenBucket:
@@ -126,6 +131,8 @@ def _endpoint(path: str, method: str) -> str:
         return "uploads.create"
     if parts[:1] == ["opportunities"]:
         return "opportunities.list" if len(parts) == 1 else "opportunities.get"
+    if parts == ["stages"]:
+        return "stages.list"
     return "unknown"
 
 
@@ -307,6 +314,12 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
         if not found:
             return _error(404, "ResourceNotFound", "That opportunity doesn't exist")
         return {"data": _public_opportunity(st, found[0], "applications" in request.args.getlist("expand"))}
+
+    # Stages
+
+    @app.get("/v1/stages")
+    def list_stages() -> Any:
+        return _page(STAGES, "stages")
 
     _control_routes(app, st)
     return app

@@ -1,0 +1,101 @@
+"""The closed gate's probe with real worker processes, real redis-server and the sandbox over HTTP: while Lever is in
+maintenance a light read (List stages) tells when it has ended, and the oldest application is sent at once; where
+the key may not make the read, the probe falls back to re-sending the oldest application, and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from jobsite import dashboard, gate, store, users
+from jobsite.services import Services
+from jobsite.settings import Settings
+
+from .conftest import Sandbox, Workers, wait_for, worker_env
+from .helpers import lever_body, simple_posting
+
+pytestmark = pytest.mark.slow
+
+ADMIN = ("ada@acme.test", "a long enough password")
+
+
+def submit(client, sandbox: Sandbox, n: int) -> str:
+    posting = simple_posting(sandbox)
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n))
+    assert answer.status_code == 202
+    return answer.get_json()["receipt"]
+
+
+def probe_log(sandbox: Sandbox) -> list[tuple[str, int]]:
+    """What the sandbox received of reads and applies, in order: (endpoint, status)."""
+    return [(q["endpoint"], q["status"]) for q in sandbox.received()["requests"]
+            if q["endpoint"] in ("stages.list", "postings.apply")]
+
+
+def emails_received(sandbox: Sandbox) -> list[str]:
+    return [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+            for a in sandbox.received()["applications"]]
+
+
+def console(client) -> str:
+    """The recruiters' dashboard as an admin sees it."""
+    import re
+
+    users.add_user(client.application.extensions["jobsite"].redis, *ADMIN, users.Role.ADMIN)
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token})
+    return client.get("/admin/").get_data(as_text=True)
+
+
+def test_a_light_read_tells_when_maintenance_ends_then_the_oldest_goes_first(
+        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
+    sandbox.control("maintenance", on=True)
+    env = worker_env(settings)
+    for _ in range(2):  # two workers: still one probe at a time
+        workers.start(env)
+    receipts = [submit(client, sandbox, n) for n in range(5)]
+    wait_for(lambda: store.counts(r)["waiting"] == 5, what="all five to wait for Lever")
+    wait_for(lambda: sandbox.count("stages.list", 503) >= 3, what="a few read probes")
+    during = probe_log(sandbox)
+    first_read = during.index(("stages.list", 503))
+    assert set(during[:first_read]) == {("postings.apply", 503)}  # the delivery (or two) that closed the gate
+    assert set(during[first_read:]) == {("stages.list", 503)}  # then reads only: no application re-sent
+    assert "Checking Lever every 2 s with a light read" in console(client)
+
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: store.counts(r)["delivered"] == 5, timeout=60, interval=0.1, what="the backlog to drain")
+    after = probe_log(sandbox)[len(during):]
+    passed = after.index(("stages.list", 200))
+    assert set(after[:passed]) <= {("stages.list", 503)}
+    assert after[passed + 1:] == [("postings.apply", 201)] * 5  # the oldest at once, then the rest: each once
+    oldest_first = [rec.application.email for rec in sorted(store.load_many(r, receipts), key=lambda x: x.created_at)]
+    assert emails_received(sandbox) == oldest_first
+    assert not gate.status(r).closed and not r.exists(gate.PROBE)
+
+
+def test_a_key_that_may_not_read_stages_probes_by_resending_the_oldest_and_says_so(
+        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    sandbox.control("forbid", endpoints=["stages"])
+    sandbox.control("maintenance", on=True)
+    log = tmp_path / "worker.log"
+    workers.start(worker_env(settings), log=log)
+    receipts = [submit(client, sandbox, n) for n in range(3)]
+    wait_for(lambda: store.counts(r)["waiting"] == 3, what="all three to wait for Lever")
+    wait_for(lambda: sandbox.count("postings.apply", 503) >= 3, what="probes re-sending the oldest application")
+    assert probe_log(sandbox).count(("stages.list", 403)) == 1  # refused once, remembered: not read again
+    assert sandbox.count("stages.list") == 1
+    assert 3500 < r.ttl(gate.READ_REFUSED) <= 3600  # tried again in an hour (JOBSITE_PROBE_READ_RETRY_S)
+    why = "Checking Lever by re-sending the oldest application: the API key may not read stages (403)"
+    svc: Services = client.application.extensions["jobsite"]
+    assert dashboard.status(svc)["gate"]["check"] == why
+    assert why in console(client)
+    assert "re-sending the oldest application" in log.read_text() and "may not read stages (403)" in log.read_text()
+
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: store.counts(r)["delivered"] == 3, timeout=60, interval=0.1, what="the backlog to drain")
+    assert sorted(emails_received(sandbox)) == sorted(rec.application.email for rec in store.load_many(r, receipts))
+    assert len(sandbox.received()["applications"]) == 3  # each exactly once
+    assert sandbox.count("stages.list") == 1
