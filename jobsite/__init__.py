@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import filetypes, services
     from .sanitize import clean_html
-    from .web import admin, api, brand, candidates, errors, ops, security
+    from .web import admin, api, brand, candidates, errors, ops, security, spooldrain
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count, x_host=settings.proxy_count)
     services.init_app(app, settings)
+    spooldrain.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(ops.bp)

@@ -13,7 +13,7 @@ from typing import Any, cast
 import click
 import requests
 
-from .redis_server import EmbeddedRedis
+from .redis_server import EmbeddedRedis, embedded
 from .settings import ConfigError, Settings, load_settings
 from .store import State
 
@@ -50,7 +50,7 @@ def up(port: int | None, host: str) -> None:
     redis = None
     env = dict(os.environ, JOBSITE_DATA_DIR=str(settings.data_dir))
     if not settings.redis_url:
-        redis = EmbeddedRedis(settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync)
+        redis = embedded(settings)
         if not redis.ensure():
             redis = None  # already running for another process: not ours to stop
         env["REDIS_URL"] = EmbeddedRedis(settings.data_dir).url
@@ -122,11 +122,13 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
-    from .redis_server import redis_url
+    from .redis_server import connect, redis_url, warn_about_memory
+    from .web import spooldrain
 
     settings = _settings()
     os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
     settings = _settings()
+    warn_about_memory(connect(os.environ["REDIS_URL"], retries=0))
     app = create_app(settings)
     options = {
         "bind": f"{host}:{port or settings.port}",
@@ -140,6 +142,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
         "errorlog": "-",
         "loglevel": "warning",
         "proc_name": "jobsite-web",
+        "post_worker_init": lambda _worker: spooldrain.start(app),  # a thread per worker, after the fork
     }
 
     class Server(BaseApplication):

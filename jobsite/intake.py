@@ -1,8 +1,11 @@
 """Intake: persist a valid application and queue its delivery, before the candidate gets a receipt.
 
-The record and its RQ job are written in one Redis transaction (Redis keeps an append-only file); the files are
-written to the data dir and fsynced first. If Redis cannot be reached the whole application goes to the on-disk spool,
-fsynced, and the candidate still gets a receipt; workers and later submissions move the spool into Redis.
+The record, its files' bytes and its RQ job are written in one Redis transaction (Redis keeps an append-only file),
+so web and workers share nothing but Redis. Redis must never evict or refuse what was accepted: above a high-water
+mark of its maxmemory, new applications are refused (RedisFull, the candidate keeps the form and tries again later).
+If Redis cannot be reached the whole application, files included, goes to the on-disk spool, fsynced, and the
+candidate still gets a receipt; the web process's drain thread, workers and later submissions move the spool into
+Redis.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 
 import redis
 
-from . import metrics, spool, store, uploads
+from . import metrics, redis_server, spool, store, uploads
 from .application import Application
 from .forms import UploadedFile
 from .queue import enqueue_delivery
@@ -26,10 +29,17 @@ from .store import Record, State
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 7 * 86400
+FULL_RETRY_AFTER_S = 300  # memory is freed as Lever takes applications: worth another try in a few minutes
 
 
 class TooManySubmissions(Exception):
     """This IP address sent more applications this hour than allowed."""
+
+
+class RedisFull(Exception):
+    """Redis is above its high-water mark: an application accepted now might not fit, so none is accepted."""
+
+    retry_after_s = FULL_RETRY_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -82,14 +92,15 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
     returns the first receipt (checked atomically with the write; the web checks it before validating too)."""
     receipt = store.new_receipt()
-    stored = uploads.save(svc.settings.data_dir, receipt, files)
+    stored, contents = uploads.describe(files)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
                     application=application, files=stored, posting_title=posting_title)
     try:
-        receipt_ = _commit(svc, record, idempotency_key)
+        check_room(svc, sum(map(len, contents.values())))
+        receipt_ = _commit(svc, record, contents, idempotency_key)
     except redis.RedisError as e:
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
-        spool.write(svc.settings.data_dir, record, idempotency_key)
+        spool.write(svc.settings.data_dir, record, idempotency_key, contents)
         return Receipt(receipt, State.QUEUED.public)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         try:
@@ -99,9 +110,21 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     return receipt_
 
 
-def _commit(svc: Services, record: Record, idempotency_key: str | None) -> Receipt:
-    """Write record + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and gets the
-    winner's receipt."""
+def check_room(svc: Services, incoming: int) -> None:
+    """Raise RedisFull when `incoming` more bytes would take Redis past the high-water mark of its maxmemory. One
+    INFO round trip per submission (about 0.1 ms here, bench/intake_bench.py), so it is not cached: a cached
+    figure could let a burst of large files past the mark."""
+    mem = redis_server.memory(svc.redis)
+    if mem.above(svc.settings.redis_high_water, incoming):
+        log.warning("application refused: Redis uses %d of %d bytes (high-water mark %.0f%%)", mem.used, mem.limit,
+                    svc.settings.redis_high_water * 100)
+        metrics.incr(svc.redis, "jobsite_applications_refused_total", reason="redis_memory")
+        raise RedisFull()
+
+
+def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idempotency_key: str | None) -> Receipt:
+    """Write record + files + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and
+    gets the winner's receipt."""
     r = svc.redis
     idem = _idem_key(idempotency_key) if idempotency_key else None
     with r.pipeline() as pipe:
@@ -117,6 +140,7 @@ def _commit(svc: Services, record: Record, idempotency_key: str | None) -> Recei
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
             store.add(pipe, record)
+            uploads.add(pipe, record.receipt, contents)
             if idem:
                 pipe.set(idem, record.receipt, ex=IDEMPOTENCY_TTL_S)
             pipe.execute()
@@ -136,8 +160,8 @@ def drain_spool(svc: Services) -> int:
         if not mine:
             return 0  # another process is draining
         for path in spool.entries(data_dir):
-            record, idempotency_key = spool.read(path)
-            _commit(svc, record, idempotency_key)
+            record, idempotency_key, contents = spool.read(path)
+            _commit(svc, record, contents, idempotency_key)
             path.unlink()
             moved += 1
     if moved:

@@ -71,4 +71,10 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any],
     except intake.TooManySubmissions:
         raise Rejected(429, "We received many applications from your network in the last hour. Please try again "
                             "later.", {"Retry-After": "3600"}) from None
-    return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency_key=idempotency_key)
+    try:
+        return intake.submit(svc, application, uploads, posting_title=posting["text"],
+                             idempotency_key=idempotency_key)
+    except intake.RedisFull as e:
+        raise Rejected(503, "We can't take applications for a few minutes, so nothing was sent yet. Your answers "
+                            "are still here: please try again in a few minutes.",
+                       {"Retry-After": str(e.retry_after_s)}) from None
