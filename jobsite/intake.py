@@ -98,6 +98,11 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     try:
         check_room(svc, sum(map(len, contents.values())))
         receipt_ = _commit(svc, record, contents, idempotency_key)
+    except redis.exceptions.OutOfMemoryError:
+        # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
+        # large one near the mark can exceed maxmemory): nothing was written, and the candidate tries again later.
+        log.warning("application refused: Redis refused the transaction at its maxmemory")
+        raise RedisFull() from None
     except redis.RedisError as e:
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         spool.write(svc.settings.data_dir, record, idempotency_key, contents)
