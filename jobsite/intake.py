@@ -117,8 +117,9 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
 
 def check_room(svc: Services, incoming: int) -> None:
     """Raise RedisFull when `incoming` more bytes would take Redis past the high-water mark of its maxmemory. One
-    INFO round trip per submission (about 0.1 ms here, bench/intake_bench.py), so it is not cached: a cached
-    figure could let a burst of large files past the mark."""
+    INFO round trip per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under
+    1 % of a submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large
+    files past the mark."""
     mem = redis_server.memory(svc.redis)
     if mem.above(svc.settings.redis_high_water, incoming):
         log.warning("application refused: Redis uses %d of %d bytes (high-water mark %.0f%%)", mem.used, mem.limit,
