@@ -67,7 +67,9 @@ def main() -> None:
         sb.switches.maintenance = True
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.clients))
-        resumes = [b"%PDF-1.7\n" + os.urandom(args.resume_kb * 1024 - 9) for _ in range(args.applications)]
+        resumes = [b"%PDF-1.7\n" + os.urandom(args.resume_kb * 1024 - 9) if args.resume_kb else b""
+                   for _ in range(args.applications)]
+
         def submit(n: int) -> float:
             url = f"{site}/api/v1/postings/{pid}/applications"
             t = time.perf_counter()
