@@ -128,7 +128,8 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     settings = _settings()
     os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
     settings = _settings()
-    warn_about_memory(connect(os.environ["REDIS_URL"], retries=0))
+    with connect(os.environ["REDIS_URL"], retries=0) as r:  # closed before gunicorn forks
+        warn_about_memory(r)
     app = create_app(settings)
     options = {
         "bind": f"{host}:{port or settings.port}",

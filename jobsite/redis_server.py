@@ -76,7 +76,8 @@ class EmbeddedRedis:
 
     def ping(self) -> bool:
         try:
-            return bool(connect(self.url, retries=0).ping())
+            with connect(self.url, retries=0) as client:  # closed at once: start-up pings in a loop
+                return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return False
 

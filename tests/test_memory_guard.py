@@ -124,8 +124,8 @@ def test_the_embedded_server_has_a_limit_and_never_evicts(r: redis.Redis, tmp_pa
                                     secret_key="x"))
     server.ensure()
     try:
-        mem = memory(connect(server.url))
-        assert (mem.limit, mem.policy) == (64 * 2**20, "noeviction")
+        with connect(server.url) as client:
+            assert (memory(client).limit, memory(client).policy) == (64 * 2**20, "noeviction")
     finally:
         server.stop()
 
