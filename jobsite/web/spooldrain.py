@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 
 import redis
@@ -46,11 +47,10 @@ class Drainer:
 def _run(services: weakref.ref[Services], interval_s: float) -> None:
     """Drain now, then every `interval_s`, for as long as the app lives (a weak reference: an app that is gone,
     as in tests that build many, ends its thread)."""
-    stop = threading.Event()
     while (svc := services()) is not None:
         _drain_once(svc)
         del svc
-        stop.wait(interval_s)
+        time.sleep(interval_s)
 
 
 def _drain_once(svc: Services) -> None:
