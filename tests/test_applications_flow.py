@@ -232,6 +232,22 @@ def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
         web.wait(20)
 
 
+def test_under_any_server_the_drain_starts_with_the_first_request(settings: Settings, own_redis: EmbeddedRedis,
+                                                                  sandbox: Sandbox) -> None:
+    """Not under gunicorn (no post_worker_init hook): the first request starts the drain thread in its process."""
+    app = create_app(load_settings({}, **{**own_settings(settings, own_redis).__dict__, "spool_drain_s": 1}))
+    client = app.test_client()
+    posting = simple_posting(sandbox)
+    assert client.get(f"/jobs/{posting['id']}/apply").status_code == 200
+    own_redis.stop(signal.SIGKILL)
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
+    assert answer.status_code == 202 and len(spool.entries(app.extensions["jobsite"].settings.data_dir)) == 1
+    own_redis.ensure()
+    r = connect(own_redis.url)
+    wait_for(lambda: store.load(r, answer.get_json()["receipt"]) is not None, what="the drain thread")
+    assert r.llen("rq:queue:applications") == 1
+
+
 def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings, r: redis.Redis,
                                                              sandbox: Sandbox, workers: Workers) -> None:
     import subprocess
