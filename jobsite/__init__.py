@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import filetypes, services, users
     from .sanitize import clean_html
-    from .web import admin, api, brand, candidates, errors, ops, security
+    from .web import admin, api, brand, candidates, errors, ops, security, spooldrain
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count, x_host=settings.proxy_count)
     services.init_app(app, settings)
+    spooldrain.init_app(app)
     errors.init_app(app)
     security.init_app(app, hsts=bool(settings.public_url and settings.public_url.startswith("https://")))
     app.register_blueprint(ops.bp)
@@ -51,4 +52,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     brand.init_app(app, settings.brand)
     app.jinja_env.globals.update(company_name=settings.company_name, accept=filetypes.ACCEPT)
     app.jinja_env.filters["sanitize"] = lambda html: Markup(clean_html(html))  # safe once cleaned: not escaped again
+    return app
+
+
+def serve() -> Flask:
+    """The app as `jobsite web` serves it: gunicorn calls this in each worker, after the fork, so what a serving
+    process runs beside its requests (the spool drain) starts here and not in `create_app`."""
+    from .web import spooldrain
+
+    app = create_app()
+    spooldrain.start(app)
     return app

@@ -13,7 +13,7 @@ from typing import cast
 import click
 import requests
 
-from .redis_server import EmbeddedRedis
+from .redis_server import EmbeddedRedis, embedded
 from .settings import ConfigError, Settings, load_settings
 from .store import State
 
@@ -54,7 +54,7 @@ def up(port: int | None, host: str) -> None:
     redis = None
     env = dict(os.environ, JOBSITE_DATA_DIR=str(settings.data_dir))
     if not settings.redis_url:
-        redis = EmbeddedRedis(settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync)
+        redis = embedded(settings)
         if not redis.ensure():
             redis = None  # already running for another process: not ours to stop
         env["REDIS_URL"] = EmbeddedRedis(settings.data_dir).url
@@ -138,16 +138,18 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
     nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
     settings = _settings()
-    from .redis_server import redis_url
+    from .redis_server import connect, redis_url, warn_about_memory
 
     os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
-    _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
+    settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
+    with connect(os.environ["REDIS_URL"], retries=0) as r:
+        warn_about_memory(r)
     args = ["--bind", f"{host}:{port or settings.port}", "--workers", str(workers or settings.web_workers),
             "--worker-class", "gevent", "--worker-connections", "1000", "--timeout", "60",
             "--graceful-timeout", str(GRACEFUL_S), "--keep-alive", "5", "--error-logfile", "-",
             "--log-level", "warning", "--name", "jobsite-web"]
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:create_app()"])
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:serve()"])
 
 
 @main.command()

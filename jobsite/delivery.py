@@ -162,8 +162,8 @@ def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Resul
     except RateLimitWait as e:
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:
-        return _needs_attention(services, record, f"the uploaded file {e} is not in this worker's data directory: "
-                                "web and worker processes must share JOBSITE_DATA_DIR")
+        return _needs_attention(services, record, f"the uploaded file {e} is no longer in Redis (it holds files "
+                                "until Lever has them): ask the candidate to send it again")
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
         # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
@@ -249,7 +249,7 @@ def _upload_files(services: Services, record: Record, lease: Lock, bucket: Bucke
         if known and known["expires_at_ms"] - UPLOAD_MARGIN_MS > now_ms:
             uris[f["field"]] = known["uri"]
             continue
-        content = uploads.read(f)
+        content = uploads.read(r, record.receipt, f)
         lease.reacquire()
         _take(r, bucket)
         upload = services.lever.upload_file(f["filename"], content, f["content_type"])
@@ -291,13 +291,14 @@ def _delivered(services: Services, record: Record, application_id: str, bucket: 
     r = services.redis
     if opportunity is None:
         opportunity = _find_opportunity(services, record, application_id, bucket)
-    store.update(r, record, State.DELIVERED, lever_application_id=application_id, inflight_at=0.0,
-                 delivered_at=time.time(), last_error="",
-                 opportunity_id=(opportunity or {}).get("id", ""), contact_id=(opportunity or {}).get("contact", ""))
+    with r.pipeline() as pipe:
+        store.update(pipe, record, State.DELIVERED, lever_application_id=application_id, inflight_at=0.0,
+                     delivered_at=time.time(), last_error="", opportunity_id=(opportunity or {}).get("id", ""),
+                     contact_id=(opportunity or {}).get("contact", ""))
+        uploads.remove(pipe, record.receipt)  # Lever has copies now; ours were only kept until delivery
+        pipe.execute()
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
-    if record.files:  # Lever has copies now; ours were only kept until delivery
-        uploads.remove(services.settings.data_dir, record.receipt)
     log.info("application %s delivered", record.receipt[:8])
 
 

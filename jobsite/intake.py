@@ -1,8 +1,11 @@
 """Intake: persist a valid application and queue its delivery, before the candidate gets a receipt.
 
-The record and its RQ job are written in one Redis transaction (Redis keeps an append-only file); the files are
-written to the data dir and fsynced first. If Redis cannot be reached the whole application goes to the on-disk spool,
-fsynced, and the candidate still gets a receipt; workers and later submissions move the spool into Redis.
+The record, its files' bytes and its RQ job are written in one Redis transaction (Redis keeps an append-only file),
+so web and workers share nothing but Redis. Redis must never evict or refuse what was accepted: above a high-water
+mark of its maxmemory, new applications are refused (RedisFull, the candidate keeps the form and tries again later).
+If Redis cannot be reached the whole application, files included, goes to the on-disk spool, fsynced, and the
+candidate still gets a receipt; the web process's drain thread, workers and later submissions move the spool into
+Redis.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from . import metrics, spool, store, uploads
+from . import metrics, redis_server, spool, store, uploads
 from .application import Application
 from .forms import UploadedFile
 from .queue import enqueue_confirmation_email, enqueue_delivery
@@ -27,6 +30,7 @@ from .store import Record, State
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 7 * 86400
+FULL_RETRY_AFTER_S = 300  # memory is freed as Lever takes applications: worth another try in a few minutes
 
 
 class TooManySubmissions(Exception):
@@ -36,6 +40,12 @@ class TooManySubmissions(Exception):
 class IdempotencyConflict(Exception):
     """The idempotency key was used before with a different application (another posting, other answers or other
     files): answering with the first receipt would hand one person's receipt to another."""
+
+
+class RedisFull(Exception):
+    """Redis is above its high-water mark: an application accepted now might not fit, so none is accepted."""
+
+    retry_after_s = FULL_RETRY_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -107,17 +117,20 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
     returns the first receipt or raises IdempotencyConflict (checked atomically with the write)."""
     receipt = store.new_receipt()
-    stored = uploads.save(svc.settings.data_dir, receipt, files)
+    stored, contents = uploads.describe(files)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
                     application=application, files=stored, posting_title=posting_title)
     try:
-        receipt_ = _commit(svc, record, idempotency)
-    except IdempotencyConflict:
-        uploads.remove(svc.settings.data_dir, receipt)
-        raise
+        check_room(svc, sum(map(len, contents.values())))
+        receipt_ = _commit(svc, record, contents, idempotency)
+    except redis.exceptions.OutOfMemoryError:
+        # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
+        # large one near the mark can exceed maxmemory): nothing was written, and the candidate tries again later.
+        log.warning("application refused: Redis refused the transaction at its maxmemory")
+        raise RedisFull() from None
     except redis.RedisError as e:
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
-        spool.write(svc.settings.data_dir, record, asdict(idempotency) if idempotency else None)
+        spool.write(svc.settings.data_dir, record, asdict(idempotency) if idempotency else None, contents)
         return Receipt(receipt, State.QUEUED.public)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         try:
@@ -127,9 +140,22 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     return receipt_
 
 
-def _commit(svc: Services, record: Record, idem: Idempotency | None) -> Receipt:
-    """Write record + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and gets the
-    winner's receipt."""
+def check_room(svc: Services, incoming: int) -> None:
+    """Raise RedisFull when `incoming` more bytes would take Redis past the high-water mark of its maxmemory. One
+    INFO round trip per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under
+    1 % of a submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large
+    files past the mark."""
+    mem = redis_server.memory(svc.redis)
+    if mem.above(svc.settings.redis_high_water, incoming):
+        log.warning("application refused: Redis uses %d of %d bytes (high-water mark %.0f%%)", mem.used, mem.limit,
+                    svc.settings.redis_high_water * 100)
+        metrics.incr(svc.redis, "jobsite_applications_refused_total", reason="redis_memory")
+        raise RedisFull()
+
+
+def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: Idempotency | None) -> Receipt:
+    """Write record + files + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and
+    gets the winner's receipt."""
     r = svc.redis
     with r.pipeline() as pipe:
         try:
@@ -146,6 +172,7 @@ def _commit(svc: Services, record: Record, idem: Idempotency | None) -> Receipt:
             if svc.settings.smtp:  # the candidate's receipt by email, whatever Lever is doing
                 enqueue_confirmation_email(r, record.receipt, pipeline=pipe)
             store.add(pipe, record)
+            uploads.add(pipe, record.receipt, contents)
             if idem:
                 pipe.set(idem.key, f"{idem.fingerprint} {record.receipt}", ex=IDEMPOTENCY_TTL_S)
             pipe.execute()
@@ -165,12 +192,12 @@ def drain_spool(svc: Services) -> int:
         if not mine:
             return 0  # another process is draining
         for path in spool.entries(data_dir):
-            record, spooled = spool.read(path)
+            record, spooled, contents = spool.read(path)
             idem = Idempotency(**spooled) if spooled else None
             try:
-                _commit(svc, record, idem)
+                _commit(svc, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
-                _commit(svc, record, None)
+                _commit(svc, record, contents, None)
             path.unlink()
             moved += 1
     if moved:

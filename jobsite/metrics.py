@@ -22,6 +22,8 @@ COUNTERS = "metrics:counters"  # hash: JSON [name, {label: value}] -> count
 LATENCY = "metrics:lever_latency"  # hash: JSON [endpoint, le | "sum"] -> count (cumulative) or seconds
 HELP = {
     "jobsite_applications_received_total": "Applications accepted, by posting.",
+    "jobsite_applications_refused_total": "Applications refused by reason (redis_memory: Redis above its high-water "
+                                          "mark).",
     "jobsite_deliveries_total": "Delivery attempts by outcome.",
     "jobsite_lever_requests_total": "Requests to Lever by endpoint and status.",
     "jobsite_cache_requests_total": "Postings cache reads by result (hit, miss, stale).",

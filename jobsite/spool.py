@@ -1,14 +1,16 @@
-"""The on-disk spool: applications accepted while Redis could not be reached, one fsynced JSON file each, until
-they are moved into Redis. This module owns the file names; intake writes and drains the spool.
+"""The on-disk spool: applications accepted while Redis could not be reached, one fsynced JSON file each (their
+uploaded files inside it), until they are moved into Redis. This module owns the file names; intake writes and
+drains the spool.
 
 The spool is per machine (it is what a web process keeps when the one shared engine is down).
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,9 +26,11 @@ def _receipt(path: Path) -> str:
     return path.stem.split("-", 1)[1]
 
 
-def write(data_dir: Path, record: Record, idempotency: dict[str, str] | None) -> None:
-    """Keep an application on disk, with its idempotency key and fingerprint; file names sort oldest first."""
-    data = {"record": record.to_redis(), "idempotency": idempotency}
+def write(data_dir: Path, record: Record, idempotency: dict[str, str] | None, files: Mapping[str, bytes]) -> None:
+    """Keep an application with its idempotency key and fingerprint and its files' bytes (by form field) on disk, in
+    one file written at once, so a crash leaves the whole application or nothing; file names sort oldest first."""
+    data = {"record": record.to_redis(), "idempotency": idempotency,
+            "files": {field: base64.b64encode(content).decode() for field, content in files.items()}}
     name = f"{int(record.created_at * 1000):015d}-{record.receipt}.json"
     durable_write(_folder(data_dir) / name, json.dumps(data).encode())
 
@@ -41,10 +45,12 @@ def receipts(data_dir: Path) -> set[str]:
     return {_receipt(p) for p in entries(data_dir)}
 
 
-def read(path: Path) -> tuple[Record, dict[str, str] | None]:
-    """A spooled application and its idempotency key and fingerprint."""
+def read(path: Path) -> tuple[Record, dict[str, str] | None, dict[str, bytes]]:
+    """A spooled application, its idempotency key and fingerprint, and its files' bytes by form field."""
     data = json.loads(path.read_text())
-    return Record.from_redis({k.encode(): v.encode() for k, v in data["record"].items()}), data.get("idempotency")
+    record = Record.from_redis({k.encode(): v.encode() for k, v in data["record"].items()})
+    files = {field: base64.b64decode(content) for field, content in (data.get("files") or {}).items()}
+    return record, data.get("idempotency"), files
 
 
 @contextmanager

@@ -133,10 +133,6 @@ def add(pipe: redis.client.Pipeline, record: Record) -> None:
     pipe.zadd(state_key(record.state), {record.receipt: record.created_at})
 
 
-def exists(r: redis.Redis, receipt: str) -> bool:
-    return bool(r.exists(record_key(receipt)))
-
-
 def load(r: redis.Redis, receipt: str) -> Record | None:
     raw = r.hgetall(record_key(receipt))
     return Record.from_redis(raw) if raw else None

@@ -15,7 +15,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from . import backoff, delivery, gate, intake, mail, queue, retention, store
+from . import backoff, delivery, gate, intake, mail, queue, redis_server, retention, store
 from .lever import LeverConnectionError, LeverError, LeverUnavailable
 from .services import Services
 from .settings import load_settings
@@ -175,7 +175,9 @@ def recover(svc: Services) -> int:
 
 
 def on_worker_start(svc: Services) -> None:
-    """Check at start whether the key may list opportunities (needed to reconcile unknown outcomes)."""
+    """Check at start whether the key may list opportunities (needed to reconcile unknown outcomes), and warn about
+    Redis settings that could lose applications."""
+    redis_server.warn_about_memory(svc.redis)
     try:
         next(svc.lever.iter_opportunity_pages(limit=1), None)
         delivery.note_can_reconcile(svc.redis, True)

@@ -1,79 +1,71 @@
-"""Uploaded files from intake until Lever has them: one directory per application in the data dir.
+"""Uploaded files from intake until Lever has them: their bytes in Redis, one hash per application (`upload:*`).
 
-This module owns the layout end to end: intake saves files here, delivery reads them, delivery and retention remove
-them, the console serves them.
+Files live in Redis, not on a disk, so that web and worker processes need nothing in common but Redis (separate
+machines, containers, dynos). This module owns those keys end to end: intake writes them in the transaction that
+creates the record, delivery reads them, delivery and retention remove them, the console serves them.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
 
+import redis
+
 from . import filetypes
-from .disk import durable_write
 from .forms import UploadedFile
 
-ORPHAN_AGE_S = 86400  # files of a submission that never made it into Redis nor the spool
+KEY = "upload:{}"  # hash: form field name -> the file's bytes
 
 
 class StoredFile(TypedDict):
-    """A file kept with an application: where it is, what it is, and the name the candidate gave it."""
+    """A file kept with an application: which form field it answers, what it is, and the name the candidate gave
+    it. Its bytes are in the application's `upload:` hash under `field`."""
 
     field: str
     filename: str
-    path: str
     kind: str
     content_type: str
     size: int
 
 
 class FileMissing(Exception):
-    """A stored file is not in this process's data dir: workers must share JOBSITE_DATA_DIR with the web."""
+    """A stored file's bytes are no longer in Redis (removed after delivery or by retention, or Redis lost them)."""
 
 
-def _folder(data_dir: Path, receipt: str) -> Path:
-    return data_dir / "uploads" / receipt
-
-
-def save(data_dir: Path, receipt: str, files: Mapping[str, UploadedFile]) -> list[StoredFile]:
-    """Write an application's files (fsynced, named by kind, not by the candidate's file name)."""
+def describe(files: Mapping[str, UploadedFile]) -> tuple[list[StoredFile], dict[str, bytes]]:
+    """What to keep of an application's files: their descriptions for the record (typed by content, not by the
+    candidate's file name) and their bytes by field, for `add`."""
     stored: list[StoredFile] = []
-    for i, (field, upload) in enumerate(sorted(files.items())):
+    contents: dict[str, bytes] = {}
+    for field, upload in sorted(files.items()):
         if not upload.content:
             continue
         kind = filetypes.sniff(upload.content) or "txt"
         ext, content_type = filetypes.KINDS[kind]
-        path = _folder(data_dir, receipt) / f"{i}{ext}"
-        durable_write(path, upload.content)
         name = Path(upload.filename or f"file{ext}").name[:100] or f"file{ext}"
-        stored.append(StoredFile(field=field, filename=name, path=str(path), kind=kind, content_type=content_type,
+        stored.append(StoredFile(field=field, filename=name, kind=kind, content_type=content_type,
                                  size=len(upload.content)))
-    return stored
+        contents[field] = upload.content
+    return stored, contents
 
 
-def read(f: StoredFile) -> bytes:
-    try:
-        return Path(f["path"]).read_bytes()
-    except FileNotFoundError:
-        raise FileMissing(f["filename"]) from None
+def add(pipe: redis.client.Pipeline, receipt: str, contents: Mapping[str, bytes]) -> None:
+    """Queue the write of an application's file bytes on a MULTI pipeline (the one that creates its record)."""
+    if contents:
+        pipe.hset(KEY.format(receipt), mapping=dict(contents))
 
 
-def exists(f: StoredFile) -> bool:
-    return Path(f["path"]).is_file()
+def read(r: redis.Redis, receipt: str, f: StoredFile) -> bytes:
+    content = r.hget(KEY.format(receipt), f["field"])
+    if content is None:
+        raise FileMissing(f["filename"])
+    return bytes(content)
 
 
-def remove(data_dir: Path, receipt: str) -> None:
-    """Remove an application's files (Lever has copies, or retention is due)."""
-    shutil.rmtree(_folder(data_dir, receipt), ignore_errors=True)
+def remove(r: redis.Redis | redis.client.Pipeline, receipt: str) -> None:
+    """Remove an application's files (Lever has copies, or retention is due); on a pipeline, with its other
+    writes."""
+    r.delete(KEY.format(receipt))
 
-
-def remove_orphans(data_dir: Path, now: float, known: Callable[[str], bool]) -> None:
-    """Remove files older than a day whose application is not `known` (in Redis or the spool)."""
-    folder = data_dir / "uploads"
-    if not folder.is_dir():
-        return
-    for d in folder.iterdir():
-        if d.is_dir() and now - d.stat().st_mtime > ORPHAN_AGE_S and not known(d.name):
-            shutil.rmtree(d, ignore_errors=True)

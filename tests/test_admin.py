@@ -132,6 +132,29 @@ def test_viewer_reads_but_cannot_act(client, r: redis.Redis, accounts, sandbox: 
     assert gate.status(r).paused is False
 
 
+def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(client, r: redis.Redis, accounts, settings,
+                                                                     sandbox: Sandbox) -> None:
+    import io
+    import json
+
+    from .helpers import file_posting
+
+    posting = file_posting(sandbox)
+    data = {"application": json.dumps(lever_body(sandbox, posting["id"])),
+            "resume": (io.BytesIO(b"%PDF-1.7 Ada's cv"), "Ada Lovelace CV.pdf")}
+    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
+                          content_type="multipart/form-data").get_json()["receipt"]
+    sign_in(client, *VIEWER)
+    download = client.get(f"/admin/applications/{receipt}/files/0")
+    assert download.status_code == 200 and download.data == b"%PDF-1.7 Ada's cv"
+    assert download.mimetype == "application/pdf" and "Ada Lovelace CV.pdf" in download.headers["Content-Disposition"]
+    assert audit.entries(r, target=receipt)[0]["action"] == "download file"
+    assert client.get(f"/admin/applications/{receipt}/files/1").status_code == 404
+    assert delivery.deliver(tasks.use(Services(settings)), receipt).outcome == delivery.Outcome.DELIVERED
+    gone = client.get(f"/admin/applications/{receipt}/files/0")
+    assert gone.status_code == 404 and "removed once delivered to Lever" in gone.get_data(as_text=True)
+
+
 def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts) -> None:
     sign_in(client, *ADMIN)
     assert client.post("/admin/delivery/pause").status_code == 400
@@ -240,6 +263,31 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     assert store.load(r, stuck).application is not None  # needs attention: kept until acted on
     assert store.counts(r)["delivered"] == 2
     assert "candidate0@example.com" not in str(r.hgetall(store.record_key(old)))
+
+
+def test_retention_removes_the_files_of_a_discarded_application(client, r: redis.Redis, settings,
+                                                                  sandbox: Sandbox) -> None:
+    import io
+    import json
+
+    from jobsite import queue, uploads
+
+    from .helpers import file_posting
+
+    posting = file_posting(sandbox)
+
+    def with_resume(n: int) -> str:
+        data = {"application": json.dumps(lever_body(sandbox, posting["id"], n)),
+                "resume": (io.BytesIO(b"%PDF-1.7 cv"), "cv.pdf")}
+        return client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
+                           content_type="multipart/form-data").get_json()["receipt"]
+
+    discarded, stuck = with_resume(1), with_resume(2)
+    queue.discard(r, store.load(r, discarded), "ada@acme.test", "duplicate")
+    store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
+    assert retention.purge(Services(settings), now=time.time() + settings.retention_days * 86400 + 60) == 1
+    assert not r.exists(uploads.KEY.format(discarded))
+    assert r.exists(uploads.KEY.format(stuck))  # needs attention: kept until a recruiter acts
 
 
 @pytest.mark.parametrize("path", ["/admin/login", "//admin/login", "///admin//login", "//admin/"])

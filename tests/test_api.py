@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import requests
 
-from jobsite import create_app, store
+from jobsite import create_app, store, uploads
 from jobsite.settings import Settings, load_settings
 
 from .conftest import LiveServer, Sandbox
@@ -22,9 +21,8 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
 
 
 def nothing_stored(r: redis.Redis, settings: Settings) -> bool:
-    uploads = settings.data_dir / "uploads"
-    return (r.zcard(store.ALL) == 0 and r.llen("rq:queue:applications") == 0
-            and not (uploads.exists() and any(uploads.iterdir())))
+    return (r.zcard(store.ALL) == 0 and r.llen("rq:queue:applications") == 0 and r.keys("upload:*") == []
+            and not (settings.data_dir / "spool").exists())
 
 
 def test_json_application_is_accepted_with_a_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:
@@ -52,7 +50,8 @@ def test_multipart_application_with_a_resume(client, r: redis.Redis, sandbox: Sa
     assert answer.status_code == 202, answer.get_json()
     rec = store.load(r, answer.get_json()["receipt"])
     assert [(f["field"], f["kind"], f["filename"]) for f in rec.files] == [("resume", "pdf", "cv.pdf")]
-    assert Path(rec.files[0]["path"]).read_bytes() == b"%PDF-1.7 my cv"
+    assert uploads.read(r, rec.receipt, rec.files[0]) == b"%PDF-1.7 my cv"
+    assert not (settings.data_dir / "uploads").exists()  # the file is in Redis, not on this machine's disk
 
 
 def test_idempotency_key_returns_the_first_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:

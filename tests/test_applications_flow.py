@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import signal
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +14,13 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app, spool, store
+from jobsite import create_app, spool, store, uploads
 from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
 from jobsite.store import State
 
 from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
-from .helpers import lever_body, simple_posting
+from .helpers import file_posting, lever_body, simple_posting
 
 pytestmark = pytest.mark.slow
 
@@ -163,9 +166,91 @@ def test_a_web_machine_drains_its_own_spool_on_the_next_submission(settings: Set
     assert r.llen("rq:queue:applications") == 2
 
 
+def resume_upload(sandbox: Sandbox, posting: dict, resume: bytes, n: int = 0) -> dict:
+    """A multipart application with a resume, for requests."""
+    return {"data": {"application": json.dumps(lever_body(sandbox, posting["id"], n))},
+            "files": {"resume": ("cv.pdf", resume)}}
+
+
+def sent_file(sandbox: Sandbox) -> str:
+    """The sha256 of the one file Lever received."""
+    [upload] = sandbox.state.uploads.values()
+    return str(upload["sha256"])
+
+
+def test_web_and_worker_share_nothing_but_redis(settings: Settings, r: redis.Redis, live: LiveServer,
+                                                sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    """As on two machines: the worker has its own data dir, and the resume reaches Lever byte for byte from
+    Redis; once Lever has it, Redis no longer keeps it."""
+    posting = file_posting(sandbox)
+    resume = b"%PDF-1.7\n" + os.urandom(100_000)
+    answer = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications", timeout=10,
+                           **resume_upload(sandbox, posting, resume))
+    assert answer.status_code == 202
+    receipt = answer.json()["receipt"]
+    assert r.exists(uploads.KEY.format(receipt)) and not (settings.data_dir / "uploads").exists()
+    workers.start(worker_env(settings, JOBSITE_DATA_DIR=str(tmp_path / "worker-machine")))
+    wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, what="delivery")
+    assert sent_file(sandbox) == hashlib.sha256(resume).hexdigest()
+    assert r.keys("upload:*") == []
+
+
+def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
+        settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import free_port
+
+    s = own_settings(settings, own_redis)
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "2", "--port", str(port)],
+                           env=worker_env(s, JOBSITE_SPOOL_DRAIN_S="1"), start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        posting = file_posting(sandbox)
+        wait_for(lambda: web.poll() is None and _listening(url), what="gunicorn")
+        assert requests.get(f"{url}/jobs/{posting['id']}/apply", timeout=10).ok  # the form was seen
+        own_redis.stop(signal.SIGKILL)
+        resume = b"%PDF-1.7\n" + os.urandom(100_000)
+        answer = requests.post(f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30,
+                               **resume_upload(sandbox, posting, resume))
+        assert answer.status_code == 202
+        receipt = answer.json()["receipt"]
+        assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]
+        own_redis.ensure()
+        r = connect(own_redis.url)
+        # No further submission, and the worker runs on another machine (its own data dir): only the web process's
+        # drain thread can move the spool.
+        workers.start(worker_env(s, JOBSITE_DATA_DIR=str(tmp_path / "worker-machine")))
+        wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.DELIVERED, timeout=60,
+                 what="the spooled application to reach Redis and Lever")
+        assert spool.entries(s.data_dir) == []
+        assert sent_file(sandbox) == hashlib.sha256(resume).hexdigest()
+        assert r.keys("upload:*") == []
+    finally:
+        web.terminate()
+        web.wait(20)
+
+
+def test_under_any_server_the_drain_starts_with_the_first_request(settings: Settings, own_redis: EmbeddedRedis,
+                                                                  sandbox: Sandbox) -> None:
+    """Not under gunicorn (no post_worker_init hook): the first request starts the drain thread in its process."""
+    app = create_app(load_settings({}, **{**own_settings(settings, own_redis).__dict__, "spool_drain_s": 1}))
+    client = app.test_client()
+    posting = simple_posting(sandbox)
+    assert client.get(f"/jobs/{posting['id']}/apply").status_code == 200
+    own_redis.stop(signal.SIGKILL)
+    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
+    assert answer.status_code == 202 and len(spool.entries(app.extensions["jobsite"].settings.data_dir)) == 1
+    own_redis.ensure()
+    r = connect(own_redis.url)
+    wait_for(lambda: store.load(r, answer.get_json()["receipt"]) is not None, what="the drain thread")
+    assert r.llen("rq:queue:applications") == 1
+
+
 def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings, r: redis.Redis,
                                                              sandbox: Sandbox, workers: Workers) -> None:
-    import os
     import subprocess
     import sys
     from concurrent.futures import wait

@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import time
-from pathlib import Path
 
 import pytest
 import redis
 from redis.exceptions import LockError
 
-from jobsite import backoff, delivery, gate, intake, logs, queue, store, tasks
+from jobsite import backoff, delivery, gate, intake, logs, queue, store, tasks, uploads
 from jobsite.forms import build_form, validate
 from jobsite.ratelimit import Bucket
 from jobsite.services import Services
@@ -52,6 +51,32 @@ def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> Non
     # delivering again is a no-op: it was delivered
     assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED
     assert len(sandbox.received()["applications"]) == 1
+
+
+def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(svc: Services,
+                                                                                 sandbox: Sandbox) -> None:
+    import hashlib
+    import os
+
+    from jobsite.forms import UploadedFile, answers_from_lever_body
+
+    from .helpers import file_posting
+
+    p = file_posting(sandbox)
+    form = build_form(sandbox.state.questions[p["id"]])
+    resume = b"%PDF-1.7\n" + os.urandom(100_000)
+    upload = {"resume": UploadedFile("cv.pdf", resume)}
+    app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
+    receipt = intake.submit(svc, app, upload).receipt
+    assert svc.redis.exists(uploads.KEY.format(receipt))
+    sandbox.control("fail", path="/apply", status=500, count=1)  # uploaded, then the apply fails: the file stays
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY
+    assert svc.redis.exists(uploads.KEY.format(receipt))
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    [sent] = sandbox.state.uploads.values()  # the second attempt reused Lever's copy
+    assert sent["sha256"] == hashlib.sha256(resume).hexdigest() and sent["filename"] == "cv.pdf"
+    assert not svc.redis.exists(uploads.KEY.format(receipt))
+    assert store.load(svc.redis, receipt).files[0]["size"] == len(resume)  # the record still says what was sent
 
 
 def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandbox) -> None:
@@ -256,7 +281,7 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
         "candidate1@example.com"]
 
 
-def test_a_missing_file_names_the_setting_to_fix(svc: Services, sandbox: Sandbox) -> None:
+def test_a_file_missing_from_redis_needs_attention_and_says_so(svc: Services, sandbox: Sandbox) -> None:
     from jobsite.forms import UploadedFile, answers_from_lever_body
 
     from .helpers import file_posting
@@ -266,10 +291,9 @@ def test_a_missing_file_names_the_setting_to_fix(svc: Services, sandbox: Sandbox
     upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
     receipt = intake.submit(svc, app, upload).receipt
-    for f in store.load(svc.redis, receipt).files:
-        Path(f["path"]).unlink()
+    uploads.remove(svc.redis, receipt)
     assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
-    assert "JOBSITE_DATA_DIR" in store.load(svc.redis, receipt).last_error
+    assert store.load(svc.redis, receipt).last_error.startswith("the uploaded file cv.pdf is no longer in Redis")
 
 
 def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Services, sandbox: Sandbox) -> None:
@@ -286,8 +310,7 @@ def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Se
     waiting = accept(svc, sandbox, 2)
     for receipt in (broken, waiting):
         delivery.deliver(svc, receipt)
-    for f in store.load(svc.redis, broken).files:
-        Path(f["path"]).unlink()
+    uploads.remove(svc.redis, broken)
     assert delivery.deliver(svc, broken, probe=True).outcome == delivery.Outcome.NEEDS_ATTENTION
     status = gate.status(svc.redis)
     assert status.state == "closed"  # a missing file says nothing about Lever: still in maintenance

@@ -9,6 +9,7 @@ a request was processed. Everything it received can be read back.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import socket
@@ -257,7 +258,8 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
         file_id = f"{uuid.uuid4()}-{f.filename}"
         expires = int(time.time() * 1000) + UPLOAD_TTL_MS
         with st.lock:
-            st.uploads[file_id] = {"filename": f.filename, "size": len(content), "expiresAt": expires}
+            st.uploads[file_id] = {"filename": f.filename, "size": len(content), "expiresAt": expires,
+                                   "sha256": hashlib.sha256(content).hexdigest()}  # for tests: the bytes arrived
         uri = f"{request.host_url}v1/uploads/{quote(file_id)}"
         return {"data": {"id": file_id, "filename": f.filename, "uri": uri, "size": len(content),
                          "expiresAt": expires}}, 200

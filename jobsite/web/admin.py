@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -231,12 +232,16 @@ def _labels(posting_id: str) -> dict[str, str]:
 
 @bp.get("/applications/<receipt>/files/<int:index>")
 def application_file(receipt: str, index: int) -> Response:
+    r = get_services().redis
     record = _record_or_404(receipt)
-    if index >= len(record.files) or not uploads.exists(record.files[index]):
+    try:
+        f = record.files[index]
+        content = uploads.read(r, receipt, f)
+    except (IndexError, uploads.FileMissing):
         abort(404, "This file is no longer stored (files are removed once delivered to Lever).")
-    f = record.files[index]
-    audit.record(get_services().redis, who(), "download file", receipt, f["filename"])
-    return send_file(f["path"], mimetype=f["content_type"], as_attachment=True, download_name=f["filename"])
+    audit.record(r, who(), "download file", receipt, f["filename"])
+    return send_file(io.BytesIO(content), mimetype=f["content_type"], as_attachment=True,
+                     download_name=f["filename"])
 
 
 @bp.post("/applications/<receipt>/retry")

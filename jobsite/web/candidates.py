@@ -184,17 +184,22 @@ def submit(posting_id: str) -> BaseResponse:
         receipt = submission.receive(posting, form, answers, submission.uploads_from(request.files, form, max_bytes),
                                      idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""))
     except ValidationFailed as e:
-        attached = any(f.filename for f in request.files.values())
         return render_form(posting, form, answers=answers, errors=e.errors, token=token, status=422,
                            message="Your answers are kept, but files are not: please attach them again."
-                           if attached else None)
+                           if _attached() else None)
     except submission.KeyReused:  # sent before with other answers (the back button): a new form keeps them
         return render_form(posting, form, answers=answers, status=422, message=FORM_REUSED)
     except submission.Rejected as e:
-        response = render_form(posting, form, answers=answers, token=token, status=e.status, message=e.message)
+        message = e.message + (" Please attach your files again." if _attached() else "")
+        response = render_form(posting, form, answers=answers, token=token, status=e.status, message=message)
         response.headers.update(e.headers)
         return response
     return redirect(url_for("candidates.confirmation", receipt=receipt.receipt, embed=1 if embedded() else None), 303)
+
+
+def _attached() -> bool:
+    """Whether the candidate sent files, which a re-rendered form cannot keep."""
+    return any(f.filename for f in request.files.values())
 
 
 def _form_or_404(posting_id: str) -> tuple[Posting, Form]:

@@ -9,7 +9,7 @@ import redis
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .. import gate, lever_health, metrics, spool, store
+from .. import gate, lever_health, metrics, redis_server, spool, store
 from ..services import get_services
 from .errors import error_response
 
@@ -43,12 +43,17 @@ def prometheus() -> Any:
     r = services.redis
     services.catalog.flush_stats(every_s=0, background=False)
     status = gate.status(r)
+    memory = redis_server.memory(r)
     gauges = [
         metrics.Gauge("jobsite_applications", "Applications by state.", label="state", by=store.counts(r)),
         metrics.Gauge("jobsite_spool_files", "Applications spooled on this machine while Redis was down.",
                       len(spool.entries(services.settings.data_dir))),
         metrics.Gauge("jobsite_delivery_gate_open", "1 while applications go to Lever.", int(status.is_open)),
         metrics.Gauge("jobsite_delivery_paused", "1 while a recruiter has paused delivery.", int(status.paused)),
+        metrics.Gauge("jobsite_redis_memory_used_bytes", "Memory Redis uses (applications and their files wait "
+                      "there until Lever has them).", memory.used),
+        metrics.Gauge("jobsite_redis_memory_max_bytes", "Redis's maxmemory (0: no limit); new applications are "
+                      "refused above JOBSITE_REDIS_HIGH_WATER of it.", memory.limit),
     ]
     return Response(metrics.render(r, gauges), mimetype=CONTENT_TYPE_LATEST)
 

@@ -90,3 +90,7 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
         return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem)
     except intake.IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
+    except intake.RedisFull as e:
+        raise Rejected(503, "We can't take applications for a few minutes, so nothing was sent yet. Your answers "
+                            "are still here: please try again in a few minutes.",
+                       {"Retry-After": str(e.retry_after_s)}) from None

@@ -1,0 +1,129 @@
+"""Intake during a Lever maintenance window with files in Redis, on this machine, with the production processes
+(gunicorn web, one worker, embedded redis-server) and the sandbox.
+
+Prints: applications with a resume accepted per second and p50/p99 acceptance latency; Redis memory per waiting
+application (INFO used_memory before and after, once every application waits for Lever, divided by their number)
+with MEMORY USAGE of one application's keys (a waiting application has no RQ job: it is parked behind the gate);
+and the cost of the memory guard's INFO round trip.
+
+Run: .venv/bin/python bench/intake_bench.py [--applications 300] [--clients 20] [--resume-kb 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
+from jobsite import store, uploads  # noqa: E402
+from jobsite.redis_server import EmbeddedRedis, connect, memory  # noqa: E402
+from jobsite.sandbox import SandboxServer  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--applications", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--resume-kb", type=int, default=100, help="size of each resume; 0 sends JSON only")
+    args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    sandbox = SandboxServer().start()
+    sb = sandbox.state
+    parity = 0 if args.resume_kb else 1  # the seed's even postings ask for a resume
+    pid = next(pid for i, pid in enumerate(sb.questions) if i % 2 == parity and sb.postings[pid]["state"] ==
+               "published" and "public" in (sb.postings[pid]["distributionChannels"] or []))
+    form = sb.questions[pid]
+
+    def body(n: int) -> dict:
+        custom = [{"id": q["id"], "fields": [
+            {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+            for f in q["fields"]]} for q in form["customQuestions"]]
+        personal = [{"name": "fullName", "value": f"Bench {n}"}, {"name": "email", "value": f"b{n}@example.com"}]
+        if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
+            personal.append({"name": "preferredPostingLocation", "value": sb.postings[pid]["categories"]["location"]})
+        return {"personalInformation": personal, "customQuestions": custom}
+
+    data = temp_dir("jsi")
+    port = free_port()
+    env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox.url}/v1",
+           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING"}
+    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
+    worker = spawn([PY, "-m", "jobsite", "worker"], env)
+    try:
+        site = f"http://127.0.0.1:{port}"
+        wait_http(site + "/healthz")
+        r = connect(EmbeddedRedis(data).url)
+        requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
+        sb.switches.maintenance = True
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.clients))
+        resumes = [b"%PDF-1.7\n" + os.urandom(args.resume_kb * 1024 - 9) if args.resume_kb else b""
+                   for _ in range(args.applications)]
+
+        def submit(n: int) -> float:
+            url = f"{site}/api/v1/postings/{pid}/applications"
+            t = time.perf_counter()
+            if args.resume_kb:
+                answer = session.post(url, data={"application": json.dumps(body(n))},
+                                      files={"resume": (f"cv{n}.pdf", resumes[n])}, timeout=30)
+            else:
+                answer = session.post(url, json=body(n), timeout=30)
+            assert answer.status_code == 202, answer.text
+            return time.perf_counter() - t
+
+        submit(args.applications - 1)  # the first one closes the gate: measure from the state a window is in
+        deadline = time.monotonic() + 60
+        while store.counts(r)["waiting"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # Redis shrinks idle clients' query buffers within a couple of seconds
+        before = memory(r).used
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            latencies = sorted(pool.map(submit, range(args.applications - 1)))
+        accept_s = time.perf_counter() - t0
+        deadline = time.monotonic() + 120
+        while sum(store.counts(r)[s] for s in ("waiting", "delivering")) < args.applications \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        counts = store.counts(r)
+        time.sleep(3)
+        after = memory(r).used
+        one = store.load_many(r, store.receipts(r, store.State.WAITING, 2))[-1]
+        usage = {"record": r.memory_usage(store.record_key(one.receipt)) or 0,
+                 "files": r.memory_usage(uploads.KEY.format(one.receipt)) or 0,
+                 "attempts": r.memory_usage(store.ATTEMPTS.format(one.receipt)) or 0}
+        t = time.perf_counter()
+        for _ in range(2000):
+            memory(r)
+        info_us = (time.perf_counter() - t) / 2000 * 1e6
+    finally:
+        stop(worker)
+        stop(web)
+        sandbox.stop()
+    n = args.applications - 1
+    what = f"a {args.resume_kb} KB resume each (multipart)" if args.resume_kb else "no file (JSON)"
+    print(f"{n} applications with {what} from {args.clients} concurrent clients, Lever in maintenance "
+          f"(gunicorn web, 1 worker, embedded redis)")
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    print(f"accepted: {n / accept_s:.0f} applications/s; acceptance latency p50 "
+          f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    print(f"Redis memory per waiting application: {(after - before) / n:,.0f} bytes "
+          f"(used_memory {before:,} -> {after:,}; {', '.join(f'{k} {v}' for k, v in counts.items() if v)})")
+    print(f"  MEMORY USAGE of one: record {usage['record']:,} B, files {usage['files']:,} B, attempt log "
+          f"{usage['attempts']:,} B (the rest: its entries in the indexes)")
+    print(f"memory guard: INFO memory round trip {info_us:.0f} us (unix socket, this process)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The web process's spool drain: a background thread that moves what this machine spooled while Redis was down
+into Redis, at start-up and every JOBSITE_SPOOL_DRAIN_S, without waiting for the next submission (a web machine
+may have no worker beside it to do it).
+
+Threads do not survive a fork, and gunicorn builds the app in its master then forks the workers (`jobsite web`
+does; so does `gunicorn --preload wsgi:app`). So nothing starts in `create_app`: the thread is started in the
+process that serves, by gunicorn's post_worker_init hook (`jobsite web`, at start-up) or, under any other server,
+by that process's first request. Several processes on one machine share the spool; its lock lets one drain at a
+time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+
+import redis
+from flask import Flask
+
+from .. import intake, spool
+from ..services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Drainer:
+    """One app's drain thread, started at most once per process."""
+
+    def __init__(self, services: Services):
+        self.services = services
+        self.pid = 0  # the process whose thread runs; another pid (a forked child) starts its own
+        self.lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        if self.pid == os.getpid():
+            return
+        with self.lock:
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                threading.Thread(target=_run, args=(weakref.ref(self.services), self.services.settings.spool_drain_s),
+                                 name="spool-drain", daemon=True).start()
+
+
+def _run(services: weakref.ref[Services], interval_s: float) -> None:
+    """Drain now, then every `interval_s`, for as long as the app lives (a weak reference: an app that is gone,
+    as in tests that build many, ends its thread)."""
+    while (svc := services()) is not None:
+        _drain_once(svc)
+        del svc
+        time.sleep(interval_s)
+
+
+def _drain_once(svc: Services) -> None:
+    try:
+        intake.drain_spool(svc)  # reads only the spool's directory while it is empty
+    except redis.RedisError as e:
+        log.warning("%d application(s) spooled on this machine wait for Redis (%s); trying again in %d s",
+                    len(spool.entries(svc.settings.data_dir)), type(e).__name__, svc.settings.spool_drain_s)
+    except Exception:  # the thread must outlive one bad round: the next may succeed, and nothing else drains here
+        log.exception("moving the spool into Redis failed; trying again in %d s", svc.settings.spool_drain_s)
+
+
+def init_app(app: Flask) -> None:
+    """Start the drain in whichever process serves the app's first request (or earlier, by `start`)."""
+    drainer = app.extensions["jobsite_spool_drain"] = Drainer(app.extensions["jobsite"])
+    app.before_request(drainer.ensure_started)
+
+
+def start(app: Flask) -> None:
+    """Start this process's drain now (gunicorn's post_worker_init, in each worker after the fork)."""
+    app.extensions["jobsite_spool_drain"].ensure_started()
