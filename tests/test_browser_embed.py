@@ -1,0 +1,136 @@
+"""Embedding in headless Chromium, from a company's page on another origin (another port): the script widget in its
+Shadow DOM against hostile host CSS, several widgets on one page, apply in place in the overlay, the iframe that
+sizes itself, and the allowed origins."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from .conftest import LiveServer, Sandbox
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+AXE_OPTIONS = {"resultTypes": ["violations"], "iframes": False}  # each frame is checked on its own
+axe = Axe()
+
+HOSTILE_CSS = """
+* { all: unset }
+li { display: none }
+a { color: rgb(255, 0, 0) !important; text-transform: uppercase; letter-spacing: 3px }
+body { font-family: "Comic Sans MS", cursive; color: rgb(0, 128, 0); }
+div { display: inline; }
+"""
+
+
+def host_page(live: LiveServer, body: str, css: str = "", title: str = "Acme careers") -> bytes:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{css}</style></head><body><main><h1>{title}</h1>{body}</main>"
+            f'<script src="{live.url}/static/widget.js" async></script></body></html>').encode()
+
+
+def axe_clean(target, what: str) -> None:
+    results = axe.run(target, options=AXE_OPTIONS)
+    assert results.violations_count == 0, f"{what}:\n{results.generate_report()}"
+
+
+def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
+    pages, origin = company_site
+    css = HOSTILE_CSS + ".themed { --jobsite-accent: #8a1c7c; --jobsite-font: Georgia, serif; }"
+    pages["/careers"] = host_page(live, css=css, body=(
+        '<ul><li id="host-item">the host\'s own list item</li></ul>'
+        '<div id="all" data-jobsite-widget><a href="/fallback">See our jobs</a></div>'
+        '<div id="platform" class="themed" data-jobsite-widget data-team="Platform" data-group-by="none"></div>'))
+    page.goto(origin + "/careers")
+    every = page.locator("#all li")
+    every.first.wait_for()
+    platform = page.locator("#platform li")
+    platform.first.wait_for()
+
+    # the same grouping, order and words as the job list, commitment and workplace included
+    page2 = page.context.new_page()
+    page2.goto(live.url + "/")
+    expected_groups = page2.locator(".team h2").all_inner_texts()
+    expected_titles = page2.locator(".posting-card a").all_inner_texts()
+    expected_meta = page2.locator(".posting-card .meta").all_inner_texts()
+    page2.close()
+    assert page.locator("#all h2").all_inner_texts() == expected_groups
+    assert [t for t in every.locator("a").all_inner_texts()] == expected_titles
+    assert every.locator(".m").all_inner_texts() == expected_meta
+    assert any("Remote" in m for m in expected_meta) and any("Full-time" in m for m in expected_meta)
+
+    wanted = sorted(p["text"] for p in sandbox.public_postings() if p["categories"]["team"] == "Platform")
+    assert platform.locator("a").all_inner_texts() == wanted
+    assert page.locator("#platform h2").count() == 0  # data-group-by="none"
+
+    # the host's CSS does not reach in, and the widget's does not reach out
+    link = every.locator("a").first
+    assert link.is_visible() and every.first.evaluate("e => getComputedStyle(e).display") == "flex"
+    style = link.evaluate("e => { const s = getComputedStyle(e); return [s.color, s.textTransform, s.letterSpacing] }")
+    assert style == ["rgb(36, 84, 214)", "none", "normal"]
+    themed = platform.locator("a").first.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).fontFamily]")
+    assert themed == ["rgb(138, 28, 124)", "Georgia, serif"]
+    assert page.locator("#host-item").is_hidden()  # the host's li { display: none } still holds for the host
+    assert page.get_by_text("See our jobs").is_hidden()  # the fallback link gave way to the list
+    assert link.get_attribute("href").startswith(f"{live.url}/jobs/")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "widget-hostile-host.png"), full_page=True)
+
+
+def test_widget_filters_search_and_states(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
+    pages, origin = company_site
+    pages["/careers"] = host_page(live, body=(
+        '<div id="w" data-jobsite-widget data-show-filters data-show-search></div>'
+        '<div id="none" data-jobsite-widget data-q="zzzz-no-such-job"></div>'))
+    page.goto(origin + "/careers")
+    w = page.locator("#w")
+    w.locator("li").first.wait_for()
+    total = len(sandbox.public_postings())
+    assert w.get_by_role("status").inner_text() == f"{total} open jobs"
+    assert page.locator("#none").get_by_role("status").inner_text() == "No open jobs right now."
+    axe_clean(page, "host page with two widgets")
+
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    w.get_by_label("Team").select_option(team)
+    in_team = [p for p in sandbox.public_postings() if p["categories"]["team"] == team]
+    status = w.get_by_role("status")
+    page.wait_for_function("([el, n]) => el.shadowRoot.querySelectorAll('li').length === n",
+                           arg=[w.element_handle(), len(in_team)])
+    assert status.inner_text() == f"{len(in_team)} open {'job' if len(in_team) == 1 else 'jobs'}"
+    w.get_by_label("Search").fill("zzzz-no-such-job")
+    page.wait_for_function("el => el.shadowRoot.querySelectorAll('li').length === 0", arg=w.element_handle())
+    assert status.inner_text() == "No jobs match these filters."
+    # keyboard: the controls and links are reachable with Tab and named for screen readers
+    w.get_by_label("Search").fill("")
+    w.get_by_label("Team").select_option("")
+    page.wait_for_function("([el, n]) => el.shadowRoot.querySelectorAll('li').length === n",
+                           arg=[w.element_handle(), total])
+    assert w.get_by_role("search", name="Filter jobs").count() == 1
+
+
+def test_widget_says_so_when_jobsite_is_unreachable(page, live: LiveServer, company_site) -> None:
+    pages, origin = company_site
+    pages["/careers"] = host_page(live, body='<div id="w" data-jobsite-widget></div>')
+    page.route(f"{live.url}/api/**", lambda route: route.fulfill(status=503, body="{}"))
+    page.goto(origin + "/careers")
+    status = page.locator("#w").get_by_role("status")
+    page.wait_for_function("el => el.shadowRoot.textContent.includes('briefly unavailable')",
+                           arg=page.locator("#w").element_handle())
+    assert status.get_by_role("link", name="See all open jobs").get_attribute("href") == f"{live.url}/"
+
+
+def test_embedded_pages_drop_the_site_chrome(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
+    pages, origin = company_site
+    pages["/jobs"] = f'<iframe src="{live.url}/?embed=1" width="800" height="600"></iframe>'.encode()
+    page.goto(origin.replace("127.0.0.1", "localhost") + "/jobs")
+    frame = page.frame_locator("iframe")
+    frame.locator(".posting-card").first.wait_for()
+    assert frame.locator(".site-header").count() == 0
+    href = frame.locator(".posting-card a").first.get_attribute("href")
+    assert "embed=1" in href
+    assert re.search(r"/jobs/[^?]+\?embed=1", href)
