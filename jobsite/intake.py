@@ -78,13 +78,16 @@ def previous(svc: Services, idempotency_key: str | None) -> Receipt | None:
 
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
-           posting_title: str = "", idempotency_key: str | None = None) -> Receipt:
+           posting_title: str = "", idempotency_key: str | None = None, source: str = "",
+           client: str = "") -> Receipt:
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
-    returns the first receipt (checked atomically with the write; the web checks it before validating too)."""
+    returns the first receipt (checked atomically with the write; the web checks it before validating too).
+    `source` is where the candidate came from; `client` the integrator whose backend sent it, if one did."""
     receipt = store.new_receipt()
     stored = uploads.save(svc.settings.data_dir, receipt, files)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
-                    application=application, files=stored, posting_title=posting_title)
+                    application=application, files=stored, posting_title=posting_title, source=source,
+                    client=client)
     try:
         receipt_ = _commit(svc, record, idempotency_key)
     except redis.RedisError as e:

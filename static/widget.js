@@ -107,7 +107,7 @@ iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
             a.addEventListener("click", (e) => {
               if (e.button || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return; // a new tab stays a link
               e.preventDefault();
-              open(p, a, true);
+              open(p, a);
             });
           }
           return el("li", { part: "posting" }, a, el("span", { className: "m", textContent: meta(p) }));
@@ -169,55 +169,56 @@ iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
       show(data, false);
       const wanted = new URLSearchParams(location.search).get(PARAM);
       const p = data.find((x) => x.id === wanted);
-      if (p && d.apply === "overlay" && !overlay) open(p, null, false);
+      if (p && d.apply === "overlay" && !overlay) open(p, null);
     }, failed);
 
-    function open(p, opener, push) { // apply in place: the posting and its form in a dialog, from jobsite itself
+    function open(p, opener) { // apply in place: the posting and its form in a dialog, from jobsite itself
       if (!overlay) overlay = dialog(root);
-      const { box, title, frame, close } = overlay;
       const q = new URLSearchParams(carry);
       q.set("embed", "1");
       const accent = getComputedStyle(host).getPropertyValue("--jobsite-accent").trim();
       if (/^#[0-9a-f]{6}$/i.test(accent)) q.set("accent", accent);
-      title.textContent = p.text;
-      frame.title = `${p.text}: the job and its application form`;
-      frame.src = `${p.urls.show}?${q}`;
-      overlay.opener = opener;
-      overlay.id = p.id;
-      if (push) {
-        const url = new URL(location.href);
-        url.searchParams.set(PARAM, p.id);
-        history.pushState({ [PARAM]: p.id }, "", url);
-      }
-      box.showModal();
-      close.focus();
+      overlay.show(p, `${p.urls.show}?${q}`, opener);
     }
+  }
+
+  // The address names the open posting (replaced, not pushed: the frame's own pages are what Back goes through).
+  function address(id) {
+    const url = new URL(location.href);
+    if (id) url.searchParams.set(PARAM, id);
+    else url.searchParams.delete(PARAM);
+    history.replaceState(history.state, "", url);
   }
 
   function dialog(root) {
     const title = el("h2", { id: `jsw-dialog-${seq}` });
     const close = el("button", { type: "button", ariaLabel: "Close", textContent: "✕" });
-    const frame = el("iframe", { allow: "clipboard-write" });
     const trap = (to) => { const s = el("span", { tabIndex: 0 }); s.addEventListener("focus", to); return s; };
-    const box = el("dialog", { part: "dialog" }, trap(() => frame.contentWindow.focus()),
-      el("div", { className: "bar" }, title, close), frame, trap(() => close.focus()));
+    const slot = el("div");
+    const box = el("dialog", { part: "dialog" }, trap(() => o.frame.contentWindow.focus()),
+      el("div", { className: "bar" }, title, close), slot, trap(() => close.focus()));
     box.setAttribute("aria-labelledby", title.id);
     (root.querySelector(".w") || root).append(box);
-    const o = { box, title, frame, close };
+    const o = {
+      show(p, src, opener) { // a new iframe each time: a removed one takes its pages out of the history
+        title.textContent = p.text;
+        o.frame = el("iframe", { title: `${p.text}: the job and its application form`, src });
+        slot.replaceChildren(o.frame);
+        o.opener = opener;
+        address(p.id);
+        box.showModal();
+        close.focus();
+      },
+    };
     close.addEventListener("click", () => box.close());
     box.addEventListener("close", () => {
-      frame.src = "about:blank";
+      slot.replaceChildren();
+      address(null);
       if (o.opener) o.opener.focus();
-      const url = new URL(location.href);
-      if (!url.searchParams.has(PARAM)) return; // closed by going back
-      if (history.state && history.state[PARAM]) return history.back();
-      url.searchParams.delete(PARAM);
-      history.replaceState(history.state, "", url);
     });
-    addEventListener("popstate", () => { if (box.open && !new URLSearchParams(location.search).has(PARAM)) box.close(); });
     addEventListener("message", (e) => { // the framed page (static/framed.js): origin and window both checked
-      if (e.origin !== base || e.source !== frame.contentWindow || !e.data) return;
-      if (e.data.jobsite === "ready") frame.contentWindow.postMessage({ jobsite: "hello" }, base);
+      if (e.origin !== base || !o.frame || e.source !== o.frame.contentWindow || !e.data) return;
+      if (e.data.jobsite === "ready") o.frame.contentWindow.postMessage({ jobsite: "hello" }, base);
       if (e.data.jobsite === "escape") box.close();
     });
     return o;

@@ -134,3 +134,142 @@ def test_embedded_pages_drop_the_site_chrome(page, live: LiveServer, sandbox: Sa
     href = frame.locator(".posting-card a").first.get_attribute("href")
     assert "embed=1" in href
     assert re.search(r"/jobs/[^?]+\?embed=1", href)
+
+
+def fill_application(frame, resume: Path) -> None:
+    """Answer every required question of the form in `frame` (the rules each field carries say which)."""
+    import json
+
+    for field in frame.locator(".field[data-rules]").all():
+        rules = json.loads(field.get_attribute("data-rules"))
+        if not rules.get("required"):
+            continue
+        kind = rules.get("type")
+        if kind == "file-upload":
+            field.locator("input[type=file]").set_input_files(str(resume))
+        elif kind in ("multiple-choice", "multiple-select", "consent"):
+            field.locator("input").first.check()
+        elif kind == "dropdown":
+            field.locator("select").select_option(index=1)
+        else:
+            value = {"email": "ada@example.com", "url": "https://example.com/ada"}.get(kind, "Ada Lovelace")
+            field.locator("input, textarea").first.fill(value)
+
+
+def active_in(page, host: str) -> str:
+    """What has focus inside the widget `host`: 'close', 'frame', a link's text, or 'outside'."""
+    return page.evaluate("""host => {
+        const w = document.querySelector(host);
+        if (document.activeElement !== w) return 'outside';
+        const a = w.shadowRoot.activeElement;
+        if (!a) return 'none';
+        if (a.tagName === 'IFRAME') return 'frame';
+        if (a.getAttribute('aria-label') === 'Close') return 'close';
+        return a.textContent;
+    }""", host)
+
+
+def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox, settings, company_site,
+                                       tmp_path: Path) -> None:
+    from jobsite import delivery, store, tasks
+    from jobsite.services import Services
+
+    from .helpers import file_posting
+
+    target = file_posting(sandbox)
+    team = target["categories"]["team"]
+    pages, origin = company_site
+    pages["/careers"] = host_page(live, body=(
+        '<p><a href="#top">A link of the host before the widget</a></p>'
+        f'<div id="w" data-jobsite-widget data-team="{team}" data-apply="overlay" data-source="careers-page"></div>'
+        '<p><a href="#end">A link of the host after it</a></p>'))
+    page.goto(origin + "/careers?utm_source=newsletter&utm_campaign=spring")
+    w = page.locator("#w")
+    link = w.get_by_role("link", name=target["text"], exact=True)
+    link.wait_for()
+    link.focus()
+    page.keyboard.press("Enter")
+    dialog = w.locator("dialog")
+    dialog.wait_for(state="visible")
+    assert dialog.get_attribute("aria-labelledby") and w.get_by_role("dialog", name=target["text"]).count() == 1
+    assert f"jobsite={target['id']}" in address(page)  # the open posting is in the address: a link to share
+    assert active_in(page, "#w") == "close"
+    frame_url = w.locator("iframe").get_attribute("src")
+    assert "embed=1" in frame_url and "source=careers-page" in frame_url and "utm_source=newsletter" in frame_url
+    frame = page.frame_locator("#w iframe")
+    frame.get_by_role("heading", name=target["text"]).wait_for()
+    axe_clean(page, "host page with the overlay open")
+    page.screenshot(path=str(ARTIFACTS / "widget-overlay.png"))
+
+    # focus stays in the dialog: Tab goes through the framed page and comes back round to Close
+    seen = []
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        seen.append(active_in(page, "#w"))
+        if seen[-1] == "close":
+            break
+    assert "outside" not in seen and "frame" in seen and seen[-1] == "close", seen
+    page.keyboard.press("Shift+Tab")  # and backwards from Close into the framed page
+    assert active_in(page, "#w") == "frame"
+
+    frame.get_by_role("link", name="Apply for this job").first.click()
+    frame.locator("form.apply").wait_for()
+    resume = tmp_path / "ada-cv.pdf"
+    resume.write_bytes(b"%PDF-1.4 Ada Lovelace, analyst")
+    fill_application(frame, resume)
+    frame.get_by_role("button", name="Submit application").click()
+    frame.get_by_role("heading", name=re.compile("Thank you for applying")).wait_for()
+    receipt_frame = next(f for f in page.frames if "/applications/" in f.url)
+    assert "embed=1" in receipt_frame.url
+    axe_clean(receipt_frame, "the receipt inside the overlay")
+    assert page.locator("#w").is_visible() and "careers" in page.url  # the candidate never left the host page
+
+    # Escape inside the framed page closes the dialog; focus returns to the link that opened it
+    frame.locator("h1").click()
+    page.keyboard.press("Escape")
+    closed(page)
+    assert active_in(page, "#w") == target["text"]
+    assert "utm_source=newsletter" in address(page)
+
+    # and Escape on the dialog itself, opened again
+    page.keyboard.press("Enter")
+    dialog.wait_for(state="visible")
+    page.keyboard.press("Escape")
+    closed(page)
+    assert active_in(page, "#w") == target["text"]
+
+    record = store.load_many(settings_redis(settings), store.receipts(settings_redis(settings), store.State.QUEUED))[0]
+    assert record.source == "careers-page / newsletter / spring" and record.files[0]["filename"] == "ada-cv.pdf"
+    svc = tasks.use(Services(settings))
+    assert delivery.deliver(svc, record.receipt).outcome == delivery.Outcome.DELIVERED
+    sent = sandbox.received()["applications"][-1]["body"]
+    assert sent["source"] == "careers-page / newsletter / spring"
+
+
+def address(page) -> str:
+    """The host page's address as its script sees it now (page.url follows replaceState a moment later)."""
+    return page.evaluate("location.href")
+
+
+def closed(page) -> None:
+    """Wait for the overlay's close event to have run: it takes the posting out of the address, then restores focus."""
+    page.wait_for_function("!new URLSearchParams(location.search).has('jobsite')")
+
+
+def settings_redis(settings):
+    from jobsite.redis_server import connect
+
+    return connect(settings.redis_url)
+
+
+def test_a_shared_overlay_link_opens_the_posting(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
+    target = sandbox.public_postings()[0]
+    pages, origin = company_site
+    pages["/careers"] = host_page(live, body='<div id="w" data-jobsite-widget data-apply="overlay"></div>')
+    page.goto(f"{origin}/careers?jobsite={target['id']}")
+    dialog = page.locator("#w dialog")
+    dialog.wait_for(state="visible")
+    page.frame_locator("#w iframe").get_by_role("heading", name=target["text"]).wait_for()
+    page.get_by_role("button", name="Close").click()
+    closed(page)
+    assert dialog.is_hidden()

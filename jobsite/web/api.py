@@ -19,7 +19,7 @@ from ..catalog import PostingNotFound
 from ..forms import ValidationFailed, answers_from_lever_body
 from ..posting import Posting
 from ..services import get_services
-from . import submission
+from . import embed, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
 
@@ -103,6 +103,7 @@ def apply(posting_id: str) -> Any:
         if not isinstance(body, dict):
             return error_response(400, "The body must be a JSON object shaped like Lever's Apply to a posting.")
         answers, uploads, honeypot = answers_from_lever_body(form, body), {}, str(body.get("website") or "")
+        source = embed.attribution(body)
     elif request.mimetype == "multipart/form-data":
         if "application" in request.form:
             try:
@@ -110,8 +111,10 @@ def apply(posting_id: str) -> Any:
             except ValueError:
                 return error_response(400, "The 'application' part must be JSON.")
             answers = answers_from_lever_body(form, body) if isinstance(body, dict) else {}
+            source = embed.attribution(body) if isinstance(body, dict) else ""
         else:
             answers = submission.answers_from(request.form, form)
+            source = embed.attribution(request.form)
         uploads = submission.uploads_from(request.files, form, max_bytes)
         honeypot = request.form.get("website", "")
     else:
@@ -119,7 +122,7 @@ def apply(posting_id: str) -> Any:
     try:
         receipt = submission.receive(posting_, form, answers, uploads,
                                      idempotency_key=request.headers.get("Idempotency-Key") or None,
-                                     honeypot=honeypot)
+                                     honeypot=honeypot, source=source or embed.attribution())
     except ValidationFailed as e:
         return error_response(422, "Some answers need attention.", errors=e.errors)
     except submission.Rejected as e:

@@ -17,6 +17,15 @@ _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 
         "base-uri 'self'; form-action 'self'; frame-ancestors ")
 CSP_CANDIDATES = _CSP + "*"  # candidate pages may be embedded in a company's site (iframe)
 CSP_ADMIN = _CSP + "'none'"
+# The console is never framed (clickjacking) nor read by another site: no CORS header ever, and a cross-origin
+# <script>/<img> load of its answers is refused by the browser too.
+CONSOLE_HEADERS = [("Content-Security-Policy", CSP_ADMIN), ("Cache-Control", "no-store"),
+                   ("X-Frame-Options", "DENY"), ("Cross-Origin-Resource-Policy", "same-origin")]
+
+
+def candidates_csp(origins: tuple[str, ...] | None) -> str:
+    """The CSP of candidate pages: any site may frame them, or only the site itself and JOBSITE_EMBED_ORIGINS."""
+    return CSP_CANDIDATES if origins is None else _CSP + " ".join(("'self'", *origins))
 
 
 def is_console(path: str) -> bool:
@@ -42,8 +51,9 @@ class SecurityHeaders:
     """WSGI middleware: a request id for every request (taken from X-Request-Id when well-formed) and the security
     headers of every response. Raw header tuples here cost a fraction of Flask hooks on the hot path."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, origins: tuple[str, ...] | None = None):
         self.app = app
+        self.csp = candidates_csp(origins)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
@@ -56,10 +66,11 @@ class SecurityHeaders:
             extra = [("X-Request-Id", request_id), ("X-Content-Type-Options", "nosniff"),
                      ("Referrer-Policy", "strict-origin-when-cross-origin")]
             if admin:
-                headers = [h for h in headers if h[0].lower() != "cache-control"]
-                extra += [("Content-Security-Policy", CSP_ADMIN), ("Cache-Control", "no-store")]
+                replaced = {"cache-control", "access-control-allow-origin", "x-frame-options"}
+                headers = [h for h in headers if h[0].lower() not in replaced]
+                extra += CONSOLE_HEADERS
             elif "content-security-policy" not in names:
-                extra.append(("Content-Security-Policy", CSP_CANDIDATES))
+                extra.append(("Content-Security-Policy", self.csp))
             return start_response(status, headers + extra, exc_info)
 
         return self.app(environ, start)
@@ -74,7 +85,7 @@ class ConsoleOnlySessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, origins: tuple[str, ...] | None = None) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
-    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, origins)  # type: ignore[method-assign]
     app.session_interface = ConsoleOnlySessions()

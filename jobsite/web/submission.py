@@ -56,8 +56,10 @@ def uploads_from(files: MultiDict[str, FileStorage], form: Form, max_bytes: int)
 
 
 def receive(posting: Posting, form: Form, answers: Mapping[str, Any],
-            uploads: Mapping[str, UploadedFile], *, idempotency_key: str | None, honeypot: str = "") -> intake.Receipt:
-    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected."""
+            uploads: Mapping[str, UploadedFile], *, idempotency_key: str | None, honeypot: str = "",
+            source: str = "") -> intake.Receipt:
+    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected. `source` says where the
+    candidate came from (an embed's source or utm_* parameters), for Lever."""
     svc = get_services()
     earlier = intake.previous(svc, idempotency_key)
     if earlier:
@@ -71,4 +73,5 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any],
     except intake.TooManySubmissions:
         raise Rejected(429, "We received many applications from your network in the last hour. Please try again "
                             "later.", {"Retry-After": "3600"}) from None
-    return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency_key=idempotency_key)
+    return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency_key=idempotency_key,
+                         source=source)
