@@ -273,3 +273,72 @@ def test_a_shared_overlay_link_opens_the_posting(page, live: LiveServer, sandbox
     page.get_by_role("button", name="Close").click()
     closed(page)
     assert dialog.is_hidden()
+
+
+def frame_height(page, frame) -> tuple[float, float, float]:
+    """The iframe's height on the host page, the framed page's content height, and the frame's viewport height."""
+    outer = page.evaluate("document.querySelector('iframe[data-jobsite]').getBoundingClientRect().height")
+    inner, viewport = frame.evaluate("[document.documentElement.getBoundingClientRect().height, innerHeight]")
+    return outer, inner, viewport
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "mobile"])
+def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbox: Sandbox, company_site,
+                                                  viewport, tmp_path: Path) -> None:
+    from .conftest import wait_for
+    from .helpers import file_posting
+
+    target = file_posting(sandbox)
+    pages, origin = company_site
+    pages["/jobs"] = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Jobs at Acme</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><main><h1>Jobs at Acme</h1>'
+        f'<iframe data-jobsite title="Open jobs at Acme" src="{live.url}/?embed=1&amp;hide=heading,filters"></iframe>'
+        '<p>The host page goes on below.</p></main>'
+        f'<script src="{live.url}/static/embed.js" async></script></body></html>').encode()
+    page.set_viewport_size(viewport)
+    page.goto(origin + "/jobs?utm_source=newsletter")
+    page.evaluate("""() => { window.heights = [];
+        new ResizeObserver(() => heights.push(document.querySelector('iframe').getBoundingClientRect().height))
+            .observe(document.querySelector('iframe')); }""")
+
+    frame = page.locator("iframe[data-jobsite]").element_handle().content_frame()  # the same across its pages
+
+    def settled(path: str):
+        frame.wait_for_url(re.compile(path))
+        frame.wait_for_load_state()
+
+        def fits():
+            outer, inner, viewport_ = frame_height(page, frame)
+            return abs(outer - inner) <= 5 and abs(viewport_ - outer) <= 5 and (outer, inner)
+
+        return wait_for(fits, 15, what=f"the iframe to fit {path}")
+
+    outer, _ = settled(r"/\?embed=1.*utm_source")
+    assert frame.locator(".hero").count() == 0 and frame.locator("form.filters").count() == 0  # hide=heading,filters
+    assert frame.locator("h1").count() == 1  # still named for screen readers, visually hidden
+    assert "utm_source=newsletter" in frame.url  # the host page's source passed on
+    assert outer > 600  # 30 jobs, not the 150 px default
+    axe_clean(frame, "the job list inside the iframe")
+    frame.locator(f'.posting-card a[href*="{target["id"]}"]').click()
+    settled(f"/jobs/{target['id']}\\?")
+    frame.get_by_role("link", name="Apply for this job").first.click()
+    settled(f"/jobs/{target['id']}/apply")
+    assert "utm_source=newsletter" in frame.url and "hide=filters,heading" in frame.url
+    resume = tmp_path / "cv.pdf"
+    resume.write_bytes(b"%PDF-1.4 a CV")
+    fill_application(frame, resume)
+    frame.get_by_role("button", name="Submit application").click()
+    outer, _ = settled("/applications/")
+    axe_clean(frame, "the receipt inside the iframe")
+    assert min(page.evaluate("heights")[1:]) > 150  # never collapsed while the next page loaded
+
+    # only jobsite's own frame may size it: a message from anywhere else is ignored
+    page.evaluate("""() => new Promise(done => {  // messages are handled in order: 'after' comes once 'size' was
+        addEventListener('message', e => e.data === 'after' && done());
+        postMessage({jobsite: 'size', height: 5}, '*');
+        postMessage('after', '*');
+    })""")
+    assert abs(frame_height(page, frame)[0] - outer) <= 5
+    page.screenshot(path=str(ARTIFACTS / f"iframe-receipt-{viewport['width']}.png"), full_page=True)
