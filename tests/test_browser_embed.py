@@ -342,3 +342,33 @@ def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbo
     })""")
     assert abs(frame_height(page, frame)[0] - outer) <= 5
     page.screenshot(path=str(ARTIFACTS / f"iframe-receipt-{viewport['width']}.png"), full_page=True)
+
+
+def test_only_allowed_origins_may_embed(browser, settings, sandbox: Sandbox, company_site) -> None:
+    from dataclasses import replace
+
+    from jobsite import create_app
+
+    pages, allowed = company_site  # http://127.0.0.1:PORT; http://localhost:PORT is the same server, another origin
+    other = allowed.replace("127.0.0.1", "localhost")
+    live = LiveServer(create_app(replace(settings, embed_origins=(allowed,))))
+    pages["/careers"] = host_page(live, body=(
+        '<div id="w" data-jobsite-widget></div>'
+        f'<iframe title="Open jobs" src="{live.url}/?embed=1" width="800" height="400"></iframe>'))
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(allowed + "/careers")
+        page.locator("#w li").first.wait_for()
+        page.frame_locator("iframe").locator(".posting-card").first.wait_for()
+
+        page.goto(other + "/careers")
+        page.wait_for_function("el => el.shadowRoot.textContent.includes('briefly unavailable')",
+                               arg=page.locator("#w").element_handle())  # no CORS header: the fetch is refused
+        page.wait_for_load_state("load")
+        frame = page.locator("iframe").element_handle().content_frame()
+        assert frame.locator(".posting-card").count() == 0  # frame-ancestors: the browser refused to show it
+        assert not frame.url.startswith(live.url)
+    finally:
+        context.close()
+        live.stop()

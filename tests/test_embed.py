@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import gzip
 import re
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
+
+from jobsite import create_app
+from jobsite.settings import ConfigError, Settings, load_settings
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 WIDGET_BUDGET_BYTES = 8 * 1024
@@ -54,3 +60,63 @@ def test_hide_and_source_are_kept_on_links_but_not_in_canonical_addresses(client
     assert 'data-origins="null"' in form  # framed.js: any site may embed (JOBSITE_EMBED_ORIGINS unset)
     plain = client.get("/").get_data(as_text=True)
     assert 'class="hero"' in plain and "framed.js" not in plain
+
+
+@pytest.fixture
+def allowed_app(settings: Settings, r):
+    """The app with JOBSITE_EMBED_ORIGINS set to one company site."""
+    app = create_app(replace(settings, embed_origins=(COMPANY,)))
+    app.config["TESTING"] = True
+    return app
+
+
+COMPANY, OTHER = "https://www.acme.example", "https://evil.example"
+
+
+def test_any_origin_may_read_and_frame_when_no_origins_are_set(client, sandbox) -> None:
+    answer = client.get("/api/v1/postings", headers={"Origin": OTHER})
+    assert answer.headers["Access-Control-Allow-Origin"] == "*" and "Origin" not in answer.headers.get("Vary", "")
+    assert "ETag" in answer.headers["Access-Control-Expose-Headers"]
+    assert "frame-ancestors *" in client.get("/").headers["Content-Security-Policy"]
+
+
+def test_only_allowed_origins_get_cors_and_may_frame_the_pages(allowed_app, sandbox) -> None:
+    client = allowed_app.test_client()
+    ours = client.get("/api/v1/postings", headers={"Origin": COMPANY})
+    assert ours.headers["Access-Control-Allow-Origin"] == COMPANY and "Origin" in ours.headers["Vary"]
+    theirs = client.get("/api/v1/postings", headers={"Origin": OTHER})
+    assert "Access-Control-Allow-Origin" not in theirs.headers and "Origin" in theirs.headers["Vary"]
+    assert theirs.status_code == 200  # the server answers; the browser keeps it from the other page
+
+    preflight = client.options("/api/v1/postings/x/applications", headers={
+        "Origin": COMPANY, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, idempotency-key"})
+    assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == COMPANY
+    assert preflight.headers["Access-Control-Max-Age"] == "86400"
+    assert "Idempotency-Key" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "Authorization" not in preflight.headers["Access-Control-Allow-Headers"]  # keys stay on servers
+    refused = client.options("/api/v1/postings", headers={"Origin": OTHER, "Access-Control-Request-Method": "GET"})
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+    csp = client.get("/").headers["Content-Security-Policy"]
+    assert f"frame-ancestors 'self' {COMPANY}" in csp and "*" not in csp.split("frame-ancestors")[1]
+    assert f'data-origins="[&#34;{COMPANY}&#34;]"' in client.get("/?embed=1").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/admin/login", "/admin/", "/admin/api/status"])
+def test_the_console_is_never_framed_nor_read_by_another_site(allowed_app, client, sandbox, path: str) -> None:
+    for c in (client, allowed_app.test_client()):
+        answer = c.get(path, headers={"Origin": COMPANY})
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+        assert "Access-Control-Allow-Origin" not in answer.headers
+
+
+def test_embed_origins_are_checked_at_start_up() -> None:
+    env = {"JOBSITE_EMBED_ORIGINS": "https://www.acme.example, http://localhost:8080/ https://www.acme.example"}
+    assert load_settings(env).embed_origins == ("https://www.acme.example", "http://localhost:8080")
+    for bad in ("www.acme.example", "https://acme.example/careers", "ftp://acme.example", ",", "https://a:99999"):
+        with pytest.raises(ConfigError, match="JOBSITE_EMBED_ORIGINS"):
+            load_settings({"JOBSITE_EMBED_ORIGINS": bad})
+    assert load_settings({}).embed_origins is None

@@ -1,8 +1,8 @@
 """The JSON API for company career pages that embed jobsite: postings, forms, applications, their status.
 
-Read endpoints are cacheable and open to any origin; the application endpoint takes the body shape of Lever's
-Apply to a posting (JSON), or the form's fields as multipart/form-data with files. No cookies are used, so there is
-no ambient authority for another site to abuse.
+Read endpoints are cacheable and readable from any origin, or only from JOBSITE_EMBED_ORIGINS when it is set; the
+application endpoint takes the body shape of Lever's Apply to a posting (JSON), or the form's fields as
+multipart/form-data with files. No cookies are used, so there is no ambient authority for another site to abuse.
 """
 
 from __future__ import annotations
@@ -30,13 +30,40 @@ POSTING_FIELDS = ("id", "text", "team", "department", "locations", "commitment",
                   "country", "createdAt", "updatedAt", "salaryRange", "descriptionHtml", "lists", "closingHtml")
 
 
-@bp.after_request
+# CORS: what a browser on a company's page may send and read. Authorization is not allowed from browsers: an
+# integrator key belongs on the company's server, never in a page.
+CORS_REQUEST_HEADERS = "Content-Type, Idempotency-Key"
+CORS_EXPOSED_HEADERS = "ETag, Retry-After, X-Request-Id"
+PREFLIGHT_MAX_AGE_S = 86400  # browsers cache a preflight answer this long (Chromium caps it at 2 hours)
+
+
+@bp.before_request
+def preflight() -> Response | None:
+    """A CORS preflight is answered here, before any other check; `cors` adds the headers."""
+    if request.method == "OPTIONS":
+        return Response(status=204)
+    return None
+
+
+@bp.after_app_request
 def cors(response: Response) -> Response:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Max-Age"] = "86400"
-    response.headers["Vary"] = "Origin"
+    """Any origin may read the API (JOBSITE_EMBED_ORIGINS unset), or only the listed ones: the answer then depends
+    on Origin, which `Vary` tells caches; another origin gets no CORS header at all."""
+    if not request.path.startswith(f"{bp.url_prefix}/"):
+        return response
+    origins = get_services().settings.embed_origins
+    if origins is None:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        response.vary.add("Origin")
+        if request.headers.get("Origin") not in origins:
+            return response
+        response.headers["Access-Control-Allow-Origin"] = request.headers["Origin"]
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+        response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
     return response
 
 
@@ -86,10 +113,8 @@ def posting(posting_id: str) -> Any:
     return {"data": data}
 
 
-@bp.route("/postings/<posting_id>/applications", methods=["POST", "OPTIONS"])
+@bp.post("/postings/<posting_id>/applications")
 def apply(posting_id: str) -> Any:
-    if request.method == "OPTIONS":
-        return Response(status=204)
     try:
         posting_, form = submission.form_for(posting_id)
     except PostingNotFound:
