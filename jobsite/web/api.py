@@ -11,10 +11,11 @@ import hashlib
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+import redis
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import board
+from .. import api_clients, audit, board
 from ..catalog import PostingNotFound
 from ..forms import ValidationFailed, answers_from_lever_body
 from ..posting import Posting
@@ -38,11 +39,41 @@ PREFLIGHT_MAX_AGE_S = 86400  # browsers cache a preflight answer this long (Chro
 
 
 @bp.before_request
-def preflight() -> Response | None:
-    """A CORS preflight is answered here, before any other check; `cors` adds the headers."""
+def authenticate() -> Any:
+    """A CORS preflight is answered at once (`cors` adds the headers). A request with an Authorization header must
+    carry a valid integrator key: a wrong or revoked key is a 401, never a silent fallback to anonymous."""
     if request.method == "OPTIONS":
         return Response(status=204)
+    g.api_client = None
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, key = header.partition(" ")
+    r = get_services().redis
+    try:
+        client = api_clients.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
+    except api_clients.KeyRevoked as e:
+        audit.record(r, f"API client {e.name}", "refused: revoked key", detail=f"{request.method} {request.path}")
+        client = None
+    except redis.RedisError:
+        return error_response(503, "Keys cannot be checked right now. Please retry shortly.", {"Retry-After": "30"})
+    if client is None:
+        return error_response(401, "This API key is not valid: it is wrong or was revoked.",
+                              {"WWW-Authenticate": 'Bearer realm="jobsite", error="invalid_token"'})
+    g.api_client = client.name
     return None
+
+
+@bp.after_request
+def audit_client(response: Response) -> Response:
+    """Every use of an integrator key lands in the audit log, with the application it created."""
+    if g.get("api_client"):
+        try:
+            audit.record(get_services().redis, f"API client {g.api_client}", f"{request.method} {request.path}",
+                         target=g.get("receipt", ""), detail=str(response.status_code))
+        except redis.RedisError:
+            pass  # the answer stands; Redis being down is reported by /readyz and the metrics
+    return response
 
 
 @bp.after_app_request
@@ -152,6 +183,7 @@ def apply(posting_id: str) -> Any:
         return error_response(422, "Some answers need attention.", errors=e.errors)
     except submission.Rejected as e:
         return error_response(e.status, e.message, e.headers)
+    g.receipt = receipt.receipt
     status_url = absolute("api.application", receipt=receipt.receipt)
     return {"receipt": receipt.receipt, "status": receipt.status, "status_url": status_url}, 202
 

@@ -9,7 +9,7 @@ import re
 import secrets
 from typing import Any
 
-from flask import Flask, Request, abort, request, session
+from flask import Flask, Request, abort, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -32,6 +32,13 @@ def is_console(path: str) -> bool:
     """Whether a request path reaches the console, decided as routing decides it: werkzeug's router merges
     repeated slashes, so `//admin/` is the console too."""
     return re.sub("/{2,}", "/", path).startswith("/admin")
+
+
+def current_client() -> str | None:
+    """The integrator (API client) whose key authenticated this request, if any (web/api.py checks the key). Intake
+    records it with the application; what is keyed per caller (limits, idempotency) can be keyed by it."""
+    client: str | None = g.get("api_client")
+    return client
 
 
 def csrf_token() -> str:

@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from flask import request
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from .. import intake
+from .. import api_clients, intake
 from ..forms import Form, UploadedFile, build_form, validate
 from ..posting import Posting
 from ..services import get_services
+from .security import current_client
 
 
 class Rejected(Exception):
@@ -68,10 +70,25 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any],
         raise Rejected(400, "This submission looked automated, so it was not sent. If you are a person, please "
                             "reload the page and try again.")
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
-    try:
-        intake.check_ip(svc, request.remote_addr or "unknown")
-    except intake.TooManySubmissions:
-        raise Rejected(429, "We received many applications from your network in the last hour. Please try again "
-                            "later.", {"Retry-After": "3600"}) from None
+    client = current_client()
+    if client:  # an integrator's backend: all from one address, so its own limit instead of the address's
+        _count_client(client)
+    else:
+        try:
+            intake.check_ip(svc, request.remote_addr or "unknown")
+        except intake.TooManySubmissions:
+            raise Rejected(429, "We received many applications from your network in the last hour. Please try "
+                                "again later.", {"Retry-After": "3600"}) from None
     return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency_key=idempotency_key,
-                         source=source)
+                         source=source, client=client or "")
+
+
+def _count_client(client: str) -> None:
+    svc = get_services()
+    try:
+        api_clients.count_application(svc.redis, client, svc.settings.api_client_per_hour)
+    except api_clients.TooManyApplications as e:
+        raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} applications this "
+                            "hour.", {"Retry-After": str(e.retry_after_s)}) from None
+    except redis.RedisError:
+        pass  # as for the per-address limit: an application is never refused because Redis is down
