@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import filetypes, services
     from .sanitize import clean_html
-    from .web import admin, api, brand, candidates, embed, errors, ops, security
+    from .web import admin, api, brand, candidates, embed, errors, openapi, ops, security
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(ops.bp)
     app.register_blueprint(candidates.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)
     brand.init_app(app, settings.brand)
     embed.init_app(app, settings.embed_origins)
