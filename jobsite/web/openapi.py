@@ -230,7 +230,7 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                     "200": {"description": "Its status (no personal data).",
                             "headers": {"Cache-Control": {"$ref": "#/components/headers/Cache-Control"}},
                             "content": {JSON: {"schema": _ref("ApplicationStatus")}}},
-                    "401": UNAUTHORIZED, "404": _error("No application with this receipt."),
+                    "401": UNAUTHORIZED, "404": _error("No application with this receipt."), "503": UNAVAILABLE,
                 }}},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "getContract", "summary": "This document", "security": [{}],
