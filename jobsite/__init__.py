@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import filetypes, services, users
     from .sanitize import clean_html
-    from .web import admin, api, brand, candidates, errors, ops, security, spooldrain
+    from .web import admin, api, brand, candidates, embed, errors, openapi, ops, security, spooldrain
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -44,12 +44,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     services.init_app(app, settings)
     spooldrain.init_app(app)
     errors.init_app(app)
-    security.init_app(app, hsts=bool(settings.public_url and settings.public_url.startswith("https://")))
+    security.init_app(app, settings.embed_origins,
+                      hsts=bool(settings.public_url and settings.public_url.startswith("https://")))
     app.register_blueprint(ops.bp)
     app.register_blueprint(candidates.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)
     brand.init_app(app, settings.brand)
+    embed.init_app(app, settings.embed_origins)
     app.jinja_env.globals.update(company_name=settings.company_name, accept=filetypes.ACCEPT)
     app.jinja_env.filters["sanitize"] = lambda html: Markup(clean_html(html))  # safe once cleaned: not escaped again
     return app

@@ -290,6 +290,61 @@ def list_users() -> None:
         click.echo(f"{user.email}  {user.role.value}")
 
 
+def _operator() -> str:
+    """Who ran a command, for the audit log."""
+    import getpass
+
+    return f"command line ({getpass.getuser()})"
+
+
+@admin.command("add-api-client")
+@click.argument("name")
+def add_api_client(name: str) -> None:
+    """Create a key for a company's backend to post applications (Authorization: Bearer KEY). The key is printed
+    once, alone on the last line, so a script can take it with `tail -n 1`."""
+    from . import api_clients, audit
+    from .services import Services
+
+    r = Services(_settings()).redis
+    try:
+        key = api_clients.add(r, name)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    audit.record(r, _operator(), "add API client", detail=name)
+    click.echo(f"API client {name} added. Its key is shown only now; keep it in that server's secret store:",
+               err=True)
+    click.echo(key)
+
+
+@admin.command("api-clients")
+def list_api_clients() -> None:
+    """List API clients: active or revoked, when last used, how many requests."""
+    from . import api_clients
+    from .services import Services
+
+    def when(ts: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
+
+    for c in api_clients.list_clients(Services(_settings()).redis):
+        state = "active" if c.active else f"revoked {when(c.revoked_at)}"
+        click.echo(f"{c.name}  {state}  created {when(c.created_at)}  last used {when(c.last_used_at)}  "
+                   f"{c.uses} request(s)")
+
+
+@admin.command("revoke-api-client")
+@click.argument("name")
+def revoke_api_client(name: str) -> None:
+    """Revoke a client's key at once: its requests get 401 from now on."""
+    from . import api_clients, audit
+    from .services import Services
+
+    r = Services(_settings()).redis
+    if not api_clients.revoke(r, name):
+        raise click.ClickException(f"no active API client named {name}")
+    audit.record(r, _operator(), "revoke API client", detail=name)
+    click.echo(f"API client {name} revoked")
+
+
 @main.command()
 def purge() -> None:
     """Remove personal data of applications delivered more than JOBSITE_RETENTION_DAYS ago (workers also do it

@@ -151,7 +151,7 @@ def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Resul
             return Result(Outcome.DELIVERED)
         uris = _upload_files(services, record, lease, lever_bucket)
         assert record.application is not None  # checked by deliver()
-        body = record.application.lever_body(uris, s.application_source)
+        body = record.application.lever_body(uris, record.source or s.application_source)
         lease.reacquire()
         _take(r, apply_bucket)
         _take(r, lever_bucket)

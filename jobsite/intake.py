@@ -113,13 +113,16 @@ def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
 
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
-           posting_title: str = "", idempotency: Idempotency | None = None) -> Receipt:
+           posting_title: str = "", idempotency: Idempotency | None = None, source: str = "",
+           client: str = "") -> Receipt:
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
-    returns the first receipt or raises IdempotencyConflict (checked atomically with the write)."""
+    returns the first receipt or raises IdempotencyConflict (checked atomically with the write). `source` is where
+    the candidate came from; `client` the integrator whose backend sent it, if one did."""
     receipt = store.new_receipt()
     stored, contents = uploads.describe(files)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
-                    application=application, files=stored, posting_title=posting_title)
+                    application=application, files=stored, posting_title=posting_title, source=source,
+                    client=client)
     try:
         check_room(svc, sum(map(len, contents.values())))
         receipt_ = _commit(svc, record, contents, idempotency)

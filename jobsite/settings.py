@@ -112,6 +112,8 @@ class Settings:
     submissions_per_ip_per_hour: int
     retention_days: int
     application_source: str
+    embed_origins: tuple[str, ...] | None = None  # None: any site may embed (CORS *, frame-ancestors *)
+    api_client_per_hour: int = 1000
     brand: Brand = field(default_factory=Brand)
     smtp: Smtp | None = None  # unset: no confirmation email
     mail_from: str = ""  # the From of confirmation emails
@@ -184,6 +186,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         submissions_per_ip_per_hour=r.int("JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR", 30, lo=1),
         retention_days=r.int("JOBSITE_RETENTION_DAYS", 30, lo=1),
         application_source=r.str("JOBSITE_APPLICATION_SOURCE", f"{company} careers site"),
+        embed_origins=r.get("JOBSITE_EMBED_ORIGINS", None, _origins),
+        api_client_per_hour=r.int("JOBSITE_API_CLIENT_PER_HOUR", 1000, lo=1),
         brand=_brand(r),
         lever_confirmation_email=r.bool("JOBSITE_LEVER_CONFIRMATION_EMAIL", False),
         **_mail(r, company),
@@ -440,6 +444,25 @@ def _token(name: str, raw: str) -> str:
     if len(raw) < MIN_SECRET_CHARS:
         raise ConfigError(f"{name} must be at least {MIN_SECRET_CHARS} characters (a random token), not shorter")
     return raw
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    """Origins as browsers send them (`https://www.example.com`, a port if not the default), separated by commas or
+    spaces: what CORS compares byte for byte and what CSP's frame-ancestors lists."""
+    found = []
+    for item in raw.replace(",", " ").split():
+        parts = urlsplit(item.rstrip("/"))
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = "?"
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or "@" in item
+                or port == "?"):
+            raise ConfigError(f"{name} must list origins like https://www.example.com, not {item!r}")
+        found.append(f"{parts.scheme}://{parts.hostname}{port}")
+    if not found:
+        raise ConfigError(f"{name} must list origins like https://www.example.com, or be unset (any site)")
+    return tuple(dict.fromkeys(found))
 
 
 def _lever_url(name: str, raw: str) -> str:

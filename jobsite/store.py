@@ -91,6 +91,8 @@ class Record:
     delivered_at: float = 0.0
     posting_title: str = ""
     purged: bool = False
+    source: str = ""  # where the candidate came from (an embed's source, utm_*): Lever's source, else the site's
+    client: str = ""  # the integrator (API client) whose backend sent it, if one did
 
     def to_redis(self) -> dict[str, str]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("application", "state", "files", "uploads")}
@@ -114,6 +116,7 @@ class Record:
             job_id=d.get("job_id", ""), lever_application_id=d.get("lever_application_id", ""),
             opportunity_id=d.get("opportunity_id", ""), contact_id=d.get("contact_id", ""),
             last_error=d.get("last_error", ""), posting_title=d.get("posting_title", ""),
+            source=d.get("source", ""), client=d.get("client", ""),
             created_at=number("created_at"), updated_at=number("updated_at"), inflight_at=number("inflight_at"),
             first_sent_at=number("first_sent_at"), next_attempt_at=number("next_attempt_at"),
             delivered_at=number("delivered_at"),

@@ -178,6 +178,33 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture
+def company_site():
+    """Another origin: a company's own page, serving whatever HTML the test gives it (`pages[path] = bytes`)."""
+    import http.server
+    import threading
+
+    pages: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?")[0]  # a page's query string is the page's own business
+            body = pages.get(path, b"not found")
+            self.send_response(200 if path in pages else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield pages, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a `jobsite worker` process that shares this test's Redis, sandbox and data dir."""
     import os

@@ -1,8 +1,8 @@
 """The JSON API for company career pages that embed jobsite: postings, forms, applications, their status.
 
-Read endpoints are cacheable and open to any origin; the application endpoint takes the body shape of Lever's
-Apply to a posting (JSON), or the form's fields as multipart/form-data with files. No cookies are used, so there is
-no ambient authority for another site to abuse.
+Read endpoints are cacheable and readable from any origin, or only from JOBSITE_EMBED_ORIGINS when it is set; the
+application endpoint takes the body shape of Lever's Apply to a posting (JSON), or the form's fields as
+multipart/form-data with files. No cookies are used, so there is no ambient authority for another site to abuse.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import hashlib
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+import redis
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import board
+from .. import api_clients, audit, board
 from ..catalog import PostingNotFound
 from ..forms import ValidationFailed, answers_from_lever_body
 from ..posting import Posting
 from ..services import get_services
-from . import submission
+from . import embed, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
 
@@ -30,13 +31,70 @@ POSTING_FIELDS = ("id", "text", "team", "department", "locations", "commitment",
                   "country", "createdAt", "updatedAt", "salaryRange", "descriptionHtml", "lists", "closingHtml")
 
 
+# CORS: what a browser on a company's page may send and read. Authorization is not allowed from browsers: an
+# integrator key belongs on the company's server, never in a page.
+CORS_REQUEST_HEADERS = "Content-Type, Idempotency-Key"
+CORS_EXPOSED_HEADERS = "ETag, Retry-After, X-Request-Id"
+PREFLIGHT_MAX_AGE_S = 86400  # browsers cache a preflight answer this long (Chromium caps it at 2 hours)
+
+
+@bp.before_request
+def authenticate() -> Any:
+    """A CORS preflight is answered at once (`cors` adds the headers). A request with an Authorization header must
+    carry a valid integrator key: a wrong or revoked key is a 401, never a silent fallback to anonymous."""
+    if request.method == "OPTIONS":
+        return Response(status=204)
+    g.api_client = None
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, key = header.partition(" ")
+    r = get_services().redis
+    try:
+        client = api_clients.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
+    except api_clients.KeyRevoked as e:
+        audit.record(r, f"API client {e.name}", "refused: revoked key", detail=f"{request.method} {request.path}")
+        client = None
+    except redis.RedisError:
+        return error_response(503, "Keys cannot be checked right now. Please retry shortly.", {"Retry-After": "30"})
+    if client is None:
+        return error_response(401, "This API key is not valid: it is wrong or was revoked.",
+                              {"WWW-Authenticate": 'Bearer realm="jobsite", error="invalid_token"'})
+    g.api_client = client.name
+    return None
+
+
 @bp.after_request
+def audit_client(response: Response) -> Response:
+    """Every use of an integrator key lands in the audit log, with the application it created."""
+    if g.get("api_client"):
+        try:
+            audit.record(get_services().redis, f"API client {g.api_client}", f"{request.method} {request.path}",
+                         target=g.get("receipt", ""), detail=str(response.status_code))
+        except redis.RedisError:
+            pass  # the answer stands; Redis being down is reported by /readyz and the metrics
+    return response
+
+
+@bp.after_app_request
 def cors(response: Response) -> Response:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Max-Age"] = "86400"
-    response.headers["Vary"] = "Origin"
+    """Any origin may read the API (JOBSITE_EMBED_ORIGINS unset), or only the listed ones: the answer then depends
+    on Origin, which `Vary` tells caches; another origin gets no CORS header at all."""
+    if not request.path.startswith(f"{bp.url_prefix}/"):
+        return response
+    origins = get_services().settings.embed_origins
+    if origins is None:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        response.vary.add("Origin")
+        if request.headers.get("Origin") not in origins:
+            return response
+        response.headers["Access-Control-Allow-Origin"] = request.headers["Origin"]
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+        response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
     return response
 
 
@@ -86,10 +144,8 @@ def posting(posting_id: str) -> Any:
     return {"data": data}
 
 
-@bp.route("/postings/<posting_id>/applications", methods=["POST", "OPTIONS"])
+@bp.post("/postings/<posting_id>/applications")
 def apply(posting_id: str) -> Any:
-    if request.method == "OPTIONS":
-        return Response(status=204)
     try:
         posting_, form = submission.form_for(posting_id)
     except PostingNotFound:
@@ -103,6 +159,7 @@ def apply(posting_id: str) -> Any:
         if not isinstance(body, dict):
             return error_response(400, "The body must be a JSON object shaped like Lever's Apply to a posting.")
         answers, uploads, honeypot = answers_from_lever_body(form, body), {}, str(body.get("website") or "")
+        source = embed.attribution(body)
     elif request.mimetype == "multipart/form-data":
         if "application" in request.form:
             try:
@@ -110,8 +167,10 @@ def apply(posting_id: str) -> Any:
             except ValueError:
                 return error_response(400, "The 'application' part must be JSON.")
             answers = answers_from_lever_body(form, body) if isinstance(body, dict) else {}
+            source = embed.attribution(body) if isinstance(body, dict) else ""
         else:
             answers = submission.answers_from(request.form, form)
+            source = embed.attribution(request.form)
         uploads = submission.uploads_from(request.files, form, max_bytes)
         honeypot = request.form.get("website", "")
     else:
@@ -119,11 +178,12 @@ def apply(posting_id: str) -> Any:
     try:
         receipt = submission.receive(posting_, form, answers, uploads,
                                      idempotency_key=request.headers.get("Idempotency-Key") or None,
-                                     honeypot=honeypot)
+                                     honeypot=honeypot, source=source or embed.attribution())
     except ValidationFailed as e:
         return error_response(422, "Some answers need attention.", errors=e.errors)
     except submission.Rejected as e:
         return error_response(e.status, e.message, e.headers)
+    g.receipt = receipt.receipt
     status_url = absolute("api.application", receipt=receipt.receipt)
     return {"receipt": receipt.receipt, "status": receipt.status, "status_url": status_url}, 202
 

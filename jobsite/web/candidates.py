@@ -16,7 +16,7 @@ from ..catalog import PostingNotFound, Snapshot
 from ..forms import Form, ValidationFailed
 from ..posting import Posting
 from ..services import get_services
-from . import brand, submission
+from . import brand, embed, submission
 from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
@@ -67,7 +67,8 @@ def site_url() -> str:
 
 
 def absolute(endpoint: str, **values: Any) -> str:
-    return site_url() + url_for(endpoint, **values)
+    """The page's address for search engines and API clients: without the parameters an embedded page carries."""
+    return site_url() + url_for(endpoint, **{**dict.fromkeys(embed.CARRIED), **values})
 
 
 def host_key() -> str:
@@ -182,7 +183,8 @@ def submit(posting_id: str) -> BaseResponse:
                                    "please attach your files again and submit.")
     try:
         receipt = submission.receive(posting, form, answers, submission.uploads_from(request.files, form, max_bytes),
-                                     idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""))
+                                     idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""),
+                                     source=embed.attribution())
     except ValidationFailed as e:
         return render_form(posting, form, answers=answers, errors=e.errors, token=token, status=422,
                            message="Your answers are kept, but files are not: please attach them again."

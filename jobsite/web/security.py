@@ -9,7 +9,7 @@ import re
 import secrets
 from typing import Any
 
-from flask import Flask, Request, abort, request, session
+from flask import Flask, Request, abort, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -18,12 +18,28 @@ _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 
 CSP_CANDIDATES = _CSP + "*"  # candidate pages may be embedded in a company's site (iframe)
 CSP_ADMIN = _CSP + "'none'"
 HSTS = "max-age=31536000; includeSubDomains"  # one year: browsers then never try this site over plain http
+# The console is never framed (clickjacking) nor read by another site: no CORS header ever, and a cross-origin
+# <script>/<img> load of its answers is refused by the browser too.
+CONSOLE_HEADERS = [("Content-Security-Policy", CSP_ADMIN), ("Cache-Control", "no-store"),
+                   ("X-Frame-Options", "DENY"), ("Cross-Origin-Resource-Policy", "same-origin")]
+
+
+def candidates_csp(origins: tuple[str, ...] | None) -> str:
+    """The CSP of candidate pages: any site may frame them, or only the site itself and JOBSITE_EMBED_ORIGINS."""
+    return CSP_CANDIDATES if origins is None else _CSP + " ".join(("'self'", *origins))
 
 
 def is_console(path: str) -> bool:
     """Whether a request path reaches the console, decided as routing decides it: werkzeug's router merges
     repeated slashes, so `//admin/` is the console too."""
     return re.sub("/{2,}", "/", path).startswith("/admin")
+
+
+def current_client() -> str | None:
+    """The integrator (API client) whose key authenticated this request, if any (web/api.py checks the key). Intake
+    records it with the application; what is keyed per caller (limits, idempotency) can be keyed by it."""
+    client: str | None = g.get("api_client")
+    return client
 
 
 def csrf_token() -> str:
@@ -44,8 +60,9 @@ class SecurityHeaders:
     headers of every response (HSTS when the public URL is https). Raw header tuples here cost a fraction of
     Flask hooks on the hot path."""
 
-    def __init__(self, app: Any, *, hsts: bool):
+    def __init__(self, app: Any, origins: tuple[str, ...] | None = None, *, hsts: bool = False):
         self.app = app
+        self.csp = candidates_csp(origins)
         self.always = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "strict-origin-when-cross-origin")]
         if hsts:
             self.always.append(("Strict-Transport-Security", HSTS))
@@ -60,10 +77,11 @@ class SecurityHeaders:
             names = {name.lower() for name, _ in headers}
             extra = [("X-Request-Id", request_id), *self.always]
             if admin:
-                headers = [h for h in headers if h[0].lower() != "cache-control"]
-                extra += [("Content-Security-Policy", CSP_ADMIN), ("Cache-Control", "no-store")]
+                replaced = {"cache-control", "access-control-allow-origin", "x-frame-options"}
+                headers = [h for h in headers if h[0].lower() not in replaced]
+                extra += CONSOLE_HEADERS
             elif "content-security-policy" not in names:
-                extra.append(("Content-Security-Policy", CSP_CANDIDATES))
+                extra.append(("Content-Security-Policy", self.csp))
             return start_response(status, headers + extra, exc_info)
 
         return self.app(environ, start)
@@ -78,7 +96,7 @@ class ConsoleOnlySessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def init_app(app: Flask, *, hsts: bool) -> None:
+def init_app(app: Flask, origins: tuple[str, ...] | None = None, *, hsts: bool = False) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
-    app.wsgi_app = SecurityHeaders(app.wsgi_app, hsts=hsts)  # type: ignore[method-assign]
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, origins, hsts=hsts)  # type: ignore[method-assign]
     app.session_interface = ConsoleOnlySessions()

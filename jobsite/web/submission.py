@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from flask import request
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from .. import intake
+from .. import api_clients, intake
 from ..forms import Form, UploadedFile, build_form, validate
 from ..posting import Posting
 from ..services import get_services
+from .security import current_client
 
 
 class Rejected(Exception):
@@ -64,33 +66,50 @@ class KeyReused(Rejected):
 
 
 def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile], *,
-            idempotency_key: str | None, honeypot: str = "") -> intake.Receipt:
-    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected.
+            idempotency_key: str | None, honeypot: str = "", source: str = "") -> intake.Receipt:
+    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected. `source` says where the
+    candidate came from (an embed's source or utm_* parameters), for Lever.
 
     The honeypot and validation come first, so a replayed key never vouches for a bad submission; the key is scoped
-    to the posting and the application's content (KeyReused when they differ)."""
+    to the integrator that sent it, the posting and the application's content (KeyReused when they differ)."""
     svc = get_services()
     if honeypot:
         raise Rejected(400, "This submission looked automated, so it was not sent. If you are a person, please "
                             "reload the page and try again.")
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
-    idem = intake.Idempotency.of(idempotency_key, application, uploads) if idempotency_key else None
+    client = current_client()
+    idem = intake.Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
     try:
         earlier = intake.previous(svc, idem)
         if earlier:
             return earlier
     except intake.IdempotencyConflict:
         raise KeyReused() from None
+    if client:  # an integrator's backend: all from one address, so its own limit instead of the address's
+        _count_client(client)
+    else:
+        try:
+            intake.check_ip(svc, request.remote_addr or "unknown")
+        except intake.TooManySubmissions:
+            raise Rejected(429, "We received many applications from your network in the last hour. Please try "
+                                "again later.", {"Retry-After": "3600"}) from None
     try:
-        intake.check_ip(svc, request.remote_addr or "unknown")
-    except intake.TooManySubmissions:
-        raise Rejected(429, "We received many applications from your network in the last hour. Please try again "
-                            "later.", {"Retry-After": "3600"}) from None
-    try:
-        return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem)
+        return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
+                             source=source, client=client or "")
     except intake.IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
     except intake.RedisFull as e:
         raise Rejected(503, "We can't take applications for a few minutes, so nothing was sent yet. Your answers "
                             "are still here: please try again in a few minutes.",
                        {"Retry-After": str(e.retry_after_s)}) from None
+
+
+def _count_client(client: str) -> None:
+    svc = get_services()
+    try:
+        api_clients.count_application(svc.redis, client, svc.settings.api_client_per_hour)
+    except api_clients.TooManyApplications as e:
+        raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} applications this "
+                            "hour.", {"Retry-After": str(e.retry_after_s)}) from None
+    except redis.RedisError:
+        pass  # as for the per-address limit: an application is never refused because Redis is down

@@ -1,0 +1,117 @@
+"""Candidate pages inside a company's own site: what an embedded page keeps on its links, what the host may hide and
+recolour, and where a candidate came from.
+
+An embedded page (`?embed=1`) keeps `embed`, `hide` and the theme colours on every link to another candidate page,
+and any page keeps where the candidate came from (`source`, `utm_*`), so the application form can record it. Theme
+colours reach the page as a stylesheet served from this site (`/embed.css`), so the CSP keeps `style-src 'self'`;
+a colour that would make text unreadable (WCAG AA, 4.5:1) is ignored rather than shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, has_request_context, request, url_for
+
+from ..settings import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
+
+bp = Blueprint("embed", __name__)
+
+CARRIED_SOURCE = ("source", "utm_source", "utm_medium", "utm_campaign")  # static/widget.js and embed.js carry these
+HIDEABLE = ("heading", "filters")
+THEME = ("accent", "background", "text")  # links and buttons, the page behind the cards, the text
+CARRIED = ("embed", "hide", *THEME, *CARRIED_SOURCE)
+MUTED = "#5b6475"  # static/site.css --muted: help text, drawn on the page's background too
+MAX_SOURCE_CHARS = 100
+_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
+
+
+def _colour(raw: str | None) -> str | None:
+    match = _COLOUR.match(raw or "")
+    if not match:
+        return None
+    digits = match.group(1).lower()
+    return "#" + (digits if len(digits) == 6 else "".join(c * 2 for c in digits))
+
+
+def theme(args: Mapping[str, str]) -> dict[str, str]:
+    """The theme colours asked for, all of them if they are readable together and none otherwise: buttons carry
+    white text on the accent, links and help text sit on the cards (white) and on the background."""
+    asked = {k: c for k in THEME if (c := _colour(args.get(k)))}
+    accent, background, text = (asked.get("accent", "#2454d6"), asked.get("background", PAGE_BACKGROUND),
+                                asked.get("text", INK))
+    pairs = [(accent, WHITE), (accent, background), (text, WHITE), (text, background), (MUTED, background)]
+    return asked if all(contrast(a, b) >= AA_CONTRAST for a, b in pairs) else {}
+
+
+def hidden(args: Mapping[str, str]) -> frozenset[str]:
+    """What the host asked to hide (`hide=heading,filters`); unknown names are ignored."""
+    return frozenset(x.strip() for x in (args.get("hide") or "").split(",")) & frozenset(HIDEABLE)
+
+
+def _clean(value: str | None) -> str:
+    """A source as Lever may record it: printable, one line, short."""
+    return " ".join("".join(c for c in (value or "") if c.isprintable()).split())[:MAX_SOURCE_CHARS]
+
+
+def carried() -> dict[str, str]:
+    """What this request keeps on its links to other candidate pages (computed once per request)."""
+    if "embed_carried" in g:
+        found: dict[str, str] = g.embed_carried
+        return found
+    args = request.args
+    found = {k: v for k in CARRIED_SOURCE if (v := _clean(args.get(k)))}
+    if args.get("embed") == "1":
+        found["embed"] = "1"
+        if hide := hidden(args):
+            found["hide"] = ",".join(sorted(hide))
+        found.update(theme(args))
+    g.embed_carried = found
+    return found
+
+
+def attribution(values: Mapping[str, Any] | None = None) -> str:
+    """Where an application came from, as the source Lever records: the `source` and `utm_*` of the request (or of
+    `values`, e.g. a JSON body), joined; empty when none was given."""
+    values = request.args if values is None else values
+    parts = [_clean(v) for k in CARRIED_SOURCE if isinstance(v := values.get(k), str)]
+    return " / ".join(p for p in parts if p)[:MAX_SOURCE_CHARS]
+
+
+def keep_on_links(endpoint: str, values: dict[str, Any]) -> None:
+    """A link from one candidate page to another keeps the embedding parameters (a value given explicitly, even
+    None, wins: canonical links pass None)."""
+    if endpoint.startswith("candidates.") and has_request_context() and request.blueprint == "candidates":
+        for k, v in carried().items():
+            values.setdefault(k, v)
+
+
+@bp.get("/embed.css")
+def stylesheet() -> Response:
+    """The host's theme colours as custom properties of static/site.css."""
+    colours = theme(request.args)
+    names = {"accent": "--accent", "background": "--bg", "text": "--ink"}
+    body = ":root { " + " ".join(f"{names[k]}: {v};" for k, v in colours.items()) + " }\n"
+    answer = Response(body, mimetype="text/css")
+    answer.headers["Cache-Control"] = "public, max-age=86400"
+    return answer
+
+
+def init_app(app: Flask, origins: tuple[str, ...] | None) -> None:
+    """Register /embed.css, keep the parameters on links, and give templates what they show or hide."""
+    app.register_blueprint(bp)
+    app.url_defaults(keep_on_links)
+    origins_json = json.dumps(list(origins)) if origins is not None else "null"
+
+    @app.context_processor
+    def embedding() -> dict[str, Any]:
+        if not has_request_context() or request.blueprint != "candidates":
+            return {"hide": frozenset(), "carry": {}}
+        carry = carried()
+        colours: dict[str, Any] = {k: carry[k] for k in THEME if k in carry}
+        return {"hide": hidden(request.args) if "embed" in carry else frozenset(), "carry": carry,
+                "embed_origins": origins_json,
+                "theme_css": url_for("embed.stylesheet", **colours) if colours else None}
