@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -37,12 +38,12 @@ def init_app(app: Flask) -> None:
         message = e.description if (e.code or 500) < 500 else None
         if isinstance(e, RequestEntityTooLarge):
             limit = app.config["MAX_CONTENT_LENGTH"] // 2**20
-            message = f"This is larger than the {limit} MB we accept. Please send smaller files."
+            message = gettext("This is larger than the %(limit)s MB we accept. Please send smaller files.", limit=limit)
         return error_response(e.code or 500, message, headers)
 
     @app.errorhandler(CatalogUnavailable)
     def catalog_unavailable(e: CatalogUnavailable) -> Any:
-        return error_response(503, "Jobs are briefly unavailable. Please try again in a minute.",
+        return error_response(503, gettext("Jobs are briefly unavailable. Please try again in a minute."),
                               {"Retry-After": "60"})
 
     @app.errorhandler(Exception)

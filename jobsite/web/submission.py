@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import request
+from flask_babel import gettext
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from .. import intake
@@ -63,12 +64,12 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any],
     if earlier:
         return earlier
     if honeypot:
-        raise Rejected(400, "This submission looked automated, so it was not sent. If you are a person, please "
-                            "reload the page and try again.")
+        raise Rejected(400, gettext("This submission looked automated, so it was not sent. If you are a person, "
+                                    "please reload the page and try again."))
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
     try:
         intake.check_ip(svc, request.remote_addr or "unknown")
     except intake.TooManySubmissions:
-        raise Rejected(429, "We received many applications from your network in the last hour. Please try again "
-                            "later.", {"Retry-After": "3600"}) from None
+        raise Rejected(429, gettext("We received many applications from your network in the last hour. Please try "
+                                    "again later."), {"Retry-After": "3600"}) from None
     return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency_key=idempotency_key)

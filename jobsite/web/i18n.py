@@ -1,0 +1,98 @@
+"""The candidate's language: which one a request gets, the links that switch it, and our words said in it.
+
+The site's own words are translated with Flask-Babel from gettext catalogues in translations/<language>/LC_MESSAGES/
+(messages.po, and the compiled messages.mo beside it, both committed: tests/test_translations.py checks they are
+complete and agree). Lever's text (titles, descriptions, question labels) is the company's and stays as written.
+
+A request's language is `?lang=` when it names one we ship, else the best match of Accept-Language, else English.
+A language chosen with `?lang=` rides on every link to a candidate page (a URL default), so it needs no cookie and
+an embedding page can set it in the iframe's URL; an answer that followed Accept-Language says `Vary:
+Accept-Language`, so caches keep the languages apart. The recruiters' console is English.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from babel import Locale
+from flask import Flask, Response, g, has_request_context, request
+from flask_babel import Babel, get_locale, gettext
+
+from ..words import Message
+
+LANGUAGES = ("en", "de", "fr")  # English is the catalogues' source language: it needs none of its own
+DEFAULT = "en"
+
+
+def init_app(app: Flask, translations: Path) -> None:
+    """Translate templates (Jinja's i18n extension, whitespace-trimmed blocks), choose each request's language."""
+    Babel(app, locale_selector=select_language, default_translation_directories=str(translations))
+    app.jinja_env.policies["ext.i18n.trimmed"] = True  # babel.cfg extracts with `trimmed` too: the same msgids
+    app.jinja_env.globals.update(language=language, chosen_language=chosen, language_links=language_links)
+    app.jinja_env.filters["say"] = say
+    app.url_defaults(carry_language)
+    app.after_request(vary)
+
+
+def select_language() -> str:
+    """`?lang=`, else Accept-Language, else English; the console is always English."""
+    if request.blueprint == "admin":
+        return DEFAULT
+    asked = request.args.get("lang", "")
+    if asked in LANGUAGES:
+        return asked
+    g.language_negotiated = True
+    return request.accept_languages.best_match(LANGUAGES) or DEFAULT
+
+
+def language() -> str:
+    """The request's language as a BCP 47 tag, for <html lang>."""
+    return str(get_locale() or DEFAULT).replace("_", "-")
+
+
+def chosen() -> str | None:
+    """The language the visitor chose with `?lang=`, if any."""
+    asked = request.args.get("lang", "") if has_request_context() else ""
+    return asked if asked in LANGUAGES else None
+
+
+def carry_language(endpoint: str, values: dict[str, Any]) -> None:
+    """Links to candidate pages keep a language chosen with `?lang=`."""
+    lang = chosen()
+    if lang and endpoint.startswith("candidates.") and "lang" not in values:
+        values["lang"] = lang
+
+
+def vary(response: Response) -> Response:
+    if g.get("language_negotiated"):
+        response.vary.add("Accept-Language")
+    return response
+
+
+def language_links() -> list[dict[str, Any]]:
+    """This page in each language: its own name (in that language), the same URL and parameters (embed=1, filters)
+    with `lang` set, and whether it is the one shown."""
+    path = quote(request.script_root + request.path)
+    others = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    current = str(get_locale())
+    return [{"code": code, "name": native_name(code), "current": code == current,
+             "href": f"{path}?{urlencode([*others, ('lang', code)])}"} for code in LANGUAGES]
+
+
+def native_name(code: str) -> str:
+    """A language's name as its speakers write it at the start of a line: English, Deutsch, Français."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
+
+
+def say(value: Any) -> Any:
+    """Our `Message`s in the request's language, in a value or inside dicts and lists; anything else as it is."""
+    if isinstance(value, Message):
+        return value.translated(gettext)
+    if isinstance(value, dict):
+        return {k: say(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [say(v) for v in value]
+    return value
