@@ -8,13 +8,12 @@ web layer says them in the candidate's language when it shows them (web/i18n.py 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 
 class Message(str):
-    """A message of ours: English as a string; `msgid` and `params` let the web layer translate it. `msgid` uses
-    %(name)s placeholders, filled from `params`."""
+    """A message of ours: English as a string; `msgid` (with %(name)s placeholders) and `params` let the web layer
+    say it in another language."""
 
     msgid: str
     params: dict[str, Any]
@@ -23,11 +22,6 @@ class Message(str):
         self = super().__new__(cls, msgid % params if params else msgid)
         self.msgid, self.params = str(msgid), params
         return self
-
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        """This message through `gettext` (msgid -> the language's text), then filled in."""
-        text = gettext(self.msgid)
-        return text % self.params if self.params else text
 
 
 def N_(msgid: str) -> Message:

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from babel import Locale
 from flask import Flask, Response, g, has_request_context, request
-from flask_babel import Babel, get_locale, gettext
+from flask_babel import Babel, format_decimal, get_locale, gettext
 
 from ..words import Message
 
@@ -88,9 +88,13 @@ def native_name(code: str) -> str:
 
 
 def say(value: Any) -> Any:
-    """Our `Message`s in the request's language, in a value or inside dicts and lists; anything else as it is."""
+    """Our `Message`s in the request's language (numbers in its format: 10.000 Zeichen), in a value or inside dicts
+    and lists; anything else as it is."""
     if isinstance(value, Message):
-        return value.translated(gettext)
+        text = gettext(value.msgid)
+        if not value.params:
+            return text
+        return text % {k: format_decimal(v) if isinstance(v, int) else v for k, v in value.params.items()}
     if isinstance(value, dict):
         return {k: say(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
