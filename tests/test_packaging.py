@@ -23,7 +23,7 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "jobsite/templates/base.html" in names and "jobsite/static/site.css" in names
     assert "jobsite/templates/candidates/apply.html" in names
-    assert {"jobsite/translations/de/LC_MESSAGES/messages.mo", "jobsite/translations/fr/LC_MESSAGES/messages.mo"} <= set(names)
+    assert {f"jobsite/translations/{lang}/LC_MESSAGES/messages.mo" for lang in ("de", "fr")} <= set(names)
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
     script = (
