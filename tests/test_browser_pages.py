@@ -37,8 +37,53 @@ def site(request, settings: Settings, tmp_path: Path, r: redis.Redis) -> Iterato
     server.stop()
 
 
+# Every visible element that sticks out of its container: its box past its parent's box (more than a pixel, for
+# rounding), or content past its own edge (a long word through a card). Not counted: what is positioned out of the
+# flow on purpose (absolute or fixed: the skip link), visually hidden text and what is inside it (1 px, clipped), what
+# a clipping or scrolling parent holds,
+# children of inline boxes (a line box is not a container), form controls (they scroll their own text; SVG has no
+# such width to compare either), and what is
+# not drawn (display: none, visibility: hidden, the inside of a closed <details>, options).
+OVERLAPS = """() => {
+  const slack = 1, found = [];
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\\s+/).join(".") : "");
+  const clips = (style) => style.overflowX !== "visible" || style.overflowY !== "visible";
+  const srOnly = (el) => {  // in a visually hidden box (1 px, clipped): read by screen readers, never seen
+    for (let up = el; up; up = up.parentElement) {
+      const b = up.getBoundingClientRect();
+      if (b.width <= 1 && b.height <= 1 && clips(getComputedStyle(up))) return true;
+    }
+    return false;
+  };
+  for (const el of document.body.querySelectorAll("*")) {
+    if (!el.checkVisibility({ visibilityProperty: true }) || srOnly(el)) continue;  // also a closed <details>
+    const style = getComputedStyle(el);
+    if (["absolute", "fixed"].includes(style.position)) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    const control = ["INPUT", "SELECT", "TEXTAREA", "OPTION"].includes(el.tagName);
+    if (!control && el instanceof HTMLElement && style.display !== "inline" && !clips(style) && el.scrollWidth > el.clientWidth + slack
+        && el.clientWidth > 0) {
+      found.push(`${name(el)}: content ${el.scrollWidth} px wide in ${el.clientWidth} px`);
+    }
+    const parent = el.parentElement;
+    if (!parent || parent === document.body || parent === document.documentElement) continue;
+    const parentStyle = getComputedStyle(parent);
+    if (parentStyle.display === "inline" || parentStyle.display === "contents" || clips(parentStyle)) continue;
+    const outer = parent.getBoundingClientRect();
+    if (box.left < outer.left - slack || box.right > outer.right + slack ||
+        box.top < outer.top - slack || box.bottom > outer.bottom + slack) {
+      const r = (b) => `${Math.round(b.left)},${Math.round(b.top)}-${Math.round(b.right)},${Math.round(b.bottom)}`;
+      found.push(`${name(el)} [${r(box)}] outside ${name(parent)} [${r(outer)}]`);
+    }
+  }
+  return found;
+}"""
+
+
 def check(page, theme: str, name: str, url: str | None = None) -> None:
-    """Screenshot, overflow and axe at each width: `url` loaded at that width, else the page as it is."""
+    """Screenshot, overflow, overlap and axe at each width: `url` loaded at that width, else the page as it is."""
     folder = ARTIFACTS / theme
     folder.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
@@ -48,6 +93,8 @@ def check(page, theme: str, name: str, url: str | None = None) -> None:
         page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert scroll <= inner, f"{theme} {name} at {width} px scrolls sideways ({scroll} > {inner})"
+        overlaps = page.evaluate(OVERLAPS)
+        assert not overlaps, f"{theme} {name} at {width} px: " + "; ".join(overlaps[:10])
         results = axe.run(page)
         assert results.violations_count == 0, f"{theme} {name} at {width} px:\n{results.generate_report()}"
 
@@ -59,10 +106,12 @@ def test_candidate_pages(page, site, sandbox: Sandbox) -> None:
                             json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
     visits = {"jobs": "/", "jobs-empty": "/?q=zzzz-no-such-job", "posting": f"/jobs/{posting['id']}",
               "apply": f"/jobs/{posting['id']}/apply", "receipt": f"/applications/{receipt}",
-              "not-found": "/no-such-page"}
+              "not-found": "/no-such-page", "jobs-de": "/?lang=de", "jobs-embedded-de": "/?embed=1&lang=de",
+              "posting-fr": f"/jobs/{posting['id']}?lang=fr", "apply-de": f"/jobs/{posting['id']}/apply?lang=de",
+              "receipt-fr": f"/applications/{receipt}?lang=fr"}
     for name, path in visits.items():
         check(page, theme, name, live.url + path)
-        if theme == "brand":
+        if theme == "brand" and "embedded" not in name:
             assert page.locator("img.logo").count() == 1 and page.locator(".footer-links a").count() == 3, name
     page.goto(live.url + f"/jobs/{posting['id']}/apply")
     page.get_by_role("button", name="Submit application").click()
