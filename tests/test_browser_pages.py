@@ -63,8 +63,8 @@ OVERLAPS = """() => {
     const box = el.getBoundingClientRect();
     if (box.width === 0 || box.height === 0) continue;
     const control = ["INPUT", "SELECT", "TEXTAREA", "OPTION"].includes(el.tagName);
-    if (!control && el instanceof HTMLElement && style.display !== "inline" && !clips(style) && el.scrollWidth > el.clientWidth + slack
-        && el.clientWidth > 0) {
+    if (!control && el instanceof HTMLElement && style.display !== "inline" && !clips(style)
+        && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + slack) {
       found.push(`${name(el)}: content ${el.scrollWidth} px wide in ${el.clientWidth} px`);
     }
     const parent = el.parentElement;
@@ -227,3 +227,39 @@ def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, li
         assert page.get_by_role("button", name="Pause delivery").count() == 1  # dismissed: nothing was paused
     finally:
         context.close()
+
+
+def test_the_overlap_check_sees_what_sticks_out(page, live: LiveServer, sandbox: Sandbox) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + "/")
+    assert page.evaluate(OVERLAPS) == []
+    page.evaluate("document.querySelector('.hero p').style.marginLeft = '-2rem'")  # past the band's left edge
+    assert any(found.startswith("p [") and "outside section.hero" in found for found in page.evaluate(OVERLAPS))
+    page.evaluate("""() => { const p = document.querySelector('.hero p');
+                             p.style.marginLeft = ''; p.textContent = 'Werkstudierendenvertretung'.repeat(4); }""")
+    assert any(found.startswith("p: content") for found in page.evaluate(OVERLAPS))  # a long word through the band
+
+
+def test_the_language_switcher_keeps_an_embedded_page_embedded(page, live: LiveServer, sandbox: Sandbox) -> None:
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    posting = simple_posting(sandbox)
+    team = posting["categories"]["team"]
+    page.goto(live.url + "/?" + urlencode({"embed": 1, "team": team}))
+    assert page.locator("html").get_attribute("lang") == "en" and page.locator(".site-header").count() == 0
+    switcher = page.get_by_role("navigation", name="Language")
+    switcher.get_by_role("link", name="Deutsch").click()
+    page.wait_for_url(re.compile(r"lang=de"))
+    assert parse_qs(urlsplit(page.url).query) == {"embed": ["1"], "team": [team], "lang": ["de"]}
+    assert page.locator("html").get_attribute("lang") == "de"
+    assert page.get_by_role("navigation", name="Sprache").get_by_role("link", name="Deutsch") \
+        .get_attribute("aria-current") == "true"
+    page.get_by_role("link", name=posting["text"]).first.click()
+    page.get_by_role("link", name="Jetzt bewerben").first.click()
+    page.wait_for_url(re.compile(r"/apply\?"))
+    assert parse_qs(urlsplit(page.url).query) == {"embed": ["1"], "lang": ["de"]}
+    page.get_by_role("button", name="Bewerbung absenden").click()  # nothing filled in: the page's own check
+    summary = page.locator("#error-summary")
+    summary.wait_for(state="visible")
+    assert re.match(r"Bitte prüfen Sie \d+ Antworten", summary.locator("h2").inner_text())
+    assert "Geben Sie Ihre E-Mail-Adresse ein." in summary.inner_text()
