@@ -263,3 +263,10 @@ def test_the_language_switcher_keeps_an_embedded_page_embedded(page, live: LiveS
     summary.wait_for(state="visible")
     assert re.match(r"Bitte prüfen Sie \d+ Antworten", summary.locator("h2").inner_text())
     assert "Geben Sie Ihre E-Mail-Adresse ein." in summary.inner_text()
+
+
+def test_chromium_gets_the_sandbox_control_page(page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url + "/_sandbox/")  # Chromium's own Accept header, signed-exchange and all
+    page.get_by_role("button", name="Switch maintenance mode on").click()
+    page.get_by_role("button", name="Switch maintenance mode off").wait_for()
+    assert sandbox.state.switches.maintenance is True
