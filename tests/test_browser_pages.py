@@ -100,21 +100,27 @@ def check(page, theme: str, name: str, url: str | None = None) -> None:
 
 
 def test_candidate_pages(page, site, sandbox: Sandbox) -> None:
+    """English in the default look; the brand's browser asks for German (Accept-Language), so every page is seen in
+    German there too; French, and an embedded page, in both."""
     theme, live = site
+    if theme == "brand":
+        page.set_extra_http_headers({"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
     posting = simple_posting(sandbox)
     receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                             json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
     visits = {"jobs": "/", "jobs-empty": "/?q=zzzz-no-such-job", "posting": f"/jobs/{posting['id']}",
               "apply": f"/jobs/{posting['id']}/apply", "receipt": f"/applications/{receipt}",
-              "not-found": "/no-such-page", "jobs-de": "/?lang=de", "jobs-embedded-de": "/?embed=1&lang=de",
-              "posting-fr": f"/jobs/{posting['id']}?lang=fr", "apply-de": f"/jobs/{posting['id']}/apply?lang=de",
+              "not-found": "/no-such-page", "jobs-fr": "/?lang=fr", "jobs-embedded-fr": "/?embed=1&lang=fr",
+              "posting-fr": f"/jobs/{posting['id']}?lang=fr", "apply-fr": f"/jobs/{posting['id']}/apply?lang=fr",
               "receipt-fr": f"/applications/{receipt}?lang=fr"}
     for name, path in visits.items():
         check(page, theme, name, live.url + path)
+        said = "fr" if name.endswith("-fr") else "de" if theme == "brand" else "en"
+        assert page.locator("html").get_attribute("lang") == said, name
         if theme == "brand" and "embedded" not in name:
             assert page.locator("img.logo").count() == 1 and page.locator(".footer-links a").count() == 3, name
     page.goto(live.url + f"/jobs/{posting['id']}/apply")
-    page.get_by_role("button", name="Submit application").click()
+    page.get_by_role("button", name="Bewerbung absenden" if theme == "brand" else "Submit application").click()
     page.locator("#error-summary").wait_for(state="visible")
     check(page, theme, "apply-errors")
 
