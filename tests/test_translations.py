@@ -93,6 +93,7 @@ def test_the_language_is_lang_then_accept_language_then_english(client, sandbox:
     for header in ("es-ES,es;q=0.9", ""):
         assert lang_of(client.get("/", headers={"Accept-Language": header}).text) == "en"
     assert lang_of(client.get("/?lang=xx", headers={"Accept-Language": "fr"}).text) == "fr"  # unknown ?lang= ignored
+    assert lang_of(client.get("/?xlang=de", headers={"Accept-Language": "fr"}).text) == "fr"
     # The page cache keeps the languages apart: the same URL just rendered in German is English for this visitor.
     assert lang_of(client.get("/", headers={"Accept-Language": "en"}).text) == "en"
 

