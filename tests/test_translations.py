@@ -161,6 +161,13 @@ def test_validation_messages_in_the_page_and_the_api(client, sandbox: Sandbox) -
     assert english["errors"]["email"] == "Enter an email address like name@example.com."
 
 
+def test_error_pages_speak_the_language_too(client) -> None:
+    missing = client.get("/no-such-page?lang=de")
+    assert missing.status_code == 404 and "Diese Seite gibt es nicht" in missing.text
+    assert "Prüfen Sie die Adresse" in missing.text and "requested URL" not in missing.text  # not Werkzeug's English
+    assert "requested URL" in client.get("/api/v1/no-such-thing").get_json()["message"]  # the API's is for developers
+
+
 def test_the_console_stays_english(client) -> None:
     login = client.get("/admin/login", headers={"Accept-Language": "de"})
     assert lang_of(login.text) == "en" and 'class="languages"' not in login.text

@@ -36,6 +36,8 @@ def init_app(app: Flask) -> None:
     def http_error(e: HTTPException) -> Any:
         headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}
         message = e.description if (e.code or 500) < 500 else None
+        if message == type(e).description and not wants_json():
+            message = None  # Werkzeug's own English sentence: the page says it in the candidate's language instead
         if isinstance(e, RequestEntityTooLarge):
             limit = app.config["MAX_CONTENT_LENGTH"] // 2**20
             message = gettext("This is larger than the %(limit)s MB we accept. Please send smaller files.", limit=limit)
