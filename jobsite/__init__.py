@@ -11,7 +11,7 @@ from markupsafe import Markup
 from .settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent
-# In a checkout the templates sit beside the package; an installed wheel carries them inside it.
+# In a checkout the templates (and static files, translations) sit beside the package; a wheel carries them inside it.
 _SHARE = ROOT if (ROOT / "templates").is_dir() else ROOT.parent
 
 
@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import filetypes, services, users
     from .sanitize import clean_html
-    from .web import admin, api, brand, candidates, embed, errors, openapi, ops, security, spooldrain
+    from .web import admin, api, brand, candidates, embed, errors, i18n, openapi, ops, security, spooldrain
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count, x_host=settings.proxy_count)
     services.init_app(app, settings)
     spooldrain.init_app(app)
+    i18n.init_app(app, _SHARE / "translations")
     errors.init_app(app)
     security.init_app(app, settings.embed_origins,
                       hsts=bool(settings.public_url and settings.public_url.startswith("https://")))

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .posting import Posting
+from .words import N_
 
-WORKPLACE_LABELS = {"onsite": "On-site", "remote": "Remote", "hybrid": "Hybrid"}
+WORKPLACE_LABELS = {"onsite": N_("On-site"), "remote": N_("Remote"), "hybrid": N_("Hybrid")}
 FILTERS = ("team", "department", "location", "commitment", "workplace")
 
 

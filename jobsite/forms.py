@@ -12,36 +12,39 @@ from typing import Any
 
 from . import filetypes
 from .application import Application, custom_name
+from .words import N_, Message
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.I)
 MAX_LENGTH = {"text": 500, "textarea": 10_000, "university": 300, "url": 2_000}
 CHOICE_TYPES = ("dropdown", "multiple-choice")
-REQUIRED = "Answer this question."
-CONSENT_LABEL = "I agree to the statement above."
+REQUIRED = N_("Answer this question.")
+CONSENT_LABEL = N_("I agree to the statement above.")
+CONSENT = N_("Consent")  # the consent section's title
 # What to do when a required answer is missing, said for the field at hand: by Lever's name for the standard fields,
 # else by the kind of control. One place, read by the server's check and rendered into the page for the browser's.
+# Every message here is a `Message`: English, and said in the candidate's language by the web layer (words.py).
 REQUIRED_BY_NAME = {
-    "fullName": "Enter your full name.",
-    "email": "Enter your email address.",
-    "phone": "Enter your phone number.",
-    "resume": "Attach your CV or résumé.",
-    "currentCompany": "Enter your current company.",
-    "currentLocation": "Enter your current location.",
+    "fullName": N_("Enter your full name."),
+    "email": N_("Enter your email address."),
+    "phone": N_("Enter your phone number."),
+    "resume": N_("Attach your CV or résumé."),
+    "currentCompany": N_("Enter your current company."),
+    "currentLocation": N_("Enter your current location."),
 }
 REQUIRED_BY_TYPE = {
-    "email": "Enter your email address.",
-    "url": "Enter a web address, starting with https://.",
-    "dropdown": "Choose one of the options.",
-    "multiple-choice": "Choose one of the options.",
-    "multiple-select": "Choose at least one option.",
-    "file-upload": "Choose a file to upload.",
-    "consent": "Tick the box to agree.",
+    "email": N_("Enter your email address."),
+    "url": N_("Enter a web address, starting with https://."),
+    "dropdown": N_("Choose one of the options."),
+    "multiple-choice": N_("Choose one of the options."),
+    "multiple-select": N_("Choose at least one option."),
+    "file-upload": N_("Choose a file to upload."),
+    "consent": N_("Tick the box to agree."),
 }
-TOO_LONG = "Please keep this under {n} characters."
+TOO_LONG = N_("Please keep this under %(n)s characters.")
 PATTERNS = {  # field type -> (the rule, the message when an answer breaks it)
-    "email": (EMAIL, "Enter an email address like name@example.com."),
-    "url": (URL, "Enter a full web address, starting with https://."),
+    "email": (EMAIL, N_("Enter an email address like name@example.com.")),
+    "url": (URL, N_("Enter a full web address, starting with https://.")),
 }
 
 
@@ -64,7 +67,7 @@ class Field:
         rules: dict[str, Any] = {"required": self.required, "type": self.type, "maxLength": self.max_length,
                                  "options": [v for v, _ in self.options],
                                  "messages": {"required": self.required_message,
-                                              "maxLength": TOO_LONG.format(n=self.max_length)}}
+                                              "maxLength": Message(TOO_LONG, n=self.max_length)}}
         if self.type in PATTERNS:
             regex, message = PATTERNS[self.type]
             rules.update(pattern=regex.pattern, flags="i" if regex.flags & re.IGNORECASE else "")
@@ -72,14 +75,14 @@ class Field:
         return rules
 
     @property
-    def required_message(self) -> str:
+    def required_message(self) -> Message:
         """What the candidate should do when this required field is left empty."""
         return REQUIRED_BY_NAME.get(self.name) or REQUIRED_BY_TYPE.get(self.type, REQUIRED)
 
 
 @dataclass(frozen=True)
 class Section:
-    title: str
+    title: str  # a `Message` for the sections we name; a question set's title as Lever has it otherwise
     fields: tuple[Field, ...]
     note: str = ""
 
@@ -126,11 +129,11 @@ def build_form(questions: Mapping[str, Any]) -> Form:
         personal.append(Field(name, q.get("text") or name, kind, bool(q.get("required")),
                               options=tuple((o["text"], o["text"]) for o in q.get("options") or []),
                               max_length=MAX_LENGTH.get(kind, MAX_LENGTH["text"]) if kind != "file-upload" else 0))
-    sections = [Section("Personal information", tuple(personal))]
+    sections = [Section(N_("Personal information"), tuple(personal))]
     links = tuple(Field(f"urls[{u['name']}]", u.get("text") or u["name"], "url", bool(u.get("required")),
                         max_length=MAX_LENGTH["url"]) for u in questions.get("urls") or [])
     if links:
-        sections.append(Section("Links", links))
+        sections.append(Section(N_("Links"), links))
     custom_sets = []
     for qset in questions.get("customQuestions") or []:
         fields = []
@@ -141,16 +144,16 @@ def build_form(questions: Mapping[str, Any]) -> Form:
                                 tuple((o["text"], o["text"]) for o in f.get("options") or []),
                                 MAX_LENGTH.get(kind, 0)))
         custom_sets.append((qset["id"], len(fields)))
-        sections.append(Section(qset.get("text") or "Questions", tuple(fields)))
+        sections.append(Section(qset.get("text") or N_("Questions"), tuple(fields)))
     eeo = questions.get("eeoQuestions") or {}
     if eeo:
-        sections.append(Section("Voluntary self-identification", tuple(
+        sections.append(Section(N_("Voluntary self-identification"), tuple(
             Field(f"eeo[{name}]", q.get("text") or name, q.get("type", "text"), False,
                   options=tuple((o.get("optionId", o["text"]), o["text"]) for o in q.get("options") or []),
                   max_length=MAX_LENGTH["text"])
             for name, q in eeo.items()),
-            note="These questions are optional. Your answers are kept apart from your application and never "
-                 "affect how it is considered."))
+            note=N_("These questions are optional. Your answers are kept apart from your application and never "
+                    "affect how it is considered.")))
     policies = []
     consent_html = ""
     for kind, disclosure in (questions.get("consentDisclosures") or {}).items():
@@ -159,39 +162,39 @@ def build_form(questions: Mapping[str, Any]) -> Form:
         if kind == "store" and disclosure.get("displayState", "").endswith("_SHOWN"):
             consent_html = disclosure.get("statementHtml") or disclosure.get("statement") or ""
             # The statement is shown once, above the box (apply.html); the box's own label only says yes to it.
-            consent_html = consent_html or "I agree to the storage of my data."
-            sections.append(Section("Consent", (Field("consent[store]", CONSENT_LABEL, "consent", False),)))
+            consent_html = consent_html or N_("I agree to the storage of my data.")
+            sections.append(Section(CONSENT, (Field("consent[store]", CONSENT_LABEL, "consent", False),)))
     return Form(questions.get("id", ""), tuple(sections), tuple(custom_sets), tuple(policies), consent_html)
 
 
-def _check(f: Field, value: Any) -> str | None:
+def _check(f: Field, value: Any) -> Message | None:
     """The candidate-facing error for one answer, or None."""
     empty = value in (None, "", []) or (isinstance(value, UploadedFile) and not value.content)
     if empty:
         return f.required_message if f.required else None
     if f.type == "multiple-select":
         if any(not isinstance(v, str) or v not in [o for o, _ in f.options] for v in value):
-            return "Choose from the options given."
+            return N_("Choose from the options given.")
         return None
     if f.type == "file-upload":
         return None  # checked by `check_file`, which needs limits from settings
     if not isinstance(value, str):
-        return "This answer is not valid."
+        return N_("This answer is not valid.")
     if f.max_length and len(value) > f.max_length:
-        return TOO_LONG.format(n=f.max_length)
+        return Message(TOO_LONG, n=f.max_length)
     if f.type in PATTERNS and not PATTERNS[f.type][0].match(value):
         return PATTERNS[f.type][1]
     if f.type in CHOICE_TYPES and f.options and value not in [o for o, _ in f.options]:
-        return "Choose one of the options given."
+        return N_("Choose one of the options given.")
     return None
 
 
-def check_file(upload: UploadedFile, max_bytes: int) -> str | None:
+def check_file(upload: UploadedFile, max_bytes: int) -> Message | None:
     """Size and content checks for an uploaded file."""
     if len(upload.content) > max_bytes:
-        return f"This file is larger than {max_bytes // 2**20} MB."
+        return Message(N_("This file is larger than %(mb)s MB."), mb=max_bytes // 2**20)
     if filetypes.sniff(upload.content) is None:
-        return "Upload a PDF, Word (doc, docx), OpenDocument (odt), RTF or plain text file."
+        return N_("Upload a PDF, Word (doc, docx), OpenDocument (odt), RTF or plain text file.")
     return None
 
 

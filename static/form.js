@@ -1,5 +1,6 @@
 // Checks the application form with the rules and messages the server renders into each field (forms.py defines
-// them once; the server checks them again), and shows errors in the same places the server would.
+// them once; the server checks them again, and says them in the page's language), and shows errors in the same places
+// the server would.
 (function () {
   const form = document.querySelector("form.apply");
   if (!form) return;
@@ -40,7 +41,9 @@
     summary.hidden = false;
     summary.innerHTML = "";
     const title = document.createElement("h2");
-    title.textContent = `Please check ${failed.length} ${failed.length === 1 ? "answer" : "answers"}`;
+    // The heading in the page's language: the form carries its plural forms, chosen by that language's rules.
+    const plural = new Intl.PluralRules(document.documentElement.lang).select(failed.length);
+    title.textContent = form.dataset[plural === "one" ? "checkOne" : "checkOther"].replace("{n}", failed.length);
     const list = document.createElement("ul");
     failed.forEach(([control, field, message]) => {
       const item = document.createElement("li");

@@ -37,8 +37,53 @@ def site(request, settings: Settings, tmp_path: Path, r: redis.Redis) -> Iterato
     server.stop()
 
 
+# Every visible element that sticks out of its container: its box past its parent's box (more than a pixel, for
+# rounding), or content past its own edge (a long word through a card). Not counted: what is positioned out of the
+# flow on purpose (absolute or fixed: the skip link), visually hidden text and what is inside it (1 px, clipped), what
+# a clipping or scrolling parent holds,
+# children of inline boxes (a line box is not a container), form controls (they scroll their own text; SVG has no
+# such width to compare either), and what is
+# not drawn (display: none, visibility: hidden, the inside of a closed <details>, options).
+OVERLAPS = """() => {
+  const slack = 1, found = [];
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\\s+/).join(".") : "");
+  const clips = (style) => style.overflowX !== "visible" || style.overflowY !== "visible";
+  const srOnly = (el) => {  // in a visually hidden box (1 px, clipped): read by screen readers, never seen
+    for (let up = el; up; up = up.parentElement) {
+      const b = up.getBoundingClientRect();
+      if (b.width <= 1 && b.height <= 1 && clips(getComputedStyle(up))) return true;
+    }
+    return false;
+  };
+  for (const el of document.body.querySelectorAll("*")) {
+    if (!el.checkVisibility({ visibilityProperty: true }) || srOnly(el)) continue;  // also a closed <details>
+    const style = getComputedStyle(el);
+    if (["absolute", "fixed"].includes(style.position)) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;
+    const control = ["INPUT", "SELECT", "TEXTAREA", "OPTION"].includes(el.tagName);
+    if (!control && el instanceof HTMLElement && style.display !== "inline" && !clips(style)
+        && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + slack) {
+      found.push(`${name(el)}: content ${el.scrollWidth} px wide in ${el.clientWidth} px`);
+    }
+    const parent = el.parentElement;
+    if (!parent || parent === document.body || parent === document.documentElement) continue;
+    const parentStyle = getComputedStyle(parent);
+    if (parentStyle.display === "inline" || parentStyle.display === "contents" || clips(parentStyle)) continue;
+    const outer = parent.getBoundingClientRect();
+    if (box.left < outer.left - slack || box.right > outer.right + slack ||
+        box.top < outer.top - slack || box.bottom > outer.bottom + slack) {
+      const r = (b) => `${Math.round(b.left)},${Math.round(b.top)}-${Math.round(b.right)},${Math.round(b.bottom)}`;
+      found.push(`${name(el)} [${r(box)}] outside ${name(parent)} [${r(outer)}]`);
+    }
+  }
+  return found;
+}"""
+
+
 def check(page, theme: str, name: str, url: str | None = None) -> None:
-    """Screenshot, overflow and axe at each width: `url` loaded at that width, else the page as it is."""
+    """Screenshot, overflow, overlap and axe at each width: `url` loaded at that width, else the page as it is."""
     folder = ARTIFACTS / theme
     folder.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
@@ -48,24 +93,34 @@ def check(page, theme: str, name: str, url: str | None = None) -> None:
         page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert scroll <= inner, f"{theme} {name} at {width} px scrolls sideways ({scroll} > {inner})"
+        overlaps = page.evaluate(OVERLAPS)
+        assert not overlaps, f"{theme} {name} at {width} px: " + "; ".join(overlaps[:10])
         results = axe.run(page)
         assert results.violations_count == 0, f"{theme} {name} at {width} px:\n{results.generate_report()}"
 
 
 def test_candidate_pages(page, site, sandbox: Sandbox) -> None:
+    """English in the default look; the brand's browser asks for German (Accept-Language), so every page is seen in
+    German there too; French, and an embedded page, in both."""
     theme, live = site
+    if theme == "brand":
+        page.set_extra_http_headers({"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
     posting = simple_posting(sandbox)
     receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                             json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
     visits = {"jobs": "/", "jobs-empty": "/?q=zzzz-no-such-job", "posting": f"/jobs/{posting['id']}",
               "apply": f"/jobs/{posting['id']}/apply", "receipt": f"/applications/{receipt}",
-              "not-found": "/no-such-page"}
+              "not-found": "/no-such-page", "jobs-fr": "/?lang=fr", "jobs-embedded-fr": "/?embed=1&lang=fr",
+              "posting-fr": f"/jobs/{posting['id']}?lang=fr", "apply-fr": f"/jobs/{posting['id']}/apply?lang=fr",
+              "receipt-fr": f"/applications/{receipt}?lang=fr"}
     for name, path in visits.items():
         check(page, theme, name, live.url + path)
-        if theme == "brand":
+        said = "fr" if name.endswith("-fr") else "de" if theme == "brand" else "en"
+        assert page.locator("html").get_attribute("lang") == said, name
+        if theme == "brand" and "embedded" not in name:
             assert page.locator("img.logo").count() == 1 and page.locator(".footer-links a").count() == 3, name
     page.goto(live.url + f"/jobs/{posting['id']}/apply")
-    page.get_by_role("button", name="Submit application").click()
+    page.get_by_role("button", name="Bewerbung absenden" if theme == "brand" else "Submit application").click()
     page.locator("#error-summary").wait_for(state="visible")
     check(page, theme, "apply-errors")
 
@@ -178,3 +233,46 @@ def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, li
         assert page.get_by_role("button", name="Pause delivery").count() == 1  # dismissed: nothing was paused
     finally:
         context.close()
+
+
+def test_the_overlap_check_sees_what_sticks_out(page, live: LiveServer, sandbox: Sandbox) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + "/")
+    assert page.evaluate(OVERLAPS) == []
+    page.evaluate("document.querySelector('.hero p').style.marginLeft = '-2rem'")  # past the band's left edge
+    assert any(found.startswith("p [") and "outside section.hero" in found for found in page.evaluate(OVERLAPS))
+    page.evaluate("""() => { const p = document.querySelector('.hero p');
+                             p.style.marginLeft = ''; p.textContent = 'Werkstudierendenvertretung'.repeat(4); }""")
+    assert any(found.startswith("p: content") for found in page.evaluate(OVERLAPS))  # a long word through the band
+
+
+def test_the_language_switcher_keeps_an_embedded_page_embedded(page, live: LiveServer, sandbox: Sandbox) -> None:
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    posting = simple_posting(sandbox)
+    team = posting["categories"]["team"]
+    page.goto(live.url + "/?" + urlencode({"embed": 1, "team": team}))
+    assert page.locator("html").get_attribute("lang") == "en" and page.locator(".site-header").count() == 0
+    switcher = page.get_by_role("navigation", name="Language")
+    switcher.get_by_role("link", name="Deutsch").click()
+    page.wait_for_url(re.compile(r"lang=de"))
+    assert parse_qs(urlsplit(page.url).query) == {"embed": ["1"], "team": [team], "lang": ["de"]}
+    assert page.locator("html").get_attribute("lang") == "de"
+    assert page.get_by_role("navigation", name="Sprache").get_by_role("link", name="Deutsch") \
+        .get_attribute("aria-current") == "true"
+    page.get_by_role("link", name=posting["text"]).first.click()
+    page.get_by_role("link", name="Jetzt bewerben").first.click()
+    page.wait_for_url(re.compile(r"/apply\?"))
+    assert parse_qs(urlsplit(page.url).query) == {"embed": ["1"], "lang": ["de"]}
+    page.get_by_role("button", name="Bewerbung absenden").click()  # nothing filled in: the page's own check
+    summary = page.locator("#error-summary")
+    summary.wait_for(state="visible")
+    assert re.match(r"Bitte prüfen Sie \d+ Antworten", summary.locator("h2").inner_text())
+    assert "Geben Sie Ihre E-Mail-Adresse ein." in summary.inner_text()
+
+
+def test_chromium_gets_the_sandbox_control_page(page, sandbox: Sandbox) -> None:
+    page.goto(sandbox.url + "/_sandbox/")  # Chromium's own Accept header, signed-exchange and all
+    page.get_by_role("button", name="Switch maintenance mode on").click()
+    page.get_by_role("button", name="Switch maintenance mode off").wait_for()
+    assert sandbox.state.switches.maintenance is True

@@ -181,3 +181,20 @@ def test_a_person_can_flip_maintenance_in_a_browser(sandbox: Sandbox) -> None:
                             headers={"Accept": "text/html"}, timeout=5)
     assert flipped.ok and "Switch maintenance mode off" in flipped.text
     assert requests.get(f"{sandbox.url}/_sandbox/", timeout=5).json()["maintenance"] is True
+
+
+@pytest.mark.parametrize("accept, page", [
+    # Chromium's real Accept header for a page it navigates to (Werkzeug's `best` picks signed-exchange from it)
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
+     "application/signed-exchange;v=b3;q=0.7", True),
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # Firefox
+    ("*/*", False),  # curl, requests
+    ("application/json", False),
+    ("application/json, text/html;q=0.5", False),
+])
+def test_the_control_page_is_html_for_browsers_and_json_for_scripts(sandbox: Sandbox, accept: str, page: bool) -> None:
+    import requests
+
+    answer = requests.get(f"{sandbox.url}/_sandbox/", headers={"Accept": accept}, timeout=5)
+    assert answer.headers["Content-Type"].startswith("text/html" if page else "application/json")
+    assert ("Switch maintenance mode on" in answer.text) is page

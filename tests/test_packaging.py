@@ -1,5 +1,5 @@
-"""The built wheel carries templates/ and static/ (built without warnings), so an installed jobsite renders pages
-from any directory."""
+"""The built wheel carries templates/, static/ and the compiled translations (built without warnings), so an installed
+jobsite renders pages, in every language, from any directory."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "jobsite/templates/base.html" in names and "jobsite/static/site.css" in names
     assert "jobsite/templates/candidates/apply.html" in names
+    assert {f"jobsite/translations/{lang}/LC_MESSAGES/messages.mo" for lang in ("de", "fr")} <= set(names)
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
     script = (
@@ -30,6 +31,7 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
         f"assert jobsite.__file__.startswith({str(installed)!r}), jobsite.__file__\n"
         f"c = create_app(data_dir={str(tmp_path / 'data')!r}).test_client()\n"
         "r = c.get('/no-such-page'); assert r.status_code == 404 and b'We could not find that page' in r.data\n"
+        "r = c.get('/no-such-page?lang=de'); assert 'Diese Seite gibt es nicht' in r.text, r.text\n"
         "assert c.get('/static/site.css').status_code == 200\n"
     )
     env = {**os.environ, "PYTHONPATH": str(installed)}

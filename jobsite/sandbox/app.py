@@ -412,11 +412,19 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
                     "postings": len(st.postings), "applications": len(st.applications),
                     "requests": len(st.requests)}
 
+    def wants_page() -> bool:
+        """A browser's request: HTML named outright and preferred to JSON. Chromium's Accept lists text/html first but
+        also application/signed-exchange with a parameter, which Werkzeug's `best` prefers; `*/*` alone (curl,
+        requests) is a script and gets JSON."""
+        accept = request.accept_mimetypes
+        html = max((q for value, q in accept if value == "text/html"), default=0)
+        return html > 0 and html >= accept["application/json"]
+
     @app.get("/_sandbox/")
     def control_state() -> Any:
         """The switches as JSON, or, for a person in a browser, a page with a maintenance button."""
         data = state()
-        if request.accept_mimetypes.best == "text/html":
+        if wants_page():
             flip = "off" if data["maintenance"] else "on"
             rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in data.items())
             return (f"<!doctype html><title>Lever sandbox</title><h1>Lever sandbox</h1><table>{rows}</table>"

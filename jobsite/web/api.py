@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 from flask import Blueprint, Response, g, jsonify, request
+from flask_babel import gettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import api_clients, audit, board
@@ -23,6 +24,7 @@ from ..services import get_services
 from . import embed, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
+from .i18n import say
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_JSON_BYTES = 256 * 1024  # JSON carries no files: a large body is an attack, not an application
@@ -137,8 +139,8 @@ def posting(posting_id: str) -> Any:
     except PostingNotFound:
         return error_response(404, "No open posting with this id.")
     data = _posting_json(posting_)
-    data["form"] = [{"title": s.title, "note": s.note, "fields": [
-        {"name": f.name, "label": f.label, "type": f.type, "required": f.required, "description": f.description,
+    data["form"] = [{"title": say(s.title), "note": say(s.note), "fields": [
+        {"name": f.name, "label": say(f.label), "type": f.type, "required": f.required, "description": f.description,
          "options": [{"value": v, "label": label} for v, label in f.options]} for f in s.fields]}
         for s in form.sections]
     return {"data": data}
@@ -180,7 +182,7 @@ def apply(posting_id: str) -> Any:
                                      idempotency_key=request.headers.get("Idempotency-Key") or None,
                                      honeypot=honeypot, source=source or embed.attribution())
     except ValidationFailed as e:
-        return error_response(422, "Some answers need attention.", errors=e.errors)
+        return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
     except submission.Rejected as e:
         return error_response(e.status, e.message, e.headers)
     g.receipt = receipt.receipt

@@ -7,44 +7,48 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from babel import numbers
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import format_date, get_locale, gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import board, seo, spool, store
 from ..catalog import PostingNotFound, Snapshot
-from ..forms import Form, ValidationFailed
+from ..forms import CONSENT, Form, ValidationFailed
 from ..posting import Posting
 from ..services import get_services
+from ..words import N_
 from . import brand, embed, submission
+from .i18n import language, say
 from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
 
 pages = PageCache()
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
-FORM_REUSED = ("This form was already used to send an application with other answers, so nothing was sent. Your "
-               "answers are still here: to send them as a new application, attach your files again and submit.")
-NOT_OPEN = "This job is not open (any more). Have a look at our other openings."
+FORM_REUSED = N_("This form was already used to send an application with other answers, so nothing was sent. Your "
+                 "answers are still here: to send them as a new application, attach your files again and submit.")
+NOT_OPEN = N_("This job is not open (any more). Have a look at our other openings.")
 # The receipt page's words for each status (store.State values): plain, reassuring, never the vendor's name. The page
 # carries them all, so its script can follow the status API without a reload. `step` marks progress: 1 received,
-# 2 with the hiring team.
+# 2 with the hiring team. Said in the candidate's language when the page is rendered.
 STATUS_WORDS: dict[str, dict[str, Any]] = {
     "queued": {"step": 1,
-               "text": "Received — we'll pass it to the hiring team shortly."},
+               "text": N_("Received — we'll pass it to the hiring team shortly.")},
     "delivering": {"step": 1,
-                   "text": "Received — we're passing it to the hiring team now."},
+                   "text": N_("Received — we're passing it to the hiring team now.")},
     "waiting": {"step": 1,
-                "text": "Received and safe with us. Our hiring system is busy for a moment; we'll pass your "
-                        "application on automatically. You don't need to do anything."},
+                "text": N_("Received and safe with us. Our hiring system is busy for a moment; we'll pass your "
+                           "application on automatically. You don't need to do anything.")},
     "delivered": {"step": 2,
-                  "text": "With the hiring team — they'll read it and get in touch with you."},
+                  "text": N_("With the hiring team — they'll read it and get in touch with you.")},
     "needs_attention": {"step": 1,
-                        "text": "Received — we're checking a detail before it reaches the hiring team. You don't "
-                                "need to do anything; we'll contact you if we need more from you."},
+                        "text": N_("Received — we're checking a detail before it reaches the hiring team. You don't "
+                                   "need to do anything; we'll contact you if we need more from you.")},
     "discarded": {"step": 1,
-                  "text": "This application is closed and won't be considered. If you think that's a mistake, "
-                          "please apply again or contact us."},
+                  "text": N_("This application is closed and won't be considered. If you think that's a mistake, "
+                             "please apply again or contact us.")},
 }
 FINAL_STATUSES = ("delivered", "discarded")
 
@@ -57,9 +61,45 @@ def isotime(ts: float | None) -> str:
 
 @bp.app_template_filter("longdate")
 def longdate(ts: float | None) -> str:
-    """A date for people, in UTC: 24 November 2026."""
-    day = datetime.fromtimestamp(ts or 0, UTC)
-    return f"{day.day} {day:%B %Y}"
+    """A date for people, in UTC, as the candidate's language writes it: November 24, 2026; 24. November 2026."""
+    return format_date(datetime.fromtimestamp(ts or 0, UTC), "long")
+
+
+# Salary ranges: Lever's interval names -> how the amount is said per interval.
+SALARY_INTERVALS = {
+    "per-year-salary": N_("%(amount)s per year"),
+    "per-month-salary": N_("%(amount)s per month"),
+    "per-week-salary": N_("%(amount)s per week"),
+    "per-day-wage": N_("%(amount)s per day"),
+    "per-hour-wage": N_("%(amount)s per hour"),
+    "one-time": N_("%(amount)s one-time"),
+}
+
+
+@bp.app_template_filter("salary")
+def salary(range_: dict[str, Any]) -> str:
+    """A salary range in the candidate's language and number format: $120,000–$150,000 per year;
+    120.000 € – 150.000 € pro Jahr. Whole amounts are shown without cents."""
+    locale = get_locale()
+    currency = range_.get("currency") or "USD"
+    low, high = range_.get("min"), range_.get("max")
+    pattern = numbers.parse_pattern(locale.currency_formats["standard"].pattern)  # a copy: the locale's is shared
+    if all(v is None or float(v).is_integer() for v in (low, high)):
+        pattern.frac_prec = (0, 0)
+
+    def money(value: float) -> str:
+        return pattern.apply(value, locale, currency=currency, currency_digits=False)
+
+    if low is not None and high is not None:
+        amount = gettext("%(low)s–%(high)s", low=money(low), high=money(high))
+    elif low is not None:
+        amount = gettext("from %(low)s", low=money(low))
+    elif high is not None:
+        amount = gettext("up to %(high)s", high=money(high))
+    else:
+        return ""
+    said = SALARY_INTERVALS.get(range_.get("interval") or "")
+    return gettext(said, amount=amount) if said else amount
 
 
 def site_url() -> str:
@@ -87,7 +127,7 @@ def _posting_or_404(snap: Snapshot, posting_id: str) -> Posting:
     try:
         return snap.find(posting_id)
     except PostingNotFound:
-        abort(404, NOT_OPEN)
+        abort(404, say(NOT_OPEN))
 
 
 @bp.get("/")
@@ -99,10 +139,11 @@ def jobs() -> Response:
         found = board.search(snap.data, query)
         return render_template("candidates/jobs.html", groups=board.by_team(found), count=len(found),
                                total=len(snap.data), facets=board.facets(snap.data), query=query,
-                               labels=board.WORKPLACE_LABELS, embedded=embedded(),
+                               labels=say(board.WORKPLACE_LABELS), embedded=embedded(),
                                canonical=absolute("candidates.jobs"))
 
-    return pages.respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key()), render)
+    return pages.respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key(), language()),
+                         render)
 
 
 @bp.get("/jobs/<posting_id>")
@@ -114,11 +155,12 @@ def posting(posting_id: str) -> Response:
         canonical = absolute("candidates.posting", posting_id=posting_id)
         ld = seo.job_posting(p, company=get_services().settings.company_name, url=canonical,
                              site_url=site_url())
-        return render_template("candidates/posting.html", p=p, jsonld=ld, canonical=canonical,
-                               labels=board.WORKPLACE_LABELS, embedded=embedded())
+        subject = gettext("%(title)s at %(company)s", title=p["text"], company=get_services().settings.company_name)
+        return render_template("candidates/posting.html", p=p, jsonld=ld, canonical=canonical, share_subject=subject,
+                               labels=say(board.WORKPLACE_LABELS), embedded=embedded())
 
-    return pages.respond(("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key()),
-                         render)
+    return pages.respond(("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key(),
+                          language()), render)
 
 
 def form_tokens() -> URLSafeTimedSerializer:
@@ -142,6 +184,7 @@ def read_form_token(token: str, posting_id: str) -> str | None:
 def render_form(p: Posting, form: Form, *, answers: Any = None, errors: dict[str, str] | None = None,
                 token: str | None = None, status: int = 200, message: str | None = None) -> Response:
     html = render_template("candidates/apply.html", p=p, form=form, answers=answers or {}, errors=errors or {},
+                           consent_title=CONSENT,
                            token=token or new_form_token(p["id"]), embedded=embedded(), message=message,
                            canonical=absolute("candidates.apply", posting_id=p["id"]))
     response = Response(html, status=status, mimetype="text/html")
@@ -179,18 +222,18 @@ def submit(posting_id: str) -> BaseResponse:
     nonce = read_form_token(token, posting_id)
     if nonce is None:
         return render_form(posting, form, answers=answers, status=400,
-                           message="This form had expired, so nothing was sent. Your answers are still here: "
-                                   "please attach your files again and submit.")
+                           message=gettext("This form had expired, so nothing was sent. Your answers are still "
+                                           "here: please attach your files again and submit."))
     try:
         receipt = submission.receive(posting, form, answers, submission.uploads_from(request.files, form, max_bytes),
                                      idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""),
                                      source=embed.attribution())
     except ValidationFailed as e:
-        return render_form(posting, form, answers=answers, errors=e.errors, token=token, status=422,
-                           message="Your answers are kept, but files are not: please attach them again."
+        return render_form(posting, form, answers=answers, errors=say(e.errors), token=token, status=422,
+                           message=gettext("Your answers are kept, but files are not: please attach them again.")
                            if _attached() else None)
     except submission.KeyReused:  # sent before with other answers (the back button): a new form keeps them
-        return render_form(posting, form, answers=answers, status=422, message=FORM_REUSED)
+        return render_form(posting, form, answers=answers, status=422, message=say(FORM_REUSED))
     except submission.Rejected as e:
         message = e.message + (" Please attach your files again." if _attached() else "")
         response = render_form(posting, form, answers=answers, token=token, status=e.status, message=message)
@@ -208,16 +251,16 @@ def _form_or_404(posting_id: str) -> tuple[Posting, Form]:
     try:
         return submission.form_for(posting_id)
     except PostingNotFound:
-        abort(404, NOT_OPEN)
+        abort(404, say(NOT_OPEN))
 
 
 @bp.get("/applications/<receipt>")
 def confirmation(receipt: str) -> Response:
     status = application_status(receipt)
     if status is None:
-        abort(404, "We could not find an application with this receipt.")
+        abort(404, gettext("We could not find an application with this receipt."))
     response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded(),
-                                        words=STATUS_WORDS, final=FINAL_STATUSES,
+                                        words=say(STATUS_WORDS), final=FINAL_STATUSES,
                                         status_url=url_for("api.application", receipt=receipt)))
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge, SecurityError
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -39,14 +40,16 @@ def init_app(app: Flask) -> None:
             log.warning("refused a request for an unknown host: set JOBSITE_PUBLIC_URL, or add the host to "
                         "JOBSITE_ALLOWED_HOSTS")
             return Response("This site is not served under that address.\n", 400, mimetype="text/plain")
+        if message == type(e).description and not wants_json():
+            message = None  # Werkzeug's own English sentence: the page says it in the candidate's language instead
         if isinstance(e, RequestEntityTooLarge):
             limit = app.config["MAX_CONTENT_LENGTH"] // 2**20
-            message = f"This is larger than the {limit} MB we accept. Please send smaller files."
+            message = gettext("This is larger than the %(limit)s MB we accept. Please send smaller files.", limit=limit)
         return error_response(e.code or 500, message, headers)
 
     @app.errorhandler(CatalogUnavailable)
     def catalog_unavailable(e: CatalogUnavailable) -> Any:
-        return error_response(503, "Jobs are briefly unavailable. Please try again in a minute.",
+        return error_response(503, gettext("Jobs are briefly unavailable. Please try again in a minute."),
                               {"Retry-After": "60"})
 
     @app.errorhandler(Exception)

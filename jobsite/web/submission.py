@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 from flask import request
+from flask_babel import gettext
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from .. import api_clients, intake
@@ -74,8 +75,8 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
     to the integrator that sent it, the posting and the application's content (KeyReused when they differ)."""
     svc = get_services()
     if honeypot:
-        raise Rejected(400, "This submission looked automated, so it was not sent. If you are a person, please "
-                            "reload the page and try again.")
+        raise Rejected(400, gettext("This submission looked automated, so it was not sent. If you are a person, "
+                                    "please reload the page and try again."))
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
     client = current_client()
     idem = intake.Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
@@ -91,16 +92,16 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
         try:
             intake.check_ip(svc, request.remote_addr or "unknown")
         except intake.TooManySubmissions:
-            raise Rejected(429, "We received many applications from your network in the last hour. Please try "
-                                "again later.", {"Retry-After": "3600"}) from None
+            raise Rejected(429, gettext("We received many applications from your network in the last hour. Please "
+                                        "try again later."), {"Retry-After": "3600"}) from None
     try:
         return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
                              source=source, client=client or "")
     except intake.IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
     except intake.RedisFull as e:
-        raise Rejected(503, "We can't take applications for a few minutes, so nothing was sent yet. Your answers "
-                            "are still here: please try again in a few minutes.",
+        raise Rejected(503, gettext("We can't take applications for a few minutes, so nothing was sent yet. Your "
+                                    "answers are still here: please try again in a few minutes."),
                        {"Retry-After": str(e.retry_after_s)}) from None
 
 
