@@ -112,3 +112,17 @@ def test_the_console_shows_which_client_sent_an_application(client, app, r: redi
                                        "csrf_token": token})
     page = console.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     assert "API client acme-backend" in page
+
+
+def test_idempotency_keys_of_two_integrators_never_meet(client, r: redis.Redis, sandbox: Sandbox) -> None:
+    """Issue 13, item 4: the same Idempotency-Key from two backends (or a backend and anyone) is two keys."""
+    posting = simple_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+    body = lever_body(sandbox, posting["id"])
+    receipts = []
+    for key in (api_clients.add(r, "acme-backend"), api_clients.add(r, "agency-backend"), None):
+        headers = {"Idempotency-Key": "order-1"} | ({"Authorization": f"Bearer {key}"} if key else {})
+        answer = client.post(url, json=body, headers=headers)
+        assert answer.status_code == 202, answer.get_json()
+        receipts.append(answer.get_json()["receipt"])
+    assert len(set(receipts)) == 3 and r.zcard(store.ALL) == 3
