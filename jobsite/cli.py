@@ -140,6 +140,10 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     settings = _settings()
     from .redis_server import connect, redis_url, warn_about_memory
 
+    if settings.redis_url and not os.environ.get("JOBSITE_SECRET_KEY"):
+        click.echo("jobsite web: warning: REDIS_URL is set but JOBSITE_SECRET_KEY is not, so this machine signs forms "
+                   f"and console sessions with its own key ({settings.data_dir / 'secret_key'}); web processes on "
+                   "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.", err=True)
     os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
     settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
     with connect(os.environ["REDIS_URL"], retries=0) as r:
