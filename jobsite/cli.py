@@ -140,7 +140,8 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     settings = _settings()
     from .redis_server import connect, redis_url, warn_about_memory
 
-    if settings.redis_url and not os.environ.get("JOBSITE_SECRET_KEY"):
+    outside_redis = settings.redis_url not in (None, EmbeddedRedis(settings.data_dir).url)
+    if outside_redis and not os.environ.get("JOBSITE_SECRET_KEY"):
         click.echo("jobsite web: warning: REDIS_URL is set but JOBSITE_SECRET_KEY is not, so this machine signs forms "
                    f"and console sessions with its own key ({settings.data_dir / 'secret_key'}); web processes on "
                    "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.", err=True)
