@@ -87,6 +87,14 @@ def sandbox(sandbox_server: SandboxServer) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
+def strict_lever(sandbox: Sandbox) -> Sandbox:
+    """The sandbox limiting as strictly as Lever's numbers can be read: at most 2 applies and 10 calls in any
+    1-second window as it receives them, 429 without Retry-After. The delivery tests run against it."""
+    sandbox.control("limits", mode="window", apply_per_s=2, per_s=10)
+    return sandbox
+
+
+@pytest.fixture
 def lever(sandbox: Sandbox) -> LeverClient:
     return LeverClient(base_url=f"{sandbox.url}/v1", api_key=API_KEY, timeout=(1, 5))
 
