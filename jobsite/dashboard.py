@@ -19,11 +19,14 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     if status.closed:
         kind = "maintenance" if status.cause == gate.Cause.MAINTENANCE else "refusing our key"
         return {"state": kind, "since": status.since, "detail": status.reason}
+    paused = any(ratelimit.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
+    if paused:
+        return {"state": "rate-limited", "since": last["at"] if last else None,
+                "detail": "Lever answered 429: every worker pauses, then goes slower"}
     if not last:
         return {"state": "unknown", "detail": "jobsite has not called Lever yet"}
     recent = time.time() - last["at"] < 300
-    paused = any(ratelimit.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
-    if paused or (recent and last["status"] == "429"):
+    if recent and last["status"] == "429":
         return {"state": "rate-limited", "since": last["at"], "detail": "Lever answered 429"}
     if recent and (last["status"] == "error" or last["status"].startswith("5")):
         return {"state": "errors", "since": last["at"], "detail": f"last answer: {last['status']}"}
