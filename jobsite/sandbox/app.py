@@ -409,7 +409,8 @@ def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[st
     now = int(time.time() * 1000)
     app_id, opp_id = str(uuid.uuid4()), str(uuid.uuid4())
     st.applications.append({"id": app_id, "opportunityId": opp_id, "posting": posting["id"],
-                            "receivedAt": now, "body": body, "sendConfirmationEmail": send_confirmation_email})
+                            "receivedAt": now, "arrived": request.environ["sandbox.arrived"], "body": body,
+                            "sendConfirmationEmail": send_confirmation_email})
     st.opportunities.append({
         "id": opp_id, "name": personal.get("fullName"), "contact": contact, "emails": [email],
         "headline": personal.get("currentCompany") or "", "phones": [], "confidentiality": "non-confidential",
