@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
 import sys
 import time
@@ -28,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
 from jobsite import metrics, store  # noqa: E402
 from jobsite.redis_server import EmbeddedRedis, connect  # noqa: E402
-from jobsite.sandbox import SandboxServer  # noqa: E402
 from jobsite.store import State  # noqa: E402
 
 APPLY_LIMIT = 2.0
@@ -40,7 +38,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--margins-ms", default="50", help="pacing margins to run with, comma-separated")
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     print(f"{args.applications} applications accepted during maintenance, then drained by {args.workers} workers "
           f"(separate processes, one redis-server) into the sandbox in strict window mode: at most 2 applies and "
           f"10 calls in any 1 s as received")
@@ -49,47 +46,61 @@ def main() -> None:
 
 
 def run(n: int, workers: int, margin_ms: int) -> None:
-    sandbox = SandboxServer().start()
-    sb = sandbox.state
-    sb.switches.mode = "window"
-    sb.reset_buckets()
-    pid = next(pid for i, pid in enumerate(sb.questions) if i % 2 == 1 and sb.postings[pid]["state"] == "published"
-               and "public" in (sb.postings[pid]["distributionChannels"] or []))
     data = temp_dir("jsp")
     redis_server = EmbeddedRedis(data)
     redis_server.ensure()
     r = connect(redis_server.url)
-    port = free_port()
-    env = {"JOBSITE_DATA_DIR": str(data), "REDIS_URL": redis_server.url, "LEVER_BASE_URL": f"{sandbox.url}/v1",
+    port, sandbox_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = {"JOBSITE_DATA_DIR": str(data), "REDIS_URL": redis_server.url, "LEVER_BASE_URL": f"{sandbox_url}/v1",
            "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING",
            "JOBSITE_PACING_MARGIN_MS": str(margin_ms), "JOBSITE_PROBE_CAP_S": "2", "JOBSITE_UPKEEP_INTERVAL_S": "1"}
+    # Lever is another system: the sandbox runs in its own process, so its clock of arrivals shares no lock with us.
+    sandbox = spawn([PY, "-m", "jobsite", "sandbox", "--port", str(sandbox_port)], env)
     web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
     procs = []
     try:
+        wait_http(sandbox_url + "/_sandbox/")
+        control = requests.Session()
+        control.post(f"{sandbox_url}/_sandbox/limits", json={"mode": "window"}, timeout=5).raise_for_status()
+        questions = control.get(f"{sandbox_url}/v1/postings?state=published", auth=("sandbox-key", ""), timeout=5)
         site = f"http://127.0.0.1:{port}"
         wait_http(site + "/healthz")
+        pid, form = simple_form(control, sandbox_url, questions.json()["data"])
         requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
-        sb.switches.maintenance = True
+        control.post(f"{sandbox_url}/_sandbox/maintenance", json={"on": True}, timeout=5).raise_for_status()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: submit(site, sb, pid, i), range(n)))
+            list(pool.map(lambda i: submit(site, pid, form, i), range(n)))
         procs = [spawn([PY, "-m", "jobsite", "worker"], env) for _ in range(workers)]
         wait_until(lambda: store.counts(r)["waiting"] == n, 60)
-        sb.switches.maintenance = False
+        control.post(f"{sandbox_url}/_sandbox/maintenance", json={"on": False}, timeout=5).raise_for_status()
         wait_until(lambda: store.counts(r)["delivered"] == n, n / APPLY_LIMIT * 2 + 60)
         records = store.load_many(r, store.receipts(r, State.DELIVERED))
         lags = {json.loads(k)[2]: float(v) for k, v in r.hgetall(metrics.HISTOGRAMS).items()
                 if json.loads(k)[:2] == ["jobsite_pacing_lag_seconds", {"limit": "apply"}]}
+        received = control.get(f"{sandbox_url}/_sandbox/received", timeout=30).json()
     finally:
         for p in procs:
             stop(p)
         stop(web)
-        sandbox.stop()
+        stop(sandbox)
         redis_server.stop()
-    report(sb, records, n, workers, margin_ms, lags)
+    report(received, records, n, workers, margin_ms, lags)
 
 
-def submit(site: str, sb, pid: str, i: int) -> None:
-    form = sb.questions[pid]
+def simple_form(session: requests.Session, sandbox_url: str, postings: list[dict]) -> tuple[str, dict]:
+    """A public posting with one location whose form asks for no file."""
+    for p in postings:
+        if "public" not in (p["distributionChannels"] or []) or len(p["categories"]["allLocations"]) != 1:
+            continue
+        form = session.get(f"{sandbox_url}/v1/postings/{p['id']}/apply", auth=("sandbox-key", ""), timeout=5).json()
+        if not any(q["type"] == "file-upload" and q.get("required")
+                   for q in form["data"]["personalInformation"]):
+            return p["id"], form["data"]
+    raise SystemExit("no posting without a file in the sandbox's seed")
+
+
+def submit(site: str, pid: str, form: dict, i: int) -> None:
     custom = [{"id": q["id"], "fields": [
         {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
         for f in q["fields"]]} for q in form["customQuestions"]]
@@ -107,13 +118,13 @@ def wait_until(predicate, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def report(sb, records, n: int, workers: int, margin_ms: int, lags: dict[str, float]) -> None:
-    applies = [q for q in sb.requests if q["endpoint"] == "postings.apply"]
-    delivered = sorted(q["t"] for q in applies if q["status"] == 201)
-    refused = sum(1 for q in sb.requests if q["status"] == 429)
+def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: dict[str, float]) -> None:
+    applications, requests_ = received["applications"], received["requests"]
+    delivered = sorted(q["t"] for q in requests_ if q["endpoint"] == "postings.apply" and q["status"] == 201)
+    refused = sum(1 for q in requests_ if q["status"] == 429)
     emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-              for a in sb.applications]
-    arrived = {e: a["arrived"] for e, a in zip(emails, sb.applications, strict=True)}  # as the limits saw it
+              for a in applications]
+    arrived = {e: a["arrived"] for e, a in zip(emails, applications, strict=True)}  # as the limits saw it
     once = [rec for rec in records if rec.attempts == 1]  # sent exactly once: its first_sent_at is that slot
     delays = sorted((arrived[rec.application.email] - rec.first_sent_at) * 1000 for rec in once)
     by_slot = sorted((rec.first_sent_at, arrived[rec.application.email]) for rec in once)
