@@ -7,7 +7,7 @@ answered, the tightest 3 consecutive applies as Lever received them, and the jit
 each application sent once, the delay from its reserved slot (the time jobsite recorded before sending it) to its
 arrival at the sandbox, and how much two applies 2 apart came closer at arrival than their slots were.
 
-Run: .venv/bin/python bench/pacing_bench.py [--applications 120] [--workers 3] [--margins-ms 50]
+Run: .venv/bin/python bench/pacing_bench.py [--applications 120] [--workers 3] [--margins-ms 100]
      (e.g. --margins-ms 0,20,50 to compare margins)
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -36,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--applications", type=int, default=120)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--margins-ms", default="50", help="pacing margins to run with, comma-separated")
+    parser.add_argument("--margins-ms", default="100", help="pacing margins to run with, comma-separated")
     args = parser.parse_args()
     print(f"{args.applications} applications accepted during maintenance, then drained by {args.workers} workers "
           f"(separate processes, one redis-server) into the sandbox in strict window mode: at most 2 applies and "
@@ -136,7 +137,8 @@ def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: 
     def pct(p: float) -> float:
         return delays[min(len(delays) - 1, int(len(delays) * p))]
 
-    print(f"\nmargin {margin_ms} ms ({workers} workers): delivered {len(delivered)}/{n}, exactly once: "
+    print(f"\nmargin {margin_ms} ms ({workers} workers; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+          f"cores): delivered {len(delivered)}/{n}, exactly once: "
           f"{len(set(emails)) == len(emails) == n}; 429 answers: {refused}")
     print(f"  drain rate {rate:.2f}/s (after the probe's delivery {steady:.2f}/s) vs Lever's {APPLY_LIMIT:.0f}/s -> "
           f"ratio {rate / APPLY_LIMIT:.2f} ({steady / APPLY_LIMIT:.2f}); pacing spacing "
