@@ -36,12 +36,11 @@ from .uploads import FileMissing
 
 log = logging.getLogger(__name__)
 
-MAX_IN_PROCESS_WAIT_S = 10.0  # wait this long for a rate-limit slot in the job (at most half the lease); longer
-# waits are rescheduled
+MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
 PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a slot, not between the slot and the send
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
-RATE_LIMITED_DEFAULT_S = 1.0  # Lever documents no Retry-After: pause every worker this long (a whole window) without
+RATE_LIMITED_DEFAULT_S = 1.0  # a 429 without Retry-After pauses every worker a whole window (Lever documents none)
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
@@ -126,9 +125,9 @@ class Pacer:
         happens before the slot, not between the slot and the send). Raises RateLimitWait if the slot is too far."""
         while True:
             slot = ratelimit.reserve(self.r, limits, self.max_wait_s)
-            due = time.monotonic() + slot.wait_s
             if not slot.reserved:
                 raise RateLimitWait(slot.wait_s)
+            due = time.monotonic() + slot.wait_s
             if slot.wait_s > PAUSE_CHECK_AHEAD_S:
                 time.sleep(slot.wait_s - PAUSE_CHECK_AHEAD_S)
                 if ratelimit.paused_past(self.r, limits, slot):
