@@ -375,17 +375,16 @@ def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, san
     assert svc.redis.get(delivery.LEASE.format(receipt)) == b"another worker's token"  # nor ended the other's lease
 
 
-def test_the_maintenance_check_is_a_light_read_counted_in_the_shared_bucket(svc: Services, sandbox: Sandbox) -> None:
-    from jobsite.ratelimit import LEVER
-
+def test_the_maintenance_check_is_a_light_read_paced_with_every_call(svc: Services, sandbox: Sandbox) -> None:
     sandbox.control("maintenance", on=True)
     check = delivery.check_maintenance(svc)
     assert check == delivery.MaintenanceCheck(delivery.Check.ONGOING, svc.settings.probe_interval_s)
-    assert svc.redis.exists(LEVER)  # the read took a slot of the bucket every Lever call shares
+    assert svc.redis.zcard(ratelimit.SLOTS.format("lever")) == 1  # the read took a slot every Lever call shares
     sandbox.control("maintenance", on=False)
     assert delivery.check_maintenance(svc).check == delivery.Check.ENDED
     sandbox.control("fail", path="/stages", status=429, count=1, message="slow down")
     assert delivery.check_maintenance(svc).check == delivery.Check.ENDED  # Lever answered: not in maintenance
+    assert ratelimit.pace(svc.redis, svc.limits.lever).factor < 1  # and its 429 slowed every worker's calls
     assert [q["status"] for q in sandbox.received()["requests"]] == [503, 200, 429]
     assert sandbox.count("stages.list") == 3 and sandbox.count("postings.apply") == 0
 
