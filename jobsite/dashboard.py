@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import gate, lever_health, spool, store
-from .ratelimit import APPLY, Bucket
+from . import gate, lever_health, ratelimit, spool, store
 from .services import Services
 from .store import State
 
@@ -20,11 +19,14 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     if status.closed:
         kind = "maintenance" if status.cause == gate.Cause.MAINTENANCE else "refusing our key"
         return {"state": kind, "since": status.since, "detail": status.reason}
+    paused = any(ratelimit.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
+    if paused:
+        return {"state": "rate-limited", "since": last["at"] if last else None,
+                "detail": "Lever answered 429: every worker pauses, then goes slower"}
     if not last:
         return {"state": "unknown", "detail": "jobsite has not called Lever yet"}
     recent = time.time() - last["at"] < 300
-    deferred = Bucket(APPLY, svc.settings.apply_rate_per_s).next_free_in(svc.redis) > 1
-    if deferred or (recent and last["status"] == "429"):
+    if recent and last["status"] == "429":
         return {"state": "rate-limited", "since": last["at"], "detail": "Lever answered 429"}
     if recent and (last["status"] == "error" or last["status"].startswith("5")):
         return {"state": "errors", "since": last["at"], "detail": f"last answer: {last['status']}"}
@@ -42,6 +44,17 @@ def probe_check(svc: Services, status: gate.GateStatus) -> str:
     if refused:
         return f"Checking Lever by re-sending the oldest application: {refused}"
     return f"Checking Lever every {svc.settings.probe_interval_s:g} s with a light read"
+
+
+def pacing(svc: Services) -> dict[str, dict[str, Any]]:
+    """The shared pacing of calls to Lever as every worker applies it now: the rate, the ceiling, and how far a 429
+    has lowered it."""
+    out = {}
+    for limit in (svc.limits.apply, svc.limits.lever):
+        p = ratelimit.pace(svc.redis, limit)
+        out[limit.name] = {"rate_per_s": round(p.rate_per_s, 2), "ceiling_per_s": p.ceiling_per_s,
+                           "share": round(p.factor, 3), "lowered": p.factor < 1, "paused_s": round(p.paused_s, 1)}
+    return out
 
 
 def status(svc: Services) -> dict[str, Any]:
@@ -63,6 +76,7 @@ def status(svc: Services) -> dict[str, Any]:
         "backlog": backlog,
         "oldest_waiting_s": round(now - oldest) if oldest else None,
         "delivery_rate_per_s": round(rate, 2),
+        "pacing": pacing(svc),
         "eta_s": round(backlog / rate) if rate > 0 and backlog else None,
         "spooled": len(spool.entries(svc.settings.data_dir)),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -19,7 +20,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from . import backoff, gate, metrics, store, uploads
+from . import backoff, gate, metrics, ratelimit, store, uploads
 from .lever import (
     LeverAuthError,
     LeverConnectionError,
@@ -28,17 +29,18 @@ from .lever import (
     LeverRejected,
     LeverUnavailable,
 )
-from .ratelimit import APPLY, LEVER, Bucket
+from .ratelimit import Limit, Slot
 from .services import Services
 from .store import Record, State
 from .uploads import FileMissing
 
 log = logging.getLogger(__name__)
 
-MAX_IN_PROCESS_WAIT_S = 10.0  # wait this long for a rate-limit slot in the job; longer waits are rescheduled
+MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
+PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a slot, not between the slot and the send
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
-RATE_LIMITED_DEFAULT_S = 2.0  # Lever documents no Retry-After: back off this long when it sends none
+RATE_LIMITED_DEFAULT_S = 1.0  # a 429 without Retry-After pauses every worker a whole window (Lever documents none)
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
@@ -107,12 +109,41 @@ class RateLimitWait(Exception):
         self.wait_s = wait_s
 
 
-def _take(r: redis.Redis, bucket: Bucket) -> None:
-    wait = bucket.reserve(r, MAX_IN_PROCESS_WAIT_S)
-    if wait is None:
-        raise RateLimitWait(bucket.next_free_in(r))
-    if wait:
-        time.sleep(wait)
+class Pacer:
+    """Paces one delivery's Lever calls on the shared limits: each call waits for its reserved slot and leaves as
+    close to it as this process can manage. Remembers the last slot (a 429 is judged by when it was reserved) and
+    how late each call left (the jitter the margin absorbs), recorded once the delivery is done."""
+
+    def __init__(self, r: redis.Redis, max_wait_s: float):
+        self.r = r
+        self.max_wait_s = max_wait_s
+        self.slot: Slot | None = None
+        self.lags: list[tuple[str, float]] = []
+
+    def take(self, limits: tuple[Limit, ...], before_send: Callable[[float], None] | None = None) -> None:
+        """Wait for a slot on `limits`; `before_send(epoch)` runs just before it (it may write to Redis: that
+        happens before the slot, not between the slot and the send). Raises RateLimitWait if the slot is too far."""
+        while True:
+            slot = ratelimit.reserve(self.r, limits, self.max_wait_s)
+            if not slot.reserved:
+                raise RateLimitWait(slot.wait_s)
+            due = time.monotonic() + slot.wait_s
+            if slot.wait_s > PAUSE_CHECK_AHEAD_S:
+                time.sleep(slot.wait_s - PAUSE_CHECK_AHEAD_S)
+                if ratelimit.paused_past(self.r, limits, slot):
+                    continue  # another worker got a 429 meanwhile: this slot falls in the pause; take a later one
+            if before_send:
+                before_send(time.time() + max(0.0, due - time.monotonic()))
+            time.sleep(max(0.0, due - time.monotonic()))
+            self.lags.append((limits[0].name, time.monotonic() - due))
+            self.slot = slot
+            return
+
+    def record(self) -> None:
+        """Record how late each call left its slot (after the calls, so the write delays none of them)."""
+        for name, lag in self.lags:
+            metrics.observe(self.r, "jobsite_pacing_lag_seconds", lag, limit=name)
+        self.lags.clear()
 
 
 def retry_delay(attempts: int) -> float:
@@ -128,35 +159,36 @@ def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
     lease = _lease(r, receipt, s.delivery_lease_s)
     if not lease.acquire():
         return Result(Outcome.SKIPPED)
+    pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives any wait
     try:
         if not probe and gate.park(r, receipt, record.created_at):
             store.update(r, record, State.WAITING, next_attempt_at=0.0)
             return Result(Outcome.PARKED)
-        return _send(services, record, lease, probe)
+        return _send(services, record, lease, pacer, probe)
     finally:
+        pacer.record()
         try:
             lease.release()
         except LockError:
             log.warning("application %s: its lease ran out during delivery", receipt[:8])
 
 
-def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Result:
-    r, s, lever = services.redis, services.settings, services.lever
-    apply_bucket = Bucket(APPLY, s.apply_rate_per_s, 1)
-    lever_bucket = Bucket(LEVER, s.lever_rate_per_s, s.lever_burst)
+def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: bool) -> Result:
+    r, s, lever, limits = services.redis, services.settings, services.lever, services.limits
     store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
     applying = False  # set once the apply itself is sent: only its answer says anything about it
+
+    def sending(at: float) -> None:
+        store.update(r, record, inflight_at=at, first_sent_at=record.first_sent_at or at)
+
     try:
-        if record.inflight_at and _reconcile(services, record, lever_bucket):
+        if record.inflight_at and _reconcile(services, record, pacer):
             return Result(Outcome.DELIVERED)
-        uris = _upload_files(services, record, lease, lever_bucket)
+        uris = _upload_files(services, record, lease, pacer)
         assert record.application is not None  # checked by deliver()
         body = record.application.lever_body(uris, record.source or s.application_source)
         lease.reacquire()
-        _take(r, apply_bucket)
-        _take(r, lever_bucket)
-        now = time.time()
-        store.update(r, record, inflight_at=now, first_sent_at=record.first_sent_at or now)
+        pacer.take((limits.apply, limits.lever), before_send=sending)
         applying = True
         application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
     except RateLimitWait as e:
@@ -169,13 +201,12 @@ def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Resul
         # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
         return Result(Outcome.SKIPPED)
     except LeverRateLimited as e:
-        wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
-        apply_bucket.defer(r, wait)
-        lever_bucket.defer(r, wait)  # Lever limits the key as a whole
+        # Lever limits the key as a whole: a refused apply may be over either limit, any other call over all calls.
+        pause = _throttled(services, pacer, e, (limits.apply, limits.lever) if applying else (limits.lever,))
         _definite_failure(r, record, applying)
-        store.log_attempt(r, record.receipt, "apply", 429, e.message)
-        result = _wait(services, record, wait, f"Lever rate-limited (429): {e.message}", probe)
-        # Lever answered, so maintenance is over; the shared bucket now paces everyone.
+        store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", 429, e.message)
+        result = _wait(services, record, pause, f"Lever rate-limited (429): {e.message}", probe)
+        # Lever answered, so maintenance is over; the shared pacing now slows everyone.
         return _opened(services, result) if probe else result
     except LeverUnavailable as e:
         if e.status == 503:
@@ -199,28 +230,29 @@ def _send(services: Services, record: Record, lease: Lock, probe: bool) -> Resul
         store.log_attempt(r, record.receipt, "apply", e.status, e.message)
         result = _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}")
         return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
-    _delivered(services, record, application_id, lever_bucket)
+    _delivered(services, record, application_id, pacer)
     result = Result(Outcome.DELIVERED)
     return _opened(services, result) if probe else result
 
 
 def check_maintenance(services: Services) -> MaintenanceCheck:
     """While the gate is closed for maintenance: has it ended? One light authenticated read that maintenance blocks
-    (List stages, one item; Lever answers 503 to every Data API call but three postings reads), counted in the shared
-    bucket of all Lever calls. Cheaper and faster than re-sending an application: it can run every few seconds. Where
+    (List stages, one item; Lever answers 503 to every Data API call but three postings reads), paced with all Lever
+    calls. Cheaper and faster than re-sending an application: it can run every few seconds. Where
     Lever refuses the read (401/403), that is remembered for JOBSITE_PROBE_READ_RETRY_S and probes deliver alone."""
     r, s = services.redis, services.settings
     if gate.read_refused(r) is not None:
         return MaintenanceCheck(Check.UNREADABLE)
+    pacer = Pacer(r, MAX_IN_PROCESS_WAIT_S)
     try:
-        _take(r, Bucket(LEVER, s.lever_rate_per_s, s.lever_burst))
+        pacer.take((services.limits.lever,))
         services.lever.read_stages(limit=1)
     except RateLimitWait as e:
         return MaintenanceCheck(Check.ONGOING, max(e.wait_s, s.probe_interval_s))
     except (LeverUnavailable, LeverConnectionError):
         return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
-    except LeverRateLimited:
-        pass  # Lever answered, so it is out of maintenance; the delivery that follows paces itself
+    except LeverRateLimited as e:
+        _throttled(services, pacer, e, (services.limits.lever,))  # Lever answered: it is out of maintenance
     except LeverRejected as e:
         why = (f"the API key may not read stages ({e.status})" if isinstance(e, LeverAuthError)
                else f"Lever refused to list stages ({e.status}: {e.message})")
@@ -229,7 +261,18 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
                     "%s. Grant the key read access to stages for a light check every %g s instead (the read is "
                     "tried again in %d s).", s.probe_cap_s, why, s.probe_interval_s, s.probe_read_retry_s)
         return MaintenanceCheck(Check.UNREADABLE)
+    finally:
+        pacer.record()
     return MaintenanceCheck(Check.ENDED)
+
+
+def _throttled(services: Services, pacer: Pacer, error: LeverRateLimited, limits: tuple[Limit, ...]) -> float:
+    """Lever answered 429: slow every worker down and pause them (Retry-After, or a whole window without one).
+    Returns the pause."""
+    pause = error.retry_after if error.retry_after is not None else RATE_LIMITED_DEFAULT_S
+    ratelimit.throttled(services.redis, limits, pause, pacer.slot.reserved_ms if pacer.slot else None)
+    log.warning("Lever answered 429: every worker slows down and pauses %.1f s", pause)
+    return pause
 
 
 def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
@@ -239,7 +282,7 @@ def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
         store.update(r, record, inflight_at=0.0)
 
 
-def _upload_files(services: Services, record: Record, lease: Lock, bucket: Bucket) -> dict[str, str]:
+def _upload_files(services: Services, record: Record, lease: Lock, pacer: Pacer) -> dict[str, str]:
     """Upload stored files to Lever, reusing uploads that are still valid (Lever keeps them 24 h)."""
     r = services.redis
     uris: dict[str, str] = {}
@@ -251,7 +294,7 @@ def _upload_files(services: Services, record: Record, lease: Lock, bucket: Bucke
             continue
         content = uploads.read(r, record.receipt, f)
         lease.reacquire()
-        _take(r, bucket)
+        pacer.take((services.limits.lever,))
         upload = services.lever.upload_file(f["filename"], content, f["content_type"])
         uris[f["field"]] = upload.uri
         record.uploads[f["field"]] = store.LeverUpload(uri=upload.uri, expires_at_ms=upload.expires_at_ms)
@@ -260,13 +303,13 @@ def _upload_files(services: Services, record: Record, lease: Lock, bucket: Bucke
     return uris
 
 
-def _reconcile(services: Services, record: Record, bucket: Bucket) -> bool:
+def _reconcile(services: Services, record: Record, pacer: Pacer) -> bool:
     """After an apply whose outcome is unknown: did Lever create it? If so, record it as delivered."""
     r = services.redis
     if not _can_reconcile(r):
         store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
         return False
-    _take(r, bucket)
+    pacer.take((services.limits.lever,))
     since = int(record.first_sent_at * 1000) - RECONCILE_MARGIN_MS
     try:
         found = _lever_applications(services, record, created_at_start=since)
@@ -279,18 +322,18 @@ def _reconcile(services: Services, record: Record, bucket: Bucket) -> bool:
     if found:
         app_id, opp = found[0]
         store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
-        _delivered(services, record, app_id, bucket, opportunity=opp)
+        _delivered(services, record, app_id, pacer, opportunity=opp)
         return True
     store.update(r, record, inflight_at=0.0)
     store.log_attempt(r, record.receipt, "reconcile", 200, "Lever does not have it: sending again")
     return False
 
 
-def _delivered(services: Services, record: Record, application_id: str, bucket: Bucket,
+def _delivered(services: Services, record: Record, application_id: str, pacer: Pacer,
                opportunity: dict[str, Any] | None = None) -> None:
     r = services.redis
     if opportunity is None:
-        opportunity = _find_opportunity(services, record, application_id, bucket)
+        opportunity = _find_opportunity(services, record, application_id, pacer)
     with r.pipeline() as pipe:
         store.update(pipe, record, State.DELIVERED, lever_application_id=application_id, inflight_at=0.0,
                      delivered_at=time.time(), last_error="", opportunity_id=(opportunity or {}).get("id", ""),
@@ -302,14 +345,17 @@ def _delivered(services: Services, record: Record, application_id: str, bucket: 
     log.info("application %s delivered", record.receipt[:8])
 
 
-def _find_opportunity(services: Services, record: Record, application_id: str, bucket: Bucket) -> dict[str, Any] | None:
+def _find_opportunity(services: Services, record: Record, application_id: str, pacer: Pacer) -> dict[str, Any] | None:
     """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
     the application is delivered either way)."""
     if not _can_reconcile(services.redis):
         return None
     try:
-        _take(services.redis, bucket)
+        pacer.take((services.limits.lever,))
         found = _lever_applications(services, record)
+    except LeverRateLimited as e:
+        _throttled(services, pacer, e, (services.limits.lever,))
+        return None
     except (LeverError, RateLimitWait):
         return None
     return next((opp for app_id, opp in found if app_id == application_id), None)

@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 COUNTERS = "metrics:counters"  # hash: JSON [name, {label: value}] -> count
 LATENCY = "metrics:lever_latency"  # hash: JSON [endpoint, le | "sum"] -> count (cumulative) or seconds
+HISTOGRAMS = "metrics:histograms"  # hash: JSON [name, {label: value}, le | "sum"] -> count (cumulative) or seconds
+BUCKETS_S = {"jobsite_pacing_lag_seconds": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1)}
 HELP = {
     "jobsite_applications_received_total": "Applications accepted, by posting.",
     "jobsite_applications_refused_total": "Applications refused by reason (redis_memory: Redis above its high-water "
@@ -29,6 +31,8 @@ HELP = {
     "jobsite_cache_requests_total": "Postings cache reads by result (hit, miss, stale).",
     "jobsite_cache_refreshes_total": "Postings fetched from Lever into the cache.",
     "jobsite_cache_refresh_errors_total": "Failed fetches from Lever into the cache.",
+    "jobsite_pacing_lag_seconds": "From a reserved rate-limit slot to the call leaving for Lever (the jitter the "
+                                  "pacing margin absorbs), by limit.",
     "jobsite_ip_limit_skipped_total": "Submissions let through without the per-address limit: Redis was down "
                                       "(per process).",
 }
@@ -65,6 +69,19 @@ def lever_request(pipe: redis.client.Pipeline, endpoint: str, status: int | str,
             pipe.hincrby(LATENCY, json.dumps([endpoint, str(le)]), 1)
     pipe.hincrby(LATENCY, json.dumps([endpoint, "+Inf"]), 1)
     pipe.hincrbyfloat(LATENCY, json.dumps([endpoint, "sum"]), seconds)
+
+
+def observe(r: redis.Redis, name: str, seconds: float, **labels: Any) -> None:
+    """Add a sample to a shared histogram (its buckets in BUCKETS_S); a Redis outage drops it."""
+    base = {k: str(v) for k, v in sorted(labels.items())}
+    try:
+        with r.pipeline(transaction=False) as pipe:
+            for le in [*(str(b) for b in BUCKETS_S[name] if seconds <= b), "+Inf"]:
+                pipe.hincrby(HISTOGRAMS, json.dumps([name, base, le], separators=(",", ":")), 1)
+            pipe.hincrbyfloat(HISTOGRAMS, json.dumps([name, base, "sum"], separators=(",", ":")), seconds)
+            pipe.execute()
+    except redis.RedisError:
+        pass
 
 
 def counter_values(r: redis.Redis, name: str, label: str) -> dict[str, int]:
@@ -109,6 +126,7 @@ class SiteCollector(Collector):
                 family.add_metric([labels.get(k, "") for k in names], value)
             yield family
         yield from self._latency()
+        yield from self._histograms()
         for g in self.gauges:
             if g.label:
                 gauge = GaugeMetricFamily(g.name, g.help, labels=[g.label])
@@ -132,6 +150,20 @@ class SiteCollector(Collector):
             buckets = [(le, h.get(le, 0.0)) for le in [*(str(b) for b in LATENCY_BUCKETS_S), "+Inf"]]
             family.add_metric([endpoint], buckets, sum_value=h.get("sum", 0.0))
         yield family
+
+
+    def _histograms(self) -> Iterator[Metric]:
+        found: dict[str, dict[tuple[tuple[str, str], ...], dict[str, float]]] = {}
+        for key, value in self.r.hgetall(HISTOGRAMS).items():
+            name, labels, le = json.loads(key)
+            found.setdefault(name, {}).setdefault(tuple(sorted(labels.items())), {})[le] = float(value)
+        for name in sorted(found):
+            names = sorted({k for labels in found[name] for k, _ in labels})
+            family = HistogramMetricFamily(name, HELP.get(name, name), labels=names)
+            for labels, h in sorted(found[name].items()):
+                buckets = [(le, h.get(le, 0.0)) for le in [*(str(b) for b in BUCKETS_S[name]), "+Inf"]]
+                family.add_metric([dict(labels).get(k, "") for k in names], buckets, sum_value=h.get("sum", 0.0))
+            yield family
 
 
 def render(r: redis.Redis, gauges: Iterable[Gauge] = ()) -> bytes:

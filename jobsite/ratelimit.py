@@ -1,67 +1,204 @@
-"""Rate limits shared by every process through Redis: the GCRA buckets that pace calls to Lever, timed by the Redis
-server's clock, and how client addresses are kept for per-address limits.
+"""Rate limits shared by every process through Redis: the pacing of calls to Lever, and how client addresses are
+kept for per-address limits.
 
-A caller reserves a slot and is told how long to wait for it, so workers on several machines space their requests
-evenly without polling. One bucket paces applications (Lever allows 2/s), one paces every Lever call (10/s).
+Lever documents its limits as numbers (2 applications a second, 10 calls a second), not as an algorithm, may change
+them without warning, and counts requests as they reach it. So the numbers are read in the strictest way: at most N
+in any 1-second window as Lever receives them. Every call reserves a slot in Redis (one Lua script, timed by the Redis
+server's clock, so workers on several machines share one schedule) at least `(1 s + margin) / N` away from every
+slot already reserved on the same limit. The margin absorbs the jitter between a slot and the request's arrival at
+Lever (measured, see README "Benchmarks"): N + 1 requests then arrive at least `1 s + margin - jitter` apart. Slots
+are evenly spaced, so the pacing also holds under a token bucket or a minimum spacing.
+
+The pacing adapts like the AWS SDKs' adaptive retry mode: a 429 lowers the shared rate at once (x0.7) for every
+worker and pauses them all (Retry-After, or 1 s without one); the rate then climbs back by 5 % of the ceiling a
+minute. A 429 answering a request that was paced before the last decrease says nothing new and lowers nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
 from redis.commands.core import Script
 
-APPLY = "ratelimit:apply"
-LEVER = "ratelimit:lever"
+WINDOW_S = 1.0  # Lever's "per second", read as any 1-second window
+DECREASE = 0.7  # a 429 multiplies the shared rate by this
+RECOVERY_PER_MIN = 0.05  # then the rate climbs back by this share of the ceiling a minute
+FLOOR = 0.1  # the rate never falls below this share of the ceiling (429s from another client of the key)
+_RECOVERY_PER_MS = RECOVERY_PER_MIN / 60_000
 
-# KEYS[1] = bucket; ARGV = interval_ms, tolerance_ms, max_wait_ms. Returns wait_ms >= 0 (slot reserved) or
-# -(wait_ms) when the wait would exceed max_wait_ms (nothing reserved).
-_RESERVE = Script(None, b"""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local wait = tat - tonumber(ARGV[2]) - now
-if wait < 0 then wait = 0 end
-if wait > tonumber(ARGV[3]) then return -wait end
-local new_tat = tat + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-return wait
-""")
-# Push the bucket's next free slot at least ARGV[1] ms into the future (after a 429).
-_DEFER = Script(None, b"""
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ = now + tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
-if tat < until_ then redis.call('SET', KEYS[1], until_, 'PX', tonumber(ARGV[1]) + 1000) end
+SLOTS = "ratelimit:{}:slots"  # sorted set: reserved slots (ms, the Redis clock), one member per reservation
+STATE = "ratelimit:{}"  # hash: factor (share of the ceiling) since `since` (ms, the last decrease); paused `until` ms
+SEQ = "ratelimit:seq"  # makes each reservation's member unique
+
+Clock = Callable[[], float]  # epoch seconds; tests inject one to move time without sleeping
+
+# The shared rate factor of a limit at `now`: what the last decrease left, plus the recovery since.
+_FACTOR = """
+local function factor(st, now, recovery)
+  if not st[1] then return 1 end
+  return math.min(1, tonumber(st[1]) + recovery * math.max(0, now - tonumber(st[2])))
+end
+local function clock(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+"""
+
+# KEYS = slots and state of each limit, then SEQ. ARGV = now_ms ('' = the Redis clock), max_wait_ms, recovery per ms,
+# floor, then each limit's spacing at the full rate (ms). Finds the earliest time, not before now nor before a pause,
+# at least the current spacing away from every slot reserved on each limit, and reserves it on all of them unless
+# that is more than max_wait_ms away. Returns {reserved 1|0, slot ms, now ms}.
+_RESERVE = Script(None, (_FACTOR + """
+local now, max_wait, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = (#KEYS - 1) / 2
+local spacing, t = {}, now
+for i = 1, n do
+  local st = redis.call('HMGET', KEYS[2 * i], 'factor', 'since', 'until')
+  spacing[i] = tonumber(ARGV[4 + i]) / factor(st, now, recovery)
+  if st[3] and tonumber(st[3]) > t then t = tonumber(st[3]) end
+end
+local moved = true
+while moved do
+  moved = false
+  for i = 1, n do
+    local s = spacing[i]
+    local near = redis.call('ZRANGEBYSCORE', KEYS[2 * i - 1], '(' .. (t - s), '+inf', 'WITHSCORES')
+    for j = 2, #near, 2 do
+      local at = tonumber(near[j])
+      if at >= t + s then break end
+      if at > t - s then t = at + s; moved = true end
+    end
+  end
+end
+t = math.ceil(t)
+if t - now > max_wait then return {0, t, math.floor(now)} end
+local member = redis.call('INCR', KEYS[#KEYS])
+for i = 1, n do
+  local keep = tonumber(ARGV[4 + i]) / floor  -- the widest spacing a later reservation may need
+  redis.call('ZADD', KEYS[2 * i - 1], t, member)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2 * i - 1], '-inf', '(' .. (now - keep))
+  redis.call('PEXPIRE', KEYS[2 * i - 1], math.ceil(t - now + keep) + 1000)
+end
+return {1, t, math.floor(now)}
+""").encode())
+
+# KEYS = state of each limit. ARGV = now_ms (''), recovery per ms, floor, decrease, pause_ms, reserved_ms of the
+# request Lever refused ('' if unknown). Lowers each rate (unless that request was paced before the last decrease)
+# and pauses every limit for pause_ms.
+_THROTTLED = Script(None, (_FACTOR + """
+local now, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local decrease, pause, reserved = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+for _, key in ipairs(KEYS) do
+  local st = redis.call('HMGET', key, 'factor', 'since', 'until')
+  local f = factor(st, now, recovery)
+  if not st[1] or reserved == nil or reserved >= tonumber(st[2]) then
+    f = math.max(floor, f * decrease)
+    redis.call('HSET', key, 'factor', f, 'since', now)
+  end
+  local until_ = math.max(tonumber(st[3] or 0), now + pause)
+  redis.call('HSET', key, 'until', until_)
+  redis.call('PEXPIRE', key, math.ceil(math.max((1 - f) / recovery, until_ - now)) + 1000)
+end
 return 1
-""")
+""").encode())
 
 
 @dataclass(frozen=True)
-class Bucket:
-    key: str
-    rate_per_s: float
-    burst: int = 1
+class Limit:
+    """At most `per_s` requests in any second as Lever receives them, shared by every worker: slots are
+    `(1 s + margin_s) / per_s` apart while the rate is at its ceiling."""
 
-    def reserve(self, r: redis.Redis, max_wait_s: float) -> float | None:
-        """Reserve the next slot: seconds to wait before using it, or None if that would be over `max_wait_s`."""
-        interval = 1000.0 / self.rate_per_s
-        args = [interval, interval * (self.burst - 1), int(max_wait_s * 1000)]
-        wait = int(_RESERVE(keys=[self.key], args=args, client=r))
-        return None if wait < 0 else wait / 1000.0
+    name: str
+    per_s: float
+    margin_s: float
 
-    def next_free_in(self, r: redis.Redis) -> float:
-        """Seconds until the bucket has a free slot (without reserving it)."""
-        wait = int(_RESERVE(keys=[self.key], args=[0, 0, -1], client=r))
-        return abs(wait) / 1000.0
+    @property
+    def spacing_s(self) -> float:
+        return (WINDOW_S + self.margin_s) / self.per_s
 
-    def defer(self, r: redis.Redis, seconds: float) -> None:
-        """Keep every worker off this bucket for `seconds` (Lever said 429)."""
-        _DEFER(keys=[self.key], args=[int(seconds * 1000)], client=r)
+
+@dataclass(frozen=True)
+class Limits:
+    """The two limits Lever documents: applications, and every call (applications included)."""
+
+    apply: Limit
+    lever: Limit
+
+    @classmethod
+    def of(cls, apply_per_s: float, lever_per_s: float, margin_s: float) -> Limits:
+        return cls(Limit("apply", apply_per_s, margin_s), Limit("lever", lever_per_s, margin_s))
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A reservation. Times are on the limiter's clock (the Redis server's unless a test injects one)."""
+
+    reserved: bool  # False: the earliest slot was further than the caller would wait; nothing was reserved
+    wait_s: float  # from now until the slot
+    at_ms: int
+    reserved_ms: int  # when it was asked for: a 429 for a call paced before the last decrease lowers nothing
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A limit as it is now: its ceiling, the share of it in force, the rate slots are spaced at, any pause."""
+
+    ceiling_per_s: float
+    factor: float
+    rate_per_s: float  # what the pacing sends at: ceiling x factor / (1 s + margin)
+    paused_s: float  # left of the pause a 429 started
+
+
+def _now_arg(clock: Clock | None) -> str:
+    return "" if clock is None else repr(clock() * 1000)
+
+
+def _keys(limits: Sequence[Limit]) -> list[str]:
+    return [k for lim in limits for k in (SLOTS.format(lim.name), STATE.format(lim.name))] + [SEQ]
+
+
+def reserve(r: redis.Redis, limits: Sequence[Limit], max_wait_s: float, *, clock: Clock | None = None) -> Slot:
+    """Reserve the earliest slot free on every one of `limits` (an apply takes one on both): how long to wait for
+    it. Nothing is reserved when that is over `max_wait_s` (`reserved` False), so a caller never holds a slot it
+    will not use."""
+    args = [_now_arg(clock), max_wait_s * 1000, _RECOVERY_PER_MS, FLOOR, *(lim.spacing_s * 1000 for lim in limits)]
+    reserved, at, now = _RESERVE(keys=_keys(limits), args=args, client=r)
+    return Slot(bool(reserved), (int(at) - int(now)) / 1000, int(at), int(now))
+
+
+def paused_past(r: redis.Redis, limits: Sequence[Limit], slot: Slot) -> float:
+    """Seconds a pause that began after `slot` was reserved (another worker's 429) runs past the slot: 0 when the
+    slot is still good. Checked just before a slot, so no worker sends into a pause Lever asked for."""
+    untils = [r.hget(STATE.format(lim.name), "until") for lim in limits]
+    return max([0.0] + [(float(u) - slot.at_ms) / 1000 for u in untils if u is not None])
+
+
+def throttled(r: redis.Redis, limits: Sequence[Limit], pause_s: float, reserved_ms: int | None = None, *,
+              clock: Clock | None = None) -> None:
+    """Lever answered 429: lower the shared rate of `limits` (x DECREASE) and pause them for `pause_s`, for
+    every worker. `reserved_ms` is when the refused call's slot was reserved (None: unknown, lower anyway)."""
+    args = [_now_arg(clock), _RECOVERY_PER_MS, FLOOR, DECREASE, pause_s * 1000,
+            "" if reserved_ms is None else reserved_ms]
+    _THROTTLED(keys=[STATE.format(lim.name) for lim in limits], args=args, client=r)
+
+
+def pace(r: redis.Redis, limit: Limit, *, clock: Clock | None = None) -> Pace:
+    """The limit as every worker sees it now (the dashboard and /metrics show it)."""
+    if clock is None:
+        seconds, micros = r.time()
+        now_ms = seconds * 1000 + micros / 1000
+    else:
+        now_ms = clock() * 1000
+    factor_, since, until = r.hmget(STATE.format(limit.name), "factor", "since", "until")
+    factor = 1.0
+    if factor_ is not None:
+        factor = min(1.0, float(factor_) + _RECOVERY_PER_MS * max(0.0, now_ms - float(since)))
+    paused = max(0.0, (float(until) - now_ms) / 1000) if until is not None else 0.0
+    return Pace(limit.per_s, factor, factor / limit.spacing_s, paused)
 
 
 def ip_digest(ip: str) -> str:

@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from . import lever_health
 from .catalog import Catalog
 from .lever import LeverClient
+from .ratelimit import Limits
 from .redis_server import connect, redis_url
 from .settings import Settings
 
@@ -34,6 +35,12 @@ class Services:
             timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
             observe=lever_health.observer(self.redis),
         )
+
+    @cached_property
+    def limits(self) -> Limits:
+        """Lever's limits as the workers pace their calls to it."""
+        s = self.settings
+        return Limits.of(s.apply_rate_per_s, s.lever_rate_per_s, s.pacing_margin_s)
 
     @cached_property
     def catalog(self) -> Catalog:

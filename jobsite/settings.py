@@ -99,7 +99,7 @@ class Settings:
     lever_read_timeout_s: float
     apply_rate_per_s: float
     lever_rate_per_s: float
-    lever_burst: int
+    pacing_margin_s: float
     retry_window_s: int
     probe_cap_s: float
     probe_interval_s: float
@@ -173,7 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         lever_read_timeout_s=r.float("JOBSITE_LEVER_READ_TIMEOUT_S", 20.0, lo=0.1),
         apply_rate_per_s=r.float("JOBSITE_APPLY_RATE_PER_S", 2.0, lo=0.01),
         lever_rate_per_s=r.float("JOBSITE_LEVER_RATE_PER_S", 10.0, lo=0.01),
-        lever_burst=r.int("JOBSITE_LEVER_BURST", 10, lo=1),
+        pacing_margin_s=r.int("JOBSITE_PACING_MARGIN_MS", 100, lo=0, hi=1000) / 1000,
         retry_window_s=r.int("JOBSITE_RETRY_WINDOW_S", 72 * 3600, lo=1),
         probe_cap_s=r.float("JOBSITE_PROBE_CAP_S", 30.0, lo=0.1),
         probe_interval_s=r.float("JOBSITE_PROBE_INTERVAL_S", 2.0, lo=0.5),

@@ -87,6 +87,14 @@ def sandbox(sandbox_server: SandboxServer) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
+def strict_lever(sandbox: Sandbox) -> Sandbox:
+    """The sandbox limiting as strictly as Lever's numbers can be read: at most 2 applies and 10 calls in any
+    1-second window as it receives them, 429 without Retry-After. The delivery tests run against it."""
+    sandbox.control("limits", mode="window", apply_per_s=2, per_s=10)
+    return sandbox
+
+
+@pytest.fixture
 def lever(sandbox: Sandbox) -> LeverClient:
     return LeverClient(base_url=f"{sandbox.url}/v1", api_key=API_KEY, timeout=(1, 5))
 
@@ -213,7 +221,10 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
                LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY=settings.secret_key,
                JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_PROBE_CAP_S="2",
-               JOBSITE_LOG_LEVEL="WARNING")
+               JOBSITE_LOG_LEVEL="WARNING",
+               # A test machine shared with browsers and other suites delays a request by up to ~200 ms between
+               # its slot and the sandbox (bench/pacing_bench.py measures it): pace with room for that.
+               JOBSITE_PACING_MARGIN_MS="300")
     env.update(extra)
     return env
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from jobsite import audit, cli, delivery, gate, retention, store, tasks, users
+from jobsite import audit, cli, delivery, gate, ratelimit, retention, store, tasks, users
 from jobsite.services import Services
 from jobsite.store import State
 
@@ -244,6 +244,29 @@ def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, s
     assert metric(after, 'jobsite_lever_requests_total{endpoint="postings.apply",status="201"}') == 1
     assert 'jobsite_lever_request_seconds_bucket{endpoint="postings.apply",le="+Inf"} 1' in after
     assert metric(after, "jobsite_spool_files") == 0
+    assert metric(after, 'jobsite_pacing_lag_seconds_count{limit="apply"}') == 1  # the apply's slot-to-send lag
+    assert metric(after, 'jobsite_pacing_lag_seconds_count{limit="lever"}') == 1  # looking up its opportunity
+    assert metric(after, 'jobsite_pacing_ceiling_per_s{limit="apply"}') == 2
+
+
+def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redis, accounts, settings) -> None:
+    svc = Services(settings)
+    full = 2 / (1 + settings.pacing_margin_s)
+    sign_in(client, *ADMIN)
+    assert client.get("/admin/api/status").get_json()["pacing"]["apply"] == {
+        "rate_per_s": round(full, 2), "ceiling_per_s": 2, "share": 1, "lowered": False, "paused_s": 0}
+    ratelimit.throttled(r, (svc.limits.apply, svc.limits.lever), pause_s=30)  # as a worker does on a 429
+    pacing = client.get("/admin/api/status").get_json()["pacing"]
+    assert pacing["apply"]["rate_per_s"] == round(0.7 * full, 2) and pacing["apply"]["lowered"]
+    assert pacing["lever"]["rate_per_s"] == round(0.7 * 10 / (1 + settings.pacing_margin_s), 2)
+    page = client.get("/admin/").get_data(as_text=True)
+    assert f"{round(0.7 * full, 2)}</span> applications/s (Lever's limit 2/s)" in page
+    assert re.search(r'<span data-show-when="pacing.lever.lowered" >\s*— slowed down after Lever answered 429', page)
+    assert client.get("/admin/api/status").get_json()["lever"]["state"] == "rate-limited"
+    text = client.get("/metrics").get_data(as_text=True)
+    rate = float(re.search(r'^jobsite_pacing_rate_per_s\{limit="apply"\} (\S+)$', text, re.M).group(1))
+    assert rate == pytest.approx(0.7 * full, abs=1e-3)
+    assert 25 < float(re.search(r'^jobsite_pacing_paused_seconds\{limit="lever"\} (\S+)$', text, re.M).group(1)) <= 30
 
 
 def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:

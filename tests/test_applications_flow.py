@@ -22,7 +22,7 @@ from jobsite.store import State
 from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import file_posting, lever_body, simple_posting
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("strict_lever")]
 
 
 def post(url: str, posting_id: str, body: dict) -> requests.Response:
@@ -35,7 +35,7 @@ def delivered(r: redis.Redis) -> int:
 
 def test_maintenance_backlog_is_delivered_once_in_order_without_429(
         settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers) -> None:
-    sandbox.control("limits", apply_per_s=10, apply_burst=2, per_s=40, burst=40)
+    sandbox.control("limits", mode="window", apply_per_s=10, per_s=40)
     sandbox.control("maintenance", on=True)
     posting = simple_posting(sandbox)
     live_get = requests.get(live.url + f"/jobs/{posting['id']}/apply", timeout=10)  # warm the cache
@@ -71,6 +71,32 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
     records = sorted(store.load_many(r, receipts), key=lambda rec: rec.created_at)
     assert emails == [rec.application.email for rec in records]  # oldest first
     assert [q for q in got["requests"] if q["status"] == 429] == []
+
+
+def test_three_workers_drain_a_backlog_into_a_strict_lever_once_each_without_a_429(
+        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
+    from rq import Worker
+
+    assert sandbox.state.switches.mode == "window"  # strict: 2 applies, 10 calls in any 1 s (the module's default)
+    posting = simple_posting(sandbox)
+    sandbox.control("maintenance", on=True)
+    receipts = [client.post(f"/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"] for n in range(16)]
+    env = worker_env(settings)  # Lever's real limits: JOBSITE_APPLY_RATE_PER_S 2, JOBSITE_LEVER_RATE_PER_S 10
+    for _ in range(3):
+        workers.start(env)  # as on three machines: they share nothing but Redis
+    wait_for(lambda: len(Worker.all(connection=r)) == 3, what="three workers")
+    wait_for(lambda: store.counts(r)["waiting"] == 16, what="the backlog to wait for Lever")
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: delivered(r) == 16, timeout=120, interval=0.2, what="the backlog to drain")
+    got = sandbox.received()
+    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+              for a in got["applications"]]
+    assert sorted(emails) == sorted(rec.application.email for rec in store.load_many(r, receipts))  # each once
+    assert [q for q in got["requests"] if q["status"] == 429] == []
+    applies = sorted(q["t"] for q in got["requests"] if q["endpoint"] == "postings.apply" and q["status"] == 201)
+    assert min(b - a for a, b in zip(applies, applies[2:], strict=False)) > 1.0  # no 3 in any second
+    assert all(w.successful_job_count > 0 for w in Worker.all(connection=r))  # all three took part
 
 
 def test_worker_killed_mid_delivery_loses_nothing_and_sends_once(
@@ -258,7 +284,7 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
     from .conftest import free_port
 
     port = free_port()
-    sandbox.control("limits", apply_per_s=20, apply_burst=2, per_s=50, burst=50)
+    sandbox.control("limits", mode="window", apply_per_s=20, per_s=50)
     env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", JOBSITE_APPLY_RATE_PER_S="15",
                      JOBSITE_LEVER_RATE_PER_S="40")
     web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "2", "--port", str(port)], env=env,

@@ -10,15 +10,17 @@ import pytest
 import redis
 from redis.exceptions import LockError
 
-from jobsite import backoff, delivery, gate, intake, logs, queue, store, tasks, uploads
+from jobsite import backoff, delivery, gate, intake, logs, queue, ratelimit, store, tasks, uploads
 from jobsite.forms import build_form, validate
-from jobsite.ratelimit import Bucket
+from jobsite.lever import LeverClient
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.store import State
 
 from .conftest import Sandbox
 from .helpers import lever_body, simple_posting
+
+pytestmark = pytest.mark.usefixtures("strict_lever")
 
 
 @pytest.fixture
@@ -178,21 +180,40 @@ def test_probe_backoff_is_capped_and_jittered(monkeypatch: pytest.MonkeyPatch) -
     assert all(25.5 <= gate.probe_delay(50, 30) <= 30 for _ in range(100))
 
 
-def test_shared_bucket_spaces_requests_across_callers(r: redis.Redis) -> None:
-    bucket = Bucket("ratelimit:test", rate_per_s=4, burst=1)
-    waits = [bucket.reserve(r, 10) for _ in range(8)]
-    assert waits[0] == 0 and all(abs(w - 0.25 * i) < 0.05 for i, w in enumerate(waits))
-    assert bucket.reserve(r, 0.5) is None  # over the allowed wait: nothing reserved
-    bucket.defer(r, 5)
-    assert 4.5 < bucket.next_free_in(r) <= 5.0
-
-
-def test_a_429_defers_every_worker(svc: Services, sandbox: Sandbox) -> None:
+def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sandbox: Sandbox, settings: Settings,
+                                                             lever: LeverClient) -> None:
     receipt = accept(svc, sandbox)
-    sandbox.control("fail", path="/apply", status=429, count=1, message="slow down")
+    posting = simple_posting(sandbox)
+    for n in (101, 102):  # another client of the same key fills Lever's window: 2 applies in this second
+        lever.apply(posting["id"], lever_body(sandbox, posting["id"], n))
+    before = time.time()
     result = delivery.deliver(svc, receipt)
-    assert result.outcome == delivery.Outcome.RETRY and result.retry_at - time.time() > 1
-    assert Bucket("ratelimit:apply", 2).next_free_in(svc.redis) > 1
+    assert sandbox.count("postings.apply", 429) == 1
+    assert result.outcome == delivery.Outcome.RETRY and result.retry_at >= before + 1.0  # no Retry-After: 1 s
+
+    other = Services(settings)  # another worker: its own connection, the state shared in Redis
+    apply = other.limits.apply
+    lowered = ratelimit.pace(other.redis, apply, clock=lambda: before)
+    assert lowered.factor == pytest.approx(0.7) and lowered.paused_s >= 0.99
+    assert lowered.rate_per_s == pytest.approx(0.7 * 2 / (1 + settings.pacing_margin_s))
+    first = ratelimit.reserve(other.redis, (apply,), 10, clock=lambda: before)
+    second = ratelimit.reserve(other.redis, (apply,), 10, clock=lambda: before)
+    assert first.wait_s >= 0.99  # nobody sends during the pause
+    assert (second.at_ms - first.at_ms) / 1000 == pytest.approx(apply.spacing_s / 0.7, abs=0.002)  # slower
+    later = [ratelimit.pace(other.redis, apply, clock=lambda m=m: before + 60 * m).factor for m in (1, 3, 6, 10)]
+    assert later == pytest.approx([0.75, 0.85, 1.0, 1.0], abs=0.002)  # +5 % of the ceiling a minute, up to it
+
+
+def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox, lever: LeverClient) -> None:
+    receipt = accept(svc, sandbox)
+    posting = simple_posting(sandbox)
+    sandbox.control("limits", mode="bucket", apply_per_s=0.01, apply_burst=1, retry_after=True)
+    lever.apply(posting["id"], lever_body(sandbox, posting["id"], 9))  # another client takes the only token
+    before = time.time()
+    result = delivery.deliver(svc, receipt)
+    assert result.outcome == delivery.Outcome.RETRY and result.retry_at >= before + 90  # Retry-After: 100 s
+    for limit in (svc.limits.apply, svc.limits.lever):  # every call waits, not only applies
+        assert ratelimit.pace(svc.redis, limit, clock=lambda: before).paused_s >= 90
 
 
 def test_retry_window_ends_in_needs_attention(svc: Services, sandbox: Sandbox) -> None:
@@ -354,17 +375,16 @@ def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, san
     assert svc.redis.get(delivery.LEASE.format(receipt)) == b"another worker's token"  # nor ended the other's lease
 
 
-def test_the_maintenance_check_is_a_light_read_counted_in_the_shared_bucket(svc: Services, sandbox: Sandbox) -> None:
-    from jobsite.ratelimit import LEVER
-
+def test_the_maintenance_check_is_a_light_read_paced_with_every_call(svc: Services, sandbox: Sandbox) -> None:
     sandbox.control("maintenance", on=True)
     check = delivery.check_maintenance(svc)
     assert check == delivery.MaintenanceCheck(delivery.Check.ONGOING, svc.settings.probe_interval_s)
-    assert svc.redis.exists(LEVER)  # the read took a slot of the bucket every Lever call shares
+    assert svc.redis.zcard(ratelimit.SLOTS.format("lever")) == 1  # the read took a slot every Lever call shares
     sandbox.control("maintenance", on=False)
     assert delivery.check_maintenance(svc).check == delivery.Check.ENDED
     sandbox.control("fail", path="/stages", status=429, count=1, message="slow down")
     assert delivery.check_maintenance(svc).check == delivery.Check.ENDED  # Lever answered: not in maintenance
+    assert ratelimit.pace(svc.redis, svc.limits.lever).factor < 1  # and its 429 slowed every worker's calls
     assert [q["status"] for q in sandbox.received()["requests"]] == [503, 200, 429]
     assert sandbox.count("stages.list") == 3 and sandbox.count("postings.apply") == 0
 

@@ -123,6 +123,34 @@ def test_429_above_the_apply_limit(lever: LeverClient, sandbox: Sandbox, retry_a
     assert len(sandbox.received()["applications"]) == 2
 
 
+def test_window_mode_refuses_a_third_apply_in_any_second_without_retry_after(lever: LeverClient,
+                                                                             sandbox: Sandbox) -> None:
+    assert sandbox.control("limits", mode="window")["mode"] == "window"  # Lever's numbers: 2 applies, 10 calls
+    pid = odd_posting(sandbox)
+    lever.apply(pid, application_body(sandbox, pid, "a@example.com"))
+    lever.apply(pid, application_body(sandbox, pid, "b@example.com"))
+    with pytest.raises(LeverRateLimited) as e:
+        lever.apply(pid, application_body(sandbox, pid, "c@example.com"))
+    assert e.value.status == 429 and e.value.retry_after is None
+    assert len(sandbox.received()["applications"]) == 2
+
+
+def test_window_mode_counts_arrivals_in_any_sliding_second() -> None:
+    from jobsite.sandbox import SandboxState
+
+    st = SandboxState()
+    st.switches.mode = "window"
+    st.reset_buckets()
+    assert [st.take("postings.apply", t) for t in (0.0, 0.6)] == [0.0, 0.0]
+    assert st.take("postings.apply", 0.99) == pytest.approx(0.01)  # a third within 1 s of the first
+    assert st.take("postings.apply", 1.0) == 0.0  # the first left the window; the refused one never counted
+    assert st.take("postings.apply", 1.5) == pytest.approx(0.1)  # 0.6 and 1.0 are still within 1 s
+    assert [st.take("postings.get", 2.0 + i / 100) for i in range(10)] == [0.0] * 10  # all calls: 10 in 1 s
+    assert st.take("postings.get", 2.095) == pytest.approx(0.905)
+    assert st.take("postings.apply", 2.5) == pytest.approx(0.5)  # an apply is a call too
+    assert st.take("postings.apply", 3.0) == 0.0
+
+
 def test_a_rejected_application_carries_levers_message(lever: LeverClient, sandbox: Sandbox) -> None:
     pid = odd_posting(sandbox)
     sandbox.control(f"postings/{pid}", state="closed")

@@ -2,8 +2,8 @@
 
 It answers the same paths, basic auth, `data` envelopes, pagination tokens and `{code, message}` errors as Lever, and
 has switches under `/_sandbox/` for what a careers site must survive: maintenance mode (503 on everything but the three
-postings reads), rate limits with and without Retry-After, latency, injected failures, and connections dropped after
-a request was processed. Everything it received can be read back.
+postings reads), rate limits (token buckets with or without Retry-After, or strict sliding windows), latency, injected
+failures, and connections dropped after a request was processed. Everything it received can be read back.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -53,9 +54,29 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate
 
 
+class SlidingWindow:
+    """At most `limit` requests in any `window_s` seconds, as they arrive: the strictest reading of "N per second".
+    Only requests let through count; a refused one is not counted."""
+
+    def __init__(self, limit: float, window_s: float = 1.0):
+        self.limit, self.window_s = limit, window_s
+        self.arrivals: deque[float] = deque()
+
+    def wait(self, now: float) -> float:
+        """0 if one more request at `now` fits, else the seconds until it would."""
+        while self.arrivals and self.arrivals[0] <= now - self.window_s:
+            self.arrivals.popleft()
+        return 0.0 if len(self.arrivals) + 1 <= self.limit else self.arrivals[0] + self.window_s - now
+
+    def count(self, now: float) -> None:
+        self.arrivals.append(now)
+
+
 @dataclass
 class Switches:
     maintenance: bool = False
+    mode: str = "bucket"  # "bucket": token buckets as Lever documents them; "window": strict sliding windows
+    window_s: float = 1.0  # the window of "window" mode
     apply_per_s: float = 2.0
     apply_burst: float = 2.0
     per_s: float = 10.0
@@ -92,6 +113,23 @@ class SandboxState:
         s = self.switches
         self.apply_bucket = TokenBucket(s.apply_per_s, s.apply_burst)
         self.bucket = TokenBucket(s.per_s, s.burst)
+        self.apply_window = SlidingWindow(s.apply_per_s, s.window_s)
+        self.window = SlidingWindow(s.per_s, s.window_s)
+
+    def take(self, endpoint: str, now: float) -> float:
+        """Count a request that arrived at `now` against the limits: 0 if it may pass, else the seconds until it
+        could (a refused request counts against nothing)."""
+        if self.switches.mode == "window":
+            windows = [self.window, self.apply_window] if endpoint == "postings.apply" else [self.window]
+            wait = max(w.wait(now) for w in windows)
+            if not wait:
+                for w in windows:
+                    w.count(now)
+            return wait
+        wait = self.bucket.take()
+        if not wait and endpoint == "postings.apply":
+            wait = self.apply_bucket.take()
+        return wait
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -158,6 +196,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
     def gatekeeper() -> Response | None:
         if not request.path.startswith("/v1/"):
             return None
+        request.environ["sandbox.arrived"] = time.time()  # when the request reached Lever, as limits see it
         endpoint = _endpoint(request.path, request.method)
         request.environ["sandbox.endpoint"] = endpoint
         auth = request.headers.get("Authorization", "")
@@ -179,11 +218,11 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             if rule:
                 return _error(rule.get("status", 500), rule.get("code", "InjectedError"),
                               rule.get("message", "Injected failure"))
-            wait = st.bucket.take()
-            if not wait and endpoint == "postings.apply":
-                wait = st.apply_bucket.take()
+            wait = st.take(endpoint, request.environ["sandbox.arrived"])
             if wait:
-                headers = {"Retry-After": str(max(1, round(wait)))} if sw.retry_after else {}
+                # Window mode stands for a Lever that documents numbers, not an algorithm: no Retry-After.
+                retry_after = sw.retry_after and sw.mode == "bucket"
+                headers = {"Retry-After": str(max(1, round(wait)))} if retry_after else {}
                 return _error(429, "TooManyRequestsError", "Rate limit exceeded", headers)
             latency = sw.latency_s if sw.latency_path in request.path else 0.0
         if latency:
@@ -195,8 +234,8 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
         endpoint = request.environ.get("sandbox.endpoint")
         if endpoint:
             with st.lock:
-                st.requests.append({"t": time.time(), "method": request.method, "path": request.path,
-                                    "endpoint": endpoint, "status": response.status_code})
+                st.requests.append({"t": request.environ["sandbox.arrived"], "method": request.method,
+                                    "path": request.path, "endpoint": endpoint, "status": response.status_code})
                 drop = _take(st.switches.drop, request.path)
             if drop:
                 # The request was processed; now the client loses the answer, as with a dropped connection.
@@ -370,7 +409,8 @@ def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[st
     now = int(time.time() * 1000)
     app_id, opp_id = str(uuid.uuid4()), str(uuid.uuid4())
     st.applications.append({"id": app_id, "opportunityId": opp_id, "posting": posting["id"],
-                            "receivedAt": now, "body": body, "sendConfirmationEmail": send_confirmation_email})
+                            "receivedAt": now, "arrived": request.environ["sandbox.arrived"], "body": body,
+                            "sendConfirmationEmail": send_confirmation_email})
     st.opportunities.append({
         "id": opp_id, "name": personal.get("fullName"), "contact": contact, "emails": [email],
         "headline": personal.get("currentCompany") or "", "phones": [], "confidentiality": "non-confidential",
@@ -406,7 +446,8 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
     def state() -> dict[str, Any]:
         with st.lock:
             sw = st.switches
-            return {"maintenance": sw.maintenance, "apply_per_s": sw.apply_per_s, "per_s": sw.per_s,
+            return {"maintenance": sw.maintenance, "mode": sw.mode, "window_s": sw.window_s,
+                    "apply_per_s": sw.apply_per_s, "apply_burst": sw.apply_burst, "per_s": sw.per_s,
                     "burst": sw.burst, "retry_after": sw.retry_after, "latency_s": sw.latency_s,
                     "drop": sw.drop, "fail": sw.fail, "forbid": sorted(sw.forbid),
                     "postings": len(st.postings), "applications": len(st.applications),
@@ -448,7 +489,10 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
         data = body()
         with st.lock:
             sw = st.switches
-            for name in ("apply_per_s", "apply_burst", "per_s", "burst"):
+            if data.get("mode", sw.mode) not in ("bucket", "window"):
+                return _error(400, "BadRequestError", 'mode is "bucket" or "window"')
+            sw.mode = str(data.get("mode", sw.mode))
+            for name in ("apply_per_s", "apply_burst", "per_s", "burst", "window_s"):
                 if name in data:
                     setattr(sw, name, float(data[name]))
             if "retry_after" in data:

@@ -9,7 +9,7 @@ import redis
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .. import gate, lever_health, metrics, redis_server, spool, store
+from .. import gate, lever_health, metrics, ratelimit, redis_server, spool, store
 from ..services import get_services
 from .errors import error_response
 
@@ -38,12 +38,15 @@ def healthz() -> Any:
 
 @bp.get("/metrics")
 def prometheus() -> Any:
-    """Prometheus text format: queue depth by state, deliveries, Lever calls and latency, cache, spool."""
+    """Prometheus text format: queue depth by state, deliveries, Lever calls and latency, cache, spool, Redis memory,
+    pacing."""
     services = get_services()
     r = services.redis
     services.catalog.flush_stats(every_s=0, background=False)
     status = gate.status(r)
     memory = redis_server.memory(r)
+    limits = (services.limits.apply, services.limits.lever)
+    paces = {limit.name: ratelimit.pace(r, limit) for limit in limits}
     gauges = [
         metrics.Gauge("jobsite_applications", "Applications by state.", label="state", by=store.counts(r)),
         metrics.Gauge("jobsite_spool_files", "Applications spooled on this machine while Redis was down.",
@@ -54,6 +57,13 @@ def prometheus() -> Any:
                       "there until Lever has them).", memory.used),
         metrics.Gauge("jobsite_redis_memory_max_bytes", "Redis's maxmemory (0: no limit); new applications are "
                       "refused above JOBSITE_REDIS_HIGH_WATER of it.", memory.limit),
+        metrics.Gauge("jobsite_pacing_rate_per_s", "Calls to Lever per second the workers pace at now (lowered by a "
+                      "429, climbing back), by limit: apply, or every call.", label="limit",
+                      by={name: p.rate_per_s for name, p in paces.items()}),
+        metrics.Gauge("jobsite_pacing_ceiling_per_s", "Lever's limit as configured: at most this many in any second.",
+                      label="limit", by={name: p.ceiling_per_s for name, p in paces.items()}),
+        metrics.Gauge("jobsite_pacing_paused_seconds", "Left of the pause every worker keeps after a 429.",
+                      label="limit", by={name: p.paused_s for name, p in paces.items()}),
     ]
     return Response(metrics.render(r, gauges), mimetype=CONTENT_TYPE_LATEST)
 

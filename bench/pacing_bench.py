@@ -1,0 +1,161 @@
+"""Draining a backlog into a strict Lever: the sandbox refuses (429, no Retry-After) any apply that would make 3 in
+a 1-second window as it receives them, and any call that would make 11. Several `jobsite worker` processes share
+one redis-server, as on several machines; the web process takes the applications during a maintenance window.
+
+Prints, per pacing margin: the drain rate after the window as a ratio of Lever's 2 applies/s, the 429s the sandbox
+answered, the tightest 3 consecutive applies as Lever received them, and the jitter the margin has to absorb: for
+each application sent once, the delay from its reserved slot (the time jobsite recorded before sending it) to its
+arrival at the sandbox, and how much two applies 2 apart came closer at arrival than their slots were.
+
+Run: .venv/bin/python bench/pacing_bench.py [--applications 120] [--workers 3] [--margins-ms 100]
+     (e.g. --margins-ms 0,20,50 to compare margins)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
+from jobsite import metrics, store  # noqa: E402
+from jobsite.redis_server import EmbeddedRedis, connect  # noqa: E402
+from jobsite.store import State  # noqa: E402
+
+APPLY_LIMIT = 2.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--applications", type=int, default=120)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--margins-ms", default="100", help="pacing margins to run with, comma-separated")
+    args = parser.parse_args()
+    print(f"{args.applications} applications accepted during maintenance, then drained by {args.workers} workers "
+          f"(separate processes, one redis-server) into the sandbox in strict window mode: at most 2 applies and "
+          f"10 calls in any 1 s as received")
+    for margin in (int(m) for m in args.margins_ms.split(",")):
+        run(args.applications, args.workers, margin)
+
+
+def run(n: int, workers: int, margin_ms: int) -> None:
+    data = temp_dir("jsp")
+    redis_server = EmbeddedRedis(data)
+    redis_server.ensure()
+    r = connect(redis_server.url)
+    port, sandbox_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = {"JOBSITE_DATA_DIR": str(data), "REDIS_URL": redis_server.url, "LEVER_BASE_URL": f"{sandbox_url}/v1",
+           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING",
+           "JOBSITE_PACING_MARGIN_MS": str(margin_ms), "JOBSITE_PROBE_CAP_S": "2", "JOBSITE_UPKEEP_INTERVAL_S": "1"}
+    # Lever is another system: the sandbox runs in its own process, so its clock of arrivals shares no lock with us.
+    sandbox = spawn([PY, "-m", "jobsite", "sandbox", "--port", str(sandbox_port)], env)
+    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
+    procs = []
+    try:
+        wait_http(sandbox_url + "/_sandbox/")
+        control = requests.Session()
+        control.post(f"{sandbox_url}/_sandbox/limits", json={"mode": "window"}, timeout=5).raise_for_status()
+        questions = control.get(f"{sandbox_url}/v1/postings?state=published", auth=("sandbox-key", ""), timeout=5)
+        site = f"http://127.0.0.1:{port}"
+        wait_http(site + "/healthz")
+        pid, form = simple_form(control, sandbox_url, questions.json()["data"])
+        requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
+        control.post(f"{sandbox_url}/_sandbox/maintenance", json={"on": True}, timeout=5).raise_for_status()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: submit(site, pid, form, i), range(n)))
+        procs = [spawn([PY, "-m", "jobsite", "worker"], env) for _ in range(workers)]
+        wait_until(lambda: store.counts(r)["waiting"] == n, 60)
+        control.post(f"{sandbox_url}/_sandbox/maintenance", json={"on": False}, timeout=5).raise_for_status()
+        wait_until(lambda: store.counts(r)["delivered"] == n, n / APPLY_LIMIT * 2 + 60)
+        records = store.load_many(r, store.receipts(r, State.DELIVERED))
+        lags = {json.loads(k)[2]: float(v) for k, v in r.hgetall(metrics.HISTOGRAMS).items()
+                if json.loads(k)[:2] == ["jobsite_pacing_lag_seconds", {"limit": "apply"}]}
+        received = control.get(f"{sandbox_url}/_sandbox/received", timeout=30).json()
+    finally:
+        for p in procs:
+            stop(p)
+        stop(web)
+        stop(sandbox)
+        redis_server.stop()
+    report(received, records, n, workers, margin_ms, lags)
+
+
+def simple_form(session: requests.Session, sandbox_url: str, postings: list[dict]) -> tuple[str, dict]:
+    """A public posting with one location whose form asks for no file."""
+    for p in postings:
+        if "public" not in (p["distributionChannels"] or []) or len(p["categories"]["allLocations"]) != 1:
+            continue
+        form = session.get(f"{sandbox_url}/v1/postings/{p['id']}/apply", auth=("sandbox-key", ""), timeout=5).json()
+        if not any(q["type"] == "file-upload" and q.get("required")
+                   for q in form["data"]["personalInformation"]):
+            return p["id"], form["data"]
+    raise SystemExit("no posting without a file in the sandbox's seed")
+
+
+def submit(site: str, pid: str, form: dict, i: int) -> None:
+    custom = [{"id": q["id"], "fields": [
+        {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+        for f in q["fields"]]} for q in form["customQuestions"]]
+    body = {"personalInformation": [{"name": "fullName", "value": f"Bench {i}"},
+                                    {"name": "email", "value": f"p{i}@example.com"}], "customQuestions": custom}
+    answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+
+
+def wait_until(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.2)
+
+
+def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: dict[str, float]) -> None:
+    applications, requests_ = received["applications"], received["requests"]
+    delivered = sorted(q["t"] for q in requests_ if q["endpoint"] == "postings.apply" and q["status"] == 201)
+    refused = sum(1 for q in requests_ if q["status"] == 429)
+    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+              for a in applications]
+    arrived = {e: a["arrived"] for e, a in zip(emails, applications, strict=True)}  # as the limits saw it
+    once = [rec for rec in records if rec.attempts == 1]  # sent exactly once: its first_sent_at is that slot
+    delays = sorted((arrived[rec.application.email] - rec.first_sent_at) * 1000 for rec in once)
+    by_slot = sorted((rec.first_sent_at, arrived[rec.application.email]) for rec in once)
+    squeezes = sorted(((b[0] - a[0]) - (b[1] - a[1])) * 1000 for a, b in zip(by_slot, by_slot[2:], strict=False))
+    tightest = min(b - a for a, b in zip(delivered, delivered[2:], strict=False))
+    rate = (len(delivered) - 1) / (delivered[-1] - delivered[0])
+    steady = (len(delivered) - 2) / (delivered[-1] - delivered[1])  # from the first release of the backlog
+
+    def pct(p: float) -> float:
+        return delays[min(len(delays) - 1, int(len(delays) * p))]
+
+    print(f"\nmargin {margin_ms} ms ({workers} workers; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+          f"cores): delivered {len(delivered)}/{n}, exactly once: "
+          f"{len(set(emails)) == len(emails) == n}; 429 answers: {refused}")
+    print(f"  drain rate {rate:.2f}/s (after the probe's delivery {steady:.2f}/s) vs Lever's {APPLY_LIMIT:.0f}/s -> "
+          f"ratio {rate / APPLY_LIMIT:.2f} ({steady / APPLY_LIMIT:.2f}); pacing spacing "
+          f"{(1000 + margin_ms) / APPLY_LIMIT:.0f} ms (ceiling ratio {1000 / (1000 + margin_ms):.3f})")
+    print(f"  tightest 3 consecutive applies at Lever: {tightest * 1000:.0f} ms (refused below 1000)")
+    print(f"  slot -> arrival over {len(delays)} applications sent once: min {delays[0]:.1f}, p50 "
+          f"{statistics.median(delays):.1f}, p90 {pct(0.9):.1f}, p99 {pct(0.99):.1f}, max {delays[-1]:.1f} ms; "
+          f"spread (max - min) {delays[-1] - delays[0]:.1f} ms")
+    print(f"  squeeze (how much closer 2 applies 2 apart arrived than their slots were; a 429 when it exceeds the "
+          f"margin): p50 {squeezes[len(squeezes) // 2]:.1f}, p99 {squeezes[int(len(squeezes) * 0.99)]:.1f}, "
+          f"max {squeezes[-1]:.1f} ms")
+    total = lags.get("+Inf", 0.0)
+    if total:
+        shares = ", ".join(f"<={float(le) * 1000:g} ms {lags.get(le, 0) / total:.0%}"
+                           for le in ("0.001", "0.005", "0.02", "0.05", "0.1"))
+        print(f"  worker side only (slot -> the call leaving, jobsite_pacing_lag_seconds): {shares} of {total:.0f}")
+
+
+if __name__ == "__main__":
+    main()
