@@ -9,7 +9,7 @@ unknown after a timeout or a dropped connection, check before sending again (`Le
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +113,7 @@ class LeverClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT_S,
         session: requests.Session | None = None,
         observe: Any = None,
+        pace: Callable[[], None] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -120,11 +121,14 @@ class LeverClient:
         self.session.auth = (api_key, "")
         self.session.headers["User-Agent"] = "jobsite"
         self._observe = observe  # optional callback(endpoint, status, seconds) for metrics
+        self._pace = pace  # optional: waits for a slot on the shared limits before each request (or raises)
 
     def __repr__(self) -> str:
         return f"LeverClient(base_url={self.base_url!r})"
 
     def _request(self, method: str, path: str, endpoint: str, **kw: Any) -> Any:
+        if self._pace:
+            self._pace()
         started = time.monotonic()
         status: int | str = "error"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 
 import redis
@@ -9,10 +10,12 @@ from flask import Flask, current_app
 
 from . import lever_health
 from .catalog import Catalog
-from .lever import LeverClient
-from .ratelimit import Limits
+from .lever import LeverClient, LeverRateLimited
+from .ratelimit import Limits, reserve
 from .redis_server import connect, redis_url
 from .settings import Settings
+
+READ_MAX_WAIT_S = 10.0  # a page waits this long at most for Lever's limit on a cold cache
 
 
 class Services:
@@ -37,6 +40,26 @@ class Services:
         )
 
     @cached_property
+    def paced_lever(self) -> LeverClient:
+        """A client whose every request first waits for a slot on the shared all-calls limit: for the catalog, whose
+        cold-cache fetches come from many web processes at once (delivery paces its own calls)."""
+        s = self.settings
+        return LeverClient(
+            base_url=s.lever_base_url,
+            api_key=s.api_key,
+            timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
+            observe=lever_health.observer(self.redis),
+            pace=self._wait_for_a_read_slot,
+        )
+
+    def _wait_for_a_read_slot(self) -> None:
+        slot = reserve(self.redis, (self.limits.lever,), READ_MAX_WAIT_S)
+        if not slot.reserved:  # the catalog then serves what it has, or asks the candidate to come back
+            raise LeverRateLimited(f"no free slot on Lever's limit within {READ_MAX_WAIT_S:.0f} s",
+                                   retry_after=slot.wait_s)
+        time.sleep(slot.wait_s)
+
+    @cached_property
     def limits(self) -> Limits:
         """Lever's limits as the workers pace their calls to it."""
         s = self.settings
@@ -45,7 +68,7 @@ class Services:
     @cached_property
     def catalog(self) -> Catalog:
         s = self.settings
-        return Catalog(s.path("cache", "catalog"), lever=self.lever, r=self.redis, fresh_s=s.catalog_fresh_s,
+        return Catalog(s.path("cache", "catalog"), lever=self.paced_lever, r=self.redis, fresh_s=s.catalog_fresh_s,
                        keep_s=s.catalog_keep_s)
 
 

@@ -209,6 +209,20 @@ def test_cold_misses_are_collapsed_into_one_fetch(live: LiveServer, sandbox: San
     assert sandbox.count("postings.list") == 1
 
 
+def test_cold_cache_forms_go_through_the_shared_limit(live: LiveServer, sandbox: Sandbox, r) -> None:
+    """Issue 13, item 8: 30 application forms asked for at once on a cold cache made 30+ Lever reads in a second,
+    a 429 and a 503 page. Now every read takes a slot on the limit the workers share."""
+    sandbox.control("limits", mode="window", per_s=10, apply_per_s=2)
+    ids = [p["id"] for p in sandbox.public_postings()][:30]
+    with ThreadPoolExecutor(30) as pool:
+        statuses = list(pool.map(lambda pid: requests.get(f"{live.url}/jobs/{pid}/apply", timeout=60).status_code,
+                                 ids))
+    assert statuses == [200] * len(ids) and len(ids) == 30
+    reads = [q for q in sandbox.received()["requests"] if q["endpoint"].startswith("postings")]
+    assert len(reads) >= 30 and [q for q in reads if q["status"] == 429] == []
+    assert r.zcard("ratelimit:lever:slots") >= 30  # each took a slot the workers see
+
+
 def test_cache_is_json_not_pickle(app, client) -> None:
     client.get("/")
     raw = app.extensions["jobsite"].catalog.cache.get(Key.POSTINGS.of() + ":data")
