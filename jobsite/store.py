@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import redis
 
-from .application import Application
+from .application import Application, Attribution
 from .uploads import StoredFile
 
 
@@ -91,7 +91,10 @@ class Record:
     delivered_at: float = 0.0
     posting_title: str = ""
     purged: bool = False
-    source: str = ""  # where the candidate came from (an embed's source, utm_*): Lever's source, else the site's
+    source: str = ""  # where the candidate came from (source, lever-source, utm_source, referrer): Lever's source
+    medium: str = ""  # utm_medium
+    campaign: str = ""  # utm_campaign
+    referrer: str = ""  # the referring site's host, on first touch
     client: str = ""  # the integrator (API client) whose backend sent it, if one did
 
     def to_redis(self) -> dict[str, str]:
@@ -116,11 +119,16 @@ class Record:
             job_id=d.get("job_id", ""), lever_application_id=d.get("lever_application_id", ""),
             opportunity_id=d.get("opportunity_id", ""), contact_id=d.get("contact_id", ""),
             last_error=d.get("last_error", ""), posting_title=d.get("posting_title", ""),
-            source=d.get("source", ""), client=d.get("client", ""),
+            source=d.get("source", ""), client=d.get("client", ""), medium=d.get("medium", ""),
+            campaign=d.get("campaign", ""), referrer=d.get("referrer", ""),
             created_at=number("created_at"), updated_at=number("updated_at"), inflight_at=number("inflight_at"),
             first_sent_at=number("first_sent_at"), next_attempt_at=number("next_attempt_at"),
             delivered_at=number("delivered_at"),
         )
+
+    @property
+    def attribution(self) -> Attribution:
+        return Attribution(source=self.source, medium=self.medium, campaign=self.campaign, referrer=self.referrer)
 
     def public(self) -> dict[str, Any]:
         """What the status endpoint shows: no personal data."""
