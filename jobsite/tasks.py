@@ -15,7 +15,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from . import backoff, delivery, gate, intake, mail, opportunities, queue, redis_server, retention, store
+from . import backoff, delivery, gate, intake, mail, opportunities, pipeline, queue, redis_server, retention, store
 from .lever import LeverConnectionError, LeverError, LeverUnavailable
 from .services import Services
 from .settings import load_settings
@@ -67,7 +67,21 @@ def tag_opportunity(receipt: str, attempt: int = 0) -> str:
         queue.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
     if result.step == opportunities.Step.RETRY:
         queue.enqueue_tagging(svc.redis, receipt, at=result.retry_at, attempt=result.attempt)
+    if result.step in (opportunities.Step.DONE, opportunities.Step.GAVE_UP) and (rec := store.load(svc.redis, receipt)):
+        pipeline.track(svc.redis, rec)  # the report follows it from now on
     return result.step.value
+
+
+def sync_pipeline(refresh_names: bool = False) -> str:
+    """The pipeline sync task: one incremental pass (upkeep queues one every JOBSITE_PIPELINE_SYNC_S)."""
+    svc = services()
+    if refresh_names:
+        try:
+            pipeline.refresh_names(svc)
+        except (LeverError, delivery.RateLimitWait):
+            return "names not refreshed"
+    changed = pipeline.sync(svc)
+    return "not now" if changed is None else f"{changed} changed"
 
 
 def deliver(receipt: str) -> str:
@@ -224,3 +238,5 @@ def upkeep() -> None:
     if status.is_open:
         for receipt in opportunities.take_parked(r):  # follow-ups wait behind the applications released above
             queue.enqueue_tagging(r, receipt)
+        if pipeline.due_sync(r, svc.settings.pipeline_sync_s):
+            queue.enqueue_sync(r)
