@@ -3,7 +3,7 @@ opportunity, and the opportunity looked up again when delivery could not find it
 
 Tagging is a follow-up of delivery, never part of it: a delivered application stays delivered whatever happens here.
 Its calls pass the same gate (parked while Lever is in maintenance, released by upkeep when the gate opens) and the
-same shared bucket of all Lever calls as deliveries, but a follow-up takes a slot only when one is free within
+same shared limit of all Lever calls as deliveries (delivery.Pacer), but a follow-up takes a slot only when one is free within
 FOLLOWUP_MAX_WAIT_S, so a backlog of applications always goes first. `tag()` decides; the task layer schedules.
 """
 
@@ -16,10 +16,9 @@ from enum import StrEnum
 
 import redis
 
-from . import backoff, gate, store
-from .delivery import RateLimitWait, locate_opportunity
+from . import backoff, gate, ratelimit, store
+from .delivery import Pacer, RateLimitWait, locate_opportunity
 from .lever import LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
-from .ratelimit import LEVER, Bucket
 from .services import Services
 from .settings import Settings
 from .store import Record, State
@@ -72,13 +71,21 @@ def site_tag(settings: Settings) -> str:
     return f"{settings.tag_prefix} careers site"
 
 
-def take(r: redis.Redis, bucket: Bucket) -> None:
-    """A slot of the shared bucket for a follow-up call, only if one is free soon: deliveries come first."""
-    wait = bucket.reserve(r, FOLLOWUP_MAX_WAIT_S)
-    if wait is None:
-        raise RateLimitWait(max(bucket.next_free_in(r), FOLLOWUP_MAX_WAIT_S))
-    if wait:
-        time.sleep(wait)
+def pacer(services: Services) -> Pacer:
+    """Paces a follow-up's calls on the shared limit of all Lever calls, waiting at most FOLLOWUP_MAX_WAIT_S for a
+    slot (a delivery waits longer): when deliveries fill the limit, follow-ups step back. Raises RateLimitWait."""
+    return Pacer(services.redis, FOLLOWUP_MAX_WAIT_S)
+
+
+def take(services: Services, paced: Pacer) -> None:
+    """A slot on the all-calls limit for one follow-up call."""
+    paced.take((services.limits.lever,))
+
+
+def throttled(services: Services, paced: Pacer, pause_s: float) -> None:
+    """Lever answered 429 to a follow-up: every worker slows down, as for a delivery."""
+    ratelimit.throttled(services.redis, (services.limits.lever,), pause_s,
+                        paced.slot.reserved_ms if paced.slot else None)
 
 
 def _park(r: redis.Redis, receipt: str) -> None:
@@ -111,10 +118,10 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
         _park(r, receipt)
         store.update(r, record, tagging="waiting for Lever")
         return FollowUp(Step.PARKED)
-    bucket = Bucket(LEVER, s.lever_rate_per_s, s.lever_burst)
+    paced = pacer(services)
     try:
         if not record.opportunity_id:
-            take(r, bucket)
+            take(services, paced)
             found = locate_opportunity(services, record, record.lever_application_id)
             if found is None:
                 why = "Lever does not list its opportunity yet"
@@ -122,12 +129,12 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
             store.update(r, record, opportunity_id=str(found.get("id", "")), contact_id=str(found.get("contact", "")))
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
-            take(r, bucket)
+            take(services, paced)
             targets += [str(o["id"]) for o in services.lever.list_opportunities(contact_id=record.contact_id)
                         if o.get("id") != record.opportunity_id]
         confirmed = wanted
         for opportunity_id in targets:
-            take(r, bucket)
+            take(services, paced)
             got = services.lever.add_tags(opportunity_id, wanted)
             if opportunity_id == record.opportunity_id and got is not None:
                 confirmed = [t for t in wanted if t in got]
@@ -135,7 +142,7 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
         return FollowUp(Step.RETRY, retry_at=time.time() + e.wait_s, attempt=attempt)
     except LeverRateLimited as e:
         wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
-        bucket.defer(r, wait)
+        throttled(services, paced, wait)
         return FollowUp(Step.RETRY, retry_at=time.time() + wait, attempt=attempt)
     except LeverUnavailable as e:
         if e.status == 503:
@@ -180,11 +187,11 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
     Raises:
         LeverNotReachable: the gate is closed, no slot is free soon, or Lever failed.
     """
-    r, s = services.redis, services.settings
+    r = services.redis
     if not gate.status(r).is_open:
         raise LeverNotReachable("Lever is in maintenance, or delivery is paused")
     try:
-        take(r, Bucket(LEVER, s.lever_rate_per_s, s.lever_burst))
+        take(services, pacer(services))
         found = services.lever.list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
     except RateLimitWait:
         raise LeverNotReachable("the shared rate limit is busy with deliveries") from None

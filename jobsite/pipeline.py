@@ -23,7 +23,6 @@ import redis
 from . import gate, opportunities, retention
 from .delivery import RateLimitWait
 from .lever import LeverError, LeverRateLimited
-from .ratelimit import LEVER, Bucket
 from .services import Services
 from .store import Record
 
@@ -53,12 +52,12 @@ def track(r: redis.Redis, record: Record) -> None:
 
 
 def refresh_names(services: Services) -> None:
-    """Fetch the stage and archive-reason names (two list calls, through the shared bucket)."""
-    r, s = services.redis, services.settings
-    bucket = Bucket(LEVER, s.lever_rate_per_s, s.lever_burst)
-    opportunities.take(r, bucket)
+    """Fetch the stage and archive-reason names (two list calls, through the shared limit)."""
+    r = services.redis
+    paced = opportunities.pacer(services)
+    opportunities.take(services, paced)
     stages = services.lever.list_stages()
-    opportunities.take(r, bucket)
+    opportunities.take(services, paced)
     reasons = services.lever.list_archive_reasons()
     mapping: dict[str, str | int] = {}
     for i, st in enumerate(stages):
@@ -119,7 +118,7 @@ def sync(services: Services) -> int | None:
     if not gate.status(r).is_open:
         return None
     r.set(PREFIX, s.tag_prefix)
-    bucket = Bucket(LEVER, s.lever_rate_per_s, s.lever_burst)
+    paced = opportunities.pacer(services)
     started = int(time.time() * 1000)
     since = int(r.get(SYNCED_AT) or 0)
     params: dict[str, Any] = {"tag": opportunities.site_tag(s), "expand": "stage"}
@@ -129,7 +128,7 @@ def sync(services: Services) -> int | None:
     try:
         pages = services.lever.iter_opportunity_pages(**params)
         while True:
-            opportunities.take(r, bucket)
+            opportunities.take(services, paced)
             page = next(pages, None)
             if page is None:
                 break
@@ -143,7 +142,7 @@ def sync(services: Services) -> int | None:
     except RateLimitWait:
         return None
     except LeverRateLimited as e:
-        bucket.defer(r, e.retry_after or 2.0)
+        opportunities.throttled(services, paced, e.retry_after or 2.0)
         return None
     except LeverError:
         return None
