@@ -3,8 +3,9 @@ opportunity, and the opportunity looked up again when delivery could not find it
 
 Tagging is a follow-up of delivery, never part of it: a delivered application stays delivered whatever happens here.
 Its calls pass the same gate (parked while Lever is in maintenance, released by upkeep when the gate opens) and the
-same shared limit of all Lever calls as deliveries (delivery.Pacer), but a follow-up takes a slot only when one is free within
-FOLLOWUP_MAX_WAIT_S, so a backlog of applications always goes first. `tag()` decides; the task layer schedules.
+same shared limit of all Lever calls as deliveries (delivery.Pacer), but a follow-up takes a slot only when one is
+free within FOLLOWUP_MAX_WAIT_S, so a backlog of applications always goes first. `tag()` decides; the task layer
+schedules.
 """
 
 from __future__ import annotations
