@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
     from . import filetypes, services, users
     from .sanitize import clean_html
-    from .web import admin, api, brand, candidates, embed, errors, i18n, openapi, ops, security, spooldrain
+    from .web import admin, api, brand, candidates, embed, errors, i18n, openapi, ops, security, spooldrain, webhooks
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(webhooks.bp)
     brand.init_app(app, settings.brand)
     embed.init_app(app, settings.embed_origins)
     app.jinja_env.globals.update(company_name=settings.company_name, accept=filetypes.ACCEPT)

@@ -6,6 +6,35 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+MAX_ATTRIBUTION_CHARS = 100
+
+
+def clean_attribution(value: Any) -> str:
+    """A value of where a candidate came from as jobsite keeps it and Lever records it: printable, one line, short
+    (it comes from anyone's URL; pages escape it like any text)."""
+    text = value if isinstance(value, str) else ""
+    return " ".join("".join(c for c in text if c.isprintable()).split())[:MAX_ATTRIBUTION_CHARS]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Where a candidate came from, on first touch: the source (`source`, else Lever's own `lever-source`, else
+    `utm_source`, else the referring site), the campaign's medium and name, and the referring site's host."""
+
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
+    referrer: str = ""
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Attribution:
+        """From query parameters or a JSON body (`source`, `lever-source`, `utm_source`, `utm_medium`,
+        `utm_campaign`, `ref`): unknown or hostile values are bounded and printable."""
+        get = {k: clean_attribution(values.get(k)) for k in
+               ("source", "lever-source", "utm_source", "utm_medium", "utm_campaign", "ref")}
+        source = get["source"] or get["lever-source"] or get["utm_source"] or get["ref"]
+        return cls(source=source, medium=get["utm_medium"], campaign=get["utm_campaign"], referrer=get["ref"])
+
 
 def custom_name(set_id: str, index: int) -> str:
     """The form field name of a custom question's answer: its set and its position, which is how Lever matches it."""

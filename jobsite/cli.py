@@ -360,3 +360,48 @@ def purge() -> None:
     settings = _settings()
     count = retention.purge(Services(settings))
     click.echo(f"removed personal data of {count} application(s) older than {settings.retention_days} days")
+
+
+@main.group()
+def report() -> None:
+    """Reports."""
+
+
+@report.command("pipeline")
+@click.option("--since", default=None, help="Only opportunities created on or after this day (2026-01-31).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--refresh", is_flag=True, help="Sync with Lever first (names and opportunities).")
+def report_pipeline(since: str | None, fmt: str, refresh: bool) -> None:
+    """Where the site's candidates stand in Lever: stages, hires, funnels per posting and per source/campaign."""
+    import json
+    from datetime import datetime
+
+    from . import pipeline
+    from .delivery import RateLimitWait
+    from .lever import LeverError
+    from .services import Services
+
+    svc = Services(_settings())
+    try:
+        start = datetime.strptime(since, "%Y-%m-%d").timestamp() if since else None
+    except ValueError:
+        raise click.BadParameter("dates look like 2026-01-31", param_hint="--since") from None
+    if refresh:
+        try:
+            pipeline.refresh_names(svc)
+        except (LeverError, RateLimitWait) as e:  # a report is still printed from what is held
+            click.echo(f"jobsite: could not refresh from Lever ({type(e).__name__}); showing what is held", err=True)
+        if pipeline.sync(svc) is None:
+            click.echo("jobsite: Lever could not be synced now (maintenance or busy); showing what is held", err=True)
+    data = pipeline.report(svc.redis, start)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    elif fmt == "csv":
+        click.echo(pipeline.to_csv(pipeline.rows(svc.redis, start)), nl=False)
+    else:
+        click.echo(f"{data['opportunities']} opportunities, {data['hired']} hired")
+        for title, groups in (("posting", data["by_posting"]), ("source / campaign", data["by_source"])):
+            for f in groups:
+                steps = " -> ".join([f"applied {f['applied']}"] + [f"{s['stage']} {s['count']}" for s in f["stages"]]
+                                    + [f"hired {f['hired']} ({f['hired_rate']:.0%})"])
+                click.echo(f"{title} {f['group']}: {steps}")

@@ -162,7 +162,8 @@ def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
     pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives any wait
     try:
         if not probe and gate.park(r, receipt, record.created_at):
-            store.update(r, record, State.WAITING, next_attempt_at=0.0)
+            waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
+            store.update(r, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited)
             return Result(Outcome.PARKED)
         return _send(services, record, lease, pacer, probe)
     finally:
@@ -347,17 +348,26 @@ def _delivered(services: Services, record: Record, application_id: str, pacer: P
 
 def _find_opportunity(services: Services, record: Record, application_id: str, pacer: Pacer) -> dict[str, Any] | None:
     """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
-    the application is delivered either way)."""
+    the application is delivered either way, and the follow-up looks again later)."""
     if not _can_reconcile(services.redis):
         return None
     try:
         pacer.take((services.limits.lever,))
-        found = _lever_applications(services, record)
+        return locate_opportunity(services, record, application_id)
     except LeverRateLimited as e:
         _throttled(services, pacer, e, (services.limits.lever,))
         return None
     except (LeverError, RateLimitWait):
         return None
+
+
+def locate_opportunity(services: Services, record: Record, application_id: str) -> dict[str, Any] | None:
+    """The opportunity Lever made of a delivered application, by the candidate's email and posting (one List all
+    opportunities call, counted by the caller); None while Lever does not list it yet, or once the answers are
+    purged. Raises LeverError."""
+    if record.application is None:
+        return None
+    found = _lever_applications(services, record)
     return next((opp for app_id, opp in found if app_id == application_id), None)
 
 
@@ -386,7 +396,8 @@ def _close_gate(services: Services, record: Record, error: LeverError, cause: ga
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)
     if not probe:
         gate.park(r, record.receipt, record.created_at)
-    store.update(r, record, State.WAITING, next_attempt_at=0.0, last_error=why)
+    store.update(r, record, State.WAITING, next_attempt_at=0.0, last_error=why,
+                 waited_maintenance=record.waited_maintenance or cause == gate.Cause.MAINTENANCE)
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=delay)

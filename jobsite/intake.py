@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from . import metrics, redis_server, spool, store, uploads
-from .application import Application
+from .application import Application, Attribution
 from .forms import UploadedFile
 from .queue import enqueue_confirmation_email, enqueue_delivery
 from .ratelimit import ip_digest
@@ -113,16 +113,18 @@ def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
 
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
-           posting_title: str = "", idempotency: Idempotency | None = None, source: str = "",
-           client: str = "") -> Receipt:
+           posting_title: str = "", idempotency: Idempotency | None = None,
+           attribution: Attribution | None = None, client: str = "") -> Receipt:
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
-    returns the first receipt or raises IdempotencyConflict (checked atomically with the write). `source` is where
-    the candidate came from; `client` the integrator whose backend sent it, if one did."""
+    returns the first receipt or raises IdempotencyConflict (checked atomically with the write). `attribution` is
+    where the candidate came from; `client` the integrator whose backend sent it, if one did."""
     receipt = store.new_receipt()
     stored, contents = uploads.describe(files)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
-                    application=application, files=stored, posting_title=posting_title, source=source,
-                    client=client)
+                    application=application, files=stored, posting_title=posting_title, client=client)
+    where = attribution or Attribution()
+    record.source, record.medium, record.campaign, record.referrer = (where.source, where.medium, where.campaign,
+                                                                      where.referrer)
     try:
         check_room(svc, sum(map(len, contents.values())))
         receipt_ = _commit(svc, record, contents, idempotency)

@@ -68,6 +68,15 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class ArchiveReason:
+    """Why an opportunity was archived: `hired` for "Hired" (in every account), any other reason means not hired."""
+
+    id: str
+    text: str
+    hired: bool
+
+
+@dataclass(frozen=True)
 class Upload:
     """A file Lever holds for 24 h, referenced by `uri` in an application."""
 
@@ -217,7 +226,31 @@ class LeverClient:
         page = self._request("GET", "/stages", "stages.list", params={"limit": limit})
         return [Stage(id=str(s["id"]), text=str(s.get("text") or "")) for s in page.get("data", [])]
 
+    def list_stages(self) -> list[Stage]:
+        """Every stage of the account (List all stages, every page)."""
+        return [Stage(id=str(s["id"]), text=str(s.get("text") or ""))
+                for page in self._pages("/stages", "stages.list", {}) for s in page]
+
+    def list_archive_reasons(self) -> list[ArchiveReason]:
+        """Every archive reason of the account (List all archive reasons, every page)."""
+        return [ArchiveReason(id=str(a["id"]), text=str(a.get("text") or ""), hired=a.get("type") == "hired")
+                for page in self._pages("/archive_reasons", "archive_reasons.list", {}) for a in page]
+
     # Opportunities
+
+    def add_tags(self, opportunity_id: str, tags: list[str]) -> list[str] | None:
+        """Update opportunity tags: add `tags` (Lever creates unknown ones). Returns the opportunity's tags when
+        Lever's answer lists them (its answer body is undocumented), else None.
+
+        Raises:
+            LeverUnavailable: 503 in maintenance, or another 5xx: try again later.
+            LeverRejected: 404 when the opportunity is gone (deleted in Lever).
+        """
+        answer = self._request("POST", f"/opportunities/{_id(opportunity_id)}/addTags", "opportunities.tags",
+                               json={"tags": tags})
+        data = answer.get("data") if isinstance(answer, dict) else None
+        found = data.get("tags") if isinstance(data, dict) else None
+        return [str(t) for t in found] if isinstance(found, list) else None
 
     def iter_opportunity_pages(self, **params: Any) -> Iterator[list[dict[str, Any]]]:
         """Yield List-all-opportunities pages (filters such as email, posting_id, created_at_start)."""

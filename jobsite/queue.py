@@ -25,12 +25,15 @@ from .store import Record, State
 
 QUEUE = "applications"
 MAIL_QUEUE = "mail"  # confirmation emails: served first, so a receipt never waits behind a backlog of deliveries
+FOLLOWUP_QUEUE = "followups"  # tags and pipeline syncs: served last, so applications always go first
 JOB_TIMEOUT_S = 600
 MAIL_JOB_TIMEOUT_S = 300  # a few SMTP steps, each bounded by the SMTP timeout (at most 300 s)
 DELIVER = "jobsite.tasks.deliver"
 PROBE = "jobsite.tasks.probe"
 DELIVERY_CRASHED = "jobsite.tasks.delivery_crashed"
 CONFIRMATION_EMAIL = "jobsite.tasks.send_confirmation_email"
+TAG = "jobsite.tasks.tag_opportunity"
+SYNC = "jobsite.tasks.sync_pipeline"
 
 
 def queue(r: redis.Redis) -> Queue:
@@ -39,7 +42,7 @@ def queue(r: redis.Redis) -> Queue:
 
 def queues(r: redis.Redis) -> list[Queue]:
     """The queues a worker serves, the most urgent first."""
-    return [Queue(MAIL_QUEUE, connection=r), queue(r)]
+    return [Queue(MAIL_QUEUE, connection=r), queue(r), Queue(FOLLOWUP_QUEUE, connection=r)]
 
 
 def _job_options(receipt: str) -> dict[str, Any]:
@@ -77,6 +80,26 @@ def enqueue_confirmation_email(r: redis.Redis, receipt: str, *, pipeline: redis.
     else:
         q.enqueue(CONFIRMATION_EMAIL, receipt, attempt, **options)
     return str(options["job_id"])
+
+
+def enqueue_tagging(r: redis.Redis, receipt: str, *, at: float | None = None, attempt: int = 0) -> str:
+    """Queue (or schedule at epoch `at`) try number `attempt` of tagging a delivered application's opportunity."""
+    q = Queue(FOLLOWUP_QUEUE, connection=r)
+    options = dict(job_id=f"t-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=JOB_TIMEOUT_S,
+                   description=f"tag {receipt[:8]}")
+    if at is not None and at > time.time():
+        q.enqueue_at(_not_before(at), TAG, receipt, attempt, **options)
+    else:
+        q.enqueue(TAG, receipt, attempt, **options)
+    return str(options["job_id"])
+
+
+def enqueue_sync(r: redis.Redis, *, refresh_names: bool = False) -> str:
+    """Queue one sync of the pipeline with Lever."""
+    job_id = f"sync-{uuid.uuid4().hex[:12]}"
+    Queue(FOLLOWUP_QUEUE, connection=r).enqueue(SYNC, refresh_names, job_id=job_id, result_ttl=0,
+                                                job_timeout=JOB_TIMEOUT_S, description="sync the pipeline")
+    return job_id
 
 
 def release(r: redis.Redis, receipts: Iterable[str], *, retry_attention: bool = False) -> None:

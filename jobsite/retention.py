@@ -23,9 +23,23 @@ def purge(svc: Services, now: float | None = None) -> int:
     due += [rec.receipt for rec in store.load_many(r, store.receipts(r, State.DISCARDED, 100_000))
             if not rec.purged and rec.updated_at <= cutoff]
     for receipt in due:
-        uploads.remove(r, receipt)
-        store.purge_personal_data(r, receipt)
-        mail.forget(r, receipt)
+        _remove(svc, receipt)
     if due:
         log.info("retention: removed personal data of %d application(s)", len(due))
     return len(due)
+
+
+def _remove(svc: Services, receipt: str) -> None:
+    uploads.remove(svc.redis, receipt)
+    store.purge_personal_data(svc.redis, receipt)
+    mail.forget(svc.redis, receipt)
+
+
+def forget_person(svc: Services, contact_id: str) -> int:
+    """Lever deleted the person (candidateDeleted): remove what we hold about them now, whatever their age; their
+    applications stay counted. Returns how many applications they had."""
+    receipts = store.of_contact(svc.redis, contact_id)
+    for receipt in receipts:
+        _remove(svc, receipt)
+    store.forget_contact(svc.redis, contact_id)
+    return len(receipts)

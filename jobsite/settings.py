@@ -27,6 +27,11 @@ LEVER_EU_URL = "https://api.eu.lever.co/v1"
 SANDBOX_API_KEY = "sandbox-key"
 
 
+# The tags a delivered application's opportunity can get, each prefixed with JOBSITE_TAG_PREFIX: "careers site",
+# "source: <source>", "campaign: <utm_campaign>", "applied during Lever maintenance".
+TAG_KINDS: tuple[str, ...] = ("site", "source", "campaign", "maintenance")
+
+
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
@@ -118,6 +123,12 @@ class Settings:
     smtp: Smtp | None = None  # unset: no confirmation email
     mail_from: str = ""  # the From of confirmation emails
     lever_confirmation_email: bool = False  # ask Lever to send its own confirmation too (Lever's default: no)
+    tag_prefix: str = "Acme Robotics"  # Lever advises prefixing an integration's tags with the company's name
+    tags: tuple[str, ...] = TAG_KINDS  # which tags a delivered application's opportunity gets (TAG_KINDS)
+    tag_every_opportunity: bool = False  # tag every opportunity of the contact, not only the one applied for
+    pipeline_sync_s: int = 300  # how often the pipeline is synced with Lever (incremental, by tag)
+    lever_webhook_token: str | None = None  # Lever's webhook signing token; unset: /webhooks/lever answers 404
+    webhook_max_age_s: int = 300  # a webhook triggered longer ago than this is refused (stale or replayed)
 
     @property
     def uses_sandbox(self) -> bool:
@@ -190,6 +201,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         api_client_per_hour=r.int("JOBSITE_API_CLIENT_PER_HOUR", 1000, lo=1),
         brand=_brand(r),
         lever_confirmation_email=r.bool("JOBSITE_LEVER_CONFIRMATION_EMAIL", False),
+        tag_prefix=r.str("JOBSITE_TAG_PREFIX", company),
+        tags=r.get("JOBSITE_TAGS", TAG_KINDS, _tag_kinds),
+        tag_every_opportunity=r.bool("JOBSITE_TAG_EVERY_OPPORTUNITY", False),
+        pipeline_sync_s=r.int("JOBSITE_PIPELINE_SYNC_S", 300, lo=10),
+        lever_webhook_token=r.str("LEVER_WEBHOOK_TOKEN", None),
+        webhook_max_age_s=r.int("JOBSITE_WEBHOOK_MAX_AGE_S", 300, lo=10),
         **_mail(r, company),
     )
     values.update(overrides)
@@ -197,6 +214,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if not values["secret_key"]:
         values["secret_key"] = _persistent_secret(Path(values["data_dir"]))
     return Settings(**values)
+
+
+def _tag_kinds(name: str, raw: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in raw.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in TAG_KINDS]
+    if unknown:
+        raise ConfigError(f"{name} lists {', '.join(unknown)}: it takes any of {', '.join(TAG_KINDS)}, comma-separated")
+    return kinds
 
 
 def _brand(r: _Reader) -> Brand:

@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import redis
 
-from .application import Application
+from .application import Application, Attribution
 from .uploads import StoredFile
 
 
@@ -58,6 +58,8 @@ def state_key(state: State) -> str:
 ALL = "apps:all"  # receipt -> created_at, every application
 ATTEMPTS = "app:{}:attempts"
 DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's rates and charts
+CONTACT = "apps:contact:{}"  # set of the receipts of one person (Lever's contact id): their candidacies
+LISTS = ("files", "uploads", "tags_requested", "tags_confirmed")  # fields kept as JSON
 
 
 class LeverUpload(TypedDict):
@@ -91,13 +93,21 @@ class Record:
     delivered_at: float = 0.0
     posting_title: str = ""
     purged: bool = False
-    source: str = ""  # where the candidate came from (an embed's source, utm_*): Lever's source, else the site's
+    source: str = ""  # where the candidate came from (source, lever-source, utm_source, referrer): Lever's source
+    medium: str = ""  # utm_medium
+    campaign: str = ""  # utm_campaign
+    referrer: str = ""  # the referring site's host, on first touch
     client: str = ""  # the integrator (API client) whose backend sent it, if one did
+    waited_maintenance: bool = False  # it was parked while Lever was in maintenance
+    tags_requested: list[str] = field(default_factory=list)  # the tags asked of Lever for its opportunity
+    tags_confirmed: list[str] = field(default_factory=list)  # those Lever has confirmed
+    tagging: str = ""  # what became of tagging: "", "waiting", "done", or why it stopped
 
     def to_redis(self) -> dict[str, str]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("application", "state", "files", "uploads")}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("application", "state", *LISTS)}
         out = {k: str(int(v) if isinstance(v, bool) else v) for k, v in data.items()}
-        out.update(state=self.state.value, files=json.dumps(self.files), uploads=json.dumps(self.uploads),
+        out.update({k: json.dumps(getattr(self, k)) for k in LISTS})
+        out.update(state=self.state.value,
                    application=json.dumps(self.application.to_dict()) if self.application else "")
         return out
 
@@ -116,11 +126,19 @@ class Record:
             job_id=d.get("job_id", ""), lever_application_id=d.get("lever_application_id", ""),
             opportunity_id=d.get("opportunity_id", ""), contact_id=d.get("contact_id", ""),
             last_error=d.get("last_error", ""), posting_title=d.get("posting_title", ""),
-            source=d.get("source", ""), client=d.get("client", ""),
+            source=d.get("source", ""), client=d.get("client", ""), medium=d.get("medium", ""),
+            campaign=d.get("campaign", ""), referrer=d.get("referrer", ""),
+            waited_maintenance=d.get("waited_maintenance") == "1", tagging=d.get("tagging", ""),
+            tags_requested=json.loads(d.get("tags_requested") or "[]"),
+            tags_confirmed=json.loads(d.get("tags_confirmed") or "[]"),
             created_at=number("created_at"), updated_at=number("updated_at"), inflight_at=number("inflight_at"),
             first_sent_at=number("first_sent_at"), next_attempt_at=number("next_attempt_at"),
             delivered_at=number("delivered_at"),
         )
+
+    @property
+    def attribution(self) -> Attribution:
+        return Attribution(source=self.source, medium=self.medium, campaign=self.campaign, referrer=self.referrer)
 
     def public(self) -> dict[str, Any]:
         """What the status endpoint shows: no personal data."""
@@ -159,6 +177,8 @@ def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State 
         pipe.zadd(state_key(state), {record.receipt: record.created_at})
         if state == State.DELIVERED:
             pipe.zadd(DELIVERED_LOG, {record.receipt: record.delivered_at or time.time()})
+    if changes.get("contact_id"):
+        pipe.sadd(CONTACT.format(record.contact_id), record.receipt)
     if isinstance(r, redis.Redis):
         pipe.execute()
     return record
@@ -177,6 +197,24 @@ def purge_personal_data(r: redis.Redis, receipt: str) -> None:
     pipe.delete(ATTEMPTS.format(receipt))
     pipe.zrem(DELIVERED_LOG, receipt)  # the log only feeds the last 24 hours' chart and rates
     pipe.execute()
+
+
+def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
+    """The receipts of one person's applications (by Lever's contact id)."""
+    return sorted(x.decode() for x in r.smembers(CONTACT.format(contact_id))) if contact_id else []
+
+
+def forget_contact(r: redis.Redis, contact_id: str) -> list[str]:
+    """Lever deleted the person: unlink their applications from Lever's ids (retention removes their personal data;
+    the records' states, times and sources stay for the counts); returns the receipts."""
+    receipts_ = of_contact(r, contact_id)
+    pipe = r.pipeline()
+    for receipt in receipts_:
+        pipe.hset(record_key(receipt), mapping={"contact_id": "", "opportunity_id": "", "lever_application_id": "",
+                                                "referrer": "", "tags_requested": "[]", "tags_confirmed": "[]"})
+    pipe.delete(CONTACT.format(contact_id))
+    pipe.execute()
+    return receipts_
 
 
 def delivered_before(r: redis.Redis, cutoff: float) -> list[str]:

@@ -15,7 +15,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from . import backoff, delivery, gate, intake, mail, queue, redis_server, retention, store
+from . import backoff, delivery, gate, intake, mail, opportunities, pipeline, queue, redis_server, retention, store
 from .lever import LeverConnectionError, LeverError, LeverUnavailable
 from .services import Services
 from .settings import load_settings
@@ -55,6 +55,33 @@ def _after(svc: Services, receipt: str, result: delivery.Result) -> None:
         queue.schedule_probe(r, result.probe_delay_s, svc.settings.delivery_lease_s)
     if result.outcome == delivery.Outcome.RETRY:
         store.set_job_id(r, receipt, queue.enqueue_delivery(r, receipt, at=result.retry_at))
+    if result.outcome == delivery.Outcome.DELIVERED:
+        queue.enqueue_tagging(r, receipt)  # a follow-up: tagging never holds up or undoes the delivery
+
+
+def tag_opportunity(receipt: str, attempt: int = 0) -> str:
+    """The tagging task: `opportunities` decides, this schedules its retry or the gate's probe."""
+    svc = services()
+    result = opportunities.tag(svc, receipt, attempt)
+    if result.gate_closed:
+        queue.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
+    if result.step == opportunities.Step.RETRY:
+        queue.enqueue_tagging(svc.redis, receipt, at=result.retry_at, attempt=result.attempt)
+    if result.step in (opportunities.Step.DONE, opportunities.Step.GAVE_UP) and (rec := store.load(svc.redis, receipt)):
+        pipeline.track(svc.redis, rec)  # the report follows it from now on
+    return result.step.value
+
+
+def sync_pipeline(refresh_names: bool = False) -> str:
+    """The pipeline sync task: one incremental pass (upkeep queues one every JOBSITE_PIPELINE_SYNC_S)."""
+    svc = services()
+    if refresh_names:
+        try:
+            pipeline.refresh_names(svc)
+        except (LeverError, delivery.RateLimitWait):
+            return "names not refreshed"
+    changed = pipeline.sync(svc)
+    return "not now" if changed is None else f"{changed} changed"
 
 
 def deliver(receipt: str) -> str:
@@ -113,6 +140,8 @@ def probe() -> str:
     result = delivery.deliver(svc, receipt, probe=True)
     if result.opened:
         queue.release(r, result.opened)
+    if result.outcome == delivery.Outcome.DELIVERED:
+        queue.enqueue_tagging(r, receipt)
     if result.outcome == delivery.Outcome.SKIPPED:
         record = store.load(r, receipt)
         if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
@@ -206,3 +235,8 @@ def upkeep() -> None:
         queue.schedule_probe(r, max(0.0, status.next_probe_at - time.time()), svc.settings.delivery_lease_s)
     elif status.is_open and status.parked:
         queue.open_gate(r)
+    if status.is_open:
+        for receipt in opportunities.take_parked(r):  # follow-ups wait behind the applications released above
+            queue.enqueue_tagging(r, receipt)
+        if pipeline.due_sync(r, svc.settings.pipeline_sync_s):
+            queue.enqueue_sync(r)

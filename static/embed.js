@@ -8,7 +8,9 @@
 // parameters (or data-source on the iframe) are passed on, so applications say which page they came from.
 (() => {
   const base = new URL(document.currentScript.src).origin;
-  const CARRY = ["source", "utm_source", "utm_medium", "utm_campaign"]; // web/embed.py CARRIED_SOURCE
+  const CARRY = ["source", "lever-source", "utm_source", "utm_medium", "utm_campaign", "ref"]; // web/embed.py CARRIED_SOURCE
+  // The site that sent the candidate to the host page (first touch), unless the page's address names one.
+  const referrer = () => { try { const h = new URL(document.referrer).hostname; return h !== location.hostname ? h : ""; } catch (e) { return ""; } };
   const seen = new WeakSet();
   const frames = () => [...document.querySelectorAll("iframe[data-jobsite]")];
   const hello = (frame) => frame.contentWindow && frame.contentWindow.postMessage({ jobsite: "hello" }, base);
@@ -22,7 +24,7 @@
     const src = new URL(frame.src, location.href);
     let more = false;
     CARRY.forEach((k) => {
-      const value = page.get(k) || (k === "source" && frame.dataset.source);
+      const value = page.get(k) || (k === "source" && frame.dataset.source) || (k === "ref" && referrer());
       if (!value || src.searchParams.has(k)) return;
       src.searchParams.set(k, value);
       more = true;

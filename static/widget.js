@@ -9,7 +9,9 @@
   const FILTERS = { team: "Team", department: "Department", location: "Location", commitment: "Type",
     workplace: "Workplace" };
   const WORKPLACE = { onsite: "On-site", remote: "Remote", hybrid: "Hybrid" }; // board.WORKPLACE_LABELS
-  const CARRY = ["source", "utm_source", "utm_medium", "utm_campaign"]; // web/embed.py CARRIED_SOURCE
+  const CARRY = ["source", "lever-source", "utm_source", "utm_medium", "utm_campaign", "ref"]; // web/embed.py CARRIED_SOURCE
+  // The site that sent the candidate to the host page (first touch), unless the page's address names one.
+  const referrer = () => { try { const h = new URL(document.referrer).hostname; return h !== location.hostname ? h : ""; } catch (e) { return ""; } };
   const PARAM = "jobsite"; // ?jobsite=<posting id>: the posting open in the overlay, a link to share
   const fetched = {};
   let seq = 0;
@@ -53,7 +55,7 @@ iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
   function carried(widget) {
     const page = new URLSearchParams(location.search);
     const out = new URLSearchParams();
-    CARRY.forEach((k) => { const v = page.get(k) || (k === "source" && widget.dataset.source); if (v) out.set(k, v); });
+    CARRY.forEach((k) => { const v = page.get(k) || (k === "source" && widget.dataset.source) || (k === "ref" && referrer()); if (v) out.set(k, v); });
     return out;
   }
 

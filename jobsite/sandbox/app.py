@@ -4,14 +4,20 @@ It answers the same paths, basic auth, `data` envelopes, pagination tokens and `
 has switches under `/_sandbox/` for what a careers site must survive: maintenance mode (503 on everything but the three
 postings reads), rate limits (token buckets with or without Retry-After, or strict sliding windows), latency, injected
 failures, and connections dropped after a request was processed. Everything it received can be read back.
+
+Applications become opportunities of contacts (one contact per canonical email, several opportunities each), with
+stages, archive reasons ("Hired" among them) and tags. Control endpoints move an opportunity to a stage, archive it
+or delete a contact, as a recruiter would in Lever, and send Lever's signed webhooks for it to a configured URL.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
+import secrets
 import socket
 import threading
 import time
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+import requests
 from flask import Flask, Response, abort, jsonify, redirect, request
 from markupsafe import escape
 
@@ -34,6 +41,13 @@ STAGES = [{"id": "lead-new", "text": "New lead"}, {"id": "applicant-new", "text"
           {"id": "6a0f3c7e-1c52-4e4b-9f0e-2d1f8f3a5b10", "text": "Phone screen"},
           {"id": "0d3b6e57-8f34-4c1e-a6a2-7f5e9b1c2d44", "text": "On-site interview"},
           {"id": "offer", "text": "Offer"}]
+# Lever's archive reasons: "Hired" exists in every account; any other reason means not hired.
+ARCHIVE_REASONS = [{"id": "63dd55b2-a99f-4e7b-985f-22c7bf80ab42", "text": "Hired", "status": "active", "type": "hired"},
+                   {"id": "8e0a8a4a-5f2b-4d5c-9c31-0b1f6f6f0a01", "text": "Underqualified", "status": "active",
+                    "type": "non-hired"},
+                   {"id": "b7f0c9a2-3d4e-4f5a-8b6c-7d8e9f0a1b2c", "text": "Withdrew", "status": "active",
+                    "type": "non-hired"}]
+WEBHOOK_TIMEOUT_S = 5.0
 
 
 class TokenBucket:
@@ -87,6 +101,9 @@ class Switches:
     drop: list[dict[str, Any]] = field(default_factory=list)  # [{"path": substr, "count": n}]
     fail: list[dict[str, Any]] = field(default_factory=list)  # [{"path", "count", "status", "message"}]
     forbid: set[str] = field(default_factory=set)  # endpoint prefixes the key may not use, e.g. "opportunities"
+    webhook_url: str = ""  # where Lever's webhooks are sent; empty: none are sent
+    webhook_token: str = ""  # the signing token (Lever's signatureToken)
+    webhook_bad_signature: bool = False  # sign with the wrong token, as an impostor would
 
 
 class SandboxState:
@@ -106,6 +123,7 @@ class SandboxState:
             self.opportunities: list[dict[str, Any]] = []
             self.applications: list[dict[str, Any]] = []
             self.requests: list[dict[str, Any]] = []
+            self.webhooks: list[dict[str, Any]] = []  # every webhook sent: {"envelope", "status"}
             self.switches = Switches()
             self.reset_buckets()
 
@@ -169,9 +187,13 @@ def _endpoint(path: str, method: str) -> str:
     if parts[:1] == ["uploads"]:
         return "uploads.create"
     if parts[:1] == ["opportunities"]:
+        if len(parts) == 3 and parts[2] in ("addTags", "removeTags"):
+            return "opportunities.tags"
         return "opportunities.list" if len(parts) == 1 else "opportunities.get"
     if parts == ["stages"]:
         return "stages.list"
+    if parts == ["archive_reasons"]:
+        return "archive_reasons.list"
     return "unknown"
 
 
@@ -320,7 +342,14 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             # Lever emails the candidate its own confirmation only when asked (query, default false): recorded so
             # a test can see what jobsite asked for.
             confirm = request.args.get("send_confirmation_email", "false").lower() == "true"
-            return {"data": {"applicationId": _record_application(st, posting, body, confirm)}}, 201
+            app_id = _record_application(st, posting, body, confirm)
+            opp = st.opportunities[-1]
+            event = _event("applicationCreated", {"applicationId": app_id, "opportunityId": opp["id"],
+                                                  "candidateId": opp["id"], "contactId": opp["contact"],
+                                                  "postingId": posting["id"]})
+        # Lever sends its webhooks apart from the answer to the request that caused them.
+        threading.Thread(target=_send_webhooks, args=(st, [event]), daemon=True).start()
+        return {"data": {"applicationId": app_id}}, 201
 
     # Opportunities
 
@@ -332,19 +361,26 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
         emails = [e.strip().lower() for e in args.getlist("email")]
         if emails:
             items = [o for o in items if set(emails) & set(o["emails"])]
-        for param, key in (("posting_id", "_posting"), ("contact_id", "contact")):
+        for param, key in (("posting_id", "_posting"), ("contact_id", "contact"), ("stage_id", "stage")):
             wanted = args.getlist(param)
             if wanted:
                 items = [o for o in items if o[key] in wanted]
-        for param, test in (("created_at_start", lambda o, v: o["createdAt"] >= v),
-                            ("created_at_end", lambda o, v: o["createdAt"] <= v)):
+        tags = args.getlist("tag")  # case-sensitive, ORed
+        if tags:
+            items = [o for o in items if set(tags) & set(o["tags"])]
+        if args.get("archived") in ("true", "false"):
+            items = [o for o in items if (o["archived"] is not None) == (args["archived"] == "true")]
+        for param, field_, start in (("created_at_start", "createdAt", True), ("created_at_end", "createdAt", False),
+                                     ("updated_at_start", "updatedAt", True), ("updated_at_end", "updatedAt", False),
+                                     ("advanced_at_start", "lastAdvancedAt", True),
+                                     ("advanced_at_end", "lastAdvancedAt", False)):
             if param in args:
                 try:
                     limit = int(args[param])
                 except ValueError:
                     return _error(400, "BadRequestError", f"{param} must be a timestamp in ms")
-                items = [o for o in items if test(o, limit)]
-        expand = "applications" in args.getlist("expand")
+                items = [o for o in items if (o[field_] >= limit if start else o[field_] <= limit)]
+        expand = args.getlist("expand")
         out = [_public_opportunity(st, o, expand) for o in items]
         return _page(out, "opportunities")
 
@@ -354,13 +390,38 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             found = [o for o in st.opportunities if o["id"] == opportunity_id]
         if not found:
             return _error(404, "ResourceNotFound", "That opportunity doesn't exist")
-        return {"data": _public_opportunity(st, found[0], "applications" in request.args.getlist("expand"))}
+        return {"data": _public_opportunity(st, found[0], request.args.getlist("expand"))}
 
-    # Stages
+    @app.post("/v1/opportunities/<opportunity_id>/<action>")
+    def change_tags(opportunity_id: str, action: str) -> Any:
+        """Update opportunity tags: `addTags` / `removeTags` with `{"tags": [...]}` (any printable text)."""
+        if action not in ("addTags", "removeTags"):
+            return _error(404, "ResourceNotFound", "Unknown route")
+        body = request.get_json(silent=True)
+        tags = body.get("tags") if isinstance(body, dict) else None
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t and t.isprintable() for t in tags):
+            return _error(400, "BadRequestError", "tags must be a list of printable strings")
+        with st.lock:
+            opp = next((o for o in st.opportunities if o["id"] == opportunity_id), None)
+            if opp is None:
+                return _error(404, "ResourceNotFound", "That opportunity doesn't exist")
+            if action == "addTags":
+                opp["tags"] += [t for t in dict.fromkeys(tags) if t not in opp["tags"]]
+            else:
+                opp["tags"] = [t for t in opp["tags"] if t not in tags]
+            opp["updatedAt"] = _now_ms()
+            return {"data": _public_opportunity(st, opp, [])}
+
+    # Stages and archive reasons
 
     @app.get("/v1/stages")
     def list_stages() -> Any:
         return _page(STAGES, "stages")
+
+    @app.get("/v1/archive_reasons")
+    def list_archive_reasons() -> Any:
+        kind = request.args.get("type")
+        return _page([a for a in ARCHIVE_REASONS if kind in (None, a["type"])], "archive_reasons")
 
     _control_routes(app, st)
     return app
@@ -401,6 +462,41 @@ def _check_application(st: SandboxState, form: dict[str, Any], body: dict[str, A
     return None
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"event": name, "data": data}
+
+
+def _send_webhooks(st: SandboxState, events: list[dict[str, Any]]) -> list[int]:
+    """POST each event as Lever does: `{id, event, triggeredAt, token, signature, data}`, signed with
+    hex(HMAC-SHA256(signatureToken, token + triggeredAt)); returns the statuses (0: no answer)."""
+    with st.lock:
+        sw = st.switches
+        url, key, bad = sw.webhook_url, sw.webhook_token, sw.webhook_bad_signature
+    statuses: list[int] = []
+    if not url:
+        return statuses
+    for event in events:
+        triggered = _now_ms()
+        token = secrets.token_hex(24)
+        signing = ("not-" + key) if bad else key
+        signature = hmac.new(signing.encode(), f"{token}{triggered}".encode(), hashlib.sha256).hexdigest()
+        envelope = {"id": str(uuid.uuid4()), "event": event["event"], "triggeredAt": triggered, "token": token,
+                    "signature": signature, "data": event["data"]}
+        try:
+            status = requests.post(url, json=envelope, timeout=WEBHOOK_TIMEOUT_S,
+                                   headers={"User-Agent": "Lever-Webhooks"}).status_code
+        except requests.RequestException:
+            status = 0
+        with st.lock:
+            st.webhooks.append({"envelope": envelope, "status": status})
+        statuses.append(status)
+    return statuses
+
+
 def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[str, Any],
                         send_confirmation_email: bool) -> str:
     personal = {p.get("name"): p.get("value") for p in body["personalInformation"]}
@@ -425,9 +521,12 @@ def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[st
     return app_id
 
 
-def _public_opportunity(st: SandboxState, opp: dict[str, Any], expand: bool) -> dict[str, Any]:
+def _public_opportunity(st: SandboxState, opp: dict[str, Any], expand: list[str]) -> dict[str, Any]:
     out = {k: v for k, v in opp.items() if not k.startswith("_")}
-    if expand:
+    out["tags"] = list(opp["tags"])
+    if "stage" in expand:
+        out["stage"] = next((dict(s) for s in STAGES if s["id"] == opp["stage"]), {"id": opp["stage"], "text": ""})
+    if "applications" in expand:
         out["applications"] = [
             {"id": a["id"], "opportunityId": opp["id"], "posting": a["posting"], "createdAt": a["receivedAt"],
              "type": "posting"}
@@ -546,7 +645,77 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
     def received() -> Any:
         with st.lock:
             return {"requests": st.requests, "applications": st.applications,
-                    "uploads": len(st.uploads), "opportunities": len(st.opportunities)}
+                    "uploads": len(st.uploads), "opportunities": len(st.opportunities), "webhooks": st.webhooks}
+
+    @app.get("/_sandbox/opportunities")
+    def opportunities() -> Any:
+        """Every opportunity as Lever holds it (tags, stage, archive state), for tests and people."""
+        with st.lock:
+            return {"data": [_public_opportunity(st, o, []) for o in st.opportunities]}
+
+    @app.post("/_sandbox/webhooks")
+    def webhooks() -> Any:
+        """Send Lever's webhooks to `url`, signed with `token`; `bad_signature` signs them wrongly."""
+        data = body()
+        with st.lock:
+            sw = st.switches
+            sw.webhook_url = str(data.get("url", ""))
+            sw.webhook_token = str(data.get("token", ""))
+            sw.webhook_bad_signature = bool(data.get("bad_signature", False))
+        return state()
+
+    def _opportunity(opportunity_id: str) -> dict[str, Any]:
+        opp = next((o for o in st.opportunities if o["id"] == opportunity_id), None)
+        if opp is None:
+            abort(_error(404, "ResourceNotFound", "No such opportunity"))
+        return opp
+
+    def _ids(opp: dict[str, Any]) -> dict[str, Any]:
+        return {"opportunityId": opp["id"], "candidateId": opp["id"], "contactId": opp["contact"]}
+
+    @app.post("/_sandbox/opportunities/<opportunity_id>/stage")
+    def move(opportunity_id: str) -> Any:
+        """A recruiter moves the opportunity to `stage` (an id): candidateStageChange."""
+        stage = str(body().get("stage", ""))
+        if stage not in [s["id"] for s in STAGES]:
+            return _error(400, "BadRequestError", "Unknown stage")
+        with st.lock:
+            opp = _opportunity(opportunity_id)
+            now = _now_ms()
+            event = _event("candidateStageChange", {**_ids(opp), "toStageId": stage, "fromStageId": opp["stage"]})
+            opp["stageChanges"].append({"toStageId": stage, "toStageIndex": [s["id"] for s in STAGES].index(stage),
+                                        "userId": None, "updatedAt": now})
+            opp.update(stage=stage, updatedAt=now, lastAdvancedAt=now)
+        return {"webhooks": _send_webhooks(st, [event])}
+
+    @app.post("/_sandbox/opportunities/<opportunity_id>/archive")
+    def archive(opportunity_id: str) -> Any:
+        """A recruiter archives the opportunity with `reason` (an id; null unarchives): candidateArchiveChange, and
+        candidateHired for the hired reason."""
+        reason = body().get("reason")
+        found = next((a for a in ARCHIVE_REASONS if a["id"] == reason), None)
+        if reason is not None and found is None:
+            return _error(400, "BadRequestError", "Unknown archive reason")
+        with st.lock:
+            opp = _opportunity(opportunity_id)
+            now = _now_ms()
+            before = opp["archived"]
+            opp.update(archived={"reason": reason, "archivedAt": now} if reason else None, updatedAt=now)
+            events = [_event("candidateArchiveChange", {**_ids(opp), "fromArchived": before,
+                                                        "toArchived": opp["archived"]})]
+            if found and found["type"] == "hired":
+                events.append(_event("candidateHired", _ids(opp)))
+        return {"webhooks": _send_webhooks(st, events)}
+
+    @app.post("/_sandbox/contacts/<contact_id>/delete")
+    def delete_contact(contact_id: str) -> Any:
+        """A recruiter deletes the person: every opportunity of the contact goes, one candidateDeleted each."""
+        with st.lock:
+            gone = [o for o in st.opportunities if o["contact"] == contact_id]
+            st.opportunities = [o for o in st.opportunities if o["contact"] != contact_id]
+            st.contacts = {e: c for e, c in st.contacts.items() if c != contact_id}
+            events = [_event("candidateDeleted", {**_ids(o), "deletedBy": None}) for o in gone]
+        return {"webhooks": _send_webhooks(st, events)}
 
     @app.post("/_sandbox/reset")
     def reset() -> Any:

@@ -24,7 +24,7 @@ from flask import (
 )
 from markupsafe import Markup
 
-from .. import audit, dashboard, gate, mail, queue, store, uploads, users
+from .. import audit, dashboard, gate, mail, opportunities, pipeline, queue, store, uploads, users
 from ..application import custom_name
 from ..catalog import CatalogUnavailable, PostingNotFound
 from ..forms import build_form
@@ -218,6 +218,41 @@ def application_page(receipt: str) -> Any:
                            audit=audit.entries(svc.redis, 50, target=receipt), labels=_labels(record.posting_id),
                            custom_name=custom_name, mail=mail.state(svc.redis, receipt),
                            mail_on=svc.settings.smtp is not None)
+
+
+@bp.get("/people/<contact_id>")
+def person(contact_id: str) -> Any:
+    """One person (Lever's contact): their applications through the site, and every opportunity Lever holds."""
+    svc = get_services()
+    records = store.load_many(svc.redis, store.of_contact(svc.redis, contact_id))
+    if not records:
+        abort(404, "No application from this person.")
+    try:
+        in_lever, problem = opportunities.of_contact(svc, contact_id), ""
+    except opportunities.LeverNotReachable as e:
+        in_lever, problem = [], str(e)
+    titles = {rec.posting_id: rec.posting_title for rec in records}
+    return render_template("admin/person.html", contact_id=contact_id, records=records, in_lever=in_lever,
+                           problem=problem, titles=titles)
+
+
+@bp.get("/pipeline")
+def pipeline_page() -> Any:
+    """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
+    r = get_services().redis
+    since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
+    return render_template("admin/pipeline.html", report=pipeline.report(r, since, until), args=request.args)
+
+
+@bp.get("/pipeline.csv")
+@admin_only
+def pipeline_csv() -> Response:
+    r = get_services().redis
+    since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
+    audit.record(r, who(), "download pipeline report")
+    answer = Response(pipeline.to_csv(pipeline.rows(r, since, until)), mimetype="text/csv")
+    answer.headers["Content-Disposition"] = "attachment; filename=pipeline.csv"
+    return answer
 
 
 def _labels(posting_id: str) -> dict[str, str]:

@@ -169,7 +169,7 @@ def apply(posting_id: str) -> Any:
             except ValueError:
                 return error_response(400, "The 'application' part must be JSON.")
             answers = answers_from_lever_body(form, body) if isinstance(body, dict) else {}
-            source = embed.attribution(body) if isinstance(body, dict) else ""
+            source = embed.attribution(body if isinstance(body, dict) else {})
         else:
             answers = submission.answers_from(request.form, form)
             source = embed.attribution(request.form)
@@ -180,7 +180,7 @@ def apply(posting_id: str) -> Any:
     try:
         receipt = submission.receive(posting_, form, answers, uploads,
                                      idempotency_key=request.headers.get("Idempotency-Key") or None,
-                                     honeypot=honeypot, source=source or embed.attribution())
+                                     honeypot=honeypot, attribution=source)
     except ValidationFailed as e:
         return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
     except submission.Rejected as e:

@@ -227,7 +227,7 @@ def submit(posting_id: str) -> BaseResponse:
     try:
         receipt = submission.receive(posting, form, answers, submission.uploads_from(request.files, form, max_bytes),
                                      idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""),
-                                     source=embed.attribution())
+                                     attribution=embed.attribution())
     except ValidationFailed as e:
         return render_form(posting, form, answers=answers, errors=say(e.errors), token=token, status=422,
                            message=gettext("Your answers are kept, but files are not: please attach them again.")

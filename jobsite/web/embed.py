@@ -2,7 +2,8 @@
 recolour, and where a candidate came from.
 
 An embedded page (`?embed=1`) keeps `embed`, `hide` and the theme colours on every link to another candidate page,
-and any page keeps where the candidate came from (`source`, `utm_*`), so the application form can record it. Theme
+and any page keeps where the candidate came from (`source`, `lever-source`, `utm_*`, and `ref`, the referring site
+of the first page a candidate opened), so the application form can record it: no cookie, nothing stored. Theme
 colours reach the page as a stylesheet served from this site (`/embed.css`), so the CSP keeps `style-src 'self'`;
 a colour that would make text unreadable (WCAG AA, 4.5:1) is ignored rather than shown.
 """
@@ -13,19 +14,20 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request, url_for
 
+from ..application import Attribution, clean_attribution
 from ..settings import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
 
 bp = Blueprint("embed", __name__)
 
-CARRIED_SOURCE = ("source", "utm_source", "utm_medium", "utm_campaign")  # static/widget.js and embed.js carry these
+CARRIED_SOURCE = ("source", "lever-source", "utm_source", "utm_medium", "utm_campaign", "ref")
 HIDEABLE = ("heading", "filters")
 THEME = ("accent", "background", "text")  # links and buttons, the page behind the cards, the text
 CARRIED = ("embed", "hide", *THEME, *CARRIED_SOURCE)
 MUTED = "#5b6475"  # static/site.css --muted: help text, drawn on the page's background too
-MAX_SOURCE_CHARS = 100
 _COLOUR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 
 
@@ -52,9 +54,11 @@ def hidden(args: Mapping[str, str]) -> frozenset[str]:
     return frozenset(x.strip() for x in (args.get("hide") or "").split(",")) & frozenset(HIDEABLE)
 
 
-def _clean(value: str | None) -> str:
-    """A source as Lever may record it: printable, one line, short."""
-    return " ".join("".join(c for c in (value or "") if c.isprintable()).split())[:MAX_SOURCE_CHARS]
+def _referrer() -> str:
+    """The host of the site that sent the candidate here, when it is another site (first touch: a later page's
+    Referer is this site, and `ref` is then already carried on the link)."""
+    host = urlsplit(request.referrer or "").hostname or ""
+    return clean_attribution(host) if host and host != (request.host.split(":")[0]) else ""
 
 
 def carried() -> dict[str, str]:
@@ -63,7 +67,9 @@ def carried() -> dict[str, str]:
         found: dict[str, str] = g.embed_carried
         return found
     args = request.args
-    found = {k: v for k in CARRIED_SOURCE if (v := _clean(args.get(k)))}
+    found = {k: v for k in CARRIED_SOURCE if (v := clean_attribution(args.get(k)))}
+    if "ref" not in found and args.get("embed") != "1" and (ref := _referrer()):
+        found["ref"] = ref  # an embedded page's Referer is the host page: its script passes the host's referrer on
     if args.get("embed") == "1":
         found["embed"] = "1"
         if hide := hidden(args):
@@ -73,12 +79,16 @@ def carried() -> dict[str, str]:
     return found
 
 
-def attribution(values: Mapping[str, Any] | None = None) -> str:
-    """Where an application came from, as the source Lever records: the `source` and `utm_*` of the request (or of
-    `values`, e.g. a JSON body), joined; empty when none was given."""
-    values = request.args if values is None else values
-    parts = [_clean(v) for k in CARRIED_SOURCE if isinstance(v := values.get(k), str)]
-    return " / ".join(p for p in parts if p)[:MAX_SOURCE_CHARS]
+def attribution(values: Mapping[str, Any] | None = None) -> Attribution:
+    """Where an application came from: the `source`, `lever-source`, `utm_*` and `ref` of `values` (e.g. a JSON
+    body) where it names any, else of the request's query string (which the form's action carries)."""
+    if values is not None:
+        found = Attribution.of(values)
+        if found != Attribution():
+            return found
+    args = request.args
+    referrer = _referrer() if "ref" not in args and args.get("embed") != "1" else ""
+    return Attribution.of({**args.to_dict(), **({"ref": referrer} if referrer else {})})
 
 
 def keep_on_links(endpoint: str, values: dict[str, Any]) -> None:

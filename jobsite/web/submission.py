@@ -12,6 +12,7 @@ from flask_babel import gettext
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from .. import api_clients, intake
+from ..application import Attribution
 from ..forms import Form, UploadedFile, build_form, validate
 from ..posting import Posting
 from ..services import get_services
@@ -67,9 +68,9 @@ class KeyReused(Rejected):
 
 
 def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile], *,
-            idempotency_key: str | None, honeypot: str = "", source: str = "") -> intake.Receipt:
-    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected. `source` says where the
-    candidate came from (an embed's source or utm_* parameters), for Lever.
+            idempotency_key: str | None, honeypot: str = "", attribution: Attribution | None = None) -> intake.Receipt:
+    """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected. `attribution` says where
+    the candidate came from (source, utm_* parameters, referring site), for Lever and the pipeline report.
 
     The honeypot and validation come first, so a replayed key never vouches for a bad submission; the key is scoped
     to the integrator that sent it, the posting and the application's content (KeyReused when they differ)."""
@@ -96,7 +97,7 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
                                         "try again later."), {"Retry-After": "3600"}) from None
     try:
         return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
-                             source=source, client=client or "")
+                             attribution=attribution, client=client or "")
     except intake.IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
     except intake.RedisFull as e:

@@ -1,0 +1,208 @@
+"""Following what the site sent through Lever's Opportunities model, after delivery: company-prefixed tags on the
+opportunity, and the opportunity looked up again when delivery could not find it.
+
+Tagging is a follow-up of delivery, never part of it: a delivered application stays delivered whatever happens here.
+Its calls pass the same gate (parked while Lever is in maintenance, released by upkeep when the gate opens) and the
+same shared limit of all Lever calls as deliveries (delivery.Pacer), but a follow-up takes a slot only when one is
+free within FOLLOWUP_MAX_WAIT_S, so a backlog of applications always goes first. `tag()` decides; the task layer
+schedules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import redis
+
+from . import backoff, gate, ratelimit, store
+from .delivery import Pacer, RateLimitWait, locate_opportunity
+from .lever import LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
+from .services import Services
+from .settings import Settings
+from .store import Record, State
+
+log = logging.getLogger(__name__)
+
+FOLLOWUP_MAX_WAIT_S = 1.0  # a follow-up call waits at most this for a slot of the shared bucket, else reschedules
+TAG_TRIES = 10  # failed tagging is tried this often (rate limits and maintenance not counted), then left as is
+TAG_RETRY_BASE_S = 5.0
+TAG_RETRY_CAP_S = 900.0
+NOT_FOUND_RETRY_S = 60.0  # Lever does not list the opportunity yet: look again this much later (then backoff)
+RATE_LIMITED_DEFAULT_S = 2.0
+PARKED = "followup:parked"  # zset: receipt -> when its tagging was parked behind the closed gate
+
+
+class Step(StrEnum):
+    DONE = "done"
+    PARKED = "parked"  # the gate is closed or paused: released by upkeep when it opens
+    RETRY = "retry"  # try again at `retry_at`, as try number `attempt`
+    GAVE_UP = "gave_up"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    step: Step
+    retry_at: float = 0.0
+    attempt: int = 0
+    gate_closed: bool = False  # a 503 closed the gate: a probe must be scheduled
+    probe_delay_s: float = 0.0
+
+
+def tags_for(settings: Settings, record: Record) -> list[str]:
+    """The company-prefixed tags an application's opportunity gets (JOBSITE_TAGS, JOBSITE_TAG_PREFIX)."""
+    prefix, kinds = settings.tag_prefix, settings.tags
+    tags = []
+    if "site" in kinds:
+        tags.append(f"{prefix} careers site")
+    if "source" in kinds and record.source:
+        tags.append(f"{prefix} source: {record.source}")
+    if "campaign" in kinds and record.campaign:
+        tags.append(f"{prefix} campaign: {record.campaign}")
+    if "maintenance" in kinds and record.waited_maintenance:
+        tags.append(f"{prefix} applied during Lever maintenance")
+    return tags
+
+
+def site_tag(settings: Settings) -> str:
+    """The tag every opportunity from the site carries (the pipeline sync lists by it)."""
+    return f"{settings.tag_prefix} careers site"
+
+
+def pacer(services: Services) -> Pacer:
+    """Paces a follow-up's calls on the shared limit of all Lever calls, waiting at most FOLLOWUP_MAX_WAIT_S for a
+    slot (a delivery waits longer): when deliveries fill the limit, follow-ups step back. Raises RateLimitWait."""
+    return Pacer(services.redis, FOLLOWUP_MAX_WAIT_S)
+
+
+def take(services: Services, paced: Pacer) -> None:
+    """A slot on the all-calls limit for one follow-up call."""
+    paced.take((services.limits.lever,))
+
+
+def throttled(services: Services, paced: Pacer, pause_s: float) -> None:
+    """Lever answered 429 to a follow-up: every worker slows down, as for a delivery."""
+    ratelimit.throttled(services.redis, (services.limits.lever,), pause_s,
+                        paced.slot.reserved_ms if paced.slot else None)
+
+
+def _park(r: redis.Redis, receipt: str) -> None:
+    r.zadd(PARKED, {receipt: time.time()}, nx=True)
+
+
+def take_parked(r: redis.Redis) -> list[str]:
+    """The parked follow-ups, oldest first, removed from the parking (upkeep queues them once the gate is open)."""
+    with r.pipeline() as pipe:
+        pipe.zrange(PARKED, 0, -1)
+        pipe.delete(PARKED)
+        found, _ = pipe.execute()
+    return [x.decode() for x in found]
+
+
+def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
+    """Add the application's tags to its opportunity (and, with JOBSITE_TAG_EVERY_OPPORTUNITY, to every opportunity
+    of the contact); looks the opportunity up first when delivery could not find it."""
+    r, s = services.redis, services.settings
+    record = store.load(r, receipt)
+    if record is None or record.state != State.DELIVERED or record.tagging == "done" or not record.lever_application_id:
+        return FollowUp(Step.SKIPPED)
+    wanted = tags_for(s, record)
+    if not wanted:
+        store.update(r, record, tagging="done")
+        return FollowUp(Step.DONE)
+    if record.tags_requested != wanted:
+        store.update(r, record, tags_requested=wanted)
+    if not gate.status(r).is_open:
+        _park(r, receipt)
+        store.update(r, record, tagging="waiting for Lever")
+        return FollowUp(Step.PARKED)
+    paced = pacer(services)
+    try:
+        if not record.opportunity_id:
+            take(services, paced)
+            found = locate_opportunity(services, record, record.lever_application_id)
+            if found is None:
+                why = "Lever does not list its opportunity yet"
+                return _retry(services, record, attempt, why, NOT_FOUND_RETRY_S)
+            store.update(r, record, opportunity_id=str(found.get("id", "")), contact_id=str(found.get("contact", "")))
+        targets = [record.opportunity_id]
+        if s.tag_every_opportunity and record.contact_id:
+            take(services, paced)
+            targets += [str(o["id"]) for o in services.lever.list_opportunities(contact_id=record.contact_id)
+                        if o.get("id") != record.opportunity_id]
+        confirmed = wanted
+        for opportunity_id in targets:
+            take(services, paced)
+            got = services.lever.add_tags(opportunity_id, wanted)
+            if opportunity_id == record.opportunity_id and got is not None:
+                confirmed = [t for t in wanted if t in got]
+    except RateLimitWait as e:
+        return FollowUp(Step.RETRY, retry_at=time.time() + e.wait_s, attempt=attempt)
+    except LeverRateLimited as e:
+        wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
+        throttled(services, paced, wait)
+        return FollowUp(Step.RETRY, retry_at=time.time() + wait, attempt=attempt)
+    except LeverUnavailable as e:
+        if e.status == 503:
+            closed = gate.close(r, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
+            _park(r, receipt)
+            store.update(r, record, tagging="waiting for Lever")
+            store.log_attempt(r, receipt, "tags", 503, "Lever is in maintenance: tagging waits for it")
+            return FollowUp(Step.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
+        return _retry(services, record, attempt, f"Lever error {e.status}: {e.message}")
+    except LeverConnectionError as e:
+        return _retry(services, record, attempt, e.message)  # adding a tag twice changes nothing: safe to resend
+    except LeverRejected as e:
+        why = f"Lever refused the tags ({e.status}): {e.message}"
+        store.update(r, record, tagging=why)
+        store.log_attempt(r, receipt, "tags", e.status, why)
+        return FollowUp(Step.GAVE_UP)
+    store.update(r, record, tags_confirmed=confirmed, tagging="done")
+    store.log_attempt(r, receipt, "tags", 200, f"{len(confirmed)} tag(s) on {len(targets)} opportunity(ies)")
+    return FollowUp(Step.DONE)
+
+
+def _retry(services: Services, record: Record, attempt: int, why: str, base_s: float = TAG_RETRY_BASE_S) -> FollowUp:
+    r = services.redis
+    store.log_attempt(r, record.receipt, "tags", None, why)
+    if attempt + 1 >= TAG_TRIES:
+        store.update(r, record, tagging=f"gave up after {TAG_TRIES} tries: {why}")
+        log.warning("application %s: tagging gave up: %s", record.receipt[:8], why)
+        return FollowUp(Step.GAVE_UP)
+    store.update(r, record, tagging=f"retrying: {why}")
+    delay = backoff.delay(attempt, base_s, TAG_RETRY_CAP_S)
+    return FollowUp(Step.RETRY, retry_at=time.time() + delay, attempt=attempt + 1)
+
+
+class LeverNotReachable(Exception):
+    """The console's read of Lever could not be made now (maintenance, rate limit or failure): say so, try later."""
+
+
+def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
+    """Every opportunity Lever holds for a person (List all opportunities with contact_id, stage expanded): each
+    with its posting, stage and archive state. One call, through the gate and the shared bucket.
+
+    Raises:
+        LeverNotReachable: the gate is closed, no slot is free soon, or Lever failed.
+    """
+    r = services.redis
+    if not gate.status(r).is_open:
+        raise LeverNotReachable("Lever is in maintenance, or delivery is paused")
+    try:
+        take(services, pacer(services))
+        found = services.lever.list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
+    except RateLimitWait:
+        raise LeverNotReachable("the shared rate limit is busy with deliveries") from None
+    except (LeverUnavailable, LeverRateLimited, LeverConnectionError, LeverRejected) as e:
+        raise LeverNotReachable(f"Lever answered {e.status or 'nothing'}: {e.message}") from None
+    out: list[dict[str, object]] = []
+    for o in found:
+        stage = o.get("stage")
+        apps = [a for a in o.get("applications") or [] if isinstance(a, dict)]
+        out.append({"id": o.get("id"), "stage": stage.get("text") if isinstance(stage, dict) else stage,
+                    "posting": apps[0].get("posting") if apps else None, "archived": o.get("archived"),
+                    "tags": o.get("tags") or [], "created_at": (o.get("createdAt") or 0) / 1000})
+    return out

@@ -1,0 +1,65 @@
+"""Where a candidate came from (issue 9, item 1): first touch on any candidate page or the API, carried through
+browsing on links and the form's action (no cookie), sent to Lever as the application's source, kept and shown."""
+
+from __future__ import annotations
+
+import re
+
+import redis
+
+from jobsite import delivery, store, tasks, users
+from jobsite.application import Attribution
+from jobsite.services import Services
+from jobsite.settings import Settings
+
+from .conftest import Sandbox
+from .helpers import lever_body, simple_posting
+from .test_admin import ADMIN, sign_in
+
+
+def unescape(url: str) -> str:
+    return url.replace("&amp;", "&")
+
+
+def test_utm_and_referrer_survive_two_pages_and_reach_lever(client, r: redis.Redis, settings: Settings,
+                                                            sandbox: Sandbox) -> None:
+    posting = simple_posting(sandbox)
+    home = client.get("/?utm_source=linkedin&utm_medium=social&utm_campaign=spring",
+                      headers={"Referer": "https://www.linkedin.com/feed/"}).get_data(as_text=True)
+    link = unescape(re.search(rf'href="([^"]*/jobs/{posting["id"]}[^"]*)"', home).group(1))
+    assert "utm_source=linkedin" in link and "ref=www.linkedin.com" in link
+    # the next pages are reached from our own site: the first touch is what is kept
+    page = client.get(link, headers={"Referer": "http://localhost/"}).get_data(as_text=True)
+    apply_link = unescape(re.search(r'href="([^"]+/apply[^"]*)"', page).group(1))
+    form = client.get(apply_link, headers={"Referer": "http://localhost" + link}).get_data(as_text=True)
+    action = unescape(re.search(r'form class="apply"[^>]*action="([^"]+)"', form.replace("\n", " ")).group(1))
+    assert "utm_campaign=spring" in action and "ref=www.linkedin.com" in action
+    data = {"form_token": re.search(r'name="form_token" value="([^"]+)"', form).group(1),
+            "fullName": "Ada Lovelace", "email": "ada@example.com"}
+    for qset in sandbox.state.questions[posting["id"]]["customQuestions"]:
+        for i, f in enumerate(qset["fields"]):
+            if f["required"]:
+                data[f"cards[{qset['id']}][field{i}]"] = f["options"][0]["text"] if f.get("options") else "yes"
+    assert client.post(action, data=data).status_code == 303
+    [rec] = store.load_many(r, store.receipts(r, store.State.QUEUED))
+    assert rec.attribution == Attribution("linkedin", "social", "spring", "www.linkedin.com")
+    svc = tasks.use(Services(settings))
+    assert delivery.deliver(svc, rec.receipt).outcome == delivery.Outcome.DELIVERED
+    assert sandbox.received()["applications"][0]["body"]["source"] == "linkedin"
+
+
+def test_the_api_takes_the_query_string_or_the_body_and_hostile_values_are_bounded_and_escaped(
+        client, r: redis.Redis, sandbox: Sandbox) -> None:
+    posting = simple_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+    by_query = client.post(url + "?lever-source=indeed&utm_campaign=autumn", json=lever_body(sandbox, posting["id"], 1))
+    hostile = "<script>alert(1)</script>\u0000\n" + "x" * 500
+    by_body = client.post(url, json={**lever_body(sandbox, posting["id"], 2), "source": hostile})
+    first, second = (store.load(r, a.get_json()["receipt"]) for a in (by_query, by_body))
+    assert (first.source, first.campaign) == ("indeed", "autumn")
+    assert second.source.startswith("<script>alert(1)</script>xx") and len(second.source) == 100
+    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    sign_in(client, *ADMIN)
+    page = client.get(f"/admin/applications/{second.receipt}").get_data(as_text=True)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "autumn" in client.get(f"/admin/applications/{first.receipt}").get_data(as_text=True)

@@ -1,0 +1,121 @@
+"""The pipeline report (issue 9, item 4): a sync from Lever, the CLI's JSON, signed webhooks, refusals, deletion."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import redis
+import requests
+
+from jobsite import create_app, delivery, opportunities, pipeline, store, tasks
+from jobsite.services import Services
+from jobsite.settings import Settings
+
+from .conftest import LiveServer, Sandbox, worker_env
+from .test_delivery import accept
+from .test_opportunities import other_posting
+
+TOKEN = "signing-token"
+HIRED = "63dd55b2-a99f-4e7b-985f-22c7bf80ab42"
+WITHDREW = "b7f0c9a2-3d4e-4f5a-8b6c-7d8e9f0a1b2c"
+PHONE = "6a0f3c7e-1c52-4e4b-9f0e-2d1f8f3a5b10"
+
+
+@pytest.fixture
+def hooked(settings: Settings) -> Settings:
+    return replace(settings, lever_webhook_token=TOKEN)
+
+
+@pytest.fixture
+def svc(hooked: Settings, r: redis.Redis) -> Services:
+    return tasks.use(Services(hooked))
+
+
+def three_tagged(svc: Services, sandbox: Sandbox) -> list[store.Record]:
+    sandbox.control("limits", apply_per_s=100, apply_burst=100)
+    receipts = [accept(svc, sandbox, 0), accept(svc, sandbox, 1),
+                accept(svc, sandbox, 2, posting=other_posting(sandbox))]
+    for receipt in receipts:
+        assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+        assert tasks.tag_opportunity(receipt) == "done"
+    return store.load_many(svc.redis, receipts)
+
+
+def cli_json(hooked: Settings) -> dict:
+    env = worker_env(hooked)
+    done = subprocess.run([sys.executable, "-m", "jobsite", "report", "pipeline", "--format", "json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(svc: Services, hooked: Settings,
+                                                                sandbox: Sandbox) -> None:
+    a, b, c = three_tagged(svc, sandbox)
+    sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage=PHONE)
+    sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage="offer")
+    sandbox.control(f"opportunities/{a.opportunity_id}/archive", reason=HIRED)
+    sandbox.control(f"opportunities/{b.opportunity_id}/archive", reason=WITHDREW)
+    assert pipeline.sync(svc) == 3
+    report = cli_json(hooked)
+    stages = {row["opportunity_id"]: (row["stage"], row["archive_reason"], row["hired"]) for row in report["rows"]}
+    assert stages == {a.opportunity_id: ("Offer", "Hired", True),
+                      b.opportunity_id: ("New applicant", "Withdrew", False),
+                      c.opportunity_id: ("New applicant", "", False)}
+    assert report["hired"] == 1
+    first = next(f for f in report["by_posting"] if f["group"] == a.posting_title)
+    reached = {s["stage"]: s["count"] for s in first["stages"]}
+    assert first["applied"] == 2 and reached["New applicant"] == 2 and reached["Phone screen"] == 1
+    assert reached["Offer"] == 1 and first["hired"] == 1 and first["hired_rate"] == 0.5
+    calls = len(sandbox.received()["requests"])
+    assert pipeline.sync(svc) == 3  # nothing changed: the margin re-reads, one page, no more calls than that
+    assert len(sandbox.received()["requests"]) == calls + 1
+    sandbox.control("maintenance", on=True)
+    from jobsite import gate
+    gate.close(svc.redis, gate.Cause.MAINTENANCE, "test")
+    assert pipeline.sync(svc) is None and len(sandbox.received()["requests"]) == calls + 1  # paused: no call
+
+
+def test_signed_webhooks_update_the_report_and_bad_or_replayed_ones_change_nothing(
+        svc: Services, hooked: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    app = create_app(hooked)
+    live = LiveServer(app)
+    try:
+        a, b, _ = three_tagged(svc, sandbox)
+        pipeline.refresh_names(svc)
+        calls = len(sandbox.received()["requests"])
+        sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
+        assert sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage="offer") == {"webhooks": [200]}
+        assert sandbox.control(f"opportunities/{a.opportunity_id}/archive", reason=HIRED)["webhooks"] == [200, 200]
+        [row] = [x for x in pipeline.rows(r) if x.opportunity_id == a.opportunity_id]
+        assert (row.stage, row.hired) == ("Offer", True)
+        assert len(sandbox.received()["requests"]) == calls  # no polling: the webhooks did it
+        replayed = sandbox.received()["webhooks"][-1]["envelope"]
+        again = requests.post(f"{live.url}/webhooks/lever", json=replayed, timeout=5)
+        assert again.status_code == 409
+        sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN, bad_signature=True)
+        assert sandbox.control(f"opportunities/{b.opportunity_id}/stage", stage="offer") == {"webhooks": [403]}
+        assert next(x for x in pipeline.rows(r) if x.opportunity_id == b.opportunity_id).stage == "New applicant"
+        # candidateDeleted: that person's data goes, the counts stay
+        sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
+        assert sandbox.control(f"contacts/{a.contact_id}/delete") == {"webhooks": [200]}
+        gone = store.load(r, a.receipt)
+        assert gone.application is None and gone.contact_id == "" and gone.state == store.State.DELIVERED
+        assert store.of_contact(r, a.contact_id) == [] and store.load(r, b.receipt).application is not None
+        assert pipeline.report(r)["opportunities"] == 3 and pipeline.report(r)["hired"] == 1
+    finally:
+        live.stop()
+
+
+def test_without_a_token_the_endpoint_does_not_exist(client) -> None:
+    assert client.post("/webhooks/lever", json={}).status_code == 404
+
+
+def test_tags_for_follow_the_settings(settings: Settings, svc: Services, sandbox: Sandbox) -> None:
+    record = store.Record("x", "p", store.State.DELIVERED, 0.0, None, source="linkedin", campaign="spring")
+    assert opportunities.tags_for(replace(settings, tags=("campaign",), tag_prefix="Zed"), record) == [
+        "Zed campaign: spring"]
