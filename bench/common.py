@@ -12,7 +12,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -100,3 +102,34 @@ def _python_load(url: str, seconds: float, connections: int) -> dict[str, float]
 
 
 PY = sys.executable
+
+
+def bench_posting(sb: Any, parity: int = 1) -> tuple[str, Callable[[int], dict[str, Any]]]:
+    """A public posting of the sandbox's seed (odd: no file asked; even: a resume) and a function that makes the nth
+    valid application to it, in the shape of Lever's Apply."""
+    pid = next(pid for i, pid in enumerate(sb.questions) if i % 2 == parity and sb.postings[pid]["state"] ==
+               "published" and "public" in (sb.postings[pid]["distributionChannels"] or []))
+    form = sb.questions[pid]
+
+    def body(n: int) -> dict[str, Any]:
+        custom = [{"id": q["id"], "fields": [
+            {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+            for f in q["fields"]]} for q in form["customQuestions"]]
+        personal = [{"name": "fullName", "value": f"Bench {n}"}, {"name": "email", "value": f"b{n}@example.com"}]
+        if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
+            personal.append({"name": "preferredPostingLocation", "value": sb.postings[pid]["categories"]["location"]})
+        return {"personalInformation": personal, "customQuestions": custom}
+
+    return pid, body
+
+
+def start_site(sandbox_url: str, prefix: str) -> tuple[Path, str, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """`jobsite web` and one `jobsite worker` on a new data dir against the sandbox: the data dir, the site's URL,
+    and the two processes (stop them with `stop`)."""
+    data = temp_dir(prefix)
+    port = free_port()
+    env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox_url}/v1",
+           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING"}
+    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
+    worker = spawn([PY, "-m", "jobsite", "worker"], env)
+    return data, f"http://127.0.0.1:{port}", web, worker

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
+from bench.common import bench_posting, start_site, stop, wait_http  # noqa: E402
 from jobsite.sandbox import SandboxServer  # noqa: E402
 
 TARGET_S = 5.0
@@ -51,30 +51,12 @@ def main() -> None:
     sb = sandbox.state
     if args.forbid_stages:
         sb.switches.forbid = {"stages"}
-    pid = next(pid for i, pid in enumerate(sb.questions) if i % 2 == 1 and sb.postings[pid]["state"] == "published"
-               and "public" in (sb.postings[pid]["distributionChannels"] or []))
-    form = sb.questions[pid]
-
-    def body(n: int) -> dict:
-        custom = [{"id": q["id"], "fields": [
-            {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
-            for f in q["fields"]]} for q in form["customQuestions"]]
-        personal = [{"name": "fullName", "value": f"Bench {n}"}, {"name": "email", "value": f"w{n}@example.com"}]
-        if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
-            personal.append({"name": "preferredPostingLocation", "value": sb.postings[pid]["categories"]["location"]})
-        return {"personalInformation": personal, "customQuestions": custom}
-
-    data = temp_dir("jsf")
-    port = free_port()
-    env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox.url}/v1",
-           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING"}
-    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
-    worker = spawn([PY, "-m", "jobsite", "worker"], env)
+    pid, body = bench_posting(sb)
+    data, site, web, worker = start_site(sandbox.url, "jsf")
     figures: list[float] = []
     reads: list[int] = []
     resent: list[int] = []
     try:
-        site = f"http://127.0.0.1:{port}"
         wait_http(site + "/healthz")
         requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
         n = 0

@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
+from bench.common import bench_posting, start_site, stop, wait_http  # noqa: E402
 from jobsite import store, uploads  # noqa: E402
 from jobsite.redis_server import EmbeddedRedis, connect, memory  # noqa: E402
 from jobsite.sandbox import SandboxServer  # noqa: E402
@@ -40,27 +40,9 @@ def main() -> None:
     sandbox = SandboxServer().start()
     sb = sandbox.state
     parity = 0 if args.resume_kb else 1  # the seed's even postings ask for a resume
-    pid = next(pid for i, pid in enumerate(sb.questions) if i % 2 == parity and sb.postings[pid]["state"] ==
-               "published" and "public" in (sb.postings[pid]["distributionChannels"] or []))
-    form = sb.questions[pid]
-
-    def body(n: int) -> dict:
-        custom = [{"id": q["id"], "fields": [
-            {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
-            for f in q["fields"]]} for q in form["customQuestions"]]
-        personal = [{"name": "fullName", "value": f"Bench {n}"}, {"name": "email", "value": f"b{n}@example.com"}]
-        if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
-            personal.append({"name": "preferredPostingLocation", "value": sb.postings[pid]["categories"]["location"]})
-        return {"personalInformation": personal, "customQuestions": custom}
-
-    data = temp_dir("jsi")
-    port = free_port()
-    env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox.url}/v1",
-           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING"}
-    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
-    worker = spawn([PY, "-m", "jobsite", "worker"], env)
+    pid, body = bench_posting(sb, parity)
+    data, site, web, worker = start_site(sandbox.url, "jsi")
     try:
-        site = f"http://127.0.0.1:{port}"
         wait_http(site + "/healthz")
         r = connect(EmbeddedRedis(data).url)
         requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm

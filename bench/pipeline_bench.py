@@ -18,14 +18,13 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import temp_dir  # noqa: E402
+from bench.common import bench_posting, temp_dir  # noqa: E402
 from jobsite import opportunities, pipeline  # noqa: E402
 from jobsite.redis_server import EmbeddedRedis  # noqa: E402
 from jobsite.sandbox import API_KEY, SandboxServer  # noqa: E402
 from jobsite.sandbox.app import STAGES  # noqa: E402
 from jobsite.services import Services  # noqa: E402
 from jobsite.settings import load_settings  # noqa: E402
-
 
 
 def main() -> None:
@@ -44,16 +43,10 @@ def main() -> None:
         requests.post(f"{sandbox.url}/_sandbox/limits", json={"per_s": 100_000, "burst": 100_000,
                                                               "apply_per_s": 100_000, "apply_burst": 100_000},
                       timeout=5).raise_for_status()
-        posting = list(sandbox.state.questions)[1]  # the seed's odd postings ask for no file
-        custom = [{"id": qset["id"], "fields": [{"value": (f["options"][0]["text"] if f.get("options") else "yes")
-                                                 if f["required"] else None} for f in qset["fields"]]}
-                  for qset in sandbox.state.questions[posting]["customQuestions"]]
+        posting, body = bench_posting(sandbox.state)
         ids = []
         for n in range(args.opportunities):
-            body = {"personalInformation": [{"name": "fullName", "value": f"Candidate {n}"},
-                                            {"name": "email", "value": f"bench{n}@example.com"}],
-                    "customQuestions": custom}
-            lever.post(f"{sandbox.url}/v1/postings/{posting}/apply", json=body, timeout=10).raise_for_status()
+            lever.post(f"{sandbox.url}/v1/postings/{posting}/apply", json=body(n), timeout=10).raise_for_status()
             opportunity = sandbox.state.opportunities[-1]["id"]  # Apply answers the application id only
             lever.post(f"{sandbox.url}/v1/opportunities/{opportunity}/addTags",
                        json={"tags": [opportunities.site_tag(settings)]}, timeout=10).raise_for_status()

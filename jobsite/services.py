@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cached_property
 
 import redis
@@ -31,26 +32,19 @@ class Services:
 
     @cached_property
     def lever(self) -> LeverClient:
-        s = self.settings
-        return LeverClient(
-            base_url=s.lever_base_url,
-            api_key=s.api_key,
-            timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
-            observe=lever_health.observer(self.redis),
-        )
+        return self._lever_client()
 
     @cached_property
     def paced_lever(self) -> LeverClient:
         """A client whose every request first waits for a slot on the shared all-calls limit: for the catalog, whose
         cold-cache fetches come from many web processes at once (delivery paces its own calls)."""
+        return self._lever_client(pace=self._wait_for_a_read_slot)
+
+    def _lever_client(self, pace: Callable[[], None] | None = None) -> LeverClient:
         s = self.settings
-        return LeverClient(
-            base_url=s.lever_base_url,
-            api_key=s.api_key,
-            timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
-            observe=lever_health.observer(self.redis),
-            pace=self._wait_for_a_read_slot,
-        )
+        return LeverClient(base_url=s.lever_base_url, api_key=s.api_key,
+                           timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
+                           observe=lever_health.observer(self.redis), pace=pace)
 
     def _wait_for_a_read_slot(self) -> None:
         slot = reserve(self.redis, (self.limits.lever,), READ_MAX_WAIT_S)
