@@ -3,13 +3,15 @@ maintenance and failures; one person with several opportunities."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 import redis
 import requests
+from rq import Queue
 
-from jobsite import delivery, opportunities, store, tasks, users
+from jobsite import audit, delivery, opportunities, queue, store, tasks, users
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.store import State
@@ -92,6 +94,25 @@ def test_tagging_failing_twice_never_undoes_delivery_and_the_tags_arrive(svc: Se
     assert rec.state == State.DELIVERED and rec.tags_confirmed == [SITE] and lever_tags(sandbox) == [[SITE]]
     assert opportunities.tag(svc, receipt, 0).step == opportunities.Step.SKIPPED  # done once
     assert sandbox.count("opportunities.tags") == 3
+
+
+def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: Sandbox, client) -> None:
+    receipt = accept(svc, sandbox)
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    sandbox.control("fail", path="/addTags", status=500, count=1)
+    last = opportunities.tag(svc, receipt, opportunities.TAG_TRIES - 1)
+    assert last.step != opportunities.Step.DONE and store.load(svc.redis, receipt).tagging.startswith("gave up")
+    users.add_user(svc.redis, *ADMIN, users.Role.ADMIN)
+    sign_in(client, *ADMIN)
+    page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert "Retry tagging" in page
+    assert client.post(f"/admin/applications/{receipt}/retry-tagging", data={"csrf_token": token}).status_code == 302
+    [job] = Queue(queue.FOLLOWUP_QUEUE, connection=svc.redis).jobs
+    assert job.args == (receipt, 0) and audit.entries(svc.redis, 1)[0]["action"] == "retry tagging"
+    assert opportunities.tag(svc, *job.args).step == opportunities.Step.DONE
+    assert lever_tags(sandbox) == [[SITE]]
+    assert "Retry tagging" not in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
 
 
 def test_an_opportunity_not_found_at_delivery_is_looked_up_again(svc: Services, sandbox: Sandbox) -> None:

@@ -290,6 +290,21 @@ def retry(receipt: str) -> Any:
     return redirect(url_for("admin.application_page", receipt=receipt))
 
 
+@bp.post("/applications/<receipt>/retry-tagging")
+@admin_only
+def retry_tagging(receipt: str) -> Any:
+    """Tagging that gave up (Lever kept refusing) is tried again from the start, once a recruiter has looked."""
+    svc = get_services()
+    record = _record_or_404(receipt)
+    if record.state != State.DELIVERED or record.tagging == "done":
+        flash("Nothing to retry: the tags are on the opportunity, or the application is not delivered.")
+    else:
+        queue.enqueue_tagging(svc.redis, record.receipt)
+        audit.record(svc.redis, who(), "retry tagging", receipt)
+        flash("Tagging queued.")
+    return redirect(url_for("admin.application_page", receipt=receipt))
+
+
 @bp.post("/applications/retry-all")
 @admin_only
 def retry_all() -> Any:
