@@ -63,3 +63,16 @@ def test_the_api_takes_the_query_string_or_the_body_and_hostile_values_are_bound
     page = client.get(f"/admin/applications/{second.receipt}").get_data(as_text=True)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "autumn" in client.get(f"/admin/applications/{first.receipt}").get_data(as_text=True)
+
+
+def test_one_visitors_referrer_never_reaches_the_next_visitors_links(client, sandbox: Sandbox) -> None:
+    """The job list is cached; a page whose links carry a referrer from the Referer header is that visitor's own."""
+    first = client.get("/", headers={"Referer": "https://evil.example/"})
+    assert "ref=evil.example" in first.get_data(as_text=True)
+    assert first.headers["Cache-Control"].startswith("private")
+    second = client.get("/")
+    assert "evil.example" not in second.get_data(as_text=True)
+    assert second.headers["Cache-Control"].startswith("public")
+    posting = simple_posting(sandbox)
+    client.get(f"/jobs/{posting['id']}", headers={"Referer": "https://evil.example/"})
+    assert "evil.example" not in client.get(f"/jobs/{posting['id']}").get_data(as_text=True)

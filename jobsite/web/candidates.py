@@ -142,8 +142,9 @@ def jobs() -> Response:
                                labels=say(board.WORKPLACE_LABELS), embedded=embedded(),
                                canonical=absolute("candidates.jobs"))
 
-    return pages.respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key(), language()),
-                         render)
+    referred = embed.referred_from()
+    return pages.respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key(), language(),
+                          referred), render, private=bool(referred))
 
 
 @bp.get("/jobs/<posting_id>")
@@ -159,8 +160,9 @@ def posting(posting_id: str) -> Response:
         return render_template("candidates/posting.html", p=p, jsonld=ld, canonical=canonical, share_subject=subject,
                                labels=say(board.WORKPLACE_LABELS), embedded=embedded())
 
+    referred = embed.referred_from()
     return pages.respond(("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key(),
-                          language()), render)
+                          language(), referred), render, private=bool(referred))
 
 
 def form_tokens() -> URLSafeTimedSerializer:

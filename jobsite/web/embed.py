@@ -68,8 +68,10 @@ def carried() -> dict[str, str]:
         return found
     args = request.args
     found = {k: v for k in CARRIED_SOURCE if (v := clean_attribution(args.get(k)))}
+    g.embed_referred = False
     if "ref" not in found and args.get("embed") != "1" and (ref := _referrer()):
         found["ref"] = ref  # an embedded page's Referer is the host page: its script passes the host's referrer on
+        g.embed_referred = True
     if args.get("embed") == "1":
         found["embed"] = "1"
         if hide := hidden(args):
@@ -77,6 +79,13 @@ def carried() -> dict[str, str]:
         found.update(theme(args))
     g.embed_carried = found
     return found
+
+
+def referred_from() -> str:
+    """The referring site this page's links carry when it came from the Referer header rather than the query: the
+    page then differs per visitor, so page caches key on it and shared caches must not keep it."""
+    ref = carried().get("ref", "")  # carried() decides whether the Referer gave it
+    return str(ref) if g.embed_referred else ""
 
 
 def attribution(values: Mapping[str, Any] | None = None) -> Attribution:

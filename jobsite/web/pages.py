@@ -10,6 +10,7 @@ from flask import Response, request
 
 MAX_PAGES = 512
 PUBLIC_CACHE = "public, max-age=60, stale-while-revalidate=600, stale-if-error=86400"
+PRIVATE_CACHE = "private, max-age=60"
 
 
 class PageCache:
@@ -19,8 +20,9 @@ class PageCache:
         self.size = size
         self.pages: OrderedDict[tuple[str, ...], tuple[bytes, str]] = OrderedDict()
 
-    def respond(self, key: tuple[str, ...], render: Callable[[], str]) -> Response:
-        """A 200 with the page and its ETag, or a 304 when the browser already holds this version."""
+    def respond(self, key: tuple[str, ...], render: Callable[[], str], *, private: bool = False) -> Response:
+        """A 200 with the page and its ETag, or a 304 when the browser already holds this version. A `private`
+        page (made for one visitor) is kept here under its own key but never by a shared cache."""
         found = self.pages.get(key)
         if found is not None:
             self.pages.move_to_end(key)  # least recently used goes first
@@ -36,5 +38,5 @@ class PageCache:
         else:
             response = Response(body, mimetype="text/html")
         response.set_etag(etag)
-        response.headers["Cache-Control"] = PUBLIC_CACHE
+        response.headers["Cache-Control"] = PRIVATE_CACHE if private else PUBLIC_CACHE
         return response
