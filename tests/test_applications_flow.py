@@ -166,6 +166,9 @@ def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_r
     services = app.extensions["jobsite"]
     assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(services.settings.data_dir)] == [True]
     assert client.get(f"/api/v1/applications/{receipt}").get_json()["status"] == "queued"
+    other_machine = create_app(load_settings({}, **{**s.__dict__, "data_dir": s.data_dir.parent / "other"}))
+    page = other_machine.test_client().get(f"/applications/{receipt}")  # the redirect may land on another machine
+    assert page.status_code == 200 and receipt in page.get_data(as_text=True)
     own_redis.ensure()
     workers.start(worker_env(s))
     r = connect(own_redis.url)

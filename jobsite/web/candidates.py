@@ -269,19 +269,23 @@ def confirmation(receipt: str) -> Response:
 
 
 def application_status(receipt: str) -> dict[str, Any] | None:
-    """An application's public status (no personal data), from Redis or, while Redis is down, the spool."""
+    """An application's public status (no personal data), from Redis; while Redis is down, a well-formed receipt
+    reads as received: it may be in the spool of another web machine (the redirect after a submission can land on
+    any of them), and a candidate whose application was accepted must never read "not found"."""
     svc = get_services()
     if not receipt or len(receipt) > 64 or not receipt.replace("-", "").replace("_", "").isalnum():
         return None
     try:
         record = store.load(svc.redis, receipt)
     except redis.RedisError:
-        record = None
+        record, unreachable = None, True
+    else:
+        unreachable = False
     if record is not None:
         data = record.public()
         data["posting_title"] = record.posting_title
         return data
-    if receipt in spool.receipts(svc.settings.data_dir):
+    if unreachable or receipt in spool.receipts(svc.settings.data_dir):
         return {"receipt": receipt, "status": store.State.QUEUED.public, "posting": None,
                 "posting_title": "", "received_at": None, "delivered_at": None}
     return None
