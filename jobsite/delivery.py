@@ -187,8 +187,10 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
     store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
     applying = False  # set once the apply itself is sent: only its answer says anything about it
 
+    first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
+
     def sending(at: float) -> None:
-        store.update(r, record, inflight_at=at, first_sent_at=record.first_sent_at or at)
+        store.update(r, record, inflight_at=at, first_sent_at=first_sent_at or at)
 
     try:
         if record.inflight_at and _reconcile(services, record, pacer):
