@@ -140,6 +140,12 @@ def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: 
     print(f"\nmargin {margin_ms} ms ({workers} workers; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
           f"cores): delivered {len(delivered)}/{n}, exactly once: "
           f"{len(set(emails)) == len(emails) == n}; 429 answers: {refused}")
+    start = delivered[0]
+    for q in requests_:
+        if q["status"] == 429:
+            before = sorted(t for t in delivered if q["t"] - 1 < t <= q["t"])
+            print(f"  429 for {q['endpoint']} at +{q['t'] - start:.3f} s; applies Lever took in the second before it: "
+                  + ", ".join(f"-{(q['t'] - t) * 1000:.0f} ms" for t in before))
     print(f"  drain rate {rate:.2f}/s (after the probe's delivery {steady:.2f}/s) vs Lever's {APPLY_LIMIT:.0f}/s -> "
           f"ratio {rate / APPLY_LIMIT:.2f} ({steady / APPLY_LIMIT:.2f}); pacing spacing "
           f"{(1000 + margin_ms) / APPLY_LIMIT:.0f} ms (ceiling ratio {1000 / (1000 + margin_ms):.3f})")

@@ -123,6 +123,8 @@ class Pacer:
     def take(self, limits: tuple[Limit, ...], before_send: Callable[[float], None] | None = None) -> None:
         """Wait for a slot on `limits`; `before_send(epoch)` runs just before it (it may write to Redis: that
         happens before the slot, not between the slot and the send). Raises RateLimitWait if the slot is too far."""
+        late_s = min(limit.margin_s for limit in limits) / 2
+        given_up = False
         while True:
             slot = ratelimit.reserve(self.r, limits, self.max_wait_s)
             if not slot.reserved:
@@ -135,7 +137,13 @@ class Pacer:
             if before_send:
                 before_send(time.time() + max(0.0, due - time.monotonic()))
             time.sleep(max(0.0, due - time.monotonic()))
-            self.lags.append((limits[0].name, time.monotonic() - due))
+            lag = time.monotonic() - due
+            self.lags.append((limits[0].name, lag))
+            if 0 < late_s < lag and not given_up:
+                # This process woke too late (descheduled): sent now, the call could reach Lever within a window of
+                # the slots after it. Give the slot up, once, and take the next free one.
+                given_up = True
+                continue
             self.slot = slot
             return
 
@@ -179,8 +187,10 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
     store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
     applying = False  # set once the apply itself is sent: only its answer says anything about it
 
+    first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
+
     def sending(at: float) -> None:
-        store.update(r, record, inflight_at=at, first_sent_at=record.first_sent_at or at)
+        store.update(r, record, inflight_at=at, first_sent_at=first_sent_at or at)
 
     try:
         if record.inflight_at and _reconcile(services, record, pacer):

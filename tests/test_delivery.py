@@ -204,6 +204,22 @@ def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sand
     assert later == pytest.approx([0.75, 0.85, 1.0, 1.0], abs=0.002)  # +5 % of the ceiling a minute, up to it
 
 
+def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(svc: Services,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sleep = time.sleep
+    stalls = [0.2]  # the process is descheduled once, well past half the 100 ms margin
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds + (stalls.pop() if stalls else 0))
+
+    monkeypatch.setattr(delivery.time, "sleep", sleep)
+    pacer = delivery.Pacer(svc.redis, 10)
+    pacer.take((svc.limits.lever,))
+    slots = svc.redis.zrange(ratelimit.SLOTS.format("lever"), 0, -1, withscores=True)
+    assert len(slots) == 2 and pacer.slot is not None and pacer.slot.at_ms == slots[1][1]  # the late slot unused
+    assert [lag > 0.2 for _, lag in pacer.lags] == [True, False]
+
+
 def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox, lever: LeverClient) -> None:
     receipt = accept(svc, sandbox)
     posting = simple_posting(sandbox)
