@@ -143,10 +143,10 @@ class LeverClient:
         try:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kw)
             status = response.status_code
-        except (requests.ConnectTimeout, requests.exceptions.SSLError) as e:
+        except requests.ConnectTimeout as e:
             raise LeverConnectionError(f"could not connect to Lever: {type(e).__name__}",
                                        outcome_unknown=False) from None
-        except requests.ConnectionError as e:
+        except requests.ConnectionError as e:  # SSLError too: a TLS EOF may come after the body was sent
             raise LeverConnectionError(
                 f"connection to Lever failed: {type(e).__name__}", outcome_unknown=_maybe_sent(e) and method != "GET"
             ) from None

@@ -297,4 +297,6 @@ def test_oversized_or_deeply_nested_json_is_refused_before_parsing(client, r: re
     assert big.status_code == 413 and "256 KB" in big.get_json()["message"]
     deep = client.post(url, data=b"[" * 5_000 + b"]" * 5_000, content_type="application/json")
     assert deep.status_code == 400
+    deep_part = client.post(url, data={"application": "[" * 5_000 + "]" * 5_000}, content_type="multipart/form-data")
+    assert deep_part.status_code == 400
     assert r.zcard(store.ALL) == 0

@@ -104,8 +104,11 @@ def _json_body() -> Any:
     """The JSON body, read at most MAX_JSON_BYTES (a missing Content-Length cannot get past it); None when it is
     not JSON, too large or nested too deep to parse."""
     raw = request.stream.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        return None
+    return None if len(raw) > MAX_JSON_BYTES else _loads(raw)
+
+
+def _loads(raw: str | bytes) -> Any:
+    """Parsed JSON, or None when it is not JSON or nested too deep to parse."""
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
@@ -164,10 +167,9 @@ def apply(posting_id: str) -> Any:
         source = embed.attribution(body)
     elif request.mimetype == "multipart/form-data":
         if "application" in request.form:
-            try:
-                body = json.loads(request.form["application"])
-            except ValueError:
-                return error_response(400, "The 'application' part must be JSON.")
+            body = _loads(request.form["application"])
+            if body is None:
+                return error_response(400, "The 'application' part must be JSON (and not nested too deep).")
             answers = answers_from_lever_body(form, body) if isinstance(body, dict) else {}
             source = embed.attribution(body if isinstance(body, dict) else {})
         else:
