@@ -93,6 +93,29 @@ def lease_alive(r: redis.Redis, receipt: str) -> bool:
     return bool(r.exists(LEASE.format(receipt)))
 
 
+class DeliveryUnderWay(Exception):
+    """A worker is sending this application right now: it cannot be discarded until that attempt ends."""
+
+
+def discard(services: Services, receipt: str, who: str, reason: str) -> bool:
+    """A recruiter gives up on an application, holding its delivery lease so that no worker sends it meanwhile
+    (a discard in the middle of a delivery would leave it both delivered and discarded). False if it was already
+    delivered or discarded; DeliveryUnderWay while a worker holds the lease."""
+    r = services.redis
+    lease = _lease(r, receipt, services.settings.delivery_lease_s)
+    if not lease.acquire():
+        raise DeliveryUnderWay(receipt)
+    try:
+        record = store.load(r, receipt)  # read again under the lease: the console's copy may be old
+        if record is None or record.state in store.FINAL:
+            return False
+        gate.unpark(r, receipt)
+        store.update(r, record, State.DISCARDED, last_error=f"discarded by {who}: {reason}")
+        return True
+    finally:
+        lease.release()
+
+
 def note_can_reconcile(r: redis.Redis, allowed: bool) -> None:
     """Remember whether our key may list opportunities (checked at worker start and whenever Lever refuses it)."""
     r.set(CAN_RECONCILE, "1" if allowed else "0")

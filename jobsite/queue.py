@@ -21,7 +21,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from . import gate, store
-from .store import Record, State
+from .store import State
 
 QUEUE = "applications"
 MAIL_QUEUE = "mail"  # confirmation emails: served first, so a receipt never waits behind a backlog of deliveries
@@ -154,15 +154,6 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
         store.log_attempt(r, receipt, "retry", None, "queued again by hand")
     release(r, chosen, retry_attention=True)
     return chosen
-
-
-def discard(r: redis.Redis, record: Record, who: str, reason: str) -> bool:
-    """A recruiter gives up on an application; False if it was already delivered or discarded."""
-    if record.state in store.FINAL:
-        return False
-    gate.unpark(r, record.receipt)
-    store.update(r, record, State.DISCARDED, last_error=f"discarded by {who}: {reason}")
-    return True
 
 
 def job_alive(r: redis.Redis, job_id: str) -> bool:

@@ -293,7 +293,7 @@ def test_retention_removes_the_files_of_a_discarded_application(client, r: redis
     import io
     import json
 
-    from jobsite import queue, uploads
+    from jobsite import uploads
 
     from .helpers import file_posting
 
@@ -306,7 +306,7 @@ def test_retention_removes_the_files_of_a_discarded_application(client, r: redis
                            content_type="multipart/form-data").get_json()["receipt"]
 
     discarded, stuck = with_resume(1), with_resume(2)
-    queue.discard(r, store.load(r, discarded), "ada@acme.test", "duplicate")
+    assert delivery.discard(Services(settings), discarded, "ada@acme.test", "duplicate")
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     assert retention.purge(Services(settings), now=time.time() + settings.retention_days * 86400 + 60) == 1
     assert not r.exists(uploads.KEY.format(discarded))
@@ -369,3 +369,20 @@ def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, 
     assert [e["action"] for e in audit.entries(r, 3)] == ["remove account", "sign-in", "set password"]
     missing = CliRunner().invoke(cli.main, ["admin", "remove-user", ADMIN[0]], env=env)
     assert missing.exit_code == 1 and "no account" in missing.output
+
+
+def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, accounts, settings, sandbox: Sandbox) -> None:
+    """A discard in the middle of a delivery would leave the application both delivered and discarded."""
+    receipt = submit(client, sandbox)
+    svc = Services(settings)
+    held = r.lock(delivery.LEASE.format(receipt), timeout=30)
+    assert held.acquire(blocking=False)  # a worker is delivering it
+    sign_in(client, *ADMIN)
+    answer = client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": csrf(client),
+                                                                        "reason": "duplicate"})
+    assert answer.status_code == 302 and store.load(r, receipt).state == State.QUEUED
+    assert "sending it to Lever right now" in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
+    held.release()
+    assert delivery.discard(svc, receipt, ADMIN[0], "duplicate")
+    assert store.load(r, receipt).state == State.DISCARDED
+    assert not delivery.discard(svc, receipt, ADMIN[0], "again")

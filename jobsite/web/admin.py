@@ -24,7 +24,7 @@ from flask import (
 )
 from markupsafe import Markup
 
-from .. import audit, dashboard, gate, mail, opportunities, pipeline, queue, store, uploads, users
+from .. import audit, dashboard, delivery, gate, mail, opportunities, pipeline, queue, store, uploads, users
 from ..application import custom_name
 from ..catalog import CatalogUnavailable, PostingNotFound
 from ..forms import build_form
@@ -324,7 +324,12 @@ def discard(receipt: str) -> Any:
     if not reason:
         flash("Give a reason to discard an application.")
         return redirect(url_for("admin.application_page", receipt=receipt))
-    if not queue.discard(svc.redis, record, who(), reason):
+    try:
+        discarded = delivery.discard(svc, record.receipt, who(), reason)
+    except delivery.DeliveryUnderWay:
+        flash("A worker is sending it to Lever right now: look again in a minute.")
+        return redirect(url_for("admin.application_page", receipt=receipt))
+    if not discarded:
         flash("It was already delivered or discarded.")
         return redirect(url_for("admin.application_page", receipt=receipt))
     audit.record(svc.redis, who(), "discard", receipt, reason)
