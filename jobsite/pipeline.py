@@ -88,7 +88,10 @@ def _ensure_names(services: Services, ids: Iterable[str]) -> None:
 
 
 def _apply(r: redis.Redis, opportunity: dict[str, Any]) -> None:
+    """Keep what Lever says of an opportunity, unless a webhook told us of a later change while the page was read."""
     key = OPP.format(opportunity["id"])
+    if int(r.hget(key, "updated_at") or 0) > int(opportunity.get("updatedAt") or 0):
+        return
     stage = opportunity.get("stage")
     archived = opportunity.get("archived") or {}
     tags = opportunity.get("tags") or []
@@ -171,6 +174,15 @@ def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int) 
         raise WebhookRefused("stale")
     if not r.set(SEEN.format(envelope["token"]), "1", nx=True, ex=max_age_s * 2):
         raise WebhookRefused("replayed")
+    try:
+        return _apply_event(services, envelope, triggered)
+    except Exception:
+        r.delete(SEEN.format(envelope["token"]))  # not applied: Lever's redelivery must get through
+        raise
+
+
+def _apply_event(services: Services, envelope: dict[str, Any], triggered: int) -> bool:
+    r = services.redis
     data = envelope.get("data") or {}
     event = envelope.get("event")
     opportunity = str(data.get("opportunityId") or data.get("candidateId") or "")

@@ -119,3 +119,12 @@ def test_tags_for_follow_the_settings(settings: Settings, svc: Services, sandbox
     record = store.Record("x", "p", store.State.DELIVERED, 0.0, None, source="linkedin", campaign="spring")
     assert opportunities.tags_for(replace(settings, tags=("campaign",), tag_prefix="Zed"), record) == [
         "Zed campaign: spring"]
+
+
+def test_a_sync_page_read_before_a_webhook_does_not_undo_it(r) -> None:
+    """The webhook's change (updated later) stands; the page's older view of the opportunity is ignored."""
+    r.hset(pipeline.OPP.format("o1"), mapping={"stage_id": "offer", "updated_at": 2_000})
+    pipeline._apply(r, {"id": "o1", "stage": {"id": "applicant-new"}, "updatedAt": 1_000})
+    assert r.hget(pipeline.OPP.format("o1"), "stage_id") == b"offer"
+    pipeline._apply(r, {"id": "o1", "stage": {"id": "phone-screen"}, "updatedAt": 3_000})
+    assert r.hget(pipeline.OPP.format("o1"), "stage_id") == b"phone-screen"
