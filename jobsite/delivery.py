@@ -236,7 +236,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         return Result(Outcome.SKIPPED)
     except LeverRateLimited as e:
         # Lever limits the key as a whole: a refused apply may be over either limit, any other call over all calls.
-        pause = _throttled(services, pacer, e, (limits.apply, limits.lever) if applying else (limits.lever,))
+        pause = throttled(services, pacer, e, (limits.apply, limits.lever) if applying else (limits.lever,))
         _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", 429, e.message)
         result = _wait(services, record, pause, f"Lever rate-limited (429): {e.message}", probe)
@@ -286,7 +286,7 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     except (LeverUnavailable, LeverConnectionError):
         return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
     except LeverRateLimited as e:
-        _throttled(services, pacer, e, (services.limits.lever,))  # Lever answered: it is out of maintenance
+        throttled(services, pacer, e, (services.limits.lever,))  # Lever answered: it is out of maintenance
     except LeverRejected as e:
         why = (f"the API key may not read stages ({e.status})" if isinstance(e, LeverAuthError)
                else f"Lever refused to list stages ({e.status}: {e.message})")
@@ -300,9 +300,11 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     return MaintenanceCheck(Check.ENDED)
 
 
-def _throttled(services: Services, pacer: Pacer, error: LeverRateLimited, limits: tuple[Limit, ...]) -> float:
-    """Lever answered 429: slow every worker down and pause them (Retry-After, or a whole window without one).
-    Returns the pause."""
+def throttled(services: Services, pacer: Pacer, error: LeverRateLimited,
+              limits: tuple[Limit, ...] | None = None) -> float:
+    """Lever answered 429 to a call paced by `pacer`: slow every worker down and pause them (Retry-After, or a
+    whole window without one) on `limits` (default: the all-calls limit). Returns the pause."""
+    limits = limits or (services.limits.lever,)
     pause = error.retry_after if error.retry_after is not None else RATE_LIMITED_DEFAULT_S
     ratelimit.throttled(services.redis, limits, pause, pacer.slot.reserved_ms if pacer.slot else None)
     log.warning("Lever answered 429: every worker slows down and pauses %.1f s", pause)
@@ -388,7 +390,7 @@ def _find_opportunity(services: Services, record: Record, application_id: str, p
         pacer.take((services.limits.lever,))
         return locate_opportunity(services, record, application_id)
     except LeverRateLimited as e:
-        _throttled(services, pacer, e, (services.limits.lever,))
+        throttled(services, pacer, e, (services.limits.lever,))
         return None
     except (LeverError, RateLimitWait):
         return None

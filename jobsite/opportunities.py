@@ -17,8 +17,8 @@ from enum import StrEnum
 
 import redis
 
-from . import backoff, gate, ratelimit, store
-from .delivery import Pacer, RateLimitWait, locate_opportunity
+from . import backoff, gate, store
+from .delivery import Pacer, RateLimitWait, locate_opportunity, throttled
 from .lever import LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
 from .services import Services
 from .settings import Settings
@@ -31,7 +31,6 @@ TAG_TRIES = 10  # failed tagging is tried this often (rate limits and maintenanc
 TAG_RETRY_BASE_S = 5.0
 TAG_RETRY_CAP_S = 900.0
 NOT_FOUND_RETRY_S = 60.0  # Lever does not list the opportunity yet: look again this much later (then backoff)
-RATE_LIMITED_DEFAULT_S = 2.0
 PARKED = "followup:parked"  # zset: receipt -> when its tagging was parked behind the closed gate
 
 
@@ -81,12 +80,6 @@ def pacer(services: Services) -> Pacer:
 def take(services: Services, paced: Pacer) -> None:
     """A slot on the all-calls limit for one follow-up call."""
     paced.take((services.limits.lever,))
-
-
-def throttled(services: Services, paced: Pacer, pause_s: float) -> None:
-    """Lever answered 429 to a follow-up: every worker slows down, as for a delivery."""
-    ratelimit.throttled(services.redis, (services.limits.lever,), pause_s,
-                        paced.slot.reserved_ms if paced.slot else None)
 
 
 def _park(r: redis.Redis, receipt: str) -> None:
@@ -142,8 +135,7 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     except RateLimitWait as e:
         return FollowUp(Step.RETRY, retry_at=time.time() + e.wait_s, attempt=attempt)
     except LeverRateLimited as e:
-        wait = e.retry_after if e.retry_after is not None else RATE_LIMITED_DEFAULT_S
-        throttled(services, paced, wait)
+        wait = throttled(services, paced, e)  # every worker slows down, as for a delivery
         return FollowUp(Step.RETRY, retry_at=time.time() + wait, attempt=attempt)
     except LeverUnavailable as e:
         if e.status == 503:
@@ -192,11 +184,15 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
     if not gate.status(r).is_open:
         raise LeverNotReachable("Lever is in maintenance, or delivery is paused")
     try:
-        take(services, pacer(services))
+        paced = pacer(services)
+        take(services, paced)
         found = services.lever.list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
     except RateLimitWait:
         raise LeverNotReachable("the shared rate limit is busy with deliveries") from None
-    except (LeverUnavailable, LeverRateLimited, LeverConnectionError, LeverRejected) as e:
+    except LeverRateLimited as e:
+        throttled(services, paced, e)
+        raise LeverNotReachable("Lever answered 429: too many requests just now") from None
+    except (LeverUnavailable, LeverConnectionError, LeverRejected) as e:
         raise LeverNotReachable(f"Lever answered {e.status or 'nothing'}: {e.message}") from None
     out: list[dict[str, object]] = []
     for o in found:

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from . import gate, opportunities, retention
-from .delivery import RateLimitWait
+from .delivery import RateLimitWait, throttled
 from .lever import LeverError, LeverRateLimited
 from .services import Services
 from .store import Record
@@ -145,7 +145,7 @@ def sync(services: Services) -> int | None:
     except RateLimitWait:
         return None
     except LeverRateLimited as e:
-        opportunities.throttled(services, paced, e.retry_after or 2.0)
+        throttled(services, paced, e)
         return None
     except LeverError:
         return None
