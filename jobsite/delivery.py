@@ -456,7 +456,8 @@ def _needs_attention(services: Services, record: Record, why: str) -> Result:
     store.update(r, record, State.NEEDS_ATTENTION, last_error=why, next_attempt_at=0.0)
     gate.unpark(r, record.receipt)  # a probe moves on to the next waiting application
     metrics.incr(r, "jobsite_deliveries_total", outcome="needs_attention")
-    log.warning("application %s needs attention: %s", record.receipt[:8], why)
+    # Not `why`: Lever's message may repeat what the candidate wrote (an email address); the console shows it.
+    log.warning("application %s needs attention (the console says why)", record.receipt[:8])
     return Result(Outcome.NEEDS_ATTENTION)
 
 

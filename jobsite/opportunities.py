@@ -162,7 +162,7 @@ def _retry(services: Services, record: Record, attempt: int, why: str, base_s: f
     store.log_attempt(r, record.receipt, "tags", None, why)
     if attempt + 1 >= TAG_TRIES:
         store.update(r, record, tagging=f"gave up after {TAG_TRIES} tries: {why}")
-        log.warning("application %s: tagging gave up: %s", record.receipt[:8], why)
+        log.warning("application %s: tagging gave up (the console says why)", record.receipt[:8])
         return FollowUp(Step.GAVE_UP)
     store.update(r, record, tagging=f"retrying: {why}")
     delay = backoff.delay(attempt, base_s, TAG_RETRY_CAP_S)

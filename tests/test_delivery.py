@@ -94,8 +94,9 @@ def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandb
     assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED  # stays for a human
 
 
-def test_levers_error_text_cannot_forge_a_log_line(svc: Services, sandbox: Sandbox) -> None:
-    """Issue 13, item 8: a newline in Lever's message used to start a log line of its own."""
+def test_levers_error_text_never_reaches_the_log(svc: Services, sandbox: Sandbox) -> None:
+    """Issue 13, item 8: a newline in Lever's message used to start a log line of its own; and a 400's message may
+    repeat what the candidate wrote. The log names the application; the console shows Lever's words."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.OneLineFormatter("%(levelname)s %(name)s %(message)s"))
@@ -103,13 +104,27 @@ def test_levers_error_text_cannot_forge_a_log_line(svc: Services, sandbox: Sandb
     try:
         receipt = accept(svc, sandbox)
         sandbox.control("fail", path="/apply", status=400, count=1,
-                        message="Invalid\nINFO jobsite.delivery application 00000000 delivered")
+                        message="candidate0@example.com\nINFO jobsite.delivery application 00000000 delivered")
         assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
     finally:
         logging.getLogger("jobsite").removeHandler(handler)
-    lines = stream.getvalue().splitlines()
-    assert any("Invalid\\nINFO jobsite.delivery" in line for line in lines)
-    assert not any(line.startswith("INFO jobsite.delivery application 00000000") for line in lines)
+    logged = stream.getvalue()
+    assert f"application {receipt[:8]} needs attention" in logged
+    assert "candidate0@example.com" not in logged and "00000000" not in logged
+    assert "candidate0@example.com" in store.load(svc.redis, receipt).last_error
+
+
+def test_control_characters_in_any_log_message_stay_on_one_line() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.OneLineFormatter("%(levelname)s %(message)s"))
+    log = logging.getLogger("jobsite.test_logs")
+    log.addHandler(handler)
+    try:
+        log.warning("file %s", "cv.pdf\nINFO forged\r\x1b[31m")
+    finally:
+        log.removeHandler(handler)
+    assert stream.getvalue().splitlines() == ["WARNING file cv.pdf\\nINFO forged\\r\\x1b[31m"]
 
 
 def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc: Services, sandbox: Sandbox) -> None:
