@@ -74,8 +74,8 @@ class Idempotency:
         return cls("idem:" + digest, body.hexdigest())
 
 
-def _ip_key(ip: str) -> str:
-    return f"submissions:ip:{ip_digest(ip)}:{int(time.time() // 3600)}"
+def _ip_key(ip: str, secret: str) -> str:
+    return f"submissions:ip:{ip_digest(ip, secret)}:{int(time.time() // 3600)}"
 
 
 def check_ip(svc: Services, ip: str) -> None:
@@ -83,8 +83,9 @@ def check_ip(svc: Services, ip: str) -> None:
     skipped (an application must never be refused for that), which is logged and counted."""
     try:
         pipe = svc.redis.pipeline()
-        pipe.incr(_ip_key(ip))
-        pipe.expire(_ip_key(ip), 3600)
+        key = _ip_key(ip, svc.settings.secret_key)
+        pipe.incr(key)
+        pipe.expire(key, 3600)
         count = pipe.execute()[0]
     except redis.RedisError as e:
         log.warning("per-address submission limit skipped: Redis unreachable (%s)", type(e).__name__)

@@ -17,6 +17,7 @@ minute. A 429 answering a request that was paced before the last decrease says n
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -201,6 +202,7 @@ def pace(r: redis.Redis, limit: Limit, *, clock: Clock | None = None) -> Pace:
     return Pace(limit.per_s, factor, factor / limit.spacing_s, paused)
 
 
-def ip_digest(ip: str) -> str:
-    """A client address as per-address limits keep it in Redis: hashed, so no address is stored."""
-    return hashlib.sha256(ip.encode()).hexdigest()[:24]
+def ip_digest(ip: str, key: str) -> str:
+    """A client address as per-address limits keep it in Redis: an HMAC under the site's secret `key`, so no
+    address is stored, nor one that could be found again by hashing every IPv4 address."""
+    return hmac.new(key.encode(), ip.encode(), hashlib.sha256).hexdigest()[:24]

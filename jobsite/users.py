@@ -13,8 +13,6 @@ import redis
 from redis.commands.core import Script
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .ratelimit import ip_digest
-
 # Sign-in throttling is per account *and* address: a stranger cannot lock a recruiter out, nor one address everyone
 # behind the same proxy. After FREE_FAILURES, each failure doubles the wait before the next try from that address
 # (2 s, 4 s, 8 s ...), up to MAX_DELAY_S; a success or THROTTLE_WINDOW_S without failures starts over.
@@ -110,8 +108,8 @@ def list_users(r: redis.Redis) -> list[User]:
     return [u for e in sorted(x.decode() for x in r.smembers("users")) if (u := get_user(r, e))]
 
 
-def _throttle_key(email: str, ip: str) -> str:
-    return f"signin:{hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]}:{ip_digest(ip)}"
+def _throttle_key(email: str, address: str) -> str:
+    return f"signin:{hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]}:{address}"
 
 
 # Counts the try before the password is checked, so concurrent guesses cannot all pass a check made before any of
@@ -131,10 +129,10 @@ return 0
 """)
 
 
-def authenticate(r: redis.Redis, email: str, password: str, ip: str, now: float | None = None) -> User | None:
+def authenticate(r: redis.Redis, email: str, password: str, address: str, now: float | None = None) -> User | None:
     """The user if the password is right; None if not. Raises Throttled while this address must wait before trying
-    this account again."""
-    key = _throttle_key(email, ip)
+    this account again. `address` stands for the client's address (`ratelimit.ip_digest`)."""
+    key = _throttle_key(email, address)
     wait = _ATTEMPT(keys=[key], args=[time.time() if now is None else now, FREE_FAILURES, MAX_DELAY_S,
                                       THROTTLE_WINDOW_S], client=r)
     if wait:

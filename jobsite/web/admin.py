@@ -28,6 +28,7 @@ from .. import audit, dashboard, delivery, gate, mail, opportunities, pipeline, 
 from ..application import custom_name
 from ..catalog import CatalogUnavailable, PostingNotFound
 from ..forms import build_form
+from ..ratelimit import ip_digest
 from ..services import get_services
 from ..store import State
 from .security import check_csrf
@@ -120,8 +121,9 @@ def login() -> Any:
     if request.method == "POST":
         svc = get_services()
         try:
+            address = ip_digest(request.remote_addr or "unknown", svc.settings.secret_key)
             user = users.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
-                                      request.remote_addr or "unknown")
+                                      address)
         except users.Throttled as e:
             wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
             error = f"Too many failed sign-ins from here. Wait {wait} and try again."
