@@ -17,10 +17,9 @@ from .redis_server import EmbeddedRedis, embedded
 from .settings import ConfigError, Settings, load_settings
 from .store import State
 
-CLI_ACTOR = "command line"
 # `jobsite up` stops within 10 s: gunicorn lets requests finish for GRACEFUL_S, then the group is killed.
 GRACEFUL_S = 7
-STOP_TIMEOUT_S = 9  # who the audit log names for account changes made with `jobsite admin`
+STOP_TIMEOUT_S = 9
 
 def _settings() -> Settings:
     try:
@@ -245,7 +244,7 @@ def add_user(email: str, role: str, password: str | None) -> None:
         user = users.add_user(r, email, password, users.Role(role))
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    audit.record(r, CLI_ACTOR, f"add account ({user.role.value})", target=user.email)
+    audit.record(r, _operator(), f"add account ({user.role.value})", target=user.email)
     click.echo(f"{user.email} can sign in as {user.role.value}")
 
 
@@ -267,7 +266,7 @@ def set_password(email: str, password: str | None) -> None:
         users.set_password(r, email, password)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    audit.record(r, CLI_ACTOR, "set password", target=email.strip().lower())
+    audit.record(r, _operator(), "set password", target=email.strip().lower())
     click.echo(f"{email} has a new password; its sessions have ended")
 
 
@@ -281,7 +280,7 @@ def remove_user(email: str) -> None:
     r = Services(_settings()).redis
     if not users.remove_user(r, email):
         raise click.ClickException(f"no account {email}")
-    audit.record(r, CLI_ACTOR, "remove account", target=email.strip().lower())
+    audit.record(r, _operator(), "remove account", target=email.strip().lower())
     click.echo(f"{email} removed; its sessions have ended")
 
 

@@ -52,7 +52,6 @@ class RedisFull(Exception):
 class Receipt:
     receipt: str
     status: str
-    duplicate: bool = False  # an earlier submission with the same idempotency key
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
         record = store.load(svc.redis, receipt)
     except redis.RedisError:
         return None
-    return Receipt(receipt, record.state.public if record else State.QUEUED.public, duplicate=True)
+    return Receipt(receipt, record.state.public if record else State.QUEUED.public)
 
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
@@ -172,7 +171,7 @@ def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: 
                     return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public)
             pipe.watch(store.record_key(record.receipt))
             if pipe.exists(store.record_key(record.receipt)):
-                return Receipt(record.receipt, State.QUEUED.public, duplicate=True)  # spooled copy already moved
+                return Receipt(record.receipt, State.QUEUED.public)  # spooled copy already moved
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
             if svc.settings.smtp:  # the candidate's receipt by email, whatever Lever is doing
@@ -183,7 +182,7 @@ def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: 
                 pipe.set(idem.key, f"{idem.fingerprint} {record.receipt}", ex=IDEMPOTENCY_TTL_S)
             pipe.execute()
         except redis.WatchError:
-            return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public, duplicate=True)
+            return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public)
     metrics.incr(r, "jobsite_applications_received_total")
     return Receipt(record.receipt, State.QUEUED.public)
 

@@ -2,11 +2,10 @@
 into Redis, at start-up and every JOBSITE_SPOOL_DRAIN_S, without waiting for the next submission (a web machine
 may have no worker beside it to do it).
 
-Threads do not survive a fork, and gunicorn builds the app in its master then forks the workers (`jobsite web`
-does; so does `gunicorn --preload wsgi:app`). So nothing starts in `create_app`: the thread is started in the
-process that serves, by gunicorn's post_worker_init hook (`jobsite web`, at start-up) or, under any other server,
-by that process's first request. Several processes on one machine share the spool; its lock lets one drain at a
-time.
+Threads do not survive a fork, and a server may build the app before forking (`gunicorn --preload wsgi:app`). So
+nothing starts in `create_app`: the thread is started in the process that serves, by `jobsite.serve()` (the factory
+`jobsite web` has gunicorn call in each worker, at start-up) or, under any other server, by that process's first
+request. Several processes on one machine share the spool; its lock lets one drain at a time.
 """
 
 from __future__ import annotations
