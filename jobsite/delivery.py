@@ -217,7 +217,8 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
 
     try:
         if record.inflight_at and _reconcile(services, record, pacer):
-            return Result(Outcome.DELIVERED)
+            # Lever had it: a probe that learns so has its answer, as when its own apply succeeds.
+            return _opened(services, Result(Outcome.DELIVERED)) if probe else Result(Outcome.DELIVERED)
         uris = _upload_files(services, record, lease, pacer)
         assert record.application is not None  # checked by deliver()
         body = record.application.lever_body(uris, record.source or s.application_source)

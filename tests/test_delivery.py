@@ -143,6 +143,18 @@ def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc:
     assert "Lever already had this application" in [a["message"] for a in store.attempts(svc.redis, receipt)]
 
 
+def test_a_probe_that_finds_lever_already_has_it_opens_the_gate(svc: Services, sandbox: Sandbox) -> None:
+    """A probe's answer is an answer even when it comes from reconciling: the waiting applications go at once."""
+    receipt, other = accept(svc, sandbox), accept(svc, sandbox, 1)
+    sandbox.control("drop", path="/apply", count=1)
+    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY  # Lever has it; we do not know
+    gate.close(svc.redis, gate.Cause.MAINTENANCE, "maintenance")
+    assert delivery.deliver(svc, other).outcome == delivery.Outcome.PARKED
+    result = delivery.deliver(svc, receipt, probe=True)
+    assert result.outcome == delivery.Outcome.DELIVERED and other in result.opened
+    assert gate.status(svc.redis).is_open and sandbox.count("postings.apply") == 1
+
+
 def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbox: Sandbox) -> None:
     receipt = accept(svc, sandbox)
     sandbox.control("fail", path="/apply", status=502, count=1, message="bad gateway")  # 5xx: outcome unknown
