@@ -13,7 +13,7 @@ import redis
 import requests
 from axe_playwright_python.sync_playwright import Axe
 
-from jobsite import create_app, users
+from jobsite import create_app, delivery, store, tasks, users
 from jobsite.settings import Settings, load_settings
 
 from .conftest import LiveServer, Sandbox
@@ -138,8 +138,12 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     page.fill("#password", ADMIN[1])
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/admin/$"))
+    svc = live.server.app.extensions["jobsite"]
+    assert delivery.deliver(tasks.use(svc), receipt).outcome == delivery.Outcome.DELIVERED  # a person in Lever
+    contact = store.load(r, receipt).contact_id
     for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
-                       "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit"}.items():
+                       "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit",
+                       "admin-pipeline": "/admin/pipeline", "admin-person": f"/admin/people/{contact}"}.items():
         check(page, theme, name, live.url + path)
 
 
