@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from markupsafe import Markup
 
+from .settings import SHARE_DIR as _SHARE
 from .settings import Settings, load_settings
-
-ROOT = Path(__file__).resolve().parent
-# In a checkout the templates (and static files, translations) sit beside the package; a wheel carries them inside it.
-_SHARE = ROOT if (ROOT / "templates").is_dir() else ROOT.parent
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

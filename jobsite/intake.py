@@ -114,14 +114,16 @@ def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
            posting_title: str = "", idempotency: Idempotency | None = None,
-           attribution: Attribution | None = None, client: str = "") -> Receipt:
+           attribution: Attribution | None = None, client: str = "", language: str = "") -> Receipt:
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
     returns the first receipt or raises IdempotencyConflict (checked atomically with the write). `attribution` is
-    where the candidate came from; `client` the integrator whose backend sent it, if one did."""
+    where the candidate came from; `client` the integrator whose backend sent it, if one did; `language` the one
+    the candidate saw the site in."""
     receipt = store.new_receipt()
     stored, contents = uploads.describe(files)
     record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
-                    application=application, files=stored, posting_title=posting_title, client=client)
+                    application=application, files=stored, posting_title=posting_title, client=client,
+                    language=language)
     where = attribution or Attribution()
     record.source, record.medium, record.campaign, record.referrer = (where.source, where.medium, where.campaign,
                                                                       where.referrer)

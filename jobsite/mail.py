@@ -17,6 +17,7 @@ import smtplib
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -31,6 +32,7 @@ import redis
 from . import store
 from .settings import Settings, Smtp
 from .store import Record
+from .words import translator as words_in
 
 log = logging.getLogger(__name__)
 
@@ -253,50 +255,72 @@ def _one_line(value: str) -> str:
 
 
 def compose(settings: Settings, record: Record) -> EmailMessage:
-    """The confirmation email: plain text and the same in simple HTML; no answers, no files."""
+    """The confirmation email, in the language the candidate saw the site in: plain text and the same in simple
+    HTML; no answers, no files."""
     assert record.application is not None
-    company = settings.company_name
-    title = _one_line(record.posting_title) or "a job"
-    name = _one_line(record.application.personal.get("fullName", ""))
-    url = status_url(settings, record.receipt)
+    words = _Words(words_in(record.language or "en"), settings.company_name,
+                   _one_line(record.posting_title), _one_line(record.application.personal.get("fullName", "")),
+                   record.receipt, status_url(settings, record.receipt))
     message = EmailMessage()
-    message["Subject"] = f"We received your application for {title}"
+    message["Subject"] = words.subject
     message["From"] = settings.mail_from
-    message["To"] = Address(display_name=name, addr_spec=record.application.email)
+    message["To"] = Address(display_name=words.name, addr_spec=record.application.email)
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid("receipt", domain=parseaddr(settings.mail_from)[1].rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: out-of-office replies stay away
-    message.set_content(_text(company, title, name, record.receipt, url))
-    message.add_alternative(_html(company, title, name, record.receipt, url), subtype="html")
+    message.set_content(words.text())
+    message.add_alternative(words.html(), subtype="html")
     return message
 
 
-NEXT_STEPS = ("We pass your application to the hiring team.",
-              "The team reads it and gets in touch with you, usually within two weeks.")
+@dataclass(frozen=True)
+class _Words:
+    """The email's words in one language: `gettext` is that language's (each method calls it `_`, which pybabel
+    extracts)."""
 
+    gettext: Callable[[str], str]
+    company: str
+    title: str
+    name: str
+    receipt: str
+    url: str
 
-def _text(company: str, title: str, name: str, receipt: str, url: str) -> str:
-    steps = "\n".join(f"{i}. {step}" for i, step in enumerate(NEXT_STEPS, 1))
-    return (f"{'Hello ' + name if name else 'Hello'},\n\n"
-            f"Thank you for applying for {title} at {company}. We received your application.\n\n"
-            f"What happens next:\n{steps}\n\n"
-            f"Your receipt number: {receipt}\n"
-            f"Follow your application: {url}\n"
-            f"The receipt page shows no personal details, so it is safe to keep.\n\n"
-            f"{company}\n"
-            f"(This email was sent automatically; replies are not read.)\n")
+    @property
+    def subject(self) -> str:
+        _ = self.gettext
+        return _("We received your application for %(title)s") % {"title": self.title or _("a job")}
 
+    def _lines(self) -> tuple[str, str, str, list[str], str, str, str, str]:
+        _ = self.gettext
+        return (_("Hello %(name)s,") % {"name": self.name} if self.name else _("Hello,"),
+                _("Thank you for applying for %(title)s at %(company)s. We received your application."),
+                _("What happens next"),
+                [_("We pass your application to the hiring team."),
+                 _("The team reads it and gets in touch with you, usually within two weeks.")],
+                _("Your receipt number: %(receipt)s"),
+                _("Follow your application"),
+                _("The receipt page shows no personal details, so it is safe to keep."),
+                _("This email was sent automatically; replies are not read."))
 
-def _html(company: str, title: str, name: str, receipt: str, url: str) -> str:
-    e = html.escape
-    steps = "".join(f"<li>{e(step)}</li>" for step in NEXT_STEPS)
-    return (f'<!doctype html><html><body style="font-family:sans-serif;line-height:1.5;color:#1d2433">'
-            f"<p>{'Hello ' + e(name) if name else 'Hello'},</p>"
-            f"<p>Thank you for applying for <strong>{e(title)}</strong> at {e(company)}. "
-            f"We received your application.</p>"
-            f"<h2 style=\"font-size:1.1em\">What happens next</h2><ol>{steps}</ol>"
-            f"<p>Your receipt number: <code>{e(receipt)}</code><br>"
-            f'<a href="{e(url)}">Follow your application</a></p>'
-            f"<p>The receipt page shows no personal details, so it is safe to keep.</p>"
-            f"<p>{e(company)}<br><small>This email was sent automatically; replies are not read.</small></p>"
-            f"</body></html>")
+    def text(self) -> str:
+        hello, thanks, next_, steps, number, follow, safe, automatic = self._lines()
+        title = self.title or self.gettext("a job")
+        numbered = "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
+        return (f"{hello}\n\n{thanks % {'title': title, 'company': self.company}}\n\n{next_}:\n{numbered}\n\n"
+                f"{number % {'receipt': self.receipt}}\n{follow}: {self.url}\n{safe}\n\n"
+                f"{self.company}\n({automatic})\n")
+
+    def html(self) -> str:
+        e = html.escape
+        hello, thanks, next_, steps, number, follow, safe, automatic = self._lines()
+        title = self.title or self.gettext("a job")
+        thanks_html = e(thanks) % {"title": f"<strong>{e(title)}</strong>", "company": e(self.company)}
+        items = "".join(f"<li>{e(step)}</li>" for step in steps)
+        return (f'<!doctype html><html><body style="font-family:sans-serif;line-height:1.5;color:#1d2433">'
+                f"<p>{e(hello)}</p><p>{thanks_html}</p>"
+                f'<h2 style="font-size:1.1em">{e(next_)}</h2><ol>{items}</ol>'
+                f"<p>{e(number) % {'receipt': f'<code>{e(self.receipt)}</code>'}}<br>"
+                f'<a href="{e(self.url)}">{e(follow)}</a></p>'
+                f"<p>{e(safe)}</p>"
+                f"<p>{e(self.company)}<br><small>{e(automatic)}</small></p>"
+                f"</body></html>")

@@ -22,6 +22,10 @@ from .disk import durable_write, private_dir
 
 T = TypeVar("T")
 
+# In a checkout the templates, static files and translations sit beside the package; a wheel carries them inside it.
+SHARE_DIR = (Path(__file__).resolve().parent if (Path(__file__).resolve().parent / "templates").is_dir()
+             else Path(__file__).resolve().parent.parent)
+
 LEVER_PRODUCTION_URL = "https://api.lever.co/v1"
 LEVER_EU_URL = "https://api.eu.lever.co/v1"
 SANDBOX_API_KEY = "sandbox-key"

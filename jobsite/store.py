@@ -102,6 +102,7 @@ class Record:
     tags_requested: list[str] = field(default_factory=list)  # the tags asked of Lever for its opportunity
     tags_confirmed: list[str] = field(default_factory=list)  # those Lever has confirmed
     tagging: str = ""  # what became of tagging: "", "waiting", "done", or why it stopped
+    language: str = ""  # the language the candidate saw the site in (BCP 47), for what we write to them later
 
     def to_redis(self) -> dict[str, str]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("application", "state", *LISTS)}
@@ -129,6 +130,7 @@ class Record:
             source=d.get("source", ""), client=d.get("client", ""), medium=d.get("medium", ""),
             campaign=d.get("campaign", ""), referrer=d.get("referrer", ""),
             waited_maintenance=d.get("waited_maintenance") == "1", tagging=d.get("tagging", ""),
+            language=d.get("language", ""),
             tags_requested=json.loads(d.get("tags_requested") or "[]"),
             tags_confirmed=json.loads(d.get("tags_confirmed") or "[]"),
             created_at=number("created_at"), updated_at=number("updated_at"), inflight_at=number("inflight_at"),

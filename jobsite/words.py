@@ -8,7 +8,12 @@ web layer says them in the candidate's language when it shows them (web/i18n.py 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from babel.support import Translations
+
+from .settings import SHARE_DIR
 
 
 class Message(str):
@@ -22,6 +27,13 @@ class Message(str):
         self = super().__new__(cls, msgid % params if params else msgid)
         self.msgid, self.params = str(msgid), params
         return self
+
+
+def translator(language: str) -> Callable[[str], str]:
+    """gettext in `language` (a BCP 47 tag; English or unknown: the words as written) where there is no request,
+    as in the workers' emails."""
+    found = Translations.load(str(SHARE_DIR / "translations"), [language.replace("-", "_")])
+    return found.gettext
 
 
 def N_(msgid: str) -> Message:

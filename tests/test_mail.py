@@ -336,3 +336,22 @@ def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings)
     assert message["Bcc"] is None and message["Subject"] == "We received your application for Lead Bcc: x@y"
     assert message["To"].addresses[0].display_name == "Zoë Bcc: a@b"
     assert message["From"].addresses[0].display_name == "Müller & Söhne"
+
+
+def test_the_email_speaks_the_language_the_candidate_saw_the_site_in(r: redis.Redis, settings: Settings,
+                                                                     sandbox: Sandbox,
+                                                                     inbox: tuple[Inbox, int]) -> None:
+    box, port = inbox
+    s = mail_settings(settings, port)
+    posting = simple_posting(sandbox)
+    answer = create_app(s).test_client().post(f"/api/v1/postings/{posting['id']}/applications?lang=de",
+                                              json=lever_body(sandbox, posting["id"]))
+    receipt = answer.get_json()["receipt"]
+    assert store.load(r, receipt).language == "de"
+    assert mail.send_confirmation(r, s, receipt) == mail.Status.SENT
+    [message] = box.messages
+    assert message["Subject"] == f"Wir haben Ihre Bewerbung für {posting['text']} erhalten"
+    text, html = parts(message)
+    for part in (text, html):
+        assert "Wie es weitergeht" in part and "Verfolgen Sie Ihre Bewerbung" in part and receipt in part
+        assert "What happens next" not in part

@@ -16,6 +16,7 @@ from ..application import Attribution
 from ..forms import Form, UploadedFile, build_form, validate
 from ..posting import Posting
 from ..services import get_services
+from .i18n import language
 from .security import current_client
 
 
@@ -97,7 +98,7 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
                                         "try again later."), {"Retry-After": "3600"}) from None
     try:
         return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
-                             attribution=attribution, client=client or "")
+                             attribution=attribution, client=client or "", language=language())
     except intake.IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
     except intake.RedisFull as e:
