@@ -44,3 +44,10 @@ def lever_body(sandbox: Sandbox, posting_id: str, n: int = 0) -> dict[str, Any]:
         "urls": [{"name": "LinkedIn", "value": f"https://linkedin.com/in/c{n}"}],
         "customQuestions": custom,
     }
+
+
+def required_cards(sandbox: Sandbox, posting_id: str) -> dict[str, str]:
+    """The HTML form's answers to every required custom question of a posting (`cards[<set>][field<i>]`)."""
+    return {f"cards[{qset['id']}][field{i}]": f["options"][0]["text"] if f.get("options") else "yes"
+            for qset in sandbox.state.questions[posting_id]["customQuestions"]
+            for i, f in enumerate(qset["fields"]) if f["required"]}

@@ -15,7 +15,7 @@ from jobsite import create_app, store, uploads
 from jobsite.settings import Settings, load_settings
 
 from .conftest import LiveServer, Sandbox
-from .helpers import file_posting, lever_body, simple_posting
+from .helpers import file_posting, lever_body, required_cards, simple_posting
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
 
@@ -156,10 +156,7 @@ def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
     form = {"form_token": token, "fullName": "Grace Hopper", "email": "grace@example.com",
             "resume": (io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"), "consent[store]": "true"}
-    for qset in sandbox.state.questions[posting["id"]]["customQuestions"]:
-        for i, f in enumerate(qset["fields"]):
-            if f["required"]:
-                form[f"cards[{qset['id']}][field{i}]"] = f["options"][0]["text"] if f.get("options") else "yes"
+    form.update(required_cards(sandbox, posting["id"]))
     answer = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
     assert answer.status_code == 303
     confirmation = client.get(answer.headers["Location"])

@@ -13,7 +13,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 
 from .conftest import Sandbox
-from .helpers import lever_body, simple_posting
+from .helpers import lever_body, required_cards, simple_posting
 from .test_admin import ADMIN, sign_in
 
 
@@ -36,10 +36,7 @@ def test_utm_and_referrer_survive_two_pages_and_reach_lever(client, r: redis.Red
     assert "utm_campaign=spring" in action and "ref=www.linkedin.com" in action
     data = {"form_token": re.search(r'name="form_token" value="([^"]+)"', form).group(1),
             "fullName": "Ada Lovelace", "email": "ada@example.com"}
-    for qset in sandbox.state.questions[posting["id"]]["customQuestions"]:
-        for i, f in enumerate(qset["fields"]):
-            if f["required"]:
-                data[f"cards[{qset['id']}][field{i}]"] = f["options"][0]["text"] if f.get("options") else "yes"
+    data.update(required_cards(sandbox, posting["id"]))
     assert client.post(action, data=data).status_code == 303
     [rec] = store.load_many(r, store.receipts(r, store.State.QUEUED))
     assert rec.attribution == Attribution("linkedin", "social", "spring", "www.linkedin.com")

@@ -19,7 +19,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 
 from .conftest import LiveServer, Sandbox
-from .helpers import file_posting, lever_body
+from .helpers import file_posting, lever_body, required_cards
 
 
 @pytest.fixture
@@ -41,10 +41,7 @@ def form_fields(client, sandbox: Sandbox, posting: dict) -> dict:
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
     form = {"form_token": token, "fullName": "Grace Hopper", "email": "grace@example.com",
             "resume": (io.BytesIO(b"%PDF-1.7 Grace Hopper, COBOL"), "cv.pdf"), "consent[store]": "true"}
-    for qset in sandbox.state.questions[posting["id"]]["customQuestions"]:
-        for i, f in enumerate(qset["fields"]):
-            if f["required"]:
-                form[f"cards[{qset['id']}][field{i}]"] = f["options"][0]["text"] if f.get("options") else "yes"
+    form.update(required_cards(sandbox, posting["id"]))
     return form
 
 
