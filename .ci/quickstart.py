@@ -93,19 +93,19 @@ def main() -> int:
                 wait_for(f"{site}/", run, deadline)
                 step = "one posting page answers 200"
                 postings = json.loads(wait_for(f"{site}/api/v1/postings", run, deadline))
-                first = postings["postings"][0]["id"] if isinstance(postings, dict) else postings[0]["id"]
+                first = postings["data"][0]["id"]
                 if not re.fullmatch(r"[A-Za-z0-9-]+", first):
                     raise StepFailed(f"unexpected posting id {first!r}")
                 wait_for(f"{site}/jobs/{first}", run, deadline)
                 print("== quick start: the job list and a posting answered 200", flush=True)
             finally:
-                step = "Ctrl-C stops scripts/run"
                 if run.poll() is None:
                     os.killpg(run.pid, signal.SIGINT)
                 try:
                     run.wait(STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     os.killpg(run.pid, signal.SIGKILL)
+                    step = "Ctrl-C stops scripts/run"
                     raise StepFailed(f"scripts/run did not exit within {STOP_TIMEOUT_S} s of Ctrl-C") from None
             step = "nothing is left running"
             deadline = time.monotonic() + LEFT_TIMEOUT_S
