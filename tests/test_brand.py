@@ -91,7 +91,7 @@ def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> N
     for path in pages:
         html = branded.get(path).get_data(as_text=True)
         assert '<img class="logo" src="/brand/logo" alt="Acme Robotics">' in html, path
-        assert 'rel="icon" href="/brand/favicon"' in html, path
+        assert 'rel="icon" href="/favicon.ico"' in html, path
         assert '/brand.css?v=' in html, path
         assert '<a href="https://example.com/blog">Our blog</a>' in html, path
         assert '<a href="https://example.com/privacy">Privacy policy</a>' in html, path
@@ -105,13 +105,17 @@ def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> N
     assert "--brand-accent: #fde8c8" in css.get_data(as_text=True)
     with branded.get("/brand/logo") as logo:
         assert logo.status_code == 200 and logo.mimetype == "image/svg+xml" and logo.data == LOGO
-    with branded.get("/brand/favicon") as favicon:
-        assert favicon.status_code == 200 and favicon.mimetype == "image/png"
+    for path in ("/brand/favicon", "/favicon.ico"):
+        with branded.get(path) as favicon:
+            assert favicon.status_code == 200 and favicon.mimetype == "image/png", path
 
 
-def test_an_unbranded_site_serves_no_brand_images(client) -> None:
+def test_an_unbranded_site_serves_no_brand_images_but_its_own_favicon(client) -> None:
     html = client.get("/").get_data(as_text=True)
-    assert 'class="logo"' not in html and 'rel="icon"' not in html and "Acme Robotics <span>Careers</span>" in html
+    assert 'class="logo"' not in html and "Acme Robotics <span>Careers</span>" in html
+    assert 'rel="icon" href="/favicon.ico"' in html  # browsers ask for one: no page logs a 404 for it
+    with client.get("/favicon.ico") as favicon:
+        assert favicon.status_code == 200 and favicon.mimetype == "image/svg+xml" and b"<svg" in favicon.data
     assert client.get("/brand/logo").status_code == 404
     assert "--accent: #2454d6" in client.get("/brand.css").get_data(as_text=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -56,13 +57,33 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
     out = "".join(lines)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out and f"http://127.0.0.1:{sandbox_port}/_sandbox/" in out
-    assert not EmbeddedRedis(data).ping()
+    # Start-up speaks once: the banner is the first thing printed, and it alone announces the sandbox.
+    assert out.lstrip().startswith("jobsite is up"), out
+    assert out.count("Lever sandbox") == 1, out
+    wait_for(lambda: not EmbeddedRedis(data).ping(), what="the embedded Redis to stop with its last user")
     for port_ in (port, sandbox_port):
         try:
             requests.get(f"http://127.0.0.1:{port_}/", timeout=1)
             raise AssertionError(f"port {port_} still served after SIGTERM")
         except requests.ConnectionError:
             pass
+
+
+def test_a_port_in_use_is_one_line_naming_it_and_how_to_move() -> None:
+    data = Path(tempfile.mkdtemp(prefix="jsp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        for args, extra, setting in ((["--port", str(busy)], {}, "--port"),
+                                     (["--port", str(free_port())], {"JOBSITE_SANDBOX_PORT": str(busy)},
+                                      "JOBSITE_SANDBOX_PORT")):
+            done = subprocess.run([sys.executable, "-m", "jobsite", "up", *args], env={**env, **extra,
+                                  "JOBSITE_DATA_DIR": str(data)}, capture_output=True, text=True, timeout=30)
+            assert done.returncode == 1
+            assert done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
+            assert f"port {busy} on 127.0.0.1 is in use" in done.stderr and setting in done.stderr
 
 
 def _descendants(pid: int) -> set[int]:
@@ -114,11 +135,11 @@ def test_up_stops_every_child_and_frees_its_ports_ten_times_in_a_row() -> None:
                 proc.send_signal(signal.SIGTERM)
             proc.wait(10)
         assert proc.returncode == 0, f"cycle {cycle}"
-        assert [pid for pid in family if _alive(pid)] == [], f"cycle {cycle}"
+        wait_for(lambda: not [pid for pid in family if _alive(pid)], timeout=10, what=f"cycle {cycle}: every process to end")
         for port_ in (port, sandbox_port):
             with pytest.raises(requests.ConnectionError):
                 requests.get(f"http://127.0.0.1:{port_}/healthz", timeout=1)
-    assert not EmbeddedRedis(data).ping()
+    wait_for(lambda: not EmbeddedRedis(data).ping(), what="the embedded Redis to stop with its last user")
 
 
 def _serves(url: str) -> bool:

@@ -71,6 +71,16 @@ def stylesheet() -> Response:
     return answer
 
 
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The company's favicon, or the site's own: browsers ask for /favicon.ico whatever a page links, and a 404 there
+    is noise in every log and console."""
+    path = current().favicon
+    if path is None:
+        return current_app.send_static_file("favicon.svg")
+    return image("favicon")
+
+
 @bp.get("/brand/<any(logo, favicon):kind>")
 def image(kind: str) -> Response:
     path = current().logo if kind == "logo" else current().favicon
