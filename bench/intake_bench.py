@@ -25,7 +25,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bench_posting, start_site, stop, wait_http  # noqa: E402
-from jobsite import store, uploads  # noqa: E402
+from jobsite.records import store, uploads
 from jobsite.redis_server import EmbeddedRedis, connect, memory  # noqa: E402
 from jobsite.sandbox import SandboxServer  # noqa: E402
 

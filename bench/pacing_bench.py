@@ -26,9 +26,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
-from jobsite import metrics, store  # noqa: E402
+from jobsite import metrics
+from jobsite.records import store
+from jobsite.records.store import State
 from jobsite.redis_server import EmbeddedRedis, connect  # noqa: E402
-from jobsite.store import State  # noqa: E402
 
 APPLY_LIMIT = 2.0
 

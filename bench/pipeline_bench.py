@@ -19,7 +19,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bench_posting, temp_dir  # noqa: E402
-from jobsite import opportunities, pipeline  # noqa: E402
+from jobsite.followup import report, tagging
 from jobsite.redis_server import EmbeddedRedis  # noqa: E402
 from jobsite.sandbox import API_KEY, SandboxServer  # noqa: E402
 from jobsite.sandbox.app import STAGES  # noqa: E402
@@ -49,13 +49,13 @@ def main() -> None:
             lever.post(f"{sandbox.url}/v1/postings/{posting}/apply", json=body(n), timeout=10).raise_for_status()
             opportunity = sandbox.state.opportunities[-1]["id"]  # Apply answers the application id only
             lever.post(f"{sandbox.url}/v1/opportunities/{opportunity}/addTags",
-                       json={"tags": [opportunities.site_tag(settings)]}, timeout=10).raise_for_status()
+                       json={"tags": [tagging.site_tag(settings)]}, timeout=10).raise_for_status()
             ids.append(opportunity)
         syncs = 3600 // settings.pipeline_sync_s
         print(f"{args.opportunities} site-sourced opportunities, an hour = {syncs} incremental syncs "
               f"(JOBSITE_PIPELINE_SYNC_S={settings.pipeline_sync_s})")
         print(f"{'':34}{'moves/h':>9}{'Lever calls/h':>15}{'per 1,000 opps':>16}{'full re-list':>14}")
-        pipeline.sync(svc)  # the first sync lists them all once; an hour is what comes after
+        report.sync(svc)  # the first sync lists them all once; an hour is what comes after
         rng = random.Random(1)
 
         def advance(seconds: int) -> None:
@@ -63,7 +63,7 @@ def main() -> None:
             with sandbox.state.lock:
                 for o in sandbox.state.opportunities:
                     o["updatedAt"] -= seconds * 1000
-            svc.redis.set(pipeline.SYNCED_AT, int(svc.redis.get(pipeline.SYNCED_AT) or 0) - seconds * 1000)
+            svc.redis.set(report.SYNCED_AT, int(svc.redis.get(report.SYNCED_AT) or 0) - seconds * 1000)
 
         for name, moves in (("quiet hour (each advanced daily)", args.opportunities * 1 // 24),
                             ("busy hour", args.opportunities // 2)):
@@ -73,7 +73,7 @@ def main() -> None:
                 for _ in range(moves // syncs + (1 if i < moves % syncs else 0)):
                     requests.post(f"{sandbox.url}/_sandbox/opportunities/{rng.choice(ids)}/stage",
                                   json={"stage": rng.choice(STAGES)["id"]}, timeout=5).raise_for_status()
-                if pipeline.sync(svc) is None:
+                if report.sync(svc) is None:
                     raise SystemExit("a sync could not run")
             calls = [q for q in sandbox.state.requests[before:] if not q["endpoint"].startswith("_sandbox")]
             full = syncs * -(-args.opportunities // 100)

@@ -13,8 +13,10 @@ from .settings import Settings, load_settings
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """The web app: wiring only, no I/O. `overrides` replace settings (tests use them)."""
-    from . import filetypes, services, users
-    from .sanitize import clean_html
+    from . import services
+    from .console import accounts
+    from .postings.sanitize import clean_html
+    from .records import filetypes
     from .web import admin, api, brand, candidates, embed, errors, i18n, openapi, ops, security, spooldrain, webhooks
 
     settings = settings or load_settings(**overrides)
@@ -26,7 +28,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.public_url and settings.public_url.startswith("https")),
-        PERMANENT_SESSION_LIFETIME=users.SESSION_LIFETIME_S,
+        PERMANENT_SESSION_LIFETIME=accounts.SESSION_LIFETIME_S,
         SESSION_COOKIE_NAME="jobsite_session",
         # With a public URL, every link is built from it; without one they come from the Host header, so only
         # hosts on the allow-list are served (werkzeug answers others with a 400).

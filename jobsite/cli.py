@@ -14,9 +14,9 @@ from typing import cast
 import click
 import requests
 
+from .records.store import State
 from .redis_server import EmbeddedRedis, redis_url
 from .settings import ConfigError, Settings, load_settings
-from .store import State
 
 # `jobsite up` stops within 10 s: gunicorn lets requests finish for GRACEFUL_S, then the group is killed.
 GRACEFUL_S = 7
@@ -178,7 +178,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
 def worker(burst: bool) -> None:
     """Deliver queued applications to Lever (RQ worker with its scheduler)."""
-    from .worker import run_worker
+    from .worker.process import run_worker
 
     run_worker(_settings(), burst=burst)
 
@@ -214,7 +214,7 @@ def applications() -> None:
 @click.option("--limit", default=50, show_default=True)
 def list_applications(state: str, limit: int) -> None:
     """Applications in a state, oldest first, with why they are there."""
-    from . import store
+    from .records import store
     from .services import Services
 
     svc = Services(_settings())
@@ -231,7 +231,8 @@ def list_applications(state: str, limit: int) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Retry every application that needs attention.")
 def retry(receipts: tuple[str, ...], retry_all: bool) -> None:
     """Queue applications for delivery again (after fixing what Lever refused)."""
-    from . import queue, store
+    from .delivery import jobs
+    from .records import store
     from .services import Services
 
     svc = Services(_settings())
@@ -240,7 +241,7 @@ def retry(receipts: tuple[str, ...], retry_all: bool) -> None:
         chosen += store.receipts(svc.redis, store.State.NEEDS_ATTENTION, 100_000)
     if not chosen:
         raise click.UsageError("name receipts, or pass --all")
-    queued = queue.retry_now(svc.redis, chosen)
+    queued = jobs.retry_now(svc.redis, chosen)
     click.echo(f"queued {len(queued)} application(s) for delivery")
 
 
@@ -256,14 +257,14 @@ def admin() -> None:
               help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.")
 def add_user(email: str, role: str, password: str | None) -> None:
     """Create an account (or reset its password and role, which ends its sessions)."""
-    from . import audit, users
+    from .console import accounts, audit
     from .services import Services
 
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     r = Services(_settings()).redis
     try:
-        user = users.add_user(r, email, password, users.Role(role))
+        user = accounts.add_user(r, email, password, accounts.Role(role))
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     audit.record(r, _operator(), f"add account ({user.role.value})", target=user.email)
@@ -276,16 +277,16 @@ def add_user(email: str, role: str, password: str | None) -> None:
               help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.")
 def set_password(email: str, password: str | None) -> None:
     """Change an account's password; every session it has open ends."""
-    from . import audit, users
+    from .console import accounts, audit
     from .services import Services
 
     r = Services(_settings()).redis
-    if users.get_user(r, email) is None:
+    if accounts.get_user(r, email) is None:
         raise click.ClickException(f"no account {email}")
     if password is None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     try:
-        users.set_password(r, email, password)
+        accounts.set_password(r, email, password)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     audit.record(r, _operator(), "set password", target=email.strip().lower())
@@ -296,11 +297,11 @@ def set_password(email: str, password: str | None) -> None:
 @click.argument("email")
 def remove_user(email: str) -> None:
     """Remove an account; its open sessions end at once."""
-    from . import audit, users
+    from .console import accounts, audit
     from .services import Services
 
     r = Services(_settings()).redis
-    if not users.remove_user(r, email):
+    if not accounts.remove_user(r, email):
         raise click.ClickException(f"no account {email}")
     audit.record(r, _operator(), "remove account", target=email.strip().lower())
     click.echo(f"{email} removed; its sessions have ended")
@@ -309,10 +310,10 @@ def remove_user(email: str) -> None:
 @admin.command("users")
 def list_users() -> None:
     """List accounts."""
-    from . import users
+    from .console import accounts
     from .services import Services
 
-    for user in users.list_users(Services(_settings()).redis):
+    for user in accounts.list_users(Services(_settings()).redis):
         click.echo(f"{user.email}  {user.role.value}")
 
 
@@ -328,12 +329,12 @@ def _operator() -> str:
 def add_api_client(name: str) -> None:
     """Create a key for a company's backend to post applications (Authorization: Bearer KEY). The key is printed
     once, alone on the last line, so a script can take it with `tail -n 1`."""
-    from . import api_clients, audit
+    from .console import api_keys, audit
     from .services import Services
 
     r = Services(_settings()).redis
     try:
-        key = api_clients.add(r, name)
+        key = api_keys.add(r, name)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     audit.record(r, _operator(), "add API client", detail=name)
@@ -345,13 +346,13 @@ def add_api_client(name: str) -> None:
 @admin.command("api-clients")
 def list_api_clients() -> None:
     """List API clients: active or revoked, when last used, how many requests."""
-    from . import api_clients
+    from .console import api_keys
     from .services import Services
 
     def when(ts: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
 
-    for c in api_clients.list_clients(Services(_settings()).redis):
+    for c in api_keys.list_clients(Services(_settings()).redis):
         state = "active" if c.active else f"revoked {when(c.revoked_at)}"
         click.echo(f"{c.name}  {state}  created {when(c.created_at)}  last used {when(c.last_used_at)}  "
                    f"{c.uses} request(s)")
@@ -361,11 +362,11 @@ def list_api_clients() -> None:
 @click.argument("name")
 def revoke_api_client(name: str) -> None:
     """Revoke a client's key at once: its requests get 401 from now on."""
-    from . import api_clients, audit
+    from .console import api_keys, audit
     from .services import Services
 
     r = Services(_settings()).redis
-    if not api_clients.revoke(r, name):
+    if not api_keys.revoke(r, name):
         raise click.ClickException(f"no active API client named {name}")
     audit.record(r, _operator(), "revoke API client", detail=name)
     click.echo(f"API client {name} revoked")
@@ -397,9 +398,9 @@ def report_pipeline(since: str | None, fmt: str, refresh: bool) -> None:
     import json
     from datetime import datetime
 
-    from . import pipeline
-    from .delivery import RateLimitWait
-    from .lever import LeverError
+    from .followup import report
+    from .lever.client import LeverError
+    from .lever.pacing import RateLimitWait
     from .services import Services
 
     svc = Services(_settings())
@@ -409,16 +410,16 @@ def report_pipeline(since: str | None, fmt: str, refresh: bool) -> None:
         raise click.BadParameter("dates look like 2026-01-31", param_hint="--since") from None
     if refresh:
         try:
-            pipeline.refresh_names(svc)
+            report.refresh_names(svc)
         except (LeverError, RateLimitWait) as e:  # a report is still printed from what is held
             click.echo(f"jobsite: could not refresh from Lever ({type(e).__name__}); showing what is held", err=True)
-        if pipeline.sync(svc) is None:
+        if report.sync(svc) is None:
             click.echo("jobsite: Lever could not be synced now (maintenance or busy); showing what is held", err=True)
-    data = pipeline.report(svc.redis, start)
+    data = report.report(svc.redis, start)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     elif fmt == "csv":
-        click.echo(pipeline.to_csv(pipeline.rows(svc.redis, start)), nl=False)
+        click.echo(report.to_csv(report.rows(svc.redis, start)), nl=False)
     else:
         click.echo(f"{data['opportunities']} opportunities, {data['hired']} hired")
         for title, groups in (("posting", data["by_posting"]), ("source / campaign", data["by_source"])):

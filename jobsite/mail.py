@@ -29,9 +29,9 @@ from typing import Any
 
 import redis
 
-from . import store
+from .records import store
+from .records.store import Record
 from .settings import Settings, Smtp
-from .store import Record
 from .words import translator as words_in
 
 log = logging.getLogger(__name__)

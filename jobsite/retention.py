@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import time
 
-from . import mail, store, uploads
+from . import mail
+from .records import store, uploads
+from .records.store import State
 from .services import Services
-from .store import State
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from functools import cached_property
 import redis
 from flask import Flask, current_app
 
-from . import lever_health
-from .catalog import Catalog
-from .lever import LeverClient, LeverRateLimited
-from .ratelimit import Limits, reserve
+from .lever import health
+from .lever.client import LeverClient, LeverRateLimited
+from .lever.pacing import Limits, reserve
+from .postings.catalog import Catalog
 from .redis_server import connect, redis_url
 from .settings import Settings
 
@@ -44,7 +44,7 @@ class Services:
         s = self.settings
         return LeverClient(base_url=s.lever_base_url, api_key=s.api_key,
                            timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
-                           observe=lever_health.observer(self.redis), pace=pace)
+                           observe=health.observer(self.redis), pace=pace)
 
     def _wait_for_a_read_slot(self) -> None:
         slot = reserve(self.redis, (self.limits.lever,), READ_MAX_WAIT_S)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from .colours import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
 from .disk import durable_write, private_dir
 
 T = TypeVar("T")
@@ -72,10 +73,6 @@ class Smtp:
     timeout_s: float = 30.0
 
 
-# What the brand colours are drawn against (static/site.css): white text on primary buttons, primary links on the
-# white cards and the page's background, and the site's ink on the accent band.
-WHITE, PAGE_BACKGROUND, INK = "#ffffff", "#f7f8fb", "#1d2433"
-AA_CONTRAST = 4.5
 MIN_SECRET_CHARS = 16
 LOCAL_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")  # served without JOBSITE_PUBLIC_URL by default
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".webp", ".gif", ".ico")
@@ -355,18 +352,6 @@ def _colour(*against: tuple[str, str]) -> Callable[[str, str], str]:
         return value
 
     return parse
-
-
-def contrast(a: str, b: str) -> float:
-    """WCAG 2 contrast ratio of two #rrggbb colours, from 1 (same) to 21 (black on white)."""
-
-    def luminance(colour: str) -> float:
-        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
-        return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
-    return (hi + 0.05) / (lo + 0.05)
 
 
 def _persistent_secret(data_dir: Path) -> str:

@@ -15,7 +15,7 @@ import redis
 import requests
 
 from jobsite import create_app
-from jobsite.lever import LeverClient
+from jobsite.lever.client import LeverClient
 from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import API_KEY, SandboxServer
 from jobsite.settings import Settings, load_settings

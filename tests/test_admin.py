@@ -11,9 +11,14 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from jobsite import audit, cli, delivery, gate, ratelimit, retention, store, tasks, users
+from jobsite import cli, retention
+from jobsite.console import accounts, audit
+from jobsite.delivery import deliverer, gate
+from jobsite.lever import pacing
+from jobsite.records import store
+from jobsite.records.store import State
 from jobsite.services import Services
-from jobsite.store import State
+from jobsite.worker import tasks
 
 from .conftest import Sandbox
 from .helpers import lever_body, simple_posting
@@ -27,9 +32,9 @@ ACTIONS = ["/admin/applications/xyz/retry", "/admin/applications/retry-all", "/a
 
 
 @pytest.fixture
-def accounts(r: redis.Redis) -> None:
-    users.add_user(r, *ADMIN, users.Role.ADMIN)
-    users.add_user(r, *VIEWER, users.Role.VIEWER)
+def staff(r: redis.Redis) -> None:
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    accounts.add_user(r, *VIEWER, accounts.Role.VIEWER)
 
 
 def csrf(client, path: str = "/admin/") -> str:
@@ -48,7 +53,7 @@ def submit(client, sandbox: Sandbox, n: int = 0) -> str:
                        json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"]
 
 
-def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:
+def test_anonymous_visitors_are_sent_to_sign_in(client, staff) -> None:
     for path in PAGES:
         answer = client.get(path)
         assert answer.status_code in (302, 401), path
@@ -65,9 +70,9 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, accounts) -> None:
         assert answer.status_code == 302 and "/admin/login" in answer.headers["Location"], path
 
 
-def test_wrong_password_and_throttling(client, r: redis.Redis, accounts) -> None:
+def test_wrong_password_and_throttling(client, r: redis.Redis, staff) -> None:
     token = csrf(client, "/admin/login")
-    for _ in range(users.FREE_FAILURES + 1):
+    for _ in range(accounts.FREE_FAILURES + 1):
         answer = client.post("/admin/login", data={"email": ADMIN[0], "password": "wrong", "csrf_token": token})
         assert answer.status_code == 401 and "do not match" in answer.get_data(as_text=True)
     answer = client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token})
@@ -82,34 +87,34 @@ def test_wrong_password_and_throttling(client, r: redis.Redis, accounts) -> None
     sign_in(client, *VIEWER)
 
 
-def test_sign_in_delays_grow_per_account_and_address_and_never_lock_out(r: redis.Redis, accounts) -> None:
+def test_sign_in_delays_grow_per_account_and_address_and_never_lock_out(r: redis.Redis, staff) -> None:
     """Issue 13, item 6: no hard lock anyone can trigger; each failure past the free ones doubles the wait."""
     now, waits = 1_000_000.0, []
     for _ in range(20):
         try:
-            assert users.authenticate(r, ADMIN[0], "wrong", "198.51.100.7", now=now) is None
-        except users.Throttled as e:
+            assert accounts.authenticate(r, ADMIN[0], "wrong", "198.51.100.7", now=now) is None
+        except accounts.Throttled as e:
             waits.append(e.retry_after)
             now += e.retry_after
     assert waits == [2, 4, 8, 16, 32, 64, 128, 256]
-    assert users.authenticate(r, ADMIN[0], ADMIN[1], "203.0.113.9", now=now) is not None  # the recruiter, elsewhere
-    with pytest.raises(users.Throttled) as held:
-        users.authenticate(r, ADMIN[0], ADMIN[1], "198.51.100.7", now=now)
+    assert accounts.authenticate(r, ADMIN[0], ADMIN[1], "203.0.113.9", now=now) is not None  # the recruiter, elsewhere
+    with pytest.raises(accounts.Throttled) as held:
+        accounts.authenticate(r, ADMIN[0], ADMIN[1], "198.51.100.7", now=now)
     assert held.value.retry_after == 512
     now += 10**6
-    assert users.authenticate(r, ADMIN[0], ADMIN[1], "198.51.100.7", now=now) is not None  # once the wait is over
-    for _ in range(users.FREE_FAILURES):  # ...which starts the count over
-        assert users.authenticate(r, ADMIN[0], "wrong", "198.51.100.7", now=now) is None
+    assert accounts.authenticate(r, ADMIN[0], ADMIN[1], "198.51.100.7", now=now) is not None  # once the wait is over
+    for _ in range(accounts.FREE_FAILURES):  # ...which starts the count over
+        assert accounts.authenticate(r, ADMIN[0], "wrong", "198.51.100.7", now=now) is None
 
 
-def test_concurrent_guesses_are_counted_before_they_are_checked(r: redis.Redis, accounts) -> None:
+def test_concurrent_guesses_are_counted_before_they_are_checked(r: redis.Redis, staff) -> None:
     """Issue 13, item 6: 14 guesses at once used to find the counter still at 0; now each is counted first."""
     checked, throttled = [], []
 
     def guess(i: int) -> None:
         try:
-            checked.append(users.authenticate(r, ADMIN[0], f"guess {i}", "198.51.100.8"))
-        except users.Throttled:
+            checked.append(accounts.authenticate(r, ADMIN[0], f"guess {i}", "198.51.100.8"))
+        except accounts.Throttled:
             throttled.append(i)
 
     threads = [threading.Thread(target=guess, args=(i,)) for i in range(14)]
@@ -117,10 +122,10 @@ def test_concurrent_guesses_are_counted_before_they_are_checked(r: redis.Redis, 
         t.start()
     for t in threads:
         t.join()
-    assert len(checked) == users.FREE_FAILURES + 1 and len(throttled) == 14 - len(checked)
+    assert len(checked) == accounts.FREE_FAILURES + 1 and len(throttled) == 14 - len(checked)
 
 
-def test_viewer_reads_but_cannot_act(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:
+def test_viewer_reads_but_cannot_act(client, r: redis.Redis, staff, sandbox: Sandbox) -> None:
     receipt = submit(client, sandbox)
     sign_in(client, *VIEWER)
     for path in ["/admin/", "/admin/applications", "/admin/audit", f"/admin/applications/{receipt}"]:
@@ -132,7 +137,7 @@ def test_viewer_reads_but_cannot_act(client, r: redis.Redis, accounts, sandbox: 
     assert gate.status(r).paused is False
 
 
-def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(client, r: redis.Redis, accounts, settings,
+def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(client, r: redis.Redis, staff, settings,
                                                                      sandbox: Sandbox) -> None:
     import io
     import json
@@ -150,12 +155,12 @@ def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(client, r: r
     assert download.mimetype == "application/pdf" and "Ada Lovelace CV.pdf" in download.headers["Content-Disposition"]
     assert audit.entries(r, target=receipt)[0]["action"] == "download file"
     assert client.get(f"/admin/applications/{receipt}/files/1").status_code == 404
-    assert delivery.deliver(tasks.use(Services(settings)), receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(tasks.use(Services(settings)), receipt).outcome == deliverer.Outcome.DELIVERED
     gone = client.get(f"/admin/applications/{receipt}/files/0")
     assert gone.status_code == 404 and "removed once delivered to Lever" in gone.get_data(as_text=True)
 
 
-def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts) -> None:
+def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, staff) -> None:
     sign_in(client, *ADMIN)
     assert client.post("/admin/delivery/pause").status_code == 400
     assert client.post("/admin/delivery/pause", data={"csrf_token": "forged"}).status_code == 400
@@ -165,19 +170,19 @@ def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, accounts
     assert [e["action"] for e in audit.entries(r)][:1] == ["pause delivery"]
 
 
-def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.Redis, accounts, settings,
+def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.Redis, staff, settings,
                                                              sandbox: Sandbox) -> None:
     svc = tasks.use(Services(settings))
     receipt = submit(client, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Posting is on hold")
-    delivery.deliver(svc, receipt)
+    deliverer.deliver(svc, receipt)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     assert "Posting is on hold" in page and "Needs attention" in page
     assert "How did you hear about us?" in page and "Full name" in page  # answers under their questions
     assert client.post(f"/admin/applications/{receipt}/retry", data={"csrf_token": csrf(client)}).status_code == 302
     assert store.load(r, receipt).state == State.QUEUED
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     rec = store.load(r, receipt)
     assert rec.lever_application_id in page and rec.opportunity_id in page
@@ -185,7 +190,7 @@ def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.R
     assert len(sandbox.received()["applications"]) == 1
 
 
-def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:
+def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, staff, sandbox: Sandbox) -> None:
     receipt = submit(client, sandbox)
     sign_in(client, *ADMIN)
     token = csrf(client)
@@ -199,7 +204,7 @@ def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, accounts,
     assert entry["at"] <= time.time()
 
 
-def test_application_list_filters(client, r: redis.Redis, accounts, sandbox: Sandbox) -> None:
+def test_application_list_filters(client, r: redis.Redis, staff, sandbox: Sandbox) -> None:
     receipts = [submit(client, sandbox, n) for n in range(3)]
     rec = store.load(r, receipts[0])
     store.update(r, rec, State.NEEDS_ATTENTION, last_error="Lever refused it (400): bad phone")
@@ -212,12 +217,12 @@ def test_application_list_filters(client, r: redis.Redis, accounts, sandbox: San
     assert client.get("/admin/applications?from=yesterday").status_code == 400
 
 
-def test_pause_parks_and_resume_releases(client, r: redis.Redis, accounts, settings, sandbox: Sandbox) -> None:
+def test_pause_parks_and_resume_releases(client, r: redis.Redis, staff, settings, sandbox: Sandbox) -> None:
     svc = tasks.use(Services(settings))
     sign_in(client, *ADMIN)
     client.post("/admin/delivery/pause", data={"csrf_token": csrf(client)})
     receipt = submit(client, sandbox)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.PARKED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.PARKED
     assert sandbox.count("postings.apply") == 0
     client.post("/admin/delivery/resume", data={"csrf_token": csrf(client)})
     assert store.load(r, receipt).state == State.QUEUED and gate.status(r).parked == 0
@@ -237,7 +242,7 @@ def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, s
     assert metric(mid, 'jobsite_applications{state="queued"}') == 1
     assert metric(mid, "jobsite_applications_received_total") == 1
     assert metric(mid, 'jobsite_cache_requests_total{result="miss"}') >= 1
-    delivery.deliver(svc, receipt)
+    deliverer.deliver(svc, receipt)
     after = client.get("/metrics").get_data(as_text=True)
     assert metric(after, 'jobsite_applications{state="delivered"}') == 1
     assert metric(after, 'jobsite_deliveries_total{outcome="delivered"}') == 1
@@ -249,16 +254,16 @@ def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, s
     assert metric(after, 'jobsite_pacing_ceiling_per_s{limit="apply"}') == 2
 
 
-def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redis, accounts, settings) -> None:
+def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redis, staff, settings) -> None:
     svc = Services(settings)
     full = 2 / (1 + settings.pacing_margin_s)
     sign_in(client, *ADMIN)
     assert client.get("/admin/api/status").get_json()["pacing"]["apply"] == {
         "rate_per_s": round(full, 2), "ceiling_per_s": 2, "share": 1, "lowered": False, "paused_s": 0}
-    ratelimit.throttled(r, (svc.limits.apply, svc.limits.lever), pause_s=30)  # as a worker does on a 429
-    pacing = client.get("/admin/api/status").get_json()["pacing"]
-    assert pacing["apply"]["rate_per_s"] == round(0.7 * full, 2) and pacing["apply"]["lowered"]
-    assert pacing["lever"]["rate_per_s"] == round(0.7 * 10 / (1 + settings.pacing_margin_s), 2)
+    pacing.throttled(r, (svc.limits.apply, svc.limits.lever), pause_s=30)  # as a worker does on a 429
+    shown = client.get("/admin/api/status").get_json()["pacing"]
+    assert shown["apply"]["rate_per_s"] == round(0.7 * full, 2) and shown["apply"]["lowered"]
+    assert shown["lever"]["rate_per_s"] == round(0.7 * 10 / (1 + settings.pacing_margin_s), 2)
     page = client.get("/admin/").get_data(as_text=True)
     assert f"{round(0.7 * full, 2)}</span> applications/s (Lever's limit 2/s)" in page
     assert re.search(r'<span data-show-when="pacing.lever.lowered" >\s*— slowed down after Lever answered 429', page)
@@ -273,7 +278,7 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     svc = tasks.use(Services(settings))
     old, recent, stuck = (submit(client, sandbox, n) for n in range(3))
     for receipt in (old, recent):
-        delivery.deliver(svc, receipt)
+        deliverer.deliver(svc, receipt)
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     later = time.time() + settings.retention_days * 86400 + 60
     r.zadd(store.DELIVERED_LOG, {recent: later - 3600})  # as if `recent` was delivered an hour before `later`
@@ -293,7 +298,7 @@ def test_retention_removes_the_files_of_a_discarded_application(client, r: redis
     import io
     import json
 
-    from jobsite import uploads
+    from jobsite.records import uploads
 
     from .helpers import file_posting
 
@@ -306,7 +311,7 @@ def test_retention_removes_the_files_of_a_discarded_application(client, r: redis
                            content_type="multipart/form-data").get_json()["receipt"]
 
     discarded, stuck = with_resume(1), with_resume(2)
-    assert delivery.discard(Services(settings), discarded, "ada@acme.test", "duplicate")
+    assert deliverer.discard(Services(settings), discarded, "ada@acme.test", "duplicate")
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     assert retention.purge(Services(settings), now=time.time() + settings.retention_days * 86400 + 60) == 1
     assert not r.exists(uploads.KEY.format(discarded))
@@ -331,7 +336,7 @@ def test_every_way_to_reach_the_console_gets_its_headers(app, path: str) -> None
     assert answer["headers"]["Cache-Control"] == "no-store"
 
 
-def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, accounts, redis_server,
+def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, staff, redis_server,
                                                            tmp_path) -> None:
     """Issue 13, item 7: a copied cookie is worth nothing once its session is ended, by any of the four ways."""
     def signed_in_copy() -> tuple[Any, Any]:
@@ -357,25 +362,25 @@ def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, 
     answer = CliRunner().invoke(cli.main, ["admin", "set-password", ADMIN[0]], env=env)
     assert answer.exit_code == 0, answer.output
     assert stolen.get("/admin/").status_code == 302
-    assert users.authenticate(r, ADMIN[0], ADMIN[1], "192.0.2.1") is None
-    assert users.authenticate(r, ADMIN[0], "a brand new long password", "192.0.2.1") is not None
+    assert accounts.authenticate(r, ADMIN[0], ADMIN[1], "192.0.2.1") is None
+    assert accounts.authenticate(r, ADMIN[0], "a brand new long password", "192.0.2.1") is not None
 
     browser = app.test_client()
     sign_in(browser, ADMIN[0], "a brand new long password")
     answer = CliRunner().invoke(cli.main, ["admin", "remove-user", ADMIN[0]], env=env)
     assert answer.exit_code == 0, answer.output
     assert browser.get("/admin/").status_code == 302
-    assert users.get_user(r, ADMIN[0]) is None and ADMIN[0] not in [u.email for u in users.list_users(r)]
+    assert accounts.get_user(r, ADMIN[0]) is None and ADMIN[0] not in [u.email for u in accounts.list_users(r)]
     assert [e["action"] for e in audit.entries(r, 3)] == ["remove account", "sign-in", "set password"]
     missing = CliRunner().invoke(cli.main, ["admin", "remove-user", ADMIN[0]], env=env)
     assert missing.exit_code == 1 and "no account" in missing.output
 
 
-def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, accounts, settings, sandbox: Sandbox) -> None:
+def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, settings, sandbox: Sandbox) -> None:
     """A discard in the middle of a delivery would leave the application both delivered and discarded."""
     receipt = submit(client, sandbox)
     svc = Services(settings)
-    held = r.lock(delivery.LEASE.format(receipt), timeout=30)
+    held = r.lock(deliverer.LEASE.format(receipt), timeout=30)
     assert held.acquire(blocking=False)  # a worker is delivering it
     sign_in(client, *ADMIN)
     answer = client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": csrf(client),
@@ -383,6 +388,6 @@ def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, accounts, se
     assert answer.status_code == 302 and store.load(r, receipt).state == State.QUEUED
     assert "sending it to Lever right now" in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     held.release()
-    assert delivery.discard(svc, receipt, ADMIN[0], "duplicate")
+    assert deliverer.discard(svc, receipt, ADMIN[0], "duplicate")
     assert store.load(r, receipt).state == State.DISCARDED
-    assert not delivery.discard(svc, receipt, ADMIN[0], "again")
+    assert not deliverer.discard(svc, receipt, ADMIN[0], "again")

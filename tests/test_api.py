@@ -11,7 +11,8 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app, store, uploads
+from jobsite import create_app
+from jobsite.records import store, uploads
 from jobsite.settings import Settings, load_settings
 
 from .conftest import LiveServer, Sandbox

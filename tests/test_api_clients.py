@@ -10,7 +10,9 @@ from dataclasses import replace
 import pytest
 import redis
 
-from jobsite import api_clients, audit, create_app, store
+from jobsite import create_app
+from jobsite.console import api_keys, audit
+from jobsite.records import store
 from jobsite.settings import Settings
 
 from .conftest import Sandbox
@@ -41,7 +43,7 @@ def test_a_key_from_the_command_line_is_stored_hashed(settings: Settings, r: red
     assert "shown only now" in made.stderr
     dump = b"".join(r.dump(k) or b"" for k in r.keys("*"))
     assert key.encode() not in dump and key[4:].encode() not in dump  # only its hash is kept
-    assert api_clients.authenticate(r, key).name == "acme-backend"
+    assert api_keys.authenticate(r, key).name == "acme-backend"
     again = cli(settings, "add-api-client", "acme-backend")
     assert again.returncode != 0 and "already has a key" in again.stderr
     listed = cli(settings, "api-clients")
@@ -57,7 +59,7 @@ def test_a_backend_with_a_key_skips_the_address_limit_but_has_its_own(strict_app
     client = strict_app.test_client()
     posting = simple_posting(sandbox)
     url = f"/api/v1/postings/{posting['id']}/applications"
-    key = api_clients.add(r, "acme-backend")
+    key = api_keys.add(r, "acme-backend")
     bearer = {"Authorization": f"Bearer {key}"}
     codes = [client.post(url, json=lever_body(sandbox, posting["id"], n), headers=bearer).status_code
              for n in range(100)]
@@ -81,13 +83,13 @@ def test_a_backend_with_a_key_skips_the_address_limit_but_has_its_own(strict_app
 def test_a_wrong_or_revoked_key_is_refused_never_anonymous(client, r: redis.Redis, sandbox: Sandbox) -> None:
     posting = simple_posting(sandbox)
     url = f"/api/v1/postings/{posting['id']}/applications"
-    key = api_clients.add(r, "acme-backend")
+    key = api_keys.add(r, "acme-backend")
     for header in (f"Bearer {key}x", "Bearer jsk_nope", f"Basic {key}", "Bearer", key):
         answer = client.post(url, json=lever_body(sandbox, posting["id"]), headers={"Authorization": header})
         assert answer.status_code == 401, header
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/api/v1/postings", headers={"Authorization": "Bearer jsk_nope"}).status_code == 401
-    api_clients.revoke(r, "acme-backend")
+    api_keys.revoke(r, "acme-backend")
     revoked = client.post(url, json=lever_body(sandbox, posting["id"]), headers={"Authorization": f"Bearer {key}"})
     assert revoked.status_code == 401 and "revoked" in revoked.get_json()["message"]
     assert r.zcard(store.ALL) == 0
@@ -96,13 +98,13 @@ def test_a_wrong_or_revoked_key_is_refused_never_anonymous(client, r: redis.Redi
 
 
 def test_the_console_shows_which_client_sent_an_application(client, app, r: redis.Redis, sandbox: Sandbox) -> None:
-    from jobsite import users
+    from jobsite.console import accounts
 
     posting = simple_posting(sandbox)
-    key = api_clients.add(r, "acme-backend")
+    key = api_keys.add(r, "acme-backend")
     receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]),
                           headers={"Authorization": f"Bearer {key}"}).get_json()["receipt"]
-    users.add_user(r, "ada@acme.test", "correct horse battery", users.Role.VIEWER)
+    accounts.add_user(r, "ada@acme.test", "correct horse battery", accounts.Role.VIEWER)
     console = app.test_client()
     login = console.get("/admin/login").get_data(as_text=True)
     import re
@@ -120,7 +122,7 @@ def test_idempotency_keys_of_two_integrators_never_meet(client, r: redis.Redis, 
     url = f"/api/v1/postings/{posting['id']}/applications"
     body = lever_body(sandbox, posting["id"])
     receipts = []
-    for key in (api_clients.add(r, "acme-backend"), api_clients.add(r, "agency-backend"), None):
+    for key in (api_keys.add(r, "acme-backend"), api_keys.add(r, "agency-backend"), None):
         headers = {"Idempotency-Key": "order-1"} | ({"Authorization": f"Bearer {key}"} if key else {})
         answer = client.post(url, json=body, headers=headers)
         assert answer.status_code == 202, answer.get_json()

@@ -14,10 +14,11 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app, spool, store, uploads
+from jobsite import create_app
+from jobsite.records import spool, store, uploads
+from jobsite.records.store import State
 from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
-from jobsite.store import State
 
 from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import file_posting, lever_body, simple_posting

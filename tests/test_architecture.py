@@ -1,9 +1,12 @@
-"""The module map holds: no import cycle anywhere (imports inside functions and TYPE_CHECKING blocks count too), the
-sandbox stays apart, only lever.py speaks HTTP to Lever, and the web sits on top (ARCHITECTURE.md)."""
+"""The module map holds: imports go down ARCHITECTURE.md's layers (the import-linter contract in pyproject.toml), no
+import cycle anywhere (imports inside functions and TYPE_CHECKING blocks count too), the sandbox stays apart, only
+lever/client.py speaks HTTP to Lever, and the web sits on top."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,7 +91,7 @@ def test_only_the_lever_client_speaks_http() -> None:
     # cli.py polls the site's own /healthz while starting it; nothing else outside the sandbox uses an HTTP client.
     users = {name for name in MODULES if not name.startswith("jobsite.sandbox")
              if any(m == "requests" or m.startswith(("requests.", "urllib3")) for m in imports_of(name))}
-    assert users == {"jobsite.lever", "jobsite.cli"}
+    assert users == {"jobsite.lever.client", "jobsite.cli"}
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.startswith(("jobsite.web", "jobsite.sandbox"))
@@ -96,3 +99,23 @@ def test_only_the_lever_client_speaks_http() -> None:
 def test_the_web_sits_on_top(name: str) -> None:
     """Below the web, no module imports a blueprint: delivery and intake work without Flask."""
     assert not {d for d in GRAPH[name] if d.startswith("jobsite.web")}
+
+
+def test_imports_go_down_the_layers() -> None:
+    """The layers contract in pyproject.toml ([tool.importlinter]), checked by import-linter on the real import graph:
+    an import that runs upward, even inside a function, fails here with the line that makes it."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint), "--no-cache"], cwd=PACKAGE.parent, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 kept, 0 broken" in done.stdout
+
+
+def test_every_subpackage_is_a_layer() -> None:
+    """A new package or top-level module is placed in the contract, so the folder list and the layers stay one map."""
+    import tomllib
+
+    contract = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    placed = {name.strip() for layer in contract["layers"] for name in layer.split("|")}
+    children = {p.stem if p.suffix == ".py" else p.name for p in PACKAGE.iterdir()
+                if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()}
+    assert children - {"sandbox"} == placed

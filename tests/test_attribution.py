@@ -7,10 +7,13 @@ import re
 
 import redis
 
-from jobsite import delivery, store, tasks, users
-from jobsite.application import Attribution
+from jobsite.console import accounts
+from jobsite.delivery import deliverer
+from jobsite.records import store
+from jobsite.records.application import Attribution
 from jobsite.services import Services
 from jobsite.settings import Settings
+from jobsite.worker import tasks
 
 from .conftest import Sandbox
 from .helpers import lever_body, required_cards, simple_posting
@@ -41,7 +44,7 @@ def test_utm_and_referrer_survive_two_pages_and_reach_lever(client, r: redis.Red
     [rec] = store.load_many(r, store.receipts(r, store.State.QUEUED))
     assert rec.attribution == Attribution("linkedin", "social", "spring", "www.linkedin.com")
     svc = tasks.use(Services(settings))
-    assert delivery.deliver(svc, rec.receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, rec.receipt).outcome == deliverer.Outcome.DELIVERED
     assert sandbox.received()["applications"][0]["body"]["source"] == "linkedin"
 
 
@@ -55,7 +58,7 @@ def test_the_api_takes_the_query_string_or_the_body_and_hostile_values_are_bound
     first, second = (store.load(r, a.get_json()["receipt"]) for a in (by_query, by_body))
     assert (first.source, first.campaign) == ("indeed", "autumn")
     assert second.source.startswith("<script>alert(1)</script>xx") and len(second.source) == 100
-    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{second.receipt}").get_data(as_text=True)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

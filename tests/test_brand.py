@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from jobsite import create_app
-from jobsite.settings import ConfigError, Settings, contrast, load_settings
+from jobsite.colours import contrast
+from jobsite.settings import ConfigError, Settings, load_settings
 
 from .conftest import Sandbox
 from .helpers import simple_posting

@@ -9,7 +9,8 @@ import redis
 import requests
 from playwright.sync_api import expect
 
-from jobsite import store, users
+from jobsite.console import accounts
+from jobsite.records import store
 
 from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import lever_body, simple_posting
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Redis, settings,
                                              sandbox: Sandbox, workers: Workers) -> None:
-    users.add_user(r, "rita@acme.test", "a long enough password", users.Role.ADMIN)
+    accounts.add_user(r, "rita@acme.test", "a long enough password", accounts.Role.ADMIN)
     posting = simple_posting(sandbox)
     sandbox.control("maintenance", on=True)
     workers.start(worker_env(settings))

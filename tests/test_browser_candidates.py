@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from jobsite import forms
+from jobsite.intake import forms
 
 from .conftest import LiveServer, Sandbox
 

@@ -171,8 +171,10 @@ def active_in(page, host: str) -> str:
 
 def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox, settings, company_site,
                                        tmp_path: Path) -> None:
-    from jobsite import delivery, store, tasks
+    from jobsite.delivery import deliverer
+    from jobsite.records import store
     from jobsite.services import Services
+    from jobsite.worker import tasks
 
     from .helpers import file_posting
 
@@ -242,7 +244,7 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     assert (record.source, record.medium, record.campaign) == ("careers-page", "", "spring")
     assert record.files[0]["filename"] == "ada-cv.pdf"
     svc = tasks.use(Services(settings))
-    assert delivery.deliver(svc, record.receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, record.receipt).outcome == deliverer.Outcome.DELIVERED
     sent = sandbox.received()["applications"][-1]["body"]
     assert sent["source"] == "careers-page"
 

@@ -13,8 +13,12 @@ import redis
 import requests
 from axe_playwright_python.sync_playwright import Axe
 
-from jobsite import create_app, delivery, store, tasks, users
+from jobsite import create_app
+from jobsite.console import accounts
+from jobsite.delivery import deliverer
+from jobsite.records import store
 from jobsite.settings import Settings, load_settings
+from jobsite.worker import tasks
 
 from .conftest import LiveServer, Sandbox
 from .helpers import lever_body, simple_posting
@@ -127,7 +131,7 @@ def test_candidate_pages(page, site, sandbox: Sandbox) -> None:
 
 def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     theme, live = site
-    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     posting = simple_posting(sandbox)
     receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                             json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
@@ -139,7 +143,7 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/admin/$"))
     svc = live.server.app.extensions["jobsite"]
-    assert delivery.deliver(tasks.use(svc), receipt).outcome == delivery.Outcome.DELIVERED  # a person in Lever
+    assert deliverer.deliver(tasks.use(svc), receipt).outcome == deliverer.Outcome.DELIVERED  # a person in Lever
     contact = store.load(r, receipt).contact_id
     for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
                        "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit",
@@ -210,7 +214,7 @@ def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveSe
 
 def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, live: LiveServer, r: redis.Redis,
                                                                      sandbox: Sandbox) -> None:
-    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     posting = simple_posting(sandbox)
     requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                   json=lever_body(sandbox, posting["id"], 0), timeout=10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from jobsite import forms
+from jobsite.intake import forms
 
 from .conftest import Sandbox
 from .helpers import file_posting
@@ -42,7 +42,7 @@ def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> 
 
 
 def test_every_status_has_plain_words_without_the_vendor() -> None:
-    from jobsite.store import State
+    from jobsite.records.store import State
     from jobsite.web.candidates import FINAL_STATUSES, STATUS_WORDS
 
     assert set(STATUS_WORDS) == {s.public for s in State}  # one vocabulary: the API's statuses are State's values

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from jobsite import create_app
-from jobsite.catalog import Key
+from jobsite.postings.catalog import Key
 from jobsite.sandbox import SandboxServer
 from jobsite.settings import Settings, load_settings
 

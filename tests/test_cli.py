@@ -135,11 +135,15 @@ def test_up_stops_every_child_and_frees_its_ports_ten_times_in_a_row() -> None:
                 proc.send_signal(signal.SIGTERM)
             proc.wait(10)
         assert proc.returncode == 0, f"cycle {cycle}"
-        wait_for(lambda: not [pid for pid in family if _alive(pid)], timeout=10, what=f"cycle {cycle}: every process to end")
+        wait_for(functools.partial(_all_ended, family), timeout=10, what=f"cycle {cycle}: every process to end")
         for port_ in (port, sandbox_port):
             with pytest.raises(requests.ConnectionError):
                 requests.get(f"http://127.0.0.1:{port_}/healthz", timeout=1)
     wait_for(lambda: not EmbeddedRedis(data).ping(), what="the embedded Redis to stop with its last user")
+
+
+def _all_ended(pids: set[int]) -> bool:
+    return not [pid for pid in pids if _alive(pid)]
 
 
 def _serves(url: str) -> bool:

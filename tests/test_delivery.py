@@ -10,12 +10,17 @@ import pytest
 import redis
 from redis.exceptions import LockError
 
-from jobsite import backoff, delivery, gate, intake, logs, queue, ratelimit, store, tasks, uploads
-from jobsite.forms import build_form, validate
-from jobsite.lever import LeverClient
+from jobsite import logs
+from jobsite.delivery import backoff, deliverer, gate, jobs
+from jobsite.intake import accept
+from jobsite.intake.forms import build_form, validate
+from jobsite.lever import pacing
+from jobsite.lever.client import LeverClient
+from jobsite.records import store, uploads
+from jobsite.records.store import State
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.store import State
+from jobsite.worker import tasks
 
 from .conftest import Sandbox
 from .helpers import lever_body, simple_posting
@@ -28,20 +33,20 @@ def svc(settings: Settings, r: redis.Redis) -> Services:
     return tasks.use(Services(settings))
 
 
-def accept(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None = None) -> str:
+def submit_one(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None = None) -> str:
     """Validate and persist one application the way the web does; returns its receipt."""
-    from jobsite.forms import answers_from_lever_body
+    from jobsite.intake.forms import answers_from_lever_body
 
     p = posting or simple_posting(sandbox)
     form = build_form(sandbox.state.questions[p["id"]])
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"], n)), {}, 2**20)
-    return intake.submit(svc, app, {}, posting_title=p["text"]).receipt
+    return accept.submit(svc, app, {}, posting_title=p["text"]).receipt
 
 
 def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     assert store.load(svc.redis, receipt).state == State.QUEUED
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     rec = store.load(svc.redis, receipt)
     got = sandbox.received()["applications"]
     assert len(got) == 1 and rec.state == State.DELIVERED
@@ -51,7 +56,7 @@ def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> Non
     assert body["source"] == "Acme Robotics careers site" and body["origin"] == "applied"
     assert {"name": "email", "value": "candidate0@example.com"} in body["personalInformation"]
     # delivering again is a no-op: it was delivered
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.SKIPPED
     assert len(sandbox.received()["applications"]) == 1
 
 
@@ -60,7 +65,8 @@ def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
     import hashlib
     import os
 
-    from jobsite.forms import UploadedFile, answers_from_lever_body
+    from jobsite.intake.forms import answers_from_lever_body
+    from jobsite.records.uploads import UploadedFile
 
     from .helpers import file_posting
 
@@ -69,12 +75,12 @@ def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
     resume = b"%PDF-1.7\n" + os.urandom(100_000)
     upload = {"resume": UploadedFile("cv.pdf", resume)}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    receipt = intake.submit(svc, app, upload).receipt
+    receipt = accept.submit(svc, app, upload).receipt
     assert svc.redis.exists(uploads.KEY.format(receipt))
     sandbox.control("fail", path="/apply", status=500, count=1)  # uploaded, then the apply fails: the file stays
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
     assert svc.redis.exists(uploads.KEY.format(receipt))
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     [sent] = sandbox.state.uploads.values()  # the second attempt reused Lever's copy
     assert sent["sha256"] == hashlib.sha256(resume).hexdigest() and sent["filename"] == "cv.pdf"
     assert not svc.redis.exists(uploads.KEY.format(receipt))
@@ -82,16 +88,16 @@ def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
 
 
 def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Field 'phone' is not valid")
-    result = delivery.deliver(svc, receipt)
-    assert result.outcome == delivery.Outcome.NEEDS_ATTENTION
+    result = deliverer.deliver(svc, receipt)
+    assert result.outcome == deliverer.Outcome.NEEDS_ATTENTION
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.NEEDS_ATTENTION and "Field 'phone' is not valid" in rec.last_error
     assert "400" in rec.last_error
     assert [a["status"] for a in store.attempts(svc.redis, receipt)] == [400]
     assert sandbox.received()["applications"] == []
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED  # stays for a human
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.SKIPPED  # stays for a human
 
 
 def test_levers_error_text_never_reaches_the_log(svc: Services, sandbox: Sandbox) -> None:
@@ -102,10 +108,10 @@ def test_levers_error_text_never_reaches_the_log(svc: Services, sandbox: Sandbox
     handler.setFormatter(logs.OneLineFormatter("%(levelname)s %(name)s %(message)s"))
     logging.getLogger("jobsite").addHandler(handler)
     try:
-        receipt = accept(svc, sandbox)
+        receipt = submit_one(svc, sandbox)
         sandbox.control("fail", path="/apply", status=400, count=1,
                         message="candidate0@example.com\nINFO jobsite.delivery application 00000000 delivered")
-        assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
+        assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     finally:
         logging.getLogger("jobsite").removeHandler(handler)
     logged = stream.getvalue()
@@ -128,14 +134,14 @@ def test_control_characters_in_any_log_message_stay_on_one_line() -> None:
 
 
 def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("drop", path="/apply", count=1)
-    first = delivery.deliver(svc, receipt)
-    assert first.outcome == delivery.Outcome.RETRY
+    first = deliverer.deliver(svc, receipt)
+    assert first.outcome == deliverer.Outcome.RETRY
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.WAITING and rec.inflight_at > 0  # outcome unknown
     assert len(sandbox.received()["applications"]) == 1  # Lever has it
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     rec = store.load(svc.redis, receipt)
     got = sandbox.received()["applications"]
     assert len(got) == 1 and rec.lever_application_id == got[0]["id"]
@@ -145,21 +151,21 @@ def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc:
 
 def test_a_probe_that_finds_lever_already_has_it_opens_the_gate(svc: Services, sandbox: Sandbox) -> None:
     """A probe's answer is an answer even when it comes from reconciling: the waiting applications go at once."""
-    receipt, other = accept(svc, sandbox), accept(svc, sandbox, 1)
+    receipt, other = submit_one(svc, sandbox), submit_one(svc, sandbox, 1)
     sandbox.control("drop", path="/apply", count=1)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY  # Lever has it; we do not know
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we do not know
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "maintenance")
-    assert delivery.deliver(svc, other).outcome == delivery.Outcome.PARKED
-    result = delivery.deliver(svc, receipt, probe=True)
-    assert result.outcome == delivery.Outcome.DELIVERED and other in result.opened
+    assert deliverer.deliver(svc, other).outcome == deliverer.Outcome.PARKED
+    result = deliverer.deliver(svc, receipt, probe=True)
+    assert result.outcome == deliverer.Outcome.DELIVERED and other in result.opened
     assert gate.status(svc.redis).is_open and sandbox.count("postings.apply") == 1
 
 
 def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/apply", status=502, count=1, message="bad gateway")  # 5xx: outcome unknown
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 2
 
 
@@ -167,33 +173,33 @@ def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc
                                                                              sandbox: Sandbox) -> None:
     sandbox.control("forbid", endpoints=["opportunities"])
     tasks.on_worker_start(svc)
-    assert svc.redis.get(delivery.CAN_RECONCILE) == b"0"
-    receipt = accept(svc, sandbox)
+    assert svc.redis.get(deliverer.CAN_RECONCILE) == b"0"
+    receipt = submit_one(svc, sandbox)
     sandbox.control("drop", path="/apply", count=1)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     messages = [a["message"] for a in store.attempts(svc.redis, receipt)]
     assert any("may not list opportunities" in m for m in messages)
 
 
 def test_503_closes_the_gate_and_parks_everything(svc: Services, sandbox: Sandbox) -> None:
     sandbox.control("maintenance", on=True)
-    first, second = accept(svc, sandbox, 1), accept(svc, sandbox, 2)
-    result = delivery.deliver(svc, first)
-    assert result.outcome == delivery.Outcome.PARKED and result.gate_closed and result.probe_delay_s <= 1.0
+    first, second = submit_one(svc, sandbox, 1), submit_one(svc, sandbox, 2)
+    result = deliverer.deliver(svc, first)
+    assert result.outcome == deliverer.Outcome.PARKED and result.gate_closed and result.probe_delay_s <= 1.0
     assert gate.status(svc.redis).state == "closed"
-    assert delivery.deliver(svc, second).outcome == delivery.Outcome.PARKED
+    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.PARKED
     assert sandbox.count("postings.apply") == 1  # the second never reached Lever
     assert store.load(svc.redis, second).state == State.WAITING
     assert store.load(svc.redis, second).public()["status"] == "waiting"
     assert gate.oldest_parked(svc.redis) == first
 
     # a probe while Lever is still down backs off; one after it is back opens the gate and releases the rest
-    assert delivery.deliver(svc, first, probe=True).outcome == delivery.Outcome.PARKED
+    assert deliverer.deliver(svc, first, probe=True).outcome == deliverer.Outcome.PARKED
     assert gate.status(svc.redis).failures == 1
     sandbox.control("maintenance", on=False)
-    result = delivery.deliver(svc, first, probe=True)
-    assert result.outcome == delivery.Outcome.DELIVERED and second in result.opened
+    result = deliverer.deliver(svc, first, probe=True)
+    assert result.outcome == deliverer.Outcome.DELIVERED and second in result.opened
     status = gate.status(svc.redis)
     assert status.state == "open" and status.parked == 0
     tasks._after(svc, first, result)  # the task layer queues what the probe released
@@ -209,25 +215,25 @@ def test_probe_backoff_is_capped_and_jittered(monkeypatch: pytest.MonkeyPatch) -
 
 def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sandbox: Sandbox, settings: Settings,
                                                              lever: LeverClient) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     posting = simple_posting(sandbox)
     for n in (101, 102):  # another client of the same key fills Lever's window: 2 applies in this second
         lever.apply(posting["id"], lever_body(sandbox, posting["id"], n))
     before = time.time()
-    result = delivery.deliver(svc, receipt)
+    result = deliverer.deliver(svc, receipt)
     assert sandbox.count("postings.apply", 429) == 1
-    assert result.outcome == delivery.Outcome.RETRY and result.retry_at >= before + 1.0  # no Retry-After: 1 s
+    assert result.outcome == deliverer.Outcome.RETRY and result.retry_at >= before + 1.0  # no Retry-After: 1 s
 
     other = Services(settings)  # another worker: its own connection, the state shared in Redis
     apply = other.limits.apply
-    lowered = ratelimit.pace(other.redis, apply, clock=lambda: before)
+    lowered = pacing.pace(other.redis, apply, clock=lambda: before)
     assert lowered.factor == pytest.approx(0.7) and lowered.paused_s >= 0.99
     assert lowered.rate_per_s == pytest.approx(0.7 * 2 / (1 + settings.pacing_margin_s))
-    first = ratelimit.reserve(other.redis, (apply,), 10, clock=lambda: before)
-    second = ratelimit.reserve(other.redis, (apply,), 10, clock=lambda: before)
+    first = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
+    second = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
     assert first.wait_s >= 0.99  # nobody sends during the pause
     assert (second.at_ms - first.at_ms) / 1000 == pytest.approx(apply.spacing_s / 0.7, abs=0.002)  # slower
-    later = [ratelimit.pace(other.redis, apply, clock=lambda m=m: before + 60 * m).factor for m in (1, 3, 6, 10)]
+    later = [pacing.pace(other.redis, apply, clock=lambda m=m: before + 60 * m).factor for m in (1, 3, 6, 10)]
     assert later == pytest.approx([0.75, 0.85, 1.0, 1.0], abs=0.002)  # +5 % of the ceiling a minute, up to it
 
 
@@ -239,43 +245,43 @@ def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(svc: Services,
     def sleep(seconds: float) -> None:
         real_sleep(seconds + (stalls.pop() if stalls else 0))
 
-    monkeypatch.setattr(delivery.time, "sleep", sleep)
-    pacer = delivery.Pacer(svc.redis, 10)
+    monkeypatch.setattr(deliverer.time, "sleep", sleep)
+    pacer = pacing.Pacer(svc.redis, 10)
     pacer.take((svc.limits.lever,))
-    slots = svc.redis.zrange(ratelimit.SLOTS.format("lever"), 0, -1, withscores=True)
+    slots = svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1, withscores=True)
     assert len(slots) == 2 and pacer.slot is not None and pacer.slot.at_ms == slots[1][1]  # the late slot unused
     assert [lag > 0.2 for _, lag in pacer.lags] == [True, False]
 
 
 def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox, lever: LeverClient) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     posting = simple_posting(sandbox)
     sandbox.control("limits", mode="bucket", apply_per_s=0.01, apply_burst=1, retry_after=True)
     lever.apply(posting["id"], lever_body(sandbox, posting["id"], 9))  # another client takes the only token
     before = time.time()
-    result = delivery.deliver(svc, receipt)
-    assert result.outcome == delivery.Outcome.RETRY and result.retry_at >= before + 90  # Retry-After: 100 s
+    result = deliverer.deliver(svc, receipt)
+    assert result.outcome == deliverer.Outcome.RETRY and result.retry_at >= before + 90  # Retry-After: 100 s
     for limit in (svc.limits.apply, svc.limits.lever):  # every call waits, not only applies
-        assert ratelimit.pace(svc.redis, limit, clock=lambda: before).paused_s >= 90
+        assert pacing.pace(svc.redis, limit, clock=lambda: before).paused_s >= 90
 
 
 def test_retry_window_ends_in_needs_attention(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     rec = store.load(svc.redis, receipt)
     store.update(svc.redis, rec, created_at=time.time() - svc.settings.retry_window_s - 1)
     sandbox.control("fail", path="/apply", status=500, count=1, message="internal")
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     assert "kept failing for 72 h" in store.load(svc.redis, receipt).last_error
 
 
 def test_recover_takes_up_an_application_whose_worker_died(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     rec = store.load(svc.redis, receipt)
     store.update(svc.redis, rec, State.DELIVERING)  # as a worker killed mid-delivery leaves it: no lease
     assert tasks.recover(svc) == 1
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.QUEUED and rec.job_id
-    assert queue.queue(svc.redis).fetch_job(rec.job_id) is not None
+    assert jobs.delivery_queue(svc.redis).fetch_job(rec.job_id) is not None
 
 
 def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, sandbox: Sandbox,
@@ -285,9 +291,9 @@ def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, s
     from jobsite.cli import main
     from tests.conftest import worker_env
 
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Posting requires a phone number")
-    delivery.deliver(svc, receipt)
+    deliverer.deliver(svc, receipt)
     env = worker_env(settings)
     listed = CliRunner().invoke(main, ["applications", "list"], env=env)
     assert listed.exit_code == 0 and receipt in listed.output and "requires a phone number" in listed.output
@@ -295,31 +301,31 @@ def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, s
     assert retried.exit_code == 0 and "queued 1 application" in retried.output
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.QUEUED
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
 
 
 def test_a_refused_api_key_parks_everything_instead_of_failing_each(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("forbid", endpoints=["postings.apply"])
-    result = delivery.deliver(svc, receipt)
-    assert result.outcome == delivery.Outcome.PARKED and result.gate_closed
+    result = deliverer.deliver(svc, receipt)
+    assert result.outcome == deliverer.Outcome.PARKED and result.gate_closed
     status = gate.status(svc.redis)
     assert status.state == "closed" and "refused the API key (403)" in status.reason
     assert store.load(svc.redis, receipt).state == State.WAITING
     sandbox.control("forbid", endpoints=[])
-    assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
     assert gate.status(svc.redis).state == "open"
 
 
 def test_an_unknown_outcome_survives_maintenance_until_it_is_reconciled(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("drop", path="/apply", count=1)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.RETRY  # Lever has it; we do not know
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we do not know
     sandbox.control("maintenance", on=True)
-    assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.PARKED  # reconcile got 503
+    assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.PARKED  # reconcile got 503
     assert store.load(svc.redis, receipt).inflight_at > 0  # still unknown: must be checked, not re-sent
     sandbox.control("maintenance", on=False)
-    assert delivery.deliver(svc, receipt, probe=True).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
     assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 1
 
 
@@ -327,12 +333,12 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     from rq.registry import ScheduledJobRegistry
 
     sandbox.control("maintenance", on=True)
-    first, second = accept(svc, sandbox, 1), accept(svc, sandbox, 2)
+    first, second = submit_one(svc, sandbox, 1), submit_one(svc, sandbox, 2)
     tasks.deliver(first)  # closes the gate and schedules the probe
     tasks.deliver(second)
-    scheduled = ScheduledJobRegistry(queue.QUEUE, connection=svc.redis)
+    scheduled = ScheduledJobRegistry(jobs.QUEUE, connection=svc.redis)
     assert [j for j in scheduled.get_job_ids() if j.startswith("probe-")] == [svc.redis.get(gate.PROBE).decode()]
-    assert queue.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s) is False  # one probe at a time
+    assert jobs.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s) is False  # one probe at a time
     assert tasks.probe() == "closed"  # still in maintenance: the read got 503; it scheduled its successor
     assert (sandbox.count("stages.list", 503), sandbox.count("postings.apply")) == (1, 1)  # read, not re-sent
     probes = [j for j in scheduled.get_job_ids() if j.startswith("probe-")]
@@ -346,7 +352,8 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
 
 
 def test_a_file_missing_from_redis_needs_attention_and_says_so(svc: Services, sandbox: Sandbox) -> None:
-    from jobsite.forms import UploadedFile, answers_from_lever_body
+    from jobsite.intake.forms import answers_from_lever_body
+    from jobsite.records.uploads import UploadedFile
 
     from .helpers import file_posting
 
@@ -354,14 +361,15 @@ def test_a_file_missing_from_redis_needs_attention_and_says_so(svc: Services, sa
     form = build_form(sandbox.state.questions[p["id"]])
     upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    receipt = intake.submit(svc, app, upload).receipt
+    receipt = accept.submit(svc, app, upload).receipt
     uploads.remove(svc.redis, receipt)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     assert store.load(svc.redis, receipt).last_error.startswith("the uploaded file cv.pdf is no longer in Redis")
 
 
 def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Services, sandbox: Sandbox) -> None:
-    from jobsite.forms import UploadedFile, answers_from_lever_body
+    from jobsite.intake.forms import answers_from_lever_body
+    from jobsite.records.uploads import UploadedFile
 
     from .helpers import file_posting
 
@@ -370,12 +378,12 @@ def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Se
     form = build_form(sandbox.state.questions[p["id"]])
     upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    broken = intake.submit(svc, app, upload).receipt
-    waiting = accept(svc, sandbox, 2)
+    broken = accept.submit(svc, app, upload).receipt
+    waiting = submit_one(svc, sandbox, 2)
     for receipt in (broken, waiting):
-        delivery.deliver(svc, receipt)
+        deliverer.deliver(svc, receipt)
     uploads.remove(svc.redis, broken)
-    assert delivery.deliver(svc, broken, probe=True).outcome == delivery.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc, broken, probe=True).outcome == deliverer.Outcome.NEEDS_ATTENTION
     status = gate.status(svc.redis)
     assert status.state == "closed"  # a missing file says nothing about Lever: still in maintenance
     assert gate.oldest_parked(svc.redis) == waiting  # the next probe takes the next application
@@ -383,22 +391,22 @@ def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Se
 
 
 def test_a_worker_whose_lease_ran_out_cannot_end_the_lease_another_worker_took(r: redis.Redis) -> None:
-    first = delivery._lease(r, "rcpt", 1)
+    first = deliverer._lease(r, "rcpt", 1)
     assert first.acquire()
-    r.delete(delivery.LEASE.format("rcpt"))  # as if it expired while the first worker stalled
-    second = delivery._lease(r, "rcpt", 60)
+    r.delete(deliverer.LEASE.format("rcpt"))  # as if it expired while the first worker stalled
+    second = deliverer._lease(r, "rcpt", 60)
     assert second.acquire()
     with pytest.raises(LockError):
         first.reacquire()  # extending checks ownership
     with pytest.raises(LockError):
         first.release()  # and so does releasing
-    assert delivery.lease_alive(r, "rcpt") and second.owned()
+    assert deliverer.lease_alive(r, "rcpt") and second.owned()
 
 
 def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, sandbox: Sandbox,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    receipt = accept(svc, sandbox)
-    real = delivery._lease
+    receipt = submit_one(svc, sandbox)
+    real = deliverer._lease
 
     def stolen(r: redis.Redis, receipt_: str, ttl_s: int):
         lease = real(r, receipt_, ttl_s)
@@ -406,28 +414,28 @@ def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, san
 
         def acquire() -> bool:
             got = original()
-            r.set(delivery.LEASE.format(receipt_), "another worker's token")  # ours ran out; another took it
+            r.set(deliverer.LEASE.format(receipt_), "another worker's token")  # ours ran out; another took it
             return got
 
         lease.acquire = acquire
         return lease
 
-    monkeypatch.setattr(delivery, "_lease", stolen)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.SKIPPED
+    monkeypatch.setattr(deliverer, "_lease", stolen)
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.SKIPPED
     assert sandbox.count("postings.apply") == 0  # nothing was sent by the worker that lost its lease
-    assert svc.redis.get(delivery.LEASE.format(receipt)) == b"another worker's token"  # nor ended the other's lease
+    assert svc.redis.get(deliverer.LEASE.format(receipt)) == b"another worker's token"  # nor ended the other's lease
 
 
 def test_the_maintenance_check_is_a_light_read_paced_with_every_call(svc: Services, sandbox: Sandbox) -> None:
     sandbox.control("maintenance", on=True)
-    check = delivery.check_maintenance(svc)
-    assert check == delivery.MaintenanceCheck(delivery.Check.ONGOING, svc.settings.probe_interval_s)
-    assert svc.redis.zcard(ratelimit.SLOTS.format("lever")) == 1  # the read took a slot every Lever call shares
+    check = deliverer.check_maintenance(svc)
+    assert check == deliverer.MaintenanceCheck(deliverer.Check.ONGOING, svc.settings.probe_interval_s)
+    assert svc.redis.zcard(pacing.SLOTS.format("lever")) == 1  # the read took a slot every Lever call shares
     sandbox.control("maintenance", on=False)
-    assert delivery.check_maintenance(svc).check == delivery.Check.ENDED
+    assert deliverer.check_maintenance(svc).check == deliverer.Check.ENDED
     sandbox.control("fail", path="/stages", status=429, count=1, message="slow down")
-    assert delivery.check_maintenance(svc).check == delivery.Check.ENDED  # Lever answered: not in maintenance
-    assert ratelimit.pace(svc.redis, svc.limits.lever).factor < 1  # and its 429 slowed every worker's calls
+    assert deliverer.check_maintenance(svc).check == deliverer.Check.ENDED  # Lever answered: not in maintenance
+    assert pacing.pace(svc.redis, svc.limits.lever).factor < 1  # and its 429 slowed every worker's calls
     assert [q["status"] for q in sandbox.received()["requests"]] == [503, 200, 429]
     assert sandbox.count("stages.list") == 3 and sandbox.count("postings.apply") == 0
 
@@ -436,20 +444,20 @@ def test_a_refused_read_is_remembered_and_tried_again_later(svc: Services, sandb
                                                             caplog: pytest.LogCaptureFixture) -> None:
     sandbox.control("forbid", endpoints=["stages"])
     sandbox.control("maintenance", on=True)
-    assert delivery.check_maintenance(svc).check == delivery.Check.UNREADABLE
-    assert delivery.check_maintenance(svc).check == delivery.Check.UNREADABLE
+    assert deliverer.check_maintenance(svc).check == deliverer.Check.UNREADABLE
+    assert deliverer.check_maintenance(svc).check == deliverer.Check.UNREADABLE
     assert sandbox.count("stages.list") == 1  # not asked again every few seconds
     assert gate.read_refused(svc.redis) == "the API key may not read stages (403)"
     assert "re-sending the oldest application" in caplog.text and "API key may not read stages" in caplog.text
     svc.redis.delete(gate.READ_REFUSED)  # as when JOBSITE_PROBE_READ_RETRY_S has passed
     sandbox.control("forbid", endpoints=[])  # an admin granted the read meanwhile
-    assert delivery.check_maintenance(svc).check == delivery.Check.ONGOING
+    assert deliverer.check_maintenance(svc).check == deliverer.Check.ONGOING
     assert sandbox.count("stages.list") == 2
 
 
 def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Services, sandbox: Sandbox) -> None:
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
-    queue.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s)
+    jobs.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s)
     sandbox.control("maintenance", on=True)
     assert tasks.probe() == "closed" and gate.probe_scheduled(svc.redis)
     sandbox.control("maintenance", on=False)
@@ -459,9 +467,9 @@ def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Se
 
 
 def test_a_refused_key_is_probed_by_delivering_not_by_reading(svc: Services, sandbox: Sandbox) -> None:
-    from jobsite import dashboard
+    from jobsite.console import dashboard
 
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("forbid", endpoints=["postings.apply"])
     tasks.deliver(receipt)  # 403: the gate closes for the key, and a probe is scheduled
     assert gate.status(svc.redis).cause == gate.Cause.KEY_REFUSED
@@ -470,3 +478,18 @@ def test_a_refused_key_is_probed_by_delivering_not_by_reading(svc: Services, san
     assert tasks.probe() == "delivered"
     assert sandbox.count("stages.list") == 0  # a read says nothing about the key's right to apply
     assert dashboard.status(svc)["gate"]["check"] == ""
+
+
+def test_a_job_queued_under_the_old_task_path_still_runs(svc: Services, sandbox: Sandbox) -> None:
+    """RQ keeps each job's function as a dotted path in Redis: a job queued by a version before the tasks moved to
+    jobsite.worker.tasks (here a delivery named `jobsite.tasks.deliver`) is still run by today's worker."""
+    from rq import SimpleWorker
+
+    receipt = submit_one(svc, sandbox)
+    queue = jobs.delivery_queue(svc.redis)
+    queue.empty()  # what today's intake queued; the old version queued this instead:
+    old = queue.enqueue("jobsite.tasks.deliver", receipt)
+    assert old.func_name == "jobsite.tasks.deliver"
+    SimpleWorker(jobs.queues(svc.redis), connection=svc.redis).work(burst=True)
+    assert store.load(svc.redis, receipt).state == State.DELIVERED
+    assert sandbox.count("postings.apply") == 1

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 DEPTRY = [sys.executable, "-m", "deptry"]
 # The test extra's programs and plugins: run or loaded by pytest, never imported.
-TOOLS = ["ruff", "mypy", "types-requests", "deptry", "pytest-xdist"]
+TOOLS = ["ruff", "mypy", "types-requests", "deptry", "pytest-xdist", "import-linter"]
 
 
 def deptry(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from jobsite import filetypes
+from jobsite.records import filetypes
 
 
 def zipped(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobsite.lever import (
+from jobsite.lever.client import (
     LeverAuthError,
     LeverClient,
     LeverConnectionError,

@@ -19,9 +19,12 @@ from aiosmtpd.controller import Controller
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from jobsite import create_app, mail, queue, retention, store, tasks
+from jobsite import create_app, mail, retention
+from jobsite.delivery import jobs
+from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
+from jobsite.worker import tasks
 
 from .conftest import LiveServer, Sandbox, Workers, free_port, wait_for, worker_env
 from .helpers import lever_body, simple_posting
@@ -93,12 +96,12 @@ def test_without_a_mail_server_no_mail_job_is_queued(client, r: redis.Redis, set
                                                       inbox: tuple[Inbox, int]) -> None:
     assert settings.smtp is None
     apply(client, sandbox)
-    assert Queue(queue.MAIL_QUEUE, connection=r).count == 0
+    assert Queue(jobs.MAIL_QUEUE, connection=r).count == 0
     # ...and with one, the same application queues exactly one, beside its delivery.
     mailing = create_app(mail_settings(settings, inbox[1])).test_client()
     apply(mailing, sandbox, 1)
-    assert Queue(queue.MAIL_QUEUE, connection=r).count == 1
-    assert Queue(queue.QUEUE, connection=r).count == 2
+    assert Queue(jobs.MAIL_QUEUE, connection=r).count == 1
+    assert Queue(jobs.QUEUE, connection=r).count == 2
 
 
 def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.Redis, settings: Settings,
@@ -152,9 +155,9 @@ def test_a_deferred_email_is_tried_again_with_backoff_and_the_last_try_records_f
     receipt = apply(create_app(s).test_client(), sandbox)
     tasks.use(Services(s))
     assert tasks.send_confirmation_email(receipt) == "deferred"
-    scheduled = ScheduledJobRegistry(queue.MAIL_QUEUE, connection=r)
+    scheduled = ScheduledJobRegistry(jobs.MAIL_QUEUE, connection=r)
     [job_id] = scheduled.get_job_ids()
-    job = Queue(queue.MAIL_QUEUE, connection=r).fetch_job(job_id)
+    job = Queue(jobs.MAIL_QUEUE, connection=r).fetch_job(job_id)
     assert job.args == (receipt, 1)  # the next try, and nothing personal in the job
     assert mail.state(r, receipt) is None  # nothing claimed: the next try may send it
     assert tasks.send_confirmation_email(receipt, tasks.MAIL_TRIES - 1) == "failed"
@@ -171,7 +174,7 @@ def test_a_refused_address_is_not_retried(r: redis.Redis, settings: Settings, sa
     receipt = apply(create_app(s).test_client(), sandbox)
     tasks.use(Services(s))
     assert tasks.send_confirmation_email(receipt) == "refused"
-    assert ScheduledJobRegistry(queue.MAIL_QUEUE, connection=r).count == 0
+    assert ScheduledJobRegistry(jobs.MAIL_QUEUE, connection=r).count == 0
     assert mail.state(r, receipt).status == mail.Status.REFUSED
 
 
@@ -199,14 +202,14 @@ def test_an_unreachable_mail_server_defers_and_names_no_one(r: redis.Redis, sett
 
 def test_purging_personal_data_leaves_nothing_of_the_email(client, r: redis.Redis, settings: Settings,
                                                            sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
-    from jobsite import delivery
+    from jobsite.delivery import deliverer
 
     box, port = inbox
     s = mail_settings(settings, port)
     svc = tasks.use(Services(s))
     receipt = apply(create_app(s).test_client(), sandbox)
     assert tasks.send_confirmation_email(receipt) == "sent"
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     assert mail.state(r, receipt) is not None
     assert retention.purge(svc, now=store.load(r, receipt).delivered_at + s.retention_days * 86400 + 60) == 1
     assert mail.state(r, receipt) is None
@@ -277,8 +280,8 @@ def test_a_mail_server_that_defers_at_first_gets_it_once_on_a_retry(
     wait_for(lambda: mail.state(r, receipt) and mail.state(r, receipt).status == mail.Status.SENT,
              what="the email to be recorded as sent")
     wait_for(lambda: store.load(r, receipt).state == store.State.DELIVERED, what="the delivery")
-    mail_queue = Queue(queue.MAIL_QUEUE, connection=r)
-    assert mail_queue.count == 0 and ScheduledJobRegistry(queue.MAIL_QUEUE, connection=r).count == 0
+    mail_queue = Queue(jobs.MAIL_QUEUE, connection=r)
+    assert mail_queue.count == 0 and ScheduledJobRegistry(jobs.MAIL_QUEUE, connection=r).count == 0
     assert box.deferred == 1 and len(box.messages) == 1
     logged = log.read_text()
     assert "tried again later" in logged and "Greylisted" in logged  # the server's answer, for the operator...
@@ -289,25 +292,25 @@ def test_levers_own_confirmation_is_a_setting_the_sandbox_sees(r: redis.Redis, s
                                                                sandbox: Sandbox) -> None:
     from dataclasses import replace
 
-    from jobsite import delivery
+    from jobsite.delivery import deliverer
 
     assert settings.lever_confirmation_email is False
     for n, on in enumerate((False, True)):
         s = replace(settings, lever_confirmation_email=on)
         receipt = apply(create_app(s).test_client(), sandbox, n)
-        assert delivery.deliver(tasks.use(Services(s)), receipt).outcome == delivery.Outcome.DELIVERED
+        assert deliverer.deliver(tasks.use(Services(s)), receipt).outcome == deliverer.Outcome.DELIVERED
     assert [a["sendConfirmationEmail"] for a in sandbox.received()["applications"]] == [False, True]
 
 
 def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: Settings, sandbox: Sandbox,
                                                      inbox: tuple[Inbox, int]) -> None:
-    from jobsite import users
+    from jobsite.console import accounts
 
     from .test_admin import ADMIN, sign_in
 
     s = mail_settings(settings, inbox[1])
     console = create_app(s).test_client()
-    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(console, *ADMIN)
     receipt = apply(console, sandbox)
 
@@ -326,8 +329,8 @@ def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: S
 
 
 def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings) -> None:
-    from jobsite.application import Application
-    from jobsite.store import Record, State
+    from jobsite.records.application import Application
+    from jobsite.records.store import Record, State
 
     s = mail_settings(settings, 25, JOBSITE_COMPANY_NAME="Müller & Söhne")
     record = Record(receipt="r1", posting_id="p", state=State.QUEUED, created_at=0.0, posting_title="Lead\r\nBcc: x@y",

@@ -13,10 +13,12 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app, store, tasks
+from jobsite import create_app
+from jobsite.records import store
 from jobsite.redis_server import Memory, connect, embedded, memory, memory_warnings
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
+from jobsite.worker import tasks
 
 from .conftest import LiveServer, Sandbox
 from .helpers import file_posting, lever_body, required_cards

@@ -11,15 +11,19 @@ import redis
 import requests
 from rq import Queue
 
-from jobsite import audit, delivery, opportunities, queue, store, tasks, users
+from jobsite.console import accounts, audit
+from jobsite.delivery import deliverer, jobs
+from jobsite.followup import tagging
+from jobsite.records import store
+from jobsite.records.store import State
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.store import State
+from jobsite.worker import tasks
 
 from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import lever_body, simple_posting
 from .test_admin import ADMIN, sign_in
-from .test_delivery import accept
+from .test_delivery import submit_one
 
 SITE, SOURCE = "Acme Robotics careers site", "Acme Robotics source: linkedin"
 CAMPAIGN = "Acme Robotics campaign: spring"
@@ -52,7 +56,7 @@ def test_a_delivered_application_gets_its_prefixed_tags_and_the_console_shows_th
     assert sandbox.received()["applications"][0]["body"]["source"] == "linkedin"
     rec = wait_for(lambda: (x := store.load(r, receipt)) and x.tagging == "done" and x, what="tagging recorded")
     assert rec.state == State.DELIVERED and rec.tags_confirmed == rec.tags_requested == [SITE, SOURCE, CAMPAIGN]
-    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     assert "Acme Robotics campaign: spring" in page and 'id="tags-confirmed"' in page
@@ -79,48 +83,48 @@ def test_during_maintenance_tags_come_after_the_window_with_no_429_and_say_so(
 
 
 def test_tagging_failing_twice_never_undoes_delivery_and_the_tags_arrive(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    receipt = submit_one(svc, sandbox)
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=2)
-    first = opportunities.tag(svc, receipt, 0)
-    assert first.step == opportunities.Step.RETRY and first.attempt == 1 and first.retry_at > time.time()
+    first = tagging.tag(svc, receipt, 0)
+    assert first.step == tagging.Step.RETRY and first.attempt == 1 and first.retry_at > time.time()
     assert store.load(svc.redis, receipt).state == State.DELIVERED
-    second = opportunities.tag(svc, receipt, first.attempt)
-    assert second.step == opportunities.Step.RETRY and second.retry_at - time.time() > first.retry_at - time.time() - 1
+    second = tagging.tag(svc, receipt, first.attempt)
+    assert second.step == tagging.Step.RETRY and second.retry_at - time.time() > first.retry_at - time.time() - 1
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.DELIVERED and rec.tags_confirmed == [] and rec.tagging.startswith("retrying")
-    assert opportunities.tag(svc, receipt, second.attempt).step == opportunities.Step.DONE
+    assert tagging.tag(svc, receipt, second.attempt).step == tagging.Step.DONE
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.DELIVERED and rec.tags_confirmed == [SITE] and lever_tags(sandbox) == [[SITE]]
-    assert opportunities.tag(svc, receipt, 0).step == opportunities.Step.SKIPPED  # done once
+    assert tagging.tag(svc, receipt, 0).step == tagging.Step.SKIPPED  # done once
     assert sandbox.count("opportunities.tags") == 3
 
 
 def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: Sandbox, client) -> None:
-    receipt = accept(svc, sandbox)
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    receipt = submit_one(svc, sandbox)
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=1)
-    last = opportunities.tag(svc, receipt, opportunities.TAG_TRIES - 1)
-    assert last.step != opportunities.Step.DONE and store.load(svc.redis, receipt).tagging.startswith("gave up")
-    users.add_user(svc.redis, *ADMIN, users.Role.ADMIN)
+    last = tagging.tag(svc, receipt, tagging.TAG_TRIES - 1)
+    assert last.step != tagging.Step.DONE and store.load(svc.redis, receipt).tagging.startswith("gave up")
+    accounts.add_user(svc.redis, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert "Retry tagging" in page
     assert client.post(f"/admin/applications/{receipt}/retry-tagging", data={"csrf_token": token}).status_code == 302
-    [job] = Queue(queue.FOLLOWUP_QUEUE, connection=svc.redis).jobs
+    [job] = Queue(jobs.FOLLOWUP_QUEUE, connection=svc.redis).jobs
     assert job.args == (receipt, 0) and audit.entries(svc.redis, 1)[0]["action"] == "retry tagging"
-    assert opportunities.tag(svc, *job.args).step == opportunities.Step.DONE
+    assert tagging.tag(svc, *job.args).step == tagging.Step.DONE
     assert lever_tags(sandbox) == [[SITE]]
     assert "Retry tagging" not in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
 
 
 def test_an_opportunity_not_found_at_delivery_is_looked_up_again(svc: Services, sandbox: Sandbox) -> None:
-    receipt = accept(svc, sandbox)
+    receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/opportunities", status=503, count=1)  # delivery's lookup fails
-    assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     assert store.load(svc.redis, receipt).opportunity_id == ""
-    assert opportunities.tag(svc, receipt, 0).step == opportunities.Step.DONE
+    assert tagging.tag(svc, receipt, 0).step == tagging.Step.DONE
     rec = store.load(svc.redis, receipt)
     assert rec.opportunity_id == sandbox.received()["applications"][0]["opportunityId"] and rec.contact_id
 
@@ -129,11 +133,11 @@ def test_every_opportunity_of_the_contact_is_tagged_when_asked(svc: Services, sa
     from dataclasses import replace
 
     svc = tasks.use(Services(replace(svc.settings, tag_every_opportunity=True)))
-    first = accept(svc, sandbox, 0)
-    assert delivery.deliver(svc, first).outcome == delivery.Outcome.DELIVERED
-    second = accept(svc, sandbox, 0, posting=other_posting(sandbox))
-    assert delivery.deliver(svc, second).outcome == delivery.Outcome.DELIVERED
-    assert opportunities.tag(svc, second, 0).step == opportunities.Step.DONE
+    first = submit_one(svc, sandbox, 0)
+    assert deliverer.deliver(svc, first).outcome == deliverer.Outcome.DELIVERED
+    second = submit_one(svc, sandbox, 0, posting=other_posting(sandbox))
+    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
+    assert tagging.tag(svc, second, 0).step == tagging.Step.DONE
     assert lever_tags(sandbox) == [[SITE], [SITE]]
 
 
@@ -147,13 +151,13 @@ def other_posting(sandbox: Sandbox) -> dict:
 def test_one_email_two_postings_is_one_person_grouped_in_the_console(svc: Services, sandbox: Sandbox, client,
                                                                      r: redis.Redis) -> None:
     sandbox.control("limits", apply_per_s=100, apply_burst=100)
-    receipts = [accept(svc, sandbox, 0), accept(svc, sandbox, 0, posting=other_posting(sandbox))]
+    receipts = [submit_one(svc, sandbox, 0), submit_one(svc, sandbox, 0, posting=other_posting(sandbox))]
     for receipt in receipts:
-        assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+        assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     a, b = store.load_many(r, receipts)
     assert a.contact_id == b.contact_id and a.opportunity_id != b.opportunity_id
     assert store.of_contact(r, a.contact_id) == sorted(receipts)
-    users.add_user(r, *ADMIN, users.Role.ADMIN)
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/people/{a.contact_id}").get_data(as_text=True)
     assert "2 application(s)" in page and a.opportunity_id in page and b.opportunity_id in page

@@ -11,12 +11,16 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app, delivery, opportunities, pipeline, store, tasks
+from jobsite import create_app
+from jobsite.delivery import deliverer
+from jobsite.followup import report, tagging
+from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings
+from jobsite.worker import tasks
 
 from .conftest import LiveServer, Sandbox, worker_env
-from .test_delivery import accept
+from .test_delivery import submit_one
 from .test_opportunities import other_posting
 
 TOKEN = "signing-token"
@@ -37,10 +41,10 @@ def svc(hooked: Settings, r: redis.Redis) -> Services:
 
 def three_tagged(svc: Services, sandbox: Sandbox) -> list[store.Record]:
     sandbox.control("limits", apply_per_s=100, apply_burst=100)
-    receipts = [accept(svc, sandbox, 0), accept(svc, sandbox, 1),
-                accept(svc, sandbox, 2, posting=other_posting(sandbox))]
+    receipts = [submit_one(svc, sandbox, 0), submit_one(svc, sandbox, 1),
+                submit_one(svc, sandbox, 2, posting=other_posting(sandbox))]
     for receipt in receipts:
-        assert delivery.deliver(svc, receipt).outcome == delivery.Outcome.DELIVERED
+        assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
         assert tasks.tag_opportunity(receipt) == "done"
     return store.load_many(svc.redis, receipts)
 
@@ -60,24 +64,24 @@ def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(svc: Services, h
     sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage="offer")
     sandbox.control(f"opportunities/{a.opportunity_id}/archive", reason=HIRED)
     sandbox.control(f"opportunities/{b.opportunity_id}/archive", reason=WITHDREW)
-    assert pipeline.sync(svc) == 3
-    report = cli_json(hooked)
-    stages = {row["opportunity_id"]: (row["stage"], row["archive_reason"], row["hired"]) for row in report["rows"]}
+    assert report.sync(svc) == 3
+    printed = cli_json(hooked)
+    stages = {row["opportunity_id"]: (row["stage"], row["archive_reason"], row["hired"]) for row in printed["rows"]}
     assert stages == {a.opportunity_id: ("Offer", "Hired", True),
                       b.opportunity_id: ("New applicant", "Withdrew", False),
                       c.opportunity_id: ("New applicant", "", False)}
-    assert report["hired"] == 1
-    first = next(f for f in report["by_posting"] if f["group"] == a.posting_title)
+    assert printed["hired"] == 1
+    first = next(f for f in printed["by_posting"] if f["group"] == a.posting_title)
     reached = {s["stage"]: s["count"] for s in first["stages"]}
     assert first["applied"] == 2 and reached["New applicant"] == 2 and reached["Phone screen"] == 1
     assert reached["Offer"] == 1 and first["hired"] == 1 and first["hired_rate"] == 0.5
     calls = len(sandbox.received()["requests"])
-    assert pipeline.sync(svc) == 3  # nothing changed: the margin re-reads, one page, no more calls than that
+    assert report.sync(svc) == 3  # nothing changed: the margin re-reads, one page, no more calls than that
     assert len(sandbox.received()["requests"]) == calls + 1
     sandbox.control("maintenance", on=True)
-    from jobsite import gate
+    from jobsite.delivery import gate
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "test")
-    assert pipeline.sync(svc) is None and len(sandbox.received()["requests"]) == calls + 1  # paused: no call
+    assert report.sync(svc) is None and len(sandbox.received()["requests"]) == calls + 1  # paused: no call
 
 
 def test_signed_webhooks_update_the_report_and_bad_or_replayed_ones_change_nothing(
@@ -86,12 +90,12 @@ def test_signed_webhooks_update_the_report_and_bad_or_replayed_ones_change_nothi
     live = LiveServer(app)
     try:
         a, b, _ = three_tagged(svc, sandbox)
-        pipeline.refresh_names(svc)
+        report.refresh_names(svc)
         calls = len(sandbox.received()["requests"])
         sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
         assert sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage="offer") == {"webhooks": [200]}
         assert sandbox.control(f"opportunities/{a.opportunity_id}/archive", reason=HIRED)["webhooks"] == [200, 200]
-        [row] = [x for x in pipeline.rows(r) if x.opportunity_id == a.opportunity_id]
+        [row] = [x for x in report.rows(r) if x.opportunity_id == a.opportunity_id]
         assert (row.stage, row.hired) == ("Offer", True)
         assert len(sandbox.received()["requests"]) == calls  # no polling: the webhooks did it
         replayed = sandbox.received()["webhooks"][-1]["envelope"]
@@ -99,14 +103,14 @@ def test_signed_webhooks_update_the_report_and_bad_or_replayed_ones_change_nothi
         assert again.status_code == 409
         sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN, bad_signature=True)
         assert sandbox.control(f"opportunities/{b.opportunity_id}/stage", stage="offer") == {"webhooks": [403]}
-        assert next(x for x in pipeline.rows(r) if x.opportunity_id == b.opportunity_id).stage == "New applicant"
+        assert next(x for x in report.rows(r) if x.opportunity_id == b.opportunity_id).stage == "New applicant"
         # candidateDeleted: that person's data goes, the counts stay
         sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
         assert sandbox.control(f"contacts/{a.contact_id}/delete") == {"webhooks": [200]}
         gone = store.load(r, a.receipt)
         assert gone.application is None and gone.contact_id == "" and gone.state == store.State.DELIVERED
         assert store.of_contact(r, a.contact_id) == [] and store.load(r, b.receipt).application is not None
-        assert pipeline.report(r)["opportunities"] == 3 and pipeline.report(r)["hired"] == 1
+        assert report.report(r)["opportunities"] == 3 and report.report(r)["hired"] == 1
     finally:
         live.stop()
 
@@ -117,14 +121,14 @@ def test_without_a_token_the_endpoint_does_not_exist(client) -> None:
 
 def test_tags_for_follow_the_settings(settings: Settings, svc: Services, sandbox: Sandbox) -> None:
     record = store.Record("x", "p", store.State.DELIVERED, 0.0, None, source="linkedin", campaign="spring")
-    assert opportunities.tags_for(replace(settings, tags=("campaign",), tag_prefix="Zed"), record) == [
+    assert tagging.tags_for(replace(settings, tags=("campaign",), tag_prefix="Zed"), record) == [
         "Zed campaign: spring"]
 
 
 def test_a_sync_page_read_before_a_webhook_does_not_undo_it(r) -> None:
     """The webhook's change (updated later) stands; the page's older view of the opportunity is ignored."""
-    r.hset(pipeline.OPP.format("o1"), mapping={"stage_id": "offer", "updated_at": 2_000})
-    pipeline._apply(r, {"id": "o1", "stage": {"id": "applicant-new"}, "updatedAt": 1_000})
-    assert r.hget(pipeline.OPP.format("o1"), "stage_id") == b"offer"
-    pipeline._apply(r, {"id": "o1", "stage": {"id": "phone-screen"}, "updatedAt": 3_000})
-    assert r.hget(pipeline.OPP.format("o1"), "stage_id") == b"phone-screen"
+    r.hset(report.OPP.format("o1"), mapping={"stage_id": "offer", "updated_at": 2_000})
+    report._apply(r, {"id": "o1", "stage": {"id": "applicant-new"}, "updatedAt": 1_000})
+    assert r.hget(report.OPP.format("o1"), "stage_id") == b"offer"
+    report._apply(r, {"id": "o1", "stage": {"id": "phone-screen"}, "updatedAt": 3_000})
+    assert r.hget(report.OPP.format("o1"), "stage_id") == b"phone-screen"

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobsite import dashboard, gate, store, users
+from jobsite.console import accounts, dashboard
+from jobsite.delivery import gate
+from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings
 
@@ -43,7 +45,7 @@ def console(client) -> str:
     """The recruiters' dashboard as an admin sees it."""
     import re
 
-    users.add_user(client.application.extensions["jobsite"].redis, *ADMIN, users.Role.ADMIN)
+    accounts.add_user(client.application.extensions["jobsite"].redis, *ADMIN, accounts.Role.ADMIN)
     page = client.get("/admin/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token})

@@ -7,8 +7,8 @@ import threading
 import pytest
 import redis
 
-from jobsite import ratelimit
-from jobsite.ratelimit import Limit, Limits
+from jobsite.lever import pacing
+from jobsite.lever.pacing import Limit, Limits
 from jobsite.redis_server import EmbeddedRedis, connect
 
 T = 1_800_000_000.0  # an injected "now" (epoch s)
@@ -23,7 +23,7 @@ def slots(r: redis.Redis, limits: tuple[Limit, ...], n: int, t: float = T) -> li
     """Reserve n slots asked for at time t; their offsets from t in seconds."""
     out = []
     for _ in range(n):
-        slot = ratelimit.reserve(r, limits, 60, clock=at(t))
+        slot = pacing.reserve(r, limits, 60, clock=at(t))
         assert slot.reserved
         out.append(slot.at_ms / 1000 - T)
     return out
@@ -55,45 +55,45 @@ def test_an_apply_takes_a_slot_on_both_limits_and_other_calls_fill_the_gaps(r: r
 
 def test_nothing_is_reserved_beyond_the_longest_wait(r: redis.Redis) -> None:
     slots(r, (LIMITS.apply,), 3)
-    too_far = ratelimit.reserve(r, (LIMITS.apply,), 1.0, clock=at())
+    too_far = pacing.reserve(r, (LIMITS.apply,), 1.0, clock=at())
     assert not too_far.reserved and too_far.wait_s == pytest.approx(1.65)
     assert slots(r, (LIMITS.apply,), 1) == pytest.approx([1.65])  # the same slot is still free
 
 
 def test_a_429_lowers_the_rate_pauses_everyone_and_the_rate_climbs_back(r: redis.Redis) -> None:
     apply = LIMITS.apply
-    first = ratelimit.reserve(r, (apply,), 60, clock=at())
-    ratelimit.throttled(r, (apply,), 1.0, first.reserved_ms, clock=at(T + 0.2))
-    pace = ratelimit.pace(r, apply, clock=at(T + 0.2))
+    first = pacing.reserve(r, (apply,), 60, clock=at())
+    pacing.throttled(r, (apply,), 1.0, first.reserved_ms, clock=at(T + 0.2))
+    pace = pacing.pace(r, apply, clock=at(T + 0.2))
     assert (pace.factor, pace.paused_s) == pytest.approx((0.7, 1.0))
     assert pace.rate_per_s == pytest.approx(2 * 0.7 / 1.1)
     assert slots(r, (apply,), 2, T + 0.2) == pytest.approx([1.2, 1.2 + 0.55 / 0.7], abs=1e-3)  # after the pause
-    assert [ratelimit.pace(r, apply, clock=at(T + 0.2 + 60 * m)).factor for m in (1, 2, 6, 60)] == pytest.approx(
+    assert [pacing.pace(r, apply, clock=at(T + 0.2 + 60 * m)).factor for m in (1, 2, 6, 60)] == pytest.approx(
         [0.75, 0.8, 1.0, 1.0])
 
 
 def test_429s_for_calls_paced_before_the_last_decrease_lower_nothing_more(r: redis.Redis) -> None:
     apply = LIMITS.apply
-    early = [ratelimit.reserve(r, (apply,), 60, clock=at()) for _ in range(3)]  # three workers' calls in flight
+    early = [pacing.reserve(r, (apply,), 60, clock=at()) for _ in range(3)]  # three workers' calls in flight
     for n, slot in enumerate(early):
-        ratelimit.throttled(r, (apply,), 1.0, slot.reserved_ms, clock=at(T + 1 + n / 10))
-    assert ratelimit.pace(r, apply, clock=at(T + 2)).factor == pytest.approx(0.7, abs=1e-3)  # one decrease
-    late = ratelimit.reserve(r, (apply,), 60, clock=at(T + 2))  # paced at the lowered rate, still refused
-    ratelimit.throttled(r, (apply,), 1.0, late.reserved_ms, clock=at(T + 3))
-    assert ratelimit.pace(r, apply, clock=at(T + 3)).factor == pytest.approx(0.49, abs=2e-3)
+        pacing.throttled(r, (apply,), 1.0, slot.reserved_ms, clock=at(T + 1 + n / 10))
+    assert pacing.pace(r, apply, clock=at(T + 2)).factor == pytest.approx(0.7, abs=1e-3)  # one decrease
+    late = pacing.reserve(r, (apply,), 60, clock=at(T + 2))  # paced at the lowered rate, still refused
+    pacing.throttled(r, (apply,), 1.0, late.reserved_ms, clock=at(T + 3))
+    assert pacing.pace(r, apply, clock=at(T + 3)).factor == pytest.approx(0.49, abs=2e-3)
     for _ in range(20):
-        ratelimit.throttled(r, (apply,), 1.0, clock=at(T + 4))
-    assert ratelimit.pace(r, apply, clock=at(T + 4)).factor == pytest.approx(ratelimit.FLOOR)  # never to nothing
+        pacing.throttled(r, (apply,), 1.0, clock=at(T + 4))
+    assert pacing.pace(r, apply, clock=at(T + 4)).factor == pytest.approx(pacing.FLOOR)  # never to nothing
 
 
 def test_a_pause_that_began_after_a_slot_was_reserved_voids_the_slot(r: redis.Redis) -> None:
     both = (LIMITS.apply, LIMITS.lever)
-    ratelimit.reserve(r, both, 60, clock=at())
-    soon = ratelimit.reserve(r, both, 60, clock=at())
-    assert ratelimit.paused_past(r, both, soon) == 0.0
-    ratelimit.throttled(r, (LIMITS.lever,), 2.0, clock=at(T + 0.1))  # another worker's call was refused
-    assert ratelimit.paused_past(r, both, soon) == pytest.approx(2.1 - 0.55)
-    assert ratelimit.paused_past(r, (LIMITS.apply,), soon) == 0.0  # the apply limit itself was not paused
+    pacing.reserve(r, both, 60, clock=at())
+    soon = pacing.reserve(r, both, 60, clock=at())
+    assert pacing.paused_past(r, both, soon) == 0.0
+    pacing.throttled(r, (LIMITS.lever,), 2.0, clock=at(T + 0.1))  # another worker's call was refused
+    assert pacing.paused_past(r, both, soon) == pytest.approx(2.1 - 0.55)
+    assert pacing.paused_past(r, (LIMITS.apply,), soon) == 0.0  # the apply limit itself was not paused
 
 
 def test_workers_reserving_at_once_never_share_a_slot(redis_server: EmbeddedRedis, r: redis.Redis) -> None:
@@ -102,7 +102,7 @@ def test_workers_reserving_at_once_never_share_a_slot(redis_server: EmbeddedRedi
 
     def worker() -> None:
         conn = connect(redis_server.url)  # each worker its own connection, as on separate machines
-        mine = [ratelimit.reserve(conn, (LIMITS.lever,), 60).at_ms for _ in range(25)]
+        mine = [pacing.reserve(conn, (LIMITS.lever,), 60).at_ms for _ in range(25)]
         conn.close()
         with lock:
             got.extend(mine)

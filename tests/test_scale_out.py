@@ -18,7 +18,7 @@ import pytest
 import redis
 import requests
 
-from jobsite import store
+from jobsite.records import store
 from jobsite.settings import Settings
 
 from .conftest import Sandbox, Workers, free_port, wait_for, worker_env

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobsite import filetypes
+from jobsite.records import filetypes
 from jobsite.settings import Settings
 
 from .conftest import Sandbox, free_port, wait_for, worker_env

@@ -24,13 +24,17 @@ from flask import (
 )
 from markupsafe import Markup
 
-from .. import audit, dashboard, delivery, gate, mail, opportunities, pipeline, queue, store, uploads, users
-from ..application import custom_name
-from ..catalog import CatalogUnavailable, PostingNotFound
-from ..forms import build_form
-from ..ratelimit import ip_digest
+from .. import mail
+from ..addresses import ip_digest
+from ..console import accounts, audit, dashboard
+from ..delivery import deliverer, gate, jobs
+from ..followup import report, tagging
+from ..intake.forms import build_form
+from ..postings.catalog import CatalogUnavailable, PostingNotFound
+from ..records import store, uploads
+from ..records.application import custom_name
+from ..records.store import State
 from ..services import get_services
-from ..store import State
 from .security import check_csrf
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -41,7 +45,7 @@ def load_user() -> Any:
     g.user = None
     email, sid = session.get("user"), session.get("sid")
     if isinstance(email, str) and isinstance(sid, str):
-        g.user = users.session_user(get_services().redis, email, sid)
+        g.user = accounts.session_user(get_services().redis, email, sid)
     if request.method == "POST":
         check_csrf()
     if g.user is None and request.endpoint not in ("admin.login",):
@@ -122,16 +126,16 @@ def login() -> Any:
         svc = get_services()
         try:
             address = ip_digest(request.remote_addr or "unknown", svc.settings.secret_key)
-            user = users.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
+            user = accounts.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
                                       address)
-        except users.Throttled as e:
+        except accounts.Throttled as e:
             wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
             error = f"Too many failed sign-ins from here. Wait {wait} and try again."
             return render_template("admin/login.html", error=error), 429, {"Retry-After": str(e.retry_after)}
         if user:
             session.clear()
             session.permanent = True
-            session.update(user=user.email, sid=users.open_session(svc.redis, user.email))
+            session.update(user=user.email, sid=accounts.open_session(svc.redis, user.email))
             audit.record(svc.redis, user.email, "sign-in")
             target = request.args.get("next") or ""
             return redirect(target if target.startswith("/admin") else url_for("admin.dashboard_page"))
@@ -143,7 +147,7 @@ def login() -> Any:
 def logout() -> Any:
     """Ends this session in Redis too, so a copy of the cookie is worth nothing."""
     r = get_services().redis
-    users.close_session(r, who(), session["sid"])
+    accounts.close_session(r, who(), session["sid"])
     audit.record(r, who(), "sign-out")
     session.clear()
     return redirect(url_for("admin.login"))
@@ -153,7 +157,7 @@ def logout() -> Any:
 def logout_everywhere() -> Any:
     """Ends every session of this account, on every device."""
     r = get_services().redis
-    users.close_all_sessions(r, who())
+    accounts.close_all_sessions(r, who())
     audit.record(r, who(), "sign-out everywhere")
     session.clear()
     return redirect(url_for("admin.login"))
@@ -230,8 +234,8 @@ def person(contact_id: str) -> Any:
     if not records:
         abort(404, "No application from this person.")
     try:
-        in_lever, problem = opportunities.of_contact(svc, contact_id), ""
-    except opportunities.LeverNotReachable as e:
+        in_lever, problem = tagging.of_contact(svc, contact_id), ""
+    except tagging.LeverNotReachable as e:
         in_lever, problem = [], str(e)
     titles = {rec.posting_id: rec.posting_title for rec in records}
     return render_template("admin/person.html", contact_id=contact_id, records=records, in_lever=in_lever,
@@ -243,17 +247,17 @@ def pipeline_page() -> Any:
     """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
     r = get_services().redis
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
-    return render_template("admin/pipeline.html", report=pipeline.report(r, since, until), args=request.args)
+    return render_template("admin/report.html", report=report.report(r, since, until), args=request.args)
 
 
-@bp.get("/pipeline.csv")
+@bp.get("/report.csv")
 @admin_only
 def pipeline_csv() -> Response:
     r = get_services().redis
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
     audit.record(r, who(), "download pipeline report")
-    answer = Response(pipeline.to_csv(pipeline.rows(r, since, until)), mimetype="text/csv")
-    answer.headers["Content-Disposition"] = "attachment; filename=pipeline.csv"
+    answer = Response(report.to_csv(report.rows(r, since, until)), mimetype="text/csv")
+    answer.headers["Content-Disposition"] = "attachment; filename=report.csv"
     return answer
 
 
@@ -286,7 +290,7 @@ def application_file(receipt: str, index: int) -> Response:
 def retry(receipt: str) -> Any:
     svc = get_services()
     record = _record_or_404(receipt)
-    queued = queue.retry_now(svc.redis, [record.receipt])
+    queued = jobs.retry_now(svc.redis, [record.receipt])
     audit.record(svc.redis, who(), "retry", receipt)
     flash("Queued for delivery." if queued else "Nothing to retry: it was already delivered or discarded.")
     return redirect(url_for("admin.application_page", receipt=receipt))
@@ -301,7 +305,7 @@ def retry_tagging(receipt: str) -> Any:
     if record.state != State.DELIVERED or record.tagging == "done":
         flash("Nothing to retry: the tags are on the opportunity, or the application is not delivered.")
     else:
-        queue.enqueue_tagging(svc.redis, record.receipt)
+        jobs.enqueue_tagging(svc.redis, record.receipt)
         audit.record(svc.redis, who(), "retry tagging", receipt)
         flash("Tagging queued.")
     return redirect(url_for("admin.application_page", receipt=receipt))
@@ -311,7 +315,7 @@ def retry_tagging(receipt: str) -> Any:
 @admin_only
 def retry_all() -> Any:
     svc = get_services()
-    queued = queue.retry_now(svc.redis, store.receipts(svc.redis, State.NEEDS_ATTENTION, 100_000))
+    queued = jobs.retry_now(svc.redis, store.receipts(svc.redis, State.NEEDS_ATTENTION, 100_000))
     audit.record(svc.redis, who(), "retry all", "", f"{len(queued)} application(s)")
     flash(f"Queued {len(queued)} application(s) for delivery.")
     return redirect(url_for("admin.applications_page", state="needs_attention"))
@@ -327,8 +331,8 @@ def discard(receipt: str) -> Any:
         flash("Give a reason to discard an application.")
         return redirect(url_for("admin.application_page", receipt=receipt))
     try:
-        discarded = delivery.discard(svc, record.receipt, who(), reason)
-    except delivery.DeliveryUnderWay:
+        discarded = deliverer.discard(svc, record.receipt, who(), reason)
+    except deliverer.DeliveryUnderWay:
         flash("A worker is sending it to Lever right now: look again in a minute.")
         return redirect(url_for("admin.application_page", receipt=receipt))
     if not discarded:
@@ -356,7 +360,7 @@ def pause() -> Any:
 @admin_only
 def resume() -> Any:
     svc = get_services()
-    queue.resume(svc.redis)
+    jobs.resume(svc.redis)
     audit.record(svc.redis, who(), "resume delivery")
     flash("Delivery resumed.")
     return redirect(url_for("admin.dashboard_page"))

@@ -16,10 +16,11 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask_babel import gettext
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import api_clients, audit, board
-from ..catalog import PostingNotFound
-from ..forms import ValidationFailed, answers_from_lever_body
-from ..posting import Posting
+from ..console import api_keys, audit
+from ..intake.forms import ValidationFailed, answers_from_lever_body
+from ..postings import board
+from ..postings.catalog import PostingNotFound
+from ..postings.posting import Posting
 from ..services import get_services
 from . import embed, submission
 from .candidates import absolute, application_status, host_key
@@ -53,8 +54,8 @@ def authenticate() -> Any:
     scheme, _, key = header.partition(" ")
     r = get_services().redis
     try:
-        client = api_clients.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
-    except api_clients.KeyRevoked as e:
+        client = api_keys.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
+    except api_keys.KeyRevoked as e:
         audit.record(r, f"API client {e.name}", "refused: revoked key", detail=f"{request.method} {request.path}")
         client = None
     except redis.RedisError:

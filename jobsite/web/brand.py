@@ -15,7 +15,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from ..sanitize import clean_html
+from ..postings.sanitize import clean_html
 from ..settings import Brand
 
 bp = Blueprint("brand", __name__)

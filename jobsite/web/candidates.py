@@ -13,10 +13,11 @@ from flask_babel import format_date, get_locale, gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import board, seo, spool, store
-from ..catalog import PostingNotFound, Snapshot
-from ..forms import CONSENT, Form, ValidationFailed
-from ..posting import Posting
+from ..intake.forms import CONSENT, Form, ValidationFailed
+from ..postings import board, seo
+from ..postings.catalog import PostingNotFound, Snapshot
+from ..postings.posting import Posting
+from ..records import spool, store
 from ..services import get_services
 from ..words import N_
 from . import brand, embed, submission

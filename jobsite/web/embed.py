@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request, url_for
 
-from ..application import Attribution, clean_attribution
-from ..settings import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
+from ..colours import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
+from ..records.application import Attribution, clean_attribution
 
 bp = Blueprint("embed", __name__)
 

@@ -10,7 +10,7 @@ from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge, SecurityError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from ..catalog import CatalogUnavailable
+from ..postings.catalog import CatalogUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template
 from markupsafe import Markup, escape
 
-from ..catalog import CatalogUnavailable
+from ..postings.catalog import CatalogUnavailable
+from ..records.store import State
 from ..services import get_services
-from ..store import State
 from .candidates import site_url
 
 bp = Blueprint("api_docs", __name__)

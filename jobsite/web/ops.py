@@ -9,7 +9,10 @@ import redis
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .. import gate, lever_health, metrics, ratelimit, redis_server, spool, store
+from .. import metrics, redis_server
+from ..delivery import gate
+from ..lever import health, pacing
+from ..records import spool, store
 from ..services import get_services
 from .errors import error_response
 
@@ -46,7 +49,7 @@ def prometheus() -> Any:
     status = gate.status(r)
     memory = redis_server.memory(r)
     limits = (services.limits.apply, services.limits.lever)
-    paces = {limit.name: ratelimit.pace(r, limit) for limit in limits}
+    paces = {limit.name: pacing.pace(r, limit) for limit in limits}
     gauges = [
         metrics.Gauge("jobsite_applications", "Applications by state.", label="state", by=store.counts(r)),
         metrics.Gauge("jobsite_spool_files", "Applications spooled on this machine while Redis was down.",
@@ -74,7 +77,7 @@ def readyz() -> Any:
     services = get_services()
     try:
         services.redis.ping()
-        lever = lever_health.last_seen(services.redis)
+        lever = health.last_seen(services.redis)
     except redis.RedisError as e:
         return {"status": "unavailable", "redis": f"unreachable: {type(e).__name__}"}, 503
     return {"status": "ok", "redis": "ok", "lever": lever or {"status": "not contacted yet"}}

@@ -19,7 +19,8 @@ import weakref
 import redis
 from flask import Flask
 
-from .. import intake, spool
+from ..intake import accept
+from ..records import spool
 from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def _run(services: weakref.ref[Services], interval_s: float) -> None:
 
 def _drain_once(svc: Services) -> None:
     try:
-        intake.drain_spool(svc)  # reads only the spool's directory while it is empty
+        accept.drain_spool(svc)  # reads only the spool's directory while it is empty
     except redis.RedisError as e:
         log.warning("%d application(s) spooled on this machine wait for Redis (%s); trying again in %d s",
                     len(spool.entries(svc.settings.data_dir)), type(e).__name__, svc.settings.spool_drain_s)

@@ -11,10 +11,12 @@ from flask import request
 from flask_babel import gettext
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from .. import api_clients, intake
-from ..application import Attribution
-from ..forms import Form, UploadedFile, build_form, validate
-from ..posting import Posting
+from ..console import api_keys
+from ..intake import accept
+from ..intake.forms import Form, build_form, validate
+from ..postings.posting import Posting
+from ..records.application import Attribution
+from ..records.uploads import UploadedFile
 from ..services import get_services
 from .i18n import language
 from .security import current_client
@@ -69,7 +71,7 @@ class KeyReused(Rejected):
 
 
 def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile], *,
-            idempotency_key: str | None, honeypot: str = "", attribution: Attribution | None = None) -> intake.Receipt:
+            idempotency_key: str | None, honeypot: str = "", attribution: Attribution | None = None) -> accept.Receipt:
     """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected. `attribution` says where
     the candidate came from (source, utm_* parameters, referring site), for Lever and the pipeline report.
 
@@ -81,27 +83,27 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
                                     "please reload the page and try again."))
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
     client = current_client()
-    idem = intake.Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
+    idem = accept.Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
     try:
-        earlier = intake.previous(svc, idem)
+        earlier = accept.previous(svc, idem)
         if earlier:
             return earlier
-    except intake.IdempotencyConflict:
+    except accept.IdempotencyConflict:
         raise KeyReused() from None
     if client:  # an integrator's backend: all from one address, so its own limit instead of the address's
         _count_client(client)
     else:
         try:
-            intake.check_ip(svc, request.remote_addr or "unknown")
-        except intake.TooManySubmissions:
+            accept.check_ip(svc, request.remote_addr or "unknown")
+        except accept.TooManySubmissions:
             raise Rejected(429, gettext("We received many applications from your network in the last hour. Please "
                                         "try again later."), {"Retry-After": "3600"}) from None
     try:
-        return intake.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
+        return accept.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
                              attribution=attribution, client=client or "", language=language())
-    except intake.IdempotencyConflict:  # the same key raced in with another application
+    except accept.IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
-    except intake.RedisFull as e:
+    except accept.RedisFull as e:
         raise Rejected(503, gettext("We can't take applications for a few minutes, so nothing was sent yet. Your "
                                     "answers are still here: please try again in a few minutes."),
                        {"Retry-After": str(e.retry_after_s)}) from None
@@ -110,8 +112,8 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
 def _count_client(client: str) -> None:
     svc = get_services()
     try:
-        api_clients.count_application(svc.redis, client, svc.settings.api_client_per_hour)
-    except api_clients.TooManyApplications as e:
+        api_keys.count_application(svc.redis, client, svc.settings.api_client_per_hour)
+    except api_keys.TooManyApplications as e:
         raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} applications this "
                             "hour.", {"Retry-After": str(e.retry_after_s)}) from None
     except redis.RedisError:

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, request
 
-from .. import pipeline
+from ..followup import report
 from ..services import get_services
 
 bp = Blueprint("webhooks", __name__)
@@ -34,10 +34,10 @@ def lever() -> Any:
     envelope = request.get_json(silent=True)
     if not isinstance(envelope, dict) or not _signed(envelope, key):
         return {"error": "bad signature"}, 403
-    if envelope.get("event") not in pipeline.EVENTS:
+    if envelope.get("event") not in report.EVENTS:
         return {"ok": True, "applied": False}  # an event we do not follow (or Lever's test POST)
     try:
-        applied = pipeline.apply_webhook(svc, envelope, svc.settings.webhook_max_age_s)
-    except pipeline.WebhookRefused as e:
+        applied = report.apply_webhook(svc, envelope, svc.settings.webhook_max_age_s)
+    except report.WebhookRefused as e:
         return {"error": str(e)}, 409
     return {"ok": True, "applied": applied}

@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..words import N_
 from .posting import Posting
-from .words import N_
 
 WORKPLACE_LABELS = {"onsite": N_("On-site"), "remote": N_("Remote"), "hybrid": N_("Hybrid")}
 FILTERS = ("team", "department", "location", "commitment", "workplace")

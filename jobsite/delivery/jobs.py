@@ -1,8 +1,8 @@
 """The delivery queue: what intake, the console, the CLI and the tasks call to have applications delivered.
 
-Jobs name their task by dotted path (`jobsite.tasks.…`), so this module, and everything that enqueues, never imports
-the tasks and what they depend on. Job ids are unique per enqueue, so re-enqueueing never overwrites a job that is
-still running; the application's lease and state, not the job id, make sure it is delivered once.
+Jobs name their task by dotted path (`jobsite.worker.tasks.…`), so this module, and everything that enqueues,
+never imports the tasks and what they depend on. Job ids are unique per enqueue, so re-enqueueing never overwrites a
+job that is still running; the application's lease and state, not the job id, make sure it is delivered once.
 """
 
 from __future__ import annotations
@@ -20,29 +20,31 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from . import gate, store
-from .store import State
+from ..records import store
+from ..records.store import State
+from . import gate
 
 QUEUE = "applications"
 MAIL_QUEUE = "mail"  # confirmation emails: served first, so a receipt never waits behind a backlog of deliveries
 FOLLOWUP_QUEUE = "followups"  # tags and pipeline syncs: served last, so applications always go first
 JOB_TIMEOUT_S = 600
 MAIL_JOB_TIMEOUT_S = 300  # a few SMTP steps, each bounded by the SMTP timeout (at most 300 s)
-DELIVER = "jobsite.tasks.deliver"
-PROBE = "jobsite.tasks.probe"
-DELIVERY_CRASHED = "jobsite.tasks.delivery_crashed"
-CONFIRMATION_EMAIL = "jobsite.tasks.send_confirmation_email"
-TAG = "jobsite.tasks.tag_opportunity"
-SYNC = "jobsite.tasks.sync_pipeline"
+DELIVER = "jobsite.worker.tasks.deliver"
+PROBE = "jobsite.worker.tasks.probe"
+DELIVERY_CRASHED = "jobsite.worker.tasks.delivery_crashed"
+CONFIRMATION_EMAIL = "jobsite.worker.tasks.send_confirmation_email"
+TAG = "jobsite.worker.tasks.tag_opportunity"
+SYNC = "jobsite.worker.tasks.sync_pipeline"
 
 
-def queue(r: redis.Redis) -> Queue:
+def delivery_queue(r: redis.Redis) -> Queue:
+    """The queue of deliveries and probes (named `applications` in Redis)."""
     return Queue(QUEUE, connection=r)
 
 
 def queues(r: redis.Redis) -> list[Queue]:
     """The queues a worker serves, the most urgent first."""
-    return [Queue(MAIL_QUEUE, connection=r), queue(r), Queue(FOLLOWUP_QUEUE, connection=r)]
+    return [Queue(MAIL_QUEUE, connection=r), delivery_queue(r), Queue(FOLLOWUP_QUEUE, connection=r)]
 
 
 def _job_options(receipt: str) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def _not_before(at: float) -> datetime:
 def enqueue_delivery(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pipeline | None = None,
                      at: float | None = None) -> str:
     """Queue (or schedule at epoch `at`) a delivery of `receipt`; returns the job id."""
-    q = queue(r)
+    q = delivery_queue(r)
     options = _job_options(receipt)
     if at is not None and at > time.time():
         q.enqueue_at(_not_before(at), DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
@@ -118,7 +120,7 @@ def release(r: redis.Redis, receipts: Iterable[str], *, retry_attention: bool = 
             options = _job_options(receipt)
             datas.append(Queue.prepare_data(DELIVER, (receipt,), timeout=JOB_TIMEOUT_S, **options))
             store.update(pipe, rec, State.QUEUED, job_id=options["job_id"], next_attempt_at=0.0)
-        queue(r).enqueue_many(datas, pipeline=pipe)
+        delivery_queue(r).enqueue_many(datas, pipeline=pipe)
         pipe.execute()
 
 
@@ -141,7 +143,7 @@ def schedule_probe(r: redis.Redis, delay_s: float, lease_s: int, *, replace: boo
     at = time.time() + delay_s
     if not gate.claim_probe(r, job_id, at, int(delay_s + lease_s + 60), replace=replace):
         return False
-    queue(r).enqueue_at(_not_before(at), PROBE, job_id=job_id, result_ttl=0, job_timeout=JOB_TIMEOUT_S,
+    delivery_queue(r).enqueue_at(_not_before(at), PROBE, job_id=job_id, result_ttl=0, job_timeout=JOB_TIMEOUT_S,
                         description="probe Lever")
     return True
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .disk import durable_write, private_dir
+from ..disk import durable_write, private_dir
 from .store import Record
 
 

@@ -17,12 +17,14 @@ from enum import StrEnum
 
 import redis
 
-from . import backoff, gate, store
-from .delivery import Pacer, RateLimitWait, locate_opportunity, throttled
-from .lever import LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
-from .services import Services
-from .settings import Settings
-from .store import Record, State
+from ..delivery import backoff, gate
+from ..delivery.deliverer import locate_opportunity
+from ..lever.client import LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
+from ..lever.pacing import Pacer, RateLimitWait
+from ..records import store
+from ..records.store import Record, State
+from ..services import Services
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,7 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     except RateLimitWait as e:
         return FollowUp(Step.RETRY, retry_at=time.time() + e.wait_s, attempt=attempt)
     except LeverRateLimited as e:
-        wait = throttled(services, paced, e)  # every worker slows down, as for a delivery
+        wait = paced.throttled(e, (services.limits.lever,))  # every worker slows down, as for a delivery
         return FollowUp(Step.RETRY, retry_at=time.time() + wait, attempt=attempt)
     except LeverUnavailable as e:
         if e.status == 503:
@@ -190,7 +192,7 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
     except RateLimitWait:
         raise LeverNotReachable("the shared rate limit is busy with deliveries") from None
     except LeverRateLimited as e:
-        throttled(services, paced, e)
+        paced.throttled(e, (services.limits.lever,))
         raise LeverNotReachable("Lever answered 429: too many requests just now") from None
     except (LeverUnavailable, LeverConnectionError, LeverRejected) as e:
         raise LeverNotReachable(f"Lever answered {e.status or 'nothing'}: {e.message}") from None

@@ -1,5 +1,4 @@
-"""Rate limits shared by every process through Redis: the pacing of calls to Lever, and how client addresses are
-kept for per-address limits.
+"""The pacing of every call to Lever, shared by every process through Redis.
 
 Lever documents its limits as numbers (2 applications a second, 10 calls a second), not as an algorithm, may change
 them without warning, and counts requests as they reach it. So the numbers are read in the strictest way: at most N
@@ -16,17 +15,24 @@ minute. A 429 answering a request that was paced before the last decrease says n
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
 from redis.commands.core import Script
 
+from .. import metrics
+from .client import LeverRateLimited
+
+log = logging.getLogger(__name__)
+
 WINDOW_S = 1.0  # Lever's "per second", read as any 1-second window
 DECREASE = 0.7  # a 429 multiplies the shared rate by this
 RECOVERY_PER_MIN = 0.05  # then the rate climbs back by this share of the ceiling a minute
+PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a slot, not between the slot and the send
+RATE_LIMITED_DEFAULT_S = 1.0  # a 429 without Retry-After pauses every worker a whole window (Lever documents none)
 FLOOR = 0.1  # the rate never falls below this share of the ceiling (429s from another client of the key)
 _RECOVERY_PER_MS = RECOVERY_PER_MIN / 60_000
 
@@ -202,7 +208,61 @@ def pace(r: redis.Redis, limit: Limit, *, clock: Clock | None = None) -> Pace:
     return Pace(limit.per_s, factor, factor / limit.spacing_s, paused)
 
 
-def ip_digest(ip: str, key: str) -> str:
-    """A client address as per-address limits keep it in Redis: an HMAC under the site's secret `key`, so no
-    address is stored, nor one that could be found again by hashing every IPv4 address."""
-    return hmac.new(key.encode(), ip.encode(), hashlib.sha256).hexdigest()[:24]
+class RateLimitWait(Exception):
+    """No slot on Lever's limits within the wait the caller allows: reschedule."""
+
+    def __init__(self, wait_s: float):
+        self.wait_s = wait_s
+
+
+class Pacer:
+    """Paces one delivery's Lever calls on the shared limits: each call waits for its reserved slot and leaves as
+    close to it as this process can manage. Remembers the last slot (a 429 is judged by when it was reserved) and
+    how late each call left (the jitter the margin absorbs), recorded once the delivery is done."""
+
+    def __init__(self, r: redis.Redis, max_wait_s: float):
+        self.r = r
+        self.max_wait_s = max_wait_s
+        self.slot: Slot | None = None
+        self.lags: list[tuple[str, float]] = []
+
+    def take(self, limits: tuple[Limit, ...], before_send: Callable[[float], None] | None = None) -> None:
+        """Wait for a slot on `limits`; `before_send(epoch)` runs just before it (it may write to Redis: that
+        happens before the slot, not between the slot and the send). Raises RateLimitWait if the slot is too far."""
+        late_s = min(limit.margin_s for limit in limits) / 2
+        given_up = False
+        while True:
+            slot = reserve(self.r, limits, self.max_wait_s)
+            if not slot.reserved:
+                raise RateLimitWait(slot.wait_s)
+            due = time.monotonic() + slot.wait_s
+            if slot.wait_s > PAUSE_CHECK_AHEAD_S:
+                time.sleep(slot.wait_s - PAUSE_CHECK_AHEAD_S)
+                if paused_past(self.r, limits, slot):
+                    continue  # another worker got a 429 meanwhile: this slot falls in the pause; take a later one
+            if before_send:
+                before_send(time.time() + max(0.0, due - time.monotonic()))
+            time.sleep(max(0.0, due - time.monotonic()))
+            lag = time.monotonic() - due
+            self.lags.append((limits[0].name, lag))
+            if 0 < late_s < lag and not given_up:
+                # This process woke too late (descheduled): sent now, the call could reach Lever within a window of
+                # the slots after it. Give the slot up, once, and take the next free one.
+                given_up = True
+                continue
+            self.slot = slot
+            return
+
+    def throttled(self, error: LeverRateLimited, limits: tuple[Limit, ...]) -> float:
+        """Lever answered 429 to a call paced here: slow every worker down and pause them on `limits` (Retry-After,
+        or a whole window without one). Returns the pause."""
+        pause = error.retry_after if error.retry_after is not None else RATE_LIMITED_DEFAULT_S
+        throttled(self.r, limits, pause, self.slot.reserved_ms if self.slot else None)
+        log.warning("Lever answered 429: every worker slows down and pauses %.1f s", pause)
+        return pause
+
+    def record(self) -> None:
+        """Record how late each call left its slot (after the calls, so the write delays none of them)."""
+        for name, lag in self.lags:
+            metrics.observe(self.r, "jobsite_pacing_lag_seconds", lag, limit=name)
+        self.lags.clear()

@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from . import metrics, redis_server, spool, store, uploads
-from .application import Application, Attribution
-from .forms import UploadedFile
-from .queue import enqueue_confirmation_email, enqueue_delivery
-from .ratelimit import ip_digest
-from .services import Services
-from .store import Record, State
+from .. import metrics, redis_server
+from ..addresses import ip_digest
+from ..delivery.jobs import enqueue_confirmation_email, enqueue_delivery
+from ..records import spool, store, uploads
+from ..records.application import Application, Attribution
+from ..records.store import Record, State
+from ..records.uploads import UploadedFile
+from ..services import Services
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import filetypes
-from .application import Application, custom_name
-from .words import N_, Message
+from ..records import filetypes
+from ..records.application import Application, custom_name
+from ..records.uploads import UploadedFile
+from ..words import N_, Message
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.I)
@@ -110,14 +111,6 @@ class ValidationFailed(Exception):
     def __init__(self, errors: dict[str, str]):
         super().__init__(f"{len(errors)} field(s) need attention")
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    """A file as received: its name as the candidate had it, and its bytes."""
-
-    filename: str
-    content: bytes
 
 
 def build_form(questions: Mapping[str, Any]) -> Form:

@@ -7,9 +7,10 @@ import logging
 import redis
 from rq import SimpleWorker
 
-from . import queue, tasks
-from .services import Services
-from .settings import Settings
+from ..delivery import jobs
+from ..services import Services
+from ..settings import Settings
+from . import tasks
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class DeliveryWorker(SimpleWorker):
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     services = tasks.use(Services(settings))
     worker = DeliveryWorker(
-        queue.queues(services.redis),
+        jobs.queues(services.redis),
         connection=services.redis,
         worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
         maintenance_interval=settings.upkeep_interval_s,

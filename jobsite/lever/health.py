@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from . import metrics
+from .. import metrics
 
 LAST = "lever:last"  # hash: status, endpoint, at (epoch s) of the last Lever answer
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import gate, lever_health, ratelimit, spool, store
-from .services import Services
-from .store import State
+from ..delivery import gate
+from ..lever import health, pacing
+from ..records import spool, store
+from ..records.store import State
+from ..services import Services
 
 RATE_WINDOW_S = 60
 HOURS = 24
@@ -15,11 +17,11 @@ HOURS = 24
 
 def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     """available | maintenance (since) | rate-limited | errors | unknown, as jobsite last saw Lever."""
-    last = lever_health.last_seen(svc.redis)
+    last = health.last_seen(svc.redis)
     if status.closed:
         kind = "maintenance" if status.cause == gate.Cause.MAINTENANCE else "refusing our key"
         return {"state": kind, "since": status.since, "detail": status.reason}
-    paused = any(ratelimit.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
+    paused = any(pacing.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
     if paused:
         return {"state": "rate-limited", "since": last["at"] if last else None,
                 "detail": "Lever answered 429: every worker pauses, then goes slower"}
@@ -46,12 +48,12 @@ def probe_check(svc: Services, status: gate.GateStatus) -> str:
     return f"Checking Lever every {svc.settings.probe_interval_s:g} s with a light read"
 
 
-def pacing(svc: Services) -> dict[str, dict[str, Any]]:
+def pacing_now(svc: Services) -> dict[str, dict[str, Any]]:
     """The shared pacing of calls to Lever as every worker applies it now: the rate, the ceiling, and how far a 429
     has lowered it."""
     out = {}
     for limit in (svc.limits.apply, svc.limits.lever):
-        p = ratelimit.pace(svc.redis, limit)
+        p = pacing.pace(svc.redis, limit)
         out[limit.name] = {"rate_per_s": round(p.rate_per_s, 2), "ceiling_per_s": p.ceiling_per_s,
                            "share": round(p.factor, 3), "lowered": p.factor < 1, "paused_s": round(p.paused_s, 1)}
     return out
@@ -76,7 +78,7 @@ def status(svc: Services) -> dict[str, Any]:
         "backlog": backlog,
         "oldest_waiting_s": round(now - oldest) if oldest else None,
         "delivery_rate_per_s": round(rate, 2),
-        "pacing": pacing(svc),
+        "pacing": pacing_now(svc),
         "eta_s": round(backlog / rate) if rate > 0 and backlog else None,
         "spooled": len(spool.entries(svc.settings.data_dir)),
     }

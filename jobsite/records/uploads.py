@@ -8,15 +8,23 @@ creates the record, delivery reads them, delivery and retention remove them, the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
 import redis
 
 from . import filetypes
-from .forms import UploadedFile
 
 KEY = "upload:{}"  # hash: form field name -> the file's bytes
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file as received: its name as the candidate had it, and its bytes."""
+
+    filename: str
+    content: bytes
 
 
 class StoredFile(TypedDict):

@@ -20,11 +20,13 @@ from typing import Any
 
 import redis
 
-from . import gate, opportunities, retention
-from .delivery import RateLimitWait, throttled
-from .lever import LeverError, LeverRateLimited
-from .services import Services
-from .store import Record
+from .. import retention
+from ..delivery import gate
+from ..lever.client import LeverError, LeverRateLimited
+from ..lever.pacing import RateLimitWait
+from ..records.store import Record
+from ..services import Services
+from . import tagging
 
 OPP = "pipeline:opp:{}"  # hash of one tracked opportunity
 OPPS = "pipeline:opps"  # set of tracked opportunity ids
@@ -54,10 +56,10 @@ def track(r: redis.Redis, record: Record) -> None:
 def refresh_names(services: Services) -> None:
     """Fetch the stage and archive-reason names (two list calls, through the shared limit)."""
     r = services.redis
-    paced = opportunities.pacer(services)
-    opportunities.take(services, paced)
+    paced = tagging.pacer(services)
+    tagging.take(services, paced)
     stages = services.lever.list_stages()
-    opportunities.take(services, paced)
+    tagging.take(services, paced)
     reasons = services.lever.list_archive_reasons()
     mapping: dict[str, str | int] = {}
     for i, st in enumerate(stages):
@@ -121,17 +123,17 @@ def sync(services: Services) -> int | None:
     if not gate.status(r).is_open:
         return None
     r.set(PREFIX, s.tag_prefix)
-    paced = opportunities.pacer(services)
+    paced = tagging.pacer(services)
     started = int(time.time() * 1000)
     since = int(r.get(SYNCED_AT) or 0)
-    params: dict[str, Any] = {"tag": opportunities.site_tag(s), "expand": "stage"}
+    params: dict[str, Any] = {"tag": tagging.site_tag(s), "expand": "stage"}
     if since:
         params["updated_at_start"] = since - SYNC_MARGIN_MS
     changed = 0
     try:
         pages = services.lever.iter_opportunity_pages(**params)
         while True:
-            opportunities.take(services, paced)
+            tagging.take(services, paced)
             page = next(pages, None)
             if page is None:
                 break
@@ -145,7 +147,7 @@ def sync(services: Services) -> int | None:
     except RateLimitWait:
         return None
     except LeverRateLimited as e:
-        throttled(services, paced, e)
+        paced.throttled(e, (services.limits.lever,))
         return None
     except LeverError:
         return None

@@ -26,8 +26,8 @@ from typing import Any
 import diskcache
 import redis
 
-from . import metrics
-from .lever import LeverClient, LeverError
+from .. import metrics
+from ..lever.client import LeverClient, LeverError
 from .posting import Posting, public_posting
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 `deliver()` sends one application: through the gate (parked while Lever is in maintenance), at the shared rate
 limits, files uploaded first, reconciled with Lever before any re-send whose earlier outcome is unknown, so that no
 application is lost and none is sent twice. It returns what happened and what should happen next; the task layer
-(tasks.py) turns that into RQ scheduling. `check_maintenance()` is the closed gate's light check that Lever's
+(worker/tasks.py) turns that into RQ scheduling. `check_maintenance()` is the closed gate's light check that Lever's
 maintenance has ended, made every few seconds before a probe delivery is risked.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -20,8 +19,8 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from . import backoff, gate, metrics, ratelimit, store, uploads
-from .lever import (
+from .. import metrics
+from ..lever.client import (
     LeverAuthError,
     LeverConnectionError,
     LeverError,
@@ -29,18 +28,18 @@ from .lever import (
     LeverRejected,
     LeverUnavailable,
 )
-from .ratelimit import Limit, Slot
-from .services import Services
-from .store import Record, State
-from .uploads import FileMissing
+from ..lever.pacing import Pacer, RateLimitWait
+from ..records import store, uploads
+from ..records.store import Record, State
+from ..records.uploads import FileMissing
+from ..services import Services
+from . import backoff, gate
 
 log = logging.getLogger(__name__)
 
 MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
-PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a slot, not between the slot and the send
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
-RATE_LIMITED_DEFAULT_S = 1.0  # a 429 without Retry-After pauses every worker a whole window (Lever documents none)
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
@@ -125,58 +124,6 @@ def _can_reconcile(r: redis.Redis) -> bool:
     return r.get(CAN_RECONCILE) != b"0"
 
 
-class RateLimitWait(Exception):
-    """No rate-limit slot within MAX_IN_PROCESS_WAIT_S: reschedule."""
-
-    def __init__(self, wait_s: float):
-        self.wait_s = wait_s
-
-
-class Pacer:
-    """Paces one delivery's Lever calls on the shared limits: each call waits for its reserved slot and leaves as
-    close to it as this process can manage. Remembers the last slot (a 429 is judged by when it was reserved) and
-    how late each call left (the jitter the margin absorbs), recorded once the delivery is done."""
-
-    def __init__(self, r: redis.Redis, max_wait_s: float):
-        self.r = r
-        self.max_wait_s = max_wait_s
-        self.slot: Slot | None = None
-        self.lags: list[tuple[str, float]] = []
-
-    def take(self, limits: tuple[Limit, ...], before_send: Callable[[float], None] | None = None) -> None:
-        """Wait for a slot on `limits`; `before_send(epoch)` runs just before it (it may write to Redis: that
-        happens before the slot, not between the slot and the send). Raises RateLimitWait if the slot is too far."""
-        late_s = min(limit.margin_s for limit in limits) / 2
-        given_up = False
-        while True:
-            slot = ratelimit.reserve(self.r, limits, self.max_wait_s)
-            if not slot.reserved:
-                raise RateLimitWait(slot.wait_s)
-            due = time.monotonic() + slot.wait_s
-            if slot.wait_s > PAUSE_CHECK_AHEAD_S:
-                time.sleep(slot.wait_s - PAUSE_CHECK_AHEAD_S)
-                if ratelimit.paused_past(self.r, limits, slot):
-                    continue  # another worker got a 429 meanwhile: this slot falls in the pause; take a later one
-            if before_send:
-                before_send(time.time() + max(0.0, due - time.monotonic()))
-            time.sleep(max(0.0, due - time.monotonic()))
-            lag = time.monotonic() - due
-            self.lags.append((limits[0].name, lag))
-            if 0 < late_s < lag and not given_up:
-                # This process woke too late (descheduled): sent now, the call could reach Lever within a window of
-                # the slots after it. Give the slot up, once, and take the next free one.
-                given_up = True
-                continue
-            self.slot = slot
-            return
-
-    def record(self) -> None:
-        """Record how late each call left its slot (after the calls, so the write delays none of them)."""
-        for name, lag in self.lags:
-            metrics.observe(self.r, "jobsite_pacing_lag_seconds", lag, limit=name)
-        self.lags.clear()
-
-
 def retry_delay(attempts: int) -> float:
     return backoff.delay(attempts, RETRY_BASE_S, RETRY_CAP_S)
 
@@ -237,7 +184,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         return Result(Outcome.SKIPPED)
     except LeverRateLimited as e:
         # Lever limits the key as a whole: a refused apply may be over either limit, any other call over all calls.
-        pause = throttled(services, pacer, e, (limits.apply, limits.lever) if applying else (limits.lever,))
+        pause = pacer.throttled(e, (limits.apply, limits.lever) if applying else (limits.lever,))
         _definite_failure(r, record, applying)
         store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", 429, e.message)
         result = _wait(services, record, pause, f"Lever rate-limited (429): {e.message}", probe)
@@ -287,7 +234,7 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     except (LeverUnavailable, LeverConnectionError):
         return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
     except LeverRateLimited as e:
-        throttled(services, pacer, e, (services.limits.lever,))  # Lever answered: it is out of maintenance
+        pacer.throttled(e, (services.limits.lever,))  # Lever answered: it is out of maintenance
     except LeverRejected as e:
         why = (f"the API key may not read stages ({e.status})" if isinstance(e, LeverAuthError)
                else f"Lever refused to list stages ({e.status}: {e.message})")
@@ -299,17 +246,6 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     finally:
         pacer.record()
     return MaintenanceCheck(Check.ENDED)
-
-
-def throttled(services: Services, pacer: Pacer, error: LeverRateLimited,
-              limits: tuple[Limit, ...] | None = None) -> float:
-    """Lever answered 429 to a call paced by `pacer`: slow every worker down and pause them (Retry-After, or a
-    whole window without one) on `limits` (default: the all-calls limit). Returns the pause."""
-    limits = limits or (services.limits.lever,)
-    pause = error.retry_after if error.retry_after is not None else RATE_LIMITED_DEFAULT_S
-    ratelimit.throttled(services.redis, limits, pause, pacer.slot.reserved_ms if pacer.slot else None)
-    log.warning("Lever answered 429: every worker slows down and pauses %.1f s", pause)
-    return pause
 
 
 def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
@@ -391,7 +327,7 @@ def _find_opportunity(services: Services, record: Record, application_id: str, p
         pacer.take((services.limits.lever,))
         return locate_opportunity(services, record, application_id)
     except LeverRateLimited as e:
-        throttled(services, pacer, e, (services.limits.lever,))
+        pacer.throttled(e, (services.limits.lever,))
         return None
     except (LeverError, RateLimitWait):
         return None

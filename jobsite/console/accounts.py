@@ -131,7 +131,7 @@ return 0
 
 def authenticate(r: redis.Redis, email: str, password: str, address: str, now: float | None = None) -> User | None:
     """The user if the password is right; None if not. Raises Throttled while this address must wait before trying
-    this account again. `address` stands for the client's address (`ratelimit.ip_digest`)."""
+    this account again. `address` stands for the client's address (`addresses.ip_digest`)."""
     key = _throttle_key(email, address)
     wait = _ATTEMPT(keys=[key], args=[time.time() if now is None else now, FREE_FAILURES, MAX_DELAY_S,
                                       THROTTLE_WINDOW_S], client=r)

@@ -1,0 +1,247 @@
+"""The RQ tasks: importable functions over receipts, run by `jobsite worker`.
+
+Each task does little itself: `delivery` decides what happens to one application (and `mail` to its confirmation
+email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this
+process's services here (the worker sets them at start; a plain `rq worker` builds them from the environment).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
+
+from .. import mail, redis_server, retention
+from ..delivery import backoff, deliverer, gate, jobs
+from ..followup import report, tagging
+from ..intake import accept
+from ..lever.client import LeverConnectionError, LeverError, LeverUnavailable
+from ..lever.pacing import RateLimitWait
+from ..records import store
+from ..records.store import State
+from ..services import Services
+from ..settings import load_settings
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY_S = 3600
+MAIL_TRIES = 14  # a confirmation email the mail server defers is tried this often, over about four hours:
+MAIL_RETRY_BASE_S = 2.0  # 2 s, then doubling (jittered) to at most an hour, past greylisting's usual minutes
+MAIL_RETRY_CAP_S = 3600.0
+UPKEEP_LOCK = "upkeep:lock"  # exists while one worker does this interval's shared upkeep
+RETENTION_RAN = "retention:ran"  # exists for an hour after a worker ran retention
+_services: Services | None = None
+
+
+def use(services: Services) -> Services:
+    """Set the services tasks in this process use (the worker does it at start)."""
+    global _services
+    _services = services
+    return services
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = Services(load_settings())
+    return _services
+
+
+def _after(svc: Services, receipt: str, result: deliverer.Result) -> None:
+    """Schedule what a delivery's result asks for."""
+    r = svc.redis
+    if result.opened:
+        jobs.release(r, result.opened)
+    if result.gate_closed:
+        jobs.schedule_probe(r, result.probe_delay_s, svc.settings.delivery_lease_s)
+    if result.outcome == deliverer.Outcome.RETRY:
+        store.set_job_id(r, receipt, jobs.enqueue_delivery(r, receipt, at=result.retry_at))
+    if result.outcome == deliverer.Outcome.DELIVERED:
+        jobs.enqueue_tagging(r, receipt)  # a follow-up: tagging never holds up or undoes the delivery
+
+
+def tag_opportunity(receipt: str, attempt: int = 0) -> str:
+    """The tagging task: `opportunities` decides, this schedules its retry or the gate's probe."""
+    svc = services()
+    result = tagging.tag(svc, receipt, attempt)
+    if result.gate_closed:
+        jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
+    if result.step == tagging.Step.RETRY:
+        jobs.enqueue_tagging(svc.redis, receipt, at=result.retry_at, attempt=result.attempt)
+    if result.step in (tagging.Step.DONE, tagging.Step.GAVE_UP) and (rec := store.load(svc.redis, receipt)):
+        report.track(svc.redis, rec)  # the report follows it from now on
+    return result.step.value
+
+
+def sync_pipeline(refresh_names: bool = False) -> str:
+    """The pipeline sync task: one incremental pass (upkeep queues one every JOBSITE_PIPELINE_SYNC_S)."""
+    svc = services()
+    if refresh_names:
+        try:
+            report.refresh_names(svc)
+        except (LeverError, RateLimitWait):
+            return "names not refreshed"
+    changed = report.sync(svc)
+    return "not now" if changed is None else f"{changed} changed"
+
+
+def deliver(receipt: str) -> str:
+    """The delivery task."""
+    svc = services()
+    result = deliverer.deliver(svc, receipt)
+    _after(svc, receipt, result)
+    return result.outcome.value
+
+
+def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
+    """The confirmation email task: `mail` sends it at most once; while the mail server defers it, it is tried again
+    with the backoff rule, and the last try records that it failed."""
+    svc = services()
+    last_try = attempt + 1 >= MAIL_TRIES
+    try:
+        outcome = mail.send_confirmation(svc.redis, svc.settings, receipt, last_try=last_try)
+    except mail.MailDeferred:
+        at = time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S)
+        jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1)
+        return "deferred"
+    return outcome.value if outcome else "nothing to send"
+
+
+def _next_probe(svc: Services, delay_s: float) -> None:
+    jobs.schedule_probe(svc.redis, delay_s, svc.settings.delivery_lease_s, replace=True)
+
+
+def probe() -> str:
+    """Probe a closed gate. In maintenance, a light read every few seconds until Lever answers it; then at once (or
+    at every probe, when Lever refuses the read or our key) deliver the oldest waiting application, or, with none
+    waiting, make a cheap call. The probe holds the gate's probe claim until it has scheduled its successor or the
+    gate is open."""
+    svc = services()
+    r = svc.redis
+    status = gate.status(r)
+    if status.paused or not status.closed:
+        gate.end_probe(r)
+        if not status.paused:
+            jobs.open_gate(r)
+        return "paused" if status.paused else "open"
+    check = deliverer.Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
+    if status.cause == gate.Cause.MAINTENANCE:
+        maintenance = deliverer.check_maintenance(svc)
+        if maintenance.check == deliverer.Check.ONGOING:
+            _next_probe(svc, maintenance.next_in_s)
+            return "closed"
+        check = maintenance.check
+    receipt = gate.oldest_parked(r)
+    if receipt is None:
+        if check == deliverer.Check.ENDED:
+            gate.end_probe(r)
+            jobs.open_gate(r)
+            return "open"
+        return _probe_without_application(svc)
+    result = deliverer.deliver(svc, receipt, probe=True)
+    if result.opened:
+        jobs.release(r, result.opened)
+    if result.outcome == deliverer.Outcome.DELIVERED:
+        jobs.enqueue_tagging(r, receipt)
+    if result.outcome == deliverer.Outcome.SKIPPED:
+        record = store.load(r, receipt)
+        if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
+            gate.unpark(r, receipt)  # nothing left to send: probe with the next one
+            _next_probe(svc, 0)
+        else:
+            _next_probe(svc, 1)  # another worker holds its lease right now
+    elif gate.status(r).closed:
+        _next_probe(svc, result.probe_delay_s)
+    else:
+        gate.end_probe(r)
+    return result.outcome.value
+
+
+def _probe_without_application(svc: Services) -> str:
+    r = svc.redis
+    try:
+        next(svc.lever.iter_opportunity_pages(limit=1), None)
+    except (LeverUnavailable, LeverConnectionError):
+        _next_probe(svc, gate.probe_failed(r, svc.settings.probe_cap_s))
+        return "closed"
+    except LeverError:
+        pass  # any other answer (even 403) means Lever is out of maintenance
+    gate.end_probe(r)
+    jobs.open_gate(r)
+    return "open"
+
+
+def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value: BaseException, tb: Any) -> None:
+    """An unexpected error in a delivery job: the application needs attention, with the error for recruiters.
+    (A job abandoned by a dead worker is taken up by `recover`, not here.)"""
+    if exc_type is None or issubclass(exc_type, AbandonedJobError) or not job.args:
+        return
+    record = store.load(connection, job.args[0])
+    if record and record.state not in (*store.FINAL, State.NEEDS_ATTENTION):
+        store.update(connection, record, State.NEEDS_ATTENTION,
+                     last_error=f"internal error while delivering: {exc_type.__name__}")
+        store.log_attempt(connection, record.receipt, "deliver", "error", f"{exc_type.__name__}: {exc_value}")
+
+
+def recover(svc: Services) -> int:
+    """Take up applications whose delivery was lost: a worker died holding them, or their job vanished."""
+    r, lease_s = svc.redis, svc.settings.delivery_lease_s
+    jobs.clean_up_abandoned(r)
+    now = time.time()
+    lost = [rec.receipt for rec in store.load_many(r, store.receipts(r, State.DELIVERING))
+            if not deliverer.lease_alive(r, rec.receipt)]
+    parked = gate.parked(r)
+    candidates = store.receipts(r, State.QUEUED) + [x for x in store.receipts(r, State.WAITING) if x not in parked]
+    for rec in store.load_many(r, candidates):
+        idle = now - rec.updated_at > lease_s
+        if idle and not jobs.job_alive(r, rec.job_id) and not deliverer.lease_alive(r, rec.receipt):
+            lost.append(rec.receipt)
+    if lost:
+        log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
+        for receipt in lost:
+            store.log_attempt(r, receipt, "recover", None, "delivery was interrupted; queued again")
+        jobs.release(r, lost)
+    return len(lost)
+
+
+def on_worker_start(svc: Services) -> None:
+    """Check at start whether the key may list opportunities (needed to reconcile unknown outcomes), and warn about
+    Redis settings that could lose applications."""
+    redis_server.warn_about_memory(svc.redis)
+    try:
+        next(svc.lever.iter_opportunity_pages(limit=1), None)
+        deliverer.note_can_reconcile(svc.redis, True)
+    except redis.RedisError as e:
+        log.warning("Redis is unreachable at start (%s); the worker waits for it", type(e).__name__)
+    except LeverError as e:
+        if e.status == 403:
+            deliverer.note_can_reconcile(svc.redis, False)
+            log.warning("The Lever API key may not list opportunities. After a timeout or a dropped connection an "
+                        "application is sent again without checking, which can create a duplicate in Lever. Grant "
+                        "the key 'List all opportunities' to prevent that.")
+
+
+def upkeep() -> None:
+    """Periodic work of the delivery side, run by workers between jobs: spool, lost deliveries, the gate."""
+    svc = services()
+    r = svc.redis
+    accept.drain_spool(svc)  # every machine drains its own spool
+    if not r.set(UPKEEP_LOCK, "1", nx=True, ex=max(1, svc.settings.upkeep_interval_s - 1)):
+        return  # another worker did the shared part this interval
+    recover(svc)
+    if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
+        retention.purge(svc)
+    status = gate.status(r)
+    if status.closed and not status.paused and not gate.probe_scheduled(r):
+        jobs.schedule_probe(r, max(0.0, status.next_probe_at - time.time()), svc.settings.delivery_lease_s)
+    elif status.is_open and status.parked:
+        jobs.open_gate(r)
+    if status.is_open:
+        for receipt in tagging.take_parked(r):  # follow-ups wait behind the applications released above
+            jobs.enqueue_tagging(r, receipt)
+        if report.due_sync(r, svc.settings.pipeline_sync_s):
+            jobs.enqueue_sync(r)
