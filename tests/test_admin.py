@@ -384,7 +384,7 @@ def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, setti
     assert held.acquire(blocking=False)  # a worker is delivering it
     sign_in(client, *ADMIN)
     answer = client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": csrf(client),
-                                                                        "reason": "duplicate"})
+                                                                         "reason": "duplicate"})
     assert answer.status_code == 302 and store.load(r, receipt).state == State.QUEUED
     assert "sending it to Lever right now" in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     held.release()

@@ -79,8 +79,9 @@ def test_a_port_in_use_is_one_line_naming_it_and_how_to_move() -> None:
         for args, extra, setting in ((["--port", str(busy)], {}, "--port"),
                                      (["--port", str(free_port())], {"JOBSITE_SANDBOX_PORT": str(busy)},
                                       "JOBSITE_SANDBOX_PORT")):
-            done = subprocess.run([sys.executable, "-m", "jobsite", "up", *args], env={**env, **extra,
-                                  "JOBSITE_DATA_DIR": str(data)}, capture_output=True, text=True, timeout=30)
+            done = subprocess.run([sys.executable, "-m", "jobsite", "up", *args],
+                                  env={**env, **extra, "JOBSITE_DATA_DIR": str(data)},
+                                  capture_output=True, text=True, timeout=30)
             assert done.returncode == 1
             assert done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
             assert f"port {busy} on 127.0.0.1 is in use" in done.stderr and setting in done.stderr
