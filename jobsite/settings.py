@@ -130,6 +130,10 @@ class Settings:
     pipeline_sync_s: int = 300  # how often the pipeline is synced with Lever (incremental, by tag)
     lever_webhook_token: str | None = None  # Lever's webhook signing token; unset: /webhooks/lever answers 404
     webhook_max_age_s: int = 300  # a webhook triggered longer ago than this is refused (stale or replayed)
+    # Sourcing (the talent community and event capture): on by default with the sandbox, asked for with a real key,
+    # which then needs the Lever user that owns what nobody in particular sourced (a talent-community sign-up).
+    sourcing: bool = False
+    lever_perform_as: str | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -209,12 +213,30 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         lever_webhook_token=r.str("LEVER_WEBHOOK_TOKEN", None),
         webhook_max_age_s=r.int("JOBSITE_WEBHOOK_MAX_AGE_S", 300, lo=10),
         **_mail(r, company),
+        **_sourcing(r, api_key),
     )
     values.update(overrides)
     values["data_dir"] = Path(values["data_dir"]).absolute()
     if not values["secret_key"]:
         values["secret_key"] = _persistent_secret(Path(values["data_dir"]))
     return Settings(**values)
+
+
+def _sourcing(r: _Reader, api_key: str | None) -> dict[str, Any]:
+    """JOBSITE_SOURCING (default: on with the sandbox) and the Lever user id JOBSITE_LEVER_PERFORM_AS, required with a
+    real Lever key: Create an opportunity must be performed as a user (with the sandbox, its first user)."""
+    on = r.bool("JOBSITE_SOURCING", api_key is None)
+    perform_as = r.get("JOBSITE_LEVER_PERFORM_AS", None, _lever_id)
+    if on and api_key and not perform_as:
+        raise ConfigError("JOBSITE_LEVER_PERFORM_AS must name the Lever user id that owns talent-community sign-ups "
+                          "(List users in Lever's API gives it), or set JOBSITE_SOURCING=off")
+    return {"sourcing": on, "lever_perform_as": perform_as}
+
+
+def _lever_id(name: str, raw: str) -> str:
+    if not raw or not all(c.isalnum() or c == "-" for c in raw):
+        raise ConfigError(f"{name} must be a Lever user id (letters, digits and dashes), not {raw!r}")
+    return raw
 
 
 def _tag_kinds(name: str, raw: str) -> tuple[str, ...]:

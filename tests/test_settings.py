@@ -143,3 +143,13 @@ def test_levers_confirmation_email_is_off_unless_asked(tmp_path: Path) -> None:
     assert load_settings(on).lever_confirmation_email is True
     with pytest.raises(ConfigError, match="^JOBSITE_LEVER_CONFIRMATION_EMAIL must be true or false"):
         load_settings({**on, "JOBSITE_LEVER_CONFIRMATION_EMAIL": "sometimes"})
+
+
+def test_sourcing_with_a_real_key_names_the_perform_as_variable() -> None:
+    assert load_settings({}).sourcing and not load_settings({"LEVER_API_KEY": "k"}).sourcing
+    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must name the Lever user id"):
+        load_settings({"LEVER_API_KEY": "k", "JOBSITE_SOURCING": "on"})
+    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must be a Lever user id"):
+        load_settings({"JOBSITE_LEVER_PERFORM_AS": "a/b"})
+    s = load_settings({"LEVER_API_KEY": "k", "JOBSITE_SOURCING": "on", "JOBSITE_LEVER_PERFORM_AS": "5f1e-42"})
+    assert s.sourcing and s.lever_perform_as == "5f1e-42"

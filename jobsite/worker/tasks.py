@@ -25,6 +25,7 @@ from ..records import store
 from ..records.store import State
 from ..services import Services
 from ..settings import load_settings
+from ..sourcing import deliverer as sourcing
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,24 @@ def deliver(receipt: str) -> str:
     result = deliverer.deliver(svc, receipt)
     _after(svc, receipt, result)
     return result.outcome.value
+
+
+def deliver_sourced(person_id: str) -> str:
+    """The delivery task of a sourced person (a talent-community sign-up or an event capture)."""
+    svc = services()
+    result = sourcing.deliver(svc, person_id)
+    if result.gate_closed:
+        jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
+    if result.outcome == sourcing.Outcome.RETRY:
+        jobs.enqueue_sourced(svc.redis, person_id, at=result.retry_at)
+    return result.outcome.value
+
+
+def _sourcing_upkeep(svc: Services) -> None:
+    """Queue the sourced people the gate held once it is open, and those whose delivery was interrupted."""
+    r = svc.redis
+    for person_id in sourcing.release_parked(r) + sourcing.lost(svc):
+        jobs.enqueue_sourced(r, person_id)
 
 
 def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
@@ -240,6 +259,7 @@ def upkeep() -> None:
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - time.time()), svc.settings.delivery_lease_s)
     elif status.is_open and status.parked:
         jobs.open_gate(r)
+    _sourcing_upkeep(svc)
     if status.is_open:
         for receipt in tagging.take_parked(r):  # follow-ups wait behind the applications released above
             jobs.enqueue_tagging(r, receipt)
