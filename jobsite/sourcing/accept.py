@@ -63,7 +63,7 @@ def _text(data: Mapping[str, Any], name: str, errors: dict[str, Message], *, req
             errors[name] = N_("This field is required.")
         return ""
     if not isinstance(value, str) or len(value) > limit or not value.replace("\n", " ").isprintable():
-        errors[name] = Message(N_("Use at most %(n)d characters of text."), n=limit)
+        errors[name] = Message(N_("Use at most %(n)s characters of text."), n=limit)
         return ""
     return " ".join(value.split()) if limit <= MAX_TEXT else value.strip()
 
@@ -98,7 +98,7 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
                                                                                                    list) else None
     if links is None or len(links) > MAX_LINKS or not all(
             re.match(r"^https?://\S+$", x) and len(x) <= 300 for x in links):
-        errors["links"] = Message(N_("Give up to %(n)d web addresses starting with https://."), n=MAX_LINKS)
+        errors["links"] = Message(N_("Give up to %(n)s web addresses starting with https://."), n=MAX_LINKS)
         links = []
     chosen_teams = _choices(data.get("teams"), teams, "teams", errors)
     chosen_locations = _choices(data.get("locations"), locations, "locations", errors)
@@ -107,7 +107,7 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
         errors["consent"] = N_("We can only keep your details on file with your consent.")
     if resume is not None:
         if len(resume.content) > max_file_bytes:
-            errors["resume"] = Message(N_("The file is larger than %(mb)d MB."), mb=max_file_bytes // 2**20)
+            errors["resume"] = Message(N_("The file is larger than %(mb)s MB."), mb=max_file_bytes // 2**20)
         elif not resume.filename.lower().endswith(RESUME_TYPES) or not resume.content:
             errors["resume"] = N_("Send a PDF, Word or text file.")
     if errors:
