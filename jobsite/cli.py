@@ -398,10 +398,14 @@ def purge() -> None:
     hourly)."""
     from . import retention
     from .services import Services
+    from .sourcing import retention as sourced_retention
 
     settings = _settings()
     count = retention.purge(Services(settings))
     click.echo(f"removed personal data of {count} application(s) older than {settings.retention_days} days")
+    sourced = sourced_retention.purge(Services(settings))
+    click.echo(f"removed personal data of {sourced} sourced people delivered more than {settings.retention_days} "
+               "days ago")
 
 
 @main.group()

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, request
 
 from ..followup import report
 from ..services import get_services
+from ..sourcing import retention as sourced_retention
 
 bp = Blueprint("webhooks", __name__)
 
@@ -40,4 +41,7 @@ def lever() -> Any:
         applied = report.apply_webhook(svc, envelope, svc.settings.webhook_max_age_s)
     except report.WebhookRefused as e:
         return {"error": str(e)}, 409
+    contact = (envelope.get("data") or {}).get("contactId") if isinstance(envelope.get("data"), dict) else None
+    if envelope["event"] == "candidateDeleted" and isinstance(contact, str) and contact:
+        applied = bool(sourced_retention.forget(svc, contact)) or applied  # sourced people too (talent, events)
     return {"ok": True, "applied": applied}
