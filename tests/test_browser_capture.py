@@ -65,3 +65,24 @@ def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: L
         assert results.violations_count == 0, results.generate_report()
     finally:
         context.close()
+
+
+def test_the_talent_community_page_on_a_phone(page, live: LiveServer, r: redis.Redis, sandbox: Sandbox) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + "/")
+    page.get_by_role("link", name="Don't see the right job? Join our talent community").first.click()
+    page.wait_for_url(re.compile(r"/talent$"))
+    page.get_by_role("button", name="Join the talent community").click()  # empty: errors, nothing sent
+    expect(page.locator(".error-summary")).to_be_visible()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "talent-errors-390.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+    page.fill("#t-name", "Ada Lovelace")
+    page.fill("#t-email", "ada@example.com")
+    page.locator("#t-teams label").first.click()
+    page.locator("label[for=t-consent]").click()
+    page.get_by_role("button", name="Join the talent community").click()
+    expect(page.get_by_role("heading", name="Welcome to our talent community")).to_be_visible()
+    assert [p.name for p in people.talent_community(r)] == ["Ada Lovelace"]
