@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import redis
 import requests
 
-from jobsite.records.uploads import UploadedFile
+from jobsite.console import accounts
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import accept, deliverer, events, people
 from jobsite.sourcing.people import Standing
 
-from .conftest import Sandbox, Workers, wait_for, worker_env
+from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
 
 
 def held(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -22,16 +23,6 @@ def held(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 def user(sandbox: Sandbox, email: str) -> str:
     return next(u["id"] for u in sandbox.state.users if u["email"] == email)
-
-
-def sign_up(svc: Services, sandbox: Sandbox, email: str = "ada@example.com") -> people.Person:
-    posting = sandbox.public_postings()[0]["categories"]
-    person = accept.talent_signup(
-        {"name": "Ada Lovelace", "email": email, "phone": "+49 30 1", "links": ["https://ada.example"],
-         "teams": [posting["team"]], "locations": ["Berlin"], "consent": True},
-        UploadedFile("ada.pdf", b"%PDF-1.4 ada"), teams=[posting["team"]], locations=["Berlin"],
-        max_file_bytes=2**20)
-    return accept.submit(svc, person, UploadedFile("ada.pdf", b"%PDF-1.4 ada")).person
 
 
 def capture(svc: Services, event: events.Event, postings: list[str], client_id: str = "c-0000001",
@@ -43,15 +34,34 @@ def capture(svc: Services, event: events.Event, postings: list[str], client_id: 
 
 
 def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
-        settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers) -> None:
+        settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, live: LiveServer) -> None:
+    """Both arrive over HTTP (the API and the console's capture endpoint), real workers deliver them."""
     sandbox = strict_lever
-    svc = Services(settings)
     three = [p["id"] for p in sandbox.public_postings()[:3]]
     meetup = events.add(r, "Berlin Robotics Meetup", "2026-12-03", three)
     hana = user(sandbox, "hana@acme.example")
+    accounts.add_user(r, "sam@acme.example", "a long enough password", accounts.Role.ADMIN)
     sandbox.control("maintenance", on=True)
     workers.start(worker_env(settings, JOBSITE_LEVER_PERFORM_AS=hana))
-    ada, grace = sign_up(svc, sandbox), capture(svc, meetup, three).person
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    joined = requests.post(f"{live.url}/api/v1/talent", timeout=10, files={"resume": ("ada.pdf", b"%PDF-1.4 ada")},
+                           data={"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+49 30 1",
+                                 "links": "https://ada.example", "teams": team, "locations": "Berlin, Germany",
+                                 "consent": "true"})
+    assert joined.status_code == 202, joined.text
+    console = requests.Session()
+    page = console.get(f"{live.url}/admin/login", timeout=10).text
+    console.post(f"{live.url}/admin/login", timeout=10, data={
+        "email": "sam@acme.example", "password": "a long enough password",
+        "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)})  # type: ignore[union-attr]
+    page = console.get(f"{live.url}/admin/events/{meetup.id}/capture", timeout=10).text
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    taken = console.post(f"{live.url}/admin/api/events/{meetup.id}/people", timeout=10, headers={"X-CSRF-Token": token},
+                         json={"name": "Grace Hopper", "email": "grace@example.com", "postings": three,
+                               "note": "Compilers; wants a call", "rating": 4, "client_id": "c-0000001"})
+    assert taken.status_code == 202, taken.text
+    ada, grace = people.load(r, joined.json()["receipt"]), people.load(r, taken.json()["id"])
+    assert ada is not None and grace is not None
     wait_for(lambda: r.zcard(people.PARKED) == 2, what="both to wait behind the gate")
     wait_for(lambda: sandbox.count("stages.list", 503) >= 2, what="the probe's light reads")
     assert not held(sandbox) and sandbox.count("opportunities.create", 503) >= 1
@@ -67,9 +77,8 @@ def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
     assert all(o["origin"] == "sourced" for o in made)
     assert {o["performAs"] for o in theirs} == {user(sandbox, "sam@acme.example")} and mine["performAs"] == hana
     assert all(o["tags"] == ["Acme Robotics event: Berlin Robotics Meetup"] for o in theirs)
-    team = sandbox.public_postings()[0]["categories"]["team"]
     assert mine["tags"] == ["Acme Robotics talent community", f"Acme Robotics interest: {team}",
-                            "Acme Robotics location: Berlin"]
+                            "Acme Robotics location: Berlin, Germany"]
     assert mine["resume"]["name"] == "ada.pdf" and mine["phones"] == [{"value": "+49 30 1"}]
     notes = sandbox.received()["notes"]
     assert sorted(n["opportunity"] for n in notes) == sorted(o["id"] for o in theirs)
