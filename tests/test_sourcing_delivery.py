@@ -120,3 +120,22 @@ def test_a_dropped_note_answer_is_not_sent_twice(settings: Settings, r: redis.Re
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
     assert len(held(sandbox)) == 1 and len(sandbox.received()["notes"]) == 1
+
+
+def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings: Settings, r: redis.Redis,
+                                                                        sandbox: Sandbox) -> None:
+    from jobsite.worker import tasks
+
+    svc = tasks.use(Services(settings))
+    posting = sandbox.public_postings()[0]["id"]
+    grace = capture(svc, events.add(r, "Fair", "", [posting]), [posting]).person
+    sandbox.control("drop", path="/v1/opportunities", count=1)
+    deliverer.deliver(svc, grace.id)  # Lever made it; then, as if the worker died right there:
+    stuck = people.load(r, grace.id)
+    assert stuck is not None and stuck.sends[0].inflight_at
+    stuck.standing, stuck.updated_at = Standing.DELIVERING, stuck.updated_at - settings.delivery_lease_s - 1
+    r.set(people.KEY.format(grace.id), stuck.to_json())
+    assert deliverer.lost(svc) == [grace.id]
+    assert tasks.deliver_sourced(grace.id) == "delivered"
+    assert len(held(sandbox)) == 1 and sandbox.count("opportunities.create") == 1
+    assert deliverer.lost(svc) == []

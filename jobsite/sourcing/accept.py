@@ -173,8 +173,8 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
                     pipe.reset()
                     return _earlier(r, earlier.decode(), fingerprint)
             pipe.multi()
-            person.job_id = enqueue_sourced(r, person.id, pipeline=pipe)
             people.add(pipe, person)
+            people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
             if contents:
                 uploads.add(pipe, person.id, contents)
             if guard:

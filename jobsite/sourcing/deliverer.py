@@ -22,7 +22,7 @@ import redis
 from redis.exceptions import LockError
 
 from .. import metrics
-from ..delivery import backoff, gate
+from ..delivery import backoff, gate, jobs
 from ..lever.client import LeverAuthError, LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
 from ..lever.pacing import Pacer, RateLimitWait
 from ..records import uploads
@@ -302,11 +302,12 @@ def release_parked(r: redis.Redis) -> list[str]:
 
 
 def lost(services: Services) -> list[str]:
-    """People whose delivery was interrupted (a worker died, a job vanished): not parked, not final, no lease, and
-    untouched for longer than a lease."""
+    """People whose delivery was interrupted: untouched for longer than a lease, no worker holding them, not parked,
+    and either left mid-delivery (a worker died) or waiting without a job to run (it vanished)."""
     r = services.redis
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now = time.time()
     return [p.id for p in people.load_many(r, people.pending(r))
             if p.id not in parked and now - p.updated_at > services.settings.delivery_lease_s
-            and p.standing != Standing.WAITING and not lease_alive(r, p.id)]
+            and not lease_alive(r, p.id)
+            and (p.standing == Standing.DELIVERING or not jobs.job_alive(r, people.job_of(r, p.id)))]

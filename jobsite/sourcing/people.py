@@ -28,6 +28,7 @@ EVENT = "sourced:event:{}"  # zset: id -> created_at, the people captured at one
 CLIENT = "sourced:client:{}:{}"  # event id, the capture page's client_id -> person id
 CONTACT = "sourced:contact:{}"  # set: the people of one Lever contact (for candidateDeleted)
 LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
+JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
 
 
 class Kind(StrEnum):
@@ -87,7 +88,6 @@ class Person:
     last_error: str = ""
     updated_at: float = 0.0
     delivered_at: float = 0.0
-    job_id: str = ""
     purged: bool = False
 
     def to_json(self) -> str:
@@ -172,6 +172,15 @@ def everyone(r: redis.Redis) -> list[Person]:
     return load_many(r, [x.decode() for x in r.zrange(ALL, 0, -1)])
 
 
+def set_job(r: redis.Redis | redis.client.Pipeline, person_id: str, job_id: str) -> None:
+    r.set(JOB.format(person_id), job_id)
+
+
+def job_of(r: redis.Redis, person_id: str) -> str:
+    raw = r.get(JOB.format(person_id))
+    return raw.decode() if raw else ""
+
+
 def park(r: redis.Redis, person: Person) -> None:
     r.zadd(PARKED, {person.id: person.created_at})
 
@@ -200,5 +209,5 @@ def purge_personal_data(r: redis.Redis, person: Person) -> None:
     with r.pipeline() as pipe:
         pipe.set(KEY.format(person.id), person.to_json())
         pipe.zrem(DELIVERED, person.id)
-        pipe.delete(LOG.format(person.id))
+        pipe.delete(LOG.format(person.id), JOB.format(person.id))
         pipe.execute()

@@ -108,7 +108,7 @@ def deliver_sourced(person_id: str) -> str:
     if result.gate_closed:
         jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
     if result.outcome == sourcing.Outcome.RETRY:
-        jobs.enqueue_sourced(svc.redis, person_id, at=result.retry_at)
+        sourced_people.set_job(svc.redis, person_id, jobs.enqueue_sourced(svc.redis, person_id, at=result.retry_at))
     if result.outcome == sourcing.Outcome.DELIVERED and (person := sourced_people.load(svc.redis, person_id)):
         _track_sourced(svc, person)
     return result.outcome.value
@@ -131,7 +131,7 @@ def _sourcing_upkeep(svc: Services) -> None:
     """Queue the sourced people the gate held once it is open, and those whose delivery was interrupted."""
     r = svc.redis
     for person_id in sourcing.release_parked(r) + sourcing.lost(svc):
-        jobs.enqueue_sourced(r, person_id)
+        sourced_people.set_job(r, person_id, jobs.enqueue_sourced(r, person_id))
 
 
 def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
