@@ -247,7 +247,10 @@ def pipeline_page() -> Any:
     """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
     r = get_services().redis
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
-    return render_template("admin/report.html", report=report.report(r, since, until), args=request.args)
+    # Only the filters go on to the CSV link: the whole query string in url_for would let `_method`, `endpoint` or
+    # `_external` through as url_for's own arguments (a 500).
+    filters = {name: request.args[name] for name in ("from", "to") if request.args.get(name)}
+    return render_template("admin/pipeline.html", report=report.report(r, since, until), args=filters)
 
 
 @bp.get("/report.csv")
