@@ -169,7 +169,10 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     args = ["--bind", f"{host}:{port}", "--workers", str(workers or settings.web_workers),
             "--worker-class", "gevent", "--worker-connections", "1000", "--timeout", "60",
             "--graceful-timeout", str(GRACEFUL_S), "--keep-alive", "5", "--error-logfile", "-",
-            "--log-level", "warning", "--name", "jobsite-web"]
+            "--log-level", "warning", "--name", "jobsite-web",
+            # gunicorn trusts X-Forwarded-Proto from 127.0.0.1 by default: only JOBSITE_PROXY_COUNT says whom to trust
+            "--forwarded-allow-ips", ""]
+    os.environ["JOBSITE_PORT"] = str(port)  # the port served: a Host naming another one is refused (serve())
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:serve()"])
 

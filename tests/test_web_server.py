@@ -137,3 +137,19 @@ def test_bombs_leave_the_worker_under_150_mb(web: Web, sandbox: Sandbox) -> None
     assert statuses[0] == 422  # the bomb: not a document we accept
     for pid in web.worker_pids():
         assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
+
+
+def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies(web: Web, sandbox: Sandbox) -> None:
+    """Issue 21, item 8: with JOBSITE_PROXY_COUNT=0, gunicorn no longer trusts X-Forwarded-Proto from 127.0.0.1,
+    and a Host naming another port is refused rather than written into links of cached pages."""
+    posting = simple_posting(sandbox)
+    port = web.url.rsplit(":", 1)[1]
+    for path in ("/", f"/jobs/{posting['id']}"):
+        page = requests.get(web.url + path, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"},
+                            timeout=10).text
+        assert f'rel="canonical" href="http://127.0.0.1:{port}/' in page and "https://127.0.0.1" not in page
+    api = requests.get(f"{web.url}/api/v1/postings", headers={"X-Forwarded-Proto": "https"}, timeout=10).text
+    assert "https://127.0.0.1" not in api
+    foreign = requests.get(web.url + "/", headers={"Host": "127.0.0.1:6666"}, timeout=10)
+    assert foreign.status_code == 400 and ":6666" not in foreign.text
+    assert requests.get(web.url + "/", headers={"Host": "localhost"}, timeout=10).ok  # no port: the one served
