@@ -47,7 +47,7 @@ class Web:
 @pytest.fixture
 def web(settings: Settings, sandbox: Sandbox) -> Iterator[Web]:
     port = free_port()
-    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000")
+    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", LEVER_WEBHOOK_TOKEN="signing-token")
     proc = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
 
@@ -153,3 +153,21 @@ def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies
     foreign = requests.get(web.url + "/", headers={"Host": "127.0.0.1:6666"}, timeout=10)
     assert foreign.status_code == 400 and ":6666" not in foreign.text
     assert requests.get(web.url + "/", headers={"Host": "localhost"}, timeout=10).ok  # no port: the one served
+
+
+def test_the_webhook_refuses_large_or_deep_bodies_before_parsing_them(web: Web) -> None:
+    """Issue 21, item 2: a 24 MiB `[{},{},...]` is a 413 read no further (it grew the worker from 70 to 718 MB),
+    deep or broken JSON a 400 (200,000 levels were a 500 with a traceback)."""
+    url = f"{web.url}/webhooks/lever"
+    json_type = {"Content-Type": "application/json"}
+    big = b"[" + b"{}," * (8 * 2**20) + b"{}]"
+    assert requests.post(url, data=big, headers=json_type, timeout=60).status_code == 413
+    assert requests.post(url, data=iter([b"[{},"] * 20_000), headers=json_type, timeout=60).status_code == 413
+    assert requests.post(url, data=b"[" * 200_000 + b"]" * 200_000, headers=json_type, timeout=60).status_code == 413
+    for body in (b"[" * 30_000 + b"]" * 30_000, b'{"token": ', b"\xff\xfe"):
+        assert requests.post(url, data=body, headers=json_type, timeout=30).status_code == 400
+    assert requests.post(url, json={"token": "t", "triggeredAt": 1, "signature": "s"}, timeout=30).status_code == 403
+    [pid] = web.worker_pids()
+    peak = web.peak_rss_kb(pid)
+    print(f"webhook: peak worker memory after a 24 MiB body {peak // 1024} MB")
+    assert peak < RSS_LIMIT_KB
