@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import redis
 
 from jobsite.console import accounts
+from jobsite.delivery import deliverer
+from jobsite.services import Services
+from jobsite.settings import Settings
+from jobsite.worker import tasks
 
+from .conftest import Sandbox
+from .helpers import file_posting, lever_body
 from .test_admin import ADMIN, sign_in
 
 
@@ -20,3 +29,22 @@ def test_the_pipeline_page_ignores_url_for_arguments_in_its_query_string(client,
         assert "javascript" not in page and "#x" not in page
     assert 'href="/admin/report.csv?from=2026-01-01"' in client.get("/admin/pipeline?from=2026-01-01&x=1").get_data(
         as_text=True)
+
+
+def test_a_file_goes_out_named_for_what_it_is_not_for_what_it_was_called(client, r: redis.Redis, sandbox: Sandbox,
+                                                                         settings: Settings) -> None:
+    """Item 4: `resume.hta` holding text is served to the console and uploaded to Lever as `resume.txt`."""
+    posting = file_posting(sandbox)
+    script = b'<script>new ActiveXObject("WScript.Shell").Run("calc")</script>\n'
+    files = {"application": json.dumps(lever_body(sandbox, posting["id"])),
+             "resume": (io.BytesIO(script), "resume.hta")}
+    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", data=files).get_json()["receipt"]
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    sign_in(client, *ADMIN)
+    download = client.get(f"/admin/applications/{receipt}/files/0")
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"] == "attachment; filename=resume.txt"
+    assert download.headers["Content-Type"].startswith("text/plain")
+    assert deliverer.deliver(tasks.use(Services(settings)), receipt).outcome == deliverer.Outcome.DELIVERED
+    [uploaded] = sandbox.state.uploads.values()
+    assert uploaded["filename"] == "resume.txt"

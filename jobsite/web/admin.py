@@ -285,7 +285,7 @@ def application_file(receipt: str, index: int) -> Response:
         abort(404, "This file is no longer stored (files are removed once delivered to Lever).")
     audit.record(r, who(), "download file", receipt, f["filename"])
     return send_file(io.BytesIO(content), mimetype=f["content_type"], as_attachment=True,
-                     download_name=f["filename"])
+                     download_name=uploads.safe_name(f))
 
 
 @bp.post("/applications/<receipt>/retry")
