@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
+import time
+from dataclasses import replace
 
 import redis
 
+from jobsite import create_app
 from jobsite.console import accounts
 from jobsite.delivery import deliverer
+from jobsite.followup import report
+from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
@@ -16,6 +23,7 @@ from jobsite.worker import tasks
 from .conftest import Sandbox
 from .helpers import file_posting, lever_body
 from .test_admin import ADMIN, sign_in
+from .test_delivery import submit_one
 
 
 def test_the_pipeline_page_ignores_url_for_arguments_in_its_query_string(client, r: redis.Redis) -> None:
@@ -48,3 +56,34 @@ def test_a_file_goes_out_named_for_what_it_is_not_for_what_it_was_called(client,
     assert deliverer.deliver(tasks.use(Services(settings)), receipt).outcome == deliverer.Outcome.DELIVERED
     [uploaded] = sandbox.state.uploads.values()
     assert uploaded["filename"] == "resume.txt"
+
+
+def signed(event: str, data: dict, token: str, key: str = "signing-token") -> dict:
+    """An envelope as Lever signs it: the signature covers token + triggeredAt only."""
+    at = int(time.time() * 1000)
+    signature = hmac.new(key.encode(), f"{token}{at}".encode(), hashlib.sha256).hexdigest()
+    return {"event": event, "data": data, "token": token, "triggeredAt": at, "signature": signature}
+
+
+def test_a_signed_envelope_replayed_as_candidate_deleted_forgets_no_one(r: redis.Redis, sandbox: Sandbox,
+                                                                        settings: Settings) -> None:
+    """Item 7: an ignored event's token is spent too, and a deletion is acted on only once Lever no longer holds
+    the contact."""
+    hooked = replace(settings, lever_webhook_token="signing-token")
+    svc = tasks.use(Services(hooked))
+    receipt = submit_one(svc, sandbox)
+    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    contact = store.load(r, receipt).contact_id
+    report.track(r, store.load(r, receipt))
+    hook = create_app(hooked).test_client()
+    interview = signed("interviewCreated", {"contactId": contact}, "t1")
+    assert hook.post("/webhooks/lever", json=interview).status_code == 200
+    assert hook.post("/webhooks/lever", json={**interview, "event": "candidateDeleted"}).status_code == 409
+    forged = hook.post("/webhooks/lever", json=signed("candidateDeleted", {"contactId": contact}, "t2"))
+    assert forged.status_code == 200 and forged.get_json()["applied"] is False
+    assert store.load(r, receipt).application is not None and store.of_contact(r, contact) == [receipt]
+    # Once Lever has deleted the person, the same event is applied.
+    sandbox.control(f"contacts/{contact}/delete")
+    assert hook.post("/webhooks/lever", json=signed("candidateDeleted", {"contactId": contact}, "t3")).get_json()[
+        "applied"] is True
+    assert store.load(r, receipt).application is None

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, abort, request
 
-from ..followup import report
+from ..followup import report, tagging
 from ..services import get_services
 
 bp = Blueprint("webhooks", __name__)
@@ -48,10 +48,10 @@ def lever() -> Any:
         return {"error": "not a JSON envelope"}, 400
     if not isinstance(envelope, dict) or not _signed(envelope, key):
         return {"error": "bad signature"}, 403
-    if envelope.get("event") not in report.EVENTS:
-        return {"ok": True, "applied": False}  # an event we do not follow (or Lever's test POST)
     try:
         applied = report.apply_webhook(svc, envelope, svc.settings.webhook_max_age_s)
     except report.WebhookRefused as e:
         return {"error": str(e)}, 409
+    except tagging.LeverNotReachable:  # a deletion Lever cannot confirm now: Lever sends it again later
+        return {"error": "Lever cannot confirm this event now"}, 503, {"Retry-After": "60"}
     return {"ok": True, "applied": applied}
