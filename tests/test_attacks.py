@@ -9,10 +9,11 @@ import json
 import time
 from dataclasses import replace
 
+import pytest
 import redis
 
 from jobsite import create_app
-from jobsite.console import accounts
+from jobsite.console import accounts, api_keys, audit
 from jobsite.delivery import deliverer
 from jobsite.followup import report
 from jobsite.records import store
@@ -87,3 +88,21 @@ def test_a_signed_envelope_replayed_as_candidate_deleted_forgets_no_one(r: redis
     assert hook.post("/webhooks/lever", json=signed("candidateDeleted", {"contactId": contact}, "t3")).get_json()[
         "applied"] is True
     assert store.load(r, receipt).application is None
+
+
+def test_api_traffic_cannot_push_recruiters_actions_out_of_the_audit_log(client, r: redis.Redis,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 6: more key uses than the log keeps (valid and revoked keys, GETs) leave every recruiter's action."""
+    monkeypatch.setattr(audit, "KEEP", 40)  # the real 10,000 takes a minute of requests to overflow
+    audit.record(r, ADMIN[0], "discard", "r1", "duplicate")
+    key, revoked = api_keys.add(r, "script"), api_keys.add(r, "old")
+    api_keys.revoke(r, "old")
+    for n in range(audit.KEEP + 10):
+        assert client.get("/api/v1/postings", headers={"Authorization": f"Bearer {key if n % 2 else revoked}"})
+    assert [e["action"] for e in audit.entries(r)] == ["discard"]
+    uses = audit.entries(r, audit.KEEP + 10, api=True)
+    assert len(uses) == audit.KEEP and {e["who"] for e in uses} == {"API client script", "API client old"}
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    sign_in(client, *ADMIN)
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert "duplicate" in page.split('id="api-use"')[0]

@@ -384,4 +384,5 @@ def refresh_cache() -> Any:
 
 @bp.get("/audit")
 def audit_page() -> Any:
-    return render_template("admin/audit.html", entries=audit.entries(get_services().redis, 500))
+    r = get_services().redis
+    return render_template("admin/audit.html", entries=audit.entries(r, 500), api_use=audit.entries(r, 200, api=True))
