@@ -8,9 +8,11 @@ the variable (`ConfigError`).
 from __future__ import annotations
 
 import builtins
+import email.policy
 import ipaddress
 import os
 import secrets
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formataddr, parseaddr
@@ -123,6 +125,7 @@ class Settings:
     brand: Brand = field(default_factory=Brand)
     smtp: Smtp | None = None  # unset: no confirmation email
     mail_from: str = ""  # the From of confirmation emails
+    mail_off: str = ""  # why confirmation emails are off although JOBSITE_SMTP_URL is set (start-up says it)
     lever_confirmation_email: bool = False  # ask Lever to send its own confirmation too (Lever's default: no)
     tag_prefix: str = "Acme Robotics"  # Lever advises prefixing an integration's tags with the company's name
     tags: tuple[str, ...] = TAG_KINDS  # which tags a delivered application's opportunity gets (TAG_KINDS)
@@ -254,7 +257,23 @@ def _mail(r: _Reader, company: str) -> dict[str, Any]:
     except UnicodeError:
         raise ConfigError(f"JOBSITE_PUBLIC_URL has a host no email address can use: {public_url!r}") from None
     default_from = formataddr((company, f"no-reply@{host}"))
-    return dict(smtp=smtp, mail_from=r.get("JOBSITE_MAIL_FROM", default_from, _mail_from))
+    mail_from = r.get("JOBSITE_MAIL_FROM", default_from, _mail_from)
+    unfixed = _unfixed_python() if smtp else ""
+    if unfixed and not r.bool("JOBSITE_MAIL_ON_UNFIXED_PYTHON", False):
+        return dict(smtp=None, mail_from=mail_from, mail_off=f"confirmation emails are off: {unfixed}")
+    return dict(smtp=smtp, mail_from=mail_from)
+
+
+def _unfixed_python() -> str:
+    """Why this Python must not write emails with outside text in them, or "" when it may. Its email package
+    decoded an encoded word carrying CR/LF into raw header lines when writing a message (CVE-2024-6923: a
+    candidate's name added headers and a body of its own); the fix (3.11.10, 3.12.5, or a distribution's
+    backport) came with the policy's `verify_generated_headers`, which is what is looked for."""
+    if hasattr(email.policy.default, "verify_generated_headers"):
+        return ""
+    version = ".".join(map(str, sys.version_info[:3]))
+    return (f"Python {version} lacks the fix for CVE-2024-6923 (header injection in the email package); use "
+            "Python 3.11.10, 3.12.5 or later")
 
 
 def _mail_from(name: str, raw: str) -> str:

@@ -79,7 +79,7 @@ def test_the_data_dir_and_its_secret_are_private_and_an_empty_secret_stops_start
     assert load_settings({"JOBSITE_DATA_DIR": str(data), "JOBSITE_SECRET_KEY": "x" * 40}).secret_key == "x" * 40
 
 
-MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example"}
+MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example", "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1"}  # see test_mail.py
 
 
 @pytest.mark.parametrize(
