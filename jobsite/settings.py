@@ -133,6 +133,11 @@ class Settings:
     pipeline_sync_s: int = 300  # how often the pipeline is synced with Lever (incremental, by tag)
     lever_webhook_token: str | None = None  # Lever's webhook signing token; unset: /webhooks/lever answers 404
     webhook_max_age_s: int = 300  # a webhook triggered longer ago than this is refused (stale or replayed)
+    # Abuse limits (issue 21): one address's files per hour; the memory mark above which only small applications
+    # are taken; failed console sign-ins from one address per hour, whatever the accounts.
+    submission_mb_per_ip_per_hour: int = 40
+    redis_low_water: float = 0.6
+    signin_failures_per_ip_per_hour: int = 300
 
     @property
     def uses_sandbox(self) -> bool:
@@ -211,8 +216,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         pipeline_sync_s=r.int("JOBSITE_PIPELINE_SYNC_S", 300, lo=10),
         lever_webhook_token=r.str("LEVER_WEBHOOK_TOKEN", None),
         webhook_max_age_s=r.int("JOBSITE_WEBHOOK_MAX_AGE_S", 300, lo=10),
+        submission_mb_per_ip_per_hour=r.int("JOBSITE_SUBMISSION_MB_PER_IP_PER_HOUR", 40, lo=1),
+        redis_low_water=r.float("JOBSITE_REDIS_LOW_WATER", 0.6, lo=0.05, hi=0.95),
+        signin_failures_per_ip_per_hour=r.int("JOBSITE_SIGNIN_FAILURES_PER_IP_PER_HOUR", 300, lo=10),
         **_mail(r, company),
     )
+    if values["redis_low_water"] >= values["redis_high_water"]:
+        raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
+                          f"JOBSITE_REDIS_HIGH_WATER ({values['redis_high_water']})")
     values.update(overrides)
     values["data_dir"] = Path(values["data_dir"]).absolute()
     if not values["secret_key"]:

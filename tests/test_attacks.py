@@ -11,17 +11,19 @@ from dataclasses import replace
 
 import pytest
 import redis
+import requests
 
 from jobsite import create_app
 from jobsite.console import accounts, api_keys, audit
 from jobsite.delivery import deliverer
 from jobsite.followup import report
 from jobsite.records import store
+from jobsite.redis_server import memory
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .conftest import Sandbox
+from .conftest import LiveServer, Sandbox
 from .helpers import file_posting, lever_body
 from .test_admin import ADMIN, sign_in
 from .test_delivery import submit_one
@@ -106,3 +108,35 @@ def test_api_traffic_cannot_push_recruiters_actions_out_of_the_audit_log(client,
     sign_in(client, *ADMIN)
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "duplicate" in page.split('id="api-use"')[0]
+
+
+def test_one_address_cannot_fill_redis_and_a_small_cv_still_gets_in(r: redis.Redis, sandbox: Sandbox,
+                                                                     settings: Settings) -> None:
+    """Item 3: intake per address is limited by bytes too, an IPv6 /64 counts as one address, and above the
+    low-water mark large uploads are refused first, so a candidate with a CV still gets in."""
+    client = create_app(replace(settings, submission_mb_per_ip_per_hour=1)).test_client()
+    posting = file_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+
+    def send(address: str, size: int, n: int = 0) -> tuple[int, dict]:
+        files = {"application": json.dumps(lever_body(sandbox, posting["id"], n)),
+                 "resume": (io.BytesIO(b"%PDF-1.7 " + b"0" * size), "cv.pdf")}
+        answer = client.post(url, data=files, environ_base={"REMOTE_ADDR": address})
+        return answer.status_code, dict(answer.headers)
+
+    assert [send("2001:db8:0:7::1", 400_000, n)[0] for n in range(2)] == [202, 202]
+    status, headers = send("2001:db8:0:7::2", 400_000)  # the same /64: the same megabyte an hour
+    assert status == 429 and 0 < int(headers["Retry-After"]) <= 3600
+    assert send("2001:db8:0:7::3", 2_000)[0] == 202  # what is left of it still takes a CV
+    assert send("2001:db8:0:8::1", 400_000)[0] == 202  # another /64
+    live = LiveServer(create_app(settings))  # real HTTP: the test client leaks a large refused upload's spool file
+    before = r.config_get("maxmemory")["maxmemory"]
+    r.config_set("maxmemory", int(memory(r).used / 0.7))  # between the low (0.6) and the high (0.8) water marks
+    try:
+        for size, status in ((3 * 2**20, 503), (2_000, 202)):  # a large upload waits for room, a CV gets in
+            files = {"application": (None, json.dumps(lever_body(sandbox, posting["id"], size))),
+                     "resume": ("cv.pdf", b"%PDF-1.7 " + b"0" * size)}
+            assert requests.post(f"{live.url}{url}", files=files, timeout=30).status_code == status
+    finally:
+        r.config_set("maxmemory", before)
+        live.stop()
