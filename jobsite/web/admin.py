@@ -127,7 +127,7 @@ def login() -> Any:
         try:
             address = ip_digest(request.remote_addr or "unknown", svc.settings.secret_key)
             user = accounts.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
-                                         address)
+                                         address, failures_per_hour=svc.settings.signin_failures_per_ip_per_hour)
         except accounts.Throttled as e:
             wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
             error = f"Too many failed sign-ins from here. Wait {wait} and try again."
