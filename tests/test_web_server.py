@@ -148,8 +148,9 @@ def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies
         page = requests.get(web.url + path, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"},
                             timeout=10).text
         assert f'rel="canonical" href="http://127.0.0.1:{port}/' in page and "https://127.0.0.1" not in page
-    api = requests.get(f"{web.url}/api/v1/postings", headers={"X-Forwarded-Proto": "https"}, timeout=10).text
-    assert "https://127.0.0.1" not in api
+    for path in ("/sitemap.xml", "/robots.txt"):
+        listed = requests.get(web.url + path, headers={"X-Forwarded-Proto": "https"}, timeout=10).text
+        assert f"http://127.0.0.1:{port}/" in listed and "https://127.0.0.1" not in listed
     foreign = requests.get(web.url + "/", headers={"Host": "127.0.0.1:6666"}, timeout=10)
     assert foreign.status_code == 400 and ":6666" not in foreign.text
     assert requests.get(web.url + "/", headers={"Host": "localhost"}, timeout=10).ok  # no port: the one served
