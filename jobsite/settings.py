@@ -136,7 +136,7 @@ class Settings:
     # Abuse limits (issue 21): one address's files per hour; the memory mark above which only small applications
     # are taken; failed console sign-ins from one address per hour, whatever the accounts.
     submission_mb_per_ip_per_hour: int = 40
-    redis_low_water: float = 0.6
+    redis_low_water: float = 0.6  # default: 3/4 of redis_high_water
     signin_failures_per_ip_per_hour: int = 300
 
     @property
@@ -217,7 +217,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         lever_webhook_token=r.str("LEVER_WEBHOOK_TOKEN", None),
         webhook_max_age_s=r.int("JOBSITE_WEBHOOK_MAX_AGE_S", 300, lo=10),
         submission_mb_per_ip_per_hour=r.int("JOBSITE_SUBMISSION_MB_PER_IP_PER_HOUR", 40, lo=1),
-        redis_low_water=r.float("JOBSITE_REDIS_LOW_WATER", 0.6, lo=0.05, hi=0.95),
+        redis_low_water=r.float("JOBSITE_REDIS_LOW_WATER", 0.75 * r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1,
+                                                                             hi=0.95), lo=0.05, hi=0.95),
         signin_failures_per_ip_per_hour=r.int("JOBSITE_SIGNIN_FAILURES_PER_IP_PER_HOUR", 300, lo=10),
         **_mail(r, company),
     )
