@@ -79,7 +79,7 @@ def test_the_data_dir_and_its_secret_are_private_and_an_empty_secret_stops_start
     assert load_settings({"JOBSITE_DATA_DIR": str(data), "JOBSITE_SECRET_KEY": "x" * 40}).secret_key == "x" * 40
 
 
-MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example"}
+MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example", "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1"}  # see test_mail.py
 
 
 @pytest.mark.parametrize(
@@ -143,3 +143,11 @@ def test_levers_confirmation_email_is_off_unless_asked(tmp_path: Path) -> None:
     assert load_settings(on).lever_confirmation_email is True
     with pytest.raises(ConfigError, match="^JOBSITE_LEVER_CONFIRMATION_EMAIL must be true or false"):
         load_settings({**on, "JOBSITE_LEVER_CONFIRMATION_EMAIL": "sometimes"})
+
+
+def test_the_low_water_mark_follows_the_high_one_and_must_stay_below_it(tmp_path: Path) -> None:
+    env = {"JOBSITE_DATA_DIR": str(tmp_path)}
+    assert load_settings(env).redis_low_water == pytest.approx(0.6)
+    assert load_settings({**env, "JOBSITE_REDIS_HIGH_WATER": "0.5"}).redis_low_water == pytest.approx(0.375)
+    with pytest.raises(ConfigError, match="JOBSITE_REDIS_LOW_WATER"):
+        load_settings({**env, "JOBSITE_REDIS_LOW_WATER": "0.9"})
