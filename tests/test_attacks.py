@@ -38,7 +38,7 @@ def test_the_pipeline_page_ignores_url_for_arguments_in_its_query_string(client,
         assert answer.status_code == 200, query
         page = answer.get_data(as_text=True)
         assert "javascript" not in page and "#x" not in page
-    assert 'href="/admin/report.csv?from=2026-01-01"' in client.get("/admin/pipeline?from=2026-01-01&x=1").get_data(
+    assert 'href="/admin/pipeline.csv?from=2026-01-01"' in client.get("/admin/pipeline?from=2026-01-01&x=1").get_data(
         as_text=True)
 
 

@@ -253,14 +253,14 @@ def pipeline_page() -> Any:
     return render_template("admin/pipeline.html", report=report.report(r, since, until), args=filters)
 
 
-@bp.get("/report.csv")
+@bp.get("/pipeline.csv")
 @admin_only
 def pipeline_csv() -> Response:
     r = get_services().redis
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
     audit.record(r, who(), "download pipeline report")
     answer = Response(report.to_csv(report.rows(r, since, until)), mimetype="text/csv")
-    answer.headers["Content-Disposition"] = "attachment; filename=report.csv"
+    answer.headers["Content-Disposition"] = "attachment; filename=pipeline.csv"
     return answer
 
 
