@@ -61,8 +61,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 def serve() -> Flask:
     """The app as `jobsite web` serves it: gunicorn calls this in each worker, after the fork, so what a serving
     process runs beside its requests (the spool drain) starts here and not in `create_app`."""
-    from .web import spooldrain
+    from .web import security, spooldrain
 
-    app = create_app()
+    settings = load_settings()
+    app = create_app(settings)
+    if not settings.public_url and not settings.proxy_count:  # links come from the Host header, port included
+        app.wsgi_app = security.OwnPort(app.wsgi_app, settings.port)  # type: ignore[method-assign]
     spooldrain.start(app)
     return app

@@ -162,6 +162,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
                    "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.", err=True)
     os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
     settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
+    _say_why_mail_is_off(settings, "web")
     with connect(os.environ["REDIS_URL"], retries=0) as r:
         warn_about_memory(r)
     port = port or settings.port
@@ -169,7 +170,10 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     args = ["--bind", f"{host}:{port}", "--workers", str(workers or settings.web_workers),
             "--worker-class", "gevent", "--worker-connections", "1000", "--timeout", "60",
             "--graceful-timeout", str(GRACEFUL_S), "--keep-alive", "5", "--error-logfile", "-",
-            "--log-level", "warning", "--name", "jobsite-web"]
+            "--log-level", "warning", "--name", "jobsite-web",
+            # gunicorn trusts X-Forwarded-Proto from 127.0.0.1 by default: only JOBSITE_PROXY_COUNT says whom to trust
+            "--forwarded-allow-ips", ""]
+    os.environ["JOBSITE_PORT"] = str(port)  # the port served: a Host naming another one is refused (serve())
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:serve()"])
 
@@ -180,7 +184,15 @@ def worker(burst: bool) -> None:
     """Deliver queued applications to Lever (RQ worker with its scheduler)."""
     from .worker.process import run_worker
 
-    run_worker(_settings(), burst=burst)
+    settings = _settings()
+    _say_why_mail_is_off(settings, "worker")
+    run_worker(settings, burst=burst)
+
+
+def _say_why_mail_is_off(settings: Settings, command: str) -> None:
+    """JOBSITE_SMTP_URL is set but this Python may not send the email: said once at start; applications go on."""
+    if settings.mail_off:
+        click.echo(f"jobsite {command}: warning: {settings.mail_off}", err=True)
 
 
 @main.command()

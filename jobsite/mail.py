@@ -10,9 +10,11 @@ job carries only the receipt), and it is never logged: log lines and errors name
 
 from __future__ import annotations
 
+import email.policy
 import html
 import json
 import logging
+import re
 import smtplib
 import ssl
 import time
@@ -20,9 +22,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import format_datetime, make_msgid, parseaddr
 from enum import StrEnum
 from typing import Any
@@ -250,27 +253,56 @@ def _blank(text: str, address: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    """A value as a header may hold it: Lever's titles and candidates' names could carry line breaks."""
-    return " ".join(value.split())
+    """Outside text as a header may hold it: one line (Lever's titles could carry line breaks), and no `=?` that a
+    mail program, or Python's email package itself (CVE-2024-6923), would decode as an encoded word."""
+    return " ".join(value.split()).replace("=?", "= ?")
+
+
+_FIRST_NAME = re.compile(r"[^\W\d_][\w'’-]{0,39}")  # a word of letters, as names are: no link, no sentence
+
+
+def first_name(full_name: str) -> str:
+    """The only text the candidate typed that the email repeats: the first word of their name when it looks like
+    one, else nothing ("Hello,"). Anyone may make the site send this email to any address, so it carries no text
+    of theirs beyond that: no message, no link, under the company's name."""
+    words = full_name.split()
+    return words[0] if words and _FIRST_NAME.fullmatch(words[0]) else ""
 
 
 def compose(settings: Settings, record: Record) -> EmailMessage:
     """The confirmation email, in the language the candidate saw the site in: plain text and the same in simple
-    HTML; no answers, no files."""
+    HTML; no answers, no files. No header holds text the candidate typed: `To` is the address alone.
+
+    Raises:
+        ValueError: the address cannot be written, or the message as written has other headers than the ones set
+            (an injection the steps above missed): it is not sent.
+    """
     assert record.application is not None
-    words = _Words(words_in(record.language or "en"), settings.company_name,
-                   _one_line(record.posting_title), _one_line(record.application.personal.get("fullName", "")),
-                   record.receipt, status_url(settings, record.receipt))
+    words = _Words(words_in(record.language or "en"), settings.company_name, _one_line(record.posting_title),
+                   first_name(record.application.personal.get("fullName", "")), record.receipt,
+                   status_url(settings, record.receipt))
     message = EmailMessage()
     message["Subject"] = words.subject
     message["From"] = settings.mail_from
-    message["To"] = Address(display_name=words.name, addr_spec=record.application.email)
+    message["To"] = Address(addr_spec=record.application.email)
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid("receipt", domain=parseaddr(settings.mail_from)[1].rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: out-of-office replies stay away
     message.set_content(words.text())
     message.add_alternative(words.html(), subtype="html")
+    _check_headers(message)
     return message
+
+
+def _check_headers(message: EmailMessage) -> None:
+    """Read the message back as it will be written to the mail server: the same headers, and only those."""
+    try:
+        written = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    except MessageError as e:  # a fixed Python's own check (HeaderWriteError)
+        raise ValueError(str(e)) from None
+    found = BytesHeaderParser(policy=email.policy.default).parsebytes(written).keys()
+    if [k.lower() for k in found] != [k.lower() for k in message.keys()]:
+        raise ValueError("the message as written has headers it was not given")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ the variable (`ConfigError`).
 from __future__ import annotations
 
 import builtins
+import email.policy
 import ipaddress
 import os
 import secrets
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formataddr, parseaddr
@@ -123,6 +125,7 @@ class Settings:
     brand: Brand = field(default_factory=Brand)
     smtp: Smtp | None = None  # unset: no confirmation email
     mail_from: str = ""  # the From of confirmation emails
+    mail_off: str = ""  # why confirmation emails are off although JOBSITE_SMTP_URL is set (start-up says it)
     lever_confirmation_email: bool = False  # ask Lever to send its own confirmation too (Lever's default: no)
     tag_prefix: str = "Acme Robotics"  # Lever advises prefixing an integration's tags with the company's name
     tags: tuple[str, ...] = TAG_KINDS  # which tags a delivered application's opportunity gets (TAG_KINDS)
@@ -130,6 +133,11 @@ class Settings:
     pipeline_sync_s: int = 300  # how often the pipeline is synced with Lever (incremental, by tag)
     lever_webhook_token: str | None = None  # Lever's webhook signing token; unset: /webhooks/lever answers 404
     webhook_max_age_s: int = 300  # a webhook triggered longer ago than this is refused (stale or replayed)
+    # Abuse limits (issue 21): one address's files per hour; the memory mark above which only small applications
+    # are taken; failed console sign-ins from one address per hour, whatever the accounts.
+    submission_mb_per_ip_per_hour: int = 40
+    redis_low_water: float = 0.6  # default: 3/4 of redis_high_water
+    signin_failures_per_ip_per_hour: int = 300
     # Sourcing (the talent community and event capture): on by default with the sandbox, asked for with a real key,
     # which then needs the Lever user that owns what nobody in particular sourced (a talent-community sign-up).
     sourcing: bool = False
@@ -212,9 +220,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         pipeline_sync_s=r.int("JOBSITE_PIPELINE_SYNC_S", 300, lo=10),
         lever_webhook_token=r.str("LEVER_WEBHOOK_TOKEN", None),
         webhook_max_age_s=r.int("JOBSITE_WEBHOOK_MAX_AGE_S", 300, lo=10),
+        submission_mb_per_ip_per_hour=r.int("JOBSITE_SUBMISSION_MB_PER_IP_PER_HOUR", 40, lo=1),
+        redis_low_water=r.float("JOBSITE_REDIS_LOW_WATER", 0.75 * r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1,
+                                                                             hi=0.95), lo=0.05, hi=0.95),
+        signin_failures_per_ip_per_hour=r.int("JOBSITE_SIGNIN_FAILURES_PER_IP_PER_HOUR", 300, lo=10),
         **_mail(r, company),
         **_sourcing(r, api_key),
     )
+    if values["redis_low_water"] >= values["redis_high_water"]:
+        raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
+                          f"JOBSITE_REDIS_HIGH_WATER ({values['redis_high_water']})")
     values.update(overrides)
     values["data_dir"] = Path(values["data_dir"]).absolute()
     if not values["secret_key"]:
@@ -276,7 +291,23 @@ def _mail(r: _Reader, company: str) -> dict[str, Any]:
     except UnicodeError:
         raise ConfigError(f"JOBSITE_PUBLIC_URL has a host no email address can use: {public_url!r}") from None
     default_from = formataddr((company, f"no-reply@{host}"))
-    return dict(smtp=smtp, mail_from=r.get("JOBSITE_MAIL_FROM", default_from, _mail_from))
+    mail_from = r.get("JOBSITE_MAIL_FROM", default_from, _mail_from)
+    unfixed = _unfixed_python() if smtp else ""
+    if unfixed and not r.bool("JOBSITE_MAIL_ON_UNFIXED_PYTHON", False):
+        return dict(smtp=None, mail_from=mail_from, mail_off=f"confirmation emails are off: {unfixed}")
+    return dict(smtp=smtp, mail_from=mail_from)
+
+
+def _unfixed_python() -> str:
+    """Why this Python must not write emails with outside text in them, or "" when it may. Its email package
+    decoded an encoded word carrying CR/LF into raw header lines when writing a message (CVE-2024-6923: a
+    candidate's name added headers and a body of its own); the fix (3.11.10, 3.12.5, or a distribution's
+    backport) came with the policy's `verify_generated_headers`, which is what is looked for."""
+    if hasattr(email.policy.default, "verify_generated_headers"):
+        return ""
+    version = ".".join(map(str, sys.version_info[:3]))
+    return (f"Python {version} lacks the fix for CVE-2024-6923 (header injection in the email package); use "
+            "Python 3.11.10, 3.12.5 or later")
 
 
 def _mail_from(name: str, raw: str) -> str:

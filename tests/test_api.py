@@ -145,10 +145,11 @@ def test_per_ip_limit(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> N
     last = client.post(url, json=lever_body(sandbox, posting["id"], 9))
     assert "many applications from your network" in last.get_json()["message"] and last.headers["Retry-After"]
     assert r.zcard(store.ALL) == 2
-    [counter] = [k.decode() for k in r.keys("submissions:ip:*")]
+    [counter] = [k.decode() for k in r.keys("quota:submissions:*:applications:*")]
     import hashlib
 
     assert hashlib.sha256(b"127.0.0.1").hexdigest()[:24] not in counter  # keyed: not found again by hashing IPs
+    assert 0 < int(last.headers["Retry-After"]) <= 3600  # the real wait: to the next hour
 
 
 def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis, sandbox: Sandbox) -> None:

@@ -70,7 +70,7 @@ def test_a_backend_with_a_key_skips_the_address_limit_but_has_its_own(strict_app
     records = store.load_many(r, store.receipts(r, store.State.QUEUED))
     assert sum(1 for rec in records if rec.client == "acme-backend") == 100
     assert sum(1 for rec in records if rec.client == "") == 2
-    uses = [e for e in audit.entries(r, 1000) if e["who"] == "API client acme-backend"]
+    uses = [e for e in audit.entries(r, 1000, api=True) if e["who"] == "API client acme-backend"]
     assert len(uses) == 100 and all(e["detail"] == "202" and e["target"] for e in uses)
     assert {e["target"] for e in uses} == {rec.receipt for rec in records if rec.client}
 
@@ -93,8 +93,8 @@ def test_a_wrong_or_revoked_key_is_refused_never_anonymous(client, r: redis.Redi
     revoked = client.post(url, json=lever_body(sandbox, posting["id"]), headers={"Authorization": f"Bearer {key}"})
     assert revoked.status_code == 401 and "revoked" in revoked.get_json()["message"]
     assert r.zcard(store.ALL) == 0
-    assert audit.entries(r)[0]["who"] == "API client acme-backend"
-    assert audit.entries(r)[0]["action"] == "refused: revoked key"
+    assert audit.entries(r, api=True)[0]["who"] == "API client acme-backend"
+    assert audit.entries(r, api=True)[0]["action"] == "refused: revoked key"
 
 
 def test_the_console_shows_which_client_sent_an_application(client, app, r: redis.Redis, sandbox: Sandbox) -> None:

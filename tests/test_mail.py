@@ -8,6 +8,7 @@ import email
 import email.policy
 import re
 from collections.abc import Iterator
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from .conftest import LiveServer, Sandbox, Workers, free_port, wait_for, worker_
 from .helpers import lever_body, simple_posting
 
 PUBLIC_URL = "https://careers.acme.test"
+# This suite's Python may lack the CVE-2024-6923 fix (mail is then off unless allowed): the email's own defences
+# are what these tests check, and test_mail_is_off_on_a_python_without_the_fix the refusal.
+UNFIXED_PYTHON_ALLOWED = {"JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1"}
 
 
 class Inbox:
@@ -73,7 +77,8 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 def mail_settings(settings: Settings, port: int, **env: str) -> Settings:
     """The test's settings with a mail server, read from the environment as a deployment would."""
-    return load_settings({"JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{port}", "JOBSITE_PUBLIC_URL": PUBLIC_URL, **env},
+    return load_settings({"JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{port}", "JOBSITE_PUBLIC_URL": PUBLIC_URL,
+                          **UNFIXED_PYTHON_ALLOWED, **env},
                          data_dir=settings.data_dir, redis_url=settings.redis_url,
                          lever_base_url=settings.lever_base_url, secret_key=settings.secret_key,
                          lever_read_timeout_s=5.0, submissions_per_ip_per_hour=10_000)
@@ -116,7 +121,7 @@ def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.R
     assert mail.send_confirmation(r, s, receipt) == mail.Status.SENT
     [message] = box.messages
     assert box.envelopes == [("no-reply@careers.acme.test", ["candidate0@example.com"])]
-    assert message["To"].addresses[0].display_name == "Candidate 0"
+    assert str(message["To"]) == "candidate0@example.com"  # the address alone: no header holds what they typed
     assert message["From"].addresses[0].display_name == "Smith & <Sons>"
     assert message["Subject"] == 'We received your application for R&D <Lead> "Robots"'
     assert message["Auto-Submitted"] == "auto-generated"
@@ -241,7 +246,7 @@ def test_the_workers_send_it_at_once_during_maintenance_before_any_delivery(
     log = tmp_path / "worker.log"
     try:
         workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                                 JOBSITE_LOG_LEVEL="INFO"), log=log)
+                                 **UNFIXED_PYTHON_ALLOWED, JOBSITE_LOG_LEVEL="INFO"), log=log)
         posting = simple_posting(sandbox)
         answer = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                                json=lever_body(sandbox, posting["id"]), timeout=30)
@@ -275,7 +280,7 @@ def test_a_mail_server_that_defers_at_first_gets_it_once_on_a_retry(
     receipt = apply(create_app(s).test_client(), sandbox)
     log = tmp_path / "worker.log"
     workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                             JOBSITE_LOG_LEVEL="INFO"), log=log)
+                             **UNFIXED_PYTHON_ALLOWED, JOBSITE_LOG_LEVEL="INFO"), log=log)
     wait_for(lambda: box.messages, what="the email, on its second try")
     wait_for(lambda: mail.state(r, receipt) and mail.state(r, receipt).status == mail.Status.SENT,
              what="the email to be recorded as sent")
@@ -337,7 +342,7 @@ def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings)
                     application=Application("p", personal={"fullName": "Zoë\nBcc: a@b", "email": "zoe@example.com"}))
     message = email.message_from_bytes(mail.compose(s, record).as_bytes(), policy=email.policy.default)
     assert message["Bcc"] is None and message["Subject"] == "We received your application for Lead Bcc: x@y"
-    assert message["To"].addresses[0].display_name == "Zoë Bcc: a@b"
+    assert str(message["To"]) == "zoe@example.com" and "Hello Zoë," in parts(message)[0]
     assert message["From"].addresses[0].display_name == "Müller & Söhne"
 
 
@@ -358,3 +363,62 @@ def test_the_email_speaks_the_language_the_candidate_saw_the_site_in(r: redis.Re
     for part in (text, html):
         assert "Wie es weitergeht" in part and "Verfolgen Sie Ihre Bewerbung" in part and receipt in part
         assert "What happens next" not in part
+
+
+ENCODED_WORD_NAME = ("Eve =?utf-8?q?=0D=0AReply-To:_attacker@evil.example=0D=0AX-Injected:_yes=0D=0A=0D=0A"
+                     "Your_account_is_locked...?=")
+
+
+def test_a_name_that_is_an_encoded_word_adds_no_header_and_no_text(r: redis.Redis, settings: Settings,
+                                                                   sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    """Issue 21, item 1: the name decoded by the email package into CR/LF gave the sent message the attacker's
+    Reply-To, headers and body; now no header holds what the candidate typed, and the body only a first name."""
+    box, port = inbox
+    s = mail_settings(settings, port)
+    client = create_app(s).test_client()
+    posting = simple_posting(sandbox)
+    body = lever_body(sandbox, posting["id"])
+    body["personalInformation"][0]["value"] = ENCODED_WORD_NAME
+    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", json=body).get_json()["receipt"]
+    body["personalInformation"] = [{"name": "fullName", "value": "Mallory Visit https://evil.example to unlock"},
+                                   {"name": "email", "value": "victim@example.com"}]
+    other = client.post(f"/api/v1/postings/{posting['id']}/applications", json=body).get_json()["receipt"]
+    assert mail.send_confirmation(r, s, receipt) == mail.send_confirmation(r, s, other) == mail.Status.SENT
+    for message in box.messages:
+        assert sorted(message.keys()) == ["Auto-Submitted", "Content-Type", "Date", "From", "MIME-Version",
+                                          "Message-ID", "Subject", "To"]
+        assert message["Reply-To"] is None and message["X-Injected"] is None
+        assert str(message["To"]) in ("candidate0@example.com", "victim@example.com")
+        for part in parts(message):
+            assert "locked" not in part and "evil.example" not in part and "unlock" not in part
+    assert "Hello Eve," in parts(box.messages[0])[0] and "Hello Mallory," in parts(box.messages[1])[0]
+
+    # Were a header to hold the name, an unfixed Python's injection is still caught as the message is written (a
+    # fixed one writes it encoded, harmless): it is not sent.
+    forged = EmailMessage()
+    forged["To"] = Address(display_name=ENCODED_WORD_NAME, addr_spec="eve@example.com")
+    forged.set_content("x")
+    if hasattr(email.policy.default, "verify_generated_headers"):
+        mail._check_headers(forged)
+    else:
+        with pytest.raises(ValueError, match="headers"):
+            mail._check_headers(forged)
+
+
+def test_mail_is_off_on_a_python_without_the_fix(r: redis.Redis, settings: Settings, sandbox: Sandbox,
+                                                  tmp_path: Path) -> None:
+    """Issue 21, item 1: on a Python without the CVE-2024-6923 fix no email is sent (start-up says why) and
+    applications are taken as before; with the fix, nothing changes."""
+    import subprocess
+    import sys
+
+    fixed = hasattr(email.policy.default, "verify_generated_headers")
+    env = {"JOBSITE_SMTP_URL": "smtp://127.0.0.1:25", "JOBSITE_PUBLIC_URL": PUBLIC_URL}
+    s = load_settings(env, data_dir=settings.data_dir, redis_url=settings.redis_url,
+                      lever_base_url=settings.lever_base_url, secret_key=settings.secret_key)
+    assert (s.smtp is not None) == fixed and ("CVE-2024-6923" in s.mail_off) == (not fixed)
+    apply(create_app(s).test_client(), sandbox)
+    assert Queue(jobs.MAIL_QUEUE, connection=r).count == (1 if fixed else 0)
+    started = subprocess.run([sys.executable, "-m", "jobsite", "worker", "--burst"], env=worker_env(s, **env),
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0 and ("CVE-2024-6923" in started.stderr) == (not fixed)

@@ -79,7 +79,7 @@ def test_the_data_dir_and_its_secret_are_private_and_an_empty_secret_stops_start
     assert load_settings({"JOBSITE_DATA_DIR": str(data), "JOBSITE_SECRET_KEY": "x" * 40}).secret_key == "x" * 40
 
 
-MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example"}
+MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example", "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1"}  # see test_mail.py
 
 
 @pytest.mark.parametrize(
@@ -145,11 +145,21 @@ def test_levers_confirmation_email_is_off_unless_asked(tmp_path: Path) -> None:
         load_settings({**on, "JOBSITE_LEVER_CONFIRMATION_EMAIL": "sometimes"})
 
 
-def test_sourcing_with_a_real_key_names_the_perform_as_variable() -> None:
-    assert load_settings({}).sourcing and not load_settings({"LEVER_API_KEY": "k"}).sourcing
+def test_the_low_water_mark_follows_the_high_one_and_must_stay_below_it(tmp_path: Path) -> None:
+    env = {"JOBSITE_DATA_DIR": str(tmp_path)}
+    assert load_settings(env).redis_low_water == pytest.approx(0.6)
+    assert load_settings({**env, "JOBSITE_REDIS_HIGH_WATER": "0.5"}).redis_low_water == pytest.approx(0.375)
+    with pytest.raises(ConfigError, match="JOBSITE_REDIS_LOW_WATER"):
+        load_settings({**env, "JOBSITE_REDIS_LOW_WATER": "0.9"})
+
+
+def test_sourcing_with_a_real_key_names_the_perform_as_variable(tmp_path: Path) -> None:
+    env = {"JOBSITE_DATA_DIR": str(tmp_path)}
+    real = {**env, "LEVER_API_KEY": "k"}
+    assert load_settings(env).sourcing and not load_settings(real).sourcing
     with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must name the Lever user id"):
-        load_settings({"LEVER_API_KEY": "k", "JOBSITE_SOURCING": "on"})
+        load_settings({**real, "JOBSITE_SOURCING": "on"})
     with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must be a Lever user id"):
-        load_settings({"JOBSITE_LEVER_PERFORM_AS": "a/b"})
-    s = load_settings({"LEVER_API_KEY": "k", "JOBSITE_SOURCING": "on", "JOBSITE_LEVER_PERFORM_AS": "5f1e-42"})
+        load_settings({**env, "JOBSITE_LEVER_PERFORM_AS": "a/b"})
+    s = load_settings({**real, "JOBSITE_SOURCING": "on", "JOBSITE_LEVER_PERFORM_AS": "5f1e-42"})
     assert s.sourcing and s.lever_perform_as == "5f1e-42"

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypeVar
 
 import redis
 from redis.commands.core import Script
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from .. import quotas
+
+T = TypeVar("T")
 
 # Sign-in throttling is per account *and* address: a stranger cannot lock a recruiter out, nor one address everyone
 # behind the same proxy. After FREE_FAILURES, each failure doubles the wait before the next try from that address
@@ -129,20 +136,42 @@ return 0
 """)
 
 
-def authenticate(r: redis.Redis, email: str, password: str, address: str, now: float | None = None) -> User | None:
+def authenticate(r: redis.Redis, email: str, password: str, address: str, now: float | None = None, *,
+                 failures_per_hour: int = 300) -> User | None:
     """The user if the password is right; None if not. Raises Throttled while this address must wait before trying
-    this account again. `address` stands for the client's address (`addresses.ip_digest`)."""
+    this account again, or after `failures_per_hour` failures from it this hour whatever the accounts (each costs
+    a slow hash: a new email per try walked past the per-account throttle). `address` stands for the client's
+    address (`addresses.ip_digest`)."""
+    now = time.time() if now is None else now
     key = _throttle_key(email, address)
-    wait = _ATTEMPT(keys=[key], args=[time.time() if now is None else now, FREE_FAILURES, MAX_DELAY_S,
-                                      THROTTLE_WINDOW_S], client=r)
+    wait = _ATTEMPT(keys=[key], args=[now, FREE_FAILURES, MAX_DELAY_S, THROTTLE_WINDOW_S], client=r)
     if wait:
         raise Throttled(int(wait))
+    failures = quotas.Quota("signin", {"failures": failures_per_hour})
+    try:
+        quotas.take(r, failures, address, {"failures": 1}, now=now)  # counted first, given back on success
+    except quotas.Exceeded as e:
+        raise Throttled(e.retry_after_s) from None
     raw = r.hgetall(_key(email))
     stored = raw.get(b"hash", b"").decode() or _DUMMY_HASH
-    if check_password_hash(stored, password) and raw:
+    if off_the_loop(check_password_hash, stored, password) and raw:
         r.delete(key)
+        quotas.give_back(r, failures, address, {"failures": 1}, now=now)
         return User(raw[b"email"].decode(), Role(raw[b"role"].decode()))
     return None
+
+
+def off_the_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run a CPU-bound call (scrypt: about 130 ms) in gevent's threadpool when this process runs under gevent
+    (`jobsite web`), so the worker's event loop keeps serving every other request meanwhile (hashlib releases the
+    GIL while it hashes); a plain call anywhere else (the CLI, the tests, a threaded server)."""
+    if "gevent" in sys.modules:
+        import gevent
+        from gevent import monkey
+
+        if monkey.is_module_patched("socket"):
+            return gevent.get_hub().threadpool.apply(fn, args)
+    return fn(*args)
 
 
 def open_session(r: redis.Redis, email: str, now: float | None = None) -> str:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import redis
 
+from .. import quotas
+
 CLIENTS = "apiclients"  # every client's name, revoked ones too
 KEY_PREFIX = "jsk_"  # says what the secret is when it turns up in a config file or a scanner's report
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-WINDOW_S = 3600
 
 
 class ClientExists(ValueError):
@@ -61,10 +62,6 @@ def _client_key(name: str) -> str:
 
 def _lookup_key(digest: str) -> str:
     return f"apiclient:key:{digest}"
-
-
-def _rate_key(name: str, window: int) -> str:
-    return f"apiclient:rate:{name}:{window}"
 
 
 def _digest(key: str) -> str:
@@ -137,10 +134,7 @@ def revoke(r: redis.Redis, name: str) -> bool:
 
 def count_application(r: redis.Redis, name: str, per_hour: int) -> None:
     """Count an application from this client; raise TooManyApplications above `per_hour` in this clock hour."""
-    now = time.time()
-    window = int(now // WINDOW_S)
-    pipe = r.pipeline()
-    pipe.incr(_rate_key(name, window))
-    pipe.expire(_rate_key(name, window), WINDOW_S)
-    if pipe.execute()[0] > per_hour:
-        raise TooManyApplications(int(WINDOW_S - now % WINDOW_S) + 1)
+    try:
+        quotas.take(r, quotas.Quota("apiclient", {"applications": per_hour}), name, {"applications": 1})
+    except quotas.Exceeded as e:
+        raise TooManyApplications(e.retry_after_s) from None

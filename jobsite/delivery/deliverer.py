@@ -268,7 +268,7 @@ def _upload_files(services: Services, record: Record, lease: Lock, pacer: Pacer)
         content = uploads.read(r, record.receipt, f)
         lease.reacquire()
         pacer.take((services.limits.lever,))
-        upload = services.lever.upload_file(f["filename"], content, f["content_type"])
+        upload = services.lever.upload_file(uploads.safe_name(f), content, f["content_type"])
         uris[f["field"]] = upload.uri
         record.uploads[f["field"]] = store.LeverUpload(uri=upload.uri, expires_at_ms=upload.expires_at_ms)
         store.update(r, record, uploads=record.uploads)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -27,6 +28,8 @@ from ..lever.pacing import RateLimitWait
 from ..records.store import Record
 from ..services import Services
 from . import tagging
+
+log = logging.getLogger(__name__)
 
 OPP = "pipeline:opp:{}"  # hash of one tracked opportunity
 OPPS = "pipeline:opps"  # set of tracked opportunity ids
@@ -182,13 +185,20 @@ class WebhookRefused(Exception):
 
 def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int) -> bool:
     """Apply a verified webhook once; True if it concerned an opportunity from the site. Raises WebhookRefused for
-    one triggered too long ago (or in the future) or whose token was seen before."""
+    one triggered too long ago (or in the future) or whose token was seen before.
+
+    Lever signs only token + triggeredAt, not the event or its data: so every verified token is marked used,
+    whatever its event (a captured envelope of an event we ignore could otherwise come back as another), and an
+    event that destroys data is acted on only once Lever confirms it (LeverNotReachable when it cannot say now:
+    the token is released, so Lever's redelivery gets through)."""
     r = services.redis
     triggered = int(envelope.get("triggeredAt") or 0)
     if abs(time.time() * 1000 - triggered) > max_age_s * 1000:
         raise WebhookRefused("stale")
     if not r.set(SEEN.format(envelope["token"]), "1", nx=True, ex=max_age_s * 2):
         raise WebhookRefused("replayed")
+    if envelope.get("event") not in EVENTS:
+        return False  # an event we do not follow (or Lever's test POST): its token is spent all the same
     try:
         return _apply_event(services, envelope, triggered)
     except Exception:
@@ -203,6 +213,9 @@ def _apply_event(services: Services, envelope: dict[str, Any], triggered: int) -
     opportunity = str(data.get("opportunityId") or data.get("candidateId") or "")
     if event == "candidateDeleted":
         contact = str(data.get("contactId") or "") or _contact(r, opportunity)
+        if contact and tagging.of_contact(services, contact):
+            log.warning("webhook candidateDeleted ignored: Lever still holds that contact's opportunities")
+            return False
         if contact:
             retention.forget_person(services, contact)
         if r.sismember(OPPS, opportunity):

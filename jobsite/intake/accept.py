@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from .. import metrics, redis_server
+from .. import metrics, quotas, redis_server
 from ..addresses import ip_digest
 from ..delivery.jobs import enqueue_confirmation_email, enqueue_delivery
 from ..records import spool, store, uploads
@@ -32,10 +32,16 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 7 * 86400
 FULL_RETRY_AFTER_S = 300  # memory is freed as Lever takes applications: worth another try in a few minutes
+SMALL_FILES_BYTES = 2 * 2**20  # above the low-water mark, only applications whose files fit in this: a CV or two
 
 
 class TooManySubmissions(Exception):
-    """This IP address sent more applications this hour than allowed."""
+    """This address (an IPv6 /64) sent more applications, or more bytes of files, this hour than allowed: try
+    again in `retry_after_s` seconds."""
+
+    def __init__(self, retry_after_s: int):
+        super().__init__(retry_after_s)
+        self.retry_after_s = retry_after_s
 
 
 class IdempotencyConflict(Exception):
@@ -74,25 +80,20 @@ class Idempotency:
         return cls("idem:" + digest, body.hexdigest())
 
 
-def _ip_key(ip: str, secret: str) -> str:
-    return f"submissions:ip:{ip_digest(ip, secret)}:{int(time.time() // 3600)}"
-
-
-def check_ip(svc: Services, ip: str) -> None:
-    """Count a submission from `ip`; raise TooManySubmissions above the hourly limit. With Redis down the limit is
-    skipped (an application must never be refused for that), which is logged and counted."""
+def check_ip(svc: Services, ip: str, files_bytes: int = 0) -> None:
+    """Count a submission from `ip` with `files_bytes` of files; raise TooManySubmissions above the hourly limits
+    of either (a count alone let one address park 30 applications of 20 MB an hour in Redis during maintenance).
+    With Redis down the limit is skipped (an application must never be refused for that), logged and counted."""
+    s = svc.settings
+    quota = quotas.Quota("submissions", {"applications": s.submissions_per_ip_per_hour,
+                                         "bytes": s.submission_mb_per_ip_per_hour * 2**20})
     try:
-        pipe = svc.redis.pipeline()
-        key = _ip_key(ip, svc.settings.secret_key)
-        pipe.incr(key)
-        pipe.expire(key, 3600)
-        count = pipe.execute()[0]
+        quotas.take(svc.redis, quota, ip_digest(ip, s.secret_key), {"applications": 1, "bytes": files_bytes})
+    except quotas.Exceeded as e:
+        raise TooManySubmissions(e.retry_after_s) from None
     except redis.RedisError as e:
         log.warning("per-address submission limit skipped: Redis unreachable (%s)", type(e).__name__)
         metrics.count_in_process("jobsite_ip_limit_skipped_total")
-        return
-    if count > svc.settings.submissions_per_ip_per_hour:
-        raise TooManySubmissions()
 
 
 def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
@@ -149,12 +150,16 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
 
 
 def check_room(svc: Services, incoming: int) -> None:
-    """Raise RedisFull when `incoming` more bytes would take Redis past the high-water mark of its maxmemory. One
-    INFO round trip per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under
-    1 % of a submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large
-    files past the mark."""
+    """Raise RedisFull when `incoming` more bytes would take Redis past the high-water mark of its maxmemory, or,
+    for files larger than SMALL_FILES_BYTES, past the low-water mark: what is left between the two is kept for
+    small applications, so a candidate with a CV still gets in while large uploads fill Redis. One INFO round trip
+    per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under 1 % of a
+    submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large files past
+    the mark."""
     mem = redis_server.memory(svc.redis)
-    if mem.above(svc.settings.redis_high_water, incoming):
+    s = svc.settings
+    if mem.above(s.redis_high_water, incoming) or (incoming > SMALL_FILES_BYTES and
+                                                    mem.above(s.redis_low_water, incoming)):
         log.warning("application refused: Redis uses %d of %d bytes (high-water mark %.0f%%)", mem.used, mem.limit,
                     svc.settings.redis_high_water * 100)
         metrics.incr(svc.redis, "jobsite_applications_refused_total", reason="redis_memory")

@@ -7,6 +7,7 @@ creates the record, delivery reads them, delivery and retention remove them, the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,18 @@ def describe(files: Mapping[str, UploadedFile]) -> tuple[list[StoredFile], dict[
                                  size=len(upload.content)))
         contents[field] = upload.content
     return stored, contents
+
+
+def safe_name(f: StoredFile) -> str:
+    """The name a file goes out under (the console's download, the upload to Lever): the candidate's name with the
+    extension of the kind its content was found to be, so a `resume.hta` holding text is `resume.txt` and opening
+    it runs nothing on a recruiter's PC (.hta, .js, .bat, .url ... would)."""
+    ext = filetypes.KINDS[f["kind"]][0]
+    stem = _UNSAFE.sub("_", Path(f["filename"]).stem).strip(" ._")[:80]
+    return f"{stem or 'file'}{ext}"
+
+
+_UNSAFE = re.compile(r"[^\w .()-]")  # letters and digits of any script, space, . ( ) - _
 
 
 def add(pipe: redis.client.Pipeline, receipt: str, contents: Mapping[str, bytes]) -> None:

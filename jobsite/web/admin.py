@@ -133,7 +133,7 @@ def login() -> Any:
         try:
             address = ip_digest(request.remote_addr or "unknown", svc.settings.secret_key)
             user = accounts.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
-                                         address)
+                                         address, failures_per_hour=svc.settings.signin_failures_per_ip_per_hour)
         except accounts.Throttled as e:
             wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
             error = f"Too many failed sign-ins from here. Wait {wait} and try again."
@@ -254,17 +254,20 @@ def pipeline_page() -> Any:
     """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
     r = get_services().redis
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
-    return render_template("admin/report.html", report=report.report(r, since, until), args=request.args)
+    # Only the filters go on to the CSV link: the whole query string in url_for would let `_method`, `endpoint` or
+    # `_external` through as url_for's own arguments (a 500).
+    filters = {name: request.args[name] for name in ("from", "to") if request.args.get(name)}
+    return render_template("admin/pipeline.html", report=report.report(r, since, until), args=filters)
 
 
-@bp.get("/report.csv")
+@bp.get("/pipeline.csv")
 @admin_only
 def pipeline_csv() -> Response:
     r = get_services().redis
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
     audit.record(r, who(), "download pipeline report")
     answer = Response(report.to_csv(report.rows(r, since, until)), mimetype="text/csv")
-    answer.headers["Content-Disposition"] = "attachment; filename=report.csv"
+    answer.headers["Content-Disposition"] = "attachment; filename=pipeline.csv"
     return answer
 
 
@@ -289,7 +292,7 @@ def application_file(receipt: str, index: int) -> Response:
         abort(404, "This file is no longer stored (files are removed once delivered to Lever).")
     audit.record(r, who(), "download file", receipt, f["filename"])
     return send_file(io.BytesIO(content), mimetype=f["content_type"], as_attachment=True,
-                     download_name=f["filename"])
+                     download_name=uploads.safe_name(f))
 
 
 @bp.post("/applications/<receipt>/retry")
@@ -388,7 +391,8 @@ def refresh_cache() -> Any:
 
 @bp.get("/audit")
 def audit_page() -> Any:
-    return render_template("admin/audit.html", entries=audit.entries(get_services().redis, 500))
+    r = get_services().redis
+    return render_template("admin/audit.html", entries=audit.entries(r, 500), api_use=audit.entries(r, 200, api=True))
 
 
 # Sourcing: recruiting events, capture at a booth (also offline: static/capture.js), the talent community.

@@ -58,7 +58,7 @@ def authenticate() -> Any:
     try:
         client = api_keys.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
     except api_keys.KeyRevoked as e:
-        audit.record(r, f"API client {e.name}", "refused: revoked key", detail=f"{request.method} {request.path}")
+        audit.record_api(r, e.name, "refused: revoked key", detail=f"{request.method} {request.path}")
         client = None
     except redis.RedisError:
         return error_response(503, "Keys cannot be checked right now. Please retry shortly.", {"Retry-After": "30"})
@@ -74,7 +74,7 @@ def audit_client(response: Response) -> Response:
     """Every use of an integrator key lands in the audit log, with the application it created."""
     if g.get("api_client"):
         try:
-            audit.record(get_services().redis, f"API client {g.api_client}", f"{request.method} {request.path}",
+            audit.record_api(get_services().redis, g.api_client, f"{request.method} {request.path}",
                          target=g.get("receipt", ""), detail=str(response.status_code))
         except redis.RedisError:
             pass  # the answer stands; Redis being down is reported by /readyz and the metrics

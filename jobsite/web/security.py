@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, Request, abort, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from werkzeug.exceptions import BadRequest
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
@@ -85,6 +86,22 @@ class SecurityHeaders:
             return start_response(status, headers + extra, exc_info)
 
         return self.app(environ, start)
+
+
+class OwnPort:
+    """WSGI middleware for a site served without JOBSITE_PUBLIC_URL and without proxies: its links are built from the
+    Host header, which TRUSTED_HOSTS checks without its port; so a Host naming another port than the one served is
+    a 400, not a link to that port in a page others are served from a cache."""
+
+    def __init__(self, app: Any, port: int):
+        self.app, self.port = app, str(port)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        host = environ.get("HTTP_HOST", "")
+        _, colon, port = host.rpartition(":")
+        if colon and not host.endswith("]") and port != self.port:  # "[::1]" has colons but no port
+            return BadRequest("This site is not served on that port.")(environ, start_response)
+        return self.app(environ, start_response)
 
 
 class ConsoleOnlySessions(SecureCookieSessionInterface):

@@ -68,7 +68,7 @@ def join(data: Mapping[str, Any], resume: UploadedFile | None, *, idempotency_ke
                                   max_file_bytes=svc.settings.max_file_mb * 2**20, attribution=attribution)
     client = current_client() or ""
     idem = accept.idempotency_key(idempotency_key, person, resume, client) if idempotency_key else None
-    _limit(client)
+    _limit(client, len(resume.content) if resume else 0)
     return _submit(person, resume, idem)
 
 
@@ -77,7 +77,7 @@ def capture(data: Mapping[str, Any], event: Event, recruiter: str) -> accept.Acc
     return _submit(accept.event_capture(data, event, recruiter), None, None)
 
 
-def _limit(client: str) -> None:
+def _limit(client: str, files_bytes: int) -> None:
     svc = get_services()
     if client:
         try:
@@ -89,10 +89,10 @@ def _limit(client: str) -> None:
             pass
         return
     try:
-        intake.check_ip(svc, request.remote_addr or "unknown")
-    except intake.TooManySubmissions:
+        intake.check_ip(svc, request.remote_addr or "unknown", files_bytes)
+    except intake.TooManySubmissions as e:
         raise Rejected(429, gettext("We received many submissions from your network in the last hour. Please try "
-                                    "again later."), {"Retry-After": "3600"}) from None
+                                    "again later."), {"Retry-After": str(e.retry_after_s)}) from None
 
 
 def _submit(person: Person, resume: UploadedFile | None, idem: tuple[str, str] | None) -> accept.Accepted:

@@ -94,10 +94,10 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
         _count_client(client)
     else:
         try:
-            accept.check_ip(svc, request.remote_addr or "unknown")
-        except accept.TooManySubmissions:
+            accept.check_ip(svc, request.remote_addr or "unknown", sum(len(u.content) for u in uploads.values()))
+        except accept.TooManySubmissions as e:
             raise Rejected(429, gettext("We received many applications from your network in the last hour. Please "
-                                        "try again later."), {"Retry-After": "3600"}) from None
+                                        "try again later."), {"Retry-After": str(e.retry_after_s)}) from None
     try:
         return accept.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
                              attribution=attribution, client=client or "", language=language())
