@@ -139,3 +139,17 @@ def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings
     assert tasks.deliver_sourced(grace.id) == "delivered"
     assert len(held(sandbox)) == 1 and sandbox.count("opportunities.create") == 1
     assert deliverer.lost(svc) == []
+
+
+def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    from jobsite.delivery import gate
+
+    svc = Services(settings)
+    grace = capture(svc, events.add(r, "Fair", "", []), []).person
+    sandbox.control("forbid", endpoints=["opportunities.list"])
+    sandbox.control("drop", path="/v1/opportunities", count=1)
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert gate.status(r).is_open and sandbox.count("opportunities.list", 403) == 1
+    assert sandbox.count("opportunities.create", 201) == 2  # the documented cost of a key without that grant

@@ -238,7 +238,12 @@ def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> 
     if send.posting:
         filters["posting_id"] = send.posting
     taken = {s.opportunity_id for s in person.sends if s.opportunity_id}
-    found = [o for o in services.lever.list_opportunities(**filters) if o.get("id") not in taken]
+    try:
+        found = [o for o in services.lever.list_opportunities(**filters) if o.get("id") not in taken]
+    except LeverAuthError:  # the key may not list opportunities: re-send, as applications do (it may duplicate)
+        log.warning("the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
+                    "is created again, which can duplicate it")
+        found = []
     if found:
         send.opportunity_id, send.contact_id = str(found[0]["id"]), str(found[0].get("contact") or "")
         send.inflight_at = 0.0
@@ -254,7 +259,10 @@ def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> 
 def _note_arrived(services: Services, send: Send, text: str, performer: str, pacer: Pacer) -> bool:
     """After a note whose outcome is unknown: is it on the opportunity already?"""
     pacer.take((services.limits.lever,))
-    notes = services.lever.list_notes(send.opportunity_id)
+    try:
+        notes = services.lever.list_notes(send.opportunity_id)
+    except LeverAuthError:  # the key may not read notes: add it again (it may duplicate)
+        notes = []
     if any(n.get("text") == text and n.get("user") in (None, performer) for n in notes):
         send.note_done, send.note_inflight_at = True, 0.0
         return True
