@@ -20,20 +20,13 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from .. import metrics
-from ..lever.client import (
-    LeverAuthError,
-    LeverConnectionError,
-    LeverError,
-    LeverRateLimited,
-    LeverRejected,
-    LeverUnavailable,
-)
+from ..lever.client import LeverAuthError, LeverError
 from ..lever.pacing import Pacer, RateLimitWait
 from ..records import store, uploads
 from ..records.store import Record, State
 from ..records.uploads import FileMissing
 from ..services import Services
-from . import backoff, gate
+from . import backoff, gate, outcomes
 
 log = logging.getLogger(__name__)
 
@@ -182,39 +175,31 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
         # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
         return Result(Outcome.SKIPPED)
-    except LeverRateLimited as e:
-        # Lever limits the key as a whole: a refused apply may be over either limit, any other call over all calls.
-        pause = pacer.throttled(e, (limits.apply, limits.lever) if applying else (limits.lever,))
-        _definite_failure(r, record, applying)
-        store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", 429, e.message)
-        result = _wait(services, record, pause, f"Lever rate-limited (429): {e.message}", probe)
-        # Lever answered, so maintenance is over; the shared pacing now slows everyone.
-        return _opened(services, result) if probe else result
-    except LeverUnavailable as e:
-        if e.status == 503:
+    except LeverError as e:
+        verdict = outcomes.judge(e, pacer, (limits.apply, limits.lever) if applying else (limits.lever,))
+        if not verdict.outcome_unknown:
             _definite_failure(r, record, applying)
-            return _close_gate(services, record, e, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)",
-                               probe)
-        store.log_attempt(r, record.receipt, "apply", e.status, e.message)
-        return _retry(services, record, f"Lever error {e.status}: {e.message}", probe)
-    except LeverConnectionError as e:
-        if not e.outcome_unknown:
-            _definite_failure(r, record, applying)
-        store.log_attempt(r, record.receipt, "apply", "no answer", e.message)
-        return _retry(services, record, e.message, probe)
-    except LeverAuthError as e:
-        # The key is wrong or lacks a permission: true of every application, so wait for a fix like for maintenance.
-        _definite_failure(r, record, applying)
-        return _close_gate(services, record, e, gate.Cause.KEY_REFUSED,
-                           f"Lever refused the API key ({e.status}): {e.message}", probe)
-    except LeverRejected as e:
-        _definite_failure(r, record, applying)
-        store.log_attempt(r, record.receipt, "apply", e.status, e.message)
-        result = _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}")
-        return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
+        return _answered(services, record, verdict, applying, probe)
     _delivered(services, record, application_id, pacer)
     result = Result(Outcome.DELIVERED)
     return _opened(services, result) if probe else result
+
+
+def _answered(services: Services, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:
+    """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
+    r = services.redis
+    if verdict.gate_cause is not None:
+        return _close_gate(services, record, verdict, probe)
+    if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
+        store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", verdict.status, verdict.message)
+        result = _wait(services, record, verdict.wait_s, verdict.why, probe)
+    elif verdict.meaning == outcomes.Meaning.REJECTED:
+        store.log_attempt(r, record.receipt, "apply", verdict.status, verdict.message)
+        result = _needs_attention(services, record, verdict.why)
+    else:  # failing: retried with backoff (reconciled first when the apply's outcome is unknown)
+        store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
+        return _retry(services, record, verdict.why, probe)
+    return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
 
 
 def check_maintenance(services: Services) -> MaintenanceCheck:
@@ -231,12 +216,13 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
         services.lever.read_stages(limit=1)
     except RateLimitWait as e:
         return MaintenanceCheck(Check.ONGOING, max(e.wait_s, s.probe_interval_s))
-    except (LeverUnavailable, LeverConnectionError):
-        return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
-    except LeverRateLimited as e:
-        pacer.throttled(e, (services.limits.lever,))  # Lever answered: it is out of maintenance
-    except LeverRejected as e:
-        why = (f"the API key may not read stages ({e.status})" if isinstance(e, LeverAuthError)
+    except LeverError as e:
+        verdict = outcomes.judge(e, pacer, (services.limits.lever,))
+        if not verdict.lever_answered:
+            return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
+        if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
+            return MaintenanceCheck(Check.ENDED)  # Lever answered: it is out of maintenance
+        why = (f"the API key may not read stages ({e.status})" if verdict.meaning == outcomes.Meaning.KEY_REFUSED
                else f"Lever refused to list stages ({e.status}: {e.message})")
         gate.note_read_refused(r, why, s.probe_read_retry_s)
         log.warning("Lever's maintenance is checked by re-sending the oldest application, with backoff up to %g s: "
@@ -246,6 +232,70 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     finally:
         pacer.record()
     return MaintenanceCheck(Check.ENDED)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe of the closed gate found, for the task layer to schedule: the parked applications to queue,
+    a delivered one to follow up, and when to probe next (None: the probe chain ends, its claim released)."""
+
+    said: str  # "paused", "open", "closed", or the outcome of the probe's delivery
+    next_probe_s: float | None = None
+    opened: tuple[str, ...] = ()
+    delivered: str = ""
+
+
+def probe(services: Services) -> ProbeResult:
+    """Probe a closed gate. In maintenance, a light read every few seconds until Lever answers it; then at once (or
+    at every probe, when Lever refuses the read or our key) deliver the oldest waiting application, or, with none
+    waiting, make a cheap call. The probe holds the gate's probe claim until the task layer has scheduled its
+    successor, or until this ends the chain (the gate is open, or delivery is paused)."""
+    r = services.redis
+    status = gate.status(r)
+    if status.paused or not status.closed:
+        gate.end_probe(r)
+        if status.paused:
+            return ProbeResult("paused")
+        return ProbeResult("open", opened=tuple(gate.open_(r)))
+    check = Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
+    if status.cause == gate.Cause.MAINTENANCE:
+        maintenance = check_maintenance(services)
+        if maintenance.check == Check.ONGOING:
+            return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
+        check = maintenance.check
+    receipt = gate.oldest_parked(r)
+    if receipt is None:
+        if check == Check.ENDED:
+            gate.end_probe(r)
+            return ProbeResult("open", opened=tuple(gate.open_(r)))
+        return _probe_without_application(services)
+    result = deliver(services, receipt, probe=True)
+    delivered = receipt if result.outcome == Outcome.DELIVERED else ""
+    found = ProbeResult(result.outcome.value, opened=result.opened, delivered=delivered)
+    if result.outcome == Outcome.SKIPPED:
+        record = store.load(r, receipt)
+        if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
+            gate.unpark(r, receipt)  # nothing left to send: probe with the next one
+            return replace(found, next_probe_s=0)
+        return replace(found, next_probe_s=1)  # another worker holds its lease right now
+    if gate.status(r).closed:
+        return replace(found, next_probe_s=result.probe_delay_s)
+    gate.end_probe(r)
+    return found
+
+
+def _probe_without_application(services: Services) -> ProbeResult:
+    """Nothing is parked: a cheap call tells whether Lever is back."""
+    r = services.redis
+    try:
+        next(services.lever.iter_opportunity_pages(limit=1), None)
+    except LeverError as e:
+        verdict = outcomes.judge(e, Pacer(r, MAX_IN_PROCESS_WAIT_S), (services.limits.lever,))
+        if not verdict.lever_answered:
+            return ProbeResult("closed", next_probe_s=gate.probe_failed(r, services.settings.probe_cap_s))
+        # any other answer (even 403) means Lever is out of maintenance
+    gate.end_probe(r)
+    return ProbeResult("open", opened=tuple(gate.open_(r)))
 
 
 def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
@@ -326,10 +376,10 @@ def _find_opportunity(services: Services, record: Record, application_id: str, p
     try:
         pacer.take((services.limits.lever,))
         return locate_opportunity(services, record, application_id)
-    except LeverRateLimited as e:
-        pacer.throttled(e, (services.limits.lever,))
+    except LeverError as e:
+        outcomes.judge(e, pacer, (services.limits.lever,))  # whatever it means, the follow-up looks again
         return None
-    except (LeverError, RateLimitWait):
+    except RateLimitWait:
         return None
 
 
@@ -358,11 +408,11 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _close_gate(services: Services, record: Record, error: LeverError, cause: gate.Cause, why: str,
-                probe: bool) -> Result:
+def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, probe: bool) -> Result:
     """Lever cannot take any application now (maintenance, or our key is refused): park, and probe with backoff."""
     r, s = services.redis, services.settings
-    store.log_attempt(r, record.receipt, "apply", error.status, error.message)
+    cause, why = verdict.gate_cause or gate.Cause.MAINTENANCE, verdict.why
+    store.log_attempt(r, record.receipt, "apply", verdict.status, verdict.message)
     metrics.incr(r, "jobsite_deliveries_total", outcome=cause.value)
     closed = gate.close(r, cause, why)
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)

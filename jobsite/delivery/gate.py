@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
-from redis.commands.core import Script
 
+from ..lua import Lua
 from . import backoff
 
 GATE = "gate"  # hash: state, cause, since, failures, next_probe_at, reason
@@ -40,10 +40,9 @@ class Cause(StrEnum):
     KEY_REFUSED = "key_refused"  # Lever refused our API key (401/403): an admin must fix the key
 
 
-# Scripts are registered once (EVALSHA), as rq does; bytes need no client to compute their digest.
 # KEYS: gate, paused, parked. ARGV: receipt, created_at. Park only while the gate is closed or paused, atomically
 # with the check, so no application is parked just after the gate opened.
-_PARK = Script(None, b"""
+_PARK = Lua(b"""
 if redis.call('HGET', KEYS[1], 'state') == 'closed' or redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
   return 1
@@ -51,7 +50,7 @@ end
 return 0
 """)
 # KEYS: gate, paused, parked. Opens the gate; unless paused, takes and returns every parked receipt, oldest first.
-_OPEN = Script(None, b"""
+_OPEN = Lua(b"""
 redis.call('HSET', KEYS[1], 'state', 'open', 'failures', 0, 'since', ARGV[1], 'reason', '')
 if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
 local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
@@ -59,7 +58,7 @@ redis.call('DEL', KEYS[3])
 return ids
 """)
 # KEYS: gate. ARGV: now, cause, reason. Returns 1 if this call closed it.
-_CLOSE = Script(None, b"""
+_CLOSE = Lua(b"""
 if redis.call('HGET', KEYS[1], 'state') == 'closed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'since', ARGV[1], 'failures', 0, 'cause', ARGV[2], 'reason', ARGV[3])
 return 1
@@ -106,17 +105,17 @@ def status(r: redis.Redis) -> GateStatus:
 
 def park(r: redis.Redis, receipt: str, created_at: float) -> bool:
     """Park an application while the gate is closed or paused; False if it is open (then deliver it)."""
-    return bool(_PARK(keys=[GATE, PAUSED, PARKED], args=[receipt, created_at], client=r))
+    return bool(_PARK(r, [GATE, PAUSED, PARKED], [receipt, created_at]))
 
 
 def close(r: redis.Redis, cause: Cause, reason: str) -> bool:
     """Close the gate (Lever cannot take applications now); True if it was open."""
-    return bool(_CLOSE(keys=[GATE], args=[time.time(), cause.value, reason[:200]], client=r))
+    return bool(_CLOSE(r, [GATE], [time.time(), cause.value, reason[:200]]))
 
 
 def open_(r: redis.Redis) -> list[str]:
     """Open the gate; returns the parked receipts to release, oldest first (none while paused)."""
-    return [x.decode() for x in _OPEN(keys=[GATE, PAUSED, PARKED], args=[time.time()], client=r)]
+    return [x.decode() for x in _OPEN(r, [GATE, PAUSED, PARKED], [time.time()])]
 
 
 def probe_failed(r: redis.Redis, cap_s: float) -> float:
