@@ -130,6 +130,8 @@ class Settings:
     pipeline_sync_s: int = 300  # how often the pipeline is synced with Lever (incremental, by tag)
     lever_webhook_token: str | None = None  # Lever's webhook signing token; unset: /webhooks/lever answers 404
     webhook_max_age_s: int = 300  # a webhook triggered longer ago than this is refused (stale or replayed)
+    reconcile_settle_s: float = 120.0  # an apply that got no answer is not sent again before this (Lever may be
+    # still processing it): longer than Lever's slowest answers
 
     @property
     def uses_sandbox(self) -> bool:
@@ -208,6 +210,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         pipeline_sync_s=r.int("JOBSITE_PIPELINE_SYNC_S", 300, lo=10),
         lever_webhook_token=r.str("LEVER_WEBHOOK_TOKEN", None),
         webhook_max_age_s=r.int("JOBSITE_WEBHOOK_MAX_AGE_S", 300, lo=10),
+        reconcile_settle_s=r.float("JOBSITE_RECONCILE_SETTLE_S", 120.0, lo=0),
         **_mail(r, company),
     )
     values.update(overrides)

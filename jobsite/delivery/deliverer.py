@@ -26,6 +26,7 @@ from ..records import store, uploads
 from ..records.store import Record, State
 from ..records.uploads import FileMissing
 from ..services import Services
+from ..settings import Settings
 from . import backoff, gate, outcomes
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ RETRY_CAP_S = 900.0
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
+RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
 
 
 class Outcome(StrEnum):
@@ -156,12 +158,13 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         store.update(r, record, inflight_at=at, first_sent_at=first_sent_at or at)
 
     try:
-        if record.inflight_at and _reconcile(services, record, pacer):
-            # Lever had it: a probe that learns so has its answer, as when its own apply succeeds.
-            return _opened(services, Result(Outcome.DELIVERED)) if probe else Result(Outcome.DELIVERED)
+        if record.inflight_at and (known := _reconcile(services, record, pacer, probe)) is not None:
+            # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
+            return _opened(services, known) if probe else known
         uris = _upload_files(services, record, lease, pacer)
         assert record.application is not None  # checked by deliver()
         body = record.application.lever_body(uris, record.source or s.application_source)
+        body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
         lease.reacquire()
         pacer.take((limits.apply, limits.lever), before_send=sending)
         applying = True
@@ -179,6 +182,11 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         verdict = outcomes.judge(e, pacer, (limits.apply, limits.lever) if applying else (limits.lever,))
         if not verdict.outcome_unknown:
             _definite_failure(r, record, applying)
+        elif applying:
+            # Without an answer Lever may still be processing the apply: reconcile may not trust "not found" before
+            # the settle time. A 5xx answer ends Lever's processing: what it did is already listed.
+            settle = record.inflight_at + s.reconcile_settle_s if verdict.status is None else 0.0
+            store.update(r, record, settle_until=settle)
         return _answered(services, record, verdict, applying, probe)
     _delivered(services, record, application_id, pacer)
     result = Result(Outcome.DELIVERED)
@@ -326,12 +334,40 @@ def _upload_files(services: Services, record: Record, lease: Lock, pacer: Pacer)
     return uris
 
 
-def _reconcile(services: Services, record: Record, pacer: Pacer) -> bool:
-    """After an apply whose outcome is unknown: did Lever create it? If so, record it as delivered."""
+def receipt_link(settings: Settings, receipt: str) -> str:
+    """Our marker on what Lever stores with an application: the receipt page's address, sent in `urls` (Lever keeps
+    it among the opportunity's links). A receipt is a 128-bit random token: no other application carries it."""
+    return f"{settings.public_url or f'http://localhost:{settings.port}'}/applications/{receipt}"
+
+
+def _marks(opportunity: dict[str, Any]) -> set[str]:
+    """The receipts whose marker an opportunity carries."""
+    return {tail for link in opportunity.get("links") or []
+            for head, sep, tail in [str(link).rpartition("/applications/")] if sep and head and tail}
+
+
+def _claimed(services: Services, record: Record, app_id: str, opportunity: dict[str, Any]) -> bool:
+    """Another of our applications is this one in Lever: it carries that one's marker, or that one recorded it
+    when it was delivered (before markers were sent)."""
+    r = services.redis
+    if any(mark != record.receipt and store.known(r, mark) for mark in _marks(opportunity)):
+        return True
+    others = [x for x in store.of_contact(r, str(opportunity.get("contact") or "")) if x != record.receipt]
+    return any(o.lever_application_id == app_id or o.opportunity_id == opportunity.get("id")
+               for o in store.load_many(r, others) if o.lever_application_id)
+
+
+def _reconcile(services: Services, record: Record, pacer: Pacer, probe: bool) -> Result | None:
+    """After an apply whose outcome is unknown: did Lever create it? Only an opportunity carrying this application's
+    marker is it: delivered. None when Lever does not have it (send it again). While Lever may still be processing
+    an apply that got no answer, "not found" is not trusted: look again once the settle time has passed. Where
+    Lever lists an application by the same person for the posting that no record of ours explains, no answer can
+    tell whether it is this one: a person decides (maybe delivered)."""
     r = services.redis
     if not _can_reconcile(r):
         store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
-        return False
+        _resending(r, record)
+        return None
     pacer.take((services.limits.lever,))
     since = int(record.first_sent_at * 1000) - RECONCILE_MARGIN_MS
     try:
@@ -341,15 +377,99 @@ def _reconcile(services: Services, record: Record, pacer: Pacer) -> bool:
         log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
                     "which can create a duplicate")
         store.log_attempt(r, record.receipt, "reconcile", 403, "the API key may not list opportunities: re-sending")
-        return False
-    if found:
-        app_id, opp = found[0]
+        _resending(r, record)
+        return None
+    mine = [(app_id, opp) for app_id, opp in found if record.receipt in _marks(opp)]
+    if mine:
+        app_id, opp = mine[0]
         store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
         _delivered(services, record, app_id, pacer, opportunity=opp)
-        return True
-    store.update(r, record, inflight_at=0.0)
+        _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]])
+        return Result(Outcome.DELIVERED)
+    now = time.time()
+    if now < record.settle_until:
+        why = "Lever does not list it yet and may still be processing it: looking again before sending it again"
+        store.log_attempt(r, record.receipt, "reconcile", 200, why)
+        return _wait(services, record, record.settle_until - now, why, probe)
+    unexplained = [{"opportunity": str(opp.get("id", "")), "application": app_id,
+                    "contact": str(opp.get("contact") or "")}
+                   for app_id, opp in found if not _marks(opp) and not _claimed(services, record, app_id, opp)]
+    if unexplained:
+        store.update(r, record, maybe_delivered=unexplained)
+        store.log_attempt(r, record.receipt, "reconcile", 200, "maybe delivered: a person decides")
+        metrics.incr(r, "jobsite_deliveries_total", outcome="maybe_delivered")
+        return _needs_attention(services, record, "maybe delivered: Lever holds an application by the same person "
+                                "for this posting without our link, and we cannot tell whether it is this one. Look "
+                                "in Lever, then mark it delivered or send it again")
     store.log_attempt(r, record.receipt, "reconcile", 200, "Lever does not have it: sending again")
-    return False
+    _resending(r, record)
+    return None
+
+
+def _resending(r: redis.Redis, record: Record) -> None:
+    """The unknown outcome is settled as "not in Lever": the next apply is a re-send (its follow-up looks for a late
+    first copy)."""
+    store.update(r, record, inflight_at=0.0, settle_until=0.0, resent=True)
+
+
+def _note_duplicates(r: redis.Redis, record: Record, others: list[str]) -> None:
+    """Lever holds this application more than once: say so in the console (a person merges them in Lever)."""
+    new = [x for x in others if x and x not in record.duplicates and x != record.opportunity_id]
+    if not new:
+        return
+    store.update(r, record, duplicates=record.duplicates + new)
+    store.log_attempt(r, record.receipt, "reconcile", None,
+                      f"duplicate: Lever holds this application again as opportunity {', '.join(new)}")
+    metrics.incr(r, "jobsite_deliveries_total", outcome="duplicate")
+    log.warning("application %s is in Lever more than once (the console lists the duplicates)", record.receipt[:8])
+
+
+def look_for_duplicates(services: Services, record: Record) -> list[str]:
+    """A follow-up of an application sent again after an unknown outcome: does Lever hold a late first copy beside
+    the one delivered? Records and returns the other opportunities (one List call, paced by the caller).
+    Raises LeverError."""
+    if record.application is None:
+        return []
+    found = _lever_applications(services, record)
+    _note_duplicates(services.redis, record, [str(o.get("id")) for _, o in found
+                                              if record.receipt in _marks(o) and o.get("id") != record.opportunity_id])
+    return record.duplicates
+
+
+class NotMaybeDelivered(Exception):
+    """The application is not waiting for a person to say whether Lever has it."""
+
+
+def settle_maybe_delivered(services: Services, receipt: str, who: str, *, delivered: bool,
+                           opportunity_id: str = "") -> Record:
+    """A person looked in Lever: the application is there (`delivered`, as `opportunity_id`, default the first
+    candidate) or not (its unknown outcome is settled: the next delivery sends it again). Holds the lease, like a
+    discard. Raises NotMaybeDelivered, DeliveryUnderWay."""
+    r = services.redis
+    lease = _lease(r, receipt, services.settings.delivery_lease_s)
+    if not lease.acquire():
+        raise DeliveryUnderWay(receipt)
+    try:
+        record = store.load(r, receipt)
+        if record is None or record.state != State.NEEDS_ATTENTION or not record.maybe_delivered:
+            raise NotMaybeDelivered(receipt)
+        if not delivered:
+            store.update(r, record, inflight_at=0.0, settle_until=0.0, resent=True, maybe_delivered=[])
+            store.log_attempt(r, receipt, "reconcile", None, f"{who} found it is not in Lever: send it again")
+            return record
+        chosen = next((c for c in record.maybe_delivered if c["opportunity"] == opportunity_id),
+                      record.maybe_delivered[0])
+        with r.pipeline() as pipe:
+            store.update(pipe, record, State.DELIVERED, lever_application_id=chosen["application"], inflight_at=0.0,
+                         settle_until=0.0, delivered_at=time.time(), last_error="", maybe_delivered=[],
+                         opportunity_id=chosen["opportunity"], contact_id=chosen.get("contact", ""))
+            uploads.remove(pipe, receipt)
+            pipe.execute()
+        store.log_attempt(r, receipt, "reconcile", None,
+                          f"{who} marked it delivered: Lever's opportunity {chosen['opportunity']}")
+        return record
+    finally:
+        lease.release()
 
 
 def _delivered(services: Services, record: Record, application_id: str, pacer: Pacer,

@@ -18,7 +18,7 @@ from enum import StrEnum
 import redis
 
 from ..delivery import backoff, gate, outcomes
-from ..delivery.deliverer import locate_opportunity
+from ..delivery.deliverer import locate_opportunity, look_for_duplicates
 from ..lever.client import LeverError
 from ..lever.pacing import Pacer, RateLimitWait
 from ..records import store
@@ -123,6 +123,9 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
                 why = "Lever does not list its opportunity yet"
                 return _retry(services, record, attempt, why, NOT_FOUND_RETRY_S)
             store.update(r, record, opportunity_id=str(found.get("id", "")), contact_id=str(found.get("contact", "")))
+        if record.resent and not record.duplicates:  # sent again after an unknown outcome: a late first copy?
+            take(services, paced)
+            look_for_duplicates(services, record)
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
             take(services, paced)
