@@ -178,3 +178,42 @@ def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings:
     entry = audit.entries(r, target=receipt)[0]
     assert entry["action"] == "mark delivered" and opportunity in entry["detail"] and entry["who"] == ADMIN[0]
     assert sandbox.count("postings.apply") == 1
+
+
+def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Settings, r: redis.Redis,
+                                                                    sandbox: Sandbox, workers, tmp_path) -> None:
+    """Issue 18, 3: a worker is stopped (SIGSTOP: a paused VM, a long GC) while it waits for its apply's slot, for
+    longer than its lease; recovery gives the application to another worker, which delivers it. When the first
+    wakes, it must not send its copy: the lease is checked in the same step that records the send."""
+    import os
+    import signal
+
+    from .conftest import worker_env
+
+    # Slow pacing (one apply every 2.6 s) so that the worker spends its time waiting for slots; a short lease.
+    env = worker_env(settings, JOBSITE_APPLY_RATE_PER_S="0.5", JOBSITE_DELIVERY_LEASE_S="8")
+    receipts = [submit(tasks.use(Services(settings)), sandbox, 20 + i) for i in range(4)]
+    first_log = tmp_path / "first.log"
+    first = workers.start(env, log=first_log)
+
+    def waiting_for_a_slot() -> bool:
+        seconds, micros = r.time()
+        now_ms = seconds * 1000 + micros / 1000
+        ahead = r.zrangebyscore("ratelimit:apply:slots", now_ms + 1000, "+inf")
+        return bool(ahead) and bool(store.receipts(r, State.DELIVERING))
+
+    wait_for(waiting_for_a_slot, timeout=60, interval=0.01, what="the worker to wait for an apply's slot")
+    os.killpg(first.pid, signal.SIGSTOP)  # the worker and the scheduler it forked, as a paused VM
+    try:
+        frozen = store.receipts(r, State.DELIVERING)
+        assert len(frozen) == 1
+        workers.start(env)  # recovery takes the frozen worker's application up once its lease has run out
+        # (up to a minute more when the frozen scheduler holds RQ's scheduler lock over a rescheduled job)
+        wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=180,
+                 what="every application delivered by the second worker")
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    wait_for(lambda: first_log.exists() and "lease ran out" in first_log.read_text(), timeout=60,
+             what="the woken worker to find its lease gone")
+    assert [len(in_lever(sandbox, x)) for x in receipts] == [1, 1, 1, 1]  # none twice
+    assert len(sandbox.received()["applications"]) == 4

@@ -83,6 +83,43 @@ def _lease(r: redis.Redis, receipt: str, ttl_s: int) -> Lock:
     return r.lock(LEASE.format(receipt), timeout=ttl_s, blocking=False)
 
 
+class _Fence:
+    """The lease as a fencing token: a worker records that it is about to send in the same transaction that checks
+    it still holds the lease (WATCH the lease, compare its token, extend it, write the send), so a worker that stalled
+    past its lease, while recovery gave the application to another, stops instead of sending a second copy. Lever
+    cannot check a token, so the last check must be close to the send: if more than RECHECK_FRACTION of the lease
+    has passed since it (the process was stopped while it waited for its slot), it checks again."""
+
+    RECHECK_FRACTION = 0.25  # of the lease: sent within it, the request reaches Lever long before the lease can end
+
+    def __init__(self, r: redis.Redis, lease: Lock, lease_s: int):
+        self.r, self.lease, self.lease_s = r, lease, lease_s
+        self.checked = 0.0
+
+    def record_send(self, record: Record, **fields: Any) -> None:
+        """Write `fields` (the send's time) if and only if the lease is still ours. Raises LockError."""
+        key = LEASE.format(record.receipt)
+        token = self.lease.local.token
+        try:
+            with self.r.pipeline() as pipe:
+                pipe.watch(key)
+                if pipe.get(key) != token:
+                    raise LockError("the lease passed to another worker", lock_name=key)
+                pipe.multi()
+                pipe.pexpire(key, self.lease_s * 1000)
+                store.update(pipe, record, **fields)
+                pipe.execute()
+        except redis.WatchError:
+            raise LockError("the lease changed while the send was recorded", lock_name=key) from None
+        self.checked = time.monotonic()
+
+    def recheck(self) -> None:
+        """Check the lease again if the last check is too old to vouch for the send. Raises LockError."""
+        if time.monotonic() - self.checked > self.lease_s * self.RECHECK_FRACTION:
+            self.lease.reacquire()
+            self.checked = time.monotonic()
+
+
 def lease_alive(r: redis.Redis, receipt: str) -> bool:
     return bool(r.exists(LEASE.format(receipt)))
 
@@ -154,8 +191,13 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
 
+    fence = _Fence(r, lease, s.delivery_lease_s)
+
     def sending(at: float) -> None:
-        store.update(r, record, inflight_at=at, first_sent_at=first_sent_at or at)
+        # Until Lever answers, it may be processing the apply (even if this worker dies): reconcile does not trust
+        # "not found" before the settle time.
+        fence.record_send(record, inflight_at=at, first_sent_at=first_sent_at or at,
+                          settle_until=at + s.reconcile_settle_s)
 
     try:
         if record.inflight_at and (known := _reconcile(services, record, pacer, probe)) is not None:
@@ -167,6 +209,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
         lease.reacquire()
         pacer.take((limits.apply, limits.lever), before_send=sending)
+        fence.recheck()  # a stall between the check and the slot (a paused VM, a stopped process) is caught here
         applying = True
         application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
     except RateLimitWait as e:
@@ -182,11 +225,8 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         verdict = outcomes.judge(e, pacer, (limits.apply, limits.lever) if applying else (limits.lever,))
         if not verdict.outcome_unknown:
             _definite_failure(r, record, applying)
-        elif applying:
-            # Without an answer Lever may still be processing the apply: reconcile may not trust "not found" before
-            # the settle time. A 5xx answer ends Lever's processing: what it did is already listed.
-            settle = record.inflight_at + s.reconcile_settle_s if verdict.status is None else 0.0
-            store.update(r, record, settle_until=settle)
+        elif applying and verdict.status is not None:
+            store.update(r, record, settle_until=0.0)  # a 5xx answer ends Lever's processing: what it did is listed
         return _answered(services, record, verdict, applying, probe)
     _delivered(services, record, application_id, pacer)
     result = Result(Outcome.DELIVERED)
