@@ -217,3 +217,41 @@ def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Se
              what="the woken worker to find its lease gone")
     assert [len(in_lever(sandbox, x)) for x in receipts] == [1, 1, 1, 1]  # none twice
     assert len(sandbox.received()["applications"]) == 4
+
+
+def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answers(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox, workers) -> None:
+    """Issue 18, 5: Lever answers 500 to everything for a while. After a few failures in a row the gate closes as
+    "failing" (not "Delivery open" with each application on its own backoff): the dashboard says so, every
+    application waits behind the gate, the light read checks Lever every few seconds, and once it answers they are
+    all released at once."""
+    from jobsite import create_app
+    from jobsite.console import accounts
+    from jobsite.delivery import gate
+
+    from .conftest import worker_env
+    from .test_admin import VIEWER, sign_in
+
+    accounts.add_user(r, *VIEWER, accounts.Role.VIEWER)
+    client = create_app(settings).test_client()
+    sign_in(client, *VIEWER)
+    receipts = [submit(tasks.use(Services(settings)), sandbox, 40 + i) for i in range(6)]
+    sandbox.control("fail", path="/v1/", status=500, count=1_000_000, message="Internal Server Error")
+    workers.start(worker_env(settings, JOBSITE_PROBE_INTERVAL_S="1"))
+
+    def dashboard() -> dict:
+        return client.get("/admin/api/status").get_json()
+
+    wait_for(lambda: dashboard()["gate"]["cause"] == "failing", timeout=60, what="the gate to close as failing")
+    status = dashboard()
+    assert status["gate"]["state"] == "closed" and status["lever"]["state"] == "failing"
+    assert status["gate"]["says"] == "Lever is failing (500s) — applications wait and are sent as soon as it answers"
+    # None is left on a backoff of its own: all wait behind the gate, to go together once Lever answers.
+    wait_for(lambda: gate.parked(r) == set(receipts), timeout=60, what="every application behind the gate")
+    assert sandbox.received()["applications"] == []
+    assert sandbox.count("stages.list", 500) >= 1  # the probe checks with the light read
+    sandbox.control("fail", clear=True)  # Lever recovers
+    wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=60,
+             what="the backlog to drain")
+    assert dashboard()["gate"]["state"] == "open" and dashboard()["gate"]["cause"] is None
+    assert [len(in_lever(sandbox, x)) for x in receipts] == [1] * 6

@@ -38,6 +38,8 @@ UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
+FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
+FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
 
 
 class Outcome(StrEnum):
@@ -237,7 +239,7 @@ def _answered(services: Services, record: Record, verdict: outcomes.Verdict, app
     """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
     r = services.redis
     if verdict.gate_cause is not None:
-        return _close_gate(services, record, verdict, probe)
+        return _close_gate(services, record, verdict, verdict.gate_cause, verdict.why, probe)
     if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
         store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", verdict.status, verdict.message)
         result = _wait(services, record, verdict.wait_s, verdict.why, probe)
@@ -245,6 +247,11 @@ def _answered(services: Services, record: Record, verdict: outcomes.Verdict, app
         store.log_attempt(r, record.receipt, "apply", verdict.status, verdict.message)
         result = _needs_attention(services, record, verdict.why)
     else:  # failing: retried with backoff (reconciled first when the apply's outcome is unknown)
+        if not probe and gate.lever_failed(r, FAILING_AFTER, FAILING_WINDOW_S):
+            # Not this application's problem but Lever's: every application waits behind the gate, the probe checks
+            # Lever every few seconds, and all go as soon as it answers (not each on its own backoff).
+            why = f"Lever is failing ({verdict.status or 'no answer'})"
+            return _close_gate(services, record, verdict, gate.Cause.FAILING, why, probe)
         store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
         return _retry(services, record, verdict.why, probe)
     return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
@@ -306,7 +313,7 @@ def probe(services: Services) -> ProbeResult:
             return ProbeResult("paused")
         return ProbeResult("open", opened=tuple(gate.open_(r)))
     check = Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
-    if status.cause == gate.Cause.MAINTENANCE:
+    if status.cause in (gate.Cause.MAINTENANCE, gate.Cause.FAILING):
         maintenance = check_maintenance(services)
         if maintenance.check == Check.ONGOING:
             return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
@@ -524,6 +531,7 @@ def _delivered(services: Services, record: Record, application_id: str, pacer: P
         uploads.remove(pipe, record.receipt)  # Lever has copies now; ours were only kept until delivery
         pipe.execute()
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
+    gate.lever_answered(r)
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
     log.info("application %s delivered", record.receipt[:8])
 
@@ -568,11 +576,12 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, probe: bool) -> Result:
-    """Lever cannot take any application now (maintenance, or our key is refused): park, and probe with backoff."""
+def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, cause: gate.Cause, why: str,
+                probe: bool) -> Result:
+    """Lever cannot take any application now (maintenance, failing, or our key is refused): park, and probe with
+    backoff."""
     r, s = services.redis, services.settings
-    cause, why = verdict.gate_cause or gate.Cause.MAINTENANCE, verdict.why
-    store.log_attempt(r, record.receipt, "apply", verdict.status, verdict.message)
+    store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
     metrics.incr(r, "jobsite_deliveries_total", outcome=cause.value)
     closed = gate.close(r, cause, why)
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)

@@ -1,6 +1,7 @@
 """The delivery gate, shared by every worker through Redis.
 
-Open: applications go to Lever. Closed: Lever answered 503 (maintenance mode); applications are parked in a sorted
+Open: applications go to Lever. Closed: Lever answered 503 (maintenance mode), kept failing (5xx or no answer, a few
+times in a row), or refused our key; applications are parked in a sorted
 set, oldest first, and one probe at a time checks Lever: every few seconds a light read that maintenance blocks, and
 once it passes a real delivery of the oldest parked application. Where the key may not make that read, the probe is
 that delivery alone, with capped exponential backoff. When a delivery succeeds the gate opens and the parked
@@ -24,6 +25,7 @@ PAUSED = "gate:paused"  # exists while a recruiter has paused delivery (value: w
 PARKED = "gate:parked"  # zset: receipt -> created_at
 PROBE = "gate:probe"  # exists while a probe job is scheduled or running (value: its job id)
 READ_REFUSED = "gate:read_refused"  # exists while probes skip the read the key may not make (value: why); expires
+LEVER_FAILURES = "gate:lever_failures"  # Lever's 5xx and unanswered calls in a row, every worker's; expires
 
 PROBE_BASE_S = 1.0
 
@@ -38,6 +40,7 @@ class Cause(StrEnum):
 
     MAINTENANCE = "maintenance"  # Lever answered 503: wait
     KEY_REFUSED = "key_refused"  # Lever refused our API key (401/403): an admin must fix the key
+    FAILING = "failing"  # Lever kept answering 5xx (or nothing): wait for it, as for maintenance
 
 
 # KEYS: gate, paused, parked. ARGV: receipt, created_at. Park only while the gate is closed or paused, atomically
@@ -116,6 +119,21 @@ def close(r: redis.Redis, cause: Cause, reason: str) -> bool:
 def open_(r: redis.Redis) -> list[str]:
     """Open the gate; returns the parked receipts to release, oldest first (none while paused)."""
     return [x.decode() for x in _OPEN(r, [GATE, PAUSED, PARKED], [time.time()])]
+
+
+def lever_failed(r: redis.Redis, threshold: int, window_s: float) -> bool:
+    """Count a 5xx or unanswered call (any worker's); True once `threshold` came in a row, none more than `window_s`
+    after the one before: Lever is failing, not one request."""
+    with r.pipeline() as pipe:
+        pipe.incr(LEVER_FAILURES)
+        pipe.expire(LEVER_FAILURES, max(1, int(window_s)))
+        count, _ = pipe.execute()
+    return int(count) >= threshold
+
+
+def lever_answered(r: redis.Redis) -> None:
+    """Lever answered a call: failures no longer come in a row."""
+    r.delete(LEVER_FAILURES)
 
 
 def probe_failed(r: redis.Redis, cap_s: float) -> float:
