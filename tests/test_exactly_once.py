@@ -255,3 +255,18 @@ def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answe
              what="the backlog to drain")
     assert dashboard()["gate"]["state"] == "open" and dashboard()["gate"]["cause"] is None
     assert [len(in_lever(sandbox, x)) for x in receipts] == [1] * 6
+
+
+def test_a_receipt_link_the_candidate_pasted_is_not_sent_as_a_marker(settings: Settings, r: redis.Redis,
+                                                                     sandbox: Sandbox) -> None:
+    """Only jobsite's own link marks an application: a candidate who pastes the receipt page of an earlier
+    application into a link field cannot make Lever's copy of this one look like that one."""
+    svc = tasks.use(Services(settings))
+    first = submit(svc, sandbox, 9)
+    assert deliverer.deliver(svc, first).outcome == deliverer.Outcome.DELIVERED
+    second = submit(svc, sandbox, 9)
+    rec = store.load(r, second)
+    rec.application.urls["Portfolio"] = deliverer.receipt_link(settings, first)
+    store.update(r, rec, application=rec.application)
+    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
+    assert len(in_lever(sandbox, first)) == len(in_lever(sandbox, second)) == 1

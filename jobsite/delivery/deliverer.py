@@ -208,6 +208,8 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         uris = _upload_files(services, record, lease, pacer)
         assert record.application is not None  # checked by deliver()
         body = record.application.lever_body(uris, record.source or s.application_source)
+        # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
+        body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
         body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
         lease.reacquire()
         pacer.take((limits.apply, limits.lever), before_send=sending)
