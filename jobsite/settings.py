@@ -138,6 +138,8 @@ class Settings:
     submission_mb_per_ip_per_hour: int = 40
     redis_low_water: float = 0.6  # default: 3/4 of redis_high_water
     signin_failures_per_ip_per_hour: int = 300
+    reconcile_settle_s: float = 120.0  # an apply that got no answer is not sent again before this (Lever may be
+    # still processing it): longer than Lever's slowest answers
 
     @property
     def uses_sandbox(self) -> bool:
@@ -220,6 +222,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         redis_low_water=r.float("JOBSITE_REDIS_LOW_WATER", 0.75 * r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1,
                                                                              hi=0.95), lo=0.05, hi=0.95),
         signin_failures_per_ip_per_hour=r.int("JOBSITE_SIGNIN_FAILURES_PER_IP_PER_HOUR", 300, lo=10),
+        reconcile_settle_s=r.float("JOBSITE_RECONCILE_SETTLE_S", 120.0, lo=0),
         **_mail(r, company),
     )
     if values["redis_low_water"] >= values["redis_high_water"]:
