@@ -324,6 +324,6 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
 
 def _listening(url: str) -> bool:
     try:
-        return requests.get(url + "/healthz", timeout=1).ok
-    except requests.ConnectionError:
+        return requests.get(url + "/healthz", timeout=5).ok
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer on a loaded machine
         return False
