@@ -15,7 +15,7 @@ import click
 import requests
 
 from .records.store import State
-from .redis_server import EmbeddedRedis, redis_url
+from .redis_server import redis_url
 from .settings import ConfigError, Settings, load_settings
 
 # `jobsite up` stops within 10 s: gunicorn lets requests finish for GRACEFUL_S, then the group is killed.
@@ -153,17 +153,16 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
     nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
     settings = _settings()
-    from .redis_server import connect, warn_about_memory
+    from .redis_server import connect, outside, warn_at_start
 
-    outside_redis = settings.redis_url not in (None, EmbeddedRedis(settings.data_dir).url)
-    if outside_redis and not os.environ.get("JOBSITE_SECRET_KEY"):
+    if outside(settings) and not os.environ.get("JOBSITE_SECRET_KEY"):
         click.echo("jobsite web: warning: REDIS_URL is set but JOBSITE_SECRET_KEY is not, so this machine signs forms "
                    f"and console sessions with its own key ({settings.data_dir / 'secret_key'}); web processes on "
                    "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.", err=True)
     os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
     settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
     with connect(os.environ["REDIS_URL"], retries=0) as r:
-        warn_about_memory(r)
+        warn_at_start(r, settings)
     port = port or settings.port
     _require_free_port(host, port, "--port")
     args = ["--bind", f"{host}:{port}", "--workers", str(workers or settings.web_workers),

@@ -211,7 +211,7 @@ def recover(svc: Services) -> int:
 def on_worker_start(svc: Services) -> None:
     """Check at start whether the key may list opportunities (needed to reconcile unknown outcomes), and warn about
     Redis settings that could lose applications."""
-    redis_server.warn_about_memory(svc.redis)
+    redis_server.warn_at_start(svc.redis, svc.settings)
     try:
         next(svc.lever.iter_opportunity_pages(limit=1), None)
         deliverer.note_can_reconcile(svc.redis, True)
