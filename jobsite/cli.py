@@ -9,14 +9,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import cast
 
 import click
 import requests
 
 from .records.store import State
-from .redis_server import redis_url
+from .redis_server import embedded, outside, redis_url
 from .settings import ConfigError, Settings, load_settings
+from .supervisor import Supervisor
+from .supervisor import role as _role
 
 # `jobsite up` stops within 10 s: gunicorn lets requests finish for GRACEFUL_S, then the group is killed.
 GRACEFUL_S = 7
@@ -77,11 +78,11 @@ def up(port: int | None, host: str) -> None:
         if settings.uses_sandbox:
             click.echo(f"  Lever sandbox:   {settings.sandbox_url}/_sandbox/  (controls; no LEVER_API_KEY set)")
         click.echo(f"  data directory:  {settings.data_dir}\n  Ctrl-C stops everything.\n")
+        # From now on a part that dies is started again (the embedded Redis, web, worker, sandbox), not the end.
+        keeper = Supervisor(children, env, None if outside(settings) else embedded(settings),
+                            lambda line: click.echo(line, err=True))
         while not stop.wait(0.5):
-            dead = [c for c in children if c.poll() is not None]
-            if dead:
-                click.echo(f"jobsite: {_role(dead[0])} exited (exit code {dead[0].returncode}); stopping", err=True)
-                raise SystemExit(1)
+            keeper.check()
     finally:
         _stop_all(children)
 
@@ -102,11 +103,6 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threadin
         except requests.RequestException:
             pass
         time.sleep(0.1)
-
-
-def _role(child: subprocess.Popen[bytes]) -> str:
-    """`web`, `worker` or `sandbox`: what `jobsite up` ran a child as."""
-    return cast(list[str], child.args)[3]
 
 
 def _require_free_port(host: str, port: int, setting: str, what: str = "the site") -> None:

@@ -80,6 +80,11 @@ class EmbeddedRedis:
         except (OSError, ValueError):
             return None
 
+    def running(self) -> bool:
+        """Whether the server process is alive (answering or not: it may be loading its append-only file)."""
+        pid = self.pid
+        return pid is not None and _alive(pid)
+
     def ping(self) -> bool:
         try:
             with connect(self.url, retries=0) as client:  # closed at once: start-up pings in a loop

@@ -360,3 +360,32 @@ def test_a_retry_with_the_same_key_while_redis_is_down_keeps_one_receipt(setting
         answer = client.get(f"/api/v1/applications/{asked}").get_json()
         assert (answer["receipt"], answer["status"]) == (asked, "delivered")
     assert len(sandbox.received()["applications"]) == 2  # once each in Lever
+
+
+def test_a_worker_rides_out_a_redis_restart_mid_drain(settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox,
+                                                      workers: Workers, tmp_path: Path) -> None:
+    """Issue 18, item 4: kill -9 of Redis while a worker is sending; the same worker process delivers everything
+    once Redis is back, each application once, saying so in one line per outage and no stack trace."""
+    s = own_settings(settings, own_redis)
+    client = create_app(s).test_client()
+    posting = simple_posting(sandbox)
+    sandbox.control("maintenance", on=True)
+    sandbox.control("latency", seconds=1.0, path="/apply")  # Redis goes while Lever holds an apply
+    log = tmp_path / "worker.log"
+    worker = workers.start(worker_env(s), log)
+    for n in range(6):
+        client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n))
+    r = connect(own_redis.url)
+    wait_for(lambda: store.counts(r)["waiting"] == 6, what="all to wait for Lever")
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: delivered(r) and store.counts(r)["delivering"], interval=0.01, what="an apply in flight")
+    own_redis.stop(signal.SIGKILL)
+    wait_for(lambda: "Redis is unreachable" in log.read_text() or worker.poll() is not None,
+             what="the worker to notice (or die)")
+    own_redis.ensure()
+    r = connect(own_redis.url)
+    wait_for(lambda: delivered(r) == 6, timeout=120, interval=0.2, what="delivery after the restart")
+    assert worker.poll() is None and len(sandbox.received()["applications"]) == 6
+    text = log.read_text()
+    assert "Traceback" not in text and "quitting" not in text, text
+    assert text.count("Redis is unreachable") == 1 and "deliveries resume" in text, text

@@ -17,8 +17,10 @@ import pytest
 import requests
 
 from jobsite.redis_server import EmbeddedRedis
+from jobsite.sandbox import API_KEY
 
-from .conftest import free_port, wait_for
+from .conftest import Sandbox, free_port, wait_for
+from .helpers import lever_body, simple_posting
 
 
 def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
@@ -151,3 +153,43 @@ def _serves(url: str) -> bool:
         return requests.get(url, timeout=2).ok
     except requests.RequestException:
         return False
+
+
+def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Issue 18, item 4: kill -9 of the embedded redis-server during a drain under `jobsite up`; `up` starts it
+    again (saying so), and every application reaches Lever once with no hand on the keyboard."""
+    data, port = Path(tempfile.mkdtemp(prefix="jsk")), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    env.update(JOBSITE_DATA_DIR=str(data), LEVER_API_KEY=API_KEY, LEVER_BASE_URL=f"{sandbox.url}/v1",
+               JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_PACING_MARGIN_MS="300")
+    out = tmp_path / "up.log"
+    with open(out, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    site, posting = f"http://127.0.0.1:{port}", simple_posting(sandbox)
+    try:
+        wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
+        sandbox.control("maintenance", on=True)
+        sandbox.control("latency", seconds=1.0, path="/apply")  # Redis goes while Lever holds an apply
+        receipts = [requests.post(f"{site}/api/v1/postings/{posting['id']}/applications", timeout=30,
+                                  json=lever_body(sandbox, posting["id"], n)).json()["receipt"] for n in range(6)]
+        wait_for(lambda: _statuses(site, receipts) == {"waiting"}, what="all to wait for Lever")
+        sandbox.control("maintenance", on=False)
+        wait_for(lambda: "delivering" in _statuses(site, receipts), interval=0.05, what="an apply in flight")
+        killed = EmbeddedRedis(data).pid
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: EmbeddedRedis(data).pid != killed and EmbeddedRedis(data).ping(), what="Redis again")
+        back = time.monotonic()
+        wait_for(lambda: _statuses(site, receipts) == {"delivered"}, timeout=120, interval=0.2, what="delivery")
+        print(f"Redis's return to the last delivery: {time.monotonic() - back:.1f} s")
+        assert proc.poll() is None and len(sandbox.received()["applications"]) == 6
+        assert "the embedded Redis stopped; starting it again" in out.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0, out.read_text()
+    wait_for(lambda: not EmbeddedRedis(data).ping(), what="the embedded Redis to stop with its last user")
+
+
+def _statuses(site: str, receipts: list[str]) -> set[str]:
+    return {requests.get(f"{site}/api/v1/applications/{r}", timeout=10).json()["status"] for r in receipts}
