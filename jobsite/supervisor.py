@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
@@ -34,7 +34,7 @@ def role(child: subprocess.Popen[bytes]) -> str:
 class _Part:
     """When a part was last started, how often in a row it died soon after, and when it is due to start again."""
 
-    started: float = field(default_factory=time.monotonic)
+    started: float = float("-inf")  # never started by us: its first death counts as the first in a row
     deaths: int = 0
     due: float | None = None
 

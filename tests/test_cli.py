@@ -193,3 +193,48 @@ def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox,
 
 def _statuses(site: str, receipts: list[str]) -> set[str]:
     return {requests.get(f"{site}/api/v1/applications/{r}", timeout=10).json()["status"] for r in receipts}
+
+
+def test_up_starts_a_dead_worker_or_web_again_and_still_stops_everything(tmp_path: Path) -> None:
+    """Issue 18, item 4: a child that dies under `jobsite up` is started again, with a line saying so, instead of
+    the site stopping; SIGTERM then still leaves nothing running."""
+    data, port = Path(tempfile.mkdtemp(prefix="jsw")), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(free_port()))
+    out = tmp_path / "up.log"
+    with open(out, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    site = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
+        for role in ("worker", "web"):
+            child = _child(proc.pid, role)
+            os.killpg(child, signal.SIGKILL)
+            wait_for(lambda role=role: f"jobsite: {role} exited (exit code -9); starting it again in 1 s" in (
+                out.read_text()), what=f"{role} to be noticed")
+            wait_for(lambda role=role, child=child: _child(proc.pid, role) not in (None, child),
+                     what=f"a new {role}")
+        wait_for(functools.partial(_serves, site + "/healthz"), what="the site again")
+        family = _descendants(proc.pid)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0, out.read_text()
+    wait_for(functools.partial(_all_ended, family), timeout=10, what="every process to end")
+
+
+def _child(pid: int, role: str) -> int | None:
+    """The pid of `jobsite up`'s child running as `role` (`python -m jobsite ROLE`; web execs gunicorn)."""
+    wanted = [b"-m", b"gunicorn"] if role == "web" else [b"-m", b"jobsite", role.encode()]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            args = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[1:1 + len(wanted)] == wanted and _alive(int(stat.parent.name)):
+            return int(stat.parent.name)
+    return None
