@@ -177,7 +177,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         sandbox_port=sandbox_port,
         redis_url=r.get("REDIS_URL", None, _redis_url),
         redis_port=r.int("JOBSITE_REDIS_PORT", None, lo=1, hi=65535),
-        redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "everysec", ("everysec", "always")),
+        redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "always", ("everysec", "always")),
         redis_maxmemory=r.get("JOBSITE_REDIS_MAXMEMORY", 2**30, _memory),
         redis_high_water=r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1, hi=0.95),
         data_dir=data_dir,

@@ -197,3 +197,19 @@ def resume(r: redis.Redis) -> list[str]:
     if status(r).closed:
         return []
     return open_(r)
+
+
+def drop_probe(r: redis.Redis, job_id: str) -> bool:
+    """A probe cut off before it scheduled its successor (its worker lost Redis) gives up its claim, if it still
+    holds it, so the next upkeep schedules another instead of waiting for the claim to expire."""
+    with r.pipeline() as pipe:
+        try:
+            pipe.watch(PROBE)
+            if pipe.get(PROBE) != job_id.encode():
+                return False
+            pipe.multi()
+            pipe.delete(PROBE)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True

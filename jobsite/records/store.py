@@ -59,6 +59,7 @@ ALL = "apps:all"  # receipt -> created_at, every application
 ATTEMPTS = "app:{}:attempts"
 DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's rates and charts
 CONTACT = "apps:contact:{}"  # set of the receipts of one person (Lever's contact id): their candidacies
+SAME_AS = "app:{}:same_as"  # a retry's receipt -> the receipt of the application it repeated (idempotency key)
 LISTS = ("files", "uploads", "tags_requested", "tags_confirmed", "maybe_delivered", "duplicates")  # kept as JSON
 
 
@@ -167,6 +168,19 @@ def add(pipe: redis.client.Pipeline, record: Record) -> None:
 def load(r: redis.Redis, receipt: str) -> Record | None:
     raw = r.hgetall(record_key(receipt))
     return Record.from_redis(raw) if raw else None
+
+
+def add_alias(r: redis.Redis, receipt: str, same_as: str) -> None:
+    """Make `receipt`, given to a retry spooled while Redis was down, answer for the application it repeated."""
+    r.set(SAME_AS.format(receipt), same_as)
+
+
+def load_answering(r: redis.Redis, receipt: str) -> Record | None:
+    """The record a receipt answers for: its own, or that of the application it was a retry of."""
+    record = load(r, receipt)
+    if record is None and (same_as := r.get(SAME_AS.format(receipt))):
+        record = load(r, same_as.decode())
+    return record
 
 
 def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State | None = None,

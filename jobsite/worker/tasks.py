@@ -132,14 +132,23 @@ def probe() -> str:
 
 def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value: BaseException, tb: Any) -> None:
     """An unexpected error in a delivery job: the application needs attention, with the error for recruiters.
-    (A job abandoned by a dead worker is taken up by `recover`, not here.)"""
-    if exc_type is None or issubclass(exc_type, AbandonedJobError) or not job.args:
+    (A job abandoned by a dead worker, or cut off by Redis going away, is taken up by `recover`, not here.)"""
+    if exc_type is None or issubclass(exc_type, (AbandonedJobError, redis.ConnectionError, redis.TimeoutError)) or (
+            not job.args):
         return
     record = store.load(connection, job.args[0])
     if record and record.state not in (*store.FINAL, State.NEEDS_ATTENTION):
         store.update(connection, record, State.NEEDS_ATTENTION,
                      last_error=f"internal error while delivering: {exc_type.__name__}")
         store.log_attempt(connection, record.receipt, "deliver", "error", f"{exc_type.__name__}: {exc_value}")
+
+
+def cut_off(job: Job) -> None:
+    """Once Redis is back, tidy after a job its outage cut off. A probe gives up its claim, so the next upkeep
+    schedules another at once (the claim would hold the gate closed until it expires, a minute and more); a delivery
+    is taken up by `recover` once its lease runs out."""
+    if job.func_name == jobs.PROBE:
+        gate.drop_probe(services().redis, job.id)
 
 
 def recover(svc: Services) -> int:
@@ -166,7 +175,7 @@ def recover(svc: Services) -> int:
 def on_worker_start(svc: Services) -> None:
     """Check at start whether the key may list opportunities (needed to reconcile unknown outcomes), and warn about
     Redis settings that could lose applications."""
-    redis_server.warn_about_memory(svc.redis)
+    redis_server.warn_at_start(svc.redis, svc.settings)
     try:
         next(svc.lever.iter_opportunity_pages(limit=1), None)
         deliverer.note_can_reconcile(svc.redis, True)
