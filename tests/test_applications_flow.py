@@ -295,7 +295,7 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     posting = simple_posting(sandbox)
-    wait_for(lambda: requests.get(url + f"/jobs/{posting['id']}/apply", timeout=2).ok
+    wait_for(lambda: requests.get(url + f"/jobs/{posting['id']}/apply", timeout=10).ok
              if web.poll() is None and _listening(url) else False, what="gunicorn")
 
     def submit(n: int) -> str | None:
