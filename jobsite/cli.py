@@ -9,14 +9,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import cast
 
 import click
 import requests
 
 from .records.store import State
-from .redis_server import EmbeddedRedis, redis_url
+from .redis_server import embedded, outside, redis_url
 from .settings import ConfigError, Settings, load_settings
+from .supervisor import Supervisor
+from .supervisor import role as _role
 
 # `jobsite up` stops within 10 s: gunicorn lets requests finish for GRACEFUL_S, then the group is killed.
 GRACEFUL_S = 7
@@ -77,11 +78,11 @@ def up(port: int | None, host: str) -> None:
         if settings.uses_sandbox:
             click.echo(f"  Lever sandbox:   {settings.sandbox_url}/_sandbox/  (controls; no LEVER_API_KEY set)")
         click.echo(f"  data directory:  {settings.data_dir}\n  Ctrl-C stops everything.\n")
+        # From now on a part that dies is started again (the embedded Redis, web, worker, sandbox), not the end.
+        keeper = Supervisor(children, env, None if outside(settings) else embedded(settings),
+                            lambda line: click.echo(line, err=True))
         while not stop.wait(0.5):
-            dead = [c for c in children if c.poll() is not None]
-            if dead:
-                click.echo(f"jobsite: {_role(dead[0])} exited (exit code {dead[0].returncode}); stopping", err=True)
-                raise SystemExit(1)
+            keeper.check()
     finally:
         _stop_all(children)
 
@@ -102,11 +103,6 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threadin
         except requests.RequestException:
             pass
         time.sleep(0.1)
-
-
-def _role(child: subprocess.Popen[bytes]) -> str:
-    """`web`, `worker` or `sandbox`: what `jobsite up` ran a child as."""
-    return cast(list[str], child.args)[3]
 
 
 def _require_free_port(host: str, port: int, setting: str, what: str = "the site") -> None:
@@ -153,10 +149,9 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
     nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
     settings = _settings()
-    from .redis_server import connect, warn_about_memory
+    from .redis_server import connect, outside, warn_at_start
 
-    outside_redis = settings.redis_url not in (None, EmbeddedRedis(settings.data_dir).url)
-    if outside_redis and not os.environ.get("JOBSITE_SECRET_KEY"):
+    if outside(settings) and not os.environ.get("JOBSITE_SECRET_KEY"):
         click.echo("jobsite web: warning: REDIS_URL is set but JOBSITE_SECRET_KEY is not, so this machine signs forms "
                    f"and console sessions with its own key ({settings.data_dir / 'secret_key'}); web processes on "
                    "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.", err=True)
@@ -164,7 +159,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
     _say_why_mail_is_off(settings, "web")
     with connect(os.environ["REDIS_URL"], retries=0) as r:
-        warn_about_memory(r)
+        warn_at_start(r, settings)
     port = port or settings.port
     _require_free_port(host, port, "--port")
     args = ["--bind", f"{host}:{port}", "--workers", str(workers or settings.web_workers),

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import redis
 
+from .lua import Lua
+
 WINDOW_S = 3600
 
 # KEYS: one counter per unit; ARGV[1]: their time to live; then per unit its amount and its limit. Counts nothing
 # and returns the 1-based index of the first unit that would go past its limit, else counts all and returns 0.
-_TAKE = """
+_TAKE = Lua("""
 for i, key in ipairs(KEYS) do
   if tonumber(redis.call('GET', key) or '0') + tonumber(ARGV[2 * i]) > tonumber(ARGV[2 * i + 1]) then return i end
 end
@@ -29,7 +31,7 @@ for i, key in ipairs(KEYS) do
   redis.call('EXPIRE', key, ARGV[1])
 end
 return 0
-"""
+""")
 
 
 class Exceeded(Exception):
@@ -64,7 +66,7 @@ def take(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int],
     args: list[int] = [WINDOW_S + 60]
     for unit in units:
         args += [int(amounts[unit]), int(quota.limits[unit])]
-    over = int(r.register_script(_TAKE)(keys=_keys(quota, subject, units, now), args=args))
+    over = int(_TAKE(r, _keys(quota, subject, units, now), args))
     if over:
         raise Exceeded(units[over - 1], retry_after_s(now))
 

@@ -58,7 +58,7 @@ def connect(url: str, *, retries: int = 3) -> redis.Redis:
 class EmbeddedRedis:
     """A redis-server child process whose data, socket, log and pid file live in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: str = "everysec",
+    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: str = "always",
                  maxmemory: int = 2**30):
         self.dir = Path(data_dir) / "redis"
         self.port = port
@@ -79,6 +79,11 @@ class EmbeddedRedis:
             return int((self.dir / "redis.pid").read_text())
         except (OSError, ValueError):
             return None
+
+    def running(self) -> bool:
+        """Whether the server process is alive (answering or not: it may be loading its append-only file)."""
+        pid = self.pid
+        return pid is not None and _alive(pid)
 
     def ping(self) -> bool:
         try:
@@ -181,6 +186,11 @@ def embedded(settings: Settings) -> EmbeddedRedis:
                          maxmemory=settings.redis_maxmemory)
 
 
+def outside(settings: Settings) -> bool:
+    """Whether REDIS_URL names a Redis other than the embedded one (whose settings jobsite writes itself)."""
+    return settings.redis_url not in (None, embedded(settings).url)
+
+
 def redis_url(settings: Settings) -> str:
     """The URL of the site's Redis. Unless REDIS_URL names another Redis, that is the embedded server, which this
     process then uses (and starts when none answers: a child of `jobsite up` also brings back a server that died)."""
@@ -223,11 +233,41 @@ def memory_warnings(mem: Memory) -> list[str]:
     return warnings
 
 
-def warn_about_memory(r: redis.Redis) -> None:
-    """Log, at a process's start, what is unsafe about Redis's memory settings (a Redis that cannot be reached now
-    is reported by whatever uses it next)."""
+def durability_warnings(r: redis.Redis) -> list[str]:
+    """What could lose accepted applications in a crash of an outside Redis, in words for the operator's log. A 202
+    is sent once Redis has the application: only `appendonly yes` with `appendfsync always` has it on disk by then
+    (everysec can lose the last second or two to a power loss, and "delivered" marks with it, which would send those
+    applications again). CONFIG GET tells; a managed Redis that forbids it may still answer INFO persistence."""
+    advice = "Set appendonly yes and appendfsync always on that Redis."
     try:
-        warnings = memory_warnings(memory(r))
+        config = r.config_get("append*")
+        appendonly, fsync = str(config.get("appendonly", "")), str(config.get("appendfsync", ""))
+    except redis.ResponseError:
+        try:
+            appendonly, fsync = ("yes" if r.info("persistence").get("aof_enabled") else "no"), ""
+        except redis.ResponseError:
+            return [f"Could not check Redis's persistence (CONFIG GET and INFO are not allowed): unless it runs "
+                    f"appendonly yes with appendfsync always, a crash can lose accepted applications. {advice}"]
+    if appendonly != "yes":
+        return [f"Redis runs without appendonly: a restart loses every application not yet delivered. {advice}"]
+    if not fsync:
+        return [f"Redis runs appendonly yes, but its appendfsync could not be read (CONFIG GET is not allowed): "
+                f"unless it is always, a power loss can lose the last applications accepted. {advice}"]
+    if fsync != "always":
+        return [f"Redis's appendfsync is {fsync}: a power loss can lose the last applications accepted (and "
+                f"'delivered' marks, which would send them again). {advice}"]
+    return []
+
+
+def warn_at_start(r: redis.Redis, settings: Settings) -> None:
+    """Log, at a process's start, what is unsafe about Redis's settings: its memory, and the persistence of an
+    outside Redis (a Redis that cannot be reached now is reported by whatever uses it next)."""
+    try:
+        try:
+            warnings = memory_warnings(memory(r))
+        except redis.ResponseError:  # INFO is not allowed: the memory guard then has no figures either
+            warnings = []
+        warnings += durability_warnings(r) if outside(settings) else []
     except redis.RedisError:
         return
     for warning in warnings:

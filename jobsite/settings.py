@@ -138,6 +138,8 @@ class Settings:
     submission_mb_per_ip_per_hour: int = 40
     redis_low_water: float = 0.6  # default: 3/4 of redis_high_water
     signin_failures_per_ip_per_hour: int = 300
+    reconcile_settle_s: float = 120.0  # an apply that got no answer is not sent again before this (Lever may be
+    # still processing it): longer than Lever's slowest answers
     # Sourcing (the talent community and event capture): on by default with the sandbox, asked for with a real key,
     # which then needs the Lever user that owns what nobody in particular sourced (a talent-community sign-up).
     sourcing: bool = False
@@ -179,7 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         sandbox_port=sandbox_port,
         redis_url=r.get("REDIS_URL", None, _redis_url),
         redis_port=r.int("JOBSITE_REDIS_PORT", None, lo=1, hi=65535),
-        redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "everysec", ("everysec", "always")),
+        redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "always", ("everysec", "always")),
         redis_maxmemory=r.get("JOBSITE_REDIS_MAXMEMORY", 2**30, _memory),
         redis_high_water=r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1, hi=0.95),
         data_dir=data_dir,
@@ -224,6 +226,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         redis_low_water=r.float("JOBSITE_REDIS_LOW_WATER", 0.75 * r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1,
                                                                              hi=0.95), lo=0.05, hi=0.95),
         signin_failures_per_ip_per_hour=r.int("JOBSITE_SIGNIN_FAILURES_PER_IP_PER_HOUR", 300, lo=10),
+        reconcile_settle_s=r.float("JOBSITE_RECONCILE_SETTLE_S", 120.0, lo=0),
         **_mail(r, company),
         **_sourcing(r, api_key),
     )

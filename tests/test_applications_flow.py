@@ -166,7 +166,7 @@ def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_r
     receipt = answer.get_json()["receipt"]
     services = app.extensions["jobsite"]
     assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(services.settings.data_dir)] == [True]
-    assert client.get(f"/api/v1/applications/{receipt}").get_json()["status"] == "queued"
+    assert client.get(f"/api/v1/applications/{receipt}").get_json()["status"] == "waiting"
     other_machine = create_app(load_settings({}, **{**s.__dict__, "data_dir": s.data_dir.parent / "other"}))
     page = other_machine.test_client().get(f"/applications/{receipt}")  # the redirect may land on another machine
     assert page.status_code == 200 and receipt in page.get_data(as_text=True)
@@ -295,7 +295,7 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     posting = simple_posting(sandbox)
-    wait_for(lambda: requests.get(url + f"/jobs/{posting['id']}/apply", timeout=2).ok
+    wait_for(lambda: requests.get(url + f"/jobs/{posting['id']}/apply", timeout=10).ok
              if web.poll() is None and _listening(url) else False, what="gunicorn")
 
     def submit(n: int) -> str | None:
@@ -324,6 +324,68 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
 
 def _listening(url: str) -> bool:
     try:
-        return requests.get(url + "/healthz", timeout=1).ok
-    except requests.ConnectionError:
+        return requests.get(url + "/healthz", timeout=5).ok
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer on a loaded machine
         return False
+
+
+def test_a_retry_with_the_same_key_while_redis_is_down_keeps_one_receipt(settings: Settings, own_redis: EmbeddedRedis,
+                                                                       sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 18, item 7: the spool honours Idempotency-Key (the same receipt, spooled once; another body is a 422),
+    and every receipt a candidate got keeps answering, before and after the spool reaches Redis."""
+    s = own_settings(settings, own_redis)
+    client = create_app(s).test_client()
+    posting = simple_posting(sandbox)
+    url = f"/api/v1/postings/{posting['id']}/applications"
+
+    def post(key: str, n: int = 0):
+        return client.post(url, json=lever_body(sandbox, posting["id"], n), headers={"Idempotency-Key": key})
+
+    in_redis = post("before").get_json()["receipt"]  # accepted by Redis, then retried while it is down
+    own_redis.stop(signal.SIGKILL)
+    first, again, other, retry = post("k"), post("k"), post("k", 1), post("before")
+    assert (first.status_code, again.status_code, other.status_code) == (202, 202, 422)
+    receipt = first.get_json()["receipt"]
+    assert again.get_json() == first.get_json() and first.get_json()["status"] == "waiting"
+    assert len(spool.entries(s.data_dir)) == 2  # "k" once, and the retry of "before" (Redis had its key)
+    status = client.get(f"/api/v1/applications/{receipt}").get_json()
+    assert (status["status"], status["posting"]) == ("waiting", posting["id"])
+    assert "Received and safe with us" in client.get(f"/applications/{receipt}").get_data(as_text=True)
+    own_redis.ensure()
+    workers.start(worker_env(s))
+    r = connect(own_redis.url)
+    wait_for(lambda: delivered(r) == 2, timeout=60, interval=0.2, what="both applications to be delivered")
+    assert spool.entries(s.data_dir) == [] and not list((s.data_dir / "spool" / "keys").iterdir())
+    for asked in (receipt, retry.get_json()["receipt"], in_redis):
+        answer = client.get(f"/api/v1/applications/{asked}").get_json()
+        assert (answer["receipt"], answer["status"]) == (asked, "delivered")
+    assert len(sandbox.received()["applications"]) == 2  # once each in Lever
+
+
+def test_a_worker_rides_out_a_redis_restart_mid_drain(settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox,
+                                                      workers: Workers, tmp_path: Path) -> None:
+    """Issue 18, item 4: kill -9 of Redis while a worker is sending; the same worker process delivers everything
+    once Redis is back, each application once, saying so in one line per outage and no stack trace."""
+    s = own_settings(settings, own_redis)
+    client = create_app(s).test_client()
+    posting = simple_posting(sandbox)
+    sandbox.control("maintenance", on=True)
+    sandbox.control("latency", seconds=1.0, path="/apply")  # Redis goes while Lever holds an apply
+    log = tmp_path / "worker.log"
+    worker = workers.start(worker_env(s), log)
+    for n in range(6):
+        client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n))
+    r = connect(own_redis.url)
+    wait_for(lambda: store.counts(r)["waiting"] == 6, what="all to wait for Lever")
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: delivered(r) and store.counts(r)["delivering"], interval=0.01, what="an apply in flight")
+    own_redis.stop(signal.SIGKILL)
+    wait_for(lambda: "Redis is unreachable" in log.read_text() or worker.poll() is not None,
+             what="the worker to notice (or die)")
+    own_redis.ensure()
+    r = connect(own_redis.url)
+    wait_for(lambda: delivered(r) == 6, timeout=120, interval=0.2, what="delivery after the restart")
+    assert worker.poll() is None and len(sandbox.received()["applications"]) == 6
+    text = log.read_text()
+    assert "Traceback" not in text and "quitting" not in text, text
+    assert text.count("Redis is unreachable") == 1 and "deliveries resume" in text, text

@@ -17,8 +17,10 @@ import pytest
 import requests
 
 from jobsite.redis_server import EmbeddedRedis
+from jobsite.sandbox import API_KEY
 
-from .conftest import free_port, wait_for
+from .conftest import Sandbox, free_port, wait_for
+from .helpers import lever_body, simple_posting
 
 
 def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
@@ -152,3 +154,88 @@ def _serves(url: str) -> bool:
         return requests.get(url, timeout=2).ok
     except requests.RequestException:
         return False
+
+
+def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Issue 18, item 4: kill -9 of the embedded redis-server during a drain under `jobsite up`; `up` starts it
+    again (saying so), and every application reaches Lever once with no hand on the keyboard."""
+    data, port = Path(tempfile.mkdtemp(prefix="jsk")), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    env.update(JOBSITE_DATA_DIR=str(data), LEVER_API_KEY=API_KEY, LEVER_BASE_URL=f"{sandbox.url}/v1",
+               JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_PACING_MARGIN_MS="300")
+    out = tmp_path / "up.log"
+    with open(out, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    site, posting = f"http://127.0.0.1:{port}", simple_posting(sandbox)
+    try:
+        wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
+        sandbox.control("maintenance", on=True)
+        sandbox.control("latency", seconds=1.0, path="/apply")  # Redis goes while Lever holds an apply
+        receipts = [requests.post(f"{site}/api/v1/postings/{posting['id']}/applications", timeout=30,
+                                  json=lever_body(sandbox, posting["id"], n)).json()["receipt"] for n in range(6)]
+        wait_for(lambda: _statuses(site, receipts) == {"waiting"}, what="all to wait for Lever")
+        sandbox.control("maintenance", on=False)
+        wait_for(lambda: "delivering" in _statuses(site, receipts), interval=0.05, what="an apply in flight")
+        killed = EmbeddedRedis(data).pid
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: EmbeddedRedis(data).pid != killed and EmbeddedRedis(data).ping(), what="Redis again")
+        back = time.monotonic()
+        wait_for(lambda: _statuses(site, receipts) == {"delivered"}, timeout=120, interval=0.2, what="delivery")
+        print(f"Redis's return to the last delivery: {time.monotonic() - back:.1f} s")
+        assert proc.poll() is None and len(sandbox.received()["applications"]) == 6
+        assert "the embedded Redis stopped; starting it again" in out.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0, out.read_text()
+    wait_for(lambda: not EmbeddedRedis(data).ping(), what="the embedded Redis to stop with its last user")
+
+
+def _statuses(site: str, receipts: list[str]) -> set[str]:
+    return {requests.get(f"{site}/api/v1/applications/{r}", timeout=10).json()["status"] for r in receipts}
+
+
+def test_up_starts_a_dead_worker_or_web_again_and_still_stops_everything(tmp_path: Path) -> None:
+    """Issue 18, item 4: a child that dies under `jobsite up` is started again, with a line saying so, instead of
+    the site stopping; SIGTERM then still leaves nothing running."""
+    data, port = Path(tempfile.mkdtemp(prefix="jsw")), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(free_port()))
+    out = tmp_path / "up.log"
+    with open(out, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    site = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
+        for role in ("worker", "web"):
+            child = _child(proc.pid, role)
+            os.killpg(child, signal.SIGKILL)
+            wait_for(lambda role=role: f"jobsite: {role} exited (exit code -9); starting it again in 1 s" in (
+                out.read_text()), what=f"{role} to be noticed")
+            wait_for(lambda role=role, child=child: _child(proc.pid, role) not in (None, child),
+                     what=f"a new {role}")
+        wait_for(functools.partial(_serves, site + "/healthz"), what="the site again")
+        family = _descendants(proc.pid)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0, out.read_text()
+    wait_for(functools.partial(_all_ended, family), timeout=10, what="every process to end")
+
+
+def _child(pid: int, role: str) -> int | None:
+    """The pid of `jobsite up`'s child running as `role` (`python -m jobsite ROLE`; web execs gunicorn)."""
+    wanted = [b"-m", b"gunicorn"] if role == "web" else [b"-m", b"jobsite", role.encode()]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            args = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[1:1 + len(wanted)] == wanted and _alive(int(stat.parent.name)):
+            return int(stat.parent.name)
+    return None

@@ -13,10 +13,10 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import redis
-from redis.commands.core import Script
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import quotas
+from ..lua import Lua
 
 T = TypeVar("T")
 
@@ -122,7 +122,7 @@ def _throttle_key(email: str, address: str) -> str:
 # Counts the try before the password is checked, so concurrent guesses cannot all pass a check made before any of
 # them failed. KEYS[1] = the account+address hash; ARGV = now, free tries, max delay, window. Returns the seconds to
 # wait (0 = go ahead). The count is taken back on success.
-_ATTEMPT = Script(None, b"""
+_ATTEMPT = Lua(b"""
 local next_at = tonumber(redis.call('HGET', KEYS[1], 'next_at') or '0')
 local now = tonumber(ARGV[1])
 if now < next_at then return math.ceil(next_at - now) end
@@ -144,7 +144,7 @@ def authenticate(r: redis.Redis, email: str, password: str, address: str, now: f
     address (`addresses.ip_digest`)."""
     now = time.time() if now is None else now
     key = _throttle_key(email, address)
-    wait = _ATTEMPT(keys=[key], args=[now, FREE_FAILURES, MAX_DELAY_S, THROTTLE_WINDOW_S], client=r)
+    wait = _ATTEMPT(r, [key], [now, FREE_FAILURES, MAX_DELAY_S, THROTTLE_WINDOW_S])
     if wait:
         raise Throttled(int(wait))
     failures = quotas.Quota("signin", {"failures": failures_per_hour})

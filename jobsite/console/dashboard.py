@@ -19,7 +19,8 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     """available | maintenance (since) | rate-limited | errors | unknown, as jobsite last saw Lever."""
     last = health.last_seen(svc.redis)
     if status.closed:
-        kind = "maintenance" if status.cause == gate.Cause.MAINTENANCE else "refusing our key"
+        kind = {gate.Cause.MAINTENANCE: "maintenance", gate.Cause.FAILING: "failing"}.get(
+            status.cause or gate.Cause.MAINTENANCE, "refusing our key")
         return {"state": kind, "since": status.since, "detail": status.reason}
     paused = any(pacing.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
     if paused:
@@ -33,6 +34,20 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     if recent and (last["status"] == "error" or last["status"].startswith("5")):
         return {"state": "errors", "since": last["at"], "detail": f"last answer: {last['status']}"}
     return {"state": "available", "since": last["at"], "detail": f"last answer: {last['status']}"}
+
+
+def gate_says(status: gate.GateStatus) -> str:
+    """What the delivery gate's state means, in words for recruiters: what is true now and what happens next."""
+    if status.paused:
+        return "Paused by a recruiter — applications are kept and wait until you resume"
+    if not status.closed:
+        return "Applications are being sent to Lever as they arrive"
+    if status.cause == gate.Cause.FAILING:
+        failing = status.reason.removeprefix("Lever is failing (").removesuffix(")")
+        return f"Lever is failing ({failing}s) — applications wait and are sent as soon as it answers"
+    if status.cause == gate.Cause.KEY_REFUSED:
+        return "Lever refuses our API key — applications wait here and are sent once an admin fixes the key"
+    return "Lever is in maintenance — applications wait here and are sent automatically once it ends"
 
 
 def probe_check(svc: Services, status: gate.GateStatus) -> str:
@@ -73,7 +88,8 @@ def status(svc: Services) -> dict[str, Any]:
         "lever": lever_state(svc, g),
         "gate": {"state": "paused" if g.paused else g.state.value, "since": g.since, "failures": g.failures,
                  "next_probe_at": g.next_probe_at if g.closed else None, "parked": g.parked,
-                 "check": probe_check(svc, g)},
+                 "check": probe_check(svc, g), "cause": g.cause.value if g.closed and g.cause else None,
+                 "says": gate_says(g)},
         "counts": counts,
         "backlog": backlog,
         "oldest_waiting_s": round(now - oldest) if oldest else None,

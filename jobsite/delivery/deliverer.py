@@ -20,20 +20,14 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from .. import metrics
-from ..lever.client import (
-    LeverAuthError,
-    LeverConnectionError,
-    LeverError,
-    LeverRateLimited,
-    LeverRejected,
-    LeverUnavailable,
-)
+from ..lever.client import LeverAuthError, LeverError
 from ..lever.pacing import Pacer, RateLimitWait
 from ..records import store, uploads
 from ..records.store import Record, State
 from ..records.uploads import FileMissing
 from ..services import Services
-from . import backoff, gate
+from ..settings import Settings
+from . import backoff, gate, outcomes
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +37,9 @@ RETRY_CAP_S = 900.0
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
+RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
+FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
+FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
 
 
 class Outcome(StrEnum):
@@ -86,6 +83,43 @@ def _lease(r: redis.Redis, receipt: str, ttl_s: int) -> Lock:
     runs out. redis-py's Lock checks its token when it extends and releases, so a worker whose lease expired can
     never end the lease another worker took since."""
     return r.lock(LEASE.format(receipt), timeout=ttl_s, blocking=False)
+
+
+class _Fence:
+    """The lease as a fencing token: a worker records that it is about to send in the same transaction that checks
+    it still holds the lease (WATCH the lease, compare its token, extend it, write the send), so a worker that stalled
+    past its lease, while recovery gave the application to another, stops instead of sending a second copy. Lever
+    cannot check a token, so the last check must be close to the send: if more than RECHECK_FRACTION of the lease
+    has passed since it (the process was stopped while it waited for its slot), it checks again."""
+
+    RECHECK_FRACTION = 0.25  # of the lease: sent within it, the request reaches Lever long before the lease can end
+
+    def __init__(self, r: redis.Redis, lease: Lock, lease_s: int):
+        self.r, self.lease, self.lease_s = r, lease, lease_s
+        self.checked = 0.0
+
+    def record_send(self, record: Record, **fields: Any) -> None:
+        """Write `fields` (the send's time) if and only if the lease is still ours. Raises LockError."""
+        key = LEASE.format(record.receipt)
+        token = self.lease.local.token
+        try:
+            with self.r.pipeline() as pipe:
+                pipe.watch(key)
+                if pipe.get(key) != token:
+                    raise LockError("the lease passed to another worker", lock_name=key)
+                pipe.multi()
+                pipe.pexpire(key, self.lease_s * 1000)
+                store.update(pipe, record, **fields)
+                pipe.execute()
+        except redis.WatchError:
+            raise LockError("the lease changed while the send was recorded", lock_name=key) from None
+        self.checked = time.monotonic()
+
+    def recheck(self) -> None:
+        """Check the lease again if the last check is too old to vouch for the send. Raises LockError."""
+        if time.monotonic() - self.checked > self.lease_s * self.RECHECK_FRACTION:
+            self.lease.reacquire()
+            self.checked = time.monotonic()
 
 
 def lease_alive(r: redis.Redis, receipt: str) -> bool:
@@ -159,18 +193,27 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
 
+    fence = _Fence(r, lease, s.delivery_lease_s)
+
     def sending(at: float) -> None:
-        store.update(r, record, inflight_at=at, first_sent_at=first_sent_at or at)
+        # Until Lever answers, it may be processing the apply (even if this worker dies): reconcile does not trust
+        # "not found" before the settle time.
+        fence.record_send(record, inflight_at=at, first_sent_at=first_sent_at or at,
+                          settle_until=at + s.reconcile_settle_s)
 
     try:
-        if record.inflight_at and _reconcile(services, record, pacer):
-            # Lever had it: a probe that learns so has its answer, as when its own apply succeeds.
-            return _opened(services, Result(Outcome.DELIVERED)) if probe else Result(Outcome.DELIVERED)
+        if record.inflight_at and (known := _reconcile(services, record, pacer, probe)) is not None:
+            # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
+            return _opened(services, known) if probe else known
         uris = _upload_files(services, record, lease, pacer)
         assert record.application is not None  # checked by deliver()
         body = record.application.lever_body(uris, record.source or s.application_source)
+        # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
+        body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
+        body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
         lease.reacquire()
         pacer.take((limits.apply, limits.lever), before_send=sending)
+        fence.recheck()  # a stall between the check and the slot (a paused VM, a stopped process) is caught here
         applying = True
         application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
     except RateLimitWait as e:
@@ -182,39 +225,38 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
         # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
         return Result(Outcome.SKIPPED)
-    except LeverRateLimited as e:
-        # Lever limits the key as a whole: a refused apply may be over either limit, any other call over all calls.
-        pause = pacer.throttled(e, (limits.apply, limits.lever) if applying else (limits.lever,))
-        _definite_failure(r, record, applying)
-        store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", 429, e.message)
-        result = _wait(services, record, pause, f"Lever rate-limited (429): {e.message}", probe)
-        # Lever answered, so maintenance is over; the shared pacing now slows everyone.
-        return _opened(services, result) if probe else result
-    except LeverUnavailable as e:
-        if e.status == 503:
+    except LeverError as e:
+        verdict = outcomes.judge(e, pacer, (limits.apply, limits.lever) if applying else (limits.lever,))
+        if not verdict.outcome_unknown:
             _definite_failure(r, record, applying)
-            return _close_gate(services, record, e, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)",
-                               probe)
-        store.log_attempt(r, record.receipt, "apply", e.status, e.message)
-        return _retry(services, record, f"Lever error {e.status}: {e.message}", probe)
-    except LeverConnectionError as e:
-        if not e.outcome_unknown:
-            _definite_failure(r, record, applying)
-        store.log_attempt(r, record.receipt, "apply", "no answer", e.message)
-        return _retry(services, record, e.message, probe)
-    except LeverAuthError as e:
-        # The key is wrong or lacks a permission: true of every application, so wait for a fix like for maintenance.
-        _definite_failure(r, record, applying)
-        return _close_gate(services, record, e, gate.Cause.KEY_REFUSED,
-                           f"Lever refused the API key ({e.status}): {e.message}", probe)
-    except LeverRejected as e:
-        _definite_failure(r, record, applying)
-        store.log_attempt(r, record.receipt, "apply", e.status, e.message)
-        result = _needs_attention(services, record, f"Lever refused it ({e.status}): {e.message}")
-        return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
+        elif applying and verdict.status is not None:
+            store.update(r, record, settle_until=0.0)  # a 5xx answer ends Lever's processing: what it did is listed
+        return _answered(services, record, verdict, applying, probe)
     _delivered(services, record, application_id, pacer)
     result = Result(Outcome.DELIVERED)
     return _opened(services, result) if probe else result
+
+
+def _answered(services: Services, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:
+    """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
+    r = services.redis
+    if verdict.gate_cause is not None:
+        return _close_gate(services, record, verdict, verdict.gate_cause, verdict.why, probe)
+    if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
+        store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", verdict.status, verdict.message)
+        result = _wait(services, record, verdict.wait_s, verdict.why, probe)
+    elif verdict.meaning == outcomes.Meaning.REJECTED:
+        store.log_attempt(r, record.receipt, "apply", verdict.status, verdict.message)
+        result = _needs_attention(services, record, verdict.why)
+    else:  # failing: retried with backoff (reconciled first when the apply's outcome is unknown)
+        if not probe and gate.lever_failed(r, FAILING_AFTER, FAILING_WINDOW_S):
+            # Not this application's problem but Lever's: every application waits behind the gate, the probe checks
+            # Lever every few seconds, and all go as soon as it answers (not each on its own backoff).
+            why = f"Lever is failing ({verdict.status or 'no answer'})"
+            return _close_gate(services, record, verdict, gate.Cause.FAILING, why, probe)
+        store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
+        return _retry(services, record, verdict.why, probe)
+    return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
 
 
 def check_maintenance(services: Services) -> MaintenanceCheck:
@@ -231,12 +273,13 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
         services.lever.read_stages(limit=1)
     except RateLimitWait as e:
         return MaintenanceCheck(Check.ONGOING, max(e.wait_s, s.probe_interval_s))
-    except (LeverUnavailable, LeverConnectionError):
-        return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
-    except LeverRateLimited as e:
-        pacer.throttled(e, (services.limits.lever,))  # Lever answered: it is out of maintenance
-    except LeverRejected as e:
-        why = (f"the API key may not read stages ({e.status})" if isinstance(e, LeverAuthError)
+    except LeverError as e:
+        verdict = outcomes.judge(e, pacer, (services.limits.lever,))
+        if not verdict.lever_answered:
+            return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
+        if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
+            return MaintenanceCheck(Check.ENDED)  # Lever answered: it is out of maintenance
+        why = (f"the API key may not read stages ({e.status})" if verdict.meaning == outcomes.Meaning.KEY_REFUSED
                else f"Lever refused to list stages ({e.status}: {e.message})")
         gate.note_read_refused(r, why, s.probe_read_retry_s)
         log.warning("Lever's maintenance is checked by re-sending the oldest application, with backoff up to %g s: "
@@ -246,6 +289,70 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     finally:
         pacer.record()
     return MaintenanceCheck(Check.ENDED)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe of the closed gate found, for the task layer to schedule: the parked applications to queue,
+    a delivered one to follow up, and when to probe next (None: the probe chain ends, its claim released)."""
+
+    said: str  # "paused", "open", "closed", or the outcome of the probe's delivery
+    next_probe_s: float | None = None
+    opened: tuple[str, ...] = ()
+    delivered: str = ""
+
+
+def probe(services: Services) -> ProbeResult:
+    """Probe a closed gate. In maintenance, a light read every few seconds until Lever answers it; then at once (or
+    at every probe, when Lever refuses the read or our key) deliver the oldest waiting application, or, with none
+    waiting, make a cheap call. The probe holds the gate's probe claim until the task layer has scheduled its
+    successor, or until this ends the chain (the gate is open, or delivery is paused)."""
+    r = services.redis
+    status = gate.status(r)
+    if status.paused or not status.closed:
+        gate.end_probe(r)
+        if status.paused:
+            return ProbeResult("paused")
+        return ProbeResult("open", opened=tuple(gate.open_(r)))
+    check = Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
+    if status.cause in (gate.Cause.MAINTENANCE, gate.Cause.FAILING):
+        maintenance = check_maintenance(services)
+        if maintenance.check == Check.ONGOING:
+            return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
+        check = maintenance.check
+    receipt = gate.oldest_parked(r)
+    if receipt is None:
+        if check == Check.ENDED:
+            gate.end_probe(r)
+            return ProbeResult("open", opened=tuple(gate.open_(r)))
+        return _probe_without_application(services)
+    result = deliver(services, receipt, probe=True)
+    delivered = receipt if result.outcome == Outcome.DELIVERED else ""
+    found = ProbeResult(result.outcome.value, opened=result.opened, delivered=delivered)
+    if result.outcome == Outcome.SKIPPED:
+        record = store.load(r, receipt)
+        if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
+            gate.unpark(r, receipt)  # nothing left to send: probe with the next one
+            return replace(found, next_probe_s=0)
+        return replace(found, next_probe_s=1)  # another worker holds its lease right now
+    if gate.status(r).closed:
+        return replace(found, next_probe_s=result.probe_delay_s)
+    gate.end_probe(r)
+    return found
+
+
+def _probe_without_application(services: Services) -> ProbeResult:
+    """Nothing is parked: a cheap call tells whether Lever is back."""
+    r = services.redis
+    try:
+        next(services.lever.iter_opportunity_pages(limit=1), None)
+    except LeverError as e:
+        verdict = outcomes.judge(e, Pacer(r, MAX_IN_PROCESS_WAIT_S), (services.limits.lever,))
+        if not verdict.lever_answered:
+            return ProbeResult("closed", next_probe_s=gate.probe_failed(r, services.settings.probe_cap_s))
+        # any other answer (even 403) means Lever is out of maintenance
+    gate.end_probe(r)
+    return ProbeResult("open", opened=tuple(gate.open_(r)))
 
 
 def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
@@ -276,12 +383,40 @@ def _upload_files(services: Services, record: Record, lease: Lock, pacer: Pacer)
     return uris
 
 
-def _reconcile(services: Services, record: Record, pacer: Pacer) -> bool:
-    """After an apply whose outcome is unknown: did Lever create it? If so, record it as delivered."""
+def receipt_link(settings: Settings, receipt: str) -> str:
+    """Our marker on what Lever stores with an application: the receipt page's address, sent in `urls` (Lever keeps
+    it among the opportunity's links). A receipt is a 128-bit random token: no other application carries it."""
+    return f"{settings.public_url or f'http://localhost:{settings.port}'}/applications/{receipt}"
+
+
+def _marks(opportunity: dict[str, Any]) -> set[str]:
+    """The receipts whose marker an opportunity carries."""
+    return {tail for link in opportunity.get("links") or []
+            for head, sep, tail in [str(link).rpartition("/applications/")] if sep and head and tail}
+
+
+def _claimed(services: Services, record: Record, app_id: str, opportunity: dict[str, Any]) -> bool:
+    """Another of our applications is this one in Lever: it carries that one's marker, or that one recorded it
+    when it was delivered (before markers were sent)."""
+    r = services.redis
+    if any(mark != record.receipt and store.known(r, mark) for mark in _marks(opportunity)):
+        return True
+    others = [x for x in store.of_contact(r, str(opportunity.get("contact") or "")) if x != record.receipt]
+    return any(o.lever_application_id == app_id or o.opportunity_id == opportunity.get("id")
+               for o in store.load_many(r, others) if o.lever_application_id)
+
+
+def _reconcile(services: Services, record: Record, pacer: Pacer, probe: bool) -> Result | None:
+    """After an apply whose outcome is unknown: did Lever create it? Only an opportunity carrying this application's
+    marker is it: delivered. None when Lever does not have it (send it again). While Lever may still be processing
+    an apply that got no answer, "not found" is not trusted: look again once the settle time has passed. Where
+    Lever lists an application by the same person for the posting that no record of ours explains, no answer can
+    tell whether it is this one: a person decides (maybe delivered)."""
     r = services.redis
     if not _can_reconcile(r):
         store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
-        return False
+        _resending(r, record)
+        return None
     pacer.take((services.limits.lever,))
     since = int(record.first_sent_at * 1000) - RECONCILE_MARGIN_MS
     try:
@@ -291,15 +426,99 @@ def _reconcile(services: Services, record: Record, pacer: Pacer) -> bool:
         log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
                     "which can create a duplicate")
         store.log_attempt(r, record.receipt, "reconcile", 403, "the API key may not list opportunities: re-sending")
-        return False
-    if found:
-        app_id, opp = found[0]
+        _resending(r, record)
+        return None
+    mine = [(app_id, opp) for app_id, opp in found if record.receipt in _marks(opp)]
+    if mine:
+        app_id, opp = mine[0]
         store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
         _delivered(services, record, app_id, pacer, opportunity=opp)
-        return True
-    store.update(r, record, inflight_at=0.0)
+        _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]])
+        return Result(Outcome.DELIVERED)
+    now = time.time()
+    if now < record.settle_until:
+        why = "Lever does not list it yet and may still be processing it: looking again before sending it again"
+        store.log_attempt(r, record.receipt, "reconcile", 200, why)
+        return _wait(services, record, record.settle_until - now, why, probe)
+    unexplained = [{"opportunity": str(opp.get("id", "")), "application": app_id,
+                    "contact": str(opp.get("contact") or "")}
+                   for app_id, opp in found if not _marks(opp) and not _claimed(services, record, app_id, opp)]
+    if unexplained:
+        store.update(r, record, maybe_delivered=unexplained)
+        store.log_attempt(r, record.receipt, "reconcile", 200, "maybe delivered: a person decides")
+        metrics.incr(r, "jobsite_deliveries_total", outcome="maybe_delivered")
+        return _needs_attention(services, record, "maybe delivered: Lever holds an application by the same person "
+                                "for this posting without our link, and we cannot tell whether it is this one. Look "
+                                "in Lever, then mark it delivered or send it again")
     store.log_attempt(r, record.receipt, "reconcile", 200, "Lever does not have it: sending again")
-    return False
+    _resending(r, record)
+    return None
+
+
+def _resending(r: redis.Redis, record: Record) -> None:
+    """The unknown outcome is settled as "not in Lever": the next apply is a re-send (its follow-up looks for a late
+    first copy)."""
+    store.update(r, record, inflight_at=0.0, settle_until=0.0, resent=True)
+
+
+def _note_duplicates(r: redis.Redis, record: Record, others: list[str]) -> None:
+    """Lever holds this application more than once: say so in the console (a person merges them in Lever)."""
+    new = [x for x in others if x and x not in record.duplicates and x != record.opportunity_id]
+    if not new:
+        return
+    store.update(r, record, duplicates=record.duplicates + new)
+    store.log_attempt(r, record.receipt, "reconcile", None,
+                      f"duplicate: Lever holds this application again as opportunity {', '.join(new)}")
+    metrics.incr(r, "jobsite_deliveries_total", outcome="duplicate")
+    log.warning("application %s is in Lever more than once (the console lists the duplicates)", record.receipt[:8])
+
+
+def look_for_duplicates(services: Services, record: Record) -> list[str]:
+    """A follow-up of an application sent again after an unknown outcome: does Lever hold a late first copy beside
+    the one delivered? Records and returns the other opportunities (one List call, paced by the caller).
+    Raises LeverError."""
+    if record.application is None:
+        return []
+    found = _lever_applications(services, record)
+    _note_duplicates(services.redis, record, [str(o.get("id")) for _, o in found
+                                              if record.receipt in _marks(o) and o.get("id") != record.opportunity_id])
+    return record.duplicates
+
+
+class NotMaybeDelivered(Exception):
+    """The application is not waiting for a person to say whether Lever has it."""
+
+
+def settle_maybe_delivered(services: Services, receipt: str, who: str, *, delivered: bool,
+                           opportunity_id: str = "") -> Record:
+    """A person looked in Lever: the application is there (`delivered`, as `opportunity_id`, default the first
+    candidate) or not (its unknown outcome is settled: the next delivery sends it again). Holds the lease, like a
+    discard. Raises NotMaybeDelivered, DeliveryUnderWay."""
+    r = services.redis
+    lease = _lease(r, receipt, services.settings.delivery_lease_s)
+    if not lease.acquire():
+        raise DeliveryUnderWay(receipt)
+    try:
+        record = store.load(r, receipt)
+        if record is None or record.state != State.NEEDS_ATTENTION or not record.maybe_delivered:
+            raise NotMaybeDelivered(receipt)
+        if not delivered:
+            store.update(r, record, inflight_at=0.0, settle_until=0.0, resent=True, maybe_delivered=[])
+            store.log_attempt(r, receipt, "reconcile", None, f"{who} found it is not in Lever: send it again")
+            return record
+        chosen = next((c for c in record.maybe_delivered if c["opportunity"] == opportunity_id),
+                      record.maybe_delivered[0])
+        with r.pipeline() as pipe:
+            store.update(pipe, record, State.DELIVERED, lever_application_id=chosen["application"], inflight_at=0.0,
+                         settle_until=0.0, delivered_at=time.time(), last_error="", maybe_delivered=[],
+                         opportunity_id=chosen["opportunity"], contact_id=chosen.get("contact", ""))
+            uploads.remove(pipe, receipt)
+            pipe.execute()
+        store.log_attempt(r, receipt, "reconcile", None,
+                          f"{who} marked it delivered: Lever's opportunity {chosen['opportunity']}")
+        return record
+    finally:
+        lease.release()
 
 
 def _delivered(services: Services, record: Record, application_id: str, pacer: Pacer,
@@ -314,6 +533,7 @@ def _delivered(services: Services, record: Record, application_id: str, pacer: P
         uploads.remove(pipe, record.receipt)  # Lever has copies now; ours were only kept until delivery
         pipe.execute()
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
+    gate.lever_answered(r)
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
     log.info("application %s delivered", record.receipt[:8])
 
@@ -326,10 +546,10 @@ def _find_opportunity(services: Services, record: Record, application_id: str, p
     try:
         pacer.take((services.limits.lever,))
         return locate_opportunity(services, record, application_id)
-    except LeverRateLimited as e:
-        pacer.throttled(e, (services.limits.lever,))
+    except LeverError as e:
+        outcomes.judge(e, pacer, (services.limits.lever,))  # whatever it means, the follow-up looks again
         return None
-    except (LeverError, RateLimitWait):
+    except RateLimitWait:
         return None
 
 
@@ -358,11 +578,12 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _close_gate(services: Services, record: Record, error: LeverError, cause: gate.Cause, why: str,
+def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, cause: gate.Cause, why: str,
                 probe: bool) -> Result:
-    """Lever cannot take any application now (maintenance, or our key is refused): park, and probe with backoff."""
+    """Lever cannot take any application now (maintenance, failing, or our key is refused): park, and probe with
+    backoff."""
     r, s = services.redis, services.settings
-    store.log_attempt(r, record.receipt, "apply", error.status, error.message)
+    store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
     metrics.incr(r, "jobsite_deliveries_total", outcome=cause.value)
     closed = gate.close(r, cause, why)
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)

@@ -1,6 +1,7 @@
 """The delivery gate, shared by every worker through Redis.
 
-Open: applications go to Lever. Closed: Lever answered 503 (maintenance mode); applications are parked in a sorted
+Open: applications go to Lever. Closed: Lever answered 503 (maintenance mode), kept failing (5xx or no answer, a few
+times in a row), or refused our key; applications are parked in a sorted
 set, oldest first, and one probe at a time checks Lever: every few seconds a light read that maintenance blocks, and
 once it passes a real delivery of the oldest parked application. Where the key may not make that read, the probe is
 that delivery alone, with capped exponential backoff. When a delivery succeeds the gate opens and the parked
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
-from redis.commands.core import Script
 
+from ..lua import Lua
 from . import backoff
 
 GATE = "gate"  # hash: state, cause, since, failures, next_probe_at, reason
@@ -24,6 +25,7 @@ PAUSED = "gate:paused"  # exists while a recruiter has paused delivery (value: w
 PARKED = "gate:parked"  # zset: receipt -> created_at
 PROBE = "gate:probe"  # exists while a probe job is scheduled or running (value: its job id)
 READ_REFUSED = "gate:read_refused"  # exists while probes skip the read the key may not make (value: why); expires
+LEVER_FAILURES = "gate:lever_failures"  # Lever's 5xx and unanswered calls in a row, every worker's; expires
 
 PROBE_BASE_S = 1.0
 
@@ -38,12 +40,12 @@ class Cause(StrEnum):
 
     MAINTENANCE = "maintenance"  # Lever answered 503: wait
     KEY_REFUSED = "key_refused"  # Lever refused our API key (401/403): an admin must fix the key
+    FAILING = "failing"  # Lever kept answering 5xx (or nothing): wait for it, as for maintenance
 
 
-# Scripts are registered once (EVALSHA), as rq does; bytes need no client to compute their digest.
 # KEYS: gate, paused, parked. ARGV: receipt, created_at. Park only while the gate is closed or paused, atomically
 # with the check, so no application is parked just after the gate opened.
-_PARK = Script(None, b"""
+_PARK = Lua(b"""
 if redis.call('HGET', KEYS[1], 'state') == 'closed' or redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
   return 1
@@ -51,7 +53,7 @@ end
 return 0
 """)
 # KEYS: gate, paused, parked. Opens the gate; unless paused, takes and returns every parked receipt, oldest first.
-_OPEN = Script(None, b"""
+_OPEN = Lua(b"""
 redis.call('HSET', KEYS[1], 'state', 'open', 'failures', 0, 'since', ARGV[1], 'reason', '')
 if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
 local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
@@ -59,7 +61,7 @@ redis.call('DEL', KEYS[3])
 return ids
 """)
 # KEYS: gate. ARGV: now, cause, reason. Returns 1 if this call closed it.
-_CLOSE = Script(None, b"""
+_CLOSE = Lua(b"""
 if redis.call('HGET', KEYS[1], 'state') == 'closed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'since', ARGV[1], 'failures', 0, 'cause', ARGV[2], 'reason', ARGV[3])
 return 1
@@ -106,17 +108,32 @@ def status(r: redis.Redis) -> GateStatus:
 
 def park(r: redis.Redis, receipt: str, created_at: float) -> bool:
     """Park an application while the gate is closed or paused; False if it is open (then deliver it)."""
-    return bool(_PARK(keys=[GATE, PAUSED, PARKED], args=[receipt, created_at], client=r))
+    return bool(_PARK(r, [GATE, PAUSED, PARKED], [receipt, created_at]))
 
 
 def close(r: redis.Redis, cause: Cause, reason: str) -> bool:
     """Close the gate (Lever cannot take applications now); True if it was open."""
-    return bool(_CLOSE(keys=[GATE], args=[time.time(), cause.value, reason[:200]], client=r))
+    return bool(_CLOSE(r, [GATE], [time.time(), cause.value, reason[:200]]))
 
 
 def open_(r: redis.Redis) -> list[str]:
     """Open the gate; returns the parked receipts to release, oldest first (none while paused)."""
-    return [x.decode() for x in _OPEN(keys=[GATE, PAUSED, PARKED], args=[time.time()], client=r)]
+    return [x.decode() for x in _OPEN(r, [GATE, PAUSED, PARKED], [time.time()])]
+
+
+def lever_failed(r: redis.Redis, threshold: int, window_s: float) -> bool:
+    """Count a 5xx or unanswered call (any worker's); True once `threshold` came in a row, none more than `window_s`
+    after the one before: Lever is failing, not one request."""
+    with r.pipeline() as pipe:
+        pipe.incr(LEVER_FAILURES)
+        pipe.expire(LEVER_FAILURES, max(1, int(window_s)))
+        count, _ = pipe.execute()
+    return int(count) >= threshold
+
+
+def lever_answered(r: redis.Redis) -> None:
+    """Lever answered a call: failures no longer come in a row."""
+    r.delete(LEVER_FAILURES)
 
 
 def probe_failed(r: redis.Redis, cap_s: float) -> float:
@@ -180,3 +197,19 @@ def resume(r: redis.Redis) -> list[str]:
     if status(r).closed:
         return []
     return open_(r)
+
+
+def drop_probe(r: redis.Redis, job_id: str) -> bool:
+    """A probe cut off before it scheduled its successor (its worker lost Redis) gives up its claim, if it still
+    holds it, so the next upkeep schedules another instead of waiting for the claim to expire."""
+    with r.pipeline() as pipe:
+        try:
+            pipe.watch(PROBE)
+            if pipe.get(PROBE) != job_id.encode():
+                return False
+            pipe.multi()
+            pipe.delete(PROBE)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True

@@ -22,8 +22,8 @@ from typing import Any
 import redis
 
 from .. import retention
-from ..delivery import gate
-from ..lever.client import LeverError, LeverRateLimited
+from ..delivery import gate, outcomes
+from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..records.store import Record
 from ..services import Services
@@ -162,10 +162,8 @@ def sync(services: Services) -> int | None:
             _ensure_names(services, ids)
     except RateLimitWait:
         return None
-    except LeverRateLimited as e:
-        paced.throttled(e, (services.limits.lever,))
-        return None
-    except LeverError:
+    except LeverError as e:
+        outcomes.judge(e, paced, (services.limits.lever,))  # whatever it means, the next sync covers the gap
         return None
     r.set(SYNCED_AT, started)
     return changed

@@ -17,9 +17,9 @@ from enum import StrEnum
 
 import redis
 
-from ..delivery import backoff, gate
-from ..delivery.deliverer import locate_opportunity
-from ..lever.client import LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
+from ..delivery import backoff, gate, outcomes
+from ..delivery.deliverer import locate_opportunity, look_for_duplicates
+from ..lever.client import LeverError
 from ..lever.pacing import Pacer, RateLimitWait
 from ..records import store
 from ..records.store import Record, State
@@ -123,6 +123,9 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
                 why = "Lever does not list its opportunity yet"
                 return _retry(services, record, attempt, why, NOT_FOUND_RETRY_S)
             store.update(r, record, opportunity_id=str(found.get("id", "")), contact_id=str(found.get("contact", "")))
+        if record.resent and not record.duplicates:  # sent again after an unknown outcome: a late first copy?
+            take(services, paced)
+            look_for_duplicates(services, record)
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
             take(services, paced)
@@ -136,21 +139,19 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
                 confirmed = [t for t in wanted if t in got]
     except RateLimitWait as e:
         return FollowUp(Step.RETRY, retry_at=time.time() + e.wait_s, attempt=attempt)
-    except LeverRateLimited as e:
-        wait = paced.throttled(e, (services.limits.lever,))  # every worker slows down, as for a delivery
-        return FollowUp(Step.RETRY, retry_at=time.time() + wait, attempt=attempt)
-    except LeverUnavailable as e:
-        if e.status == 503:
-            closed = gate.close(r, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
+    except LeverError as e:
+        verdict = outcomes.judge(e, paced, (services.limits.lever,))  # a 429 slows every worker, as for a delivery
+        if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
+            return FollowUp(Step.RETRY, retry_at=time.time() + verdict.wait_s, attempt=attempt)
+        if verdict.meaning == outcomes.Meaning.MAINTENANCE:
+            closed = gate.close(r, gate.Cause.MAINTENANCE, verdict.why)
             _park(r, receipt)
             store.update(r, record, tagging="waiting for Lever")
             store.log_attempt(r, receipt, "tags", 503, "Lever is in maintenance: tagging waits for it")
             return FollowUp(Step.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
-        return _retry(services, record, attempt, f"Lever error {e.status}: {e.message}")
-    except LeverConnectionError as e:
-        return _retry(services, record, attempt, e.message)  # adding a tag twice changes nothing: safe to resend
-    except LeverRejected as e:
-        why = f"Lever refused the tags ({e.status}): {e.message}"
+        if verdict.meaning == outcomes.Meaning.FAILING:
+            return _retry(services, record, attempt, verdict.why)  # adding a tag twice changes nothing: resend
+        why = f"Lever refused the tags ({e.status}): {e.message}"  # the key or the request: a person must look
         store.update(r, record, tagging=why)
         store.log_attempt(r, receipt, "tags", e.status, why)
         return FollowUp(Step.GAVE_UP)
@@ -191,10 +192,9 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
         found = services.lever.list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
     except RateLimitWait:
         raise LeverNotReachable("the shared rate limit is busy with deliveries") from None
-    except LeverRateLimited as e:
-        paced.throttled(e, (services.limits.lever,))
-        raise LeverNotReachable("Lever answered 429: too many requests just now") from None
-    except (LeverUnavailable, LeverConnectionError, LeverRejected) as e:
+    except LeverError as e:
+        if outcomes.judge(e, paced, (services.limits.lever,)).meaning == outcomes.Meaning.RATE_LIMITED:
+            raise LeverNotReachable("Lever answered 429: too many requests just now") from None
         raise LeverNotReachable(f"Lever answered {e.status or 'nothing'}: {e.message}") from None
     out: list[dict[str, object]] = []
     for o in found:

@@ -97,21 +97,29 @@ def check_ip(svc: Services, ip: str, files_bytes: int = 0) -> None:
 
 
 def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
-    """The receipt of an earlier submission of the same application with this idempotency key, if any; raises
-    IdempotencyConflict if the key came with a different application."""
+    """The receipt of an earlier submission of the same application with this idempotency key, if any, from Redis
+    or, for one this machine spooled while Redis was down, from the spool; raises IdempotencyConflict if the key came
+    with a different application."""
     if idem is None:
         return None
     try:
         found = svc.redis.get(idem.key)
-        if not found:
-            return None
-        fingerprint, _, receipt = found.decode().partition(" ")
-        if fingerprint != idem.fingerprint:
-            raise IdempotencyConflict()
-        record = store.load(svc.redis, receipt)
+        if found:
+            receipt = _bound(found.decode(), idem)
+            record = store.load(svc.redis, receipt)
+            return Receipt(receipt, record.state.public if record else State.QUEUED.public)
     except redis.RedisError:
-        return None
-    return Receipt(receipt, record.state.public if record else State.QUEUED.public)
+        pass
+    spooled = spool.key_binding(svc.settings.data_dir, idem.key)
+    return Receipt(_bound(spooled, idem), State.WAITING.public) if spooled else None
+
+
+def _bound(binding: str, idem: Idempotency) -> str:
+    """The receipt a key is bound to ("fingerprint receipt"), if it came with the same application."""
+    fingerprint, _, receipt = binding.partition(" ")
+    if fingerprint != idem.fingerprint:
+        raise IdempotencyConflict()
+    return receipt
 
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
@@ -139,14 +147,27 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
         raise RedisFull() from None
     except redis.RedisError as e:
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
-        spool.write(svc.settings.data_dir, record, asdict(idempotency) if idempotency else None, contents)
-        return Receipt(receipt, State.QUEUED.public)
+        return _spool(svc, record, contents, idempotency)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         try:
             drain_spool(svc)
         except redis.RedisError:
             pass
     return receipt_
+
+
+def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: Idempotency | None) -> Receipt:
+    """Keep the application on this machine's disk, waiting for Redis. Its idempotency key is claimed once the
+    application is written (a crash between leaves an application without its key, never a key without its
+    application); a concurrent retry that claimed the key first keeps it, and this copy is dropped."""
+    data_dir = svc.settings.data_dir
+    spool.write(data_dir, record, asdict(idem) if idem else None, contents)
+    if idem:
+        binding = spool.claim_key(data_dir, idem.key, f"{idem.fingerprint} {record.receipt}")
+        if not binding.endswith(" " + record.receipt):
+            spool.remove(data_dir, record)
+            return Receipt(_bound(binding, idem), State.WAITING.public)
+    return Receipt(record.receipt, State.WAITING.public)
 
 
 def check_room(svc: Services, incoming: int) -> None:
@@ -208,11 +229,14 @@ def drain_spool(svc: Services) -> int:
             record, spooled, contents = spool.read(path)
             idem = Idempotency(**spooled) if spooled else None
             try:
-                _commit(svc, record, contents, idem)
+                kept = _commit(svc, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
-                _commit(svc, record, contents, None)
+                kept = _commit(svc, record, contents, None)
+            if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
+                store.add_alias(svc.redis, record.receipt, kept.receipt)
             path.unlink()
             moved += 1
+        spool.drop_moved_keys(data_dir)
     if moved:
         log.info("moved %d spooled application(s) into the queue", moved)
     return moved

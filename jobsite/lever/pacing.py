@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
-from redis.commands.core import Script
 
 from .. import metrics
+from ..lua import Lua
 from .client import LeverRateLimited
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ end
 # floor, then each limit's spacing at the full rate (ms). Finds the earliest time, not before now nor before a pause,
 # at least the current spacing away from every slot reserved on each limit, and reserves it on all of them unless
 # that is more than max_wait_ms away. Returns {reserved 1|0, slot ms, now ms}.
-_RESERVE = Script(None, (_FACTOR + """
+_RESERVE = Lua((_FACTOR + """
 local now, max_wait, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = (#KEYS - 1) / 2
 local spacing, t = {}, now
@@ -96,7 +96,7 @@ return {1, t, math.floor(now)}
 # KEYS = state of each limit. ARGV = now_ms (''), recovery per ms, floor, decrease, pause_ms, reserved_ms of the
 # request Lever refused ('' if unknown). Lowers each rate (unless that request was paced before the last decrease)
 # and pauses every limit for pause_ms.
-_THROTTLED = Script(None, (_FACTOR + """
+_THROTTLED = Lua((_FACTOR + """
 local now, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local decrease, pause, reserved = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 for _, key in ipairs(KEYS) do
@@ -173,7 +173,7 @@ def reserve(r: redis.Redis, limits: Sequence[Limit], max_wait_s: float, *, clock
     it. Nothing is reserved when that is over `max_wait_s` (`reserved` False), so a caller never holds a slot it
     will not use."""
     args = [_now_arg(clock), max_wait_s * 1000, _RECOVERY_PER_MS, FLOOR, *(lim.spacing_s * 1000 for lim in limits)]
-    reserved, at, now = _RESERVE(keys=_keys(limits), args=args, client=r)
+    reserved, at, now = _RESERVE(r, _keys(limits), args)
     return Slot(bool(reserved), (int(at) - int(now)) / 1000, int(at), int(now))
 
 
@@ -190,7 +190,7 @@ def throttled(r: redis.Redis, limits: Sequence[Limit], pause_s: float, reserved_
     every worker. `reserved_ms` is when the refused call's slot was reserved (None: unknown, lower anyway)."""
     args = [_now_arg(clock), _RECOVERY_PER_MS, FLOOR, DECREASE, pause_s * 1000,
             "" if reserved_ms is None else reserved_ms]
-    _THROTTLED(keys=[STATE.format(lim.name) for lim in limits], args=args, client=r)
+    _THROTTLED(r, [STATE.format(lim.name) for lim in limits], args)
 
 
 def pace(r: redis.Redis, limit: Limit, *, clock: Clock | None = None) -> Pace:

@@ -59,7 +59,8 @@ ALL = "apps:all"  # receipt -> created_at, every application
 ATTEMPTS = "app:{}:attempts"
 DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's rates and charts
 CONTACT = "apps:contact:{}"  # set of the receipts of one person (Lever's contact id): their candidacies
-LISTS = ("files", "uploads", "tags_requested", "tags_confirmed")  # fields kept as JSON
+SAME_AS = "app:{}:same_as"  # a retry's receipt -> the receipt of the application it repeated (idempotency key)
+LISTS = ("files", "uploads", "tags_requested", "tags_confirmed", "maybe_delivered", "duplicates")  # kept as JSON
 
 
 class LeverUpload(TypedDict):
@@ -103,6 +104,11 @@ class Record:
     tags_confirmed: list[str] = field(default_factory=list)  # those Lever has confirmed
     tagging: str = ""  # what became of tagging: "", "waiting", "done", or why it stopped
     language: str = ""  # the language the candidate saw the site in (BCP 47), for what we write to them later
+    settle_until: float = 0.0  # an apply got no answer: Lever may still be processing it until then
+    resent: bool = False  # sent again after an apply whose outcome was unknown: the follow-up looks for duplicates
+    maybe_delivered: list[dict[str, str]] = field(default_factory=list)  # Lever's {opportunity, application} that
+    # may be this application (reconcile cannot tell): a person decides in the console
+    duplicates: list[str] = field(default_factory=list)  # other opportunities in Lever carrying this application
 
     def to_redis(self) -> dict[str, str]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("application", "state", *LISTS)}
@@ -133,6 +139,9 @@ class Record:
             language=d.get("language", ""),
             tags_requested=json.loads(d.get("tags_requested") or "[]"),
             tags_confirmed=json.loads(d.get("tags_confirmed") or "[]"),
+            maybe_delivered=json.loads(d.get("maybe_delivered") or "[]"),
+            duplicates=json.loads(d.get("duplicates") or "[]"), resent=d.get("resent") == "1",
+            settle_until=number("settle_until"),
             created_at=number("created_at"), updated_at=number("updated_at"), inflight_at=number("inflight_at"),
             first_sent_at=number("first_sent_at"), next_attempt_at=number("next_attempt_at"),
             delivered_at=number("delivered_at"),
@@ -159,6 +168,19 @@ def add(pipe: redis.client.Pipeline, record: Record) -> None:
 def load(r: redis.Redis, receipt: str) -> Record | None:
     raw = r.hgetall(record_key(receipt))
     return Record.from_redis(raw) if raw else None
+
+
+def add_alias(r: redis.Redis, receipt: str, same_as: str) -> None:
+    """Make `receipt`, given to a retry spooled while Redis was down, answer for the application it repeated."""
+    r.set(SAME_AS.format(receipt), same_as)
+
+
+def load_answering(r: redis.Redis, receipt: str) -> Record | None:
+    """The record a receipt answers for: its own, or that of the application it was a retry of."""
+    record = load(r, receipt)
+    if record is None and (same_as := r.get(SAME_AS.format(receipt))):
+        record = load(r, same_as.decode())
+    return record
 
 
 def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State | None = None,
@@ -199,6 +221,11 @@ def purge_personal_data(r: redis.Redis, receipt: str) -> None:
     pipe.delete(ATTEMPTS.format(receipt))
     pipe.zrem(DELIVERED_LOG, receipt)  # the log only feeds the last 24 hours' chart and rates
     pipe.execute()
+
+
+def known(r: redis.Redis, receipt: str) -> bool:
+    """Whether an application with this receipt is stored."""
+    return bool(r.exists(record_key(receipt)))
 
 
 def of_contact(r: redis.Redis, contact_id: str) -> list[str]:

@@ -742,8 +742,13 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
 
     @app.post("/_sandbox/fail")
     def fail() -> Any:
+        """Answer the next `count` requests on `path` with `status`, unprocessed; `{"clear": true}` ends every such
+        failure at once (an outage that lasts until Lever recovers: a large count, then clear)."""
         data = body()
         with st.lock:
+            if data.get("clear"):
+                st.switches.fail.clear()
+                return state()
             st.switches.fail.append({"path": str(data.get("path", "")), "count": int(data.get("count", 1)),
                                      "status": int(data.get("status", 500)),
                                      "message": str(data.get("message", "Injected failure"))})

@@ -306,6 +306,33 @@ def retry(receipt: str) -> Any:
     return redirect(url_for("admin.application_page", receipt=receipt))
 
 
+@bp.post("/applications/<receipt>/maybe-delivered")
+@admin_only
+def settle_maybe_delivered(receipt: str) -> Any:
+    """A person looked in Lever for an application reconcile could not tell apart: it is there, or send it again."""
+    svc = get_services()
+    record = _record_or_404(receipt)
+    delivered = request.form.get("decision") == "delivered"
+    opportunity = request.form.get("opportunity", "")[:64]
+    try:
+        deliverer.settle_maybe_delivered(svc, record.receipt, who(), delivered=delivered, opportunity_id=opportunity)
+    except deliverer.DeliveryUnderWay:
+        flash("A worker is sending it to Lever right now: look again in a minute.")
+        return redirect(url_for("admin.application_page", receipt=receipt))
+    except deliverer.NotMaybeDelivered:
+        flash("Nothing to decide: it is no longer waiting for a person.")
+        return redirect(url_for("admin.application_page", receipt=receipt))
+    if delivered:
+        jobs.enqueue_tagging(svc.redis, record.receipt)
+        audit.record(svc.redis, who(), "mark delivered", receipt, f"Lever opportunity {opportunity}")
+        flash("Marked delivered.")
+    else:
+        jobs.retry_now(svc.redis, [record.receipt])
+        audit.record(svc.redis, who(), "send again", receipt, "not in Lever")
+        flash("Queued to be sent again.")
+    return redirect(url_for("admin.application_page", receipt=receipt))
+
+
 @bp.post("/applications/<receipt>/retry-tagging")
 @admin_only
 def retry_tagging(receipt: str) -> Any:

@@ -271,24 +271,29 @@ def confirmation(receipt: str) -> Response:
 
 
 def application_status(receipt: str) -> dict[str, Any] | None:
-    """An application's public status (no personal data), from Redis; while Redis is down, a well-formed receipt
-    reads as received: it may be in the spool of another web machine (the redirect after a submission can land on
-    any of them), and a candidate whose application was accepted must never read "not found"."""
+    """An application's public status (no personal data), from Redis, else from this machine's spool (waiting for
+    Redis); while Redis is down, any well-formed receipt reads as waiting: it may be in the spool of another web
+    machine (the redirect after a submission can land on any of them), and a candidate whose application was
+    accepted must never read "not found"."""
     svc = get_services()
     if not receipt or len(receipt) > 64 or not receipt.replace("-", "").replace("_", "").isalnum():
         return None
     try:
-        record = store.load(svc.redis, receipt)
+        record = store.load_answering(svc.redis, receipt)
     except redis.RedisError:
         record, unreachable = None, True
     else:
         unreachable = False
     if record is not None:
         data = record.public()
-        data["posting_title"] = record.posting_title
+        data.update(receipt=receipt, posting_title=record.posting_title)  # a retry's receipt stays its own
         return data
-    if unreachable or receipt in spool.receipts(svc.settings.data_dir):
-        return {"receipt": receipt, "status": store.State.QUEUED.public, "posting": None,
+    spooled = spool.find(svc.settings.data_dir, receipt)
+    if spooled is not None:  # waiting for Redis, on this machine
+        return {"receipt": receipt, "status": store.State.WAITING.public, "posting": spooled.posting_id,
+                "posting_title": spooled.posting_title, "received_at": int(spooled.created_at), "delivered_at": None}
+    if unreachable:
+        return {"receipt": receipt, "status": store.State.WAITING.public, "posting": None,
                 "posting_title": "", "received_at": None, "delivered_at": None}
     return None
 

@@ -1,39 +1,205 @@
-"""The delivery worker: an RQ worker with its scheduler, plus jobsite's upkeep between jobs."""
+"""The delivery worker: an RQ worker with its scheduler, plus jobsite's upkeep between jobs, that rides out a Redis
+restart.
+
+RQ 3's work loop survives Redis going away only while it waits for a job; anywhere else (a job's bookkeeping, the
+heartbeat after it, the maintenance tick) it logs the error with its stack trace and quits, and its scheduler
+process dies the same way. Here those errors end the loop quietly instead, and `run_worker` waits for Redis with
+backoff, says so once per outage, and starts the loop again in the same process. An application whose delivery was
+cut off keeps its lease until it runs out, and is then taken up by recovery (`tasks.recover`), like one whose worker
+died.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 import redis
 from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
+from rq.scheduler import RQScheduler
 
-from ..delivery import jobs
+from ..delivery import backoff, jobs
 from ..services import Services
 from ..settings import Settings
 from . import tasks
 
 log = logging.getLogger(__name__)
 
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (a restart loading its AOF) included
+WAIT_BASE_S = 0.5  # between pings while Redis is away: from this, doubling,
+WAIT_CAP_S = 5.0  # to this (a local restart takes milliseconds; an outside Redis's failover, seconds)
+CALM_S = 60.0  # a work loop that ran this long was healthy: the next restart starts from WAIT_BASE_S again
+
+
+class RedisLost(SystemExit):
+    """Ends RQ's work loop when Redis went away: RQ lets SystemExit through (after its teardown) where it logs any
+    other exception with a stack trace and quits."""
+
+
+@contextlib.contextmanager
+def _redis_lost() -> Iterator[None]:
+    try:
+        yield
+    except REDIS_DOWN as e:
+        raise RedisLost(type(e).__name__) from e
+
+
+class QuietScheduler(RQScheduler):
+    """RQ's scheduler process, which ends without a stack trace when Redis goes away: the worker starts another
+    once Redis is back (at its next work loop, or RQ's maintenance tick)."""
+
+    def work(self) -> None:
+        try:
+            super().work()
+        except REDIS_DOWN as e:
+            self.log.debug("scheduler stopped: Redis unreachable (%s)", type(e).__name__)
+
 
 class DeliveryWorker(SimpleWorker):
     """Runs jobs in-process (no fork per job: faster, and safe beside RQ's forked scheduler), and runs jobsite's
-    upkeep at every maintenance tick. A short worker TTL keeps the idle dequeue timeout, and so the tick, short."""
+    upkeep at every maintenance tick. A short worker TTL keeps the idle dequeue timeout, and so the tick, short.
+    Every scheduler it starts has the same name, so the one started after a Redis restart takes over the locks of
+    the one before instead of waiting a minute for them to expire."""
+
+    def __init__(self, *args: Any, scheduler_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scheduler_name = scheduler_name
+        self.stopping = False  # a stop was asked for (SIGTERM, Ctrl-C): the loop ends for good
+        self.cut_off: Job | None = None  # the job Redis went away under
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        super().request_stop(signum, frame)
 
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()
+        with _redis_lost():
+            super().run_maintenance_tasks()
+            try:
+                tasks.upkeep()
+            except REDIS_DOWN:
+                raise
+            except redis.RedisError as e:  # an answer, not an outage: upkeep runs again next tick
+                log.warning("upkeep skipped: %s", e)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
         try:
-            tasks.upkeep()
-        except redis.RedisError as e:  # Redis is down or restarting: RQ reconnects, and upkeep runs again next tick
-            log.warning("upkeep skipped: %s", e)
+            super().execute_job(job, queue)
+        except REDIS_DOWN as e:
+            self.cut_off = job
+            raise RedisLost(type(e).__name__) from e
+
+    def heartbeat(self, timeout: int | None = None, pipeline: redis.client.Pipeline | None = None) -> None:
+        with _redis_lost():
+            super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state: str, pipeline: redis.client.Pipeline | None = None) -> None:
+        with _redis_lost():
+            super().set_state(state, pipeline)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with _redis_lost():
+            super().check_for_suspension(burst)
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", date_format: str = "",
+                         log_format: str = "") -> None:
+        """RQ's, with the quiet scheduler under this worker's scheduler name."""
+        self.scheduler = QuietScheduler(self.queues, connection=self.connection, logging_level=logging_level or "INFO",
+                                        date_format=date_format, log_format=log_format, serializer=self.serializer,
+                                        name=self.scheduler_name)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        """RQ's pubsub thread (it hears commands such as stop-job) retries every 2 s while Redis is away, with an
+        error line each time; the outage is told once, by `run_worker`."""
+        if not isinstance(exc, redis.ConnectionError):
+            super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
+            return
+        time.sleep(2.0)
+
+    def teardown(self) -> None:
+        """RQ's; without Redis the worker's death cannot be recorded (its key expires by itself), but its pubsub
+        thread, which would retry every 2 s with an error each time, is stopped all the same."""
+        try:
+            super().teardown()
+        except redis.RedisError:
+            if self.pubsub_thread:
+                self.pubsub_thread.stop()
+                self.pubsub_thread.join(timeout=1)
+            if self.pubsub:
+                self.pubsub.close()
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    """Work until asked to stop (or, with `burst`, until the queues are empty), starting the work loop again after
+    Redis went away or RQ quit on an error."""
     services = tasks.use(Services(settings))
-    worker = DeliveryWorker(
-        jobs.queues(services.redis),
-        connection=services.redis,
-        worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
-        maintenance_interval=settings.upkeep_interval_s,
-    )
     tasks.on_worker_start(services)
-    worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+    scheduler_name = uuid.uuid4().hex
+    restarts = 0
+    while True:
+        worker = DeliveryWorker(
+            jobs.queues(services.redis),
+            connection=services.redis,
+            worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
+            maintenance_interval=settings.upkeep_interval_s,
+            scheduler_name=scheduler_name,
+        )
+        began = time.monotonic()
+        lost: str | None = None
+        try:
+            worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+        except RedisLost as e:
+            lost = str(e)
+        except REDIS_DOWN as e:  # while the loop was starting
+            lost = type(e).__name__
+        if worker.stopping or (burst and lost is None):
+            return
+        restarts = 0 if time.monotonic() - began > CALM_S else restarts + 1
+        if not _wait_for_redis(services.redis, lost, backoff.delay(restarts, WAIT_BASE_S, WAIT_CAP_S)):
+            return
+        if worker.cut_off is not None:
+            with contextlib.suppress(*REDIS_DOWN):  # gone again: the claim expires by itself
+                tasks.cut_off(worker.cut_off)
+
+
+def _wait_for_redis(r: redis.Redis, lost: str | None, pause_s: float) -> bool:
+    """Pause, then wait until Redis answers, saying so once; False if a stop was asked for meanwhile."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if lost:
+        log.warning("Redis is unreachable (%s): deliveries wait for it", lost)
+    else:
+        log.warning("the work loop stopped (see above); starting it again in %.1f s", pause_s)
+    began, attempt = time.monotonic(), 0
+    while not stop.wait(pause_s):
+        try:
+            r.ping()
+        except REDIS_DOWN:
+            pause_s = backoff.delay(attempt, WAIT_BASE_S, WAIT_CAP_S)
+            attempt += 1
+            continue
+        if lost:
+            log.warning("Redis answers again after %.1f s: deliveries resume", time.monotonic() - began)
+        return True
+    return False

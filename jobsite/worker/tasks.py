@@ -19,7 +19,7 @@ from .. import mail, redis_server, retention
 from ..delivery import backoff, deliverer, gate, jobs
 from ..followup import report, tagging
 from ..intake import accept
-from ..lever.client import LeverConnectionError, LeverError, LeverUnavailable
+from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..postings.catalog import CatalogUnavailable
 from ..records import store
@@ -153,75 +153,39 @@ def _next_probe(svc: Services, delay_s: float) -> None:
 
 
 def probe() -> str:
-    """Probe a closed gate. In maintenance, a light read every few seconds until Lever answers it; then at once (or
-    at every probe, when Lever refuses the read or our key) deliver the oldest waiting application, or, with none
-    waiting, make a cheap call. The probe holds the gate's probe claim until it has scheduled its successor or the
-    gate is open."""
+    """The probe task: `deliverer.probe` decides what the closed gate's probe found, this queues what it released
+    and schedules the next probe while the gate stays closed."""
     svc = services()
     r = svc.redis
-    status = gate.status(r)
-    if status.paused or not status.closed:
-        gate.end_probe(r)
-        if not status.paused:
-            jobs.open_gate(r)
-        return "paused" if status.paused else "open"
-    check = deliverer.Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
-    if status.cause == gate.Cause.MAINTENANCE:
-        maintenance = deliverer.check_maintenance(svc)
-        if maintenance.check == deliverer.Check.ONGOING:
-            _next_probe(svc, maintenance.next_in_s)
-            return "closed"
-        check = maintenance.check
-    receipt = gate.oldest_parked(r)
-    if receipt is None:
-        if check == deliverer.Check.ENDED:
-            gate.end_probe(r)
-            jobs.open_gate(r)
-            return "open"
-        return _probe_without_application(svc)
-    result = deliverer.deliver(svc, receipt, probe=True)
-    if result.opened:
-        jobs.release(r, result.opened)
-    if result.outcome == deliverer.Outcome.DELIVERED:
-        jobs.enqueue_tagging(r, receipt)
-    if result.outcome == deliverer.Outcome.SKIPPED:
-        record = store.load(r, receipt)
-        if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
-            gate.unpark(r, receipt)  # nothing left to send: probe with the next one
-            _next_probe(svc, 0)
-        else:
-            _next_probe(svc, 1)  # another worker holds its lease right now
-    elif gate.status(r).closed:
-        _next_probe(svc, result.probe_delay_s)
-    else:
-        gate.end_probe(r)
-    return result.outcome.value
-
-
-def _probe_without_application(svc: Services) -> str:
-    r = svc.redis
-    try:
-        next(svc.lever.iter_opportunity_pages(limit=1), None)
-    except (LeverUnavailable, LeverConnectionError):
-        _next_probe(svc, gate.probe_failed(r, svc.settings.probe_cap_s))
-        return "closed"
-    except LeverError:
-        pass  # any other answer (even 403) means Lever is out of maintenance
-    gate.end_probe(r)
-    jobs.open_gate(r)
-    return "open"
+    found = deliverer.probe(svc)
+    if found.opened:
+        jobs.release(r, found.opened)
+    if found.delivered:
+        jobs.enqueue_tagging(r, found.delivered)
+    if found.next_probe_s is not None:
+        _next_probe(svc, found.next_probe_s)
+    return found.said
 
 
 def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value: BaseException, tb: Any) -> None:
     """An unexpected error in a delivery job: the application needs attention, with the error for recruiters.
-    (A job abandoned by a dead worker is taken up by `recover`, not here.)"""
-    if exc_type is None or issubclass(exc_type, AbandonedJobError) or not job.args:
+    (A job abandoned by a dead worker, or cut off by Redis going away, is taken up by `recover`, not here.)"""
+    if exc_type is None or issubclass(exc_type, (AbandonedJobError, redis.ConnectionError, redis.TimeoutError)) or (
+            not job.args):
         return
     record = store.load(connection, job.args[0])
     if record and record.state not in (*store.FINAL, State.NEEDS_ATTENTION):
         store.update(connection, record, State.NEEDS_ATTENTION,
                      last_error=f"internal error while delivering: {exc_type.__name__}")
         store.log_attempt(connection, record.receipt, "deliver", "error", f"{exc_type.__name__}: {exc_value}")
+
+
+def cut_off(job: Job) -> None:
+    """Once Redis is back, tidy after a job its outage cut off. A probe gives up its claim, so the next upkeep
+    schedules another at once (the claim would hold the gate closed until it expires, a minute and more); a delivery
+    is taken up by `recover` once its lease runs out."""
+    if job.func_name == jobs.PROBE:
+        gate.drop_probe(services().redis, job.id)
 
 
 def recover(svc: Services) -> int:
@@ -248,7 +212,7 @@ def recover(svc: Services) -> int:
 def on_worker_start(svc: Services) -> None:
     """Check at start whether the key may list opportunities (needed to reconcile unknown outcomes), and warn about
     Redis settings that could lose applications."""
-    redis_server.warn_about_memory(svc.redis)
+    redis_server.warn_at_start(svc.redis, svc.settings)
     try:
         next(svc.lever.iter_opportunity_pages(limit=1), None)
         deliverer.note_can_reconcile(svc.redis, True)
