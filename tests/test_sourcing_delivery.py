@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import redis
@@ -153,3 +154,19 @@ def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
     assert gate.status(r).is_open and sandbox.count("opportunities.list", 403) == 1
     assert sandbox.count("opportunities.create", 201) == 2  # the documented cost of a key without that grant
+
+
+def test_a_failed_create_lever_lacks_is_sent_again_once_the_settle_time_has_passed(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    from dataclasses import replace
+
+    svc = Services(settings)
+    grace = capture(svc, events.add(r, "Fair", "", []), []).person
+    sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # a 5xx: Lever may have done it
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    waiting = deliverer.deliver(svc, grace.id)  # not listed, but it may still be processing: not sent again yet
+    assert waiting.outcome == deliverer.Outcome.RETRY and waiting.retry_at > time.time() + 60
+    assert sandbox.count("opportunities.create") == 1
+    settled = Services(replace(settings, reconcile_settle_s=0.0))
+    assert deliverer.deliver(settled, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert sandbox.count("opportunities.create") == 2 and len(held(sandbox)) == 1

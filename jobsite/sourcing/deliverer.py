@@ -22,8 +22,8 @@ import redis
 from redis.exceptions import LockError
 
 from .. import metrics
-from ..delivery import backoff, gate, jobs
-from ..lever.client import LeverAuthError, LeverConnectionError, LeverRateLimited, LeverRejected, LeverUnavailable
+from ..delivery import backoff, gate, jobs, outcomes
+from ..lever.client import LeverAuthError, LeverError
 from ..lever.pacing import Pacer, RateLimitWait
 from ..records import uploads
 from ..records.uploads import FileMissing
@@ -194,30 +194,21 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
         return Result(Outcome.SKIPPED)  # our lease ran out and another worker may hold it: nothing more is sent
     except performers.NoPerformer as e:
         return _needs_attention(r, person, str(e))
-    except LeverRateLimited as e:
-        sending.failed(r, person)
-        pause = pacer.throttled(e, lever_limit)
-        people.log(r, person.id, "rate limit", 429, e.message)
-        return _retry_at(r, person, time.time() + max(pause, 0.5), "Lever rate-limited (429)")
-    except LeverUnavailable as e:
-        if e.status == 503:
-            sending.failed(r, person)
-            return _close_gate(services, person, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)", 503)
-        people.log(r, person.id, "send", e.status, e.message)
-        return _retry(services, person, f"Lever error {e.status}")
-    except LeverConnectionError as e:
-        if not e.outcome_unknown:
-            sending.failed(r, person)
-        people.log(r, person.id, "send", "no answer", e.message)
-        return _retry(services, person, e.message)
-    except LeverAuthError as e:
-        sending.failed(r, person)
-        return _close_gate(services, person, gate.Cause.KEY_REFUSED, f"Lever refused the API key ({e.status})",
-                           e.status)
-    except LeverRejected as e:
-        sending.failed(r, person)
-        people.log(r, person.id, "send", e.status, e.message)
-        return _needs_attention(r, person, f"Lever refused it ({e.status}): {e.message}")
+    except _Settling as e:
+        return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon")
+    except LeverError as e:
+        verdict = outcomes.judge(e, pacer, lever_limit)  # the one policy for Lever's answers (a 429 slows everyone)
+        if not verdict.outcome_unknown:
+            sending.failed(r, person)  # Lever answered: the request was not carried out
+        people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
+                   verdict.message)
+        if verdict.gate_cause is not None:
+            return _close_gate(services, person, verdict.gate_cause, verdict.why, verdict.status)
+        if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
+            return _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why)
+        if verdict.meaning == outcomes.Meaning.REJECTED:
+            return _needs_attention(r, person, verdict.why)
+        return _retry(services, person, verdict.why)
     person.delivered_at, person.last_error = time.time(), ""
     with r.pipeline() as pipe:
         people.save(pipe, person, Standing.DELIVERED)
@@ -228,9 +219,19 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
     return Result(Outcome.DELIVERED)
 
 
+class _Settling(Exception):
+    """Lever does not list it yet, but an answer-less create may still be processing: look again in `wait_s`."""
+
+    def __init__(self, wait_s: float):
+        super().__init__(wait_s)
+        self.wait_s = wait_s
+
+
 def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> bool:
     """After a create whose outcome is unknown: did Lever make it? Looked up by email, created since the first
-    attempt, the posting and the tag. Records it and returns True if so; else clears the mark (send it again)."""
+    attempt, the posting and the tag. Records it and returns True if so. "Not found" is trusted only once
+    JOBSITE_RECONCILE_SETTLE_S has passed since the attempt (raises _Settling before); then the mark is cleared and
+    it is sent again."""
     r = services.redis
     pacer.take((services.limits.lever,))
     filters: dict[str, Any] = {"email": person.email, "tag": tags(services.settings, person)[0],
@@ -244,6 +245,10 @@ def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> 
         log.warning("the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
                     "is created again, which can duplicate it")
         found = []
+    else:
+        settle = send.inflight_at + services.settings.reconcile_settle_s - time.time()
+        if not found and settle > 0:
+            raise _Settling(settle)
     if found:
         send.opportunity_id, send.contact_id = str(found[0]["id"]), str(found[0].get("contact") or "")
         send.inflight_at = 0.0
