@@ -324,6 +324,26 @@ def list_users() -> None:
         click.echo(f"{user.email}  {user.role.value}")
 
 
+@admin.command("add-event")
+@click.argument("name")
+@click.option("--date", "day", default="", help="The event's date, YYYY-MM-DD.")
+@click.option("--posting", "postings", multiple=True, help="A posting id it recruits for (repeatable).")
+def add_event(name: str, day: str, postings: tuple[str, ...]) -> None:
+    """Create a recruiting event for capture at a booth; prints its id alone on the last line."""
+    from .console import audit
+    from .services import Services
+    from .sourcing import events
+
+    r = Services(_settings()).redis
+    try:
+        event = events.add(r, name, day, list(postings), who=_operator())
+    except events.BadEvent as e:
+        raise click.BadParameter(str(e)) from None
+    audit.record(r, _operator(), "add event", target=event.id)
+    click.echo(f"event {event.name!r} created; capture page: /admin/events/{event.id}/capture")
+    click.echo(event.id)
+
+
 def _operator() -> str:
     """Who ran a command, for the audit log."""
     import getpass
@@ -385,10 +405,14 @@ def purge() -> None:
     hourly)."""
     from . import retention
     from .services import Services
+    from .sourcing import retention as sourced_retention
 
     settings = _settings()
     count = retention.purge(Services(settings))
     click.echo(f"removed personal data of {count} application(s) older than {settings.retention_days} days")
+    sourced = sourced_retention.purge(Services(settings))
+    click.echo(f"removed personal data of {sourced} sourced people delivered more than {settings.retention_days} "
+               "days ago")
 
 
 @main.group()

@@ -140,6 +140,10 @@ class Settings:
     signin_failures_per_ip_per_hour: int = 300
     reconcile_settle_s: float = 120.0  # an apply that got no answer is not sent again before this (Lever may be
     # still processing it): longer than Lever's slowest answers
+    # Sourcing (the talent community and event capture): on by default with the sandbox, asked for with a real key,
+    # which then needs the Lever user that owns what nobody in particular sourced (a talent-community sign-up).
+    sourcing: bool = False
+    lever_perform_as: str | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -224,6 +228,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         signin_failures_per_ip_per_hour=r.int("JOBSITE_SIGNIN_FAILURES_PER_IP_PER_HOUR", 300, lo=10),
         reconcile_settle_s=r.float("JOBSITE_RECONCILE_SETTLE_S", 120.0, lo=0),
         **_mail(r, company),
+        **_sourcing(r, api_key),
     )
     if values["redis_low_water"] >= values["redis_high_water"]:
         raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
@@ -233,6 +238,23 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if not values["secret_key"]:
         values["secret_key"] = _persistent_secret(Path(values["data_dir"]))
     return Settings(**values)
+
+
+def _sourcing(r: _Reader, api_key: str | None) -> dict[str, Any]:
+    """JOBSITE_SOURCING (default: on with the sandbox) and the Lever user id JOBSITE_LEVER_PERFORM_AS, required with a
+    real Lever key: Create an opportunity must be performed as a user (with the sandbox, its first user)."""
+    on = r.bool("JOBSITE_SOURCING", api_key is None)
+    perform_as = r.get("JOBSITE_LEVER_PERFORM_AS", None, _lever_id)
+    if on and api_key and not perform_as:
+        raise ConfigError("JOBSITE_LEVER_PERFORM_AS must name the Lever user id that owns talent-community sign-ups "
+                          "(List users in Lever's API gives it), or set JOBSITE_SOURCING=off")
+    return {"sourcing": on, "lever_perform_as": perform_as}
+
+
+def _lever_id(name: str, raw: str) -> str:
+    if not raw or not all(c.isalnum() or c == "-" for c in raw):
+        raise ConfigError(f"{name} must be a Lever user id (letters, digits and dashes), not {raw!r}")
+    return raw
 
 
 def _tag_kinds(name: str, raw: str) -> tuple[str, ...]:

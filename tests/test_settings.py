@@ -151,3 +151,15 @@ def test_the_low_water_mark_follows_the_high_one_and_must_stay_below_it(tmp_path
     assert load_settings({**env, "JOBSITE_REDIS_HIGH_WATER": "0.5"}).redis_low_water == pytest.approx(0.375)
     with pytest.raises(ConfigError, match="JOBSITE_REDIS_LOW_WATER"):
         load_settings({**env, "JOBSITE_REDIS_LOW_WATER": "0.9"})
+
+
+def test_sourcing_with_a_real_key_names_the_perform_as_variable(tmp_path: Path) -> None:
+    env = {"JOBSITE_DATA_DIR": str(tmp_path)}
+    real = {**env, "LEVER_API_KEY": "k"}
+    assert load_settings(env).sourcing and not load_settings(real).sourcing
+    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must name the Lever user id"):
+        load_settings({**real, "JOBSITE_SOURCING": "on"})
+    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must be a Lever user id"):
+        load_settings({**env, "JOBSITE_LEVER_PERFORM_AS": "a/b"})
+    s = load_settings({**real, "JOBSITE_SOURCING": "on", "JOBSITE_LEVER_PERFORM_AS": "5f1e-42"})
+    assert s.sourcing and s.lever_perform_as == "5f1e-42"

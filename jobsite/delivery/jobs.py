@@ -35,6 +35,7 @@ DELIVERY_CRASHED = "jobsite.worker.tasks.delivery_crashed"
 CONFIRMATION_EMAIL = "jobsite.worker.tasks.send_confirmation_email"
 TAG = "jobsite.worker.tasks.tag_opportunity"
 SYNC = "jobsite.worker.tasks.sync_pipeline"
+DELIVER_SOURCED = "jobsite.worker.tasks.deliver_sourced"
 
 
 def delivery_queue(r: redis.Redis) -> Queue:
@@ -67,6 +68,20 @@ def enqueue_delivery(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pip
         q.enqueue_at(_not_before(at), DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
     else:
         q.enqueue(DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
+    return str(options["job_id"])
+
+
+def enqueue_sourced(r: redis.Redis, person_id: str, *, pipeline: redis.client.Pipeline | None = None,
+                    at: float | None = None) -> str:
+    """Queue (or schedule at epoch `at`) a delivery of a sourced person (sourcing/); returns the job id. On the
+    applications' queue: they share the gate and Lever's limits."""
+    q = delivery_queue(r)
+    options = dict(job_id=f"s-{person_id}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=JOB_TIMEOUT_S,
+                   description=f"deliver sourced {person_id[:8]}", pipeline=pipeline)
+    if at is not None and at > time.time():
+        q.enqueue_at(_not_before(at), DELIVER_SOURCED, person_id, **options)
+    else:
+        q.enqueue(DELIVER_SOURCED, person_id, **options)
     return str(options["job_id"])
 
 

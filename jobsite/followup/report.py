@@ -56,6 +56,19 @@ def track(r: redis.Redis, record: Record) -> None:
     r.sadd(OPPS, record.opportunity_id)
 
 
+def track_sourced(r: redis.Redis, opportunity_id: str, *, posting_id: str, posting: str, source: str,
+                  contact_id: str, created_at_ms: int) -> None:
+    """Follow an opportunity sourcing created (a talent-community sign-up, an event capture) beside the
+    applications: `source` says which ("talent community", "event: <name>"), so the funnel by source shows which
+    event produced hires. Lever's webhooks keep its stage (the sync follows the site's tag, which it does not carry)."""
+    key = OPP.format(opportunity_id)
+    r.hset(key, mapping={"posting_id": posting_id, "posting": posting or ("(no posting)" if not posting_id else ""),
+                         "source": source, "campaign": "", "contact_id": contact_id, "sourced": 1})
+    r.hsetnx(key, "created_at", created_at_ms)
+    r.hsetnx(key, "stage_id", "lead-new")
+    r.sadd(OPPS, opportunity_id)
+
+
 def refresh_names(services: Services) -> None:
     """Fetch the stage and archive-reason names (two list calls, through the shared limit)."""
     r = services.redis

@@ -264,6 +264,61 @@ class LeverClient:
         """Retrieve a single opportunity."""
         return self._request("GET", f"/opportunities/{_id(opportunity_id)}", "opportunities.get")["data"]
 
+    # Sourcing
+
+    def create_opportunity(self, body: dict[str, Any], *, perform_as: str,
+                           resume: tuple[str, bytes, str] | None = None) -> dict[str, Any]:
+        """Create an opportunity (not the deprecated Create a candidate) owned by the user `perform_as`. `body` names
+        one posting at most (Lever rejects more); an email Lever knows links it to that contact. With `resume`
+        (filename, bytes, content type) the body goes as multipart, the file as `resumeFile`. There is no idempotency
+        key: after an unknown outcome, look for it (List opportunities) before sending again.
+
+        Raises:
+            LeverRejected: 400 for more than one posting, an unknown posting or an inactive `perform_as` user.
+            LeverConnectionError: with `outcome_unknown` when it may have been created.
+        """
+        postings = body.get("postings") or []
+        if len(postings) > 1:
+            raise LeverRejected("Create an opportunity takes one posting at most", status=None)
+        params = {"perform_as": _id(perform_as)}
+        if resume is None:
+            answer = self._request("POST", "/opportunities", "opportunities.create", params=params, json=body)
+        else:
+            answer = self._request("POST", "/opportunities", "opportunities.create", params=params,
+                                   data=_multipart_fields(body), files={"resumeFile": resume})
+        return dict(answer["data"])
+
+    def create_note(self, opportunity_id: str, value: str, *, perform_as: str) -> str | None:
+        """Create a note on an opportunity as the user `perform_as`; returns the note's id when Lever's answer (its
+        shape is undocumented) names it."""
+        answer = self._request("POST", f"/opportunities/{_id(opportunity_id)}/notes", "opportunities.notes",
+                               params={"perform_as": _id(perform_as)}, json={"value": value})
+        data = answer.get("data") if isinstance(answer, dict) else None
+        found = (data.get("noteId") or data.get("id")) if isinstance(data, dict) else None
+        return str(found) if found else None
+
+    def list_notes(self, opportunity_id: str) -> list[dict[str, Any]]:
+        """The notes of an opportunity (each with `text` and `user`), every page."""
+        return [n for page in self._pages(f"/opportunities/{_id(opportunity_id)}/notes", "opportunities.notes", {})
+                for n in page]
+
+    def list_users(self, **params: Any) -> list[dict[str, Any]]:
+        """List users (filters `email`, `access_role`, `includeDeactivated`), every page."""
+        return [u for page in self._pages("/users", "users.list", params) for u in page]
+
+
+def _multipart_fields(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """A Create-an-opportunity body as Lever's multipart form: arrays as `emails[]`, phones as `phones[0][value]`."""
+    fields: list[tuple[str, str]] = []
+    for name, value in body.items():
+        if name == "phones":
+            fields += [(f"phones[{i}][value]", str(p["value"])) for i, p in enumerate(value)]
+        elif isinstance(value, list):
+            fields += [(f"{name}[]", str(v)) for v in value]
+        else:
+            fields.append((name, str(value)))
+    return fields
+
 
 def _maybe_sent(error: requests.ConnectionError) -> bool:
     """False only when the connection was never made (refused, no route, DNS): then nothing reached Lever."""

@@ -31,7 +31,7 @@ import requests
 from flask import Flask, Response, abort, jsonify, redirect, request
 from markupsafe import escape
 
-from .seed import make_postings, make_questions
+from .seed import make_postings, make_questions, make_users
 
 API_KEY = "sandbox-key"
 MAINTENANCE_EXEMPT = {"postings.list", "postings.get", "postings.questions"}
@@ -124,6 +124,8 @@ class SandboxState:
             self.applications: list[dict[str, Any]] = []
             self.requests: list[dict[str, Any]] = []
             self.webhooks: list[dict[str, Any]] = []  # every webhook sent: {"envelope", "status"}
+            self.users = make_users()
+            self.notes: list[dict[str, Any]] = []  # every note: {"id", "opportunity", "user", "value", ...}
             self.switches = Switches()
             self.reset_buckets()
 
@@ -189,7 +191,13 @@ def _endpoint(path: str, method: str) -> str:
     if parts[:1] == ["opportunities"]:
         if len(parts) == 3 and parts[2] in ("addTags", "removeTags"):
             return "opportunities.tags"
+        if len(parts) == 3 and parts[2] == "notes":
+            return "opportunities.notes"
+        if len(parts) == 1 and method == "POST":
+            return "opportunities.create"
         return "opportunities.list" if len(parts) == 1 else "opportunities.get"
+    if parts == ["users"]:
+        return "users.list"
     if parts == ["stages"]:
         return "stages.list"
     if parts == ["archive_reasons"]:
@@ -423,6 +431,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
         kind = request.args.get("type")
         return _page([a for a in ARCHIVE_REASONS if kind in (None, a["type"])], "archive_reasons")
 
+    _sourcing_routes(app, st)
     _control_routes(app, st)
     return app
 
@@ -533,6 +542,123 @@ def _public_opportunity(st: SandboxState, opp: dict[str, Any], expand: list[str]
             for a in st.applications if a["id"] in opp["applications"]
         ]
     return out
+
+
+ORIGINS = ("agency", "applied", "internal", "referred", "sourced", "university")
+
+
+def _performer(st: SandboxState) -> dict[str, Any]:
+    """The active user named by `perform_as` (required by Lever's writes), or a 400."""
+    user_id = request.args.get("perform_as", "")
+    user = next((u for u in st.users if u["id"] == user_id and not u["deactivatedAt"]), None)
+    if user is None:
+        abort(_error(400, "BadRequestError", "perform_as must be the id of an active user"))
+    return user
+
+
+def _opportunity_body() -> tuple[dict[str, Any], Any]:
+    """A Create-an-opportunity body as JSON or as multipart (arrays as `emails[]`, phones as `phones[0][value]`,
+    the resume as `resumeFile`), and the resume file if any."""
+    if request.mimetype == "multipart/form-data":
+        form = request.form
+        body: dict[str, Any] = {k: form[k] for k in ("name", "headline", "location", "origin", "contact") if k in form}
+        for name in ("emails", "links", "tags", "sources", "postings"):
+            if f"{name}[]" in form:
+                body[name] = form.getlist(f"{name}[]")
+        phones = sorted((k for k in form if re.fullmatch(r"phones\[\d+\]\[value\]", k)),
+                        key=lambda k: int(k[7:k.index("]")]))
+        if phones:
+            body["phones"] = [{"value": form[k]} for k in phones]
+        return body, request.files.get("resumeFile")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(_error(400, "BadRequestError", "Body must be a JSON object"))
+    return data, None
+
+
+def _strings(body: dict[str, Any], name: str) -> list[str]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        abort(_error(400, "BadRequestError", f"{name} must be a list of strings"))
+    return value
+
+
+def _sourcing_routes(app: Flask, st: SandboxState) -> None:
+    """Create an opportunity, notes and users: what a sourcing integration uses."""
+
+    @app.post("/v1/opportunities")
+    def create_opportunity() -> Any:
+        """Create an opportunity: one posting at most; an email that matches links it to the existing contact."""
+        body, resume = _opportunity_body()
+        postings = _strings(body, "postings")
+        emails = [e.strip().lower() for e in _strings(body, "emails")]
+        if len(postings) > 1:
+            return _error(400, "BadRequestError", "An opportunity can be created for one posting at most")
+        origin = body.get("origin", "sourced")
+        if origin not in ORIGINS:
+            return _error(400, "BadRequestError", f"origin must be one of {', '.join(ORIGINS)}")
+        phones = body.get("phones", [])
+        if not isinstance(phones, list) or not all(isinstance(p, dict) for p in phones):
+            return _error(400, "BadRequestError", "phones must be a list of {value, type}")
+        with st.lock:
+            user = _performer(st)
+            if postings and postings[0] not in st.postings:
+                return _error(400, "BadRequestError", "That posting doesn't exist")
+            contact = next((st.contacts[e] for e in emails if e in st.contacts), None) or str(uuid.uuid4())
+            for e in emails:
+                st.contacts.setdefault(e, contact)
+            now = _now_ms()
+            file_info = None
+            if resume is not None:
+                content = resume.read()
+                file_info = {"name": resume.filename, "size": len(content),
+                             "sha256": hashlib.sha256(content).hexdigest()}
+            opp = {
+                "id": str(uuid.uuid4()), "name": str(body.get("name") or ""), "contact": contact, "emails": emails,
+                "headline": str(body.get("headline") or ""), "phones": phones, "confidentiality": "non-confidential",
+                "location": str(body.get("location") or ""), "links": _strings(body, "links"), "createdAt": now,
+                "updatedAt": now, "lastInteractionAt": now, "lastAdvancedAt": now, "snoozedUntil": None,
+                "archived": None, "stage": "lead-new", "stageChanges": [], "owner": user["id"],
+                "tags": list(dict.fromkeys(_strings(body, "tags"))), "sources": _strings(body, "sources"),
+                "origin": origin, "sourcedBy": user["id"] if origin == "sourced" else None, "applications": [],
+                "followers": [user["id"]], "dataProtection": None, "isAnonymized": False,
+                "opportunityLocation": None, "_posting": postings[0] if postings else None, "_resume": file_info,
+                "_perform_as": user["id"],
+            }
+            st.opportunities.append(opp)
+            return {"data": _public_opportunity(st, opp, [])}, 201
+
+    @app.post("/v1/opportunities/<opportunity_id>/notes")
+    def create_note(opportunity_id: str) -> Any:
+        """Create a note as the `perform_as` user; `value` is required."""
+        data = request.get_json(silent=True)
+        body: dict[str, Any] = data if isinstance(data, dict) else {}
+        value = body.get("value")
+        if not isinstance(value, str) or not value:
+            return _error(400, "BadRequestError", "value is required")
+        with st.lock:
+            user = _performer(st)
+            if not any(o["id"] == opportunity_id for o in st.opportunities):
+                return _error(404, "ResourceNotFound", "That opportunity doesn't exist")
+            note = {"id": str(uuid.uuid4()), "opportunity": opportunity_id, "user": user["id"], "text": value,
+                    "secret": bool(body.get("secret", False)), "createdAt": _now_ms(), "deletedAt": None}
+            st.notes.append(note)
+        return {"data": {"noteId": note["id"]}}, 201
+
+    @app.get("/v1/opportunities/<opportunity_id>/notes")
+    def list_notes(opportunity_id: str) -> Any:
+        with st.lock:
+            notes = [{k: v for k, v in n.items() if k != "opportunity"} for n in st.notes
+                     if n["opportunity"] == opportunity_id]
+        return _page(notes, "notes")
+
+    @app.get("/v1/users")
+    def list_users() -> Any:
+        """List users: `email` filters (canonicalized), deactivated users only with includeDeactivated=true."""
+        emails = [e.strip().lower() for e in request.args.getlist("email")]
+        with_gone = request.args.get("includeDeactivated", "false").lower() == "true"
+        users = [u for u in st.users if (with_gone or not u["deactivatedAt"]) and (not emails or u["email"] in emails)]
+        return _page(users, "users")
 
 
 def _control_routes(app: Flask, st: SandboxState) -> None:
@@ -650,13 +776,17 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
     def received() -> Any:
         with st.lock:
             return {"requests": st.requests, "applications": st.applications,
-                    "uploads": len(st.uploads), "opportunities": len(st.opportunities), "webhooks": st.webhooks}
+                    "uploads": len(st.uploads), "opportunities": len(st.opportunities), "webhooks": st.webhooks,
+                    "notes": st.notes}
 
     @app.get("/_sandbox/opportunities")
     def opportunities() -> Any:
-        """Every opportunity as Lever holds it (tags, stage, archive state), for tests and people."""
+        """Every opportunity as Lever holds it (tags, stage, archive state), for tests and people; with the posting,
+        the resume received and the `perform_as` user of a created one."""
         with st.lock:
-            return {"data": [_public_opportunity(st, o, []) for o in st.opportunities]}
+            return {"data": [{**_public_opportunity(st, o, []), "posting": o["_posting"],
+                              "resume": o.get("_resume"), "performAs": o.get("_perform_as")}
+                             for o in st.opportunities]}
 
     @app.post("/_sandbox/webhooks")
     def webhooks() -> Any:

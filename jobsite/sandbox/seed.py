@@ -197,3 +197,15 @@ def make_questions(posting: dict[str, Any], index: int) -> dict[str, Any]:
         eeo["disabilitySignatureDate"] = {"type": "text", "text": "Date", "required": False, "value": None}
         form["eeoQuestions"] = eeo
     return form
+
+
+def make_users() -> list[dict[str, Any]]:
+    """The account's users (List users): two recruiters, a team member, and a deactivated user, with fixed ids so a
+    test or a person can name one in JOBSITE_LEVER_PERFORM_AS."""
+    rows = [("Rita Recruiter", "rita@acme.example", "admin", None),
+            ("Sam Sourcer", "sam@acme.example", "team member", None),
+            ("Hana Hiring", "hana@acme.example", "team member", None),
+            ("Olga Gone", "olga@acme.example", "team member", 1_700_000_000_000)]
+    return [{"id": str(uuid.UUID(int=i + 1, version=4)), "name": name, "username": email.split("@")[0],
+             "email": email, "accessRole": role, "createdAt": 1_600_000_000_000, "deactivatedAt": gone,
+             "externalDirectoryId": None} for i, (name, email, role, gone) in enumerate(rows)]

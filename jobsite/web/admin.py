@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -35,6 +38,9 @@ from ..records import store, uploads
 from ..records.application import custom_name
 from ..records.store import State
 from ..services import get_services
+from ..sourcing import accept as sourced
+from ..sourcing import events, people
+from . import sourcing, submission
 from .security import check_csrf
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -231,7 +237,8 @@ def person(contact_id: str) -> Any:
     """One person (Lever's contact): their applications through the site, and every opportunity Lever holds."""
     svc = get_services()
     records = store.load_many(svc.redis, store.of_contact(svc.redis, contact_id))
-    if not records:
+    sourced_ = people.load_many(svc.redis, people.of_contact(svc.redis, contact_id))  # talent community, events
+    if not records and not sourced_:
         abort(404, "No application from this person.")
     try:
         in_lever, problem = tagging.of_contact(svc, contact_id), ""
@@ -239,7 +246,7 @@ def person(contact_id: str) -> Any:
         in_lever, problem = [], str(e)
     titles = {rec.posting_id: rec.posting_title for rec in records}
     return render_template("admin/person.html", contact_id=contact_id, records=records, in_lever=in_lever,
-                           problem=problem, titles=titles)
+                           problem=problem, titles=titles, sourced=sourced_)
 
 
 @bp.get("/pipeline")
@@ -413,3 +420,123 @@ def refresh_cache() -> Any:
 def audit_page() -> Any:
     r = get_services().redis
     return render_template("admin/audit.html", entries=audit.entries(r, 500), api_use=audit.entries(r, 200, api=True))
+
+
+# Sourcing: recruiting events, capture at a booth (also offline: static/capture.js), the talent community.
+
+MAX_CAPTURE_BYTES = 16 * 1024
+
+
+@bp.context_processor
+def sourcing_on() -> dict[str, Any]:
+    return {"sourcing_on": get_services().settings.sourcing}
+
+
+def lever_link(opportunity_id: str) -> str:
+    """The opportunity's page in Lever (the local sandbox lists what it holds)."""
+    s = get_services().settings
+    if s.uses_sandbox:
+        return f"{s.sandbox_url}/_sandbox/opportunities"
+    host = s.lever_base_url.split("//", 1)[-1].split("/", 1)[0].replace("api.", "hire.", 1)
+    return f"https://{host}/candidates/{opportunity_id}"
+
+
+def _event_or_404(event_id: str) -> events.Event:
+    sourcing.enabled()
+    event = events.load(get_services().redis, event_id) if event_id.isalnum() else None
+    if event is None:
+        abort(404, "No such event.")
+    return event
+
+
+def _posting_titles() -> dict[str, str]:
+    try:
+        return {p["id"]: p["text"] for p in get_services().catalog.postings().data}
+    except CatalogUnavailable:
+        return {}
+
+
+@bp.get("/events")
+def events_page() -> Any:
+    sourcing.enabled()
+    r = get_services().redis
+    return render_template("admin/events.html", events=events.all_(r), titles=_posting_titles(),
+                           counts={e.id: r.zcard(people.EVENT.format(e.id)) for e in events.all_(r)})
+
+
+@bp.post("/events")
+@admin_only
+def add_event() -> Any:
+    sourcing.enabled()
+    r = get_services().redis
+    titles = _posting_titles()
+    try:
+        event = events.add(r, request.form.get("name", ""), request.form.get("date", ""),
+                           [p for p in request.form.getlist("postings") if p in titles], who=who())
+    except events.BadEvent as e:
+        flash(f"The event was not created: {e}.")
+        return redirect(url_for("admin.events_page"), 303)
+    audit.record(r, who(), "add event", target=event.id)
+    return redirect(url_for("admin.event_page", event_id=event.id), 303)
+
+
+@bp.get("/events/<event_id>")
+def event_page(event_id: str) -> Any:
+    event = _event_or_404(event_id)
+    return render_template("admin/event.html", event=event, people=people.of_event(get_services().redis, event.id),
+                           titles=_posting_titles(), lever_link=lever_link)
+
+
+@bp.get("/events/<event_id>/capture")
+def capture_page(event_id: str) -> Any:
+    event = _event_or_404(event_id)
+    return render_template("admin/capture.html", event=event, titles=_posting_titles())
+
+
+@bp.get("/events/<event_id>/manifest.webmanifest")
+def capture_manifest(event_id: str) -> Any:
+    """What makes the capture page installable on a phone's home screen."""
+    event = _event_or_404(event_id)
+    start = url_for("admin.capture_page", event_id=event.id)
+    answer = jsonify({"name": f"Capture: {event.name}", "short_name": "Capture", "start_url": start, "scope": start,
+                      "display": "standalone", "background_color": "#ffffff", "theme_color": "#1d2433",
+                      "icons": [{"src": url_for("brand.favicon"), "sizes": "any", "type": "image/svg+xml"}]})
+    answer.mimetype = "application/manifest+json"
+    return answer
+
+
+@bp.get("/events/<event_id>/capture-sw.js")
+def capture_worker(event_id: str) -> Response:
+    """The capture page's service worker, served under the page's path so that its scope covers it."""
+    _event_or_404(event_id)
+    script = (Path(current_app.static_folder or "static") / "capture-sw.js").read_bytes()
+    return Response(script, mimetype="text/javascript")
+
+
+@bp.post("/api/events/<event_id>/people")
+@admin_only
+def capture_person(event_id: str) -> Any:
+    """A capture from the booth page: 202 for a new person, 200 for a client_id already received."""
+    event = _event_or_404(event_id)
+    raw = request.stream.read(MAX_CAPTURE_BYTES + 1)
+    try:
+        body = json.loads(raw) if 0 < len(raw) <= MAX_CAPTURE_BYTES else None
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        return jsonify({"error": "Bad Request", "message": "Send a JSON object under 16 KB."}), 400
+    try:
+        taken = sourcing.capture(body, event, who())
+    except sourced.Invalid as e:
+        return jsonify({"error": "Unprocessable Entity", "message": "Some fields need attention.",
+                        "errors": dict(e.errors)}), 422
+    except submission.Rejected as e:
+        return jsonify({"error": "Service Unavailable", "message": e.message}), e.status, e.headers
+    return jsonify({"id": taken.person.id, "client_id": taken.person.client_id,
+                    "status": sourcing.status_of(taken.person)}), 202 if taken.new else 200
+
+
+@bp.get("/talent")
+def talent_page() -> Any:
+    sourcing.enabled()
+    return render_template("admin/talent.html", members=people.talent_community(get_services().redis))

@@ -22,7 +22,9 @@ from ..postings import board
 from ..postings.catalog import PostingNotFound
 from ..postings.posting import Posting
 from ..services import get_services
-from . import embed, submission
+from ..sourcing import accept as sourced
+from ..sourcing import people
+from . import embed, sourcing, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
 from .i18n import say
@@ -200,5 +202,53 @@ def application(receipt: str) -> Any:
         return error_response(404, "No application with this receipt.")
     status.pop("posting_title", None)
     response = jsonify(status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# The talent community (sourcing): the same attribution, Idempotency-Key, limits and 422s as an application.
+
+@bp.post("/talent")
+def join_talent() -> Any:
+    sourcing.enabled()
+    if request.mimetype == "application/json":
+        if (request.content_length or 0) > MAX_JSON_BYTES:
+            return error_response(413, f"A JSON sign-up must be under {MAX_JSON_BYTES // 1024} KB: a resume is "
+                                       "sent as multipart/form-data.")
+        body = _json_body()
+        if not isinstance(body, dict):
+            return error_response(400, "The body must be a JSON object.")
+        interests = body.get("interests")
+        interests = interests if isinstance(interests, dict) else {}
+        consent = body.get("consent")
+        data = {**body, "teams": interests.get("teams", []), "locations": interests.get("locations", []),
+                "consent": consent.get("store") if isinstance(consent, dict) else consent}
+        resume = None
+    elif request.mimetype == "multipart/form-data":
+        f = request.form
+        data = {"name": f.get("name"), "email": f.get("email"), "phone": f.get("phone"), "links": f.getlist("links"),
+                "teams": f.getlist("teams"), "locations": f.getlist("locations"), "consent": f.get("consent")}
+        resume = sourcing.resume_from(request.files.get("resume"))
+    else:
+        return error_response(415, "Send application/json or multipart/form-data.")
+    try:
+        joined = sourcing.join(data, resume, idempotency_key=request.headers.get("Idempotency-Key") or None,
+                               attribution=embed.attribution(data), honeypot=str(data.get("website") or ""))
+    except sourced.Invalid as e:
+        return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
+    except submission.Rejected as e:
+        return error_response(e.status, e.message, e.headers)
+    g.receipt = joined.person.id
+    return {"receipt": joined.person.id, "status": sourcing.status_of(joined.person),
+            "status_url": absolute("api.talent_status", receipt=joined.person.id)}, 202
+
+
+@bp.get("/talent/<receipt>")
+def talent_status(receipt: str) -> Any:
+    sourcing.enabled()
+    person = people.load(get_services().redis, receipt) if receipt.isalnum() else None
+    if person is None or person.kind != people.Kind.TALENT:
+        return error_response(404, "No sign-up with this receipt.")
+    response = jsonify({"receipt": receipt, "status": sourcing.status_of(person)})
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -19,8 +19,9 @@ from ..postings.catalog import PostingNotFound, Snapshot
 from ..postings.posting import Posting
 from ..records import spool, store
 from ..services import get_services
+from ..sourcing import accept as sourced
 from ..words import N_
-from . import brand, embed, submission
+from . import brand, embed, sourcing, submission
 from .i18n import language, say
 from .pages import PageCache
 
@@ -295,3 +296,60 @@ def application_status(receipt: str) -> dict[str, Any] | None:
         return {"receipt": receipt, "status": store.State.WAITING.public, "posting": None,
                 "posting_title": "", "received_at": None, "delivered_at": None}
     return None
+
+
+# The talent community (sourcing): people who don't see the right job today leave their details and interests.
+
+def _render_talent(*, answers: Any = None, errors: dict[str, str] | None = None, token: str | None = None,
+                   status: int = 200, message: str | None = None) -> Response:
+    teams, locations = sourcing.interests()
+    html = render_template("candidates/talent.html", teams=teams, locations=locations, answers=answers or {},
+                           errors=errors or {}, token=token or new_form_token("talent"), message=message,
+                           embedded=embedded(), canonical=absolute("candidates.talent"))
+    response = Response(html, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.context_processor
+def talent_community() -> dict[str, Any]:
+    """Whether candidate pages link to the talent community (JOBSITE_SOURCING)."""
+    return {"talent_community": get_services().settings.sourcing}
+
+
+@bp.get("/talent")
+def talent() -> Response:
+    sourcing.enabled()
+    return _render_talent()
+
+
+@bp.post("/talent")
+def join_talent() -> BaseResponse:
+    sourcing.enabled()
+    f = request.form
+    answers = {"name": f.get("name", ""), "email": f.get("email", ""), "phone": f.get("phone", ""),
+               "links": f.get("links", ""), "teams": f.getlist("teams"), "locations": f.getlist("locations"),
+               "consent": f.get("consent")}
+    token = f.get("form_token", "")
+    nonce = read_form_token(token, "talent")
+    if nonce is None:
+        return _render_talent(answers=answers, status=400, message=gettext(
+            "This form had expired, so nothing was sent. Your answers are still here: please submit again."))
+    try:
+        sourcing.join(answers, sourcing.resume_from(request.files.get("resume")), idempotency_key=f"form:{nonce}",
+                      attribution=embed.attribution(), honeypot=f.get("website", ""))
+    except sourced.Invalid as e:
+        return _render_talent(answers=answers, errors=say(e.errors), token=token, status=422)
+    except submission.KeyReused:
+        return _render_talent(answers=answers, status=422, message=say(FORM_REUSED))
+    except submission.Rejected as e:
+        response = _render_talent(answers=answers, token=token, status=e.status, message=e.message)
+        response.headers.update(e.headers)
+        return response
+    return redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
+
+
+@bp.get("/talent/joined")
+def talent_joined() -> Response:
+    sourcing.enabled()
+    return Response(render_template("candidates/talent_joined.html", embedded=embedded()), mimetype="text/html")

@@ -147,6 +147,36 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+SCHEMAS.update({  # the talent community (sourcing)
+    "TalentSignup": {
+        "type": "object", "required": ["name", "email", "consent"],
+        "description": "Join the talent community: created in Lever as a sourced opportunity without a posting, "
+                       "tagged with the interests. Attribution as for an application (source, utm_*).",
+        "properties": {
+            "name": {"type": "string"}, "email": {"type": "string", "format": "email"}, "phone": {"type": "string"},
+            "links": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 5},
+            "interests": {"type": "object", "properties": {
+                "teams": {"type": "array", "items": {"type": "string"}, "description": "Teams of open postings."},
+                "locations": {"type": "array", "items": {"type": "string"},
+                              "description": "Locations of open postings."}}},
+            "consent": {"type": "object", "required": ["store"], "properties": {"store": {
+                "type": "boolean", "description": "To be kept on file (required, true)."}}},
+            "source": {"type": "string"}, "utm_source": {"type": "string"}, "utm_campaign": {"type": "string"},
+        },
+    },
+    "MultipartTalentSignup": {
+        "type": "object", "description": "The same fields as form fields (links, teams and locations repeated), "
+                                         "`consent=true`, and an optional `resume` file.",
+        "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "consent": {"type": "string"},
+                       "resume": {"type": "string", "contentEncoding": "binary"}},
+        "additionalProperties": True,
+    },
+    "TalentStatus": {
+        "type": "object", "required": ["receipt", "status"], "description": "No personal data.",
+        "properties": {"receipt": {"type": "string"}, "status": {"type": "string", "enum": STATUSES}},
+    },
+})
+
 HEADERS = {
     "ETag": {"description": "The version of this answer; send it back in If-None-Match for a 304.",
              "schema": {"type": "string"}},
@@ -235,6 +265,33 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                             "headers": {"Cache-Control": {"$ref": "#/components/headers/Cache-Control"}},
                             "content": {JSON: {"schema": _ref("ApplicationStatus")}}},
                     "401": UNAUTHORIZED, "404": _error("No application with this receipt."), "503": UNAVAILABLE,
+                }}},
+            "/api/v1/talent": {"post": {
+                "operationId": "joinTalentCommunity", "summary": "Join the talent community",
+                "description": "Accepted durably and answered at once; created in Lever when Lever can take it.",
+                "parameters": [idempotency],
+                "requestBody": {"required": True, "content": {
+                    JSON: {"schema": _ref("TalentSignup")},
+                    "multipart/form-data": {"schema": _ref("MultipartTalentSignup")}}},
+                "responses": {
+                    "202": {"description": "Accepted: the receipt, and where to follow it.",
+                            "content": {JSON: {"schema": _ref("Receipt")}}},
+                    "400": _error("Not a JSON object, or a filled honeypot field."), "401": UNAUTHORIZED,
+                    "404": _error("The talent community is switched off (JOBSITE_SOURCING)."),
+                    "413": _error("Too large."), "415": _error("Neither application/json nor multipart/form-data."),
+                    "422": _error("Some answers need attention (`errors` per field), or the Idempotency-Key was "
+                                  "used for another sign-up."),
+                    "429": _error("Too many submissions this hour from this address (or this integrator key).",
+                                  "Retry-After"),
+                    "503": UNAVAILABLE,
+                }}},
+            "/api/v1/talent/{receipt}": {"get": {
+                "operationId": "getTalentSignup", "summary": "A sign-up's status, by its receipt",
+                "parameters": [receipt],
+                "responses": {
+                    "200": {"description": "Its status (no personal data).",
+                            "content": {JSON: {"schema": _ref("TalentStatus")}}},
+                    "401": UNAUTHORIZED, "404": _error("No sign-up with this receipt."), "503": UNAVAILABLE,
                 }}},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "getContract", "summary": "This document", "security": [{}],

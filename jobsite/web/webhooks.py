@@ -17,6 +17,7 @@ from flask import Blueprint, abort, request
 
 from ..followup import report, tagging
 from ..services import get_services
+from ..sourcing import retention as sourced_retention
 
 bp = Blueprint("webhooks", __name__)
 
@@ -54,4 +55,7 @@ def lever() -> Any:
         return {"error": str(e)}, 409
     except tagging.LeverNotReachable:  # a deletion Lever cannot confirm now: Lever sends it again later
         return {"error": "Lever cannot confirm this event now"}, 503, {"Retry-After": "60"}
+    contact = (envelope.get("data") or {}).get("contactId") if isinstance(envelope.get("data"), dict) else None
+    if envelope.get("event") == "candidateDeleted" and applied and isinstance(contact, str) and contact:
+        sourced_retention.forget(svc, contact)  # Lever confirmed it: sourced people too (talent, events)
     return {"ok": True, "applied": applied}

@@ -21,10 +21,14 @@ from ..followup import report, tagging
 from ..intake import accept
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
+from ..postings.catalog import CatalogUnavailable
 from ..records import store
 from ..records.store import State
 from ..services import Services
 from ..settings import load_settings
+from ..sourcing import deliverer as sourcing
+from ..sourcing import people as sourced_people
+from ..sourcing import retention as sourced_retention
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,39 @@ def deliver(receipt: str) -> str:
     result = deliverer.deliver(svc, receipt)
     _after(svc, receipt, result)
     return result.outcome.value
+
+
+def deliver_sourced(person_id: str) -> str:
+    """The delivery task of a sourced person (a talent-community sign-up or an event capture)."""
+    svc = services()
+    result = sourcing.deliver(svc, person_id)
+    if result.gate_closed:
+        jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
+    if result.outcome == sourcing.Outcome.RETRY:
+        sourced_people.set_job(svc.redis, person_id, jobs.enqueue_sourced(svc.redis, person_id, at=result.retry_at))
+    if result.outcome == sourcing.Outcome.DELIVERED and (person := sourced_people.load(svc.redis, person_id)):
+        _track_sourced(svc, person)
+    return result.outcome.value
+
+
+def _track_sourced(svc: Services, person: sourced_people.Person) -> None:
+    """The pipeline report follows a delivered person's opportunities, by where they came from."""
+    try:
+        titles = {p["id"]: p["text"] for p in svc.catalog.postings().data}
+    except CatalogUnavailable:
+        titles = {}
+    source = f"event: {person.event_name}" if person.kind == sourced_people.Kind.EVENT else "talent community"
+    for send in person.sends:
+        report.track_sourced(svc.redis, send.opportunity_id, posting_id=send.posting,
+                             posting=titles.get(send.posting, ""), source=source, contact_id=send.contact_id,
+                             created_at_ms=int(person.delivered_at * 1000))
+
+
+def _sourcing_upkeep(svc: Services) -> None:
+    """Queue the sourced people the gate held once it is open, and those whose delivery was interrupted."""
+    r = svc.redis
+    for person_id in sourcing.release_parked(r) + sourcing.lost(svc):
+        sourced_people.set_job(r, person_id, jobs.enqueue_sourced(r, person_id))
 
 
 def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
@@ -199,11 +236,13 @@ def upkeep() -> None:
     recover(svc)
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
         retention.purge(svc)
+        sourced_retention.purge(svc)
     status = gate.status(r)
     if status.closed and not status.paused and not gate.probe_scheduled(r):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - time.time()), svc.settings.delivery_lease_s)
     elif status.is_open and status.parked:
         jobs.open_gate(r)
+    _sourcing_upkeep(svc)
     if status.is_open:
         for receipt in tagging.take_parked(r):  # follow-ups wait behind the applications released above
             jobs.enqueue_tagging(r, receipt)

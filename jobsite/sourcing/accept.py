@@ -1,0 +1,196 @@
+"""Taking in sourced people: a talent-community sign-up, a capture at an event. Validate, then write the person,
+their resume's bytes and their delivery job in one Redis transaction, as intake does for applications.
+
+A sign-up's Idempotency-Key and a capture's client_id make a repeat (a retry, a double tap, two tabs) the same
+person: the first write wins, a repeat gets the first person back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from ..delivery.jobs import enqueue_sourced
+from ..records import uploads
+from ..records.application import Attribution
+from ..records.uploads import UploadedFile
+from ..services import Services
+from ..words import N_, Message
+from . import people
+from .events import Event
+from .people import Kind, Person
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+MAX_TEXT = 200
+MAX_NOTE = 2000
+MAX_LINKS = 5
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
+IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
+IDEMPOTENCY_TTL_S = 7 * 86400
+RESUME_TYPES = (".pdf", ".doc", ".docx", ".txt", ".rtf", ".odt")
+
+
+class Invalid(Exception):
+    """Field-level errors: field name -> message."""
+
+    def __init__(self, errors: dict[str, Message]):
+        super().__init__(f"{len(errors)} field(s) need attention")
+        self.errors = errors
+
+
+class KeyReused(Exception):
+    """The Idempotency-Key came before with a different sign-up."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    person: Person
+    new: bool  # False: a repeat of an earlier sign-up or capture, answered with the first
+
+
+def _text(data: Mapping[str, Any], name: str, errors: dict[str, Message], *, required: bool = False,
+          limit: int = MAX_TEXT) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            errors[name] = N_("This field is required.")
+        return ""
+    if not isinstance(value, str) or len(value) > limit or not value.replace("\n", " ").isprintable():
+        errors[name] = Message(N_("Use at most %(n)s characters of text."), n=limit)
+        return ""
+    return " ".join(value.split()) if limit <= MAX_TEXT else value.strip()
+
+
+def _email(data: Mapping[str, Any], errors: dict[str, Message]) -> str:
+    email = _text(data, "email", errors, required=True)
+    if email and not EMAIL.match(email):
+        errors["email"] = N_("Enter an email address like name@example.com.")
+    return email
+
+
+def _choices(value: Any, allowed: Sequence[str], name: str, errors: dict[str, Message]) -> list[str]:
+    values = value if isinstance(value, list) else ([] if value in (None, "") else [value])
+    if not all(isinstance(v, str) and v in allowed for v in values):
+        errors[name] = N_("Choose from the list.")
+        return []
+    return list(dict.fromkeys(values))
+
+
+def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams: Sequence[str],
+                  locations: Sequence[str], max_file_bytes: int, attribution: Attribution | None = None) -> Person:
+    """A talent-community sign-up from a form or the API: `name`, `email`, `phone`, `links` (a list or one per line),
+    `teams` and `locations` (from the catalog), `consent` (to be kept on file; required). Raises Invalid."""
+    errors: dict[str, Message] = {}
+    name = _text(data, "name", errors, required=True)
+    email = _email(data, errors)
+    phone = _text(data, "phone", errors, limit=40)
+    raw_links = data.get("links") or []
+    if isinstance(raw_links, str):
+        raw_links = raw_links.split()
+    links = [str(x).strip() for x in raw_links if isinstance(x, str) and x.strip()] if isinstance(raw_links,
+                                                                                                   list) else None
+    if links is None or len(links) > MAX_LINKS or not all(
+            re.match(r"^https?://\S+$", x) and len(x) <= 300 for x in links):
+        errors["links"] = Message(N_("Give up to %(n)s web addresses starting with https://."), n=MAX_LINKS)
+        links = []
+    chosen_teams = _choices(data.get("teams"), teams, "teams", errors)
+    chosen_locations = _choices(data.get("locations"), locations, "locations", errors)
+    consent = data.get("consent")
+    if consent not in (True, "true", "on", "yes", "1"):
+        errors["consent"] = N_("We can only keep your details on file with your consent.")
+    if resume is not None:
+        if len(resume.content) > max_file_bytes:
+            errors["resume"] = Message(N_("The file is larger than %(mb)s MB."), mb=max_file_bytes // 2**20)
+        elif not resume.filename.lower().endswith(RESUME_TYPES) or not resume.content:
+            errors["resume"] = N_("Send a PDF, Word or text file.")
+    if errors:
+        raise Invalid(errors)
+    where = attribution or Attribution()
+    return Person(id=people.new_id(), kind=Kind.TALENT, created_at=time.time(), name=name, email=email, phone=phone,
+                  links=links, teams=chosen_teams, locations=chosen_locations, consent=True, source=where.source,
+                  campaign=where.campaign, sends=[people.Send()])
+
+
+def event_capture(data: Mapping[str, Any], event: Event, recruiter: str) -> Person:
+    """A capture at `event`: `name`, `email`, `phone`, `postings` (the event's, zero or more), `note`, `rating` (0 to
+    5) and the capture page's `client_id`. One send per posting, one without a posting when none is chosen."""
+    errors: dict[str, Message] = {}
+    name = _text(data, "name", errors, required=True)
+    email = _email(data, errors)
+    phone = _text(data, "phone", errors, limit=40)
+    note = _text(data, "note", errors, limit=MAX_NOTE)
+    postings = _choices(data.get("postings"), event.postings, "postings", errors)
+    rating = data.get("rating", 0) or 0
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 0 <= rating <= 5:
+        errors["rating"] = N_("Rate from 0 to 5.")
+        rating = 0
+    client_id = data.get("client_id")
+    if not isinstance(client_id, str) or not re.fullmatch(CLIENT_ID, client_id):
+        errors["client_id"] = N_("A capture needs the id the page made for it.")
+        client_id = ""
+    if errors:
+        raise Invalid(errors)
+    return Person(id=people.new_id(), kind=Kind.EVENT, created_at=time.time(), name=name, email=email, phone=phone,
+                  event_id=event.id, event_name=event.name, recruiter=recruiter, note=note, rating=rating,
+                  client_id=client_id, sends=[people.Send(posting=p) for p in postings] or [people.Send()])
+
+
+def idempotency_key(key: str, person: Person, resume: UploadedFile | None, client: str = "") -> tuple[str, str]:
+    """The Redis key of a sign-up's Idempotency-Key (scoped to the integrator) and the fingerprint of what came."""
+    digest = hashlib.sha256(f"{client}\n{key}".encode()).hexdigest()
+    what = {k: getattr(person, k) for k in ("name", "email", "phone", "links", "teams", "locations")}
+    body = hashlib.sha256(json.dumps(what, sort_keys=True).encode())
+    if resume is not None:
+        body.update(hashlib.sha256(resume.content).digest())
+    return IDEMPOTENCY.format(digest), body.hexdigest()
+
+
+def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
+           idempotency: tuple[str, str] | None = None) -> Accepted:
+    """Persist and queue a sourced person; returns once it is durable. A repeat (same capture client_id, or same
+    Idempotency-Key and content) returns the first; a key reused for other content raises KeyReused."""
+    r = svc.redis
+    contents: dict[str, bytes] = {}
+    if resume is not None:
+        stored, contents = uploads.describe({"resume": resume})
+        person.resume = stored[0]
+    guard, fingerprint = idempotency or ("", "")
+    if person.kind == Kind.EVENT:
+        guard, fingerprint = people.CLIENT.format(person.event_id, person.client_id), ""
+    with r.pipeline() as pipe:
+        try:
+            if guard:
+                pipe.watch(guard)
+                earlier = pipe.get(guard)
+                if earlier:
+                    pipe.reset()
+                    return _earlier(r, earlier.decode(), fingerprint)
+            pipe.multi()
+            people.add(pipe, person)
+            people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
+            if contents:
+                uploads.add(pipe, person.id, contents)
+            if guard:
+                pipe.set(guard, f"{fingerprint} {person.id}", ex=IDEMPOTENCY_TTL_S)
+            pipe.execute()
+        except redis.WatchError:
+            found = r.get(guard)
+            return _earlier(r, found.decode(), fingerprint) if found else Accepted(person, True)
+    return Accepted(person, True)
+
+
+def _earlier(r: redis.Redis, stored: str, fingerprint: str) -> Accepted:
+    seen, _, person_id = stored.partition(" ")
+    if seen != fingerprint:
+        raise KeyReused()
+    person = people.load(r, person_id)
+    if person is None:
+        raise KeyReused()  # purged since: cannot answer with it
+    return Accepted(person, False)

@@ -1,0 +1,213 @@
+"""Sourced people in Redis: talent-community sign-ups and people captured at events, with what Lever has of them.
+
+A person is one JSON value, written by whoever holds their delivery lease (sourcing/deliverer.py) or, before any
+delivery, by intake. Each `Send` is one Create an opportunity (one posting, or none), so a capture for three postings
+is three sends, each recorded as it goes: a crash or a dropped answer never re-sends one Lever already has.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from ..records.uploads import StoredFile
+
+KEY = "sourced:{}"  # JSON: one person
+ALL = "sourced:all"  # zset: id -> created_at, everyone
+PENDING = "sourced:pending"  # zset: id -> created_at, not yet delivered nor given up
+DELIVERED = "sourced:delivered"  # zset: id -> delivered_at, for retention
+PARKED = "sourced:parked"  # zset: id -> created_at, waiting behind the delivery gate
+TALENT = "sourced:talent"  # zset: id -> created_at, the talent community
+EVENT = "sourced:event:{}"  # zset: id -> created_at, the people captured at one event
+CLIENT = "sourced:client:{}:{}"  # event id, the capture page's client_id -> person id
+CONTACT = "sourced:contact:{}"  # set: the people of one Lever contact (for candidateDeleted)
+LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
+JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
+
+
+class Kind(StrEnum):
+    TALENT = "talent"  # joined the talent community on the site or through the API
+    EVENT = "event"  # captured by a recruiter at an event
+
+
+class Standing(StrEnum):
+    """Where a person stands, as the console says it."""
+
+    WAITING = "waiting"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+FINAL = (Standing.DELIVERED, Standing.NEEDS_ATTENTION)
+
+
+@dataclass
+class Send:
+    """One Create an opportunity: for `posting` ("" for none), then its note."""
+
+    posting: str = ""
+    opportunity_id: str = ""
+    contact_id: str = ""
+    inflight_at: float = 0.0  # set before the request goes out, cleared by an answer: set means outcome unknown
+    first_sent_at: float = 0.0
+    note_inflight_at: float = 0.0
+    note_done: bool = False
+
+
+@dataclass
+class Person:
+    id: str
+    kind: Kind
+    created_at: float
+    name: str
+    email: str
+    phone: str = ""
+    links: list[str] = field(default_factory=list)
+    teams: list[str] = field(default_factory=list)  # talent community: interests
+    locations: list[str] = field(default_factory=list)
+    consent: bool = False  # to be kept on file
+    source: str = ""  # attribution (talent community)
+    campaign: str = ""
+    event_id: str = ""
+    event_name: str = ""
+    recruiter: str = ""  # the console user's email who captured them
+    note: str = ""
+    rating: int = 0
+    client_id: str = ""
+    resume: StoredFile | None = None
+    sends: list[Send] = field(default_factory=list)
+    standing: Standing = Standing.WAITING
+    attempts: int = 0
+    last_error: str = ""
+    updated_at: float = 0.0
+    delivered_at: float = 0.0
+    purged: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Person:
+        d: dict[str, Any] = json.loads(raw)
+        d["kind"], d["standing"] = Kind(d["kind"]), Standing(d["standing"])
+        d["sends"] = [Send(**s) for s in d.get("sends") or []]
+        return cls(**d)
+
+    @property
+    def contact_id(self) -> str:
+        return next((s.contact_id for s in self.sends if s.contact_id), "")
+
+
+def new_id() -> str:
+    return "s" + secrets.token_hex(10)
+
+
+def add(pipe: redis.client.Pipeline, person: Person) -> None:
+    """Write a new person and its indexes (inside the caller's transaction)."""
+    person.updated_at = person.created_at
+    pipe.set(KEY.format(person.id), person.to_json())
+    for index in (ALL, PENDING):
+        pipe.zadd(index, {person.id: person.created_at})
+    if person.kind == Kind.TALENT:
+        pipe.zadd(TALENT, {person.id: person.created_at})
+    else:
+        pipe.zadd(EVENT.format(person.event_id), {person.id: person.created_at})
+
+
+def load(r: redis.Redis, person_id: str) -> Person | None:
+    raw = r.get(KEY.format(person_id))
+    return Person.from_json(raw) if raw else None
+
+
+def load_many(r: redis.Redis, ids: list[str]) -> list[Person]:
+    if not ids:
+        return []
+    return [Person.from_json(raw) for raw in r.mget([KEY.format(i) for i in ids]) if raw]
+
+
+def save(r: redis.Redis | redis.client.Pipeline, person: Person, standing: Standing | None = None) -> None:
+    """Write the person back (the lease holder only), keeping the indexes in step with the standing."""
+    if standing is not None:
+        person.standing = standing
+    person.updated_at = time.time()
+    r.set(KEY.format(person.id), person.to_json())
+    if person.standing in FINAL:
+        r.zrem(PENDING, person.id)
+    if person.standing == Standing.DELIVERED:
+        r.zadd(DELIVERED, {person.id: person.delivered_at})
+    for contact in {s.contact_id for s in person.sends if s.contact_id}:
+        r.sadd(CONTACT.format(contact), person.id)
+
+
+def log(r: redis.Redis, person_id: str, action: str, status: int | str | None, message: str = "") -> None:
+    """What an attempt did, for the console (Lever's message is shown there, never logged)."""
+    r.rpush(LOG.format(person_id), json.dumps({"at": time.time(), "action": action, "status": status,
+                                               "message": message[:300]}))
+
+
+def attempts(r: redis.Redis, person_id: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in r.lrange(LOG.format(person_id), 0, -1)]
+
+
+def pending(r: redis.Redis) -> list[str]:
+    return [x.decode() for x in r.zrange(PENDING, 0, -1)]
+
+
+def of_event(r: redis.Redis, event_id: str) -> list[Person]:
+    return load_many(r, [x.decode() for x in r.zrange(EVENT.format(event_id), 0, -1)])
+
+
+def talent_community(r: redis.Redis, limit: int = 500) -> list[Person]:
+    return load_many(r, [x.decode() for x in r.zrevrange(TALENT, 0, limit - 1)])
+
+
+def everyone(r: redis.Redis) -> list[Person]:
+    return load_many(r, [x.decode() for x in r.zrange(ALL, 0, -1)])
+
+
+def set_job(r: redis.Redis | redis.client.Pipeline, person_id: str, job_id: str) -> None:
+    r.set(JOB.format(person_id), job_id)
+
+
+def job_of(r: redis.Redis, person_id: str) -> str:
+    raw = r.get(JOB.format(person_id))
+    return raw.decode() if raw else ""
+
+
+def park(r: redis.Redis, person: Person) -> None:
+    r.zadd(PARKED, {person.id: person.created_at})
+
+
+def take_parked(r: redis.Redis) -> list[str]:
+    """Every parked person, oldest first, removed from the parked set (the gate is open: queue them)."""
+    with r.pipeline() as pipe:
+        pipe.zrange(PARKED, 0, -1)
+        pipe.delete(PARKED)
+        ids, _ = pipe.execute()
+    return [x.decode() for x in ids]
+
+
+def delivered_before(r: redis.Redis, cutoff: float) -> list[str]:
+    return [x.decode() for x in r.zrangebyscore(DELIVERED, 0, cutoff)]
+
+
+def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
+    return [x.decode() for x in r.smembers(CONTACT.format(contact_id))]
+
+
+def purge_personal_data(r: redis.Redis, person: Person) -> None:
+    """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts."""
+    person.name = person.email = person.phone = person.note = ""
+    person.links, person.resume, person.purged = [], None, True
+    with r.pipeline() as pipe:
+        pipe.set(KEY.format(person.id), person.to_json())
+        pipe.zrem(DELIVERED, person.id)
+        pipe.delete(LOG.format(person.id), JOB.format(person.id))
+        pipe.execute()

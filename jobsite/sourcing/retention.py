@@ -1,0 +1,41 @@
+"""Retention of sourced people: their personal data goes on the applications' schedule (JOBSITE_RETENTION_DAYS after
+delivery), and at once when Lever deletes the person (candidateDeleted). Lever's ids, the kind, the event and the
+dates stay, for the counts."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..records import uploads
+from ..services import Services
+from . import people
+
+log = logging.getLogger(__name__)
+
+
+def purge(svc: Services, now: float | None = None) -> int:
+    """Remove the personal data of people delivered more than the retention period ago; returns how many."""
+    r = svc.redis
+    cutoff = (now or time.time()) - svc.settings.retention_days * 86400
+    due = people.load_many(r, people.delivered_before(r, cutoff))
+    for person in due:
+        _remove(svc, person)
+    if due:
+        log.info("retention: removed personal data of %d sourced people", len(due))
+    return len(due)
+
+
+def forget(svc: Services, contact_id: str) -> int:
+    """Lever deleted the person: remove what we hold about them now, whatever their age. Returns how many."""
+    r = svc.redis
+    found = people.load_many(r, people.of_contact(r, contact_id))
+    for person in found:
+        _remove(svc, person)
+    r.delete(people.CONTACT.format(contact_id))
+    return len(found)
+
+
+def _remove(svc: Services, person: people.Person) -> None:
+    uploads.remove(svc.redis, person.id)
+    people.purge_personal_data(svc.redis, person)

@@ -1,0 +1,108 @@
+"""Receiving sourced people from the web, shared by the /talent page, POST /api/v1/talent and the console's capture
+endpoint: the same per-address and per-client limits, memory guard and idempotency as applications (intake's
+functions), then sourcing/accept.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from flask import abort, request
+from flask_babel import gettext
+from werkzeug.datastructures import FileStorage
+
+from ..console import api_keys
+from ..intake import accept as intake
+from ..postings import board
+from ..records.application import Attribution
+from ..records.uploads import UploadedFile
+from ..services import get_services
+from ..sourcing import accept
+from ..sourcing.events import Event
+from ..sourcing.people import Person, Standing
+from .security import current_client
+from .submission import KeyReused, Rejected
+
+# A sourced person's public status, in the words of an application's (the receipt page and the API share them).
+STATUS = {Standing.WAITING: "queued", Standing.DELIVERING: "delivering", Standing.DELIVERED: "delivered",
+          Standing.NEEDS_ATTENTION: "needs_attention"}
+
+
+def enabled() -> None:
+    """404 unless sourcing is on (JOBSITE_SOURCING)."""
+    if not get_services().settings.sourcing:
+        abort(404)
+
+
+def interests() -> tuple[list[str], list[str]]:
+    """The teams and locations a person may be interested in: those of the open postings."""
+    facets = board.facets(get_services().catalog.postings().data)
+    return list(facets["team"]), list(facets["location"])
+
+
+def resume_from(storage: FileStorage | None) -> UploadedFile | None:
+    """The uploaded resume, read at most one byte past the limit."""
+    if storage is None or not storage.filename:
+        return None
+    max_bytes = get_services().settings.max_file_mb * 2**20
+    try:
+        return UploadedFile(storage.filename, storage.stream.read(max_bytes + 1))
+    finally:
+        storage.close()
+
+
+def status_of(person: Person) -> str:
+    return STATUS[person.standing]
+
+
+def join(data: Mapping[str, Any], resume: UploadedFile | None, *, idempotency_key: str | None,
+         attribution: Attribution | None, honeypot: str = "") -> accept.Accepted:
+    """A talent-community sign-up. Raises accept.Invalid (per field), KeyReused or Rejected."""
+    svc = get_services()
+    if honeypot:
+        raise Rejected(400, gettext("This submission looked automated, so it was not sent. If you are a person, "
+                                    "please reload the page and try again."))
+    teams, locations = interests()
+    person = accept.talent_signup(data, resume, teams=teams, locations=locations,
+                                  max_file_bytes=svc.settings.max_file_mb * 2**20, attribution=attribution)
+    client = current_client() or ""
+    idem = accept.idempotency_key(idempotency_key, person, resume, client) if idempotency_key else None
+    _limit(client, len(resume.content) if resume else 0)
+    return _submit(person, resume, idem)
+
+
+def capture(data: Mapping[str, Any], event: Event, recruiter: str) -> accept.Accepted:
+    """A recruiter's capture at an event (the console checked who may). Raises accept.Invalid or Rejected."""
+    return _submit(accept.event_capture(data, event, recruiter), None, None)
+
+
+def _limit(client: str, files_bytes: int) -> None:
+    svc = get_services()
+    if client:
+        try:
+            api_keys.count_application(svc.redis, client, svc.settings.api_client_per_hour)
+        except api_keys.TooManyApplications as e:
+            raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} submissions "
+                                "this hour.", {"Retry-After": str(e.retry_after_s)}) from None
+        except redis.RedisError:
+            pass
+        return
+    try:
+        intake.check_ip(svc, request.remote_addr or "unknown", files_bytes)
+    except intake.TooManySubmissions as e:
+        raise Rejected(429, gettext("We received many submissions from your network in the last hour. Please try "
+                                    "again later."), {"Retry-After": str(e.retry_after_s)}) from None
+
+
+def _submit(person: Person, resume: UploadedFile | None, idem: tuple[str, str] | None) -> accept.Accepted:
+    svc = get_services()
+    try:
+        intake.check_room(svc, len(resume.content) if resume else 0)
+        return accept.submit(svc, person, resume, idem)
+    except accept.KeyReused:
+        raise KeyReused() from None
+    except (intake.RedisFull, redis.RedisError):
+        raise Rejected(503, gettext("We can't take this for a few minutes, so nothing was sent yet. Please try "
+                                    "again in a few minutes."), {"Retry-After": str(intake.FULL_RETRY_AFTER_S)}
+                       ) from None

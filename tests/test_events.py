@@ -1,0 +1,93 @@
+"""Event capture in the console: events from the console and the command line, the capture endpoint's guards."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from jobsite import cli
+from jobsite.console import accounts
+from jobsite.services import Services
+from jobsite.settings import Settings
+from jobsite.sourcing import deliverer, events, people
+
+from .conftest import Sandbox
+
+ADMIN = ("ada@acme.test", "correct horse battery")
+VIEWER = ("vic@acme.test", "another long password")
+
+
+@pytest.fixture
+def accounts_(r: redis.Redis) -> None:
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    accounts.add_user(r, *VIEWER, accounts.Role.VIEWER)
+
+
+def sign_in(client, who: tuple[str, str]) -> str:
+    """Sign in; returns the session's CSRF token, as the capture page carries it."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/login").get_data(as_text=True))
+    client.post("/admin/login", data={"email": who[0], "password": who[1], "csrf_token": token.group(1)})
+    page = client.get("/admin/events").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_add_event_on_the_command_line_prints_the_id_last(settings: Settings, r: redis.Redis, monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    monkeypatch.setenv("JOBSITE_DATA_DIR", str(settings.data_dir))
+    answer = CliRunner().invoke(cli.main, ["admin", "add-event", "Berlin Meetup", "--date", "2026-12-03"])
+    assert answer.exit_code == 0, answer.output
+    event = events.load(r, answer.output.strip().splitlines()[-1])
+    assert event is not None and event.name == "Berlin Meetup" and event.day == "2026-12-03"
+    bad = CliRunner().invoke(cli.main, ["admin", "add-event", "X", "--date", "3 Dec"])
+    assert bad.exit_code != 0 and "YYYY-MM-DD" in bad.output
+
+
+def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: redis.Redis, sandbox: Sandbox,
+                                                                    settings: Settings, accounts_) -> None:
+    token = sign_in(client, ADMIN)
+    posting = sandbox.public_postings()[0]
+    made = client.post("/admin/events", data={"csrf_token": token, "name": "Fair", "date": "2026-12-04",
+                                              "postings": [posting["id"], "not-a-posting"]})
+    assert made.status_code == 303
+    [event] = events.all_(r)
+    assert event.postings == [posting["id"]]
+    url = f"/admin/api/events/{event.id}/people"
+    body = {"name": "Grace", "email": "grace@example.com", "postings": [posting["id"]], "note": "hi", "rating": 5,
+            "client_id": "abcdef0123456789"}
+    first = client.post(url, json=body, headers={"X-CSRF-Token": token})
+    assert first.status_code == 202 and first.get_json()["status"] == "queued"
+    assert client.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 200
+    bad = client.post(url, json={**body, "client_id": "x", "rating": 9}, headers={"X-CSRF-Token": token})
+    assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"client_id", "rating"}
+    assert client.post(url, data="[", content_type="application/json",
+                       headers={"X-CSRF-Token": token}).status_code == 400
+    [grace] = people.of_event(r, event.id)
+    assert grace.recruiter == ADMIN[0] and [s.posting for s in grace.sends] == [posting["id"]]
+    deliverer.deliver(Services(settings), grace.id)
+    page = client.get(f"/admin/events/{event.id}").get_data(as_text=True)
+    grace = people.load(r, grace.id)  # type: ignore[assignment]
+    assert "Grace" in page and "delivered" in page and f"/admin/people/{grace.contact_id}" in page
+    assert "Grace" in client.get(f"/admin/people/{grace.contact_id}").get_data(as_text=True)
+    capture = client.get(f"/admin/events/{event.id}/capture")
+    assert capture.status_code == 200 and token in capture.get_data(as_text=True)
+    assert client.get(f"/admin/events/{event.id}/manifest.webmanifest").get_json()["display"] == "standalone"
+    assert client.get(f"/admin/events/{event.id}/capture-sw.js").status_code == 200
+
+
+def test_a_viewer_and_a_request_without_the_csrf_token_may_not_capture(client, r: redis.Redis, sandbox: Sandbox,
+                                                                       accounts_) -> None:
+    event = events.add(r, "Fair")
+    url = f"/admin/api/events/{event.id}/people"
+    body = {"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"}
+    assert client.post(url, json=body).status_code in (400, 401)  # not signed in
+    token = sign_in(client, ADMIN)
+    assert client.post(url, json=body).status_code == 400  # signed in, but no token: another site's request
+    assert client.post(url, json=body, headers={"X-CSRF-Token": token + "x"}).status_code == 400
+    client.post("/admin/logout", data={"csrf_token": token})
+    token = sign_in(client, VIEWER)
+    assert client.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 403
+    assert client.post("/admin/events", data={"csrf_token": token, "name": "Mine"}).status_code == 403
+    assert not r.zcard(people.ALL) and len(events.all_(r)) == 1

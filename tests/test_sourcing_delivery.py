@@ -1,0 +1,172 @@
+"""Sourced people reach Lever exactly once: real workers, real redis-server and the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import redis
+import requests
+
+from jobsite.console import accounts
+from jobsite.services import Services
+from jobsite.settings import Settings
+from jobsite.sourcing import accept, deliverer, events, people
+from jobsite.sourcing.people import Standing
+
+from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
+
+
+def held(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return list(requests.get(f"{sandbox.url}/_sandbox/opportunities", timeout=5).json()["data"])
+
+
+def user(sandbox: Sandbox, email: str) -> str:
+    return next(u["id"] for u in sandbox.state.users if u["email"] == email)
+
+
+def capture(svc: Services, event: events.Event, postings: list[str], client_id: str = "c-0000001",
+            email: str = "grace@example.com") -> accept.Accepted:
+    person = accept.event_capture({"name": "Grace Hopper", "email": email, "postings": postings,
+                                   "note": "Compilers; wants a call", "rating": 4, "client_id": client_id},
+                                  event, "sam@acme.example")
+    return accept.submit(svc, person)
+
+
+def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
+        settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, live: LiveServer) -> None:
+    """Both arrive over HTTP (the API and the console's capture endpoint), real workers deliver them."""
+    sandbox = strict_lever
+    three = [p["id"] for p in sandbox.public_postings()[:3]]
+    meetup = events.add(r, "Berlin Robotics Meetup", "2026-12-03", three)
+    hana = user(sandbox, "hana@acme.example")
+    accounts.add_user(r, "sam@acme.example", "a long enough password", accounts.Role.ADMIN)
+    sandbox.control("maintenance", on=True)
+    workers.start(worker_env(settings, JOBSITE_LEVER_PERFORM_AS=hana))
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    joined = requests.post(f"{live.url}/api/v1/talent", timeout=10, files={"resume": ("ada.pdf", b"%PDF-1.4 ada")},
+                           data={"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+49 30 1",
+                                 "links": "https://ada.example", "teams": team, "locations": "Berlin, Germany",
+                                 "consent": "true"})
+    assert joined.status_code == 202, joined.text
+    console = requests.Session()
+    page = console.get(f"{live.url}/admin/login", timeout=10).text
+    console.post(f"{live.url}/admin/login", timeout=10, data={
+        "email": "sam@acme.example", "password": "a long enough password",
+        "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)})  # type: ignore[union-attr]
+    page = console.get(f"{live.url}/admin/events/{meetup.id}/capture", timeout=10).text
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    taken = console.post(f"{live.url}/admin/api/events/{meetup.id}/people", timeout=10, headers={"X-CSRF-Token": token},
+                         json={"name": "Grace Hopper", "email": "grace@example.com", "postings": three,
+                               "note": "Compilers; wants a call", "rating": 4, "client_id": "c-0000001"})
+    assert taken.status_code == 202, taken.text
+    ada, grace = people.load(r, joined.json()["receipt"]), people.load(r, taken.json()["id"])
+    assert ada is not None and grace is not None
+    wait_for(lambda: r.zcard(people.PARKED) == 2, what="both to wait behind the gate")
+    wait_for(lambda: sandbox.count("stages.list", 503) >= 2, what="the probe's light reads")
+    assert not held(sandbox) and sandbox.count("opportunities.create", 503) >= 1
+    sandbox.control("maintenance", on=False)
+    wait_for(lambda: all(p.standing == Standing.DELIVERED for p in people.load_many(r, [ada.id, grace.id])),
+             timeout=60, interval=0.1, what="both delivered")
+    made = held(sandbox)
+    assert len(made) == 4 and sandbox.count("opportunities.create", 201) == 4
+    theirs = [o for o in made if o["emails"] == ["grace@example.com"]]
+    [mine] = [o for o in made if o["emails"] == ["ada@example.com"]]
+    assert sorted(o["posting"] for o in theirs) == sorted(three) and mine["posting"] is None
+    assert len({o["contact"] for o in theirs}) == 1 and mine["contact"] != theirs[0]["contact"]
+    assert all(o["origin"] == "sourced" for o in made)
+    assert {o["performAs"] for o in theirs} == {user(sandbox, "sam@acme.example")} and mine["performAs"] == hana
+    assert all(o["tags"] == ["Acme Robotics event: Berlin Robotics Meetup"] for o in theirs)
+    assert mine["tags"] == ["Acme Robotics talent community", f"Acme Robotics interest: {team}",
+                            "Acme Robotics location: Berlin, Germany"]
+    assert mine["resume"]["name"] == "ada.pdf" and mine["phones"] == [{"value": "+49 30 1"}]
+    notes = sandbox.received()["notes"]
+    assert sorted(n["opportunity"] for n in notes) == sorted(o["id"] for o in theirs)
+    assert all(n["text"] == "Compilers; wants a call\n\nRating: 4/5" and n["user"] == theirs[0]["performAs"]
+               for n in notes)
+    assert not any(q["status"] == 429 for q in sandbox.received()["requests"])
+    assert not r.exists(f"upload:{ada.id}")  # Lever has the resume: ours is gone
+
+
+def test_one_client_id_is_one_person(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    svc = Services(settings)
+    meetup = events.add(r, "Fair", "", [sandbox.public_postings()[0]["id"]])
+    first, again = capture(svc, meetup, []), capture(svc, meetup, [])
+    assert first.new and not again.new and again.person.id == first.person.id
+    assert len(people.of_event(r, meetup.id)) == 1
+    assert capture(svc, meetup, [], client_id="c-0000002").new  # another capture of the page
+
+
+def test_an_ambiguous_create_is_found_not_sent_again(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    svc = Services(settings)
+    posting = sandbox.public_postings()[0]["id"]
+    meetup = events.add(r, "Fair", "", [posting])
+    grace = capture(svc, meetup, [posting]).person
+    sandbox.control("drop", path="/v1/opportunities", count=1)  # Lever makes it; the answer is lost
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    assert len(held(sandbox)) == 1
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    [made] = held(sandbox)
+    assert sandbox.count("opportunities.create") == 1 and sandbox.count("opportunities.list") == 1
+    assert people.load(r, grace.id).sends[0].opportunity_id == made["id"]  # type: ignore[union-attr]
+    assert len(sandbox.received()["notes"]) == 1
+
+
+def test_a_dropped_note_answer_is_not_sent_twice(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    svc = Services(settings)
+    meetup = events.add(r, "Fair", "", [])
+    grace = capture(svc, meetup, []).person
+    sandbox.control("drop", path="/notes", count=1)
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert len(held(sandbox)) == 1 and len(sandbox.received()["notes"]) == 1
+
+
+def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings: Settings, r: redis.Redis,
+                                                                        sandbox: Sandbox) -> None:
+    from jobsite.worker import tasks
+
+    svc = tasks.use(Services(settings))
+    posting = sandbox.public_postings()[0]["id"]
+    grace = capture(svc, events.add(r, "Fair", "", [posting]), [posting]).person
+    sandbox.control("drop", path="/v1/opportunities", count=1)
+    deliverer.deliver(svc, grace.id)  # Lever made it; then, as if the worker died right there:
+    stuck = people.load(r, grace.id)
+    assert stuck is not None and stuck.sends[0].inflight_at
+    stuck.standing, stuck.updated_at = Standing.DELIVERING, stuck.updated_at - settings.delivery_lease_s - 1
+    r.set(people.KEY.format(grace.id), stuck.to_json())
+    assert deliverer.lost(svc) == [grace.id]
+    assert tasks.deliver_sourced(grace.id) == "delivered"
+    assert len(held(sandbox)) == 1 and sandbox.count("opportunities.create") == 1
+    assert deliverer.lost(svc) == []
+
+
+def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    from jobsite.delivery import gate
+
+    svc = Services(settings)
+    grace = capture(svc, events.add(r, "Fair", "", []), []).person
+    sandbox.control("forbid", endpoints=["opportunities.list"])
+    sandbox.control("drop", path="/v1/opportunities", count=1)
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert gate.status(r).is_open and sandbox.count("opportunities.list", 403) == 1
+    assert sandbox.count("opportunities.create", 201) == 2  # the documented cost of a key without that grant
+
+
+def test_a_failed_create_lever_lacks_is_sent_again_once_the_settle_time_has_passed(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    from dataclasses import replace
+
+    svc = Services(settings)
+    grace = capture(svc, events.add(r, "Fair", "", []), []).person
+    sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # a 5xx: Lever may have done it
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    waiting = deliverer.deliver(svc, grace.id)  # not listed, but it may still be processing: not sent again yet
+    assert waiting.outcome == deliverer.Outcome.RETRY and waiting.retry_at > time.time() + 60
+    assert sandbox.count("opportunities.create") == 1
+    settled = Services(replace(settings, reconcile_settle_s=0.0))
+    assert deliverer.deliver(settled, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert sandbox.count("opportunities.create") == 2 and len(held(sandbox)) == 1
