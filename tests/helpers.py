@@ -51,3 +51,12 @@ def required_cards(sandbox: Sandbox, posting_id: str) -> dict[str, str]:
     return {f"cards[{qset['id']}][field{i}]": f["options"][0]["text"] if f.get("options") else "yes"
             for qset in sandbox.state.questions[posting_id]["customQuestions"]
             for i, f in enumerate(qset["fields"]) if f["required"]}
+
+
+def eeo_posting(sandbox: Sandbox) -> dict[str, Any]:
+    """A public posting whose form has Lever's EEO section (a US posting) and every custom field type."""
+    for i, (pid, form) in enumerate(sandbox.state.questions.items()):
+        p = sandbox.state.postings[pid]
+        if i % 2 == 0 and "eeoQuestions" in form and p in sandbox.public_postings():
+            return p
+    raise AssertionError("no such posting in the seed")

@@ -319,3 +319,24 @@ def test_chromium_gets_the_sandbox_control_page(page, sandbox: Sandbox) -> None:
     page.get_by_role("button", name="Switch maintenance mode on").click()
     page.get_by_role("button", name="Switch maintenance mode off").wait_for()
     assert sandbox.state.switches.maintenance is True
+
+
+def test_the_german_form_says_lever_standard_fields_in_german(page, live: LiveServer, sandbox: Sandbox) -> None:
+    """Lever's fixed fields and EEO texts in German, in the labels and the error summary; the company's own
+    questions as written; the EEO signature and date say what they are for."""
+    from .helpers import eeo_posting
+
+    posting = eeo_posting(sandbox)
+    check(page, "default", "apply-de", f"{live.url}/jobs/{posting['id']}/apply?lang=de")
+    for label in ("Vollständiger Name", "E-Mail", "Telefon", "Lebenslauf", "Aktueller Arbeitgeber",
+                  "Aktueller Wohnort", "Geschlecht", "Behinderung", "Unterschrift", "Datum"):
+        assert page.get_by_label(re.compile(f"^{label}( \\*|$)")).count() == 1, label
+    assert page.locator("#f-eeo-gender option").all_inner_texts()[1:3] == ["Männlich", "Weiblich"]
+    assert "unterschreiben" in page.locator("#f-eeo-disabilitySignature-help").inner_text()
+    assert page.get_by_label("How did you hear about us?").count() == 1  # the company's question, as written
+    page.get_by_role("button", name="Bewerbung absenden").click()
+    summary = page.locator("#error-summary")
+    summary.wait_for(state="visible")
+    assert "Vollständiger Name — Geben Sie Ihren vollständigen Namen ein." in summary.inner_text()
+    assert "Full name" not in summary.inner_text() and "Email" not in summary.inner_text()
+    check(page, "default", "apply-de-errors")

@@ -144,8 +144,9 @@ def posting(posting_id: str) -> Any:
         return error_response(404, "No open posting with this id.")
     data = _posting_json(posting_)
     data["form"] = [{"title": say(s.title), "note": say(s.note), "fields": [
-        {"name": f.name, "label": say(f.label), "type": f.type, "required": f.required, "description": f.description,
-         "options": [{"value": v, "label": label} for v, label in f.options]} for f in s.fields]}
+        {"name": f.name, "label": say(f.label), "type": f.type, "required": f.required,
+         "description": say(f.description),
+         "options": [{"value": v, "label": say(label)} for v, label in f.options]} for f in s.fields]}
         for s in form.sections]
     return {"data": data}
 
