@@ -237,6 +237,9 @@ def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveSe
     receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                             json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
     page.goto(live.url + f"/applications/{receipt}")
+    shown = page.locator(".reference").inner_text()
+    assert re.fullmatch(r"[2-9A-HJKMNP-TW-Z]{4}-[2-9A-HJKMNP-TW-Z]{4}", shown) and shown == store.reference(receipt)
+    assert receipt not in page.locator("main").inner_text()  # the token stays in the link
     line = page.locator(".status-line")
     assert "we'll pass it to the hiring team shortly" in line.inner_text()
     assert "Lever" not in page.locator("main").inner_text() and "queued" not in line.inner_text()

@@ -40,7 +40,7 @@ def test_the_extraction_sees_python_and_templates() -> None:
     found = marked_strings()
     assert "Enter your email address." in found  # jobsite/forms.py, marked with N_
     assert "Skip to content" in found  # templates/base.html, _()
-    assert any(m.startswith("Your receipt number is <span") for m in found)  # a {% trans %} block, trimmed
+    assert any(m.startswith("Your reference is <strong") for m in found)  # a {% trans %} block, trimmed
 
 
 @pytest.mark.parametrize("lang", sorted(CATALOGUES))
