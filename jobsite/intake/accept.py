@@ -74,16 +74,17 @@ class Idempotency:
         return cls("idem:" + digest, body.hexdigest())
 
 
-def _ip_key(ip: str, secret: str) -> str:
-    return f"submissions:ip:{ip_digest(ip, secret)}:{int(time.time() // 3600)}"
+def _ip_key(ip: str, secret: str, counter: str = "ip") -> str:
+    return f"submissions:{counter}:{ip_digest(ip, secret)}:{int(time.time() // 3600)}"
 
 
-def check_ip(svc: Services, ip: str) -> None:
+def check_ip(svc: Services, ip: str, *, counter: str = "ip") -> None:
     """Count a submission from `ip`; raise TooManySubmissions above the hourly limit. With Redis down the limit is
-    skipped (an application must never be refused for that), which is logged and counted."""
+    skipped (an application must never be refused for that), which is logged and counted. `counter` keeps another
+    count under the same limit: "autofill", the resumes read to fill a form."""
     try:
         pipe = svc.redis.pipeline()
-        key = _ip_key(ip, svc.settings.secret_key)
+        key = _ip_key(ip, svc.settings.secret_key, counter)
         pipe.incr(key)
         pipe.expire(key, 3600)
         count = pipe.execute()[0]
