@@ -343,3 +343,43 @@ def test_the_german_form_says_lever_standard_fields_in_german(page, live: LiveSe
     assert "Vollständiger Name — Geben Sie Ihren vollständigen Namen ein." in summary.inner_text()
     assert "Full name" not in summary.inner_text() and "Email" not in summary.inner_text()
     check(page, "default", "apply-de-errors")
+
+
+def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandbox: Sandbox, tmp_path: Path) -> None:
+    """End to end in Chromium, a PDF at 1280 px and a DOCX at 390 px, both built here: choosing the file fills name,
+    email, phone and links through POST /api/v1/autofill; what the candidate typed stays, and all can be changed."""
+    from playwright.sync_api import expect
+
+    from .helpers import RESUME, file_posting, resume_docx, resume_pdf
+
+    url = f"{live.url}/jobs/{file_posting(sandbox)['id']}/apply"
+    pdf, docx = tmp_path / "ada-cv.pdf", tmp_path / "ada-cv.docx"
+    pdf.write_bytes(resume_pdf(2))
+    docx.write_bytes(resume_docx())
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(url)
+    first = page.evaluate("""() => [...document.querySelectorAll('form.apply :is(input, select, textarea)')]
+                                   .filter((el) => el.type !== 'hidden' && el.id !== 'website')[0].id""")
+    assert first == "f-resume"  # the first thing to fill in
+    assert page.get_by_label(re.compile("^Resume/CV")).count() == 1
+    page.locator("#f-resume").set_input_files(str(pdf))
+    expect(page.locator("#f-fullName")).to_have_value(RESUME["fullName"], timeout=20_000)
+    assert page.locator("#f-email").input_value() == RESUME["email"]
+    assert page.locator("#f-phone").input_value() == RESUME["phone"]
+    assert page.locator('[id="f-urls-LinkedIn"]').input_value() == "https://linkedin.com/in/ada-lovelace"
+    assert page.locator('[id="f-urls-GitHub"]').input_value() == "https://github.com/ada"
+    assert page.locator('[id="f-urls-Portfolio"]').input_value() == ""
+    assert page.locator(".file-drop .file-name").first.inner_text() == "ada-cv.pdf"
+    assert "please check" in page.locator(".autofill-status").inner_text()
+    page.fill("#f-fullName", "Ada King")  # the candidate changes what was filled
+    assert page.locator("#f-fullName").input_value() == "Ada King"
+    check(page, "default", "apply-autofilled")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(url)
+    page.fill("#f-email", "ada@work.example")  # typed before choosing the file: kept
+    page.locator("#f-resume").set_input_files(str(docx))
+    expect(page.locator("#f-fullName")).to_have_value(RESUME["fullName"], timeout=20_000)
+    assert page.locator("#f-email").input_value() == "ada@work.example"
+    assert page.locator('[id="f-urls-GitHub"]').input_value() == "https://github.com/ada"
+    page.locator(".resume-first").screenshot(path=str(ARTIFACTS / "resume-filled-390.png"))
