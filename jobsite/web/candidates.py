@@ -265,7 +265,8 @@ def confirmation(receipt: str) -> Response:
     status["reference"] = store.reference(status["receipt"])
     response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded(),
                                         words=say(STATUS_WORDS), final=FINAL_STATUSES,
-                                        status_url=url_for("api.application", receipt=receipt)))
+                                        status_url=url_for("api.application", receipt=receipt),
+                                        receipt_url=absolute("candidates.confirmation", receipt=receipt)))
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
