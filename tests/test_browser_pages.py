@@ -383,3 +383,39 @@ def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandb
     assert page.locator("#f-email").input_value() == "ada@work.example"
     assert page.locator('[id="f-urls-GitHub"]').input_value() == "https://github.com/ada"
     page.locator(".resume-first").screenshot(path=str(ARTIFACTS / "resume-filled-390.png"))
+
+
+def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, sandbox: Sandbox) -> None:
+    """At 1280x800 and 390x844: the navigation in one row with the current page marked; while Lever is in maintenance
+    and delivery closed, state names whole (no break inside a word) and no pace or end time, only that they wait."""
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    posting = simple_posting(sandbox)
+    sandbox.control("maintenance", on=True)
+    for n in range(2):
+        requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                      json=lever_body(sandbox, posting["id"], n), timeout=10)
+    svc = live.server.app.extensions["jobsite"]
+    for receipt in store.receipts(r, store.State.QUEUED):
+        deliverer.deliver(tasks.use(svc), receipt)  # meets the maintenance: the gate closes
+    page.goto(live.url + "/admin/login")
+    page.fill("#email", ADMIN[0])
+    page.fill("#password", ADMIN[1])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    for width, height in ((1280, 800), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(live.url + "/admin/")
+        page.screenshot(path=str(ARTIFACTS / f"console-dashboard-closed-{width}.png"), full_page=True)
+        nav = page.get_by_role("navigation", name="Console")
+        assert nav.bounding_box()["height"] < 60, f"the navigation takes more than one row at {width} px"
+        assert nav.locator("[aria-current=page]").all_inner_texts() == ["Dashboard"]
+        assert page.locator('[data-field="gate.state"]').inner_text() == "closed"
+        for state in page.locator(".big.word").all():
+            lines = state.evaluate("el => { const r = document.createRange(); r.selectNodeContents(el);"
+                                   " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }")
+            assert lines == 1, f"{state.inner_text()} breaks across lines at {width} px"
+        assert not page.locator("#pacing").is_visible() and not page.get_by_text("done in about").is_visible()
+        assert page.get_by_text("Waiting until delivery reopens").is_visible()
+    page.get_by_role("link", name="Needs attention").click()
+    assert nav.locator("[aria-current=page]").all_inner_texts() == ["Needs attention"]
+    sandbox.control("maintenance", on=False)
