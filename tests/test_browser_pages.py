@@ -399,6 +399,10 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
         deliverer.deliver(tasks.use(svc), receipt)  # meets the maintenance: the gate closes
     page.goto(live.url + "/admin/login")
     page.fill("#email", ADMIN[0])
+    page.fill("#password", "not the password")
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#login-error").wait_for()
+    assert page.locator("#email").input_value() == ADMIN[0]  # only the password is typed again
     page.fill("#password", ADMIN[1])
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/admin/$"))
@@ -418,4 +422,10 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
         assert page.get_by_text("Waiting until delivery reopens").is_visible()
     page.get_by_role("link", name="Needs attention").click()
     assert nav.locator("[aria-current=page]").all_inner_texts() == ["Needs attention"]
+    page.goto(live.url + "/admin/audit")
+    failed = page.locator("tr", has_text="sign-in failed")
+    assert failed.count() == 1 and ADMIN[0] in failed.inner_text()  # failed sign-ins are in the audit log
+    assert page.get_by_role("link", name=re.compile(r"Application .*…")).count() == 0  # no link to an email
+    check(page, "default", "admin-not-found", live.url + "/admin/no-such-page")
+    assert page.locator("body.admin").count() == 1 and page.get_by_role("link", name="Back to the dashboard").count()
     sandbox.control("maintenance", on=False)

@@ -122,16 +122,18 @@ def duration(seconds: float | None) -> str:
 def login() -> Any:
     error = None
     status = 200
+    typed = request.form.get("email", "")[:254]  # kept in the form after a failure, and named in the audit log
     if request.method == "POST":
         svc = get_services()
         try:
             address = ip_digest(request.remote_addr or "unknown", svc.settings.secret_key)
-            user = accounts.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
-                                         address)
+            user = accounts.authenticate(svc.redis, typed, request.form.get("password", ""), address)
         except accounts.Throttled as e:
             wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
             error = f"Too many failed sign-ins from here. Wait {wait} and try again."
-            return render_template("admin/login.html", error=error), 429, {"Retry-After": str(e.retry_after)}
+            audit.record(svc.redis, typed, "sign-in refused: too many failures from one address")
+            return render_template("admin/login.html", error=error, email=typed), 429, \
+                {"Retry-After": str(e.retry_after)}
         if user:
             session.clear()
             session.permanent = True
@@ -140,7 +142,8 @@ def login() -> Any:
             target = request.args.get("next") or ""
             return redirect(target if target.startswith("/admin") else url_for("admin.dashboard_page"))
         error, status = "That email and password do not match an account.", 401
-    return render_template("admin/login.html", error=error), status
+        audit.record(svc.redis, typed, "sign-in failed")
+    return render_template("admin/login.html", error=error, email=typed), status
 
 
 @bp.post("/logout")
