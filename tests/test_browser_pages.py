@@ -149,6 +149,9 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
                        "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit",
                        "admin-pipeline": "/admin/pipeline", "admin-person": f"/admin/people/{contact}"}.items():
         check(page, theme, name, live.url + path)
+        assert "(s)" not in page.locator("main").inner_text(), name  # proper plurals
+    assert page.get_by_role("link", name=re.compile("^Open in Lever")).count() >= 2  # the person, as checked last
+    assert page.locator("h1").inner_text() == "Candidate 0"  # names first
 
 
 # Posting rows wholly inside the viewport, before any scrolling.

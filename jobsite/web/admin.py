@@ -75,8 +75,15 @@ def who() -> str:
 
 @bp.context_processor
 def vocabulary() -> dict[str, Any]:
-    """Every console page names states with the same words, in the same order (store.State)."""
-    return {"states": list(State)}
+    """Every console page names states with the same words, in the same order (store.State); "Open in Lever" links
+    start at `lever_app` (Lever's web app, Settings.lever_app_url)."""
+    return {"states": list(State), "lever_app": get_services().settings.lever_app_url}
+
+
+@bp.app_template_filter("counted")
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """A count that reads as English: "1 application", "2 applications", "3 opportunities" (`plural` when not +s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 @bp.app_template_filter("when")
@@ -319,8 +326,8 @@ def retry_tagging(receipt: str) -> Any:
 def retry_all() -> Any:
     svc = get_services()
     queued = jobs.retry_now(svc.redis, store.receipts(svc.redis, State.NEEDS_ATTENTION, 100_000))
-    audit.record(svc.redis, who(), "retry all", "", f"{len(queued)} application(s)")
-    flash(f"Queued {len(queued)} application(s) for delivery.")
+    audit.record(svc.redis, who(), "retry all", "", counted(len(queued), "application"))
+    flash(f"Queued {counted(len(queued), 'application')} for delivery.")
     return redirect(url_for("admin.applications_page", state="needs_attention"))
 
 
