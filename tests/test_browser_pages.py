@@ -16,6 +16,7 @@ from axe_playwright_python.sync_playwright import Axe
 from jobsite import create_app
 from jobsite.console import accounts
 from jobsite.delivery import deliverer
+from jobsite.followup import report
 from jobsite.records import store
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
@@ -145,6 +146,7 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     svc = live.server.app.extensions["jobsite"]
     assert deliverer.deliver(tasks.use(svc), receipt).outcome == deliverer.Outcome.DELIVERED  # a person in Lever
     contact = store.load(r, receipt).contact_id
+    report.track(r, store.load(r, receipt))  # in the pipeline report, before any sync
     for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
                        "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit",
                        "admin-pipeline": "/admin/pipeline", "admin-person": f"/admin/people/{contact}"}.items():
@@ -152,6 +154,19 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
         assert "(s)" not in page.locator("main").inner_text(), name  # proper plurals
     assert page.get_by_role("link", name=re.compile("^Open in Lever")).count() >= 2  # the person, as checked last
     assert page.locator("h1").inner_text() == "Candidate 0"  # names first
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live.url + "/admin/pipeline")
+    row = page.locator("#pipeline-rows tbody tr").first
+    assert row.locator("td[data-label=Stage]").inner_text() == "New applicant"  # a name, not applicant-new
+    assert row.get_by_role("link", name="Their applications").get_attribute("href") == f"/admin/people/{contact}"
+    assert row.get_by_role("link", name="Open in Lever").count() == 1
+    steps = page.locator("table.funnel").first.locator("td[data-label=Step]").all_inner_texts()
+    assert steps[0] == "Applied" and steps[-1] == "Hired" and len(steps) >= 5, steps  # through every stage
+    assert row.locator("td[data-label=Stage]").evaluate("el => getComputedStyle(el, '::before').content") \
+        == '"Stage: "'  # a labelled card on a phone
+    assert page.locator("table.funnel").first.bounding_box()["height"] < 400  # the funnel stays a table
+    assert page.get_by_label("Created until").count() == 1
+    assert page.get_by_role("button", name="Filter").bounding_box()["width"] < 150  # not stretched
 
 
 # Posting rows wholly inside the viewport, before any scrolling.

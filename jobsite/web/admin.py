@@ -255,9 +255,10 @@ def person(contact_id: str) -> Any:
 @bp.get("/pipeline")
 def pipeline_page() -> Any:
     """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
-    r = get_services().redis
+    svc = get_services()
+    report.ensure_stage_names(svc)
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
-    return render_template("admin/report.html", report=report.report(r, since, until), args=request.args)
+    return render_template("admin/pipeline.html", report=report.report(svc.redis, since, until), args=request.args)
 
 
 @bp.get("/report.csv")
