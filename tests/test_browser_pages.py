@@ -446,4 +446,3 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
     assert page.get_by_role("link", name=re.compile(r"Application .*…")).count() == 0  # no link to an email
     check(page, "default", "admin-not-found", live.url + "/admin/no-such-page")
     assert page.locator("body.admin").count() == 1 and page.get_by_role("link", name="Back to the dashboard").count()
-    sandbox.control("maintenance", on=False)
