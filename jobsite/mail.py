@@ -329,7 +329,7 @@ class _Words:
                 _("What happens next"),
                 [_("We pass your application to the hiring team."),
                  _("The team reads it and gets in touch with you, usually within two weeks.")],
-                _("Your receipt number: %(receipt)s"),
+                _("Your reference: %(reference)s (give it if you contact us about this application)"),
                 _("Follow your application"),
                 _("The receipt page shows no personal details, so it is safe to keep."),
                 _("This email was sent automatically; replies are not read."))
@@ -339,7 +339,7 @@ class _Words:
         title = self.title or self.gettext("a job")
         numbered = "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
         return (f"{hello}\n\n{thanks % {'title': title, 'company': self.company}}\n\n{next_}:\n{numbered}\n\n"
-                f"{number % {'receipt': self.receipt}}\n{follow}: {self.url}\n{safe}\n\n"
+                f"{number % {'reference': store.reference(self.receipt)}}\n{follow}: {self.url}\n{safe}\n\n"
                 f"{self.company}\n({automatic})\n")
 
     def html(self) -> str:
@@ -351,7 +351,7 @@ class _Words:
         return (f'<!doctype html><html><body style="font-family:sans-serif;line-height:1.5;color:#1d2433">'
                 f"<p>{e(hello)}</p><p>{thanks_html}</p>"
                 f'<h2 style="font-size:1.1em">{e(next_)}</h2><ol>{items}</ol>'
-                f"<p>{e(number) % {'receipt': f'<code>{e(self.receipt)}</code>'}}<br>"
+                f"<p>{e(number) % {'reference': f'<strong>{e(store.reference(self.receipt))}</strong>'}}<br>"
                 f'<a href="{e(self.url)}">{e(follow)}</a></p>'
                 f"<p>{e(safe)}</p>"
                 f"<p>{e(self.company)}<br><small>{e(automatic)}</small></p>"

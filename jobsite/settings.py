@@ -159,6 +159,14 @@ class Settings:
     def sandbox_url(self) -> str:
         return f"http://127.0.0.1:{self.sandbox_port}"
 
+    @property
+    def lever_app_url(self) -> str:
+        """Lever's web app beside its API, for the console's "Open in Lever" links: api.lever.co -> hire.lever.co,
+        api.eu.lever.co -> hire.eu.lever.co; another host (the sandbox) keeps its own address."""
+        parts = urlsplit(self.lever_base_url)
+        host = "hire." + parts.netloc.removeprefix("api.") if parts.netloc.startswith("api.") else parts.netloc
+        return f"{parts.scheme}://{host}"
+
     def path(self, *parts: str) -> Path:
         """A path inside the data directory, its parent created."""
         p = self.data_dir.joinpath(*parts)

@@ -22,6 +22,10 @@
       const bar = document.getElementById("drain");
       if (bar) { bar.max = data.backlog + data.counts.delivered; bar.value = data.counts.delivered; }
       document.querySelectorAll("[data-show-when]").forEach((el) => { el.hidden = !get(data, el.dataset.showWhen); });
+      // What is true only in some states of delivery (a pace and an end time only while it is open).
+      document.querySelectorAll("[data-when-gate]").forEach((el) => {
+        el.hidden = !el.dataset.whenGate.split(" ").includes(data.gate.state);
+      });
     } catch (e) { /* keep the last figures on a network hiccup */ }
   }
   setInterval(tick, 2000);

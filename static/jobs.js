@@ -1,6 +1,7 @@
-// Filters are plain GET forms and work without this. It submits as soon as a filter changes, leaves empty fields
-// out of the URL (?team=Sales, not ?q=&team=Sales&department=...), and opens the filter panel on wide screens (on a
-// phone it stays folded behind its "Filters" button so the jobs come first).
+// Filters are plain GET forms and work without this (the Search button sends the filters too). It submits as soon as
+// a filter changes, leaves empty fields out of the URL (?team=Sales, not ?q=&team=Sales&department=...), and opens
+// the filter panel on wide screens, where the filters sit in the search's row (on a phone they stay folded behind
+// their "Filters" button so the jobs come first).
 (function () {
   const form = document.querySelector("form.filters");
   if (!form) return;

@@ -31,3 +31,19 @@
 
   if (!final.includes(page.dataset.status)) setTimeout(poll, delay);
 })();
+
+// Framed in a company's page, the receipt shows its own address: "Copy link" puts it on the clipboard (or, where the
+// frame may not write there, selects it to copy by hand).
+(function () {
+  const box = document.querySelector(".receipt-link");
+  if (!box) return;
+  const field = box.querySelector("input");
+  const button = box.querySelector("[data-copy]");
+  const said = box.querySelector(".copied");
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    const selectIt = () => { field.focus(); field.select(); };
+    if (!navigator.clipboard) return selectIt();
+    navigator.clipboard.writeText(field.value).then(() => { said.textContent = box.dataset.copied; }, selectIt);
+  });
+})();

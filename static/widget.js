@@ -36,7 +36,7 @@ input,select{font:inherit;color:inherit;padding:.4em .5em;border:1px solid var(-
 dialog{padding:0;border:0;border-radius:var(--r);width:min(52rem,calc(100vw - 2rem));max-height:calc(100vh - 2rem);background:var(--jobsite-background,#fff);color:inherit}
 dialog::backdrop{background:#0009}
 .bar{display:flex;align-items:center;justify-content:space-between;gap:var(--s);padding:0 var(--s);border-bottom:1px solid var(--l)}
-.bar h2{margin:var(--s) 0}
+.bar{justify-content:flex-end}.bar h2{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;margin:0}
 button{font:inherit;font-weight:600;min-width:2.75em;min-height:2.75em;border:1px solid var(--a);border-radius:var(--r);background:none;color:var(--a);cursor:pointer}
 iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
 
@@ -205,6 +205,7 @@ iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
       show(p, src, opener) { // a new iframe each time: a removed one takes its pages out of the history
         title.textContent = p.text;
         o.frame = el("iframe", { title: `${p.text}: the job and its application form`, src });
+        o.frame.allow = "clipboard-write"; // the receipt's "Copy link"
         slot.replaceChildren(o.frame);
         o.opener = opener;
         address(p.id);
@@ -220,8 +221,8 @@ iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
     });
     addEventListener("message", (e) => { // the framed page (static/framed.js): origin and window both checked
       if (e.origin !== base || !o.frame || e.source !== o.frame.contentWindow || !e.data) return;
-      if (e.data.jobsite === "ready") o.frame.contentWindow.postMessage({ jobsite: "hello" }, base);
-      if (e.data.jobsite === "escape") box.close();
+      if (e.data.jobsite === "ready") o.frame.contentWindow.postMessage({ jobsite: "hello", overlay: true }, base);
+      if (e.data.jobsite === "escape" || e.data.jobsite === "close") box.close(); // close: its "All jobs" link
     });
     return o;
   }

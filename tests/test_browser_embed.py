@@ -224,6 +224,15 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     receipt_frame = next(f for f in page.frames if "/applications/" in f.url)
     assert "embed=1" in receipt_frame.url
     axe_clean(receipt_frame, "the receipt inside the overlay")
+    # a way out of the frame: the receipt's own address, to open in a tab of its own or to copy
+    own = receipt_frame.url.split("?")[0]
+    out = frame.get_by_role("link", name="Open in a new tab")
+    assert out.get_attribute("href") == own and out.get_attribute("target") == "_blank"
+    assert frame.get_by_label("Your receipt's address").input_value() == own
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
+    frame.get_by_role("button", name="Copy link").click()
+    frame.get_by_text("Link copied.").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "widget-overlay-receipt.png"))
     assert page.locator("#w").is_visible() and "careers" in page.url  # the candidate never left the host page
 
     # Escape inside the framed page closes the dialog; focus returns to the link that opened it
@@ -247,6 +256,31 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     assert deliverer.deliver(svc, record.receipt).outcome == deliverer.Outcome.DELIVERED
     sent = sandbox.received()["applications"][-1]["body"]
     assert sent["source"] == "careers-page"
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (1280, 800)])
+def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveServer, sandbox: Sandbox,
+                                                               company_site, width: int, height: int) -> None:
+    from .helpers import simple_posting
+
+    target = simple_posting(sandbox)
+    pages, origin = company_site
+    pages["/careers"] = host_page(live, body='<div id="w" data-jobsite-widget data-apply="overlay"></div>')
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(origin + "/careers")
+    w = page.locator("#w")
+    w.get_by_role("link", name=target["text"], exact=True).first.click()
+    w.locator("dialog").wait_for(state="visible")
+    assert w.get_by_role("dialog", name=target["text"]).count() == 1  # named for screen readers
+    frame = page.frame_locator("#w iframe")
+    frame.get_by_role("heading", name=target["text"]).wait_for()
+    title = w.locator("dialog h2").bounding_box()
+    assert title["width"] <= 1 and title["height"] <= 1  # the framed page's own heading is the one seen
+    page.screenshot(path=str(ARTIFACTS / f"widget-overlay-title-{width}.png"))
+    axe_clean(page, f"host page with the overlay open at {width} px")
+    frame.get_by_role("link", name="All jobs").click()  # closes the dialog instead of loading the site inside it
+    closed(page)
+    assert not w.locator("dialog").is_visible() and page.url.startswith(origin + "/careers")
 
 
 def address(page) -> str:

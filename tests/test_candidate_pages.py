@@ -62,3 +62,14 @@ def test_the_posting_page_says_when_where_and_how_to_share(client, sandbox: Sand
     assert "<dt>Workplace</dt>" in html
     canonical = re.search(r'<link rel="canonical" href="([^"]+)"', html).group(1)
     assert f"share-offsite/?url={quote(canonical, safe='/')}" in html and "mailto:?subject=" in html
+
+
+def test_a_receipt_has_a_short_reference_without_look_alikes() -> None:
+    from jobsite.records import store
+
+    receipts = [store.new_receipt() for _ in range(2000)]
+    references = [store.reference(receipt) for receipt in receipts]
+    assert all(re.fullmatch(r"[2-9A-HJKMNP-TW-Z]{4}-[2-9A-HJKMNP-TW-Z]{4}", ref) for ref in references)
+    assert not set("01ILOUV") & set("".join(references))
+    assert len(set(references)) == len(references)
+    assert store.reference(receipts[0]) == references[0]  # derived, the same every time

@@ -129,6 +129,7 @@ def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.R
     url = f"{PUBLIC_URL}/applications/{receipt}"
     for part in (text, html):
         assert receipt in part and url in part and "What happens next" in part
+        assert f"Your reference: {store.reference(receipt)}" in re.sub(r"<[^>]+>", "", part)  # to read out
         # No answers, no links the candidate gave, no files.
         assert "answer 0" not in part and "linkedin.com" not in part and "resume" not in part.lower()
     assert "Smith & <Sons>" in text and 'R&D <Lead> "Robots"' in text
@@ -136,7 +137,7 @@ def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.R
     assert "<Sons>" not in html and "<Lead>" not in html
     # The link is the receipt page the site serves.
     page = client.get(url.removeprefix(PUBLIC_URL))
-    assert page.status_code == 200 and receipt in page.get_data(as_text=True)
+    assert page.status_code == 200 and store.reference(receipt) in page.get_data(as_text=True)
 
 
 def test_an_email_is_sent_once_however_often_its_job_runs(client, r: redis.Redis, settings: Settings,

@@ -38,7 +38,7 @@ def test_the_api_page_is_rendered_from_the_document(client, sandbox: Sandbox) ->
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "<script" not in text and "https://cdn" not in text
     for endpoint in ("GET /api/v1/postings", "POST /api/v1/postings/{posting_id}/applications",
-                     "GET /api/v1/applications/{receipt}"):
+                     "GET /api/v1/applications/{receipt}", "POST /api/v1/autofill"):
         assert endpoint in text
     assert "Idempotency-Key" in text and "Retry-After" in text and 'href="#schema-Posting"' in text
 

@@ -160,6 +160,7 @@ def test_one_email_two_postings_is_one_person_grouped_in_the_console(svc: Servic
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/people/{a.contact_id}").get_data(as_text=True)
-    assert "2 application(s)" in page and a.opportunity_id in page and b.opportunity_id in page
+    assert "2 applications through the site" in page and a.opportunity_id in page and b.opportunity_id in page
+    assert f"/candidates/{a.opportunity_id}\" target=\"_blank\"" in page  # Open in Lever
     assert page.count("New applicant") == 2  # both listed from Lever with their stage
     assert f"/admin/people/{a.contact_id}" in client.get(f"/admin/applications/{a.receipt}").get_data(as_text=True)

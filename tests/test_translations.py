@@ -40,7 +40,7 @@ def test_the_extraction_sees_python_and_templates() -> None:
     found = marked_strings()
     assert "Enter your email address." in found  # jobsite/forms.py, marked with N_
     assert "Skip to content" in found  # templates/base.html, _()
-    assert any(m.startswith("Your receipt number is <span") for m in found)  # a {% trans %} block, trimmed
+    assert any(m.startswith("Your reference is <strong") for m in found)  # a {% trans %} block, trimmed
 
 
 @pytest.mark.parametrize("lang", sorted(CATALOGUES))
@@ -88,7 +88,7 @@ def test_the_language_is_lang_then_accept_language_then_english(client, sandbox:
     assert lang_of(german.text) == "de" and "Offene Stellen" in german.text and "Filter zurücksetzen" not in german.text
     assert "Accept-Language" in german.headers["Vary"]
     french = client.get("/?lang=fr", headers={"Accept-Language": "de"})
-    assert lang_of(french.text) == "fr" and "Afficher les offres" in french.text
+    assert lang_of(french.text) == "fr" and "Intitulé ou mot-clé" in french.text
     assert "Accept-Language" not in french.headers.get("Vary", "")  # ?lang= decides: caches need not split
     for header in ("es-ES,es;q=0.9", ""):
         assert lang_of(client.get("/", headers={"Accept-Language": header}).text) == "en"

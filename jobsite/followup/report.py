@@ -105,6 +105,17 @@ def _ensure_names(services: Services, ids: Iterable[str]) -> None:
             r.delete(NAMES_REFRESHED)
 
 
+def ensure_stage_names(services: Services) -> None:
+    """Before the report is shown: fetch Lever's stage names when a tracked opportunity's stage has none yet (one
+    just delivered, before any sync), so the report names stages and its funnel goes through every one of them.
+    At most once a minute; with Lever unreachable the ids stay until the next try."""
+    r = services.redis
+    pipe = r.pipeline(transaction=False)
+    for opp_id in r.smembers(OPPS):
+        pipe.hget(OPP.format(opp_id.decode()), "stage_id")
+    _ensure_names(services, {v.decode() for v in pipe.execute() if v})
+
+
 def _apply(r: redis.Redis, opportunity: dict[str, Any]) -> None:
     """Keep what Lever says of an opportunity, unless a webhook told us of a later change while the page was read."""
     key = OPP.format(opportunity["id"])
@@ -262,6 +273,7 @@ class Row:
     hired: bool
     created_at: float  # epoch s
     advanced_at: float
+    contact_id: str = ""  # the person in Lever (the console links the row to their page)
 
 
 def rows(r: redis.Redis, since: float | None = None, until: float | None = None) -> list[Row]:
@@ -281,7 +293,8 @@ def rows(r: redis.Redis, since: float | None = None, until: float | None = None)
         out.append(Row(opp_id, d.get("posting") or d.get("posting_id", ""), d.get("source", ""),
                        d.get("campaign", ""), names.get(f"stage:{d.get('stage_id', '')}", d.get("stage_id", "")),
                        bool(reason), names.get(f"reason:{reason}", reason) if reason else "",
-                       names.get(f"hired:{reason}") == "1", created, int(d.get("advanced_at") or 0) / 1000))
+                       names.get(f"hired:{reason}") == "1", created, int(d.get("advanced_at") or 0) / 1000,
+                       d.get("contact_id", "")))
     return sorted(out, key=lambda row: row.created_at, reverse=True)
 
 

@@ -156,7 +156,9 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
         store.log_attempt(r, receipt, "tags", e.status, why)
         return FollowUp(Step.GAVE_UP)
     store.update(r, record, tags_confirmed=confirmed, tagging="done")
-    store.log_attempt(r, receipt, "tags", 200, f"{len(confirmed)} tag(s) on {len(targets)} opportunity(ies)")
+    tags = f"{len(confirmed)} tag" + ("" if len(confirmed) == 1 else "s")
+    opportunities = f"{len(targets)} " + ("opportunity" if len(targets) == 1 else "opportunities")
+    store.log_attempt(r, receipt, "tags", 200, f"{tags} on {opportunities}")
     return FollowUp(Step.DONE)
 
 

@@ -80,13 +80,14 @@ class Idempotency:
         return cls("idem:" + digest, body.hexdigest())
 
 
-def check_ip(svc: Services, ip: str, files_bytes: int = 0) -> None:
+def check_ip(svc: Services, ip: str, files_bytes: int = 0, *, counter: str = "submissions") -> None:
     """Count a submission from `ip` with `files_bytes` of files; raise TooManySubmissions above the hourly limits
     of either (a count alone let one address park 30 applications of 20 MB an hour in Redis during maintenance).
+    `counter` keeps another count under the same limits: "autofill", the resumes read to fill a form.
     With Redis down the limit is skipped (an application must never be refused for that), logged and counted."""
     s = svc.settings
-    quota = quotas.Quota("submissions", {"applications": s.submissions_per_ip_per_hour,
-                                         "bytes": s.submission_mb_per_ip_per_hour * 2**20})
+    quota = quotas.Quota(counter, {"applications": s.submissions_per_ip_per_hour,
+                                   "bytes": s.submission_mb_per_ip_per_hour * 2**20})
     try:
         quotas.take(svc.redis, quota, ip_digest(ip, s.secret_key), {"applications": 1, "bytes": files_bytes})
     except quotas.Exceeded as e:

@@ -43,6 +43,26 @@ REQUIRED_BY_TYPE = {
     "consent": N_("Tick the box to agree."),
 }
 TOO_LONG = N_("Please keep this under %(n)s characters.")
+# Lever's standard fields and its EEO section are the same on every form, so their words are ours to translate (by
+# field name, and the EEO options by their fixed English text); the questions a company wrote stay as written.
+STANDARD_LABELS = {
+    "fullName": N_("Full name"), "email": N_("Email"), "phone": N_("Phone"), "resume": N_("Resume/CV"),
+    "currentCompany": N_("Current company"), "currentLocation": N_("Current location"),
+    "preferredPostingLocation": N_("Preferred location"), "additionalInformation": N_("Additional information"),
+}
+EEO_LABELS = {
+    "gender": N_("Gender"), "race": N_("Race"), "veteran": N_("Veteran status"), "disability": N_("Disability"),
+    "disabilitySignature": N_("Signature"), "disabilitySignatureDate": N_("Date"),
+}
+EEO_HELP = {
+    "disabilitySignature": N_("If you answered the disability question, type your full name to sign that answer."),
+    "disabilitySignatureDate": N_("The date you sign, such as 2026-03-14."),
+}
+EEO_OPTIONS = {str(m): m for m in (
+    N_("Male"), N_("Female"), N_("Non-binary"), N_("Decline to self-identify"), N_("Hispanic or Latino"), N_("White"),
+    N_("Black or African American"), N_("Asian"), N_("Native Hawaiian or Other Pacific Islander"),
+    N_("American Indian or Alaska Native"), N_("Two or More Races"), N_("I am a veteran"), N_("I am not a veteran"),
+    N_("Yes, I have a disability"), N_("No, I do not have a disability"), N_("I do not want to answer"))}
 PATTERNS = {  # field type -> (the rule, the message when an answer breaks it)
     "email": (EMAIL, N_("Enter an email address like name@example.com.")),
     "url": (URL, N_("Enter a full web address, starting with https://.")),
@@ -119,7 +139,7 @@ def build_form(questions: Mapping[str, Any]) -> Form:
     for q in questions.get("personalInformation") or []:
         name = q.get("name", "")
         kind = "email" if name == "email" else q.get("type", "text")
-        personal.append(Field(name, q.get("text") or name, kind, bool(q.get("required")),
+        personal.append(Field(name, STANDARD_LABELS.get(name) or q.get("text") or name, kind, bool(q.get("required")),
                               options=tuple((o["text"], o["text"]) for o in q.get("options") or []),
                               max_length=MAX_LENGTH.get(kind, MAX_LENGTH["text"]) if kind != "file-upload" else 0))
     sections = [Section(N_("Personal information"), tuple(personal))]
@@ -141,9 +161,11 @@ def build_form(questions: Mapping[str, Any]) -> Form:
     eeo = questions.get("eeoQuestions") or {}
     if eeo:
         sections.append(Section(N_("Voluntary self-identification"), tuple(
-            Field(f"eeo[{name}]", q.get("text") or name, q.get("type", "text"), False,
-                  options=tuple((o.get("optionId", o["text"]), o["text"]) for o in q.get("options") or []),
-                  max_length=MAX_LENGTH["text"])
+            Field(f"eeo[{name}]", EEO_LABELS.get(name) or q.get("text") or name, q.get("type", "text"), False,
+                  EEO_HELP.get(name, ""),
+                  tuple((o.get("optionId", o["text"]), EEO_OPTIONS.get(o["text"], o["text"]))
+                        for o in q.get("options") or []),
+                  MAX_LENGTH["text"])
             for name, q in eeo.items()),
             note=N_("These questions are optional. Your answers are kept apart from your application and never "
                     "affect how it is considered.")))

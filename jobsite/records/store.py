@@ -6,6 +6,7 @@ Receipts are 128-bit random tokens: unguessable, and valid RQ job id characters.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -45,6 +46,22 @@ FINAL = (State.DELIVERED, State.DISCARDED)
 
 def new_receipt() -> str:
     return secrets.token_urlsafe(16)
+
+
+# Letters and digits a person can read out and type back: no 0/O, 1/I/L, nor U/V.
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+
+
+def reference(receipt: str) -> str:
+    """A short reference for people to read out ("7KQM-4XPR"): derived from the receipt by a hash, so every receipt,
+    old ones too, has one without storing it, and it gives away nothing of the receipt, which stays the key in links
+    (8 characters of 29: about 5 * 10**11 values)."""
+    n = int.from_bytes(hashlib.sha256(receipt.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(8):
+        n, i = divmod(n, len(REFERENCE_ALPHABET))
+        chars.append(REFERENCE_ALPHABET[i])
+    return "".join(chars[:4]) + "-" + "".join(chars[4:])
 
 
 def record_key(receipt: str) -> str:

@@ -81,8 +81,15 @@ def who() -> str:
 
 @bp.context_processor
 def vocabulary() -> dict[str, Any]:
-    """Every console page names states with the same words, in the same order (store.State)."""
-    return {"states": list(State)}
+    """Every console page names states with the same words, in the same order (store.State); "Open in Lever" links
+    start at `lever_app` (Lever's web app, Settings.lever_app_url)."""
+    return {"states": list(State), "lever_app": get_services().settings.lever_app_url}
+
+
+@bp.app_template_filter("counted")
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """A count that reads as English: "1 application", "2 applications", "3 opportunities" (`plural` when not +s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 @bp.app_template_filter("when")
@@ -128,16 +135,19 @@ def duration(seconds: float | None) -> str:
 def login() -> Any:
     error = None
     status = 200
+    typed = request.form.get("email", "")[:254]  # kept in the form after a failure, and named in the audit log
     if request.method == "POST":
         svc = get_services()
         try:
             address = ip_digest(request.remote_addr or "unknown", svc.settings.secret_key)
-            user = accounts.authenticate(svc.redis, request.form.get("email", ""), request.form.get("password", ""),
-                                         address, failures_per_hour=svc.settings.signin_failures_per_ip_per_hour)
+            user = accounts.authenticate(svc.redis, typed, request.form.get("password", ""), address,
+                                         failures_per_hour=svc.settings.signin_failures_per_ip_per_hour)
         except accounts.Throttled as e:
             wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
             error = f"Too many failed sign-ins from here. Wait {wait} and try again."
-            return render_template("admin/login.html", error=error), 429, {"Retry-After": str(e.retry_after)}
+            audit.record(svc.redis, typed, "sign-in refused: too many failures from one address")
+            return render_template("admin/login.html", error=error, email=typed), 429, \
+                {"Retry-After": str(e.retry_after)}
         if user:
             session.clear()
             session.permanent = True
@@ -146,7 +156,8 @@ def login() -> Any:
             target = request.args.get("next") or ""
             return redirect(target if target.startswith("/admin") else url_for("admin.dashboard_page"))
         error, status = "That email and password do not match an account.", 401
-    return render_template("admin/login.html", error=error), status
+        audit.record(svc.redis, typed, "sign-in failed")
+    return render_template("admin/login.html", error=error, email=typed), status
 
 
 @bp.post("/logout")
@@ -252,12 +263,13 @@ def person(contact_id: str) -> Any:
 @bp.get("/pipeline")
 def pipeline_page() -> Any:
     """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
-    r = get_services().redis
+    svc = get_services()
+    report.ensure_stage_names(svc)
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
     # Only the filters go on to the CSV link: the whole query string in url_for would let `_method`, `endpoint` or
     # `_external` through as url_for's own arguments (a 500).
     filters = {name: request.args[name] for name in ("from", "to") if request.args.get(name)}
-    return render_template("admin/pipeline.html", report=report.report(r, since, until), args=filters)
+    return render_template("admin/pipeline.html", report=report.report(svc.redis, since, until), args=filters)
 
 
 @bp.get("/pipeline.csv")
@@ -353,8 +365,8 @@ def retry_tagging(receipt: str) -> Any:
 def retry_all() -> Any:
     svc = get_services()
     queued = jobs.retry_now(svc.redis, store.receipts(svc.redis, State.NEEDS_ATTENTION, 100_000))
-    audit.record(svc.redis, who(), "retry all", "", f"{len(queued)} application(s)")
-    flash(f"Queued {len(queued)} application(s) for delivery.")
+    audit.record(svc.redis, who(), "retry all", "", counted(len(queued), "application"))
+    flash(f"Queued {counted(len(queued), 'application')} for delivery.")
     return redirect(url_for("admin.applications_page", state="needs_attention"))
 
 

@@ -17,6 +17,7 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..console import api_keys, audit
+from ..intake import accept, resume
 from ..intake.forms import ValidationFailed, answers_from_lever_body
 from ..postings import board
 from ..postings.catalog import PostingNotFound
@@ -146,8 +147,9 @@ def posting(posting_id: str) -> Any:
         return error_response(404, "No open posting with this id.")
     data = _posting_json(posting_)
     data["form"] = [{"title": say(s.title), "note": say(s.note), "fields": [
-        {"name": f.name, "label": say(f.label), "type": f.type, "required": f.required, "description": f.description,
-         "options": [{"value": v, "label": label} for v, label in f.options]} for f in s.fields]}
+        {"name": f.name, "label": say(f.label), "type": f.type, "required": f.required,
+         "description": say(f.description),
+         "options": [{"value": v, "label": say(label)} for v, label in f.options]} for f in s.fields]}
         for s in form.sections]
     return {"data": data}
 
@@ -193,6 +195,32 @@ def apply(posting_id: str) -> Any:
     g.receipt = receipt.receipt
     status_url = absolute("api.application", receipt=receipt.receipt)
     return {"receipt": receipt.receipt, "status": receipt.status, "status_url": status_url}, 202
+
+
+@bp.post("/autofill")
+def autofill() -> Any:
+    """The name, email, phone and links in a resume (multipart part `resume`), to fill the form as soon as the
+    candidate chooses the file: read in memory, stored nowhere, limited per address like applications."""
+    svc = get_services()
+    max_bytes = svc.settings.max_file_mb * 2**20
+    if request.mimetype != "multipart/form-data" or "resume" not in request.files:
+        return error_response(400, "Send the resume as multipart/form-data in a part named 'resume'.")
+    if not g.api_client:  # an integrator's backend sends from one address: its key is the limit there
+        try:
+            accept.check_ip(svc, request.remote_addr or "unknown", counter="autofill")
+        except accept.TooManySubmissions:
+            return error_response(429, "Too many resumes from your network in the last hour. Please try again later.",
+                                  {"Retry-After": "3600"})
+    content = request.files["resume"].stream.read(max_bytes + 1)
+    for storage in request.files.values():
+        storage.close()  # large parts are spooled to temporary files
+    if len(content) > max_bytes:
+        return error_response(413, f"The resume must be under {svc.settings.max_file_mb} MB.")
+    try:
+        found = resume.read(content)
+    except resume.Unreadable:
+        return error_response(415, "We read PDF, Word (docx), OpenDocument (odt) and plain text resumes.")
+    return found.to_json()
 
 
 @bp.get("/applications/<receipt>")

@@ -263,9 +263,11 @@ def confirmation(receipt: str) -> Response:
     status = application_status(receipt)
     if status is None:
         abort(404, gettext("We could not find an application with this receipt."))
+    status["reference"] = store.reference(status["receipt"])
     response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded(),
                                         words=say(STATUS_WORDS), final=FINAL_STATUSES,
-                                        status_url=url_for("api.application", receipt=receipt)))
+                                        status_url=url_for("api.application", receipt=receipt),
+                                        receipt_url=absolute("candidates.confirmation", receipt=receipt)))
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

