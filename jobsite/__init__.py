@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # hosts on the allow-list are served (werkzeug answers others with a 400).
         TRUSTED_HOSTS=None if settings.public_url else list(settings.allowed_hosts),
     )
+    app.wsgi_app = front_cache(app)  # type: ignore[method-assign]
     if settings.proxy_count:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -56,6 +57,20 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.jinja_env.globals.update(company_name=settings.company_name, accept=filetypes.ACCEPT)
     app.jinja_env.filters["sanitize"] = lambda html: Markup(clean_html(html))  # safe once cleaned: not escaped again
     return app
+
+
+def front_cache(app: Flask) -> Any:
+    """Cached pages served ahead of Flask (web/pages.py `FrontCache`): inside ProxyFix, so keyed by the host and
+    scheme the visitor asked for, and inside the security headers, so every answer carries them and its own
+    request id."""
+    from .web import embed, i18n, pages
+
+    def version() -> str | None:
+        postings = app.extensions["jobsite"].catalog.postings_version()
+        return None if postings is None else f"{postings} {app.extensions['jobsite.brand_version']}"
+
+    return pages.FrontCache(app.wsgi_app, version, bypass=embed.may_be_referred,
+                            normalize={"HTTP_ACCEPT_LANGUAGE": i18n.best_language})
 
 
 def serve() -> Flask:

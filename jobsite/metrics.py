@@ -17,11 +17,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 COUNTERS = "metrics:counters"  # hash: JSON [name, {label: value}] -> count
-LATENCY = "metrics:lever_latency"  # hash: JSON [endpoint, le | "sum"] -> count (cumulative) or seconds
 HISTOGRAMS = "metrics:histograms"  # hash: JSON [name, {label: value}, le | "sum"] -> count (cumulative) or seconds
-BUCKETS_S = {"jobsite_pacing_lag_seconds": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1)}
+BUCKETS_S = {"jobsite_lever_request_seconds": (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+             "jobsite_pacing_lag_seconds": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1)}
 HELP = {
     "jobsite_applications_received_total": "Applications accepted, by posting.",
     "jobsite_applications_refused_total": "Applications refused by reason (redis_memory: Redis above its high-water "
@@ -31,6 +30,7 @@ HELP = {
     "jobsite_cache_requests_total": "Postings cache reads by result (hit, miss, stale).",
     "jobsite_cache_refreshes_total": "Postings fetched from Lever into the cache.",
     "jobsite_cache_refresh_errors_total": "Failed fetches from Lever into the cache.",
+    "jobsite_lever_request_seconds": "Latency of requests to Lever.",
     "jobsite_pacing_lag_seconds": "From a reserved rate-limit slot to the call leaving for Lever (the jitter the "
                                   "pacing margin absorbs), by limit.",
     "jobsite_ip_limit_skipped_total": "Submissions let through without the per-address limit: Redis was down "
@@ -64,24 +64,24 @@ def count_in_process(name: str) -> None:
 def lever_request(pipe: redis.client.Pipeline, endpoint: str, status: int | str, seconds: float) -> None:
     """Queue the writes that count one Lever call and its latency on `pipe`."""
     pipe.hincrby(COUNTERS, _field("jobsite_lever_requests_total", {"endpoint": endpoint, "status": status}), 1)
-    for le in LATENCY_BUCKETS_S:
-        if seconds <= le:
-            pipe.hincrby(LATENCY, json.dumps([endpoint, str(le)]), 1)
-    pipe.hincrby(LATENCY, json.dumps([endpoint, "+Inf"]), 1)
-    pipe.hincrbyfloat(LATENCY, json.dumps([endpoint, "sum"]), seconds)
+    _observe(pipe, "jobsite_lever_request_seconds", seconds, {"endpoint": endpoint})
 
 
 def observe(r: redis.Redis, name: str, seconds: float, **labels: Any) -> None:
     """Add a sample to a shared histogram (its buckets in BUCKETS_S); a Redis outage drops it."""
-    base = {k: str(v) for k, v in sorted(labels.items())}
     try:
         with r.pipeline(transaction=False) as pipe:
-            for le in [*(str(b) for b in BUCKETS_S[name] if seconds <= b), "+Inf"]:
-                pipe.hincrby(HISTOGRAMS, json.dumps([name, base, le], separators=(",", ":")), 1)
-            pipe.hincrbyfloat(HISTOGRAMS, json.dumps([name, base, "sum"], separators=(",", ":")), seconds)
+            _observe(pipe, name, seconds, labels)
             pipe.execute()
     except redis.RedisError:
         pass
+
+
+def _observe(pipe: redis.client.Pipeline, name: str, seconds: float, labels: Mapping[str, Any]) -> None:
+    base = {k: str(v) for k, v in sorted(labels.items())}
+    for le in [*(str(b) for b in BUCKETS_S[name] if seconds <= b), "+Inf"]:
+        pipe.hincrby(HISTOGRAMS, json.dumps([name, base, le], separators=(",", ":")), 1)
+    pipe.hincrbyfloat(HISTOGRAMS, json.dumps([name, base, "sum"], separators=(",", ":")), seconds)
 
 
 def counter_values(r: redis.Redis, name: str, label: str) -> dict[str, int]:
@@ -106,7 +106,7 @@ class Gauge:
 
 
 class SiteCollector(Collector):
-    """Reads the shared counters and the Lever latency histogram from Redis at each scrape, plus gauges."""
+    """Reads the shared counters and histograms from Redis at each scrape, plus gauges."""
 
     def __init__(self, r: redis.Redis, gauges: Iterable[Gauge] = ()):
         self.r = r
@@ -125,7 +125,6 @@ class SiteCollector(Collector):
             for labels, value in sorted(samples[name], key=lambda s: sorted(s[0].items())):
                 family.add_metric([labels.get(k, "") for k in names], value)
             yield family
-        yield from self._latency()
         yield from self._histograms()
         for g in self.gauges:
             if g.label:
@@ -135,22 +134,6 @@ class SiteCollector(Collector):
                 yield gauge
             else:
                 yield GaugeMetricFamily(g.name, g.help, value=g.value)
-
-    def _latency(self) -> Iterator[Metric]:
-        hist: dict[str, dict[str, float]] = {}
-        for key, value in self.r.hgetall(LATENCY).items():
-            endpoint, le = json.loads(key)
-            hist.setdefault(endpoint, {})[le] = float(value)
-        if not hist:
-            return
-        family = HistogramMetricFamily("jobsite_lever_request_seconds", "Latency of requests to Lever.",
-                                       labels=["endpoint"])
-        for endpoint in sorted(hist):
-            h = hist[endpoint]
-            buckets = [(le, h.get(le, 0.0)) for le in [*(str(b) for b in LATENCY_BUCKETS_S), "+Inf"]]
-            family.add_metric([endpoint], buckets, sum_value=h.get("sum", 0.0))
-        yield family
-
 
     def _histograms(self) -> Iterator[Metric]:
         found: dict[str, dict[tuple[tuple[str, str], ...], dict[str, float]]] = {}
@@ -167,7 +150,7 @@ class SiteCollector(Collector):
 
 
 def render(r: redis.Redis, gauges: Iterable[Gauge] = ()) -> bytes:
-    """The Prometheus text exposition of the shared counters, the Lever latency histogram and `gauges`."""
+    """The Prometheus text exposition of the shared counters, the histograms and `gauges`."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SiteCollector(r, gauges))
     return generate_latest(registry)

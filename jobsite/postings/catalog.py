@@ -109,6 +109,18 @@ class Catalog:
         """The published postings on the public job site, newest first."""
         return self._get(Key.POSTINGS.of(), self._fetch_postings)
 
+    def postings_version(self) -> str | None:
+        """The version of the postings this process holds parsed, or None: never waits for Lever nor parses, and
+        refreshes stale postings in the background as `postings` does. A page cache in front of the app keys on it."""
+        self.flush_stats()
+        key = Key.POSTINGS.of()
+        meta = self._meta_recent(key)
+        known = self._parsed.get(key)
+        if meta is None or known is None or known.version != meta["version"]:
+            return None  # the page's own read then fetches or parses them
+        self._note_age(key, time.time() - meta["fetched_at"], self._fetch_postings)
+        return known.version
+
     def posting(self, posting_id: str) -> Posting:
         """One published posting, from the list (so a posting gone from Lever is gone here at the next refresh)."""
         return self.postings().find(posting_id)
@@ -191,12 +203,16 @@ class Catalog:
         if snap is None:
             self.stats.misses += 1
             return self._fetch_collapsed(key, fetch)
-        if snap.age_s <= self.fresh_s:
+        self._note_age(key, snap.age_s, fetch)
+        return snap
+
+    def _note_age(self, key: str, age_s: float, fetch: Callable[[], Any]) -> None:
+        """Count a read as a hit or a stale one, and refresh a stale entry in the background."""
+        if age_s <= self.fresh_s:
             self.stats.hits += 1
         else:
             self.stats.stale += 1
             self._refresh_in_background(key, fetch)
-        return snap
 
     def _lock(self, key: str) -> str | None:
         token = uuid.uuid4().hex

@@ -27,7 +27,13 @@ from .pages import PageCache
 
 bp = Blueprint("candidates", __name__)
 
-pages = PageCache()
+
+def pages() -> PageCache:
+    """This app's rendered pages: per app, as what they show depends on its settings (embed origins, brand)."""
+    found: PageCache = current_app.extensions.setdefault("jobsite.pages", PageCache())
+    return found
+
+
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
 FORM_REUSED = N_("This form was already used to send an application with other answers, so nothing was sent. Your "
                  "answers are still here: to send them as a new application, attach your files again and submit.")
@@ -145,7 +151,7 @@ def jobs() -> Response:
                                canonical=absolute("candidates.jobs"))
 
     referred = embed.referred_from()
-    return pages.respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key(), language(),
+    return pages().respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key(), language(),
                           referred), render, private=bool(referred))
 
 
@@ -163,7 +169,7 @@ def posting(posting_id: str) -> Response:
                                labels=say(board.WORKPLACE_LABELS), embedded=embedded())
 
     referred = embed.referred_from()
-    return pages.respond(("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key(),
+    return pages().respond(("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key(),
                           language(), referred), render, private=bool(referred))
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request, url_for
 
@@ -59,6 +59,20 @@ def _referrer() -> str:
     Referer is this site, and `ref` is then already carried on the link)."""
     host = urlsplit(request.referrer or "").hostname or ""
     return clean_attribution(host) if host and host != (request.host.split(":")[0]) else ""
+
+
+def may_be_referred(environ: dict[str, Any]) -> bool:
+    """Whether a request could get a page that carries its Referer (see `carried`): a Referer naming another host,
+    and neither `ref` nor `embed=1` in the query. Decided on the raw request, ahead of Flask, for the front cache:
+    it errs towards yes (such a request is simply rendered)."""
+    referrer = environ.get("HTTP_REFERER")
+    if not referrer:
+        return False
+    host = environ.get("HTTP_HOST", "").rpartition(":")[0] or environ.get("HTTP_HOST", "")
+    if (urlsplit(referrer).hostname or "") == host.lower():
+        return False
+    args = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return "ref" not in args and args.get("embed", [""])[0] != "1"
 
 
 def carried() -> dict[str, str]:
