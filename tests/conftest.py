@@ -20,6 +20,22 @@ from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import API_KEY, SandboxServer
 from jobsite.settings import Settings, load_settings
 
+# pyproject's addopts run the suite on two pytest-xdist workers. Each worker has its own session fixtures (its own
+# redis-server in a temp dir, its own sandbox on a free port, its own Chromium), so tests on different workers share
+# nothing. The tests that would disturb each other's timing, or whose measurement another test's load would spoil,
+# are marked TIMING: xdist (`--dist loadgroup`) runs them all on one worker, one after another.
+TIMING = pytest.mark.xdist_group("timing")
+"""Pace against Lever's real limit, assert no 429 in a strict window, measure memory or time, or kill processes."""
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """With `-p no:xdist` (a debugger, a profiler) the `--numprocesses`/`--dist` of pyproject's addopts mean nothing:
+    accept them, so the suite runs serially in this process. (`-n 0` does the same with xdist loaded.)"""
+    if pluginmanager.is_blocked("xdist"):
+        group = parser.getgroup("xdist (disabled)")
+        group.addoption("--numprocesses", dest="numprocesses", default=None)
+        group.addoption("--dist", dest="dist", default="no")
+
 
 def free_port() -> int:
     with socket.socket() as s:

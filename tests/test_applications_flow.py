@@ -19,10 +19,11 @@ from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
 from jobsite.store import State
 
-from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
+from .conftest import TIMING, LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import file_posting, lever_body, simple_posting
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("strict_lever")]
+# A strict window, no 429, and processes killed mid-work: on the timing worker.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("strict_lever"), TIMING]
 
 
 def post(url: str, posting_id: str, body: dict) -> requests.Response:
@@ -294,8 +295,8 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     posting = simple_posting(sandbox)
-    wait_for(lambda: requests.get(url + f"/jobs/{posting['id']}/apply", timeout=2).ok
-             if web.poll() is None and _listening(url) else False, what="gunicorn")
+    wait_for(lambda: web.poll() is None and _listening(url) and _listening(url, f"/jobs/{posting['id']}/apply", 2),
+             what="gunicorn")
 
     def submit(n: int) -> str | None:
         try:  # a connection cut by the kill may fail in any way: no receipt reached the candidate then
@@ -321,8 +322,8 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
     assert len(emails) == len(set(emails)) == len(stored)  # none lost, none twice
 
 
-def _listening(url: str) -> bool:
+def _listening(url: str, path: str = "/healthz", timeout: float = 1) -> bool:
     try:
-        return requests.get(url + "/healthz", timeout=1).ok
-    except requests.ConnectionError:
+        return requests.get(url + path, timeout=timeout).ok
+    except requests.RequestException:  # refused, or queued while a worker still boots (a read timeout)
         return False

@@ -15,7 +15,7 @@ from jobsite.catalog import Key
 from jobsite.sandbox import SandboxServer
 from jobsite.settings import Settings, load_settings
 
-from .conftest import LiveServer, Sandbox, wait_for
+from .conftest import TIMING, LiveServer, Sandbox, wait_for
 
 
 def age(app, key: str = Key.POSTINGS.of(), seconds: float = 10_000) -> None:
@@ -209,6 +209,7 @@ def test_cold_misses_are_collapsed_into_one_fetch(live: LiveServer, sandbox: San
     assert sandbox.count("postings.list") == 1
 
 
+@TIMING  # a strict window, no 429
 def test_cold_cache_forms_go_through_the_shared_limit(live: LiveServer, sandbox: Sandbox, r) -> None:
     """Issue 13, item 8: 30 application forms asked for at once on a cold cache made 30+ Lever reads in a second,
     a 429 and a 503 page. Now every read takes a slot on the limit the workers share."""

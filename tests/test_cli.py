@@ -18,9 +18,10 @@ import requests
 
 from jobsite.redis_server import EmbeddedRedis
 
-from .conftest import free_port, wait_for
+from .conftest import TIMING, free_port, wait_for
 
 
+@TIMING  # 10 s, measured
 def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
     data = Path(tempfile.mkdtemp(prefix="jsu"))
     port, sandbox_port = free_port(), free_port()
@@ -111,6 +112,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
+@TIMING  # kills processes, 10 s to stop
 def test_up_stops_every_child_and_frees_its_ports_ten_times_in_a_row() -> None:
     """Issue 8, item 5: Ctrl-C (SIGINT to the terminal's process group) or SIGTERM, at any moment after start-up,
     leaves no process and no listening port behind, within 10 s."""

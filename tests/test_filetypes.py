@@ -11,6 +11,8 @@ import pytest
 
 from jobsite import filetypes
 
+from .conftest import TIMING
+
 
 def zipped(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
@@ -37,6 +39,7 @@ def test_sniff(content: bytes, kind: str | None) -> None:
     assert filetypes.sniff(content) == kind
 
 
+@TIMING  # measures memory and time
 def test_an_odt_whose_mimetype_inflates_to_hundreds_of_megabytes_is_refused_without_inflating_it() -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z, z.open("mimetype", "w", force_zip64=True) as member:

@@ -21,10 +21,10 @@ import requests
 from jobsite import store
 from jobsite.settings import Settings
 
-from .conftest import Sandbox, Workers, free_port, wait_for, worker_env
+from .conftest import TIMING, Sandbox, Workers, free_port, wait_for, worker_env
 from .helpers import file_posting, lever_body, simple_posting
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, TIMING]  # Lever's real 2 applies/s, a strict window, no 429
 
 APPLICATIONS = 200
 
