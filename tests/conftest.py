@@ -89,6 +89,24 @@ class Sandbox:
 
 
 @pytest.fixture(scope="session")
+def odt_bomb() -> bytes:
+    """An ODT whose `mimetype` member inflates to 400 MiB of spaces: about 500 bytes, but 2.7 s of bzip2 to make,
+    so it is made once (test_filetypes and test_web_server both send it, on the same xdist worker: TIMING)."""
+    import io
+    import zipfile
+
+    from jobsite import filetypes
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z, z.open("mimetype", "w", force_zip64=True) as member:
+        member.write(filetypes.ODT_MIMETYPE)
+        chunk = b" " * 2**20
+        for _ in range(400):  # streamed, so the test never holds the inflated bytes
+            member.write(chunk)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxServer]:
     server = SandboxServer().start()
     yield server
