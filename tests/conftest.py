@@ -85,8 +85,12 @@ class Sandbox:
         return requests.get(f"{self.url}/_sandbox/received", timeout=5).json()
 
     def count(self, endpoint: str, status: int | None = None) -> int:
-        return sum(1 for q in self.received()["requests"]
-                   if q["endpoint"] == endpoint and (status is None or q["status"] == status))
+        """How many requests for `endpoint` (with `status`) the sandbox received. Read from its state in this process,
+        not over HTTP: tests poll this every 20 ms, and /_sandbox/received serialises every request and application
+        body each time, under the lock the sandbox's own request handling takes."""
+        with self.state.lock:
+            return sum(1 for q in self.state.requests
+                       if q["endpoint"] == endpoint and (status is None or q["status"] == status))
 
     def public_postings(self) -> list[dict[str, Any]]:
         return [p for p in self.state.postings.values()
