@@ -209,20 +209,25 @@ def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveSe
 
 
 def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveServer, settings: Settings,
-                                                              sandbox: Sandbox, workers) -> None:
+                                                              sandbox: Sandbox, workers, r: redis.Redis) -> None:
     from playwright.sync_api import expect
 
-    from .conftest import worker_env
+    from jobsite.store import State
+
+    from .conftest import wait_for, worker_env
 
     posting = simple_posting(sandbox)
     receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
                             json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    page.clock.install()  # the page's timers run on a clock the test can move on
     page.goto(live.url + f"/applications/{receipt}")
     line = page.locator(".status-line")
     assert "we'll pass it to the hiring team shortly" in line.inner_text()
     assert "Lever" not in page.locator("main").inner_text() and "queued" not in line.inner_text()
     page.evaluate("window.loadedOnce = true")  # gone if the page reloads
     workers.start(worker_env(settings))
+    wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, what="the delivery")
+    page.clock.fast_forward(5_000)  # the page asks the status API 5 s after loading: now, not in up to 5 s
     expect(line).to_contain_text("With the hiring team", timeout=40_000)
     assert page.evaluate("window.loadedOnce") is True
     assert "done" in (page.locator('[data-step="2"]').get_attribute("class") or "")
