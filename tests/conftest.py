@@ -37,6 +37,29 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         group.addoption("--dist", dest="dist", default="no")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker under `--dist loadgroup`: xdist tells its scheduler a test's group by appending it to the
+    test's nodeid ("tests/x.py::test_y@timing"). pytest 9.2 keeps the nodeid in a structured field that xdist 3.8 does
+    not write, so the groups were silently ignored and TIMING tests ran beside each other (pytest-dev/pytest-xdist
+    issue 1386). Append the suffix where xdist could not (nothing to do where it did), and stop rather than run the
+    suite ungrouped if even that does not take."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if not names:
+            continue
+        suffix = "@" + "_".join(names)
+        if not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+        if not item.nodeid.endswith(suffix):
+            raise pytest.UsageError(f"cannot tell xdist the group of {item.nodeid}: run with -n 0")
+
+
 # How often a test's own HTTP server looks for a shutdown request. socketserver's default, 0.5 s, made every test
 # that stops one wait 0.25 s on average for nothing.
 SHUTDOWN_POLL_S = 0.02
