@@ -139,6 +139,8 @@ def own_settings(settings: Settings, server: EmbeddedRedis) -> Settings:
 
 def test_redis_killed_and_restarted_loses_nothing(settings: Settings, own_redis: EmbeddedRedis,
                                                   sandbox: Sandbox, workers: Workers) -> None:
+    from rq import Worker
+
     s = own_settings(settings, own_redis)
     client = create_app(s).test_client()
     posting = simple_posting(sandbox)
@@ -148,6 +150,10 @@ def test_redis_killed_and_restarted_loses_nothing(settings: Settings, own_redis:
                             json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"] for n in range(6)]
     r = connect(own_redis.url)
     wait_for(lambda: store.counts(r)["waiting"] == 6, what="all to wait for Lever")
+    # The kill comes while the worker waits for its next job, which RQ survives (it reconnects). The job that parked
+    # the last application is still finishing when "waiting" reaches 6, and an RQ worker that loses Redis inside a
+    # job quits (its supervisor starts it again): killing Redis at once lost that race on a loaded machine.
+    wait_for(lambda: [w.get_state() for w in Worker.all(connection=r)] == ["idle"], what="the worker between jobs")
     own_redis.stop(signal.SIGKILL)
     own_redis.ensure()
     r = connect(own_redis.url)
