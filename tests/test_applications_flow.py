@@ -305,8 +305,6 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     posting = simple_posting(sandbox)
-    wait_for(lambda: web.poll() is None and _listening(url) and _listening(url, f"/jobs/{posting['id']}/apply", 2),
-             what="gunicorn")
 
     def submit(n: int) -> str | None:
         try:  # a connection cut by the kill may fail in any way: no receipt reached the candidate then
@@ -315,12 +313,19 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
         except (requests.RequestException, ValueError):
             return None
 
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(submit, n) for n in range(600)]
-        wait_for(lambda: r.zcard(store.ALL) >= 20, what="submissions to flow")
-        os.killpg(web.pid, signal.SIGKILL)  # master and workers, mid-stream
-        web.wait()
-        wait(futures)
+    try:
+        wait_for(lambda: web.poll() is None and _listening(url) and _listening(url, f"/jobs/{posting['id']}/apply", 2),
+                 what="gunicorn")
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(submit, n) for n in range(600)]
+            wait_for(lambda: r.zcard(store.ALL) >= 20, what="submissions to flow")
+            os.killpg(web.pid, signal.SIGKILL)  # master and workers, mid-stream
+            web.wait()
+            wait(futures)
+    finally:  # a failure before the kill must not leave gunicorn running
+        if web.poll() is None:
+            os.killpg(web.pid, signal.SIGKILL)
+            web.wait()
     receipts = {f.result() for f in futures} - {None}
     stored = {x.decode() for x in r.zrange(store.ALL, 0, -1)}
     assert receipts and receipts <= stored  # every receipt a candidate got is durable
