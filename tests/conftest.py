@@ -20,6 +20,50 @@ from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import API_KEY, SandboxServer
 from jobsite.settings import Settings, load_settings
 
+# pyproject's addopts run the suite on two pytest-xdist workers. Each worker has its own session fixtures (its own
+# redis-server in a temp dir, its own sandbox on a free port, its own Chromium), so tests on different workers share
+# nothing. The tests that would disturb each other's timing, or whose measurement another test's load would spoil,
+# are marked TIMING: xdist (`--dist loadgroup`) runs them all on one worker, one after another.
+TIMING = pytest.mark.xdist_group("timing")
+"""Pace against Lever's real limit, assert no 429 in a strict window, measure memory or time, or kill processes."""
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """With `-p no:xdist` (a debugger, a profiler) the `--numprocesses`/`--dist` of pyproject's addopts mean nothing:
+    accept them, so the suite runs serially in this process. (`-n 0` does the same with xdist loaded.)"""
+    if pluginmanager.is_blocked("xdist"):
+        group = parser.getgroup("xdist (disabled)")
+        group.addoption("--numprocesses", dest="numprocesses", default=None)
+        group.addoption("--dist", dest="dist", default="no")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker under `--dist loadgroup`: xdist tells its scheduler a test's group by appending it to the
+    test's nodeid ("tests/x.py::test_y@timing"). pytest 9.2 keeps the nodeid in a structured field that xdist 3.8 does
+    not write, so the groups were silently ignored and TIMING tests ran beside each other (pytest-dev/pytest-xdist
+    issue 1386). Append the suffix where xdist could not (nothing to do where it did), and stop rather than run the
+    suite ungrouped if even that does not take."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if not names:
+            continue
+        suffix = "@" + "_".join(names)
+        if not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+        if not item.nodeid.endswith(suffix):
+            raise pytest.UsageError(f"cannot tell xdist the group of {item.nodeid}: run with -n 0")
+
+
+# How often a test's own HTTP server looks for a shutdown request. socketserver's default, 0.5 s, made every test
+# that stops one wait 0.25 s on average for nothing.
+SHUTDOWN_POLL_S = 0.02
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -64,12 +108,34 @@ class Sandbox:
         return requests.get(f"{self.url}/_sandbox/received", timeout=5).json()
 
     def count(self, endpoint: str, status: int | None = None) -> int:
-        return sum(1 for q in self.received()["requests"]
-                   if q["endpoint"] == endpoint and (status is None or q["status"] == status))
+        """How many requests for `endpoint` (with `status`) the sandbox received. Read from its state in this process,
+        not over HTTP: tests poll this every 20 ms, and /_sandbox/received serialises every request and application
+        body each time, under the lock the sandbox's own request handling takes."""
+        with self.state.lock:
+            return sum(1 for q in self.state.requests
+                       if q["endpoint"] == endpoint and (status is None or q["status"] == status))
 
     def public_postings(self) -> list[dict[str, Any]]:
         return [p for p in self.state.postings.values()
                 if p["state"] == "published" and "public" in (p["distributionChannels"] or [])]
+
+
+@pytest.fixture(scope="session")
+def odt_bomb() -> bytes:
+    """An ODT whose `mimetype` member inflates to 400 MiB of spaces: about 500 bytes, but 2.7 s of bzip2 to make,
+    so it is made once (test_filetypes and test_web_server both send it, on the same xdist worker: TIMING)."""
+    import io
+    import zipfile
+
+    from jobsite import filetypes
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z, z.open("mimetype", "w", force_zip64=True) as member:
+        member.write(filetypes.ODT_MIMETYPE)
+        chunk = b" " * 2**20
+        for _ in range(400):  # streamed, so the test never holds the inflated bytes
+            member.write(chunk)
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +200,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         import threading
 
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -207,10 +273,16 @@ def company_site():
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True).start()
     yield pages, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
+
+
+# A test machine shared with browsers and other suites (and, with xdist, the suite's other worker) delays a request by
+# up to ~200 ms between its slot and the sandbox (bench/pacing_bench.py measures it): pace with room for that wherever
+# a test holds Lever to a strict window.
+PACING_MARGIN_MS = 300
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -221,10 +293,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
                LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY=settings.secret_key,
                JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_PROBE_CAP_S="2",
-               JOBSITE_LOG_LEVEL="WARNING",
-               # A test machine shared with browsers and other suites delays a request by up to ~200 ms between
-               # its slot and the sandbox (bench/pacing_bench.py measures it): pace with room for that.
-               JOBSITE_PACING_MARGIN_MS="300")
+               JOBSITE_LOG_LEVEL="WARNING", JOBSITE_PACING_MARGIN_MS=str(PACING_MARGIN_MS))
     env.update(extra)
     return env
 

@@ -19,10 +19,11 @@ import requests
 from jobsite.redis_server import EmbeddedRedis
 from jobsite.sandbox import API_KEY
 
-from .conftest import Sandbox, free_port, wait_for
+from .conftest import TIMING, Sandbox, free_port, wait_for
 from .helpers import lever_body, simple_posting
 
 
+@TIMING  # 10 s, measured
 def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
     data = Path(tempfile.mkdtemp(prefix="jsu"))
     port, sandbox_port = free_port(), free_port()
@@ -114,12 +115,14 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_up_stops_every_child_and_frees_its_ports_ten_times_in_a_row() -> None:
+@TIMING  # kills processes, 10 s to stop
+def test_up_stops_every_child_and_frees_its_ports_three_times_in_a_row() -> None:
     """Issue 8, item 5: Ctrl-C (SIGINT to the terminal's process group) or SIGTERM, at any moment after start-up,
-    leaves no process and no listening port behind, within 10 s."""
+    leaves no process and no listening port behind, within 10 s. SIGTERM, Ctrl-C with a request in flight, SIGTERM:
+    each way of stopping, and a start in the same data dir after each of them."""
     data = Path(tempfile.mkdtemp(prefix="jsc"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
-    for cycle in range(10):
+    for cycle in range(3):
         port, sandbox_port = free_port(), free_port()
         env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(sandbox_port))
         proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env,

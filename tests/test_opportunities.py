@@ -20,7 +20,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
+from .conftest import TIMING, LiveServer, Sandbox, Workers, wait_for, worker_env
 from .helpers import lever_body, simple_posting
 from .test_admin import ADMIN, sign_in
 from .test_delivery import submit_one
@@ -63,6 +63,7 @@ def test_a_delivered_application_gets_its_prefixed_tags_and_the_console_shows_th
 
 
 @pytest.mark.slow
+@TIMING  # no 429
 def test_during_maintenance_tags_come_after_the_window_with_no_429_and_say_so(
         settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers) -> None:
     sandbox.control("maintenance", on=True)

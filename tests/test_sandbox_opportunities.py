@@ -15,7 +15,7 @@ import requests
 
 from jobsite.sandbox import API_KEY
 
-from .conftest import Sandbox
+from .conftest import SHUTDOWN_POLL_S, Sandbox
 from .test_lever import application_body, odd_posting
 
 AUTH = (API_KEY, "")
@@ -102,7 +102,7 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True).start()
 
 
 @pytest.fixture
