@@ -25,10 +25,10 @@ import requests
 from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import logging  # noqa: E402
+import logging
 
-from bench.common import PY, free_port, load, spawn, stop, temp_dir, wait_http  # noqa: E402
-from jobsite.sandbox import SandboxServer  # noqa: E402
+from bench.common import PY, free_port, load, spawn, stop, temp_dir, wait_http
+from jobsite.sandbox import SandboxServer
 
 CORES = 2  # the load's CPU: both gunicorn workers and wrk share them
 CALLS = 20_000

@@ -39,7 +39,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = open(tempfile.mktemp(prefix="bench-", suffix=".log"), "w")  # noqa: SIM115
+    log = tempfile.NamedTemporaryFile("w", prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115 (the child keeps it)
     print(f"  {' '.join(args[2:4])}: log in {log.name}", file=sys.stderr)
     return subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import bench_posting, start_site, stop, wait_http  # noqa: E402
-from jobsite.sandbox import SandboxServer  # noqa: E402
+from bench.common import bench_posting, start_site, stop, wait_http
+from jobsite.sandbox import SandboxServer
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     sb.switches.mode = "window"  # strict: at most 2 applies, 10 calls in any 1 s as received (no Retry-After)
     sb.reset_buckets()
     pid, body = bench_posting(sb)
-    data, site, web, worker = start_site(sandbox.url, "jsd")
+    _data, site, web, worker = start_site(sandbox.url, "jsd")
     try:
         wait_http(site + "/healthz")
         requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm

@@ -22,8 +22,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import bench_posting, start_site, stop, wait_http  # noqa: E402
-from jobsite.sandbox import SandboxServer  # noqa: E402
+from bench.common import bench_posting, start_site, stop, wait_http
+from jobsite.sandbox import SandboxServer
 
 TARGET_S = 5.0
 PER_WINDOW = 3
@@ -52,7 +52,7 @@ def main() -> None:
     if args.forbid_stages:
         sb.switches.forbid = {"stages"}
     pid, body = bench_posting(sb)
-    data, site, web, worker = start_site(sandbox.url, "jsf")
+    _data, site, web, worker = start_site(sandbox.url, "jsf")
     figures: list[float] = []
     reads: list[int] = []
     resent: list[int] = []

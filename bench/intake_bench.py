@@ -24,10 +24,10 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import bench_posting, start_site, stop, wait_http  # noqa: E402
+from bench.common import bench_posting, start_site, stop, wait_http
 from jobsite.records import store, uploads
-from jobsite.redis_server import EmbeddedRedis, connect, memory  # noqa: E402
-from jobsite.sandbox import SandboxServer  # noqa: E402
+from jobsite.redis_server import EmbeddedRedis, connect, memory
+from jobsite.sandbox import SandboxServer
 
 
 def main() -> None:

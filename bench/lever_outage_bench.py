@@ -19,12 +19,12 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
-from bench.pacing_bench import simple_form, submit, wait_until  # noqa: E402
-from jobsite.delivery import gate  # noqa: E402
-from jobsite.records import store  # noqa: E402
-from jobsite.records.store import State  # noqa: E402
-from jobsite.redis_server import EmbeddedRedis, connect  # noqa: E402
+from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http
+from bench.pacing_bench import simple_form, submit, wait_until
+from jobsite.delivery import gate
+from jobsite.records import store
+from jobsite.records.store import State
+from jobsite.redis_server import EmbeddedRedis, connect
 
 
 def main() -> None:

@@ -25,11 +25,11 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http  # noqa: E402
+from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http
 from jobsite import metrics
 from jobsite.records import store
 from jobsite.records.store import State
-from jobsite.redis_server import EmbeddedRedis, connect  # noqa: E402
+from jobsite.redis_server import EmbeddedRedis, connect
 
 APPLY_LIMIT = 2.0
 

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import bench_posting, temp_dir  # noqa: E402
-from jobsite import create_app  # noqa: E402
-from jobsite.redis_server import connect, embedded, memory  # noqa: E402
-from jobsite.sandbox import SandboxServer  # noqa: E402
-from jobsite.settings import load_settings  # noqa: E402
+from bench.common import bench_posting, temp_dir
+from jobsite import create_app
+from jobsite.redis_server import connect, embedded, memory
+from jobsite.sandbox import SandboxServer
+from jobsite.settings import load_settings
 
 
 def main() -> None:

@@ -18,13 +18,13 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import bench_posting, temp_dir  # noqa: E402
+from bench.common import bench_posting, temp_dir
 from jobsite.followup import report, tagging
-from jobsite.redis_server import EmbeddedRedis  # noqa: E402
-from jobsite.sandbox import API_KEY, SandboxServer  # noqa: E402
-from jobsite.sandbox.app import STAGES  # noqa: E402
-from jobsite.services import Services  # noqa: E402
-from jobsite.settings import load_settings  # noqa: E402
+from jobsite.redis_server import EmbeddedRedis
+from jobsite.sandbox import API_KEY, SandboxServer
+from jobsite.sandbox.app import STAGES
+from jobsite.services import Services
+from jobsite.settings import load_settings
 
 
 def main() -> None:

@@ -27,11 +27,11 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import start_site, stop, wait_http  # noqa: E402
-from jobsite.console import accounts  # noqa: E402
-from jobsite.redis_server import EmbeddedRedis, connect  # noqa: E402
-from jobsite.sandbox import SandboxServer  # noqa: E402
-from jobsite.sourcing import events, people  # noqa: E402
+from bench.common import start_site, stop, wait_http
+from jobsite.console import accounts
+from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.sandbox import SandboxServer
+from jobsite.sourcing import events, people
 
 RECRUITER = ("sam@acme.example", "a long enough password")  # a Lever user of the sandbox: captures are created as them
 SAVE = """(n) => { const f = document.getElementById('capture');

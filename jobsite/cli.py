@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -130,10 +131,8 @@ def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = STOP_TIM
         except subprocess.TimeoutExpired:
             log_stop = f"jobsite: {_role(c)} did not stop within {timeout:.0f} s; killing it"
             click.echo(log_stop, err=True)
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the whole group is gone
             os.killpg(c.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the whole group is gone
         c.wait()
 
 
@@ -170,7 +169,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
             "--forwarded-allow-ips", ""]
     os.environ["JOBSITE_PORT"] = str(port)  # the port served: a Host naming another one is refused (serve())
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:serve()"])
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:serve()"])  # noqa: S606 (no shell wanted)
 
 
 @main.command()
@@ -204,10 +203,8 @@ def sandbox(port: int | None, host: str, quiet: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.server.shutdown).start())
     if not quiet:
         click.echo(f"Lever sandbox on {server.url}/v1 (API key: sandbox-key), controls at {server.url}/_sandbox/")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 @main.group()

@@ -277,7 +277,7 @@ def compose(settings: Settings, record: Record) -> EmailMessage:
         ValueError: the address cannot be written, or the message as written has other headers than the ones set
             (an injection the steps above missed): it is not sent.
     """
-    assert record.application is not None
+    assert record.application is not None  # noqa: S101 (the caller sends only for a record that has one)
     words = _Words(words_in(record.language or "en"), settings.company_name, _one_line(record.posting_title),
                    first_name(record.application.personal.get("fullName", "")), record.receipt,
                    status_url(settings, record.receipt))
@@ -301,7 +301,7 @@ def _check_headers(message: EmailMessage) -> None:
     except MessageError as e:  # a fixed Python's own check (HeaderWriteError)
         raise ValueError(str(e)) from None
     found = BytesHeaderParser(policy=email.policy.default).parsebytes(written).keys()
-    if [k.lower() for k in found] != [k.lower() for k in message.keys()]:
+    if [k.lower() for k in found] != [k.lower() for k in message.keys()]:  # noqa: SIM118 (Message is no dict)
         raise ValueError("the message as written has headers it was not given")
 
 

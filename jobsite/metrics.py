@@ -7,6 +7,7 @@ was down, which are kept per process. prometheus-client does the exposition form
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,10 +51,8 @@ def _parse(raw: bytes) -> tuple[str, dict[str, str]]:
 
 def incr(r: redis.Redis, name: str, amount: int = 1, **labels: Any) -> None:
     """Add to a shared counter; a Redis outage drops the sample."""
-    try:
+    with contextlib.suppress(redis.RedisError):
         r.hincrby(COUNTERS, _field(name, labels), amount)
-    except redis.RedisError:
-        pass
 
 
 def count_in_process(name: str) -> None:

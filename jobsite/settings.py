@@ -324,7 +324,7 @@ def _unfixed_python() -> str:
 def _mail_from(name: str, raw: str) -> str:
     _, address = parseaddr(raw)
     local, at, domain = address.rpartition("@")
-    if not (at and local and "." in domain or domain == "localhost") or any(c in raw for c in "\r\n"):
+    if not ((at and local and "." in domain) or domain == "localhost") or any(c in raw for c in "\r\n"):
         raise ConfigError(f"{name} must be an email address like 'Acme careers <jobs@acme.example>', not {raw!r}")
     return raw
 

@@ -9,6 +9,7 @@ answers, under the lock every process takes to start it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,13 +76,11 @@ class Supervisor:
             self.say(f"jobsite: {name} did not start: {e}")
 
     def _start_redis(self) -> None:
-        assert self.redis is not None
+        assert self.redis is not None  # noqa: S101 (only called when the site uses the embedded Redis)
         self.redis.ensure()
 
     def _respawn(self, i: int) -> None:
         dead = self.children[i]
-        try:
-            os.killpg(dead.pid, signal.SIGKILL)  # what it forked and left behind (gunicorn's workers, a scheduler)
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):  # what it forked and left (gunicorn's workers, RQ's scheduler)
+            os.killpg(dead.pid, signal.SIGKILL)
         self.children[i] = subprocess.Popen(dead.args, env=self.env, start_new_session=True)

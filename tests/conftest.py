@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -261,7 +262,7 @@ def company_site():
     pages: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self.path.split("?")[0]  # a page's query string is the page's own business
             body = pages.get(path, b"not found")
             self.send_response(200 if path in pages else 404)
@@ -308,7 +309,7 @@ class Workers:
         """Start a worker; with `log`, its log lines (stderr) go to that file for the test to read."""
         import sys
 
-        out = open(log, "ab") if log else None  # noqa: SIM115 (the child holds it; closed below once passed)
+        out = open(log, "ab") if log else None  # noqa: SIM115 (the child holds it; closed once passed on)
         # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
         proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True,
                                 stderr=out)
@@ -339,10 +340,8 @@ class Workers:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-            try:
-                os.killpg(p.pid, signal.SIGKILL)  # anything it forked that outlived it
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):  # anything it forked that outlived it
+                os.killpg(p.pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -67,16 +67,19 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, staff) -> None:
     token = csrf(client, "/admin/login")
     for path in ACTIONS:
         answer = client.post(path, data={"csrf_token": token})
-        assert answer.status_code == 302 and "/admin/login" in answer.headers["Location"], path
+        assert answer.status_code == 302, path
+        assert "/admin/login" in answer.headers["Location"], path
 
 
 def test_wrong_password_and_throttling(client, r: redis.Redis, staff) -> None:
     token = csrf(client, "/admin/login")
     for _ in range(accounts.FREE_FAILURES + 1):
         answer = client.post("/admin/login", data={"email": ADMIN[0], "password": "wrong", "csrf_token": token})
-        assert answer.status_code == 401 and "do not match" in answer.get_data(as_text=True)
+        assert answer.status_code == 401
+        assert "do not match" in answer.get_data(as_text=True)
     answer = client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token})
-    assert answer.status_code == 429 and "Too many failed sign-ins from here" in answer.get_data(as_text=True)
+    assert answer.status_code == 429
+    assert "Too many failed sign-ins from here" in answer.get_data(as_text=True)
     assert int(answer.headers["Retry-After"]) >= 1
     assert client.get("/admin/").status_code == 302
     # the same account from another address, and another account from this one, are not held up
@@ -122,7 +125,8 @@ def test_concurrent_guesses_are_counted_before_they_are_checked(r: redis.Redis, 
         t.start()
     for t in threads:
         t.join()
-    assert len(checked) == accounts.FREE_FAILURES + 1 and len(throttled) == 14 - len(checked)
+    assert len(checked) == accounts.FREE_FAILURES + 1
+    assert len(throttled) == 14 - len(checked)
 
 
 def test_viewer_reads_but_cannot_act(client, r: redis.Redis, staff, sandbox: Sandbox) -> None:
@@ -151,13 +155,16 @@ def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(client, r: r
                           content_type="multipart/form-data").get_json()["receipt"]
     sign_in(client, *VIEWER)
     download = client.get(f"/admin/applications/{receipt}/files/0")
-    assert download.status_code == 200 and download.data == b"%PDF-1.7 Ada's cv"
-    assert download.mimetype == "application/pdf" and "Ada Lovelace CV.pdf" in download.headers["Content-Disposition"]
+    assert download.status_code == 200
+    assert download.data == b"%PDF-1.7 Ada's cv"
+    assert download.mimetype == "application/pdf"
+    assert "Ada Lovelace CV.pdf" in download.headers["Content-Disposition"]
     assert audit.entries(r, target=receipt)[0]["action"] == "download file"
     assert client.get(f"/admin/applications/{receipt}/files/1").status_code == 404
     assert deliverer.deliver(tasks.use(Services(settings)), receipt).outcome == deliverer.Outcome.DELIVERED
     gone = client.get(f"/admin/applications/{receipt}/files/0")
-    assert gone.status_code == 404 and "removed once delivered to Lever" in gone.get_data(as_text=True)
+    assert gone.status_code == 404
+    assert "removed once delivered to Lever" in gone.get_data(as_text=True)
 
 
 def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, staff) -> None:
@@ -178,14 +185,17 @@ def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.R
     deliverer.deliver(svc, receipt)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
-    assert "Posting is on hold" in page and "Needs attention" in page
-    assert "How did you hear about us?" in page and "Full name" in page  # answers under their questions
+    assert "Posting is on hold" in page
+    assert "Needs attention" in page
+    assert "How did you hear about us?" in page
+    assert "Full name" in page
     assert client.post(f"/admin/applications/{receipt}/retry", data={"csrf_token": csrf(client)}).status_code == 302
     assert store.load(r, receipt).state == State.QUEUED
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     rec = store.load(r, receipt)
-    assert rec.lever_application_id in page and rec.opportunity_id in page
+    assert rec.lever_application_id in page
+    assert rec.opportunity_id in page
     assert audit.entries(r, target=receipt)[0]["action"] == "retry"
     assert len(sandbox.received()["applications"]) == 1
 
@@ -198,9 +208,12 @@ def test_discard_needs_a_reason_and_is_audited(client, r: redis.Redis, staff, sa
     assert store.load(r, receipt).state == State.QUEUED
     client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": token, "reason": "test submission"})
     rec = store.load(r, receipt)
-    assert rec.state == State.DISCARDED and "test submission" in rec.last_error
+    assert rec.state == State.DISCARDED
+    assert "test submission" in rec.last_error
     entry = audit.entries(r, target=receipt)[0]
-    assert entry["action"] == "discard" and entry["who"] == ADMIN[0] and entry["detail"] == "test submission"
+    assert entry["action"] == "discard"
+    assert entry["who"] == ADMIN[0]
+    assert entry["detail"] == "test submission"
     assert entry["at"] <= time.time()
 
 
@@ -210,7 +223,8 @@ def test_application_list_filters(client, r: redis.Redis, staff, sandbox: Sandbo
     store.update(r, rec, State.NEEDS_ATTENTION, last_error="Lever refused it (400): bad phone")
     sign_in(client, *ADMIN)
     listed = client.get("/admin/applications?state=needs_attention").get_data(as_text=True)
-    assert listed.count("/admin/applications/") - listed.count("retry-all") == 1 and "bad phone" in listed
+    assert listed.count("/admin/applications/") - listed.count("retry-all") == 1
+    assert "bad phone" in listed
     everything = client.get("/admin/applications").get_data(as_text=True)
     assert all(x in everything for x in receipts)
     assert receipts[0] not in client.get("/admin/applications?from=2000-01-01&to=2000-01-02").get_data(as_text=True)
@@ -225,7 +239,8 @@ def test_pause_parks_and_resume_releases(client, r: redis.Redis, staff, settings
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.PARKED
     assert sandbox.count("postings.apply") == 0
     client.post("/admin/delivery/resume", data={"csrf_token": csrf(client)})
-    assert store.load(r, receipt).state == State.QUEUED and gate.status(r).parked == 0
+    assert store.load(r, receipt).state == State.QUEUED
+    assert gate.status(r).parked == 0
 
 
 def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, sandbox: Sandbox) -> None:
@@ -262,7 +277,8 @@ def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redi
         "rate_per_s": round(full, 2), "ceiling_per_s": 2, "share": 1, "lowered": False, "paused_s": 0}
     pacing.throttled(r, (svc.limits.apply, svc.limits.lever), pause_s=30)  # as a worker does on a 429
     shown = client.get("/admin/api/status").get_json()["pacing"]
-    assert shown["apply"]["rate_per_s"] == round(0.7 * full, 2) and shown["apply"]["lowered"]
+    assert shown["apply"]["rate_per_s"] == round(0.7 * full, 2)
+    assert shown["apply"]["lowered"]
     assert shown["lever"]["rate_per_s"] == round(0.7 * 10 / (1 + settings.pacing_margin_s), 2)
     page = client.get("/admin/").get_data(as_text=True)
     assert f"{round(0.7 * full, 2)}</span> applications/s (Lever's limit 2/s)" in page
@@ -285,7 +301,9 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     assert retention.purge(svc, now=later) == 1
     assert retention.purge(svc, now=later) == 0  # done once
     purged = store.load(r, old)
-    assert purged.application is None and purged.purged and purged.lever_application_id
+    assert purged.application is None
+    assert purged.purged
+    assert purged.lever_application_id
     assert store.attempts(r, old) == []
     assert store.load(r, recent).application is not None
     assert store.load(r, stuck).application is not None  # needs attention: kept until acted on
@@ -370,10 +388,12 @@ def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, 
     answer = CliRunner().invoke(cli.main, ["admin", "remove-user", ADMIN[0]], env=env)
     assert answer.exit_code == 0, answer.output
     assert browser.get("/admin/").status_code == 302
-    assert accounts.get_user(r, ADMIN[0]) is None and ADMIN[0] not in [u.email for u in accounts.list_users(r)]
+    assert accounts.get_user(r, ADMIN[0]) is None
+    assert ADMIN[0] not in [u.email for u in accounts.list_users(r)]
     assert [e["action"] for e in audit.entries(r, 3)] == ["remove account", "sign-in", "set password"]
     missing = CliRunner().invoke(cli.main, ["admin", "remove-user", ADMIN[0]], env=env)
-    assert missing.exit_code == 1 and "no account" in missing.output
+    assert missing.exit_code == 1
+    assert "no account" in missing.output
 
 
 def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, settings, sandbox: Sandbox) -> None:
@@ -385,7 +405,8 @@ def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, setti
     sign_in(client, *ADMIN)
     answer = client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": csrf(client),
                                                                          "reason": "duplicate"})
-    assert answer.status_code == 302 and store.load(r, receipt).state == State.QUEUED
+    assert answer.status_code == 302
+    assert store.load(r, receipt).state == State.QUEUED
     assert "sending it to Lever right now" in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     held.release()
     assert deliverer.discard(svc, receipt, ADMIN[0], "duplicate")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -62,10 +63,11 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
     assert all(q["status"] == 503 for q in during)
     reads = [q for q in during if q["endpoint"] == "stages.list"]
     assert not [q for q in during if q["endpoint"] == "postings.apply" and q["t"] > reads[0]["t"]]
-    gaps = [b["t"] - a["t"] for a, b in zip(reads, reads[1:], strict=False)]
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(reads)]
     assert all(g >= 0.8 for g in gaps), gaps
     status = requests.get(f"{live.url}/api/v1/applications/{receipts[0]}", timeout=5).json()
-    assert status["status"] == "waiting" and "email" not in str(status)
+    assert status["status"] == "waiting"
+    assert "email" not in str(status)
 
     sandbox.control("maintenance", on=False)
     wait_for(lambda: delivered(r) == BACKLOG, timeout=120, interval=0.2, what="the backlog to drain")
@@ -121,7 +123,8 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_once(
     workers.start(env)
     wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, timeout=60, what="recovery")
     rec = store.load(r, receipt)
-    assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 1
+    assert len(sandbox.received()["applications"]) == 1
+    assert sandbox.count("postings.apply") == 1
     assert rec.lever_application_id == sandbox.received()["applications"][0]["id"]
 
 
@@ -180,7 +183,8 @@ def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_r
     assert client.get(f"/api/v1/applications/{receipt}").get_json()["status"] == "waiting"
     other_machine = create_app(load_settings({}, **{**s.__dict__, "data_dir": s.data_dir.parent / "other"}))
     page = other_machine.test_client().get(f"/applications/{receipt}")  # the redirect may land on another machine
-    assert page.status_code == 200 and receipt in page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert receipt in page.get_data(as_text=True)
     own_redis.ensure()
     workers.start(worker_env(s))
     r = connect(own_redis.url)
@@ -229,7 +233,8 @@ def test_web_and_worker_share_nothing_but_redis(settings: Settings, r: redis.Red
                            **resume_upload(sandbox, posting, resume))
     assert answer.status_code == 202
     receipt = answer.json()["receipt"]
-    assert r.exists(uploads.KEY.format(receipt)) and not (settings.data_dir / "uploads").exists()
+    assert r.exists(uploads.KEY.format(receipt))
+    assert not (settings.data_dir / "uploads").exists()
     workers.start(worker_env(settings, JOBSITE_DATA_DIR=str(tmp_path / "worker-machine")))
     wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, what="delivery")
     assert sent_file(sandbox) == hashlib.sha256(resume).hexdigest()
@@ -283,7 +288,8 @@ def test_under_any_server_the_drain_starts_with_the_first_request(settings: Sett
     assert client.get(f"/jobs/{posting['id']}/apply").status_code == 200
     own_redis.stop(signal.SIGKILL)
     answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
-    assert answer.status_code == 202 and len(spool.entries(app.extensions["jobsite"].settings.data_dir)) == 1
+    assert answer.status_code == 202
+    assert len(spool.entries(app.extensions["jobsite"].settings.data_dir)) == 1
     own_redis.ensure()
     r = connect(own_redis.url)
     wait_for(lambda: store.load(r, answer.get_json()["receipt"]) is not None, what="the drain thread")
@@ -329,7 +335,8 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
             web.wait()
     receipts = {f.result() for f in futures} - {None}
     stored = {x.decode() for x in r.zrange(store.ALL, 0, -1)}
-    assert receipts and receipts <= stored  # every receipt a candidate got is durable
+    assert receipts
+    assert receipts <= stored
     assert r.llen("rq:queue:applications") == len(stored)  # and each has its delivery job
     workers.start(env)
     wait_for(lambda: delivered(r) == len(stored), timeout=120, interval=0.2, what="delivery")
@@ -362,7 +369,8 @@ def test_a_retry_with_the_same_key_while_redis_is_down_keeps_one_receipt(setting
     first, again, other, retry = post("k"), post("k"), post("k", 1), post("before")
     assert (first.status_code, again.status_code, other.status_code) == (202, 202, 422)
     receipt = first.get_json()["receipt"]
-    assert again.get_json() == first.get_json() and first.get_json()["status"] == "waiting"
+    assert again.get_json() == first.get_json()
+    assert first.get_json()["status"] == "waiting"
     assert len(spool.entries(s.data_dir)) == 2  # "k" once, and the retry of "before" (Redis had its key)
     status = client.get(f"/api/v1/applications/{receipt}").get_json()
     assert (status["status"], status["posting"]) == ("waiting", posting["id"])
@@ -371,7 +379,8 @@ def test_a_retry_with_the_same_key_while_redis_is_down_keeps_one_receipt(setting
     workers.start(worker_env(s))
     r = connect(own_redis.url)
     wait_for(lambda: delivered(r) == 2, timeout=60, interval=0.2, what="both applications to be delivered")
-    assert spool.entries(s.data_dir) == [] and not list((s.data_dir / "spool" / "keys").iterdir())
+    assert spool.entries(s.data_dir) == []
+    assert not list((s.data_dir / "spool" / "keys").iterdir())
     for asked in (receipt, retry.get_json()["receipt"], in_redis):
         answer = client.get(f"/api/v1/applications/{asked}").get_json()
         assert (answer["receipt"], answer["status"]) == (asked, "delivered")
@@ -401,7 +410,10 @@ def test_a_worker_rides_out_a_redis_restart_mid_drain(settings: Settings, own_re
     own_redis.ensure()
     r = connect(own_redis.url)
     wait_for(lambda: delivered(r) == 6, timeout=120, interval=0.2, what="delivery after the restart")
-    assert worker.poll() is None and len(sandbox.received()["applications"]) == 6
+    assert worker.poll() is None
+    assert len(sandbox.received()["applications"]) == 6
     text = log.read_text()
-    assert "Traceback" not in text and "quitting" not in text, text
-    assert text.count("Redis is unreachable") == 1 and "deliveries resume" in text, text
+    assert "Traceback" not in text, text
+    assert "quitting" not in text, text
+    assert text.count("Redis is unreachable") == 1, text
+    assert "deliveries resume" in text, text

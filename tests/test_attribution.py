@@ -30,13 +30,15 @@ def test_utm_and_referrer_survive_two_pages_and_reach_lever(client, r: redis.Red
     home = client.get("/?utm_source=linkedin&utm_medium=social&utm_campaign=spring",
                       headers={"Referer": "https://www.linkedin.com/feed/"}).get_data(as_text=True)
     link = unescape(re.search(rf'href="([^"]*/jobs/{posting["id"]}[^"]*)"', home).group(1))
-    assert "utm_source=linkedin" in link and "ref=www.linkedin.com" in link
+    assert "utm_source=linkedin" in link
+    assert "ref=www.linkedin.com" in link
     # the next pages are reached from our own site: the first touch is what is kept
     page = client.get(link, headers={"Referer": "http://localhost/"}).get_data(as_text=True)
     apply_link = unescape(re.search(r'href="([^"]+/apply[^"]*)"', page).group(1))
     form = client.get(apply_link, headers={"Referer": "http://localhost" + link}).get_data(as_text=True)
     action = unescape(re.search(r'form class="apply"[^>]*action="([^"]+)"', form.replace("\n", " ")).group(1))
-    assert "utm_campaign=spring" in action and "ref=www.linkedin.com" in action
+    assert "utm_campaign=spring" in action
+    assert "ref=www.linkedin.com" in action
     data = {"form_token": re.search(r'name="form_token" value="([^"]+)"', form).group(1),
             "fullName": "Ada Lovelace", "email": "ada@example.com"}
     data.update(required_cards(sandbox, posting["id"]))
@@ -57,11 +59,13 @@ def test_the_api_takes_the_query_string_or_the_body_and_hostile_values_are_bound
     by_body = client.post(url, json={**lever_body(sandbox, posting["id"], 2), "source": hostile})
     first, second = (store.load(r, a.get_json()["receipt"]) for a in (by_query, by_body))
     assert (first.source, first.campaign) == ("indeed", "autumn")
-    assert second.source.startswith("<script>alert(1)</script>xx") and len(second.source) == 100
+    assert second.source.startswith("<script>alert(1)</script>xx")
+    assert len(second.source) == 100
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{second.receipt}").get_data(as_text=True)
-    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "autumn" in client.get(f"/admin/applications/{first.receipt}").get_data(as_text=True)
 
 

@@ -74,16 +74,20 @@ def test_contrast_follows_wcag() -> None:
 def test_a_bad_brand_setting_names_its_variable(tmp_path: Path, name: str, value: str, words: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings({name: value, "JOBSITE_DATA_DIR": str(tmp_path)})
-    assert str(e.value).startswith(name) and words in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).startswith(name)
+    assert words in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def test_a_low_contrast_colour_stops_start_up_in_one_line(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "jobsite", "worker"], capture_output=True, text=True, timeout=30,
                          env={"JOBSITE_BRAND_PRIMARY_COLOUR": "#9ab", "JOBSITE_DATA_DIR": str(tmp_path),
                               "PATH": "/usr/bin"})
-    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "JOBSITE_BRAND_PRIMARY_COLOUR #9ab is unreadable against white text" in lines[0]
+    assert len(lines) == 1
+    assert "JOBSITE_BRAND_PRIMARY_COLOUR #9ab is unreadable against white text" in lines[0]
 
 
 def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> None:
@@ -98,25 +102,34 @@ def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> N
         assert '<a href="https://example.com/privacy">Privacy policy</a>' in html, path
     home = branded.get("/").get_data(as_text=True)
     assert "We make warehouse robots that people like working with." in home
-    assert "<h2>Why join us</h2>" in home and "<strong>robots</strong>" in home and "<li>Four-day week</li>" in home
+    assert "<h2>Why join us</h2>" in home
+    assert "<strong>robots</strong>" in home
+    assert "<li>Four-day week</li>" in home
     assert 'href="https://example.com/mission"' in home
     assert "<script>alert" not in home  # Markdown's raw HTML is off and the sanitiser runs after it
     css = branded.get("/brand.css")
-    assert css.mimetype == "text/css" and "--accent: #0b6e4f" in css.get_data(as_text=True)
+    assert css.mimetype == "text/css"
+    assert "--accent: #0b6e4f" in css.get_data(as_text=True)
     assert "--brand-accent: #fde8c8" in css.get_data(as_text=True)
     with branded.get("/brand/logo") as logo:
-        assert logo.status_code == 200 and logo.mimetype == "image/svg+xml" and logo.data == LOGO
+        assert logo.status_code == 200
+        assert logo.mimetype == "image/svg+xml"
+        assert logo.data == LOGO
     for path in ("/brand/favicon", "/favicon.ico"):
         with branded.get(path) as favicon:
-            assert favicon.status_code == 200 and favicon.mimetype == "image/png", path
+            assert favicon.status_code == 200, path
+            assert favicon.mimetype == "image/png", path
 
 
 def test_an_unbranded_site_serves_no_brand_images_but_its_own_favicon(client) -> None:
     html = client.get("/").get_data(as_text=True)
-    assert 'class="logo"' not in html and "Acme Robotics <span>Careers</span>" in html
+    assert 'class="logo"' not in html
+    assert "Acme Robotics <span>Careers</span>" in html
     assert 'rel="icon" href="/favicon.ico"' in html  # browsers ask for one: no page logs a 404 for it
     with client.get("/favicon.ico") as favicon:
-        assert favicon.status_code == 200 and favicon.mimetype == "image/svg+xml" and b"<svg" in favicon.data
+        assert favicon.status_code == 200
+        assert favicon.mimetype == "image/svg+xml"
+        assert b"<svg" in favicon.data
     assert client.get("/brand/logo").status_code == 404
     assert "--accent: #2454d6" in client.get("/brand.css").get_data(as_text=True)
 
@@ -129,5 +142,6 @@ def test_the_templates_folder_is_searched_first(settings: Settings, tmp_path: Pa
     brand = load_settings({"JOBSITE_TEMPLATES_DIR": str(folder)}, data_dir=settings.data_dir).brand
     client = create_app(replace(settings, brand=brand)).test_client()
     html = client.get("/no-such-page").get_data(as_text=True)
-    assert "Ours: 404" in html and "Acme Robotics <span>Careers</span>" in html  # the built-in base still renders
+    assert "Ours: 404" in html
+    assert "Acme Robotics <span>Careers</span>" in html
     assert "Join Acme Robotics" in client.get("/").get_data(as_text=True)  # templates it does not override

@@ -55,7 +55,8 @@ def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: L
         captured = people.of_event(r, event.id)
         assert sorted(p.name for p in captured) == ["Person 0", "Person 1", "Person 2"]
         assert len({p.client_id for p in captured}) == 3
-        assert [len(p.sends) for p in captured] == [1, 1, 1] and {p.recruiter for p in captured} == {"rita@acme.test"}
+        assert [len(p.sends) for p in captured] == [1, 1, 1]
+        assert {p.recruiter for p in captured} == {"rita@acme.test"}
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "capture-390.png"), full_page=True)

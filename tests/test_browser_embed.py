@@ -62,7 +62,8 @@ def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, san
     assert page.locator("#all h2").all_inner_texts() == expected_groups
     assert [t for t in every.locator("a").all_inner_texts()] == expected_titles
     assert every.locator(".m").all_inner_texts() == expected_meta
-    assert any("Remote" in m for m in expected_meta) and any("Full-time" in m for m in expected_meta)
+    assert any("Remote" in m for m in expected_meta)
+    assert any("Full-time" in m for m in expected_meta)
 
     wanted = sorted(p["text"] for p in sandbox.public_postings() if p["categories"]["team"] == "Platform")
     assert platform.locator("a").all_inner_texts() == wanted
@@ -70,7 +71,8 @@ def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, san
 
     # the host's CSS does not reach in, and the widget's does not reach out
     link = every.locator("a").first
-    assert link.is_visible() and every.first.evaluate("e => getComputedStyle(e).display") == "flex"
+    assert link.is_visible()
+    assert every.first.evaluate("e => getComputedStyle(e).display") == "flex"
     style = link.evaluate("e => { const s = getComputedStyle(e); return [s.color, s.textTransform, s.letterSpacing] }")
     assert style == ["rgb(36, 84, 214)", "none", "normal"]
     themed = platform.locator("a").first.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).fontFamily]")
@@ -193,11 +195,14 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     page.keyboard.press("Enter")
     dialog = w.locator("dialog")
     dialog.wait_for(state="visible")
-    assert dialog.get_attribute("aria-labelledby") and w.get_by_role("dialog", name=target["text"]).count() == 1
+    assert dialog.get_attribute("aria-labelledby")
+    assert w.get_by_role("dialog", name=target["text"]).count() == 1
     assert f"jobsite={target['id']}" in address(page)  # the open posting is in the address: a link to share
     assert active_in(page, "#w") == "close"
     frame_url = w.locator("iframe").get_attribute("src")
-    assert "embed=1" in frame_url and "source=careers-page" in frame_url and "utm_source=newsletter" in frame_url
+    assert "embed=1" in frame_url
+    assert "source=careers-page" in frame_url
+    assert "utm_source=newsletter" in frame_url
     frame = page.frame_locator("#w iframe")
     frame.get_by_role("heading", name=target["text"]).wait_for()
     axe_clean(page, "host page with the overlay open")
@@ -210,7 +215,9 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
         seen.append(active_in(page, "#w"))
         if seen[-1] == "close":
             break
-    assert "outside" not in seen and "frame" in seen and seen[-1] == "close", seen
+    assert "outside" not in seen, seen
+    assert "frame" in seen, seen
+    assert seen[-1] == "close", seen
     page.keyboard.press("Shift+Tab")  # and backwards from Close into the framed page
     assert active_in(page, "#w") == "frame"
 
@@ -227,13 +234,15 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     # a way out of the frame: the receipt's own address, to open in a tab of its own or to copy
     own = receipt_frame.url.split("?")[0]
     out = frame.get_by_role("link", name="Open in a new tab")
-    assert out.get_attribute("href") == own and out.get_attribute("target") == "_blank"
+    assert out.get_attribute("href") == own
+    assert out.get_attribute("target") == "_blank"
     assert frame.get_by_label("Your receipt's address").input_value() == own
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
     frame.get_by_role("button", name="Copy link").click()
     frame.get_by_text("Link copied.").wait_for()
     page.screenshot(path=str(ARTIFACTS / "widget-overlay-receipt.png"))
-    assert page.locator("#w").is_visible() and "careers" in page.url  # the candidate never left the host page
+    assert page.locator("#w").is_visible()
+    assert "careers" in page.url
 
     # Escape inside the framed page closes the dialog; focus returns to the link that opened it
     frame.locator("h1").click()
@@ -258,7 +267,7 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     assert sent["source"] == "careers-page"
 
 
-@pytest.mark.parametrize("width,height", [(390, 844), (1280, 800)])
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 800)])
 def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveServer, sandbox: Sandbox,
                                                                company_site, width: int, height: int) -> None:
     from .helpers import simple_posting
@@ -275,12 +284,14 @@ def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveS
     frame = page.frame_locator("#w iframe")
     frame.get_by_role("heading", name=target["text"]).wait_for()
     title = w.locator("dialog h2").bounding_box()
-    assert title["width"] <= 1 and title["height"] <= 1  # the framed page's own heading is the one seen
+    assert title["width"] <= 1
+    assert title["height"] <= 1
     page.screenshot(path=str(ARTIFACTS / f"widget-overlay-title-{width}.png"))
     axe_clean(page, f"host page with the overlay open at {width} px")
     frame.get_by_role("link", name="All jobs").click()  # closes the dialog instead of loading the site inside it
     closed(page)
-    assert not w.locator("dialog").is_visible() and page.url.startswith(origin + "/careers")
+    assert not w.locator("dialog").is_visible()
+    assert page.url.startswith(origin + "/careers")
 
 
 def address(page) -> str:
@@ -353,7 +364,8 @@ def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbo
         return wait_for(fits, 15, what=f"the iframe to fit {path}")
 
     outer, _ = settled(r"/\?embed=1.*utm_source")
-    assert frame.locator(".hero").count() == 0 and frame.locator("form.filters").count() == 0  # hide=heading,filters
+    assert frame.locator(".hero").count() == 0
+    assert frame.locator("form.filters").count() == 0
     assert frame.locator("h1").count() == 1  # still named for screen readers, visually hidden
     assert "utm_source=newsletter" in frame.url  # the host page's source passed on
     assert outer > 600  # 30 jobs, not the 150 px default
@@ -362,7 +374,8 @@ def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbo
     settled(f"/jobs/{target['id']}\\?")
     frame.get_by_role("link", name="Apply for this job").first.click()
     settled(f"/jobs/{target['id']}/apply")
-    assert "utm_source=newsletter" in frame.url and "hide=filters,heading" in frame.url
+    assert "utm_source=newsletter" in frame.url
+    assert "hide=filters,heading" in frame.url
     resume = tmp_path / "cv.pdf"
     resume.write_bytes(b"%PDF-1.4 a CV")
     fill_application(frame, resume)

@@ -142,7 +142,8 @@ def test_candidate_pages(page, site, sandbox: Sandbox) -> None:
         said = "fr" if name.endswith("-fr") else "de" if theme == "brand" else "en"
         assert page.locator("html").get_attribute("lang") == said, name
         if theme == "brand" and "embedded" not in name:
-            assert page.locator("img.logo").count() == 1 and page.locator(".footer-links a").count() == 3, name
+            assert page.locator("img.logo").count() == 1, name
+            assert page.locator(".footer-links a").count() == 3, name
     page.goto(live.url + f"/jobs/{posting['id']}/apply")
     page.get_by_role("button", name="Bewerbung absenden" if theme == "brand" else "Submit application").click()
     page.locator("#error-summary").wait_for(state="visible")
@@ -181,7 +182,9 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     assert row.get_by_role("link", name="Their applications").get_attribute("href") == f"/admin/people/{contact}"
     assert row.get_by_role("link", name="Open in Lever").count() == 1
     steps = page.locator("table.funnel").first.locator("td[data-label=Step]").all_inner_texts()
-    assert steps[0] == "Applied" and steps[-1] == "Hired" and len(steps) >= 5, steps  # through every stage
+    assert steps[0] == "Applied", steps
+    assert steps[-1] == "Hired", steps
+    assert len(steps) >= 5, steps  # through every stage
     assert row.locator("td[data-label=Stage]").evaluate("el => getComputedStyle(el, '::before').content") \
         == '"Stage: "'  # a labelled card on a phone
     assert page.locator("table.funnel").first.bounding_box()["height"] < 400  # the funnel stays a table
@@ -216,7 +219,9 @@ def test_the_first_screen_holds_jobs_and_filters_are_one_tap_away(page, live: Li
     panel.locator("summary").click()  # one tap
     page.select_option("#filter-team", team)  # submits on change
     page.wait_for_url(re.compile(r"team="))
-    assert "?team=" in page.url and "q=" not in page.url and "department=" not in page.url  # no empty parameters
+    assert "?team=" in page.url
+    assert "q=" not in page.url
+    assert "department=" not in page.url
     assert page.locator("details.filter-panel summary .badge").text_content() == "1 active"
     assert page.evaluate(VISIBLE_POSTINGS) >= 1
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -278,11 +283,13 @@ def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveSe
     page.clock.install()  # the page's timers run on a clock the test can move on
     page.goto(live.url + f"/applications/{receipt}")
     shown = page.locator(".reference").inner_text()
-    assert re.fullmatch(r"[2-9A-HJKMNP-TW-Z]{4}-[2-9A-HJKMNP-TW-Z]{4}", shown) and shown == store.reference(receipt)
+    assert re.fullmatch(r"[2-9A-HJKMNP-TW-Z]{4}-[2-9A-HJKMNP-TW-Z]{4}", shown)
+    assert shown == store.reference(receipt)
     assert receipt not in page.locator("main").inner_text()  # the token stays in the link
     line = page.locator(".status-line")
     assert "we'll pass it to the hiring team shortly" in line.inner_text()
-    assert "Lever" not in page.locator("main").inner_text() and "queued" not in line.inner_text()
+    assert "Lever" not in page.locator("main").inner_text()
+    assert "queued" not in line.inner_text()
     page.evaluate("window.loadedOnce = true")  # gone if the page reloads
     workers.start(worker_env(settings))
     wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, what="the delivery")
@@ -317,7 +324,8 @@ def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, li
         asked = []
         page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
         pause.click()
-        assert asked and asked[0].startswith("Pause delivery?")
+        assert asked
+        assert asked[0].startswith("Pause delivery?")
         assert page.get_by_role("button", name="Pause delivery").count() == 1  # dismissed: nothing was paused
     finally:
         context.close()
@@ -340,7 +348,8 @@ def test_the_language_switcher_keeps_an_embedded_page_embedded(page, live: LiveS
     posting = simple_posting(sandbox)
     team = posting["categories"]["team"]
     page.goto(live.url + "/?" + urlencode({"embed": 1, "team": team}))
-    assert page.locator("html").get_attribute("lang") == "en" and page.locator(".site-header").count() == 0
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator(".site-header").count() == 0
     switcher = page.get_by_role("navigation", name="Language")
     switcher.get_by_role("link", name="Deutsch").click()
     page.wait_for_url(re.compile(r"lang=de"))
@@ -383,7 +392,8 @@ def test_the_german_form_says_lever_standard_fields_in_german(page, live: LiveSe
     summary = page.locator("#error-summary")
     summary.wait_for(state="visible")
     assert "Vollständiger Name — Geben Sie Ihren vollständigen Namen ein." in summary.inner_text()
-    assert "Full name" not in summary.inner_text() and "Email" not in summary.inner_text()
+    assert "Full name" not in summary.inner_text()
+    assert "Email" not in summary.inner_text()
     check(page, "default", "apply-de-errors")
 
 
@@ -460,13 +470,16 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
             lines = state.evaluate("el => { const r = document.createRange(); r.selectNodeContents(el);"
                                    " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }")
             assert lines == 1, f"{state.inner_text()} breaks across lines at {width} px"
-        assert not page.locator("#pacing").is_visible() and not page.get_by_text("done in about").is_visible()
+        assert not page.locator("#pacing").is_visible()
+        assert not page.get_by_text("done in about").is_visible()
         assert page.get_by_text("Waiting until delivery reopens").is_visible()
     page.get_by_role("link", name="Needs attention").click()
     assert nav.locator("[aria-current=page]").all_inner_texts() == ["Needs attention"]
     page.goto(live.url + "/admin/audit")
     failed = page.locator("tr", has_text="sign-in failed")
-    assert failed.count() == 1 and ADMIN[0] in failed.inner_text()  # failed sign-ins are in the audit log
+    assert failed.count() == 1
+    assert ADMIN[0] in failed.inner_text()
     assert page.get_by_role("link", name=re.compile(r"Application .*…")).count() == 0  # no link to an email
     check(page, "default", "admin-not-found", live.url + "/admin/no-such-page")
-    assert page.locator("body.admin").count() == 1 and page.get_by_role("link", name="Back to the dashboard").count()
+    assert page.locator("body.admin").count() == 1
+    assert page.get_by_role("link", name="Back to the dashboard").count()

@@ -21,7 +21,9 @@ def test_the_consent_statement_shows_once_as_text(client, sandbox: Sandbox) -> N
     assert f'<div class="consent" id="consent-text"><p>{STATEMENT}</p></div>' in html  # HTML, not escaped tags
     assert "&lt;p&gt;" not in html
     box = re.search(r'<label class="choice" for="f-consent-store">(.*?)</label>', html, re.S)
-    assert box and 'aria-describedby="consent-text"' in box.group(1) and forms.CONSENT_LABEL in box.group(1)
+    assert box
+    assert 'aria-describedby="consent-text"' in box.group(1)
+    assert forms.CONSENT_LABEL in box.group(1)
 
 
 def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> None:
@@ -38,7 +40,8 @@ def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> 
         assert rules[name]["messages"]["required"] in answer, name
     assert "This field is required." not in answer
     required_custom = [n for n, r in rules.items() if r["required"] and n.startswith("cards[")]
-    assert required_custom and all(rules[n]["messages"]["required"] in answer for n in required_custom)
+    assert required_custom
+    assert all(rules[n]["messages"]["required"] in answer for n in required_custom)
 
 
 def test_every_status_has_plain_words_without_the_vendor() -> None:
@@ -57,11 +60,13 @@ def test_the_posting_page_says_when_where_and_how_to_share(client, sandbox: Sand
 
     posting = simple_posting(sandbox)
     html = client.get(f"/jobs/{posting['id']}").get_data(as_text=True)
-    assert "<dt>Posted</dt>" in html and '<time datetime="' in html
+    assert "<dt>Posted</dt>" in html
+    assert '<time datetime="' in html
     assert "<dt>Location</dt>" in html or "<dt>Locations</dt>" in html
     assert "<dt>Workplace</dt>" in html
     canonical = re.search(r'<link rel="canonical" href="([^"]+)"', html).group(1)
-    assert f"share-offsite/?url={quote(canonical, safe='/')}" in html and "mailto:?subject=" in html
+    assert f"share-offsite/?url={quote(canonical, safe='/')}" in html
+    assert "mailto:?subject=" in html
 
 
 def test_a_receipt_has_a_short_reference_without_look_alikes() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,8 @@ def test_list_shows_published_public_postings_only(client, sandbox: Sandbox) -> 
     html = client.get("/").get_data(as_text=True)
     shown = set(posting_links(html))
     public = {p["id"] for p in sandbox.public_postings()}
-    assert shown == public and len(shown) == 30
+    assert shown == public
+    assert len(shown) == 30
     hidden = [p for p in sandbox.state.postings.values() if p["id"] not in public]
     assert {p["state"] for p in hidden} >= {"internal", "closed", "draft"}
     for p in hidden:
@@ -86,16 +88,22 @@ def test_posting_page_sanitises_levers_html(client, sandbox: Sandbox) -> None:
     html = client.get(f"/jobs/{evil['id']}").get_data(as_text=True)
     body = html.split('<div class="description">')[1].split("</article>")[0]
     assert "Apply today!" in body
-    assert "<script" not in body and "onclick" not in body and "onerror" not in body
-    assert "javascript:" not in body and "alert(" not in body
+    assert "<script" not in body
+    assert "onclick" not in body
+    assert "onerror" not in body
+    assert "javascript:" not in body
+    assert "alert(" not in body
 
 
 def test_posting_page_json_ld(client, sandbox: Sandbox) -> None:
     salaried = next(p for p in sandbox.public_postings() if p["salaryRange"] and p["workplaceType"] != "remote")
     html = client.get(f"/jobs/{salaried['id']}").get_data(as_text=True)
     ld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1))
-    assert ld["@type"] == "JobPosting" and ld["title"] == salaried["text"]
-    assert ld["datePosted"] and ld["description"] and ld["hiringOrganization"]["name"] == "Acme Robotics"
+    assert ld["@type"] == "JobPosting"
+    assert ld["title"] == salaried["text"]
+    assert ld["datePosted"]
+    assert ld["description"]
+    assert ld["hiringOrganization"]["name"] == "Acme Robotics"
     assert ld["employmentType"] in ("FULL_TIME", "PART_TIME", "CONTRACTOR", "INTERN", "OTHER")
     assert [p["address"]["addressLocality"] for p in ld["jobLocation"]] == [
         loc.split(",")[0] for loc in salaried["categories"]["allLocations"]]
@@ -105,13 +113,15 @@ def test_posting_page_json_ld(client, sandbox: Sandbox) -> None:
     remote = next(p for p in sandbox.public_postings() if p["workplaceType"] == "remote")
     html = client.get(f"/jobs/{remote['id']}").get_data(as_text=True)
     ld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1))
-    assert ld["jobLocationType"] == "TELECOMMUTE" and ld["applicantLocationRequirements"]["@type"] == "Country"
+    assert ld["jobLocationType"] == "TELECOMMUTE"
+    assert ld["applicantLocationRequirements"]["@type"] == "Country"
 
 
 def test_sitemap_lists_every_posting(client, sandbox: Sandbox) -> None:
     xml = client.get("/sitemap.xml").get_data(as_text=True)
     locs = re.findall(r"<loc>([^<]+)</loc>", xml)
-    assert len(locs) == 31 and all(f"http://localhost/jobs/{p['id']}" in locs for p in sandbox.public_postings())
+    assert len(locs) == 31
+    assert all(f"http://localhost/jobs/{p['id']}" in locs for p in sandbox.public_postings())
 
 
 def test_etag_and_cache_control(client) -> None:
@@ -119,7 +129,8 @@ def test_etag_and_cache_control(client) -> None:
     assert "stale-while-revalidate" in first.headers["Cache-Control"]
     assert "stale-if-error" in first.headers["Cache-Control"]
     again = client.get("/", headers={"If-None-Match": first.headers["ETag"]})
-    assert again.status_code == 304 and again.data == b""
+    assert again.status_code == 304
+    assert again.data == b""
     other = client.get("/?team=Platform", headers={"If-None-Match": first.headers["ETag"]})
     assert other.status_code == 200
 
@@ -136,7 +147,8 @@ def test_a_posting_that_leaves_lever_leaves_the_site(app, client, sandbox: Sandb
 
 def test_unknown_posting_is_a_404_page(client) -> None:
     response = client.get("/jobs/00000000-0000-4000-8000-000000000000")
-    assert response.status_code == 404 and "We could not find that page" in response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "We could not find that page" in response.get_data(as_text=True)
 
 
 def test_warm_cache_serves_through_maintenance(client, sandbox: Sandbox) -> None:
@@ -154,10 +166,8 @@ def own_sandbox():
     """A sandbox this test may stop."""
     server = SandboxServer().start()
     yield server
-    try:
+    with contextlib.suppress(OSError):
         server.stop()
-    except OSError:
-        pass
 
 
 def settings_for(base: Settings, sandbox_url: str, **kw) -> Settings:
@@ -182,10 +192,13 @@ def test_no_copy_and_lever_down_is_a_friendly_503(settings: Settings, own_sandbo
     app = create_app(settings_for(settings, own_sandbox.url, lever_connect_timeout_s=0.5))
     response = app.test_client().get("/")
     text = response.get_data(as_text=True)
-    assert response.status_code == 503 and response.headers["Retry-After"]
-    assert "Jobs are briefly unavailable" in text and "Traceback" not in text
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "Jobs are briefly unavailable" in text
+    assert "Traceback" not in text
     api = app.test_client().get("/api/v1/postings")
-    assert api.status_code == 503 and api.get_json()["error"] == "Service Unavailable"
+    assert api.status_code == 503
+    assert api.get_json()["error"] == "Service Unavailable"
 
 
 def test_a_stale_entry_is_refreshed_exactly_once_under_50_requests(app, live: LiveServer, sandbox: Sandbox) -> None:
@@ -226,16 +239,19 @@ def test_cold_cache_forms_go_through_the_shared_limit(settings: Settings, sandbo
                                      ids))
     finally:
         live.stop()
-    assert statuses == [200] * len(ids) and len(ids) == 30
+    assert statuses == [200] * len(ids)
+    assert len(ids) == 30
     reads = [q for q in sandbox.received()["requests"] if q["endpoint"].startswith("postings")]
-    assert len(reads) >= 30 and [q for q in reads if q["status"] == 429] == []
+    assert len(reads) >= 30
+    assert [q for q in reads if q["status"] == 429] == []
     assert r.zcard("ratelimit:lever:slots") >= 30  # each took a slot the workers see
 
 
 def test_cache_is_json_not_pickle(app, client) -> None:
     client.get("/")
     raw = app.extensions["jobsite"].catalog.cache.get(Key.POSTINGS.of() + ":data")
-    assert isinstance(raw, str) and json.loads(raw)
+    assert isinstance(raw, str)
+    assert json.loads(raw)
     assert Path(app.extensions["jobsite"].settings.data_dir, "cache", "catalog").is_dir()
 
 

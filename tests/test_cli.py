@@ -48,7 +48,8 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
         site = f"http://127.0.0.1:{port}"
         assert requests.get(f"{site}/healthz", timeout=2).status_code == 200
         ready = requests.get(f"{site}/readyz", timeout=2)
-        assert ready.status_code == 200 and ready.json()["redis"] == "ok"
+        assert ready.status_code == 200
+        assert ready.json()["redis"] == "ok"
         assert time.monotonic() - started < 10
         assert requests.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/", timeout=2).ok
         assert EmbeddedRedis(data).pid is not None
@@ -59,7 +60,8 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
         proc.stdout.close()
     out = "".join(lines)
     assert proc.returncode == 0, out
-    assert f"http://127.0.0.1:{port}/" in out and f"http://127.0.0.1:{sandbox_port}/_sandbox/" in out
+    assert f"http://127.0.0.1:{port}/" in out
+    assert f"http://127.0.0.1:{sandbox_port}/_sandbox/" in out
     # Start-up speaks once: the banner is the first thing printed, and it alone announces the sandbox.
     assert out.lstrip().startswith("jobsite is up"), out
     assert out.count("Lever sandbox") == 1, out
@@ -86,8 +88,10 @@ def test_a_port_in_use_is_one_line_naming_it_and_how_to_move() -> None:
                                   env={**env, **extra, "JOBSITE_DATA_DIR": str(data)},
                                   capture_output=True, text=True, timeout=30)
             assert done.returncode == 1
-            assert done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
-            assert f"port {busy} on 127.0.0.1 is in use" in done.stderr and setting in done.stderr
+            assert done.stdout == "", done.stderr
+            assert len(done.stderr.splitlines()) == 1, done.stderr
+            assert f"port {busy} on 127.0.0.1 is in use" in done.stderr
+            assert setting in done.stderr
 
 
 def _descendants(pid: int) -> set[int]:
@@ -186,7 +190,8 @@ def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox,
         back = time.monotonic()
         wait_for(lambda: _statuses(site, receipts) == {"delivered"}, timeout=120, interval=0.2, what="delivery")
         print(f"Redis's return to the last delivery: {time.monotonic() - back:.1f} s")
-        assert proc.poll() is None and len(sandbox.received()["applications"]) == 6
+        assert proc.poll() is None
+        assert len(sandbox.received()["applications"]) == 6
         assert "the embedded Redis stopped; starting it again" in out.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)

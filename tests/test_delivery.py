@@ -50,11 +50,14 @@ def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> Non
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     rec = store.load(svc.redis, receipt)
     got = sandbox.received()["applications"]
-    assert len(got) == 1 and rec.state == State.DELIVERED
-    assert rec.lever_application_id == got[0]["id"] and rec.opportunity_id == got[0]["opportunityId"]
+    assert len(got) == 1
+    assert rec.state == State.DELIVERED
+    assert rec.lever_application_id == got[0]["id"]
+    assert rec.opportunity_id == got[0]["opportunityId"]
     assert rec.contact_id
     body = got[0]["body"]
-    assert body["source"] == "Acme Robotics careers site" and body["origin"] == "applied"
+    assert body["source"] == "Acme Robotics careers site"
+    assert body["origin"] == "applied"
     assert {"name": "email", "value": "candidate0@example.com"} in body["personalInformation"]
     # delivering again is a no-op: it was delivered
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.SKIPPED
@@ -83,7 +86,8 @@ def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
     assert svc.redis.exists(uploads.KEY.format(receipt))
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     [sent] = sandbox.state.uploads.values()  # the second attempt reused Lever's copy
-    assert sent["sha256"] == hashlib.sha256(resume).hexdigest() and sent["filename"] == "cv.pdf"
+    assert sent["sha256"] == hashlib.sha256(resume).hexdigest()
+    assert sent["filename"] == "cv.pdf"
     assert not svc.redis.exists(uploads.KEY.format(receipt))
     assert store.load(svc.redis, receipt).files[0]["size"] == len(resume)  # the record still says what was sent
 
@@ -94,7 +98,8 @@ def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandb
     result = deliverer.deliver(svc, receipt)
     assert result.outcome == deliverer.Outcome.NEEDS_ATTENTION
     rec = store.load(svc.redis, receipt)
-    assert rec.state == State.NEEDS_ATTENTION and "Field 'phone' is not valid" in rec.last_error
+    assert rec.state == State.NEEDS_ATTENTION
+    assert "Field 'phone' is not valid" in rec.last_error
     assert "400" in rec.last_error
     assert [a["status"] for a in store.attempts(svc.redis, receipt)] == [400]
     assert sandbox.received()["applications"] == []
@@ -117,7 +122,8 @@ def test_levers_error_text_never_reaches_the_log(svc: Services, sandbox: Sandbox
         logging.getLogger("jobsite").removeHandler(handler)
     logged = stream.getvalue()
     assert f"application {receipt[:8]} needs attention" in logged
-    assert "candidate0@example.com" not in logged and "00000000" not in logged
+    assert "candidate0@example.com" not in logged
+    assert "00000000" not in logged
     assert "candidate0@example.com" in store.load(svc.redis, receipt).last_error
 
 
@@ -140,12 +146,14 @@ def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc:
     first = deliverer.deliver(svc, receipt)
     assert first.outcome == deliverer.Outcome.RETRY
     rec = store.load(svc.redis, receipt)
-    assert rec.state == State.WAITING and rec.inflight_at > 0  # outcome unknown
+    assert rec.state == State.WAITING
+    assert rec.inflight_at > 0
     assert len(sandbox.received()["applications"]) == 1  # Lever has it
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     rec = store.load(svc.redis, receipt)
     got = sandbox.received()["applications"]
-    assert len(got) == 1 and rec.lever_application_id == got[0]["id"]
+    assert len(got) == 1
+    assert rec.lever_application_id == got[0]["id"]
     assert sandbox.count("postings.apply") == 1
     assert "Lever already had this application" in [a["message"] for a in store.attempts(svc.redis, receipt)]
 
@@ -158,8 +166,10 @@ def test_a_probe_that_finds_lever_already_has_it_opens_the_gate(svc: Services, s
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "maintenance")
     assert deliverer.deliver(svc, other).outcome == deliverer.Outcome.PARKED
     result = deliverer.deliver(svc, receipt, probe=True)
-    assert result.outcome == deliverer.Outcome.DELIVERED and other in result.opened
-    assert gate.status(svc.redis).is_open and sandbox.count("postings.apply") == 1
+    assert result.outcome == deliverer.Outcome.DELIVERED
+    assert other in result.opened
+    assert gate.status(svc.redis).is_open
+    assert sandbox.count("postings.apply") == 1
 
 
 def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbox: Sandbox) -> None:
@@ -167,7 +177,8 @@ def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbo
     sandbox.control("fail", path="/apply", status=502, count=1, message="bad gateway")  # 5xx: outcome unknown
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
-    assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 2
+    assert len(sandbox.received()["applications"]) == 1
+    assert sandbox.count("postings.apply") == 2
 
 
 def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc: Services,
@@ -187,7 +198,9 @@ def test_503_closes_the_gate_and_parks_everything(svc: Services, sandbox: Sandbo
     sandbox.control("maintenance", on=True)
     first, second = submit_one(svc, sandbox, 1), submit_one(svc, sandbox, 2)
     result = deliverer.deliver(svc, first)
-    assert result.outcome == deliverer.Outcome.PARKED and result.gate_closed and result.probe_delay_s <= 1.0
+    assert result.outcome == deliverer.Outcome.PARKED
+    assert result.gate_closed
+    assert result.probe_delay_s <= 1.0
     assert gate.status(svc.redis).state == "closed"
     assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.PARKED
     assert sandbox.count("postings.apply") == 1  # the second never reached Lever
@@ -200,9 +213,11 @@ def test_503_closes_the_gate_and_parks_everything(svc: Services, sandbox: Sandbo
     assert gate.status(svc.redis).failures == 1
     sandbox.control("maintenance", on=False)
     result = deliverer.deliver(svc, first, probe=True)
-    assert result.outcome == deliverer.Outcome.DELIVERED and second in result.opened
+    assert result.outcome == deliverer.Outcome.DELIVERED
+    assert second in result.opened
     status = gate.status(svc.redis)
-    assert status.state == "open" and status.parked == 0
+    assert status.state == "open"
+    assert status.parked == 0
     tasks._after(svc, first, result)  # the task layer queues what the probe released
     assert store.load(svc.redis, second).state == State.QUEUED
 
@@ -223,12 +238,14 @@ def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sand
     before = time.time()
     result = deliverer.deliver(svc, receipt)
     assert sandbox.count("postings.apply", 429) == 1
-    assert result.outcome == deliverer.Outcome.RETRY and result.retry_at >= before + 1.0  # no Retry-After: 1 s
+    assert result.outcome == deliverer.Outcome.RETRY
+    assert result.retry_at >= before + 1.0
 
     other = Services(settings)  # another worker: its own connection, the state shared in Redis
     apply = other.limits.apply
     lowered = pacing.pace(other.redis, apply, clock=lambda: before)
-    assert lowered.factor == pytest.approx(0.7) and lowered.paused_s >= 0.99
+    assert lowered.factor == pytest.approx(0.7)
+    assert lowered.paused_s >= 0.99
     assert lowered.rate_per_s == pytest.approx(0.7 * 2 / (1 + settings.pacing_margin_s))
     first = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
     second = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
@@ -250,7 +267,9 @@ def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(svc: Services,
     pacer = pacing.Pacer(svc.redis, 10)
     pacer.take((svc.limits.lever,))
     slots = svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1, withscores=True)
-    assert len(slots) == 2 and pacer.slot is not None and pacer.slot.at_ms == slots[1][1]  # the late slot unused
+    assert len(slots) == 2
+    assert pacer.slot is not None
+    assert pacer.slot.at_ms == slots[1][1]
     assert [lag > 0.2 for _, lag in pacer.lags] == [True, False]
 
 
@@ -261,7 +280,8 @@ def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox
     lever.apply(posting["id"], lever_body(sandbox, posting["id"], 9))  # another client takes the only token
     before = time.time()
     result = deliverer.deliver(svc, receipt)
-    assert result.outcome == deliverer.Outcome.RETRY and result.retry_at >= before + 90  # Retry-After: 100 s
+    assert result.outcome == deliverer.Outcome.RETRY
+    assert result.retry_at >= before + 90
     for limit in (svc.limits.apply, svc.limits.lever):  # every call waits, not only applies
         assert pacing.pace(svc.redis, limit, clock=lambda: before).paused_s >= 90
 
@@ -281,7 +301,8 @@ def test_recover_takes_up_an_application_whose_worker_died(svc: Services, sandbo
     store.update(svc.redis, rec, State.DELIVERING)  # as a worker killed mid-delivery leaves it: no lease
     assert tasks.recover(svc) == 1
     rec = store.load(svc.redis, receipt)
-    assert rec.state == State.QUEUED and rec.job_id
+    assert rec.state == State.QUEUED
+    assert rec.job_id
     assert jobs.delivery_queue(svc.redis).fetch_job(rec.job_id) is not None
 
 
@@ -297,9 +318,12 @@ def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, s
     deliverer.deliver(svc, receipt)
     env = worker_env(settings)
     listed = CliRunner().invoke(main, ["applications", "list"], env=env)
-    assert listed.exit_code == 0 and receipt in listed.output and "requires a phone number" in listed.output
+    assert listed.exit_code == 0
+    assert receipt in listed.output
+    assert "requires a phone number" in listed.output
     retried = CliRunner().invoke(main, ["applications", "retry", "--all"], env=env)
-    assert retried.exit_code == 0 and "queued 1 application" in retried.output
+    assert retried.exit_code == 0
+    assert "queued 1 application" in retried.output
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.QUEUED
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
@@ -309,9 +333,11 @@ def test_a_refused_api_key_parks_everything_instead_of_failing_each(svc: Service
     receipt = submit_one(svc, sandbox)
     sandbox.control("forbid", endpoints=["postings.apply"])
     result = deliverer.deliver(svc, receipt)
-    assert result.outcome == deliverer.Outcome.PARKED and result.gate_closed
+    assert result.outcome == deliverer.Outcome.PARKED
+    assert result.gate_closed
     status = gate.status(svc.redis)
-    assert status.state == "closed" and "refused the API key (403)" in status.reason
+    assert status.state == "closed"
+    assert "refused the API key (403)" in status.reason
     assert store.load(svc.redis, receipt).state == State.WAITING
     sandbox.control("forbid", endpoints=[])
     assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
@@ -327,7 +353,8 @@ def test_an_unknown_outcome_survives_maintenance_until_it_is_reconciled(svc: Ser
     assert store.load(svc.redis, receipt).inflight_at > 0  # still unknown: must be checked, not re-sent
     sandbox.control("maintenance", on=False)
     assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
-    assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 1
+    assert len(sandbox.received()["applications"]) == 1
+    assert sandbox.count("postings.apply") == 1
 
 
 def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sandbox: Sandbox) -> None:
@@ -343,10 +370,12 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     assert tasks.probe() == "closed"  # still in maintenance: the read got 503; it scheduled its successor
     assert (sandbox.count("stages.list", 503), sandbox.count("postings.apply")) == (1, 1)  # read, not re-sent
     probes = [j for j in scheduled.get_job_ids() if j.startswith("probe-")]
-    assert len(probes) == 2 and svc.redis.get(gate.PROBE).decode() in probes
+    assert len(probes) == 2
+    assert svc.redis.get(gate.PROBE).decode() in probes
     sandbox.control("maintenance", on=False)
     assert tasks.probe() == "delivered"  # the read passed: the oldest application went at once
-    assert not svc.redis.exists(gate.PROBE) and gate.status(svc.redis).state == "open"
+    assert not svc.redis.exists(gate.PROBE)
+    assert gate.status(svc.redis).state == "open"
     assert store.load(svc.redis, second).state == State.QUEUED
     assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
         "candidate1@example.com"]
@@ -401,7 +430,8 @@ def test_a_worker_whose_lease_ran_out_cannot_end_the_lease_another_worker_took(r
         first.reacquire()  # extending checks ownership
     with pytest.raises(LockError):
         first.release()  # and so does releasing
-    assert deliverer.lease_alive(r, "rcpt") and second.owned()
+    assert deliverer.lease_alive(r, "rcpt")
+    assert second.owned()
 
 
 def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, sandbox: Sandbox,
@@ -438,7 +468,8 @@ def test_the_maintenance_check_is_a_light_read_paced_with_every_call(svc: Servic
     assert deliverer.check_maintenance(svc).check == deliverer.Check.ENDED  # Lever answered: not in maintenance
     assert pacing.pace(svc.redis, svc.limits.lever).factor < 1  # and its 429 slowed every worker's calls
     assert [q["status"] for q in sandbox.received()["requests"]] == [503, 200, 429]
-    assert sandbox.count("stages.list") == 3 and sandbox.count("postings.apply") == 0
+    assert sandbox.count("stages.list") == 3
+    assert sandbox.count("postings.apply") == 0
 
 
 def test_a_refused_read_is_remembered_and_tried_again_later(svc: Services, sandbox: Sandbox,
@@ -449,7 +480,8 @@ def test_a_refused_read_is_remembered_and_tried_again_later(svc: Services, sandb
     assert deliverer.check_maintenance(svc).check == deliverer.Check.UNREADABLE
     assert sandbox.count("stages.list") == 1  # not asked again every few seconds
     assert gate.read_refused(svc.redis) == "the API key may not read stages (403)"
-    assert "re-sending the oldest application" in caplog.text and "API key may not read stages" in caplog.text
+    assert "re-sending the oldest application" in caplog.text
+    assert "API key may not read stages" in caplog.text
     svc.redis.delete(gate.READ_REFUSED)  # as when JOBSITE_PROBE_READ_RETRY_S has passed
     sandbox.control("forbid", endpoints=[])  # an admin granted the read meanwhile
     assert deliverer.check_maintenance(svc).check == deliverer.Check.ONGOING
@@ -460,10 +492,12 @@ def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Se
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
     jobs.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s)
     sandbox.control("maintenance", on=True)
-    assert tasks.probe() == "closed" and gate.probe_scheduled(svc.redis)
+    assert tasks.probe() == "closed"
+    assert gate.probe_scheduled(svc.redis)
     sandbox.control("maintenance", on=False)
     assert tasks.probe() == "open"
-    assert gate.status(svc.redis).state == "open" and not gate.probe_scheduled(svc.redis)
+    assert gate.status(svc.redis).state == "open"
+    assert not gate.probe_scheduled(svc.redis)
     assert [q["endpoint"] for q in sandbox.received()["requests"]] == ["stages.list", "stages.list"]
 
 

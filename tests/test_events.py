@@ -40,9 +40,12 @@ def test_add_event_on_the_command_line_prints_the_id_last(settings: Settings, r:
     answer = CliRunner().invoke(cli.main, ["admin", "add-event", "Berlin Meetup", "--date", "2026-12-03"])
     assert answer.exit_code == 0, answer.output
     event = events.load(r, answer.output.strip().splitlines()[-1])
-    assert event is not None and event.name == "Berlin Meetup" and event.day == "2026-12-03"
+    assert event is not None
+    assert event.name == "Berlin Meetup"
+    assert event.day == "2026-12-03"
     bad = CliRunner().invoke(cli.main, ["admin", "add-event", "X", "--date", "3 Dec"])
-    assert bad.exit_code != 0 and "YYYY-MM-DD" in bad.output
+    assert bad.exit_code != 0
+    assert "YYYY-MM-DD" in bad.output
 
 
 def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: redis.Redis, sandbox: Sandbox,
@@ -58,21 +61,27 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: re
     body = {"name": "Grace", "email": "grace@example.com", "postings": [posting["id"]], "note": "hi", "rating": 5,
             "client_id": "abcdef0123456789"}
     first = client.post(url, json=body, headers={"X-CSRF-Token": token})
-    assert first.status_code == 202 and first.get_json()["status"] == "queued"
+    assert first.status_code == 202
+    assert first.get_json()["status"] == "queued"
     assert client.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 200
     bad = client.post(url, json={**body, "client_id": "x", "rating": 9}, headers={"X-CSRF-Token": token})
-    assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"client_id", "rating"}
+    assert bad.status_code == 422
+    assert set(bad.get_json()["errors"]) == {"client_id", "rating"}
     assert client.post(url, data="[", content_type="application/json",
                        headers={"X-CSRF-Token": token}).status_code == 400
     [grace] = people.of_event(r, event.id)
-    assert grace.recruiter == ADMIN[0] and [s.posting for s in grace.sends] == [posting["id"]]
+    assert grace.recruiter == ADMIN[0]
+    assert [s.posting for s in grace.sends] == [posting["id"]]
     deliverer.deliver(Services(settings), grace.id)
     page = client.get(f"/admin/events/{event.id}").get_data(as_text=True)
     grace = people.load(r, grace.id)  # type: ignore[assignment]
-    assert "Grace" in page and "delivered" in page and f"/admin/people/{grace.contact_id}" in page
+    assert "Grace" in page
+    assert "delivered" in page
+    assert f"/admin/people/{grace.contact_id}" in page
     assert "Grace" in client.get(f"/admin/people/{grace.contact_id}").get_data(as_text=True)
     capture = client.get(f"/admin/events/{event.id}/capture")
-    assert capture.status_code == 200 and token in capture.get_data(as_text=True)
+    assert capture.status_code == 200
+    assert token in capture.get_data(as_text=True)
     assert client.get(f"/admin/events/{event.id}/manifest.webmanifest").get_json()["display"] == "standalone"
     assert client.get(f"/admin/events/{event.id}/capture-sw.js").status_code == 200
 
@@ -90,4 +99,5 @@ def test_a_viewer_and_a_request_without_the_csrf_token_may_not_capture(client, r
     token = sign_in(client, VIEWER)
     assert client.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 403
     assert client.post("/admin/events", data={"csrf_token": token, "name": "Mine"}).status_code == 403
-    assert not r.zcard(people.ALL) and len(events.all_(r)) == 1
+    assert not r.zcard(people.ALL)
+    assert len(events.all_(r)) == 1

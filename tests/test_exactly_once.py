@@ -55,9 +55,11 @@ def test_the_same_person_twice_with_an_unprocessed_500_reaches_lever_once_each(s
     assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.RETRY
     assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
     got = sandbox.received()["applications"]
-    assert len(got) == 2 and sandbox.count("postings.apply") == 3
+    assert len(got) == 2
+    assert sandbox.count("postings.apply") == 3
     a, b = store.load(r, first), store.load(r, second)
-    assert a.state == b.state == State.DELIVERED and a.lever_application_id != b.lever_application_id
+    assert a.state == b.state == State.DELIVERED
+    assert a.lever_application_id != b.lever_application_id
     assert {a.lever_application_id, b.lever_application_id} == {x["id"] for x in got}
     assert len(in_lever(sandbox, first)) == len(in_lever(sandbox, second)) == 1
 
@@ -75,15 +77,19 @@ def test_an_opportunity_lever_cannot_tell_apart_is_left_to_a_person(settings: Se
         a["links"] = []
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     rec = store.load(r, receipt)
-    assert rec.maybe_delivered and rec.maybe_delivered[0]["opportunity"] == sandbox.state.opportunities[0]["id"]
-    assert "cannot tell" in rec.last_error and sandbox.count("postings.apply") == 1
+    assert rec.maybe_delivered
+    assert rec.maybe_delivered[0]["opportunity"] == sandbox.state.opportunities[0]["id"]
+    assert "cannot tell" in rec.last_error
+    assert sandbox.count("postings.apply") == 1
     jobs.retry_now(r, [receipt])  # "retry all" leaves the question open: still not sent again
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     assert sandbox.count("postings.apply") == 1
     deliverer.settle_maybe_delivered(svc, receipt, "rita@example.com", delivered=True)
     rec = store.load(r, receipt)
-    assert rec.state == State.DELIVERED and rec.opportunity_id == sandbox.state.opportunities[0]["id"]
-    assert rec.lever_application_id == sandbox.state.applications[0]["id"] and not rec.maybe_delivered
+    assert rec.state == State.DELIVERED
+    assert rec.opportunity_id == sandbox.state.opportunities[0]["id"]
+    assert rec.lever_application_id == sandbox.state.applications[0]["id"]
+    assert not rec.maybe_delivered
 
 
 def test_a_maybe_delivered_application_can_be_sent_again_by_a_person(settings: Settings, r: redis.Redis,
@@ -116,12 +122,15 @@ def test_a_lever_slower_than_the_read_timeout_gets_the_application_once(settings
     sandbox.control("latency", seconds=0)  # Lever is fast again; the first apply is still being processed
     sent_at = store.load(r, receipt).inflight_at
     early = deliverer.deliver(svc, receipt)  # the retry: Lever does not list it yet
-    assert early.outcome == deliverer.Outcome.RETRY and early.retry_at >= sent_at + 6
+    assert early.outcome == deliverer.Outcome.RETRY
+    assert early.retry_at >= sent_at + 6
     wait_for(lambda: sandbox.received()["applications"], timeout=30, what="Lever to process the first apply")
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
-    assert len(sandbox.received()["applications"]) == 1 and sandbox.count("postings.apply") == 1
+    assert len(sandbox.received()["applications"]) == 1
+    assert sandbox.count("postings.apply") == 1
     rec = store.load(r, receipt)
-    assert rec.state == State.DELIVERED and rec.lever_application_id == sandbox.received()["applications"][0]["id"]
+    assert rec.state == State.DELIVERED
+    assert rec.lever_application_id == sandbox.received()["applications"][0]["id"]
     assert not rec.duplicates
 
 
@@ -164,19 +173,25 @@ def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings:
     opportunity = sandbox.state.opportunities[0]["id"]
     sign_in(client, *VIEWER)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
-    assert "Maybe delivered" in page and opportunity in page and "mark delivered" not in page  # a viewer reads
+    assert "Maybe delivered" in page
+    assert opportunity in page
+    assert "mark delivered" not in page
     answer = client.post(f"/admin/applications/{receipt}/maybe-delivered",
                          data={"csrf_token": csrf(client), "decision": "delivered", "opportunity": opportunity})
-    assert answer.status_code == 403 and store.load(r, receipt).state == State.NEEDS_ATTENTION
+    assert answer.status_code == 403
+    assert store.load(r, receipt).state == State.NEEDS_ATTENTION
     client.post("/admin/logout", data={"csrf_token": csrf(client)})
     sign_in(client, *ADMIN)
     answer = client.post(f"/admin/applications/{receipt}/maybe-delivered",
                          data={"csrf_token": csrf(client), "decision": "delivered", "opportunity": opportunity})
     assert answer.status_code == 302
     rec = store.load(r, receipt)
-    assert rec.state == State.DELIVERED and rec.opportunity_id == opportunity
+    assert rec.state == State.DELIVERED
+    assert rec.opportunity_id == opportunity
     entry = audit.entries(r, target=receipt)[0]
-    assert entry["action"] == "mark delivered" and opportunity in entry["detail"] and entry["who"] == ADMIN[0]
+    assert entry["action"] == "mark delivered"
+    assert opportunity in entry["detail"]
+    assert entry["who"] == ADMIN[0]
     assert sandbox.count("postings.apply") == 1
 
 
@@ -244,7 +259,8 @@ def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answe
 
     wait_for(lambda: dashboard()["gate"]["cause"] == "failing", timeout=60, what="the gate to close as failing")
     status = dashboard()
-    assert status["gate"]["state"] == "closed" and status["lever"]["state"] == "failing"
+    assert status["gate"]["state"] == "closed"
+    assert status["lever"]["state"] == "failing"
     assert status["gate"]["says"] == "Lever is failing (500s) — applications wait and are sent as soon as it answers"
     # None is left on a backoff of its own: all wait behind the gate, to go together once Lever answers.
     wait_for(lambda: gate.parked(r) == set(receipts), timeout=60, what="every application behind the gate")
@@ -253,7 +269,8 @@ def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answe
     sandbox.control("fail", clear=True)  # Lever recovers
     wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=60,
              what="the backlog to drain")
-    assert dashboard()["gate"]["state"] == "open" and dashboard()["gate"]["cause"] is None
+    assert dashboard()["gate"]["state"] == "open"
+    assert dashboard()["gate"]["cause"] is None
     assert [len(in_lever(sandbox, x)) for x in receipts] == [1] * 6
 
 

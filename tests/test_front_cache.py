@@ -39,32 +39,40 @@ def test_a_cached_page_is_served_without_flask_with_the_same_bytes_and_headers(a
     second = client.get("/?team=Engineering")
     assert len(flask_saw) == 1, "the second request was rendered again"
     assert first.status_code == second.status_code == 200
-    assert second.data == first.data and headers_of(second) == headers_of(first)
+    assert second.data == first.data
+    assert headers_of(second) == headers_of(first)
     assert all(name in second.headers for name in SECURITY_HEADERS)
     assert second.headers["Cache-Control"] == PUBLIC_CACHE
     assert first.headers["X-Request-Id"] != second.headers["X-Request-Id"]  # each answer has its own
     assert client.get("/", headers={"X-Request-Id": "mine-1"}).headers["X-Request-Id"] == "mine-1"
     head = client.head("/?team=Engineering")
-    assert len(flask_saw) == 2 and head.data == b"" and headers_of(head) == headers_of(first)
+    assert len(flask_saw) == 2
+    assert head.data == b""
+    assert headers_of(head) == headers_of(first)
 
 
 def test_cached_pages_are_kept_apart_by_language_embedding_and_theme(app, client) -> None:
     flask_saw = reaching_flask(app, client)
     german = client.get("/", headers={"Accept-Language": "de"})
     french = client.get("/", headers={"Accept-Language": "fr-CH, fr;q=0.9"})
-    assert 'lang="de"' in german.get_data(as_text=True) and 'lang="fr"' in french.get_data(as_text=True)
+    assert 'lang="de"' in german.get_data(as_text=True)
+    assert 'lang="fr"' in french.get_data(as_text=True)
     assert "Accept-Language" in german.headers["Vary"]
     assert len(flask_saw) == 2
     # another header that negotiates the same language is the same page, from the cache
     again = client.get("/", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
-    assert again.data == german.data and len(flask_saw) == 2
+    assert again.data == german.data
+    assert len(flask_saw) == 2
     chosen = client.get("/?lang=fr", headers={"Accept-Language": "de"})
-    assert 'lang="fr"' in chosen.get_data(as_text=True) and len(flask_saw) == 3
+    assert 'lang="fr"' in chosen.get_data(as_text=True)
+    assert len(flask_saw) == 3
     plain, embedded = client.get("/"), client.get("/?embed=1")
     themed = client.get("/?embed=1&accent=8a1c7c&background=ffffff&text=222222")
     assert len(flask_saw) == 6
-    assert len({plain.data, embedded.data, themed.data}) == 3 and "/embed.css" in themed.get_data(as_text=True)
-    assert client.get("/?embed=1").data == embedded.data and len(flask_saw) == 6
+    assert len({plain.data, embedded.data, themed.data}) == 3
+    assert "/embed.css" in themed.get_data(as_text=True)
+    assert client.get("/?embed=1").data == embedded.data
+    assert len(flask_saw) == 6
 
 
 def test_private_pages_and_cookies_are_never_kept(app, client) -> None:
@@ -99,8 +107,10 @@ def test_a_matching_if_none_match_gets_a_304_from_the_cache(app, client) -> None
     etag = page.headers["ETag"]
     for asked in (etag, f'"other", W/{etag}', "*"):
         unchanged = client.get("/", headers={"If-None-Match": asked})
-        assert unchanged.status_code == 304 and unchanged.data == b""
-        assert unchanged.headers["ETag"] == etag and unchanged.headers["Cache-Control"] == PUBLIC_CACHE
+        assert unchanged.status_code == 304
+        assert unchanged.data == b""
+        assert unchanged.headers["ETag"] == etag
+        assert unchanged.headers["Cache-Control"] == PUBLIC_CACHE
         assert all(name in unchanged.headers for name in SECURITY_HEADERS)
     assert client.get("/", headers={"If-None-Match": '"other"'}).data == page.data
     assert len(flask_saw) == 1
@@ -128,5 +138,7 @@ def test_the_cache_stays_within_its_bounds() -> None:
         environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/page/{n}", "wsgi.url_scheme": "http",
                    "HTTP_ACCEPT_LANGUAGE": str(n % 3)}
         assert cache(environ, lambda status, headers, exc_info=None: None) == [environ["PATH_INFO"].encode() * 100]
-        assert len(cache.entries) <= 10 and cache.size <= 5_000 and len(cache.varies) <= 10
+        assert len(cache.entries) <= 10
+        assert cache.size <= 5_000
+        assert len(cache.varies) <= 10
     assert cache.size == sum(len(e.body) for e in cache.entries.values()) > 0

@@ -40,9 +40,11 @@ def odd_posting(sandbox: Sandbox) -> str:
 
 def test_list_postings_follows_every_page(lever: LeverClient, sandbox: Sandbox) -> None:
     pages = list(lever.iter_posting_pages(limit=7))
-    assert len(pages) == 6 and [len(p) for p in pages] == [7, 7, 7, 7, 7, 1]
+    assert len(pages) == 6
+    assert [len(p) for p in pages] == [7, 7, 7, 7, 7, 1]
     ids = [p["id"] for page in pages for p in page]
-    assert sorted(ids) == sorted(sandbox.state.postings) and len(set(ids)) == 36
+    assert sorted(ids) == sorted(sandbox.state.postings)
+    assert len(set(ids)) == 36
     assert sandbox.count("postings.list") == 6
 
 
@@ -59,7 +61,8 @@ def test_posting_and_questions(lever: LeverClient, sandbox: Sandbox) -> None:
     assert form["personalInformation"][0]["name"] == "fullName"
     with pytest.raises(LeverRejected) as e:
         lever.get_posting("00000000-0000-4000-8000-000000000000")
-    assert e.value.status == 404 and "doesn't exist" in e.value.message
+    assert e.value.status == 404
+    assert "doesn't exist" in e.value.message
 
 
 def test_apply_and_find_the_opportunity(lever: LeverClient, sandbox: Sandbox) -> None:
@@ -72,7 +75,8 @@ def test_apply_and_find_the_opportunity(lever: LeverClient, sandbox: Sandbox) ->
 
 def test_upload_returns_a_uri_usable_in_an_application(lever: LeverClient, sandbox: Sandbox) -> None:
     upload = lever.upload_file("cv.pdf", b"%PDF-1.4 test", "application/pdf")
-    assert "/v1/uploads/" in upload.uri and upload.expires_at_ms > 0
+    assert "/v1/uploads/" in upload.uri
+    assert upload.expires_at_ms > 0
     pid = odd_posting(sandbox)
     body = application_body(sandbox, pid)
     body["personalInformation"].append({"name": "resume", "value": upload.uri})
@@ -82,7 +86,9 @@ def test_upload_returns_a_uri_usable_in_an_application(lever: LeverClient, sandb
 def test_maintenance_mode_is_503_except_the_postings_reads(lever: LeverClient, sandbox: Sandbox) -> None:
     sandbox.control("maintenance", on=True)
     pid = odd_posting(sandbox)
-    assert lever.list_postings() and lever.get_posting(pid) and lever.get_application_questions(pid)
+    assert lever.list_postings()
+    assert lever.get_posting(pid)
+    assert lever.get_application_questions(pid)
     with pytest.raises(LeverUnavailable) as e:
         lever.apply(pid, application_body(sandbox, pid))
     assert e.value.status == 503
@@ -96,12 +102,14 @@ def test_maintenance_mode_is_503_except_the_postings_reads(lever: LeverClient, s
 def test_stages_are_a_light_read_that_maintenance_blocks_and_a_key_may_lack(lever: LeverClient,
                                                                            sandbox: Sandbox) -> None:
     stages = lever.read_stages(limit=1)
-    assert [s.text for s in stages] == ["New lead"] and stages[0].id == "lead-new"
+    assert [s.text for s in stages] == ["New lead"]
+    assert stages[0].id == "lead-new"
     assert [s.text for s in lever.read_stages()][-1] == "Offer"
     sandbox.control("maintenance", on=True)
     with pytest.raises(LeverUnavailable) as e:
         lever.read_stages(limit=1)
-    assert e.value.status == 503 and e.value.body["code"] == "ServiceUnavailableError"
+    assert e.value.status == 503
+    assert e.value.body["code"] == "ServiceUnavailableError"
     sandbox.control("forbid", endpoints=["stages"])
     with pytest.raises(LeverAuthError) as refused:
         lever.read_stages(limit=1)
@@ -131,7 +139,8 @@ def test_window_mode_refuses_a_third_apply_in_any_second_without_retry_after(lev
     lever.apply(pid, application_body(sandbox, pid, "b@example.com"))
     with pytest.raises(LeverRateLimited) as e:
         lever.apply(pid, application_body(sandbox, pid, "c@example.com"))
-    assert e.value.status == 429 and e.value.retry_after is None
+    assert e.value.status == 429
+    assert e.value.retry_after is None
     assert len(sandbox.received()["applications"]) == 2
 
 
@@ -156,7 +165,8 @@ def test_a_rejected_application_carries_levers_message(lever: LeverClient, sandb
     sandbox.control(f"postings/{pid}", state="closed")
     with pytest.raises(LeverRejected) as e:
         lever.apply(pid, application_body(sandbox, pid))
-    assert e.value.status == 400 and e.value.message == "This posting is not accepting applications"
+    assert e.value.status == 400
+    assert e.value.message == "This posting is not accepting applications"
 
 
 def test_a_wrong_key_is_an_auth_error_that_never_shows_the_key(sandbox: Sandbox) -> None:
@@ -196,7 +206,8 @@ def test_injected_server_error_is_unavailable(lever: LeverClient, sandbox: Sandb
     sandbox.control("fail", path="/postings", status=500, count=1, message="boom")
     with pytest.raises(LeverUnavailable) as e:
         lever.list_postings()
-    assert e.value.status == 500 and e.value.message == "boom"
+    assert e.value.status == 500
+    assert e.value.message == "boom"
     assert lever.list_postings()
 
 
@@ -207,11 +218,12 @@ def test_a_person_can_flip_maintenance_in_a_browser(sandbox: Sandbox) -> None:
     assert "Switch maintenance mode on" in page.text
     flipped = requests.post(f"{sandbox.url}/_sandbox/maintenance", data={"on": "on"},
                             headers={"Accept": "text/html"}, timeout=5)
-    assert flipped.ok and "Switch maintenance mode off" in flipped.text
+    assert flipped.ok
+    assert "Switch maintenance mode off" in flipped.text
     assert requests.get(f"{sandbox.url}/_sandbox/", timeout=5).json()["maintenance"] is True
 
 
-@pytest.mark.parametrize("accept, page", [
+@pytest.mark.parametrize(("accept", "page"), [
     # Chromium's real Accept header for a page it navigates to (Werkzeug's `best` picks signed-exchange from it)
     ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
      "application/signed-exchange;v=b3;q=0.7", True),

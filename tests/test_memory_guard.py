@@ -54,9 +54,12 @@ def test_a_nearly_full_redis_refuses_the_form_and_keeps_the_answers(client, r: r
     request.getfixturevalue("nearly_full")
     answer = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
     text = answer.get_data(as_text=True)
-    assert answer.status_code == 503 and answer.headers["Retry-After"] == "300"
-    assert "please try again in a few minutes" in text and "Please attach your files again." in text
-    assert 'value="Grace Hopper"' in text and 'value="grace@example.com"' in text
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "300"
+    assert "please try again in a few minutes" in text
+    assert "Please attach your files again." in text
+    assert 'value="Grace Hopper"' in text
+    assert 'value="grace@example.com"' in text
     assert "Traceback" not in text
     assert nothing_accepted(r)
     assert b'"jobsite_applications_refused_total",{"reason":"redis_memory"}' in b"".join(
@@ -70,7 +73,8 @@ def test_a_nearly_full_redis_refuses_the_api_with_json(client, r: redis.Redis, s
             "resume": (io.BytesIO(b"%PDF-1.7 my cv"), "cv.pdf")}
     answer = client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
                          content_type="multipart/form-data")
-    assert answer.status_code == 503 and answer.headers["Retry-After"] == "300"
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "300"
     assert answer.get_json()["message"].startswith("We can't take applications for a few minutes")
     assert nothing_accepted(r)
 
@@ -112,13 +116,16 @@ def test_a_transaction_redis_refuses_for_memory_is_a_503_not_a_spooled_applicati
     finally:
         r.config_set("maxmemory", before)
         live.stop()
-    assert answer.status_code == 503 and answer.headers["Retry-After"] == "300"
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "300"
     assert "Redis refused the transaction at its maxmemory" in caplog.text  # Redis refused it, not the guard
-    assert nothing_accepted(r) and not (settings.data_dir / "spool").exists()
+    assert nothing_accepted(r)
+    assert not (settings.data_dir / "spool").exists()
 
 
 def test_the_embedded_server_has_a_limit_and_never_evicts(r: redis.Redis, tmp_path) -> None:
-    assert memory(r).limit == 2**30 and memory(r).policy == "noeviction"  # the default, on the tests' server
+    assert memory(r).limit == 2**30
+    assert memory(r).policy == "noeviction"
     server = embedded(load_settings({"JOBSITE_REDIS_MAXMEMORY": "64mb"}, data_dir=tmp_path / "d",
                                     secret_key="x"))
     server.ensure()
@@ -136,7 +143,8 @@ def test_start_up_warns_about_a_redis_that_could_lose_applications(r: redis.Redi
         r.config_set("maxmemory-policy", "allkeys-lru")
         with caplog.at_level(logging.WARNING):
             tasks.on_worker_start(Services(settings))
-        assert "Redis's maxmemory-policy is allkeys-lru" in caplog.text and "Set maxmemory-policy noeviction" in (
+        assert "Redis's maxmemory-policy is allkeys-lru" in caplog.text
+        assert "Set maxmemory-policy noeviction" in (
             caplog.text)
     finally:
         r.config_set("maxmemory-policy", before)

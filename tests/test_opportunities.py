@@ -55,11 +55,13 @@ def test_a_delivered_application_gets_its_prefixed_tags_and_the_console_shows_th
     wait_for(lambda: lever_tags(sandbox) == [[SITE, SOURCE, CAMPAIGN]], what="the tags in Lever")
     assert sandbox.received()["applications"][0]["body"]["source"] == "linkedin"
     rec = wait_for(lambda: (x := store.load(r, receipt)) and x.tagging == "done" and x, what="tagging recorded")
-    assert rec.state == State.DELIVERED and rec.tags_confirmed == rec.tags_requested == [SITE, SOURCE, CAMPAIGN]
+    assert rec.state == State.DELIVERED
+    assert rec.tags_confirmed == rec.tags_requested == [SITE, SOURCE, CAMPAIGN]
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
-    assert "Acme Robotics campaign: spring" in page and 'id="tags-confirmed"' in page
+    assert "Acme Robotics campaign: spring" in page
+    assert 'id="tags-confirmed"' in page
 
 
 @pytest.mark.slow
@@ -88,15 +90,22 @@ def test_tagging_failing_twice_never_undoes_delivery_and_the_tags_arrive(svc: Se
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=2)
     first = tagging.tag(svc, receipt, 0)
-    assert first.step == tagging.Step.RETRY and first.attempt == 1 and first.retry_at > time.time()
+    assert first.step == tagging.Step.RETRY
+    assert first.attempt == 1
+    assert first.retry_at > time.time()
     assert store.load(svc.redis, receipt).state == State.DELIVERED
     second = tagging.tag(svc, receipt, first.attempt)
-    assert second.step == tagging.Step.RETRY and second.retry_at - time.time() > first.retry_at - time.time() - 1
+    assert second.step == tagging.Step.RETRY
+    assert second.retry_at - time.time() > first.retry_at - time.time() - 1
     rec = store.load(svc.redis, receipt)
-    assert rec.state == State.DELIVERED and rec.tags_confirmed == [] and rec.tagging.startswith("retrying")
+    assert rec.state == State.DELIVERED
+    assert rec.tags_confirmed == []
+    assert rec.tagging.startswith("retrying")
     assert tagging.tag(svc, receipt, second.attempt).step == tagging.Step.DONE
     rec = store.load(svc.redis, receipt)
-    assert rec.state == State.DELIVERED and rec.tags_confirmed == [SITE] and lever_tags(sandbox) == [[SITE]]
+    assert rec.state == State.DELIVERED
+    assert rec.tags_confirmed == [SITE]
+    assert lever_tags(sandbox) == [[SITE]]
     assert tagging.tag(svc, receipt, 0).step == tagging.Step.SKIPPED  # done once
     assert sandbox.count("opportunities.tags") == 3
 
@@ -106,7 +115,8 @@ def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: San
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=1)
     last = tagging.tag(svc, receipt, tagging.TAG_TRIES - 1)
-    assert last.step != tagging.Step.DONE and store.load(svc.redis, receipt).tagging.startswith("gave up")
+    assert last.step != tagging.Step.DONE
+    assert store.load(svc.redis, receipt).tagging.startswith("gave up")
     accounts.add_user(svc.redis, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
@@ -114,7 +124,8 @@ def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: San
     assert "Retry tagging" in page
     assert client.post(f"/admin/applications/{receipt}/retry-tagging", data={"csrf_token": token}).status_code == 302
     [job] = Queue(jobs.FOLLOWUP_QUEUE, connection=svc.redis).jobs
-    assert job.args == (receipt, 0) and audit.entries(svc.redis, 1)[0]["action"] == "retry tagging"
+    assert job.args == (receipt, 0)
+    assert audit.entries(svc.redis, 1)[0]["action"] == "retry tagging"
     assert tagging.tag(svc, *job.args).step == tagging.Step.DONE
     assert lever_tags(sandbox) == [[SITE]]
     assert "Retry tagging" not in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
@@ -127,7 +138,8 @@ def test_an_opportunity_not_found_at_delivery_is_looked_up_again(svc: Services, 
     assert store.load(svc.redis, receipt).opportunity_id == ""
     assert tagging.tag(svc, receipt, 0).step == tagging.Step.DONE
     rec = store.load(svc.redis, receipt)
-    assert rec.opportunity_id == sandbox.received()["applications"][0]["opportunityId"] and rec.contact_id
+    assert rec.opportunity_id == sandbox.received()["applications"][0]["opportunityId"]
+    assert rec.contact_id
 
 
 def test_every_opportunity_of_the_contact_is_tagged_when_asked(svc: Services, sandbox: Sandbox) -> None:
@@ -156,12 +168,15 @@ def test_one_email_two_postings_is_one_person_grouped_in_the_console(svc: Servic
     for receipt in receipts:
         assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     a, b = store.load_many(r, receipts)
-    assert a.contact_id == b.contact_id and a.opportunity_id != b.opportunity_id
+    assert a.contact_id == b.contact_id
+    assert a.opportunity_id != b.opportunity_id
     assert store.of_contact(r, a.contact_id) == sorted(receipts)
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/people/{a.contact_id}").get_data(as_text=True)
-    assert "2 applications through the site" in page and a.opportunity_id in page and b.opportunity_id in page
+    assert "2 applications through the site" in page
+    assert a.opportunity_id in page
+    assert b.opportunity_id in page
     assert f"/candidates/{a.opportunity_id}\" target=\"_blank\"" in page  # Open in Lever
     assert page.count("New applicant") == 2  # both listed from Lever with their stage
     assert f"/admin/people/{a.contact_id}" in client.get(f"/admin/applications/{a.receipt}").get_data(as_text=True)

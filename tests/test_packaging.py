@@ -21,7 +21,8 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
     assert "Warning" not in built.stdout + built.stderr  # a quiet build: no setuptools warnings about our layout
     wheel = next(tmp_path.glob("jobsite-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "jobsite/templates/base.html" in names and "jobsite/static/site.css" in names
+    assert "jobsite/templates/base.html" in names
+    assert "jobsite/static/site.css" in names
     assert "jobsite/templates/candidates/apply.html" in names
     assert {f"jobsite/translations/{lang}/LC_MESSAGES/messages.mo" for lang in ("de", "fr")} <= set(names)
     installed = tmp_path / "site"

@@ -28,7 +28,8 @@ def test_queue_survives_kill_9_of_redis_server() -> None:
     ids = [queue.enqueue("builtins.print", i, job_id=f"job-{i}").id for i in range(50)]
     conn.set("last", 49)
     config = dict(conn.config_get("append*"))
-    assert config["appendonly"] == "yes" and config["appendfsync"] == "always"
+    assert config["appendonly"] == "yes"
+    assert config["appendfsync"] == "always"
     assert conn.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
     assert server.dir.stat().st_mode & 0o777 == 0o700  # the AOF holds applications: this user's only
     assert {p.name: p.stat().st_mode & 0o077 for p in root.rglob("*aof*")} == {"appendonly.aof": 0}
@@ -38,7 +39,8 @@ def test_queue_survives_kill_9_of_redis_server() -> None:
     assert server.ensure() is True
     conn = connect(server.url)
     queue = Queue("applications", connection=conn)
-    assert queue.job_ids == ids and conn.get("last") == b"49"
+    assert queue.job_ids == ids
+    assert conn.get("last") == b"49"
     assert queue.fetch_job("job-7").args == (7,)
     server.stop()
 
@@ -82,7 +84,8 @@ def test_start_up_names_the_persistence_an_outside_redis_lacks(tmp_path: Path,
         if warning is None:
             assert durability == [], config
         else:
-            assert len(durability) == 1 and warning in durability[0], (config, caplog.messages)
+            assert len(durability) == 1, (config, caplog.messages)
+            assert warning in durability[0], (config, caplog.messages)
             assert durability[0].endswith("Set appendonly yes and appendfsync always on that Redis.")
 
 

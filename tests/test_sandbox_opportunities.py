@@ -50,7 +50,9 @@ def test_one_email_is_one_contact_with_an_opportunity_per_application(sandbox: S
     apply(sandbox, b, "ADA@example.com ")
     apply(sandbox, a, "grace@example.com")
     ada = opportunities(sandbox, email="ada@example.com")
-    assert len(ada) == 2 and ada[0]["contact"] == ada[1]["contact"] and ada[0]["id"] != ada[1]["id"]
+    assert len(ada) == 2
+    assert ada[0]["contact"] == ada[1]["contact"]
+    assert ada[0]["id"] != ada[1]["id"]
     assert {o["id"] for o in opportunities(sandbox, contact_id=ada[0]["contact"])} == {o["id"] for o in ada}
     assert len(opportunities(sandbox)) == 3
 
@@ -58,30 +60,37 @@ def test_one_email_is_one_contact_with_an_opportunity_per_application(sandbox: S
 def test_tags_stages_archive_reasons_and_filters(sandbox: Sandbox) -> None:
     apply(sandbox, odd_posting(sandbox), "ada@example.com")
     [opp] = opportunities(sandbox)
-    assert opp["stage"] == "applicant-new" and opp["archived"] is None and opp["tags"] == []
+    assert opp["stage"] == "applicant-new"
+    assert opp["archived"] is None
+    assert opp["tags"] == []
     added = v1(sandbox, "POST", f"/opportunities/{opp['id']}/addTags", json={"tags": ["Acme careers site", "x"]})
-    assert added.status_code == 200 and added.json()["data"]["tags"] == ["Acme careers site", "x"]
+    assert added.status_code == 200
+    assert added.json()["data"]["tags"] == ["Acme careers site", "x"]
     v1(sandbox, "POST", f"/opportunities/{opp['id']}/addTags", json={"tags": ["x"]})  # no duplicate
     v1(sandbox, "POST", f"/opportunities/{opp['id']}/removeTags", json={"tags": ["x"]})
     assert [o["tags"] for o in opportunities(sandbox)] == [["Acme careers site"]]
     assert v1(sandbox, "POST", f"/opportunities/{opp['id']}/addTags", json={"tags": "x"}).status_code == 400
-    assert len(opportunities(sandbox, tag="Acme careers site")) == 1 and not opportunities(sandbox, tag="acme")
+    assert len(opportunities(sandbox, tag="Acme careers site")) == 1
+    assert not opportunities(sandbox, tag="acme")
     stages = v1(sandbox, "GET", "/stages").json()["data"]
     reasons = v1(sandbox, "GET", "/archive_reasons").json()["data"]
     hired = [r for r in reasons if r["type"] == "hired"]
-    assert [r["text"] for r in hired] == ["Hired"] and len(reasons) > 1
+    assert [r["text"] for r in hired] == ["Hired"]
+    assert len(reasons) > 1
     since = opportunities(sandbox)[0]["updatedAt"] + 1
     assert not opportunities(sandbox, updated_at_start=since)
     sandbox.control(f"opportunities/{opp['id']}/stage", stage=stages[2]["id"])
     [moved] = opportunities(sandbox, updated_at_start=since, expand="stage")
-    assert moved["stage"] == stages[2] and moved["lastAdvancedAt"] >= since
+    assert moved["stage"] == stages[2]
+    assert moved["lastAdvancedAt"] >= since
     sandbox.control(f"opportunities/{opp['id']}/archive", reason=hired[0]["id"])
     assert opportunities(sandbox, archived="true")[0]["archived"]["reason"] == hired[0]["id"]
     sandbox.control("maintenance", on=True)
     for path in ("/stages", "/archive_reasons", "/opportunities"):
         assert v1(sandbox, "GET", path).status_code == 503
     assert v1(sandbox, "POST", f"/opportunities/{opp['id']}/addTags", json={"tags": ["y"]}).status_code == 503
-    assert sandbox.count("opportunities.tags", 503) == 1 and sandbox.count("archive_reasons.list", 503) == 1
+    assert sandbox.count("opportunities.tags", 503) == 1
+    assert sandbox.count("archive_reasons.list", 503) == 1
 
 
 class Receiver:
@@ -92,7 +101,7 @@ class Receiver:
         received = self.got
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 self.send_response(200)
                 self.end_headers()
@@ -131,7 +140,8 @@ def test_signed_webhooks_for_stage_archive_hire_and_deletion(sandbox: Sandbox, r
     assert events[-4:] == ["candidateStageChange", "candidateArchiveChange", "candidateHired", "candidateDeleted"]
     assert "applicationCreated" in events
     assert all(signed(e, "s3cret") and len(e["token"]) == 48 for e in sent)
-    assert sent[-4]["data"]["toStageId"] == "offer" and sent[-4]["data"]["contactId"] == opp["contact"]
+    assert sent[-4]["data"]["toStageId"] == "offer"
+    assert sent[-4]["data"]["contactId"] == opp["contact"]
     assert sent[-3]["data"]["toArchived"]["reason"] == hired
     assert not opportunities(sandbox)
     sandbox.control("webhooks", url=receiver.url, token="s3cret", bad_signature=True)

@@ -7,10 +7,14 @@ from jobsite.settings import LEVER_PRODUCTION_URL, ConfigError, load_settings
 
 def test_defaults_use_the_sandbox_and_embedded_redis(tmp_path: Path) -> None:
     s = load_settings({"JOBSITE_DATA_DIR": str(tmp_path)})
-    assert s.uses_sandbox and s.redis_url is None
+    assert s.uses_sandbox
+    assert s.redis_url is None
     assert s.lever_base_url == "http://127.0.0.1:8001/v1"
-    assert s.port == 8000 and s.catalog_fresh_s == 300 and s.apply_rate_per_s == 2.0
-    assert s.secret_key and s.secret_key == load_settings({"JOBSITE_DATA_DIR": str(tmp_path)}).secret_key
+    assert s.port == 8000
+    assert s.catalog_fresh_s == 300
+    assert s.apply_rate_per_s == 2.0
+    assert s.secret_key
+    assert s.secret_key == load_settings({"JOBSITE_DATA_DIR": str(tmp_path)}).secret_key
 
 
 def test_redis_memory_sizes_read_as_redis_conf_writes_them(tmp_path: Path) -> None:
@@ -18,15 +22,20 @@ def test_redis_memory_sizes_read_as_redis_conf_writes_them(tmp_path: Path) -> No
         env = {"JOBSITE_DATA_DIR": str(tmp_path), **({"JOBSITE_REDIS_MAXMEMORY": raw} if raw else {})}
         return load_settings(env).redis_maxmemory
 
-    assert maxmemory(None) == 2**30 and maxmemory("2GB") == 2 * 2**30 and maxmemory("512mb") == 512 * 2**20
-    assert maxmemory("100m") == 100_000_000 and maxmemory("20000000") == 20_000_000
+    assert maxmemory(None) == 2**30
+    assert maxmemory("2GB") == 2 * 2**30
+    assert maxmemory("512mb") == 512 * 2**20
+    assert maxmemory("100m") == 100_000_000
+    assert maxmemory("20000000") == 20_000_000
     s = load_settings({"JOBSITE_DATA_DIR": str(tmp_path)})
-    assert s.redis_high_water == 0.8 and s.spool_drain_s == 60
+    assert s.redis_high_water == 0.8
+    assert s.spool_drain_s == 60
 
 
 def test_a_key_means_production_lever_and_never_shows_in_repr(tmp_path: Path) -> None:
     s = load_settings({"LEVER_API_KEY": "sk_live_secret", "JOBSITE_DATA_DIR": str(tmp_path)})
-    assert not s.uses_sandbox and s.lever_base_url == LEVER_PRODUCTION_URL
+    assert not s.uses_sandbox
+    assert s.lever_base_url == LEVER_PRODUCTION_URL
     assert "sk_live_secret" not in repr(s)
 
 
@@ -51,7 +60,8 @@ def test_a_key_means_production_lever_and_never_shows_in_repr(tmp_path: Path) ->
 def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings({name: value, "JOBSITE_DATA_DIR": str(tmp_path)})
-    assert str(e.value).startswith(name) and value in str(e.value)
+    assert str(e.value).startswith(name)
+    assert value in str(e.value)
 
 
 def test_cli_reports_bad_configuration_in_one_line(tmp_path: Path) -> None:
@@ -61,7 +71,8 @@ def test_cli_reports_bad_configuration_in_one_line(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "jobsite", "worker"], capture_output=True, text=True,
                          env={"JOBSITE_PORT": "x", "JOBSITE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin"}, timeout=30)
     assert out.returncode != 0
-    assert "JOBSITE_PORT must be a whole number" in out.stderr and "Traceback" not in out.stderr
+    assert "JOBSITE_PORT must be a whole number" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_the_data_dir_and_its_secret_are_private_and_an_empty_secret_stops_start_up(tmp_path: Path) -> None:
@@ -75,7 +86,8 @@ def test_the_data_dir_and_its_secret_are_private_and_an_empty_secret_stops_start
     (data / "secret_key").write_text("")
     with pytest.raises(ConfigError) as e:
         load_settings({"JOBSITE_DATA_DIR": str(data)})
-    assert "secret_key" in str(e.value) and "JOBSITE_SECRET_KEY" in str(e.value)
+    assert "secret_key" in str(e.value)
+    assert "JOBSITE_SECRET_KEY" in str(e.value)
     assert load_settings({"JOBSITE_DATA_DIR": str(data), "JOBSITE_SECRET_KEY": "x" * 40}).secret_key == "x" * 40
 
 
@@ -119,20 +131,21 @@ def test_the_smtp_url_says_where_and_how_to_send(tmp_path: Path, url: str, host:
 def test_a_malformed_smtp_url_names_the_variable_and_hides_the_password(tmp_path: Path, url: str, said: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings({**MAIL, "JOBSITE_SMTP_URL": url, "JOBSITE_DATA_DIR": str(tmp_path)})
-    assert str(e.value).startswith("JOBSITE_SMTP_URL") and said in str(e.value)
+    assert str(e.value).startswith("JOBSITE_SMTP_URL")
+    assert said in str(e.value)
     assert "secret" not in str(e.value)
 
 
 def test_mail_needs_the_public_url_and_sends_from_the_company(tmp_path: Path) -> None:
     env = {"JOBSITE_SMTP_URL": "smtp://127.0.0.1", "JOBSITE_DATA_DIR": str(tmp_path)}
-    with pytest.raises(ConfigError, match="^JOBSITE_SMTP_URL needs JOBSITE_PUBLIC_URL"):
+    with pytest.raises(ConfigError, match=r"^JOBSITE_SMTP_URL needs JOBSITE_PUBLIC_URL"):
         load_settings(env)
     s = load_settings({**env, **MAIL, "JOBSITE_COMPANY_NAME": "Smith, Jones & Co."})
     assert s.mail_from == '"Smith, Jones & Co." <no-reply@careers.acme.example>'
     s = load_settings({**env, **MAIL, "JOBSITE_MAIL_FROM": "Acme careers <jobs@acme.example>"})
     assert s.mail_from == "Acme careers <jobs@acme.example>"
     for bad in ("jobs", "Acme <jobs@>", "jobs@acme"):
-        with pytest.raises(ConfigError, match="^JOBSITE_MAIL_FROM must be an email address"):
+        with pytest.raises(ConfigError, match=r"^JOBSITE_MAIL_FROM must be an email address"):
             load_settings({**env, **MAIL, "JOBSITE_MAIL_FROM": bad})
     assert load_settings({"JOBSITE_DATA_DIR": str(tmp_path)}).smtp is None
 
@@ -141,7 +154,7 @@ def test_levers_confirmation_email_is_off_unless_asked(tmp_path: Path) -> None:
     assert load_settings({"JOBSITE_DATA_DIR": str(tmp_path)}).lever_confirmation_email is False
     on = {"JOBSITE_LEVER_CONFIRMATION_EMAIL": "true", "JOBSITE_DATA_DIR": str(tmp_path)}
     assert load_settings(on).lever_confirmation_email is True
-    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_CONFIRMATION_EMAIL must be true or false"):
+    with pytest.raises(ConfigError, match=r"^JOBSITE_LEVER_CONFIRMATION_EMAIL must be true or false"):
         load_settings({**on, "JOBSITE_LEVER_CONFIRMATION_EMAIL": "sometimes"})
 
 
@@ -156,10 +169,12 @@ def test_the_low_water_mark_follows_the_high_one_and_must_stay_below_it(tmp_path
 def test_sourcing_with_a_real_key_names_the_perform_as_variable(tmp_path: Path) -> None:
     env = {"JOBSITE_DATA_DIR": str(tmp_path)}
     real = {**env, "LEVER_API_KEY": "k"}
-    assert load_settings(env).sourcing and not load_settings(real).sourcing
-    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must name the Lever user id"):
+    assert load_settings(env).sourcing
+    assert not load_settings(real).sourcing
+    with pytest.raises(ConfigError, match=r"^JOBSITE_LEVER_PERFORM_AS must name the Lever user id"):
         load_settings({**real, "JOBSITE_SOURCING": "on"})
-    with pytest.raises(ConfigError, match="^JOBSITE_LEVER_PERFORM_AS must be a Lever user id"):
+    with pytest.raises(ConfigError, match=r"^JOBSITE_LEVER_PERFORM_AS must be a Lever user id"):
         load_settings({**env, "JOBSITE_LEVER_PERFORM_AS": "a/b"})
     s = load_settings({**real, "JOBSITE_SOURCING": "on", "JOBSITE_LEVER_PERFORM_AS": "5f1e-42"})
-    assert s.sourcing and s.lever_perform_as == "5f1e-42"
+    assert s.sourcing
+    assert s.lever_perform_as == "5f1e-42"

@@ -62,25 +62,32 @@ def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
                                "note": "Compilers; wants a call", "rating": 4, "client_id": "c-0000001"})
     assert taken.status_code == 202, taken.text
     ada, grace = people.load(r, joined.json()["receipt"]), people.load(r, taken.json()["id"])
-    assert ada is not None and grace is not None
+    assert ada is not None
+    assert grace is not None
     wait_for(lambda: r.zcard(people.PARKED) == 2, what="both to wait behind the gate")
     wait_for(lambda: sandbox.count("stages.list", 503) >= 2, what="the probe's light reads")
-    assert not held(sandbox) and sandbox.count("opportunities.create", 503) >= 1
+    assert not held(sandbox)
+    assert sandbox.count("opportunities.create", 503) >= 1
     sandbox.control("maintenance", on=False)
     wait_for(lambda: all(p.standing == Standing.DELIVERED for p in people.load_many(r, [ada.id, grace.id])),
              timeout=60, interval=0.1, what="both delivered")
     made = held(sandbox)
-    assert len(made) == 4 and sandbox.count("opportunities.create", 201) == 4
+    assert len(made) == 4
+    assert sandbox.count("opportunities.create", 201) == 4
     theirs = [o for o in made if o["emails"] == ["grace@example.com"]]
     [mine] = [o for o in made if o["emails"] == ["ada@example.com"]]
-    assert sorted(o["posting"] for o in theirs) == sorted(three) and mine["posting"] is None
-    assert len({o["contact"] for o in theirs}) == 1 and mine["contact"] != theirs[0]["contact"]
+    assert sorted(o["posting"] for o in theirs) == sorted(three)
+    assert mine["posting"] is None
+    assert len({o["contact"] for o in theirs}) == 1
+    assert mine["contact"] != theirs[0]["contact"]
     assert all(o["origin"] == "sourced" for o in made)
-    assert {o["performAs"] for o in theirs} == {user(sandbox, "sam@acme.example")} and mine["performAs"] == hana
+    assert {o["performAs"] for o in theirs} == {user(sandbox, "sam@acme.example")}
+    assert mine["performAs"] == hana
     assert all(o["tags"] == ["Acme Robotics event: Berlin Robotics Meetup"] for o in theirs)
     assert mine["tags"] == ["Acme Robotics talent community", f"Acme Robotics interest: {team}",
                             "Acme Robotics location: Berlin, Germany"]
-    assert mine["resume"]["name"] == "ada.pdf" and mine["phones"] == [{"value": "+49 30 1"}]
+    assert mine["resume"]["name"] == "ada.pdf"
+    assert mine["phones"] == [{"value": "+49 30 1"}]
     notes = sandbox.received()["notes"]
     assert sorted(n["opportunity"] for n in notes) == sorted(o["id"] for o in theirs)
     assert all(n["text"] == "Compilers; wants a call\n\nRating: 4/5" and n["user"] == theirs[0]["performAs"]
@@ -93,7 +100,9 @@ def test_one_client_id_is_one_person(settings: Settings, r: redis.Redis, sandbox
     svc = Services(settings)
     meetup = events.add(r, "Fair", "", [sandbox.public_postings()[0]["id"]])
     first, again = capture(svc, meetup, []), capture(svc, meetup, [])
-    assert first.new and not again.new and again.person.id == first.person.id
+    assert first.new
+    assert not again.new
+    assert again.person.id == first.person.id
     assert len(people.of_event(r, meetup.id)) == 1
     assert capture(svc, meetup, [], client_id="c-0000002").new  # another capture of the page
 
@@ -108,7 +117,8 @@ def test_an_ambiguous_create_is_found_not_sent_again(settings: Settings, r: redi
     assert len(held(sandbox)) == 1
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
     [made] = held(sandbox)
-    assert sandbox.count("opportunities.create") == 1 and sandbox.count("opportunities.list") == 1
+    assert sandbox.count("opportunities.create") == 1
+    assert sandbox.count("opportunities.list") == 1
     assert people.load(r, grace.id).sends[0].opportunity_id == made["id"]  # type: ignore[union-attr]
     assert len(sandbox.received()["notes"]) == 1
 
@@ -120,7 +130,8 @@ def test_a_dropped_note_answer_is_not_sent_twice(settings: Settings, r: redis.Re
     sandbox.control("drop", path="/notes", count=1)
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
-    assert len(held(sandbox)) == 1 and len(sandbox.received()["notes"]) == 1
+    assert len(held(sandbox)) == 1
+    assert len(sandbox.received()["notes"]) == 1
 
 
 def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings: Settings, r: redis.Redis,
@@ -133,12 +144,14 @@ def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings
     sandbox.control("drop", path="/v1/opportunities", count=1)
     deliverer.deliver(svc, grace.id)  # Lever made it; then, as if the worker died right there:
     stuck = people.load(r, grace.id)
-    assert stuck is not None and stuck.sends[0].inflight_at
+    assert stuck is not None
+    assert stuck.sends[0].inflight_at
     stuck.standing, stuck.updated_at = Standing.DELIVERING, stuck.updated_at - settings.delivery_lease_s - 1
     r.set(people.KEY.format(grace.id), stuck.to_json())
     assert deliverer.lost(svc) == [grace.id]
     assert tasks.deliver_sourced(grace.id) == "delivered"
-    assert len(held(sandbox)) == 1 and sandbox.count("opportunities.create") == 1
+    assert len(held(sandbox)) == 1
+    assert sandbox.count("opportunities.create") == 1
     assert deliverer.lost(svc) == []
 
 
@@ -152,7 +165,8 @@ def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
     sandbox.control("drop", path="/v1/opportunities", count=1)
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
-    assert gate.status(r).is_open and sandbox.count("opportunities.list", 403) == 1
+    assert gate.status(r).is_open
+    assert sandbox.count("opportunities.list", 403) == 1
     assert sandbox.count("opportunities.create", 201) == 2  # the documented cost of a key without that grant
 
 
@@ -165,8 +179,10 @@ def test_a_failed_create_lever_lacks_is_sent_again_once_the_settle_time_has_pass
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # a 5xx: Lever may have done it
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
     waiting = deliverer.deliver(svc, grace.id)  # not listed, but it may still be processing: not sent again yet
-    assert waiting.outcome == deliverer.Outcome.RETRY and waiting.retry_at > time.time() + 60
+    assert waiting.outcome == deliverer.Outcome.RETRY
+    assert waiting.retry_at > time.time() + 60
     assert sandbox.count("opportunities.create") == 1
     settled = Services(replace(settings, reconcile_settle_s=0.0))
     assert deliverer.deliver(settled, grace.id).outcome == deliverer.Outcome.DELIVERED
-    assert sandbox.count("opportunities.create") == 2 and len(held(sandbox)) == 1
+    assert sandbox.count("opportunities.create") == 2
+    assert len(held(sandbox)) == 1

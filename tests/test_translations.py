@@ -85,10 +85,13 @@ def lang_of(html: str) -> str:
 
 def test_the_language_is_lang_then_accept_language_then_english(client, sandbox: Sandbox) -> None:
     german = client.get("/", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.8"})
-    assert lang_of(german.text) == "de" and "Offene Stellen" in german.text and "Filter zurücksetzen" not in german.text
+    assert lang_of(german.text) == "de"
+    assert "Offene Stellen" in german.text
+    assert "Filter zurücksetzen" not in german.text
     assert "Accept-Language" in german.headers["Vary"]
     french = client.get("/?lang=fr", headers={"Accept-Language": "de"})
-    assert lang_of(french.text) == "fr" and "Intitulé ou mot-clé" in french.text
+    assert lang_of(french.text) == "fr"
+    assert "Intitulé ou mot-clé" in french.text
     assert "Accept-Language" not in french.headers.get("Vary", "")  # ?lang= decides: caches need not split
     for header in ("es-ES,es;q=0.9", ""):
         assert lang_of(client.get("/", headers={"Accept-Language": header}).text) == "en"
@@ -108,7 +111,9 @@ def test_a_chosen_language_rides_on_every_link_and_the_switcher_keeps_parameters
     links = dict(re.findall(r'<a href="([^"]+)" lang="(\w+)"', switcher))
     assert set(links.values()) == {"en", "de", "fr"}
     french = next(href for href, lang in links.items() if lang == "fr")
-    assert "embed=1" in french and f"team={team.replace(' ', '+')}" in french and french.endswith("lang=fr")
+    assert "embed=1" in french
+    assert f"team={team.replace(' ', '+')}" in french
+    assert french.endswith("lang=fr")
     assert re.search(r'lang="de" hreflang="de" aria-current="true">Deutsch<', switcher)
     assert 'lang="fr" hreflang="fr">Français<' in switcher
     page = client.get(f"/jobs/{posting['id']}?lang=fr").text
@@ -116,7 +121,8 @@ def test_a_chosen_language_rides_on_every_link_and_the_switcher_keeps_parameters
     receipt = client.post(f"/api/v1/postings/{posting['id']}/applications",
                           json=lever_body(sandbox, posting["id"])).get_json()["receipt"]
     thanks = client.get(f"/applications/{receipt}?lang=fr").text
-    assert "Merci pour votre candidature" in thanks and "l’équipe de recrutement" in thanks
+    assert "Merci pour votre candidature" in thanks
+    assert "l’équipe de recrutement" in thanks
     assert 'href="/?lang=fr"' in thanks
 
 
@@ -146,8 +152,10 @@ def test_validation_messages_in_the_page_and_the_api(client, sandbox: Sandbox) -
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
     answer = client.post(url + "?lang=de", data={"form_token": token})
     assert answer.status_code == 422
-    assert "Geben Sie Ihre E-Mail-Adresse ein." in answer.text and "Fügen Sie Ihren Lebenslauf bei." in answer.text
-    assert "Bitte prüfen Sie" in answer.text and "Enter your email address." not in answer.text
+    assert "Geben Sie Ihre E-Mail-Adresse ein." in answer.text
+    assert "Fügen Sie Ihren Lebenslauf bei." in answer.text
+    assert "Bitte prüfen Sie" in answer.text
+    assert "Enter your email address." not in answer.text
     api = f"/api/v1/postings/{posting['id']}/applications"
     body = lever_body(sandbox, posting["id"])
     body["personalInformation"] = [{"name": "fullName", "value": "Ada"}, {"name": "email", "value": "not-an-email"}]
@@ -163,11 +171,14 @@ def test_validation_messages_in_the_page_and_the_api(client, sandbox: Sandbox) -
 
 def test_error_pages_speak_the_language_too(client) -> None:
     missing = client.get("/no-such-page?lang=de")
-    assert missing.status_code == 404 and "Diese Seite gibt es nicht" in missing.text
-    assert "Prüfen Sie die Adresse" in missing.text and "requested URL" not in missing.text  # not Werkzeug's English
+    assert missing.status_code == 404
+    assert "Diese Seite gibt es nicht" in missing.text
+    assert "Prüfen Sie die Adresse" in missing.text
+    assert "requested URL" not in missing.text
     assert "requested URL" in client.get("/api/v1/no-such-thing").get_json()["message"]  # the API's is for developers
 
 
 def test_the_console_stays_english(client) -> None:
     login = client.get("/admin/login", headers={"Accept-Language": "de"})
-    assert lang_of(login.text) == "en" and 'class="languages"' not in login.text
+    assert lang_of(login.text) == "en"
+    assert 'class="languages"' not in login.text

@@ -6,6 +6,7 @@ of megabytes. These tests run the real server in its own process and attack it o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -77,10 +78,8 @@ def test_64_slow_clients_do_not_stall_the_site(web: Web, sandbox: Sandbox) -> No
     def trickle() -> None:
         while not stop.wait(0.5):
             for s in sockets:
-                try:
+                with contextlib.suppress(OSError):
                     s.sendall(b" ")
-                except OSError:
-                    pass
 
     trickler = threading.Thread(target=trickle, daemon=True)
     trickler.start()
@@ -126,7 +125,8 @@ def test_bombs_leave_the_worker_under_150_mb(web: Web, sandbox: Sandbox, odt_bom
 
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(attack, range(48)))
-    assert set(statuses) <= {400, 413, 422} and 500 not in statuses
+    assert set(statuses) <= {400, 413, 422}
+    assert 500 not in statuses
     assert statuses[0] == 422  # the bomb: not a document we accept
     for pid in web.worker_pids():
         assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
@@ -140,12 +140,15 @@ def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies
     for path in ("/", f"/jobs/{posting['id']}"):
         page = requests.get(web.url + path, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"},
                             timeout=10).text
-        assert f'rel="canonical" href="http://127.0.0.1:{port}/' in page and "https://127.0.0.1" not in page
+        assert f'rel="canonical" href="http://127.0.0.1:{port}/' in page
+        assert "https://127.0.0.1" not in page
     for path in ("/sitemap.xml", "/robots.txt"):
         listed = requests.get(web.url + path, headers={"X-Forwarded-Proto": "https"}, timeout=10).text
-        assert f"http://127.0.0.1:{port}/" in listed and "https://127.0.0.1" not in listed
+        assert f"http://127.0.0.1:{port}/" in listed
+        assert "https://127.0.0.1" not in listed
     foreign = requests.get(web.url + "/", headers={"Host": "127.0.0.1:6666"}, timeout=10)
-    assert foreign.status_code == 400 and ":6666" not in foreign.text
+    assert foreign.status_code == 400
+    assert ":6666" not in foreign.text
     assert requests.get(web.url + "/", headers={"Host": "localhost"}, timeout=10).ok  # no port: the one served
 
 

@@ -7,7 +7,7 @@ import random
 
 def jitter(delay_s: float) -> float:
     """Spread retries so workers and sites do not stampede; never longer than `delay_s`. Tests pin it."""
-    return delay_s * random.uniform(0.85, 1.0)
+    return delay_s * random.uniform(0.85, 1.0)  # noqa: S311 (spreading retries needs no secrecy)
 
 
 def delay(attempt: int, base_s: float, cap_s: float) -> float:

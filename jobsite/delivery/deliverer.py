@@ -206,7 +206,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
             # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
             return _opened(services, known) if probe else known
         uris = _upload_files(services, record, lease, pacer)
-        assert record.application is not None  # checked by deliver()
+        assert record.application is not None  # noqa: S101 (checked by deliver(); narrows the type)
         body = record.application.lever_body(uris, record.source or s.application_source)
         # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
         body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
@@ -565,7 +565,7 @@ def locate_opportunity(services: Services, record: Record, application_id: str) 
 
 def _lever_applications(services: Services, record: Record, **filters: Any) -> list[tuple[str, dict[str, Any]]]:
     """(application id, opportunity) pairs Lever holds for this candidate's email and posting."""
-    assert record.application is not None  # not purged: it is being delivered
+    assert record.application is not None  # noqa: S101 (not purged: it is being delivered; narrows the type)
     opportunities = services.lever.list_opportunities(email=record.application.email, posting_id=record.posting_id,
                                                       expand="applications", **filters)
     return [(str(app["id"] if isinstance(app, dict) else app), opp)

@@ -10,6 +10,7 @@ Redis.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -150,10 +151,8 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return _spool(svc, record, contents, idempotency)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
-        try:
+        with contextlib.suppress(redis.RedisError):  # not yet: the drain threads try again
             drain_spool(svc)
-        except redis.RedisError:
-            pass
     return receipt_
 
 

@@ -13,10 +13,10 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from xml.etree import ElementTree
 
 import docx
 import pypdf
+from defusedxml import ElementTree
 from pypdf.errors import PyPdfError
 
 from ..records import filetypes
@@ -144,7 +144,7 @@ def _docx(content: bytes) -> tuple[str, list[str]]:
 def _odt(content: bytes) -> tuple[str, list[str]]:
     _small_xml(content, "content.xml")
     with zipfile.ZipFile(io.BytesIO(content)) as z, z.open("content.xml") as member:
-        root = ElementTree.fromstring(member.read(MAX_XML_BYTES + 1))  # expat refuses entity expansion bombs
+        root = ElementTree.fromstring(member.read(MAX_XML_BYTES + 1))  # defusedxml: no entities, no DTD tricks
     lines = ["".join(p.itertext()) for p in root.iter() if p.tag in (f"{{{ODF_TEXT}}}p", f"{{{ODF_TEXT}}}h")]
     links = [a.get(f"{{{XLINK}}}href", "") for a in root.iter(f"{{{ODF_TEXT}}}a")]
     return "\n".join(lines), links

@@ -455,9 +455,9 @@ def _check_application(st: SandboxState, form: dict[str, Any], body: dict[str, A
             value = fields[i].get("value") if i < len(fields) and isinstance(fields[i], dict) else None
             if f["required"] and value in (None, "", []):
                 return f"Missing required field: {f['text']}"
-            if f["type"] in ("dropdown", "multiple-choice") and value not in (None, ""):
-                if value not in [o["text"] for o in f["options"]]:
-                    return f"Invalid option for {f['text']}"
+            if (f["type"] in ("dropdown", "multiple-choice") and value not in (None, "")
+                    and value not in [o["text"] for o in f["options"]]):
+                return f"Invalid option for {f['text']}"
     uris = [personal.get("resume")] + [
         f.get("value") for c in body.get("customQuestions") or [] for f in c.get("fields") or []
         if isinstance(f, dict) and isinstance(f.get("value"), str) and "/v1/uploads/" in f["value"]

@@ -38,10 +38,7 @@ class PageCache:
             if len(self.pages) > self.size:
                 self.pages.popitem(last=False)
         body, etag = found
-        if etag in request.if_none_match:
-            response = Response(status=304)
-        else:
-            response = Response(body, mimetype="text/html")
+        response = Response(status=304) if etag in request.if_none_match else Response(body, mimetype="text/html")
         response.set_etag(etag)
         response.headers["Cache-Control"] = PRIVATE_CACHE if private else PUBLIC_CACHE
         return response
