@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
-import requests
 
 from jobsite import create_app
 from jobsite.lever.client import LeverClient
@@ -21,12 +16,7 @@ from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import API_KEY, SandboxServer
 from jobsite.settings import Settings, load_settings
 
-# pyproject's addopts run the suite on two pytest-xdist workers. Each worker has its own session fixtures (its own
-# redis-server in a temp dir, its own sandbox on a free port, its own Chromium), so tests on different workers share
-# nothing. The tests that would disturb each other's timing, or whose measurement another test's load would spoil,
-# are marked TIMING: xdist (`--dist loadgroup`) runs them all on one worker, one after another.
-TIMING = pytest.mark.xdist_group("timing")
-"""Pace against Lever's real limit, assert no 429 in a strict window, measure memory or time, or kill processes."""
+from .helpers import CHROMIUM_ARGS, SHUTDOWN_POLL_S, LiveServer, Sandbox, Workers
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -61,17 +51,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"cannot tell xdist the group of {item.nodeid}: run with -n 0")
 
 
-# How often a test's own HTTP server looks for a shutdown request. socketserver's default, 0.5 s, made every test
-# that stops one wait 0.25 s on average for nothing.
-SHUTDOWN_POLL_S = 0.02
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis]:
     """One redis-server for the session; its dir is short enough for a unix socket path."""
@@ -92,35 +71,6 @@ def r(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     conn.close()
 
 
-class Sandbox:
-    """The running sandbox plus helpers to flip its switches over HTTP."""
-
-    def __init__(self, server: SandboxServer):
-        self.server = server
-        self.url = server.url
-        self.state = server.state
-
-    def control(self, action: str, **body: Any) -> dict[str, Any]:
-        resp = requests.post(f"{self.url}/_sandbox/{action}", json=body, timeout=5)
-        resp.raise_for_status()
-        return resp.json()
-
-    def received(self) -> dict[str, Any]:
-        return requests.get(f"{self.url}/_sandbox/received", timeout=5).json()
-
-    def count(self, endpoint: str, status: int | None = None) -> int:
-        """How many requests for `endpoint` (with `status`) the sandbox received. Read from its state in this process,
-        not over HTTP: tests poll this every 20 ms, and /_sandbox/received serialises every request and application
-        body each time, under the lock the sandbox's own request handling takes."""
-        with self.state.lock:
-            return sum(1 for q in self.state.requests
-                       if q["endpoint"] == endpoint and (status is None or q["status"] == status))
-
-    def public_postings(self) -> list[dict[str, Any]]:
-        return [p for p in self.state.postings.values()
-                if p["state"] == "published" and "public" in (p["distributionChannels"] or [])]
-
-
 @pytest.fixture(scope="session")
 def odt_bomb() -> bytes:
     """An ODT whose `mimetype` member inflates to 400 MiB of spaces: about 500 bytes, but 2.7 s of bzip2 to make,
@@ -128,7 +78,7 @@ def odt_bomb() -> bytes:
     import io
     import zipfile
 
-    from jobsite import filetypes
+    from jobsite.records import filetypes
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z, z.open("mimetype", "w", force_zip64=True) as member:
@@ -191,46 +141,11 @@ def client(app):
     return app.test_client()
 
 
-class LiveServer:
-    """The app on a real threaded HTTP server in this process."""
-
-    def __init__(self, app):
-        from werkzeug.serving import make_server
-
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        import threading
-
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def live(app) -> Iterator[LiveServer]:
     server = LiveServer(app)
     yield server
     server.stop()
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.02, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy (an event we cannot subscribe to), or fail."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 @pytest.fixture(scope="session")
@@ -278,70 +193,6 @@ def company_site():
     yield pages, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
-
-
-# A test machine shared with browsers and other suites (and, with xdist, the suite's other worker) delays a request by
-# up to ~200 ms between its slot and the sandbox (bench/pacing_bench.py measures it): pace with room for that wherever
-# a test holds Lever to a strict window.
-PACING_MARGIN_MS = 300
-
-
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a `jobsite worker` process that shares this test's Redis, sandbox and data dir."""
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
-    env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
-               LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY=settings.secret_key,
-               JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_PROBE_CAP_S="2",
-               JOBSITE_LOG_LEVEL="WARNING", JOBSITE_PACING_MARGIN_MS=str(PACING_MARGIN_MS))
-    env.update(extra)
-    return env
-
-
-class Workers:
-    """`jobsite worker` processes started by a test, stopped (or killed) by it."""
-
-    def __init__(self) -> None:
-        self.procs: list = []
-
-    def start(self, env: dict[str, str], log: Path | None = None):
-        """Start a worker; with `log`, its log lines (stderr) go to that file for the test to read."""
-        import sys
-
-        out = open(log, "ab") if log else None  # noqa: SIM115 (the child holds it; closed once passed on)
-        # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True,
-                                stderr=out)
-        if out:
-            out.close()
-        self.procs.append(proc)
-        return proc
-
-    @staticmethod
-    def crash(proc) -> None:
-        """SIGKILL the worker and everything it forked, as a machine or container crash would."""
-        import os
-        import signal
-
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-    def stop_all(self) -> None:
-        import os
-        import signal
-
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            with contextlib.suppress(ProcessLookupError):  # anything it forked that outlived it
-                os.killpg(p.pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -1,10 +1,29 @@
-"""Building valid applications for the sandbox's postings."""
+"""The one support module of the tests: the sandbox's handle, servers and workers started by tests, waiting on a
+condition, valid applications for the sandbox's postings, signing in to the console, a brand. Fixtures live in
+conftest.py and use these; tests import from here, never from conftest or from each other."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
-from .conftest import Sandbox
+import pytest
+import requests
+
+from jobsite.intake import accept
+from jobsite.intake.forms import answers_from_lever_body, build_form, validate
+from jobsite.sandbox import SandboxServer
+from jobsite.services import Services
+from jobsite.settings import Settings
 
 
 def _posting(sandbox: Sandbox, parity: int) -> dict[str, Any]:
@@ -147,3 +166,235 @@ def resume_odt(lines: list[str] = RESUME_LINES) -> bytes:
         z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")
         z.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
     return out.getvalue()
+
+
+# pyproject's addopts run the suite on two pytest-xdist workers. Each worker has its own session fixtures (its own
+# redis-server in a temp dir, its own sandbox on a free port, its own Chromium), so tests on different workers share
+# nothing. The tests that would disturb each other's timing, or whose measurement another test's load would spoil,
+# are marked TIMING: xdist (`--dist loadgroup`) runs them all on one worker, one after another.
+TIMING = pytest.mark.xdist_group("timing")
+"""Pace against Lever's real limit, assert no 429 in a strict window, measure memory or time, or kill processes."""
+
+
+# How often a test's own HTTP server looks for a shutdown request. socketserver's default, 0.5 s, made every test
+# that stops one wait 0.25 s on average for nothing.
+SHUTDOWN_POLL_S = 0.02
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sandbox:
+    """The running sandbox plus helpers to flip its switches over HTTP."""
+
+    def __init__(self, server: SandboxServer):
+        self.server = server
+        self.url = server.url
+        self.state = server.state
+
+    def control(self, action: str, **body: Any) -> dict[str, Any]:
+        resp = requests.post(f"{self.url}/_sandbox/{action}", json=body, timeout=5)
+        resp.raise_for_status()
+        return resp.json()
+
+    def received(self) -> dict[str, Any]:
+        return requests.get(f"{self.url}/_sandbox/received", timeout=5).json()
+
+    def count(self, endpoint: str, status: int | None = None) -> int:
+        """How many requests for `endpoint` (with `status`) the sandbox received. Read from its state in this process,
+        not over HTTP: tests poll this every 20 ms, and /_sandbox/received serialises every request and application
+        body each time, under the lock the sandbox's own request handling takes."""
+        with self.state.lock:
+            return sum(1 for q in self.state.requests
+                       if q["endpoint"] == endpoint and (status is None or q["status"] == status))
+
+    def public_postings(self) -> list[dict[str, Any]]:
+        return [p for p in self.state.postings.values()
+                if p["state"] == "published" and "public" in (p["distributionChannels"] or [])]
+
+
+class LiveServer:
+    """The app on a real threaded HTTP server in this process."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.02, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy (an event we cannot subscribe to), or fail."""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+# A test machine shared with browsers and other suites (and, with xdist, the suite's other worker) delays a request by
+# up to ~200 ms between its slot and the sandbox (bench/pacing_bench.py measures it): pace with room for that wherever
+# a test holds Lever to a strict window.
+PACING_MARGIN_MS = 300
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `jobsite worker` process that shares this test's Redis, sandbox and data dir."""
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
+    env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
+               LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY=settings.secret_key,
+               JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_PROBE_CAP_S="2",
+               JOBSITE_LOG_LEVEL="WARNING", JOBSITE_PACING_MARGIN_MS=str(PACING_MARGIN_MS))
+    env.update(extra)
+    return env
+
+
+class Workers:
+    """`jobsite worker` processes started by a test, stopped (or killed) by it."""
+
+    def __init__(self) -> None:
+        self.procs: list = []
+
+    def start(self, env: dict[str, str], log: Path | None = None):
+        """Start a worker; with `log`, its log lines (stderr) go to that file for the test to read."""
+
+        out = open(log, "ab") if log else None  # noqa: SIM115 (the child holds it; closed once passed on)
+        # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
+        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True,
+                                stderr=out)
+        if out:
+            out.close()
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def crash(proc) -> None:
+        """SIGKILL the worker and everything it forked, as a machine or container crash would."""
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop_all(self) -> None:
+
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            with contextlib.suppress(ProcessLookupError):  # anything it forked that outlived it
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+ADMIN = ("ada@acme.test", "correct horse battery")
+
+
+VIEWER = ("vic@acme.test", "another long password")
+
+
+def csrf_in(html: str) -> str:
+    """The console's CSRF token in a page's HTML (every form carries it)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def csrf(client, path: str = "/admin/") -> str:
+    return csrf_in(client.get(path).get_data(as_text=True))
+
+
+def sign_in(client, email: str, password: str) -> None:
+    token = csrf(client, "/admin/login")
+    answer = client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+
+
+def submit_one(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None = None) -> str:
+    """Validate and persist one application the way the web does; returns its receipt."""
+
+    p = posting or simple_posting(sandbox)
+    form = build_form(sandbox.state.questions[p["id"]])
+    app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"], n)), {}, 2**20)
+    return accept.submit(svc, app, {}, posting_title=p["text"]).receipt
+
+
+def other_posting(sandbox: Sandbox) -> dict:
+    first = simple_posting(sandbox)
+    return next(p for i, (pid, p) in enumerate(sandbox.state.postings.items())
+                if i % 2 == 1 and p in sandbox.public_postings() and pid != first["id"]
+                and len(p["categories"]["allLocations"]) == 1)
+
+
+def application_body(sandbox: Sandbox, posting_id: str, email: str = "ada@example.com") -> dict:
+    form = sandbox.state.questions[posting_id]
+    custom = []
+    for qset in form["customQuestions"]:
+        fields = []
+        for f in qset["fields"]:
+            value = f["options"][0]["text"] if f.get("options") else ("yes" if f["required"] else None)
+            fields.append({"value": [value] if f["type"] == "multiple-select" and value else value})
+        custom.append({"id": qset["id"], "fields": fields})
+    personal = [{"name": "fullName", "value": "Ada Lovelace"}, {"name": "email", "value": email}]
+    if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
+        personal.append({"name": "preferredPostingLocation",
+                         "value": sandbox.state.postings[posting_id]["categories"]["allLocations"][0]})
+    return {"personalInformation": personal, "customQuestions": custom}
+
+
+def odd_posting(sandbox: Sandbox) -> str:
+    """A published posting whose form needs no resume (odd index in the seed)."""
+    ids = list(sandbox.state.questions)
+    return next(pid for i, pid in enumerate(ids) if i % 2 == 1 and sandbox.state.postings[pid]["state"] == "published")
+
+
+LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32">'
+        b'<rect width="120" height="32" fill="#0b6e4f"/></svg>')
+
+
+ABOUT = """### Why join us
+
+We build **robots** that [help people](https://example.com/mission).
+
+- Four-day week
+- Learning budget
+
+<script>alert(1)</script>
+"""
+
+
+def brand_env(folder: Path) -> dict[str, str]:
+    """A branded configuration: every brand setting set."""
+    (folder / "logo.svg").write_bytes(LOGO)
+    (folder / "favicon.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "about.md").write_text(ABOUT)
+    return {
+        "JOBSITE_BRAND_LOGO": str(folder / "logo.svg"),
+        "JOBSITE_BRAND_FAVICON": str(folder / "favicon.png"),
+        "JOBSITE_BRAND_PRIMARY_COLOUR": "#0b6e4f",
+        "JOBSITE_BRAND_ACCENT_COLOUR": "#fde8c8",
+        "JOBSITE_BRAND_INTRO": "We make warehouse robots that people like working with.",
+        "JOBSITE_BRAND_ABOUT_FILE": str(folder / "about.md"),
+        "JOBSITE_BRAND_FOOTER_LINKS": "Our blog=https://example.com/blog; Life at Acme, in pictures=https://example.com/life",
+        "JOBSITE_PRIVACY_URL": "https://example.com/privacy",
+    }

@@ -20,11 +20,7 @@ from jobsite.records.store import State
 from jobsite.services import Services
 from jobsite.worker import tasks
 
-from .conftest import Sandbox
-from .helpers import lever_body, simple_posting
-
-ADMIN = ("ada@acme.test", "correct horse battery")
-VIEWER = ("vic@acme.test", "another long password")
+from .helpers import ADMIN, VIEWER, Sandbox, csrf, lever_body, sign_in, simple_posting
 
 PAGES = ["/admin/", "/admin/applications", "/admin/audit", "/admin/api/status", "/admin/applications/xyz"]
 ACTIONS = ["/admin/applications/xyz/retry", "/admin/applications/retry-all", "/admin/applications/xyz/discard",
@@ -35,16 +31,6 @@ ACTIONS = ["/admin/applications/xyz/retry", "/admin/applications/retry-all", "/a
 def staff(r: redis.Redis) -> None:
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     accounts.add_user(r, *VIEWER, accounts.Role.VIEWER)
-
-
-def csrf(client, path: str = "/admin/") -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
-
-
-def sign_in(client, email: str, password: str) -> None:
-    token = csrf(client, "/admin/login")
-    answer = client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
-    assert answer.status_code == 302, answer.get_data(as_text=True)
 
 
 def submit(client, sandbox: Sandbox, n: int = 0) -> str:

@@ -15,8 +15,7 @@ from jobsite import create_app
 from jobsite.records import store, uploads
 from jobsite.settings import Settings, load_settings
 
-from .conftest import LiveServer, Sandbox
-from .helpers import file_posting, lever_body, required_cards, simple_posting
+from .helpers import LiveServer, Sandbox, file_posting, lever_body, required_cards, simple_posting
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
 

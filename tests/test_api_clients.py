@@ -15,8 +15,7 @@ from jobsite.console import api_keys, audit
 from jobsite.records import store
 from jobsite.settings import Settings
 
-from .conftest import Sandbox
-from .helpers import lever_body, simple_posting
+from .helpers import Sandbox, csrf_in, lever_body, simple_posting
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -115,9 +114,8 @@ def test_the_console_shows_which_client_sent_an_application(client, app, r: redi
     accounts.add_user(r, "ada@acme.test", "correct horse battery", accounts.Role.VIEWER)
     console = app.test_client()
     login = console.get("/admin/login").get_data(as_text=True)
-    import re
 
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    token = csrf_in(login)
     console.post("/admin/login", data={"email": "ada@acme.test", "password": "correct horse battery",
                                        "csrf_token": token})
     page = console.get(f"/admin/applications/{receipt}").get_data(as_text=True)

@@ -21,8 +21,17 @@ from jobsite.records.store import State
 from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
 
-from .conftest import TIMING, LiveServer, Sandbox, Workers, wait_for, worker_env
-from .helpers import file_posting, lever_body, simple_posting
+from .helpers import (
+    TIMING,
+    LiveServer,
+    Sandbox,
+    Workers,
+    file_posting,
+    lever_body,
+    simple_posting,
+    wait_for,
+    worker_env,
+)
 
 # A strict window, no 429, and processes killed mid-work: on the timing worker.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("strict_lever"), TIMING]
@@ -246,7 +255,7 @@ def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
     import subprocess
     import sys
 
-    from .conftest import free_port
+    from .helpers import free_port
 
     s = own_settings(settings, own_redis)
     port = free_port()
@@ -302,7 +311,7 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
     import sys
     from concurrent.futures import wait
 
-    from .conftest import free_port
+    from .helpers import free_port
 
     port = free_port()
     sandbox.control("limits", mode="window", apply_per_s=20, per_s=50)

@@ -23,10 +23,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .conftest import LiveServer, Sandbox
-from .helpers import file_posting, lever_body
-from .test_admin import ADMIN, csrf, sign_in
-from .test_delivery import submit_one
+from .helpers import ADMIN, LiveServer, Sandbox, csrf, file_posting, lever_body, sign_in, submit_one
 
 
 def test_the_pipeline_page_ignores_url_for_arguments_in_its_query_string(client, r: redis.Redis) -> None:

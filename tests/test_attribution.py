@@ -15,9 +15,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .conftest import Sandbox
-from .helpers import lever_body, required_cards, simple_posting
-from .test_admin import ADMIN, sign_in
+from .helpers import ADMIN, Sandbox, lever_body, required_cards, sign_in, simple_posting
 
 
 def unescape(url: str) -> str:

@@ -16,8 +16,7 @@ import requests
 from jobsite import create_app
 from jobsite.settings import Settings, load_settings
 
-from .conftest import LiveServer
-from .helpers import RESUME, RESUME_LINES, resume_docx, resume_odt, resume_pdf
+from .helpers import RESUME, RESUME_LINES, LiveServer, resume_docx, resume_odt, resume_pdf
 
 URL = "/api/v1/autofill"
 

@@ -14,37 +14,7 @@ from jobsite import create_app
 from jobsite.colours import contrast
 from jobsite.settings import ConfigError, Settings, load_settings
 
-from .conftest import Sandbox
-from .helpers import simple_posting
-
-LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32">'
-        b'<rect width="120" height="32" fill="#0b6e4f"/></svg>')
-ABOUT = """### Why join us
-
-We build **robots** that [help people](https://example.com/mission).
-
-- Four-day week
-- Learning budget
-
-<script>alert(1)</script>
-"""
-
-
-def brand_env(folder: Path) -> dict[str, str]:
-    """A branded configuration: every brand setting set."""
-    (folder / "logo.svg").write_bytes(LOGO)
-    (folder / "favicon.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    (folder / "about.md").write_text(ABOUT)
-    return {
-        "JOBSITE_BRAND_LOGO": str(folder / "logo.svg"),
-        "JOBSITE_BRAND_FAVICON": str(folder / "favicon.png"),
-        "JOBSITE_BRAND_PRIMARY_COLOUR": "#0b6e4f",
-        "JOBSITE_BRAND_ACCENT_COLOUR": "#fde8c8",
-        "JOBSITE_BRAND_INTRO": "We make warehouse robots that people like working with.",
-        "JOBSITE_BRAND_ABOUT_FILE": str(folder / "about.md"),
-        "JOBSITE_BRAND_FOOTER_LINKS": "Our blog=https://example.com/blog; Life at Acme, in pictures=https://example.com/life",
-        "JOBSITE_PRIVACY_URL": "https://example.com/privacy",
-    }
+from .helpers import LOGO, Sandbox, brand_env, simple_posting
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from playwright.sync_api import expect
 from jobsite.console import accounts
 from jobsite.records import store
 
-from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
-from .helpers import lever_body, simple_posting
+from .helpers import LiveServer, Sandbox, Workers, lever_body, simple_posting, wait_for, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import pytest
 
 from jobsite.intake import forms
 
-from .conftest import LiveServer, Sandbox
+from .helpers import LiveServer, Sandbox
 
 pytestmark = pytest.mark.browser
 

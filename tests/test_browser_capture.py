@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from jobsite.console import accounts
 from jobsite.sourcing import events, people
 
-from .conftest import LiveServer, Sandbox, wait_for
+from .helpers import LiveServer, Sandbox, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"

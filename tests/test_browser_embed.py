@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from .conftest import LiveServer, Sandbox
+from .helpers import LiveServer, Sandbox
 
 pytestmark = pytest.mark.browser
 
@@ -334,8 +334,7 @@ def frame_height(page, frame) -> tuple[float, float, float]:
                          ids=["desktop", "mobile"])
 def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbox: Sandbox, company_site,
                                                   viewport, tmp_path: Path) -> None:
-    from .conftest import wait_for
-    from .helpers import file_posting
+    from .helpers import file_posting, wait_for
 
     target = file_posting(sandbox)
     pages, origin = company_site

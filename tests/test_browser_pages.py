@@ -23,16 +23,13 @@ from jobsite.records import store
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .conftest import LiveServer, Sandbox
-from .helpers import lever_body, simple_posting
-from .test_brand import brand_env
+from .helpers import ADMIN, LiveServer, Sandbox, brand_env, lever_body, simple_posting
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 WIDTHS = (390, 1280)
 SCREENSHOT_WIDTH = 390  # one picture per page and look, to look at: the phone, where layouts break first
-ADMIN = ("ada@acme.test", "correct horse battery")
 axe = Axe()
 
 
@@ -272,10 +269,11 @@ def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveSe
 
 def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveServer, settings: Settings,
                                                               sandbox: Sandbox, workers, r: redis.Redis) -> None:
-    from jobsite.store import State
     from playwright.sync_api import expect
 
-    from .conftest import wait_for, worker_env
+    from jobsite.records.store import State
+
+    from .helpers import wait_for, worker_env
 
     posting = simple_posting(sandbox)
     receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
@@ -375,6 +373,7 @@ def test_chromium_gets_the_sandbox_control_page(page, sandbox: Sandbox) -> None:
     assert sandbox.state.switches.maintenance is True
 
 
+@pytest.mark.usefixtures("axe_in_every_document")
 def test_the_german_form_says_lever_standard_fields_in_german(page, live: LiveServer, sandbox: Sandbox) -> None:
     """Lever's fixed fields and EEO texts in German, in the labels and the error summary; the company's own
     questions as written; the EEO signature and date say what they are for."""
@@ -397,6 +396,7 @@ def test_the_german_form_says_lever_standard_fields_in_german(page, live: LiveSe
     check(page, "default", "apply-de-errors")
 
 
+@pytest.mark.usefixtures("axe_in_every_document")
 def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandbox: Sandbox, tmp_path: Path) -> None:
     """End to end in Chromium, a PDF at 1280 px and a DOCX at 390 px, both built here: choosing the file fills name,
     email, phone and links through POST /api/v1/autofill; what the candidate typed stays, and all can be changed."""
@@ -437,6 +437,7 @@ def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandb
     page.locator(".resume-first").screenshot(path=str(ARTIFACTS / "resume-filled-390.png"))
 
 
+@pytest.mark.usefixtures("axe_in_every_document")
 def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, sandbox: Sandbox) -> None:
     """At 1280x800 and 390x844: the navigation in one row with the current page marked; while Lever is in maintenance
     and delivery closed, state names whole (no break inside a word) and no pace or end time, only that they wait."""

@@ -8,8 +8,7 @@ import re
 
 from jobsite.intake import forms
 
-from .conftest import Sandbox
-from .helpers import file_posting
+from .helpers import Sandbox, file_posting
 
 STATEMENT = "I agree that Acme Robotics may store my data for 2 years to consider me for future roles."
 

@@ -17,7 +17,7 @@ from jobsite.postings.catalog import Key
 from jobsite.sandbox import SandboxServer
 from jobsite.settings import Settings, load_settings
 
-from .conftest import PACING_MARGIN_MS, TIMING, LiveServer, Sandbox, wait_for
+from .helpers import PACING_MARGIN_MS, TIMING, LiveServer, Sandbox, wait_for
 
 
 def age(app, key: str = Key.POSTINGS.of(), seconds: float = 10_000) -> None:
@@ -260,7 +260,7 @@ def test_cold_misses_are_collapsed_across_web_processes(settings: Settings, sand
     import subprocess
     import sys
 
-    from .conftest import free_port
+    from .helpers import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}

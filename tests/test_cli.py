@@ -19,8 +19,7 @@ import requests
 from jobsite.redis_server import EmbeddedRedis
 from jobsite.sandbox import API_KEY
 
-from .conftest import TIMING, Sandbox, free_port, wait_for
-from .helpers import lever_body, simple_posting
+from .helpers import TIMING, Sandbox, free_port, lever_body, simple_posting, wait_for
 
 
 @TIMING  # 10 s, measured

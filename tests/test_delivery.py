@@ -22,8 +22,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .conftest import TIMING, Sandbox
-from .helpers import lever_body, simple_posting
+from .helpers import TIMING, Sandbox, lever_body, simple_posting, submit_one
 
 # Lever's strict 1-second window: a 429 expected (or not) depends on when calls arrive. On the timing worker.
 pytestmark = [pytest.mark.usefixtures("strict_lever"), TIMING]
@@ -32,16 +31,6 @@ pytestmark = [pytest.mark.usefixtures("strict_lever"), TIMING]
 @pytest.fixture
 def svc(settings: Settings, r: redis.Redis) -> Services:
     return tasks.use(Services(settings))
-
-
-def submit_one(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None = None) -> str:
-    """Validate and persist one application the way the web does; returns its receipt."""
-    from jobsite.intake.forms import answers_from_lever_body
-
-    p = posting or simple_posting(sandbox)
-    form = build_form(sandbox.state.questions[p["id"]])
-    app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"], n)), {}, 2**20)
-    return accept.submit(svc, app, {}, posting_title=p["text"]).receipt
 
 
 def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import redis
 from click.testing import CliRunner
@@ -14,10 +12,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import deliverer, events, people
 
-from .conftest import Sandbox
-
-ADMIN = ("ada@acme.test", "correct horse battery")
-VIEWER = ("vic@acme.test", "another long password")
+from .helpers import ADMIN, VIEWER, Sandbox, csrf, sign_in
 
 
 @pytest.fixture
@@ -26,12 +21,10 @@ def accounts_(r: redis.Redis) -> None:
     accounts.add_user(r, *VIEWER, accounts.Role.VIEWER)
 
 
-def sign_in(client, who: tuple[str, str]) -> str:
+def signed_in(client, who: tuple[str, str]) -> str:
     """Sign in; returns the session's CSRF token, as the capture page carries it."""
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/login").get_data(as_text=True))
-    client.post("/admin/login", data={"email": who[0], "password": who[1], "csrf_token": token.group(1)})
-    page = client.get("/admin/events").get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    sign_in(client, *who)
+    return csrf(client, "/admin/events")
 
 
 def test_add_event_on_the_command_line_prints_the_id_last(settings: Settings, r: redis.Redis, monkeypatch) -> None:
@@ -50,7 +43,7 @@ def test_add_event_on_the_command_line_prints_the_id_last(settings: Settings, r:
 
 def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: redis.Redis, sandbox: Sandbox,
                                                                     settings: Settings, accounts_) -> None:
-    token = sign_in(client, ADMIN)
+    token = signed_in(client, ADMIN)
     posting = sandbox.public_postings()[0]
     made = client.post("/admin/events", data={"csrf_token": token, "name": "Fair", "date": "2026-12-04",
                                               "postings": [posting["id"], "not-a-posting"]})
@@ -92,11 +85,11 @@ def test_a_viewer_and_a_request_without_the_csrf_token_may_not_capture(client, r
     url = f"/admin/api/events/{event.id}/people"
     body = {"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"}
     assert client.post(url, json=body).status_code in (400, 401)  # not signed in
-    token = sign_in(client, ADMIN)
+    token = signed_in(client, ADMIN)
     assert client.post(url, json=body).status_code == 400  # signed in, but no token: another site's request
     assert client.post(url, json=body, headers={"X-CSRF-Token": token + "x"}).status_code == 400
     client.post("/admin/logout", data={"csrf_token": token})
-    token = sign_in(client, VIEWER)
+    token = signed_in(client, VIEWER)
     assert client.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 403
     assert client.post("/admin/events", data={"csrf_token": token, "name": "Mine"}).status_code == 403
     assert not r.zcard(people.ALL)

@@ -16,8 +16,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .conftest import Sandbox, wait_for
-from .helpers import lever_body, simple_posting
+from .helpers import Sandbox, lever_body, simple_posting, wait_for
 
 pytestmark = pytest.mark.usefixtures("strict_lever")
 
@@ -157,7 +156,7 @@ def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings:
     from jobsite import create_app
     from jobsite.console import accounts, audit
 
-    from .test_admin import ADMIN, VIEWER, csrf, sign_in
+    from .helpers import ADMIN, VIEWER, csrf, sign_in
 
     s = settings_with(settings, JOBSITE_RECONCILE_SETTLE_S="0")
     svc = tasks.use(Services(s))
@@ -203,7 +202,7 @@ def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Se
     import os
     import signal
 
-    from .conftest import worker_env
+    from .helpers import worker_env
 
     # Slow pacing (one apply every 2.6 s) so that the worker spends its time waiting for slots; a short lease.
     env = worker_env(settings, JOBSITE_APPLY_RATE_PER_S="0.5", JOBSITE_DELIVERY_LEASE_S="8")
@@ -244,8 +243,7 @@ def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answe
     from jobsite.console import accounts
     from jobsite.delivery import gate
 
-    from .conftest import worker_env
-    from .test_admin import VIEWER, sign_in
+    from .helpers import VIEWER, sign_in, worker_env
 
     accounts.add_user(r, *VIEWER, accounts.Role.VIEWER)
     client = create_app(settings).test_client()

@@ -11,7 +11,7 @@ import pytest
 
 from jobsite.records import filetypes
 
-from .conftest import TIMING
+from .helpers import TIMING
 
 
 def zipped(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:

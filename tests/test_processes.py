@@ -16,7 +16,7 @@ import requests
 
 from jobsite.redis_server import EmbeddedRedis, connect
 
-from .conftest import free_port, wait_for
+from .helpers import free_port, wait_for
 
 COMMANDS = {
     "admin": ["admin", "add-user", "rita@example.com", "--role", "admin"],

@@ -15,7 +15,7 @@ from rq import Queue
 from jobsite.redis_server import EmbeddedRedis, connect, redis_server_binary, warn_at_start
 from jobsite.settings import load_settings
 
-from .conftest import wait_for
+from .helpers import wait_for
 
 
 def test_queue_survives_kill_9_of_redis_server() -> None:

@@ -15,8 +15,7 @@ import requests
 
 from jobsite.sandbox import API_KEY
 
-from .conftest import SHUTDOWN_POLL_S, Sandbox
-from .test_lever import application_body, odd_posting
+from .helpers import SHUTDOWN_POLL_S, Sandbox, application_body, odd_posting
 
 AUTH = (API_KEY, "")
 

@@ -8,7 +8,7 @@ import requests
 
 from jobsite.sandbox import API_KEY
 
-from .conftest import Sandbox
+from .helpers import Sandbox
 
 AUTH = (API_KEY, "")
 

@@ -23,8 +23,7 @@ import requests
 from jobsite.records import store
 from jobsite.settings import Settings
 
-from .conftest import TIMING, Sandbox, Workers, free_port, wait_for, worker_env
-from .helpers import file_posting, lever_body, simple_posting
+from .helpers import TIMING, Sandbox, Workers, file_posting, free_port, lever_body, simple_posting, wait_for, worker_env
 
 pytestmark = [pytest.mark.slow, TIMING]  # Lever's real 2 applies/s, a strict window, no 429
 

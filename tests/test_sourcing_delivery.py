@@ -15,7 +15,7 @@ from jobsite.settings import Settings
 from jobsite.sourcing import accept, deliverer, events, people
 from jobsite.sourcing.people import Standing
 
-from .conftest import LiveServer, Sandbox, Workers, wait_for, worker_env
+from .helpers import LiveServer, Sandbox, Workers, csrf_in, wait_for, worker_env
 
 
 def held(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -54,7 +54,7 @@ def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
     page = console.get(f"{live.url}/admin/login", timeout=10).text
     console.post(f"{live.url}/admin/login", timeout=10, data={
         "email": "sam@acme.example", "password": "a long enough password",
-        "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)})  # type: ignore[union-attr]
+        "csrf_token": csrf_in(page)})  # type: ignore[union-attr]
     page = console.get(f"{live.url}/admin/events/{meetup.id}/capture", timeout=10).text
     token = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     taken = console.post(f"{live.url}/admin/api/events/{meetup.id}/people", timeout=10, headers={"X-CSRF-Token": token},

@@ -15,7 +15,7 @@ from jobsite.settings import Settings
 from jobsite.sourcing import accept, events, people, retention
 from jobsite.worker import tasks
 
-from .conftest import LiveServer, Sandbox
+from .helpers import LiveServer, Sandbox
 
 TOKEN = "webhook-signing-token"
 HIRED = "63dd55b2-a99f-4e7b-985f-22c7bf80ab42"

@@ -9,7 +9,7 @@ import redis
 
 from jobsite.sourcing import people
 
-from .conftest import Sandbox
+from .helpers import Sandbox
 
 
 def team(sandbox: Sandbox) -> str:

@@ -19,8 +19,7 @@ from babel.support import Translations
 
 from jobsite.web.i18n import LANGUAGES
 
-from .conftest import Sandbox
-from .helpers import file_posting, lever_body, simple_posting
+from .helpers import Sandbox, file_posting, lever_body, simple_posting
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = {lang: ROOT / "translations" / lang / "LC_MESSAGES" / "messages.po" for lang in LANGUAGES if lang != "en"}

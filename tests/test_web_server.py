@@ -21,8 +21,7 @@ import requests
 
 from jobsite.settings import Settings
 
-from .conftest import TIMING, Sandbox, free_port, wait_for, worker_env
-from .helpers import file_posting, lever_body, simple_posting
+from .helpers import TIMING, Sandbox, csrf_in, file_posting, free_port, lever_body, simple_posting, wait_for, worker_env
 
 RSS_LIMIT_KB = 150 * 1024
 
@@ -174,17 +173,16 @@ def test_a_slow_password_hash_does_not_hold_the_workers_event_loop(web: Web, r) 
     """Issue 21, item 5: a failed sign-in's scrypt ran on the gevent loop (6 clients took candidate pages from 3.7
     to 165 ms at p50); now it runs in gevent's threadpool and the worker keeps answering meanwhile. The account's
     hash is made a few seconds' work (scrypt p=15) so the sign-in is surely still hashing while others ask."""
-    import re
 
     from jobsite.console import accounts
 
     accounts.add_user(r, "slow@acme.test", "a long enough password", accounts.Role.VIEWER)
     r.hset("user:slow@acme.test", "hash", "scrypt:32768:8:15$saltsalt$" + "0" * 128)
     browser = requests.Session()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(f"{web.url}/admin/login", timeout=10).text)
+    token = csrf_in(browser.get(f"{web.url}/admin/login", timeout=10).text)
     with ThreadPoolExecutor(1) as pool:
         signing_in = pool.submit(browser.post, f"{web.url}/admin/login", timeout=120, data={
-            "email": "slow@acme.test", "password": "wrong guess", "csrf_token": token.group(1)})
+            "email": "slow@acme.test", "password": "wrong guess", "csrf_token": token})
         answered = 0
         while not signing_in.done():
             answered += requests.get(f"{web.url}/healthz", timeout=60).ok
