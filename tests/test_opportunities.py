@@ -80,13 +80,13 @@ def test_during_maintenance_tags_come_after_the_window_with_no_429_and_say_so(
         settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers) -> None:
     sandbox.control("maintenance", on=True)
     workers.start(worker_env(settings))
-    receipts = [post(live, sandbox, n, "?utm_source=linkedin&utm_campaign=spring") for n in range(5)]
-    wait_for(lambda: store.counts(r)["waiting"] == 5, what="all five to wait for Lever")
+    receipts = [post(live, sandbox, n, "?utm_source=linkedin&utm_campaign=spring") for n in range(3)]
+    wait_for(lambda: store.counts(r)["waiting"] == 3, what="all three to wait for Lever")
     wait_for(lambda: sandbox.count("stages.list", 503) >= 2, what="the probe's reads")
     assert sandbox.count("opportunities.tags") == 0
     ended = time.time()
     sandbox.control("maintenance", on=False)
-    wait_for(lambda: len(lever_tags(sandbox)) == 5 and all(len(t) == 4 for t in lever_tags(sandbox)), timeout=60,
+    wait_for(lambda: len(lever_tags(sandbox)) == 3 and all(len(t) == 4 for t in lever_tags(sandbox)), timeout=60,
              interval=0.1, what="every opportunity tagged")
     assert all(t == [SITE, SOURCE, CAMPAIGN, MAINTENANCE] for t in lever_tags(sandbox))
     requests_ = sandbox.received()["requests"]
