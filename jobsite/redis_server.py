@@ -96,16 +96,16 @@ class EmbeddedRedis:
         """Start the server unless one already answers on the socket; True if this call started it. Either way this
         process now uses it, and it keeps running at least as long as this process (and what it forks or execs)."""
         private_dir(self.dir)
-        self._hold()
+        self._hold(timeout_s)
         with open(self.dir / "start.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            _flock(lock.fileno(), fcntl.LOCK_EX, timeout_s)
             if self.ping():
                 return False
             self._spawn()
             self._wait(timeout_s)
             return True
 
-    def _hold(self) -> None:
+    def _hold(self, timeout_s: float) -> None:
         """Count this process as a user: a shared lock on users.lock, taken before the server is looked for (so the
         reaper cannot stop a server this process has just found) and inherited across exec (`jobsite web` becomes
         gunicorn, whose workers are users too). While the reaper holds it exclusively, stopping an unused server,
@@ -113,7 +113,7 @@ class EmbeddedRedis:
         if self.dir in _held:
             return
         fd = os.open(self.dir / "users.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        _flock(fd, fcntl.LOCK_SH, timeout_s)
         os.set_inheritable(fd, True)
         _held[self.dir] = fd
 
@@ -170,6 +170,21 @@ class EmbeddedRedis:
             deadline = time.monotonic() + timeout_s
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
+
+
+def _flock(fd: int, operation: int, timeout_s: float) -> None:
+    """Take a file lock without blocking the process: tried, then retried after a short sleep. A blocking flock
+    would stop every greenlet of a gevent web worker, and two of its greenlets that ensure the server at once (each
+    opens the lock file, and flock locks are per open file) would wait on each other for ever."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a lock of the embedded Redis was held for over {timeout_s:.0f} s") from None
+            time.sleep(0.01)  # yields to other greenlets under gevent
 
 
 def _alive(pid: int) -> bool:

@@ -27,7 +27,12 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
     assert {f"jobsite/translations/{lang}/LC_MESSAGES/messages.mo" for lang in ("de", "fr")} <= set(names)
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
+    packages = sorted({name.rsplit("/", 1)[0].replace("/", ".") for name in names
+                       if name.endswith("/__init__.py") and name.startswith("jobsite/")})
+    assert {"jobsite.lever", "jobsite.postings", "jobsite.records", "jobsite.intake", "jobsite.delivery",
+            "jobsite.worker", "jobsite.followup", "jobsite.console", "jobsite.web", "jobsite.sandbox"} <= set(packages)
     script = (
+        f"import importlib; [importlib.import_module(p) for p in {packages!r}]\n"  # every subpackage, as installed
         "import jobsite; from jobsite import create_app\n"
         f"assert jobsite.__file__.startswith({str(installed)!r}), jobsite.__file__\n"
         f"c = create_app(data_dir={str(tmp_path / 'data')!r}).test_client()\n"

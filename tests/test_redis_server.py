@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -94,3 +95,21 @@ def _pings(r: redis.Redis) -> bool:
         return bool(r.ping())
     except redis.ConnectionError:
         return False
+
+
+def test_greenlets_that_ensure_the_server_at_once_do_not_block_each_other() -> None:
+    """A gevent web worker's first requests come at once, and each may start the embedded Redis: a blocking flock
+    held by one greenlet stopped the whole worker, so `jobsite up` sometimes never answered (seen under test)."""
+    folder = tempfile.mkdtemp(prefix="jsg")
+    script = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import sys, gevent\n"
+        "from jobsite.redis_server import EmbeddedRedis\n"
+        "server = EmbeddedRedis(sys.argv[1])\n"
+        "jobs = [gevent.spawn(server.ensure) for _ in range(4)]\n"
+        "gevent.joinall(jobs, timeout=20)\n"
+        "print(sorted(job.value for job in jobs))\n"
+        "server.stop()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, folder], capture_output=True, text=True, timeout=40)
+    assert done.stdout.strip() == "[False, False, False, True]", done.stderr  # one started it, three found it
