@@ -300,7 +300,8 @@ def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, s
     from click.testing import CliRunner
 
     from jobsite.cli import main
-    from tests.conftest import worker_env
+
+    from .helpers import worker_env
 
     receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Posting requires a phone number")

@@ -104,7 +104,9 @@ def test_a_transaction_redis_refuses_for_memory_is_a_503_not_a_spooled_applicati
         r: redis.Redis, sandbox: Sandbox, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """Redis holds a file several times over while the transaction runs: past maxmemory it refuses the whole
     transaction. That is a full Redis, not an unreachable one: refused, never spooled."""
-    live = LiveServer(create_app(load_settings({}, **{**settings.__dict__, "redis_high_water": 0.95})))
+    # Both marks out of the way (the low one refuses large uploads first): only Redis itself may refuse here.
+    live = LiveServer(create_app(load_settings({}, **{**settings.__dict__, "redis_high_water": 0.95,
+                                                      "redis_low_water": 0.95})))
     posting = file_posting(sandbox)
     requests.get(f"{live.url}/jobs/{posting['id']}/apply", timeout=10)
     before = r.config_get("maxmemory")["maxmemory"]
