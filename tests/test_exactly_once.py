@@ -221,9 +221,9 @@ def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Se
     try:
         frozen = store.receipts(r, State.DELIVERING)
         assert len(frozen) == 1
-        workers.start(env)  # recovery takes the frozen worker's application up once its lease has run out
-        # (up to a minute more when the frozen scheduler holds RQ's scheduler lock over a rescheduled job)
-        wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=180,
+        workers.start(env)  # recovery takes the frozen worker's application up once its lease has run out, and
+        # the paced ones its frozen scheduler held are scheduled by the second's once that has been silent 10 s
+        wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=60,
                  what="every application delivered by the second worker")
     finally:
         os.killpg(first.pid, signal.SIGCONT)
@@ -231,6 +231,38 @@ def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Se
              what="the woken worker to find its lease gone")
     assert [len(in_lever(sandbox, x)) for x in receipts] == [1, 1, 1, 1]  # none twice
     assert len(sandbox.received()["applications"]) == 4
+
+
+def test_the_locks_of_a_silent_scheduler_are_taken_over_and_a_beating_ones_are_not(r: redis.Redis) -> None:
+    """A worker that died or froze holding RQ's scheduler locks would hold every scheduled delivery (paced, backed
+    off, the gate's probe) for a minute: another worker frees them once that scheduler has missed its beats for
+    SCHEDULER_SILENT_S, and never while it beats."""
+    from rq.scheduler import RQScheduler
+
+    from jobsite.delivery import jobs
+    from jobsite.worker.process import (
+        RQ_LOCK_TTL_BEYOND_INTERVAL_S,
+        SCHEDULER_SILENT_S,
+        DeliveryWorker,
+        QuietScheduler,
+    )
+
+    queues = jobs.queues(r)
+    keys = [RQScheduler.get_locking_key(q.name) for q in queues]
+    other = RQScheduler(queues, connection=r, name="other")
+    assert other.acquire_locks() == {q.name for q in queues}
+    assert {r.ttl(k) for k in keys} == {other.interval + RQ_LOCK_TTL_BEYOND_INTERVAL_S}  # as RQ renews them
+    worker = DeliveryWorker(queues, connection=r, scheduler_name="ours")
+    worker.scheduler = QuietScheduler(queues, connection=r, name="ours")
+    worker.take_over_silent_schedulers()
+    assert r.mget(keys) == [b"other"] * len(keys)  # it beat a moment ago: left alone
+    for k in keys:  # its last beat SCHEDULER_SILENT_S + 1 s ago
+        r.expire(k, other.interval + RQ_LOCK_TTL_BEYOND_INTERVAL_S - SCHEDULER_SILENT_S - 1)
+    worker.take_over_silent_schedulers()
+    assert r.mget(keys) == [None] * len(keys)
+    assert worker.scheduler.acquire_locks() == {q.name for q in queues}
+    worker.take_over_silent_schedulers()  # its own locks are never freed
+    assert r.mget(keys) == [b"ours"] * len(keys)
 
 
 def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answers(

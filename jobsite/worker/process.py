@@ -28,6 +28,7 @@ from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
 from ..delivery import backoff, jobs
+from ..lua import Lua
 from ..services import Services
 from ..settings import Settings
 from . import tasks
@@ -38,6 +39,22 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (a 
 WAIT_BASE_S = 0.5  # between pings while Redis is away: from this, doubling,
 WAIT_CAP_S = 5.0  # to this (a local restart takes milliseconds; an outside Redis's failover, seconds)
 CALM_S = 60.0  # a work loop that ran this long was healthy: the next restart starts from WAIT_BASE_S again
+# RQ's scheduler sets its queue locks to expire in `interval + 60` s and renews them at each beat (every `interval`
+# s). A scheduler that has not beaten for this long is dead or frozen (a SIGKILLed worker, a paused VM), and every
+# scheduled job (a paced or backed-off delivery, the probe of a closed gate) would wait out the rest of that minute.
+SCHEDULER_SILENT_S = 10
+RQ_LOCK_TTL_BEYOND_INTERVAL_S = 60
+
+# Delete a scheduler lock that another scheduler holds and has not renewed for ARGV[2] s; 1 if deleted. Its TTL says
+# when it was last renewed, by Redis's clock alone, so machines' clocks do not matter.
+_TAKE_OVER = Lua("""
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] and redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+""")
 
 
 class RedisLost(SystemExit):
@@ -80,8 +97,23 @@ class DeliveryWorker(SimpleWorker):
         self.stopping = True
         super().request_stop(signum, frame)
 
+    def take_over_silent_schedulers(self) -> None:
+        """Free the queue locks of a scheduler that has gone silent, so that this worker's scheduler takes them at
+        this tick (RQ's `run_maintenance_tasks`) instead of a minute later."""
+        scheduler = self.scheduler
+        if scheduler is None or (scheduler._process is not None and scheduler._process.is_alive()):
+            return  # ours runs: it holds the locks, or will take them over at its own beat
+        renewed_above = scheduler.interval + RQ_LOCK_TTL_BEYOND_INTERVAL_S - SCHEDULER_SILENT_S
+        freed = [queue for queue in self.queue_names()
+                 if _TAKE_OVER(self.connection, [RQScheduler.get_locking_key(queue)], [self.scheduler_name,
+                                                                                      renewed_above])]
+        if freed:
+            log.warning("taking over the scheduling of %s: its scheduler has been silent for %d s or more",
+                        ", ".join(freed), SCHEDULER_SILENT_S)
+
     def run_maintenance_tasks(self) -> None:
         with _redis_lost():
+            self.take_over_silent_schedulers()
             super().run_maintenance_tasks()
             try:
                 tasks.upkeep()
