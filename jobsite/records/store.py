@@ -209,7 +209,8 @@ def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State 
     record.updated_at = time.time()
     if state is not None:
         record.state = state
-    pipe = r.pipeline() if isinstance(r, redis.Redis) else r
+    own = not isinstance(r, redis.client.Pipeline)  # (a Pipeline is also a redis.Redis: ask for the narrower type)
+    pipe = r.pipeline() if own else r
     fields = record.to_redis()
     mapping = {k: fields[k] for k in (*changes, "updated_at", "state")}
     pipe.hset(record_key(record.receipt), mapping=mapping)
@@ -220,9 +221,28 @@ def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State 
             pipe.zadd(DELIVERED_LOG, {record.receipt: record.delivered_at or time.time()})
     if changes.get("contact_id"):
         pipe.sadd(CONTACT.format(record.contact_id), record.receipt)
-    if isinstance(r, redis.Redis):
+    if own:
         pipe.execute()
     return record
+
+
+def withdraw_send(r: redis.Redis, receipt: str, inflight_at: float) -> bool:
+    """Undo the mark of an apply recorded as about to be sent at `inflight_at` that was never sent, unless the record
+    has moved on since (another send recorded, delivered). True if undone."""
+    key = record_key(receipt)
+    with r.pipeline() as pipe:
+        try:
+            pipe.watch(key)
+            raw = pipe.hgetall(key)
+            record = Record.from_redis(raw) if raw else None
+            if record is None or record.inflight_at != inflight_at or record.state in FINAL:
+                return False
+            pipe.multi()
+            update(pipe, record, inflight_at=0.0, settle_until=0.0)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True
 
 
 def set_job_id(r: redis.Redis, receipt: str, job_id: str) -> None:
