@@ -491,6 +491,36 @@ def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Se
     assert [q["endpoint"] for q in sandbox.received()["requests"]] == ["stages.list", "stages.list"]
 
 
+def test_a_probe_whose_job_failed_or_vanished_is_replaced_at_the_next_upkeep(svc: Services,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A probe job that failed (an error, or Redis back before RQ recorded it) or vanished left the gate closed with
+    nothing checking Lever until its claim expired, a minute and more: the next upkeep schedules another. A probe
+    that is still due is left alone."""
+    from rq.job import Job, JobStatus
+
+    r = svc.redis
+    gate.close(r, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
+    assert jobs.schedule_probe(r, 30, svc.settings.delivery_lease_s)
+    due = gate.probe_claim(r)
+    assert due is not None
+    assert Job.fetch(due, connection=r).get_status() == JobStatus.SCHEDULED  # claimed with its job, in one step
+    tasks.upkeep()
+    assert gate.probe_claim(r) == due
+    for end in ("failed", "vanished"):
+        job = Job.fetch(gate.probe_claim(r) or "", connection=r)
+        if end == "failed":
+            job.set_status(JobStatus.FAILED)
+        else:
+            job.delete()
+        r.delete(tasks.UPKEEP_LOCK)  # the next upkeep interval
+        with caplog.at_level(logging.WARNING):
+            tasks.upkeep()
+        successor = gate.probe_claim(r)
+        assert successor not in (None, job.id), end
+        assert Job.fetch(successor or "", connection=r).get_status() == JobStatus.SCHEDULED, end
+    assert caplog.text.count("the probe of the closed gate ended without a successor") == 2
+
+
 def test_a_refused_key_is_probed_by_delivering_not_by_reading(svc: Services, sandbox: Sandbox) -> None:
     from jobsite.console import dashboard
 

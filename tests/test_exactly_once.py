@@ -4,6 +4,8 @@ sandbox over HTTP, real worker processes where a worker is what fails."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
@@ -192,6 +194,39 @@ def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings:
     assert opportunity in entry["detail"]
     assert entry["who"] == ADMIN[0]
     assert sandbox.count("postings.apply") == 1
+
+
+def test_an_apply_marked_in_flight_but_never_sent_is_withdrawn_unless_the_record_moved_on(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """A worker that lost Redis after marking an apply in flight, but before sending it, withdraws the mark once
+    Redis is back: the application goes at once instead of waiting out the settle time (two minutes) for an apply
+    Lever never got. A mark that is not its own any more (another send since, a delivery) is left alone."""
+    svc = tasks.use(Services(settings))
+    withdrawn, kept = submit(svc, sandbox, 30), submit(svc, sandbox, 31)
+    for receipt in (withdrawn, kept):
+        store.update(r, store.load(r, receipt), State.DELIVERING, inflight_at=1000.5, first_sent_at=1000.5,
+                     settle_until=time.time() + settings.reconcile_settle_s)
+    assert not store.withdraw_send(r, withdrawn, 999.25)  # another send was recorded since
+    assert store.withdraw_send(r, withdrawn, 1000.5)
+    assert deliverer.deliver(svc, withdrawn).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc, kept).outcome == deliverer.Outcome.RETRY  # Lever may still be processing it
+    assert len(in_lever(sandbox, withdrawn)) == 1
+    assert in_lever(sandbox, kept) == []
+    assert not store.withdraw_send(r, withdrawn, store.load(r, withdrawn).inflight_at)  # delivered: final
+
+
+def test_a_record_change_queued_on_a_transaction_is_written_with_it_and_not_before(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """The fence records a send, and delivery marks an application delivered and drops its files, each in one
+    transaction: a change queued on a pipeline must wait for it (a Pipeline is also a redis.Redis)."""
+    receipt = submit(tasks.use(Services(settings)), sandbox, 32)
+    with r.pipeline() as pipe:
+        store.update(pipe, store.load(r, receipt), State.DELIVERED, inflight_at=1.5)
+        assert store.load(r, receipt).state == State.QUEUED
+        assert store.receipts(r, State.DELIVERED) == []
+        pipe.execute()
+    assert (store.load(r, receipt).state, store.load(r, receipt).inflight_at) == (State.DELIVERED, 1.5)
+    assert store.receipts(r, State.DELIVERED) == [receipt]
 
 
 def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Settings, r: redis.Redis,

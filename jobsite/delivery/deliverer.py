@@ -76,6 +76,11 @@ class Result:
 
 
 LEASE = "lease:{}"  # a redis-py Lock per application while a worker delivers it
+# Applies this process recorded as about to be sent (inflight_at) and then never sent, because Redis went away first:
+# receipt -> the inflight_at it recorded. Only this process can know it. Once Redis answers again, `withdraw_unsent`
+# clears those marks, so recovery sends them at once instead of waiting out the settle time for an apply Lever never
+# got; if the process dies first, the settle time still keeps them from being sent twice.
+_unsent: dict[str, float] = {}
 
 
 def _lease(r: redis.Redis, receipt: str, ttl_s: int) -> Lock:
@@ -194,12 +199,15 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
 
     fence = _Fence(r, lease, s.delivery_lease_s)
+    marked = 0.0  # the inflight_at recorded for this attempt's apply
 
     def sending(at: float) -> None:
         # Until Lever answers, it may be processing the apply (even if this worker dies): reconcile does not trust
         # "not found" before the settle time.
+        nonlocal marked
         fence.record_send(record, inflight_at=at, first_sent_at=first_sent_at or at,
                           settle_until=at + s.reconcile_settle_s)
+        marked = at
 
     try:
         if record.inflight_at and (known := _reconcile(services, record, pacer, probe)) is not None:
@@ -232,9 +240,22 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         elif applying and verdict.status is not None:
             store.update(r, record, settle_until=0.0)  # a 5xx answer ends Lever's processing: what it did is listed
         return _answered(services, record, verdict, applying, probe)
+    except (redis.ConnectionError, redis.TimeoutError):
+        if marked and not applying:
+            _unsent[record.receipt] = marked
+        raise
     _delivered(services, record, application_id, pacer)
     result = Result(Outcome.DELIVERED)
     return _opened(services, result) if probe else result
+
+
+def withdraw_unsent(r: redis.Redis) -> None:
+    """Once Redis answers again after cutting this process off: the applies it marked in flight but never sent are
+    not in flight (unless the record has moved on since: another send, a delivery)."""
+    for receipt, at in list(_unsent.items()):
+        if store.withdraw_send(r, receipt, at):
+            store.log_attempt(r, receipt, "deliver", None, "Redis went away before the apply was sent: not sent")
+        del _unsent[receipt]
 
 
 def _answered(services: Services, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:

@@ -144,13 +144,17 @@ def probe_failed(r: redis.Redis, cap_s: float) -> float:
     return delay
 
 
-def claim_probe(r: redis.Redis, job_id: str, at: float, ttl_s: int, *, replace: bool) -> bool:
-    """Record `job_id` as the one probe, due at epoch `at`. Unless `replace` (a probe handing over to its successor),
-    False while another probe is scheduled or running. The claim expires after `ttl_s`, so a lost probe job heals."""
-    if not r.set(PROBE, job_id, nx=not replace, ex=ttl_s):
-        return False
-    r.hset(GATE, "next_probe_at", at)
-    return True
+def probe_claim(r: redis.Redis) -> str | None:
+    """The job id of the one probe, while one is scheduled or running."""
+    claim = r.get(PROBE)
+    return claim.decode() if claim is not None else None
+
+
+def claim_probe(pipe: redis.client.Pipeline, job_id: str, at: float, ttl_s: int) -> None:
+    """Record `job_id` as the one probe, due at epoch `at`, in the transaction that schedules its job (so a claim
+    always names a job that exists). The claim expires after `ttl_s`, so a probe lost with its worker heals."""
+    pipe.set(PROBE, job_id, ex=ttl_s)
+    pipe.hset(GATE, "next_probe_at", at)
 
 
 def end_probe(r: redis.Redis) -> None:

@@ -7,6 +7,7 @@ job that is still running; the application's lease and state, not the job id, ma
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -23,6 +24,8 @@ from rq.registry import StartedJobRegistry
 from ..records import store
 from ..records.store import State
 from . import gate
+
+log = logging.getLogger(__name__)
 
 QUEUE = "applications"
 MAIL_QUEUE = "mail"  # confirmation emails: served first, so a receipt never waits behind a backlog of deliveries
@@ -152,14 +155,33 @@ def resume(r: redis.Redis) -> None:
 
 
 def schedule_probe(r: redis.Redis, delay_s: float, lease_s: int, *, replace: bool = False) -> bool:
-    """Schedule the one probe of a closed gate. Unless `replace` (the probe scheduling its successor), nothing
-    happens while a probe is scheduled or running."""
+    """Schedule the one probe of a closed gate, its claim and its job in one transaction. Unless `replace` (the probe
+    scheduling its successor), nothing happens while a probe is scheduled or running."""
     job_id = f"probe-{uuid.uuid4().hex[:12]}"
     at = time.time() + delay_s
-    if not gate.claim_probe(r, job_id, at, int(delay_s + lease_s + 60), replace=replace):
+    with r.pipeline() as pipe:
+        try:
+            pipe.watch(gate.PROBE)
+            if not replace and gate.probe_claim(pipe) is not None:
+                return False
+            pipe.multi()
+            gate.claim_probe(pipe, job_id, at, int(delay_s + lease_s + 60))
+            delivery_queue(r).enqueue_at(_not_before(at), PROBE, job_id=job_id, result_ttl=0,
+                                         job_timeout=JOB_TIMEOUT_S, description="probe Lever", pipeline=pipe)
+            pipe.execute()
+        except redis.WatchError:  # another process claimed (or dropped) it meanwhile
+            return False
+    return True
+
+
+def drop_lost_probe(r: redis.Redis) -> bool:
+    """Give up the claim of a probe whose job is no longer due or running: it failed (an error, or Redis went away
+    and came back while RQ recorded the failure) or ended without a successor. Until the claim expired, the gate
+    would stay closed with nothing checking Lever."""
+    claim = gate.probe_claim(r)
+    if claim is None or job_alive(r, claim) or not gate.drop_probe(r, claim):
         return False
-    delivery_queue(r).enqueue_at(_not_before(at), PROBE, job_id=job_id, result_ttl=0, job_timeout=JOB_TIMEOUT_S,
-                        description="probe Lever")
+    log.warning("the probe of the closed gate ended without a successor; scheduling another")
     return True
 
 

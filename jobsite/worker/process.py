@@ -129,6 +129,16 @@ class DeliveryWorker(SimpleWorker):
             self.cut_off = job
             raise RedisLost(type(e).__name__) from e
 
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """A job cut off by Redis going away, with Redis back before RQ recorded the failure, is said in one line, not
+        RQ's stack trace: nothing is lost and nobody need act (recovery takes a delivery up once its lease runs out,
+        upkeep replaces a probe). Any other error keeps RQ's full report."""
+        if exc_info and exc_info[0] is not None and issubclass(exc_info[0], REDIS_DOWN):
+            log.warning("%s was cut off when Redis went away (%s); it is taken up again", job.description or job.id,
+                        exc_info[0].__name__)
+            return
+        super().handle_exception(job, *exc_info)
+
     def heartbeat(self, timeout: int | None = None, pipeline: redis.client.Pipeline | None = None) -> None:
         with _redis_lost():
             super().heartbeat(timeout, pipeline)
@@ -209,9 +219,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
         restarts = 0 if time.monotonic() - began > CALM_S else restarts + 1
         if not _wait_for_redis(services.redis, lost, backoff.delay(restarts, WAIT_BASE_S, WAIT_CAP_S)):
             return
-        if worker.cut_off is not None:
-            with contextlib.suppress(*REDIS_DOWN):  # gone again: the claim expires by itself
-                tasks.cut_off(worker.cut_off)
+        with contextlib.suppress(*REDIS_DOWN):  # gone again: the claim expires, the settle time passes
+            tasks.cut_off(worker.cut_off)
 
 
 def _wait_for_redis(r: redis.Redis, lost: str | None, pause_s: float) -> bool:

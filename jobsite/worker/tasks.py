@@ -170,8 +170,10 @@ def probe() -> str:
 def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value: BaseException, tb: Any) -> None:
     """An unexpected error in a delivery job: the application needs attention, with the error for recruiters.
     (A job abandoned by a dead worker, or cut off by Redis going away, is taken up by `recover`, not here.)"""
-    if exc_type is None or issubclass(exc_type, (AbandonedJobError, redis.ConnectionError, redis.TimeoutError)) or (
-            not job.args):
+    if exc_type is not None and issubclass(exc_type, (redis.ConnectionError, redis.TimeoutError)):
+        deliverer.withdraw_unsent(connection)  # Redis went and is back: RQ records the failure
+        return
+    if exc_type is None or issubclass(exc_type, AbandonedJobError) or not job.args:
         return
     record = store.load(connection, job.args[0])
     if record and record.state not in (*store.FINAL, State.NEEDS_ATTENTION):
@@ -180,12 +182,14 @@ def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_valu
         store.log_attempt(connection, record.receipt, "deliver", "error", f"{exc_type.__name__}: {exc_value}")
 
 
-def cut_off(job: Job) -> None:
-    """Once Redis is back, tidy after a job its outage cut off. A probe gives up its claim, so the next upkeep
-    schedules another at once (the claim would hold the gate closed until it expires, a minute and more); a delivery
-    is taken up by `recover` once its lease runs out."""
-    if job.func_name == jobs.PROBE:
-        gate.drop_probe(services().redis, job.id)
+def cut_off(job: Job | None) -> None:
+    """Once Redis is back, tidy after the job its outage cut off, if any. A probe gives up its claim, so the next
+    upkeep schedules another at once (the claim would hold the gate closed until it expires, a minute and more); a
+    delivery is taken up by `recover` once its lease runs out, at once if its apply was never sent."""
+    r = services().redis
+    deliverer.withdraw_unsent(r)
+    if job is not None and job.func_name == jobs.PROBE:
+        gate.drop_probe(r, job.id)
 
 
 def recover(svc: Services) -> int:
@@ -238,7 +242,7 @@ def upkeep() -> None:
         retention.purge(svc)
         sourced_retention.purge(svc)
     status = gate.status(r)
-    if status.closed and not status.paused and not gate.probe_scheduled(r):
+    if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - time.time()), svc.settings.delivery_lease_s)
     elif status.is_open and status.parked:
         jobs.open_gate(r)
