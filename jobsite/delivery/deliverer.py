@@ -225,6 +225,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         applying = True
         application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
     except RateLimitWait as e:
+        _not_sent(r, record, marked)  # a slot given up (the process woke late) and the next too far
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:
         return _needs_attention(services, record, f"the uploaded file {e} is no longer in Redis (it holds files "
@@ -232,6 +233,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
         # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
+        _not_sent(r, record, marked)
         return Result(Outcome.SKIPPED)
     except LeverError as e:
         verdict = outcomes.judge(e, pacer, (limits.apply, limits.lever) if applying else (limits.lever,))
@@ -247,6 +249,13 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
     _delivered(services, record, application_id, pacer)
     result = Result(Outcome.DELIVERED)
     return _opened(services, result) if probe else result
+
+
+def _not_sent(r: redis.Redis, record: Record, marked: float) -> None:
+    """This attempt marked its apply in flight, then stopped before sending it: withdraw the mark, or the next
+    attempt would wait out the settle time for an apply Lever never got."""
+    if marked and store.withdraw_send(r, record.receipt, marked):
+        record.inflight_at = record.settle_until = 0.0
 
 
 def withdraw_unsent(r: redis.Redis) -> None:
