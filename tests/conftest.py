@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -72,21 +73,31 @@ def r(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def odt_bomb() -> bytes:
+def odt_bomb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """An ODT whose `mimetype` member inflates to 400 MiB of spaces: about 500 bytes, but 2.7 s of bzip2 to make,
-    so it is made once (test_filetypes and test_web_server both send it, on the same xdist worker: TIMING)."""
+    so it is made once per run, by whichever xdist worker asks first, in the folder they share."""
+    import fcntl
     import io
     import zipfile
 
     from jobsite.records import filetypes
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z, z.open("mimetype", "w", force_zip64=True) as member:
-        member.write(filetypes.ODT_MIMETYPE)
-        chunk = b" " * 2**20
-        for _ in range(400):  # streamed, so the test never holds the inflated bytes
-            member.write(chunk)
-    return buf.getvalue()
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's, where each xdist worker has its own
+    bomb = shared / "odt-bomb.odt"
+    with open(shared / "odt-bomb.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not bomb.exists():
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as z, z.open("mimetype", "w", force_zip64=True) as m:
+                m.write(filetypes.ODT_MIMETYPE)
+                chunk = b" " * 2**20
+                for _ in range(400):  # streamed, so the test never holds the inflated bytes
+                    m.write(chunk)
+            (shared / "odt-bomb.part").write_bytes(buf.getvalue())
+            (shared / "odt-bomb.part").rename(bomb)
+    return bomb.read_bytes()
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +136,7 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis, sandbox: Sandbox) -> S
         lever_base_url=f"{sandbox.url}/v1",
         secret_key="test-secret",
         lever_read_timeout_s=5.0,
+        probe_interval_s=1.0,  # a maintenance window's light read every second, not every 2 s: shorter waits
         submissions_per_ip_per_hour=10_000,  # every test client shares 127.0.0.1; test_api checks the limit
     )
 
@@ -199,4 +211,4 @@ def company_site():
 def workers() -> Iterator[Workers]:
     w = Workers()
     yield w
-    w.stop_all()
+    w.crash_all()

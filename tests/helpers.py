@@ -262,7 +262,8 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
                LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY=settings.secret_key,
                JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_PROBE_CAP_S="2",
-               JOBSITE_LOG_LEVEL="WARNING", JOBSITE_PACING_MARGIN_MS=str(PACING_MARGIN_MS))
+               JOBSITE_PROBE_INTERVAL_S="1", JOBSITE_LOG_LEVEL="WARNING",
+               JOBSITE_PACING_MARGIN_MS=str(PACING_MARGIN_MS))
     env.update(extra)
     return env
 
@@ -292,19 +293,16 @@ class Workers:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
-    def stop_all(self) -> None:
+    def crash_all(self) -> None:
+        """At the end of a test: SIGKILL every worker and what it forked. A graceful stop waits up to a second per
+        worker for RQ's scheduler to notice, and what the test checks is over; stopping cleanly is tested apart
+        (test_processes, test_cli)."""
 
         for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            with contextlib.suppress(ProcessLookupError):  # anything it forked that outlived it
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
+        for p in self.procs:
+            p.wait()
 
 
 ADMIN = ("ada@acme.test", "correct horse battery")

@@ -33,8 +33,8 @@ from .helpers import (
     worker_env,
 )
 
-# A strict window, no 429, and processes killed mid-work: on the timing worker.
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("strict_lever"), TIMING]
+# Lever in a strict window throughout; the tests that count 429s (none may happen) are on the timing worker.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("strict_lever")]
 
 
 def post(url: str, posting_id: str, body: dict) -> requests.Response:
@@ -48,6 +48,7 @@ def delivered(r: redis.Redis) -> int:
 BACKLOG = 20  # accepted during maintenance by 20 clients at once, then drained at the limit over several windows
 
 
+@TIMING  # no 429
 def test_maintenance_backlog_is_delivered_once_in_order_without_429(
         settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers) -> None:
     sandbox.control("limits", mode="window", apply_per_s=10, per_s=40)
@@ -64,7 +65,7 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
     receipts = [a.json()["receipt"] for a in answers]
     assert len(set(receipts)) == BACKLOG
     wait_for(lambda: store.counts(r)["waiting"] == BACKLOG, what=f"all {BACKLOG} to wait for Lever")
-    wait_for(lambda: sandbox.count("stages.list") >= 3, what="a few probes")
+    wait_for(lambda: sandbox.count("stages.list") >= 2, what="probes")
     during = [q for q in sandbox.received()["requests"] if not q["endpoint"].startswith("postings.list")
               and q["endpoint"] != "postings.questions"]
     # Only the apply that closed the gate, then probes: light reads, one at a time, spaced, each answered 503.
@@ -89,6 +90,7 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
     assert [q for q in got["requests"] if q["status"] == 429] == []
 
 
+@TIMING  # no 429
 def test_three_workers_drain_a_backlog_into_a_strict_lever_once_each_without_a_429(
         settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
     from rq import Worker
@@ -404,7 +406,7 @@ def test_a_worker_rides_out_a_redis_restart_mid_drain(settings: Settings, own_re
     client = create_app(s).test_client()
     posting = simple_posting(sandbox)
     sandbox.control("maintenance", on=True)
-    sandbox.control("latency", seconds=1.0, path="/apply")  # Redis goes while Lever holds an apply
+    sandbox.control("latency", seconds=0.5, path="/apply")  # Redis goes while Lever holds an apply
     log = tmp_path / "worker.log"
     worker = workers.start(worker_env(s), log)
     for n in range(6):

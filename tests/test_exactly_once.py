@@ -317,7 +317,7 @@ def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answe
     sign_in(client, *VIEWER)
     receipts = [submit(tasks.use(Services(settings)), sandbox, 40 + i) for i in range(6)]
     sandbox.control("fail", path="/v1/", status=500, count=1_000_000, message="Internal Server Error")
-    workers.start(worker_env(settings, JOBSITE_PROBE_INTERVAL_S="1"))
+    workers.start(worker_env(settings))
 
     def dashboard() -> dict:
         return client.get("/admin/api/status").get_json()

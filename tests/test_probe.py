@@ -62,7 +62,7 @@ def test_a_light_read_tells_when_maintenance_ends_then_the_oldest_goes_first(
     first_read = during.index(("stages.list", 503))
     assert set(during[:first_read]) == {("postings.apply", 503)}  # the delivery (or two) that closed the gate
     assert set(during[first_read:]) == {("stages.list", 503)}  # then reads only: no application re-sent
-    assert "Checking Lever every 2 s with a light read" in console(client)
+    assert "Checking Lever every 1 s with a light read" in console(client)
 
     sandbox.control("maintenance", on=False)
     wait_for(lambda: store.counts(r)["delivered"] == 5, timeout=60, interval=0.1, what="the backlog to drain")
