@@ -168,12 +168,13 @@ def resume_odt(lines: list[str] = RESUME_LINES) -> bytes:
     return out.getvalue()
 
 
-# pyproject's addopts run the suite on two pytest-xdist workers. Each worker has its own session fixtures (its own
+# pyproject's addopts run the suite on four pytest-xdist workers. Each worker has its own session fixtures (its own
 # redis-server in a temp dir, its own sandbox on a free port, its own Chromium), so tests on different workers share
-# nothing. The tests that would disturb each other's timing, or whose measurement another test's load would spoil,
-# are marked TIMING: xdist (`--dist loadgroup`) runs them all on one worker, one after another.
+# nothing. The tests that would disturb each other's timing are marked TIMING: xdist (`--dist loadgroup`) runs them
+# all on one worker, one after another. Tests that kill their own processes or measure one process's memory need
+# not be: nothing of theirs is shared, and their bounds do not depend on the machine's load.
 TIMING = pytest.mark.xdist_group("timing")
-"""Pace against Lever's real limit, assert no 429 in a strict window, measure memory or time, or kill processes."""
+"""Pace against Lever's real limit and count 429s in a strict window, or time a bound."""
 
 
 # How often a test's own HTTP server looks for a shutdown request. socketserver's default, 0.5 s, made every test
@@ -249,7 +250,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-# A test machine shared with browsers and other suites (and, with xdist, the suite's other worker) delays a request by
+# A test machine shared with browsers and other suites (and, with xdist, the suite's other workers) delays a request by
 # up to ~200 ms between its slot and the sandbox (bench/pacing_bench.py measures it): pace with room for that wherever
 # a test holds Lever to a strict window.
 PACING_MARGIN_MS = 300

@@ -122,7 +122,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@TIMING  # kills processes, 10 s to stop
+@TIMING  # each stop within 10 s
 def test_up_stops_every_child_and_frees_its_ports_three_times_in_a_row() -> None:
     """Issue 8, item 5: Ctrl-C (SIGINT to the terminal's process group) or SIGTERM, at any moment after start-up,
     leaves no process and no listening port behind, within 10 s. SIGTERM, Ctrl-C with a request in flight, SIGTERM:
