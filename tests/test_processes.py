@@ -104,6 +104,30 @@ def test_worker_stopped_with_sigterm_leaves_nothing_running(data: Path) -> None:
     assert_nothing_left(data)
 
 
+def test_a_worker_killed_alone_leaves_no_scheduler_behind(data: Path) -> None:
+    """A stop that reaches `jobsite worker` while it forks RQ's scheduler (RQ installs the worker's handlers after
+    forking it) ends the worker alone; its scheduler notices and ends too, so the embedded Redis stops."""
+    worker = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env_for(data))
+
+    def scheduler() -> int | None:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                command = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if parent == worker.pid and b"jobsite\0worker" in command:
+                return int(stat.parent.name)
+        return None
+
+    try:
+        wait_for(scheduler, what="the worker's scheduler process")
+    finally:
+        worker.kill()  # the worker alone, not its process group
+        worker.wait()
+    assert_nothing_left(data)
+
+
 def test_a_command_leaves_a_redis_it_found_running_alone(data: Path) -> None:
     server = EmbeddedRedis(data)
     assert server.ensure()  # started, and used, by this test's process

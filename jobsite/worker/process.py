@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -72,13 +73,26 @@ def _redis_lost() -> Iterator[None]:
 
 class QuietScheduler(RQScheduler):
     """RQ's scheduler process, which ends without a stack trace when Redis goes away: the worker starts another
-    once Redis is back (at its next work loop, or RQ's maintenance tick)."""
+    once Redis is back (at its next work loop, or RQ's maintenance tick). It also ends when its worker is gone."""
+
+    _worker_pid = 0
 
     def work(self) -> None:
+        self._worker_pid = os.getppid()  # this runs in the forked scheduler process
         try:
             super().work()
         except REDIS_DOWN as e:
             self.log.debug("scheduler stopped: Redis unreachable (%s)", type(e).__name__)
+
+    def heartbeat(self) -> None:
+        """RQ's beat, once its worker is known to be alive. A stop that reaches the worker while it starts this
+        process (RQ installs the worker's handlers only after forking it) ends the worker alone, and this process
+        would schedule on forever, holding the embedded Redis's users lock so that it never stops."""
+        if os.getppid() != self._worker_pid:
+            self.log.debug("scheduler stopping: its worker is gone")
+            self.request_stop()
+            return
+        super().heartbeat()
 
 
 class DeliveryWorker(SimpleWorker):
