@@ -126,7 +126,8 @@ def test_worker_killed_mid_delivery_loses_nothing_and_sends_once(
     worker = workers.start(env)
     receipt = client.post(f"/api/v1/postings/{posting['id']}/applications",
                           json=lever_body(sandbox, posting["id"])).get_json()["receipt"]
-    wait_for(lambda: store.load(r, receipt).inflight_at > 0, what="the apply to be in flight")
+    # In flight: Lever has it (its send is recorded a little before, as the worker waits for its slot).
+    wait_for(lambda: "postings.apply" in sandbox.state.processing, what="the apply to be in flight")
     workers.crash(worker)
     wait_for(lambda: len(sandbox.received()["applications"]) == 1, what="Lever to process the orphaned apply")
     assert store.load(r, receipt).state == State.DELIVERING

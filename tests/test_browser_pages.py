@@ -1,6 +1,6 @@
 """Every candidate and console page at 390 and 1280 px, in the default look and a company's brand: no sideways
-scrolling, nothing sticking out of its box, and axe-core finds no violation, at each width; a screenshot at the phone
-width kept in ./test-artifacts/screenshots/ (to look at)."""
+scrolling and nothing sticking out of its box at each width; at the phone width, axe-core finds no violation and a
+screenshot is kept in ./test-artifacts/screenshots/ (to look at)."""
 
 from __future__ import annotations
 

@@ -180,7 +180,7 @@ def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     site, posting = f"http://127.0.0.1:{port}", simple_posting(sandbox)
     try:
-        wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
+        wait_for(lambda: "jobsite is up" in out.read_text(), what="jobsite up")  # started: every part ready
         sandbox.control("maintenance", on=True)
         sandbox.control("latency", seconds=0.5, path="/apply")  # Redis goes while Lever holds an apply
         receipts = [requests.post(f"{site}/api/v1/postings/{posting['id']}/applications", timeout=30, headers=CLOSE,
@@ -221,7 +221,7 @@ def test_up_starts_a_dead_worker_or_web_again_and_still_stops_everything(tmp_pat
                                 stderr=subprocess.STDOUT, start_new_session=True)
     site = f"http://127.0.0.1:{port}"
     try:
-        wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
+        wait_for(lambda: "jobsite is up" in out.read_text(), what="jobsite up")  # started: every part ready
         for role in ("worker", "web"):
             child = _child(proc.pid, role)
             os.killpg(child, signal.SIGKILL)

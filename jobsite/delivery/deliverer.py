@@ -225,7 +225,8 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         applying = True
         application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
     except RateLimitWait as e:
-        _not_sent(r, record, marked)  # a slot given up (the process woke late) and the next too far
+        if not applying:  # (always so today: only the apply's answer comes after it)
+            _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:
         return _needs_attention(services, record, f"the uploaded file {e} is no longer in Redis (it holds files "
@@ -233,7 +234,8 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
         # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
-        _not_sent(r, record, marked)
+        if not applying:
+            _not_sent(r, record, marked)
         return Result(Outcome.SKIPPED)
     except LeverError as e:
         verdict = outcomes.judge(e, pacer, (limits.apply, limits.lever) if applying else (limits.lever,))

@@ -204,8 +204,8 @@ def resume(r: redis.Redis) -> list[str]:
 
 
 def drop_probe(r: redis.Redis, job_id: str) -> bool:
-    """A probe cut off before it scheduled its successor (its worker lost Redis) gives up its claim, if it still
-    holds it, so the next upkeep schedules another instead of waiting for the claim to expire."""
+    """A probe that ended without scheduling its successor (cut off by Redis, failed, or gone) gives up its claim,
+    if it still holds it, so that the next upkeep schedules another instead of waiting for the claim to expire."""
     with r.pipeline() as pipe:
         try:
             pipe.watch(PROBE)

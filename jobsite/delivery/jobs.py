@@ -200,7 +200,7 @@ def job_alive(r: redis.Redis, job_id: str) -> bool:
     if not job_id:
         return False
     try:
-        status = Job.fetch(job_id, connection=r).get_status()
+        status = Job.fetch(job_id, connection=r).get_status(refresh=False)  # (read again, it may be gone by then)
     except NoSuchJobError:
         return False
     return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)

@@ -122,7 +122,8 @@ class SandboxState:
             self.contacts: dict[str, str] = {}
             self.opportunities: list[dict[str, Any]] = []
             self.applications: list[dict[str, Any]] = []
-            self.requests: list[dict[str, Any]] = []
+            self.requests: list[dict[str, Any]] = []  # every request answered, as it arrived
+            self.processing: list[str] = []  # the endpoints of requests let through and not answered yet
             self.webhooks: list[dict[str, Any]] = []  # every webhook sent: {"envelope", "status"}
             self.users = make_users()
             self.notes: list[dict[str, Any]] = []  # every note: {"id", "opportunity", "user", "value", ...}
@@ -255,6 +256,8 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
                 headers = {"Retry-After": str(max(1, round(wait)))} if retry_after else {}
                 return _error(429, "TooManyRequestsError", "Rate limit exceeded", headers)
             latency = sw.latency_s if sw.latency_path in request.path else 0.0
+            st.processing.append(endpoint)
+            request.environ["sandbox.processing"] = True
         if latency:
             time.sleep(latency)
         return None
@@ -264,6 +267,8 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
         endpoint = request.environ.get("sandbox.endpoint")
         if endpoint:
             with st.lock:
+                if request.environ.get("sandbox.processing") and endpoint in st.processing:  # (not if reset since)
+                    st.processing.remove(endpoint)
                 st.requests.append({"t": request.environ["sandbox.arrived"], "method": request.method,
                                     "path": request.path, "endpoint": endpoint, "status": response.status_code})
                 drop = _take(st.switches.drop, request.path)

@@ -77,8 +77,11 @@ class QuietScheduler(RQScheduler):
 
     _worker_pid = 0
 
+    def start(self) -> Any:
+        self._worker_pid = os.getpid()  # in the worker, before the fork: the scheduler's parent must stay this one
+        return super().start()
+
     def work(self) -> None:
-        self._worker_pid = os.getppid()  # this runs in the forked scheduler process
         try:
             super().work()
         except REDIS_DOWN as e:
@@ -88,7 +91,7 @@ class QuietScheduler(RQScheduler):
         """RQ's beat, once its worker is known to be alive. A stop that reaches the worker while it starts this
         process (RQ installs the worker's handlers only after forking it) ends the worker alone, and this process
         would schedule on forever, holding the embedded Redis's users lock so that it never stops."""
-        if os.getppid() != self._worker_pid:
+        if self._worker_pid and os.getppid() != self._worker_pid:
             self.log.debug("scheduler stopping: its worker is gone")
             self.request_stop()
             return
@@ -113,10 +116,12 @@ class DeliveryWorker(SimpleWorker):
 
     def take_over_silent_schedulers(self) -> None:
         """Free the queue locks of a scheduler that has gone silent, so that this worker's scheduler takes them at
-        this tick (RQ's `run_maintenance_tasks`) instead of a minute later."""
+        RQ's next maintenance tick (`run_maintenance_tasks`, every upkeep interval) instead of a minute later. Another
+        worker's scheduler that is only starved of CPU for that long may lose its locks too: both may then queue the
+        same scheduled job once, which the lease, the fence and the probe's claim make harmless."""
         scheduler = self.scheduler
         if scheduler is None or (scheduler._process is not None and scheduler._process.is_alive()):
-            return  # ours runs: it holds the locks, or will take them over at its own beat
+            return  # ours runs (holding the locks, or beside the scheduler that does): RQ starts none while it does
         renewed_above = scheduler.interval + RQ_LOCK_TTL_BEYOND_INTERVAL_S - SCHEDULER_SILENT_S
         freed = [queue for queue in self.queue_names()
                  if _TAKE_OVER(self.connection, [RQScheduler.get_locking_key(queue)], [self.scheduler_name,
@@ -144,12 +149,14 @@ class DeliveryWorker(SimpleWorker):
             raise RedisLost(type(e).__name__) from e
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
-        """A job cut off by Redis going away, with Redis back before RQ recorded the failure, is said in one line, not
-        RQ's stack trace: nothing is lost and nobody need act (recovery takes a delivery up once its lease runs out,
-        upkeep replaces a probe). Any other error keeps RQ's full report."""
+        """A job cut off by Redis (gone, or too slow to answer), with Redis answering again by the time RQ recorded
+        the failure, is said in one line, not RQ's stack trace, and tidied after as when the work loop ends on it
+        (`tasks.cut_off`): a delivery is taken up by recovery, without the settle time if its apply was never sent;
+        a probe is replaced. Any other error keeps RQ's full report."""
         if exc_info and exc_info[0] is not None and issubclass(exc_info[0], REDIS_DOWN):
-            log.warning("%s was cut off when Redis went away (%s); it is taken up again", job.description or job.id,
-                        exc_info[0].__name__)
+            log.warning("%s was cut off by Redis (%s)", job.description or job.id, exc_info[0].__name__)
+            with contextlib.suppress(*REDIS_DOWN):  # gone again: the loop ends and tidies once it is back
+                tasks.cut_off(job)
             return
         super().handle_exception(job, *exc_info)
 

@@ -169,7 +169,8 @@ def probe() -> str:
 
 def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value: BaseException, tb: Any) -> None:
     """An unexpected error in a delivery job: the application needs attention, with the error for recruiters.
-    (A job abandoned by a dead worker, or cut off by Redis going away, is taken up by `recover`, not here.)"""
+    (A job abandoned by a dead worker, or cut off by Redis going away, is taken up by `recover`, not here; for the
+    latter, an apply it marked in flight but never sent is withdrawn now that Redis answers.)"""
     if exc_type is not None and issubclass(exc_type, (redis.ConnectionError, redis.TimeoutError)):
         deliverer.withdraw_unsent(connection)  # Redis went and is back: RQ records the failure
         return
