@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -12,11 +13,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
+
+from jobsite.redis_server import EmbeddedRedis, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,3 +138,80 @@ def start_site(sandbox_url: str, prefix: str) -> tuple[Path, str, subprocess.Pop
     web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
     worker = spawn([PY, "-m", "jobsite", "worker"], env)
     return data, f"http://127.0.0.1:{port}", web, worker
+
+
+@dataclass
+class SandboxedSite:
+    """What `sandboxed_site` started: the site's URL, the sandbox's (and a session to drive it), and the Redis."""
+
+    data: Path
+    redis: redis.Redis
+    env: dict[str, str]
+    url: str
+    sandbox_url: str
+    control: requests.Session
+    procs: list[subprocess.Popen[bytes]]
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """One more `jobsite worker` process on the same Redis (as on another machine), stopped with the rest."""
+        proc = spawn([PY, "-m", "jobsite", "worker"], self.env)
+        self.procs.append(proc)
+        return proc
+
+
+@contextlib.contextmanager
+def sandboxed_site(prefix: str, **env: str) -> Iterator[SandboxedSite]:
+    """An embedded redis-server, the sandbox and `jobsite web` on a new data dir, with `env` on top of the bench
+    defaults; each started process (workers first) and the Redis stop on the way out. Lever is another system: the
+    sandbox runs in its own process, so its clock of arrivals shares no lock with us."""
+    data = temp_dir(prefix)
+    server = EmbeddedRedis(data)
+    server.ensure()
+    port, sandbox_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = {"JOBSITE_DATA_DIR": str(data), "REDIS_URL": server.url, "LEVER_BASE_URL": f"{sandbox_url}/v1",
+           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING", **env}
+    procs = [spawn([PY, "-m", "jobsite", "sandbox", "--port", str(sandbox_port)], env),
+             spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)]
+    site = SandboxedSite(data, connect(server.url), env, f"http://127.0.0.1:{port}", sandbox_url, requests.Session(),
+                         procs)
+    try:
+        wait_http(sandbox_url + "/_sandbox/")
+        wait_http(site.url + "/healthz")
+        yield site
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        server.stop()
+
+
+def simple_form(session: requests.Session, sandbox_url: str) -> tuple[str, dict]:
+    """A published public posting with one location whose form asks for no file: its id and form."""
+    postings = session.get(f"{sandbox_url}/v1/postings?state=published", auth=("sandbox-key", ""), timeout=5)
+    for p in postings.json()["data"]:
+        if "public" not in (p["distributionChannels"] or []) or len(p["categories"]["allLocations"]) != 1:
+            continue
+        form = session.get(f"{sandbox_url}/v1/postings/{p['id']}/apply", auth=("sandbox-key", ""), timeout=5).json()
+        if not any(q["type"] == "file-upload" and q.get("required")
+                   for q in form["data"]["personalInformation"]):
+            return p["id"], form["data"]
+    raise SystemExit("no posting without a file in the sandbox's seed")
+
+
+def submit(site: str, pid: str, form: dict, i: int) -> None:
+    """Application `i` to that form, through the site's JSON API."""
+    custom = [{"id": q["id"], "fields": [
+        {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+        for f in q["fields"]]} for q in form["customQuestions"]]
+    body = {"personalInformation": [{"name": "fullName", "value": f"Bench {i}"},
+                                    {"name": "email", "value": f"p{i}@example.com"}], "customQuestions": custom}
+    answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.2)

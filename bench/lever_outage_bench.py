@@ -19,12 +19,10 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http
-from bench.pacing_bench import simple_form, submit, wait_until
+from bench.common import sandboxed_site, simple_form, submit, wait_until
 from jobsite.delivery import gate
 from jobsite.records import store
 from jobsite.records.store import State
-from jobsite.redis_server import EmbeddedRedis, connect
 
 
 def main() -> None:
@@ -33,48 +31,26 @@ def main() -> None:
     parser.add_argument("--outage-s", type=float, default=60.0)
     args = parser.parse_args()
     n = args.applications
-    data = temp_dir("jso")
-    redis_server = EmbeddedRedis(data)
-    redis_server.ensure()
-    r = connect(redis_server.url)
-    port, sandbox_port = free_port(), free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    env = {"JOBSITE_DATA_DIR": str(data), "REDIS_URL": redis_server.url, "LEVER_BASE_URL": f"{sandbox_url}/v1",
-           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING",
-           "JOBSITE_UPKEEP_INTERVAL_S": "1"}
-    sandbox = spawn([PY, "-m", "jobsite", "sandbox", "--port", str(sandbox_port)], env)
-    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
-    worker = None
     said: set[str] = set()
-    try:
-        wait_http(sandbox_url + "/_sandbox/")
-        control = requests.Session()
-        postings = control.get(f"{sandbox_url}/v1/postings?state=published", auth=("sandbox-key", ""), timeout=5)
-        site = f"http://127.0.0.1:{port}"
-        wait_http(site + "/healthz")
-        pid, form = simple_form(control, sandbox_url, postings.json()["data"])
-        requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
-        control.post(f"{sandbox_url}/_sandbox/fail", json={"path": "/v1/", "status": 500, "count": 10**9},
+    with sandboxed_site("jso", JOBSITE_UPKEEP_INTERVAL_S="1") as site:
+        r, control = site.redis, site.control
+        pid, form = simple_form(control, site.sandbox_url)
+        requests.get(f"{site.url}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
+        control.post(f"{site.sandbox_url}/_sandbox/fail", json={"path": "/v1/", "status": 500, "count": 10**9},
                      timeout=5).raise_for_status()
         outage_started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: submit(site, pid, form, i), range(n)))
-        worker = spawn([PY, "-m", "jobsite", "worker"], env)
+            list(pool.map(lambda i: submit(site.url, pid, form, i), range(n)))
+        site.start_worker()
         while time.monotonic() - outage_started < args.outage_s:
             status = gate.status(r)
             said.add(f"{status.state.value}" + (f" ({status.cause.value})" if status.cause else ""))
             time.sleep(0.5)
-        control.post(f"{sandbox_url}/_sandbox/fail", json={"clear": True}, timeout=5).raise_for_status()
+        control.post(f"{site.sandbox_url}/_sandbox/fail", json={"clear": True}, timeout=5).raise_for_status()
         recovered = time.time()
         wait_until(lambda: store.counts(r)["delivered"] == n, 900)
         delivered = sorted(rec.delivered_at for rec in store.load_many(r, store.receipts(r, State.DELIVERED)))
-        received = control.get(f"{sandbox_url}/_sandbox/received", timeout=30).json()
-    finally:
-        if worker:
-            stop(worker)
-        stop(web)
-        stop(sandbox)
-        redis_server.stop()
+        received = control.get(f"{site.sandbox_url}/_sandbox/received", timeout=30).json()
     emails = Counter(next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
                      for a in received["applications"])
     print(f"{n} applications, {args.outage_s:g} s of 500s from Lever, then recovery")

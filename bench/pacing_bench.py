@@ -18,18 +18,16 @@ import json
 import os
 import statistics
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import PY, free_port, spawn, stop, temp_dir, wait_http
+from bench.common import sandboxed_site, simple_form, submit, wait_until
 from jobsite import metrics
 from jobsite.records import store
 from jobsite.records.store import State
-from jobsite.redis_server import EmbeddedRedis, connect
 
 APPLY_LIMIT = 2.0
 
@@ -48,76 +46,25 @@ def main() -> None:
 
 
 def run(n: int, workers: int, margin_ms: int) -> None:
-    data = temp_dir("jsp")
-    redis_server = EmbeddedRedis(data)
-    redis_server.ensure()
-    r = connect(redis_server.url)
-    port, sandbox_port = free_port(), free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    env = {"JOBSITE_DATA_DIR": str(data), "REDIS_URL": redis_server.url, "LEVER_BASE_URL": f"{sandbox_url}/v1",
-           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING",
-           "JOBSITE_PACING_MARGIN_MS": str(margin_ms), "JOBSITE_PROBE_CAP_S": "2", "JOBSITE_UPKEEP_INTERVAL_S": "1"}
-    # Lever is another system: the sandbox runs in its own process, so its clock of arrivals shares no lock with us.
-    sandbox = spawn([PY, "-m", "jobsite", "sandbox", "--port", str(sandbox_port)], env)
-    web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
-    procs = []
-    try:
-        wait_http(sandbox_url + "/_sandbox/")
-        control = requests.Session()
-        control.post(f"{sandbox_url}/_sandbox/limits", json={"mode": "window"}, timeout=5).raise_for_status()
-        questions = control.get(f"{sandbox_url}/v1/postings?state=published", auth=("sandbox-key", ""), timeout=5)
-        site = f"http://127.0.0.1:{port}"
-        wait_http(site + "/healthz")
-        pid, form = simple_form(control, sandbox_url, questions.json()["data"])
-        requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
-        control.post(f"{sandbox_url}/_sandbox/maintenance", json={"on": True}, timeout=5).raise_for_status()
+    env = {"JOBSITE_PACING_MARGIN_MS": str(margin_ms), "JOBSITE_PROBE_CAP_S": "2", "JOBSITE_UPKEEP_INTERVAL_S": "1"}
+    with sandboxed_site("jsp", **env) as site:
+        r, control = site.redis, site.control
+        control.post(f"{site.sandbox_url}/_sandbox/limits", json={"mode": "window"}, timeout=5).raise_for_status()
+        pid, form = simple_form(control, site.sandbox_url)
+        requests.get(f"{site.url}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
+        control.post(f"{site.sandbox_url}/_sandbox/maintenance", json={"on": True}, timeout=5).raise_for_status()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: submit(site, pid, form, i), range(n)))
-        procs = [spawn([PY, "-m", "jobsite", "worker"], env) for _ in range(workers)]
+            list(pool.map(lambda i: submit(site.url, pid, form, i), range(n)))
+        for _ in range(workers):
+            site.start_worker()
         wait_until(lambda: store.counts(r)["waiting"] == n, 60)
-        control.post(f"{sandbox_url}/_sandbox/maintenance", json={"on": False}, timeout=5).raise_for_status()
+        control.post(f"{site.sandbox_url}/_sandbox/maintenance", json={"on": False}, timeout=5).raise_for_status()
         wait_until(lambda: store.counts(r)["delivered"] == n, n / APPLY_LIMIT * 2 + 60)
         records = store.load_many(r, store.receipts(r, State.DELIVERED))
         lags = {json.loads(k)[2]: float(v) for k, v in r.hgetall(metrics.HISTOGRAMS).items()
                 if json.loads(k)[:2] == ["jobsite_pacing_lag_seconds", {"limit": "apply"}]}
-        received = control.get(f"{sandbox_url}/_sandbox/received", timeout=30).json()
-    finally:
-        for p in procs:
-            stop(p)
-        stop(web)
-        stop(sandbox)
-        redis_server.stop()
+        received = control.get(f"{site.sandbox_url}/_sandbox/received", timeout=30).json()
     report(received, records, n, workers, margin_ms, lags)
-
-
-def simple_form(session: requests.Session, sandbox_url: str, postings: list[dict]) -> tuple[str, dict]:
-    """A public posting with one location whose form asks for no file."""
-    for p in postings:
-        if "public" not in (p["distributionChannels"] or []) or len(p["categories"]["allLocations"]) != 1:
-            continue
-        form = session.get(f"{sandbox_url}/v1/postings/{p['id']}/apply", auth=("sandbox-key", ""), timeout=5).json()
-        if not any(q["type"] == "file-upload" and q.get("required")
-                   for q in form["data"]["personalInformation"]):
-            return p["id"], form["data"]
-    raise SystemExit("no posting without a file in the sandbox's seed")
-
-
-def submit(site: str, pid: str, form: dict, i: int) -> None:
-    custom = [{"id": q["id"], "fields": [
-        {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
-        for f in q["fields"]]} for q in form["customQuestions"]]
-    body = {"personalInformation": [{"name": "fullName", "value": f"Bench {i}"},
-                                    {"name": "email", "value": f"p{i}@example.com"}], "customQuestions": custom}
-    answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body, timeout=30)
-    assert answer.status_code == 202, answer.text
-
-
-def wait_until(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out")
-        time.sleep(0.2)
 
 
 def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: dict[str, float]) -> None:

@@ -291,7 +291,8 @@ class Workers:
     def crash(proc) -> None:
         """SIGKILL the worker and everything it forked, as a machine or container crash would."""
 
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # crashed already
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
     def crash_all(self) -> None:
@@ -300,10 +301,7 @@ class Workers:
         (test_processes, test_cli)."""
 
         for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-        for p in self.procs:
-            p.wait()
+            self.crash(p)
 
 
 ADMIN = ("ada@acme.test", "correct horse battery")
