@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import redis
@@ -23,6 +21,7 @@ from redis.exceptions import LockError
 
 from .. import metrics
 from ..delivery import backoff, gate, jobs, outcomes
+from ..delivery.deliverer import Outcome, Result  # a person's delivery ends as an application's does
 from ..lever.client import LeverAuthError, LeverError
 from ..lever.pacing import Pacer, RateLimitWait
 from ..records import uploads
@@ -39,22 +38,6 @@ MAX_IN_PROCESS_WAIT_S = 10.0
 RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for what Lever may already have
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
-
-
-class Outcome(StrEnum):
-    DELIVERED = "delivered"
-    PARKED = "parked"  # behind the gate: queued again when it opens
-    RETRY = "retry"  # at `retry_at`
-    NEEDS_ATTENTION = "needs_attention"
-    SKIPPED = "skipped"  # delivered already, or another worker holds the person
-
-
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    retry_at: float = 0.0
-    gate_closed: bool = False  # this delivery closed the gate: a probe must be scheduled
-    probe_delay_s: float = 0.0
 
 
 def tags(settings: Settings, person: Person) -> list[str]:
