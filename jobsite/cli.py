@@ -341,6 +341,28 @@ def add_event(name: str, day: str, postings: tuple[str, ...]) -> None:
     click.echo(event.id)
 
 
+@admin.command("find")
+@click.argument("text")
+def find(text: str) -> None:
+    """Find applications and sourced people by reference (YQWW-ZP6N, any case, dash or not), exact email or the words
+    of a name: one match a line, newest first, with its receipt (or person id), reference, name and where it stands."""
+    from . import lookup
+    from .records import store
+    from .services import Services
+
+    found = lookup.find(Services(_settings()).redis, text)
+    for rec in found.applications:
+        name = (rec.application.personal.get("fullName") if rec.application else "") or "(personal data removed)"
+        click.echo(f"application  {rec.receipt}  {store.reference(rec.receipt)}  {name}  "
+                   f"{rec.posting_title or rec.posting_id}  {rec.state.value}")
+    for person in found.people:
+        how = f"event {person.event_name}" if person.event_id else "talent community"
+        click.echo(f"person  {person.id}  {store.reference(person.id)}  {person.name or '(personal data removed)'}  "
+                   f"{how}  {person.standing.value}")
+    if not found.applications and not found.people:
+        raise click.ClickException(f"nothing matches {text!r}")
+
+
 def _operator() -> str:
     """Who ran a command, for the audit log."""
     import getpass

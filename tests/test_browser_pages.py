@@ -171,6 +171,14 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
         check(page, theme, name, live.url + path)
         assert "(s)" not in page.locator("main").inner_text(), name  # proper plurals
     assert page.get_by_role("link", name=re.compile("^Open in Lever")).count() >= 2  # the person, as checked last
+    typed = store.reference(receipt).lower().replace("-", "")  # as a candidate reads it out on the phone
+    page.get_by_role("search", name="Find a person").get_by_role("searchbox").fill(typed)
+    page.get_by_role("search", name="Find a person").get_by_role("button", name="Find").click()
+    page.wait_for_url(re.compile(r"/admin/search\?q="))
+    check(page, theme, "admin-search")
+    assert page.locator("#found-applications td[data-label=Reference]").inner_text() == store.reference(receipt)
+    page.locator("#found-applications").get_by_role("link", name="Candidate 0").click()
+    page.wait_for_url(re.compile(f"/admin/applications/{receipt}$"))
     assert page.locator("h1").inner_text() == "Candidate 0"  # names first
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(live.url + "/admin/pipeline")
@@ -187,6 +195,20 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     assert page.locator("table.funnel").first.bounding_box()["height"] < 400  # the funnel stays a table
     assert page.get_by_label("Created until").count() == 1
     assert page.get_by_role("button", name="Filter").bounding_box()["width"] < 150  # not stretched
+
+
+# What is cut: an element past the viewport's sides or a clipping (scrolling) ancestor's, or whose text is wider than
+# its box.
+WHOLLY_SHOWN = """(selector) => [...document.querySelectorAll(selector)].filter((el) => {
+  const box = el.getBoundingClientRect();
+  if (box.left < 0 || box.right > innerWidth || el.scrollWidth > el.clientWidth + 1) return true;
+  for (let up = el.parentElement; up; up = up.parentElement) {
+    const style = getComputedStyle(up), outer = up.getBoundingClientRect();
+    if ((style.overflowX !== "visible" || style.overflowY !== "visible") &&
+        (box.left < outer.left - 1 || box.right > outer.right + 1)) return true;
+  }
+  return false;
+}).map((el) => el.textContent.trim() || el.outerHTML.slice(0, 60))"""
 
 
 # Posting rows wholly inside the viewport, before any scrolling.
@@ -464,7 +486,10 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
         page.goto(live.url + "/admin/")
         page.screenshot(path=str(ARTIFACTS / f"console-dashboard-closed-{width}.png"), full_page=True)
         nav = page.get_by_role("navigation", name="Console")
-        assert nav.bounding_box()["height"] < 60, f"the navigation takes more than one row at {width} px"
+        assert page.evaluate(WHOLLY_SHOWN, "nav.admin-nav a, nav.admin-nav input, nav.admin-nav button, "
+                             ".account summary") == [], f"the navigation is cut at {width} px"
+        if width == 1280:
+            assert nav.bounding_box()["height"] < 60, "the navigation takes more than one row at 1280 px"
         assert nav.locator("[aria-current=page]").all_inner_texts() == ["Dashboard"]
         assert page.locator('[data-field="gate.state"]').inner_text() == "closed"
         for state in page.locator(".big.word").all():

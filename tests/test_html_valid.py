@@ -40,6 +40,7 @@ def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.R
     s.post(live.url + "/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token}, timeout=10)
     console = {"dashboard": "/admin/", "applications": "/admin/applications", "audit": "/admin/audit",
                "application": f"/admin/applications/{receipt}", "pipeline": "/admin/pipeline",
+               "search": "/admin/search?q=Candidate+0", "search-empty": "/admin/search",
                "console-not-found": "/admin/no-such-page"}
     for name, path in console.items():
         answer = s.get(live.url + path, timeout=10)

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 import redis
 
+from . import search
 from .application import Application, Attribution
 from .uploads import StoredFile
 
@@ -180,6 +181,26 @@ def add(pipe: redis.client.Pipeline, record: Record) -> None:
     pipe.hset(record_key(record.receipt), mapping=record.to_redis())
     pipe.zadd(ALL, {record.receipt: record.created_at})
     pipe.zadd(state_key(record.state), {record.receipt: record.created_at})
+    search.index(pipe, search_entry(record))
+
+
+def search_entry(record: Record) -> search.Entry:
+    """What the console's search finds an application by: its reference, the candidate's name and email."""
+    personal = record.application.personal if record.application and not record.purged else {}
+    return search.Entry(search.APPLICATION, record.receipt, reference(record.receipt),
+                        str(personal.get("fullName") or ""), str(personal.get("email") or ""), record.created_at)
+
+
+def search_batches(r: redis.Redis, batch: int = search.BUILD_BATCH) -> Iterable[list[search.Entry]]:
+    """Every application for search.ensure_built, oldest first, a batch at a time. Once a batch is indexed (the
+    generator resumes), those purged meanwhile are forgotten again: retention may run while the index is built."""
+    start = 0
+    while ids := [x.decode() for x in r.zrange(ALL, start, start + batch - 1)]:
+        yield [search_entry(rec) for rec in load_many(r, ids)]
+        for rec in load_many(r, ids):
+            if rec.purged:
+                search.forget_personal(r, search.APPLICATION, rec.receipt)
+        start += batch
 
 
 def load(r: redis.Redis, receipt: str) -> Record | None:
@@ -257,6 +278,7 @@ def purge_personal_data(r: redis.Redis, receipt: str) -> None:
                                             "last_error": ""})
     pipe.delete(ATTEMPTS.format(receipt))
     pipe.zrem(DELIVERED_LOG, receipt)  # the log only feeds the last 24 hours' chart and rates
+    search.forget_personal(r, search.APPLICATION, receipt, pipe)
     pipe.execute()
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import redis
 
+from ..records import search
+from ..records.store import reference
 from ..records.uploads import StoredFile
 
 KEY = "sourced:{}"  # JSON: one person
@@ -119,6 +122,25 @@ def add(pipe: redis.client.Pipeline, person: Person) -> None:
         pipe.zadd(TALENT, {person.id: person.created_at})
     else:
         pipe.zadd(EVENT.format(person.event_id), {person.id: person.created_at})
+    search.index(pipe, search_entry(person))
+
+
+def search_entry(person: Person) -> search.Entry:
+    """What the console's search finds a sourced person by: a reference made from their id as an application's is
+    from its receipt, their name and email."""
+    return search.Entry(search.PERSON, person.id, reference(person.id), person.name, person.email, person.created_at)
+
+
+def search_batches(r: redis.Redis, batch: int = search.BUILD_BATCH) -> Iterable[list[search.Entry]]:
+    """Everyone for search.ensure_built, a batch at a time; those purged while their batch was indexed are
+    forgotten again once it is (the generator resumes then)."""
+    start = 0
+    while ids := [x.decode() for x in r.zrange(ALL, start, start + batch - 1)]:
+        yield [search_entry(p) for p in load_many(r, ids)]
+        for p in load_many(r, ids):
+            if p.purged:
+                search.forget_personal(r, search.PERSON, p.id)
+        start += batch
 
 
 def load(r: redis.Redis, person_id: str) -> Person | None:
@@ -210,4 +232,5 @@ def purge_personal_data(r: redis.Redis, person: Person) -> None:
         pipe.set(KEY.format(person.id), person.to_json())
         pipe.zrem(DELIVERED, person.id)
         pipe.delete(LOG.format(person.id), JOB.format(person.id))
+        search.forget_personal(r, search.PERSON, person.id, pipe)
         pipe.execute()

@@ -27,7 +27,7 @@ from flask import (
 )
 from markupsafe import Markup
 
-from .. import mail
+from .. import lookup, mail
 from ..addresses import ip_digest
 from ..console import accounts, audit, dashboard
 from ..delivery import deliverer, gate, jobs
@@ -82,8 +82,8 @@ def who() -> str:
 @bp.context_processor
 def vocabulary() -> dict[str, Any]:
     """Every console page names states with the same words, in the same order (store.State); "Open in Lever" links
-    start at `lever_app` (Lever's web app, Settings.lever_app_url)."""
-    return {"states": list(State), "lever_app": get_services().settings.lever_app_url}
+    start at `lever_app` (Lever's web app, Settings.lever_app_url); `reference` is what a person reads out to us."""
+    return {"states": list(State), "lever_app": get_services().settings.lever_app_url, "reference": store.reference}
 
 
 @bp.app_template_filter("counted")
@@ -241,6 +241,16 @@ def application_page(receipt: str) -> Any:
                            audit=audit.entries(svc.redis, 50, target=receipt), labels=_labels(record.posting_id),
                            custom_name=custom_name, mail=mail.state(svc.redis, receipt),
                            mail_on=svc.settings.smtp is not None)
+
+
+@bp.get("/search")
+def search_page() -> Any:
+    """One box for everything a person may be known by: a reference read out on the phone (any case, dash or not),
+    an exact email, the words of a name, or a receipt; applications and sourced people alike."""
+    svc = get_services()
+    q = request.args.get("q", "").strip()[:200]
+    found = lookup.find(svc.redis, q) if q else lookup.Found([], [])
+    return render_template("admin/search.html", q=q, found=found, titles=_posting_titles())
 
 
 @bp.get("/people/<contact_id>")
