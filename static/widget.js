@@ -1,4 +1,6 @@
 // jobsite widget: a company's open jobs on its own page, in a Shadow DOM so neither page's CSS reaches the other.
+// Sizes are in em from `medium` (the reader's own default size) or px, never rem: the host's root font size (62.5 %
+// is common) must not shrink or grow the widget.
 //   <div data-jobsite-widget data-team="Platform"><a href="https://careers.example.com/">Our open jobs</a></div>
 //   <script src="https://careers.example.com/static/widget.js" async></script>
 // The README ("Embedding") documents the data attributes and the --jobsite-* theming properties. What the div holds
@@ -19,7 +21,7 @@
 
   const CSS = `
 :host{display:block}
-.w{all:initial;display:block;font-family:var(--jobsite-font,system-ui,sans-serif);font-size:var(--jobsite-font-size,1rem);
+.w{all:initial;display:block;font-family:var(--jobsite-font,system-ui,sans-serif);font-size:var(--jobsite-font-size,medium);
 line-height:1.5;color:var(--jobsite-text,#1d2433);--s:var(--jobsite-spacing,.75rem);--r:var(--jobsite-radius,6px);
 --a:var(--jobsite-accent,#2454d6);--m:var(--jobsite-muted,#5b6475);--l:var(--jobsite-border,#d9dee7)}
 [hidden]{display:none!important}
@@ -33,12 +35,12 @@ form{display:flex;flex-wrap:wrap;gap:var(--s);margin-bottom:var(--s)}
 label{display:block;font-weight:600;font-size:.875em}
 input,select{font:inherit;color:inherit;padding:.4em .5em;border:1px solid var(--m);border-radius:var(--r);background:var(--jobsite-background,#fff);min-height:2.75em}
 .q{flex:1 1 12em}.q input{width:100%;box-sizing:border-box}
-dialog{padding:0;border:0;border-radius:var(--r);width:min(52rem,calc(100vw - 2rem));max-height:calc(100vh - 2rem);background:var(--jobsite-background,#fff);color:inherit}
+dialog{padding:0;border:0;border-radius:var(--r);width:min(832px,calc(100vw - 32px));max-height:calc(100vh - 32px);background:var(--jobsite-background,#fff);color:inherit}
 dialog::backdrop{background:#0009}
 .bar{display:flex;align-items:center;justify-content:space-between;gap:var(--s);padding:0 var(--s);border-bottom:1px solid var(--l)}
 .bar{justify-content:flex-end}.bar h2{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;margin:0}
-button{font:inherit;font-weight:600;min-width:2.75em;min-height:2.75em;border:1px solid var(--a);border-radius:var(--r);background:none;color:var(--a);cursor:pointer}
-iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
+button{font:inherit;font-weight:600;min-width:max(44px,2.75em);min-height:max(44px,2.75em);border:1px solid var(--a);border-radius:var(--r);background:none;color:var(--a);cursor:pointer}
+iframe{display:block;width:100%;height:calc(100vh - 112px);border:0}`;
 
   function el(tag, props, ...children) {
     const node = Object.assign(document.createElement(tag), props); // textContent, never innerHTML
@@ -201,6 +203,8 @@ iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
       el("div", { className: "bar" }, title, close), slot, trap(() => close.focus()));
     box.setAttribute("aria-labelledby", title.id);
     (root.querySelector(".w") || root).append(box);
+    const page = document.documentElement.style;
+    let scroll = null; // the host's own overflow, put back on close: the page behind stays still while open
     const o = {
       show(p, src, opener) { // a new iframe each time: a removed one takes its pages out of the history
         title.textContent = p.text;
@@ -209,20 +213,29 @@ iframe{display:block;width:100%;height:calc(100vh - 7rem);border:0}`;
         slot.replaceChildren(o.frame);
         o.opener = opener;
         address(p.id);
+        if (scroll === null) { scroll = page.overflow; page.overflow = "hidden"; }
         box.showModal();
         close.focus();
       },
     };
-    close.addEventListener("click", () => box.close());
-    box.addEventListener("close", () => {
+    // Every way out (×, Escape on the dialog or in the framed page, its "All jobs" link, the browser closing it)
+    // leaves the same page: the posting out of the address, the host scrolling again, focus back on the job's link.
+    function shut() {
+      if (box.open) box.close();
+      if (scroll === null) return;
+      page.overflow = scroll;
+      scroll = null;
       slot.replaceChildren();
       address(null);
       if (o.opener) o.opener.focus();
-    });
+    }
+    close.addEventListener("click", shut);
+    box.addEventListener("cancel", (e) => { e.preventDefault(); shut(); });
+    box.addEventListener("close", shut);
     addEventListener("message", (e) => { // the framed page (static/framed.js): origin and window both checked
       if (e.origin !== base || !o.frame || e.source !== o.frame.contentWindow || !e.data) return;
       if (e.data.jobsite === "ready") o.frame.contentWindow.postMessage({ jobsite: "hello", overlay: true }, base);
-      if (e.data.jobsite === "escape" || e.data.jobsite === "close") box.close(); // close: its "All jobs" link
+      if (e.data.jobsite === "escape" || e.data.jobsite === "close") shut(); // close: its "All jobs" link
     });
     return o;
   }

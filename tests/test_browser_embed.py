@@ -41,7 +41,8 @@ def axe_clean(target, what: str) -> None:
 
 def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
     pages, origin = company_site
-    css = HOSTILE_CSS + ".themed { --jobsite-accent: #8a1c7c; --jobsite-font: Georgia, serif; }"
+    css = HOSTILE_CSS + ".themed { --jobsite-accent: #8a1c7c; --jobsite-font: Georgia, serif; }" \
+        "html { font-size: 62.5% }"  # the common rem reset: 1rem is 10 px on this page
     pages["/careers"] = host_page(live, css=css, body=(
         '<ul><li id="host-item">the host\'s own list item</li></ul>'
         '<div id="all" data-jobsite-widget><a href="/fallback">See our jobs</a></div>'
@@ -77,6 +78,7 @@ def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, san
     assert style == ["rgb(36, 84, 214)", "none", "normal"]
     themed = platform.locator("a").first.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).fontFamily]")
     assert themed == ["rgb(138, 28, 124)", "Georgia, serif"]
+    assert smallest_text(page, "#all") >= 14
     assert page.locator("#host-item").is_hidden()  # the host's li { display: none } still holds for the host
     assert page.get_by_text("See our jobs").is_hidden()  # the fallback link gave way to the list
     assert link.get_attribute("href").startswith(f"{live.url}/jobs/")
@@ -267,18 +269,45 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     assert sent["source"] == "careers-page"
 
 
-@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 800)])
+@pytest.mark.parametrize(("width", "height", "root"), [(390, 844, "62.5%"), (1280, 800, "125%")])
 def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveServer, sandbox: Sandbox,
-                                                               company_site, width: int, height: int) -> None:
+                                                               company_site, width: int, height: int,
+                                                               root: str) -> None:
+    """At a phone's width and a desk's, on hosts whose root font size is 62.5 % and 125 %: the widget's sizes stay
+    its own, the close button is a 44 px target, the page behind does not scroll while the overlay is open, and
+    Escape leaves the same address as the close button."""
     from .helpers import simple_posting
 
     target = simple_posting(sandbox)
     pages, origin = company_site
-    pages["/careers"] = host_page(live, body='<div id="w" data-jobsite-widget data-apply="overlay"></div>')
+    pages["/careers"] = host_page(live, css=f"html {{ font-size: {root} }} main {{ padding-bottom: 200vh }}",
+                                  body='<div id="w" data-jobsite-widget data-apply="overlay"></div>')
     page.set_viewport_size({"width": width, "height": height})
     page.goto(origin + "/careers")
     w = page.locator("#w")
-    w.get_by_role("link", name=target["text"], exact=True).first.click()
+    job = w.get_by_role("link", name=target["text"], exact=True).first
+    job.wait_for()
+    assert job.evaluate("e => getComputedStyle(e).fontSize") == "16px"  # the reader's default, not the host's rem
+    assert smallest_text(page, "#w") >= 14
+    job.click()
+    w.locator("dialog").wait_for(state="visible")
+    close = w.get_by_role("button", name="Close")
+    assert min(close.bounding_box()["width"], close.bounding_box()["height"]) >= 44
+    behind = page.evaluate("scrollY")
+    page.mouse.move(width / 2, height - 5)
+    page.mouse.wheel(0, 600)
+    page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    assert page.evaluate("scrollY") == behind  # the page behind stays where it was
+    close.click()
+    closed(page)
+    by_button = address(page)
+    assert page.evaluate("getComputedStyle(document.documentElement).overflowY") == "visible"  # scrolls again
+    job.click()
+    w.locator("dialog").wait_for(state="visible")
+    page.keyboard.press("Escape")
+    closed(page)
+    assert address(page) == by_button == origin + "/careers"
+    job.click()
     w.locator("dialog").wait_for(state="visible")
     assert w.get_by_role("dialog", name=target["text"]).count() == 1  # named for screen readers
     frame = page.frame_locator("#w iframe")
@@ -292,6 +321,13 @@ def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveS
     closed(page)
     assert not w.locator("dialog").is_visible()
     assert page.url.startswith(origin + "/careers")
+
+
+def smallest_text(page, host: str) -> float:
+    """The smallest font size, in px, of any text the widget `host` shows."""
+    return page.evaluate("""host => Math.min(...[...document.querySelector(host).shadowRoot.querySelectorAll("*")]
+        .filter((e) => [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()) && e.checkVisibility())
+        .map((e) => parseFloat(getComputedStyle(e).fontSize)))""", host)
 
 
 def address(page) -> str:
