@@ -398,3 +398,28 @@ def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, setti
     assert deliverer.discard(svc, receipt, ADMIN[0], "duplicate")
     assert store.load(r, receipt).state == State.DISCARDED
     assert not deliverer.discard(svc, receipt, ADMIN[0], "again")
+
+
+def test_the_dashboard_speaks_a_recruiters_words_with_an_estimate_at_its_pace(client, r: redis.Redis, staff,
+                                                                              sandbox: Sandbox) -> None:
+    sign_in(client, *ADMIN)
+    for n in range(6):
+        submit(client, sandbox, n)
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    assert client.post("/api/v1/talent", json={"name": "Lena", "email": "lena@example.com", "consent": {"store": True},
+                                               "interests": {"teams": [team], "locations": []}}).status_code == 202
+    status = client.get("/admin/api/status").get_json()
+    pace = status["pacing"]["apply"]["rate_per_s"]
+    assert status["backlog"] == 6
+    assert status["eta_s"] == round(6 / pace)  # the backlog at the pace shown, not at the last minute's deliveries
+    assert status["per_minute"] == round(pace * 60)
+    assert (status["gate"]["word"], status["lever"]["word"]) == ("Sending", "Available")
+    page = client.get("/admin/").get_data(as_text=True)
+    shown = page.split("<h1>Dashboard</h1>")[1].split('<details class="technical')[0]  # read without opening it
+    assert f'About <span data-field="per_minute">{round(pace * 60)}</span> a minute' in shown
+    words = re.sub(r"<[^>]+>", " ", shown)
+    for technical in ("last answer", "/s", "hit rate", "Spooled", "429", "cache", "open", "closed"):
+        assert not re.search(rf"\b{re.escape(technical)}\b", words), technical
+    assert re.search(r'<strong id="talent-today">1</strong> joined the', shown)
+    assert re.search(r'<strong id="captured-today">0</strong> people captured', shown)
+    assert "6</strong> applications received" in shown

@@ -34,7 +34,7 @@ def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Re
     page.fill("#password", "a long enough password")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/admin/$"))
-    assert page.locator('[data-field="lever.state"]').inner_text() == "maintenance"
+    assert page.locator('[data-field="lever.word"]').inner_text() == "In maintenance"
     assert page.locator('[data-field="backlog"]').inner_text() == "6"
     assert page.locator('[data-field="counts.waiting"]').inner_text() == "6"
     assert page.locator("#drain").is_visible()
@@ -42,6 +42,7 @@ def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Re
     sandbox.control("maintenance", on=False)
     expect(page.locator('[data-field="backlog"]')).to_have_text("0", timeout=60_000)  # the page polls
     assert page.locator('[data-field="counts.delivered"]').inner_text() == "6"
+    assert page.locator('[data-field="lever.word"]').inner_text() == "Available"  # the page polls words too
 
     page.get_by_role("link", name="6").last.click()  # the delivered count links to the delivered applications
     page.wait_for_url(re.compile(r"state=delivered"))
@@ -51,6 +52,11 @@ def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Re
     assert receipt in receipts
     rec = store.load(r, receipt)
     assert page.locator("#state").inner_text() == "Delivered"
-    assert page.locator("#lever-application-id").inner_text() == rec.lever_application_id
-    assert page.locator("#lever-opportunity-id").inner_text() == rec.opportunity_id != ""
+    in_lever = page.get_by_role("link", name="Open in Lever")  # Lever's ids only behind it, never as text
+    assert in_lever.get_attribute("href").endswith(f"/candidates/{rec.opportunity_id}")
+    assert rec.opportunity_id != ""
+    assert in_lever.get_attribute("data-application") == rec.lever_application_id
+    assert rec.opportunity_id not in page.locator("main").inner_text()
+    assert receipt not in page.locator("main").inner_text()
+    assert page.locator("#reference").inner_text() == store.reference(receipt)
     assert rec.lever_application_id in {a["id"] for a in sandbox.received()["applications"]}

@@ -21,6 +21,7 @@ from jobsite.delivery import deliverer
 from jobsite.followup import report
 from jobsite.records import store
 from jobsite.settings import Settings, load_settings
+from jobsite.sourcing import events
 from jobsite.worker import tasks
 
 from .helpers import ADMIN, LiveServer, Sandbox, brand_env, lever_body, simple_posting
@@ -165,8 +166,15 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     assert deliverer.deliver(tasks.use(svc), receipt).outcome == deliverer.Outcome.DELIVERED  # a person in Lever
     contact = store.load(r, receipt).contact_id
     report.track(r, store.load(r, receipt))  # in the pipeline report, before any sync
+    event = events.add(r, "Berlin Robotics Meetup", "2026-12-03", [p["id"] for p in sandbox.public_postings()[:2]])
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert page.request.post(f"{live.url}/admin/api/events/{event.id}/people", headers={"X-CSRF-Token": token},
+                             data={"name": "Grace Hopper", "email": "grace@example.com", "rating": 4,
+                                   "note": "Knows compilers.\nCall after the fair.", "client_id": "0123456789abcdef",
+                                   "postings": event.postings[:1]}).status == 202
     for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
                        "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit",
+                       "admin-events": "/admin/events", "admin-event": f"/admin/events/{event.id}",
                        "admin-pipeline": "/admin/pipeline", "admin-person": f"/admin/people/{contact}"}.items():
         check(page, theme, name, live.url + path)
         assert "(s)" not in page.locator("main").inner_text(), name  # proper plurals
@@ -491,7 +499,10 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
         if width == 1280:
             assert nav.bounding_box()["height"] < 60, "the navigation takes more than one row at 1280 px"
         assert nav.locator("[aria-current=page]").all_inner_texts() == ["Dashboard"]
-        assert page.locator('[data-field="gate.state"]').inner_text() == "closed"
+        assert page.locator('[data-field="gate.state"]').text_content() == "closed"  # in the technical details
+        assert page.locator('[data-field="gate.word"]').inner_text() == "Waiting for Lever"
+        assert page.locator('[data-field="lever.word"]').inner_text() == "In maintenance"
+        assert not page.locator("#technical dl").is_visible()  # folded until asked for
         for state in page.locator(".big.word").all():
             lines = state.evaluate("el => { const r = document.createRange(); r.selectNodeContents(el);"
                                    " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }")

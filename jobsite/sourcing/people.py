@@ -234,3 +234,12 @@ def purge_personal_data(r: redis.Redis, person: Person) -> None:
         pipe.delete(LOG.format(person.id), JOB.format(person.id))
         search.forget_personal(r, search.PERSON, person.id, pipe)
         pipe.execute()
+
+
+def joined_between(r: redis.Redis, start: float, end: float) -> tuple[int, int]:
+    """How many joined the talent community, and how many were captured at events, in [start, end)."""
+    with r.pipeline(transaction=False) as pipe:
+        pipe.zcount(TALENT, start, f"({end}")
+        pipe.zcount(ALL, start, f"({end}")
+        talent, everyone = pipe.execute()
+    return int(talent), int(everyone) - int(talent)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import io
 import json
+import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,8 +190,11 @@ def dashboard_page() -> Any:
     svc = get_services()
     hist = dashboard.history(svc)
     peak = max([1] + [max(h["submitted"], h["delivered"]) for h in hist])
+    now = time.time()
+    talent, captured = people.joined_between(svc.redis, now - 86400, now + 1)
     return render_template("admin/dashboard.html", s=dashboard.status(svc), history=hist, peak=peak,
-                           cache=svc.catalog.info())
+                           cache=svc.catalog.info(), talent=talent, captured=captured,
+                           received=sum(h["submitted"] for h in hist), delivered=sum(h["delivered"] for h in hist))
 
 
 @bp.get("/api/status")
@@ -441,7 +446,28 @@ def refresh_cache() -> Any:
 @bp.get("/audit")
 def audit_page() -> Any:
     r = get_services().redis
-    return render_template("admin/audit.html", entries=audit.entries(r, 500), api_use=audit.entries(r, 200, api=True))
+    entries, api_use = audit.entries(r, 500), audit.entries(r, 200, api=True)
+    return render_template("admin/audit.html", entries=entries, api_use=api_use,
+                           subjects=_subjects(r, {e["target"] for e in entries + api_use if e["target"]}))
+
+
+def _subjects(r: Any, targets: set[str]) -> dict[str, tuple[str, str]]:
+    """What each audit entry acted on, named and linked: an application (its candidate's name and reference), an
+    event, a sourced person; a target that is none of these (an account's email) stays as written."""
+    found: dict[str, tuple[str, str]] = {}
+    for rec in store.load_many(r, sorted(targets)):
+        name = rec.application.personal.get("fullName") if rec.application else ""
+        found[rec.receipt] = (f"Application: {name or 'personal data removed'} ({store.reference(rec.receipt)})",
+                              url_for("admin.application_page", receipt=rec.receipt))
+    if get_services().settings.sourcing:
+        for event in events.all_(r):
+            if event.id in targets:
+                found[event.id] = (f"Event: {event.name}", url_for("admin.event_page", event_id=event.id))
+        for p in people.load_many(r, sorted(targets - found.keys())):
+            page = url_for("admin.event_page", event_id=p.event_id) if p.event_id else url_for("admin.talent_page")
+            found[p.id] = (f"{'Captured' if p.event_id else 'Talent community'}: {p.name or 'personal data removed'}"
+                           f" ({store.reference(p.id)})", page)
+    return found
 
 
 # Sourcing: recruiting events, capture at a booth (also offline: static/capture.js), the talent community.
@@ -478,11 +504,30 @@ def _posting_titles() -> dict[str, str]:
         return {}
 
 
+def _posting_choices() -> list[tuple[str, str, str]]:
+    """The open postings to pick for an event: id, title, and what tells postings with the same title apart (team,
+    locations, commitment; the day it was posted when even those are the same); by title, then that."""
+    try:
+        data = get_services().catalog.postings().data
+    except CatalogUnavailable:
+        return []
+    choices = [(p, " · ".join(filter(None, (p.get("team"), ", ".join(p.get("locations") or []), p.get("commitment")))))
+               for p in data]
+    seen = Counter((p["text"], where) for p, where in choices)
+    out = []
+    for p, where in choices:
+        if seen[(p["text"], where)] > 1 and p.get("createdAt"):
+            where += f" · posted {datetime.fromtimestamp(p['createdAt'] / 1000, UTC):%Y-%m-%d %H:%M} UTC"
+        out.append((p["id"], p["text"], where))
+    return sorted(out, key=lambda c: (c[1].casefold(), c[2].casefold()))
+
+
 @bp.get("/events")
 def events_page() -> Any:
     sourcing.enabled()
     r = get_services().redis
     return render_template("admin/events.html", events=events.all_(r), titles=_posting_titles(),
+                           choices=_posting_choices(),
                            counts={e.id: r.zcard(people.EVENT.format(e.id)) for e in events.all_(r)})
 
 
