@@ -41,6 +41,16 @@
     const moment = new Date(el.getAttribute("datetime"));
     if (!Number.isNaN(moment.getTime())) el.textContent = format.format(moment);
   });
+  // The dashboard chart's hours, and the zone its caption names.
+  const hour = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  document.querySelectorAll("svg text[data-hour]").forEach((el) => {
+    el.textContent = hour.format(new Date(Number(el.dataset.hour) * 1000));
+  });
+  const zone = document.getElementById("chart-zone");
+  if (zone) {
+    const named = format.formatToParts(new Date()).find((part) => part.type === "timeZoneName");
+    if (named) zone.textContent = `your time (${named.value})`;
+  }
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();

@@ -342,6 +342,10 @@ def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, li
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(re.compile(r"/admin/$"))
         assert page.locator("svg text.tick").count() >= 4  # the chart's time axis is labelled
+        first = page.locator("svg text[data-hour]").first
+        utc_hour = int(first.get_attribute("data-hour")) // 3600 % 24
+        assert first.text_content() == f"{(utc_hour + 1) % 24:02d}:00"  # in Berlin's winter time, not UTC
+        assert re.search(r"your time \((CET|GMT\+1)\)", page.locator("figure.chart figcaption").inner_text())
         page.goto(live.url + "/admin/applications")
         received = page.locator("td[data-label=Received] time")
         assert received.get_attribute("datetime").endswith("Z")
