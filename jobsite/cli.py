@@ -350,7 +350,7 @@ def find(text: str) -> None:
     from .records import store
     from .services import Services
 
-    found = lookup.find(Services(_settings()).redis, text)
+    found = lookup.find(Services(_settings()).redis, text, build_budget_s=None)
     for rec in found.applications:
         name = (rec.application.personal.get("fullName") if rec.application else "") or "(personal data removed)"
         click.echo(f"application  {rec.receipt}  {store.reference(rec.receipt)}  {name}  "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ REF = "search:ref:{}"  # zset: the members with this reference (8 characters, no
 EMAIL = "search:email:{}"  # zset: the members with this email (a hash of it, case folded)
 WORD = "search:word:{}"  # zset: the members whose name has this word (a hash of it, folded)
 OF = "search:of:{}"  # set: the index keys holding one member, to forget it exactly
-BUILT = "search:built:{}"  # set once the records of a kind stored before the index existed are in it
+BUILT = "search:built:{}"  # how far the records of a kind stored before the index existed are in it ("done")
 BUILDING = "search:building:{}"  # one process builds at a time
 LIMIT = 50
 MAX_WORDS = 8  # of a name, and of a query: a bound on the work one record or one search makes
 BUILD_BATCH = 500
+BUILD_BUDGET_S = 1.0  # of one search's time spent indexing older records
 
 
 @dataclass(frozen=True)
@@ -125,18 +127,31 @@ def find(r: redis.Redis, text: str, limit: int = LIMIT) -> list[Hit]:
     return hits[:limit]
 
 
-def ensure_built(r: redis.Redis, kind: str, everyone: Callable[[], Iterable[list[Entry]]]) -> None:
-    """Index the records of `kind` stored before the index existed, once: `everyone` yields them in batches. Later
-    records are indexed as they are stored, so this runs on the first search only (another process building waits
-    for nothing: it answers from what is indexed so far)."""
-    if r.exists(BUILT.format(kind)) or not r.set(BUILDING.format(kind), "1", nx=True, ex=600):
-        return
+def ensure_built(
+    r: redis.Redis,
+    kind: str,
+    everyone: Callable[[int], Iterable[tuple[int, list[Entry]]]],
+    budget_s: float | None = BUILD_BUDGET_S,
+) -> bool:
+    """Index the records of `kind` stored before the index existed; True once all are. `everyone(start)` yields
+    (the next start, a batch) from position `start`. Work stops after `budget_s` (None: until done) and the next
+    search goes on from there, so no request waits for a whole store; one process builds at a time, another answers
+    from what is indexed so far. Later records are indexed as they are stored."""
+    if r.get(BUILT.format(kind)) == b"done":
+        return True
+    if not r.set(BUILDING.format(kind), "1", nx=True, ex=600):
+        return False
     try:
-        for batch in everyone():
+        started = time.monotonic()
+        for after, batch in everyone(int(r.get(BUILT.format(kind)) or 0)):
             with r.pipeline(transaction=False) as pipe:
                 for entry in batch:
                     index(pipe, entry)
+                pipe.set(BUILT.format(kind), after)
                 pipe.execute()
-        r.set(BUILT.format(kind), "1")
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                return False
+        r.set(BUILT.format(kind), "done")
+        return True
     finally:
         r.delete(BUILDING.format(kind))

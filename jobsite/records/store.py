@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypedDict
@@ -191,16 +191,20 @@ def search_entry(record: Record) -> search.Entry:
                         str(personal.get("fullName") or ""), str(personal.get("email") or ""), record.created_at)
 
 
-def search_batches(r: redis.Redis, batch: int = search.BUILD_BATCH) -> Iterable[list[search.Entry]]:
-    """Every application for search.ensure_built, oldest first, a batch at a time. Once a batch is indexed (the
-    generator resumes), those purged meanwhile are forgotten again: retention may run while the index is built."""
-    start = 0
+def search_batches(r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
+                   ) -> Iterator[tuple[int, list[search.Entry]]]:
+    """Every application from position `start` (oldest first) for search.ensure_built: (the next position, a
+    batch). Once a batch is indexed (the generator resumes), those purged meanwhile are forgotten again: retention
+    may run while the index is built."""
     while ids := [x.decode() for x in r.zrange(ALL, start, start + batch - 1)]:
-        yield [search_entry(rec) for rec in load_many(r, ids)]
-        for rec in load_many(r, ids):
-            if rec.purged:
-                search.forget_personal(r, search.APPLICATION, rec.receipt)
-        start += batch
+        start += len(ids)
+        yield start, [search_entry(rec) for rec in load_many(r, ids)]
+        with r.pipeline(transaction=False) as pipe:
+            for receipt in ids:
+                pipe.hget(record_key(receipt), "purged")
+            for receipt, purged in zip(ids, pipe.execute(), strict=True):
+                if purged == b"1":
+                    search.forget_personal(r, search.APPLICATION, receipt)
 
 
 def load(r: redis.Redis, receipt: str) -> Record | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -131,16 +131,16 @@ def search_entry(person: Person) -> search.Entry:
     return search.Entry(search.PERSON, person.id, reference(person.id), person.name, person.email, person.created_at)
 
 
-def search_batches(r: redis.Redis, batch: int = search.BUILD_BATCH) -> Iterable[list[search.Entry]]:
-    """Everyone for search.ensure_built, a batch at a time; those purged while their batch was indexed are
-    forgotten again once it is (the generator resumes then)."""
-    start = 0
+def search_batches(r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
+                   ) -> Iterator[tuple[int, list[search.Entry]]]:
+    """Everyone from position `start` for search.ensure_built: (the next position, a batch); those purged while
+    their batch was indexed are forgotten again once it is (the generator resumes then)."""
     while ids := [x.decode() for x in r.zrange(ALL, start, start + batch - 1)]:
-        yield [search_entry(p) for p in load_many(r, ids)]
+        start += len(ids)
+        yield start, [search_entry(p) for p in load_many(r, ids)]
         for p in load_many(r, ids):
             if p.purged:
                 search.forget_personal(r, search.PERSON, p.id)
-        start += batch
 
 
 def load(r: redis.Redis, person_id: str) -> Person | None:
