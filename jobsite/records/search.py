@@ -139,7 +139,7 @@ def ensure_built(
     from what is indexed so far. Later records are indexed as they are stored."""
     if r.get(BUILT.format(kind)) == b"done":
         return True
-    if not r.set(BUILDING.format(kind), "1", nx=True, ex=600):
+    if not r.set(BUILDING.format(kind), "1", nx=True, ex=60):  # a builder that died frees it within a minute
         return False
     try:
         started = time.monotonic()
