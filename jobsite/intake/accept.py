@@ -189,7 +189,14 @@ def check_room(svc: Services, incoming: int) -> None:
 
 def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: Idempotency | None) -> Receipt:
     """Write record + files + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and
-    gets the winner's receipt."""
+    gets the winner's receipt.
+
+    redis-py raises WatchError both for a lost race and for a connection lost while keys are watched (Redis killed,
+    or exiting on a full disk in the middle of EXEC; a failover; a network cut), so a WatchError says only that
+    the outcome is unknown: it is read back. Our record in Redis: the transaction was written and its answer lost.
+    The key bound to another receipt: a duplicate won. Neither, or Redis not answering: ConnectionError, and the
+    caller spools (a receipt is only ever given for an application written somewhere; spooling one Redis has after
+    all is harmless, the drain finds its record and moves nothing)."""
     r = svc.redis
     with r.pipeline() as pipe:
         try:
@@ -211,7 +218,12 @@ def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: 
                 pipe.set(idem.key, f"{idem.fingerprint} {record.receipt}", ex=IDEMPOTENCY_TTL_S)
             pipe.execute()
         except redis.WatchError:
-            return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public)
+            if not r.exists(store.record_key(record.receipt)):
+                earlier = previous(svc, idem)
+                if earlier is None or earlier.receipt == record.receipt:
+                    raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") \
+                        from None
+                return earlier
     metrics.incr(r, "jobsite_applications_received_total")
     return Receipt(record.receipt, State.QUEUED.public)
 
