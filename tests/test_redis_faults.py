@@ -302,3 +302,25 @@ def test_a_failed_durable_write_leaves_no_temporary_file(tmp_path: Path) -> None
         with pytest.raises(OSError, match="No space left"):
             durable_create(folder / "b", b"x" * 2**20)
         assert sorted(p.name for p in folder.iterdir()) == ["filler"]
+
+
+@TIMING  # a bound on the answer's time
+def test_a_silent_redis_is_a_503_for_the_console_and_a_capture_within_seconds(
+        settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox) -> None:
+    from jobsite.console import accounts
+
+    s = through(settings, proxy)
+    client = create_app(s).test_client()
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    sign_in(client, *ADMIN)
+    token = csrf(client, "/admin/events")
+    event = events.add(r, "Fair", "2026-12-04")
+    proxy.set("blackhole")
+    started = time.monotonic()
+    capture = client.post(f"/admin/api/events/{event.id}/people", headers={"X-CSRF-Token": token},
+                          json={"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"})
+    console = client.get("/admin/")
+    took = time.monotonic() - started
+    assert (capture.status_code, console.status_code) == (503, 503)
+    assert capture.headers["Retry-After"]
+    assert took < 15, f"the recruiter waited {took:.1f} s"
