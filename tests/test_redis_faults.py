@@ -5,8 +5,10 @@ for nothing; a recruiter's capture is written or answered 503, so the page keeps
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
+import shutil
 import signal
 import tempfile
 import time
@@ -175,6 +177,7 @@ def test_redis_out_of_disk_mid_exec_spools_the_application(settings: Settings, s
             assert store.load(connect(server.url), receipt) is not None
         finally:
             server.stop(signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def html_form(client, sandbox: Sandbox, posting: dict) -> dict:
@@ -232,11 +235,12 @@ def test_a_form_not_yet_cached_is_read_without_redis(settings: Settings, r: redi
 
 
 def test_with_redis_down_and_the_disk_full_the_candidate_gets_a_503_and_no_file_is_left(
-        settings: Settings, proxy: RedisProxy, sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+        settings: Settings, proxy: RedisProxy, sandbox: Sandbox, caplog: pytest.LogCaptureFixture,
+        tmp_path: Path) -> None:
     """Issue 26, finding 7: nothing can keep the application, so it is not accepted: a 503 with Retry-After (the
     candidate keeps the form), not a 500 from the postings cache or the spool, no "spooled" in the log, and no
     empty temporary file in the spool."""
-    root = Path(tempfile.mkdtemp(prefix="jsf"))
+    root = tmp_path
     with small_disk(root / "data", "8m"):
         s = through(settings, proxy, data_dir=root / "data")
         client = create_app(s).test_client()
@@ -324,3 +328,15 @@ def test_a_silent_redis_is_a_503_for_the_console_and_a_capture_within_seconds(
     assert (capture.status_code, console.status_code) == (503, 503)
     assert capture.headers["Retry-After"]
     assert took < 15, f"the recruiter waited {took:.1f} s"
+
+
+def test_the_local_pace_of_page_reads_keeps_the_shared_spacing() -> None:
+    """While Redis is unreachable, one web process's reads of Lever are as far apart as the shared slots."""
+    from jobsite.services import LocalPace
+
+    pace = LocalPace(0.5)
+    waits = [pace.wait_s(10) for _ in range(4)]
+    assert None not in waits
+    gaps = [b - a for a, b in itertools.pairwise(w for w in waits if w is not None)]
+    assert all(0.45 < gap <= 0.5 for gap in gaps), gaps  # the clock moves a little between the calls
+    assert pace.wait_s(1.0) is None  # the next slot is over a second away: the catalog serves what it has

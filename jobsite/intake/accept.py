@@ -199,7 +199,11 @@ def check_room(svc: Services, incoming: int) -> None:
     per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under 1 % of a
     submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large files past
     the mark. Asked with the quick client of a request (services.py): a silent Redis costs a second, not forty."""
-    mem = redis_server.memory(svc.request_redis())
+    try:
+        mem = redis_server.memory(svc.request_redis())
+    except redis.RedisError as e:
+        svc.silence.heard(e)
+        raise
     s = svc.settings
     if mem.above(s.redis_high_water, incoming) or (incoming > SMALL_FILES_BYTES and
                                                     mem.above(s.redis_low_water, incoming)):
