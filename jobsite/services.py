@@ -34,16 +34,23 @@ class Silence:
     again), so that the next steps of a request, and the requests of the next seconds, go straight to the spool
     instead of each waiting out its own timeout. A cache of one fact, forgotten after SILENT_RECHECK_S."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._until = 0.0
+        self.clock = clock
 
     def known(self) -> bool:
-        return time.monotonic() < self._until
+        return self.clock() < self._until
 
     def heard(self, error: BaseException) -> None:
-        """Remember a timeout (a WatchError from a timeout is read back, and that read times out in turn)."""
+        """Remember a timeout (a WatchError from a timeout is read back, and that read times out in turn). What
+        `Services.request_redis` raises while the silence is known is no news: it does not extend it, so Redis is
+        tried again SILENT_RECHECK_S after it last failed to answer, however many requests come meanwhile."""
         if isinstance(error, redis.TimeoutError):
-            self._until = time.monotonic() + SILENT_RECHECK_S
+            self._until = self.clock() + SILENT_RECHECK_S
+
+
+class KnownSilent(redis.ConnectionError):
+    """Redis was not asked: it did not answer a moment ago (Silence)."""
 
 
 class LocalPace:
@@ -126,7 +133,7 @@ class Services:
         to be silent: a request's steps then cost one timeout between them, not one each (what fails is told to
         `silence`)."""
         if self.silence.known():
-            raise redis.TimeoutError("Redis did not answer a moment ago")
+            raise KnownSilent("Redis did not answer a moment ago")
         return self.quick_redis
 
     def _wait_for_a_read_slot(self) -> None:

@@ -340,3 +340,25 @@ def test_the_local_pace_of_page_reads_keeps_the_shared_spacing() -> None:
     gaps = [b - a for a, b in itertools.pairwise(w for w in waits if w is not None)]
     assert all(0.45 < gap <= 0.5 for gap in gaps), gaps  # the clock moves a little between the calls
     assert pace.wait_s(1.0) is None  # the next slot is over a second away: the catalog serves what it has
+
+
+def test_the_memory_of_a_silent_redis_ends_however_many_requests_meet_it(settings: Settings) -> None:
+    """A request that skips Redis because it is known silent does not extend the silence: Redis is asked again
+    SILENT_RECHECK_S after it last failed to answer."""
+    from jobsite import services
+
+    now = [100.0]
+    svc = Services(settings)
+    svc.silence = services.Silence(clock=lambda: now[0])
+    svc.silence.heard(redis.TimeoutError("no answer"))
+    for _ in range(10):
+        now[0] += 1
+        try:
+            svc.request_redis()
+        except redis.RedisError as e:
+            svc.silence.heard(e)
+        else:
+            break
+    assert now[0] == 100 + services.SILENT_RECHECK_S
+    svc.silence.heard(redis.ConnectionError("refused"))  # a refusal is tried again at once: nothing to remember
+    assert svc.request_redis() is svc.quick_redis

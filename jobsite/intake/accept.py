@@ -250,7 +250,8 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
                     raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") \
                         from None
                 return earlier
-    metrics.incr(r, "jobsite_applications_received_total")
+    with contextlib.suppress(redis.RedisError):  # a count lost, never a written application spooled again
+        metrics.incr(r, "jobsite_applications_received_total")
     return Receipt(record.receipt, State.QUEUED.public)
 
 
