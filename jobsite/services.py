@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,12 +21,16 @@ from .postings.catalog import Catalog
 from .redis_server import connect, redis_url
 from .settings import Settings
 
+log = logging.getLogger(__name__)
+
 READ_MAX_WAIT_S = 10.0  # a page waits this long at most for Lever's limit on a cold cache
 # A request a person waits on (an application, a capture) gives Redis this long per command: Redis answers in well
-# under a millisecond, and a 10 MB file in a transaction with appendfsync always in tens of milliseconds, so a second
-# of silence is a Redis that stopped answering (killed without a reset, a network cut, a stopped process), and the
-# application is spooled instead (a load balancer cuts at 60 s; the candidate should not wait at all).
-REQUEST_TIMEOUT_S = 1.0
+# under a millisecond, and a 10 MB file in a transaction with appendfsync always in tens of milliseconds, so two
+# seconds of silence is a Redis that stopped answering (killed without a reset, a network cut, a stopped process), and
+# the application is spooled instead (a load balancer cuts at 60 s; the candidate should not wait at all). Not less:
+# a process starved of CPU on a machine loaded far past its cores can wait a second for an answer already there, and
+# a spurious silence makes this process's page reads leave the shared pace for a few seconds.
+REQUEST_TIMEOUT_S = 2.0
 SILENT_RECHECK_S = 5.0  # after Redis fell silent, a process's requests skip it this long instead of waiting again
 
 
@@ -143,6 +148,7 @@ class Services:
             slot = reserve(self.request_redis(), (self.limits.lever,), READ_MAX_WAIT_S)
         except redis.RedisError as e:
             self.silence.heard(e)
+            log.warning("reading Lever on this process's own pace: Redis unreachable (%s)", type(e).__name__)
             wait_s = self.local_pace.wait_s(READ_MAX_WAIT_S)
             if wait_s is None:
                 raise LeverRateLimited(f"no free slot on Lever's limit within {READ_MAX_WAIT_S:.0f} s") from None

@@ -198,7 +198,7 @@ def check_room(svc: Services, incoming: int) -> None:
     small applications, so a candidate with a CV still gets in while large uploads fill Redis. One INFO round trip
     per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under 1 % of a
     submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large files past
-    the mark. Asked with the quick client of a request (services.py): a silent Redis costs a second, not forty."""
+    the mark. Asked with the quick client of a request (services.py): a silent Redis costs seconds, not minutes."""
     try:
         mem = redis_server.memory(svc.request_redis())
     except redis.RedisError as e:

@@ -164,7 +164,7 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
     page keeps the capture in its outbox and sends it again). A capture's guard has no expiry: the page keeps a
     capture until it is answered, however many days that takes, and the guard (a client id and a person id, no
     personal data) lives as long as the person's record does. Written with a request's quick client (services.py): a
-    silent Redis is a 503 within about a second, not after minutes."""
+    silent Redis is a 503 within seconds, not after minutes."""
     try:
         return _write(svc.request_redis(), person, resume, idempotency)
     except redis.RedisError as e:

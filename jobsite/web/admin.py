@@ -51,7 +51,7 @@ def load_user() -> Any:
     g.user = None
     email, sid = session.get("user"), session.get("sid")
     if isinstance(email, str) and isinstance(sid, str):
-        # The quick client: a silent Redis makes the console a 503 in a second (web/errors.py), not in minutes.
+        # The quick client: a silent Redis makes the console a 503 in seconds (web/errors.py), not in minutes.
         g.user = accounts.session_user(get_services().request_redis(), email, sid)
     if request.method == "POST":
         check_csrf()

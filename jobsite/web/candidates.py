@@ -287,7 +287,7 @@ def application_status(receipt: str) -> dict[str, Any] | None:
     Redis); while Redis is down, any other well-formed receipt reads as "unknown": it may be in the spool of another
     web machine (the redirect after a submission can land on any of them), and a candidate whose application was
     accepted must never read "not found", nor a state we cannot know ("waiting" for one long delivered). Read with
-    a request's quick client: a silent Redis costs the page a second."""
+    a request's quick client: a silent Redis costs the page seconds, not minutes."""
     svc = get_services()
     if not receipt or len(receipt) > 64 or not receipt.replace("-", "").replace("_", "").isalnum():
         return None
