@@ -395,3 +395,204 @@ def brand_env(folder: Path) -> dict[str, str]:
         "JOBSITE_BRAND_FOOTER_LINKS": "Our blog=https://example.com/blog; Life at Acme, in pictures=https://example.com/life",
         "JOBSITE_PRIVACY_URL": "https://example.com/privacy",
     }
+
+
+class RedisProxy:
+    """A TCP proxy in front of a Redis (its unix socket or host:port), for the faults a Redis shows on a network:
+    `pass` forwards, `blackhole` keeps connections open and answers nothing (a Redis that stops answering, a cut
+    that sends no reset), `refuse` stops listening (connection refused) and closes what is open. `cut_on_exec`
+    arms a one-shot cut of the next transaction that names `containing`: before EXEC reaches Redis (nothing is
+    written) or after Redis answered it (written, the answer lost), as a kill -9, an OOM kill or a failover between
+    WATCH and EXEC's reply would. `cut` is set once it happened: tests wait on it, not on a sleep.
+
+    It reads the client's stream command by command (RESP arrays of bulk strings, what redis-py sends) and holds a
+    transaction from MULTI to EXEC, so a cut falls exactly where the test asked."""
+
+    def __init__(self, upstream: str | tuple[str, int]):
+        self.upstream = upstream  # a unix socket path, or (host, port)
+        self.mode = "pass"
+        self.cut = threading.Event()
+        self._armed: tuple[bytes, bool] | None = None  # (the bytes a transaction must contain, cut after EXEC)
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.port = free_port()
+        self._listen()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def set(self, mode: str) -> None:
+        assert mode in ("pass", "blackhole", "refuse")
+        with self._lock:
+            self.mode = mode
+        if mode == "refuse":
+            self._close_all()
+        elif self._listener is None:
+            self._listen()
+
+    def cut_on_exec(self, containing: bytes = b"", *, after: bool = False) -> None:
+        self.cut.clear()
+        with self._lock:
+            self._armed = (containing, after)
+
+    def stop(self) -> None:
+        self._close_all()
+
+    def _listen(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _close_all(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        for s in ([listener] if listener else []) + conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed: refusing
+            if isinstance(self.upstream, str):
+                server = socket.socket(socket.AF_UNIX)
+                server.connect(self.upstream)
+            else:
+                server = socket.create_connection(self.upstream)
+            with self._lock:
+                self._conns += [client, server]
+            cutting = _Cutting()
+            threading.Thread(target=self._to_redis, args=(client, server, cutting), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(server, client, cutting), daemon=True).start()
+
+    def _drop(self, *socks: socket.socket) -> None:
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def _to_client(self, server: socket.socket, client: socket.socket, cutting: _Cutting) -> None:
+        with contextlib.suppress(OSError):
+            while data := server.recv(65536):
+                if cutting.replies is not None:
+                    cutting.heard(data)
+                elif self.mode == "pass":
+                    client.sendall(data)
+        cutting.heard(b"")
+        self._drop(client, server)
+
+    def _to_redis(self, client: socket.socket, server: socket.socket, cutting: _Cutting) -> None:
+        buf, held = bytearray(), bytearray()
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self.mode != "pass":
+                    continue  # swallowed: nothing reaches Redis, nothing comes back
+                buf += data
+                while (command := _resp_command(buf)) is not None:
+                    raw, name = command
+                    if name == b"MULTI" or held:
+                        held += raw
+                        if name != b"EXEC":
+                            continue
+                        raw, held = bytes(held), bytearray()
+                        after = self._cut_here(raw)
+                        if after is not None:
+                            if after:  # let Redis write it, and hold back its answer
+                                cutting.replies = bytearray()
+                                server.sendall(raw)
+                                cutting.answered.wait(10)
+                            self._drop(client, server)
+                            self.cut.set()
+                            return
+                    server.sendall(raw)
+        self._drop(client, server)
+
+    def _cut_here(self, transaction: bytes) -> bool | None:
+        """None to pass this transaction on; else whether to cut after EXEC (the one-shot cut is then used)."""
+        with self._lock:
+            if self._armed is None or self._armed[0] not in transaction:
+                return None
+            after, self._armed = self._armed[1], None
+            return after
+
+
+class _Cutting:
+    """One proxied connection's answers held back while a transaction is cut after EXEC: `answered` is set once
+    Redis's answer to EXEC came (an array, or an error, after MULTI's +OK and the +QUEUEDs), or the socket closed."""
+
+    def __init__(self) -> None:
+        self.replies: bytearray | None = None
+        self.answered = threading.Event()
+
+    def heard(self, data: bytes) -> None:
+        if self.replies is None:
+            return
+        self.replies += data
+        after_multi = self.replies.partition(b"+OK\r\n")[2]
+        if not data or re.search(rb"(^|\r\n)[*-]", after_multi.replace(b"+QUEUED\r\n", b"")):
+            self.answered.set()
+
+
+def _resp_command(buf: bytearray) -> tuple[bytes, bytes] | None:
+    """Take one complete command off `buf` (a RESP array of bulk strings): its bytes and its upper-cased name."""
+    if not buf:
+        return None
+    end = buf.find(b"\r\n")
+    if end < 0:
+        return None
+    if buf[:1] != b"*":  # an inline command
+        raw = bytes(buf[:end + 2])
+        del buf[:end + 2]
+        return raw, raw.split()[0].upper() if raw.split() else b""
+    count, pos, name = int(buf[1:end]), end + 2, b""
+    for i in range(count):
+        line = buf.find(b"\r\n", pos)
+        if line < 0:
+            return None
+        size = int(buf[pos + 1:line])
+        if len(buf) < line + 2 + size + 2:
+            return None
+        if i == 0:
+            name = bytes(buf[line + 2:line + 2 + size]).upper()
+        pos = line + 2 + size + 2
+    raw = bytes(buf[:pos])
+    del buf[:pos]
+    return raw, name
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "4m"):
+    """A tmpfs of `size` mounted at `path` (as root) for the length of the block: a disk that fills up. Skips the
+    test where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                             capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Fill the file system of `folder` until at most `leave` bytes are free; returns the filler file (delete it to
+    free the disk)."""
+    filler = folder / "filler"
+    with open(filler, "ab") as f:
+        while (free := os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize) > leave:
+            try:
+                f.write(b"\0" * min(free - leave, 2**20))
+                f.flush()
+            except OSError:
+                break
+    return filler

@@ -50,6 +50,13 @@ class IdempotencyConflict(Exception):
     files): answering with the first receipt would hand one person's receipt to another."""
 
 
+class NowhereToKeep(Exception):
+    """Redis cannot be reached and this machine's spool cannot be written (its disk is full): nothing keeps the
+    application, so it is not accepted; the candidate keeps the form and tries again."""
+
+    retry_after_s = 60
+
+
 class RedisFull(Exception):
     """Redis is above its high-water mark: an application accepted now might not fit, so none is accepted."""
 
@@ -90,28 +97,30 @@ def check_ip(svc: Services, ip: str, files_bytes: int = 0, *, counter: str = "su
     quota = quotas.Quota(counter, {"applications": s.submissions_per_ip_per_hour,
                                    "bytes": s.submission_mb_per_ip_per_hour * 2**20})
     try:
-        quotas.take(svc.redis, quota, ip_digest(ip, s.secret_key), {"applications": 1, "bytes": files_bytes})
+        quotas.take(svc.request_redis(), quota, ip_digest(ip, s.secret_key), {"applications": 1, "bytes": files_bytes})
     except quotas.Exceeded as e:
         raise TooManySubmissions(e.retry_after_s) from None
     except redis.RedisError as e:
+        svc.silence.heard(e)
         log.warning("per-address submission limit skipped: Redis unreachable (%s)", type(e).__name__)
         metrics.count_in_process("jobsite_ip_limit_skipped_total")
 
 
-def previous(svc: Services, idem: Idempotency | None) -> Receipt | None:
+def previous(svc: Services, idem: Idempotency | None, r: redis.Redis | None = None) -> Receipt | None:
     """The receipt of an earlier submission of the same application with this idempotency key, if any, from Redis
     or, for one this machine spooled while Redis was down, from the spool; raises IdempotencyConflict if the key came
-    with a different application."""
+    with a different application. `r` is the drain's client; a request's is the quick one (services.py)."""
     if idem is None:
         return None
     try:
-        found = svc.redis.get(idem.key)
+        r = r or svc.request_redis()
+        found = r.get(idem.key)
         if found:
             receipt = _bound(found.decode(), idem)
-            record = store.load(svc.redis, receipt)
+            record = store.load(r, receipt)
             return Receipt(receipt, record.state.public if record else State.QUEUED.public)
-    except redis.RedisError:
-        pass
+    except redis.RedisError as e:
+        svc.silence.heard(e)
     spooled = spool.key_binding(svc.settings.data_dir, idem.key)
     return Receipt(_bound(spooled, idem), State.WAITING.public) if spooled else None
 
@@ -140,16 +149,19 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     record.source, record.medium, record.campaign, record.referrer = (where.source, where.medium, where.campaign,
                                                                       where.referrer)
     try:
+        r = svc.request_redis()
         check_room(svc, sum(map(len, contents.values())))
-        receipt_ = _commit(svc, record, contents, idempotency)
+        receipt_ = _commit(svc, r, record, contents, idempotency)
     except redis.exceptions.OutOfMemoryError:
         # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
         # large one near the mark can exceed maxmemory): nothing was written, and the candidate tries again later.
         log.warning("application refused: Redis refused the transaction at its maxmemory")
         raise RedisFull() from None
     except redis.RedisError as e:
+        svc.silence.heard(e)
+        spooled = _spool(svc, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
-        return _spool(svc, record, contents, idempotency)
+        return spooled
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         with contextlib.suppress(redis.RedisError):  # not yet: the drain threads try again
             drain_spool(svc)
@@ -159,11 +171,21 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
 def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: Idempotency | None) -> Receipt:
     """Keep the application on this machine's disk, waiting for Redis. Its idempotency key is claimed once the
     application is written (a crash between leaves an application without its key, never a key without its
-    application); a concurrent retry that claimed the key first keeps it, and this copy is dropped."""
+    application); a concurrent retry that claimed the key first keeps it, and this copy is dropped. NowhereToKeep
+    when the disk refuses the write (full): then nothing of it stays."""
     data_dir = svc.settings.data_dir
-    spool.write(data_dir, record, asdict(idem) if idem else None, contents)
+    try:
+        spool.write(data_dir, record, asdict(idem) if idem else None, contents)
+    except OSError as e:
+        log.error("application refused: Redis unreachable and the spool cannot be written (%s)", e.strerror)
+        raise NowhereToKeep() from None
     if idem:
-        binding = spool.claim_key(data_dir, idem.key, f"{idem.fingerprint} {record.receipt}")
+        try:
+            binding = spool.claim_key(data_dir, idem.key, f"{idem.fingerprint} {record.receipt}")
+        except OSError as e:  # the candidate is told nothing was kept: nothing may be delivered
+            spool.remove(data_dir, record)
+            log.error("application refused: Redis unreachable and the spool cannot be written (%s)", e.strerror)
+            raise NowhereToKeep() from None
         if not binding.endswith(" " + record.receipt):
             spool.remove(data_dir, record)
             return Receipt(_bound(binding, idem), State.WAITING.public)
@@ -176,8 +198,12 @@ def check_room(svc: Services, incoming: int) -> None:
     small applications, so a candidate with a CV still gets in while large uploads fill Redis. One INFO round trip
     per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under 1 % of a
     submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large files past
-    the mark."""
-    mem = redis_server.memory(svc.redis)
+    the mark. Asked with the quick client of a request (services.py): a silent Redis costs seconds, not minutes."""
+    try:
+        mem = redis_server.memory(svc.request_redis())
+    except redis.RedisError as e:
+        svc.silence.heard(e)
+        raise
     s = svc.settings
     if mem.above(s.redis_high_water, incoming) or (incoming > SMALL_FILES_BYTES and
                                                     mem.above(s.redis_low_water, incoming)):
@@ -187,17 +213,24 @@ def check_room(svc: Services, incoming: int) -> None:
         raise RedisFull()
 
 
-def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: Idempotency | None) -> Receipt:
+def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str, bytes],
+            idem: Idempotency | None) -> Receipt:
     """Write record + files + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and
-    gets the winner's receipt."""
-    r = svc.redis
+    gets the winner's receipt.
+
+    redis-py raises WatchError both for a lost race and for a connection lost while keys are watched (Redis killed,
+    or exiting on a full disk in the middle of EXEC; a failover; a network cut), so a WatchError says only that
+    the outcome is unknown: it is read back. Our record in Redis: the transaction was written and its answer lost.
+    The key bound to another receipt: a duplicate won. Neither, or Redis not answering: ConnectionError, and the
+    caller spools (a receipt is only ever given for an application written somewhere; spooling one Redis has after
+    all is harmless, the drain finds its record and moves nothing)."""
     with r.pipeline() as pipe:
         try:
             if idem:
                 pipe.watch(idem.key)
                 if pipe.get(idem.key):
                     pipe.reset()
-                    return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public)
+                    return previous(svc, idem, r) or Receipt(record.receipt, State.QUEUED.public)
             pipe.watch(store.record_key(record.receipt))
             if pipe.exists(store.record_key(record.receipt)):
                 return Receipt(record.receipt, State.QUEUED.public)  # spooled copy already moved
@@ -211,8 +244,14 @@ def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: 
                 pipe.set(idem.key, f"{idem.fingerprint} {record.receipt}", ex=IDEMPOTENCY_TTL_S)
             pipe.execute()
         except redis.WatchError:
-            return previous(svc, idem) or Receipt(record.receipt, State.QUEUED.public)
-    metrics.incr(r, "jobsite_applications_received_total")
+            if not r.exists(store.record_key(record.receipt)):
+                earlier = previous(svc, idem, r)
+                if earlier is None or earlier.receipt == record.receipt:
+                    raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") \
+                        from None
+                return earlier
+    with contextlib.suppress(redis.RedisError):  # a count lost, never a written application spooled again
+        metrics.incr(r, "jobsite_applications_received_total")
     return Receipt(record.receipt, State.QUEUED.public)
 
 
@@ -229,9 +268,9 @@ def drain_spool(svc: Services) -> int:
             record, spooled, contents = spool.read(path)
             idem = Idempotency(**spooled) if spooled else None
             try:
-                kept = _commit(svc, record, contents, idem)
+                kept = _commit(svc, svc.redis, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
-                kept = _commit(svc, record, contents, None)
+                kept = _commit(svc, svc.redis, record, contents, None)
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
                 store.add_alias(svc.redis, record.receipt, kept.receipt)
             path.unlink()

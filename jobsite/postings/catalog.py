@@ -11,9 +11,11 @@ Values are stored as JSON text (never pickle). Each resource has a small `meta` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 LOCK_S = 30  # a fetch holds its lock at most this long; after a failed fetch it also spaces out the next try
 WAIT_S = 20  # a cold miss waits this long for another process's fetch
 META_MEMO_S = 1.0
+# What diskcache raises when its disk is full (or read-only): the catalog then works without writing to it, fetching
+# from Lever what it cannot keep, rather than answer a candidate with a 500.
+CACHE_WRITE_ERRORS = (sqlite3.OperationalError, OSError)
+NO_LOCK = "-"  # the token of a lock the cache could not write: the fetch goes ahead without it
 
 
 class Key(StrEnum):
@@ -216,12 +222,18 @@ class Catalog:
 
     def _lock(self, key: str) -> str | None:
         token = uuid.uuid4().hex
-        return token if self.cache.add(key + ":lock", token, expire=LOCK_S) else None
+        try:
+            return token if self.cache.add(key + ":lock", token, expire=LOCK_S) else None
+        except CACHE_WRITE_ERRORS as e:
+            log.warning("catalog: the cache cannot be written (%s); fetching %s without it", e, key.split(":")[0])
+            return NO_LOCK
 
     def _unlock(self, key: str, token: str) -> None:
         """Release our lock only: check and delete in one SQLite transaction, so a lock another process took after
         ours expired is never deleted. (diskcache.Lock's release deletes whatever holds the key.)"""
-        with self.cache.transact():
+        if token == NO_LOCK:
+            return
+        with contextlib.suppress(*CACHE_WRITE_ERRORS), self.cache.transact():  # else it expires after LOCK_S
             if self.cache.get(key + ":lock") == token:
                 self.cache.delete(key + ":lock")
 
@@ -229,10 +241,14 @@ class Catalog:
         text = json.dumps(data, separators=(",", ":"))
         version = hashlib.sha256(text.encode()).hexdigest()[:16]
         now = time.time()
-        self.cache.set(key + ":data", text, expire=self.keep_s)
-        self.cache.set(key + ":meta", json.dumps({"fetched_at": now, "version": version}), expire=self.keep_s)
-        self.stats.refreshes += 1
         snap = Snapshot(data, now, version)
+        try:
+            self.cache.set(key + ":data", text, expire=self.keep_s)
+            self.cache.set(key + ":meta", json.dumps({"fetched_at": now, "version": version}), expire=self.keep_s)
+        except CACHE_WRITE_ERRORS as e:  # served as fetched, kept nowhere: the next read fetches again
+            log.warning("catalog: the cache cannot be written (%s); %s served uncached", e, key.split(":")[0])
+            return snap
+        self.stats.refreshes += 1
         self._parsed[key] = snap
         self._memo.pop(key, None)
         return snap

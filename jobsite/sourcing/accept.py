@@ -33,7 +33,7 @@ MAX_NOTE = 2000
 MAX_LINKS = 5
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
 IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
-IDEMPOTENCY_TTL_S = 7 * 86400
+IDEMPOTENCY_TTL_S = 7 * 86400  # an integrator's retries come within days; a capture's guard never expires (below)
 RESUME_TYPES = (".pdf", ".doc", ".docx", ".txt", ".rtf", ".odt")
 
 
@@ -155,8 +155,25 @@ def idempotency_key(key: str, person: Person, resume: UploadedFile | None, clien
 def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
            idempotency: tuple[str, str] | None = None) -> Accepted:
     """Persist and queue a sourced person; returns once it is durable. A repeat (same capture client_id, or same
-    Idempotency-Key and content) returns the first; a key reused for other content raises KeyReused."""
-    r = svc.redis
+    Idempotency-Key and content) returns the first; a key reused for other content raises KeyReused.
+
+    The person's key is watched too, so a connection lost before EXEC's answer (Redis killed or out of disk, a
+    failover, a network cut) ends in WatchError, never in a silent retry of the transaction by redis-py; and a
+    WatchError is read back, not taken for a lost race: our person in Redis is written, a guard bound to another is
+    the earlier capture, and anything else raises ConnectionError, which the web answers with a 503 (the capture
+    page keeps the capture in its outbox and sends it again). A capture's guard has no expiry: the page keeps a
+    capture until it is answered, however many days that takes, and the guard (a client id and a person id, no
+    personal data) lives as long as the person's record does. Written with a request's quick client (services.py): a
+    silent Redis is a 503 within seconds, not after minutes."""
+    try:
+        return _write(svc.request_redis(), person, resume, idempotency)
+    except redis.RedisError as e:
+        svc.silence.heard(e)
+        raise
+
+
+def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
+           idempotency: tuple[str, str] | None) -> Accepted:
     contents: dict[str, bytes] = {}
     if resume is not None:
         stored, contents = uploads.describe({"resume": resume})
@@ -172,17 +189,23 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
                 if earlier:
                     pipe.reset()
                     return _earlier(r, earlier.decode(), fingerprint)
+            pipe.watch(people.KEY.format(person.id))
             pipe.multi()
             people.add(pipe, person)
             people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
             if contents:
                 uploads.add(pipe, person.id, contents)
             if guard:
-                pipe.set(guard, f"{fingerprint} {person.id}", ex=IDEMPOTENCY_TTL_S)
+                pipe.set(guard, f"{fingerprint} {person.id}",
+                         ex=None if person.kind == Kind.EVENT else IDEMPOTENCY_TTL_S)
             pipe.execute()
         except redis.WatchError:
-            found = r.get(guard)
-            return _earlier(r, found.decode(), fingerprint) if found else Accepted(person, True)
+            if people.load(r, person.id) is not None:  # written; its answer was lost
+                return Accepted(person, True)
+            found = r.get(guard) if guard else None
+            if found is None:
+                raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") from None
+            return _earlier(r, found.decode(), fingerprint)
     return Accepted(person, True)
 
 

@@ -56,7 +56,7 @@ def authenticate() -> Any:
     if header is None:
         return None
     scheme, _, key = header.partition(" ")
-    r = get_services().redis
+    r = get_services().quick_redis  # a silent Redis: a 503 in seconds, not in minutes
     try:
         client = api_keys.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
     except api_keys.KeyRevoked as e:

@@ -41,6 +41,7 @@ NOT_OPEN = N_("This job is not open (any more). Have a look at our other opening
 # The receipt page's words for each status (store.State values): plain, reassuring, never the vendor's name. The page
 # carries them all, so its script can follow the status API without a reload. `step` marks progress: 1 received,
 # 2 with the hiring team. Said in the candidate's language when the page is rendered.
+UNKNOWN = "unknown"  # the status while Redis, where statuses are, cannot be reached (none of State's words)
 STATUS_WORDS: dict[str, dict[str, Any]] = {
     "queued": {"step": 1,
                "text": N_("Received — we'll pass it to the hiring team shortly.")},
@@ -57,6 +58,9 @@ STATUS_WORDS: dict[str, dict[str, Any]] = {
     "discarded": {"step": 1,
                   "text": N_("This application is closed and won't be considered. If you think that's a mistake, "
                              "please apply again or contact us.")},
+    UNKNOWN: {"step": 1,
+              "text": N_("Our records are briefly unreachable, so we can't tell where your application is right now. "
+                         "If you were sent here after applying, we received it. This page will update by itself.")},
 }
 FINAL_STATUSES = ("delivered", "discarded")
 
@@ -280,15 +284,17 @@ def confirmation(receipt: str) -> Response:
 
 def application_status(receipt: str) -> dict[str, Any] | None:
     """An application's public status (no personal data), from Redis, else from this machine's spool (waiting for
-    Redis); while Redis is down, any well-formed receipt reads as waiting: it may be in the spool of another web
-    machine (the redirect after a submission can land on any of them), and a candidate whose application was
-    accepted must never read "not found"."""
+    Redis); while Redis is down, any other well-formed receipt reads as "unknown": it may be in the spool of another
+    web machine (the redirect after a submission can land on any of them), and a candidate whose application was
+    accepted must never read "not found", nor a state we cannot know ("waiting" for one long delivered). Read with
+    a request's quick client: a silent Redis costs the page seconds, not minutes."""
     svc = get_services()
     if not receipt or len(receipt) > 64 or not receipt.replace("-", "").replace("_", "").isalnum():
         return None
     try:
-        record = store.load_answering(svc.redis, receipt)
-    except redis.RedisError:
+        record = store.load_answering(svc.request_redis(), receipt)
+    except redis.RedisError as e:
+        svc.silence.heard(e)
         record, unreachable = None, True
     else:
         unreachable = False
@@ -301,7 +307,7 @@ def application_status(receipt: str) -> dict[str, Any] | None:
         return {"receipt": receipt, "status": store.State.WAITING.public, "posting": spooled.posting_id,
                 "posting_title": spooled.posting_title, "received_at": int(spooled.created_at), "delivered_at": None}
     if unreachable:
-        return {"receipt": receipt, "status": store.State.WAITING.public, "posting": None,
+        return {"receipt": receipt, "status": UNKNOWN, "posting": None,
                 "posting_title": "", "received_at": None, "delivered_at": None}
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge, SecurityError
@@ -13,10 +14,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 from ..postings.catalog import CatalogUnavailable
 
 log = logging.getLogger(__name__)
+REDIS_RETRY_AFTER_S = 30  # Redis restarts in seconds (`jobsite up` brings it back); a client asks again after this
 
 
 def wants_json() -> bool:
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/admin/api/")):  # the capture page's API too
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
@@ -52,6 +54,16 @@ def init_app(app: Flask) -> None:
     def catalog_unavailable(e: CatalogUnavailable) -> Any:
         return error_response(503, gettext("Jobs are briefly unavailable. Please try again in a minute."),
                               {"Retry-After": "60"})
+
+    @app.errorhandler(redis.RedisError)
+    def redis_unreachable(e: redis.RedisError) -> Any:
+        """Wherever a page needs Redis and it cannot be reached (the console, its capture API, a status): a 503 that
+        says so and when to come back, not a 500. What must not wait for Redis (an application) never gets here: it
+        is spooled."""
+        log.warning("Redis unreachable on %s %s (%s)", request.method, request.path, type(e).__name__)
+        return error_response(503, gettext("Our records are briefly unreachable, so this can't be done right now. "
+                                           "Please try again in a minute."),
+                              {"Retry-After": str(REDIS_RETRY_AFTER_S)})
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception) -> Any:

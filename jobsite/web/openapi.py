@@ -16,12 +16,12 @@ from markupsafe import Markup, escape
 from ..postings.catalog import CatalogUnavailable
 from ..records.store import State
 from ..services import get_services
-from .candidates import site_url
+from .candidates import UNKNOWN, site_url
 
 bp = Blueprint("api_docs", __name__)
 
 JSON = "application/json"
-STATUSES = [s.public for s in State]
+STATUSES = [s.public for s in State] + [UNKNOWN]  # unknown: while our records are unreachable
 FILTERS = {"team": "Team", "department": "Department", "location": "One of the posting's locations",
            "commitment": "Commitment (Full-time, Part-time, ...)", "workplace": "onsite, remote or hybrid",
            "q": "Search words: each must start a word of the title, team or description"}

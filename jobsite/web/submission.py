@@ -103,7 +103,7 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
                              attribution=attribution, client=client or "", language=language())
     except accept.IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
-    except accept.RedisFull as e:
+    except (accept.RedisFull, accept.NowhereToKeep) as e:
         raise Rejected(503, gettext("We can't take applications for a few minutes, so nothing was sent yet. Your "
                                     "answers are still here: please try again in a few minutes."),
                        {"Retry-After": str(e.retry_after_s)}) from None
