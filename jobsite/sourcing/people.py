@@ -59,6 +59,13 @@ class Send:
     first_sent_at: float = 0.0
     note_inflight_at: float = 0.0
     note_done: bool = False
+    # Times are the Redis server's (delivery/sender.py). Until `settle_until`, Lever may still be processing an
+    # answer-less create (`note_settle_until`: note). `marked`: the create carried our marker (`note_marked`: the
+    # note); False only for a send a release before markers left in flight, looked for as that release did.
+    settle_until: float = 0.0
+    marked: bool = False
+    note_settle_until: float = 0.0
+    note_marked: bool = False
 
 
 @dataclass
