@@ -4,7 +4,11 @@ Redis, the sandbox over HTTP, real worker processes where a worker (or its clock
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -13,8 +17,9 @@ import requests
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import accept, deliverer, events, people
+from jobsite.sourcing.people import Standing
 
-from .helpers import Sandbox, wait_for
+from .helpers import Sandbox, Workers, wait_for, worker_env
 
 
 def held(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -69,3 +74,64 @@ def test_a_note_processed_after_the_read_timeout_is_in_lever_once(settings: Sett
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
     assert len(sandbox.received()["notes"]) == 1
     assert sandbox.count("opportunities.create") == 1
+
+
+def _stop_while(r: redis.Redis, sandbox: Sandbox, settings: Settings, workers: Workers, tmp_path: Path,
+                stalled: Callable[[people.Person], bool], n: int) -> list[people.Person]:
+    """Capture `n` people for one posting each; a worker paced slowly (one Lever call every 3.25 s, so that it
+    spends its time waiting for slots) is SIGSTOPped (a paused VM, a long GC) once one person is `stalled` with
+    slots ahead, past its lease; a second worker takes them up. The first is then woken and must send nothing."""
+    svc = Services(settings)
+    postings = [p["id"] for p in sandbox.public_postings()[:n]]
+    fair = events.add(r, "Fair", "", postings)
+    env = worker_env(settings, JOBSITE_LEVER_RATE_PER_S="0.4", JOBSITE_DELIVERY_LEASE_S="8",
+                     JOBSITE_RECONCILE_SETTLE_S="1")
+    first_log = tmp_path / "first.log"
+    first = workers.start(env, log=first_log)
+    ids = [accept.submit(svc, accept.event_capture(
+        {"name": f"Person {i}", "email": f"p{i}@example.com", "postings": [posting], "note": f"note {i}",
+         "client_id": f"c-000000{i}"}, fair, "sam@acme.example")).person.id for i, posting in enumerate(postings)]
+
+    def waiting_for_a_slot() -> bool:
+        seconds, micros = r.time()
+        ahead = r.zrangebyscore("ratelimit:lever:slots", seconds * 1000 + micros / 1000 + 1000, "+inf")
+        return bool(ahead) and any(p.standing == Standing.DELIVERING and stalled(p)
+                                   for p in people.load_many(r, ids))
+
+    wait_for(waiting_for_a_slot, timeout=60, interval=0.01, what="the worker to wait for a slot")
+    os.killpg(first.pid, signal.SIGSTOP)  # the worker and the scheduler it forked
+    try:
+        workers.start(env)
+        wait_for(lambda: all(p.standing == Standing.DELIVERED for p in people.load_many(r, ids)), timeout=90,
+                 interval=0.1, what="everyone delivered by the second worker")
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    wait_for(lambda: first_log.exists() and "lease ran out" in first_log.read_text(), timeout=60,
+             what="the woken worker to find its lease gone")
+    return people.load_many(r, ids)
+
+
+def test_a_worker_stopped_past_its_lease_while_creating_a_sourced_opportunity_sends_nothing_when_it_wakes(
+        settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    """Issue 27: sourcing had no fence. Stopped while it waits for a create's slot, the woken worker must not create
+    the opportunity the second worker has created since."""
+    sandbox = strict_lever
+    done = _stop_while(r, sandbox, settings, workers, tmp_path, lambda p: not p.sends[0].opportunity_id, 3)
+    made = held(sandbox)
+    assert sorted((o["emails"][0], o["posting"]) for o in made) == sorted(
+        (p.email, p.sends[0].posting) for p in done)  # none twice
+    assert {o["id"] for o in made} == {p.sends[0].opportunity_id for p in done}
+    assert len(sandbox.received()["notes"]) == 3
+
+
+def test_a_worker_stopped_between_an_opportunity_and_its_note_adds_no_second_note(
+        settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    """Issue 27: stopped after the create, while it waits for the note's slot; the second worker adds the note.
+    The woken worker adds no second one (nor a second opportunity)."""
+    sandbox = strict_lever
+    done = _stop_while(r, sandbox, settings, workers, tmp_path,
+                       lambda p: bool(p.sends[0].opportunity_id) and not p.sends[0].note_done, 3)
+    made = held(sandbox)
+    assert len(made) == 3
+    notes = sandbox.received()["notes"]
+    assert sorted(n["opportunity"] for n in notes) == sorted(p.sends[0].opportunity_id for p in done)  # once each
