@@ -67,10 +67,6 @@ def _lease(r: redis.Redis, receipt: str, ttl_s: int) -> Lock:
     return sender.lease(r, LEASE.format(receipt), ttl_s)
 
 
-def lease_alive(r: redis.Redis, receipt: str) -> bool:
-    return bool(r.exists(LEASE.format(receipt)))
-
-
 class DeliveryUnderWay(Exception):
     """A worker is sending this application right now: it cannot be discarded until that attempt ends."""
 
@@ -107,7 +103,7 @@ def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
     """Try to deliver one application now. `probe` lets it through a closed gate (one probe at a time)."""
     r, s = services.redis, services.settings
     record = store.load(r, receipt)
-    if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION) or record.application is None:
+    if record is None or record.state in store.AT_REST or record.application is None:
         return Result(Outcome.SKIPPED)
     lease = _lease(r, receipt, s.delivery_lease_s)
     with sender.leased(lease, f"application {receipt[:8]}") as held:
@@ -294,7 +290,7 @@ def probe(services: Services) -> ProbeResult:
     found = ProbeResult(result.outcome.value, opened=result.opened, delivered=delivered)
     if result.outcome == Outcome.SKIPPED:
         record = store.load(r, receipt)
-        if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
+        if record is None or record.state in store.AT_REST:
             gate.unpark(r, receipt)  # nothing left to send: probe with the next one
             return replace(found, next_probe_s=0)
         return replace(found, next_probe_s=1)  # another worker holds its lease right now

@@ -28,7 +28,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from . import backoff, gate, outcomes
+from . import backoff, gate, jobs, outcomes
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,15 @@ class Fence:
         if time.monotonic() - self.checked > self.lease_s * self.RECHECK_FRACTION:
             self.lock.reacquire()
             self.checked = time.monotonic()
+
+
+def lost(r: redis.Redis, lease_key: str, *, delivering: bool, idle_s: float, lease_s: int, job_id: str) -> bool:
+    """Whether an item's delivery was lost, for recovery to queue it again (the caller leaves out what is parked or
+    at rest): no worker holds its lease, and either a worker died in the middle of it (still delivering) or it has
+    been untouched for longer than a lease with no job due to run it (the job vanished: Redis lost it, a crash)."""
+    if r.exists(lease_key):
+        return False
+    return delivering or (idle_s > lease_s and not jobs.job_alive(r, job_id))
 
 
 @dataclass(frozen=True)

@@ -89,12 +89,8 @@ def _park(r: redis.Redis, receipt: str) -> None:
 
 
 def take_parked(r: redis.Redis) -> list[str]:
-    """The parked follow-ups, oldest first, removed from the parking (upkeep queues them once the gate is open)."""
-    with r.pipeline() as pipe:
-        pipe.zrange(PARKED, 0, -1)
-        pipe.delete(PARKED)
-        found, _ = pipe.execute()
-    return [x.decode() for x in found]
+    """The parked follow-ups, oldest first, removed from the parking if the gate is open (upkeep queues them)."""
+    return gate.release(r, PARKED)
 
 
 def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
@@ -110,8 +106,7 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
         return FollowUp(Step.DONE)
     if record.tags_requested != wanted:
         store.update(r, record, tags_requested=wanted)
-    if not gate.status(r).is_open:
-        _park(r, receipt)
+    if gate.park(r, receipt, time.time(), PARKED):
         store.update(r, record, tagging="waiting for Lever")
         return FollowUp(Step.PARKED)
     paced = pacer(services)

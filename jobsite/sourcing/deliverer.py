@@ -20,11 +20,11 @@ import redis
 from redis.exceptions import LockError
 
 from .. import metrics
-from ..delivery import gate, jobs, outcomes, sender
+from ..delivery import gate, outcomes, sender
 from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result
 from ..lever.client import LeverAuthError, LeverError
 from ..lever.pacing import Pacer, RateLimitWait
-from ..records import uploads
+from ..records import store, uploads
 from ..records.uploads import FileMissing
 from ..services import Services
 from ..settings import Settings
@@ -81,25 +81,20 @@ def _lease(r: redis.Redis, person_id: str, ttl_s: int) -> redis.lock.Lock:
     return sender.lease(r, LEASE.format(person_id), ttl_s)
 
 
-def lease_alive(r: redis.Redis, person_id: str) -> bool:
-    return bool(r.exists(LEASE.format(person_id)))
-
-
 def deliver(services: Services, person_id: str) -> Result:
     """Try to deliver one sourced person now: every send not yet in Lever, then their notes."""
     r, s = services.redis, services.settings
     person = people.load(r, person_id)
-    if person is None or person.standing in people.FINAL:
+    if person is None or person.standing in store.AT_REST:
         return Result(Outcome.SKIPPED)
     lease = _lease(r, person_id, s.delivery_lease_s)
     with sender.leased(lease, f"sourced person {person_id[:8]}") as held:
         if not held:
             return Result(Outcome.SKIPPED)
         person = people.load(r, person_id)  # again, under the lease
-        if person is None or person.standing in people.FINAL:
+        if person is None or person.standing in store.AT_REST:
             return Result(Outcome.SKIPPED)
-        if not gate.status(r).is_open:
-            people.park(r, person)
+        if gate.park(r, person.id, person.created_at, people.PARKED):
             people.save(r, person, Standing.WAITING)
             return Result(Outcome.PARKED)
         pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))
@@ -311,7 +306,7 @@ def _close_gate(services: Services, person: Person, cause: gate.Cause, why: str,
     people.log(r, person.id, "send", status, why)
     closed = gate.close(r, cause, why)
     person.last_error = why
-    people.park(r, person)
+    r.zadd(people.PARKED, {person.id: person.created_at})  # (upkeep releases it whenever the gate is open)
     people.save(r, person, Standing.WAITING)
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
@@ -328,7 +323,7 @@ def _needs_attention(r: redis.Redis, person: Person, why: str) -> Result:
 
 def release_parked(r: redis.Redis) -> list[str]:
     """The gate is open: the people parked behind it, oldest first, to be queued."""
-    return people.take_parked(r) if gate.status(r).is_open else []
+    return gate.release(r, people.PARKED)
 
 
 def lost(services: Services) -> list[str]:
@@ -338,6 +333,6 @@ def lost(services: Services) -> list[str]:
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now = time.time()
     return [p.id for p in people.load_many(r, people.pending(r))
-            if p.id not in parked and now - p.updated_at > services.settings.delivery_lease_s
-            and not lease_alive(r, p.id)
-            and (p.standing == Standing.DELIVERING or not jobs.job_alive(r, people.job_of(r, p.id)))]
+            if p.id not in parked and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
+                                                  idle_s=now - p.updated_at, lease_s=services.settings.delivery_lease_s,
+                                                  job_id=people.job_of(r, p.id))]
