@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -130,14 +131,19 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
     fence = Fence(r, lease, s.delivery_lease_s)
     marked = 0.0  # the inflight_at recorded for this attempt's apply
 
-    def sending(slot_at: float) -> None:
+    def marking(m: sender.Mark) -> Callable[[redis.client.Pipeline], Any]:
         # Until Lever answers, it may be processing the apply (even if this worker dies): reconcile does not trust
-        # "not found" before the settle time.
+        # "not found" before the settle time. (A mark whose transaction fails is not in Redis: withdrawing it is a
+        # no-op.)
         nonlocal marked
-        m = sender.mark(r, s.reconcile_settle_s, slot_at)
-        fence.record_send(lambda pipe: store.update(pipe, record, inflight_at=m.at, settle_until=m.settle_until,
-                                                    first_sent_at=first_sent_at or m.at))
         marked = m.at
+        return lambda pipe: store.update(pipe, record, inflight_at=m.at, settle_until=m.settle_until,
+                                         first_sent_at=first_sent_at or m.at)
+
+    def apply() -> str:
+        nonlocal applying
+        applying = True
+        return lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
 
     try:
         if record.inflight_at and (known := _reconcile(services, record, pacer, probe)) is not None:
@@ -149,11 +155,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
         body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
         body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
-        lease.reacquire()
-        pacer.take((limits.apply, limits.lever), before_send=sending)
-        fence.recheck()  # a stall between the check and the slot (a paused VM, a stopped process) is caught here
-        applying = True
-        application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
+        application_id = fence.send(pacer, (limits.apply, limits.lever), s.reconcile_settle_s, marking, apply)
     except RateLimitWait as e:
         if not applying:  # (always so today: only the apply's answer comes after it)
             _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far

@@ -23,14 +23,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from ..lever.pacing import Limit, Pacer
 from . import backoff, gate, jobs, outcomes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
 RETRY_BASE_S = 5.0
@@ -125,6 +128,17 @@ class Fence:
         if time.monotonic() - self.checked > self.lease_s * self.RECHECK_FRACTION:
             self.lock.reacquire()
             self.checked = time.monotonic()
+
+    def send(self, pacer: Pacer, limits: tuple[Limit, ...], settle_s: float,
+             marking: Callable[[Mark], Callable[[redis.client.Pipeline], None]], request: Callable[[], T]) -> T:
+        """One send, as every flow makes them: the lease extended, a slot on `limits` waited for, the send marked in
+        flight just before its slot (`marking(mark)` gives the write) in the transaction that checks the lease, the
+        lease checked again if the wait was long (a stall between the mark and the slot is caught here), then
+        `request`, Lever's call. Raises LockError (nothing sent), RateLimitWait, and whatever `request` raises."""
+        self.lock.reacquire()
+        pacer.take(limits, before_send=lambda slot_at: self.record_send(marking(mark(self.r, settle_s, slot_at))))
+        self.recheck()
+        return request()
 
 
 def lost(r: redis.Redis, lease_key: str, *, delivering: bool, idle_s: float, lease_s: int, job_id: str) -> bool:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis
@@ -144,19 +146,16 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
             resume = (f["filename"], uploads.read(r, person.id, f), f["content_type"])
         for send in person.sends:
             if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, pacer)):
-                lease.reacquire()
 
-                def mark(slot_at: float, send: Send = send) -> None:
-                    m = sender.mark(r, s.reconcile_settle_s, slot_at)
+                def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
                     send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
                     send.first_sent_at = send.first_sent_at or m.at
-                    fence.record_send(lambda pipe: people.save(pipe, person))
+                    return lambda pipe: people.save(pipe, person)
 
                 body = opportunity_body(s, person, send)
-                pacer.take(lever_limit, before_send=mark)
-                fence.recheck()  # a stall between the mark and the slot (a stopped process) is caught here
                 sending.send, sending.note = send, False
-                made = lever.create_opportunity(body, perform_as=performer, resume=resume)
+                made = fence.send(pacer, lever_limit, s.reconcile_settle_s, mark,
+                                  partial(lever.create_opportunity, body, perform_as=performer, resume=resume))
                 sending.send = None
                 send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
                 send.inflight_at = 0.0
@@ -167,17 +166,15 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
             if text and not send.note_done:
                 if send.note_inflight_at and _note_arrived(services, person, send, text, performer, pacer):
                     continue
-                lease.reacquire()
 
-                def mark_note(slot_at: float, send: Send = send) -> None:
-                    m = sender.mark(r, s.reconcile_settle_s, slot_at)
+                def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
                     send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
-                    fence.record_send(lambda pipe: people.save(pipe, person))
+                    return lambda pipe: people.save(pipe, person)
 
-                pacer.take(lever_limit, before_send=mark_note)
-                fence.recheck()
+                value = f"{text}\n\n{marker(s, person, send)}"
                 sending.send, sending.note = send, True
-                lever.create_note(send.opportunity_id, f"{text}\n\n{marker(s, person, send)}", perform_as=performer)
+                fence.send(pacer, lever_limit, s.reconcile_settle_s, mark_note,
+                           partial(lever.create_note, send.opportunity_id, value, perform_as=performer))
                 sending.send = None
                 send.note_done, send.note_inflight_at = True, 0.0
                 people.save(r, person)
