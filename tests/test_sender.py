@@ -135,3 +135,27 @@ def test_a_worker_stopped_between_an_opportunity_and_its_note_adds_no_second_not
     assert len(made) == 3
     notes = sandbox.received()["notes"]
     assert sorted(n["opportunity"] for n in notes) == sorted(p.sends[0].opportunity_id for p in done)  # once each
+
+
+def test_lever_failing_for_tags_closes_the_gate_as_it_does_for_deliveries(settings: Settings, r: redis.Redis,
+                                                                         sandbox: Sandbox) -> None:
+    """Issue 27, 3: one policy for every kind of work that writes to Lever. Tagging retried 5xx each on its own
+    backoff and never counted them towards the gate's failing state; three in a row (any worker's, any flow's) now
+    close the gate, and the tagging waits behind it, released with everything else when Lever answers."""
+    from jobsite.delivery import deliverer as applications
+    from jobsite.delivery import gate
+    from jobsite.followup import tagging
+
+    from .helpers import submit_one
+
+    svc = Services(settings)
+    receipt = submit_one(svc, sandbox)
+    assert applications.deliver(svc, receipt).outcome == applications.Outcome.DELIVERED
+    sandbox.control("fail", path="/addTags", status=500, count=3)
+    steps = [tagging.tag(svc, receipt, attempt) for attempt in range(3)]
+    assert [s.step for s in steps] == [tagging.Step.RETRY, tagging.Step.RETRY, tagging.Step.PARKED]
+    assert steps[-1].gate_closed
+    assert gate.status(r).cause == gate.Cause.FAILING
+    assert tagging.take_parked(r) == []  # held while the gate is closed
+    gate.open_(r)  # the probe found Lever answering
+    assert tagging.take_parked(r) == [receipt]

@@ -204,7 +204,7 @@ def withdraw_unsent(r: redis.Redis) -> None:
 def _answered(services: Services, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:
     """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
     r = services.redis
-    decision = sender.decide(r, verdict, probe=probe)
+    decision = sender.decide(r, verdict, sender.Work.APPLICATION, probe=probe)
     if decision.action == sender.Action.CLOSE_GATE:
         assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
         return _close_gate(services, record, verdict, decision.cause, decision.why, probe)

@@ -179,14 +179,29 @@ class Action(StrEnum):
     CLOSE_GATE = "close_gate"  # Lever takes nothing now (maintenance, our key, failing): everything waits
 
 
-# The policy, one row per meaning of Lever's answer (outcomes.judge decides the meaning). FAILING closes the gate
-# only once it is Lever's state, not one request's (see `decide`).
-ACTIONS = {
+class Work(StrEnum):
+    """The kinds of work that write to Lever, each with its row of the policy."""
+
+    APPLICATION = "application"  # Apply to a posting
+    PERSON = "person"  # Create an opportunity, Create a note
+    TAG = "tag"  # Update opportunity tags (a follow-up)
+
+
+# The policy: for each kind of work, what each meaning of Lever's answer (outcomes.judge decides the meaning) makes
+# it do. Maintenance and Lever failing close the gate for every kind alike (FAILING only once it is Lever's state,
+# not one request's: see `decide`). A refused key closes the gate where the key is what every delivery needs; a key
+# refused the tags says nothing about deliveries, so tagging stops for a person instead of holding every delivery.
+_WRITE = {
     outcomes.Meaning.RATE_LIMITED: Action.WAIT,
     outcomes.Meaning.MAINTENANCE: Action.CLOSE_GATE,
     outcomes.Meaning.KEY_REFUSED: Action.CLOSE_GATE,
     outcomes.Meaning.REJECTED: Action.NEEDS_ATTENTION,
     outcomes.Meaning.FAILING: Action.RETRY,
+}
+POLICY = {
+    Work.APPLICATION: _WRITE,
+    Work.PERSON: _WRITE,
+    Work.TAG: {**_WRITE, outcomes.Meaning.KEY_REFUSED: Action.NEEDS_ATTENTION},
 }
 
 
@@ -197,12 +212,12 @@ class Decision:
     why: str = ""
 
 
-def decide(r: redis.Redis, verdict: outcomes.Verdict, *, probe: bool = False) -> Decision:
-    """What to do with the item after `verdict`, the same for every flow that writes to Lever. A failure counts
+def decide(r: redis.Redis, verdict: outcomes.Verdict, work: Work, *, probe: bool = False) -> Decision:
+    """What to do with the item after `verdict`, by the policy's row for its kind of `work`. A failure counts
     towards the gate's failing state (any worker's, any flow's): after FAILING_AFTER in a row it is not this item's
     problem but Lever's, and everything waits behind the gate, where the probe checks Lever every few seconds (a
     probe's own failure backs off the probing instead)."""
-    action = ACTIONS[verdict.meaning]
+    action = POLICY[work][verdict.meaning]
     if action == Action.CLOSE_GATE:
         return Decision(action, verdict.gate_cause, verdict.why)
     if action == Action.RETRY and not probe and gate.lever_failed(r, FAILING_AFTER, FAILING_WINDOW_S):

@@ -196,7 +196,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
         sending.failed(r, person, verdict)
         people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
                    verdict.message)
-        decision = sender.decide(r, verdict)
+        decision = sender.decide(r, verdict, sender.Work.PERSON)
         if decision.action == sender.Action.CLOSE_GATE:
             assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
             return _close_gate(services, person, decision.cause, decision.why, verdict.status)
