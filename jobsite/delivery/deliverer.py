@@ -205,19 +205,19 @@ def _answered(services: Services, record: Record, verdict: outcomes.Verdict, app
     """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
     r = services.redis
     decision = sender.decide(r, verdict, sender.Work.APPLICATION, probe=probe)
-    if decision.action == sender.Action.CLOSE_GATE:
-        assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
-        return _close_gate(services, record, verdict, decision.cause, decision.why, probe)
-    if decision.action == sender.Action.RETRY:  # reconciled first when the apply's outcome is unknown
-        store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
-        return _retry(services, record, verdict.why, probe)
-    if decision.action == sender.Action.WAIT:
-        store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", verdict.status, verdict.message)
-        result = _wait(services, record, verdict.wait_s, verdict.why, probe)
-    else:
-        store.log_attempt(r, record.receipt, "apply", verdict.status, verdict.message)
-        result = _needs_attention(services, record, verdict.why)
-    return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
+    act = {  # what each of the policy's actions is for an application
+        sender.Action.CLOSE_GATE: lambda: _close_gate(services, record, verdict, decision, probe),
+        sender.Action.RETRY: lambda: _retry(services, record, verdict.why, probe),  # reconciled first if unknown
+        sender.Action.WAIT: lambda: _wait(services, record, verdict.wait_s, verdict.why, probe),
+        sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(services, record, verdict.why),
+    }
+    if decision.action != sender.Action.CLOSE_GATE:  # (closing logs its own cause)
+        action = "apply" if applying or decision.action != sender.Action.WAIT else "rate limit"
+        store.log_attempt(r, record.receipt, action, verdict.status or "no answer", verdict.message)
+    result = act[decision.action]()
+    # Lever answered (a 429, a refusal of this application), so it is out of maintenance: a probe opens the gate.
+    answered = decision.action in (sender.Action.WAIT, sender.Action.NEEDS_ATTENTION)
+    return _opened(services, result) if probe and answered else result
 
 
 def check_maintenance(services: Services) -> MaintenanceCheck:
@@ -537,11 +537,13 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, cause: gate.Cause, why: str,
+def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, decision: sender.Decision,
                 probe: bool) -> Result:
     """Lever cannot take any application now (maintenance, failing, or our key is refused): park, and probe with
     backoff."""
     r, s = services.redis, services.settings
+    cause, why = decision.cause, decision.why
+    assert cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
     store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
     metrics.incr(r, "jobsite_deliveries_total", outcome=cause.value)
     closed = gate.close(r, cause, why)

@@ -197,14 +197,13 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
         people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
                    verdict.message)
         decision = sender.decide(r, verdict, sender.Work.PERSON)
-        if decision.action == sender.Action.CLOSE_GATE:
-            assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
-            return _close_gate(services, person, decision.cause, decision.why, verdict.status)
-        if decision.action == sender.Action.WAIT:
-            return _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why)
-        if decision.action == sender.Action.NEEDS_ATTENTION:
-            return _needs_attention(r, person, verdict.why)
-        return _retry(services, person, verdict.why)
+        act = {  # what each of the policy's actions is for a person
+            sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status),
+            sender.Action.WAIT: lambda: _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why),
+            sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
+            sender.Action.RETRY: lambda: _retry(services, person, verdict.why),
+        }
+        return act[decision.action]()
     person.delivered_at, person.last_error = time.time(), ""
     with r.pipeline() as pipe:
         people.save(pipe, person, Standing.DELIVERED)
@@ -297,9 +296,11 @@ def _retry(services: Services, person: Person, why: str) -> Result:
     return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why)
 
 
-def _close_gate(services: Services, person: Person, cause: gate.Cause, why: str, status: int | None) -> Result:
+def _close_gate(services: Services, person: Person, decision: sender.Decision, status: int | None) -> Result:
     """Lever cannot take anything now: close the gate (as an application's 503 would) and wait behind it."""
     r, s = services.redis, services.settings
+    cause, why = decision.cause, decision.why
+    assert cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
     people.log(r, person.id, "send", status, why)
     closed = gate.close(r, cause, why)
     person.last_error = why
