@@ -159,3 +159,23 @@ def test_lever_failing_for_tags_closes_the_gate_as_it_does_for_deliveries(settin
     assert tagging.take_parked(r) == []  # held while the gate is closed
     gate.open_(r)  # the probe found Lever answering
     assert tagging.take_parked(r) == [receipt]
+
+
+def test_a_worker_whose_clock_is_150_s_ahead_creates_no_duplicate_opportunity_or_note(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 26, 2, for sourcing: a create and a note Lever processed before the answer was lost, delivered by a
+    worker whose clock is 150 s ahead. Sourcing looked for the opportunity created since its own clock's first
+    attempt - 120 s, so it missed it and created it again."""
+    from .test_exactly_once import clock_env
+
+    svc = Services(settings)
+    posting = sandbox.public_postings()[0]["id"]
+    fair = events.add(r, "Fair", "", [posting])
+    ids = [capture(svc, fair, [posting], "sam@acme.example", f"c-000000{i}").id for i in range(2)]
+    sandbox.control("drop", path="/v1/opportunities", count=1)  # the first create: made, its answer lost
+    sandbox.control("drop", path="/notes", count=1)
+    workers.start(clock_env(worker_env(settings, JOBSITE_RECONCILE_SETTLE_S="0"), FAKETIME="+150s"))
+    wait_for(lambda: all(p.standing == Standing.DELIVERED for p in people.load_many(r, ids)), timeout=60,
+             interval=0.1, what="both captures delivered")
+    assert sorted(o["id"] for o in held(sandbox)) == sorted(p.sends[0].opportunity_id for p in people.load_many(r, ids))
+    assert sorted(n["opportunity"] for n in sandbox.received()["notes"]) == sorted(o["id"] for o in held(sandbox))
