@@ -171,10 +171,11 @@ def test_a_worker_whose_clock_is_150_s_ahead_creates_no_duplicate_opportunity_or
     svc = Services(settings)
     posting = sandbox.public_postings()[0]["id"]
     fair = events.add(r, "Fair", "", [posting])
-    ids = [capture(svc, fair, [posting], "sam@acme.example", f"c-000000{i}").id for i in range(2)]
+    workers.start(clock_env(worker_env(settings, JOBSITE_RECONCILE_SETTLE_S="0"), FAKETIME="+150s"))
+    wait_for(lambda: sandbox.count("opportunities.list") >= 1, what="the worker's start-up check")
     sandbox.control("drop", path="/v1/opportunities", count=1)  # the first create: made, its answer lost
     sandbox.control("drop", path="/notes", count=1)
-    workers.start(clock_env(worker_env(settings, JOBSITE_RECONCILE_SETTLE_S="0"), FAKETIME="+150s"))
+    ids = [capture(svc, fair, [posting], "sam@acme.example", f"c-000000{i}").id for i in range(2)]
     wait_for(lambda: all(p.standing == Standing.DELIVERED for p in people.load_many(r, ids)), timeout=60,
              interval=0.1, what="both captures delivered")
     assert sorted(o["id"] for o in held(sandbox)) == sorted(p.sends[0].opportunity_id for p in people.load_many(r, ids))
