@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Run by the previous release: an apply and a create and a note each processed by Lever with the answer lost (in
 # flight), an application and a person parked behind the gate Lever's maintenance closed, the rest queued.
-PREVIOUS_RELEASE_WRITES = r'''
+PREVIOUS_RELEASE_WRITES = r"""
 import json, sys
 import requests
 import jobsite
@@ -79,7 +79,7 @@ control("maintenance", on=False)
 out["applications"].append(apply(2))
 out["people"].append(capture(4))
 print(json.dumps(out))
-'''
+"""
 
 
 def previous_release(tmp_path: Path) -> Path:
@@ -94,14 +94,25 @@ def previous_release(tmp_path: Path) -> Path:
 
 
 def test_what_the_previous_release_left_mid_delivery_is_delivered_once(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers: Workers, tmp_path: Path
+) -> None:
     tree = previous_release(tmp_path)
     posting = simple_posting(sandbox)["id"]
-    plan = {"sandbox": sandbox.url, "posting": posting,
-            "bodies": [lever_body(sandbox, posting, 80 + n) for n in range(3)]}
+    plan = {
+        "sandbox": sandbox.url,
+        "posting": posting,
+        "bodies": [lever_body(sandbox, posting, 80 + n) for n in range(3)],
+    }
     env = {**worker_env(settings), "PYTHONPATH": str(tree)}
-    ran = subprocess.run([sys.executable, "-c", PREVIOUS_RELEASE_WRITES], env=env, input=json.dumps(plan),
-                         capture_output=True, text=True, timeout=120, cwd=tree)  # (-c puts the cwd first)
+    ran = subprocess.run(
+        [sys.executable, "-c", PREVIOUS_RELEASE_WRITES],
+        env=env,
+        input=json.dumps(plan),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tree,
+    )  # (-c puts the cwd first)
     assert ran.returncode == 0, ran.stderr
     left = json.loads(ran.stdout)
     assert left["tree"].startswith(str(tree))  # the previous release's code wrote it, not this one's
@@ -109,12 +120,26 @@ def test_what_the_previous_release_left_mid_delivery_is_delivered_once(
     assert len(sandbox.received()["applications"]) == 1  # Lever has the one in flight
     assert len(sandbox.received()["notes"]) == 1  # and the note in flight
     workers.start(worker_env(settings))  # this release takes over
-    wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts))
-             and all(p.standing == Standing.DELIVERED for p in people.load_many(r, ids)),
-             timeout=90, interval=0.1, what="everything delivered by this release")
+    wait_for(
+        lambda: (
+            all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts))
+            and all(p.standing == Standing.DELIVERED for p in people.load_many(r, ids))
+        ),
+        timeout=90,
+        interval=0.1,
+        what="everything delivered by this release",
+    )
     for receipt in receipts:
-        assert len([a for a in sandbox.received()["applications"]
-                    if any(u["value"].endswith(f"/applications/{receipt}") for u in a["body"]["urls"])]) == 1
+        assert (
+            len(
+                [
+                    a
+                    for a in sandbox.received()["applications"]
+                    if any(u["value"].endswith(f"/applications/{receipt}") for u in a["body"]["urls"])
+                ]
+            )
+            == 1
+        )
     assert len(sandbox.received()["applications"]) == 3
     made = sandbox.state.opportunities
     for i, person in enumerate(people.load_many(r, ids), start=1):

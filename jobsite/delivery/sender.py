@@ -129,8 +129,14 @@ class Fence:
             self.lock.reacquire()
             self.checked = time.monotonic()
 
-    def send(self, pacer: Pacer, limits: tuple[Limit, ...], settle_s: float,
-             marking: Callable[[Mark], Callable[[redis.client.Pipeline], None]], request: Callable[[], T]) -> T:
+    def send(
+        self,
+        pacer: Pacer,
+        limits: tuple[Limit, ...],
+        settle_s: float,
+        marking: Callable[[Mark], Callable[[redis.client.Pipeline], None]],
+        request: Callable[[], T],
+    ) -> T:
         """One send, as every flow makes them: the lease extended, a slot on `limits` waited for, the send marked in
         flight just before its slot (`marking(mark)` gives the write) in the transaction that checks the lease, the
         lease checked again if the wait was long (a stall between the mark and the slot is caught here), then
