@@ -36,7 +36,7 @@ from .people import Kind, Person, Send, Standing
 log = logging.getLogger(__name__)
 
 LEASE = "sourced:lease:{}"  # a redis-py Lock per person while a worker delivers them
-LEGACY_MARGIN_MS = 120 * 1000  # clock skew allowed by the releases before markers (see `_legacy_found`)
+LEGACY_MARGIN_MS = 120 * 1000  # clock skew allowed by the releases before markers (see `_reconcile`)
 MARKER_PATH = "/admin/sourced/"  # our marker: <site>/admin/sourced/<person id>/<send>
 
 
@@ -74,9 +74,14 @@ def note_text(person: Person) -> str:
 def marker(settings: Settings, person: Person, send: Send) -> str:
     """Our marker on one send's opportunity (among its links) and its note (the note's last line): the person's
     id, 80 random bits, and the send's place among theirs. No other send carries it."""
-    base = settings.public_url or f"http://localhost:{settings.port}"
+    return (settings.public_url or f"http://localhost:{settings.port}") + _mark(person, send)
+
+
+def _mark(person: Person, send: Send) -> str:
+    """What identifies the marker, whatever the site's address was when it was sent (JOBSITE_PUBLIC_URL may change
+    between a send and its reconcile)."""
     place = next(i for i, x in enumerate(person.sends) if x is send)
-    return f"{base}{MARKER_PATH}{person.id}/{place + 1}"
+    return f"{MARKER_PATH}{person.id}/{place + 1}"
 
 
 def _lease(r: redis.Redis, person_id: str, ttl_s: int) -> redis.lock.Lock:
@@ -242,8 +247,9 @@ def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> 
                     "is created again, which can duplicate it")
         found = []
     else:
-        ours = marker(s, person, send)
-        found = [o for o in listed if o.get("id") not in taken and (ours in (o.get("links") or []) or not send.marked)]
+        ours = _mark(person, send)
+        found = [o for o in listed if o.get("id") not in taken
+                 and (any(str(x).endswith(ours) for x in o.get("links") or []) or not send.marked)]
         settle = sender.settling_s(r, send.settle_until if send.marked else send.inflight_at + s.reconcile_settle_s)
         if not found and settle > 0:
             raise _Settling(settle)
@@ -263,15 +269,14 @@ def _note_arrived(services: Services, person: Person, send: Send, text: str, per
     """After a note whose outcome is unknown: is it on the opportunity already? Only a note carrying this send's
     marker is it (a release before markers matched the text). "Not found" is trusted only once the settle time
     has passed (raises _Settling before)."""
-    s = services.settings
     pacer.take((services.limits.lever,))
     try:
         notes = services.lever.list_notes(send.opportunity_id)
     except LeverAuthError:  # the key may not read notes: add it again (it may duplicate)
         notes = []
     else:
-        ours = marker(s, person, send)
-        if any((ours in str(n.get("text") or "")) if send.note_marked
+        ours = _mark(person, send)
+        if any(str(n.get("text") or "").rstrip().endswith(ours) if send.note_marked
                else (n.get("text") == text and n.get("user") in (None, performer)) for n in notes):
             send.note_done, send.note_inflight_at = True, 0.0
             people.save(services.redis, person)
