@@ -4,7 +4,10 @@ sandbox over HTTP, real worker processes where a worker is what fails."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -352,3 +355,64 @@ def test_a_receipt_link_the_candidate_pasted_is_not_sent_as_a_marker(settings: S
     store.update(r, rec, application=rec.application)
     assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
     assert len(in_lever(sandbox, first)) == len(in_lever(sandbox, second)) == 1
+
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's faketime (scripts/test installs it)
+
+
+def clock_env(env: dict[str, str], **faketime: str) -> dict[str, str]:
+    """A worker's environment with its clock shifted by libfaketime, checked on a Python process first: time.time()
+    is shifted, and time.sleep() and time.monotonic() still run at the real rate. (libfaketime shifts
+    CLOCK_MONOTONIC with the wall clock: Python's time.sleep fails with EINVAL under FAKETIME_DONT_FAKE_MONOTONIC,
+    so a step also steps the worker's monotonic clock, a harsher fault than an NTP step.)"""
+    if not FAKETIME.exists():
+        pytest.skip("libfaketime is not installed (scripts/test installs Debian's faketime)")
+    env = {**env, "LD_PRELOAD": str(FAKETIME), **faketime}
+    probe = "import time; t, m = time.time(), time.monotonic(); time.sleep(0.2); print(t, time.monotonic() - m)"
+    shifted = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    at, slept = (float(x) for x in shifted.stdout.split())
+    assert 0.19 < slept < 2
+    env["FAKETIME_SHIFT_SEEN"] = str(round(at - time.time()))
+    return env
+
+
+def test_a_worker_whose_clock_is_150_s_ahead_sends_no_duplicate(settings: Settings, r: redis.Redis,
+                                                                sandbox: Sandbox, workers) -> None:
+    """Issue 26, 2: an apply Lever processed before its answer was lost, delivered by a worker whose clock is 150 s
+    ahead. Reconcile looked for Lever's copy created after the worker's own first_sent_at - 120 s, so it missed it
+    and sent it again; it must find it by our marker, whatever the worker's clock says."""
+    from .helpers import worker_env
+
+    env = clock_env(worker_env(settings, JOBSITE_RECONCILE_SETTLE_S="0"), FAKETIME="+150s")
+    assert 148 <= int(env["FAKETIME_SHIFT_SEEN"]) <= 152
+    receipts = [submit(tasks.use(Services(settings)), sandbox, 60 + i) for i in range(3)]
+    sandbox.control("drop", path="/apply", count=3)  # processed, then the connection drops: outcome unknown
+    workers.start(env)
+    wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=60,
+             what="every application delivered")
+    assert [len(in_lever(sandbox, x)) for x in receipts] == [1, 1, 1]
+    assert sandbox.count("postings.apply") == 3
+
+
+def test_a_worker_whose_clock_steps_300_s_during_a_slow_apply_sends_no_duplicate(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox, workers, tmp_path: Path) -> None:
+    """Issue 26, 2: Lever takes 6 s to process an apply, past the 1 s read timeout; the worker's clock then steps
+    300 s forward (an NTP step). The settle time was measured on the worker's clock, so the step ended it at once
+    and the apply, not listed yet, was sent again; measured on the Redis server's clock, it is waited out."""
+    from .helpers import worker_env
+
+    step = tmp_path / "faketime"
+    step.write_text("+0\n")
+    env = clock_env(worker_env(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1", JOBSITE_RECONCILE_SETTLE_S="12"),
+                    FAKETIME_TIMESTAMP_FILE=str(step), FAKETIME_NO_CACHE="1")
+    receipt = submit(tasks.use(Services(settings)), sandbox, 70)
+    sandbox.control("latency", seconds=6, path="/apply")
+    workers.start(env)
+    wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.WAITING and rec.inflight_at,
+             timeout=60, what="the apply to time out (outcome unknown)")
+    step.write_text("+300\n")  # the worker's clock jumps while Lever is still processing the apply
+    sandbox.control("latency", seconds=0)
+    wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, timeout=60, what="the application delivered")
+    wait_for(lambda: not sandbox.state.processing, timeout=30, what="Lever to finish every apply")
+    assert len(in_lever(sandbox, receipt)) == 1
+    assert sandbox.count("postings.apply") == 1

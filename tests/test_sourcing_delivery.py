@@ -90,8 +90,12 @@ def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
     assert mine["phones"] == [{"value": "+49 30 1"}]
     notes = sandbox.received()["notes"]
     assert sorted(n["opportunity"] for n in notes) == sorted(o["id"] for o in theirs)
-    assert all(n["text"] == "Compilers; wants a call\n\nRating: 4/5" and n["user"] == theirs[0]["performAs"]
-               for n in notes)
+    for n in notes:  # the note, then our marker: the same as its opportunity's, and no other's
+        [ours] = [x for x in next(o for o in theirs if o["id"] == n["opportunity"])["links"] if "/admin/sourced/" in x]
+        assert n["text"] == f"Compilers; wants a call\n\nRating: 4/5\n\n{ours}"
+        assert n["user"] == theirs[0]["performAs"]
+    assert mine["links"][0] == "https://ada.example"
+    assert mine["links"][1].endswith(f"/admin/sourced/{ada.id}/1")
     assert not any(q["status"] == 429 for q in sandbox.received()["requests"])
     assert not r.exists(f"upload:{ada.id}")  # Lever has the resume: ours is gone
 
@@ -170,19 +174,34 @@ def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
     assert sandbox.count("opportunities.create", 201) == 2  # the documented cost of a key without that grant
 
 
-def test_a_failed_create_lever_lacks_is_sent_again_once_the_settle_time_has_passed(
+def test_a_create_lever_answered_500_is_looked_for_then_sent_again_at_once(
         settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
-    from dataclasses import replace
-
+    """A 5xx is an answer: Lever's processing has ended, so what it made is listed already and there is no settle
+    time to wait out (as for applications); not listed, it is sent again, once."""
     svc = Services(settings)
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # a 5xx: Lever may have done it
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert sandbox.count("opportunities.list") == 1  # looked for first
+    assert sandbox.count("opportunities.create") == 2
+    assert len(held(sandbox)) == 1
+
+
+def test_an_answerless_create_lever_lacks_is_sent_again_once_the_settle_time_has_passed(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    svc = Services(settings)
+    grace = capture(svc, events.add(r, "Fair", "", []), []).person
+    sandbox.control("fail", path="/v1/opportunities", status=500, count=1)
+    sandbox.control("drop", path="/v1/opportunities", count=1)  # no answer (the 500 is dropped): it may be made
     assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
     waiting = deliverer.deliver(svc, grace.id)  # not listed, but it may still be processing: not sent again yet
     assert waiting.outcome == deliverer.Outcome.RETRY
     assert waiting.retry_at > time.time() + 60
     assert sandbox.count("opportunities.create") == 1
-    settled = Services(replace(settings, reconcile_settle_s=0.0))
-    assert deliverer.deliver(settled, grace.id).outcome == deliverer.Outcome.DELIVERED
+    later = people.load(r, grace.id)  # as if the settle time (on the Redis server's clock) had passed
+    later.sends[0].settle_until = float(r.time()[0] - 1)  # type: ignore[union-attr]
+    r.set(people.KEY.format(grace.id), later.to_json())  # type: ignore[union-attr]
+    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
     assert sandbox.count("opportunities.create") == 2
     assert len(held(sandbox)) == 1

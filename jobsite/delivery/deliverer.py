@@ -2,15 +2,18 @@
 
 `deliver()` sends one application: through the gate (parked while Lever is in maintenance), at the shared rate
 limits, files uploaded first, reconciled with Lever before any re-send whose earlier outcome is unknown, so that no
-application is lost and none is sent twice. It returns what happened and what should happen next; the task layer
-(worker/tasks.py) turns that into RQ scheduling. `check_maintenance()` is the closed gate's light check that Lever's
-maintenance has ended, made every few seconds before a probe delivery is risked.
+application is lost and none is sent twice: the application flow on the exactly-once sender (sender.py), which
+holds the lease, the fence, the in-flight mark and its settle time, and what Lever's answers mean. It returns what
+happened and what should happen next; the task layer (worker/tasks.py) turns that into RQ scheduling.
+`check_maintenance()` is the closed gate's light check that Lever's maintenance has ended, made every few seconds
+before a probe delivery is risked.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -27,27 +30,14 @@ from ..records.store import Record, State
 from ..records.uploads import FileMissing
 from ..services import Services
 from ..settings import Settings
-from . import backoff, gate, outcomes
+from . import gate, outcomes, sender
+from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, retry_delay
 
 log = logging.getLogger(__name__)
 
-MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
-RETRY_BASE_S = 5.0
-RETRY_CAP_S = 900.0
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
-RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for an application Lever may already have
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
-FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
-FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
-
-
-class Outcome(StrEnum):
-    DELIVERED = "delivered"
-    PARKED = "parked"  # gate closed or paused; released when it opens
-    RETRY = "retry"  # try again at `retry_at`
-    NEEDS_ATTENTION = "needs_attention"
-    SKIPPED = "skipped"  # nothing to do: delivered, discarded, or another worker holds it
 
 
 class Check(StrEnum):
@@ -66,15 +56,6 @@ class MaintenanceCheck:
     next_in_s: float = 0.0  # while ONGOING: when to read again
 
 
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    retry_at: float = 0.0
-    gate_closed: bool = False  # this delivery closed the gate: a probe must be scheduled
-    probe_delay_s: float = 0.0
-    opened: tuple[str, ...] = ()  # this delivery opened the gate: these parked applications are to be queued
-
-
 LEASE = "lease:{}"  # a redis-py Lock per application while a worker delivers it
 # Applies this process recorded as about to be sent (inflight_at) and then never sent, because Redis went away first:
 # receipt -> the inflight_at it recorded. Only this process can know it. Once Redis answers again, `withdraw_unsent`
@@ -84,51 +65,7 @@ _unsent: dict[str, float] = {}
 
 
 def _lease(r: redis.Redis, receipt: str, ttl_s: int) -> Lock:
-    """At most one worker delivers an application; a dead worker's application is taken up again once its lease
-    runs out. redis-py's Lock checks its token when it extends and releases, so a worker whose lease expired can
-    never end the lease another worker took since."""
-    return r.lock(LEASE.format(receipt), timeout=ttl_s, blocking=False)
-
-
-class _Fence:
-    """The lease as a fencing token: a worker records that it is about to send in the same transaction that checks
-    it still holds the lease (WATCH the lease, compare its token, extend it, write the send), so a worker that stalled
-    past its lease, while recovery gave the application to another, stops instead of sending a second copy. Lever
-    cannot check a token, so the last check must be close to the send: if more than RECHECK_FRACTION of the lease
-    has passed since it (the process was stopped while it waited for its slot), it checks again."""
-
-    RECHECK_FRACTION = 0.25  # of the lease: sent within it, the request reaches Lever long before the lease can end
-
-    def __init__(self, r: redis.Redis, lease: Lock, lease_s: int):
-        self.r, self.lease, self.lease_s = r, lease, lease_s
-        self.checked = 0.0
-
-    def record_send(self, record: Record, **fields: Any) -> None:
-        """Write `fields` (the send's time) if and only if the lease is still ours. Raises LockError."""
-        key = LEASE.format(record.receipt)
-        token = self.lease.local.token
-        try:
-            with self.r.pipeline() as pipe:
-                pipe.watch(key)
-                if pipe.get(key) != token:
-                    raise LockError("the lease passed to another worker", lock_name=key)
-                pipe.multi()
-                pipe.pexpire(key, self.lease_s * 1000)
-                store.update(pipe, record, **fields)
-                pipe.execute()
-        except redis.WatchError:
-            raise LockError("the lease changed while the send was recorded", lock_name=key) from None
-        self.checked = time.monotonic()
-
-    def recheck(self) -> None:
-        """Check the lease again if the last check is too old to vouch for the send. Raises LockError."""
-        if time.monotonic() - self.checked > self.lease_s * self.RECHECK_FRACTION:
-            self.lease.reacquire()
-            self.checked = time.monotonic()
-
-
-def lease_alive(r: redis.Redis, receipt: str) -> bool:
-    return bool(r.exists(LEASE.format(receipt)))
+    return sender.lease(r, LEASE.format(receipt), ttl_s)
 
 
 class DeliveryUnderWay(Exception):
@@ -163,32 +100,25 @@ def _can_reconcile(r: redis.Redis) -> bool:
     return r.get(CAN_RECONCILE) != b"0"
 
 
-def retry_delay(attempts: int) -> float:
-    return backoff.delay(attempts, RETRY_BASE_S, RETRY_CAP_S)
-
-
 def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
     """Try to deliver one application now. `probe` lets it through a closed gate (one probe at a time)."""
     r, s = services.redis, services.settings
     record = store.load(r, receipt)
-    if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION) or record.application is None:
+    if record is None or record.state in store.AT_REST or record.application is None:
         return Result(Outcome.SKIPPED)
     lease = _lease(r, receipt, s.delivery_lease_s)
-    if not lease.acquire():
-        return Result(Outcome.SKIPPED)
-    pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives any wait
-    try:
-        if not probe and gate.park(r, receipt, record.created_at):
-            waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
-            store.update(r, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited)
-            return Result(Outcome.PARKED)
-        return _send(services, record, lease, pacer, probe)
-    finally:
-        pacer.record()
+    with sender.leased(lease, f"application {receipt[:8]}") as held:
+        if not held:
+            return Result(Outcome.SKIPPED)
+        pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives any wait
         try:
-            lease.release()
-        except LockError:
-            log.warning("application %s: its lease ran out during delivery", receipt[:8])
+            if not probe and gate.park(r, receipt, record.created_at):
+                waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
+                store.update(r, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited)
+                return Result(Outcome.PARKED)
+            return _send(services, record, lease, pacer, probe)
+        finally:
+            pacer.record()
 
 
 def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: bool) -> Result:
@@ -198,16 +128,22 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
 
-    fence = _Fence(r, lease, s.delivery_lease_s)
+    fence = Fence(r, lease, s.delivery_lease_s)
     marked = 0.0  # the inflight_at recorded for this attempt's apply
 
-    def sending(at: float) -> None:
+    def marking(m: sender.Mark) -> Callable[[redis.client.Pipeline], Any]:
         # Until Lever answers, it may be processing the apply (even if this worker dies): reconcile does not trust
-        # "not found" before the settle time.
+        # "not found" before the settle time. (A mark whose transaction fails is not in Redis: withdrawing it is a
+        # no-op.)
         nonlocal marked
-        fence.record_send(record, inflight_at=at, first_sent_at=first_sent_at or at,
-                          settle_until=at + s.reconcile_settle_s)
-        marked = at
+        marked = m.at
+        return lambda pipe: store.update(pipe, record, inflight_at=m.at, settle_until=m.settle_until,
+                                         first_sent_at=first_sent_at or m.at)
+
+    def apply() -> str:
+        nonlocal applying
+        applying = True
+        return lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
 
     try:
         if record.inflight_at and (known := _reconcile(services, record, pacer, probe)) is not None:
@@ -219,11 +155,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
         body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
         body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
-        lease.reacquire()
-        pacer.take((limits.apply, limits.lever), before_send=sending)
-        fence.recheck()  # a stall between the check and the slot (a paused VM, a stopped process) is caught here
-        applying = True
-        application_id = lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
+        application_id = fence.send(pacer, (limits.apply, limits.lever), s.reconcile_settle_s, marking, apply)
     except RateLimitWait as e:
         if not applying:  # (always so today: only the apply's answer comes after it)
             _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far
@@ -272,23 +204,20 @@ def withdraw_unsent(r: redis.Redis) -> None:
 def _answered(services: Services, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:
     """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
     r = services.redis
-    if verdict.gate_cause is not None:
-        return _close_gate(services, record, verdict, verdict.gate_cause, verdict.why, probe)
-    if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
-        store.log_attempt(r, record.receipt, "apply" if applying else "rate limit", verdict.status, verdict.message)
-        result = _wait(services, record, verdict.wait_s, verdict.why, probe)
-    elif verdict.meaning == outcomes.Meaning.REJECTED:
-        store.log_attempt(r, record.receipt, "apply", verdict.status, verdict.message)
-        result = _needs_attention(services, record, verdict.why)
-    else:  # failing: retried with backoff (reconciled first when the apply's outcome is unknown)
-        if not probe and gate.lever_failed(r, FAILING_AFTER, FAILING_WINDOW_S):
-            # Not this application's problem but Lever's: every application waits behind the gate, the probe checks
-            # Lever every few seconds, and all go as soon as it answers (not each on its own backoff).
-            why = f"Lever is failing ({verdict.status or 'no answer'})"
-            return _close_gate(services, record, verdict, gate.Cause.FAILING, why, probe)
-        store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
-        return _retry(services, record, verdict.why, probe)
-    return _opened(services, result) if probe else result  # Lever answered, so maintenance is over
+    decision = sender.decide(r, verdict, sender.Work.APPLICATION, probe=probe)
+    act = {  # what each of the policy's actions is for an application
+        sender.Action.CLOSE_GATE: lambda: _close_gate(services, record, verdict, decision, probe),
+        sender.Action.RETRY: lambda: _retry(services, record, verdict.why, probe),  # reconciled first if unknown
+        sender.Action.WAIT: lambda: _wait(services, record, verdict.wait_s, verdict.why, probe),
+        sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(services, record, verdict.why),
+    }
+    if decision.action != sender.Action.CLOSE_GATE:  # (closing logs its own cause)
+        action = "apply" if applying or decision.action != sender.Action.WAIT else "rate limit"
+        store.log_attempt(r, record.receipt, action, verdict.status or "no answer", verdict.message)
+    result = act[decision.action]()
+    # Lever answered (a 429, a refusal of this application), so it is out of maintenance: a probe opens the gate.
+    answered = decision.action in (sender.Action.WAIT, sender.Action.NEEDS_ATTENTION)
+    return _opened(services, result) if probe and answered else result
 
 
 def check_maintenance(services: Services) -> MaintenanceCheck:
@@ -363,7 +292,7 @@ def probe(services: Services) -> ProbeResult:
     found = ProbeResult(result.outcome.value, opened=result.opened, delivered=delivered)
     if result.outcome == Outcome.SKIPPED:
         record = store.load(r, receipt)
-        if record is None or record.state in (*store.FINAL, State.NEEDS_ATTENTION):
+        if record is None or record.state in store.AT_REST:
             gate.unpark(r, receipt)  # nothing left to send: probe with the next one
             return replace(found, next_probe_s=0)
         return replace(found, next_probe_s=1)  # another worker holds its lease right now
@@ -450,9 +379,8 @@ def _reconcile(services: Services, record: Record, pacer: Pacer, probe: bool) ->
         _resending(r, record)
         return None
     pacer.take((services.limits.lever,))
-    since = int(record.first_sent_at * 1000) - RECONCILE_MARGIN_MS
     try:
-        found = _lever_applications(services, record, created_at_start=since)
+        found = _lever_applications(services, record)  # no time window: the marker alone says which is ours
     except LeverAuthError:
         note_can_reconcile(r, False)
         log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
@@ -467,11 +395,10 @@ def _reconcile(services: Services, record: Record, pacer: Pacer, probe: bool) ->
         _delivered(services, record, app_id, pacer, opportunity=opp)
         _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]])
         return Result(Outcome.DELIVERED)
-    now = time.time()
-    if now < record.settle_until:
+    if settling := sender.settling_s(r, record.settle_until):
         why = "Lever does not list it yet and may still be processing it: looking again before sending it again"
         store.log_attempt(r, record.receipt, "reconcile", 200, why)
-        return _wait(services, record, record.settle_until - now, why, probe)
+        return _wait(services, record, settling, why, probe)
     unexplained = [{"opportunity": str(opp.get("id", "")), "application": app_id,
                     "contact": str(opp.get("contact") or "")}
                    for app_id, opp in found if not _marks(opp) and not _claimed(services, record, app_id, opp)]
@@ -610,11 +537,13 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, cause: gate.Cause, why: str,
+def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, decision: sender.Decision,
                 probe: bool) -> Result:
     """Lever cannot take any application now (maintenance, failing, or our key is refused): park, and probe with
     backoff."""
     r, s = services.redis, services.settings
+    cause, why = decision.cause, decision.why
+    assert cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
     store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
     metrics.incr(r, "jobsite_deliveries_total", outcome=cause.value)
     closed = gate.close(r, cause, why)

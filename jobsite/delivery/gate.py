@@ -60,6 +60,14 @@ local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
 redis.call('DEL', KEYS[3])
 return ids
 """)
+# KEYS: gate, paused, parked. Unless the gate is closed or paused, takes and returns every member of `parked`, oldest
+# first (another flow's parked set: its members go once the gate is open, whoever opened it).
+_RELEASE = Lua(b"""
+if redis.call('HGET', KEYS[1], 'state') == 'closed' or redis.call('EXISTS', KEYS[2]) == 1 then return {} end
+local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
+redis.call('DEL', KEYS[3])
+return ids
+""")
 # KEYS: gate. ARGV: now, cause, reason. Returns 1 if this call closed it.
 _CLOSE = Lua(b"""
 if redis.call('HGET', KEYS[1], 'state') == 'closed' then return 0 end
@@ -106,9 +114,16 @@ def status(r: redis.Redis) -> GateStatus:
                       float(d.get("next_probe_at") or 0), d.get("reason", ""), int(parked))
 
 
-def park(r: redis.Redis, receipt: str, created_at: float) -> bool:
-    """Park an application while the gate is closed or paused; False if it is open (then deliver it)."""
-    return bool(_PARK(r, [GATE, PAUSED, PARKED], [receipt, created_at]))
+def park(r: redis.Redis, receipt: str, created_at: float, parked: str = PARKED) -> bool:
+    """Park an application (or, in `parked`, another flow's item) while the gate is closed or paused; False if it is
+    open (then deliver it). The check and the write are one step: nothing is parked just after the gate opened."""
+    return bool(_PARK(r, [GATE, PAUSED, parked], [receipt, created_at]))
+
+
+def release(r: redis.Redis, parked: str) -> list[str]:
+    """Another flow's parked items, oldest first, taken from `parked` if the gate is open (none while it is closed
+    or paused): upkeep queues them. (Applications are released by `open_`, with the gate's opening.)"""
+    return [x.decode() for x in _RELEASE(r, [GATE, PAUSED, parked], [])]
 
 
 def close(r: redis.Redis, cause: Cause, reason: str) -> bool:

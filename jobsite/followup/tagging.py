@@ -17,7 +17,7 @@ from enum import StrEnum
 
 import redis
 
-from ..delivery import backoff, gate, outcomes
+from ..delivery import backoff, gate, outcomes, sender
 from ..delivery.deliverer import locate_opportunity, look_for_duplicates
 from ..lever.client import LeverError
 from ..lever.pacing import Pacer, RateLimitWait
@@ -89,12 +89,8 @@ def _park(r: redis.Redis, receipt: str) -> None:
 
 
 def take_parked(r: redis.Redis) -> list[str]:
-    """The parked follow-ups, oldest first, removed from the parking (upkeep queues them once the gate is open)."""
-    with r.pipeline() as pipe:
-        pipe.zrange(PARKED, 0, -1)
-        pipe.delete(PARKED)
-        found, _ = pipe.execute()
-    return [x.decode() for x in found]
+    """The parked follow-ups, oldest first, removed from the parking if the gate is open (upkeep queues them)."""
+    return gate.release(r, PARKED)
 
 
 def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
@@ -110,8 +106,7 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
         return FollowUp(Step.DONE)
     if record.tags_requested != wanted:
         store.update(r, record, tags_requested=wanted)
-    if not gate.status(r).is_open:
-        _park(r, receipt)
+    if gate.park(r, receipt, time.time(), PARKED):
         store.update(r, record, tagging="waiting for Lever")
         return FollowUp(Step.PARKED)
     paced = pacer(services)
@@ -141,25 +136,47 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
         return FollowUp(Step.RETRY, retry_at=time.time() + e.wait_s, attempt=attempt)
     except LeverError as e:
         verdict = outcomes.judge(e, paced, (services.limits.lever,))  # a 429 slows every worker, as for a delivery
-        if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
-            return FollowUp(Step.RETRY, retry_at=time.time() + verdict.wait_s, attempt=attempt)
-        if verdict.meaning == outcomes.Meaning.MAINTENANCE:
-            closed = gate.close(r, gate.Cause.MAINTENANCE, verdict.why)
-            _park(r, receipt)
-            store.update(r, record, tagging="waiting for Lever")
-            store.log_attempt(r, receipt, "tags", 503, "Lever is in maintenance: tagging waits for it")
-            return FollowUp(Step.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
-        if verdict.meaning == outcomes.Meaning.FAILING:
-            return _retry(services, record, attempt, verdict.why)  # adding a tag twice changes nothing: resend
-        why = f"Lever refused the tags ({e.status}): {e.message}"  # the key or the request: a person must look
-        store.update(r, record, tagging=why)
-        store.log_attempt(r, receipt, "tags", e.status, why)
-        return FollowUp(Step.GAVE_UP)
+        decision = sender.decide(r, verdict, sender.Work.TAG)
+        return _ACTS[decision.action](services, record, attempt, verdict, decision)
     store.update(r, record, tags_confirmed=confirmed, tagging="done")
     tags = f"{len(confirmed)} tag" + ("" if len(confirmed) == 1 else "s")
     opportunities = f"{len(targets)} " + ("opportunity" if len(targets) == 1 else "opportunities")
     store.log_attempt(r, receipt, "tags", 200, f"{tags} on {opportunities}")
     return FollowUp(Step.DONE)
+
+
+def _wait(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
+          decision: sender.Decision) -> FollowUp:
+    return FollowUp(Step.RETRY, retry_at=time.time() + verdict.wait_s, attempt=attempt)
+
+
+def _behind_the_gate(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
+                     decision: sender.Decision) -> FollowUp:
+    """Lever takes nothing now: close the gate as a delivery would, and wait behind it (upkeep releases it)."""
+    r, s = services.redis, services.settings
+    assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
+    closed = gate.close(r, decision.cause, decision.why)
+    _park(r, record.receipt)
+    store.update(r, record, tagging="waiting for Lever")
+    store.log_attempt(r, record.receipt, "tags", verdict.status or "no answer", f"{decision.why}: tagging waits")
+    return FollowUp(Step.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
+
+
+def _failed(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
+            decision: sender.Decision) -> FollowUp:
+    return _retry(services, record, attempt, verdict.why)  # adding a tag twice changes nothing: resend
+
+
+def _refused(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
+             decision: sender.Decision) -> FollowUp:
+    why = f"Lever refused the tags ({verdict.status}): {verdict.message}"  # the key or the request: a person looks
+    store.update(services.redis, record, tagging=why)
+    store.log_attempt(services.redis, record.receipt, "tags", verdict.status, why)
+    return FollowUp(Step.GAVE_UP)
+
+
+_ACTS = {sender.Action.WAIT: _wait, sender.Action.CLOSE_GATE: _behind_the_gate, sender.Action.RETRY: _failed,
+         sender.Action.NEEDS_ATTENTION: _refused}  # what each of the policy's actions is for a tagging
 
 
 def _retry(services: Services, record: Record, attempt: int, why: str, base_s: float = TAG_RETRY_BASE_S) -> FollowUp:

@@ -228,7 +228,8 @@ class Pacer:
 
     def take(self, limits: tuple[Limit, ...], before_send: Callable[[float], None] | None = None) -> None:
         """Wait for a slot on `limits`; `before_send(epoch)` runs just before it (it may write to Redis: that
-        happens before the slot, not between the slot and the send). Raises RateLimitWait if the slot is too far."""
+        happens before the slot, not between the slot and the send), with the slot's time on the Redis server's
+        clock, the one every machine shares. Raises RateLimitWait if the slot is too far."""
         late_s = min(limit.margin_s for limit in limits) / 2
         given_up = False
         while True:
@@ -241,7 +242,7 @@ class Pacer:
                 if paused_past(self.r, limits, slot):
                     continue  # another worker got a 429 meanwhile: this slot falls in the pause; take a later one
             if before_send:
-                before_send(time.time() + max(0.0, due - time.monotonic()))
+                before_send(slot.at_ms / 1000)
             time.sleep(max(0.0, due - time.monotonic()))
             lag = time.monotonic() - due
             self.lags.append((limits[0].name, lag))

@@ -42,7 +42,8 @@ class State(StrEnum):
         return self.value
 
 
-FINAL = (State.DELIVERED, State.DISCARDED)
+FINAL = (State.DELIVERED, State.DISCARDED)  # nothing more will happen to it
+AT_REST = (*FINAL, State.NEEDS_ATTENTION)  # nothing is sent until a person acts: no delivery runs, none is recovered
 
 
 def new_receipt() -> str:

@@ -2,29 +2,31 @@
 (origin `sourced`, `perform_as` a Lever user, company-prefixed tags), one request per posting, then the note on
 each with Create a note as the same user.
 
-It shares the applications' machinery without changing it: the delivery gate (a person waits while the gate is
-closed or paused; a 503 closes it like an application's would, and the same probe opens it), the shared pacing on
-Lever's all-calls limit, and a lease per person so two workers never send the same one. Create an opportunity has no
-idempotency key, so each send is marked in flight before it leaves; after a timeout, a dropped answer or a crash,
-List opportunities (by email, created since the attempt, with the posting and the tag) says whether Lever has it
-before it is sent again. Notes are checked the same way (List notes) before a re-send.
+A flow on the exactly-once sender (delivery/sender.py), like applications: the same lease per item, the fence
+checked in the transaction that marks each create and each note in flight (and again after the wait for its slot),
+the settle time on the Redis server's clock, the same gate and the same policy for Lever's answers. What is its own:
+the bodies, the two sends, and its marker: each opportunity carries a link of ours naming the person and the send
+(`marker`), and each note carries it in its text, so that after a timeout, a dropped answer or a crash, List
+opportunities (by email) and List notes find this send's copy, and never another capture's of the same person.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis
 from redis.exceptions import LockError
 
 from .. import metrics
-from ..delivery import backoff, gate, jobs, outcomes
-from ..delivery.deliverer import Outcome, Result  # a person's delivery ends as an application's does
+from ..delivery import gate, outcomes, sender
+from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result
 from ..lever.client import LeverAuthError, LeverError
 from ..lever.pacing import Pacer, RateLimitWait
-from ..records import uploads
+from ..records import store, uploads
 from ..records.uploads import FileMissing
 from ..services import Services
 from ..settings import Settings
@@ -34,10 +36,8 @@ from .people import Kind, Person, Send, Standing
 log = logging.getLogger(__name__)
 
 LEASE = "sourced:lease:{}"  # a redis-py Lock per person while a worker delivers them
-MAX_IN_PROCESS_WAIT_S = 10.0
-RECONCILE_MARGIN_MS = 120 * 1000  # clock skew allowed when looking for what Lever may already have
-RETRY_BASE_S = 5.0
-RETRY_CAP_S = 900.0
+LEGACY_MARGIN_MS = 120 * 1000  # clock skew allowed by the releases before markers (see `_reconcile`)
+MARKER_PATH = "/admin/sourced/"  # our marker: <site>/admin/sourced/<person id>/<send>
 
 
 def tags(settings: Settings, person: Person) -> list[str]:
@@ -58,8 +58,8 @@ def opportunity_body(settings: Settings, person: Person, send: Send) -> dict[str
                                         else person.source or settings.application_source]}
     if person.phone:
         body["phones"] = [{"value": person.phone}]
-    if person.links:
-        body["links"] = list(person.links)
+    # The person's own links never carry a marker of ours (one pasted in): only ours does.
+    body["links"] = [*(x for x in person.links if MARKER_PATH not in x), marker(settings, person, send)]
     if send.posting:
         body["postings"] = [send.posting]
     return body
@@ -71,55 +71,69 @@ def note_text(person: Person) -> str:
     return "\n\n".join(x for x in (person.note, rating) if x)
 
 
+def marker(settings: Settings, person: Person, send: Send) -> str:
+    """Our marker on one send's opportunity (among its links) and its note (the note's last line): the person's
+    id, 80 random bits, and the send's place among theirs. No other send carries it."""
+    return (settings.public_url or f"http://localhost:{settings.port}") + _mark(person, send)
+
+
+def _mark(person: Person, send: Send) -> str:
+    """What identifies the marker, whatever the site's address was when it was sent (JOBSITE_PUBLIC_URL may change
+    between a send and its reconcile)."""
+    place = next(i for i, x in enumerate(person.sends) if x is send)
+    return f"{MARKER_PATH}{person.id}/{place + 1}"
+
+
 def _lease(r: redis.Redis, person_id: str, ttl_s: int) -> redis.lock.Lock:
-    return r.lock(LEASE.format(person_id), timeout=ttl_s, blocking=False)
-
-
-def lease_alive(r: redis.Redis, person_id: str) -> bool:
-    return bool(r.exists(LEASE.format(person_id)))
+    return sender.lease(r, LEASE.format(person_id), ttl_s)
 
 
 def deliver(services: Services, person_id: str) -> Result:
     """Try to deliver one sourced person now: every send not yet in Lever, then their notes."""
     r, s = services.redis, services.settings
     person = people.load(r, person_id)
-    if person is None or person.standing in people.FINAL:
+    if person is None or person.standing in store.AT_REST:
         return Result(Outcome.SKIPPED)
     lease = _lease(r, person_id, s.delivery_lease_s)
-    if not lease.acquire():
-        return Result(Outcome.SKIPPED)
-    pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))
-    try:
-        person = people.load(r, person_id)  # again, under the lease
-        if person is None or person.standing in people.FINAL:
+    with sender.leased(lease, f"sourced person {person_id[:8]}") as held:
+        if not held:
             return Result(Outcome.SKIPPED)
-        if not gate.status(r).is_open:
-            people.park(r, person)
+        person = people.load(r, person_id)  # again, under the lease
+        if person is None or person.standing in store.AT_REST:
+            return Result(Outcome.SKIPPED)
+        if gate.park(r, person.id, person.created_at, people.PARKED):
             people.save(r, person, Standing.WAITING)
             return Result(Outcome.PARKED)
-        return _send(services, person, lease, pacer)
-    finally:
-        pacer.record()
+        pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))
         try:
-            lease.release()
-        except LockError:
-            log.warning("sourced person %s: the lease ran out during delivery", person_id[:8])
+            return _send(services, person, lease, pacer)
+        finally:
+            pacer.record()
 
 
 class _Sending:
-    """Which request is on its way, so that an error Lever answered clears its in-flight mark (it was not made)."""
+    """Which request is on its way, so that Lever's answer to it updates its in-flight mark: an error Lever answered
+    clears it (it was not made); a 5xx ends Lever's processing, so its settle time too."""
 
     def __init__(self) -> None:
         self.send: Send | None = None
         self.note = False
 
-    def failed(self, r: redis.Redis, person: Person) -> None:
-        if self.send is not None:
+    def failed(self, r: redis.Redis, person: Person, verdict: outcomes.Verdict) -> None:
+        send = self.send
+        if send is None:
+            return
+        if not verdict.outcome_unknown:
             if self.note:
-                self.send.note_inflight_at = 0.0
+                send.note_inflight_at = 0.0
             else:
-                self.send.inflight_at = 0.0
-            people.save(r, person)
+                send.inflight_at = 0.0
+        elif verdict.status is not None:
+            if self.note:
+                send.note_settle_until = 0.0
+            else:
+                send.settle_until = 0.0
+        people.save(r, person)
         self.send = None
 
 
@@ -128,6 +142,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
     person.attempts += 1
     people.save(r, person, Standing.DELIVERING)
     sending = _Sending()
+    fence = Fence(r, lease, s.delivery_lease_s)
     try:
         performer = performers.perform_as(services, person.recruiter, pacer)
         resume = None
@@ -136,16 +151,16 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
             resume = (f["filename"], uploads.read(r, person.id, f), f["content_type"])
         for send in person.sends:
             if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, pacer)):
-                lease.reacquire()
 
-                def mark(at: float, send: Send = send) -> None:
-                    send.inflight_at, send.first_sent_at = at, send.first_sent_at or at
-                    people.save(r, person)
+                def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
+                    send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
+                    send.first_sent_at = send.first_sent_at or m.at
+                    return lambda pipe: people.save(pipe, person)
 
-                pacer.take(lever_limit, before_send=mark)
+                body = opportunity_body(s, person, send)
                 sending.send, sending.note = send, False
-                made = lever.create_opportunity(opportunity_body(s, person, send), perform_as=performer,
-                                                resume=resume)
+                made = fence.send(pacer, lever_limit, s.reconcile_settle_s, mark,
+                                  partial(lever.create_opportunity, body, perform_as=performer, resume=resume))
                 sending.send = None
                 send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
                 send.inflight_at = 0.0
@@ -154,17 +169,17 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
                                                                                   else ""))
             text = note_text(person)
             if text and not send.note_done:
-                if send.note_inflight_at and _note_arrived(services, send, text, performer, pacer):
+                if send.note_inflight_at and _note_arrived(services, person, send, text, performer, pacer):
                     continue
-                lease.reacquire()
 
-                def mark_note(at: float, send: Send = send) -> None:
-                    send.note_inflight_at = at
-                    people.save(r, person)
+                def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
+                    send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
+                    return lambda pipe: people.save(pipe, person)
 
-                pacer.take(lever_limit, before_send=mark_note)
+                value = f"{text}\n\n{marker(s, person, send)}"
                 sending.send, sending.note = send, True
-                lever.create_note(send.opportunity_id, text, perform_as=performer)
+                fence.send(pacer, lever_limit, s.reconcile_settle_s, mark_note,
+                           partial(lever.create_note, send.opportunity_id, value, perform_as=performer))
                 sending.send = None
                 send.note_done, send.note_inflight_at = True, 0.0
                 people.save(r, person)
@@ -174,24 +189,26 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
     except FileMissing:
         return _needs_attention(r, person, "the resume is no longer in Redis: ask the person to send it again")
     except LockError:
-        return Result(Outcome.SKIPPED)  # our lease ran out and another worker may hold it: nothing more is sent
+        # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it: nothing
+        # more is sent. (A mark this attempt recorded stays: the lease holder reconciles it, never sends blindly.)
+        return Result(Outcome.SKIPPED)
     except performers.NoPerformer as e:
         return _needs_attention(r, person, str(e))
     except _Settling as e:
         return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon")
     except LeverError as e:
         verdict = outcomes.judge(e, pacer, lever_limit)  # the one policy for Lever's answers (a 429 slows everyone)
-        if not verdict.outcome_unknown:
-            sending.failed(r, person)  # Lever answered: the request was not carried out
+        sending.failed(r, person, verdict)
         people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
                    verdict.message)
-        if verdict.gate_cause is not None:
-            return _close_gate(services, person, verdict.gate_cause, verdict.why, verdict.status)
-        if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
-            return _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why)
-        if verdict.meaning == outcomes.Meaning.REJECTED:
-            return _needs_attention(r, person, verdict.why)
-        return _retry(services, person, verdict.why)
+        decision = sender.decide(r, verdict, sender.Work.PERSON)
+        act = {  # what each of the policy's actions is for a person
+            sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status),
+            sender.Action.WAIT: lambda: _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why),
+            sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
+            sender.Action.RETRY: lambda: _retry(services, person, verdict.why),
+        }
+        return act[decision.action]()
     person.delivered_at, person.last_error = time.time(), ""
     with r.pipeline() as pipe:
         people.save(pipe, person, Standing.DELIVERED)
@@ -203,7 +220,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
 
 
 class _Settling(Exception):
-    """Lever does not list it yet, but an answer-less create may still be processing: look again in `wait_s`."""
+    """Lever does not list it yet, but an answer-less send may still be processing: look again in `wait_s`."""
 
     def __init__(self, wait_s: float):
         super().__init__(wait_s)
@@ -211,25 +228,29 @@ class _Settling(Exception):
 
 
 def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> bool:
-    """After a create whose outcome is unknown: did Lever make it? Looked up by email, created since the first
-    attempt, the posting and the tag. Records it and returns True if so. "Not found" is trusted only once
-    JOBSITE_RECONCILE_SETTLE_S has passed since the attempt (raises _Settling before); then the mark is cleared and
-    it is sent again."""
-    r = services.redis
+    """After a create whose outcome is unknown: did Lever make it? Only an opportunity carrying this send's marker is
+    it (List opportunities by the person's email, no time window: no worker's clock decides). Records it and
+    returns True if so. "Not found" is trusted only once the settle time has passed (raises _Settling before); then
+    the mark is cleared and it is sent again."""
+    r, s = services.redis, services.settings
     pacer.take((services.limits.lever,))
-    filters: dict[str, Any] = {"email": person.email, "tag": tags(services.settings, person)[0],
-                               "created_at_start": int(send.first_sent_at * 1000) - RECONCILE_MARGIN_MS}
-    if send.posting:
-        filters["posting_id"] = send.posting
-    taken = {s.opportunity_id for s in person.sends if s.opportunity_id}
+    taken = {x.opportunity_id for x in person.sends if x.opportunity_id}
+    filters: dict[str, Any] = {"email": person.email}  # no time window: no worker's clock decides
+    if not send.marked:  # sent by a release before markers: looked for as it did
+        filters.update(tag=tags(s, person)[0], created_at_start=int(send.first_sent_at * 1000) - LEGACY_MARGIN_MS)
+        if send.posting:
+            filters["posting_id"] = send.posting
     try:
-        found = [o for o in services.lever.list_opportunities(**filters) if o.get("id") not in taken]
+        listed = services.lever.list_opportunities(**filters)
     except LeverAuthError:  # the key may not list opportunities: re-send, as applications do (it may duplicate)
         log.warning("the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
                     "is created again, which can duplicate it")
         found = []
     else:
-        settle = send.inflight_at + services.settings.reconcile_settle_s - time.time()
+        ours = _mark(person, send)
+        found = [o for o in listed if o.get("id") not in taken
+                 and (any(str(x).endswith(ours) for x in o.get("links") or []) or not send.marked)]
+        settle = sender.settling_s(r, send.settle_until if send.marked else send.inflight_at + s.reconcile_settle_s)
         if not found and settle > 0:
             raise _Settling(settle)
     if found:
@@ -244,16 +265,25 @@ def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> 
     return False
 
 
-def _note_arrived(services: Services, send: Send, text: str, performer: str, pacer: Pacer) -> bool:
-    """After a note whose outcome is unknown: is it on the opportunity already?"""
+def _note_arrived(services: Services, person: Person, send: Send, text: str, performer: str, pacer: Pacer) -> bool:
+    """After a note whose outcome is unknown: is it on the opportunity already? Only a note carrying this send's
+    marker is it (a release before markers matched the text). "Not found" is trusted only once the settle time
+    has passed (raises _Settling before)."""
     pacer.take((services.limits.lever,))
     try:
         notes = services.lever.list_notes(send.opportunity_id)
     except LeverAuthError:  # the key may not read notes: add it again (it may duplicate)
         notes = []
-    if any(n.get("text") == text and n.get("user") in (None, performer) for n in notes):
-        send.note_done, send.note_inflight_at = True, 0.0
-        return True
+    else:
+        ours = _mark(person, send)
+        if any(str(n.get("text") or "").rstrip().endswith(ours) if send.note_marked
+               else (n.get("text") == text and n.get("user") in (None, performer)) for n in notes):
+            send.note_done, send.note_inflight_at = True, 0.0
+            people.save(services.redis, person)
+            return True
+        settle = sender.settling_s(services.redis, send.note_settle_until)
+        if settle > 0:
+            raise _Settling(settle)
     send.note_inflight_at = 0.0
     return False
 
@@ -268,16 +298,18 @@ def _retry(services: Services, person: Person, why: str) -> Result:
     r, s = services.redis, services.settings
     if time.time() - person.created_at > s.retry_window_s:
         return _needs_attention(r, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
-    return _retry_at(r, person, time.time() + backoff.delay(person.attempts - 1, RETRY_BASE_S, RETRY_CAP_S), why)
+    return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why)
 
 
-def _close_gate(services: Services, person: Person, cause: gate.Cause, why: str, status: int | None) -> Result:
+def _close_gate(services: Services, person: Person, decision: sender.Decision, status: int | None) -> Result:
     """Lever cannot take anything now: close the gate (as an application's 503 would) and wait behind it."""
     r, s = services.redis, services.settings
+    cause, why = decision.cause, decision.why
+    assert cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
     people.log(r, person.id, "send", status, why)
     closed = gate.close(r, cause, why)
     person.last_error = why
-    people.park(r, person)
+    r.zadd(people.PARKED, {person.id: person.created_at})  # (upkeep releases it whenever the gate is open)
     people.save(r, person, Standing.WAITING)
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
@@ -294,7 +326,7 @@ def _needs_attention(r: redis.Redis, person: Person, why: str) -> Result:
 
 def release_parked(r: redis.Redis) -> list[str]:
     """The gate is open: the people parked behind it, oldest first, to be queued."""
-    return people.take_parked(r) if gate.status(r).is_open else []
+    return gate.release(r, people.PARKED)
 
 
 def lost(services: Services) -> list[str]:
@@ -304,6 +336,6 @@ def lost(services: Services) -> list[str]:
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now = time.time()
     return [p.id for p in people.load_many(r, people.pending(r))
-            if p.id not in parked and now - p.updated_at > services.settings.delivery_lease_s
-            and not lease_alive(r, p.id)
-            and (p.standing == Standing.DELIVERING or not jobs.job_alive(r, people.job_of(r, p.id)))]
+            if p.id not in parked and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
+                                                  idle_s=now - p.updated_at, lease_s=services.settings.delivery_lease_s,
+                                                  job_id=people.job_of(r, p.id))]

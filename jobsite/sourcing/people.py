@@ -17,8 +17,8 @@ from typing import Any
 
 import redis
 
-from ..records import search
-from ..records.store import reference
+from ..records import search, store
+from ..records.store import State, reference
 from ..records.uploads import StoredFile
 
 KEY = "sourced:{}"  # JSON: one person
@@ -39,16 +39,9 @@ class Kind(StrEnum):
     EVENT = "event"  # captured by a recruiter at an event
 
 
-class Standing(StrEnum):
-    """Where a person stands, as the console says it."""
-
-    WAITING = "waiting"
-    DELIVERING = "delivering"
-    DELIVERED = "delivered"
-    NEEDS_ATTENTION = "needs_attention"
-
-
-FINAL = (Standing.DELIVERED, Standing.NEEDS_ATTENTION)
+# Where a person stands: the records' states, one vocabulary for every flow on the sender (a person is never queued
+# nor discarded; the same words in the JSON as before).
+Standing = State
 
 
 @dataclass
@@ -62,6 +55,13 @@ class Send:
     first_sent_at: float = 0.0
     note_inflight_at: float = 0.0
     note_done: bool = False
+    # Times are the Redis server's (delivery/sender.py). Until `settle_until`, Lever may still be processing an
+    # answer-less create (`note_settle_until`: note). `marked`: the create carried our marker (`note_marked`: the
+    # note); False only for a send a release before markers left in flight, looked for as that release did.
+    settle_until: float = 0.0
+    marked: bool = False
+    note_settle_until: float = 0.0
+    note_marked: bool = False
 
 
 @dataclass
@@ -160,7 +160,7 @@ def save(r: redis.Redis | redis.client.Pipeline, person: Person, standing: Stand
         person.standing = standing
     person.updated_at = time.time()
     r.set(KEY.format(person.id), person.to_json())
-    if person.standing in FINAL:
+    if person.standing in store.AT_REST:
         r.zrem(PENDING, person.id)
     if person.standing == Standing.DELIVERED:
         r.zadd(DELIVERED, {person.id: person.delivered_at})
@@ -201,19 +201,6 @@ def set_job(r: redis.Redis | redis.client.Pipeline, person_id: str, job_id: str)
 def job_of(r: redis.Redis, person_id: str) -> str:
     raw = r.get(JOB.format(person_id))
     return raw.decode() if raw else ""
-
-
-def park(r: redis.Redis, person: Person) -> None:
-    r.zadd(PARKED, {person.id: person.created_at})
-
-
-def take_parked(r: redis.Redis) -> list[str]:
-    """Every parked person, oldest first, removed from the parked set (the gate is open: queue them)."""
-    with r.pipeline() as pipe:
-        pipe.zrange(PARKED, 0, -1)
-        pipe.delete(PARKED)
-        ids, _ = pipe.execute()
-    return [x.decode() for x in ids]
 
 
 def delivered_before(r: redis.Redis, cutoff: float) -> list[str]:

@@ -16,7 +16,7 @@ from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
 from .. import mail, redis_server, retention
-from ..delivery import backoff, deliverer, gate, jobs
+from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
 from ..lever.client import LeverError
@@ -177,7 +177,7 @@ def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_valu
     if exc_type is None or issubclass(exc_type, AbandonedJobError) or not job.args:
         return
     record = store.load(connection, job.args[0])
-    if record and record.state not in (*store.FINAL, State.NEEDS_ATTENTION):
+    if record and record.state not in store.AT_REST:
         store.update(connection, record, State.NEEDS_ATTENTION,
                      last_error=f"internal error while delivering: {exc_type.__name__}")
         store.log_attempt(connection, record.receipt, "deliver", "error", f"{exc_type.__name__}: {exc_value}")
@@ -198,14 +198,12 @@ def recover(svc: Services) -> int:
     r, lease_s = svc.redis, svc.settings.delivery_lease_s
     jobs.clean_up_abandoned(r)
     now = time.time()
-    lost = [rec.receipt for rec in store.load_many(r, store.receipts(r, State.DELIVERING))
-            if not deliverer.lease_alive(r, rec.receipt)]
     parked = gate.parked(r)
-    candidates = store.receipts(r, State.QUEUED) + [x for x in store.receipts(r, State.WAITING) if x not in parked]
-    for rec in store.load_many(r, candidates):
-        idle = now - rec.updated_at > lease_s
-        if idle and not jobs.job_alive(r, rec.job_id) and not deliverer.lease_alive(r, rec.receipt):
-            lost.append(rec.receipt)
+    candidates = store.receipts(r, State.DELIVERING) + store.receipts(r, State.QUEUED) + [
+        x for x in store.receipts(r, State.WAITING) if x not in parked]
+    lost = [rec.receipt for rec in store.load_many(r, candidates)
+            if sender.lost(r, deliverer.LEASE.format(rec.receipt), delivering=rec.state == State.DELIVERING,
+                           idle_s=now - rec.updated_at, lease_s=lease_s, job_id=rec.job_id)]
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
         for receipt in lost:

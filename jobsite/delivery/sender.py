@@ -1,0 +1,231 @@
+"""The exactly-once sender every flow that writes to Lever goes through (applications, sourced people, and the
+next ones: an email to many people is one more flow on it).
+
+Lever has no idempotency key, so "exactly once" is built here, once: a lease per item, so two workers never send
+the same one; the lease as a fencing token, checked in the same transaction that records a send is about to leave
+and checked again after any wait, so a worker stalled past its lease stops instead of sending a second copy; an
+in-flight mark with a settle time, so an answer-less send is looked for in Lever (by our marker, which every write
+that can be re-sent carries) before it is sent again, and "not found" is trusted only once Lever cannot still be
+processing it; and what each of Lever's answers means for the item (wait, retry, a person looks, close the gate).
+
+Every time that is compared across machines (when a send was marked, when its settle time ends) is read from the
+clock every machine shares, the Redis server's (TIME), never from one worker's own clock: a worker whose clock is
+ahead, or steps during a drain, must not end a settle time early.
+
+A flow supplies only what differs: its record, its body, its send, and how to find its own copy in Lever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
+
+from ..lever.pacing import Limit, Pacer
+from . import backoff, gate, jobs, outcomes
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
+RETRY_BASE_S = 5.0
+RETRY_CAP_S = 900.0
+FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
+FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    PARKED = "parked"  # gate closed or paused; released when it opens
+    RETRY = "retry"  # try again at `retry_at`
+    NEEDS_ATTENTION = "needs_attention"
+    SKIPPED = "skipped"  # nothing to do: delivered, discarded, or another worker holds it
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    retry_at: float = 0.0
+    gate_closed: bool = False  # this delivery closed the gate: a probe must be scheduled
+    probe_delay_s: float = 0.0
+    opened: tuple[str, ...] = ()  # this delivery opened the gate: these parked applications are to be queued
+
+
+def server_now(r: redis.Redis) -> float:
+    """Now on the Redis server's clock, the one every machine shares (epoch seconds)."""
+    seconds, micros = r.time()
+    return seconds + micros / 1e6
+
+
+def retry_delay(attempts: int) -> float:
+    return backoff.delay(attempts, RETRY_BASE_S, RETRY_CAP_S)
+
+
+def lease(r: redis.Redis, key: str, ttl_s: int) -> Lock:
+    """At most one worker delivers an item; a dead worker's item is taken up again once its lease runs out.
+    redis-py's Lock checks its token when it extends and releases, so a worker whose lease expired can never end the
+    lease another worker took since."""
+    return r.lock(key, timeout=ttl_s, blocking=False)
+
+
+@contextmanager
+def leased(lock: Lock, what: str) -> Iterator[bool]:
+    """Hold `lock` for one delivery (yields False when another worker holds it: skip). Releasing a lease that ran
+    out meanwhile is logged, never raised: the delivery's own outcome stands."""
+    if not lock.acquire():
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("%s: its lease ran out during delivery", what)
+
+
+class Fence:
+    """The lease as a fencing token: a worker records that it is about to send in the same transaction that checks
+    it still holds the lease (WATCH the lease, compare its token, extend it, write the send), so a worker that stalled
+    past its lease, while recovery gave the item to another, stops instead of sending a second copy. Lever cannot
+    check a token, so the last check must be close to the send: if more than RECHECK_FRACTION of the lease has
+    passed since it (the process was stopped while it waited for its slot), `recheck` checks again."""
+
+    RECHECK_FRACTION = 0.25  # of the lease: sent within it, the request reaches Lever long before the lease can end
+
+    def __init__(self, r: redis.Redis, lock: Lock, lease_s: int):
+        self.r, self.lock, self.lease_s = r, lock, lease_s
+        self.checked = 0.0
+
+    def record_send(self, write: Callable[[redis.client.Pipeline], None]) -> None:
+        """Queue `write` (the send's in-flight mark) on a transaction that commits if and only if the lease is still
+        ours. Raises LockError."""
+        key = self.lock.name
+        token = self.lock.local.token
+        try:
+            with self.r.pipeline() as pipe:
+                pipe.watch(key)
+                if pipe.get(key) != token:
+                    raise LockError("the lease passed to another worker", lock_name=key)
+                pipe.multi()
+                pipe.pexpire(key, self.lease_s * 1000)
+                write(pipe)
+                pipe.execute()
+        except redis.WatchError:
+            raise LockError("the lease changed while the send was recorded", lock_name=key) from None
+        self.checked = time.monotonic()
+
+    def recheck(self) -> None:
+        """Check the lease again if the last check is too old to vouch for the send. Raises LockError."""
+        if time.monotonic() - self.checked > self.lease_s * self.RECHECK_FRACTION:
+            self.lock.reacquire()
+            self.checked = time.monotonic()
+
+    def send(
+        self,
+        pacer: Pacer,
+        limits: tuple[Limit, ...],
+        settle_s: float,
+        marking: Callable[[Mark], Callable[[redis.client.Pipeline], None]],
+        request: Callable[[], T],
+    ) -> T:
+        """One send, as every flow makes them: the lease extended, a slot on `limits` waited for, the send marked in
+        flight just before its slot (`marking(mark)` gives the write) in the transaction that checks the lease, the
+        lease checked again if the wait was long (a stall between the mark and the slot is caught here), then
+        `request`, Lever's call. Raises LockError (nothing sent), RateLimitWait, and whatever `request` raises."""
+        self.lock.reacquire()
+        pacer.take(limits, before_send=lambda slot_at: self.record_send(marking(mark(self.r, settle_s, slot_at))))
+        self.recheck()
+        return request()
+
+
+def lost(r: redis.Redis, lease_key: str, *, delivering: bool, idle_s: float, lease_s: int, job_id: str) -> bool:
+    """Whether an item's delivery was lost, for recovery to queue it again (the caller leaves out what is parked or
+    at rest): no worker holds its lease, and either a worker died in the middle of it (still delivering) or it has
+    been untouched for longer than a lease with no job due to run it (the job vanished: Redis lost it, a crash)."""
+    if r.exists(lease_key):
+        return False
+    return delivering or (idle_s > lease_s and not jobs.job_alive(r, job_id))
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A send marked in flight, on the Redis server's clock: `at` when it leaves, `settle_until` until when Lever may
+    still be processing it although it lists nothing (a send that got no answer)."""
+
+    at: float
+    settle_until: float
+
+
+def mark(r: redis.Redis, settle_s: float, slot_at: float | None = None) -> Mark:
+    """The in-flight mark of a send leaving at `slot_at` (its pacing slot, on the server's clock) or now."""
+    at = slot_at if slot_at is not None else server_now(r)
+    return Mark(at, at + settle_s)
+
+
+def settling_s(r: redis.Redis, settle_until: float) -> float:
+    """How long Lever may still be processing an answer-less send (0: "not found" can be trusted now)."""
+    return max(0.0, settle_until - server_now(r)) if settle_until else 0.0
+
+
+class Action(StrEnum):
+    """What a failed Lever call means for the item being sent."""
+
+    WAIT = "wait"  # rate-limited: try again after the pause every worker now keeps
+    RETRY = "retry"  # Lever failed this call: try again with backoff (reconciled first if the outcome is unknown)
+    NEEDS_ATTENTION = "needs_attention"  # Lever refuses it as it is: a person must look
+    CLOSE_GATE = "close_gate"  # Lever takes nothing now (maintenance, our key, failing): everything waits
+
+
+class Work(StrEnum):
+    """The kinds of work that write to Lever, each with its row of the policy."""
+
+    APPLICATION = "application"  # Apply to a posting
+    PERSON = "person"  # Create an opportunity, Create a note
+    TAG = "tag"  # Update opportunity tags (a follow-up)
+
+
+# The policy: for each kind of work, what each meaning of Lever's answer (outcomes.judge decides the meaning) makes
+# it do. Maintenance and Lever failing close the gate for every kind alike (FAILING only once it is Lever's state,
+# not one request's: see `decide`). A refused key closes the gate where the key is what every delivery needs; a key
+# refused the tags says nothing about deliveries, so tagging stops for a person instead of holding every delivery.
+_WRITE = {
+    outcomes.Meaning.RATE_LIMITED: Action.WAIT,
+    outcomes.Meaning.MAINTENANCE: Action.CLOSE_GATE,
+    outcomes.Meaning.KEY_REFUSED: Action.CLOSE_GATE,
+    outcomes.Meaning.REJECTED: Action.NEEDS_ATTENTION,
+    outcomes.Meaning.FAILING: Action.RETRY,
+}
+POLICY = {
+    Work.APPLICATION: _WRITE,
+    Work.PERSON: _WRITE,
+    Work.TAG: {**_WRITE, outcomes.Meaning.KEY_REFUSED: Action.NEEDS_ATTENTION},
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    cause: gate.Cause | None = None  # CLOSE_GATE: why
+    why: str = ""
+
+
+def decide(r: redis.Redis, verdict: outcomes.Verdict, work: Work, *, probe: bool = False) -> Decision:
+    """What to do with the item after `verdict`, by the policy's row for its kind of `work`. A failure counts
+    towards the gate's failing state (any worker's, any flow's): after FAILING_AFTER in a row it is not this item's
+    problem but Lever's, and everything waits behind the gate, where the probe checks Lever every few seconds (a
+    probe's own failure backs off the probing instead)."""
+    action = POLICY[work][verdict.meaning]
+    if action == Action.CLOSE_GATE:
+        return Decision(action, verdict.gate_cause, verdict.why)
+    if action == Action.RETRY and not probe and gate.lever_failed(r, FAILING_AFTER, FAILING_WINDOW_S):
+        return Decision(Action.CLOSE_GATE, gate.Cause.FAILING, f"Lever is failing ({verdict.status or 'no answer'})")
+    return Decision(action, None, verdict.why)
