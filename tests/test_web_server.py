@@ -21,7 +21,21 @@ import requests
 
 from jobsite.settings import Settings
 
-from .helpers import Sandbox, csrf_in, file_posting, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import (
+    Sandbox,
+    csrf_in,
+    docx_empty_paragraphs,
+    docx_huge_parts,
+    file_posting,
+    free_port,
+    lever_body,
+    odt_nested,
+    pdf_bomb,
+    resume_docx,
+    simple_posting,
+    wait_for,
+    worker_env,
+)
 
 RSS_LIMIT_KB = 150 * 1024
 
@@ -35,10 +49,10 @@ class Web:
         return [int(pid) for pid in children]
 
     @staticmethod
-    def peak_rss_kb(pid: int) -> int:
-        """The process's high-water mark of resident memory (VmHWM), in KiB."""
+    def peak_rss_kb(pid: int, field: str = "VmHWM") -> int:
+        """The process's high-water mark of resident memory (VmHWM), or another field of its status, in KiB."""
         status = Path(f"/proc/{pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")))
 
 
 @pytest.fixture
@@ -128,6 +142,35 @@ def test_bombs_leave_the_worker_under_150_mb(web: Web, sandbox: Sandbox, odt_bom
     assert statuses[0] == 422  # the bomb: not a document we accept
     for pid in web.worker_pids():
         assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
+
+
+@pytest.mark.parametrize("bomb", [odt_nested, docx_huge_parts, docx_empty_paragraphs, pdf_bomb],
+                         ids=["odt-nested", "docx-huge-parts", "docx-empty-paragraphs", "pdf"])
+def test_an_autofill_bomb_never_holds_the_worker(web: Web, sandbox: Sandbox, bomb) -> None:
+    """Issue 28, item 1: resumes that cost a parser tens of seconds and gigabytes (two 2.5 KB ODTs took the whole
+    site down for a minute) are read in a confined child: /healthz answers within a second all along, a real
+    application is accepted meanwhile, the bomb is a 415 or 422, and the worker's memory never grows past 150 MB."""
+    posting = file_posting(sandbox)
+    content = bomb()
+    application = {"application": (None, json.dumps(lever_body(sandbox, posting["id"]))),
+                   "resume": ("cv.docx", resume_docx())}
+    [pid] = web.worker_pids()
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(requests.post, f"{web.url}/api/v1/autofill", files={"resume": ("cv", content)},
+                              timeout=120)
+        applied = requests.post(f"{web.url}/api/v1/postings/{posting['id']}/applications", files=application,
+                                timeout=5)
+        assert applied.status_code == 202, applied.text
+        answered = 0
+        while not reading.done():
+            assert requests.get(f"{web.url}/healthz", timeout=1).ok  # raises a Timeout past a second
+            answered += 1
+    print(f"{bomb.__name__}: /healthz answered {answered} times meanwhile; worker peak "
+          f"{web.peak_rss_kb(pid) // 1024} MB, now {web.peak_rss_kb(pid, 'VmRSS') // 1024} MB")
+    assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
+    assert reading.result().status_code in (415, 422), reading.result().text
+    assert requests.post(f"{web.url}/api/v1/autofill", files={"resume": ("cv", resume_docx())},
+                         timeout=30).json()["fullName"] == "Ada Lovelace"
 
 
 def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies(web: Web, sandbox: Sandbox) -> None:

@@ -279,8 +279,12 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                     "400": _error("No multipart part named `resume`."),
                     "401": UNAUTHORIZED,
                     "413": _error("The file is over the site's file limit."),
-                    "415": _error("Not a PDF, DOCX, ODT or text file (or a broken or hostile one)."),
-                    "429": _error("Too many resumes this hour from this address.", "Retry-After"),
+                    "415": _error("Not a PDF, DOCX, ODT or text file."),
+                    "422": _error("A document of a kind we read that could not be read: broken, or so costly to "
+                                  "read that it reached the reader's limits on time, memory or size."),
+                    "429": _error("Too many resumes this hour from this address (or for this API key).",
+                                  "Retry-After"),
+                    "503": _error("This server is reading as many resumes as it allows; try again.", "Retry-After"),
                 }}},
             "/api/v1/applications/{receipt}": {"get": {
                 "operationId": "getApplication", "summary": "An application's status, by its receipt",
