@@ -164,3 +164,30 @@ def test_failed_sign_ins_from_one_address_are_capped_across_accounts(r: redis.Re
     assert capped.status_code == 429
     assert 0 < int(capped.headers["Retry-After"]) <= 3600
     assert attempt(*ADMIN, address="198.51.100.9") == 302
+
+
+def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(client, r: redis.Redis, sandbox: Sandbox,
+                                                                      settings: Settings) -> None:
+    """Issue 28, item 2: the talent community sent the sender's own file name to Lever, checked by its extension
+    only before it was cut to 100 characters (96 `A`s + `.hta` + 10 `B`s + `.pdf` arrived as `AAAA…A.hta` holding a
+    WScript.Shell script), and took an EXE or an HTML page called `.pdf`. Now the one check applications use."""
+    from jobsite.sourcing import deliverer as sourcing_deliverer
+    from jobsite.sourcing import people
+
+    def join(name: str, content: bytes):
+        return client.post("/api/v1/talent", data={"name": "Ada Lovelace", "email": "ada@example.com",
+                                                   "consent": "true", "resume": (io.BytesIO(content), name)})
+
+    script = b'<script>new ActiveXObject("WScript.Shell").Run("calc")</script>\n'
+    for name, content in (("A" * 96 + ".hta" + "B" * 10 + ".pdf", script), ("cv.pdf", b"MZ\x90\x00\x03" + b"\0" * 64),
+                          ("cv.pdf", b"<!doctype html><html><body>hello</body></html>\n")):
+        refused = join(name, content)
+        assert refused.status_code == 422, (name[:20], refused.get_data(as_text=True))
+        assert set(refused.get_json()["errors"]) == {"resume"}
+    assert people.everyone(r) == []
+    joined = join("A" * 96 + ".hta", script)  # text, and not called a document: it is kept, as text
+    assert joined.status_code == 202
+    svc = tasks.use(Services(settings))
+    assert sourcing_deliverer.deliver(svc, joined.get_json()["receipt"]).outcome == deliverer.Outcome.DELIVERED
+    [made] = requests.get(f"{sandbox.url}/_sandbox/opportunities", timeout=5).json()["data"]
+    assert made["resume"]["name"] == "A" * 80 + ".txt"

@@ -72,3 +72,16 @@ def test_a_docx_whose_members_together_declare_too_much_is_refused() -> None:
     too_much = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>", **padding,
                        "word/styles.xml": b" " * each, "word/numbering.xml": b" " * each})
     assert filetypes.sniff(too_much) is None
+
+
+@pytest.mark.parametrize(("name", "content", "kind"), [
+    ("cv.pdf", b"%PDF-1.7\n...", "pdf"),
+    ("cv.txt", b"Ada Lovelace\n", "txt"),
+    ("resume.hta", b"<script>run()</script>\n", "txt"),  # kept as text, and goes out as resume.txt
+    ("cv.pdf", b"<!doctype html><p>hello</p>\n", None),  # text under a document's name
+    ("cv.DOCX", b"Ada Lovelace\n", None),
+    ("cv.pdf", b"MZ\x90\x00\x03\x00", None),
+    ("", b"Ada Lovelace\n", "txt"),
+])
+def test_kind_of_an_upload(name: str, content: bytes, kind: str | None) -> None:
+    assert filetypes.kind_of(name, content) == kind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 KINDS = {  # kind -> (extension, content type)
     "pdf": (".pdf", "application/pdf"),
@@ -30,6 +31,17 @@ def sniff(content: bytes) -> str | None:
     if content.startswith(b"PK\x03\x04"):
         return _zip_kind(content)
     return "txt" if _is_text(content) else None
+
+
+def kind_of(filename: str, content: bytes) -> str | None:
+    """The kind of an upload every path that sends a file to Lever accepts (applications, talent sign-ups): its
+    content's, or None when the content is none of ours or is text under a document's name (an HTML page or a script
+    called `cv.pdf`). The file then goes out named for this kind (records/uploads.safe_name), never the sender's."""
+    kind = sniff(content)
+    claimed = Path(filename or "").suffix.lower()
+    if kind == "txt" and claimed in {ext for k, (ext, _) in KINDS.items() if k != "txt"}:
+        return None
+    return kind
 
 
 def _zip_kind(content: bytes) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from ..delivery.jobs import enqueue_sourced
-from ..records import uploads
+from ..records import filetypes, uploads
 from ..records.application import Attribution
 from ..records.uploads import UploadedFile
 from ..services import Services
@@ -34,7 +34,6 @@ MAX_LINKS = 5
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
 IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
 IDEMPOTENCY_TTL_S = 7 * 86400
-RESUME_TYPES = (".pdf", ".doc", ".docx", ".txt", ".rtf", ".odt")
 
 
 class Invalid(Exception):
@@ -108,7 +107,7 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
     if resume is not None:
         if len(resume.content) > max_file_bytes:
             errors["resume"] = Message(N_("The file is larger than %(mb)s MB."), mb=max_file_bytes // 2**20)
-        elif not resume.filename.lower().endswith(RESUME_TYPES) or not resume.content:
+        elif filetypes.kind_of(resume.filename, resume.content) is None:  # the same check as applications'
             errors["resume"] = N_("Send a PDF, Word or text file.")
     if errors:
         raise Invalid(errors)
