@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import io
 import json
 from collections.abc import Callable
@@ -167,7 +169,7 @@ def logout() -> Any:
     accounts.close_session(r, who(), session["sid"])
     audit.record(r, who(), "sign-out")
     session.clear()
-    return redirect(url_for("admin.login"))
+    return _signed_out()
 
 
 @bp.post("/logout-everywhere")
@@ -177,7 +179,16 @@ def logout_everywhere() -> Any:
     accounts.close_all_sessions(r, who())
     audit.record(r, who(), "sign-out everywhere")
     session.clear()
-    return redirect(url_for("admin.login"))
+    return _signed_out()
+
+
+def _signed_out() -> Response:
+    """To the sign-in page, with this browser's storage and caches for the site cleared: on a phone shared at a
+    booth, the capture page's service worker, cached pages and outbox (names, emails, notes) go with the session.
+    Browsers honour Clear-Site-Data on HTTPS and localhost only; elsewhere the outbox is still keyed by recruiter."""
+    answer = redirect(url_for("admin.login"))
+    answer.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return answer
 
 
 # Dashboard
@@ -502,7 +513,9 @@ def event_page(event_id: str) -> Any:
 @bp.get("/events/<event_id>/capture")
 def capture_page(event_id: str) -> Any:
     event = _event_or_404(event_id)
-    return render_template("admin/capture.html", event=event, titles=_posting_titles())
+    owner = hmac.new(get_services().settings.secret_key.encode(), f"capture outbox {who()}".encode(),
+                     hashlib.sha256).hexdigest()[:24]  # the outbox's key on the phone: who signed in, not named
+    return render_template("admin/capture.html", event=event, titles=_posting_titles(), owner=owner)
 
 
 @bp.get("/events/<event_id>/manifest.webmanifest")
