@@ -191,3 +191,27 @@ def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(client, r:
     assert sourcing_deliverer.deliver(svc, joined.get_json()["receipt"]).outcome == deliverer.Outcome.DELIVERED
     [made] = requests.get(f"{sandbox.url}/_sandbox/opportunities", timeout=5).json()["data"]
     assert made["resume"]["name"] == "A" * 80 + ".txt"
+
+
+def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(r: redis.Redis, sandbox: Sandbox,
+                                                                          settings: Settings) -> None:
+    """Issue 28, item 5: the client_id guard was per event, so a colleague's capture with your id (copied, guessed)
+    answered yours with their person (200), and your phone dropped your capture."""
+    from jobsite.sourcing import accept as sourced
+    from jobsite.sourcing import events, people
+
+    svc = Services(settings)
+    fair = events.add(r, "Fair", "", [])
+
+    def capture(name: str, recruiter: str) -> sourced.Accepted:
+        body = {"name": name, "email": f"{name.split()[0].lower()}@example.com", "client_id": "c-0000001"}
+        return sourced.submit(svc, sourced.event_capture(body, fair, recruiter))
+
+    theirs = capture("Mallory Sender", "sam@acme.example")
+    mine = capture("Grace Hopper", "rita@acme.example")
+    assert mine.new
+    assert (mine.person.name, mine.person.recruiter) == ("Grace Hopper", "rita@acme.example")
+    assert theirs.person.id != mine.person.id
+    again = capture("Grace Hopper", "rita@acme.example")  # my own retry is still one person
+    assert (again.new, again.person.id) == (False, mine.person.id)
+    assert len(people.of_event(r, fair.id)) == 2

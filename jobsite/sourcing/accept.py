@@ -151,6 +151,13 @@ def idempotency_key(key: str, person: Person, resume: UploadedFile | None, clien
     return IDEMPOTENCY.format(digest), body.hexdigest()
 
 
+def client_guard(person: Person) -> str:
+    """The Redis key of a capture's client_id guard: per event and per recruiter, because the id is the page's, and a
+    colleague who sent yours first (copied, guessed) was answered with their person while your phone dropped yours."""
+    recruiter = hashlib.sha256(person.recruiter.encode()).hexdigest()[:16]
+    return people.CLIENT.format(person.event_id, f"{recruiter}.{person.client_id}")  # "." is in no client_id
+
+
 def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
            idempotency: tuple[str, str] | None = None) -> Accepted:
     """Persist and queue a sourced person; returns once it is durable. A repeat (same capture client_id, or same
@@ -162,7 +169,7 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
         person.resume = stored[0]
     guard, fingerprint = idempotency or ("", "")
     if person.kind == Kind.EVENT:
-        guard, fingerprint = people.CLIENT.format(person.event_id, person.client_id), ""
+        guard, fingerprint = client_guard(person), ""
     with r.pipeline() as pipe:
         try:
             if guard:
