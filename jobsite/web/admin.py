@@ -28,6 +28,7 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import mail
 from ..addresses import ip_digest
@@ -182,7 +183,7 @@ def logout_everywhere() -> Any:
     return _signed_out()
 
 
-def _signed_out() -> Response:
+def _signed_out() -> BaseResponse:
     """To the sign-in page, with this browser's storage and caches for the site cleared: on a phone shared at a
     booth, the capture page's service worker, cached pages and outbox (names, emails, notes) go with the session.
     Browsers honour Clear-Site-Data on HTTPS and localhost only; elsewhere the outbox is still keyed by recruiter."""
@@ -200,7 +201,7 @@ def dashboard_page() -> Any:
     hist = dashboard.history(svc)
     peak = max([1] + [max(h["submitted"], h["delivered"]) for h in hist])
     return render_template("admin/dashboard.html", s=dashboard.status(svc), history=hist, peak=peak,
-                           cache=svc.catalog.info())
+                           cache=svc.catalog.info(), mail=mail.switch(svc.settings))
 
 
 @bp.get("/api/status")
