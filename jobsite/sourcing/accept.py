@@ -31,6 +31,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 MAX_TEXT = 200
 MAX_NOTE = 2000
 MAX_LINKS = 5
+LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+\Z")  # no control character, as the OpenAPI document says
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
 IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
 IDEMPOTENCY_TTL_S = 7 * 86400
@@ -90,13 +91,14 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
     name = _text(data, "name", errors, required=True)
     email = _email(data, errors)
     phone = _text(data, "phone", errors, limit=40)
-    raw_links = data.get("links") or []
+    raw_links = data.get("links")
+    raw_links = [] if raw_links in (None, "") else raw_links  # {} or 0 are not links
     if isinstance(raw_links, str):
         raw_links = raw_links.split()
-    links = [str(x).strip() for x in raw_links if isinstance(x, str) and x.strip()] if isinstance(raw_links,
-                                                                                                   list) else None
-    if links is None or len(links) > MAX_LINKS or not all(
-            re.match(r"^https?://\S+$", x) and len(x) <= 300 for x in links):
+    strings = isinstance(raw_links, list) and all(isinstance(x, str) for x in raw_links)
+    links = [x.strip() for x in raw_links if x.strip()] if strings else None  # a form's empty field is no link
+    if links is None or len(raw_links) > MAX_LINKS or not all(
+            LINK.match(x) and len(x) <= 300 for x in links):
         errors["links"] = Message(N_("Give up to %(n)s web addresses starting with https://."), n=MAX_LINKS)
         links = []
     chosen_teams = _choices(data.get("teams"), teams, "teams", errors)

@@ -26,6 +26,7 @@ from ..postings.posting import Posting
 from ..services import get_services
 from ..sourcing import accept as sourced
 from ..sourcing import people
+from ..words import N_
 from . import embed, sourcing, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
@@ -261,7 +262,10 @@ def join_talent() -> Any:
         if not isinstance(body, dict):
             return error_response(400, "The body must be a JSON object.")
         interests = body.get("interests")
-        interests = interests if isinstance(interests, dict) else {}
+        if interests is not None and not isinstance(interests, dict):
+            return error_response(422, gettext("Some answers need attention."),
+                                  errors=say({"interests": N_("Choose from the list.")}))
+        interests = interests or {}
         consent = body.get("consent")
         data = {**body, "teams": interests.get("teams", []), "locations": interests.get("locations", []),
                 "consent": consent.get("store") if isinstance(consent, dict) else consent}
