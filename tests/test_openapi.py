@@ -80,7 +80,7 @@ def test_the_live_app_keeps_the_contract(live: LiveServer, r: redis.Redis, sandb
     assert ("GET /api/v1/postings/{posting_id}", 200) in ran
 
 
-def test_schemathesis_with_every_check_finds_nothing(live: LiveServer, sandbox: Sandbox) -> None:
+def test_schemathesis_with_every_check_finds_nothing(live: LiveServer, sandbox: Sandbox, tmp_path: Path) -> None:
     """Issue 28, item 7: `schemathesis run -c all` found 4 schema-valid requests the API refused (positive data
     acceptance): an empty `resume`, `{}` as an application, an empty `application` part, an empty talent name, email
     and consent. The document now admits only what the API takes; tests/schemathesis.toml says which answers depend
@@ -88,7 +88,7 @@ def test_schemathesis_with_every_check_finds_nothing(live: LiveServer, sandbox: 
     done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--config-file",
                            str(Path(__file__).parent / "schemathesis.toml"), "run", f"{live.url}/api/v1/openapi.json",
                            "-c", "all", "-n", "20", "--generation-deterministic", "--no-color"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # its .schemathesis/ too
     summary = done.stdout[done.stdout.rfind("SUMMARY"):]
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
     assert "passed" in summary
