@@ -57,8 +57,16 @@ class Web:
 
 @pytest.fixture
 def web(settings: Settings, sandbox: Sandbox) -> Iterator[Web]:
+    with serving(settings) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, **extra: str) -> Iterator[Web]:
+    """`jobsite web` with one worker on a free port, its environment `extra` added."""
     port = free_port()
-    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", LEVER_WEBHOOK_TOKEN="signing-token")
+    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", LEVER_WEBHOOK_TOKEN="signing-token",
+                     **extra)
     proc = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
 
@@ -118,6 +126,76 @@ def _closed(s: socket.socket) -> bool:
         return False
     finally:
         s.setblocking(True)
+
+
+def test_one_address_cannot_hold_every_connection(settings: Settings, sandbox: Sandbox) -> None:
+    """Issue 28, item 8: 1,005 connections trickling a body from one address stopped a one-worker site. Now one
+    address holds at most JOBSITE_CONNECTIONS_PER_IP (here 20): the next ones are a 503 at once, other addresses are
+    served meanwhile, and a body still arriving after JOBSITE_BODY_DEADLINE_S (here 3 s) is a 408 that closes its
+    connection, trickling or not."""
+    posting = simple_posting(sandbox)
+    with serving(settings, JOBSITE_CONNECTIONS_PER_IP="20", JOBSITE_BODY_DEADLINE_S="3") as web:
+        port = int(web.url.rsplit(":", 1)[1])
+        head = (f"POST /api/v1/postings/{posting['id']}/applications HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode()
+
+        def ask(path: str, source: str) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+                return s.recv(65536)
+
+        sockets = []
+        for _ in range(30):
+            s = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.1", 0))
+            s.sendall(head)
+            sockets.append(s)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.5):
+                for s in sockets:
+                    with contextlib.suppress(OSError):
+                        s.sendall(b" ")
+
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        try:
+            refused = [s for s in sockets[20:] if _first_line(s, 5).startswith(b"HTTP/1.1 503")]
+            assert len(refused) == 10
+            assert ask("/healthz", "127.0.0.2").startswith(b"HTTP/1.1 200")  # another address: served
+            assert ask("/healthz", "127.0.0.1").startswith(b"HTTP/1.1 503")  # this one: at its cap
+            late = [_first_line(s, 30) for s in sockets[:20]]  # past the deadline, trickling all along
+            assert late == [b"HTTP/1.1 408 REQUEST TIMEOUT"] * 20, late
+            assert all(_closed_within(s, 5) for s in sockets[:20])
+            assert ask("/healthz", "127.0.0.1").startswith(b"HTTP/1.1 200")  # its connections are free again
+        finally:
+            stop.set()
+            trickler.join()
+            for s in sockets:
+                s.close()
+
+
+def _first_line(s: socket.socket, timeout: float) -> bytes:
+    """The first line the server sent on `s` within `timeout` seconds (b"" if none)."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(65536).split(b"\r\n", 1)[0]
+    except (TimeoutError, OSError):
+        return b""
+    finally:
+        s.settimeout(None)
+
+
+def _closed_within(s: socket.socket, timeout: float) -> bool:
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
 
 
 def test_bombs_leave_the_worker_under_150_mb(web: Web, sandbox: Sandbox, odt_bomb: bytes) -> None:
