@@ -127,6 +127,7 @@ class Settings:
     application_source: str
     embed_origins: tuple[str, ...] | None = None  # None: any site may embed (CORS *, frame-ancestors *)
     api_client_per_hour: int = 1000
+    signups_per_hour: int = 300  # talent-community sign-ups the whole site takes per clock hour, beside per address
     brand: Brand = field(default_factory=Brand)
     smtp: Smtp | None = None  # unset: no confirmation email
     mail_from: str = ""  # the From of confirmation emails
@@ -229,6 +230,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         application_source=r.str("JOBSITE_APPLICATION_SOURCE", f"{company} careers site"),
         embed_origins=r.get("JOBSITE_EMBED_ORIGINS", None, _origins),
         api_client_per_hour=r.int("JOBSITE_API_CLIENT_PER_HOUR", 1000, lo=1),
+        signups_per_hour=r.int("JOBSITE_SIGNUPS_PER_HOUR", 300, lo=1),
         brand=_brand(r),
         lever_confirmation_email=r.bool("JOBSITE_LEVER_CONFIRMATION_EMAIL", False),
         tag_prefix=r.str("JOBSITE_TAG_PREFIX", company),

@@ -215,3 +215,34 @@ def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(r: red
     again = capture("Grace Hopper", "rita@acme.example")  # my own retry is still one person
     assert (again.new, again.person.id) == (False, mine.person.id)
     assert len(people.of_event(r, fair.id)) == 2
+
+
+def test_sign_ups_queue_behind_applications_and_the_site_takes_so_many_an_hour(client, r: redis.Redis,
+                                                                              sandbox: Sandbox,
+                                                                              settings: Settings) -> None:
+    """Issue 28, item 3: sign-ups went on the applications' queue (600 from 20 addresses took a real application
+    from 0.6 s to 64 s to reach Lever), and the only limit was per address (a /48 holds 65,536 /64s). Now they have
+    their own queue, which a worker serves when no application waits, and a cap for the whole site."""
+    from rq import Queue
+
+    from jobsite.delivery import jobs
+    from jobsite.settings import load_settings
+
+    from .helpers import simple_posting
+
+    def join(on, n: int, address: str = "127.0.0.1"):
+        return on.post("/api/v1/talent", json={"name": f"Person {n}", "email": f"p{n}@example.com", "consent": True},
+                       environ_base={"REMOTE_ADDR": address}).status_code
+
+    assert [join(client, n) for n in range(5)] == [202] * 5
+    posting = simple_posting(sandbox)
+    applied = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
+    assert applied.status_code == 202
+    first = Queue.dequeue_any(jobs.queues(r), None, connection=r)
+    assert first is not None
+    job, _ = first
+    assert job.func_name == jobs.DELIVER  # the application, though five sign-ups came before it
+
+    capped = create_app(load_settings({}, **{**settings.__dict__, "signups_per_hour": 7})).test_client()
+    statuses = [join(capped, 10 + n, f"198.51.100.{n}") for n in range(3)]  # 5 + 2 this hour: the site is full
+    assert statuses == [202, 202, 429]
