@@ -108,6 +108,8 @@ def _child(function: Callable[[bytes], Any], content: bytes, limits: Limits, out
     try:
         os.closerange(0, out)
         os.closerange(out + 1, 65536)  # the parent's sockets: a client it closes is closed, Redis is not shared
+        for number in _PARENTS_SIGNALS:  # gunicorn's handlers (a stop meant for the worker) are not the child's
+            signal.signal(number, signal.SIG_DFL)
         logging.disable()  # the parsers' warnings would go to handlers whose files are closed
         os.nice(limits.nice)
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
@@ -120,6 +122,10 @@ def _child(function: Callable[[bytes], Any], content: bytes, limits: Limits, out
     except BaseException:  # the child says nothing: the parent reads an empty answer as a failure
         os._exit(1)
     os._exit(0)
+
+
+_PARENTS_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGCHLD, signal.SIGWINCH)
 
 
 def _address_space() -> int:
