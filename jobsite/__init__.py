@@ -76,11 +76,12 @@ def front_cache(app: Flask) -> Any:
 def serve() -> Flask:
     """The app as `jobsite web` serves it: gunicorn calls this in each worker, after the fork, so what a serving
     process runs beside its requests (the spool drain) starts here and not in `create_app`."""
-    from .web import security, spooldrain
+    from .web import security, server, spooldrain
 
     settings = load_settings()
     app = create_app(settings)
     if not settings.public_url and not settings.proxy_count:  # links come from the Host header, port included
         app.wsgi_app = security.OwnPort(app.wsgi_app, settings.port)  # type: ignore[method-assign]
+    app.wsgi_app = server.BodyDeadline(app.wsgi_app, settings.body_deadline_s)  # type: ignore[method-assign]
     spooldrain.start(app)
     return app

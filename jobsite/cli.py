@@ -162,7 +162,8 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     port = port or settings.port
     _require_free_port(host, port, "--port")
     args = ["--bind", f"{host}:{port}", "--workers", str(workers or settings.web_workers),
-            "--worker-class", "gevent", "--worker-connections", "1000", "--timeout", "60",
+            # gevent's worker with a cap on one address's connections and a deadline for bodies (web/server.py)
+            "--worker-class", "jobsite.web.server.Worker", "--worker-connections", "1000", "--timeout", "60",
             "--graceful-timeout", str(GRACEFUL_S), "--keep-alive", "5", "--error-logfile", "-",
             "--log-level", "warning", "--name", "jobsite-web",
             # gunicorn trusts X-Forwarded-Proto from 127.0.0.1 by default: only JOBSITE_PROXY_COUNT says whom to trust

@@ -75,6 +75,33 @@ class MailDeferred(Exception):
     Its message names no address (a server's answer that repeats the candidate's address has it blanked)."""
 
 
+@dataclass(frozen=True)
+class Switch:
+    """Whether confirmation emails go out, and if not why: `reason` is "" (on), "not_configured" (no
+    JOBSITE_SMTP_URL) or "unfixed_python" (this Python lacks the fix for CVE-2024-6923); `says` is the same in
+    words for the console and /readyz."""
+
+    reason: str
+    says: str
+
+    @property
+    def on(self) -> bool:
+        return not self.reason
+
+
+REASONS = ("not_configured", "unfixed_python")
+
+
+def switch(settings: Settings) -> Switch:
+    """Whether this site sends confirmation emails, said where people look (the dashboard, /readyz, /metrics): a
+    start-up line on stderr was all there was, and candidates silently got no reference nor link."""
+    if settings.mail_off:
+        return Switch("unfixed_python", settings.mail_off[:1].upper() + settings.mail_off[1:])
+    if settings.smtp is None:
+        return Switch("not_configured", "Confirmation emails are off: JOBSITE_SMTP_URL is not set")
+    return Switch("", "Confirmation emails are on")
+
+
 def key(receipt: str) -> str:
     return KEY.format(receipt)
 

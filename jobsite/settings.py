@@ -101,6 +101,11 @@ class Settings:
     allowed_hosts: tuple[str, ...]  # Host headers served when public_url is unset (which then builds URLs from it)
     metrics_token: str | None = field(repr=False)
     proxy_count: int
+    # One address's open connections to one web process (0: no cap; off behind a proxy, which is then the one
+    # address), and how long a request's body may take to arrive: one address held every connection with 1,005
+    # slow bodies.
+    connections_per_ip: int
+    body_deadline_s: float
     catalog_fresh_s: int
     catalog_keep_s: int
     lever_connect_timeout_s: float
@@ -122,6 +127,7 @@ class Settings:
     application_source: str
     embed_origins: tuple[str, ...] | None = None  # None: any site may embed (CORS *, frame-ancestors *)
     api_client_per_hour: int = 1000
+    signups_per_hour: int = 300  # talent-community sign-ups the whole site takes per clock hour, beside per address
     brand: Brand = field(default_factory=Brand)
     smtp: Smtp | None = None  # unset: no confirmation email
     mail_from: str = ""  # the From of confirmation emails
@@ -201,6 +207,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         allowed_hosts=r.get("JOBSITE_ALLOWED_HOSTS", LOCAL_HOSTS, _hosts),
         metrics_token=r.get("JOBSITE_METRICS_TOKEN", None, _token),
         proxy_count=r.int("JOBSITE_PROXY_COUNT", 0, lo=0, hi=5),
+        connections_per_ip=r.int("JOBSITE_CONNECTIONS_PER_IP", 100, lo=0),
+        body_deadline_s=r.float("JOBSITE_BODY_DEADLINE_S", 120.0, lo=1.0),
         catalog_fresh_s=r.int("JOBSITE_CATALOG_FRESH_S", 300, lo=1),
         catalog_keep_s=r.int("JOBSITE_CATALOG_KEEP_S", 14 * 86400, lo=60),
         lever_connect_timeout_s=r.float("JOBSITE_LEVER_CONNECT_TIMEOUT_S", 3.05, lo=0.1),
@@ -222,6 +230,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         application_source=r.str("JOBSITE_APPLICATION_SOURCE", f"{company} careers site"),
         embed_origins=r.get("JOBSITE_EMBED_ORIGINS", None, _origins),
         api_client_per_hour=r.int("JOBSITE_API_CLIENT_PER_HOUR", 1000, lo=1),
+        signups_per_hour=r.int("JOBSITE_SIGNUPS_PER_HOUR", 300, lo=1),
         brand=_brand(r),
         lever_confirmation_email=r.bool("JOBSITE_LEVER_CONFIRMATION_EMAIL", False),
         tag_prefix=r.str("JOBSITE_TAG_PREFIX", company),

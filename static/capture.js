@@ -1,6 +1,9 @@
 // The capture page: every capture is kept in IndexedDB first, then sent, each with its own client_id, so that
 // nothing typed is lost when the venue's network drops and a capture sent twice is one person. The outbox line
 // says how many wait; they go when the network is back (online event, a timer, the next save or a reload).
+// The outbox is the signed-in recruiter's (data-owner): on a phone passed from one recruiter to the next, the next
+// one never sees nor sends the previous one's captures; signing out clears it all (Clear-Site-Data). A capture the
+// console refused stays, with its reason, until the recruiter deletes it.
 (function () {
   "use strict";
   var form = document.getElementById("capture");
@@ -32,7 +35,9 @@
 
   function all() {
     return tx("readonly", function (s) { return s.getAll(); }).then(function (items) {
-      return (items || []).filter(function (x) { return x.event === form.dataset.event; })
+      return (items || []).filter(function (x) {
+        return x.event === form.dataset.event && x.owner === form.dataset.owner;
+      })
         .sort(function (a, b) { return a.at - b.at; });
     });
   }
@@ -55,7 +60,16 @@
       list.textContent = "";
       bad.forEach(function (x) {
         var li = document.createElement("li");
-        li.textContent = (x.body.name || "?") + ": " + x.error;
+        var drop = document.createElement("button");
+        li.textContent = (x.body.name || "?") + ": " + x.error + " ";
+        drop.type = "button";
+        drop.className = "link";
+        drop.textContent = "Delete";
+        drop.setAttribute("aria-label", "Delete the capture of " + (x.body.name || "?"));
+        drop.addEventListener("click", function () {
+          tx("readwrite", function (s) { s.delete(x.client_id); }).then(show);
+        });
+        li.appendChild(drop);
         list.appendChild(li);
       });
       refused.hidden = bad.length === 0;
@@ -114,7 +128,8 @@
       postings: data.getAll("postings"), note: data.get("note") || "",
       rating: Number(data.get("rating") || 0), client_id: newId()
     };
-    var item = { client_id: body.client_id, event: form.dataset.event, at: Date.now(), body: body };
+    var item = { client_id: body.client_id, event: form.dataset.event, owner: form.dataset.owner, at: Date.now(),
+                 body: body };
     tx("readwrite", function (s) { s.put(item); }).then(function () {
       form.reset();
       problem.hidden = true;

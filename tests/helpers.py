@@ -168,6 +168,76 @@ def resume_odt(lines: list[str] = RESUME_LINES) -> bytes:
     return out.getvalue()
 
 
+def odt_nested(depth: int = 10_000) -> bytes:
+    """Issue 28's ODT bomb, about 1 KB: `depth` paragraphs each inside the one before, each with a letter. The
+    text of every paragraph held all those inside it: quadratic work (1.2 KB took 6.6 s of CPU and 423 MB)."""
+    import io
+    import zipfile
+
+    body = "<text:p>x" * depth + "</text:p>" * depth
+    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+               f'<office:body><office:text>{body}</office:text></office:body></office:document-content>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")
+        z.writestr("content.xml", content, zipfile.ZIP_DEFLATED, compresslevel=9)
+    return out.getvalue()
+
+
+def docx_bomb(parts: dict[str, bytes]) -> bytes:
+    """A docx (the resume's) with `parts` replaced or added, and 256 KB of random bytes stored as an image, so each
+    part may inflate 64 times more than the file without looking like a zip bomb to records/filetypes."""
+    import io
+    import os
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(resume_docx())) as source, zipfile.ZipFile(out, "w") as z:
+        for info in source.infolist():
+            if info.filename not in parts:
+                z.writestr(info, source.read(info), zipfile.ZIP_DEFLATED)
+        for name, content in parts.items():
+            z.writestr(name, content, zipfile.ZIP_DEFLATED, compresslevel=9)
+        z.writestr("word/media/image1.png", os.urandom(256 * 1024), zipfile.ZIP_STORED)
+    return out.getvalue()
+
+
+W = b'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def docx_huge_parts(mb: int = 12) -> bytes:
+    """Issue 28: a docx whose styles, numbering and settings parts are `mb` MB of elements each (only document.xml's
+    size was checked: 1.1 MB took a worker to 1.5 GB, and it stayed there)."""
+    def part(root: bytes, element: bytes) -> bytes:
+        return b"<w:%s %s>" % (root, W) + element * (mb * 2**20 // len(element)) + b"</w:%s>" % root
+
+    return docx_bomb({"word/styles.xml": part(b"styles", b'<w:style w:type="paragraph" w:styleId="a"/>'),
+                      "word/numbering.xml": part(b"numbering", b'<w:num w:numId="1"><w:abstractNumId w:val="0"/>'
+                                                                 b"</w:num>"),
+                      "word/settings.xml": part(b"settings", b'<w:zoom w:percent="100"/>')})
+
+
+def docx_empty_paragraphs(mb: int = 7) -> bytes:
+    """Issue 28: a docx whose document is `mb` MB of empty paragraphs (144 KB of 8 MB took 44 s of CPU); under the
+    8 MB that document.xml alone was allowed."""
+    body = b"<w:p/>" * (mb * 2**20 // 6)
+    return docx_bomb({"word/document.xml": b"<w:document %s><w:body>%s</w:body></w:document>" % (W, body)})
+
+
+def pdf_bomb() -> bytes:
+    """A PDF whose page content inflates to 300 MB (about 300 KB on the wire): pypdf stops at its limit, slowly."""
+    import zlib
+
+    squeeze = zlib.compressobj(9)
+    stream = b"".join(squeeze.compress(b" " * 2**20) for _ in range(300)) + squeeze.flush()
+    pdf = resume_pdf(1).replace(b"/Length", b"/Filter /FlateDecode /Length", 1)
+    start = pdf.index(b"stream\n", pdf.index(b"/Filter")) + 7
+    end = pdf.index(b"\nendstream", start)
+    return pdf[:start] + stream + pdf[end:]
+
+
 # pyproject's addopts run the suite on four pytest-xdist workers. Each worker has its own session fixtures (its own
 # redis-server in a temp dir, its own sandbox on a free port, its own Chromium), so tests on different workers share
 # nothing. The tests that would disturb each other's timing are marked TIMING: xdist (`--dist loadgroup`) runs them

@@ -164,3 +164,85 @@ def test_failed_sign_ins_from_one_address_are_capped_across_accounts(r: redis.Re
     assert capped.status_code == 429
     assert 0 < int(capped.headers["Retry-After"]) <= 3600
     assert attempt(*ADMIN, address="198.51.100.9") == 302
+
+
+def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(client, r: redis.Redis, sandbox: Sandbox,
+                                                                      settings: Settings) -> None:
+    """Issue 28, item 2: the talent community sent the sender's own file name to Lever, checked by its extension
+    only before it was cut to 100 characters (96 `A`s + `.hta` + 10 `B`s + `.pdf` arrived as `AAAA…A.hta` holding a
+    WScript.Shell script), and took an EXE or an HTML page called `.pdf`. Now the one check applications use."""
+    from jobsite.sourcing import deliverer as sourcing_deliverer
+    from jobsite.sourcing import people
+
+    def join(name: str, content: bytes):
+        return client.post("/api/v1/talent", data={"name": "Ada Lovelace", "email": "ada@example.com",
+                                                   "consent": "true", "resume": (io.BytesIO(content), name)})
+
+    script = b'<script>new ActiveXObject("WScript.Shell").Run("calc")</script>\n'
+    for name, content in (("A" * 96 + ".hta" + "B" * 10 + ".pdf", script), ("cv.pdf", b"MZ\x90\x00\x03" + b"\0" * 64),
+                          ("cv.pdf", b"<!doctype html><html><body>hello</body></html>\n")):
+        refused = join(name, content)
+        assert refused.status_code == 422, (name[:20], refused.get_data(as_text=True))
+        assert set(refused.get_json()["errors"]) == {"resume"}
+    assert people.everyone(r) == []
+    joined = join("A" * 96 + ".hta", script)  # text, and not called a document: it is kept, as text
+    assert joined.status_code == 202
+    svc = tasks.use(Services(settings))
+    assert sourcing_deliverer.deliver(svc, joined.get_json()["receipt"]).outcome == deliverer.Outcome.DELIVERED
+    [made] = requests.get(f"{sandbox.url}/_sandbox/opportunities", timeout=5).json()["data"]
+    assert made["resume"]["name"] == "A" * 80 + ".txt"
+
+
+def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(r: redis.Redis, sandbox: Sandbox,
+                                                                          settings: Settings) -> None:
+    """Issue 28, item 5: the client_id guard was per event, so a colleague's capture with your id (copied, guessed)
+    answered yours with their person (200), and your phone dropped your capture."""
+    from jobsite.sourcing import accept as sourced
+    from jobsite.sourcing import events, people
+
+    svc = Services(settings)
+    fair = events.add(r, "Fair", "", [])
+
+    def capture(name: str, recruiter: str) -> sourced.Accepted:
+        body = {"name": name, "email": f"{name.split()[0].lower()}@example.com", "client_id": "c-0000001"}
+        return sourced.submit(svc, sourced.event_capture(body, fair, recruiter))
+
+    theirs = capture("Mallory Sender", "sam@acme.example")
+    mine = capture("Grace Hopper", "rita@acme.example")
+    assert mine.new
+    assert (mine.person.name, mine.person.recruiter) == ("Grace Hopper", "rita@acme.example")
+    assert theirs.person.id != mine.person.id
+    again = capture("Grace Hopper", "rita@acme.example")  # my own retry is still one person
+    assert (again.new, again.person.id) == (False, mine.person.id)
+    assert len(people.of_event(r, fair.id)) == 2
+
+
+def test_sign_ups_queue_behind_applications_and_the_site_takes_so_many_an_hour(client, r: redis.Redis,
+                                                                              sandbox: Sandbox,
+                                                                              settings: Settings) -> None:
+    """Issue 28, item 3: sign-ups went on the applications' queue (600 from 20 addresses took a real application
+    from 0.6 s to 64 s to reach Lever), and the only limit was per address (a /48 holds 65,536 /64s). Now they have
+    their own queue, which a worker serves when no application waits, and a cap for the whole site."""
+    from rq import Queue
+
+    from jobsite.delivery import jobs
+    from jobsite.settings import load_settings
+
+    from .helpers import simple_posting
+
+    def join(on, n: int, address: str = "127.0.0.1"):
+        return on.post("/api/v1/talent", json={"name": f"Person {n}", "email": f"p{n}@example.com", "consent": True},
+                       environ_base={"REMOTE_ADDR": address}).status_code
+
+    assert [join(client, n) for n in range(5)] == [202] * 5
+    posting = simple_posting(sandbox)
+    applied = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]))
+    assert applied.status_code == 202
+    first = Queue.dequeue_any(jobs.queues(r), None, connection=r)
+    assert first is not None
+    job, _ = first
+    assert job.func_name == jobs.DELIVER  # the application, though five sign-ups came before it
+
+    capped = create_app(load_settings({}, **{**settings.__dict__, "signups_per_hour": 7})).test_client()
+    statuses = [join(capped, 10 + n, f"198.51.100.{n}") for n in range(3)]  # 5 + 2 this hour: the site is full
+    assert statuses == [202, 202, 429]

@@ -14,9 +14,22 @@ import redis
 import requests
 
 from jobsite import create_app
+from jobsite.console import api_keys
+from jobsite.intake import resume
 from jobsite.settings import Settings, load_settings
 
-from .helpers import RESUME, RESUME_LINES, LiveServer, resume_docx, resume_odt, resume_pdf
+from .helpers import (
+    RESUME,
+    RESUME_LINES,
+    LiveServer,
+    docx_bomb,
+    docx_empty_paragraphs,
+    docx_huge_parts,
+    odt_nested,
+    resume_docx,
+    resume_odt,
+    resume_pdf,
+)
 
 URL = "/api/v1/autofill"
 
@@ -78,7 +91,7 @@ def test_bad_and_hostile_files_get_clear_errors_quickly(client) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
     assert send(client, bomb.getvalue(), "cv.docx").status_code == 415
-    assert send(client, pdf).status_code in (200, 415)  # at worst nothing found, never a stack trace
+    assert send(client, pdf).status_code in (200, 415, 422)  # at worst unread, never a stack trace
     assert time.monotonic() - started < 20  # generous: the point is that nothing hangs
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 400 * 1024  # KiB
 
@@ -88,3 +101,41 @@ def test_autofill_is_limited_per_address(settings: Settings, r: redis.Redis) -> 
     codes = [send(client, b"Ada Lovelace\n", "cv.txt").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     assert r.keys("submissions:ip:*") == []  # its own count: reading resumes never uses up applications
+
+
+def test_a_broken_docx_is_a_422_not_a_500(client) -> None:
+    """Issue 28, item 1: lxml's and python-docx's own errors were not caught (a 500 with a traceback)."""
+    for parts in ({"word/document.xml": b"<w:document><unclosed>"}, {"word/_rels/document.xml.rels": b"<"},
+                  {"[Content_Types].xml": b"<Types/>"}):
+        answer = send(client, docx_bomb(parts), "cv.docx")
+        assert answer.status_code == 422, (parts, answer.get_data(as_text=True))
+        assert "fill in the form yourself" in answer.get_json()["message"]
+
+
+@pytest.mark.parametrize("bomb", [odt_nested, docx_huge_parts, docx_empty_paragraphs],
+                         ids=["odt-nested", "docx-huge-parts", "docx-empty-paragraphs"])
+def test_xml_too_deep_too_many_or_too_large_is_refused_before_a_tree_is_built(bomb) -> None:
+    """The structural bounds, in the child: 10,000 nested paragraphs, 36 MB of styles, numbering and settings, 1.2
+    million empty paragraphs. Refused in well under the child's limits (a tree was never built)."""
+    started = time.monotonic()
+    with pytest.raises(resume.Broken):
+        resume.read(bomb())
+    assert time.monotonic() - started < resume.LIMITS.wall_s
+
+
+def test_a_deep_but_bounded_odt_is_read(client) -> None:
+    """Paragraphs nested as deep as the bound allows are still read, each as its own line, in linear work."""
+    found = send(client, odt_nested(resume.MAX_XML_DEPTH - 5), "cv.odt")
+    assert found.status_code == 200
+    assert found.get_json() == {}
+
+
+def test_an_integrator_key_counts_autofill_against_its_own_quota(settings: Settings, r: redis.Redis) -> None:
+    """Issue 28, item 1: with a key, autofill had no limit at all and was not counted (40 of 40 answered)."""
+    key = api_keys.add(r, "acme-backend")
+    limited = create_app(load_settings({}, **{**settings.__dict__, "api_client_per_hour": 2})).test_client()
+    bearer = {"Authorization": f"Bearer {key}"}
+    codes = [limited.post(URL, data={"resume": (io.BytesIO(b"Ada Lovelace\n"), "cv.txt")}, headers=bearer,
+                          content_type="multipart/form-data").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert r.keys("quota:apiclient:*") == []  # its own count: reading resumes never uses up its applications

@@ -58,3 +58,30 @@ def test_a_docx_claiming_a_huge_member_or_too_many_entries_is_refused() -> None:
     many = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>",
                    **{f"f{i}": b"" for i in range(filetypes.MAX_ZIP_ENTRIES)}}, zipfile.ZIP_STORED)
     assert filetypes.sniff(many) is None
+
+
+def test_a_docx_whose_members_together_declare_too_much_is_refused() -> None:
+    """Issue 28, item 1: each member was bounded alone, so a 1.1 MB file could declare 641 MB per part."""
+    import os
+
+    padding = {"word/media/image1.png": os.urandom(2**20)}  # a megabyte that does not compress
+    each = 60 * 2**20  # under the ratio bound of one member, over the total with two
+    ok = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>", **padding,
+                 "word/styles.xml": b" " * each})
+    assert filetypes.sniff(ok) == "docx"
+    too_much = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>", **padding,
+                       "word/styles.xml": b" " * each, "word/numbering.xml": b" " * each})
+    assert filetypes.sniff(too_much) is None
+
+
+@pytest.mark.parametrize(("name", "content", "kind"), [
+    ("cv.pdf", b"%PDF-1.7\n...", "pdf"),
+    ("cv.txt", b"Ada Lovelace\n", "txt"),
+    ("resume.hta", b"<script>run()</script>\n", "txt"),  # kept as text, and goes out as resume.txt
+    ("cv.pdf", b"<!doctype html><p>hello</p>\n", None),  # text under a document's name
+    ("cv.DOCX", b"Ada Lovelace\n", None),
+    ("cv.pdf", b"MZ\x90\x00\x03\x00", None),
+    ("", b"Ada Lovelace\n", "txt"),
+])
+def test_kind_of_an_upload(name: str, content: bytes, kind: str | None) -> None:
+    assert filetypes.kind_of(name, content) == kind

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import re
 from collections.abc import Iterator
 from email.headerregistry import Address
@@ -451,3 +452,33 @@ def test_mail_is_off_on_a_python_without_the_fix(r: redis.Redis, settings: Setti
                              capture_output=True, text=True, timeout=120)
     assert started.returncode == 0
     assert ("CVE-2024-6923" in started.stderr) == (not fixed)
+
+
+def test_mail_off_is_said_on_the_dashboard_in_readyz_and_in_a_metric(r: redis.Redis, settings: Settings) -> None:
+    """Issue 28, item 6: mail off (this Python lacks the CVE-2024-6923 fix, or no JOBSITE_SMTP_URL) was one start-up
+    line on stderr: nothing in the console, /readyz or the metrics, while candidates got no reference nor link."""
+    from jobsite.console import accounts
+
+    from .helpers import ADMIN, sign_in
+
+    fixed = hasattr(email.policy.default, "verify_generated_headers")
+    base = {"data_dir": settings.data_dir, "redis_url": settings.redis_url, "secret_key": settings.secret_key,
+            "lever_base_url": settings.lever_base_url}
+    smtp = {"JOBSITE_SMTP_URL": "smtp://127.0.0.1:25", "JOBSITE_PUBLIC_URL": PUBLIC_URL}
+    cases = [({}, "not_configured", "JOBSITE_SMTP_URL is not set"),
+             (smtp, "" if fixed else "unfixed_python", "are on" if fixed else "CVE-2024-6923"),
+             ({**smtp, **UNFIXED_PYTHON_ALLOWED}, "", "are on")]
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    for env, reason, words in cases:
+        client = create_app(load_settings(env, **base)).test_client()
+        ready = client.get("/readyz").get_json()["mail"]
+        assert ready["status"] == ("off" if reason else "on")
+        assert ready["reason"] == (reason or None)
+        assert words in ready["says"]
+        scraped = client.get("/metrics").get_data(as_text=True)
+        for known in mail.REASONS:
+            assert f'jobsite_confirmation_email_off{{reason="{known}"}} {float(known == reason)}' in scraped
+        sign_in(client, *ADMIN)
+        card = client.get("/admin/").get_data(as_text=True).split('id="mail"', 1)[1].split("</section>", 1)[0]
+        assert ("off" if reason else "on") in card
+        assert html.escape(words) in card

@@ -21,7 +21,21 @@ import requests
 
 from jobsite.settings import Settings
 
-from .helpers import Sandbox, csrf_in, file_posting, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import (
+    Sandbox,
+    csrf_in,
+    docx_empty_paragraphs,
+    docx_huge_parts,
+    file_posting,
+    free_port,
+    lever_body,
+    odt_nested,
+    pdf_bomb,
+    resume_docx,
+    simple_posting,
+    wait_for,
+    worker_env,
+)
 
 RSS_LIMIT_KB = 150 * 1024
 
@@ -35,16 +49,24 @@ class Web:
         return [int(pid) for pid in children]
 
     @staticmethod
-    def peak_rss_kb(pid: int) -> int:
-        """The process's high-water mark of resident memory (VmHWM), in KiB."""
+    def peak_rss_kb(pid: int, field: str = "VmHWM") -> int:
+        """The process's high-water mark of resident memory (VmHWM), or another field of its status, in KiB."""
         status = Path(f"/proc/{pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")))
 
 
 @pytest.fixture
 def web(settings: Settings, sandbox: Sandbox) -> Iterator[Web]:
+    with serving(settings) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, **extra: str) -> Iterator[Web]:
+    """`jobsite web` with one worker on a free port, its environment `extra` added."""
     port = free_port()
-    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", LEVER_WEBHOOK_TOKEN="signing-token")
+    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", LEVER_WEBHOOK_TOKEN="signing-token",
+                     **extra)
     proc = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
 
@@ -106,6 +128,76 @@ def _closed(s: socket.socket) -> bool:
         s.setblocking(True)
 
 
+def test_one_address_cannot_hold_every_connection(settings: Settings, sandbox: Sandbox) -> None:
+    """Issue 28, item 8: 1,005 connections trickling a body from one address stopped a one-worker site. Now one
+    address holds at most JOBSITE_CONNECTIONS_PER_IP (here 20): the next ones are a 503 at once, other addresses are
+    served meanwhile, and a body still arriving after JOBSITE_BODY_DEADLINE_S (here 3 s) is a 408 that closes its
+    connection, trickling or not."""
+    posting = simple_posting(sandbox)
+    with serving(settings, JOBSITE_CONNECTIONS_PER_IP="20", JOBSITE_BODY_DEADLINE_S="3") as web:
+        port = int(web.url.rsplit(":", 1)[1])
+        head = (f"POST /api/v1/postings/{posting['id']}/applications HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode()
+
+        def ask(path: str, source: str) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+                return s.recv(65536)
+
+        sockets = []
+        for _ in range(30):
+            s = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.1", 0))
+            s.sendall(head)
+            sockets.append(s)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.5):
+                for s in sockets:
+                    with contextlib.suppress(OSError):
+                        s.sendall(b" ")
+
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        try:
+            refused = [s for s in sockets[20:] if _first_line(s, 5).startswith(b"HTTP/1.1 503")]
+            assert len(refused) == 10
+            assert ask("/healthz", "127.0.0.2").startswith(b"HTTP/1.1 200")  # another address: served
+            assert ask("/healthz", "127.0.0.1").startswith(b"HTTP/1.1 503")  # this one: at its cap
+            late = [_first_line(s, 30) for s in sockets[:20]]  # past the deadline, trickling all along
+            assert late == [b"HTTP/1.1 408 REQUEST TIMEOUT"] * 20, late
+            assert all(_closed_within(s, 5) for s in sockets[:20])
+            assert ask("/healthz", "127.0.0.1").startswith(b"HTTP/1.1 200")  # its connections are free again
+        finally:
+            stop.set()
+            trickler.join()
+            for s in sockets:
+                s.close()
+
+
+def _first_line(s: socket.socket, timeout: float) -> bytes:
+    """The first line the server sent on `s` within `timeout` seconds (b"" if none)."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(65536).split(b"\r\n", 1)[0]
+    except (TimeoutError, OSError):
+        return b""
+    finally:
+        s.settimeout(None)
+
+
+def _closed_within(s: socket.socket, timeout: float) -> bool:
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
 def test_bombs_leave_the_worker_under_150_mb(web: Web, sandbox: Sandbox, odt_bomb: bytes) -> None:
     """Zip bombs as resumes, 24 MiB JSON bodies and deeply nested ones, 16 at once (5 bodies alone would be 120 MB,
     were they read whole): all refused, and the worker's peak resident memory stays under 150 MB."""
@@ -128,6 +220,35 @@ def test_bombs_leave_the_worker_under_150_mb(web: Web, sandbox: Sandbox, odt_bom
     assert statuses[0] == 422  # the bomb: not a document we accept
     for pid in web.worker_pids():
         assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
+
+
+@pytest.mark.parametrize("bomb", [odt_nested, docx_huge_parts, docx_empty_paragraphs, pdf_bomb],
+                         ids=["odt-nested", "docx-huge-parts", "docx-empty-paragraphs", "pdf"])
+def test_an_autofill_bomb_never_holds_the_worker(web: Web, sandbox: Sandbox, bomb) -> None:
+    """Issue 28, item 1: resumes that cost a parser tens of seconds and gigabytes (two 2.5 KB ODTs took the whole
+    site down for a minute) are read in a confined child: /healthz answers within a second all along, a real
+    application is accepted meanwhile, the bomb is a 415 or 422, and the worker's memory never grows past 150 MB."""
+    posting = file_posting(sandbox)
+    content = bomb()
+    application = {"application": (None, json.dumps(lever_body(sandbox, posting["id"]))),
+                   "resume": ("cv.docx", resume_docx())}
+    [pid] = web.worker_pids()
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(requests.post, f"{web.url}/api/v1/autofill", files={"resume": ("cv", content)},
+                              timeout=120)
+        applied = requests.post(f"{web.url}/api/v1/postings/{posting['id']}/applications", files=application,
+                                timeout=5)
+        assert applied.status_code == 202, applied.text
+        answered = 0
+        while not reading.done():
+            assert requests.get(f"{web.url}/healthz", timeout=1).ok  # raises a Timeout past a second
+            answered += 1
+    print(f"{bomb.__name__}: /healthz answered {answered} times meanwhile; worker peak "
+          f"{web.peak_rss_kb(pid) // 1024} MB, now {web.peak_rss_kb(pid, 'VmRSS') // 1024} MB")
+    assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
+    assert reading.result().status_code in (415, 422), reading.result().text
+    assert requests.post(f"{web.url}/api/v1/autofill", files={"resume": ("cv", resume_docx())},
+                         timeout=30).json()["fullName"] == "Ada Lovelace"
 
 
 def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies(web: Web, sandbox: Sandbox) -> None:

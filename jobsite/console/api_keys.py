@@ -132,9 +132,10 @@ def revoke(r: redis.Redis, name: str) -> bool:
     return True
 
 
-def count_application(r: redis.Redis, name: str, per_hour: int) -> None:
-    """Count an application from this client; raise TooManyApplications above `per_hour` in this clock hour."""
+def count_application(r: redis.Redis, name: str, per_hour: int, *, counter: str = "apiclient") -> None:
+    """Count an application from this client; raise TooManyApplications above `per_hour` in this clock hour.
+    `counter` keeps another count under the same limit: "apiclient_autofill", the resumes it had read."""
     try:
-        quotas.take(r, quotas.Quota("apiclient", {"applications": per_hour}), name, {"applications": 1})
+        quotas.take(r, quotas.Quota(counter, {"applications": per_hour}), name, {"applications": 1})
     except quotas.Exceeded as e:
         raise TooManyApplications(e.retry_after_s) from None

@@ -208,7 +208,7 @@ def check_file(upload: UploadedFile, max_bytes: int) -> Message | None:
     """Size and content checks for an uploaded file."""
     if len(upload.content) > max_bytes:
         return Message(N_("This file is larger than %(mb)s MB."), mb=max_bytes // 2**20)
-    if filetypes.sniff(upload.content) is None:
+    if filetypes.kind_of(upload.filename, upload.content) is None:
         return N_("Upload a PDF, Word (doc, docx), OpenDocument (odt), RTF or plain text file.")
     return None
 

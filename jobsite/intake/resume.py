@@ -1,8 +1,11 @@
 """What a resume says about its writer, to fill the application form: full name, email, phone and links.
 
 The file is read in memory and forgotten: nothing is stored or logged. Hostile files are bounded as uploads are: the
-kind is judged by content (records/filetypes.sniff, which refuses zip bombs before inflating anything), a PDF is read
-for its first few pages only, and no more than MAX_XML_BYTES of a docx's or odt's XML is ever inflated.
+kind is judged by content (records/filetypes.sniff, which refuses zip bombs before inflating anything), and the rest
+runs in a child process with limits on CPU, memory and time (confined.py), because a parser's worst case is not ours
+to bound: a 2.5 KB ODT of nested paragraphs cost 76 s of CPU and 3.5 GB. In the child, a PDF is read for its first
+few pages only, and a docx's or odt's XML is checked in one streaming pass before any tree is built: at most
+MAX_XML_BYTES inflated over all its parts, MAX_XML_ELEMENTS elements, MAX_XML_DEPTH levels, no DTD.
 """
 
 from __future__ import annotations
@@ -10,21 +13,26 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from xml.parsers import expat
 
 import docx
 import pypdf
 from defusedxml import ElementTree
 from pypdf.errors import PyPdfError
 
+from .. import confined
 from ..records import filetypes
 
 READABLE = ("pdf", "docx", "odt", "txt")  # the kinds we read; .doc and .rtf are accepted uploads but not read here
 MAX_PAGES = 3  # a resume's contact details are on its first page; this bounds a 500-page PDF's cost
 MAX_TEXT_CHARS = 20_000  # more text than any resume's first pages: the rest is never searched
-MAX_XML_BYTES = 8 * 2**20  # the inflated XML of a docx or odt we read (a real one has a few hundred KB)
+MAX_XML_BYTES = 8 * 2**20  # the inflated XML of a docx or odt we read, all parts (a real one has a few hundred KB)
+MAX_XML_ELEMENTS = 200_000  # a real resume's parts have a few thousand; 8 MB of empty paragraphs cost 44 s of CPU
+MAX_XML_DEPTH = 64  # a real one nests about 15 deep; nested paragraphs made the ODT's text quadratic
+LIMITS = confined.Limits(cpu_s=5, memory_mb=256, wall_s=10)
 MAX_URLS = 5
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
@@ -38,7 +46,15 @@ XLINK = "http://www.w3.org/1999/xlink"
 
 
 class Unreadable(Exception):
-    """Not a document we read (or a broken or hostile one)."""
+    """Not a document we read."""
+
+
+class Broken(Exception):
+    """A document of a kind we read that could not be read: damaged, or hostile enough to reach a limit."""
+
+
+class Busy(Exception):
+    """This process is already reading as many resumes as it allows."""
 
 
 @dataclass
@@ -60,16 +76,35 @@ class Found:
 
 
 def read(content: bytes) -> Found:
-    """The name, email, phone and links of the resume in `content`. Raises Unreadable."""
+    """The name, email, phone and links of the resume in `content`, read in a confined child. Raises Unreadable,
+    Broken or Busy."""
     kind = filetypes.sniff(content)
     if kind not in READABLE:
         raise Unreadable(kind or "unknown")
     try:
-        text, links = {"pdf": _pdf, "docx": _docx, "odt": _odt, "txt": _txt}[kind](content)
-    except (PyPdfError, zipfile.BadZipFile, KeyError, ValueError, OSError, ElementTree.ParseError,
-            RecursionError) as e:
-        raise Unreadable(kind) from e
-    return find(text[:MAX_TEXT_CHARS], links)
+        answer = confined.run(_reader(kind), content, LIMITS)
+    except confined.Busy:
+        raise Busy() from None
+    except confined.Failed as e:
+        raise Broken(e.reason) from None
+    if not isinstance(answer, dict):
+        raise Broken("unreadable")
+    return Found(full_name=answer.get("fullName"), email=answer.get("email"), phone=answer.get("phone"),
+                 urls=list(answer.get("urls", [])))
+
+
+def _reader(kind: str) -> Callable[[bytes], dict[str, Any] | None]:
+    """What the child runs: the resume's details as the API answers them, or None for a broken file."""
+
+    def read_in_child(content: bytes) -> dict[str, Any] | None:
+        try:
+            text, links = {"pdf": _pdf, "docx": _docx, "odt": _odt, "txt": _txt}[kind](content)
+        except (PyPdfError, zipfile.BadZipFile, KeyError, ValueError, OSError, ElementTree.ParseError,
+                expat.ExpatError, RecursionError):
+            return None
+        return find(text[:MAX_TEXT_CHARS], links).to_json()
+
+    return read_in_child
 
 
 def find(text: str, links: Iterable[str] = ()) -> Found:
@@ -121,15 +156,45 @@ def _pdf(content: bytes) -> tuple[str, list[str]]:
     return "\n".join(texts), links
 
 
-def _small_xml(content: bytes, member: str) -> None:
-    """Refuse before inflating: `member` must exist and inflate to at most MAX_XML_BYTES."""
+def _bounded_xml(content: bytes, members: Callable[[str], bool]) -> None:
+    """Refuse before any tree is built: the XML `members` must inflate to at most MAX_XML_BYTES together (declared
+    sizes first, then what is actually inflated), hold MAX_XML_ELEMENTS elements and nest MAX_XML_DEPTH deep at
+    most, and declare no DTD. Streams through expat, keeping nothing. Raises ValueError."""
+    counts = {"elements": 0, "depth": 0}
+
+    def start(_name: str, _attributes: Any) -> None:
+        counts["elements"] += 1
+        counts["depth"] += 1
+        if counts["depth"] > MAX_XML_DEPTH or counts["elements"] > MAX_XML_ELEMENTS:
+            raise ValueError("too many or too deeply nested XML elements")
+
+    def end(_name: str) -> None:
+        counts["depth"] -= 1
+
+    def no_dtd(*_args: Any) -> None:
+        raise ValueError("a DTD")
+
     with zipfile.ZipFile(io.BytesIO(content)) as z:
-        if z.getinfo(member).file_size > MAX_XML_BYTES:
-            raise ValueError(f"{member} is too large")
+        chosen = [info for info in z.infolist() if members(info.filename)]
+        if sum(info.file_size for info in chosen) > MAX_XML_BYTES:
+            raise ValueError("too much XML")
+        left = MAX_XML_BYTES
+        for info in chosen:
+            parser = expat.ParserCreate()
+            parser.StartElementHandler, parser.EndElementHandler = start, end
+            parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = no_dtd
+            with z.open(info) as member:
+                while chunk := member.read(min(65536, left + 1)):
+                    left -= len(chunk)
+                    if left < 0:
+                        raise ValueError("too much XML")
+                    parser.Parse(chunk, False)
+            parser.Parse(b"", True)
 
 
 def _docx(content: bytes) -> tuple[str, list[str]]:
-    _small_xml(content, "word/document.xml")
+    # python-docx parses every XML part (styles, numbering, settings ...), not only the document
+    _bounded_xml(content, lambda name: name.endswith((".xml", ".rels")))
     document = docx.Document(io.BytesIO(content))
     lines, links = [], []
     for paragraph in document.paragraphs:
@@ -142,12 +207,27 @@ def _docx(content: bytes) -> tuple[str, list[str]]:
 
 
 def _odt(content: bytes) -> tuple[str, list[str]]:
-    _small_xml(content, "content.xml")
+    _bounded_xml(content, lambda name: name == "content.xml")
     with zipfile.ZipFile(io.BytesIO(content)) as z, z.open("content.xml") as member:
         root = ElementTree.fromstring(member.read(MAX_XML_BYTES + 1))  # defusedxml: no entities, no DTD tricks
-    lines = ["".join(p.itertext()) for p in root.iter() if p.tag in (f"{{{ODF_TEXT}}}p", f"{{{ODF_TEXT}}}h")]
+    lines: list[str] = []
+    _paragraphs(root, None, lines)
     links = [a.get(f"{{{XLINK}}}href", "") for a in root.iter(f"{{{ODF_TEXT}}}a")]
     return "\n".join(lines), links
+
+
+def _paragraphs(element: Any, text: list[str] | None, lines: list[str]) -> None:
+    """Each paragraph's or heading's own text as one line (a paragraph nested in another is its own line, not part
+    of the outer one's too: that made nested paragraphs quadratic), in one walk of at most MAX_XML_DEPTH levels."""
+    own = [] if element.tag in (f"{{{ODF_TEXT}}}p", f"{{{ODF_TEXT}}}h") else text
+    if own is not None and element.text:
+        own.append(element.text)
+    for child in element:
+        _paragraphs(child, own, lines)
+        if own is not None and child.tail:
+            own.append(child.tail)
+    if own is not text and own is not None:
+        lines.append("".join(own))
 
 
 def _txt(content: bytes) -> tuple[str, list[str]]:

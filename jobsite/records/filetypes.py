@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 KINDS = {  # kind -> (extension, content type)
     "pdf": (".pdf", "application/pdf"),
@@ -15,6 +16,7 @@ KINDS = {  # kind -> (extension, content type)
 }
 ACCEPT = ",".join(ext for ext, _ in KINDS.values())
 MAX_ZIP_ENTRIES = 2000  # a real docx or odt has a few dozen
+MAX_ZIP_INFLATED = 100 * 2**20  # all members together, as declared: a 10 MB docx of photos inflates to about 11 MB
 ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 
 
@@ -31,6 +33,17 @@ def sniff(content: bytes) -> str | None:
     return "txt" if _is_text(content) else None
 
 
+def kind_of(filename: str, content: bytes) -> str | None:
+    """The kind of an upload every path that sends a file to Lever accepts (applications, talent sign-ups): its
+    content's, or None when the content is none of ours or is text under a document's name (an HTML page or a script
+    called `cv.pdf`). The file then goes out named for this kind (records/uploads.safe_name), never the sender's."""
+    kind = sniff(content)
+    claimed = Path(filename or "").suffix.lower()
+    if kind == "txt" and claimed in {ext for k, (ext, _) in KINDS.items() if k != "txt"}:
+        return None
+    return kind
+
+
 def _zip_kind(content: bytes) -> str | None:
     """docx or odt by their members, reading no more than a few bytes of any of them: a zip bomb (a tiny file whose
     member inflates to gigabytes, or one of 90,000 entries) is refused without being inflated."""
@@ -41,6 +54,8 @@ def _zip_kind(content: bytes) -> str | None:
                 return None
             if any(e.file_size > 64 * len(content) + 2**20 for e in entries):
                 return None  # a compression ratio no office document has
+            if sum(e.file_size for e in entries) > MAX_ZIP_INFLATED:
+                return None  # each member under the ratio, but many of them: 1.1 MB declared 641 MB per part
             names = {e.filename for e in entries}
             if "word/document.xml" in names and "[Content_Types].xml" in names:
                 return "docx"

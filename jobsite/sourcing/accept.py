@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from ..delivery.jobs import enqueue_sourced
-from ..records import uploads
+from ..records import filetypes, uploads
 from ..records.application import Attribution
 from ..records.uploads import UploadedFile
 from ..services import Services
@@ -31,10 +31,10 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 MAX_TEXT = 200
 MAX_NOTE = 2000
 MAX_LINKS = 5
+LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+\Z")  # no control character, as the OpenAPI document says
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
 IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
 IDEMPOTENCY_TTL_S = 7 * 86400  # an integrator's retries come within days; a capture's guard never expires (below)
-RESUME_TYPES = (".pdf", ".doc", ".docx", ".txt", ".rtf", ".odt")
 
 
 class Invalid(Exception):
@@ -91,13 +91,14 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
     name = _text(data, "name", errors, required=True)
     email = _email(data, errors)
     phone = _text(data, "phone", errors, limit=40)
-    raw_links = data.get("links") or []
+    raw_links = data.get("links")
+    raw_links = [] if raw_links in (None, "") else raw_links  # {} or 0 are not links
     if isinstance(raw_links, str):
         raw_links = raw_links.split()
-    links = [str(x).strip() for x in raw_links if isinstance(x, str) and x.strip()] if isinstance(raw_links,
-                                                                                                   list) else None
-    if links is None or len(links) > MAX_LINKS or not all(
-            re.match(r"^https?://\S+$", x) and len(x) <= 300 for x in links):
+    strings = isinstance(raw_links, list) and all(isinstance(x, str) for x in raw_links)
+    links = [x.strip() for x in raw_links if x.strip()] if strings else None  # a form's empty field is no link
+    if links is None or len(raw_links) > MAX_LINKS or not all(
+            LINK.match(x) and len(x) <= 300 for x in links):
         errors["links"] = Message(N_("Give up to %(n)s web addresses starting with https://."), n=MAX_LINKS)
         links = []
     chosen_teams = _choices(data.get("teams"), teams, "teams", errors)
@@ -108,7 +109,7 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
     if resume is not None:
         if len(resume.content) > max_file_bytes:
             errors["resume"] = Message(N_("The file is larger than %(mb)s MB."), mb=max_file_bytes // 2**20)
-        elif not resume.filename.lower().endswith(RESUME_TYPES) or not resume.content:
+        elif filetypes.kind_of(resume.filename, resume.content) is None:  # the same check as applications'
             errors["resume"] = N_("Send a PDF, Word or text file.")
     if errors:
         raise Invalid(errors)
@@ -152,6 +153,13 @@ def idempotency_key(key: str, person: Person, resume: UploadedFile | None, clien
     return IDEMPOTENCY.format(digest), body.hexdigest()
 
 
+def client_guard(person: Person) -> str:
+    """The Redis key of a capture's client_id guard: per event and per recruiter, because the id is the page's, and a
+    colleague who sent yours first (copied, guessed) was answered with their person while your phone dropped yours."""
+    recruiter = hashlib.sha256(person.recruiter.encode()).hexdigest()[:16]
+    return people.CLIENT.format(person.event_id, f"{recruiter}.{person.client_id}")  # "." is in no client_id
+
+
 def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
            idempotency: tuple[str, str] | None = None) -> Accepted:
     """Persist and queue a sourced person; returns once it is durable. A repeat (same capture client_id, or same
@@ -180,7 +188,7 @@ def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
         person.resume = stored[0]
     guard, fingerprint = idempotency or ("", "")
     if person.kind == Kind.EVENT:
-        guard, fingerprint = people.CLIENT.format(person.event_id, person.client_id), ""
+        guard, fingerprint = client_guard(person), ""
     with r.pipeline() as pipe:
         try:
             if guard:

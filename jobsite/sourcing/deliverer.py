@@ -148,7 +148,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
         resume = None
         if person.resume:
             f = person.resume
-            resume = (f["filename"], uploads.read(r, person.id, f), f["content_type"])
+            resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
         for send in person.sends:
             if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, pacer)):
 

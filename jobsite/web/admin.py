@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import io
 import json
 import time
@@ -28,6 +30,7 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import lookup, mail
 from ..addresses import ip_digest
@@ -170,7 +173,7 @@ def logout() -> Any:
     accounts.close_session(r, who(), session["sid"])
     audit.record(r, who(), "sign-out")
     session.clear()
-    return redirect(url_for("admin.login"))
+    return _signed_out()
 
 
 @bp.post("/logout-everywhere")
@@ -180,7 +183,16 @@ def logout_everywhere() -> Any:
     accounts.close_all_sessions(r, who())
     audit.record(r, who(), "sign-out everywhere")
     session.clear()
-    return redirect(url_for("admin.login"))
+    return _signed_out()
+
+
+def _signed_out() -> BaseResponse:
+    """To the sign-in page, with this browser's storage and caches for the site cleared: on a phone shared at a
+    booth, the capture page's service worker, cached pages and outbox (names, emails, notes) go with the session.
+    Browsers honour Clear-Site-Data on HTTPS and localhost only; elsewhere the outbox is still keyed by recruiter."""
+    answer = redirect(url_for("admin.login"))
+    answer.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return answer
 
 
 # Dashboard
@@ -194,7 +206,7 @@ def dashboard_page() -> Any:
     now = time.time()
     talent, captured = people.joined_between(svc.redis, now - 86400, now + 1)
     return render_template("admin/dashboard.html", s=dashboard.status(svc), history=hist, peak=peak,
-                           cache=svc.catalog.info(), talent=talent, captured=captured,
+                           cache=svc.catalog.info(), talent=talent, captured=captured, mail=mail.switch(svc.settings),
                            received=sum(h["submitted"] for h in hist), delivered=sum(h["delivered"] for h in hist))
 
 
@@ -558,7 +570,9 @@ def event_page(event_id: str) -> Any:
 @bp.get("/events/<event_id>/capture")
 def capture_page(event_id: str) -> Any:
     event = _event_or_404(event_id)
-    return render_template("admin/capture.html", event=event, titles=_posting_titles())
+    owner = hmac.new(get_services().settings.secret_key.encode(), f"capture outbox {who()}".encode(),
+                     hashlib.sha256).hexdigest()[:24]  # the outbox's key on the phone: who signed in, not named
+    return render_template("admin/capture.html", event=event, titles=_posting_titles(), owner=owner)
 
 
 @bp.get("/events/<event_id>/manifest.webmanifest")

@@ -26,6 +26,7 @@ from ..postings.posting import Posting
 from ..services import get_services
 from ..sourcing import accept as sourced
 from ..sourcing import people
+from ..words import N_
 from . import embed, sourcing, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
@@ -205,7 +206,16 @@ def autofill() -> Any:
     max_bytes = svc.settings.max_file_mb * 2**20
     if request.mimetype != "multipart/form-data" or "resume" not in request.files:
         return error_response(400, "Send the resume as multipart/form-data in a part named 'resume'.")
-    if not g.api_client:  # an integrator's backend sends from one address: its key is the limit there
+    if g.api_client:  # an integrator's backend sends from one address: its key is the limit there, counted apart
+        try:
+            api_keys.count_application(svc.redis, g.api_client, svc.settings.api_client_per_hour,
+                                       counter="apiclient_autofill")
+        except api_keys.TooManyApplications as e:
+            return error_response(429, f"This API client had more than {svc.settings.api_client_per_hour} resumes "
+                                       "read this hour.", {"Retry-After": str(e.retry_after_s)})
+        except redis.RedisError:
+            pass  # as for its applications: reading a resume never waits for Redis
+    else:
         try:
             accept.check_ip(svc, request.remote_addr or "unknown", counter="autofill")
         except accept.TooManySubmissions:
@@ -220,6 +230,11 @@ def autofill() -> Any:
         found = resume.read(content)
     except resume.Unreadable:
         return error_response(415, "We read PDF, Word (docx), OpenDocument (odt) and plain text resumes.")
+    except resume.Broken:
+        return error_response(422, "We could not read this resume: please fill in the form yourself.")
+    except resume.Busy:
+        return error_response(503, "We are reading many resumes right now: please try again in a moment.",
+                              {"Retry-After": "5"})
     return found.to_json()
 
 
@@ -247,7 +262,10 @@ def join_talent() -> Any:
         if not isinstance(body, dict):
             return error_response(400, "The body must be a JSON object.")
         interests = body.get("interests")
-        interests = interests if isinstance(interests, dict) else {}
+        if interests is not None and not isinstance(interests, dict):
+            return error_response(422, gettext("Some answers need attention."),
+                                  errors=say({"interests": N_("Choose from the list.")}))
+        interests = interests or {}
         consent = body.get("consent")
         data = {**body, "teams": interests.get("teams", []), "locations": interests.get("locations", []),
                 "consent": consent.get("store") if isinstance(consent, dict) else consent}

@@ -47,6 +47,13 @@ UNAUTHORIZED = _error("An Authorization header was sent with a wrong or revoked 
 UNAVAILABLE = _error("Postings could not be read (Lever unreachable and nothing cached), or keys could not be "
                      "checked.", "Retry-After")
 
+# What the API takes of a name, an email and a link (intake/forms, sourcing/accept): the document admits no less.
+NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
+EMAIL = {"type": "string", "format": "email", "maxLength": 200}
+LINK = {"type": "string", "maxLength": 300, "pattern": "^\\s*https?://[^\\s\\x00-\\x1f\\x7f-\\x9f]+\\s*$"}
+CONSENT = {"enum": [True, "true", "on", "yes", "1"]}
+
+
 SCHEMAS: dict[str, Any] = {
     "Autofill": {
         "type": "object", "additionalProperties": False,
@@ -106,11 +113,12 @@ SCHEMAS: dict[str, Any] = {
                 "fields": {"type": "array", "items": _ref("Field")}}}}}}],
     },
     "Application": {
-        "type": "object",
+        "type": "object", "required": ["personalInformation"],
         "description": "The body of Lever's Apply to a posting. Custom answers go by position within each question "
-                       "set, in the form's order. Files are sent as multipart/form-data.",
+                       "set, in the form's order. Files are sent as multipart/form-data. What else a posting "
+                       "requires is its form's (GET /api/v1/postings/{id}): a body valid here may still get a 422.",
         "properties": {
-            "personalInformation": {"type": "array", "items": _ref("NameValue"),
+            "personalInformation": {"type": "array", "items": _ref("NameValue"), "minItems": 2,
                                     "description": "fullName and email are required; phone, location, ..."},
             "urls": {"type": "array", "items": _ref("NameValue")},
             "customQuestions": {"type": "array", "items": {"type": "object", "properties": {
@@ -131,8 +139,10 @@ SCHEMAS: dict[str, Any] = {
         "description": "The form's field names (see the posting's form) with files, or the Application JSON in a "
                        "part named `application` plus the files.",
         "properties": {
-            "application": {"type": "string", "contentMediaType": JSON},
-            "resume": {"type": "string", "contentEncoding": "binary"},
+            "application": {"type": "string", "minLength": 2, "contentMediaType": JSON,
+                            "contentSchema": _ref("Application")},
+            "resume": {"type": "string", "contentEncoding": "binary",
+                       "description": "A resume (an empty part, as a form with no file chosen sends: none)."},
             "source": {"type": "string"},
         },
         "additionalProperties": True,
@@ -160,21 +170,26 @@ SCHEMAS.update({  # the talent community (sourcing)
         "description": "Join the talent community: created in Lever as a sourced opportunity without a posting, "
                        "tagged with the interests. Attribution as for an application (source, utm_*).",
         "properties": {
-            "name": {"type": "string"}, "email": {"type": "string", "format": "email"}, "phone": {"type": "string"},
-            "links": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 5},
-            "interests": {"type": "object", "properties": {
-                "teams": {"type": "array", "items": {"type": "string"}, "description": "Teams of open postings."},
-                "locations": {"type": "array", "items": {"type": "string"},
+            "name": NAME, "email": EMAIL, "phone": {"type": ["string", "null"], "maxLength": 40},
+            "links": {"type": ["array", "null"], "maxItems": 5,
+                      "items": {"anyOf": [LINK, {"type": "string", "pattern": "^\\s*$"}]}},
+            "interests": {"type": ["object", "null"], "properties": {
+                "teams": {"type": ["array", "null"], "items": {"type": "string"},
+                          "description": "Teams of open postings."},
+                "locations": {"type": ["array", "null"], "items": {"type": "string"},
                               "description": "Locations of open postings."}}},
-            "consent": {"type": "object", "required": ["store"], "properties": {"store": {
-                "type": "boolean", "description": "To be kept on file (required, true)."}}},
-            "source": {"type": "string"}, "utm_source": {"type": "string"}, "utm_campaign": {"type": "string"},
+            "consent": {"description": "To be kept on file (required): `{\"store\": true}`, or `true`.",
+                        "anyOf": [{"type": "object", "required": ["store"], "properties": {"store": CONSENT}},
+                                  CONSENT]},
+            **{name: {"description": "A string; a value of another type is ignored."}
+               for name in ("source", "utm_source", "utm_campaign")},
         },
     },
     "MultipartTalentSignup": {
         "type": "object", "description": "The same fields as form fields (links, teams and locations repeated), "
                                          "`consent=true`, and an optional `resume` file.",
-        "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "consent": {"type": "string"},
+        "required": ["name", "email", "consent"],
+        "properties": {"name": NAME, "email": EMAIL, "consent": {"enum": ["true", "on", "yes", "1"]},
                        "resume": {"type": "string", "contentEncoding": "binary"}},
         "additionalProperties": True,
     },
@@ -272,6 +287,7 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["resume"],
                     "properties": {"resume": {"type": "string", "contentMediaType": "application/octet-stream",
+                                              "minLength": 1,
                                               "description": "The resume file, under the site's file limit."}}}}}},
                 "responses": {
                     "200": {"description": "What the resume gave; a field it did not give is absent.",
@@ -279,8 +295,12 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                     "400": _error("No multipart part named `resume`."),
                     "401": UNAUTHORIZED,
                     "413": _error("The file is over the site's file limit."),
-                    "415": _error("Not a PDF, DOCX, ODT or text file (or a broken or hostile one)."),
-                    "429": _error("Too many resumes this hour from this address.", "Retry-After"),
+                    "415": _error("Not a PDF, DOCX, ODT or text file."),
+                    "422": _error("A document of a kind we read that could not be read: broken, or so costly to "
+                                  "read that it reached the reader's limits on time, memory or size."),
+                    "429": _error("Too many resumes this hour from this address (or for this API key).",
+                                  "Retry-After"),
+                    "503": _error("This server is reading as many resumes as it allows; try again.", "Retry-After"),
                 }}},
             "/api/v1/applications/{receipt}": {"get": {
                 "operationId": "getApplication", "summary": "An application's status, by its receipt",

@@ -12,6 +12,7 @@ from flask import abort, request
 from flask_babel import gettext
 from werkzeug.datastructures import FileStorage
 
+from .. import quotas
 from ..console import api_keys
 from ..intake import accept as intake
 from ..postings import board
@@ -78,6 +79,21 @@ def capture(data: Mapping[str, Any], event: Event, recruiter: str) -> accept.Acc
 
 
 def _limit(client: str, files_bytes: int) -> None:
+    """The per-client or per-address limit, then the site's: a flood from many addresses (a /48 holds 65,536 /64s)
+    stays within JOBSITE_SIGNUPS_PER_HOUR, so Lever's budget stays the candidates'."""
+    _limit_sender(client, files_bytes)
+    svc = get_services()
+    try:
+        quotas.take(svc.redis, quotas.Quota("signups", {"signups": svc.settings.signups_per_hour}), "site",
+                    {"signups": 1})
+    except quotas.Exceeded as e:
+        raise Rejected(429, gettext("We received many sign-ups in the last hour. Please try again later."),
+                       {"Retry-After": str(e.retry_after_s)}) from None
+    except redis.RedisError:
+        pass  # as the per-address limit: never refused for Redis alone (the submit then answers 503)
+
+
+def _limit_sender(client: str, files_bytes: int) -> None:
     svc = get_services()
     if client:
         try:
