@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -26,9 +27,11 @@ STOP_TIMEOUT_S = 9
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
+    logging.getLogger().setLevel(settings.log_level)
+    return settings
 
 
 def _setup_logging() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from flask import has_request_context, request
 
@@ -27,12 +26,14 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure(level: str | None = None) -> None:
+def configure(level: str = "INFO") -> None:
+    """One-line records with the request id on stderr. The level comes from Settings.log_level (JOBSITE_LOG_LEVEL,
+    validated there), which the CLI applies once the settings are read."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("JOBSITE_LOG_LEVEL", "INFO"))
+    root.setLevel(level)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -30,7 +30,6 @@ SHARE_DIR = (Path(__file__).resolve().parent if (Path(__file__).resolve().parent
              else Path(__file__).resolve().parent.parent)
 
 LEVER_PRODUCTION_URL = "https://api.lever.co/v1"
-LEVER_EU_URL = "https://api.eu.lever.co/v1"
 SANDBOX_API_KEY = "sandbox-key"
 
 
@@ -76,6 +75,7 @@ class Smtp:
 
 
 MIN_SECRET_CHARS = 16
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOCAL_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")  # served without JOBSITE_PUBLIC_URL by default
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".webp", ".gif", ".ico")
 
@@ -119,6 +119,7 @@ class Settings:
     probe_read_retry_s: int
     delivery_lease_s: int
     upkeep_interval_s: int
+    log_level: str  # the root logger's level: DEBUG, INFO, WARNING or ERROR
     spool_drain_s: int
     max_file_mb: int
     max_request_mb: int
@@ -222,6 +223,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         probe_read_retry_s=r.int("JOBSITE_PROBE_READ_RETRY_S", 3600, lo=1),
         delivery_lease_s=r.int("JOBSITE_DELIVERY_LEASE_S", 60, lo=2),
         upkeep_interval_s=r.int("JOBSITE_UPKEEP_INTERVAL_S", 5, lo=1, hi=60),
+        log_level=r.choice("JOBSITE_LOG_LEVEL", "INFO", LOG_LEVELS),
         spool_drain_s=r.int("JOBSITE_SPOOL_DRAIN_S", 60, lo=1, hi=3600),
         max_file_mb=r.int("JOBSITE_MAX_FILE_MB", 10, lo=1, hi=30),
         max_request_mb=r.int("JOBSITE_MAX_REQUEST_MB", 25, lo=1, hi=100),

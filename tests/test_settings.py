@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,26 @@ def test_sourcing_with_a_real_key_names_the_perform_as_variable(tmp_path: Path) 
     s = load_settings({**real, "JOBSITE_SOURCING": "on", "JOBSITE_LEVER_PERFORM_AS": "5f1e-42"})
     assert s.sourcing
     assert s.lever_perform_as == "5f1e-42"
+
+
+def test_the_log_level_is_a_setting_that_names_its_variable(tmp_path: Path) -> None:
+    env = {"JOBSITE_DATA_DIR": str(tmp_path)}
+    assert load_settings(env).log_level == "INFO"
+    assert load_settings({**env, "JOBSITE_LOG_LEVEL": "DEBUG"}).log_level == "DEBUG"
+    with pytest.raises(ConfigError, match=r"^JOBSITE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"):
+        load_settings({**env, "JOBSITE_LOG_LEVEL": "LOUD"})
+
+
+def test_every_variable_jobsite_reads_is_in_the_readmes_configuration_table() -> None:
+    """The README's table is where operators look: a setting read anywhere in jobsite/ (settings.py reads them all)
+    but missing from the table is one nobody can find."""
+    root = Path(__file__).resolve().parent.parent
+    read = set()
+    for path in (root / "jobsite").rglob("*.py"):
+        if "sandbox" not in path.parts:
+            read |= set(re.findall(r"""["']((?:JOBSITE|LEVER|REDIS)_[A-Z0-9_]+)["']""", path.read_text()))
+    readme = (root / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented = {name for row in section.splitlines() if row.startswith("| `")
+                  for name in re.findall(r"`((?:JOBSITE|LEVER|REDIS)_[A-Z0-9_]+)`", row.split(" | ", 1)[0])}
+    assert read - documented == set(), "settings missing from the README's Configuration table"

@@ -28,9 +28,6 @@ class Query:
     def from_args(cls, args: Mapping[str, str]) -> Query:
         return cls(**{name: (args.get(name) or "").strip()[:200] for name in (*FILTERS, "q")})
 
-    def is_empty(self) -> bool:
-        return not any(getattr(self, n) for n in (*FILTERS, "q"))
-
     def key(self) -> str:
         return "|".join(getattr(self, n) for n in (*FILTERS, "q"))
 
