@@ -22,10 +22,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from .disk import private_dir
 from .settings import ConfigError, Settings
@@ -51,16 +53,39 @@ def redis_server_binary() -> str:
     return str(found[0])
 
 
-def connect(url: str, *, retries: int = 3) -> redis.Redis:
-    """A client for `url`; `from_url` gets no retries by default, so they are set explicitly."""
-    return redis.Redis.from_url(
-        url,
+def _options(retries: int) -> dict[str, Any]:
+    """Every client's timeouts and retries (`from_url` gets no retries by default, so they are set explicitly)."""
+    return dict(
         retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), retries),
         retry_on_error=[redis.BusyLoadingError],
         socket_connect_timeout=2,
         socket_timeout=10,
         health_check_interval=30,
     )
+
+
+def connect(url: str, *, retries: int = 3) -> redis.Redis:
+    """A client for `url`."""
+    return redis.Redis.from_url(url, **_options(retries))
+
+
+def client(settings: Settings, *, retries: int = 3) -> redis.Redis:
+    """A client of the site's Redis: the primary the Sentinels name (REDIS_SENTINELS), else `redis_url`. Through
+    Sentinel, each new connection asks the Sentinels where the primary is, and a connection to a server that has
+    become a replica is dropped (redis-py's SentinelConnectionPool turns its READONLY error into a ConnectionError):
+    after a failover, the retries here, or the caller's handling of a Redis that is down, land on the new primary."""
+    found = settings.redis_sentinel
+    if found is None:
+        return connect(redis_url(settings), retries=retries)
+    timeouts = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    sentinels = Sentinel(list(found.addresses), sentinel_kwargs={**timeouts, "password": found.sentinel_password})
+    return sentinels.master_for(found.master, password=found.password, **_options(retries))
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """What a process passes its children so that they use the same Redis: the embedded server's URL once started
+    (they find it without the start-up lock), nothing more with REDIS_URL or REDIS_SENTINELS (they inherit those)."""
+    return {} if settings.redis_sentinel else {"REDIS_URL": redis_url(settings)}
 
 
 class EmbeddedRedis:
@@ -212,8 +237,9 @@ def embedded(settings: Settings) -> EmbeddedRedis:
 
 
 def outside(settings: Settings) -> bool:
-    """Whether REDIS_URL names a Redis other than the embedded one (whose settings jobsite writes itself)."""
-    return settings.redis_url not in (None, embedded(settings).url)
+    """Whether REDIS_URL or REDIS_SENTINELS name a Redis other than the embedded one (whose settings jobsite writes
+    itself)."""
+    return settings.redis_sentinel is not None or settings.redis_url not in (None, embedded(settings).url)
 
 
 def redis_url(settings: Settings) -> str:

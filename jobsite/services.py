@@ -13,7 +13,7 @@ from .lever import health
 from .lever.client import LeverClient, LeverRateLimited
 from .lever.pacing import Limits, reserve
 from .postings.catalog import Catalog
-from .redis_server import connect, redis_url
+from .redis_server import client
 from .settings import Settings
 
 READ_MAX_WAIT_S = 10.0  # a page waits this long at most for Lever's limit on a cold cache
@@ -28,7 +28,7 @@ class Services:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return connect(redis_url(self.settings))
+        return client(self.settings)
 
     @cached_property
     def lever(self) -> LeverClient:

@@ -1,0 +1,172 @@
+"""Redis Sentinel with real processes: a primary, a replica and three Sentinels from the embedded server's binary; a
+web and a worker that find the primary through the Sentinels follow a failover to the replica by themselves."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from jobsite.records import store
+from jobsite.redis_server import client, connect, redis_server_binary
+from jobsite.settings import ConfigError, Settings, load_settings
+
+from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+
+MASTER = "jobsite"
+
+
+class Cluster:
+    """A primary and a replica (AOF, appendfsync always, as production) and three Sentinels, on free ports."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports = {name: free_port() for name in ("a", "b", "s1", "s2", "s3")}
+        self._server("a")
+        self._server("b", "--replicaof", "127.0.0.1", str(self.ports["a"]))
+        for name in ("s1", "s2", "s3"):
+            conf = folder / f"{name}.conf"  # a Sentinel rewrites its config file: one each
+            conf.write_text(f"port {self.ports[name]}\nbind 127.0.0.1\ndir \"{folder}\"\n"
+                            f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['a']} 2\n"
+                            f"sentinel down-after-milliseconds {MASTER} 1000\n"
+                            f"sentinel failover-timeout {MASTER} 10000\n")
+            self.procs[name] = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
+                                                stdout=subprocess.DEVNULL)
+        wait_for(lambda: self.sentinels_see_replica(), timeout=30, what="the Sentinels to know primary and replica")
+
+    def _server(self, name: str, *args: str) -> None:
+        data = self.folder / name
+        data.mkdir()
+        self.procs[name] = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir", str(data),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", *args], stdout=subprocess.DEVNULL)
+
+    @property
+    def addresses(self) -> str:
+        return ",".join(f"127.0.0.1:{self.ports[s]}" for s in ("s1", "s2", "s3"))
+
+    def sentinel(self, name: str = "s1") -> redis.Redis:
+        return redis.Redis(port=self.ports[name], socket_timeout=2)
+
+    def primary_port(self) -> int | None:
+        try:
+            found = self.sentinel().sentinel_get_master_addr_by_name(MASTER)
+        except redis.RedisError:
+            return None
+        return int(found[1]) if found else None
+
+    def sentinels_see_replica(self) -> bool:
+        try:
+            return all(len(self.sentinel(s).sentinel_slaves(MASTER)) == 1
+                       and self.sentinel(s).sentinel_master(MASTER)["num-other-sentinels"] == 2
+                       for s in ("s1", "s2", "s3"))
+        except redis.RedisError:
+            return False
+
+    def node(self, name: str) -> redis.Redis:
+        return redis.Redis(port=self.ports[name], socket_timeout=2)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    c = Cluster(Path(tempfile.mkdtemp(prefix="jsn")))
+    yield c
+    c.stop()
+
+
+def sentinel_settings(settings: Settings, cluster: Cluster) -> Settings:
+    env = {"REDIS_SENTINELS": cluster.addresses, "REDIS_SENTINEL_MASTER": MASTER}
+    return load_settings(env, **{k: v for k, v in settings.__dict__.items()
+                                 if k not in ("redis_url", "redis_sentinel")})
+
+
+def test_sentinel_settings_name_what_is_wrong() -> None:
+    base = {"JOBSITE_SECRET_KEY": "x"}
+    s = load_settings({**base, "REDIS_SENTINELS": "10.0.0.1:26379, sentinel-b:26380", "REDIS_SENTINEL_MASTER": "jobs"})
+    assert s.redis_sentinel is not None
+    assert s.redis_sentinel.addresses == (("10.0.0.1", 26379), ("sentinel-b", 26380))
+    assert s.redis_sentinel.master == "jobs"
+    for env, named in [({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
+                       ({"REDIS_SENTINELS": "10.0.0.1"}, "REDIS_SENTINELS"),
+                       ({"REDIS_SENTINELS": "a:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_URL": "redis://x"},
+                        "REDIS_URL"),
+                       ({"REDIS_SENTINEL_MASTER": "jobs"}, "REDIS_SENTINEL_MASTER"),
+                       ({"REDIS_PASSWORD": "secret"}, "REDIS_PASSWORD")]:
+        with pytest.raises(ConfigError, match=named):
+            load_settings({**base, **env})
+
+
+@pytest.mark.slow
+def test_web_and_worker_follow_a_failover_and_deliver_each_application_once(
+        settings: Settings, cluster: Cluster, sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 2: kill -9 of the primary; the Sentinels promote the replica, and a web and a worker that were
+    never told follow it: applications accepted before and after reach Lever once each."""
+    s = sentinel_settings(settings, cluster)
+    env = worker_env(s, REDIS_SENTINELS=cluster.addresses, REDIS_SENTINEL_MASTER=MASTER)
+    del env["REDIS_URL"]
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env,
+                           start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        posting = simple_posting(sandbox)
+        wait_for(lambda: web.poll() is None and _answers(f"{url}/healthz"), what="gunicorn")
+        workers.start(env)
+
+        def apply(n: int) -> str:
+            answer = requests.post(f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30,
+                                   json=lever_body(sandbox, posting["id"], n))
+            assert answer.status_code == 202, answer.text
+            return answer.json()["receipt"]
+
+        r = client(s)
+        before = [apply(n) for n in range(3)]
+        wait_for(lambda: store.counts(r)["delivered"] == 3, timeout=60, what="the first three delivered")
+        sandbox.control("maintenance", on=True)  # the next ones wait in Redis across the failover
+        before += [apply(n) for n in range(3, 6)]
+        wait_for(lambda: store.counts(r)["waiting"] == 3, timeout=30, what="three to wait for Lever")
+        primary = cluster.node("a")
+        primary.wait(1, 5000)  # the replica has every write (asynchronous replication: item 3 makes this the rule)
+        cluster.procs["a"].send_signal(signal.SIGKILL)
+        cluster.procs["a"].wait()
+        wait_for(lambda: cluster.primary_port() == cluster.ports["b"], timeout=60, interval=0.2,
+                 what="the Sentinels to promote the replica")
+        after = [apply(n) for n in range(6, 9)]
+        sandbox.control("maintenance", on=False)
+        promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
+        assert promoted.info("replication")["role"] == "master"
+        wait_for(lambda: store.counts(promoted)["delivered"] == 9, timeout=90, interval=0.2,
+                 what="every application delivered through the new primary")
+        receipts = {rec.receipt for rec in store.load_many(promoted, before + after)}
+        assert receipts == set(before + after)
+        emails = sorted(_email(a) for a in sandbox.received()["applications"])
+        assert emails == sorted(f"candidate{n}@example.com" for n in range(9))  # each once
+    finally:
+        web.terminate()
+        web.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _email(application: dict) -> str:
+    return next(p["value"] for p in application["body"]["personalInformation"] if p["name"] == "email")
