@@ -158,6 +158,10 @@ class Settings:
     # REDIS_SENTINELS: the Redis is the primary that these Sentinels name (instead of REDIS_URL), followed through
     # failovers by every process.
     redis_sentinel: RedisSentinel | None = None
+    # A 202 only once WAIT has the application on this many replicas within redis_replica_wait_ms; else it is spooled
+    # too (item 3 of issue 30: a failover to an asynchronous replica must not lose a receipted application).
+    redis_min_replicas: int = 0
+    redis_replica_wait_ms: int = 1000
 
     @property
     def uses_sandbox(self) -> bool:
@@ -252,6 +256,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         **_mail(r, company),
         **_sourcing(r, api_key),
         redis_sentinel=_sentinel(r),
+        redis_min_replicas=r.int("JOBSITE_REDIS_MIN_REPLICAS", 0, lo=0, hi=16),
+        redis_replica_wait_ms=r.int("JOBSITE_REDIS_REPLICA_WAIT_MS", 1000, lo=10, hi=10_000),
     )
     if values["redis_low_water"] >= values["redis_high_water"]:
         raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "

@@ -1,13 +1,16 @@
-"""Redis Sentinel with real processes: a primary, a replica and three Sentinels from the embedded server's binary; a
-web and a worker that find the primary through the Sentinels follow a failover to the replica by themselves."""
+"""Redis Sentinel and replicas with real processes: a primary, a replica and three Sentinels from the embedded server's
+binary; a web and a worker that find the primary through the Sentinels follow a failover to the replica by themselves,
+and with JOBSITE_REDIS_MIN_REPLICAS a receipt is given only for an application the replica has (or the spool keeps)."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +18,11 @@ import pytest
 import redis
 import requests
 
-from jobsite.records import store
+from jobsite import create_app
+from jobsite.intake.accept import drain_spool
+from jobsite.records import spool, store
 from jobsite.redis_server import client, connect, redis_server_binary
+from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
 
 from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
@@ -27,12 +33,17 @@ MASTER = "jobsite"
 class Cluster:
     """A primary and a replica (AOF, appendfsync always, as production) and three Sentinels, on free ports."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, sentinels: bool = True):
         self.folder = folder
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports = {name: free_port() for name in ("a", "b", "s1", "s2", "s3")}
-        self._server("a")
-        self._server("b", "--replicaof", "127.0.0.1", str(self.ports["a"]))
+        self._server("a", "--repl-diskless-sync-delay", "0")  # the replica's first sync at once, not after 5 s
+        self.link = Link(self.ports["a"])  # the replica's network to the primary, which a test can cut
+        self._server("b", "--replicaof", "127.0.0.1", str(self.link.port))
+        wait_for(lambda: self.node("a").info("replication").get("slave0", {}).get("state") == "online",
+                 what="the replica to be in sync")
+        if not sentinels:
+            return
         for name in ("s1", "s2", "s3"):
             conf = folder / f"{name}.conf"  # a Sentinel rewrites its config file: one each
             conf.write_text(f"port {self.ports[name]}\nbind 127.0.0.1\ndir \"{folder}\"\n"
@@ -80,6 +91,46 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait()
+        self.link.close()
+
+
+class Link:
+    """A TCP proxy to a port that a test can cut: what either side sends while it is cut is lost, as on a broken
+    network (a stopped process would still get it from its kernel's socket buffer once it runs again)."""
+
+    def __init__(self, target: int):
+        self.target = target
+        self.cut = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            try:
+                far = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                near.close()  # the target is down: so is this connection
+                continue
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                if not self.cut.is_set():
+                    b.sendall(data)
+        for end in (a, b):  # either direction ending ends the connection, as TCP would
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.server.close()
 
 
 @pytest.fixture
@@ -159,6 +210,50 @@ def test_web_and_worker_follow_a_failover_and_deliver_each_application_once(
     finally:
         web.terminate()
         web.wait(20)
+
+
+def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_keeps_it(
+        settings: Settings, sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 3: with JOBSITE_REDIS_MIN_REPLICAS=1 an application the replica has is answered as queued; one
+    the replica cannot acknowledge within the bound (its link is cut) is spooled too, so when the primary dies and the
+    replica, which never got it, is promoted, the web machine's spool still delivers it, once."""
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsw")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 300})
+        web = create_app(s).test_client()
+        posting = simple_posting(sandbox)
+        sandbox.control("maintenance", on=True)
+
+        def apply(n: int) -> dict:
+            answer = web.post(f"/api/v1/postings/{posting['id']}/applications",
+                              json=lever_body(sandbox, posting["id"], n))
+            assert answer.status_code == 202, answer.get_data(as_text=True)
+            return answer.get_json()
+
+        replicated = apply(0)
+        assert store.load(pair.node("b"), replicated["receipt"]) is not None  # on the replica before the 202
+        assert spool.entries(s.data_dir) == []
+        pair.link.cut.set()
+        alone = apply(1)
+        assert [p.name.endswith(f"{alone['receipt']}.json") for p in spool.entries(s.data_dir)] == [True]
+        pair.procs["a"].send_signal(signal.SIGKILL)
+        pair.procs["a"].wait()
+        promoted = pair.node("b")
+        promoted.replicaof("NO", "ONE")  # what Sentinel does on a failover
+        assert store.load(promoted, replicated["receipt"]) is not None
+        assert store.load(promoted, alone["receipt"]) is None  # the failover lost what only the primary had...
+
+        after = load_settings({}, **{**s.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['b']}",
+                                     "redis_min_replicas": 0})
+        assert drain_spool(Services(after)) == 1  # ...and the spool brings it back
+        sandbox.control("maintenance", on=False)
+        workers.start(worker_env(after))
+        wait_for(lambda: store.counts(promoted)["delivered"] == 2, timeout=60, what="both delivered")
+        emails = sorted(_email(a) for a in sandbox.received()["applications"])
+        assert emails == ["candidate0@example.com", "candidate1@example.com"]
+    finally:
+        pair.stop()
 
 
 def _answers(url: str) -> bool:

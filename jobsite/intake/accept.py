@@ -32,6 +32,7 @@ from ..services import Services
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 7 * 86400
+REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
 FULL_RETRY_AFTER_S = 300  # memory is freed as Lever takes applications: worth another try in a few minutes
 SMALL_FILES_BYTES = 2 * 2**20  # above the low-water mark, only applications whose files fit in this: a CV or two
 
@@ -150,6 +151,10 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     except redis.RedisError as e:
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return _spool(svc, record, contents, idempotency)
+    if receipt_.receipt == receipt and not replicated(svc):  # on the primary alone: a failover could lose it
+        log.warning("application %s not on %d Redis replica(s) within %d ms: spooled to disk as well", receipt[:8],
+                    svc.settings.redis_min_replicas, svc.settings.redis_replica_wait_ms)
+        return _spool(svc, record, contents, idempotency)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         with contextlib.suppress(redis.RedisError):  # not yet: the drain threads try again
             drain_spool(svc)
@@ -216,6 +221,23 @@ def _commit(svc: Services, record: Record, contents: Mapping[str, bytes], idem: 
     return Receipt(record.receipt, State.QUEUED.public)
 
 
+def replicated(svc: Services) -> bool:
+    """Whether every write this process made so far is on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that
+    setting). WAIT counts the writes of its own connection only, and a transaction's connection goes back to the
+    pool: so one write on the connection that WAITs, after the application's, and the replication stream's order
+    makes the replicas' acknowledgement of it cover the application too. Any Redis error counts as not replicated."""
+    s = svc.settings
+    if not s.redis_min_replicas:
+        return True
+    try:
+        with svc.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(REPLICATION_MARK)
+            pipe.wait(s.redis_min_replicas, s.redis_replica_wait_ms)
+            return int(pipe.execute()[1]) >= s.redis_min_replicas
+    except redis.RedisError:
+        return False
+
+
 def drain_spool(svc: Services) -> int:
     """Move this machine's spooled applications into Redis, oldest first. Safe to run from several processes."""
     data_dir = svc.settings.data_dir
@@ -234,6 +256,8 @@ def drain_spool(svc: Services) -> int:
                 kept = _commit(svc, record, contents, None)
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
                 store.add_alias(svc.redis, record.receipt, kept.receipt)
+            if not replicated(svc):
+                break  # kept here until the replicas have it
             path.unlink()
             moved += 1
         spool.drop_moved_keys(data_dir)
