@@ -33,12 +33,14 @@ MASTER = "jobsite"
 class Cluster:
     """A primary and a replica (AOF, appendfsync always, as production) and three Sentinels, on free ports."""
 
-    def __init__(self, folder: Path, *, sentinels: bool = True):
+    def __init__(self, folder: Path, *, sentinels: bool = True, primary: tuple[str, ...] = ()):
         self.folder = folder
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports = {name: free_port() for name in ("a", "b", "s1", "s2", "s3")}
-        self._server("a", "--repl-diskless-sync-delay", "0")  # the replica's first sync at once, not after 5 s
-        self.link = Link(self.ports["a"])  # the replica's network to the primary, which a test can cut
+        self._server("a", "--repl-diskless-sync-delay", "0", *primary)  # the first sync at once, not after 5 s
+        # The network between the primary and the rest (replica, Sentinels and the clients they send to it), which a
+        # test can cut; a client given the primary's own port (a web machine on its side) is not cut off.
+        self.link = Link(self.ports["a"])
         self._server("b", "--replicaof", "127.0.0.1", str(self.link.port))
         wait_for(lambda: self.node("a").info("replication").get("slave0", {}).get("state") == "online",
                  what="the replica to be in sync")
@@ -47,7 +49,7 @@ class Cluster:
         for name in ("s1", "s2", "s3"):
             conf = folder / f"{name}.conf"  # a Sentinel rewrites its config file: one each
             conf.write_text(f"port {self.ports[name]}\nbind 127.0.0.1\ndir \"{folder}\"\n"
-                            f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['a']} 2\n"
+                            f"sentinel monitor {MASTER} 127.0.0.1 {self.link.port} 2\n"
                             f"sentinel down-after-milliseconds {MASTER} 1000\n"
                             f"sentinel failover-timeout {MASTER} 10000\n")
             self.procs[name] = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
@@ -254,6 +256,62 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         assert emails == ["candidate0@example.com", "candidate1@example.com"]
     finally:
         pair.stop()
+
+
+@pytest.mark.slow
+def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_failover_loses(
+        settings: Settings, sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 5 (the partition): the primary runs min-replicas-to-write 1 and the web machine, on its side of
+    the cut, has JOBSITE_REDIS_MIN_REPLICAS=1. Every application it answers during the cut is in its spool (none is
+    answered as queued on the primary alone); the Sentinels promote the replica; once the web follows them, every
+    receipted application reaches Lever once."""
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="jsp")),
+                      primary=("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"))
+    try:
+        near = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{cluster.ports['a']}",
+                                    "redis_min_replicas": 1, "redis_replica_wait_ms": 300})
+        web = create_app(near).test_client()
+        posting = simple_posting(sandbox)
+        sandbox.control("maintenance", on=True)
+
+        def apply(n: int) -> dict:
+            answer = web.post(f"/api/v1/postings/{posting['id']}/applications",
+                              json=lever_body(sandbox, posting["id"], n))
+            assert answer.status_code == 202, answer.get_data(as_text=True)
+            return answer.get_json()
+
+        answers = [apply(n) for n in range(3)]
+        assert {a["status"] for a in answers} == {"queued"}
+        cluster.link.cut.set()
+        during = []
+        n = 3
+        while cluster.primary_port() != cluster.ports["b"]:  # until the Sentinels have promoted the replica
+            during.append(apply(n))
+            n += 1
+        during += [apply(n + i) for i in range(3)]  # the old primary still answers the web on its side
+        assert {a["status"] for a in during} == {"waiting"}, during  # spooled, none queued on the primary alone
+        spooled = {p.name.split("-", 1)[1].removesuffix(".json") for p in spool.entries(near.data_dir)}
+        assert spooled == {a["receipt"] for a in during}
+        assert cluster.node("a").execute_command("DBSIZE") > 0  # cut off, the old primary refuses writes ...
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            cluster.node("a").set("probe", 1)
+
+        # The web machine follows the Sentinels (as with REDIS_SENTINELS): its spool drains into the new primary.
+        # The new primary has no replica yet (the old primary is cut off): with JOBSITE_REDIS_MIN_REPLICAS=1 the spool
+        # would rightly keep everything until one is back, so this machine's drain asks for none.
+        far = load_settings({}, **{**sentinel_settings(near, cluster).__dict__, "redis_min_replicas": 0})
+        promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
+        wait_for(lambda: drain_spool(Services(far)) == 0 and not spool.entries(near.data_dir), timeout=30,
+                 what="the spool to drain into the new primary")
+        sandbox.control("maintenance", on=False)
+        workers.start(worker_env(far, REDIS_URL=f"redis://127.0.0.1:{cluster.ports['b']}"))
+        total = len(answers) + len(during)
+        wait_for(lambda: store.counts(promoted)["delivered"] == total, timeout=90, interval=0.2,
+                 what="every receipted application delivered")
+        emails = sorted(_email(a) for a in sandbox.received()["applications"])
+        assert emails == sorted(f"candidate{i}@example.com" for i in range(total))  # each once, none lost
+    finally:
+        cluster.stop()
 
 
 def _answers(url: str) -> bool:
