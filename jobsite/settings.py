@@ -162,6 +162,8 @@ class Settings:
     # too (item 3 of issue 30: a failover to an asynchronous replica must not lose a receipted application).
     redis_min_replicas: int = 0
     redis_replica_wait_ms: int = 1000
+    # JOBSITE_FILES_URL: s3://bucket/prefix of an S3-compatible store for the applications' files, instead of Redis
+    files_url: str | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -258,6 +260,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         redis_sentinel=_sentinel(r),
         redis_min_replicas=r.int("JOBSITE_REDIS_MIN_REPLICAS", 0, lo=0, hi=16),
         redis_replica_wait_ms=r.int("JOBSITE_REDIS_REPLICA_WAIT_MS", 1000, lo=10, hi=10_000),
+        files_url=r.get("JOBSITE_FILES_URL", None, _files_url),
     )
     if values["redis_low_water"] >= values["redis_high_water"]:
         raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
@@ -611,6 +614,14 @@ def _host_ports(name: str, raw: str) -> tuple[tuple[str, int], ...]:
             raise ConfigError(f"{name} must be host:port pairs separated by commas, not {item!r}")
         found.append((host.strip("[]"), int(port)))
     return tuple(found)
+
+
+def _files_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an s3://bucket/prefix URL (any S3-compatible store: its endpoint goes in "
+                          f"AWS_ENDPOINT_URL_S3), not {raw!r}")
+    return raw
 
 
 def _redis_url(name: str, raw: str) -> str:

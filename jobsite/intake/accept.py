@@ -141,7 +141,8 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
     record.source, record.medium, record.campaign, record.referrer = (where.source, where.medium, where.campaign,
                                                                       where.referrer)
     try:
-        check_room(svc, sum(map(len, contents.values())))
+        check_room(svc, 0 if svc.settings.files_url else sum(map(len, contents.values())))
+        contents = _files_outside(svc, record, contents)
         receipt_ = _commit(svc, record, contents, idempotency)
     except redis.exceptions.OutOfMemoryError:
         # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
@@ -238,6 +239,17 @@ def replicated(svc: Services) -> bool:
         return False
 
 
+def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
+    """With JOBSITE_FILES_URL, the files go to the object store before the record is written (so before the
+    receipt), the record names their objects, and Redis keeps only where they are: what `_commit` writes instead of
+    their bytes. An unreachable store raises FilesUnreachable, a Redis ConnectionError: the application, its bytes
+    included, is spooled, and goes to the store when the spool drains."""
+    if not svc.settings.files_url or not contents or uploads.OUTSIDE_MARK in contents:
+        return dict(contents)
+    record.files, where = uploads.put_outside(svc.settings.files_url, record.receipt, record.files, contents)
+    return where
+
+
 def drain_spool(svc: Services) -> int:
     """Move this machine's spooled applications into Redis, oldest first. Safe to run from several processes."""
     data_dir = svc.settings.data_dir
@@ -250,6 +262,7 @@ def drain_spool(svc: Services) -> int:
         for path in spool.entries(data_dir):
             record, spooled, contents = spool.read(path)
             idem = Idempotency(**spooled) if spooled else None
+            contents = _files_outside(svc, record, contents)
             try:
                 kept = _commit(svc, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
