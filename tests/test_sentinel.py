@@ -222,7 +222,7 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
     pair = Cluster(Path(tempfile.mkdtemp(prefix="jsw")), sentinels=False)
     try:
         s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
-                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 300})
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
         web = create_app(s).test_client()
         posting = simple_posting(sandbox)
         sandbox.control("maintenance", on=True)
@@ -234,6 +234,7 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
             return answer.get_json()
 
         replicated = apply(0)
+        assert replicated["status"] == "queued"
         assert store.load(pair.node("b"), replicated["receipt"]) is not None  # on the replica before the 202
         assert spool.entries(s.data_dir) == []
         pair.link.cut.set()
@@ -269,7 +270,7 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
                       primary=("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"))
     try:
         near = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{cluster.ports['a']}",
-                                    "redis_min_replicas": 1, "redis_replica_wait_ms": 300})
+                                    "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
         web = create_app(near).test_client()
         posting = simple_posting(sandbox)
         sandbox.control("maintenance", on=True)
