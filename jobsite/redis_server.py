@@ -310,6 +310,23 @@ def durability_warnings(r: redis.Redis) -> list[str]:
     return []
 
 
+def replica_warnings(r: redis.Redis, min_replicas: int) -> list[str]:
+    """With JOBSITE_REDIS_MIN_REPLICAS, what lets a primary cut off from its replicas still take writes that a
+    failover would lose (a worker's writes are not WAITed for), in words for the operator's log. Nothing when CONFIG
+    GET is not allowed (a managed Redis sets this itself, or not: its documentation says)."""
+    if not min_replicas:
+        return []
+    try:
+        found = int(r.config_get("min-replicas-to-write").get("min-replicas-to-write", 0))
+    except redis.ResponseError:
+        return []
+    if found:
+        return []
+    return [f"JOBSITE_REDIS_MIN_REPLICAS is {min_replicas} but the primary's min-replicas-to-write is 0: cut off "
+            "from its replicas, it still takes writes that a failover would lose. Set min-replicas-to-write (and "
+            "min-replicas-max-lag) on the primary and its replicas."]
+
+
 def warn_at_start(r: redis.Redis, settings: Settings) -> None:
     """Log, at a process's start, what is unsafe about Redis's settings: its memory, and the persistence of an
     outside Redis (a Redis that cannot be reached now is reported by whatever uses it next)."""
@@ -319,6 +336,7 @@ def warn_at_start(r: redis.Redis, settings: Settings) -> None:
         except redis.ResponseError:  # INFO is not allowed: the memory guard then has no figures either
             warnings = []
         warnings += durability_warnings(r) if outside(settings) else []
+        warnings += replica_warnings(r, settings.redis_min_replicas)
     except redis.RedisError:
         return
     for warning in warnings:

@@ -100,6 +100,29 @@ def test_start_up_names_the_persistence_an_outside_redis_lacks(tmp_path: Path,
             assert durability[0].endswith("Set appendonly yes and appendfsync always on that Redis.")
 
 
+def test_start_up_says_when_a_primary_cut_off_from_its_replicas_would_still_take_writes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 30, item 3: with JOBSITE_REDIS_MIN_REPLICAS the primary should refuse writes without its replicas
+    (min-replicas-to-write); web and workers say so at start when it does not."""
+    for n, (config, min_replicas, warned) in enumerate([((), 1, True), (("min-replicas-to-write 1",), 1, False),
+                                                          ((), 0, False)]):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        proc = _server(folder, "appendonly yes", "appendfsync always", *config)
+        try:
+            settings = load_settings({}, secret_key="x", data_dir=tmp_path / "data", redis_min_replicas=min_replicas,
+                                     redis_url=f"unix://{folder / 's.sock'}")
+            with connect(settings.redis_url or "") as r:
+                wait_for(lambda r=r: _pings(r), timeout=10, what="redis-server")
+                caplog.clear()
+                with caplog.at_level(logging.WARNING):
+                    warn_at_start(r, settings)
+        finally:
+            proc.terminate()
+            proc.wait()
+        assert any("min-replicas-to-write is 0" in m for m in caplog.messages) == warned, (config, caplog.messages)
+
+
 def _pings(r: redis.Redis) -> bool:
     try:
         return bool(r.ping())
