@@ -128,13 +128,14 @@ def bench_posting(sb: Any, parity: int = 1) -> tuple[str, Callable[[int], dict[s
     return pid, body
 
 
-def start_site(sandbox_url: str, prefix: str) -> tuple[Path, str, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
-    """`jobsite web` and one `jobsite worker` on a new data dir against the sandbox: the data dir, the site's URL,
-    and the two processes (stop them with `stop`)."""
+def start_site(sandbox_url: str, prefix: str,
+               **extra: str) -> tuple[Path, str, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """`jobsite web` and one `jobsite worker` on a new data dir against the sandbox, with `extra` settings: the data
+    dir, the site's URL, and the two processes (stop them with `stop`)."""
     data = temp_dir(prefix)
     port = free_port()
     env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox_url}/v1",
-           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING"}
+           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING", **extra}
     web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
     worker = spawn([PY, "-m", "jobsite", "worker"], env)
     return data, f"http://127.0.0.1:{port}", web, worker

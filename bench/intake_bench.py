@@ -6,7 +6,12 @@ application (INFO used_memory before and after, once every application waits for
 with MEMORY USAGE of one application's keys (a waiting application has no RQ job: it is parked behind the gate);
 and the cost of the memory guard's INFO round trip.
 
-Run: .venv/bin/python bench/intake_bench.py [--applications 300] [--clients 20] [--resume-kb 100]
+With `--files s3` the files go to an S3-compatible store (moto's standalone server, in this process) through
+JOBSITE_FILES_URL; with `--replicas 1` the embedded Redis gets a replica (valkey-server on a TCP port) and the web
+answers only once WAIT has each application on it (JOBSITE_REDIS_MIN_REPLICAS=1).
+
+Run: .venv/bin/python bench/intake_bench.py [--applications 300] [--clients 20] [--resume-kb 100] [--files s3]
+     [--replicas 1]
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,9 +31,9 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import bench_posting, start_site, stop, wait_http
+from bench.common import bench_posting, free_port, start_site, stop, wait_http
 from jobsite.records import store, uploads
-from jobsite.redis_server import EmbeddedRedis, connect, memory
+from jobsite.redis_server import EmbeddedRedis, connect, memory, redis_server_binary
 from jobsite.sandbox import SandboxServer
 
 
@@ -35,16 +42,42 @@ def main() -> None:
     parser.add_argument("--applications", type=int, default=300)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--resume-kb", type=int, default=100, help="size of each resume; 0 sends JSON only")
+    parser.add_argument("--files", choices=("redis", "s3"), default="redis", help="where the files are kept")
+    parser.add_argument("--replicas", type=int, choices=(0, 1), default=0, help="a replica the web WAITs for")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     sandbox = SandboxServer().start()
     sb = sandbox.state
     parity = 0 if args.resume_kb else 1  # the seed's even postings ask for a resume
     pid, body = bench_posting(sb, parity)
-    data, site, web, worker = start_site(sandbox.url, "jsi")
+    extra, s3 = {}, None
+    if args.files == "s3":
+        from moto.server import ThreadedMotoServer
+
+        s3_port = free_port()
+        s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+        s3.start()
+        extra = {"JOBSITE_FILES_URL": "s3://bench/files", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+                 "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        os.environ.update(extra)
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="bench")
+    primary_port = free_port()
+    if args.replicas:
+        extra.update(JOBSITE_REDIS_PORT=str(primary_port), JOBSITE_REDIS_MIN_REPLICAS=str(args.replicas))
+    data, site, web, worker = start_site(sandbox.url, "jsi", **extra)
+    replica = None
     try:
         wait_http(site + "/healthz")
         r = connect(EmbeddedRedis(data).url)
+        if args.replicas:
+            replica = subprocess.Popen(
+                [redis_server_binary(), "--port", str(free_port()), "--bind", "127.0.0.1", "--replicaof", "127.0.0.1",
+                 str(primary_port), "--dir", tempfile.mkdtemp(prefix="jsir"), "--appendonly", "yes",
+                 "--appendfsync", "always", "--save", ""], stdout=subprocess.DEVNULL)
+            while r.info("replication").get("slave0", {}).get("state") != "online":
+                time.sleep(0.1)
         requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
         sb.switches.maintenance = True
         session = requests.Session()
@@ -92,11 +125,18 @@ def main() -> None:
     finally:
         stop(worker)
         stop(web)
+        if replica is not None:
+            replica.kill()
+            replica.wait()
+        if s3 is not None:
+            s3.stop()
         sandbox.stop()
     n = args.applications - 1
     what = f"a {args.resume_kb} KB resume each (multipart)" if args.resume_kb else "no file (JSON)"
+    setup = (", files in S3 (moto)" if args.files == "s3" else "") + (
+        f", {args.replicas} replica (WAIT)" if args.replicas else "")
     print(f"{n} applications with {what} from {args.clients} concurrent clients, Lever in maintenance "
-          f"(gunicorn web, 1 worker, embedded redis)")
+          f"(gunicorn web, 1 worker, embedded redis{setup})")
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(f"accepted: {n / accept_s:.0f} applications/s; acceptance latency p50 "
           f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")

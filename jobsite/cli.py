@@ -16,7 +16,7 @@ import click
 import requests
 
 from .records.store import State
-from .redis_server import embedded, outside, redis_url
+from .redis_server import child_env, embedded, outside
 from .settings import ConfigError, Settings, load_settings
 from .supervisor import Supervisor
 from .supervisor import role as _role
@@ -57,7 +57,7 @@ def up(port: int | None, host: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     # The children connect to the same Redis; an embedded one stops by itself once none of them uses it any more.
-    env = dict(os.environ, JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=redis_url(settings))
+    env = dict(os.environ, JOBSITE_DATA_DIR=str(settings.data_dir), **child_env(settings))
     children: list[subprocess.Popen[bytes]] = []
 
     def spawn(*args: str) -> None:
@@ -151,16 +151,18 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
     nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
     settings = _settings()
-    from .redis_server import connect, outside, warn_at_start
+    from .redis_server import client, outside, warn_at_start
 
     if outside(settings) and not os.environ.get("JOBSITE_SECRET_KEY"):
-        click.echo("jobsite web: warning: REDIS_URL is set but JOBSITE_SECRET_KEY is not, so this machine signs forms "
+        click.echo("jobsite web: warning: REDIS_URL (or REDIS_SENTINELS) is set but JOBSITE_SECRET_KEY is not, so this "
+                   "machine signs forms "
                    f"and console sessions with its own key ({settings.data_dir / 'secret_key'}); web processes on "
                    "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.", err=True)
-    os.environ.setdefault("REDIS_URL", redis_url(settings))  # start the embedded server once, before forking
+    for name, value in child_env(settings).items():  # start the embedded server once, before forking
+        os.environ.setdefault(name, value)
     settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
     _say_why_mail_is_off(settings, "web")
-    with connect(os.environ["REDIS_URL"], retries=0) as r:
+    with client(settings, retries=0) as r:
         warn_at_start(r, settings)
     port = port or settings.port
     _require_free_port(host, port, "--port")

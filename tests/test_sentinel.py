@@ -1,0 +1,326 @@
+"""Redis Sentinel and replicas with real processes: a primary, a replica and three Sentinels from the embedded server's
+binary; a web and a worker that find the primary through the Sentinels follow a failover to the replica by themselves,
+and with JOBSITE_REDIS_MIN_REPLICAS a receipt is given only for an application the replica has (or the spool keeps)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from jobsite import create_app
+from jobsite.intake.accept import drain_spool
+from jobsite.records import spool, store
+from jobsite.redis_server import client, connect, redis_server_binary
+from jobsite.services import Services
+from jobsite.settings import ConfigError, Settings, load_settings
+
+from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+
+MASTER = "jobsite"
+
+
+class Cluster:
+    """A primary and a replica (AOF, appendfsync always, as production) and three Sentinels, on free ports."""
+
+    def __init__(self, folder: Path, *, sentinels: bool = True, primary: tuple[str, ...] = ()):
+        self.folder = folder
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports = {name: free_port() for name in ("a", "b", "s1", "s2", "s3")}
+        self._server("a", "--repl-diskless-sync-delay", "0", *primary)  # the first sync at once, not after 5 s
+        # The network between the primary and the rest (replica, Sentinels and the clients they send to it), which a
+        # test can cut; a client given the primary's own port (a web machine on its side) is not cut off.
+        self.link = Link(self.ports["a"])
+        self._server("b", "--replicaof", "127.0.0.1", str(self.link.port))
+        wait_for(lambda: self.node("a").info("replication").get("slave0", {}).get("state") == "online",
+                 what="the replica to be in sync")
+        if not sentinels:
+            return
+        for name in ("s1", "s2", "s3"):
+            conf = folder / f"{name}.conf"  # a Sentinel rewrites its config file: one each
+            conf.write_text(f"port {self.ports[name]}\nbind 127.0.0.1\ndir \"{folder}\"\n"
+                            f"sentinel monitor {MASTER} 127.0.0.1 {self.link.port} 2\n"
+                            f"sentinel down-after-milliseconds {MASTER} 1000\n"
+                            f"sentinel failover-timeout {MASTER} 10000\n")
+            self.procs[name] = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
+                                                stdout=subprocess.DEVNULL)
+        wait_for(lambda: self.sentinels_see_replica(), timeout=30, what="the Sentinels to know primary and replica")
+
+    def _server(self, name: str, *args: str) -> None:
+        data = self.folder / name
+        data.mkdir()
+        self.procs[name] = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir", str(data),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", *args], stdout=subprocess.DEVNULL)
+
+    @property
+    def addresses(self) -> str:
+        return ",".join(f"127.0.0.1:{self.ports[s]}" for s in ("s1", "s2", "s3"))
+
+    def sentinel(self, name: str = "s1") -> redis.Redis:
+        return redis.Redis(port=self.ports[name], socket_timeout=2)
+
+    def primary_port(self) -> int | None:
+        try:
+            found = self.sentinel().sentinel_get_master_addr_by_name(MASTER)
+        except redis.RedisError:
+            return None
+        return int(found[1]) if found else None
+
+    def sentinels_see_replica(self) -> bool:
+        try:
+            return all(len(self.sentinel(s).sentinel_slaves(MASTER)) == 1
+                       and self.sentinel(s).sentinel_master(MASTER)["num-other-sentinels"] == 2
+                       for s in ("s1", "s2", "s3"))
+        except redis.RedisError:
+            return False
+
+    def node(self, name: str) -> redis.Redis:
+        return redis.Redis(port=self.ports[name], socket_timeout=2)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+        self.link.close()
+
+
+class Link:
+    """A TCP proxy to a port that a test can cut: what either side sends while it is cut is lost, as on a broken
+    network (a stopped process would still get it from its kernel's socket buffer once it runs again)."""
+
+    def __init__(self, target: int):
+        self.target = target
+        self.cut = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            try:
+                far = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                near.close()  # the target is down: so is this connection
+                continue
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                if not self.cut.is_set():
+                    b.sendall(data)
+        for end in (a, b):  # either direction ending ends the connection, as TCP would
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    c = Cluster(Path(tempfile.mkdtemp(prefix="jsn")))
+    yield c
+    c.stop()
+
+
+def sentinel_settings(settings: Settings, cluster: Cluster) -> Settings:
+    env = {"REDIS_SENTINELS": cluster.addresses, "REDIS_SENTINEL_MASTER": MASTER}
+    return load_settings(env, **{k: v for k, v in settings.__dict__.items()
+                                 if k not in ("redis_url", "redis_sentinel")})
+
+
+def test_sentinel_settings_name_what_is_wrong() -> None:
+    base = {"JOBSITE_SECRET_KEY": "x"}
+    s = load_settings({**base, "REDIS_SENTINELS": "10.0.0.1:26379, sentinel-b:26380", "REDIS_SENTINEL_MASTER": "jobs"})
+    assert s.redis_sentinel is not None
+    assert s.redis_sentinel.addresses == (("10.0.0.1", 26379), ("sentinel-b", 26380))
+    assert s.redis_sentinel.master == "jobs"
+    for env, named in [({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
+                       ({"REDIS_SENTINELS": "10.0.0.1"}, "REDIS_SENTINELS"),
+                       ({"REDIS_SENTINELS": "a:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_URL": "redis://x"},
+                        "REDIS_URL"),
+                       ({"REDIS_SENTINEL_MASTER": "jobs"}, "REDIS_SENTINEL_MASTER"),
+                       ({"REDIS_PASSWORD": "secret"}, "REDIS_PASSWORD")]:
+        with pytest.raises(ConfigError, match=named):
+            load_settings({**base, **env})
+
+
+@pytest.mark.slow
+def test_web_and_worker_follow_a_failover_and_deliver_each_application_once(
+        settings: Settings, cluster: Cluster, sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 2: kill -9 of the primary; the Sentinels promote the replica, and a web and a worker that were
+    never told follow it: applications accepted before and after reach Lever once each."""
+    s = sentinel_settings(settings, cluster)
+    env = worker_env(s, REDIS_SENTINELS=cluster.addresses, REDIS_SENTINEL_MASTER=MASTER)
+    del env["REDIS_URL"]
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env,
+                           start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        posting = simple_posting(sandbox)
+        wait_for(lambda: web.poll() is None and _answers(f"{url}/healthz"), what="gunicorn")
+        workers.start(env)
+
+        def apply(n: int) -> str:
+            answer = requests.post(f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30,
+                                   json=lever_body(sandbox, posting["id"], n))
+            assert answer.status_code == 202, answer.text
+            return answer.json()["receipt"]
+
+        r = client(s)
+        before = [apply(n) for n in range(3)]
+        wait_for(lambda: store.counts(r)["delivered"] == 3, timeout=60, what="the first three delivered")
+        sandbox.control("maintenance", on=True)  # the next ones wait in Redis across the failover
+        before += [apply(n) for n in range(3, 6)]
+        wait_for(lambda: store.counts(r)["waiting"] == 3, timeout=30, what="three to wait for Lever")
+        primary = cluster.node("a")
+        primary.wait(1, 5000)  # the replica has every write (asynchronous replication: item 3 makes this the rule)
+        cluster.procs["a"].send_signal(signal.SIGKILL)
+        cluster.procs["a"].wait()
+        wait_for(lambda: cluster.primary_port() == cluster.ports["b"], timeout=60, interval=0.2,
+                 what="the Sentinels to promote the replica")
+        after = [apply(n) for n in range(6, 9)]
+        sandbox.control("maintenance", on=False)
+        promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
+        assert promoted.info("replication")["role"] == "master"
+        wait_for(lambda: store.counts(promoted)["delivered"] == 9, timeout=90, interval=0.2,
+                 what="every application delivered through the new primary")
+        receipts = {rec.receipt for rec in store.load_many(promoted, before + after)}
+        assert receipts == set(before + after)
+        emails = sorted(_email(a) for a in sandbox.received()["applications"])
+        assert emails == sorted(f"candidate{n}@example.com" for n in range(9))  # each once
+    finally:
+        web.terminate()
+        web.wait(20)
+
+
+def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_keeps_it(
+        settings: Settings, sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 3: with JOBSITE_REDIS_MIN_REPLICAS=1 an application the replica has is answered as queued; one
+    the replica cannot acknowledge within the bound (its link is cut) is spooled too, so when the primary dies and the
+    replica, which never got it, is promoted, the web machine's spool still delivers it, once."""
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsw")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        web = create_app(s).test_client()
+        posting = simple_posting(sandbox)
+        sandbox.control("maintenance", on=True)
+
+        def apply(n: int) -> dict:
+            answer = web.post(f"/api/v1/postings/{posting['id']}/applications",
+                              json=lever_body(sandbox, posting["id"], n))
+            assert answer.status_code == 202, answer.get_data(as_text=True)
+            return answer.get_json()
+
+        replicated = apply(0)
+        assert replicated["status"] == "queued"
+        assert store.load(pair.node("b"), replicated["receipt"]) is not None  # on the replica before the 202
+        assert spool.entries(s.data_dir) == []
+        pair.link.cut.set()
+        alone = apply(1)
+        assert [p.name.endswith(f"{alone['receipt']}.json") for p in spool.entries(s.data_dir)] == [True]
+        pair.procs["a"].send_signal(signal.SIGKILL)
+        pair.procs["a"].wait()
+        promoted = pair.node("b")
+        promoted.replicaof("NO", "ONE")  # what Sentinel does on a failover
+        assert store.load(promoted, replicated["receipt"]) is not None
+        assert store.load(promoted, alone["receipt"]) is None  # the failover lost what only the primary had...
+
+        after = load_settings({}, **{**s.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['b']}",
+                                     "redis_min_replicas": 0})
+        assert drain_spool(Services(after)) == 1  # ...and the spool brings it back
+        sandbox.control("maintenance", on=False)
+        workers.start(worker_env(after))
+        wait_for(lambda: store.counts(promoted)["delivered"] == 2, timeout=60, what="both delivered")
+        emails = sorted(_email(a) for a in sandbox.received()["applications"])
+        assert emails == ["candidate0@example.com", "candidate1@example.com"]
+    finally:
+        pair.stop()
+
+
+@pytest.mark.slow
+def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_failover_loses(
+        settings: Settings, sandbox: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 5 (the partition): the primary runs min-replicas-to-write 1 and the web machine, on its side of
+    the cut, has JOBSITE_REDIS_MIN_REPLICAS=1. Every application it answers during the cut is in its spool (none is
+    answered as queued on the primary alone); the Sentinels promote the replica; once the web follows them, every
+    receipted application reaches Lever once."""
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="jsp")),
+                      primary=("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"))
+    try:
+        near = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{cluster.ports['a']}",
+                                    "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        web = create_app(near).test_client()
+        posting = simple_posting(sandbox)
+        sandbox.control("maintenance", on=True)
+
+        def apply(n: int) -> dict:
+            answer = web.post(f"/api/v1/postings/{posting['id']}/applications",
+                              json=lever_body(sandbox, posting["id"], n))
+            assert answer.status_code == 202, answer.get_data(as_text=True)
+            return answer.get_json()
+
+        answers = [apply(n) for n in range(3)]
+        assert {a["status"] for a in answers} == {"queued"}
+        cluster.link.cut.set()
+        during = []
+        n = 3
+        while cluster.primary_port() != cluster.ports["b"]:  # until the Sentinels have promoted the replica
+            during.append(apply(n))
+            n += 1
+        during += [apply(n + i) for i in range(3)]  # the old primary still answers the web on its side
+        assert {a["status"] for a in during} == {"waiting"}, during  # spooled, none queued on the primary alone
+        spooled = {p.name.split("-", 1)[1].removesuffix(".json") for p in spool.entries(near.data_dir)}
+        assert spooled == {a["receipt"] for a in during}
+        assert cluster.node("a").execute_command("DBSIZE") > 0  # cut off, the old primary refuses writes ...
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            cluster.node("a").set("probe", 1)
+
+        # The web machine follows the Sentinels (as with REDIS_SENTINELS): its spool drains into the new primary.
+        # The new primary has no replica yet (the old primary is cut off): with JOBSITE_REDIS_MIN_REPLICAS=1 the spool
+        # would rightly keep everything until one is back, so this machine's drain asks for none.
+        far = load_settings({}, **{**sentinel_settings(near, cluster).__dict__, "redis_min_replicas": 0})
+        promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
+        wait_for(lambda: drain_spool(Services(far)) == 0 and not spool.entries(near.data_dir), timeout=30,
+                 what="the spool to drain into the new primary")
+        sandbox.control("maintenance", on=False)
+        workers.start(worker_env(far, REDIS_URL=f"redis://127.0.0.1:{cluster.ports['b']}"))
+        total = len(answers) + len(during)
+        wait_for(lambda: store.counts(promoted)["delivered"] == total, timeout=90, interval=0.2,
+                 what="every receipted application delivered")
+        emails = sorted(_email(a) for a in sandbox.received()["applications"])
+        assert emails == sorted(f"candidate{i}@example.com" for i in range(total))  # each once, none lost
+    finally:
+        cluster.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _email(application: dict) -> str:
+    return next(p["value"] for p in application["body"]["personalInformation"] if p["name"] == "email")
