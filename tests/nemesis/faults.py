@@ -41,7 +41,7 @@ CATALOGUE = [
     Kind("stop_scheduler", "process", 1, (3, 15), "scheduler-stop"),
     Kind("stop_redis", "process", 1, (1, 6), "redis-stop"),
     Kind("restart_redis", "redis", 2, (0, 0)),
-    Kind("blackhole_redis", "redis", 2, (2, 8), "proxy"),
+    Kind("blackhole_redis", "redis", 2, (3, 20), "proxy"),  # longer than a client socket timeout (10 s) at times
     Kind("refuse_redis", "redis", 2, (2, 8), "proxy"),
     Kind("disk_full", "disk", 2, (2, 8), "disk"),
     Kind("clock_ahead", "clock", 1, (5, 20), "clock"),
