@@ -103,6 +103,7 @@ def run_once(
         injector.start(t0[0])
         load.start()
         injector.done.wait(phase + 30)
+        time.sleep(max(0.0, t0[0] + phase - time.time()))  # the load runs the whole phase, even with few faults
         time.sleep(TAIL_S)
         load.finish()
         record({"type": "load", "phase": "end", "submissions": len(load.submissions)})
