@@ -108,18 +108,18 @@ class Load:
             with self.lock:
                 self.submissions.append(sub)
             try:
-                self._send(session, rng, sub, csrf)
+                if self._send(session, rng, sub, csrf) == 401:  # the session ended: sign in again
+                    csrf = ""
             except Exception as e:
                 self.record({"type": "client_error", "n": n, "error": repr(e)})
             self.stop.wait(rng.expovariate(self.rate / self.clients))
 
     def _sign_in(self, session: requests.Session) -> str:
         """A recruiter's session and the CSRF token the capture page carries ("" if the site could not say)."""
-        page = self._call(session, "GET", "/admin/login", what="sign-in page")
-        token = _csrf(page)
+        token = _csrf(self._call(session, "GET", "/admin/login", what="sign-in page")["text"])
         if not token:
             return ""
-        self._call(
+        signed_in = self._call(
             session,
             "POST",
             "/admin/login",
@@ -127,15 +127,17 @@ class Load:
             allow_redirects=False,
             data={"email": RECRUITER[0], "password": RECRUITER[1], "csrf_token": token},
         )
-        return _csrf(self._call(session, "GET", "/admin/events", what="events page"))
+        if signed_in["status"] != 302:  # the login page again carries a token too: not signed in
+            return ""
+        return _csrf(self._call(session, "GET", "/admin/events", what="events page", allow_redirects=False)["text"])
 
-    def _call(self, session: requests.Session, method: str, path: str, what: str, **kw: Any) -> str:
+    def _call(self, session: requests.Session, method: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
         attempt = self._attempt(session, method, path, **kw)
         attempt["what"] = what
         with self.lock:
             self.other.append(attempt)
         self.record({"type": "request", **{k: v for k, v in attempt.items() if k != "text"}})
-        return attempt.get("text", "")
+        return {"status": attempt["status"], "text": attempt.pop("text", "")}
 
     def _attempt(self, session: requests.Session, method: str, path: str, **kw: Any) -> dict[str, Any]:
         t0 = time.time()
@@ -148,7 +150,8 @@ class Load:
         out["t1"] = time.time()
         return out
 
-    def _send(self, session: requests.Session, rng: random.Random, sub: Submission, csrf: str) -> None:
+    def _send(self, session: requests.Session, rng: random.Random, sub: Submission, csrf: str) -> int:
+        """Send one submission, again while the answer allows (returns the last answer's status)."""
         headers: dict[str, str] = {}
         if sub.kind in ("apply", "apply_file"):
             posting = rng.choice(self.with_file if sub.kind == "apply_file" else self.plain)
@@ -205,7 +208,8 @@ class Load:
                     )
                 )
                 continue
-            return
+            return status
+        return sub.attempts[-1]["status"]
 
 
 def _lever_get(sandbox_url: str, path: str, **params: str) -> Any:
