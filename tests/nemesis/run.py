@@ -109,6 +109,8 @@ def run_once(
         record({"type": "load", "phase": "end", "submissions": len(load.submissions)})
         injector.heal_all()
         drained, lever = wait_for_drain(load.submissions, cluster.sandbox_url, drain_bound_s)
+        if drained is None:
+            record({"type": "stall", **stalled(cluster)})
         verdict = check(load.submissions, load.other, injector.windows, lever, drained, drain_bound_s, since=t0[0])
         verdict.counts["restarts"] = dict(cluster.restarts)
         record({"type": "verdict", "ok": verdict.ok, "counts": verdict.counts, "violations": verdict.violations})
@@ -124,6 +126,34 @@ def run_once(
         cluster.stop(keep_logs=None if verdict.ok else history.with_suffix(".logs"))
         log.close()
     return Report(seed, faults, verdict, history)
+
+
+def stalled(cluster: Cluster) -> dict[str, Any]:
+    """What Redis says about a backlog that did not drain: the gate's keys, and each RQ queue's length and
+    scheduled jobs (how many, and how far in the future by Redis's clock the first and last are due)."""
+    try:
+        r = cluster.direct_redis()
+        now = float(r.time()[0])
+        out: dict[str, Any] = {"gate": {}, "queues": {}, "scheduled": {}}
+        for key in r.scan_iter("gate*"):
+            name = key.decode()
+            kind = r.type(key).decode()
+            value = r.hgetall(key) if kind == "hash" else r.get(key) if kind == "string" else f"({kind})"
+            out["gate"][name] = {k.decode(): v.decode() for k, v in value.items()} if isinstance(value, dict) else value
+        for key in r.scan_iter("rq:queue:*"):
+            out["queues"][key.decode()] = r.llen(key)
+        for key in r.scan_iter("rq:scheduled:*"):
+            due = [score for _, score in r.zrange(key, 0, -1, withscores=True)]
+            if due:
+                out["scheduled"][key.decode()] = {
+                    "jobs": len(due),
+                    "first_in_s": min(due) - now,
+                    "last_in_s": max(due) - now,
+                }
+        r.close()
+        return out
+    except Exception as e:
+        return {"error": repr(e)}
 
 
 def shrink(
