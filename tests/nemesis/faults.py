@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from .harness import READ_TIMEOUT_S, Cluster, signal_pid
+from .harness import READ_TIMEOUT_S, SETTLE_S, Cluster, signal_pid
 from .proxy import BLACKHOLE, PASS, REFUSE
 
 ENDPOINTS = ("postings.apply", "opportunities.create", "opportunities.notes")  # applies, creates, notes
@@ -105,6 +105,8 @@ def schedule(seed: int, seconds: float, categories: tuple[str, ...], workers: in
         params: dict[str, Any] = {}
         if kind.name.startswith("lever_") and kind.name not in ("lever_429_storm", "lever_maintenance"):
             params["endpoint"] = rng.choice(ENDPOINTS)
+        if kind.name == "lever_slow":  # past the read timeout, and at times past a retry's backoff, within the settle
+            params["seconds"] = round(rng.uniform(READ_TIMEOUT_S + 1, SETTLE_S - 4), 1)
         if kind.name in ("kill_worker", "kill_scheduler", "stop_worker", "stop_scheduler"):
             params["worker"] = rng.randrange(workers)
         fault = Fault(kind.name, at, duration, params)
@@ -272,7 +274,7 @@ class Injector:
         tag = f"nemesis-{id(f)}"
         endpoint = f.params.get("endpoint", "")
         if k == "lever_slow":
-            self._sandbox("latency", endpoint=endpoint, seconds=READ_TIMEOUT_S + 2)
+            self._sandbox("latency", endpoint=endpoint, seconds=f.params.get("seconds", READ_TIMEOUT_S + 2))
         elif k in ("lever_500_before", "lever_500_after"):
             self._sandbox("fail", endpoint=endpoint, status=500, count=10**6, tag=tag, after=k.endswith("after"))
         elif k == "lever_drop_after":
