@@ -98,8 +98,10 @@ class Switches:
     retry_after: bool = True
     latency_s: float = 0.0
     latency_path: str = ""
-    drop: list[dict[str, Any]] = field(default_factory=list)  # [{"path": substr, "count": n}]
-    fail: list[dict[str, Any]] = field(default_factory=list)  # [{"path", "count", "status", "message"}]
+    latency_by_endpoint: dict[str, float] = field(default_factory=dict)  # e.g. {"opportunities.notes": 5.0}
+    drop: list[dict[str, Any]] = field(default_factory=list)  # [{"path": substr, "endpoint", "count": n, "tag"}]
+    # [{"path", "endpoint", "count", "status", "message", "after", "retry_after", "tag"}]
+    fail: list[dict[str, Any]] = field(default_factory=list)
     forbid: set[str] = field(default_factory=set)  # endpoint prefixes the key may not use, e.g. "opportunities"
     webhook_url: str = ""  # where Lever's webhooks are sent; empty: none are sent
     webhook_token: str = ""  # the signing token (Lever's signatureToken)
@@ -160,6 +162,14 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return resp
 
 
+def _injected(rule: dict[str, Any]) -> Response:
+    """The answer of an injected failure; a 429 names its Retry-After when the rule gives one."""
+    status = int(rule.get("status", 500))
+    code = {429: "TooManyRequestsError", 503: "ServiceUnavailableError"}.get(status, "InjectedError")
+    headers = {"Retry-After": str(rule["retry_after"])} if rule.get("retry_after") else {}
+    return _error(status, rule.get("code", code), rule.get("message", "Injected failure"), headers)
+
+
 def _page(items: list[Any], prefix: str) -> dict[str, Any]:
     """Lever-style pagination: `limit` 1-100, an opaque, already percent-encoded `next` token."""
     try:
@@ -206,10 +216,12 @@ def _endpoint(path: str, method: str) -> str:
     return "unknown"
 
 
-def _take(rules: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
-    """Consume one use of the first rule whose path matches."""
+def _take(rules: list[dict[str, Any]], path: str, endpoint: str = "", after: bool = False) -> dict[str, Any] | None:
+    """Consume one use of the first rule whose path (and endpoint, if it names one) matches; `after` picks the
+    failures answered after processing rather than before."""
     for rule in rules:
-        if rule.get("path", "") in path and rule.get("count", 1) > 0:
+        if (rule.get("path", "") in path and rule.get("endpoint", endpoint) == endpoint
+                and bool(rule.get("after")) == after and rule.get("count", 1) > 0):
             rule["count"] = rule.get("count", 1) - 1
             if rule["count"] <= 0:
                 rules.remove(rule)
@@ -245,17 +257,17 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
                 return _error(403, "ForbiddenError", "This API key does not have access to this endpoint")
             if sw.maintenance and endpoint not in MAINTENANCE_EXEMPT:
                 return _error(503, "ServiceUnavailableError", "Lever is undergoing maintenance. Retry later.")
-            rule = _take(sw.fail, request.path)
+            rule = _take(sw.fail, request.path, endpoint)
             if rule:
-                return _error(rule.get("status", 500), rule.get("code", "InjectedError"),
-                              rule.get("message", "Injected failure"))
+                return _injected(rule)
             wait = st.take(endpoint, request.environ["sandbox.arrived"])
             if wait:
                 # Window mode stands for a Lever that documents numbers, not an algorithm: no Retry-After.
                 retry_after = sw.retry_after and sw.mode == "bucket"
                 headers = {"Retry-After": str(max(1, round(wait)))} if retry_after else {}
                 return _error(429, "TooManyRequestsError", "Rate limit exceeded", headers)
-            latency = sw.latency_s if sw.latency_path in request.path else 0.0
+            latency = max(sw.latency_s if sw.latency_path in request.path else 0.0,
+                          sw.latency_by_endpoint.get(endpoint, 0.0))
             st.processing.append(endpoint)
             request.environ["sandbox.processing"] = True
         if latency:
@@ -271,7 +283,12 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
                     st.processing.remove(endpoint)
                 st.requests.append({"t": request.environ["sandbox.arrived"], "method": request.method,
                                     "path": request.path, "endpoint": endpoint, "status": response.status_code})
-                drop = _take(st.switches.drop, request.path)
+                processed = request.environ.get("sandbox.processing") and response.status_code < 400
+                late = _take(st.switches.fail, request.path, endpoint, after=True) if processed else None
+                if late:  # processed, then answered with an error: the client cannot tell it from an unprocessed one
+                    response = _injected(late)
+                    st.requests[-1]["status"] = response.status_code
+                drop = _take(st.switches.drop, request.path, endpoint)
             if drop:
                 # The request was processed; now the client loses the answer, as with a dropped connection.
                 sock = request.environ.get("werkzeug.socket")
@@ -679,6 +696,7 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
             return {"maintenance": sw.maintenance, "mode": sw.mode, "window_s": sw.window_s,
                     "apply_per_s": sw.apply_per_s, "apply_burst": sw.apply_burst, "per_s": sw.per_s,
                     "burst": sw.burst, "retry_after": sw.retry_after, "latency_s": sw.latency_s,
+                    "latency_by_endpoint": sw.latency_by_endpoint,
                     "drop": sw.drop, "fail": sw.fail, "forbid": sorted(sw.forbid),
                     "postings": len(st.postings), "applications": len(st.applications),
                     "requests": len(st.requests)}
@@ -732,31 +750,56 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
 
     @app.post("/_sandbox/latency")
     def latency() -> Any:
+        """Hold requests on `path` for `seconds` before processing them; with `endpoint` (e.g. "postings.apply",
+        "opportunities.create", "opportunities.notes") that endpoint's alone, beside the others (0 ends it)."""
         data = body()
         with st.lock:
+            if "endpoint" in data:
+                seconds = float(data.get("seconds", 0))
+                st.switches.latency_by_endpoint[str(data["endpoint"])] = seconds
+                if not seconds:
+                    del st.switches.latency_by_endpoint[str(data["endpoint"])]
+                return state()
             st.switches.latency_s = float(data.get("seconds", 0))
             st.switches.latency_path = str(data.get("path", ""))
         return state()
 
+    def _rule(data: dict[str, Any]) -> dict[str, Any]:
+        rule = {"path": str(data.get("path", "")), "count": int(data.get("count", 1)), "tag": str(data.get("tag", ""))}
+        if "endpoint" in data:
+            rule["endpoint"] = str(data["endpoint"])
+        return rule
+
+    def _clear(rules: list[dict[str, Any]], data: dict[str, Any]) -> None:
+        """`{"clear": true}` ends every such rule, `{"clear": true, "tag": t}` those added with that tag."""
+        rules[:] = [r for r in rules if "tag" in data and r.get("tag") != str(data["tag"])]
+
     @app.post("/_sandbox/drop")
     def drop() -> Any:
+        """Drop the connection after processing the next `count` requests on `path` (and `endpoint`)."""
         data = body()
         with st.lock:
-            st.switches.drop.append({"path": str(data.get("path", "")), "count": int(data.get("count", 1))})
+            if data.get("clear"):
+                _clear(st.switches.drop, data)
+                return state()
+            st.switches.drop.append(_rule(data))
         return state()
 
     @app.post("/_sandbox/fail")
     def fail() -> Any:
-        """Answer the next `count` requests on `path` with `status`, unprocessed; `{"clear": true}` ends every such
-        failure at once (an outage that lasts until Lever recovers: a large count, then clear)."""
+        """Answer the next `count` requests on `path` (and `endpoint`) with `status`, unprocessed, or with `"after":
+        true` processed first (a 2xx turned into the error); a 429 carries `retry_after` when given. `{"clear":
+        true}` ends every such failure at once (an outage that lasts until Lever recovers: a large count, then
+        clear), or with `tag` those added with that tag."""
         data = body()
         with st.lock:
             if data.get("clear"):
-                st.switches.fail.clear()
+                _clear(st.switches.fail, data)
                 return state()
-            st.switches.fail.append({"path": str(data.get("path", "")), "count": int(data.get("count", 1)),
-                                     "status": int(data.get("status", 500)),
-                                     "message": str(data.get("message", "Injected failure"))})
+            st.switches.fail.append({**_rule(data), "status": int(data.get("status", 500)),
+                                     "message": str(data.get("message", "Injected failure")),
+                                     "after": bool(data.get("after", False)),
+                                     "retry_after": int(data.get("retry_after", 0))})
         return state()
 
     @app.post("/_sandbox/forbid")

@@ -1,0 +1,64 @@
+"""The nemesis in the suite (issue 26): a minute of the site's real processes under a random schedule of faults from
+every category, with load, checked against the invariants (tests/nemesis). A new seed each run, printed; a failure
+names the seed and the command that replays it."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from .nemesis import faults
+from .nemesis.harness import Cluster
+from .nemesis.run import run_once, summary
+
+SECONDS = 35  # of faults; with start-up, the tail and the drain about a minute when it passes
+# The merger of the fixes empties this: the test then fails on any broken invariant.
+PENDING = (
+    "the nemesis finds the seven findings of issue 26 until the fixes on the engine branch (clocks, notes without "
+    "marker or settle time, sourcing reconcile by marker) and the robust branch (WatchError read as a lost race, a "
+    "blackholed Redis holding intake, an uncached form with Redis down, 500s on a full disk or without Redis) are "
+    "merged"
+)
+
+
+@pytest.mark.slow
+def test_a_minute_of_random_faults_keeps_every_promise(capsys) -> None:
+    seed = int(os.environ.get("NEMESIS_SEED") or random.randrange(2**31))
+    replay = f"scripts/nemesis --seed {seed} --seconds {SECONDS}"
+    with capsys.disabled():
+        print(f"\nnemesis seed {seed} (replay: {replay})")
+    report = run_once(seed, SECONDS, say=lambda _: None)
+    text = summary(report)
+    with capsys.disabled():
+        print(text)
+    if not report.ok and PENDING:
+        # Imperative, so that the summary line (-ra) names the seed and what broke, beside the reason.
+        pytest.xfail(f"seed {seed} ({replay}) broke {sorted(report.verdict.invariants())}; {PENDING}")
+    assert report.ok, f"nemesis seed {seed} failed; replay: {replay}\n{text}"
+
+
+def test_a_seed_draws_the_same_schedule_and_the_faults_can_be_chosen() -> None:
+    every = faults.schedule(7, 60, faults.CATEGORIES)
+    assert every == faults.schedule(7, 60, faults.CATEGORIES)
+    assert faults.loads(faults.dumps(every)) == every
+    lever = faults.schedule(7, 60, ("lever",))
+    assert lever
+    assert {faults.KINDS[f.kind].category for f in lever} == {"lever"}
+    with pytest.raises(ValueError, match="--faults"):
+        faults.parse_categories("redis,typo")
+
+
+def test_a_run_leaves_no_process_and_no_mount_behind() -> None:
+    cluster = Cluster(clock=True, disk=True, note=lambda _: None)
+    root = cluster.root
+    try:
+        cluster.start()
+        assert cluster.leftovers()
+    finally:
+        cluster.stop()
+    assert not cluster.leftovers()
+    assert not root.exists()
+    with open("/proc/mounts") as mounts:
+        assert str(root) not in mounts.read()
