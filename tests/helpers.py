@@ -666,3 +666,22 @@ def fill(folder: Path, leave: int = 0) -> Path:
             except OSError:
                 break
     return filler
+
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's faketime (scripts/test installs it)
+
+
+def clock_env(env: dict[str, str], **faketime: str) -> dict[str, str]:
+    """A worker's environment with its clock shifted by libfaketime, checked on a Python process first: time.time()
+    is shifted, and time.sleep() and time.monotonic() still run at the real rate. (libfaketime shifts
+    CLOCK_MONOTONIC with the wall clock: Python's time.sleep fails with EINVAL under FAKETIME_DONT_FAKE_MONOTONIC,
+    so a step also steps the worker's monotonic clock, a harsher fault than an NTP step.)"""
+    if not FAKETIME.exists():
+        pytest.skip("libfaketime is not installed (scripts/test installs Debian's faketime)")
+    env = {**env, "LD_PRELOAD": str(FAKETIME), **faketime}
+    probe = "import time; t, m = time.time(), time.monotonic(); time.sleep(0.2); print(t, time.monotonic() - m)"
+    shifted = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    at, slept = (float(x) for x in shifted.stdout.split())
+    assert 0.19 < slept < 2
+    env["FAKETIME_SHIFT_SEEN"] = str(round(at - time.time()))
+    return env

@@ -4,8 +4,6 @@ sandbox over HTTP, real worker processes where a worker is what fails."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .helpers import Sandbox, lever_body, simple_posting, wait_for
+from .helpers import Sandbox, clock_env, lever_body, simple_posting, wait_for
 
 pytestmark = pytest.mark.usefixtures("strict_lever")
 
@@ -355,25 +353,6 @@ def test_a_receipt_link_the_candidate_pasted_is_not_sent_as_a_marker(settings: S
     store.update(r, rec, application=rec.application)
     assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
     assert len(in_lever(sandbox, first)) == len(in_lever(sandbox, second)) == 1
-
-
-FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's faketime (scripts/test installs it)
-
-
-def clock_env(env: dict[str, str], **faketime: str) -> dict[str, str]:
-    """A worker's environment with its clock shifted by libfaketime, checked on a Python process first: time.time()
-    is shifted, and time.sleep() and time.monotonic() still run at the real rate. (libfaketime shifts
-    CLOCK_MONOTONIC with the wall clock: Python's time.sleep fails with EINVAL under FAKETIME_DONT_FAKE_MONOTONIC,
-    so a step also steps the worker's monotonic clock, a harsher fault than an NTP step.)"""
-    if not FAKETIME.exists():
-        pytest.skip("libfaketime is not installed (scripts/test installs Debian's faketime)")
-    env = {**env, "LD_PRELOAD": str(FAKETIME), **faketime}
-    probe = "import time; t, m = time.time(), time.monotonic(); time.sleep(0.2); print(t, time.monotonic() - m)"
-    shifted = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    at, slept = (float(x) for x in shifted.stdout.split())
-    assert 0.19 < slept < 2
-    env["FAKETIME_SHIFT_SEEN"] = str(round(at - time.time()))
-    return env
 
 
 def test_a_worker_whose_clock_is_150_s_ahead_sends_no_duplicate(settings: Settings, r: redis.Redis,

@@ -4,6 +4,8 @@ the key may not make the read, the probe falls back to re-sending the oldest app
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings
 
-from .helpers import ADMIN, Sandbox, Workers, csrf_in, lever_body, simple_posting, wait_for, worker_env
+from .helpers import ADMIN, Sandbox, Workers, clock_env, csrf_in, lever_body, simple_posting, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +102,21 @@ def test_a_key_that_may_not_read_stages_probes_by_resending_the_oldest_and_says_
     assert sorted(emails_received(sandbox)) == sorted(rec.application.email for rec in store.load_many(r, receipts))
     assert len(sandbox.received()["applications"]) == 3  # each exactly once
     assert sandbox.count("stages.list") == 1
+
+
+def test_a_probe_scheduled_by_a_machine_whose_clock_is_150_s_ahead_runs_on_time_on_another(
+        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
+    """The nemesis, seed 5 (issue 26, new finding): a worker 150 s ahead closed the gate and scheduled its probe by
+    its own clock; the worker whose scheduler held RQ's lock, on the right clock, ran it 150 s late, and the backlog
+    waited that long. Times that cross machines are on Redis's clock, and so is the scheduler's."""
+    gate.close(r, gate.Cause.MAINTENANCE, "Lever said maintenance")
+    receipt = submit(client, sandbox, 90)
+    ahead = clock_env(worker_env(settings), FAKETIME="+150s")
+    schedule = ("from jobsite.delivery import jobs; from jobsite.services import Services; "
+                "from jobsite.settings import load_settings; "
+                "assert jobs.schedule_probe(Services(load_settings()).redis, 1.0, 5)")
+    subprocess.run([sys.executable, "-c", schedule], env=ahead, check=True, timeout=30)
+    workers.start(worker_env(settings))  # its own clock is right; its scheduler runs the probe
+    wait_for(lambda: store.load(r, receipt).state == store.State.DELIVERED, timeout=20,
+             what="the probe to open the gate and the application to be delivered")
+    assert not gate.status(r).closed

@@ -19,7 +19,7 @@ from jobsite.settings import Settings
 from jobsite.sourcing import accept, deliverer, events, people
 from jobsite.sourcing.people import Standing
 
-from .helpers import Sandbox, Workers, wait_for, worker_env
+from .helpers import Sandbox, Workers, clock_env, wait_for, worker_env
 
 
 def held(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -224,7 +224,6 @@ def test_a_worker_whose_clock_is_150_s_ahead_creates_no_duplicate_opportunity_or
     """Issue 26, 2, for sourcing: a create and a note Lever processed before the answer was lost, delivered by a
     worker whose clock is 150 s ahead. Sourcing looked for the opportunity created since its own clock's first
     attempt - 120 s, so it missed it and created it again."""
-    from .test_exactly_once import clock_env
 
     svc = Services(settings)
     posting = sandbox.public_postings()[0]["id"]

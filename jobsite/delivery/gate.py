@@ -11,12 +11,12 @@ maintenance window); everything parks and nothing is probed until they resume.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
 
+from ..clock import server_now
 from ..lua import Lua
 from . import backoff
 
@@ -128,12 +128,12 @@ def release(r: redis.Redis, parked: str) -> list[str]:
 
 def close(r: redis.Redis, cause: Cause, reason: str) -> bool:
     """Close the gate (Lever cannot take applications now); True if it was open."""
-    return bool(_CLOSE(r, [GATE], [time.time(), cause.value, reason[:200]]))
+    return bool(_CLOSE(r, [GATE], [server_now(r), cause.value, reason[:200]]))
 
 
 def open_(r: redis.Redis) -> list[str]:
     """Open the gate; returns the parked receipts to release, oldest first (none while paused)."""
-    return [x.decode() for x in _OPEN(r, [GATE, PAUSED, PARKED], [time.time()])]
+    return [x.decode() for x in _OPEN(r, [GATE, PAUSED, PARKED], [server_now(r)])]
 
 
 def lever_failed(r: redis.Redis, threshold: int, window_s: float) -> bool:
@@ -155,7 +155,7 @@ def probe_failed(r: redis.Redis, cap_s: float) -> float:
     """Count a failed probe; returns the delay before the next one."""
     failures = int(r.hincrby(GATE, "failures", 1))
     delay = probe_delay(failures, cap_s)
-    r.hset(GATE, "next_probe_at", time.time() + delay)
+    r.hset(GATE, "next_probe_at", server_now(r) + delay)  # the shared clock: any worker schedules it
     return delay
 
 

@@ -21,6 +21,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from ..clock import server_now
 from ..records import store
 from ..records.store import State
 from . import gate
@@ -65,13 +66,24 @@ def _not_before(at: float) -> datetime:
     return datetime.fromtimestamp(math.ceil(at), UTC)
 
 
+def _due(r: redis.Redis, at: float | None) -> datetime | None:
+    """When a job due at epoch `at` (this process's clock, read just before by the caller) runs, on the clock every
+    scheduler reads: the Redis server's (worker/process.py's scheduler takes its time from Redis too). None: now.
+    RQ scores a scheduled job by the enqueuer's clock and compares with the scheduler's, so a worker 150 s ahead
+    scheduled every retry and probe 150 s late on another machine; the delay, not the time, crosses machines."""
+    if at is None:
+        return None
+    delay = at - time.time()
+    return _not_before(server_now(r) + delay) if delay > 0 else None
+
+
 def enqueue_delivery(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pipeline | None = None,
                      at: float | None = None) -> str:
     """Queue (or schedule at epoch `at`) a delivery of `receipt`; returns the job id."""
     q = delivery_queue(r)
     options = _job_options(receipt)
-    if at is not None and at > time.time():
-        q.enqueue_at(_not_before(at), DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
+    if (due := _due(r, at)) is not None:
+        q.enqueue_at(due, DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
     else:
         q.enqueue(DELIVER, receipt, pipeline=pipeline, job_timeout=JOB_TIMEOUT_S, **options)
     return str(options["job_id"])
@@ -84,8 +96,8 @@ def enqueue_sourced(r: redis.Redis, person_id: str, *, pipeline: redis.client.Pi
     q = Queue(SOURCING_QUEUE, connection=r)
     options = dict(job_id=f"s-{person_id}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=JOB_TIMEOUT_S,
                    description=f"deliver sourced {person_id[:8]}", pipeline=pipeline)
-    if at is not None and at > time.time():
-        q.enqueue_at(_not_before(at), DELIVER_SOURCED, person_id, **options)
+    if (due := _due(r, at)) is not None:
+        q.enqueue_at(due, DELIVER_SOURCED, person_id, **options)
     else:
         q.enqueue(DELIVER_SOURCED, person_id, **options)
     return str(options["job_id"])
@@ -98,8 +110,8 @@ def enqueue_confirmation_email(r: redis.Redis, receipt: str, *, pipeline: redis.
     q = Queue(MAIL_QUEUE, connection=r)
     options = dict(job_id=f"m-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=MAIL_JOB_TIMEOUT_S,
                    description=f"confirmation email {receipt[:8]}", pipeline=pipeline)
-    if at is not None and at > time.time():
-        q.enqueue_at(_not_before(at), CONFIRMATION_EMAIL, receipt, attempt, **options)
+    if (due := _due(r, at)) is not None:
+        q.enqueue_at(due, CONFIRMATION_EMAIL, receipt, attempt, **options)
     else:
         q.enqueue(CONFIRMATION_EMAIL, receipt, attempt, **options)
     return str(options["job_id"])
@@ -110,8 +122,8 @@ def enqueue_tagging(r: redis.Redis, receipt: str, *, at: float | None = None, at
     q = Queue(FOLLOWUP_QUEUE, connection=r)
     options = dict(job_id=f"t-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=JOB_TIMEOUT_S,
                    description=f"tag {receipt[:8]}")
-    if at is not None and at > time.time():
-        q.enqueue_at(_not_before(at), TAG, receipt, attempt, **options)
+    if (due := _due(r, at)) is not None:
+        q.enqueue_at(due, TAG, receipt, attempt, **options)
     else:
         q.enqueue(TAG, receipt, attempt, **options)
     return str(options["job_id"])
@@ -161,7 +173,7 @@ def schedule_probe(r: redis.Redis, delay_s: float, lease_s: int, *, replace: boo
     """Schedule the one probe of a closed gate, its claim and its job in one transaction. Unless `replace` (the probe
     scheduling its successor), nothing happens while a probe is scheduled or running."""
     job_id = f"probe-{uuid.uuid4().hex[:12]}"
-    at = time.time() + delay_s
+    at = server_now(r) + delay_s  # on the shared clock: the gate shows it, and any machine's scheduler runs it
     with r.pipeline() as pipe:
         try:
             pipe.watch(gate.PROBE)

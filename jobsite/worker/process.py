@@ -24,10 +24,12 @@ from typing import Any
 
 import redis
 from rq import SimpleWorker
+from rq import scheduler as rq_scheduler
 from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
+from ..clock import server_now
 from ..delivery import backoff, jobs
 from ..lua import Lua
 from ..services import Services
@@ -82,6 +84,11 @@ class QuietScheduler(RQScheduler):
         return super().start()
 
     def work(self) -> None:
+        # (This runs in the scheduler's own process.) RQ reads its local clock to find the scheduled jobs that are
+        # due; jobs are scheduled on Redis's (delivery/jobs.py), so a machine whose clock is off by a minute neither
+        # runs every retry and probe a minute early nor holds them a minute late.
+        connection = self.connection
+        rq_scheduler.current_timestamp = lambda: int(server_now(connection))
         try:
             super().work()
         except REDIS_DOWN as e:

@@ -16,6 +16,7 @@ from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
 from .. import mail, redis_server, retention
+from ..clock import server_now
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
@@ -244,7 +245,7 @@ def upkeep() -> None:
         sourced_retention.purge(svc)
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
-        jobs.schedule_probe(r, max(0.0, status.next_probe_at - time.time()), svc.settings.delivery_lease_s)
+        jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)
     elif status.is_open and status.parked:
         jobs.open_gate(r)
     _sourcing_upkeep(svc)
