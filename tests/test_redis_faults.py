@@ -264,6 +264,22 @@ def test_with_redis_down_and_the_disk_full_the_candidate_gets_a_503_and_no_file_
         assert len(spool.entries(s.data_dir)) == 1
 
 
+def test_a_web_process_started_on_a_full_disk_takes_applications(settings: Settings, r: redis.Redis,
+                                                                  sandbox: Sandbox, workers: Workers,
+                                                                  tmp_path: Path) -> None:
+    """The nemesis (seed 5): gunicorn replaced a killed web worker while the data dir's disk was full, and opening
+    the postings cache (diskcache writes its settings) raised sqlite3's "database or disk is full": every
+    application to it was a 500. The cache opens in a temporary directory instead; Redis, with room, takes it."""
+    with small_disk(tmp_path / "data", "8m"):
+        s = load_settings({}, **{**settings.__dict__, "data_dir": tmp_path / "data"})
+        filler = fill(tmp_path / "data")
+        client = create_app(s).test_client()
+        answer = apply(client, sandbox)
+        assert answer.status_code == 202, answer.get_data(as_text=True)
+        filler.unlink()
+        delivered_once(r, sandbox, answer.get_json()["receipt"], s, workers)
+
+
 def test_while_redis_is_down_statuses_are_unknown_and_the_console_says_503(
         settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox) -> None:
     """Issue 26, finding 7: a delivered application read "waiting" while Redis was down; it reads "unknown" (in the

@@ -11,11 +11,14 @@ Values are stored as JSON text (never pickle). Each resource has a small `meta` 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -93,6 +96,26 @@ class Stats:
     errors: int = 0
 
 
+def _open_cache(directory: Path) -> diskcache.Cache:
+    """The postings cache in `directory`, or, when that disk refuses it (full: opening a cache writes its settings),
+    in a private temporary directory of this process: a web process started on a full disk (gunicorn replacing a
+    killed worker) must still show jobs and take applications, not answer 500 (the nemesis found it). It is a cache,
+    so one this process alone sees is allowed; the next process started on a disk with room shares the real one.
+    CatalogUnavailable when neither can be opened."""
+    # Values up to 4 MB stay inline in SQLite: 6x faster writes and 3x faster reads than separate files.
+    options = dict(disk_min_file_size=4 * 2**20, size_limit=2**30, eviction_policy="least-recently-stored")
+    try:
+        return diskcache.Cache(str(directory), **options)
+    except (sqlite3.OperationalError, OSError) as e:
+        log.warning("the postings cache cannot be opened in the data dir (%s): using a temporary one", e)
+    try:
+        fallback = tempfile.mkdtemp(prefix="jobsite-catalog-")
+        atexit.register(shutil.rmtree, fallback, True)
+        return diskcache.Cache(fallback, **options)
+    except (sqlite3.OperationalError, OSError) as e:
+        raise CatalogUnavailable(f"no disk will hold the postings cache ({e})") from None
+
+
 class Catalog:
     """Postings and forms read through the cache; `r` only receives the site-wide cache statistics."""
 
@@ -101,9 +124,7 @@ class Catalog:
         self.r = r
         self.fresh_s = fresh_s
         self.keep_s = keep_s
-        # Values up to 4 MB stay inline in SQLite: 6x faster writes and 3x faster reads than separate files.
-        self.cache = diskcache.Cache(str(directory), disk_min_file_size=4 * 2**20,
-                                     size_limit=2**30, eviction_policy="least-recently-stored")
+        self.cache = _open_cache(directory)
         self.stats = Stats()
         self._parsed: dict[str, Snapshot] = {}  # process-local: the parsed data of the version last read
         self._flushed_at = 0.0
