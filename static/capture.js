@@ -183,7 +183,10 @@
                 }).then(function () { return true; });
               }
               if (answer.status === 401 || answer.status === 400 || answer.status === 403) {
-                return renew(answer.status);  // a fresh token when the session lives, else sign in here
+                return renew(answer.status).then(function (renewed) {  // a fresh token while the session lives,
+                  more = more || renewed;  // then this one goes again at once; else a sign-in here
+                  return renewed;
+                });
               }
               return false;  // keep it; try again later
             }, function () { return false; });  // no network: keep it
@@ -192,7 +195,7 @@
       });
       return chain.then(function (allSent) {
         return allSent && all().then(function (now) {
-          more = now.some(function (x) { return !x.error && !x.sent && !x.editing && known.indexOf(x.client_id) < 0; });
+          more = more || now.some(function (x) { return !x.error && !x.sent && !x.editing && known.indexOf(x.client_id) < 0; });
         });
       });
     }).then(function () {
@@ -212,10 +215,14 @@
   }
 
   function renew(status) {
+    var before = form.dataset.csrf;
     return fetch(location.href, { credentials: "same-origin", cache: "no-store" }).then(function (answer) {
       return answer.text().then(function (html) {
         if (answer.ok && new URL(answer.url).pathname === location.pathname && adopt(html)) {
-          return true;  // the session lives (a token from another tab's sign-in): go on with the fresh token
+          if (form.dataset.csrf !== before) { return true; }  // the session lives with a new token: go on with it
+          problem.textContent = "The console refused a capture (" + status + "); it stays on this phone.";
+          problem.hidden = false;  // not the token: tried again later, never in a loop
+          return false;
         }
         problem.textContent = status === 403 ? "This account can view but not capture: sign in as a recruiter " +
           "who can. The captures stay on this phone." : "";

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from jobsite.intake import forms
 from .helpers import LiveServer, Sandbox
 
 pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
 
 def full_form_posting(sandbox: Sandbox) -> dict:
@@ -105,6 +107,8 @@ def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sand
     assert page.locator("input[type=radio]").first.is_checked()
     assert page.locator("form.apply textarea").first.input_value() == "Half an answer"
     assert "Half an answer" in page.evaluate("JSON.stringify(Object.values(sessionStorage))")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "apply-draft-de-1280.png"))
 
 
 def test_without_javascript_the_server_reports_the_same_errors(browser, live: LiveServer, sandbox: Sandbox) -> None:
