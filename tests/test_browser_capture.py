@@ -117,6 +117,22 @@ def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: L
         assert (quick.email, quick.phone, quick.note, quick.rating, quick.client_id) == (
             "quick@tap.example", "+49 30 1234567", "Met at the robot arm demo", 4, "quicktap0001abcd")
 
+        # signed in again in another tab: the page's token is stale (a 400); it takes the fresh one and sends
+        other = context.new_page()
+        other.goto(f"{live.url}/admin/login")
+        other.fill("#email", "rita@acme.test")
+        other.fill("#password", "a long enough password")
+        other.get_by_role("button", name="Sign in").click()
+        other.wait_for_url(re.compile(r"/admin/$"))
+        other.close()
+        page.fill("#c-name", "Other Tab")
+        page.fill("#c-email", "other@example.com")
+        save.click()
+        wait_for(lambda: "Other Tab" in [p.name for p in people.of_event(r, event.id)], timeout=8,
+                 what="the capture, at once (the page sends every 10 s)")
+        expect(page.locator("#outbox")).to_have_attribute("data-waiting", "0")
+        assert page.locator("#signin").is_hidden()
+
         # the session ends (signed out elsewhere, or expired): signing in again happens here, the capture kept
         accounts.close_all_sessions(r, "rita@acme.test")
         page.fill("#c-name", "After Hours")
@@ -134,7 +150,7 @@ def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: L
         expect(page.locator("#signin")).to_be_hidden()
         expect(page.locator("#outbox")).to_have_attribute("data-waiting", "0", timeout=30_000)
         assert "After Hours" in [p.name for p in people.of_event(r, event.id)]
-        expect(page.locator("#saved")).to_contain_text("5 today")
+        expect(page.locator("#saved")).to_contain_text("6 today")
 
         for width, height in ((390, 844), (1280, 800)):
             page.set_viewport_size({"width": width, "height": height})
