@@ -73,6 +73,10 @@
     });
   }
   restoreDraft();
+  form.addEventListener("input", (event) => {  // typed over what autofill put there: the person's now, not marked
+    const el = event.target;
+    if (el.classList.contains("filled") && auto[el.name] !== el.value) el.classList.remove("filled");
+  });
   form.addEventListener("input", saveDraft);
   form.addEventListener("change", saveDraft);
 

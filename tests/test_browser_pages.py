@@ -461,6 +461,7 @@ def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandb
     assert "please check" in page.locator(".autofill-status").inner_text()
     page.fill("#f-fullName", "Ada King")  # the candidate changes what was filled
     assert page.locator("#f-fullName").input_value() == "Ada King"
+    assert "filled" not in (page.locator("#f-fullName").get_attribute("class") or "")  # theirs now, not marked
     check(page, "default", "apply-autofilled")
 
     # Issue 29, 4: a second (right) CV kept the first one's details and said it could not read this one. Now what
