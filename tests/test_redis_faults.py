@@ -24,7 +24,6 @@ from jobsite.records import spool, store
 from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
-from jobsite.sourcing import accept as sourced
 from jobsite.sourcing import events, people
 
 from .helpers import (
@@ -146,7 +145,7 @@ def test_a_capture_cut_before_exec_is_a_503_the_page_sends_again(settings: Setti
     assert client.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 200  # the same person
     [grace] = people.of_event(r, event.id)
     assert written.get_json()["id"] == grace.id
-    assert r.ttl(sourced.client_guard(grace)) == -1  # outlives any outbox (the guard is per recruiter)
+    assert r.ttl(people.CLIENT.format(event.id, body["client_id"])) == -1  # outlives any outbox
 
 
 def test_redis_out_of_disk_mid_exec_spools_the_application(settings: Settings, sandbox: Sandbox) -> None:
