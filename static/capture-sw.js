@@ -6,7 +6,7 @@ self.addEventListener("activate", function (event) { event.waitUntil(self.client
 self.addEventListener("fetch", function (event) {
   if (event.request.method !== "GET") { return; }
   event.respondWith(fetch(event.request).then(function (answer) {
-    if (answer.ok) {
+    if (answer.ok && !answer.redirected) {  // a page that sent elsewhere (to sign in) is not this page offline
       var copy = answer.clone();
       caches.open("jobsite-capture").then(function (cache) { cache.put(event.request, copy); });
     }

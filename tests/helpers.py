@@ -82,8 +82,9 @@ def eeo_posting(sandbox: Sandbox) -> dict[str, Any]:
 
 
 RESUME = {"fullName": "Ada Lovelace", "email": "ada.lovelace@example.com", "phone": "+44 20 7946 0958",
-          "urls": ["https://github.com/ada", "https://linkedin.com/in/ada-lovelace"]}
-RESUME_LINES = ["Ada Lovelace", "Analytical engineer, London",
+          "urls": ["https://github.com/ada", "https://linkedin.com/in/ada-lovelace"],
+          "currentCompany": "Babbage & Co.", "currentLocation": "London, United Kingdom"}
+RESUME_LINES = ["Ada Lovelace", "Analytical engineer at Babbage & Co. | since 2019", "Based in London, United Kingdom",
                 f"{RESUME['email']} | {RESUME['phone']}", "linkedin.com/in/ada-lovelace",
                 "Experience", "2019 - 2023  Babbage & Co., notes on the Analytical Engine",
                 "2023-01-15  Published the first program"]

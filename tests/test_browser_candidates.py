@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from jobsite.intake import forms
 from .helpers import LiveServer, Sandbox
 
 pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
 
 def full_form_posting(sandbox: Sandbox) -> dict:
@@ -71,11 +73,42 @@ def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sand
 
     # the rules and messages come from the server's definitions (forms.PATTERNS), rendered into the page
     page.fill("#f-email", "not-an-email")
-    page.fill('[id="f-urls-LinkedIn"]', "linkedin.com/in/me")
+    page.fill('[id="f-urls-LinkedIn"]', "linkedin.com/in/me")  # as most people write it: taken, and completed
+    page.fill('[id="f-urls-GitHub"]', "my github")
     page.get_by_role("button", name="Submit application").click()
     assert page.locator('.field[data-field="email"] .error').inner_text() == forms.PATTERNS["email"][1]
-    assert page.locator('.field[data-field="urls[LinkedIn]"] .error').inner_text() == forms.PATTERNS["url"][1]
+    assert page.locator('.field[data-field="urls[GitHub]"] .error').inner_text() == forms.PATTERNS["url"][1]
+    assert page.locator('.field[data-field="urls[LinkedIn]"] .error').is_hidden()
+    assert page.locator('[id="f-urls-LinkedIn"]').input_value() == "https://linkedin.com/in/me"
     assert page.url.endswith("/apply")
+    # every contact field brings the keyboard and the browser's saved details that fit it
+    hints = page.evaluate("""() => ['fullName', 'email', 'phone', 'currentCompany', 'currentLocation']
+        .map((n) => document.querySelector(`form.apply [name=${n}]`))
+        .filter(Boolean).map((el) => [el.name, el.type, el.inputMode, el.autocomplete])""")
+    assert ["phone", "tel", "tel", "tel"] in hints
+    assert ["email", "email", "email", "email"] in hints
+    assert all(autocomplete for *_, autocomplete in hints), hints
+
+    # Issue 29, 4: a reload, or a language chosen from the header, mid-form wiped every answer
+    page.fill("#f-fullName", "Ada Lovelace")
+    page.fill("#f-email", "ada@example.com")
+    page.locator("input[type=radio]").first.check()
+    page.locator("form.apply textarea").first.fill("Half an answer")
+    page.reload()
+    assert page.locator("#f-fullName").input_value() == "Ada Lovelace"
+    assert page.locator("#f-email").input_value() == "ada@example.com"
+    assert page.locator("input[type=radio]").first.is_checked()
+    assert page.locator("form.apply textarea").first.input_value() == "Half an answer"
+    page.get_by_role("navigation", name="Language").get_by_role("link", name="Deutsch").click()
+    page.wait_for_url(re.compile(r"lang=de"))
+    assert page.locator("html").get_attribute("lang") == "de"
+    assert page.locator("#f-fullName").input_value() == "Ada Lovelace"
+    assert page.locator("#f-email").input_value() == "ada@example.com"
+    assert page.locator("input[type=radio]").first.is_checked()
+    assert page.locator("form.apply textarea").first.input_value() == "Half an answer"
+    assert "Half an answer" in page.evaluate("JSON.stringify(Object.values(sessionStorage))")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "apply-draft-de-1280.png"))
 
 
 def test_without_javascript_the_server_reports_the_same_errors(browser, live: LiveServer, sandbox: Sandbox) -> None:

@@ -228,9 +228,11 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     resume = tmp_path / "ada-cv.pdf"
     resume.write_bytes(b"%PDF-1.4 Ada Lovelace, analyst")
     fill_application(frame, resume)
+    assert "Ada" in frame.locator("form.apply").evaluate("() => JSON.stringify(Object.values(sessionStorage))")
     frame.get_by_role("button", name="Submit application").click()
     frame.get_by_role("heading", name=re.compile("Thank you for applying")).wait_for()
     receipt_frame = next(f for f in page.frames if "/applications/" in f.url)
+    assert receipt_frame.evaluate("sessionStorage.length") == 0  # the draft goes once the form is sent
     assert "embed=1" in receipt_frame.url
     axe_clean(receipt_frame, "the receipt inside the overlay")
     # a way out of the frame: the receipt's own address, to open in a tab of its own or to copy

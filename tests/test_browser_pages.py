@@ -456,11 +456,30 @@ def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandb
     assert page.locator('[id="f-urls-GitHub"]').input_value() == "https://github.com/ada"
     assert page.locator('[id="f-urls-Portfolio"]').input_value() == ""
     assert page.locator(".file-drop .file-name").first.inner_text() == "ada-cv.pdf"
+    assert page.locator("#f-currentCompany").input_value() == RESUME["currentCompany"]
+    assert page.locator("#f-currentLocation").input_value() == RESUME["currentLocation"]
     assert "please check" in page.locator(".autofill-status").inner_text()
     page.fill("#f-fullName", "Ada King")  # the candidate changes what was filled
     assert page.locator("#f-fullName").input_value() == "Ada King"
+    assert "filled" not in (page.locator("#f-fullName").get_attribute("class") or "")  # theirs now, not marked
     check(page, "default", "apply-autofilled")
 
+    # Issue 29, 4: a second (right) CV kept the first one's details and said it could not read this one. Now what
+    # autofill filled is filled again from it (or emptied when it does not say), and what the person typed stays.
+    grace = tmp_path / "grace-cv.docx"
+    grace.write_bytes(resume_docx(["Grace Hopper", "Rear admiral at US Navy", "Location: Arlington, Virginia",
+                                   "grace@navy.example | +1 202 555 0147"]))
+    page.locator("#f-resume").set_input_files(str(grace))
+    expect(page.locator("#f-email")).to_have_value("grace@navy.example", timeout=20_000)
+    assert page.locator("#f-fullName").input_value() == "Ada King"  # typed: kept
+    assert page.locator("#f-phone").input_value() == "+1 202 555 0147"
+    assert page.locator("#f-currentCompany").input_value() == "US Navy"
+    assert page.locator("#f-currentLocation").input_value() == "Arlington, Virginia"
+    assert page.locator('[id="f-urls-GitHub"]').input_value() == "https://github.com/ada"  # the docx's own link
+    assert page.locator('[id="f-urls-LinkedIn"]').input_value() == ""  # the first CV's, not in this one
+    assert "please check" in page.locator(".autofill-status").inner_text()
+
+    page = page.context.new_page()  # a tab of its own: the last one's draft stays in that tab
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(url)
     page.fill("#f-email", "ada@work.example")  # typed before choosing the file: kept
@@ -468,6 +487,10 @@ def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandb
     expect(page.locator("#f-fullName")).to_have_value(RESUME["fullName"], timeout=20_000)
     assert page.locator("#f-email").input_value() == "ada@work.example"
     assert page.locator('[id="f-urls-GitHub"]').input_value() == "https://github.com/ada"
+    page.locator("#f-resume").set_input_files(str(grace))  # the other CV: its name, the typed email stays
+    expect(page.locator("#f-fullName")).to_have_value("Grace Hopper", timeout=20_000)
+    assert page.locator("#f-email").input_value() == "ada@work.example"
+    assert page.locator("#f-currentCompany").input_value() == "US Navy"
     page.locator(".resume-first").screenshot(path=str(ARTIFACTS / "resume-filled-390.png"))
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from jobsite.intake import forms
 
 from .helpers import Sandbox, file_posting
@@ -78,3 +80,25 @@ def test_a_receipt_has_a_short_reference_without_look_alikes() -> None:
     assert not set("01ILOUV") & set("".join(references))
     assert len(set(references)) == len(references)
     assert store.reference(receipts[0]) == references[0]  # derived, the same every time
+
+
+def test_a_web_address_without_its_scheme_is_taken_and_completed(sandbox: Sandbox) -> None:
+    """Issue 29, 4: linkedin.com/in/x (how most people write it) was refused until https:// was typed. The page's
+    rule is the server's (Field.rules), so the browser takes it too; Lever gets it completed."""
+    from .helpers import application_body, simple_posting
+
+    posting = simple_posting(sandbox)
+    form = forms.build_form(sandbox.state.questions[posting["id"]])
+    answers = forms.answers_from_lever_body(form, application_body(sandbox, posting["id"]))
+    links = [f.name for f in form.fields() if f.type == "url"]
+    typed = ["linkedin.com/in/ada-lovelace", "HTTP://example.org/cv", "www.ada.dev"]
+    answers.update(dict(zip(links, typed, strict=True)))
+    app = forms.validate(form, answers, {}, 2**20)
+    assert sorted(app.urls.values()) == ["HTTP://example.org/cv", "https://linkedin.com/in/ada-lovelace",
+                                         "https://www.ada.dev"]
+    for wrong in ("ada", "ada@example.com", "javascript:alert(1)", "mailto:ada@example.com"):
+        with pytest.raises(forms.ValidationFailed) as failed:
+            forms.validate(form, {**answers, links[0]: wrong}, {}, 2**20)
+        assert set(failed.value.errors) == {links[0]}, wrong
+    rule = form.field(links[0]).rules()
+    assert re.match(rule["pattern"], "linkedin.com/in/x", re.I if rule["flags"] else 0)

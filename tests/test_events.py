@@ -91,7 +91,27 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: re
     capture = client.get(f"/admin/events/{event.id}/capture")
     assert capture.status_code == 200
     assert token in capture.get_data(as_text=True)
-    assert client.get(f"/admin/events/{event.id}/manifest.webmanifest").get_json()["display"] == "standalone"
+    manifest = client.get(f"/admin/events/{event.id}/manifest.webmanifest").get_json()
+    assert manifest["display"] == "standalone"
+    assert manifest["short_name"] == event.name  # installed under the event's name, not "Capture" for every event
+
+    def fetched(path: str) -> bytes:
+        answer = client.get(path)
+        try:
+            return answer.get_data()
+        finally:
+            answer.close()  # a static file's handle
+
+    sizes = {}
+    for icon in manifest["icons"]:  # PNGs: iOS and some launchers show no SVG
+        png = fetched(icon["src"])
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert "maskable" in icon["purpose"]
+        sizes[icon["sizes"]] = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert sizes == {"192x192": (192, 192), "512x512": (512, 512)}
+    touch = re.search(r'<link rel="apple-touch-icon" href="([^"]+)">', capture.get_data(as_text=True))
+    assert touch
+    assert fetched(touch.group(1)).startswith(b"\x89PNG")
     assert client.get(f"/admin/events/{event.id}/capture-sw.js").status_code == 200
 
 

@@ -29,7 +29,8 @@ def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.R
     s = requests.Session()
     pages = {"jobs": "/", "jobs-filtered": f"/?team={posting['categories']['team']}", "jobs-empty": "/?q=zzzz",
              "posting": f"/jobs/{posting['id']}", "apply": f"/jobs/{eeo['id']}/apply",
-             "apply-de": f"/jobs/{eeo['id']}/apply?lang=de", "receipt": f"/applications/{receipt}",
+             "apply-de": f"/jobs/{eeo['id']}/apply?lang=de", "apply-fr": f"/jobs/{eeo['id']}/apply?lang=fr",
+             "receipt": f"/applications/{receipt}",
              "receipt-embedded": f"/applications/{receipt}?embed=1", "jobs-embedded": "/?embed=1",
              "not-found": "/no-such-page", "api": "/api/", "login": "/admin/login"}
     for name, path in pages.items():
@@ -53,8 +54,11 @@ def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.R
         answer = s.get(live.url + path, timeout=10)
         assert "Recruiters' console" in answer.text, name  # signed in: the console's pages, not the sign-in
         (tmp_path / f"{name}.html").write_text(answer.text)
+    capture = s.get(f"{live.url}/admin/events/{event.id}/capture", timeout=10).text  # its own page, not the console's
+    assert 'id="capture"' in capture
+    (tmp_path / "capture.html").write_text(capture)
     files = sorted(str(f) for f in tmp_path.glob("*.html"))
-    assert len(files) == len(pages) + 1 + len(console)
+    assert len(files) == len(pages) + 1 + len(console) + 1
     run = subprocess.run(["java", "-Xss1024k", "-jar", str(VNU), "--errors-only", "--format", "json", *files],
                          capture_output=True, text=True, timeout=240)
     messages = json.loads(run.stderr or "{}").get("messages", [])

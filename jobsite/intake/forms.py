@@ -16,7 +16,11 @@ from ..records.uploads import UploadedFile
 from ..words import N_, Message
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-URL = re.compile(r"^https?://[^\s/$.?#].[^\s]*$", re.I)
+# A web address with its scheme, or without one as most people write it (linkedin.com/in/ada: a dotted host, no "@"
+# nor ":" so that an email or another scheme is not taken for one), completed with https:// (`complete_url`). The
+# browser checks the same pattern (Field.rules), so it is written in the syntax both understand.
+URL = re.compile(r"^(?:https?://[^\s/$.?#].[^\s]*|[^\s/$.?#:@]+\.[^\s/$.?#:@][^\s/:@]*(?:[/?#][^\s]*)?)$", re.I)
+SCHEME = re.compile(r"^https?://", re.I)
 MAX_LENGTH = {"text": 500, "textarea": 10_000, "university": 300, "url": 2_000}
 CHOICE_TYPES = ("dropdown", "multiple-choice")
 REQUIRED = N_("Answer this question.")
@@ -35,7 +39,7 @@ REQUIRED_BY_NAME = {
 }
 REQUIRED_BY_TYPE = {
     "email": N_("Enter your email address."),
-    "url": N_("Enter a web address, starting with https://."),
+    "url": N_("Enter a web address, such as linkedin.com/in/your-name."),
     "dropdown": N_("Choose one of the options."),
     "multiple-choice": N_("Choose one of the options."),
     "multiple-select": N_("Choose at least one option."),
@@ -65,7 +69,7 @@ EEO_OPTIONS = {str(m): m for m in (
     N_("Yes, I have a disability"), N_("No, I do not have a disability"), N_("I do not want to answer"))}
 PATTERNS = {  # field type -> (the rule, the message when an answer breaks it)
     "email": (EMAIL, N_("Enter an email address like name@example.com.")),
-    "url": (URL, N_("Enter a full web address, starting with https://.")),
+    "url": (URL, N_("Enter a web address, such as linkedin.com/in/your-name.")),
 }
 
 
@@ -204,6 +208,11 @@ def _check(f: Field, value: Any) -> Message | None:
     return None
 
 
+def complete_url(value: str) -> str:
+    """A checked web address as Lever should link it: https:// before one written without a scheme."""
+    return value if SCHEME.match(value) else "https://" + value
+
+
 def check_file(upload: UploadedFile, max_bytes: int) -> Message | None:
     """Size and content checks for an uploaded file."""
     if len(upload.content) > max_bytes:
@@ -239,7 +248,7 @@ def validate(form: Form, answers: Mapping[str, Any], uploads: Mapping[str, Uploa
         if f.type == "file-upload":
             app.files[f.name] = value.filename or "file"
         elif f.name.startswith("urls["):
-            app.urls[f.name[5:-1]] = value
+            app.urls[f.name[5:-1]] = complete_url(value)
         elif f.name.startswith("eeo["):
             app.eeo[f.name[4:-1]] = value
         elif f.name.startswith("cards["):

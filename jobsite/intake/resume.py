@@ -1,4 +1,5 @@
-"""What a resume says about its writer, to fill the application form: full name, email, phone and links.
+"""What a resume says about its writer, to fill the application form: full name, email, phone, links, current
+company and location.
 
 The file is read in memory and forgotten: nothing is stored or logged. Hostile files are bounded as uploads are: the
 kind is judged by content (records/filetypes.sniff, which refuses zip bombs before inflating anything), and the rest
@@ -40,6 +41,19 @@ PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{5,18}\d(?!\w)")
 URL = re.compile(r"\b(?:https?://|www\.|(?:linkedin\.com|github\.com|gitlab\.com)/)[^\s<>\"'()\[\]]+", re.I)
 DATES = re.compile(r"(19|20)\d\d\s*[-–/.]\s*(\d\d?\s*[-/.]\s*\d\d?|(19|20)\d\d)")  # 2019-2023, 2020-01-15
 NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_'’.-]*(?:['’.-][^\W\d_]+)*\.?$")
+# Company and location where resumes state them: a labelled line ("Current company: …", "Standort: …",
+# "Entreprise : …"), or the headline under the name ("Engineer at Acme", "Ingenieurin bei Acme", "Ingénieur chez
+# Acme"; "Based in Berlin", "Wohnhaft in Köln", "Basée à Lyon"). Each in English, German and French.
+COMPANY_LABEL = re.compile(r"^(?:current (?:company|employer)|company|employer|aktueller arbeitgeber|arbeitgeber|"
+                           r"unternehmen|firma|entreprise(?: actuelle)?|employeur(?: actuel)?|soci[ée]t[ée])\s*:\s*"
+                           r"(?P<value>.+)$", re.I)
+LOCATION_LABEL = re.compile(r"^(?:current location|location|based in|city|address|standort|wohnort|ort|adresse|"
+                            r"localisation|lieu|ville)\s*:\s*(?P<value>.+)$", re.I)
+COMPANY_HEADLINE = re.compile(r"\s(?:at|@|bei|chez)\s+(?P<value>[A-ZÀ-ÖØ-Þ][^\d|·•,;()]{1,59})$")  # a name
+LOCATION_HEADLINE = re.compile(r"^(?:based in|living in|located in|wohnhaft in|ans[äa]ssig in|bas[ée]e? [àa]|"
+                               r"r[ée]sidant [àa]|habite [àa])\s+(?P<value>[^\d|·•;()]{2,80})$", re.I)
+HEADLINE_LINES = 12  # the headline sits under the name, above the experience
+CUT = re.compile(r"\s+(?:[|·•–—]|-\s|since\b|seit\b|depuis\b)")  # what follows the value on its line
 NOT_A_NAME = {"curriculum", "vitae", "resume", "résumé", "cv", "lebenslauf", "profile", "contact", "summary"}
 ODF_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 XLINK = "http://www.w3.org/1999/xlink"
@@ -65,11 +79,14 @@ class Found:
     email: str | None = None
     phone: str | None = None
     urls: list[str] = field(default_factory=list)
+    current_company: str | None = None
+    current_location: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API's answer: only what was found."""
         out: dict[str, Any] = {k: v for k, v in (("fullName", self.full_name), ("email", self.email),
-                                                 ("phone", self.phone)) if v}
+                                                 ("phone", self.phone), ("currentCompany", self.current_company),
+                                                 ("currentLocation", self.current_location)) if v}
         if self.urls:
             out["urls"] = self.urls
         return out
@@ -90,7 +107,8 @@ def read(content: bytes) -> Found:
     if not isinstance(answer, dict):
         raise Broken("unreadable")
     return Found(full_name=answer.get("fullName"), email=answer.get("email"), phone=answer.get("phone"),
-                 urls=list(answer.get("urls", [])))
+                 urls=list(answer.get("urls", [])), current_company=answer.get("currentCompany"),
+                 current_location=answer.get("currentLocation"))
 
 
 def _reader(kind: str) -> Callable[[bytes], dict[str, Any] | None]:
@@ -118,6 +136,7 @@ def find(text: str, links: Iterable[str] = ()) -> Found:
             found.phone = " ".join(m.group(0).split())
             break
     found.full_name = _name(text)
+    found.current_company, found.current_location = _where(text)
     urls: list[str] = []
     texts = (m.group(0).rstrip(".,;:") for m in URL.finditer(text))
     for url in [*(u.strip() for u in links), *(u if "://" in u else "https://" + u for u in texts)]:
@@ -139,6 +158,27 @@ def _name(text: str) -> str | None:
         if all(NAME_WORD.match(w) for w in words) and not NOT_A_NAME & {w.lower() for w in words}:
             return line
     return None
+
+
+def _where(text: str) -> tuple[str | None, str | None]:
+    """The current company and location: a labelled line anywhere in the first pages, else the headline's words."""
+    company = location = None
+    for number, raw in enumerate(text.splitlines()):
+        line = " ".join(raw.split())
+        if not line or len(line) > 120:
+            continue
+        headline = CUT.split(line, maxsplit=1)[0] if number < HEADLINE_LINES else ""
+        if company is None and (m := COMPANY_LABEL.match(line) or COMPANY_HEADLINE.search(headline)):
+            company = _value(m.group("value"))
+        if location is None and (m := LOCATION_LABEL.match(line) or LOCATION_HEADLINE.match(headline)):
+            location = _value(m.group("value"))
+    return company, location
+
+
+def _value(text: str) -> str | None:
+    """The value alone: what follows it on the line (a separator, "since 2021") and closing punctuation dropped."""
+    value = CUT.split(text, maxsplit=1)[0].strip(" ,;:")
+    return value if 2 <= len(value) <= 80 else None
 
 
 def _pdf(content: bytes) -> tuple[str, list[str]]:

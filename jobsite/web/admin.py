@@ -572,17 +572,21 @@ def capture_page(event_id: str) -> Any:
     event = _event_or_404(event_id)
     owner = hmac.new(get_services().settings.secret_key.encode(), f"capture outbox {who()}".encode(),
                      hashlib.sha256).hexdigest()[:24]  # the outbox's key on the phone: who signed in, not named
-    return render_template("admin/capture.html", event=event, titles=_posting_titles(), owner=owner)
+    return render_template("admin/capture.html", event=event, titles=_posting_titles(), owner=owner,
+                           email_pattern=sourced.EMAIL.pattern.strip("^$"))  # the server's rule, checked in the page
 
 
 @bp.get("/events/<event_id>/manifest.webmanifest")
 def capture_manifest(event_id: str) -> Any:
-    """What makes the capture page installable on a phone's home screen."""
+    """What makes the capture page installable on a phone's home screen, named for the event (two events installed
+    side by side are told apart), with PNG icons: iOS and some Android launchers show no SVG."""
     event = _event_or_404(event_id)
     start = url_for("admin.capture_page", event_id=event.id)
-    answer = jsonify({"name": f"Capture: {event.name}", "short_name": "Capture", "start_url": start, "scope": start,
+    icons = [{"src": url_for("static", filename=f"capture-{n}.png"), "sizes": f"{n}x{n}", "type": "image/png",
+              "purpose": "any maskable"} for n in (192, 512)]
+    answer = jsonify({"name": f"Capture: {event.name}", "short_name": event.name, "start_url": start, "scope": start,
                       "display": "standalone", "background_color": "#ffffff", "theme_color": "#1d2433",
-                      "icons": [{"src": url_for("brand.favicon"), "sizes": "any", "type": "image/svg+xml"}]})
+                      "icons": icons})
     answer.mimetype = "application/manifest+json"
     return answer
 

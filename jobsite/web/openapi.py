@@ -59,6 +59,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "additionalProperties": False,
         "properties": {
             "fullName": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
+            "currentCompany": {"type": "string"}, "currentLocation": {"type": "string"},
             "urls": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 5},
         },
     },
@@ -280,7 +281,7 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                     "503": UNAVAILABLE,
                 }}},
             "/api/v1/autofill": {"post": {
-                "operationId": "autofill", "summary": "Read a resume's name, email, phone and links",
+                "operationId": "autofill", "summary": "Read a resume's name, email, phone, links, company and location",
                 "description": "To fill an application form as soon as the candidate chooses a resume. The file is "
                                "read in memory (PDF, DOCX, ODT or plain text) and stored nowhere. Limited per "
                                "address like applications, with its own count.",
