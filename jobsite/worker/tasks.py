@@ -1,6 +1,6 @@
 """The RQ tasks: importable functions over receipts, run by `jobsite worker`.
 
-Each task does little itself: `delivery` decides what happens to one application (and `mail` to its confirmation
+Each task does little itself: `delivery` decides what happens to one application (and `notify` to its confirmation
 email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this
 process's services here (the worker sets them at start; a plain `rq worker` builds them from the environment).
 """
@@ -15,12 +15,13 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from .. import mail, redis_server, retention
+from .. import redis_server, retention
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
+from ..notify import received, sending
 from ..postings.catalog import CatalogUnavailable
 from ..records import store
 from ..records.store import State
@@ -135,13 +136,13 @@ def _sourcing_upkeep(svc: Services) -> None:
 
 
 def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
-    """The confirmation email task: `mail` sends it at most once; while the mail server defers it, it is tried again
+    """The confirmation email task: `notify` sends it at most once; while the mail server defers it, it is tried again
     with the backoff rule, and the last try records that it failed."""
     svc = services()
     last_try = attempt + 1 >= MAIL_TRIES
     try:
-        outcome = mail.send_confirmation(svc.redis, svc.settings, receipt, last_try=last_try)
-    except mail.MailDeferred:
+        outcome = received.send_confirmation(svc.redis, svc.settings, receipt, last_try=last_try)
+    except sending.MailDeferred:
         at = time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S)
         jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1)
         return "deferred"
