@@ -14,6 +14,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..intake.forms import CONSENT, Form, ValidationFailed
+from ..notify import messages, sending
 from ..postings import board, seo
 from ..postings.catalog import PostingNotFound, Snapshot
 from ..postings.posting import Posting
@@ -277,9 +278,26 @@ def confirmation(receipt: str) -> Response:
     response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded(),
                                         words=say(STATUS_WORDS), final=FINAL_STATUSES,
                                         status_url=url_for("api.application", receipt=receipt),
-                                        receipt_url=absolute("candidates.confirmation", receipt=receipt)))
+                                        receipt_url=absolute("candidates.confirmation", receipt=receipt),
+                                        mail=_mail_said(receipt)))
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def _mail_said(receipt: str) -> str:
+    """What the receipt page says of the confirmation email: "off" (this site sends none), "sent", "failed",
+    "coming" (queued or being sent), or "" when Redis cannot say: a person trying the site saw no email and no
+    word of why."""
+    svc = get_services()
+    if not messages.switch(svc.settings).on:
+        return "off"
+    try:
+        found = sending.state(svc.request_redis(), receipt)
+    except redis.RedisError:
+        return ""
+    if found is None or found.status == sending.Status.SENDING:
+        return "coming"
+    return "sent" if found.status in (sending.Status.SENT, sending.Status.UNKNOWN) else "failed"
 
 
 def application_status(receipt: str) -> dict[str, Any] | None:
