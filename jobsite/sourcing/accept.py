@@ -17,13 +17,13 @@ from typing import Any
 
 import redis
 
-from ..delivery.jobs import enqueue_sourced
+from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
 from ..records import filetypes, uploads
 from ..records.application import Attribution
 from ..records.uploads import UploadedFile
 from ..services import Services
 from ..words import N_, Message
-from . import people
+from . import optin, people
 from .events import Event
 from .people import Kind, Person
 
@@ -173,6 +173,7 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
     capture until it is answered, however many days that takes, and the guard (a client id and a person id, no
     personal data) lives as long as the person's record does. Written with a request's quick client (services.py): a
     silent Redis is a 503 within seconds, not after minutes."""
+    person.unconfirmed = person.kind == Kind.TALENT and optin.wanted(svc.settings)
     try:
         return _write(svc.request_redis(), person, resume, idempotency)
     except redis.RedisError as e:
@@ -200,7 +201,10 @@ def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
             pipe.watch(people.KEY.format(person.id))
             pipe.multi()
             people.add(pipe, person)
-            people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
+            if person.unconfirmed:  # its opt-in email first; delivery once confirmed (sourcing/optin.py)
+                enqueue_optin_email(r, person.id, pipeline=pipe)
+            else:
+                people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
             if contents:
                 uploads.add(pipe, person.id, contents)
             if guard:

@@ -32,6 +32,7 @@ CLIENT = "sourced:client:{}:{}"  # event id, the capture page's client_id -> per
 CONTACT = "sourced:contact:{}"  # set: the people of one Lever contact (for candidateDeleted)
 LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
 JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
+UNCONFIRMED = "sourced:unconfirmed"  # zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
 
 
 class Kind(StrEnum):
@@ -92,6 +93,8 @@ class Person:
     updated_at: float = 0.0
     delivered_at: float = 0.0
     purged: bool = False
+    unconfirmed: bool = False  # a sign-up whose address is not confirmed yet: nothing goes to Lever until it is
+    language: str = ""  # the language the person saw the site in, for the emails they get
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -113,11 +116,12 @@ def new_id() -> str:
 
 
 def add(pipe: redis.client.Pipeline, person: Person) -> None:
-    """Write a new person and its indexes (inside the caller's transaction)."""
+    """Write a new person and its indexes (inside the caller's transaction); an unconfirmed sign-up waits in
+    UNCONFIRMED, not in PENDING, so nothing delivers it (nor takes it up as lost) before it is confirmed."""
     person.updated_at = person.created_at
     pipe.set(KEY.format(person.id), person.to_json())
-    for index in (ALL, PENDING):
-        pipe.zadd(index, {person.id: person.created_at})
+    pipe.zadd(ALL, {person.id: person.created_at})
+    pipe.zadd(UNCONFIRMED if person.unconfirmed else PENDING, {person.id: person.created_at})
     if person.kind == Kind.TALENT:
         pipe.zadd(TALENT, {person.id: person.created_at})
     else:
@@ -220,6 +224,20 @@ def purge_personal_data(r: redis.Redis, person: Person) -> None:
         pipe.zrem(DELIVERED, person.id)
         pipe.delete(LOG.format(person.id), JOB.format(person.id))
         search.forget_personal(r, search.PERSON, person.id, pipe)
+        pipe.execute()
+
+
+def remove(r: redis.Redis, person: Person) -> None:
+    """Remove every trace of a person who never reached Lever (an unconfirmed sign-up that expired): the record,
+    its indexes, its log; the caller removes its files."""
+    member = f"{search.PERSON}:{person.id}"
+    with r.pipeline() as pipe:
+        pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id))
+        for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED):
+            pipe.zrem(index, person.id)
+        for key in (k.decode() for k in r.smembers(search.OF.format(member))):
+            pipe.zrem(key, member)
+        pipe.delete(search.OF.format(member))
         pipe.execute()
 
 

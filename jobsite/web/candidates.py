@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from ..postings.posting import Posting
 from ..records import spool, store
 from ..services import get_services
 from ..sourcing import accept as sourced
+from ..sourcing import optin, people
 from ..words import N_
 from . import brand, embed, sourcing, submission
 from .i18n import language, say
@@ -337,7 +339,9 @@ def _render_talent(*, answers: Any = None, errors: dict[str, str] | None = None,
     teams, locations = sourcing.interests()
     html = render_template("candidates/talent.html", teams=teams, locations=locations, answers=answers or {},
                            errors=errors or {}, token=token or new_form_token("talent"), message=message,
-                           embedded=embedded(), canonical=absolute("candidates.talent"))
+                           embedded=embedded(), canonical=absolute("candidates.talent"),
+                           retention_days=get_services().settings.retention_days,
+                           resume_lost=request.method == "POST" and _attached())
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -368,8 +372,9 @@ def join_talent() -> BaseResponse:
         return _render_talent(answers=answers, status=400, message=gettext(
             "This form had expired, so nothing was sent. Your answers are still here: please submit again."))
     try:
-        sourcing.join(answers, sourcing.resume_from(request.files.get("resume")), idempotency_key=f"form:{nonce}",
-                      attribution=embed.attribution(), honeypot=f.get("website", ""))
+        joined = sourcing.join(answers, sourcing.resume_from(request.files.get("resume")),
+                               idempotency_key=f"form:{nonce}", attribution=embed.attribution(),
+                               honeypot=f.get("website", ""))
     except sourced.Invalid as e:
         return _render_talent(answers=answers, errors=say(e.errors), token=token, status=422)
     except submission.KeyReused:
@@ -378,10 +383,60 @@ def join_talent() -> BaseResponse:
         response = _render_talent(answers=answers, token=token, status=e.status, message=e.message)
         response.headers.update(e.headers)
         return response
-    return redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
+    summary = redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
+    # The summary page's, for this browser only (candidate pages have no session; the address bar shows nothing).
+    summary.set_cookie(JOINED_COOKIE, _joined_tokens().dumps(joined.person.id), max_age=JOINED_MAX_AGE_S,
+                       path=f"{request.script_root}/talent/joined", httponly=True, samesite="Lax",
+                       secure=request.is_secure)
+    return summary
+
+
+JOINED_COOKIE, JOINED_MAX_AGE_S = "jobsite_joined", 3600
+
+
+def _joined_tokens() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="talent-joined")
+
+
+def _joined_id() -> str | None:
+    try:
+        found = _joined_tokens().loads(request.cookies.get(JOINED_COOKIE, ""), max_age=JOINED_MAX_AGE_S)
+    except BadSignature:
+        return None
+    return found if isinstance(found, str) else None
 
 
 @bp.get("/talent/joined")
 def talent_joined() -> Response:
+    """What was saved, what happens next and how to change it, for the browser that joined (a signed cookie names
+    the sign-up for an hour)."""
     sourcing.enabled()
-    return Response(render_template("candidates/talent_joined.html", embedded=embedded()), mimetype="text/html")
+    svc = get_services()
+    person_id = _joined_id()
+    person = people.load(svc.redis, person_id) if person_id else None
+    response = Response(render_template("candidates/talent_joined.html", embedded=embedded(), person=person,
+                                        days=optin.EXPIRE_DAYS, retention_days=svc.settings.retention_days),
+                        mimetype="text/html")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/talent/confirm/<person_id>/<signed>", methods=["GET", "POST"])
+def talent_confirm(person_id: str, signed: str) -> Response:
+    """The opt-in email's link: a page with one button (GET, which mail scanners open, changes nothing); the
+    button's POST confirms the address and sends the sign-up on to the recruiters."""
+    sourcing.enabled()
+    svc = get_services()
+    valid = hmac.compare_digest(signed.encode(), optin.token(svc.settings, person_id).encode())
+    person = people.load(svc.redis, person_id) if valid else None
+    if person is None or person.purged:
+        abort(404, gettext("This link is not valid any more: the sign-up was removed or never confirmed in time. "
+                           "You can join again."))
+    if request.method == "POST":
+        person = optin.confirm(svc, person_id, signed) or person
+    html = render_template("candidates/talent_confirm.html", embedded=False, person=person,
+                           retention_days=svc.settings.retention_days)
+    response = Response(html, mimetype="text/html")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the page's address is the signed link
+    return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -28,6 +29,7 @@ from ..records.store import State
 from ..services import Services
 from ..settings import load_settings
 from ..sourcing import deliverer as sourcing
+from ..sourcing import optin
 from ..sourcing import people as sourced_people
 from ..sourcing import retention as sourced_retention
 
@@ -139,12 +141,25 @@ def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
     """The confirmation email task: `notify` sends it at most once; while the mail server defers it, it is tried again
     with the backoff rule, and the last try records that it failed."""
     svc = services()
-    last_try = attempt + 1 >= MAIL_TRIES
+    return _email(attempt, lambda last_try: received.send_confirmation(svc.redis, svc.settings, receipt,
+                                                                       last_try=last_try),
+                  lambda at: jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1))
+
+
+def send_optin_email(person_id: str, attempt: int = 0) -> str:
+    """A talent-community sign-up's opt-in email task (sourcing/optin.py), tried as the confirmation email is."""
+    svc = services()
+    return _email(attempt, lambda last_try: optin.send(svc, person_id, last_try=last_try),
+                  lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1))
+
+
+def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: Callable[[float], str]) -> str:
+    """One try of an email: sent at most once by `send`; deferred, it is queued `again` with the backoff rule, and
+    the last try records that it failed."""
     try:
-        outcome = received.send_confirmation(svc.redis, svc.settings, receipt, last_try=last_try)
+        outcome = send(attempt + 1 >= MAIL_TRIES)
     except sending.MailDeferred:
-        at = time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S)
-        jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1)
+        again(time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S))
         return "deferred"
     return outcome.value if outcome else "nothing to send"
 
