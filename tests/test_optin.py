@@ -75,7 +75,8 @@ def test_join_confirm_by_email_then_one_opportunity(r: redis.Redis, settings: Se
     [mail] = _mails(outbox, "lena@example.com")
     link = f"{PUBLIC_URL}/talent/confirm/{lena.id}/{optin.token(s, lena.id)}"
     assert link in mail["text"].splitlines()  # alone on its line
-    assert mail["links"] == [link]
+    manage = optin.manage_url(s, lena.id)
+    assert mail["links"] == [link, manage]  # and the manage link in every email
     assert "Lena" not in mail["text"] + mail["html"] + mail["subject"]  # anyone may sign up any address
     assert mail["subject"].startswith("Bestätigen")  # in German
     path = link.removeprefix(PUBLIC_URL)
@@ -91,7 +92,45 @@ def test_join_confirm_by_email_then_one_opportunity(r: redis.Redis, settings: Se
     wait_for(lambda: people.load(r, lena.id).standing == people.Standing.DELIVERED, what="the delivery")
     assert client.post(path).status_code == 200  # a second press: already confirmed
     assert sandbox.count("opportunities.create", 201) == 1
+
+    # Joining again with the same address: the one record (a confirmed member's stays as they made it).
+    assert _join(client, sandbox, "Mallory", "LENA@example.com ").status_code == 303
+    again = client.get("/talent/joined").get_data(as_text=True)
+    assert "already in our talent community" in again
+    assert "Lena" not in again
+    assert [p.id for p in people.everyone(r)] == [lena.id]
+    assert people.load(r, lena.id).name == "Lena Fischer"
+
+    # Manage: interests, unsubscribe, leave; nothing more sent, one opportunity ever.
+    manage_path = manage.removeprefix(PUBLIC_URL)
+    assert client.get(manage_path).status_code == 200
+    assert people.load(r, lena.id).teams  # a GET changes nothing
+    client.post(manage_path, data={"action": "save"})  # no team, no location: any
+    assert people.load(r, lena.id).teams == []
+    assert "unsubscribed" in client.post(manage_path, data={"action": "unsubscribe"}).get_data(as_text=True)
+    left = client.post(manage_path, data={"action": "leave"}).get_data(as_text=True)
+    assert "deleted your details" in left
+    gone = people.load(r, lena.id)
+    assert gone.purged
+    assert not gone.email
+    assert not search.find(r, "lena@example.com")
+    assert client.get(manage_path).status_code == 200  # says the link is not valid any more
     assert len(_mails(outbox, "lena@example.com")) == 1
+    assert sandbox.count("opportunities.create", 201) == 1
+
+
+def test_joining_twice_before_confirming_updates_the_one_record(r: redis.Redis, settings: Settings,
+                                                                sandbox: Sandbox, outbox: SandboxServer) -> None:
+    s = mail_settings(settings, _smtp(outbox))
+    client = create_app(s).test_client()
+    _join(client, sandbox, "Lena Fischer", "lena@example.com")
+    _join(client, sandbox, "Lena Maria Fischer", "Lena@Example.com")
+    [lena] = people.everyone(r)
+    assert lena.name == "Lena Maria Fischer"
+    assert [h.id for h in search.find(r, "Maria")] == [lena.id]
+    assert Queue(jobs.MAIL_QUEUE, connection=r).count == 1  # one opt-in email for the one record
+    summary = client.get("/talent/joined").get_data(as_text=True)
+    assert "Lena Maria Fischer" in summary
 
 
 def test_a_forged_link_is_404_and_changes_nothing(r: redis.Redis, settings: Settings, sandbox: Sandbox,

@@ -38,14 +38,25 @@ def wanted(settings: Settings) -> bool:
     return settings.smtp is not None
 
 
-def token(settings: Settings, person_id: str) -> str:
-    return hmac.new(settings.secret_key.encode(), f"optin\n{person_id}".encode(), hashlib.sha256).hexdigest()[:32]
+def token(settings: Settings, person_id: str, purpose: str = "optin") -> str:
+    """The signature of a person's links: "optin" (confirm) or "manage" (change interests, unsubscribe, leave)."""
+    return hmac.new(settings.secret_key.encode(), f"{purpose}\n{person_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def signed(settings: Settings, person_id: str, given: str, purpose: str = "optin") -> bool:
+    return hmac.compare_digest(given.encode(), token(settings, person_id, purpose).encode())
 
 
 def url(settings: Settings, person_id: str) -> str:
     """The link of the opt-in email (web/candidates.py serves it: a page with one button)."""
     base = settings.public_url or f"http://localhost:{settings.port}"
     return f"{base}/talent/confirm/{person_id}/{token(settings, person_id)}"
+
+
+def manage_url(settings: Settings, person_id: str) -> str:
+    """The link at the end of every email to a member: their interests, unsubscribing, leaving."""
+    base = settings.public_url or f"http://localhost:{settings.port}"
+    return f"{base}/talent/manage/{person_id}/{token(settings, person_id, 'manage')}"
 
 
 def mail_key(person_id: str) -> str:
@@ -65,10 +76,11 @@ def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | No
 
     def write() -> Letter | None:
         person = people.load(svc.redis, person_id)
-        if person is None or not person.unconfirmed or not person.email:
+        if person is None or not person.unconfirmed or not person.email or person.unsubscribed:
             return None
         message = messages.write(settings, "optin", person.language or "en", person.email, kind="optin",
-                                 company=settings.company_name, url=url(settings, person_id), days=EXPIRE_DAYS)
+                                 company=settings.company_name, url=url(settings, person_id), days=EXPIRE_DAYS,
+                                 manage=manage_url(settings, person_id))
         return Letter(message, person.email)
 
     return sending.send_once(svc.redis, settings.smtp, mail_key(person_id), write,
@@ -76,10 +88,10 @@ def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | No
                              keep_s=(EXPIRE_DAYS + 1) * 86400)
 
 
-def confirm(svc: Services, person_id: str, signed: str) -> Person | None:
+def confirm(svc: Services, person_id: str, given: str) -> Person | None:
     """Confirm the sign-up whose link this is and queue its delivery (once: a second click finds it confirmed).
     None when the link is not ours or the sign-up is gone (expired, withdrawn)."""
-    if not hmac.compare_digest(signed.encode(), token(svc.settings, person_id).encode()):
+    if not signed(svc.settings, person_id, given):
         return None
     r = svc.redis
     with r.pipeline() as pipe:
@@ -89,7 +101,7 @@ def confirm(svc: Services, person_id: str, signed: str) -> Person | None:
                 person = people.load(pipe, person_id)
                 if person is None or person.purged:
                     return None
-                if not person.unconfirmed:
+                if not person.unconfirmed or person.unsubscribed:
                     return person
                 person.unconfirmed = False
                 pipe.multi()
@@ -116,3 +128,23 @@ def expire(svc: Services, now: float | None = None) -> int:
     if due:
         log.info("opt-in: removed %d sign-ups never confirmed", len(due))
     return len(due)
+
+
+def change(svc: Services, person: Person, teams: list[str], locations: list[str]) -> None:
+    """The member's new interests (from the manage page), on the site's record: the delivery of a sign-up not yet
+    sent carries them."""
+    person.teams, person.locations = teams, locations
+    people.save(svc.redis, person)
+
+
+def leave(svc: Services, person: Person) -> None:
+    """The member withdraws consent: the site's copy goes now (record's personal data, files, the search's words),
+    and nothing is sent again; an unconfirmed sign-up goes entirely (nothing of it reached Lever)."""
+    r = svc.redis
+    uploads.remove(r, person.id)
+    sending.forget(r, mail_key(person.id))
+    if person.unconfirmed:
+        people.remove(r, person)
+        return
+    person.unsubscribed = True
+    people.purge_personal_data(r, person)

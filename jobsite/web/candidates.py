@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -385,7 +384,9 @@ def join_talent() -> BaseResponse:
         return response
     summary = redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
     # The summary page's, for this browser only (candidate pages have no session; the address bar shows nothing).
-    summary.set_cookie(JOINED_COOKIE, _joined_tokens().dumps(joined.person.id), max_age=JOINED_MAX_AGE_S,
+    # A confirmed member's record is shown to no one who merely typed its address ("" says: already a member).
+    shown = joined.person.id if joined.new or joined.person.unconfirmed else ""
+    summary.set_cookie(JOINED_COOKIE, _joined_tokens().dumps(shown), max_age=JOINED_MAX_AGE_S,
                        path=f"{request.script_root}/talent/joined", httponly=True, samesite="Lax",
                        secure=request.is_secure)
     return summary
@@ -415,6 +416,7 @@ def talent_joined() -> Response:
     person_id = _joined_id()
     person = people.load(svc.redis, person_id) if person_id else None
     response = Response(render_template("candidates/talent_joined.html", embedded=embedded(), person=person,
+                                        member=person_id == "",
                                         days=optin.EXPIRE_DAYS, retention_days=svc.settings.retention_days),
                         mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
@@ -427,16 +429,54 @@ def talent_confirm(person_id: str, signed: str) -> Response:
     button's POST confirms the address and sends the sign-up on to the recruiters."""
     sourcing.enabled()
     svc = get_services()
-    valid = hmac.compare_digest(signed.encode(), optin.token(svc.settings, person_id).encode())
-    person = people.load(svc.redis, person_id) if valid else None
+    person = people.load(svc.redis, person_id) if optin.signed(svc.settings, person_id, signed) else None
     if person is None or person.purged:
         abort(404, gettext("This link is not valid any more: the sign-up was removed or never confirmed in time. "
                            "You can join again."))
     if request.method == "POST":
         person = optin.confirm(svc, person_id, signed) or person
-    html = render_template("candidates/talent_confirm.html", embedded=False, person=person,
-                           retention_days=svc.settings.retention_days)
+    return _signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
+                                        retention_days=svc.settings.retention_days,
+                                        manage=optin.manage_url(svc.settings, person.id)))
+
+
+@bp.route("/talent/manage/<person_id>/<signed>", methods=["GET", "POST"])
+def talent_manage(person_id: str, signed: str) -> Response:
+    """The link at the end of every email to a member: change interests and locations, unsubscribe, or leave (the
+    site's copy removed). Each change is a POST of the page's form; the GET changes nothing."""
+    sourcing.enabled()
+    svc = get_services()
+    ok = optin.signed(svc.settings, person_id, signed, "manage")
+    person = people.load(svc.redis, person_id) if ok else None
+    if person is None or person.purged:
+        return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+                                            teams=[], locations=[], saved=""))
+    teams, locations = sourcing.interests()
+    saved = ""
+    if request.method == "POST":
+        action = request.form.get("action", "")
+        if action == "leave":
+            optin.leave(svc, person)
+            return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+                                                teams=[], locations=[], saved="left"))
+        if action == "unsubscribe":
+            person.unsubscribed = True
+            optin.change(svc, person, person.teams, person.locations)
+            saved = "unsubscribed"
+        else:
+            chosen = [t for t in request.form.getlist("teams") if t in teams]
+            where = [p for p in request.form.getlist("locations") if p in locations]
+            optin.change(svc, person, chosen, where)
+            saved = "saved"
+    return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
+                                        teams=sorted(set(teams) | set(person.teams)),
+                                        locations=sorted(set(locations) | set(person.locations)), saved=saved,
+                                        retention_days=svc.settings.retention_days))
+
+
+def _signed_page(html: str) -> Response:
+    """A page whose address is a signed link: kept out of caches and of other sites' Referer."""
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"  # the page's address is the signed link
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
