@@ -437,7 +437,8 @@ def talent_confirm(person_id: str, signed: str) -> Response:
         person = optin.confirm(svc, person_id, signed) or person
     return _signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
                                         retention_days=svc.settings.retention_days,
-                                        manage=optin.manage_url(svc.settings, person.id)))
+                                        manage=url_for("candidates.talent_manage", person_id=person.id,
+                                                       signed=optin.token(svc.settings, person.id, "manage"))))
 
 
 @bp.route("/talent/manage/<person_id>/<signed>", methods=["GET", "POST"])
