@@ -17,6 +17,7 @@ import requests
 from rq import Queue
 
 from jobsite import create_app
+from jobsite.console import accounts
 from jobsite.delivery import jobs
 from jobsite.records import search
 from jobsite.sandbox import SandboxServer
@@ -25,7 +26,7 @@ from jobsite.settings import Settings
 from jobsite.sourcing import optin, people
 from jobsite.sourcing import retention as sourced_retention
 
-from .helpers import Sandbox, Workers, wait_for, worker_env
+from .helpers import ADMIN, Sandbox, Workers, sign_in, wait_for, worker_env
 from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings
 
 
@@ -156,6 +157,10 @@ def test_an_api_sign_up_waits_for_its_confirmation_too(r: redis.Redis, settings:
     assert client.get(answer.get_json()["status_url"].removeprefix(PUBLIC_URL)).get_json()["status"] == "unconfirmed"
     assert Queue(jobs.MAIL_QUEUE, connection=r).count == 1
     assert Queue(jobs.SOURCING_QUEUE, connection=r).count == 0
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    console = create_app(s).test_client()
+    sign_in(console, *ADMIN)
+    assert "address not confirmed yet" in console.get("/admin/talent").get_data(as_text=True)
 
 
 def test_unconfirmed_sign_ups_are_removed_after_7_days(r: redis.Redis, settings: Settings, sandbox: Sandbox,
