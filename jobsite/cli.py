@@ -68,9 +68,17 @@ def up(port: int | None, host: str) -> None:
     _require_free_port(host, port, "--port")
     if settings.uses_sandbox:
         _require_free_port("127.0.0.1", settings.sandbox_port, "JOBSITE_SANDBOX_PORT", what="the Lever sandbox")
+    outbox = settings.uses_sandbox and "JOBSITE_SMTP_URL" not in os.environ
+    if outbox:
+        # Out of the box every email lands in the sandbox's outbox, so a person trying the site sees them. Nothing
+        # leaves the machine, which is why a Python lacking the CVE-2024-6923 fix may write them here.
+        smtp_port = _free_port()
+        env.update(JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", JOBSITE_MAIL_ON_UNFIXED_PYTHON="1",
+                   JOBSITE_PUBLIC_URL=os.environ.get("JOBSITE_PUBLIC_URL") or f"http://{host}:{port}")
     try:
         if settings.uses_sandbox:  # announced in the banner below, so the sandbox itself says nothing
-            spawn("sandbox", "--port", str(settings.sandbox_port), "--quiet")
+            spawn("sandbox", "--port", str(settings.sandbox_port), "--quiet",
+                  *(["--smtp-port", str(smtp_port)] if outbox else []))
             _wait_http(f"{settings.sandbox_url}/_sandbox/", children, stop)
         spawn("web", "--port", str(port), "--host", host)
         spawn("worker")
@@ -81,6 +89,8 @@ def up(port: int | None, host: str) -> None:
         click.echo(f"\n  jobsite is up:   {site}/")
         if settings.uses_sandbox:
             click.echo(f"  Lever sandbox:   {settings.sandbox_url}/_sandbox/  (controls; no LEVER_API_KEY set)")
+        if outbox:
+            click.echo(f"  emails sent:     {settings.sandbox_url}/_sandbox/outbox  (no JOBSITE_SMTP_URL set)")
         click.echo(f"  data directory:  {settings.data_dir}\n  Ctrl-C stops everything.\n")
         # From now on a part that dies is started again (the embedded Redis, web, worker, sandbox), not the end.
         keeper = Supervisor(children, env, None if outside(settings) else embedded(settings),
@@ -107,6 +117,13 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threadin
         except requests.RequestException:
             pass
         time.sleep(0.1)
+
+
+def _free_port() -> int:
+    """A port nothing listens on now, for the sandbox's outbox (kept across its restarts by the supervisor)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _require_free_port(host: str, port: int, setting: str, what: str = "the site") -> None:
@@ -199,13 +216,17 @@ def _say_why_mail_is_off(settings: Settings, command: str) -> None:
 @click.option("--port", type=int, default=None, help="Default JOBSITE_SANDBOX_PORT or 8001.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--quiet", is_flag=True, hidden=True, help="Print nothing at start (`jobsite up` announces it).")
-def sandbox(port: int | None, host: str, quiet: bool) -> None:
+@click.option("--smtp-port", type=int, default=None,
+              help="Also take emails over SMTP on this port and show them at /_sandbox/outbox.")
+def sandbox(port: int | None, host: str, quiet: bool, smtp_port: int | None) -> None:
     """Run the Lever sandbox: a simulator of Lever's API with switches under /_sandbox/."""
     from .sandbox import SandboxServer
 
     port = port or _settings().sandbox_port
     _require_free_port(host, port, "--port (or JOBSITE_SANDBOX_PORT)", what="the Lever sandbox")
-    server = SandboxServer(host, port)
+    if smtp_port:
+        _require_free_port(host, smtp_port, "--smtp-port", what="the sandbox's outbox")
+    server = SandboxServer(host, port, smtp_port=smtp_port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.server.shutdown).start())
     if not quiet:
         click.echo(f"Lever sandbox on {server.url}/v1 (API key: sandbox-key), controls at {server.url}/_sandbox/")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import mail
+from .notify import sending
 from .records import store, uploads
 from .records.store import State
 from .services import Services
@@ -33,7 +33,7 @@ def purge(svc: Services, now: float | None = None) -> int:
 def _remove(svc: Services, receipt: str) -> None:
     uploads.remove(svc.redis, receipt)
     store.purge_personal_data(svc.redis, receipt)
-    mail.forget(svc.redis, receipt)
+    sending.forget(svc.redis, receipt)
 
 
 def forget_person(svc: Services, contact_id: str) -> int:

@@ -21,8 +21,9 @@ from aiosmtpd.controller import Controller
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from jobsite import create_app, mail, retention
+from jobsite import create_app, retention
 from jobsite.delivery import jobs
+from jobsite.notify import messages, received, sending
 from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
@@ -119,7 +120,7 @@ def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.R
     mailing = create_app(s).test_client()
     receipt = apply(mailing, sandbox)
 
-    assert mail.send_confirmation(r, s, receipt) == mail.Status.SENT
+    assert received.send_confirmation(r, s, receipt) == sending.Status.SENT
     [message] = box.messages
     assert box.envelopes == [("no-reply@careers.acme.test", ["candidate0@example.com"])]
     assert str(message["To"]) == "candidate0@example.com"  # the address alone: no header holds what they typed
@@ -140,7 +141,7 @@ def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.R
     assert "Smith & <Sons>" in text
     assert 'R&D <Lead> "Robots"' in text
     assert "Smith &amp; &lt;Sons&gt;" in html
-    assert "R&amp;D &lt;Lead&gt; &quot;Robots&quot;" in html
+    assert "R&amp;D &lt;Lead&gt; &#34;Robots&#34;" in html  # Jinja escapes quotes as &#34; (html.escape: &quot;)
     assert "<Sons>" not in html
     assert "<Lead>" not in html
     # The link is the receipt page the site serves.
@@ -157,9 +158,9 @@ def test_an_email_is_sent_once_however_often_its_job_runs(client, r: redis.Redis
     tasks.use(Services(s))
     assert tasks.send_confirmation_email(receipt) == "sent"
     assert tasks.send_confirmation_email(receipt) == "sent"  # a duplicate job: nothing more is sent
-    assert mail.send_confirmation(r, s, receipt) == mail.Status.SENT
+    assert received.send_confirmation(r, s, receipt) == sending.Status.SENT
     assert len(box.messages) == 1
-    assert mail.state(r, receipt).status == mail.Status.SENT
+    assert sending.state(r, receipt).status == sending.Status.SENT
 
 
 def test_a_deferred_email_is_tried_again_with_backoff_and_the_last_try_records_failure(
@@ -174,9 +175,9 @@ def test_a_deferred_email_is_tried_again_with_backoff_and_the_last_try_records_f
     [job_id] = scheduled.get_job_ids()
     job = Queue(jobs.MAIL_QUEUE, connection=r).fetch_job(job_id)
     assert job.args == (receipt, 1)  # the next try, and nothing personal in the job
-    assert mail.state(r, receipt) is None  # nothing claimed: the next try may send it
+    assert sending.state(r, receipt) is None  # nothing claimed: the next try may send it
     assert tasks.send_confirmation_email(receipt, tasks.MAIL_TRIES - 1) == "failed"
-    assert mail.state(r, receipt).status == mail.Status.FAILED
+    assert sending.state(r, receipt).status == sending.Status.FAILED
     assert scheduled.get_job_ids() == [job_id]  # the last try schedules nothing more
     assert box.messages == []
     assert box.deferred == 2
@@ -191,7 +192,7 @@ def test_a_refused_address_is_not_retried(r: redis.Redis, settings: Settings, sa
     tasks.use(Services(s))
     assert tasks.send_confirmation_email(receipt) == "refused"
     assert ScheduledJobRegistry(jobs.MAIL_QUEUE, connection=r).count == 0
-    assert mail.state(r, receipt).status == mail.Status.REFUSED
+    assert sending.state(r, receipt).status == sending.Status.REFUSED
 
 
 def test_a_connection_lost_while_the_server_takes_it_is_not_sent_again(
@@ -200,9 +201,9 @@ def test_a_connection_lost_while_the_server_takes_it_is_not_sent_again(
     box.drop_after_data = True
     s = mail_settings(settings, port)
     receipt = apply(create_app(s).test_client(), sandbox)
-    assert mail.send_confirmation(r, s, receipt, last_try=False) == mail.Status.UNKNOWN
+    assert received.send_confirmation(r, s, receipt, last_try=False) == sending.Status.UNKNOWN
     box.drop_after_data = False
-    assert mail.send_confirmation(r, s, receipt) == mail.Status.UNKNOWN
+    assert received.send_confirmation(r, s, receipt) == sending.Status.UNKNOWN
     assert len(box.messages) == 1
 
 
@@ -210,11 +211,11 @@ def test_an_unreachable_mail_server_defers_and_names_no_one(r: redis.Redis, sett
                                                            sandbox: Sandbox) -> None:
     s = mail_settings(settings, free_port())  # nothing listens there
     receipt = apply(create_app(s).test_client(), sandbox)
-    with pytest.raises(mail.MailDeferred) as e:
-        mail.send_confirmation(r, s, receipt, last_try=False)
+    with pytest.raises(sending.MailDeferred) as e:
+        received.send_confirmation(r, s, receipt, last_try=False)
     assert "could not reach the mail server" in str(e.value)
     assert "candidate0" not in str(e.value)
-    assert mail.state(r, receipt) is None
+    assert sending.state(r, receipt) is None
 
 
 def test_purging_personal_data_leaves_nothing_of_the_email(client, r: redis.Redis, settings: Settings,
@@ -227,9 +228,9 @@ def test_purging_personal_data_leaves_nothing_of_the_email(client, r: redis.Redi
     receipt = apply(create_app(s).test_client(), sandbox)
     assert tasks.send_confirmation_email(receipt) == "sent"
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
-    assert mail.state(r, receipt) is not None
+    assert sending.state(r, receipt) is not None
     assert retention.purge(svc, now=store.load(r, receipt).delivered_at + s.retention_days * 86400 + 60) == 1
-    assert mail.state(r, receipt) is None
+    assert sending.state(r, receipt) is None
     everything = redis_dump(r)
     assert "candidate0@example.com" not in everything
     assert "Candidate 0" not in everything
@@ -277,7 +278,7 @@ def test_the_workers_send_it_at_once_during_maintenance_before_any_delivery(
         [lever_application] = sandbox.received()["applications"]
         assert lever_application["sendConfirmationEmail"] is False  # Lever's own email stays off by default
         assert len(box.messages) == 1
-        assert mail.state(r, receipt).status == mail.Status.SENT
+        assert sending.state(r, receipt).status == sending.Status.SENT
     finally:
         live.stop()
     logged = log.read_text()
@@ -299,7 +300,7 @@ def test_a_mail_server_that_defers_at_first_gets_it_once_on_a_retry(
     workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
                              **UNFIXED_PYTHON_ALLOWED, JOBSITE_LOG_LEVEL="INFO"), log=log)
     wait_for(lambda: box.messages, what="the email, on its second try")
-    wait_for(lambda: mail.state(r, receipt) and mail.state(r, receipt).status == mail.Status.SENT,
+    wait_for(lambda: sending.state(r, receipt) and sending.state(r, receipt).status == sending.Status.SENT,
              what="the email to be recorded as sent")
     wait_for(lambda: store.load(r, receipt).state == store.State.DELIVERED, what="the delivery")
     mail_queue = Queue(jobs.MAIL_QUEUE, connection=r)
@@ -344,7 +345,7 @@ def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: S
         return re.search(r'<dd id="confirmation-email">(.*?)</dd>', page).group(1)
 
     assert shown() == "not sent yet"
-    mail.send_confirmation(r, s, receipt)
+    received.send_confirmation(r, s, receipt)
     assert re.fullmatch(r'Sent <time datetime="[0-9T:-]+Z">.+</time>', shown())
     # Without a mail server, and no email ever sent, the console does not speak of one.
     quiet = create_app(settings).test_client()
@@ -360,7 +361,7 @@ def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings)
     s = mail_settings(settings, 25, JOBSITE_COMPANY_NAME="Müller & Söhne")
     record = Record(receipt="r1", posting_id="p", state=State.QUEUED, created_at=0.0, posting_title="Lead\r\nBcc: x@y",
                     application=Application("p", personal={"fullName": "Zoë\nBcc: a@b", "email": "zoe@example.com"}))
-    message = email.message_from_bytes(mail.compose(s, record).as_bytes(), policy=email.policy.default)
+    message = email.message_from_bytes(received.compose(s, record).as_bytes(), policy=email.policy.default)
     assert message["Bcc"] is None
     assert message["Subject"] == "We received your application for Lead Bcc: x@y"
     assert str(message["To"]) == "zoe@example.com"
@@ -378,7 +379,7 @@ def test_the_email_speaks_the_language_the_candidate_saw_the_site_in(r: redis.Re
                                               json=lever_body(sandbox, posting["id"]))
     receipt = answer.get_json()["receipt"]
     assert store.load(r, receipt).language == "de"
-    assert mail.send_confirmation(r, s, receipt) == mail.Status.SENT
+    assert received.send_confirmation(r, s, receipt) == sending.Status.SENT
     [message] = box.messages
     assert message["Subject"] == f"Wir haben Ihre Bewerbung für {posting['text']} erhalten"
     text, html = parts(message)
@@ -407,7 +408,7 @@ def test_a_name_that_is_an_encoded_word_adds_no_header_and_no_text(r: redis.Redi
     body["personalInformation"] = [{"name": "fullName", "value": "Mallory Visit https://evil.example to unlock"},
                                    {"name": "email", "value": "victim@example.com"}]
     other = client.post(f"/api/v1/postings/{posting['id']}/applications", json=body).get_json()["receipt"]
-    assert mail.send_confirmation(r, s, receipt) == mail.send_confirmation(r, s, other) == mail.Status.SENT
+    assert received.send_confirmation(r, s, receipt) == received.send_confirmation(r, s, other) == sending.Status.SENT
     for message in box.messages:
         assert sorted(message.keys()) == ["Auto-Submitted", "Content-Type", "Date", "From", "MIME-Version",
                                           "Message-ID", "Subject", "To"]
@@ -427,10 +428,10 @@ def test_a_name_that_is_an_encoded_word_adds_no_header_and_no_text(r: redis.Redi
     forged["To"] = Address(display_name=ENCODED_WORD_NAME, addr_spec="eve@example.com")
     forged.set_content("x")
     if hasattr(email.policy.default, "verify_generated_headers"):
-        mail._check_headers(forged)
+        messages.check_headers(forged)
     else:
         with pytest.raises(ValueError, match="headers"):
-            mail._check_headers(forged)
+            messages.check_headers(forged)
 
 
 def test_mail_is_off_on_a_python_without_the_fix(r: redis.Redis, settings: Settings, sandbox: Sandbox,
@@ -476,7 +477,7 @@ def test_mail_off_is_said_on_the_dashboard_in_readyz_and_in_a_metric(r: redis.Re
         assert ready["reason"] == (reason or None)
         assert words in ready["says"]
         scraped = client.get("/metrics").get_data(as_text=True)
-        for known in mail.REASONS:
+        for known in messages.REASONS:
             assert f'jobsite_confirmation_email_off{{reason="{known}"}} {float(known == reason)}' in scraped
         sign_in(client, *ADMIN)
         card = client.get("/admin/").get_data(as_text=True).split('id="mail"', 1)[1].split("</section>", 1)[0]

@@ -39,6 +39,7 @@ DELIVER = "jobsite.worker.tasks.deliver"
 PROBE = "jobsite.worker.tasks.probe"
 DELIVERY_CRASHED = "jobsite.worker.tasks.delivery_crashed"
 CONFIRMATION_EMAIL = "jobsite.worker.tasks.send_confirmation_email"
+OPTIN_EMAIL = "jobsite.worker.tasks.send_optin_email"
 TAG = "jobsite.worker.tasks.tag_opportunity"
 SYNC = "jobsite.worker.tasks.sync_pipeline"
 DELIVER_SOURCED = "jobsite.worker.tasks.deliver_sourced"
@@ -107,13 +108,27 @@ def enqueue_confirmation_email(r: redis.Redis, receipt: str, *, pipeline: redis.
                                at: float | None = None, attempt: int = 0) -> str:
     """Queue (or schedule at epoch `at`) try number `attempt` (from 0) of the application's confirmation email.
     The job carries only the receipt: the address is read when it is sent, and is gone once it is purged."""
+    return _enqueue_email(r, CONFIRMATION_EMAIL, receipt, f"confirmation email {receipt[:8]}", pipeline=pipeline,
+                          at=at, attempt=attempt)
+
+
+def enqueue_optin_email(r: redis.Redis, person_id: str, *, pipeline: redis.client.Pipeline | None = None,
+                        at: float | None = None, attempt: int = 0) -> str:
+    """Queue (or schedule) try number `attempt` of a talent-community sign-up's opt-in email (sourcing/optin.py),
+    on the same terms as the confirmation email: only the person's id in the job."""
+    return _enqueue_email(r, OPTIN_EMAIL, person_id, f"opt-in email {person_id[:8]}", pipeline=pipeline, at=at,
+                          attempt=attempt)
+
+
+def _enqueue_email(r: redis.Redis, task: str, subject: str, description: str, *,
+                   pipeline: redis.client.Pipeline | None, at: float | None, attempt: int) -> str:
     q = Queue(MAIL_QUEUE, connection=r)
-    options = dict(job_id=f"m-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=MAIL_JOB_TIMEOUT_S,
-                   description=f"confirmation email {receipt[:8]}", pipeline=pipeline)
+    options = dict(job_id=f"m-{subject}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=MAIL_JOB_TIMEOUT_S,
+                   description=description, pipeline=pipeline)
     if (due := _due(r, at)) is not None:
-        q.enqueue_at(due, CONFIRMATION_EMAIL, receipt, attempt, **options)
+        q.enqueue_at(due, task, subject, attempt, **options)
     else:
-        q.enqueue(CONFIRMATION_EMAIL, receipt, attempt, **options)
+        q.enqueue(task, subject, attempt, **options)
     return str(options["job_id"])
 
 

@@ -7,21 +7,29 @@ import threading
 from werkzeug.serving import make_server
 
 from .app import API_KEY, SandboxState, create_sandbox_app
+from .outbox import Outbox, SmtpSink, add_routes
 
 __all__ = ["API_KEY", "SandboxServer", "SandboxState", "create_sandbox_app"]
 
 
 class SandboxServer:
-    """The sandbox on a threaded HTTP server in a background thread (port 0 picks a free port)."""
+    """The sandbox on a threaded HTTP server in a background thread (port 0 picks a free port); with `smtp_port`
+    (0: a free one), its outbox's SMTP server too, whose emails /_sandbox/outbox shows."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None,
+                 smtp_port: int | None = None):
         self.state = state or SandboxState()
         self.app = create_sandbox_app(self.state)
+        self.outbox = Outbox()
+        self.smtp = None if smtp_port is None else SmtpSink(host, smtp_port, self.outbox)
+        add_routes(self.app, self.outbox, self.smtp)
         self.server = make_server(host, port, self.app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="lever-sandbox", daemon=True)
 
     def start(self) -> SandboxServer:
+        if self.smtp:
+            self.smtp.thread.start()
         self.thread.start()
         return self
 
@@ -29,6 +37,11 @@ class SandboxServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+        if self.smtp:
+            self.smtp.shutdown()
+            self.smtp.server_close()
 
     def serve_forever(self) -> None:
+        if self.smtp:
+            self.smtp.thread.start()
         self.server.serve_forever()

@@ -720,7 +720,8 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
                     f'<form method="post" action="/_sandbox/maintenance"><input type="hidden" name="on" '
                     f'value="{flip}"><button>Switch maintenance mode {flip}</button></form>'
                     "<p>JSON switches: POST /_sandbox/maintenance, limits, latency, drop, fail, forbid, reset; "
-                    "GET /_sandbox/received.</p>")
+                    "GET /_sandbox/received.</p>"
+                    '<p><a href="/_sandbox/outbox">Outbox</a>: the emails the site sent.</p>')
         return data
 
     @app.post("/_sandbox/maintenance")

@@ -17,13 +17,13 @@ from typing import Any
 
 import redis
 
-from ..delivery.jobs import enqueue_sourced
+from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
 from ..records import filetypes, uploads
 from ..records.application import Attribution
 from ..records.uploads import UploadedFile
 from ..services import Services
 from ..words import N_, Message
-from . import people
+from . import optin, people
 from .events import Event
 from .people import Kind, Person
 
@@ -173,6 +173,7 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
     capture until it is answered, however many days that takes, and the guard (a client id and a person id, no
     personal data) lives as long as the person's record does. Written with a request's quick client (services.py): a
     silent Redis is a 503 within seconds, not after minutes."""
+    person.unconfirmed = person.kind == Kind.TALENT and optin.wanted(svc.settings)
     try:
         return _write(svc.request_redis(), person, resume, idempotency)
     except redis.RedisError as e:
@@ -197,10 +198,19 @@ def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
                 if earlier:
                     pipe.reset()
                     return _earlier(r, earlier.decode(), fingerprint)
+            if person.kind == Kind.TALENT:
+                pipe.watch(people.email_key(person.email))
+                known = pipe.get(people.email_key(person.email))
+                member = people.load(pipe, known.decode()) if known else None
+                if member is not None and not member.purged:
+                    return _again(r, pipe, member, person, contents, guard, fingerprint)
             pipe.watch(people.KEY.format(person.id))
             pipe.multi()
             people.add(pipe, person)
-            people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
+            if person.unconfirmed:  # its opt-in email first; delivery once confirmed (sourcing/optin.py)
+                enqueue_optin_email(r, person.id, pipeline=pipe)
+            else:
+                people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
             if contents:
                 uploads.add(pipe, person.id, contents)
             if guard:
@@ -215,6 +225,30 @@ def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
                 raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") from None
             return _earlier(r, found.decode(), fingerprint)
     return Accepted(person, True)
+
+
+def _again(r: redis.Redis, pipe: redis.client.Pipeline, member: Person, person: Person, contents: dict[str, bytes],
+           guard: str, fingerprint: str) -> Accepted:
+    """The address is a member already: one record per address, never a second. A sign-up not confirmed yet takes
+    the new answers (nothing of it reached Lever, and both are unproven); a confirmed member's record is left as its
+    owner made it, since anyone may sign up any address: they change it through the manage link of their emails.
+    Either way the answer is that one record, not new (the web says so without showing it)."""
+    pipe.watch(people.KEY.format(member.id))
+    if member.unconfirmed:
+        for name in ("name", "phone", "links", "teams", "locations", "language", "source", "campaign"):
+            setattr(member, name, getattr(person, name))
+        if contents:
+            member.resume = person.resume
+    pipe.multi()
+    if member.unconfirmed:
+        people.save(pipe, member)
+        people.reindex(r, pipe, member)
+        if contents:
+            uploads.add(pipe, member.id, contents)
+    if guard:
+        pipe.set(guard, f"{fingerprint} {member.id}", ex=IDEMPOTENCY_TTL_S)
+    pipe.execute()
+    return Accepted(member, False)
 
 
 def _earlier(r: redis.Redis, stored: str, fingerprint: str) -> Accepted:

@@ -7,6 +7,7 @@ is three sends, each recorded as it goes: a crash or a dropped answer never re-s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -32,6 +33,8 @@ CLIENT = "sourced:client:{}:{}"  # event id, the capture page's client_id -> per
 CONTACT = "sourced:contact:{}"  # set: the people of one Lever contact (for candidateDeleted)
 LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
 JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
+BY_EMAIL = "sourced:talent:email:{}"  # digest of a talent member's address -> their id: one record per address
+UNCONFIRMED = "sourced:unconfirmed"  # zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
 
 
 class Kind(StrEnum):
@@ -92,6 +95,9 @@ class Person:
     updated_at: float = 0.0
     delivered_at: float = 0.0
     purged: bool = False
+    unconfirmed: bool = False  # a sign-up whose address is not confirmed yet: nothing goes to Lever until it is
+    language: str = ""  # the language the person saw the site in, for the emails they get
+    unsubscribed: bool = False  # the person said: no more emails (or left the talent community)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -113,22 +119,36 @@ def new_id() -> str:
 
 
 def add(pipe: redis.client.Pipeline, person: Person) -> None:
-    """Write a new person and its indexes (inside the caller's transaction)."""
+    """Write a new person and its indexes (inside the caller's transaction); an unconfirmed sign-up waits in
+    UNCONFIRMED, not in PENDING, so nothing delivers it (nor takes it up as lost) before it is confirmed."""
     person.updated_at = person.created_at
     pipe.set(KEY.format(person.id), person.to_json())
-    for index in (ALL, PENDING):
-        pipe.zadd(index, {person.id: person.created_at})
+    pipe.zadd(ALL, {person.id: person.created_at})
+    pipe.zadd(UNCONFIRMED if person.unconfirmed else PENDING, {person.id: person.created_at})
     if person.kind == Kind.TALENT:
         pipe.zadd(TALENT, {person.id: person.created_at})
+        pipe.set(email_key(person.email), person.id)
     else:
         pipe.zadd(EVENT.format(person.event_id), {person.id: person.created_at})
     search.index(pipe, search_entry(person))
+
+
+def email_key(email: str) -> str:
+    """The talent community's index of one address (a digest: the address itself is in the record only)."""
+    return BY_EMAIL.format(hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:32])
 
 
 def search_entry(person: Person) -> search.Entry:
     """What the console's search finds a sourced person by: a reference made from their id as an application's is
     from its receipt, their name and email."""
     return search.Entry(search.PERSON, person.id, reference(person.id), person.name, person.email, person.created_at)
+
+
+def reindex(r: redis.Redis, pipe: redis.client.Pipeline, person: Person) -> None:
+    """Find the person by their name and email as they are now: their old words go, then the new ones come (read
+    with `r`, written on `pipe`, in its transaction)."""
+    search.forget_personal(r, search.PERSON, person.id, pipe)
+    search.index(pipe, search_entry(person))
 
 
 def search_batches(r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
@@ -213,13 +233,32 @@ def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
 
 def purge_personal_data(r: redis.Redis, person: Person) -> None:
     """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts."""
+    address = person.email
     person.name = person.email = person.phone = person.note = ""
     person.links, person.resume, person.purged = [], None, True
     with r.pipeline() as pipe:
+        if person.kind == Kind.TALENT and address:
+            pipe.delete(email_key(address))
         pipe.set(KEY.format(person.id), person.to_json())
         pipe.zrem(DELIVERED, person.id)
         pipe.delete(LOG.format(person.id), JOB.format(person.id))
         search.forget_personal(r, search.PERSON, person.id, pipe)
+        pipe.execute()
+
+
+def remove(r: redis.Redis, person: Person) -> None:
+    """Remove every trace of a person who never reached Lever (an unconfirmed sign-up that expired): the record,
+    its indexes, its log; the caller removes its files."""
+    member = f"{search.PERSON}:{person.id}"
+    with r.pipeline() as pipe:
+        pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id))
+        if person.email:
+            pipe.delete(email_key(person.email))
+        for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED):
+            pipe.zrem(index, person.id)
+        for key in (k.decode() for k in r.smembers(search.OF.format(member))):
+            pipe.zrem(key, member)
+        pipe.delete(search.OF.format(member))
         pipe.execute()
 
 

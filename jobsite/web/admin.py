@@ -32,12 +32,13 @@ from flask import (
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import lookup, mail
+from .. import lookup
 from ..addresses import ip_digest
 from ..console import accounts, audit, dashboard
 from ..delivery import deliverer, gate, jobs
 from ..followup import report, tagging
 from ..intake.forms import build_form
+from ..notify import messages, sending
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..records import store, uploads
 from ..records.application import custom_name
@@ -206,7 +207,8 @@ def dashboard_page() -> Any:
     now = time.time()
     talent, captured = people.joined_between(svc.redis, now - 86400, now + 1)
     return render_template("admin/dashboard.html", s=dashboard.status(svc), history=hist, peak=peak,
-                           cache=svc.catalog.info(), talent=talent, captured=captured, mail=mail.switch(svc.settings),
+                           cache=svc.catalog.info(), talent=talent, captured=captured,
+                           mail=messages.switch(svc.settings),
                            received=sum(h["submitted"] for h in hist), delivered=sum(h["delivered"] for h in hist))
 
 
@@ -257,7 +259,7 @@ def application_page(receipt: str) -> Any:
     record = _record_or_404(receipt)
     return render_template("admin/application.html", rec=record, attempts=store.attempts(svc.redis, receipt),
                            audit=audit.entries(svc.redis, 50, target=receipt), labels=_labels(record.posting_id),
-                           custom_name=custom_name, mail=mail.state(svc.redis, receipt),
+                           custom_name=custom_name, mail=sending.state(svc.redis, receipt),
                            mail_on=svc.settings.smtp is not None)
 
 

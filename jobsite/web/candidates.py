@@ -14,12 +14,14 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..intake.forms import CONSENT, Form, ValidationFailed
+from ..notify import messages, sending
 from ..postings import board, seo
 from ..postings.catalog import PostingNotFound, Snapshot
 from ..postings.posting import Posting
 from ..records import spool, store
 from ..services import get_services
 from ..sourcing import accept as sourced
+from ..sourcing import optin, people
 from ..words import N_
 from . import brand, embed, sourcing, submission
 from .i18n import language, say
@@ -277,9 +279,26 @@ def confirmation(receipt: str) -> Response:
     response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded(),
                                         words=say(STATUS_WORDS), final=FINAL_STATUSES,
                                         status_url=url_for("api.application", receipt=receipt),
-                                        receipt_url=absolute("candidates.confirmation", receipt=receipt)))
+                                        receipt_url=absolute("candidates.confirmation", receipt=receipt),
+                                        mail=_mail_said(receipt)))
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def _mail_said(receipt: str) -> str:
+    """What the receipt page says of the confirmation email: "off" (this site sends none), "sent", "failed",
+    "coming" (queued or being sent), or "" when Redis cannot say: a person trying the site saw no email and no
+    word of why."""
+    svc = get_services()
+    if not messages.switch(svc.settings).on:
+        return "off"
+    try:
+        found = sending.state(svc.request_redis(), receipt)
+    except redis.RedisError:
+        return ""
+    if found is None or found.status == sending.Status.SENDING:
+        return "coming"
+    return "sent" if found.status in (sending.Status.SENT, sending.Status.UNKNOWN) else "failed"
 
 
 def application_status(receipt: str) -> dict[str, Any] | None:
@@ -319,7 +338,9 @@ def _render_talent(*, answers: Any = None, errors: dict[str, str] | None = None,
     teams, locations = sourcing.interests()
     html = render_template("candidates/talent.html", teams=teams, locations=locations, answers=answers or {},
                            errors=errors or {}, token=token or new_form_token("talent"), message=message,
-                           embedded=embedded(), canonical=absolute("candidates.talent"))
+                           embedded=embedded(), canonical=absolute("candidates.talent"),
+                           retention_days=get_services().settings.retention_days,
+                           resume_lost=request.method == "POST" and _attached())
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -350,8 +371,9 @@ def join_talent() -> BaseResponse:
         return _render_talent(answers=answers, status=400, message=gettext(
             "This form had expired, so nothing was sent. Your answers are still here: please submit again."))
     try:
-        sourcing.join(answers, sourcing.resume_from(request.files.get("resume")), idempotency_key=f"form:{nonce}",
-                      attribution=embed.attribution(), honeypot=f.get("website", ""))
+        joined = sourcing.join(answers, sourcing.resume_from(request.files.get("resume")),
+                               idempotency_key=f"form:{nonce}", attribution=embed.attribution(),
+                               honeypot=f.get("website", ""))
     except sourced.Invalid as e:
         return _render_talent(answers=answers, errors=say(e.errors), token=token, status=422)
     except submission.KeyReused:
@@ -360,10 +382,102 @@ def join_talent() -> BaseResponse:
         response = _render_talent(answers=answers, token=token, status=e.status, message=e.message)
         response.headers.update(e.headers)
         return response
-    return redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
+    summary = redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
+    # The summary page's, for this browser only (candidate pages have no session; the address bar shows nothing).
+    # A confirmed member's record is shown to no one who merely typed its address ("" says: already a member).
+    shown = joined.person.id if joined.new or joined.person.unconfirmed else ""
+    summary.set_cookie(JOINED_COOKIE, _joined_tokens().dumps(shown), max_age=JOINED_MAX_AGE_S,
+                       path=f"{request.script_root}/talent/joined", httponly=True, samesite="Lax",
+                       secure=request.is_secure)
+    return summary
+
+
+JOINED_COOKIE, JOINED_MAX_AGE_S = "jobsite_joined", 3600
+
+
+def _joined_tokens() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="talent-joined")
+
+
+def _joined_id() -> str | None:
+    try:
+        found = _joined_tokens().loads(request.cookies.get(JOINED_COOKIE, ""), max_age=JOINED_MAX_AGE_S)
+    except BadSignature:
+        return None
+    return found if isinstance(found, str) else None
 
 
 @bp.get("/talent/joined")
 def talent_joined() -> Response:
+    """What was saved, what happens next and how to change it, for the browser that joined (a signed cookie names
+    the sign-up for an hour)."""
     sourcing.enabled()
-    return Response(render_template("candidates/talent_joined.html", embedded=embedded()), mimetype="text/html")
+    svc = get_services()
+    person_id = _joined_id()
+    person = people.load(svc.redis, person_id) if person_id else None
+    response = Response(render_template("candidates/talent_joined.html", embedded=embedded(), person=person,
+                                        member=person_id == "",
+                                        days=optin.EXPIRE_DAYS, retention_days=svc.settings.retention_days),
+                        mimetype="text/html")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/talent/confirm/<person_id>/<signed>", methods=["GET", "POST"])
+def talent_confirm(person_id: str, signed: str) -> Response:
+    """The opt-in email's link: a page with one button (GET, which mail scanners open, changes nothing); the
+    button's POST confirms the address and sends the sign-up on to the recruiters."""
+    sourcing.enabled()
+    svc = get_services()
+    person = people.load(svc.redis, person_id) if optin.signed(svc.settings, person_id, signed) else None
+    if person is None or person.purged:
+        abort(404, gettext("This link is not valid any more: the sign-up was removed or never confirmed in time. "
+                           "You can join again."))
+    if request.method == "POST":
+        person = optin.confirm(svc, person_id, signed) or person
+    return _signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
+                                        retention_days=svc.settings.retention_days,
+                                        manage=url_for("candidates.talent_manage", person_id=person.id,
+                                                       signed=optin.token(svc.settings, person.id, "manage"))))
+
+
+@bp.route("/talent/manage/<person_id>/<signed>", methods=["GET", "POST"])
+def talent_manage(person_id: str, signed: str) -> Response:
+    """The link at the end of every email to a member: change interests and locations, unsubscribe, or leave (the
+    site's copy removed). Each change is a POST of the page's form; the GET changes nothing."""
+    sourcing.enabled()
+    svc = get_services()
+    ok = optin.signed(svc.settings, person_id, signed, "manage")
+    person = people.load(svc.redis, person_id) if ok else None
+    if person is None or person.purged:
+        return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+                                            teams=[], locations=[], saved=""))
+    teams, locations = sourcing.interests()
+    saved = ""
+    if request.method == "POST":
+        action = request.form.get("action", "")
+        if action == "leave":
+            optin.leave(svc, person)
+            return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+                                                teams=[], locations=[], saved="left"))
+        if action == "unsubscribe":
+            person.unsubscribed = True
+            optin.change(svc, person, person.teams, person.locations)
+            saved = "unsubscribed"
+        else:
+            chosen = [t for t in request.form.getlist("teams") if t in teams]
+            where = [p for p in request.form.getlist("locations") if p in locations]
+            optin.change(svc, person, chosen, where)
+            saved = "saved"
+    return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
+                                        teams=sorted(set(teams) | set(person.teams)),
+                                        locations=sorted(set(locations) | set(person.locations)), saved=saved,
+                                        retention_days=svc.settings.retention_days))
+
+
+def _signed_page(html: str) -> Response:
+    """A page whose address is a signed link: kept out of caches and of other sites' Referer."""
+    response = Response(html, mimetype="text/html")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

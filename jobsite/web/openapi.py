@@ -22,6 +22,7 @@ bp = Blueprint("api_docs", __name__)
 
 JSON = "application/json"
 STATUSES = [s.public for s in State] + [UNKNOWN]  # unknown: while our records are unreachable
+UNCONFIRMED = "unconfirmed"  # a talent sign-up whose address is not confirmed yet (sourcing/optin.py)
 FILTERS = {"team": "Team", "department": "Department", "location": "One of the posting's locations",
            "commitment": "Commitment (Full-time, Part-time, ...)", "workplace": "onsite, remote or hybrid",
            "q": "Search words: each must start a word of the title, team or description"}
@@ -150,7 +151,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Receipt": {
         "type": "object", "required": ["receipt", "status", "status_url"],
-        "properties": {"receipt": {"type": "string"}, "status": {"type": "string", "enum": STATUSES},
+        "properties": {"receipt": {"type": "string"}, "status": {"type": "string", "enum": [*STATUSES, UNCONFIRMED]},
                        "status_url": {"type": "string", "format": "uri"}},
     },
     "ApplicationStatus": {
@@ -196,7 +197,7 @@ SCHEMAS.update({  # the talent community (sourcing)
     },
     "TalentStatus": {
         "type": "object", "required": ["receipt", "status"], "description": "No personal data.",
-        "properties": {"receipt": {"type": "string"}, "status": {"type": "string", "enum": STATUSES}},
+        "properties": {"receipt": {"type": "string"}, "status": {"type": "string", "enum": [*STATUSES, UNCONFIRMED]}},
     },
 })
 
@@ -314,7 +315,11 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                 }}},
             "/api/v1/talent": {"post": {
                 "operationId": "joinTalentCommunity", "summary": "Join the talent community",
-                "description": "Accepted durably and answered at once; created in Lever when Lever can take it.",
+                "description": "Accepted durably and answered at once. With a mail server configured, a sign-up is "
+                               "`unconfirmed` until its person presses the button behind the link emailed to the "
+                               "address (double opt-in: the API caller cannot confirm it), and removed if not "
+                               "confirmed within 7 days; once confirmed, it is created in Lever when Lever can "
+                               "take it.",
                 "parameters": [idempotency],
                 "requestBody": {"required": True, "content": {
                     JSON: {"schema": _ref("TalentSignup")},

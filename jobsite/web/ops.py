@@ -9,9 +9,10 @@ import redis
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .. import mail, metrics, redis_server
+from .. import metrics, redis_server
 from ..delivery import gate
 from ..lever import health, pacing
+from ..notify import messages
 from ..records import spool, store
 from ..services import get_services
 from .errors import error_response
@@ -50,12 +51,12 @@ def prometheus() -> Any:
     memory = redis_server.memory(r)
     limits = (services.limits.apply, services.limits.lever)
     paces = {limit.name: pacing.pace(r, limit) for limit in limits}
-    off = mail.switch(services.settings).reason
+    off = messages.switch(services.settings).reason
     gauges = [
         metrics.Gauge("jobsite_applications", "Applications by state.", label="state", by=store.counts(r)),
         metrics.Gauge("jobsite_confirmation_email_off", "1 while candidates get no confirmation email, by why: "
                       "not_configured (no JOBSITE_SMTP_URL) or unfixed_python (no fix for CVE-2024-6923).",
-                      label="reason", by={reason: int(reason == off) for reason in mail.REASONS}),
+                      label="reason", by={reason: int(reason == off) for reason in messages.REASONS}),
         metrics.Gauge("jobsite_spool_files", "Applications spooled on this machine while Redis was down.",
                       len(spool.entries(services.settings.data_dir))),
         metrics.Gauge("jobsite_delivery_gate_open", "1 while applications go to Lever.", int(status.is_open)),
@@ -80,7 +81,7 @@ def readyz() -> Any:
     """Ready when Redis answers; Lever's state is reported as last seen, since the site works without Lever, and so
     is whether confirmation emails go out (applications are taken either way)."""
     services = get_services()
-    switch = mail.switch(services.settings)
+    switch = messages.switch(services.settings)
     said = {"status": "on" if switch.on else "off", "reason": switch.reason or None, "says": switch.says}
     try:
         services.redis.ping()

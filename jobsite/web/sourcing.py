@@ -22,6 +22,7 @@ from ..services import get_services
 from ..sourcing import accept
 from ..sourcing.events import Event
 from ..sourcing.people import Person, Standing
+from .i18n import language
 from .security import current_client
 from .submission import KeyReused, Rejected
 
@@ -54,7 +55,8 @@ def resume_from(storage: FileStorage | None) -> UploadedFile | None:
 
 
 def status_of(person: Person) -> str:
-    return STATUS[person.standing]
+    """The public status; "unconfirmed" for a sign-up waiting for its address to be confirmed."""
+    return "unconfirmed" if person.unconfirmed else STATUS[person.standing]
 
 
 def join(data: Mapping[str, Any], resume: UploadedFile | None, *, idempotency_key: str | None,
@@ -67,6 +69,7 @@ def join(data: Mapping[str, Any], resume: UploadedFile | None, *, idempotency_ke
     teams, locations = interests()
     person = accept.talent_signup(data, resume, teams=teams, locations=locations,
                                   max_file_bytes=svc.settings.max_file_mb * 2**20, attribution=attribution)
+    person.language = language()  # the opt-in email's
     client = current_client() or ""
     idem = accept.idempotency_key(idempotency_key, person, resume, client) if idempotency_key else None
     _limit(client, len(resume.content) if resume else 0)

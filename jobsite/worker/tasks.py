@@ -1,6 +1,6 @@
 """The RQ tasks: importable functions over receipts, run by `jobsite worker`.
 
-Each task does little itself: `delivery` decides what happens to one application (and `mail` to its confirmation
+Each task does little itself: `delivery` decides what happens to one application (and `notify` to its confirmation
 email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this
 process's services here (the worker sets them at start; a plain `rq worker` builds them from the environment).
 """
@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from .. import mail, redis_server, retention
+from .. import redis_server, retention
 from ..clock import server_now
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
+from ..notify import received, sending
 from ..postings.catalog import CatalogUnavailable
 from ..records import store
 from ..records.store import State
@@ -29,6 +31,7 @@ from ..records.uploads import sweep_outside
 from ..services import Services
 from ..settings import load_settings
 from ..sourcing import deliverer as sourcing
+from ..sourcing import optin
 from ..sourcing import people as sourced_people
 from ..sourcing import retention as sourced_retention
 
@@ -137,15 +140,28 @@ def _sourcing_upkeep(svc: Services) -> None:
 
 
 def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
-    """The confirmation email task: `mail` sends it at most once; while the mail server defers it, it is tried again
+    """The confirmation email task: `notify` sends it at most once; while the mail server defers it, it is tried again
     with the backoff rule, and the last try records that it failed."""
     svc = services()
-    last_try = attempt + 1 >= MAIL_TRIES
+    return _email(attempt, lambda last_try: received.send_confirmation(svc.redis, svc.settings, receipt,
+                                                                       last_try=last_try),
+                  lambda at: jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1))
+
+
+def send_optin_email(person_id: str, attempt: int = 0) -> str:
+    """A talent-community sign-up's opt-in email task (sourcing/optin.py), tried as the confirmation email is."""
+    svc = services()
+    return _email(attempt, lambda last_try: optin.send(svc, person_id, last_try=last_try),
+                  lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1))
+
+
+def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: Callable[[float], str]) -> str:
+    """One try of an email: sent at most once by `send`; deferred, it is queued `again` with the backoff rule, and
+    the last try records that it failed."""
     try:
-        outcome = mail.send_confirmation(svc.redis, svc.settings, receipt, last_try=last_try)
-    except mail.MailDeferred:
-        at = time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S)
-        jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1)
+        outcome = send(attempt + 1 >= MAIL_TRIES)
+    except sending.MailDeferred:
+        again(time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S))
         return "deferred"
     return outcome.value if outcome else "nothing to send"
 

@@ -1,0 +1,150 @@
+"""Double opt-in for the talent community: a sign-up reaches Lever only once its address is confirmed.
+
+Anyone may sign up any address, so a sign-up first costs nothing but one email to that address (with no text of the
+signer's in it: not even a name), and waits in `people.UNCONFIRMED`. The email's link is signed (an HMAC of the
+person's id under JOBSITE_SECRET_KEY) and opens a page with one button: the confirmation is that button's `POST`,
+because mail scanners open every link in an email. Confirmed, the person is queued for delivery as any sourced
+person; unconfirmed after `EXPIRE_DAYS`, they are removed with every trace (retention's upkeep).
+
+With no mail server (JOBSITE_SMTP_URL unset and no sandbox outbox) no address can be confirmed, so sign-ups go to
+Lever at once, as before double opt-in; the README says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+
+import redis
+
+from ..delivery.jobs import enqueue_sourced
+from ..notify import messages, sending
+from ..notify.sending import Letter, Status
+from ..records import uploads
+from ..services import Services
+from ..settings import Settings
+from . import people
+from .people import Person
+
+log = logging.getLogger(__name__)
+
+EXPIRE_DAYS = 7
+
+
+def wanted(settings: Settings) -> bool:
+    """Whether sign-ups wait for their address to be confirmed: only when an email can be sent to ask."""
+    return settings.smtp is not None
+
+
+def token(settings: Settings, person_id: str, purpose: str = "optin") -> str:
+    """The signature of a person's links: "optin" (confirm) or "manage" (change interests, unsubscribe, leave)."""
+    return hmac.new(settings.secret_key.encode(), f"{purpose}\n{person_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def signed(settings: Settings, person_id: str, given: str, purpose: str = "optin") -> bool:
+    return hmac.compare_digest(given.encode(), token(settings, person_id, purpose).encode())
+
+
+def url(settings: Settings, person_id: str) -> str:
+    """The link of the opt-in email (web/candidates.py serves it: a page with one button)."""
+    base = settings.public_url or f"http://localhost:{settings.port}"
+    return f"{base}/talent/confirm/{person_id}/{token(settings, person_id)}"
+
+
+def manage_url(settings: Settings, person_id: str) -> str:
+    """The link at the end of every email to a member: their interests, unsubscribing, leaving."""
+    base = settings.public_url or f"http://localhost:{settings.port}"
+    return f"{base}/talent/manage/{person_id}/{token(settings, person_id, 'manage')}"
+
+
+def mail_key(person_id: str) -> str:
+    return f"optin:{person_id}"
+
+
+def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | None:
+    """Send the sign-up's opt-in email at most once. Returns what became of it, or None when there is nothing to
+    send (no mail server, the person confirmed or is gone).
+
+    Raises:
+        MailDeferred: the mail server could not take it now and this is not the `last_try`.
+    """
+    settings = svc.settings
+    if settings.smtp is None:
+        return None
+
+    def write() -> Letter | None:
+        person = people.load(svc.redis, person_id)
+        if person is None or not person.unconfirmed or not person.email or person.unsubscribed:
+            return None
+        message = messages.write(settings, "optin", person.language or "en", person.email, kind="optin",
+                                 company=settings.company_name, url=url(settings, person_id), days=EXPIRE_DAYS,
+                                 manage=manage_url(settings, person_id))
+        return Letter(message, person.email)
+
+    return sending.send_once(svc.redis, settings.smtp, mail_key(person_id), write,
+                             label=f"opt-in email {person_id[:8]}", last_try=last_try,
+                             keep_s=(EXPIRE_DAYS + 1) * 86400)
+
+
+def confirm(svc: Services, person_id: str, given: str) -> Person | None:
+    """Confirm the sign-up whose link this is and queue its delivery (once: a second click finds it confirmed).
+    None when the link is not ours or the sign-up is gone (expired, withdrawn)."""
+    if not signed(svc.settings, person_id, given):
+        return None
+    r = svc.redis
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(people.KEY.format(person_id))
+                person = people.load(pipe, person_id)
+                if person is None or person.purged:
+                    return None
+                if not person.unconfirmed or person.unsubscribed:
+                    return person
+                person.unconfirmed = False
+                pipe.multi()
+                people.save(pipe, person)
+                pipe.zrem(people.UNCONFIRMED, person.id)
+                pipe.zadd(people.PENDING, {person.id: person.created_at})
+                people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
+                pipe.execute()
+                log.info("talent sign-up %s confirmed", person_id[:8])
+                return person
+            except redis.WatchError:
+                continue
+
+
+def expire(svc: Services, now: float | None = None) -> int:
+    """Remove the sign-ups left unconfirmed for EXPIRE_DAYS, with every trace (they never reached Lever)."""
+    r = svc.redis
+    cutoff = (now or time.time()) - EXPIRE_DAYS * 86400
+    due = people.load_many(r, [x.decode() for x in r.zrangebyscore(people.UNCONFIRMED, 0, cutoff)])
+    for person in due:
+        uploads.remove(r, person.id)
+        sending.forget(r, mail_key(person.id))
+        people.remove(r, person)
+    if due:
+        log.info("opt-in: removed %d sign-ups never confirmed", len(due))
+    return len(due)
+
+
+def change(svc: Services, person: Person, teams: list[str], locations: list[str]) -> None:
+    """The member's new interests (from the manage page), on the site's record: the delivery of a sign-up not yet
+    sent carries them."""
+    person.teams, person.locations = teams, locations
+    people.save(svc.redis, person)
+
+
+def leave(svc: Services, person: Person) -> None:
+    """The member withdraws consent: the site's copy goes now (record's personal data, files, the search's words),
+    and nothing is sent again; an unconfirmed sign-up goes entirely (nothing of it reached Lever)."""
+    r = svc.redis
+    uploads.remove(r, person.id)
+    sending.forget(r, mail_key(person.id))
+    if person.unconfirmed:
+        people.remove(r, person)
+        return
+    person.unsubscribed = True
+    people.purge_personal_data(r, person)

@@ -1,0 +1,116 @@
+"""The talent community's double opt-in in headless Chromium at a phone's and a desk's width: join, the summary, the
+opt-in email read from the sandbox's outbox, the confirm page's one button, the manage page, unsubscribe; axe finds
+nothing on each page and the Nu checker no error on the new pages in en, de and fr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from playwright.sync_api import expect
+
+from jobsite import create_app
+from jobsite.sandbox import SandboxServer
+from jobsite.services import Services
+from jobsite.settings import Settings
+from jobsite.sourcing import people
+from jobsite.worker import tasks
+
+from .helpers import LiveServer, Sandbox
+from .test_browser_pages import axe, run_axe
+from .test_html_valid import VNU
+from .test_mail import mail_settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def outbox() -> Iterator[SandboxServer]:
+    server = SandboxServer(smtp_port=0).start()
+    yield server
+    server.stop()
+
+
+def _mails(outbox: SandboxServer, to: str) -> list[dict]:
+    kept = requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]
+    return [m for m in kept if m["recipients"] == [to]]
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_join_confirm_manage_unsubscribe(browser, width: int, settings: Settings, r: redis.Redis, sandbox: Sandbox,
+                                         outbox: SandboxServer, tmp_path: Path) -> None:
+    assert outbox.smtp is not None
+    s = mail_settings(settings, outbox.smtp.port)
+    live = LiveServer(create_app(s))
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.add_init_script(script=axe.axe_script)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    pages: dict[str, str] = {}
+
+    def checked(name: str) -> None:
+        results = run_axe(page)
+        assert results.violations_count == 0, f"{name} at {width} px:\n{results.generate_report()}"
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), f"{name} scrolls sideways"
+        pages[name] = page.content()
+
+    try:
+        address = f"ada{width}@example.com"
+        page.goto(f"{live.url}/talent")
+        page.get_by_role("button", name="Join the talent community").click()  # empty: errors named per field
+        expect(page.locator(".error-summary")).to_contain_text("Full name: ")
+        page.fill("#t-name", "Ada Lovelace")
+        page.fill("#t-email", address)
+        page.locator("#t-teams label").first.click()
+        page.locator("label[for=t-consent]").click()
+        page.get_by_role("button", name="Join the talent community").click()
+        expect(page.get_by_role("heading", name="Check your email to finish joining")).to_be_visible()
+        expect(page.locator("dl.summary")).to_contain_text("Ada Lovelace")
+        checked("joined")
+        [ada] = people.talent_community(r)
+        assert ada.unconfirmed
+
+        tasks.use(Services(s))
+        assert tasks.send_optin_email(ada.id) == "sent"
+        [mail] = _mails(outbox, address)
+        link, manage = mail["links"]
+        page.goto(link.replace(s.public_url or "", live.url))
+        checked("confirm")
+        assert people.load(r, ada.id).unconfirmed  # opening the link is not confirming
+        page.get_by_role("button", name="Confirm and join").click()
+        expect(page.get_by_role("heading", name="You have joined our talent community")).to_be_visible()
+        checked("confirmed")
+        assert not people.load(r, ada.id).unconfirmed
+
+        page.get_by_role("link", name="Change your interests, unsubscribe or leave").click()
+        expect(page.get_by_role("heading", name="Your talent community membership")).to_be_visible()
+        checked("manage")
+        page.get_by_role("button", name="Unsubscribe from emails").click()
+        expect(page.get_by_role("status")).to_contain_text("we will not email you again")
+        checked("unsubscribed")
+        assert people.load(r, ada.id).unsubscribed
+        assert tasks.send_optin_email(ada.id) == "sent"  # the one email, recorded: never a second
+        assert len(_mails(outbox, address)) == 1
+
+        if width == 1280:  # the Nu checker once: the new pages as shown, and in de and fr as served
+            for lang in ("de", "fr"):
+                for name, url in (("confirm", link), ("manage", manage)):
+                    pages[f"{name}-{lang}"] = requests.get(
+                        url.replace(s.public_url or "", live.url) + f"?lang={lang}", timeout=10).text
+            for name, html in pages.items():
+                (tmp_path / f"{name}.html").write_text(html)
+            run = subprocess.run(["java", "-Xss1024k", "-jar", str(VNU), "--errors-only", "--format", "json",
+                                  *sorted(str(f) for f in tmp_path.glob("*.html"))],
+                                 capture_output=True, text=True, timeout=240)
+            messages = json.loads(run.stderr or "{}").get("messages", [])
+            found = [f"{Path(m['url']).name}:{m.get('lastLine')}: {m['message']}" for m in messages
+                     if m["type"] == "error"]
+            assert not found, "\n".join(found)
+    finally:
+        context.close()
+        live.stop()
