@@ -16,8 +16,10 @@ minute. A 429 answering a request that was paced before the last decrease says n
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
@@ -32,7 +34,6 @@ WINDOW_S = 1.0  # Lever's "per second", read as any 1-second window
 DECREASE = 0.7  # a 429 multiplies the shared rate by this
 RECOVERY_PER_MIN = 0.05  # then the rate climbs back by this share of the ceiling a minute
 PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a slot, not between the slot and the send
-RATE_LIMITED_DEFAULT_S = 1.0  # a 429 without Retry-After pauses every worker a whole window (Lever documents none)
 FLOOR = 0.1  # the rate never falls below this share of the ceiling (429s from another client of the key)
 _RECOVERY_PER_MS = RECOVERY_PER_MIN / 60_000
 
@@ -139,6 +140,10 @@ class Limits:
     def of(cls, apply_per_s: float, lever_per_s: float, margin_s: float) -> Limits:
         return cls(Limit("apply", apply_per_s, margin_s), Limit("lever", lever_per_s, margin_s))
 
+    def named(self, names: tuple[str, ...]) -> tuple[Limit, ...]:
+        """The limits an endpoint declares by name (lever.client.LIMITS)."""
+        return tuple(getattr(self, name) for name in names)
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -209,61 +214,159 @@ def pace(r: redis.Redis, limit: Limit, *, clock: Clock | None = None) -> Pace:
 
 
 class RateLimitWait(Exception):
-    """No slot on Lever's limits within the wait the caller allows: reschedule."""
+    """No slot on Lever's limits within the wait the caller allows: reschedule. Not an answer of Lever's (not a
+    LeverRateLimited): nothing was sent, and nothing slows the other workers."""
 
     def __init__(self, wait_s: float):
+        super().__init__(f"no free slot on Lever's limits within the wait allowed (the next in {wait_s:.1f} s)")
         self.wait_s = wait_s
 
 
+class Unfenced(RuntimeError):
+    """A send that needs the exactly-once fence (an apply, a create) was made without one: a bug, never sent."""
+
+
+class LocalPace:
+    """Lever's all-calls limit kept by this process alone, for the catalog's reads while Redis (where the shared
+    schedule lives) cannot be reached. The slots are as far apart as the shared ones at the full rate, so the limit
+    holds in its strict reading for one web process; while Redis is down no worker calls Lever (they need Redis for
+    everything), so the budget is the web's alone. Several web processes reading uncached forms in the same second of
+    an outage could together exceed it; that is the price of serving a form without Redis, and a 429 there only
+    makes the catalog serve what it has or ask the candidate to come back. `heard` is told of each Redis error (the
+    process's memory that Redis is silent)."""
+
+    def __init__(self, spacing_s: float, heard: Callable[[BaseException], None] = lambda e: None):
+        self.spacing_s = spacing_s
+        self.heard = heard
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait_s(self, max_wait_s: float) -> float | None:
+        """Reserve the next local slot: seconds to wait for it, or None if it is more than `max_wait_s` away."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            if slot - now > max_wait_s:
+                return None
+            self._next = slot + self.spacing_s
+            return slot - now
+
+
+@dataclass
+class _Fence:
+    """What a fenced send runs around its slot (delivery.sender.Fence): `before_send(slot epoch)` just before the
+    slot (the in-flight mark, in the transaction that checks the lease), `after_wait()` once the slot is reached."""
+
+    before_send: Callable[[float], None]
+    after_wait: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Taken:
+    """One request's slot, handed back with Lever's answer: which limits it was paced on, when it was reserved (a
+    429 for a call paced before the last decrease lowers nothing) and how late this process sent it."""
+
+    limits: tuple[Limit, ...]
+    at_ms: int | None  # the slot (None: paced by this process alone, Redis unreachable)
+    reserved_ms: int | None
+    lag_s: float | None
+
+
 class Pacer:
-    """Paces one delivery's Lever calls on the shared limits: each call waits for its reserved slot and leaves as
-    close to it as this process can manage. Remembers the last slot (a 429 is judged by when it was reserved) and
-    how late each call left (the jitter the margin absorbs), recorded once the delivery is done."""
+    """The transport policy mounted on the Lever client (as requests mounts an adapter on a Session): every request
+    takes a slot on the limits its endpoint counts against (lever.client.LIMITS), each page of a list too, and
+    Lever's every answer goes through `answered` (a 429 slows and pauses every worker, whoever read what). The caller
+    says only how long it may wait (`within`). `connect` gives the Redis the shared schedule lives on; `local`, if
+    given, paces on this process's own schedule while Redis cannot be reached (the catalog's reads), else a Redis
+    error is raised.
 
-    def __init__(self, r: redis.Redis, max_wait_s: float):
-        self.r = r
+    A send that must be exactly once runs inside `fenced(...)`: its hooks run around its slot, and such an endpoint
+    refuses to go out without them (`Unfenced`)."""
+
+    def __init__(self, connect: Callable[[], redis.Redis], limits: Limits, max_wait_s: float, *,
+                 local: LocalPace | None = None):
+        self.connect = connect
+        self.limits = limits
         self.max_wait_s = max_wait_s
-        self.slot: Slot | None = None
-        self.lags: list[tuple[str, float]] = []
+        self.local = local
+        self._fence: _Fence | None = None
 
-    def take(self, limits: tuple[Limit, ...], before_send: Callable[[float], None] | None = None) -> None:
-        """Wait for a slot on `limits`; `before_send(epoch)` runs just before it (it may write to Redis: that
-        happens before the slot, not between the slot and the send), with the slot's time on the Redis server's
-        clock, the one every machine shares. Raises RateLimitWait if the slot is too far."""
+    def within(self, max_wait_s: float) -> Pacer:
+        """The same pacing for a caller that waits at most `max_wait_s` for a slot (one delivery, one follow-up)."""
+        return Pacer(self.connect, self.limits, max_wait_s, local=self.local)
+
+    @contextmanager
+    def fenced(self, before_send: Callable[[float], None], after_wait: Callable[[], None]) -> Iterator[None]:
+        """Run the next request's slot with the fence's hooks (see `_Fence`)."""
+        self._fence = _Fence(before_send, after_wait)
+        try:
+            yield
+        finally:
+            self._fence = None
+
+    def take(self, names: tuple[str, ...], *, fenced: bool = False) -> Taken:
+        """Wait for a slot on the limits `names` ("apply", "lever"). A `fenced` request runs the armed fence (raises
+        Unfenced without one). Raises RateLimitWait if the slot is too far, LockError from the fence."""
+        fence, self._fence = self._fence, None
+        if fenced and fence is None:
+            raise Unfenced("an exactly-once send must go through delivery.sender.Fence.send")
+        limits = self.limits.named(names)
+        try:
+            r = self.connect()
+            slot, lag = self._wait(r, limits, fence)
+        except redis.RedisError as e:
+            if self.local is None or fenced:
+                raise
+            self.local.heard(e)
+            log.warning("reading Lever on this process's own pace: Redis unreachable (%s)", type(e).__name__)
+            wait_s = self.local.wait_s(self.max_wait_s)
+            if wait_s is None:
+                raise RateLimitWait(self.max_wait_s) from None
+            time.sleep(wait_s)
+            return Taken(limits, None, None, None)
+        if fence is not None:
+            fence.after_wait()
+        return Taken(limits, slot.at_ms, slot.reserved_ms, lag)
+
+    def _wait(self, r: redis.Redis, limits: tuple[Limit, ...], fence: _Fence | None) -> tuple[Slot, float]:
+        """Wait for a slot on `limits` and leave as close to it as this process can; the fence's `before_send` runs
+        just before it (it may write to Redis: that happens before the slot, not between the slot and the send),
+        with the slot's time on the Redis server's clock, the one every machine shares."""
         late_s = min(limit.margin_s for limit in limits) / 2
         given_up = False
         while True:
-            slot = reserve(self.r, limits, self.max_wait_s)
+            slot = reserve(r, limits, self.max_wait_s)
             if not slot.reserved:
                 raise RateLimitWait(slot.wait_s)
             due = time.monotonic() + slot.wait_s
             if slot.wait_s > PAUSE_CHECK_AHEAD_S:
                 time.sleep(slot.wait_s - PAUSE_CHECK_AHEAD_S)
-                if paused_past(self.r, limits, slot):
+                if paused_past(r, limits, slot):
                     continue  # another worker got a 429 meanwhile: this slot falls in the pause; take a later one
-            if before_send:
-                before_send(slot.at_ms / 1000)
+            if fence is not None:
+                fence.before_send(slot.at_ms / 1000)
             time.sleep(max(0.0, due - time.monotonic()))
             lag = time.monotonic() - due
-            self.lags.append((limits[0].name, lag))
             if 0 < late_s < lag and not given_up:
                 # This process woke too late (descheduled): sent now, the call could reach Lever within a window of
                 # the slots after it. Give the slot up, once, and take the next free one.
                 given_up = True
                 continue
-            self.slot = slot
-            return
+            return slot, lag
 
-    def throttled(self, error: LeverRateLimited, limits: tuple[Limit, ...]) -> float:
-        """Lever answered 429 to a call paced here: slow every worker down and pause them on `limits` (Retry-After,
-        or a whole window without one). Returns the pause."""
-        pause = error.retry_after if error.retry_after is not None else RATE_LIMITED_DEFAULT_S
-        throttled(self.r, limits, pause, self.slot.reserved_ms if self.slot else None)
-        log.warning("Lever answered 429: every worker slows down and pauses %.1f s", pause)
-        return pause
-
-    def record(self) -> None:
-        """Record how late each call left its slot (after the calls, so the write delays none of them)."""
-        for name, lag in self.lags:
-            metrics.observe(self.r, "jobsite_pacing_lag_seconds", lag, limit=name)
-        self.lags.clear()
+    def answered(self, taken: Taken, error: BaseException | None) -> None:
+        """Lever's answer to a request paced here (`error` None: a success). A 429 slows every worker down and
+        pauses them on the limits it was paced on (Retry-After, or a whole window without one); how late the
+        request left its slot is recorded (the lag the margin absorbs). Written after the answer, so it delays no
+        request; a Redis error here is logged, never raised over Lever's answer."""
+        try:
+            r = self.connect()
+            if isinstance(error, LeverRateLimited):
+                throttled(r, taken.limits, error.pause_s, taken.reserved_ms)
+                log.warning("Lever answered 429: every worker slows down and pauses %.1f s", error.pause_s)
+            if taken.lag_s is not None:
+                metrics.observe(r, "jobsite_pacing_lag_seconds", taken.lag_s, limit=taken.limits[0].name)
+        except redis.RedisError as e:
+            if self.local is not None:
+                self.local.heard(e)
+            log.warning("Lever's answer could not be told to Redis (%s)", type(e).__name__)
