@@ -36,6 +36,7 @@ from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, retry_delay
 log = logging.getLogger(__name__)
 
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
+PROBE_READS_FOR_S = 10.0  # one probe job reads this long at most before a successor job takes over (under a lease)
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
 
@@ -270,9 +271,14 @@ def probe(services: Services) -> ProbeResult:
         return ProbeResult("open", opened=tuple(gate.open_(r)))
     check = Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
     if status.cause in (gate.Cause.MAINTENANCE, gate.Cause.FAILING):
-        maintenance = check_maintenance(services)
-        if maintenance.check == Check.ONGOING:
-            return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
+        # The reads of one probe job follow each other in this process, JOBSITE_PROBE_INTERVAL_S apart, for up to
+        # PROBE_READS_FOR_S: RQ's scheduler keeps whole seconds and looks once a second, so a successor job would
+        # add one to two seconds between the end of maintenance and the first delivery.
+        until = time.monotonic() + PROBE_READS_FOR_S
+        while (maintenance := check_maintenance(services)).check == Check.ONGOING:
+            if time.monotonic() + maintenance.next_in_s > until or gate.status(r).paused:
+                return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
+            time.sleep(maintenance.next_in_s)
         check = maintenance.check
     receipt = gate.oldest_parked(r)
     if receipt is None:
