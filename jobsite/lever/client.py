@@ -174,22 +174,28 @@ class LeverClient:
         return paced
 
     def _request(self, method: str, path: str, endpoint: str, **kw: Any) -> Any:
+        # Built before the slot (the body encoded, the headers and the environment's settings merged, as
+        # Session.request does), so that only the send is left at the slot: a loaded process that is preempted while
+        # it builds a request must not make it reach Lever later than its slot.
+        prepared = self.session.prepare_request(requests.Request(method, self.base_url + path, **kw))
+        options = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
         if self.pace is None:
-            return self._send(method, path, endpoint, **kw)
+            return self._send(prepared, endpoint, options)
         taken = self.pace.take(LIMITS.get(endpoint, ALL_CALLS), fenced=(method, endpoint) in FENCED)
         try:
-            answer = self._send(method, path, endpoint, **kw)
+            answer = self._send(prepared, endpoint, options)
         except LeverError as e:
             self.pace.answered(taken, e)
             raise
         self.pace.answered(taken, None)
         return answer
 
-    def _send(self, method: str, path: str, endpoint: str, **kw: Any) -> Any:
+    def _send(self, prepared: requests.PreparedRequest, endpoint: str, options: Any) -> Any:
+        method = prepared.method
         started = time.monotonic()
         status: int | str = "error"
         try:
-            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kw)
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=True, **options)
             status = response.status_code
         except requests.ConnectTimeout as e:
             raise LeverConnectionError(f"could not connect to Lever: {type(e).__name__}",

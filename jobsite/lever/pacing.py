@@ -15,10 +15,12 @@ Twice, because a call that wakes more than half the margin late gives its slot u
 keeps the usual lag under that, and what is left between two arrivals is the lag of a call that did go (at most half
 the margin) plus the network's jitter, which the floor covers. The figures (bench/pacing_bench.py, 120 applications,
 3 workers, strict window): with a fixed 100 ms the drain was 0.90-0.91 of 2/s, as the spacing allows (1/1.1); the
-slot-to-arrival spread stayed under 10 ms on a quiet machine, the squeeze of two applies two apart under 15 ms at
-load 13 on 2 cores, so 30 ms covers the worst seen with room, and allows 0.97 (1/1.03). On a loaded machine the lag
-raises the margin for every worker (a 2 s stall counts as at most the ceiling, and four quiet calls later it has
-halved its weight), and the drain stays above 0.95 while the margin in force is under 52 ms.
+slot-to-arrival spread stayed under 10 ms on a quiet machine, and two applies two apart arrived at most 13.6 ms
+closer than their slots at load 8-13 on 2 cores, so 30 ms covers the worst seen with room, and allows 0.97 (1/1.03):
+measured 0.96 with 0 x 429. On a loaded machine the lag raises the margin for every worker (a stall counts as the
+ceiling at most, and its weight halves within a few calls on time), and the drain stays at 0.95 or more while the
+margin in force is under 52 ms. What the margin cannot see is a receiving side that stalls (the sandbox on a machine
+oversubscribed by browsers once squeezed two applies by 95-200 ms): raise the floor there.
 
 The pacing adapts like the AWS SDKs' adaptive retry mode: a 429 lowers the shared rate at once (x0.7) for every
 worker and pauses them all (Retry-After, or 1 s without one); the rate then climbs back by 5 % of the ceiling a
