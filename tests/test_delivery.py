@@ -236,11 +236,12 @@ def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sand
     lowered = pacing.pace(other.redis, apply, clock=lambda: before)
     assert lowered.factor == pytest.approx(0.7)
     assert lowered.paused_s >= 0.99
-    assert lowered.rate_per_s == pytest.approx(0.7 * 2 / (1 + settings.pacing_margin_s))
+    assert lowered.rate_per_s == pytest.approx(0.7 * 2 / (1 + pacing.margin_s(other.redis, apply)))
     first = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
     second = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
     assert first.wait_s >= 0.99  # nobody sends during the pause
-    assert (second.at_ms - first.at_ms) / 1000 == pytest.approx(apply.spacing_s / 0.7, abs=0.002)  # slower
+    spacing = (1 + pacing.margin_s(other.redis, apply)) / apply.per_s  # at the margin in force
+    assert (second.at_ms - first.at_ms) / 1000 == pytest.approx(spacing / 0.7, abs=0.002)  # slower
     later = [pacing.pace(other.redis, apply, clock=lambda m=m: before + 60 * m).factor for m in (1, 3, 6, 10)]
     assert later == pytest.approx([0.75, 0.85, 1.0, 1.0], abs=0.002)  # +5 % of the ceiling a minute, up to it
 

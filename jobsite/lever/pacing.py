@@ -9,18 +9,19 @@ Lever (measured, see README "Benchmarks"): N + 1 requests then arrive at least `
 are evenly spaced, so the pacing also holds under a token bucket or a minimum spacing.
 
 The margin adapts to the lag every machine measures, shared in Redis (MARGIN): each call tells how late its process
-woke for its slot, and the margin in force is twice the smoothed lag plus four deviations (TCP's retransmission
-estimator, RFC 6298), never below the floor (JOBSITE_PACING_MARGIN_MS, 30 ms) nor above MARGIN_CEILING_S (300 ms).
-Twice, because a call that wakes more than half the margin late gives its slot up and takes the next: the margin
-keeps the usual lag under that, and what is left between two arrivals is the lag of a call that did go (at most half
-the margin) plus the network's jitter, which the floor covers. The figures (bench/pacing_bench.py, 120 applications,
-3 workers, strict window): with a fixed 100 ms the drain was 0.90-0.91 of 2/s, as the spacing allows (1/1.1); the
+woke for its slot, and the margin in force is the floor (JOBSITE_PACING_MARGIN_MS, 30 ms) plus the smoothed lag and
+four deviations (TCP's retransmission estimator, RFC 6298), at most MARGIN_CEILING_S (300 ms). Two applies two slots
+apart arrive closer than their slots by the first one's lag minus the second's plus the difference of their trips
+to Lever: the lag term covers the first (a call waking later than half the margin gives its slot up and takes the
+next), the floor the second, which a sender cannot measure. The figures (bench/pacing_bench.py, 120 applications,
+3 workers, strict window): with a fixed 100 ms the drain was 0.90-0.91 of 2/s, as the spacing allows (1/1.1). The
 slot-to-arrival spread stayed under 10 ms on a quiet machine, and two applies two apart arrived at most 13.6 ms
-closer than their slots at load 8-13 on 2 cores, so 30 ms covers the worst seen with room, and allows 0.97 (1/1.03):
-measured 0.96 with 0 x 429. On a loaded machine the lag raises the margin for every worker (a stall counts as the
-ceiling at most, and its weight halves within a few calls on time), and the drain stays at 0.95 or more while the
-margin in force is under 52 ms. What the margin cannot see is a receiving side that stalls (the sandbox on a machine
-oversubscribed by browsers once squeezed two applies by 95-200 ms): raise the floor there.
+closer than their slots at load 8, so 30 ms covers the part a sender cannot see with room, and allows 0.97 (1/1.03):
+measured 0.96-0.97 with 0 x 429 up to load 3, 0.94 with 0 x 429 at load 5.6. On a loaded machine the lag raises the
+margin for every worker (a stall counts as the ceiling at most, and its weight halves within a few calls on time);
+the drain stays at 0.95 or more while the margin in force is under 52 ms. What the margin cannot see is a receiving
+side that stalls (the sandbox on a machine oversubscribed by browsers once squeezed two applies by 95-200 ms):
+raise the floor there.
 
 The pacing adapts like the AWS SDKs' adaptive retry mode: a 429 lowers the shared rate at once (x0.7) for every
 worker and pauses them all (Retry-After, or 1 s without one); the rate then climbs back by 5 % of the ceiling a
@@ -72,14 +73,13 @@ local function clock(arg)
 end
 """
 
-# The margin in force: twice the lag every machine's calls leave their slots with (the smoothed lag plus four times its
-# deviation, as TCP times a retransmission), within the floor and the ceiling. Twice, because a call that leaves more
-# than half the margin late gives its slot up: the margin keeps the usual lag under that.
+# The margin in force: the floor (the network's jitter) plus the lag every machine's calls leave their slots with (the
+# smoothed lag plus four times its deviation, as TCP times a retransmission), at most the ceiling.
 _MARGIN = """
 local function margin(key, lo, hi)
   local m = redis.call('HMGET', key, 'lag', 'dev')
   if not m[1] then return lo end
-  return math.min(hi, math.max(lo, 2 * (tonumber(m[1]) + 4 * tonumber(m[2]))))
+  return math.min(hi, lo + tonumber(m[1]) + 4 * tonumber(m[2]))
 end
 """
 
@@ -249,7 +249,7 @@ def margin_s(r: redis.Redis, limit: Limit) -> float:
     lag, dev = r.hmget(MARGIN, "lag", "dev")
     if lag is None or dev is None:
         return lo / 1000
-    return min(hi, max(lo, 2 * (float(lag) + 4 * float(dev)))) / 1000
+    return min(hi, lo + float(lag) + 4 * float(dev)) / 1000
 
 
 def paused_past(r: redis.Redis, limits: Sequence[Limit], slot: Slot) -> float:
