@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bench_posting, start_site, stop, wait_http
 from jobsite.sandbox import SandboxServer
 
-TARGET_S = 5.0
+TARGET_S = 1.0  # issue 27: within a second of the end of maintenance, on a loaded machine too
 PER_WINDOW = 3
 
 
@@ -91,7 +91,7 @@ def main() -> None:
         stop(web)
         sandbox.stop()
     probe = "re-sending the oldest application (key may not read stages)" if args.forbid_stages else \
-        "a light read (List stages) every 2 s, then the oldest application"
+        "a light read (List stages) every JOBSITE_PROBE_INTERVAL_S, then the oldest application"
     print(f"{args.windows} maintenance windows of {args.min_window:.0f}-{args.max_window:.0f} s, {PER_WINDOW} "
           f"applications each (gunicorn web, 1 worker, embedded redis, sandbox); probe: {probe}")
     print(f"end of maintenance to first delivery: min {min(figures):.2f} s, median {statistics.median(figures):.2f} s, "

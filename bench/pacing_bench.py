@@ -2,13 +2,14 @@
 a 1-second window as it receives them, and any call that would make 11. Several `jobsite worker` processes share
 one redis-server, as on several machines; the web process takes the applications during a maintenance window.
 
-Prints, per pacing margin: the drain rate after the window as a ratio of Lever's 2 applies/s, the 429s the sandbox
+Prints, per margin floor (the margin adapts to the lag every worker measures, lever/pacing.py): the drain rate
+after the window as a ratio of Lever's 2 applies/s, the 429s the sandbox
 answered, the tightest 3 consecutive applies as Lever received them, and the jitter the margin has to absorb: for
 each application sent once, the delay from its reserved slot (the time jobsite recorded before sending it) to its
 arrival at the sandbox, and how much two applies 2 apart came closer at arrival than their slots were.
 
-Run: .venv/bin/python bench/pacing_bench.py [--applications 120] [--workers 3] [--margins-ms 100]
-     (e.g. --margins-ms 0,20,50 to compare margins)
+Run: .venv/bin/python bench/pacing_bench.py [--applications 120] [--workers 3] [--margins-ms 30]
+     (e.g. --margins-ms 10,30,100 to compare floors; default: the setting's default)
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import sandboxed_site, simple_form, submit, wait_until
 from jobsite import metrics
+from jobsite.lever import pacing
 from jobsite.records import store
 from jobsite.records.store import State
+from jobsite.settings import load_settings
 
 APPLY_LIMIT = 2.0
 
@@ -36,17 +39,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--applications", type=int, default=120)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--margins-ms", default="100", help="pacing margins to run with, comma-separated")
+    parser.add_argument("--margins-ms", default="", help="margin floors (JOBSITE_PACING_MARGIN_MS) to run with, "
+                        "comma-separated; default: the setting's default")
     args = parser.parse_args()
     print(f"{args.applications} applications accepted during maintenance, then drained by {args.workers} workers "
           f"(separate processes, one redis-server) into the sandbox in strict window mode: at most 2 applies and "
           f"10 calls in any 1 s as received")
-    for margin in (int(m) for m in args.margins_ms.split(",")):
+    for margin in [int(m) for m in args.margins_ms.split(",") if m] or [None]:
         run(args.applications, args.workers, margin)
 
 
-def run(n: int, workers: int, margin_ms: int) -> None:
-    env = {"JOBSITE_PACING_MARGIN_MS": str(margin_ms), "JOBSITE_PROBE_CAP_S": "2", "JOBSITE_UPKEEP_INTERVAL_S": "1"}
+def run(n: int, workers: int, floor_ms: int | None) -> None:
+    env = {"JOBSITE_PROBE_CAP_S": "2", "JOBSITE_UPKEEP_INTERVAL_S": "1"}
+    if floor_ms is not None:
+        env["JOBSITE_PACING_MARGIN_MS"] = str(floor_ms)
     with sandboxed_site("jsp", **env) as site:
         r, control = site.redis, site.control
         control.post(f"{site.sandbox_url}/_sandbox/limits", json={"mode": "window"}, timeout=5).raise_for_status()
@@ -64,10 +70,14 @@ def run(n: int, workers: int, margin_ms: int) -> None:
         lags = {json.loads(k)[2]: float(v) for k, v in r.hgetall(metrics.HISTOGRAMS).items()
                 if json.loads(k)[:2] == ["jobsite_pacing_lag_seconds", {"limit": "apply"}]}
         received = control.get(f"{site.sandbox_url}/_sandbox/received", timeout=30).json()
-    report(received, records, n, workers, margin_ms, lags)
+        floor = load_settings({"JOBSITE_PACING_MARGIN_MS": str(floor_ms)} if floor_ms is not None else {},
+                              secret_key="bench").pacing_margin_s  # noqa: S106 (not a secret)
+        margin_ms = pacing.margin_s(r, pacing.Limit("apply", APPLY_LIMIT, floor)) * 1000
+    report(received, records, n, workers, floor * 1000, margin_ms, lags)
 
 
-def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: dict[str, float]) -> None:
+def report(received: dict, records, n: int, workers: int, floor_ms: float, margin_ms: float,
+           lags: dict[str, float]) -> None:
     applications, requests_ = received["applications"], received["requests"]
     delivered = sorted(q["t"] for q in requests_ if q["endpoint"] == "postings.apply" and q["status"] == 201)
     refused = sum(1 for q in requests_ if q["status"] == 429)
@@ -85,8 +95,8 @@ def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: 
     def pct(p: float) -> float:
         return delays[min(len(delays) - 1, int(len(delays) * p))]
 
-    print(f"\nmargin {margin_ms} ms ({workers} workers; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
-          f"cores): delivered {len(delivered)}/{n}, exactly once: "
+    print(f"\nmargin floor {floor_ms:.0f} ms, {margin_ms:.0f} ms in force at the end ({workers} workers; load "
+          f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): delivered {len(delivered)}/{n}, exactly once: "
           f"{len(set(emails)) == len(emails) == n}; 429 answers: {refused}")
     start = delivered[0]
     for q in requests_:
@@ -95,7 +105,7 @@ def report(received: dict, records, n: int, workers: int, margin_ms: int, lags: 
             print(f"  429 for {q['endpoint']} at +{q['t'] - start:.3f} s; applies Lever took in the second before it: "
                   + ", ".join(f"-{(q['t'] - t) * 1000:.0f} ms" for t in before))
     print(f"  drain rate {rate:.2f}/s (after the probe's delivery {steady:.2f}/s) vs Lever's {APPLY_LIMIT:.0f}/s -> "
-          f"ratio {rate / APPLY_LIMIT:.2f} ({steady / APPLY_LIMIT:.2f}); pacing spacing "
+          f"ratio {rate / APPLY_LIMIT:.2f} ({steady / APPLY_LIMIT:.2f}); pacing spacing at the end "
           f"{(1000 + margin_ms) / APPLY_LIMIT:.0f} ms (ceiling ratio {1000 / (1000 + margin_ms):.3f})")
     print(f"  tightest 3 consecutive applies at Lever: {tightest * 1000:.0f} ms (refused below 1000)")
     print(f"  slot -> arrival over {len(delays)} applications sent once: min {delays[0]:.1f}, p50 "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -13,8 +12,8 @@ from flask import Flask, current_app
 from redis import Redis
 
 from .lever import health
-from .lever.client import LeverClient, LeverRateLimited
-from .lever.pacing import Limits, reserve
+from .lever.client import LeverClient
+from .lever.pacing import Limits, LocalPace, Pacer
 from .postings.catalog import Catalog
 from .redis_server import client
 from .settings import Settings
@@ -22,6 +21,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 READ_MAX_WAIT_S = 10.0  # a page waits this long at most for Lever's limit on a cold cache
+LEVER_MAX_WAIT_S = 10.0  # a worker's call waits this long at most for its slot; longer is rescheduled
 # A request a person waits on (an application, a capture) gives Redis this long per command: Redis answers in well
 # under a millisecond, and a 10 MB file in a transaction with appendfsync always in tens of milliseconds, so two
 # seconds of silence is a Redis that stopped answering (killed without a reset, a network cut, a stopped process), and
@@ -56,30 +56,6 @@ class KnownSilent(redis.ConnectionError):
     """Redis was not asked: it did not answer a moment ago (Silence)."""
 
 
-class LocalPace:
-    """Lever's all-calls limit kept by this process alone, for the catalog's reads while Redis (where the shared
-    schedule lives) cannot be reached. The slots are as far apart as the shared ones at the full rate, so the limit
-    holds in its strict reading for one web process; while Redis is down no worker calls Lever (they need Redis for
-    everything), so the budget is the web's alone. Several web processes reading uncached forms in the same second of
-    an outage could together exceed it; that is the price of serving a form without Redis, and a 429 there only
-    makes the catalog serve what it has or ask the candidate to come back."""
-
-    def __init__(self, spacing_s: float):
-        self.spacing_s = spacing_s
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait_s(self, max_wait_s: float) -> float | None:
-        """Reserve the next local slot: seconds to wait for it, or None if it is more than `max_wait_s` away."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            if slot - now > max_wait_s:
-                return None
-            self._next = slot + self.spacing_s
-            return slot - now
-
-
 class Services:
     """The composition root of one process: builds Redis, the Lever client and the postings catalog from `Settings`,
     each from its own inputs. Nothing connects until first used."""
@@ -101,16 +77,11 @@ class Services:
 
     @cached_property
     def lever(self) -> LeverClient:
-        return self._lever_client()
+        """The workers' client: every request waits for its slot on the shared limits in Redis, at most
+        LEVER_MAX_WAIT_S (a caller that would wait less asks `lever.within(...)`)."""
+        return self._lever_client(Pacer(lambda: self.redis, self.limits, LEVER_MAX_WAIT_S))
 
-    @cached_property
-    def paced_lever(self) -> LeverClient:
-        """A client whose every request first waits for a slot on the shared all-calls limit: for the catalog, whose
-        cold-cache fetches come from many web processes at once (delivery paces its own calls)."""
-        return self._lever_client(pace=self._wait_for_a_read_slot, observe=self._observe_quickly)
-
-    def _lever_client(self, pace: Callable[[], None] | None = None,
-                      observe: health.Observer | None = None) -> LeverClient:
+    def _lever_client(self, pace: Pacer, observe: health.Observer | None = None) -> LeverClient:
         s = self.settings
         return LeverClient(base_url=s.lever_base_url, api_key=s.api_key,
                            timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
@@ -133,28 +104,6 @@ class Services:
             raise KnownSilent("Redis did not answer a moment ago")
         return self.quick_redis
 
-    def _wait_for_a_read_slot(self) -> None:
-        """A slot on the shared schedule in Redis or, while Redis cannot be reached, on this process's own (a form
-        not yet cached must still be read: the application is then spooled, not refused)."""
-        try:
-            slot = reserve(self.request_redis(), (self.limits.lever,), READ_MAX_WAIT_S)
-        except redis.RedisError as e:
-            self.silence.heard(e)
-            log.warning("reading Lever on this process's own pace: Redis unreachable (%s)", type(e).__name__)
-            wait_s = self.local_pace.wait_s(READ_MAX_WAIT_S)
-            if wait_s is None:
-                raise LeverRateLimited(f"no free slot on Lever's limit within {READ_MAX_WAIT_S:.0f} s") from None
-            time.sleep(wait_s)
-            return
-        if not slot.reserved:  # the catalog then serves what it has, or asks the candidate to come back
-            raise LeverRateLimited(f"no free slot on Lever's limit within {READ_MAX_WAIT_S:.0f} s",
-                                   retry_after=slot.wait_s)
-        time.sleep(slot.wait_s)
-
-    @cached_property
-    def local_pace(self) -> LocalPace:
-        return LocalPace(self.limits.lever.spacing_s)
-
     @cached_property
     def limits(self) -> Limits:
         """Lever's limits as the workers pace their calls to it."""
@@ -164,7 +113,12 @@ class Services:
     @cached_property
     def catalog(self) -> Catalog:
         s = self.settings
-        return Catalog(s.path("cache", "catalog"), lever=self.paced_lever, r=self.redis, fresh_s=s.catalog_fresh_s,
+        # The catalog's reads come from many web processes at once, while a person waits: on the quick Redis, and on
+        # this process's own pace while Redis cannot be reached (a form not yet cached must still be read).
+        local = LocalPace(self.limits.lever.spacing_s, heard=self.silence.heard)
+        pacer = Pacer(self.request_redis, self.limits, READ_MAX_WAIT_S, local=local)
+        lever = self._lever_client(pacer, observe=self._observe_quickly)
+        return Catalog(s.path("cache", "catalog"), lever=lever, r=self.redis, fresh_s=s.catalog_fresh_s,
                        keep_s=s.catalog_keep_s)
 
 

@@ -251,7 +251,8 @@ def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, s
     assert 'jobsite_lever_request_seconds_bucket{endpoint="postings.apply",le="+Inf"} 1' in after
     assert metric(after, "jobsite_spool_files") == 0
     assert metric(after, 'jobsite_pacing_lag_seconds_count{limit="apply"}') == 1  # the apply's slot-to-send lag
-    assert metric(after, 'jobsite_pacing_lag_seconds_count{limit="lever"}') == 1  # looking up its opportunity
+    # every call is paced and measured: the form's two reads (postings, questions) and looking up its opportunity
+    assert metric(after, 'jobsite_pacing_lag_seconds_count{limit="lever"}') == 3
     assert metric(after, 'jobsite_pacing_ceiling_per_s{limit="apply"}') == 2
 
 

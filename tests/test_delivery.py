@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -22,7 +23,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.worker import tasks
 
-from .helpers import TIMING, Sandbox, lever_body, simple_posting, submit_one
+from .helpers import TIMING, Sandbox, lever_body, simple_posting, submit_one, wait_for
 
 # Lever's strict 1-second window: a 429 expected (or not) depends on when calls arrive. On the timing worker.
 pytestmark = [pytest.mark.usefixtures("strict_lever"), TIMING]
@@ -235,11 +236,12 @@ def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sand
     lowered = pacing.pace(other.redis, apply, clock=lambda: before)
     assert lowered.factor == pytest.approx(0.7)
     assert lowered.paused_s >= 0.99
-    assert lowered.rate_per_s == pytest.approx(0.7 * 2 / (1 + settings.pacing_margin_s))
+    assert lowered.rate_per_s == pytest.approx(0.7 * 2 / (1 + pacing.margin_s(other.redis, apply)))
     first = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
     second = pacing.reserve(other.redis, (apply,), 10, clock=lambda: before)
     assert first.wait_s >= 0.99  # nobody sends during the pause
-    assert (second.at_ms - first.at_ms) / 1000 == pytest.approx(apply.spacing_s / 0.7, abs=0.002)  # slower
+    spacing = (1 + pacing.margin_s(other.redis, apply)) / apply.per_s  # at the margin in force
+    assert (second.at_ms - first.at_ms) / 1000 == pytest.approx(spacing / 0.7, abs=0.002)  # slower
     later = [pacing.pace(other.redis, apply, clock=lambda m=m: before + 60 * m).factor for m in (1, 3, 6, 10)]
     assert later == pytest.approx([0.75, 0.85, 1.0, 1.0], abs=0.002)  # +5 % of the ceiling a minute, up to it
 
@@ -253,13 +255,13 @@ def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(svc: Services,
         real_sleep(seconds + (stalls.pop() if stalls else 0))
 
     monkeypatch.setattr(deliverer.time, "sleep", sleep)
-    pacer = pacing.Pacer(svc.redis, 10)
-    pacer.take((svc.limits.lever,))
+    pacer = pacing.Pacer(lambda: svc.redis, svc.limits, 10)
+    taken = pacer.take(("lever",))
     slots = svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1, withscores=True)
     assert len(slots) == 2
-    assert pacer.slot is not None
-    assert pacer.slot.at_ms == slots[1][1]
-    assert [lag > 0.2 for _, lag in pacer.lags] == [True, False]
+    assert taken.at_ms == slots[1][1]
+    assert taken.lag_s is not None
+    assert taken.lag_s < 0.2
 
 
 def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox, lever: LeverClient) -> None:
@@ -347,8 +349,11 @@ def test_an_unknown_outcome_survives_maintenance_until_it_is_reconciled(svc: Ser
     assert sandbox.count("postings.apply") == 1
 
 
-def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sandbox: Sandbox) -> None:
+def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sandbox: Sandbox,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from rq.registry import ScheduledJobRegistry
+
+    monkeypatch.setattr(deliverer, "PROBE_READS_FOR_S", 0)  # one read a job: the successor is what is tested
 
     sandbox.control("maintenance", on=True)
     first, second = submit_one(svc, sandbox, 1), submit_one(svc, sandbox, 2)
@@ -369,6 +374,21 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     assert store.load(svc.redis, second).state == State.QUEUED
     assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
         "candidate1@example.com"]
+
+
+def test_one_probe_job_reads_until_maintenance_ends_and_delivers_at_once(svc: Services, sandbox: Sandbox) -> None:
+    """The reads of one probe job follow each other in its process (RQ's whole-second scheduler between jobs added one
+    to two seconds to the first delivery after a window): it reads until Lever answers, then delivers."""
+    sandbox.control("maintenance", on=True)
+    receipt = submit_one(svc, sandbox, 1)
+    tasks.deliver(receipt)  # closes the gate and schedules the probe
+    with ThreadPoolExecutor(1) as pool:
+        probing = pool.submit(tasks.probe)
+        wait_for(lambda: sandbox.count("stages.list", 503) >= 2, what="two reads in one job")
+        sandbox.control("maintenance", on=False)
+        assert probing.result(timeout=30) == "delivered"
+    assert gate.status(svc.redis).state == "open"
+    assert store.load(svc.redis, receipt).state == State.DELIVERED
 
 
 def test_a_file_missing_from_redis_needs_attention_and_says_so(svc: Services, sandbox: Sandbox) -> None:
@@ -478,7 +498,9 @@ def test_a_refused_read_is_remembered_and_tried_again_later(svc: Services, sandb
     assert sandbox.count("stages.list") == 2
 
 
-def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Services, sandbox: Sandbox) -> None:
+def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Services, sandbox: Sandbox,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deliverer, "PROBE_READS_FOR_S", 0)
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
     jobs.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s)
     sandbox.control("maintenance", on=True)

@@ -117,3 +117,23 @@ def test_workers_reserving_at_once_never_share_a_slot(redis_server: EmbeddedRedi
     got.sort()
     assert len(got) == 100
     assert min(b - a for a, b in itertools.pairwise(got)) >= 110  # ms: every pair a spacing apart
+
+
+def test_the_margin_follows_the_lag_every_worker_measures_within_its_bounds(r: redis.Redis) -> None:
+    """Calls on time keep the margin at its floor; late wakes widen every worker's spacing at once (the ceiling bounds
+    a stall), and it narrows again as calls leave on time."""
+    limits = Limits.of(2, 10, 0.03)
+    apply = (limits.apply,)
+    assert pacing.margin_s(r, limits.apply) == pytest.approx(0.03)
+    pacing.lagged(r, [0.0] * 20, apply)
+    assert pacing.margin_s(r, limits.apply) == pytest.approx(0.03)  # no lag: the floor
+    assert slots(r, apply, 2) == pytest.approx([0, 0.515])
+    pacing.lagged(r, [0.040], apply)  # one worker woke 40 ms late
+    widened = pacing.margin_s(r, limits.apply)
+    assert 0.05 < widened < pacing.MARGIN_CEILING_S
+    assert slots(r, apply, 1, T + 10)[0] - 10 == pytest.approx(0, abs=1e-3)
+    assert slots(r, apply, 1, T + 10)[0] - 10 == pytest.approx((1 + widened) / 2, abs=2e-3)  # every worker spaces so
+    pacing.lagged(r, [5.0], apply)  # a stall of 5 s counts as the ceiling
+    assert pacing.margin_s(r, limits.apply) == pytest.approx(pacing.MARGIN_CEILING_S)
+    pacing.lagged(r, [0.0] * 60, apply)
+    assert pacing.margin_s(r, limits.apply) == pytest.approx(0.03, abs=0.001)  # back to the floor

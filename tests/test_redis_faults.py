@@ -349,7 +349,7 @@ def test_a_silent_redis_is_a_503_for_the_console_and_a_capture_within_seconds(
 
 def test_the_local_pace_of_page_reads_keeps_the_shared_spacing() -> None:
     """While Redis is unreachable, one web process's reads of Lever are as far apart as the shared slots."""
-    from jobsite.services import LocalPace
+    from jobsite.lever.pacing import LocalPace
 
     pace = LocalPace(0.5)
     waits = [pace.wait_s(10) for _ in range(4)]

@@ -23,8 +23,8 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from .. import metrics
-from ..lever.client import LeverAuthError, LeverError
-from ..lever.pacing import Pacer, RateLimitWait
+from ..lever.client import LeverClient, LeverError
+from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
 from ..records.store import Record, State
 from ..records.uploads import FileMissing
@@ -36,6 +36,7 @@ from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, retry_delay
 log = logging.getLogger(__name__)
 
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
+PROBE_READS_FOR_S = 10.0  # one probe job reads this long at most before a successor job takes over (under a lease)
 CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
 
@@ -110,19 +111,16 @@ def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
     with sender.leased(lease, f"application {receipt[:8]}") as held:
         if not held:
             return Result(Outcome.SKIPPED)
-        pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives any wait
-        try:
-            if not probe and gate.park(r, receipt, record.created_at):
-                waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
-                store.update(r, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited)
-                return Result(Outcome.PARKED)
-            return _send(services, record, lease, pacer, probe)
-        finally:
-            pacer.record()
+        lever = services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives it
+        if not probe and gate.park(r, receipt, record.created_at):
+            waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
+            store.update(r, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited)
+            return Result(Outcome.PARKED)
+        return _send(services, record, lease, lever, probe)
 
 
-def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: bool) -> Result:
-    r, s, lever, limits = services.redis, services.settings, services.lever, services.limits
+def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, probe: bool) -> Result:
+    r, s = services.redis, services.settings
     store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
     applying = False  # set once the apply itself is sent: only its answer says anything about it
 
@@ -146,16 +144,16 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         return lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
 
     try:
-        if record.inflight_at and (known := _reconcile(services, record, pacer, probe)) is not None:
+        if record.inflight_at and (known := _reconcile(services, record, lever, probe)) is not None:
             # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
             return _opened(services, known) if probe else known
-        uris = _upload_files(services, record, lease, pacer)
+        uris = _upload_files(services, record, lease, lever)
         assert record.application is not None  # noqa: S101 (checked by deliver(); narrows the type)
         body = record.application.lever_body(uris, record.source or s.application_source)
         # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
         body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
         body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
-        application_id = fence.send(pacer, (limits.apply, limits.lever), s.reconcile_settle_s, marking, apply)
+        application_id = fence.send(lever, s.reconcile_settle_s, marking, apply)
     except RateLimitWait as e:
         if not applying:  # (always so today: only the apply's answer comes after it)
             _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far
@@ -170,7 +168,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
             _not_sent(r, record, marked)
         return Result(Outcome.SKIPPED)
     except LeverError as e:
-        verdict = outcomes.judge(e, pacer, (limits.apply, limits.lever) if applying else (limits.lever,))
+        verdict = outcomes.judge(e)
         if not verdict.outcome_unknown:
             _definite_failure(r, record, applying)
         elif applying and verdict.status is not None:
@@ -180,7 +178,7 @@ def _send(services: Services, record: Record, lease: Lock, pacer: Pacer, probe: 
         if marked and not applying:
             _unsent[record.receipt] = marked
         raise
-    _delivered(services, record, application_id, pacer)
+    _delivered(services, record, application_id, lever)
     result = Result(Outcome.DELIVERED)
     return _opened(services, result) if probe else result
 
@@ -228,14 +226,12 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     r, s = services.redis, services.settings
     if gate.read_refused(r) is not None:
         return MaintenanceCheck(Check.UNREADABLE)
-    pacer = Pacer(r, MAX_IN_PROCESS_WAIT_S)
     try:
-        pacer.take((services.limits.lever,))
-        services.lever.read_stages(limit=1)
+        services.lever.within(MAX_IN_PROCESS_WAIT_S).read_stages(limit=1)
     except RateLimitWait as e:
         return MaintenanceCheck(Check.ONGOING, max(e.wait_s, s.probe_interval_s))
     except LeverError as e:
-        verdict = outcomes.judge(e, pacer, (services.limits.lever,))
+        verdict = outcomes.judge(e)
         if not verdict.lever_answered:
             return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
         if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
@@ -247,8 +243,6 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
                     "%s. Grant the key read access to stages for a light check every %g s instead (the read is "
                     "tried again in %d s).", s.probe_cap_s, why, s.probe_interval_s, s.probe_read_retry_s)
         return MaintenanceCheck(Check.UNREADABLE)
-    finally:
-        pacer.record()
     return MaintenanceCheck(Check.ENDED)
 
 
@@ -277,9 +271,14 @@ def probe(services: Services) -> ProbeResult:
         return ProbeResult("open", opened=tuple(gate.open_(r)))
     check = Check.UNREADABLE  # a refused key is checked by delivering: a read would say nothing about it
     if status.cause in (gate.Cause.MAINTENANCE, gate.Cause.FAILING):
-        maintenance = check_maintenance(services)
-        if maintenance.check == Check.ONGOING:
-            return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
+        # The reads of one probe job follow each other in this process, JOBSITE_PROBE_INTERVAL_S apart, for up to
+        # PROBE_READS_FOR_S: RQ's scheduler keeps whole seconds and looks once a second, so a successor job would
+        # add one to two seconds between the end of maintenance and the first delivery.
+        until = time.monotonic() + PROBE_READS_FOR_S
+        while (maintenance := check_maintenance(services)).check == Check.ONGOING:
+            if time.monotonic() + maintenance.next_in_s > until or gate.status(r).paused:
+                return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
+            time.sleep(maintenance.next_in_s)
         check = maintenance.check
     receipt = gate.oldest_parked(r)
     if receipt is None:
@@ -306,9 +305,11 @@ def _probe_without_application(services: Services) -> ProbeResult:
     """Nothing is parked: a cheap call tells whether Lever is back."""
     r = services.redis
     try:
-        next(services.lever.iter_opportunity_pages(limit=1), None)
+        next(services.lever.within(MAX_IN_PROCESS_WAIT_S).iter_opportunity_pages(limit=1), None)
+    except RateLimitWait as e:  # Lever's limits are full: nothing learned, look again once a slot is free
+        return ProbeResult("closed", next_probe_s=max(e.wait_s, services.settings.probe_interval_s))
     except LeverError as e:
-        verdict = outcomes.judge(e, Pacer(r, MAX_IN_PROCESS_WAIT_S), (services.limits.lever,))
+        verdict = outcomes.judge(e)
         if not verdict.lever_answered:
             return ProbeResult("closed", next_probe_s=gate.probe_failed(r, services.settings.probe_cap_s))
         # any other answer (even 403) means Lever is out of maintenance
@@ -323,7 +324,7 @@ def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
         store.update(r, record, inflight_at=0.0)
 
 
-def _upload_files(services: Services, record: Record, lease: Lock, pacer: Pacer) -> dict[str, str]:
+def _upload_files(services: Services, record: Record, lease: Lock, lever: LeverClient) -> dict[str, str]:
     """Upload stored files to Lever, reusing uploads that are still valid (Lever keeps them 24 h)."""
     r = services.redis
     uris: dict[str, str] = {}
@@ -335,8 +336,7 @@ def _upload_files(services: Services, record: Record, lease: Lock, pacer: Pacer)
             continue
         content = uploads.read(r, record.receipt, f)
         lease.reacquire()
-        pacer.take((services.limits.lever,))
-        upload = services.lever.upload_file(uploads.safe_name(f), content, f["content_type"])
+        upload = lever.upload_file(uploads.safe_name(f), content, f["content_type"])
         uris[f["field"]] = upload.uri
         record.uploads[f["field"]] = store.LeverUpload(uri=upload.uri, expires_at_ms=upload.expires_at_ms)
         store.update(r, record, uploads=record.uploads)
@@ -367,7 +367,7 @@ def _claimed(services: Services, record: Record, app_id: str, opportunity: dict[
                for o in store.load_many(r, others) if o.lever_application_id)
 
 
-def _reconcile(services: Services, record: Record, pacer: Pacer, probe: bool) -> Result | None:
+def _reconcile(services: Services, record: Record, lever: LeverClient, probe: bool) -> Result | None:
     """After an apply whose outcome is unknown: did Lever create it? Only an opportunity carrying this application's
     marker is it: delivered. None when Lever does not have it (send it again). While Lever may still be processing
     an apply that got no answer, "not found" is not trusted: look again once the settle time has passed. Where
@@ -378,10 +378,11 @@ def _reconcile(services: Services, record: Record, pacer: Pacer, probe: bool) ->
         store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
         _resending(r, record)
         return None
-    pacer.take((services.limits.lever,))
     try:
-        found = _lever_applications(services, record)  # no time window: the marker alone says which is ours
-    except LeverAuthError:
+        found = _lever_applications(services, record, lever)  # no time window: the marker alone says which is ours
+    except LeverError as e:
+        if sender.reading(e) != sender.Action.DO_WITHOUT:
+            raise
         note_can_reconcile(r, False)
         log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
                     "which can create a duplicate")
@@ -392,7 +393,7 @@ def _reconcile(services: Services, record: Record, pacer: Pacer, probe: bool) ->
     if mine:
         app_id, opp = mine[0]
         store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
-        _delivered(services, record, app_id, pacer, opportunity=opp)
+        _delivered(services, record, app_id, lever, opportunity=opp)
         _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]])
         return Result(Outcome.DELIVERED)
     if settling := sender.settling_s(r, record.settle_until):
@@ -432,13 +433,13 @@ def _note_duplicates(r: redis.Redis, record: Record, others: list[str]) -> None:
     log.warning("application %s is in Lever more than once (the console lists the duplicates)", record.receipt[:8])
 
 
-def look_for_duplicates(services: Services, record: Record) -> list[str]:
+def look_for_duplicates(services: Services, record: Record, lever: LeverClient) -> list[str]:
     """A follow-up of an application sent again after an unknown outcome: does Lever hold a late first copy beside
-    the one delivered? Records and returns the other opportunities (one List call, paced by the caller).
+    the one delivered? Records and returns the other opportunities (List all opportunities, each page paced by `lever`).
     Raises LeverError."""
     if record.application is None:
         return []
-    found = _lever_applications(services, record)
+    found = _lever_applications(services, record, lever)
     _note_duplicates(services.redis, record, [str(o.get("id")) for _, o in found
                                               if record.receipt in _marks(o) and o.get("id") != record.opportunity_id])
     return record.duplicates
@@ -480,11 +481,11 @@ def settle_maybe_delivered(services: Services, receipt: str, who: str, *, delive
         lease.release()
 
 
-def _delivered(services: Services, record: Record, application_id: str, pacer: Pacer,
+def _delivered(services: Services, record: Record, application_id: str, lever: LeverClient,
                opportunity: dict[str, Any] | None = None) -> None:
     r = services.redis
     if opportunity is None:
-        opportunity = _find_opportunity(services, record, application_id, pacer)
+        opportunity = _find_opportunity(services, record, application_id, lever)
     with r.pipeline() as pipe:
         store.update(pipe, record, State.DELIVERED, lever_application_id=application_id, inflight_at=0.0,
                      delivered_at=time.time(), last_error="", opportunity_id=(opportunity or {}).get("id", ""),
@@ -497,36 +498,35 @@ def _delivered(services: Services, record: Record, application_id: str, pacer: P
     log.info("application %s delivered", record.receipt[:8])
 
 
-def _find_opportunity(services: Services, record: Record, application_id: str, pacer: Pacer) -> dict[str, Any] | None:
+def _find_opportunity(services: Services, record: Record, application_id: str,
+                      lever: LeverClient) -> dict[str, Any] | None:
     """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
     the application is delivered either way, and the follow-up looks again later)."""
     if not _can_reconcile(services.redis):
         return None
     try:
-        pacer.take((services.limits.lever,))
-        return locate_opportunity(services, record, application_id)
-    except LeverError as e:
-        outcomes.judge(e, pacer, (services.limits.lever,))  # whatever it means, the follow-up looks again
-        return None
-    except RateLimitWait:
+        return locate_opportunity(services, record, application_id, lever)
+    except (LeverError, RateLimitWait):  # whatever it means (a 429 slowed everyone already), the follow-up looks again
         return None
 
 
-def locate_opportunity(services: Services, record: Record, application_id: str) -> dict[str, Any] | None:
-    """The opportunity Lever made of a delivered application, by the candidate's email and posting (one List all
-    opportunities call, counted by the caller); None while Lever does not list it yet, or once the answers are
+def locate_opportunity(services: Services, record: Record, application_id: str,
+                       lever: LeverClient) -> dict[str, Any] | None:
+    """The opportunity Lever made of a delivered application, by the candidate's email and posting (List all
+    opportunities, each page paced by `lever`); None while Lever does not list it yet, or once the answers are
     purged. Raises LeverError."""
     if record.application is None:
         return None
-    found = _lever_applications(services, record)
+    found = _lever_applications(services, record, lever)
     return next((opp for app_id, opp in found if app_id == application_id), None)
 
 
-def _lever_applications(services: Services, record: Record, **filters: Any) -> list[tuple[str, dict[str, Any]]]:
+def _lever_applications(services: Services, record: Record, lever: LeverClient,
+                        **filters: Any) -> list[tuple[str, dict[str, Any]]]:
     """(application id, opportunity) pairs Lever holds for this candidate's email and posting."""
     assert record.application is not None  # noqa: S101 (not purged: it is being delivered; narrows the type)
-    opportunities = services.lever.list_opportunities(email=record.application.email, posting_id=record.posting_id,
-                                                      expand="applications", **filters)
+    opportunities = lever.list_opportunities(email=record.application.email, posting_id=record.posting_id,
+                                             expand="applications", **filters)
     return [(str(app["id"] if isinstance(app, dict) else app), opp)
             for opp in opportunities for app in opp.get("applications") or []]
 

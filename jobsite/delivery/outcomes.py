@@ -1,12 +1,12 @@
 """What each Lever error means for our work, decided in one place for every caller (delivery, the maintenance check,
 the probe, tagging, the pipeline sync).
 
-`judge()` turns a failed Lever call into a `Verdict`: a 429 slows and pauses every worker (done here, at once, so no
-caller can forget it); a 503 is maintenance and closes the gate; a 401/403 is our key, which also closes the gate
-until an admin fixes it; any other 4xx refuses this request as it is, so a person must look; any other 5xx, or no
-answer, is Lever failing: try again with backoff, and for a POST whose outcome is unknown, reconcile before sending
-again. Each caller then does what the verdict means for its own work (park, retry, give up), never reads the
-status codes itself.
+`judge()` turns a failed Lever call into a `Verdict`: a 429 means wait (every worker was slowed and paused by the
+client's pacing, on the answer itself, so no caller can forget it); a 503 is maintenance and closes the gate; a
+401/403 is our key, which also closes the gate until an admin fixes it; any other 4xx refuses this request as it is,
+so a person must look; any other 5xx, or no answer, is Lever failing: try again with backoff, and for a POST whose
+outcome is unknown, reconcile before sending again. What each meaning makes a kind of work do is the policy's table
+(delivery.sender.POLICY); no caller reads the status codes itself.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from ..lever.client import (
     LeverRejected,
     LeverUnavailable,
 )
-from ..lever.pacing import Limit, Pacer
 from .gate import Cause
 
 
@@ -66,11 +65,11 @@ class Verdict:
         return f"Lever error {self.status}: {self.message}" if self.status else self.message
 
 
-def judge(error: LeverError, pacer: Pacer, limits: tuple[Limit, ...]) -> Verdict:
-    """What `error` means. A 429 slows and pauses every worker on `limits` (those the refused call was paced on:
-    Lever limits the key as a whole, so a refused apply may be over either limit) before this returns."""
+def judge(error: LeverError) -> Verdict:
+    """What `error` means. A 429 has already slowed and paused every worker on the limits the refused call was
+    paced on (the Lever client's pacing does it on every answer, whoever made the call)."""
     if isinstance(error, LeverRateLimited):
-        return Verdict(Meaning.RATE_LIMITED, error.status, error.message, wait_s=pacer.throttled(error, limits))
+        return Verdict(Meaning.RATE_LIMITED, error.status, error.message, wait_s=error.pause_s)
     if isinstance(error, LeverAuthError):
         return Verdict(Meaning.KEY_REFUSED, error.status, error.message)
     if isinstance(error, LeverRejected):

@@ -29,7 +29,8 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from ..lever.pacing import Limit, Pacer
+from ..lever.client import LeverClient, LeverError
+from ..lever.pacing import Unfenced
 from . import backoff, gate, jobs, outcomes
 
 log = logging.getLogger(__name__)
@@ -131,20 +132,26 @@ class Fence:
 
     def send(
         self,
-        pacer: Pacer,
-        limits: tuple[Limit, ...],
+        lever: LeverClient,
         settle_s: float,
         marking: Callable[[Mark], Callable[[redis.client.Pipeline], None]],
         request: Callable[[], T],
     ) -> T:
-        """One send, as every flow makes them: the lease extended, a slot on `limits` waited for, the send marked in
-        flight just before its slot (`marking(mark)` gives the write) in the transaction that checks the lease, the
-        lease checked again if the wait was long (a stall between the mark and the slot is caught here), then
-        `request`, Lever's call. Raises LockError (nothing sent), RateLimitWait, and whatever `request` raises."""
+        """One send, as every flow makes them: the lease extended, then `request` (Lever's call on `lever`) waits for
+        its slot on its endpoint's limits, with the send marked in flight just before the slot (`marking(mark)` gives
+        the write) in the transaction that checks the lease, and the lease checked again once the slot is reached if
+        the wait was long (a stall between the mark and the slot is caught here). The client refuses such a send
+        outside this (lever.pacing.Unfenced). Raises LockError (nothing sent), RateLimitWait, and whatever `request`
+        raises."""
+        if lever.pace is None:
+            raise Unfenced("a fenced send needs a paced client")
         self.lock.reacquire()
-        pacer.take(limits, before_send=lambda slot_at: self.record_send(marking(mark(self.r, settle_s, slot_at))))
-        self.recheck()
-        return request()
+
+        def before_send(slot_at: float) -> None:
+            self.record_send(marking(mark(self.r, settle_s, slot_at)))
+
+        with lever.pace.fenced(before_send, self.recheck):
+            return request()
 
 
 def lost(r: redis.Redis, lease_key: str, *, delivering: bool, idle_s: float, lease_s: int, job_id: str) -> bool:
@@ -183,6 +190,7 @@ class Action(StrEnum):
     RETRY = "retry"  # Lever failed this call: try again with backoff (reconciled first if the outcome is unknown)
     NEEDS_ATTENTION = "needs_attention"  # Lever refuses it as it is: a person must look
     CLOSE_GATE = "close_gate"  # Lever takes nothing now (maintenance, our key, failing): everything waits
+    DO_WITHOUT = "do_without"  # a read the key may not make: go on without what it would tell (and say so)
 
 
 class Work(StrEnum):
@@ -191,6 +199,7 @@ class Work(StrEnum):
     APPLICATION = "application"  # Apply to a posting
     PERSON = "person"  # Create an opportunity, Create a note
     TAG = "tag"  # Update opportunity tags (a follow-up)
+    READ = "read"  # any list or get: a reconcile, a lookup, the start-up check, the sync, the catalog
 
 
 # The policy: for each kind of work, what each meaning of Lever's answer (outcomes.judge decides the meaning) makes
@@ -208,6 +217,11 @@ POLICY = {
     Work.APPLICATION: _WRITE,
     Work.PERSON: _WRITE,
     Work.TAG: {**_WRITE, outcomes.Meaning.KEY_REFUSED: Action.NEEDS_ATTENTION},
+    # A read refused to our key says the key lacks that permission, not that Lever takes nothing: the flow goes on
+    # without it (a reconcile re-sends, a capture is created as the default user, the start-up check remembers it).
+    # Any other answer to a read inside a flow is what it is for the flow's writes (a 503 closes the gate, a 5xx
+    # retries); a read outside a flow (the sync, the catalog, the console) tries again later whatever it is.
+    Work.READ: {**_WRITE, outcomes.Meaning.KEY_REFUSED: Action.DO_WITHOUT},
 }
 
 
@@ -216,6 +230,12 @@ class Decision:
     action: Action
     cause: gate.Cause | None = None  # CLOSE_GATE: why
     why: str = ""
+
+
+def reading(error: LeverError) -> Action:
+    """What a failed read means, by the policy's read row: DO_WITHOUT when the key may not make it; any other action
+    is the flow's to take (its own row decides, as for its writes). Pure: counts nothing."""
+    return POLICY[Work.READ][outcomes.judge(error).meaning]
 
 
 def decide(r: redis.Redis, verdict: outcomes.Verdict, work: Work, *, probe: bool = False) -> Decision:

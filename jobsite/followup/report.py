@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from .. import retention
-from ..delivery import gate, outcomes
+from ..delivery import gate
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..records.store import Record
@@ -72,11 +72,9 @@ def track_sourced(r: redis.Redis, opportunity_id: str, *, posting_id: str, posti
 def refresh_names(services: Services) -> None:
     """Fetch the stage and archive-reason names (two list calls, through the shared limit)."""
     r = services.redis
-    paced = tagging.pacer(services)
-    tagging.take(services, paced)
-    stages = services.lever.list_stages()
-    tagging.take(services, paced)
-    reasons = services.lever.list_archive_reasons()
+    lever = tagging.lever(services)
+    stages = lever.list_stages()
+    reasons = lever.list_archive_reasons()
     mapping: dict[str, str | int] = {}
     for i, st in enumerate(stages):
         mapping[f"stage:{st.id}"], mapping[f"order:{st.id}"] = st.text, i
@@ -150,7 +148,6 @@ def sync(services: Services) -> int | None:
     if not gate.status(r).is_open:
         return None
     r.set(PREFIX, s.tag_prefix)
-    paced = tagging.pacer(services)
     started = int(time.time() * 1000)
     since = int(r.get(SYNCED_AT) or 0)
     params: dict[str, Any] = {"tag": tagging.site_tag(s), "expand": "stage"}
@@ -158,12 +155,7 @@ def sync(services: Services) -> int | None:
         params["updated_at_start"] = since - SYNC_MARGIN_MS
     changed = 0
     try:
-        pages = services.lever.iter_opportunity_pages(**params)
-        while True:
-            tagging.take(services, paced)
-            page = next(pages, None)
-            if page is None:
-                break
+        for page in tagging.lever(services).iter_opportunity_pages(**params):  # each page takes its slot
             ids = []
             for o in page:
                 _apply(r, o)
@@ -173,8 +165,7 @@ def sync(services: Services) -> int | None:
             _ensure_names(services, ids)
     except RateLimitWait:
         return None
-    except LeverError as e:
-        outcomes.judge(e, paced, (services.limits.lever,))  # whatever it means, the next sync covers the gap
+    except LeverError:  # whatever it means (a 429 slowed everyone already), the next sync covers the gap
         return None
     r.set(SYNCED_AT, started)
     return changed

@@ -3,7 +3,7 @@ opportunity, and the opportunity looked up again when delivery could not find it
 
 Tagging is a follow-up of delivery, never part of it: a delivered application stays delivered whatever happens here.
 Its calls pass the same gate (parked while Lever is in maintenance, released by upkeep when the gate opens) and the
-same shared limit of all Lever calls as deliveries (delivery.Pacer), but a follow-up takes a slot only when one is
+same shared limit of all Lever calls as deliveries (the client's pacing), but a follow-up takes a slot only when one is
 free within FOLLOWUP_MAX_WAIT_S, so a backlog of applications always goes first. `tag()` decides; the task layer
 schedules.
 """
@@ -19,8 +19,8 @@ import redis
 
 from ..delivery import backoff, gate, outcomes, sender
 from ..delivery.deliverer import locate_opportunity, look_for_duplicates
-from ..lever.client import LeverError
-from ..lever.pacing import Pacer, RateLimitWait
+from ..lever.client import LeverClient, LeverError
+from ..lever.pacing import RateLimitWait
 from ..records import store
 from ..records.store import Record, State
 from ..services import Services
@@ -73,15 +73,11 @@ def site_tag(settings: Settings) -> str:
     return f"{settings.tag_prefix} careers site"
 
 
-def pacer(services: Services) -> Pacer:
-    """Paces a follow-up's calls on the shared limit of all Lever calls, waiting at most FOLLOWUP_MAX_WAIT_S for a
-    slot (a delivery waits longer): when deliveries fill the limit, follow-ups step back. Raises RateLimitWait."""
-    return Pacer(services.redis, FOLLOWUP_MAX_WAIT_S)
-
-
-def take(services: Services, paced: Pacer) -> None:
-    """A slot on the all-calls limit for one follow-up call."""
-    paced.take((services.limits.lever,))
+def lever(services: Services) -> LeverClient:
+    """The client for a follow-up's calls: each waits at most FOLLOWUP_MAX_WAIT_S for its slot on the shared limit of
+    all Lever calls (a delivery waits longer), so when deliveries fill the limit, follow-ups step back. Its calls
+    raise RateLimitWait."""
+    return services.lever.within(FOLLOWUP_MAX_WAIT_S)
 
 
 def _park(r: redis.Redis, receipt: str) -> None:
@@ -109,33 +105,29 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     if gate.park(r, receipt, time.time(), PARKED):
         store.update(r, record, tagging="waiting for Lever")
         return FollowUp(Step.PARKED)
-    paced = pacer(services)
+    paced = lever(services)
     try:
         if not record.opportunity_id:
-            take(services, paced)
-            found = locate_opportunity(services, record, record.lever_application_id)
+            found = locate_opportunity(services, record, record.lever_application_id, paced)
             if found is None:
                 why = "Lever does not list its opportunity yet"
                 return _retry(services, record, attempt, why, NOT_FOUND_RETRY_S)
             store.update(r, record, opportunity_id=str(found.get("id", "")), contact_id=str(found.get("contact", "")))
         if record.resent and not record.duplicates:  # sent again after an unknown outcome: a late first copy?
-            take(services, paced)
-            look_for_duplicates(services, record)
+            look_for_duplicates(services, record, paced)
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
-            take(services, paced)
-            targets += [str(o["id"]) for o in services.lever.list_opportunities(contact_id=record.contact_id)
+            targets += [str(o["id"]) for o in paced.list_opportunities(contact_id=record.contact_id)
                         if o.get("id") != record.opportunity_id]
         confirmed = wanted
         for opportunity_id in targets:
-            take(services, paced)
-            got = services.lever.add_tags(opportunity_id, wanted)
+            got = paced.add_tags(opportunity_id, wanted)
             if opportunity_id == record.opportunity_id and got is not None:
                 confirmed = [t for t in wanted if t in got]
     except RateLimitWait as e:
         return FollowUp(Step.RETRY, retry_at=time.time() + e.wait_s, attempt=attempt)
     except LeverError as e:
-        verdict = outcomes.judge(e, paced, (services.limits.lever,))  # a 429 slows every worker, as for a delivery
+        verdict = outcomes.judge(e)
         decision = sender.decide(r, verdict, sender.Work.TAG)
         return _ACTS[decision.action](services, record, attempt, verdict, decision)
     store.update(r, record, tags_confirmed=confirmed, tagging="done")
@@ -206,13 +198,11 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
     if not gate.status(r).is_open:
         raise LeverNotReachable("Lever is in maintenance, or delivery is paused")
     try:
-        paced = pacer(services)
-        take(services, paced)
-        found = services.lever.list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
+        found = lever(services).list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
     except RateLimitWait:
         raise LeverNotReachable("the shared rate limit is busy with deliveries") from None
     except LeverError as e:
-        if outcomes.judge(e, paced, (services.limits.lever,)).meaning == outcomes.Meaning.RATE_LIMITED:
+        if outcomes.judge(e).meaning == outcomes.Meaning.RATE_LIMITED:
             raise LeverNotReachable("Lever answered 429: too many requests just now") from None
         raise LeverNotReachable(f"Lever answered {e.status or 'nothing'}: {e.message}") from None
     out: list[dict[str, object]] = []

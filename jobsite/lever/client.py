@@ -8,15 +8,26 @@ unknown after a timeout or a dropped connection, check before sending again (`Le
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
 DEFAULT_TIMEOUT_S = (3.05, 20.0)  # (connect, read)
+RATE_LIMITED_DEFAULT_S = 1.0  # a 429 without Retry-After pauses every worker a whole window (Lever documents none)
+
+# Each endpoint's limits, as data: Lever counts every call against its all-calls limit ("lever", 10/s) and an
+# application against its own too ("apply", 2/s). Every request takes a slot on its endpoint's limits.
+LIMITS: dict[str, tuple[str, ...]] = {"postings.apply": ("apply", "lever")}
+ALL_CALLS = ("lever",)  # every endpoint not in LIMITS
+# The writes Lever has no idempotency key for and that must not be repeated: each goes out only through the
+# exactly-once sender's fence (delivery.sender.Fence), which the pacing runs around its slot.
+FENCED = {("POST", "postings.apply"), ("POST", "opportunities.create"), ("POST", "opportunities.notes")}
 
 
 class LeverError(Exception):
@@ -40,6 +51,11 @@ class LeverRateLimited(LeverError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.retry_after = retry_after
+
+    @property
+    def pause_s(self) -> float:
+        """How long every worker pauses after it: Retry-After, or a whole window without one."""
+        return self.retry_after if self.retry_after is not None else RATE_LIMITED_DEFAULT_S
 
 
 class LeverRejected(LeverError):
@@ -111,8 +127,24 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+class Pace(Protocol):
+    """The pacing mounted on a client (lever.pacing.Pacer): a slot before each request, every answer after it."""
+
+    def within(self, max_wait_s: float) -> Pace: ...
+
+    def fenced(self, before_send: Callable[[float], None], after_wait: Callable[[], None]) -> AbstractContextManager[
+        None]: ...
+
+    def take(self, names: tuple[str, ...], *, fenced: bool = False) -> Any: ...
+
+    def answered(self, taken: Any, error: BaseException | None) -> None: ...
+
+
 class LeverClient:
-    """A thin client on one `requests.Session`, with HTTP basic auth (key as user, empty password)."""
+    """A thin client on one `requests.Session`, with HTTP basic auth (key as user, empty password), and the pacing
+    mounted on it (`pace`): every request, each page of a list too, waits for its slot on its endpoint's limits
+    (LIMITS), and every answer goes back to the pacing (a 429 slows every worker). Only a client without `pace`
+    (tests, the sandbox's own tools) sends unpaced."""
 
     def __init__(
         self,
@@ -122,7 +154,7 @@ class LeverClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT_S,
         session: requests.Session | None = None,
         observe: Any = None,
-        pace: Callable[[], None] | None = None,
+        pace: Pace | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -130,18 +162,40 @@ class LeverClient:
         self.session.auth = (api_key, "")
         self.session.headers["User-Agent"] = "jobsite"
         self._observe = observe  # optional callback(endpoint, status, seconds) for metrics
-        self._pace = pace  # optional: waits for a slot on the shared limits before each request (or raises)
+        self.pace = pace
 
     def __repr__(self) -> str:
         return f"LeverClient(base_url={self.base_url!r})"
 
+    def within(self, max_wait_s: float) -> LeverClient:
+        """This client (its session too) for a caller that waits at most `max_wait_s` for each slot."""
+        paced = copy.copy(self)
+        paced.pace = self.pace.within(max_wait_s) if self.pace else None
+        return paced
+
     def _request(self, method: str, path: str, endpoint: str, **kw: Any) -> Any:
-        if self._pace:
-            self._pace()
+        # Built before the slot (the body encoded, the headers and the environment's settings merged, as
+        # Session.request does), so that only the send is left at the slot: a loaded process that is preempted while
+        # it builds a request must not make it reach Lever later than its slot.
+        prepared = self.session.prepare_request(requests.Request(method, self.base_url + path, **kw))
+        options = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+        if self.pace is None:
+            return self._send(prepared, endpoint, options)
+        taken = self.pace.take(LIMITS.get(endpoint, ALL_CALLS), fenced=(method, endpoint) in FENCED)
+        try:
+            answer = self._send(prepared, endpoint, options)
+        except LeverError as e:
+            self.pace.answered(taken, e)
+            raise
+        self.pace.answered(taken, None)
+        return answer
+
+    def _send(self, prepared: requests.PreparedRequest, endpoint: str, options: Any) -> Any:
+        method = prepared.method
         started = time.monotonic()
         status: int | str = "error"
         try:
-            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kw)
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=True, **options)
             status = response.status_code
         except requests.ConnectTimeout as e:
             raise LeverConnectionError(f"could not connect to Lever: {type(e).__name__}",

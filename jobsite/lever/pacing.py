@@ -8,6 +8,21 @@ slot already reserved on the same limit. The margin absorbs the jitter between a
 Lever (measured, see README "Benchmarks"): N + 1 requests then arrive at least `1 s + margin - jitter` apart. Slots
 are evenly spaced, so the pacing also holds under a token bucket or a minimum spacing.
 
+The margin adapts to the lag every machine measures, shared in Redis (MARGIN): each call tells how late its process
+woke for its slot, and the margin in force is the floor (JOBSITE_PACING_MARGIN_MS, 30 ms) plus the smoothed lag and
+four deviations (TCP's retransmission estimator, RFC 6298), at most MARGIN_CEILING_S (300 ms). Two applies two slots
+apart arrive closer than their slots by the first one's lag minus the second's plus the difference of their trips
+to Lever: the lag term covers the first (a call waking later than half the margin gives its slot up and takes the
+next), the floor the second, which a sender cannot measure. The figures (bench/pacing_bench.py, 120 applications,
+3 workers, strict window): with a fixed 100 ms the drain was 0.90-0.91 of 2/s, as the spacing allows (1/1.1). The
+slot-to-arrival spread stayed under 10 ms on a quiet machine, and two applies two apart arrived at most 13.6 ms
+closer than their slots at load 8, so 30 ms covers the part a sender cannot see with room, and allows 0.97 (1/1.03):
+measured 0.96-0.97 with 0 x 429 up to load 3, 0.94 with 0 x 429 at load 5.6. On a loaded machine the lag raises the
+margin for every worker (a stall counts as the ceiling at most, and its weight halves within a few calls on time);
+the drain stays at 0.95 or more while the margin in force is under 52 ms. What the margin cannot see is a receiving
+side that stalls (the sandbox on a machine oversubscribed by browsers once squeezed two applies by 95-200 ms):
+raise the floor there.
+
 The pacing adapts like the AWS SDKs' adaptive retry mode: a 429 lowers the shared rate at once (x0.7) for every
 worker and pauses them all (Retry-After, or 1 s without one); the rate then climbs back by 5 % of the ceiling a
 minute. A 429 answering a request that was paced before the last decrease says nothing new and lowers nothing.
@@ -16,8 +31,10 @@ minute. A 429 answering a request that was paced before the last decrease says n
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
@@ -32,13 +49,14 @@ WINDOW_S = 1.0  # Lever's "per second", read as any 1-second window
 DECREASE = 0.7  # a 429 multiplies the shared rate by this
 RECOVERY_PER_MIN = 0.05  # then the rate climbs back by this share of the ceiling a minute
 PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a slot, not between the slot and the send
-RATE_LIMITED_DEFAULT_S = 1.0  # a 429 without Retry-After pauses every worker a whole window (Lever documents none)
 FLOOR = 0.1  # the rate never falls below this share of the ceiling (429s from another client of the key)
 _RECOVERY_PER_MS = RECOVERY_PER_MIN / 60_000
 
 SLOTS = "ratelimit:{}:slots"  # sorted set: reserved slots (ms, the Redis clock), one member per reservation
 STATE = "ratelimit:{}"  # hash: factor (share of the ceiling) since `since` (ms, the last decrease); paused `until` ms
 SEQ = "ratelimit:seq"  # makes each reservation's member unique
+MARGIN = "ratelimit:margin"  # hash: the smoothed lag (ms) calls leave their slots with, and its deviation
+MARGIN_CEILING_S = 0.3  # the margin never grows past this (a machine so loaded that its calls leave 150 ms late)
 
 Clock = Callable[[], float]  # epoch seconds; tests inject one to move time without sleeping
 
@@ -55,17 +73,29 @@ local function clock(arg)
 end
 """
 
-# KEYS = slots and state of each limit, then SEQ. ARGV = now_ms ('' = the Redis clock), max_wait_ms, recovery per ms,
-# floor, then each limit's spacing at the full rate (ms). Finds the earliest time, not before now nor before a pause,
-# at least the current spacing away from every slot reserved on each limit, and reserves it on all of them unless
-# that is more than max_wait_ms away. Returns {reserved 1|0, slot ms, now ms}.
-_RESERVE = Lua((_FACTOR + """
+# The margin in force: the floor (the network's jitter) plus the lag every machine's calls leave their slots with (the
+# smoothed lag plus four times its deviation, as TCP times a retransmission), at most the ceiling.
+_MARGIN = """
+local function margin(key, lo, hi)
+  local m = redis.call('HMGET', key, 'lag', 'dev')
+  if not m[1] then return lo end
+  return math.min(hi, lo + tonumber(m[1]) + 4 * tonumber(m[2]))
+end
+"""
+
+# KEYS = slots and state of each limit, then MARGIN, then SEQ. ARGV = now_ms ('' = the Redis clock), max_wait_ms,
+# recovery per ms, floor, the margin's floor and ceiling (ms), then each limit's requests a second. Finds the earliest
+# time, not before now nor before a pause, at least the current spacing ((1 s + the margin in force) / rate) away from
+# every slot reserved on each limit, and reserves it on all of them unless that is more than max_wait_ms away.
+# Returns {reserved 1|0, slot ms, now ms, the margin in force ms}.
+_RESERVE = Lua((_FACTOR + _MARGIN + """
 local now, max_wait, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = (#KEYS - 1) / 2
+local n = (#KEYS - 2) / 2
+local m = margin(KEYS[#KEYS - 1], tonumber(ARGV[5]), tonumber(ARGV[6]))
 local spacing, t = {}, now
 for i = 1, n do
   local st = redis.call('HMGET', KEYS[2 * i], 'factor', 'since', 'until')
-  spacing[i] = tonumber(ARGV[4 + i]) / factor(st, now, recovery)
+  spacing[i] = (1000 + m) / tonumber(ARGV[6 + i]) / factor(st, now, recovery)
   if st[3] and tonumber(st[3]) > t then t = tonumber(st[3]) end
 end
 local moved = true
@@ -82,16 +112,32 @@ while moved do
   end
 end
 t = math.ceil(t)
-if t - now > max_wait then return {0, t, math.floor(now)} end
+if t - now > max_wait then return {0, t, math.floor(now), math.ceil(m)} end
 local member = redis.call('INCR', KEYS[#KEYS])
 for i = 1, n do
-  local keep = tonumber(ARGV[4 + i]) / floor  -- the widest spacing a later reservation may need
+  local keep = (1000 + tonumber(ARGV[6])) / tonumber(ARGV[6 + i]) / floor  -- the widest spacing a later one may need
   redis.call('ZADD', KEYS[2 * i - 1], t, member)
   redis.call('ZREMRANGEBYSCORE', KEYS[2 * i - 1], '-inf', '(' .. (now - keep))
   redis.call('PEXPIRE', KEYS[2 * i - 1], math.ceil(t - now + keep) + 1000)
 end
-return {1, t, math.floor(now)}
+return {1, t, math.floor(now), math.ceil(m)}
 """).encode())
+
+# KEYS = MARGIN. ARGV = how late a process woke for its slot (ms, capped at the ceiling). The estimator of TCP's
+# retransmission timer (RFC 6298): a smoothed lag (gain 1/8) and its smoothed deviation (gain 1/4), the first sample
+# taken as the lag with half of it as deviation.
+_LAGGED = Lua(b"""
+local x = tonumber(ARGV[1])
+local m = redis.call('HMGET', KEYS[1], 'lag', 'dev')
+local lag, dev = x, x / 2
+if m[1] then
+  dev = 0.75 * tonumber(m[2]) + 0.25 * math.abs(x - tonumber(m[1]))
+  lag = 0.875 * tonumber(m[1]) + 0.125 * x
+end
+redis.call('HSET', KEYS[1], 'lag', lag, 'dev', dev)
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return 1
+""")
 
 # KEYS = state of each limit. ARGV = now_ms (''), recovery per ms, floor, decrease, pause_ms, reserved_ms of the
 # request Lever refused ('' if unknown). Lowers each rate (unless that request was paced before the last decrease)
@@ -139,6 +185,10 @@ class Limits:
     def of(cls, apply_per_s: float, lever_per_s: float, margin_s: float) -> Limits:
         return cls(Limit("apply", apply_per_s, margin_s), Limit("lever", lever_per_s, margin_s))
 
+    def named(self, names: tuple[str, ...]) -> tuple[Limit, ...]:
+        """The limits an endpoint declares by name (lever.client.LIMITS)."""
+        return tuple(getattr(self, name) for name in names)
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -148,6 +198,7 @@ class Slot:
     wait_s: float  # from now until the slot
     at_ms: int
     reserved_ms: int  # when it was asked for: a 429 for a call paced before the last decrease lowers nothing
+    margin_s: float = 0.0  # the margin in force when it was reserved
 
 
 @dataclass(frozen=True)
@@ -165,16 +216,40 @@ def _now_arg(clock: Clock | None) -> str:
 
 
 def _keys(limits: Sequence[Limit]) -> list[str]:
-    return [k for lim in limits for k in (SLOTS.format(lim.name), STATE.format(lim.name))] + [SEQ]
+    return [k for lim in limits for k in (SLOTS.format(lim.name), STATE.format(lim.name))] + [MARGIN, SEQ]
+
+
+def _bounds_ms(limits: Sequence[Limit]) -> tuple[float, float]:
+    """The margin's floor (the configured margin) and ceiling, in ms."""
+    floor = min(lim.margin_s for lim in limits)
+    return floor * 1000, max(floor, MARGIN_CEILING_S) * 1000
 
 
 def reserve(r: redis.Redis, limits: Sequence[Limit], max_wait_s: float, *, clock: Clock | None = None) -> Slot:
     """Reserve the earliest slot free on every one of `limits` (an apply takes one on both): how long to wait for
     it. Nothing is reserved when that is over `max_wait_s` (`reserved` False), so a caller never holds a slot it
     will not use."""
-    args = [_now_arg(clock), max_wait_s * 1000, _RECOVERY_PER_MS, FLOOR, *(lim.spacing_s * 1000 for lim in limits)]
-    reserved, at, now = _RESERVE(r, _keys(limits), args)
-    return Slot(bool(reserved), (int(at) - int(now)) / 1000, int(at), int(now))
+    args = [_now_arg(clock), max_wait_s * 1000, _RECOVERY_PER_MS, FLOOR, *_bounds_ms(limits),
+            *(lim.per_s for lim in limits)]
+    reserved, at, now, margin = _RESERVE(r, _keys(limits), args)
+    return Slot(bool(reserved), (int(at) - int(now)) / 1000, int(at), int(now), int(margin) / 1000)
+
+
+def lagged(r: redis.Redis, lags_s: Sequence[float], limits: Sequence[Limit]) -> None:
+    """Feed how late this process woke for its slots (each try, a slot given up too) to the margin every machine
+    paces with."""
+    _, ceiling = _bounds_ms(limits)
+    for lag in lags_s:
+        _LAGGED(r, [MARGIN], [min(max(lag * 1000, 0.0), ceiling)])
+
+
+def margin_s(r: redis.Redis, limit: Limit) -> float:
+    """The margin in force now (as the reservation script computes it)."""
+    lo, hi = _bounds_ms((limit,))
+    lag, dev = r.hmget(MARGIN, "lag", "dev")
+    if lag is None or dev is None:
+        return lo / 1000
+    return min(hi, lo + float(lag) + 4 * float(dev)) / 1000
 
 
 def paused_past(r: redis.Redis, limits: Sequence[Limit], slot: Slot) -> float:
@@ -205,65 +280,164 @@ def pace(r: redis.Redis, limit: Limit, *, clock: Clock | None = None) -> Pace:
     if factor_ is not None:
         factor = min(1.0, float(factor_) + _RECOVERY_PER_MS * max(0.0, now_ms - float(since)))
     paused = max(0.0, (float(until) - now_ms) / 1000) if until is not None else 0.0
-    return Pace(limit.per_s, factor, factor / limit.spacing_s, paused)
+    return Pace(limit.per_s, factor, factor * limit.per_s / (WINDOW_S + margin_s(r, limit)), paused)
 
 
 class RateLimitWait(Exception):
-    """No slot on Lever's limits within the wait the caller allows: reschedule."""
+    """No slot on Lever's limits within the wait the caller allows: reschedule. Not an answer of Lever's (not a
+    LeverRateLimited): nothing was sent, and nothing slows the other workers."""
 
     def __init__(self, wait_s: float):
+        super().__init__(f"no free slot on Lever's limits within the wait allowed (the next in {wait_s:.1f} s)")
         self.wait_s = wait_s
 
 
+class Unfenced(RuntimeError):
+    """A send that needs the exactly-once fence (an apply, a create) was made without one: a bug, never sent."""
+
+
+class LocalPace:
+    """Lever's all-calls limit kept by this process alone, for the catalog's reads while Redis (where the shared
+    schedule lives) cannot be reached. The slots are as far apart as the shared ones at the full rate, so the limit
+    holds in its strict reading for one web process; while Redis is down no worker calls Lever (they need Redis for
+    everything), so the budget is the web's alone. Several web processes reading uncached forms in the same second of
+    an outage could together exceed it; that is the price of serving a form without Redis, and a 429 there only
+    makes the catalog serve what it has or ask the candidate to come back. `heard` is told of each Redis error (the
+    process's memory that Redis is silent)."""
+
+    def __init__(self, spacing_s: float, heard: Callable[[BaseException], None] = lambda e: None):
+        self.spacing_s = spacing_s
+        self.heard = heard
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait_s(self, max_wait_s: float) -> float | None:
+        """Reserve the next local slot: seconds to wait for it, or None if it is more than `max_wait_s` away."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            if slot - now > max_wait_s:
+                return None
+            self._next = slot + self.spacing_s
+            return slot - now
+
+
+@dataclass
+class _Fence:
+    """What a fenced send runs around its slot (delivery.sender.Fence): `before_send(slot epoch)` just before the
+    slot (the in-flight mark, in the transaction that checks the lease), `after_wait()` once the slot is reached."""
+
+    before_send: Callable[[float], None]
+    after_wait: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Taken:
+    """One request's slot, handed back with Lever's answer: which limits it was paced on, when it was reserved (a
+    429 for a call paced before the last decrease lowers nothing) and how late this process sent it."""
+
+    limits: tuple[Limit, ...]
+    at_ms: int | None  # the slot (None: paced by this process alone, Redis unreachable)
+    reserved_ms: int | None
+    lag_s: float | None  # how late the request left its slot
+    wakes_s: tuple[float, ...] = ()  # how late this process woke for each slot it tried (a slot given up too)
+
+
 class Pacer:
-    """Paces one delivery's Lever calls on the shared limits: each call waits for its reserved slot and leaves as
-    close to it as this process can manage. Remembers the last slot (a 429 is judged by when it was reserved) and
-    how late each call left (the jitter the margin absorbs), recorded once the delivery is done."""
+    """The transport policy mounted on the Lever client (as requests mounts an adapter on a Session): every request
+    takes a slot on the limits its endpoint counts against (lever.client.LIMITS), each page of a list too, and
+    Lever's every answer goes through `answered` (a 429 slows and pauses every worker, whoever read what). The caller
+    says only how long it may wait (`within`). `connect` gives the Redis the shared schedule lives on; `local`, if
+    given, paces on this process's own schedule while Redis cannot be reached (the catalog's reads), else a Redis
+    error is raised.
 
-    def __init__(self, r: redis.Redis, max_wait_s: float):
-        self.r = r
+    A send that must be exactly once runs inside `fenced(...)`: its hooks run around its slot, and such an endpoint
+    refuses to go out without them (`Unfenced`)."""
+
+    def __init__(self, connect: Callable[[], redis.Redis], limits: Limits, max_wait_s: float, *,
+                 local: LocalPace | None = None):
+        self.connect = connect
+        self.limits = limits
         self.max_wait_s = max_wait_s
-        self.slot: Slot | None = None
-        self.lags: list[tuple[str, float]] = []
+        self.local = local
+        self._fence: _Fence | None = None
 
-    def take(self, limits: tuple[Limit, ...], before_send: Callable[[float], None] | None = None) -> None:
-        """Wait for a slot on `limits`; `before_send(epoch)` runs just before it (it may write to Redis: that
-        happens before the slot, not between the slot and the send), with the slot's time on the Redis server's
-        clock, the one every machine shares. Raises RateLimitWait if the slot is too far."""
-        late_s = min(limit.margin_s for limit in limits) / 2
-        given_up = False
+    def within(self, max_wait_s: float) -> Pacer:
+        """The same pacing for a caller that waits at most `max_wait_s` for a slot (one delivery, one follow-up)."""
+        return Pacer(self.connect, self.limits, max_wait_s, local=self.local)
+
+    @contextmanager
+    def fenced(self, before_send: Callable[[float], None], after_wait: Callable[[], None]) -> Iterator[None]:
+        """Run the next request's slot with the fence's hooks (see `_Fence`)."""
+        self._fence = _Fence(before_send, after_wait)
+        try:
+            yield
+        finally:
+            self._fence = None
+
+    def take(self, names: tuple[str, ...], *, fenced: bool = False) -> Taken:
+        """Wait for a slot on the limits `names` ("apply", "lever"). A `fenced` request runs the armed fence (raises
+        Unfenced without one). Raises RateLimitWait if the slot is too far, LockError from the fence."""
+        fence, self._fence = self._fence, None
+        if fenced and fence is None:
+            raise Unfenced("an exactly-once send must go through delivery.sender.Fence.send")
+        limits = self.limits.named(names)
+        try:
+            r = self.connect()
+            slot, wakes = self._wait(r, limits, fence)
+        except redis.RedisError as e:
+            if self.local is None or fenced:
+                raise
+            self.local.heard(e)
+            log.warning("reading Lever on this process's own pace: Redis unreachable (%s)", type(e).__name__)
+            wait_s = self.local.wait_s(self.max_wait_s)
+            if wait_s is None:
+                raise RateLimitWait(self.max_wait_s) from None
+            time.sleep(wait_s)
+            return Taken(limits, None, None, None)
+        if fence is not None:
+            fence.after_wait()
+        return Taken(limits, slot.at_ms, slot.reserved_ms, wakes[-1], tuple(wakes))
+
+    def _wait(self, r: redis.Redis, limits: tuple[Limit, ...], fence: _Fence | None) -> tuple[Slot, list[float]]:
+        """Wait for a slot on `limits` and leave as close to it as this process can; the fence's `before_send` runs
+        just before it (it may write to Redis: that happens before the slot, not between the slot and the send),
+        with the slot's time on the Redis server's clock, the one every machine shares."""
+        wakes: list[float] = []
         while True:
-            slot = reserve(self.r, limits, self.max_wait_s)
+            slot = reserve(r, limits, self.max_wait_s)
             if not slot.reserved:
                 raise RateLimitWait(slot.wait_s)
             due = time.monotonic() + slot.wait_s
             if slot.wait_s > PAUSE_CHECK_AHEAD_S:
                 time.sleep(slot.wait_s - PAUSE_CHECK_AHEAD_S)
-                if paused_past(self.r, limits, slot):
+                if paused_past(r, limits, slot):
                     continue  # another worker got a 429 meanwhile: this slot falls in the pause; take a later one
-            if before_send:
-                before_send(slot.at_ms / 1000)
+            if fence is not None:
+                fence.before_send(slot.at_ms / 1000)
             time.sleep(max(0.0, due - time.monotonic()))
             lag = time.monotonic() - due
-            self.lags.append((limits[0].name, lag))
-            if 0 < late_s < lag and not given_up:
+            wakes.append(lag)
+            if 0 < slot.margin_s / 2 < lag and len(wakes) == 1:
                 # This process woke too late (descheduled): sent now, the call could reach Lever within a window of
                 # the slots after it. Give the slot up, once, and take the next free one.
-                given_up = True
                 continue
-            self.slot = slot
-            return
+            return slot, wakes
 
-    def throttled(self, error: LeverRateLimited, limits: tuple[Limit, ...]) -> float:
-        """Lever answered 429 to a call paced here: slow every worker down and pause them on `limits` (Retry-After,
-        or a whole window without one). Returns the pause."""
-        pause = error.retry_after if error.retry_after is not None else RATE_LIMITED_DEFAULT_S
-        throttled(self.r, limits, pause, self.slot.reserved_ms if self.slot else None)
-        log.warning("Lever answered 429: every worker slows down and pauses %.1f s", pause)
-        return pause
-
-    def record(self) -> None:
-        """Record how late each call left its slot (after the calls, so the write delays none of them)."""
-        for name, lag in self.lags:
-            metrics.observe(self.r, "jobsite_pacing_lag_seconds", lag, limit=name)
-        self.lags.clear()
+    def answered(self, taken: Taken, error: BaseException | None) -> None:
+        """Lever's answer to a request paced here (`error` None: a success). A 429 slows every worker down and
+        pauses them on the limits it was paced on (Retry-After, or a whole window without one); how late the
+        request left its slot is recorded (the lag the margin absorbs). Written after the answer, so it delays no
+        request; a Redis error here is logged, never raised over Lever's answer."""
+        try:
+            r = self.connect()
+            if isinstance(error, LeverRateLimited):
+                throttled(r, taken.limits, error.pause_s, taken.reserved_ms)
+                log.warning("Lever answered 429: every worker slows down and pauses %.1f s", error.pause_s)
+            if taken.lag_s is not None:
+                metrics.observe(r, "jobsite_pacing_lag_seconds", taken.lag_s, limit=taken.limits[0].name)
+                lagged(r, taken.wakes_s, taken.limits)
+        except redis.RedisError as e:
+            if self.local is not None:
+                self.local.heard(e)
+            log.warning("Lever's answer could not be told to Redis (%s)", type(e).__name__)

@@ -33,6 +33,7 @@ import redis
 
 from .. import metrics
 from ..lever.client import LeverClient, LeverError
+from ..lever.pacing import RateLimitWait
 from .posting import Posting, public_posting
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ META_MEMO_S = 1.0
 # from Lever what it cannot keep, rather than answer a candidate with a 500.
 CACHE_WRITE_ERRORS = (sqlite3.OperationalError, OSError)
 NO_LOCK = "-"  # the token of a lock the cache could not write: the fetch goes ahead without it
+# A read that did not come: Lever refused or failed it (a 429 has slowed every worker already, in the client's
+# pacing), or no slot on Lever's limits was free within the wait. The catalog serves what it has either way.
+UNREAD = (LeverError, RateLimitWait)
 
 
 class Key(StrEnum):
@@ -277,10 +281,10 @@ class Catalog:
     def _fetch(self, key: str, fetch: Callable[[], Any]) -> Snapshot:
         try:
             return self._store(key, fetch())
-        except LeverError as e:
+        except UNREAD as e:
             self.stats.errors += 1
             log.warning("catalog: fetching %s from Lever failed: %s %s", key.split(":")[0], type(e).__name__,
-                        e.status or "")
+                        getattr(e, "status", None) or "")
             raise
 
     def _fetch_collapsed(self, key: str, fetch: Callable[[], Any], force: bool = False) -> Snapshot:
@@ -298,7 +302,7 @@ class Catalog:
                             return snap
                     try:
                         return self._fetch(key, fetch)
-                    except LeverError as e:
+                    except UNREAD as e:
                         raise CatalogUnavailable(str(e)) from None
                 finally:
                     self._unlock(key, token)
@@ -319,7 +323,7 @@ class Catalog:
         def run() -> None:
             try:
                 self._fetch(key, fetch)
-            except LeverError:
+            except UNREAD:
                 return  # keep serving the stale copy; the lock expires after LOCK_S and then we try again
             self._unlock(key, token)
 

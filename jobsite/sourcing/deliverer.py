@@ -24,8 +24,8 @@ from redis.exceptions import LockError
 from .. import metrics
 from ..delivery import gate, outcomes, sender
 from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result
-from ..lever.client import LeverAuthError, LeverError
-from ..lever.pacing import Pacer, RateLimitWait
+from ..lever.client import LeverClient, LeverError
+from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
 from ..records.uploads import FileMissing
 from ..services import Services
@@ -104,11 +104,7 @@ def deliver(services: Services, person_id: str) -> Result:
         if gate.park(r, person.id, person.created_at, people.PARKED):
             people.save(r, person, Standing.WAITING)
             return Result(Outcome.PARKED)
-        pacer = Pacer(r, min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))
-        try:
-            return _send(services, person, lease, pacer)
-        finally:
-            pacer.record()
+        return _send(services, person, lease, services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)))
 
 
 class _Sending:
@@ -137,20 +133,20 @@ class _Sending:
         self.send = None
 
 
-def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pacer) -> Result:
-    r, s, lever, lever_limit = services.redis, services.settings, services.lever, (services.limits.lever,)
+def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient) -> Result:
+    r, s = services.redis, services.settings
     person.attempts += 1
     people.save(r, person, Standing.DELIVERING)
     sending = _Sending()
     fence = Fence(r, lease, s.delivery_lease_s)
     try:
-        performer = performers.perform_as(services, person.recruiter, pacer)
+        performer = performers.perform_as(services, person.recruiter, lever)
         resume = None
         if person.resume:
             f = person.resume
             resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
         for send in person.sends:
-            if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, pacer)):
+            if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, lever)):
 
                 def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
                     send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
@@ -159,7 +155,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
 
                 body = opportunity_body(s, person, send)
                 sending.send, sending.note = send, False
-                made = fence.send(pacer, lever_limit, s.reconcile_settle_s, mark,
+                made = fence.send(lever, s.reconcile_settle_s, mark,
                                   partial(lever.create_opportunity, body, perform_as=performer, resume=resume))
                 sending.send = None
                 send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
@@ -169,7 +165,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
                                                                                   else ""))
             text = note_text(person)
             if text and not send.note_done:
-                if send.note_inflight_at and _note_arrived(services, person, send, text, performer, pacer):
+                if send.note_inflight_at and _note_arrived(services, person, send, text, performer, lever):
                     continue
 
                 def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
@@ -178,7 +174,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
 
                 value = f"{text}\n\n{marker(s, person, send)}"
                 sending.send, sending.note = send, True
-                fence.send(pacer, lever_limit, s.reconcile_settle_s, mark_note,
+                fence.send(lever, s.reconcile_settle_s, mark_note,
                            partial(lever.create_note, send.opportunity_id, value, perform_as=performer))
                 sending.send = None
                 send.note_done, send.note_inflight_at = True, 0.0
@@ -197,7 +193,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, pacer: Pac
     except _Settling as e:
         return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon")
     except LeverError as e:
-        verdict = outcomes.judge(e, pacer, lever_limit)  # the one policy for Lever's answers (a 429 slows everyone)
+        verdict = outcomes.judge(e)  # the one policy for Lever's answers
         sending.failed(r, person, verdict)
         people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
                    verdict.message)
@@ -227,13 +223,12 @@ class _Settling(Exception):
         self.wait_s = wait_s
 
 
-def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> bool:
+def _reconcile(services: Services, person: Person, send: Send, lever: LeverClient) -> bool:
     """After a create whose outcome is unknown: did Lever make it? Only an opportunity carrying this send's marker is
     it (List opportunities by the person's email, no time window: no worker's clock decides). Records it and
     returns True if so. "Not found" is trusted only once the settle time has passed (raises _Settling before); then
     the mark is cleared and it is sent again."""
     r, s = services.redis, services.settings
-    pacer.take((services.limits.lever,))
     taken = {x.opportunity_id for x in person.sends if x.opportunity_id}
     filters: dict[str, Any] = {"email": person.email}  # no time window: no worker's clock decides
     if not send.marked:  # sent by a release before markers: looked for as it did
@@ -241,8 +236,10 @@ def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> 
         if send.posting:
             filters["posting_id"] = send.posting
     try:
-        listed = services.lever.list_opportunities(**filters)
-    except LeverAuthError:  # the key may not list opportunities: re-send, as applications do (it may duplicate)
+        listed = lever.list_opportunities(**filters)
+    except LeverError as e:  # the key may not list opportunities: re-send, as applications do (it may duplicate)
+        if sender.reading(e) != sender.Action.DO_WITHOUT:
+            raise
         log.warning("the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
                     "is created again, which can duplicate it")
         found = []
@@ -265,14 +262,16 @@ def _reconcile(services: Services, person: Person, send: Send, pacer: Pacer) -> 
     return False
 
 
-def _note_arrived(services: Services, person: Person, send: Send, text: str, performer: str, pacer: Pacer) -> bool:
+def _note_arrived(services: Services, person: Person, send: Send, text: str, performer: str,
+                  lever: LeverClient) -> bool:
     """After a note whose outcome is unknown: is it on the opportunity already? Only a note carrying this send's
     marker is it (a release before markers matched the text). "Not found" is trusted only once the settle time
     has passed (raises _Settling before)."""
-    pacer.take((services.limits.lever,))
     try:
-        notes = services.lever.list_notes(send.opportunity_id)
-    except LeverAuthError:  # the key may not read notes: add it again (it may duplicate)
+        notes = lever.list_notes(send.opportunity_id)
+    except LeverError as e:  # the key may not read notes: add it again (it may duplicate)
+        if sender.reading(e) != sender.Action.DO_WITHOUT:
+            raise
         notes = []
     else:
         ours = _mark(person, send)

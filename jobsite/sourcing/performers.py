@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from ..lever.client import LeverAuthError
-from ..lever.pacing import Pacer
+from ..delivery import sender
+from ..lever.client import LeverClient, LeverError
 from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ class NoPerformer(Exception):
     """No Lever user to create the opportunity as (JOBSITE_LEVER_PERFORM_AS is unset and none was found)."""
 
 
-def perform_as(svc: Services, recruiter: str, pacer: Pacer) -> str:
+def perform_as(svc: Services, recruiter: str, lever: LeverClient) -> str:
     """The Lever user id to create as for `recruiter` (an email, or "" for a sign-up). Raises LeverError or
     RateLimitWait from the lookup, NoPerformer when nobody fits."""
     r, s = svc.redis, svc.settings
@@ -32,11 +32,12 @@ def perform_as(svc: Services, recruiter: str, pacer: Pacer) -> str:
         if cached is None:
             found = ""
             try:
-                pacer.take((svc.limits.lever,))
-                users = svc.lever.list_users(email=email)
+                users = lever.list_users(email=email)
                 found = next((str(u["id"]) for u in users
                               if str(u.get("email", "")).lower() == email and not u.get("deactivatedAt")), "")
-            except LeverAuthError:
+            except LeverError as e:
+                if sender.reading(e) != sender.Action.DO_WITHOUT:
+                    raise
                 log.warning("the Lever API key may not list users: captures are created as JOBSITE_LEVER_PERFORM_AS")
             r.set(CACHE.format(email), found, ex=CACHE_TTL_S if found else UNKNOWN_TTL_S)
         else:
@@ -50,8 +51,7 @@ def perform_as(svc: Services, recruiter: str, pacer: Pacer) -> str:
     cached = r.get(SANDBOX_DEFAULT)
     if cached:
         return cached.decode()
-    pacer.take((svc.limits.lever,))
-    users = [u for u in svc.lever.list_users() if not u.get("deactivatedAt")]
+    users = [u for u in lever.list_users() if not u.get("deactivatedAt")]
     if not users:
         raise NoPerformer("the sandbox has no active user")
     r.set(SANDBOX_DEFAULT, str(users[0]["id"]), ex=CACHE_TTL_S)

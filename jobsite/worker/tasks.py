@@ -235,12 +235,14 @@ def on_worker_start(svc: Services) -> None:
     Redis settings that could lose applications."""
     redis_server.warn_at_start(svc.redis, svc.settings)
     try:
-        next(svc.lever.iter_opportunity_pages(limit=1), None)
+        next(svc.lever.iter_opportunity_pages(limit=1), None)  # paced like every call
         deliverer.note_can_reconcile(svc.redis, True)
     except redis.RedisError as e:
         log.warning("Redis is unreachable at start (%s); the worker waits for it", type(e).__name__)
+    except RateLimitWait:
+        pass  # Lever's limits are full: the reconcile finds out when it first lists
     except LeverError as e:
-        if e.status == 403:
+        if sender.reading(e) == sender.Action.DO_WITHOUT:
             deliverer.note_can_reconcile(svc.redis, False)
             log.warning("The Lever API key may not list opportunities. After a timeout or a dropped connection an "
                         "application is sent again without checking, which can create a duplicate in Lever. Grant "
