@@ -181,6 +181,7 @@ class EmbeddedRedis:
         conf.write_text(self._config())
         self.socket.unlink(missing_ok=True)
         (self.dir / "redis.pid").unlink(missing_ok=True)
+        self._reap()
         # The reaper runs redis-server as its child and stops it when no process uses it any more.
         self.process = subprocess.Popen(
             [sys.executable, "-I", str(REAPER), str(self.dir), redis_server_binary(), str(conf)],
@@ -188,6 +189,18 @@ class EmbeddedRedis:
             start_new_session=True,  # Ctrl-C in a terminal must not kill it before the workers are done with it
         )
         log.debug("started embedded redis-server at %s", self.socket)
+
+    def _reap(self, timeout_s: float = 5) -> None:
+        """Collect the reaper of a server that died before starting another: it exits once its server has, and a
+        process started again while the last one was exiting (a crash, a full disk) must not leave it unreaped."""
+        old, self.process = self.process, None
+        if old is None:
+            return
+        try:
+            old.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            old.kill()
+            old.wait(timeout_s)
 
     def _wait(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -14,12 +14,12 @@ from .nemesis.harness import Cluster
 from .nemesis.run import run_once, summary
 
 SECONDS = 35  # of faults; with start-up, the tail and the drain about a minute when it passes
-# The merger of the fixes empties this: the test then fails on any broken invariant.
+# While this is not empty, a failing short run is reported (xfail, with its seed and what broke) instead of failing the
+# suite. Empty it once a 30-minute run passes on main: the fixes for issue 26's seven findings and the nemesis's own
+# are in, but a 30-minute run still ends with a backlog that has not drained within its bound.
 PENDING = (
-    "the nemesis finds the seven findings of issue 26 until the fixes on the engine branch (clocks, notes without "
-    "marker or settle time, sourcing reconcile by marker) and the robust branch (WatchError read as a lost race, a "
-    "blackholed Redis holding intake, an uncached form with Redis down, 500s on a full disk or without Redis) are "
-    "merged"
+    "a 30-minute run (seed 440597193) still ends with a backlog not drained within 180 s of the last fault; each "
+    "short run's seed is printed, and a failure names the invariants it broke"
 )
 
 
