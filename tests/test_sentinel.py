@@ -260,6 +260,7 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 80 s: scripts/test -m long
 def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_failover_loses(
         settings: Settings, sandbox: Sandbox, workers: Workers) -> None:
     """Issue 30, item 5 (the partition): the primary runs min-replicas-to-write 1 and the web machine, on its side of
