@@ -29,6 +29,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from ..clock import server_now
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import Unfenced
 from . import backoff, gate, jobs, outcomes
@@ -58,12 +59,6 @@ class Result:
     gate_closed: bool = False  # this delivery closed the gate: a probe must be scheduled
     probe_delay_s: float = 0.0
     opened: tuple[str, ...] = ()  # this delivery opened the gate: these parked applications are to be queued
-
-
-def server_now(r: redis.Redis) -> float:
-    """Now on the Redis server's clock, the one every machine shares (epoch seconds)."""
-    seconds, micros = r.time()
-    return seconds + micros / 1e6
 
 
 def retry_delay(attempts: int) -> float:
