@@ -45,9 +45,8 @@ def file_posting(sandbox: Sandbox) -> dict[str, Any]:
     return _posting(sandbox, 0)
 
 
-def lever_body(sandbox: Sandbox, posting_id: str, n: int = 0) -> dict[str, Any]:
-    """A JSON application in the shape of Lever's Apply to a posting, answering every required question."""
-    form = sandbox.state.questions[posting_id]
+def required_answers(form: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """Lever's `customQuestions` answering every required question of `form` (the first option, or "answer n")."""
     custom = []
     for qset in form["customQuestions"]:
         fields = []
@@ -57,6 +56,12 @@ def lever_body(sandbox: Sandbox, posting_id: str, n: int = 0) -> dict[str, Any]:
                 value = f["options"][0]["text"] if f.get("options") else f"answer {n}"
             fields.append({"value": value})
         custom.append({"id": qset["id"], "fields": fields})
+    return custom
+
+
+def lever_body(sandbox: Sandbox, posting_id: str, n: int = 0) -> dict[str, Any]:
+    """A JSON application in the shape of Lever's Apply to a posting, answering every required question."""
+    custom = required_answers(sandbox.state.questions[posting_id], n)
     return {
         "personalInformation": [{"name": "fullName", "value": f"Candidate {n}"},
                                 {"name": "email", "value": f"candidate{n}@example.com"}],

@@ -21,7 +21,7 @@ from jobsite.console import accounts
 from jobsite.sandbox import API_KEY
 from jobsite.sourcing import events
 
-from ..helpers import resume_pdf
+from ..helpers import required_answers, resume_pdf
 from .harness import RECRUITER, Cluster
 
 CLIENT_TIMEOUT_S = 20.0  # beyond the 15 s bound, so a slow answer is seen as slow rather than cut
@@ -228,15 +228,7 @@ def _needs_resume(form: dict[str, Any]) -> bool:
 
 
 def _lever_body(form: dict[str, Any], sub: Submission) -> dict[str, Any]:
-    custom = []
-    for qset in form["customQuestions"]:
-        fields = []
-        for f in qset["fields"]:
-            value: Any = None
-            if f["required"]:
-                value = f["options"][0]["text"] if f.get("options") else f"answer {sub.n}"
-            fields.append({"value": value})
-        custom.append({"id": qset["id"], "fields": fields})
+    custom = required_answers(form, sub.n)
     return {
         "personalInformation": [
             {"name": "fullName", "value": f"Nemesis {sub.n}"},
