@@ -7,7 +7,6 @@ multipart/form-data with files. No cookies are used, so there is no ambient auth
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from typing import Any
@@ -57,13 +56,15 @@ def authenticate() -> Any:
     if header is None:
         return None
     scheme, _, key = header.partition(" ")
-    r = get_services().quick_redis  # a silent Redis: a 503 in seconds, not in minutes
+    svc = get_services()
     try:
+        r = svc.request_redis()  # a silent Redis: a 503 in seconds, not in minutes
         client = api_keys.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
     except api_keys.KeyRevoked as e:
         audit.record_api(r, e.name, "refused: revoked key", detail=f"{request.method} {request.path}")
         client = None
-    except redis.RedisError:
+    except redis.RedisError as e:
+        svc.silence.heard(e)
         return error_response(503, "Keys cannot be checked right now. Please retry shortly.", {"Retry-After": "30"})
     if client is None:
         return error_response(401, "This API key is not valid: it is wrong or was revoked.",
@@ -76,10 +77,14 @@ def authenticate() -> Any:
 def audit_client(response: Response) -> Response:
     """Every use of an integrator key lands in the audit log, with the application it created."""
     if g.get("api_client"):
-        # The answer stands if Redis is down: /readyz and the metrics report that.
-        with contextlib.suppress(redis.RedisError):
-            audit.record_api(get_services().redis, g.api_client, f"{request.method} {request.path}",
+        # The answer stands if Redis is down: /readyz and the metrics report that. On the quick client: the answer
+        # waits for this line.
+        svc = get_services()
+        try:
+            audit.record_api(svc.request_redis(), g.api_client, f"{request.method} {request.path}",
                              target=g.get("receipt", ""), detail=str(response.status_code))
+        except redis.RedisError as e:
+            svc.silence.heard(e)
     return response
 
 
@@ -208,13 +213,13 @@ def autofill() -> Any:
         return error_response(400, "Send the resume as multipart/form-data in a part named 'resume'.")
     if g.api_client:  # an integrator's backend sends from one address: its key is the limit there, counted apart
         try:
-            api_keys.count_application(svc.redis, g.api_client, svc.settings.api_client_per_hour,
+            api_keys.count_application(svc.request_redis(), g.api_client, svc.settings.api_client_per_hour,
                                        counter="apiclient_autofill")
         except api_keys.TooManyApplications as e:
             return error_response(429, f"This API client had more than {svc.settings.api_client_per_hour} resumes "
                                        "read this hour.", {"Retry-After": str(e.retry_after_s)})
-        except redis.RedisError:
-            pass  # as for its applications: reading a resume never waits for Redis
+        except redis.RedisError as e:
+            svc.silence.heard(e)  # as for its applications: reading a resume never waits for Redis
     else:
         try:
             accept.check_ip(svc, request.remote_addr or "unknown", counter="autofill")

@@ -112,9 +112,10 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
 def _count_client(client: str) -> None:
     svc = get_services()
     try:
-        api_keys.count_application(svc.redis, client, svc.settings.api_client_per_hour)
+        # The quick client: a silent Redis costs this request one short timeout, not 10 s and retries (services.py).
+        api_keys.count_application(svc.request_redis(), client, svc.settings.api_client_per_hour)
     except api_keys.TooManyApplications as e:
         raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} applications this "
                             "hour.", {"Retry-After": str(e.retry_after_s)}) from None
-    except redis.RedisError:
-        pass  # as for the per-address limit: an application is never refused because Redis is down
+    except redis.RedisError as e:
+        svc.silence.heard(e)  # as for the per-address limit: an application is never refused because Redis is down
