@@ -226,14 +226,27 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
 
 
 def job_alive(r: redis.Redis, job_id: str) -> bool:
-    """Whether a job is still due to run (queued, scheduled, deferred) or running."""
+    """Whether a job is still due to run (queued, scheduled, deferred) or running.
+
+    A job whose status says queued but that is in no queue is not: a worker serving several queues pops with BLPOP,
+    so a pop whose answer was lost (the connection cut, Redis killed with the reply unsent) or a worker that died
+    between its pop and starting the job leaves the job "queued" in no list, forever. Its status is read again after
+    the queue was searched: a worker that popped it meanwhile has started it by then (or is a moment from it; a job
+    queued again for such a one is harmless, the lease lets one of the two deliver)."""
     if not job_id:
         return False
     try:
-        status = Job.fetch(job_id, connection=r).get_status(refresh=False)  # (read again, it may be gone by then)
+        job = Job.fetch(job_id, connection=r)
+        status = job.get_status(refresh=False)  # (read again, it may be gone by then)
+        if status != JobStatus.QUEUED:
+            return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+        queue = Queue(job.origin, connection=r)
+        if r.lpos(queue.key, job_id) is not None or r.lpos(queue.intermediate_queue_key, job_id) is not None:
+            return True
+        status = job.get_status(refresh=True)
     except NoSuchJobError:
         return False
-    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+    return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
 
 
 def clean_up_abandoned(r: redis.Redis) -> None:
