@@ -334,7 +334,8 @@ def lost(services: Services) -> list[str]:
     r = services.redis
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now = time.time()
-    return [p.id for p in people.load_many(r, people.pending(r))
-            if p.id not in parked and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
-                                                  idle_s=now - p.updated_at, lease_s=services.settings.delivery_lease_s,
-                                                  job_id=people.job_of(r, p.id))]
+    waiting = [p for p in people.load_many(r, people.pending(r)) if p.id not in parked]
+    held = [sender.Held(LEASE.format(p.id), p.standing == Standing.DELIVERING, now - p.updated_at, job)
+            for p, job in zip(waiting, people.jobs_of(r, [p.id for p in waiting]), strict=True)]
+    return [p.id for p, gone in zip(waiting, sender.lost_many(r, held, services.settings.delivery_lease_s),
+                                    strict=True) if gone]
