@@ -318,6 +318,32 @@ def test_recover_takes_up_an_application_whose_job_a_lost_pop_left_queued_in_no_
     assert tasks.recover(svc) == 0
 
 
+def test_recover_takes_up_an_application_whose_job_started_over_a_lease_ago_without_its_lease(
+        svc: Services, sandbox: Sandbox) -> None:
+    """A worker killed (or cut off from Redis) after RQ marked its job started and before the delivery took the lease
+    leaves the job "started" until RQ's timeout (10 minutes) calls it abandoned: the nemesis's 30-minute run (seed
+    515944940) waited that long for 2 applications, past its drain's bound. A started job that holds no lease a lease
+    after it started is taken up; one started a moment ago is left alone."""
+    from datetime import UTC, datetime, timedelta
+
+    from rq.job import Job, JobStatus
+
+    r, lease_s = svc.redis, svc.settings.delivery_lease_s
+    dead, starting = submit_one(svc, sandbox, 1), submit_one(svc, sandbox, 2)
+    queue = jobs.delivery_queue(r)
+    for receipt, ago in ((dead, lease_s + 1), (starting, 0)):
+        job = Job.fetch(store.load(r, receipt).job_id, connection=r)
+        assert r.lrem(queue.key, 1, job.id) == 1  # popped by a worker, which marked it started
+        job.set_status(JobStatus.STARTED)
+        started = datetime.now(UTC) - timedelta(seconds=ago)
+        r.hset(job.key, "started_at", started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        r.hset(store.record_key(receipt), "updated_at", time.time() - lease_s - 1)
+    assert tasks.recover(svc) == 1
+    assert store.load(r, dead).job_id in queue.job_ids
+    assert store.load(r, starting).job_id not in queue.job_ids
+    assert tasks.recover(svc) == 0
+
+
 def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, sandbox: Sandbox,
                                                                 settings: Settings) -> None:
     from click.testing import CliRunner

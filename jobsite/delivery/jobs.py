@@ -228,12 +228,12 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
 _RUNNING = {JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value, JobStatus.STARTED.value}
 
 
-def job_alive(r: redis.Redis, job_id: str) -> bool:
+def job_alive(r: redis.Redis, job_id: str, *, started_within_s: float | None = None) -> bool:
     """Whether a job is still due to run (queued, scheduled, deferred) or running (`alive` for one)."""
-    return job_id in alive(r, [job_id])
+    return job_id in alive(r, [job_id], started_within_s=started_within_s)
 
 
-def alive(r: redis.Redis, job_ids: Iterable[str]) -> set[str]:
+def alive(r: redis.Redis, job_ids: Iterable[str], *, started_within_s: float | None = None) -> set[str]:
     """The jobs among `job_ids` still due to run (queued, scheduled, deferred) or running, in at most three round
     trips however many there are: recovery asks for every item of a backlog at each upkeep, and one round trip each
     (through a slow network, a thousand items) took a worker's whole second, so the backlog grew as it was checked.
@@ -242,16 +242,25 @@ def alive(r: redis.Redis, job_ids: Iterable[str]) -> set[str]:
     BLPOP, so a pop whose answer was lost (the connection cut, Redis killed with the reply unsent) or a worker that
     died between its pop and starting the job leaves the job "queued" in no list, forever. Its status is read again
     after the queues were searched: a worker that popped it meanwhile has started it by then (or is a moment from it;
-    a job queued again for such a one is harmless, the lease lets one of the two deliver)."""
+    a job queued again for such a one is harmless, the lease lets one of the two deliver).
+
+    With `started_within_s` (a delivery's lease: every delivery job takes its item's lease as it starts, and the
+    caller has found none), a job started longer ago than that is not alive either: its worker died, or Redis went
+    away under it, before it took the lease or after it let it go, and RQ would call it abandoned only when its
+    timeout (10 minutes) runs out. The nemesis's 30-minute run waited out that timeout for 2 applications."""
     ids = [j for j in dict.fromkeys(job_ids) if j]
     if not ids:
         return set()
     with r.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            pipe.hmget(Job.key_for(job_id), "status", "origin")
+            pipe.hmget(Job.key_for(job_id), "status", "origin", "started_at")
         read = pipe.execute()
-    live = {j for j, (status, _) in zip(ids, read, strict=True) if status and status.decode() in _RUNNING}
-    queued = [(j, origin.decode()) for j, (status, origin) in zip(ids, read, strict=True)
+    now = time.time()
+    live = {j for j, (status, _, started) in zip(ids, read, strict=True)
+            if status and status.decode() in _RUNNING
+            and (started_within_s is None or status.decode() != JobStatus.STARTED.value
+                 or now - _epoch(started) <= started_within_s)}
+    queued = [(j, origin.decode()) for j, (status, origin, _) in zip(ids, read, strict=True)
               if status and status.decode() == JobStatus.QUEUED.value and origin]
     if not queued:
         return live
@@ -274,6 +283,15 @@ def alive(r: redis.Redis, job_ids: Iterable[str]) -> set[str]:
             again = pipe.execute()
         live |= {j for j, status in zip(missing, again, strict=True) if status and status.decode() in _RUNNING}
     return live
+
+
+def _epoch(stamp: bytes | None) -> float:
+    """RQ's UTC time stamp ("2026-12-07T13:01:22.035134Z") in epoch seconds; +inf when missing or unreadable (a job
+    whose start is unknown is taken to have just started)."""
+    try:
+        return datetime.fromisoformat(stamp.decode().replace("Z", "+00:00")).timestamp() if stamp else math.inf
+    except ValueError:
+        return math.inf
 
 
 def clean_up_abandoned(r: redis.Redis) -> None:

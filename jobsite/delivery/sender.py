@@ -152,7 +152,8 @@ class Fence:
 def lost(r: redis.Redis, lease_key: str, *, delivering: bool, idle_s: float, lease_s: int, job_id: str) -> bool:
     """Whether an item's delivery was lost, for recovery to queue it again (the caller leaves out what is parked or
     at rest): no worker holds its lease, and either a worker died in the middle of it (still delivering) or it has
-    been untouched for longer than a lease with no job due to run it (the job vanished: Redis lost it, a crash)."""
+    been untouched for longer than a lease with no job due to run it (the job vanished: Redis lost it, a crash; or
+    it started over a lease ago and holds no lease: its worker died or Redis went away under it)."""
     return lost_many(r, [Held(lease_key, delivering, idle_s, job_id)], lease_s) == [True]
 
 
@@ -177,7 +178,7 @@ def lost_many(r: redis.Redis, items: list[Held], lease_s: int) -> list[bool]:
             pipe.exists(item.lease_key)
         leased = pipe.execute()
     live = jobs.alive(r, [item.job_id for item, held in zip(items, leased, strict=True)
-                          if not held and not item.delivering and item.idle_s > lease_s])
+                          if not held and not item.delivering and item.idle_s > lease_s], started_within_s=lease_s)
     return [not held and (item.delivering or (item.idle_s > lease_s and item.job_id not in live))
             for item, held in zip(items, leased, strict=True)]
 
