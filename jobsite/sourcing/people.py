@@ -35,6 +35,9 @@ LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
 JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
 BY_EMAIL = "sourced:talent:email:{}"  # digest of a talent member's address -> their id: one record per address
 UNCONFIRMED = "sourced:unconfirmed"  # zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
+WISH = "sourced:{}:wish"  # JSON: what the person asked on the manage page, until the lease holder writes it in
+CHANGED = "sourced:changed"  # zset: id -> when, people whose changes Lever has not been told yet
+EMAIL_INDEX_BUILT = "sourced:talent:email:built"  # exists once every member from before the index is in it
 
 
 class Kind(StrEnum):
@@ -65,6 +68,15 @@ class Send:
     marked: bool = False
     note_settle_until: float = 0.0
     note_marked: bool = False
+    # After delivery (the manage page): the company tags Lever has on this opportunity as the site last set them
+    # (None: those it was created with), so a change of interests removes and adds only what differs; and the
+    # withdrawal told to Lever, its tag and its note (marked as the capture's note is, its own marker).
+    tags: list[str] | None = None
+    change_inflight_at: float = 0.0  # a tag change or the withdrawal's note is on its way (for the console)
+    withdrawn_tagged: bool = False
+    withdrawn_noted: bool = False
+    withdrawn_note_settle_until: float = 0.0
+    withdrawn_note_inflight_at: float = 0.0
 
 
 @dataclass
@@ -98,6 +110,8 @@ class Person:
     unconfirmed: bool = False  # a sign-up whose address is not confirmed yet: nothing goes to Lever until it is
     language: str = ""  # the language the person saw the site in, for the emails they get
     unsubscribed: bool = False  # the person said: no more emails (or left the talent community)
+    withdrawn: bool = False  # the person withdrew consent: Lever is told (a tag, a note), then nothing more is sent
+    changed_at: float = 0.0  # when the person last changed something on the manage page (its follow-ups' retries)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -231,19 +245,63 @@ def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
     return [x.decode() for x in r.smembers(CONTACT.format(contact_id))]
 
 
-def purge_personal_data(r: redis.Redis, person: Person) -> None:
-    """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts."""
+def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipeline | None = None, *,
+                        keep_email: bool = False) -> None:
+    """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts. On `pipe`
+    (the caller's transaction) if given; `keep_email`: the address stays until a create whose outcome is unknown
+    has been looked for in Lever by it (sourcing/deliverer.py clears it then)."""
     address = person.email
-    person.name = person.email = person.phone = person.note = ""
+    person.name = person.phone = person.note = ""
+    if not keep_email:
+        person.email = ""
     person.links, person.resume, person.purged = [], None, True
-    with r.pipeline() as pipe:
+    with r.pipeline() as own:
+        p = pipe if pipe is not None else own
         if person.kind == Kind.TALENT and address:
-            pipe.delete(email_key(address))
-        pipe.set(KEY.format(person.id), person.to_json())
-        pipe.zrem(DELIVERED, person.id)
-        pipe.delete(LOG.format(person.id), JOB.format(person.id))
-        search.forget_personal(r, search.PERSON, person.id, pipe)
-        pipe.execute()
+            p.delete(email_key(address))
+        p.set(KEY.format(person.id), person.to_json())
+        p.zrem(DELIVERED, person.id)
+        p.delete(LOG.format(person.id))
+        if pipe is None:
+            p.delete(JOB.format(person.id))
+        search.forget_personal(r, search.PERSON, person.id, p)
+        if pipe is None:
+            own.execute()
+
+
+def wished(r: redis.Redis, person_id: str) -> dict[str, Any]:
+    """What the person asked on the manage page and the lease holder has not written in yet ({}: nothing)."""
+    raw = r.get(WISH.format(person_id))
+    return json.loads(raw) if raw else {}
+
+
+def as_wished(person: Person, wish: dict[str, Any]) -> Person:
+    """The person with their wish written in (the wish's keys are Person's fields: teams, locations, unsubscribed,
+    withdrawn); the same object, changed."""
+    for name in ("teams", "locations", "unsubscribed", "withdrawn"):
+        if name in wish:
+            setattr(person, name, wish[name])
+    if person.withdrawn:
+        person.unsubscribed = True
+    return person
+
+
+def ensure_email_index(r: redis.Redis, batch: int = 200) -> int:
+    """Index by address the members who joined before the index existed (their re-joining must find them, not make
+    a second record): once, oldest first, the first record of an address keeping it (SET NX, so a sign-up written
+    meanwhile keeps its own). One EXISTS once done. Returns how many it added."""
+    if r.exists(EMAIL_INDEX_BUILT):
+        return 0
+    added, start = 0, 0
+    while ids := [x.decode() for x in r.zrange(TALENT, start, start + batch - 1)]:
+        start += len(ids)
+        with r.pipeline(transaction=False) as pipe:
+            members = [p for p in load_many(r, ids) if p.email and not p.purged and not p.withdrawn]
+            for p in sorted(members, key=lambda p: (p.unconfirmed, p.created_at)):
+                pipe.set(email_key(p.email), p.id, nx=True)
+            added += sum(1 for done in pipe.execute() if done)
+    r.set(EMAIL_INDEX_BUILT, "1")
+    return added
 
 
 def remove(r: redis.Redis, person: Person) -> None:
@@ -251,10 +309,10 @@ def remove(r: redis.Redis, person: Person) -> None:
     its indexes, its log; the caller removes its files."""
     member = f"{search.PERSON}:{person.id}"
     with r.pipeline() as pipe:
-        pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id))
+        pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id), WISH.format(person.id))
         if person.email:
             pipe.delete(email_key(person.email))
-        for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED):
+        for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED, CHANGED):
             pipe.zrem(index, person.id)
         for key in (k.decode() for k in r.smembers(search.OF.format(member))):
             pipe.zrem(key, member)

@@ -449,7 +449,7 @@ def talent_manage(person_id: str, signed: str) -> Response:
     svc = get_services()
     ok = optin.signed(svc.settings, person_id, signed, "manage")
     person = people.load(svc.redis, person_id) if ok else None
-    if person is None or person.purged:
+    if person is None or person.purged or person.withdrawn or people.wished(svc.redis, person_id).get("withdrawn"):
         return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                             teams=[], locations=[], saved=""))
     teams, locations = sourcing.interests()
@@ -461,14 +461,18 @@ def talent_manage(person_id: str, signed: str) -> Response:
             return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                                 teams=[], locations=[], saved="left"))
         if action == "unsubscribe":
-            person.unsubscribed = True
-            optin.change(svc, person, person.teams, person.locations)
+            person = optin.change(svc, person.id, unsubscribed=True)
             saved = "unsubscribed"
         else:
-            chosen = [t for t in request.form.getlist("teams") if t in teams]
-            where = [p for p in request.form.getlist("locations") if p in locations]
-            optin.change(svc, person, chosen, where)
+            chosen = [t for t in request.form.getlist("teams") if t in set(teams) | set(person.teams)]
+            where = [p for p in request.form.getlist("locations") if p in set(locations) | set(person.locations)]
+            person = optin.change(svc, person.id, teams=chosen, locations=where)
             saved = "saved"
+        if person is None or person.withdrawn:
+            return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+                                                teams=[], locations=[], saved=""))
+    else:
+        person = people.as_wished(person, people.wished(svc.redis, person.id))
     return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
                                         teams=sorted(set(teams) | set(person.teams)),
                                         locations=sorted(set(locations) | set(person.locations)), saved=saved,
