@@ -19,7 +19,7 @@ from jobsite import create_app
 from jobsite.delivery import sender
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import accept, deliverer, optin, people
+from jobsite.sourcing import accept, deliverer, optin, people, retention
 from jobsite.sourcing.people import Standing
 from jobsite.worker import tasks
 
@@ -228,3 +228,27 @@ def test_members_from_before_the_address_index_are_indexed_once(settings: Settin
     tasks.upkeep()  # the workers' upkeep runs it
     assert r.exists(people.EMAIL_INDEX_BUILT)
     assert r.get(people.email_key(later.email)).decode() == later.id  # type: ignore[union-attr]
+
+
+def test_lever_deleting_a_person_whose_lease_a_worker_holds_purges_them_through_the_holder(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """Retention wrote the record without the lease too: its purge is a wish the holder writes in, so the worker's
+    copy of the record, saved after, cannot bring the personal data back."""
+    svc = tasks.use(Services(settings))
+    lena = _join(svc, sandbox, _teams(sandbox)[0])
+    assert tasks.deliver_sourced(lena.id) == "delivered"
+    held = people.load(r, lena.id)
+    assert held is not None
+    lease = r.lock(deliverer.LEASE.format(lena.id), timeout=30)
+    assert lease.acquire(blocking=False)  # a worker is telling Lever of something, its copy in memory
+    assert retention.forget(svc, held.contact_id) == 1
+    people.save(r, held)  # the worker saves its copy
+    lease.release()
+    assert people.wished(r, lena.id) == {"purge": True}
+    assert not people.load(r, lena.id).purged  # type: ignore[union-attr]
+    assert r.zscore(people.CHANGED, lena.id)  # (upkeep takes them up once a lease has passed with no job)
+    assert tasks.deliver_sourced(lena.id) == "skipped"  # the next to hold the lease writes it in
+    gone = people.load(r, lena.id)
+    assert gone is not None
+    assert gone.name == gone.email == ""
+    assert not people.wished(r, lena.id)

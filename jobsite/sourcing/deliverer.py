@@ -149,15 +149,18 @@ def take_wish(services: Services, person: Person) -> bool:
                 for send in person.sends:  # the tags Lever has: those it was created with, until now
                     if send.opportunity_id and send.tags is None:
                         send.tags = tags(s, person)
-                people.as_wished(person, json.loads(raw))
+                asked = json.loads(raw)
+                people.as_wished(person, asked)
                 person.changed_at = time.time()
                 pipe.multi()
                 pipe.delete(key)
                 people.save(pipe, person)
-                if person.withdrawn and not person.purged:
+                if (person.withdrawn or asked.get("purge")) and not person.purged:
                     in_doubt = any(x.inflight_at and not x.opportunity_id for x in person.sends)
                     uploads.remove(pipe, person.id)
                     people.purge_personal_data(r, person, pipe, keep_email=in_doubt)
+                if person.standing in store.AT_REST and not _follow_ups_due(s, person):
+                    pipe.zrem(people.CHANGED, person.id)  # nothing for Lever: done
                 pipe.execute()
                 return True
             except redis.WatchError:
@@ -559,6 +562,6 @@ def lost(services: Services) -> list[str]:
     now, lease_s = time.time(), services.settings.delivery_lease_s
     changed = [x.decode() for x in r.zrange(people.CHANGED, 0, -1)]
     return [p.id for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
-            if p.id not in parked and p.standing != Standing.NEEDS_ATTENTION
+            if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))
             and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
                             idle_s=now - p.updated_at, lease_s=lease_s, job_id=people.job_of(r, p.id))]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 from typing import Any
@@ -138,20 +137,8 @@ def change(svc: Services, person_id: str, **wish: Any) -> Person | None:
     holds; written in at once when no worker holds the person's lease, else by the holder or that job
     (sourcing/deliverer.py). Returns the person as they now stand, with the wish (None: gone)."""
     r = svc.redis
-    key = people.WISH.format(person_id)
-    with r.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(key)
-                merged = {**people.wished(pipe, person_id), **wish}
-                pipe.multi()
-                pipe.set(key, json.dumps(merged))
-                pipe.zadd(people.CHANGED, {person_id: time.time()}, nx=True)
-                people.set_job(pipe, person_id, enqueue_sourced(r, person_id, pipeline=pipe))
-                pipe.execute()
-                break
-            except redis.WatchError:
-                continue
+    people.wish(r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id,
+                                                                                          pipeline=pipe)), **wish)
     person = deliverer.apply_now(svc, person_id)
     return None if person is None else people.as_wished(person, people.wished(r, person_id))
 

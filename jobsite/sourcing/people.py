@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -275,9 +275,31 @@ def wished(r: redis.Redis, person_id: str) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+def wish(r: redis.Redis, person_id: str, also: Callable[[redis.client.Pipeline], None] | None = None,
+         **asked: Any) -> None:
+    """Record what was asked of a person's record by someone who holds no lease (the manage page, retention): merged
+    with a wish not written in yet, with the person in CHANGED, and `also` (a job) in the same transaction. The
+    lease holder writes it in (sourcing/deliverer.take_wish); upkeep takes up one no job is left to write in."""
+    key = WISH.format(person_id)
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                merged = {**wished(pipe, person_id), **asked}
+                pipe.multi()
+                pipe.set(key, json.dumps(merged))
+                pipe.zadd(CHANGED, {person_id: time.time()}, nx=True)
+                if also is not None:
+                    also(pipe)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
+
+
 def as_wished(person: Person, wish: dict[str, Any]) -> Person:
     """The person with their wish written in (the wish's keys are Person's fields: teams, locations, unsubscribed,
-    withdrawn); the same object, changed."""
+    withdrawn; and `purge`, retention's, which take_wish carries out); the same object, changed."""
     for name in ("teams", "locations", "unsubscribed", "withdrawn"):
         if name in wish:
             setattr(person, name, wish[name])
