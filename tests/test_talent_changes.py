@@ -17,6 +17,7 @@ import requests
 
 from jobsite import create_app
 from jobsite.delivery import sender
+from jobsite.records.uploads import UploadedFile
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import accept, deliverer, optin, people, retention
@@ -31,9 +32,10 @@ def _teams(sandbox: Sandbox) -> list[str]:
 
 
 def _join(svc: Services, sandbox: Sandbox, team: str, email: str = "lena@example.com") -> people.Person:
-    person = accept.talent_signup({"name": "Lena Fischer", "email": email, "teams": [team], "consent": True}, None,
+    resume = UploadedFile("lena.pdf", b"%PDF-1.4 Lena Fischer")  # (its bytes go once Lever has them)
+    person = accept.talent_signup({"name": "Lena Fischer", "email": email, "teams": [team], "consent": True}, resume,
                                   teams=_teams(sandbox), locations=[], max_file_bytes=2**20)
-    return accept.submit(svc, person).person
+    return accept.submit(svc, person, resume).person
 
 
 def _opportunity(sandbox: Sandbox, opportunity_id: str) -> dict[str, Any]:

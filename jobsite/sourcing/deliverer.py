@@ -245,8 +245,8 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
     try:
         performer = performers.perform_as(services, person.recruiter, lever)
         resume = None
-        if person.resume:
-            f = person.resume
+        if person.resume and not follow_ups_only and any(not x.opportunity_id for x in person.sends):
+            f = person.resume  # (only a create carries it: Lever has it once they are made, and its bytes go)
             resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
         for send in [] if follow_ups_only else person.sends:
             if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
