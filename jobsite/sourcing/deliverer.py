@@ -142,7 +142,7 @@ def take_wish(services: Services, person: Person) -> bool:
     with r.pipeline() as pipe:
         while True:
             try:
-                pipe.watch(key)
+                pipe.watch(key, people.KEY.format(person.id))  # (an unconfirmed sign-up is written without a lease)
                 raw = pipe.get(key)
                 if not raw:
                     return False
@@ -164,6 +164,9 @@ def take_wish(services: Services, person: Person) -> bool:
                 pipe.execute()
                 return True
             except redis.WatchError:
+                if (now := people.load(r, person.id)) is None:
+                    return False
+                vars(person).update(vars(now))  # read again: the caller's object is the record as it now is
                 continue
 
 
