@@ -147,7 +147,7 @@ def test_a_change_made_while_a_delivery_is_in_progress_is_not_lost(settings: Set
     over it. A change now waits as the person's wish until the lease holder writes it in, then Lever is told."""
     svc = Services(settings)
     first, second = _teams(sandbox)[:2]
-    sandbox.control("latency", endpoint="opportunities.create", seconds=4)  # longer than the page waits
+    sandbox.control("latency", endpoint="opportunities.create", seconds=3)  # longer than the page waits, within a lease
     lena = _join(svc, sandbox, first)
     workers.start(worker_env(settings))
     wait_for(lambda: people.load(r, lena.id).sends[0].inflight_at > 0, what="the create in flight")  # type: ignore

@@ -102,8 +102,8 @@ def deliver(services: Services, person_id: str) -> Result:
     lease = _lease(r, person_id, s.delivery_lease_s)
     with sender.leased(lease, f"sourced person {person_id[:8]}") as held:
         if not held:
-            if r.exists(people.WISH.format(person_id)):  # the holder may be past its last look at the wish
-                return Result(Outcome.RETRY, retry_at=time.time() + 1.0)
+            if r.exists(people.WISH.format(person_id)) or r.zscore(people.CHANGED, person_id) is not None:
+                return Result(Outcome.RETRY, retry_at=time.time() + 1.0)  # the holder may be past its last look
             return Result(Outcome.SKIPPED)
         person = people.load(r, person_id)  # again, under the lease
         if person is None:
@@ -159,7 +159,9 @@ def take_wish(services: Services, person: Person) -> bool:
                     in_doubt = any(x.inflight_at and not x.opportunity_id for x in person.sends)
                     uploads.remove(pipe, person.id)
                     people.purge_personal_data(r, person, pipe, keep_email=in_doubt)
-                if person.standing in store.AT_REST and not _follow_ups_due(s, person):
+                if _follow_ups_due(s, person):
+                    pipe.zadd(people.CHANGED, {person.id: time.time()}, nx=True)  # Lever is to be told
+                elif person.standing in store.AT_REST:
                     pipe.zrem(people.CHANGED, person.id)  # nothing for Lever: done
                 pipe.execute()
                 return True
@@ -171,15 +173,17 @@ def take_wish(services: Services, person: Person) -> bool:
 
 
 def apply_now(services: Services, person_id: str, wait_s: float = APPLY_WAIT_S) -> Person | None:
-    """Write the person's wish in at once if their lease is free within `wait_s` (the page then shows it done);
-    otherwise the holder, or the job the wish queued, writes it in moments later. Returns the person as they now
-    stand."""
+    """Write the person's wish in at once if their lease is free within `wait_s` and no delivery was left midway
+    (the page then shows it done); otherwise the holder, or the job the wish queued, writes it in moments later.
+    Returns the person as they now stand."""
     r, s = services.redis, services.settings
     lease = r.lock(LEASE.format(person_id), timeout=s.delivery_lease_s, blocking=True, blocking_timeout=wait_s)
     held = lease.acquire()
     try:
         person = people.load(r, person_id)
-        if person is not None and held:
+        # Left mid-delivery, the record is a worker's that may only be stalled past its lease (its next save would
+        # carry its own copy): recovery's holder writes the wish in instead.
+        if person is not None and held and person.standing != Standing.DELIVERING:
             take_wish(services, person)
     finally:
         if held:
@@ -322,17 +326,20 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
     if person.withdrawn:
         _withdrawn_done(r, person)
         return Result(Outcome.SKIPPED)
+    told = not r.exists(people.WISH.format(person.id))  # (a wish written since keeps the person in CHANGED)
     if follow_ups_only:
         with r.pipeline() as pipe:
             people.save(pipe, person, before)
-            pipe.zrem(people.CHANGED, person.id)
+            if told:
+                pipe.zrem(people.CHANGED, person.id)
             pipe.execute()
         return Result(Outcome.SKIPPED)
     person.delivered_at, person.last_error = person.delivered_at or time.time(), ""
     with r.pipeline() as pipe:
         people.save(pipe, person, Standing.DELIVERED)
         uploads.remove(pipe, person.id)  # Lever has the resume now
-        pipe.zrem(people.CHANGED, person.id)
+        if told:
+            pipe.zrem(people.CHANGED, person.id)
         pipe.execute()
     if first_delivery:
         metrics.incr(r, "jobsite_sourced_total", outcome="delivered", kind=person.kind.value)
