@@ -192,7 +192,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
             "--forwarded-allow-ips", ""]
     os.environ["JOBSITE_PORT"] = str(port)  # the port served: a Host naming another one is refused (serve())
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:serve()"])  # noqa: S606 (no shell wanted)
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite.web.app:serve()"])  # noqa: S606 (no shell wanted)
 
 
 @main.command()

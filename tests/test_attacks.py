@@ -13,7 +13,6 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.console import accounts, api_keys, audit
 from jobsite.delivery import deliverer
 from jobsite.followup import report
@@ -21,6 +20,7 @@ from jobsite.records import store
 from jobsite.redis_server import memory
 from jobsite.services import Services
 from jobsite.settings import Settings
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import ADMIN, LiveServer, Sandbox, csrf, file_posting, lever_body, sign_in, submit_one

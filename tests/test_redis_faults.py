@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobsite import create_app
 from jobsite.intake import accept
 from jobsite.records import spool, store
 from jobsite.redis_server import EmbeddedRedis, connect
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.sourcing import events, people
+from jobsite.web.app import create_app
 
 from .helpers import (
     ADMIN,

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import redis
 
-from jobsite import create_app
 from jobsite.followup import report
 from jobsite.records.uploads import UploadedFile
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import accept, events, people, retention
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import LiveServer, Sandbox
