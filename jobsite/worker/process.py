@@ -230,6 +230,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
         worker = DeliveryWorker(
             jobs.queues(services.redis),
             connection=services.redis,
+            job_class=jobs.TaskJob,  # jobs queued under the tasks' old dotted paths run too
             worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
             maintenance_interval=settings.upkeep_interval_s,
             scheduler_name=scheduler_name,
