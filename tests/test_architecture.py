@@ -128,3 +128,9 @@ def test_a_worker_never_loads_flask(module: str) -> None:
     check = f"import sys, {module}; assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
     done = subprocess.run([sys.executable, "-c", check], cwd=PACKAGE.parent, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_no_module_basename_is_used_twice() -> None:
+    """One name, one module: two `accept.py` or two `retention.py` mislead a reader, a traceback and a search alike."""
+    names = sorted(p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+    assert sorted({n for n in names if names.count(n) > 1}) == ["retention.py"]  # until retention has one home

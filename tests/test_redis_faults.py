@@ -123,7 +123,7 @@ def test_the_drain_keeps_a_spooled_application_whose_move_was_cut(settings: Sett
 def test_a_capture_cut_before_exec_is_a_503_the_page_sends_again(settings: Settings, r: redis.Redis,
                                                                  proxy: RedisProxy, sandbox: Sandbox) -> None:
     from jobsite.console import accounts
-    from jobsite.sourcing import accept as sourcing_accept
+    from jobsite.sourcing import enrol as sourcing_accept
 
     s = through(settings, proxy)
     client = create_app(s).test_client()

@@ -44,7 +44,7 @@ from ..records import store, uploads
 from ..records.application import custom_name
 from ..records.store import State
 from ..services import get_services
-from ..sourcing import accept as sourced
+from ..sourcing import enrol as sourced
 from ..sourcing import events, people
 from . import sourcing, submission
 from .security import check_csrf

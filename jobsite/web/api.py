@@ -24,7 +24,7 @@ from ..postings import board
 from ..postings.catalog import PostingNotFound
 from ..postings.posting import Posting
 from ..services import get_services
-from ..sourcing import accept as sourced
+from ..sourcing import enrol as sourced
 from ..sourcing import people
 from ..words import N_
 from . import embed, sourcing, submission

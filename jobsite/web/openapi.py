@@ -48,7 +48,7 @@ UNAUTHORIZED = _error("An Authorization header was sent with a wrong or revoked 
 UNAVAILABLE = _error("Postings could not be read (Lever unreachable and nothing cached), or keys could not be "
                      "checked.", "Retry-After")
 
-# What the API takes of a name, an email and a link (intake/forms, sourcing/accept): the document admits no less.
+# What the API takes of a name, an email and a link (intake/forms, sourcing/enrol): the document admits no less.
 NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
 EMAIL = {"type": "string", "format": "email", "maxLength": 200}
 LINK = {"type": "string", "maxLength": 300, "pattern": "^\\s*https?://[^\\s\\x00-\\x1f\\x7f-\\x9f]+\\s*$"}

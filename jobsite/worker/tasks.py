@@ -30,7 +30,7 @@ from ..records.store import State
 from ..records.uploads import sweep_outside
 from ..services import Services
 from ..settings import load_settings
-from ..sourcing import deliverer as sourcing
+from ..sourcing import opportunities as sourcing
 from ..sourcing import optin
 from ..sourcing import people as sourced_people
 from ..sourcing import retention as sourced_retention
