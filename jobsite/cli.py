@@ -449,16 +449,15 @@ def revoke_api_client(name: str) -> None:
 def purge() -> None:
     """Remove personal data of applications delivered more than JOBSITE_RETENTION_DAYS ago (workers also do it
     hourly)."""
-    from . import retention
+    from .privacy import retention
     from .services import Services
-    from .sourcing import retention as sourced_retention
 
     settings = _settings()
-    count = retention.purge(Services(settings))
-    click.echo(f"removed personal data of {count} application(s) older than {settings.retention_days} days")
-    sourced = sourced_retention.purge(Services(settings))
-    click.echo(f"removed personal data of {sourced} sourced people delivered more than {settings.retention_days} "
-               "days ago")
+    purged = retention.purge(Services(settings))
+    click.echo(f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} "
+               "days")
+    click.echo(f"removed personal data of {purged.people} sourced people delivered more than "
+               f"{settings.retention_days} days ago")
 
 
 @main.group()

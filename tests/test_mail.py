@@ -21,9 +21,9 @@ from aiosmtpd.controller import Controller
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from jobsite import retention
 from jobsite.delivery import jobs
 from jobsite.notify import messages, received, sending
+from jobsite.privacy import applications as retention
 from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings

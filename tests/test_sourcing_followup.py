@@ -8,10 +8,11 @@ from dataclasses import replace
 import redis
 
 from jobsite.followup import report
+from jobsite.privacy import sourced as retention
 from jobsite.records.uploads import UploadedFile
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import enrol, events, people, retention
+from jobsite.sourcing import enrol, events, people
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 

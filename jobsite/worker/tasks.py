@@ -16,7 +16,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from .. import redis_server, retention
+from .. import redis_server
 from ..clock import server_now
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
@@ -25,6 +25,7 @@ from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..notify import received, sending
 from ..postings.catalog import CatalogUnavailable
+from ..privacy import retention
 from ..records import store
 from ..records.store import State
 from ..records.uploads import sweep_outside
@@ -33,7 +34,6 @@ from ..settings import load_settings
 from ..sourcing import opportunities as sourcing
 from ..sourcing import optin
 from ..sourcing import people as sourced_people
-from ..sourcing import retention as sourced_retention
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +259,7 @@ def upkeep() -> None:
     recover(svc)
     sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
-        retention.purge(svc)
-        sourced_retention.purge(svc)
+        retention.purge(svc)  # applications and sourced people
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)
