@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import quotas
+from ..admission import quotas
 from ..lua import Lua
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import quotas
+from ..admission import quotas
 
 CLIENTS = "apiclients"  # every client's name, revoked ones too
 KEY_PREFIX = "jsk_"  # says what the secret is when it turns up in a config file or a scanner's report

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from .. import metrics, quotas, redis_server
-from ..addresses import ip_digest
+from .. import metrics, redis_server
+from ..admission import quotas
+from ..admission.addresses import ip_digest
 from ..delivery.jobs import enqueue_confirmation_email, enqueue_delivery
 from ..records import spool, store, uploads
 from ..records.application import Application, Attribution

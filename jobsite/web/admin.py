@@ -33,7 +33,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import lookup
-from ..addresses import ip_digest
+from ..admission.addresses import ip_digest
 from ..console import accounts, audit, dashboard
 from ..delivery import deliverer, gate, jobs
 from ..followup import report, tagging

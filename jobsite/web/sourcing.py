@@ -12,7 +12,7 @@ from flask import abort, request
 from flask_babel import gettext
 from werkzeug.datastructures import FileStorage
 
-from .. import quotas
+from ..admission import quotas
 from ..console import api_keys
 from ..intake import accept as intake
 from ..postings import board
