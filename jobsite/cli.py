@@ -16,7 +16,7 @@ import click
 import requests
 
 from .records.store import State
-from .redis_server import child_env, embedded, outside
+from .redisdb.redis_server import child_env, embedded, outside
 from .settings import ConfigError, Settings, load_settings
 from .supervisor import Supervisor
 from .supervisor import role as _role
@@ -168,7 +168,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
     nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
     settings = _settings()
-    from .redis_server import client, outside, warn_at_start
+    from .redisdb.redis_server import client, outside, warn_at_start
 
     if outside(settings) and not os.environ.get("JOBSITE_SECRET_KEY"):
         click.echo("jobsite web: warning: REDIS_URL (or REDIS_SENTINELS) is set but JOBSITE_SECRET_KEY is not, so this "
@@ -373,7 +373,7 @@ def add_event(name: str, day: str, postings: tuple[str, ...]) -> None:
 def find(text: str) -> None:
     """Find applications and sourced people by reference (YQWW-ZP6N, any case, dash or not), exact email or the words
     of a name: one match a line, newest first, with its receipt (or person id), reference, name and where it stands."""
-    from . import lookup
+    from .privacy import lookup
     from .records import store
     from .services import Services
 

@@ -15,7 +15,7 @@ from .lever import health
 from .lever.client import LeverClient
 from .lever.pacing import Limits, LocalPace, Pacer
 from .postings.catalog import Catalog
-from .redis_server import client
+from .redisdb.redis_server import client
 from .settings import Settings
 
 if TYPE_CHECKING:  # the web's helpers below; a worker never loads Flask

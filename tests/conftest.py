@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from jobsite.lever.client import LeverClient
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import API_KEY, SandboxServer
 from jobsite.settings import Settings, load_settings
 from jobsite.web.app import create_app

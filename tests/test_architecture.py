@@ -134,3 +134,10 @@ def test_no_module_basename_is_used_twice() -> None:
     """One name, one module: two `accept.py` or two `retention.py` mislead a reader, a traceback and a search alike."""
     names = sorted(p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_few_modules_at_the_top() -> None:
+    """The top of jobsite/ holds the processes, the composition root and a few base modules; everything else lives in
+    a package named for what it owns (at most 15 modules, __init__.py and __main__.py included)."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 15, top

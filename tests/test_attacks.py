@@ -17,7 +17,7 @@ from jobsite.console import accounts, api_keys, audit
 from jobsite.delivery import deliverer
 from jobsite.followup import report
 from jobsite.records import store
-from jobsite.redis_server import memory
+from jobsite.redisdb.redis_server import memory
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.web.app import create_app

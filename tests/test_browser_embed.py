@@ -343,7 +343,7 @@ def closed(page) -> None:
 
 
 def settings_redis(settings):
-    from jobsite.redis_server import connect
+    from jobsite.redisdb.redis_server import connect
 
     return connect(settings.redis_url)
 

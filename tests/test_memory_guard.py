@@ -14,7 +14,7 @@ import redis
 import requests
 
 from jobsite.records import store
-from jobsite.redis_server import Memory, connect, embedded, memory, memory_warnings
+from jobsite.redisdb.redis_server import Memory, connect, embedded, memory, memory_warnings
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.web.app import create_app

@@ -20,7 +20,7 @@ import redis
 
 from jobsite.intake import accept
 from jobsite.records import spool, store
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.sourcing import events, people

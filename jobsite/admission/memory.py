@@ -8,7 +8,8 @@ import logging
 
 import redis
 
-from .. import metrics, redis_server
+from .. import metrics
+from ..redisdb import redis_server
 from ..services import Services
 
 log = logging.getLogger(__name__)

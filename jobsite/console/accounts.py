@@ -16,7 +16,7 @@ import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..admission import quotas
-from ..lua import Lua
+from ..redisdb.lua import Lua
 
 T = TypeVar("T")
 

@@ -21,9 +21,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from ..clock import server_now
 from ..records import store
 from ..records.store import State
+from ..redisdb.clock import server_now
 from . import gate
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,6 @@ from flask import (
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import lookup
 from ..admission.addresses import ip_digest
 from ..console import accounts, audit, dashboard
 from ..delivery import deliverer, gate, jobs
@@ -40,6 +39,7 @@ from ..followup import report, tagging
 from ..intake.forms import build_form
 from ..notify import messages, sending
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
+from ..privacy import lookup
 from ..records import store, uploads
 from ..records.application import custom_name
 from ..records.store import State

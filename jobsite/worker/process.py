@@ -29,9 +29,9 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
-from ..clock import server_now
 from ..delivery import backoff, jobs
-from ..lua import Lua
+from ..redisdb.clock import server_now
+from ..redisdb.lua import Lua
 from ..services import Services
 from ..settings import Settings
 from . import tasks

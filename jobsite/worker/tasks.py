@@ -16,8 +16,6 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from .. import redis_server
-from ..clock import server_now
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
@@ -29,6 +27,8 @@ from ..privacy import retention
 from ..records import store
 from ..records.store import State
 from ..records.uploads import sweep_outside
+from ..redisdb import redis_server
+from ..redisdb.clock import server_now
 from ..services import Services
 from ..settings import load_settings
 from ..sourcing import opportunities as sourcing
