@@ -1,8 +1,10 @@
 """The RQ tasks: importable functions over receipts, run by `jobsite worker`.
 
-Each task does little itself: `delivery` decides what happens to one application (and `notify` to its confirmation
-email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this
-process's services here (the worker sets them at start; a plain `rq worker` builds them from the environment).
+Each task does little itself: the flows decide (`delivery/deliverer` for an application, `sourcing/opportunities` for
+a sourced person, `followup/` for tags and the pipeline sync, `notify/` for an email, `privacy/retention` for what
+the schedule removes), and this layer turns the answer into scheduling (retries, probes, follow-ups) through
+`delivery/jobs`. Tasks find this process's services here (the worker sets them at start; a plain `rq worker` builds
+them from the environment). Queued jobs name them by dotted path; `delivery/jobs.TaskJob` maps older paths.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _after(svc: Services, receipt: str, result: deliverer.Result) -> None:
 
 
 def tag_opportunity(receipt: str, attempt: int = 0) -> str:
-    """The tagging task: `opportunities` decides, this schedules its retry or the gate's probe."""
+    """The tagging task: `followup/tagging` decides, this schedules its retry or the gate's probe."""
     svc = services()
     result = tagging.tag(svc, receipt, attempt)
     if result.gate_closed:
