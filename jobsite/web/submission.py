@@ -14,6 +14,7 @@ from ..admission import limits
 from ..admission.idempotency import Idempotency, IdempotencyConflict
 from ..admission.memory import RedisFull
 from ..intake import accept
+from ..intake.fieldtypes import Choice
 from ..intake.forms import Form, build_form, validate
 from ..postings.posting import Posting
 from ..records.application import Attribution
@@ -42,7 +43,7 @@ def answers_from(form_data: MultiDict[str, str], form: Form) -> dict[str, Any]:
     """Form fields as answers: lists for multiple-select fields, strings otherwise."""
     answers: dict[str, Any] = {}
     for f in form.fields():
-        if f.type == "multiple-select":
+        if f.kind.choice == Choice.MANY:
             answers[f.name] = form_data.getlist(f.name)
         elif f.name in form_data:
             answers[f.name] = form_data.get(f.name)
@@ -55,7 +56,7 @@ def uploads_from(files: MultiDict[str, FileStorage], form: Form, max_bytes: int)
     """Uploaded files of the form's file fields, read at most one byte past the limit."""
     out = {}
     for f in form.fields():
-        storage = files.get(f.name) if f.type == "file-upload" else None
+        storage = files.get(f.name) if f.kind.file else None
         if storage is not None and storage.filename:
             out[f.name] = UploadedFile(storage.filename, storage.stream.read(max_bytes + 1))
     for storage in files.values():
