@@ -15,13 +15,16 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.delivery import sender
+from jobsite.privacy import sourced as retention
 from jobsite.records.uploads import UploadedFile
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import accept, deliverer, optin, people, retention
+from jobsite.sourcing import enrol as accept
+from jobsite.sourcing import opportunities as deliverer
+from jobsite.sourcing import optin, people
 from jobsite.sourcing.people import Standing
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import Sandbox, Workers, wait_for, worker_env

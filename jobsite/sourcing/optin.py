@@ -26,7 +26,7 @@ from ..notify.sending import Letter, Status
 from ..records import uploads
 from ..services import Services
 from ..settings import Settings
-from . import deliverer, people
+from . import opportunities, people
 from .people import Person
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,11 @@ def change(svc: Services, person_id: str, **wish: Any) -> Person | None:
     """What the member asked on the manage page (`teams` and `locations`, `unsubscribed`, `withdrawn`): recorded as
     their wish with a job to tell Lever, in one transaction, never written over the record a delivery in progress
     holds; written in at once when no worker holds the person's lease, else by the holder or that job
-    (sourcing/deliverer.py). Returns the person as they now stand, with the wish (None: gone)."""
+    (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone)."""
     r = svc.redis
     people.wish(r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id,
                                                                                           pipeline=pipe)), **wish)
-    person = deliverer.apply_now(svc, person_id)
+    person = opportunities.apply_now(svc, person_id)
     return None if person is None else people.as_wished(person, people.wished(r, person_id))
 
 

@@ -1,6 +1,6 @@
 """Sourced people in Redis: talent-community sign-ups and people captured at events, with what Lever has of them.
 
-A person is one JSON value, written by whoever holds their delivery lease (sourcing/deliverer.py) or, before any
+A person is one JSON value, written by whoever holds their delivery lease (sourcing/opportunities.py) or, before any
 delivery, by intake. Each `Send` is one Create an opportunity (one posting, or none), so a capture for three postings
 is three sends, each recorded as it goes: a crash or a dropped answer never re-sends one Lever already has.
 """
@@ -249,7 +249,7 @@ def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipel
                         keep_email: bool = False) -> None:
     """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts. On `pipe`
     (the caller's transaction) if given; `keep_email`: the address stays until a create whose outcome is unknown
-    has been looked for in Lever by it (sourcing/deliverer.py clears it then)."""
+    has been looked for in Lever by it (sourcing/opportunities.py clears it then)."""
     address = person.email
     person.name = person.phone = person.note = ""
     if not keep_email:
@@ -279,7 +279,7 @@ def wish(r: redis.Redis, person_id: str, also: Callable[[redis.client.Pipeline],
          **asked: Any) -> None:
     """Record what was asked of a person's record by someone who holds no lease (the manage page, retention): merged
     with a wish not written in yet, with the person in CHANGED, and `also` (a job) in the same transaction. The
-    lease holder writes it in (sourcing/deliverer.take_wish); upkeep takes up one no job is left to write in."""
+    lease holder writes it in (sourcing/opportunities.take_wish); upkeep takes up one no job is left to write in."""
     key = WISH.format(person_id)
     with r.pipeline() as pipe:
         while True:

@@ -9,7 +9,7 @@ import time
 
 from ..records import uploads
 from ..services import Services
-from . import deliverer, optin, people
+from ..sourcing import opportunities, optin, people
 
 log = logging.getLogger(__name__)
 
@@ -43,4 +43,4 @@ def _remove(svc: Services, person: people.Person) -> None:
     writes in (at once if no worker holds it; else that worker, or upkeep, moments later)."""
     uploads.remove(svc.redis, person.id)
     people.wish(svc.redis, person.id, purge=True)
-    deliverer.apply_now(svc, person.id, wait_s=0)
+    opportunities.apply_now(svc, person.id, wait_s=0)
