@@ -257,3 +257,24 @@ def test_lever_deleting_a_person_whose_lease_a_worker_holds_purges_them_through_
     assert gone is not None
     assert gone.name == gone.email == ""
     assert not people.wished(r, lena.id)
+
+
+def test_a_member_s_changes_are_capped_per_hour_but_withdrawing_never_is(settings: Settings, r: redis.Redis,
+                                                                          sandbox: Sandbox) -> None:
+    """Each change may cost Lever calls: a member (anyone holding the link) gets CHANGES an hour, then a 429 page
+    that says so in their language; leaving still works."""
+    svc = tasks.use(Services(settings))
+    first, second = _teams(sandbox)[:2]
+    lena = _join(svc, sandbox, first)
+    client = create_app(settings).test_client()
+    path = urlsplit(optin.manage_url(settings, lena.id)).path
+    for n in range(optin.CHANGES.limits["changes"]):
+        assert client.post(path, data={"action": "save", "teams": [(first, second)[n % 2]]}).status_code == 200
+    refused = client.post(f"{path}?lang=de", data={"action": "save", "teams": [first]})
+    assert refused.status_code == 429
+    assert "Stunde" in refused.get_data(as_text=True)
+    assert people.load(r, lena.id).teams == [second]  # type: ignore[union-attr]  # the last change that was let in
+    left = client.post(path, data={"action": "leave"})
+    assert left.status_code == 200
+    assert "You have left our talent community" in left.get_data(as_text=True)
+    assert people.load(r, lena.id).purged  # type: ignore[union-attr]
