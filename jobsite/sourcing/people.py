@@ -38,6 +38,8 @@ UNCONFIRMED = "sourced:unconfirmed"  # zset: id -> created_at, sign-ups waiting 
 WISH = "sourced:{}:wish"  # JSON: what the person asked on the manage page, until the lease holder writes it in
 CHANGED = "sourced:changed"  # zset: id -> when, people whose changes Lever has not been told yet
 EMAIL_INDEX_BUILT = "sourced:talent:email:built"  # exists once every member from before the index is in it
+EMAIL_INDEX_CURSOR = "sourced:talent:email:cursor"  # the join time the backfill has reached, while it runs
+EMAIL_INDEX_BUDGET_S = 0.5  # the backfill's time in one upkeep: the rest waits for the next one
 
 
 class Kind(StrEnum):
@@ -308,22 +310,32 @@ def as_wished(person: Person, wish: dict[str, Any]) -> Person:
     return person
 
 
-def ensure_email_index(r: redis.Redis, batch: int = 200) -> int:
+def ensure_email_index(r: redis.Redis, batch: int = 200, budget_s: float = EMAIL_INDEX_BUDGET_S) -> int:
     """Index by address the members who joined before the index existed (their re-joining must find them, not make
-    a second record): once, oldest first, the first record of an address keeping it (SET NX, so a sign-up written
-    meanwhile keeps its own). One EXISTS once done. Returns how many it added."""
+    a second record): oldest first, the first record of an address keeping it (SET NX, so a sign-up written
+    meanwhile keeps its own), for at most `budget_s` a call, going on where the last call stopped (by join time);
+    one EXISTS once done. Returns how many it added."""
     if r.exists(EMAIL_INDEX_BUILT):
         return 0
-    added, start = 0, 0
-    while ids := [x.decode() for x in r.zrange(TALENT, start, start + batch - 1)]:
-        start += len(ids)
+    added, started = 0, time.monotonic()
+    after = (r.get(EMAIL_INDEX_CURSOR) or b"-inf").decode()
+    while True:
+        found = r.zrangebyscore(TALENT, f"({after}" if after != "-inf" else after, "+inf", start=0, num=batch,
+                                withscores=True)
+        if not found:
+            r.set(EMAIL_INDEX_BUILT, "1")
+            r.delete(EMAIL_INDEX_CURSOR)
+            return added
         with r.pipeline(transaction=False) as pipe:
-            members = [p for p in load_many(r, ids) if p.email and not p.purged and not p.withdrawn]
+            members = [p for p in load_many(r, [x.decode() for x, _ in found])
+                       if p.email and not p.purged and not p.withdrawn]
             for p in sorted(members, key=lambda p: (p.unconfirmed, p.created_at)):
                 pipe.set(email_key(p.email), p.id, nx=True)
-            added += sum(1 for done in pipe.execute() if done)
-    r.set(EMAIL_INDEX_BUILT, "1")
-    return added
+            after = repr(found[-1][1])
+            pipe.set(EMAIL_INDEX_CURSOR, after)
+            added += sum(1 for done in pipe.execute()[:-1] if done)
+        if time.monotonic() - started > budget_s:
+            return added
 
 
 def remove(r: redis.Redis, person: Person) -> None:
