@@ -282,3 +282,34 @@ def test_a_member_s_changes_are_capped_per_hour_but_withdrawing_never_is(setting
     assert left.status_code == 200
     assert "You have left our talent community" in left.get_data(as_text=True)
     assert people.load(r, lena.id).purged  # type: ignore[union-attr]
+
+
+def test_a_worker_killed_while_retagging_leaves_the_opportunity_with_the_new_tags(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox, workers: Workers) -> None:
+    """SIGKILL while the old interest's tag is being removed (Lever holds the call, then makes it): another worker
+    takes the person up once the lease runs out and finishes the retag; the opportunity ends with the new tags."""
+    svc = tasks.use(Services(settings))
+    first, second = _teams(sandbox)[:2]
+    lena = _join(svc, sandbox, first)
+    assert tasks.deliver_sourced(lena.id) == "delivered"
+    opportunity = people.load(r, lena.id).sends[0].opportunity_id  # type: ignore[union-attr]
+    sandbox.control("latency", endpoint="opportunities.tags", seconds=3)
+    first_worker = workers.start(worker_env(settings))
+    optin.change(svc, lena.id, teams=[second], locations=[])
+    wait_for(lambda: "opportunities.tags" in sandbox.state.processing, timeout=30, interval=0.01,
+             what="Lever holding the removal")
+    os.killpg(first_worker.pid, signal.SIGKILL)
+    first_worker.wait()
+    sandbox.control("latency", endpoint="opportunities.tags", seconds=0)
+    workers.start(worker_env(settings))
+
+    def retagged() -> bool:
+        p = people.load(r, lena.id)
+        return p is not None and p.standing == Standing.DELIVERED and not r.zscore(people.CHANGED, lena.id)
+
+    wait_for(retagged, timeout=60, what="the second worker to finish the retag")
+    tags = _opportunity(sandbox, opportunity)["tags"]
+    assert f"Acme Robotics interest: {second}" in tags
+    assert f"Acme Robotics interest: {first}" not in tags
+    assert people.load(r, lena.id).sends[0].tags == deliverer.tags(settings, people.load(r, lena.id))  # type: ignore
+    assert sandbox.count("opportunities.create") == 1
