@@ -15,6 +15,7 @@ import pytest
 import redis
 import requests
 
+from jobsite.console import accounts
 from jobsite.delivery import sender
 from jobsite.privacy import sourced as retention
 from jobsite.records.uploads import UploadedFile
@@ -27,7 +28,7 @@ from jobsite.sourcing.people import Standing
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import Sandbox, Workers, wait_for, worker_env
+from .helpers import ADMIN, Sandbox, Workers, sign_in, wait_for, worker_env
 
 
 def _teams(sandbox: Sandbox) -> list[str]:
@@ -86,6 +87,9 @@ def test_withdrawing_consent_tells_lever_once_and_nothing_is_sent_again(settings
     client = create_app(settings).test_client()
     page = client.get(urlsplit(optin.manage_url(settings, lena.id)).path).get_data(as_text=True)
     assert "not valid any more" in page  # the link leads nowhere now
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    sign_in(client, *ADMIN)
+    assert "consent withdrawn" in client.get("/admin/talent").get_data(as_text=True)  # recruiters see why
 
 
 def test_withdrawing_before_the_opportunity_exists_creates_none(settings: Settings, r: redis.Redis,
