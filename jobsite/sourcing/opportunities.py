@@ -8,6 +8,12 @@ the settle time on the Redis server's clock, the same gate and the same policy f
 the bodies, the two sends, and its marker: each opportunity carries a link of ours naming the person and the send
 (`marker`), and each note carries it in its text, so that after a timeout, a dropped answer or a crash, List
 opportunities (by email) and List notes find this send's copy, and never another capture's of the same person.
+
+After delivery, what a member changes on the manage page is told to Lever on the same sender, on the same queue
+(policy row `Work.CHANGE`): new interests or locations remove the old company tags and add the new ones; consent
+withdrawn adds `<Prefix> consent withdrawn` and a note carrying the send's marker + WITHDRAWN_MARK, then nothing more
+is sent (before any opportunity exists, none is ever created). Only the lease holder writes the record: the manage
+page and retention leave a wish (people.wish) that `take_wish` writes in under the lease.
 """
 
 from __future__ import annotations
