@@ -314,10 +314,6 @@ class LeverClient:
         """All opportunities matching Lever's filters, every page."""
         return [o for page in self.iter_opportunity_pages(**params) for o in page]
 
-    def get_opportunity(self, opportunity_id: str) -> dict[str, Any]:
-        """Retrieve a single opportunity."""
-        return self._request("GET", f"/opportunities/{_id(opportunity_id)}", "opportunities.get")["data"]
-
     # Sourcing
 
     def create_opportunity(self, body: dict[str, Any], *, perform_as: str,
@@ -341,6 +337,16 @@ class LeverClient:
             answer = self._request("POST", "/opportunities", "opportunities.create", params=params,
                                    data=_multipart_fields(body), files={"resumeFile": resume})
         return dict(answer["data"])
+
+    def remove_tags(self, opportunity_id: str, tags: list[str]) -> None:
+        """Update opportunity tags: remove `tags` (those it does not carry are ignored).
+
+        Raises:
+            LeverUnavailable: 503 in maintenance, or another 5xx: try again later.
+            LeverRejected: 404 when the opportunity is gone (deleted in Lever).
+        """
+        self._request("POST", f"/opportunities/{_id(opportunity_id)}/removeTags", "opportunities.tags",
+                      json={"tags": tags})
 
     def create_note(self, opportunity_id: str, value: str, *, perform_as: str) -> str | None:
         """Create a note on an opportunity as the user `perform_as`; returns the note's id when Lever's answer (its
