@@ -17,6 +17,9 @@ from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
 from .. import redis_server, retention
+from ..alerts import digest as alert_digest
+from ..alerts import fanout as alert_fanout
+from ..alerts import subscriptions as alert_subscriptions
 from ..clock import server_now
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
@@ -166,6 +169,24 @@ def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: C
     return outcome.value if outcome else "nothing to send"
 
 
+def match_alerts(posting_id: str) -> str:
+    """The job alerts' matching task: a newly published posting given to everyone who asked for it."""
+    return alert_fanout.fan_out(services(), posting_id)
+
+
+def send_alerts(sub_ids: list[str]) -> str:
+    """The job alerts' send task: the due email of each of a few subscriptions, at most once each."""
+    counts = alert_digest.send(services(), sub_ids)
+    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
+
+
+def _alerts_upkeep(svc: Services) -> None:
+    """Hand newly published (or stalled) postings to matching jobs, and due subscriptions to send jobs."""
+    r = svc.redis
+    jobs.enqueue_alert_matching(r, alert_fanout.stalled(r))
+    jobs.enqueue_alert_sends(r, alert_digest.take_due(r))
+
+
 def _next_probe(svc: Services, delay_s: float) -> None:
     jobs.schedule_probe(svc.redis, delay_s, svc.settings.delivery_lease_s, replace=True)
 
@@ -261,12 +282,15 @@ def upkeep() -> None:
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
         retention.purge(svc)
         sourced_retention.purge(svc)
+        alert_subscriptions.expire(r, time.time())
+        alert_subscriptions.purge(r, time.time(), svc.settings.retention_days * 86400)
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)
     elif status.is_open and status.parked:
         jobs.open_gate(r)
     _sourcing_upkeep(svc)
+    _alerts_upkeep(svc)
     if status.is_open:
         for receipt in tagging.take_parked(r):  # follow-ups wait behind the applications released above
             jobs.enqueue_tagging(r, receipt)
