@@ -109,12 +109,12 @@ def address_key(email: str) -> str:
 
 
 def clean_filters(given: Mapping[str, Any]) -> dict[str, str]:
-    """The filters kept of what was given: the known ones, trimmed to the job list's length, empty ones dropped."""
+    """The filters kept of what was given: the known ones, trimmed as the job list trims them, empty ones dropped."""
     found: dict[str, str] = {}
     for name in FILTERS:
         value = given.get(name)
         if isinstance(value, str):
-            value = " ".join(value.split())[:MAX_VALUE]
+            value = value.strip()[:MAX_VALUE]
             if value:
                 found[name] = value
     return found
@@ -140,7 +140,7 @@ def _anchor(filters: Mapping[str, str]) -> str:
     return ANY
 
 
-def _posting_keys(r: redis.Redis, posting: Posting) -> list[str]:
+def _posting_keys(r: redis.Redis, posting: Posting, offer: board.Offer) -> list[str]:
     """Every anchor a subscription matching this posting can be filed under."""
     keys = [ANY]
     for name, value in (("team", posting.get("team")), ("department", posting.get("department")),
@@ -148,8 +148,7 @@ def _posting_keys(r: redis.Redis, posting: Posting) -> list[str]:
         if value:
             keys.append(IX.format(name, value))
     keys += [IX.format("location", loc) for loc in posting.get("locations") or [] if loc]
-    text = " ".join([posting.get("text") or "", posting.get("team") or "", posting.get("descriptionPlain") or ""])
-    prefixes = sorted({w[:n] for w in set(_WORD.findall(text.casefold())) for n in range(1, len(w) + 1)})
+    prefixes = sorted(offer.prefixes)
     if prefixes:
         used = r.smismember(QWORDS, prefixes)
         keys += [IX.format("q", p) for p, yes in zip(prefixes, used, strict=True) if yes]
@@ -160,7 +159,8 @@ def matching(r: redis.Redis, posting: Posting) -> Iterator[str]:
     """The ids of the confirmed subscriptions that ask for this posting, one per address (the lowest id of an
     address's matching subscriptions, so a person with two alerts hears of a job once). Reads only the anchors the
     posting can match."""
-    keys = _posting_keys(r, posting)
+    offer = board.Offer(posting)
+    keys = _posting_keys(r, posting, offer)
     with r.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hgetall(key)
@@ -169,7 +169,7 @@ def matching(r: redis.Redis, posting: Posting) -> Iterator[str]:
     for members in found:
         for raw_id, raw in members.items():
             entry = json.loads(raw)
-            if matches(entry["f"], posting):
+            if offer.satisfies(entry["f"]):
                 sub_id, addr = raw_id.decode(), entry["a"]
                 if addr not in chosen or sub_id < chosen[addr]:
                     chosen[addr] = sub_id
