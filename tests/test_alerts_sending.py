@@ -20,6 +20,7 @@ from rq import Queue, SimpleWorker
 from jobsite.alerts import digest, fanout, subscriptions
 from jobsite.alerts.subscriptions import Frequency, State
 from jobsite.clock import server_now
+from jobsite.console import accounts, audit
 from jobsite.delivery import jobs
 from jobsite.postings import published
 from jobsite.postings.catalog import Catalog
@@ -27,7 +28,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .helpers import Sandbox, free_port, wait_for
+from .helpers import ADMIN, VIEWER, Sandbox, csrf, free_port, sign_in, wait_for
 
 PUBLIC_URL = "https://careers.acme.test"
 
@@ -229,3 +230,38 @@ def test_the_workers_match_and_send_on_the_alerts_queue(svc: Services, sandbox: 
     tasks.upkeep()
     SimpleWorker(jobs.queues(r), connection=r).work(burst=True)
     assert [str(m["To"]) for m in box.messages] == ["wyn@example.com"]
+
+
+def test_the_console_shows_alerts_and_pauses_them_with_sign_in_csrf_and_audit(client, r: redis.Redis) -> None:
+    accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
+    accounts.add_user(r, *VIEWER, accounts.Role.VIEWER)
+    subscriber(r, "ada@example.com", team="Platform")
+    subscriber(r, "bo@example.com", state=State.PENDING)
+    assert client.get("/admin/alerts").status_code == 302  # sign in first
+    sign_in(client, *VIEWER)
+    page = client.get("/admin/alerts").get_data(as_text=True)
+    assert 'data-state="confirmed">1<' in page
+    assert 'data-state="pending">1<' in page
+    assert "ada@example.com" in page
+    assert client.post("/admin/alerts/pause", data={"on": "1", "csrf_token": csrf(client)}).status_code == 403
+    client.post("/admin/logout", data={"csrf_token": csrf(client)})
+    sign_in(client, *ADMIN)
+    assert client.post("/admin/alerts/pause", data={"on": "1"}).status_code == 400  # no CSRF token
+    assert not digest.pause_state(r).on
+    client.post("/admin/alerts/pause", data={"on": "1", "csrf_token": csrf(client)})
+    assert digest.pause_state(r) == digest.Pause(True, ADMIN[0], digest.pause_state(r).at)
+    assert "Resume job alerts" in client.get("/admin/alerts").get_data(as_text=True)
+    client.post("/admin/alerts/pause", data={"on": "0", "csrf_token": csrf(client)})
+    assert not digest.pause_state(r).on
+    assert [e["action"] for e in audit.entries(r, 2)] == ["resume job alerts", "pause job alerts"]
+    assert "/admin/alerts" in client.get("/admin/").get_data(as_text=True)  # linked from the dashboard
+
+
+def test_the_workers_retention_removes_unconfirmed_subscriptions(svc: Services) -> None:
+    r = svc.redis
+    old = subscriptions.subscribe(r, "old@example.com", {}, "daily", "en",
+                                  now=server_now(r) - 8 * 86400).subscription.id
+    new = subscriber(r, "new@example.com", state=State.PENDING)
+    tasks.upkeep()
+    assert subscriptions.get(r, old) is None
+    assert subscriptions.get(r, new) is not None

@@ -129,3 +129,8 @@ def forget(r: redis.Redis, sub_id: str) -> None:
     """Remove what is kept for a subscription (it is being purged)."""
     r.delete(SENT.format(sub_id), PENDING.format(sub_id))
     r.zrem(DUE, sub_id)
+
+
+def waiting_people(r: redis.Redis) -> int:
+    """How many subscriptions have postings waiting for their email."""
+    return int(r.zcard(DUE))
