@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import redis
 from babel import numbers
@@ -15,7 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..intake.forms import CONSENT, Form, ValidationFailed
 from ..notify import messages, sending
-from ..postings import board, seo
+from ..postings import board, feed, seo
 from ..postings.catalog import PostingNotFound, Snapshot
 from ..postings.posting import Posting
 from ..records import spool, store
@@ -219,6 +220,26 @@ def sitemap() -> Response:
     xml = render_template("candidates/sitemap.xml", postings=snap.data, site=site_url(),
                           iso_date=seo.iso_date)
     response = Response(xml, mimetype="application/xml")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/jobs.atom")
+def jobs_feed() -> Response:
+    """An Atom feed of open postings, honouring the job list's filters (team, department, location, commitment,
+    workplace, q), each entry linking to the posting."""
+    svc = get_services()
+    snap = svc.catalog.postings()
+    query = board.Query.from_args(request.args)
+    asked = {name: getattr(query, name) for name in (*board.FILTERS, "q") if getattr(query, name)}
+    site = site_url()
+    feed_url = f"{site}/jobs.atom" + (f"?{urlencode(asked)}" if asked else "")
+    company = svc.settings.company_name
+    title = gettext("Jobs at %(company)s", company=company)
+    xml = feed.atom(board.search(snap.data, query), title=title, company=company, feed_url=feed_url,
+                    site_url=f"{site}/" + (f"?{urlencode(asked)}" if asked else ""),
+                    posting_url=f"{site}/jobs/{{id}}", language=language())
+    response = Response(xml, mimetype="application/atom+xml")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
