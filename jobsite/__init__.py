@@ -17,7 +17,21 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from .console import accounts
     from .postings.sanitize import clean_html
     from .records import filetypes
-    from .web import admin, api, brand, candidates, embed, errors, i18n, openapi, ops, security, spooldrain, webhooks
+    from .web import (
+        admin,
+        alert_pages,
+        api,
+        brand,
+        candidates,
+        embed,
+        errors,
+        i18n,
+        openapi,
+        ops,
+        security,
+        spooldrain,
+        webhooks,
+    )
 
     settings = settings or load_settings(**overrides)
     app = Flask(__name__, template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -48,6 +62,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                       hsts=bool(settings.public_url and settings.public_url.startswith("https://")))
     app.register_blueprint(ops.bp)
     app.register_blueprint(candidates.bp)
+    app.register_blueprint(alert_pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)

@@ -35,10 +35,12 @@ from typing import Any
 
 import redis
 
+from ..delivery.jobs import enqueue_alert_confirmation
 from ..notify import links, sending
 from ..postings import board
 from ..postings.posting import Posting
 from ..settings import Settings
+from ..words import N_
 
 EXPIRE_DAYS = 7  # a subscription not confirmed within this is removed
 MAX_PENDING_PER_ADDRESS = 3  # a stranger can cause at most this many confirmation emails per address per EXPIRE_DAYS
@@ -96,11 +98,11 @@ class Subscription:
 
 
 class Invalid(ValueError):
-    """A subscription's data is not usable; `errors` says why per field (English messages)."""
+    """A subscription's data is not usable; `errors` says why per field (`Message`s: English, or said by the web)."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: Mapping[str, str]):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
+        self.errors = dict(errors)
 
 
 def address_key(email: str) -> str:
@@ -238,8 +240,9 @@ def of_address(r: redis.Redis, email: str) -> list[Subscription]:
 
 @dataclass(frozen=True)
 class Asked:
-    """What `subscribe` did: the subscription (new, or the address's same one) and whether to send it a
-    confirmation email (only a new pending one: a stranger cannot make the site mail an address again and again)."""
+    """What `subscribe` did: the subscription (new, or the address's same one) and whether it is new, which queued
+    its confirmation email (only a new one gets one: a stranger cannot make the site mail an address again and
+    again)."""
 
     subscription: Subscription
     new: bool
@@ -247,8 +250,9 @@ class Asked:
 
 def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency: str, language: str,
               now: float | None = None) -> Asked:
-    """Ask for alerts: a new PENDING subscription waiting for its confirmation, or the address's subscription with
-    the same filters if it has one not ended (a pending one's rhythm and language follow the latest ask). Past
+    """Ask for alerts: a new PENDING subscription, its confirmation email queued in the same transaction; or the
+    address's subscription with the same filters if it has one not ended (a pending one's rhythm and language
+    follow the latest ask). Past
     MAX_PENDING_PER_ADDRESS pending or MAX_PER_ADDRESS held, the latest pending one is returned, unchanged and not
     new: the person already has its email, and the caller answers the same either way (nothing tells a stranger
     what an address holds).
@@ -257,15 +261,7 @@ def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency:
         Invalid: the address, rhythm or language is not one we can use.
     """
     email = email.strip()
-    errors = {}
-    if not _looks_like_address(email):
-        errors["email"] = "Please enter a valid email address."
-    if frequency not in tuple(Frequency):
-        errors["frequency"] = "Please choose how often: instant, daily or weekly."
-    if language not in LANGUAGES:
-        errors["language"] = f"The language must be one of {', '.join(LANGUAGES)}."
-    if errors:
-        raise Invalid(errors)
+    validate(email, frequency, language)
     wanted = clean_filters(filters)
     addr_key = ADDR.format(address_key(email))
     with r.pipeline() as pipe:
@@ -295,13 +291,31 @@ def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency:
                 pipe.multi()
                 _move(pipe, None, sub, at)
                 pipe.sadd(addr_key, sub.id)
+                enqueue_alert_confirmation(r, sub.id, pipeline=pipe)  # in the transaction: never one without the other
                 pipe.execute()
                 return Asked(sub, True)
             except redis.WatchError:
                 continue
 
 
-def _looks_like_address(email: str) -> bool:
+def validate(email: str, frequency: str, language: str = "en") -> None:
+    """Refuse what cannot make a subscription, with a message per field (ours, for the web to say).
+
+    Raises:
+        Invalid: per field.
+    """
+    errors: dict[str, str] = {}
+    if not looks_like_address(email.strip()):
+        errors["email"] = N_("Please enter a valid email address.")
+    if frequency not in tuple(Frequency):
+        errors["frequency"] = N_("Please choose how often.")
+    if language not in LANGUAGES:
+        errors["language"] = N_("The language must be one of en, de, fr.")
+    if errors:
+        raise Invalid(errors)
+
+
+def looks_like_address(email: str) -> bool:
     """An address a mail server can take: one @, a dot in the domain, no spaces or header characters, short."""
     return (len(email) <= 254 and email.count("@") == 1 and not any(c.isspace() or c in "<>,;\"()[]\\" for c in email)
             and "." in email.rsplit("@", 1)[1] and not email.startswith("@") and not email.endswith((".", "@")))
@@ -348,7 +362,7 @@ def change(r: redis.Redis, sub_id: str, *, filters: Mapping[str, Any] | None = N
         Invalid: the rhythm is not one of Frequency.
     """
     if frequency is not None and frequency not in tuple(Frequency):
-        raise Invalid({"frequency": "Please choose how often: instant, daily or weekly."})
+        raise Invalid({"frequency": N_("Please choose how often.")})
 
     def changed(s: Subscription, at: float) -> Subscription | None:
         if s.state in ENDED:

@@ -42,6 +42,7 @@ PROBE = "jobsite.worker.tasks.probe"
 DELIVERY_CRASHED = "jobsite.worker.tasks.delivery_crashed"
 CONFIRMATION_EMAIL = "jobsite.worker.tasks.send_confirmation_email"
 OPTIN_EMAIL = "jobsite.worker.tasks.send_optin_email"
+ALERT_CONFIRMATION_EMAIL = "jobsite.worker.tasks.send_alert_confirmation"
 TAG = "jobsite.worker.tasks.tag_opportunity"
 SYNC = "jobsite.worker.tasks.sync_pipeline"
 DELIVER_SOURCED = "jobsite.worker.tasks.deliver_sourced"
@@ -123,6 +124,14 @@ def enqueue_optin_email(r: redis.Redis, person_id: str, *, pipeline: redis.clien
     on the same terms as the confirmation email: only the person's id in the job."""
     return _enqueue_email(r, OPTIN_EMAIL, person_id, f"opt-in email {person_id[:8]}", pipeline=pipeline, at=at,
                           attempt=attempt)
+
+
+def enqueue_alert_confirmation(r: redis.Redis, sub_id: str, *, pipeline: redis.client.Pipeline | None = None,
+                               at: float | None = None, attempt: int = 0) -> str:
+    """Queue (or schedule) try number `attempt` of a job alert subscription's confirmation email
+    (alerts/confirmation.py), on the same terms as the confirmation email: only the subscription's id in the job."""
+    return _enqueue_email(r, ALERT_CONFIRMATION_EMAIL, sub_id, f"alert confirmation {sub_id[:8]}", pipeline=pipeline,
+                          at=at, attempt=attempt)
 
 
 def _enqueue_email(r: redis.Redis, task: str, subject: str, description: str, *,

@@ -456,7 +456,7 @@ def talent_confirm(person_id: str, signed: str) -> Response:
                            "You can join again."))
     if request.method == "POST":
         person = optin.confirm(svc, person_id, signed) or person
-    return _signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
+    return signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
                                         retention_days=svc.settings.retention_days,
                                         manage=url_for("candidates.talent_manage", person_id=person.id,
                                                        signed=optin.token(svc.settings, person.id, "manage"))))
@@ -471,7 +471,7 @@ def talent_manage(person_id: str, signed: str) -> Response:
     ok = optin.signed(svc.settings, person_id, signed, "manage")
     person = people.load(svc.redis, person_id) if ok else None
     if person is None or person.purged:
-        return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+        return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                             teams=[], locations=[], saved=""))
     teams, locations = sourcing.interests()
     saved = ""
@@ -479,7 +479,7 @@ def talent_manage(person_id: str, signed: str) -> Response:
         action = request.form.get("action", "")
         if action == "leave":
             optin.leave(svc, person)
-            return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+            return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                                 teams=[], locations=[], saved="left"))
         if action == "unsubscribe":
             person.unsubscribed = True
@@ -490,13 +490,13 @@ def talent_manage(person_id: str, signed: str) -> Response:
             where = [p for p in request.form.getlist("locations") if p in locations]
             optin.change(svc, person, chosen, where)
             saved = "saved"
-    return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
+    return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
                                         teams=sorted(set(teams) | set(person.teams)),
                                         locations=sorted(set(locations) | set(person.locations)), saved=saved,
                                         retention_days=svc.settings.retention_days))
 
 
-def _signed_page(html: str) -> Response:
+def signed_page(html: str) -> Response:
     """A page whose address is a signed link: kept out of caches and of other sites' Referer."""
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"

@@ -17,6 +17,7 @@ from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
 from .. import redis_server, retention
+from ..alerts import confirmation as alert_confirmation
 from ..alerts import digest as alert_digest
 from ..alerts import fanout as alert_fanout
 from ..alerts import subscriptions as alert_subscriptions
@@ -156,6 +157,14 @@ def send_optin_email(person_id: str, attempt: int = 0) -> str:
     svc = services()
     return _email(attempt, lambda last_try: optin.send(svc, person_id, last_try=last_try),
                   lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1))
+
+
+def send_alert_confirmation(sub_id: str, attempt: int = 0) -> str:
+    """A job alert subscription's confirmation email task (alerts/confirmation.py), tried as the confirmation email
+    is."""
+    svc = services()
+    return _email(attempt, lambda last_try: alert_confirmation.send(svc, sub_id, last_try=last_try),
+                  lambda at: jobs.enqueue_alert_confirmation(svc.redis, sub_id, at=at, attempt=attempt + 1))
 
 
 def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: Callable[[float], str]) -> str:

@@ -1,0 +1,163 @@
+"""Issue 31, item 1 and 3 (the person side): asking for job alerts from the job list's filters, the double opt-in
+(a confirmation email with no text of the asker's, its signed link alone on a line, a page whose button's POST
+confirms), the manage page (filters, rhythm, stop) and the one-click stop of RFC 8058; the caps a stranger meets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import redis
+import requests
+from rq import Queue
+
+from jobsite import create_app
+from jobsite.alerts import subscriptions as subs
+from jobsite.alerts.subscriptions import Frequency, State
+from jobsite.delivery import jobs
+from jobsite.sandbox import SandboxServer
+from jobsite.settings import Settings
+
+from .helpers import Sandbox, Workers, wait_for, worker_env
+from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings
+
+
+@pytest.fixture
+def outbox() -> Iterator[SandboxServer]:
+    server = SandboxServer(smtp_port=0).start()
+    yield server
+    server.stop()
+
+
+def smtp_port(outbox: SandboxServer) -> int:
+    assert outbox.smtp is not None
+    return outbox.smtp.port
+
+
+def mails(outbox: SandboxServer, to: str) -> list[dict[str, Any]]:
+    kept = requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]
+    return [m for m in kept if m["recipients"] == [to]]
+
+
+def ask(client: Any, email: str, query: str = "", lang: str = "en", **fields: str) -> Any:
+    page = client.get(f"/alerts/new?lang={lang}&{query}").get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    form = {"form_token": token, "email": email, "frequency": "daily", "q": _value(page, "a-q"), **fields}
+    for name in ("team", "department", "location", "commitment", "workplace"):
+        select = re.search(rf'<select id="a-{name}" name="{name}">(.*?)</select>', page, re.S).group(1)
+        picked = re.search(r'<option value="([^"]*)" selected>', select)
+        form.setdefault(name, picked.group(1) if picked else "")
+    return client.post(f"/alerts/new?lang={lang}", data=form)
+
+
+def _value(page: str, field_id: str) -> str:
+    return re.search(rf'id="{field_id}"[^>]*value="([^"]*)"', page).group(1)
+
+
+def test_from_the_job_list_to_confirmed_then_changed_and_stopped(r: redis.Redis, settings: Settings,
+                                                                 sandbox: Sandbox, workers: Workers,
+                                                                 outbox: SandboxServer, tmp_path: Path) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    jobs_page = client.get("/", query_string={"team": team, "q": "engineer", "lang": "de"}).get_data(as_text=True)
+    link = re.search(r'<p class="alert-link"><a href="([^"]+)">', jobs_page).group(1).replace("&amp;", "&")
+    asked_for = parse_qs(urlparse(link).query)
+    assert asked_for["team"] == [team]
+    assert asked_for["q"] == ["engineer"]
+
+    done = ask(client, "ada@example.com", urlparse(link).query, lang="de")
+    assert done.status_code == 303
+    assert done.headers["Location"].endswith("/alerts/asked?lang=de")
+    assert "ada@example.com" not in client.get("/alerts/asked?lang=de").get_data(as_text=True)
+    [ada] = subs.of_address(r, "ada@example.com")
+    assert (ada.state, ada.filters, ada.frequency, ada.language) == (
+        State.PENDING, {"team": team, "q": "engineer"}, Frequency.DAILY, "de")
+
+    workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port(outbox)}",
+                             JOBSITE_PUBLIC_URL=PUBLIC_URL, **UNFIXED_PYTHON_ALLOWED), log=tmp_path / "worker.log")
+    wait_for(lambda: mails(outbox, "ada@example.com"), what="the confirmation email in the outbox")
+    [mail] = mails(outbox, "ada@example.com")
+    confirm = subs.confirm_url(s, ada.id)
+    assert confirm in mail["text"].splitlines()  # alone on its line
+    assert mail["links"] == [confirm]
+    assert "engineer" not in (mail["text"] + mail["html"] + mail["subject"]).casefold()  # no text of the asker's
+    assert team not in mail["text"] + mail["html"]
+    assert mail["subject"].startswith("Bestätigen")  # in the language the page was in
+
+    path = confirm.removeprefix(PUBLIC_URL)
+    page = client.get(path)  # a mail scanner opening the link changes nothing
+    assert page.status_code == 200
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert f'<form method="post" action="{path}">' in page.get_data(as_text=True)
+    assert subs.get(r, ada.id).state == State.PENDING
+    assert client.post(path).status_code == 200
+    assert subs.get(r, ada.id).state == State.CONFIRMED
+    assert client.post(path).status_code == 200  # a second press: already on
+
+    manage = subs.manage_url(s, ada.id).removeprefix(PUBLIC_URL)
+    assert client.get(manage).status_code == 200
+    saved = client.post(manage, data={"action": "save", "frequency": "weekly", "team": team, "q": "",
+                                      "location": "", "department": "", "commitment": "", "workplace": ""})
+    assert "saved" in saved.get_data(as_text=True)
+    assert (subs.get(r, ada.id).frequency, subs.get(r, ada.id).filters) == (Frequency.WEEKLY, {"team": team})
+
+    # RFC 8058: the mail program's POST, no cookies, no token.
+    stop = subs.unsubscribe_url(s, ada.id).removeprefix(PUBLIC_URL)
+    assert client.get(stop).status_code == 200
+    assert subs.get(r, ada.id).state == State.CONFIRMED
+    fresh = create_app(s).test_client()
+    answer = fresh.post(stop, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    assert answer.status_code == 200
+    assert subs.get(r, ada.id).state == State.STOPPED
+    assert "Start these alerts again" in client.get(manage).get_data(as_text=True)
+    assert len(mails(outbox, "ada@example.com")) == 1
+
+
+def test_forged_or_crossed_links_are_404(r: redis.Redis, settings: Settings, outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    sub = subs.subscribe(r, "ada@example.com", {}, "instant", "en").subscription
+    confirm = subs.confirm_url(s, sub.id).removeprefix(PUBLIC_URL)
+    assert client.post(confirm.replace(sub.id, "0" * 24)).status_code == 404
+    assert client.post(confirm[:-1] + ("0" if confirm[-1] != "0" else "1")).status_code == 404
+    stop_signature = subs.unsubscribe_url(s, sub.id).rsplit("/", 1)[1]
+    assert client.post(f"/alerts/confirm/{sub.id}/{stop_signature}").status_code == 404  # one purpose each
+    assert client.post(f"/alerts/manage/{sub.id}/{stop_signature}", data={"action": "stop"}).status_code == 404
+    assert subs.get(r, sub.id).state == State.PENDING
+
+
+def test_a_stranger_cannot_flood_an_address_or_the_site(r: redis.Redis, settings: Settings,
+                                                        outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox), JOBSITE_SIGNUPS_PER_HOUR="6")
+    client = create_app(s).test_client()
+    answers = [ask(client, "victim@example.com", f"q=word{i}").status_code for i in range(5)]
+    assert answers == [303] * 5  # the same answer whatever the address holds
+    assert Queue(jobs.MAIL_QUEUE, connection=r).count == subs.MAX_PENDING_PER_ADDRESS
+    assert ask(client, "other@example.com").status_code == 303
+    refused = ask(client, "third@example.com")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert subs.of_address(r, "third@example.com") == []
+
+
+def test_bad_input_is_said_and_kept(r: redis.Redis, settings: Settings, outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    answer = ask(client, "not-an-address", "q=python", lang="fr")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert 'aria-invalid="true"' in page
+    assert 'value="not-an-address"' in page
+    assert 'value="python"' in page
+    assert subs.counts(r)[State.PENDING] == 0
+
+
+def test_no_mail_server_no_alerts(settings: Settings, client: Any) -> None:
+    assert settings.smtp is None
+    assert "alert-link" not in client.get("/").get_data(as_text=True)
+    assert client.get("/alerts/new").status_code == 404
