@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 BATCH = "alert:due:{}:batch"
 PAUSE = "alert:pause"
 STATS = "alert:stats:{}"
-SEND_LEASE_S = 300  # a subscription handed to a send job comes round again after this if the job was lost
+SEND_LEASE_S = 60  # a subscription handed to a send job comes round again after this if the job was lost (a
+# second job finds its email sent, or being sent: never a second copy)
 PER_JOB = 20  # subscriptions per send job
 SWEEP_MAX = 2000  # subscriptions handed out per upkeep
 DIGEST_HOUR_UTC = 8  # daily digests go at 08:00 UTC, weekly ones on Mondays then
@@ -266,3 +267,9 @@ def _letter(settings: Settings, sub: Subscription, postings: list[Posting]) -> L
     message["Precedence"] = "bulk"
     messages.check_headers(message)
     return Letter(message, sub.email)
+
+
+def retry_soon(r: redis.Redis, sub_ids: list[str]) -> None:
+    """A send job failed: its subscriptions are due again now (those still on the due list)."""
+    if sub_ids:
+        r.zadd(fanout.DUE, dict.fromkeys(sub_ids, 0), xx=True)

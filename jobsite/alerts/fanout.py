@@ -134,3 +134,8 @@ def forget(r: redis.Redis, sub_id: str) -> None:
 def waiting_people(r: redis.Redis) -> int:
     """How many subscriptions have postings waiting for their email."""
     return int(r.zcard(DUE))
+
+
+def retry_soon(r: redis.Redis, posting_id: str) -> None:
+    """The posting's matching job failed: hand it to another as soon as its lease is gone."""
+    published.handed(r, posting_id, 0)

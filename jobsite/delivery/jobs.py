@@ -48,6 +48,7 @@ SYNC = "jobsite.worker.tasks.sync_pipeline"
 DELIVER_SOURCED = "jobsite.worker.tasks.deliver_sourced"
 MATCH_ALERTS = "jobsite.worker.tasks.match_alerts"
 SEND_ALERTS = "jobsite.worker.tasks.send_alerts"
+ALERTS_CRASHED = "jobsite.worker.tasks.alerts_crashed"
 ALERT_JOB_TIMEOUT_S = 1800  # a matching job goes through every subscription; a send job waits on the mail pace
 
 
@@ -150,7 +151,8 @@ def enqueue_alert_matching(r: redis.Redis, posting_ids: Iterable[str]) -> None:
     """Queue one matching job per newly published posting (alerts/fanout.py), on the alerts queue."""
     q = Queue(ALERTS_QUEUE, connection=r)
     datas = [Queue.prepare_data(MATCH_ALERTS, (p,), timeout=ALERT_JOB_TIMEOUT_S, result_ttl=0,
-                                job_id=f"am-{p[:40]}-{uuid.uuid4().hex[:8]}", description=f"match alerts {p[:8]}")
+                                job_id=f"am-{p[:40]}-{uuid.uuid4().hex[:8]}", description=f"match alerts {p[:8]}",
+                                on_failure=Callback(ALERTS_CRASHED))
              for p in posting_ids]
     if datas:
         q.enqueue_many(datas)
@@ -160,7 +162,8 @@ def enqueue_alert_sends(r: redis.Redis, groups: Iterable[list[str]]) -> None:
     """Queue one send job per group of due subscriptions (alerts/digest.py), spread over every worker."""
     q = Queue(ALERTS_QUEUE, connection=r)
     datas = [Queue.prepare_data(SEND_ALERTS, (g,), timeout=ALERT_JOB_TIMEOUT_S, result_ttl=0,
-                                job_id=f"as-{uuid.uuid4().hex[:16]}", description=f"send {len(g)} alert(s)")
+                                job_id=f"as-{uuid.uuid4().hex[:16]}", description=f"send {len(g)} alert(s)",
+                                on_failure=Callback(ALERTS_CRASHED))
              for g in groups]
     if datas:
         q.enqueue_many(datas)

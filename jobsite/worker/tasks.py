@@ -189,6 +189,17 @@ def send_alerts(sub_ids: list[str]) -> str:
     return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
 
 
+def alerts_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value: BaseException, tb: Any) -> None:
+    """An alerts job failed (an error, Redis gone under it): its work is taken up again at the next upkeep rather
+    than after its lease. What it had done is recorded, so nothing is sent or given twice."""
+    if not job.args:
+        return
+    if job.func_name == jobs.MATCH_ALERTS:
+        alert_fanout.retry_soon(connection, str(job.args[0]))
+    elif job.func_name == jobs.SEND_ALERTS:
+        alert_digest.retry_soon(connection, list(job.args[0]))
+
+
 def _alerts_upkeep(svc: Services) -> None:
     """Hand newly published (or stalled) postings to matching jobs, and due subscriptions to send jobs."""
     r = svc.redis
