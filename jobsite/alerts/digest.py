@@ -48,7 +48,6 @@ SEND_LEASE_S = 60  # a subscription handed to a send job comes round again after
 # second job finds its email sent, or being sent: never a second copy)
 PER_JOB = 20  # subscriptions per send job
 SWEEP_MAX = 2000  # subscriptions handed out per upkeep
-DIGEST_HOUR_UTC = 8  # daily digests go at 08:00 UTC, weekly ones on Mondays then
 MAIL_TRIES = 14  # as the confirmation email: a deferring mail server is tried over about four hours
 MAIL_RETRY_BASE_S = 2.0
 MAIL_RETRY_CAP_S = 3600.0
@@ -110,24 +109,9 @@ def set_pause(r: redis.Redis, on: bool, by: str) -> None:
         r.delete(PAUSE)
 
 
-def next_digest(frequency: Frequency, now: float) -> float:
-    """When a daily or weekly digest next goes (epoch s, UTC), after `now`; an instant one: now."""
-    if frequency == Frequency.INSTANT:
-        return now
-    t = datetime.fromtimestamp(now, UTC).replace(hour=DIGEST_HOUR_UTC, minute=0, second=0, microsecond=0)
-    if frequency == Frequency.WEEKLY:
-        t -= timedelta(days=t.weekday())  # Monday of this week
-        step = timedelta(days=7)
-    else:
-        step = timedelta(days=1)
-    while t.timestamp() <= now:
-        t += step
-    return t.timestamp()
-
-
 def _digest_started(frequency: Frequency, given_at: float, now: float) -> bool:
     """Whether a digest time passed since the oldest pending posting was given: then its email is due."""
-    return frequency == Frequency.INSTANT or next_digest(frequency, given_at) <= now
+    return frequency == Frequency.INSTANT or fanout.next_digest(frequency, given_at) <= now
 
 
 def take_due(r: redis.Redis, now: float | None = None) -> list[list[str]]:
@@ -171,7 +155,7 @@ def _send_one(svc: Services, sub_id: str, live: dict[str, Posting] | None, at: f
     if not r.exists(batch_key):
         oldest = r.zrange(fanout.PENDING.format(sub_id), 0, 0, withscores=True)
         if oldest and not _digest_started(sub.frequency, float(oldest[0][1]), now):
-            r.zadd(fanout.DUE, {sub_id: next_digest(sub.frequency, float(oldest[0][1]))})
+            r.zadd(fanout.DUE, {sub_id: fanout.next_digest(sub.frequency, float(oldest[0][1]))})
             return "waits for its digest"
     if live is None:
         return "catalog unavailable"

@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import redis
 
@@ -32,6 +33,7 @@ from ..postings import published
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..services import Services
 from . import subscriptions
+from .subscriptions import Frequency
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +41,49 @@ SENT = "alert:sent:{}"
 PENDING = "alert:due:{}"
 DUE = "alert:due"
 LEASE = "alert:due:lease:{}"
-STALL_S = 30  # a matching job that has shown no progress this long is taken up by another worker
+STALL_S = 15  # a matching job that has shown no progress this long is taken up by another worker (a second
+# run while the first still goes gives nothing twice: only the time is lost)
 CHUNK = 500  # subscriptions given a posting per script call
 SENT_KEEP_S = 400 * 86400  # the record of what a subscription was given outlives any posting
 
-# KEYS: DUE; ARGV: posting id, now, look-at time, how long the record is kept (s), then subscription ids. Returns how
-# many were given the posting. (The per-subscription keys are built here: one call covers a chunk of them.)
+# KEYS: DUE; ARGV: posting id, now, how long the record is kept (s), then pairs of subscription id and look-at time.
+# Returns how many were given the posting. (The per-subscription keys are built here: one call covers a chunk.)
 _GIVE = Lua("""
-local posting, now, at, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local posting, now, keep = ARGV[1], ARGV[2], ARGV[3]
 local given = 0
-for i = 5, #ARGV do
+for i = 4, #ARGV, 2 do
   local sub = ARGV[i]
   if redis.call('SADD', 'alert:sent:' .. sub, posting) == 1 then
     redis.call('EXPIRE', 'alert:sent:' .. sub, keep)
     redis.call('ZADD', 'alert:due:' .. sub, now, posting)
-    redis.call('ZADD', KEYS[1], 'NX', at, sub)
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[i + 1], sub)
     given = given + 1
   end
 end
 return given
 """)
+DIGEST_HOUR_UTC = 8  # daily digests go at 08:00 UTC, weekly ones on Mondays then
+
+
+def next_digest(frequency: Frequency, now: float) -> float:
+    """When a daily or weekly digest next goes (epoch s, UTC), after `now`; an instant one: now."""
+    if frequency == Frequency.INSTANT:
+        return now
+    t = datetime.fromtimestamp(now, UTC).replace(hour=DIGEST_HOUR_UTC, minute=0, second=0, microsecond=0)
+    if frequency == Frequency.WEEKLY:
+        t -= timedelta(days=t.weekday())  # Monday of this week
+        step = timedelta(days=7)
+    else:
+        step = timedelta(days=1)
+    while t.timestamp() <= now:
+        t += step
+    return t.timestamp()
+
+
+def look_at(frequency: Frequency, now: float, gather_s: float) -> float:
+    """When a subscription given a posting now is next looked at: an instant one after the gathering, a daily or
+    weekly one at its digest."""
+    return now + gather_s if frequency == Frequency.INSTANT else next_digest(frequency, now)
 
 
 def _chunks(ids: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -72,11 +97,12 @@ def _chunks(ids: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def give(r: redis.Redis, posting_id: str, sub_ids: list[str], *, look_at: float, now: float) -> int:
-    """Give a posting to subscriptions (each at most once, ever); returns how many got it now."""
-    if not sub_ids:
+def give(r: redis.Redis, posting_id: str, when: dict[str, float], *, now: float) -> int:
+    """Give a posting to subscriptions (each at most once, ever), each looked at next `when[sub]` unless it is due
+    sooner already; returns how many got it now."""
+    if not when:
         return 0
-    return int(_GIVE(r, [DUE], [posting_id, now, look_at, SENT_KEEP_S, *sub_ids]))
+    return int(_GIVE(r, [DUE], [posting_id, now, SENT_KEEP_S, *(x for pair in when.items() for x in pair)]))
 
 
 def fan_out(svc: Services, posting_id: str) -> str:
@@ -95,11 +121,12 @@ def fan_out(svc: Services, posting_id: str) -> str:
             return "the catalog is unavailable; the upkeep tries again"
         started = time.monotonic()
         now = server_now(r)
-        look_at = now + svc.settings.alert_gather_s
+        gather_s = svc.settings.alert_gather_s
         given = matched = 0
         for chunk in _chunks(subscriptions.matching(r, posting), CHUNK):
             matched += len(chunk)
-            given += give(r, posting_id, chunk, look_at=look_at, now=now)
+            rhythm = subscriptions.frequencies(r, chunk)
+            given += give(r, posting_id, {sub: look_at(f, now, gather_s) for sub, f in rhythm.items()}, now=now)
             r.set(lease, os.getpid(), ex=STALL_S)
             published.handed(r, posting_id, server_now(r))
         published.matched(r, posting_id)

@@ -471,3 +471,13 @@ def signed(settings: Settings, sub_id: str, given: str, purpose: str) -> bool:
     """Whether `given` signs this subscription's link for `purpose`: "alert-confirm", "alert-manage" or
     "alert-stop"."""
     return links.signed(settings, sub_id, given, purpose)
+
+
+def frequencies(r: redis.Redis, sub_ids: list[str]) -> dict[str, Frequency]:
+    """The rhythm of each of these subscriptions (one round trip; those gone are left out): the fan-out of a new
+    posting schedules each person's email by it."""
+    with r.pipeline(transaction=False) as pipe:
+        for sub_id in sub_ids:
+            pipe.hget(SUB.format(sub_id), "frequency")
+        found = pipe.execute()
+    return {sub_id: Frequency(raw.decode()) for sub_id, raw in zip(sub_ids, found, strict=True) if raw}
