@@ -161,3 +161,25 @@ def test_no_mail_server_no_alerts(settings: Settings, client: Any) -> None:
     assert settings.smtp is None
     assert "alert-link" not in client.get("/").get_data(as_text=True)
     assert client.get("/alerts/new").status_code == 404
+
+
+def test_the_api_asks_as_the_page_does(r: redis.Redis, settings: Settings, outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    body = {"email": "ada@example.com", "filters": {"team": "Engineering", "q": "python", "location": None},
+            "frequency": "weekly", "language": "fr"}
+    first = client.post("/api/v1/alerts", json=body)
+    assert first.status_code == 202
+    assert first.get_json() == {"status": "confirmation_sent"}
+    assert client.post("/api/v1/alerts", json=body).get_json() == first.get_json()  # the same answer, no 2nd email
+    [sub] = subs.of_address(r, "ada@example.com")
+    assert (sub.state, sub.filters, sub.frequency, sub.language) == (
+        State.PENDING, {"team": "Engineering", "q": "python"}, Frequency.WEEKLY, "fr")
+    assert Queue(jobs.MAIL_QUEUE, connection=r).count == 1
+    bad = client.post("/api/v1/alerts", json={"email": "nope", "filters": {"colour": "red"}, "frequency": "hourly",
+                                              "language": "es"})
+    assert bad.status_code == 422
+    assert set(bad.get_json()["errors"]) == {"email", "filters", "frequency", "language"}
+    assert client.post("/api/v1/alerts", data="email=x").status_code == 415
+    assert client.post("/api/v1/alerts", json=[1]).status_code == 400
+    assert len(subs.of_address(r, "nope")) == 0
