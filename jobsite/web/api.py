@@ -28,7 +28,7 @@ from ..services import get_services
 from ..sourcing import accept as sourced
 from ..sourcing import people
 from ..words import N_
-from . import alert_pages, embed, sourcing, submission
+from . import alerting, embed, sourcing, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
 from .i18n import say
@@ -307,7 +307,7 @@ def talent_status(receipt: str) -> Any:
 def ask_for_alerts() -> Any:
     """Ask for job alerts for an address: 202 whatever the address holds (a stranger learns nothing of it); only
     the confirmation email goes out, and only its link starts the alerts."""
-    if not alert_pages.offered():
+    if not alerting.offered():
         return error_response(404, "This site sends no email (JOBSITE_SMTP_URL is not set), so it offers no alerts.")
     if request.mimetype != "application/json":
         return error_response(415, "Send application/json.")
@@ -333,7 +333,7 @@ def ask_for_alerts() -> Any:
     try:
         if errors:
             raise subscriptions.Invalid(errors)
-        alert_pages.ask(email, filters, frequency, lang=lang)
+        alerting.ask(email, filters, frequency, lang=lang)
     except subscriptions.Invalid as e:
         return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
     except submission.Rejected as e:
