@@ -19,10 +19,12 @@ from jobsite import create_app
 from jobsite.alerts import subscriptions as subs
 from jobsite.alerts.subscriptions import Frequency, State
 from jobsite.delivery import jobs
+from jobsite.postings.posting import public_posting
 from jobsite.sandbox import SandboxServer
 from jobsite.settings import Settings
+from jobsite.sourcing import optin, people
 
-from .helpers import Sandbox, Workers, wait_for, worker_env
+from .helpers import Sandbox, Workers, required_cards, simple_posting, wait_for, worker_env
 from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings
 
 
@@ -161,3 +163,66 @@ def test_no_mail_server_no_alerts(settings: Settings, client: Any) -> None:
     assert settings.smtp is None
     assert "alert-link" not in client.get("/").get_data(as_text=True)
     assert client.get("/alerts/new").status_code == 404
+
+
+def test_the_api_asks_as_the_page_does(r: redis.Redis, settings: Settings, outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    body = {"email": "ada@example.com", "filters": {"team": "Engineering", "q": "python", "location": None},
+            "frequency": "weekly", "language": "fr"}
+    first = client.post("/api/v1/alerts", json=body)
+    assert first.status_code == 202
+    assert first.get_json() == {"status": "confirmation_sent"}
+    assert client.post("/api/v1/alerts", json=body).get_json() == first.get_json()  # the same answer, no 2nd email
+    [sub] = subs.of_address(r, "ada@example.com")
+    assert (sub.state, sub.filters, sub.frequency, sub.language) == (
+        State.PENDING, {"team": "Engineering", "q": "python"}, Frequency.WEEKLY, "fr")
+    assert Queue(jobs.MAIL_QUEUE, connection=r).count == 1
+    bad = client.post("/api/v1/alerts", json={"email": "nope", "filters": {"colour": "red"}, "frequency": "hourly",
+                                              "language": "es"})
+    assert bad.status_code == 422
+    assert set(bad.get_json()["errors"]) == {"email", "filters", "frequency", "language"}
+    assert client.post("/api/v1/alerts", data="email=x").status_code == 415
+    assert client.post("/api/v1/alerts", json=[1]).status_code == 400
+    assert len(subs.of_address(r, "nope")) == 0
+
+
+def test_the_application_forms_unticked_choice_asks_for_similar_jobs(r: redis.Redis, settings: Settings,
+                                                                     sandbox: Sandbox, outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    posting = simple_posting(sandbox)
+    for email, ticked in (("grace@example.com", False), ("ada@example.com", True)):
+        page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
+        assert '<input id="a-alerts" type="checkbox" name="alerts" value="1">' in page  # offered, not ticked
+        token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+        form = {"form_token": token, "fullName": "Ada Lovelace", "email": email, "consent[store]": "true",
+                **required_cards(sandbox, posting["id"]), **({"alerts": "1"} if ticked else {})}
+        answer = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
+        assert answer.status_code == 303
+    assert subs.of_address(r, "grace@example.com") == []
+    [ada] = subs.of_address(r, "ada@example.com")
+    assert ada.state == State.PENDING
+    assert ada.filters == {"team": posting["categories"]["team"], "location": posting["categories"]["allLocations"][0]}
+    assert posting["id"] in [p["id"] for p in sandbox.public_postings() if subs.matches(ada.filters, public_posting(p))]
+    assert [j.args[0] for j in Queue(jobs.MAIL_QUEUE, connection=r).get_jobs()].count(ada.id) == 1
+
+
+def test_talent_interests_become_alerts_confirmed_with_the_sign_up(r: redis.Redis, settings: Settings,
+                                                                   sandbox: Sandbox, outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    page = client.get("/talent").get_data(as_text=True)
+    assert 'name="alerts" value="1" >' in page  # offered, not ticked
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    done = client.post("/talent", data={"form_token": token, "name": "Lena Fischer", "email": "lena@example.com",
+                                        "teams": [team], "consent": "true", "alerts": "1"})
+    assert done.status_code == 303
+    [alert] = subs.of_address(r, "lena@example.com")
+    assert (alert.state, alert.filters, alert.frequency) == (State.PENDING, {"team": team}, Frequency.WEEKLY)
+    queued = [j.func_name for j in Queue(jobs.MAIL_QUEUE, connection=r).get_jobs()]
+    assert queued == [jobs.OPTIN_EMAIL]  # one email confirms both
+    [lena] = people.everyone(r)
+    assert client.post(f"/talent/confirm/{lena.id}/{optin.token(s, lena.id)}").status_code == 200
+    assert subs.get(r, alert.id).state == State.CONFIRMED

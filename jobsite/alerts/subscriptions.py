@@ -56,6 +56,7 @@ ADDR = "alert:addr:{}"
 IX = "alert:ix:{}:{}"
 ANY = "alert:ix:any"
 QWORDS = "alert:qwords"
+ALONG = "alert:along:{}"  # set: pending subscriptions confirmed along with another confirmation (a talent sign-up's)
 CONFIRM_MAIL = "alert-confirm:{}"  # the confirmation email's record in notify/sending (`mail:alert-confirm:<id>`)
 
 _WORD = re.compile(r"\w+")  # the job list's words (postings/board.py): casefolded runs of letters and digits
@@ -249,13 +250,14 @@ class Asked:
 
 
 def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency: str, language: str,
-              now: float | None = None) -> Asked:
+              now: float | None = None, *, along: str | None = None) -> Asked:
     """Ask for alerts: a new PENDING subscription, its confirmation email queued in the same transaction; or the
     address's subscription with the same filters if it has one not ended (a pending one's rhythm and language
     follow the latest ask). Past
     MAX_PENDING_PER_ADDRESS pending or MAX_PER_ADDRESS held, the latest pending one is returned, unchanged and not
     new: the person already has its email, and the caller answers the same either way (nothing tells a stranger
-    what an address holds).
+    what an address holds). With `along` (a talent sign-up's id), no email of its own: `confirm_along` confirms it
+    when that sign-up's own opt-in is confirmed, so the person gets one email to confirm both.
 
     Raises:
         Invalid: the address, rhythm or language is not one we can use.
@@ -279,6 +281,8 @@ def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency:
                     changed = replace(same, frequency=Frequency(frequency), language=language)
                     pipe.multi()
                     _save(pipe, changed)
+                    if along:
+                        _along(pipe, along, same.id)
                     pipe.execute()
                     return Asked(changed, False)
                 if pending and (len(pending) >= MAX_PENDING_PER_ADDRESS or len(live) >= MAX_PER_ADDRESS):
@@ -291,11 +295,27 @@ def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency:
                 pipe.multi()
                 _move(pipe, None, sub, at)
                 pipe.sadd(addr_key, sub.id)
-                enqueue_alert_confirmation(r, sub.id, pipeline=pipe)  # in the transaction: never one without the other
+                if along:
+                    _along(pipe, along, sub.id)
+                else:  # in the transaction: never a subscription without its email
+                    enqueue_alert_confirmation(r, sub.id, pipeline=pipe)
                 pipe.execute()
                 return Asked(sub, True)
             except redis.WatchError:
                 continue
+
+
+def _along(pipe: redis.client.Pipeline, along: str, sub_id: str) -> None:
+    pipe.sadd(ALONG.format(along), sub_id)
+    pipe.expire(ALONG.format(along), (EXPIRE_DAYS + 1) * 86400)
+
+
+def confirm_along(r: redis.Redis, along: str) -> list[Subscription]:
+    """Confirm the subscriptions asked for along with `along` (a talent sign-up whose address was just confirmed).
+    Returns them as they stand."""
+    found = [confirm(r, raw.decode()) for raw in r.smembers(ALONG.format(along))]
+    r.delete(ALONG.format(along))
+    return [s for s in found if s is not None]
 
 
 def validate(email: str, frequency: str, language: str = "en") -> None:

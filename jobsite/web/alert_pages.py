@@ -13,23 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import redis
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import quotas
 from ..alerts import subscriptions
 from ..alerts.subscriptions import Frequency, State, Subscription
-from ..console import api_keys
-from ..intake import accept as intake
-from ..notify import links, messages
+from ..notify import links
 from ..postings import board
 from ..services import get_services
 from ..words import N_
 from . import candidates
-from .i18n import language, say
-from .security import current_client
+from .alerting import ask, enabled, offered
+from .i18n import say
 from .submission import Rejected
 
 bp = Blueprint("alerts", __name__)
@@ -44,55 +40,10 @@ GONE = N_("This link is not valid any more: the alert was removed, or never conf
           "alerts again from the job list.")
 
 
-def offered() -> bool:
-    """Whether the site offers job alerts: only when it can send email (the confirmation, then the alerts)."""
-    return messages.switch(get_services().settings).on
-
-
-def enabled() -> None:
-    """404 unless the site offers job alerts."""
-    if not offered():
-        abort(404)
-
-
 @bp.app_context_processor
 def alerts_context() -> dict[str, Any]:
     """Whether candidate pages offer job alerts ("Email me jobs like these")."""
     return {"alerts_offered": offered()}
-
-
-def ask(email: str, filters: Mapping[str, Any], frequency: str, *, lang: str | None = None) -> Subscription:
-    """Ask for alerts for `email` after the caps (per client or visitor address, then the site's). Returns the
-    subscription, new or the address's same one (the caller answers the same either way).
-
-    Raises:
-        subscriptions.Invalid: per field; Rejected: a cap is reached, or Redis cannot take it now.
-    """
-    svc = get_services()
-    subscriptions.validate(email, frequency, lang or language())
-    _limit()
-    try:
-        return subscriptions.subscribe(svc.redis, email, filters, frequency, lang or language()).subscription
-    except redis.RedisError:
-        raise Rejected(503, gettext("We can't take this for a few minutes, so nothing was saved. Please try again "
-                                    "in a few minutes."), {"Retry-After": "60"}) from None
-
-
-def _limit() -> None:
-    svc = get_services()
-    client = current_client()
-    try:
-        if client:
-            api_keys.count_application(svc.redis, client, svc.settings.api_client_per_hour)
-        else:
-            intake.check_ip(svc, request.remote_addr or "unknown", counter="alerts")
-        quotas.take(svc.redis, quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}), "site",
-                    {"alerts": 1})
-    except (api_keys.TooManyApplications, intake.TooManySubmissions, quotas.Exceeded) as e:
-        raise Rejected(429, gettext("We received many requests for alerts in the last hour. Please try again "
-                                    "later."), {"Retry-After": str(e.retry_after_s)}) from None
-    except redis.RedisError:
-        pass  # the store's write then answers 503
 
 
 def _choices(current: Mapping[str, str]) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ from flask_babel import format_date, get_locale, gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..alerts import subscriptions
 from ..intake.forms import CONSENT, Form, ValidationFailed
 from ..notify import messages, sending
 from ..postings import board, feed, seo
@@ -24,7 +25,7 @@ from ..services import get_services
 from ..sourcing import accept as sourced
 from ..sourcing import optin, people
 from ..words import N_
-from . import brand, embed, sourcing, submission
+from . import alerting, brand, embed, sourcing, submission
 from .i18n import language, say
 from .pages import PageCache
 
@@ -276,6 +277,8 @@ def submit(posting_id: str) -> BaseResponse:
         response = render_form(posting, form, answers=answers, token=token, status=e.status, message=message)
         response.headers.update(e.headers)
         return response
+    if request.form.get("alerts") and alerting.offered():  # "tell me about similar jobs", unticked by default
+        alerting.ask_quietly(str(answers.get("email") or ""), [alerting.similar(posting)], "weekly")
     return redirect(url_for("candidates.confirmation", receipt=receipt.receipt, embed=1 if embedded() else None), 303)
 
 
@@ -385,7 +388,7 @@ def join_talent() -> BaseResponse:
     f = request.form
     answers = {"name": f.get("name", ""), "email": f.get("email", ""), "phone": f.get("phone", ""),
                "links": f.get("links", ""), "teams": f.getlist("teams"), "locations": f.getlist("locations"),
-               "consent": f.get("consent")}
+               "consent": f.get("consent"), "alerts": f.get("alerts")}
     token = f.get("form_token", "")
     nonce = read_form_token(token, "talent")
     if nonce is None:
@@ -403,6 +406,10 @@ def join_talent() -> BaseResponse:
         response = _render_talent(answers=answers, token=token, status=e.status, message=e.message)
         response.headers.update(e.headers)
         return response
+    if f.get("alerts") and alerting.offered() and (joined.new or joined.person.unconfirmed):
+        # job alerts for the interests, confirmed with the sign-up's own opt-in (one email for both)
+        alerting.ask_quietly(joined.person.email, alerting.for_interests(joined.person.teams, joined.person.locations),
+                             "weekly", along=joined.person.id if joined.person.unconfirmed else None)
     summary = redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
     # The summary page's, for this browser only (candidate pages have no session; the address bar shows nothing).
     # A confirmed member's record is shown to no one who merely typed its address ("" says: already a member).
@@ -456,6 +463,7 @@ def talent_confirm(person_id: str, signed: str) -> Response:
                            "You can join again."))
     if request.method == "POST":
         person = optin.confirm(svc, person_id, signed) or person
+        subscriptions.confirm_along(svc.redis, person_id)  # the job alerts asked for with the sign-up
     return signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
                                         retention_days=svc.settings.retention_days,
                                         manage=url_for("candidates.talent_manage", person_id=person.id,
