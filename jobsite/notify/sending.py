@@ -10,6 +10,7 @@ first characters), and a server's answer that repeats the address has it blanked
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import smtplib
@@ -212,16 +213,22 @@ class _HandoverTLS(smtplib.SMTP_SSL, _Handover):
     """The same over TLS from the first byte (smtps://)."""
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context of every connection to the mail server, built once per process: loading the system's
+    certificates took 90 ms, most of an alert's send on a loaded machine (bench/alerts_bench.py)."""
+    return ssl.create_default_context()
+
+
 def _connect(smtp: Smtp) -> _Handover:
-    context = ssl.create_default_context()
     connection: _Handover
     if smtp.security == "tls":
-        connection = _HandoverTLS(smtp.host, smtp.port, timeout=smtp.timeout_s, context=context)
+        connection = _HandoverTLS(smtp.host, smtp.port, timeout=smtp.timeout_s, context=_tls_context())
     else:
         connection = _Handover(smtp.host, smtp.port, timeout=smtp.timeout_s)
     try:
         if smtp.security == "starttls":
-            connection.starttls(context=context)
+            connection.starttls(context=_tls_context())
         if smtp.username:
             connection.login(smtp.username, smtp.password or "")
     except BaseException:
