@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from aiosmtpd.controller import Controller
 from rq import Queue, SimpleWorker
 
@@ -265,3 +266,16 @@ def test_the_workers_retention_removes_unconfirmed_subscriptions(svc: Services) 
     tasks.upkeep()
     assert subscriptions.get(r, old) is None
     assert subscriptions.get(r, new) is not None
+
+
+def test_the_sandbox_publishes_a_new_posting_from_its_page(sandbox: Sandbox) -> None:
+    page = requests.get(f"{sandbox.url}/_sandbox/", headers={"Accept": "text/html"}, timeout=5).text
+    assert '<form method="post" action="/_sandbox/postings"><button>Publish a new posting</button></form>' in page
+    before = len(sandbox.public_postings())
+    pressed = requests.post(f"{sandbox.url}/_sandbox/postings", data={}, allow_redirects=False, timeout=5)
+    assert pressed.status_code == 303
+    assert len(sandbox.public_postings()) == before + 1
+    made = sandbox.control("postings", team="Alerts Lab", location="Berlin, Germany", text="Robot <Tamer>")
+    assert made["categories"]["team"] == "Alerts Lab"
+    assert made["categories"]["allLocations"] == ["Berlin, Germany"]
+    assert [p["text"] for p in sandbox.public_postings()].count("Robot <Tamer>") == 1

@@ -7,6 +7,7 @@ process's services here (the worker sets them at start; a plain `rq worker` buil
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -201,8 +202,12 @@ def alerts_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value:
 
 
 def _alerts_upkeep(svc: Services) -> None:
-    """Hand newly published (or stalled) postings to matching jobs, and due subscriptions to send jobs."""
+    """Read the postings (a stale list is refreshed in the background, and its new postings announced, even when no
+    one visits the site), then hand newly published (or stalled) postings to matching jobs, and due subscriptions
+    to send jobs."""
     r = svc.redis
+    with contextlib.suppress(CatalogUnavailable):
+        svc.catalog.postings()
     jobs.enqueue_alert_matching(r, alert_fanout.stalled(r))
     jobs.enqueue_alert_sends(r, alert_digest.take_due(r))
 
