@@ -3,6 +3,8 @@ as feed readers read it, and checked against the rules of the W3C feed validator
 
 from __future__ import annotations
 
+import re
+
 import feedparser
 from defusedxml import ElementTree as ET
 
@@ -71,3 +73,11 @@ def test_the_feed_keeps_to_the_validators_rules_whatever_lever_sends() -> None:
     assert not parsed.bozo
     assert parsed.entries[0].title == 'R&D <Lead> "Robots"'
     assert parsed.entries[0].published == "2025-11-13T02:13:20Z"
+
+
+def test_the_job_list_names_its_feed_with_its_filters(client, sandbox: Sandbox) -> None:
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    page = client.get("/", query_string={"team": team}).get_data(as_text=True)
+    link = re.search(r'<link rel="alternate" type="application/atom\+xml" title="[^"]+" href="([^"]+)">', page)
+    assert link, "no feed link in the job list's head"
+    assert link.group(1) == "/jobs.atom?team=" + team.replace(" ", "+")

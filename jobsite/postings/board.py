@@ -28,6 +28,10 @@ class Query:
     def from_args(cls, args: Mapping[str, str]) -> Query:
         return cls(**{name: (args.get(name) or "").strip()[:200] for name in (*FILTERS, "q")})
 
+    def asked(self) -> dict[str, str]:
+        """The filters and search words given (for a link that keeps them: the feed of this list)."""
+        return {name: getattr(self, name) for name in (*FILTERS, "q") if getattr(self, name)}
+
     def key(self) -> str:
         return "|".join(getattr(self, n) for n in (*FILTERS, "q"))
 

@@ -232,7 +232,7 @@ def jobs_feed() -> Response:
     svc = get_services()
     snap = svc.catalog.postings()
     query = board.Query.from_args(request.args)
-    asked = {name: getattr(query, name) for name in (*board.FILTERS, "q") if getattr(query, name)}
+    asked = query.asked()
     site = site_url()
     feed_url = f"{site}/jobs.atom" + (f"?{urlencode(asked)}" if asked else "")
     company = svc.settings.company_name
