@@ -32,7 +32,7 @@ from ..delivery import backoff
 from ..lua import Lua
 from ..notify import messages, sending
 from ..notify.sending import Letter, MailDeferred, Status
-from ..postings.catalog import CatalogUnavailable
+from ..postings.catalog import CatalogUnavailable, Snapshot
 from ..postings.posting import Posting
 from ..services import Services
 from ..settings import Settings
@@ -54,6 +54,8 @@ MAIL_RETRY_CAP_S = 3600.0
 MAX_POSTINGS = 50  # an email lists at most this many postings (the newest); the rest are on the job list
 STATS_KEEP_S = 120 * 86400
 MAIL_KEEP_S = 8 * 86400
+LIVE_FRESH_S = 10  # a list of postings this recent that lacks a posting says it is unpublished; an older one is
+# read again from Lever before a posting is left out (a worker's copy may predate the posting)
 
 # KEYS: the pending zset, the batch hash, DUE; ARGV: subscription id, new batch id. Freezes the pending postings
 # into a batch (unless one is there already). Returns the batch's id and postings (JSON), or nothing to send.
@@ -131,17 +133,40 @@ def send(svc: Services, sub_ids: list[str], now: float | None = None) -> dict[st
     """The send job: each subscription's due email, at most once. Returns how many ended how. `now` (the Redis
     server's clock by default) decides whether a digest's time has come."""
     counts: dict[str, int] = {}
-    try:
-        live: dict[str, Posting] | None = {p["id"]: p for p in svc.catalog.postings().data}
-    except CatalogUnavailable:
-        live = None  # cannot tell what is still published: the emails wait (their subscriptions come round again)
+    live = Live(svc)
     for sub_id in sub_ids:
         what = _send_one(svc, sub_id, live, now)
         counts[what] = counts.get(what, 0) + 1
     return counts
 
 
-def _send_one(svc: Services, sub_id: str, live: dict[str, Posting] | None, at: float | None) -> str:
+class Live:
+    """The postings still published, as a send job sees them: this process's copy, read again from Lever once if
+    it lacks a posting a batch holds (the copy may predate it: a posting is left out only when Lever has it no
+    more). None while the catalog is unavailable: the emails then wait."""
+
+    def __init__(self, svc: Services):
+        self.svc = svc
+        self.snapshot: Snapshot | None = None
+        self.postings: dict[str, Posting] = {}
+
+    def of(self, posting_ids: list[str]) -> dict[str, Posting] | None:
+        try:
+            if self.snapshot is None:
+                self._use(self.svc.catalog.postings())
+            assert self.snapshot is not None  # noqa: S101 (just read)
+            if self.snapshot.age_s > LIVE_FRESH_S and any(p not in self.postings for p in posting_ids):
+                self._use(self.svc.catalog.refresh_postings())  # at most once per LIVE_FRESH_S per job
+        except CatalogUnavailable:
+            return None
+        return self.postings
+
+    def _use(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.postings = {p["id"]: p for p in snapshot.data}
+
+
+def _send_one(svc: Services, sub_id: str, live: Live, at: float | None) -> str:
     r, settings = svc.redis, svc.settings
     if r.exists(PAUSE):
         r.zadd(fanout.DUE, {sub_id: server_now(r) + 60})
@@ -157,13 +182,14 @@ def _send_one(svc: Services, sub_id: str, live: dict[str, Posting] | None, at: f
         if oldest and not _digest_started(sub.frequency, float(oldest[0][1]), now):
             r.zadd(fanout.DUE, {sub_id: fanout.next_digest(sub.frequency, float(oldest[0][1]))})
             return "waits for its digest"
-    if live is None:
-        return "catalog unavailable"
     frozen = _FREEZE(r, [fanout.PENDING.format(sub_id), batch_key, fanout.DUE], [sub_id, uuid.uuid4().hex])
     if not frozen:
         return "nothing pending"
     batch_id, posting_ids = frozen[0].decode(), json.loads(frozen[1])
-    postings = [live[p] for p in posting_ids if p in live]
+    published = live.of(posting_ids)
+    if published is None:
+        return "catalog unavailable"  # the batch stays; the subscription comes round again after its lease
+    postings = [published[p] for p in posting_ids if p in published]
     outcome = "nothing still published"
     if postings and settings.smtp is None:
         outcome = "mail is off"

@@ -113,7 +113,10 @@ def fan_out(svc: Services, posting_id: str) -> str:
         return "another worker has it"
     try:
         try:
-            posting = svc.catalog.posting(posting_id)
+            try:
+                posting = svc.catalog.posting(posting_id)
+            except PostingNotFound:  # this process's copy may predate it: ask Lever before deciding
+                posting = svc.catalog.refresh_postings().find(posting_id)
         except PostingNotFound:
             published.matched(r, posting_id)  # unpublished before anyone heard of it: nobody will
             return "no longer published"
