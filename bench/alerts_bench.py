@@ -32,9 +32,9 @@ from bench.alert_matching_bench import fill as fill_varied
 from bench.common import free_port, temp_dir
 from jobsite.alerts import fanout
 from jobsite.alerts import subscriptions as subs
-from jobsite.clock import server_now
 from jobsite.postings import published
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.clock import server_now
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import SandboxServer
 from jobsite.sandbox.seed import new_posting
 from jobsite.services import Services

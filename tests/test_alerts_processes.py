@@ -33,7 +33,7 @@ from rq import Worker
 from jobsite.alerts import fanout, subscriptions
 from jobsite.alerts.subscriptions import State
 from jobsite.postings import published
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
 
 from .helpers import Sandbox, Workers, free_port, wait_for, worker_env

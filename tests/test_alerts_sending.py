@@ -20,11 +20,11 @@ from rq import Queue, SimpleWorker
 
 from jobsite.alerts import digest, fanout, subscriptions
 from jobsite.alerts.subscriptions import Frequency, State
-from jobsite.clock import server_now
 from jobsite.console import accounts, audit
 from jobsite.delivery import jobs
 from jobsite.postings import published
 from jobsite.postings.catalog import Catalog
+from jobsite.redisdb.clock import server_now
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks

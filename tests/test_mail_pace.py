@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from jobsite.notify import pace
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import ConfigError, load_settings
 
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import redis
 
-from ..clock import server_now
 from ..delivery import backoff
-from ..lua import Lua
 from ..notify import messages, sending
 from ..notify.sending import Letter, MailDeferred, Status
 from ..postings.catalog import CatalogUnavailable, Snapshot
 from ..postings.posting import Posting
+from ..redisdb.clock import server_now
+from ..redisdb.lua import Lua
 from ..services import Services
 from ..settings import Settings
 from . import fanout, subscriptions

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from ..clock import server_now
-from ..lua import Lua
 from ..postings import published
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
+from ..redisdb.clock import server_now
+from ..redisdb.lua import Lua
 from ..services import Services
 from . import subscriptions
 from .subscriptions import Frequency

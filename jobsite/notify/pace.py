@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import redis
 
-from ..lua import Lua
+from ..redisdb.lua import Lua
 
 KEY = "mail:pace"
 WINDOW_US = 1_000_000

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import redis
 
-from ..lua import Lua
+from ..redisdb.lua import Lua
 
 SEEN = "alert:seen:postings"
 NEW = "alert:seen:new"
