@@ -225,8 +225,12 @@ def test_talent_interests_become_alerts_confirmed_with_the_sign_up(r: redis.Redi
     queued = [j.func_name for j in Queue(jobs.MAIL_QUEUE, connection=r).get_jobs()]
     assert queued == [jobs.OPTIN_EMAIL]  # one email confirms both
     [lena] = people.everyone(r)
-    assert client.post(f"/talent/confirm/{lena.id}/{optin.token(s, lena.id)}").status_code == 200
+    confirmed = client.post(f"/talent/confirm/{lena.id}/{optin.token(s, lena.id)}")
+    assert confirmed.status_code == 200
     assert subs.get(r, alert.id).state == State.CONFIRMED
+    page = confirmed.get_data(as_text=True)
+    assert "Your job alert is on too" in page
+    assert subs.manage_url(s, alert.id).removeprefix(PUBLIC_URL) in page  # its own manage page, linked
 
 
 def test_alerts_are_managed_and_stopped_while_lever_is_unreachable(r: redis.Redis, settings: Settings,
