@@ -188,3 +188,15 @@ def test_links_are_signed_per_purpose(tmp_path: Path) -> None:
     assert not subs.signed(load_settings({}, data_dir=tmp_path, secret_key="k2"), "abc", confirm.rsplit("/", 1)[1],
                            "alert-confirm")
     assert links.token(s, "abc", "alert-stop") == stop.rsplit("/", 1)[1]
+
+
+def test_one_confirmed_as_it_expires_stays(r: redis.Redis) -> None:
+    """expire reads the due ids, then removes each in a transaction that checks it is still pending: a person who
+    confirms in between keeps the alert, whole (record, state, anchor)."""
+    sub = subs.subscribe(r, "ada@example.com", {"team": "Engineering"}, "daily", "en").subscription
+    due = [x.decode() for x in r.zrangebyscore(subs.STATE.format(State.PENDING), 0, "+inf")]
+    subs.confirm(r, sub.id)  # between the read and the removal
+    assert not any(subs._remove(r, sub_id, (State.PENDING,)) for sub_id in due)
+    assert subs.get(r, sub.id).state == State.CONFIRMED
+    assert list(subs.matching(r, posting())) == [sub.id]
+    assert subs.counts(r)[State.CONFIRMED] == 1

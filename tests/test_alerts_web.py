@@ -4,6 +4,7 @@ confirms), the manage page (filters, rhythm, stop) and the one-click stop of RFC
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from jobsite.settings import Settings
 from jobsite.sourcing import optin, people
 from jobsite.web.app import create_app
 
-from .helpers import Sandbox, Workers, required_cards, simple_posting, wait_for, worker_env
+from .helpers import Sandbox, Workers, free_port, required_cards, simple_posting, wait_for, worker_env
 from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings
 
 
@@ -224,5 +225,24 @@ def test_talent_interests_become_alerts_confirmed_with_the_sign_up(r: redis.Redi
     queued = [j.func_name for j in Queue(jobs.MAIL_QUEUE, connection=r).get_jobs()]
     assert queued == [jobs.OPTIN_EMAIL]  # one email confirms both
     [lena] = people.everyone(r)
-    assert client.post(f"/talent/confirm/{lena.id}/{optin.token(s, lena.id)}").status_code == 200
+    confirmed = client.post(f"/talent/confirm/{lena.id}/{optin.token(s, lena.id)}")
+    assert confirmed.status_code == 200
     assert subs.get(r, alert.id).state == State.CONFIRMED
+    page = confirmed.get_data(as_text=True)
+    assert "Your job alert is on too" in page
+    assert subs.manage_url(s, alert.id).removeprefix(PUBLIC_URL) in page  # its own manage page, linked
+
+
+def test_alerts_are_managed_and_stopped_while_lever_is_unreachable(r: redis.Redis, settings: Settings,
+                                                                   outbox: SandboxServer) -> None:
+    s = dataclasses.replace(mail_settings(settings, smtp_port(outbox)), lever_base_url=f"http://127.0.0.1:{free_port()}/v1",
+                            lever_read_timeout_s=1.0)
+    client = create_app(s).test_client()
+    sub = subs.subscribe(r, "ada@example.com", {"team": "Design"}, "daily", "en").subscription
+    subs.confirm(r, sub.id)
+    manage = subs.manage_url(s, sub.id).removeprefix(PUBLIC_URL)
+    page = client.get(manage)
+    assert page.status_code == 200
+    assert '<option value="Design" selected>' in page.get_data(as_text=True)  # its own filter, with no postings read
+    assert client.post(manage, data={"action": "stop"}).status_code == 200
+    assert subs.get(r, sub.id).state == State.STOPPED

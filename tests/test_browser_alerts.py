@@ -25,7 +25,7 @@ from jobsite.settings import Settings
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import LiveServer, Sandbox
+from .helpers import LiveServer, Sandbox, simple_posting
 from .test_browser_pages import axe, run_axe
 from .test_html_valid import VNU
 from .test_mail import mail_settings
@@ -125,6 +125,14 @@ def test_ask_confirm_manage_stop(browser, width: int, settings: Settings, r: red
         expect(page.get_by_role("heading", name="Your job alerts are stopped")).to_be_visible()
         checked("stop-done")
         assert subs.get(r, other.id).state == State.STOPPED
+
+        # the unticked choices on the application form and the talent community's, as offered with a mail server
+        page.goto(f"{live.url}/jobs/{simple_posting(sandbox)['id']}/apply")
+        expect(page.get_by_label("Tell me about similar jobs by email", exact=False)).not_to_be_checked()
+        checked("apply-choice")
+        page.goto(f"{live.url}/talent")
+        expect(page.get_by_label("Also email me new jobs that fit my interests", exact=False)).not_to_be_checked()
+        checked("talent-choice")
 
         if width == 1280:  # the new pages in de and fr through axe, then the Nu checker once on all of them
             third = subs.subscribe(r, "cleo@example.com", {"q": "python"}, "daily", "en").subscription

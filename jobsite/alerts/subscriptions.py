@@ -410,29 +410,41 @@ def mark_undeliverable(r: redis.Redis, sub_id: str) -> None:
                 if s.state != State.UNDELIVERABLE else None)
 
 
-def _remove(r: redis.Redis, sub: Subscription) -> None:
-    """Every trace of a subscription: its record, state, anchor, address entry and confirmation email's record."""
+def _remove(r: redis.Redis, sub_id: str, states: tuple[State, ...]) -> bool:
+    """Every trace of a subscription still in one of `states` (checked in the transaction that removes it, so one
+    confirmed or stopped meanwhile stays): its record, state, anchor, address entry and confirmation email's record.
+    Returns whether it was removed."""
+    key = SUB.format(sub_id)
     with r.pipeline() as pipe:
-        pipe.delete(SUB.format(sub.id))
-        pipe.zrem(STATE.format(sub.state), sub.id)
-        pipe.hdel(_anchor(sub.filters), sub.id)
-        pipe.srem(ADDR.format(sub.address), sub.id)
-        pipe.execute()
-    sending.forget(r, CONFIRM_MAIL.format(sub.id))
+        while True:
+            try:
+                pipe.watch(key)
+                sub = _load(pipe, sub_id)
+                if sub is None:
+                    pipe.multi()
+                    for state in states:
+                        pipe.zrem(STATE.format(state), sub_id)
+                    pipe.execute()
+                    return False
+                if sub.state not in states:
+                    return False
+                pipe.multi()
+                pipe.delete(key)
+                pipe.zrem(STATE.format(sub.state), sub.id)
+                pipe.hdel(_anchor(sub.filters), sub.id)
+                pipe.srem(ADDR.format(sub.address), sub.id)
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue
+    sending.forget(r, CONFIRM_MAIL.format(sub_id))
+    return True
 
 
 def expire(r: redis.Redis, now: float) -> int:
     """Remove the subscriptions left unconfirmed for EXPIRE_DAYS, with every trace. Returns how many."""
-    removed = 0
-    for raw in r.zrangebyscore(STATE.format(State.PENDING), 0, now - EXPIRE_DAYS * 86400):
-        sub = _load(r, raw.decode())
-        if sub is None:
-            r.zrem(STATE.format(State.PENDING), raw)
-            continue
-        if sub.state == State.PENDING:
-            _remove(r, sub)
-            removed += 1
-    return removed
+    due = r.zrangebyscore(STATE.format(State.PENDING), 0, now - EXPIRE_DAYS * 86400)
+    return sum(_remove(r, raw.decode(), (State.PENDING,)) for raw in due)
 
 
 def purge(r: redis.Redis, now: float, keep_s: float) -> int:
@@ -440,13 +452,8 @@ def purge(r: redis.Redis, now: float, keep_s: float) -> int:
     Returns how many; tidies search words no anchor uses any more."""
     removed = 0
     for state in ENDED:
-        for raw in r.zrangebyscore(STATE.format(state), 0, now - keep_s):
-            sub = _load(r, raw.decode())
-            if sub is None:
-                r.zrem(STATE.format(state), raw)
-                continue
-            _remove(r, sub)
-            removed += 1
+        due = r.zrangebyscore(STATE.format(state), 0, now - keep_s)
+        removed += sum(_remove(r, raw.decode(), ENDED) for raw in due)
     words = [w.decode() for w in r.smembers(QWORDS)]
     with r.pipeline(transaction=False) as pipe:
         for w in words:

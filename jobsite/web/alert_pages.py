@@ -21,6 +21,7 @@ from ..alerts import subscriptions
 from ..alerts.subscriptions import Frequency, State, Subscription
 from ..notify import links
 from ..postings import board
+from ..postings.catalog import CatalogUnavailable
 from ..services import get_services
 from ..words import N_
 from . import candidates
@@ -48,8 +49,12 @@ def alerts_context() -> dict[str, Any]:
 
 def _choices(current: Mapping[str, str]) -> dict[str, list[str]]:
     """The values each filter's select offers: the open postings', and the subscription's own (a team that has no
-    opening today is still a fine thing to wait for)."""
-    facets = board.facets(get_services().catalog.postings().data)
+    opening today is still a fine thing to wait for). With no postings to read (Lever unreachable, nothing cached),
+    the subscription's own: managing or stopping alerts never waits for Lever."""
+    try:
+        facets = board.facets(get_services().catalog.postings().data)
+    except CatalogUnavailable:
+        facets = {name: [] for name in board.FILTERS}
     return {name: sorted(set(values) | ({current[name]} if current.get(name) else set()))
             for name, values in facets.items()}
 

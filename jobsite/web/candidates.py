@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..alerts import subscriptions
 from ..intake.forms import CONSENT, Form, ValidationFailed
-from ..notify import messages, sending
+from ..notify import links, messages, sending
 from ..postings import board, feed, seo
 from ..postings.catalog import PostingNotFound, Snapshot
 from ..postings.posting import Posting
@@ -461,10 +461,12 @@ def talent_confirm(person_id: str, signed: str) -> Response:
     if person is None or person.purged:
         abort(404, gettext("This link is not valid any more: the sign-up was removed or never confirmed in time. "
                            "You can join again."))
+    alerts: list[subscriptions.Subscription] = []
     if request.method == "POST":
         person = optin.confirm(svc, person_id, signed) or person
-        subscriptions.confirm_along(svc.redis, person_id)  # the job alerts asked for with the sign-up
+        alerts = subscriptions.confirm_along(svc.redis, person_id)  # the job alerts asked for with the sign-up
     return signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
+                                        alerts=[(a, links.token(svc.settings, a.id, "alert-manage")) for a in alerts],
                                         retention_days=svc.settings.retention_days,
                                         manage=url_for("candidates.talent_manage", person_id=person.id,
                                                        signed=optin.token(svc.settings, person.id, "manage"))))
