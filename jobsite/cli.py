@@ -461,6 +461,8 @@ def purge() -> None:
                "days")
     click.echo(f"removed personal data of {purged.people} sourced people delivered more than "
                f"{settings.retention_days} days ago")
+    click.echo(f"removed {purged.alert_subscriptions} job alert subscription(s) never confirmed, or ended more than "
+               f"{settings.retention_days} days ago")
 
 
 @main.group()
