@@ -279,3 +279,21 @@ def test_the_sandbox_publishes_a_new_posting_from_its_page(sandbox: Sandbox) -> 
     assert made["categories"]["team"] == "Alerts Lab"
     assert made["categories"]["allLocations"] == ["Berlin, Germany"]
     assert [p["text"] for p in sandbox.public_postings()].count("Robot <Tamer>") == 1
+
+
+def test_a_failed_alerts_job_is_taken_up_at_the_next_upkeep(svc: Services) -> None:
+    """A send or matching job that failed (an error, Redis gone under it) does not wait out its lease."""
+    r = svc.redis
+    sub = subscriber(r, "fay@example.com", team="Crash Lab")
+    r.zadd(fanout.DUE, {sub: server_now(r) + digest.SEND_LEASE_S})  # handed to a job, which then failed
+    queue = Queue(jobs.ALERTS_QUEUE, connection=r)
+    sent = queue.enqueue(jobs.SEND_ALERTS, [sub])
+    tasks.alerts_crashed(sent, r, RuntimeError, RuntimeError("boom"), None)
+    assert [x.decode() for x in r.zrangebyscore(fanout.DUE, 0, server_now(r))] == [sub]
+    assert published.notice(r, []) == []
+    assert published.notice(r, ["p-crash"]) == ["p-crash"]
+    assert fanout.stalled(r) == ["p-crash"]  # handed now
+    assert fanout.stalled(r) == []
+    matching = queue.enqueue(jobs.MATCH_ALERTS, "p-crash")
+    tasks.alerts_crashed(matching, r, RuntimeError, RuntimeError("boom"), None)
+    assert fanout.stalled(r) == ["p-crash"]  # at once, not after STALL_S
