@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -202,13 +203,31 @@ def alerts_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value:
         alert_digest.retry_soon(connection, list(job.args[0]))
 
 
+_reading: threading.Thread | None = None
+
+
+def _read_postings(svc: Services) -> None:
+    """Have this worker's copy of the postings read without waiting: a stale copy is refreshed in the background by
+    the catalog itself; a cold one (none parsed yet) in a thread of ours, one at a time. The upkeep never waits on
+    Lever for the alerts (in Lever's maintenance a cold read would hold every upkeep, and the jobs behind it)."""
+    global _reading
+    if svc.catalog.postings_version() is not None or (_reading is not None and _reading.is_alive()):
+        return
+
+    def read() -> None:
+        with contextlib.suppress(CatalogUnavailable):
+            svc.catalog.postings()
+
+    _reading = threading.Thread(target=read, name="read-postings", daemon=True)
+    _reading.start()
+
+
 def _alerts_upkeep(svc: Services) -> None:
     """Read the postings (a stale list is refreshed in the background, and its new postings announced, even when no
     one visits the site), then hand newly published (or stalled) postings to matching jobs, and due subscriptions
     to send jobs."""
     r = svc.redis
-    with contextlib.suppress(CatalogUnavailable):
-        svc.catalog.postings()
+    _read_postings(svc)
     jobs.enqueue_alert_matching(r, alert_fanout.stalled(r))
     jobs.enqueue_alert_sends(r, alert_digest.take_due(r))
 
