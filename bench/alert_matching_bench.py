@@ -24,7 +24,7 @@ from bench.common import temp_dir
 from jobsite.alerts import subscriptions as subs
 from jobsite.postings import board
 from jobsite.postings.posting import Posting, public_posting
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 
 TEAMS = [f"Team {i}" for i in range(20)]
 PLACES = [f"City {i}" for i in range(30)]

@@ -16,7 +16,6 @@ import redis
 import requests
 from rq import Queue
 
-from jobsite import create_app
 from jobsite.alerts import subscriptions as subs
 from jobsite.alerts.subscriptions import Frequency, State
 from jobsite.delivery import jobs
@@ -24,6 +23,7 @@ from jobsite.postings.posting import public_posting
 from jobsite.sandbox import SandboxServer
 from jobsite.settings import Settings
 from jobsite.sourcing import optin, people
+from jobsite.web.app import create_app
 
 from .helpers import Sandbox, Workers, free_port, required_cards, simple_posting, wait_for, worker_env
 from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings

@@ -17,12 +17,12 @@ import redis
 import requests
 from playwright.sync_api import expect
 
-from jobsite import create_app
 from jobsite.alerts import subscriptions as subs
 from jobsite.alerts.subscriptions import Frequency, State
 from jobsite.sandbox import SandboxServer
 from jobsite.services import Services
 from jobsite.settings import Settings
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import LiveServer, Sandbox, simple_posting

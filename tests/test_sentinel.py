@@ -18,12 +18,12 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.intake.accept import drain_spool
 from jobsite.records import spool, store
-from jobsite.redis_server import client, connect, redis_server_binary
+from jobsite.redisdb.redis_server import client, connect, redis_server_binary
 from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
 

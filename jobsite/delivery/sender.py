@@ -29,9 +29,9 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from ..clock import server_now
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import Unfenced
+from ..redisdb.clock import server_now
 from . import backoff, gate, jobs, outcomes
 
 log = logging.getLogger(__name__)

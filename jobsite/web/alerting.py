@@ -15,11 +15,9 @@ import redis
 from flask import abort, request
 from flask_babel import gettext
 
-from .. import quotas
+from ..admission import limits, quotas
 from ..alerts import subscriptions
 from ..alerts.subscriptions import Subscription
-from ..console import api_keys
-from ..intake import accept as intake
 from ..notify import messages
 from ..postings.posting import Posting
 from ..services import get_services
@@ -64,12 +62,12 @@ def _limit() -> None:
     client = current_client()
     try:
         if client:
-            api_keys.count_application(svc.redis, client, svc.settings.api_client_per_hour)
+            limits.check_client(svc, client, counter="apiclient_alerts")
         else:
-            intake.check_ip(svc, request.remote_addr or "unknown", counter="alerts")
+            limits.check_ip(svc, request.remote_addr or "unknown", counter="alerts")
         quotas.take(svc.redis, quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}), "site",
                     {"alerts": 1})
-    except (api_keys.TooManyApplications, intake.TooManySubmissions, quotas.Exceeded) as e:
+    except (limits.TooManySubmissions, quotas.Exceeded) as e:
         raise Rejected(429, gettext("We received many requests for alerts in the last hour. Please try again "
                                     "later."), {"Retry-After": str(e.retry_after_s)}) from None
     except redis.RedisError:
