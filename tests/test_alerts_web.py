@@ -246,3 +246,17 @@ def test_alerts_are_managed_and_stopped_while_lever_is_unreachable(r: redis.Redi
     assert '<option value="Design" selected>' in page.get_data(as_text=True)  # its own filter, with no postings read
     assert client.post(manage, data={"action": "stop"}).status_code == 200
     assert subs.get(r, sub.id).state == State.STOPPED
+
+
+def test_an_undeliverable_address_is_said_on_its_pages(r: redis.Redis, settings: Settings,
+                                                       outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    sub = subs.subscribe(r, "gone@example.com", {"q": "python"}, "instant", "de").subscription
+    subs.confirm(r, sub.id)
+    subs.mark_undeliverable(r, sub.id)
+    page = client.get(subs.manage_url(s, sub.id).removeprefix(PUBLIC_URL) + "?lang=de").get_data(as_text=True)
+    assert "Ihr Mailserver hat unsere E-Mails abgelehnt" in page
+    assert "Änderungen speichern" not in page  # nothing to change on an ended alert: only asking again
+    assert client.post(subs.unsubscribe_url(s, sub.id).removeprefix(PUBLIC_URL)).status_code == 200
+    assert subs.get(r, sub.id).state == State.UNDELIVERABLE  # a stop does not hide why it ended
