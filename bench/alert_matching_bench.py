@@ -6,7 +6,8 @@ writes them. The bench times `subscriptions.matching` for new postings (wall tim
 the candidates it read against the subscriptions that matched, and compares with a scan that loads every
 subscription and applies the same rule. It prints Redis memory per subscription.
 
-Run: .venv/bin/python bench/alert_matching_bench.py [--subscriptions 100000] [--postings 20]
+Run: .venv/bin/python bench/alert_matching_bench.py [--subscriptions 100000] [--postings 20] [--teams 20]
+[--places 30]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from jobsite.postings import board
 from jobsite.postings.posting import Posting, public_posting
 from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 
-TEAMS = [f"Team {i}" for i in range(20)]
+TEAMS = [f"Team {i}" for i in range(20)]  # --teams and --places change these
 PLACES = [f"City {i}" for i in range(30)]
 DEPARTMENTS = [f"Department {i}" for i in range(5)]
 COMMITMENTS = ["Full-time", "Part-time", "Internship"]
@@ -82,7 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--postings", type=int, default=20)
+    parser.add_argument("--teams", type=int, default=20, help="teams in the company (more: fewer matches each)")
+    parser.add_argument("--places", type=int, default=30, help="locations in the company")
     args = parser.parse_args()
+    TEAMS[:] = [f"Team {i}" for i in range(args.teams)]
+    PLACES[:] = [f"City {i}" for i in range(args.places)]
     rng = random.Random(31)
     root = temp_dir("alert-bench-")
     server = EmbeddedRedis(root)

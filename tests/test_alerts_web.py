@@ -246,3 +246,33 @@ def test_alerts_are_managed_and_stopped_while_lever_is_unreachable(r: redis.Redi
     assert '<option value="Design" selected>' in page.get_data(as_text=True)  # its own filter, with no postings read
     assert client.post(manage, data={"action": "stop"}).status_code == 200
     assert subs.get(r, sub.id).state == State.STOPPED
+
+
+def test_an_undeliverable_address_is_said_on_its_pages(r: redis.Redis, settings: Settings,
+                                                       outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    sub = subs.subscribe(r, "gone@example.com", {"q": "python"}, "instant", "de").subscription
+    subs.confirm(r, sub.id)
+    subs.mark_undeliverable(r, sub.id)
+    page = client.get(subs.manage_url(s, sub.id).removeprefix(PUBLIC_URL) + "?lang=de").get_data(as_text=True)
+    assert "Ihr Mailserver hat unsere E-Mails abgelehnt" in page
+    assert "Änderungen speichern" not in page  # nothing to change on an ended alert: only asking again
+    assert client.post(subs.unsubscribe_url(s, sub.id).removeprefix(PUBLIC_URL)).status_code == 200
+    assert subs.get(r, sub.id).state == State.UNDELIVERABLE  # a stop does not hide why it ended
+
+
+def test_the_talent_api_asks_for_alerts_with_the_sign_up(r: redis.Redis, settings: Settings, sandbox: Sandbox,
+                                                          outbox: SandboxServer) -> None:
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    places = [p["categories"]["allLocations"][0] for p in sandbox.public_postings()[:2]]
+    body = {"name": "Jean Dupont", "email": "jean@example.com", "consent": True,
+            "interests": {"locations": places}, "alerts": True}
+    assert client.post("/api/v1/talent", json=body).status_code == 202
+    found = subs.of_address(r, "jean@example.com")
+    assert sorted(a.filters["location"] for a in found) == sorted(set(places))
+    assert {a.state for a in found} == {State.PENDING}
+    assert [j.func_name for j in Queue(jobs.MAIL_QUEUE, connection=r).get_jobs()] == [jobs.OPTIN_EMAIL]
+    assert client.post("/api/v1/talent", json={**body, "email": "other@example.com", "alerts": None}).status_code == 202
+    assert subs.of_address(r, "other@example.com") == []

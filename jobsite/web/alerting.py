@@ -21,6 +21,7 @@ from ..alerts.subscriptions import Subscription
 from ..notify import messages
 from ..postings.posting import Posting
 from ..services import get_services
+from ..sourcing.people import Person
 from .i18n import language
 from .security import current_client
 from .submission import Rejected
@@ -62,7 +63,7 @@ def _limit() -> None:
     client = current_client()
     try:
         if client:
-            limits.check_client(svc, client)
+            limits.check_client(svc, client, counter="apiclient_alerts")
         else:
             limits.check_ip(svc, request.remote_addr or "unknown", counter="alerts")
         quotas.take(svc.redis, quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}), "site",
@@ -109,3 +110,13 @@ def ask_quietly(email: str, filters_list: list[dict[str, str]], frequency: str, 
             break
         asked += 1
     return asked
+
+
+def with_sign_up(person: Person, *, new: bool) -> int:
+    """Job alerts for a talent sign-up's interests, asked for with it (the page's box, the API's `alerts`):
+    confirmed with the sign-up's own opt-in, so one email confirms both. Nothing for a confirmed member's
+    address (anyone may type it). Returns how many were asked for."""
+    if not offered() or not (new or person.unconfirmed):
+        return 0
+    return ask_quietly(person.email, for_interests(person.teams, person.locations), "weekly",
+                       along=person.id if person.unconfirmed else None)

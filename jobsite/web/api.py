@@ -272,7 +272,8 @@ def join_talent() -> Any:
     elif request.mimetype == "multipart/form-data":
         f = request.form
         data = {"name": f.get("name"), "email": f.get("email"), "phone": f.get("phone"), "links": f.getlist("links"),
-                "teams": f.getlist("teams"), "locations": f.getlist("locations"), "consent": f.get("consent")}
+                "teams": f.getlist("teams"), "locations": f.getlist("locations"), "consent": f.get("consent"),
+                "alerts": f.get("alerts")}
         resume = sourcing.resume_from(request.files.get("resume"))
     else:
         return error_response(415, "Send application/json or multipart/form-data.")
@@ -283,6 +284,8 @@ def join_talent() -> Any:
         return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
     except submission.Rejected as e:
         return error_response(e.status, e.message, e.headers)
+    if data.get("alerts") in (True, "true", "on", "yes", "1"):
+        alerting.with_sign_up(joined.person, new=joined.new)
     g.receipt = joined.person.id
     return {"receipt": joined.person.id, "status": sourcing.status_of(joined.person),
             "status_url": absolute("api.talent_status", receipt=joined.person.id)}, 202

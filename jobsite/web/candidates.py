@@ -406,10 +406,8 @@ def join_talent() -> BaseResponse:
         response = _render_talent(answers=answers, token=token, status=e.status, message=e.message)
         response.headers.update(e.headers)
         return response
-    if f.get("alerts") and alerting.offered() and (joined.new or joined.person.unconfirmed):
-        # job alerts for the interests, confirmed with the sign-up's own opt-in (one email for both)
-        alerting.ask_quietly(joined.person.email, alerting.for_interests(joined.person.teams, joined.person.locations),
-                             "weekly", along=joined.person.id if joined.person.unconfirmed else None)
+    if f.get("alerts"):  # job alerts for the interests, confirmed with the sign-up's own opt-in
+        alerting.with_sign_up(joined.person, new=joined.new)
     summary = redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
     # The summary page's, for this browser only (candidate pages have no session; the address bar shows nothing).
     # A confirmed member's record is shown to no one who merely typed its address ("" says: already a member).
