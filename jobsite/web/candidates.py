@@ -464,6 +464,8 @@ def talent_manage(person_id: str, signed: str) -> Response:
     saved = ""
     if request.method == "POST":
         action = request.form.get("action", "")
+        if action in ("leave", "unsubscribe") and person.email:  # "we will not email you again": alerts neither
+            subscriptions.stop_address(svc.redis, person.email)
         if action == "leave":
             optin.leave(svc, person)
             return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
