@@ -276,3 +276,23 @@ def test_the_talent_api_asks_for_alerts_with_the_sign_up(r: redis.Redis, setting
     assert [j.func_name for j in Queue(jobs.MAIL_QUEUE, connection=r).get_jobs()] == [jobs.OPTIN_EMAIL]
     assert client.post("/api/v1/talent", json={**body, "email": "other@example.com", "alerts": None}).status_code == 202
     assert subs.of_address(r, "other@example.com") == []
+
+
+def test_leaving_the_talent_community_stops_the_addresss_alerts(r: redis.Redis, settings: Settings,
+                                                                sandbox: Sandbox, outbox: SandboxServer) -> None:
+    """Its page promises no more email: job alerts of that address stop too (those of other addresses go on)."""
+    s = mail_settings(settings, smtp_port(outbox))
+    client = create_app(s).test_client()
+    body = {"name": "Jean Dupont", "email": "jean@example.com", "consent": True, "alerts": True}
+    assert client.post("/api/v1/talent", json=body).status_code == 202
+    [jean] = people.everyone(r)
+    client.post(f"/talent/confirm/{jean.id}/{optin.token(s, jean.id)}")
+    other = subs.subscribe(r, "Jean@Example.com", {"q": "robot"}, "daily", "en").subscription
+    subs.confirm(r, other.id)
+    bob = subs.subscribe(r, "bob@example.com", {}, "daily", "en").subscription
+    subs.confirm(r, bob.id)
+    assert {a.state for a in subs.of_address(r, "jean@example.com")} == {State.CONFIRMED}
+    manage = optin.manage_url(s, jean.id).removeprefix(PUBLIC_URL)
+    assert client.post(manage, data={"action": "leave"}).status_code == 200
+    assert {a.state for a in subs.of_address(r, "jean@example.com")} == {State.STOPPED}
+    assert subs.get(r, bob.id).state == State.CONFIRMED

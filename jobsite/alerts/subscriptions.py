@@ -410,6 +410,12 @@ def mark_undeliverable(r: redis.Redis, sub_id: str) -> None:
                 if s.state != State.UNDELIVERABLE else None)
 
 
+def stop_address(r: redis.Redis, email: str) -> int:
+    """Stop every alert of one address (its owner left the talent community, or unsubscribed from all email).
+    Returns how many were stopped."""
+    return sum(1 for sub in of_address(r, email) if sub.state not in ENDED and stop(r, sub.id) is not None)
+
+
 def _remove(r: redis.Redis, sub_id: str, states: tuple[State, ...]) -> bool:
     """Every trace of a subscription still in one of `states` (checked in the transaction that removes it, so one
     confirmed or stopped meanwhile stays): its record, state, anchor, address entry and confirmation email's record.

@@ -487,6 +487,8 @@ def talent_manage(person_id: str, signed: str) -> Response:
     status, member = 200, person
     if request.method == "POST":
         action = request.form.get("action", "")
+        if action in ("leave", "unsubscribe") and person.email:  # "we will not email you again": alerts neither
+            subscriptions.stop_address(svc.redis, person.email)
         try:
             if action == "leave":
                 optin.leave(svc, person)

@@ -212,9 +212,8 @@ SCHEMAS.update({  # the talent community (sourcing)
                           "description": "Teams of open postings."},
                 "locations": {"type": ["array", "null"], "items": {"type": "string"},
                               "description": "Locations of open postings."}}},
-            "alerts": {"type": ["boolean", "null"],
-                       "description": "Also email job alerts for the interests, weekly (only when the site sends "
-                                      "email): confirmed with the sign-up's own opt-in."},
+            "alerts": {"description": "`true`: also email job alerts for the interests, weekly (only when the site "
+                                      "sends email), confirmed with the sign-up's own opt-in; any other value: none."},
             "consent": {"description": "To be kept on file (required): `{\"store\": true}`, or `true`.",
                         "anyOf": [{"type": "object", "required": ["store"], "properties": {"store": CONSENT}},
                                   CONSENT]},
