@@ -111,6 +111,12 @@ def send_once(r: redis.Redis, smtp: Smtp, name: str, write: Callable[[], Letter 
     Raises:
         MailDeferred: the mail server could not take it now and this is not the `last_try`: try again later.
     """
+    if (found := state(r, name)) is not None:  # sent or tried already (or being sent): no slot of the pace for it
+        return found.status if found.status != Status.SENDING else None
+    try:  # the slot before the claim: a Redis lost while waiting for it leaves no claim behind
+        pace.take(r, smtp.per_second, bulk=bulk)
+    except pace.Paced as e:
+        raise MailDeferred(str(e)) from None
     token = uuid.uuid4().hex
     if not r.set(key(name), _value(Status.SENDING, token), nx=True, ex=CLAIM_S):
         found = state(r, name)
@@ -124,11 +130,6 @@ def send_once(r: redis.Redis, smtp: Smtp, name: str, write: Callable[[], Letter 
             if letter is None:
                 _release(r, name, token)
                 return None
-            try:
-                pace.take(r, smtp.per_second, bulk=bulk)
-            except pace.Paced as e:
-                _release(r, name, token)
-                raise MailDeferred(str(e)) from None
             outcome, why = _send(smtp, letter.message, letter.address)
     except MailDeferred as e:
         if not last_try:
