@@ -109,7 +109,8 @@ def send_once(r: redis.Redis, smtp: Smtp, name: str, write: Callable[[], Letter 
     Returns what became of it, or None when there is nothing to send (or another worker is sending it now).
 
     Raises:
-        MailDeferred: the mail server could not take it now and this is not the `last_try`: try again later.
+        MailDeferred: the mail server could not take it now and this is not the `last_try`, or no slot of the pace
+            came free within a minute (whatever the try): try again later.
     """
     if (found := state(r, name)) is not None:  # sent or tried already (or being sent): no slot of the pace for it
         return found.status if found.status != Status.SENDING else None
