@@ -19,13 +19,15 @@ import redis
 import requests
 
 from jobsite import create_app
+from jobsite.delivery import deliverer
+from jobsite.delivery.sender import Outcome
 from jobsite.intake.accept import drain_spool
 from jobsite.records import spool, store
 from jobsite.redis_server import client, connect, redis_server_binary
 from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
 
-from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, submit_one, wait_for, worker_env
 
 MASTER = "jobsite"
 
@@ -33,15 +35,18 @@ MASTER = "jobsite"
 class Cluster:
     """A primary and a replica (AOF, appendfsync always, as production) and three Sentinels, on free ports."""
 
-    def __init__(self, folder: Path, *, sentinels: bool = True, primary: tuple[str, ...] = ()):
+    def __init__(self, folder: Path, *, sentinels: bool = True, primary: tuple[str, ...] = (), cuttable: bool = True):
         self.folder = folder
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.args: dict[str, list[str]] = {}
         self.ports = {name: free_port() for name in ("a", "b", "s1", "s2", "s3")}
         self._server("a", "--repl-diskless-sync-delay", "0", *primary)  # the first sync at once, not after 5 s
         # The network between the primary and the rest (replica, Sentinels and the clients they send to it), which a
-        # test can cut; a client given the primary's own port (a web machine on its side) is not cut off.
-        self.link = Link(self.ports["a"])
-        self._server("b", "--replicaof", "127.0.0.1", str(self.link.port))
+        # test can cut; a client given the primary's own port (a web machine on its side) is not cut off. Without it
+        # (`cuttable` False) every server has one address, which a second failover, back to the first, needs.
+        self.link = Link(self.ports["a"]) if cuttable else None
+        reach = self.link.port if self.link else self.ports["a"]
+        self._server("b", "--replicaof", "127.0.0.1", str(reach))
         wait_for(lambda: self.node("a").info("replication").get("slave0", {}).get("state") == "online",
                  what="the replica to be in sync")
         if not sentinels:
@@ -49,7 +54,7 @@ class Cluster:
         for name in ("s1", "s2", "s3"):
             conf = folder / f"{name}.conf"  # a Sentinel rewrites its config file: one each
             conf.write_text(f"port {self.ports[name]}\nbind 127.0.0.1\ndir \"{folder}\"\n"
-                            f"sentinel monitor {MASTER} 127.0.0.1 {self.link.port} 2\n"
+                            f"sentinel monitor {MASTER} 127.0.0.1 {reach} 2\n"
                             f"sentinel down-after-milliseconds {MASTER} 1000\n"
                             f"sentinel failover-timeout {MASTER} 10000\n")
             self.procs[name] = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
@@ -59,9 +64,18 @@ class Cluster:
     def _server(self, name: str, *args: str) -> None:
         data = self.folder / name
         data.mkdir()
-        self.procs[name] = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir", str(data),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", *args], stdout=subprocess.DEVNULL)
+        self.args[name] = [redis_server_binary(), "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir",
+                           str(data), "--appendonly", "yes", "--appendfsync", "always", "--save", "", *args]
+        self.procs[name] = subprocess.Popen(self.args[name], stdout=subprocess.DEVNULL)
+
+    def kill(self, name: str) -> None:
+        """kill -9 of a server, as a machine's crash."""
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def restart(self, name: str) -> None:
+        """Start a killed server again on its data (an old primary: the Sentinels make it a replica of the new one)."""
+        self.procs[name] = subprocess.Popen(self.args[name], stdout=subprocess.DEVNULL)
 
     @property
     def addresses(self) -> str:
@@ -93,7 +107,8 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait()
-        self.link.close()
+        if self.link:
+            self.link.close()
 
 
 class Link:
@@ -237,6 +252,7 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         assert replicated["status"] == "queued"
         assert store.load(pair.node("b"), replicated["receipt"]) is not None  # on the replica before the 202
         assert spool.entries(s.data_dir) == []
+        assert pair.link
         pair.link.cut.set()
         alone = apply(1)
         assert [p.name.endswith(f"{alone['receipt']}.json") for p in spool.entries(s.data_dir)] == [True]
@@ -255,6 +271,35 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         wait_for(lambda: store.counts(promoted)["delivered"] == 2, timeout=60, what="both delivered")
         emails = sorted(_email(a) for a in sandbox.received()["applications"])
         assert emails == ["candidate0@example.com", "candidate1@example.com"]
+    finally:
+        pair.stop()
+
+
+def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: Settings, sandbox: Sandbox) -> None:
+    """Issue 30, item 3 for the sender: with JOBSITE_REDIS_MIN_REPLICAS=1 the mark that a send is in flight is
+    WAITed on the replica before the apply leaves. While the replica cannot acknowledge it (stopped), nothing goes to
+    Lever and the mark is withdrawn (a failover then forgets nothing Lever has); once it can, the apply goes, once."""
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsf")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        svc = Services(s)
+        receipt = submit_one(svc, sandbox)
+        assert store.load(pair.node("b"), receipt) is not None  # replicated: a receipt, not spooled
+        pair.procs["b"].send_signal(signal.SIGSTOP)  # the replica takes the stream in, acknowledges nothing
+        try:
+            result = deliverer.deliver(svc, receipt)
+        finally:
+            pair.procs["b"].send_signal(signal.SIGCONT)
+        assert result.outcome == Outcome.RETRY
+        assert sandbox.received()["applications"] == []  # not sent on a mark the primary alone has
+        record = store.load(pair.node("a"), receipt)
+        assert record is not None
+        assert record.state == store.State.WAITING
+        assert record.inflight_at == 0.0  # withdrawn: the next attempt sends without waiting out a settle time
+
+        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
     finally:
         pair.stop()
 
@@ -284,6 +329,7 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
 
         answers = [apply(n) for n in range(3)]
         assert {a["status"] for a in answers} == {"queued"}
+        assert cluster.link
         cluster.link.cut.set()
         during = []
         n = 3

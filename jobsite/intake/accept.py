@@ -32,7 +32,6 @@ from ..services import Services
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_S = 7 * 86400
-REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
 FULL_RETRY_AFTER_S = 300  # memory is freed as Lever takes applications: worth another try in a few minutes
 SMALL_FILES_BYTES = 2 * 2**20  # above the low-water mark, only applications whose files fit in this: a CV or two
 
@@ -263,19 +262,9 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
 
 def replicated(svc: Services) -> bool:
     """Whether every write this process made so far is on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that
-    setting). WAIT counts the writes of its own connection only, and a transaction's connection goes back to the
-    pool: so one write on the connection that WAITs, after the application's, and the replication stream's order
-    makes the replicas' acknowledgement of it cover the application too. Any Redis error counts as not replicated."""
+    setting; see redis_server.replicated)."""
     s = svc.settings
-    if not s.redis_min_replicas:
-        return True
-    try:
-        with svc.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(REPLICATION_MARK)
-            pipe.wait(s.redis_min_replicas, s.redis_replica_wait_ms)
-            return int(pipe.execute()[1]) >= s.redis_min_replicas
-    except redis.RedisError:
-        return False
+    return redis_server.replicated(svc.redis, s.redis_min_replicas, s.redis_replica_wait_ms)
 
 
 def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
