@@ -11,7 +11,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,9 @@ from jobsite.records import spool, store
 from jobsite.redis_server import client, connect, redis_server_binary
 from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
+from jobsite.sourcing import accept as sourcing_accept
+from jobsite.sourcing import deliverer as sourcing_deliverer
+from jobsite.sourcing import events, people
 
 from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, submit_one, wait_for, worker_env
 
@@ -304,6 +310,35 @@ def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: 
         pair.stop()
 
 
+def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_replica(
+        settings: Settings, sandbox: Sandbox) -> None:
+    """The same for the sourcing flow on the sender: no Create an opportunity on a mark the primary alone has."""
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsg")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        svc, r = Services(s), pair.node("a")
+        posting = sandbox.public_postings()[0]["id"]
+        fair = events.add(r, "Fair", "", [posting])
+        grace = sourcing_accept.submit(svc, sourcing_accept.event_capture(
+            {"name": "Grace Hopper", "email": "grace@example.com", "postings": [posting], "client_id": "c-0000001"},
+            fair, "sam@acme.example")).person
+        pair.procs["b"].send_signal(signal.SIGSTOP)
+        try:
+            result = sourcing_deliverer.deliver(svc, grace.id)
+        finally:
+            pair.procs["b"].send_signal(signal.SIGCONT)
+        assert result.outcome == Outcome.RETRY
+        assert sandbox.count("opportunities.create") == 0
+        person = people.load(r, grace.id)
+        assert person is not None
+        assert person.sends[0].inflight_at == 0.0  # withdrawn: nothing to reconcile
+
+        assert sourcing_deliverer.deliver(svc, grace.id).outcome == Outcome.DELIVERED
+        assert sandbox.count("opportunities.create") == 1
+    finally:
+        pair.stop()
+
 @pytest.mark.slow
 @pytest.mark.long  # 80 s: scripts/test -m long
 def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_failover_loses(
@@ -360,6 +395,125 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
         assert emails == sorted(f"candidate{i}@example.com" for i in range(total))  # each once, none lost
     finally:
         cluster.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.long  # 100 s: scripts/test -m long
+def test_kill_9_of_the_primary_during_intake_and_during_a_drain_loses_no_receipt_and_sends_none_twice(
+        settings: Settings, strict_lever: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 5 (the failover): a primary, a replica and three Sentinels; two web processes and two workers
+    that know only the Sentinels, with JOBSITE_REDIS_MIN_REPLICAS=1. The primary is killed (-9) while several
+    clients send 100 applications, and the new one while the workers drain them into a strict Lever; each dead
+    server comes back as a replica of the one that replaced it, as a supervisor restarts it. Every application given
+    a receipt reaches Lever exactly once (found by the receipt link, our marker), Lever never answers 429, and
+    delivery resumes after each promotion by itself."""
+    sandbox, total, clients = strict_lever, 100, 6
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="jsk")), cuttable=False)
+    webs: list[subprocess.Popen[bytes]] = []
+    try:
+        s = sentinel_settings(settings, cluster)
+        env = worker_env(s, REDIS_SENTINELS=cluster.addresses, REDIS_SENTINEL_MASTER=MASTER,
+                         JOBSITE_REDIS_MIN_REPLICAS="1", JOBSITE_REDIS_REPLICA_WAIT_MS="2000",
+                         JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="10000", JOBSITE_RECONCILE_SETTLE_S="10")
+        del env["REDIS_URL"]
+        urls = []
+        for _ in range(2):
+            port = free_port()
+            webs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port",
+                                          str(port)], env=env, start_new_session=True))
+            urls.append(f"http://127.0.0.1:{port}")
+        posting = simple_posting(sandbox)
+        for url in urls:
+            wait_for(lambda url=url: _answers(f"{url}/healthz"), what="gunicorn")
+        sandbox.control("maintenance", on=True)  # the applications wait, to be drained into Lever in phase two
+        for _ in range(2):
+            workers.start(env)
+        r = client(s)
+        receipts: dict[int, str] = {}
+        refused: list[int] = []
+
+        promoted = threading.Event()
+
+        def candidate(n: int) -> None:
+            """One candidate: sends, and on anything but a receipt sends again with the same Idempotency-Key. The
+            last third send once the replica is promoted (the first third before the kill, the rest during it)."""
+            if n >= total * 2 // 3:
+                promoted.wait(120)
+            with requests.Session() as http:
+                for _ in range(60):
+                    try:
+                        answer = http.post(f"{urls[n % 2]}/api/v1/postings/{posting['id']}/applications",
+                                           json=lever_body(sandbox, posting["id"], n), timeout=30,
+                                           headers={"Idempotency-Key": f"failover-{n}"})
+                    except requests.RequestException:
+                        continue
+                    if answer.status_code == 202:
+                        receipts[n] = answer.json()["receipt"]
+                        return
+                    threading.Event().wait(0.2)  # a candidate's "try again" (the site said 503: Redis is away)
+            refused.append(n)
+
+        # Phase one: kill -9 of the primary during intake.
+        started = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            done = pool.map(candidate, range(total))
+            wait_for(lambda: len(receipts) >= total // 3, timeout=120, what="a third of the receipts")
+            cluster.kill("a")
+            killed_at, at_kill = time.monotonic(), len(receipts)
+            wait_for(lambda: cluster.primary_port() == cluster.ports["b"], timeout=60, interval=0.1,
+                     what="the Sentinels to promote the replica")
+            promoted_after = time.monotonic() - killed_at
+            promoted.set()
+            cluster.restart("a")  # back as the new primary's replica (the Sentinels reconfigure it)
+            list(done)
+        assert refused == []
+        assert len(set(receipts.values())) == total
+        wait_for(lambda: not spool.entries(s.data_dir) and sum(store.counts(r).values()) == total, timeout=120,
+                 interval=0.2, what="every receipted application in the new primary")
+        wait_for(cluster.sentinels_see_replica, timeout=60, what="the old primary to be the new one's replica")
+        wait_for(lambda: cluster.node("b").info("replication").get("slave0", {}).get("state") == "online",
+                 timeout=60, what="the replica in sync")
+        intake = (f"intake: {total} applications from {clients} clients, {len(receipts)} receipts "
+                  f"({at_kill} before the kill), promoted in {promoted_after:.1f} s")
+
+        # Phase two: kill -9 of the new primary during the drain into a strict Lever.
+        sandbox.control("maintenance", on=False)
+        wait_for(lambda: store.counts(r)["delivered"] >= total // 3, timeout=120, interval=0.2,
+                 what="a third delivered")
+        cluster.kill("b")
+        killed_at, sent_at_kill = time.monotonic(), sandbox.count("postings.apply")
+        wait_for(lambda: cluster.primary_port() == cluster.ports["a"], timeout=60, interval=0.1,
+                 what="the Sentinels to promote the old primary, now a replica")
+        promoted_after = time.monotonic() - killed_at
+        cluster.restart("b")  # the new primary's replica: until it is in sync, nothing is sent (the marks need it)
+        sent_at_promotion = sandbox.count("postings.apply")
+        wait_for(lambda: sandbox.count("postings.apply") > sent_at_promotion, timeout=60, interval=0.1,
+                 what="an apply after the promotion")
+        resumed_after = time.monotonic() - killed_at
+        wait_for(lambda: store.counts(r)["delivered"] == total, timeout=180, interval=0.2,
+                 what="every application delivered")
+
+        marked = Counter(url.rsplit("/", 1)[-1] for a in sandbox.received()["applications"]
+                         for url in (u["value"] for u in a["body"].get("urls") or [])
+                         if "/applications/" in url)
+        duplicates = {k: v for k, v in marked.items() if v > 1}
+        print(f"\n{intake}\ndrain: killed with {sent_at_kill} applies sent, promoted in {promoted_after:.1f} s, "
+              f"the next apply {resumed_after:.1f} s after the kill; in Lever {len(marked)}, duplicates "
+              f"{len(duplicates)}, 429s {_throttled(sandbox)}; {time.monotonic() - started:.0f} s in all")
+        assert duplicates == {}
+        assert set(marked) == set(receipts.values())  # each receipted application, once, by our marker
+        assert _throttled(sandbox) == 0
+    finally:
+        for web in webs:
+            web.terminate()
+            web.wait(20)
+        workers.crash_all()
+        cluster.stop()
+
+
+def _throttled(sandbox: Sandbox) -> int:
+    with sandbox.state.lock:
+        return sum(1 for q in sandbox.state.requests if q["status"] == 429)
 
 
 def _answers(url: str) -> bool:
