@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from jobsite import confined, create_app
+from jobsite import confined
 from jobsite.intake import resume
-from jobsite.redis_server import EmbeddedRedis
+from jobsite.redisdb.redis_server import EmbeddedRedis
 from jobsite.settings import load_settings
+from jobsite.web.app import create_app
 from tests.helpers import RESUME_LINES, resume_docx, resume_odt, resume_pdf
 
 

@@ -53,8 +53,8 @@ def per_call_us(app: Any, environ: dict[str, Any], calls: int = CALLS) -> tuple[
 def in_process(env: dict[str, str], port: int, body_file: Path) -> dict[str, float]:
     """The app's own part of a request, no server: jobsite (front cache hit, inside the security headers) and the
     minimal Flask route, each over the same warm cache the served processes use."""
-    from jobsite import create_app
     from jobsite.settings import load_settings
+    from jobsite.web.app import create_app
 
     os.environ["BASELINE_BODY"] = str(body_file)
     from bench.baseline_app import app as baseline

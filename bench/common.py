@@ -21,7 +21,7 @@ from typing import Any
 import redis
 import requests
 
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 

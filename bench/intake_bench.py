@@ -33,7 +33,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bench_posting, free_port, start_site, stop, wait_http
 from jobsite.records import store, uploads
-from jobsite.redis_server import EmbeddedRedis, connect, memory, redis_server_binary
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect, memory, redis_server_binary
 from jobsite.sandbox import SandboxServer
 
 

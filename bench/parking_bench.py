@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bench_posting, temp_dir
-from jobsite import create_app
-from jobsite.redis_server import connect, embedded, memory
+from jobsite.redisdb.redis_server import connect, embedded, memory
 from jobsite.sandbox import SandboxServer
 from jobsite.settings import load_settings
+from jobsite.web.app import create_app
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bench_posting, temp_dir
 from jobsite.followup import report, tagging
-from jobsite.redis_server import EmbeddedRedis
+from jobsite.redisdb.redis_server import EmbeddedRedis
 from jobsite.sandbox import API_KEY, SandboxServer
-from jobsite.sandbox.app import STAGES
+from jobsite.sandbox.simulator import STAGES
 from jobsite.services import Services
 from jobsite.settings import load_settings
 

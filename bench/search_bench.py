@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import temp_dir
 from jobsite.records import search, store
 from jobsite.records.application import Application
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 
 FIRST = ["Ada", "Grace", "Lena", "Jean", "Marie", "Paul", "Anna", "Lukas", "Chloé", "Hugo"]
 LAST = ["Lovelace", "Hopper", "Fischer", "Dupont", "Curie", "Müller", "Schmidt", "Martin", "Bernard", "Weber"]

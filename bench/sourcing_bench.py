@@ -29,7 +29,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import start_site, stop, wait_http
 from jobsite.console import accounts
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import SandboxServer
 from jobsite.sourcing import events, people
 

@@ -16,7 +16,7 @@ import click
 import requests
 
 from .records.store import State
-from .redis_server import child_env, embedded, outside
+from .redisdb.redis_server import child_env, embedded, outside
 from .settings import ConfigError, Settings, load_settings
 from .supervisor import Supervisor
 from .supervisor import role as _role
@@ -168,7 +168,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     its master imports neither the app nor requests or redis: each worker patches first, then builds the app, and
     nothing made before the fork (a lock, a connection, an SSL context) is shared unpatched."""
     settings = _settings()
-    from .redis_server import client, outside, warn_at_start
+    from .redisdb.redis_server import client, outside, warn_at_start
 
     if outside(settings) and not os.environ.get("JOBSITE_SECRET_KEY"):
         click.echo("jobsite web: warning: REDIS_URL (or REDIS_SENTINELS) is set but JOBSITE_SECRET_KEY is not, so this "
@@ -192,7 +192,7 @@ def web(port: int | None, host: str, workers: int | None) -> None:
             "--forwarded-allow-ips", ""]
     os.environ["JOBSITE_PORT"] = str(port)  # the port served: a Host naming another one is refused (serve())
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite:serve()"])  # noqa: S606 (no shell wanted)
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite.web.app:serve()"])  # noqa: S606 (no shell wanted)
 
 
 @main.command()
@@ -373,7 +373,7 @@ def add_event(name: str, day: str, postings: tuple[str, ...]) -> None:
 def find(text: str) -> None:
     """Find applications and sourced people by reference (YQWW-ZP6N, any case, dash or not), exact email or the words
     of a name: one match a line, newest first, with its receipt (or person id), reference, name and where it stands."""
-    from . import lookup
+    from .privacy import lookup
     from .records import store
     from .services import Services
 
@@ -449,16 +449,15 @@ def revoke_api_client(name: str) -> None:
 def purge() -> None:
     """Remove personal data of applications delivered more than JOBSITE_RETENTION_DAYS ago (workers also do it
     hourly)."""
-    from . import retention
+    from .privacy import retention
     from .services import Services
-    from .sourcing import retention as sourced_retention
 
     settings = _settings()
-    count = retention.purge(Services(settings))
-    click.echo(f"removed personal data of {count} application(s) older than {settings.retention_days} days")
-    sourced = sourced_retention.purge(Services(settings))
-    click.echo(f"removed personal data of {sourced} sourced people delivered more than {settings.retention_days} "
-               "days ago")
+    purged = retention.purge(Services(settings))
+    click.echo(f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} "
+               "days")
+    click.echo(f"removed personal data of {purged.people} sourced people delivered more than "
+               f"{settings.retention_days} days ago")
 
 
 @main.group()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-
-from flask import has_request_context, request
+import sys
 
 
 class OneLineFormatter(logging.Formatter):
@@ -22,7 +21,12 @@ class RequestIdFilter(logging.Filter):
     """Adds the request id (set by the web's SecurityHeaders middleware) to every log record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request.environ.get("jobsite.request_id", "-") if has_request_context() else "-"
+        record.request_id = "-"
+        if "flask" in sys.modules:  # a worker never loads Flask: no request there
+            from flask import has_request_context, request
+
+            if has_request_context():
+                record.request_id = request.environ.get("jobsite.request_id", "-")
         return True
 
 

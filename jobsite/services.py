@@ -6,17 +6,20 @@ import logging
 import time
 from collections.abc import Callable
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
-from flask import Flask, current_app
 from redis import Redis
 
 from .lever import health
 from .lever.client import LeverClient
 from .lever.pacing import Limits, LocalPace, Pacer
 from .postings.catalog import Catalog
-from .redis_server import client
+from .redisdb.redis_server import client
 from .settings import Settings
+
+if TYPE_CHECKING:  # the web's helpers below; a worker never loads Flask
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -128,4 +131,6 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 def get_services() -> Services:
     """The current app's services (inside a request or app context)."""
+    from flask import current_app
+
     return current_app.extensions["jobsite"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
-from .redis_server import EmbeddedRedis
+from .redisdb.redis_server import EmbeddedRedis
 
 RESTART_BASE_S = 1.0
 RESTART_CAP_S = 30.0

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobsite import create_app
 from jobsite.lever.client import LeverClient
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.sandbox import API_KEY, SandboxServer
 from jobsite.settings import Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import CHROMIUM_ARGS, SHUTDOWN_POLL_S, LiveServer, Sandbox, Workers
 

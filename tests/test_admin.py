@@ -11,10 +11,11 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from jobsite import cli, retention
+from jobsite import cli
 from jobsite.console import accounts, audit
 from jobsite.delivery import deliverer, gate
 from jobsite.lever import pacing
+from jobsite.privacy import applications as retention
 from jobsite.records import store
 from jobsite.records.store import State
 from jobsite.services import Services

@@ -11,9 +11,9 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.records import store, uploads
 from jobsite.settings import Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import LiveServer, Sandbox, file_posting, lever_body, required_cards, simple_posting
 

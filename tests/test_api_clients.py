@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 import redis
 
-from jobsite import create_app
 from jobsite.console import api_keys, audit
 from jobsite.records import store
 from jobsite.settings import Settings
+from jobsite.web.app import create_app
 
 from .helpers import Sandbox, csrf_in, lever_body, simple_posting
 

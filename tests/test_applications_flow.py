@@ -15,11 +15,11 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.records import spool, store, uploads
 from jobsite.records.store import State
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import (
     TIMING,

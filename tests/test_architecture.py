@@ -119,3 +119,25 @@ def test_every_subpackage_is_a_layer() -> None:
     children = {p.stem if p.suffix == ".py" else p.name for p in PACKAGE.iterdir()
                 if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()}
     assert children - {"sandbox"} == placed
+
+
+@pytest.mark.parametrize("module", ["jobsite.worker.process", "jobsite.worker.tasks", "jobsite"])
+def test_a_worker_never_loads_flask(module: str) -> None:
+    """A worker (and the package's root) runs without Flask: the app factory lives in web/app.py, and nothing below
+    the web imports Flask at import time. In a fresh interpreter, so what the test process loaded does not count."""
+    check = f"import sys, {module}; assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
+    done = subprocess.run([sys.executable, "-c", check], cwd=PACKAGE.parent, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_no_module_basename_is_used_twice() -> None:
+    """One name, one module: two `accept.py` or two `retention.py` mislead a reader, a traceback and a search alike."""
+    names = sorted(p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_few_modules_at_the_top() -> None:
+    """The top of jobsite/ holds the processes, the composition root and a few base modules; everything else lives in
+    a package named for what it owns (at most 15 modules, __init__.py and __main__.py included)."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 15, top

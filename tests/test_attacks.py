@@ -13,14 +13,14 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.console import accounts, api_keys, audit
 from jobsite.delivery import deliverer
 from jobsite.followup import report
 from jobsite.records import store
-from jobsite.redis_server import memory
+from jobsite.redisdb.redis_server import memory
 from jobsite.services import Services
 from jobsite.settings import Settings
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import ADMIN, LiveServer, Sandbox, csrf, file_posting, lever_body, sign_in, submit_one
@@ -171,7 +171,7 @@ def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(client, r:
     """Issue 28, item 2: the talent community sent the sender's own file name to Lever, checked by its extension
     only before it was cut to 100 characters (96 `A`s + `.hta` + 10 `B`s + `.pdf` arrived as `AAAA…A.hta` holding a
     WScript.Shell script), and took an EXE or an HTML page called `.pdf`. Now the one check applications use."""
-    from jobsite.sourcing import deliverer as sourcing_deliverer
+    from jobsite.sourcing import opportunities as sourcing_deliverer
     from jobsite.sourcing import people
 
     def join(name: str, content: bytes):
@@ -197,7 +197,7 @@ def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(r: red
                                                                           settings: Settings) -> None:
     """Issue 28, item 5: the client_id guard was per event, so a colleague's capture with your id (copied, guessed)
     answered yours with their person (200), and your phone dropped your capture."""
-    from jobsite.sourcing import accept as sourced
+    from jobsite.sourcing import enrol as sourced
     from jobsite.sourcing import events, people
 
     svc = Services(settings)

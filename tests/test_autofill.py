@@ -13,10 +13,10 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.console import api_keys
 from jobsite.intake import resume
 from jobsite.settings import Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import (
     RESUME,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jobsite import create_app
 from jobsite.colours import contrast
 from jobsite.settings import ConfigError, Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import LOGO, Sandbox, brand_env, simple_posting
 

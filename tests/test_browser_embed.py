@@ -343,7 +343,7 @@ def closed(page) -> None:
 
 
 def settings_redis(settings):
-    from jobsite.redis_server import connect
+    from jobsite.redisdb.redis_server import connect
 
     return connect(settings.redis_url)
 
@@ -434,7 +434,7 @@ def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbo
 def test_only_allowed_origins_may_embed(browser, settings, sandbox: Sandbox, company_site) -> None:
     from dataclasses import replace
 
-    from jobsite import create_app
+    from jobsite.web.app import create_app
 
     pages, allowed = company_site  # http://127.0.0.1:PORT; http://localhost:PORT is the same server, another origin
     other = allowed.replace("127.0.0.1", "localhost")

@@ -14,11 +14,11 @@ import redis
 import requests
 from playwright.sync_api import expect
 
-from jobsite import create_app
 from jobsite.sandbox import SandboxServer
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import people
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import LiveServer, Sandbox

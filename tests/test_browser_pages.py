@@ -15,13 +15,13 @@ import requests
 from axe_playwright_python.base import AxeResults
 from axe_playwright_python.sync_playwright import Axe
 
-from jobsite import create_app
 from jobsite.console import accounts
 from jobsite.delivery import deliverer
 from jobsite.followup import report
 from jobsite.records import store
 from jobsite.settings import Settings, load_settings
 from jobsite.sourcing import events
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import ADMIN, LiveServer, Sandbox, brand_env, lever_body, simple_posting

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobsite import create_app
 from jobsite.postings.catalog import Key
 from jobsite.sandbox import SandboxServer
 from jobsite.settings import Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import PACING_MARGIN_MS, TIMING, LiveServer, Sandbox, wait_for
 

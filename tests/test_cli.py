@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobsite.redis_server import EmbeddedRedis
+from jobsite.redisdb.redis_server import EmbeddedRedis
 from jobsite.sandbox import API_KEY
 
 from .helpers import TIMING, Sandbox, free_port, lever_body, simple_posting, wait_for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import time
@@ -573,14 +574,17 @@ def test_a_refused_key_is_probed_by_delivering_not_by_reading(svc: Services, san
 
 def test_a_job_queued_under_the_old_task_path_still_runs(svc: Services, sandbox: Sandbox) -> None:
     """RQ keeps each job's function as a dotted path in Redis: a job queued by a version before the tasks moved to
-    jobsite.worker.tasks (here a delivery named `jobsite.tasks.deliver`) is still run by today's worker."""
-    from rq import SimpleWorker
+    jobsite.worker.tasks (here a delivery named `jobsite.tasks.deliver`, with its failure callback under the old path
+    too) is still run by today's worker, though no module `jobsite.tasks` exists any more."""
+    from rq import Callback, SimpleWorker
 
+    assert importlib.util.find_spec("jobsite.tasks") is None
     receipt = submit_one(svc, sandbox)
     queue = jobs.delivery_queue(svc.redis)
     queue.empty()  # what today's intake queued; the old version queued this instead:
-    old = queue.enqueue("jobsite.tasks.deliver", receipt)
+    old = queue.enqueue("jobsite.tasks.deliver", receipt, on_failure=Callback("jobsite.tasks.delivery_crashed"))
     assert old.func_name == "jobsite.tasks.deliver"
-    SimpleWorker(jobs.queues(svc.redis), connection=svc.redis).work(burst=True)
+    assert jobs.TaskJob.fetch(old.id, connection=svc.redis).failure_callback is tasks.delivery_crashed
+    SimpleWorker(jobs.queues(svc.redis), connection=svc.redis, job_class=jobs.TaskJob).work(burst=True)
     assert store.load(svc.redis, receipt).state == State.DELIVERED
     assert sandbox.count("postings.apply") == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from jobsite import create_app
 from jobsite.settings import ConfigError, Settings, load_settings
+from jobsite.web.app import create_app
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 WIDGET_BUDGET_BYTES = 8 * 1024

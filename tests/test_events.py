@@ -12,7 +12,7 @@ from jobsite import cli
 from jobsite.console import accounts
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import deliverer, events, people
+from jobsite.sourcing import events, opportunities, people
 
 from .helpers import ADMIN, VIEWER, Sandbox, csrf, sign_in
 
@@ -67,7 +67,7 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: re
     [grace] = people.of_event(r, event.id)
     assert grace.recruiter == ADMIN[0]
     assert [s.posting for s in grace.sends] == [posting["id"]]
-    deliverer.deliver(Services(settings), grace.id)
+    opportunities.deliver(Services(settings), grace.id)
     page = client.get(f"/admin/events/{event.id}").get_data(as_text=True)
     grace = people.load(r, grace.id)  # type: ignore[assignment]
     assert "Grace" in page

@@ -156,8 +156,8 @@ def test_a_duplicate_that_still_happens_is_reported(settings: Settings, r: redis
 
 def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings: Settings, r: redis.Redis,
                                                                        sandbox: Sandbox) -> None:
-    from jobsite import create_app
     from jobsite.console import accounts, audit
+    from jobsite.web.app import create_app
 
     from .helpers import ADMIN, VIEWER, csrf, sign_in
 
@@ -307,9 +307,9 @@ def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answe
     "failing" (not "Delivery open" with each application on its own backoff): the dashboard says so, every
     application waits behind the gate, the light read checks Lever every few seconds, and once it answers they are
     all released at once."""
-    from jobsite import create_app
     from jobsite.console import accounts
     from jobsite.delivery import gate
+    from jobsite.web.app import create_app
 
     from .helpers import VIEWER, sign_in, worker_env
 

@@ -16,12 +16,12 @@ import pytest
 import redis
 from moto.server import ThreadedMotoServer
 
-from jobsite import create_app
 from jobsite.intake.accept import drain_spool
 from jobsite.records import spool, store, uploads
 from jobsite.records.store import State
 from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
+from jobsite.web.app import create_app
 
 from .helpers import Sandbox, Workers, file_posting, free_port, lever_body, wait_for, worker_env
 

@@ -21,12 +21,13 @@ from aiosmtpd.controller import Controller
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from jobsite import create_app, retention
 from jobsite.delivery import jobs
 from jobsite.notify import messages, received, sending
+from jobsite.privacy import applications as retention
 from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import LiveServer, Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env

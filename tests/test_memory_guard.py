@@ -13,11 +13,11 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.records import store
-from jobsite.redis_server import Memory, connect, embedded, memory, memory_warnings
+from jobsite.redisdb.redis_server import Memory, connect, embedded, memory, memory_warnings
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import LiveServer, Sandbox, file_posting, lever_body, required_cards

@@ -16,15 +16,15 @@ import redis
 import requests
 from rq import Queue
 
-from jobsite import create_app
 from jobsite.console import accounts
 from jobsite.delivery import jobs
+from jobsite.privacy import sourced as sourced_retention
 from jobsite.records import search
 from jobsite.sandbox import SandboxServer
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import optin, people
-from jobsite.sourcing import retention as sourced_retention
+from jobsite.web.app import create_app
 
 from .helpers import ADMIN, Sandbox, Workers, sign_in, wait_for, worker_env
 from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings

@@ -19,10 +19,10 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.notify import received, sending
 from jobsite.sandbox import API_KEY, SandboxServer
 from jobsite.settings import Settings
+from jobsite.web.app import create_app
 
 from .helpers import Sandbox, free_port, wait_for
 from .test_mail import apply, mail_settings

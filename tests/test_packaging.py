@@ -33,7 +33,7 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
             "jobsite.worker", "jobsite.followup", "jobsite.console", "jobsite.web", "jobsite.sandbox"} <= set(packages)
     script = (
         f"import importlib; [importlib.import_module(p) for p in {packages!r}]\n"  # every subpackage, as installed
-        "import jobsite; from jobsite import create_app\n"
+        "import jobsite; from jobsite.web.app import create_app\n"
         f"assert jobsite.__file__.startswith({str(installed)!r}), jobsite.__file__\n"
         f"c = create_app(data_dir={str(tmp_path / 'data')!r}).test_client()\n"
         "r = c.get('/no-such-page'); assert r.status_code == 404 and b'We could not find that page' in r.data\n"

@@ -11,12 +11,12 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.delivery import deliverer
 from jobsite.followup import report, tagging
 from jobsite.records import store
 from jobsite.services import Services
 from jobsite.settings import Settings
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import LiveServer, Sandbox, other_posting, submit_one, worker_env

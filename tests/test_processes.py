@@ -14,7 +14,7 @@ import pytest
 import redis
 import requests
 
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 
 from .helpers import free_port, wait_for
 

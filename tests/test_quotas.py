@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from jobsite import quotas
-from jobsite.addresses import ip_digest, network
+from jobsite.admission import quotas
+from jobsite.admission.addresses import ip_digest, network
 
 T = 1_800_000_000.0 + 600  # ten minutes into an hour
 Q = quotas.Quota("test", {"applications": 3, "bytes": 100})

@@ -10,7 +10,7 @@ import redis
 
 from jobsite.lever import pacing
 from jobsite.lever.pacing import Limit, Limits
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 
 T = 1_800_000_000.0  # an injected "now" (epoch s)
 LIMITS = Limits.of(2, 10, 0.1)  # Lever's numbers, a 100 ms margin: applies 550 ms apart, calls 110 ms apart

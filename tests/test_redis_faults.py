@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobsite import create_app
 from jobsite.intake import accept
 from jobsite.records import spool, store
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.sourcing import events, people
+from jobsite.web.app import create_app
 
 from .helpers import (
     ADMIN,
@@ -123,7 +123,7 @@ def test_the_drain_keeps_a_spooled_application_whose_move_was_cut(settings: Sett
 def test_a_capture_cut_before_exec_is_a_503_the_page_sends_again(settings: Settings, r: redis.Redis,
                                                                  proxy: RedisProxy, sandbox: Sandbox) -> None:
     from jobsite.console import accounts
-    from jobsite.sourcing import accept as sourcing_accept
+    from jobsite.sourcing import enrol as sourcing_accept
 
     s = through(settings, proxy)
     client = create_app(s).test_client()

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jobsite.redis_server import REAPER, EmbeddedRedis, redis_server_binary
+from jobsite.redisdb.redis_server import REAPER, EmbeddedRedis, redis_server_binary
 
 from .helpers import wait_for
 

@@ -17,7 +17,7 @@ from rq import Queue
 
 from jobsite.console import accounts
 from jobsite.records import store
-from jobsite.redis_server import EmbeddedRedis, connect, redis_server_binary, warn_at_start
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect, redis_server_binary, warn_at_start
 from jobsite.settings import Settings, load_settings
 
 from .helpers import ADMIN, Sandbox, Workers, simple_posting, wait_for, worker_env
@@ -137,7 +137,7 @@ def test_greenlets_that_ensure_the_server_at_once_do_not_block_each_other() -> N
     script = (
         "from gevent import monkey; monkey.patch_all()\n"
         "import sys, gevent\n"
-        "from jobsite.redis_server import EmbeddedRedis\n"
+        "from jobsite.redisdb.redis_server import EmbeddedRedis\n"
         "server = EmbeddedRedis(sys.argv[1])\n"
         "jobs = [gevent.spawn(server.ensure) for _ in range(4)]\n"
         "gevent.joinall(jobs, timeout=20)\n"

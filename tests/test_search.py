@@ -8,8 +8,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from jobsite import cli, lookup, retention
+from jobsite import cli
 from jobsite.console import accounts
+from jobsite.privacy import applications as retention
+from jobsite.privacy import lookup
 from jobsite.records import search, store
 from jobsite.services import Services
 from jobsite.settings import Settings

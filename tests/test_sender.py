@@ -16,7 +16,7 @@ import requests
 
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import accept, deliverer, events, people
+from jobsite.sourcing import enrol, events, opportunities, people
 from jobsite.sourcing.people import Standing
 
 from .helpers import Sandbox, Workers, clock_env, wait_for, worker_env
@@ -34,7 +34,7 @@ def capture(
     client_id: str,
     note: str = "Compilers; wants a call",
 ) -> people.Person:
-    person = accept.event_capture(
+    person = enrol.event_capture(
         {
             "name": "Grace Hopper",
             "email": "grace@example.com",
@@ -46,7 +46,7 @@ def capture(
         event,
         recruiter,
     )
-    return accept.submit(svc, person).person
+    return enrol.submit(svc, person).person
 
 
 def test_two_recruiters_capture_one_person_and_the_second_meets_an_unprocessed_500(
@@ -59,11 +59,11 @@ def test_two_recruiters_capture_one_person_and_the_second_meets_an_unprocessed_5
     posting = sandbox.public_postings()[0]["id"]
     fair = events.add(r, "Fair", "", [posting])
     first = capture(svc, fair, [posting], "sam@acme.example", "c-0000001")
-    assert deliverer.deliver(svc, first.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, first.id).outcome == opportunities.Outcome.DELIVERED
     second = capture(svc, fair, [posting], "hana@acme.example", "c-0000002", note="Met her again at the stand")
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # refused before it was processed
-    assert deliverer.deliver(svc, second.id).outcome == deliverer.Outcome.RETRY
-    assert deliverer.deliver(svc, second.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, second.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc, second.id).outcome == opportunities.Outcome.DELIVERED
     made = held(sandbox)
     assert len(made) == 2
     a, b = people.load(r, first.id), people.load(r, second.id)
@@ -84,12 +84,12 @@ def test_a_note_processed_after_the_read_timeout_is_in_lever_once(
     svc = Services(replace(settings, lever_read_timeout_s=1.0, reconcile_settle_s=6.0))
     grace = capture(svc, events.add(r, "Fair", "", []), [], "sam@acme.example", "c-0000001")
     sandbox.control("latency", seconds=3, path="/notes")
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY  # timed out: outcome unknown
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY  # timed out: outcome unknown
     sandbox.control("latency", seconds=0)  # Lever is fast again; the first note is still being processed
-    early = deliverer.deliver(svc, grace.id)
-    assert early.outcome == deliverer.Outcome.RETRY
+    early = opportunities.deliver(svc, grace.id)
+    assert early.outcome == opportunities.Outcome.RETRY
     wait_for(lambda: sandbox.received()["notes"], timeout=30, what="Lever to add the first note")
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert len(sandbox.received()["notes"]) == 1
     assert sandbox.count("opportunities.create") == 1
 
@@ -115,9 +115,9 @@ def _stop_while(
     first_log = tmp_path / "first.log"
     first = workers.start(env, log=first_log)
     ids = [
-        accept.submit(
+        enrol.submit(
             svc,
-            accept.event_capture(
+            enrol.event_capture(
                 {
                     "name": f"Person {i}",
                     "email": f"p{i}@example.com",

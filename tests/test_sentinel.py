@@ -21,17 +21,15 @@ import pytest
 import redis
 import requests
 
-from jobsite import create_app
 from jobsite.delivery import deliverer
 from jobsite.delivery.sender import Outcome
 from jobsite.intake.accept import drain_spool
 from jobsite.records import spool, store
-from jobsite.redis_server import client, connect, redis_server_binary
+from jobsite.redisdb.redis_server import client, connect, redis_server_binary
 from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
-from jobsite.sourcing import accept as sourcing_accept
-from jobsite.sourcing import deliverer as sourcing_deliverer
-from jobsite.sourcing import events, people
+from jobsite.sourcing import enrol, events, opportunities, people
+from jobsite.web.app import create_app
 
 from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, submit_one, wait_for, worker_env
 
@@ -320,12 +318,12 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         svc, r = Services(s), pair.node("a")
         posting = sandbox.public_postings()[0]["id"]
         fair = events.add(r, "Fair", "", [posting])
-        grace = sourcing_accept.submit(svc, sourcing_accept.event_capture(
+        grace = enrol.submit(svc, enrol.event_capture(
             {"name": "Grace Hopper", "email": "grace@example.com", "postings": [posting], "client_id": "c-0000001"},
             fair, "sam@acme.example")).person
         pair.procs["b"].send_signal(signal.SIGSTOP)
         try:
-            result = sourcing_deliverer.deliver(svc, grace.id)
+            result = opportunities.deliver(svc, grace.id)
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
         assert result.outcome == Outcome.RETRY
@@ -334,7 +332,7 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         assert person is not None
         assert person.sends[0].inflight_at == 0.0  # withdrawn: nothing to reconcile
 
-        assert sourcing_deliverer.deliver(svc, grace.id).outcome == Outcome.DELIVERED
+        assert opportunities.deliver(svc, grace.id).outcome == Outcome.DELIVERED
         assert sandbox.count("opportunities.create") == 1
     finally:
         pair.stop()

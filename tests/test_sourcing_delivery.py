@@ -12,7 +12,7 @@ import requests
 from jobsite.console import accounts
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import accept, deliverer, events, people
+from jobsite.sourcing import enrol, events, opportunities, people
 from jobsite.sourcing.people import Standing
 
 from .helpers import LiveServer, Sandbox, Workers, csrf_in, wait_for, worker_env
@@ -27,11 +27,11 @@ def user(sandbox: Sandbox, email: str) -> str:
 
 
 def capture(svc: Services, event: events.Event, postings: list[str], client_id: str = "c-0000001",
-            email: str = "grace@example.com") -> accept.Accepted:
-    person = accept.event_capture({"name": "Grace Hopper", "email": email, "postings": postings,
+            email: str = "grace@example.com") -> enrol.Accepted:
+    person = enrol.event_capture({"name": "Grace Hopper", "email": email, "postings": postings,
                                    "note": "Compilers; wants a call", "rating": 4, "client_id": client_id},
                                   event, "sam@acme.example")
-    return accept.submit(svc, person)
+    return enrol.submit(svc, person)
 
 
 def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
@@ -117,9 +117,9 @@ def test_an_ambiguous_create_is_found_not_sent_again(settings: Settings, r: redi
     meetup = events.add(r, "Fair", "", [posting])
     grace = capture(svc, meetup, [posting]).person
     sandbox.control("drop", path="/v1/opportunities", count=1)  # Lever makes it; the answer is lost
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
     assert len(held(sandbox)) == 1
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     [made] = held(sandbox)
     assert sandbox.count("opportunities.create") == 1
     assert sandbox.count("opportunities.list") == 1
@@ -132,8 +132,8 @@ def test_a_dropped_note_answer_is_not_sent_twice(settings: Settings, r: redis.Re
     meetup = events.add(r, "Fair", "", [])
     grace = capture(svc, meetup, []).person
     sandbox.control("drop", path="/notes", count=1)
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert len(held(sandbox)) == 1
     assert len(sandbox.received()["notes"]) == 1
 
@@ -146,17 +146,17 @@ def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings
     posting = sandbox.public_postings()[0]["id"]
     grace = capture(svc, events.add(r, "Fair", "", [posting]), [posting]).person
     sandbox.control("drop", path="/v1/opportunities", count=1)
-    deliverer.deliver(svc, grace.id)  # Lever made it; then, as if the worker died right there:
+    opportunities.deliver(svc, grace.id)  # Lever made it; then, as if the worker died right there:
     stuck = people.load(r, grace.id)
     assert stuck is not None
     assert stuck.sends[0].inflight_at
     stuck.standing, stuck.updated_at = Standing.DELIVERING, stuck.updated_at - settings.delivery_lease_s - 1
     r.set(people.KEY.format(grace.id), stuck.to_json())
-    assert deliverer.lost(svc) == [grace.id]
+    assert opportunities.lost(svc) == [grace.id]
     assert tasks.deliver_sourced(grace.id) == "delivered"
     assert len(held(sandbox)) == 1
     assert sandbox.count("opportunities.create") == 1
-    assert deliverer.lost(svc) == []
+    assert opportunities.lost(svc) == []
 
 
 def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
@@ -167,8 +167,8 @@ def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("forbid", endpoints=["opportunities.list"])
     sandbox.control("drop", path="/v1/opportunities", count=1)
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert gate.status(r).is_open
     assert sandbox.count("opportunities.list", 403) == 1
     assert sandbox.count("opportunities.create", 201) == 2  # the documented cost of a key without that grant
@@ -181,8 +181,8 @@ def test_a_create_lever_answered_500_is_looked_for_then_sent_again_at_once(
     svc = Services(settings)
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # a 5xx: Lever may have done it
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert sandbox.count("opportunities.list") == 1  # looked for first
     assert sandbox.count("opportunities.create") == 2
     assert len(held(sandbox)) == 1
@@ -194,14 +194,14 @@ def test_an_answerless_create_lever_lacks_is_sent_again_once_the_settle_time_has
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)
     sandbox.control("drop", path="/v1/opportunities", count=1)  # no answer (the 500 is dropped): it may be made
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.RETRY
-    waiting = deliverer.deliver(svc, grace.id)  # not listed, but it may still be processing: not sent again yet
-    assert waiting.outcome == deliverer.Outcome.RETRY
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    waiting = opportunities.deliver(svc, grace.id)  # not listed, but it may still be processing: not sent again yet
+    assert waiting.outcome == opportunities.Outcome.RETRY
     assert waiting.retry_at > time.time() + 60
     assert sandbox.count("opportunities.create") == 1
     later = people.load(r, grace.id)  # as if the settle time (on the Redis server's clock) had passed
     later.sends[0].settle_until = float(r.time()[0] - 1)  # type: ignore[union-attr]
     r.set(people.KEY.format(grace.id), later.to_json())  # type: ignore[union-attr]
-    assert deliverer.deliver(svc, grace.id).outcome == deliverer.Outcome.DELIVERED
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert sandbox.count("opportunities.create") == 2
     assert len(held(sandbox)) == 1

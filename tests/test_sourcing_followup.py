@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import redis
 
-from jobsite import create_app
 from jobsite.followup import report
+from jobsite.privacy import sourced as retention
 from jobsite.records.uploads import UploadedFile
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import accept, events, people, retention
+from jobsite.sourcing import enrol, events, people
+from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
 from .helpers import LiveServer, Sandbox
@@ -22,9 +23,9 @@ HIRED = "63dd55b2-a99f-4e7b-985f-22c7bf80ab42"
 
 
 def captured(svc: Services, event: events.Event, postings: list[str]) -> people.Person:
-    person = accept.event_capture({"name": "Grace", "email": "grace@example.com", "postings": postings,
+    person = enrol.event_capture({"name": "Grace", "email": "grace@example.com", "postings": postings,
                                    "client_id": "abcdef0123456789"}, event, "sam@acme.example")
-    return accept.submit(svc, person).person
+    return enrol.submit(svc, person).person
 
 
 def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets_the_person(
@@ -59,10 +60,10 @@ def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets
 def test_personal_data_of_a_delivered_signup_goes_on_the_applications_schedule(
         settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
     svc = tasks.use(Services(settings))
-    person = accept.talent_signup({"name": "Ada", "email": "ada@example.com", "consent": True},
+    person = enrol.talent_signup({"name": "Ada", "email": "ada@example.com", "consent": True},
                                   UploadedFile("ada.pdf", b"%PDF-1.4"), teams=[], locations=[], max_file_bytes=2**20)
-    ada = accept.submit(svc, person, UploadedFile("ada.pdf", b"%PDF-1.4")).person
-    waiting = accept.submit(svc, accept.talent_signup({"name": "Bo", "email": "bo@example.com", "consent": True},
+    ada = enrol.submit(svc, person, UploadedFile("ada.pdf", b"%PDF-1.4")).person
+    waiting = enrol.submit(svc, enrol.talent_signup({"name": "Bo", "email": "bo@example.com", "consent": True},
                                                        None, teams=[], locations=[], max_file_bytes=1)).person
     assert tasks.deliver_sourced(ada.id) == "delivered"
     assert retention.purge(svc) == 0  # delivered just now

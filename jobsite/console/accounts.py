@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import quotas
-from ..lua import Lua
+from ..admission import quotas
+from ..redisdb.lua import Lua
 
 T = TypeVar("T")
 

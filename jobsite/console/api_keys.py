@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import quotas
-
 CLIENTS = "apiclients"  # every client's name, revoked ones too
 KEY_PREFIX = "jsk_"  # says what the secret is when it turns up in a config file or a scanner's report
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -33,14 +31,6 @@ class KeyRevoked(Exception):
     def __init__(self, name: str):
         super().__init__(name)
         self.name = name
-
-
-class TooManyApplications(Exception):
-    """This client sent more applications this hour than its limit; `retry_after_s` until the next hour."""
-
-    def __init__(self, retry_after_s: int):
-        super().__init__(retry_after_s)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -131,11 +121,3 @@ def revoke(r: redis.Redis, name: str) -> bool:
     r.hset(_client_key(name), "revoked_at", time.time())
     return True
 
-
-def count_application(r: redis.Redis, name: str, per_hour: int, *, counter: str = "apiclient") -> None:
-    """Count an application from this client; raise TooManyApplications above `per_hour` in this clock hour.
-    `counter` keeps another count under the same limit: "apiclient_autofill", the resumes it had read."""
-    try:
-        quotas.take(r, quotas.Quota(counter, {"applications": per_hour}), name, {"applications": 1})
-    except quotas.Exceeded as e:
-        raise TooManyApplications(e.retry_after_s) from None

@@ -49,6 +49,17 @@ class Check(StrEnum):
     UNREADABLE = "unreadable"  # the key may not make the read: probe by delivering the oldest application alone
 
 
+# What the light read's answer says of maintenance, by the policy's read row (sender.reading): a wait is an answer,
+# so maintenance has ended; a closing answer or a failure is maintenance still on; a read the key may not make, or one
+# Lever refuses as it is, cannot tell, so probes deliver alone.
+CHECK = {
+    sender.Action.WAIT: Check.ENDED,
+    sender.Action.CLOSE_GATE: Check.ONGOING,
+    sender.Action.RETRY: Check.ONGOING,
+    sender.Action.DO_WITHOUT: Check.UNREADABLE,
+    sender.Action.NEEDS_ATTENTION: Check.UNREADABLE,
+}
+
 @dataclass(frozen=True)
 class MaintenanceCheck:
     """The answer of `check_maintenance()`: what the read said, and when the task layer should read again."""
@@ -240,12 +251,13 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
     except RateLimitWait as e:
         return MaintenanceCheck(Check.ONGOING, max(e.wait_s, s.probe_interval_s))
     except LeverError as e:
-        verdict = outcomes.judge(e)
-        if not verdict.lever_answered:
-            return MaintenanceCheck(Check.ONGOING, s.probe_interval_s)
-        if verdict.meaning == outcomes.Meaning.RATE_LIMITED:
-            return MaintenanceCheck(Check.ENDED)  # Lever answered: it is out of maintenance
-        why = (f"the API key may not read stages ({e.status})" if verdict.meaning == outcomes.Meaning.KEY_REFUSED
+        action = sender.reading(e)
+        check = CHECK[action]
+        if check == Check.ONGOING:
+            return MaintenanceCheck(check, s.probe_interval_s)
+        if check == Check.ENDED:
+            return MaintenanceCheck(check)
+        why = (f"the API key may not read stages ({e.status})" if action == sender.Action.DO_WITHOUT
                else f"Lever refused to list stages ({e.status}: {e.message})")
         gate.note_read_refused(r, why, s.probe_read_retry_s)
         log.warning("Lever's maintenance is checked by re-sending the oldest application, with backoff up to %g s: "
@@ -318,8 +330,7 @@ def _probe_without_application(services: Services) -> ProbeResult:
     except RateLimitWait as e:  # Lever's limits are full: nothing learned, look again once a slot is free
         return ProbeResult("closed", next_probe_s=max(e.wait_s, services.settings.probe_interval_s))
     except LeverError as e:
-        verdict = outcomes.judge(e)
-        if not verdict.lever_answered:
+        if CHECK[sender.reading(e)] == Check.ONGOING:
             return ProbeResult("closed", next_probe_s=gate.probe_failed(r, services.settings.probe_cap_s))
         # any other answer (even 403) means Lever is out of maintenance
     gate.end_probe(r)

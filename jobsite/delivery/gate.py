@@ -16,8 +16,8 @@ from enum import StrEnum
 
 import redis
 
-from ..clock import server_now
-from ..lua import Lua
+from ..redisdb.clock import server_now
+from ..redisdb.lua import Lua
 from . import backoff
 
 GATE = "gate"  # hash: state, cause, since, failures, next_probe_at, reason

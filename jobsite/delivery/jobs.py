@@ -21,9 +21,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from ..clock import server_now
 from ..records import store
 from ..records.store import State
+from ..redisdb.clock import server_now
 from . import gate
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,45 @@ OPTIN_EMAIL = "jobsite.worker.tasks.send_optin_email"
 TAG = "jobsite.worker.tasks.tag_opportunity"
 SYNC = "jobsite.worker.tasks.sync_pipeline"
 DELIVER_SOURCED = "jobsite.worker.tasks.deliver_sourced"
+# Versions before the tasks moved to jobsite/worker/tasks.py queued them as `jobsite.tasks.X`, and RQ keeps each job's
+# function (and its callbacks) by that path in Redis: a scheduled retry (up to 15 minutes away), a confirmation email
+# being retried (about four hours), a probe, a failure callback. TaskJob reads them under today's path.
+OLD_TASKS, TASKS = "jobsite.tasks.", "jobsite.worker.tasks."
+
+
+def current_path(name: str) -> str:
+    """A task's dotted path as it is today, from the one a job queued by an earlier version may name."""
+    return TASKS + name.removeprefix(OLD_TASKS) if name.startswith(OLD_TASKS) else name
+
+
+class TaskJob(Job):
+    """The jobs the worker runs: RQ's, read back with the tasks' old dotted paths mapped to today's (`current_path`),
+    so an upgrade loses no queued job and no module has to keep the old paths alive."""
+
+    def restore(self, raw_data: Any) -> Any:
+        done = super().restore(raw_data)
+        for name in ("_success_callback_name", "_failure_callback_name", "_stopped_callback_name"):
+            if getattr(self, name, None):
+                setattr(self, name, current_path(getattr(self, name)))
+        return done
+
+    @property
+    def func(self) -> Any:
+        if not self.instance and self.func_name and self.func_name.startswith(OLD_TASKS):
+            self.func_name = current_path(self.func_name)
+        return super().func
 
 
 def delivery_queue(r: redis.Redis) -> Queue:
     """The queue of deliveries and probes (named `applications` in Redis)."""
-    return Queue(QUEUE, connection=r)
+    return Queue(QUEUE, connection=r, job_class=TaskJob)
 
 
 def queues(r: redis.Redis) -> list[Queue]:
     """The queues a worker serves, the most urgent first."""
-    return [Queue(MAIL_QUEUE, connection=r), delivery_queue(r), Queue(SOURCING_QUEUE, connection=r),
-            Queue(FOLLOWUP_QUEUE, connection=r)]
+    return [Queue(MAIL_QUEUE, connection=r, job_class=TaskJob), delivery_queue(r),
+            Queue(SOURCING_QUEUE, connection=r, job_class=TaskJob),
+            Queue(FOLLOWUP_QUEUE, connection=r, job_class=TaskJob)]
 
 
 def _job_options(receipt: str) -> dict[str, Any]:

@@ -42,11 +42,6 @@ class Verdict:
     outcome_unknown: bool = False  # FAILING: a POST may have been processed (timeout, dropped answer, a 5xx)
 
     @property
-    def lever_answered(self) -> bool:
-        """Lever is up (out of maintenance, not failing), though it refused this call."""
-        return self.meaning in (Meaning.RATE_LIMITED, Meaning.KEY_REFUSED, Meaning.REJECTED)
-
-    @property
     def gate_cause(self) -> Cause | None:
         """Why the gate closes on this answer (true of every application, not just this one), else None."""
         return {Meaning.MAINTENANCE: Cause.MAINTENANCE, Meaning.KEY_REFUSED: Cause.KEY_REFUSED}.get(self.meaning)

@@ -31,10 +31,10 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from .. import redis_server
-from ..clock import server_now
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import Unfenced
+from ..redisdb import redis_server
+from ..redisdb.clock import server_now
 from . import backoff, gate, jobs, outcomes
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,12 @@ import io
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from .. import retention
 from ..delivery import gate
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
@@ -183,14 +182,16 @@ class WebhookRefused(Exception):
     """A stale or replayed webhook: refused, nothing changed."""
 
 
-def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int) -> bool:
+def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int, *,
+                  forget: Callable[[Services, str], object]) -> bool:
     """Apply a verified webhook once; True if it concerned an opportunity from the site. Raises WebhookRefused for
     one triggered too long ago (or in the future) or whose token was seen before.
 
     Lever signs only token + triggeredAt, not the event or its data: so every verified token is marked used,
     whatever its event (a captured envelope of an event we ignore could otherwise come back as another), and an
     event that destroys data is acted on only once Lever confirms it (LeverNotReachable when it cannot say now:
-    the token is released, so Lever's redelivery gets through)."""
+    the token is released, so Lever's redelivery gets through). `forget` removes what every flow holds about a
+    person Lever deleted (privacy/retention.forget: applications and sourced people alike)."""
     r = services.redis
     triggered = int(envelope.get("triggeredAt") or 0)
     if abs(time.time() * 1000 - triggered) > max_age_s * 1000:
@@ -200,13 +201,14 @@ def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int) 
     if envelope.get("event") not in EVENTS:
         return False  # an event we do not follow (or Lever's test POST): its token is spent all the same
     try:
-        return _apply_event(services, envelope, triggered)
+        return _apply_event(services, envelope, triggered, forget)
     except Exception:
         r.delete(SEEN.format(envelope["token"]))  # not applied: Lever's redelivery must get through
         raise
 
 
-def _apply_event(services: Services, envelope: dict[str, Any], triggered: int) -> bool:
+def _apply_event(services: Services, envelope: dict[str, Any], triggered: int,
+                 forget: Callable[[Services, str], object]) -> bool:
     r = services.redis
     data = envelope.get("data") or {}
     event = envelope.get("event")
@@ -217,7 +219,7 @@ def _apply_event(services: Services, envelope: dict[str, Any], triggered: int) -
             log.warning("webhook candidateDeleted ignored: Lever still holds that contact's opportunities")
             return False
         if contact:
-            retention.forget_person(services, contact)
+            forget(services, contact)
         if r.sismember(OPPS, opportunity):
             r.hset(OPP.format(opportunity), mapping={"contact_id": "", "deleted": 1})
         return bool(contact)

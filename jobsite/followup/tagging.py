@@ -187,6 +187,9 @@ class LeverNotReachable(Exception):
     """The console's read of Lever could not be made now (maintenance, rate limit or failure): say so, try later."""
 
 
+UNREACHABLE = {sender.Action.WAIT: "Lever answered 429: too many requests just now"}  # by the policy's read row
+
+
 def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
     """Every opportunity Lever holds for a person (List all opportunities with contact_id, stage expanded): each
     with its posting, stage and archive state. One call, through the gate and the shared bucket.
@@ -201,10 +204,9 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
         found = lever(services).list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
     except RateLimitWait:
         raise LeverNotReachable("the shared rate limit is busy with deliveries") from None
-    except LeverError as e:
-        if outcomes.judge(e).meaning == outcomes.Meaning.RATE_LIMITED:
-            raise LeverNotReachable("Lever answered 429: too many requests just now") from None
-        raise LeverNotReachable(f"Lever answered {e.status or 'nothing'}: {e.message}") from None
+    except LeverError as e:  # a read outside a flow: whatever the policy's read row says, the console tries later
+        said = UNREACHABLE.get(sender.reading(e), f"Lever answered {e.status or 'nothing'}: {e.message}")
+        raise LeverNotReachable(said) from None
     out: list[dict[str, object]] = []
     for o in found:
         stage = o.get("stage")

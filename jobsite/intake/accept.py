@@ -2,7 +2,7 @@
 
 The record, its files' bytes and its RQ job are written in one Redis transaction (Redis keeps an append-only file),
 so web and workers share nothing but Redis. Redis must never evict or refuse what was accepted: above a high-water
-mark of its maxmemory, new applications are refused (RedisFull, the candidate keeps the form and tries again later).
+mark of its maxmemory, new applications are refused (admission/memory.py, the candidate keeps the form and tries again).
 If Redis cannot be reached the whole application, files included, goes to the on-disk spool, fsynced, and the
 candidate still gets a receipt; the web process's drain thread, workers and later submissions move the spool into
 Redis.
@@ -11,8 +11,6 @@ Redis.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -20,34 +18,19 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from .. import metrics, quotas, redis_server
-from ..addresses import ip_digest
+from .. import metrics
+from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, IdempotencyConflict
+from ..admission.memory import RedisFull, check_room
 from ..delivery.jobs import enqueue_confirmation_email, enqueue_delivery
 from ..records import spool, store, uploads
 from ..records.application import Application, Attribution
 from ..records.store import Record, State
 from ..records.uploads import UploadedFile
+from ..redisdb import redis_server
 from ..services import Services
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_TTL_S = 7 * 86400
-FULL_RETRY_AFTER_S = 300  # memory is freed as Lever takes applications: worth another try in a few minutes
-SMALL_FILES_BYTES = 2 * 2**20  # above the low-water mark, only applications whose files fit in this: a CV or two
-
-
-class TooManySubmissions(Exception):
-    """This address (an IPv6 /64) sent more applications, or more bytes of files, this hour than allowed: try
-    again in `retry_after_s` seconds."""
-
-    def __init__(self, retry_after_s: int):
-        super().__init__(retry_after_s)
-        self.retry_after_s = retry_after_s
-
-
-class IdempotencyConflict(Exception):
-    """The idempotency key was used before with a different application (another posting, other answers or other
-    files): answering with the first receipt would hand one person's receipt to another."""
 
 
 class NowhereToKeep(Exception):
@@ -57,53 +40,10 @@ class NowhereToKeep(Exception):
     retry_after_s = 60
 
 
-class RedisFull(Exception):
-    """Redis is above its high-water mark: an application accepted now might not fit, so none is accepted."""
-
-    retry_after_s = FULL_RETRY_AFTER_S
-
-
 @dataclass(frozen=True)
 class Receipt:
     receipt: str
     status: str
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """A client's idempotency key, scoped to the client that sent it, and the fingerprint of the application sent
-    with it. A replay gets the first receipt only when both match."""
-
-    key: str  # the Redis key
-    fingerprint: str
-
-    @classmethod
-    def of(cls, key: str, application: Application, files: Mapping[str, UploadedFile],
-           client: str = "") -> Idempotency:
-        """`client` names an integrator, whose keys live apart from anonymous ones."""
-        digest = hashlib.sha256(f"{client}\n{key}".encode()).hexdigest()
-        body = hashlib.sha256(json.dumps(application.to_dict(), sort_keys=True).encode())
-        for name in sorted(files):
-            body.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(files[name].content).digest())
-        return cls("idem:" + digest, body.hexdigest())
-
-
-def check_ip(svc: Services, ip: str, files_bytes: int = 0, *, counter: str = "submissions") -> None:
-    """Count a submission from `ip` with `files_bytes` of files; raise TooManySubmissions above the hourly limits
-    of either (a count alone let one address park 30 applications of 20 MB an hour in Redis during maintenance).
-    `counter` keeps another count under the same limits: "autofill", the resumes read to fill a form.
-    With Redis down the limit is skipped (an application must never be refused for that), logged and counted."""
-    s = svc.settings
-    quota = quotas.Quota(counter, {"applications": s.submissions_per_ip_per_hour,
-                                   "bytes": s.submission_mb_per_ip_per_hour * 2**20})
-    try:
-        quotas.take(svc.request_redis(), quota, ip_digest(ip, s.secret_key), {"applications": 1, "bytes": files_bytes})
-    except quotas.Exceeded as e:
-        raise TooManySubmissions(e.retry_after_s) from None
-    except redis.RedisError as e:
-        svc.silence.heard(e)
-        log.warning("per-address submission limit skipped: Redis unreachable (%s)", type(e).__name__)
-        metrics.count_in_process("jobsite_ip_limit_skipped_total")
 
 
 def previous(svc: Services, idem: Idempotency | None, r: redis.Redis | None = None) -> Receipt | None:
@@ -116,21 +56,13 @@ def previous(svc: Services, idem: Idempotency | None, r: redis.Redis | None = No
         r = r or svc.request_redis()
         found = r.get(idem.key)
         if found:
-            receipt = _bound(found.decode(), idem)
+            receipt = idem.bound(found.decode())
             record = store.load(r, receipt)
             return Receipt(receipt, record.state.public if record else State.QUEUED.public)
     except redis.RedisError as e:
         svc.silence.heard(e)
     spooled = spool.key_binding(svc.settings.data_dir, idem.key)
-    return Receipt(_bound(spooled, idem), State.WAITING.public) if spooled else None
-
-
-def _bound(binding: str, idem: Idempotency) -> str:
-    """The receipt a key is bound to ("fingerprint receipt"), if it came with the same application."""
-    fingerprint, _, receipt = binding.partition(" ")
-    if fingerprint != idem.fingerprint:
-        raise IdempotencyConflict()
-    return receipt
+    return Receipt(idem.bound(spooled), State.WAITING.public) if spooled else None
 
 
 def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
@@ -193,29 +125,8 @@ def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: I
             raise NowhereToKeep() from None
         if not binding.endswith(" " + record.receipt):
             spool.remove(data_dir, record)
-            return Receipt(_bound(binding, idem), State.WAITING.public)
+            return Receipt(idem.bound(binding), State.WAITING.public)
     return Receipt(record.receipt, State.WAITING.public)
-
-
-def check_room(svc: Services, incoming: int) -> None:
-    """Raise RedisFull when `incoming` more bytes would take Redis past the high-water mark of its maxmemory, or,
-    for files larger than SMALL_FILES_BYTES, past the low-water mark: what is left between the two is kept for
-    small applications, so a candidate with a CV still gets in while large uploads fill Redis. One INFO round trip
-    per submission costs about 0.25 ms, mostly redis-py parsing the answer (Redis spends 3 us), under 1 % of a
-    submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large files past
-    the mark. Asked with the quick client of a request (services.py): a silent Redis costs seconds, not minutes."""
-    try:
-        mem = redis_server.memory(svc.request_redis())
-    except redis.RedisError as e:
-        svc.silence.heard(e)
-        raise
-    s = svc.settings
-    if mem.above(s.redis_high_water, incoming) or (incoming > SMALL_FILES_BYTES and
-                                                    mem.above(s.redis_low_water, incoming)):
-        log.warning("application refused: Redis uses %d of %d bytes (high-water mark %.0f%%)", mem.used, mem.limit,
-                    svc.settings.redis_high_water * 100)
-        metrics.incr(svc.redis, "jobsite_applications_refused_total", reason="redis_memory")
-        raise RedisFull()
 
 
 def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str, bytes],
@@ -247,7 +158,7 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
             store.add(pipe, record)
             uploads.add(pipe, record.receipt, contents)
             if idem:
-                pipe.set(idem.key, f"{idem.fingerprint} {record.receipt}", ex=IDEMPOTENCY_TTL_S)
+                pipe.set(idem.key, idem.binding(record.receipt), ex=IDEMPOTENCY_TTL_S)
             # Counted here, not in a write of its own after: with appendfsync always each write waits for a fsync
             # (a third of a submission's time on a busy disk, bench/intake_bench.py).
             metrics.incr(pipe, "jobsite_applications_received_total")

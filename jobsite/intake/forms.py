@@ -1,6 +1,7 @@
 """The application form: Lever's application questions become a `Form`; a `Form` plus answers become either
 field-level errors or a clean `Application`. The server checks every rule here, and the browser checks the same rules,
-rendered into the page from `Field.rules()`.
+rendered into the page from `Field.rules()`. What each type of field means (its control, its checks, how its answer
+is read) is the registry's, `fieldtypes.py`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,10 @@ from ..records import filetypes
 from ..records.application import Application, custom_name
 from ..records.uploads import UploadedFile
 from ..words import N_, Message
+from . import fieldtypes
+from .fieldtypes import TOO_LONG, FieldType
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-# A web address with its scheme, or without one as most people write it (linkedin.com/in/ada: a dotted host, no "@"
-# nor ":" so that an email or another scheme is not taken for one), completed with https:// (`complete_url`). The
-# browser checks the same pattern (Field.rules), so it is written in the syntax both understand.
-URL = re.compile(r"^(?:https?://[^\s/$.?#].[^\s]*|[^\s/$.?#:@]+\.[^\s/$.?#:@][^\s/:@]*(?:[/?#][^\s]*)?)$", re.I)
 SCHEME = re.compile(r"^https?://", re.I)
-MAX_LENGTH = {"text": 500, "textarea": 10_000, "university": 300, "url": 2_000}
-CHOICE_TYPES = ("dropdown", "multiple-choice")
-REQUIRED = N_("Answer this question.")
 CONSENT_LABEL = N_("I agree to the statement above.")
 CONSENT = N_("Consent")  # the consent section's title
 # What to do when a required answer is missing, said for the field at hand: by Lever's name for the standard fields,
@@ -37,16 +32,6 @@ REQUIRED_BY_NAME = {
     "currentCompany": N_("Enter your current company."),
     "currentLocation": N_("Enter your current location."),
 }
-REQUIRED_BY_TYPE = {
-    "email": N_("Enter your email address."),
-    "url": N_("Enter a web address, such as linkedin.com/in/your-name."),
-    "dropdown": N_("Choose one of the options."),
-    "multiple-choice": N_("Choose one of the options."),
-    "multiple-select": N_("Choose at least one option."),
-    "file-upload": N_("Choose a file to upload."),
-    "consent": N_("Tick the box to agree."),
-}
-TOO_LONG = N_("Please keep this under %(n)s characters.")
 # Lever's standard fields and its EEO section are the same on every form, so their words are ours to translate (by
 # field name, and the EEO options by their fixed English text); the questions a company wrote stay as written.
 STANDARD_LABELS = {
@@ -67,10 +52,7 @@ EEO_OPTIONS = {str(m): m for m in (
     N_("Black or African American"), N_("Asian"), N_("Native Hawaiian or Other Pacific Islander"),
     N_("American Indian or Alaska Native"), N_("Two or More Races"), N_("I am a veteran"), N_("I am not a veteran"),
     N_("Yes, I have a disability"), N_("No, I do not have a disability"), N_("I do not want to answer"))}
-PATTERNS = {  # field type -> (the rule, the message when an answer breaks it)
-    "email": (EMAIL, N_("Enter an email address like name@example.com.")),
-    "url": (URL, N_("Enter a web address, such as linkedin.com/in/your-name.")),
-}
+PATTERNS = {t.name: t.pattern for t in fieldtypes.TYPES.values() if t.pattern}  # type -> (rule, when broken)
 
 
 @dataclass(frozen=True)
@@ -79,8 +61,7 @@ class Field:
 
     name: str
     label: str
-    # text, email, url, textarea, dropdown, multiple-choice, multiple-select, file-upload, university, consent
-    type: str
+    type: str  # Lever's type: fieldtypes.TYPES says what it means
     required: bool = False
     description: str = ""
     options: tuple[tuple[str, str], ...] = ()
@@ -93,16 +74,21 @@ class Field:
                                  "options": [v for v, _ in self.options],
                                  "messages": {"required": self.required_message,
                                               "maxLength": Message(TOO_LONG, n=self.max_length)}}
-        if self.type in PATTERNS:
-            regex, message = PATTERNS[self.type]
+        if self.kind.pattern:
+            regex, message = self.kind.pattern
             rules.update(pattern=regex.pattern, flags="i" if regex.flags & re.IGNORECASE else "")
             rules["messages"]["pattern"] = message
         return rules
 
     @property
+    def kind(self) -> FieldType:
+        """What this field's type means (the registry's entry; text for a type this site does not know)."""
+        return fieldtypes.of(self.type)
+
+    @property
     def required_message(self) -> Message:
         """What the candidate should do when this required field is left empty."""
-        return REQUIRED_BY_NAME.get(self.name) or REQUIRED_BY_TYPE.get(self.type, REQUIRED)
+        return REQUIRED_BY_NAME.get(self.name) or self.kind.required
 
 
 @dataclass(frozen=True)
@@ -145,10 +131,10 @@ def build_form(questions: Mapping[str, Any]) -> Form:
         kind = "email" if name == "email" else q.get("type", "text")
         personal.append(Field(name, STANDARD_LABELS.get(name) or q.get("text") or name, kind, bool(q.get("required")),
                               options=tuple((o["text"], o["text"]) for o in q.get("options") or []),
-                              max_length=MAX_LENGTH.get(kind, MAX_LENGTH["text"]) if kind != "file-upload" else 0))
+                              max_length=fieldtypes.of(kind).max_length))
     sections = [Section(N_("Personal information"), tuple(personal))]
     links = tuple(Field(f"urls[{u['name']}]", u.get("text") or u["name"], "url", bool(u.get("required")),
-                        max_length=MAX_LENGTH["url"]) for u in questions.get("urls") or [])
+                        max_length=fieldtypes.TYPES["url"].max_length) for u in questions.get("urls") or [])
     if links:
         sections.append(Section(N_("Links"), links))
     custom_sets = []
@@ -159,7 +145,7 @@ def build_form(questions: Mapping[str, Any]) -> Form:
             fields.append(Field(custom_name(qset["id"], i), f.get("text", ""), kind, bool(f.get("required")),
                                 f.get("description") or "",
                                 tuple((o["text"], o["text"]) for o in f.get("options") or []),
-                                MAX_LENGTH.get(kind, 0)))
+                                fieldtypes.of(kind).max_length))
         custom_sets.append((qset["id"], len(fields)))
         sections.append(Section(qset.get("text") or N_("Questions"), tuple(fields)))
     eeo = questions.get("eeoQuestions") or {}
@@ -169,7 +155,7 @@ def build_form(questions: Mapping[str, Any]) -> Form:
                   EEO_HELP.get(name, ""),
                   tuple((o.get("optionId", o["text"]), EEO_OPTIONS.get(o["text"], o["text"]))
                         for o in q.get("options") or []),
-                  MAX_LENGTH["text"])
+                  fieldtypes.of(q.get("type", "text")).max_length)
             for name, q in eeo.items()),
             note=N_("These questions are optional. Your answers are kept apart from your application and never "
                     "affect how it is considered.")))
@@ -191,21 +177,7 @@ def _check(f: Field, value: Any) -> Message | None:
     empty = value in (None, "", []) or (isinstance(value, UploadedFile) and not value.content)
     if empty:
         return f.required_message if f.required else None
-    if f.type == "multiple-select":
-        if any(not isinstance(v, str) or v not in [o for o, _ in f.options] for v in value):
-            return N_("Choose from the options given.")
-        return None
-    if f.type == "file-upload":
-        return None  # checked by `check_file`, which needs limits from settings
-    if not isinstance(value, str):
-        return N_("This answer is not valid.")
-    if f.max_length and len(value) > f.max_length:
-        return Message(TOO_LONG, n=f.max_length)
-    if f.type in PATTERNS and not PATTERNS[f.type][0].match(value):
-        return PATTERNS[f.type][1]
-    if f.type in CHOICE_TYPES and f.options and value not in [o for o, _ in f.options]:
-        return N_("Choose one of the options given.")
-    return None
+    return f.kind.check(value, [o for o, _ in f.options], f.max_length)
 
 
 def complete_url(value: str) -> str:
@@ -229,23 +201,17 @@ def validate(form: Form, answers: Mapping[str, Any], uploads: Mapping[str, Uploa
     app = Application(form.posting_id)
     custom_values: dict[str, list[Any]] = {sid: [None] * n for sid, n in form.custom_sets}
     for f in form.fields():
-        value: Any = uploads.get(f.name) if f.type == "file-upload" else answers.get(f.name)
-        if f.type == "multiple-select":
-            value = [v.strip() if isinstance(v, str) else v
-                     for v in (value if isinstance(value, list) else [value] if value else []) if v]
-        elif f.type == "consent":
-            value = str(value).lower() in ("1", "true", "on", "yes") if value is not None else False
-        elif isinstance(value, str):
-            value = value.strip()
-        problem = _check(f, value) if f.type != "consent" else None
-        if problem is None and f.type == "file-upload" and value is not None and value.content:
+        ftype = f.kind
+        value: Any = ftype.read(uploads.get(f.name) if ftype.file else answers.get(f.name))
+        problem = _check(f, value) if not ftype.consent else None
+        if problem is None and ftype.file and value is not None and value.content:
             problem = check_file(value, max_file_bytes)
         if problem:
             errors[f.name] = problem
             continue
         if value in (None, "", [], False) or (isinstance(value, UploadedFile) and not value.content):
             continue
-        if f.type == "file-upload":
+        if ftype.file:
             app.files[f.name] = value.filename or "file"
         elif f.name.startswith("urls["):
             app.urls[f.name[5:-1]] = complete_url(value)
@@ -254,7 +220,7 @@ def validate(form: Form, answers: Mapping[str, Any], uploads: Mapping[str, Uploa
         elif f.name.startswith("cards["):
             set_id, _, index = f.name[6:-1].partition("][field")
             custom_values[set_id][int(index)] = value
-        elif f.type == "consent":
+        elif ftype.consent:
             pass
         else:
             app.personal[f.name] = value

@@ -314,10 +314,6 @@ class LeverClient:
         """All opportunities matching Lever's filters, every page."""
         return [o for page in self.iter_opportunity_pages(**params) for o in page]
 
-    def get_opportunity(self, opportunity_id: str) -> dict[str, Any]:
-        """Retrieve a single opportunity."""
-        return self._request("GET", f"/opportunities/{_id(opportunity_id)}", "opportunities.get")["data"]
-
     # Sourcing
 
     def create_opportunity(self, body: dict[str, Any], *, perform_as: str,

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import redis
 
 from .. import metrics
-from ..lua import Lua
+from ..redisdb.lua import Lua
 from .client import LeverRateLimited
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import threading
 
 from werkzeug.serving import make_server
 
-from .app import API_KEY, SandboxState, create_sandbox_app
 from .outbox import Outbox, SmtpSink, add_routes
+from .simulator import API_KEY, SandboxState, create_sandbox_app
 
 __all__ = ["API_KEY", "SandboxServer", "SandboxState", "create_sandbox_app"]
 

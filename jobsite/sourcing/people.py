@@ -1,6 +1,6 @@
 """Sourced people in Redis: talent-community sign-ups and people captured at events, with what Lever has of them.
 
-A person is one JSON value, written by whoever holds their delivery lease (sourcing/deliverer.py) or, before any
+A person is one JSON value, written by whoever holds their delivery lease (sourcing/opportunities.py) or, before any
 delivery, by intake. Each `Send` is one Create an opportunity (one posting, or none), so a capture for three postings
 is three sends, each recorded as it goes: a crash or a dropped answer never re-sends one Lever already has.
 """

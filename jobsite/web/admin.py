@@ -32,19 +32,19 @@ from flask import (
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import lookup
-from ..addresses import ip_digest
+from ..admission.addresses import ip_digest
 from ..console import accounts, audit, dashboard
 from ..delivery import deliverer, gate, jobs
 from ..followup import report, tagging
 from ..intake.forms import build_form
 from ..notify import messages, sending
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
+from ..privacy import lookup
 from ..records import store, uploads
 from ..records.application import custom_name
 from ..records.store import State
 from ..services import get_services
-from ..sourcing import accept as sourced
+from ..sourcing import enrol as sourced
 from ..sourcing import events, people
 from . import sourcing, submission
 from .security import check_csrf

@@ -17,14 +17,15 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask_babel import gettext
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..admission import limits
 from ..console import api_keys, audit
-from ..intake import accept, resume
+from ..intake import resume
 from ..intake.forms import ValidationFailed, answers_from_lever_body
 from ..postings import board
 from ..postings.catalog import PostingNotFound
 from ..postings.posting import Posting
 from ..services import get_services
-from ..sourcing import accept as sourced
+from ..sourcing import enrol as sourced
 from ..sourcing import people
 from ..words import N_
 from . import embed, sourcing, submission
@@ -208,17 +209,14 @@ def autofill() -> Any:
         return error_response(400, "Send the resume as multipart/form-data in a part named 'resume'.")
     if g.api_client:  # an integrator's backend sends from one address: its key is the limit there, counted apart
         try:
-            api_keys.count_application(svc.redis, g.api_client, svc.settings.api_client_per_hour,
-                                       counter="apiclient_autofill")
-        except api_keys.TooManyApplications as e:
+            limits.check_client(svc, g.api_client, counter="apiclient_autofill")  # never waits for Redis
+        except limits.TooManyFromClient as e:
             return error_response(429, f"This API client had more than {svc.settings.api_client_per_hour} resumes "
                                        "read this hour.", {"Retry-After": str(e.retry_after_s)})
-        except redis.RedisError:
-            pass  # as for its applications: reading a resume never waits for Redis
     else:
         try:
-            accept.check_ip(svc, request.remote_addr or "unknown", counter="autofill")
-        except accept.TooManySubmissions:
+            limits.check_ip(svc, request.remote_addr or "unknown", counter="autofill")
+        except limits.TooManySubmissions:
             return error_response(429, "Too many resumes from your network in the last hour. Please try again later.",
                                   {"Retry-After": "3600"})
     content = request.files["resume"].stream.read(max_bytes + 1)

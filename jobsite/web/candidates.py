@@ -20,7 +20,7 @@ from ..postings.catalog import PostingNotFound, Snapshot
 from ..postings.posting import Posting
 from ..records import spool, store
 from ..services import get_services
-from ..sourcing import accept as sourced
+from ..sourcing import enrol as sourced
 from ..sourcing import optin, people
 from ..words import N_
 from . import brand, embed, sourcing, submission

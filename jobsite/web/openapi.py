@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template
 from markupsafe import Markup, escape
 
+from ..intake import fieldtypes
 from ..postings.catalog import CatalogUnavailable
 from ..records.store import State
 from ..services import get_services
@@ -48,7 +49,13 @@ UNAUTHORIZED = _error("An Authorization header was sent with a wrong or revoked 
 UNAVAILABLE = _error("Postings could not be read (Lever unreachable and nothing cached), or keys could not be "
                      "checked.", "Retry-After")
 
-# What the API takes of a name, an email and a link (intake/forms, sourcing/accept): the document admits no less.
+# A custom answer as each field type takes it (intake/fieldtypes.py): any of them, said type by type.
+ANSWER = {"anyOf": [*{repr(t.schema): dict(t.schema) for t in fieldtypes.TYPES.values()}.values(), {"type": "null"}],
+          "description": "The answer as the field's type takes it: " + "; ".join(
+              f"{t.name}: {t.schema.get('type')}{' of ' + t.schema['items']['type'] if 'items' in t.schema else ''}"
+              for t in fieldtypes.TYPES.values()) + "."}
+
+# What the API takes of a name, an email and a link (intake/forms, sourcing/enrol): the document admits no less.
 NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
 EMAIL = {"type": "string", "format": "email", "maxLength": 200}
 LINK = {"type": "string", "maxLength": 300, "pattern": "^\\s*https?://[^\\s\\x00-\\x1f\\x7f-\\x9f]+\\s*$"}
@@ -101,8 +108,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string", "description": "The multipart field name (and the key of 422 errors)."},
             "label": {"type": "string"}, "required": {"type": "boolean"}, "description": {"type": "string"},
-            "type": {"type": "string", "description": "text, textarea, email, url, dropdown, multiple-choice, "
-                                                      "multiple-select, file-upload or consent."},
+            "type": {"type": "string", "description": ", ".join(fieldtypes.TYPES) + " (another type is taken as "
+                                                      "text)."},
             "options": {"type": "array", "items": {"type": "object", "required": ["value", "label"], "properties": {
                 "value": {"type": "string"}, "label": {"type": "string"}}}},
         },
@@ -125,7 +132,7 @@ SCHEMAS: dict[str, Any] = {
             "urls": {"type": "array", "items": _ref("NameValue")},
             "customQuestions": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"},
-                "fields": {"type": "array", "items": {"type": "object", "properties": {"value": {}}}}}}},
+                "fields": {"type": "array", "items": {"type": "object", "properties": {"value": ANSWER}}}}}},
             "eeoResponses": {"type": "object", "additionalProperties": {"type": "string"}},
             "consent": {"type": "object", "additionalProperties": {"type": "object"}},
             "source": {"type": "string", "description": "Where the candidate came from; recorded as Lever's source."},

@@ -9,11 +9,12 @@ import redis
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .. import metrics, redis_server
+from .. import metrics
 from ..delivery import gate
 from ..lever import health, pacing
 from ..notify import messages
 from ..records import spool, store
+from ..redisdb import redis_server
 from ..services import get_services
 from .errors import error_response
 

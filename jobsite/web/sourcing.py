@@ -1,6 +1,6 @@
 """Receiving sourced people from the web, shared by the /talent page, POST /api/v1/talent and the console's capture
-endpoint: the same per-address and per-client limits, memory guard and idempotency as applications (intake's
-functions), then sourcing/accept.py."""
+endpoint: the same per-address and per-client limits, memory guard and idempotency as applications (admission/),
+then sourcing/enrol.py."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from flask import abort, request
 from flask_babel import gettext
 from werkzeug.datastructures import FileStorage
 
-from .. import quotas
-from ..console import api_keys
-from ..intake import accept as intake
+from ..admission import limits, memory
+from ..admission.idempotency import Idempotency
 from ..postings import board
 from ..records.application import Attribution
 from ..records.uploads import UploadedFile
 from ..services import get_services
-from ..sourcing import accept
+from ..sourcing import enrol
 from ..sourcing.events import Event
 from ..sourcing.people import Person, Standing
 from .i18n import language
@@ -60,68 +59,61 @@ def status_of(person: Person) -> str:
 
 
 def join(data: Mapping[str, Any], resume: UploadedFile | None, *, idempotency_key: str | None,
-         attribution: Attribution | None, honeypot: str = "") -> accept.Accepted:
-    """A talent-community sign-up. Raises accept.Invalid (per field), KeyReused or Rejected."""
+         attribution: Attribution | None, honeypot: str = "") -> enrol.Accepted:
+    """A talent-community sign-up. Raises enrol.Invalid (per field), KeyReused or Rejected."""
     svc = get_services()
     if honeypot:
         raise Rejected(400, gettext("This submission looked automated, so it was not sent. If you are a person, "
                                     "please reload the page and try again."))
     teams, locations = interests()
-    person = accept.talent_signup(data, resume, teams=teams, locations=locations,
+    person = enrol.talent_signup(data, resume, teams=teams, locations=locations,
                                   max_file_bytes=svc.settings.max_file_mb * 2**20, attribution=attribution)
     person.language = language()  # the opt-in email's
     client = current_client() or ""
-    idem = accept.idempotency_key(idempotency_key, person, resume, client) if idempotency_key else None
+    idem = enrol.idempotency_key(idempotency_key, person, resume, client) if idempotency_key else None
     _limit(client, len(resume.content) if resume else 0)
     return _submit(person, resume, idem)
 
 
-def capture(data: Mapping[str, Any], event: Event, recruiter: str) -> accept.Accepted:
-    """A recruiter's capture at an event (the console checked who may). Raises accept.Invalid or Rejected."""
-    return _submit(accept.event_capture(data, event, recruiter), None, None)
+def capture(data: Mapping[str, Any], event: Event, recruiter: str) -> enrol.Accepted:
+    """A recruiter's capture at an event (the console checked who may). Raises enrol.Invalid or Rejected."""
+    return _submit(enrol.event_capture(data, event, recruiter), None, None)
 
 
 def _limit(client: str, files_bytes: int) -> None:
-    """The per-client or per-address limit, then the site's: a flood from many addresses (a /48 holds 65,536 /64s)
-    stays within JOBSITE_SIGNUPS_PER_HOUR, so Lever's budget stays the candidates'."""
+    """The per-client or per-address limit, then the site's (admission/limits.py)."""
     _limit_sender(client, files_bytes)
-    svc = get_services()
     try:
-        quotas.take(svc.redis, quotas.Quota("signups", {"signups": svc.settings.signups_per_hour}), "site",
-                    {"signups": 1})
-    except quotas.Exceeded as e:
+        limits.check_signups(get_services())
+    except limits.TooManySignups as e:
         raise Rejected(429, gettext("We received many sign-ups in the last hour. Please try again later."),
                        {"Retry-After": str(e.retry_after_s)}) from None
-    except redis.RedisError:
-        pass  # as the per-address limit: never refused for Redis alone (the submit then answers 503)
 
 
 def _limit_sender(client: str, files_bytes: int) -> None:
     svc = get_services()
     if client:
         try:
-            api_keys.count_application(svc.redis, client, svc.settings.api_client_per_hour)
-        except api_keys.TooManyApplications as e:
+            limits.check_client(svc, client)
+        except limits.TooManyFromClient as e:
             raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} submissions "
                                 "this hour.", {"Retry-After": str(e.retry_after_s)}) from None
-        except redis.RedisError:
-            pass
         return
     try:
-        intake.check_ip(svc, request.remote_addr or "unknown", files_bytes)
-    except intake.TooManySubmissions as e:
+        limits.check_ip(svc, request.remote_addr or "unknown", files_bytes)
+    except limits.TooManySubmissions as e:
         raise Rejected(429, gettext("We received many submissions from your network in the last hour. Please try "
                                     "again later."), {"Retry-After": str(e.retry_after_s)}) from None
 
 
-def _submit(person: Person, resume: UploadedFile | None, idem: tuple[str, str] | None) -> accept.Accepted:
+def _submit(person: Person, resume: UploadedFile | None, idem: Idempotency | None) -> enrol.Accepted:
     svc = get_services()
     try:
-        intake.check_room(svc, len(resume.content) if resume else 0)
-        return accept.submit(svc, person, resume, idem)
-    except accept.KeyReused:
+        memory.check_room(svc, len(resume.content) if resume else 0)
+        return enrol.submit(svc, person, resume, idem)
+    except enrol.KeyReused:
         raise KeyReused() from None
-    except (intake.RedisFull, redis.RedisError):
+    except (memory.RedisFull, redis.RedisError):
         raise Rejected(503, gettext("We can't take this for a few minutes, so nothing was sent yet. Please try "
-                                    "again in a few minutes."), {"Retry-After": str(intake.FULL_RETRY_AFTER_S)}
+                                    "again in a few minutes."), {"Retry-After": str(memory.FULL_RETRY_AFTER_S)}
                        ) from None

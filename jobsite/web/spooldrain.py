@@ -3,7 +3,7 @@ into Redis, at start-up and every JOBSITE_SPOOL_DRAIN_S, without waiting for the
 may have no worker beside it to do it).
 
 Threads do not survive a fork, and a server may build the app before forking (`gunicorn --preload wsgi:app`). So
-nothing starts in `create_app`: the thread is started in the process that serves, by `jobsite.serve()` (the factory
+nothing starts in `create_app`: the thread is started in the process that serves, by `web/app.serve()` (the factory
 `jobsite web` has gunicorn call in each worker, at start-up) or, under any other server, by that process's first
 request. Several processes on one machine share the spool; its lock lets one drain at a time.
 """

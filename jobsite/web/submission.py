@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import redis
 from flask import request
 from flask_babel import gettext
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from ..console import api_keys
+from ..admission import limits
+from ..admission.idempotency import Idempotency, IdempotencyConflict
+from ..admission.memory import RedisFull
 from ..intake import accept
+from ..intake.fieldtypes import Choice
 from ..intake.forms import Form, build_form, validate
 from ..postings.posting import Posting
 from ..records.application import Attribution
@@ -41,7 +43,7 @@ def answers_from(form_data: MultiDict[str, str], form: Form) -> dict[str, Any]:
     """Form fields as answers: lists for multiple-select fields, strings otherwise."""
     answers: dict[str, Any] = {}
     for f in form.fields():
-        if f.type == "multiple-select":
+        if f.kind.choice == Choice.MANY:
             answers[f.name] = form_data.getlist(f.name)
         elif f.name in form_data:
             answers[f.name] = form_data.get(f.name)
@@ -54,7 +56,7 @@ def uploads_from(files: MultiDict[str, FileStorage], form: Form, max_bytes: int)
     """Uploaded files of the form's file fields, read at most one byte past the limit."""
     out = {}
     for f in form.fields():
-        storage = files.get(f.name) if f.type == "file-upload" else None
+        storage = files.get(f.name) if f.kind.file else None
         if storage is not None and storage.filename:
             out[f.name] = UploadedFile(storage.filename, storage.stream.read(max_bytes + 1))
     for storage in files.values():
@@ -83,27 +85,27 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
                                     "please reload the page and try again."))
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
     client = current_client()
-    idem = accept.Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
+    idem = Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
     try:
         earlier = accept.previous(svc, idem)
         if earlier:
             return earlier
-    except accept.IdempotencyConflict:
+    except IdempotencyConflict:
         raise KeyReused() from None
     if client:  # an integrator's backend: all from one address, so its own limit instead of the address's
         _count_client(client)
     else:
         try:
-            accept.check_ip(svc, request.remote_addr or "unknown", sum(len(u.content) for u in uploads.values()))
-        except accept.TooManySubmissions as e:
+            limits.check_ip(svc, request.remote_addr or "unknown", sum(len(u.content) for u in uploads.values()))
+        except limits.TooManySubmissions as e:
             raise Rejected(429, gettext("We received many applications from your network in the last hour. Please "
                                         "try again later."), {"Retry-After": str(e.retry_after_s)}) from None
     try:
         return accept.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
                              attribution=attribution, client=client or "", language=language())
-    except accept.IdempotencyConflict:  # the same key raced in with another application
+    except IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
-    except (accept.RedisFull, accept.NowhereToKeep) as e:
+    except (RedisFull, accept.NowhereToKeep) as e:
         raise Rejected(503, gettext("We can't take applications for a few minutes, so nothing was sent yet. Your "
                                     "answers are still here: please try again in a few minutes."),
                        {"Retry-After": str(e.retry_after_s)}) from None
@@ -112,9 +114,7 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
 def _count_client(client: str) -> None:
     svc = get_services()
     try:
-        api_keys.count_application(svc.redis, client, svc.settings.api_client_per_hour)
-    except api_keys.TooManyApplications as e:
+        limits.check_client(svc, client)  # as for the per-address limit: never refused because Redis is down
+    except limits.TooManyFromClient as e:
         raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} applications this "
                             "hour.", {"Retry-After": str(e.retry_after_s)}) from None
-    except redis.RedisError:
-        pass  # as for the per-address limit: an application is never refused because Redis is down

@@ -16,8 +16,8 @@ from typing import Any
 from flask import Blueprint, abort, request
 
 from ..followup import report, tagging
+from ..privacy import retention
 from ..services import get_services
-from ..sourcing import retention as sourced_retention
 
 bp = Blueprint("webhooks", __name__)
 
@@ -50,12 +50,9 @@ def lever() -> Any:
     if not isinstance(envelope, dict) or not _signed(envelope, key):
         return {"error": "bad signature"}, 403
     try:
-        applied = report.apply_webhook(svc, envelope, svc.settings.webhook_max_age_s)
+        applied = report.apply_webhook(svc, envelope, svc.settings.webhook_max_age_s, forget=retention.forget)
     except report.WebhookRefused as e:
         return {"error": str(e)}, 409
     except tagging.LeverNotReachable:  # a deletion Lever cannot confirm now: Lever sends it again later
         return {"error": "Lever cannot confirm this event now"}, 503, {"Retry-After": "60"}
-    contact = (envelope.get("data") or {}).get("contactId") if isinstance(envelope.get("data"), dict) else None
-    if envelope.get("event") == "candidateDeleted" and applied and isinstance(contact, str) and contact:
-        sourced_retention.forget(svc, contact)  # Lever confirmed it: sourced people too (talent, events)
     return {"ok": True, "applied": applied}

@@ -29,9 +29,9 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
-from ..clock import server_now
 from ..delivery import backoff, jobs
-from ..lua import Lua
+from ..redisdb.clock import server_now
+from ..redisdb.lua import Lua
 from ..services import Services
 from ..settings import Settings
 from . import tasks
@@ -236,6 +236,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
             worker = DeliveryWorker(
                 jobs.queues(services.redis),
                 connection=services.redis,
+                job_class=jobs.TaskJob,  # jobs queued under the tasks' old dotted paths run too
                 worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
                 maintenance_interval=settings.upkeep_interval_s,
                 scheduler_name=scheduler_name,

@@ -1,8 +1,10 @@
 """The RQ tasks: importable functions over receipts, run by `jobsite worker`.
 
-Each task does little itself: `delivery` decides what happens to one application (and `notify` to its confirmation
-email), and this layer turns the answer into scheduling (retries, probes) through `queue`. Tasks find this
-process's services here (the worker sets them at start; a plain `rq worker` builds them from the environment).
+Each task does little itself: the flows decide (`delivery/deliverer` for an application, `sourcing/opportunities` for
+a sourced person, `followup/` for tags and the pipeline sync, `notify/` for an email, `privacy/retention` for what
+the schedule removes), and this layer turns the answer into scheduling (retries, probes, follow-ups) through
+`delivery/jobs`. Tasks find this process's services here (the worker sets them at start; a plain `rq worker` builds
+them from the environment). Queued jobs name them by dotted path; `delivery/jobs.TaskJob` maps older paths.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from .. import redis_server, retention
-from ..clock import server_now
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
@@ -25,15 +25,17 @@ from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..notify import received, sending
 from ..postings.catalog import CatalogUnavailable
+from ..privacy import retention
 from ..records import store
 from ..records.store import State
 from ..records.uploads import sweep_outside
+from ..redisdb import redis_server
+from ..redisdb.clock import server_now
 from ..services import Services
 from ..settings import load_settings
-from ..sourcing import deliverer as sourcing
+from ..sourcing import opportunities as sourcing
 from ..sourcing import optin
 from ..sourcing import people as sourced_people
-from ..sourcing import retention as sourced_retention
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def _after(svc: Services, receipt: str, result: deliverer.Result) -> None:
 
 
 def tag_opportunity(receipt: str, attempt: int = 0) -> str:
-    """The tagging task: `opportunities` decides, this schedules its retry or the gate's probe."""
+    """The tagging task: `followup/tagging` decides, this schedules its retry or the gate's probe."""
     svc = services()
     result = tagging.tag(svc, receipt, attempt)
     if result.gate_closed:
@@ -259,8 +261,7 @@ def upkeep() -> None:
     recover(svc)
     sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
-        retention.purge(svc)
-        sourced_retention.purge(svc)
+        retention.purge(svc)  # applications and sourced people
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)

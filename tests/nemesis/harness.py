@@ -22,7 +22,7 @@ from typing import Any
 import redis
 import requests
 
-from jobsite.redis_server import EmbeddedRedis, connect
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 
 from .proxy import Proxy
 

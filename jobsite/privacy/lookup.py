@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import redis
 
-from .records import search, store
-from .sourcing import people
+from ..records import search, store
+from ..sourcing import people
 
 
 @dataclass

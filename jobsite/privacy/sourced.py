@@ -9,7 +9,7 @@ import time
 
 from ..records import uploads
 from ..services import Services
-from . import optin, people
+from ..sourcing import optin, people
 
 log = logging.getLogger(__name__)
 

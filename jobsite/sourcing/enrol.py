@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, scoped_key
 from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
 from ..records import filetypes, uploads
 from ..records.application import Attribution
@@ -34,7 +35,7 @@ MAX_LINKS = 5
 LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+\Z")  # no control character, as the OpenAPI document says
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
 IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
-IDEMPOTENCY_TTL_S = 7 * 86400  # an integrator's retries come within days; a capture's guard never expires (below)
+# An integrator's key lives IDEMPOTENCY_TTL_S (admission/idempotency.py); a capture's guard never expires (below).
 
 
 class Invalid(Exception):
@@ -143,14 +144,14 @@ def event_capture(data: Mapping[str, Any], event: Event, recruiter: str) -> Pers
                   client_id=client_id, sends=[people.Send(posting=p) for p in postings] or [people.Send()])
 
 
-def idempotency_key(key: str, person: Person, resume: UploadedFile | None, client: str = "") -> tuple[str, str]:
-    """The Redis key of a sign-up's Idempotency-Key (scoped to the integrator) and the fingerprint of what came."""
-    digest = hashlib.sha256(f"{client}\n{key}".encode()).hexdigest()
+def idempotency_key(key: str, person: Person, resume: UploadedFile | None, client: str = "") -> Idempotency:
+    """A sign-up's Idempotency-Key (scoped to the integrator, admission/idempotency.py) and the fingerprint of what
+    came."""
     what = {k: getattr(person, k) for k in ("name", "email", "phone", "links", "teams", "locations")}
     body = hashlib.sha256(json.dumps(what, sort_keys=True).encode())
     if resume is not None:
         body.update(hashlib.sha256(resume.content).digest())
-    return IDEMPOTENCY.format(digest), body.hexdigest()
+    return Idempotency(scoped_key(IDEMPOTENCY, key, client), body.hexdigest())
 
 
 def client_guard(person: Person) -> str:
@@ -161,7 +162,7 @@ def client_guard(person: Person) -> str:
 
 
 def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
-           idempotency: tuple[str, str] | None = None) -> Accepted:
+           idempotency: Idempotency | None = None) -> Accepted:
     """Persist and queue a sourced person; returns once it is durable. A repeat (same capture client_id, or same
     Idempotency-Key and content) returns the first; a key reused for other content raises KeyReused.
 
@@ -182,12 +183,12 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
 
 
 def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
-           idempotency: tuple[str, str] | None) -> Accepted:
+           idempotency: Idempotency | None) -> Accepted:
     contents: dict[str, bytes] = {}
     if resume is not None:
         stored, contents = uploads.describe({"resume": resume})
         person.resume = stored[0]
-    guard, fingerprint = idempotency or ("", "")
+    guard, fingerprint = (idempotency.key, idempotency.fingerprint) if idempotency else ("", "")
     if person.kind == Kind.EVENT:
         guard, fingerprint = client_guard(person), ""
     with r.pipeline() as pipe:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import time
 
-from .notify import sending
-from .records import store, uploads
-from .records.store import State
-from .services import Services
+from ..notify import sending
+from ..records import store, uploads
+from ..records.store import State
+from ..services import Services
 
 log = logging.getLogger(__name__)
 

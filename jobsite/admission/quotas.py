@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .lua import Lua
+from ..redisdb.lua import Lua
 
 WINDOW_S = 3600
 

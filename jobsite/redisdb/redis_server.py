@@ -29,8 +29,8 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from .disk import private_dir
-from .settings import ConfigError, Settings
+from ..disk import private_dir
+from ..settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ import requests
 from flask import Flask, Response, abort, jsonify, redirect, request
 from markupsafe import escape
 
+from ..intake import fieldtypes
 from .seed import make_postings, make_questions, make_users
 
 API_KEY = "sandbox-key"
@@ -477,7 +478,7 @@ def _check_application(st: SandboxState, form: dict[str, Any], body: dict[str, A
             value = fields[i].get("value") if i < len(fields) and isinstance(fields[i], dict) else None
             if f["required"] and value in (None, "", []):
                 return f"Missing required field: {f['text']}"
-            if (f["type"] in ("dropdown", "multiple-choice") and value not in (None, "")
+            if (fieldtypes.of(f["type"]).choice == fieldtypes.Choice.ONE and value not in (None, "")
                     and value not in [o["text"] for o in f["options"]]):
                 return f"Invalid option for {f['text']}"
     uris = [personal.get("resume")] + [
