@@ -9,7 +9,7 @@ import time
 
 from ..records import uploads
 from ..services import Services
-from ..sourcing import optin, people
+from ..sourcing import opportunities, optin, people
 
 log = logging.getLogger(__name__)
 
@@ -39,5 +39,8 @@ def forget(svc: Services, contact_id: str) -> int:
 
 
 def _remove(svc: Services, person: people.Person) -> None:
+    """Purge the person under their lease, never over a delivery's copy of the record: as a wish the lease holder
+    writes in (at once if no worker holds it; else that worker, or upkeep, moments later)."""
     uploads.remove(svc.redis, person.id)
-    people.purge_personal_data(svc.redis, person)
+    people.wish(svc.redis, person.id, purge=True)
+    opportunities.apply_now(svc, person.id, wait_s=0)

@@ -259,6 +259,7 @@ def upkeep() -> None:
     if not r.set(UPKEEP_LOCK, "1", nx=True, ex=max(1, svc.settings.upkeep_interval_s - 1)):
         return  # another worker did the shared part this interval
     recover(svc)
+    sourced_people.ensure_email_index(r)  # once, for members who joined before the index (one EXISTS after)
     sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
         retention.purge(svc)  # applications and sourced people
