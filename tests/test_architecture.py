@@ -141,3 +141,9 @@ def test_few_modules_at_the_top() -> None:
     a package named for what it owns (at most 15 modules, __init__.py and __main__.py included)."""
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 15, top
+
+
+def test_admission_takes_inputs_not_the_locator() -> None:
+    """Admission's checks take an `Admission` (what they use, built by services.py), never `Services` itself."""
+    users = {name for name in MODULES if name.startswith("jobsite.admission") and "jobsite.services" in GRAPH[name]}
+    assert users == set()
