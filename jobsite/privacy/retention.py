@@ -1,13 +1,14 @@
 """The one home of retention: what the schedule removes (every JOBSITE_RETENTION_DAYS, hourly in the workers and by
 `jobsite purge`) and what Lever's deletion of a person removes at once (candidateDeleted), for every flow that keeps
 personal data: applications (`applications.py`) and sourced people (`sourced.py`). A new flow that keeps a person's
-data adds its two functions here."""
+data adds its two functions here. Its inputs are explicit: the Redis client and the retention period, no locator."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..services import Services
+import redis
+
 from . import applications, sourced
 
 
@@ -17,12 +18,12 @@ class Purged:
     people: int
 
 
-def purge(svc: Services, now: float | None = None) -> Purged:
+def purge(r: redis.Redis, days: int, now: float | None = None) -> Purged:
     """Remove the personal data past the retention period, in every flow; returns how many of each were purged."""
-    return Purged(applications.purge(svc, now), sourced.purge(svc, now))
+    return Purged(applications.purge(r, days, now), sourced.purge(r, days, now))
 
 
-def forget(svc: Services, contact_id: str) -> int:
+def forget(r: redis.Redis, contact_id: str) -> int:
     """Lever deleted the person: remove what every flow holds about them now, whatever its age. Returns how many
     applications and sourced people they had."""
-    return applications.forget_person(svc, contact_id) + sourced.forget(svc, contact_id)
+    return applications.forget_person(r, contact_id) + sourced.forget(r, contact_id)

@@ -261,7 +261,7 @@ def upkeep() -> None:
     recover(svc)
     sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
-        retention.purge(svc)  # applications and sourced people
+        retention.purge(r, svc.settings.retention_days)  # applications and sourced people
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)
