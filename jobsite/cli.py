@@ -453,7 +453,7 @@ def purge() -> None:
     from .services import Services
 
     settings = _settings()
-    purged = retention.purge(Services(settings).redis, settings.retention_days)
+    purged = retention.purge(Services(settings))
     click.echo(f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} "
                "days")
     click.echo(f"removed personal data of {purged.people} sourced people delivered more than "

@@ -126,3 +126,31 @@ def test_without_javascript_the_server_reports_the_same_errors(browser, live: Li
     assert page.locator("#f-email").input_value() == "not-an-email"  # nothing the candidate typed is lost
     assert page.locator("#f-email").get_attribute("aria-invalid") == "true"
     context.close()
+
+
+def test_a_reload_and_a_language_switch_keep_a_half_filled_form_on_a_phone(page, live: LiveServer,
+                                                                            sandbox: Sandbox) -> None:
+    """Issue 29's done-when at a phone's width (the walk above is the desk's): a reload, then French from the
+    header, keep every answer typed."""
+    target = full_form_posting(sandbox)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live.url}/jobs/{target['id']}/apply")
+    page.fill("#f-fullName", "Lena Fischer")
+    page.fill("#f-phone", "+49 30 1234567")
+    page.locator("input[type=radio]").last.check()
+    page.locator("form.apply textarea").first.fill("Ein halber Satz")
+    page.reload()
+    assert page.locator("#f-fullName").input_value() == "Lena Fischer"
+    assert page.locator("#f-phone").input_value() == "+49 30 1234567"
+    assert page.locator("input[type=radio]").last.is_checked()
+    assert page.locator("form.apply textarea").first.input_value() == "Ein halber Satz"
+    page.get_by_role("navigation", name="Language").get_by_role("link", name="Français").click()
+    page.wait_for_url(re.compile(r"lang=fr"))
+    assert page.locator("html").get_attribute("lang") == "fr"
+    assert page.locator("#f-fullName").input_value() == "Lena Fischer"
+    assert page.locator("#f-phone").input_value() == "+49 30 1234567"
+    assert page.locator("input[type=radio]").last.is_checked()
+    assert page.locator("form.apply textarea").first.input_value() == "Ein halber Satz"
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "apply-draft-fr-390.png"))

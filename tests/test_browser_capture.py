@@ -255,3 +255,49 @@ def test_a_shared_phone_keeps_nothing_of_the_last_recruiter(browser, live: LiveS
         assert not r.zcard(people.ALL)
     finally:
         context.close()
+
+
+def test_a_refused_capture_is_edited_offline_and_accepted_online_at_a_desk(browser, live: LiveServer, r: redis.Redis,
+                                                                            sandbox: Sandbox) -> None:
+    """Issue 29's done-when at the desk's width (the walk above is the phone's): a capture the console refuses
+    opens for editing with nothing lost, is corrected offline, and is accepted once back online."""
+    accounts.add_user(r, "rita@acme.test", "a long enough password", accounts.Role.ADMIN)
+    event = events.add(r, "Lyon Job Fair", "2026-12-04", [sandbox.public_postings()[0]["id"]])
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(f"{live.url}/admin/login?next=/admin/events/{event.id}/capture")
+        page.fill("#email", "rita@acme.test")
+        page.fill("#password", "a long enough password")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/capture$"))
+        expect(page.locator("body")).to_have_attribute("data-offline-ready", "true")
+        kept_by_an_older_page(page, {"name": "Desk Person", "email": "desk@person", "phone": "+33 4 72 00 00 00",
+                                     "note": "Asked about night shifts", "rating": 3,
+                                     "client_id": "deskperson000001"})
+        page.reload()  # online: the page sends what it keeps, the console refuses the address
+        expect(page.locator("#refused li")).to_contain_text("Desk Person", timeout=30_000)
+        assert not people.of_event(r, event.id)
+        page.get_by_role("button", name="Edit the capture of Desk Person").click()
+        expect(page.locator("#c-email")).to_have_value("desk@person")
+        assert page.locator("#c-phone").input_value() == "+33 4 72 00 00 00"
+        assert page.locator("#c-note").input_value() == "Asked about night shifts"
+        assert page.locator("input[name=rating][value='3']").is_checked()
+        context.set_offline(True)
+        page.fill("#c-email", "desk@person.example")
+        page.get_by_role("button", name="Save and next person").click()
+        expect(page.locator("#outbox")).to_have_attribute("data-waiting", "1")
+        expect(page.locator("#refused")).to_be_hidden()
+        assert not people.of_event(r, event.id)  # offline: kept on the page
+        context.set_offline(False)
+        page.evaluate("window.dispatchEvent(new Event('online'))")
+        expect(page.locator("#outbox")).to_have_attribute("data-waiting", "0", timeout=30_000)
+        [desk] = people.of_event(r, event.id)
+        assert (desk.email, desk.phone, desk.note, desk.rating, desk.client_id) == (
+            "desk@person.example", "+33 4 72 00 00 00", "Asked about night shifts", 3, "deskperson000001")
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        results = Axe().run(page)
+        assert results.violations_count == 0, results.generate_report()
+    finally:
+        context.close()

@@ -271,7 +271,7 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     assert sent["source"] == "careers-page"
 
 
-@pytest.mark.parametrize(("width", "height", "root"), [(390, 844, "62.5%"), (1280, 800, "125%")])
+@pytest.mark.parametrize(("width", "height", "root"), [(390, 844, "62.5%"), (1280, 800, "62.5%"), (1280, 800, "125%")])
 def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveServer, sandbox: Sandbox,
                                                                company_site, width: int, height: int,
                                                                root: str) -> None:

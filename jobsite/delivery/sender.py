@@ -194,6 +194,7 @@ class Work(StrEnum):
     APPLICATION = "application"  # Apply to a posting
     PERSON = "person"  # Create an opportunity, Create a note
     TAG = "tag"  # Update opportunity tags (a follow-up)
+    CHANGE = "change"  # a delivered person's own change told to Lever: their tags, the withdrawal's tag and note
     READ = "read"  # any list or get: a reconcile, a lookup, the start-up check, the sync, the catalog
 
 
@@ -212,6 +213,8 @@ POLICY = {
     Work.APPLICATION: _WRITE,
     Work.PERSON: _WRITE,
     Work.TAG: {**_WRITE, outcomes.Meaning.KEY_REFUSED: Action.NEEDS_ATTENTION},
+    # A key refused a person's tags or note says nothing about deliveries either: a person looks at that one.
+    Work.CHANGE: {**_WRITE, outcomes.Meaning.KEY_REFUSED: Action.NEEDS_ATTENTION},
     # A read refused to our key says the key lacks that permission, not that Lever takes nothing: the flow goes on
     # without it (a reconcile re-sends, a capture is created as the default user, the start-up check remembers it).
     # Any other answer to a read inside a flow is what it is for the flow's writes (a 503 closes the gate, a 5xx

@@ -183,7 +183,7 @@ class WebhookRefused(Exception):
 
 
 def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int, *,
-                  forget: Callable[[redis.Redis, str], object]) -> bool:
+                  forget: Callable[[Services, str], object]) -> bool:
     """Apply a verified webhook once; True if it concerned an opportunity from the site. Raises WebhookRefused for
     one triggered too long ago (or in the future) or whose token was seen before.
 
@@ -208,7 +208,7 @@ def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int, 
 
 
 def _apply_event(services: Services, envelope: dict[str, Any], triggered: int,
-                 forget: Callable[[redis.Redis, str], object]) -> bool:
+                 forget: Callable[[Services, str], object]) -> bool:
     r = services.redis
     data = envelope.get("data") or {}
     event = envelope.get("event")
@@ -219,7 +219,7 @@ def _apply_event(services: Services, envelope: dict[str, Any], triggered: int,
             log.warning("webhook candidateDeleted ignored: Lever still holds that contact's opportunities")
             return False
         if contact:
-            forget(r, contact)
+            forget(services, contact)
         if r.sismember(OPPS, opportunity):
             r.hset(OPP.format(opportunity), mapping={"contact_id": "", "deleted": 1})
         return bool(contact)

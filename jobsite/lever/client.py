@@ -338,6 +338,16 @@ class LeverClient:
                                    data=_multipart_fields(body), files={"resumeFile": resume})
         return dict(answer["data"])
 
+    def remove_tags(self, opportunity_id: str, tags: list[str]) -> None:
+        """Update opportunity tags: remove `tags` (those it does not carry are ignored).
+
+        Raises:
+            LeverUnavailable: 503 in maintenance, or another 5xx: try again later.
+            LeverRejected: 404 when the opportunity is gone (deleted in Lever).
+        """
+        self._request("POST", f"/opportunities/{_id(opportunity_id)}/removeTags", "opportunities.tags",
+                      json={"tags": tags})
+
     def create_note(self, opportunity_id: str, value: str, *, perform_as: str) -> str | None:
         """Create a note on an opportunity as the user `perform_as`; returns the note's id when Lever's answer (its
         shape is undocumented) names it."""

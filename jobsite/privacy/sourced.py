@@ -7,36 +7,40 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-
 from ..records import uploads
-from ..sourcing import optin, people
+from ..services import Services
+from ..sourcing import opportunities, optin, people
 
 log = logging.getLogger(__name__)
 
 
-def purge(r: redis.Redis, days: int, now: float | None = None) -> int:
+def purge(svc: Services, now: float | None = None) -> int:
     """Remove the personal data of people delivered more than the retention period ago, and the sign-ups never
     confirmed (optin.expire); returns how many of the first."""
-    optin.expire(r, now)
-    cutoff = (now or time.time()) - days * 86400
+    optin.expire(svc.redis, now)
+    r = svc.redis
+    cutoff = (now or time.time()) - svc.settings.retention_days * 86400
     due = people.load_many(r, people.delivered_before(r, cutoff))
     for person in due:
-        _remove(r, person)
+        _remove(svc, person)
     if due:
         log.info("retention: removed personal data of %d sourced people", len(due))
     return len(due)
 
 
-def forget(r: redis.Redis, contact_id: str) -> int:
+def forget(svc: Services, contact_id: str) -> int:
     """Lever deleted the person: remove what we hold about them now, whatever their age. Returns how many."""
+    r = svc.redis
     found = people.load_many(r, people.of_contact(r, contact_id))
     for person in found:
-        _remove(r, person)
+        _remove(svc, person)
     r.delete(people.CONTACT.format(contact_id))
     return len(found)
 
 
-def _remove(r: redis.Redis, person: people.Person) -> None:
-    uploads.remove(r, person.id)
-    people.purge_personal_data(r, person)
+def _remove(svc: Services, person: people.Person) -> None:
+    """Purge the person under their lease, never over a delivery's copy of the record: as a wish the lease holder
+    writes in (at once if no worker holds it; else that worker, or upkeep, moments later)."""
+    uploads.remove(svc.redis, person.id)
+    people.wish(svc.redis, person.id, purge=True)
+    opportunities.apply_now(svc, person.id, wait_s=0)

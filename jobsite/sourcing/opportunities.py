@@ -8,13 +8,21 @@ the settle time on the Redis server's clock, the same gate and the same policy f
 the bodies, the two sends, and its marker: each opportunity carries a link of ours naming the person and the send
 (`marker`), and each note carries it in its text, so that after a timeout, a dropped answer or a crash, List
 opportunities (by email) and List notes find this send's copy, and never another capture's of the same person.
+
+After delivery, what a member changes on the manage page is told to Lever on the same sender, on the same queue
+(policy row `Work.CHANGE`): new interests or locations remove the old company tags and add the new ones; consent
+withdrawn adds `<Prefix> consent withdrawn` and a note carrying the send's marker + WITHDRAWN_MARK, then nothing more
+is sent (before any opportunity exists, none is ever created). Only the lease holder writes the record: the manage
+page and retention leave a wish (people.wish) that `take_wish` writes in under the lease.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -37,6 +45,7 @@ log = logging.getLogger(__name__)
 
 LEASE = "sourced:lease:{}"  # a redis-py Lock per person while a worker delivers them
 LEGACY_MARGIN_MS = 120 * 1000  # clock skew allowed by the releases before markers (see `_reconcile`)
+APPLY_WAIT_S = 2.0  # the manage page waits at most this for a delivery in progress to let it write a change in
 MARKER_PATH = "/admin/sourced/"  # our marker: <site>/admin/sourced/<person id>/<send>
 
 
@@ -89,63 +98,174 @@ def _lease(r: redis.Redis, person_id: str, ttl_s: int) -> redis.lock.Lock:
 
 
 def deliver(services: Services, person_id: str) -> Result:
-    """Try to deliver one sourced person now: every send not yet in Lever, then their notes."""
+    """Try to deliver one sourced person now: every send not yet in Lever, then their notes; and, at any time, what
+    they changed on the manage page since (their tags; consent withdrawn: a tag and a note, then nothing more)."""
     r, s = services.redis, services.settings
     person = people.load(r, person_id)
-    if person is None or person.standing in store.AT_REST:
+    if person is None or (person.standing in store.AT_REST and not changed(r, s, person)):
+        r.zrem(people.CHANGED, person_id)  # (a change that changed nothing Lever has)
         return Result(Outcome.SKIPPED)
     lease = _lease(r, person_id, s.delivery_lease_s)
     with sender.leased(lease, f"sourced person {person_id[:8]}") as held:
         if not held:
+            if r.exists(people.WISH.format(person_id)) or r.zscore(people.CHANGED, person_id) is not None:
+                return Result(Outcome.RETRY, retry_at=time.time() + 1.0)  # the holder may be past its last look
             return Result(Outcome.SKIPPED)
         person = people.load(r, person_id)  # again, under the lease
-        if person is None or person.standing in store.AT_REST:
+        if person is None:
+            return Result(Outcome.SKIPPED)
+        take_wish(services, person)
+        if person.unconfirmed:  # nothing goes to Lever before the address is confirmed (its change is written in)
+            r.zrem(people.CHANGED, person.id)
+            return Result(Outcome.SKIPPED)
+        follow_ups_only = person.standing in store.AT_REST
+        if follow_ups_only and not _follow_ups_due(s, person):
+            r.zrem(people.CHANGED, person.id)
+            return Result(Outcome.SKIPPED)
+        if person.withdrawn and not any(x.opportunity_id or x.inflight_at for x in person.sends):
+            _withdrawn_done(r, person)  # consent withdrawn before anything reached Lever: nothing ever will
             return Result(Outcome.SKIPPED)
         if gate.park(r, person.id, person.created_at, people.PARKED):
-            people.save(r, person, Standing.WAITING)
+            if not follow_ups_only:
+                people.save(r, person, Standing.WAITING)
             return Result(Outcome.PARKED)
-        return _send(services, person, lease, services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)))
+        return _send(services, person, lease, services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
+                     follow_ups_only=follow_ups_only)
+
+
+def changed(r: redis.Redis, settings: Settings, person: Person) -> bool:
+    """Whether the person changed something (on the manage page) that is not in their record or in Lever yet."""
+    return bool(r.exists(people.WISH.format(person.id))) or _follow_ups_due(settings, person)
+
+
+def take_wish(services: Services, person: Person) -> bool:
+    """Write what the person asked on the manage page into their record (the lease holder only; `person` is changed
+    in place): new interests, unsubscribed, or consent withdrawn (the site's copy goes now; the address stays only
+    while a create whose outcome is unknown must be looked for by it). Lever is told after, by `_follow_up`. The wish
+    is removed in the same transaction that writes it in, so a wish written meanwhile is never lost."""
+    r, s = services.redis, services.settings
+    key = people.WISH.format(person.id)
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key, people.KEY.format(person.id))  # (an unconfirmed sign-up is written without a lease)
+                raw = pipe.get(key)
+                if not raw:
+                    return False
+                for send in person.sends:  # the tags Lever has: those it was created with, until now
+                    if send.opportunity_id and send.tags is None:
+                        send.tags = tags(s, person)
+                asked = json.loads(raw)
+                people.as_wished(person, asked)
+                person.changed_at = time.time()
+                pipe.multi()
+                pipe.delete(key)
+                people.save(pipe, person)
+                if (person.withdrawn or asked.get("purge")) and not person.purged:
+                    in_doubt = any(x.inflight_at and not x.opportunity_id for x in person.sends)
+                    uploads.remove(pipe, person.id)
+                    people.purge_personal_data(r, person, pipe, keep_email=in_doubt)
+                if _follow_ups_due(s, person):
+                    pipe.zadd(people.CHANGED, {person.id: time.time()}, nx=True)  # Lever is to be told
+                elif person.standing in store.AT_REST:
+                    pipe.zrem(people.CHANGED, person.id)  # nothing for Lever: done
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                if (now := people.load(r, person.id)) is None:
+                    return False
+                vars(person).update(vars(now))  # read again: the caller's object is the record as it now is
+                continue
+
+
+def apply_now(services: Services, person_id: str, wait_s: float = APPLY_WAIT_S) -> Person | None:
+    """Write the person's wish in at once if their lease is free within `wait_s` and no delivery was left midway
+    (the page then shows it done); otherwise the holder, or the job the wish queued, writes it in moments later.
+    Returns the person as they now stand."""
+    r, s = services.redis, services.settings
+    lease = r.lock(LEASE.format(person_id), timeout=s.delivery_lease_s, blocking=True, blocking_timeout=wait_s)
+    held = lease.acquire()
+    try:
+        person = people.load(r, person_id)
+        # Left mid-delivery, the record is a worker's that may only be stalled past its lease (its next save would
+        # carry its own copy): recovery's holder writes the wish in instead.
+        if person is not None and held and person.standing != Standing.DELIVERING:
+            take_wish(services, person)
+    finally:
+        if held:
+            try:
+                lease.release()
+            except LockError:
+                log.warning("sourced person %s: its lease ran out while a change was written in", person_id[:8])
+    return person
+
+
+def _withdrawn_done(r: redis.Redis, person: Person) -> None:
+    """Consent withdrawn and Lever told (or nothing of the person in Lever): the last of their data goes, and
+    nothing more is sent."""
+    person.email, person.last_error = "", ""
+    with r.pipeline() as pipe:
+        people.save(pipe, person, Standing.DELIVERED if any(x.opportunity_id for x in person.sends)
+                    else Standing.DISCARDED)
+        pipe.zrem(people.CHANGED, person.id)
+        pipe.zrem(people.PENDING, person.id)
+        pipe.zrem(people.DELIVERED, person.id)
+        pipe.execute()
+    people.log(r, person.id, "withdrawn", None, "consent withdrawn: nothing more is sent")
+
+
+_MARKS = {"create": ("inflight_at", "settle_until"), "note": ("note_inflight_at", "note_settle_until"),
+          "change": ("change_inflight_at", ""),
+          "withdrawn_note": ("withdrawn_note_inflight_at", "withdrawn_note_settle_until")}
 
 
 class _Sending:
     """Which request is on its way, so that Lever's answer to it updates its in-flight mark: an error Lever answered
-    clears it (it was not made); a 5xx ends Lever's processing, so its settle time too."""
+    clears it (it was not made); a 5xx ends Lever's processing, so its settle time too. `work` is the policy's row
+    for it: a delivery's create and note, or a change told after delivery."""
 
     def __init__(self) -> None:
         self.send: Send | None = None
-        self.note = False
+        self.what = ""  # "create", "note", "change" (tags), "withdrawn_note"
+        self.work = sender.Work.PERSON
+
+    def on(self, send: Send, what: str) -> None:
+        self.send, self.what = send, what
+        self.work = sender.Work.CHANGE if what in ("change", "withdrawn_note") else sender.Work.PERSON
 
     def failed(self, r: redis.Redis, person: Person, verdict: outcomes.Verdict) -> None:
         send = self.send
         if send is None:
             return
+        inflight, settle = _MARKS[self.what]
         if not verdict.outcome_unknown:
-            if self.note:
-                send.note_inflight_at = 0.0
-            else:
-                send.inflight_at = 0.0
-        elif verdict.status is not None:
-            if self.note:
-                send.note_settle_until = 0.0
-            else:
-                send.settle_until = 0.0
+            setattr(send, inflight, 0.0)
+        elif verdict.status is not None and settle:
+            setattr(send, settle, 0.0)
         people.save(r, person)
         self.send = None
 
 
-def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient) -> Result:
+def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient, *,
+          follow_ups_only: bool = False) -> Result:
     r, s = services.redis, services.settings
-    person.attempts += 1
-    people.save(r, person, Standing.DELIVERING)
+    first_delivery, before = not person.delivered_at, person.standing
+    if not follow_ups_only:
+        person.attempts += 1
+    people.save(r, person, Standing.DELIVERING)  # (killed now, recovery takes it up once the lease runs out)
     sending = _Sending()
     fence = Fence(r, lease, s.delivery_lease_s)
     try:
         performer = performers.perform_as(services, person.recruiter, lever)
         resume = None
-        if person.resume:
-            f = person.resume
+        if person.resume and not follow_ups_only and any(not x.opportunity_id for x in person.sends):
+            f = person.resume  # (only a create carries it: Lever has it once they are made, and its bytes go)
             resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
-        for send in person.sends:
+        for send in [] if follow_ups_only else person.sends:
+            if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
+                if send.inflight_at:                           # for (to tell Lever), nothing is sent
+                    _reconcile(services, person, send, lever)
+                continue
             if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, lever)):
 
                 def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
@@ -154,17 +274,18 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
                     return lambda pipe: people.save(pipe, person)
 
                 body = opportunity_body(s, person, send)
-                sending.send, sending.note = send, False
+                sending.on(send, "create")
                 made = fence.send(lever, s.reconcile_settle_s, mark,
                                   partial(lever.create_opportunity, body, perform_as=performer, resume=resume))
                 sending.send = None
                 send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
+                send.tags = list(body["tags"])
                 send.inflight_at = 0.0
                 people.save(r, person)
                 people.log(r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting
                                                                                   else ""))
             text = note_text(person)
-            if text and not send.note_done:
+            if text and not send.note_done and not person.withdrawn:
                 if send.note_inflight_at and _note_arrived(services, person, send, text, performer, lever):
                     continue
 
@@ -173,13 +294,16 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
                     return lambda pipe: people.save(pipe, person)
 
                 value = f"{text}\n\n{marker(s, person, send)}"
-                sending.send, sending.note = send, True
+                sending.on(send, "note")
                 fence.send(lever, s.reconcile_settle_s, mark_note,
                            partial(lever.create_note, send.opportunity_id, value, perform_as=performer))
                 sending.send = None
                 send.note_done, send.note_inflight_at = True, 0.0
                 people.save(r, person)
                 people.log(r, person.id, "note", 201, "note added")
+        for send in person.sends:
+            if _due(s, person, send):
+                _follow_up(services, person, send, fence, lever, performer, sending)
     except RateLimitWait as e:
         return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot")
     except FileMissing:
@@ -197,7 +321,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
         sending.failed(r, person, verdict)
         people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
                    verdict.message)
-        decision = sender.decide(r, verdict, sender.Work.PERSON)
+        decision = sender.decide(r, verdict, sending.work)
         act = {  # what each of the policy's actions is for a person
             sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status),
             sender.Action.WAIT: lambda: _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why),
@@ -205,14 +329,131 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
             sender.Action.RETRY: lambda: _retry(services, person, verdict.why),
         }
         return act[decision.action]()
-    person.delivered_at, person.last_error = time.time(), ""
+    if person.withdrawn:
+        _withdrawn_done(r, person)
+        return Result(Outcome.SKIPPED)
+    told = not r.exists(people.WISH.format(person.id))  # (a wish written since keeps the person in CHANGED)
+    if follow_ups_only:
+        with r.pipeline() as pipe:
+            people.save(pipe, person, before)
+            if told:
+                pipe.zrem(people.CHANGED, person.id)
+            pipe.execute()
+        return Result(Outcome.SKIPPED)
+    person.delivered_at, person.last_error = person.delivered_at or time.time(), ""
     with r.pipeline() as pipe:
         people.save(pipe, person, Standing.DELIVERED)
         uploads.remove(pipe, person.id)  # Lever has the resume now
+        if told:
+            pipe.zrem(people.CHANGED, person.id)
         pipe.execute()
-    metrics.incr(r, "jobsite_sourced_total", outcome="delivered", kind=person.kind.value)
-    log.info("sourced person %s delivered (%d opportunities)", person.id[:8], len(person.sends))
+    if first_delivery:
+        metrics.incr(r, "jobsite_sourced_total", outcome="delivered", kind=person.kind.value)
+        log.info("sourced person %s delivered (%d opportunities)", person.id[:8], len(person.sends))
     return Result(Outcome.DELIVERED)
+
+
+WITHDRAWN_MARK = "/withdrawn"  # after the send's marker: the withdrawal's note, told apart from the capture's
+
+
+def withdrawn_tag(settings: Settings) -> str:
+    """The company-prefixed tag that tells recruiters in Lever the person withdrew consent."""
+    return f"{settings.tag_prefix} consent withdrawn"
+
+
+def withdrawn_note(settings: Settings, person: Person, send: Send) -> str:
+    """The note on each of the person's opportunities when they withdraw consent (for recruiters, in Lever), with
+    its marker as its last line."""
+    day = datetime.fromtimestamp(person.changed_at or time.time(), UTC).strftime("%Y-%m-%d")
+    return (f"Consent withdrawn: on {day} this person withdrew their consent on the careers site and asked to be "
+            "deleted. The site deleted its copy of their details and will send nothing more about them; please "
+            f"remove or anonymise them in Lever as your policy requires.\n\n{marker(settings, person, send)}"
+            f"{WITHDRAWN_MARK}")
+
+
+def _follow_ups_due(settings: Settings, person: Person) -> bool:
+    return any(_due(settings, person, send) for send in person.sends)
+
+
+def _due(settings: Settings, person: Person, send: Send) -> bool:
+    """Whether Lever is still to be told of the person's change on this send's opportunity."""
+    if not send.opportunity_id:
+        return False
+    if person.withdrawn:
+        return not (send.withdrawn_tagged and send.withdrawn_noted)
+    return send.tags is not None and send.tags != tags(settings, person)
+
+
+def _follow_up(services: Services, person: Person, send: Send, fence: Fence, lever: LeverClient, performer: str,
+               sending: _Sending) -> None:
+    """Tell Lever what the person changed, on one opportunity, each call through the fence and recorded as it
+    goes: consent withdrawn (the tag, then the note, reconciled by its marker), or their interests (the tags that
+    went removed, the new ones added; setting tags twice changes nothing, so one in doubt is sent again)."""
+    r, s = services.redis, services.settings
+
+    def mark(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
+        send.change_inflight_at = m.at
+        return lambda pipe: people.save(pipe, person)
+
+    if person.withdrawn:
+        if not send.withdrawn_tagged:
+            sending.on(send, "change")
+            fence.send(lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id,
+                                                                   [withdrawn_tag(s)]))
+            send.withdrawn_tagged, send.change_inflight_at, sending.send = True, 0.0, None
+            people.save(r, person)
+            people.log(r, person.id, "withdrawn", 200, "tagged in Lever: consent withdrawn")
+        if not send.withdrawn_noted and not (send.withdrawn_note_inflight_at
+                                             and _withdrawn_note_arrived(services, person, send, lever)):
+
+            def mark_note(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
+                send.withdrawn_note_inflight_at, send.withdrawn_note_settle_until = m.at, m.settle_until
+                return lambda pipe: people.save(pipe, person)
+
+            sending.on(send, "withdrawn_note")
+            fence.send(lever, s.reconcile_settle_s, mark_note,
+                       partial(lever.create_note, send.opportunity_id, withdrawn_note(s, person, send),
+                               perform_as=performer))
+            send.withdrawn_noted, send.withdrawn_note_inflight_at, sending.send = True, 0.0, None
+            people.save(r, person)
+            people.log(r, person.id, "withdrawn", 201, "note added in Lever: consent withdrawn")
+        return
+    wanted, current = tags(s, person), list(send.tags or [])
+    gone, new = [t for t in current if t not in wanted], [t for t in wanted if t not in current]
+    if gone:
+        sending.on(send, "change")
+        fence.send(lever, s.reconcile_settle_s, mark, partial(lever.remove_tags, send.opportunity_id, gone))
+        send.tags, send.change_inflight_at, sending.send = [t for t in current if t not in gone], 0.0, None
+        people.save(r, person)
+    if new:
+        sending.on(send, "change")
+        fence.send(lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id, new))
+        sending.send = None
+    send.tags, send.change_inflight_at = wanted, 0.0
+    people.save(r, person)
+    people.log(r, person.id, "tags", 200, f"interests changed: {len(gone)} tag(s) removed, {len(new)} added")
+
+
+def _withdrawn_note_arrived(services: Services, person: Person, send: Send, lever: LeverClient) -> bool:
+    """After a withdrawal note whose outcome is unknown: is it on the opportunity (a note ending with its marker)?
+    "Not found" is trusted only once the settle time has passed (raises _Settling before)."""
+    try:
+        notes = lever.list_notes(send.opportunity_id)
+    except LeverError as e:  # the key may not read notes: add it again (it may duplicate)
+        if sender.reading(e) != sender.Action.DO_WITHOUT:
+            raise
+        notes = []
+    else:
+        ours = _mark(person, send) + WITHDRAWN_MARK
+        if any(str(n.get("text") or "").rstrip().endswith(ours) for n in notes):
+            send.withdrawn_noted, send.withdrawn_note_inflight_at = True, 0.0
+            people.save(services.redis, person)
+            return True
+        settle = sender.settling_s(services.redis, send.withdrawn_note_settle_until)
+        if settle > 0:
+            raise _Settling(settle)
+    send.withdrawn_note_inflight_at = 0.0
+    return False
 
 
 class _Settling(Exception):
@@ -295,7 +536,7 @@ def _retry_at(r: redis.Redis, person: Person, at: float, why: str) -> Result:
 
 def _retry(services: Services, person: Person, why: str) -> Result:
     r, s = services.redis, services.settings
-    if time.time() - person.created_at > s.retry_window_s:
+    if time.time() - max(person.created_at, person.changed_at) > s.retry_window_s:
         return _needs_attention(r, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
     return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why)
 
@@ -329,12 +570,14 @@ def release_parked(r: redis.Redis) -> list[str]:
 
 
 def lost(services: Services) -> list[str]:
-    """People whose delivery was interrupted: untouched for longer than a lease, no worker holding them, not parked,
-    and either left mid-delivery (a worker died) or waiting without a job to run (it vanished)."""
+    """People whose delivery, or the telling of their change to Lever, was interrupted: untouched for longer than a
+    lease, no worker holding them, not parked nor waiting for a person, and either left mid-delivery (a worker
+    died) or waiting without a job to run (it vanished)."""
     r = services.redis
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
-    now = time.time()
-    return [p.id for p in people.load_many(r, people.pending(r))
-            if p.id not in parked and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
-                                                  idle_s=now - p.updated_at, lease_s=services.settings.delivery_lease_s,
-                                                  job_id=people.job_of(r, p.id))]
+    now, lease_s = time.time(), services.settings.delivery_lease_s
+    changed = [x.decode() for x in r.zrange(people.CHANGED, 0, -1)]
+    return [p.id for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
+            if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))
+            and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
+                            idle_s=now - p.updated_at, lease_s=lease_s, job_id=people.job_of(r, p.id))]

@@ -16,21 +16,24 @@ import hashlib
 import hmac
 import logging
 import time
+from typing import Any
 
 import redis
 
+from ..admission import quotas
 from ..delivery.jobs import enqueue_sourced
 from ..notify import messages, sending
 from ..notify.sending import Letter, Status
 from ..records import uploads
 from ..services import Services
 from ..settings import Settings
-from . import people
+from . import opportunities, people
 from .people import Person
 
 log = logging.getLogger(__name__)
 
 EXPIRE_DAYS = 7
+CHANGES = quotas.Quota("talent_changes", {"changes": 20})  # a member's changes per hour: each may cost Lever calls
 
 
 def wanted(settings: Settings) -> bool:
@@ -129,21 +132,32 @@ def expire(r: redis.Redis, now: float | None = None) -> int:
     return len(due)
 
 
-def change(svc: Services, person: Person, teams: list[str], locations: list[str]) -> None:
-    """The member's new interests (from the manage page), on the site's record: the delivery of a sign-up not yet
-    sent carries them."""
-    person.teams, person.locations = teams, locations
-    people.save(svc.redis, person)
+def change(svc: Services, person_id: str, *, counted: bool = True, **wish: Any) -> Person | None:
+    """What the member asked on the manage page (`teams` and `locations`, `unsubscribed`, `withdrawn`): recorded as
+    their wish with a job to tell Lever, in one transaction, never written over the record a delivery in progress
+    holds; written in at once when no worker holds the person's lease, else by the holder or that job
+    (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone).
+
+    Raises:
+        quotas.Exceeded: the member changed more than CHANGES allows this hour (each change may cost Lever calls).
+    """
+    r = svc.redis
+    if counted:  # (withdrawing consent is never refused: it happens once)
+        quotas.take(r, CHANGES, person_id, {"changes": 1})
+    people.wish(r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id,
+                                                                                          pipeline=pipe)), **wish)
+    person = opportunities.apply_now(svc, person_id)
+    return None if person is None else people.as_wished(person, people.wished(r, person_id))
 
 
 def leave(svc: Services, person: Person) -> None:
     """The member withdraws consent: the site's copy goes now (record's personal data, files, the search's words),
-    and nothing is sent again; an unconfirmed sign-up goes entirely (nothing of it reached Lever)."""
+    Lever is told (a tag and a note on their opportunity, if it has one), and nothing is sent again; an unconfirmed
+    sign-up goes entirely (nothing of it reached Lever)."""
     r = svc.redis
-    uploads.remove(r, person.id)
     sending.forget(r, mail_key(person.id))
     if person.unconfirmed:
+        uploads.remove(r, person.id)
         people.remove(r, person)
         return
-    person.unsubscribed = True
-    people.purge_personal_data(r, person)
+    change(svc, person.id, counted=False, withdrawn=True, unsubscribed=True)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +35,11 @@ LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
 JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
 BY_EMAIL = "sourced:talent:email:{}"  # digest of a talent member's address -> their id: one record per address
 UNCONFIRMED = "sourced:unconfirmed"  # zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
+WISH = "sourced:{}:wish"  # JSON: what the person asked on the manage page, until the lease holder writes it in
+CHANGED = "sourced:changed"  # zset: id -> when, people whose changes Lever has not been told yet
+EMAIL_INDEX_BUILT = "sourced:talent:email:built"  # exists once every member from before the index is in it
+EMAIL_INDEX_CURSOR = "sourced:talent:email:cursor"  # the join time the backfill has reached, while it runs
+EMAIL_INDEX_BUDGET_S = 0.5  # the backfill's time in one upkeep: the rest waits for the next one
 
 
 class Kind(StrEnum):
@@ -65,6 +70,15 @@ class Send:
     marked: bool = False
     note_settle_until: float = 0.0
     note_marked: bool = False
+    # After delivery (the manage page): the company tags Lever has on this opportunity as the site last set them
+    # (None: those it was created with), so a change of interests removes and adds only what differs; and the
+    # withdrawal told to Lever, its tag and its note (marked as the capture's note is, its own marker).
+    tags: list[str] | None = None
+    change_inflight_at: float = 0.0  # a tag change or the withdrawal's note is on its way (for the console)
+    withdrawn_tagged: bool = False
+    withdrawn_noted: bool = False
+    withdrawn_note_settle_until: float = 0.0
+    withdrawn_note_inflight_at: float = 0.0
 
 
 @dataclass
@@ -98,6 +112,8 @@ class Person:
     unconfirmed: bool = False  # a sign-up whose address is not confirmed yet: nothing goes to Lever until it is
     language: str = ""  # the language the person saw the site in, for the emails they get
     unsubscribed: bool = False  # the person said: no more emails (or left the talent community)
+    withdrawn: bool = False  # the person withdrew consent: Lever is told (a tag, a note), then nothing more is sent
+    changed_at: float = 0.0  # when the person last changed something on the manage page (its follow-ups' retries)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -231,19 +247,95 @@ def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
     return [x.decode() for x in r.smembers(CONTACT.format(contact_id))]
 
 
-def purge_personal_data(r: redis.Redis, person: Person) -> None:
-    """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts."""
+def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipeline | None = None, *,
+                        keep_email: bool = False) -> None:
+    """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts. On `pipe`
+    (the caller's transaction) if given; `keep_email`: the address stays until a create whose outcome is unknown
+    has been looked for in Lever by it (sourcing/opportunities.py clears it then)."""
     address = person.email
-    person.name = person.email = person.phone = person.note = ""
+    person.name = person.phone = person.note = ""
+    if not keep_email:
+        person.email = ""
     person.links, person.resume, person.purged = [], None, True
-    with r.pipeline() as pipe:
+    with r.pipeline() as own:
+        p = pipe if pipe is not None else own
         if person.kind == Kind.TALENT and address:
-            pipe.delete(email_key(address))
-        pipe.set(KEY.format(person.id), person.to_json())
-        pipe.zrem(DELIVERED, person.id)
-        pipe.delete(LOG.format(person.id), JOB.format(person.id))
-        search.forget_personal(r, search.PERSON, person.id, pipe)
-        pipe.execute()
+            p.delete(email_key(address))
+        p.set(KEY.format(person.id), person.to_json())
+        p.zrem(DELIVERED, person.id)
+        p.delete(LOG.format(person.id))
+        if pipe is None:
+            p.delete(JOB.format(person.id))
+        search.forget_personal(r, search.PERSON, person.id, p)
+        if pipe is None:
+            own.execute()
+
+
+def wished(r: redis.Redis, person_id: str) -> dict[str, Any]:
+    """What the person asked on the manage page and the lease holder has not written in yet ({}: nothing)."""
+    raw = r.get(WISH.format(person_id))
+    return json.loads(raw) if raw else {}
+
+
+def wish(r: redis.Redis, person_id: str, also: Callable[[redis.client.Pipeline], None] | None = None,
+         **asked: Any) -> None:
+    """Record what was asked of a person's record by someone who holds no lease (the manage page, retention): merged
+    with a wish not written in yet, with the person in CHANGED, and `also` (a job) in the same transaction. The
+    lease holder writes it in (sourcing/opportunities.take_wish); upkeep takes up one no job is left to write in."""
+    key = WISH.format(person_id)
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                merged = {**wished(pipe, person_id), **asked}
+                pipe.multi()
+                pipe.set(key, json.dumps(merged))
+                pipe.zadd(CHANGED, {person_id: time.time()}, nx=True)
+                if also is not None:
+                    also(pipe)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
+
+
+def as_wished(person: Person, wish: dict[str, Any]) -> Person:
+    """The person with their wish written in (the wish's keys are Person's fields: teams, locations, unsubscribed,
+    withdrawn; and `purge`, retention's, which take_wish carries out); the same object, changed."""
+    for name in ("teams", "locations", "unsubscribed", "withdrawn"):
+        if name in wish:
+            setattr(person, name, wish[name])
+    if person.withdrawn:
+        person.unsubscribed = True
+    return person
+
+
+def ensure_email_index(r: redis.Redis, batch: int = 200, budget_s: float = EMAIL_INDEX_BUDGET_S) -> int:
+    """Index by address the members who joined before the index existed (their re-joining must find them, not make
+    a second record): oldest first, the first record of an address keeping it (SET NX, so a sign-up written
+    meanwhile keeps its own), for at most `budget_s` a call, going on where the last call stopped (by join time);
+    one EXISTS once done. Returns how many it added."""
+    if r.exists(EMAIL_INDEX_BUILT):
+        return 0
+    added, started = 0, time.monotonic()
+    after = (r.get(EMAIL_INDEX_CURSOR) or b"-inf").decode()
+    while True:
+        found = r.zrangebyscore(TALENT, f"({after}" if after != "-inf" else after, "+inf", start=0, num=batch,
+                                withscores=True)
+        if not found:
+            r.set(EMAIL_INDEX_BUILT, "1")
+            r.delete(EMAIL_INDEX_CURSOR)
+            return added
+        with r.pipeline(transaction=False) as pipe:
+            members = [p for p in load_many(r, [x.decode() for x, _ in found])
+                       if p.email and not p.purged and not p.withdrawn]
+            for p in sorted(members, key=lambda p: (p.unconfirmed, p.created_at)):
+                pipe.set(email_key(p.email), p.id, nx=True)
+            after = repr(found[-1][1])
+            pipe.set(EMAIL_INDEX_CURSOR, after)
+            added += sum(1 for done in pipe.execute()[:-1] if done)
+        if time.monotonic() - started > budget_s:
+            return added
 
 
 def remove(r: redis.Redis, person: Person) -> None:
@@ -251,10 +343,10 @@ def remove(r: redis.Redis, person: Person) -> None:
     its indexes, its log; the caller removes its files."""
     member = f"{search.PERSON}:{person.id}"
     with r.pipeline() as pipe:
-        pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id))
+        pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id), WISH.format(person.id))
         if person.email:
             pipe.delete(email_key(person.email))
-        for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED):
+        for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED, CHANGED):
             pipe.zrem(index, person.id)
         for key in (k.decode() for k in r.smembers(search.OF.format(member))):
             pipe.zrem(key, member)

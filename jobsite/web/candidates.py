@@ -13,6 +13,7 @@ from flask_babel import format_date, get_locale, gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..admission import quotas
 from ..intake.forms import CONSENT, Form, ValidationFailed
 from ..notify import messages, sending
 from ..postings import board, seo
@@ -449,30 +450,41 @@ def talent_manage(person_id: str, signed: str) -> Response:
     svc = get_services()
     ok = optin.signed(svc.settings, person_id, signed, "manage")
     person = people.load(svc.redis, person_id) if ok else None
-    if person is None or person.purged:
+    if person is None or person.purged or person.withdrawn or people.wished(svc.redis, person_id).get("withdrawn"):
         return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                             teams=[], locations=[], saved=""))
     teams, locations = sourcing.interests()
     saved = ""
+    status, member = 200, person
     if request.method == "POST":
         action = request.form.get("action", "")
-        if action == "leave":
-            optin.leave(svc, person)
+        try:
+            if action == "leave":
+                optin.leave(svc, person)
+                return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+                                                    teams=[], locations=[], saved="left"))
+            if action == "unsubscribe":
+                person = optin.change(svc, person.id, unsubscribed=True)
+                saved = "unsubscribed"
+            else:
+                chosen = [t for t in request.form.getlist("teams") if t in set(teams) | set(person.teams)]
+                where = [p for p in request.form.getlist("locations")
+                         if p in set(locations) | set(person.locations)]
+                person = optin.change(svc, person.id, teams=chosen, locations=where)
+                saved = "saved"
+        except quotas.Exceeded:
+            person, saved, status = people.as_wished(member, people.wished(svc.redis, member.id)), "busy", 429
+        if person is None or person.withdrawn:
             return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
-                                                teams=[], locations=[], saved="left"))
-        if action == "unsubscribe":
-            person.unsubscribed = True
-            optin.change(svc, person, person.teams, person.locations)
-            saved = "unsubscribed"
-        else:
-            chosen = [t for t in request.form.getlist("teams") if t in teams]
-            where = [p for p in request.form.getlist("locations") if p in locations]
-            optin.change(svc, person, chosen, where)
-            saved = "saved"
-    return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
+                                                teams=[], locations=[], saved=""))
+    else:
+        person = people.as_wished(person, people.wished(svc.redis, person.id))
+    page = _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
                                         teams=sorted(set(teams) | set(person.teams)),
                                         locations=sorted(set(locations) | set(person.locations)), saved=saved,
                                         retention_days=svc.settings.retention_days))
+    page.status_code = status
+    return page
 
 
 def _signed_page(html: str) -> Response:
