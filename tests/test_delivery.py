@@ -298,6 +298,20 @@ def test_recover_takes_up_an_application_whose_worker_died(svc: Services, sandbo
     assert jobs.delivery_queue(svc.redis).fetch_job(rec.job_id) is not None
 
 
+def test_recover_takes_up_an_application_whose_job_a_worker_popped_before_a_failover(
+        svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's BLPOP reached the replica, the job's "started" did not (the primary died between): after the
+    failover the job says "queued" but is in no queue. Recovery sees through it once the application is idle."""
+    receipt = submit_one(svc, sandbox)
+    later = time.time() + svc.settings.delivery_lease_s + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert tasks.recover(svc) == 0  # queued and in its queue: a worker will run it
+    queue = jobs.delivery_queue(svc.redis)
+    assert svc.redis.lpop(queue.key) is not None  # popped by a worker that then lost its primary
+    assert tasks.recover(svc) == 1
+    assert svc.redis.lrange(queue.key, 0, -1) == [store.load(svc.redis, receipt).job_id.encode()]
+
+
 def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, sandbox: Sandbox,
                                                                 settings: Settings) -> None:
     from click.testing import CliRunner

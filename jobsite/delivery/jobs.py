@@ -254,14 +254,20 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
 
 
 def job_alive(r: redis.Redis, job_id: str) -> bool:
-    """Whether a job is still due to run (queued, scheduled, deferred) or running."""
+    """Whether a job is still due to run (queued, scheduled, deferred) or running. A job "queued" in no queue is
+    not: a worker popped it (BLPOP, replicated at once) and its primary died before the job was marked started (a
+    failover), so no worker will ever run it."""
     if not job_id:
         return False
     try:
-        status = Job.fetch(job_id, connection=r).get_status(refresh=False)  # (read again, it may be gone by then)
+        job = Job.fetch(job_id, connection=r)
+        status = job.get_status(refresh=False)  # (read again, it may be gone by then)
     except NoSuchJobError:
         return False
-    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+    if status == JobStatus.QUEUED:
+        queue = Queue(job.origin, connection=r)
+        return any(r.lpos(key, job_id) is not None for key in (queue.key, queue.intermediate_queue_key))
+    return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
 
 
 def clean_up_abandoned(r: redis.Redis) -> None:

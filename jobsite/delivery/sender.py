@@ -6,7 +6,9 @@ the same one; the lease as a fencing token, checked in the same transaction that
 and checked again after any wait, so a worker stalled past its lease stops instead of sending a second copy; an
 in-flight mark with a settle time, so an answer-less send is looked for in Lever (by our marker, which every write
 that can be re-sent carries) before it is sent again, and "not found" is trusted only once Lever cannot still be
-processing it; and what each of Lever's answers means for the item (wait, retry, a person looks, close the gate).
+processing it (with replicas required, the mark is WAITed on them before the send leaves, so a failover cannot
+forget a send Lever has); and what each of Lever's answers means for the item (wait, retry, a person looks, close
+the gate).
 
 Every time that is compared across machines (when a send was marked, when its settle time ends) is read from the
 clock every machine shares, the Redis server's (TIME), never from one worker's own clock: a worker whose clock is
@@ -31,6 +33,7 @@ from redis.lock import Lock
 
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import Unfenced
+from ..redisdb import redis_server
 from ..redisdb.clock import server_now
 from . import backoff, gate, jobs, outcomes
 
@@ -40,6 +43,7 @@ T = TypeVar("T")
 MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
+REPLICA_RETRY_S = 2.0  # a send whose in-flight mark the replicas did not acknowledge is tried again after this
 FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
 FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
 
@@ -88,22 +92,33 @@ def leased(lock: Lock, what: str) -> Iterator[bool]:
             log.warning("%s: its lease ran out during delivery", what)
 
 
+class Unreplicated(Exception):
+    """The in-flight mark is on the primary alone (the replicas did not acknowledge it in time): nothing was sent, as
+    a failover now could forget the mark and let the item be sent again. Try again soon."""
+
+
 class Fence:
     """The lease as a fencing token: a worker records that it is about to send in the same transaction that checks
     it still holds the lease (WATCH the lease, compare its token, extend it, write the send), so a worker that stalled
     past its lease, while recovery gave the item to another, stops instead of sending a second copy. Lever cannot
     check a token, so the last check must be close to the send: if more than RECHECK_FRACTION of the lease has
-    passed since it (the process was stopped while it waited for its slot), `recheck` checks again."""
+    passed since it (the process was stopped while it waited for its slot), `recheck` checks again.
+
+    With `replicas` (JOBSITE_REDIS_MIN_REPLICAS) the mark must be on that many replicas (WAIT, within
+    `replica_wait_ms`) before the send leaves: a failover between the mark and Lever's answer would otherwise promote
+    a replica that never saw the mark, and the item would be sent again without a reconcile."""
 
     RECHECK_FRACTION = 0.25  # of the lease: sent within it, the request reaches Lever long before the lease can end
 
-    def __init__(self, r: redis.Redis, lock: Lock, lease_s: int):
+    def __init__(self, r: redis.Redis, lock: Lock, lease_s: int, *, replicas: int = 0, replica_wait_ms: int = 1000):
         self.r, self.lock, self.lease_s = r, lock, lease_s
+        self.replicas, self.replica_wait_ms = replicas, replica_wait_ms
         self.checked = 0.0
 
     def record_send(self, write: Callable[[redis.client.Pipeline], None]) -> None:
         """Queue `write` (the send's in-flight mark) on a transaction that commits if and only if the lease is still
-        ours. Raises LockError."""
+        ours, and with replicas required, WAIT for them to have it. Raises LockError, Unreplicated (the mark may be
+        on the primary: the caller withdraws it, nothing was sent)."""
         key = self.lock.name
         token = self.lock.local.token
         try:
@@ -117,6 +132,9 @@ class Fence:
                 pipe.execute()
         except redis.WatchError:
             raise LockError("the lease changed while the send was recorded", lock_name=key) from None
+        if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms):
+            raise Unreplicated(f"the in-flight mark is not on {self.replicas} Redis replica(s) within "
+                               f"{self.replica_wait_ms} ms")
         self.checked = time.monotonic()
 
     def recheck(self) -> None:
@@ -136,8 +154,8 @@ class Fence:
         its slot on its endpoint's limits, with the send marked in flight just before the slot (`marking(mark)` gives
         the write) in the transaction that checks the lease, and the lease checked again once the slot is reached if
         the wait was long (a stall between the mark and the slot is caught here). The client refuses such a send
-        outside this (lever.pacing.Unfenced). Raises LockError (nothing sent), RateLimitWait, and whatever `request`
-        raises."""
+        outside this (lever.pacing.Unfenced). Raises LockError or Unreplicated (nothing sent), RateLimitWait, and
+        whatever `request` raises."""
         if lever.pace is None:
             raise Unfenced("a fenced send needs a paced client")
         self.lock.reacquire()

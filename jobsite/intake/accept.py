@@ -26,11 +26,11 @@ from ..records import spool, store, uploads
 from ..records.application import Application, Attribution
 from ..records.store import Record, State
 from ..records.uploads import UploadedFile
+from ..redisdb import redis_server
 from ..services import Services
 
 log = logging.getLogger(__name__)
 
-REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
 
 
 class NowhereToKeep(Exception):
@@ -84,7 +84,7 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
         r = svc.request_redis()
         check_room(svc.admission, 0 if svc.settings.files_url else sum(map(len, contents.values())))
         contents = _files_outside(svc, record, contents)
-        receipt_ = _commit(svc, r, record, contents, idempotency)
+        receipt_ = _commit(svc, r, record, contents, idempotency, fresh=True)
     except redis.exceptions.OutOfMemoryError:
         # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
         # large one near the mark can exceed maxmemory): nothing was written, and the candidate tries again later.
@@ -130,9 +130,10 @@ def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: I
 
 
 def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str, bytes],
-            idem: Idempotency | None) -> Receipt:
-    """Write record + files + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and
-    gets the winner's receipt.
+            idem: Idempotency | None, *, fresh: bool = False) -> Receipt:
+    """Write record + files + job (+ idempotency key) and the received count atomically. A concurrent duplicate
+    loses the WATCH race and gets the winner's receipt. `fresh`: the receipt was made for this request (random, 128
+    bits), so Redis cannot have it yet and is not asked (a spooled one may have been moved already).
 
     redis-py raises WatchError both for a lost race and for a connection lost while keys are watched (Redis killed,
     or exiting on a full disk in the middle of EXEC; a failover; a network cut), so a WatchError says only that
@@ -147,8 +148,8 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
                 if pipe.get(idem.key):
                     pipe.reset()
                     return previous(svc, idem, r) or Receipt(record.receipt, State.QUEUED.public)
-            pipe.watch(store.record_key(record.receipt))
-            if pipe.exists(store.record_key(record.receipt)):
+            pipe.watch(store.record_key(record.receipt))  # (what makes a lost answer a WatchError, read back)
+            if not fresh and pipe.exists(store.record_key(record.receipt)):
                 return Receipt(record.receipt, State.QUEUED.public)  # spooled copy already moved
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
@@ -158,6 +159,9 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
             uploads.add(pipe, record.receipt, contents)
             if idem:
                 pipe.set(idem.key, idem.binding(record.receipt), ex=IDEMPOTENCY_TTL_S)
+            # Counted here, not in a write of its own after: with appendfsync always each write waits for a fsync
+            # (a third of a submission's time on a busy disk, bench/intake_bench.py).
+            metrics.incr(pipe, "jobsite_applications_received_total")
             pipe.execute()
         except redis.WatchError:
             if not r.exists(store.record_key(record.receipt)):
@@ -166,26 +170,14 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
                     raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") \
                         from None
                 return earlier
-    with contextlib.suppress(redis.RedisError):  # a count lost, never a written application spooled again
-        metrics.incr(r, "jobsite_applications_received_total")
     return Receipt(record.receipt, State.QUEUED.public)
 
 
 def replicated(svc: Services) -> bool:
     """Whether every write this process made so far is on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that
-    setting). WAIT counts the writes of its own connection only, and a transaction's connection goes back to the
-    pool: so one write on the connection that WAITs, after the application's, and the replication stream's order
-    makes the replicas' acknowledgement of it cover the application too. Any Redis error counts as not replicated."""
+    setting; see redis_server.replicated)."""
     s = svc.settings
-    if not s.redis_min_replicas:
-        return True
-    try:
-        with svc.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(REPLICATION_MARK)
-            pipe.wait(s.redis_min_replicas, s.redis_replica_wait_ms)
-            return int(pipe.execute()[1]) >= s.redis_min_replicas
-    except redis.RedisError:
-        return False
+    return redis_server.replicated(svc.redis, s.redis_min_replicas, s.redis_replica_wait_ms)
 
 
 def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:

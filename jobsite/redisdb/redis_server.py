@@ -332,6 +332,25 @@ def durability_warnings(r: redis.Redis) -> list[str]:
     return []
 
 
+REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
+
+
+def replicated(r: redis.Redis, replicas: int, timeout_ms: int) -> bool:
+    """Whether every write this process made so far is on `replicas` replicas within `timeout_ms` (True for 0). WAIT
+    counts the writes of its own connection only, and a transaction's connection goes back to the pool: so one write
+    on the connection that WAITs, after the ones it vouches for, and the replication stream's order makes the
+    replicas' acknowledgement of it cover them too. Any Redis error counts as not replicated."""
+    if not replicas:
+        return True
+    try:
+        with r.pipeline(transaction=False) as pipe:
+            pipe.incr(REPLICATION_MARK)
+            pipe.wait(replicas, timeout_ms)
+            return int(pipe.execute()[1]) >= replicas
+    except redis.RedisError:
+        return False
+
+
 def replica_warnings(r: redis.Redis, min_replicas: int) -> list[str]:
     """With JOBSITE_REDIS_MIN_REPLICAS, what lets a primary cut off from its replicas still take writes that a
     failover would lose (a worker's writes are not WAITed for), in words for the operator's log. Nothing when CONFIG
