@@ -286,8 +286,8 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     later = time.time() + settings.retention_days * 86400 + 60
     r.zadd(store.DELIVERED_LOG, {recent: later - 3600})  # as if `recent` was delivered an hour before `later`
-    assert retention.purge(svc, now=later) == 1
-    assert retention.purge(svc, now=later) == 0  # done once
+    assert retention.purge(svc.redis, svc.settings.retention_days, now=later) == 1
+    assert retention.purge(svc.redis, svc.settings.retention_days, now=later) == 0  # done once
     purged = store.load(r, old)
     assert purged.application is None
     assert purged.purged
@@ -319,7 +319,8 @@ def test_retention_removes_the_files_of_a_discarded_application(client, r: redis
     discarded, stuck = with_resume(1), with_resume(2)
     assert deliverer.discard(Services(settings), discarded, "ada@acme.test", "duplicate")
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
-    assert retention.purge(Services(settings), now=time.time() + settings.retention_days * 86400 + 60) == 1
+    later = time.time() + settings.retention_days * 86400 + 60
+    assert retention.purge(Services(settings).redis, settings.retention_days, now=later) == 1
     assert not r.exists(uploads.KEY.format(discarded))
     assert r.exists(uploads.KEY.format(stuck))  # needs attention: kept until a recruiter acts
 

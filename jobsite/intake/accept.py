@@ -82,7 +82,7 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
                                                                       where.referrer)
     try:
         r = svc.request_redis()
-        check_room(svc, 0 if svc.settings.files_url else sum(map(len, contents.values())))
+        check_room(svc.admission, 0 if svc.settings.files_url else sum(map(len, contents.values())))
         contents = _files_outside(svc, record, contents)
         receipt_ = _commit(svc, r, record, contents, idempotency, fresh=True)
     except redis.exceptions.OutOfMemoryError:

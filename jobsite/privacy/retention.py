@@ -2,7 +2,9 @@
 `jobsite purge`) and what Lever's deletion of a person removes at once (candidateDeleted), for every flow that keeps
 personal data: applications (`applications.py`), sourced people (`sourced.py`) and job alert subscriptions
 (`alerts/subscriptions.py`: unconfirmed ones removed after 7 days, ended ones after the retention period; an alert
-names no Lever person). A new flow that keeps a person's data adds its two functions here."""
+names no Lever person). A new flow that keeps a person's data adds its two functions here. Applications' removal
+takes only the Redis client and the period; a sourced person's is a wish their lease holder writes in
+(sourcing/opportunities), so it takes the services."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ class Purged:
 
 def purge(svc: Services, now: float | None = None) -> Purged:
     """Remove the personal data past the retention period, in every flow; returns how many of each were purged."""
-    return Purged(applications.purge(svc, now), sourced.purge(svc, now), _alerts(svc, now))
+    return Purged(applications.purge(svc.redis, svc.settings.retention_days, now), sourced.purge(svc, now),
+                  _alerts(svc, now))
 
 
 def _alerts(svc: Services, now: float | None) -> int:
@@ -36,4 +39,4 @@ def _alerts(svc: Services, now: float | None) -> int:
 def forget(svc: Services, contact_id: str) -> int:
     """Lever deleted the person: remove what every flow holds about them now, whatever its age. Returns how many
     applications and sourced people they had."""
-    return applications.forget_person(svc, contact_id) + sourced.forget(svc, contact_id)
+    return applications.forget_person(svc.redis, contact_id) + sourced.forget(svc, contact_id)

@@ -115,9 +115,8 @@ def confirm(svc: Services, person_id: str, given: str) -> Person | None:
                 continue
 
 
-def expire(svc: Services, now: float | None = None) -> int:
+def expire(r: redis.Redis, now: float | None = None) -> int:
     """Remove the sign-ups left unconfirmed for EXPIRE_DAYS, with every trace (they never reached Lever)."""
-    r = svc.redis
     cutoff = (now or time.time()) - EXPIRE_DAYS * 86400
     due = people.load_many(r, [x.decode() for x in r.zrangebyscore(people.UNCONFIRMED, 0, cutoff)])
     for person in due:

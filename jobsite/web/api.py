@@ -210,13 +210,14 @@ def autofill() -> Any:
         return error_response(400, "Send the resume as multipart/form-data in a part named 'resume'.")
     if g.api_client:  # an integrator's backend sends from one address: its key is the limit there, counted apart
         try:
-            limits.check_client(svc, g.api_client, counter="apiclient_autofill")  # never waits for Redis
+            # never waits for Redis
+            limits.check_client(svc.admission, g.api_client, counter="apiclient_autofill")
         except limits.TooManyFromClient as e:
             return error_response(429, f"This API client had more than {svc.settings.api_client_per_hour} resumes "
                                        "read this hour.", {"Retry-After": str(e.retry_after_s)})
     else:
         try:
-            limits.check_ip(svc, request.remote_addr or "unknown", counter="autofill")
+            limits.check_ip(svc.admission, request.remote_addr or "unknown", counter="autofill")
         except limits.TooManySubmissions:
             return error_response(429, "Too many resumes from your network in the last hour. Please try again later.",
                                   {"Retry-After": "3600"})
