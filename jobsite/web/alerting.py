@@ -63,9 +63,9 @@ def _limit() -> None:
     client = current_client()
     try:
         if client:
-            limits.check_client(svc, client, counter="apiclient_alerts")
+            limits.check_client(svc.admission, client, counter="apiclient_alerts")
         else:
-            limits.check_ip(svc, request.remote_addr or "unknown", counter="alerts")
+            limits.check_ip(svc.admission, request.remote_addr or "unknown", counter="alerts")
         quotas.take(svc.redis, quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}), "site",
                     {"alerts": 1})
     except (limits.TooManySubmissions, quotas.Exceeded) as e:
