@@ -17,7 +17,6 @@ from typing import Any
 
 import redis
 from rq import Callback, Queue
-from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
@@ -291,21 +290,46 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
     return chosen
 
 
+UNQUEUED = "jobs:unqueued:{}"  # exists once a job was seen "queued" in no queue (value: 1); expires
+UNQUEUED_TTL_S = 900  # longer than any gap between two upkeeps (JOBSITE_UPKEEP_INTERVAL_S is at most 60 s)
+_DUE_OR_RUNNING = (JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+
+
+def jobs_alive(r: redis.Redis, job_ids: Iterable[str]) -> set[str]:
+    """Which of these jobs are still due to run (queued, scheduled, deferred) or running, in at most three round
+    trips however many there are: the jobs in one, each queue they name read once (one LPOS per job made a
+    backlog's recovery quadratic), and the sightings below in one.
+
+    A job "queued" in no queue is gone only the second time a check sees it so: a worker popped it (BLPOP,
+    replicated at once) and its primary died before the job was marked started (a failover), so no worker will
+    ever run it. At the first sighting it may as well be between a live worker's BLPOP and its STARTED."""
+    ids = list(dict.fromkeys(x for x in job_ids if x))
+    if not ids:
+        return set()
+    found = [job for job in Job.fetch_many(ids, connection=r) if job is not None]
+    alive = {job.id for job in found if job.get_status(refresh=False) in _DUE_OR_RUNNING}
+    queued = [job for job in found if job.get_status(refresh=False) == JobStatus.QUEUED]
+    if not queued:
+        return alive
+    pipe = r.pipeline(transaction=False)
+    for origin in sorted({job.origin for job in queued}):
+        queue = Queue(origin, connection=r)
+        pipe.lrange(queue.key, 0, -1)
+        pipe.lrange(queue.intermediate_queue_key, 0, -1)
+    in_queues = {x.decode() for contents in pipe.execute() for x in contents}
+    alive |= {job.id for job in queued if job.id in in_queues}
+    unqueued = [job.id for job in queued if job.id not in in_queues]
+    if unqueued:
+        pipe = r.pipeline(transaction=False)
+        for job_id in unqueued:
+            pipe.set(UNQUEUED.format(job_id), 1, nx=True, ex=UNQUEUED_TTL_S)
+        alive |= {job_id for job_id, first_sighting in zip(unqueued, pipe.execute(), strict=True) if first_sighting}
+    return alive
+
+
 def job_alive(r: redis.Redis, job_id: str) -> bool:
-    """Whether a job is still due to run (queued, scheduled, deferred) or running. A job "queued" in no queue is
-    not: a worker popped it (BLPOP, replicated at once) and its primary died before the job was marked started (a
-    failover), so no worker will ever run it."""
-    if not job_id:
-        return False
-    try:
-        job = Job.fetch(job_id, connection=r)
-        status = job.get_status(refresh=False)  # (read again, it may be gone by then)
-    except NoSuchJobError:
-        return False
-    if status == JobStatus.QUEUED:
-        queue = Queue(job.origin, connection=r)
-        return any(r.lpos(key, job_id) is not None for key in (queue.key, queue.intermediate_queue_key))
-    return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+    """Whether a job is still due to run or running (`jobs_alive` for one)."""
+    return job_id in jobs_alive(r, [job_id])
 
 
 def clean_up_abandoned(r: redis.Redis) -> None:

@@ -592,7 +592,10 @@ def lost(services: Services) -> list[str]:
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now, lease_s = time.time(), services.settings.delivery_lease_s
     changed = [x.decode() for x in r.zrange(people.CHANGED, 0, -1)]
-    return [p.id for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
-            if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))
-            and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
-                            idle_s=now - p.updated_at, lease_s=lease_s, job_id=people.job_of(r, p.id))]
+    candidates = [p for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
+                  if p.id not in parked
+                  and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))]
+    job_ids = people.jobs_of(r, [p.id for p in candidates])
+    return sender.lost(r, [sender.Tracked(p.id, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
+                                          idle_s=now - p.updated_at, job_id=job_id)
+                           for p, job_id in zip(candidates, job_ids, strict=True)], lease_s=lease_s)

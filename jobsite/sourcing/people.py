@@ -239,6 +239,13 @@ def job_of(r: redis.Redis, person_id: str) -> str:
     return raw.decode() if raw else ""
 
 
+def jobs_of(r: redis.Redis, person_ids: list[str]) -> list[str]:
+    """`job_of` for many people, in one round trip."""
+    if not person_ids:
+        return []
+    return [raw.decode() if raw else "" for raw in r.mget([JOB.format(i) for i in person_ids])]
+
+
 def delivered_before(r: redis.Redis, cutoff: float) -> list[str]:
     return [x.decode() for x in r.zrangebyscore(DELIVERED, 0, cutoff)]
 

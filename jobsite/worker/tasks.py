@@ -285,13 +285,16 @@ def recover(svc: Services) -> int:
     parked = gate.parked(r)
     candidates = store.receipts(r, State.DELIVERING) + store.receipts(r, State.QUEUED) + [
         x for x in store.receipts(r, State.WAITING) if x not in parked]
-    lost = [rec.receipt for rec in store.load_many(r, candidates)
-            if sender.lost(r, deliverer.LEASE.format(rec.receipt), delivering=rec.state == State.DELIVERING,
-                           idle_s=now - rec.updated_at, lease_s=lease_s, job_id=rec.job_id)]
+    lost = sender.lost(r, [sender.Tracked(rec.receipt, deliverer.LEASE.format(rec.receipt),
+                                          delivering=rec.state == State.DELIVERING, idle_s=now - rec.updated_at,
+                                          job_id=rec.job_id)
+                           for rec in store.load_many(r, candidates)], lease_s=lease_s)
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
+        pipe = r.pipeline(transaction=False)
         for receipt in lost:
-            store.log_attempt(r, receipt, "recover", None, "delivery was interrupted; queued again")
+            store.log_attempt(pipe, receipt, "recover", None, "delivery was interrupted; queued again")
+        pipe.execute()
         jobs.release(r, lost)
     return len(lost)
 
