@@ -32,6 +32,8 @@ QUEUE = "applications"
 MAIL_QUEUE = "mail"  # confirmation emails: served first, so a receipt never waits behind a backlog of deliveries
 SOURCING_QUEUE = "sourcing"  # talent sign-ups and captures: after applications, so a flood of sign-ups (600 from
 # 20 addresses took a real application from 0.6 s to 64 s) never queues ahead of a candidate
+ALERTS_QUEUE = "alerts"  # job alerts: matching a new posting, sending the emails; after applications and sign-ups,
+# so a hundred thousand alerts never hold up a candidate
 FOLLOWUP_QUEUE = "followups"  # tags and pipeline syncs: served last, so applications always go first
 JOB_TIMEOUT_S = 600
 MAIL_JOB_TIMEOUT_S = 300  # a few SMTP steps, each bounded by the SMTP timeout (at most 300 s)
@@ -40,9 +42,14 @@ PROBE = "jobsite.worker.tasks.probe"
 DELIVERY_CRASHED = "jobsite.worker.tasks.delivery_crashed"
 CONFIRMATION_EMAIL = "jobsite.worker.tasks.send_confirmation_email"
 OPTIN_EMAIL = "jobsite.worker.tasks.send_optin_email"
+ALERT_CONFIRMATION_EMAIL = "jobsite.worker.tasks.send_alert_confirmation"
 TAG = "jobsite.worker.tasks.tag_opportunity"
 SYNC = "jobsite.worker.tasks.sync_pipeline"
 DELIVER_SOURCED = "jobsite.worker.tasks.deliver_sourced"
+MATCH_ALERTS = "jobsite.worker.tasks.match_alerts"
+SEND_ALERTS = "jobsite.worker.tasks.send_alerts"
+ALERTS_CRASHED = "jobsite.worker.tasks.alerts_crashed"
+ALERT_JOB_TIMEOUT_S = 1800  # a matching job goes through every subscription; a send job waits on the mail pace
 # Versions before the tasks moved to jobsite/worker/tasks.py queued them as `jobsite.tasks.X`, and RQ keeps each job's
 # function (and its callbacks) by that path in Redis: a scheduled retry (up to 15 minutes away), a confirmation email
 # being retried (about four hours), a probe, a failure callback. TaskJob reads them under today's path.
@@ -81,6 +88,7 @@ def queues(r: redis.Redis) -> list[Queue]:
     """The queues a worker serves, the most urgent first."""
     return [Queue(MAIL_QUEUE, connection=r, job_class=TaskJob), delivery_queue(r),
             Queue(SOURCING_QUEUE, connection=r, job_class=TaskJob),
+            Queue(ALERTS_QUEUE, connection=r, job_class=TaskJob),
             Queue(FOLLOWUP_QUEUE, connection=r, job_class=TaskJob)]
 
 
@@ -148,6 +156,14 @@ def enqueue_optin_email(r: redis.Redis, person_id: str, *, pipeline: redis.clien
                           attempt=attempt)
 
 
+def enqueue_alert_confirmation(r: redis.Redis, sub_id: str, *, pipeline: redis.client.Pipeline | None = None,
+                               at: float | None = None, attempt: int = 0) -> str:
+    """Queue (or schedule) try number `attempt` of a job alert subscription's confirmation email
+    (alerts/confirmation.py), on the same terms as the confirmation email: only the subscription's id in the job."""
+    return _enqueue_email(r, ALERT_CONFIRMATION_EMAIL, sub_id, f"alert confirmation {sub_id[:8]}", pipeline=pipeline,
+                          at=at, attempt=attempt)
+
+
 def _enqueue_email(r: redis.Redis, task: str, subject: str, description: str, *,
                    pipeline: redis.client.Pipeline | None, at: float | None, attempt: int) -> str:
     q = Queue(MAIL_QUEUE, connection=r)
@@ -158,6 +174,28 @@ def _enqueue_email(r: redis.Redis, task: str, subject: str, description: str, *,
     else:
         q.enqueue(task, subject, attempt, **options)
     return str(options["job_id"])
+
+
+def enqueue_alert_matching(r: redis.Redis, posting_ids: Iterable[str]) -> None:
+    """Queue one matching job per newly published posting (alerts/fanout.py), on the alerts queue."""
+    q = Queue(ALERTS_QUEUE, connection=r)
+    datas = [Queue.prepare_data(MATCH_ALERTS, (p,), timeout=ALERT_JOB_TIMEOUT_S, result_ttl=0,
+                                job_id=f"am-{p[:40]}-{uuid.uuid4().hex[:8]}", description=f"match alerts {p[:8]}",
+                                on_failure=Callback(ALERTS_CRASHED))
+             for p in posting_ids]
+    if datas:
+        q.enqueue_many(datas)
+
+
+def enqueue_alert_sends(r: redis.Redis, groups: Iterable[list[str]]) -> None:
+    """Queue one send job per group of due subscriptions (alerts/digest.py), spread over every worker."""
+    q = Queue(ALERTS_QUEUE, connection=r)
+    datas = [Queue.prepare_data(SEND_ALERTS, (g,), timeout=ALERT_JOB_TIMEOUT_S, result_ttl=0,
+                                job_id=f"as-{uuid.uuid4().hex[:16]}", description=f"send {len(g)} alert(s)",
+                                on_failure=Callback(ALERTS_CRASHED))
+             for g in groups]
+    if datas:
+        q.enqueue_many(datas)
 
 
 def enqueue_tagging(r: redis.Redis, receipt: str, *, at: float | None = None, attempt: int = 0) -> str:
