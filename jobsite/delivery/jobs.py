@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 from rq import Callback, Queue
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
@@ -290,46 +291,82 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
     return chosen
 
 
-UNQUEUED = "jobs:unqueued:{}"  # exists once a job was seen "queued" in no queue (value: 1); expires
+UNQUEUED = "jobs:unqueued:{}"  # exists once a check saw the job "queued" in no queue (value: 1); expires
 UNQUEUED_TTL_S = 900  # longer than any gap between two upkeeps (JOBSITE_UPKEEP_INTERVAL_S is at most 60 s)
-_DUE_OR_RUNNING = (JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+_RUNNING = {JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value, JobStatus.STARTED.value}
 
 
-def jobs_alive(r: redis.Redis, job_ids: Iterable[str]) -> set[str]:
-    """Which of these jobs are still due to run (queued, scheduled, deferred) or running, in at most three round
-    trips however many there are: the jobs in one, each queue they name read once (one LPOS per job made a
-    backlog's recovery quadratic), and the sightings below in one.
+def job_alive(r: redis.Redis, job_id: str, *, started_within_s: float | None = None) -> bool:
+    """Whether a job is still due to run (queued, scheduled, deferred) or running (`alive` for one)."""
+    return job_id in alive(r, [job_id], started_within_s=started_within_s)
 
-    A job "queued" in no queue is gone only the second time a check sees it so: a worker popped it (BLPOP,
-    replicated at once) and its primary died before the job was marked started (a failover), so no worker will
-    ever run it. At the first sighting it may as well be between a live worker's BLPOP and its STARTED."""
-    ids = list(dict.fromkeys(x for x in job_ids if x))
+
+def alive(r: redis.Redis, job_ids: Iterable[str], *, started_within_s: float | None = None) -> set[str]:
+    """The jobs among `job_ids` still due to run (queued, scheduled, deferred) or running, in at most four round
+    trips however many there are: recovery asks for every item of a backlog at each upkeep, and one round trip each
+    (through a slow network, a thousand items) took a worker's whole second, so the backlog grew as it was checked.
+    Each queue is read once (LRANGE), not searched once per job (LPOS over a long queue for each job of a long
+    backlog: a 10,000 backlog was 10^8 comparisons on Redis at every upkeep).
+
+    A job whose status says queued but that is in no queue is not alive: a worker serving several queues pops with
+    BLPOP, so a pop whose answer was lost (the connection cut, Redis killed with the reply unsent), a worker that
+    died between its pop and starting the job, or a pop that reached a replica whose primary then died before the
+    "started" leaves the job "queued" in no list, forever. Its status is read again after the queues were read (a
+    worker that popped it meanwhile has started it by then), and it counts as gone only when a later check (the
+    next upkeep) sees it so again: a live worker between its BLPOP and STARTED looks the same for a moment, and a
+    job queued again for it would be harmless (the lease lets one of the two deliver) but logged as a recovery.
+
+    With `started_within_s` (a delivery's lease: every delivery job takes its item's lease as it starts, and the
+    caller has found none), a job started longer ago than that is not alive either: its worker died, or Redis went
+    away under it, before it took the lease or after it let it go, and RQ would call it abandoned only when its
+    timeout (10 minutes) runs out. The nemesis's 30-minute run waited out that timeout for 2 applications."""
+    ids = [j for j in dict.fromkeys(job_ids) if j]
     if not ids:
         return set()
-    found = [job for job in Job.fetch_many(ids, connection=r) if job is not None]
-    alive = {job.id for job in found if job.get_status(refresh=False) in _DUE_OR_RUNNING}
-    queued = [job for job in found if job.get_status(refresh=False) == JobStatus.QUEUED]
+    with r.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hmget(Job.key_for(job_id), "status", "origin", "started_at")
+        read = pipe.execute()
+    now = time.time()
+    live = {j for j, (status, _, started) in zip(ids, read, strict=True)
+            if status and status.decode() in _RUNNING
+            and (started_within_s is None or status.decode() != JobStatus.STARTED.value
+                 or now - _epoch(started) <= started_within_s)}
+    queued = [(j, origin.decode()) for j, (status, origin, _) in zip(ids, read, strict=True)
+              if status and status.decode() == JobStatus.QUEUED.value and origin]
     if not queued:
-        return alive
-    pipe = r.pipeline(transaction=False)
-    for origin in sorted({job.origin for job in queued}):
-        queue = Queue(origin, connection=r)
-        pipe.lrange(queue.key, 0, -1)
-        pipe.lrange(queue.intermediate_queue_key, 0, -1)
-    in_queues = {x.decode() for contents in pipe.execute() for x in contents}
-    alive |= {job.id for job in queued if job.id in in_queues}
-    unqueued = [job.id for job in queued if job.id not in in_queues]
-    if unqueued:
-        pipe = r.pipeline(transaction=False)
-        for job_id in unqueued:
-            pipe.set(UNQUEUED.format(job_id), 1, nx=True, ex=UNQUEUED_TTL_S)
-        alive |= {job_id for job_id, first_sighting in zip(unqueued, pipe.execute(), strict=True) if first_sighting}
-    return alive
+        return live
+    with r.pipeline(transaction=False) as pipe:  # each queue read once: one LPOS per job over a long queue, for
+        origins = sorted({origin for _, origin in queued})  # each job of a long backlog, was quadratic on Redis
+        for origin in origins:
+            key = Queue.redis_queue_namespace_prefix + origin
+            pipe.lrange(key, 0, -1)
+            pipe.lrange(IntermediateQueue.get_intermediate_queue_key(key), 0, -1)
+        in_queues = {x.decode() for contents in pipe.execute() for x in contents}
+    live |= {job_id for job_id, _ in queued if job_id in in_queues}
+    missing = [job_id for job_id, _ in queued if job_id not in in_queues]
+    if missing:
+        with r.pipeline(transaction=False) as pipe:
+            for job_id in missing:
+                pipe.hget(Job.key_for(job_id), "status")
+            again = pipe.execute()
+        live |= {j for j, status in zip(missing, again, strict=True) if status and status.decode() in _RUNNING}
+        missing = [j for j in missing if j not in live]
+    if missing:  # a worker between its BLPOP and STARTED looks the same for a moment: gone at the second sighting
+        with r.pipeline(transaction=False) as pipe:
+            for job_id in missing:
+                pipe.set(UNQUEUED.format(job_id), 1, nx=True, ex=UNQUEUED_TTL_S)
+            live |= {j for j, first_sighting in zip(missing, pipe.execute(), strict=True) if first_sighting}
+    return live
 
 
-def job_alive(r: redis.Redis, job_id: str) -> bool:
-    """Whether a job is still due to run or running (`jobs_alive` for one)."""
-    return job_id in jobs_alive(r, [job_id])
+def _epoch(stamp: bytes | None) -> float:
+    """RQ's UTC time stamp ("2026-12-07T13:01:22.035134Z") in epoch seconds; +inf when missing or unreadable (a job
+    whose start is unknown is taken to have just started)."""
+    try:
+        return datetime.fromisoformat(stamp.decode().replace("Z", "+00:00")).timestamp() if stamp else math.inf
+    except ValueError:
+        return math.inf
 
 
 def clean_up_abandoned(r: redis.Redis) -> None:

@@ -285,16 +285,16 @@ def recover(svc: Services) -> int:
     parked = gate.parked(r)
     candidates = store.receipts(r, State.DELIVERING) + store.receipts(r, State.QUEUED) + [
         x for x in store.receipts(r, State.WAITING) if x not in parked]
-    lost = sender.lost(r, [sender.Tracked(rec.receipt, deliverer.LEASE.format(rec.receipt),
-                                          delivering=rec.state == State.DELIVERING, idle_s=now - rec.updated_at,
-                                          job_id=rec.job_id)
-                           for rec in store.load_many(r, candidates)], lease_s=lease_s)
+    records = store.load_many(r, candidates)
+    held = [sender.Held(deliverer.LEASE.format(rec.receipt), rec.state == State.DELIVERING, now - rec.updated_at,
+                        rec.job_id) for rec in records]
+    lost = [rec.receipt for rec, gone in zip(records, sender.lost_many(r, held, lease_s), strict=True) if gone]
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
-        pipe = r.pipeline(transaction=False)
-        for receipt in lost:
-            store.log_attempt(pipe, receipt, "recover", None, "delivery was interrupted; queued again")
-        pipe.execute()
+        with r.pipeline(transaction=False) as pipe:
+            for receipt in lost:
+                store.log_attempt(pipe, receipt, "recover", None, "delivery was interrupted; queued again")
+            pipe.execute()
         jobs.release(r, lost)
     return len(lost)
 
