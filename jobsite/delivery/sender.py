@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,6 +98,9 @@ class Unreplicated(Exception):
     a failover now could forget the mark and let the item be sent again. Try again soon."""
 
 
+SENT = "{}:sent"  # with replicas: a token the lease holder's last in-flight mark wrote (expires with the lease)
+
+
 class Fence:
     """The lease as a fencing token: a worker records that it is about to send in the same transaction that checks
     it still holds the lease (WATCH the lease, compare its token, extend it, write the send), so a worker that stalled
@@ -121,6 +125,9 @@ class Fence:
         on the primary: the caller withdraws it, nothing was sent)."""
         key = self.lock.name
         token = self.lock.local.token
+        # With replicas, the transaction leaves a token of its own, which the WAIT reads back on its connection: the
+        # lease alone would not do, a failover's new primary can have it from before the transaction, not the mark.
+        sent = {SENT.format(key): uuid.uuid4().hex.encode()} if self.replicas else {}
         try:
             with self.r.pipeline() as pipe:
                 pipe.watch(key)
@@ -129,10 +136,12 @@ class Fence:
                 pipe.multi()
                 pipe.pexpire(key, self.lease_s * 1000)
                 write(pipe)
+                for sent_key, value in sent.items():
+                    pipe.set(sent_key, value, px=self.lease_s * 1000)
                 pipe.execute()
         except redis.WatchError:
             raise LockError("the lease changed while the send was recorded", lock_name=key) from None
-        if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms):
+        if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms, vouch=sent):
             raise Unreplicated(f"the in-flight mark is not on {self.replicas} Redis replica(s) within "
                                f"{self.replica_wait_ms} ms")
         self.checked = time.monotonic()
