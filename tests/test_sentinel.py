@@ -22,9 +22,11 @@ import pytest
 import redis
 import requests
 
-from jobsite.delivery import deliverer
-from jobsite.delivery.sender import Fence, Outcome, Unreplicated
+from jobsite.console import dashboard
+from jobsite.delivery import backoff, deliverer
+from jobsite.delivery.sender import REPLICA_RETRY_S, Fence, Outcome, Unreplicated
 from jobsite.intake.accept import drain_spool
+from jobsite.lever import pacing
 from jobsite.records import spool, store
 from jobsite.redisdb import redis_server
 from jobsite.redisdb.redis_server import client, connect, redis_server_binary
@@ -338,6 +340,47 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         assert sandbox.count("opportunities.create") == 1
     finally:
         pair.stop()
+
+def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashboard_says_so(
+        settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the replicas acknowledge nothing, a held send was tried again every 2 s forever, each try taking a
+    pacing slot, and nobody was told. Now each held send doubles the wait (every worker's count, up to a minute), a
+    send asks the replicas before taking a slot once one was held, and the dashboard says replicas are missing
+    until a mark is acknowledged again."""
+    monkeypatch.setattr(backoff, "jitter", lambda delay_s: delay_s)
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsb")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        svc = Services(s)
+        r = svc.redis
+        receipt = submit_one(svc, sandbox)
+        assert dashboard.status(svc)["replicas_missing"] is None
+        slots = pacing.SLOTS.format(svc.limits.apply.name)
+
+        def held_for() -> float:
+            """At least how long the application waits (its retry is set from a clock read before this one)."""
+            assert deliverer.deliver(svc, receipt).outcome == Outcome.RETRY
+            after = time.time()
+            record = store.load(r, receipt)
+            assert record is not None
+            return record.next_attempt_at - after
+
+        pair.procs["b"].send_signal(signal.SIGSTOP)  # the replica acknowledges nothing
+        try:
+            assert held_for() <= REPLICA_RETRY_S  # the first held send: soon
+            taken = r.zcard(slots)
+            assert held_for() > 1.5 * REPLICA_RETRY_S  # the second: twice as long (no busy retry every 2 s)
+            assert r.zcard(slots) == taken  # asked the replicas first: no pacing slot wasted
+            assert (dashboard.status(svc)["replicas_missing"] or {}).get("held") == 2
+        finally:
+            pair.procs["b"].send_signal(signal.SIGCONT)
+        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert dashboard.status(svc)["replicas_missing"] is None
+        assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
+    finally:
+        pair.stop()
+
 
 class Failover:
     """An old primary reached through a Link, and a pair (primary `a` with its replica) to fail over to: `over()`

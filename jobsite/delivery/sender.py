@@ -44,7 +44,10 @@ T = TypeVar("T")
 MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
-REPLICA_RETRY_S = 2.0  # a send whose in-flight mark the replicas did not acknowledge is tried again after this
+REPLICA_RETRY_S = 2.0  # a send whose in-flight mark the replicas did not acknowledge is tried again after this,
+REPLICA_RETRY_CAP_S = 60.0  # ... doubled per held send (every worker's) since the replicas last acknowledged, to this
+UNACKED = "replication:unacked"  # hash while the replicas acknowledge no in-flight mark: since, held; expires
+UNACKED_TTL_S = 3600  # (a key left by a process that stopped trying: the dashboard's notice ends)
 FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
 FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
 
@@ -96,6 +99,34 @@ def leased(lock: Lock, what: str) -> Iterator[bool]:
 class Unreplicated(Exception):
     """The in-flight mark is on the primary alone (the replicas did not acknowledge it in time): nothing was sent, as
     a failover now could forget the mark and let the item be sent again. Try again soon."""
+
+
+def unreplicated_retry_s(r: redis.Redis) -> float:
+    """Note a send held because the replicas did not acknowledge its mark (Unreplicated) and return how long its
+    item waits: REPLICA_RETRY_S doubled per send held (by any worker) since the replicas last acknowledged one, up to
+    REPLICA_RETRY_CAP_S, so a replica that is down costs a try a minute per item, not one every 2 s. The first one
+    is logged; the dashboard shows it (`replicas_missing`) until a mark is acknowledged again."""
+    try:
+        with r.pipeline() as pipe:
+            pipe.hsetnx(UNACKED, "since", time.time())
+            pipe.hincrby(UNACKED, "held", 1)
+            pipe.expire(UNACKED, UNACKED_TTL_S)
+            held = int(pipe.execute()[1])
+    except redis.RedisError:
+        return REPLICA_RETRY_CAP_S
+    if held == 1:
+        log.warning("Redis replicas do not acknowledge the in-flight marks (JOBSITE_REDIS_MIN_REPLICAS): nothing is "
+                    "sent to Lever until they do; held sends are tried again with backoff")
+    return backoff.delay(held - 1, REPLICA_RETRY_S, REPLICA_RETRY_CAP_S)
+
+
+def replicas_missing(r: redis.Redis) -> dict[str, float] | None:
+    """Since when the replicas acknowledge no in-flight mark, and how many sends were held since: None when they
+    do."""
+    found = r.hgetall(UNACKED)
+    if not found:
+        return None
+    return {"since": float(found.get(b"since", 0) or 0), "held": int(found.get(b"held", 0) or 0)}
 
 
 SENT = "{}:sent"  # with replicas: a token the lease holder's last in-flight mark wrote (expires with the lease)
@@ -168,6 +199,13 @@ class Fence:
         if lever.pace is None:
             raise Unfenced("a fenced send needs a paced client")
         self.lock.reacquire()
+        if self.replicas and self.r.exists(UNACKED):
+            # The replicas acknowledged no mark at the last try: ask them before taking a pacing slot, which a send
+            # held for them would waste (an empty WAIT: it says only whether they acknowledge now).
+            if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms, vouch={}):
+                raise Unreplicated(f"the Redis replicas ({self.replicas} required) acknowledge no write within "
+                                   f"{self.replica_wait_ms} ms")
+            self.r.delete(UNACKED)
 
         def before_send(slot_at: float) -> None:
             self.record_send(marking(mark(self.r, settle_s, slot_at)))
