@@ -1,8 +1,9 @@
 """Intake during a Lever maintenance window with files in Redis, on this machine, with the production processes
 (gunicorn web, one worker, embedded redis-server) and the sandbox.
 
-Prints: applications with a resume accepted per second and p50/p99 acceptance latency; Redis memory per waiting
-application (INFO used_memory before and after, once every application waits for Lever, divided by their number)
+Prints: applications with a resume accepted per second and p50/p99 acceptance latency; the CPU time the web
+processes and Redis spend per application (what to compare on a machine shared with other jobs); Redis memory per
+waiting application (INFO used_memory before and after, once every application waits for Lever, divided by their number)
 with MEMORY USAGE of one application's keys (a waiting application has no RQ job: it is parked behind the gate);
 and the cost of the memory guard's INFO round trip.
 
@@ -28,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -103,10 +105,12 @@ def main() -> None:
         time.sleep(3)  # Redis shrinks idle clients' query buffers within a couple of seconds
         before = memory(r).used
 
+        web_cpu, redis_cpu = cpu_s(web.pid), redis_cpu_s(r)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             latencies = sorted(pool.map(submit, range(args.applications - 1)))
         accept_s = time.perf_counter() - t0
+        web_cpu, redis_cpu = cpu_s(web.pid) - web_cpu, redis_cpu_s(r) - redis_cpu
         deadline = time.monotonic() + 120
         while sum(store.counts(r)[s] for s in ("waiting", "delivering")) < args.applications \
                 and time.monotonic() < deadline:
@@ -140,11 +144,33 @@ def main() -> None:
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(f"accepted: {n / accept_s:.0f} applications/s; acceptance latency p50 "
           f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    print(f"CPU per application: web {web_cpu / n * 1000:.2f} ms, Redis {redis_cpu / n * 1000:.2f} ms (the figures "
+          "to compare on a loaded machine: the rate above follows the load of the other jobs)")
     print(f"Redis memory per waiting application: {(after - before) / n:,.0f} bytes "
           f"(used_memory {before:,} -> {after:,}; {', '.join(f'{k} {v}' for k, v in counts.items() if v)})")
     print(f"  MEMORY USAGE of one: record {usage['record']:,} B, files {usage['files']:,} B, attempt log "
           f"{usage['attempts']:,} B (the rest: its entries in the indexes)")
     print(f"memory guard: INFO memory round trip {info_us:.0f} us (unix socket, this process)")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) of a process and its children alive now (gunicorn's master and workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def redis_cpu_s(r: redis.Redis) -> float:
+    """CPU seconds the Redis server has used so far."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 if __name__ == "__main__":

@@ -75,6 +75,9 @@ def up(port: int | None, host: str) -> None:
         smtp_port = _free_port()
         env.update(JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", JOBSITE_MAIL_ON_UNFIXED_PYTHON="1",
                    JOBSITE_PUBLIC_URL=os.environ.get("JOBSITE_PUBLIC_URL") or f"http://{host}:{port}")
+        # A posting the sandbox publishes reaches the job list, and its alerts the outbox, within a minute.
+        env.update({name: os.environ.get(name) or value
+                    for name, value in (("JOBSITE_CATALOG_FRESH_S", "30"), ("JOBSITE_ALERT_GATHER_S", "15"))})
     try:
         if settings.uses_sandbox:  # announced in the banner below, so the sandbox itself says nothing
             spawn("sandbox", "--port", str(settings.sandbox_port), "--quiet",
@@ -457,6 +460,8 @@ def purge() -> None:
     click.echo(f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} "
                "days")
     click.echo(f"removed personal data of {purged.people} sourced people delivered more than "
+               f"{settings.retention_days} days ago")
+    click.echo(f"removed {purged.alert_subscriptions} job alert subscription(s) never confirmed, or ended more than "
                f"{settings.retention_days} days ago")
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import redis
 from redis import Redis
 
+from .admission.inputs import Admission
 from .lever import health
 from .lever.client import LeverClient
 from .lever.pacing import Limits, LocalPace, Pacer
@@ -106,6 +107,12 @@ class Services:
         if self.silence.known():
             raise KnownSilent("Redis did not answer a moment ago")
         return self.quick_redis
+
+    @cached_property
+    def admission(self) -> Admission:
+        """What admission's checks use (admission/): the quick client of requests, this process's silence, the
+        process's client for counts, and the limits."""
+        return Admission.of(self.settings, quick=self.request_redis, heard=self.silence.heard, redis=lambda: self.redis)
 
     @cached_property
     def limits(self) -> Limits:

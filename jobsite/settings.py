@@ -14,7 +14,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +72,7 @@ class Smtp:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout_s: float = 30.0
+    per_second: int = 10  # JOBSITE_MAIL_PER_SECOND: at most this many emails in any second, all workers together
 
 
 MIN_SECRET_CHARS = 16
@@ -171,6 +172,9 @@ class Settings:
     redis_replica_wait_ms: int = 1000
     # JOBSITE_FILES_URL: s3://bucket/prefix of an S3-compatible store for the applications' files, instead of Redis
     files_url: str | None = None
+    # Job alerts (alerts/): instant alerts are gathered this long before they go, so a burst of new postings makes
+    # one email.
+    alert_gather_s: int = 300
 
     @property
     def uses_sandbox(self) -> bool:
@@ -272,6 +276,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         redis_min_replicas=r.int("JOBSITE_REDIS_MIN_REPLICAS", 0, lo=0, hi=16),
         redis_replica_wait_ms=r.int("JOBSITE_REDIS_REPLICA_WAIT_MS", 1000, lo=10, hi=10_000),
         files_url=r.get("JOBSITE_FILES_URL", None, _files_url),
+        alert_gather_s=r.int("JOBSITE_ALERT_GATHER_S", 300, lo=1, hi=86400),
     )
     if values["redis_low_water"] >= values["redis_high_water"]:
         raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
@@ -338,6 +343,9 @@ def _mail(r: _Reader, company: str) -> dict[str, Any]:
         raise ConfigError(f"JOBSITE_PUBLIC_URL has a host no email address can use: {public_url!r}") from None
     default_from = formataddr((company, f"no-reply@{host}"))
     mail_from = r.get("JOBSITE_MAIL_FROM", default_from, _mail_from)
+    per_second = r.int("JOBSITE_MAIL_PER_SECOND", 10, lo=1, hi=10_000)
+    if smtp:
+        smtp = replace(smtp, per_second=per_second)
     unfixed = _unfixed_python() if smtp else ""
     if unfixed and not r.bool("JOBSITE_MAIL_ON_UNFIXED_PYTHON", False):
         return dict(smtp=None, mail_from=mail_from, mail_off=f"confirmation emails are off: {unfixed}")

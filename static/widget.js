@@ -87,7 +87,10 @@ iframe{display:block;width:100%;height:calc(100vh - 112px);border:0}`;
     const status = el("p", { className: "st", role: "status", textContent: "Loading jobs…" });
     const list = el("div", { part: "list" });
     const form = el("form", { role: "search", ariaLabel: "Filter jobs", hidden: true });
-    const w = el("div", { className: "w", part: "widget" }, form, status, list);
+    // data-alerts: "Email me jobs like these", the site's request page for the filters shown (web/alert_pages.py)
+    const alerts = el("a", { textContent: "Email me jobs like these", part: "alerts" });
+    const w = el("div", { className: "w", part: "widget" }, form, status, list,
+      ...(d.alerts !== undefined ? [el("p", {}, alerts)] : []));
     list.setAttribute("aria-busy", "true");
     root.replaceChildren(...(root === host ? [] : [el("style", { textContent: CSS })]), w); // the loading state
     const link = (p) => `${p.urls.show}${carry.size ? `?${carry}` : ""}`;
@@ -101,6 +104,9 @@ iframe{display:block;width:100%;height:calc(100vh - 112px);border:0}`;
     function show(data, filtered) {
       list.replaceChildren();
       list.removeAttribute("aria-busy");
+      const asked = params();
+      carry.forEach((v, k) => asked.set(k, v));
+      alerts.href = `${base}/alerts/new?${asked}`;
       const n = data.length;
       status.textContent = n ? `${n} open ${n === 1 ? "job" : "jobs"}` : filtered ? "No jobs match these filters."
         : "No open jobs right now.";

@@ -265,16 +265,18 @@ def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redi
         "rate_per_s": round(full, 2), "ceiling_per_s": 2, "share": 1, "lowered": False, "paused_s": 0}
     pacing.throttled(r, (svc.limits.apply, svc.limits.lever), pause_s=30)  # as a worker does on a 429
     shown = client.get("/admin/api/status").get_json()["pacing"]
-    assert shown["apply"]["rate_per_s"] == round(0.7 * full, 2)
+    assert shown["apply"]["rate_per_s"] == pytest.approx(0.7 * full, abs=0.015)  # (climbing back already)
     assert shown["apply"]["lowered"]
-    assert shown["lever"]["rate_per_s"] == round(0.7 * 10 / (1 + settings.pacing_margin_s), 2)
+    assert shown["lever"]["rate_per_s"] == pytest.approx(0.7 * 10 / (1 + settings.pacing_margin_s), abs=0.1)
     page = client.get("/admin/").get_data(as_text=True)
     assert f"{round(0.7 * full, 2)}</span> applications/s (Lever's limit 2/s)" in page
     assert re.search(r'<span data-show-when="pacing.lever.lowered" >\s*— slowed down after Lever answered 429', page)
     assert client.get("/admin/api/status").get_json()["lever"]["state"] == "rate-limited"
     text = client.get("/metrics").get_data(as_text=True)
     rate = float(re.search(r'^jobsite_pacing_rate_per_s\{limit="apply"\} (\S+)$', text, re.M).group(1))
-    assert rate == pytest.approx(0.7 * full, abs=1e-3)
+    # the rate climbs back from the moment it was lowered (pacing.RECOVERY_PER_MIN of the ceiling a minute): a few
+    # hundred ms later it is a little above what the 429 left
+    assert 0.7 * full <= rate <= 0.7 * full + 0.02
     assert 25 < float(re.search(r'^jobsite_pacing_paused_seconds\{limit="lever"\} (\S+)$', text, re.M).group(1)) <= 30
 
 
@@ -286,8 +288,8 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     later = time.time() + settings.retention_days * 86400 + 60
     r.zadd(store.DELIVERED_LOG, {recent: later - 3600})  # as if `recent` was delivered an hour before `later`
-    assert retention.purge(svc, now=later) == 1
-    assert retention.purge(svc, now=later) == 0  # done once
+    assert retention.purge(svc.redis, svc.settings.retention_days, now=later) == 1
+    assert retention.purge(svc.redis, svc.settings.retention_days, now=later) == 0  # done once
     purged = store.load(r, old)
     assert purged.application is None
     assert purged.purged
@@ -319,7 +321,8 @@ def test_retention_removes_the_files_of_a_discarded_application(client, r: redis
     discarded, stuck = with_resume(1), with_resume(2)
     assert deliverer.discard(Services(settings), discarded, "ada@acme.test", "duplicate")
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
-    assert retention.purge(Services(settings), now=time.time() + settings.retention_days * 86400 + 60) == 1
+    later = time.time() + settings.retention_days * 86400 + 60
+    assert retention.purge(Services(settings).redis, settings.retention_days, now=later) == 1
     assert not r.exists(uploads.KEY.format(discarded))
     assert r.exists(uploads.KEY.format(stuck))  # needs attention: kept until a recruiter acts
 

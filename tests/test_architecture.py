@@ -141,3 +141,10 @@ def test_few_modules_at_the_top() -> None:
     a package named for what it owns (at most 15 modules, __init__.py and __main__.py included)."""
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 15, top
+
+
+@pytest.mark.parametrize("module", ["jobsite.admission", "jobsite.privacy.applications"])
+def test_these_take_inputs_not_the_locator(module: str) -> None:
+    """Admission's checks take an `Admission` (what they use, built by services.py), applications' retention a Redis
+    client and its period: never `Services` itself."""
+    assert {name for name in MODULES if name.startswith(module) and "jobsite.services" in GRAPH[name]} == set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -89,7 +90,7 @@ def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, san
 def test_widget_filters_search_and_states(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
     pages, origin = company_site
     pages["/careers"] = host_page(live, body=(
-        '<div id="w" data-jobsite-widget data-show-filters data-show-search></div>'
+        '<div id="w" data-jobsite-widget data-show-filters data-show-search data-alerts></div>'
         '<div id="none" data-jobsite-widget data-q="zzzz-no-such-job"></div>'))
     page.goto(origin + "/careers")
     w = page.locator("#w")
@@ -106,6 +107,9 @@ def test_widget_filters_search_and_states(page, live: LiveServer, sandbox: Sandb
     page.wait_for_function("([el, n]) => el.shadowRoot.querySelectorAll('li').length === n",
                            arg=[w.element_handle(), len(in_team)])
     assert status.inner_text() == f"{len(in_team)} open {'job' if len(in_team) == 1 else 'jobs'}"
+    alerts = w.get_by_role("link", name="Email me jobs like these")  # data-alerts: the filters shown, carried
+    assert alerts.get_attribute("href") == f"{live.url}/alerts/new?{urlencode({'team': team})}"
+    assert page.locator("#none").get_by_role("link", name="Email me jobs like these").count() == 0
     w.get_by_label("Search").fill("zzzz-no-such-job")
     page.wait_for_function("el => el.shadowRoot.querySelectorAll('li').length === 0", arg=w.element_handle())
     assert status.inner_text() == "No jobs match these filters."

@@ -175,7 +175,8 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
                        "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit",
                        "admin-events": "/admin/events", "admin-event": f"/admin/events/{event.id}",
-                       "admin-pipeline": "/admin/pipeline", "admin-person": f"/admin/people/{contact}"}.items():
+                       "admin-pipeline": "/admin/pipeline", "admin-alerts": "/admin/alerts",
+                       "admin-person": f"/admin/people/{contact}"}.items():
         check(page, theme, name, live.url + path)
         assert "(s)" not in page.locator("main").inner_text(), name  # proper plurals
     assert page.get_by_role("link", name=re.compile("^Open in Lever")).count() >= 2  # the person, as checked last

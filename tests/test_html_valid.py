@@ -48,6 +48,7 @@ def test_every_page_is_valid_html(live: LiveServer, sandbox: Sandbox, r: redis.R
     console = {"dashboard": "/admin/", "events": "/admin/events", "event": f"/admin/events/{event.id}",
                "applications": "/admin/applications", "audit": "/admin/audit",
                "application": f"/admin/applications/{receipt}", "pipeline": "/admin/pipeline",
+               "alerts": "/admin/alerts",
                "search": "/admin/search?q=Candidate+0", "search-empty": "/admin/search",
                "console-not-found": "/admin/no-such-page"}
     for name, path in console.items():

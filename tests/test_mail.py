@@ -230,7 +230,8 @@ def test_purging_personal_data_leaves_nothing_of_the_email(client, r: redis.Redi
     assert tasks.send_confirmation_email(receipt) == "sent"
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
     assert sending.state(r, receipt) is not None
-    assert retention.purge(svc, now=store.load(r, receipt).delivered_at + s.retention_days * 86400 + 60) == 1
+    later = store.load(r, receipt).delivered_at + s.retention_days * 86400 + 60
+    assert retention.purge(svc.redis, svc.settings.retention_days, now=later) == 1
     assert sending.state(r, receipt) is None
     everything = redis_dump(r)
     assert "candidate0@example.com" not in everything

@@ -93,7 +93,7 @@ def test_records_stored_before_the_index_are_found_and_retention_empties_it(clie
     assert {rec.receipt for rec in lookup.find(r, "old record").applications} == set(more)
     svc = Services(settings)
     store.update(r, store.load(r, ada), store.State.DELIVERED, delivered_at=1.0)
-    retention.purge(svc)
+    retention.purge(svc.redis, svc.settings.retention_days)
     people.purge_personal_data(r, people.load(r, grace))
     assert "Nothing matches" in found(client, "ada lovelace")
     assert "Nothing matches" in found(client, "grace@example.com")

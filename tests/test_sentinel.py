@@ -11,21 +11,31 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import requests
 
+from jobsite.console import dashboard
+from jobsite.delivery import backoff, deliverer
+from jobsite.delivery.sender import REPLICA_RETRY_S, Fence, Outcome, Unreplicated
 from jobsite.intake.accept import drain_spool
+from jobsite.lever import pacing
 from jobsite.records import spool, store
+from jobsite.redisdb import redis_server
 from jobsite.redisdb.redis_server import client, connect, redis_server_binary
 from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
+from jobsite.sourcing import enrol, events, opportunities, people
 from jobsite.web.app import create_app
 
-from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, submit_one, wait_for, worker_env
 
 MASTER = "jobsite"
 
@@ -33,15 +43,18 @@ MASTER = "jobsite"
 class Cluster:
     """A primary and a replica (AOF, appendfsync always, as production) and three Sentinels, on free ports."""
 
-    def __init__(self, folder: Path, *, sentinels: bool = True, primary: tuple[str, ...] = ()):
+    def __init__(self, folder: Path, *, sentinels: bool = True, primary: tuple[str, ...] = (), cuttable: bool = True):
         self.folder = folder
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.args: dict[str, list[str]] = {}
         self.ports = {name: free_port() for name in ("a", "b", "s1", "s2", "s3")}
         self._server("a", "--repl-diskless-sync-delay", "0", *primary)  # the first sync at once, not after 5 s
         # The network between the primary and the rest (replica, Sentinels and the clients they send to it), which a
-        # test can cut; a client given the primary's own port (a web machine on its side) is not cut off.
-        self.link = Link(self.ports["a"])
-        self._server("b", "--replicaof", "127.0.0.1", str(self.link.port))
+        # test can cut; a client given the primary's own port (a web machine on its side) is not cut off. Without it
+        # (`cuttable` False) every server has one address, which a second failover, back to the first, needs.
+        self.link = Link(self.ports["a"]) if cuttable else None
+        reach = self.link.port if self.link else self.ports["a"]
+        self._server("b", "--replicaof", "127.0.0.1", str(reach))
         wait_for(lambda: self.node("a").info("replication").get("slave0", {}).get("state") == "online",
                  what="the replica to be in sync")
         if not sentinels:
@@ -49,7 +62,7 @@ class Cluster:
         for name in ("s1", "s2", "s3"):
             conf = folder / f"{name}.conf"  # a Sentinel rewrites its config file: one each
             conf.write_text(f"port {self.ports[name]}\nbind 127.0.0.1\ndir \"{folder}\"\n"
-                            f"sentinel monitor {MASTER} 127.0.0.1 {self.link.port} 2\n"
+                            f"sentinel monitor {MASTER} 127.0.0.1 {reach} 2\n"
                             f"sentinel down-after-milliseconds {MASTER} 1000\n"
                             f"sentinel failover-timeout {MASTER} 10000\n")
             self.procs[name] = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
@@ -59,9 +72,18 @@ class Cluster:
     def _server(self, name: str, *args: str) -> None:
         data = self.folder / name
         data.mkdir()
-        self.procs[name] = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir", str(data),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", *args], stdout=subprocess.DEVNULL)
+        self.args[name] = [redis_server_binary(), "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir",
+                           str(data), "--appendonly", "yes", "--appendfsync", "always", "--save", "", *args]
+        self.procs[name] = subprocess.Popen(self.args[name], stdout=subprocess.DEVNULL)
+
+    def kill(self, name: str) -> None:
+        """kill -9 of a server, as a machine's crash."""
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def restart(self, name: str) -> None:
+        """Start a killed server again on its data (an old primary: the Sentinels make it a replica of the new one)."""
+        self.procs[name] = subprocess.Popen(self.args[name], stdout=subprocess.DEVNULL)
 
     @property
     def addresses(self) -> str:
@@ -93,7 +115,8 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait()
-        self.link.close()
+        if self.link:
+            self.link.close()
 
 
 class Link:
@@ -237,6 +260,7 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         assert replicated["status"] == "queued"
         assert store.load(pair.node("b"), replicated["receipt"]) is not None  # on the replica before the 202
         assert spool.entries(s.data_dir) == []
+        assert pair.link
         pair.link.cut.set()
         alone = apply(1)
         assert [p.name.endswith(f"{alone['receipt']}.json") for p in spool.entries(s.data_dir)] == [True]
@@ -257,6 +281,185 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         assert emails == ["candidate0@example.com", "candidate1@example.com"]
     finally:
         pair.stop()
+
+
+def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: Settings, sandbox: Sandbox) -> None:
+    """Issue 30, item 3 for the sender: with JOBSITE_REDIS_MIN_REPLICAS=1 the mark that a send is in flight is
+    WAITed on the replica before the apply leaves. While the replica cannot acknowledge it (stopped), nothing goes to
+    Lever and the mark is withdrawn (a failover then forgets nothing Lever has); once it can, the apply goes, once."""
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsf")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        svc = Services(s)
+        receipt = submit_one(svc, sandbox)
+        assert store.load(pair.node("b"), receipt) is not None  # replicated: a receipt, not spooled
+        pair.procs["b"].send_signal(signal.SIGSTOP)  # the replica takes the stream in, acknowledges nothing
+        try:
+            result = deliverer.deliver(svc, receipt)
+        finally:
+            pair.procs["b"].send_signal(signal.SIGCONT)
+        assert result.outcome == Outcome.RETRY
+        assert sandbox.received()["applications"] == []  # not sent on a mark the primary alone has
+        record = store.load(pair.node("a"), receipt)
+        assert record is not None
+        assert record.state == store.State.WAITING
+        assert record.inflight_at == 0.0  # withdrawn: the next attempt sends without waiting out a settle time
+
+        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
+    finally:
+        pair.stop()
+
+
+def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_replica(
+        settings: Settings, sandbox: Sandbox) -> None:
+    """The same for the sourcing flow on the sender: no Create an opportunity on a mark the primary alone has."""
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsg")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        svc, r = Services(s), pair.node("a")
+        posting = sandbox.public_postings()[0]["id"]
+        fair = events.add(r, "Fair", "", [posting])
+        grace = enrol.submit(svc, enrol.event_capture(
+            {"name": "Grace Hopper", "email": "grace@example.com", "postings": [posting], "client_id": "c-0000001"},
+            fair, "sam@acme.example")).person
+        pair.procs["b"].send_signal(signal.SIGSTOP)
+        try:
+            result = opportunities.deliver(svc, grace.id)
+        finally:
+            pair.procs["b"].send_signal(signal.SIGCONT)
+        assert result.outcome == Outcome.RETRY
+        assert sandbox.count("opportunities.create") == 0
+        person = people.load(r, grace.id)
+        assert person is not None
+        assert person.sends[0].inflight_at == 0.0  # withdrawn: nothing to reconcile
+
+        assert opportunities.deliver(svc, grace.id).outcome == Outcome.DELIVERED
+        assert sandbox.count("opportunities.create") == 1
+    finally:
+        pair.stop()
+
+def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashboard_says_so(
+        settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the replicas acknowledge nothing, a held send was tried again every 2 s forever, each try taking a
+    pacing slot, and nobody was told. Now each held send doubles the wait (every worker's count, up to a minute), a
+    send asks the replicas before taking a slot once one was held, and the dashboard says replicas are missing
+    until a mark is acknowledged again."""
+    monkeypatch.setattr(backoff, "jitter", lambda delay_s: delay_s)
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsb")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        svc = Services(s)
+        r = svc.redis
+        receipt = submit_one(svc, sandbox)
+        assert dashboard.status(svc)["replicas_missing"] is None
+        slots = pacing.SLOTS.format(svc.limits.apply.name)
+
+        def held_for() -> float:
+            """At least how long the application waits (its retry is set from a clock read before this one)."""
+            assert deliverer.deliver(svc, receipt).outcome == Outcome.RETRY
+            after = time.time()
+            record = store.load(r, receipt)
+            assert record is not None
+            return record.next_attempt_at - after
+
+        pair.procs["b"].send_signal(signal.SIGSTOP)  # the replica acknowledges nothing
+        try:
+            assert held_for() <= REPLICA_RETRY_S  # the first held send: soon
+            taken = r.zcard(slots)
+            assert held_for() > 1.5 * REPLICA_RETRY_S  # the second: twice as long (no busy retry every 2 s)
+            assert r.zcard(slots) == taken  # asked the replicas first: no pacing slot wasted
+            assert (dashboard.status(svc)["replicas_missing"] or {}).get("held") == 2
+        finally:
+            pair.procs["b"].send_signal(signal.SIGCONT)
+        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert dashboard.status(svc)["replicas_missing"] is None
+        assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
+    finally:
+        pair.stop()
+
+
+class Failover:
+    """An old primary reached through a Link, and a pair (primary `a` with its replica) to fail over to: `over()`
+    kills the old primary, points the Link at the pair's primary and drops `clients`' connections, as a failover
+    between a write and its WAIT does to a Sentinel client (its next connection reaches the new primary)."""
+
+    def __init__(self, folder: Path):
+        self.pair = Cluster(folder, sentinels=False, cuttable=False)
+        port = free_port()
+        self.old = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        wait_for(lambda: _pings(port), what="the old primary to answer")
+        self.link = Link(port)
+        self.clients: list[redis.Redis] = []
+
+    def over(self) -> None:
+        self.old.send_signal(signal.SIGKILL)
+        self.old.wait()
+        self.link.target = self.pair.ports["a"]
+        for c in self.clients:
+            c.connection_pool.disconnect()
+
+    def before_the_wait(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Fail over once, just before the next WAIT (after the write it is to vouch for)."""
+        real = redis_server.replicated
+
+        def failing_over(*args: Any, **kwargs: Any) -> bool:
+            monkeypatch.setattr(redis_server, "replicated", real)
+            self.over()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(redis_server, "replicated", failing_over)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.old.kill()
+        self.old.wait()
+        self.link.close()
+        self.pair.stop()
+
+
+@pytest.fixture
+def failover() -> Iterator[Failover]:
+    f = Failover(Path(tempfile.mkdtemp(prefix="jsv")))
+    yield f
+    f.stop()
+
+
+def test_a_receipt_is_not_vouched_for_by_a_wait_that_reached_another_primary(
+        settings: Settings, sandbox: Sandbox, failover: Failover, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WAIT counts the writes of its own connection, and under Sentinel that connection can reach another server
+    than the one the application went to: the old primary took it and died, the WAIT reconnected to the new primary,
+    whose replica acknowledged it. What the WAIT vouches for is read on its own connection: the record is not there,
+    so the application is spooled too (it was answered as queued, and lost with the old primary)."""
+    s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{failover.link.port}",
+                             "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+    svc = Services(s)
+    failover.clients += [svc.redis, svc.request_redis()]
+    failover.before_the_wait(monkeypatch)
+    receipt = submit_one(svc, sandbox)
+    assert store.load(failover.pair.node("a"), receipt) is None  # the new primary never had it...
+    assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]  # ...the spool has it
+
+
+def test_an_in_flight_mark_is_not_vouched_for_by_a_wait_that_reached_another_primary(
+        failover: Failover, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for the sender's mark, whose transaction hands its connection back before the WAIT. The new primary
+    has the lease (replicated before the failover), not the mark: the lease alone cannot vouch for it, so the
+    transaction leaves a token of its own for the WAIT's connection to read. Not there: Unreplicated, nothing sent."""
+    r = redis.Redis(port=failover.link.port, socket_timeout=5)
+    failover.clients.append(r)
+    lock = r.lock("lease:x", timeout=30)
+    assert lock.acquire(blocking=False)
+    failover.pair.node("a").set("lease:x", lock.local.token, px=30_000)  # as replication brought it before
+    fence = Fence(r, lock, 30, replicas=1, replica_wait_ms=2000)
+    failover.before_the_wait(monkeypatch)
+    with pytest.raises(Unreplicated):
+        fence.record_send(lambda pipe: pipe.set("mark:x", "in flight"))
+    assert failover.pair.node("a").get("mark:x") is None  # the mark is lost: the send must not leave
 
 
 @pytest.mark.slow
@@ -284,6 +487,7 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
 
         answers = [apply(n) for n in range(3)]
         assert {a["status"] for a in answers} == {"queued"}
+        assert cluster.link
         cluster.link.cut.set()
         during = []
         n = 3
@@ -314,6 +518,132 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
         assert emails == sorted(f"candidate{i}@example.com" for i in range(total))  # each once, none lost
     finally:
         cluster.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.long  # 100 s: scripts/test -m long
+def test_kill_9_of_the_primary_during_intake_and_during_a_drain_loses_no_receipt_and_sends_none_twice(
+        settings: Settings, strict_lever: Sandbox, workers: Workers) -> None:
+    """Issue 30, item 5 (the failover): a primary, a replica and three Sentinels; two web processes and two workers
+    that know only the Sentinels, with JOBSITE_REDIS_MIN_REPLICAS=1. The primary is killed (-9) while several
+    clients send 100 applications, and the new one while the workers drain them into a strict Lever; each dead
+    server comes back as a replica of the one that replaced it, as a supervisor restarts it. Every application given
+    a receipt reaches Lever exactly once (found by the receipt link, our marker), Lever never answers 429, and
+    delivery resumes after each promotion by itself."""
+    sandbox, total, clients = strict_lever, 100, 6
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="jsk")), cuttable=False)
+    webs: list[subprocess.Popen[bytes]] = []
+    try:
+        s = sentinel_settings(settings, cluster)
+        env = worker_env(s, REDIS_SENTINELS=cluster.addresses, REDIS_SENTINEL_MASTER=MASTER,
+                         JOBSITE_REDIS_MIN_REPLICAS="1", JOBSITE_REDIS_REPLICA_WAIT_MS="2000",
+                         JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="10000", JOBSITE_RECONCILE_SETTLE_S="10")
+        del env["REDIS_URL"]
+        urls = []
+        for _ in range(2):
+            port = free_port()
+            webs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port",
+                                          str(port)], env=env, start_new_session=True))
+            urls.append(f"http://127.0.0.1:{port}")
+        posting = simple_posting(sandbox)
+        for url in urls:
+            wait_for(lambda url=url: _answers(f"{url}/healthz"), what="gunicorn")
+        sandbox.control("maintenance", on=True)  # the applications wait, to be drained into Lever in phase two
+        for _ in range(2):
+            workers.start(env)
+        r = client(s)
+        receipts: dict[int, str] = {}
+        refused: list[int] = []
+
+        promoted = threading.Event()
+
+        def candidate(n: int) -> None:
+            """One candidate: sends, and on anything but a receipt sends again with the same Idempotency-Key. The
+            last third send once the replica is promoted (the first third before the kill, the rest during it)."""
+            if n >= total * 2 // 3:
+                promoted.wait(120)
+            with requests.Session() as http:
+                for _ in range(60):
+                    try:
+                        answer = http.post(f"{urls[n % 2]}/api/v1/postings/{posting['id']}/applications",
+                                           json=lever_body(sandbox, posting["id"], n), timeout=30,
+                                           headers={"Idempotency-Key": f"failover-{n}"})
+                    except requests.RequestException:
+                        continue
+                    if answer.status_code == 202:
+                        receipts[n] = answer.json()["receipt"]
+                        return
+                    threading.Event().wait(0.2)  # a candidate's "try again" (the site said 503: Redis is away)
+            refused.append(n)
+
+        # Phase one: kill -9 of the primary during intake.
+        started = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            done = pool.map(candidate, range(total))
+            wait_for(lambda: len(receipts) >= total // 3, timeout=120, what="a third of the receipts")
+            cluster.kill("a")
+            killed_at, at_kill = time.monotonic(), len(receipts)
+            wait_for(lambda: cluster.primary_port() == cluster.ports["b"], timeout=60, interval=0.1,
+                     what="the Sentinels to promote the replica")
+            promoted_after = time.monotonic() - killed_at
+            promoted.set()
+            cluster.restart("a")  # back as the new primary's replica (the Sentinels reconfigure it)
+            list(done)
+        assert refused == []
+        assert len(set(receipts.values())) == total
+        wait_for(lambda: not spool.entries(s.data_dir) and sum(store.counts(r).values()) == total, timeout=120,
+                 interval=0.2, what="every receipted application in the new primary")
+        wait_for(cluster.sentinels_see_replica, timeout=60, what="the old primary to be the new one's replica")
+        wait_for(lambda: cluster.node("b").info("replication").get("slave0", {}).get("state") == "online",
+                 timeout=60, what="the replica in sync")
+        intake = (f"intake: {total} applications from {clients} clients, {len(receipts)} receipts "
+                  f"({at_kill} before the kill), promoted in {promoted_after:.1f} s")
+
+        # Phase two: kill -9 of the new primary during the drain into a strict Lever.
+        sandbox.control("maintenance", on=False)
+        wait_for(lambda: store.counts(r)["delivered"] >= total // 3, timeout=120, interval=0.2,
+                 what="a third delivered")
+        cluster.kill("b")
+        killed_at, sent_at_kill = time.monotonic(), sandbox.count("postings.apply")
+        wait_for(lambda: cluster.primary_port() == cluster.ports["a"], timeout=60, interval=0.1,
+                 what="the Sentinels to promote the old primary, now a replica")
+        promoted_after = time.monotonic() - killed_at
+        cluster.restart("b")  # the new primary's replica: until it is in sync, nothing is sent (the marks need it)
+        sent_at_promotion = sandbox.count("postings.apply")
+        wait_for(lambda: sandbox.count("postings.apply") > sent_at_promotion, timeout=60, interval=0.1,
+                 what="an apply after the promotion")
+        resumed_after = time.monotonic() - killed_at
+        wait_for(lambda: store.counts(r)["delivered"] == total, timeout=180, interval=0.2,
+                 what="every application delivered")
+
+        marked = Counter(url.rsplit("/", 1)[-1] for a in sandbox.received()["applications"]
+                         for url in (u["value"] for u in a["body"].get("urls") or [])
+                         if "/applications/" in url)
+        duplicates = {k: v for k, v in marked.items() if v > 1}
+        print(f"\n{intake}\ndrain: killed with {sent_at_kill} applies sent, promoted in {promoted_after:.1f} s, "
+              f"the next apply {resumed_after:.1f} s after the kill; in Lever {len(marked)}, duplicates "
+              f"{len(duplicates)}, 429s {_throttled(sandbox)}; {time.monotonic() - started:.0f} s in all")
+        assert duplicates == {}
+        assert set(marked) == set(receipts.values())  # each receipted application, once, by our marker
+        assert _throttled(sandbox) == 0
+    finally:
+        for web in webs:
+            web.terminate()
+            web.wait(20)
+        workers.crash_all()
+        cluster.stop()
+
+
+def _throttled(sandbox: Sandbox) -> int:
+    with sandbox.state.lock:
+        return sum(1 for q in sandbox.state.requests if q["status"] == 429)
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
 
 
 def _answers(url: str) -> bool:

@@ -10,7 +10,7 @@ import redis
 
 from .. import metrics
 from ..redisdb import redis_server
-from ..services import Services
+from .inputs import Admission
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class RedisFull(Exception):
     retry_after_s = FULL_RETRY_AFTER_S
 
 
-def check_room(svc: Services, incoming: int) -> None:
+def check_room(a: Admission, incoming: int) -> None:
     """Raise RedisFull when `incoming` more bytes would take Redis past the high-water mark of its maxmemory, or,
     for files larger than SMALL_FILES_BYTES, past the low-water mark: what is left between the two is kept for
     small applications, so a candidate with a CV still gets in while large uploads fill Redis. One INFO round trip
@@ -32,19 +32,16 @@ def check_room(svc: Services, incoming: int) -> None:
     submission (bench/intake_bench.py), so it is not cached: a cached figure would let a burst of large files past
     the mark. Asked with the quick client of a request (services.py): a silent Redis costs seconds, not minutes."""
     try:
-        mem = redis_server.memory(svc.request_redis())
+        mem = redis_server.memory(a.quick())
     except redis.RedisError as e:
-        svc.silence.heard(e)
+        a.heard(e)
         raise
-    s = svc.settings
-    if mem.above(s.redis_high_water, incoming) or (
-        incoming > SMALL_FILES_BYTES and mem.above(s.redis_low_water, incoming)
-    ):
+    if mem.above(a.high_water, incoming) or (incoming > SMALL_FILES_BYTES and mem.above(a.low_water, incoming)):
         log.warning(
             "application refused: Redis uses %d of %d bytes (high-water mark %.0f%%)",
             mem.used,
             mem.limit,
-            svc.settings.redis_high_water * 100,
+            a.high_water * 100,
         )
-        metrics.incr(svc.redis, "jobsite_applications_refused_total", reason="redis_memory")
+        metrics.incr(a.redis(), "jobsite_applications_refused_total", reason="redis_memory")
         raise RedisFull()

@@ -31,7 +31,7 @@ from ..records.uploads import FileMissing
 from ..services import Services
 from ..settings import Settings
 from . import gate, outcomes, sender
-from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, retry_delay
+from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, Unreplicated, retry_delay, unreplicated_retry_s
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,8 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
 
-    fence = Fence(r, lease, s.delivery_lease_s)
+    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas,
+                  replica_wait_ms=s.redis_replica_wait_ms)
     marked = 0.0  # the inflight_at recorded for this attempt's apply
 
     def marking(m: sender.Mark) -> Callable[[redis.client.Pipeline], Any]:
@@ -178,6 +179,14 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
         if not applying:
             _not_sent(r, record, marked)
         return Result(Outcome.SKIPPED)
+    except Unreplicated as e:
+        # The mark may be on the primary alone: a failover now would forget it, so the apply does not leave yet.
+        try:
+            _not_sent(r, record, marked)
+        except (redis.ConnectionError, redis.TimeoutError):  # the primary went away: withdrawn once Redis is back
+            _unsent[record.receipt] = marked
+            raise
+        return _wait(services, record, unreplicated_retry_s(r), f"not sent yet: {e}", probe)
     except LeverError as e:
         verdict = outcomes.judge(e)
         if not verdict.outcome_unknown:

@@ -26,11 +26,11 @@ from ..records import spool, store, uploads
 from ..records.application import Application, Attribution
 from ..records.store import Record, State
 from ..records.uploads import UploadedFile
+from ..redisdb import redis_server
 from ..services import Services
 
 log = logging.getLogger(__name__)
 
-REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
 
 
 class NowhereToKeep(Exception):
@@ -82,9 +82,9 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
                                                                       where.referrer)
     try:
         r = svc.request_redis()
-        check_room(svc, 0 if svc.settings.files_url else sum(map(len, contents.values())))
+        check_room(svc.admission, 0 if svc.settings.files_url else sum(map(len, contents.values())))
         contents = _files_outside(svc, record, contents)
-        receipt_ = _commit(svc, r, record, contents, idempotency)
+        receipt_ = _commit(svc, r, record, contents, idempotency, fresh=True)
     except redis.exceptions.OutOfMemoryError:
         # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
         # large one near the mark can exceed maxmemory): nothing was written, and the candidate tries again later.
@@ -95,7 +95,8 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
         spooled = _spool(svc, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return spooled
-    if receipt_.receipt == receipt and not replicated(svc):  # on the primary alone: a failover could lose it
+    if receipt_.receipt == receipt and not replicated(svc, {store.record_key(receipt): None}):  # on the primary
+        # alone (or not on the primary WAIT reached): a failover could lose it
         log.warning("application %s not on %d Redis replica(s) within %d ms: spooled to disk as well", receipt[:8],
                     svc.settings.redis_min_replicas, svc.settings.redis_replica_wait_ms)
         return _spool(svc, record, contents, idempotency)
@@ -130,9 +131,10 @@ def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: I
 
 
 def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str, bytes],
-            idem: Idempotency | None) -> Receipt:
-    """Write record + files + job (+ idempotency key) atomically. A concurrent duplicate loses the WATCH race and
-    gets the winner's receipt.
+            idem: Idempotency | None, *, fresh: bool = False) -> Receipt:
+    """Write record + files + job (+ idempotency key) and the received count atomically. A concurrent duplicate
+    loses the WATCH race and gets the winner's receipt. `fresh`: the receipt was made for this request (random, 128
+    bits), so Redis cannot have it yet and is not asked (a spooled one may have been moved already).
 
     redis-py raises WatchError both for a lost race and for a connection lost while keys are watched (Redis killed,
     or exiting on a full disk in the middle of EXEC; a failover; a network cut), so a WatchError says only that
@@ -147,8 +149,8 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
                 if pipe.get(idem.key):
                     pipe.reset()
                     return previous(svc, idem, r) or Receipt(record.receipt, State.QUEUED.public)
-            pipe.watch(store.record_key(record.receipt))
-            if pipe.exists(store.record_key(record.receipt)):
+            pipe.watch(store.record_key(record.receipt))  # (what makes a lost answer a WatchError, read back)
+            if not fresh and pipe.exists(store.record_key(record.receipt)):
                 return Receipt(record.receipt, State.QUEUED.public)  # spooled copy already moved
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
@@ -158,6 +160,9 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
             uploads.add(pipe, record.receipt, contents)
             if idem:
                 pipe.set(idem.key, idem.binding(record.receipt), ex=IDEMPOTENCY_TTL_S)
+            # Counted here, not in a write of its own after: with appendfsync always each write waits for a fsync
+            # (a third of a submission's time on a busy disk, bench/intake_bench.py).
+            metrics.incr(pipe, "jobsite_applications_received_total")
             pipe.execute()
         except redis.WatchError:
             if not r.exists(store.record_key(record.receipt)):
@@ -166,26 +171,15 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
                     raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") \
                         from None
                 return earlier
-    with contextlib.suppress(redis.RedisError):  # a count lost, never a written application spooled again
-        metrics.incr(r, "jobsite_applications_received_total")
     return Receipt(record.receipt, State.QUEUED.public)
 
 
-def replicated(svc: Services) -> bool:
-    """Whether every write this process made so far is on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that
-    setting). WAIT counts the writes of its own connection only, and a transaction's connection goes back to the
-    pool: so one write on the connection that WAITs, after the application's, and the replication stream's order
-    makes the replicas' acknowledgement of it cover the application too. Any Redis error counts as not replicated."""
+def replicated(svc: Services, vouch: Mapping[str, bytes | None]) -> bool:
+    """Whether the writes that left `vouch` are on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that setting;
+    see redis_server.replicated: the keys are read on the WAIT's own connection, which may reach another primary
+    than the write's after a failover)."""
     s = svc.settings
-    if not s.redis_min_replicas:
-        return True
-    try:
-        with svc.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(REPLICATION_MARK)
-            pipe.wait(s.redis_min_replicas, s.redis_replica_wait_ms)
-            return int(pipe.execute()[1]) >= s.redis_min_replicas
-    except redis.RedisError:
-        return False
+    return redis_server.replicated(svc.redis, s.redis_min_replicas, s.redis_replica_wait_ms, vouch=vouch)
 
 
 def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -216,9 +210,11 @@ def drain_spool(svc: Services) -> int:
                 kept = _commit(svc, svc.redis, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
                 kept = _commit(svc, svc.redis, record, contents, None)
+            vouch: dict[str, bytes | None] = {store.record_key(kept.receipt): None}
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
                 store.add_alias(svc.redis, record.receipt, kept.receipt)
-            if not replicated(svc):
+                vouch[store.SAME_AS.format(record.receipt)] = kept.receipt.encode()
+            if not replicated(svc, vouch):
                 break  # kept here until the replicas have it
             path.unlink()
             moved += 1

@@ -70,7 +70,9 @@ class Field:
     def rules(self) -> dict[str, Any]:
         """The rules, and their messages, that the browser checks before submitting: rendered from the same
         definitions the server checks them with, so the two never disagree."""
-        rules: dict[str, Any] = {"required": self.required, "type": self.type, "maxLength": self.max_length,
+        chosen = bool(self.kind.choice and self.options)  # the options decide, as on the server (FieldType.check)
+        rules: dict[str, Any] = {"required": self.required, "type": self.type, "file": self.kind.file,
+                                 "maxLength": 0 if chosen else self.max_length,
                                  "options": [v for v, _ in self.options],
                                  "messages": {"required": self.required_message,
                                               "maxLength": Message(TOO_LONG, n=self.max_length)}}

@@ -10,6 +10,7 @@ first characters), and a server's answer that repeats the address has it blanked
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import smtplib
@@ -26,12 +27,16 @@ from typing import Any
 import redis
 
 from ..settings import Smtp
+from . import pace
 
 log = logging.getLogger(__name__)
 
 KEY = "mail:{}"
 CLAIM_S = 600  # a send in progress holds the key this long (far past the SMTP timeouts); if its worker died, the
 # claim lapses and nothing sends it again: the email may have gone
+
+
+RECIPIENT_REFUSED = "the mail server refused the recipient's address"
 
 
 class Status(StrEnum):
@@ -58,6 +63,7 @@ class MailState:
 
     status: Status
     at: float
+    address_refused: bool = False  # REFUSED because the mail server refused the recipient's address for good (5xx)
 
 
 class MailDeferred(Exception):
@@ -83,7 +89,7 @@ def state(r: redis.Redis, name: str) -> MailState | None:
     if not raw:
         return None
     data = json.loads(raw)
-    return MailState(Status(data["status"]), float(data["at"]))
+    return MailState(Status(data["status"]), float(data["at"]), bool(data.get("address_refused")))
 
 
 def forget(r: redis.Redis, name: str) -> None:
@@ -92,17 +98,26 @@ def forget(r: redis.Redis, name: str) -> None:
 
 
 def send_once(r: redis.Redis, smtp: Smtp, name: str, write: Callable[[], Letter | None], *, label: str,
-              last_try: bool = True, keep_s: int | None = None) -> Status | None:
+              last_try: bool = True, keep_s: int | None = None, bulk: bool = False) -> Status | None:
     """Send the email `name` unless it was sent (or tried for good) already. `write` is called once the claim is
     ours and returns the letter, or None when there is nothing to send any more (the person's data is gone); it
     raises ValueError (or HeaderParseError) when the message cannot be written safely: it is refused, not sent.
     `label` names the email in log lines (no personal data); `keep_s` lets the record of the outcome expire.
+    Every email waits for its slot on the shared pace (pace.py, JOBSITE_MAIL_PER_SECOND); `bulk` mail (alerts) leaves
+    a share of the slots to the emails a person waits for.
 
     Returns what became of it, or None when there is nothing to send (or another worker is sending it now).
 
     Raises:
-        MailDeferred: the mail server could not take it now and this is not the `last_try`: try again later.
+        MailDeferred: the mail server could not take it now and this is not the `last_try`, or no slot of the pace
+            came free within a minute (whatever the try): try again later.
     """
+    if (found := state(r, name)) is not None:  # sent or tried already (or being sent): no slot of the pace for it
+        return found.status if found.status != Status.SENDING else None
+    try:  # the slot before the claim: a Redis lost while waiting for it leaves no claim behind
+        pace.take(r, smtp.per_second, bulk=bulk)
+    except pace.Paced as e:
+        raise MailDeferred(str(e)) from None
     token = uuid.uuid4().hex
     if not r.set(key(name), _value(Status.SENDING, token), nx=True, ex=CLAIM_S):
         found = state(r, name)
@@ -126,7 +141,7 @@ def send_once(r: redis.Redis, smtp: Smtp, name: str, write: Callable[[], Letter 
     except BaseException:
         _release(r, name, token)  # an unexpected error fails the job (RQ keeps it) and records nothing
         raise
-    r.set(key(name), _value(outcome), ex=keep_s)
+    r.set(key(name), _value(outcome, address_refused=why.startswith(RECIPIENT_REFUSED)), ex=keep_s)
     if outcome == Status.SENT:
         log.info("%s sent", label)
     else:
@@ -134,8 +149,11 @@ def send_once(r: redis.Redis, smtp: Smtp, name: str, write: Callable[[], Letter 
     return outcome
 
 
-def _value(status: Status, token: str = "") -> str:
-    return json.dumps({"status": status.value, "at": time.time(), "token": token})
+def _value(status: Status, token: str = "", address_refused: bool = False) -> str:
+    value: dict[str, Any] = {"status": status.value, "at": time.time(), "token": token}
+    if address_refused:
+        value["address_refused"] = True
+    return json.dumps(value)
 
 
 def _release(r: redis.Redis, name: str, token: str) -> None:
@@ -164,7 +182,7 @@ def _send(smtp: Smtp, message: EmailMessage, address: str) -> tuple[Status, str]
         code, reply = next(iter(e.recipients.values()))  # one recipient
         why = _why(smtplib.SMTPResponseException(code, reply), address)
         if code >= 500:
-            return Status.REFUSED, f"the mail server refused the recipient's address: {why}"
+            return Status.REFUSED, f"{RECIPIENT_REFUSED}: {why}"
         raise MailDeferred(f"the mail server deferred the recipient's address: {why}") from None
     except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
         if e.smtp_code >= 500:
@@ -197,16 +215,22 @@ class _HandoverTLS(smtplib.SMTP_SSL, _Handover):
     """The same over TLS from the first byte (smtps://)."""
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context of every connection to the mail server, built once per process: loading the system's
+    certificates took 90 ms, most of an alert's send on a loaded machine (bench/alerts_bench.py)."""
+    return ssl.create_default_context()
+
+
 def _connect(smtp: Smtp) -> _Handover:
-    context = ssl.create_default_context()
     connection: _Handover
     if smtp.security == "tls":
-        connection = _HandoverTLS(smtp.host, smtp.port, timeout=smtp.timeout_s, context=context)
+        connection = _HandoverTLS(smtp.host, smtp.port, timeout=smtp.timeout_s, context=_tls_context())
     else:
         connection = _Handover(smtp.host, smtp.port, timeout=smtp.timeout_s)
     try:
         if smtp.security == "starttls":
-            connection.starttls(context=context)
+            connection.starttls(context=_tls_context())
         if smtp.username:
             connection.login(smtp.username, smtp.password or "")
     except BaseException:

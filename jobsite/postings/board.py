@@ -28,6 +28,10 @@ class Query:
     def from_args(cls, args: Mapping[str, str]) -> Query:
         return cls(**{name: (args.get(name) or "").strip()[:200] for name in (*FILTERS, "q")})
 
+    def asked(self) -> dict[str, str]:
+        """The filters and search words given (for a link that keeps them: the feed of this list)."""
+        return {name: getattr(self, name) for name in (*FILTERS, "q") if getattr(self, name)}
+
     def key(self) -> str:
         return "|".join(getattr(self, n) for n in (*FILTERS, "q"))
 
@@ -58,6 +62,25 @@ def matches(posting: Posting, query: Query) -> bool:
             if not any(h.startswith(word) for h in haystack):
                 return False
     return True
+
+
+class Offer:
+    """What one posting offers the filters, worked out once, to check many saved queries against it (job alerts:
+    a new posting against every subscription). `satisfies` is `matches` for a query given as a mapping of filter
+    names (FILTERS and "q") to values; tests hold the two to the same answers."""
+
+    def __init__(self, posting: Posting):
+        self.values = {name: frozenset(_values(posting, name)) for name in FILTERS}
+        text = " ".join([posting["text"], posting.get("team") or "", posting["descriptionPlain"]])
+        self.prefixes = frozenset(w[:n] for w in set(_words(text)) for n in range(1, len(w) + 1))
+
+    def satisfies(self, query: Mapping[str, str]) -> bool:
+        for name in FILTERS:
+            wanted = query.get(name)
+            if wanted and wanted not in self.values[name]:
+                return False
+        q = query.get("q")
+        return not q or all(word in self.prefixes for word in _words(q))
 
 
 def search(postings: Iterable[Posting], query: Query) -> list[Posting]:

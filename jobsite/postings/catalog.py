@@ -34,6 +34,7 @@ import redis
 from .. import metrics
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
+from . import published
 from .posting import Posting, public_posting
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,24 @@ class Catalog:
         self.stats.refreshes += 1
         self._parsed[key] = snap
         self._memo.pop(key, None)
+        if key == Key.POSTINGS.of():
+            self._announce([p["id"] for p in data])
         return snap
+
+    def _announce(self, posting_ids: list[str]) -> None:
+        """Tell the job alerts which postings a fresh list holds (published.notice announces the new ones once across
+        every machine), in the background: a person's page never waits on it. Missed while Redis is away, the next
+        refresh announces them, since only the notice itself marks them seen."""
+
+        def run() -> None:
+            try:
+                if announced := published.notice(self.r, posting_ids):
+                    log.info("catalog: %d newly published posting(s) announced to the job alerts", len(announced))
+            except redis.RedisError as e:
+                log.warning("catalog: new postings not checked for the job alerts (%s); the next refresh will",
+                            type(e).__name__)
+
+        threading.Thread(target=run, name="announce-postings", daemon=True).start()
 
     def _fetch(self, key: str, fetch: Callable[[], Any]) -> Snapshot:
         try:

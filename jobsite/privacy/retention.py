@@ -1,12 +1,17 @@
 """The one home of retention: what the schedule removes (every JOBSITE_RETENTION_DAYS, hourly in the workers and by
 `jobsite purge`) and what Lever's deletion of a person removes at once (candidateDeleted), for every flow that keeps
-personal data: applications (`applications.py`) and sourced people (`sourced.py`). A new flow that keeps a person's
-data adds its two functions here."""
+personal data: applications (`applications.py`), sourced people (`sourced.py`) and job alert subscriptions
+(`alerts/subscriptions.py`: unconfirmed ones removed after 7 days, ended ones after the retention period; an alert
+names no Lever person). A new flow that keeps a person's data adds its two functions here. Applications' removal
+takes only the Redis client and the period; a sourced person's is a wish their lease holder writes in
+(sourcing/opportunities), so it takes the services."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from ..alerts import subscriptions
 from ..services import Services
 from . import applications, sourced
 
@@ -15,14 +20,23 @@ from . import applications, sourced
 class Purged:
     applications: int
     people: int
+    alert_subscriptions: int = 0
 
 
 def purge(svc: Services, now: float | None = None) -> Purged:
     """Remove the personal data past the retention period, in every flow; returns how many of each were purged."""
-    return Purged(applications.purge(svc, now), sourced.purge(svc, now))
+    days = svc.settings.retention_days
+    return Purged(applications.purge(svc.redis, days, now), sourced.purge(svc, now), _alerts(svc, now))
+
+
+def _alerts(svc: Services, now: float | None) -> int:
+    """Job alert subscriptions never confirmed (EXPIRE_DAYS) or ended longer ago than the retention period."""
+    at = time.time() if now is None else now
+    r = svc.redis
+    return subscriptions.expire(r, at) + subscriptions.purge(r, at, svc.settings.retention_days * 86400)
 
 
 def forget(svc: Services, contact_id: str) -> int:
     """Lever deleted the person: remove what every flow holds about them now, whatever its age. Returns how many
     applications and sourced people they had."""
-    return applications.forget_person(svc, contact_id) + sourced.forget(svc, contact_id)
+    return applications.forget_person(svc.redis, contact_id) + sourced.forget(svc, contact_id)

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def purge(svc: Services, now: float | None = None) -> int:
     """Remove the personal data of people delivered more than the retention period ago, and the sign-ups never
     confirmed (optin.expire); returns how many of the first."""
-    optin.expire(svc, now)
+    optin.expire(svc.redis, now)
     r = svc.redis
     cutoff = (now or time.time()) - svc.settings.retention_days * 86400
     due = people.load_many(r, people.delivered_before(r, cutoff))

@@ -209,3 +209,33 @@ def make_users() -> list[dict[str, Any]]:
     return [{"id": str(uuid.UUID(int=i + 1, version=4)), "name": name, "username": email.split("@")[0],
              "email": email, "accessRole": role, "createdAt": 1_600_000_000_000, "deactivatedAt": gone,
              "externalDirectoryId": None} for i, (name, email, role, gone) in enumerate(rows)]
+
+
+def new_posting(n: int, *, text: str = "", team: str = "", department: str = "", location: str = "",
+                commitment: str = "", workplace: str = "", now_ms: int = 0) -> dict[str, Any]:
+    """A posting published now on the public site (the sandbox's "publish a new posting"): the `n`-th, its
+    categories as given, or taken from the seed's lists in turn."""
+    rng = random.Random(f"new-{n}")
+    roles = [(d, t, title) for d, teams in TEAMS.items() for t, titles in teams.items() for title in titles]
+    dept, default_team, title = roles[n % len(roles)]
+    team = team or default_team
+    text = text or title
+    location = location or sorted(LOCATIONS)[n % len(LOCATIONS)]
+    pid = _uuid(rng)
+    html, plain = _description(text, team, evil=False)
+    created = now_ms or 1_763_000_000_000
+    return {
+        "id": pid, "text": text, "createdAt": created, "updatedAt": created,
+        "user": _uuid(rng), "owner": _uuid(rng), "hiringManager": _uuid(rng), "confidentiality": "non-confidential",
+        "categories": {"team": team, "department": department or dept, "location": location,
+                       "allLocations": [location], "commitment": commitment or "Full-time", "level": None},
+        "content": {"description": plain, "descriptionHtml": html, "lists": _lists(rng, text),
+                    "closing": "Acme Robotics is an equal opportunity employer.",
+                    "closingHtml": "<div><p>Acme Robotics is an equal opportunity employer.</p></div>"},
+        "country": LOCATIONS.get(location), "tags": [team], "followers": [], "state": "published",
+        "distributionChannels": ["internal", "public"], "reqCode": f"N{1000 + n}", "requisitionCodes": [f"N{1000 + n}"],
+        "salaryDescription": None, "salaryDescriptionHtml": None, "salaryRange": None,
+        "urls": {"list": "https://jobs.lever.co/acme", "show": f"https://jobs.lever.co/acme/{pid}",
+                 "apply": f"https://jobs.lever.co/acme/{pid}/apply"},
+        "workplaceType": workplace or WORKPLACES[n % 4],
+    }

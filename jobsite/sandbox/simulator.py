@@ -32,7 +32,7 @@ from flask import Flask, Response, abort, jsonify, redirect, request
 from markupsafe import escape
 
 from ..intake import fieldtypes
-from .seed import make_postings, make_questions, make_users
+from .seed import make_postings, make_questions, make_users, new_posting
 
 API_KEY = "sandbox-key"
 MAINTENANCE_EXEMPT = {"postings.list", "postings.get", "postings.questions"}
@@ -120,6 +120,7 @@ class SandboxState:
     def reset(self) -> None:
         with self.lock:
             self.postings = {p["id"]: p for p in make_postings(self.seed)}
+            self.published = 0  # postings published since the start ("publish a new posting")
             self.questions = {pid: make_questions(p, i) for i, (pid, p) in enumerate(self.postings.items())}
             self.uploads: dict[str, dict[str, Any]] = {}
             self.contacts: dict[str, str] = {}
@@ -720,8 +721,11 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
             return (f"<!doctype html><title>Lever sandbox</title><h1>Lever sandbox</h1><table>{rows}</table>"
                     f'<form method="post" action="/_sandbox/maintenance"><input type="hidden" name="on" '
                     f'value="{flip}"><button>Switch maintenance mode {flip}</button></form>'
-                    "<p>JSON switches: POST /_sandbox/maintenance, limits, latency, drop, fail, forbid, reset; "
-                    "GET /_sandbox/received.</p>"
+                    '<form method="post" action="/_sandbox/postings"><button>Publish a new posting</button></form>'
+                    "<p>A new posting reaches the job list at the site's next refresh of its postings, and its job "
+                    "alerts the outbox.</p>"
+                    "<p>JSON switches: POST /_sandbox/maintenance, limits, latency, drop, fail, forbid, postings, "
+                    "reset; GET /_sandbox/received.</p>"
                     '<p><a href="/_sandbox/outbox">Outbox</a>: the emails the site sent.</p>')
         return data
 
@@ -809,6 +813,21 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
         with st.lock:
             st.switches.forbid = set(body().get("endpoints", []))
         return state()
+
+    @app.post("/_sandbox/postings")
+    def publish_posting() -> Any:
+        """Publish a new posting on the public site: JSON `{"text", "team", "department", "location", "commitment",
+        "workplace"}` (each optional), or the page's button (a form: the next of the seed's roles)."""
+        data = {k: str(v)[:200] for k, v in body().items()
+                if k in ("text", "team", "department", "location", "commitment", "workplace") and v}
+        with st.lock:
+            st.published += 1
+            posting = new_posting(st.published, now_ms=_now_ms(), **data)
+            st.postings[posting["id"]] = posting
+            st.questions[posting["id"]] = make_questions(posting, len(st.postings))
+        if request.form or not request.is_json:
+            return redirect("/_sandbox/", 303)
+        return {"id": posting["id"], "text": posting["text"], "categories": posting["categories"]}, 201
 
     @app.post("/_sandbox/postings/<posting_id>")
     def change_posting(posting_id: str) -> Any:

@@ -233,6 +233,16 @@ class _Sending:
         self.send, self.what = send, what
         self.work = sender.Work.CHANGE if what in ("change", "withdrawn_note") else sender.Work.PERSON
 
+    def not_sent(self, r: redis.Redis, person: Person) -> None:
+        """The request was marked in flight but never left: withdraw its mark (a reconcile would wait for nothing)."""
+        send = self.send
+        if send is not None:
+            for mark in _MARKS[self.what]:
+                if mark:
+                    setattr(send, mark, 0.0)
+            people.save(r, person)
+        self.send = None
+
     def failed(self, r: redis.Redis, person: Person, verdict: outcomes.Verdict) -> None:
         send = self.send
         if send is None:
@@ -254,7 +264,8 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
         person.attempts += 1
     people.save(r, person, Standing.DELIVERING)  # (killed now, recovery takes it up once the lease runs out)
     sending = _Sending()
-    fence = Fence(r, lease, s.delivery_lease_s)
+    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas,
+                  replica_wait_ms=s.redis_replica_wait_ms)
     try:
         performer = performers.perform_as(services, person.recruiter, lever)
         resume = None
@@ -308,6 +319,10 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
         return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot")
     except FileMissing:
         return _needs_attention(r, person, "the resume is no longer in Redis: ask the person to send it again")
+    except sender.Unreplicated as e:
+        # The mark may be on the primary alone: a failover now would forget it, so the send does not leave yet.
+        sending.not_sent(r, person)
+        return _retry_at(r, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}")
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it: nothing
         # more is sent. (A mark this attempt recorded stays: the lease holder reconciles it, never sends blindly.)

@@ -12,8 +12,6 @@ Lever at once, as before double opt-in; the README says so.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 from typing import Any
@@ -22,7 +20,7 @@ import redis
 
 from ..admission import quotas
 from ..delivery.jobs import enqueue_sourced
-from ..notify import messages, sending
+from ..notify import links, messages, sending
 from ..notify.sending import Letter, Status
 from ..records import uploads
 from ..services import Services
@@ -43,23 +41,21 @@ def wanted(settings: Settings) -> bool:
 
 def token(settings: Settings, person_id: str, purpose: str = "optin") -> str:
     """The signature of a person's links: "optin" (confirm) or "manage" (change interests, unsubscribe, leave)."""
-    return hmac.new(settings.secret_key.encode(), f"{purpose}\n{person_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    return links.token(settings, person_id, purpose)
 
 
 def signed(settings: Settings, person_id: str, given: str, purpose: str = "optin") -> bool:
-    return hmac.compare_digest(given.encode(), token(settings, person_id, purpose).encode())
+    return links.signed(settings, person_id, given, purpose)
 
 
 def url(settings: Settings, person_id: str) -> str:
     """The link of the opt-in email (web/candidates.py serves it: a page with one button)."""
-    base = settings.public_url or f"http://localhost:{settings.port}"
-    return f"{base}/talent/confirm/{person_id}/{token(settings, person_id)}"
+    return links.signed_url(settings, "/talent/confirm", person_id, "optin")
 
 
 def manage_url(settings: Settings, person_id: str) -> str:
     """The link at the end of every email to a member: their interests, unsubscribing, leaving."""
-    base = settings.public_url or f"http://localhost:{settings.port}"
-    return f"{base}/talent/manage/{person_id}/{token(settings, person_id, 'manage')}"
+    return links.signed_url(settings, "/talent/manage", person_id, "manage")
 
 
 def mail_key(person_id: str) -> str:
@@ -119,9 +115,8 @@ def confirm(svc: Services, person_id: str, given: str) -> Person | None:
                 continue
 
 
-def expire(svc: Services, now: float | None = None) -> int:
+def expire(r: redis.Redis, now: float | None = None) -> int:
     """Remove the sign-ups left unconfirmed for EXPIRE_DAYS, with every trace (they never reached Lever)."""
-    r = svc.redis
     cutoff = (now or time.time()) - EXPIRE_DAYS * 86400
     due = people.load_many(r, [x.decode() for x in r.zrangebyscore(people.UNCONFIRMED, 0, cutoff)])
     for person in due:

@@ -33,6 +33,9 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..admission.addresses import ip_digest
+from ..alerts import digest as alert_digest
+from ..alerts import fanout as alert_fanout
+from ..alerts import subscriptions as alert_subscriptions
 from ..console import accounts, audit, dashboard
 from ..delivery import deliverer, gate, jobs
 from ..followup import report, tagging
@@ -629,3 +632,29 @@ def capture_person(event_id: str) -> Any:
 def talent_page() -> Any:
     sourcing.enabled()
     return render_template("admin/talent.html", members=people.talent_community(get_services().redis))
+
+
+# Job alerts (alerts/): where subscriptions stand, what was sent, and the switch that pauses every alert email.
+
+
+@bp.get("/alerts")
+def alerts_page() -> Any:
+    r = get_services().redis
+    latest = sorted((sub for state in alert_subscriptions.State
+                     for sub in alert_subscriptions.listing(r, state, count=10)),
+                    key=lambda sub: sub.stopped_at or sub.confirmed_at or sub.created_at, reverse=True)
+    return render_template("admin/alerts.html", counts=alert_subscriptions.counts(r),
+                           per_day=alert_digest.sent_per_day(r, 14), pause=alert_digest.pause_state(r),
+                           latest=latest, waiting=alert_fanout.waiting_people(r))
+
+
+@bp.post("/alerts/pause")
+@admin_only
+def alerts_pause() -> Any:
+    r = get_services().redis
+    on = request.form.get("on") == "1"
+    alert_digest.set_pause(r, on, who())
+    audit.record(r, who(), "pause job alerts" if on else "resume job alerts")
+    flash("Job alerts paused: nothing is sent until you resume; new postings are still matched." if on
+          else "Job alerts resumed: what waited is sent now.")
+    return redirect(url_for("admin.alerts_page"))

@@ -17,6 +17,7 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..admission import limits
+from ..alerts import subscriptions
 from ..console import api_keys, audit
 from ..intake import resume
 from ..intake.forms import ValidationFailed, answers_from_lever_body
@@ -27,7 +28,7 @@ from ..services import get_services
 from ..sourcing import enrol as sourced
 from ..sourcing import people
 from ..words import N_
-from . import embed, sourcing, submission
+from . import alerting, embed, sourcing, submission
 from .candidates import absolute, application_status, host_key
 from .errors import error_response
 from .i18n import say
@@ -214,13 +215,14 @@ def autofill() -> Any:
         return error_response(400, "Send the resume as multipart/form-data in a part named 'resume'.")
     if g.api_client:  # an integrator's backend sends from one address: its key is the limit there, counted apart
         try:
-            limits.check_client(svc, g.api_client, counter="apiclient_autofill")  # never waits for Redis
+            # never waits for Redis
+            limits.check_client(svc.admission, g.api_client, counter="apiclient_autofill")
         except limits.TooManyFromClient as e:
             return error_response(429, f"This API client had more than {svc.settings.api_client_per_hour} resumes "
                                        "read this hour.", {"Retry-After": str(e.retry_after_s)})
     else:
         try:
-            limits.check_ip(svc, request.remote_addr or "unknown", counter="autofill")
+            limits.check_ip(svc.admission, request.remote_addr or "unknown", counter="autofill")
         except limits.TooManySubmissions:
             return error_response(429, "Too many resumes from your network in the last hour. Please try again later.",
                                   {"Retry-After": "3600"})
@@ -276,7 +278,8 @@ def join_talent() -> Any:
     elif request.mimetype == "multipart/form-data":
         f = request.form
         data = {"name": f.get("name"), "email": f.get("email"), "phone": f.get("phone"), "links": f.getlist("links"),
-                "teams": f.getlist("teams"), "locations": f.getlist("locations"), "consent": f.get("consent")}
+                "teams": f.getlist("teams"), "locations": f.getlist("locations"), "consent": f.get("consent"),
+                "alerts": f.get("alerts")}
         resume = sourcing.resume_from(request.files.get("resume"))
     else:
         return error_response(415, "Send application/json or multipart/form-data.")
@@ -287,6 +290,8 @@ def join_talent() -> Any:
         return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
     except submission.Rejected as e:
         return error_response(e.status, e.message, e.headers)
+    if data.get("alerts") in (True, "true", "on", "yes", "1"):
+        alerting.with_sign_up(joined.person, new=joined.new)
     g.receipt = joined.person.id
     return {"receipt": joined.person.id, "status": sourcing.status_of(joined.person),
             "status_url": absolute("api.talent_status", receipt=joined.person.id)}, 202
@@ -301,3 +306,43 @@ def talent_status(receipt: str) -> Any:
     response = jsonify({"receipt": receipt, "status": sourcing.status_of(person)})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# Job alerts for embedders: the same double opt-in as the job list's "Email me jobs like these" (web/alert_pages.py).
+
+@bp.post("/alerts")
+def ask_for_alerts() -> Any:
+    """Ask for job alerts for an address: 202 whatever the address holds (a stranger learns nothing of it); only
+    the confirmation email goes out, and only its link starts the alerts."""
+    if not alerting.offered():
+        return error_response(404, "This site sends no email (JOBSITE_SMTP_URL is not set), so it offers no alerts.")
+    if request.mimetype != "application/json":
+        return error_response(415, "Send application/json.")
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        return error_response(413, f"A request for alerts must be under {MAX_JSON_BYTES // 1024} KB.")
+    body = _json_body()
+    if not isinstance(body, dict):
+        return error_response(400, "The body must be a JSON object.")
+    email, frequency, lang = body.get("email"), body.get("frequency", "daily"), body.get("language")
+    filters = body.get("filters") or {}
+    errors: dict[str, str] = {}
+    email, frequency = email if isinstance(email, str) else "", frequency if isinstance(frequency, str) else ""
+    try:
+        subscriptions.validate(email, frequency)
+    except subscriptions.Invalid as e:
+        errors.update(e.errors)
+    if not isinstance(filters, dict) or set(filters) - set(subscriptions.FILTERS) or not all(
+            v is None or isinstance(v, str) for v in filters.values()):
+        errors["filters"] = N_("Filters are an object of strings: team, department, location, commitment, "
+                               "workplace, q.")
+    if lang is not None and lang not in subscriptions.LANGUAGES:
+        errors["language"] = N_("The language must be one of en, de, fr.")
+    try:
+        if errors:
+            raise subscriptions.Invalid(errors)
+        alerting.ask(email, filters, frequency, lang=lang)
+    except subscriptions.Invalid as e:
+        return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
+    except submission.Rejected as e:
+        return error_response(e.status, e.message, e.headers)
+    return {"status": "confirmation_sent"}, 202

@@ -18,7 +18,21 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from ..console import accounts
     from ..postings.sanitize import clean_html
     from ..records import filetypes
-    from . import admin, api, brand, candidates, embed, errors, i18n, openapi, ops, security, spooldrain, webhooks
+    from . import (
+        admin,
+        alert_pages,
+        api,
+        brand,
+        candidates,
+        embed,
+        errors,
+        i18n,
+        openapi,
+        ops,
+        security,
+        spooldrain,
+        webhooks,
+    )
 
     settings = settings or load_settings(**overrides)
     app = Flask("jobsite", template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
@@ -51,6 +65,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.register_blueprint(ops.bp)
     app.register_blueprint(candidates.bp)
+    app.register_blueprint(alert_pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)

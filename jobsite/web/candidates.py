@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import redis
 from babel import numbers
@@ -14,9 +15,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..admission import quotas
+from ..alerts import subscriptions
 from ..intake.forms import CONSENT, Form, ValidationFailed
-from ..notify import messages, sending
-from ..postings import board, seo
+from ..notify import links, messages, sending
+from ..postings import board, feed, seo
 from ..postings.catalog import PostingNotFound, Snapshot
 from ..postings.posting import Posting
 from ..records import spool, store
@@ -24,7 +26,7 @@ from ..services import get_services
 from ..sourcing import enrol as sourced
 from ..sourcing import optin, people
 from ..words import N_
-from . import brand, embed, sourcing, submission
+from . import alerting, brand, embed, sourcing, submission
 from .i18n import language, say
 from .pages import PageCache
 
@@ -224,6 +226,26 @@ def sitemap() -> Response:
     return response
 
 
+@bp.get("/jobs.atom")
+def jobs_feed() -> Response:
+    """An Atom feed of open postings, honouring the job list's filters (team, department, location, commitment,
+    workplace, q), each entry linking to the posting."""
+    svc = get_services()
+    snap = svc.catalog.postings()
+    query = board.Query.from_args(request.args)
+    asked = query.asked()
+    site = site_url()
+    feed_url = f"{site}/jobs.atom" + (f"?{urlencode(asked)}" if asked else "")
+    company = svc.settings.company_name
+    title = gettext("Jobs at %(company)s", company=company)
+    xml = feed.atom(board.search(snap.data, query), title=title, company=company, feed_url=feed_url,
+                    site_url=f"{site}/" + (f"?{urlencode(asked)}" if asked else ""),
+                    posting_url=f"{site}/jobs/{{id}}", language=language())
+    response = Response(xml, mimetype="application/atom+xml")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
 @bp.get("/robots.txt")
 def robots() -> Response:
     return Response(f"User-agent: *\nDisallow: /admin/\nDisallow: /api/\nSitemap: {site_url()}/sitemap.xml\n",
@@ -256,6 +278,8 @@ def submit(posting_id: str) -> BaseResponse:
         response = render_form(posting, form, answers=answers, token=token, status=e.status, message=message)
         response.headers.update(e.headers)
         return response
+    if request.form.get("alerts") and alerting.offered():  # "tell me about similar jobs", unticked by default
+        alerting.ask_quietly(str(answers.get("email") or ""), [alerting.similar(posting)], "weekly")
     return redirect(url_for("candidates.confirmation", receipt=receipt.receipt, embed=1 if embedded() else None), 303)
 
 
@@ -365,7 +389,7 @@ def join_talent() -> BaseResponse:
     f = request.form
     answers = {"name": f.get("name", ""), "email": f.get("email", ""), "phone": f.get("phone", ""),
                "links": f.get("links", ""), "teams": f.getlist("teams"), "locations": f.getlist("locations"),
-               "consent": f.get("consent")}
+               "consent": f.get("consent"), "alerts": f.get("alerts")}
     token = f.get("form_token", "")
     nonce = read_form_token(token, "talent")
     if nonce is None:
@@ -383,6 +407,8 @@ def join_talent() -> BaseResponse:
         response = _render_talent(answers=answers, token=token, status=e.status, message=e.message)
         response.headers.update(e.headers)
         return response
+    if f.get("alerts"):  # job alerts for the interests, confirmed with the sign-up's own opt-in
+        alerting.with_sign_up(joined.person, new=joined.new)
     summary = redirect(url_for("candidates.talent_joined", embed=1 if embedded() else None), 303)
     # The summary page's, for this browser only (candidate pages have no session; the address bar shows nothing).
     # A confirmed member's record is shown to no one who merely typed its address ("" says: already a member).
@@ -434,9 +460,12 @@ def talent_confirm(person_id: str, signed: str) -> Response:
     if person is None or person.purged:
         abort(404, gettext("This link is not valid any more: the sign-up was removed or never confirmed in time. "
                            "You can join again."))
+    alerts: list[subscriptions.Subscription] = []
     if request.method == "POST":
         person = optin.confirm(svc, person_id, signed) or person
-    return _signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
+        alerts = subscriptions.confirm_along(svc.redis, person_id)  # the job alerts asked for with the sign-up
+    return signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
+                                        alerts=[(a, links.token(svc.settings, a.id, "alert-manage")) for a in alerts],
                                         retention_days=svc.settings.retention_days,
                                         manage=url_for("candidates.talent_manage", person_id=person.id,
                                                        signed=optin.token(svc.settings, person.id, "manage"))))
@@ -451,17 +480,19 @@ def talent_manage(person_id: str, signed: str) -> Response:
     ok = optin.signed(svc.settings, person_id, signed, "manage")
     person = people.load(svc.redis, person_id) if ok else None
     if person is None or person.purged or person.withdrawn or people.wished(svc.redis, person_id).get("withdrawn"):
-        return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+        return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                             teams=[], locations=[], saved=""))
     teams, locations = sourcing.interests()
     saved = ""
     status, member = 200, person
     if request.method == "POST":
         action = request.form.get("action", "")
+        if action in ("leave", "unsubscribe") and person.email:  # "we will not email you again": alerts neither
+            subscriptions.stop_address(svc.redis, person.email)
         try:
             if action == "leave":
                 optin.leave(svc, person)
-                return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+                return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                                     teams=[], locations=[], saved="left"))
             if action == "unsubscribe":
                 person = optin.change(svc, person.id, unsubscribed=True)
@@ -475,11 +506,11 @@ def talent_manage(person_id: str, signed: str) -> Response:
         except quotas.Exceeded:
             person, saved, status = people.as_wished(member, people.wished(svc.redis, member.id)), "busy", 429
         if person is None or person.withdrawn:
-            return _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
+            return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                                 teams=[], locations=[], saved=""))
     else:
         person = people.as_wished(person, people.wished(svc.redis, person.id))
-    page = _signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
+    page = signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
                                         teams=sorted(set(teams) | set(person.teams)),
                                         locations=sorted(set(locations) | set(person.locations)), saved=saved,
                                         retention_days=svc.settings.retention_days))
@@ -487,7 +518,7 @@ def talent_manage(person_id: str, signed: str) -> Response:
     return page
 
 
-def _signed_page(html: str) -> Response:
+def signed_page(html: str) -> Response:
     """A page whose address is a signed link: kept out of caches and of other sites' Referer."""
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"

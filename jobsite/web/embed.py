@@ -20,6 +20,7 @@ from flask import Blueprint, Flask, Response, g, has_request_context, request, u
 
 from ..colours import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
 from ..records.application import Attribution, clean_attribution
+from .i18n import CANDIDATE_PAGES
 
 bp = Blueprint("embed", __name__)
 
@@ -117,7 +118,8 @@ def attribution(values: Mapping[str, Any] | None = None) -> Attribution:
 def keep_on_links(endpoint: str, values: dict[str, Any]) -> None:
     """A link from one candidate page to another keeps the embedding parameters (a value given explicitly, even
     None, wins: canonical links pass None)."""
-    if endpoint.startswith("candidates.") and has_request_context() and request.blueprint == "candidates":
+    if (endpoint.startswith(CANDIDATE_PAGES) and has_request_context()
+            and f"{request.blueprint}." in CANDIDATE_PAGES):
         for k, v in carried().items():
             values.setdefault(k, v)
 

@@ -27,6 +27,8 @@ from ..words import Message
 
 LANGUAGES = ("en", "de", "fr")  # English is the catalogues' source language: it needs none of its own
 DEFAULT = "en"
+CANDIDATE_PAGES = ("candidates.", "alerts.")  # the blueprints of pages for candidates: links between them carry
+# the chosen language and the embedding parameters
 LOCALES = {code: Locale.parse(code) for code in LANGUAGES}  # parsed once: Flask-Babel takes a Locale as it is
 
 
@@ -74,7 +76,7 @@ def chosen() -> str | None:
 def carry_language(endpoint: str, values: dict[str, Any]) -> None:
     """Links to candidate pages keep a language chosen with `?lang=`."""
     lang = chosen()
-    if lang and endpoint.startswith("candidates.") and "lang" not in values:
+    if lang and endpoint.startswith(CANDIDATE_PAGES) and "lang" not in values:
         values["lang"] = lang
 
 

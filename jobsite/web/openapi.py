@@ -173,6 +173,31 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+SCHEMAS.update({  # job alerts
+    "AlertRequest": {
+        "type": "object", "required": ["email"], "additionalProperties": True,
+        "description": "Ask for job alerts for an address. Nothing is sent but one confirmation email until its "
+                       "person presses the button behind its link; unconfirmed, the request is removed after 7 days.",
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 200},
+            "filters": {"type": ["object", "null"], "additionalProperties": False,
+                        "description": "The job list's filters (each optional): a posting matches when it has "
+                                       "every value given and every search word, as a word's beginning.",
+                        "properties": {name: {"type": ["string", "null"], "maxLength": 200}
+                                       for name in ("team", "department", "location", "commitment", "workplace",
+                                                    "q")}},
+            "frequency": {"enum": ["instant", "daily", "weekly"], "default": "daily",
+                          "description": "As jobs open (gathered over a few minutes), daily or weekly."},
+            "language": {"enum": ["en", "de", "fr"],
+                         "description": "The emails' language; by default the request's (Accept-Language)."},
+        },
+    },
+    "AlertAccepted": {
+        "type": "object", "required": ["status"], "description": "The same answer whatever the address holds.",
+        "properties": {"status": {"const": "confirmation_sent"}},
+    },
+})
+
 SCHEMAS.update({  # the talent community (sourcing)
     "TalentSignup": {
         "type": "object", "required": ["name", "email", "consent"],
@@ -187,6 +212,8 @@ SCHEMAS.update({  # the talent community (sourcing)
                           "description": "Teams of open postings."},
                 "locations": {"type": ["array", "null"], "items": {"type": "string"},
                               "description": "Locations of open postings."}}},
+            "alerts": {"description": "`true`: also email job alerts for the interests, weekly (only when the site "
+                                      "sends email), confirmed with the sign-up's own opt-in; any other value: none."},
             "consent": {"description": "To be kept on file (required): `{\"store\": true}`, or `true`.",
                         "anyOf": [{"type": "object", "required": ["store"], "properties": {"store": CONSENT}},
                                   CONSENT]},
@@ -350,6 +377,24 @@ def document(example_posting: str | None = None) -> dict[str, Any]:
                     "200": {"description": "Its status (no personal data).",
                             "content": {JSON: {"schema": _ref("TalentStatus")}}},
                     "401": UNAUTHORIZED, "404": _error("No sign-up with this receipt."), "503": UNAVAILABLE,
+                }}},
+            "/api/v1/alerts": {"post": {
+                "operationId": "askForAlerts", "summary": "Ask for job alerts for an email address",
+                "description": "Double opt-in: answered 202 at once whatever the address holds; one confirmation "
+                               "email goes to the address (a few at most per address, however often asked), and "
+                               "only the button behind its link starts the alerts. Every alert email can stop them "
+                               "in one click. Limited per address (or integrator key) and for the whole site.",
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("AlertRequest")}}},
+                "responses": {
+                    "202": {"description": "Accepted: check the inbox.",
+                            "content": {JSON: {"schema": _ref("AlertAccepted")}}},
+                    "400": _error("Not a JSON object."), "401": UNAUTHORIZED,
+                    "404": _error("The site sends no email (JOBSITE_SMTP_URL unset), so it offers no alerts."),
+                    "413": _error("Too large."), "415": _error("Not application/json."),
+                    "422": _error("Some answers need attention (`errors` per field)."),
+                    "429": _error("Too many requests for alerts this hour from this address (or this integrator "
+                                  "key), or for the whole site.", "Retry-After"),
+                    "503": UNAVAILABLE,
                 }}},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "getContract", "summary": "This document", "security": [{}],

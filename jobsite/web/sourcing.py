@@ -84,7 +84,7 @@ def _limit(client: str, files_bytes: int) -> None:
     """The per-client or per-address limit, then the site's (admission/limits.py)."""
     _limit_sender(client, files_bytes)
     try:
-        limits.check_signups(get_services())
+        limits.check_signups(get_services().admission)
     except limits.TooManySignups as e:
         raise Rejected(429, gettext("We received many sign-ups in the last hour. Please try again later."),
                        {"Retry-After": str(e.retry_after_s)}) from None
@@ -94,13 +94,13 @@ def _limit_sender(client: str, files_bytes: int) -> None:
     svc = get_services()
     if client:
         try:
-            limits.check_client(svc, client)
+            limits.check_client(svc.admission, client)
         except limits.TooManyFromClient as e:
             raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} submissions "
                                 "this hour.", {"Retry-After": str(e.retry_after_s)}) from None
         return
     try:
-        limits.check_ip(svc, request.remote_addr or "unknown", files_bytes)
+        limits.check_ip(svc.admission, request.remote_addr or "unknown", files_bytes)
     except limits.TooManySubmissions as e:
         raise Rejected(429, gettext("We received many submissions from your network in the last hour. Please try "
                                     "again later."), {"Retry-After": str(e.retry_after_s)}) from None
@@ -109,7 +109,7 @@ def _limit_sender(client: str, files_bytes: int) -> None:
 def _submit(person: Person, resume: UploadedFile | None, idem: Idempotency | None) -> enrol.Accepted:
     svc = get_services()
     try:
-        memory.check_room(svc, len(resume.content) if resume else 0)
+        memory.check_room(svc.admission, len(resume.content) if resume else 0)
         return enrol.submit(svc, person, resume, idem)
     except enrol.KeyReused:
         raise KeyReused() from None

@@ -96,7 +96,8 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
         _count_client(client)
     else:
         try:
-            limits.check_ip(svc, request.remote_addr or "unknown", sum(len(u.content) for u in uploads.values()))
+            files_bytes = sum(len(u.content) for u in uploads.values())
+            limits.check_ip(svc.admission, request.remote_addr or "unknown", files_bytes)
         except limits.TooManySubmissions as e:
             raise Rejected(429, gettext("We received many applications from your network in the last hour. Please "
                                         "try again later."), {"Retry-After": str(e.retry_after_s)}) from None
@@ -114,7 +115,7 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
 def _count_client(client: str) -> None:
     svc = get_services()
     try:
-        limits.check_client(svc, client)  # as for the per-address limit: never refused because Redis is down
+        limits.check_client(svc.admission, client)  # as the per-address limit: never refused for Redis alone
     except limits.TooManyFromClient as e:
         raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} applications this "
                             "hour.", {"Retry-After": str(e.retry_after_s)}) from None

@@ -229,29 +229,32 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     scheduler_name = uuid.uuid4().hex
     restarts = 0
     while True:
-        worker = DeliveryWorker(
-            jobs.queues(services.redis),
-            connection=services.redis,
-            job_class=jobs.TaskJob,  # jobs queued under the tasks' old dotted paths run too
-            worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
-            maintenance_interval=settings.upkeep_interval_s,
-            scheduler_name=scheduler_name,
-        )
         began = time.monotonic()
         lost: str | None = None
+        worker: DeliveryWorker | None = None
         try:
+            # RQ's Worker talks to Redis as it is built (CLIENT SETNAME): a primary that dies just then (a failover
+            # while this worker starts) is waited for like any other outage, not the end of the process.
+            worker = DeliveryWorker(
+                jobs.queues(services.redis),
+                connection=services.redis,
+                job_class=jobs.TaskJob,  # jobs queued under the tasks' old dotted paths run too
+                worker_ttl=settings.upkeep_interval_s + 15,  # RQ dequeues with timeout worker_ttl - 15
+                maintenance_interval=settings.upkeep_interval_s,
+                scheduler_name=scheduler_name,
+            )
             worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
         except RedisLost as e:
             lost = str(e)
         except REDIS_DOWN as e:  # while the loop was starting
             lost = type(e).__name__
-        if worker.stopping or (burst and lost is None):
+        if (worker is not None and worker.stopping) or (burst and lost is None):
             return
         restarts = 0 if time.monotonic() - began > CALM_S else restarts + 1
         if not _wait_for_redis(services.redis, lost, first_pause(lost, restarts)):
             return
         with contextlib.suppress(*REDIS_DOWN):  # gone again: the claim expires, the settle time passes
-            tasks.cut_off(worker.cut_off)
+            tasks.cut_off(worker.cut_off if worker is not None else None)
 
 
 def first_pause(lost: str | None, restarts: int) -> float:

@@ -9,7 +9,9 @@ them from the environment). Queued jobs name them by dotted path; `delivery/jobs
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,9 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
+from ..alerts import confirmation as alert_confirmation
+from ..alerts import digest as alert_digest
+from ..alerts import fanout as alert_fanout
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
@@ -157,6 +162,14 @@ def send_optin_email(person_id: str, attempt: int = 0) -> str:
                   lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1))
 
 
+def send_alert_confirmation(sub_id: str, attempt: int = 0) -> str:
+    """A job alert subscription's confirmation email task (alerts/confirmation.py), tried as the confirmation email
+    is."""
+    svc = services()
+    return _email(attempt, lambda last_try: alert_confirmation.send(svc, sub_id, last_try=last_try),
+                  lambda at: jobs.enqueue_alert_confirmation(svc.redis, sub_id, at=at, attempt=attempt + 1))
+
+
 def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: Callable[[float], str]) -> str:
     """One try of an email: sent at most once by `send`; deferred, it is queued `again` with the backoff rule, and
     the last try records that it failed."""
@@ -166,6 +179,57 @@ def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: C
         again(time.time() + backoff.delay(attempt, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S))
         return "deferred"
     return outcome.value if outcome else "nothing to send"
+
+
+def match_alerts(posting_id: str) -> str:
+    """The job alerts' matching task: a newly published posting given to everyone who asked for it."""
+    return alert_fanout.fan_out(services(), posting_id)
+
+
+def send_alerts(sub_ids: list[str]) -> str:
+    """The job alerts' send task: the due email of each of a few subscriptions, at most once each."""
+    counts = alert_digest.send(services(), sub_ids)
+    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
+
+
+def alerts_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_value: BaseException, tb: Any) -> None:
+    """An alerts job failed (an error, Redis gone under it): its work is taken up again at the next upkeep rather
+    than after its lease. What it had done is recorded, so nothing is sent or given twice."""
+    if not job.args:
+        return
+    if job.func_name == jobs.MATCH_ALERTS:
+        alert_fanout.retry_soon(connection, str(job.args[0]))
+    elif job.func_name == jobs.SEND_ALERTS:
+        alert_digest.retry_soon(connection, list(job.args[0]))
+
+
+_reading: threading.Thread | None = None
+
+
+def _read_postings(svc: Services) -> None:
+    """Have this worker's copy of the postings read without waiting: a stale copy is refreshed in the background by
+    the catalog itself; a cold one (none parsed yet) in a thread of ours, one at a time. The upkeep never waits on
+    Lever for the alerts (in Lever's maintenance a cold read would hold every upkeep, and the jobs behind it)."""
+    global _reading
+    if svc.catalog.postings_version() is not None or (_reading is not None and _reading.is_alive()):
+        return
+
+    def read() -> None:
+        with contextlib.suppress(CatalogUnavailable):
+            svc.catalog.postings()
+
+    _reading = threading.Thread(target=read, name="read-postings", daemon=True)
+    _reading.start()
+
+
+def _alerts_upkeep(svc: Services) -> None:
+    """Read the postings (a stale list is refreshed in the background, and its new postings announced, even when no
+    one visits the site), then hand newly published (or stalled) postings to matching jobs, and due subscriptions
+    to send jobs."""
+    r = svc.redis
+    _read_postings(svc)
+    jobs.enqueue_alert_matching(r, alert_fanout.stalled(r))
+    jobs.enqueue_alert_sends(r, alert_digest.take_due(r))
 
 
 def _next_probe(svc: Services, delay_s: float) -> None:
@@ -227,8 +291,10 @@ def recover(svc: Services) -> int:
     lost = [rec.receipt for rec, gone in zip(records, sender.lost_many(r, held, lease_s), strict=True) if gone]
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
-        for receipt in lost:
-            store.log_attempt(r, receipt, "recover", None, "delivery was interrupted; queued again")
+        with r.pipeline(transaction=False) as pipe:
+            for receipt in lost:
+                store.log_attempt(pipe, receipt, "recover", None, "delivery was interrupted; queued again")
+            pipe.execute()
         jobs.release(r, lost)
     return len(lost)
 
@@ -263,13 +329,14 @@ def upkeep() -> None:
     sourced_people.ensure_email_index(r)  # once, for members who joined before the index (one EXISTS after)
     sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
-        retention.purge(svc)  # applications and sourced people
+        retention.purge(svc)  # applications, sourced people and job alert subscriptions
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)
     elif status.is_open and status.parked:
         jobs.open_gate(r)
     _sourcing_upkeep(svc)
+    _alerts_upkeep(svc)
     if status.is_open:
         for receipt in tagging.take_parked(r):  # follow-ups wait behind the applications released above
             jobs.enqueue_tagging(r, receipt)

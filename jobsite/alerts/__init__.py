@@ -1,0 +1,1 @@
+"""Job alerts: subscriptions (the person side) and the alerts sent to them."""
