@@ -317,3 +317,22 @@ def test_a_worker_killed_while_retagging_leaves_the_opportunity_with_the_new_tag
     assert f"Acme Robotics interest: {first}" not in tags
     assert people.load(r, lena.id).sends[0].tags == deliverer.tags(settings, people.load(r, lena.id))  # type: ignore
     assert sandbox.count("opportunities.create") == 1
+
+
+def test_withdrawing_while_a_create_is_in_doubt_and_the_key_may_not_list_asks_for_attention(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """Review 1: a create in doubt was taken for "not in Lever" when the key may not list opportunities, and the
+    withdrawn person marked discarded, though Lever may hold them with no withdrawal told. A person must look."""
+    svc = tasks.use(Services(settings))
+    lena = _join(svc, sandbox, _teams(sandbox)[0])
+    sandbox.control("drop", path="/v1/opportunities", count=1)  # Lever makes it; the answer is lost
+    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.RETRY
+    sandbox.control("forbid", endpoints=["opportunities.list"])
+    optin.leave(svc, people.load(r, lena.id))  # type: ignore[arg-type]
+    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    stuck = people.load(r, lena.id)
+    assert stuck is not None
+    assert stuck.standing == Standing.NEEDS_ATTENTION
+    assert stuck.sends[0].inflight_at  # still in doubt: never cleared by a guess
+    assert f"/admin/sourced/{lena.id}/1" in stuck.last_error  # what to look for in Lever
+    assert sandbox.count("opportunities.create") == 1

@@ -329,6 +329,10 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
         return Result(Outcome.SKIPPED)
     except performers.NoPerformer as e:
         return _needs_attention(r, person, str(e))
+    except _Unlisted as e:
+        return _needs_attention(r, person, "consent withdrawn, but a create whose outcome is unknown may be in Lever "
+                                "and the API key may not list opportunities: look in Lever for an opportunity with a "
+                                f"link ending in {e.mark}; if there is one, tag it consent withdrawn and anonymise it")
     except _Settling as e:
         return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon")
     except LeverError as e:
@@ -471,6 +475,15 @@ def _withdrawn_note_arrived(services: Services, person: Person, send: Send, leve
     return False
 
 
+class _Unlisted(Exception):
+    """Consent withdrawn while a create's outcome is unknown, and the key may not list opportunities: whether Lever
+    has the person is for a recruiter to look (for the opportunity whose link ends with `mark`)."""
+
+    def __init__(self, mark: str):
+        super().__init__(mark)
+        self.mark = mark
+
+
 class _Settling(Exception):
     """Lever does not list it yet, but an answer-less send may still be processing: look again in `wait_s`."""
 
@@ -496,6 +509,8 @@ def _reconcile(services: Services, person: Person, send: Send, lever: LeverClien
     except LeverError as e:  # the key may not list opportunities: re-send, as applications do (it may duplicate)
         if sender.reading(e) != sender.Action.DO_WITHOUT:
             raise
+        if person.withdrawn:  # nothing is sent again, so "not found" would be a guess: Lever may have them
+            raise _Unlisted(_mark(person, send)) from e
         log.warning("the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
                     "is created again, which can duplicate it")
         found = []
