@@ -429,3 +429,15 @@ def test_a_worker_rides_out_a_redis_restart_mid_drain(settings: Settings, own_re
     assert "quitting" not in text, text
     assert text.count("Redis is unreachable") == 1, text
     assert "deliveries resume" in text, text
+
+
+def test_a_worker_looks_for_redis_again_within_a_second_however_often_it_was_lost() -> None:
+    """Under Redis faults every few seconds (the nemesis), the pause before a worker looked for Redis again grew
+    with each quick restart of its loop, to 5 s, and its pings to one every 5 s: the workers sat idle after each fault
+    ended while the backlog grew. After Redis was lost the pause and the pings stay within a second; a loop that
+    quit on an error still backs off."""
+    from jobsite.worker import process
+
+    assert [process.first_pause("ConnectionError", n) for n in (0, 3, 10)] == [process.WAIT_BASE_S] * 3
+    assert process.PING_CAP_S <= 1.0
+    assert process.first_pause(None, 10) > 2.0

@@ -4,11 +4,18 @@ names the seed and the command that replays it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from .helpers import wait_for
 from .nemesis import faults
 from .nemesis.harness import Cluster
 from .nemesis.run import run_once, summary
@@ -62,3 +69,43 @@ def test_a_run_leaves_no_process_and_no_mount_behind() -> None:
     assert not root.exists()
     with open("/proc/mounts") as mounts:
         assert str(root) not in mounts.read()
+
+
+def test_a_sigterm_stops_every_process_the_nemesis_started(tmp_path: Path) -> None:
+    """`timeout`, a CI job cancelled, a person: the run stops through its finally blocks, whatever it was doing (here,
+    in the middle of its faults), and leaves no process, no mount and no temp dir behind."""
+    argv = [sys.executable, "-m", "tests.nemesis", "--seconds", "120", "--shrink-minutes", "0", "--out", str(tmp_path)]
+    with (tmp_path / "stderr").open("wb") as stderr:
+        run = subprocess.Popen(
+            argv,
+            cwd=Path(__file__).parent.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        root = wait_for(lambda: _started(tmp_path), timeout=180, interval=0.2, what="the nemesis's load to start")
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(120) == 128 + signal.SIGTERM, (tmp_path / "stderr").read_text()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert not Path(root).exists()
+    mark = root.encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            assert mark not in (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes(), proc.name
+    with open("/proc/mounts") as mounts:
+        assert root not in mounts.read()
+
+
+def _started(out: Path) -> str | None:
+    """The run's temp dir once its load has started (the history's first line names it), else None."""
+    for history in out.glob("seed-*.jsonl"):
+        lines = []
+        for line in history.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # the line being written
+                lines.append(json.loads(line))
+        if any(e.get("type") == "load" and e.get("phase") == "start" for e in lines):
+            return lines[0]["root"]
+    return None

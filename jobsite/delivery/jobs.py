@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from rq import Callback, Queue
-from rq.exceptions import NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
@@ -291,21 +291,73 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
     return chosen
 
 
-def job_alive(r: redis.Redis, job_id: str) -> bool:
-    """Whether a job is still due to run (queued, scheduled, deferred) or running. A job "queued" in no queue is
-    not: a worker popped it (BLPOP, replicated at once) and its primary died before the job was marked started (a
-    failover), so no worker will ever run it."""
-    if not job_id:
-        return False
+_RUNNING = {JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value, JobStatus.STARTED.value}
+
+
+def job_alive(r: redis.Redis, job_id: str, *, started_within_s: float | None = None) -> bool:
+    """Whether a job is still due to run (queued, scheduled, deferred) or running (`alive` for one)."""
+    return job_id in alive(r, [job_id], started_within_s=started_within_s)
+
+
+def alive(r: redis.Redis, job_ids: Iterable[str], *, started_within_s: float | None = None) -> set[str]:
+    """The jobs among `job_ids` still due to run (queued, scheduled, deferred) or running, in at most three round
+    trips however many there are: recovery asks for every item of a backlog at each upkeep, and one round trip each
+    (through a slow network, a thousand items) took a worker's whole second, so the backlog grew as it was checked.
+
+    A job whose status says queued but that is in no queue is not alive: a worker serving several queues pops with
+    BLPOP, so a pop whose answer was lost (the connection cut, Redis killed with the reply unsent) or a worker that
+    died between its pop and starting the job leaves the job "queued" in no list, forever. Its status is read again
+    after the queues were searched: a worker that popped it meanwhile has started it by then (or is a moment from it;
+    a job queued again for such a one is harmless, the lease lets one of the two deliver).
+
+    With `started_within_s` (a delivery's lease: every delivery job takes its item's lease as it starts, and the
+    caller has found none), a job started longer ago than that is not alive either: its worker died, or Redis went
+    away under it, before it took the lease or after it let it go, and RQ would call it abandoned only when its
+    timeout (10 minutes) runs out. The nemesis's 30-minute run waited out that timeout for 2 applications."""
+    ids = [j for j in dict.fromkeys(job_ids) if j]
+    if not ids:
+        return set()
+    with r.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hmget(Job.key_for(job_id), "status", "origin", "started_at")
+        read = pipe.execute()
+    now = time.time()
+    live = {j for j, (status, _, started) in zip(ids, read, strict=True)
+            if status and status.decode() in _RUNNING
+            and (started_within_s is None or status.decode() != JobStatus.STARTED.value
+                 or now - _epoch(started) <= started_within_s)}
+    queued = [(j, origin.decode()) for j, (status, origin, _) in zip(ids, read, strict=True)
+              if status and status.decode() == JobStatus.QUEUED.value and origin]
+    if not queued:
+        return live
+    with r.pipeline(transaction=False) as pipe:
+        for job_id, origin in queued:
+            key = Queue.redis_queue_namespace_prefix + origin
+            pipe.lpos(key, job_id)
+            pipe.lpos(IntermediateQueue.get_intermediate_queue_key(key), job_id)
+        found = pipe.execute()
+    missing = []
+    for i, (job_id, _) in enumerate(queued):
+        if found[2 * i] is not None or found[2 * i + 1] is not None:
+            live.add(job_id)
+        else:
+            missing.append(job_id)
+    if missing:
+        with r.pipeline(transaction=False) as pipe:
+            for job_id in missing:
+                pipe.hget(Job.key_for(job_id), "status")
+            again = pipe.execute()
+        live |= {j for j, status in zip(missing, again, strict=True) if status and status.decode() in _RUNNING}
+    return live
+
+
+def _epoch(stamp: bytes | None) -> float:
+    """RQ's UTC time stamp ("2026-12-07T13:01:22.035134Z") in epoch seconds; +inf when missing or unreadable (a job
+    whose start is unknown is taken to have just started)."""
     try:
-        job = Job.fetch(job_id, connection=r)
-        status = job.get_status(refresh=False)  # (read again, it may be gone by then)
-    except NoSuchJobError:
-        return False
-    if status == JobStatus.QUEUED:
-        queue = Queue(job.origin, connection=r)
-        return any(r.lpos(key, job_id) is not None for key in (queue.key, queue.intermediate_queue_key))
-    return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+        return datetime.fromisoformat(stamp.decode().replace("Z", "+00:00")).timestamp() if stamp else math.inf
+    except ValueError:
+        return math.inf
 
 
 def clean_up_abandoned(r: redis.Redis) -> None:

@@ -170,10 +170,35 @@ class Fence:
 def lost(r: redis.Redis, lease_key: str, *, delivering: bool, idle_s: float, lease_s: int, job_id: str) -> bool:
     """Whether an item's delivery was lost, for recovery to queue it again (the caller leaves out what is parked or
     at rest): no worker holds its lease, and either a worker died in the middle of it (still delivering) or it has
-    been untouched for longer than a lease with no job due to run it (the job vanished: Redis lost it, a crash)."""
-    if r.exists(lease_key):
-        return False
-    return delivering or (idle_s > lease_s and not jobs.job_alive(r, job_id))
+    been untouched for longer than a lease with no job due to run it (the job vanished: Redis lost it, a crash; or
+    it started over a lease ago and holds no lease: its worker died or Redis went away under it)."""
+    return lost_many(r, [Held(lease_key, delivering, idle_s, job_id)], lease_s) == [True]
+
+
+@dataclass(frozen=True)
+class Held:
+    """What recovery knows of one item: its lease's key, whether it was left delivering, how long it has been
+    untouched, and the id of its latest job."""
+
+    lease_key: str
+    delivering: bool
+    idle_s: float
+    job_id: str
+
+
+def lost_many(r: redis.Redis, items: list[Held], lease_s: int) -> list[bool]:
+    """`lost` for each of `items`, in a few round trips however many there are (a backlog is checked at every
+    upkeep)."""
+    if not items:
+        return []
+    with r.pipeline(transaction=False) as pipe:
+        for item in items:
+            pipe.exists(item.lease_key)
+        leased = pipe.execute()
+    live = jobs.alive(r, [item.job_id for item, held in zip(items, leased, strict=True)
+                          if not held and not item.delivering and item.idle_s > lease_s], started_within_s=lease_s)
+    return [not held and (item.delivering or (item.idle_s > lease_s and item.job_id not in live))
+            for item, held in zip(items, leased, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ class Purged:
 
 def purge(svc: Services, now: float | None = None) -> Purged:
     """Remove the personal data past the retention period, in every flow; returns how many of each were purged."""
-    return Purged(applications.purge(svc.redis, svc.settings.retention_days, now), sourced.purge(svc, now),
-                  _alerts(svc, now))
+    days = svc.settings.retention_days
+    return Purged(applications.purge(svc.redis, days, now), sourced.purge(svc, now), _alerts(svc, now))
 
 
 def _alerts(svc: Services, now: float | None) -> int:

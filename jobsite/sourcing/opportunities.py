@@ -607,7 +607,8 @@ def lost(services: Services) -> list[str]:
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now, lease_s = time.time(), services.settings.delivery_lease_s
     changed = [x.decode() for x in r.zrange(people.CHANGED, 0, -1)]
-    return [p.id for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
-            if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))
-            and sender.lost(r, LEASE.format(p.id), delivering=p.standing == Standing.DELIVERING,
-                            idle_s=now - p.updated_at, lease_s=lease_s, job_id=people.job_of(r, p.id))]
+    waiting = [p for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
+               if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))]
+    held = [sender.Held(LEASE.format(p.id), p.standing == Standing.DELIVERING, now - p.updated_at, job)
+            for p, job in zip(waiting, people.jobs_of(r, [p.id for p in waiting]), strict=True)]
+    return [p.id for p, gone in zip(waiting, sender.lost_many(r, held, lease_s), strict=True) if gone]

@@ -235,8 +235,14 @@ def set_job(r: redis.Redis | redis.client.Pipeline, person_id: str, job_id: str)
 
 
 def job_of(r: redis.Redis, person_id: str) -> str:
-    raw = r.get(JOB.format(person_id))
-    return raw.decode() if raw else ""
+    return jobs_of(r, [person_id])[0]
+
+
+def jobs_of(r: redis.Redis, person_ids: list[str]) -> list[str]:
+    """The id of each person's latest delivery job ("" for none), in one round trip."""
+    if not person_ids:
+        return []
+    return [raw.decode() if raw else "" for raw in r.mget([JOB.format(i) for i in person_ids])]
 
 
 def delivered_before(r: redis.Redis, cutoff: float) -> list[str]:

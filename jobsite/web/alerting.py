@@ -66,13 +66,13 @@ def _limit() -> None:
             limits.check_client(svc.admission, client, counter="apiclient_alerts")
         else:
             limits.check_ip(svc.admission, request.remote_addr or "unknown", counter="alerts")
-        quotas.take(svc.redis, quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}), "site",
+        quotas.take(svc.request_redis(), quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}), "site",
                     {"alerts": 1})
     except (limits.TooManySubmissions, quotas.Exceeded) as e:
         raise Rejected(429, gettext("We received many requests for alerts in the last hour. Please try again "
                                     "later."), {"Retry-After": str(e.retry_after_s)}) from None
-    except redis.RedisError:
-        pass  # the store's write then answers 503
+    except redis.RedisError as e:
+        svc.silence.heard(e)  # the store's write then answers 503
 
 
 def similar(posting: Posting) -> dict[str, str]:

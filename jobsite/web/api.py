@@ -7,7 +7,6 @@ multipart/form-data with files. No cookies are used, so there is no ambient auth
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from typing import Any
@@ -59,13 +58,15 @@ def authenticate() -> Any:
     if header is None:
         return None
     scheme, _, key = header.partition(" ")
-    r = get_services().quick_redis  # a silent Redis: a 503 in seconds, not in minutes
+    svc = get_services()
     try:
+        r = svc.request_redis()  # a silent Redis: a 503 in seconds, not in minutes
         client = api_keys.authenticate(r, key.strip()) if scheme.lower() == "bearer" else None
     except api_keys.KeyRevoked as e:
         audit.record_api(r, e.name, "refused: revoked key", detail=f"{request.method} {request.path}")
         client = None
-    except redis.RedisError:
+    except redis.RedisError as e:
+        svc.silence.heard(e)
         return error_response(503, "Keys cannot be checked right now. Please retry shortly.", {"Retry-After": "30"})
     if client is None:
         return error_response(401, "This API key is not valid: it is wrong or was revoked.",
@@ -78,10 +79,14 @@ def authenticate() -> Any:
 def audit_client(response: Response) -> Response:
     """Every use of an integrator key lands in the audit log, with the application it created."""
     if g.get("api_client"):
-        # The answer stands if Redis is down: /readyz and the metrics report that.
-        with contextlib.suppress(redis.RedisError):
-            audit.record_api(get_services().redis, g.api_client, f"{request.method} {request.path}",
+        # The answer stands if Redis is down: /readyz and the metrics report that. On the quick client: the answer
+        # waits for this line.
+        svc = get_services()
+        try:
+            audit.record_api(svc.request_redis(), g.api_client, f"{request.method} {request.path}",
                              target=g.get("receipt", ""), detail=str(response.status_code))
+        except redis.RedisError as e:
+            svc.silence.heard(e)
     return response
 
 

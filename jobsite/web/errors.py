@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..postings.catalog import CatalogUnavailable
+from ..services import get_services
 
 log = logging.getLogger(__name__)
 REDIS_RETRY_AFTER_S = 30  # Redis restarts in seconds (`jobsite up` brings it back); a client asks again after this
@@ -61,6 +62,7 @@ def init_app(app: Flask) -> None:
         says so and when to come back, not a 500. What must not wait for Redis (an application) never gets here: it
         is spooled."""
         log.warning("Redis unreachable on %s %s (%s)", request.method, request.path, type(e).__name__)
+        get_services().silence.heard(e)  # the next requests of this process skip a silent Redis for a few seconds
         return error_response(503, gettext("Our records are briefly unreachable, so this can't be done right now. "
                                            "Please try again in a minute."),
                               {"Retry-After": str(REDIS_RETRY_AFTER_S)})

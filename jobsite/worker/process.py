@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (a restart loading its AOF) included
 WAIT_BASE_S = 0.5  # between pings while Redis is away: from this, doubling,
-WAIT_CAP_S = 5.0  # to this (a local restart takes milliseconds; an outside Redis's failover, seconds)
-CALM_S = 60.0  # a work loop that ran this long was healthy: the next restart starts from WAIT_BASE_S again
+PING_CAP_S = 1.0  # to this (a local restart takes milliseconds; an outside Redis's failover, seconds: a ping a
+# second costs nothing, and a worker back within a second of Redis delivers a backlog that much sooner)
+WAIT_CAP_S = 5.0  # a work loop that quit on an error starts again after a pause doubling up to this,
+CALM_S = 60.0  # unless it ran this long (healthy): the next pause starts from WAIT_BASE_S again
 # RQ's scheduler sets its queue locks to expire in `interval + 60` s and renews them at each beat (every `interval`
 # s). A scheduler that has not beaten for this long is dead or frozen (a SIGKILLed worker, a paused VM), and every
 # scheduled job (a paced or backed-off delivery, the probe of a closed gate) would wait out the rest of that minute.
@@ -249,10 +251,18 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
         if (worker is not None and worker.stopping) or (burst and lost is None):
             return
         restarts = 0 if time.monotonic() - began > CALM_S else restarts + 1
-        if not _wait_for_redis(services.redis, lost, backoff.delay(restarts, WAIT_BASE_S, WAIT_CAP_S)):
+        if not _wait_for_redis(services.redis, lost, first_pause(lost, restarts)):
             return
         with contextlib.suppress(*REDIS_DOWN):  # gone again: the claim expires, the settle time passes
             tasks.cut_off(worker.cut_off if worker is not None else None)
+
+
+def first_pause(lost: str | None, restarts: int) -> float:
+    """How long a worker pauses before it starts its work loop again: after Redis was lost, only until the first
+    ping (the pings wait for Redis; under Redis faults every few seconds, a pause growing with each restart kept the
+    workers idle for seconds after each one ended, and the backlog grew); after the loop quit on an error, a pause
+    doubling with each quick restart, so a loop that keeps failing does not spin."""
+    return WAIT_BASE_S if lost else backoff.delay(restarts, WAIT_BASE_S, WAIT_CAP_S)
 
 
 def _wait_for_redis(r: redis.Redis, lost: str | None, pause_s: float) -> bool:
@@ -269,7 +279,7 @@ def _wait_for_redis(r: redis.Redis, lost: str | None, pause_s: float) -> bool:
         try:
             r.ping()
         except REDIS_DOWN:
-            pause_s = backoff.delay(attempt, WAIT_BASE_S, WAIT_CAP_S)
+            pause_s = backoff.delay(attempt, WAIT_BASE_S, PING_CAP_S)
             attempt += 1
             continue
         if lost:

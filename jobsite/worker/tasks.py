@@ -285,9 +285,10 @@ def recover(svc: Services) -> int:
     parked = gate.parked(r)
     candidates = store.receipts(r, State.DELIVERING) + store.receipts(r, State.QUEUED) + [
         x for x in store.receipts(r, State.WAITING) if x not in parked]
-    lost = [rec.receipt for rec in store.load_many(r, candidates)
-            if sender.lost(r, deliverer.LEASE.format(rec.receipt), delivering=rec.state == State.DELIVERING,
-                           idle_s=now - rec.updated_at, lease_s=lease_s, job_id=rec.job_id)]
+    records = store.load_many(r, candidates)
+    held = [sender.Held(deliverer.LEASE.format(rec.receipt), rec.state == State.DELIVERING, now - rec.updated_at,
+                        rec.job_id) for rec in records]
+    lost = [rec.receipt for rec, gone in zip(records, sender.lost_many(r, held, lease_s), strict=True) if gone]
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
         for receipt in lost:

@@ -5,7 +5,9 @@
 - a submission answered only otherwise (4xx, 503) left nothing in Lever; one left without an answer, at most once;
 - every request is answered within ANSWER_BOUND_S with a 2xx, a 3xx, a 4xx or a 503 with Retry-After: never a 5xx
   else (unless a fault stopped or killed the web process serving it: then no answer is excused);
-- the backlog drains by itself within the drain bound after the last fault is healed;
+- the backlog drains by itself after the last fault is healed: it never stalls (no progress for a while), and it is
+  all in Lever within a bound that follows it (a margin plus what it takes at Lever's strict rates, see
+  `wait_for_drain`);
 - Lever answers no 429 outside a 429 storm (the site keeps to Lever's limits, strictly read)."""
 
 from __future__ import annotations
@@ -67,23 +69,98 @@ def complete(subs: list[Submission], lever: dict[str, Any]) -> bool:
     return True
 
 
+def backlog(subs: list[Submission], lever: dict[str, Any]) -> Counter[str]:
+    """What accepted submissions still miss in Lever: applies, creates (sign-ups, captures' opportunities), notes."""
+    left: Counter[str] = Counter()
+    for s in subs:
+        if s.accepted:
+            opps, notes = found(s, lever)
+            missing = max(0, s.sends - opps)
+            left["applies" if s.kind.startswith("apply") else "creates"] += missing
+            if s.note:
+                left["notes"] += max(0, s.sends - notes)
+    return left
+
+
+# The site keeps to Lever's limits read strictly (2 applies and 10 calls in any second) with a margin, and every
+# delivery costs calls besides its own (an apply's follow-up, a reconcile's listing): the drain is allowed this share of
+# those rates, and each call besides an apply counts on the 10/s one.
+APPLY_PER_S = 2.0
+CALLS_PER_S = 10.0
+RATE_SHARE = 0.5
+CALLS_PER_APPLY = 3  # the apply, its follow-up's tagging, a reconcile's read
+
+
+def drain_estimate_s(left: Counter[str]) -> float:
+    """How long Lever's strict limits alone take to receive `left` (at RATE_SHARE of them)."""
+    applies = left["applies"]
+    calls = CALLS_PER_APPLY * applies + left["creates"] + left["notes"]
+    return max(applies / APPLY_PER_S, calls / CALLS_PER_S) / RATE_SHARE
+
+
+@dataclass
+class Drain:
+    """How the backlog drained after the last fault: seconds until all was in Lever (None: it stalled, or the
+    bound passed), the bound (DRAIN_MARGIN + the estimate for the backlog at its start), what was left at the start
+    and at the end, why it failed, and its progress (seconds, what was left) every few seconds."""
+
+    drained_s: float | None
+    bound_s: float
+    start: dict[str, int]
+    left: dict[str, int]
+    failure: str = ""
+    progress: list[tuple[float, int]] = field(default_factory=list)
+
+
 def wait_for_drain(
-    subs: list[Submission], sandbox_url: str, bound_s: float, quiet_s: float = 5.0, record: Any = None
-) -> tuple[float | None, dict[str, Any]]:
-    """Seconds until every accepted submission was in Lever (None: not within `bound_s`), and Lever's state
-    `quiet_s` later (a late duplicate shows in it)."""
+    subs: list[Submission],
+    sandbox_url: str,
+    margin_s: float,
+    *,
+    stall_s: float = 90.0,
+    every_s: float = 3.0,
+    quiet_s: float = 5.0,
+    record: Any = None,
+) -> tuple[Drain, dict[str, Any]]:
+    """Watch the backlog drain: every `every_s`, what accepted submissions still miss in Lever. It fails when it
+    makes no progress for `stall_s` (a job lost, a gate that never opens) or when the bound passes: `margin_s` (the
+    settle times, a probe, a lease) plus what the backlog at the start takes at Lever's rates (drain_estimate_s), so
+    a long run's honest backlog is not read as a stall, and a drain slower than Lever's limits allow still fails.
+    Lever's state is read again `quiet_s` after the end (a late duplicate shows in it)."""
     start = time.monotonic()
-    drained = None
-    while time.monotonic() - start < bound_s:
+    lever = lever_state(sandbox_url)
+    left = backlog(subs, lever)
+    first = dict(left)
+    bound = margin_s + drain_estimate_s(left)
+    progress: list[tuple[float, int]] = []
+    last_total, last_change = sum(left.values()), start
+    drained, failure = None, ""
+    while True:
+        now = time.monotonic()
+        total = sum(left.values())
+        progress.append((round(now - start, 1), total))
+        if record is not None:
+            record({"type": "drain", "left": dict(left), "bound_s": round(bound, 1)})
+        if total == 0:
+            drained = now - start
+            break
+        if total < last_total:
+            last_total, last_change = total, now
+        if now - last_change > stall_s:
+            failure = f"no progress for {stall_s:.0f} s"
+            break
+        if now - start > bound:
+            failure = f"the bound of {bound:.0f} s passed"
+            break
+        time.sleep(every_s)
         try:
-            if complete(subs, lever_state(sandbox_url)):
-                drained = time.monotonic() - start
-                break
+            lever = lever_state(sandbox_url)
+            left = backlog(subs, lever)
         except requests.RequestException:
             pass
-        time.sleep(1)
     time.sleep(quiet_s)
-    return drained, lever_state(sandbox_url)
+    lever = lever_state(sandbox_url)
+    return Drain(drained, bound, first, dict(backlog(subs, lever)), failure, progress), lever
 
 
 def check(
@@ -91,8 +168,7 @@ def check(
     other: list[dict[str, Any]],
     windows: list[dict[str, Any]],
     lever: dict[str, Any],
-    drained_s: float | None,
-    drain_bound_s: float,
+    drain: Drain,
     since: float = 0.0,
 ) -> Verdict:
     v = Verdict()
@@ -166,9 +242,13 @@ def check(
     ]
     if stray:
         bad("no 429 outside a storm", count=len(stray), first=stray[:3])
-    if drained_s is None:
+    if drain.drained_s is None:
         bad(
-            f"the backlog drains within {drain_bound_s:.0f} s",
+            "the backlog drains by itself after the last fault",
+            why=drain.failure,
+            bound_s=round(drain.bound_s),
+            at_start=drain.start,
+            left=drain.left,
             pending=[
                 {"kind": s.kind, "n": s.n, "email": s.email, "in_lever": found(s, lever)}
                 for s in subs
@@ -182,7 +262,10 @@ def check(
         "answers": dict(statuses),
         "server_errors": sum(n for st, n in statuses.items() if st.startswith("5") and st != "503"),
         "longest_answer_s": round(longest, 2),
-        "drained_s": None if drained_s is None else round(drained_s, 1),
+        "drained_s": None if drain.drained_s is None else round(drain.drained_s, 1),
+        "drain_bound_s": round(drain.bound_s, 1),
+        "drain_backlog": drain.start,
+        "drain_progress": drain.progress[:: max(1, len(drain.progress) // 20)],
         "lever_429": sum(1 for q in lever["requests"] if q["status"] == 429),
         "lever_429_outside": len(stray),
         "faults": dict(Counter(w["kind"] for w in windows)),

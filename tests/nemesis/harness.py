@@ -169,7 +169,8 @@ class Cluster:
     def stop(self, keep_logs: Path | None = None) -> None:
         """Everything ends: SIGCONT (a stopped process cannot die of SIGTERM), then SIGKILL each process group, a
         sweep of /proc for anything that still names this run's data dir, the tmpfs unmounted, the dir removed."""
-        self.stopping = True
+        with self.lock:  # a supervisor starting a process again finishes first, and starts nothing after
+            self.stopping = True
         procs = [self.web, self.sandbox, *self.workers]
         for p in procs:
             if p is not None:
@@ -303,9 +304,9 @@ class Cluster:
 
     def supervise(self) -> None:
         """Start again, after RESTART_AFTER_S, whatever died (a kill -9 fault), as a supervisor would."""
-        if self.stopping:
-            return
         with self.lock:
+            if self.stopping:
+                return
             now = time.monotonic()
             for name, proc, start in self._managed():
                 if proc is not None and proc.poll() is None:
@@ -363,6 +364,8 @@ class Cluster:
         tmp.replace(self.clock_file)
         if restart:
             with self.lock:
+                if self.stopping:
+                    return
                 w = self.workers[0]
                 if w is not None:
                     with contextlib.suppress(ProcessLookupError):

@@ -22,7 +22,10 @@ from .faults import CATEGORIES, Fault, Injector
 from .harness import Cluster
 from .load import Load
 
-DRAIN_BOUND_S = 60.0  # after the last fault is healed and the load stops, every accepted submission is in Lever
+# After the last fault is healed and the load stops, every accepted submission is in Lever within this margin plus
+# what the backlog left then takes at Lever's strict rates (checker.wait_for_drain), with progress every DRAIN_STALL_S.
+DRAIN_MARGIN_S = 60.0
+DRAIN_STALL_S = 90.0
 TAIL_S = 2.0  # load goes on this long after the last fault is healed
 
 
@@ -46,7 +49,7 @@ def run_once(
     schedule: list[Fault] | None = None,
     clients: int = 4,
     rate: float = 1.5,
-    drain_bound_s: float = DRAIN_BOUND_S,
+    drain_margin_s: float = DRAIN_MARGIN_S,
     out: Path | None = None,
     say: Any = print,
 ) -> Report:
@@ -82,6 +85,7 @@ def run_once(
     )
     injector: Injector | None = None
     load: Load | None = None
+    verdict: Verdict | None = None  # None in the finally below: the run was interrupted (a SIGTERM's SystemExit)
     watching = threading.Event()
     try:
         cluster.start()
@@ -108,10 +112,12 @@ def run_once(
         load.finish()
         record({"type": "load", "phase": "end", "submissions": len(load.submissions)})
         injector.heal_all()
-        drained, lever = wait_for_drain(load.submissions, cluster.sandbox_url, drain_bound_s)
-        if drained is None:
-            record({"type": "stall", **stalled(cluster)})
-        verdict = check(load.submissions, load.other, injector.windows, lever, drained, drain_bound_s, since=t0[0])
+        drain, lever = wait_for_drain(
+            load.submissions, cluster.sandbox_url, drain_margin_s, stall_s=DRAIN_STALL_S, record=record
+        )
+        if drain.drained_s is None:
+            record({"type": "stall", "why": drain.failure, **stalled(cluster)})
+        verdict = check(load.submissions, load.other, injector.windows, lever, drain, since=t0[0])
         verdict.counts["restarts"] = dict(cluster.restarts)
         record({"type": "verdict", "ok": verdict.ok, "counts": verdict.counts, "violations": verdict.violations})
     except Exception as e:  # the run itself failed: reported as a violation, with the processes' logs kept
@@ -123,9 +129,18 @@ def run_once(
             injector.heal_all()
         if load is not None:
             load.stop.set()
-        cluster.stop(keep_logs=None if verdict.ok else history.with_suffix(".logs"))
+        cluster.stop(keep_logs=None if verdict is not None and verdict.ok else history.with_suffix(".logs"))
         log.close()
+    assert verdict is not None
     return Report(seed, faults, verdict, history)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """A SIGTERM (a CI timeout, `timeout`, a person) ends the run through its finally blocks, which stop every
+    process it started and unmount its tmpfs; a second one while they do so is ignored, so as not to cut them short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
 
 
 def stalled(cluster: Cluster) -> dict[str, Any]:
@@ -194,7 +209,8 @@ def summary(report: Report) -> str:
         f"receipts {c.get('receipts', 0)} of {c.get('submissions', 0)} submissions, "
         f"in Lever {c.get('in_lever', 0)}, "
         f"duplicates {c.get('duplicates', 0)}, lost {c.get('lost', 0)}, 5xx {c.get('server_errors')}, "
-        f"longest answer {c.get('longest_answer_s')} s, drained in {c.get('drained_s')} s, "
+        f"longest answer {c.get('longest_answer_s')} s, drained in {c.get('drained_s')} s "
+        f"(bound {c.get('drain_bound_s')} s for {json.dumps(c.get('drain_backlog', {}), sort_keys=True)}), "
         f"Lever 429s {c.get('lever_429')} ({c.get('lever_429_outside')} outside storms), "
         f"restarts {json.dumps(c.get('restarts', {}), sort_keys=True)}",
     ]
@@ -216,11 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shrink-minutes", type=float, default=10.0, help="time for shrinking a failure (0: none)")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rate", type=float, default=1.5, help="submissions a second from all clients together")
-    ap.add_argument("--drain-s", type=float, default=DRAIN_BOUND_S, help="bound on the drain after the faults")
+    ap.add_argument(
+        "--drain-margin-s",
+        type=float,
+        default=DRAIN_MARGIN_S,
+        help="the drain's bound after the faults, beyond what its backlog takes at Lever's rates",
+    )
     ap.add_argument("--out", type=Path, default=None, help="where histories go (default $TMPDIR/nemesis)")
     args = ap.parse_args(argv)
-    # A SIGTERM (a CI timeout, `timeout`) ends the run through its finally blocks: nothing is left behind.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _terminated)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     seconds = args.seconds if args.seconds is not None else 60.0 * (args.minutes if args.minutes is not None else 1)
     categories = faults_.parse_categories(args.faults)
@@ -230,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{f', schedule {args.schedule}' if schedule is not None else ''}",
         flush=True,
     )
-    kw = {"clients": args.clients, "rate": args.rate, "drain_bound_s": args.drain_s, "out": args.out}
+    kw = {"clients": args.clients, "rate": args.rate, "drain_margin_s": args.drain_margin_s, "out": args.out}
     report = run_once(seed, seconds, categories, schedule=schedule, **kw)
     print(summary(report), flush=True)
     if report.ok:
