@@ -23,7 +23,7 @@ from jobsite.records import search
 from jobsite.sandbox import SandboxServer
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import optin, people
+from jobsite.sourcing import opportunities, optin, people
 from jobsite.web.app import create_app
 
 from .helpers import ADMIN, Sandbox, Workers, sign_in, wait_for, worker_env
@@ -180,3 +180,50 @@ def test_unconfirmed_sign_ups_are_removed_after_7_days(r: redis.Redis, settings:
         assert not search.find(r, text)
     assert client.post(f"/talent/confirm/{nora.id}/{optin.token(s, nora.id)}").status_code == 404
     assert sandbox.count("opportunities.create") == 0
+
+
+def test_a_confirm_between_a_record_s_load_and_its_wish_being_written_in_is_kept(
+        r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer) -> None:
+    """Review 4: take_wish watched a record loaded before its WATCH: a confirm in between was written over by the
+    older copy, leaving the person unconfirmed in neither UNCONFIRMED nor PENDING (never delivered, never expired)."""
+    s = mail_settings(settings, _smtp(outbox))
+    svc = Services(s)
+    _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)  # the holder's copy, loaded before its watch
+    people.wish(r, lena.id, locations=[])
+    assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None  # the click, in between
+    assert opportunities.take_wish(svc, lena)
+    now = people.load(r, lena.id)
+    assert now is not None
+    assert not now.unconfirmed
+    assert r.zscore(people.PENDING, lena.id) is not None
+    assert not lena.unconfirmed  # the caller's object is the record as it now is
+
+
+def test_joining_again_while_the_first_sign_up_is_confirmed_keeps_it_confirmed(
+        r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 4: a re-join watched the member's record after reading it: a confirm in between was written over by
+    the re-join's older copy (unconfirmed again, in no index)."""
+    s = mail_settings(settings, _smtp(outbox))
+    svc = Services(s)
+    client = create_app(s).test_client()
+    _join(client, sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)
+    real, clicked = people.load, []
+
+    def load(conn: Any, person_id: str) -> people.Person | None:
+        found = real(conn, person_id)
+        if person_id == lena.id and not clicked:  # the re-join has read the member: the click comes now
+            clicked.append(True)
+            assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None
+        return found
+
+    monkeypatch.setattr(people, "load", load)
+    assert _join(client, sandbox, "Someone Else", "LENA@example.com").status_code == 303
+    monkeypatch.undo()
+    assert clicked
+    [now] = people.everyone(r)
+    assert not now.unconfirmed
+    assert now.name == "Lena Fischer"  # a confirmed member's record is left as its owner made it
+    assert r.zscore(people.PENDING, lena.id) is not None

@@ -191,41 +191,48 @@ def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
     guard, fingerprint = (idempotency.key, idempotency.fingerprint) if idempotency else ("", "")
     if person.kind == Kind.EVENT:
         guard, fingerprint = client_guard(person), ""
-    with r.pipeline() as pipe:
-        try:
-            if guard:
-                pipe.watch(guard)
-                earlier = pipe.get(guard)
-                if earlier:
-                    pipe.reset()
-                    return _earlier(r, earlier.decode(), fingerprint)
-            if person.kind == Kind.TALENT:
-                pipe.watch(people.email_key(person.email))
-                known = pipe.get(people.email_key(person.email))
-                member = people.load(pipe, known.decode()) if known else None
-                if member is not None and not member.purged:
-                    return _again(r, pipe, member, person, contents, guard, fingerprint)
-            pipe.watch(people.KEY.format(person.id))
-            pipe.multi()
-            people.add(pipe, person)
-            if person.unconfirmed:  # its opt-in email first; delivery once confirmed (sourcing/optin.py)
-                enqueue_optin_email(r, person.id, pipeline=pipe)
-            else:
-                people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
-            if contents:
-                uploads.add(pipe, person.id, contents)
-            if guard:
-                pipe.set(guard, f"{fingerprint} {person.id}",
-                         ex=None if person.kind == Kind.EVENT else IDEMPOTENCY_TTL_S)
-            pipe.execute()
-        except redis.WatchError:
-            if people.load(r, person.id) is not None:  # written; its answer was lost
-                return Accepted(person, True)
-            found = r.get(guard) if guard else None
-            if found is None:
+    for attempt in range(3):
+        with r.pipeline() as pipe:
+            member = None
+            try:
+                if guard:
+                    pipe.watch(guard)
+                    earlier = pipe.get(guard)
+                    if earlier:
+                        pipe.reset()
+                        return _earlier(r, earlier.decode(), fingerprint)
+                if person.kind == Kind.TALENT:
+                    pipe.watch(people.email_key(person.email))
+                    known = pipe.get(people.email_key(person.email))
+                    if known:  # watched before it is read: a confirm meanwhile is never written over
+                        pipe.watch(people.KEY.format(known.decode()))
+                        member = people.load(pipe, known.decode())
+                    if member is not None and not member.purged:
+                        return _again(r, pipe, member, person, contents, guard, fingerprint)
+                pipe.watch(people.KEY.format(person.id))
+                pipe.multi()
+                people.add(pipe, person)
+                if person.unconfirmed:  # its opt-in email first; delivery once confirmed (sourcing/optin.py)
+                    enqueue_optin_email(r, person.id, pipeline=pipe)
+                else:
+                    people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
+                if contents:
+                    uploads.add(pipe, person.id, contents)
+                if guard:
+                    pipe.set(guard, f"{fingerprint} {person.id}",
+                             ex=None if person.kind == Kind.EVENT else IDEMPOTENCY_TTL_S)
+                pipe.execute()
+            except redis.WatchError:
+                if people.load(r, person.id) is not None:  # written; its answer was lost
+                    return Accepted(person, True)
+                found = r.get(guard) if guard else None
+                if found is not None:
+                    return _earlier(r, found.decode(), fingerprint)
+                if member is not None and attempt < 2:  # the member changed (confirmed, left): read them again
+                    continue                           # (writing the re-join twice changes nothing)
                 raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") from None
-            return _earlier(r, found.decode(), fingerprint)
-    return Accepted(person, True)
+        return Accepted(person, True)
+    raise AssertionError("unreachable")  # (each attempt returns, continues or raises)
 
 
 def _again(r: redis.Redis, pipe: redis.client.Pipeline, member: Person, person: Person, contents: dict[str, bytes],
@@ -234,8 +241,7 @@ def _again(r: redis.Redis, pipe: redis.client.Pipeline, member: Person, person: 
     the new answers (nothing of it reached Lever, and both are unproven); a confirmed member's record is left as its
     owner made it, since anyone may sign up any address: they change it through the manage link of their emails.
     Either way the answer is that one record, not new (the web says so without showing it)."""
-    pipe.watch(people.KEY.format(member.id))
-    if member.unconfirmed:
+    if member.unconfirmed:  # (the caller watched the record before reading it)
         for name in ("name", "phone", "links", "teams", "locations", "language", "source", "campaign"):
             setattr(member, name, getattr(person, name))
         if contents:

@@ -152,6 +152,11 @@ def take_wish(services: Services, person: Person) -> bool:
                 raw = pipe.get(key)
                 if not raw:
                     return False
+                # Read again under the watch: a confirm between the caller's load and the watch is kept, not
+                # written over by the caller's older copy.
+                if (now := people.load(pipe, person.id)) is None:
+                    return False
+                vars(person).update(vars(now))
                 for send in person.sends:  # the tags Lever has: those it was created with, until now
                     if send.opportunity_id and send.tags is None:
                         send.tags = tags(s, person)
@@ -172,10 +177,7 @@ def take_wish(services: Services, person: Person) -> bool:
                 pipe.execute()
                 return True
             except redis.WatchError:
-                if (now := people.load(r, person.id)) is None:
-                    return False
-                vars(person).update(vars(now))  # read again: the caller's object is the record as it now is
-                continue
+                continue  # read again (above): the caller's object becomes the record as it now is
 
 
 def apply_now(services: Services, person_id: str, wait_s: float = APPLY_WAIT_S) -> Person | None:
