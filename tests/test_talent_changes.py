@@ -336,3 +336,27 @@ def test_withdrawing_while_a_create_is_in_doubt_and_the_key_may_not_list_asks_fo
     assert stuck.sends[0].inflight_at  # still in doubt: never cleared by a guess
     assert f"/admin/sourced/{lena.id}/1" in stuck.last_error  # what to look for in Lever
     assert sandbox.count("opportunities.create") == 1
+
+
+def test_a_wish_written_while_a_delivery_ends_keeps_the_person_in_changed(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 5: "no wish waiting" was read, then the person taken out of CHANGED in a later transaction: a wish
+    written in between (retention's has no job) was left where nothing takes it up."""
+    svc = tasks.use(Services(settings))
+    lena = _join(svc, sandbox, _teams(sandbox)[0])
+    real, wished = people.save, []
+
+    def save(conn: Any, person: people.Person, standing: Standing | None = None) -> None:
+        if standing == Standing.DELIVERED and not wished:  # the last transaction is being built: a wish comes now
+            wished.append(True)
+            people.wish(r, person.id, purge=True)
+        real(conn, person, standing)
+
+    monkeypatch.setattr(people, "save", save)
+    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.DELIVERED
+    monkeypatch.undo()
+    assert wished
+    assert people.wished(r, lena.id) == {"purge": True}
+    assert r.zscore(people.CHANGED, lena.id) is not None  # upkeep or the next delivery writes it in
+    assert tasks.deliver_sourced(lena.id) == "skipped"
+    assert people.load(r, lena.id).purged  # type: ignore[union-attr]

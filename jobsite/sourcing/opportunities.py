@@ -103,7 +103,7 @@ def deliver(services: Services, person_id: str) -> Result:
     r, s = services.redis, services.settings
     person = people.load(r, person_id)
     if person is None or (person.standing in store.AT_REST and not changed(r, s, person)):
-        r.zrem(people.CHANGED, person_id)  # (a change that changed nothing Lever has)
+        _told(r, person_id)  # (a change that changed nothing Lever has; a wish keeps them in CHANGED)
         return Result(Outcome.SKIPPED)
     lease = _lease(r, person_id, s.delivery_lease_s)
     with sender.leased(lease, f"sourced person {person_id[:8]}") as held:
@@ -116,11 +116,11 @@ def deliver(services: Services, person_id: str) -> Result:
             return Result(Outcome.SKIPPED)
         take_wish(services, person)
         if person.unconfirmed:  # nothing goes to Lever before the address is confirmed (its change is written in)
-            r.zrem(people.CHANGED, person.id)
+            _told(r, person.id)
             return Result(Outcome.SKIPPED)
         follow_ups_only = person.standing in store.AT_REST
         if follow_ups_only and not _follow_ups_due(s, person):
-            r.zrem(people.CHANGED, person.id)
+            _told(r, person.id)
             return Result(Outcome.SKIPPED)
         if person.withdrawn and not any(x.opportunity_id or x.inflight_at for x in person.sends):
             _withdrawn_done(r, person)  # consent withdrawn before anything reached Lever: nothing ever will
@@ -353,25 +353,39 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
     if person.withdrawn:
         _withdrawn_done(r, person)
         return Result(Outcome.SKIPPED)
-    told = not r.exists(people.WISH.format(person.id))  # (a wish written since keeps the person in CHANGED)
     if follow_ups_only:
-        with r.pipeline() as pipe:
-            people.save(pipe, person, before)
-            if told:
-                pipe.zrem(people.CHANGED, person.id)
-            pipe.execute()
+        _told(r, person.id, lambda pipe: people.save(pipe, person, before))
         return Result(Outcome.SKIPPED)
     person.delivered_at, person.last_error = person.delivered_at or time.time(), ""
-    with r.pipeline() as pipe:
+
+    def delivered(pipe: redis.client.Pipeline) -> None:
         people.save(pipe, person, Standing.DELIVERED)
         uploads.remove(pipe, person.id)  # Lever has the resume now
-        if told:
-            pipe.zrem(people.CHANGED, person.id)
-        pipe.execute()
+
+    _told(r, person.id, delivered)
     if first_delivery:
         metrics.incr(r, "jobsite_sourced_total", outcome="delivered", kind=person.kind.value)
         log.info("sourced person %s delivered (%d opportunities)", person.id[:8], len(person.sends))
     return Result(Outcome.DELIVERED)
+
+
+def _told(r: redis.Redis, person_id: str, write: Callable[[redis.client.Pipeline], None] | None = None) -> None:
+    """Take the person out of CHANGED (Lever has been told) unless a wish is waiting, with `write` in the same
+    transaction: the wish is watched, so one written meanwhile keeps them in CHANGED."""
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(people.WISH.format(person_id))
+                told = not pipe.exists(people.WISH.format(person_id))
+                pipe.multi()
+                if write is not None:
+                    write(pipe)
+                if told:
+                    pipe.zrem(people.CHANGED, person_id)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
 
 
 WITHDRAWN_MARK = "/withdrawn"  # after the send's marker: the withdrawal's note, told apart from the capture's
