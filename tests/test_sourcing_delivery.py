@@ -205,3 +205,34 @@ def test_an_answerless_create_lever_lacks_is_sent_again_once_the_settle_time_has
     assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert sandbox.count("opportunities.create") == 2
     assert len(held(sandbox)) == 1
+
+
+def test_nothing_more_of_a_person_is_sent_once_lever_deleted_them_mid_delivery(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox, monkeypatch: Any) -> None:
+    """Review 6: a capture for two postings went on creating (and adding notes with personal data) after Lever
+    deleted the person: the purge waited as a wish that only the next delivery took."""
+    from jobsite.privacy import sourced as retention
+
+    svc = Services(settings)
+    two = [p["id"] for p in sandbox.public_postings()[:2]]
+    grace = capture(svc, events.add(r, "Fair", "", two), two).person
+    real, forgotten = people.log, []
+
+    def log(conn: Any, person_id: str, action: str, status: Any, message: str = "") -> None:
+        real(conn, person_id, action, status, message)
+        if action == "create" and not forgotten:  # the first opportunity made: Lever deletes the person now
+            forgotten.append(retention.forget(svc, people.load(r, person_id).contact_id))  # type: ignore[union-attr]
+
+    monkeypatch.setattr(people, "log", log)
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    monkeypatch.undo()
+    assert forgotten == [1]
+    assert sandbox.count("opportunities.create") == 1
+    assert sandbox.count("opportunities.notes") == 0  # no note with their details after the deletion
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    gone = people.load(r, grace.id)
+    assert gone is not None
+    assert gone.purged
+    assert gone.name == ""
+    assert sandbox.count("opportunities.create") == 1
+    assert sandbox.count("opportunities.notes") == 0

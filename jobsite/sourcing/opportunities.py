@@ -279,7 +279,10 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
                 if send.inflight_at:                           # for (to tell Lever), nothing is sent
                     _reconcile(services, person, send, lever)
                 continue
+            if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
+                continue
             if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, lever)):
+                _stop_if_wished(r, person)
 
                 def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
                     send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
@@ -306,6 +309,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
                     send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
                     return lambda pipe: people.save(pipe, person)
 
+                _stop_if_wished(r, person)
                 value = f"{text}\n\n{marker(s, person, send)}"
                 sending.on(send, "note")
                 fence.send(lever, s.reconcile_settle_s, mark_note,
@@ -331,6 +335,8 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
         return Result(Outcome.SKIPPED)
     except performers.NoPerformer as e:
         return _needs_attention(r, person, str(e))
+    except _Wished:
+        return _retry_at(r, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first")
     except _Unlisted as e:
         return _needs_attention(r, person, "consent withdrawn, but a create whose outcome is unknown may be in Lever "
                                 "and the API key may not list opportunities: look in Lever for an opportunity with a "
@@ -489,6 +495,18 @@ def _withdrawn_note_arrived(services: Services, person: Person, send: Send, leve
             raise _Settling(settle)
     send.withdrawn_note_inflight_at = 0.0
     return False
+
+
+class _Wished(Exception):
+    """Consent was withdrawn, or the person is to be purged, since this delivery took its wishes: nothing more of
+    theirs is sent before the next holder writes the wish in."""
+
+
+def _stop_if_wished(r: redis.Redis, person: Person) -> None:
+    """Raise _Wished if a withdrawal or a purge waits as the person's wish (checked before each create and note)."""
+    asked = people.wished(r, person.id)
+    if asked.get("withdrawn") or asked.get("purge"):
+        raise _Wished()
 
 
 class _Unlisted(Exception):
