@@ -360,3 +360,25 @@ def test_a_wish_written_while_a_delivery_ends_keeps_the_person_in_changed(
     assert r.zscore(people.CHANGED, lena.id) is not None  # upkeep or the next delivery writes it in
     assert tasks.deliver_sourced(lena.id) == "skipped"
     assert people.load(r, lena.id).purged  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("removal", ["purge", "remove"])
+def test_removing_a_legacy_duplicate_keeps_the_surviving_member_s_address_index(
+        removal: str, settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """Review 7: two records of one address from before the index; removing the one the index does not name
+    deleted the index entry anyway, so the surviving member's re-joining made a second record."""
+    svc = tasks.use(Services(settings))
+    team = _teams(sandbox)[0]
+    lena = _join(svc, sandbox, team)
+    duplicate = _join(svc, sandbox, team, email="other@example.com")
+    r.delete(people.email_key(duplicate.email))
+    duplicate.email = lena.email  # as a release before the index wrote a second record of the address
+    r.set(people.KEY.format(duplicate.id), duplicate.to_json())
+    if removal == "purge":
+        people.purge_personal_data(r, duplicate)
+    else:
+        people.remove(r, duplicate)
+    assert r.get(people.email_key(lena.email)) == lena.id.encode()
+    assert _join(svc, sandbox, team).id == lena.id  # re-joining finds the one record
+    people.purge_personal_data(r, people.load(r, lena.id))  # type: ignore[arg-type]
+    assert r.get(people.email_key(lena.email)) is None  # its own entry goes with it

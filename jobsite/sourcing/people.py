@@ -21,6 +21,7 @@ import redis
 from ..records import search, store
 from ..records.store import State, reference
 from ..records.uploads import StoredFile
+from ..redisdb.lua import Lua
 
 KEY = "sourced:{}"  # JSON: one person
 ALL = "sourced:all"  # zset: id -> created_at, everyone
@@ -40,6 +41,9 @@ CHANGED = "sourced:changed"  # zset: id -> when, people whose changes Lever has 
 EMAIL_INDEX_BUILT = "sourced:talent:email:built"  # exists once every member from before the index is in it
 EMAIL_INDEX_CURSOR = "sourced:talent:email:cursor"  # the join time the backfill has reached, while it runs
 EMAIL_INDEX_BUDGET_S = 0.5  # the backfill's time in one upkeep: the rest waits for the next one
+
+# Delete KEYS[1] only if it holds ARGV[1]: an address's index entry goes with its own member, never another's.
+_UNINDEX = Lua("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
 
 
 class Kind(StrEnum):
@@ -154,6 +158,12 @@ def email_key(email: str) -> str:
     return BY_EMAIL.format(hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:32])
 
 
+def unindex(r: redis.Redis | redis.client.Pipeline, email: str, person_id: str) -> None:
+    """Drop the address's index entry if it is this person's: a legacy duplicate (two records of one address from
+    before the index) removed never takes the surviving member's entry with it."""
+    _UNINDEX(r, [email_key(email)], [person_id])
+
+
 def search_entry(person: Person) -> search.Entry:
     """What the console's search finds a sourced person by: a reference made from their id as an application's is
     from its receipt, their name and email."""
@@ -266,7 +276,7 @@ def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipel
     with r.pipeline() as own:
         p = pipe if pipe is not None else own
         if person.kind == Kind.TALENT and address:
-            p.delete(email_key(address))
+            unindex(p, address, person.id)
         p.set(KEY.format(person.id), person.to_json())
         p.zrem(DELIVERED, person.id)
         p.delete(LOG.format(person.id))
@@ -351,7 +361,7 @@ def remove(r: redis.Redis, person: Person) -> None:
     with r.pipeline() as pipe:
         pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id), WISH.format(person.id))
         if person.email:
-            pipe.delete(email_key(person.email))
+            unindex(pipe, person.email, person.id)
         for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED, CHANGED):
             pipe.zrem(index, person.id)
         for key in (k.decode() for k in r.smembers(search.OF.format(member))):
