@@ -227,3 +227,46 @@ def test_joining_again_while_the_first_sign_up_is_confirmed_keeps_it_confirmed(
     assert not now.unconfirmed
     assert now.name == "Lena Fischer"  # a confirmed member's record is left as its owner made it
     assert r.zscore(people.PENDING, lena.id) is not None
+
+
+def test_leaving_while_the_sign_up_is_being_confirmed_withdraws_the_confirmed_member(
+        r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review 8: leaving removed an unconfirmed sign-up from a copy read earlier, with no watch: confirmed meanwhile
+    (its delivery queued), the record went, and a worker's save could bring it back to Lever. Now the record is
+    read again, watched, and a confirmed member withdraws as any member does: nothing reaches Lever."""
+    s = mail_settings(settings, _smtp(outbox))
+    svc = Services(s)
+    _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)  # what the manage page read: unconfirmed
+    real, clicked = people.load, []
+
+    def load(conn: Any, person_id: str) -> people.Person | None:
+        found = real(conn, person_id)
+        if person_id == lena.id and not clicked:  # leaving has read the record: the confirm comes now
+            clicked.append(True)
+            assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None
+        return found
+
+    monkeypatch.setattr(people, "load", load)
+    optin.leave(svc, lena)
+    monkeypatch.undo()
+    left = people.load(r, lena.id)
+    assert left is not None  # a confirmed member: withdrawn through the lease, not removed under a queued job
+    assert left.withdrawn
+    assert left.purged
+    assert opportunities.deliver(svc, lena.id).outcome == opportunities.Outcome.SKIPPED
+    assert sandbox.count("opportunities.create") == 0
+    assert not r.zscore(people.PENDING, lena.id)
+
+
+def test_leaving_before_confirming_removes_every_trace(r: redis.Redis, settings: Settings, sandbox: Sandbox,
+                                                       outbox: SandboxServer) -> None:
+    s = mail_settings(settings, _smtp(outbox))
+    _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)
+    optin.leave(Services(s), lena)
+    assert people.load(r, lena.id) is None
+    assert not r.zcard(people.ALL)
+    assert not r.zcard(people.UNCONFIRMED)
+    assert r.get(people.email_key("lena@example.com")) is None

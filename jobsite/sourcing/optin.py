@@ -22,7 +22,6 @@ from ..admission import quotas
 from ..delivery.jobs import enqueue_sourced
 from ..notify import links, messages, sending
 from ..notify.sending import Letter, Status
-from ..records import uploads
 from ..services import Services
 from ..settings import Settings
 from . import opportunities, people
@@ -118,14 +117,14 @@ def confirm(svc: Services, person_id: str, given: str) -> Person | None:
 def expire(r: redis.Redis, now: float | None = None) -> int:
     """Remove the sign-ups left unconfirmed for EXPIRE_DAYS, with every trace (they never reached Lever)."""
     cutoff = (now or time.time()) - EXPIRE_DAYS * 86400
-    due = people.load_many(r, [x.decode() for x in r.zrangebyscore(people.UNCONFIRMED, 0, cutoff)])
-    for person in due:
-        uploads.remove(r, person.id)
-        sending.forget(r, mail_key(person.id))
-        people.remove(r, person)
-    if due:
-        log.info("opt-in: removed %d sign-ups never confirmed", len(due))
-    return len(due)
+    removed = 0
+    for person_id in [x.decode() for x in r.zrangebyscore(people.UNCONFIRMED, 0, cutoff)]:
+        if people.remove_unconfirmed(r, person_id, joined_before=cutoff):  # (not one confirmed meanwhile)
+            sending.forget(r, mail_key(person_id))
+            removed += 1
+    if removed:
+        log.info("opt-in: removed %d sign-ups never confirmed", removed)
+    return removed
 
 
 def change(svc: Services, person_id: str, *, counted: bool = True, **wish: Any) -> Person | None:
@@ -152,8 +151,6 @@ def leave(svc: Services, person: Person) -> None:
     sign-up goes entirely (nothing of it reached Lever)."""
     r = svc.redis
     sending.forget(r, mail_key(person.id))
-    if person.unconfirmed:
-        uploads.remove(r, person.id)
-        people.remove(r, person)
+    if people.remove_unconfirmed(r, person.id) is not False:  # read again, watched: a confirm meanwhile is kept
         return
     change(svc, person.id, counted=False, withdrawn=True, unsubscribed=True)

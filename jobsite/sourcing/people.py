@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from ..records import search, store
+from ..records import search, store, uploads
 from ..records.store import State, reference
 from ..records.uploads import StoredFile
 from ..redisdb.lua import Lua
@@ -354,11 +354,12 @@ def ensure_email_index(r: redis.Redis, batch: int = 200, budget_s: float = EMAIL
             return added
 
 
-def remove(r: redis.Redis, person: Person) -> None:
+def remove(r: redis.Redis, person: Person, on: redis.client.Pipeline | None = None) -> None:
     """Remove every trace of a person who never reached Lever (an unconfirmed sign-up that expired): the record,
-    its indexes, its log; the caller removes its files."""
+    its indexes, its log; the caller removes its files. On `on` (the caller's transaction) if given."""
     member = f"{search.PERSON}:{person.id}"
-    with r.pipeline() as pipe:
+    with r.pipeline() as own:
+        pipe = on if on is not None else own
         pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id), WISH.format(person.id))
         if person.email:
             unindex(pipe, person.email, person.id)
@@ -367,7 +368,30 @@ def remove(r: redis.Redis, person: Person) -> None:
         for key in (k.decode() for k in r.smembers(search.OF.format(member))):
             pipe.zrem(key, member)
         pipe.delete(search.OF.format(member))
-        pipe.execute()
+        if on is None:
+            own.execute()
+
+
+def remove_unconfirmed(r: redis.Redis, person_id: str, *, joined_before: float | None = None) -> bool | None:
+    """Remove every trace of a sign-up if it is still unconfirmed (and joined before `joined_before`, if given),
+    the record watched while it is read: a confirm meanwhile keeps it. True: removed (its files too); None: gone
+    already; False: confirmed (or joined later), left as it is."""
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(KEY.format(person_id))
+                person = load(pipe, person_id)
+                if person is None:
+                    return None
+                if not person.unconfirmed or (joined_before is not None and person.created_at > joined_before):
+                    return False
+                pipe.multi()
+                uploads.remove(pipe, person_id)
+                remove(r, person, pipe)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
 
 
 def joined_between(r: redis.Redis, start: float, end: float) -> tuple[int, int]:
