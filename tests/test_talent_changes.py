@@ -382,3 +382,23 @@ def test_removing_a_legacy_duplicate_keeps_the_surviving_member_s_address_index(
     assert _join(svc, sandbox, team).id == lena.id  # re-joining finds the one record
     people.purge_personal_data(r, people.load(r, lena.id))  # type: ignore[arg-type]
     assert r.get(people.email_key(lena.email)) is None  # its own entry goes with it
+
+
+def test_a_purge_asked_while_a_worker_holds_the_person_leaves_their_files_to_the_holder(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """Review 10: retention removed the files outside the lease, from under a delivery that may still read them;
+    the holder removes them when it writes the purge in."""
+    from jobsite.records import uploads
+
+    svc = tasks.use(Services(settings))
+    lena = _join(svc, sandbox, _teams(sandbox)[0])
+    assert tasks.deliver_sourced(lena.id) == "delivered"
+    uploads.add(r, lena.id, {"resume": b"%PDF-1.4 Lena Fischer"})  # files a delivery in progress still holds
+    lease = r.lock(deliverer.LEASE.format(lena.id), timeout=30)
+    assert lease.acquire(blocking=False)
+    assert retention.forget(svc, people.load(r, lena.id).contact_id) == 1  # type: ignore[union-attr]
+    assert r.exists(uploads.KEY.format(lena.id))  # not from under the holder
+    lease.release()
+    assert tasks.deliver_sourced(lena.id) == "skipped"  # the next holder writes the purge in, files and all
+    assert not r.exists(uploads.KEY.format(lena.id))
+    assert people.load(r, lena.id).purged  # type: ignore[union-attr]
