@@ -15,6 +15,7 @@ import pytest
 import redis
 import requests
 
+from jobsite.admission import limits
 from jobsite.console import accounts
 from jobsite.delivery import sender
 from jobsite.privacy import sourced as retention
@@ -276,10 +277,11 @@ def test_a_member_s_changes_are_capped_per_hour_but_withdrawing_never_is(setting
     lena = _join(svc, sandbox, first)
     client = create_app(settings).test_client()
     path = urlsplit(optin.manage_url(settings, lena.id)).path
-    for n in range(optin.CHANGES.limits["changes"]):
+    for n in range(limits.CHANGES_PER_HOUR):
         assert client.post(path, data={"action": "save", "teams": [(first, second)[n % 2]]}).status_code == 200
     refused = client.post(f"{path}?lang=de", data={"action": "save", "teams": [first]})
     assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600  # (review: the 429 said no when to come back)
     assert "Stunde" in refused.get_data(as_text=True)
     assert people.load(r, lena.id).teams == [second]  # type: ignore[union-attr]  # the last change that was let in
     left = client.post(path, data={"action": "leave"})
@@ -402,3 +404,19 @@ def test_a_purge_asked_while_a_worker_holds_the_person_leaves_their_files_to_the
     assert tasks.deliver_sourced(lena.id) == "skipped"  # the next holder writes the purge in, files and all
     assert not r.exists(uploads.KEY.format(lena.id))
     assert people.load(r, lena.id).purged  # type: ignore[union-attr]
+
+
+
+def test_a_member_s_change_is_never_refused_for_redis_alone(settings: Settings, r: redis.Redis) -> None:
+    """Review (minor): the changes' quota let a Redis error out as a 500; like every other limit it is skipped then
+    (the change itself meets Redis next, and says so)."""
+    from jobsite.admission.inputs import Admission
+
+    from .helpers import free_port
+
+    silent = redis.Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens there
+    heard: list[BaseException] = []
+    admission = Admission.of(settings, quick=lambda: silent, heard=heard.append, redis=lambda: silent)
+    limits.check_changes(admission, "s0123")  # no exception: skipped
+    assert heard
+    assert isinstance(heard[0], redis.ConnectionError)

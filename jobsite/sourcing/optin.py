@@ -18,7 +18,6 @@ from typing import Any
 
 import redis
 
-from ..admission import quotas
 from ..delivery.jobs import enqueue_sourced
 from ..notify import links, messages, sending
 from ..notify.sending import Letter, Status
@@ -30,7 +29,6 @@ from .people import Person
 log = logging.getLogger(__name__)
 
 EXPIRE_DAYS = 7
-CHANGES = quotas.Quota("talent_changes", {"changes": 20})  # a member's changes per hour: each may cost Lever calls
 
 
 def wanted(settings: Settings) -> bool:
@@ -127,18 +125,13 @@ def expire(r: redis.Redis, now: float | None = None) -> int:
     return removed
 
 
-def change(svc: Services, person_id: str, *, counted: bool = True, **wish: Any) -> Person | None:
+def change(svc: Services, person_id: str, **wish: Any) -> Person | None:
     """What the member asked on the manage page (`teams` and `locations`, `unsubscribed`, `withdrawn`): recorded as
     their wish with a job to tell Lever, in one transaction, never written over the record a delivery in progress
     holds; written in at once when no worker holds the person's lease, else by the holder or that job
-    (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone).
-
-    Raises:
-        quotas.Exceeded: the member changed more than CHANGES allows this hour (each change may cost Lever calls).
-    """
+    (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone). The web counts
+    a member's changes first (admission/limits.check_changes)."""
     r = svc.redis
-    if counted:  # (withdrawing consent is never refused: it happens once)
-        quotas.take(r, CHANGES, person_id, {"changes": 1})
     people.wish(r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id,
                                                                                           pipeline=pipe)), **wish)
     person = opportunities.apply_now(svc, person_id)
@@ -153,4 +146,4 @@ def leave(svc: Services, person: Person) -> None:
     sending.forget(r, mail_key(person.id))
     if people.remove_unconfirmed(r, person.id) is not False:  # read again, watched: a confirm meanwhile is kept
         return
-    change(svc, person.id, counted=False, withdrawn=True, unsubscribed=True)
+    change(svc, person.id, withdrawn=True, unsubscribed=True)

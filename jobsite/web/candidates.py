@@ -14,7 +14,7 @@ from flask_babel import format_date, get_locale, gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..admission import quotas
+from ..admission import limits
 from ..alerts import subscriptions
 from ..intake.forms import CONSENT, Form, ValidationFailed
 from ..notify import links, messages, sending
@@ -484,7 +484,7 @@ def talent_manage(person_id: str, signed: str) -> Response:
                                             teams=[], locations=[], saved=""))
     teams, locations = sourcing.interests()
     saved = ""
-    status, member = 200, person
+    status, member, retry_after = 200, person, 0
     if request.method == "POST":
         action = request.form.get("action", "")
         if action in ("leave", "unsubscribe") and person.email:  # "we will not email you again": alerts neither
@@ -494,6 +494,7 @@ def talent_manage(person_id: str, signed: str) -> Response:
                 optin.leave(svc, person)
                 return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                                     teams=[], locations=[], saved="left"))
+            limits.check_changes(svc.admission, person.id)  # (leaving, above, is never refused)
             if action == "unsubscribe":
                 person = optin.change(svc, person.id, unsubscribed=True)
                 saved = "unsubscribed"
@@ -503,8 +504,9 @@ def talent_manage(person_id: str, signed: str) -> Response:
                          if p in set(locations) | set(person.locations)]
                 person = optin.change(svc, person.id, teams=chosen, locations=where)
                 saved = "saved"
-        except quotas.Exceeded:
+        except limits.TooManyChanges as e:
             person, saved, status = people.as_wished(member, people.wished(svc.redis, member.id)), "busy", 429
+            retry_after = e.retry_after_s
         if person is None or person.withdrawn:
             return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
                                                 teams=[], locations=[], saved=""))
@@ -515,6 +517,8 @@ def talent_manage(person_id: str, signed: str) -> Response:
                                         locations=sorted(set(locations) | set(person.locations)), saved=saved,
                                         retention_days=svc.settings.retention_days))
     page.status_code = status
+    if retry_after:
+        page.headers["Retry-After"] = str(retry_after)
     return page
 
 
