@@ -21,6 +21,7 @@ from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, scoped_key
 from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
 from ..records import filetypes, uploads
 from ..records.application import Attribution
+from ..records.contacts import EMAIL
 from ..records.uploads import UploadedFile
 from ..services import Services
 from ..words import N_, Message
@@ -28,7 +29,6 @@ from . import optin, people
 from .events import Event
 from .people import Kind, Person
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 MAX_TEXT = 200
 MAX_NOTE = 2000
 MAX_LINKS = 5

@@ -43,7 +43,7 @@ from ..intake.forms import build_form
 from ..notify import messages, sending
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..privacy import lookup
-from ..records import store, uploads
+from ..records import contacts, store, uploads
 from ..records.application import custom_name
 from ..records.store import State
 from ..services import get_services
@@ -579,7 +579,7 @@ def capture_page(event_id: str) -> Any:
     owner = hmac.new(get_services().settings.secret_key.encode(), f"capture outbox {who()}".encode(),
                      hashlib.sha256).hexdigest()[:24]  # the outbox's key on the phone: who signed in, not named
     return render_template("admin/capture.html", event=event, titles=_posting_titles(), owner=owner,
-                           email_pattern=sourced.EMAIL.pattern.strip("^$"))  # the server's rule, checked in the page
+                           email_pattern=contacts.EMAIL.pattern.strip("^$"))  # the server's rule, checked in the page
 
 
 @bp.get("/events/<event_id>/manifest.webmanifest")
