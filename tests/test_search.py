@@ -94,7 +94,9 @@ def test_records_stored_before_the_index_are_found_and_retention_empties_it(clie
     svc = Services(settings)
     store.update(r, store.load(r, ada), store.State.DELIVERED, delivered_at=1.0)
     retention.purge(svc.redis, svc.settings.retention_days)
-    people.purge_personal_data(r, people.load(r, grace))
+    with r.pipeline() as pipe:
+        people.purge_personal_data(r, people.load(r, grace), pipe)  # type: ignore[arg-type]
+        pipe.execute()
     assert "Nothing matches" in found(client, "ada lovelace")
     assert "Nothing matches" in found(client, "grace@example.com")
     assert "(personal data removed)" in found(client, store.reference(ada))  # the reference is not personal

@@ -377,12 +377,16 @@ def test_removing_a_legacy_duplicate_keeps_the_surviving_member_s_address_index(
     duplicate.email = lena.email  # as a release before the index wrote a second record of the address
     r.set(people.KEY.format(duplicate.id), duplicate.to_json())
     if removal == "purge":
-        people.purge_personal_data(r, duplicate)
+        with r.pipeline() as pipe:
+            people.purge_personal_data(r, duplicate, pipe)
+            pipe.execute()
     else:
         people.remove(r, duplicate)
     assert r.get(people.email_key(lena.email)) == lena.id.encode()
     assert _join(svc, sandbox, team).id == lena.id  # re-joining finds the one record
-    people.purge_personal_data(r, people.load(r, lena.id))  # type: ignore[arg-type]
+    with r.pipeline() as pipe:
+        people.purge_personal_data(r, people.load(r, lena.id), pipe)  # type: ignore[arg-type]
+        pipe.execute()
     assert r.get(people.email_key(lena.email)) is None  # its own entry goes with it
 
 

@@ -201,7 +201,9 @@ def load_many(r: redis.Redis, ids: list[str]) -> list[Person]:
 
 
 def save(r: redis.Redis | redis.client.Pipeline, person: Person, standing: Standing | None = None) -> None:
-    """Write the person back (the lease holder only), keeping the indexes in step with the standing."""
+    """Write the person back, keeping the indexes in step with the standing. Once a person is confirmed, only
+    their lease holder writes them (sourcing/opportunities.py); before, intake and the opt-in do, each in a
+    transaction watching the record."""
     if standing is not None:
         person.standing = standing
     person.updated_at = time.time()
@@ -263,28 +265,22 @@ def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
     return [x.decode() for x in r.smembers(CONTACT.format(contact_id))]
 
 
-def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipeline | None = None, *,
+def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipeline, *,
                         keep_email: bool = False) -> None:
-    """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts. On `pipe`
-    (the caller's transaction) if given; `keep_email`: the address stays until a create whose outcome is unknown
-    has been looked for in Lever by it (sourcing/opportunities.py clears it then)."""
+    """Remove what identifies the person, on `pipe` (the caller's transaction, the lease holder's: take_wish);
+    Lever's ids, the kind, event and dates stay for the counts. `keep_email`: the address stays until a create whose
+    outcome is unknown has been looked for in Lever by it (sourcing/opportunities.py clears it then)."""
     address = person.email
     person.name = person.phone = person.note = ""
     if not keep_email:
         person.email = ""
     person.links, person.resume, person.purged = [], None, True
-    with r.pipeline() as own:
-        p = pipe if pipe is not None else own
-        if person.kind == Kind.TALENT and address:
-            unindex(p, address, person.id)
-        p.set(KEY.format(person.id), person.to_json())
-        p.zrem(DELIVERED, person.id)
-        p.delete(LOG.format(person.id))
-        if pipe is None:
-            p.delete(JOB.format(person.id))
-        search.forget_personal(r, search.PERSON, person.id, p)
-        if pipe is None:
-            own.execute()
+    if person.kind == Kind.TALENT and address:
+        unindex(pipe, address, person.id)
+    pipe.set(KEY.format(person.id), person.to_json())
+    pipe.zrem(DELIVERED, person.id)
+    pipe.delete(LOG.format(person.id))
+    search.forget_personal(r, search.PERSON, person.id, pipe)
 
 
 def wished(r: redis.Redis, person_id: str) -> dict[str, Any]:
