@@ -424,3 +424,28 @@ def test_a_member_s_change_is_never_refused_for_redis_alone(settings: Settings, 
     limits.check_changes(admission, "s0123")  # no exception: skipped
     assert heard
     assert isinstance(heard[0], redis.ConnectionError)
+
+
+def test_a_retag_lever_fails_leaves_the_member_delivered_and_is_no_delivery_attempt(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """Review (habits): a follow-up that failed saved the delivered member as waiting, so the console showed them
+    so, and the next try ran as a delivery attempt (counted in `attempts`)."""
+    svc = tasks.use(Services(settings))
+    first, second = _teams(sandbox)[:2]
+    lena = _join(svc, sandbox, first)
+    assert tasks.deliver_sourced(lena.id) == "delivered"
+    sandbox.control("fail", path="/removeTags", status=500, count=1)
+    optin.change(svc, lena.id, teams=[second], locations=[])
+    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.RETRY
+    waiting = people.load(r, lena.id)
+    assert waiting is not None
+    assert waiting.standing == Standing.DELIVERED  # still delivered; why it waits is its last error
+    assert waiting.last_error
+    assert r.zscore(people.CHANGED, lena.id) is not None
+    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.SKIPPED  # the retag, as a follow-up
+    done = people.load(r, lena.id)
+    assert done is not None
+    assert done.standing == Standing.DELIVERED
+    assert done.attempts == 1
+    assert not done.last_error
+    assert f"Acme Robotics interest: {second}" in _opportunity(sandbox, done.sends[0].opportunity_id)["tags"]

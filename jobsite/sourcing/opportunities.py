@@ -262,6 +262,9 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
           follow_ups_only: bool = False) -> Result:
     r, s = services.redis, services.settings
     first_delivery, before = not person.delivered_at, person.standing
+    # Telling Lever of a member's change after delivery: waiting for a retry or behind the gate, they stay as
+    # delivered (the console says why in last_error), and the next try is a follow-up again, not a delivery attempt.
+    waiting = before if follow_ups_only else Standing.WAITING
     if not follow_ups_only:
         person.attempts += 1
     people.save(r, person, Standing.DELIVERING)  # (killed now, recovery takes it up once the lease runs out)
@@ -322,13 +325,13 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
             if _due(s, person, send):
                 _follow_up(services, person, send, fence, lever, performer, sending)
     except RateLimitWait as e:
-        return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot")
+        return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
     except FileMissing:
         return _needs_attention(r, person, "the resume is no longer in Redis: ask the person to send it again")
     except sender.Unreplicated as e:
         # The mark may be on the primary alone: a failover now would forget it, so the send does not leave yet.
         sending.not_sent(r, person)
-        return _retry_at(r, person, time.time() + sender.REPLICA_RETRY_S, f"not sent yet: {e}")
+        return _retry_at(r, person, time.time() + sender.REPLICA_RETRY_S, f"not sent yet: {e}", waiting)
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it: nothing
         # more is sent. (A mark this attempt recorded stays: the lease holder reconciles it, never sends blindly.)
@@ -336,13 +339,15 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
     except performers.NoPerformer as e:
         return _needs_attention(r, person, str(e))
     except _Wished:
-        return _retry_at(r, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first")
+        return _retry_at(r, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first",
+                         waiting)
     except _Unlisted as e:
         return _needs_attention(r, person, "consent withdrawn, but a create whose outcome is unknown may be in Lever "
                                 "and the API key may not list opportunities: look in Lever for an opportunity with a "
                                 f"link ending in {e.mark}; if there is one, tag it consent withdrawn and anonymise it")
     except _Settling as e:
-        return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon")
+        return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon",
+                         waiting)
     except LeverError as e:
         verdict = outcomes.judge(e)  # the one policy for Lever's answers
         sending.failed(r, person, verdict)
@@ -350,16 +355,18 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
                    verdict.message)
         decision = sender.decide(r, verdict, sending.work)
         act = {  # what each of the policy's actions is for a person
-            sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status),
-            sender.Action.WAIT: lambda: _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why),
+            sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status, waiting),
+            sender.Action.WAIT: lambda: _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why,
+                                                  waiting),
             sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
-            sender.Action.RETRY: lambda: _retry(services, person, verdict.why),
+            sender.Action.RETRY: lambda: _retry(services, person, verdict.why, waiting),
         }
         return act[decision.action]()
     if person.withdrawn:
         _withdrawn_done(r, person)
         return Result(Outcome.SKIPPED)
     if follow_ups_only:
+        person.last_error = ""
         _told(r, person.id, lambda pipe: people.save(pipe, person, before))
         return Result(Outcome.SKIPPED)
     person.delivered_at, person.last_error = person.delivered_at or time.time(), ""
@@ -592,20 +599,21 @@ def _note_arrived(services: Services, person: Person, send: Send, text: str, per
     return False
 
 
-def _retry_at(r: redis.Redis, person: Person, at: float, why: str) -> Result:
+def _retry_at(r: redis.Redis, person: Person, at: float, why: str, standing: Standing = Standing.WAITING) -> Result:
     person.last_error = why
-    people.save(r, person, Standing.WAITING)
+    people.save(r, person, standing)
     return Result(Outcome.RETRY, retry_at=at)
 
 
-def _retry(services: Services, person: Person, why: str) -> Result:
+def _retry(services: Services, person: Person, why: str, standing: Standing = Standing.WAITING) -> Result:
     r, s = services.redis, services.settings
     if time.time() - max(person.created_at, person.changed_at) > s.retry_window_s:
         return _needs_attention(r, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
-    return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why)
+    return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
 
 
-def _close_gate(services: Services, person: Person, decision: sender.Decision, status: int | None) -> Result:
+def _close_gate(services: Services, person: Person, decision: sender.Decision, status: int | None,
+                standing: Standing = Standing.WAITING) -> Result:
     """Lever cannot take anything now: close the gate (as an application's 503 would) and wait behind it."""
     r, s = services.redis, services.settings
     cause, why = decision.cause, decision.why
@@ -614,7 +622,7 @@ def _close_gate(services: Services, person: Person, decision: sender.Decision, s
     closed = gate.close(r, cause, why)
     person.last_error = why
     r.zadd(people.PARKED, {person.id: person.created_at})  # (upkeep releases it whenever the gate is open)
-    people.save(r, person, Standing.WAITING)
+    people.save(r, person, standing)
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
