@@ -236,3 +236,32 @@ def test_nothing_more_of_a_person_is_sent_once_lever_deleted_them_mid_delivery(
     assert gone.name == ""
     assert sandbox.count("opportunities.create") == 1
     assert sandbox.count("opportunities.notes") == 0
+
+
+def test_a_person_lever_deleted_with_a_create_in_doubt_keeps_no_address(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox, monkeypatch: Any) -> None:
+    """The purge keeps the address while a create is in doubt (to look for it); once Lever deleted the person
+    nothing is looked for any more, so the address must go too."""
+    from jobsite.privacy import sourced as retention
+
+    svc = Services(settings)
+    two = [p["id"] for p in sandbox.public_postings()[:2]]
+    grace = capture(svc, events.add(r, "Fair", "", two), two).person
+    real = people.log
+
+    def log(conn: Any, person_id: str, action: str, status: Any, message: str = "") -> None:
+        real(conn, person_id, action, status, message)
+        if action == "create":  # the first made: the second's answer is lost
+            sandbox.control("drop", path="/v1/opportunities", endpoint="opportunities.create", count=1)
+
+    monkeypatch.setattr(people, "log", log)
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    monkeypatch.undo()
+    assert people.load(r, grace.id).sends[1].inflight_at  # type: ignore[union-attr]
+    assert retention.forget(svc, people.load(r, grace.id).contact_id) == 1  # type: ignore[union-attr]
+    assert people.load(r, grace.id).email  # type: ignore[union-attr]  # kept while the create is in doubt
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    gone = people.load(r, grace.id)
+    assert gone is not None
+    assert gone.purged
+    assert gone.email == ""

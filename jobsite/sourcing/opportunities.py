@@ -370,6 +370,8 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
         _told(r, person.id, lambda pipe: people.save(pipe, person, before))
         return Result(Outcome.SKIPPED)
     person.delivered_at, person.last_error = person.delivered_at or time.time(), ""
+    if person.purged:  # Lever deleted them: a create in doubt is not looked for, and the address kept for it goes
+        person.email = ""
 
     def delivered(pipe: redis.client.Pipeline) -> None:
         people.save(pipe, person, Standing.DELIVERED)
