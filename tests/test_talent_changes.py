@@ -449,3 +449,20 @@ def test_a_retag_lever_fails_leaves_the_member_delivered_and_is_no_delivery_atte
     assert done.attempts == 1
     assert not done.last_error
     assert f"Acme Robotics interest: {second}" in _opportunity(sandbox, done.sends[0].opportunity_id)["tags"]
+
+
+def test_the_backfill_gives_an_address_to_its_confirmed_member_across_batches(
+        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    """Review 7: the backfill put confirmed members first only within a batch: an older unconfirmed record of the
+    address in an earlier batch kept the index, and the owner's re-join was taken for that stranger's sign-up."""
+    svc = tasks.use(Services(settings))
+    team = _teams(sandbox)[0]
+    stranger = _join(svc, sandbox, team, email="someone@example.com")
+    owner = _join(svc, sandbox, team)
+    stranger.email, stranger.unconfirmed = owner.email, True  # an older unconfirmed record of the same address
+    r.set(people.KEY.format(stranger.id), stranger.to_json())
+    r.delete(people.email_key(owner.email), people.email_key("someone@example.com"), people.EMAIL_INDEX_BUILT)
+    people.ensure_email_index(r, batch=1)
+    assert r.exists(people.EMAIL_INDEX_BUILT)
+    assert r.get(people.email_key(owner.email)) == owner.id.encode()
+    assert _join(svc, sandbox, team).id == owner.id

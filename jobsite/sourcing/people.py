@@ -339,15 +339,41 @@ def ensure_email_index(r: redis.Redis, batch: int = 200, budget_s: float = EMAIL
             r.delete(EMAIL_INDEX_CURSOR)
             return added
         with r.pipeline(transaction=False) as pipe:
-            members = [p for p in load_many(r, [x.decode() for x, _ in found])
-                       if p.email and not p.purged and not p.withdrawn]
-            for p in sorted(members, key=lambda p: (p.unconfirmed, p.created_at)):
+            members = sorted((p for p in load_many(r, [x.decode() for x, _ in found])
+                              if p.email and not p.purged and not p.withdrawn),
+                             key=lambda p: (p.unconfirmed, p.created_at))
+            for p in members:
                 pipe.set(email_key(p.email), p.id, nx=True)
             after = repr(found[-1][1])
             pipe.set(EMAIL_INDEX_CURSOR, after)
-            added += sum(1 for done in pipe.execute()[:-1] if done)
+            done = pipe.execute()[:-1]
+        added += sum(1 for x in done if x)
+        # A confirmed member takes the address from an unconfirmed record an earlier batch indexed (or a sign-up
+        # since): the owner's record is the one a re-join must find, whatever the batches' order.
+        added += sum(1 for p, x in zip(members, done, strict=True) if not x and not p.unconfirmed and _claim(r, p))
         if time.monotonic() - started > budget_s:
             return added
+
+
+def _claim(r: redis.Redis, member: Person) -> bool:
+    """Point the address's index at a confirmed `member` if it names an unconfirmed record (or none); True if so."""
+    key = email_key(member.email)
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                held = pipe.get(key)
+                if held:
+                    pipe.watch(KEY.format(held.decode()))  # (its confirm meanwhile keeps it the holder)
+                holder = load(pipe, held.decode()) if held else None
+                if holder is not None and (holder.id == member.id or not holder.unconfirmed):
+                    return False
+                pipe.multi()
+                pipe.set(key, member.id)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
 
 
 def remove(r: redis.Redis, person: Person, on: redis.client.Pipeline | None = None) -> None:
