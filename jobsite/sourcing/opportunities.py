@@ -13,7 +13,8 @@ After delivery, what a member changes on the manage page is told to Lever on the
 (policy row `Work.CHANGE`): new interests or locations remove the old company tags and add the new ones; consent
 withdrawn adds `<Prefix> consent withdrawn` and a note carrying the send's marker + WITHDRAWN_MARK, then nothing more
 is sent (before any opportunity exists, none is ever created). Only the lease holder writes the record: the manage
-page and retention leave a wish (people.wish) that `take_wish` writes in under the lease.
+page and retention leave a wish (people.wish) that `take_wish` writes in under the lease; a withdrawal or purge
+wished during a delivery stops it before its next create or note (the next holder writes the wish in first).
 """
 
 from __future__ import annotations
