@@ -466,3 +466,12 @@ def test_the_backfill_gives_an_address_to_its_confirmed_member_across_batches(
     assert r.exists(people.EMAIL_INDEX_BUILT)
     assert r.get(people.email_key(owner.email)) == owner.id.encode()
     assert _join(svc, sandbox, team).id == owner.id
+
+
+def test_a_wish_for_a_person_no_longer_there_leaves_nothing_behind(settings: Settings, r: redis.Redis) -> None:
+    """With CHANGED now kept while a wish waits, a wish whose person was removed must not stay there forever."""
+    svc = tasks.use(Services(settings))
+    people.wish(r, "sgone", unsubscribed=True)
+    assert deliverer.deliver(svc, "sgone").outcome == deliverer.Outcome.SKIPPED
+    assert r.zscore(people.CHANGED, "sgone") is None
+    assert not people.wished(r, "sgone")

@@ -103,7 +103,11 @@ def deliver(services: Services, person_id: str) -> Result:
     they changed on the manage page since (their tags; consent withdrawn: a tag and a note, then nothing more)."""
     r, s = services.redis, services.settings
     person = people.load(r, person_id)
-    if person is None or (person.standing in store.AT_REST and not changed(r, s, person)):
+    if person is None:  # removed (an unconfirmed sign-up expired or left): a wish for it has no one to go to
+        r.delete(people.WISH.format(person_id))
+        r.zrem(people.CHANGED, person_id)
+        return Result(Outcome.SKIPPED)
+    if person.standing in store.AT_REST and not changed(r, s, person):
         _told(r, person_id)  # (a change that changed nothing Lever has; a wish keeps them in CHANGED)
         return Result(Outcome.SKIPPED)
     lease = _lease(r, person_id, s.delivery_lease_s)
