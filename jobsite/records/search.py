@@ -21,13 +21,16 @@ from dataclasses import dataclass
 
 import redis
 
+from .. import keyspace
+
 APPLICATION, PERSON = "application", "person"
-REF = "search:ref:{}"  # zset: the members with this reference (8 characters, no dash)
-EMAIL = "search:email:{}"  # zset: the members with this email (a hash of it, case folded)
-WORD = "search:word:{}"  # zset: the members whose name has this word (a hash of it, folded)
-OF = "search:of:{}"  # set: the index keys holding one member, to forget it exactly
-BUILT = "search:built:{}"  # how far the records of a kind stored before the index existed are in it ("done")
-BUILDING = "search:building:{}"  # one process builds at a time
+REF = keyspace.name("search:ref:{}")  # zset: the members with this reference (8 characters, no dash)
+EMAIL = keyspace.name("search:email:{}")  # zset: the members with this email (a hash of it, case folded)
+WORD = keyspace.name("search:word:{}")  # zset: the members whose name has this word (a hash of it, folded)
+OF = keyspace.name("search:of:{}")  # set: the index keys holding one member, to forget it exactly
+# how far the records of a kind stored before the index existed are in it ("done")
+BUILT = keyspace.name("search:built:{}")
+BUILDING = keyspace.name("search:building:{}")  # one process builds at a time
 LIMIT = 50
 MAX_WORDS = 8  # of a name, and of a query: a bound on the work one record or one search makes
 BUILD_BATCH = 500

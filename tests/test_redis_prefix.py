@@ -1,0 +1,182 @@
+"""Issue 27, item 5: JOBSITE_REDIS_PREFIX puts every Redis key of a jobsite under it, RQ's included, so two jobsites
+share one Redis without seeing each other. Real processes (a web and a worker per site, the sandbox as Lever) on a
+Redis of the test's own, so a SCAN sees only what those processes wrote."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from jobsite.redisdb.redis_server import EmbeddedRedis, connect
+from jobsite.settings import ConfigError, Settings, load_settings
+
+from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+
+SITES = ("acme:", "globex:")
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="jsp")))  # short: the unix socket's path fits in 108 bytes
+    server.ensure()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(20)
+
+
+def _serves(url: str) -> bool:
+    try:
+        return requests.get(url + "/healthz", timeout=2).ok
+    except requests.RequestException:  # not up yet
+        return False
+
+
+def site_env(settings: Settings, server: EmbeddedRedis, prefix: str, data: Path) -> dict[str, str]:
+    return worker_env(settings, REDIS_URL=server.url, JOBSITE_REDIS_PREFIX=prefix, JOBSITE_DATA_DIR=str(data))
+
+
+def start_web(env: dict[str, str], webs: list[subprocess.Popen[bytes]]) -> str:
+    port = free_port()
+    webs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
+                                 env=env, start_new_session=True))
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _serves(url), timeout=60, what=f"{url} to serve")
+    return url
+
+
+def apply(url: str, sandbox: Sandbox, posting_id: str) -> str:
+    answer = requests.post(f"{url}/api/v1/postings/{posting_id}/applications", json=lever_body(sandbox, posting_id),
+                           timeout=30)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["receipt"])
+
+
+def state(r: redis.Redis, prefix: str, receipt: str) -> str | None:
+    raw = r.hget(f"{prefix}app:{receipt}", "state")
+    return raw.decode() if raw else None
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "jobsite", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def every_key(r: redis.Redis) -> list[str]:
+    return sorted(k.decode() for k in r.scan_iter(count=1000))
+
+
+def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of_each_other(
+        settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers,
+        webs: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    r = connect(own_redis.url)
+    envs = {p: site_env(settings, own_redis, p, tmp_path / p.rstrip(":")) for p in SITES}
+    urls = {p: start_web(envs[p], webs) for p in SITES}
+    posting = simple_posting(sandbox)
+    receipts = {p: apply(urls[p], sandbox, posting["id"]) for p in SITES}
+    acme, globex = SITES
+    for p in SITES:  # each site's console account
+        cli({**envs[p], "JOBSITE_NEW_PASSWORD": "a long enough password"}, "admin", "add-user", f"rita@{p[:-1]}.test")
+
+    # Only acme has a worker: it delivers acme's application and leaves globex's queued in globex's queue.
+    workers.start(envs[acme])
+    wait_for(lambda: state(r, acme, receipts[acme]) == "delivered", timeout=60, what="acme's delivery")
+    wait_for(lambda: r.llen(f"{acme}rq:queue:applications") == 0, what="acme's queue to drain")
+    assert state(r, globex, receipts[globex]) == "queued"
+    assert r.llen(f"{globex}rq:queue:applications") == 1
+    assert sandbox.count("postings.apply") == 1
+
+    workers.start(envs[globex])
+    wait_for(lambda: state(r, globex, receipts[globex]) == "delivered", timeout=60, what="globex's delivery")
+    assert sandbox.count("postings.apply") == 2  # each application once, by its own site's worker
+
+    for mine, theirs in (SITES, SITES[::-1]):
+        # A site answers for its own receipts only, and its console (the CLI's list) lists its own.
+        assert requests.get(f"{urls[mine]}/api/v1/applications/{receipts[mine]}", timeout=10).status_code == 200
+        assert requests.get(f"{urls[mine]}/api/v1/applications/{receipts[theirs]}", timeout=10).status_code == 404
+        shown = cli(envs[mine], "applications", "list", "--state", "delivered")
+        assert receipts[mine] in shown
+        assert receipts[theirs] not in shown
+        users = cli(envs[mine], "admin", "users")
+        assert f"rita@{mine[:-1]}.test" in users
+        assert f"rita@{theirs[:-1]}.test" not in users
+        # Each site's RQ knows only its own worker, and its own queues.
+        assert len(r.smembers(f"{mine}rq:workers")) == 1
+        assert not set(r.smembers(f"{mine}rq:workers")) & set(r.smembers(f"{theirs}rq:workers"))
+        assert r.smembers(f"{mine}rq:queues")
+
+    keys = every_key(r)
+    outside = [k for k in keys if not k.startswith(SITES)]
+    assert outside == []
+    assert not [k for k in keys if k.startswith(("rq:", "app:", "gate", "apps:"))]  # nothing at the old names
+    for p in SITES:
+        assert f"{p}app:{receipts[p]}" in keys
+        assert any(k.startswith(f"{p}rq:") for k in keys)
+
+
+def test_after_an_application_every_key_in_redis_starts_with_the_prefix(
+        settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers,
+        webs: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    r = connect(own_redis.url)
+    env = site_env(settings, own_redis, "careers.acme:", tmp_path / "data")
+    url = start_web(env, webs)
+    workers.start(env)
+    posting = simple_posting(sandbox)
+    receipt = apply(url, sandbox, posting["id"])
+    wait_for(lambda: state(r, "careers.acme:", receipt) == "delivered", timeout=60, what="the delivery")
+    assert requests.get(f"{url}/api/v1/applications/{receipt}", timeout=10).json()["status"]
+    cli(env, "applications", "list", "--state", "delivered")  # the CLI too
+
+    keys = every_key(r)
+    assert len(keys) > 10  # the flow wrote the record, its indexes, RQ's job and registries, the pacing, the gate
+    assert [k for k in keys if not k.startswith("careers.acme:")] == []
+
+
+@pytest.mark.parametrize("bad", ["acme corp:", "{acme}:", "x" * 65, "acme/"])
+def test_a_bad_prefix_stops_start_up_naming_the_variable(bad: str, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", "from jobsite.settings import load_settings; load_settings()"],
+                          env={"JOBSITE_REDIS_PREFIX": bad}, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "JOBSITE_REDIS_PREFIX must be" in done.stderr
+
+
+def test_rq_takes_its_prefix_from_jobsites_in_every_process_that_reads_the_settings_first() -> None:
+    code = ("import jobsite.settings, rq.defaults, rq.queue; "
+            "print(rq.defaults.RQ_KEY_PREFIX, rq.queue.Queue.redis_queues_keys)")
+    done = subprocess.run([sys.executable, "-c", code], env={"JOBSITE_REDIS_PREFIX": "acme:", "RQ_KEY_PREFIX": "rq"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["acme:rq", "acme:rq:queues"], done.stderr
+
+
+def test_rq_imported_before_the_settings_is_refused() -> None:
+    code = "import rq, jobsite.settings; jobsite.settings.load_settings()"
+    done = subprocess.run([sys.executable, "-c", code], env={"JOBSITE_REDIS_PREFIX": "acme:"}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0
+    assert "rq was imported before jobsite.settings" in done.stderr
+
+
+def test_without_a_prefix_the_key_names_are_those_of_the_releases_before_it() -> None:
+    assert load_settings({}).redis_prefix == ""
+    with pytest.raises(ConfigError, match="JOBSITE_REDIS_PREFIX changed after start-up"):
+        load_settings({"JOBSITE_REDIS_PREFIX": "acme:"})
+    from jobsite.delivery import gate
+    from jobsite.records import store
+    assert (gate.GATE, store.record_key("r1"), store.ALL) == ("gate", "app:r1", "apps:all")
