@@ -7,12 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import requests
+from aiosmtpd.controller import Controller
 
 from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import ConfigError, Settings, load_settings
@@ -40,6 +43,28 @@ def webs() -> Iterator[list[subprocess.Popen[bytes]]]:
         proc.wait(20)
 
 
+class Inbox:
+    """A real SMTP server's handler (aiosmtpd) keeping who got mail."""
+
+    def __init__(self) -> None:
+        self.to: list[str] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.to.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler, port = Inbox(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
 def _serves(url: str) -> bool:
     try:
         return requests.get(url + "/healthz", timeout=2).ok
@@ -56,7 +81,8 @@ def start_web(env: dict[str, str], webs: list[subprocess.Popen[bytes]]) -> str:
     webs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
                                  env=env, start_new_session=True))
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _serves(url), timeout=60, what=f"{url} to serve")
+    wait_for(lambda: webs[-1].poll() is not None or _serves(url), timeout=60, what=f"{url} to serve")
+    assert webs[-1].poll() is None, "jobsite web ended"
     return url
 
 
@@ -131,22 +157,39 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
         assert any(k.startswith(f"{p}rq:") for k in keys)
 
 
-def test_after_an_application_every_key_in_redis_starts_with_the_prefix(
+def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_with_the_prefix(
         settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers,
-        webs: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
+        webs: list[subprocess.Popen[bytes]], inbox: tuple[Inbox, int], tmp_path: Path) -> None:
+    box, smtp_port = inbox
     r = connect(own_redis.url)
-    env = site_env(settings, own_redis, "careers.acme:", tmp_path / "data")
+    prefix = "careers.acme:"
+    env = {**site_env(settings, own_redis, prefix, tmp_path / "data"),
+           "JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1",
+           "JOBSITE_PUBLIC_URL": "https://careers.acme.test"}
     url = start_web(env, webs)
     workers.start(env)
     posting = simple_posting(sandbox)
     receipt = apply(url, sandbox, posting["id"])
-    wait_for(lambda: state(r, "careers.acme:", receipt) == "delivered", timeout=60, what="the delivery")
+    team = sandbox.public_postings()[0]["categories"]["team"]
+    joined = requests.post(f"{url}/api/v1/talent", timeout=30, json={
+        "name": "Lena", "email": "lena@example.com", "consent": {"store": True},
+        "interests": {"teams": [team], "locations": []}})
+    assert joined.status_code == 202, joined.text
+    asked = requests.post(f"{url}/api/v1/alerts", timeout=30, json={
+        "email": "alan@example.com", "filters": {"team": team}, "frequency": "weekly", "language": "en"})
+    assert asked.status_code == 202, asked.text
+    wait_for(lambda: state(r, prefix, receipt) == "delivered", timeout=60, what="the delivery")
+    # The application's confirmation, the sign-up's opt-in and the alert's confirmation: each flow has run.
+    wait_for(lambda: {"candidate0@example.com", "lena@example.com", "alan@example.com"} <= set(box.to),
+             timeout=60, what="the three emails")
     assert requests.get(f"{url}/api/v1/applications/{receipt}", timeout=10).json()["status"]
     cli(env, "applications", "list", "--state", "delivered")  # the CLI too
 
     keys = every_key(r)
-    assert len(keys) > 10  # the flow wrote the record, its indexes, RQ's job and registries, the pacing, the gate
-    assert [k for k in keys if not k.startswith("careers.acme:")] == []
+    assert len(keys) > 20  # records, indexes, RQ's jobs and registries, the pacing, the gate, the emails' records
+    assert [k for k in keys if not k.startswith(prefix)] == []
+    for owned in ("sourced:", "alert:", "mail:", "rq:", "app:"):
+        assert any(k.startswith(prefix + owned) for k in keys), owned
 
 
 @pytest.mark.parametrize("bad", ["acme corp:", "{acme}:", "x" * 65, "acme/"])
