@@ -118,8 +118,9 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
     posting = simple_posting(sandbox)
     receipts = {p: apply(urls[p], sandbox, posting["id"]) for p in SITES}
     acme, globex = SITES
-    for p in SITES:  # each site's console account
+    for p in SITES:  # each site's console account and integrator key (audited)
         cli({**envs[p], "JOBSITE_NEW_PASSWORD": "a long enough password"}, "admin", "add-user", f"rita@{p[:-1]}.test")
+        cli(envs[p], "admin", "add-api-client", f"{p[:-1]}-ats")
 
     # Only acme has a worker: it delivers acme's application and leaves globex's queued in globex's queue.
     workers.start(envs[acme])
@@ -143,6 +144,9 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
         users = cli(envs[mine], "admin", "users")
         assert f"rita@{mine[:-1]}.test" in users
         assert f"rita@{theirs[:-1]}.test" not in users
+        clients = cli(envs[mine], "admin", "api-clients")
+        assert f"{mine[:-1]}-ats" in clients
+        assert f"{theirs[:-1]}-ats" not in clients
         # Each site's RQ knows only its own worker, and its own queues.
         assert len(r.smembers(f"{mine}rq:workers")) == 1
         assert not set(r.smembers(f"{mine}rq:workers")) & set(r.smembers(f"{theirs}rq:workers"))

@@ -18,7 +18,7 @@ import redis
 
 from .. import keyspace
 
-CLIENTS = "apiclients"  # every client's name, revoked ones too
+CLIENTS = keyspace.name("apiclients")  # every client's name, revoked ones too
 KEY_PREFIX = "jsk_"  # says what the secret is when it turns up in a config file or a scanner's report
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

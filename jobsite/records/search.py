@@ -89,7 +89,7 @@ def forget_personal(r: redis.Redis, kind: str, id_: str, pipe: redis.client.Pipe
     """Remove a record from the indexes of its name and email (its personal data is being removed); its reference,
     which is none, still finds it. With `pipe`, the removals are queued on it."""
     member = f"{kind}:{id_}"
-    personal = [k for k in (k.decode() for k in r.smembers(OF.format(member))) if not k.startswith("search:ref:")]
+    personal = [k for k in (k.decode() for k in r.smembers(OF.format(member))) if not k.startswith(REF.format(""))]
     if not personal:
         return
     out = pipe if pipe is not None else r.pipeline()
