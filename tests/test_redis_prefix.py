@@ -65,6 +65,22 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
+@pytest.fixture
+def written(own_redis: EmbeddedRedis) -> Iterator[set[str]]:
+    """Every key written in `own_redis` from now on, even one gone by the end (a lease, a lock, an in-flight mark):
+    Redis's keyspace events, heard in a thread."""
+    r = connect(own_redis.url)
+    r.config_set("notify-keyspace-events", "EA")
+    keys: set[str] = set()
+    events = r.pubsub()
+    events.psubscribe(**{"__keyevent@*__:*": lambda m: keys.add(m["data"].decode())})
+    listener = events.run_in_thread(sleep_time=0.05, daemon=True)
+    yield keys
+    listener.stop()
+    listener.join(10)
+    events.close()
+
+
 def _serves(url: str) -> bool:
     try:
         return requests.get(url + "/healthz", timeout=2).ok
@@ -111,7 +127,7 @@ def every_key(r: redis.Redis) -> list[str]:
 
 def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of_each_other(
         settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers,
-        webs: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
+        webs: list[subprocess.Popen[bytes]], written: set[str], tmp_path: Path) -> None:
     r = connect(own_redis.url)
     envs = {p: site_env(settings, own_redis, p, tmp_path / p.rstrip(":")) for p in SITES}
     urls = {p: start_web(envs[p], webs) for p in SITES}
@@ -155,6 +171,9 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
     keys = every_key(r)
     outside = [k for k in keys if not k.startswith(SITES)]
     assert outside == []
+    r.set(f"{acme}test:last", 1)  # the last keyspace event: once it is heard, every earlier one was
+    wait_for(lambda: f"{acme}test:last" in written, what="the keyspace events")
+    assert sorted(k for k in written if not k.startswith(SITES)) == []  # none written anywhere else, even for a while
     assert not [k for k in keys if k.startswith(("rq:", "app:", "gate", "apps:"))]  # nothing at the old names
     for p in SITES:
         assert f"{p}app:{receipts[p]}" in keys
@@ -163,7 +182,7 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
 
 def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_with_the_prefix(
         settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers,
-        webs: list[subprocess.Popen[bytes]], inbox: tuple[Inbox, int], tmp_path: Path) -> None:
+        webs: list[subprocess.Popen[bytes]], inbox: tuple[Inbox, int], written: set[str], tmp_path: Path) -> None:
     box, smtp_port = inbox
     r = connect(own_redis.url)
     prefix = "careers.acme:"
@@ -192,6 +211,10 @@ def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_w
     keys = every_key(r)
     assert len(keys) > 20  # records, indexes, RQ's jobs and registries, the pacing, the gate, the emails' records
     assert [k for k in keys if not k.startswith(prefix)] == []
+    r.set(f"{prefix}test:last", 1)  # the last event: once it is heard, every earlier one was
+    wait_for(lambda: f"{prefix}test:last" in written, what="the keyspace events")
+    assert len(written) > len(keys)  # keys written and gone again too
+    assert sorted(k for k in written if not k.startswith(prefix)) == []
     for owned in ("sourced:", "alert:", "mail:", "rq:", "app:"):
         assert any(k.startswith(prefix + owned) for k in keys), owned
 
