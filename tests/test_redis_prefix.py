@@ -235,6 +235,19 @@ def test_rq_takes_its_prefix_from_jobsites_in_every_process_that_reads_the_setti
     assert done.stdout.split() == ["acme:rq", "acme:rq:queues"], done.stderr
 
 
+@pytest.mark.parametrize("entry", ["jobsite.cli", "jobsite.__main__", "jobsite.web.app", "wsgi"])
+def test_every_entry_point_gives_rq_the_prefix_before_rq_loads(entry: str, tmp_path: Path) -> None:
+    """`jobsite ...` (console script or `python -m`), and a WSGI server loading the app: the prefix is set first."""
+    code = ("import sys; sys.argv = ['jobsite', '--help']; import importlib, contextlib\n"
+            f"with contextlib.suppress(SystemExit): importlib.import_module({entry!r})\n"
+            "import rq.defaults; print(rq.defaults.RQ_KEY_PREFIX)")
+    env = {"JOBSITE_REDIS_PREFIX": "acme:", "RQ_KEY_PREFIX": "rq", "JOBSITE_DATA_DIR": str(tmp_path),
+           "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.stdout.split()[-1:] == ["acme:rq"], done.stderr
+
+
 def test_rq_imported_before_the_settings_is_refused() -> None:
     code = "import rq, jobsite.settings; jobsite.settings.load_settings()"
     done = subprocess.run([sys.executable, "-c", code], env={"JOBSITE_REDIS_PREFIX": "acme:"}, capture_output=True,
