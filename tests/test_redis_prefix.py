@@ -157,6 +157,9 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
         shown = cli(envs[mine], "applications", "list", "--state", "delivered")
         assert receipts[mine] in shown
         assert receipts[theirs] not in shown
+        found = cli(envs[mine], "admin", "find", "Candidate 0")  # both sites have one: the console's search box
+        assert receipts[mine] in found
+        assert receipts[theirs] not in found
         users = cli(envs[mine], "admin", "users")
         assert f"rita@{mine[:-1]}.test" in users
         assert f"rita@{theirs[:-1]}.test" not in users

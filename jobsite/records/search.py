@@ -31,6 +31,7 @@ OF = keyspace.name("search:of:{}")  # set: the index keys holding one member, to
 # how far the records of a kind stored before the index existed are in it ("done")
 BUILT = keyspace.name("search:built:{}")
 BUILDING = keyspace.name("search:building:{}")  # one process builds at a time
+SCRATCH = keyspace.name("search:tmp:{}")  # a search of several words: their intersection, deleted in its transaction
 LIMIT = 50
 MAX_WORDS = 8  # of a name, and of a query: a bound on the work one record or one search makes
 BUILD_BATCH = 500
@@ -117,7 +118,7 @@ def find(r: redis.Redis, text: str, limit: int = LIMIT) -> list[Hit]:
     if len(keys) == 1:
         found += r.zrevrange(keys[0], 0, limit - 1)
     else:
-        scratch = f"search:tmp:{secrets.token_hex(8)}"
+        scratch = SCRATCH.format(secrets.token_hex(8))
         with r.pipeline() as pipe:
             pipe.zinterstore(scratch, keys, aggregate="MAX")
             pipe.zrevrange(scratch, 0, limit - 1)
