@@ -196,6 +196,12 @@ def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_w
     workers.start(env)
     posting = simple_posting(sandbox)
     receipt = apply(url, sandbox, posting["id"])
+    # An integrator's backend: its key (the audit log, its own limit) and an Idempotency-Key.
+    key = cli(env, "admin", "add-api-client", "ats").split()[-1]
+    answer = requests.post(f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30,
+                           json=lever_body(sandbox, posting["id"], 1),
+                           headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "ats-1"})
+    assert answer.status_code == 202, answer.text
     team = sandbox.public_postings()[0]["categories"]["team"]
     joined = requests.post(f"{url}/api/v1/talent", timeout=30, json={
         "name": "Lena", "email": "lena@example.com", "consent": {"store": True},
@@ -204,7 +210,8 @@ def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_w
     asked = requests.post(f"{url}/api/v1/alerts", timeout=30, json={
         "email": "alan@example.com", "filters": {"team": team}, "frequency": "weekly", "language": "en"})
     assert asked.status_code == 202, asked.text
-    wait_for(lambda: state(r, prefix, receipt) == "delivered", timeout=60, what="the delivery")
+    for one in (receipt, answer.json()["receipt"]):
+        wait_for(lambda one=one: state(r, prefix, one) == "delivered", timeout=60, what="the deliveries")
     # The application's confirmation, the sign-up's opt-in and the alert's confirmation: each flow has run.
     wait_for(lambda: {"candidate0@example.com", "lena@example.com", "alan@example.com"} <= set(box.to),
              timeout=60, what="the three emails")
@@ -218,7 +225,7 @@ def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_w
     wait_for(lambda: f"{prefix}test:last" in written, what="the keyspace events")
     assert len(written) > len(keys)  # keys written and gone again too
     assert sorted(k for k in written if not k.startswith(prefix)) == []
-    for owned in ("sourced:", "alert:", "mail:", "rq:", "app:"):
+    for owned in ("sourced:", "alert:", "mail:", "rq:", "app:", "idem:", "audit", "apiclient"):
         assert any(k.startswith(prefix + owned) for k in keys), owned
 
 
