@@ -94,8 +94,13 @@ def site_env(settings: Settings, server: EmbeddedRedis, prefix: str, data: Path)
 
 def start_web(env: dict[str, str], webs: list[subprocess.Popen[bytes]]) -> str:
     port = free_port()
-    webs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
-                                 env=env, start_new_session=True))
+    webs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
+            env=env,
+            start_new_session=True,
+        )
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: webs[-1].poll() is not None or _serves(url), timeout=60, what=f"{url} to serve")
     assert webs[-1].poll() is None, "jobsite web ended"
@@ -103,8 +108,9 @@ def start_web(env: dict[str, str], webs: list[subprocess.Popen[bytes]]) -> str:
 
 
 def apply(url: str, sandbox: Sandbox, posting_id: str) -> str:
-    answer = requests.post(f"{url}/api/v1/postings/{posting_id}/applications", json=lever_body(sandbox, posting_id),
-                           timeout=30)
+    answer = requests.post(
+        f"{url}/api/v1/postings/{posting_id}/applications", json=lever_body(sandbox, posting_id), timeout=30
+    )
     assert answer.status_code == 202, answer.text
     return str(answer.json()["receipt"])
 
@@ -115,8 +121,7 @@ def state(r: redis.Redis, prefix: str, receipt: str) -> str | None:
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "jobsite", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-m", "jobsite", *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -126,8 +131,14 @@ def every_key(r: redis.Redis) -> list[str]:
 
 
 def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of_each_other(
-        settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers,
-        webs: list[subprocess.Popen[bytes]], written: set[str], tmp_path: Path) -> None:
+    settings: Settings,
+    own_redis: EmbeddedRedis,
+    sandbox: Sandbox,
+    workers: Workers,
+    webs: list[subprocess.Popen[bytes]],
+    written: set[str],
+    tmp_path: Path,
+) -> None:
     r = connect(own_redis.url)
     envs = {p: site_env(settings, own_redis, p, tmp_path / p.rstrip(":")) for p in SITES}
     urls = {p: start_web(envs[p], webs) for p in SITES}
@@ -184,37 +195,63 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
 
 
 def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_with_the_prefix(
-        settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers,
-        webs: list[subprocess.Popen[bytes]], inbox: tuple[Inbox, int], written: set[str], tmp_path: Path) -> None:
+    settings: Settings,
+    own_redis: EmbeddedRedis,
+    sandbox: Sandbox,
+    workers: Workers,
+    webs: list[subprocess.Popen[bytes]],
+    inbox: tuple[Inbox, int],
+    written: set[str],
+    tmp_path: Path,
+) -> None:
     box, smtp_port = inbox
     r = connect(own_redis.url)
     prefix = "careers.acme:"
-    env = {**site_env(settings, own_redis, prefix, tmp_path / "data"),
-           "JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1",
-           "JOBSITE_PUBLIC_URL": "https://careers.acme.test"}
+    env = {
+        **site_env(settings, own_redis, prefix, tmp_path / "data"),
+        "JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1",
+        "JOBSITE_PUBLIC_URL": "https://careers.acme.test",
+    }
     url = start_web(env, webs)
     workers.start(env)
     posting = simple_posting(sandbox)
     receipt = apply(url, sandbox, posting["id"])
     # An integrator's backend: its key (the audit log, its own limit) and an Idempotency-Key.
     key = cli(env, "admin", "add-api-client", "ats").split()[-1]
-    answer = requests.post(f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30,
-                           json=lever_body(sandbox, posting["id"], 1),
-                           headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "ats-1"})
+    answer = requests.post(
+        f"{url}/api/v1/postings/{posting['id']}/applications",
+        timeout=30,
+        json=lever_body(sandbox, posting["id"], 1),
+        headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "ats-1"},
+    )
     assert answer.status_code == 202, answer.text
     team = sandbox.public_postings()[0]["categories"]["team"]
-    joined = requests.post(f"{url}/api/v1/talent", timeout=30, json={
-        "name": "Lena", "email": "lena@example.com", "consent": {"store": True},
-        "interests": {"teams": [team], "locations": []}})
+    joined = requests.post(
+        f"{url}/api/v1/talent",
+        timeout=30,
+        json={
+            "name": "Lena",
+            "email": "lena@example.com",
+            "consent": {"store": True},
+            "interests": {"teams": [team], "locations": []},
+        },
+    )
     assert joined.status_code == 202, joined.text
-    asked = requests.post(f"{url}/api/v1/alerts", timeout=30, json={
-        "email": "alan@example.com", "filters": {"team": team}, "frequency": "weekly", "language": "en"})
+    asked = requests.post(
+        f"{url}/api/v1/alerts",
+        timeout=30,
+        json={"email": "alan@example.com", "filters": {"team": team}, "frequency": "weekly", "language": "en"},
+    )
     assert asked.status_code == 202, asked.text
     for one in (receipt, answer.json()["receipt"]):
         wait_for(lambda one=one: state(r, prefix, one) == "delivered", timeout=60, what="the deliveries")
     # The application's confirmation, the sign-up's opt-in and the alert's confirmation: each flow has run.
-    wait_for(lambda: {"candidate0@example.com", "lena@example.com", "alan@example.com"} <= set(box.to),
-             timeout=60, what="the three emails")
+    wait_for(
+        lambda: {"candidate0@example.com", "lena@example.com", "alan@example.com"} <= set(box.to),
+        timeout=60,
+        what="the three emails",
+    )
     assert requests.get(f"{url}/api/v1/applications/{receipt}", timeout=10).json()["status"]
     cli(env, "applications", "list", "--state", "delivered")  # the CLI too
 
@@ -231,37 +268,58 @@ def test_after_an_application_a_sign_up_and_an_alert_every_key_in_redis_starts_w
 
 @pytest.mark.parametrize("bad", ["acme corp:", "{acme}:", "x" * 65, "acme/"])
 def test_a_bad_prefix_stops_start_up_naming_the_variable(bad: str, tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", "from jobsite.settings import load_settings; load_settings()"],
-                          env={"JOBSITE_REDIS_PREFIX": bad}, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", "from jobsite.settings import load_settings; load_settings()"],
+        env={"JOBSITE_REDIS_PREFIX": bad},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     assert "JOBSITE_REDIS_PREFIX must be" in done.stderr
 
 
 def test_rq_takes_its_prefix_from_jobsites_in_every_process_that_reads_the_settings_first() -> None:
-    code = ("import jobsite.settings, rq.defaults, rq.queue; "
-            "print(rq.defaults.RQ_KEY_PREFIX, rq.queue.Queue.redis_queues_keys)")
-    done = subprocess.run([sys.executable, "-c", code], env={"JOBSITE_REDIS_PREFIX": "acme:", "RQ_KEY_PREFIX": "rq"},
-                          capture_output=True, text=True, timeout=60)
+    code = (
+        "import jobsite.settings, rq.defaults, rq.queue; "
+        "print(rq.defaults.RQ_KEY_PREFIX, rq.queue.Queue.redis_queues_keys)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"JOBSITE_REDIS_PREFIX": "acme:", "RQ_KEY_PREFIX": "rq"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.split() == ["acme:rq", "acme:rq:queues"], done.stderr
 
 
 @pytest.mark.parametrize("entry", ["jobsite.cli", "jobsite.__main__", "jobsite.web.app", "wsgi"])
 def test_every_entry_point_gives_rq_the_prefix_before_rq_loads(entry: str, tmp_path: Path) -> None:
     """`jobsite ...` (console script or `python -m`), and a WSGI server loading the app: the prefix is set first."""
-    code = ("import sys; sys.argv = ['jobsite', '--help']; import importlib, contextlib\n"
-            f"with contextlib.suppress(SystemExit): importlib.import_module({entry!r})\n"
-            "import rq.defaults; print(rq.defaults.RQ_KEY_PREFIX)")
-    env = {"JOBSITE_REDIS_PREFIX": "acme:", "RQ_KEY_PREFIX": "rq", "JOBSITE_DATA_DIR": str(tmp_path),
-           "PYTHONPATH": str(Path(__file__).parent.parent)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path)
+    code = (
+        "import sys; sys.argv = ['jobsite', '--help']; import importlib, contextlib\n"
+        f"with contextlib.suppress(SystemExit): importlib.import_module({entry!r})\n"
+        "import rq.defaults; print(rq.defaults.RQ_KEY_PREFIX)"
+    )
+    env = {
+        "JOBSITE_REDIS_PREFIX": "acme:",
+        "RQ_KEY_PREFIX": "rq",
+        "JOBSITE_DATA_DIR": str(tmp_path),
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.stdout.split()[-1:] == ["acme:rq"], done.stderr
 
 
 def test_rq_imported_before_the_settings_is_refused() -> None:
     code = "import rq, jobsite.settings; jobsite.settings.load_settings()"
-    done = subprocess.run([sys.executable, "-c", code], env={"JOBSITE_REDIS_PREFIX": "acme:"}, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={"JOBSITE_REDIS_PREFIX": "acme:"}, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert "rq was imported before jobsite.settings" in done.stderr
 
@@ -272,4 +330,5 @@ def test_without_a_prefix_the_key_names_are_those_of_the_releases_before_it() ->
         load_settings({"JOBSITE_REDIS_PREFIX": "acme:"})
     from jobsite.delivery import gate
     from jobsite.records import store
+
     assert (gate.GATE, store.record_key("r1"), store.ALL) == ("gate", "app:r1", "apps:all")
