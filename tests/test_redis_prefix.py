@@ -20,9 +20,10 @@ from aiosmtpd.controller import Controller
 from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import ConfigError, Settings, load_settings
 
-from .helpers import Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import Sandbox, Workers, csrf_in, free_port, lever_body, simple_posting, wait_for, worker_env
 
 SITES = ("acme:", "globex:")
+PASSWORD = "a long enough password"
 
 
 @pytest.fixture
@@ -126,6 +127,19 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def signs_in(url: str, email: str) -> bool:
+    """Whether the console at `url` lets `email` in (its login form, its CSRF token, then its first page)."""
+    with requests.Session() as browser:
+        token = csrf_in(browser.get(f"{url}/admin/login", timeout=10).text)
+        answer = browser.post(
+            f"{url}/admin/login",
+            timeout=10,
+            allow_redirects=False,
+            data={"email": email, "password": PASSWORD, "csrf_token": token},
+        )
+        return answer.status_code == 302 and browser.get(f"{url}/admin/", timeout=10).ok
+
+
 def every_key(r: redis.Redis) -> list[str]:
     return sorted(k.decode() for k in r.scan_iter(count=1000))
 
@@ -146,7 +160,7 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
     receipts = {p: apply(urls[p], sandbox, posting["id"]) for p in SITES}
     acme, globex = SITES
     for p in SITES:  # each site's console account and integrator key (audited)
-        cli({**envs[p], "JOBSITE_NEW_PASSWORD": "a long enough password"}, "admin", "add-user", f"rita@{p[:-1]}.test")
+        cli({**envs[p], "JOBSITE_NEW_PASSWORD": PASSWORD}, "admin", "add-user", f"rita@{p[:-1]}.test")
         cli(envs[p], "admin", "add-api-client", f"{p[:-1]}-ats")
 
     # Only acme has a worker: it delivers acme's application and leaves globex's queued in globex's queue.
@@ -177,6 +191,9 @@ def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of
         clients = cli(envs[mine], "admin", "api-clients")
         assert f"{mine[:-1]}-ats" in clients
         assert f"{theirs[:-1]}-ats" not in clients
+        # The console: a site's own account signs in, the other site's is unknown there.
+        assert signs_in(urls[mine], f"rita@{mine[:-1]}.test")
+        assert not signs_in(urls[mine], f"rita@{theirs[:-1]}.test")
         # Each site's RQ knows only its own worker, and its own queues.
         assert len(r.smembers(f"{mine}rq:workers")) == 1
         assert not set(r.smembers(f"{mine}rq:workers")) & set(r.smembers(f"{theirs}rq:workers"))
