@@ -16,15 +16,19 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import requests
 
-from jobsite.delivery import deliverer
-from jobsite.delivery.sender import Outcome
+from jobsite.console import dashboard
+from jobsite.delivery import backoff, deliverer
+from jobsite.delivery.sender import REPLICA_RETRY_S, Fence, Outcome, Unreplicated
 from jobsite.intake.accept import drain_spool
+from jobsite.lever import pacing
 from jobsite.records import spool, store
+from jobsite.redisdb import redis_server
 from jobsite.redisdb.redis_server import client, connect, redis_server_binary
 from jobsite.services import Services
 from jobsite.settings import ConfigError, Settings, load_settings
@@ -337,6 +341,127 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
     finally:
         pair.stop()
 
+def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashboard_says_so(
+        settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the replicas acknowledge nothing, a held send was tried again every 2 s forever, each try taking a
+    pacing slot, and nobody was told. Now each held send doubles the wait (every worker's count, up to a minute), a
+    send asks the replicas before taking a slot once one was held, and the dashboard says replicas are missing
+    until a mark is acknowledged again."""
+    monkeypatch.setattr(backoff, "jitter", lambda delay_s: delay_s)
+    pair = Cluster(Path(tempfile.mkdtemp(prefix="jsb")), sentinels=False)
+    try:
+        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        svc = Services(s)
+        r = svc.redis
+        receipt = submit_one(svc, sandbox)
+        assert dashboard.status(svc)["replicas_missing"] is None
+        slots = pacing.SLOTS.format(svc.limits.apply.name)
+
+        def held_for() -> float:
+            """At least how long the application waits (its retry is set from a clock read before this one)."""
+            assert deliverer.deliver(svc, receipt).outcome == Outcome.RETRY
+            after = time.time()
+            record = store.load(r, receipt)
+            assert record is not None
+            return record.next_attempt_at - after
+
+        pair.procs["b"].send_signal(signal.SIGSTOP)  # the replica acknowledges nothing
+        try:
+            assert held_for() <= REPLICA_RETRY_S  # the first held send: soon
+            taken = r.zcard(slots)
+            assert held_for() > 1.5 * REPLICA_RETRY_S  # the second: twice as long (no busy retry every 2 s)
+            assert r.zcard(slots) == taken  # asked the replicas first: no pacing slot wasted
+            assert (dashboard.status(svc)["replicas_missing"] or {}).get("held") == 2
+        finally:
+            pair.procs["b"].send_signal(signal.SIGCONT)
+        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert dashboard.status(svc)["replicas_missing"] is None
+        assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
+    finally:
+        pair.stop()
+
+
+class Failover:
+    """An old primary reached through a Link, and a pair (primary `a` with its replica) to fail over to: `over()`
+    kills the old primary, points the Link at the pair's primary and drops `clients`' connections, as a failover
+    between a write and its WAIT does to a Sentinel client (its next connection reaches the new primary)."""
+
+    def __init__(self, folder: Path):
+        self.pair = Cluster(folder, sentinels=False, cuttable=False)
+        port = free_port()
+        self.old = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        wait_for(lambda: _pings(port), what="the old primary to answer")
+        self.link = Link(port)
+        self.clients: list[redis.Redis] = []
+
+    def over(self) -> None:
+        self.old.send_signal(signal.SIGKILL)
+        self.old.wait()
+        self.link.target = self.pair.ports["a"]
+        for c in self.clients:
+            c.connection_pool.disconnect()
+
+    def before_the_wait(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Fail over once, just before the next WAIT (after the write it is to vouch for)."""
+        real = redis_server.replicated
+
+        def failing_over(*args: Any, **kwargs: Any) -> bool:
+            monkeypatch.setattr(redis_server, "replicated", real)
+            self.over()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(redis_server, "replicated", failing_over)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.old.kill()
+        self.old.wait()
+        self.link.close()
+        self.pair.stop()
+
+
+@pytest.fixture
+def failover() -> Iterator[Failover]:
+    f = Failover(Path(tempfile.mkdtemp(prefix="jsv")))
+    yield f
+    f.stop()
+
+
+def test_a_receipt_is_not_vouched_for_by_a_wait_that_reached_another_primary(
+        settings: Settings, sandbox: Sandbox, failover: Failover, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WAIT counts the writes of its own connection, and under Sentinel that connection can reach another server
+    than the one the application went to: the old primary took it and died, the WAIT reconnected to the new primary,
+    whose replica acknowledged it. What the WAIT vouches for is read on its own connection: the record is not there,
+    so the application is spooled too (it was answered as queued, and lost with the old primary)."""
+    s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{failover.link.port}",
+                             "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+    svc = Services(s)
+    failover.clients += [svc.redis, svc.request_redis()]
+    failover.before_the_wait(monkeypatch)
+    receipt = submit_one(svc, sandbox)
+    assert store.load(failover.pair.node("a"), receipt) is None  # the new primary never had it...
+    assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]  # ...the spool has it
+
+
+def test_an_in_flight_mark_is_not_vouched_for_by_a_wait_that_reached_another_primary(
+        failover: Failover, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for the sender's mark, whose transaction hands its connection back before the WAIT. The new primary
+    has the lease (replicated before the failover), not the mark: the lease alone cannot vouch for it, so the
+    transaction leaves a token of its own for the WAIT's connection to read. Not there: Unreplicated, nothing sent."""
+    r = redis.Redis(port=failover.link.port, socket_timeout=5)
+    failover.clients.append(r)
+    lock = r.lock("lease:x", timeout=30)
+    assert lock.acquire(blocking=False)
+    failover.pair.node("a").set("lease:x", lock.local.token, px=30_000)  # as replication brought it before
+    fence = Fence(r, lock, 30, replicas=1, replica_wait_ms=2000)
+    failover.before_the_wait(monkeypatch)
+    with pytest.raises(Unreplicated):
+        fence.record_send(lambda pipe: pipe.set("mark:x", "in flight"))
+    assert failover.pair.node("a").get("mark:x") is None  # the mark is lost: the send must not leave
+
+
 @pytest.mark.slow
 @pytest.mark.long  # 80 s: scripts/test -m long
 def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_failover_loses(
@@ -512,6 +637,13 @@ def test_kill_9_of_the_primary_during_intake_and_during_a_drain_loses_no_receipt
 def _throttled(sandbox: Sandbox) -> int:
     with sandbox.state.lock:
         return sum(1 for q in sandbox.state.requests if q["status"] == 429)
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
 
 
 def _answers(url: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..delivery import gate
+from ..delivery import gate, sender
 from ..lever import health, pacing
 from ..records import spool, store
 from ..records.store import State
@@ -118,6 +118,7 @@ def status(svc: Services) -> dict[str, Any]:
         "per_minute": round(pace * 60),
         "eta_s": round(backlog / pace) if pace > 0 and backlog else None,
         "spooled": len(spool.entries(svc.settings.data_dir)),
+        "replicas_missing": sender.replicas_missing(r) if svc.settings.redis_min_replicas else None,
     }
 
 

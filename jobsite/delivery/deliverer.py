@@ -31,7 +31,7 @@ from ..records.uploads import FileMissing
 from ..services import Services
 from ..settings import Settings
 from . import gate, outcomes, sender
-from .sender import MAX_IN_PROCESS_WAIT_S, REPLICA_RETRY_S, Fence, Outcome, Result, Unreplicated, retry_delay
+from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, Unreplicated, retry_delay, unreplicated_retry_s
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
         except (redis.ConnectionError, redis.TimeoutError):  # the primary went away: withdrawn once Redis is back
             _unsent[record.receipt] = marked
             raise
-        return _wait(services, record, REPLICA_RETRY_S, f"not sent yet: {e}", probe)
+        return _wait(services, record, unreplicated_retry_s(r), f"not sent yet: {e}", probe)
     except LeverError as e:
         verdict = outcomes.judge(e)
         if not verdict.outcome_unknown:

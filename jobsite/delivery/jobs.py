@@ -291,6 +291,8 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
     return chosen
 
 
+UNQUEUED = "jobs:unqueued:{}"  # exists once a check saw the job "queued" in no queue (value: 1); expires
+UNQUEUED_TTL_S = 900  # longer than any gap between two upkeeps (JOBSITE_UPKEEP_INTERVAL_S is at most 60 s)
 _RUNNING = {JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value, JobStatus.STARTED.value}
 
 
@@ -300,15 +302,19 @@ def job_alive(r: redis.Redis, job_id: str, *, started_within_s: float | None = N
 
 
 def alive(r: redis.Redis, job_ids: Iterable[str], *, started_within_s: float | None = None) -> set[str]:
-    """The jobs among `job_ids` still due to run (queued, scheduled, deferred) or running, in at most three round
+    """The jobs among `job_ids` still due to run (queued, scheduled, deferred) or running, in at most four round
     trips however many there are: recovery asks for every item of a backlog at each upkeep, and one round trip each
     (through a slow network, a thousand items) took a worker's whole second, so the backlog grew as it was checked.
+    Each queue is read once (LRANGE), not searched once per job (LPOS over a long queue for each job of a long
+    backlog: a 10,000 backlog was 10^8 comparisons on Redis at every upkeep).
 
     A job whose status says queued but that is in no queue is not alive: a worker serving several queues pops with
-    BLPOP, so a pop whose answer was lost (the connection cut, Redis killed with the reply unsent) or a worker that
-    died between its pop and starting the job leaves the job "queued" in no list, forever. Its status is read again
-    after the queues were searched: a worker that popped it meanwhile has started it by then (or is a moment from it;
-    a job queued again for such a one is harmless, the lease lets one of the two deliver).
+    BLPOP, so a pop whose answer was lost (the connection cut, Redis killed with the reply unsent), a worker that
+    died between its pop and starting the job, or a pop that reached a replica whose primary then died before the
+    "started" leaves the job "queued" in no list, forever. Its status is read again after the queues were read (a
+    worker that popped it meanwhile has started it by then), and it counts as gone only when a later check (the
+    next upkeep) sees it so again: a live worker between its BLPOP and STARTED looks the same for a moment, and a
+    job queued again for it would be harmless (the lease lets one of the two deliver) but logged as a recovery.
 
     With `started_within_s` (a delivery's lease: every delivery job takes its item's lease as it starts, and the
     caller has found none), a job started longer ago than that is not alive either: its worker died, or Redis went
@@ -330,24 +336,27 @@ def alive(r: redis.Redis, job_ids: Iterable[str], *, started_within_s: float | N
               if status and status.decode() == JobStatus.QUEUED.value and origin]
     if not queued:
         return live
-    with r.pipeline(transaction=False) as pipe:
-        for job_id, origin in queued:
+    with r.pipeline(transaction=False) as pipe:  # each queue read once: one LPOS per job over a long queue, for
+        origins = sorted({origin for _, origin in queued})  # each job of a long backlog, was quadratic on Redis
+        for origin in origins:
             key = Queue.redis_queue_namespace_prefix + origin
-            pipe.lpos(key, job_id)
-            pipe.lpos(IntermediateQueue.get_intermediate_queue_key(key), job_id)
-        found = pipe.execute()
-    missing = []
-    for i, (job_id, _) in enumerate(queued):
-        if found[2 * i] is not None or found[2 * i + 1] is not None:
-            live.add(job_id)
-        else:
-            missing.append(job_id)
+            pipe.lrange(key, 0, -1)
+            pipe.lrange(IntermediateQueue.get_intermediate_queue_key(key), 0, -1)
+        in_queues = {x.decode() for contents in pipe.execute() for x in contents}
+    live |= {job_id for job_id, _ in queued if job_id in in_queues}
+    missing = [job_id for job_id, _ in queued if job_id not in in_queues]
     if missing:
         with r.pipeline(transaction=False) as pipe:
             for job_id in missing:
                 pipe.hget(Job.key_for(job_id), "status")
             again = pipe.execute()
         live |= {j for j, status in zip(missing, again, strict=True) if status and status.decode() in _RUNNING}
+        missing = [j for j in missing if j not in live]
+    if missing:  # a worker between its BLPOP and STARTED looks the same for a moment: gone at the second sighting
+        with r.pipeline(transaction=False) as pipe:
+            for job_id in missing:
+                pipe.set(UNQUEUED.format(job_id), 1, nx=True, ex=UNQUEUED_TTL_S)
+            live |= {j for j, first_sighting in zip(missing, pipe.execute(), strict=True) if first_sighting}
     return live
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +44,10 @@ T = TypeVar("T")
 MAX_IN_PROCESS_WAIT_S = 10.0  # (at most half the lease) wait this long for a slot in the job; longer is rescheduled
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
-REPLICA_RETRY_S = 2.0  # a send whose in-flight mark the replicas did not acknowledge is tried again after this
+REPLICA_RETRY_S = 2.0  # a send whose in-flight mark the replicas did not acknowledge is tried again after this,
+REPLICA_RETRY_CAP_S = 60.0  # ... doubled per held send (every worker's) since the replicas last acknowledged, to this
+UNACKED = "replication:unacked"  # hash while the replicas acknowledge no in-flight mark: since, held; expires
+UNACKED_TTL_S = 3600  # (a key left by a process that stopped trying: the dashboard's notice ends)
 FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
 FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
 
@@ -97,6 +101,37 @@ class Unreplicated(Exception):
     a failover now could forget the mark and let the item be sent again. Try again soon."""
 
 
+def unreplicated_retry_s(r: redis.Redis) -> float:
+    """Note a send held because the replicas did not acknowledge its mark (Unreplicated) and return how long its
+    item waits: REPLICA_RETRY_S doubled per send held (by any worker) since the replicas last acknowledged one, up to
+    REPLICA_RETRY_CAP_S, so a replica that is down costs a try a minute per item, not one every 2 s. The first one
+    is logged; the dashboard shows it (`replicas_missing`) until a mark is acknowledged again."""
+    try:
+        with r.pipeline() as pipe:
+            pipe.hsetnx(UNACKED, "since", time.time())
+            pipe.hincrby(UNACKED, "held", 1)
+            pipe.expire(UNACKED, UNACKED_TTL_S)
+            held = int(pipe.execute()[1])
+    except redis.RedisError:
+        return REPLICA_RETRY_CAP_S
+    if held == 1:
+        log.warning("Redis replicas do not acknowledge the in-flight marks (JOBSITE_REDIS_MIN_REPLICAS): nothing is "
+                    "sent to Lever until they do; held sends are tried again with backoff")
+    return backoff.delay(held - 1, REPLICA_RETRY_S, REPLICA_RETRY_CAP_S)
+
+
+def replicas_missing(r: redis.Redis) -> dict[str, float] | None:
+    """Since when the replicas acknowledge no in-flight mark, and how many sends were held since: None when they
+    do."""
+    found = r.hgetall(UNACKED)
+    if not found:
+        return None
+    return {"since": float(found.get(b"since", 0) or 0), "held": int(found.get(b"held", 0) or 0)}
+
+
+SENT = "{}:sent"  # with replicas: a token the lease holder's last in-flight mark wrote (expires with the lease)
+
+
 class Fence:
     """The lease as a fencing token: a worker records that it is about to send in the same transaction that checks
     it still holds the lease (WATCH the lease, compare its token, extend it, write the send), so a worker that stalled
@@ -121,6 +156,9 @@ class Fence:
         on the primary: the caller withdraws it, nothing was sent)."""
         key = self.lock.name
         token = self.lock.local.token
+        # With replicas, the transaction leaves a token of its own, which the WAIT reads back on its connection: the
+        # lease alone would not do, a failover's new primary can have it from before the transaction, not the mark.
+        sent = {SENT.format(key): uuid.uuid4().hex.encode()} if self.replicas else {}
         try:
             with self.r.pipeline() as pipe:
                 pipe.watch(key)
@@ -129,10 +167,12 @@ class Fence:
                 pipe.multi()
                 pipe.pexpire(key, self.lease_s * 1000)
                 write(pipe)
+                for sent_key, value in sent.items():
+                    pipe.set(sent_key, value, px=self.lease_s * 1000)
                 pipe.execute()
         except redis.WatchError:
             raise LockError("the lease changed while the send was recorded", lock_name=key) from None
-        if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms):
+        if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms, vouch=sent):
             raise Unreplicated(f"the in-flight mark is not on {self.replicas} Redis replica(s) within "
                                f"{self.replica_wait_ms} ms")
         self.checked = time.monotonic()
@@ -159,6 +199,13 @@ class Fence:
         if lever.pace is None:
             raise Unfenced("a fenced send needs a paced client")
         self.lock.reacquire()
+        if self.replicas and self.r.exists(UNACKED):
+            # The replicas acknowledged no mark at the last try: ask them before taking a pacing slot, which a send
+            # held for them would waste (an empty WAIT: it says only whether they acknowledge now).
+            if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms, vouch={}):
+                raise Unreplicated(f"the Redis replicas ({self.replicas} required) acknowledge no write within "
+                                   f"{self.replica_wait_ms} ms")
+            self.r.delete(UNACKED)
 
         def before_send(slot_at: float) -> None:
             self.record_send(marking(mark(self.r, settle_s, slot_at)))

@@ -95,7 +95,8 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
         spooled = _spool(svc, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return spooled
-    if receipt_.receipt == receipt and not replicated(svc):  # on the primary alone: a failover could lose it
+    if receipt_.receipt == receipt and not replicated(svc, {store.record_key(receipt): None}):  # on the primary
+        # alone (or not on the primary WAIT reached): a failover could lose it
         log.warning("application %s not on %d Redis replica(s) within %d ms: spooled to disk as well", receipt[:8],
                     svc.settings.redis_min_replicas, svc.settings.redis_replica_wait_ms)
         return _spool(svc, record, contents, idempotency)
@@ -173,11 +174,12 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
     return Receipt(record.receipt, State.QUEUED.public)
 
 
-def replicated(svc: Services) -> bool:
-    """Whether every write this process made so far is on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that
-    setting; see redis_server.replicated)."""
+def replicated(svc: Services, vouch: Mapping[str, bytes | None]) -> bool:
+    """Whether the writes that left `vouch` are on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that setting;
+    see redis_server.replicated: the keys are read on the WAIT's own connection, which may reach another primary
+    than the write's after a failover)."""
     s = svc.settings
-    return redis_server.replicated(svc.redis, s.redis_min_replicas, s.redis_replica_wait_ms)
+    return redis_server.replicated(svc.redis, s.redis_min_replicas, s.redis_replica_wait_ms, vouch=vouch)
 
 
 def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -208,9 +210,11 @@ def drain_spool(svc: Services) -> int:
                 kept = _commit(svc, svc.redis, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
                 kept = _commit(svc, svc.redis, record, contents, None)
+            vouch: dict[str, bytes | None] = {store.record_key(kept.receipt): None}
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
                 store.add_alias(svc.redis, record.receipt, kept.receipt)
-            if not replicated(svc):
+                vouch[store.SAME_AS.format(record.receipt)] = kept.receipt.encode()
+            if not replicated(svc, vouch):
                 break  # kept here until the replicas have it
             path.unlink()
             moved += 1

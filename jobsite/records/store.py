@@ -343,7 +343,8 @@ def receipts_between(r: redis.Redis, state: State | None, since: float | None, u
     return [x.decode() for x in r.zrevrangebyscore(key, until or "+inf", since or "-inf", start=0, num=limit)]
 
 
-def log_attempt(r: redis.Redis, receipt: str, action: str, status: int | str | None, message: str = "") -> None:
+def log_attempt(r: redis.Redis | redis.client.Pipeline, receipt: str, action: str, status: int | str | None,
+                message: str = "") -> None:
     """Append to the application's delivery history (kept for recruiters)."""
     entry = {"at": time.time(), "action": action, "status": status, "message": message[:500]}
     r.rpush(ATTEMPTS.format(receipt), json.dumps(entry))

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,20 +337,32 @@ def durability_warnings(r: redis.Redis) -> list[str]:
 REPLICATION_MARK = keyspace.name("replication:mark")  # the write that WAIT waits for (replicated())
 
 
-def replicated(r: redis.Redis, replicas: int, timeout_ms: int) -> bool:
-    """Whether every write this process made so far is on `replicas` replicas within `timeout_ms` (True for 0). WAIT
-    counts the writes of its own connection only, and a transaction's connection goes back to the pool: so one write
-    on the connection that WAITs, after the ones it vouches for, and the replication stream's order makes the
-    replicas' acknowledgement of it cover them too. Any Redis error counts as not replicated."""
+def replicated(r: redis.Redis, replicas: int, timeout_ms: int, *, vouch: Mapping[str, bytes | None]) -> bool:
+    """Whether the writes that left `vouch` (key -> the value it must hold, or None: that it exists) are on
+    `replicas` replicas within `timeout_ms` (True for 0). WAIT counts the writes of its own connection only, and a
+    transaction's connection goes back to the pool: so one write on the connection that WAITs, after the ones it
+    vouches for, and the replication stream's order makes the replicas' acknowledgement of it cover them too, if
+    they are on that server. Under Sentinel they may not be: the writes went to the old primary, and the WAIT's
+    connection (another one, or the same reconnected after the old primary died) reaches the new one, whose replicas
+    acknowledge it though the writes are lost. So `vouch` is read on that connection, in the same pipeline, before
+    the mark: found there, the acknowledgement covers it. Any Redis error counts as not replicated."""
     if not replicas:
         return True
     try:
         with r.pipeline(transaction=False) as pipe:
+            for key, value in vouch.items():
+                if value is None:
+                    pipe.exists(key)
+                else:
+                    pipe.get(key)
             pipe.incr(REPLICATION_MARK)
             pipe.wait(replicas, timeout_ms)
-            return int(pipe.execute()[1]) >= replicas
+            answers = pipe.execute()
     except redis.RedisError:
         return False
+    there = all(bool(found) if value is None else found == value
+                for (_, value), found in zip(vouch.items(), answers, strict=False))
+    return there and int(answers[-1]) >= replicas
 
 
 def replica_warnings(r: redis.Redis, min_replicas: int) -> list[str]:

@@ -322,7 +322,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
     except sender.Unreplicated as e:
         # The mark may be on the primary alone: a failover now would forget it, so the send does not leave yet.
         sending.not_sent(r, person)
-        return _retry_at(r, person, time.time() + sender.REPLICA_RETRY_S, f"not sent yet: {e}")
+        return _retry_at(r, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}")
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it: nothing
         # more is sent. (A mark this attempt recorded stays: the lease holder reconciles it, never sends blindly.)

@@ -292,8 +292,10 @@ def recover(svc: Services) -> int:
     lost = [rec.receipt for rec, gone in zip(records, sender.lost_many(r, held, lease_s), strict=True) if gone]
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
-        for receipt in lost:
-            store.log_attempt(r, receipt, "recover", None, "delivery was interrupted; queued again")
+        with r.pipeline(transaction=False) as pipe:
+            for receipt in lost:
+                store.log_attempt(pipe, receipt, "recover", None, "delivery was interrupted; queued again")
+            pipe.execute()
         jobs.release(r, lost)
     return len(lost)
 
