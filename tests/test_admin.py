@@ -265,16 +265,18 @@ def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redi
         "rate_per_s": round(full, 2), "ceiling_per_s": 2, "share": 1, "lowered": False, "paused_s": 0}
     pacing.throttled(r, (svc.limits.apply, svc.limits.lever), pause_s=30)  # as a worker does on a 429
     shown = client.get("/admin/api/status").get_json()["pacing"]
-    assert shown["apply"]["rate_per_s"] == round(0.7 * full, 2)
+    assert shown["apply"]["rate_per_s"] == pytest.approx(0.7 * full, abs=0.015)  # (climbing back already)
     assert shown["apply"]["lowered"]
-    assert shown["lever"]["rate_per_s"] == round(0.7 * 10 / (1 + settings.pacing_margin_s), 2)
+    assert shown["lever"]["rate_per_s"] == pytest.approx(0.7 * 10 / (1 + settings.pacing_margin_s), abs=0.1)
     page = client.get("/admin/").get_data(as_text=True)
     assert f"{round(0.7 * full, 2)}</span> applications/s (Lever's limit 2/s)" in page
     assert re.search(r'<span data-show-when="pacing.lever.lowered" >\s*— slowed down after Lever answered 429', page)
     assert client.get("/admin/api/status").get_json()["lever"]["state"] == "rate-limited"
     text = client.get("/metrics").get_data(as_text=True)
     rate = float(re.search(r'^jobsite_pacing_rate_per_s\{limit="apply"\} (\S+)$', text, re.M).group(1))
-    assert rate == pytest.approx(0.7 * full, abs=1e-3)
+    # the rate climbs back from the moment it was lowered (pacing.RECOVERY_PER_MIN of the ceiling a minute): a few
+    # hundred ms later it is a little above what the 429 left
+    assert 0.7 * full <= rate <= 0.7 * full + 0.02
     assert 25 < float(re.search(r'^jobsite_pacing_paused_seconds\{limit="lever"\} (\S+)$', text, re.M).group(1)) <= 30
 
 
