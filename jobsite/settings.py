@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from . import keyspace
 from .colours import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
 from .disk import durable_write, private_dir
 
@@ -156,6 +157,8 @@ class Settings:
     # are taken; failed console sign-ins from one address per hour, whatever the accounts.
     submission_mb_per_ip_per_hour: int = 40
     redis_low_water: float = 0.6  # default: 3/4 of redis_high_water
+    # JOBSITE_REDIS_PREFIX: every Redis key starts with it, RQ's too (`<prefix>rq:`); read once at import (keyspace)
+    redis_prefix: str = ""
     signin_failures_per_ip_per_hour: int = 300
     reconcile_settle_s: float = 120.0  # an apply that got no answer is not sent again before this (Lever may be
     # still processing it): longer than Lever's slowest answers
@@ -223,6 +226,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "always", ("everysec", "always")),
         redis_maxmemory=r.get("JOBSITE_REDIS_MAXMEMORY", 2**30, _memory),
         redis_high_water=r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1, hi=0.95),
+        redis_prefix=_redis_prefix(env),
         data_dir=data_dir,
         secret_key=r.str("JOBSITE_SECRET_KEY", None) or "",
         company_name=company,
@@ -647,3 +651,21 @@ def _redis_url(name: str, raw: str) -> str:
     if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL, not {raw!r}")
     return raw
+
+
+def _redis_prefix(env: Mapping[str, str]) -> str:
+    """JOBSITE_REDIS_PREFIX, checked; the key names were built with the one read at import (`keyspace`), and RQ's
+    prefix must be the one derived from it, so rq must not have been imported before `jobsite.settings`."""
+
+    prefix = env.get(keyspace.VARIABLE, "").strip()
+    if (why := keyspace.problem(prefix)) is not None:
+        raise ConfigError(f"{keyspace.VARIABLE} must be {why}, not {prefix!r}")
+    if prefix != keyspace.PREFIX:
+        raise ConfigError(f"{keyspace.VARIABLE} changed after start-up ({keyspace.PREFIX!r}, now {prefix!r}): set it "
+                          "in the environment before the process starts")
+    rq_defaults = sys.modules.get("rq.defaults")
+    rq_prefix = getattr(rq_defaults, "RQ_KEY_PREFIX", keyspace.rq_prefix(prefix))
+    if rq_prefix != keyspace.rq_prefix(prefix):
+        raise ConfigError(f"RQ's key prefix is {rq_prefix!r}, not {keyspace.rq_prefix(prefix)!r} as "
+                          f"{keyspace.VARIABLE} wants: rq was imported before jobsite.settings")
+    return prefix

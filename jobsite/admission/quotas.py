@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from .. import keyspace
 from ..redisdb.lua import Lua
 
 WINDOW_S = 3600
@@ -52,7 +53,7 @@ class Quota:
 
 def _keys(quota: Quota, subject: str, units: list[str], now: float) -> list[str]:
     window = int(now // WINDOW_S)
-    return [f"quota:{quota.name}:{subject}:{unit}:{window}" for unit in units]
+    return [keyspace.name(f"quota:{quota.name}:{subject}:{unit}:{window}") for unit in units]
 
 
 def take(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int], now: float | None = None) -> None:

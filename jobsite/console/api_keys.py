@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import redis
 
-CLIENTS = "apiclients"  # every client's name, revoked ones too
+from .. import keyspace
+
+CLIENTS = keyspace.name("apiclients")  # every client's name, revoked ones too
 KEY_PREFIX = "jsk_"  # says what the secret is when it turns up in a config file or a scanner's report
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -47,11 +49,11 @@ class ApiClient:
 
 
 def _client_key(name: str) -> str:
-    return f"apiclient:{name}"
+    return keyspace.name(f"apiclient:{name}")
 
 
 def _lookup_key(digest: str) -> str:
-    return f"apiclient:key:{digest}"
+    return keyspace.name(f"apiclient:key:{digest}")
 
 
 def _digest(key: str) -> str:

@@ -22,7 +22,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from .. import metrics
+from .. import keyspace, metrics
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 PROBE_READS_FOR_S = 10.0  # one probe job reads this long at most before a successor job takes over (under a lease)
-CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
+CAN_RECONCILE = keyspace.name("lever:can_list_opportunities")  # "0" when the key may not list opportunities
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
 
 
@@ -68,7 +68,7 @@ class MaintenanceCheck:
     next_in_s: float = 0.0  # while ONGOING: when to read again
 
 
-LEASE = "lease:{}"  # a redis-py Lock per application while a worker delivers it
+LEASE = keyspace.name("lease:{}")  # a redis-py Lock per application while a worker delivers it
 # Applies this process recorded as about to be sent (inflight_at) and then never sent, because Redis went away first:
 # receipt -> the inflight_at it recorded. Only this process can know it. Once Redis answers again, `withdraw_unsent`
 # clears those marks, so recovery sends them at once instead of waiting out the settle time for an apply Lever never

@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 import redis
 
+from .. import keyspace
 from ..redisdb.lua import Lua
 
-KEY = "mail:pace"
+KEY = keyspace.name("mail:pace")
 WINDOW_US = 1_000_000
 
 # KEYS[1] the window; ARGV: the slots this sender may use, a unique member. Returns {0, the server's time in µs} (a

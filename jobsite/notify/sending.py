@@ -26,12 +26,13 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..settings import Smtp
 from . import pace
 
 log = logging.getLogger(__name__)
 
-KEY = "mail:{}"
+KEY = keyspace.name("mail:{}")
 CLAIM_S = 600  # a send in progress holds the key this long (far past the SMTP timeouts); if its worker died, the
 # claim lapses and nothing sends it again: the email may have gone
 

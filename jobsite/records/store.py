@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 import redis
 
+from .. import keyspace
 from . import search
 from .application import Application, Attribution
 from .uploads import StoredFile
@@ -67,18 +68,19 @@ def reference(receipt: str) -> str:
 
 
 def record_key(receipt: str) -> str:
-    return f"app:{receipt}"
+    return keyspace.name(f"app:{receipt}")
 
 
 def state_key(state: State) -> str:
-    return f"apps:state:{state.value}"
+    return keyspace.name(f"apps:state:{state.value}")
 
 
-ALL = "apps:all"  # receipt -> created_at, every application
-ATTEMPTS = "app:{}:attempts"
-DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's rates and charts
-CONTACT = "apps:contact:{}"  # set of the receipts of one person (Lever's contact id): their candidacies
-SAME_AS = "app:{}:same_as"  # a retry's receipt -> the receipt of the application it repeated (idempotency key)
+ALL = keyspace.name("apps:all")  # receipt -> created_at, every application
+ATTEMPTS = keyspace.name("app:{}:attempts")
+DELIVERED_LOG = keyspace.name("apps:delivered")  # receipt -> delivered_at, for the dashboard's rates and charts
+CONTACT = keyspace.name("apps:contact:{}")  # set of the receipts of one person (Lever's contact id): their candidacies
+# a retry's receipt -> the receipt of the application it repeated (idempotency key)
+SAME_AS = keyspace.name("app:{}:same_as")
 LISTS = ("files", "uploads", "tags_requested", "tags_confirmed", "maybe_delivered", "duplicates")  # kept as JSON
 
 

@@ -30,6 +30,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from .. import keyspace
 from ..disk import private_dir
 from ..settings import ConfigError, Settings
 
@@ -333,7 +334,7 @@ def durability_warnings(r: redis.Redis) -> list[str]:
     return []
 
 
-REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
+REPLICATION_MARK = keyspace.name("replication:mark")  # the write that WAIT waits for (replicated())
 
 
 def replicated(r: redis.Redis, replicas: int, timeout_ms: int, *, vouch: Mapping[str, bytes | None]) -> bool:

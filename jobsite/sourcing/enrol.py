@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, scoped_key
 from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
 from ..records import filetypes, uploads
@@ -34,7 +35,7 @@ MAX_NOTE = 2000
 MAX_LINKS = 5
 LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+\Z")  # no control character, as the OpenAPI document says
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
-IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
+IDEMPOTENCY = keyspace.name("sourced:idem:{}")  # hash of the key -> "<fingerprint> <person id>"
 # An integrator's key lives IDEMPOTENCY_TTL_S (admission/idempotency.py); a capture's guard never expires (below).
 
 

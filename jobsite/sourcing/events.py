@@ -10,8 +10,10 @@ from datetime import date
 
 import redis
 
-KEY = "events:{}"  # JSON: one event
-ALL = "events:all"  # zset: id -> created_at
+from .. import keyspace
+
+KEY = keyspace.name("events:{}")  # JSON: one event
+ALL = keyspace.name("events:all")  # zset: id -> created_at
 MAX_NAME_CHARS = 120
 
 

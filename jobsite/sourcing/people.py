@@ -18,28 +18,35 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..records import search, store, uploads
 from ..records.store import State, reference
 from ..records.uploads import StoredFile
 from ..redisdb.lua import Lua
 
-KEY = "sourced:{}"  # JSON: one person
-ALL = "sourced:all"  # zset: id -> created_at, everyone
-PENDING = "sourced:pending"  # zset: id -> created_at, not yet delivered nor given up
-DELIVERED = "sourced:delivered"  # zset: id -> delivered_at, for retention
-PARKED = "sourced:parked"  # zset: id -> created_at, waiting behind the delivery gate
-TALENT = "sourced:talent"  # zset: id -> created_at, the talent community
-EVENT = "sourced:event:{}"  # zset: id -> created_at, the people captured at one event
-CLIENT = "sourced:client:{}:{}"  # event id, the capture page's client_id -> person id
-CONTACT = "sourced:contact:{}"  # set: the people of one Lever contact (for candidateDeleted)
-LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
-JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
-BY_EMAIL = "sourced:talent:email:{}"  # digest of a talent member's address -> their id: one record per address
-UNCONFIRMED = "sourced:unconfirmed"  # zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
-WISH = "sourced:{}:wish"  # JSON: what the person asked on the manage page, until the lease holder writes it in
-CHANGED = "sourced:changed"  # zset: id -> when, people whose changes Lever has not been told yet
-EMAIL_INDEX_BUILT = "sourced:talent:email:built"  # exists once every member from before the index is in it
-EMAIL_INDEX_CURSOR = "sourced:talent:email:cursor"  # the join time the backfill has reached, while it runs
+KEY = keyspace.name("sourced:{}")  # JSON: one person
+ALL = keyspace.name("sourced:all")  # zset: id -> created_at, everyone
+PENDING = keyspace.name("sourced:pending")  # zset: id -> created_at, not yet delivered nor given up
+DELIVERED = keyspace.name("sourced:delivered")  # zset: id -> delivered_at, for retention
+PARKED = keyspace.name("sourced:parked")  # zset: id -> created_at, waiting behind the delivery gate
+TALENT = keyspace.name("sourced:talent")  # zset: id -> created_at, the talent community
+EVENT = keyspace.name("sourced:event:{}")  # zset: id -> created_at, the people captured at one event
+CLIENT = keyspace.name("sourced:client:{}:{}")  # event id, the capture page's client_id -> person id
+CONTACT = keyspace.name("sourced:contact:{}")  # set: the people of one Lever contact (for candidateDeleted)
+LOG = keyspace.name("sourced:{}:log")  # list: what each attempt did (JSON), newest last
+# the id of the person's latest delivery job (to take them up again if it is lost)
+JOB = keyspace.name("sourced:{}:job")
+# digest of a talent member's address -> their id: one record per address
+BY_EMAIL = keyspace.name("sourced:talent:email:{}")
+# zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
+UNCONFIRMED = keyspace.name("sourced:unconfirmed")
+# JSON: what the person asked on the manage page, until the lease holder writes it in
+WISH = keyspace.name("sourced:{}:wish")
+CHANGED = keyspace.name("sourced:changed")  # zset: id -> when, people whose changes Lever has not been told yet
+# exists once every member from before the index is in it
+EMAIL_INDEX_BUILT = keyspace.name("sourced:talent:email:built")
+# the join time the backfill has reached, while it runs
+EMAIL_INDEX_CURSOR = keyspace.name("sourced:talent:email:cursor")
 EMAIL_INDEX_BUDGET_S = 0.5  # the backfill's time in one upkeep: the rest waits for the next one
 
 # Delete KEYS[1] only if it holds ARGV[1]: an address's index entry goes with its own member, never another's.

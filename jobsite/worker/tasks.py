@@ -20,6 +20,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
+from .. import keyspace
 from ..alerts import confirmation as alert_confirmation
 from ..alerts import digest as alert_digest
 from ..alerts import fanout as alert_fanout
@@ -48,8 +49,8 @@ RETENTION_EVERY_S = 3600
 MAIL_TRIES = 14  # a confirmation email the mail server defers is tried this often, over about four hours:
 MAIL_RETRY_BASE_S = 2.0  # 2 s, then doubling (jittered) to at most an hour, past greylisting's usual minutes
 MAIL_RETRY_CAP_S = 3600.0
-UPKEEP_LOCK = "upkeep:lock"  # exists while one worker does this interval's shared upkeep
-RETENTION_RAN = "retention:ran"  # exists for an hour after a worker ran retention
+UPKEEP_LOCK = keyspace.name("upkeep:lock")  # exists while one worker does this interval's shared upkeep
+RETENTION_RAN = keyspace.name("retention:ran")  # exists for an hour after a worker ran retention
 _services: Services | None = None
 
 
