@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from aiosmtpd.controller import Controller
 from rq import Worker
 
 from jobsite.alerts import fanout, subscriptions
@@ -36,7 +35,7 @@ from jobsite.postings import published
 from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
 
-from .helpers import Sandbox, Workers, free_port, wait_for, worker_env
+from .helpers import Sandbox, Workers, free_port, smtp_server, wait_for, worker_env
 
 pytestmark = [pytest.mark.slow]
 
@@ -85,11 +84,9 @@ def own_redis() -> Iterator[EmbeddedRedis]:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    handler = Inbox()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 def _serves(url: str) -> bool:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from aiosmtpd.controller import Controller
 from rq import Queue, SimpleWorker
 
 from jobsite.alerts import digest, fanout, subscriptions
@@ -29,7 +28,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .helpers import ADMIN, VIEWER, Sandbox, csrf, free_port, sign_in, wait_for
+from .helpers import ADMIN, VIEWER, Sandbox, csrf, sign_in, smtp_server, wait_for
 
 PUBLIC_URL = "https://careers.acme.test"
 
@@ -57,11 +56,9 @@ class Inbox:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    handler = Inbox()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 @pytest.fixture

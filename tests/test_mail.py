@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from aiosmtpd.controller import Controller
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
@@ -30,7 +29,17 @@ from jobsite.settings import Settings, load_settings
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import LiveServer, Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import (
+    LiveServer,
+    Sandbox,
+    Workers,
+    free_port,
+    lever_body,
+    simple_posting,
+    smtp_server,
+    wait_for,
+    worker_env,
+)
 
 PUBLIC_URL = "https://careers.acme.test"
 # This suite's Python may lack the CVE-2024-6923 fix (mail is then off unless allowed): the email's own defences
@@ -70,11 +79,9 @@ class Inbox:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    handler = Inbox()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 def mail_settings(settings: Settings, port: int, **env: str) -> Settings:

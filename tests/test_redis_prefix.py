@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 import redis
 import requests
-from aiosmtpd.controller import Controller
 
 from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import ConfigError, Settings, load_settings
 
-from .helpers import Sandbox, Workers, csrf_in, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import Sandbox, Workers, csrf_in, free_port, lever_body, simple_posting, smtp_server, wait_for, worker_env
 
 SITES = ("acme:", "globex:")
 PASSWORD = "a long enough password"
@@ -59,11 +58,9 @@ class Inbox:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    handler = Inbox()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 @pytest.fixture
