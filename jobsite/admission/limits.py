@@ -91,8 +91,7 @@ def check_changes(a: Admission, person_id: str) -> None:
     CHANGES_PER_HOUR in this clock hour, since each may cost Lever calls. Withdrawing consent is never counted (it
     happens once). Never refuses for Redis alone."""
     try:
-        quotas.take(a.quick(), quotas.Quota("talent_changes", {"changes": CHANGES_PER_HOUR}), person_id,
-                    {"changes": 1})
+        quotas.take(a.quick(), quotas.Quota("talent_changes", {"changes": CHANGES_PER_HOUR}), person_id, {"changes": 1})
     except quotas.Exceeded as e:
         raise TooManyChanges(e.retry_after_s) from None
     except redis.RedisError as e:

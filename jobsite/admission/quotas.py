@@ -72,8 +72,7 @@ def take(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int],
         raise Exceeded(units[over - 1], retry_after_s(now))
 
 
-def give_back(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int],
-              now: float | None = None) -> None:
+def give_back(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int], now: float | None = None) -> None:
     """Take back what `take` counted (a sign-in that turned out right is no failure)."""
     now = time.time() if now is None else now
     units = list(amounts)

@@ -134,8 +134,13 @@ def fan_out(svc: Services, posting_id: str) -> str:
             r.set(lease, os.getpid(), ex=STALL_S)
             published.handed(r, posting_id, server_now(r))
         published.matched(r, posting_id)
-        log.info("alerts: posting %s matched %d subscription(s), %d given it now, in %.2f s", posting_id[:8],
-                 matched, given, time.monotonic() - started)
+        log.info(
+            "alerts: posting %s matched %d subscription(s), %d given it now, in %.2f s",
+            posting_id[:8],
+            matched,
+            given,
+            time.monotonic() - started,
+        )
         return f"{given} given"
     finally:
         r.delete(lease)

@@ -77,8 +77,15 @@ def add_user(r: redis.Redis, email: str, password: str, role: Role) -> User:
         raise ValueError("the account name must be an email address")
     _check_password(password)
     with r.pipeline() as pipe:
-        pipe.hset(_key(email), mapping={"email": email, "role": role.value, "hash": generate_password_hash(password),
-                                        "created_at": time.time()})
+        pipe.hset(
+            _key(email),
+            mapping={
+                "email": email,
+                "role": role.value,
+                "hash": generate_password_hash(password),
+                "created_at": time.time(),
+            },
+        )
         pipe.sadd(USERS, email)
         pipe.delete(_sessions_key(email))
         pipe.execute()
@@ -138,8 +145,9 @@ return 0
 """)
 
 
-def authenticate(r: redis.Redis, email: str, password: str, address: str, now: float | None = None, *,
-                 failures_per_hour: int = 300) -> User | None:
+def authenticate(
+    r: redis.Redis, email: str, password: str, address: str, now: float | None = None, *, failures_per_hour: int = 300
+) -> User | None:
     """The user if the password is right; None if not. Raises Throttled while this address must wait before trying
     this account again, or after `failures_per_hour` failures from it this hour whatever the accounts (each costs
     a slow hash: a new email per try walked past the per-account throttle). `address` stands for the client's

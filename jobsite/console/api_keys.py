@@ -85,8 +85,13 @@ def get(r: redis.Redis, name: str) -> ApiClient | None:
     if not raw:
         return None
     d = {k.decode(): v.decode() for k, v in raw.items()}
-    return ApiClient(name=d["name"], created_at=float(d["created_at"]), revoked_at=float(d.get("revoked_at") or 0),
-                     last_used_at=float(d.get("last_used_at") or 0), uses=int(d.get("uses") or 0))
+    return ApiClient(
+        name=d["name"],
+        created_at=float(d["created_at"]),
+        revoked_at=float(d.get("revoked_at") or 0),
+        last_used_at=float(d.get("last_used_at") or 0),
+        uses=int(d.get("uses") or 0),
+    )
 
 
 def list_clients(r: redis.Redis) -> list[ApiClient]:
@@ -122,4 +127,3 @@ def revoke(r: redis.Redis, name: str) -> bool:
         return False
     r.hset(_client_key(name), "revoked_at", time.time())
     return True
-

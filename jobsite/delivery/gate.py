@@ -113,8 +113,16 @@ def status(r: redis.Redis) -> GateStatus:
     d = {k.decode(): v.decode() for k, v in raw.items()}
     state = GateState(d.get("state") or GateState.OPEN)
     cause = Cause(d.get("cause") or Cause.MAINTENANCE) if state == GateState.CLOSED else None
-    return GateStatus(state, cause, bool(paused), float(d.get("since") or 0), int(d.get("failures") or 0),
-                      float(d.get("next_probe_at") or 0), d.get("reason", ""), int(parked))
+    return GateStatus(
+        state,
+        cause,
+        bool(paused),
+        float(d.get("since") or 0),
+        int(d.get("failures") or 0),
+        float(d.get("next_probe_at") or 0),
+        d.get("reason", ""),
+        int(parked),
+    )
 
 
 def park(r: redis.Redis, receipt: str, created_at: float, parked: str = PARKED) -> bool:

@@ -118,8 +118,11 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
             look_for_duplicates(services, record, paced)
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
-            targets += [str(o["id"]) for o in paced.list_opportunities(contact_id=record.contact_id)
-                        if o.get("id") != record.opportunity_id]
+            targets += [
+                str(o["id"])
+                for o in paced.list_opportunities(contact_id=record.contact_id)
+                if o.get("id") != record.opportunity_id
+            ]
         confirmed = wanted
         for opportunity_id in targets:
             got = paced.add_tags(opportunity_id, wanted)
@@ -138,13 +141,15 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     return FollowUp(Step.DONE)
 
 
-def _wait(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-          decision: sender.Decision) -> FollowUp:
+def _wait(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     return FollowUp(Step.RETRY, retry_at=time.time() + verdict.wait_s, attempt=attempt)
 
 
-def _behind_the_gate(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-                     decision: sender.Decision) -> FollowUp:
+def _behind_the_gate(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     """Lever takes nothing now: close the gate as a delivery would, and wait behind it (upkeep releases it)."""
     r, s = services.redis, services.settings
     assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
@@ -155,21 +160,27 @@ def _behind_the_gate(services: Services, record: Record, attempt: int, verdict: 
     return FollowUp(Step.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
 
 
-def _failed(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-            decision: sender.Decision) -> FollowUp:
+def _failed(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     return _retry(services, record, attempt, verdict.why)  # adding a tag twice changes nothing: resend
 
 
-def _refused(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-             decision: sender.Decision) -> FollowUp:
+def _refused(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     why = f"Lever refused the tags ({verdict.status}): {verdict.message}"  # the key or the request: a person looks
     store.update(services.redis, record, tagging=why)
     store.log_attempt(services.redis, record.receipt, "tags", verdict.status, why)
     return FollowUp(Step.GAVE_UP)
 
 
-_ACTS = {sender.Action.WAIT: _wait, sender.Action.CLOSE_GATE: _behind_the_gate, sender.Action.RETRY: _failed,
-         sender.Action.NEEDS_ATTENTION: _refused}  # what each of the policy's actions is for a tagging
+_ACTS = {
+    sender.Action.WAIT: _wait,
+    sender.Action.CLOSE_GATE: _behind_the_gate,
+    sender.Action.RETRY: _failed,
+    sender.Action.NEEDS_ATTENTION: _refused,
+}  # what each of the policy's actions is for a tagging
 
 
 def _retry(services: Services, record: Record, attempt: int, why: str, base_s: float = TAG_RETRY_BASE_S) -> FollowUp:
@@ -212,7 +223,14 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
     for o in found:
         stage = o.get("stage")
         apps = [a for a in o.get("applications") or [] if isinstance(a, dict)]
-        out.append({"id": o.get("id"), "stage": stage.get("text") if isinstance(stage, dict) else stage,
-                    "posting": apps[0].get("posting") if apps else None, "archived": o.get("archived"),
-                    "tags": o.get("tags") or [], "created_at": (o.get("createdAt") or 0) / 1000})
+        out.append(
+            {
+                "id": o.get("id"),
+                "stage": stage.get("text") if isinstance(stage, dict) else stage,
+                "posting": apps[0].get("posting") if apps else None,
+                "archived": o.get("archived"),
+                "tags": o.get("tags") or [],
+                "created_at": (o.get("createdAt") or 0) / 1000,
+            }
+        )
     return out

@@ -51,8 +51,14 @@ def slots(per_second: int, bulk: bool) -> int:
     return max(1, per_second - math.ceil(per_second / 5))
 
 
-def take(r: redis.Redis, per_second: int, *, bulk: bool = False, max_wait_s: float = 60.0,
-         sleep: Callable[[float], None] = time.sleep) -> int:
+def take(
+    r: redis.Redis,
+    per_second: int,
+    *,
+    bulk: bool = False,
+    max_wait_s: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Wait for a slot to send one email; returns when it was taken (the Redis server's clock, µs), or 0 with no
     pace (`per_second` 0).
 

@@ -56,16 +56,22 @@ def tags(settings: Settings, person: Person) -> list[str]:
     p = settings.tag_prefix
     if person.kind == Kind.EVENT:
         return [f"{p} event: {person.event_name}"]
-    return ([f"{p} talent community"] + [f"{p} interest: {t}" for t in person.teams]
-            + [f"{p} location: {loc}" for loc in person.locations])
+    return (
+        [f"{p} talent community"]
+        + [f"{p} interest: {t}" for t in person.teams]
+        + [f"{p} location: {loc}" for loc in person.locations]
+    )
 
 
 def opportunity_body(settings: Settings, person: Person, send: Send) -> dict[str, Any]:
     """Create an opportunity's body for one send: one posting at most, never more."""
-    body: dict[str, Any] = {"name": person.name, "emails": [person.email], "origin": "sourced",
-                            "tags": tags(settings, person),
-                            "sources": [person.event_name if person.kind == Kind.EVENT
-                                        else person.source or settings.application_source]}
+    body: dict[str, Any] = {
+        "name": person.name,
+        "emails": [person.email],
+        "origin": "sourced",
+        "tags": tags(settings, person),
+        "sources": [person.event_name if person.kind == Kind.EVENT else person.source or settings.application_source],
+    }
     if person.phone:
         body["phones"] = [{"value": person.phone}]
     # The person's own links never carry a marker of ours (one pasted in): only ours does.
@@ -134,8 +140,13 @@ def deliver(services: Services, person_id: str) -> Result:
             if not follow_ups_only:
                 people.save(r, person, Standing.WAITING)
             return Result(Outcome.PARKED)
-        return _send(services, person, lease, services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
-                     follow_ups_only=follow_ups_only)
+        return _send(
+            services,
+            person,
+            lease,
+            services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
+            follow_ups_only=follow_ups_only,
+        )
 
 
 def changed(r: redis.Redis, settings: Settings, person: Person) -> bool:
@@ -212,8 +223,9 @@ def _withdrawn_done(r: redis.Redis, person: Person) -> None:
     nothing more is sent."""
     person.email, person.last_error = "", ""
     with r.pipeline() as pipe:
-        people.save(pipe, person, Standing.DELIVERED if any(x.opportunity_id for x in person.sends)
-                    else Standing.DISCARDED)
+        people.save(
+            pipe, person, Standing.DELIVERED if any(x.opportunity_id for x in person.sends) else Standing.DISCARDED
+        )
         pipe.zrem(people.CHANGED, person.id)
         pipe.zrem(people.PENDING, person.id)
         pipe.zrem(people.DELIVERED, person.id)
@@ -221,9 +233,12 @@ def _withdrawn_done(r: redis.Redis, person: Person) -> None:
     people.log(r, person.id, "withdrawn", None, "consent withdrawn: nothing more is sent")
 
 
-_MARKS = {"create": ("inflight_at", "settle_until"), "note": ("note_inflight_at", "note_settle_until"),
-          "change": ("change_inflight_at", ""),
-          "withdrawn_note": ("withdrawn_note_inflight_at", "withdrawn_note_settle_until")}
+_MARKS = {
+    "create": ("inflight_at", "settle_until"),
+    "note": ("note_inflight_at", "note_settle_until"),
+    "change": ("change_inflight_at", ""),
+    "withdrawn_note": ("withdrawn_note_inflight_at", "withdrawn_note_settle_until"),
+}
 
 
 class _Sending:
@@ -263,8 +278,9 @@ class _Sending:
         self.send = None
 
 
-def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient, *,
-          follow_ups_only: bool = False) -> Result:
+def _send(
+    services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient, *, follow_ups_only: bool = False
+) -> Result:
     r, s = services.redis, services.settings
     first_delivery, before = not person.delivered_at, person.standing
     # Telling Lever of a member's change after delivery: waiting for a retry or behind the gate, they stay as
@@ -274,8 +290,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
         person.attempts += 1
     people.save(r, person, Standing.DELIVERING)  # (killed now, recovery takes it up once the lease runs out)
     sending = _Sending()
-    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas,
-                  replica_wait_ms=s.redis_replica_wait_ms)
+    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms)
     try:
         performer = performers.perform_as(services, person.recruiter, lever)
         resume = None
@@ -284,7 +299,7 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
             resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
         for send in [] if follow_ups_only else person.sends:
             if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
-                if send.inflight_at:                           # for (to tell Lever), nothing is sent
+                if send.inflight_at:  # for (to tell Lever), nothing is sent
                     _reconcile(services, person, send, lever)
                 continue
             if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
@@ -299,15 +314,20 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
 
                 body = opportunity_body(s, person, send)
                 sending.on(send, "create")
-                made = fence.send(lever, s.reconcile_settle_s, mark,
-                                  partial(lever.create_opportunity, body, perform_as=performer, resume=resume))
+                made = fence.send(
+                    lever,
+                    s.reconcile_settle_s,
+                    mark,
+                    partial(lever.create_opportunity, body, perform_as=performer, resume=resume),
+                )
                 sending.send = None
                 send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
                 send.tags = list(body["tags"])
                 send.inflight_at = 0.0
                 people.save(r, person)
-                people.log(r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting
-                                                                                  else ""))
+                people.log(
+                    r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting else "")
+                )
             text = note_text(person)
             if text and not send.note_done and not person.withdrawn:
                 if send.note_inflight_at and _note_arrived(services, person, send, text, performer, lever):
@@ -320,8 +340,12 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
                 _stop_if_wished(r, person)
                 value = f"{text}\n\n{marker(s, person, send)}"
                 sending.on(send, "note")
-                fence.send(lever, s.reconcile_settle_s, mark_note,
-                           partial(lever.create_note, send.opportunity_id, value, perform_as=performer))
+                fence.send(
+                    lever,
+                    s.reconcile_settle_s,
+                    mark_note,
+                    partial(lever.create_note, send.opportunity_id, value, perform_as=performer),
+                )
                 sending.send = None
                 send.note_done, send.note_inflight_at = True, 0.0
                 people.save(r, person)
@@ -344,25 +368,31 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
     except performers.NoPerformer as e:
         return _needs_attention(r, person, str(e))
     except _Wished:
-        return _retry_at(r, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first",
-                         waiting)
+        return _retry_at(
+            r, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first", waiting
+        )
     except _Unlisted as e:
-        return _needs_attention(r, person, "consent withdrawn, but a create whose outcome is unknown may be in Lever "
-                                "and the API key may not list opportunities: look in Lever for an opportunity with a "
-                                f"link ending in {e.mark}; if there is one, tag it consent withdrawn and anonymise it")
+        return _needs_attention(
+            r,
+            person,
+            "consent withdrawn, but a create whose outcome is unknown may be in Lever "
+            "and the API key may not list opportunities: look in Lever for an opportunity with a "
+            f"link ending in {e.mark}; if there is one, tag it consent withdrawn and anonymise it",
+        )
     except _Settling as e:
-        return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon",
-                         waiting)
+        return _retry_at(
+            r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon", waiting
+        )
     except LeverError as e:
         verdict = outcomes.judge(e)  # the one policy for Lever's answers
         sending.failed(r, person, verdict)
-        people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
-                   verdict.message)
+        people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer", verdict.message)
         decision = sender.decide(r, verdict, sending.work)
         act = {  # what each of the policy's actions is for a person
             sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status, waiting),
-            sender.Action.WAIT: lambda: _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why,
-                                                  waiting),
+            sender.Action.WAIT: lambda: _retry_at(
+                r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why, waiting
+            ),
             sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
             sender.Action.RETRY: lambda: _retry(services, person, verdict.why, waiting),
         }
@@ -420,10 +450,12 @@ def withdrawn_note(settings: Settings, person: Person, send: Send) -> str:
     """The note on each of the person's opportunities when they withdraw consent (for recruiters, in Lever), with
     its marker as its last line."""
     day = datetime.fromtimestamp(person.changed_at or time.time(), UTC).strftime("%Y-%m-%d")
-    return (f"Consent withdrawn: on {day} this person withdrew their consent on the careers site and asked to be "
-            "deleted. The site deleted its copy of their details and will send nothing more about them; please "
-            f"remove or anonymise them in Lever as your policy requires.\n\n{marker(settings, person, send)}"
-            f"{WITHDRAWN_MARK}")
+    return (
+        f"Consent withdrawn: on {day} this person withdrew their consent on the careers site and asked to be "
+        "deleted. The site deleted its copy of their details and will send nothing more about them; please "
+        f"remove or anonymise them in Lever as your policy requires.\n\n{marker(settings, person, send)}"
+        f"{WITHDRAWN_MARK}"
+    )
 
 
 def _follow_ups_due(settings: Settings, person: Person) -> bool:
@@ -439,8 +471,9 @@ def _due(settings: Settings, person: Person, send: Send) -> bool:
     return send.tags is not None and send.tags != tags(settings, person)
 
 
-def _follow_up(services: Services, person: Person, send: Send, fence: Fence, lever: LeverClient, performer: str,
-               sending: _Sending) -> None:
+def _follow_up(
+    services: Services, person: Person, send: Send, fence: Fence, lever: LeverClient, performer: str, sending: _Sending
+) -> None:
     """Tell Lever what the person changed, on one opportunity, each call through the fence and recorded as it
     goes: consent withdrawn (the tag, then the note, reconciled by its marker), or their interests (the tags that
     went removed, the new ones added; setting tags twice changes nothing, so one in doubt is sent again)."""
@@ -453,22 +486,27 @@ def _follow_up(services: Services, person: Person, send: Send, fence: Fence, lev
     if person.withdrawn:
         if not send.withdrawn_tagged:
             sending.on(send, "change")
-            fence.send(lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id,
-                                                                   [withdrawn_tag(s)]))
+            fence.send(
+                lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id, [withdrawn_tag(s)])
+            )
             send.withdrawn_tagged, send.change_inflight_at, sending.send = True, 0.0, None
             people.save(r, person)
             people.log(r, person.id, "withdrawn", 200, "tagged in Lever: consent withdrawn")
-        if not send.withdrawn_noted and not (send.withdrawn_note_inflight_at
-                                             and _withdrawn_note_arrived(services, person, send, lever)):
+        if not send.withdrawn_noted and not (
+            send.withdrawn_note_inflight_at and _withdrawn_note_arrived(services, person, send, lever)
+        ):
 
             def mark_note(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
                 send.withdrawn_note_inflight_at, send.withdrawn_note_settle_until = m.at, m.settle_until
                 return lambda pipe: people.save(pipe, person)
 
             sending.on(send, "withdrawn_note")
-            fence.send(lever, s.reconcile_settle_s, mark_note,
-                       partial(lever.create_note, send.opportunity_id, withdrawn_note(s, person, send),
-                               perform_as=performer))
+            fence.send(
+                lever,
+                s.reconcile_settle_s,
+                mark_note,
+                partial(lever.create_note, send.opportunity_id, withdrawn_note(s, person, send), perform_as=performer),
+            )
             send.withdrawn_noted, send.withdrawn_note_inflight_at, sending.send = True, 0.0, None
             people.save(r, person)
             people.log(r, person.id, "withdrawn", 201, "note added in Lever: consent withdrawn")
@@ -559,13 +597,19 @@ def _reconcile(services: Services, person: Person, send: Send, lever: LeverClien
             raise
         if person.withdrawn:  # nothing is sent again, so "not found" would be a guess: Lever may have them
             raise _Unlisted(_mark(person, send)) from e
-        log.warning("the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
-                    "is created again, which can duplicate it")
+        log.warning(
+            "the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
+            "is created again, which can duplicate it"
+        )
         found = []
     else:
         ours = _mark(person, send)
-        found = [o for o in listed if o.get("id") not in taken
-                 and (any(str(x).endswith(ours) for x in o.get("links") or []) or not send.marked)]
+        found = [
+            o
+            for o in listed
+            if o.get("id") not in taken
+            and (any(str(x).endswith(ours) for x in o.get("links") or []) or not send.marked)
+        ]
         settle = sender.settling_s(r, send.settle_until if send.marked else send.inflight_at + s.reconcile_settle_s)
         if not found and settle > 0:
             raise _Settling(settle)
@@ -581,8 +625,9 @@ def _reconcile(services: Services, person: Person, send: Send, lever: LeverClien
     return False
 
 
-def _note_arrived(services: Services, person: Person, send: Send, text: str, performer: str,
-                  lever: LeverClient) -> bool:
+def _note_arrived(
+    services: Services, person: Person, send: Send, text: str, performer: str, lever: LeverClient
+) -> bool:
     """After a note whose outcome is unknown: is it on the opportunity already? Only a note carrying this send's
     marker is it (a release before markers matched the text). "Not found" is trusted only once the settle time
     has passed (raises _Settling before)."""
@@ -594,8 +639,12 @@ def _note_arrived(services: Services, person: Person, send: Send, text: str, per
         notes = []
     else:
         ours = _mark(person, send)
-        if any(str(n.get("text") or "").rstrip().endswith(ours) if send.note_marked
-               else (n.get("text") == text and n.get("user") in (None, performer)) for n in notes):
+        if any(
+            str(n.get("text") or "").rstrip().endswith(ours)
+            if send.note_marked
+            else (n.get("text") == text and n.get("user") in (None, performer))
+            for n in notes
+        ):
             send.note_done, send.note_inflight_at = True, 0.0
             people.save(services.redis, person)
             return True
@@ -619,8 +668,13 @@ def _retry(services: Services, person: Person, why: str, standing: Standing = St
     return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
 
 
-def _close_gate(services: Services, person: Person, decision: sender.Decision, status: int | None,
-                standing: Standing = Standing.WAITING) -> Result:
+def _close_gate(
+    services: Services,
+    person: Person,
+    decision: sender.Decision,
+    status: int | None,
+    standing: Standing = Standing.WAITING,
+) -> Result:
     """Lever cannot take anything now: close the gate (as an application's 503 would) and wait behind it."""
     r, s = services.redis, services.settings
     cause, why = decision.cause, decision.why
@@ -656,8 +710,13 @@ def lost(services: Services) -> list[str]:
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now, lease_s = time.time(), services.settings.delivery_lease_s
     changed = [x.decode() for x in r.zrange(people.CHANGED, 0, -1)]
-    waiting = [p for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
-               if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))]
-    held = [sender.Held(LEASE.format(p.id), p.standing == Standing.DELIVERING, now - p.updated_at, job)
-            for p, job in zip(waiting, people.jobs_of(r, [p.id for p in waiting]), strict=True)]
+    waiting = [
+        p
+        for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
+        if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))
+    ]
+    held = [
+        sender.Held(LEASE.format(p.id), p.standing == Standing.DELIVERING, now - p.updated_at, job)
+        for p, job in zip(waiting, people.jobs_of(r, [p.id for p in waiting]), strict=True)
+    ]
     return [p.id for p, gone in zip(waiting, sender.lost_many(r, held, lease_s), strict=True) if gone]

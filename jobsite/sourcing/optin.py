@@ -74,14 +74,28 @@ def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | No
         person = people.load(svc.redis, person_id)
         if person is None or not person.unconfirmed or not person.email or person.unsubscribed:
             return None
-        message = messages.write(settings, "optin", person.language or "en", person.email, kind="optin",
-                                 company=settings.company_name, url=url(settings, person_id), days=EXPIRE_DAYS,
-                                 manage=manage_url(settings, person_id))
+        message = messages.write(
+            settings,
+            "optin",
+            person.language or "en",
+            person.email,
+            kind="optin",
+            company=settings.company_name,
+            url=url(settings, person_id),
+            days=EXPIRE_DAYS,
+            manage=manage_url(settings, person_id),
+        )
         return Letter(message, person.email)
 
-    return sending.send_once(svc.redis, settings.smtp, mail_key(person_id), write,
-                             label=f"opt-in email {person_id[:8]}", last_try=last_try,
-                             keep_s=(EXPIRE_DAYS + 1) * 86400)
+    return sending.send_once(
+        svc.redis,
+        settings.smtp,
+        mail_key(person_id),
+        write,
+        label=f"opt-in email {person_id[:8]}",
+        last_try=last_try,
+        keep_s=(EXPIRE_DAYS + 1) * 86400,
+    )
 
 
 def confirm(svc: Services, person_id: str, given: str) -> Person | None:
@@ -132,8 +146,9 @@ def change(svc: Services, person_id: str, **wish: Any) -> Person | None:
     (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone). The web counts
     a member's changes first (admission/limits.check_changes)."""
     r = svc.redis
-    people.wish(r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id,
-                                                                                          pipeline=pipe)), **wish)
+    people.wish(
+        r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id, pipeline=pipe)), **wish
+    )
     person = opportunities.apply_now(svc, person_id)
     return None if person is None else people.as_wished(person, people.wished(r, person_id))
 

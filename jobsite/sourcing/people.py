@@ -184,8 +184,9 @@ def reindex(r: redis.Redis, pipe: redis.client.Pipeline, person: Person) -> None
     search.index(pipe, search_entry(person))
 
 
-def search_batches(r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
-                   ) -> Iterator[tuple[int, list[search.Entry]]]:
+def search_batches(
+    r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
+) -> Iterator[tuple[int, list[search.Entry]]]:
     """Everyone from position `start` for search.ensure_built: (the next position, a batch); those purged while
     their batch was indexed are forgotten again once it is (the generator resumes then)."""
     while ids := [x.decode() for x in r.zrange(ALL, start, start + batch - 1)]:
@@ -225,8 +226,10 @@ def save(r: redis.Redis | redis.client.Pipeline, person: Person, standing: Stand
 
 def log(r: redis.Redis, person_id: str, action: str, status: int | str | None, message: str = "") -> None:
     """What an attempt did, for the console (Lever's message is shown there, never logged)."""
-    r.rpush(LOG.format(person_id), json.dumps({"at": time.time(), "action": action, "status": status,
-                                               "message": message[:300]}))
+    r.rpush(
+        LOG.format(person_id),
+        json.dumps({"at": time.time(), "action": action, "status": status, "message": message[:300]}),
+    )
 
 
 def attempts(r: redis.Redis, person_id: str) -> list[dict[str, Any]]:
@@ -272,8 +275,9 @@ def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
     return [x.decode() for x in r.smembers(CONTACT.format(contact_id))]
 
 
-def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipeline, *,
-                        keep_email: bool = False) -> None:
+def purge_personal_data(
+    r: redis.Redis, person: Person, pipe: redis.client.Pipeline, *, keep_email: bool = False
+) -> None:
     """Remove what identifies the person, on `pipe` (the caller's transaction, the lease holder's: take_wish);
     Lever's ids, the kind, event and dates stay for the counts. `keep_email`: the address stays until a create whose
     outcome is unknown has been looked for in Lever by it (sourcing/opportunities.py clears it then)."""
@@ -296,8 +300,9 @@ def wished(r: redis.Redis, person_id: str) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def wish(r: redis.Redis, person_id: str, also: Callable[[redis.client.Pipeline], None] | None = None,
-         **asked: Any) -> None:
+def wish(
+    r: redis.Redis, person_id: str, also: Callable[[redis.client.Pipeline], None] | None = None, **asked: Any
+) -> None:
     """Record what was asked of a person's record by someone who holds no lease (the manage page, retention): merged
     with a wish not written in yet, with the person in CHANGED, and `also` (a job) in the same transaction. The
     lease holder writes it in (sourcing/opportunities.take_wish); upkeep takes up one no job is left to write in."""
@@ -339,16 +344,22 @@ def ensure_email_index(r: redis.Redis, batch: int = 200, budget_s: float = EMAIL
     added, started = 0, time.monotonic()
     after = (r.get(EMAIL_INDEX_CURSOR) or b"-inf").decode()
     while True:
-        found = r.zrangebyscore(TALENT, f"({after}" if after != "-inf" else after, "+inf", start=0, num=batch,
-                                withscores=True)
+        found = r.zrangebyscore(
+            TALENT, f"({after}" if after != "-inf" else after, "+inf", start=0, num=batch, withscores=True
+        )
         if not found:
             r.set(EMAIL_INDEX_BUILT, "1")
             r.delete(EMAIL_INDEX_CURSOR)
             return added
         with r.pipeline(transaction=False) as pipe:
-            members = sorted((p for p in load_many(r, [x.decode() for x, _ in found])
-                              if p.email and not p.purged and not p.withdrawn),
-                             key=lambda p: (p.unconfirmed, p.created_at))
+            members = sorted(
+                (
+                    p
+                    for p in load_many(r, [x.decode() for x, _ in found])
+                    if p.email and not p.purged and not p.withdrawn
+                ),
+                key=lambda p: (p.unconfirmed, p.created_at),
+            )
             for p in members:
                 pipe.set(email_key(p.email), p.id, nx=True)
             after = repr(found[-1][1])

@@ -34,8 +34,14 @@ def perform_as(svc: Services, recruiter: str, lever: LeverClient) -> str:
             found = ""
             try:
                 users = lever.list_users(email=email)
-                found = next((str(u["id"]) for u in users
-                              if str(u.get("email", "")).lower() == email and not u.get("deactivatedAt")), "")
+                found = next(
+                    (
+                        str(u["id"])
+                        for u in users
+                        if str(u.get("email", "")).lower() == email and not u.get("deactivatedAt")
+                    ),
+                    "",
+                )
             except LeverError as e:
                 if sender.reading(e) != sender.Action.DO_WITHOUT:
                     raise
