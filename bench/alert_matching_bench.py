@@ -39,17 +39,33 @@ SHARE = {"team": 0.4, "location": 0.5, "department": 0.2, "commitment": 0.3, "wo
 
 
 def filters(rng: random.Random) -> dict[str, str]:
-    choices = {"team": TEAMS, "location": PLACES, "department": DEPARTMENTS, "commitment": COMMITMENTS,
-               "workplace": WORKPLACES, "q": SEARCHED}
+    choices = {
+        "team": TEAMS,
+        "location": PLACES,
+        "department": DEPARTMENTS,
+        "commitment": COMMITMENTS,
+        "workplace": WORKPLACES,
+        "q": SEARCHED,
+    }
     return {name: rng.choice(choices[name]) for name, share in SHARE.items() if rng.random() < share}
 
 
 def posting(rng: random.Random, n: int) -> Posting:
-    cats = {"team": rng.choice(TEAMS), "department": rng.choice(DEPARTMENTS), "commitment": rng.choice(COMMITMENTS),
-            "allLocations": rng.sample(PLACES, 2)}
-    return public_posting({"id": f"new{n}", "text": "Senior " + rng.choice(VOCABULARY), "categories": cats,
-                           "workplaceType": rng.choice(WORKPLACES),
-                           "content": {"description": " ".join(rng.choices(VOCABULARY, k=300))}})
+    cats = {
+        "team": rng.choice(TEAMS),
+        "department": rng.choice(DEPARTMENTS),
+        "commitment": rng.choice(COMMITMENTS),
+        "allLocations": rng.sample(PLACES, 2),
+    }
+    return public_posting(
+        {
+            "id": f"new{n}",
+            "text": "Senior " + rng.choice(VOCABULARY),
+            "categories": cats,
+            "workplaceType": rng.choice(WORKPLACES),
+            "content": {"description": " ".join(rng.choices(VOCABULARY, k=300))},
+        }
+    )
 
 
 def fill(r, n: int, rng: random.Random) -> None:
@@ -58,10 +74,17 @@ def fill(r, n: int, rng: random.Random) -> None:
     for start in range(0, n, 1000):
         with r.pipeline(transaction=False) as pipe:
             for i in range(start, min(n, start + 1000)):
-                sub = subs.Subscription(id=f"{i:024x}", email=f"person{i}@example.com", filters=filters(rng),
-                                        frequency=rng.choice(list(subs.Frequency)), language="en",
-                                        state=subs.State.CONFIRMED, created_at=now, confirmed_at=now,
-                                        stopped_at=None)
+                sub = subs.Subscription(
+                    id=f"{i:024x}",
+                    email=f"person{i}@example.com",
+                    filters=filters(rng),
+                    frequency=rng.choice(list(subs.Frequency)),
+                    language="en",
+                    state=subs.State.CONFIRMED,
+                    created_at=now,
+                    confirmed_at=now,
+                    stopped_at=None,
+                )
                 subs._move(pipe, None, sub, now)
                 pipe.sadd(subs.ADDR.format(sub.address), sub.id)
             pipe.execute()
@@ -110,10 +133,14 @@ def main() -> None:
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
             found.append(len(ids))
-        print(f"matching one new posting ({args.postings} postings): median {statistics.median(walls) * 1000:.1f} ms "
-              f"wall, {statistics.median(cpus) * 1000:.1f} ms worker CPU; max {max(walls) * 1000:.1f} ms wall")
-        print(f"  candidates read: median {statistics.median(read):.0f} of {args.subscriptions}; "
-              f"matched: median {statistics.median(found):.0f}, max {max(found)}")
+        print(
+            f"matching one new posting ({args.postings} postings): median {statistics.median(walls) * 1000:.1f} ms "
+            f"wall, {statistics.median(cpus) * 1000:.1f} ms worker CPU; max {max(walls) * 1000:.1f} ms wall"
+        )
+        print(
+            f"  candidates read: median {statistics.median(read):.0f} of {args.subscriptions}; "
+            f"matched: median {statistics.median(found):.0f}, max {max(found)}"
+        )
         p = posting(rng, 999)
         wall = time.perf_counter()
         scanned = scan(r, p)
@@ -123,8 +150,10 @@ def main() -> None:
         index_s = time.perf_counter() - wall
         by_address = len({f"person{int(i, 16)}" for i in scanned})
         assert len(indexed) == by_address, (len(indexed), by_address)
-        print(f"scan of every subscription: {scan_s * 1000:.0f} ms; indexed: {index_s * 1000:.1f} ms "
-              f"({scan_s / index_s:.0f}x); same {len(indexed)} subscriptions")
+        print(
+            f"scan of every subscription: {scan_s * 1000:.0f} ms; indexed: {index_s * 1000:.1f} ms "
+            f"({scan_s / index_s:.0f}x); same {len(indexed)} subscriptions"
+        )
     finally:
         server.stop()
 

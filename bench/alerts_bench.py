@@ -65,9 +65,17 @@ def fill_instant(r: Any, n: int) -> None:
     for start in range(0, n, 1000):
         with r.pipeline(transaction=False) as pipe:
             for i in range(start, min(n, start + 1000)):
-                sub = subs.Subscription(id=f"i{i:023x}", email=f"alert{i}@example.com", filters={"team": TEAM},
-                                        frequency=subs.Frequency.INSTANT, language=("en", "de", "fr")[i % 3],
-                                        state=subs.State.CONFIRMED, created_at=now, confirmed_at=now, stopped_at=None)
+                sub = subs.Subscription(
+                    id=f"i{i:023x}",
+                    email=f"alert{i}@example.com",
+                    filters={"team": TEAM},
+                    frequency=subs.Frequency.INSTANT,
+                    language=("en", "de", "fr")[i % 3],
+                    state=subs.State.CONFIRMED,
+                    created_at=now,
+                    confirmed_at=now,
+                    stopped_at=None,
+                )
                 subs._move(pipe, None, sub, now)
                 pipe.sadd(subs.ADDR.format(sub.address), sub.id)
             pipe.execute()
@@ -105,11 +113,19 @@ def main() -> None:
     controller.start()
     procs: list[subprocess.Popen[bytes]] = []
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
-    env.update(REDIS_URL=server.url, LEVER_BASE_URL=f"{sandbox.url}/v1", JOBSITE_SECRET_KEY="bench-secret-key-0123",  # noqa: S106 (a bench's own)
-               JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-               JOBSITE_MAIL_ON_UNFIXED_PYTHON="1", JOBSITE_MAIL_PER_SECOND=str(args.per_second),
-               JOBSITE_ALERT_GATHER_S="1", JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_LOG_LEVEL="WARNING",
-               JOBSITE_DATA_DIR=str(root / "site"))
+    env.update(
+        REDIS_URL=server.url,
+        LEVER_BASE_URL=f"{sandbox.url}/v1",
+        JOBSITE_SECRET_KEY="bench-secret-key-0123",  # noqa: S106 (a bench's own)
+        JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+        JOBSITE_PUBLIC_URL=PUBLIC_URL,
+        JOBSITE_MAIL_ON_UNFIXED_PYTHON="1",
+        JOBSITE_MAIL_PER_SECOND=str(args.per_second),
+        JOBSITE_ALERT_GATHER_S="1",
+        JOBSITE_UPKEEP_INTERVAL_S="1",
+        JOBSITE_LOG_LEVEL="WARNING",
+        JOBSITE_DATA_DIR=str(root / "site"),
+    )
     try:
         svc = Services(load_settings(env))
         r = connect(server.url)
@@ -121,9 +137,11 @@ def main() -> None:
         fill_varied(r, varied, random.Random(31))
         fill_instant(r, args.emails)
         written = int(r.info("memory")["used_memory"])
-        print(f"{args.subscriptions} confirmed subscriptions ({varied} varied, {args.emails} instant for the new "
-              f"posting's team) written in {time.perf_counter() - started:.1f} s; Redis memory per subscription: "
-              f"{(written - before) / args.subscriptions:.0f} bytes")
+        print(
+            f"{args.subscriptions} confirmed subscriptions ({varied} varied, {args.emails} instant for the new "
+            f"posting's team) written in {time.perf_counter() - started:.1f} s; Redis memory per subscription: "
+            f"{(written - before) / args.subscriptions:.0f} bytes"
+        )
 
         with sandbox.state.lock:
             p = new_posting(1, team=TEAM, text="Bench Engineer", now_ms=int(time.time() * 1000))
@@ -134,30 +152,43 @@ def main() -> None:
             time.sleep(0.01)
         wall, cpu = time.perf_counter(), time.process_time()
         matched = list(subs.matching(r, svc.catalog.posting(announced)))
-        print(f"matching alone: {(time.perf_counter() - wall) * 1000:.0f} ms wall, "
-              f"{(time.process_time() - cpu) * 1000:.0f} ms CPU, {len(matched)} subscriptions")
+        print(
+            f"matching alone: {(time.perf_counter() - wall) * 1000:.0f} ms wall, "
+            f"{(time.process_time() - cpu) * 1000:.0f} ms CPU, {len(matched)} subscriptions"
+        )
         wall, cpu = time.perf_counter(), time.process_time()
         said = fanout.fan_out(svc, announced)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         given = int(r.zcard(fanout.DUE))
-        print(f"matching job for one new posting: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms worker CPU "
-              f"({said}; {given} people with it pending)")
+        print(
+            f"matching job for one new posting: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms worker CPU "
+            f"({said}; {given} people with it pending)"
+        )
         after = int(r.info("memory")["used_memory"])
-        print(f"Redis memory after the fan-out: {(after - written) / max(1, given):.0f} bytes per person given it "
-              f"(the at-most-once record, the pending posting, the due entry)")
+        print(
+            f"Redis memory after the fan-out: {(after - written) / max(1, given):.0f} bytes per person given it "
+            f"(the at-most-once record, the pending posting, the due entry)"
+        )
         due_now = server_now(r)
         instant = [x.decode() for x in r.zrangebyscore(fanout.DUE, 0, due_now + 3600)]
         r.zadd(fanout.DUE, dict.fromkeys(instant, due_now), xx=True)  # the gathering is over
         expected = len(instant)
-        print(f"{expected} instant alerts due ({args.emails} asked for the team, the rest match anything); "
-              f"{given - expected} wait for their daily or weekly digest")
+        print(
+            f"{expected} instant alerts due ({args.emails} asked for the team, the rest match anything); "
+            f"{given - expected} wait for their daily or weekly digest"
+        )
 
         if not args.workers:
             return
         started = time.perf_counter()
         for i in range(args.workers):
-            procs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], start_new_session=True,
-                                          env={**env, "JOBSITE_DATA_DIR": str(root / f"worker-{i}")}))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "jobsite", "worker"],
+                    start_new_session=True,
+                    env={**env, "JOBSITE_DATA_DIR": str(root / f"worker-{i}")},
+                )
+            )
         deadline = time.monotonic() + 3 * expected / min(args.per_second, 50) + 120
         while len(sink.times) < expected and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -166,11 +197,15 @@ def main() -> None:
         got = len(sink.times)
         span = max(sink.times) - min(sink.times) if got > 1 else 0.0
         bulk = max(1, args.per_second - -(-args.per_second // 5)) if args.per_second >= 2 else args.per_second
-        print(f"{got} of {expected} alert emails to the sink with {args.workers} workers in {elapsed:.1f} s "
-              f"(workers' start included); first to last {span:.1f} s = {got / span if span else 0:.0f}/s "
-              f"against JOBSITE_MAIL_PER_SECOND={args.per_second} (alerts may use {bulk}/s)")
-        print(f"most in any one second: {most_in_a_second(sink.times)}; addresses sent twice: "
-              f"{sum(1 for n in sink.to.values() if n > 1)}")
+        print(
+            f"{got} of {expected} alert emails to the sink with {args.workers} workers in {elapsed:.1f} s "
+            f"(workers' start included); first to last {span:.1f} s = {got / span if span else 0:.0f}/s "
+            f"against JOBSITE_MAIL_PER_SECOND={args.per_second} (alerts may use {bulk}/s)"
+        )
+        print(
+            f"most in any one second: {most_in_a_second(sink.times)}; addresses sent twice: "
+            f"{sum(1 for n in sink.to.values() if n > 1)}"
+        )
         print(f"worker peak memory (VmHWM): {', '.join(f'{kb / 1024:.0f} MB' for kb in peaks)}")
     finally:
         for proc in procs:

@@ -34,27 +34,39 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     filler = [f"Line {i}: projects, teams and results described at some length." for i in range(45)]
-    files = {"pdf (2 pages)": resume_pdf(2), "docx (2 pages)": resume_docx(RESUME_LINES + filler),
-             "odt (2 pages)": resume_odt(RESUME_LINES + filler)}
+    files = {
+        "pdf (2 pages)": resume_pdf(2),
+        "docx (2 pages)": resume_docx(RESUME_LINES + filler),
+        "odt (2 pages)": resume_odt(RESUME_LINES + filler),
+    }
     root = Path(tempfile.mkdtemp(prefix="jsa"))  # short: the embedded Redis's unix socket lives in it
     server = EmbeddedRedis(root)
     server.ensure()
     try:
-        settings = load_settings({}, data_dir=root / "data", redis_url=server.url, secret_key="bench-" + "x" * 16,
-                                 lever_base_url="http://127.0.0.1:9/v1", submissions_per_ip_per_hour=1_000_000)
+        settings = load_settings(
+            {},
+            data_dir=root / "data",
+            redis_url=server.url,
+            secret_key="bench-" + "x" * 16,
+            lever_base_url="http://127.0.0.1:9/v1",
+            submissions_per_ip_per_hour=1_000_000,
+        )
         client = create_app(settings).test_client()
         for kind, content in files.items():
             times = []
             for _ in range(args.runs):
                 started = time.perf_counter()
-                answer = client.post("/api/v1/autofill", data={"resume": (io.BytesIO(content), "cv")},
-                                     content_type="multipart/form-data")
+                answer = client.post(
+                    "/api/v1/autofill", data={"resume": (io.BytesIO(content), "cv")}, content_type="multipart/form-data"
+                )
                 times.append((time.perf_counter() - started) * 1000)
                 assert answer.status_code == 200
                 assert answer.get_json()["fullName"] == "Ada Lovelace"
                 answer.close()
-            print(f"{kind:15} {len(content) // 1024:4d} KB  median {statistics.median(times):6.1f} ms  "
-                  f"worst {max(times):6.1f} ms")
+            print(
+                f"{kind:15} {len(content) // 1024:4d} KB  median {statistics.median(times):6.1f} ms  "
+                f"worst {max(times):6.1f} ms"
+            )
         confinement(files["docx (2 pages)"], args.runs)
     finally:
         server.stop()
@@ -75,11 +87,21 @@ def confinement(content: bytes, runs: int) -> None:
 
     inline = median_ms(lambda: reader(content))
     forked = median_ms(lambda: confined.run(reader, content, resume.LIMITS))
-    fresh = median_ms(lambda: subprocess.run([sys.executable, "-c", "import sys, jobsite.intake.resume as r; "
-                                              "r._reader('docx')(sys.stdin.buffer.read())"],
-                                             input=content, check=True))
-    print(f"docx read in process {inline:6.1f} ms, in a forked child {forked:6.1f} ms "
-          f"({forked / inline:.1f}x), in a fresh python {fresh:6.1f} ms ({fresh / forked:.0f}x the fork)")
+    fresh = median_ms(
+        lambda: subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, jobsite.intake.resume as r; r._reader('docx')(sys.stdin.buffer.read())",
+            ],
+            input=content,
+            check=True,
+        )
+    )
+    print(
+        f"docx read in process {inline:6.1f} ms, in a forked child {forked:6.1f} ms "
+        f"({forked / inline:.1f}x), in a fresh python {fresh:6.1f} ms ({fresh / forked:.0f}x the fork)"
+    )
 
 
 if __name__ == "__main__":

@@ -92,13 +92,18 @@ def main() -> None:
         with ThreadPoolExecutor(500) as pool:
             statuses = list(pool.map(lambda _: requests.get(site, timeout=60).status_code, range(500)))
         lever_calls = [q for q in sandbox.state.requests[before:] if q["endpoint"] == "postings.list"]
-        public = [p for p in sandbox.state.postings.values()
-                  if p["state"] == "published" and "public" in (p["distributionChannels"] or [])]
+        public = [
+            p
+            for p in sandbox.state.postings.values()
+            if p["state"] == "published" and "public" in (p["distributionChannels"] or [])
+        ]
         pages = -(-len(public) // 100)
         body = requests.get(site, timeout=5).content
         (data / "body.html").write_bytes(body)
-        baseline = spawn([PY, "-m", "gunicorn", *GUNICORN, "-b", f"127.0.0.1:{base_port}", "bench.baseline_app:app"],
-                         {"BASELINE_BODY": str(data / "body.html")})
+        baseline = spawn(
+            [PY, "-m", "gunicorn", *GUNICORN, "-b", f"127.0.0.1:{base_port}", "bench.baseline_app:app"],
+            {"BASELINE_BODY": str(data / "body.html")},
+        )
         try:
             wait_http(f"http://127.0.0.1:{base_port}/")
             load(site, 2)  # warm-up
@@ -116,8 +121,10 @@ def main() -> None:
         stop(web)
         sandbox.stop()
     tool = "wrk -t2 -c32" if shutil.which("wrk") else "a Python client (no wrk: apt-get install -y wrk)"
-    print(f"job list page: {len(body)} bytes, gunicorn -w 2 gevent, {tool}, {args.seconds:.0f} s each "
-          f"in {args.rounds} turns (best turn shown)")
+    print(
+        f"job list page: {len(body)} bytes, gunicorn -w 2 gevent, {tool}, {args.seconds:.0f} s each "
+        f"in {args.rounds} turns (best turn shown)"
+    )
     print(f"{'':28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, run in (("jobsite (warm cache)", jobsite_run), ("minimal Flask, same bytes", base_run)):
         print(f"{name:28}{run['rps']:>10.0f}{run['p50_ms']:>10.2f}{run['p99_ms']:>10.2f}{run['errors']:>8.0f}")
@@ -125,17 +132,24 @@ def main() -> None:
     print(f"ratio jobsite / minimal: {ratio:.2f} (target >= 0.9)")
     total = {"jobsite": CORES / jobsite_run["rps"] * 1e6, "minimal": CORES / base_run["rps"] * 1e6}
     print(f"per request, µs of the {CORES} cores' time  {'jobsite':>10}{'minimal':>10}")
-    rows = [("  front cache lookup (in process)", parts["lookup"], None),
-            ("  security headers, request id", parts["headers"], None),
-            ("  Flask route (in process)", None, parts["minimal"]),
-            ("  gunicorn, gevent, kernel, wrk (rest)", total["jobsite"] - parts["jobsite"],
-             total["minimal"] - parts["minimal"]),
-            ("  total (cores / req/s)", total["jobsite"], total["minimal"])]
+    rows = [
+        ("  front cache lookup (in process)", parts["lookup"], None),
+        ("  security headers, request id", parts["headers"], None),
+        ("  Flask route (in process)", None, parts["minimal"]),
+        (
+            "  gunicorn, gevent, kernel, wrk (rest)",
+            total["jobsite"] - parts["jobsite"],
+            total["minimal"] - parts["minimal"],
+        ),
+        ("  total (cores / req/s)", total["jobsite"], total["minimal"]),
+    ]
     for name, ours, theirs in rows:
         cells = "".join(f"{'—' if v is None else f'{v:.1f}':>10}" for v in (ours, theirs))
         print(f"{name:<40}{cells}")
-    print(f"cold cache, 500 concurrent requests: {statuses.count(200)} x 200, "
-          f"{len(lever_calls)} Lever list request(s) (target: {pages}, one per page of the postings list)")
+    print(
+        f"cold cache, 500 concurrent requests: {statuses.count(200)} x 200, "
+        f"{len(lever_calls)} Lever list request(s) (target: {pages}, one per page of the postings list)"
+    )
 
 
 if __name__ == "__main__":

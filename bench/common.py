@@ -64,8 +64,12 @@ def temp_dir(prefix: str) -> Path:
 def load(url: str, seconds: float = 10, connections: int = 32) -> dict[str, float]:
     """Requests/s and latency percentiles for GETs of `url`, with wrk if installed, else a Python client."""
     if shutil.which("wrk"):
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", url],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
         p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
@@ -102,8 +106,12 @@ def _python_load(url: str, seconds: float, connections: int) -> dict[str, float]
     for t in threads:
         t.join()
     latencies.sort()
-    return {"rps": len(latencies) / seconds, "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": float(errors[0])}
+    return {
+        "rps": len(latencies) / seconds,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "errors": float(errors[0]),
+    }
 
 
 PY = sys.executable
@@ -112,14 +120,26 @@ PY = sys.executable
 def bench_posting(sb: Any, parity: int = 1) -> tuple[str, Callable[[int], dict[str, Any]]]:
     """A public posting of the sandbox's seed (odd: no file asked; even: a resume) and a function that makes the nth
     valid application to it, in the shape of Lever's Apply."""
-    pid = next(pid for i, pid in enumerate(sb.questions) if i % 2 == parity and sb.postings[pid]["state"] ==
-               "published" and "public" in (sb.postings[pid]["distributionChannels"] or []))
+    pid = next(
+        pid
+        for i, pid in enumerate(sb.questions)
+        if i % 2 == parity
+        and sb.postings[pid]["state"] == "published"
+        and "public" in (sb.postings[pid]["distributionChannels"] or [])
+    )
     form = sb.questions[pid]
 
     def body(n: int) -> dict[str, Any]:
-        custom = [{"id": q["id"], "fields": [
-            {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
-            for f in q["fields"]]} for q in form["customQuestions"]]
+        custom = [
+            {
+                "id": q["id"],
+                "fields": [
+                    {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+                    for f in q["fields"]
+                ],
+            }
+            for q in form["customQuestions"]
+        ]
         personal = [{"name": "fullName", "value": f"Bench {n}"}, {"name": "email", "value": f"b{n}@example.com"}]
         if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
             personal.append({"name": "preferredPostingLocation", "value": sb.postings[pid]["categories"]["location"]})
@@ -128,14 +148,20 @@ def bench_posting(sb: Any, parity: int = 1) -> tuple[str, Callable[[int], dict[s
     return pid, body
 
 
-def start_site(sandbox_url: str, prefix: str,
-               **extra: str) -> tuple[Path, str, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+def start_site(
+    sandbox_url: str, prefix: str, **extra: str
+) -> tuple[Path, str, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
     """`jobsite web` and one `jobsite worker` on a new data dir against the sandbox, with `extra` settings: the data
     dir, the site's URL, and the two processes (stop them with `stop`)."""
     data = temp_dir(prefix)
     port = free_port()
-    env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox_url}/v1",
-           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING", **extra}
+    env = {
+        "JOBSITE_DATA_DIR": str(data),
+        "LEVER_BASE_URL": f"{sandbox_url}/v1",
+        "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000",
+        "JOBSITE_LOG_LEVEL": "WARNING",
+        **extra,
+    }
     web = spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)
     worker = spawn([PY, "-m", "jobsite", "worker"], env)
     return data, f"http://127.0.0.1:{port}", web, worker
@@ -170,12 +196,21 @@ def sandboxed_site(prefix: str, **env: str) -> Iterator[SandboxedSite]:
     server.ensure()
     port, sandbox_port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    env = {"JOBSITE_DATA_DIR": str(data), "REDIS_URL": server.url, "LEVER_BASE_URL": f"{sandbox_url}/v1",
-           "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000", "JOBSITE_LOG_LEVEL": "WARNING", **env}
-    procs = [spawn([PY, "-m", "jobsite", "sandbox", "--port", str(sandbox_port)], env),
-             spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env)]
-    site = SandboxedSite(data, connect(server.url), env, f"http://127.0.0.1:{port}", sandbox_url, requests.Session(),
-                         procs)
+    env = {
+        "JOBSITE_DATA_DIR": str(data),
+        "REDIS_URL": server.url,
+        "LEVER_BASE_URL": f"{sandbox_url}/v1",
+        "JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR": "1000000",
+        "JOBSITE_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    procs = [
+        spawn([PY, "-m", "jobsite", "sandbox", "--port", str(sandbox_port)], env),
+        spawn([PY, "-m", "jobsite", "web", "--port", str(port)], env),
+    ]
+    site = SandboxedSite(
+        data, connect(server.url), env, f"http://127.0.0.1:{port}", sandbox_url, requests.Session(), procs
+    )
     try:
         wait_http(sandbox_url + "/_sandbox/")
         wait_http(site.url + "/healthz")
@@ -193,19 +228,30 @@ def simple_form(session: requests.Session, sandbox_url: str) -> tuple[str, dict]
         if "public" not in (p["distributionChannels"] or []) or len(p["categories"]["allLocations"]) != 1:
             continue
         form = session.get(f"{sandbox_url}/v1/postings/{p['id']}/apply", auth=("sandbox-key", ""), timeout=5).json()
-        if not any(q["type"] == "file-upload" and q.get("required")
-                   for q in form["data"]["personalInformation"]):
+        if not any(q["type"] == "file-upload" and q.get("required") for q in form["data"]["personalInformation"]):
             return p["id"], form["data"]
     raise SystemExit("no posting without a file in the sandbox's seed")
 
 
 def submit(site: str, pid: str, form: dict, i: int) -> None:
     """Application `i` to that form, through the site's JSON API."""
-    custom = [{"id": q["id"], "fields": [
-        {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
-        for f in q["fields"]]} for q in form["customQuestions"]]
-    body = {"personalInformation": [{"name": "fullName", "value": f"Bench {i}"},
-                                    {"name": "email", "value": f"p{i}@example.com"}], "customQuestions": custom}
+    custom = [
+        {
+            "id": q["id"],
+            "fields": [
+                {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+                for f in q["fields"]
+            ],
+        }
+        for q in form["customQuestions"]
+    ]
+    body = {
+        "personalInformation": [
+            {"name": "fullName", "value": f"Bench {i}"},
+            {"name": "email", "value": f"p{i}@example.com"},
+        ],
+        "customQuestions": custom,
+    }
     answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body, timeout=30)
     assert answer.status_code == 202, answer.text
 

@@ -72,19 +72,29 @@ def main() -> None:
         sandbox.stop()
     apply_limit = 2.0
     drain_rate = (len(received) - 1) / (received[-1] - received[0]) if len(received) > 1 else 0.0
-    print(f"{args.applications} applications from {args.clients} concurrent clients, Lever in maintenance "
-          f"for {args.window:.0f} s (gunicorn web, 1 worker, embedded redis, sandbox)")
+    print(
+        f"{args.applications} applications from {args.clients} concurrent clients, Lever in maintenance "
+        f"for {args.window:.0f} s (gunicorn web, 1 worker, embedded redis, sandbox)"
+    )
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"accepted: {args.applications / accept_s:.0f} applications/s; acceptance latency "
-          f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    print(
+        f"accepted: {args.applications / accept_s:.0f} applications/s; acceptance latency "
+        f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    )
     print(f"probes sent during the window (reads, and the apply that closed the gate): {probes}")
-    print(f"delivered after the window: {len(received)}/{args.applications}, exactly once: "
-          f"{len({a['body']['personalInformation'][1]['value'] for a in sb.applications}) == len(received)}, "
-          f"429 answers: {too_many}")
-    print(f"drain rate: {drain_rate:.2f}/s vs apply limit {apply_limit:.2f}/s -> ratio {drain_rate / apply_limit:.2f}"
-          f" (target >= 0.9)")
-    print(f"end of maintenance to first delivery: {received[0] - window_end:.1f} s (a read probe every 2 s; "
-          "bench/first_delivery_bench.py measures it over several windows)")
+    print(
+        f"delivered after the window: {len(received)}/{args.applications}, exactly once: "
+        f"{len({a['body']['personalInformation'][1]['value'] for a in sb.applications}) == len(received)}, "
+        f"429 answers: {too_many}"
+    )
+    print(
+        f"drain rate: {drain_rate:.2f}/s vs apply limit {apply_limit:.2f}/s -> ratio {drain_rate / apply_limit:.2f}"
+        f" (target >= 0.9)"
+    )
+    print(
+        f"end of maintenance to first delivery: {received[0] - window_end:.1f} s (a read probe every 2 s; "
+        "bench/first_delivery_bench.py measures it over several windows)"
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,16 @@ from jobsite.sourcing import people
 
 
 def member(i: int) -> people.Person:
-    return people.Person(id=people.new_id(), kind=people.Kind.TALENT, created_at=time.time() - i,
-                         name=f"Member {i}", email=f"member{i}@example.com", teams=["Robotics"], consent=True,
-                         sends=[people.Send()])
+    return people.Person(
+        id=people.new_id(),
+        kind=people.Kind.TALENT,
+        created_at=time.time() - i,
+        name=f"Member {i}",
+        email=f"member{i}@example.com",
+        teams=["Robotics"],
+        consent=True,
+        sends=[people.Send()],
+    )
 
 
 def main() -> None:
@@ -56,9 +63,11 @@ def main() -> None:
             assert people.ensure_email_index(r) == 0
             runs.append(time.perf_counter() - started)
         done = statistics.median(runs)
-        print(f"{n} members from before the index: backfill {backfill * 1000:.0f} ms over {calls} upkeeps "
-              f"(longest {longest * 1000:.0f} ms, {added} indexed), then {done * 1e6:.0f} µs an upkeep "
-              f"(ratio {backfill / done:.0f}:1)")
+        print(
+            f"{n} members from before the index: backfill {backfill * 1000:.0f} ms over {calls} upkeeps "
+            f"(longest {longest * 1000:.0f} ms, {added} indexed), then {done * 1e6:.0f} µs an upkeep "
+            f"(ratio {backfill / done:.0f}:1)"
+        )
     finally:
         server.stop()
 

@@ -69,8 +69,13 @@ def main() -> None:
                 answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body(n), timeout=30)
                 assert answer.status_code == 202, answer.text
                 n += 1
-            wait_until(lambda since=before: any(q["endpoint"] == "postings.apply" and q["status"] == 503
-                                                for q in sb.requests[since:]), 30, "the gate to close")
+            wait_until(
+                lambda since=before: any(
+                    q["endpoint"] == "postings.apply" and q["status"] == 503 for q in sb.requests[since:]
+                ),
+                30,
+                "the gate to close",
+            )
             time.sleep(max(0.0, length - (time.monotonic() - start)))
             delivered = len(sb.applications)
             sb.switches.maintenance = False
@@ -81,8 +86,11 @@ def main() -> None:
             figures.append(first)
             reads.append(sum(1 for q in during if q["endpoint"] == "stages.list"))
             resent.append(sum(1 for q in during if q["endpoint"] == "postings.apply") - 1)
-            print(f"window {window + 1}: {length:4.1f} s of maintenance, first delivery {first:.2f} s after its end "
-                  f"({reads[-1]} reads, {resent[-1]} applications re-sent as probes during it)", flush=True)
+            print(
+                f"window {window + 1}: {length:4.1f} s of maintenance, first delivery {first:.2f} s after its end "
+                f"({reads[-1]} reads, {resent[-1]} applications re-sent as probes during it)",
+                flush=True,
+            )
             wait_until(lambda total=n: len(sb.applications) == total, 60, "the window's applications", 0.05)
         too_many = sum(1 for q in sb.requests if q["status"] == 429)
         once = len({a["body"]["personalInformation"][1]["value"] for a in sb.applications}) == len(sb.applications)
@@ -90,14 +98,23 @@ def main() -> None:
         stop(worker)
         stop(web)
         sandbox.stop()
-    probe = "re-sending the oldest application (key may not read stages)" if args.forbid_stages else \
-        "a light read (List stages) every JOBSITE_PROBE_INTERVAL_S, then the oldest application"
-    print(f"{args.windows} maintenance windows of {args.min_window:.0f}-{args.max_window:.0f} s, {PER_WINDOW} "
-          f"applications each (gunicorn web, 1 worker, embedded redis, sandbox); probe: {probe}")
-    print(f"end of maintenance to first delivery: min {min(figures):.2f} s, median {statistics.median(figures):.2f} s, "
-          f"max {max(figures):.2f} s (target <= {TARGET_S:.0f} s: {'met' if max(figures) <= TARGET_S else 'MISSED'})")
-    print(f"probes per window: {statistics.mean(reads):.1f} reads, {statistics.mean(resent):.1f} applications "
-          f"re-sent; delivered {len(sb.applications)}/{n}, exactly once: {once}, 429 answers: {too_many}")
+    probe = (
+        "re-sending the oldest application (key may not read stages)"
+        if args.forbid_stages
+        else "a light read (List stages) every JOBSITE_PROBE_INTERVAL_S, then the oldest application"
+    )
+    print(
+        f"{args.windows} maintenance windows of {args.min_window:.0f}-{args.max_window:.0f} s, {PER_WINDOW} "
+        f"applications each (gunicorn web, 1 worker, embedded redis, sandbox); probe: {probe}"
+    )
+    print(
+        f"end of maintenance to first delivery: min {min(figures):.2f} s, median {statistics.median(figures):.2f} s, "
+        f"max {max(figures):.2f} s (target <= {TARGET_S:.0f} s: {'met' if max(figures) <= TARGET_S else 'MISSED'})"
+    )
+    print(
+        f"probes per window: {statistics.mean(reads):.1f} reads, {statistics.mean(resent):.1f} applications "
+        f"re-sent; delivered {len(sb.applications)}/{n}, exactly once: {once}, 429 answers: {too_many}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,23 @@ from jobsite.records.store import State
 
 def apply(site: str, pid: str, form: dict, i: int) -> str:
     """Application `i` through the JSON API: its receipt."""
-    custom = [{"id": q["id"], "fields": [
-        {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
-        for f in q["fields"]]} for q in form["customQuestions"]]
-    body = {"personalInformation": [{"name": "fullName", "value": f"Bench {i}"},
-                                    {"name": "email", "value": f"a{i}@example.com"}], "customQuestions": custom}
+    custom = [
+        {
+            "id": q["id"],
+            "fields": [
+                {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+                for f in q["fields"]
+            ],
+        }
+        for q in form["customQuestions"]
+    ]
+    body = {
+        "personalInformation": [
+            {"name": "fullName", "value": f"Bench {i}"},
+            {"name": "email", "value": f"a{i}@example.com"},
+        ],
+        "customQuestions": custom,
+    }
     answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body, timeout=30)
     assert answer.status_code == 202, answer.text
     return str(answer.json()["receipt"])
@@ -60,15 +72,20 @@ def main() -> None:
         alone = delivered_in(site, pid, form, 0)
 
         def join(n: int) -> int:
-            return requests.post(f"{site.url}/api/v1/talent", timeout=30, json={
-                "name": f"Flood {n}", "email": f"f{n}@example.com", "consent": True}).status_code
+            return requests.post(
+                f"{site.url}/api/v1/talent",
+                timeout=30,
+                json={"name": f"Flood {n}", "email": f"f{n}@example.com", "consent": True},
+            ).status_code
 
         with ThreadPoolExecutor(16) as pool:
             statuses = list(pool.map(join, range(args.signups)))
         assert statuses.count(202) == args.signups, set(statuses)
         flooded = delivered_in(site, pid, form, 1)
-        print(f"application delivered {alone:.2f} s after its 202 alone, {flooded:.2f} s right after "
-              f"{args.signups} sign-ups: {flooded - alone:+.2f} s")
+        print(
+            f"application delivered {alone:.2f} s after its 202 alone, {flooded:.2f} s right after "
+            f"{args.signups} sign-ups: {flooded - alone:+.2f} s"
+        )
 
 
 if __name__ == "__main__":

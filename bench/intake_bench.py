@@ -59,8 +59,13 @@ def main() -> None:
         s3_port = free_port()
         s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
         s3.start()
-        extra = {"JOBSITE_FILES_URL": "s3://bench/files", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
-                 "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        extra = {
+            "JOBSITE_FILES_URL": "s3://bench/files",
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{s3_port}",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
         os.environ.update(extra)
         import boto3
 
@@ -75,24 +80,47 @@ def main() -> None:
         r = connect(EmbeddedRedis(data).url)
         if args.replicas:
             replica = subprocess.Popen(
-                [redis_server_binary(), "--port", str(free_port()), "--bind", "127.0.0.1", "--replicaof", "127.0.0.1",
-                 str(primary_port), "--dir", tempfile.mkdtemp(prefix="jsir"), "--appendonly", "yes",
-                 "--appendfsync", "always", "--save", ""], stdout=subprocess.DEVNULL)
+                [
+                    redis_server_binary(),
+                    "--port",
+                    str(free_port()),
+                    "--bind",
+                    "127.0.0.1",
+                    "--replicaof",
+                    "127.0.0.1",
+                    str(primary_port),
+                    "--dir",
+                    tempfile.mkdtemp(prefix="jsir"),
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
             while r.info("replication").get("slave0", {}).get("state") != "online":
                 time.sleep(0.1)
         requests.get(f"{site}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
         sb.switches.maintenance = True
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.clients))
-        resumes = [b"%PDF-1.7\n" + os.urandom(args.resume_kb * 1024 - 9) if args.resume_kb else b""
-                   for _ in range(args.applications)]
+        resumes = [
+            b"%PDF-1.7\n" + os.urandom(args.resume_kb * 1024 - 9) if args.resume_kb else b""
+            for _ in range(args.applications)
+        ]
 
         def submit(n: int) -> float:
             url = f"{site}/api/v1/postings/{pid}/applications"
             t = time.perf_counter()
             if args.resume_kb:
-                answer = session.post(url, data={"application": json.dumps(body(n))},
-                                      files={"resume": (f"cv{n}.pdf", resumes[n])}, timeout=30)
+                answer = session.post(
+                    url,
+                    data={"application": json.dumps(body(n))},
+                    files={"resume": (f"cv{n}.pdf", resumes[n])},
+                    timeout=30,
+                )
             else:
                 answer = session.post(url, json=body(n), timeout=30)
             assert answer.status_code == 202, answer.text
@@ -112,16 +140,20 @@ def main() -> None:
         accept_s = time.perf_counter() - t0
         web_cpu, redis_cpu = cpu_s(web.pid) - web_cpu, redis_cpu_s(r) - redis_cpu
         deadline = time.monotonic() + 120
-        while sum(store.counts(r)[s] for s in ("waiting", "delivering")) < args.applications \
-                and time.monotonic() < deadline:
+        while (
+            sum(store.counts(r)[s] for s in ("waiting", "delivering")) < args.applications
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         counts = store.counts(r)
         time.sleep(3)
         after = memory(r).used
         one = store.load_many(r, store.receipts(r, store.State.WAITING, 2))[-1]
-        usage = {"record": r.memory_usage(store.record_key(one.receipt)) or 0,
-                 "files": r.memory_usage(uploads.KEY.format(one.receipt)) or 0,
-                 "attempts": r.memory_usage(store.ATTEMPTS.format(one.receipt)) or 0}
+        usage = {
+            "record": r.memory_usage(store.record_key(one.receipt)) or 0,
+            "files": r.memory_usage(uploads.KEY.format(one.receipt)) or 0,
+            "attempts": r.memory_usage(store.ATTEMPTS.format(one.receipt)) or 0,
+        }
         t = time.perf_counter()
         for _ in range(2000):
             memory(r)
@@ -138,18 +170,29 @@ def main() -> None:
     n = args.applications - 1
     what = f"a {args.resume_kb} KB resume each (multipart)" if args.resume_kb else "no file (JSON)"
     setup = (", files in S3 (moto)" if args.files == "s3" else "") + (
-        f", {args.replicas} replica (WAIT)" if args.replicas else "")
-    print(f"{n} applications with {what} from {args.clients} concurrent clients, Lever in maintenance "
-          f"(gunicorn web, 1 worker, embedded redis{setup})")
+        f", {args.replicas} replica (WAIT)" if args.replicas else ""
+    )
+    print(
+        f"{n} applications with {what} from {args.clients} concurrent clients, Lever in maintenance "
+        f"(gunicorn web, 1 worker, embedded redis{setup})"
+    )
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"accepted: {n / accept_s:.0f} applications/s; acceptance latency p50 "
-          f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
-    print(f"CPU per application: web {web_cpu / n * 1000:.2f} ms, Redis {redis_cpu / n * 1000:.2f} ms (the figures "
-          "to compare on a loaded machine: the rate above follows the load of the other jobs)")
-    print(f"Redis memory per waiting application: {(after - before) / n:,.0f} bytes "
-          f"(used_memory {before:,} -> {after:,}; {', '.join(f'{k} {v}' for k, v in counts.items() if v)})")
-    print(f"  MEMORY USAGE of one: record {usage['record']:,} B, files {usage['files']:,} B, attempt log "
-          f"{usage['attempts']:,} B (the rest: its entries in the indexes)")
+    print(
+        f"accepted: {n / accept_s:.0f} applications/s; acceptance latency p50 "
+        f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    )
+    print(
+        f"CPU per application: web {web_cpu / n * 1000:.2f} ms, Redis {redis_cpu / n * 1000:.2f} ms (the figures "
+        "to compare on a loaded machine: the rate above follows the load of the other jobs)"
+    )
+    print(
+        f"Redis memory per waiting application: {(after - before) / n:,.0f} bytes "
+        f"(used_memory {before:,} -> {after:,}; {', '.join(f'{k} {v}' for k, v in counts.items() if v)})"
+    )
+    print(
+        f"  MEMORY USAGE of one: record {usage['record']:,} B, files {usage['files']:,} B, attempt log "
+        f"{usage['attempts']:,} B (the rest: its entries in the indexes)"
+    )
     print(f"memory guard: INFO memory round trip {info_us:.0f} us (unix socket, this process)")
 
 

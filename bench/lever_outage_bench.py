@@ -36,8 +36,9 @@ def main() -> None:
         r, control = site.redis, site.control
         pid, form = simple_form(control, site.sandbox_url)
         requests.get(f"{site.url}/jobs/{pid}/apply", timeout=10)  # the form was seen: the cache is warm
-        control.post(f"{site.sandbox_url}/_sandbox/fail", json={"path": "/v1/", "status": 500, "count": 10**9},
-                     timeout=5).raise_for_status()
+        control.post(
+            f"{site.sandbox_url}/_sandbox/fail", json={"path": "/v1/", "status": 500, "count": 10**9}, timeout=5
+        ).raise_for_status()
         outage_started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda i: submit(site.url, pid, form, i), range(n)))
@@ -51,14 +52,20 @@ def main() -> None:
         wait_until(lambda: store.counts(r)["delivered"] == n, 900)
         delivered = sorted(rec.delivered_at for rec in store.load_many(r, store.receipts(r, State.DELIVERED)))
         received = control.get(f"{site.sandbox_url}/_sandbox/received", timeout=30).json()
-    emails = Counter(next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-                     for a in received["applications"])
+    emails = Counter(
+        next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+        for a in received["applications"]
+    )
     print(f"{n} applications, {args.outage_s:g} s of 500s from Lever, then recovery")
     print(f"  the gate during the outage: {', '.join(sorted(said))}")
-    print(f"  recovery to first delivery: {delivered[0] - recovered:.1f} s, to the last: "
-          f"{delivered[-1] - recovered:.1f} s (Lever's 2 applies/s alone take {(n - 1) / 2:.1f} s for {n})")
-    print(f"  in Lever: {len(emails)} candidates, duplicates {sum(c - 1 for c in emails.values())}, "
-          f"lost {n - len(emails)}")
+    print(
+        f"  recovery to first delivery: {delivered[0] - recovered:.1f} s, to the last: "
+        f"{delivered[-1] - recovered:.1f} s (Lever's 2 applies/s alone take {(n - 1) / 2:.1f} s for {n})"
+    )
+    print(
+        f"  in Lever: {len(emails)} candidates, duplicates {sum(c - 1 for c in emails.values())}, "
+        f"lost {n - len(emails)}"
+    )
 
 
 if __name__ == "__main__":

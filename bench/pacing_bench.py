@@ -39,12 +39,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--applications", type=int, default=120)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--margins-ms", default="", help="margin floors (JOBSITE_PACING_MARGIN_MS) to run with, "
-                        "comma-separated; default: the setting's default")
+    parser.add_argument(
+        "--margins-ms",
+        default="",
+        help="margin floors (JOBSITE_PACING_MARGIN_MS) to run with, comma-separated; default: the setting's default",
+    )
     args = parser.parse_args()
-    print(f"{args.applications} applications accepted during maintenance, then drained by {args.workers} workers "
-          f"(separate processes, one redis-server) into the sandbox in strict window mode: at most 2 applies and "
-          f"10 calls in any 1 s as received")
+    print(
+        f"{args.applications} applications accepted during maintenance, then drained by {args.workers} workers "
+        f"(separate processes, one redis-server) into the sandbox in strict window mode: at most 2 applies and "
+        f"10 calls in any 1 s as received"
+    )
     for margin in [int(m) for m in args.margins_ms.split(",") if m] or [None]:
         run(args.applications, args.workers, margin)
 
@@ -67,22 +72,27 @@ def run(n: int, workers: int, floor_ms: int | None) -> None:
         control.post(f"{site.sandbox_url}/_sandbox/maintenance", json={"on": False}, timeout=5).raise_for_status()
         wait_until(lambda: store.counts(r)["delivered"] == n, n / APPLY_LIMIT * 2 + 60)
         records = store.load_many(r, store.receipts(r, State.DELIVERED))
-        lags = {json.loads(k)[2]: float(v) for k, v in r.hgetall(metrics.HISTOGRAMS).items()
-                if json.loads(k)[:2] == ["jobsite_pacing_lag_seconds", {"limit": "apply"}]}
+        lags = {
+            json.loads(k)[2]: float(v)
+            for k, v in r.hgetall(metrics.HISTOGRAMS).items()
+            if json.loads(k)[:2] == ["jobsite_pacing_lag_seconds", {"limit": "apply"}]
+        }
         received = control.get(f"{site.sandbox_url}/_sandbox/received", timeout=30).json()
-        floor = load_settings({"JOBSITE_PACING_MARGIN_MS": str(floor_ms)} if floor_ms is not None else {},
-                              secret_key="bench").pacing_margin_s  # noqa: S106 (not a secret)
+        floor = load_settings(
+            {"JOBSITE_PACING_MARGIN_MS": str(floor_ms)} if floor_ms is not None else {},
+            secret_key="bench",  # noqa: S106 (not a secret)
+        ).pacing_margin_s
         margin_ms = pacing.margin_s(r, pacing.Limit("apply", APPLY_LIMIT, floor)) * 1000
     report(received, records, n, workers, floor * 1000, margin_ms, lags)
 
 
-def report(received: dict, records, n: int, workers: int, floor_ms: float, margin_ms: float,
-           lags: dict[str, float]) -> None:
+def report(
+    received: dict, records, n: int, workers: int, floor_ms: float, margin_ms: float, lags: dict[str, float]
+) -> None:
     applications, requests_ = received["applications"], received["requests"]
     delivered = sorted(q["t"] for q in requests_ if q["endpoint"] == "postings.apply" and q["status"] == 201)
     refused = sum(1 for q in requests_ if q["status"] == 429)
-    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-              for a in applications]
+    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email") for a in applications]
     arrived = {e: a["arrived"] for e, a in zip(emails, applications, strict=True)}  # as the limits saw it
     once = [rec for rec in records if rec.attempts == 1]  # sent exactly once: its first_sent_at is that slot
     delays = sorted((arrived[rec.application.email] - rec.first_sent_at) * 1000 for rec in once)
@@ -95,29 +105,41 @@ def report(received: dict, records, n: int, workers: int, floor_ms: float, margi
     def pct(p: float) -> float:
         return delays[min(len(delays) - 1, int(len(delays) * p))]
 
-    print(f"\nmargin floor {floor_ms:.0f} ms, {margin_ms:.0f} ms in force at the end ({workers} workers; load "
-          f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): delivered {len(delivered)}/{n}, exactly once: "
-          f"{len(set(emails)) == len(emails) == n}; 429 answers: {refused}")
+    print(
+        f"\nmargin floor {floor_ms:.0f} ms, {margin_ms:.0f} ms in force at the end ({workers} workers; load "
+        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): delivered {len(delivered)}/{n}, exactly once: "
+        f"{len(set(emails)) == len(emails) == n}; 429 answers: {refused}"
+    )
     start = delivered[0]
     for q in requests_:
         if q["status"] == 429:
             before = sorted(t for t in delivered if q["t"] - 1 < t <= q["t"])
-            print(f"  429 for {q['endpoint']} at +{q['t'] - start:.3f} s; applies Lever took in the second before it: "
-                  + ", ".join(f"-{(q['t'] - t) * 1000:.0f} ms" for t in before))
-    print(f"  drain rate {rate:.2f}/s (after the probe's delivery {steady:.2f}/s) vs Lever's {APPLY_LIMIT:.0f}/s -> "
-          f"ratio {rate / APPLY_LIMIT:.2f} ({steady / APPLY_LIMIT:.2f}); pacing spacing at the end "
-          f"{(1000 + margin_ms) / APPLY_LIMIT:.0f} ms (ceiling ratio {1000 / (1000 + margin_ms):.3f})")
+            print(
+                f"  429 for {q['endpoint']} at +{q['t'] - start:.3f} s; applies Lever took in the second before it: "
+                + ", ".join(f"-{(q['t'] - t) * 1000:.0f} ms" for t in before)
+            )
+    print(
+        f"  drain rate {rate:.2f}/s (after the probe's delivery {steady:.2f}/s) vs Lever's {APPLY_LIMIT:.0f}/s -> "
+        f"ratio {rate / APPLY_LIMIT:.2f} ({steady / APPLY_LIMIT:.2f}); pacing spacing at the end "
+        f"{(1000 + margin_ms) / APPLY_LIMIT:.0f} ms (ceiling ratio {1000 / (1000 + margin_ms):.3f})"
+    )
     print(f"  tightest 3 consecutive applies at Lever: {tightest * 1000:.0f} ms (refused below 1000)")
-    print(f"  slot -> arrival over {len(delays)} applications sent once: min {delays[0]:.1f}, p50 "
-          f"{statistics.median(delays):.1f}, p90 {pct(0.9):.1f}, p99 {pct(0.99):.1f}, max {delays[-1]:.1f} ms; "
-          f"spread (max - min) {delays[-1] - delays[0]:.1f} ms")
-    print(f"  squeeze (how much closer 2 applies 2 apart arrived than their slots were; a 429 when it exceeds the "
-          f"margin): p50 {squeezes[len(squeezes) // 2]:.1f}, p99 {squeezes[int(len(squeezes) * 0.99)]:.1f}, "
-          f"max {squeezes[-1]:.1f} ms")
+    print(
+        f"  slot -> arrival over {len(delays)} applications sent once: min {delays[0]:.1f}, p50 "
+        f"{statistics.median(delays):.1f}, p90 {pct(0.9):.1f}, p99 {pct(0.99):.1f}, max {delays[-1]:.1f} ms; "
+        f"spread (max - min) {delays[-1] - delays[0]:.1f} ms"
+    )
+    print(
+        f"  squeeze (how much closer 2 applies 2 apart arrived than their slots were; a 429 when it exceeds the "
+        f"margin): p50 {squeezes[len(squeezes) // 2]:.1f}, p99 {squeezes[int(len(squeezes) * 0.99)]:.1f}, "
+        f"max {squeezes[-1]:.1f} ms"
+    )
     total = lags.get("+Inf", 0.0)
     if total:
-        shares = ", ".join(f"<={float(le) * 1000:g} ms {lags.get(le, 0) / total:.0%}"
-                           for le in ("0.001", "0.005", "0.02", "0.05", "0.1"))
+        shares = ", ".join(
+            f"<={float(le) * 1000:g} ms {lags.get(le, 0) / total:.0%}"
+            for le in ("0.001", "0.005", "0.02", "0.05", "0.1")
+        )
         print(f"  worker side only (slot -> the call leaving, jobsite_pacing_lag_seconds): {shares} of {total:.0f}")
 
 

@@ -35,8 +35,11 @@ def main() -> None:
     sandbox = SandboxServer().start()
     pid, body = bench_posting(sandbox.state, parity=0)
     data = temp_dir("parking-bench-")
-    env = {"JOBSITE_DATA_DIR": str(data), "LEVER_BASE_URL": f"{sandbox.url}/v1",
-           "JOBSITE_REDIS_MAXMEMORY": args.maxmemory}
+    env = {
+        "JOBSITE_DATA_DIR": str(data),
+        "LEVER_BASE_URL": f"{sandbox.url}/v1",
+        "JOBSITE_REDIS_MAXMEMORY": args.maxmemory,
+    }
     server = embedded(load_settings(env))
     server.ensure()
     settings = load_settings({**env, "REDIS_URL": server.url})
@@ -54,8 +57,10 @@ def main() -> None:
 
     try:
         print(f"Redis maxmemory {memory(r).limit / 2**20:.0f} MB, {args.file_mb} MB per application")
-        for label, address in (("one IPv4 address", lambda i: "203.0.113.7"),
-                               ("one IPv6 /64, a new address each time", lambda i: f"2001:db8:0:7::{i + 1:x}")):
+        for label, address in (
+            ("one IPv4 address", lambda i: "203.0.113.7"),
+            ("one IPv6 /64, a new address each time", lambda i: f"2001:db8:0:7::{i + 1:x}"),
+        ):
             r.flushdb()  # each outsider alone, on an empty Redis
             before, accepted, status = memory(r).used, 0, 202
             while status == 202 and accepted < 200:
@@ -63,9 +68,11 @@ def main() -> None:
                 accepted += status == 202
             parked = (memory(r).used - before) / 2**20
             candidate = send("198.51.100.9", b"%PDF-1.7 " * 228)
-            print(f"{label}: {accepted} applications accepted, {parked:.0f} MB parked "
-                  f"({memory(r).used / memory(r).limit:.0%} of maxmemory), then {status}; "
-                  f"a candidate from elsewhere with a 2 KB CV: {candidate}")
+            print(
+                f"{label}: {accepted} applications accepted, {parked:.0f} MB parked "
+                f"({memory(r).used / memory(r).limit:.0%} of maxmemory), then {status}; "
+                f"a candidate from elsewhere with a 2 KB CV: {candidate}"
+            )
     finally:
         r.close()
         server.stop()

@@ -35,25 +35,33 @@ def main() -> None:
     redis = EmbeddedRedis(temp_dir("jsp"))
     redis.ensure()
     try:
-        settings = load_settings({}, data_dir=temp_dir("jsp"), redis_url=redis.url,
-                                 lever_base_url=f"{sandbox.url}/v1", secret_key="x" * 32)
+        settings = load_settings(
+            {}, data_dir=temp_dir("jsp"), redis_url=redis.url, lever_base_url=f"{sandbox.url}/v1", secret_key="x" * 32
+        )
         svc = Services(settings)
         lever = requests.Session()
         lever.auth = (API_KEY, "")
-        requests.post(f"{sandbox.url}/_sandbox/limits", json={"per_s": 100_000, "burst": 100_000,
-                                                              "apply_per_s": 100_000, "apply_burst": 100_000},
-                      timeout=5).raise_for_status()
+        requests.post(
+            f"{sandbox.url}/_sandbox/limits",
+            json={"per_s": 100_000, "burst": 100_000, "apply_per_s": 100_000, "apply_burst": 100_000},
+            timeout=5,
+        ).raise_for_status()
         posting, body = bench_posting(sandbox.state)
         ids = []
         for n in range(args.opportunities):
             lever.post(f"{sandbox.url}/v1/postings/{posting}/apply", json=body(n), timeout=10).raise_for_status()
             opportunity = sandbox.state.opportunities[-1]["id"]  # Apply answers the application id only
-            lever.post(f"{sandbox.url}/v1/opportunities/{opportunity}/addTags",
-                       json={"tags": [tagging.site_tag(settings)]}, timeout=10).raise_for_status()
+            lever.post(
+                f"{sandbox.url}/v1/opportunities/{opportunity}/addTags",
+                json={"tags": [tagging.site_tag(settings)]},
+                timeout=10,
+            ).raise_for_status()
             ids.append(opportunity)
         syncs = 3600 // settings.pipeline_sync_s
-        print(f"{args.opportunities} site-sourced opportunities, an hour = {syncs} incremental syncs "
-              f"(JOBSITE_PIPELINE_SYNC_S={settings.pipeline_sync_s})")
+        print(
+            f"{args.opportunities} site-sourced opportunities, an hour = {syncs} incremental syncs "
+            f"(JOBSITE_PIPELINE_SYNC_S={settings.pipeline_sync_s})"
+        )
         print(f"{'':34}{'moves/h':>9}{'Lever calls/h':>15}{'per 1,000 opps':>16}{'full re-list':>14}")
         report.sync(svc)  # the first sync lists them all once; an hour is what comes after
         rng = random.Random(1)
@@ -65,14 +73,19 @@ def main() -> None:
                     o["updatedAt"] -= seconds * 1000
             svc.redis.set(report.SYNCED_AT, int(svc.redis.get(report.SYNCED_AT) or 0) - seconds * 1000)
 
-        for name, moves in (("quiet hour (each advanced daily)", args.opportunities * 1 // 24),
-                            ("busy hour", args.opportunities // 2)):
+        for name, moves in (
+            ("quiet hour (each advanced daily)", args.opportunities * 1 // 24),
+            ("busy hour", args.opportunities // 2),
+        ):
             before = len(sandbox.state.requests)
             for i in range(syncs):
                 advance(settings.pipeline_sync_s)
                 for _ in range(moves // syncs + (1 if i < moves % syncs else 0)):
-                    requests.post(f"{sandbox.url}/_sandbox/opportunities/{rng.choice(ids)}/stage",
-                                  json={"stage": rng.choice(STAGES)["id"]}, timeout=5).raise_for_status()
+                    requests.post(
+                        f"{sandbox.url}/_sandbox/opportunities/{rng.choice(ids)}/stage",
+                        json={"stage": rng.choice(STAGES)["id"]},
+                        timeout=5,
+                    ).raise_for_status()
                 if report.sync(svc) is None:
                     raise SystemExit("a sync could not run")
             calls = [q for q in sandbox.state.requests[before:] if not q["endpoint"].startswith("_sandbox")]

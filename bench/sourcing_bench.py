@@ -42,8 +42,11 @@ SAVE = """(n) => { const f = document.getElementById('capture');
 def signed_in(site: str) -> tuple[requests.Session, str]:
     s = requests.Session()
     token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(f"{site}/admin/login", timeout=10).text)
-    s.post(f"{site}/admin/login", data={"email": RECRUITER[0], "password": RECRUITER[1],
-                                        "csrf_token": token.group(1) if token else ""}, timeout=10)
+    s.post(
+        f"{site}/admin/login",
+        data={"email": RECRUITER[0], "password": RECRUITER[1], "csrf_token": token.group(1) if token else ""},
+        timeout=10,
+    )
     token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(f"{site}/admin/events", timeout=10).text)
     return s, token.group(1) if token else ""
 
@@ -75,10 +78,14 @@ def offline_then_online(site: str, r, event: events.Event, count: int) -> None:
         sent_s = time.perf_counter() - started
         arrived = r.zcard(people.EVENT.format(event.id)) - before
         browser.close()
-    print(f"offline: {count} captures saved in {saved_s:.2f} s ({count / saved_s:.0f}/s, IndexedDB, page and "
-          "driver included); survived a reload")
-    print(f"online again: {arrived} of {count} accepted in {sent_s:.2f} s ({count / sent_s:.0f} captures/s, one "
-          f"phone sending its outbox one at a time); each arrived once: {arrived == count}")
+    print(
+        f"offline: {count} captures saved in {saved_s:.2f} s ({count / saved_s:.0f}/s, IndexedDB, page and "
+        "driver included); survived a reload"
+    )
+    print(
+        f"online again: {arrived} of {count} accepted in {sent_s:.2f} s ({count / sent_s:.0f} captures/s, one "
+        f"phone sending its outbox one at a time); each arrived once: {arrived == count}"
+    )
 
 
 def phones(site: str, event: events.Event, count: int, clients: int) -> None:
@@ -87,11 +94,18 @@ def phones(site: str, event: events.Event, count: int, clients: int) -> None:
 
     def send(n: int) -> int:
         s, token = sessions[n % clients]
-        body = {"name": f"P {n}", "email": f"p{n}@example.com", "postings": event.postings[:1], "note": "x",
-                "rating": 3, "client_id": f"bench-phones-{n:06d}"}
+        body = {
+            "name": f"P {n}",
+            "email": f"p{n}@example.com",
+            "postings": event.postings[:1],
+            "note": "x",
+            "rating": 3,
+            "client_id": f"bench-phones-{n:06d}",
+        }
         t = time.perf_counter()
-        status = s.post(f"{site}/admin/api/events/{event.id}/people", json=body, headers={"X-CSRF-Token": token},
-                        timeout=30).status_code
+        status = s.post(
+            f"{site}/admin/api/events/{event.id}/people", json=body, headers={"X-CSRF-Token": token}, timeout=30
+        ).status_code
         latencies.append(time.perf_counter() - t)
         return status
 
@@ -100,8 +114,10 @@ def phones(site: str, event: events.Event, count: int, clients: int) -> None:
         statuses = Counter(pool.map(send, range(count)))
     took = time.perf_counter() - started
     q = statistics.quantiles(latencies, n=100)
-    print(f"{clients} phones over HTTP: {count} captures in {took:.2f} s ({count / took:.0f}/s), p50 "
-          f"{q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, statuses {dict(statuses)}")
+    print(
+        f"{clients} phones over HTTP: {count} captures in {took:.2f} s ({count / took:.0f}/s), p50 "
+        f"{q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, statuses {dict(statuses)}"
+    )
 
 
 def lever_calls(site: str, r, sandbox: SandboxServer, posting_ids: list[str]) -> None:
@@ -110,10 +126,17 @@ def lever_calls(site: str, r, sandbox: SandboxServer, posting_ids: list[str]) ->
     for i, n in enumerate((0, 1, 3, len(posting_ids))):
         event = events.add(r, f"Calls {n}", "", posting_ids[:n])
         before = len(sandbox.state.requests)
-        body = {"name": "Grace", "email": f"grace{i}@example.com", "postings": posting_ids[:n], "note": "met",
-                "rating": 4, "client_id": f"bench-calls-{i:06d}"}
-        person_id = s.post(f"{site}/admin/api/events/{event.id}/people", json=body, headers={"X-CSRF-Token": token},
-                           timeout=30).json()["id"]
+        body = {
+            "name": "Grace",
+            "email": f"grace{i}@example.com",
+            "postings": posting_ids[:n],
+            "note": "met",
+            "rating": 4,
+            "client_id": f"bench-calls-{i:06d}",
+        }
+        person_id = s.post(
+            f"{site}/admin/api/events/{event.id}/people", json=body, headers={"X-CSRF-Token": token}, timeout=30
+        ).json()["id"]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             person = people.load(r, person_id)
@@ -137,8 +160,11 @@ def main() -> None:
         wait_http(site + "/healthz")
         r = connect(EmbeddedRedis(data).url)
         accounts.add_user(r, *RECRUITER, accounts.Role.ADMIN)
-        posting_ids = [p["id"] for p in sandbox.state.postings.values()
-                       if p["state"] == "published" and "public" in (p["distributionChannels"] or [])][:5]
+        posting_ids = [
+            p["id"]
+            for p in sandbox.state.postings.values()
+            if p["state"] == "published" and "public" in (p["distributionChannels"] or [])
+        ][:5]
         lever_calls(site, r, sandbox, posting_ids)
         sandbox.state.switches.maintenance = True  # the captures wait for Lever: intake alone is measured
         offline_then_online(site, r, events.add(r, "Booth", "", posting_ids[:2]), args.captures)

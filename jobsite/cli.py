@@ -25,6 +25,7 @@ from .supervisor import role as _role
 GRACEFUL_S = 7
 STOP_TIMEOUT_S = 9
 
+
 def _settings() -> Settings:
     try:
         settings = load_settings()
@@ -73,15 +74,27 @@ def up(port: int | None, host: str) -> None:
         # Out of the box every email lands in the sandbox's outbox, so a person trying the site sees them. Nothing
         # leaves the machine, which is why a Python lacking the CVE-2024-6923 fix may write them here.
         smtp_port = _free_port()
-        env.update(JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", JOBSITE_MAIL_ON_UNFIXED_PYTHON="1",
-                   JOBSITE_PUBLIC_URL=os.environ.get("JOBSITE_PUBLIC_URL") or f"http://{host}:{port}")
+        env.update(
+            JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+            JOBSITE_MAIL_ON_UNFIXED_PYTHON="1",
+            JOBSITE_PUBLIC_URL=os.environ.get("JOBSITE_PUBLIC_URL") or f"http://{host}:{port}",
+        )
         # A posting the sandbox publishes reaches the job list, and its alerts the outbox, within a minute.
-        env.update({name: os.environ.get(name) or value
-                    for name, value in (("JOBSITE_CATALOG_FRESH_S", "30"), ("JOBSITE_ALERT_GATHER_S", "15"))})
+        env.update(
+            {
+                name: os.environ.get(name) or value
+                for name, value in (("JOBSITE_CATALOG_FRESH_S", "30"), ("JOBSITE_ALERT_GATHER_S", "15"))
+            }
+        )
     try:
         if settings.uses_sandbox:  # announced in the banner below, so the sandbox itself says nothing
-            spawn("sandbox", "--port", str(settings.sandbox_port), "--quiet",
-                  *(["--smtp-port", str(smtp_port)] if outbox else []))
+            spawn(
+                "sandbox",
+                "--port",
+                str(settings.sandbox_port),
+                "--quiet",
+                *(["--smtp-port", str(smtp_port)] if outbox else []),
+            )
             _wait_http(f"{settings.sandbox_url}/_sandbox/", children, stop)
         spawn("web", "--port", str(port), "--host", host)
         spawn("worker")
@@ -96,8 +109,9 @@ def up(port: int | None, host: str) -> None:
             click.echo(f"  emails sent:     {settings.sandbox_url}/_sandbox/outbox  (no JOBSITE_SMTP_URL set)")
         click.echo(f"  data directory:  {settings.data_dir}\n  Ctrl-C stops everything.\n")
         # From now on a part that dies is started again (the embedded Redis, web, worker, sandbox), not the end.
-        keeper = Supervisor(children, env, None if outside(settings) else embedded(settings),
-                            lambda line: click.echo(line, err=True))
+        keeper = Supervisor(
+            children, env, None if outside(settings) else embedded(settings), lambda line: click.echo(line, err=True)
+        )
         while not stop.wait(0.5):
             keeper.check()
     finally:
@@ -110,8 +124,9 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], stop: threadin
     while not stop.is_set():
         for c in children:
             if c.poll() is not None:
-                raise click.ClickException(f"jobsite {_role(c)} exited while starting (exit code {c.returncode}); "
-                                           "its messages are above")
+                raise click.ClickException(
+                    f"jobsite {_role(c)} exited while starting (exit code {c.returncode}); its messages are above"
+                )
         if time.monotonic() > deadline:
             raise click.ClickException(f"{url} did not answer within {timeout:.0f} s")
         try:
@@ -137,8 +152,9 @@ def _require_free_port(host: str, port: int, setting: str, what: str = "the site
         try:
             s.bind((host, port))
         except OSError:
-            raise click.ClickException(f"port {port} on {host} is in use, so {what} cannot listen there; choose "
-                                       f"another with {setting}") from None
+            raise click.ClickException(
+                f"port {port} on {host} is in use, so {what} cannot listen there; choose another with {setting}"
+            ) from None
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) -> None:
@@ -174,10 +190,13 @@ def web(port: int | None, host: str, workers: int | None) -> None:
     from .redisdb.redis_server import client, outside, warn_at_start
 
     if outside(settings) and not os.environ.get("JOBSITE_SECRET_KEY"):
-        click.echo("jobsite web: warning: REDIS_URL (or REDIS_SENTINELS) is set but JOBSITE_SECRET_KEY is not, so this "
-                   "machine signs forms "
-                   f"and console sessions with its own key ({settings.data_dir / 'secret_key'}); web processes on "
-                   "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.", err=True)
+        click.echo(
+            "jobsite web: warning: REDIS_URL (or REDIS_SENTINELS) is set but JOBSITE_SECRET_KEY is not, so this "
+            "machine signs forms "
+            f"and console sessions with its own key ({settings.data_dir / 'secret_key'}); web processes on "
+            "other machines will refuse them. Set the same JOBSITE_SECRET_KEY everywhere.",
+            err=True,
+        )
     for name, value in child_env(settings).items():  # start the embedded server once, before forking
         os.environ.setdefault(name, value)
     settings = _settings()  # with REDIS_URL set: a misconfiguration still stops here, named, before gunicorn starts
@@ -186,13 +205,32 @@ def web(port: int | None, host: str, workers: int | None) -> None:
         warn_at_start(r, settings)
     port = port or settings.port
     _require_free_port(host, port, "--port")
-    args = ["--bind", f"{host}:{port}", "--workers", str(workers or settings.web_workers),
-            # gevent's worker with a cap on one address's connections and a deadline for bodies (web/server.py)
-            "--worker-class", "jobsite.web.server.Worker", "--worker-connections", "1000", "--timeout", "60",
-            "--graceful-timeout", str(GRACEFUL_S), "--keep-alive", "5", "--error-logfile", "-",
-            "--log-level", "warning", "--name", "jobsite-web",
-            # gunicorn trusts X-Forwarded-Proto from 127.0.0.1 by default: only JOBSITE_PROXY_COUNT says whom to trust
-            "--forwarded-allow-ips", ""]
+    args = [
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers or settings.web_workers),
+        # gevent's worker with a cap on one address's connections and a deadline for bodies (web/server.py)
+        "--worker-class",
+        "jobsite.web.server.Worker",
+        "--worker-connections",
+        "1000",
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        str(GRACEFUL_S),
+        "--keep-alive",
+        "5",
+        "--error-logfile",
+        "-",
+        "--log-level",
+        "warning",
+        "--name",
+        "jobsite-web",
+        # gunicorn trusts X-Forwarded-Proto from 127.0.0.1 by default: only JOBSITE_PROXY_COUNT says whom to trust
+        "--forwarded-allow-ips",
+        "",
+    ]
     os.environ["JOBSITE_PORT"] = str(port)  # the port served: a Host naming another one is refused (serve())
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args, "jobsite.web.app:serve()"])  # noqa: S606 (no shell wanted)
@@ -219,8 +257,12 @@ def _say_why_mail_is_off(settings: Settings, command: str) -> None:
 @click.option("--port", type=int, default=None, help="Default JOBSITE_SANDBOX_PORT or 8001.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--quiet", is_flag=True, hidden=True, help="Print nothing at start (`jobsite up` announces it).")
-@click.option("--smtp-port", type=int, default=None,
-              help="Also take emails over SMTP on this port and show them at /_sandbox/outbox.")
+@click.option(
+    "--smtp-port",
+    type=int,
+    default=None,
+    help="Also take emails over SMTP on this port and show them at /_sandbox/outbox.",
+)
 def sandbox(port: int | None, host: str, quiet: bool, smtp_port: int | None) -> None:
     """Run the Lever sandbox: a simulator of Lever's API with switches under /_sandbox/."""
     from .sandbox import SandboxServer
@@ -243,8 +285,7 @@ def applications() -> None:
 
 
 @applications.command("list")
-@click.option("--state", default="needs_attention", show_default=True,
-              type=click.Choice([s.value for s in State]))
+@click.option("--state", default="needs_attention", show_default=True, type=click.Choice([s.value for s in State]))
 @click.option("--limit", default=50, show_default=True)
 def list_applications(state: str, limit: int) -> None:
     """Applications in a state, oldest first, with why they are there."""
@@ -287,8 +328,12 @@ def admin() -> None:
 @admin.command("add-user")
 @click.argument("email")
 @click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True)
-@click.option("--password", envvar="JOBSITE_NEW_PASSWORD", default=None,
-              help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.")
+@click.option(
+    "--password",
+    envvar="JOBSITE_NEW_PASSWORD",
+    default=None,
+    help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.",
+)
 def add_user(email: str, role: str, password: str | None) -> None:
     """Create an account (or reset its password and role, which ends its sessions)."""
     from .console import accounts, audit
@@ -307,8 +352,12 @@ def add_user(email: str, role: str, password: str | None) -> None:
 
 @admin.command("set-password")
 @click.argument("email")
-@click.option("--password", envvar="JOBSITE_NEW_PASSWORD", default=None,
-              help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.")
+@click.option(
+    "--password",
+    envvar="JOBSITE_NEW_PASSWORD",
+    default=None,
+    help="Default: prompt (or JOBSITE_NEW_PASSWORD). Never pass it on a shared machine's command line.",
+)
 def set_password(email: str, password: str | None) -> None:
     """Change an account's password; every session it has open ends."""
     from .console import accounts, audit
@@ -383,12 +432,16 @@ def find(text: str) -> None:
     found = lookup.find(Services(_settings()).redis, text, build_budget_s=None)
     for rec in found.applications:
         name = (rec.application.personal.get("fullName") if rec.application else "") or "(personal data removed)"
-        click.echo(f"application  {rec.receipt}  {store.reference(rec.receipt)}  {name}  "
-                   f"{rec.posting_title or rec.posting_id}  {rec.state.value}")
+        click.echo(
+            f"application  {rec.receipt}  {store.reference(rec.receipt)}  {name}  "
+            f"{rec.posting_title or rec.posting_id}  {rec.state.value}"
+        )
     for person in found.people:
         how = f"event {person.event_name}" if person.event_id else "talent community"
-        click.echo(f"person  {person.id}  {store.reference(person.id)}  {person.name or '(personal data removed)'}  "
-                   f"{how}  {person.standing.value}")
+        click.echo(
+            f"person  {person.id}  {store.reference(person.id)}  {person.name or '(personal data removed)'}  "
+            f"{how}  {person.standing.value}"
+        )
     if not found.applications and not found.people:
         raise click.ClickException(f"nothing matches {text!r}")
 
@@ -414,8 +467,7 @@ def add_api_client(name: str) -> None:
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     audit.record(r, _operator(), "add API client", detail=name)
-    click.echo(f"API client {name} added. Its key is shown only now; keep it in that server's secret store:",
-               err=True)
+    click.echo(f"API client {name} added. Its key is shown only now; keep it in that server's secret store:", err=True)
     click.echo(key)
 
 
@@ -430,8 +482,9 @@ def list_api_clients() -> None:
 
     for c in api_keys.list_clients(Services(_settings()).redis):
         state = "active" if c.active else f"revoked {when(c.revoked_at)}"
-        click.echo(f"{c.name}  {state}  created {when(c.created_at)}  last used {when(c.last_used_at)}  "
-                   f"{c.uses} request(s)")
+        click.echo(
+            f"{c.name}  {state}  created {when(c.created_at)}  last used {when(c.last_used_at)}  {c.uses} request(s)"
+        )
 
 
 @admin.command("revoke-api-client")
@@ -457,12 +510,17 @@ def purge() -> None:
 
     settings = _settings()
     purged = retention.purge(Services(settings))
-    click.echo(f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} "
-               "days")
-    click.echo(f"removed personal data of {purged.people} sourced people delivered more than "
-               f"{settings.retention_days} days ago")
-    click.echo(f"removed {purged.alert_subscriptions} job alert subscription(s) never confirmed, or ended more than "
-               f"{settings.retention_days} days ago")
+    click.echo(
+        f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} days"
+    )
+    click.echo(
+        f"removed personal data of {purged.people} sourced people delivered more than "
+        f"{settings.retention_days} days ago"
+    )
+    click.echo(
+        f"removed {purged.alert_subscriptions} job alert subscription(s) never confirmed, or ended more than "
+        f"{settings.retention_days} days ago"
+    )
 
 
 @main.group()
@@ -505,6 +563,9 @@ def report_pipeline(since: str | None, fmt: str, refresh: bool) -> None:
         click.echo(f"{data['opportunities']} opportunities, {data['hired']} hired")
         for title, groups in (("posting", data["by_posting"]), ("source / campaign", data["by_source"])):
             for f in groups:
-                steps = " -> ".join([f"applied {f['applied']}"] + [f"{s['stage']} {s['count']}" for s in f["stages"]]
-                                    + [f"hired {f['hired']} ({f['hired_rate']:.0%})"])
+                steps = " -> ".join(
+                    [f"applied {f['applied']}"]
+                    + [f"{s['stage']} {s['count']}" for s in f["stages"]]
+                    + [f"hired {f['hired']} ({f['hired_rate']:.0%})"]
+                )
                 click.echo(f"{title} {f['group']}: {steps}")

@@ -12,7 +12,7 @@ def contrast(a: str, b: str) -> float:
     """WCAG 2 contrast ratio of two #rrggbb colours, from 1 (same) to 21 (black on white)."""
 
     def luminance(colour: str) -> float:
-        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
         r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
 

@@ -118,14 +118,22 @@ def _child(function: Callable[[bytes], Any], content: bytes, limits: Limits, out
         resource.setrlimit(resource.RLIMIT_AS, (size + limits.memory_mb * 2**20, resource.RLIM_INFINITY))
         data = memoryview(json.dumps(function(content)).encode())
         while data:
-            data = data[os.write(out, data):]
+            data = data[os.write(out, data) :]
     except BaseException:  # the child says nothing: the parent reads an empty answer as a failure
         os._exit(1)
     os._exit(0)
 
 
-_PARENTS_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
-                    signal.SIGCHLD, signal.SIGWINCH)
+_PARENTS_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCHLD,
+    signal.SIGWINCH,
+)
 
 
 def _address_space() -> int:

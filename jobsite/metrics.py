@@ -18,14 +18,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-COUNTERS = "metrics:counters"  # hash: JSON [name, {label: value}] -> count
-HISTOGRAMS = "metrics:histograms"  # hash: JSON [name, {label: value}, le | "sum"] -> count (cumulative) or seconds
-BUCKETS_S = {"jobsite_lever_request_seconds": (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-             "jobsite_pacing_lag_seconds": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1)}
+from . import keyspace
+
+COUNTERS = keyspace.name("metrics:counters")  # hash: JSON [name, {label: value}] -> count
+# hash: JSON [name, {label: value}, le | "sum"] -> count (cumulative) or seconds
+HISTOGRAMS = keyspace.name("metrics:histograms")
+BUCKETS_S = {
+    "jobsite_lever_request_seconds": (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    "jobsite_pacing_lag_seconds": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
+}
 HELP = {
     "jobsite_applications_received_total": "Applications accepted, by posting.",
     "jobsite_applications_refused_total": "Applications refused by reason (redis_memory: Redis above its high-water "
-                                          "mark).",
+    "mark).",
     "jobsite_deliveries_total": "Delivery attempts by outcome.",
     "jobsite_lever_requests_total": "Requests to Lever by endpoint and status.",
     "jobsite_cache_requests_total": "Postings cache reads by result (hit, miss, stale).",
@@ -33,9 +38,9 @@ HELP = {
     "jobsite_cache_refresh_errors_total": "Failed fetches from Lever into the cache.",
     "jobsite_lever_request_seconds": "Latency of requests to Lever.",
     "jobsite_pacing_lag_seconds": "From a reserved rate-limit slot to the call leaving for Lever (the jitter the "
-                                  "pacing margin absorbs), by limit.",
+    "pacing margin absorbs), by limit.",
     "jobsite_ip_limit_skipped_total": "Submissions let through without the per-address limit: Redis was down "
-                                      "(per process).",
+    "(per process).",
 }
 _local: dict[str, int] = {}  # counters of this process alone: they record that Redis could not be reached
 

@@ -87,9 +87,13 @@ class Services:
 
     def _lever_client(self, pace: Pacer, observe: health.Observer | None = None) -> LeverClient:
         s = self.settings
-        return LeverClient(base_url=s.lever_base_url, api_key=s.api_key,
-                           timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
-                           observe=observe or health.observer(self.redis), pace=pace)
+        return LeverClient(
+            base_url=s.lever_base_url,
+            api_key=s.api_key,
+            timeout=(s.lever_connect_timeout_s, s.lever_read_timeout_s),
+            observe=observe or health.observer(self.redis),
+            pace=pace,
+        )
 
     def _observe_quickly(self, endpoint: str, status: int | str, seconds: float) -> None:
         """Lever's answer to a page's read, remembered unless Redis is known silent (a page must not wait on it)."""
@@ -128,8 +132,9 @@ class Services:
         local = LocalPace(self.limits.lever.spacing_s, heard=self.silence.heard)
         pacer = Pacer(self.request_redis, self.limits, READ_MAX_WAIT_S, local=local)
         lever = self._lever_client(pacer, observe=self._observe_quickly)
-        return Catalog(s.path("cache", "catalog"), lever=lever, r=self.redis, fresh_s=s.catalog_fresh_s,
-                       keep_s=s.catalog_keep_s)
+        return Catalog(
+            s.path("cache", "catalog"), lever=lever, r=self.redis, fresh_s=s.catalog_fresh_s, keep_s=s.catalog_keep_s
+        )
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -20,14 +20,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from . import keyspace
 from .colours import AA_CONTRAST, INK, PAGE_BACKGROUND, WHITE, contrast
 from .disk import durable_write, private_dir
 
 T = TypeVar("T")
 
 # In a checkout the templates, static files and translations sit beside the package; a wheel carries them inside it.
-SHARE_DIR = (Path(__file__).resolve().parent if (Path(__file__).resolve().parent / "templates").is_dir()
-             else Path(__file__).resolve().parent.parent)
+SHARE_DIR = (
+    Path(__file__).resolve().parent
+    if (Path(__file__).resolve().parent / "templates").is_dir()
+    else Path(__file__).resolve().parent.parent
+)
 
 LEVER_PRODUCTION_URL = "https://api.lever.co/v1"
 SANDBOX_API_KEY = "sandbox-key"
@@ -156,6 +160,8 @@ class Settings:
     # are taken; failed console sign-ins from one address per hour, whatever the accounts.
     submission_mb_per_ip_per_hour: int = 40
     redis_low_water: float = 0.6  # default: 3/4 of redis_high_water
+    # JOBSITE_REDIS_PREFIX: every Redis key starts with it, RQ's too (`<prefix>rq:`); read once at import (keyspace)
+    redis_prefix: str = ""
     signin_failures_per_ip_per_hour: int = 300
     reconcile_settle_s: float = 120.0  # an apply that got no answer is not sent again before this (Lever may be
     # still processing it): longer than Lever's slowest answers
@@ -223,6 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         redis_fsync=r.choice("JOBSITE_REDIS_FSYNC", "always", ("everysec", "always")),
         redis_maxmemory=r.get("JOBSITE_REDIS_MAXMEMORY", 2**30, _memory),
         redis_high_water=r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1, hi=0.95),
+        redis_prefix=_redis_prefix(env),
         data_dir=data_dir,
         secret_key=r.str("JOBSITE_SECRET_KEY", None) or "",
         company_name=company,
@@ -266,8 +273,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         lever_webhook_token=r.str("LEVER_WEBHOOK_TOKEN", None),
         webhook_max_age_s=r.int("JOBSITE_WEBHOOK_MAX_AGE_S", 300, lo=10),
         submission_mb_per_ip_per_hour=r.int("JOBSITE_SUBMISSION_MB_PER_IP_PER_HOUR", 40, lo=1),
-        redis_low_water=r.float("JOBSITE_REDIS_LOW_WATER", 0.75 * r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1,
-                                                                             hi=0.95), lo=0.05, hi=0.95),
+        redis_low_water=r.float(
+            "JOBSITE_REDIS_LOW_WATER",
+            0.75 * r.float("JOBSITE_REDIS_HIGH_WATER", 0.8, lo=0.1, hi=0.95),
+            lo=0.05,
+            hi=0.95,
+        ),
         signin_failures_per_ip_per_hour=r.int("JOBSITE_SIGNIN_FAILURES_PER_IP_PER_HOUR", 300, lo=10),
         reconcile_settle_s=r.float("JOBSITE_RECONCILE_SETTLE_S", 120.0, lo=0),
         **_mail(r, company),
@@ -279,8 +290,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         alert_gather_s=r.int("JOBSITE_ALERT_GATHER_S", 300, lo=1, hi=86400),
     )
     if values["redis_low_water"] >= values["redis_high_water"]:
-        raise ConfigError(f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
-                          f"JOBSITE_REDIS_HIGH_WATER ({values['redis_high_water']})")
+        raise ConfigError(
+            f"JOBSITE_REDIS_LOW_WATER ({values['redis_low_water']}) must be below "
+            f"JOBSITE_REDIS_HIGH_WATER ({values['redis_high_water']})"
+        )
     values.update(overrides)
     values["data_dir"] = Path(values["data_dir"]).absolute()
     if not values["secret_key"]:
@@ -294,8 +307,10 @@ def _sourcing(r: _Reader, api_key: str | None) -> dict[str, Any]:
     on = r.bool("JOBSITE_SOURCING", api_key is None)
     perform_as = r.get("JOBSITE_LEVER_PERFORM_AS", None, _lever_id)
     if on and api_key and not perform_as:
-        raise ConfigError("JOBSITE_LEVER_PERFORM_AS must name the Lever user id that owns talent-community sign-ups "
-                          "(List users in Lever's API gives it), or set JOBSITE_SOURCING=off")
+        raise ConfigError(
+            "JOBSITE_LEVER_PERFORM_AS must name the Lever user id that owns talent-community sign-ups "
+            "(List users in Lever's API gives it), or set JOBSITE_SOURCING=off"
+        )
     return {"sourcing": on, "lever_perform_as": perform_as}
 
 
@@ -318,8 +333,11 @@ def _brand(r: _Reader) -> Brand:
     return Brand(
         logo=r.get("JOBSITE_BRAND_LOGO", None, _file(IMAGE_SUFFIXES)),
         favicon=r.get("JOBSITE_BRAND_FAVICON", None, _file(IMAGE_SUFFIXES)),
-        primary_colour=r.get("JOBSITE_BRAND_PRIMARY_COLOUR", Brand.primary_colour,
-                             _colour(("white text", WHITE), ("the page background", PAGE_BACKGROUND))),
+        primary_colour=r.get(
+            "JOBSITE_BRAND_PRIMARY_COLOUR",
+            Brand.primary_colour,
+            _colour(("white text", WHITE), ("the page background", PAGE_BACKGROUND)),
+        ),
         accent_colour=r.get("JOBSITE_BRAND_ACCENT_COLOUR", Brand.accent_colour, _colour(("the text", INK))),
         intro=r.str("JOBSITE_BRAND_INTRO", ""),
         about_markdown=about.read_text(encoding="utf-8") if about else "",
@@ -360,8 +378,10 @@ def _unfixed_python() -> str:
     if hasattr(email.policy.default, "verify_generated_headers"):
         return ""
     version = ".".join(map(str, sys.version_info[:3]))
-    return (f"Python {version} lacks the fix for CVE-2024-6923 (header injection in the email package); use "
-            "Python 3.11.10, 3.12.5 or later")
+    return (
+        f"Python {version} lacks the fix for CVE-2024-6923 (header injection in the email package); use "
+        "Python 3.11.10, 3.12.5 or later"
+    )
 
 
 def _mail_from(name: str, raw: str) -> str:
@@ -376,8 +396,10 @@ def _smtp_url(name: str, raw: str) -> Smtp:
     parts = urlsplit(raw)
     shown = _without_password(parts)  # the password never reaches an error message or a log
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ConfigError(f"{name} must be an smtp:// or smtps:// URL such as smtp://user:password@mail.example:587"
-                          f"?starttls=1, not {shown!r}")
+        raise ConfigError(
+            f"{name} must be an smtp:// or smtps:// URL such as smtp://user:password@mail.example:587"
+            f"?starttls=1, not {shown!r}"
+        )
     try:
         port = parts.port
         query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
@@ -385,8 +407,9 @@ def _smtp_url(name: str, raw: str) -> Smtp:
         raise ConfigError(f"{name} has a malformed port or query: {shown!r}") from None
     unknown = set(query) - {"starttls", "timeout_s"}
     if unknown:
-        raise ConfigError(f"{name} knows the parameters starttls and timeout_s, not {', '.join(sorted(unknown))}: "
-                          f"{shown!r}")
+        raise ConfigError(
+            f"{name} knows the parameters starttls and timeout_s, not {', '.join(sorted(unknown))}: {shown!r}"
+        )
     starttls = query.get("starttls", "0").lower()
     if starttls not in _TRUE + _FALSE or (parts.scheme == "smtps" and starttls in _TRUE):
         raise ConfigError(f"{name} takes starttls=1 or starttls=0 (and only with smtp://), not {shown!r}")
@@ -397,11 +420,19 @@ def _smtp_url(name: str, raw: str) -> Smtp:
     if username and password is None:
         raise ConfigError(f"{name} names a user without a password (user:password@host): {shown!r}")
     if security == "none" and username and not _is_loopback(parts.hostname):
-        raise ConfigError(f"{name} would send its password unencrypted to {parts.hostname}: use smtps:// or "
-                          f"?starttls=1, not {shown!r}")
+        raise ConfigError(
+            f"{name} would send its password unencrypted to {parts.hostname}: use smtps:// or "
+            f"?starttls=1, not {shown!r}"
+        )
     default_port = {"tls": 465, "starttls": 587, "none": 25}[security]
-    return Smtp(host=parts.hostname, port=port or default_port, security=security, username=username,
-                password=password, timeout_s=timeout_s)
+    return Smtp(
+        host=parts.hostname,
+        port=port or default_port,
+        security=security,
+        username=username,
+        password=password,
+        timeout_s=timeout_s,
+    )
 
 
 def _without_password(parts: Any) -> str:
@@ -454,8 +485,9 @@ def _colour(*against: tuple[str, str]) -> Callable[[str, str], str]:
         for what, other in against:
             ratio = contrast(value, other)
             if ratio < AA_CONTRAST:
-                raise ConfigError(f"{name} {raw} is unreadable against {what} ({ratio:.2f}:1; WCAG AA needs "
-                                  f"{AA_CONTRAST}:1)")
+                raise ConfigError(
+                    f"{name} {raw} is unreadable against {what} ({ratio:.2f}:1; WCAG AA needs {AA_CONTRAST}:1)"
+                )
         return value
 
     return parse
@@ -477,8 +509,10 @@ def _persistent_secret(data_dir: Path) -> str:
             tmp.unlink()
     secret = path.read_text().strip()
     if len(secret) < MIN_SECRET_CHARS:
-        raise ConfigError(f"{path} holds no usable secret (under {MIN_SECRET_CHARS} characters): delete it to get a "
-                          "new one, or set JOBSITE_SECRET_KEY")
+        raise ConfigError(
+            f"{path} holds no usable secret (under {MIN_SECRET_CHARS} characters): delete it to get a "
+            "new one, or set JOBSITE_SECRET_KEY"
+        )
     return secret
 
 
@@ -496,8 +530,9 @@ class _Reader:
     def int(self, name: builtins.str, default: Any, lo: builtins.int = 0, hi: builtins.int | None = None) -> Any:
         return self.get(name, default, _number(int, "a whole number", lo, hi))
 
-    def float(self, name: builtins.str, default: builtins.float, lo: builtins.float = 0.0,
-              hi: builtins.float | None = None) -> builtins.float:
+    def float(
+        self, name: builtins.str, default: builtins.float, lo: builtins.float = 0.0, hi: builtins.float | None = None
+    ) -> builtins.float:
         return self.get(name, default, _number(float, "a number", lo, hi))
 
     def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
@@ -538,7 +573,7 @@ def _memory(name: str, raw: str) -> int:
     """A size the way redis.conf writes it (`1gb`, `512mb`, `100m`, bytes): kb, mb, gb are powers of 1024."""
     value = raw.lower().replace(" ", "")
     number = value.rstrip("bkmg")
-    unit = value[len(number):]
+    unit = value[len(number) :]
     if not number.isdigit() or unit not in MEMORY_UNITS:
         raise ConfigError(f"{name} must be a size like 1gb or 512mb, not {raw!r}")
     size = int(number) * MEMORY_UNITS[unit]
@@ -577,8 +612,14 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
             port = f":{parts.port}" if parts.port else ""
         except ValueError:
             port = "?"
-        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or "@" in item
-                or port == "?"):
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or "@" in item
+            or port == "?"
+        ):
             raise ConfigError(f"{name} must list origins like https://www.example.com, not {item!r}")
         found.append(f"{parts.scheme}://{parts.hostname}{port}")
     if not found:
@@ -610,18 +651,27 @@ def _sentinel(r: _Reader) -> RedisSentinel | None:
     master = r.str("REDIS_SENTINEL_MASTER", None)
     password, sentinel_password = r.str("REDIS_PASSWORD", None), r.str("REDIS_SENTINEL_PASSWORD", None)
     if not addresses:
-        for name, value in (("REDIS_SENTINEL_MASTER", master), ("REDIS_PASSWORD", password),
-                            ("REDIS_SENTINEL_PASSWORD", sentinel_password)):
+        for name, value in (
+            ("REDIS_SENTINEL_MASTER", master),
+            ("REDIS_PASSWORD", password),
+            ("REDIS_SENTINEL_PASSWORD", sentinel_password),
+        ):
             if value:
-                raise ConfigError(f"{name} is set but REDIS_SENTINELS is not (it goes with REDIS_SENTINELS; a "
-                                  "REDIS_URL carries its own password)")
+                raise ConfigError(
+                    f"{name} is set but REDIS_SENTINELS is not (it goes with REDIS_SENTINELS; a "
+                    "REDIS_URL carries its own password)"
+                )
         return None
     if r.str("REDIS_URL", None):
-        raise ConfigError("REDIS_URL and REDIS_SENTINELS are both set: set REDIS_URL for one Redis, or "
-                          "REDIS_SENTINELS and REDIS_SENTINEL_MASTER for a primary found through Sentinel")
+        raise ConfigError(
+            "REDIS_URL and REDIS_SENTINELS are both set: set REDIS_URL for one Redis, or "
+            "REDIS_SENTINELS and REDIS_SENTINEL_MASTER for a primary found through Sentinel"
+        )
     if not master:
-        raise ConfigError("REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: set it to the name the Sentinels "
-                          "monitor the primary under (`sentinel monitor <name> ...`)")
+        raise ConfigError(
+            "REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: set it to the name the Sentinels "
+            "monitor the primary under (`sentinel monitor <name> ...`)"
+        )
     return RedisSentinel(addresses, master, password, sentinel_password)
 
 
@@ -638,8 +688,10 @@ def _host_ports(name: str, raw: str) -> tuple[tuple[str, int], ...]:
 def _files_url(name: str, raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"{name} must be an s3://bucket/prefix URL (any S3-compatible store: its endpoint goes in "
-                          f"AWS_ENDPOINT_URL_S3), not {raw!r}")
+        raise ConfigError(
+            f"{name} must be an s3://bucket/prefix URL (any S3-compatible store: its endpoint goes in "
+            f"AWS_ENDPOINT_URL_S3), not {raw!r}"
+        )
     return raw
 
 
@@ -647,3 +699,25 @@ def _redis_url(name: str, raw: str) -> str:
     if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL, not {raw!r}")
     return raw
+
+
+def _redis_prefix(env: Mapping[str, str]) -> str:
+    """JOBSITE_REDIS_PREFIX, checked; the key names were built with the one read at import (`keyspace`), and RQ's
+    prefix must be the one derived from it, so rq must not have been imported before `jobsite.settings`."""
+
+    prefix = env.get(keyspace.VARIABLE, "").strip()
+    if (why := keyspace.problem(prefix)) is not None:
+        raise ConfigError(f"{keyspace.VARIABLE} must be {why}, not {prefix!r}")
+    if prefix != keyspace.PREFIX:
+        raise ConfigError(
+            f"{keyspace.VARIABLE} changed after start-up ({keyspace.PREFIX!r}, now {prefix!r}): set it "
+            "in the environment before the process starts"
+        )
+    rq_defaults = sys.modules.get("rq.defaults")
+    rq_prefix = getattr(rq_defaults, "RQ_KEY_PREFIX", keyspace.rq_prefix(prefix))
+    if rq_prefix != keyspace.rq_prefix(prefix):
+        raise ConfigError(
+            f"RQ's key prefix is {rq_prefix!r}, not {keyspace.rq_prefix(prefix)!r} as "
+            f"{keyspace.VARIABLE} wants: rq was imported before jobsite.settings"
+        )
+    return prefix

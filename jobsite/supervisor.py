@@ -43,8 +43,13 @@ class _Part:
 class Supervisor:
     """Keeps `children` (shared with the caller, which stops them all at the end) and the embedded Redis running."""
 
-    def __init__(self, children: list[subprocess.Popen[bytes]], env: dict[str, str], redis: EmbeddedRedis | None,
-                 say: Callable[[str], None]):
+    def __init__(
+        self,
+        children: list[subprocess.Popen[bytes]],
+        env: dict[str, str],
+        redis: EmbeddedRedis | None,
+        say: Callable[[str], None],
+    ):
         self.children = children
         self.env = env
         self.redis = redis

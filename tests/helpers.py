@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,10 @@ def lever_body(sandbox: Sandbox, posting_id: str, n: int = 0) -> dict[str, Any]:
     """A JSON application in the shape of Lever's Apply to a posting, answering every required question."""
     custom = required_answers(sandbox.state.questions[posting_id], n)
     return {
-        "personalInformation": [{"name": "fullName", "value": f"Candidate {n}"},
-                                {"name": "email", "value": f"candidate{n}@example.com"}],
+        "personalInformation": [
+            {"name": "fullName", "value": f"Candidate {n}"},
+            {"name": "email", "value": f"candidate{n}@example.com"},
+        ],
         "urls": [{"name": "LinkedIn", "value": f"https://linkedin.com/in/c{n}"}],
         "customQuestions": custom,
     }
@@ -72,9 +75,12 @@ def lever_body(sandbox: Sandbox, posting_id: str, n: int = 0) -> dict[str, Any]:
 
 def required_cards(sandbox: Sandbox, posting_id: str) -> dict[str, str]:
     """The HTML form's answers to every required custom question of a posting (`cards[<set>][field<i>]`)."""
-    return {f"cards[{qset['id']}][field{i}]": f["options"][0]["text"] if f.get("options") else "yes"
-            for qset in sandbox.state.questions[posting_id]["customQuestions"]
-            for i, f in enumerate(qset["fields"]) if f["required"]}
+    return {
+        f"cards[{qset['id']}][field{i}]": f["options"][0]["text"] if f.get("options") else "yes"
+        for qset in sandbox.state.questions[posting_id]["customQuestions"]
+        for i, f in enumerate(qset["fields"])
+        if f["required"]
+    }
 
 
 def eeo_posting(sandbox: Sandbox) -> dict[str, Any]:
@@ -86,18 +92,30 @@ def eeo_posting(sandbox: Sandbox) -> dict[str, Any]:
     raise AssertionError("no such posting in the seed")
 
 
-RESUME = {"fullName": "Ada Lovelace", "email": "ada.lovelace@example.com", "phone": "+44 20 7946 0958",
-          "urls": ["https://github.com/ada", "https://linkedin.com/in/ada-lovelace"],
-          "currentCompany": "Babbage & Co.", "currentLocation": "London, United Kingdom"}
-RESUME_LINES = ["Ada Lovelace", "Analytical engineer at Babbage & Co. | since 2019", "Based in London, United Kingdom",
-                f"{RESUME['email']} | {RESUME['phone']}", "linkedin.com/in/ada-lovelace",
-                "Experience", "2019 - 2023  Babbage & Co., notes on the Analytical Engine",
-                "2023-01-15  Published the first program"]
+RESUME = {
+    "fullName": "Ada Lovelace",
+    "email": "ada.lovelace@example.com",
+    "phone": "+44 20 7946 0958",
+    "urls": ["https://github.com/ada", "https://linkedin.com/in/ada-lovelace"],
+    "currentCompany": "Babbage & Co.",
+    "currentLocation": "London, United Kingdom",
+}
+RESUME_LINES = [
+    "Ada Lovelace",
+    "Analytical engineer at Babbage & Co. | since 2019",
+    "Based in London, United Kingdom",
+    f"{RESUME['email']} | {RESUME['phone']}",
+    "linkedin.com/in/ada-lovelace",
+    "Experience",
+    "2019 - 2023  Babbage & Co., notes on the Analytical Engine",
+    "2023-01-15  Published the first program",
+]
 
 
 def resume_pdf(pages: int = 2, lines: list[str] = RESUME_LINES) -> bytes:
     """A real PDF of `pages` pages in Helvetica: the resume's lines on the first, filler text on the others, and a
     link annotation to GitHub on the first page (written by hand: PDF is text plus a table of byte offsets)."""
+
     def text(rows: list[str]) -> bytes:
         escaped = [r.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for r in rows]
         ops = "".join(f"({r}) Tj T* " for r in escaped)
@@ -108,15 +126,19 @@ def resume_pdf(pages: int = 2, lines: list[str] = RESUME_LINES) -> bytes:
     n = len(contents)
     # objects: 1 catalog, 2 pages, 3 font, 4 link annotation, then per page: page, contents
     kids = " ".join(f"{5 + 2 * i} 0 R" for i in range(n))
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode(),
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-               b"<< /Type /Annot /Subtype /Link /Rect [72 600 300 615] /Border [0 0 0] "
-               b"/A << /S /URI /URI (https://github.com/ada) >> >>"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Annot /Subtype /Link /Rect [72 600 300 615] /Border [0 0 0] "
+        b"/A << /S /URI /URI (https://github.com/ada) >> >>",
+    ]
     for i, stream in enumerate(contents):
         annots = " /Annots [4 0 R]" if i == 0 else ""
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-                       f"/Contents {6 + 2 * i} 0 R{annots} >>".encode())
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {6 + 2 * i} 0 R{annots} >>".encode()
+        )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for number, body in enumerate(objects, 1):
@@ -161,12 +183,14 @@ def resume_odt(lines: list[str] = RESUME_LINES) -> bytes:
     from xml.sax.saxutils import escape
 
     body = "".join(f"<text:p>{escape(line)}</text:p>" for line in lines)
-    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
-               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:xlink="http://www.w3.org/1999/xlink" '
-               f'office:version="1.2"><office:body><office:text>{body}<text:p>Code: <text:a xlink:type="simple" '
-               'xlink:href="https://github.com/ada">my GitHub</text:a></text:p></office:text></office:body>'
-               '</office:document-content>')
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        f'office:version="1.2"><office:body><office:text>{body}<text:p>Code: <text:a xlink:type="simple" '
+        'xlink:href="https://github.com/ada">my GitHub</text:a></text:p></office:text></office:body>'
+        "</office:document-content>"
+    )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
         z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")
@@ -181,10 +205,12 @@ def odt_nested(depth: int = 10_000) -> bytes:
     import zipfile
 
     body = "<text:p>x" * depth + "</text:p>" * depth
-    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
-               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
-               f'<office:body><office:text>{body}</office:text></office:body></office:document-content>')
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        f"<office:body><office:text>{body}</office:text></office:body></office:document-content>"
+    )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
         z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")
@@ -216,13 +242,17 @@ W = b'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 def docx_huge_parts(mb: int = 12) -> bytes:
     """Issue 28: a docx whose styles, numbering and settings parts are `mb` MB of elements each (only document.xml's
     size was checked: 1.1 MB took a worker to 1.5 GB, and it stayed there)."""
+
     def part(root: bytes, element: bytes) -> bytes:
         return b"<w:%s %s>" % (root, W) + element * (mb * 2**20 // len(element)) + b"</w:%s>" % root
 
-    return docx_bomb({"word/styles.xml": part(b"styles", b'<w:style w:type="paragraph" w:styleId="a"/>'),
-                      "word/numbering.xml": part(b"numbering", b'<w:num w:numId="1"><w:abstractNumId w:val="0"/>'
-                                                                 b"</w:num>"),
-                      "word/settings.xml": part(b"settings", b'<w:zoom w:percent="100"/>')})
+    return docx_bomb(
+        {
+            "word/styles.xml": part(b"styles", b'<w:style w:type="paragraph" w:styleId="a"/>'),
+            "word/numbering.xml": part(b"numbering", b'<w:num w:numId="1"><w:abstractNumId w:val="0"/></w:num>'),
+            "word/settings.xml": part(b"settings", b'<w:zoom w:percent="100"/>'),
+        }
+    )
 
 
 def docx_empty_paragraphs(mb: int = 7) -> bytes:
@@ -264,6 +294,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def smtp_server(handler: Any) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd) on a free local port, with the test's `handler` deciding its answers; yields
+    the port and stops the server after."""
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
 class Sandbox:
     """The running sandbox plus helpers to flip its switches over HTTP."""
 
@@ -285,12 +330,18 @@ class Sandbox:
         not over HTTP: tests poll this every 20 ms, and /_sandbox/received serialises every request and application
         body each time, under the lock the sandbox's own request handling takes."""
         with self.state.lock:
-            return sum(1 for q in self.state.requests
-                       if q["endpoint"] == endpoint and (status is None or q["status"] == status))
+            return sum(
+                1
+                for q in self.state.requests
+                if q["endpoint"] == endpoint and (status is None or q["status"] == status)
+            )
 
     def public_postings(self) -> list[dict[str, Any]]:
-        return [p for p in self.state.postings.values()
-                if p["state"] == "published" and "public" in (p["distributionChannels"] or [])]
+        return [
+            p
+            for p in self.state.postings.values()
+            if p["state"] == "published" and "public" in (p["distributionChannels"] or [])
+        ]
 
 
 class LiveServer:
@@ -322,8 +373,16 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.02, what: str =
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 # A test machine shared with browsers and other suites (and, with xdist, the suite's other workers) delays a request by
@@ -336,11 +395,18 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a `jobsite worker` process that shares this test's Redis, sandbox and data dir."""
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
-    env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
-               LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY=settings.secret_key,
-               JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_PROBE_CAP_S="2",
-               JOBSITE_PROBE_INTERVAL_S="1", JOBSITE_LOG_LEVEL="WARNING",
-               JOBSITE_PACING_MARGIN_MS=str(PACING_MARGIN_MS))
+    env.update(
+        JOBSITE_DATA_DIR=str(settings.data_dir),
+        REDIS_URL=settings.redis_url or "",
+        LEVER_BASE_URL=settings.lever_base_url,
+        JOBSITE_SECRET_KEY=settings.secret_key,
+        JOBSITE_UPKEEP_INTERVAL_S="1",
+        JOBSITE_DELIVERY_LEASE_S="5",
+        JOBSITE_PROBE_CAP_S="2",
+        JOBSITE_PROBE_INTERVAL_S="1",
+        JOBSITE_LOG_LEVEL="WARNING",
+        JOBSITE_PACING_MARGIN_MS=str(PACING_MARGIN_MS),
+    )
     env.update(extra)
     return env
 
@@ -356,8 +422,9 @@ class Workers:
 
         out = open(log, "ab") if log else None  # noqa: SIM115 (the child holds it; closed once passed on)
         # Its own process group: a crash test kills the worker with the scheduler process RQ forks beside it.
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True,
-                                stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobsite", "worker"], env=env, start_new_session=True, stderr=out
+        )
         if out:
             out.close()
         self.procs.append(proc)
@@ -414,9 +481,14 @@ def submit_one(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None
 
 def other_posting(sandbox: Sandbox) -> dict:
     first = simple_posting(sandbox)
-    return next(p for i, (pid, p) in enumerate(sandbox.state.postings.items())
-                if i % 2 == 1 and p in sandbox.public_postings() and pid != first["id"]
-                and len(p["categories"]["allLocations"]) == 1)
+    return next(
+        p
+        for i, (pid, p) in enumerate(sandbox.state.postings.items())
+        if i % 2 == 1
+        and p in sandbox.public_postings()
+        and pid != first["id"]
+        and len(p["categories"]["allLocations"]) == 1
+    )
 
 
 def application_body(sandbox: Sandbox, posting_id: str, email: str = "ada@example.com") -> dict:
@@ -430,8 +502,12 @@ def application_body(sandbox: Sandbox, posting_id: str, email: str = "ada@exampl
         custom.append({"id": qset["id"], "fields": fields})
     personal = [{"name": "fullName", "value": "Ada Lovelace"}, {"name": "email", "value": email}]
     if any(p["name"] == "preferredPostingLocation" for p in form["personalInformation"]):
-        personal.append({"name": "preferredPostingLocation",
-                         "value": sandbox.state.postings[posting_id]["categories"]["allLocations"][0]})
+        personal.append(
+            {
+                "name": "preferredPostingLocation",
+                "value": sandbox.state.postings[posting_id]["categories"]["allLocations"][0],
+            }
+        )
     return {"personalInformation": personal, "customQuestions": custom}
 
 
@@ -441,8 +517,10 @@ def odd_posting(sandbox: Sandbox) -> str:
     return next(pid for i, pid in enumerate(ids) if i % 2 == 1 and sandbox.state.postings[pid]["state"] == "published")
 
 
-LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32">'
-        b'<rect width="120" height="32" fill="#0b6e4f"/></svg>')
+LOGO = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32">'
+    b'<rect width="120" height="32" fill="#0b6e4f"/></svg>'
+)
 
 
 ABOUT = """### Why join us
@@ -626,19 +704,19 @@ def _resp_command(buf: bytearray) -> tuple[bytes, bytes] | None:
     if end < 0:
         return None
     if buf[:1] != b"*":  # an inline command
-        raw = bytes(buf[:end + 2])
-        del buf[:end + 2]
+        raw = bytes(buf[: end + 2])
+        del buf[: end + 2]
         return raw, raw.split()[0].upper() if raw.split() else b""
     count, pos, name = int(buf[1:end]), end + 2, b""
     for i in range(count):
         line = buf.find(b"\r\n", pos)
         if line < 0:
             return None
-        size = int(buf[pos + 1:line])
+        size = int(buf[pos + 1 : line])
         if len(buf) < line + 2 + size + 2:
             return None
         if i == 0:
-            name = bytes(buf[line + 2:line + 2 + size]).upper()
+            name = bytes(buf[line + 2 : line + 2 + size]).upper()
         pos = line + 2 + size + 2
     raw = bytes(buf[:pos])
     del buf[:pos]
@@ -650,8 +728,9 @@ def small_disk(path: Path, size: str = "4m"):
     """A tmpfs of `size` mounted at `path` (as root) for the length of the block: a disk that fills up. Skips the
     test where mounting is not allowed."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                             capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], capture_output=True
+    )
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:

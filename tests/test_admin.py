@@ -24,8 +24,14 @@ from jobsite.worker import tasks
 from .helpers import ADMIN, VIEWER, Sandbox, csrf, lever_body, sign_in, simple_posting
 
 PAGES = ["/admin/", "/admin/applications", "/admin/audit", "/admin/api/status", "/admin/applications/xyz"]
-ACTIONS = ["/admin/applications/xyz/retry", "/admin/applications/retry-all", "/admin/applications/xyz/discard",
-           "/admin/delivery/pause", "/admin/delivery/resume", "/admin/cache/refresh"]
+ACTIONS = [
+    "/admin/applications/xyz/retry",
+    "/admin/applications/retry-all",
+    "/admin/applications/xyz/discard",
+    "/admin/delivery/pause",
+    "/admin/delivery/resume",
+    "/admin/cache/refresh",
+]
 
 
 @pytest.fixture
@@ -36,8 +42,9 @@ def staff(r: redis.Redis) -> None:
 
 def submit(client, sandbox: Sandbox, n: int = 0) -> str:
     posting = simple_posting(sandbox)
-    return client.post(f"/api/v1/postings/{posting['id']}/applications",
-                       json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"]
+    return client.post(
+        f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n)
+    ).get_json()["receipt"]
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, staff) -> None:
@@ -49,8 +56,11 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, staff) -> None:
     for path in ACTIONS:
         assert client.post(path).status_code == 400  # no CSRF token, no session: refused before anything else
     assert client.get("/admin/").headers["Location"].endswith("/admin/login?next=/admin/")  # no stray "?"
-    assert client.get("/admin/applications?state=failed").headers["Location"].endswith(
-        "?next=/admin/applications?state%3Dfailed")
+    assert (
+        client.get("/admin/applications?state=failed")
+        .headers["Location"]
+        .endswith("?next=/admin/applications?state%3Dfailed")
+    )
     token = csrf(client, "/admin/login")
     for path in ACTIONS:
         answer = client.post(path, data={"csrf_token": token})
@@ -70,8 +80,11 @@ def test_wrong_password_and_throttling(client, r: redis.Redis, staff) -> None:
     assert int(answer.headers["Retry-After"]) >= 1
     assert client.get("/admin/").status_code == 302
     # the same account from another address, and another account from this one, are not held up
-    other = client.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token},
-                        environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    other = client.post(
+        "/admin/login",
+        data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
     assert other.status_code == 302
     client.post("/admin/logout", data={"csrf_token": csrf(client)})
     sign_in(client, *VIEWER)
@@ -128,18 +141,22 @@ def test_viewer_reads_but_cannot_act(client, r: redis.Redis, staff, sandbox: San
     assert gate.status(r).paused is False
 
 
-def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(client, r: redis.Redis, staff, settings,
-                                                                     sandbox: Sandbox) -> None:
+def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(
+    client, r: redis.Redis, staff, settings, sandbox: Sandbox
+) -> None:
     import io
     import json
 
     from .helpers import file_posting
 
     posting = file_posting(sandbox)
-    data = {"application": json.dumps(lever_body(sandbox, posting["id"])),
-            "resume": (io.BytesIO(b"%PDF-1.7 Ada's cv"), "Ada Lovelace CV.pdf")}
-    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
-                          content_type="multipart/form-data").get_json()["receipt"]
+    data = {
+        "application": json.dumps(lever_body(sandbox, posting["id"])),
+        "resume": (io.BytesIO(b"%PDF-1.7 Ada's cv"), "Ada Lovelace CV.pdf"),
+    }
+    receipt = client.post(
+        f"/api/v1/postings/{posting['id']}/applications", data=data, content_type="multipart/form-data"
+    ).get_json()["receipt"]
     sign_in(client, *VIEWER)
     download = client.get(f"/admin/applications/{receipt}/files/0")
     assert download.status_code == 200
@@ -164,8 +181,9 @@ def test_csrf_is_required_for_signed_in_actions(client, r: redis.Redis, staff) -
     assert [e["action"] for e in audit.entries(r)][:1] == ["pause delivery"]
 
 
-def test_retry_of_needs_attention_delivers_once_lever_accepts(client, r: redis.Redis, staff, settings,
-                                                             sandbox: Sandbox) -> None:
+def test_retry_of_needs_attention_delivers_once_lever_accepts(
+    client, r: redis.Redis, staff, settings, sandbox: Sandbox
+) -> None:
     svc = tasks.use(Services(settings))
     receipt = submit(client, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Posting is on hold")
@@ -262,7 +280,12 @@ def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redi
     full = 2 / (1 + settings.pacing_margin_s)
     sign_in(client, *ADMIN)
     assert client.get("/admin/api/status").get_json()["pacing"]["apply"] == {
-        "rate_per_s": round(full, 2), "ceiling_per_s": 2, "share": 1, "lowered": False, "paused_s": 0}
+        "rate_per_s": round(full, 2),
+        "ceiling_per_s": 2,
+        "share": 1,
+        "lowered": False,
+        "paused_s": 0,
+    }
     pacing.throttled(r, (svc.limits.apply, svc.limits.lever), pause_s=30)  # as a worker does on a 429
     shown = client.get("/admin/api/status").get_json()["pacing"]
     assert shown["apply"]["rate_per_s"] == pytest.approx(0.7 * full, abs=0.015)  # (climbing back already)
@@ -301,8 +324,9 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     assert "candidate0@example.com" not in str(r.hgetall(store.record_key(old)))
 
 
-def test_retention_removes_the_files_of_a_discarded_application(client, r: redis.Redis, settings,
-                                                                  sandbox: Sandbox) -> None:
+def test_retention_removes_the_files_of_a_discarded_application(
+    client, r: redis.Redis, settings, sandbox: Sandbox
+) -> None:
     import io
     import json
 
@@ -313,10 +337,13 @@ def test_retention_removes_the_files_of_a_discarded_application(client, r: redis
     posting = file_posting(sandbox)
 
     def with_resume(n: int) -> str:
-        data = {"application": json.dumps(lever_body(sandbox, posting["id"], n)),
-                "resume": (io.BytesIO(b"%PDF-1.7 cv"), "cv.pdf")}
-        return client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
-                           content_type="multipart/form-data").get_json()["receipt"]
+        data = {
+            "application": json.dumps(lever_body(sandbox, posting["id"], n)),
+            "resume": (io.BytesIO(b"%PDF-1.7 cv"), "cv.pdf"),
+        }
+        return client.post(
+            f"/api/v1/postings/{posting['id']}/applications", data=data, content_type="multipart/form-data"
+        ).get_json()["receipt"]
 
     discarded, stuck = with_resume(1), with_resume(2)
     assert deliverer.discard(Services(settings), discarded, "ada@acme.test", "duplicate")
@@ -345,9 +372,9 @@ def test_every_way_to_reach_the_console_gets_its_headers(app, path: str) -> None
     assert answer["headers"]["Cache-Control"] == "no-store"
 
 
-def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, staff, redis_server,
-                                                           tmp_path) -> None:
+def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, staff, redis_server, tmp_path) -> None:
     """Issue 13, item 7: a copied cookie is worth nothing once its session is ended, by any of the four ways."""
+
     def signed_in_copy() -> tuple[Any, Any]:
         browser = app.test_client()
         sign_in(browser, *ADMIN)
@@ -365,8 +392,11 @@ def test_sessions_end_on_sign_out_new_password_and_removal(app, r: redis.Redis, 
     assert phone.get("/admin/").status_code == 302
     assert [e["action"] for e in audit.entries(r, 2)] == ["sign-out everywhere", "sign-in"]
 
-    env = {"REDIS_URL": redis_server.url, "JOBSITE_DATA_DIR": str(tmp_path / "cli"),
-           "JOBSITE_NEW_PASSWORD": "a brand new long password"}
+    env = {
+        "REDIS_URL": redis_server.url,
+        "JOBSITE_DATA_DIR": str(tmp_path / "cli"),
+        "JOBSITE_NEW_PASSWORD": "a brand new long password",
+    }
     _, stolen = signed_in_copy()
     answer = CliRunner().invoke(cli.main, ["admin", "set-password", ADMIN[0]], env=env)
     assert answer.exit_code == 0, answer.output
@@ -394,8 +424,9 @@ def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, setti
     held = r.lock(deliverer.LEASE.format(receipt), timeout=30)
     assert held.acquire(blocking=False)  # a worker is delivering it
     sign_in(client, *ADMIN)
-    answer = client.post(f"/admin/applications/{receipt}/discard", data={"csrf_token": csrf(client),
-                                                                         "reason": "duplicate"})
+    answer = client.post(
+        f"/admin/applications/{receipt}/discard", data={"csrf_token": csrf(client), "reason": "duplicate"}
+    )
     assert answer.status_code == 302
     assert store.load(r, receipt).state == State.QUEUED
     assert "sending it to Lever right now" in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
@@ -405,14 +436,25 @@ def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, setti
     assert not deliverer.discard(svc, receipt, ADMIN[0], "again")
 
 
-def test_the_dashboard_speaks_a_recruiters_words_with_an_estimate_at_its_pace(client, r: redis.Redis, staff,
-                                                                              sandbox: Sandbox) -> None:
+def test_the_dashboard_speaks_a_recruiters_words_with_an_estimate_at_its_pace(
+    client, r: redis.Redis, staff, sandbox: Sandbox
+) -> None:
     sign_in(client, *ADMIN)
     for n in range(6):
         submit(client, sandbox, n)
     team = sandbox.public_postings()[0]["categories"]["team"]
-    assert client.post("/api/v1/talent", json={"name": "Lena", "email": "lena@example.com", "consent": {"store": True},
-                                               "interests": {"teams": [team], "locations": []}}).status_code == 202
+    assert (
+        client.post(
+            "/api/v1/talent",
+            json={
+                "name": "Lena",
+                "email": "lena@example.com",
+                "consent": {"store": True},
+                "interests": {"teams": [team], "locations": []},
+            },
+        ).status_code
+        == 202
+    )
     status = client.get("/admin/api/status").get_json()
     pace = status["pacing"]["apply"]["rate_per_s"]
     assert status["backlog"] == 6

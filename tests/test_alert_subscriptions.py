@@ -20,18 +20,37 @@ from jobsite.settings import load_settings
 DAY = 86400
 
 
-def posting(n: int = 0, *, team: str | None = "Engineering", department: str | None = "Product",
-            locations: tuple[str, ...] = ("Berlin",), commitment: str | None = "Full-time",
-            workplace: str = "hybrid", title: str = "Backend Engineer",
-            description: str = "Python services and Redis queues.") -> Posting:
-    cats: dict[str, Any] = {"team": team, "department": department, "commitment": commitment,
-                            "allLocations": list(locations)}
-    return public_posting({"id": f"p{n}", "text": title, "categories": cats, "workplaceType": workplace,
-                           "content": {"description": description}})
+def posting(
+    n: int = 0,
+    *,
+    team: str | None = "Engineering",
+    department: str | None = "Product",
+    locations: tuple[str, ...] = ("Berlin",),
+    commitment: str | None = "Full-time",
+    workplace: str = "hybrid",
+    title: str = "Backend Engineer",
+    description: str = "Python services and Redis queues.",
+) -> Posting:
+    cats: dict[str, Any] = {
+        "team": team,
+        "department": department,
+        "commitment": commitment,
+        "allLocations": list(locations),
+    }
+    return public_posting(
+        {
+            "id": f"p{n}",
+            "text": title,
+            "categories": cats,
+            "workplaceType": workplace,
+            "content": {"description": description},
+        }
+    )
 
 
-def confirmed(r: redis.Redis, email: str, frequency: str = "instant", language: str = "en",
-              **filters: str) -> subs.Subscription:
+def confirmed(
+    r: redis.Redis, email: str, frequency: str = "instant", language: str = "en", **filters: str
+) -> subs.Subscription:
     asked = subs.subscribe(r, email, filters, frequency, language)
     found = subs.confirm(r, asked.subscription.id)
     assert found is not None
@@ -40,8 +59,7 @@ def confirmed(r: redis.Redis, email: str, frequency: str = "instant", language: 
 
 
 def test_a_subscription_waits_for_its_confirmation_then_matches(r: redis.Redis) -> None:
-    asked = subs.subscribe(r, " Ada@Example.com ", {"team": "Engineering", "q": "python", "bogus": "x"},
-                           "daily", "de")
+    asked = subs.subscribe(r, " Ada@Example.com ", {"team": "Engineering", "q": "python", "bogus": "x"}, "daily", "de")
     sub = asked.subscription
     assert asked.new
     assert sub.state == State.PENDING
@@ -63,8 +81,9 @@ def test_a_subscription_waits_for_its_confirmation_then_matches(r: redis.Redis) 
     assert subs.counts(r) == {State.PENDING: 0, State.CONFIRMED: 1, State.STOPPED: 0, State.UNDELIVERABLE: 0}
 
 
-@pytest.mark.parametrize("bad", [{"email": "no-at-sign"}, {"email": "a@b.com\r\nBcc: x@y.com"},
-                                 {"frequency": "hourly"}, {"language": "es"}])
+@pytest.mark.parametrize(
+    "bad", [{"email": "no-at-sign"}, {"email": "a@b.com\r\nBcc: x@y.com"}, {"frequency": "hourly"}, {"language": "es"}]
+)
 def test_unusable_input_is_refused_per_field(r: redis.Redis, bad: dict[str, str]) -> None:
     given = {"email": "ada@example.com", "frequency": "weekly", "language": "en", **bad}
     with pytest.raises(subs.Invalid) as e:
@@ -98,21 +117,33 @@ def test_the_match_is_the_job_lists_rule(r: redis.Redis) -> None:
     words = ["python", "py", "redis", "go", "sales", "désign", "engineer", "c++"]
     made = []
     for i in range(300):
-        filters = {name: rng.choice(values) for name, values in
-                   (("team", teams), ("location", places), ("department", ["Product", "Ops"]),
-                    ("commitment", ["Full-time", "Part-time"]), ("workplace", ["onsite", "remote", "hybrid"]),
-                    ("q", words)) if rng.random() < 0.3}
+        filters = {
+            name: rng.choice(values)
+            for name, values in (
+                ("team", teams),
+                ("location", places),
+                ("department", ["Product", "Ops"]),
+                ("commitment", ["Full-time", "Part-time"]),
+                ("workplace", ["onsite", "remote", "hybrid"]),
+                ("q", words),
+            )
+            if rng.random() < 0.3
+        }
         if "q" in filters and rng.random() < 0.3:
             filters["q"] += " " + rng.choice(words)
         made.append(confirmed(r, f"p{i}@example.com", **filters))
     sizes = []
     for n in range(40):
-        p = posting(n, team=rng.choice([*teams, None]), department=rng.choice(["Product", "Ops", None]),
-                    locations=tuple(rng.sample(places, rng.randint(0, 2))),
-                    commitment=rng.choice(["Full-time", "Part-time", None]),
-                    workplace=rng.choice(["onsite", "remote", "hybrid", "unspecified"]),
-                    title=rng.choice(["Python Engineer", "Sales Lead", "Designer"]),
-                    description=" ".join(rng.sample(words, 3)))
+        p = posting(
+            n,
+            team=rng.choice([*teams, None]),
+            department=rng.choice(["Product", "Ops", None]),
+            locations=tuple(rng.sample(places, rng.randint(0, 2))),
+            commitment=rng.choice(["Full-time", "Part-time", None]),
+            workplace=rng.choice(["onsite", "remote", "hybrid", "unspecified"]),
+            title=rng.choice(["Python Engineer", "Sales Lead", "Designer"]),
+            description=" ".join(rng.sample(words, 3)),
+        )
         expected = sorted(s.id for s in made if board.search([p], board.Query(**s.filters)))
         assert sorted(subs.matching(r, p)) == expected
         sizes.append(len(expected))
@@ -185,8 +216,9 @@ def test_links_are_signed_per_purpose(tmp_path: Path) -> None:
     assert subs.signed(s, "abc", manage.rsplit("/", 1)[1], "alert-manage")
     assert not subs.signed(s, "abc", manage.rsplit("/", 1)[1], "alert-stop")  # one purpose's link opens no other
     assert not subs.signed(s, "abd", stop.rsplit("/", 1)[1], "alert-stop")
-    assert not subs.signed(load_settings({}, data_dir=tmp_path, secret_key="k2"), "abc", confirm.rsplit("/", 1)[1],
-                           "alert-confirm")
+    assert not subs.signed(
+        load_settings({}, data_dir=tmp_path, secret_key="k2"), "abc", confirm.rsplit("/", 1)[1], "alert-confirm"
+    )
     assert links.token(s, "abc", "alert-stop") == stop.rsplit("/", 1)[1]
 
 

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from aiosmtpd.controller import Controller
 from rq import Worker
 
 from jobsite.alerts import fanout, subscriptions
@@ -36,7 +35,7 @@ from jobsite.postings import published
 from jobsite.redisdb.redis_server import EmbeddedRedis, connect
 from jobsite.settings import Settings, load_settings
 
-from .helpers import Sandbox, Workers, free_port, wait_for, worker_env
+from .helpers import Sandbox, Workers, free_port, smtp_server, wait_for, worker_env
 
 pytestmark = [pytest.mark.slow]
 
@@ -85,11 +84,9 @@ def own_redis() -> Iterator[EmbeddedRedis]:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    handler = Inbox()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 def _serves(url: str) -> bool:
@@ -108,9 +105,13 @@ def webs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
     def start(env: dict[str, str]) -> list[str]:
         for name in ("web-a", "web-b"):
             port = free_port()
-            procs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port",
-                                           str(port)], env={**env, "JOBSITE_DATA_DIR": str(tmp_path / name)},
-                                          start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
+                    env={**env, "JOBSITE_DATA_DIR": str(tmp_path / name)},
+                    start_new_session=True,
+                )
+            )
             urls.append(f"http://127.0.0.1:{port}")
         for url in urls:
             wait_for(lambda url=url: _serves(url), timeout=60, what=f"{url} to serve")
@@ -132,9 +133,16 @@ def fill(r: redis.Redis, prefix: str, n: int, frequency: str) -> list[str]:
         with r.pipeline(transaction=False) as pipe:
             for i in range(start, min(n, start + 2000)):
                 sub = subscriptions.Subscription(
-                    id=f"{prefix}{i:08d}", email=f"{prefix}{i}@example.com", filters={"team": TEAM},
-                    frequency=subscriptions.Frequency(frequency), language="en", state=State.CONFIRMED,
-                    created_at=now, confirmed_at=now, stopped_at=None)
+                    id=f"{prefix}{i:08d}",
+                    email=f"{prefix}{i}@example.com",
+                    filters={"team": TEAM},
+                    frequency=subscriptions.Frequency(frequency),
+                    language="en",
+                    state=State.CONFIRMED,
+                    created_at=now,
+                    confirmed_at=now,
+                    stopped_at=None,
+                )
                 subscriptions._move(pipe, None, sub, now)
                 pipe.sadd(subscriptions.ADDR.format(sub.address), sub.id)
                 ids.append(sub.id)
@@ -165,8 +173,11 @@ def subscribe_and_confirm(webs: list[str], box: Inbox) -> str:
     form = s.get(f"{webs[0]}/alerts/new", params={"team": TEAM}, timeout=10).text
     token = re.search(r'name="form_token" value="([^"]+)"', form)
     assert token, "no form token on the alerts form"
-    asked = s.post(f"{webs[0]}/alerts/new", data={"email": "ada@example.com", "frequency": "instant", "team": TEAM,
-                                                  "form_token": token.group(1)}, timeout=10)
+    asked = s.post(
+        f"{webs[0]}/alerts/new",
+        data={"email": "ada@example.com", "frequency": "instant", "team": TEAM, "form_token": token.group(1)},
+        timeout=10,
+    )
     assert asked.status_code == 200, asked.text[:500]
     [mail] = wait_for(lambda: box.to("ada@example.com", "alertconfirm"), timeout=60, what="the confirmation email")
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -178,14 +189,28 @@ def subscribe_and_confirm(webs: list[str], box: Inbox) -> str:
 
 
 def test_each_confirmed_subscriber_gets_a_new_posting_once_through_crashes(
-        settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers, webs: list[str],
-        inbox: tuple[Inbox, int], request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    settings: Settings,
+    own_redis: EmbeddedRedis,
+    sandbox: Sandbox,
+    workers: Workers,
+    webs: list[str],
+    inbox: tuple[Inbox, int],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
     box, smtp_port = inbox
     s = load_settings({}, **{**settings.__dict__, "redis_url": own_redis.url})
-    env = worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                     JOBSITE_MAIL_ON_UNFIXED_PYTHON="1", JOBSITE_ALERT_GATHER_S=str(GATHER_S),
-                     JOBSITE_CATALOG_FRESH_S="1", JOBSITE_MAIL_PER_SECOND="20",
-                     JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", JOBSITE_SIGNUPS_PER_HOUR="100000")
+    env = worker_env(
+        s,
+        JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+        JOBSITE_PUBLIC_URL=PUBLIC_URL,
+        JOBSITE_MAIL_ON_UNFIXED_PYTHON="1",
+        JOBSITE_ALERT_GATHER_S=str(GATHER_S),
+        JOBSITE_CATALOG_FRESH_S="1",
+        JOBSITE_MAIL_PER_SECOND="20",
+        JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000",
+        JOBSITE_SIGNUPS_PER_HOUR="100000",
+    )
     r = connect(own_redis.url)
     urls = request.node.start_webs(env)
     procs = [workers.start({**env, "JOBSITE_DATA_DIR": str(tmp_path / f"worker-{i}")}) for i in range(2)]
@@ -226,21 +251,36 @@ def test_each_confirmed_subscriber_gets_a_new_posting_once_through_crashes(
 
         # Redis killed and restarted while the survivor waits for the stalled matching to be free again.
         survivor = next(p for p in procs if p is not owner)
-        wait_for(lambda: [w.get_state() for w in Worker.all(connection=r)
-                          if w.pid == survivor.pid] == ["idle"], what="the surviving worker between jobs")
+        wait_for(
+            lambda: [w.get_state() for w in Worker.all(connection=r) if w.pid == survivor.pid] == ["idle"],
+            what="the surviving worker between jobs",
+        )
         own_redis.stop(signal.SIGKILL)
         own_redis.ensure()
         r = connect(own_redis.url)
         assert r.zcard(fanout.DUE) == given_before_kill  # the append-only file kept what was given
 
-        wait_for(lambda: not published.waiting(r, time.time() + 3600) and not r.exists(lease), timeout=120,
-                 interval=0.2, what="the matching taken up by the surviving worker and finished")
+        wait_for(
+            lambda: not published.waiting(r, time.time() + 3600) and not r.exists(lease),
+            timeout=120,
+            interval=0.2,
+            what="the matching taken up by the surviving worker and finished",
+        )
         expected = {"ada@example.com", "gone@example.com"} | {f"p{i}@example.com" for i in range(INSTANT)}
-        wait_for(lambda: {str(m["To"]) for m in box.of_kind("alert")} >= expected - {"gone@example.com"}
-                 and subscriptions.get(r, gone).state == State.UNDELIVERABLE,  # type: ignore[union-attr]
-                 timeout=180, interval=0.5, what="every instant alert")
-        wait_for(lambda: not any(r.zscore(fanout.DUE, x) is not None for x in [ada, *instant]), timeout=60,
-                 what="nothing left to send to the instant subscribers")
+        wait_for(
+            lambda: (
+                {str(m["To"]) for m in box.of_kind("alert")} >= expected - {"gone@example.com"}
+                and subscriptions.get(r, gone).state == State.UNDELIVERABLE
+            ),  # type: ignore[union-attr]
+            timeout=180,
+            interval=0.5,
+            what="every instant alert",
+        )
+        wait_for(
+            lambda: not any(r.zscore(fanout.DUE, x) is not None for x in [ada, *instant]),
+            timeout=60,
+            what="nothing left to send to the instant subscribers",
+        )
     finally:
         refreshing.set()
         refresher.join(15)
@@ -260,14 +300,15 @@ def test_each_confirmed_subscriber_gets_a_new_posting_once_through_crashes(
         held = pipe.execute()
     assert all(x == [posting_id.encode()] for x in held), "each daily subscriber holds the posting once"
     assert published.notice(r, [posting_id]) == []  # still seen: never announced again
-    print(f"killed mid-fan-out after {given_before_kill} of {everyone} given; {len(alerts)} alert emails, "
-          f"{DAILY} daily digests pending once each")
+    print(
+        f"killed mid-fan-out after {given_before_kill} of {everyone} given; {len(alerts)} alert emails, "
+        f"{DAILY} daily digests pending once each"
+    )
 
     # The one-click stop of List-Unsubscribe, by POST from a mail program (no cookie, no token).
     [ada_mail] = [m for m in alerts if str(m["To"]) == "ada@example.com"]
     stop = str(ada_mail["List-Unsubscribe"]).strip("<>")
     assert stop.startswith("https://")
-    answer = requests.post(urls[0] + stop.removeprefix(PUBLIC_URL), data={"List-Unsubscribe": "One-Click"},
-                           timeout=10)
+    answer = requests.post(urls[0] + stop.removeprefix(PUBLIC_URL), data={"List-Unsubscribe": "One-Click"}, timeout=10)
     assert answer.status_code == 200
     assert subscriptions.get(r, ada).state == State.STOPPED  # type: ignore[union-attr]

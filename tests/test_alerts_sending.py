@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from aiosmtpd.controller import Controller
 from rq import Queue, SimpleWorker
 
 from jobsite.alerts import digest, fanout, subscriptions
@@ -29,7 +28,7 @@ from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .helpers import ADMIN, VIEWER, Sandbox, csrf, free_port, sign_in, wait_for
+from .helpers import ADMIN, VIEWER, Sandbox, csrf, sign_in, smtp_server, wait_for
 
 PUBLIC_URL = "https://careers.acme.test"
 
@@ -57,24 +56,37 @@ class Inbox:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    handler = Inbox()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 @pytest.fixture
 def svc(settings: Settings, inbox: tuple[Inbox, int], r: redis.Redis) -> Services:
-    s = load_settings({"JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{inbox[1]}", "JOBSITE_PUBLIC_URL": PUBLIC_URL,
-                       "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1", "JOBSITE_MAIL_PER_SECOND": "1000"},
-                      data_dir=settings.data_dir, redis_url=settings.redis_url, lever_base_url=settings.lever_base_url,
-                      secret_key=settings.secret_key, lever_read_timeout_s=5.0)
+    s = load_settings(
+        {
+            "JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{inbox[1]}",
+            "JOBSITE_PUBLIC_URL": PUBLIC_URL,
+            "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1",
+            "JOBSITE_MAIL_PER_SECOND": "1000",
+        },
+        data_dir=settings.data_dir,
+        redis_url=settings.redis_url,
+        lever_base_url=settings.lever_base_url,
+        secret_key=settings.secret_key,
+        lever_read_timeout_s=5.0,
+    )
     return tasks.use(Services(s))
 
 
-def subscriber(r: redis.Redis, address: str, state: State = State.CONFIRMED, language: str = "en",
-               frequency: str = "instant", **filters: str) -> str:
+def subscriber(
+    r: redis.Redis,
+    address: str,
+    state: State = State.CONFIRMED,
+    language: str = "en",
+    frequency: str = "instant",
+    **filters: str,
+) -> str:
     sub = subscriptions.subscribe(r, address, filters, frequency, language).subscription
     if state != State.PENDING:
         subscriptions.confirm(r, sub.id)
@@ -128,8 +140,9 @@ def test_two_catalogs_refreshing_announce_a_new_posting_once(svc: Services, sand
     assert fanout.stalled(svc.redis) == []  # handed: not again before STALL_S
 
 
-def test_each_matching_confirmed_subscriber_gets_the_posting_once(svc: Services, sandbox: Sandbox,
-                                                                  inbox: tuple[Inbox, int]) -> None:
+def test_each_matching_confirmed_subscriber_gets_the_posting_once(
+    svc: Services, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, _ = inbox
     r = svc.redis
     started(svc)
@@ -171,8 +184,9 @@ def test_each_matching_confirmed_subscriber_gets_the_posting_once(svc: Services,
     assert digest.sent_per_day(r, 1)[0][1:] == (2, 2)
 
 
-def test_a_posting_unpublished_before_the_digest_is_left_out(svc: Services, sandbox: Sandbox,
-                                                            inbox: tuple[Inbox, int]) -> None:
+def test_a_posting_unpublished_before_the_digest_is_left_out(
+    svc: Services, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, _ = inbox
     r = svc.redis
     started(svc)
@@ -212,14 +226,16 @@ def test_paused_alerts_wait_and_go_once_resumed(svc: Services, sandbox: Sandbox,
     assert [str(m["To"]) for m in box.messages] == ["pat@example.com"]
 
 
-def test_the_workers_match_and_send_on_the_alerts_queue(svc: Services, sandbox: Sandbox,
-                                                        inbox: tuple[Inbox, int]) -> None:
+def test_the_workers_match_and_send_on_the_alerts_queue(
+    svc: Services, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     """The upkeep hands the announced posting to a job on the alerts queue (after applications and sign-ups), then
     the due subscription to a send job."""
     box, _ = inbox
     r = svc.redis
     assert [q.name for q in jobs.queues(r)].index(jobs.ALERTS_QUEUE) > [q.name for q in jobs.queues(r)].index(
-        jobs.QUEUE)
+        jobs.QUEUE
+    )
     started(svc)
     subscriber(r, "wyn@example.com", team="Queue Lab")
     publish(svc, sandbox, team="Queue Lab")
@@ -260,8 +276,9 @@ def test_the_console_shows_alerts_and_pauses_them_with_sign_in_csrf_and_audit(cl
 
 def test_the_workers_retention_removes_unconfirmed_subscriptions(svc: Services) -> None:
     r = svc.redis
-    old = subscriptions.subscribe(r, "old@example.com", {}, "daily", "en",
-                                  now=server_now(r) - 8 * 86400).subscription.id
+    old = subscriptions.subscribe(
+        r, "old@example.com", {}, "daily", "en", now=server_now(r) - 8 * 86400
+    ).subscription.id
     new = subscriber(r, "new@example.com", state=State.PENDING)
     tasks.upkeep()
     assert subscriptions.get(r, old) is None

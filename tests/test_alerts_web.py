@@ -61,9 +61,9 @@ def _value(page: str, field_id: str) -> str:
     return re.search(rf'id="{field_id}"[^>]*value="([^"]*)"', page).group(1)
 
 
-def test_from_the_job_list_to_confirmed_then_changed_and_stopped(r: redis.Redis, settings: Settings,
-                                                                 sandbox: Sandbox, workers: Workers,
-                                                                 outbox: SandboxServer, tmp_path: Path) -> None:
+def test_from_the_job_list_to_confirmed_then_changed_and_stopped(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, outbox: SandboxServer, tmp_path: Path
+) -> None:
     s = mail_settings(settings, smtp_port(outbox))
     client = create_app(s).test_client()
     team = sandbox.public_postings()[0]["categories"]["team"]
@@ -79,10 +79,21 @@ def test_from_the_job_list_to_confirmed_then_changed_and_stopped(r: redis.Redis,
     assert "ada@example.com" not in client.get("/alerts/asked?lang=de").get_data(as_text=True)
     [ada] = subs.of_address(r, "ada@example.com")
     assert (ada.state, ada.filters, ada.frequency, ada.language) == (
-        State.PENDING, {"team": team, "q": "engineer"}, Frequency.DAILY, "de")
+        State.PENDING,
+        {"team": team, "q": "engineer"},
+        Frequency.DAILY,
+        "de",
+    )
 
-    workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port(outbox)}",
-                             JOBSITE_PUBLIC_URL=PUBLIC_URL, **UNFIXED_PYTHON_ALLOWED), log=tmp_path / "worker.log")
+    workers.start(
+        worker_env(
+            s,
+            JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{smtp_port(outbox)}",
+            JOBSITE_PUBLIC_URL=PUBLIC_URL,
+            **UNFIXED_PYTHON_ALLOWED,
+        ),
+        log=tmp_path / "worker.log",
+    )
     wait_for(lambda: mails(outbox, "ada@example.com"), what="the confirmation email in the outbox")
     [mail] = mails(outbox, "ada@example.com")
     confirm = subs.confirm_url(s, ada.id)
@@ -104,8 +115,19 @@ def test_from_the_job_list_to_confirmed_then_changed_and_stopped(r: redis.Redis,
 
     manage = subs.manage_url(s, ada.id).removeprefix(PUBLIC_URL)
     assert client.get(manage).status_code == 200
-    saved = client.post(manage, data={"action": "save", "frequency": "weekly", "team": team, "q": "",
-                                      "location": "", "department": "", "commitment": "", "workplace": ""})
+    saved = client.post(
+        manage,
+        data={
+            "action": "save",
+            "frequency": "weekly",
+            "team": team,
+            "q": "",
+            "location": "",
+            "department": "",
+            "commitment": "",
+            "workplace": "",
+        },
+    )
     assert "saved" in saved.get_data(as_text=True)
     assert (subs.get(r, ada.id).frequency, subs.get(r, ada.id).filters) == (Frequency.WEEKLY, {"team": team})
 
@@ -134,8 +156,9 @@ def test_forged_or_crossed_links_are_404(r: redis.Redis, settings: Settings, out
     assert subs.get(r, sub.id).state == State.PENDING
 
 
-def test_a_stranger_cannot_flood_an_address_or_the_site(r: redis.Redis, settings: Settings,
-                                                        outbox: SandboxServer) -> None:
+def test_a_stranger_cannot_flood_an_address_or_the_site(
+    r: redis.Redis, settings: Settings, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, smtp_port(outbox), JOBSITE_SIGNUPS_PER_HOUR="6")
     client = create_app(s).test_client()
     answers = [ask(client, "victim@example.com", f"q=word{i}").status_code for i in range(5)]
@@ -169,18 +192,27 @@ def test_no_mail_server_no_alerts(settings: Settings, client: Any) -> None:
 def test_the_api_asks_as_the_page_does(r: redis.Redis, settings: Settings, outbox: SandboxServer) -> None:
     s = mail_settings(settings, smtp_port(outbox))
     client = create_app(s).test_client()
-    body = {"email": "ada@example.com", "filters": {"team": "Engineering", "q": "python", "location": None},
-            "frequency": "weekly", "language": "fr"}
+    body = {
+        "email": "ada@example.com",
+        "filters": {"team": "Engineering", "q": "python", "location": None},
+        "frequency": "weekly",
+        "language": "fr",
+    }
     first = client.post("/api/v1/alerts", json=body)
     assert first.status_code == 202
     assert first.get_json() == {"status": "confirmation_sent"}
     assert client.post("/api/v1/alerts", json=body).get_json() == first.get_json()  # the same answer, no 2nd email
     [sub] = subs.of_address(r, "ada@example.com")
     assert (sub.state, sub.filters, sub.frequency, sub.language) == (
-        State.PENDING, {"team": "Engineering", "q": "python"}, Frequency.WEEKLY, "fr")
+        State.PENDING,
+        {"team": "Engineering", "q": "python"},
+        Frequency.WEEKLY,
+        "fr",
+    )
     assert Queue(jobs.MAIL_QUEUE, connection=r).count == 1
-    bad = client.post("/api/v1/alerts", json={"email": "nope", "filters": {"colour": "red"}, "frequency": "hourly",
-                                              "language": "es"})
+    bad = client.post(
+        "/api/v1/alerts", json={"email": "nope", "filters": {"colour": "red"}, "frequency": "hourly", "language": "es"}
+    )
     assert bad.status_code == 422
     assert set(bad.get_json()["errors"]) == {"email", "filters", "frequency", "language"}
     assert client.post("/api/v1/alerts", data="email=x").status_code == 415
@@ -188,8 +220,9 @@ def test_the_api_asks_as_the_page_does(r: redis.Redis, settings: Settings, outbo
     assert len(subs.of_address(r, "nope")) == 0
 
 
-def test_the_application_forms_unticked_choice_asks_for_similar_jobs(r: redis.Redis, settings: Settings,
-                                                                     sandbox: Sandbox, outbox: SandboxServer) -> None:
+def test_the_application_forms_unticked_choice_asks_for_similar_jobs(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, smtp_port(outbox))
     client = create_app(s).test_client()
     posting = simple_posting(sandbox)
@@ -197,8 +230,14 @@ def test_the_application_forms_unticked_choice_asks_for_similar_jobs(r: redis.Re
         page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
         assert '<input id="a-alerts" type="checkbox" name="alerts" value="1">' in page  # offered, not ticked
         token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
-        form = {"form_token": token, "fullName": "Ada Lovelace", "email": email, "consent[store]": "true",
-                **required_cards(sandbox, posting["id"]), **({"alerts": "1"} if ticked else {})}
+        form = {
+            "form_token": token,
+            "fullName": "Ada Lovelace",
+            "email": email,
+            "consent[store]": "true",
+            **required_cards(sandbox, posting["id"]),
+            **({"alerts": "1"} if ticked else {}),
+        }
         answer = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
         assert answer.status_code == 303
     assert subs.of_address(r, "grace@example.com") == []
@@ -209,16 +248,26 @@ def test_the_application_forms_unticked_choice_asks_for_similar_jobs(r: redis.Re
     assert [j.args[0] for j in Queue(jobs.MAIL_QUEUE, connection=r).get_jobs()].count(ada.id) == 1
 
 
-def test_talent_interests_become_alerts_confirmed_with_the_sign_up(r: redis.Redis, settings: Settings,
-                                                                   sandbox: Sandbox, outbox: SandboxServer) -> None:
+def test_talent_interests_become_alerts_confirmed_with_the_sign_up(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, smtp_port(outbox))
     client = create_app(s).test_client()
     page = client.get("/talent").get_data(as_text=True)
     assert 'name="alerts" value="1" >' in page  # offered, not ticked
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
     team = sandbox.public_postings()[0]["categories"]["team"]
-    done = client.post("/talent", data={"form_token": token, "name": "Lena Fischer", "email": "lena@example.com",
-                                        "teams": [team], "consent": "true", "alerts": "1"})
+    done = client.post(
+        "/talent",
+        data={
+            "form_token": token,
+            "name": "Lena Fischer",
+            "email": "lena@example.com",
+            "teams": [team],
+            "consent": "true",
+            "alerts": "1",
+        },
+    )
     assert done.status_code == 303
     [alert] = subs.of_address(r, "lena@example.com")
     assert (alert.state, alert.filters, alert.frequency) == (State.PENDING, {"team": team}, Frequency.WEEKLY)
@@ -233,10 +282,14 @@ def test_talent_interests_become_alerts_confirmed_with_the_sign_up(r: redis.Redi
     assert subs.manage_url(s, alert.id).removeprefix(PUBLIC_URL) in page  # its own manage page, linked
 
 
-def test_alerts_are_managed_and_stopped_while_lever_is_unreachable(r: redis.Redis, settings: Settings,
-                                                                   outbox: SandboxServer) -> None:
-    s = dataclasses.replace(mail_settings(settings, smtp_port(outbox)), lever_base_url=f"http://127.0.0.1:{free_port()}/v1",
-                            lever_read_timeout_s=1.0)
+def test_alerts_are_managed_and_stopped_while_lever_is_unreachable(
+    r: redis.Redis, settings: Settings, outbox: SandboxServer
+) -> None:
+    s = dataclasses.replace(
+        mail_settings(settings, smtp_port(outbox)),
+        lever_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        lever_read_timeout_s=1.0,
+    )
     client = create_app(s).test_client()
     sub = subs.subscribe(r, "ada@example.com", {"team": "Design"}, "daily", "en").subscription
     subs.confirm(r, sub.id)
@@ -248,8 +301,9 @@ def test_alerts_are_managed_and_stopped_while_lever_is_unreachable(r: redis.Redi
     assert subs.get(r, sub.id).state == State.STOPPED
 
 
-def test_an_undeliverable_address_is_said_on_its_pages(r: redis.Redis, settings: Settings,
-                                                       outbox: SandboxServer) -> None:
+def test_an_undeliverable_address_is_said_on_its_pages(
+    r: redis.Redis, settings: Settings, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, smtp_port(outbox))
     client = create_app(s).test_client()
     sub = subs.subscribe(r, "gone@example.com", {"q": "python"}, "instant", "de").subscription
@@ -262,13 +316,19 @@ def test_an_undeliverable_address_is_said_on_its_pages(r: redis.Redis, settings:
     assert subs.get(r, sub.id).state == State.UNDELIVERABLE  # a stop does not hide why it ended
 
 
-def test_the_talent_api_asks_for_alerts_with_the_sign_up(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                          outbox: SandboxServer) -> None:
+def test_the_talent_api_asks_for_alerts_with_the_sign_up(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, smtp_port(outbox))
     client = create_app(s).test_client()
     places = [p["categories"]["allLocations"][0] for p in sandbox.public_postings()[:2]]
-    body = {"name": "Jean Dupont", "email": "jean@example.com", "consent": True,
-            "interests": {"locations": places}, "alerts": True}
+    body = {
+        "name": "Jean Dupont",
+        "email": "jean@example.com",
+        "consent": True,
+        "interests": {"locations": places},
+        "alerts": True,
+    }
     assert client.post("/api/v1/talent", json=body).status_code == 202
     found = subs.of_address(r, "jean@example.com")
     assert sorted(a.filters["location"] for a in found) == sorted(set(places))
@@ -278,8 +338,9 @@ def test_the_talent_api_asks_for_alerts_with_the_sign_up(r: redis.Redis, setting
     assert subs.of_address(r, "other@example.com") == []
 
 
-def test_leaving_the_talent_community_stops_the_addresss_alerts(r: redis.Redis, settings: Settings,
-                                                                sandbox: Sandbox, outbox: SandboxServer) -> None:
+def test_leaving_the_talent_community_stops_the_addresss_alerts(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     """Its page promises no more email: job alerts of that address stop too (those of other addresses go on)."""
     s = mail_settings(settings, smtp_port(outbox))
     client = create_app(s).test_client()

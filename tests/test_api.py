@@ -21,8 +21,12 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
 
 
 def nothing_stored(r: redis.Redis, settings: Settings) -> bool:
-    return (r.zcard(store.ALL) == 0 and r.llen("rq:queue:applications") == 0 and r.keys("upload:*") == []
-            and not (settings.data_dir / "spool").exists())
+    return (
+        r.zcard(store.ALL) == 0
+        and r.llen("rq:queue:applications") == 0
+        and r.keys("upload:*") == []
+        and not (settings.data_dir / "spool").exists()
+    )
 
 
 def test_json_application_is_accepted_with_a_receipt(client, r: redis.Redis, sandbox: Sandbox) -> None:
@@ -48,8 +52,9 @@ def test_multipart_application_with_a_resume(client, r: redis.Redis, sandbox: Sa
     posting = file_posting(sandbox)
     body = lever_body(sandbox, posting["id"])
     data = {"application": json.dumps(body), "resume": (io.BytesIO(b"%PDF-1.7 my cv"), "cv.pdf")}
-    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
-                         content_type="multipart/form-data")
+    answer = client.post(
+        f"/api/v1/postings/{posting['id']}/applications", data=data, content_type="multipart/form-data"
+    )
     assert answer.status_code == 202, answer.get_json()
     rec = store.load(r, answer.get_json()["receipt"])
     assert [(f["field"], f["kind"], f["filename"]) for f in rec.files] == [("resume", "pdf", "cv.pdf")]
@@ -70,8 +75,9 @@ def test_idempotency_key_returns_the_first_receipt(client, r: redis.Redis, sandb
     assert r.zcard(store.ALL) == 2
 
 
-def test_a_reused_idempotency_key_never_hands_out_another_persons_receipt(client, r: redis.Redis,
-                                                                         sandbox: Sandbox) -> None:
+def test_a_reused_idempotency_key_never_hands_out_another_persons_receipt(
+    client, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """Issue 13, item 4: the key is scoped to the posting and the body; honeypot and validation run first."""
     posting, other = simple_posting(sandbox), file_posting(sandbox)
     url = f"/api/v1/postings/{posting['id']}/applications"
@@ -81,8 +87,9 @@ def test_a_reused_idempotency_key_never_hands_out_another_persons_receipt(client
     someone_else = client.post(url, json=lever_body(sandbox, posting["id"], n=1), headers=key)
     assert someone_else.status_code == 422
     assert "already used" in someone_else.get_json()["message"]
-    other_posting = client.post(f"/api/v1/postings/{other['id']}/applications",
-                                json=lever_body(sandbox, other["id"]), headers=key)
+    other_posting = client.post(
+        f"/api/v1/postings/{other['id']}/applications", json=lever_body(sandbox, other["id"]), headers=key
+    )
     assert other_posting.status_code == 422
     invalid = client.post(url, json={**lever_body(sandbox, posting["id"]), "personalInformation": []}, headers=key)
     assert invalid.status_code == 422
@@ -98,8 +105,7 @@ def test_a_reused_idempotency_key_never_hands_out_another_persons_receipt(client
     assert r.zcard(store.ALL) == 1
 
 
-def test_bad_inputs_get_clear_errors_and_change_nothing(settings: Settings, r: redis.Redis,
-                                                        sandbox: Sandbox) -> None:
+def test_bad_inputs_get_clear_errors_and_change_nothing(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
     app = create_app(load_settings({}, **{**settings.__dict__, "max_request_mb": 1, "max_file_mb": 1}))
     client = app.test_client()
     posting = file_posting(sandbox)
@@ -108,15 +114,22 @@ def test_bad_inputs_get_clear_errors_and_change_nothing(settings: Settings, r: r
 
     live = LiveServer(app)  # over real HTTP: werkzeug's test client leaks the spooled body of a refused upload
     try:
-        too_big = requests.post(live.url + url, data={"application": json.dumps(body)},
-                                files={"resume": ("cv.pdf", b"%PDF-" + b"x" * 2 * 2**20)}, timeout=10)
+        too_big = requests.post(
+            live.url + url,
+            data={"application": json.dumps(body)},
+            files={"resume": ("cv.pdf", b"%PDF-" + b"x" * 2 * 2**20)},
+            timeout=10,
+        )
     finally:
         live.stop()
     assert too_big.status_code == 413
     assert "larger than the 1 MB" in too_big.json()["message"]
 
-    renamed = client.post(url, data={"application": json.dumps(body), "resume": (io.BytesIO(ELF), "cv.pdf")},
-                          content_type="multipart/form-data")
+    renamed = client.post(
+        url,
+        data={"application": json.dumps(body), "resume": (io.BytesIO(ELF), "cv.pdf")},
+        content_type="multipart/form-data",
+    )
     assert renamed.status_code == 422
     assert "PDF, Word" in renamed.get_json()["errors"]["resume"]
 
@@ -127,8 +140,7 @@ def test_bad_inputs_get_clear_errors_and_change_nothing(settings: Settings, r: r
     assert "resume" in errors
     assert sum(1 for k in errors if k.startswith("cards[")) == 3
 
-    bad_email = dict(body, personalInformation=[{"name": "fullName", "value": "A"},
-                                                {"name": "email", "value": "nope"}])
+    bad_email = dict(body, personalInformation=[{"name": "fullName", "value": "A"}, {"name": "email", "value": "nope"}])
     assert "email" in client.post(url, json=bad_email).get_json()["errors"]
     bad_choice = json.loads(json.dumps(body))
     bad_choice["customQuestions"][0]["fields"][1]["value"] = "Maybe"
@@ -167,8 +179,13 @@ def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis
     posting = file_posting(sandbox)
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
-    form = {"form_token": token, "fullName": "Grace Hopper", "email": "grace@example.com",
-            "resume": (io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"), "consent[store]": "true"}
+    form = {
+        "form_token": token,
+        "fullName": "Grace Hopper",
+        "email": "grace@example.com",
+        "resume": (io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"),
+        "consent[store]": "true",
+    }
     form.update(required_cards(sandbox, posting["id"]))
     answer = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
     assert answer.status_code == 303
@@ -195,8 +212,10 @@ def test_html_form_submission_redirects_to_a_confirmation(client, r: redis.Redis
     assert 'value="Grace B. Hopper"' in page
     assert r.zcard(store.ALL) == 1
     assert answer.headers["Location"].rsplit("/", 1)[1] not in page
-    form.update(form_token=re.search(r'name="form_token" value="([^"]+)"', page).group(1),
-                resume=(io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"))
+    form.update(
+        form_token=re.search(r'name="form_token" value="([^"]+)"', page).group(1),
+        resume=(io.BytesIO(b"Grace Hopper\nRear admiral, COBOL"), "cv.txt"),
+    )
     resent = client.post(f"/jobs/{posting['id']}/apply", data=form, content_type="multipart/form-data")
     assert resent.status_code == 303
     assert resent.headers["Location"] != answer.headers["Location"]
@@ -217,8 +236,10 @@ def test_errors_are_escaped_and_never_a_stack_trace(client, sandbox: Sandbox) ->
     posting = simple_posting(sandbox)
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
-    answer = client.post(f"/jobs/{posting['id']}/apply",
-                         data={"form_token": token, "fullName": "<script>alert(1)</script>", "email": "x"})
+    answer = client.post(
+        f"/jobs/{posting['id']}/apply",
+        data={"form_token": token, "fullName": "<script>alert(1)</script>", "email": "x"},
+    )
     text = answer.get_data(as_text=True)
     assert answer.status_code == 422
     assert "<script>alert(1)</script>" not in text
@@ -252,8 +273,9 @@ def test_hsts_metrics_token_and_the_host_allow_list(settings: Settings, sandbox:
     assert local.get("/sitemap.xml", headers={"Host": "127.0.0.1:8000"}).status_code == 200
 
     token = "t" * 32
-    public = create_app(load_settings({}, **{**settings.__dict__, "public_url": "https://careers.example.com",
-                                            "metrics_token": token})).test_client()
+    public = create_app(
+        load_settings({}, **{**settings.__dict__, "public_url": "https://careers.example.com", "metrics_token": token})
+    ).test_client()
     page = public.get("/", headers={"Host": "10.0.0.7:8000"})  # a load balancer's probe by address
     assert page.status_code == 200
     assert page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
@@ -271,9 +293,16 @@ def test_a_rejected_file_in_the_html_form_is_explained(client, r: redis.Redis, s
     posting = file_posting(sandbox)
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
-    answer = client.post(f"/jobs/{posting['id']}/apply", content_type="multipart/form-data",
-                         data={"form_token": token, "fullName": "Mallory", "email": "m@example.com",
-                               "resume": (io.BytesIO(ELF), "resume.pdf")})
+    answer = client.post(
+        f"/jobs/{posting['id']}/apply",
+        content_type="multipart/form-data",
+        data={
+            "form_token": token,
+            "fullName": "Mallory",
+            "email": "m@example.com",
+            "resume": (io.BytesIO(ELF), "resume.pdf"),
+        },
+    )
     text = answer.get_data(as_text=True)
     assert answer.status_code == 422
     assert "please attach them again" in text
@@ -286,8 +315,9 @@ def test_postings_json_is_cacheable_with_any_search(client) -> None:
     first = client.get("/api/v1/postings", query_string={"q": "ingénieur ☃"})
     assert first.status_code == 200
     assert first.headers["ETag"]
-    again = client.get("/api/v1/postings", query_string={"q": "ingénieur ☃"},
-                       headers={"If-None-Match": first.headers["ETag"]})
+    again = client.get(
+        "/api/v1/postings", query_string={"q": "ingénieur ☃"}, headers={"If-None-Match": first.headers["ETag"]}
+    )
     assert again.status_code == 304
 
 
@@ -303,18 +333,22 @@ def _confused(body: dict[str, Any], path: list[Any], value: object) -> dict[str,
     return out
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    (["personalInformation"], 5),
-    (["urls"], True),
-    (["customQuestions", 0, "fields"], 7),
-    (["customQuestions", 0, "fields", 0, "value"], {}),
-    (["customQuestions", 0, "fields", 0, "value"], {"a": 1}),
-    (["customQuestions", 0, "fields", 0, "value"], [{"x": 1}]),
-    (["customQuestions"], "all of them"),
-    (["eeoResponses"], ["gender"]),
-])
-def test_type_confusion_is_a_clear_error_never_a_500(client, r: redis.Redis, sandbox: Sandbox,
-                                                     path: list[Any], value: object) -> None:
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["personalInformation"], 5),
+        (["urls"], True),
+        (["customQuestions", 0, "fields"], 7),
+        (["customQuestions", 0, "fields", 0, "value"], {}),
+        (["customQuestions", 0, "fields", 0, "value"], {"a": 1}),
+        (["customQuestions", 0, "fields", 0, "value"], [{"x": 1}]),
+        (["customQuestions"], "all of them"),
+        (["eeoResponses"], ["gender"]),
+    ],
+)
+def test_type_confusion_is_a_clear_error_never_a_500(
+    client, r: redis.Redis, sandbox: Sandbox, path: list[Any], value: object
+) -> None:
     posting = file_posting(sandbox)
     body = _confused(lever_body(sandbox, posting["id"]), path, value)
     answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=body)

@@ -20,10 +20,14 @@ from .helpers import Sandbox, csrf_in, lever_body, simple_posting
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
-    env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
-               JOBSITE_SECRET_KEY=settings.secret_key)
-    return subprocess.run([sys.executable, "-m", "jobsite", "admin", *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+    env.update(
+        JOBSITE_DATA_DIR=str(settings.data_dir),
+        REDIS_URL=settings.redis_url or "",
+        JOBSITE_SECRET_KEY=settings.secret_key,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "jobsite", "admin", *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture
@@ -58,15 +62,17 @@ def test_a_key_from_the_command_line_is_stored_hashed(settings: Settings, r: red
     assert [e["action"] for e in audit.entries(r)][:2] == ["revoke API client", "add API client"]
 
 
-def test_a_backend_with_a_key_skips_the_address_limit_but_has_its_own(strict_app, r: redis.Redis,
-                                                                      sandbox: Sandbox) -> None:
+def test_a_backend_with_a_key_skips_the_address_limit_but_has_its_own(
+    strict_app, r: redis.Redis, sandbox: Sandbox
+) -> None:
     client = strict_app.test_client()
     posting = simple_posting(sandbox)
     url = f"/api/v1/postings/{posting['id']}/applications"
     key = api_keys.add(r, "acme-backend")
     bearer = {"Authorization": f"Bearer {key}"}
-    codes = [client.post(url, json=lever_body(sandbox, posting["id"], n), headers=bearer).status_code
-             for n in range(100)]
+    codes = [
+        client.post(url, json=lever_body(sandbox, posting["id"], n), headers=bearer).status_code for n in range(100)
+    ]
     assert codes == [202] * 100
     anonymous = [client.post(url, json=lever_body(sandbox, posting["id"], n)).status_code for n in range(3)]
     assert anonymous == [202, 202, 429]  # the same address without the key: the per-address limit applies
@@ -109,15 +115,19 @@ def test_the_console_shows_which_client_sent_an_application(client, app, r: redi
 
     posting = simple_posting(sandbox)
     key = api_keys.add(r, "acme-backend")
-    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"]),
-                          headers={"Authorization": f"Bearer {key}"}).get_json()["receipt"]
+    receipt = client.post(
+        f"/api/v1/postings/{posting['id']}/applications",
+        json=lever_body(sandbox, posting["id"]),
+        headers={"Authorization": f"Bearer {key}"},
+    ).get_json()["receipt"]
     accounts.add_user(r, "ada@acme.test", "correct horse battery", accounts.Role.VIEWER)
     console = app.test_client()
     login = console.get("/admin/login").get_data(as_text=True)
 
     token = csrf_in(login)
-    console.post("/admin/login", data={"email": "ada@acme.test", "password": "correct horse battery",
-                                       "csrf_token": token})
+    console.post(
+        "/admin/login", data={"email": "ada@acme.test", "password": "correct horse battery", "csrf_token": token}
+    )
     page = console.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     assert "API client acme-backend" in page
 

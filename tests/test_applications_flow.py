@@ -50,7 +50,8 @@ BACKLOG = 20  # accepted during maintenance by 20 clients at once, then drained 
 
 @TIMING  # no 429
 def test_maintenance_backlog_is_delivered_once_in_order_without_429(
-        settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers
+) -> None:
     sandbox.control("limits", mode="window", apply_per_s=10, per_s=40)
     sandbox.control("maintenance", on=True)
     posting = simple_posting(sandbox)
@@ -59,15 +60,19 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
     workers.start(worker_env(settings, JOBSITE_APPLY_RATE_PER_S="10", JOBSITE_LEVER_RATE_PER_S="30"))
 
     with ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(lambda n: post(live.url, posting["id"], lever_body(sandbox, posting["id"], n)),
-                                range(BACKLOG)))
+        answers = list(
+            pool.map(lambda n: post(live.url, posting["id"], lever_body(sandbox, posting["id"], n)), range(BACKLOG))
+        )
     assert [a.status_code for a in answers] == [202] * BACKLOG
     receipts = [a.json()["receipt"] for a in answers]
     assert len(set(receipts)) == BACKLOG
     wait_for(lambda: store.counts(r)["waiting"] == BACKLOG, what=f"all {BACKLOG} to wait for Lever")
     wait_for(lambda: sandbox.count("stages.list") >= 2, what="probes")
-    during = [q for q in sandbox.received()["requests"] if not q["endpoint"].startswith("postings.list")
-              and q["endpoint"] != "postings.questions"]
+    during = [
+        q
+        for q in sandbox.received()["requests"]
+        if not q["endpoint"].startswith("postings.list") and q["endpoint"] != "postings.questions"
+    ]
     # Only the apply that closed the gate, then probes: light reads, one at a time, spaced, each answered 503.
     assert {q["endpoint"] for q in during} <= {"postings.apply", "stages.list", "opportunities.list"}
     assert all(q["status"] == 503 for q in during)
@@ -82,8 +87,9 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
     sandbox.control("maintenance", on=False)
     wait_for(lambda: delivered(r) == BACKLOG, timeout=120, interval=0.2, what="the backlog to drain")
     got = sandbox.received()
-    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-              for a in got["applications"]]
+    emails = [
+        next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email") for a in got["applications"]
+    ]
     assert len(emails) == BACKLOG == len(set(emails))  # every one, exactly once
     records = sorted(store.load_many(r, receipts), key=lambda rec: rec.created_at)
     assert emails == [rec.application.email for rec in records]  # oldest first
@@ -92,15 +98,20 @@ def test_maintenance_backlog_is_delivered_once_in_order_without_429(
 
 @TIMING  # no 429
 def test_three_workers_drain_a_backlog_into_a_strict_lever_once_each_without_a_429(
-        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers
+) -> None:
     from rq import Worker
 
     assert sandbox.state.switches.mode == "window"  # strict: 2 applies, 10 calls in any 1 s (the module's default)
     posting = simple_posting(sandbox)
     sandbox.control("maintenance", on=True)
     backlog = 9  # three each on average: every worker takes part, and 7 runs of three applies are checked
-    receipts = [client.post(f"/api/v1/postings/{posting['id']}/applications",
-                            json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"] for n in range(backlog)]
+    receipts = [
+        client.post(
+            f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n)
+        ).get_json()["receipt"]
+        for n in range(backlog)
+    ]
     env = worker_env(settings)  # Lever's real limits: JOBSITE_APPLY_RATE_PER_S 2, JOBSITE_LEVER_RATE_PER_S 10
     for _ in range(3):
         workers.start(env)  # as on three machines: they share nothing but Redis
@@ -109,8 +120,9 @@ def test_three_workers_drain_a_backlog_into_a_strict_lever_once_each_without_a_4
     sandbox.control("maintenance", on=False)
     wait_for(lambda: delivered(r) == backlog, timeout=120, interval=0.2, what="the backlog to drain")
     got = sandbox.received()
-    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-              for a in got["applications"]]
+    emails = [
+        next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email") for a in got["applications"]
+    ]
     assert sorted(emails) == sorted(rec.application.email for rec in store.load_many(r, receipts))  # each once
     assert [q for q in got["requests"] if q["status"] == 429] == []
     applies = sorted(q["t"] for q in got["requests"] if q["endpoint"] == "postings.apply" and q["status"] == 201)
@@ -119,13 +131,15 @@ def test_three_workers_drain_a_backlog_into_a_strict_lever_once_each_without_a_4
 
 
 def test_worker_killed_mid_delivery_loses_nothing_and_sends_once(
-        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers
+) -> None:
     posting = simple_posting(sandbox)
     sandbox.control("latency", seconds=2.0, path="/apply")
     env = worker_env(settings)
     worker = workers.start(env)
-    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications",
-                          json=lever_body(sandbox, posting["id"])).get_json()["receipt"]
+    receipt = client.post(
+        f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"])
+    ).get_json()["receipt"]
     # In flight: Lever has it (its send is recorded a little before, as the worker waits for its slot).
     wait_for(lambda: "postings.apply" in sandbox.state.processing, what="the apply to be in flight")
     workers.crash(worker)
@@ -153,8 +167,9 @@ def own_settings(settings: Settings, server: EmbeddedRedis) -> Settings:
     return load_settings({}, **{**settings.__dict__, "redis_url": server.url})
 
 
-def test_redis_killed_and_restarted_loses_nothing(settings: Settings, own_redis: EmbeddedRedis,
-                                                  sandbox: Sandbox, workers: Workers) -> None:
+def test_redis_killed_and_restarted_loses_nothing(
+    settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers
+) -> None:
     from rq import Worker
 
     s = own_settings(settings, own_redis)
@@ -162,8 +177,12 @@ def test_redis_killed_and_restarted_loses_nothing(settings: Settings, own_redis:
     posting = simple_posting(sandbox)
     sandbox.control("maintenance", on=True)
     workers.start(worker_env(s))
-    receipts = [client.post(f"/api/v1/postings/{posting['id']}/applications",
-                            json=lever_body(sandbox, posting["id"], n)).get_json()["receipt"] for n in range(6)]
+    receipts = [
+        client.post(
+            f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n)
+        ).get_json()["receipt"]
+        for n in range(6)
+    ]
     r = connect(own_redis.url)
     wait_for(lambda: store.counts(r)["waiting"] == 6, what="all to wait for Lever")
     # The kill comes while the worker waits for its next job, which RQ survives (it reconnects). The job that parked
@@ -179,8 +198,9 @@ def test_redis_killed_and_restarted_loses_nothing(settings: Settings, own_redis:
     assert len(sandbox.received()["applications"]) == 6
 
 
-def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_redis: EmbeddedRedis,
-                                                       sandbox: Sandbox, workers: Workers) -> None:
+def test_redis_down_at_submission_spools_then_delivers(
+    settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers
+) -> None:
     s = own_settings(settings, own_redis)
     app = create_app(s)
     client = app.test_client()
@@ -200,14 +220,18 @@ def test_redis_down_at_submission_spools_then_delivers(settings: Settings, own_r
     own_redis.ensure()
     workers.start(worker_env(s))
     r = connect(own_redis.url)
-    wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.DELIVERED, timeout=60,
-             what="the spooled application to be delivered")
+    wait_for(
+        lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.DELIVERED,
+        timeout=60,
+        what="the spooled application to be delivered",
+    )
     assert spool.entries(services.settings.data_dir) == []
     assert len(sandbox.received()["applications"]) == 1
 
 
-def test_a_web_machine_drains_its_own_spool_on_the_next_submission(settings: Settings, own_redis: EmbeddedRedis,
-                                                                   sandbox: Sandbox) -> None:
+def test_a_web_machine_drains_its_own_spool_on_the_next_submission(
+    settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox
+) -> None:
     app = create_app(own_settings(settings, own_redis))
     client = app.test_client()
     posting = simple_posting(sandbox)
@@ -225,8 +249,10 @@ def test_a_web_machine_drains_its_own_spool_on_the_next_submission(settings: Set
 
 def resume_upload(sandbox: Sandbox, posting: dict, resume: bytes, n: int = 0) -> dict:
     """A multipart application with a resume, for requests."""
-    return {"data": {"application": json.dumps(lever_body(sandbox, posting["id"], n))},
-            "files": {"resume": ("cv.pdf", resume)}}
+    return {
+        "data": {"application": json.dumps(lever_body(sandbox, posting["id"], n))},
+        "files": {"resume": ("cv.pdf", resume)},
+    }
 
 
 def sent_file(sandbox: Sandbox) -> str:
@@ -235,14 +261,18 @@ def sent_file(sandbox: Sandbox) -> str:
     return str(upload["sha256"])
 
 
-def test_web_and_worker_share_nothing_but_redis(settings: Settings, r: redis.Redis, live: LiveServer,
-                                                sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+def test_web_and_worker_share_nothing_but_redis(
+    settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers, tmp_path: Path
+) -> None:
     """As on two machines: the worker has its own data dir, and the resume reaches Lever byte for byte from
     Redis; once Lever has it, Redis no longer keeps it."""
     posting = file_posting(sandbox)
     resume = b"%PDF-1.7\n" + os.urandom(100_000)
-    answer = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications", timeout=10,
-                           **resume_upload(sandbox, posting, resume))
+    answer = requests.post(
+        f"{live.url}/api/v1/postings/{posting['id']}/applications",
+        timeout=10,
+        **resume_upload(sandbox, posting, resume),
+    )
     assert answer.status_code == 202
     receipt = answer.json()["receipt"]
     assert r.exists(uploads.KEY.format(receipt))
@@ -254,7 +284,8 @@ def test_web_and_worker_share_nothing_but_redis(settings: Settings, r: redis.Red
 
 
 def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
-        settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers, tmp_path: Path
+) -> None:
     import subprocess
     import sys
 
@@ -262,8 +293,11 @@ def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
 
     s = own_settings(settings, own_redis)
     port = free_port()
-    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "2", "--port", str(port)],
-                           env=worker_env(s, JOBSITE_SPOOL_DRAIN_S="1"), start_new_session=True)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "jobsite", "web", "--workers", "2", "--port", str(port)],
+        env=worker_env(s, JOBSITE_SPOOL_DRAIN_S="1"),
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         posting = file_posting(sandbox)
@@ -271,8 +305,9 @@ def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
         assert requests.get(f"{url}/jobs/{posting['id']}/apply", timeout=10).ok  # the form was seen
         own_redis.stop(signal.SIGKILL)
         resume = b"%PDF-1.7\n" + os.urandom(100_000)
-        answer = requests.post(f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30,
-                               **resume_upload(sandbox, posting, resume))
+        answer = requests.post(
+            f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30, **resume_upload(sandbox, posting, resume)
+        )
         assert answer.status_code == 202
         receipt = answer.json()["receipt"]
         assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]
@@ -281,8 +316,11 @@ def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
         # No further submission, and the worker runs on another machine (its own data dir): only the web process's
         # drain thread can move the spool.
         workers.start(worker_env(s, JOBSITE_DATA_DIR=str(tmp_path / "worker-machine")))
-        wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.DELIVERED, timeout=60,
-                 what="the spooled application to reach Redis and Lever")
+        wait_for(
+            lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.DELIVERED,
+            timeout=60,
+            what="the spooled application to reach Redis and Lever",
+        )
         assert spool.entries(s.data_dir) == []
         assert sent_file(sandbox) == hashlib.sha256(resume).hexdigest()
         assert r.keys("upload:*") == []
@@ -291,8 +329,9 @@ def test_a_web_process_drains_its_spool_into_redis_without_another_submission(
         web.wait(20)
 
 
-def test_under_any_server_the_drain_starts_with_the_first_request(settings: Settings, own_redis: EmbeddedRedis,
-                                                                  sandbox: Sandbox) -> None:
+def test_under_any_server_the_drain_starts_with_the_first_request(
+    settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox
+) -> None:
     """Not under gunicorn (no post_worker_init hook): the first request starts the drain thread in its process."""
     app = create_app(load_settings({}, **{**own_settings(settings, own_redis).__dict__, "spool_drain_s": 1}))
     client = app.test_client()
@@ -308,8 +347,9 @@ def test_under_any_server_the_drain_starts_with_the_first_request(settings: Sett
     assert r.llen("rq:queue:applications") == 1
 
 
-def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings, r: redis.Redis,
-                                                             sandbox: Sandbox, workers: Workers) -> None:
+def test_web_killed_mid_stream_loses_no_receipted_application(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers: Workers
+) -> None:
     import subprocess
     import sys
     from concurrent.futures import wait
@@ -318,10 +358,15 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
 
     port = free_port()
     sandbox.control("limits", mode="window", apply_per_s=20, per_s=50)
-    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", JOBSITE_APPLY_RATE_PER_S="15",
-                     JOBSITE_LEVER_RATE_PER_S="40")
-    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "2", "--port", str(port)], env=env,
-                           start_new_session=True)
+    env = worker_env(
+        settings,
+        JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000",
+        JOBSITE_APPLY_RATE_PER_S="15",
+        JOBSITE_LEVER_RATE_PER_S="40",
+    )
+    web = subprocess.Popen(
+        [sys.executable, "-m", "jobsite", "web", "--workers", "2", "--port", str(port)], env=env, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     posting = simple_posting(sandbox)
 
@@ -333,8 +378,10 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
             return None
 
     try:
-        wait_for(lambda: web.poll() is None and _listening(url) and _listening(url, f"/jobs/{posting['id']}/apply", 2),
-                 what="gunicorn")
+        wait_for(
+            lambda: web.poll() is None and _listening(url) and _listening(url, f"/jobs/{posting['id']}/apply", 2),
+            what="gunicorn",
+        )
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(submit, n) for n in range(600)]
             wait_for(lambda: r.zcard(store.ALL) >= 20, what="submissions to flow")
@@ -352,8 +399,10 @@ def test_web_killed_mid_stream_loses_no_receipted_application(settings: Settings
     assert r.llen("rq:queue:applications") == len(stored)  # and each has its delivery job
     workers.start(env)
     wait_for(lambda: delivered(r) == len(stored), timeout=120, interval=0.2, what="delivery")
-    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-              for a in sandbox.received()["applications"]]
+    emails = [
+        next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+        for a in sandbox.received()["applications"]
+    ]
     assert len(emails) == len(set(emails)) == len(stored)  # none lost, none twice
 
 
@@ -364,8 +413,9 @@ def _listening(url: str, path: str = "/healthz", timeout: float = 1) -> bool:
         return False
 
 
-def test_a_retry_with_the_same_key_while_redis_is_down_keeps_one_receipt(settings: Settings, own_redis: EmbeddedRedis,
-                                                                       sandbox: Sandbox, workers: Workers) -> None:
+def test_a_retry_with_the_same_key_while_redis_is_down_keeps_one_receipt(
+    settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers
+) -> None:
     """Issue 18, item 7: the spool honours Idempotency-Key (the same receipt, spooled once; another body is a 422),
     and every receipt a candidate got keeps answering, before and after the spool reaches Redis."""
     s = own_settings(settings, own_redis)
@@ -399,8 +449,9 @@ def test_a_retry_with_the_same_key_while_redis_is_down_keeps_one_receipt(setting
     assert len(sandbox.received()["applications"]) == 2  # once each in Lever
 
 
-def test_a_worker_rides_out_a_redis_restart_mid_drain(settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox,
-                                                      workers: Workers, tmp_path: Path) -> None:
+def test_a_worker_rides_out_a_redis_restart_mid_drain(
+    settings: Settings, own_redis: EmbeddedRedis, sandbox: Sandbox, workers: Workers, tmp_path: Path
+) -> None:
     """Issue 18, item 4: kill -9 of Redis while a worker is sending; the same worker process delivers everything
     once Redis is back, each application once, saying so in one line per outage and no stack trace."""
     s = own_settings(settings, own_redis)
@@ -417,8 +468,10 @@ def test_a_worker_rides_out_a_redis_restart_mid_drain(settings: Settings, own_re
     sandbox.control("maintenance", on=False)
     wait_for(lambda: delivered(r) and store.counts(r)["delivering"], interval=0.01, what="an apply in flight")
     own_redis.stop(signal.SIGKILL)
-    wait_for(lambda: "Redis is unreachable" in log.read_text() or worker.poll() is not None,
-             what="the worker to notice (or die)")
+    wait_for(
+        lambda: "Redis is unreachable" in log.read_text() or worker.poll() is not None,
+        what="the worker to notice (or die)",
+    )
     own_redis.ensure()
     r = connect(own_redis.url)
     wait_for(lambda: delivered(r) == 6, timeout=120, interval=0.2, what="delivery after the restart")

@@ -57,7 +57,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -81,21 +81,35 @@ def test_no_import_cycle() -> None:
 
 
 def test_product_code_never_imports_the_sandbox() -> None:
-    offenders = {name for name, deps in GRAPH.items()
-                 if not name.startswith("jobsite.sandbox") and name != "jobsite.cli"
-                 and any(d.startswith("jobsite.sandbox") for d in deps)}
+    offenders = {
+        name
+        for name, deps in GRAPH.items()
+        if not name.startswith("jobsite.sandbox")
+        and name != "jobsite.cli"
+        and any(d.startswith("jobsite.sandbox") for d in deps)
+    }
     assert offenders == set()
 
 
 def test_only_the_lever_client_speaks_http() -> None:
     # cli.py polls the site's own /healthz while starting it; nothing else outside the sandbox uses an HTTP client.
-    users = {name for name in MODULES if not name.startswith("jobsite.sandbox")
-             if any(m == "requests" or m.startswith(("requests.", "urllib3")) for m in imports_of(name))}
+    users = {
+        name
+        for name in MODULES
+        if not name.startswith("jobsite.sandbox")
+        if any(m == "requests" or m.startswith(("requests.", "urllib3")) for m in imports_of(name))
+    }
     assert users == {"jobsite.lever.client", "jobsite.cli"}
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.startswith(("jobsite.web", "jobsite.sandbox"))
-                                         and n not in ("jobsite", "jobsite.cli")))
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        n
+        for n in MODULES
+        if not n.startswith(("jobsite.web", "jobsite.sandbox")) and n not in ("jobsite", "jobsite.cli")
+    ),
+)
 def test_the_web_sits_on_top(name: str) -> None:
     """Below the web, no module imports a blueprint: delivery and intake work without Flask."""
     assert not {d for d in GRAPH[name] if d.startswith("jobsite.web")}
@@ -116,8 +130,11 @@ def test_every_subpackage_is_a_layer() -> None:
 
     contract = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
     placed = {name.strip() for layer in contract["layers"] for name in layer.split("|")}
-    children = {p.stem if p.suffix == ".py" else p.name for p in PACKAGE.iterdir()
-                if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()}
+    children = {
+        p.stem if p.suffix == ".py" else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()
+    }
     assert children - {"sandbox"} == placed
 
 

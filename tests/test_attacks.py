@@ -37,16 +37,20 @@ def test_the_pipeline_page_ignores_url_for_arguments_in_its_query_string(client,
         assert "javascript" not in page
         assert "#x" not in page
     assert 'href="/admin/pipeline.csv?from=2026-01-01"' in client.get("/admin/pipeline?from=2026-01-01&x=1").get_data(
-        as_text=True)
+        as_text=True
+    )
 
 
-def test_a_file_goes_out_named_for_what_it_is_not_for_what_it_was_called(client, r: redis.Redis, sandbox: Sandbox,
-                                                                         settings: Settings) -> None:
+def test_a_file_goes_out_named_for_what_it_is_not_for_what_it_was_called(
+    client, r: redis.Redis, sandbox: Sandbox, settings: Settings
+) -> None:
     """Item 4: `resume.hta` holding text is served to the console and uploaded to Lever as `resume.txt`."""
     posting = file_posting(sandbox)
     script = b'<script>new ActiveXObject("WScript.Shell").Run("calc")</script>\n'
-    files = {"application": json.dumps(lever_body(sandbox, posting["id"])),
-             "resume": (io.BytesIO(script), "resume.hta")}
+    files = {
+        "application": json.dumps(lever_body(sandbox, posting["id"])),
+        "resume": (io.BytesIO(script), "resume.hta"),
+    }
     receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", data=files).get_json()["receipt"]
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     sign_in(client, *ADMIN)
@@ -66,8 +70,9 @@ def signed(event: str, data: dict, token: str, key: str = "signing-token") -> di
     return {"event": event, "data": data, "token": token, "triggeredAt": at, "signature": signature}
 
 
-def test_a_signed_envelope_replayed_as_candidate_deleted_forgets_no_one(r: redis.Redis, sandbox: Sandbox,
-                                                                        settings: Settings) -> None:
+def test_a_signed_envelope_replayed_as_candidate_deleted_forgets_no_one(
+    r: redis.Redis, sandbox: Sandbox, settings: Settings
+) -> None:
     """Item 7: an ignored event's token is spent too, and a deletion is acted on only once Lever no longer holds
     the contact."""
     hooked = replace(settings, lever_webhook_token="signing-token")
@@ -87,13 +92,18 @@ def test_a_signed_envelope_replayed_as_candidate_deleted_forgets_no_one(r: redis
     assert store.of_contact(r, contact) == [receipt]
     # Once Lever has deleted the person, the same event is applied.
     sandbox.control(f"contacts/{contact}/delete")
-    assert hook.post("/webhooks/lever", json=signed("candidateDeleted", {"contactId": contact}, "t3")).get_json()[
-        "applied"] is True
+    assert (
+        hook.post("/webhooks/lever", json=signed("candidateDeleted", {"contactId": contact}, "t3")).get_json()[
+            "applied"
+        ]
+        is True
+    )
     assert store.load(r, receipt).application is None
 
 
-def test_api_traffic_cannot_push_recruiters_actions_out_of_the_audit_log(client, r: redis.Redis,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_traffic_cannot_push_recruiters_actions_out_of_the_audit_log(
+    client, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Item 6: more key uses than the log keeps (valid and revoked keys, GETs) leave every recruiter's action."""
     monkeypatch.setattr(audit, "KEEP", 40)  # the real 10,000 takes a minute of requests to overflow
     audit.record(r, ADMIN[0], "discard", "r1", "duplicate")
@@ -111,8 +121,9 @@ def test_api_traffic_cannot_push_recruiters_actions_out_of_the_audit_log(client,
     assert "duplicate" in page.split('id="api-use"')[0]
 
 
-def test_one_address_cannot_fill_redis_and_a_small_cv_still_gets_in(r: redis.Redis, sandbox: Sandbox,
-                                                                     settings: Settings) -> None:
+def test_one_address_cannot_fill_redis_and_a_small_cv_still_gets_in(
+    r: redis.Redis, sandbox: Sandbox, settings: Settings
+) -> None:
     """Item 3: intake per address is limited by bytes too, an IPv6 /64 counts as one address, and above the
     low-water mark large uploads are refused first, so a candidate with a CV still gets in."""
     client = create_app(replace(settings, submission_mb_per_ip_per_hour=1)).test_client()
@@ -120,8 +131,10 @@ def test_one_address_cannot_fill_redis_and_a_small_cv_still_gets_in(r: redis.Red
     url = f"/api/v1/postings/{posting['id']}/applications"
 
     def send(address: str, size: int, n: int = 0) -> tuple[int, dict]:
-        files = {"application": json.dumps(lever_body(sandbox, posting["id"], n)),
-                 "resume": (io.BytesIO(b"%PDF-1.7 " + b"0" * size), "cv.pdf")}
+        files = {
+            "application": json.dumps(lever_body(sandbox, posting["id"], n)),
+            "resume": (io.BytesIO(b"%PDF-1.7 " + b"0" * size), "cv.pdf"),
+        }
         answer = client.post(url, data=files, environ_base={"REMOTE_ADDR": address})
         return answer.status_code, dict(answer.headers)
 
@@ -136,8 +149,10 @@ def test_one_address_cannot_fill_redis_and_a_small_cv_still_gets_in(r: redis.Red
     r.config_set("maxmemory", int(memory(r).used / 0.7))  # between the low (0.6) and the high (0.8) water marks
     try:
         for size, status in ((3 * 2**20, 503), (2_000, 202)):  # a large upload waits for room, a CV gets in
-            files = {"application": (None, json.dumps(lever_body(sandbox, posting["id"], size))),
-                     "resume": ("cv.pdf", b"%PDF-1.7 " + b"0" * size)}
+            files = {
+                "application": (None, json.dumps(lever_body(sandbox, posting["id"], size))),
+                "resume": ("cv.pdf", b"%PDF-1.7 " + b"0" * size),
+            }
             assert requests.post(f"{live.url}{url}", files=files, timeout=30).status_code == status
     finally:
         r.config_set("maxmemory", before)
@@ -153,21 +168,28 @@ def test_failed_sign_ins_from_one_address_are_capped_across_accounts(r: redis.Re
 
     def attempt(email: str, password: str = "wrong password!", address: str = "203.0.113.7") -> int:
         token = csrf(console, "/admin/login")
-        return console.post("/admin/login", data={"email": email, "password": password, "csrf_token": token},
-                            environ_base={"REMOTE_ADDR": address}).status_code
+        return console.post(
+            "/admin/login",
+            data={"email": email, "password": password, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": address},
+        ).status_code
 
     assert attempt(*ADMIN) == 302  # a success counts nothing
     assert [attempt(f"guess{n}@acme.test") for n in range(10)] == [401] * 10
     token = csrf(console, "/admin/login")
-    capped = console.post("/admin/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token},
-                          environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    capped = console.post(
+        "/admin/login",
+        data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "203.0.113.7"},
+    )
     assert capped.status_code == 429
     assert 0 < int(capped.headers["Retry-After"]) <= 3600
     assert attempt(*ADMIN, address="198.51.100.9") == 302
 
 
-def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(client, r: redis.Redis, sandbox: Sandbox,
-                                                                      settings: Settings) -> None:
+def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(
+    client, r: redis.Redis, sandbox: Sandbox, settings: Settings
+) -> None:
     """Issue 28, item 2: the talent community sent the sender's own file name to Lever, checked by its extension
     only before it was cut to 100 characters (96 `A`s + `.hta` + 10 `B`s + `.pdf` arrived as `AAAA…A.hta` holding a
     WScript.Shell script), and took an EXE or an HTML page called `.pdf`. Now the one check applications use."""
@@ -175,12 +197,22 @@ def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(client, r:
     from jobsite.sourcing import people
 
     def join(name: str, content: bytes):
-        return client.post("/api/v1/talent", data={"name": "Ada Lovelace", "email": "ada@example.com",
-                                                   "consent": "true", "resume": (io.BytesIO(content), name)})
+        return client.post(
+            "/api/v1/talent",
+            data={
+                "name": "Ada Lovelace",
+                "email": "ada@example.com",
+                "consent": "true",
+                "resume": (io.BytesIO(content), name),
+            },
+        )
 
     script = b'<script>new ActiveXObject("WScript.Shell").Run("calc")</script>\n'
-    for name, content in (("A" * 96 + ".hta" + "B" * 10 + ".pdf", script), ("cv.pdf", b"MZ\x90\x00\x03" + b"\0" * 64),
-                          ("cv.pdf", b"<!doctype html><html><body>hello</body></html>\n")):
+    for name, content in (
+        ("A" * 96 + ".hta" + "B" * 10 + ".pdf", script),
+        ("cv.pdf", b"MZ\x90\x00\x03" + b"\0" * 64),
+        ("cv.pdf", b"<!doctype html><html><body>hello</body></html>\n"),
+    ):
         refused = join(name, content)
         assert refused.status_code == 422, (name[:20], refused.get_data(as_text=True))
         assert set(refused.get_json()["errors"]) == {"resume"}
@@ -193,8 +225,9 @@ def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(client, r:
     assert made["resume"]["name"] == "A" * 80 + ".txt"
 
 
-def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(r: redis.Redis, sandbox: Sandbox,
-                                                                          settings: Settings) -> None:
+def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(
+    r: redis.Redis, sandbox: Sandbox, settings: Settings
+) -> None:
     """Issue 28, item 5: the client_id guard was per event, so a colleague's capture with your id (copied, guessed)
     answered yours with their person (200), and your phone dropped your capture."""
     from jobsite.sourcing import enrol as sourced
@@ -217,9 +250,9 @@ def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(r: red
     assert len(people.of_event(r, fair.id)) == 2
 
 
-def test_sign_ups_queue_behind_applications_and_the_site_takes_so_many_an_hour(client, r: redis.Redis,
-                                                                              sandbox: Sandbox,
-                                                                              settings: Settings) -> None:
+def test_sign_ups_queue_behind_applications_and_the_site_takes_so_many_an_hour(
+    client, r: redis.Redis, sandbox: Sandbox, settings: Settings
+) -> None:
     """Issue 28, item 3: sign-ups went on the applications' queue (600 from 20 addresses took a real application
     from 0.6 s to 64 s to reach Lever), and the only limit was per address (a /48 holds 65,536 /64s). Now they have
     their own queue, which a worker serves when no application waits, and a cap for the whole site."""
@@ -231,8 +264,11 @@ def test_sign_ups_queue_behind_applications_and_the_site_takes_so_many_an_hour(c
     from .helpers import simple_posting
 
     def join(on, n: int, address: str = "127.0.0.1"):
-        return on.post("/api/v1/talent", json={"name": f"Person {n}", "email": f"p{n}@example.com", "consent": True},
-                       environ_base={"REMOTE_ADDR": address}).status_code
+        return on.post(
+            "/api/v1/talent",
+            json={"name": f"Person {n}", "email": f"p{n}@example.com", "consent": True},
+            environ_base={"REMOTE_ADDR": address},
+        ).status_code
 
     assert [join(client, n) for n in range(5)] == [202] * 5
     posting = simple_posting(sandbox)

@@ -22,11 +22,14 @@ def unescape(url: str) -> str:
     return url.replace("&amp;", "&")
 
 
-def test_utm_and_referrer_survive_two_pages_and_reach_lever(client, r: redis.Redis, settings: Settings,
-                                                            sandbox: Sandbox) -> None:
+def test_utm_and_referrer_survive_two_pages_and_reach_lever(
+    client, r: redis.Redis, settings: Settings, sandbox: Sandbox
+) -> None:
     posting = simple_posting(sandbox)
-    home = client.get("/?utm_source=linkedin&utm_medium=social&utm_campaign=spring",
-                      headers={"Referer": "https://www.linkedin.com/feed/"}).get_data(as_text=True)
+    home = client.get(
+        "/?utm_source=linkedin&utm_medium=social&utm_campaign=spring",
+        headers={"Referer": "https://www.linkedin.com/feed/"},
+    ).get_data(as_text=True)
     link = unescape(re.search(rf'href="([^"]*/jobs/{posting["id"]}[^"]*)"', home).group(1))
     assert "utm_source=linkedin" in link
     assert "ref=www.linkedin.com" in link
@@ -37,8 +40,11 @@ def test_utm_and_referrer_survive_two_pages_and_reach_lever(client, r: redis.Red
     action = unescape(re.search(r'form class="apply"[^>]*action="([^"]+)"', form.replace("\n", " ")).group(1))
     assert "utm_campaign=spring" in action
     assert "ref=www.linkedin.com" in action
-    data = {"form_token": re.search(r'name="form_token" value="([^"]+)"', form).group(1),
-            "fullName": "Ada Lovelace", "email": "ada@example.com"}
+    data = {
+        "form_token": re.search(r'name="form_token" value="([^"]+)"', form).group(1),
+        "fullName": "Ada Lovelace",
+        "email": "ada@example.com",
+    }
     data.update(required_cards(sandbox, posting["id"]))
     assert client.post(action, data=data).status_code == 303
     [rec] = store.load_many(r, store.receipts(r, store.State.QUEUED))
@@ -49,7 +55,8 @@ def test_utm_and_referrer_survive_two_pages_and_reach_lever(client, r: redis.Red
 
 
 def test_the_api_takes_the_query_string_or_the_body_and_hostile_values_are_bounded_and_escaped(
-        client, r: redis.Redis, sandbox: Sandbox) -> None:
+    client, r: redis.Redis, sandbox: Sandbox
+) -> None:
     posting = simple_posting(sandbox)
     url = f"/api/v1/postings/{posting['id']}/applications"
     by_query = client.post(url + "?lever-source=indeed&utm_campaign=autumn", json=lever_body(sandbox, posting["id"], 1))

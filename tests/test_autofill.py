@@ -42,8 +42,11 @@ def send(client, content: bytes, name: str = "cv.pdf"):
     return answer
 
 
-@pytest.mark.parametrize("build", [resume_pdf, resume_docx, resume_odt, lambda: "\n".join(RESUME_LINES).encode()],
-                         ids=["pdf", "docx", "odt", "txt"])
+@pytest.mark.parametrize(
+    "build",
+    [resume_pdf, resume_docx, resume_odt, lambda: "\n".join(RESUME_LINES).encode()],
+    ids=["pdf", "docx", "odt", "txt"],
+)
 def test_a_resume_gives_name_email_phone_and_links_and_nothing_is_stored(client, r: redis.Redis, build) -> None:
     answer = send(client, build())
     assert answer.status_code == 200, answer.get_data(as_text=True)
@@ -105,15 +108,21 @@ def test_autofill_is_limited_per_address(settings: Settings, r: redis.Redis) -> 
 
 def test_a_broken_docx_is_a_422_not_a_500(client) -> None:
     """Issue 28, item 1: lxml's and python-docx's own errors were not caught (a 500 with a traceback)."""
-    for parts in ({"word/document.xml": b"<w:document><unclosed>"}, {"word/_rels/document.xml.rels": b"<"},
-                  {"[Content_Types].xml": b"<Types/>"}):
+    for parts in (
+        {"word/document.xml": b"<w:document><unclosed>"},
+        {"word/_rels/document.xml.rels": b"<"},
+        {"[Content_Types].xml": b"<Types/>"},
+    ):
         answer = send(client, docx_bomb(parts), "cv.docx")
         assert answer.status_code == 422, (parts, answer.get_data(as_text=True))
         assert "fill in the form yourself" in answer.get_json()["message"]
 
 
-@pytest.mark.parametrize("bomb", [odt_nested, docx_huge_parts, docx_empty_paragraphs],
-                         ids=["odt-nested", "docx-huge-parts", "docx-empty-paragraphs"])
+@pytest.mark.parametrize(
+    "bomb",
+    [odt_nested, docx_huge_parts, docx_empty_paragraphs],
+    ids=["odt-nested", "docx-huge-parts", "docx-empty-paragraphs"],
+)
 def test_xml_too_deep_too_many_or_too_large_is_refused_before_a_tree_is_built(bomb) -> None:
     """The structural bounds, in the child: 10,000 nested paragraphs, 36 MB of styles, numbering and settings, 1.2
     million empty paragraphs. Refused in well under the child's limits (a tree was never built)."""
@@ -135,7 +144,14 @@ def test_an_integrator_key_counts_autofill_against_its_own_quota(settings: Setti
     key = api_keys.add(r, "acme-backend")
     limited = create_app(load_settings({}, **{**settings.__dict__, "api_client_per_hour": 2})).test_client()
     bearer = {"Authorization": f"Bearer {key}"}
-    codes = [limited.post(URL, data={"resume": (io.BytesIO(b"Ada Lovelace\n"), "cv.txt")}, headers=bearer,
-                          content_type="multipart/form-data").status_code for _ in range(3)]
+    codes = [
+        limited.post(
+            URL,
+            data={"resume": (io.BytesIO(b"Ada Lovelace\n"), "cv.txt")},
+            headers=bearer,
+            content_type="multipart/form-data",
+        ).status_code
+        for _ in range(3)
+    ]
     assert codes == [200, 200, 429]
     assert r.keys("quota:apiclient:*") == []  # its own count: reading resumes never uses up its applications

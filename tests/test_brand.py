@@ -30,17 +30,20 @@ def test_contrast_follows_wcag() -> None:
     assert round(contrast("#2454d6", "#ffffff"), 2) == round(contrast("#ffffff", "#2454d6"), 2) > 4.5
 
 
-@pytest.mark.parametrize(("name", "value", "words"), [
-    ("JOBSITE_BRAND_PRIMARY_COLOUR", "#ffcc00", "unreadable against white text"),
-    ("JOBSITE_BRAND_PRIMARY_COLOUR", "#777777", "unreadable"),  # 4.48:1, just under AA
-    ("JOBSITE_BRAND_PRIMARY_COLOUR", "blue", "must be a colour like"),
-    ("JOBSITE_BRAND_ACCENT_COLOUR", "#333333", "unreadable against the text"),
-    ("JOBSITE_BRAND_LOGO", "/no/such/logo.svg", "must name a readable file"),
-    ("JOBSITE_BRAND_FOOTER_LINKS", "Blog https://example.com", "Label=URL pairs"),
-    ("JOBSITE_BRAND_FOOTER_LINKS", "Blog=javascript:alert(1)", "http(s) URL"),
-    ("JOBSITE_PRIVACY_URL", "example.com/privacy", "http(s) URL"),
-    ("JOBSITE_TEMPLATES_DIR", "/no/such/folder", "must name a directory"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("JOBSITE_BRAND_PRIMARY_COLOUR", "#ffcc00", "unreadable against white text"),
+        ("JOBSITE_BRAND_PRIMARY_COLOUR", "#777777", "unreadable"),  # 4.48:1, just under AA
+        ("JOBSITE_BRAND_PRIMARY_COLOUR", "blue", "must be a colour like"),
+        ("JOBSITE_BRAND_ACCENT_COLOUR", "#333333", "unreadable against the text"),
+        ("JOBSITE_BRAND_LOGO", "/no/such/logo.svg", "must name a readable file"),
+        ("JOBSITE_BRAND_FOOTER_LINKS", "Blog https://example.com", "Label=URL pairs"),
+        ("JOBSITE_BRAND_FOOTER_LINKS", "Blog=javascript:alert(1)", "http(s) URL"),
+        ("JOBSITE_PRIVACY_URL", "example.com/privacy", "http(s) URL"),
+        ("JOBSITE_TEMPLATES_DIR", "/no/such/folder", "must name a directory"),
+    ],
+)
 def test_a_bad_brand_setting_names_its_variable(tmp_path: Path, name: str, value: str, words: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings({name: value, "JOBSITE_DATA_DIR": str(tmp_path)})
@@ -50,9 +53,13 @@ def test_a_bad_brand_setting_names_its_variable(tmp_path: Path, name: str, value
 
 
 def test_a_low_contrast_colour_stops_start_up_in_one_line(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "jobsite", "worker"], capture_output=True, text=True, timeout=30,
-                         env={"JOBSITE_BRAND_PRIMARY_COLOUR": "#9ab", "JOBSITE_DATA_DIR": str(tmp_path),
-                              "PATH": "/usr/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "jobsite", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"JOBSITE_BRAND_PRIMARY_COLOUR": "#9ab", "JOBSITE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin"},
+    )
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
@@ -67,7 +74,7 @@ def test_the_brand_shows_on_every_candidate_page(branded, sandbox: Sandbox) -> N
         html = branded.get(path).get_data(as_text=True)
         assert '<img class="logo" src="/brand/logo" alt="Acme Robotics">' in html, path
         assert 'rel="icon" href="/favicon.ico"' in html, path
-        assert '/brand.css?v=' in html, path
+        assert "/brand.css?v=" in html, path
         assert '<a href="https://example.com/blog">Our blog</a>' in html, path
         assert '<a href="https://example.com/privacy">Privacy policy</a>' in html, path
     home = branded.get("/").get_data(as_text=True)
@@ -108,7 +115,8 @@ def test_the_templates_folder_is_searched_first(settings: Settings, tmp_path: Pa
     folder = tmp_path / "templates"
     (folder / "errors").mkdir(parents=True)
     (folder / "errors" / "error.html").write_text(
-        '{% extends "base.html" %}{% block main %}Ours: {{ status }}{% endblock %}')
+        '{% extends "base.html" %}{% block main %}Ours: {{ status }}{% endblock %}'
+    )
     brand = load_settings({"JOBSITE_TEMPLATES_DIR": str(folder)}, data_dir=settings.data_dir).brand
     client = create_app(replace(settings, brand=brand)).test_client()
     html = client.get("/no-such-page").get_data(as_text=True)

@@ -17,15 +17,21 @@ from .helpers import LiveServer, Sandbox, Workers, lever_body, simple_posting, w
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_recruiter_watches_the_backlog_drain(page, live: LiveServer, r: redis.Redis, settings,
-                                             sandbox: Sandbox, workers: Workers) -> None:
+def test_recruiter_watches_the_backlog_drain(
+    page, live: LiveServer, r: redis.Redis, settings, sandbox: Sandbox, workers: Workers
+) -> None:
     accounts.add_user(r, "rita@acme.test", "a long enough password", accounts.Role.ADMIN)
     posting = simple_posting(sandbox)
     sandbox.control("maintenance", on=True)
     workers.start(worker_env(settings))
-    receipts = [requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
-                              json=lever_body(sandbox, posting["id"], n), timeout=10).json()["receipt"]
-                for n in range(6)]
+    receipts = [
+        requests.post(
+            f"{live.url}/api/v1/postings/{posting['id']}/applications",
+            json=lever_body(sandbox, posting["id"], n),
+            timeout=10,
+        ).json()["receipt"]
+        for n in range(6)
+    ]
     wait_for(lambda: store.counts(r)["waiting"] == 6, what="the backlog to wait for Lever")
 
     page.goto(live.url + "/admin/")

@@ -46,8 +46,9 @@ def _mails(outbox: SandboxServer, to: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_ask_confirm_manage_stop(browser, width: int, settings: Settings, r: redis.Redis, sandbox: Sandbox,
-                                 outbox: SandboxServer, tmp_path: Path) -> None:
+def test_ask_confirm_manage_stop(
+    browser, width: int, settings: Settings, r: redis.Redis, sandbox: Sandbox, outbox: SandboxServer, tmp_path: Path
+) -> None:
     assert outbox.smtp is not None
     s = mail_settings(settings, outbox.smtp.port)
     live = LiveServer(create_app(s))
@@ -87,8 +88,11 @@ def test_ask_confirm_manage_stop(browser, width: int, settings: Settings, r: red
         expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
         checked("asked")
         [ada] = subs.of_address(r, address)
-        assert (ada.state, ada.frequency, ada.filters) == (State.PENDING, Frequency.WEEKLY,
-                                                           {"team": team, "q": "engineer"})
+        assert (ada.state, ada.frequency, ada.filters) == (
+            State.PENDING,
+            Frequency.WEEKLY,
+            {"team": team, "q": "engineer"},
+        )
 
         tasks.use(Services(s))
         assert tasks.send_alert_confirmation(ada.id) == "sent"
@@ -137,23 +141,37 @@ def test_ask_confirm_manage_stop(browser, width: int, settings: Settings, r: red
         if width == 1280:  # the new pages in de and fr through axe, then the Nu checker once on all of them
             third = subs.subscribe(r, "cleo@example.com", {"q": "python"}, "daily", "en").subscription
             for lang in ("de", "fr"):
-                for name, url in (("new", f"{live.url}/alerts/new?team={quote(team)}"),
-                                  ("asked", f"{live.url}/alerts/asked"),
-                                  ("confirm", subs.confirm_url(s, third.id)),
-                                  ("manage", subs.manage_url(s, third.id)),
-                                  ("stop", subs.unsubscribe_url(s, third.id))):
-                    page.goto(url.replace(s.public_url or "", live.url) + ("&" if "?" in url else "?")
-                              + f"lang={lang}")
+                for name, url in (
+                    ("new", f"{live.url}/alerts/new?team={quote(team)}"),
+                    ("asked", f"{live.url}/alerts/asked"),
+                    ("confirm", subs.confirm_url(s, third.id)),
+                    ("manage", subs.manage_url(s, third.id)),
+                    ("stop", subs.unsubscribe_url(s, third.id)),
+                ):
+                    page.goto(url.replace(s.public_url or "", live.url) + ("&" if "?" in url else "?") + f"lang={lang}")
                     expect(page.locator("html")).to_have_attribute("lang", lang)
                     checked(f"{name}-{lang}")  # axe, and the page for the Nu checker
             for name, html in pages.items():
                 (tmp_path / f"{name}.html").write_text(html)
-            run = subprocess.run(["java", "-Xss1024k", "-jar", str(VNU), "--errors-only", "--format", "json",
-                                  *sorted(str(f) for f in tmp_path.glob("*.html"))],
-                                 capture_output=True, text=True, timeout=240)
+            run = subprocess.run(
+                [
+                    "java",
+                    "-Xss1024k",
+                    "-jar",
+                    str(VNU),
+                    "--errors-only",
+                    "--format",
+                    "json",
+                    *sorted(str(f) for f in tmp_path.glob("*.html")),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
             messages = json.loads(run.stderr)["messages"]  # the checker's report, even when empty
-            found = [f"{Path(m['url']).name}:{m.get('lastLine')}: {m['message']}" for m in messages
-                     if m["type"] == "error"]
+            found = [
+                f"{Path(m['url']).name}:{m.get('lastLine')}: {m['message']}" for m in messages if m["type"] == "error"
+            ]
             assert not found, "\n".join(found)
     finally:
         context.close()

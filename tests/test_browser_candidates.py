@@ -59,8 +59,11 @@ def test_candidate_finds_a_job_and_sees_form_errors(page, live: LiveServer, sand
     assert page.url.endswith("/apply")  # the browser checked first; nothing was sent
     errors = page.locator(".field.has-error")
     required = ["fullName", "email", "resume"]
-    messages = {"fullName": "Enter your full name.", "email": "Enter your email address.",
-                "resume": "Attach your CV or résumé."}  # said for the field, as the server says it (forms.py)
+    messages = {
+        "fullName": "Enter your full name.",
+        "email": "Enter your email address.",
+        "resume": "Attach your CV or résumé.",
+    }  # said for the field, as the server says it (forms.py)
     for name in required:
         field = page.locator(f'.field[data-field="{name}"]')
         assert "has-error" in field.get_attribute("class")
@@ -128,8 +131,9 @@ def test_without_javascript_the_server_reports_the_same_errors(browser, live: Li
     context.close()
 
 
-def test_a_reload_and_a_language_switch_keep_a_half_filled_form_on_a_phone(page, live: LiveServer,
-                                                                            sandbox: Sandbox) -> None:
+def test_a_reload_and_a_language_switch_keep_a_half_filled_form_on_a_phone(
+    page, live: LiveServer, sandbox: Sandbox
+) -> None:
     """Issue 29's done-when at a phone's width (the walk above is the desk's): a reload, then French from the
     header, keep every answer typed."""
     target = full_form_posting(sandbox)

@@ -23,7 +23,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screens
 def kept_by_an_older_page(page, body: dict) -> None:
     """A capture in the outbox as the page kept it before its check was the console's (an email like quick@tap):
     what the console then refuses."""
-    page.evaluate("""(body) => new Promise((done) => {
+    page.evaluate(
+        """(body) => new Promise((done) => {
         const form = document.getElementById("capture");
         const req = indexedDB.open("jobsite-capture", 1);
         req.onsuccess = () => {
@@ -32,11 +33,14 @@ def kept_by_an_older_page(page, body: dict) -> None:
                                           owner: form.dataset.owner, at: Date.now(), body });
             t.oncomplete = () => { req.result.close(); done(); };
         };
-    })""", {"phone": "", "postings": [], "note": "", "rating": 0, **body})
+    })""",
+        {"phone": "", "postings": [], "note": "", "rating": 0, **body},
+    )
 
 
-def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: LiveServer, r: redis.Redis,
-                                                                 sandbox: Sandbox) -> None:
+def test_captures_made_offline_survive_a_reload_and_arrive_once(
+    browser, live: LiveServer, r: redis.Redis, sandbox: Sandbox
+) -> None:
     accounts.add_user(r, "rita@acme.test", "a long enough password", accounts.Role.ADMIN)
     postings = [p["id"] for p in sandbox.public_postings()[:2]]
     event = events.add(r, "Berlin Robotics Meetup", "2026-12-03", postings)
@@ -80,8 +84,17 @@ def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: L
         page.get_by_role("button", name="Undo the capture of Wrong Person").click()  # not sent yet: undone
         expect(page.locator("#outbox")).to_have_attribute("data-waiting", "3")
         # a capture kept by the page before its check was the console's (quick@tap): the console will refuse it
-        kept_by_an_older_page(page, {"name": "Quick Tap", "email": "quick@tap", "phone": "+49 30 1234567",
-                                     "note": "Met at the robot arm demo", "rating": 4, "client_id": "quicktap0001abcd"})
+        kept_by_an_older_page(
+            page,
+            {
+                "name": "Quick Tap",
+                "email": "quick@tap",
+                "phone": "+49 30 1234567",
+                "note": "Met at the robot arm demo",
+                "rating": 4,
+                "client_id": "quicktap0001abcd",
+            },
+        )
         page.reload()  # offline: the service worker answers from its cache, IndexedDB still holds the four
         expect(page.locator("#outbox")).to_have_attribute("data-waiting", "4")
         assert "4 captures wait" in page.locator("#outbox").inner_text()
@@ -115,7 +128,12 @@ def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: L
         expect(page.locator("#outbox")).to_have_attribute("data-waiting", "0", timeout=30_000)
         quick = next(p for p in people.of_event(r, event.id) if p.name == "Quick Tap")
         assert (quick.email, quick.phone, quick.note, quick.rating, quick.client_id) == (
-            "quick@tap.example", "+49 30 1234567", "Met at the robot arm demo", 4, "quicktap0001abcd")
+            "quick@tap.example",
+            "+49 30 1234567",
+            "Met at the robot arm demo",
+            4,
+            "quicktap0001abcd",
+        )
 
         # signed in again in another tab: the page's token is stale (a 400); it takes the fresh one and sends
         other = context.new_page()
@@ -128,8 +146,11 @@ def test_captures_made_offline_survive_a_reload_and_arrive_once(browser, live: L
         page.fill("#c-name", "Other Tab")
         page.fill("#c-email", "other@example.com")
         save.click()
-        wait_for(lambda: "Other Tab" in [p.name for p in people.of_event(r, event.id)], timeout=8,
-                 what="the capture, at once (the page sends every 10 s)")
+        wait_for(
+            lambda: "Other Tab" in [p.name for p in people.of_event(r, event.id)],
+            timeout=8,
+            what="the capture, at once (the page sends every 10 s)",
+        )
         expect(page.locator("#outbox")).to_have_attribute("data-waiting", "0")
         assert page.locator("#signin").is_hidden()
 
@@ -184,8 +205,9 @@ def test_the_talent_community_page_on_a_phone(page, live: LiveServer, r: redis.R
     assert [p.name for p in people.talent_community(r)] == ["Ada Lovelace"]
 
 
-def test_a_shared_phone_keeps_nothing_of_the_last_recruiter(browser, live: LiveServer, r: redis.Redis,
-                                                            sandbox: Sandbox) -> None:
+def test_a_shared_phone_keeps_nothing_of_the_last_recruiter(
+    browser, live: LiveServer, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """Issue 28, item 4: after sign-out the service worker, Cache Storage and the outbox stayed (names, emails,
     notes, readable offline); refused captures stayed for good; the next recruiter to sign in sent the previous one's
     pending captures as themselves. Now the outbox is the signed-in recruiter's, a refused capture can be deleted,
@@ -221,8 +243,9 @@ def test_a_shared_phone_keeps_nothing_of_the_last_recruiter(browser, live: LiveS
 
     try:
         sign_in("rita@acme.test")
-        kept_by_an_older_page(page, {"name": "Refused Once", "email": "refused@localhost",
-                                     "client_id": "refusedonce00001"})  # the console refuses it (no dot)
+        kept_by_an_older_page(
+            page, {"name": "Refused Once", "email": "refused@localhost", "client_id": "refusedonce00001"}
+        )  # the console refuses it (no dot)
         page.reload()
         expect(page.locator("#refused li")).to_contain_text("Refused Once")
         page.get_by_role("button", name="Delete the capture of Refused Once").click()
@@ -257,8 +280,9 @@ def test_a_shared_phone_keeps_nothing_of_the_last_recruiter(browser, live: LiveS
         context.close()
 
 
-def test_a_refused_capture_is_edited_offline_and_accepted_online_at_a_desk(browser, live: LiveServer, r: redis.Redis,
-                                                                            sandbox: Sandbox) -> None:
+def test_a_refused_capture_is_edited_offline_and_accepted_online_at_a_desk(
+    browser, live: LiveServer, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """Issue 29's done-when at the desk's width (the walk above is the phone's): a capture the console refuses
     opens for editing with nothing lost, is corrected offline, and is accepted once back online."""
     accounts.add_user(r, "rita@acme.test", "a long enough password", accounts.Role.ADMIN)
@@ -273,9 +297,17 @@ def test_a_refused_capture_is_edited_offline_and_accepted_online_at_a_desk(brows
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(re.compile(r"/capture$"))
         expect(page.locator("body")).to_have_attribute("data-offline-ready", "true")
-        kept_by_an_older_page(page, {"name": "Desk Person", "email": "desk@person", "phone": "+33 4 72 00 00 00",
-                                     "note": "Asked about night shifts", "rating": 3,
-                                     "client_id": "deskperson000001"})
+        kept_by_an_older_page(
+            page,
+            {
+                "name": "Desk Person",
+                "email": "desk@person",
+                "phone": "+33 4 72 00 00 00",
+                "note": "Asked about night shifts",
+                "rating": 3,
+                "client_id": "deskperson000001",
+            },
+        )
         page.reload()  # online: the page sends what it keeps, the console refuses the address
         expect(page.locator("#refused li")).to_contain_text("Desk Person", timeout=30_000)
         assert not people.of_event(r, event.id)
@@ -295,7 +327,12 @@ def test_a_refused_capture_is_edited_offline_and_accepted_online_at_a_desk(brows
         expect(page.locator("#outbox")).to_have_attribute("data-waiting", "0", timeout=30_000)
         [desk] = people.of_event(r, event.id)
         assert (desk.email, desk.phone, desk.note, desk.rating, desk.client_id) == (
-            "desk@person.example", "+33 4 72 00 00 00", "Asked about night shifts", 3, "deskperson000001")
+            "desk@person.example",
+            "+33 4 72 00 00 00",
+            "Asked about night shifts",
+            3,
+            "deskperson000001",
+        )
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
         results = Axe().run(page)
         assert results.violations_count == 0, results.generate_report()

@@ -29,10 +29,12 @@ div { display: inline; }
 
 
 def host_page(live: LiveServer, body: str, css: str = "", title: str = "Acme careers") -> bytes:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<style>{css}</style></head><body><main><h1>{title}</h1>{body}</main>"
-            f'<script src="{live.url}/static/widget.js" async></script></body></html>').encode()
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{css}</style></head><body><main><h1>{title}</h1>{body}</main>"
+        f'<script src="{live.url}/static/widget.js" async></script></body></html>'
+    ).encode()
 
 
 def axe_clean(target, what: str) -> None:
@@ -42,12 +44,18 @@ def axe_clean(target, what: str) -> None:
 
 def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
     pages, origin = company_site
-    css = HOSTILE_CSS + ".themed { --jobsite-accent: #8a1c7c; --jobsite-font: Georgia, serif; }" \
-        "html { font-size: 62.5% }"  # the common rem reset: 1rem is 10 px on this page
-    pages["/careers"] = host_page(live, css=css, body=(
-        '<ul><li id="host-item">the host\'s own list item</li></ul>'
-        '<div id="all" data-jobsite-widget><a href="/fallback">See our jobs</a></div>'
-        '<div id="platform" class="themed" data-jobsite-widget data-team="Platform" data-group-by="none"></div>'))
+    css = (
+        HOSTILE_CSS + ".themed { --jobsite-accent: #8a1c7c; --jobsite-font: Georgia, serif; }html { font-size: 62.5% }"
+    )  # the common rem reset: 1rem is 10 px on this page
+    pages["/careers"] = host_page(
+        live,
+        css=css,
+        body=(
+            '<ul><li id="host-item">the host\'s own list item</li></ul>'
+            '<div id="all" data-jobsite-widget><a href="/fallback">See our jobs</a></div>'
+            '<div id="platform" class="themed" data-jobsite-widget data-team="Platform" data-group-by="none"></div>'
+        ),
+    )
     page.goto(origin + "/careers")
     every = page.locator("#all li")
     every.first.wait_for()
@@ -89,9 +97,13 @@ def test_two_themed_widgets_survive_hostile_host_css(page, live: LiveServer, san
 
 def test_widget_filters_search_and_states(page, live: LiveServer, sandbox: Sandbox, company_site) -> None:
     pages, origin = company_site
-    pages["/careers"] = host_page(live, body=(
-        '<div id="w" data-jobsite-widget data-show-filters data-show-search data-alerts></div>'
-        '<div id="none" data-jobsite-widget data-q="zzzz-no-such-job"></div>'))
+    pages["/careers"] = host_page(
+        live,
+        body=(
+            '<div id="w" data-jobsite-widget data-show-filters data-show-search data-alerts></div>'
+            '<div id="none" data-jobsite-widget data-q="zzzz-no-such-job"></div>'
+        ),
+    )
     page.goto(origin + "/careers")
     w = page.locator("#w")
     w.locator("li").first.wait_for()
@@ -104,8 +116,9 @@ def test_widget_filters_search_and_states(page, live: LiveServer, sandbox: Sandb
     w.get_by_label("Team").select_option(team)
     in_team = [p for p in sandbox.public_postings() if p["categories"]["team"] == team]
     status = w.get_by_role("status")
-    page.wait_for_function("([el, n]) => el.shadowRoot.querySelectorAll('li').length === n",
-                           arg=[w.element_handle(), len(in_team)])
+    page.wait_for_function(
+        "([el, n]) => el.shadowRoot.querySelectorAll('li').length === n", arg=[w.element_handle(), len(in_team)]
+    )
     assert status.inner_text() == f"{len(in_team)} open {'job' if len(in_team) == 1 else 'jobs'}"
     alerts = w.get_by_role("link", name="Email me jobs like these")  # data-alerts: the filters shown, carried
     assert alerts.get_attribute("href") == f"{live.url}/alerts/new?{urlencode({'team': team})}"
@@ -116,8 +129,9 @@ def test_widget_filters_search_and_states(page, live: LiveServer, sandbox: Sandb
     # keyboard: the controls and links are reachable with Tab and named for screen readers
     w.get_by_label("Search").fill("")
     w.get_by_label("Team").select_option("")
-    page.wait_for_function("([el, n]) => el.shadowRoot.querySelectorAll('li').length === n",
-                           arg=[w.element_handle(), total])
+    page.wait_for_function(
+        "([el, n]) => el.shadowRoot.querySelectorAll('li').length === n", arg=[w.element_handle(), total]
+    )
     assert w.get_by_role("search", name="Filter jobs").count() == 1
 
 
@@ -127,8 +141,9 @@ def test_widget_says_so_when_jobsite_is_unreachable(page, live: LiveServer, comp
     page.route(f"{live.url}/api/**", lambda route: route.fulfill(status=503, body="{}"))
     page.goto(origin + "/careers")
     status = page.locator("#w").get_by_role("status")
-    page.wait_for_function("el => el.shadowRoot.textContent.includes('briefly unavailable')",
-                           arg=page.locator("#w").element_handle())
+    page.wait_for_function(
+        "el => el.shadowRoot.textContent.includes('briefly unavailable')", arg=page.locator("#w").element_handle()
+    )
     assert status.get_by_role("link", name="See all open jobs").get_attribute("href") == f"{live.url}/"
 
 
@@ -166,7 +181,8 @@ def fill_application(frame, resume: Path) -> None:
 
 def active_in(page, host: str) -> str:
     """What has focus inside the widget `host`: 'close', 'frame', a link's text, or 'outside'."""
-    return page.evaluate("""host => {
+    return page.evaluate(
+        """host => {
         const w = document.querySelector(host);
         if (document.activeElement !== w) return 'outside';
         const a = w.shadowRoot.activeElement;
@@ -174,11 +190,14 @@ def active_in(page, host: str) -> str:
         if (a.tagName === 'IFRAME') return 'frame';
         if (a.getAttribute('aria-label') === 'Close') return 'close';
         return a.textContent;
-    }""", host)
+    }""",
+        host,
+    )
 
 
-def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox, settings, company_site,
-                                       tmp_path: Path) -> None:
+def test_apply_in_place_in_the_overlay(
+    page, live: LiveServer, sandbox: Sandbox, settings, company_site, tmp_path: Path
+) -> None:
     from jobsite.delivery import deliverer
     from jobsite.records import store
     from jobsite.services import Services
@@ -189,10 +208,14 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
     target = file_posting(sandbox)
     team = target["categories"]["team"]
     pages, origin = company_site
-    pages["/careers"] = host_page(live, body=(
-        '<p><a href="#top">A link of the host before the widget</a></p>'
-        f'<div id="w" data-jobsite-widget data-team="{team}" data-apply="overlay" data-source="careers-page"></div>'
-        '<p><a href="#end">A link of the host after it</a></p>'))
+    pages["/careers"] = host_page(
+        live,
+        body=(
+            '<p><a href="#top">A link of the host before the widget</a></p>'
+            f'<div id="w" data-jobsite-widget data-team="{team}" data-apply="overlay" data-source="careers-page"></div>'
+            '<p><a href="#end">A link of the host after it</a></p>'
+        ),
+    )
     page.goto(origin + "/careers?utm_source=newsletter&utm_campaign=spring")
     w = page.locator("#w")
     link = w.get_by_role("link", name=target["text"], exact=True)
@@ -276,9 +299,9 @@ def test_apply_in_place_in_the_overlay(page, live: LiveServer, sandbox: Sandbox,
 
 
 @pytest.mark.parametrize(("width", "height", "root"), [(390, 844, "62.5%"), (1280, 800, "62.5%"), (1280, 800, "125%")])
-def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveServer, sandbox: Sandbox,
-                                                               company_site, width: int, height: int,
-                                                               root: str) -> None:
+def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(
+    page, live: LiveServer, sandbox: Sandbox, company_site, width: int, height: int, root: str
+) -> None:
     """At a phone's width and a desk's, on hosts whose root font size is 62.5 % and 125 %: the widget's sizes stay
     its own, the close button is a 44 px target, the page behind does not scroll while the overlay is open, and
     Escape leaves the same address as the close button."""
@@ -286,8 +309,11 @@ def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveS
 
     target = simple_posting(sandbox)
     pages, origin = company_site
-    pages["/careers"] = host_page(live, css=f"html {{ font-size: {root} }} main {{ padding-bottom: 200vh }}",
-                                  body='<div id="w" data-jobsite-widget data-apply="overlay"></div>')
+    pages["/careers"] = host_page(
+        live,
+        css=f"html {{ font-size: {root} }} main {{ padding-bottom: 200vh }}",
+        body='<div id="w" data-jobsite-widget data-apply="overlay"></div>',
+    )
     page.set_viewport_size({"width": width, "height": height})
     page.goto(origin + "/careers")
     w = page.locator("#w")
@@ -331,9 +357,12 @@ def test_the_overlay_names_the_job_once_and_all_jobs_closes_it(page, live: LiveS
 
 def smallest_text(page, host: str) -> float:
     """The smallest font size, in px, of any text the widget `host` shows."""
-    return page.evaluate("""host => Math.min(...[...document.querySelector(host).shadowRoot.querySelectorAll("*")]
+    return page.evaluate(
+        """host => Math.min(...[...document.querySelector(host).shadowRoot.querySelectorAll("*")]
         .filter((e) => [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()) && e.checkVisibility())
-        .map((e) => parseFloat(getComputedStyle(e).fontSize)))""", host)
+        .map((e) => parseFloat(getComputedStyle(e).fontSize)))""",
+        host,
+    )
 
 
 def address(page) -> str:
@@ -372,10 +401,12 @@ def frame_height(page, frame) -> tuple[float, float, float]:
     return outer, inner, viewport
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
-                         ids=["desktop", "mobile"])
-def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbox: Sandbox, company_site,
-                                                  viewport, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "mobile"]
+)
+def test_the_iframe_takes_the_height_of_each_page(
+    page, live: LiveServer, sandbox: Sandbox, company_site, viewport, tmp_path: Path
+) -> None:
     from .helpers import file_posting, wait_for
 
     target = file_posting(sandbox)
@@ -384,8 +415,9 @@ def test_the_iframe_takes_the_height_of_each_page(page, live: LiveServer, sandbo
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Jobs at Acme</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><main><h1>Jobs at Acme</h1>'
         f'<iframe data-jobsite title="Open jobs at Acme" src="{live.url}/?embed=1&amp;hide=heading,filters"></iframe>'
-        '<p>The host page goes on below.</p></main>'
-        f'<script src="{live.url}/static/embed.js" async></script></body></html>').encode()
+        "<p>The host page goes on below.</p></main>"
+        f'<script src="{live.url}/static/embed.js" async></script></body></html>'
+    ).encode()
     page.set_viewport_size(viewport)
     page.goto(origin + "/jobs?utm_source=newsletter")
     page.evaluate("""() => { window.heights = [];
@@ -443,9 +475,13 @@ def test_only_allowed_origins_may_embed(browser, settings, sandbox: Sandbox, com
     pages, allowed = company_site  # http://127.0.0.1:PORT; http://localhost:PORT is the same server, another origin
     other = allowed.replace("127.0.0.1", "localhost")
     live = LiveServer(create_app(replace(settings, embed_origins=(allowed,))))
-    pages["/careers"] = host_page(live, body=(
-        '<div id="w" data-jobsite-widget></div>'
-        f'<iframe title="Open jobs" src="{live.url}/?embed=1" width="800" height="400"></iframe>'))
+    pages["/careers"] = host_page(
+        live,
+        body=(
+            '<div id="w" data-jobsite-widget></div>'
+            f'<iframe title="Open jobs" src="{live.url}/?embed=1" width="800" height="400"></iframe>'
+        ),
+    )
     context = browser.new_context()
     page = context.new_page()
     try:
@@ -454,8 +490,9 @@ def test_only_allowed_origins_may_embed(browser, settings, sandbox: Sandbox, com
         page.frame_locator("iframe").locator(".posting-card").first.wait_for()
 
         page.goto(other + "/careers")
-        page.wait_for_function("el => el.shadowRoot.textContent.includes('briefly unavailable')",
-                               arg=page.locator("#w").element_handle())  # no CORS header: the fetch is refused
+        page.wait_for_function(
+            "el => el.shadowRoot.textContent.includes('briefly unavailable')", arg=page.locator("#w").element_handle()
+        )  # no CORS header: the fetch is refused
         page.wait_for_load_state("load")
         frame = page.locator("iframe").element_handle().content_frame()
         assert frame.locator(".posting-card").count() == 0  # frame-ancestors: the browser refused to show it

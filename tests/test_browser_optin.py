@@ -46,8 +46,9 @@ def _mails(outbox: SandboxServer, to: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_join_confirm_manage_unsubscribe(browser, width: int, settings: Settings, r: redis.Redis, sandbox: Sandbox,
-                                         outbox: SandboxServer, tmp_path: Path) -> None:
+def test_join_confirm_manage_unsubscribe(
+    browser, width: int, settings: Settings, r: redis.Redis, sandbox: Sandbox, outbox: SandboxServer, tmp_path: Path
+) -> None:
     assert outbox.smtp is not None
     s = mail_settings(settings, outbox.smtp.port)
     live = LiveServer(create_app(s))
@@ -129,8 +130,9 @@ def test_join_confirm_manage_unsubscribe(browser, width: int, settings: Settings
         checked("saved")
         if width == 1280:  # for the Nu checker below, in de and fr as served, while the link still leads somewhere
             for lang in ("de", "fr"):
-                pages[f"manage-{lang}"] = requests.get(manage.replace(s.public_url or "", live.url) + f"?lang={lang}",
-                                                       timeout=10).text
+                pages[f"manage-{lang}"] = requests.get(
+                    manage.replace(s.public_url or "", live.url) + f"?lang={lang}", timeout=10
+                ).text
         assert tasks.deliver_sourced(ada.id) == "skipped"  # the change told to Lever
         tags = next(o for o in held(sandbox) if o["id"] == opportunity["id"])["tags"]
         assert f"{prefix} interest: {second}" in tags
@@ -157,15 +159,29 @@ def test_join_confirm_manage_unsubscribe(browser, width: int, settings: Settings
             for lang in ("de", "fr"):
                 for name, url in (("confirm", link),):
                     pages[f"{name}-{lang}"] = requests.get(
-                        url.replace(s.public_url or "", live.url) + f"?lang={lang}", timeout=10).text
+                        url.replace(s.public_url or "", live.url) + f"?lang={lang}", timeout=10
+                    ).text
             for name, html in pages.items():
                 (tmp_path / f"{name}.html").write_text(html)
-            run = subprocess.run(["java", "-Xss1024k", "-jar", str(VNU), "--errors-only", "--format", "json",
-                                  *sorted(str(f) for f in tmp_path.glob("*.html"))],
-                                 capture_output=True, text=True, timeout=240)
+            run = subprocess.run(
+                [
+                    "java",
+                    "-Xss1024k",
+                    "-jar",
+                    str(VNU),
+                    "--errors-only",
+                    "--format",
+                    "json",
+                    *sorted(str(f) for f in tmp_path.glob("*.html")),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
             messages = json.loads(run.stderr or "{}").get("messages", [])
-            found = [f"{Path(m['url']).name}:{m.get('lastLine')}: {m['message']}" for m in messages
-                     if m["type"] == "error"]
+            found = [
+                f"{Path(m['url']).name}:{m.get('lastLine')}: {m['message']}" for m in messages if m["type"] == "error"
+            ]
             assert not found, "\n".join(found)
     finally:
         context.close()

@@ -128,13 +128,24 @@ def test_candidate_pages(page, site, sandbox: Sandbox) -> None:
     if theme == "brand":
         page.set_extra_http_headers({"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
     posting = simple_posting(sandbox)
-    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
-                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
-    visits = {"jobs": "/", "jobs-empty": "/?q=zzzz-no-such-job", "posting": f"/jobs/{posting['id']}",
-              "apply": f"/jobs/{posting['id']}/apply", "receipt": f"/applications/{receipt}",
-              "not-found": "/no-such-page", "jobs-fr": "/?lang=fr", "jobs-embedded-fr": "/?embed=1&lang=fr",
-              "posting-fr": f"/jobs/{posting['id']}?lang=fr", "apply-fr": f"/jobs/{posting['id']}/apply?lang=fr",
-              "receipt-fr": f"/applications/{receipt}?lang=fr"}
+    receipt = requests.post(
+        f"{live.url}/api/v1/postings/{posting['id']}/applications",
+        json=lever_body(sandbox, posting["id"], 0),
+        timeout=10,
+    ).json()["receipt"]
+    visits = {
+        "jobs": "/",
+        "jobs-empty": "/?q=zzzz-no-such-job",
+        "posting": f"/jobs/{posting['id']}",
+        "apply": f"/jobs/{posting['id']}/apply",
+        "receipt": f"/applications/{receipt}",
+        "not-found": "/no-such-page",
+        "jobs-fr": "/?lang=fr",
+        "jobs-embedded-fr": "/?embed=1&lang=fr",
+        "posting-fr": f"/jobs/{posting['id']}?lang=fr",
+        "apply-fr": f"/jobs/{posting['id']}/apply?lang=fr",
+        "receipt-fr": f"/applications/{receipt}?lang=fr",
+    }
     for name, path in visits.items():
         check(page, theme, name, live.url + path)
         said = "fr" if name.endswith("-fr") else "de" if theme == "brand" else "en"
@@ -153,8 +164,11 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     theme, live = site
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     posting = simple_posting(sandbox)
-    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
-                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    receipt = requests.post(
+        f"{live.url}/api/v1/postings/{posting['id']}/applications",
+        json=lever_body(sandbox, posting["id"], 0),
+        timeout=10,
+    ).json()["receipt"]
     page.goto(live.url + "/admin/")
     page.wait_for_url(re.compile("/admin/login"))
     check(page, theme, "admin-login")
@@ -168,15 +182,32 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     report.track(r, store.load(r, receipt))  # in the pipeline report, before any sync
     event = events.add(r, "Berlin Robotics Meetup", "2026-12-03", [p["id"] for p in sandbox.public_postings()[:2]])
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
-    assert page.request.post(f"{live.url}/admin/api/events/{event.id}/people", headers={"X-CSRF-Token": token},
-                             data={"name": "Grace Hopper", "email": "grace@example.com", "rating": 4,
-                                   "note": "Knows compilers.\nCall after the fair.", "client_id": "0123456789abcdef",
-                                   "postings": event.postings[:1]}).status == 202
-    for name, path in {"admin-dashboard": "/admin/", "admin-applications": "/admin/applications",
-                       "admin-application": f"/admin/applications/{receipt}", "admin-audit": "/admin/audit",
-                       "admin-events": "/admin/events", "admin-event": f"/admin/events/{event.id}",
-                       "admin-pipeline": "/admin/pipeline", "admin-alerts": "/admin/alerts",
-                       "admin-person": f"/admin/people/{contact}"}.items():
+    assert (
+        page.request.post(
+            f"{live.url}/admin/api/events/{event.id}/people",
+            headers={"X-CSRF-Token": token},
+            data={
+                "name": "Grace Hopper",
+                "email": "grace@example.com",
+                "rating": 4,
+                "note": "Knows compilers.\nCall after the fair.",
+                "client_id": "0123456789abcdef",
+                "postings": event.postings[:1],
+            },
+        ).status
+        == 202
+    )
+    for name, path in {
+        "admin-dashboard": "/admin/",
+        "admin-applications": "/admin/applications",
+        "admin-application": f"/admin/applications/{receipt}",
+        "admin-audit": "/admin/audit",
+        "admin-events": "/admin/events",
+        "admin-event": f"/admin/events/{event.id}",
+        "admin-pipeline": "/admin/pipeline",
+        "admin-alerts": "/admin/alerts",
+        "admin-person": f"/admin/people/{contact}",
+    }.items():
         check(page, theme, name, live.url + path)
         assert "(s)" not in page.locator("main").inner_text(), name  # proper plurals
     assert page.get_by_role("link", name=re.compile("^Open in Lever")).count() >= 2  # the person, as checked last
@@ -199,8 +230,9 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     assert steps[0] == "Applied", steps
     assert steps[-1] == "Hired", steps
     assert len(steps) >= 5, steps  # through every stage
-    assert row.locator("td[data-label=Stage]").evaluate("el => getComputedStyle(el, '::before').content") \
-        == '"Stage: "'  # a labelled card on a phone
+    assert (
+        row.locator("td[data-label=Stage]").evaluate("el => getComputedStyle(el, '::before').content") == '"Stage: "'
+    )  # a labelled card on a phone
     assert page.locator("table.funnel").first.bounding_box()["height"] < 400  # the funnel stays a table
     assert page.get_by_label("Created until").count() == 1
     assert page.get_by_role("button", name="Filter").bounding_box()["width"] < 150  # not stretched
@@ -280,8 +312,9 @@ def test_without_javascript_the_search_button_sends_the_filters(browser, live: L
         context.close()
 
 
-def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveServer, sandbox: Sandbox,
-                                                              tmp_path: Path) -> None:
+def test_the_form_has_large_targets_and_names_the_chosen_file(
+    page, live: LiveServer, sandbox: Sandbox, tmp_path: Path
+) -> None:
     from .helpers import file_posting
 
     page.set_viewport_size({"width": 390, "height": 844})
@@ -298,8 +331,9 @@ def test_the_form_has_large_targets_and_names_the_chosen_file(page, live: LiveSe
     page.locator("fieldset.section").last.screenshot(path=str(ARTIFACTS / "consent-390.png"))
 
 
-def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveServer, settings: Settings,
-                                                              sandbox: Sandbox, workers, r: redis.Redis) -> None:
+def test_the_receipt_follows_the_application_without_a_reload(
+    page, live: LiveServer, settings: Settings, sandbox: Sandbox, workers, r: redis.Redis
+) -> None:
     from playwright.sync_api import expect
 
     from jobsite.records.store import State
@@ -307,8 +341,11 @@ def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveSe
     from .helpers import wait_for, worker_env
 
     posting = simple_posting(sandbox)
-    receipt = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
-                            json=lever_body(sandbox, posting["id"], 0), timeout=10).json()["receipt"]
+    receipt = requests.post(
+        f"{live.url}/api/v1/postings/{posting['id']}/applications",
+        json=lever_body(sandbox, posting["id"], 0),
+        timeout=10,
+    ).json()["receipt"]
     page.clock.install()  # the page's timers run on a clock the test can move on
     page.goto(live.url + f"/applications/{receipt}")
     shown = page.locator(".reference").inner_text()
@@ -328,12 +365,16 @@ def test_the_receipt_follows_the_application_without_a_reload(page, live: LiveSe
     assert "done" in (page.locator('[data-step="2"]').get_attribute("class") or "")
 
 
-def test_the_console_shows_local_times_and_asks_before_risky_actions(browser, live: LiveServer, r: redis.Redis,
-                                                                     sandbox: Sandbox) -> None:
+def test_the_console_shows_local_times_and_asks_before_risky_actions(
+    browser, live: LiveServer, r: redis.Redis, sandbox: Sandbox
+) -> None:
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     posting = simple_posting(sandbox)
-    requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
-                  json=lever_body(sandbox, posting["id"], 0), timeout=10)
+    requests.post(
+        f"{live.url}/api/v1/postings/{posting['id']}/applications",
+        json=lever_body(sandbox, posting["id"], 0),
+        timeout=10,
+    )
     context = browser.new_context(timezone_id="Europe/Berlin", locale="en-GB")
     page = context.new_page()
     try:
@@ -388,8 +429,10 @@ def test_the_language_switcher_keeps_an_embedded_page_embedded(page, live: LiveS
     page.wait_for_url(re.compile(r"lang=de"))
     assert parse_qs(urlsplit(page.url).query) == {"embed": ["1"], "team": [team], "lang": ["de"]}
     assert page.locator("html").get_attribute("lang") == "de"
-    assert page.get_by_role("navigation", name="Sprache").get_by_role("link", name="Deutsch") \
-        .get_attribute("aria-current") == "true"
+    assert (
+        page.get_by_role("navigation", name="Sprache").get_by_role("link", name="Deutsch").get_attribute("aria-current")
+        == "true"
+    )
     page.get_by_role("link", name=posting["text"]).first.click()
     page.get_by_role("link", name="Jetzt bewerben").first.click()
     page.wait_for_url(re.compile(r"/apply\?"))
@@ -416,8 +459,18 @@ def test_the_german_form_says_lever_standard_fields_in_german(page, live: LiveSe
 
     posting = eeo_posting(sandbox)
     check(page, "default", "apply-de", f"{live.url}/jobs/{posting['id']}/apply?lang=de")
-    for label in ("Vollständiger Name", "E-Mail", "Telefon", "Lebenslauf", "Aktueller Arbeitgeber",
-                  "Aktueller Wohnort", "Geschlecht", "Behinderung", "Unterschrift", "Datum"):
+    for label in (
+        "Vollständiger Name",
+        "E-Mail",
+        "Telefon",
+        "Lebenslauf",
+        "Aktueller Arbeitgeber",
+        "Aktueller Wohnort",
+        "Geschlecht",
+        "Behinderung",
+        "Unterschrift",
+        "Datum",
+    ):
         assert page.get_by_label(re.compile(f"^{label}( \\*|$)")).count() == 1, label
     assert page.locator("#f-eeo-gender option").all_inner_texts()[1:3] == ["Männlich", "Weiblich"]
     assert "unterschreiben" in page.locator("#f-eeo-disabilitySignature-help").inner_text()
@@ -468,8 +521,16 @@ def test_the_resume_comes_first_and_fills_the_form(page, live: LiveServer, sandb
     # Issue 29, 4: a second (right) CV kept the first one's details and said it could not read this one. Now what
     # autofill filled is filled again from it (or emptied when it does not say), and what the person typed stays.
     grace = tmp_path / "grace-cv.docx"
-    grace.write_bytes(resume_docx(["Grace Hopper", "Rear admiral at US Navy", "Location: Arlington, Virginia",
-                                   "grace@navy.example | +1 202 555 0147"]))
+    grace.write_bytes(
+        resume_docx(
+            [
+                "Grace Hopper",
+                "Rear admiral at US Navy",
+                "Location: Arlington, Virginia",
+                "grace@navy.example | +1 202 555 0147",
+            ]
+        )
+    )
     page.locator("#f-resume").set_input_files(str(grace))
     expect(page.locator("#f-email")).to_have_value("grace@navy.example", timeout=20_000)
     assert page.locator("#f-fullName").input_value() == "Ada King"  # typed: kept
@@ -503,8 +564,11 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
     posting = simple_posting(sandbox)
     sandbox.control("maintenance", on=True)
     for n in range(2):
-        requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
-                      json=lever_body(sandbox, posting["id"], n), timeout=10)
+        requests.post(
+            f"{live.url}/api/v1/postings/{posting['id']}/applications",
+            json=lever_body(sandbox, posting["id"], n),
+            timeout=10,
+        )
     svc = live.server.app.extensions["jobsite"]
     for receipt in store.receipts(r, store.State.QUEUED):
         deliverer.deliver(tasks.use(svc), receipt)  # meets the maintenance: the gate closes
@@ -522,8 +586,10 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
         page.goto(live.url + "/admin/")
         page.screenshot(path=str(ARTIFACTS / f"console-dashboard-closed-{width}.png"), full_page=True)
         nav = page.get_by_role("navigation", name="Console")
-        assert page.evaluate(WHOLLY_SHOWN, "nav.admin-nav a, nav.admin-nav input, nav.admin-nav button, "
-                             ".account summary") == [], f"the navigation is cut at {width} px"
+        assert (
+            page.evaluate(WHOLLY_SHOWN, "nav.admin-nav a, nav.admin-nav input, nav.admin-nav button, .account summary")
+            == []
+        ), f"the navigation is cut at {width} px"
         if width == 1280:
             assert nav.bounding_box()["height"] < 60, "the navigation takes more than one row at 1280 px"
         assert nav.locator("[aria-current=page]").all_inner_texts() == ["Dashboard"]
@@ -532,8 +598,10 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
         assert page.locator('[data-field="lever.word"]').inner_text() == "In maintenance"
         assert not page.locator("#technical dl").is_visible()  # folded until asked for
         for state in page.locator(".big.word").all():
-            lines = state.evaluate("el => { const r = document.createRange(); r.selectNodeContents(el);"
-                                   " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }")
+            lines = state.evaluate(
+                "el => { const r = document.createRange(); r.selectNodeContents(el);"
+                " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }"
+            )
             assert lines == 1, f"{state.inner_text()} breaks across lines at {width} px"
         assert not page.locator("#pacing").is_visible()
         assert not page.get_by_text("done in about").is_visible()

@@ -31,8 +31,10 @@ def test_required_messages_name_the_missing_answer(client, sandbox: Sandbox) -> 
     posting = file_posting(sandbox)
     url = f"/jobs/{posting['id']}/apply"
     page = client.get(url).get_data(as_text=True)
-    rules = {name: json.loads(raw.replace("&#39;", "'").replace("&#34;", '"'))
-             for name, raw in re.findall(r'data-field="([^"]+)" data-rules=\'([^\']+)\'', page)}
+    rules = {
+        name: json.loads(raw.replace("&#39;", "'").replace("&#34;", '"'))
+        for name, raw in re.findall(r'data-field="([^"]+)" data-rules=\'([^\']+)\'', page)
+    }
     assert rules["email"]["messages"]["required"] == "Enter your email address."
     assert rules["resume"]["messages"]["required"] == "Attach your CV or résumé."
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
@@ -94,8 +96,11 @@ def test_a_web_address_without_its_scheme_is_taken_and_completed(sandbox: Sandbo
     typed = ["linkedin.com/in/ada-lovelace", "HTTP://example.org/cv", "www.ada.dev"]
     answers.update(dict(zip(links, typed, strict=True)))
     app = forms.validate(form, answers, {}, 2**20)
-    assert sorted(app.urls.values()) == ["HTTP://example.org/cv", "https://linkedin.com/in/ada-lovelace",
-                                         "https://www.ada.dev"]
+    assert sorted(app.urls.values()) == [
+        "HTTP://example.org/cv",
+        "https://linkedin.com/in/ada-lovelace",
+        "https://www.ada.dev",
+    ]
     for wrong in ("ada", "ada@example.com", "javascript:alert(1)", "mailto:ada@example.com"):
         with pytest.raises(forms.ValidationFailed) as failed:
             forms.validate(form, {**answers, links[0]: wrong}, {}, 2**20)

@@ -106,7 +106,8 @@ def test_posting_page_json_ld(client, sandbox: Sandbox) -> None:
     assert ld["hiringOrganization"]["name"] == "Acme Robotics"
     assert ld["employmentType"] in ("FULL_TIME", "PART_TIME", "CONTRACTOR", "INTERN", "OTHER")
     assert [p["address"]["addressLocality"] for p in ld["jobLocation"]] == [
-        loc.split(",")[0] for loc in salaried["categories"]["allLocations"]]
+        loc.split(",")[0] for loc in salaried["categories"]["allLocations"]
+    ]
     assert ld["baseSalary"]["currency"] == salaried["salaryRange"]["currency"]
     assert ld["baseSalary"]["value"]["minValue"] == salaried["salaryRange"]["min"]
     assert f'<link rel="canonical" href="http://localhost/jobs/{salaried["id"]}">' in html
@@ -235,8 +236,9 @@ def test_cold_cache_forms_go_through_the_shared_limit(settings: Settings, sandbo
     live = LiveServer(app)
     try:
         with ThreadPoolExecutor(30) as pool:
-            statuses = list(pool.map(lambda pid: requests.get(f"{live.url}/jobs/{pid}/apply", timeout=60).status_code,
-                                     ids))
+            statuses = list(
+                pool.map(lambda pid: requests.get(f"{live.url}/jobs/{pid}/apply", timeout=60).status_code, ids)
+            )
     finally:
         live.stop()
     assert statuses == [200] * len(ids)
@@ -264,8 +266,12 @@ def test_cold_misses_are_collapsed_across_web_processes(settings: Settings, sand
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
-    env.update(JOBSITE_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url or "",
-               LEVER_BASE_URL=settings.lever_base_url, JOBSITE_SECRET_KEY="x")
+    env.update(
+        JOBSITE_DATA_DIR=str(settings.data_dir),
+        REDIS_URL=settings.redis_url or "",
+        LEVER_BASE_URL=settings.lever_base_url,
+        JOBSITE_SECRET_KEY="x",
+    )
     web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "3", "--port", str(port)], env=env)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -33,8 +33,13 @@ def test_up_serves_health_within_10_seconds_and_stops_cleanly() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
     env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(sandbox_port))
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobsite", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     announced = threading.Event()
 
@@ -84,12 +89,17 @@ def test_a_port_in_use_is_one_line_naming_it_and_how_to_move() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        for args, extra, setting in ((["--port", str(busy)], {}, "--port"),
-                                     (["--port", str(free_port())], {"JOBSITE_SANDBOX_PORT": str(busy)},
-                                      "JOBSITE_SANDBOX_PORT")):
-            done = subprocess.run([sys.executable, "-m", "jobsite", "up", *args],
-                                  env={**env, **extra, "JOBSITE_DATA_DIR": str(data)},
-                                  capture_output=True, text=True, timeout=30)
+        for args, extra, setting in (
+            (["--port", str(busy)], {}, "--port"),
+            (["--port", str(free_port())], {"JOBSITE_SANDBOX_PORT": str(busy)}, "JOBSITE_SANDBOX_PORT"),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "jobsite", "up", *args],
+                env={**env, **extra, "JOBSITE_DATA_DIR": str(data)},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert done.returncode == 1
             assert done.stdout == "", done.stderr
             assert len(done.stderr.splitlines()) == 1, done.stderr
@@ -132,8 +142,13 @@ def test_up_stops_every_child_and_frees_its_ports_three_times_in_a_row() -> None
     for cycle in range(3):
         port, sandbox_port = free_port(), free_port()
         env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(sandbox_port))
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobsite", "up", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         site = f"http://127.0.0.1:{port}"
         try:
             wait_for(functools.partial(_serves, site + "/healthz"), what="jobsite up")
@@ -171,20 +186,38 @@ def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox,
     again (saying so), and every application reaches Lever once with no hand on the keyboard."""
     data, port = Path(tempfile.mkdtemp(prefix="jsk")), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBSITE_", "LEVER_", "REDIS_"))}
-    env.update(JOBSITE_DATA_DIR=str(data), LEVER_API_KEY=API_KEY, LEVER_BASE_URL=f"{sandbox.url}/v1",
-               JOBSITE_DELIVERY_LEASE_S="5", JOBSITE_UPKEEP_INTERVAL_S="1", JOBSITE_PACING_MARGIN_MS="300",
-               JOBSITE_PROBE_INTERVAL_S="1")
+    env.update(
+        JOBSITE_DATA_DIR=str(data),
+        LEVER_API_KEY=API_KEY,
+        LEVER_BASE_URL=f"{sandbox.url}/v1",
+        JOBSITE_DELIVERY_LEASE_S="5",
+        JOBSITE_UPKEEP_INTERVAL_S="1",
+        JOBSITE_PACING_MARGIN_MS="300",
+        JOBSITE_PROBE_INTERVAL_S="1",
+    )
     out = tmp_path / "up.log"
     with open(out, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobsite", "up", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     site, posting = f"http://127.0.0.1:{port}", simple_posting(sandbox)
     try:
         wait_for(lambda: "jobsite is up" in out.read_text(), what="jobsite up")  # started: every part ready
         sandbox.control("maintenance", on=True)
         sandbox.control("latency", seconds=0.5, path="/apply")  # Redis goes while Lever holds an apply
-        receipts = [requests.post(f"{site}/api/v1/postings/{posting['id']}/applications", timeout=30, headers=CLOSE,
-                                  json=lever_body(sandbox, posting["id"], n)).json()["receipt"] for n in range(6)]
+        receipts = [
+            requests.post(
+                f"{site}/api/v1/postings/{posting['id']}/applications",
+                timeout=30,
+                headers=CLOSE,
+                json=lever_body(sandbox, posting["id"], n),
+            ).json()["receipt"]
+            for n in range(6)
+        ]
         wait_for(lambda: _statuses(site, receipts) == {"waiting"}, what="all to wait for Lever")
         sandbox.control("maintenance", on=False)
         wait_for(lambda: "delivering" in _statuses(site, receipts), interval=0.05, what="an apply in flight")
@@ -205,8 +238,9 @@ def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox,
 
 
 def _statuses(site: str, receipts: list[str]) -> set[str]:
-    return {requests.get(f"{site}/api/v1/applications/{r}", headers=CLOSE, timeout=10).json()["status"]
-            for r in receipts}
+    return {
+        requests.get(f"{site}/api/v1/applications/{r}", headers=CLOSE, timeout=10).json()["status"] for r in receipts
+    }
 
 
 def test_up_starts_a_dead_worker_or_web_again_and_still_stops_everything(tmp_path: Path) -> None:
@@ -217,18 +251,26 @@ def test_up_starts_a_dead_worker_or_web_again_and_still_stops_everything(tmp_pat
     env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(free_port()))
     out = tmp_path / "up.log"
     with open(out, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobsite", "up", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     site = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: "jobsite is up" in out.read_text(), what="jobsite up")  # started: every part ready
         for role in ("worker", "web"):
             child = _child(proc.pid, role)
             os.killpg(child, signal.SIGKILL)
-            wait_for(lambda role=role: f"jobsite: {role} exited (exit code -9); starting it again in 1 s" in (
-                out.read_text()), what=f"{role} to be noticed")
-            wait_for(lambda role=role, child=child: _child(proc.pid, role) not in (None, child),
-                     what=f"a new {role}")
+            wait_for(
+                lambda role=role: (
+                    f"jobsite: {role} exited (exit code -9); starting it again in 1 s" in (out.read_text())
+                ),
+                what=f"{role} to be noticed",
+            )
+            wait_for(lambda role=role, child=child: _child(proc.pid, role) not in (None, child), what=f"a new {role}")
         wait_for(functools.partial(_serves, site + "/healthz"), what="the site again")
         family = _descendants(proc.pid)
         assert proc.poll() is None
@@ -249,6 +291,6 @@ def _child(pid: int, role: str) -> int | None:
             args = (stat.parent / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if args[1:1 + len(wanted)] == wanted and _alive(int(stat.parent.name)):
+        if args[1 : 1 + len(wanted)] == wanted and _alive(int(stat.parent.name)):
             return int(stat.parent.name)
     return None

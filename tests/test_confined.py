@@ -32,12 +32,16 @@ def test_the_answer_comes_back() -> None:
     assert confined.run(lambda content: {"size": len(content)}, b"abc") == {"size": 3}
 
 
-@pytest.mark.parametrize(("function", "limits"), [
-    (spin, confined.Limits(cpu_s=1, wall_s=20)),
-    (hoard, confined.Limits(memory_mb=64)),
-    (nap, confined.Limits(wall_s=0.5)),
-    (crash, confined.Limits()),
-], ids=["cpu", "memory", "wall-clock", "crash"])
+@pytest.mark.parametrize(
+    ("function", "limits"),
+    [
+        (spin, confined.Limits(cpu_s=1, wall_s=20)),
+        (hoard, confined.Limits(memory_mb=64)),
+        (nap, confined.Limits(wall_s=0.5)),
+        (crash, confined.Limits()),
+    ],
+    ids=["cpu", "memory", "wall-clock", "crash"],
+)
 def test_a_child_past_a_limit_is_a_failure_and_the_parent_stays_small(function, limits) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()

@@ -55,8 +55,9 @@ def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> Non
     assert len(sandbox.received()["applications"]) == 1
 
 
-def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(svc: Services,
-                                                                                 sandbox: Sandbox) -> None:
+def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
+    svc: Services, sandbox: Sandbox
+) -> None:
     import hashlib
     import os
 
@@ -106,8 +107,13 @@ def test_levers_error_text_never_reaches_the_log(svc: Services, sandbox: Sandbox
     logging.getLogger("jobsite").addHandler(handler)
     try:
         receipt = submit_one(svc, sandbox)
-        sandbox.control("fail", path="/apply", status=400, count=1,
-                        message="candidate0@example.com\nINFO jobsite.delivery application 00000000 delivered")
+        sandbox.control(
+            "fail",
+            path="/apply",
+            status=400,
+            count=1,
+            message="candidate0@example.com\nINFO jobsite.delivery application 00000000 delivered",
+        )
         assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     finally:
         logging.getLogger("jobsite").removeHandler(handler)
@@ -172,8 +178,7 @@ def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbo
     assert sandbox.count("postings.apply") == 2
 
 
-def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc: Services,
-                                                                             sandbox: Sandbox) -> None:
+def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc: Services, sandbox: Sandbox) -> None:
     sandbox.control("forbid", endpoints=["opportunities"])
     tasks.on_worker_start(svc)
     assert svc.redis.get(deliverer.CAN_RECONCILE) == b"0"
@@ -220,8 +225,9 @@ def test_probe_backoff_is_capped_and_jittered(monkeypatch: pytest.MonkeyPatch) -
     assert all(25.5 <= gate.probe_delay(50, 30) <= 30 for _ in range(100))
 
 
-def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sandbox: Sandbox, settings: Settings,
-                                                             lever: LeverClient) -> None:
+def test_a_429_slows_every_worker_until_the_rate_climbs_back(
+    svc: Services, sandbox: Sandbox, settings: Settings, lever: LeverClient
+) -> None:
     receipt = submit_one(svc, sandbox)
     posting = simple_posting(sandbox)
     for n in (101, 102):  # another client of the same key fills Lever's window: 2 applies in this second
@@ -247,8 +253,9 @@ def test_a_429_slows_every_worker_until_the_rate_climbs_back(svc: Services, sand
     assert later == pytest.approx([0.8, 0.9, 1.0, 1.0], abs=0.002)  # +50 % of the ceiling a minute, up to it
 
 
-def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(svc: Services,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_sleep = time.sleep
     stalls = [0.2]  # the process is descheduled once, well past half the 100 ms margin
 
@@ -299,7 +306,8 @@ def test_recover_takes_up_an_application_whose_worker_died(svc: Services, sandbo
 
 
 def test_recover_takes_up_an_application_whose_job_a_worker_popped_before_a_failover(
-        svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker's BLPOP reached the replica, the job's "started" did not (the primary died between): after the
     failover the job says "queued" but is in no queue. Recovery sees through it once the application is idle."""
     receipt = submit_one(svc, sandbox)
@@ -315,7 +323,8 @@ def test_recover_takes_up_an_application_whose_job_a_worker_popped_before_a_fail
 
 
 def test_recover_costs_the_same_round_trips_for_a_backlog_of_any_length(
-        svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An upkeep's recovery reads each queue once, not once per waiting application (LPOS over a long queue for each
     of a long backlog was quadratic on Redis): neither its round trips nor its reads of a queue grow with the
     backlog."""
@@ -329,8 +338,10 @@ def test_recover_costs_the_same_round_trips_for_a_backlog_of_any_length(
             before, stats = sent[0], svc.redis.info("commandstats")
             assert tasks.recover(svc) == 0  # every job is in its queue: nothing is lost
             after = svc.redis.info("commandstats")
-            calls = {c: after.get(f"cmdstat_{c}", {}).get("calls", 0) - stats.get(f"cmdstat_{c}", {}).get("calls", 0)
-                     for c in scans}
+            calls = {
+                c: after.get(f"cmdstat_{c}", {}).get("calls", 0) - stats.get(f"cmdstat_{c}", {}).get("calls", 0)
+                for c in scans
+            }
             return sent[0] - before - 2, calls  # (less the two INFO)
 
     for n in range(3):
@@ -357,8 +368,9 @@ def count_round_trips(monkeypatch: pytest.MonkeyPatch, r: redis.Redis) -> list[i
     return sent
 
 
-def test_recover_takes_up_an_application_whose_job_a_lost_pop_left_queued_in_no_queue(svc: Services,
-                                                                                     sandbox: Sandbox) -> None:
+def test_recover_takes_up_an_application_whose_job_a_lost_pop_left_queued_in_no_queue(
+    svc: Services, sandbox: Sandbox
+) -> None:
     """A worker serving several queues pops with BLPOP: a pop whose answer is lost (the connection cut, Redis killed
     before replying) or a worker that dies between the pop and starting the job leaves the job "queued" in no queue.
     It was taken for alive, so the application waited forever (the nemesis's 30-minute run); a lease after its last
@@ -380,7 +392,8 @@ def test_recover_takes_up_an_application_whose_job_a_lost_pop_left_queued_in_no_
 
 
 def test_recover_takes_up_an_application_whose_job_started_over_a_lease_ago_without_its_lease(
-        svc: Services, sandbox: Sandbox) -> None:
+    svc: Services, sandbox: Sandbox
+) -> None:
     """A worker killed (or cut off from Redis) after RQ marked its job started and before the delivery took the lease
     leaves the job "started" until RQ's timeout (10 minutes) calls it abandoned: the nemesis's 30-minute run (seed
     515944940) waited that long for 2 applications, past its drain's bound. A started job that holds no lease a lease
@@ -405,8 +418,9 @@ def test_recover_takes_up_an_application_whose_job_started_over_a_lease_ago_with
     assert tasks.recover(svc) == 0
 
 
-def test_cli_lists_and_retries_applications_that_need_attention(svc: Services, sandbox: Sandbox,
-                                                                settings: Settings) -> None:
+def test_cli_lists_and_retries_applications_that_need_attention(
+    svc: Services, sandbox: Sandbox, settings: Settings
+) -> None:
     from click.testing import CliRunner
 
     from jobsite.cli import main
@@ -457,8 +471,9 @@ def test_an_unknown_outcome_survives_maintenance_until_it_is_reconciled(svc: Ser
     assert sandbox.count("postings.apply") == 1
 
 
-def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sandbox: Sandbox,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_probe_job_keeps_one_successor_until_lever_is_back(
+    svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from rq.registry import ScheduledJobRegistry
 
     monkeypatch.setattr(deliverer, "PROBE_READS_FOR_S", 0)  # one read a job: the successor is what is tested
@@ -481,7 +496,8 @@ def test_the_probe_job_keeps_one_successor_until_lever_is_back(svc: Services, sa
     assert gate.status(svc.redis).state == "open"
     assert store.load(svc.redis, second).state == State.QUEUED
     assert [a["body"]["personalInformation"][1]["value"] for a in sandbox.received()["applications"]] == [
-        "candidate1@example.com"]
+        "candidate1@example.com"
+    ]
 
 
 def test_one_probe_job_reads_until_maintenance_ends_and_delivers_at_once(svc: Services, sandbox: Sandbox) -> None:
@@ -552,8 +568,9 @@ def test_a_worker_whose_lease_ran_out_cannot_end_the_lease_another_worker_took(r
     assert second.owned()
 
 
-def test_a_delivery_whose_lease_ran_out_stops_before_applying(svc: Services, sandbox: Sandbox,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_delivery_whose_lease_ran_out_stops_before_applying(
+    svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     receipt = submit_one(svc, sandbox)
     real = deliverer._lease
 
@@ -590,8 +607,9 @@ def test_the_maintenance_check_is_a_light_read_paced_with_every_call(svc: Servic
     assert sandbox.count("postings.apply") == 0
 
 
-def test_a_refused_read_is_remembered_and_tried_again_later(svc: Services, sandbox: Sandbox,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_refused_read_is_remembered_and_tried_again_later(
+    svc: Services, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
     sandbox.control("forbid", endpoints=["stages"])
     sandbox.control("maintenance", on=True)
     assert deliverer.check_maintenance(svc).check == deliverer.Check.UNREADABLE
@@ -606,8 +624,9 @@ def test_a_refused_read_is_remembered_and_tried_again_later(svc: Services, sandb
     assert sandbox.count("stages.list") == 2
 
 
-def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Services, sandbox: Sandbox,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(
+    svc: Services, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deliverer, "PROBE_READS_FOR_S", 0)
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "Lever is in maintenance mode (503)")
     jobs.schedule_probe(svc.redis, 0, svc.settings.delivery_lease_s)
@@ -621,8 +640,9 @@ def test_a_probe_with_nothing_parked_opens_the_gate_once_the_read_passes(svc: Se
     assert [q["endpoint"] for q in sandbox.received()["requests"]] == ["stages.list", "stages.list"]
 
 
-def test_a_probe_whose_job_failed_or_vanished_is_replaced_at_the_next_upkeep(svc: Services,
-                                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_a_probe_whose_job_failed_or_vanished_is_replaced_at_the_next_upkeep(
+    svc: Services, caplog: pytest.LogCaptureFixture
+) -> None:
     """A probe job that failed (an error, or Redis back before RQ recorded it) or vanished left the gate closed with
     nothing checking Lever until its claim expired, a minute and more: the next upkeep schedules another. A probe
     that is still due is left alone."""

@@ -36,10 +36,23 @@ def test_the_runtime_set_is_what_jobsite_imports() -> None:
 
 def test_the_test_set_is_what_tests_and_benches_import() -> None:
     runtime = names(PROJECT["dependencies"])
-    done = deptry("tests", "bench", "--exclude", r"\.venv", "-kf", "jobsite", "-kf", "tests", "-kf", "bench",
-                  "--pep621-dev-dependency-groups", "",
-                  # the runtime set is checked for use against jobsite/ above
-                  "--per-rule-ignores", "DEP002=" + "|".join(runtime + TOOLS))
+    done = deptry(
+        "tests",
+        "bench",
+        "--exclude",
+        r"\.venv",
+        "-kf",
+        "jobsite",
+        "-kf",
+        "tests",
+        "-kf",
+        "bench",
+        "--pep621-dev-dependency-groups",
+        "",
+        # the runtime set is checked for use against jobsite/ above
+        "--per-rule-ignores",
+        "DEP002=" + "|".join(runtime + TOOLS),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -99,9 +99,14 @@ def test_only_allowed_origins_get_cors_and_may_frame_the_pages(allowed_app, sand
     assert "Origin" in theirs.headers["Vary"]
     assert theirs.status_code == 200  # the server answers; the browser keeps it from the other page
 
-    preflight = client.options("/api/v1/postings/x/applications", headers={
-        "Origin": COMPANY, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type, idempotency-key"})
+    preflight = client.options(
+        "/api/v1/postings/x/applications",
+        headers={
+            "Origin": COMPANY,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, idempotency-key",
+        },
+    )
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == COMPANY
     assert preflight.headers["Access-Control-Max-Age"] == "86400"

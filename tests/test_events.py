@@ -43,18 +43,27 @@ def test_add_event_on_the_command_line_prints_the_id_last(settings: Settings, r:
     assert "YYYY-MM-DD" in bad.output
 
 
-def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: redis.Redis, sandbox: Sandbox,
-                                                                    settings: Settings, accounts_) -> None:
+def test_an_admin_creates_an_event_and_captures_once_per_client_id(
+    client, r: redis.Redis, sandbox: Sandbox, settings: Settings, accounts_
+) -> None:
     token = signed_in(client, ADMIN)
     posting = sandbox.public_postings()[0]
-    made = client.post("/admin/events", data={"csrf_token": token, "name": "Fair", "date": "2026-12-04",
-                                              "postings": [posting["id"], "not-a-posting"]})
+    made = client.post(
+        "/admin/events",
+        data={"csrf_token": token, "name": "Fair", "date": "2026-12-04", "postings": [posting["id"], "not-a-posting"]},
+    )
     assert made.status_code == 303
     [event] = events.all_(r)
     assert event.postings == [posting["id"]]
     url = f"/admin/api/events/{event.id}/people"
-    body = {"name": "Grace", "email": "grace@example.com", "postings": [posting["id"]], "note": "hi", "rating": 5,
-            "client_id": "abcdef0123456789"}
+    body = {
+        "name": "Grace",
+        "email": "grace@example.com",
+        "postings": [posting["id"]],
+        "note": "hi",
+        "rating": 5,
+        "client_id": "abcdef0123456789",
+    }
     first = client.post(url, json=body, headers={"X-CSRF-Token": token})
     assert first.status_code == 202
     assert first.get_json()["status"] == "queued"
@@ -62,8 +71,9 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: re
     bad = client.post(url, json={**body, "client_id": "x", "rating": 9}, headers={"X-CSRF-Token": token})
     assert bad.status_code == 422
     assert set(bad.get_json()["errors"]) == {"client_id", "rating"}
-    assert client.post(url, data="[", content_type="application/json",
-                       headers={"X-CSRF-Token": token}).status_code == 400
+    assert (
+        client.post(url, data="[", content_type="application/json", headers={"X-CSRF-Token": token}).status_code == 400
+    )
     [grace] = people.of_event(r, event.id)
     assert grace.recruiter == ADMIN[0]
     assert [s.posting for s in grace.sends] == [posting["id"]]
@@ -80,7 +90,7 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: re
     assert f"/admin/applications/{event.id}" not in audit_page
     form = client.get("/admin/events").get_data(as_text=True)
     cats = posting["categories"]
-    where = f'{cats["team"]} · {", ".join(cats.get("allLocations") or [cats["location"]])}'
+    where = f"{cats['team']} · {', '.join(cats.get('allLocations') or [cats['location']])}"
     assert f'{posting["text"]} <span class="muted">{where}' in form
     labels = re.findall(r'name="postings" value="[^"]+"> <span>(.*?)</span></label>', form)
     assert len(labels) == len(sandbox.public_postings())
@@ -115,8 +125,9 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(client, r: re
     assert client.get(f"/admin/events/{event.id}/capture-sw.js").status_code == 200
 
 
-def test_a_viewer_and_a_request_without_the_csrf_token_may_not_capture(client, r: redis.Redis, sandbox: Sandbox,
-                                                                       accounts_) -> None:
+def test_a_viewer_and_a_request_without_the_csrf_token_may_not_capture(
+    client, r: redis.Redis, sandbox: Sandbox, accounts_
+) -> None:
     event = events.add(r, "Fair")
     url = f"/admin/api/events/{event.id}/people"
     body = {"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"}

@@ -26,9 +26,14 @@ pytestmark = pytest.mark.usefixtures("strict_lever")
 
 def settings_with(settings: Settings, **env: str) -> Settings:
     """The test's settings, with some variables set as an operator would."""
-    return load_settings(env, data_dir=settings.data_dir, redis_url=settings.redis_url,
-                         lever_base_url=settings.lever_base_url, secret_key=settings.secret_key,
-                         submissions_per_ip_per_hour=settings.submissions_per_ip_per_hour)
+    return load_settings(
+        env,
+        data_dir=settings.data_dir,
+        redis_url=settings.redis_url,
+        lever_base_url=settings.lever_base_url,
+        secret_key=settings.secret_key,
+        submissions_per_ip_per_hour=settings.submissions_per_ip_per_hour,
+    )
 
 
 def submit(svc: Services, sandbox: Sandbox, n: int = 0) -> str:
@@ -41,12 +46,16 @@ def submit(svc: Services, sandbox: Sandbox, n: int = 0) -> str:
 
 def in_lever(sandbox: Sandbox, receipt: str) -> list[dict]:
     """The applications Lever holds that carry this receipt's link (what we sent with it)."""
-    return [a for a in sandbox.received()["applications"]
-            if any(u["value"].endswith(f"/applications/{receipt}") for u in a["body"].get("urls") or [])]
+    return [
+        a
+        for a in sandbox.received()["applications"]
+        if any(u["value"].endswith(f"/applications/{receipt}") for u in a["body"].get("urls") or [])
+    ]
 
 
-def test_the_same_person_twice_with_an_unprocessed_500_reaches_lever_once_each(settings: Settings, r: redis.Redis,
-                                                                               sandbox: Sandbox) -> None:
+def test_the_same_person_twice_with_an_unprocessed_500_reaches_lever_once_each(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """Issue 18, 1: the second application meets a 500 (Lever processed nothing). Reconcile must not take the first
     application's opportunity for it: both reach Lever, once each."""
     svc = tasks.use(Services(settings))
@@ -66,8 +75,9 @@ def test_the_same_person_twice_with_an_unprocessed_500_reaches_lever_once_each(s
     assert len(in_lever(sandbox, first)) == len(in_lever(sandbox, second)) == 1
 
 
-def test_an_opportunity_lever_cannot_tell_apart_is_left_to_a_person(settings: Settings, r: redis.Redis,
-                                                                    sandbox: Sandbox) -> None:
+def test_an_opportunity_lever_cannot_tell_apart_is_left_to_a_person(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """An unknown outcome, and Lever lists an application by the same person for the posting that carries no link of
     ours (sent some other way): maybe it is ours, maybe not. It is never silently delivered, nor sent again, until
     a person decides."""
@@ -94,8 +104,9 @@ def test_an_opportunity_lever_cannot_tell_apart_is_left_to_a_person(settings: Se
     assert not rec.maybe_delivered
 
 
-def test_a_maybe_delivered_application_can_be_sent_again_by_a_person(settings: Settings, r: redis.Redis,
-                                                                     sandbox: Sandbox) -> None:
+def test_a_maybe_delivered_application_can_be_sent_again_by_a_person(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     svc = tasks.use(Services(settings_with(settings, JOBSITE_RECONCILE_SETTLE_S="0")))
     receipt = submit(svc, sandbox, 4)
     sandbox.control("drop", path="/apply", count=1)
@@ -111,13 +122,13 @@ def test_a_maybe_delivered_application_can_be_sent_again_by_a_person(settings: S
     assert any("rita@example.com" in m and "send it again" in m for m in messages)
 
 
-def test_a_lever_slower_than_the_read_timeout_gets_the_application_once(settings: Settings, r: redis.Redis,
-                                                                        sandbox: Sandbox) -> None:
+def test_a_lever_slower_than_the_read_timeout_gets_the_application_once(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """Issue 18, 2: Lever processes the apply after the client gave up (here 3 s against a 1 s read timeout).
     Reconciling at once finds nothing (Lever is still processing); the apply is not sent again before the settle
     time has passed, and the late first copy is then recognised: once in Lever, marked delivered."""
-    svc = tasks.use(Services(settings_with(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1",
-                                           JOBSITE_RECONCILE_SETTLE_S="6")))
+    svc = tasks.use(Services(settings_with(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1", JOBSITE_RECONCILE_SETTLE_S="6")))
     receipt = submit(svc, sandbox, 5)
     sandbox.control("latency", seconds=3, path="/apply")
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY  # timed out: outcome unknown
@@ -139,8 +150,7 @@ def test_a_lever_slower_than_the_read_timeout_gets_the_application_once(settings
 def test_a_duplicate_that_still_happens_is_reported(settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
     """With a settle time shorter than Lever's slowest answer, a late first copy lands after the re-send: the
     console says so (the record lists the other opportunity) instead of leaving it unseen."""
-    svc = tasks.use(Services(settings_with(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1",
-                                           JOBSITE_RECONCILE_SETTLE_S="0")))
+    svc = tasks.use(Services(settings_with(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1", JOBSITE_RECONCILE_SETTLE_S="0")))
     receipt = submit(svc, sandbox, 6)
     sandbox.control("latency", seconds=2, path="/apply")
     assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
@@ -154,8 +164,9 @@ def test_a_duplicate_that_still_happens_is_reported(settings: Settings, r: redis
     assert any("duplicate" in a["message"] for a in store.attempts(r, receipt))
 
 
-def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings: Settings, r: redis.Redis,
-                                                                       sandbox: Sandbox) -> None:
+def test_an_admin_decides_a_maybe_delivered_application_in_the_console(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     from jobsite.console import accounts, audit
     from jobsite.web.app import create_app
 
@@ -178,14 +189,18 @@ def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings:
     assert "Maybe delivered" in page
     assert opportunity in page
     assert "mark delivered" not in page
-    answer = client.post(f"/admin/applications/{receipt}/maybe-delivered",
-                         data={"csrf_token": csrf(client), "decision": "delivered", "opportunity": opportunity})
+    answer = client.post(
+        f"/admin/applications/{receipt}/maybe-delivered",
+        data={"csrf_token": csrf(client), "decision": "delivered", "opportunity": opportunity},
+    )
     assert answer.status_code == 403
     assert store.load(r, receipt).state == State.NEEDS_ATTENTION
     client.post("/admin/logout", data={"csrf_token": csrf(client)})
     sign_in(client, *ADMIN)
-    answer = client.post(f"/admin/applications/{receipt}/maybe-delivered",
-                         data={"csrf_token": csrf(client), "decision": "delivered", "opportunity": opportunity})
+    answer = client.post(
+        f"/admin/applications/{receipt}/maybe-delivered",
+        data={"csrf_token": csrf(client), "decision": "delivered", "opportunity": opportunity},
+    )
     assert answer.status_code == 302
     rec = store.load(r, receipt)
     assert rec.state == State.DELIVERED
@@ -198,15 +213,22 @@ def test_an_admin_decides_a_maybe_delivered_application_in_the_console(settings:
 
 
 def test_an_apply_marked_in_flight_but_never_sent_is_withdrawn_unless_the_record_moved_on(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """A worker that lost Redis after marking an apply in flight, but before sending it, withdraws the mark once
     Redis is back: the application goes at once instead of waiting out the settle time (two minutes) for an apply
     Lever never got. A mark that is not its own any more (another send since, a delivery) is left alone."""
     svc = tasks.use(Services(settings))
     withdrawn, kept = submit(svc, sandbox, 30), submit(svc, sandbox, 31)
     for receipt in (withdrawn, kept):
-        store.update(r, store.load(r, receipt), State.DELIVERING, inflight_at=1000.5, first_sent_at=1000.5,
-                     settle_until=time.time() + settings.reconcile_settle_s)
+        store.update(
+            r,
+            store.load(r, receipt),
+            State.DELIVERING,
+            inflight_at=1000.5,
+            first_sent_at=1000.5,
+            settle_until=time.time() + settings.reconcile_settle_s,
+        )
     assert not store.withdraw_send(r, withdrawn, 999.25)  # another send was recorded since
     assert store.withdraw_send(r, withdrawn, 1000.5)
     assert deliverer.deliver(svc, withdrawn).outcome == deliverer.Outcome.DELIVERED
@@ -217,7 +239,8 @@ def test_an_apply_marked_in_flight_but_never_sent_is_withdrawn_unless_the_record
 
 
 def test_a_record_change_queued_on_a_transaction_is_written_with_it_and_not_before(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """The fence records a send, and delivery marks an application delivered and drops its files, each in one
     transaction: a change queued on a pipeline must wait for it (a Pipeline is also a redis.Redis)."""
     receipt = submit(tasks.use(Services(settings)), sandbox, 32)
@@ -230,8 +253,9 @@ def test_a_record_change_queued_on_a_transaction_is_written_with_it_and_not_befo
     assert store.receipts(r, State.DELIVERED) == [receipt]
 
 
-def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Settings, r: redis.Redis,
-                                                                    sandbox: Sandbox, workers, tmp_path) -> None:
+def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers, tmp_path
+) -> None:
     """Issue 18, 3: a worker is stopped (SIGSTOP: a paused VM, a long GC) while it waits for its apply's slot, for
     longer than its lease; recovery gives the application to another worker, which delivers it. When the first
     wakes, it must not send its copy: the lease is checked in the same step that records the send."""
@@ -259,12 +283,18 @@ def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(settings: Se
         assert len(frozen) == 1
         workers.start(env)  # recovery takes the frozen worker's application up once its lease has run out, and
         # the paced ones its frozen scheduler held are scheduled by the second's once that has been silent 10 s
-        wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=60,
-                 what="every application delivered by the second worker")
+        wait_for(
+            lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)),
+            timeout=60,
+            what="every application delivered by the second worker",
+        )
     finally:
         os.killpg(first.pid, signal.SIGCONT)
-    wait_for(lambda: first_log.exists() and "lease ran out" in first_log.read_text(), timeout=60,
-             what="the woken worker to find its lease gone")
+    wait_for(
+        lambda: first_log.exists() and "lease ran out" in first_log.read_text(),
+        timeout=60,
+        what="the woken worker to find its lease gone",
+    )
     assert [len(in_lever(sandbox, x)) for x in receipts] == [1, 1, 1, 1]  # none twice
     assert len(sandbox.received()["applications"]) == 4
 
@@ -302,7 +332,8 @@ def test_the_locks_of_a_silent_scheduler_are_taken_over_and_a_beating_ones_are_n
 
 
 def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answers(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox, workers) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers
+) -> None:
     """Issue 18, 5: Lever answers 500 to everything for a while. After a few failures in a row the gate closes as
     "failing" (not "Delivery open" with each application on its own backoff): the dashboard says so, every
     application waits behind the gate, the light read checks Lever every few seconds, and once it answers they are
@@ -333,15 +364,19 @@ def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answe
     assert sandbox.received()["applications"] == []
     assert sandbox.count("stages.list", 500) >= 1  # the probe checks with the light read
     sandbox.control("fail", clear=True)  # Lever recovers
-    wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=60,
-             what="the backlog to drain")
+    wait_for(
+        lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)),
+        timeout=60,
+        what="the backlog to drain",
+    )
     assert dashboard()["gate"]["state"] == "open"
     assert dashboard()["gate"]["cause"] is None
     assert [len(in_lever(sandbox, x)) for x in receipts] == [1] * 6
 
 
-def test_a_receipt_link_the_candidate_pasted_is_not_sent_as_a_marker(settings: Settings, r: redis.Redis,
-                                                                     sandbox: Sandbox) -> None:
+def test_a_receipt_link_the_candidate_pasted_is_not_sent_as_a_marker(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """Only jobsite's own link marks an application: a candidate who pastes the receipt page of an earlier
     application into a link field cannot make Lever's copy of this one look like that one."""
     svc = tasks.use(Services(settings))
@@ -355,8 +390,9 @@ def test_a_receipt_link_the_candidate_pasted_is_not_sent_as_a_marker(settings: S
     assert len(in_lever(sandbox, first)) == len(in_lever(sandbox, second)) == 1
 
 
-def test_a_worker_whose_clock_is_150_s_ahead_sends_no_duplicate(settings: Settings, r: redis.Redis,
-                                                                sandbox: Sandbox, workers) -> None:
+def test_a_worker_whose_clock_is_150_s_ahead_sends_no_duplicate(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers
+) -> None:
     """Issue 26, 2: an apply Lever processed before its answer was lost, delivered by a worker whose clock is 150 s
     ahead. Reconcile looked for Lever's copy created after the worker's own first_sent_at - 120 s, so it missed it
     and sent it again; it must find it by our marker, whatever the worker's clock says."""
@@ -367,14 +403,18 @@ def test_a_worker_whose_clock_is_150_s_ahead_sends_no_duplicate(settings: Settin
     receipts = [submit(tasks.use(Services(settings)), sandbox, 60 + i) for i in range(3)]
     sandbox.control("drop", path="/apply", count=3)  # processed, then the connection drops: outcome unknown
     workers.start(env)
-    wait_for(lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)), timeout=60,
-             what="every application delivered")
+    wait_for(
+        lambda: all(rec.state == State.DELIVERED for rec in store.load_many(r, receipts)),
+        timeout=60,
+        what="every application delivered",
+    )
     assert [len(in_lever(sandbox, x)) for x in receipts] == [1, 1, 1]
     assert sandbox.count("postings.apply") == 3
 
 
 def test_a_worker_whose_clock_steps_300_s_during_a_slow_apply_sends_no_duplicate(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox, workers, tmp_path: Path) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers, tmp_path: Path
+) -> None:
     """Issue 26, 2: Lever takes 6 s to process an apply, past the 1 s read timeout; the worker's clock then steps
     300 s forward (an NTP step). The settle time was measured on the worker's clock, so the step ended it at once
     and the apply, not listed yet, was sent again; measured on the Redis server's clock, it is waited out."""
@@ -382,13 +422,19 @@ def test_a_worker_whose_clock_steps_300_s_during_a_slow_apply_sends_no_duplicate
 
     step = tmp_path / "faketime"
     step.write_text("+0\n")
-    env = clock_env(worker_env(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1", JOBSITE_RECONCILE_SETTLE_S="12"),
-                    FAKETIME_TIMESTAMP_FILE=str(step), FAKETIME_NO_CACHE="1")
+    env = clock_env(
+        worker_env(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1", JOBSITE_RECONCILE_SETTLE_S="12"),
+        FAKETIME_TIMESTAMP_FILE=str(step),
+        FAKETIME_NO_CACHE="1",
+    )
     receipt = submit(tasks.use(Services(settings)), sandbox, 70)
     sandbox.control("latency", seconds=6, path="/apply")
     workers.start(env)
-    wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.WAITING and rec.inflight_at,
-             timeout=60, what="the apply to time out (outcome unknown)")
+    wait_for(
+        lambda: (rec := store.load(r, receipt)) is not None and rec.state == State.WAITING and rec.inflight_at,
+        timeout=60,
+        what="the apply to time out (outcome unknown)",
+    )
     step.write_text("+300\n")  # the worker's clock jumps while Lever is still processing the apply
     sandbox.control("latency", seconds=0)
     wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, timeout=60, what="the application delivered")

@@ -51,12 +51,26 @@ def test_the_feed_keeps_to_the_validators_rules_whatever_lever_sends() -> None:
     """The W3C validator's rules that can be checked offline: one id, title and updated per feed and entry, ids
     that are absolute IRIs, RFC 3339 dates, an author for entries without one, a self link; and the XML stays
     well-formed with markup and control characters in Lever's text."""
-    nasty = {"id": "p1", "text": "R&D <Lead> \x0b\"Robots\"", "createdAt": 1_763_000_000_000,
-             "updatedAt": 1_763_000_100_000, "team": "A&B", "department": None, "locations": ["Köln <DE>"],
-             "commitment": "Full-time", "descriptionPlain": "x" * 2000}
-    xml = feed.atom([nasty], title="Jobs at <Smith & Sons>", company="Smith & Sons",  # type: ignore[list-item]
-                    feed_url="https://careers.example/jobs.atom?team=A%26B", site_url="https://careers.example/",
-                    posting_url="https://careers.example/jobs/{id}", language="de")
+    nasty = {
+        "id": "p1",
+        "text": 'R&D <Lead> \x0b"Robots"',
+        "createdAt": 1_763_000_000_000,
+        "updatedAt": 1_763_000_100_000,
+        "team": "A&B",
+        "department": None,
+        "locations": ["Köln <DE>"],
+        "commitment": "Full-time",
+        "descriptionPlain": "x" * 2000,
+    }
+    xml = feed.atom(
+        [nasty],
+        title="Jobs at <Smith & Sons>",
+        company="Smith & Sons",  # type: ignore[list-item]
+        feed_url="https://careers.example/jobs.atom?team=A%26B",
+        site_url="https://careers.example/",
+        posting_url="https://careers.example/jobs/{id}",
+        language="de",
+    )
     root = ET.fromstring(xml)
     assert root.tag == f"{ATOM}feed"
     for element in (root, *root.findall(f"{ATOM}entry")):

@@ -33,8 +33,12 @@ class Store:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.env = {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{self.port}", "AWS_ACCESS_KEY_ID": "test",
-                    "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+        self.env = {
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{self.port}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
         self.server: ThreadedMotoServer | None = None
         self.start()
 
@@ -48,8 +52,13 @@ class Store:
             self.server = None
 
     def client(self):
-        return boto3.client("s3", endpoint_url=self.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.env["AWS_ENDPOINT_URL_S3"],
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
 
     def keys(self, prefix: str = "") -> list[str]:
         return [o["Key"] for o in self.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
@@ -75,10 +84,17 @@ def outside(settings: Settings, s3: Store) -> Settings:
 
 def submit(s: Settings, sandbox: Sandbox, resume: bytes, n: int = 0) -> dict:
     posting = file_posting(sandbox)
-    answer = create_app(s).test_client().post(
-        f"/api/v1/postings/{posting['id']}/applications",
-        data={"application": json.dumps(lever_body(sandbox, posting["id"], n)),
-              "resume": (io.BytesIO(resume), "cv.pdf")})
+    answer = (
+        create_app(s)
+        .test_client()
+        .post(
+            f"/api/v1/postings/{posting['id']}/applications",
+            data={
+                "application": json.dumps(lever_body(sandbox, posting["id"], n)),
+                "resume": (io.BytesIO(resume), "cv.pdf"),
+            },
+        )
+    )
     assert answer.status_code == 202, answer.get_data(as_text=True)
     return answer.get_json()
 
@@ -96,7 +112,8 @@ def test_files_url_must_name_a_bucket() -> None:
 
 
 def test_files_go_to_the_store_before_the_receipt_and_leave_it_once_lever_has_them(
-        outside: Settings, s3: Store, r: redis.Redis, sandbox: Sandbox, workers: Workers) -> None:
+    outside: Settings, s3: Store, r: redis.Redis, sandbox: Sandbox, workers: Workers
+) -> None:
     resume = b"%PDF-1.7\n" + os.urandom(300_000)
     receipt = submit(outside, sandbox, resume)["receipt"]
     [f] = store.load(r, receipt).files
@@ -108,12 +125,16 @@ def test_files_go_to_the_store_before_the_receipt_and_leave_it_once_lever_has_th
     workers.start(worker_env(outside, **s3.env, JOBSITE_FILES_URL=outside.files_url or ""))
     wait_for(lambda: store.load(r, receipt).state == State.DELIVERED, timeout=60, what="delivery")
     assert sent_file(sandbox) == hashlib.sha256(resume).hexdigest()  # read from the store, byte for byte
-    wait_for(lambda: s3.keys(f"apps/{receipt}/") == [] and not r.zcard(uploads.OUTSIDE), timeout=30,
-             what="the delivered file to leave the store")
+    wait_for(
+        lambda: s3.keys(f"apps/{receipt}/") == [] and not r.zcard(uploads.OUTSIDE),
+        timeout=30,
+        what="the delivered file to leave the store",
+    )
 
 
 def test_an_unreachable_store_at_intake_spools_the_application_and_nothing_is_lost(
-        outside: Settings, s3: Store, r: redis.Redis, sandbox: Sandbox, workers: Workers) -> None:
+    outside: Settings, s3: Store, r: redis.Redis, sandbox: Sandbox, workers: Workers
+) -> None:
     resume = b"%PDF-1.7\n" + os.urandom(50_000)
     s3.stop()
     try:
@@ -130,15 +151,19 @@ def test_an_unreachable_store_at_intake_spools_the_application_and_nothing_is_lo
 
 
 def test_an_unreachable_store_at_delivery_delays_it_and_nothing_is_lost(
-        outside: Settings, s3: Store, r: redis.Redis, sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    outside: Settings, s3: Store, r: redis.Redis, sandbox: Sandbox, workers: Workers, tmp_path: Path
+) -> None:
     resume = b"%PDF-1.7\n" + os.urandom(50_000)
     receipt = submit(outside, sandbox, resume)["receipt"]
     log = tmp_path / "worker.log"
     s3.stop()
     try:
         workers.start(worker_env(outside, **s3.env, JOBSITE_LOG_LEVEL="INFO"), log=log)
-        wait_for(lambda: "FilesUnreachable" in log.read_text(errors="replace"), timeout=60,
-                 what="the worker to find the store unreachable")
+        wait_for(
+            lambda: "FilesUnreachable" in log.read_text(errors="replace"),
+            timeout=60,
+            what="the worker to find the store unreachable",
+        )
         record = store.load(r, receipt)
         assert record.state not in (State.DELIVERED, State.NEEDS_ATTENTION)
     finally:

@@ -22,26 +22,30 @@ def zipped(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> byt
     return buf.getvalue()
 
 
-@pytest.mark.parametrize(("content", "kind"), [
-    (b"%PDF-1.7\n...", "pdf"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest", "doc"),
-    (b"{\\rtf1 hello}", "rtf"),
-    (zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>"}), "docx"),
-    (zipped({"mimetype": filetypes.ODT_MIMETYPE, "content.xml": b"<x/>"}, zipfile.ZIP_STORED), "odt"),
-    ("Jane Doe\nEngineer, Zürich\n".encode(), "txt"),
-    (b"\x7fELF\x02\x01\x01", None),
-    (b"line\x00with a NUL", None),
-    (b"   \n", None),
-    (b"PK\x03\x04 not really a zip", None),
-    (zipped({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}), None),
-])
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (b"%PDF-1.7\n...", "pdf"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest", "doc"),
+        (b"{\\rtf1 hello}", "rtf"),
+        (zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>"}), "docx"),
+        (zipped({"mimetype": filetypes.ODT_MIMETYPE, "content.xml": b"<x/>"}, zipfile.ZIP_STORED), "odt"),
+        ("Jane Doe\nEngineer, Zürich\n".encode(), "txt"),
+        (b"\x7fELF\x02\x01\x01", None),
+        (b"line\x00with a NUL", None),
+        (b"   \n", None),
+        (b"PK\x03\x04 not really a zip", None),
+        (zipped({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet"}), None),
+    ],
+)
 def test_sniff(content: bytes, kind: str | None) -> None:
     assert filetypes.sniff(content) == kind
 
 
 @TIMING  # measures memory and time
 def test_an_odt_whose_mimetype_inflates_to_hundreds_of_megabytes_is_refused_without_inflating_it(
-        odt_bomb: bytes) -> None:
+    odt_bomb: bytes,
+) -> None:
     bomb = odt_bomb  # 400 MiB inflated (conftest)
     assert len(bomb) < 2000
     assert zipfile.ZipFile(io.BytesIO(bomb)).getinfo("mimetype").file_size > 400 * 2**20  # as its header says
@@ -55,8 +59,14 @@ def test_an_odt_whose_mimetype_inflates_to_hundreds_of_megabytes_is_refused_with
 def test_a_docx_claiming_a_huge_member_or_too_many_entries_is_refused() -> None:
     huge = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"\0" * (50 * 2**20)})
     assert filetypes.sniff(huge) is None
-    many = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>",
-                   **{f"f{i}": b"" for i in range(filetypes.MAX_ZIP_ENTRIES)}}, zipfile.ZIP_STORED)
+    many = zipped(
+        {
+            "[Content_Types].xml": b"<x/>",
+            "word/document.xml": b"<w/>",
+            **{f"f{i}": b"" for i in range(filetypes.MAX_ZIP_ENTRIES)},
+        },
+        zipfile.ZIP_STORED,
+    )
     assert filetypes.sniff(many) is None
 
 
@@ -66,22 +76,33 @@ def test_a_docx_whose_members_together_declare_too_much_is_refused() -> None:
 
     padding = {"word/media/image1.png": os.urandom(2**20)}  # a megabyte that does not compress
     each = 60 * 2**20  # under the ratio bound of one member, over the total with two
-    ok = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>", **padding,
-                 "word/styles.xml": b" " * each})
+    ok = zipped(
+        {"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>", **padding, "word/styles.xml": b" " * each}
+    )
     assert filetypes.sniff(ok) == "docx"
-    too_much = zipped({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>", **padding,
-                       "word/styles.xml": b" " * each, "word/numbering.xml": b" " * each})
+    too_much = zipped(
+        {
+            "[Content_Types].xml": b"<x/>",
+            "word/document.xml": b"<w/>",
+            **padding,
+            "word/styles.xml": b" " * each,
+            "word/numbering.xml": b" " * each,
+        }
+    )
     assert filetypes.sniff(too_much) is None
 
 
-@pytest.mark.parametrize(("name", "content", "kind"), [
-    ("cv.pdf", b"%PDF-1.7\n...", "pdf"),
-    ("cv.txt", b"Ada Lovelace\n", "txt"),
-    ("resume.hta", b"<script>run()</script>\n", "txt"),  # kept as text, and goes out as resume.txt
-    ("cv.pdf", b"<!doctype html><p>hello</p>\n", None),  # text under a document's name
-    ("cv.DOCX", b"Ada Lovelace\n", None),
-    ("cv.pdf", b"MZ\x90\x00\x03\x00", None),
-    ("", b"Ada Lovelace\n", "txt"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [
+        ("cv.pdf", b"%PDF-1.7\n...", "pdf"),
+        ("cv.txt", b"Ada Lovelace\n", "txt"),
+        ("resume.hta", b"<script>run()</script>\n", "txt"),  # kept as text, and goes out as resume.txt
+        ("cv.pdf", b"<!doctype html><p>hello</p>\n", None),  # text under a document's name
+        ("cv.DOCX", b"Ada Lovelace\n", None),
+        ("cv.pdf", b"MZ\x90\x00\x03\x00", None),
+        ("", b"Ada Lovelace\n", "txt"),
+    ],
+)
 def test_kind_of_an_upload(name: str, content: bytes, kind: str | None) -> None:
     assert filetypes.kind_of(name, content) == kind

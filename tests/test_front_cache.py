@@ -129,14 +129,25 @@ def test_new_postings_are_shown_at_once(app, client, sandbox) -> None:
 def test_the_cache_stays_within_its_bounds() -> None:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = environ["PATH_INFO"].encode() * 100
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                                  ("Cache-Control", "public, max-age=60"), ("Vary", "Accept-Language")])
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/plain"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "public, max-age=60"),
+                ("Vary", "Accept-Language"),
+            ],
+        )
         return [body]
 
     cache = FrontCache(app, lambda: "v1", bypass=lambda environ: False, max_entries=10, max_bytes=5_000)
     for n in range(100):
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/page/{n}", "wsgi.url_scheme": "http",
-                   "HTTP_ACCEPT_LANGUAGE": str(n % 3)}
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": f"/page/{n}",
+            "wsgi.url_scheme": "http",
+            "HTTP_ACCEPT_LANGUAGE": str(n % 3),
+        }
         assert cache(environ, lambda status, headers, exc_info=None: None) == [environ["PATH_INFO"].encode() * 100]
         assert len(cache.entries) <= 10
         assert cache.size <= 5_000

@@ -76,8 +76,9 @@ def test_maintenance_mode_is_503_except_the_postings_reads(lever: LeverClient, s
     assert sandbox.received()["applications"] == []
 
 
-def test_stages_are_a_light_read_that_maintenance_blocks_and_a_key_may_lack(lever: LeverClient,
-                                                                           sandbox: Sandbox) -> None:
+def test_stages_are_a_light_read_that_maintenance_blocks_and_a_key_may_lack(
+    lever: LeverClient, sandbox: Sandbox
+) -> None:
     stages = lever.read_stages(limit=1)
     assert [s.text for s in stages] == ["New lead"]
     assert stages[0].id == "lead-new"
@@ -92,7 +93,11 @@ def test_stages_are_a_light_read_that_maintenance_blocks_and_a_key_may_lack(leve
         lever.read_stages(limit=1)
     assert refused.value.status == 403
     assert [(q["endpoint"], q["status"]) for q in sandbox.received()["requests"]] == [
-        ("stages.list", 200), ("stages.list", 200), ("stages.list", 503), ("stages.list", 403)]
+        ("stages.list", 200),
+        ("stages.list", 200),
+        ("stages.list", 503),
+        ("stages.list", 403),
+    ]
 
 
 @pytest.mark.parametrize("retry_after", [True, False])
@@ -108,8 +113,9 @@ def test_429_above_the_apply_limit(lever: LeverClient, sandbox: Sandbox, retry_a
     assert len(sandbox.received()["applications"]) == 2
 
 
-def test_window_mode_refuses_a_third_apply_in_any_second_without_retry_after(lever: LeverClient,
-                                                                             sandbox: Sandbox) -> None:
+def test_window_mode_refuses_a_third_apply_in_any_second_without_retry_after(
+    lever: LeverClient, sandbox: Sandbox
+) -> None:
     assert sandbox.control("limits", mode="window")["mode"] == "window"  # Lever's numbers: 2 applies, 10 calls
     pid = odd_posting(sandbox)
     lever.apply(pid, application_body(sandbox, pid, "a@example.com"))
@@ -193,22 +199,29 @@ def test_a_person_can_flip_maintenance_in_a_browser(sandbox: Sandbox) -> None:
 
     page = requests.get(f"{sandbox.url}/_sandbox/", headers={"Accept": "text/html"}, timeout=5)
     assert "Switch maintenance mode on" in page.text
-    flipped = requests.post(f"{sandbox.url}/_sandbox/maintenance", data={"on": "on"},
-                            headers={"Accept": "text/html"}, timeout=5)
+    flipped = requests.post(
+        f"{sandbox.url}/_sandbox/maintenance", data={"on": "on"}, headers={"Accept": "text/html"}, timeout=5
+    )
     assert flipped.ok
     assert "Switch maintenance mode off" in flipped.text
     assert requests.get(f"{sandbox.url}/_sandbox/", timeout=5).json()["maintenance"] is True
 
 
-@pytest.mark.parametrize(("accept", "page"), [
-    # Chromium's real Accept header for a page it navigates to (Werkzeug's `best` picks signed-exchange from it)
-    ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
-     "application/signed-exchange;v=b3;q=0.7", True),
-    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # Firefox
-    ("*/*", False),  # curl, requests
-    ("application/json", False),
-    ("application/json, text/html;q=0.5", False),
-])
+@pytest.mark.parametrize(
+    ("accept", "page"),
+    [
+        # Chromium's real Accept header for a page it navigates to (Werkzeug's `best` picks signed-exchange from it)
+        (
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
+            "application/signed-exchange;v=b3;q=0.7",
+            True,
+        ),
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # Firefox
+        ("*/*", False),  # curl, requests
+        ("application/json", False),
+        ("application/json, text/html;q=0.5", False),
+    ],
+)
 def test_the_control_page_is_html_for_browsers_and_json_for_scripts(sandbox: Sandbox, accept: str, page: bool) -> None:
     import requests
 

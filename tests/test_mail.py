@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import redis
 import requests
-from aiosmtpd.controller import Controller
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
@@ -30,7 +29,17 @@ from jobsite.settings import Settings, load_settings
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import LiveServer, Sandbox, Workers, free_port, lever_body, simple_posting, wait_for, worker_env
+from .helpers import (
+    LiveServer,
+    Sandbox,
+    Workers,
+    free_port,
+    lever_body,
+    simple_posting,
+    smtp_server,
+    wait_for,
+    worker_env,
+)
 
 PUBLIC_URL = "https://careers.acme.test"
 # This suite's Python may lack the CVE-2024-6923 fix (mail is then off unless allowed): the email's own defences
@@ -70,20 +79,27 @@ class Inbox:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    handler = Inbox()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 def mail_settings(settings: Settings, port: int, **env: str) -> Settings:
     """The test's settings with a mail server, read from the environment as a deployment would."""
-    return load_settings({"JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{port}", "JOBSITE_PUBLIC_URL": PUBLIC_URL,
-                          **UNFIXED_PYTHON_ALLOWED, **env},
-                         data_dir=settings.data_dir, redis_url=settings.redis_url,
-                         lever_base_url=settings.lever_base_url, secret_key=settings.secret_key,
-                         lever_read_timeout_s=5.0, submissions_per_ip_per_hour=10_000)
+    return load_settings(
+        {
+            "JOBSITE_SMTP_URL": f"smtp://127.0.0.1:{port}",
+            "JOBSITE_PUBLIC_URL": PUBLIC_URL,
+            **UNFIXED_PYTHON_ALLOWED,
+            **env,
+        },
+        data_dir=settings.data_dir,
+        redis_url=settings.redis_url,
+        lever_base_url=settings.lever_base_url,
+        secret_key=settings.secret_key,
+        lever_read_timeout_s=5.0,
+        submissions_per_ip_per_hour=10_000,
+    )
 
 
 def apply(client: Any, sandbox: Sandbox, n: int = 0) -> str:
@@ -100,8 +116,9 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     return text.get_content(), html.get_content()
 
 
-def test_without_a_mail_server_no_mail_job_is_queued(client, r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                      inbox: tuple[Inbox, int]) -> None:
+def test_without_a_mail_server_no_mail_job_is_queued(
+    client, r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     assert settings.smtp is None
     apply(client, sandbox)
     assert Queue(jobs.MAIL_QUEUE, connection=r).count == 0
@@ -112,12 +129,13 @@ def test_without_a_mail_server_no_mail_job_is_queued(client, r: redis.Redis, set
     assert Queue(jobs.QUEUE, connection=r).count == 2
 
 
-def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.Redis, settings: Settings,
-                                                               sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+def test_the_email_says_what_was_received_and_what_comes_next(
+    client, r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, port = inbox
     s = mail_settings(settings, port, JOBSITE_COMPANY_NAME="Smith & <Sons>")
     posting = simple_posting(sandbox)
-    sandbox.control(f"postings/{posting['id']}", text="R&D <Lead> \"Robots\"")
+    sandbox.control(f"postings/{posting['id']}", text='R&D <Lead> "Robots"')
     mailing = create_app(s).test_client()
     receipt = apply(mailing, sandbox)
 
@@ -151,8 +169,9 @@ def test_the_email_says_what_was_received_and_what_comes_next(client, r: redis.R
     assert store.reference(receipt) in page.get_data(as_text=True)
 
 
-def test_an_email_is_sent_once_however_often_its_job_runs(client, r: redis.Redis, settings: Settings,
-                                                          sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+def test_an_email_is_sent_once_however_often_its_job_runs(
+    client, r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, port = inbox
     s = mail_settings(settings, port)
     receipt = apply(create_app(s).test_client(), sandbox)
@@ -165,7 +184,8 @@ def test_an_email_is_sent_once_however_often_its_job_runs(client, r: redis.Redis
 
 
 def test_a_deferred_email_is_tried_again_with_backoff_and_the_last_try_records_failure(
-        r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, port = inbox
     box.defer = 1000
     s = mail_settings(settings, port)
@@ -184,8 +204,9 @@ def test_a_deferred_email_is_tried_again_with_backoff_and_the_last_try_records_f
     assert box.deferred == 2
 
 
-def test_a_refused_address_is_not_retried(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                          inbox: tuple[Inbox, int]) -> None:
+def test_a_refused_address_is_not_retried(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, port = inbox
     box.refuse = True
     s = mail_settings(settings, port)
@@ -197,7 +218,8 @@ def test_a_refused_address_is_not_retried(r: redis.Redis, settings: Settings, sa
 
 
 def test_a_connection_lost_while_the_server_takes_it_is_not_sent_again(
-        r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, port = inbox
     box.drop_after_data = True
     s = mail_settings(settings, port)
@@ -208,8 +230,9 @@ def test_a_connection_lost_while_the_server_takes_it_is_not_sent_again(
     assert len(box.messages) == 1
 
 
-def test_an_unreachable_mail_server_defers_and_names_no_one(r: redis.Redis, settings: Settings,
-                                                           sandbox: Sandbox) -> None:
+def test_an_unreachable_mail_server_defers_and_names_no_one(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox
+) -> None:
     s = mail_settings(settings, free_port())  # nothing listens there
     receipt = apply(create_app(s).test_client(), sandbox)
     with pytest.raises(sending.MailDeferred) as e:
@@ -219,8 +242,9 @@ def test_an_unreachable_mail_server_defers_and_names_no_one(r: redis.Redis, sett
     assert sending.state(r, receipt) is None
 
 
-def test_purging_personal_data_leaves_nothing_of_the_email(client, r: redis.Redis, settings: Settings,
-                                                           sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+def test_purging_personal_data_leaves_nothing_of_the_email(
+    client, r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     from jobsite.delivery import deliverer
 
     box, port = inbox
@@ -246,27 +270,43 @@ def redis_dump(r: redis.Redis) -> str:
     out = []
     for key in r.scan_iter():
         kind = r.type(key).decode()
-        value = {"string": r.get, "hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1),
-                 "set": r.smembers, "zset": lambda k: r.zrange(k, 0, -1)}[kind](key)
+        value = {
+            "string": r.get,
+            "hash": r.hgetall,
+            "list": lambda k: r.lrange(k, 0, -1),
+            "set": r.smembers,
+            "zset": lambda k: r.zrange(k, 0, -1),
+        }[kind](key)
         out.append(f"{key!r} {value!r}")
     return "\n".join(out)
 
 
 @pytest.mark.slow
 def test_the_workers_send_it_at_once_during_maintenance_before_any_delivery(
-        r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, inbox: tuple[Inbox, int],
-        tmp_path: Path) -> None:
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, inbox: tuple[Inbox, int], tmp_path: Path
+) -> None:
     box, port = inbox
     s = mail_settings(settings, port)
     sandbox.control("maintenance", on=True)
     live = LiveServer(create_app(s))
     log = tmp_path / "worker.log"
     try:
-        workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                                 **UNFIXED_PYTHON_ALLOWED, JOBSITE_LOG_LEVEL="INFO"), log=log)
+        workers.start(
+            worker_env(
+                s,
+                JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}",
+                JOBSITE_PUBLIC_URL=PUBLIC_URL,
+                **UNFIXED_PYTHON_ALLOWED,
+                JOBSITE_LOG_LEVEL="INFO",
+            ),
+            log=log,
+        )
         posting = simple_posting(sandbox)
-        answer = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications",
-                               json=lever_body(sandbox, posting["id"]), timeout=30)
+        answer = requests.post(
+            f"{live.url}/api/v1/postings/{posting['id']}/applications",
+            json=lever_body(sandbox, posting["id"]),
+            timeout=30,
+        )
         assert answer.status_code == 202
         receipt = answer.json()["receipt"]
 
@@ -292,18 +332,28 @@ def test_the_workers_send_it_at_once_during_maintenance_before_any_delivery(
 
 @pytest.mark.slow
 def test_a_mail_server_that_defers_at_first_gets_it_once_on_a_retry(
-        r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, inbox: tuple[Inbox, int],
-        tmp_path: Path) -> None:
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, inbox: tuple[Inbox, int], tmp_path: Path
+) -> None:
     box, port = inbox
     box.defer = 1
     s = mail_settings(settings, port)
     receipt = apply(create_app(s).test_client(), sandbox)
     log = tmp_path / "worker.log"
-    workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                             **UNFIXED_PYTHON_ALLOWED, JOBSITE_LOG_LEVEL="INFO"), log=log)
+    workers.start(
+        worker_env(
+            s,
+            JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{port}",
+            JOBSITE_PUBLIC_URL=PUBLIC_URL,
+            **UNFIXED_PYTHON_ALLOWED,
+            JOBSITE_LOG_LEVEL="INFO",
+        ),
+        log=log,
+    )
     wait_for(lambda: box.messages, what="the email, on its second try")
-    wait_for(lambda: sending.state(r, receipt) and sending.state(r, receipt).status == sending.Status.SENT,
-             what="the email to be recorded as sent")
+    wait_for(
+        lambda: sending.state(r, receipt) and sending.state(r, receipt).status == sending.Status.SENT,
+        what="the email to be recorded as sent",
+    )
     wait_for(lambda: store.load(r, receipt).state == store.State.DELIVERED, what="the delivery")
     mail_queue = Queue(jobs.MAIL_QUEUE, connection=r)
     assert mail_queue.count == 0
@@ -316,8 +366,9 @@ def test_a_mail_server_that_defers_at_first_gets_it_once_on_a_retry(
     assert "candidate0@example.com" not in logged  # ...with the address it repeated blanked
 
 
-def test_levers_own_confirmation_is_a_setting_the_sandbox_sees(r: redis.Redis, settings: Settings,
-                                                               sandbox: Sandbox) -> None:
+def test_levers_own_confirmation_is_a_setting_the_sandbox_sees(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox
+) -> None:
     from dataclasses import replace
 
     from jobsite.delivery import deliverer
@@ -330,8 +381,9 @@ def test_levers_own_confirmation_is_a_setting_the_sandbox_sees(r: redis.Redis, s
     assert [a["sendConfirmationEmail"] for a in sandbox.received()["applications"]] == [False, True]
 
 
-def test_the_console_says_whether_the_email_was_sent(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                     inbox: tuple[Inbox, int]) -> None:
+def test_the_console_says_whether_the_email_was_sent(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     from jobsite.console import accounts
 
     from .helpers import ADMIN, sign_in
@@ -361,8 +413,14 @@ def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings)
     from jobsite.records.store import Record, State
 
     s = mail_settings(settings, 25, JOBSITE_COMPANY_NAME="Müller & Söhne")
-    record = Record(receipt="r1", posting_id="p", state=State.QUEUED, created_at=0.0, posting_title="Lead\r\nBcc: x@y",
-                    application=Application("p", personal={"fullName": "Zoë\nBcc: a@b", "email": "zoe@example.com"}))
+    record = Record(
+        receipt="r1",
+        posting_id="p",
+        state=State.QUEUED,
+        created_at=0.0,
+        posting_title="Lead\r\nBcc: x@y",
+        application=Application("p", personal={"fullName": "Zoë\nBcc: a@b", "email": "zoe@example.com"}),
+    )
     message = email.message_from_bytes(received.compose(s, record).as_bytes(), policy=email.policy.default)
     assert message["Bcc"] is None
     assert message["Subject"] == "We received your application for Lead Bcc: x@y"
@@ -371,14 +429,17 @@ def test_line_breaks_in_a_title_or_a_name_cannot_add_headers(settings: Settings)
     assert message["From"].addresses[0].display_name == "Müller & Söhne"
 
 
-def test_the_email_speaks_the_language_the_candidate_saw_the_site_in(r: redis.Redis, settings: Settings,
-                                                                     sandbox: Sandbox,
-                                                                     inbox: tuple[Inbox, int]) -> None:
+def test_the_email_speaks_the_language_the_candidate_saw_the_site_in(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     box, port = inbox
     s = mail_settings(settings, port)
     posting = simple_posting(sandbox)
-    answer = create_app(s).test_client().post(f"/api/v1/postings/{posting['id']}/applications?lang=de",
-                                              json=lever_body(sandbox, posting["id"]))
+    answer = (
+        create_app(s)
+        .test_client()
+        .post(f"/api/v1/postings/{posting['id']}/applications?lang=de", json=lever_body(sandbox, posting["id"]))
+    )
     receipt = answer.get_json()["receipt"]
     assert store.load(r, receipt).language == "de"
     assert received.send_confirmation(r, s, receipt) == sending.Status.SENT
@@ -392,12 +453,14 @@ def test_the_email_speaks_the_language_the_candidate_saw_the_site_in(r: redis.Re
         assert "What happens next" not in part
 
 
-ENCODED_WORD_NAME = ("Eve =?utf-8?q?=0D=0AReply-To:_attacker@evil.example=0D=0AX-Injected:_yes=0D=0A=0D=0A"
-                     "Your_account_is_locked...?=")
+ENCODED_WORD_NAME = (
+    "Eve =?utf-8?q?=0D=0AReply-To:_attacker@evil.example=0D=0AX-Injected:_yes=0D=0A=0D=0AYour_account_is_locked...?="
+)
 
 
-def test_a_name_that_is_an_encoded_word_adds_no_header_and_no_text(r: redis.Redis, settings: Settings,
-                                                                   sandbox: Sandbox, inbox: tuple[Inbox, int]) -> None:
+def test_a_name_that_is_an_encoded_word_adds_no_header_and_no_text(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
     """Issue 21, item 1: the name decoded by the email package into CR/LF gave the sent message the attacker's
     Reply-To, headers and body; now no header holds what the candidate typed, and the body only a first name."""
     box, port = inbox
@@ -407,13 +470,23 @@ def test_a_name_that_is_an_encoded_word_adds_no_header_and_no_text(r: redis.Redi
     body = lever_body(sandbox, posting["id"])
     body["personalInformation"][0]["value"] = ENCODED_WORD_NAME
     receipt = client.post(f"/api/v1/postings/{posting['id']}/applications", json=body).get_json()["receipt"]
-    body["personalInformation"] = [{"name": "fullName", "value": "Mallory Visit https://evil.example to unlock"},
-                                   {"name": "email", "value": "victim@example.com"}]
+    body["personalInformation"] = [
+        {"name": "fullName", "value": "Mallory Visit https://evil.example to unlock"},
+        {"name": "email", "value": "victim@example.com"},
+    ]
     other = client.post(f"/api/v1/postings/{posting['id']}/applications", json=body).get_json()["receipt"]
     assert received.send_confirmation(r, s, receipt) == received.send_confirmation(r, s, other) == sending.Status.SENT
     for message in box.messages:
-        assert sorted(message.keys()) == ["Auto-Submitted", "Content-Type", "Date", "From", "MIME-Version",
-                                          "Message-ID", "Subject", "To"]
+        assert sorted(message.keys()) == [
+            "Auto-Submitted",
+            "Content-Type",
+            "Date",
+            "From",
+            "MIME-Version",
+            "Message-ID",
+            "Subject",
+            "To",
+        ]
         assert message["Reply-To"] is None
         assert message["X-Injected"] is None
         assert str(message["To"]) in ("candidate0@example.com", "victim@example.com")
@@ -436,8 +509,9 @@ def test_a_name_that_is_an_encoded_word_adds_no_header_and_no_text(r: redis.Redi
             messages.check_headers(forged)
 
 
-def test_mail_is_off_on_a_python_without_the_fix(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                  tmp_path: Path) -> None:
+def test_mail_is_off_on_a_python_without_the_fix(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, tmp_path: Path
+) -> None:
     """Issue 21, item 1: on a Python without the CVE-2024-6923 fix no email is sent (start-up says why) and
     applications are taken as before; with the fix, nothing changes."""
     import subprocess
@@ -445,14 +519,24 @@ def test_mail_is_off_on_a_python_without_the_fix(r: redis.Redis, settings: Setti
 
     fixed = hasattr(email.policy.default, "verify_generated_headers")
     env = {"JOBSITE_SMTP_URL": "smtp://127.0.0.1:25", "JOBSITE_PUBLIC_URL": PUBLIC_URL}
-    s = load_settings(env, data_dir=settings.data_dir, redis_url=settings.redis_url,
-                      lever_base_url=settings.lever_base_url, secret_key=settings.secret_key)
+    s = load_settings(
+        env,
+        data_dir=settings.data_dir,
+        redis_url=settings.redis_url,
+        lever_base_url=settings.lever_base_url,
+        secret_key=settings.secret_key,
+    )
     assert (s.smtp is not None) == fixed
     assert ("CVE-2024-6923" in s.mail_off) == (not fixed)
     apply(create_app(s).test_client(), sandbox)
     assert Queue(jobs.MAIL_QUEUE, connection=r).count == (1 if fixed else 0)
-    started = subprocess.run([sys.executable, "-m", "jobsite", "worker", "--burst"], env=worker_env(s, **env),
-                             capture_output=True, text=True, timeout=120)
+    started = subprocess.run(
+        [sys.executable, "-m", "jobsite", "worker", "--burst"],
+        env=worker_env(s, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert started.returncode == 0
     assert ("CVE-2024-6923" in started.stderr) == (not fixed)
 
@@ -465,12 +549,18 @@ def test_mail_off_is_said_on_the_dashboard_in_readyz_and_in_a_metric(r: redis.Re
     from .helpers import ADMIN, sign_in
 
     fixed = hasattr(email.policy.default, "verify_generated_headers")
-    base = {"data_dir": settings.data_dir, "redis_url": settings.redis_url, "secret_key": settings.secret_key,
-            "lever_base_url": settings.lever_base_url}
+    base = {
+        "data_dir": settings.data_dir,
+        "redis_url": settings.redis_url,
+        "secret_key": settings.secret_key,
+        "lever_base_url": settings.lever_base_url,
+    }
     smtp = {"JOBSITE_SMTP_URL": "smtp://127.0.0.1:25", "JOBSITE_PUBLIC_URL": PUBLIC_URL}
-    cases = [({}, "not_configured", "JOBSITE_SMTP_URL is not set"),
-             (smtp, "" if fixed else "unfixed_python", "are on" if fixed else "CVE-2024-6923"),
-             ({**smtp, **UNFIXED_PYTHON_ALLOWED}, "", "are on")]
+    cases = [
+        ({}, "not_configured", "JOBSITE_SMTP_URL is not set"),
+        (smtp, "" if fixed else "unfixed_python", "are on" if fixed else "CVE-2024-6923"),
+        ({**smtp, **UNFIXED_PYTHON_ALLOWED}, "", "are on"),
+    ]
     accounts.add_user(r, *ADMIN, accounts.Role.ADMIN)
     for env, reason, words in cases:
         client = create_app(load_settings(env, **base)).test_client()

@@ -66,8 +66,12 @@ def test_bulk_mail_leaves_a_share_to_the_mail_a_person_waits_for(r: redis.Redis)
 
 
 def test_the_pace_is_read_from_jobsite_mail_per_second() -> None:
-    env = {"JOBSITE_SMTP_URL": "smtp://127.0.0.1:2525", "JOBSITE_PUBLIC_URL": "https://careers.acme.test",
-           "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1", "JOBSITE_SECRET_KEY": "x" * 20}
+    env = {
+        "JOBSITE_SMTP_URL": "smtp://127.0.0.1:2525",
+        "JOBSITE_PUBLIC_URL": "https://careers.acme.test",
+        "JOBSITE_MAIL_ON_UNFIXED_PYTHON": "1",
+        "JOBSITE_SECRET_KEY": "x" * 20,
+    }
     assert load_settings(env).smtp.per_second == 10  # type: ignore[union-attr]
     assert load_settings({**env, "JOBSITE_MAIL_PER_SECOND": "3"}).smtp.per_second == 3  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match="JOBSITE_MAIL_PER_SECOND"):

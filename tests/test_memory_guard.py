@@ -40,14 +40,20 @@ def nothing_accepted(r: redis.Redis) -> bool:
 def form_fields(client, sandbox: Sandbox, posting: dict) -> dict:
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
-    form = {"form_token": token, "fullName": "Grace Hopper", "email": "grace@example.com",
-            "resume": (io.BytesIO(b"%PDF-1.7 Grace Hopper, COBOL"), "cv.pdf"), "consent[store]": "true"}
+    form = {
+        "form_token": token,
+        "fullName": "Grace Hopper",
+        "email": "grace@example.com",
+        "resume": (io.BytesIO(b"%PDF-1.7 Grace Hopper, COBOL"), "cv.pdf"),
+        "consent[store]": "true",
+    }
     form.update(required_cards(sandbox, posting["id"]))
     return form
 
 
-def test_a_nearly_full_redis_refuses_the_form_and_keeps_the_answers(client, r: redis.Redis, sandbox: Sandbox,
-                                                                    request: pytest.FixtureRequest) -> None:
+def test_a_nearly_full_redis_refuses_the_form_and_keeps_the_answers(
+    client, r: redis.Redis, sandbox: Sandbox, request: pytest.FixtureRequest
+) -> None:
     posting = file_posting(sandbox)
     form = form_fields(client, sandbox, posting)
     request.getfixturevalue("nearly_full")
@@ -61,17 +67,20 @@ def test_a_nearly_full_redis_refuses_the_form_and_keeps_the_answers(client, r: r
     assert 'value="grace@example.com"' in text
     assert "Traceback" not in text
     assert nothing_accepted(r)
-    assert b'"jobsite_applications_refused_total",{"reason":"redis_memory"}' in b"".join(
-        r.hkeys("metrics:counters"))
+    assert b'"jobsite_applications_refused_total",{"reason":"redis_memory"}' in b"".join(r.hkeys("metrics:counters"))
 
 
-def test_a_nearly_full_redis_refuses_the_api_with_json(client, r: redis.Redis, sandbox: Sandbox,
-                                                       nearly_full: None) -> None:
+def test_a_nearly_full_redis_refuses_the_api_with_json(
+    client, r: redis.Redis, sandbox: Sandbox, nearly_full: None
+) -> None:
     posting = file_posting(sandbox)
-    data = {"application": json.dumps(lever_body(sandbox, posting["id"])),
-            "resume": (io.BytesIO(b"%PDF-1.7 my cv"), "cv.pdf")}
-    answer = client.post(f"/api/v1/postings/{posting['id']}/applications", data=data,
-                         content_type="multipart/form-data")
+    data = {
+        "application": json.dumps(lever_body(sandbox, posting["id"])),
+        "resume": (io.BytesIO(b"%PDF-1.7 my cv"), "cv.pdf"),
+    }
+    answer = client.post(
+        f"/api/v1/postings/{posting['id']}/applications", data=data, content_type="multipart/form-data"
+    )
     assert answer.status_code == 503
     assert answer.headers["Retry-After"] == "300"
     assert answer.get_json()["message"].startswith("We can't take applications for a few minutes")
@@ -80,9 +89,12 @@ def test_a_nearly_full_redis_refuses_the_api_with_json(client, r: redis.Redis, s
 
 def send(live: LiveServer, sandbox: Sandbox, posting: dict, resume: bytes, n: int = 0) -> requests.Response:
     """Over real HTTP: werkzeug's test client leaks the spooled body of a large refused upload."""
-    return requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications", timeout=10,
-                         data={"application": json.dumps(lever_body(sandbox, posting["id"], n))},
-                         files={"resume": ("cv.pdf", b"%PDF-1.7 " + resume)})
+    return requests.post(
+        f"{live.url}/api/v1/postings/{posting['id']}/applications",
+        timeout=10,
+        data={"application": json.dumps(lever_body(sandbox, posting["id"], n))},
+        files={"resume": ("cv.pdf", b"%PDF-1.7 " + resume)},
+    )
 
 
 def test_the_guard_counts_the_files_being_sent(live: LiveServer, r: redis.Redis, sandbox: Sandbox) -> None:
@@ -101,12 +113,14 @@ def test_the_guard_counts_the_files_being_sent(live: LiveServer, r: redis.Redis,
 
 
 def test_a_transaction_redis_refuses_for_memory_is_a_503_not_a_spooled_application(
-        r: redis.Redis, sandbox: Sandbox, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    r: redis.Redis, sandbox: Sandbox, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     """Redis holds a file several times over while the transaction runs: past maxmemory it refuses the whole
     transaction. That is a full Redis, not an unreachable one: refused, never spooled."""
     # Both marks out of the way (the low one refuses large uploads first): only Redis itself may refuse here.
-    live = LiveServer(create_app(load_settings({}, **{**settings.__dict__, "redis_high_water": 0.95,
-                                                      "redis_low_water": 0.95})))
+    live = LiveServer(
+        create_app(load_settings({}, **{**settings.__dict__, "redis_high_water": 0.95, "redis_low_water": 0.95}))
+    )
     posting = file_posting(sandbox)
     requests.get(f"{live.url}/jobs/{posting['id']}/apply", timeout=10)
     before = r.config_get("maxmemory")["maxmemory"]
@@ -127,8 +141,7 @@ def test_a_transaction_redis_refuses_for_memory_is_a_503_not_a_spooled_applicati
 def test_the_embedded_server_has_a_limit_and_never_evicts(r: redis.Redis, tmp_path) -> None:
     assert memory(r).limit == 2**30
     assert memory(r).policy == "noeviction"
-    server = embedded(load_settings({"JOBSITE_REDIS_MAXMEMORY": "64mb"}, data_dir=tmp_path / "d",
-                                    secret_key="x"))
+    server = embedded(load_settings({"JOBSITE_REDIS_MAXMEMORY": "64mb"}, data_dir=tmp_path / "d", secret_key="x"))
     server.ensure()
     try:
         with connect(server.url) as client:
@@ -137,19 +150,20 @@ def test_the_embedded_server_has_a_limit_and_never_evicts(r: redis.Redis, tmp_pa
         server.stop()
 
 
-def test_start_up_warns_about_a_redis_that_could_lose_applications(r: redis.Redis, settings: Settings,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_start_up_warns_about_a_redis_that_could_lose_applications(
+    r: redis.Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     before = r.config_get("maxmemory-policy")["maxmemory-policy"]
     try:
         r.config_set("maxmemory-policy", "allkeys-lru")
         with caplog.at_level(logging.WARNING):
             tasks.on_worker_start(Services(settings))
         assert "Redis's maxmemory-policy is allkeys-lru" in caplog.text
-        assert "Set maxmemory-policy noeviction" in (
-            caplog.text)
+        assert "Set maxmemory-policy noeviction" in (caplog.text)
     finally:
         r.config_set("maxmemory-policy", before)
     assert memory_warnings(Memory(used=1, limit=0, policy="noeviction")) == [
         "Redis has no maxmemory: jobsite cannot refuse applications before Redis runs out of memory. Set maxmemory "
-        "(with maxmemory-policy noeviction)."]
+        "(with maxmemory-policy noeviction)."
+    ]
     assert memory_warnings(memory(r)) == []

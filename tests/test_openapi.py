@@ -25,9 +25,12 @@ def test_the_document_is_valid_openapi_3_1_and_describes_every_api_route(app, cl
     doc = client.get("/api/v1/openapi.json").get_json()
     validate(doc)
     assert doc["openapi"] == "3.1.0"
-    routes = {(rule.rule.replace("<", "{").replace(">", "}"), method.lower())
-              for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    routes = {
+        (rule.rule.replace("<", "{").replace(">", "}"), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert routes == documented
     apply = doc["paths"]["/api/v1/postings/{posting_id}/applications"]["post"]
@@ -45,8 +48,12 @@ def test_the_api_page_is_rendered_from_the_document(client, sandbox: Sandbox) ->
     assert page.status_code == 200
     assert "<script" not in text
     assert "https://cdn" not in text
-    for endpoint in ("GET /api/v1/postings", "POST /api/v1/postings/{posting_id}/applications",
-                     "GET /api/v1/applications/{receipt}", "POST /api/v1/autofill"):
+    for endpoint in (
+        "GET /api/v1/postings",
+        "POST /api/v1/postings/{posting_id}/applications",
+        "GET /api/v1/applications/{receipt}",
+        "POST /api/v1/autofill",
+    ):
         assert endpoint in text
     assert "Idempotency-Key" in text
     assert "Retry-After" in text
@@ -67,8 +74,13 @@ def test_the_live_app_keeps_the_contract(live: LiveServer, r: redis.Redis, sandb
         for mode in modes.get(operation.definition.raw.get("operationId", ""), [GenerationMode.POSITIVE]):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
             def check(case: schemathesis.Case) -> None:
                 response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
                 ran.append((case.operation.label, response.status_code))
@@ -85,11 +97,28 @@ def test_schemathesis_with_every_check_finds_nothing(live: LiveServer, sandbox: 
     acceptance): an empty `resume`, `{}` as an application, an empty `application` part, an empty talent name, email
     and consent. The document now admits only what the API takes; tests/schemathesis.toml says which answers depend
     on what no schema can say (a file's content, a posting's form). About 10 to 25 s."""
-    done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--config-file",
-                           str(Path(__file__).parent / "schemathesis.toml"), "run", f"{live.url}/api/v1/openapi.json",
-                           "-c", "all", "-n", "20", "--generation-deterministic", "--no-color"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # its .schemathesis/ too
-    summary = done.stdout[done.stdout.rfind("SUMMARY"):]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(Path(__file__).parent / "schemathesis.toml"),
+            "run",
+            f"{live.url}/api/v1/openapi.json",
+            "-c",
+            "all",
+            "-n",
+            "20",
+            "--generation-deterministic",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )  # its .schemathesis/ too
+    summary = done.stdout[done.stdout.rfind("SUMMARY") :]
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
     assert "passed" in summary
 

@@ -51,15 +51,19 @@ def lever_tags(sandbox: Sandbox) -> list[list[str]]:
 
 def post(live: LiveServer, sandbox: Sandbox, n: int, query: str = "") -> str:
     posting = simple_posting(sandbox)
-    answer = requests.post(f"{live.url}/api/v1/postings/{posting['id']}/applications{query}",
-                           json=lever_body(sandbox, posting["id"], n), timeout=30)
+    answer = requests.post(
+        f"{live.url}/api/v1/postings/{posting['id']}/applications{query}",
+        json=lever_body(sandbox, posting["id"], n),
+        timeout=30,
+    )
     assert answer.status_code == 202, answer.text
     return str(answer.json()["receipt"])
 
 
 @pytest.mark.slow
 def test_a_delivered_application_gets_its_prefixed_tags_and_the_console_shows_them(
-        settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers, client) -> None:
+    settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers, client
+) -> None:
     workers.start(worker_env(settings))
     receipt = post(live, sandbox, 0, "?utm_source=linkedin&utm_campaign=spring")
     wait_for(lambda: lever_tags(sandbox) == [[SITE, SOURCE, CAMPAIGN]], what="the tags in Lever")
@@ -77,7 +81,8 @@ def test_a_delivered_application_gets_its_prefixed_tags_and_the_console_shows_th
 @pytest.mark.slow
 @TIMING  # no 429
 def test_during_maintenance_tags_come_after_the_window_with_no_429_and_say_so(
-        settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, r: redis.Redis, live: LiveServer, sandbox: Sandbox, workers: Workers
+) -> None:
     sandbox.control("maintenance", on=True)
     workers.start(worker_env(settings))
     receipts = [post(live, sandbox, n, "?utm_source=linkedin&utm_campaign=spring") for n in range(3)]
@@ -86,8 +91,12 @@ def test_during_maintenance_tags_come_after_the_window_with_no_429_and_say_so(
     assert sandbox.count("opportunities.tags") == 0
     ended = time.time()
     sandbox.control("maintenance", on=False)
-    wait_for(lambda: len(lever_tags(sandbox)) == 3 and all(len(t) == 4 for t in lever_tags(sandbox)), timeout=60,
-             interval=0.1, what="every opportunity tagged")
+    wait_for(
+        lambda: len(lever_tags(sandbox)) == 3 and all(len(t) == 4 for t in lever_tags(sandbox)),
+        timeout=60,
+        interval=0.1,
+        what="every opportunity tagged",
+    )
     assert all(t == [SITE, SOURCE, CAMPAIGN, MAINTENANCE] for t in lever_tags(sandbox))
     requests_ = sandbox.received()["requests"]
     assert [q for q in requests_ if q["status"] == 429] == []
@@ -164,8 +173,9 @@ def test_every_opportunity_of_the_contact_is_tagged_when_asked(svc: Services, sa
     assert lever_tags(sandbox) == [[SITE], [SITE]]
 
 
-def test_one_email_two_postings_is_one_person_grouped_in_the_console(svc: Services, sandbox: Sandbox, client,
-                                                                     r: redis.Redis) -> None:
+def test_one_email_two_postings_is_one_person_grouped_in_the_console(
+    svc: Services, sandbox: Sandbox, client, r: redis.Redis
+) -> None:
     sandbox.control("limits", apply_per_s=100, apply_burst=100)
     receipts = [submit_one(svc, sandbox, 0), submit_one(svc, sandbox, 0, posting=other_posting(sandbox))]
     for receipt in receipts:
@@ -180,6 +190,6 @@ def test_one_email_two_postings_is_one_person_grouped_in_the_console(svc: Servic
     assert "2 applications through the site" in page
     assert a.opportunity_id in page
     assert b.opportunity_id in page
-    assert f"/candidates/{a.opportunity_id}\" target=\"_blank\"" in page  # Open in Lever
+    assert f'/candidates/{a.opportunity_id}" target="_blank"' in page  # Open in Lever
     assert page.count("New applicant") == 2  # both listed from Lever with their stage
     assert f"/admin/people/{a.contact_id}" in client.get(f"/admin/applications/{a.receipt}").get_data(as_text=True)

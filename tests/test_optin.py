@@ -23,7 +23,7 @@ from jobsite.records import search
 from jobsite.sandbox import SandboxServer
 from jobsite.services import Services
 from jobsite.settings import Settings
-from jobsite.sourcing import optin, people
+from jobsite.sourcing import opportunities, optin, people
 from jobsite.web.app import create_app
 
 from .helpers import ADMIN, Sandbox, Workers, sign_in, wait_for, worker_env
@@ -51,12 +51,15 @@ def _join(client: Any, sandbox: Sandbox, name: str, email: str, lang: str = "en"
     page = client.get(f"/talent?lang={lang}").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
     team = sandbox.public_postings()[0]["categories"]["team"]
-    return client.post(f"/talent?lang={lang}", data={"form_token": token, "name": name, "email": email,
-                                                      "teams": [team], "consent": "true"})
+    return client.post(
+        f"/talent?lang={lang}",
+        data={"form_token": token, "name": name, "email": email, "teams": [team], "consent": "true"},
+    )
 
 
-def test_join_confirm_by_email_then_one_opportunity(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                    workers: Workers, outbox: SandboxServer, tmp_path: Path) -> None:
+def test_join_confirm_by_email_then_one_opportunity(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, workers: Workers, outbox: SandboxServer, tmp_path: Path
+) -> None:
     s = mail_settings(settings, _smtp(outbox))
     client = create_app(s).test_client()
     done = _join(client, sandbox, "Lena Fischer", "lena@example.com", lang="de")
@@ -70,8 +73,15 @@ def test_join_confirm_by_email_then_one_opportunity(r: redis.Redis, settings: Se
     assert not r.zcard(people.PENDING)
     assert Queue(jobs.SOURCING_QUEUE, connection=r).count == 0
 
-    workers.start(worker_env(s, JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{_smtp(outbox)}", JOBSITE_PUBLIC_URL=PUBLIC_URL,
-                             **UNFIXED_PYTHON_ALLOWED), log=tmp_path / "worker.log")
+    workers.start(
+        worker_env(
+            s,
+            JOBSITE_SMTP_URL=f"smtp://127.0.0.1:{_smtp(outbox)}",
+            JOBSITE_PUBLIC_URL=PUBLIC_URL,
+            **UNFIXED_PYTHON_ALLOWED,
+        ),
+        log=tmp_path / "worker.log",
+    )
     wait_for(lambda: _mails(outbox, "lena@example.com"), what="the opt-in email in the outbox")
     [mail] = _mails(outbox, "lena@example.com")
     link = f"{PUBLIC_URL}/talent/confirm/{lena.id}/{optin.token(s, lena.id)}"
@@ -120,8 +130,9 @@ def test_join_confirm_by_email_then_one_opportunity(r: redis.Redis, settings: Se
     assert sandbox.count("opportunities.create", 201) == 1
 
 
-def test_joining_twice_before_confirming_updates_the_one_record(r: redis.Redis, settings: Settings,
-                                                                sandbox: Sandbox, outbox: SandboxServer) -> None:
+def test_joining_twice_before_confirming_updates_the_one_record(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, _smtp(outbox))
     client = create_app(s).test_client()
     _join(client, sandbox, "Lena Fischer", "lena@example.com")
@@ -134,8 +145,9 @@ def test_joining_twice_before_confirming_updates_the_one_record(r: redis.Redis, 
     assert "Lena Maria Fischer" in summary
 
 
-def test_a_forged_link_is_404_and_changes_nothing(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                  outbox: SandboxServer) -> None:
+def test_a_forged_link_is_404_and_changes_nothing(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, _smtp(outbox))
     client = create_app(s).test_client()
     _join(client, sandbox, "Eve", "eve@example.com")
@@ -146,8 +158,9 @@ def test_a_forged_link_is_404_and_changes_nothing(r: redis.Redis, settings: Sett
     assert not r.zcard(people.PENDING)
 
 
-def test_an_api_sign_up_waits_for_its_confirmation_too(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                       outbox: SandboxServer) -> None:
+def test_an_api_sign_up_waits_for_its_confirmation_too(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, _smtp(outbox))
     client = create_app(s).test_client()
     body = {"name": "Grace", "email": "grace@example.com", "consent": {"store": True}}
@@ -163,8 +176,9 @@ def test_an_api_sign_up_waits_for_its_confirmation_too(r: redis.Redis, settings:
     assert "address not confirmed yet" in console.get("/admin/talent").get_data(as_text=True)
 
 
-def test_unconfirmed_sign_ups_are_removed_after_7_days(r: redis.Redis, settings: Settings, sandbox: Sandbox,
-                                                       outbox: SandboxServer) -> None:
+def test_unconfirmed_sign_ups_are_removed_after_7_days(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
     s = mail_settings(settings, _smtp(outbox))
     client = create_app(s).test_client()
     _join(client, sandbox, "Nora Late", "nora@example.com")
@@ -180,3 +194,95 @@ def test_unconfirmed_sign_ups_are_removed_after_7_days(r: redis.Redis, settings:
         assert not search.find(r, text)
     assert client.post(f"/talent/confirm/{nora.id}/{optin.token(s, nora.id)}").status_code == 404
     assert sandbox.count("opportunities.create") == 0
+
+
+def test_a_confirm_between_a_record_s_load_and_its_wish_being_written_in_is_kept(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
+    """Review 4: take_wish watched a record loaded before its WATCH: a confirm in between was written over by the
+    older copy, leaving the person unconfirmed in neither UNCONFIRMED nor PENDING (never delivered, never expired)."""
+    s = mail_settings(settings, _smtp(outbox))
+    svc = Services(s)
+    _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)  # the holder's copy, loaded before its watch
+    people.wish(r, lena.id, locations=[])
+    assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None  # the click, in between
+    assert opportunities.take_wish(svc, lena)
+    now = people.load(r, lena.id)
+    assert now is not None
+    assert not now.unconfirmed
+    assert r.zscore(people.PENDING, lena.id) is not None
+    assert not lena.unconfirmed  # the caller's object is the record as it now is
+
+
+def test_joining_again_while_the_first_sign_up_is_confirmed_keeps_it_confirmed(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 4: a re-join watched the member's record after reading it: a confirm in between was written over by
+    the re-join's older copy (unconfirmed again, in no index)."""
+    s = mail_settings(settings, _smtp(outbox))
+    svc = Services(s)
+    client = create_app(s).test_client()
+    _join(client, sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)
+    real, clicked = people.load, []
+
+    def load(conn: Any, person_id: str) -> people.Person | None:
+        found = real(conn, person_id)
+        if person_id == lena.id and not clicked:  # the re-join has read the member: the click comes now
+            clicked.append(True)
+            assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None
+        return found
+
+    monkeypatch.setattr(people, "load", load)
+    assert _join(client, sandbox, "Someone Else", "LENA@example.com").status_code == 303
+    monkeypatch.undo()
+    assert clicked
+    [now] = people.everyone(r)
+    assert not now.unconfirmed
+    assert now.name == "Lena Fischer"  # a confirmed member's record is left as its owner made it
+    assert r.zscore(people.PENDING, lena.id) is not None
+
+
+def test_leaving_while_the_sign_up_is_being_confirmed_withdraws_the_confirmed_member(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 8: leaving removed an unconfirmed sign-up from a copy read earlier, with no watch: confirmed meanwhile
+    (its delivery queued), the record went, and a worker's save could bring it back to Lever. Now the record is
+    read again, watched, and a confirmed member withdraws as any member does: nothing reaches Lever."""
+    s = mail_settings(settings, _smtp(outbox))
+    svc = Services(s)
+    _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)  # what the manage page read: unconfirmed
+    real, clicked = people.load, []
+
+    def load(conn: Any, person_id: str) -> people.Person | None:
+        found = real(conn, person_id)
+        if person_id == lena.id and not clicked:  # leaving has read the record: the confirm comes now
+            clicked.append(True)
+            assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None
+        return found
+
+    monkeypatch.setattr(people, "load", load)
+    optin.leave(svc, lena)
+    monkeypatch.undo()
+    left = people.load(r, lena.id)
+    assert left is not None  # a confirmed member: withdrawn through the lease, not removed under a queued job
+    assert left.withdrawn
+    assert left.purged
+    assert opportunities.deliver(svc, lena.id).outcome == opportunities.Outcome.SKIPPED
+    assert sandbox.count("opportunities.create") == 0
+    assert not r.zscore(people.PENDING, lena.id)
+
+
+def test_leaving_before_confirming_removes_every_trace(
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
+    s = mail_settings(settings, _smtp(outbox))
+    _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
+    [lena] = people.everyone(r)
+    optin.leave(Services(s), lena)
+    assert people.load(r, lena.id) is None
+    assert not r.zcard(people.ALL)
+    assert not r.zcard(people.UNCONFIRMED)
+    assert r.get(people.email_key("lena@example.com")) is None

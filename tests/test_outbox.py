@@ -40,7 +40,8 @@ def _kept(server_url: str) -> list[dict[str, Any]]:
 
 
 def test_the_receipt_email_lands_in_the_outbox_and_its_page_shows_it(
-        r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox_sandbox: SandboxServer) -> None:
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox_sandbox: SandboxServer
+) -> None:
     assert outbox_sandbox.smtp is not None
     s = mail_settings(settings, outbox_sandbox.smtp.port)
     receipt = apply(create_app(s).test_client(), sandbox)
@@ -53,8 +54,10 @@ def test_the_receipt_email_lands_in_the_outbox_and_its_page_shows_it(
     page = requests.get(f"{outbox_sandbox.url}/_sandbox/outbox", timeout=5).text
     assert "candidate0@example.com" in page
     assert f'href="https://careers.acme.test/applications/{receipt}"' in page
-    assert 'href="/_sandbox/outbox"' in requests.get(f"{outbox_sandbox.url}/_sandbox/", timeout=5,
-                                                     headers={"Accept": "text/html"}).text
+    assert (
+        'href="/_sandbox/outbox"'
+        in requests.get(f"{outbox_sandbox.url}/_sandbox/", timeout=5, headers={"Accept": "text/html"}).text
+    )
 
 
 def test_the_outbox_undoes_dot_stuffing_and_refuses_a_message_too_big(outbox_sandbox: SandboxServer) -> None:
@@ -76,7 +79,8 @@ def test_the_outbox_undoes_dot_stuffing_and_refuses_a_message_too_big(outbox_san
 
 
 def test_the_receipt_page_says_whether_an_email_was_sent(
-        r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox_sandbox: SandboxServer) -> None:
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox_sandbox: SandboxServer
+) -> None:
     off = create_app(settings).test_client()  # no JOBSITE_SMTP_URL
     receipt = apply(off, sandbox)
     assert "This site sends no confirmation email" in off.get(f"/applications/{receipt}").get_data(as_text=True)
@@ -88,7 +92,8 @@ def test_the_receipt_page_says_whether_an_email_was_sent(
     received.send_confirmation(r, s, receipt)
     assert "We sent a confirmation email" in on.get(f"/applications/{receipt}").get_data(as_text=True)
     assert "Nous avons envoyé un e-mail de confirmation" in on.get(f"/applications/{receipt}?lang=fr").get_data(
-        as_text=True)
+        as_text=True
+    )
 
 
 def test_jobsite_up_out_of_the_box_sends_the_receipt_email_to_the_outbox() -> None:
@@ -100,8 +105,9 @@ def test_jobsite_up_out_of_the_box_sends_the_receipt_email_to_the_outbox() -> No
     env.update(JOBSITE_DATA_DIR=str(data), JOBSITE_SANDBOX_PORT=str(sandbox_port))
     log = data / "up.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobsite", "up", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     site, lever = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
     try:
         wait_for(lambda: "jobsite is up" in log.read_text(), timeout=60, what="jobsite up")
@@ -110,20 +116,36 @@ def test_jobsite_up_out_of_the_box_sends_the_receipt_email_to_the_outbox() -> No
         postings = requests.get(f"{lever}/v1/postings", params={"state": "published"}, auth=auth, timeout=5)
         for posting in postings.json()["data"]:
             form = requests.get(f"{lever}/v1/postings/{posting['id']}/apply", auth=auth, timeout=5).json()["data"]
-            needs_file = any(f["required"] and f.get("type") == "file-upload"
-                             for f in form.get("personalInformation", []))
+            needs_file = any(
+                f["required"] and f.get("type") == "file-upload" for f in form.get("personalInformation", [])
+            )
             if not needs_file and len(posting["categories"]["allLocations"]) == 1:
                 break
-        custom = [{"id": q["id"], "fields": [{"value": (f["options"][0]["text"] if f.get("options") else "yes")
-                                              if f["required"] else None} for f in q["fields"]]}
-                  for q in form["customQuestions"]]
-        body = {"personalInformation": [{"name": "fullName", "value": "Ada Quick"},
-                                        {"name": "email", "value": "ada.quick@example.com"}], "customQuestions": custom}
+        custom = [
+            {
+                "id": q["id"],
+                "fields": [
+                    {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
+                    for f in q["fields"]
+                ],
+            }
+            for q in form["customQuestions"]
+        ]
+        body = {
+            "personalInformation": [
+                {"name": "fullName", "value": "Ada Quick"},
+                {"name": "email", "value": "ada.quick@example.com"},
+            ],
+            "customQuestions": custom,
+        }
         answer = requests.post(f"{site}/api/v1/postings/{posting['id']}/applications", json=body, timeout=10)
         assert answer.status_code == 202, answer.text
         receipt = answer.json()["receipt"]
-        wait_for(lambda: any(m["recipients"] == ["ada.quick@example.com"] for m in _kept(lever)), timeout=30,
-                 what="the confirmation email in the outbox")
+        wait_for(
+            lambda: any(m["recipients"] == ["ada.quick@example.com"] for m in _kept(lever)),
+            timeout=30,
+            what="the confirmation email in the outbox",
+        )
         [kept] = _kept(lever)
         assert f"{site}/applications/{receipt}" in kept["links"]
         assert "We sent a confirmation email" in requests.get(f"{site}/applications/{receipt}", timeout=5).text

@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(ROOT)],
-                           check=True, capture_output=True, text=True)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert "Warning" not in built.stdout + built.stderr  # a quiet build: no setuptools warnings about our layout
     wheel = next(tmp_path.glob("jobsite-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -27,10 +31,25 @@ def test_wheel_renders_pages_from_any_directory(tmp_path: Path) -> None:
     assert {f"jobsite/translations/{lang}/LC_MESSAGES/messages.mo" for lang in ("de", "fr")} <= set(names)
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
-    packages = sorted({name.rsplit("/", 1)[0].replace("/", ".") for name in names
-                       if name.endswith("/__init__.py") and name.startswith("jobsite/")})
-    assert {"jobsite.lever", "jobsite.postings", "jobsite.records", "jobsite.intake", "jobsite.delivery",
-            "jobsite.worker", "jobsite.followup", "jobsite.console", "jobsite.web", "jobsite.sandbox"} <= set(packages)
+    packages = sorted(
+        {
+            name.rsplit("/", 1)[0].replace("/", ".")
+            for name in names
+            if name.endswith("/__init__.py") and name.startswith("jobsite/")
+        }
+    )
+    assert {
+        "jobsite.lever",
+        "jobsite.postings",
+        "jobsite.records",
+        "jobsite.intake",
+        "jobsite.delivery",
+        "jobsite.worker",
+        "jobsite.followup",
+        "jobsite.console",
+        "jobsite.web",
+        "jobsite.sandbox",
+    } <= set(packages)
     script = (
         f"import importlib; [importlib.import_module(p) for p in {packages!r}]\n"  # every subpackage, as installed
         "import jobsite; from jobsite.web.app import create_app\n"

@@ -39,8 +39,11 @@ def svc(hooked: Settings, r: redis.Redis) -> Services:
 
 def three_tagged(svc: Services, sandbox: Sandbox) -> list[store.Record]:
     sandbox.control("limits", apply_per_s=100, apply_burst=100)
-    receipts = [submit_one(svc, sandbox, 0), submit_one(svc, sandbox, 1),
-                submit_one(svc, sandbox, 2, posting=other_posting(sandbox))]
+    receipts = [
+        submit_one(svc, sandbox, 0),
+        submit_one(svc, sandbox, 1),
+        submit_one(svc, sandbox, 2, posting=other_posting(sandbox)),
+    ]
     for receipt in receipts:
         assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
         assert tasks.tag_opportunity(receipt) == "done"
@@ -49,14 +52,20 @@ def three_tagged(svc: Services, sandbox: Sandbox) -> list[store.Record]:
 
 def cli_json(hooked: Settings) -> dict:
     env = worker_env(hooked)
-    done = subprocess.run([sys.executable, "-m", "jobsite", "report", "pipeline", "--format", "json"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobsite", "report", "pipeline", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(svc: Services, hooked: Settings,
-                                                                sandbox: Sandbox) -> None:
+def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(
+    svc: Services, hooked: Settings, sandbox: Sandbox
+) -> None:
     a, b, c = three_tagged(svc, sandbox)
     sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage=PHONE)
     sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage="offer")
@@ -65,9 +74,11 @@ def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(svc: Services, h
     assert report.sync(svc) == 3
     printed = cli_json(hooked)
     stages = {row["opportunity_id"]: (row["stage"], row["archive_reason"], row["hired"]) for row in printed["rows"]}
-    assert stages == {a.opportunity_id: ("Offer", "Hired", True),
-                      b.opportunity_id: ("New applicant", "Withdrew", False),
-                      c.opportunity_id: ("New applicant", "", False)}
+    assert stages == {
+        a.opportunity_id: ("Offer", "Hired", True),
+        b.opportunity_id: ("New applicant", "Withdrew", False),
+        c.opportunity_id: ("New applicant", "", False),
+    }
     assert printed["hired"] == 1
     first = next(f for f in printed["by_posting"] if f["group"] == a.posting_title)
     reached = {s["stage"]: s["count"] for s in first["stages"]}
@@ -82,13 +93,15 @@ def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(svc: Services, h
     assert len(sandbox.received()["requests"]) == calls + 1
     sandbox.control("maintenance", on=True)
     from jobsite.delivery import gate
+
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "test")
     assert report.sync(svc) is None
     assert len(sandbox.received()["requests"]) == calls + 1
 
 
 def test_signed_webhooks_update_the_report_and_bad_or_replayed_ones_change_nothing(
-        svc: Services, hooked: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    svc: Services, hooked: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     app = create_app(hooked)
     live = LiveServer(app)
     try:
@@ -128,8 +141,7 @@ def test_without_a_token_the_endpoint_does_not_exist(client) -> None:
 
 def test_tags_for_follow_the_settings(settings: Settings, svc: Services, sandbox: Sandbox) -> None:
     record = store.Record("x", "p", store.State.DELIVERED, 0.0, None, source="linkedin", campaign="spring")
-    assert tagging.tags_for(replace(settings, tags=("campaign",), tag_prefix="Zed"), record) == [
-        "Zed campaign: spring"]
+    assert tagging.tags_for(replace(settings, tags=("campaign",), tag_prefix="Zed"), record) == ["Zed campaign: spring"]
 
 
 def test_a_sync_page_read_before_a_webhook_does_not_undo_it(r) -> None:

@@ -22,7 +22,6 @@ from .helpers import ADMIN, Sandbox, Workers, clock_env, csrf_in, lever_body, si
 pytestmark = pytest.mark.slow
 
 
-
 def submit(client, sandbox: Sandbox, n: int) -> str:
     posting = simple_posting(sandbox)
     answer = client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n))
@@ -32,13 +31,18 @@ def submit(client, sandbox: Sandbox, n: int) -> str:
 
 def probe_log(sandbox: Sandbox) -> list[tuple[str, int]]:
     """What the sandbox received of reads and applies, in order: (endpoint, status)."""
-    return [(q["endpoint"], q["status"]) for q in sandbox.received()["requests"]
-            if q["endpoint"] in ("stages.list", "postings.apply")]
+    return [
+        (q["endpoint"], q["status"])
+        for q in sandbox.received()["requests"]
+        if q["endpoint"] in ("stages.list", "postings.apply")
+    ]
 
 
 def emails_received(sandbox: Sandbox) -> list[str]:
-    return [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-            for a in sandbox.received()["applications"]]
+    return [
+        next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
+        for a in sandbox.received()["applications"]
+    ]
 
 
 def console(client) -> str:
@@ -52,7 +56,8 @@ def console(client) -> str:
 
 
 def test_a_light_read_tells_when_maintenance_ends_then_the_oldest_goes_first(
-        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers
+) -> None:
     sandbox.control("maintenance", on=True)
     env = worker_env(settings)
     for _ in range(2):  # two workers: still one probe at a time
@@ -68,10 +73,10 @@ def test_a_light_read_tells_when_maintenance_ends_then_the_oldest_goes_first(
 
     sandbox.control("maintenance", on=False)
     wait_for(lambda: store.counts(r)["delivered"] == 5, timeout=60, interval=0.1, what="the backlog to drain")
-    after = probe_log(sandbox)[len(during):]
+    after = probe_log(sandbox)[len(during) :]
     passed = after.index(("stages.list", 200))
     assert set(after[:passed]) <= {("stages.list", 503)}
-    assert after[passed + 1:] == [("postings.apply", 201)] * 5  # the oldest at once, then the rest: each once
+    assert after[passed + 1 :] == [("postings.apply", 201)] * 5  # the oldest at once, then the rest: each once
     oldest_first = [rec.application.email for rec in sorted(store.load_many(r, receipts), key=lambda x: x.created_at)]
     assert emails_received(sandbox) == oldest_first
     assert not gate.status(r).closed
@@ -79,7 +84,8 @@ def test_a_light_read_tells_when_maintenance_ends_then_the_oldest_goes_first(
 
 
 def test_a_key_that_may_not_read_stages_probes_by_resending_the_oldest_and_says_so(
-        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers, tmp_path: Path) -> None:
+    settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers, tmp_path: Path
+) -> None:
     sandbox.control("forbid", endpoints=["stages"])
     sandbox.control("maintenance", on=True)
     log = tmp_path / "worker.log"
@@ -105,17 +111,23 @@ def test_a_key_that_may_not_read_stages_probes_by_resending_the_oldest_and_says_
 
 
 def test_a_probe_scheduled_by_a_machine_whose_clock_is_150_s_ahead_runs_on_time_on_another(
-        settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, r: redis.Redis, client, sandbox: Sandbox, workers: Workers
+) -> None:
     """The nemesis, seed 5 (issue 26, new finding): a worker 150 s ahead closed the gate and scheduled its probe by
     its own clock; the worker whose scheduler held RQ's lock, on the right clock, ran it 150 s late, and the backlog
     waited that long. Times that cross machines are on Redis's clock, and so is the scheduler's."""
     gate.close(r, gate.Cause.MAINTENANCE, "Lever said maintenance")
     receipt = submit(client, sandbox, 90)
     ahead = clock_env(worker_env(settings), FAKETIME="+150s")
-    schedule = ("from jobsite.delivery import jobs; from jobsite.services import Services; "
-                "from jobsite.settings import load_settings; "
-                "assert jobs.schedule_probe(Services(load_settings()).redis, 1.0, 5)")
+    schedule = (
+        "from jobsite.delivery import jobs; from jobsite.services import Services; "
+        "from jobsite.settings import load_settings; "
+        "assert jobs.schedule_probe(Services(load_settings()).redis, 1.0, 5)"
+    )
     subprocess.run([sys.executable, "-c", schedule], env=ahead, check=True, timeout=30)
     workers.start(worker_env(settings))  # its own clock is right; its scheduler runs the probe
-    wait_for(lambda: store.load(r, receipt).state == store.State.DELIVERED and not gate.status(r).closed,
-             timeout=20, what="the probe to open the gate and the application to be delivered")
+    wait_for(
+        lambda: store.load(r, receipt).state == store.State.DELIVERED and not gate.status(r).closed,
+        timeout=20,
+        what="the probe to open the gate and the application to be delivered",
+    )

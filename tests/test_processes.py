@@ -58,8 +58,13 @@ def data() -> Path:
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_a_command_that_started_the_embedded_redis_leaves_nothing_running(name: str, data: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "jobsite", *COMMANDS[name]], env=env_for(data),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobsite", *COMMANDS[name]],
+        env=env_for(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert (data / "redis" / "appendonlydir" / "appendonly.aof.manifest").exists()  # it did start one
     assert_nothing_left(data)
@@ -67,8 +72,11 @@ def test_a_command_that_started_the_embedded_redis_leaves_nothing_running(name: 
 
 def test_web_stopped_with_sigterm_leaves_nothing_running(data: Path) -> None:
     port = free_port()
-    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
-                           env=env_for(data), stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
+        env=env_for(data),
+        stderr=subprocess.DEVNULL,
+    )
 
     def serves() -> bool:
         try:
@@ -133,8 +141,13 @@ def test_a_command_leaves_a_redis_it_found_running_alone(data: Path) -> None:
     assert server.ensure()  # started, and used, by this test's process
     try:
         for name in ("admin", "report"):
-            done = subprocess.run([sys.executable, "-m", "jobsite", *COMMANDS[name]], env=env_for(data),
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                [sys.executable, "-m", "jobsite", *COMMANDS[name]],
+                env=env_for(data),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert done.returncode == 0, done.stderr
             assert server.ping()
     finally:
@@ -145,12 +158,20 @@ def test_a_command_leaves_a_redis_it_found_running_alone(data: Path) -> None:
 def test_the_last_of_several_users_stops_it(data: Path) -> None:
     """A web process and a command share the server; it goes only when the web process goes too."""
     port = free_port()
-    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
-                           env=env_for(data), stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
+        env=env_for(data),
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: EmbeddedRedis(data).ping(), what="the web process to start the embedded Redis")
-        done = subprocess.run([sys.executable, "-m", "jobsite", *COMMANDS["admin"]], env=env_for(data),
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "jobsite", *COMMANDS["admin"]],
+            env=env_for(data),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert EmbeddedRedis(data).ping()  # still in use by the web process
     finally:

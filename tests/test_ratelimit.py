@@ -71,7 +71,8 @@ def test_a_429_lowers_the_rate_pauses_everyone_and_the_rate_climbs_back(r: redis
     assert pace.rate_per_s == pytest.approx(2 * 0.7 / 1.1)
     assert slots(r, (apply,), 2, T + 0.2) == pytest.approx([1.2, 1.2 + 0.55 / 0.7], abs=1e-3)  # after the pause
     assert [pacing.pace(r, apply, clock=at(T + 0.2 + 60 * m)).factor for m in (1, 2, 6, 60)] == pytest.approx(
-        [0.75, 0.8, 1.0, 1.0])
+        [0.75, 0.8, 1.0, 1.0]
+    )
 
 
 def test_429s_for_calls_paced_before_the_last_decrease_lower_nothing_more(r: redis.Redis) -> None:

@@ -59,12 +59,14 @@ def through(settings: Settings, proxy: RedisProxy, **changes) -> Settings:
 
 def apply(client, sandbox: Sandbox, n: int = 0, **kwargs):
     posting = simple_posting(sandbox)
-    return client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n),
-                       **kwargs)
+    return client.post(
+        f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n), **kwargs
+    )
 
 
-def test_a_connection_cut_before_exec_spools_the_application(settings: Settings, r: redis.Redis, proxy: RedisProxy,
-                                                             sandbox: Sandbox) -> None:
+def test_a_connection_cut_before_exec_spools_the_application(
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox
+) -> None:
     """The WATCHed transaction never reached Redis: redis-py says WatchError, which is not a lost race. The
     candidate's receipt is for the spooled application, and the spool reaches Redis once."""
     s = through(settings, proxy)
@@ -84,8 +86,9 @@ def test_a_connection_cut_before_exec_spools_the_application(settings: Settings,
     assert r.llen("rq:queue:applications") == 2
 
 
-def test_a_connection_cut_after_exec_keeps_the_written_application(settings: Settings, r: redis.Redis,
-                                                                   proxy: RedisProxy, sandbox: Sandbox) -> None:
+def test_a_connection_cut_after_exec_keeps_the_written_application(
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox
+) -> None:
     """EXEC was written and its answer lost: read back, the receipt is the one in Redis, and nothing is spooled."""
     s = through(settings, proxy)
     client = create_app(s).test_client()
@@ -99,8 +102,9 @@ def test_a_connection_cut_after_exec_keeps_the_written_application(settings: Set
     assert r.llen("rq:queue:applications") == 2
 
 
-def test_the_drain_keeps_a_spooled_application_whose_move_was_cut(settings: Settings, r: redis.Redis,
-                                                                  proxy: RedisProxy, sandbox: Sandbox) -> None:
+def test_the_drain_keeps_a_spooled_application_whose_move_was_cut(
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox
+) -> None:
     s = through(settings, proxy)
     svc = Services(s)
     client = create_app(s).test_client()
@@ -120,8 +124,9 @@ def test_the_drain_keeps_a_spooled_application_whose_move_was_cut(settings: Sett
     assert spool.entries(s.data_dir) == []
 
 
-def test_a_capture_cut_before_exec_is_a_503_the_page_sends_again(settings: Settings, r: redis.Redis,
-                                                                 proxy: RedisProxy, sandbox: Sandbox) -> None:
+def test_a_capture_cut_before_exec_is_a_503_the_page_sends_again(
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox
+) -> None:
     from jobsite.console import accounts
     from jobsite.sourcing import enrol as sourcing_accept
 
@@ -163,9 +168,13 @@ def test_redis_out_of_disk_mid_exec_spools_the_application(settings: Settings, s
             assert client.get(f"/jobs/{file_posting(sandbox)['id']}/apply").status_code == 200  # its form cached
             filler = fill(root / "redis")
             posting = file_posting(sandbox)  # its resume (90 kB) goes into the same transaction
-            answer = client.post(f"/api/v1/postings/{posting['id']}/applications",
-                                 data={"application": json.dumps(lever_body(sandbox, posting["id"], 1)),
-                                       "resume": (io.BytesIO(resume_pdf(30)), "cv.pdf")})
+            answer = client.post(
+                f"/api/v1/postings/{posting['id']}/applications",
+                data={
+                    "application": json.dumps(lever_body(sandbox, posting["id"], 1)),
+                    "resume": (io.BytesIO(resume_pdf(30)), "cv.pdf"),
+                },
+            )
             assert answer.status_code == 202, answer.get_data(as_text=True)
             receipt = answer.get_json()["receipt"]
             assert server.process is not None
@@ -184,20 +193,30 @@ def test_redis_out_of_disk_mid_exec_spools_the_application(settings: Settings, s
 def html_form(client, sandbox: Sandbox, posting: dict) -> dict:
     page = client.get(f"/jobs/{posting['id']}/apply").get_data(as_text=True)
     token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    return {"form_token": token, "fullName": "Grace Hopper", "email": "grace@example.com", "consent[store]": "true",
-            **required_cards(sandbox, posting["id"])}
+    return {
+        "form_token": token,
+        "fullName": "Grace Hopper",
+        "email": "grace@example.com",
+        "consent[store]": "true",
+        **required_cards(sandbox, posting["id"]),
+    }
 
 
 def delivered_once(r: redis.Redis, sandbox: Sandbox, receipt: str, s: Settings, workers: Workers) -> None:
     workers.start(worker_env(s))
-    wait_for(lambda: (rec := store.load(r, receipt)) is not None and rec.state == store.State.DELIVERED, timeout=60,
-             interval=0.1, what="the spooled application to be delivered")
+    wait_for(
+        lambda: (rec := store.load(r, receipt)) is not None and rec.state == store.State.DELIVERED,
+        timeout=60,
+        interval=0.1,
+        what="the spooled application to be delivered",
+    )
     assert len(sandbox.received()["applications"]) == 1
 
 
 @TIMING  # a bound on the answer's time
 def test_a_silent_redis_answers_the_candidate_within_seconds_and_a_second_click_is_one_application(
-        settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox, workers: Workers
+) -> None:
     """Issue 26, finding 5: Redis accepts connections and answers nothing. Each step of the request used to wait
     out 10 s x 4 tries (over 90 s in all); the spool is now chosen within about a second."""
     s = through(settings, proxy)
@@ -219,8 +238,9 @@ def test_a_silent_redis_answers_the_candidate_within_seconds_and_a_second_click_
     delivered_once(r, sandbox, receipt, settings, workers)
 
 
-def test_a_form_not_yet_cached_is_read_without_redis(settings: Settings, r: redis.Redis, proxy: RedisProxy,
-                                                    sandbox: Sandbox, workers: Workers) -> None:
+def test_a_form_not_yet_cached_is_read_without_redis(
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox, workers: Workers
+) -> None:
     """Issue 26, finding 6: with Redis down, reading a form this process has not cached took a pacing slot in Redis
     and answered 500. It is read on this process's own pace, and the application spooled, then delivered once."""
     s = through(settings, proxy)
@@ -236,8 +256,8 @@ def test_a_form_not_yet_cached_is_read_without_redis(settings: Settings, r: redi
 
 
 def test_with_redis_down_and_the_disk_full_the_candidate_gets_a_503_and_no_file_is_left(
-        settings: Settings, proxy: RedisProxy, sandbox: Sandbox, caplog: pytest.LogCaptureFixture,
-        tmp_path: Path) -> None:
+    settings: Settings, proxy: RedisProxy, sandbox: Sandbox, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     """Issue 26, finding 7: nothing can keep the application, so it is not accepted: a 503 with Retry-After (the
     candidate keeps the form), not a 500 from the postings cache or the spool, no "spooled" in the log, and no
     empty temporary file in the spool."""
@@ -264,9 +284,9 @@ def test_with_redis_down_and_the_disk_full_the_candidate_gets_a_503_and_no_file_
         assert len(spool.entries(s.data_dir)) == 1
 
 
-def test_a_web_process_started_on_a_full_disk_takes_applications(settings: Settings, r: redis.Redis,
-                                                                  sandbox: Sandbox, workers: Workers,
-                                                                  tmp_path: Path) -> None:
+def test_a_web_process_started_on_a_full_disk_takes_applications(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers: Workers, tmp_path: Path
+) -> None:
     """The nemesis (seed 5): gunicorn replaced a killed web worker while the data dir's disk was full, and opening
     the postings cache (diskcache writes its settings) raised sqlite3's "database or disk is full": every
     application to it was a 500. The cache opens in a temporary directory instead; Redis, with room, takes it."""
@@ -281,7 +301,8 @@ def test_a_web_process_started_on_a_full_disk_takes_applications(settings: Setti
 
 
 def test_while_redis_is_down_statuses_are_unknown_and_the_console_says_503(
-        settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox
+) -> None:
     """Issue 26, finding 7: a delivered application read "waiting" while Redis was down; it reads "unknown" (in the
     candidate's words, in their language); the console and the capture API answered 500, now a 503 with
     Retry-After, a page for people and JSON for the capture page."""
@@ -303,8 +324,11 @@ def test_while_redis_is_down_statuses_are_unknown_and_the_console_says_503(
     assert console.status_code == 503
     assert console.headers["Retry-After"]
     assert "try again in a minute" in console.get_data(as_text=True)
-    capture = client.post(f"/admin/api/events/{event.id}/people", headers={"X-CSRF-Token": token},
-                          json={"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"})
+    capture = client.post(
+        f"/admin/api/events/{event.id}/people",
+        headers={"X-CSRF-Token": token},
+        json={"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"},
+    )
     assert capture.status_code == 503
     assert capture.headers["Retry-After"]
     assert capture.get_json()["error"] == "Service Unavailable"
@@ -327,7 +351,8 @@ def test_a_failed_durable_write_leaves_no_temporary_file(tmp_path: Path) -> None
 
 @TIMING  # a bound on the answer's time
 def test_a_silent_redis_is_a_503_for_the_console_and_a_capture_within_seconds(
-        settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox
+) -> None:
     from jobsite.console import accounts
 
     s = through(settings, proxy)
@@ -338,8 +363,11 @@ def test_a_silent_redis_is_a_503_for_the_console_and_a_capture_within_seconds(
     event = events.add(r, "Fair", "2026-12-04")
     proxy.set("blackhole")
     started = time.monotonic()
-    capture = client.post(f"/admin/api/events/{event.id}/people", headers={"X-CSRF-Token": token},
-                          json={"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"})
+    capture = client.post(
+        f"/admin/api/events/{event.id}/people",
+        headers={"X-CSRF-Token": token},
+        json={"name": "Grace", "email": "grace@example.com", "client_id": "abcdef0123456789"},
+    )
     console = client.get("/admin/")
     took = time.monotonic() - started
     assert (capture.status_code, console.status_code) == (503, 503)
@@ -382,8 +410,9 @@ def test_the_memory_of_a_silent_redis_ends_however_many_requests_meet_it(setting
 
 
 @TIMING  # a bound on the answer's time
-def test_a_silent_redis_answers_a_talent_sign_up_within_seconds(settings: Settings, r: redis.Redis,
-                                                                proxy: RedisProxy, sandbox: Sandbox) -> None:
+def test_a_silent_redis_answers_a_talent_sign_up_within_seconds(
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, sandbox: Sandbox
+) -> None:
     """The nemesis's 18.7 s answers: a sign-up's site-wide limit was counted on the workers' client (10 s a
     command, retried), after the per-address limit had met the silence on the quick one. Every step of a request a
     person waits on now goes through the quick client and its memory of the silence."""
@@ -392,8 +421,7 @@ def test_a_silent_redis_answers_a_talent_sign_up_within_seconds(settings: Settin
     assert client.get("/talent").status_code == 200  # the postings (the interests offered) are cached
     proxy.set("blackhole")
     started = time.monotonic()
-    answer = client.post("/api/v1/talent", json={"name": "Grace Hopper", "email": "grace@example.com",
-                                                 "consent": True})
+    answer = client.post("/api/v1/talent", json={"name": "Grace Hopper", "email": "grace@example.com", "consent": True})
     took = time.monotonic() - started
     assert answer.status_code == 503, answer.get_data(as_text=True)
     assert int(answer.headers["Retry-After"]) > 0

@@ -34,8 +34,13 @@ def test_a_reaper_that_cannot_write_the_pid_file_leaves_no_server_running() -> N
     conf.write_text(server._config())
     (server.dir / "redis.pid").mkdir()  # writing it fails, as on a full disk
     try:
-        reaper = subprocess.run([sys.executable, "-I", str(REAPER), str(server.dir), redis_server_binary(), str(conf)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False)
+        reaper = subprocess.run(
+            [sys.executable, "-I", str(REAPER), str(server.dir), redis_server_binary(), str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
         assert reaper.returncode != 0
         wait_for(lambda: not servers_of(server.dir), timeout=10, what="no redis-server left")
     finally:

@@ -43,7 +43,10 @@ def test_queue_survives_kill_9_of_redis_server() -> None:
     aof = server.dir / "appendonlydir"  # Valkey's multi-part AOF: a manifest, a base and the increments
     assert aof.stat().st_mode & 0o777 == 0o700
     assert {p.name: p.stat().st_mode & 0o077 for p in aof.iterdir()} == {
-        "appendonly.aof.1.base.rdb": 0, "appendonly.aof.1.incr.aof": 0, "appendonly.aof.manifest": 0}
+        "appendonly.aof.1.base.rdb": 0,
+        "appendonly.aof.1.incr.aof": 0,
+        "appendonly.aof.manifest": 0,
+    }
     server.stop(signal.SIGKILL)
     assert not server.ping()
 
@@ -58,31 +61,44 @@ def test_queue_survives_kill_9_of_redis_server() -> None:
 
 def _server(folder: Path, *config: str) -> subprocess.Popen[bytes]:
     """A redis-server on a unix socket in `folder` with `config` lines, as an operator's outside Redis."""
-    args = [redis_server_binary(), "--port", "0", "--unixsocket", str(folder / "s.sock"), "--dir", str(folder),
-            "--save", ""]
+    args = [
+        redis_server_binary(),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(folder / "s.sock"),
+        "--dir",
+        str(folder),
+        "--save",
+        "",
+    ]
     for line in config:
         name, *values = line.split()
         args += [f"--{name}", *(v.strip('"') for v in values)]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL)
 
 
-def test_start_up_names_the_persistence_an_outside_redis_lacks(tmp_path: Path,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_start_up_names_the_persistence_an_outside_redis_lacks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Issue 18, item 6: appendfsync always is the default of the embedded server, and a Redis that could lose
     accepted applications in a crash is named at start, whatever it lets us read."""
     assert load_settings({}, secret_key="x").redis_fsync == "always"
-    cases = [((), "Redis runs without appendonly"),
-             (("appendonly yes", "appendfsync everysec"), "Redis's appendfsync is everysec"),
-             (("appendonly yes", "appendfsync always"), None),
-             (("appendonly yes", 'rename-command CONFIG ""'), "its appendfsync could not be read"),
-             (('rename-command CONFIG ""', 'rename-command INFO ""'), "Could not check Redis's persistence")]
+    cases = [
+        ((), "Redis runs without appendonly"),
+        (("appendonly yes", "appendfsync everysec"), "Redis's appendfsync is everysec"),
+        (("appendonly yes", "appendfsync always"), None),
+        (("appendonly yes", 'rename-command CONFIG ""'), "its appendfsync could not be read"),
+        (('rename-command CONFIG ""', 'rename-command INFO ""'), "Could not check Redis's persistence"),
+    ]
     for n, (config, warning) in enumerate(cases):
         folder = tmp_path / str(n)
         folder.mkdir()
         proc = _server(folder, *config)
         try:
-            settings = load_settings({}, secret_key="x", data_dir=tmp_path / "data",
-                                     redis_url=f"unix://{folder / 's.sock'}")
+            settings = load_settings(
+                {}, secret_key="x", data_dir=tmp_path / "data", redis_url=f"unix://{folder / 's.sock'}"
+            )
             with connect(settings.redis_url or "") as r:
                 wait_for(lambda r=r: _pings(r), timeout=10, what="redis-server")
                 caplog.clear()
@@ -101,17 +117,24 @@ def test_start_up_names_the_persistence_an_outside_redis_lacks(tmp_path: Path,
 
 
 def test_start_up_says_when_a_primary_cut_off_from_its_replicas_would_still_take_writes(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Issue 30, item 3: with JOBSITE_REDIS_MIN_REPLICAS the primary should refuse writes without its replicas
     (min-replicas-to-write); web and workers say so at start when it does not."""
-    for n, (config, min_replicas, warned) in enumerate([((), 1, True), (("min-replicas-to-write 1",), 1, False),
-                                                          ((), 0, False)]):
+    for n, (config, min_replicas, warned) in enumerate(
+        [((), 1, True), (("min-replicas-to-write 1",), 1, False), ((), 0, False)]
+    ):
         folder = tmp_path / str(n)
         folder.mkdir()
         proc = _server(folder, "appendonly yes", "appendfsync always", *config)
         try:
-            settings = load_settings({}, secret_key="x", data_dir=tmp_path / "data", redis_min_replicas=min_replicas,
-                                     redis_url=f"unix://{folder / 's.sock'}")
+            settings = load_settings(
+                {},
+                secret_key="x",
+                data_dir=tmp_path / "data",
+                redis_min_replicas=min_replicas,
+                redis_url=f"unix://{folder / 's.sock'}",
+            )
             with connect(settings.redis_url or "") as r:
                 wait_for(lambda r=r: _pings(r), timeout=10, what="redis-server")
                 caplog.clear()
@@ -148,8 +171,9 @@ def test_greenlets_that_ensure_the_server_at_once_do_not_block_each_other() -> N
     assert done.stdout.strip() == "[False, False, False, True]", done.stderr  # one started it, three found it
 
 
-def test_a_data_dir_of_redis_6_2_opens_with_everything_in_it_and_delivers(settings: Settings, sandbox: Sandbox,
-                                                                          workers: Workers) -> None:
+def test_a_data_dir_of_redis_6_2_opens_with_everything_in_it_and_delivers(
+    settings: Settings, sandbox: Sandbox, workers: Workers
+) -> None:
     """Issue 30, item 1: an embedded data dir of the release before Valkey (Redis 6.2's single-file AOF, with an RDB
     preamble from a rewrite and commands after it) opens in the new server with its applications, their queued
     delivery jobs and the console's accounts; the upgraded AOF opens again after a restart, and each application

@@ -15,8 +15,12 @@ AUTH = (API_KEY, "")
 
 
 def apply(sandbox: Sandbox, posting: str, email: str, timeout: float = 5) -> requests.Response:
-    return requests.post(f"{sandbox.url}/v1/postings/{posting}/apply", json=application_body(sandbox, posting, email),
-                         auth=AUTH, timeout=timeout)
+    return requests.post(
+        f"{sandbox.url}/v1/postings/{posting}/apply",
+        json=application_body(sandbox, posting, email),
+        auth=AUTH,
+        timeout=timeout,
+    )
 
 
 def test_a_500_after_processing_keeps_what_was_processed_and_a_500_before_does_not(sandbox: Sandbox) -> None:
@@ -42,16 +46,29 @@ def test_failures_drops_and_storms_end_by_their_tag(sandbox: Sandbox) -> None:
     assert apply(sandbox, posting, "a@example.com").status_code == 201
     user = sandbox.state.users[0]["id"]
     try:
-        requests.post(f"{sandbox.url}/v1/opportunities", params={"perform_as": user}, auth=AUTH, timeout=5,
-                      json={"name": "B", "emails": ["b@example.com"]})
+        requests.post(
+            f"{sandbox.url}/v1/opportunities",
+            params={"perform_as": user},
+            auth=AUTH,
+            timeout=5,
+            json={"name": "B", "emails": ["b@example.com"]},
+        )
         dropped = False
     except requests.ConnectionError:
         dropped = True
     assert dropped
     assert "b@example.com" in [o["emails"][0] for o in sandbox.state.opportunities]  # processed, answer lost
     sandbox.control("drop", clear=True, tag="drops")
-    assert requests.post(f"{sandbox.url}/v1/opportunities", params={"perform_as": user}, auth=AUTH, timeout=5,
-                         json={"name": "C", "emails": ["c@example.com"]}).status_code == 201
+    assert (
+        requests.post(
+            f"{sandbox.url}/v1/opportunities",
+            params={"perform_as": user},
+            auth=AUTH,
+            timeout=5,
+            json={"name": "C", "emails": ["c@example.com"]},
+        ).status_code
+        == 201
+    )
 
 
 def test_one_endpoint_answers_slower_than_a_read_timeout_and_still_processes(sandbox: Sandbox) -> None:

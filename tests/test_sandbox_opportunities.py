@@ -38,8 +38,11 @@ def opportunities(sandbox: Sandbox, **params: Any) -> list[dict[str, Any]]:
 
 
 def two_postings(sandbox: Sandbox) -> tuple[str, str]:
-    ids = [pid for i, pid in enumerate(sandbox.state.questions)
-           if i % 2 == 1 and sandbox.state.postings[pid]["state"] == "published"]
+    ids = [
+        pid
+        for i, pid in enumerate(sandbox.state.questions)
+        if i % 2 == 1 and sandbox.state.postings[pid]["state"] == "published"
+    ]
     return ids[0], ids[1]
 
 

@@ -36,18 +36,37 @@ def test_users_are_listed_with_emails_and_filtered_by_email(sandbox: Sandbox) ->
 def test_create_an_opportunity_json_and_multipart_links_one_contact(sandbox: Sandbox) -> None:
     rita = users(sandbox, email="rita@acme.example")[0]["id"]
     a, b = [p["id"] for p in sandbox.public_postings()[:2]]
-    body = {"name": "Ada", "emails": ["ada@example.com"], "phones": [{"value": "+49 30 1234"}], "origin": "sourced",
-            "tags": ["Acme event: Meetup"], "sources": ["Meetup"], "postings": [a]}
+    body = {
+        "name": "Ada",
+        "emails": ["ada@example.com"],
+        "phones": [{"value": "+49 30 1234"}],
+        "origin": "sourced",
+        "tags": ["Acme event: Meetup"],
+        "sources": ["Meetup"],
+        "postings": [a],
+    }
     first = v1(sandbox, "POST", "/opportunities", params={"perform_as": rita}, json=body)
     assert first.status_code == 201, first.text
     made = first.json()["data"]
     assert made["origin"] == "sourced"
     assert made["owner"] == rita
     assert made["tags"] == ["Acme event: Meetup"]
-    form = {"name": "Ada", "emails[]": ["ADA@example.com"], "phones[0][value]": "+49 30 1234", "origin": "sourced",
-            "tags[]": ["Acme talent community"], "postings[]": [b]}
-    second = v1(sandbox, "POST", "/opportunities", params={"perform_as": rita}, data=form,
-                files={"resumeFile": ("cv.pdf", b"%PDF-1.4 ada", "application/pdf")})
+    form = {
+        "name": "Ada",
+        "emails[]": ["ADA@example.com"],
+        "phones[0][value]": "+49 30 1234",
+        "origin": "sourced",
+        "tags[]": ["Acme talent community"],
+        "postings[]": [b],
+    }
+    second = v1(
+        sandbox,
+        "POST",
+        "/opportunities",
+        params={"perform_as": rita},
+        data=form,
+        files={"resumeFile": ("cv.pdf", b"%PDF-1.4 ada", "application/pdf")},
+    )
     assert second.status_code == 201, second.text
     assert second.json()["data"]["contact"] == made["contact"]
     assert second.json()["data"]["id"] != made["id"]
@@ -56,8 +75,12 @@ def test_create_an_opportunity_json_and_multipart_links_one_contact(sandbox: San
     assert held[1]["resume"]["name"] == "cv.pdf"
     assert held[1]["phones"] == [{"value": "+49 30 1234"}]
     assert held[1]["performAs"] == rita
-    listed = v1(sandbox, "GET", "/opportunities", params={"email": "ada@example.com", "posting_id": b,
-                                                          "tag": "Acme talent community"}).json()["data"]
+    listed = v1(
+        sandbox,
+        "GET",
+        "/opportunities",
+        params={"email": "ada@example.com", "posting_id": b, "tag": "Acme talent community"},
+    ).json()["data"]
     assert [o["id"] for o in listed] == [second.json()["data"]["id"]]
 
 
@@ -70,15 +93,22 @@ def test_create_an_opportunity_refuses_two_postings_and_an_unknown_or_deactivate
     body["postings"] = [a]
     for who in ({}, {"perform_as": olga}, {"perform_as": "no-such-user"}):
         assert v1(sandbox, "POST", "/opportunities", params=who, json=body).status_code == 400
-    assert v1(sandbox, "POST", "/opportunities", params={"perform_as": rita},
-              json={**body, "origin": "magic"}).status_code == 400
+    assert (
+        v1(sandbox, "POST", "/opportunities", params={"perform_as": rita}, json={**body, "origin": "magic"}).status_code
+        == 400
+    )
     assert not sandbox.state.opportunities
 
 
 def test_notes_as_a_user_and_maintenance_and_limits(sandbox: Sandbox) -> None:
     rita = users(sandbox)[0]["id"]
-    made = v1(sandbox, "POST", "/opportunities", params={"perform_as": rita},
-              json={"name": "Ada", "emails": ["ada@example.com"]}).json()["data"]
+    made = v1(
+        sandbox,
+        "POST",
+        "/opportunities",
+        params={"perform_as": rita},
+        json={"name": "Ada", "emails": ["ada@example.com"]},
+    ).json()["data"]
     path = f"/opportunities/{made['id']}/notes"
     assert v1(sandbox, "POST", path, params={"perform_as": rita}, json={}).status_code == 400
     assert v1(sandbox, "POST", path, json={"value": "met at the booth"}).status_code == 400  # no perform_as

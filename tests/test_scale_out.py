@@ -45,10 +45,16 @@ def webs(settings: Settings, tmp_path: Path) -> Iterator[list[str]]:
     try:
         for name in ("web-a", "web-b"):
             port = free_port()
-            env = worker_env(settings, JOBSITE_DATA_DIR=str(tmp_path / name),
-                             JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", **RATES)
-            procs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port",
-                                           str(port)], env=env, start_new_session=True))
+            env = worker_env(
+                settings, JOBSITE_DATA_DIR=str(tmp_path / name), JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", **RATES
+            )
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
+                    env=env,
+                    start_new_session=True,
+                )
+            )
             urls.append(f"http://127.0.0.1:{port}")
         for url in urls:
             wait_for(lambda url=url: _serves(url), timeout=60, what=f"{url} to serve")
@@ -60,8 +66,9 @@ def webs(settings: Settings, tmp_path: Path) -> Iterator[list[str]]:
             proc.wait(20)
 
 
-def test_two_webs_and_three_workers_share_only_redis(settings: Settings, r: redis.Redis, sandbox: Sandbox,
-                                                    workers: Workers, webs: list[str], tmp_path: Path) -> None:
+def test_two_webs_and_three_workers_share_only_redis(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, workers: Workers, webs: list[str], tmp_path: Path
+) -> None:
     sandbox.control("limits", mode="window", apply_per_s=10, per_s=40)
     plain, with_file = simple_posting(sandbox), file_posting(sandbox)
     for i in range(3):
@@ -74,8 +81,9 @@ def test_two_webs_and_three_workers_share_only_redis(settings: Settings, r: redi
         target = f"{url}/api/v1/postings/{posting['id']}/applications"
         body = lever_body(sandbox, posting["id"], n)
         if n in resumes:
-            answer = requests.post(target, data={"application": json.dumps(body)},
-                                   files={"resume": ("cv.pdf", resumes[n])}, timeout=60)
+            answer = requests.post(
+                target, data={"application": json.dumps(body)}, files={"resume": ("cv.pdf", resumes[n])}, timeout=60
+            )
         else:
             answer = requests.post(target, json=body, timeout=60)
         assert answer.status_code == 202, answer.text
@@ -91,11 +99,16 @@ def test_two_webs_and_three_workers_share_only_redis(settings: Settings, r: redi
     receipts = first + during + after
     assert len(set(receipts)) == APPLICATIONS
 
-    wait_for(lambda: store.counts(r)["delivered"] == APPLICATIONS, timeout=120, interval=0.5,
-             what=f"all {APPLICATIONS} to be delivered")
+    wait_for(
+        lambda: store.counts(r)["delivered"] == APPLICATIONS,
+        timeout=120,
+        interval=0.5,
+        what=f"all {APPLICATIONS} to be delivered",
+    )
     got = sandbox.received()
-    emails = [next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email")
-              for a in got["applications"]]
+    emails = [
+        next(p["value"] for p in a["body"]["personalInformation"] if p["name"] == "email") for a in got["applications"]
+    ]
     assert len(emails) == len(set(emails)) == APPLICATIONS  # each exactly once
     for application in got["applications"]:
         fields = {p["name"]: p["value"] for p in application["body"]["personalInformation"]}

@@ -31,8 +31,15 @@ def apply(client, sandbox: Sandbox, name: str, email: str) -> str:
 
 def join(client, sandbox: Sandbox, name: str, email: str) -> str:
     team = sandbox.public_postings()[0]["categories"]["team"]
-    answer = client.post("/api/v1/talent", json={"name": name, "email": email, "consent": {"store": True},
-                                                 "interests": {"teams": [team], "locations": []}})
+    answer = client.post(
+        "/api/v1/talent",
+        json={
+            "name": name,
+            "email": email,
+            "consent": {"store": True},
+            "interests": {"teams": [team], "locations": []},
+        },
+    )
     assert answer.status_code == 202, answer.get_data(as_text=True)
     return answer.get_json()["receipt"]
 
@@ -49,14 +56,23 @@ def signed_in(client, r: redis.Redis) -> None:
     sign_in(client, *ADMIN)
 
 
-def test_the_search_box_finds_a_reference_an_email_and_a_name(client, r: redis.Redis, sandbox: Sandbox,
-                                                              signed_in) -> None:
+def test_the_search_box_finds_a_reference_an_email_and_a_name(
+    client, r: redis.Redis, sandbox: Sandbox, signed_in
+) -> None:
     ada = apply(client, sandbox, "Ada Lovelace-Byron", "Ada.Lovelace@example.com")
     apply(client, sandbox, "Charles Babbage", "charles@example.com")
     lena = join(client, sandbox, "Léna Fischer", "lena@example.com")
     ref = store.reference(ada)
-    for q in (ref, ref.replace("-", ""), ref.lower(), f" {ref[:4]} {ref[5:]} ", "ada.lovelace@EXAMPLE.com",
-              "lovelace", "BYRON ada", ada):
+    for q in (
+        ref,
+        ref.replace("-", ""),
+        ref.lower(),
+        f" {ref[:4]} {ref[5:]} ",
+        "ada.lovelace@EXAMPLE.com",
+        "lovelace",
+        "BYRON ada",
+        ada,
+    ):
         page = found(client, q)
         assert f"/admin/applications/{ada}" in page, q
         assert "Charles" not in page, q
@@ -77,9 +93,9 @@ def test_the_search_box_finds_a_reference_an_email_and_a_name(client, r: redis.R
         assert personal not in names.lower()
 
 
-def test_records_stored_before_the_index_are_found_and_retention_empties_it(client, r: redis.Redis,
-                                                                            sandbox: Sandbox, settings: Settings,
-                                                                            signed_in) -> None:
+def test_records_stored_before_the_index_are_found_and_retention_empties_it(
+    client, r: redis.Redis, sandbox: Sandbox, settings: Settings, signed_in
+) -> None:
     ada = apply(client, sandbox, "Ada Lovelace", "ada@example.com")
     grace = join(client, sandbox, "Grace Hopper", "grace@example.com")
     r.delete(*r.keys("search:*"))  # as stored by a version without the index
@@ -94,7 +110,9 @@ def test_records_stored_before_the_index_are_found_and_retention_empties_it(clie
     svc = Services(settings)
     store.update(r, store.load(r, ada), store.State.DELIVERED, delivered_at=1.0)
     retention.purge(svc.redis, svc.settings.retention_days)
-    people.purge_personal_data(r, people.load(r, grace))
+    with r.pipeline() as pipe:
+        people.purge_personal_data(r, people.load(r, grace), pipe)  # type: ignore[arg-type]
+        pipe.execute()
     assert "Nothing matches" in found(client, "ada lovelace")
     assert "Nothing matches" in found(client, "grace@example.com")
     assert "(personal data removed)" in found(client, store.reference(ada))  # the reference is not personal
@@ -103,8 +121,9 @@ def test_records_stored_before_the_index_are_found_and_retention_empties_it(clie
         assert [k for k in r.scan_iter("search:[ew]*") if r.zscore(k, member) is not None] == []
 
 
-def test_jobsite_admin_find_prints_one_match_a_line_with_its_receipt(client, r: redis.Redis, sandbox: Sandbox,
-                                                                     settings: Settings, monkeypatch) -> None:
+def test_jobsite_admin_find_prints_one_match_a_line_with_its_receipt(
+    client, r: redis.Redis, sandbox: Sandbox, settings: Settings, monkeypatch
+) -> None:
     monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
     monkeypatch.setenv("JOBSITE_DATA_DIR", str(settings.data_dir))
     first = apply(client, sandbox, "Ada Lovelace", "ada@example.com")

@@ -55,25 +55,44 @@ class Cluster:
         self.link = Link(self.ports["a"]) if cuttable else None
         reach = self.link.port if self.link else self.ports["a"]
         self._server("b", "--replicaof", "127.0.0.1", str(reach))
-        wait_for(lambda: self.node("a").info("replication").get("slave0", {}).get("state") == "online",
-                 what="the replica to be in sync")
+        wait_for(
+            lambda: self.node("a").info("replication").get("slave0", {}).get("state") == "online",
+            what="the replica to be in sync",
+        )
         if not sentinels:
             return
         for name in ("s1", "s2", "s3"):
             conf = folder / f"{name}.conf"  # a Sentinel rewrites its config file: one each
-            conf.write_text(f"port {self.ports[name]}\nbind 127.0.0.1\ndir \"{folder}\"\n"
-                            f"sentinel monitor {MASTER} 127.0.0.1 {reach} 2\n"
-                            f"sentinel down-after-milliseconds {MASTER} 1000\n"
-                            f"sentinel failover-timeout {MASTER} 10000\n")
-            self.procs[name] = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
-                                                stdout=subprocess.DEVNULL)
+            conf.write_text(
+                f'port {self.ports[name]}\nbind 127.0.0.1\ndir "{folder}"\n'
+                f"sentinel monitor {MASTER} 127.0.0.1 {reach} 2\n"
+                f"sentinel down-after-milliseconds {MASTER} 1000\n"
+                f"sentinel failover-timeout {MASTER} 10000\n"
+            )
+            self.procs[name] = subprocess.Popen(
+                [redis_server_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL
+            )
         wait_for(lambda: self.sentinels_see_replica(), timeout=30, what="the Sentinels to know primary and replica")
 
     def _server(self, name: str, *args: str) -> None:
         data = self.folder / name
         data.mkdir()
-        self.args[name] = [redis_server_binary(), "--port", str(self.ports[name]), "--bind", "127.0.0.1", "--dir",
-                           str(data), "--appendonly", "yes", "--appendfsync", "always", "--save", "", *args]
+        self.args[name] = [
+            redis_server_binary(),
+            "--port",
+            str(self.ports[name]),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+            *args,
+        ]
         self.procs[name] = subprocess.Popen(self.args[name], stdout=subprocess.DEVNULL)
 
     def kill(self, name: str) -> None:
@@ -101,9 +120,11 @@ class Cluster:
 
     def sentinels_see_replica(self) -> bool:
         try:
-            return all(len(self.sentinel(s).sentinel_slaves(MASTER)) == 1
-                       and self.sentinel(s).sentinel_master(MASTER)["num-other-sentinels"] == 2
-                       for s in ("s1", "s2", "s3"))
+            return all(
+                len(self.sentinel(s).sentinel_slaves(MASTER)) == 1
+                and self.sentinel(s).sentinel_master(MASTER)["num-other-sentinels"] == 2
+                for s in ("s1", "s2", "s3")
+            )
         except redis.RedisError:
             return False
 
@@ -167,8 +188,9 @@ def cluster() -> Iterator[Cluster]:
 
 def sentinel_settings(settings: Settings, cluster: Cluster) -> Settings:
     env = {"REDIS_SENTINELS": cluster.addresses, "REDIS_SENTINEL_MASTER": MASTER}
-    return load_settings(env, **{k: v for k, v in settings.__dict__.items()
-                                 if k not in ("redis_url", "redis_sentinel")})
+    return load_settings(
+        env, **{k: v for k, v in settings.__dict__.items() if k not in ("redis_url", "redis_sentinel")}
+    )
 
 
 def test_sentinel_settings_name_what_is_wrong() -> None:
@@ -177,27 +199,30 @@ def test_sentinel_settings_name_what_is_wrong() -> None:
     assert s.redis_sentinel is not None
     assert s.redis_sentinel.addresses == (("10.0.0.1", 26379), ("sentinel-b", 26380))
     assert s.redis_sentinel.master == "jobs"
-    for env, named in [({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
-                       ({"REDIS_SENTINELS": "10.0.0.1"}, "REDIS_SENTINELS"),
-                       ({"REDIS_SENTINELS": "a:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_URL": "redis://x"},
-                        "REDIS_URL"),
-                       ({"REDIS_SENTINEL_MASTER": "jobs"}, "REDIS_SENTINEL_MASTER"),
-                       ({"REDIS_PASSWORD": "secret"}, "REDIS_PASSWORD")]:
+    for env, named in [
+        ({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
+        ({"REDIS_SENTINELS": "10.0.0.1"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "a:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_URL": "redis://x"}, "REDIS_URL"),
+        ({"REDIS_SENTINEL_MASTER": "jobs"}, "REDIS_SENTINEL_MASTER"),
+        ({"REDIS_PASSWORD": "secret"}, "REDIS_PASSWORD"),
+    ]:
         with pytest.raises(ConfigError, match=named):
             load_settings({**base, **env})
 
 
 @pytest.mark.slow
 def test_web_and_worker_follow_a_failover_and_deliver_each_application_once(
-        settings: Settings, cluster: Cluster, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, cluster: Cluster, sandbox: Sandbox, workers: Workers
+) -> None:
     """Issue 30, item 2: kill -9 of the primary; the Sentinels promote the replica, and a web and a worker that were
     never told follow it: applications accepted before and after reach Lever once each."""
     s = sentinel_settings(settings, cluster)
     env = worker_env(s, REDIS_SENTINELS=cluster.addresses, REDIS_SENTINEL_MASTER=MASTER)
     del env["REDIS_URL"]
     port = free_port()
-    web = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env,
-                           start_new_session=True)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env, start_new_session=True
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         posting = simple_posting(sandbox)
@@ -205,8 +230,11 @@ def test_web_and_worker_follow_a_failover_and_deliver_each_application_once(
         workers.start(env)
 
         def apply(n: int) -> str:
-            answer = requests.post(f"{url}/api/v1/postings/{posting['id']}/applications", timeout=30,
-                                   json=lever_body(sandbox, posting["id"], n))
+            answer = requests.post(
+                f"{url}/api/v1/postings/{posting['id']}/applications",
+                timeout=30,
+                json=lever_body(sandbox, posting["id"], n),
+            )
             assert answer.status_code == 202, answer.text
             return answer.json()["receipt"]
 
@@ -220,14 +248,22 @@ def test_web_and_worker_follow_a_failover_and_deliver_each_application_once(
         primary.wait(1, 5000)  # the replica has every write (asynchronous replication: item 3 makes this the rule)
         cluster.procs["a"].send_signal(signal.SIGKILL)
         cluster.procs["a"].wait()
-        wait_for(lambda: cluster.primary_port() == cluster.ports["b"], timeout=60, interval=0.2,
-                 what="the Sentinels to promote the replica")
+        wait_for(
+            lambda: cluster.primary_port() == cluster.ports["b"],
+            timeout=60,
+            interval=0.2,
+            what="the Sentinels to promote the replica",
+        )
         after = [apply(n) for n in range(6, 9)]
         sandbox.control("maintenance", on=False)
         promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
         assert promoted.info("replication")["role"] == "master"
-        wait_for(lambda: store.counts(promoted)["delivered"] == 9, timeout=90, interval=0.2,
-                 what="every application delivered through the new primary")
+        wait_for(
+            lambda: store.counts(promoted)["delivered"] == 9,
+            timeout=90,
+            interval=0.2,
+            what="every application delivered through the new primary",
+        )
         receipts = {rec.receipt for rec in store.load_many(promoted, before + after)}
         assert receipts == set(before + after)
         emails = sorted(_email(a) for a in sandbox.received()["applications"])
@@ -238,21 +274,30 @@ def test_web_and_worker_follow_a_failover_and_deliver_each_application_once(
 
 
 def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_keeps_it(
-        settings: Settings, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, sandbox: Sandbox, workers: Workers
+) -> None:
     """Issue 30, item 3: with JOBSITE_REDIS_MIN_REPLICAS=1 an application the replica has is answered as queued; one
     the replica cannot acknowledge within the bound (its link is cut) is spooled too, so when the primary dies and the
     replica, which never got it, is promoted, the web machine's spool still delivers it, once."""
     pair = Cluster(Path(tempfile.mkdtemp(prefix="jsw")), sentinels=False)
     try:
-        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
-                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        s = load_settings(
+            {},
+            **{
+                **settings.__dict__,
+                "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                "redis_min_replicas": 1,
+                "redis_replica_wait_ms": 2000,
+            },
+        )  # ample under load
         web = create_app(s).test_client()
         posting = simple_posting(sandbox)
         sandbox.control("maintenance", on=True)
 
         def apply(n: int) -> dict:
-            answer = web.post(f"/api/v1/postings/{posting['id']}/applications",
-                              json=lever_body(sandbox, posting["id"], n))
+            answer = web.post(
+                f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n)
+            )
             assert answer.status_code == 202, answer.get_data(as_text=True)
             return answer.get_json()
 
@@ -271,8 +316,9 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         assert store.load(promoted, replicated["receipt"]) is not None
         assert store.load(promoted, alone["receipt"]) is None  # the failover lost what only the primary had...
 
-        after = load_settings({}, **{**s.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['b']}",
-                                     "redis_min_replicas": 0})
+        after = load_settings(
+            {}, **{**s.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['b']}", "redis_min_replicas": 0}
+        )
         assert drain_spool(Services(after)) == 1  # ...and the spool brings it back
         sandbox.control("maintenance", on=False)
         workers.start(worker_env(after))
@@ -289,8 +335,15 @@ def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: 
     Lever and the mark is withdrawn (a failover then forgets nothing Lever has); once it can, the apply goes, once."""
     pair = Cluster(Path(tempfile.mkdtemp(prefix="jsf")), sentinels=False)
     try:
-        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
-                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        s = load_settings(
+            {},
+            **{
+                **settings.__dict__,
+                "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                "redis_min_replicas": 1,
+                "redis_replica_wait_ms": 2000,
+            },
+        )  # ample under load
         svc = Services(s)
         receipt = submit_one(svc, sandbox)
         assert store.load(pair.node("b"), receipt) is not None  # replicated: a receipt, not spooled
@@ -313,18 +366,31 @@ def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: 
 
 
 def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_replica(
-        settings: Settings, sandbox: Sandbox) -> None:
+    settings: Settings, sandbox: Sandbox
+) -> None:
     """The same for the sourcing flow on the sender: no Create an opportunity on a mark the primary alone has."""
     pair = Cluster(Path(tempfile.mkdtemp(prefix="jsg")), sentinels=False)
     try:
-        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
-                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        s = load_settings(
+            {},
+            **{
+                **settings.__dict__,
+                "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                "redis_min_replicas": 1,
+                "redis_replica_wait_ms": 2000,
+            },
+        )  # ample under load
         svc, r = Services(s), pair.node("a")
         posting = sandbox.public_postings()[0]["id"]
         fair = events.add(r, "Fair", "", [posting])
-        grace = enrol.submit(svc, enrol.event_capture(
-            {"name": "Grace Hopper", "email": "grace@example.com", "postings": [posting], "client_id": "c-0000001"},
-            fair, "sam@acme.example")).person
+        grace = enrol.submit(
+            svc,
+            enrol.event_capture(
+                {"name": "Grace Hopper", "email": "grace@example.com", "postings": [posting], "client_id": "c-0000001"},
+                fair,
+                "sam@acme.example",
+            ),
+        ).person
         pair.procs["b"].send_signal(signal.SIGSTOP)
         try:
             result = opportunities.deliver(svc, grace.id)
@@ -341,8 +407,10 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
     finally:
         pair.stop()
 
+
 def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashboard_says_so(
-        settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While the replicas acknowledge nothing, a held send was tried again every 2 s forever, each try taking a
     pacing slot, and nobody was told. Now each held send doubles the wait (every worker's count, up to a minute), a
     send asks the replicas before taking a slot once one was held, and the dashboard says replicas are missing
@@ -350,8 +418,15 @@ def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashbo
     monkeypatch.setattr(backoff, "jitter", lambda delay_s: delay_s)
     pair = Cluster(Path(tempfile.mkdtemp(prefix="jsb")), sentinels=False)
     try:
-        s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
-                                 "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        s = load_settings(
+            {},
+            **{
+                **settings.__dict__,
+                "redis_url": f"redis://127.0.0.1:{pair.ports['a']}",
+                "redis_min_replicas": 1,
+                "redis_replica_wait_ms": 2000,
+            },
+        )  # ample under load
         svc = Services(s)
         r = svc.redis
         receipt = submit_one(svc, sandbox)
@@ -390,8 +465,10 @@ class Failover:
     def __init__(self, folder: Path):
         self.pair = Cluster(folder, sentinels=False, cuttable=False)
         port = free_port()
-        self.old = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                     "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        self.old = subprocess.Popen(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
         wait_for(lambda: _pings(port), what="the old primary to answer")
         self.link = Link(port)
         self.clients: list[redis.Redis] = []
@@ -430,13 +507,21 @@ def failover() -> Iterator[Failover]:
 
 
 def test_a_receipt_is_not_vouched_for_by_a_wait_that_reached_another_primary(
-        settings: Settings, sandbox: Sandbox, failover: Failover, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Settings, sandbox: Sandbox, failover: Failover, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """WAIT counts the writes of its own connection, and under Sentinel that connection can reach another server
     than the one the application went to: the old primary took it and died, the WAIT reconnected to the new primary,
     whose replica acknowledged it. What the WAIT vouches for is read on its own connection: the record is not there,
     so the application is spooled too (it was answered as queued, and lost with the old primary)."""
-    s = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{failover.link.port}",
-                             "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+    s = load_settings(
+        {},
+        **{
+            **settings.__dict__,
+            "redis_url": f"redis://127.0.0.1:{failover.link.port}",
+            "redis_min_replicas": 1,
+            "redis_replica_wait_ms": 2000,
+        },
+    )  # ample under load
     svc = Services(s)
     failover.clients += [svc.redis, svc.request_redis()]
     failover.before_the_wait(monkeypatch)
@@ -446,7 +531,8 @@ def test_a_receipt_is_not_vouched_for_by_a_wait_that_reached_another_primary(
 
 
 def test_an_in_flight_mark_is_not_vouched_for_by_a_wait_that_reached_another_primary(
-        failover: Failover, monkeypatch: pytest.MonkeyPatch) -> None:
+    failover: Failover, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same for the sender's mark, whose transaction hands its connection back before the WAIT. The new primary
     has the lease (replicated before the failover), not the mark: the lease alone cannot vouch for it, so the
     transaction leaves a token of its own for the WAIT's connection to read. Not there: Unreplicated, nothing sent."""
@@ -465,23 +551,33 @@ def test_an_in_flight_mark_is_not_vouched_for_by_a_wait_that_reached_another_pri
 @pytest.mark.slow
 @pytest.mark.long  # 80 s: scripts/test -m long
 def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_failover_loses(
-        settings: Settings, sandbox: Sandbox, workers: Workers) -> None:
+    settings: Settings, sandbox: Sandbox, workers: Workers
+) -> None:
     """Issue 30, item 5 (the partition): the primary runs min-replicas-to-write 1 and the web machine, on its side of
     the cut, has JOBSITE_REDIS_MIN_REPLICAS=1. Every application it answers during the cut is in its spool (none is
     answered as queued on the primary alone); the Sentinels promote the replica; once the web follows them, every
     receipted application reaches Lever once."""
-    cluster = Cluster(Path(tempfile.mkdtemp(prefix="jsp")),
-                      primary=("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"))
+    cluster = Cluster(
+        Path(tempfile.mkdtemp(prefix="jsp")), primary=("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2")
+    )
     try:
-        near = load_settings({}, **{**settings.__dict__, "redis_url": f"redis://127.0.0.1:{cluster.ports['a']}",
-                                    "redis_min_replicas": 1, "redis_replica_wait_ms": 2000})  # ample under load
+        near = load_settings(
+            {},
+            **{
+                **settings.__dict__,
+                "redis_url": f"redis://127.0.0.1:{cluster.ports['a']}",
+                "redis_min_replicas": 1,
+                "redis_replica_wait_ms": 2000,
+            },
+        )  # ample under load
         web = create_app(near).test_client()
         posting = simple_posting(sandbox)
         sandbox.control("maintenance", on=True)
 
         def apply(n: int) -> dict:
-            answer = web.post(f"/api/v1/postings/{posting['id']}/applications",
-                              json=lever_body(sandbox, posting["id"], n))
+            answer = web.post(
+                f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n)
+            )
             assert answer.status_code == 202, answer.get_data(as_text=True)
             return answer.get_json()
 
@@ -507,13 +603,20 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
         # would rightly keep everything until one is back, so this machine's drain asks for none.
         far = load_settings({}, **{**sentinel_settings(near, cluster).__dict__, "redis_min_replicas": 0})
         promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
-        wait_for(lambda: drain_spool(Services(far)) == 0 and not spool.entries(near.data_dir), timeout=30,
-                 what="the spool to drain into the new primary")
+        wait_for(
+            lambda: drain_spool(Services(far)) == 0 and not spool.entries(near.data_dir),
+            timeout=30,
+            what="the spool to drain into the new primary",
+        )
         sandbox.control("maintenance", on=False)
         workers.start(worker_env(far, REDIS_URL=f"redis://127.0.0.1:{cluster.ports['b']}"))
         total = len(answers) + len(during)
-        wait_for(lambda: store.counts(promoted)["delivered"] == total, timeout=90, interval=0.2,
-                 what="every receipted application delivered")
+        wait_for(
+            lambda: store.counts(promoted)["delivered"] == total,
+            timeout=90,
+            interval=0.2,
+            what="every receipted application delivered",
+        )
         emails = sorted(_email(a) for a in sandbox.received()["applications"])
         assert emails == sorted(f"candidate{i}@example.com" for i in range(total))  # each once, none lost
     finally:
@@ -523,7 +626,8 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
 @pytest.mark.slow
 @pytest.mark.long  # 100 s: scripts/test -m long
 def test_kill_9_of_the_primary_during_intake_and_during_a_drain_loses_no_receipt_and_sends_none_twice(
-        settings: Settings, strict_lever: Sandbox, workers: Workers) -> None:
+    settings: Settings, strict_lever: Sandbox, workers: Workers
+) -> None:
     """Issue 30, item 5 (the failover): a primary, a replica and three Sentinels; two web processes and two workers
     that know only the Sentinels, with JOBSITE_REDIS_MIN_REPLICAS=1. The primary is killed (-9) while several
     clients send 100 applications, and the new one while the workers drain them into a strict Lever; each dead
@@ -535,15 +639,26 @@ def test_kill_9_of_the_primary_during_intake_and_during_a_drain_loses_no_receipt
     webs: list[subprocess.Popen[bytes]] = []
     try:
         s = sentinel_settings(settings, cluster)
-        env = worker_env(s, REDIS_SENTINELS=cluster.addresses, REDIS_SENTINEL_MASTER=MASTER,
-                         JOBSITE_REDIS_MIN_REPLICAS="1", JOBSITE_REDIS_REPLICA_WAIT_MS="2000",
-                         JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="10000", JOBSITE_RECONCILE_SETTLE_S="10")
+        env = worker_env(
+            s,
+            REDIS_SENTINELS=cluster.addresses,
+            REDIS_SENTINEL_MASTER=MASTER,
+            JOBSITE_REDIS_MIN_REPLICAS="1",
+            JOBSITE_REDIS_REPLICA_WAIT_MS="2000",
+            JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="10000",
+            JOBSITE_RECONCILE_SETTLE_S="10",
+        )
         del env["REDIS_URL"]
         urls = []
         for _ in range(2):
             port = free_port()
-            webs.append(subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port",
-                                          str(port)], env=env, start_new_session=True))
+            webs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)],
+                    env=env,
+                    start_new_session=True,
+                )
+            )
             urls.append(f"http://127.0.0.1:{port}")
         posting = simple_posting(sandbox)
         for url in urls:
@@ -565,9 +680,12 @@ def test_kill_9_of_the_primary_during_intake_and_during_a_drain_loses_no_receipt
             with requests.Session() as http:
                 for _ in range(60):
                     try:
-                        answer = http.post(f"{urls[n % 2]}/api/v1/postings/{posting['id']}/applications",
-                                           json=lever_body(sandbox, posting["id"], n), timeout=30,
-                                           headers={"Idempotency-Key": f"failover-{n}"})
+                        answer = http.post(
+                            f"{urls[n % 2]}/api/v1/postings/{posting['id']}/applications",
+                            json=lever_body(sandbox, posting["id"], n),
+                            timeout=30,
+                            headers={"Idempotency-Key": f"failover-{n}"},
+                        )
                     except requests.RequestException:
                         continue
                     if answer.status_code == 202:
@@ -583,46 +701,74 @@ def test_kill_9_of_the_primary_during_intake_and_during_a_drain_loses_no_receipt
             wait_for(lambda: len(receipts) >= total // 3, timeout=120, what="a third of the receipts")
             cluster.kill("a")
             killed_at, at_kill = time.monotonic(), len(receipts)
-            wait_for(lambda: cluster.primary_port() == cluster.ports["b"], timeout=60, interval=0.1,
-                     what="the Sentinels to promote the replica")
+            wait_for(
+                lambda: cluster.primary_port() == cluster.ports["b"],
+                timeout=60,
+                interval=0.1,
+                what="the Sentinels to promote the replica",
+            )
             promoted_after = time.monotonic() - killed_at
             promoted.set()
             cluster.restart("a")  # back as the new primary's replica (the Sentinels reconfigure it)
             list(done)
         assert refused == []
         assert len(set(receipts.values())) == total
-        wait_for(lambda: not spool.entries(s.data_dir) and sum(store.counts(r).values()) == total, timeout=120,
-                 interval=0.2, what="every receipted application in the new primary")
+        wait_for(
+            lambda: not spool.entries(s.data_dir) and sum(store.counts(r).values()) == total,
+            timeout=120,
+            interval=0.2,
+            what="every receipted application in the new primary",
+        )
         wait_for(cluster.sentinels_see_replica, timeout=60, what="the old primary to be the new one's replica")
-        wait_for(lambda: cluster.node("b").info("replication").get("slave0", {}).get("state") == "online",
-                 timeout=60, what="the replica in sync")
-        intake = (f"intake: {total} applications from {clients} clients, {len(receipts)} receipts "
-                  f"({at_kill} before the kill), promoted in {promoted_after:.1f} s")
+        wait_for(
+            lambda: cluster.node("b").info("replication").get("slave0", {}).get("state") == "online",
+            timeout=60,
+            what="the replica in sync",
+        )
+        intake = (
+            f"intake: {total} applications from {clients} clients, {len(receipts)} receipts "
+            f"({at_kill} before the kill), promoted in {promoted_after:.1f} s"
+        )
 
         # Phase two: kill -9 of the new primary during the drain into a strict Lever.
         sandbox.control("maintenance", on=False)
-        wait_for(lambda: store.counts(r)["delivered"] >= total // 3, timeout=120, interval=0.2,
-                 what="a third delivered")
+        wait_for(
+            lambda: store.counts(r)["delivered"] >= total // 3, timeout=120, interval=0.2, what="a third delivered"
+        )
         cluster.kill("b")
         killed_at, sent_at_kill = time.monotonic(), sandbox.count("postings.apply")
-        wait_for(lambda: cluster.primary_port() == cluster.ports["a"], timeout=60, interval=0.1,
-                 what="the Sentinels to promote the old primary, now a replica")
+        wait_for(
+            lambda: cluster.primary_port() == cluster.ports["a"],
+            timeout=60,
+            interval=0.1,
+            what="the Sentinels to promote the old primary, now a replica",
+        )
         promoted_after = time.monotonic() - killed_at
         cluster.restart("b")  # the new primary's replica: until it is in sync, nothing is sent (the marks need it)
         sent_at_promotion = sandbox.count("postings.apply")
-        wait_for(lambda: sandbox.count("postings.apply") > sent_at_promotion, timeout=60, interval=0.1,
-                 what="an apply after the promotion")
+        wait_for(
+            lambda: sandbox.count("postings.apply") > sent_at_promotion,
+            timeout=60,
+            interval=0.1,
+            what="an apply after the promotion",
+        )
         resumed_after = time.monotonic() - killed_at
-        wait_for(lambda: store.counts(r)["delivered"] == total, timeout=180, interval=0.2,
-                 what="every application delivered")
+        wait_for(
+            lambda: store.counts(r)["delivered"] == total, timeout=180, interval=0.2, what="every application delivered"
+        )
 
-        marked = Counter(url.rsplit("/", 1)[-1] for a in sandbox.received()["applications"]
-                         for url in (u["value"] for u in a["body"].get("urls") or [])
-                         if "/applications/" in url)
+        marked = Counter(
+            url.rsplit("/", 1)[-1]
+            for a in sandbox.received()["applications"]
+            for url in (u["value"] for u in a["body"].get("urls") or [])
+            if "/applications/" in url
+        )
         duplicates = {k: v for k, v in marked.items() if v > 1}
-        print(f"\n{intake}\ndrain: killed with {sent_at_kill} applies sent, promoted in {promoted_after:.1f} s, "
-              f"the next apply {resumed_after:.1f} s after the kill; in Lever {len(marked)}, duplicates "
-              f"{len(duplicates)}, 429s {_throttled(sandbox)}; {time.monotonic() - started:.0f} s in all")
+        print(
+            f"\n{intake}\ndrain: killed with {sent_at_kill} applies sent, promoted in {promoted_after:.1f} s, "
+            f"the next apply {resumed_after:.1f} s after the kill; in Lever {len(marked)}, duplicates "
+            f"{len(duplicates)}, 429s {_throttled(sandbox)}; {time.monotonic() - started:.0f} s in all"
+        )
         assert duplicates == {}
         assert set(marked) == set(receipts.values())  # each receipted application, once, by our marker
         assert _throttled(sandbox) == 0

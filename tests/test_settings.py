@@ -69,8 +69,13 @@ def test_cli_reports_bad_configuration_in_one_line(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "jobsite", "worker"], capture_output=True, text=True,
-                         env={"JOBSITE_PORT": "x", "JOBSITE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin"}, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "jobsite", "worker"],
+        capture_output=True,
+        text=True,
+        env={"JOBSITE_PORT": "x", "JOBSITE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin"},
+        timeout=30,
+    )
     assert out.returncode != 0
     assert "JOBSITE_PORT must be a whole number" in out.stderr
     assert "Traceback" not in out.stderr
@@ -100,18 +105,39 @@ MAIL = {"JOBSITE_PUBLIC_URL": "https://careers.acme.example", "JOBSITE_MAIL_ON_U
     [
         ("smtp://127.0.0.1:2525", "127.0.0.1", 2525, "none", None, None, 30.0),
         ("smtp://relay.internal", "relay.internal", 25, "none", None, None, 30.0),
-        ("smtp://jobs%40acme.example:p%40ss%3Aw@mail.example:587?starttls=1", "mail.example", 587, "starttls",
-         "jobs@acme.example", "p@ss:w", 30.0),
+        (
+            "smtp://jobs%40acme.example:p%40ss%3Aw@mail.example:587?starttls=1",
+            "mail.example",
+            587,
+            "starttls",
+            "jobs@acme.example",
+            "p@ss:w",
+            30.0,
+        ),
         ("smtp://u:pw@mail.example?starttls=true&timeout_s=5", "mail.example", 587, "starttls", "u", "pw", 5.0),
         ("smtps://u:pw@mail.example", "mail.example", 465, "tls", "u", "pw", 30.0),
     ],
 )
-def test_the_smtp_url_says_where_and_how_to_send(tmp_path: Path, url: str, host: str, port: int, security: str,
-                                                 user: str | None, password: str | None, timeout_s: float) -> None:
+def test_the_smtp_url_says_where_and_how_to_send(
+    tmp_path: Path,
+    url: str,
+    host: str,
+    port: int,
+    security: str,
+    user: str | None,
+    password: str | None,
+    timeout_s: float,
+) -> None:
     s = load_settings({**MAIL, "JOBSITE_SMTP_URL": url, "JOBSITE_DATA_DIR": str(tmp_path)})
     assert s.smtp is not None
     assert (s.smtp.host, s.smtp.port, s.smtp.security, s.smtp.username, s.smtp.password, s.smtp.timeout_s) == (
-        host, port, security, user, password, timeout_s)
+        host,
+        port,
+        security,
+        user,
+        password,
+        timeout_s,
+    )
     assert password is None or password not in repr(s)
 
 
@@ -199,6 +225,10 @@ def test_every_variable_jobsite_reads_is_in_the_readmes_configuration_table() ->
             read |= set(re.findall(r"""["']((?:JOBSITE|LEVER|REDIS)_[A-Z0-9_]+)["']""", path.read_text()))
     readme = (root / "README.md").read_text()
     section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    documented = {name for row in section.splitlines() if row.startswith("| `")
-                  for name in re.findall(r"`((?:JOBSITE|LEVER|REDIS)_[A-Z0-9_]+)`", row.split(" | ", 1)[0])}
+    documented = {
+        name
+        for row in section.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`((?:JOBSITE|LEVER|REDIS)_[A-Z0-9_]+)`", row.split(" | ", 1)[0])
+    }
     assert read - documented == set(), "settings missing from the README's Configuration table"

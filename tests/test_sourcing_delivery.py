@@ -26,16 +26,31 @@ def user(sandbox: Sandbox, email: str) -> str:
     return next(u["id"] for u in sandbox.state.users if u["email"] == email)
 
 
-def capture(svc: Services, event: events.Event, postings: list[str], client_id: str = "c-0000001",
-            email: str = "grace@example.com") -> enrol.Accepted:
-    person = enrol.event_capture({"name": "Grace Hopper", "email": email, "postings": postings,
-                                   "note": "Compilers; wants a call", "rating": 4, "client_id": client_id},
-                                  event, "sam@acme.example")
+def capture(
+    svc: Services,
+    event: events.Event,
+    postings: list[str],
+    client_id: str = "c-0000001",
+    email: str = "grace@example.com",
+) -> enrol.Accepted:
+    person = enrol.event_capture(
+        {
+            "name": "Grace Hopper",
+            "email": email,
+            "postings": postings,
+            "note": "Compilers; wants a call",
+            "rating": 4,
+            "client_id": client_id,
+        },
+        event,
+        "sam@acme.example",
+    )
     return enrol.submit(svc, person)
 
 
 def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
-        settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, live: LiveServer) -> None:
+    settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, live: LiveServer
+) -> None:
     """Both arrive over HTTP (the API and the console's capture endpoint), real workers deliver them."""
     sandbox = strict_lever
     three = [p["id"] for p in sandbox.public_postings()[:3]]
@@ -45,21 +60,43 @@ def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
     sandbox.control("maintenance", on=True)
     workers.start(worker_env(settings, JOBSITE_LEVER_PERFORM_AS=hana))
     team = sandbox.public_postings()[0]["categories"]["team"]
-    joined = requests.post(f"{live.url}/api/v1/talent", timeout=10, files={"resume": ("ada.pdf", b"%PDF-1.4 ada")},
-                           data={"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+49 30 1",
-                                 "links": "https://ada.example", "teams": team, "locations": "Berlin, Germany",
-                                 "consent": "true"})
+    joined = requests.post(
+        f"{live.url}/api/v1/talent",
+        timeout=10,
+        files={"resume": ("ada.pdf", b"%PDF-1.4 ada")},
+        data={
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "phone": "+49 30 1",
+            "links": "https://ada.example",
+            "teams": team,
+            "locations": "Berlin, Germany",
+            "consent": "true",
+        },
+    )
     assert joined.status_code == 202, joined.text
     console = requests.Session()
     page = console.get(f"{live.url}/admin/login", timeout=10).text
-    console.post(f"{live.url}/admin/login", timeout=10, data={
-        "email": "sam@acme.example", "password": "a long enough password",
-        "csrf_token": csrf_in(page)})  # type: ignore[union-attr]
+    console.post(
+        f"{live.url}/admin/login",
+        timeout=10,
+        data={"email": "sam@acme.example", "password": "a long enough password", "csrf_token": csrf_in(page)},
+    )  # type: ignore[union-attr]
     page = console.get(f"{live.url}/admin/events/{meetup.id}/capture", timeout=10).text
     token = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    taken = console.post(f"{live.url}/admin/api/events/{meetup.id}/people", timeout=10, headers={"X-CSRF-Token": token},
-                         json={"name": "Grace Hopper", "email": "grace@example.com", "postings": three,
-                               "note": "Compilers; wants a call", "rating": 4, "client_id": "c-0000001"})
+    taken = console.post(
+        f"{live.url}/admin/api/events/{meetup.id}/people",
+        timeout=10,
+        headers={"X-CSRF-Token": token},
+        json={
+            "name": "Grace Hopper",
+            "email": "grace@example.com",
+            "postings": three,
+            "note": "Compilers; wants a call",
+            "rating": 4,
+            "client_id": "c-0000001",
+        },
+    )
     assert taken.status_code == 202, taken.text
     ada, grace = people.load(r, joined.json()["receipt"]), people.load(r, taken.json()["id"])
     assert ada is not None
@@ -69,8 +106,12 @@ def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
     assert not held(sandbox)
     assert sandbox.count("opportunities.create", 503) >= 1
     sandbox.control("maintenance", on=False)
-    wait_for(lambda: all(p.standing == Standing.DELIVERED for p in people.load_many(r, [ada.id, grace.id])),
-             timeout=60, interval=0.1, what="both delivered")
+    wait_for(
+        lambda: all(p.standing == Standing.DELIVERED for p in people.load_many(r, [ada.id, grace.id])),
+        timeout=60,
+        interval=0.1,
+        what="both delivered",
+    )
     made = held(sandbox)
     assert len(made) == 4
     assert sandbox.count("opportunities.create", 201) == 4
@@ -84,8 +125,11 @@ def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
     assert {o["performAs"] for o in theirs} == {user(sandbox, "sam@acme.example")}
     assert mine["performAs"] == hana
     assert all(o["tags"] == ["Acme Robotics event: Berlin Robotics Meetup"] for o in theirs)
-    assert mine["tags"] == ["Acme Robotics talent community", f"Acme Robotics interest: {team}",
-                            "Acme Robotics location: Berlin, Germany"]
+    assert mine["tags"] == [
+        "Acme Robotics talent community",
+        f"Acme Robotics interest: {team}",
+        "Acme Robotics location: Berlin, Germany",
+    ]
     assert mine["resume"]["name"] == "ada.pdf"
     assert mine["phones"] == [{"value": "+49 30 1"}]
     notes = sandbox.received()["notes"]
@@ -138,8 +182,9 @@ def test_a_dropped_note_answer_is_not_sent_twice(settings: Settings, r: redis.Re
     assert len(sandbox.received()["notes"]) == 1
 
 
-def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings: Settings, r: redis.Redis,
-                                                                        sandbox: Sandbox) -> None:
+def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     from jobsite.worker import tasks
 
     svc = tasks.use(Services(settings))
@@ -160,7 +205,8 @@ def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(settings
 
 
 def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     from jobsite.delivery import gate
 
     svc = Services(settings)
@@ -175,7 +221,8 @@ def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
 
 
 def test_a_create_lever_answered_500_is_looked_for_then_sent_again_at_once(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     """A 5xx is an answer: Lever's processing has ended, so what it made is listed already and there is no settle
     time to wait out (as for applications); not listed, it is sent again, once."""
     svc = Services(settings)
@@ -189,7 +236,8 @@ def test_a_create_lever_answered_500_is_looked_for_then_sent_again_at_once(
 
 
 def test_an_answerless_create_lever_lacks_is_sent_again_once_the_settle_time_has_passed(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     svc = Services(settings)
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)
@@ -205,3 +253,65 @@ def test_an_answerless_create_lever_lacks_is_sent_again_once_the_settle_time_has
     assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert sandbox.count("opportunities.create") == 2
     assert len(held(sandbox)) == 1
+
+
+def test_nothing_more_of_a_person_is_sent_once_lever_deleted_them_mid_delivery(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, monkeypatch: Any
+) -> None:
+    """Review 6: a capture for two postings went on creating (and adding notes with personal data) after Lever
+    deleted the person: the purge waited as a wish that only the next delivery took."""
+    from jobsite.privacy import sourced as retention
+
+    svc = Services(settings)
+    two = [p["id"] for p in sandbox.public_postings()[:2]]
+    grace = capture(svc, events.add(r, "Fair", "", two), two).person
+    real, forgotten = people.log, []
+
+    def log(conn: Any, person_id: str, action: str, status: Any, message: str = "") -> None:
+        real(conn, person_id, action, status, message)
+        if action == "create" and not forgotten:  # the first opportunity made: Lever deletes the person now
+            forgotten.append(retention.forget(svc, people.load(r, person_id).contact_id))  # type: ignore[union-attr]
+
+    monkeypatch.setattr(people, "log", log)
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    monkeypatch.undo()
+    assert forgotten == [1]
+    assert sandbox.count("opportunities.create") == 1
+    assert sandbox.count("opportunities.notes") == 0  # no note with their details after the deletion
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    gone = people.load(r, grace.id)
+    assert gone is not None
+    assert gone.purged
+    assert gone.name == ""
+    assert sandbox.count("opportunities.create") == 1
+    assert sandbox.count("opportunities.notes") == 0
+
+
+def test_a_person_lever_deleted_with_a_create_in_doubt_keeps_no_address(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox, monkeypatch: Any
+) -> None:
+    """The purge keeps the address while a create is in doubt (to look for it); once Lever deleted the person
+    nothing is looked for any more, so the address must go too."""
+    from jobsite.privacy import sourced as retention
+
+    svc = Services(settings)
+    two = [p["id"] for p in sandbox.public_postings()[:2]]
+    grace = capture(svc, events.add(r, "Fair", "", two), two).person
+    real = people.log
+
+    def log(conn: Any, person_id: str, action: str, status: Any, message: str = "") -> None:
+        real(conn, person_id, action, status, message)
+        if action == "create":  # the first made: the second's answer is lost
+            sandbox.control("drop", path="/v1/opportunities", endpoint="opportunities.create", count=1)
+
+    monkeypatch.setattr(people, "log", log)
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    monkeypatch.undo()
+    assert people.load(r, grace.id).sends[1].inflight_at  # type: ignore[union-attr]
+    assert retention.forget(svc, people.load(r, grace.id).contact_id) == 1  # type: ignore[union-attr]
+    assert people.load(r, grace.id).email  # type: ignore[union-attr]  # kept while the create is in doubt
+    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    gone = people.load(r, grace.id)
+    assert gone is not None
+    assert gone.purged
+    assert gone.email == ""

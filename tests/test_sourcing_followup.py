@@ -23,13 +23,17 @@ HIRED = "63dd55b2-a99f-4e7b-985f-22c7bf80ab42"
 
 
 def captured(svc: Services, event: events.Event, postings: list[str]) -> people.Person:
-    person = enrol.event_capture({"name": "Grace", "email": "grace@example.com", "postings": postings,
-                                   "client_id": "abcdef0123456789"}, event, "sam@acme.example")
+    person = enrol.event_capture(
+        {"name": "Grace", "email": "grace@example.com", "postings": postings, "client_id": "abcdef0123456789"},
+        event,
+        "sam@acme.example",
+    )
     return enrol.submit(svc, person).person
 
 
 def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets_the_person(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     hooked = replace(settings, lever_webhook_token=TOKEN)
     svc = tasks.use(Services(hooked))
     two = [p["id"] for p in sandbox.public_postings()[:2]]
@@ -58,13 +62,23 @@ def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets
 
 
 def test_personal_data_of_a_delivered_signup_goes_on_the_applications_schedule(
-        settings: Settings, r: redis.Redis, sandbox: Sandbox) -> None:
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
     svc = tasks.use(Services(settings))
-    person = enrol.talent_signup({"name": "Ada", "email": "ada@example.com", "consent": True},
-                                  UploadedFile("ada.pdf", b"%PDF-1.4"), teams=[], locations=[], max_file_bytes=2**20)
+    person = enrol.talent_signup(
+        {"name": "Ada", "email": "ada@example.com", "consent": True},
+        UploadedFile("ada.pdf", b"%PDF-1.4"),
+        teams=[],
+        locations=[],
+        max_file_bytes=2**20,
+    )
     ada = enrol.submit(svc, person, UploadedFile("ada.pdf", b"%PDF-1.4")).person
-    waiting = enrol.submit(svc, enrol.talent_signup({"name": "Bo", "email": "bo@example.com", "consent": True},
-                                                       None, teams=[], locations=[], max_file_bytes=1)).person
+    waiting = enrol.submit(
+        svc,
+        enrol.talent_signup(
+            {"name": "Bo", "email": "bo@example.com", "consent": True}, None, teams=[], locations=[], max_file_bytes=1
+        ),
+    ).person
     assert tasks.deliver_sourced(ada.id) == "delivered"
     assert retention.purge(svc) == 0  # delivered just now
     later = people.load(r, ada.id).delivered_at + settings.retention_days * 86400 + 1  # type: ignore[union-attr]

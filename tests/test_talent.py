@@ -50,9 +50,15 @@ def test_the_page_keeps_answers_on_errors_then_joins_once(client, r: redis.Redis
 
 
 def test_the_api_answers_202_with_a_receipt_and_422_per_field(client, r: redis.Redis, sandbox: Sandbox) -> None:
-    body = {"name": "Grace", "email": "grace@example.com", "phone": "+1 555", "links": ["https://grace.example"],
-            "interests": {"teams": [team(sandbox)], "locations": []}, "consent": {"store": True},
-            "source": "newsletter"}
+    body = {
+        "name": "Grace",
+        "email": "grace@example.com",
+        "phone": "+1 555",
+        "links": ["https://grace.example"],
+        "interests": {"teams": [team(sandbox)], "locations": []},
+        "consent": {"store": True},
+        "source": "newsletter",
+    }
     first = client.post("/api/v1/talent", json=body, headers={"Idempotency-Key": "k1"})
     assert first.status_code == 202, first.get_data(as_text=True)
     data = first.get_json()
@@ -60,16 +66,26 @@ def test_the_api_answers_202_with_a_receipt_and_422_per_field(client, r: redis.R
     assert data["status_url"].endswith(f"/api/v1/talent/{data['receipt']}")
     again = client.post("/api/v1/talent", json=body, headers={"Idempotency-Key": "k1"})
     assert again.get_json()["receipt"] == data["receipt"]
-    assert client.post("/api/v1/talent", json={**body, "name": "Other"},
-                       headers={"Idempotency-Key": "k1"}).status_code == 422
+    assert (
+        client.post("/api/v1/talent", json={**body, "name": "Other"}, headers={"Idempotency-Key": "k1"}).status_code
+        == 422
+    )
     assert client.get(data["status_url"]).get_json() == {"receipt": data["receipt"], "status": "queued"}
     assert people.load(r, data["receipt"]).source == "newsletter"  # type: ignore[union-attr]
-    wrong = client.post("/api/v1/talent", json={**body, "email": "x", "interests": {"teams": ["Nope"]},
-                                                "consent": {"store": False}})
+    wrong = client.post(
+        "/api/v1/talent", json={**body, "email": "x", "interests": {"teams": ["Nope"]}, "consent": {"store": False}}
+    )
     assert wrong.status_code == 422
     assert set(wrong.get_json()["errors"]) == {"email", "teams", "consent"}
-    multipart = client.post("/api/v1/talent", data={"name": "Hedy", "email": "hedy@example.com", "consent": "true",
-                                                    "resume": (io.BytesIO(b"%PDF-1.4 h"), "hedy.pdf")})
+    multipart = client.post(
+        "/api/v1/talent",
+        data={
+            "name": "Hedy",
+            "email": "hedy@example.com",
+            "consent": "true",
+            "resume": (io.BytesIO(b"%PDF-1.4 h"), "hedy.pdf"),
+        },
+    )
     assert multipart.status_code == 202
     assert client.post("/api/v1/talent", data="x", content_type="text/plain").status_code == 415
     assert len(people.everyone(r)) == 2

@@ -117,8 +117,9 @@ def test_a_chosen_language_rides_on_every_link_and_the_switcher_keeps_parameters
     assert 'lang="fr" hreflang="fr">Français<' in switcher
     page = client.get(f"/jobs/{posting['id']}?lang=fr").text
     assert f'href="/jobs/{posting["id"]}/apply?lang=fr"' in page
-    receipt = client.post(f"/api/v1/postings/{posting['id']}/applications",
-                          json=lever_body(sandbox, posting["id"])).get_json()["receipt"]
+    receipt = client.post(
+        f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"])
+    ).get_json()["receipt"]
     thanks = client.get(f"/applications/{receipt}?lang=fr").text
     assert "Merci pour votre candidature" in thanks
     assert "l’équipe de recrutement" in thanks
@@ -126,12 +127,16 @@ def test_a_chosen_language_rides_on_every_link_and_the_switcher_keeps_parameters
 
 
 def test_dates_and_salaries_in_the_candidates_format(client, sandbox: Sandbox) -> None:
-    salaried = next(p for p in sandbox.public_postings()
-                    if p["salaryRange"] and p["salaryRange"]["interval"] == "per-year-salary")
+    salaried = next(
+        p for p in sandbox.public_postings() if p["salaryRange"] and p["salaryRange"]["interval"] == "per-year-salary"
+    )
     low, high = salaried["salaryRange"]["min"], salaried["salaryRange"]["max"]
     posted = datetime.fromtimestamp(salaried["createdAt"] / 1000, UTC)
-    expected = {"en": f"${low:,}–${high:,} per year", "de": f"{low:,} $ – {high:,} $ pro Jahr".replace(",", "."),
-                "fr": f"de {low:,} $US à {high:,} $US par an".replace(",", " ")}
+    expected = {
+        "en": f"${low:,}–${high:,} per year",
+        "de": f"{low:,} $ – {high:,} $ pro Jahr".replace(",", "."),
+        "fr": f"de {low:,} $US à {high:,} $US par an".replace(",", " "),
+    }
     for lang, salary in expected.items():
         html = client.get(f"/jobs/{salaried['id']}?lang={lang}").text
         said = re.search(r'<dd class="salary">([^<]*)</dd>', html).group(1)

@@ -65,8 +65,9 @@ def web(settings: Settings, sandbox: Sandbox) -> Iterator[Web]:
 def serving(settings: Settings, **extra: str) -> Iterator[Web]:
     """`jobsite web` with one worker on a free port, its environment `extra` added."""
     port = free_port()
-    env = worker_env(settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", LEVER_WEBHOOK_TOKEN="signing-token",
-                     **extra)
+    env = worker_env(
+        settings, JOBSITE_SUBMISSIONS_PER_IP_PER_HOUR="100000", LEVER_WEBHOOK_TOKEN="signing-token", **extra
+    )
     proc = subprocess.Popen([sys.executable, "-m", "jobsite", "web", "--workers", "1", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
 
@@ -87,8 +88,10 @@ def serving(settings: Settings, **extra: str) -> Iterator[Web]:
 def test_64_slow_clients_do_not_stall_the_site(web: Web, sandbox: Sandbox) -> None:
     """Half trickle a body a byte at a time, half never finish their headers; the site answers everyone else."""
     posting = simple_posting(sandbox)
-    head = (f"POST /api/v1/postings/{posting['id']}/applications HTTP/1.1\r\nHost: x\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode()
+    head = (
+        f"POST /api/v1/postings/{posting['id']}/applications HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+    ).encode()
     sockets = []
     for i in range(64):
         s = socket.create_connection(("127.0.0.1", int(web.url.rsplit(":", 1)[1])))
@@ -136,8 +139,10 @@ def test_one_address_cannot_hold_every_connection(settings: Settings, sandbox: S
     posting = simple_posting(sandbox)
     with serving(settings, JOBSITE_CONNECTIONS_PER_IP="20", JOBSITE_BODY_DEADLINE_S="3") as web:
         port = int(web.url.rsplit(":", 1)[1])
-        head = (f"POST /api/v1/postings/{posting['id']}/applications HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode()
+        head = (
+            f"POST /api/v1/postings/{posting['id']}/applications HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+        ).encode()
 
         def ask(path: str, source: str) -> bytes:
             with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
@@ -222,33 +227,44 @@ def test_bombs_leave_the_worker_under_150_mb(web: Web, sandbox: Sandbox, odt_bom
         assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
 
 
-@pytest.mark.parametrize("bomb", [odt_nested, docx_huge_parts, docx_empty_paragraphs, pdf_bomb],
-                         ids=["odt-nested", "docx-huge-parts", "docx-empty-paragraphs", "pdf"])
+@pytest.mark.parametrize(
+    "bomb",
+    [odt_nested, docx_huge_parts, docx_empty_paragraphs, pdf_bomb],
+    ids=["odt-nested", "docx-huge-parts", "docx-empty-paragraphs", "pdf"],
+)
 def test_an_autofill_bomb_never_holds_the_worker(web: Web, sandbox: Sandbox, bomb) -> None:
     """Issue 28, item 1: resumes that cost a parser tens of seconds and gigabytes (two 2.5 KB ODTs took the whole
     site down for a minute) are read in a confined child: /healthz answers within a second all along, a real
     application is accepted meanwhile, the bomb is a 415 or 422, and the worker's memory never grows past 150 MB."""
     posting = file_posting(sandbox)
     content = bomb()
-    application = {"application": (None, json.dumps(lever_body(sandbox, posting["id"]))),
-                   "resume": ("cv.docx", resume_docx())}
+    application = {
+        "application": (None, json.dumps(lever_body(sandbox, posting["id"]))),
+        "resume": ("cv.docx", resume_docx()),
+    }
     [pid] = web.worker_pids()
     with ThreadPoolExecutor(1) as pool:
-        reading = pool.submit(requests.post, f"{web.url}/api/v1/autofill", files={"resume": ("cv", content)},
-                              timeout=120)
-        applied = requests.post(f"{web.url}/api/v1/postings/{posting['id']}/applications", files=application,
-                                timeout=5)
+        reading = pool.submit(
+            requests.post, f"{web.url}/api/v1/autofill", files={"resume": ("cv", content)}, timeout=120
+        )
+        applied = requests.post(f"{web.url}/api/v1/postings/{posting['id']}/applications", files=application, timeout=5)
         assert applied.status_code == 202, applied.text
         answered = 0
         while not reading.done():
             assert requests.get(f"{web.url}/healthz", timeout=1).ok  # raises a Timeout past a second
             answered += 1
-    print(f"{bomb.__name__}: /healthz answered {answered} times meanwhile; worker peak "
-          f"{web.peak_rss_kb(pid) // 1024} MB, now {web.peak_rss_kb(pid, 'VmRSS') // 1024} MB")
+    print(
+        f"{bomb.__name__}: /healthz answered {answered} times meanwhile; worker peak "
+        f"{web.peak_rss_kb(pid) // 1024} MB, now {web.peak_rss_kb(pid, 'VmRSS') // 1024} MB"
+    )
     assert web.peak_rss_kb(pid) < RSS_LIMIT_KB
     assert reading.result().status_code in (415, 422), reading.result().text
-    assert requests.post(f"{web.url}/api/v1/autofill", files={"resume": ("cv", resume_docx())},
-                         timeout=30).json()["fullName"] == "Ada Lovelace"
+    assert (
+        requests.post(f"{web.url}/api/v1/autofill", files={"resume": ("cv", resume_docx())}, timeout=30).json()[
+            "fullName"
+        ]
+        == "Ada Lovelace"
+    )
 
 
 def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies(web: Web, sandbox: Sandbox) -> None:
@@ -257,8 +273,9 @@ def test_forwarded_headers_and_foreign_ports_do_not_change_links_without_proxies
     posting = simple_posting(sandbox)
     port = web.url.rsplit(":", 1)[1]
     for path in ("/", f"/jobs/{posting['id']}"):
-        page = requests.get(web.url + path, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"},
-                            timeout=10).text
+        page = requests.get(
+            web.url + path, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"}, timeout=10
+        ).text
         assert f'rel="canonical" href="http://127.0.0.1:{port}/' in page
         assert "https://127.0.0.1" not in page
     for path in ("/sitemap.xml", "/robots.txt"):
@@ -301,8 +318,12 @@ def test_a_slow_password_hash_does_not_hold_the_workers_event_loop(web: Web, r) 
     browser = requests.Session()
     token = csrf_in(browser.get(f"{web.url}/admin/login", timeout=10).text)
     with ThreadPoolExecutor(1) as pool:
-        signing_in = pool.submit(browser.post, f"{web.url}/admin/login", timeout=120, data={
-            "email": "slow@acme.test", "password": "wrong guess", "csrf_token": token})
+        signing_in = pool.submit(
+            browser.post,
+            f"{web.url}/admin/login",
+            timeout=120,
+            data={"email": "slow@acme.test", "password": "wrong guess", "csrf_token": token},
+        )
         answered = 0
         while not signing_in.done():
             answered += requests.get(f"{web.url}/healthz", timeout=60).ok

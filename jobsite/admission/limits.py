@@ -15,6 +15,8 @@ from .inputs import Admission
 
 log = logging.getLogger(__name__)
 
+CHANGES_PER_HOUR = 20  # a talent member's changes on their manage page per clock hour: each may cost Lever calls
+
 
 class TooManySubmissions(Exception):
     """This address (an IPv6 /64) sent more applications, or more bytes of files, this hour than allowed: try
@@ -76,5 +78,21 @@ def check_client(a: Admission, name: str, *, counter: str = "apiclient") -> None
         )
     except quotas.Exceeded as e:
         raise TooManyFromClient(e.retry_after_s) from None
+    except redis.RedisError as e:
+        a.heard(e)
+
+
+class TooManyChanges(TooManySubmissions):
+    """This talent member changed their interests or subscription CHANGES_PER_HOUR times this hour."""
+
+
+def check_changes(a: Admission, person_id: str) -> None:
+    """Count a change a member makes on their manage page (anyone holding the link): raise TooManyChanges above
+    CHANGES_PER_HOUR in this clock hour, since each may cost Lever calls. Withdrawing consent is never counted (it
+    happens once). Never refuses for Redis alone."""
+    try:
+        quotas.take(a.quick(), quotas.Quota("talent_changes", {"changes": CHANGES_PER_HOUR}), person_id, {"changes": 1})
+    except quotas.Exceeded as e:
+        raise TooManyChanges(e.retry_after_s) from None
     except redis.RedisError as e:
         a.heard(e)

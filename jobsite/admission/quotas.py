@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from .. import keyspace
 from ..redisdb.lua import Lua
 
 WINDOW_S = 3600
@@ -52,7 +53,7 @@ class Quota:
 
 def _keys(quota: Quota, subject: str, units: list[str], now: float) -> list[str]:
     window = int(now // WINDOW_S)
-    return [f"quota:{quota.name}:{subject}:{unit}:{window}" for unit in units]
+    return [keyspace.name(f"quota:{quota.name}:{subject}:{unit}:{window}") for unit in units]
 
 
 def take(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int], now: float | None = None) -> None:
@@ -71,8 +72,7 @@ def take(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int],
         raise Exceeded(units[over - 1], retry_after_s(now))
 
 
-def give_back(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int],
-              now: float | None = None) -> None:
+def give_back(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int], now: float | None = None) -> None:
     """Take back what `take` counted (a sign-in that turned out right is no failure)."""
     now = time.time() if now is None else now
     units = list(amounts)

@@ -33,10 +33,25 @@ def send(svc: Services, sub_id: str, *, last_try: bool = True) -> Status | None:
         sub = subscriptions.get(svc.redis, sub_id)
         if sub is None or sub.state != State.PENDING:
             return None
-        message = messages.write(settings, "alert_confirm", sub.language, sub.email, kind="alertconfirm",
-                                 company=settings.company_name, url=subscriptions.confirm_url(settings, sub_id),
-                                 days=subscriptions.EXPIRE_DAYS, frequency=str(sub.frequency))
+        message = messages.write(
+            settings,
+            "alert_confirm",
+            sub.language,
+            sub.email,
+            kind="alertconfirm",
+            company=settings.company_name,
+            url=subscriptions.confirm_url(settings, sub_id),
+            days=subscriptions.EXPIRE_DAYS,
+            frequency=str(sub.frequency),
+        )
         return Letter(message, sub.email)
 
-    return sending.send_once(svc.redis, settings.smtp, subscriptions.CONFIRM_MAIL.format(sub_id), write,
-                             label=f"alert confirmation {sub_id[:8]}", last_try=last_try, keep_s=MAIL_KEEP_S)
+    return sending.send_once(
+        svc.redis,
+        settings.smtp,
+        subscriptions.CONFIRM_MAIL.format(sub_id),
+        write,
+        label=f"alert confirmation {sub_id[:8]}",
+        last_try=last_try,
+        keep_s=MAIL_KEEP_S,
+    )

@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..delivery import backoff
 from ..notify import messages, sending
 from ..notify.sending import Letter, MailDeferred, Status
@@ -41,9 +42,9 @@ from .subscriptions import Frequency, State, Subscription
 
 log = logging.getLogger(__name__)
 
-BATCH = "alert:due:{}:batch"
-PAUSE = "alert:pause"
-STATS = "alert:stats:{}"
+BATCH = keyspace.name("alert:due:{}:batch")
+PAUSE = keyspace.name("alert:pause")
+STATS = keyspace.name("alert:stats:{}")
 SEND_LEASE_S = 60  # a subscription handed to a send job comes round again after this if the job was lost (a
 # second job finds its email sent, or being sent: never a second copy)
 PER_JOB = 20  # subscriptions per send job
@@ -126,7 +127,7 @@ def take_due(r: redis.Redis, now: float | None = None) -> list[list[str]]:
     if not ids:
         return []
     r.zadd(fanout.DUE, dict.fromkeys(ids, now + SEND_LEASE_S), xx=True)
-    return [ids[i:i + PER_JOB] for i in range(0, len(ids), PER_JOB)]
+    return [ids[i : i + PER_JOB] for i in range(0, len(ids), PER_JOB)]
 
 
 def send(svc: Services, sub_ids: list[str], now: float | None = None) -> dict[str, int]:
@@ -206,9 +207,16 @@ def _send_one(svc: Services, sub_id: str, live: Live, at: float | None) -> str:
         else:
             r.hincrby(batch_key, "started", 1)
             try:
-                status = sending.send_once(r, settings.smtp, name, lambda: _letter(settings, sub, postings),
-                                           label=f"alert {sub_id[:8]}", last_try=tries + 1 >= MAIL_TRIES,
-                                           keep_s=MAIL_KEEP_S, bulk=True)
+                status = sending.send_once(
+                    r,
+                    settings.smtp,
+                    name,
+                    lambda: _letter(settings, sub, postings),
+                    label=f"alert {sub_id[:8]}",
+                    last_try=tries + 1 >= MAIL_TRIES,
+                    keep_s=MAIL_KEEP_S,
+                    bulk=True,
+                )
             except MailDeferred:
                 r.hincrby(batch_key, "tries", 1)
                 r.zadd(fanout.DUE, {sub_id: now + backoff.delay(tries, MAIL_RETRY_BASE_S, MAIL_RETRY_CAP_S)})
@@ -262,16 +270,31 @@ def posting_url(settings: Settings, posting_id: str) -> str:
 def _letter(settings: Settings, sub: Subscription, postings: list[Posting]) -> Letter:
     """The alert email: the postings (newest first), the manage link, and the one-click stop in its headers."""
     shown = sorted(postings, key=lambda p: p.get("createdAt") or 0, reverse=True)[:MAX_POSTINGS]
-    jobs: list[dict[str, Any]] = [{"title": messages.one_line(p["text"]),
-                                   "where": messages.one_line(", ".join(p.get("locations") or [])),
-                                   "team": messages.one_line(p.get("team") or ""),
-                                   "url": posting_url(settings, p["id"])} for p in shown]
+    jobs: list[dict[str, Any]] = [
+        {
+            "title": messages.one_line(p["text"]),
+            "where": messages.one_line(", ".join(p.get("locations") or [])),
+            "team": messages.one_line(p.get("team") or ""),
+            "url": posting_url(settings, p["id"]),
+        }
+        for p in shown
+    ]
     unsubscribe = subscriptions.unsubscribe_url(settings, sub.id)
-    message = messages.write(settings, "alert", sub.language, sub.email, kind="alert", company=settings.company_name,
-                             jobs=jobs, count=len(jobs), more=len(postings) - len(shown),
-                             frequency=str(sub.frequency), manage=subscriptions.manage_url(settings, sub.id),
-                             unsubscribe=unsubscribe, site=(settings.public_url or "").rstrip("/") or
-                             f"http://localhost:{settings.port}")
+    message = messages.write(
+        settings,
+        "alert",
+        sub.language,
+        sub.email,
+        kind="alert",
+        company=settings.company_name,
+        jobs=jobs,
+        count=len(jobs),
+        more=len(postings) - len(shown),
+        frequency=str(sub.frequency),
+        manage=subscriptions.manage_url(settings, sub.id),
+        unsubscribe=unsubscribe,
+        site=(settings.public_url or "").rstrip("/") or f"http://localhost:{settings.port}",
+    )
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Precedence"] = "bulk"

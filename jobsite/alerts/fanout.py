@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from .. import keyspace
 from ..postings import published
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..redisdb.clock import server_now
@@ -37,10 +38,10 @@ from .subscriptions import Frequency
 
 log = logging.getLogger(__name__)
 
-SENT = "alert:sent:{}"
-PENDING = "alert:due:{}"
-DUE = "alert:due"
-LEASE = "alert:due:lease:{}"
+SENT = keyspace.name("alert:sent:{}")
+PENDING = keyspace.name("alert:due:{}")
+DUE = keyspace.name("alert:due")
+LEASE = keyspace.name("alert:due:lease:{}")
 STALL_S = 15  # a matching job that has shown no progress this long is taken up by another worker (a second
 # run while the first still goes gives nothing twice: only the time is lost)
 CHUNK = 500  # subscriptions given a posting per script call
@@ -48,14 +49,14 @@ SENT_KEEP_S = 400 * 86400  # the record of what a subscription was given outlive
 
 # KEYS: DUE; ARGV: posting id, now, how long the record is kept (s), then pairs of subscription id and look-at time.
 # Returns how many were given the posting. (The per-subscription keys are built here: one call covers a chunk.)
-_GIVE = Lua("""
+_GIVE = Lua(f"""
 local posting, now, keep = ARGV[1], ARGV[2], ARGV[3]
 local given = 0
 for i = 4, #ARGV, 2 do
   local sub = ARGV[i]
-  if redis.call('SADD', 'alert:sent:' .. sub, posting) == 1 then
-    redis.call('EXPIRE', 'alert:sent:' .. sub, keep)
-    redis.call('ZADD', 'alert:due:' .. sub, now, posting)
+  if redis.call('SADD', '{SENT.format("")}' .. sub, posting) == 1 then
+    redis.call('EXPIRE', '{SENT.format("")}' .. sub, keep)
+    redis.call('ZADD', '{PENDING.format("")}' .. sub, now, posting)
     redis.call('ZADD', KEYS[1], 'NX', ARGV[i + 1], sub)
     given = given + 1
   end
@@ -133,8 +134,13 @@ def fan_out(svc: Services, posting_id: str) -> str:
             r.set(lease, os.getpid(), ex=STALL_S)
             published.handed(r, posting_id, server_now(r))
         published.matched(r, posting_id)
-        log.info("alerts: posting %s matched %d subscription(s), %d given it now, in %.2f s", posting_id[:8],
-                 matched, given, time.monotonic() - started)
+        log.info(
+            "alerts: posting %s matched %d subscription(s), %d given it now, in %.2f s",
+            posting_id[:8],
+            matched,
+            given,
+            time.monotonic() - started,
+        )
         return f"{given} given"
     finally:
         r.delete(lease)

@@ -35,6 +35,7 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..delivery.jobs import enqueue_alert_confirmation
 from ..notify import links, sending
 from ..postings import board
@@ -50,13 +51,14 @@ FILTERS = ("team", "department", "location", "commitment", "workplace", "q")
 ANCHOR_ORDER = ("team", "location", "department", "q", "commitment", "workplace")  # most selective first
 MAX_VALUE = 200  # characters of one filter's value, as the job list keeps them
 
-SUB = "alert:sub:{}"
-STATE = "alert:state:{}"
-ADDR = "alert:addr:{}"
-IX = "alert:ix:{}:{}"
-ANY = "alert:ix:any"
-QWORDS = "alert:qwords"
-ALONG = "alert:along:{}"  # set: pending subscriptions confirmed along with another confirmation (a talent sign-up's)
+SUB = keyspace.name("alert:sub:{}")
+STATE = keyspace.name("alert:state:{}")
+ADDR = keyspace.name("alert:addr:{}")
+IX = keyspace.name("alert:ix:{}:{}")
+ANY = keyspace.name("alert:ix:any")
+QWORDS = keyspace.name("alert:qwords")
+# set: pending subscriptions confirmed along with another confirmation (a talent sign-up's)
+ALONG = keyspace.name("alert:along:{}")
 CONFIRM_MAIL = "alert-confirm:{}"  # the confirmation email's record in notify/sending (`mail:alert-confirm:<id>`)
 
 _WORD = re.compile(r"\w+")  # the job list's words (postings/board.py): casefolded runs of letters and digits
@@ -146,8 +148,12 @@ def _anchor(filters: Mapping[str, str]) -> str:
 def _posting_keys(r: redis.Redis, posting: Posting, offer: board.Offer) -> list[str]:
     """Every anchor a subscription matching this posting can be filed under."""
     keys = [ANY]
-    for name, value in (("team", posting.get("team")), ("department", posting.get("department")),
-                        ("commitment", posting.get("commitment")), ("workplace", posting.get("workplaceType"))):
+    for name, value in (
+        ("team", posting.get("team")),
+        ("department", posting.get("department")),
+        ("commitment", posting.get("commitment")),
+        ("workplace", posting.get("workplaceType")),
+    ):
         if value:
             keys.append(IX.format(name, value))
     keys += [IX.format("location", loc) for loc in posting.get("locations") or [] if loc]
@@ -198,18 +204,33 @@ def _load(r: redis.Redis | redis.client.Pipeline, sub_id: str) -> Subscription |
     def when(name: str) -> float | None:
         return float(data[name]) if data.get(name) else None
 
-    return Subscription(id=sub_id, email=data["email"], filters=json.loads(data.get("filters") or "{}"),
-                        frequency=Frequency(data["frequency"]), language=data.get("language") or "en",
-                        state=State(data["state"]), created_at=float(data["created_at"]),
-                        confirmed_at=when("confirmed_at"), stopped_at=when("stopped_at"))
+    return Subscription(
+        id=sub_id,
+        email=data["email"],
+        filters=json.loads(data.get("filters") or "{}"),
+        frequency=Frequency(data["frequency"]),
+        language=data.get("language") or "en",
+        state=State(data["state"]),
+        created_at=float(data["created_at"]),
+        confirmed_at=when("confirmed_at"),
+        stopped_at=when("stopped_at"),
+    )
 
 
 def _save(pipe: redis.client.Pipeline, sub: Subscription) -> None:
-    pipe.hset(SUB.format(sub.id), mapping={
-        "email": sub.email, "filters": json.dumps(sub.filters), "frequency": str(sub.frequency),
-        "language": sub.language, "state": str(sub.state), "created_at": repr(sub.created_at),
-        "confirmed_at": repr(sub.confirmed_at) if sub.confirmed_at is not None else "",
-        "stopped_at": repr(sub.stopped_at) if sub.stopped_at is not None else ""})
+    pipe.hset(
+        SUB.format(sub.id),
+        mapping={
+            "email": sub.email,
+            "filters": json.dumps(sub.filters),
+            "frequency": str(sub.frequency),
+            "language": sub.language,
+            "state": str(sub.state),
+            "created_at": repr(sub.created_at),
+            "confirmed_at": repr(sub.confirmed_at) if sub.confirmed_at is not None else "",
+            "stopped_at": repr(sub.stopped_at) if sub.stopped_at is not None else "",
+        },
+    )
 
 
 def _move(pipe: redis.client.Pipeline, old: Subscription | None, new: Subscription, at: float) -> None:
@@ -249,8 +270,16 @@ class Asked:
     new: bool
 
 
-def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency: str, language: str,
-              now: float | None = None, *, along: str | None = None) -> Asked:
+def subscribe(
+    r: redis.Redis,
+    email: str,
+    filters: Mapping[str, Any],
+    frequency: str,
+    language: str,
+    now: float | None = None,
+    *,
+    along: str | None = None,
+) -> Asked:
     """Ask for alerts: a new PENDING subscription, its confirmation email queued in the same transaction; or the
     address's subscription with the same filters if it has one not ended (a pending one's rhythm and language
     follow the latest ask). Past
@@ -289,9 +318,17 @@ def subscribe(r: redis.Redis, email: str, filters: Mapping[str, Any], frequency:
                     return Asked(pending[-1], False)
                 if len(live) >= MAX_PER_ADDRESS:
                     return Asked(max(live, key=lambda s: s.created_at), False)
-                sub = Subscription(id=secrets.token_hex(12), email=email, filters=wanted,
-                                   frequency=Frequency(frequency), language=language, state=State.PENDING,
-                                   created_at=at, confirmed_at=None, stopped_at=None)
+                sub = Subscription(
+                    id=secrets.token_hex(12),
+                    email=email,
+                    filters=wanted,
+                    frequency=Frequency(frequency),
+                    language=language,
+                    state=State.PENDING,
+                    created_at=at,
+                    confirmed_at=None,
+                    stopped_at=None,
+                )
                 pipe.multi()
                 _move(pipe, None, sub, at)
                 pipe.sadd(addr_key, sub.id)
@@ -337,12 +374,19 @@ def validate(email: str, frequency: str, language: str = "en") -> None:
 
 def looks_like_address(email: str) -> bool:
     """An address a mail server can take: one @, a dot in the domain, no spaces or header characters, short."""
-    return (len(email) <= 254 and email.count("@") == 1 and not any(c.isspace() or c in "<>,;\"()[]\\" for c in email)
-            and "." in email.rsplit("@", 1)[1] and not email.startswith("@") and not email.endswith((".", "@")))
+    return (
+        len(email) <= 254
+        and email.count("@") == 1
+        and not any(c.isspace() or c in '<>,;"()[]\\' for c in email)
+        and "." in email.rsplit("@", 1)[1]
+        and not email.startswith("@")
+        and not email.endswith((".", "@"))
+    )
 
 
-def _update(r: redis.Redis, sub_id: str,
-            change: Callable[[Subscription, float], Subscription | None]) -> Subscription | None:
+def _update(
+    r: redis.Redis, sub_id: str, change: Callable[[Subscription, float], Subscription | None]
+) -> Subscription | None:
     """Apply `change` to the stored subscription in one transaction; `change` returns the new one, or None to
     leave it. Returns the subscription as it stands after, or None when there is none."""
     if not sub_id or len(sub_id) > 64:
@@ -370,12 +414,16 @@ def _update(r: redis.Redis, sub_id: str,
 def confirm(r: redis.Redis, sub_id: str) -> Subscription | None:
     """The person followed the confirmation link and pressed its button: alerts may go. A second press, or one on
     an ended subscription, changes nothing."""
-    return _update(r, sub_id, lambda s, at: replace(s, state=State.CONFIRMED, confirmed_at=at)
-                   if s.state == State.PENDING else None)
+    return _update(
+        r,
+        sub_id,
+        lambda s, at: replace(s, state=State.CONFIRMED, confirmed_at=at) if s.state == State.PENDING else None,
+    )
 
 
-def change(r: redis.Redis, sub_id: str, *, filters: Mapping[str, Any] | None = None,
-           frequency: str | None = None) -> Subscription | None:
+def change(
+    r: redis.Redis, sub_id: str, *, filters: Mapping[str, Any] | None = None, frequency: str | None = None
+) -> Subscription | None:
     """New filters or rhythm from the manage page (not for an ended subscription).
 
     Raises:
@@ -387,16 +435,20 @@ def change(r: redis.Redis, sub_id: str, *, filters: Mapping[str, Any] | None = N
     def changed(s: Subscription, at: float) -> Subscription | None:
         if s.state in ENDED:
             return None
-        return replace(s, filters=clean_filters(filters) if filters is not None else s.filters,
-                       frequency=Frequency(frequency) if frequency else s.frequency)
+        return replace(
+            s,
+            filters=clean_filters(filters) if filters is not None else s.filters,
+            frequency=Frequency(frequency) if frequency else s.frequency,
+        )
 
     return _update(r, sub_id, changed)
 
 
 def stop(r: redis.Redis, sub_id: str) -> Subscription | None:
     """The person stopped this alert (one click, the manage page): nothing more is sent for it."""
-    return _update(r, sub_id, lambda s, at: replace(s, state=State.STOPPED, stopped_at=at)
-                   if s.state not in ENDED else None)
+    return _update(
+        r, sub_id, lambda s, at: replace(s, state=State.STOPPED, stopped_at=at) if s.state not in ENDED else None
+    )
 
 
 def mark_undeliverable(r: redis.Redis, sub_id: str) -> None:
@@ -406,8 +458,13 @@ def mark_undeliverable(r: redis.Redis, sub_id: str) -> None:
     if sub is None:
         return
     for other in of_address(r, sub.email):
-        _update(r, other.id, lambda s, at: replace(s, state=State.UNDELIVERABLE, stopped_at=at)
-                if s.state != State.UNDELIVERABLE else None)
+        _update(
+            r,
+            other.id,
+            lambda s, at: (
+                replace(s, state=State.UNDELIVERABLE, stopped_at=at) if s.state != State.UNDELIVERABLE else None
+            ),
+        )
 
 
 def stop_address(r: redis.Redis, email: str) -> int:

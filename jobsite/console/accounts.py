@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import keyspace
 from ..admission import quotas
 from ..redisdb.lua import Lua
 
@@ -23,6 +24,7 @@ T = TypeVar("T")
 # Sign-in throttling is per account *and* address: a stranger cannot lock a recruiter out, nor one address everyone
 # behind the same proxy. After FREE_FAILURES, each failure doubles the wait before the next try from that address
 # (2 s, 4 s, 8 s ...), up to MAX_DELAY_S; a success or THROTTLE_WINDOW_S without failures starts over.
+USERS = keyspace.name("users")  # set: the console accounts' emails
 FREE_FAILURES = 3
 MAX_DELAY_S = 15 * 60
 THROTTLE_WINDOW_S = 60 * 60
@@ -56,11 +58,11 @@ class Throttled(Exception):
 
 
 def _key(email: str) -> str:
-    return f"user:{email.strip().lower()}"
+    return keyspace.name(f"user:{email.strip().lower()}")
 
 
 def _sessions_key(email: str) -> str:
-    return f"sessions:{email.strip().lower()}"
+    return keyspace.name(f"sessions:{email.strip().lower()}")
 
 
 def _check_password(password: str) -> None:
@@ -75,9 +77,16 @@ def add_user(r: redis.Redis, email: str, password: str, role: Role) -> User:
         raise ValueError("the account name must be an email address")
     _check_password(password)
     with r.pipeline() as pipe:
-        pipe.hset(_key(email), mapping={"email": email, "role": role.value, "hash": generate_password_hash(password),
-                                        "created_at": time.time()})
-        pipe.sadd("users", email)
+        pipe.hset(
+            _key(email),
+            mapping={
+                "email": email,
+                "role": role.value,
+                "hash": generate_password_hash(password),
+                "created_at": time.time(),
+            },
+        )
+        pipe.sadd(USERS, email)
         pipe.delete(_sessions_key(email))
         pipe.execute()
     return User(email, role)
@@ -99,7 +108,7 @@ def remove_user(r: redis.Redis, email: str) -> bool:
     email = email.strip().lower()
     with r.pipeline() as pipe:
         pipe.delete(_key(email), _sessions_key(email))
-        pipe.srem("users", email)
+        pipe.srem(USERS, email)
         removed, _ = pipe.execute()
     return bool(removed)
 
@@ -112,11 +121,11 @@ def get_user(r: redis.Redis, email: str) -> User | None:
 
 
 def list_users(r: redis.Redis) -> list[User]:
-    return [u for e in sorted(x.decode() for x in r.smembers("users")) if (u := get_user(r, e))]
+    return [u for e in sorted(x.decode() for x in r.smembers(USERS)) if (u := get_user(r, e))]
 
 
 def _throttle_key(email: str, address: str) -> str:
-    return f"signin:{hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]}:{address}"
+    return keyspace.name(f"signin:{hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]}:{address}")
 
 
 # Counts the try before the password is checked, so concurrent guesses cannot all pass a check made before any of
@@ -136,8 +145,9 @@ return 0
 """)
 
 
-def authenticate(r: redis.Redis, email: str, password: str, address: str, now: float | None = None, *,
-                 failures_per_hour: int = 300) -> User | None:
+def authenticate(
+    r: redis.Redis, email: str, password: str, address: str, now: float | None = None, *, failures_per_hour: int = 300
+) -> User | None:
     """The user if the password is right; None if not. Raises Throttled while this address must wait before trying
     this account again, or after `failures_per_hour` failures from it this hour whatever the accounts (each costs
     a slow hash: a new email per try walked past the per-account throttle). `address` stands for the client's

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import redis
 
-CLIENTS = "apiclients"  # every client's name, revoked ones too
+from .. import keyspace
+
+CLIENTS = keyspace.name("apiclients")  # every client's name, revoked ones too
 KEY_PREFIX = "jsk_"  # says what the secret is when it turns up in a config file or a scanner's report
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -47,11 +49,11 @@ class ApiClient:
 
 
 def _client_key(name: str) -> str:
-    return f"apiclient:{name}"
+    return keyspace.name(f"apiclient:{name}")
 
 
 def _lookup_key(digest: str) -> str:
-    return f"apiclient:key:{digest}"
+    return keyspace.name(f"apiclient:key:{digest}")
 
 
 def _digest(key: str) -> str:
@@ -83,8 +85,13 @@ def get(r: redis.Redis, name: str) -> ApiClient | None:
     if not raw:
         return None
     d = {k.decode(): v.decode() for k, v in raw.items()}
-    return ApiClient(name=d["name"], created_at=float(d["created_at"]), revoked_at=float(d.get("revoked_at") or 0),
-                     last_used_at=float(d.get("last_used_at") or 0), uses=int(d.get("uses") or 0))
+    return ApiClient(
+        name=d["name"],
+        created_at=float(d["created_at"]),
+        revoked_at=float(d.get("revoked_at") or 0),
+        last_used_at=float(d.get("last_used_at") or 0),
+        uses=int(d.get("uses") or 0),
+    )
 
 
 def list_clients(r: redis.Redis) -> list[ApiClient]:
@@ -120,4 +127,3 @@ def revoke(r: redis.Redis, name: str) -> bool:
         return False
     r.hset(_client_key(name), "revoked_at", time.time())
     return True
-

@@ -13,8 +13,10 @@ from typing import Any
 
 import redis
 
-AUDIT = "audit"  # recruiters' and operators' actions
-API_USE = "audit:api"  # requests made with an integrator key
+from .. import keyspace
+
+AUDIT = keyspace.name("audit")  # recruiters' and operators' actions
+API_USE = keyspace.name("audit:api")  # requests made with an integrator key
 KEEP = 10_000
 
 

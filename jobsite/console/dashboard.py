@@ -20,12 +20,16 @@ def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
     last = health.last_seen(svc.redis)
     if status.closed:
         kind = {gate.Cause.MAINTENANCE: "maintenance", gate.Cause.FAILING: "failing"}.get(
-            status.cause or gate.Cause.MAINTENANCE, "refusing our key")
+            status.cause or gate.Cause.MAINTENANCE, "refusing our key"
+        )
         return {"state": kind, "since": status.since, "detail": status.reason}
     paused = any(pacing.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
     if paused:
-        return {"state": "rate-limited", "since": last["at"] if last else None,
-                "detail": "Lever answered 429: every worker pauses, then goes slower"}
+        return {
+            "state": "rate-limited",
+            "since": last["at"] if last else None,
+            "detail": "Lever answered 429: every worker pauses, then goes slower",
+        }
     if not last:
         return {"state": "unknown", "detail": "jobsite has not called Lever yet"}
     recent = time.time() - last["at"] < 300
@@ -82,8 +86,13 @@ def pacing_now(svc: Services) -> dict[str, dict[str, Any]]:
     out = {}
     for limit in (svc.limits.apply, svc.limits.lever):
         p = pacing.pace(svc.redis, limit)
-        out[limit.name] = {"rate_per_s": round(p.rate_per_s, 2), "ceiling_per_s": p.ceiling_per_s,
-                           "share": round(p.factor, 3), "lowered": p.factor < 1, "paused_s": round(p.paused_s, 1)}
+        out[limit.name] = {
+            "rate_per_s": round(p.rate_per_s, 2),
+            "ceiling_per_s": p.ceiling_per_s,
+            "share": round(p.factor, 3),
+            "lowered": p.factor < 1,
+            "paused_s": round(p.paused_s, 1),
+        }
     return out
 
 
@@ -106,10 +115,17 @@ def status(svc: Services) -> dict[str, Any]:
     return {
         "now": now,
         "lever": lever,
-        "gate": {"state": gate_state, "since": g.since, "failures": g.failures,
-                 "next_probe_at": g.next_probe_at if g.closed else None, "parked": g.parked,
-                 "check": probe_check(svc, g), "cause": g.cause.value if g.closed and g.cause else None,
-                 "says": gate_says(g), "word": GATE_WORDS[gate_state]},
+        "gate": {
+            "state": gate_state,
+            "since": g.since,
+            "failures": g.failures,
+            "next_probe_at": g.next_probe_at if g.closed else None,
+            "parked": g.parked,
+            "check": probe_check(svc, g),
+            "cause": g.cause.value if g.closed and g.cause else None,
+            "says": gate_says(g),
+            "word": GATE_WORDS[gate_state],
+        },
         "counts": counts,
         "backlog": backlog,
         "oldest_waiting_s": round(now - oldest) if oldest else None,
@@ -129,6 +145,11 @@ def history(svc: Services, hours: int = HOURS) -> list[dict[str, Any]]:
     out = []
     for h in range(hours, 0, -1):
         start = end - h * 3600
-        out.append({"hour": start, "submitted": store.received_between(r, start, start + 3600),
-                    "delivered": store.delivered_between(r, start, start + 3600)})
+        out.append(
+            {
+                "hour": start,
+                "submitted": store.received_between(r, start, start + 3600),
+                "delivered": store.delivered_between(r, start, start + 3600),
+            }
+        )
     return out

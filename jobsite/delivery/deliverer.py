@@ -22,7 +22,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from .. import metrics
+from .. import keyspace, metrics
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 PROBE_READS_FOR_S = 10.0  # one probe job reads this long at most before a successor job takes over (under a lease)
-CAN_RECONCILE = "lever:can_list_opportunities"  # "0" when the key may not list opportunities
+CAN_RECONCILE = keyspace.name("lever:can_list_opportunities")  # "0" when the key may not list opportunities
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
 
 
@@ -60,6 +60,7 @@ CHECK = {
     sender.Action.NEEDS_ATTENTION: Check.UNREADABLE,
 }
 
+
 @dataclass(frozen=True)
 class MaintenanceCheck:
     """The answer of `check_maintenance()`: what the read said, and when the task layer should read again."""
@@ -68,7 +69,7 @@ class MaintenanceCheck:
     next_in_s: float = 0.0  # while ONGOING: when to read again
 
 
-LEASE = "lease:{}"  # a redis-py Lock per application while a worker delivers it
+LEASE = keyspace.name("lease:{}")  # a redis-py Lock per application while a worker delivers it
 # Applies this process recorded as about to be sent (inflight_at) and then never sent, because Redis went away first:
 # receipt -> the inflight_at it recorded. Only this process can know it. Once Redis answers again, `withdraw_unsent`
 # clears those marks, so recovery sends them at once instead of waiting out the settle time for an apply Lever never
@@ -137,8 +138,7 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
 
-    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas,
-                  replica_wait_ms=s.redis_replica_wait_ms)
+    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms)
     marked = 0.0  # the inflight_at recorded for this attempt's apply
 
     def marking(m: sender.Mark) -> Callable[[redis.client.Pipeline], Any]:
@@ -147,8 +147,9 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
         # no-op.)
         nonlocal marked
         marked = m.at
-        return lambda pipe: store.update(pipe, record, inflight_at=m.at, settle_until=m.settle_until,
-                                         first_sent_at=first_sent_at or m.at)
+        return lambda pipe: store.update(
+            pipe, record, inflight_at=m.at, settle_until=m.settle_until, first_sent_at=first_sent_at or m.at
+        )
 
     def apply() -> str:
         nonlocal applying
@@ -171,8 +172,12 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
             _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far
         return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:
-        return _needs_attention(services, record, f"the uploaded file {e} is no longer in Redis (it holds files "
-                                "until Lever has them): ask the candidate to send it again")
+        return _needs_attention(
+            services,
+            record,
+            f"the uploaded file {e} is no longer in Redis (it holds files "
+            "until Lever has them): ask the candidate to send it again",
+        )
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
         # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
@@ -257,12 +262,21 @@ def check_maintenance(services: Services) -> MaintenanceCheck:
             return MaintenanceCheck(check, s.probe_interval_s)
         if check == Check.ENDED:
             return MaintenanceCheck(check)
-        why = (f"the API key may not read stages ({e.status})" if action == sender.Action.DO_WITHOUT
-               else f"Lever refused to list stages ({e.status}: {e.message})")
+        why = (
+            f"the API key may not read stages ({e.status})"
+            if action == sender.Action.DO_WITHOUT
+            else f"Lever refused to list stages ({e.status}: {e.message})"
+        )
         gate.note_read_refused(r, why, s.probe_read_retry_s)
-        log.warning("Lever's maintenance is checked by re-sending the oldest application, with backoff up to %g s: "
-                    "%s. Grant the key read access to stages for a light check every %g s instead (the read is "
-                    "tried again in %d s).", s.probe_cap_s, why, s.probe_interval_s, s.probe_read_retry_s)
+        log.warning(
+            "Lever's maintenance is checked by re-sending the oldest application, with backoff up to %g s: "
+            "%s. Grant the key read access to stages for a light check every %g s instead (the read is "
+            "tried again in %d s).",
+            s.probe_cap_s,
+            why,
+            s.probe_interval_s,
+            s.probe_read_retry_s,
+        )
         return MaintenanceCheck(Check.UNREADABLE)
     return MaintenanceCheck(Check.ENDED)
 
@@ -372,8 +386,12 @@ def receipt_link(settings: Settings, receipt: str) -> str:
 
 def _marks(opportunity: dict[str, Any]) -> set[str]:
     """The receipts whose marker an opportunity carries."""
-    return {tail for link in opportunity.get("links") or []
-            for head, sep, tail in [str(link).rpartition("/applications/")] if sep and head and tail}
+    return {
+        tail
+        for link in opportunity.get("links") or []
+        for head, sep, tail in [str(link).rpartition("/applications/")]
+        if sep and head and tail
+    }
 
 
 def _claimed(services: Services, record: Record, app_id: str, opportunity: dict[str, Any]) -> bool:
@@ -383,8 +401,11 @@ def _claimed(services: Services, record: Record, app_id: str, opportunity: dict[
     if any(mark != record.receipt and store.known(r, mark) for mark in _marks(opportunity)):
         return True
     others = [x for x in store.of_contact(r, str(opportunity.get("contact") or "")) if x != record.receipt]
-    return any(o.lever_application_id == app_id or o.opportunity_id == opportunity.get("id")
-               for o in store.load_many(r, others) if o.lever_application_id)
+    return any(
+        o.lever_application_id == app_id or o.opportunity_id == opportunity.get("id")
+        for o in store.load_many(r, others)
+        if o.lever_application_id
+    )
 
 
 def _reconcile(services: Services, record: Record, lever: LeverClient, probe: bool) -> Result | None:
@@ -404,8 +425,10 @@ def _reconcile(services: Services, record: Record, lever: LeverClient, probe: bo
         if sender.reading(e) != sender.Action.DO_WITHOUT:
             raise
         note_can_reconcile(r, False)
-        log.warning("the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
-                    "which can create a duplicate")
+        log.warning(
+            "the Lever API key may not list opportunities: an apply with an unknown outcome is re-sent, "
+            "which can create a duplicate"
+        )
         store.log_attempt(r, record.receipt, "reconcile", 403, "the API key may not list opportunities: re-sending")
         _resending(r, record)
         return None
@@ -420,16 +443,22 @@ def _reconcile(services: Services, record: Record, lever: LeverClient, probe: bo
         why = "Lever does not list it yet and may still be processing it: looking again before sending it again"
         store.log_attempt(r, record.receipt, "reconcile", 200, why)
         return _wait(services, record, settling, why, probe)
-    unexplained = [{"opportunity": str(opp.get("id", "")), "application": app_id,
-                    "contact": str(opp.get("contact") or "")}
-                   for app_id, opp in found if not _marks(opp) and not _claimed(services, record, app_id, opp)]
+    unexplained = [
+        {"opportunity": str(opp.get("id", "")), "application": app_id, "contact": str(opp.get("contact") or "")}
+        for app_id, opp in found
+        if not _marks(opp) and not _claimed(services, record, app_id, opp)
+    ]
     if unexplained:
         store.update(r, record, maybe_delivered=unexplained)
         store.log_attempt(r, record.receipt, "reconcile", 200, "maybe delivered: a person decides")
         metrics.incr(r, "jobsite_deliveries_total", outcome="maybe_delivered")
-        return _needs_attention(services, record, "maybe delivered: Lever holds an application by the same person "
-                                "for this posting without our link, and we cannot tell whether it is this one. Look "
-                                "in Lever, then mark it delivered or send it again")
+        return _needs_attention(
+            services,
+            record,
+            "maybe delivered: Lever holds an application by the same person "
+            "for this posting without our link, and we cannot tell whether it is this one. Look "
+            "in Lever, then mark it delivered or send it again",
+        )
     store.log_attempt(r, record.receipt, "reconcile", 200, "Lever does not have it: sending again")
     _resending(r, record)
     return None
@@ -447,8 +476,13 @@ def _note_duplicates(r: redis.Redis, record: Record, others: list[str]) -> None:
     if not new:
         return
     store.update(r, record, duplicates=record.duplicates + new)
-    store.log_attempt(r, record.receipt, "reconcile", None,
-                      f"duplicate: Lever holds this application again as opportunity {', '.join(new)}")
+    store.log_attempt(
+        r,
+        record.receipt,
+        "reconcile",
+        None,
+        f"duplicate: Lever holds this application again as opportunity {', '.join(new)}",
+    )
     metrics.incr(r, "jobsite_deliveries_total", outcome="duplicate")
     log.warning("application %s is in Lever more than once (the console lists the duplicates)", record.receipt[:8])
 
@@ -460,8 +494,11 @@ def look_for_duplicates(services: Services, record: Record, lever: LeverClient) 
     if record.application is None:
         return []
     found = _lever_applications(services, record, lever)
-    _note_duplicates(services.redis, record, [str(o.get("id")) for _, o in found
-                                              if record.receipt in _marks(o) and o.get("id") != record.opportunity_id])
+    _note_duplicates(
+        services.redis,
+        record,
+        [str(o.get("id")) for _, o in found if record.receipt in _marks(o) and o.get("id") != record.opportunity_id],
+    )
     return record.duplicates
 
 
@@ -469,8 +506,9 @@ class NotMaybeDelivered(Exception):
     """The application is not waiting for a person to say whether Lever has it."""
 
 
-def settle_maybe_delivered(services: Services, receipt: str, who: str, *, delivered: bool,
-                           opportunity_id: str = "") -> Record:
+def settle_maybe_delivered(
+    services: Services, receipt: str, who: str, *, delivered: bool, opportunity_id: str = ""
+) -> Record:
     """A person looked in Lever: the application is there (`delivered`, as `opportunity_id`, default the first
     candidate) or not (its unknown outcome is settled: the next delivery sends it again). Holds the lease, like a
     discard. Raises NotMaybeDelivered, DeliveryUnderWay."""
@@ -486,30 +524,55 @@ def settle_maybe_delivered(services: Services, receipt: str, who: str, *, delive
             store.update(r, record, inflight_at=0.0, settle_until=0.0, resent=True, maybe_delivered=[])
             store.log_attempt(r, receipt, "reconcile", None, f"{who} found it is not in Lever: send it again")
             return record
-        chosen = next((c for c in record.maybe_delivered if c["opportunity"] == opportunity_id),
-                      record.maybe_delivered[0])
+        chosen = next(
+            (c for c in record.maybe_delivered if c["opportunity"] == opportunity_id), record.maybe_delivered[0]
+        )
         with r.pipeline() as pipe:
-            store.update(pipe, record, State.DELIVERED, lever_application_id=chosen["application"], inflight_at=0.0,
-                         settle_until=0.0, delivered_at=time.time(), last_error="", maybe_delivered=[],
-                         opportunity_id=chosen["opportunity"], contact_id=chosen.get("contact", ""))
+            store.update(
+                pipe,
+                record,
+                State.DELIVERED,
+                lever_application_id=chosen["application"],
+                inflight_at=0.0,
+                settle_until=0.0,
+                delivered_at=time.time(),
+                last_error="",
+                maybe_delivered=[],
+                opportunity_id=chosen["opportunity"],
+                contact_id=chosen.get("contact", ""),
+            )
             uploads.remove(pipe, receipt)
             pipe.execute()
-        store.log_attempt(r, receipt, "reconcile", None,
-                          f"{who} marked it delivered: Lever's opportunity {chosen['opportunity']}")
+        store.log_attempt(
+            r, receipt, "reconcile", None, f"{who} marked it delivered: Lever's opportunity {chosen['opportunity']}"
+        )
         return record
     finally:
         lease.release()
 
 
-def _delivered(services: Services, record: Record, application_id: str, lever: LeverClient,
-               opportunity: dict[str, Any] | None = None) -> None:
+def _delivered(
+    services: Services,
+    record: Record,
+    application_id: str,
+    lever: LeverClient,
+    opportunity: dict[str, Any] | None = None,
+) -> None:
     r = services.redis
     if opportunity is None:
         opportunity = _find_opportunity(services, record, application_id, lever)
     with r.pipeline() as pipe:
-        store.update(pipe, record, State.DELIVERED, lever_application_id=application_id, inflight_at=0.0,
-                     delivered_at=time.time(), last_error="", opportunity_id=(opportunity or {}).get("id", ""),
-                     contact_id=(opportunity or {}).get("contact", ""))
+        store.update(
+            pipe,
+            record,
+            State.DELIVERED,
+            lever_application_id=application_id,
+            inflight_at=0.0,
+            delivered_at=time.time(),
+            last_error="",
+            opportunity_id=(opportunity or {}).get("id", ""),
+            contact_id=(opportunity or {}).get("contact", ""),
+        )
         uploads.remove(pipe, record.receipt)  # Lever has copies now; ours were only kept until delivery
         pipe.execute()
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
@@ -518,8 +581,9 @@ def _delivered(services: Services, record: Record, application_id: str, lever: L
     log.info("application %s delivered", record.receipt[:8])
 
 
-def _find_opportunity(services: Services, record: Record, application_id: str,
-                      lever: LeverClient) -> dict[str, Any] | None:
+def _find_opportunity(
+    services: Services, record: Record, application_id: str, lever: LeverClient
+) -> dict[str, Any] | None:
     """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
     the application is delivered either way, and the follow-up looks again later)."""
     if not _can_reconcile(services.redis):
@@ -530,8 +594,9 @@ def _find_opportunity(services: Services, record: Record, application_id: str,
         return None
 
 
-def locate_opportunity(services: Services, record: Record, application_id: str,
-                       lever: LeverClient) -> dict[str, Any] | None:
+def locate_opportunity(
+    services: Services, record: Record, application_id: str, lever: LeverClient
+) -> dict[str, Any] | None:
     """The opportunity Lever made of a delivered application, by the candidate's email and posting (List all
     opportunities, each page paced by `lever`); None while Lever does not list it yet, or once the answers are
     purged. Raises LeverError."""
@@ -541,14 +606,19 @@ def locate_opportunity(services: Services, record: Record, application_id: str,
     return next((opp for app_id, opp in found if app_id == application_id), None)
 
 
-def _lever_applications(services: Services, record: Record, lever: LeverClient,
-                        **filters: Any) -> list[tuple[str, dict[str, Any]]]:
+def _lever_applications(
+    services: Services, record: Record, lever: LeverClient, **filters: Any
+) -> list[tuple[str, dict[str, Any]]]:
     """(application id, opportunity) pairs Lever holds for this candidate's email and posting."""
     assert record.application is not None  # noqa: S101 (not purged: it is being delivered; narrows the type)
-    opportunities = lever.list_opportunities(email=record.application.email, posting_id=record.posting_id,
-                                             expand="applications", **filters)
-    return [(str(app["id"] if isinstance(app, dict) else app), opp)
-            for opp in opportunities for app in opp.get("applications") or []]
+    opportunities = lever.list_opportunities(
+        email=record.application.email, posting_id=record.posting_id, expand="applications", **filters
+    )
+    return [
+        (str(app["id"] if isinstance(app, dict) else app), opp)
+        for opp in opportunities
+        for app in opp.get("applications") or []
+    ]
 
 
 def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bool) -> Result:
@@ -557,8 +627,9 @@ def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bo
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
-def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, decision: sender.Decision,
-                probe: bool) -> Result:
+def _close_gate(
+    services: Services, record: Record, verdict: outcomes.Verdict, decision: sender.Decision, probe: bool
+) -> Result:
     """Lever cannot take any application now (maintenance, failing, or our key is refused): park, and probe with
     backoff."""
     r, s = services.redis, services.settings
@@ -570,8 +641,14 @@ def _close_gate(services: Services, record: Record, verdict: outcomes.Verdict, d
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)
     if not probe:
         gate.park(r, record.receipt, record.created_at)
-    store.update(r, record, State.WAITING, next_attempt_at=0.0, last_error=why,
-                 waited_maintenance=record.waited_maintenance or cause == gate.Cause.MAINTENANCE)
+    store.update(
+        r,
+        record,
+        State.WAITING,
+        next_attempt_at=0.0,
+        last_error=why,
+        waited_maintenance=record.waited_maintenance or cause == gate.Cause.MAINTENANCE,
+    )
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=delay)

@@ -16,16 +16,19 @@ from enum import StrEnum
 
 import redis
 
+from .. import keyspace
 from ..redisdb.clock import server_now
 from ..redisdb.lua import Lua
 from . import backoff
 
-GATE = "gate"  # hash: state, cause, since, failures, next_probe_at, reason
-PAUSED = "gate:paused"  # exists while a recruiter has paused delivery (value: who)
-PARKED = "gate:parked"  # zset: receipt -> created_at
-PROBE = "gate:probe"  # exists while a probe job is scheduled or running (value: its job id)
-READ_REFUSED = "gate:read_refused"  # exists while probes skip the read the key may not make (value: why); expires
-LEVER_FAILURES = "gate:lever_failures"  # Lever's 5xx and unanswered calls in a row, every worker's; expires
+GATE = keyspace.name("gate")  # hash: state, cause, since, failures, next_probe_at, reason
+PAUSED = keyspace.name("gate:paused")  # exists while a recruiter has paused delivery (value: who)
+PARKED = keyspace.name("gate:parked")  # zset: receipt -> created_at
+PROBE = keyspace.name("gate:probe")  # exists while a probe job is scheduled or running (value: its job id)
+# exists while probes skip the read the key may not make (value: why); expires
+READ_REFUSED = keyspace.name("gate:read_refused")
+# Lever's 5xx and unanswered calls in a row, every worker's; expires
+LEVER_FAILURES = keyspace.name("gate:lever_failures")
 
 PROBE_BASE_S = 1.0
 
@@ -110,8 +113,16 @@ def status(r: redis.Redis) -> GateStatus:
     d = {k.decode(): v.decode() for k, v in raw.items()}
     state = GateState(d.get("state") or GateState.OPEN)
     cause = Cause(d.get("cause") or Cause.MAINTENANCE) if state == GateState.CLOSED else None
-    return GateStatus(state, cause, bool(paused), float(d.get("since") or 0), int(d.get("failures") or 0),
-                      float(d.get("next_probe_at") or 0), d.get("reason", ""), int(parked))
+    return GateStatus(
+        state,
+        cause,
+        bool(paused),
+        float(d.get("since") or 0),
+        int(d.get("failures") or 0),
+        float(d.get("next_probe_at") or 0),
+        d.get("reason", ""),
+        int(parked),
+    )
 
 
 def park(r: redis.Redis, receipt: str, created_at: float, parked: str = PARKED) -> bool:

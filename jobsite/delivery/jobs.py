@@ -21,6 +21,7 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from .. import keyspace
 from ..records import store
 from ..records.store import State
 from ..redisdb.clock import server_now
@@ -86,16 +87,23 @@ def delivery_queue(r: redis.Redis) -> Queue:
 
 def queues(r: redis.Redis) -> list[Queue]:
     """The queues a worker serves, the most urgent first."""
-    return [Queue(MAIL_QUEUE, connection=r, job_class=TaskJob), delivery_queue(r),
-            Queue(SOURCING_QUEUE, connection=r, job_class=TaskJob),
-            Queue(ALERTS_QUEUE, connection=r, job_class=TaskJob),
-            Queue(FOLLOWUP_QUEUE, connection=r, job_class=TaskJob)]
+    return [
+        Queue(MAIL_QUEUE, connection=r, job_class=TaskJob),
+        delivery_queue(r),
+        Queue(SOURCING_QUEUE, connection=r, job_class=TaskJob),
+        Queue(ALERTS_QUEUE, connection=r, job_class=TaskJob),
+        Queue(FOLLOWUP_QUEUE, connection=r, job_class=TaskJob),
+    ]
 
 
 def _job_options(receipt: str) -> dict[str, Any]:
     """Options of a delivery job (the timeout is passed apart: RQ names it differently in enqueue_many)."""
-    return dict(job_id=f"d-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0,
-                on_failure=Callback(DELIVERY_CRASHED), description=f"deliver {receipt[:8]}")
+    return dict(
+        job_id=f"d-{receipt}-{uuid.uuid4().hex[:8]}",
+        result_ttl=0,
+        on_failure=Callback(DELIVERY_CRASHED),
+        description=f"deliver {receipt[:8]}",
+    )
 
 
 def _not_before(at: float) -> datetime:
@@ -114,8 +122,9 @@ def _due(r: redis.Redis, at: float | None) -> datetime | None:
     return _not_before(server_now(r) + delay) if delay > 0 else None
 
 
-def enqueue_delivery(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pipeline | None = None,
-                     at: float | None = None) -> str:
+def enqueue_delivery(
+    r: redis.Redis, receipt: str, *, pipeline: redis.client.Pipeline | None = None, at: float | None = None
+) -> str:
     """Queue (or schedule at epoch `at`) a delivery of `receipt`; returns the job id."""
     q = delivery_queue(r)
     options = _job_options(receipt)
@@ -126,13 +135,19 @@ def enqueue_delivery(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pip
     return str(options["job_id"])
 
 
-def enqueue_sourced(r: redis.Redis, person_id: str, *, pipeline: redis.client.Pipeline | None = None,
-                    at: float | None = None) -> str:
+def enqueue_sourced(
+    r: redis.Redis, person_id: str, *, pipeline: redis.client.Pipeline | None = None, at: float | None = None
+) -> str:
     """Queue (or schedule at epoch `at`) a delivery of a sourced person (sourcing/); returns the job id. On their own
     queue, which a worker serves only when no application waits; they share the gate and Lever's limits."""
     q = Queue(SOURCING_QUEUE, connection=r)
-    options = dict(job_id=f"s-{person_id}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=JOB_TIMEOUT_S,
-                   description=f"deliver sourced {person_id[:8]}", pipeline=pipeline)
+    options = dict(
+        job_id=f"s-{person_id}-{uuid.uuid4().hex[:8]}",
+        result_ttl=0,
+        job_timeout=JOB_TIMEOUT_S,
+        description=f"deliver sourced {person_id[:8]}",
+        pipeline=pipeline,
+    )
     if (due := _due(r, at)) is not None:
         q.enqueue_at(due, DELIVER_SOURCED, person_id, **options)
     else:
@@ -140,35 +155,75 @@ def enqueue_sourced(r: redis.Redis, person_id: str, *, pipeline: redis.client.Pi
     return str(options["job_id"])
 
 
-def enqueue_confirmation_email(r: redis.Redis, receipt: str, *, pipeline: redis.client.Pipeline | None = None,
-                               at: float | None = None, attempt: int = 0) -> str:
+def enqueue_confirmation_email(
+    r: redis.Redis,
+    receipt: str,
+    *,
+    pipeline: redis.client.Pipeline | None = None,
+    at: float | None = None,
+    attempt: int = 0,
+) -> str:
     """Queue (or schedule at epoch `at`) try number `attempt` (from 0) of the application's confirmation email.
     The job carries only the receipt: the address is read when it is sent, and is gone once it is purged."""
-    return _enqueue_email(r, CONFIRMATION_EMAIL, receipt, f"confirmation email {receipt[:8]}", pipeline=pipeline,
-                          at=at, attempt=attempt)
+    return _enqueue_email(
+        r, CONFIRMATION_EMAIL, receipt, f"confirmation email {receipt[:8]}", pipeline=pipeline, at=at, attempt=attempt
+    )
 
 
-def enqueue_optin_email(r: redis.Redis, person_id: str, *, pipeline: redis.client.Pipeline | None = None,
-                        at: float | None = None, attempt: int = 0) -> str:
+def enqueue_optin_email(
+    r: redis.Redis,
+    person_id: str,
+    *,
+    pipeline: redis.client.Pipeline | None = None,
+    at: float | None = None,
+    attempt: int = 0,
+) -> str:
     """Queue (or schedule) try number `attempt` of a talent-community sign-up's opt-in email (sourcing/optin.py),
     on the same terms as the confirmation email: only the person's id in the job."""
-    return _enqueue_email(r, OPTIN_EMAIL, person_id, f"opt-in email {person_id[:8]}", pipeline=pipeline, at=at,
-                          attempt=attempt)
+    return _enqueue_email(
+        r, OPTIN_EMAIL, person_id, f"opt-in email {person_id[:8]}", pipeline=pipeline, at=at, attempt=attempt
+    )
 
 
-def enqueue_alert_confirmation(r: redis.Redis, sub_id: str, *, pipeline: redis.client.Pipeline | None = None,
-                               at: float | None = None, attempt: int = 0) -> str:
+def enqueue_alert_confirmation(
+    r: redis.Redis,
+    sub_id: str,
+    *,
+    pipeline: redis.client.Pipeline | None = None,
+    at: float | None = None,
+    attempt: int = 0,
+) -> str:
     """Queue (or schedule) try number `attempt` of a job alert subscription's confirmation email
     (alerts/confirmation.py), on the same terms as the confirmation email: only the subscription's id in the job."""
-    return _enqueue_email(r, ALERT_CONFIRMATION_EMAIL, sub_id, f"alert confirmation {sub_id[:8]}", pipeline=pipeline,
-                          at=at, attempt=attempt)
+    return _enqueue_email(
+        r,
+        ALERT_CONFIRMATION_EMAIL,
+        sub_id,
+        f"alert confirmation {sub_id[:8]}",
+        pipeline=pipeline,
+        at=at,
+        attempt=attempt,
+    )
 
 
-def _enqueue_email(r: redis.Redis, task: str, subject: str, description: str, *,
-                   pipeline: redis.client.Pipeline | None, at: float | None, attempt: int) -> str:
+def _enqueue_email(
+    r: redis.Redis,
+    task: str,
+    subject: str,
+    description: str,
+    *,
+    pipeline: redis.client.Pipeline | None,
+    at: float | None,
+    attempt: int,
+) -> str:
     q = Queue(MAIL_QUEUE, connection=r)
-    options = dict(job_id=f"m-{subject}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=MAIL_JOB_TIMEOUT_S,
-                   description=description, pipeline=pipeline)
+    options = dict(
+        job_id=f"m-{subject}-{uuid.uuid4().hex[:8]}",
+        result_ttl=0,
+        job_timeout=MAIL_JOB_TIMEOUT_S,
+        description=description,
+        pipeline=pipeline,
+    )
     if (due := _due(r, at)) is not None:
         q.enqueue_at(due, task, subject, attempt, **options)
     else:
@@ -179,10 +234,18 @@ def _enqueue_email(r: redis.Redis, task: str, subject: str, description: str, *,
 def enqueue_alert_matching(r: redis.Redis, posting_ids: Iterable[str]) -> None:
     """Queue one matching job per newly published posting (alerts/fanout.py), on the alerts queue."""
     q = Queue(ALERTS_QUEUE, connection=r)
-    datas = [Queue.prepare_data(MATCH_ALERTS, (p,), timeout=ALERT_JOB_TIMEOUT_S, result_ttl=0,
-                                job_id=f"am-{p[:40]}-{uuid.uuid4().hex[:8]}", description=f"match alerts {p[:8]}",
-                                on_failure=Callback(ALERTS_CRASHED))
-             for p in posting_ids]
+    datas = [
+        Queue.prepare_data(
+            MATCH_ALERTS,
+            (p,),
+            timeout=ALERT_JOB_TIMEOUT_S,
+            result_ttl=0,
+            job_id=f"am-{p[:40]}-{uuid.uuid4().hex[:8]}",
+            description=f"match alerts {p[:8]}",
+            on_failure=Callback(ALERTS_CRASHED),
+        )
+        for p in posting_ids
+    ]
     if datas:
         q.enqueue_many(datas)
 
@@ -190,10 +253,18 @@ def enqueue_alert_matching(r: redis.Redis, posting_ids: Iterable[str]) -> None:
 def enqueue_alert_sends(r: redis.Redis, groups: Iterable[list[str]]) -> None:
     """Queue one send job per group of due subscriptions (alerts/digest.py), spread over every worker."""
     q = Queue(ALERTS_QUEUE, connection=r)
-    datas = [Queue.prepare_data(SEND_ALERTS, (g,), timeout=ALERT_JOB_TIMEOUT_S, result_ttl=0,
-                                job_id=f"as-{uuid.uuid4().hex[:16]}", description=f"send {len(g)} alert(s)",
-                                on_failure=Callback(ALERTS_CRASHED))
-             for g in groups]
+    datas = [
+        Queue.prepare_data(
+            SEND_ALERTS,
+            (g,),
+            timeout=ALERT_JOB_TIMEOUT_S,
+            result_ttl=0,
+            job_id=f"as-{uuid.uuid4().hex[:16]}",
+            description=f"send {len(g)} alert(s)",
+            on_failure=Callback(ALERTS_CRASHED),
+        )
+        for g in groups
+    ]
     if datas:
         q.enqueue_many(datas)
 
@@ -201,8 +272,12 @@ def enqueue_alert_sends(r: redis.Redis, groups: Iterable[list[str]]) -> None:
 def enqueue_tagging(r: redis.Redis, receipt: str, *, at: float | None = None, attempt: int = 0) -> str:
     """Queue (or schedule at epoch `at`) try number `attempt` of tagging a delivered application's opportunity."""
     q = Queue(FOLLOWUP_QUEUE, connection=r)
-    options = dict(job_id=f"t-{receipt}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=JOB_TIMEOUT_S,
-                   description=f"tag {receipt[:8]}")
+    options = dict(
+        job_id=f"t-{receipt}-{uuid.uuid4().hex[:8]}",
+        result_ttl=0,
+        job_timeout=JOB_TIMEOUT_S,
+        description=f"tag {receipt[:8]}",
+    )
     if (due := _due(r, at)) is not None:
         q.enqueue_at(due, TAG, receipt, attempt, **options)
     else:
@@ -213,8 +288,9 @@ def enqueue_tagging(r: redis.Redis, receipt: str, *, at: float | None = None, at
 def enqueue_sync(r: redis.Redis, *, refresh_names: bool = False) -> str:
     """Queue one sync of the pipeline with Lever."""
     job_id = f"sync-{uuid.uuid4().hex[:12]}"
-    Queue(FOLLOWUP_QUEUE, connection=r).enqueue(SYNC, refresh_names, job_id=job_id, result_ttl=0,
-                                                job_timeout=JOB_TIMEOUT_S, description="sync the pipeline")
+    Queue(FOLLOWUP_QUEUE, connection=r).enqueue(
+        SYNC, refresh_names, job_id=job_id, result_ttl=0, job_timeout=JOB_TIMEOUT_S, description="sync the pipeline"
+    )
     return job_id
 
 
@@ -262,8 +338,15 @@ def schedule_probe(r: redis.Redis, delay_s: float, lease_s: int, *, replace: boo
                 return False
             pipe.multi()
             gate.claim_probe(pipe, job_id, at, int(delay_s + lease_s + 60))
-            delivery_queue(r).enqueue_at(_not_before(at), PROBE, job_id=job_id, result_ttl=0,
-                                         job_timeout=JOB_TIMEOUT_S, description="probe Lever", pipeline=pipe)
+            delivery_queue(r).enqueue_at(
+                _not_before(at),
+                PROBE,
+                job_id=job_id,
+                result_ttl=0,
+                job_timeout=JOB_TIMEOUT_S,
+                description="probe Lever",
+                pipeline=pipe,
+            )
             pipe.execute()
         except redis.WatchError:  # another process claimed (or dropped) it meanwhile
             return False
@@ -283,15 +366,19 @@ def drop_lost_probe(r: redis.Redis) -> bool:
 
 def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
     """Queue applications that need attention (or wait) for delivery now; returns the receipts queued."""
-    chosen = [rec.receipt for rec in store.load_many(r, receipts)
-              if rec.state in (State.NEEDS_ATTENTION, State.WAITING, State.QUEUED)]
+    chosen = [
+        rec.receipt
+        for rec in store.load_many(r, receipts)
+        if rec.state in (State.NEEDS_ATTENTION, State.WAITING, State.QUEUED)
+    ]
     for receipt in chosen:
         store.log_attempt(r, receipt, "retry", None, "queued again by hand")
     release(r, chosen, retry_attention=True)
     return chosen
 
 
-UNQUEUED = "jobs:unqueued:{}"  # exists once a check saw the job "queued" in no queue (value: 1); expires
+# exists once a check saw the job "queued" in no queue (value: 1); expires
+UNQUEUED = keyspace.name("jobs:unqueued:{}")
 UNQUEUED_TTL_S = 900  # longer than any gap between two upkeeps (JOBSITE_UPKEEP_INTERVAL_S is at most 60 s)
 _RUNNING = {JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value, JobStatus.STARTED.value}
 
@@ -328,12 +415,22 @@ def alive(r: redis.Redis, job_ids: Iterable[str], *, started_within_s: float | N
             pipe.hmget(Job.key_for(job_id), "status", "origin", "started_at")
         read = pipe.execute()
     now = time.time()
-    live = {j for j, (status, _, started) in zip(ids, read, strict=True)
-            if status and status.decode() in _RUNNING
-            and (started_within_s is None or status.decode() != JobStatus.STARTED.value
-                 or now - _epoch(started) <= started_within_s)}
-    queued = [(j, origin.decode()) for j, (status, origin, _) in zip(ids, read, strict=True)
-              if status and status.decode() == JobStatus.QUEUED.value and origin]
+    live = {
+        j
+        for j, (status, _, started) in zip(ids, read, strict=True)
+        if status
+        and status.decode() in _RUNNING
+        and (
+            started_within_s is None
+            or status.decode() != JobStatus.STARTED.value
+            or now - _epoch(started) <= started_within_s
+        )
+    }
+    queued = [
+        (j, origin.decode())
+        for j, (status, origin, _) in zip(ids, read, strict=True)
+        if status and status.decode() == JobStatus.QUEUED.value and origin
+    ]
     if not queued:
         return live
     with r.pipeline(transaction=False) as pipe:  # each queue read once: one LPOS per job over a long queue, for

@@ -32,6 +32,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from .. import keyspace
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import Unfenced
 from ..redisdb import redis_server
@@ -46,7 +47,8 @@ RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
 REPLICA_RETRY_S = 2.0  # a send whose in-flight mark the replicas did not acknowledge is tried again after this,
 REPLICA_RETRY_CAP_S = 60.0  # ... doubled per held send (every worker's) since the replicas last acknowledged, to this
-UNACKED = "replication:unacked"  # hash while the replicas acknowledge no in-flight mark: since, held; expires
+# hash while the replicas acknowledge no in-flight mark: since, held; expires
+UNACKED = keyspace.name("replication:unacked")
 UNACKED_TTL_S = 3600  # (a key left by a process that stopped trying: the dashboard's notice ends)
 FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
 FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
@@ -115,8 +117,10 @@ def unreplicated_retry_s(r: redis.Redis) -> float:
     except redis.RedisError:
         return REPLICA_RETRY_CAP_S
     if held == 1:
-        log.warning("Redis replicas do not acknowledge the in-flight marks (JOBSITE_REDIS_MIN_REPLICAS): nothing is "
-                    "sent to Lever until they do; held sends are tried again with backoff")
+        log.warning(
+            "Redis replicas do not acknowledge the in-flight marks (JOBSITE_REDIS_MIN_REPLICAS): nothing is "
+            "sent to Lever until they do; held sends are tried again with backoff"
+        )
     return backoff.delay(held - 1, REPLICA_RETRY_S, REPLICA_RETRY_CAP_S)
 
 
@@ -173,8 +177,9 @@ class Fence:
         except redis.WatchError:
             raise LockError("the lease changed while the send was recorded", lock_name=key) from None
         if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms, vouch=sent):
-            raise Unreplicated(f"the in-flight mark is not on {self.replicas} Redis replica(s) within "
-                               f"{self.replica_wait_ms} ms")
+            raise Unreplicated(
+                f"the in-flight mark is not on {self.replicas} Redis replica(s) within {self.replica_wait_ms} ms"
+            )
         self.checked = time.monotonic()
 
     def recheck(self) -> None:
@@ -203,8 +208,10 @@ class Fence:
             # The replicas acknowledged no mark at the last try: ask them before taking a pacing slot, which a send
             # held for them would waste (an empty WAIT: it says only whether they acknowledge now).
             if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms, vouch={}):
-                raise Unreplicated(f"the Redis replicas ({self.replicas} required) acknowledge no write within "
-                                   f"{self.replica_wait_ms} ms")
+                raise Unreplicated(
+                    f"the Redis replicas ({self.replicas} required) acknowledge no write within "
+                    f"{self.replica_wait_ms} ms"
+                )
             self.r.delete(UNACKED)
 
         def before_send(slot_at: float) -> None:
@@ -242,10 +249,19 @@ def lost_many(r: redis.Redis, items: list[Held], lease_s: int) -> list[bool]:
         for item in items:
             pipe.exists(item.lease_key)
         leased = pipe.execute()
-    live = jobs.alive(r, [item.job_id for item, held in zip(items, leased, strict=True)
-                          if not held and not item.delivering and item.idle_s > lease_s], started_within_s=lease_s)
-    return [not held and (item.delivering or (item.idle_s > lease_s and item.job_id not in live))
-            for item, held in zip(items, leased, strict=True)]
+    live = jobs.alive(
+        r,
+        [
+            item.job_id
+            for item, held in zip(items, leased, strict=True)
+            if not held and not item.delivering and item.idle_s > lease_s
+        ],
+        started_within_s=lease_s,
+    )
+    return [
+        not held and (item.delivering or (item.idle_s > lease_s and item.job_id not in live))
+        for item, held in zip(items, leased, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..delivery import gate
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
@@ -30,17 +31,20 @@ from . import tagging
 
 log = logging.getLogger(__name__)
 
-OPP = "pipeline:opp:{}"  # hash of one tracked opportunity
-OPPS = "pipeline:opps"  # set of tracked opportunity ids
-NAMES = "pipeline:names"  # hash: stage:<id> -> text, reason:<id> -> text, hired:<id> -> 1, order:<id> -> index
-NAMES_REFRESHED = "pipeline:names_refreshed"  # exists for a minute after names were fetched: one refresh, no storm
-SYNCED_AT = "pipeline:synced_at"  # Lever ms of the last complete sync
-SYNC_LOCK = "pipeline:sync_lock"  # exists while a sync is due or running (one at a time, every JOBSITE_PIPELINE_SYNC_S)
-PREFIX = "pipeline:tag_prefix"  # the tag prefix the last sync read source and campaign tags with
-SEEN = "pipeline:webhook:{}"  # a webhook token already applied (kept past the stale limit)
+OPP = keyspace.name("pipeline:opp:{}")  # hash of one tracked opportunity
+OPPS = keyspace.name("pipeline:opps")  # set of tracked opportunity ids
+# hash: stage:<id> -> text, reason:<id> -> text, hired:<id> -> 1, order:<id> -> index
+NAMES = keyspace.name("pipeline:names")
+# exists for a minute after names were fetched: one refresh, no storm
+NAMES_REFRESHED = keyspace.name("pipeline:names_refreshed")
+# Lever ms of the last complete sync
+SYNCED_AT = keyspace.name("pipeline:synced_at")
+# exists while a sync is due or running (one at a time, every JOBSITE_PIPELINE_SYNC_S)
+SYNC_LOCK = keyspace.name("pipeline:sync_lock")
+PREFIX = keyspace.name("pipeline:tag_prefix")  # the tag prefix the last sync read source and campaign tags with
+SEEN = keyspace.name("pipeline:webhook:{}")  # a webhook token already applied (kept past the stale limit)
 SYNC_MARGIN_MS = 60_000  # re-read this much before the last sync: clocks differ, and updates land while we read
-EVENTS = ("applicationCreated", "candidateStageChange", "candidateArchiveChange", "candidateHired",
-          "candidateDeleted")
+EVENTS = ("applicationCreated", "candidateStageChange", "candidateArchiveChange", "candidateHired", "candidateDeleted")
 
 
 def track(r: redis.Redis, record: Record) -> None:
@@ -48,21 +52,46 @@ def track(r: redis.Redis, record: Record) -> None:
     if not record.opportunity_id:
         return
     key = OPP.format(record.opportunity_id)
-    r.hset(key, mapping={"posting_id": record.posting_id, "posting": record.posting_title,
-                         "source": record.source, "campaign": record.campaign, "contact_id": record.contact_id})
+    r.hset(
+        key,
+        mapping={
+            "posting_id": record.posting_id,
+            "posting": record.posting_title,
+            "source": record.source,
+            "campaign": record.campaign,
+            "contact_id": record.contact_id,
+        },
+    )
     r.hsetnx(key, "created_at", int(record.delivered_at * 1000))
     r.hsetnx(key, "stage_id", "applicant-new")
     r.sadd(OPPS, record.opportunity_id)
 
 
-def track_sourced(r: redis.Redis, opportunity_id: str, *, posting_id: str, posting: str, source: str,
-                  contact_id: str, created_at_ms: int) -> None:
+def track_sourced(
+    r: redis.Redis,
+    opportunity_id: str,
+    *,
+    posting_id: str,
+    posting: str,
+    source: str,
+    contact_id: str,
+    created_at_ms: int,
+) -> None:
     """Follow an opportunity sourcing created (a talent-community sign-up, an event capture) beside the
     applications: `source` says which ("talent community", "event: <name>"), so the funnel by source shows which
     event produced hires. Lever's webhooks keep its stage (the sync follows the site's tag, which it does not carry)."""
     key = OPP.format(opportunity_id)
-    r.hset(key, mapping={"posting_id": posting_id, "posting": posting or ("(no posting)" if not posting_id else ""),
-                         "source": source, "campaign": "", "contact_id": contact_id, "sourced": 1})
+    r.hset(
+        key,
+        mapping={
+            "posting_id": posting_id,
+            "posting": posting or ("(no posting)" if not posting_id else ""),
+            "source": source,
+            "campaign": "",
+            "contact_id": contact_id,
+            "sourced": 1,
+        },
+    )
     r.hsetnx(key, "created_at", created_at_ms)
     r.hsetnx(key, "stage_id", "lead-new")
     r.sadd(OPPS, opportunity_id)
@@ -94,8 +123,9 @@ def _ensure_names(services: Services, ids: Iterable[str]) -> None:
     """Refresh the names when an id is unknown, at most once a minute (a refresh that fails is tried next time)."""
     r = services.redis
     known = _names(r)
-    if any(f"stage:{i}" not in known and f"reason:{i}" not in known for i in ids if i) and \
-            r.set(NAMES_REFRESHED, "1", nx=True, ex=60):
+    if any(f"stage:{i}" not in known and f"reason:{i}" not in known for i in ids if i) and r.set(
+        NAMES_REFRESHED, "1", nx=True, ex=60
+    ):
         try:
             refresh_names(services)
         except (LeverError, RateLimitWait):
@@ -123,9 +153,12 @@ def _apply(r: redis.Redis, opportunity: dict[str, Any]) -> None:
     tags = opportunity.get("tags") or []
     fields: dict[str, Any] = {
         "stage_id": stage.get("id") if isinstance(stage, dict) else (stage or ""),
-        "archive_reason": archived.get("reason") or "", "archived_at": archived.get("archivedAt") or 0,
-        "created_at": opportunity.get("createdAt") or 0, "advanced_at": opportunity.get("lastAdvancedAt") or 0,
-        "updated_at": opportunity.get("updatedAt") or 0, "contact_id": opportunity.get("contact") or "",
+        "archive_reason": archived.get("reason") or "",
+        "archived_at": archived.get("archivedAt") or 0,
+        "created_at": opportunity.get("createdAt") or 0,
+        "advanced_at": opportunity.get("lastAdvancedAt") or 0,
+        "updated_at": opportunity.get("updatedAt") or 0,
+        "contact_id": opportunity.get("contact") or "",
     }
     for t in tags:  # our own tags say where the candidate came from
         for kind in ("source", "campaign"):
@@ -182,8 +215,9 @@ class WebhookRefused(Exception):
     """A stale or replayed webhook: refused, nothing changed."""
 
 
-def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int, *,
-                  forget: Callable[[Services, str], object]) -> bool:
+def apply_webhook(
+    services: Services, envelope: dict[str, Any], max_age_s: int, *, forget: Callable[[Services, str], object]
+) -> bool:
     """Apply a verified webhook once; True if it concerned an opportunity from the site. Raises WebhookRefused for
     one triggered too long ago (or in the future) or whose token was seen before.
 
@@ -207,8 +241,9 @@ def apply_webhook(services: Services, envelope: dict[str, Any], max_age_s: int, 
         raise
 
 
-def _apply_event(services: Services, envelope: dict[str, Any], triggered: int,
-                 forget: Callable[[Services, str], object]) -> bool:
+def _apply_event(
+    services: Services, envelope: dict[str, Any], triggered: int, forget: Callable[[Services, str], object]
+) -> bool:
     r = services.redis
     data = envelope.get("data") or {}
     event = envelope.get("event")
@@ -229,14 +264,17 @@ def _apply_event(services: Services, envelope: dict[str, Any], triggered: int,
     if int(r.hget(key, "updated_at") or 0) > triggered:
         return True  # a newer state is already known: applying this would undo it
     if event == "candidateStageChange":
-        r.hset(key, mapping={"stage_id": str(data.get("toStageId") or ""), "advanced_at": triggered,
-                             "updated_at": triggered})
+        r.hset(
+            key,
+            mapping={"stage_id": str(data.get("toStageId") or ""), "advanced_at": triggered, "updated_at": triggered},
+        )
         _ensure_names(services, [str(data.get("toStageId") or "")])
     elif event == "candidateArchiveChange":
         to = data.get("toArchived") or {}
         reason = str(to.get("reason") or "") if isinstance(to, dict) else ""
-        r.hset(key, mapping={"archive_reason": reason, "archived_at": triggered if reason else 0,
-                             "updated_at": triggered})
+        r.hset(
+            key, mapping={"archive_reason": reason, "archived_at": triggered if reason else 0, "updated_at": triggered}
+        )
         _ensure_names(services, [reason])
     elif event == "candidateHired":
         names = _names(r)
@@ -283,11 +321,21 @@ def rows(r: redis.Redis, since: float | None = None, until: float | None = None)
         if (since and created < since) or (until and created >= until):
             continue
         reason = d.get("archive_reason", "")
-        out.append(Row(opp_id, d.get("posting") or d.get("posting_id", ""), d.get("source", ""),
-                       d.get("campaign", ""), names.get(f"stage:{d.get('stage_id', '')}", d.get("stage_id", "")),
-                       bool(reason), names.get(f"reason:{reason}", reason) if reason else "",
-                       names.get(f"hired:{reason}") == "1", created, int(d.get("advanced_at") or 0) / 1000,
-                       d.get("contact_id", "")))
+        out.append(
+            Row(
+                opp_id,
+                d.get("posting") or d.get("posting_id", ""),
+                d.get("source", ""),
+                d.get("campaign", ""),
+                names.get(f"stage:{d.get('stage_id', '')}", d.get("stage_id", "")),
+                bool(reason),
+                names.get(f"reason:{reason}", reason) if reason else "",
+                names.get(f"hired:{reason}") == "1",
+                created,
+                int(d.get("advanced_at") or 0) / 1000,
+                d.get("contact_id", ""),
+            )
+        )
     return sorted(out, key=lambda row: row.created_at, reverse=True)
 
 
@@ -295,8 +343,11 @@ def funnel(r: redis.Redis, found: list[Row], by: str) -> list[dict[str, Any]]:
     """Per posting (`by="posting"`) or per source and campaign (`by="source"`): applied, then how many reached
     each stage (in Lever's order; a candidate past a stage reached it), then hired, with rates of applied."""
     names = _names(r)
-    order = {v: int(names[f"order:{k.split(':', 1)[1]}"]) for k, v in names.items()
-             if k.startswith("stage:") and f"order:{k.split(':', 1)[1]}" in names}
+    order = {
+        v: int(names[f"order:{k.split(':', 1)[1]}"])
+        for k, v in names.items()
+        if k.startswith("stage:") and f"order:{k.split(':', 1)[1]}" in names
+    }
     stages = [name for name, _ in sorted(order.items(), key=lambda x: x[1])]
     groups: dict[str, list[Row]] = {}
     for row in found:
@@ -307,23 +358,45 @@ def funnel(r: redis.Redis, found: list[Row], by: str) -> list[dict[str, Any]]:
         applied = len(members)
         reached = Counter(st for row in members for st in stages[: order.get(row.stage, 0) + 1])
         hired = sum(row.hired for row in members)
-        out.append({"group": key, "applied": applied,
-                    "stages": [{"stage": st, "count": reached[st], "rate": round(reached[st] / applied, 3)}
-                               for st in stages],
-                    "hired": hired, "hired_rate": round(hired / applied, 3)})
+        out.append(
+            {
+                "group": key,
+                "applied": applied,
+                "stages": [
+                    {"stage": st, "count": reached[st], "rate": round(reached[st] / applied, 3)} for st in stages
+                ],
+                "hired": hired,
+                "hired_rate": round(hired / applied, 3),
+            }
+        )
     return out
 
 
 def report(r: redis.Redis, since: float | None = None, until: float | None = None) -> dict[str, Any]:
     """The whole report as plain data (the console, the CLI's JSON)."""
     found = rows(r, since, until)
-    return {"synced_at": int(r.get(SYNCED_AT) or 0) / 1000, "opportunities": len(found),
-            "hired": sum(x.hired for x in found), "rows": [x.__dict__ for x in found],
-            "by_posting": funnel(r, found, "posting"), "by_source": funnel(r, found, "source")}
+    return {
+        "synced_at": int(r.get(SYNCED_AT) or 0) / 1000,
+        "opportunities": len(found),
+        "hired": sum(x.hired for x in found),
+        "rows": [x.__dict__ for x in found],
+        "by_posting": funnel(r, found, "posting"),
+        "by_source": funnel(r, found, "source"),
+    }
 
 
-CSV_COLUMNS = ("opportunity_id", "posting", "source", "campaign", "stage", "archived", "archive_reason", "hired",
-               "created_at", "advanced_at")
+CSV_COLUMNS = (
+    "opportunity_id",
+    "posting",
+    "source",
+    "campaign",
+    "stage",
+    "archived",
+    "archive_reason",
+    "hired",
+    "created_at",
+    "advanced_at",
+)
 
 
 def to_csv(found: list[Row]) -> str:

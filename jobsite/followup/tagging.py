@@ -17,6 +17,7 @@ from enum import StrEnum
 
 import redis
 
+from .. import keyspace
 from ..delivery import backoff, gate, outcomes, sender
 from ..delivery.deliverer import locate_opportunity, look_for_duplicates
 from ..lever.client import LeverClient, LeverError
@@ -33,7 +34,7 @@ TAG_TRIES = 10  # failed tagging is tried this often (rate limits and maintenanc
 TAG_RETRY_BASE_S = 5.0
 TAG_RETRY_CAP_S = 900.0
 NOT_FOUND_RETRY_S = 60.0  # Lever does not list the opportunity yet: look again this much later (then backoff)
-PARKED = "followup:parked"  # zset: receipt -> when its tagging was parked behind the closed gate
+PARKED = keyspace.name("followup:parked")  # zset: receipt -> when its tagging was parked behind the closed gate
 
 
 class Step(StrEnum):
@@ -117,8 +118,11 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
             look_for_duplicates(services, record, paced)
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
-            targets += [str(o["id"]) for o in paced.list_opportunities(contact_id=record.contact_id)
-                        if o.get("id") != record.opportunity_id]
+            targets += [
+                str(o["id"])
+                for o in paced.list_opportunities(contact_id=record.contact_id)
+                if o.get("id") != record.opportunity_id
+            ]
         confirmed = wanted
         for opportunity_id in targets:
             got = paced.add_tags(opportunity_id, wanted)
@@ -137,13 +141,15 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     return FollowUp(Step.DONE)
 
 
-def _wait(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-          decision: sender.Decision) -> FollowUp:
+def _wait(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     return FollowUp(Step.RETRY, retry_at=time.time() + verdict.wait_s, attempt=attempt)
 
 
-def _behind_the_gate(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-                     decision: sender.Decision) -> FollowUp:
+def _behind_the_gate(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     """Lever takes nothing now: close the gate as a delivery would, and wait behind it (upkeep releases it)."""
     r, s = services.redis, services.settings
     assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
@@ -154,21 +160,27 @@ def _behind_the_gate(services: Services, record: Record, attempt: int, verdict: 
     return FollowUp(Step.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
 
 
-def _failed(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-            decision: sender.Decision) -> FollowUp:
+def _failed(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     return _retry(services, record, attempt, verdict.why)  # adding a tag twice changes nothing: resend
 
 
-def _refused(services: Services, record: Record, attempt: int, verdict: outcomes.Verdict,
-             decision: sender.Decision) -> FollowUp:
+def _refused(
+    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+) -> FollowUp:
     why = f"Lever refused the tags ({verdict.status}): {verdict.message}"  # the key or the request: a person looks
     store.update(services.redis, record, tagging=why)
     store.log_attempt(services.redis, record.receipt, "tags", verdict.status, why)
     return FollowUp(Step.GAVE_UP)
 
 
-_ACTS = {sender.Action.WAIT: _wait, sender.Action.CLOSE_GATE: _behind_the_gate, sender.Action.RETRY: _failed,
-         sender.Action.NEEDS_ATTENTION: _refused}  # what each of the policy's actions is for a tagging
+_ACTS = {
+    sender.Action.WAIT: _wait,
+    sender.Action.CLOSE_GATE: _behind_the_gate,
+    sender.Action.RETRY: _failed,
+    sender.Action.NEEDS_ATTENTION: _refused,
+}  # what each of the policy's actions is for a tagging
 
 
 def _retry(services: Services, record: Record, attempt: int, why: str, base_s: float = TAG_RETRY_BASE_S) -> FollowUp:
@@ -211,7 +223,14 @@ def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
     for o in found:
         stage = o.get("stage")
         apps = [a for a in o.get("applications") or [] if isinstance(a, dict)]
-        out.append({"id": o.get("id"), "stage": stage.get("text") if isinstance(stage, dict) else stage,
-                    "posting": apps[0].get("posting") if apps else None, "archived": o.get("archived"),
-                    "tags": o.get("tags") or [], "created_at": (o.get("createdAt") or 0) / 1000})
+        out.append(
+            {
+                "id": o.get("id"),
+                "stage": stage.get("text") if isinstance(stage, dict) else stage,
+                "posting": apps[0].get("posting") if apps else None,
+                "archived": o.get("archived"),
+                "tags": o.get("tags") or [],
+                "created_at": (o.get("createdAt") or 0) / 1000,
+            }
+        )
     return out

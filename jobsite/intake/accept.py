@@ -32,7 +32,6 @@ from ..services import Services
 log = logging.getLogger(__name__)
 
 
-
 class NowhereToKeep(Exception):
     """Redis cannot be reached and this machine's spool cannot be written (its disk is full): nothing keeps the
     application, so it is not accepted; the candidate keeps the form and tries again."""
@@ -65,21 +64,41 @@ def previous(svc: Services, idem: Idempotency | None, r: redis.Redis | None = No
     return Receipt(idem.bound(spooled), State.WAITING.public) if spooled else None
 
 
-def submit(svc: Services, application: Application, files: Mapping[str, UploadedFile], *,
-           posting_title: str = "", idempotency: Idempotency | None = None,
-           attribution: Attribution | None = None, client: str = "", language: str = "") -> Receipt:
+def submit(
+    svc: Services,
+    application: Application,
+    files: Mapping[str, UploadedFile],
+    *,
+    posting_title: str = "",
+    idempotency: Idempotency | None = None,
+    attribution: Attribution | None = None,
+    client: str = "",
+    language: str = "",
+) -> Receipt:
     """Persist and queue an application; returns its receipt only once it is durable. A used idempotency key
     returns the first receipt or raises IdempotencyConflict (checked atomically with the write). `attribution` is
     where the candidate came from; `client` the integrator whose backend sent it, if one did; `language` the one
     the candidate saw the site in."""
     receipt = store.new_receipt()
     stored, contents = uploads.describe(files)
-    record = Record(receipt=receipt, posting_id=application.posting_id, state=State.QUEUED, created_at=time.time(),
-                    application=application, files=stored, posting_title=posting_title, client=client,
-                    language=language)
+    record = Record(
+        receipt=receipt,
+        posting_id=application.posting_id,
+        state=State.QUEUED,
+        created_at=time.time(),
+        application=application,
+        files=stored,
+        posting_title=posting_title,
+        client=client,
+        language=language,
+    )
     where = attribution or Attribution()
-    record.source, record.medium, record.campaign, record.referrer = (where.source, where.medium, where.campaign,
-                                                                      where.referrer)
+    record.source, record.medium, record.campaign, record.referrer = (
+        where.source,
+        where.medium,
+        where.campaign,
+        where.referrer,
+    )
     try:
         r = svc.request_redis()
         check_room(svc.admission, 0 if svc.settings.files_url else sum(map(len, contents.values())))
@@ -97,8 +116,12 @@ def submit(svc: Services, application: Application, files: Mapping[str, Uploaded
         return spooled
     if receipt_.receipt == receipt and not replicated(svc, {store.record_key(receipt): None}):  # on the primary
         # alone (or not on the primary WAIT reached): a failover could lose it
-        log.warning("application %s not on %d Redis replica(s) within %d ms: spooled to disk as well", receipt[:8],
-                    svc.settings.redis_min_replicas, svc.settings.redis_replica_wait_ms)
+        log.warning(
+            "application %s not on %d Redis replica(s) within %d ms: spooled to disk as well",
+            receipt[:8],
+            svc.settings.redis_min_replicas,
+            svc.settings.redis_replica_wait_ms,
+        )
         return _spool(svc, record, contents, idempotency)
     if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         with contextlib.suppress(redis.RedisError):  # not yet: the drain threads try again
@@ -130,8 +153,15 @@ def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: I
     return Receipt(record.receipt, State.WAITING.public)
 
 
-def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str, bytes],
-            idem: Idempotency | None, *, fresh: bool = False) -> Receipt:
+def _commit(
+    svc: Services,
+    r: redis.Redis,
+    record: Record,
+    contents: Mapping[str, bytes],
+    idem: Idempotency | None,
+    *,
+    fresh: bool = False,
+) -> Receipt:
     """Write record + files + job (+ idempotency key) and the received count atomically. A concurrent duplicate
     loses the WATCH race and gets the winner's receipt. `fresh`: the receipt was made for this request (random, 128
     bits), so Redis cannot have it yet and is not asked (a spooled one may have been moved already).
@@ -168,8 +198,9 @@ def _commit(svc: Services, r: redis.Redis, record: Record, contents: Mapping[str
             if not r.exists(store.record_key(record.receipt)):
                 earlier = previous(svc, idem, r)
                 if earlier is None or earlier.receipt == record.receipt:
-                    raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") \
-                        from None
+                    raise redis.ConnectionError(
+                        "the transaction's outcome is unknown: nothing of it in Redis"
+                    ) from None
                 return earlier
     return Receipt(record.receipt, State.QUEUED.public)
 

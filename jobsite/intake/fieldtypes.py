@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..records.contacts import EMAIL
 from ..words import N_, Message
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # A web address with its scheme, or without one as most people write it (linkedin.com/in/ada: a dotted host, no "@"
 # nor ":" so that an email or another scheme is not taken for one), completed with https:// (`complete_url`). The
 # browser checks the same pattern (Field.rules), so it is written in the syntax both understand.

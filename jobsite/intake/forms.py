@@ -35,23 +35,48 @@ REQUIRED_BY_NAME = {
 # Lever's standard fields and its EEO section are the same on every form, so their words are ours to translate (by
 # field name, and the EEO options by their fixed English text); the questions a company wrote stay as written.
 STANDARD_LABELS = {
-    "fullName": N_("Full name"), "email": N_("Email"), "phone": N_("Phone"), "resume": N_("Resume/CV"),
-    "currentCompany": N_("Current company"), "currentLocation": N_("Current location"),
-    "preferredPostingLocation": N_("Preferred location"), "additionalInformation": N_("Additional information"),
+    "fullName": N_("Full name"),
+    "email": N_("Email"),
+    "phone": N_("Phone"),
+    "resume": N_("Resume/CV"),
+    "currentCompany": N_("Current company"),
+    "currentLocation": N_("Current location"),
+    "preferredPostingLocation": N_("Preferred location"),
+    "additionalInformation": N_("Additional information"),
 }
 EEO_LABELS = {
-    "gender": N_("Gender"), "race": N_("Race"), "veteran": N_("Veteran status"), "disability": N_("Disability"),
-    "disabilitySignature": N_("Signature"), "disabilitySignatureDate": N_("Date"),
+    "gender": N_("Gender"),
+    "race": N_("Race"),
+    "veteran": N_("Veteran status"),
+    "disability": N_("Disability"),
+    "disabilitySignature": N_("Signature"),
+    "disabilitySignatureDate": N_("Date"),
 }
 EEO_HELP = {
     "disabilitySignature": N_("If you answered the disability question, type your full name to sign that answer."),
     "disabilitySignatureDate": N_("The date you sign, such as 2026-03-14."),
 }
-EEO_OPTIONS = {str(m): m for m in (
-    N_("Male"), N_("Female"), N_("Non-binary"), N_("Decline to self-identify"), N_("Hispanic or Latino"), N_("White"),
-    N_("Black or African American"), N_("Asian"), N_("Native Hawaiian or Other Pacific Islander"),
-    N_("American Indian or Alaska Native"), N_("Two or More Races"), N_("I am a veteran"), N_("I am not a veteran"),
-    N_("Yes, I have a disability"), N_("No, I do not have a disability"), N_("I do not want to answer"))}
+EEO_OPTIONS = {
+    str(m): m
+    for m in (
+        N_("Male"),
+        N_("Female"),
+        N_("Non-binary"),
+        N_("Decline to self-identify"),
+        N_("Hispanic or Latino"),
+        N_("White"),
+        N_("Black or African American"),
+        N_("Asian"),
+        N_("Native Hawaiian or Other Pacific Islander"),
+        N_("American Indian or Alaska Native"),
+        N_("Two or More Races"),
+        N_("I am a veteran"),
+        N_("I am not a veteran"),
+        N_("Yes, I have a disability"),
+        N_("No, I do not have a disability"),
+        N_("I do not want to answer"),
+    )
+}
 PATTERNS = {t.name: t.pattern for t in fieldtypes.TYPES.values() if t.pattern}  # type -> (rule, when broken)
 
 
@@ -71,11 +96,14 @@ class Field:
         """The rules, and their messages, that the browser checks before submitting: rendered from the same
         definitions the server checks them with, so the two never disagree."""
         chosen = bool(self.kind.choice and self.options)  # the options decide, as on the server (FieldType.check)
-        rules: dict[str, Any] = {"required": self.required, "type": self.type, "file": self.kind.file,
-                                 "maxLength": 0 if chosen else self.max_length,
-                                 "options": [v for v, _ in self.options],
-                                 "messages": {"required": self.required_message,
-                                              "maxLength": Message(TOO_LONG, n=self.max_length)}}
+        rules: dict[str, Any] = {
+            "required": self.required,
+            "type": self.type,
+            "file": self.kind.file,
+            "maxLength": 0 if chosen else self.max_length,
+            "options": [v for v, _ in self.options],
+            "messages": {"required": self.required_message, "maxLength": Message(TOO_LONG, n=self.max_length)},
+        }
         if self.kind.pattern:
             regex, message = self.kind.pattern
             rules.update(pattern=regex.pattern, flags="i" if regex.flags & re.IGNORECASE else "")
@@ -131,12 +159,27 @@ def build_form(questions: Mapping[str, Any]) -> Form:
     for q in questions.get("personalInformation") or []:
         name = q.get("name", "")
         kind = "email" if name == "email" else q.get("type", "text")
-        personal.append(Field(name, STANDARD_LABELS.get(name) or q.get("text") or name, kind, bool(q.get("required")),
-                              options=tuple((o["text"], o["text"]) for o in q.get("options") or []),
-                              max_length=fieldtypes.of(kind).max_length))
+        personal.append(
+            Field(
+                name,
+                STANDARD_LABELS.get(name) or q.get("text") or name,
+                kind,
+                bool(q.get("required")),
+                options=tuple((o["text"], o["text"]) for o in q.get("options") or []),
+                max_length=fieldtypes.of(kind).max_length,
+            )
+        )
     sections = [Section(N_("Personal information"), tuple(personal))]
-    links = tuple(Field(f"urls[{u['name']}]", u.get("text") or u["name"], "url", bool(u.get("required")),
-                        max_length=fieldtypes.TYPES["url"].max_length) for u in questions.get("urls") or [])
+    links = tuple(
+        Field(
+            f"urls[{u['name']}]",
+            u.get("text") or u["name"],
+            "url",
+            bool(u.get("required")),
+            max_length=fieldtypes.TYPES["url"].max_length,
+        )
+        for u in questions.get("urls") or []
+    )
     if links:
         sections.append(Section(N_("Links"), links))
     custom_sets = []
@@ -144,23 +187,45 @@ def build_form(questions: Mapping[str, Any]) -> Form:
         fields = []
         for i, f in enumerate(qset.get("fields") or []):
             kind = f.get("type", "text")
-            fields.append(Field(custom_name(qset["id"], i), f.get("text", ""), kind, bool(f.get("required")),
-                                f.get("description") or "",
-                                tuple((o["text"], o["text"]) for o in f.get("options") or []),
-                                fieldtypes.of(kind).max_length))
+            fields.append(
+                Field(
+                    custom_name(qset["id"], i),
+                    f.get("text", ""),
+                    kind,
+                    bool(f.get("required")),
+                    f.get("description") or "",
+                    tuple((o["text"], o["text"]) for o in f.get("options") or []),
+                    fieldtypes.of(kind).max_length,
+                )
+            )
         custom_sets.append((qset["id"], len(fields)))
         sections.append(Section(qset.get("text") or N_("Questions"), tuple(fields)))
     eeo = questions.get("eeoQuestions") or {}
     if eeo:
-        sections.append(Section(N_("Voluntary self-identification"), tuple(
-            Field(f"eeo[{name}]", EEO_LABELS.get(name) or q.get("text") or name, q.get("type", "text"), False,
-                  EEO_HELP.get(name, ""),
-                  tuple((o.get("optionId", o["text"]), EEO_OPTIONS.get(o["text"], o["text"]))
-                        for o in q.get("options") or []),
-                  fieldtypes.of(q.get("type", "text")).max_length)
-            for name, q in eeo.items()),
-            note=N_("These questions are optional. Your answers are kept apart from your application and never "
-                    "affect how it is considered.")))
+        sections.append(
+            Section(
+                N_("Voluntary self-identification"),
+                tuple(
+                    Field(
+                        f"eeo[{name}]",
+                        EEO_LABELS.get(name) or q.get("text") or name,
+                        q.get("type", "text"),
+                        False,
+                        EEO_HELP.get(name, ""),
+                        tuple(
+                            (o.get("optionId", o["text"]), EEO_OPTIONS.get(o["text"], o["text"]))
+                            for o in q.get("options") or []
+                        ),
+                        fieldtypes.of(q.get("type", "text")).max_length,
+                    )
+                    for name, q in eeo.items()
+                ),
+                note=N_(
+                    "These questions are optional. Your answers are kept apart from your application and never "
+                    "affect how it is considered."
+                ),
+            )
+        )
     policies = []
     consent_html = ""
     for kind, disclosure in (questions.get("consentDisclosures") or {}).items():
@@ -196,8 +261,9 @@ def check_file(upload: UploadedFile, max_bytes: int) -> Message | None:
     return None
 
 
-def validate(form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile],
-             max_file_bytes: int) -> Application:
+def validate(
+    form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile], max_file_bytes: int
+) -> Application:
     """A clean `Application`, or `ValidationFailed` with a message per field. Unknown answers are ignored."""
     errors: dict[str, str] = {}
     app = Application(form.posting_id)

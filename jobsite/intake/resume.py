@@ -44,14 +44,23 @@ NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_'’.-]*(?:['’.-][^\W\d_]+)*\.?$")
 # Company and location where resumes state them: a labelled line ("Current company: …", "Standort: …",
 # "Entreprise : …"), or the headline under the name ("Engineer at Acme", "Ingenieurin bei Acme", "Ingénieur chez
 # Acme"; "Based in Berlin", "Wohnhaft in Köln", "Basée à Lyon"). Each in English, German and French.
-COMPANY_LABEL = re.compile(r"^(?:current (?:company|employer)|company|employer|aktueller arbeitgeber|arbeitgeber|"
-                           r"unternehmen|firma|entreprise(?: actuelle)?|employeur(?: actuel)?|soci[ée]t[ée])\s*:\s*"
-                           r"(?P<value>.+)$", re.I)
-LOCATION_LABEL = re.compile(r"^(?:current location|location|based in|city|address|standort|wohnort|ort|adresse|"
-                            r"localisation|lieu|ville)\s*:\s*(?P<value>.+)$", re.I)
+COMPANY_LABEL = re.compile(
+    r"^(?:current (?:company|employer)|company|employer|aktueller arbeitgeber|arbeitgeber|"
+    r"unternehmen|firma|entreprise(?: actuelle)?|employeur(?: actuel)?|soci[ée]t[ée])\s*:\s*"
+    r"(?P<value>.+)$",
+    re.I,
+)
+LOCATION_LABEL = re.compile(
+    r"^(?:current location|location|based in|city|address|standort|wohnort|ort|adresse|"
+    r"localisation|lieu|ville)\s*:\s*(?P<value>.+)$",
+    re.I,
+)
 COMPANY_HEADLINE = re.compile(r"\s(?:at|@|bei|chez)\s+(?P<value>[A-ZÀ-ÖØ-Þ][^\d|·•,;()]{1,59})$")  # a name
-LOCATION_HEADLINE = re.compile(r"^(?:based in|living in|located in|wohnhaft in|ans[äa]ssig in|bas[ée]e? [àa]|"
-                               r"r[ée]sidant [àa]|habite [àa])\s+(?P<value>[^\d|·•;()]{2,80})$", re.I)
+LOCATION_HEADLINE = re.compile(
+    r"^(?:based in|living in|located in|wohnhaft in|ans[äa]ssig in|bas[ée]e? [àa]|"
+    r"r[ée]sidant [àa]|habite [àa])\s+(?P<value>[^\d|·•;()]{2,80})$",
+    re.I,
+)
 HEADLINE_LINES = 12  # the headline sits under the name, above the experience
 CUT = re.compile(r"\s+(?:[|·•–—]|-\s|since\b|seit\b|depuis\b)")  # what follows the value on its line
 NOT_A_NAME = {"curriculum", "vitae", "resume", "résumé", "cv", "lebenslauf", "profile", "contact", "summary"}
@@ -84,9 +93,17 @@ class Found:
 
     def to_json(self) -> dict[str, Any]:
         """The API's answer: only what was found."""
-        out: dict[str, Any] = {k: v for k, v in (("fullName", self.full_name), ("email", self.email),
-                                                 ("phone", self.phone), ("currentCompany", self.current_company),
-                                                 ("currentLocation", self.current_location)) if v}
+        out: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("fullName", self.full_name),
+                ("email", self.email),
+                ("phone", self.phone),
+                ("currentCompany", self.current_company),
+                ("currentLocation", self.current_location),
+            )
+            if v
+        }
         if self.urls:
             out["urls"] = self.urls
         return out
@@ -106,9 +123,14 @@ def read(content: bytes) -> Found:
         raise Broken(e.reason) from None
     if not isinstance(answer, dict):
         raise Broken("unreadable")
-    return Found(full_name=answer.get("fullName"), email=answer.get("email"), phone=answer.get("phone"),
-                 urls=list(answer.get("urls", [])), current_company=answer.get("currentCompany"),
-                 current_location=answer.get("currentLocation"))
+    return Found(
+        full_name=answer.get("fullName"),
+        email=answer.get("email"),
+        phone=answer.get("phone"),
+        urls=list(answer.get("urls", [])),
+        current_company=answer.get("currentCompany"),
+        current_location=answer.get("currentLocation"),
+    )
 
 
 def _reader(kind: str) -> Callable[[bytes], dict[str, Any] | None]:
@@ -117,8 +139,16 @@ def _reader(kind: str) -> Callable[[bytes], dict[str, Any] | None]:
     def read_in_child(content: bytes) -> dict[str, Any] | None:
         try:
             text, links = {"pdf": _pdf, "docx": _docx, "odt": _odt, "txt": _txt}[kind](content)
-        except (PyPdfError, zipfile.BadZipFile, KeyError, ValueError, OSError, ElementTree.ParseError,
-                expat.ExpatError, RecursionError):
+        except (
+            PyPdfError,
+            zipfile.BadZipFile,
+            KeyError,
+            ValueError,
+            OSError,
+            ElementTree.ParseError,
+            expat.ExpatError,
+            RecursionError,
+        ):
             return None
         return find(text[:MAX_TEXT_CHARS], links).to_json()
 

@@ -132,8 +132,9 @@ class Pace(Protocol):
 
     def within(self, max_wait_s: float) -> Pace: ...
 
-    def fenced(self, before_send: Callable[[float], None], after_wait: Callable[[], None]) -> AbstractContextManager[
-        None]: ...
+    def fenced(
+        self, before_send: Callable[[float], None], after_wait: Callable[[], None]
+    ) -> AbstractContextManager[None]: ...
 
     def take(self, names: tuple[str, ...], *, fenced: bool = False) -> Any: ...
 
@@ -198,8 +199,9 @@ class LeverClient:
             response = self.session.send(prepared, timeout=self.timeout, allow_redirects=True, **options)
             status = response.status_code
         except requests.ConnectTimeout as e:
-            raise LeverConnectionError(f"could not connect to Lever: {type(e).__name__}",
-                                       outcome_unknown=False) from None
+            raise LeverConnectionError(
+                f"could not connect to Lever: {type(e).__name__}", outcome_unknown=False
+            ) from None
         except requests.ConnectionError as e:  # SSLError too: a TLS EOF may come after the body was sent
             raise LeverConnectionError(
                 f"connection to Lever failed: {type(e).__name__}", outcome_unknown=_maybe_sent(e) and method != "GET"
@@ -250,9 +252,9 @@ class LeverClient:
 
     def upload_file(self, filename: str, content: bytes, content_type: str) -> Upload:
         """Upload a file for use in an application within 24 h."""
-        data = self._request(
-            "POST", "/uploads", "uploads.create", files={"file": (filename, content, content_type)}
-        )["data"]
+        data = self._request("POST", "/uploads", "uploads.create", files={"file": (filename, content, content_type)})[
+            "data"
+        ]
         return Upload(uri=data["uri"], expires_at_ms=int(data.get("expiresAt") or 0))
 
     def apply(self, posting_id: str, body: dict[str, Any], *, send_confirmation_email: bool = False) -> str:
@@ -262,8 +264,9 @@ class LeverClient:
             send_confirmation_email: ask Lever to email the candidate its own confirmation (Lever's default: no).
         """
         params = {"send_confirmation_email": "true"} if send_confirmation_email else None
-        data = self._request("POST", f"/postings/{_id(posting_id)}/apply", "postings.apply", json=body,
-                             params=params)["data"]
+        data = self._request("POST", f"/postings/{_id(posting_id)}/apply", "postings.apply", json=body, params=params)[
+            "data"
+        ]
         return str(data["applicationId"])
 
     # Stages
@@ -282,13 +285,19 @@ class LeverClient:
 
     def list_stages(self) -> list[Stage]:
         """Every stage of the account (List all stages, every page)."""
-        return [Stage(id=str(s["id"]), text=str(s.get("text") or ""))
-                for page in self._pages("/stages", "stages.list", {}) for s in page]
+        return [
+            Stage(id=str(s["id"]), text=str(s.get("text") or ""))
+            for page in self._pages("/stages", "stages.list", {})
+            for s in page
+        ]
 
     def list_archive_reasons(self) -> list[ArchiveReason]:
         """Every archive reason of the account (List all archive reasons, every page)."""
-        return [ArchiveReason(id=str(a["id"]), text=str(a.get("text") or ""), hired=a.get("type") == "hired")
-                for page in self._pages("/archive_reasons", "archive_reasons.list", {}) for a in page]
+        return [
+            ArchiveReason(id=str(a["id"]), text=str(a.get("text") or ""), hired=a.get("type") == "hired")
+            for page in self._pages("/archive_reasons", "archive_reasons.list", {})
+            for a in page
+        ]
 
     # Opportunities
 
@@ -300,8 +309,9 @@ class LeverClient:
             LeverUnavailable: 503 in maintenance, or another 5xx: try again later.
             LeverRejected: 404 when the opportunity is gone (deleted in Lever).
         """
-        answer = self._request("POST", f"/opportunities/{_id(opportunity_id)}/addTags", "opportunities.tags",
-                               json={"tags": tags})
+        answer = self._request(
+            "POST", f"/opportunities/{_id(opportunity_id)}/addTags", "opportunities.tags", json={"tags": tags}
+        )
         data = answer.get("data") if isinstance(answer, dict) else None
         found = data.get("tags") if isinstance(data, dict) else None
         return [str(t) for t in found] if isinstance(found, list) else None
@@ -316,8 +326,9 @@ class LeverClient:
 
     # Sourcing
 
-    def create_opportunity(self, body: dict[str, Any], *, perform_as: str,
-                           resume: tuple[str, bytes, str] | None = None) -> dict[str, Any]:
+    def create_opportunity(
+        self, body: dict[str, Any], *, perform_as: str, resume: tuple[str, bytes, str] | None = None
+    ) -> dict[str, Any]:
         """Create an opportunity (not the deprecated Create a candidate) owned by the user `perform_as`. `body` names
         one posting at most (Lever rejects more); an email Lever knows links it to that contact. With `resume`
         (filename, bytes, content type) the body goes as multipart, the file as `resumeFile`. There is no idempotency
@@ -334,8 +345,14 @@ class LeverClient:
         if resume is None:
             answer = self._request("POST", "/opportunities", "opportunities.create", params=params, json=body)
         else:
-            answer = self._request("POST", "/opportunities", "opportunities.create", params=params,
-                                   data=_multipart_fields(body), files={"resumeFile": resume})
+            answer = self._request(
+                "POST",
+                "/opportunities",
+                "opportunities.create",
+                params=params,
+                data=_multipart_fields(body),
+                files={"resumeFile": resume},
+            )
         return dict(answer["data"])
 
     def remove_tags(self, opportunity_id: str, tags: list[str]) -> None:
@@ -345,22 +362,31 @@ class LeverClient:
             LeverUnavailable: 503 in maintenance, or another 5xx: try again later.
             LeverRejected: 404 when the opportunity is gone (deleted in Lever).
         """
-        self._request("POST", f"/opportunities/{_id(opportunity_id)}/removeTags", "opportunities.tags",
-                      json={"tags": tags})
+        self._request(
+            "POST", f"/opportunities/{_id(opportunity_id)}/removeTags", "opportunities.tags", json={"tags": tags}
+        )
 
     def create_note(self, opportunity_id: str, value: str, *, perform_as: str) -> str | None:
         """Create a note on an opportunity as the user `perform_as`; returns the note's id when Lever's answer (its
         shape is undocumented) names it."""
-        answer = self._request("POST", f"/opportunities/{_id(opportunity_id)}/notes", "opportunities.notes",
-                               params={"perform_as": _id(perform_as)}, json={"value": value})
+        answer = self._request(
+            "POST",
+            f"/opportunities/{_id(opportunity_id)}/notes",
+            "opportunities.notes",
+            params={"perform_as": _id(perform_as)},
+            json={"value": value},
+        )
         data = answer.get("data") if isinstance(answer, dict) else None
         found = (data.get("noteId") or data.get("id")) if isinstance(data, dict) else None
         return str(found) if found else None
 
     def list_notes(self, opportunity_id: str) -> list[dict[str, Any]]:
         """The notes of an opportunity (each with `text` and `user`), every page."""
-        return [n for page in self._pages(f"/opportunities/{_id(opportunity_id)}/notes", "opportunities.notes", {})
-                for n in page]
+        return [
+            n
+            for page in self._pages(f"/opportunities/{_id(opportunity_id)}/notes", "opportunities.notes", {})
+            for n in page
+        ]
 
     def list_users(self, **params: Any) -> list[dict[str, Any]]:
         """List users (filters `email`, `access_role`, `includeDeactivated`), every page."""

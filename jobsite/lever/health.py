@@ -9,9 +9,9 @@ from typing import Any
 
 import redis
 
-from .. import metrics
+from .. import keyspace, metrics
 
-LAST = "lever:last"  # hash: status, endpoint, at (epoch s) of the last Lever answer
+LAST = keyspace.name("lever:last")  # hash: status, endpoint, at (epoch s) of the last Lever answer
 
 Observer = Callable[[str, "int | str", float], None]
 

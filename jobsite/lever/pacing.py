@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import metrics
+from .. import keyspace, metrics
 from ..redisdb.lua import Lua
 from .client import LeverRateLimited
 
@@ -54,10 +54,14 @@ PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a s
 FLOOR = 0.1  # the rate never falls below this share of the ceiling (429s from another client of the key)
 _RECOVERY_PER_MS = RECOVERY_PER_MIN / 60_000
 
-SLOTS = "ratelimit:{}:slots"  # sorted set: reserved slots (ms, the Redis clock), one member per reservation
-STATE = "ratelimit:{}"  # hash: factor (share of the ceiling) since `since` (ms, the last decrease); paused `until` ms
-SEQ = "ratelimit:seq"  # makes each reservation's member unique
-MARGIN = "ratelimit:margin"  # hash: the smoothed lag (ms) calls leave their slots with, and its deviation
+# sorted set: reserved slots (ms, the Redis clock), one member per reservation
+SLOTS = keyspace.name("ratelimit:{}:slots")
+# hash: factor (share of the ceiling) since `since` (ms, the last decrease); paused `until` ms
+STATE = keyspace.name("ratelimit:{}")
+# makes each reservation's member unique
+SEQ = keyspace.name("ratelimit:seq")
+# hash: the smoothed lag (ms) calls leave their slots with, and its deviation
+MARGIN = keyspace.name("ratelimit:margin")
 MARGIN_CEILING_S = 0.3  # the margin never grows past this (a machine so loaded that its calls leave 150 ms late)
 
 Clock = Callable[[], float]  # epoch seconds; tests inject one to move time without sleeping
@@ -90,7 +94,11 @@ end
 # time, not before now nor before a pause, at least the current spacing ((1 s + the margin in force) / rate) away from
 # every slot reserved on each limit, and reserves it on all of them unless that is more than max_wait_ms away.
 # Returns {reserved 1|0, slot ms, now ms, the margin in force ms}.
-_RESERVE = Lua((_FACTOR + _MARGIN + """
+_RESERVE = Lua(
+    (
+        _FACTOR
+        + _MARGIN
+        + """
 local now, max_wait, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = (#KEYS - 2) / 2
 local m = margin(KEYS[#KEYS - 1], tonumber(ARGV[5]), tonumber(ARGV[6]))
@@ -123,7 +131,9 @@ for i = 1, n do
   redis.call('PEXPIRE', KEYS[2 * i - 1], math.ceil(t - now + keep) + 1000)
 end
 return {1, t, math.floor(now), math.ceil(m)}
-""").encode())
+"""
+    ).encode()
+)
 
 # KEYS = MARGIN. ARGV = how late a process woke for its slot (ms, capped at the ceiling). The estimator of TCP's
 # retransmission timer (RFC 6298): a smoothed lag (gain 1/8) and its smoothed deviation (gain 1/4), the first sample
@@ -144,7 +154,10 @@ return 1
 # KEYS = state of each limit. ARGV = now_ms (''), recovery per ms, floor, decrease, pause_ms, reserved_ms of the
 # request Lever refused ('' if unknown). Lowers each rate (unless that request was paced before the last decrease)
 # and pauses every limit for pause_ms.
-_THROTTLED = Lua((_FACTOR + """
+_THROTTLED = Lua(
+    (
+        _FACTOR
+        + """
 local now, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local decrease, pause, reserved = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 for _, key in ipairs(KEYS) do
@@ -159,7 +172,9 @@ for _, key in ipairs(KEYS) do
   redis.call('PEXPIRE', key, math.ceil(math.max((1 - f) / recovery, until_ - now)) + 1000)
 end
 return 1
-""").encode())
+"""
+    ).encode()
+)
 
 
 @dataclass(frozen=True)
@@ -231,8 +246,14 @@ def reserve(r: redis.Redis, limits: Sequence[Limit], max_wait_s: float, *, clock
     """Reserve the earliest slot free on every one of `limits` (an apply takes one on both): how long to wait for
     it. Nothing is reserved when that is over `max_wait_s` (`reserved` False), so a caller never holds a slot it
     will not use."""
-    args = [_now_arg(clock), max_wait_s * 1000, _RECOVERY_PER_MS, FLOOR, *_bounds_ms(limits),
-            *(lim.per_s for lim in limits)]
+    args = [
+        _now_arg(clock),
+        max_wait_s * 1000,
+        _RECOVERY_PER_MS,
+        FLOOR,
+        *_bounds_ms(limits),
+        *(lim.per_s for lim in limits),
+    ]
     reserved, at, now, margin = _RESERVE(r, _keys(limits), args)
     return Slot(bool(reserved), (int(at) - int(now)) / 1000, int(at), int(now), int(margin) / 1000)
 
@@ -261,12 +282,24 @@ def paused_past(r: redis.Redis, limits: Sequence[Limit], slot: Slot) -> float:
     return max([0.0] + [(float(u) - slot.at_ms) / 1000 for u in untils if u is not None])
 
 
-def throttled(r: redis.Redis, limits: Sequence[Limit], pause_s: float, reserved_ms: int | None = None, *,
-              clock: Clock | None = None) -> None:
+def throttled(
+    r: redis.Redis,
+    limits: Sequence[Limit],
+    pause_s: float,
+    reserved_ms: int | None = None,
+    *,
+    clock: Clock | None = None,
+) -> None:
     """Lever answered 429: lower the shared rate of `limits` (x DECREASE) and pause them for `pause_s`, for
     every worker. `reserved_ms` is when the refused call's slot was reserved (None: unknown, lower anyway)."""
-    args = [_now_arg(clock), _RECOVERY_PER_MS, FLOOR, DECREASE, pause_s * 1000,
-            "" if reserved_ms is None else reserved_ms]
+    args = [
+        _now_arg(clock),
+        _RECOVERY_PER_MS,
+        FLOOR,
+        DECREASE,
+        pause_s * 1000,
+        "" if reserved_ms is None else reserved_ms,
+    ]
     _THROTTLED(r, [STATE.format(lim.name) for lim in limits], args)
 
 
@@ -356,8 +389,9 @@ class Pacer:
     A send that must be exactly once runs inside `fenced(...)`: its hooks run around its slot, and such an endpoint
     refuses to go out without them (`Unfenced`)."""
 
-    def __init__(self, connect: Callable[[], redis.Redis], limits: Limits, max_wait_s: float, *,
-                 local: LocalPace | None = None):
+    def __init__(
+        self, connect: Callable[[], redis.Redis], limits: Limits, max_wait_s: float, *, local: LocalPace | None = None
+    ):
         self.connect = connect
         self.limits = limits
         self.max_wait_s = max_wait_s

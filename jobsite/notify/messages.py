@@ -77,13 +77,23 @@ def first_name(full_name: str) -> str:
 def _environment(language: str, html: bool) -> jinja2.Environment:
     """The templates in one language: HTML escaped, text as written; `_` is that language's gettext (new-style:
     `_("Hello %(name)s,", name=name)` escapes `name` in HTML), whitespace inside it trimmed as pybabel extracts."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html, keep_trailing_newline=True,  # noqa: S701 (the text part is no HTML)
-                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
-                             extensions=["jinja2.ext.i18n"])
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=html,  # noqa: S701 (the text part is no HTML)
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
     env.policies["ext.i18n.trimmed"] = True
     gettext = translator(language)
-    env.install_gettext_callables(gettext, lambda s, p, n: gettext(s) if n == 1 else gettext(p),  # type: ignore
-                                  newstyle=True)
+    # (the i18n extension adds this method to the Environment at run time; mypy cannot see it)
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext,
+        lambda s, p, n: gettext(s) if n == 1 else gettext(p),
+        newstyle=True,
+    )
     return env
 
 
@@ -93,8 +103,7 @@ def subject(template: str, language: str, **values: Any) -> str:
     return one_line(str(found.make_module(values).subject()))  # type: ignore[attr-defined]
 
 
-def write(settings: Settings, template: str, language: str, address: str, *, kind: str,
-          **values: Any) -> EmailMessage:
+def write(settings: Settings, template: str, language: str, address: str, *, kind: str, **values: Any) -> EmailMessage:
     """The email `template` to `address` in `language` (a BCP 47 tag; English or unknown: as written): the text
     part and the same in HTML, from the same values. Values that came from outside go through `one_line` before
     they reach a subject; `kind` is the Message-ID's left part (which email this is, for the mail server's logs).
@@ -111,8 +120,9 @@ def write(settings: Settings, template: str, language: str, address: str, *, kin
     message["Message-ID"] = make_msgid(kind, domain=parseaddr(settings.mail_from)[1].rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: out-of-office replies stay away
     message.set_content(_environment(language, False).get_template(f"{template}.txt").render(values))
-    message.add_alternative(_environment(language, True).get_template(f"{template}.html").render(values),
-                            subtype="html")
+    message.add_alternative(
+        _environment(language, True).get_template(f"{template}.html").render(values), subtype="html"
+    )
     check_headers(message)
     return message
 

@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 import redis
 
+from .. import keyspace
 from ..redisdb.lua import Lua
 
-KEY = "mail:pace"
+KEY = keyspace.name("mail:pace")
 WINDOW_US = 1_000_000
 
 # KEYS[1] the window; ARGV: the slots this sender may use, a unique member. Returns {0, the server's time in µs} (a
@@ -50,8 +51,14 @@ def slots(per_second: int, bulk: bool) -> int:
     return max(1, per_second - math.ceil(per_second / 5))
 
 
-def take(r: redis.Redis, per_second: int, *, bulk: bool = False, max_wait_s: float = 60.0,
-         sleep: Callable[[float], None] = time.sleep) -> int:
+def take(
+    r: redis.Redis,
+    per_second: int,
+    *,
+    bulk: bool = False,
+    max_wait_s: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Wait for a slot to send one email; returns when it was taken (the Redis server's clock, µs), or 0 with no
     pace (`per_second` 0).
 

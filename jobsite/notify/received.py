@@ -42,8 +42,9 @@ def send_confirmation(r: redis.Redis, settings: Settings, receipt: str, *, last_
             return None
         return Letter(compose(settings, record), record.application.email)
 
-    return sending.send_once(r, settings.smtp, receipt, write, label=f"confirmation email {receipt[:8]}",
-                             last_try=last_try)
+    return sending.send_once(
+        r, settings.smtp, receipt, write, label=f"confirmation email {receipt[:8]}", last_try=last_try
+    )
 
 
 def compose(settings: Settings, record: Record) -> EmailMessage:
@@ -54,7 +55,15 @@ def compose(settings: Settings, record: Record) -> EmailMessage:
         ValueError: the address cannot be written, or the message gained a header (messages.write): not sent.
     """
     assert record.application is not None  # noqa: S101 (the caller sends only for a record that has one)
-    return messages.write(settings, "received", record.language or "en", record.application.email, kind="receipt",
-                          company=settings.company_name, title=messages.one_line(record.posting_title),
-                          name=messages.first_name(record.application.personal.get("fullName", "")),
-                          reference=store.reference(record.receipt), url=status_url(settings, record.receipt))
+    return messages.write(
+        settings,
+        "received",
+        record.language or "en",
+        record.application.email,
+        kind="receipt",
+        company=settings.company_name,
+        title=messages.one_line(record.posting_title),
+        name=messages.first_name(record.application.personal.get("fullName", "")),
+        reference=store.reference(record.receipt),
+        url=status_url(settings, record.receipt),
+    )

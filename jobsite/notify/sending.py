@@ -26,12 +26,13 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..settings import Smtp
 from . import pace
 
 log = logging.getLogger(__name__)
 
-KEY = "mail:{}"
+KEY = keyspace.name("mail:{}")
 CLAIM_S = 600  # a send in progress holds the key this long (far past the SMTP timeouts); if its worker died, the
 # claim lapses and nothing sends it again: the email may have gone
 
@@ -52,9 +53,13 @@ class Status(StrEnum):
         return _LABELS[self]
 
 
-_LABELS = {Status.SENDING: "Sending", Status.SENT: "Sent", Status.REFUSED: "Refused by the mail server",
-           Status.UNKNOWN: "Maybe sent (the connection was lost)",
-           Status.FAILED: "Not sent (the mail server could not take it)"}
+_LABELS = {
+    Status.SENDING: "Sending",
+    Status.SENT: "Sent",
+    Status.REFUSED: "Refused by the mail server",
+    Status.UNKNOWN: "Maybe sent (the connection was lost)",
+    Status.FAILED: "Not sent (the mail server could not take it)",
+}
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,17 @@ def forget(r: redis.Redis, name: str) -> None:
     r.delete(key(name))
 
 
-def send_once(r: redis.Redis, smtp: Smtp, name: str, write: Callable[[], Letter | None], *, label: str,
-              last_try: bool = True, keep_s: int | None = None, bulk: bool = False) -> Status | None:
+def send_once(
+    r: redis.Redis,
+    smtp: Smtp,
+    name: str,
+    write: Callable[[], Letter | None],
+    *,
+    label: str,
+    last_try: bool = True,
+    keep_s: int | None = None,
+    bulk: bool = False,
+) -> Status | None:
     """Send the email `name` unless it was sent (or tried for good) already. `write` is called once the claim is
     ours and returns the letter, or None when there is nothing to send any more (the person's data is gone); it
     raises ValueError (or HeaderParseError) when the message cannot be written safely: it is refused, not sent.
@@ -192,8 +206,10 @@ def _send(smtp: Smtp, message: EmailMessage, address: str) -> tuple[Status, str]
         return Status.REFUSED, "the recipient's address needs SMTPUTF8, which the mail server does not offer"
     except (OSError, smtplib.SMTPException) as e:
         if connection.handing_over:
-            return Status.UNKNOWN, (f"the connection was lost while the mail server took it ({type(e).__name__}); "
-                                    "it may have been sent, so it is not sent again")
+            return Status.UNKNOWN, (
+                f"the connection was lost while the mail server took it ({type(e).__name__}); "
+                "it may have been sent, so it is not sent again"
+            )
         raise MailDeferred(f"the mail server failed before taking it: {_why(e, address)}") from None
     finally:
         _close(connection)
@@ -250,8 +266,11 @@ def _close(connection: smtplib.SMTP) -> None:
 def _why(error: BaseException, address: str) -> str:
     """An SMTP error in words that name no one: servers often repeat the address in their answer."""
     if isinstance(error, smtplib.SMTPResponseException):
-        reply = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else \
-            str(error.smtp_error)
+        reply = (
+            error.smtp_error.decode("utf-8", "replace")
+            if isinstance(error.smtp_error, bytes)
+            else str(error.smtp_error)
+        )
         text = f"{error.smtp_code} {reply}"
     else:
         text = f"{type(error).__name__}: {error}"

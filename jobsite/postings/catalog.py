@@ -171,9 +171,11 @@ class Catalog:
         meta = self._meta(Key.POSTINGS.of())
         counts = metrics.counter_values(self.r, "jobsite_cache_requests_total", "result")
         total = sum(counts.values())
-        return {"postings_age_s": round(time.time() - meta["fetched_at"], 1) if meta else None,
-                "hit_rate": f"{(counts.get('hit', 0) + counts.get('stale', 0)) / total:.1%}" if total else "—",
-                "counts": counts}
+        return {
+            "postings_age_s": round(time.time() - meta["fetched_at"], 1) if meta else None,
+            "hit_rate": f"{(counts.get('hit', 0) + counts.get('stale', 0)) / total:.1%}" if total else "—",
+            "counts": counts,
+        }
 
     def flush_stats(self, every_s: float = 5.0, background: bool = True) -> None:
         """Add this process's counters to the shared metrics, at most every `every_s` (cheap on the hot path).
@@ -291,8 +293,9 @@ class Catalog:
                 if announced := published.notice(self.r, posting_ids):
                     log.info("catalog: %d newly published posting(s) announced to the job alerts", len(announced))
             except redis.RedisError as e:
-                log.warning("catalog: new postings not checked for the job alerts (%s); the next refresh will",
-                            type(e).__name__)
+                log.warning(
+                    "catalog: new postings not checked for the job alerts (%s); the next refresh will", type(e).__name__
+                )
 
         threading.Thread(target=run, name="announce-postings", daemon=True).start()
 
@@ -301,8 +304,12 @@ class Catalog:
             return self._store(key, fetch())
         except UNREAD as e:
             self.stats.errors += 1
-            log.warning("catalog: fetching %s from Lever failed: %s %s", key.split(":")[0], type(e).__name__,
-                        getattr(e, "status", None) or "")
+            log.warning(
+                "catalog: fetching %s from Lever failed: %s %s",
+                key.split(":")[0],
+                type(e).__name__,
+                getattr(e, "status", None) or "",
+            )
             raise
 
     def _fetch_collapsed(self, key: str, fetch: Callable[[], Any], force: bool = False) -> Snapshot:
@@ -349,6 +356,10 @@ class Catalog:
 
     def _fetch_postings(self) -> list[Posting]:
         postings = self.lever.list_postings(state="published", distributionChannel="public")
-        return [public_posting(p) for p in postings
-                if p.get("state") == "published" and "public" in (p.get("distributionChannels") or [])
-                and p.get("confidentiality", "non-confidential") == "non-confidential"]
+        return [
+            public_posting(p)
+            for p in postings
+            if p.get("state") == "published"
+            and "public" in (p.get("distributionChannels") or [])
+            and p.get("confidentiality", "non-confidential") == "non-confidential"
+        ]

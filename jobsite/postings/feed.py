@@ -29,8 +29,17 @@ def _when(ms: int | None, default: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def atom(postings: list[Posting], *, title: str, company: str, feed_url: str, site_url: str, posting_url: str,
-         language: str, now: datetime | None = None) -> bytes:
+def atom(
+    postings: list[Posting],
+    *,
+    title: str,
+    company: str,
+    feed_url: str,
+    site_url: str,
+    posting_url: str,
+    language: str,
+    now: datetime | None = None,
+) -> bytes:
     """The feed of `postings` (the newest MAX_ENTRIES); `posting_url` has `{id}` where a posting's id goes."""
     now = now or datetime.now(UTC)
     shown = sorted(postings, key=lambda p: p.get("createdAt") or 0, reverse=True)[:MAX_ENTRIES]
@@ -70,6 +79,10 @@ def atom(postings: list[Posting], *, title: str, company: str, feed_url: str, si
         if len(summary) > SUMMARY_CHARS:
             summary = summary[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
         where = ", ".join(p.get("locations") or [])
-        add(entry, "summary", f"{where} — {summary}" if where and summary else where or summary or p["text"],
-            type="text")
+        add(
+            entry,
+            "summary",
+            f"{where} — {summary}" if where and summary else where or summary or p["text"],
+            type="text",
+        )
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)

@@ -52,8 +52,10 @@ def public_posting(p: dict[str, Any]) -> Posting:
         country=p.get("country"),
         descriptionHtml=clean_html(content.get("descriptionHtml")),
         descriptionPlain=content.get("description") or "",
-        lists=[PostingList(text=lst.get("text", ""), content=clean_html(f"<ul>{lst.get('content', '')}</ul>"))
-               for lst in content.get("lists") or []],
+        lists=[
+            PostingList(text=lst.get("text", ""), content=clean_html(f"<ul>{lst.get('content', '')}</ul>"))
+            for lst in content.get("lists") or []
+        ],
         closingHtml=clean_html(content.get("closingHtml")),
         salaryRange=p.get("salaryRange"),
         salaryDescriptionHtml=clean_html(p.get("salaryDescriptionHtml")),

@@ -17,10 +17,11 @@ from collections.abc import Iterable
 
 import redis
 
+from .. import keyspace
 from ..redisdb.lua import Lua
 
-SEEN = "alert:seen:postings"
-NEW = "alert:seen:new"
+SEEN = keyspace.name("alert:seen:postings")
+NEW = keyspace.name("alert:seen:new")
 STARTED = ""  # the member that says the record holds a first list
 
 # KEYS: SEEN, NEW; ARGV: posting ids. Returns the ids announced now.

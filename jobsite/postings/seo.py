@@ -7,13 +7,28 @@ from typing import Any
 
 from .posting import Posting
 
-EMPLOYMENT_TYPES = {"full-time": "FULL_TIME", "part-time": "PART_TIME", "contract": "CONTRACTOR",
-                    "contractor": "CONTRACTOR", "internship": "INTERN", "intern": "INTERN",
-                    "temporary": "TEMPORARY", "seasonal": "TEMPORARY", "volunteer": "VOLUNTEER",
-                    "per diem": "PER_DIEM"}
-SALARY_UNITS = {"per-year-salary": "YEAR", "per-month-salary": "MONTH", "semi-month-salary": "MONTH",
-                "bi-month-salary": "MONTH", "per-week-salary": "WEEK", "bi-week-salary": "WEEK",
-                "per-day-wage": "DAY", "per-hour-wage": "HOUR"}
+EMPLOYMENT_TYPES = {
+    "full-time": "FULL_TIME",
+    "part-time": "PART_TIME",
+    "contract": "CONTRACTOR",
+    "contractor": "CONTRACTOR",
+    "internship": "INTERN",
+    "intern": "INTERN",
+    "temporary": "TEMPORARY",
+    "seasonal": "TEMPORARY",
+    "volunteer": "VOLUNTEER",
+    "per diem": "PER_DIEM",
+}
+SALARY_UNITS = {
+    "per-year-salary": "YEAR",
+    "per-month-salary": "MONTH",
+    "semi-month-salary": "MONTH",
+    "bi-month-salary": "MONTH",
+    "per-week-salary": "WEEK",
+    "bi-week-salary": "WEEK",
+    "per-day-wage": "DAY",
+    "per-hour-wage": "HOUR",
+}
 
 
 def iso_date(ms: int | None) -> str | None:
@@ -36,8 +51,8 @@ def job_posting(posting: Posting, *, company: str, url: str, site_url: str) -> d
         "@context": "https://schema.org/",
         "@type": "JobPosting",
         "title": posting["text"],
-        "description": posting["descriptionHtml"] + "".join(
-            f"<p>{lst['text']}</p>{lst['content']}" for lst in posting["lists"]),
+        "description": posting["descriptionHtml"]
+        + "".join(f"<p>{lst['text']}</p>{lst['content']}" for lst in posting["lists"]),
         "datePosted": iso_date(posting["createdAt"]),
         "hiringOrganization": {"@type": "Organization", "name": company, "sameAs": site_url},
         "identifier": {"@type": "PropertyValue", "name": company, "value": posting["id"]},
@@ -56,8 +71,10 @@ def job_posting(posting: Posting, *, company: str, url: str, site_url: str) -> d
         data["jobLocation"] = [_place(loc, posting.get("country")) for loc in posting["locations"]]
     salary = posting.get("salaryRange")
     if salary and salary.get("currency") and (salary.get("min") or salary.get("max")):
-        value: dict[str, Any] = {"@type": "QuantitativeValue",
-                                 "unitText": SALARY_UNITS.get(salary.get("interval", ""), "YEAR")}
+        value: dict[str, Any] = {
+            "@type": "QuantitativeValue",
+            "unitText": SALARY_UNITS.get(salary.get("interval", ""), "YEAR"),
+        }
         if salary.get("min") is not None:
             value["minValue"] = salary["min"]
         if salary.get("max") is not None:

@@ -21,8 +21,11 @@ def purge(r: redis.Redis, days: int, now: float | None = None) -> int:
     now = now or time.time()
     cutoff = now - days * 86400
     due = store.delivered_before(r, cutoff)
-    due += [rec.receipt for rec in store.load_many(r, store.receipts(r, State.DISCARDED, 100_000))
-            if not rec.purged and rec.updated_at <= cutoff]
+    due += [
+        rec.receipt
+        for rec in store.load_many(r, store.receipts(r, State.DISCARDED, 100_000))
+        if not rec.purged and rec.updated_at <= cutoff
+    ]
     for receipt in due:
         _remove(r, receipt)
     if due:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 
-from ..records import uploads
 from ..services import Services
 from ..sourcing import opportunities, optin, people
 
@@ -40,7 +39,7 @@ def forget(svc: Services, contact_id: str) -> int:
 
 def _remove(svc: Services, person: people.Person) -> None:
     """Purge the person under their lease, never over a delivery's copy of the record: as a wish the lease holder
-    writes in (at once if no worker holds it; else that worker, or upkeep, moments later)."""
-    uploads.remove(svc.redis, person.id)
+    writes in (at once if no worker holds it; else that worker, or upkeep, moments later); its files go then too,
+    in the same transaction (take_wish), never from under a delivery that may still read them."""
     people.wish(svc.redis, person.id, purge=True)
     opportunities.apply_now(svc, person.id, wait_s=0)

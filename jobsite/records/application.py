@@ -30,8 +30,10 @@ class Attribution:
     def of(cls, values: Mapping[str, Any]) -> Attribution:
         """From query parameters or a JSON body (`source`, `lever-source`, `utm_source`, `utm_medium`,
         `utm_campaign`, `ref`): unknown or hostile values are bounded and printable."""
-        get = {k: clean_attribution(values.get(k)) for k in
-               ("source", "lever-source", "utm_source", "utm_medium", "utm_campaign", "ref")}
+        get = {
+            k: clean_attribution(values.get(k))
+            for k in ("source", "lever-source", "utm_source", "utm_medium", "utm_campaign", "ref")
+        }
         source = get["source"] or get["lever-source"] or get["utm_source"] or get["ref"]
         return cls(source=source, medium=get["utm_medium"], campaign=get["utm_campaign"], referrer=get["ref"])
 
@@ -74,9 +76,13 @@ class Application:
         for set_id, values in self.custom.items():
             values = [uris.get(custom_name(set_id, i), v) for i, v in enumerate(values)]
             custom.append({"id": set_id, "fields": [{"value": v} for v in values]})
-        body: dict[str, Any] = {"personalInformation": personal,
-                                "urls": [{"name": k, "value": v} for k, v in self.urls.items()],
-                                "customQuestions": custom, "source": source, "origin": "applied"}
+        body: dict[str, Any] = {
+            "personalInformation": personal,
+            "urls": [{"name": k, "value": v} for k, v in self.urls.items()],
+            "customQuestions": custom,
+            "source": source,
+            "origin": "applied",
+        }
         if self.eeo:
             body["eeoResponses"] = self.eeo
         if self.consent:

@@ -21,13 +21,17 @@ from dataclasses import dataclass
 
 import redis
 
+from .. import keyspace
+
 APPLICATION, PERSON = "application", "person"
-REF = "search:ref:{}"  # zset: the members with this reference (8 characters, no dash)
-EMAIL = "search:email:{}"  # zset: the members with this email (a hash of it, case folded)
-WORD = "search:word:{}"  # zset: the members whose name has this word (a hash of it, folded)
-OF = "search:of:{}"  # set: the index keys holding one member, to forget it exactly
-BUILT = "search:built:{}"  # how far the records of a kind stored before the index existed are in it ("done")
-BUILDING = "search:building:{}"  # one process builds at a time
+REF = keyspace.name("search:ref:{}")  # zset: the members with this reference (8 characters, no dash)
+EMAIL = keyspace.name("search:email:{}")  # zset: the members with this email (a hash of it, case folded)
+WORD = keyspace.name("search:word:{}")  # zset: the members whose name has this word (a hash of it, folded)
+OF = keyspace.name("search:of:{}")  # set: the index keys holding one member, to forget it exactly
+# how far the records of a kind stored before the index existed are in it ("done")
+BUILT = keyspace.name("search:built:{}")
+BUILDING = keyspace.name("search:building:{}")  # one process builds at a time
+SCRATCH = keyspace.name("search:tmp:{}")  # a search of several words: their intersection, deleted in its transaction
 LIMIT = 50
 MAX_WORDS = 8  # of a name, and of a query: a bound on the work one record or one search makes
 BUILD_BATCH = 500
@@ -86,7 +90,7 @@ def forget_personal(r: redis.Redis, kind: str, id_: str, pipe: redis.client.Pipe
     """Remove a record from the indexes of its name and email (its personal data is being removed); its reference,
     which is none, still finds it. With `pipe`, the removals are queued on it."""
     member = f"{kind}:{id_}"
-    personal = [k for k in (k.decode() for k in r.smembers(OF.format(member))) if not k.startswith("search:ref:")]
+    personal = [k for k in (k.decode() for k in r.smembers(OF.format(member))) if not k.startswith(REF.format(""))]
     if not personal:
         return
     out = pipe if pipe is not None else r.pipeline()
@@ -114,7 +118,7 @@ def find(r: redis.Redis, text: str, limit: int = LIMIT) -> list[Hit]:
     if len(keys) == 1:
         found += r.zrevrange(keys[0], 0, limit - 1)
     else:
-        scratch = f"search:tmp:{secrets.token_hex(8)}"
+        scratch = SCRATCH.format(secrets.token_hex(8))
         with r.pipeline() as pipe:
             pipe.zinterstore(scratch, keys, aggregate="MAX")
             pipe.zrevrange(scratch, 0, limit - 1)

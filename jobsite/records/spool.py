@@ -43,8 +43,11 @@ def _key_path(data_dir: Path, key: str) -> Path:
 def write(data_dir: Path, record: Record, idempotency: dict[str, str] | None, files: Mapping[str, bytes]) -> None:
     """Keep an application with its idempotency key and fingerprint and its files' bytes (by form field) on disk, in
     one file written at once, so a crash leaves the whole application or nothing; file names sort oldest first."""
-    data = {"record": record.to_redis(), "idempotency": idempotency,
-            "files": {field: base64.b64encode(content).decode() for field, content in files.items()}}
+    data = {
+        "record": record.to_redis(),
+        "idempotency": idempotency,
+        "files": {field: base64.b64encode(content).decode() for field, content in files.items()},
+    }
     durable_write(_path(data_dir, record), json.dumps(data).encode())
 
 
@@ -83,8 +86,11 @@ def key_binding(data_dir: Path, key: str) -> str | None:
 def drop_moved_keys(data_dir: Path) -> None:
     """Forget the keys of applications no longer in the spool: Redis holds those keys now."""
     folder = _folder(data_dir) / "keys"
-    keys = [(path, path.read_text()) for path in folder.iterdir() if not path.name.startswith(".")] \
-        if folder.is_dir() else []
+    keys = (
+        [(path, path.read_text()) for path in folder.iterdir() if not path.name.startswith(".")]
+        if folder.is_dir()
+        else []
+    )
     spooled = receipts(data_dir)  # listed after the keys: a key is claimed only once its application is written
     for path, binding in keys:
         if binding.rpartition(" ")[2] not in spooled:

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 import redis
 
+from .. import keyspace
 from . import search
 from .application import Application, Attribution
 from .uploads import StoredFile
@@ -67,18 +68,19 @@ def reference(receipt: str) -> str:
 
 
 def record_key(receipt: str) -> str:
-    return f"app:{receipt}"
+    return keyspace.name(f"app:{receipt}")
 
 
 def state_key(state: State) -> str:
-    return f"apps:state:{state.value}"
+    return keyspace.name(f"apps:state:{state.value}")
 
 
-ALL = "apps:all"  # receipt -> created_at, every application
-ATTEMPTS = "app:{}:attempts"
-DELIVERED_LOG = "apps:delivered"  # receipt -> delivered_at, for the dashboard's rates and charts
-CONTACT = "apps:contact:{}"  # set of the receipts of one person (Lever's contact id): their candidacies
-SAME_AS = "app:{}:same_as"  # a retry's receipt -> the receipt of the application it repeated (idempotency key)
+ALL = keyspace.name("apps:all")  # receipt -> created_at, every application
+ATTEMPTS = keyspace.name("app:{}:attempts")
+DELIVERED_LOG = keyspace.name("apps:delivered")  # receipt -> delivered_at, for the dashboard's rates and charts
+CONTACT = keyspace.name("apps:contact:{}")  # set of the receipts of one person (Lever's contact id): their candidacies
+# a retry's receipt -> the receipt of the application it repeated (idempotency key)
+SAME_AS = keyspace.name("app:{}:same_as")
 LISTS = ("files", "uploads", "tags_requested", "tags_confirmed", "maybe_delivered", "duplicates")  # kept as JSON
 
 
@@ -133,8 +135,9 @@ class Record:
         data = {k: v for k, v in self.__dict__.items() if k not in ("application", "state", *LISTS)}
         out = {k: str(int(v) if isinstance(v, bool) else v) for k, v in data.items()}
         out.update({k: json.dumps(getattr(self, k)) for k in LISTS})
-        out.update(state=self.state.value,
-                   application=json.dumps(self.application.to_dict()) if self.application else "")
+        out.update(
+            state=self.state.value, application=json.dumps(self.application.to_dict()) if self.application else ""
+        )
         return out
 
     @classmethod
@@ -145,24 +148,39 @@ class Record:
             return float(d.get(name) or 0)
 
         return cls(
-            receipt=d["receipt"], posting_id=d["posting_id"], state=State(d["state"]),
+            receipt=d["receipt"],
+            posting_id=d["posting_id"],
+            state=State(d["state"]),
             application=Application.from_dict(json.loads(d["application"])) if d.get("application") else None,
-            files=json.loads(d.get("files") or "[]"), uploads=json.loads(d.get("uploads") or "{}"),
-            attempts=int(d.get("attempts") or 0), purged=d.get("purged") == "1",
-            job_id=d.get("job_id", ""), lever_application_id=d.get("lever_application_id", ""),
-            opportunity_id=d.get("opportunity_id", ""), contact_id=d.get("contact_id", ""),
-            last_error=d.get("last_error", ""), posting_title=d.get("posting_title", ""),
-            source=d.get("source", ""), client=d.get("client", ""), medium=d.get("medium", ""),
-            campaign=d.get("campaign", ""), referrer=d.get("referrer", ""),
-            waited_maintenance=d.get("waited_maintenance") == "1", tagging=d.get("tagging", ""),
+            files=json.loads(d.get("files") or "[]"),
+            uploads=json.loads(d.get("uploads") or "{}"),
+            attempts=int(d.get("attempts") or 0),
+            purged=d.get("purged") == "1",
+            job_id=d.get("job_id", ""),
+            lever_application_id=d.get("lever_application_id", ""),
+            opportunity_id=d.get("opportunity_id", ""),
+            contact_id=d.get("contact_id", ""),
+            last_error=d.get("last_error", ""),
+            posting_title=d.get("posting_title", ""),
+            source=d.get("source", ""),
+            client=d.get("client", ""),
+            medium=d.get("medium", ""),
+            campaign=d.get("campaign", ""),
+            referrer=d.get("referrer", ""),
+            waited_maintenance=d.get("waited_maintenance") == "1",
+            tagging=d.get("tagging", ""),
             language=d.get("language", ""),
             tags_requested=json.loads(d.get("tags_requested") or "[]"),
             tags_confirmed=json.loads(d.get("tags_confirmed") or "[]"),
             maybe_delivered=json.loads(d.get("maybe_delivered") or "[]"),
-            duplicates=json.loads(d.get("duplicates") or "[]"), resent=d.get("resent") == "1",
+            duplicates=json.loads(d.get("duplicates") or "[]"),
+            resent=d.get("resent") == "1",
             settle_until=number("settle_until"),
-            created_at=number("created_at"), updated_at=number("updated_at"), inflight_at=number("inflight_at"),
-            first_sent_at=number("first_sent_at"), next_attempt_at=number("next_attempt_at"),
+            created_at=number("created_at"),
+            updated_at=number("updated_at"),
+            inflight_at=number("inflight_at"),
+            first_sent_at=number("first_sent_at"),
+            next_attempt_at=number("next_attempt_at"),
             delivered_at=number("delivered_at"),
         )
 
@@ -172,8 +190,13 @@ class Record:
 
     def public(self) -> dict[str, Any]:
         """What the status endpoint shows: no personal data."""
-        return {"receipt": self.receipt, "status": self.state.public, "posting": self.posting_id,
-                "received_at": int(self.created_at), "delivered_at": int(self.delivered_at) or None}
+        return {
+            "receipt": self.receipt,
+            "status": self.state.public,
+            "posting": self.posting_id,
+            "received_at": int(self.created_at),
+            "delivered_at": int(self.delivered_at) or None,
+        }
 
 
 def add(pipe: redis.client.Pipeline, record: Record) -> None:
@@ -188,12 +211,19 @@ def add(pipe: redis.client.Pipeline, record: Record) -> None:
 def search_entry(record: Record) -> search.Entry:
     """What the console's search finds an application by: its reference, the candidate's name and email."""
     personal = record.application.personal if record.application and not record.purged else {}
-    return search.Entry(search.APPLICATION, record.receipt, reference(record.receipt),
-                        str(personal.get("fullName") or ""), str(personal.get("email") or ""), record.created_at)
+    return search.Entry(
+        search.APPLICATION,
+        record.receipt,
+        reference(record.receipt),
+        str(personal.get("fullName") or ""),
+        str(personal.get("email") or ""),
+        record.created_at,
+    )
 
 
-def search_batches(r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
-                   ) -> Iterator[tuple[int, list[search.Entry]]]:
+def search_batches(
+    r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
+) -> Iterator[tuple[int, list[search.Entry]]]:
     """Every application from position `start` (oldest first) for search.ensure_built: (the next position, a
     batch). Once a batch is indexed (the generator resumes), those purged meanwhile are forgotten again: retention
     may run while the index is built."""
@@ -226,8 +256,9 @@ def load_answering(r: redis.Redis, receipt: str) -> Record | None:
     return record
 
 
-def update(r: redis.Redis | redis.client.Pipeline, record: Record, state: State | None = None,
-           **changes: Any) -> Record:
+def update(
+    r: redis.Redis | redis.client.Pipeline, record: Record, state: State | None = None, **changes: Any
+) -> Record:
     """Change fields and, if given, the state (moving it between the state sets), in one transaction."""
     old = record.state
     for k, v in changes.items():
@@ -279,8 +310,10 @@ def set_job_id(r: redis.Redis, receipt: str, job_id: str) -> None:
 def purge_personal_data(r: redis.Redis, receipt: str) -> None:
     """Remove what identifies the candidate; the record's state, times and Lever's ids stay for the counts."""
     pipe = r.pipeline()
-    pipe.hset(record_key(receipt), mapping={"application": "", "files": "[]", "uploads": "{}", "purged": "1",
-                                            "last_error": ""})
+    pipe.hset(
+        record_key(receipt),
+        mapping={"application": "", "files": "[]", "uploads": "{}", "purged": "1", "last_error": ""},
+    )
     pipe.delete(ATTEMPTS.format(receipt))
     pipe.zrem(DELIVERED_LOG, receipt)  # the log only feeds the last 24 hours' chart and rates
     search.forget_personal(r, search.APPLICATION, receipt, pipe)
@@ -303,8 +336,17 @@ def forget_contact(r: redis.Redis, contact_id: str) -> list[str]:
     receipts_ = of_contact(r, contact_id)
     pipe = r.pipeline()
     for receipt in receipts_:
-        pipe.hset(record_key(receipt), mapping={"contact_id": "", "opportunity_id": "", "lever_application_id": "",
-                                                "referrer": "", "tags_requested": "[]", "tags_confirmed": "[]"})
+        pipe.hset(
+            record_key(receipt),
+            mapping={
+                "contact_id": "",
+                "opportunity_id": "",
+                "lever_application_id": "",
+                "referrer": "",
+                "tags_requested": "[]",
+                "tags_confirmed": "[]",
+            },
+        )
     pipe.delete(CONTACT.format(contact_id))
     pipe.execute()
     return receipts_
@@ -334,15 +376,17 @@ def oldest_created_at(r: redis.Redis, states: Iterable[State]) -> float | None:
     return min(found) if found else None
 
 
-def receipts_between(r: redis.Redis, state: State | None, since: float | None, until: float | None,
-                     limit: int) -> list[str]:
+def receipts_between(
+    r: redis.Redis, state: State | None, since: float | None, until: float | None, limit: int
+) -> list[str]:
     """Receipts of applications that arrived in [since, until], in a state or any, newest first."""
     key = state_key(state) if state else ALL
     return [x.decode() for x in r.zrevrangebyscore(key, until or "+inf", since or "-inf", start=0, num=limit)]
 
 
-def log_attempt(r: redis.Redis | redis.client.Pipeline, receipt: str, action: str, status: int | str | None,
-                message: str = "") -> None:
+def log_attempt(
+    r: redis.Redis | redis.client.Pipeline, receipt: str, action: str, status: int | str | None, message: str = ""
+) -> None:
     """Append to the application's delivery history (kept for recruiters)."""
     entry = {"at": time.time(), "action": action, "status": status, "message": message[:500]}
     r.rpush(ATTEMPTS.format(receipt), json.dumps(entry))

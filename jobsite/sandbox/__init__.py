@@ -16,8 +16,9 @@ class SandboxServer:
     """The sandbox on a threaded HTTP server in a background thread (port 0 picks a free port); with `smtp_port`
     (0: a free one), its outbox's SMTP server too, whose emails /_sandbox/outbox shows."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None,
-                 smtp_port: int | None = None):
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None, smtp_port: int | None = None
+    ):
         self.state = state or SandboxState()
         self.app = create_sandbox_app(self.state)
         self.outbox = Outbox()

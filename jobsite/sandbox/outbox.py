@@ -56,8 +56,15 @@ class Outbox:
         message = email.message_from_bytes(data.replace(b"\r\n", b"\n"), policy=email.policy.default)
         assert isinstance(message, EmailMessage)  # noqa: S101 (the default policy makes EmailMessages)
         text, html = _part(message, "plain"), _part(message, "html")
-        kept = Kept(time.time(), sender, recipients, str(message.get("Subject", "")), text, html,
-                    list(dict.fromkeys(_LINK.findall(text))))
+        kept = Kept(
+            time.time(),
+            sender,
+            recipients,
+            str(message.get("Subject", "")),
+            text,
+            html,
+            list(dict.fromkeys(_LINK.findall(text))),
+        )
         with self._lock:
             self._kept.append(kept)
 
@@ -167,18 +174,25 @@ def add_routes(app: Flask, outbox: Outbox, sink: SmtpSink | None) -> None:
         if sink is None:
             said = "<p>No SMTP server runs here: start the sandbox with <code>--smtp-port</code>.</p>"
         else:
-            said = (f"<p>The emails the site sent to <code>smtp://127.0.0.1:{sink.port}</code>, newest first "
-                    f"({len(kept)}; the last {KEEP} are kept). Nothing leaves this machine.</p>")
+            said = (
+                f"<p>The emails the site sent to <code>smtp://127.0.0.1:{sink.port}</code>, newest first "
+                f"({len(kept)}; the last {KEEP} are kept). Nothing leaves this machine.</p>"
+            )
         items = "".join(_article(m) for m in kept) or "<p>No email yet.</p>"
-        return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Outbox · Lever sandbox</title>'
-                '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><main>'
-                f'<h1>Outbox</h1><p><a href="/_sandbox/">Lever sandbox</a></p>{said}{items}</main></body></html>')
+        return (
+            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Outbox · Lever sandbox</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><main>'
+            f'<h1>Outbox</h1><p><a href="/_sandbox/">Lever sandbox</a></p>{said}{items}</main></body></html>'
+        )
 
 
 def _article(m: Kept) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(m.at))
     links = "".join(f'<li><a href="{escape(u)}">{escape(u)}</a></li>' for u in m.links)
-    return (f"<article><h2>{escape(m.subject) or '(no subject)'}</h2>"
-            f"<p>To {escape(', '.join(m.recipients))} · {when}</p>"
-            f'<pre style="white-space:pre-wrap">{escape(m.text)}</pre>'
-            + (f"<h3>Links</h3><ul>{links}</ul>" if links else "") + "</article>")
+    return (
+        f"<article><h2>{escape(m.subject) or '(no subject)'}</h2>"
+        f"<p>To {escape(', '.join(m.recipients))} · {when}</p>"
+        f'<pre style="white-space:pre-wrap">{escape(m.text)}</pre>'
+        + (f"<h3>Links</h3><ul>{links}</ul>" if links else "")
+        + "</article>"
+    )

@@ -38,16 +38,19 @@ API_KEY = "sandbox-key"
 MAINTENANCE_EXEMPT = {"postings.list", "postings.get", "postings.questions"}
 UPLOAD_TTL_MS = 24 * 3600 * 1000
 # Lever's stages: New lead and New applicant first, Offer last (in every account); the rest are per company.
-STAGES = [{"id": "lead-new", "text": "New lead"}, {"id": "applicant-new", "text": "New applicant"},
-          {"id": "6a0f3c7e-1c52-4e4b-9f0e-2d1f8f3a5b10", "text": "Phone screen"},
-          {"id": "0d3b6e57-8f34-4c1e-a6a2-7f5e9b1c2d44", "text": "On-site interview"},
-          {"id": "offer", "text": "Offer"}]
+STAGES = [
+    {"id": "lead-new", "text": "New lead"},
+    {"id": "applicant-new", "text": "New applicant"},
+    {"id": "6a0f3c7e-1c52-4e4b-9f0e-2d1f8f3a5b10", "text": "Phone screen"},
+    {"id": "0d3b6e57-8f34-4c1e-a6a2-7f5e9b1c2d44", "text": "On-site interview"},
+    {"id": "offer", "text": "Offer"},
+]
 # Lever's archive reasons: "Hired" exists in every account; any other reason means not hired.
-ARCHIVE_REASONS = [{"id": "63dd55b2-a99f-4e7b-985f-22c7bf80ab42", "text": "Hired", "status": "active", "type": "hired"},
-                   {"id": "8e0a8a4a-5f2b-4d5c-9c31-0b1f6f6f0a01", "text": "Underqualified", "status": "active",
-                    "type": "non-hired"},
-                   {"id": "b7f0c9a2-3d4e-4f5a-8b6c-7d8e9f0a1b2c", "text": "Withdrew", "status": "active",
-                    "type": "non-hired"}]
+ARCHIVE_REASONS = [
+    {"id": "63dd55b2-a99f-4e7b-985f-22c7bf80ab42", "text": "Hired", "status": "active", "type": "hired"},
+    {"id": "8e0a8a4a-5f2b-4d5c-9c31-0b1f6f6f0a01", "text": "Underqualified", "status": "active", "type": "non-hired"},
+    {"id": "b7f0c9a2-3d4e-4f5a-8b6c-7d8e9f0a1b2c", "text": "Withdrew", "status": "active", "type": "non-hired"},
+]
 WEBHOOK_TIMEOUT_S = 5.0
 
 
@@ -184,7 +187,7 @@ def _page(items: list[Any], prefix: str) -> dict[str, Any]:
         if not m or m.group(2) != prefix:
             abort(_error(400, "BadRequestError", "Invalid offset token"))
         start = int(m.group(1))
-    chunk = items[start:start + limit]
+    chunk = items[start : start + limit]
     out: dict[str, Any] = {"data": chunk, "hasNext": start + limit < len(items)}
     if out["hasNext"]:
         out["next"] = quote(json.dumps([start + limit, prefix], separators=(",", ":")), safe="")
@@ -222,8 +225,12 @@ def _take(rules: list[dict[str, Any]], path: str, endpoint: str = "", after: boo
     """Consume one use of the first rule whose path (and endpoint, if it names one) matches; `after` picks the
     failures answered after processing rather than before."""
     for rule in rules:
-        if (rule.get("path", "") in path and rule.get("endpoint", endpoint) == endpoint
-                and bool(rule.get("after")) == after and rule.get("count", 1) > 0):
+        if (
+            rule.get("path", "") in path
+            and rule.get("endpoint", endpoint) == endpoint
+            and bool(rule.get("after")) == after
+            and rule.get("count", 1) > 0
+        ):
             rule["count"] = rule.get("count", 1) - 1
             if rule["count"] <= 0:
                 rules.remove(rule)
@@ -268,8 +275,9 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
                 retry_after = sw.retry_after and sw.mode == "bucket"
                 headers = {"Retry-After": str(max(1, round(wait)))} if retry_after else {}
                 return _error(429, "TooManyRequestsError", "Rate limit exceeded", headers)
-            latency = max(sw.latency_s if sw.latency_path in request.path else 0.0,
-                          sw.latency_by_endpoint.get(endpoint, 0.0))
+            latency = max(
+                sw.latency_s if sw.latency_path in request.path else 0.0, sw.latency_by_endpoint.get(endpoint, 0.0)
+            )
             st.processing.append(endpoint)
             request.environ["sandbox.processing"] = True
         if latency:
@@ -283,8 +291,15 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             with st.lock:
                 if request.environ.get("sandbox.processing") and endpoint in st.processing:  # (not if reset since)
                     st.processing.remove(endpoint)
-                st.requests.append({"t": request.environ["sandbox.arrived"], "method": request.method,
-                                    "path": request.path, "endpoint": endpoint, "status": response.status_code})
+                st.requests.append(
+                    {
+                        "t": request.environ["sandbox.arrived"],
+                        "method": request.method,
+                        "path": request.path,
+                        "endpoint": endpoint,
+                        "status": response.status_code,
+                    }
+                )
                 processed = request.environ.get("sandbox.processing") and response.status_code < 400
                 late = _take(st.switches.fail, request.path, endpoint, after=True) if processed else None
                 if late:  # processed, then answered with an error: the client cannot tell it from an unprocessed one
@@ -317,8 +332,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             wanted = args.getlist(name)
             if wanted:
                 key = "allLocations" if name == "location" else name
-                items = [p for p in items
-                         if set(wanted) & set(_as_list(p["categories"].get(key)))]
+                items = [p for p in items if set(wanted) & set(_as_list(p["categories"].get(key)))]
         items.sort(key=lambda p: p["createdAt"], reverse=True)
         if "content" not in args.getlist("include") and args.getlist("include"):
             items = [{k: v for k, v in p.items() if k != "content"} for p in items]
@@ -351,11 +365,16 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
         file_id = f"{uuid.uuid4()}-{f.filename}"
         expires = int(time.time() * 1000) + UPLOAD_TTL_MS
         with st.lock:
-            st.uploads[file_id] = {"filename": f.filename, "size": len(content), "expiresAt": expires,
-                                   "sha256": hashlib.sha256(content).hexdigest()}  # for tests: the bytes arrived
+            st.uploads[file_id] = {
+                "filename": f.filename,
+                "size": len(content),
+                "expiresAt": expires,
+                "sha256": hashlib.sha256(content).hexdigest(),
+            }  # for tests: the bytes arrived
         uri = f"{request.host_url}v1/uploads/{quote(file_id)}"
-        return {"data": {"id": file_id, "filename": f.filename, "uri": uri, "size": len(content),
-                         "expiresAt": expires}}, 200
+        return {
+            "data": {"id": file_id, "filename": f.filename, "uri": uri, "size": len(content), "expiresAt": expires}
+        }, 200
 
     @app.post("/v1/postings/<posting_id>/apply")
     def apply(posting_id: str) -> Any:
@@ -376,9 +395,16 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             confirm = request.args.get("send_confirmation_email", "false").lower() == "true"
             app_id = _record_application(st, posting, body, confirm)
             opp = st.opportunities[-1]
-            event = _event("applicationCreated", {"applicationId": app_id, "opportunityId": opp["id"],
-                                                  "candidateId": opp["id"], "contactId": opp["contact"],
-                                                  "postingId": posting["id"]})
+            event = _event(
+                "applicationCreated",
+                {
+                    "applicationId": app_id,
+                    "opportunityId": opp["id"],
+                    "candidateId": opp["id"],
+                    "contactId": opp["contact"],
+                    "postingId": posting["id"],
+                },
+            )
         # Lever sends its webhooks apart from the answer to the request that caused them.
         threading.Thread(target=_send_webhooks, args=(st, [event]), daemon=True).start()
         return {"data": {"applicationId": app_id}}, 201
@@ -402,10 +428,14 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
             items = [o for o in items if set(tags) & set(o["tags"])]
         if args.get("archived") in ("true", "false"):
             items = [o for o in items if (o["archived"] is not None) == (args["archived"] == "true")]
-        for param, field_, start in (("created_at_start", "createdAt", True), ("created_at_end", "createdAt", False),
-                                     ("updated_at_start", "updatedAt", True), ("updated_at_end", "updatedAt", False),
-                                     ("advanced_at_start", "lastAdvancedAt", True),
-                                     ("advanced_at_end", "lastAdvancedAt", False)):
+        for param, field_, start in (
+            ("created_at_start", "createdAt", True),
+            ("created_at_end", "createdAt", False),
+            ("updated_at_start", "updatedAt", True),
+            ("updated_at_end", "updatedAt", False),
+            ("advanced_at_start", "lastAdvancedAt", True),
+            ("advanced_at_end", "lastAdvancedAt", False),
+        ):
             if param in args:
                 try:
                     limit = int(args[param])
@@ -479,11 +509,16 @@ def _check_application(st: SandboxState, form: dict[str, Any], body: dict[str, A
             value = fields[i].get("value") if i < len(fields) and isinstance(fields[i], dict) else None
             if f["required"] and value in (None, "", []):
                 return f"Missing required field: {f['text']}"
-            if (fieldtypes.of(f["type"]).choice == fieldtypes.Choice.ONE and value not in (None, "")
-                    and value not in [o["text"] for o in f["options"]]):
+            if (
+                fieldtypes.of(f["type"]).choice == fieldtypes.Choice.ONE
+                and value not in (None, "")
+                and value not in [o["text"] for o in f["options"]]
+            ):
                 return f"Invalid option for {f['text']}"
     uris = [personal.get("resume")] + [
-        f.get("value") for c in body.get("customQuestions") or [] for f in c.get("fields") or []
+        f.get("value")
+        for c in body.get("customQuestions") or []
+        for f in c.get("fields") or []
         if isinstance(f, dict) and isinstance(f.get("value"), str) and "/v1/uploads/" in f["value"]
     ]
     now = time.time() * 1000
@@ -517,11 +552,18 @@ def _send_webhooks(st: SandboxState, events: list[dict[str, Any]]) -> list[int]:
         token = secrets.token_hex(24)
         signing = ("not-" + key) if bad else key
         signature = hmac.new(signing.encode(), f"{token}{triggered}".encode(), hashlib.sha256).hexdigest()
-        envelope = {"id": str(uuid.uuid4()), "event": event["event"], "triggeredAt": triggered, "token": token,
-                    "signature": signature, "data": event["data"]}
+        envelope = {
+            "id": str(uuid.uuid4()),
+            "event": event["event"],
+            "triggeredAt": triggered,
+            "token": token,
+            "signature": signature,
+            "data": event["data"],
+        }
         try:
-            status = requests.post(url, json=envelope, timeout=WEBHOOK_TIMEOUT_S,
-                                   headers={"User-Agent": "Lever-Webhooks"}).status_code
+            status = requests.post(
+                url, json=envelope, timeout=WEBHOOK_TIMEOUT_S, headers={"User-Agent": "Lever-Webhooks"}
+            ).status_code
         except requests.RequestException:
             status = 0
         with st.lock:
@@ -530,27 +572,57 @@ def _send_webhooks(st: SandboxState, events: list[dict[str, Any]]) -> list[int]:
     return statuses
 
 
-def _record_application(st: SandboxState, posting: dict[str, Any], body: dict[str, Any],
-                        send_confirmation_email: bool) -> str:
+def _record_application(
+    st: SandboxState, posting: dict[str, Any], body: dict[str, Any], send_confirmation_email: bool
+) -> str:
     personal = {p.get("name"): p.get("value") for p in body["personalInformation"]}
     email = str(personal["email"]).strip().lower()
     contact = st.contacts.setdefault(email, str(uuid.uuid4()))
     now = int(time.time() * 1000)
     app_id, opp_id = str(uuid.uuid4()), str(uuid.uuid4())
-    st.applications.append({"id": app_id, "opportunityId": opp_id, "posting": posting["id"],
-                            "receivedAt": now, "arrived": request.environ["sandbox.arrived"], "body": body,
-                            "sendConfirmationEmail": send_confirmation_email})
-    st.opportunities.append({
-        "id": opp_id, "name": personal.get("fullName"), "contact": contact, "emails": [email],
-        "headline": personal.get("currentCompany") or "", "phones": [], "confidentiality": "non-confidential",
-        "location": personal.get("currentLocation") or "", "links": [u.get("value") for u in body.get("urls") or []],
-        "createdAt": now, "updatedAt": now, "lastInteractionAt": now, "lastAdvancedAt": now, "snoozedUntil": None,
-        "archived": None, "stage": "applicant-new", "stageChanges": [], "owner": None, "tags": [],
-        "sources": [body["source"]] if body.get("source") else [], "origin": body.get("origin", "applied"),
-        "sourcedBy": None, "applications": [app_id], "followers": [], "dataProtection": None,
-        "isAnonymized": False, "opportunityLocation": posting["categories"]["location"],
-        "_posting": posting["id"],
-    })
+    st.applications.append(
+        {
+            "id": app_id,
+            "opportunityId": opp_id,
+            "posting": posting["id"],
+            "receivedAt": now,
+            "arrived": request.environ["sandbox.arrived"],
+            "body": body,
+            "sendConfirmationEmail": send_confirmation_email,
+        }
+    )
+    st.opportunities.append(
+        {
+            "id": opp_id,
+            "name": personal.get("fullName"),
+            "contact": contact,
+            "emails": [email],
+            "headline": personal.get("currentCompany") or "",
+            "phones": [],
+            "confidentiality": "non-confidential",
+            "location": personal.get("currentLocation") or "",
+            "links": [u.get("value") for u in body.get("urls") or []],
+            "createdAt": now,
+            "updatedAt": now,
+            "lastInteractionAt": now,
+            "lastAdvancedAt": now,
+            "snoozedUntil": None,
+            "archived": None,
+            "stage": "applicant-new",
+            "stageChanges": [],
+            "owner": None,
+            "tags": [],
+            "sources": [body["source"]] if body.get("source") else [],
+            "origin": body.get("origin", "applied"),
+            "sourcedBy": None,
+            "applications": [app_id],
+            "followers": [],
+            "dataProtection": None,
+            "isAnonymized": False,
+            "opportunityLocation": posting["categories"]["location"],
+            "_posting": posting["id"],
+        }
+    )
     return app_id
 
 
@@ -561,9 +633,15 @@ def _public_opportunity(st: SandboxState, opp: dict[str, Any], expand: list[str]
         out["stage"] = next((dict(s) for s in STAGES if s["id"] == opp["stage"]), {"id": opp["stage"], "text": ""})
     if "applications" in expand:
         out["applications"] = [
-            {"id": a["id"], "opportunityId": opp["id"], "posting": a["posting"], "createdAt": a["receivedAt"],
-             "type": "posting"}
-            for a in st.applications if a["id"] in opp["applications"]
+            {
+                "id": a["id"],
+                "opportunityId": opp["id"],
+                "posting": a["posting"],
+                "createdAt": a["receivedAt"],
+                "type": "posting",
+            }
+            for a in st.applications
+            if a["id"] in opp["applications"]
         ]
     return out
 
@@ -589,8 +667,9 @@ def _opportunity_body() -> tuple[dict[str, Any], Any]:
         for name in ("emails", "links", "tags", "sources", "postings"):
             if f"{name}[]" in form:
                 body[name] = form.getlist(f"{name}[]")
-        phones = sorted((k for k in form if re.fullmatch(r"phones\[\d+\]\[value\]", k)),
-                        key=lambda k: int(k[7:k.index("]")]))
+        phones = sorted(
+            (k for k in form if re.fullmatch(r"phones\[\d+\]\[value\]", k)), key=lambda k: int(k[7 : k.index("]")])
+        )
         if phones:
             body["phones"] = [{"value": form[k]} for k in phones]
         return body, request.files.get("resumeFile")
@@ -635,18 +714,41 @@ def _sourcing_routes(app: Flask, st: SandboxState) -> None:
             file_info = None
             if resume is not None:
                 content = resume.read()
-                file_info = {"name": resume.filename, "size": len(content),
-                             "sha256": hashlib.sha256(content).hexdigest()}
+                file_info = {
+                    "name": resume.filename,
+                    "size": len(content),
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                }
             opp = {
-                "id": str(uuid.uuid4()), "name": str(body.get("name") or ""), "contact": contact, "emails": emails,
-                "headline": str(body.get("headline") or ""), "phones": phones, "confidentiality": "non-confidential",
-                "location": str(body.get("location") or ""), "links": _strings(body, "links"), "createdAt": now,
-                "updatedAt": now, "lastInteractionAt": now, "lastAdvancedAt": now, "snoozedUntil": None,
-                "archived": None, "stage": "lead-new", "stageChanges": [], "owner": user["id"],
-                "tags": list(dict.fromkeys(_strings(body, "tags"))), "sources": _strings(body, "sources"),
-                "origin": origin, "sourcedBy": user["id"] if origin == "sourced" else None, "applications": [],
-                "followers": [user["id"]], "dataProtection": None, "isAnonymized": False,
-                "opportunityLocation": None, "_posting": postings[0] if postings else None, "_resume": file_info,
+                "id": str(uuid.uuid4()),
+                "name": str(body.get("name") or ""),
+                "contact": contact,
+                "emails": emails,
+                "headline": str(body.get("headline") or ""),
+                "phones": phones,
+                "confidentiality": "non-confidential",
+                "location": str(body.get("location") or ""),
+                "links": _strings(body, "links"),
+                "createdAt": now,
+                "updatedAt": now,
+                "lastInteractionAt": now,
+                "lastAdvancedAt": now,
+                "snoozedUntil": None,
+                "archived": None,
+                "stage": "lead-new",
+                "stageChanges": [],
+                "owner": user["id"],
+                "tags": list(dict.fromkeys(_strings(body, "tags"))),
+                "sources": _strings(body, "sources"),
+                "origin": origin,
+                "sourcedBy": user["id"] if origin == "sourced" else None,
+                "applications": [],
+                "followers": [user["id"]],
+                "dataProtection": None,
+                "isAnonymized": False,
+                "opportunityLocation": None,
+                "_posting": postings[0] if postings else None,
+                "_resume": file_info,
                 "_perform_as": user["id"],
             }
             st.opportunities.append(opp)
@@ -664,16 +766,26 @@ def _sourcing_routes(app: Flask, st: SandboxState) -> None:
             user = _performer(st)
             if not any(o["id"] == opportunity_id for o in st.opportunities):
                 return _error(404, "ResourceNotFound", "That opportunity doesn't exist")
-            note = {"id": str(uuid.uuid4()), "opportunity": opportunity_id, "user": user["id"], "text": value,
-                    "secret": bool(body.get("secret", False)), "createdAt": _now_ms(), "deletedAt": None}
+            note = {
+                "id": str(uuid.uuid4()),
+                "opportunity": opportunity_id,
+                "user": user["id"],
+                "text": value,
+                "secret": bool(body.get("secret", False)),
+                "createdAt": _now_ms(),
+                "deletedAt": None,
+            }
             st.notes.append(note)
         return {"data": {"noteId": note["id"]}}, 201
 
     @app.get("/v1/opportunities/<opportunity_id>/notes")
     def list_notes(opportunity_id: str) -> Any:
         with st.lock:
-            notes = [{k: v for k, v in n.items() if k != "opportunity"} for n in st.notes
-                     if n["opportunity"] == opportunity_id]
+            notes = [
+                {k: v for k, v in n.items() if k != "opportunity"}
+                for n in st.notes
+                if n["opportunity"] == opportunity_id
+            ]
         return _page(notes, "notes")
 
     @app.get("/v1/users")
@@ -695,13 +807,24 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
     def state() -> dict[str, Any]:
         with st.lock:
             sw = st.switches
-            return {"maintenance": sw.maintenance, "mode": sw.mode, "window_s": sw.window_s,
-                    "apply_per_s": sw.apply_per_s, "apply_burst": sw.apply_burst, "per_s": sw.per_s,
-                    "burst": sw.burst, "retry_after": sw.retry_after, "latency_s": sw.latency_s,
-                    "latency_by_endpoint": sw.latency_by_endpoint,
-                    "drop": sw.drop, "fail": sw.fail, "forbid": sorted(sw.forbid),
-                    "postings": len(st.postings), "applications": len(st.applications),
-                    "requests": len(st.requests)}
+            return {
+                "maintenance": sw.maintenance,
+                "mode": sw.mode,
+                "window_s": sw.window_s,
+                "apply_per_s": sw.apply_per_s,
+                "apply_burst": sw.apply_burst,
+                "per_s": sw.per_s,
+                "burst": sw.burst,
+                "retry_after": sw.retry_after,
+                "latency_s": sw.latency_s,
+                "latency_by_endpoint": sw.latency_by_endpoint,
+                "drop": sw.drop,
+                "fail": sw.fail,
+                "forbid": sorted(sw.forbid),
+                "postings": len(st.postings),
+                "applications": len(st.applications),
+                "requests": len(st.requests),
+            }
 
     def wants_page() -> bool:
         """A browser's request: HTML named outright and preferred to JSON. Chromium's Accept lists text/html first but
@@ -718,15 +841,17 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
         if wants_page():
             flip = "off" if data["maintenance"] else "on"
             rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in data.items())
-            return (f"<!doctype html><title>Lever sandbox</title><h1>Lever sandbox</h1><table>{rows}</table>"
-                    f'<form method="post" action="/_sandbox/maintenance"><input type="hidden" name="on" '
-                    f'value="{flip}"><button>Switch maintenance mode {flip}</button></form>'
-                    '<form method="post" action="/_sandbox/postings"><button>Publish a new posting</button></form>'
-                    "<p>A new posting reaches the job list at the site's next refresh of its postings, and its job "
-                    "alerts the outbox.</p>"
-                    "<p>JSON switches: POST /_sandbox/maintenance, limits, latency, drop, fail, forbid, postings, "
-                    "reset; GET /_sandbox/received.</p>"
-                    '<p><a href="/_sandbox/outbox">Outbox</a>: the emails the site sent.</p>')
+            return (
+                f"<!doctype html><title>Lever sandbox</title><h1>Lever sandbox</h1><table>{rows}</table>"
+                f'<form method="post" action="/_sandbox/maintenance"><input type="hidden" name="on" '
+                f'value="{flip}"><button>Switch maintenance mode {flip}</button></form>'
+                '<form method="post" action="/_sandbox/postings"><button>Publish a new posting</button></form>'
+                "<p>A new posting reaches the job list at the site's next refresh of its postings, and its job "
+                "alerts the outbox.</p>"
+                "<p>JSON switches: POST /_sandbox/maintenance, limits, latency, drop, fail, forbid, postings, "
+                "reset; GET /_sandbox/received.</p>"
+                '<p><a href="/_sandbox/outbox">Outbox</a>: the emails the site sent.</p>'
+            )
         return data
 
     @app.post("/_sandbox/maintenance")
@@ -802,10 +927,15 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
             if data.get("clear"):
                 _clear(st.switches.fail, data)
                 return state()
-            st.switches.fail.append({**_rule(data), "status": int(data.get("status", 500)),
-                                     "message": str(data.get("message", "Injected failure")),
-                                     "after": bool(data.get("after", False)),
-                                     "retry_after": int(data.get("retry_after", 0))})
+            st.switches.fail.append(
+                {
+                    **_rule(data),
+                    "status": int(data.get("status", 500)),
+                    "message": str(data.get("message", "Injected failure")),
+                    "after": bool(data.get("after", False)),
+                    "retry_after": int(data.get("retry_after", 0)),
+                }
+            )
         return state()
 
     @app.post("/_sandbox/forbid")
@@ -818,8 +948,11 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
     def publish_posting() -> Any:
         """Publish a new posting on the public site: JSON `{"text", "team", "department", "location", "commitment",
         "workplace"}` (each optional), or the page's button (a form: the next of the seed's roles)."""
-        data = {k: str(v)[:200] for k, v in body().items()
-                if k in ("text", "team", "department", "location", "commitment", "workplace") and v}
+        data = {
+            k: str(v)[:200]
+            for k, v in body().items()
+            if k in ("text", "team", "department", "location", "commitment", "workplace") and v
+        }
         with st.lock:
             st.published += 1
             posting = new_posting(st.published, now_ms=_now_ms(), **data)
@@ -844,18 +977,31 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
     @app.get("/_sandbox/received")
     def received() -> Any:
         with st.lock:
-            return {"requests": st.requests, "applications": st.applications,
-                    "uploads": len(st.uploads), "opportunities": len(st.opportunities), "webhooks": st.webhooks,
-                    "notes": st.notes}
+            return {
+                "requests": st.requests,
+                "applications": st.applications,
+                "uploads": len(st.uploads),
+                "opportunities": len(st.opportunities),
+                "webhooks": st.webhooks,
+                "notes": st.notes,
+            }
 
     @app.get("/_sandbox/opportunities")
     def opportunities() -> Any:
         """Every opportunity as Lever holds it (tags, stage, archive state), for tests and people; with the posting,
         the resume received and the `perform_as` user of a created one."""
         with st.lock:
-            return {"data": [{**_public_opportunity(st, o, []), "posting": o["_posting"],
-                              "resume": o.get("_resume"), "performAs": o.get("_perform_as")}
-                             for o in st.opportunities]}
+            return {
+                "data": [
+                    {
+                        **_public_opportunity(st, o, []),
+                        "posting": o["_posting"],
+                        "resume": o.get("_resume"),
+                        "performAs": o.get("_perform_as"),
+                    }
+                    for o in st.opportunities
+                ]
+            }
 
     @app.post("/_sandbox/webhooks")
     def webhooks() -> Any:
@@ -887,8 +1033,14 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
             opp = _opportunity(opportunity_id)
             now = _now_ms()
             event = _event("candidateStageChange", {**_ids(opp), "toStageId": stage, "fromStageId": opp["stage"]})
-            opp["stageChanges"].append({"toStageId": stage, "toStageIndex": [s["id"] for s in STAGES].index(stage),
-                                        "userId": None, "updatedAt": now})
+            opp["stageChanges"].append(
+                {
+                    "toStageId": stage,
+                    "toStageIndex": [s["id"] for s in STAGES].index(stage),
+                    "userId": None,
+                    "updatedAt": now,
+                }
+            )
             opp.update(stage=stage, updatedAt=now, lastAdvancedAt=now)
         return {"webhooks": _send_webhooks(st, [event])}
 
@@ -905,8 +1057,9 @@ def _control_routes(app: Flask, st: SandboxState) -> None:
             now = _now_ms()
             before = opp["archived"]
             opp.update(archived={"reason": reason, "archivedAt": now} if reason else None, updatedAt=now)
-            events = [_event("candidateArchiveChange", {**_ids(opp), "fromArchived": before,
-                                                        "toArchived": opp["archived"]})]
+            events = [
+                _event("candidateArchiveChange", {**_ids(opp), "fromArchived": before, "toArchived": opp["archived"]})
+            ]
             if found and found["type"] == "hired":
                 events.append(_event("candidateHired", _ids(opp)))
         return {"webhooks": _send_webhooks(st, events)}

@@ -17,10 +17,12 @@ from typing import Any
 
 import redis
 
+from .. import keyspace
 from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, scoped_key
 from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
 from ..records import filetypes, uploads
 from ..records.application import Attribution
+from ..records.contacts import EMAIL
 from ..records.uploads import UploadedFile
 from ..services import Services
 from ..words import N_, Message
@@ -28,13 +30,12 @@ from . import optin, people
 from .events import Event
 from .people import Kind, Person
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 MAX_TEXT = 200
 MAX_NOTE = 2000
 MAX_LINKS = 5
 LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+\Z")  # no control character, as the OpenAPI document says
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
-IDEMPOTENCY = "sourced:idem:{}"  # hash of the key -> "<fingerprint> <person id>"
+IDEMPOTENCY = keyspace.name("sourced:idem:{}")  # hash of the key -> "<fingerprint> <person id>"
 # An integrator's key lives IDEMPOTENCY_TTL_S (admission/idempotency.py); a capture's guard never expires (below).
 
 
@@ -56,8 +57,9 @@ class Accepted:
     new: bool  # False: a repeat of an earlier sign-up or capture, answered with the first
 
 
-def _text(data: Mapping[str, Any], name: str, errors: dict[str, Message], *, required: bool = False,
-          limit: int = MAX_TEXT) -> str:
+def _text(
+    data: Mapping[str, Any], name: str, errors: dict[str, Message], *, required: bool = False, limit: int = MAX_TEXT
+) -> str:
     value = data.get(name)
     if value is None or value == "":
         if required:
@@ -84,8 +86,15 @@ def _choices(value: Any, allowed: Sequence[str], name: str, errors: dict[str, Me
     return list(dict.fromkeys(values))
 
 
-def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams: Sequence[str],
-                  locations: Sequence[str], max_file_bytes: int, attribution: Attribution | None = None) -> Person:
+def talent_signup(
+    data: Mapping[str, Any],
+    resume: UploadedFile | None,
+    *,
+    teams: Sequence[str],
+    locations: Sequence[str],
+    max_file_bytes: int,
+    attribution: Attribution | None = None,
+) -> Person:
     """A talent-community sign-up from a form or the API: `name`, `email`, `phone`, `links` (a list or one per line),
     `teams` and `locations` (from the catalog), `consent` (to be kept on file; required). Raises Invalid."""
     errors: dict[str, Message] = {}
@@ -98,8 +107,7 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
         raw_links = raw_links.split()
     strings = isinstance(raw_links, list) and all(isinstance(x, str) for x in raw_links)
     links = [x.strip() for x in raw_links if x.strip()] if strings else None  # a form's empty field is no link
-    if links is None or len(raw_links) > MAX_LINKS or not all(
-            LINK.match(x) and len(x) <= 300 for x in links):
+    if links is None or len(raw_links) > MAX_LINKS or not all(LINK.match(x) and len(x) <= 300 for x in links):
         errors["links"] = Message(N_("Give up to %(n)s web addresses starting with https://."), n=MAX_LINKS)
         links = []
     chosen_teams = _choices(data.get("teams"), teams, "teams", errors)
@@ -115,9 +123,21 @@ def talent_signup(data: Mapping[str, Any], resume: UploadedFile | None, *, teams
     if errors:
         raise Invalid(errors)
     where = attribution or Attribution()
-    return Person(id=people.new_id(), kind=Kind.TALENT, created_at=time.time(), name=name, email=email, phone=phone,
-                  links=links, teams=chosen_teams, locations=chosen_locations, consent=True, source=where.source,
-                  campaign=where.campaign, sends=[people.Send()])
+    return Person(
+        id=people.new_id(),
+        kind=Kind.TALENT,
+        created_at=time.time(),
+        name=name,
+        email=email,
+        phone=phone,
+        links=links,
+        teams=chosen_teams,
+        locations=chosen_locations,
+        consent=True,
+        source=where.source,
+        campaign=where.campaign,
+        sends=[people.Send()],
+    )
 
 
 def event_capture(data: Mapping[str, Any], event: Event, recruiter: str) -> Person:
@@ -139,9 +159,21 @@ def event_capture(data: Mapping[str, Any], event: Event, recruiter: str) -> Pers
         client_id = ""
     if errors:
         raise Invalid(errors)
-    return Person(id=people.new_id(), kind=Kind.EVENT, created_at=time.time(), name=name, email=email, phone=phone,
-                  event_id=event.id, event_name=event.name, recruiter=recruiter, note=note, rating=rating,
-                  client_id=client_id, sends=[people.Send(posting=p) for p in postings] or [people.Send()])
+    return Person(
+        id=people.new_id(),
+        kind=Kind.EVENT,
+        created_at=time.time(),
+        name=name,
+        email=email,
+        phone=phone,
+        event_id=event.id,
+        event_name=event.name,
+        recruiter=recruiter,
+        note=note,
+        rating=rating,
+        client_id=client_id,
+        sends=[people.Send(posting=p) for p in postings] or [people.Send()],
+    )
 
 
 def idempotency_key(key: str, person: Person, resume: UploadedFile | None, client: str = "") -> Idempotency:
@@ -161,8 +193,9 @@ def client_guard(person: Person) -> str:
     return people.CLIENT.format(person.event_id, f"{recruiter}.{person.client_id}")  # "." is in no client_id
 
 
-def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
-           idempotency: Idempotency | None = None) -> Accepted:
+def submit(
+    svc: Services, person: Person, resume: UploadedFile | None = None, idempotency: Idempotency | None = None
+) -> Accepted:
     """Persist and queue a sourced person; returns once it is durable. A repeat (same capture client_id, or same
     Idempotency-Key and content) returns the first; a key reused for other content raises KeyReused.
 
@@ -182,8 +215,7 @@ def submit(svc: Services, person: Person, resume: UploadedFile | None = None,
         raise
 
 
-def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
-           idempotency: Idempotency | None) -> Accepted:
+def _write(r: redis.Redis, person: Person, resume: UploadedFile | None, idempotency: Idempotency | None) -> Accepted:
     contents: dict[str, bytes] = {}
     if resume is not None:
         stored, contents = uploads.describe({"resume": resume})
@@ -191,51 +223,65 @@ def _write(r: redis.Redis, person: Person, resume: UploadedFile | None,
     guard, fingerprint = (idempotency.key, idempotency.fingerprint) if idempotency else ("", "")
     if person.kind == Kind.EVENT:
         guard, fingerprint = client_guard(person), ""
-    with r.pipeline() as pipe:
-        try:
-            if guard:
-                pipe.watch(guard)
-                earlier = pipe.get(guard)
-                if earlier:
-                    pipe.reset()
-                    return _earlier(r, earlier.decode(), fingerprint)
-            if person.kind == Kind.TALENT:
-                pipe.watch(people.email_key(person.email))
-                known = pipe.get(people.email_key(person.email))
-                member = people.load(pipe, known.decode()) if known else None
-                if member is not None and not member.purged:
-                    return _again(r, pipe, member, person, contents, guard, fingerprint)
-            pipe.watch(people.KEY.format(person.id))
-            pipe.multi()
-            people.add(pipe, person)
-            if person.unconfirmed:  # its opt-in email first; delivery once confirmed (sourcing/optin.py)
-                enqueue_optin_email(r, person.id, pipeline=pipe)
-            else:
-                people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
-            if contents:
-                uploads.add(pipe, person.id, contents)
-            if guard:
-                pipe.set(guard, f"{fingerprint} {person.id}",
-                         ex=None if person.kind == Kind.EVENT else IDEMPOTENCY_TTL_S)
-            pipe.execute()
-        except redis.WatchError:
-            if people.load(r, person.id) is not None:  # written; its answer was lost
-                return Accepted(person, True)
-            found = r.get(guard) if guard else None
-            if found is None:
+    for attempt in range(3):
+        with r.pipeline() as pipe:
+            member = None
+            try:
+                if guard:
+                    pipe.watch(guard)
+                    earlier = pipe.get(guard)
+                    if earlier:
+                        pipe.reset()
+                        return _earlier(r, earlier.decode(), fingerprint)
+                if person.kind == Kind.TALENT:
+                    pipe.watch(people.email_key(person.email))
+                    known = pipe.get(people.email_key(person.email))
+                    if known:  # watched before it is read: a confirm meanwhile is never written over
+                        pipe.watch(people.KEY.format(known.decode()))
+                        member = people.load(pipe, known.decode())
+                    if member is not None and not member.purged:
+                        return _again(r, pipe, member, person, contents, guard, fingerprint)
+                pipe.watch(people.KEY.format(person.id))
+                pipe.multi()
+                people.add(pipe, person)
+                if person.unconfirmed:  # its opt-in email first; delivery once confirmed (sourcing/optin.py)
+                    enqueue_optin_email(r, person.id, pipeline=pipe)
+                else:
+                    people.set_job(pipe, person.id, enqueue_sourced(r, person.id, pipeline=pipe))
+                if contents:
+                    uploads.add(pipe, person.id, contents)
+                if guard:
+                    pipe.set(
+                        guard, f"{fingerprint} {person.id}", ex=None if person.kind == Kind.EVENT else IDEMPOTENCY_TTL_S
+                    )
+                pipe.execute()
+            except redis.WatchError:
+                if people.load(r, person.id) is not None:  # written; its answer was lost
+                    return Accepted(person, True)
+                found = r.get(guard) if guard else None
+                if found is not None:
+                    return _earlier(r, found.decode(), fingerprint)
+                if member is not None and attempt < 2:  # the member changed (confirmed, left): read them again
+                    continue  # (writing the re-join twice changes nothing)
                 raise redis.ConnectionError("the transaction's outcome is unknown: nothing of it in Redis") from None
-            return _earlier(r, found.decode(), fingerprint)
-    return Accepted(person, True)
+        return Accepted(person, True)
+    raise AssertionError("unreachable")  # (each attempt returns, continues or raises)
 
 
-def _again(r: redis.Redis, pipe: redis.client.Pipeline, member: Person, person: Person, contents: dict[str, bytes],
-           guard: str, fingerprint: str) -> Accepted:
+def _again(
+    r: redis.Redis,
+    pipe: redis.client.Pipeline,
+    member: Person,
+    person: Person,
+    contents: dict[str, bytes],
+    guard: str,
+    fingerprint: str,
+) -> Accepted:
     """The address is a member already: one record per address, never a second. A sign-up not confirmed yet takes
     the new answers (nothing of it reached Lever, and both are unproven); a confirmed member's record is left as its
     owner made it, since anyone may sign up any address: they change it through the manage link of their emails.
     Either way the answer is that one record, not new (the web says so without showing it)."""
-    pipe.watch(people.KEY.format(member.id))
-    if member.unconfirmed:
+    if member.unconfirmed:  # (the caller watched the record before reading it)
         for name in ("name", "phone", "links", "teams", "locations", "language", "source", "campaign"):
             setattr(member, name, getattr(person, name))
         if contents:

@@ -10,8 +10,10 @@ from datetime import date
 
 import redis
 
-KEY = "events:{}"  # JSON: one event
-ALL = "events:all"  # zset: id -> created_at
+from .. import keyspace
+
+KEY = keyspace.name("events:{}")  # JSON: one event
+ALL = keyspace.name("events:all")  # zset: id -> created_at
 MAX_NAME_CHARS = 120
 
 
@@ -39,8 +41,14 @@ def add(r: redis.Redis, name: str, day: str = "", postings: list[str] | None = N
             day = date.fromisoformat(day).isoformat()
         except ValueError:
             raise BadEvent("date: YYYY-MM-DD") from None
-    event = Event(id="e" + secrets.token_hex(6), name=name, day=day, postings=list(dict.fromkeys(postings or [])),
-                  created_at=time.time(), created_by=who)
+    event = Event(
+        id="e" + secrets.token_hex(6),
+        name=name,
+        day=day,
+        postings=list(dict.fromkeys(postings or [])),
+        created_at=time.time(),
+        created_by=who,
+    )
     with r.pipeline() as pipe:
         pipe.set(KEY.format(event.id), json.dumps(asdict(event)))
         pipe.zadd(ALL, {event.id: event.created_at})

@@ -13,7 +13,8 @@ After delivery, what a member changes on the manage page is told to Lever on the
 (policy row `Work.CHANGE`): new interests or locations remove the old company tags and add the new ones; consent
 withdrawn adds `<Prefix> consent withdrawn` and a note carrying the send's marker + WITHDRAWN_MARK, then nothing more
 is sent (before any opportunity exists, none is ever created). Only the lease holder writes the record: the manage
-page and retention leave a wish (people.wish) that `take_wish` writes in under the lease.
+page and retention leave a wish (people.wish) that `take_wish` writes in under the lease; a withdrawal or purge
+wished during a delivery stops it before its next create or note (the next holder writes the wish in first).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import redis
 from redis.exceptions import LockError
 
-from .. import metrics
+from .. import keyspace, metrics
 from ..delivery import gate, outcomes, sender
 from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result
 from ..lever.client import LeverClient, LeverError
@@ -43,7 +44,7 @@ from .people import Kind, Person, Send, Standing
 
 log = logging.getLogger(__name__)
 
-LEASE = "sourced:lease:{}"  # a redis-py Lock per person while a worker delivers them
+LEASE = keyspace.name("sourced:lease:{}")  # a redis-py Lock per person while a worker delivers them
 LEGACY_MARGIN_MS = 120 * 1000  # clock skew allowed by the releases before markers (see `_reconcile`)
 APPLY_WAIT_S = 2.0  # the manage page waits at most this for a delivery in progress to let it write a change in
 MARKER_PATH = "/admin/sourced/"  # our marker: <site>/admin/sourced/<person id>/<send>
@@ -55,16 +56,22 @@ def tags(settings: Settings, person: Person) -> list[str]:
     p = settings.tag_prefix
     if person.kind == Kind.EVENT:
         return [f"{p} event: {person.event_name}"]
-    return ([f"{p} talent community"] + [f"{p} interest: {t}" for t in person.teams]
-            + [f"{p} location: {loc}" for loc in person.locations])
+    return (
+        [f"{p} talent community"]
+        + [f"{p} interest: {t}" for t in person.teams]
+        + [f"{p} location: {loc}" for loc in person.locations]
+    )
 
 
 def opportunity_body(settings: Settings, person: Person, send: Send) -> dict[str, Any]:
     """Create an opportunity's body for one send: one posting at most, never more."""
-    body: dict[str, Any] = {"name": person.name, "emails": [person.email], "origin": "sourced",
-                            "tags": tags(settings, person),
-                            "sources": [person.event_name if person.kind == Kind.EVENT
-                                        else person.source or settings.application_source]}
+    body: dict[str, Any] = {
+        "name": person.name,
+        "emails": [person.email],
+        "origin": "sourced",
+        "tags": tags(settings, person),
+        "sources": [person.event_name if person.kind == Kind.EVENT else person.source or settings.application_source],
+    }
     if person.phone:
         body["phones"] = [{"value": person.phone}]
     # The person's own links never carry a marker of ours (one pasted in): only ours does.
@@ -102,8 +109,12 @@ def deliver(services: Services, person_id: str) -> Result:
     they changed on the manage page since (their tags; consent withdrawn: a tag and a note, then nothing more)."""
     r, s = services.redis, services.settings
     person = people.load(r, person_id)
-    if person is None or (person.standing in store.AT_REST and not changed(r, s, person)):
-        r.zrem(people.CHANGED, person_id)  # (a change that changed nothing Lever has)
+    if person is None:  # removed (an unconfirmed sign-up expired or left): a wish for it has no one to go to
+        r.delete(people.WISH.format(person_id))
+        r.zrem(people.CHANGED, person_id)
+        return Result(Outcome.SKIPPED)
+    if person.standing in store.AT_REST and not changed(r, s, person):
+        _told(r, person_id)  # (a change that changed nothing Lever has; a wish keeps them in CHANGED)
         return Result(Outcome.SKIPPED)
     lease = _lease(r, person_id, s.delivery_lease_s)
     with sender.leased(lease, f"sourced person {person_id[:8]}") as held:
@@ -116,11 +127,11 @@ def deliver(services: Services, person_id: str) -> Result:
             return Result(Outcome.SKIPPED)
         take_wish(services, person)
         if person.unconfirmed:  # nothing goes to Lever before the address is confirmed (its change is written in)
-            r.zrem(people.CHANGED, person.id)
+            _told(r, person.id)
             return Result(Outcome.SKIPPED)
         follow_ups_only = person.standing in store.AT_REST
         if follow_ups_only and not _follow_ups_due(s, person):
-            r.zrem(people.CHANGED, person.id)
+            _told(r, person.id)
             return Result(Outcome.SKIPPED)
         if person.withdrawn and not any(x.opportunity_id or x.inflight_at for x in person.sends):
             _withdrawn_done(r, person)  # consent withdrawn before anything reached Lever: nothing ever will
@@ -129,8 +140,13 @@ def deliver(services: Services, person_id: str) -> Result:
             if not follow_ups_only:
                 people.save(r, person, Standing.WAITING)
             return Result(Outcome.PARKED)
-        return _send(services, person, lease, services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
-                     follow_ups_only=follow_ups_only)
+        return _send(
+            services,
+            person,
+            lease,
+            services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
+            follow_ups_only=follow_ups_only,
+        )
 
 
 def changed(r: redis.Redis, settings: Settings, person: Person) -> bool:
@@ -152,6 +168,11 @@ def take_wish(services: Services, person: Person) -> bool:
                 raw = pipe.get(key)
                 if not raw:
                     return False
+                # Read again under the watch: a confirm between the caller's load and the watch is kept, not
+                # written over by the caller's older copy.
+                if (now := people.load(pipe, person.id)) is None:
+                    return False
+                vars(person).update(vars(now))
                 for send in person.sends:  # the tags Lever has: those it was created with, until now
                     if send.opportunity_id and send.tags is None:
                         send.tags = tags(s, person)
@@ -172,10 +193,7 @@ def take_wish(services: Services, person: Person) -> bool:
                 pipe.execute()
                 return True
             except redis.WatchError:
-                if (now := people.load(r, person.id)) is None:
-                    return False
-                vars(person).update(vars(now))  # read again: the caller's object is the record as it now is
-                continue
+                continue  # read again (above): the caller's object becomes the record as it now is
 
 
 def apply_now(services: Services, person_id: str, wait_s: float = APPLY_WAIT_S) -> Person | None:
@@ -205,8 +223,9 @@ def _withdrawn_done(r: redis.Redis, person: Person) -> None:
     nothing more is sent."""
     person.email, person.last_error = "", ""
     with r.pipeline() as pipe:
-        people.save(pipe, person, Standing.DELIVERED if any(x.opportunity_id for x in person.sends)
-                    else Standing.DISCARDED)
+        people.save(
+            pipe, person, Standing.DELIVERED if any(x.opportunity_id for x in person.sends) else Standing.DISCARDED
+        )
         pipe.zrem(people.CHANGED, person.id)
         pipe.zrem(people.PENDING, person.id)
         pipe.zrem(people.DELIVERED, person.id)
@@ -214,9 +233,12 @@ def _withdrawn_done(r: redis.Redis, person: Person) -> None:
     people.log(r, person.id, "withdrawn", None, "consent withdrawn: nothing more is sent")
 
 
-_MARKS = {"create": ("inflight_at", "settle_until"), "note": ("note_inflight_at", "note_settle_until"),
-          "change": ("change_inflight_at", ""),
-          "withdrawn_note": ("withdrawn_note_inflight_at", "withdrawn_note_settle_until")}
+_MARKS = {
+    "create": ("inflight_at", "settle_until"),
+    "note": ("note_inflight_at", "note_settle_until"),
+    "change": ("change_inflight_at", ""),
+    "withdrawn_note": ("withdrawn_note_inflight_at", "withdrawn_note_settle_until"),
+}
 
 
 class _Sending:
@@ -256,16 +278,19 @@ class _Sending:
         self.send = None
 
 
-def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient, *,
-          follow_ups_only: bool = False) -> Result:
+def _send(
+    services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient, *, follow_ups_only: bool = False
+) -> Result:
     r, s = services.redis, services.settings
     first_delivery, before = not person.delivered_at, person.standing
+    # Telling Lever of a member's change after delivery: waiting for a retry or behind the gate, they stay as
+    # delivered (the console says why in last_error), and the next try is a follow-up again, not a delivery attempt.
+    waiting = before if follow_ups_only else Standing.WAITING
     if not follow_ups_only:
         person.attempts += 1
     people.save(r, person, Standing.DELIVERING)  # (killed now, recovery takes it up once the lease runs out)
     sending = _Sending()
-    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas,
-                  replica_wait_ms=s.redis_replica_wait_ms)
+    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms)
     try:
         performer = performers.perform_as(services, person.recruiter, lever)
         resume = None
@@ -274,10 +299,13 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
             resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
         for send in [] if follow_ups_only else person.sends:
             if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
-                if send.inflight_at:                           # for (to tell Lever), nothing is sent
+                if send.inflight_at:  # for (to tell Lever), nothing is sent
                     _reconcile(services, person, send, lever)
                 continue
+            if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
+                continue
             if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, lever)):
+                _stop_if_wished(r, person)
 
                 def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
                     send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
@@ -286,15 +314,20 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
 
                 body = opportunity_body(s, person, send)
                 sending.on(send, "create")
-                made = fence.send(lever, s.reconcile_settle_s, mark,
-                                  partial(lever.create_opportunity, body, perform_as=performer, resume=resume))
+                made = fence.send(
+                    lever,
+                    s.reconcile_settle_s,
+                    mark,
+                    partial(lever.create_opportunity, body, perform_as=performer, resume=resume),
+                )
                 sending.send = None
                 send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
                 send.tags = list(body["tags"])
                 send.inflight_at = 0.0
                 people.save(r, person)
-                people.log(r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting
-                                                                                  else ""))
+                people.log(
+                    r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting else "")
+                )
             text = note_text(person)
             if text and not send.note_done and not person.withdrawn:
                 if send.note_inflight_at and _note_arrived(services, person, send, text, performer, lever):
@@ -304,10 +337,15 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
                     send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
                     return lambda pipe: people.save(pipe, person)
 
+                _stop_if_wished(r, person)
                 value = f"{text}\n\n{marker(s, person, send)}"
                 sending.on(send, "note")
-                fence.send(lever, s.reconcile_settle_s, mark_note,
-                           partial(lever.create_note, send.opportunity_id, value, perform_as=performer))
+                fence.send(
+                    lever,
+                    s.reconcile_settle_s,
+                    mark_note,
+                    partial(lever.create_note, send.opportunity_id, value, perform_as=performer),
+                )
                 sending.send = None
                 send.note_done, send.note_inflight_at = True, 0.0
                 people.save(r, person)
@@ -316,56 +354,88 @@ def _send(services: Services, person: Person, lease: redis.lock.Lock, lever: Lev
             if _due(s, person, send):
                 _follow_up(services, person, send, fence, lever, performer, sending)
     except RateLimitWait as e:
-        return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot")
+        return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
     except FileMissing:
         return _needs_attention(r, person, "the resume is no longer in Redis: ask the person to send it again")
     except sender.Unreplicated as e:
         # The mark may be on the primary alone: a failover now would forget it, so the send does not leave yet.
         sending.not_sent(r, person)
-        return _retry_at(r, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}")
+        return _retry_at(r, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}", waiting)
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it: nothing
         # more is sent. (A mark this attempt recorded stays: the lease holder reconciles it, never sends blindly.)
         return Result(Outcome.SKIPPED)
     except performers.NoPerformer as e:
         return _needs_attention(r, person, str(e))
+    except _Wished:
+        return _retry_at(
+            r, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first", waiting
+        )
+    except _Unlisted as e:
+        return _needs_attention(
+            r,
+            person,
+            "consent withdrawn, but a create whose outcome is unknown may be in Lever "
+            "and the API key may not list opportunities: look in Lever for an opportunity with a "
+            f"link ending in {e.mark}; if there is one, tag it consent withdrawn and anonymise it",
+        )
     except _Settling as e:
-        return _retry_at(r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon")
+        return _retry_at(
+            r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon", waiting
+        )
     except LeverError as e:
         verdict = outcomes.judge(e)  # the one policy for Lever's answers
         sending.failed(r, person, verdict)
-        people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer",
-                   verdict.message)
+        people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer", verdict.message)
         decision = sender.decide(r, verdict, sending.work)
         act = {  # what each of the policy's actions is for a person
-            sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status),
-            sender.Action.WAIT: lambda: _retry_at(r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why),
+            sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status, waiting),
+            sender.Action.WAIT: lambda: _retry_at(
+                r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why, waiting
+            ),
             sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
-            sender.Action.RETRY: lambda: _retry(services, person, verdict.why),
+            sender.Action.RETRY: lambda: _retry(services, person, verdict.why, waiting),
         }
         return act[decision.action]()
     if person.withdrawn:
         _withdrawn_done(r, person)
         return Result(Outcome.SKIPPED)
-    told = not r.exists(people.WISH.format(person.id))  # (a wish written since keeps the person in CHANGED)
     if follow_ups_only:
-        with r.pipeline() as pipe:
-            people.save(pipe, person, before)
-            if told:
-                pipe.zrem(people.CHANGED, person.id)
-            pipe.execute()
+        person.last_error = ""
+        _told(r, person.id, lambda pipe: people.save(pipe, person, before))
         return Result(Outcome.SKIPPED)
     person.delivered_at, person.last_error = person.delivered_at or time.time(), ""
-    with r.pipeline() as pipe:
+    if person.purged:  # Lever deleted them: a create in doubt is not looked for, and the address kept for it goes
+        person.email = ""
+
+    def delivered(pipe: redis.client.Pipeline) -> None:
         people.save(pipe, person, Standing.DELIVERED)
         uploads.remove(pipe, person.id)  # Lever has the resume now
-        if told:
-            pipe.zrem(people.CHANGED, person.id)
-        pipe.execute()
+
+    _told(r, person.id, delivered)
     if first_delivery:
         metrics.incr(r, "jobsite_sourced_total", outcome="delivered", kind=person.kind.value)
         log.info("sourced person %s delivered (%d opportunities)", person.id[:8], len(person.sends))
     return Result(Outcome.DELIVERED)
+
+
+def _told(r: redis.Redis, person_id: str, write: Callable[[redis.client.Pipeline], None] | None = None) -> None:
+    """Take the person out of CHANGED (Lever has been told) unless a wish is waiting, with `write` in the same
+    transaction: the wish is watched, so one written meanwhile keeps them in CHANGED."""
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(people.WISH.format(person_id))
+                told = not pipe.exists(people.WISH.format(person_id))
+                pipe.multi()
+                if write is not None:
+                    write(pipe)
+                if told:
+                    pipe.zrem(people.CHANGED, person_id)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
 
 
 WITHDRAWN_MARK = "/withdrawn"  # after the send's marker: the withdrawal's note, told apart from the capture's
@@ -380,10 +450,12 @@ def withdrawn_note(settings: Settings, person: Person, send: Send) -> str:
     """The note on each of the person's opportunities when they withdraw consent (for recruiters, in Lever), with
     its marker as its last line."""
     day = datetime.fromtimestamp(person.changed_at or time.time(), UTC).strftime("%Y-%m-%d")
-    return (f"Consent withdrawn: on {day} this person withdrew their consent on the careers site and asked to be "
-            "deleted. The site deleted its copy of their details and will send nothing more about them; please "
-            f"remove or anonymise them in Lever as your policy requires.\n\n{marker(settings, person, send)}"
-            f"{WITHDRAWN_MARK}")
+    return (
+        f"Consent withdrawn: on {day} this person withdrew their consent on the careers site and asked to be "
+        "deleted. The site deleted its copy of their details and will send nothing more about them; please "
+        f"remove or anonymise them in Lever as your policy requires.\n\n{marker(settings, person, send)}"
+        f"{WITHDRAWN_MARK}"
+    )
 
 
 def _follow_ups_due(settings: Settings, person: Person) -> bool:
@@ -399,8 +471,9 @@ def _due(settings: Settings, person: Person, send: Send) -> bool:
     return send.tags is not None and send.tags != tags(settings, person)
 
 
-def _follow_up(services: Services, person: Person, send: Send, fence: Fence, lever: LeverClient, performer: str,
-               sending: _Sending) -> None:
+def _follow_up(
+    services: Services, person: Person, send: Send, fence: Fence, lever: LeverClient, performer: str, sending: _Sending
+) -> None:
     """Tell Lever what the person changed, on one opportunity, each call through the fence and recorded as it
     goes: consent withdrawn (the tag, then the note, reconciled by its marker), or their interests (the tags that
     went removed, the new ones added; setting tags twice changes nothing, so one in doubt is sent again)."""
@@ -413,22 +486,27 @@ def _follow_up(services: Services, person: Person, send: Send, fence: Fence, lev
     if person.withdrawn:
         if not send.withdrawn_tagged:
             sending.on(send, "change")
-            fence.send(lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id,
-                                                                   [withdrawn_tag(s)]))
+            fence.send(
+                lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id, [withdrawn_tag(s)])
+            )
             send.withdrawn_tagged, send.change_inflight_at, sending.send = True, 0.0, None
             people.save(r, person)
             people.log(r, person.id, "withdrawn", 200, "tagged in Lever: consent withdrawn")
-        if not send.withdrawn_noted and not (send.withdrawn_note_inflight_at
-                                             and _withdrawn_note_arrived(services, person, send, lever)):
+        if not send.withdrawn_noted and not (
+            send.withdrawn_note_inflight_at and _withdrawn_note_arrived(services, person, send, lever)
+        ):
 
             def mark_note(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
                 send.withdrawn_note_inflight_at, send.withdrawn_note_settle_until = m.at, m.settle_until
                 return lambda pipe: people.save(pipe, person)
 
             sending.on(send, "withdrawn_note")
-            fence.send(lever, s.reconcile_settle_s, mark_note,
-                       partial(lever.create_note, send.opportunity_id, withdrawn_note(s, person, send),
-                               perform_as=performer))
+            fence.send(
+                lever,
+                s.reconcile_settle_s,
+                mark_note,
+                partial(lever.create_note, send.opportunity_id, withdrawn_note(s, person, send), perform_as=performer),
+            )
             send.withdrawn_noted, send.withdrawn_note_inflight_at, sending.send = True, 0.0, None
             people.save(r, person)
             people.log(r, person.id, "withdrawn", 201, "note added in Lever: consent withdrawn")
@@ -471,6 +549,27 @@ def _withdrawn_note_arrived(services: Services, person: Person, send: Send, leve
     return False
 
 
+class _Wished(Exception):
+    """Consent was withdrawn, or the person is to be purged, since this delivery took its wishes: nothing more of
+    theirs is sent before the next holder writes the wish in."""
+
+
+def _stop_if_wished(r: redis.Redis, person: Person) -> None:
+    """Raise _Wished if a withdrawal or a purge waits as the person's wish (checked before each create and note)."""
+    asked = people.wished(r, person.id)
+    if asked.get("withdrawn") or asked.get("purge"):
+        raise _Wished()
+
+
+class _Unlisted(Exception):
+    """Consent withdrawn while a create's outcome is unknown, and the key may not list opportunities: whether Lever
+    has the person is for a recruiter to look (for the opportunity whose link ends with `mark`)."""
+
+    def __init__(self, mark: str):
+        super().__init__(mark)
+        self.mark = mark
+
+
 class _Settling(Exception):
     """Lever does not list it yet, but an answer-less send may still be processing: look again in `wait_s`."""
 
@@ -496,13 +595,21 @@ def _reconcile(services: Services, person: Person, send: Send, lever: LeverClien
     except LeverError as e:  # the key may not list opportunities: re-send, as applications do (it may duplicate)
         if sender.reading(e) != sender.Action.DO_WITHOUT:
             raise
-        log.warning("the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
-                    "is created again, which can duplicate it")
+        if person.withdrawn:  # nothing is sent again, so "not found" would be a guess: Lever may have them
+            raise _Unlisted(_mark(person, send)) from e
+        log.warning(
+            "the Lever API key may not list opportunities: a sourced opportunity whose outcome is unknown "
+            "is created again, which can duplicate it"
+        )
         found = []
     else:
         ours = _mark(person, send)
-        found = [o for o in listed if o.get("id") not in taken
-                 and (any(str(x).endswith(ours) for x in o.get("links") or []) or not send.marked)]
+        found = [
+            o
+            for o in listed
+            if o.get("id") not in taken
+            and (any(str(x).endswith(ours) for x in o.get("links") or []) or not send.marked)
+        ]
         settle = sender.settling_s(r, send.settle_until if send.marked else send.inflight_at + s.reconcile_settle_s)
         if not found and settle > 0:
             raise _Settling(settle)
@@ -518,8 +625,9 @@ def _reconcile(services: Services, person: Person, send: Send, lever: LeverClien
     return False
 
 
-def _note_arrived(services: Services, person: Person, send: Send, text: str, performer: str,
-                  lever: LeverClient) -> bool:
+def _note_arrived(
+    services: Services, person: Person, send: Send, text: str, performer: str, lever: LeverClient
+) -> bool:
     """After a note whose outcome is unknown: is it on the opportunity already? Only a note carrying this send's
     marker is it (a release before markers matched the text). "Not found" is trusted only once the settle time
     has passed (raises _Settling before)."""
@@ -531,8 +639,12 @@ def _note_arrived(services: Services, person: Person, send: Send, text: str, per
         notes = []
     else:
         ours = _mark(person, send)
-        if any(str(n.get("text") or "").rstrip().endswith(ours) if send.note_marked
-               else (n.get("text") == text and n.get("user") in (None, performer)) for n in notes):
+        if any(
+            str(n.get("text") or "").rstrip().endswith(ours)
+            if send.note_marked
+            else (n.get("text") == text and n.get("user") in (None, performer))
+            for n in notes
+        ):
             send.note_done, send.note_inflight_at = True, 0.0
             people.save(services.redis, person)
             return True
@@ -543,20 +655,26 @@ def _note_arrived(services: Services, person: Person, send: Send, text: str, per
     return False
 
 
-def _retry_at(r: redis.Redis, person: Person, at: float, why: str) -> Result:
+def _retry_at(r: redis.Redis, person: Person, at: float, why: str, standing: Standing = Standing.WAITING) -> Result:
     person.last_error = why
-    people.save(r, person, Standing.WAITING)
+    people.save(r, person, standing)
     return Result(Outcome.RETRY, retry_at=at)
 
 
-def _retry(services: Services, person: Person, why: str) -> Result:
+def _retry(services: Services, person: Person, why: str, standing: Standing = Standing.WAITING) -> Result:
     r, s = services.redis, services.settings
     if time.time() - max(person.created_at, person.changed_at) > s.retry_window_s:
         return _needs_attention(r, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
-    return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why)
+    return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
 
 
-def _close_gate(services: Services, person: Person, decision: sender.Decision, status: int | None) -> Result:
+def _close_gate(
+    services: Services,
+    person: Person,
+    decision: sender.Decision,
+    status: int | None,
+    standing: Standing = Standing.WAITING,
+) -> Result:
     """Lever cannot take anything now: close the gate (as an application's 503 would) and wait behind it."""
     r, s = services.redis, services.settings
     cause, why = decision.cause, decision.why
@@ -565,7 +683,7 @@ def _close_gate(services: Services, person: Person, decision: sender.Decision, s
     closed = gate.close(r, cause, why)
     person.last_error = why
     r.zadd(people.PARKED, {person.id: person.created_at})  # (upkeep releases it whenever the gate is open)
-    people.save(r, person, Standing.WAITING)
+    people.save(r, person, standing)
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
@@ -592,8 +710,13 @@ def lost(services: Services) -> list[str]:
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
     now, lease_s = time.time(), services.settings.delivery_lease_s
     changed = [x.decode() for x in r.zrange(people.CHANGED, 0, -1)]
-    waiting = [p for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
-               if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))]
-    held = [sender.Held(LEASE.format(p.id), p.standing == Standing.DELIVERING, now - p.updated_at, job)
-            for p, job in zip(waiting, people.jobs_of(r, [p.id for p in waiting]), strict=True)]
+    waiting = [
+        p
+        for p in people.load_many(r, list(dict.fromkeys(people.pending(r) + changed)))
+        if p.id not in parked and (p.standing != Standing.NEEDS_ATTENTION or r.exists(people.WISH.format(p.id)))
+    ]
+    held = [
+        sender.Held(LEASE.format(p.id), p.standing == Standing.DELIVERING, now - p.updated_at, job)
+        for p, job in zip(waiting, people.jobs_of(r, [p.id for p in waiting]), strict=True)
+    ]
     return [p.id for p, gone in zip(waiting, sender.lost_many(r, held, lease_s), strict=True) if gone]

@@ -18,11 +18,9 @@ from typing import Any
 
 import redis
 
-from ..admission import quotas
 from ..delivery.jobs import enqueue_sourced
 from ..notify import links, messages, sending
 from ..notify.sending import Letter, Status
-from ..records import uploads
 from ..services import Services
 from ..settings import Settings
 from . import opportunities, people
@@ -31,7 +29,6 @@ from .people import Person
 log = logging.getLogger(__name__)
 
 EXPIRE_DAYS = 7
-CHANGES = quotas.Quota("talent_changes", {"changes": 20})  # a member's changes per hour: each may cost Lever calls
 
 
 def wanted(settings: Settings) -> bool:
@@ -77,14 +74,28 @@ def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | No
         person = people.load(svc.redis, person_id)
         if person is None or not person.unconfirmed or not person.email or person.unsubscribed:
             return None
-        message = messages.write(settings, "optin", person.language or "en", person.email, kind="optin",
-                                 company=settings.company_name, url=url(settings, person_id), days=EXPIRE_DAYS,
-                                 manage=manage_url(settings, person_id))
+        message = messages.write(
+            settings,
+            "optin",
+            person.language or "en",
+            person.email,
+            kind="optin",
+            company=settings.company_name,
+            url=url(settings, person_id),
+            days=EXPIRE_DAYS,
+            manage=manage_url(settings, person_id),
+        )
         return Letter(message, person.email)
 
-    return sending.send_once(svc.redis, settings.smtp, mail_key(person_id), write,
-                             label=f"opt-in email {person_id[:8]}", last_try=last_try,
-                             keep_s=(EXPIRE_DAYS + 1) * 86400)
+    return sending.send_once(
+        svc.redis,
+        settings.smtp,
+        mail_key(person_id),
+        write,
+        label=f"opt-in email {person_id[:8]}",
+        last_try=last_try,
+        keep_s=(EXPIRE_DAYS + 1) * 86400,
+    )
 
 
 def confirm(svc: Services, person_id: str, given: str) -> Person | None:
@@ -118,30 +129,26 @@ def confirm(svc: Services, person_id: str, given: str) -> Person | None:
 def expire(r: redis.Redis, now: float | None = None) -> int:
     """Remove the sign-ups left unconfirmed for EXPIRE_DAYS, with every trace (they never reached Lever)."""
     cutoff = (now or time.time()) - EXPIRE_DAYS * 86400
-    due = people.load_many(r, [x.decode() for x in r.zrangebyscore(people.UNCONFIRMED, 0, cutoff)])
-    for person in due:
-        uploads.remove(r, person.id)
-        sending.forget(r, mail_key(person.id))
-        people.remove(r, person)
-    if due:
-        log.info("opt-in: removed %d sign-ups never confirmed", len(due))
-    return len(due)
+    removed = 0
+    for person_id in [x.decode() for x in r.zrangebyscore(people.UNCONFIRMED, 0, cutoff)]:
+        if people.remove_unconfirmed(r, person_id, joined_before=cutoff):  # (not one confirmed meanwhile)
+            sending.forget(r, mail_key(person_id))
+            removed += 1
+    if removed:
+        log.info("opt-in: removed %d sign-ups never confirmed", removed)
+    return removed
 
 
-def change(svc: Services, person_id: str, *, counted: bool = True, **wish: Any) -> Person | None:
+def change(svc: Services, person_id: str, **wish: Any) -> Person | None:
     """What the member asked on the manage page (`teams` and `locations`, `unsubscribed`, `withdrawn`): recorded as
     their wish with a job to tell Lever, in one transaction, never written over the record a delivery in progress
     holds; written in at once when no worker holds the person's lease, else by the holder or that job
-    (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone).
-
-    Raises:
-        quotas.Exceeded: the member changed more than CHANGES allows this hour (each change may cost Lever calls).
-    """
+    (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone). The web counts
+    a member's changes first (admission/limits.check_changes)."""
     r = svc.redis
-    if counted:  # (withdrawing consent is never refused: it happens once)
-        quotas.take(r, CHANGES, person_id, {"changes": 1})
-    people.wish(r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id,
-                                                                                          pipeline=pipe)), **wish)
+    people.wish(
+        r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id, pipeline=pipe)), **wish
+    )
     person = opportunities.apply_now(svc, person_id)
     return None if person is None else people.as_wished(person, people.wished(r, person_id))
 
@@ -152,8 +159,6 @@ def leave(svc: Services, person: Person) -> None:
     sign-up goes entirely (nothing of it reached Lever)."""
     r = svc.redis
     sending.forget(r, mail_key(person.id))
-    if person.unconfirmed:
-        uploads.remove(r, person.id)
-        people.remove(r, person)
+    if people.remove_unconfirmed(r, person.id) is not False:  # read again, watched: a confirm meanwhile is kept
         return
-    change(svc, person.id, counted=False, withdrawn=True, unsubscribed=True)
+    change(svc, person.id, withdrawn=True, unsubscribed=True)

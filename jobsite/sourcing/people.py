@@ -18,28 +18,39 @@ from typing import Any
 
 import redis
 
-from ..records import search, store
+from .. import keyspace
+from ..records import search, store, uploads
 from ..records.store import State, reference
 from ..records.uploads import StoredFile
+from ..redisdb.lua import Lua
 
-KEY = "sourced:{}"  # JSON: one person
-ALL = "sourced:all"  # zset: id -> created_at, everyone
-PENDING = "sourced:pending"  # zset: id -> created_at, not yet delivered nor given up
-DELIVERED = "sourced:delivered"  # zset: id -> delivered_at, for retention
-PARKED = "sourced:parked"  # zset: id -> created_at, waiting behind the delivery gate
-TALENT = "sourced:talent"  # zset: id -> created_at, the talent community
-EVENT = "sourced:event:{}"  # zset: id -> created_at, the people captured at one event
-CLIENT = "sourced:client:{}:{}"  # event id, the capture page's client_id -> person id
-CONTACT = "sourced:contact:{}"  # set: the people of one Lever contact (for candidateDeleted)
-LOG = "sourced:{}:log"  # list: what each attempt did (JSON), newest last
-JOB = "sourced:{}:job"  # the id of the person's latest delivery job (to take them up again if it is lost)
-BY_EMAIL = "sourced:talent:email:{}"  # digest of a talent member's address -> their id: one record per address
-UNCONFIRMED = "sourced:unconfirmed"  # zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
-WISH = "sourced:{}:wish"  # JSON: what the person asked on the manage page, until the lease holder writes it in
-CHANGED = "sourced:changed"  # zset: id -> when, people whose changes Lever has not been told yet
-EMAIL_INDEX_BUILT = "sourced:talent:email:built"  # exists once every member from before the index is in it
-EMAIL_INDEX_CURSOR = "sourced:talent:email:cursor"  # the join time the backfill has reached, while it runs
+KEY = keyspace.name("sourced:{}")  # JSON: one person
+ALL = keyspace.name("sourced:all")  # zset: id -> created_at, everyone
+PENDING = keyspace.name("sourced:pending")  # zset: id -> created_at, not yet delivered nor given up
+DELIVERED = keyspace.name("sourced:delivered")  # zset: id -> delivered_at, for retention
+PARKED = keyspace.name("sourced:parked")  # zset: id -> created_at, waiting behind the delivery gate
+TALENT = keyspace.name("sourced:talent")  # zset: id -> created_at, the talent community
+EVENT = keyspace.name("sourced:event:{}")  # zset: id -> created_at, the people captured at one event
+CLIENT = keyspace.name("sourced:client:{}:{}")  # event id, the capture page's client_id -> person id
+CONTACT = keyspace.name("sourced:contact:{}")  # set: the people of one Lever contact (for candidateDeleted)
+LOG = keyspace.name("sourced:{}:log")  # list: what each attempt did (JSON), newest last
+# the id of the person's latest delivery job (to take them up again if it is lost)
+JOB = keyspace.name("sourced:{}:job")
+# digest of a talent member's address -> their id: one record per address
+BY_EMAIL = keyspace.name("sourced:talent:email:{}")
+# zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
+UNCONFIRMED = keyspace.name("sourced:unconfirmed")
+# JSON: what the person asked on the manage page, until the lease holder writes it in
+WISH = keyspace.name("sourced:{}:wish")
+CHANGED = keyspace.name("sourced:changed")  # zset: id -> when, people whose changes Lever has not been told yet
+# exists once every member from before the index is in it
+EMAIL_INDEX_BUILT = keyspace.name("sourced:talent:email:built")
+# the join time the backfill has reached, while it runs
+EMAIL_INDEX_CURSOR = keyspace.name("sourced:talent:email:cursor")
 EMAIL_INDEX_BUDGET_S = 0.5  # the backfill's time in one upkeep: the rest waits for the next one
+
+# Delete KEYS[1] only if it holds ARGV[1]: an address's index entry goes with its own member, never another's.
+_UNINDEX = Lua("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
 
 
 class Kind(StrEnum):
@@ -154,6 +165,12 @@ def email_key(email: str) -> str:
     return BY_EMAIL.format(hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:32])
 
 
+def unindex(r: redis.Redis | redis.client.Pipeline, email: str, person_id: str) -> None:
+    """Drop the address's index entry if it is this person's: a legacy duplicate (two records of one address from
+    before the index) removed never takes the surviving member's entry with it."""
+    _UNINDEX(r, [email_key(email)], [person_id])
+
+
 def search_entry(person: Person) -> search.Entry:
     """What the console's search finds a sourced person by: a reference made from their id as an application's is
     from its receipt, their name and email."""
@@ -167,8 +184,9 @@ def reindex(r: redis.Redis, pipe: redis.client.Pipeline, person: Person) -> None
     search.index(pipe, search_entry(person))
 
 
-def search_batches(r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
-                   ) -> Iterator[tuple[int, list[search.Entry]]]:
+def search_batches(
+    r: redis.Redis, start: int = 0, batch: int = search.BUILD_BATCH
+) -> Iterator[tuple[int, list[search.Entry]]]:
     """Everyone from position `start` for search.ensure_built: (the next position, a batch); those purged while
     their batch was indexed are forgotten again once it is (the generator resumes then)."""
     while ids := [x.decode() for x in r.zrange(ALL, start, start + batch - 1)]:
@@ -191,7 +209,9 @@ def load_many(r: redis.Redis, ids: list[str]) -> list[Person]:
 
 
 def save(r: redis.Redis | redis.client.Pipeline, person: Person, standing: Standing | None = None) -> None:
-    """Write the person back (the lease holder only), keeping the indexes in step with the standing."""
+    """Write the person back, keeping the indexes in step with the standing. Once a person is confirmed, only
+    their lease holder writes them (sourcing/opportunities.py); before, intake and the opt-in do, each in a
+    transaction watching the record."""
     if standing is not None:
         person.standing = standing
     person.updated_at = time.time()
@@ -206,8 +226,10 @@ def save(r: redis.Redis | redis.client.Pipeline, person: Person, standing: Stand
 
 def log(r: redis.Redis, person_id: str, action: str, status: int | str | None, message: str = "") -> None:
     """What an attempt did, for the console (Lever's message is shown there, never logged)."""
-    r.rpush(LOG.format(person_id), json.dumps({"at": time.time(), "action": action, "status": status,
-                                               "message": message[:300]}))
+    r.rpush(
+        LOG.format(person_id),
+        json.dumps({"at": time.time(), "action": action, "status": status, "message": message[:300]}),
+    )
 
 
 def attempts(r: redis.Redis, person_id: str) -> list[dict[str, Any]]:
@@ -253,28 +275,23 @@ def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
     return [x.decode() for x in r.smembers(CONTACT.format(contact_id))]
 
 
-def purge_personal_data(r: redis.Redis, person: Person, pipe: redis.client.Pipeline | None = None, *,
-                        keep_email: bool = False) -> None:
-    """Remove what identifies the person; Lever's ids, the kind, event and dates stay for the counts. On `pipe`
-    (the caller's transaction) if given; `keep_email`: the address stays until a create whose outcome is unknown
-    has been looked for in Lever by it (sourcing/opportunities.py clears it then)."""
+def purge_personal_data(
+    r: redis.Redis, person: Person, pipe: redis.client.Pipeline, *, keep_email: bool = False
+) -> None:
+    """Remove what identifies the person, on `pipe` (the caller's transaction, the lease holder's: take_wish);
+    Lever's ids, the kind, event and dates stay for the counts. `keep_email`: the address stays until a create whose
+    outcome is unknown has been looked for in Lever by it (sourcing/opportunities.py clears it then)."""
     address = person.email
     person.name = person.phone = person.note = ""
     if not keep_email:
         person.email = ""
     person.links, person.resume, person.purged = [], None, True
-    with r.pipeline() as own:
-        p = pipe if pipe is not None else own
-        if person.kind == Kind.TALENT and address:
-            p.delete(email_key(address))
-        p.set(KEY.format(person.id), person.to_json())
-        p.zrem(DELIVERED, person.id)
-        p.delete(LOG.format(person.id))
-        if pipe is None:
-            p.delete(JOB.format(person.id))
-        search.forget_personal(r, search.PERSON, person.id, p)
-        if pipe is None:
-            own.execute()
+    if person.kind == Kind.TALENT and address:
+        unindex(pipe, address, person.id)
+    pipe.set(KEY.format(person.id), person.to_json())
+    pipe.zrem(DELIVERED, person.id)
+    pipe.delete(LOG.format(person.id))
+    search.forget_personal(r, search.PERSON, person.id, pipe)
 
 
 def wished(r: redis.Redis, person_id: str) -> dict[str, Any]:
@@ -283,8 +300,9 @@ def wished(r: redis.Redis, person_id: str) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def wish(r: redis.Redis, person_id: str, also: Callable[[redis.client.Pipeline], None] | None = None,
-         **asked: Any) -> None:
+def wish(
+    r: redis.Redis, person_id: str, also: Callable[[redis.client.Pipeline], None] | None = None, **asked: Any
+) -> None:
     """Record what was asked of a person's record by someone who holds no lease (the manage page, retention): merged
     with a wish not written in yet, with the person in CHANGED, and `also` (a job) in the same transaction. The
     lease holder writes it in (sourcing/opportunities.take_wish); upkeep takes up one no job is left to write in."""
@@ -326,38 +344,94 @@ def ensure_email_index(r: redis.Redis, batch: int = 200, budget_s: float = EMAIL
     added, started = 0, time.monotonic()
     after = (r.get(EMAIL_INDEX_CURSOR) or b"-inf").decode()
     while True:
-        found = r.zrangebyscore(TALENT, f"({after}" if after != "-inf" else after, "+inf", start=0, num=batch,
-                                withscores=True)
+        found = r.zrangebyscore(
+            TALENT, f"({after}" if after != "-inf" else after, "+inf", start=0, num=batch, withscores=True
+        )
         if not found:
             r.set(EMAIL_INDEX_BUILT, "1")
             r.delete(EMAIL_INDEX_CURSOR)
             return added
         with r.pipeline(transaction=False) as pipe:
-            members = [p for p in load_many(r, [x.decode() for x, _ in found])
-                       if p.email and not p.purged and not p.withdrawn]
-            for p in sorted(members, key=lambda p: (p.unconfirmed, p.created_at)):
+            members = sorted(
+                (
+                    p
+                    for p in load_many(r, [x.decode() for x, _ in found])
+                    if p.email and not p.purged and not p.withdrawn
+                ),
+                key=lambda p: (p.unconfirmed, p.created_at),
+            )
+            for p in members:
                 pipe.set(email_key(p.email), p.id, nx=True)
             after = repr(found[-1][1])
             pipe.set(EMAIL_INDEX_CURSOR, after)
-            added += sum(1 for done in pipe.execute()[:-1] if done)
+            done = pipe.execute()[:-1]
+        added += sum(1 for x in done if x)
+        # A confirmed member takes the address from an unconfirmed record an earlier batch indexed (or a sign-up
+        # since): the owner's record is the one a re-join must find, whatever the batches' order.
+        added += sum(1 for p, x in zip(members, done, strict=True) if not x and not p.unconfirmed and _claim(r, p))
         if time.monotonic() - started > budget_s:
             return added
 
 
-def remove(r: redis.Redis, person: Person) -> None:
-    """Remove every trace of a person who never reached Lever (an unconfirmed sign-up that expired): the record,
-    its indexes, its log; the caller removes its files."""
-    member = f"{search.PERSON}:{person.id}"
+def _claim(r: redis.Redis, member: Person) -> bool:
+    """Point the address's index at a confirmed `member` if it names an unconfirmed record (or none); True if so."""
+    key = email_key(member.email)
     with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                held = pipe.get(key)
+                if held:
+                    pipe.watch(KEY.format(held.decode()))  # (its confirm meanwhile keeps it the holder)
+                holder = load(pipe, held.decode()) if held else None
+                if holder is not None and (holder.id == member.id or not holder.unconfirmed):
+                    return False
+                pipe.multi()
+                pipe.set(key, member.id)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
+
+
+def remove(r: redis.Redis, person: Person, on: redis.client.Pipeline | None = None) -> None:
+    """Remove every trace of a person who never reached Lever (an unconfirmed sign-up that expired): the record,
+    its indexes, its log; the caller removes its files. On `on` (the caller's transaction) if given."""
+    member = f"{search.PERSON}:{person.id}"
+    with r.pipeline() as own:
+        pipe = on if on is not None else own
         pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id), WISH.format(person.id))
         if person.email:
-            pipe.delete(email_key(person.email))
+            unindex(pipe, person.email, person.id)
         for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED, CHANGED):
             pipe.zrem(index, person.id)
         for key in (k.decode() for k in r.smembers(search.OF.format(member))):
             pipe.zrem(key, member)
         pipe.delete(search.OF.format(member))
-        pipe.execute()
+        if on is None:
+            own.execute()
+
+
+def remove_unconfirmed(r: redis.Redis, person_id: str, *, joined_before: float | None = None) -> bool | None:
+    """Remove every trace of a sign-up if it is still unconfirmed (and joined before `joined_before`, if given),
+    the record watched while it is read: a confirm meanwhile keeps it. True: removed (its files too); None: gone
+    already; False: confirmed (or joined later), left as it is."""
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(KEY.format(person_id))
+                person = load(pipe, person_id)
+                if person is None:
+                    return None
+                if not person.unconfirmed or (joined_before is not None and person.created_at > joined_before):
+                    return False
+                pipe.multi()
+                uploads.remove(pipe, person_id)
+                remove(r, person, pipe)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
 
 
 def joined_between(r: redis.Redis, start: float, end: float) -> tuple[int, int]:

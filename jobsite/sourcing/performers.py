@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import logging
 
+from .. import keyspace
 from ..delivery import sender
 from ..lever.client import LeverClient, LeverError
 from ..services import Services
 
 log = logging.getLogger(__name__)
 
-CACHE = "sourced:performer:{}"  # a recruiter's email -> their Lever user id ("" for none); expires
+CACHE = keyspace.name("sourced:performer:{}")  # a recruiter's email -> their Lever user id ("" for none); expires
 CACHE_TTL_S = 86400
 UNKNOWN_TTL_S = 3600  # a recruiter without a Lever user is looked up again after this
-SANDBOX_DEFAULT = "sourced:performer:*default"
+SANDBOX_DEFAULT = keyspace.name("sourced:performer:*default")
 
 
 class NoPerformer(Exception):
@@ -33,8 +34,14 @@ def perform_as(svc: Services, recruiter: str, lever: LeverClient) -> str:
             found = ""
             try:
                 users = lever.list_users(email=email)
-                found = next((str(u["id"]) for u in users
-                              if str(u.get("email", "")).lower() == email and not u.get("deactivatedAt")), "")
+                found = next(
+                    (
+                        str(u["id"])
+                        for u in users
+                        if str(u.get("email", "")).lower() == email and not u.get("deactivatedAt")
+                    ),
+                    "",
+                )
             except LeverError as e:
                 if sender.reading(e) != sender.Action.DO_WITHOUT:
                     raise

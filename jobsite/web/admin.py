@@ -43,7 +43,7 @@ from ..intake.forms import build_form
 from ..notify import messages, sending
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..privacy import lookup
-from ..records import store, uploads
+from ..records import contacts, store, uploads
 from ..records.application import custom_name
 from ..records.store import State
 from ..services import get_services
@@ -150,14 +150,22 @@ def login() -> Any:
         svc = get_services()
         try:
             address = ip_digest(request.remote_addr or "unknown", svc.settings.secret_key)
-            user = accounts.authenticate(svc.redis, typed, request.form.get("password", ""), address,
-                                         failures_per_hour=svc.settings.signin_failures_per_ip_per_hour)
+            user = accounts.authenticate(
+                svc.redis,
+                typed,
+                request.form.get("password", ""),
+                address,
+                failures_per_hour=svc.settings.signin_failures_per_ip_per_hour,
+            )
         except accounts.Throttled as e:
             wait = f"{e.retry_after} seconds" if e.retry_after < 120 else f"{e.retry_after // 60} minutes"
             error = f"Too many failed sign-ins from here. Wait {wait} and try again."
             audit.record(svc.redis, typed, "sign-in refused: too many failures from one address")
-            return render_template("admin/login.html", error=error, email=typed), 429, \
-                {"Retry-After": str(e.retry_after)}
+            return (
+                render_template("admin/login.html", error=error, email=typed),
+                429,
+                {"Retry-After": str(e.retry_after)},
+            )
         if user:
             session.clear()
             session.permanent = True
@@ -209,10 +217,18 @@ def dashboard_page() -> Any:
     peak = max([1] + [max(h["submitted"], h["delivered"]) for h in hist])
     now = time.time()
     talent, captured = people.joined_between(svc.redis, now - 86400, now + 1)
-    return render_template("admin/dashboard.html", s=dashboard.status(svc), history=hist, peak=peak,
-                           cache=svc.catalog.info(), talent=talent, captured=captured,
-                           mail=messages.switch(svc.settings),
-                           received=sum(h["submitted"] for h in hist), delivered=sum(h["delivered"] for h in hist))
+    return render_template(
+        "admin/dashboard.html",
+        s=dashboard.status(svc),
+        history=hist,
+        peak=peak,
+        cache=svc.catalog.info(),
+        talent=talent,
+        captured=captured,
+        mail=messages.switch(svc.settings),
+        received=sum(h["submitted"] for h in hist),
+        delivered=sum(h["delivered"] for h in hist),
+    )
 
 
 @bp.get("/api/status")
@@ -235,8 +251,15 @@ def applications_page() -> Any:
     records = store.load_many(r, store.receipts_between(r, State(state) if state else None, since, until, 500))
     if posting:
         records = [rec for rec in records if posting.lower() in (rec.posting_title + rec.posting_id).lower()]
-    return render_template("admin/applications.html", records=records[:200], states=list(State), state=state,
-                           posting=posting, counts=store.counts(r), args=request.args)
+    return render_template(
+        "admin/applications.html",
+        records=records[:200],
+        states=list(State),
+        state=state,
+        posting=posting,
+        counts=store.counts(r),
+        args=request.args,
+    )
 
 
 def _date(value: str | None, end: bool = False) -> float | None:
@@ -260,10 +283,16 @@ def _record_or_404(receipt: str) -> store.Record:
 def application_page(receipt: str) -> Any:
     svc = get_services()
     record = _record_or_404(receipt)
-    return render_template("admin/application.html", rec=record, attempts=store.attempts(svc.redis, receipt),
-                           audit=audit.entries(svc.redis, 50, target=receipt), labels=_labels(record.posting_id),
-                           custom_name=custom_name, mail=sending.state(svc.redis, receipt),
-                           mail_on=svc.settings.smtp is not None)
+    return render_template(
+        "admin/application.html",
+        rec=record,
+        attempts=store.attempts(svc.redis, receipt),
+        audit=audit.entries(svc.redis, 50, target=receipt),
+        labels=_labels(record.posting_id),
+        custom_name=custom_name,
+        mail=sending.state(svc.redis, receipt),
+        mail_on=svc.settings.smtp is not None,
+    )
 
 
 @bp.get("/search")
@@ -289,8 +318,15 @@ def person(contact_id: str) -> Any:
     except tagging.LeverNotReachable as e:
         in_lever, problem = [], str(e)
     titles = {rec.posting_id: rec.posting_title for rec in records}
-    return render_template("admin/person.html", contact_id=contact_id, records=records, in_lever=in_lever,
-                           problem=problem, titles=titles, sourced=sourced_)
+    return render_template(
+        "admin/person.html",
+        contact_id=contact_id,
+        records=records,
+        in_lever=in_lever,
+        problem=problem,
+        titles=titles,
+        sourced=sourced_,
+    )
 
 
 @bp.get("/pipeline")
@@ -336,8 +372,9 @@ def application_file(receipt: str, index: int) -> Response:
     except (IndexError, uploads.FileMissing):
         abort(404, "This file is no longer stored (files are removed once delivered to Lever).")
     audit.record(r, who(), "download file", receipt, f["filename"])
-    return send_file(io.BytesIO(content), mimetype=f["content_type"], as_attachment=True,
-                     download_name=uploads.safe_name(f))
+    return send_file(
+        io.BytesIO(content), mimetype=f["content_type"], as_attachment=True, download_name=uploads.safe_name(f)
+    )
 
 
 @bp.post("/applications/<receipt>/retry")
@@ -465,8 +502,12 @@ def refresh_cache() -> Any:
 def audit_page() -> Any:
     r = get_services().redis
     entries, api_use = audit.entries(r, 500), audit.entries(r, 200, api=True)
-    return render_template("admin/audit.html", entries=entries, api_use=api_use,
-                           subjects=_subjects(r, {e["target"] for e in entries + api_use if e["target"]}))
+    return render_template(
+        "admin/audit.html",
+        entries=entries,
+        api_use=api_use,
+        subjects=_subjects(r, {e["target"] for e in entries + api_use if e["target"]}),
+    )
 
 
 def _subjects(r: Any, targets: set[str]) -> dict[str, tuple[str, str]]:
@@ -475,16 +516,21 @@ def _subjects(r: Any, targets: set[str]) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     for rec in store.load_many(r, sorted(targets)):
         name = rec.application.personal.get("fullName") if rec.application else ""
-        found[rec.receipt] = (f"Application: {name or 'personal data removed'} ({store.reference(rec.receipt)})",
-                              url_for("admin.application_page", receipt=rec.receipt))
+        found[rec.receipt] = (
+            f"Application: {name or 'personal data removed'} ({store.reference(rec.receipt)})",
+            url_for("admin.application_page", receipt=rec.receipt),
+        )
     if get_services().settings.sourcing:
         for event in events.all_(r):
             if event.id in targets:
                 found[event.id] = (f"Event: {event.name}", url_for("admin.event_page", event_id=event.id))
         for p in people.load_many(r, sorted(targets - found.keys())):
             page = url_for("admin.event_page", event_id=p.event_id) if p.event_id else url_for("admin.talent_page")
-            found[p.id] = (f"{'Captured' if p.event_id else 'Talent community'}: {p.name or 'personal data removed'}"
-                           f" ({store.reference(p.id)})", page)
+            found[p.id] = (
+                f"{'Captured' if p.event_id else 'Talent community'}: {p.name or 'personal data removed'}"
+                f" ({store.reference(p.id)})",
+                page,
+            )
     return found
 
 
@@ -530,8 +576,10 @@ def _posting_choices() -> list[tuple[str, str, str]]:
         data = get_services().catalog.postings().data
     except CatalogUnavailable:
         return []
-    choices = [(p, " · ".join(filter(None, (p.get("team"), ", ".join(p.get("locations") or []), p.get("commitment")))))
-               for p in data]
+    choices = [
+        (p, " · ".join(filter(None, (p.get("team"), ", ".join(p.get("locations") or []), p.get("commitment")))))
+        for p in data
+    ]
     seen = Counter((p["text"], where) for p, where in choices)
     out = []
     for p, where in choices:
@@ -545,9 +593,13 @@ def _posting_choices() -> list[tuple[str, str, str]]:
 def events_page() -> Any:
     sourcing.enabled()
     r = get_services().redis
-    return render_template("admin/events.html", events=events.all_(r), titles=_posting_titles(),
-                           choices=_posting_choices(),
-                           counts={e.id: r.zcard(people.EVENT.format(e.id)) for e in events.all_(r)})
+    return render_template(
+        "admin/events.html",
+        events=events.all_(r),
+        titles=_posting_titles(),
+        choices=_posting_choices(),
+        counts={e.id: r.zcard(people.EVENT.format(e.id)) for e in events.all_(r)},
+    )
 
 
 @bp.post("/events")
@@ -557,8 +609,13 @@ def add_event() -> Any:
     r = get_services().redis
     titles = _posting_titles()
     try:
-        event = events.add(r, request.form.get("name", ""), request.form.get("date", ""),
-                           [p for p in request.form.getlist("postings") if p in titles], who=who())
+        event = events.add(
+            r,
+            request.form.get("name", ""),
+            request.form.get("date", ""),
+            [p for p in request.form.getlist("postings") if p in titles],
+            who=who(),
+        )
     except events.BadEvent as e:
         flash(f"The event was not created: {e}.")
         return redirect(url_for("admin.events_page"), 303)
@@ -569,17 +626,28 @@ def add_event() -> Any:
 @bp.get("/events/<event_id>")
 def event_page(event_id: str) -> Any:
     event = _event_or_404(event_id)
-    return render_template("admin/event.html", event=event, people=people.of_event(get_services().redis, event.id),
-                           titles=_posting_titles(), lever_link=lever_link)
+    return render_template(
+        "admin/event.html",
+        event=event,
+        people=people.of_event(get_services().redis, event.id),
+        titles=_posting_titles(),
+        lever_link=lever_link,
+    )
 
 
 @bp.get("/events/<event_id>/capture")
 def capture_page(event_id: str) -> Any:
     event = _event_or_404(event_id)
-    owner = hmac.new(get_services().settings.secret_key.encode(), f"capture outbox {who()}".encode(),
-                     hashlib.sha256).hexdigest()[:24]  # the outbox's key on the phone: who signed in, not named
-    return render_template("admin/capture.html", event=event, titles=_posting_titles(), owner=owner,
-                           email_pattern=sourced.EMAIL.pattern.strip("^$"))  # the server's rule, checked in the page
+    owner = hmac.new(
+        get_services().settings.secret_key.encode(), f"capture outbox {who()}".encode(), hashlib.sha256
+    ).hexdigest()[:24]  # the outbox's key on the phone: who signed in, not named
+    return render_template(
+        "admin/capture.html",
+        event=event,
+        titles=_posting_titles(),
+        owner=owner,
+        email_pattern=contacts.EMAIL.pattern.strip("^$"),
+    )  # the server's rule, checked in the page
 
 
 @bp.get("/events/<event_id>/manifest.webmanifest")
@@ -588,11 +656,27 @@ def capture_manifest(event_id: str) -> Any:
     side by side are told apart), with PNG icons: iOS and some Android launchers show no SVG."""
     event = _event_or_404(event_id)
     start = url_for("admin.capture_page", event_id=event.id)
-    icons = [{"src": url_for("static", filename=f"capture-{n}.png"), "sizes": f"{n}x{n}", "type": "image/png",
-              "purpose": "any maskable"} for n in (192, 512)]
-    answer = jsonify({"name": f"Capture: {event.name}", "short_name": event.name, "start_url": start, "scope": start,
-                      "display": "standalone", "background_color": "#ffffff", "theme_color": "#1d2433",
-                      "icons": icons})
+    icons = [
+        {
+            "src": url_for("static", filename=f"capture-{n}.png"),
+            "sizes": f"{n}x{n}",
+            "type": "image/png",
+            "purpose": "any maskable",
+        }
+        for n in (192, 512)
+    ]
+    answer = jsonify(
+        {
+            "name": f"Capture: {event.name}",
+            "short_name": event.name,
+            "start_url": start,
+            "scope": start,
+            "display": "standalone",
+            "background_color": "#ffffff",
+            "theme_color": "#1d2433",
+            "icons": icons,
+        }
+    )
     answer.mimetype = "application/manifest+json"
     return answer
 
@@ -620,12 +704,14 @@ def capture_person(event_id: str) -> Any:
     try:
         taken = sourcing.capture(body, event, who())
     except sourced.Invalid as e:
-        return jsonify({"error": "Unprocessable Entity", "message": "Some fields need attention.",
-                        "errors": dict(e.errors)}), 422
+        return jsonify(
+            {"error": "Unprocessable Entity", "message": "Some fields need attention.", "errors": dict(e.errors)}
+        ), 422
     except submission.Rejected as e:
         return jsonify({"error": "Service Unavailable", "message": e.message}), e.status, e.headers
-    return jsonify({"id": taken.person.id, "client_id": taken.person.client_id,
-                    "status": sourcing.status_of(taken.person)}), 202 if taken.new else 200
+    return jsonify(
+        {"id": taken.person.id, "client_id": taken.person.client_id, "status": sourcing.status_of(taken.person)}
+    ), 202 if taken.new else 200
 
 
 @bp.get("/talent")
@@ -640,12 +726,19 @@ def talent_page() -> Any:
 @bp.get("/alerts")
 def alerts_page() -> Any:
     r = get_services().redis
-    latest = sorted((sub for state in alert_subscriptions.State
-                     for sub in alert_subscriptions.listing(r, state, count=10)),
-                    key=lambda sub: sub.stopped_at or sub.confirmed_at or sub.created_at, reverse=True)
-    return render_template("admin/alerts.html", counts=alert_subscriptions.counts(r),
-                           per_day=alert_digest.sent_per_day(r, 14), pause=alert_digest.pause_state(r),
-                           latest=latest, waiting=alert_fanout.waiting_people(r))
+    latest = sorted(
+        (sub for state in alert_subscriptions.State for sub in alert_subscriptions.listing(r, state, count=10)),
+        key=lambda sub: sub.stopped_at or sub.confirmed_at or sub.created_at,
+        reverse=True,
+    )
+    return render_template(
+        "admin/alerts.html",
+        counts=alert_subscriptions.counts(r),
+        per_day=alert_digest.sent_per_day(r, 14),
+        pause=alert_digest.pause_state(r),
+        latest=latest,
+        waiting=alert_fanout.waiting_people(r),
+    )
 
 
 @bp.post("/alerts/pause")
@@ -655,6 +748,9 @@ def alerts_pause() -> Any:
     on = request.form.get("on") == "1"
     alert_digest.set_pause(r, on, who())
     audit.record(r, who(), "pause job alerts" if on else "resume job alerts")
-    flash("Job alerts paused: nothing is sent until you resume; new postings are still matched." if on
-          else "Job alerts resumed: what waited is sent now.")
+    flash(
+        "Job alerts paused: nothing is sent until you resume; new postings are still matched."
+        if on
+        else "Job alerts resumed: what waited is sent now."
+    )
     return redirect(url_for("admin.alerts_page"))

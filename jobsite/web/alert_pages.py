@@ -31,14 +31,29 @@ from .submission import Rejected
 
 bp = Blueprint("alerts", __name__)
 
-FREQUENCIES = {Frequency.INSTANT: N_("As jobs open"), Frequency.DAILY: N_("Once a day"),
-               Frequency.WEEKLY: N_("Once a week")}
-FILTER_LABELS = {"team": N_("Team"), "department": N_("Department"), "location": N_("Location"),
-                 "commitment": N_("Type"), "workplace": N_("Workplace"), "q": N_("Search words")}
-STATE_WORDS = {State.PENDING: N_("Waiting for your confirmation"), State.CONFIRMED: N_("On"),
-               State.STOPPED: N_("Stopped"), State.UNDELIVERABLE: N_("Stopped: your mail server refused our emails")}
-GONE = N_("This link is not valid any more: the alert was removed, or never confirmed in time. You can ask for "
-          "alerts again from the job list.")
+FREQUENCIES = {
+    Frequency.INSTANT: N_("As jobs open"),
+    Frequency.DAILY: N_("Once a day"),
+    Frequency.WEEKLY: N_("Once a week"),
+}
+FILTER_LABELS = {
+    "team": N_("Team"),
+    "department": N_("Department"),
+    "location": N_("Location"),
+    "commitment": N_("Type"),
+    "workplace": N_("Workplace"),
+    "q": N_("Search words"),
+}
+STATE_WORDS = {
+    State.PENDING: N_("Waiting for your confirmation"),
+    State.CONFIRMED: N_("On"),
+    State.STOPPED: N_("Stopped"),
+    State.UNDELIVERABLE: N_("Stopped: your mail server refused our emails"),
+}
+GONE = N_(
+    "This link is not valid any more: the alert was removed, or never confirmed in time. You can ask for "
+    "alerts again from the job list."
+)
 
 
 @bp.app_context_processor
@@ -55,26 +70,46 @@ def _choices(current: Mapping[str, str]) -> dict[str, list[str]]:
         facets = board.facets(get_services().catalog.postings().data)
     except CatalogUnavailable:
         facets = {name: [] for name in board.FILTERS}
-    return {name: sorted(set(values) | ({current[name]} if current.get(name) else set()))
-            for name, values in facets.items()}
+    return {
+        name: sorted(set(values) | ({current[name]} if current.get(name) else set())) for name, values in facets.items()
+    }
 
 
 def _page(template: str, *, status: int = 200, signed: bool = False, **values: Any) -> Response:
-    html = render_template(template, embedded=candidates.embedded(), frequencies=say(FREQUENCIES),
-                           filter_labels=say(FILTER_LABELS), states=say(STATE_WORDS),
-                           workplaces=say(board.WORKPLACE_LABELS), **values)
+    html = render_template(
+        template,
+        embedded=candidates.embedded(),
+        frequencies=say(FREQUENCIES),
+        filter_labels=say(FILTER_LABELS),
+        states=say(STATE_WORDS),
+        workplaces=say(board.WORKPLACE_LABELS),
+        **values,
+    )
     response = candidates.signed_page(html) if signed else Response(html, mimetype="text/html")
     response.status_code = status
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
-def _render_new(*, filters: Mapping[str, str], answers: Mapping[str, str] | None = None,
-                errors: dict[str, str] | None = None, message: str | None = None, token: str | None = None,
-                status: int = 200) -> Response:
-    return _page("candidates/alert_new.html", status=status, filters=filters, choices=_choices(filters),
-                 answers=answers or {}, errors=errors or {}, message=message,
-                 token=token or candidates.new_form_token("alerts"))
+def _render_new(
+    *,
+    filters: Mapping[str, str],
+    answers: Mapping[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    message: str | None = None,
+    token: str | None = None,
+    status: int = 200,
+) -> Response:
+    return _page(
+        "candidates/alert_new.html",
+        status=status,
+        filters=filters,
+        choices=_choices(filters),
+        answers=answers or {},
+        errors=errors or {},
+        message=message,
+        token=token or candidates.new_form_token("alerts"),
+    )
 
 
 @bp.get("/alerts/new")
@@ -92,12 +127,24 @@ def create() -> BaseResponse:
     answers = {"email": f.get("email", ""), "frequency": f.get("frequency", "")}
     token = f.get("form_token", "")
     if candidates.read_form_token(token, "alerts") is None:
-        return _render_new(filters=filters, answers=answers, status=400, message=gettext(
-            "This form had expired, so nothing was saved. Your choices are still here: please submit again."))
+        return _render_new(
+            filters=filters,
+            answers=answers,
+            status=400,
+            message=gettext(
+                "This form had expired, so nothing was saved. Your choices are still here: please submit again."
+            ),
+        )
     if f.get("website"):
-        return _render_new(filters=filters, answers=answers, status=400, message=gettext(
-            "This submission looked automated, so it was not sent. If you are a person, please reload the page and "
-            "try again."))
+        return _render_new(
+            filters=filters,
+            answers=answers,
+            status=400,
+            message=gettext(
+                "This submission looked automated, so it was not sent. If you are a person, please reload the page and "
+                "try again."
+            ),
+        )
     try:
         ask(answers["email"], filters, answers["frequency"])
     except subscriptions.Invalid as e:
@@ -125,8 +172,7 @@ def _signed_or_404(sub_id: str, signed: str, purpose: str) -> Subscription:
 
 
 def _manage_path(sub: Subscription) -> str:
-    return url_for("alerts.manage", sub_id=sub.id,
-                   signed=links.token(get_services().settings, sub.id, "alert-manage"))
+    return url_for("alerts.manage", sub_id=sub.id, signed=links.token(get_services().settings, sub.id, "alert-manage"))
 
 
 @bp.route("/alerts/confirm/<sub_id>/<signed>", methods=["GET", "POST"])
@@ -149,14 +195,28 @@ def manage(sub_id: str, signed: str) -> Response:
             saved = "stopped"
         elif sub.state not in subscriptions.ENDED:
             try:
-                sub = subscriptions.change(r, sub_id, filters=subscriptions.clean_filters(request.form),
-                                           frequency=request.form.get("frequency", "")) or sub
+                sub = (
+                    subscriptions.change(
+                        r,
+                        sub_id,
+                        filters=subscriptions.clean_filters(request.form),
+                        frequency=request.form.get("frequency", ""),
+                    )
+                    or sub
+                )
                 saved = "saved"
             except subscriptions.Invalid:
                 errors = {"frequency": gettext("Please choose how often.")}
-    return _page("candidates/alert_manage.html", signed=True, sub=sub, saved=saved, errors=errors,
-                 choices=_choices(sub.filters), filters=sub.filters,
-                 again=_again(sub))
+    return _page(
+        "candidates/alert_manage.html",
+        signed=True,
+        sub=sub,
+        saved=saved,
+        errors=errors,
+        choices=_choices(sub.filters),
+        filters=sub.filters,
+        again=_again(sub),
+    )
 
 
 @bp.route("/alerts/stop/<sub_id>/<signed>", methods=["GET", "POST"])
@@ -166,8 +226,7 @@ def stop(sub_id: str, signed: str) -> Response:
     sub = _signed_or_404(sub_id, signed, "alert-stop")
     if request.method == "POST":
         sub = subscriptions.stop(get_services().redis, sub_id) or sub
-    return _page("candidates/alert_stop.html", signed=True, sub=sub, manage=_manage_path(sub),
-                 again=_again(sub))
+    return _page("candidates/alert_stop.html", signed=True, sub=sub, manage=_manage_path(sub), again=_again(sub))
 
 
 def _again(sub: Subscription) -> str:
@@ -179,8 +238,14 @@ def _again(sub: Subscription) -> str:
 def summary(sub: Subscription) -> list[tuple[str, str]]:
     """The subscription's filters as a person reads them: (label, value), in the job list's order."""
     labels, workplaces = say(FILTER_LABELS), say(board.WORKPLACE_LABELS)
-    return [(labels[name], workplaces.get(sub.filters[name], sub.filters[name]) if name == "workplace"
-             else sub.filters[name]) for name in subscriptions.FILTERS if sub.filters.get(name)]
+    return [
+        (
+            labels[name],
+            workplaces.get(sub.filters[name], sub.filters[name]) if name == "workplace" else sub.filters[name],
+        )
+        for name in subscriptions.FILTERS
+        if sub.filters.get(name)
+    ]
 
 
 bp.add_app_template_global(summary, "alert_summary")

@@ -38,8 +38,9 @@ def enabled() -> None:
         abort(404)
 
 
-def ask(email: str, filters: Mapping[str, Any], frequency: str, *, lang: str | None = None,
-        along: str | None = None) -> Subscription:
+def ask(
+    email: str, filters: Mapping[str, Any], frequency: str, *, lang: str | None = None, along: str | None = None
+) -> Subscription:
     """Ask for alerts for `email` after the caps (per client or visitor address, then the site's). Returns the
     subscription, new or the address's same one (the caller answers the same either way). With `along`, confirmed
     with that talent sign-up (subscriptions.subscribe).
@@ -51,11 +52,15 @@ def ask(email: str, filters: Mapping[str, Any], frequency: str, *, lang: str | N
     subscriptions.validate(email, frequency, lang or language())
     _limit()
     try:
-        return subscriptions.subscribe(svc.redis, email, filters, frequency, lang or language(),
-                                       along=along).subscription
+        return subscriptions.subscribe(
+            svc.redis, email, filters, frequency, lang or language(), along=along
+        ).subscription
     except redis.RedisError:
-        raise Rejected(503, gettext("We can't take this for a few minutes, so nothing was saved. Please try again "
-                                    "in a few minutes."), {"Retry-After": "60"}) from None
+        raise Rejected(
+            503,
+            gettext("We can't take this for a few minutes, so nothing was saved. Please try again in a few minutes."),
+            {"Retry-After": "60"},
+        ) from None
 
 
 def _limit() -> None:
@@ -66,11 +71,18 @@ def _limit() -> None:
             limits.check_client(svc.admission, client, counter="apiclient_alerts")
         else:
             limits.check_ip(svc.admission, request.remote_addr or "unknown", counter="alerts")
-        quotas.take(svc.request_redis(), quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}), "site",
-                    {"alerts": 1})
+        quotas.take(
+            svc.request_redis(),
+            quotas.Quota("alerts", {"alerts": svc.settings.signups_per_hour}),
+            "site",
+            {"alerts": 1},
+        )
     except (limits.TooManySubmissions, quotas.Exceeded) as e:
-        raise Rejected(429, gettext("We received many requests for alerts in the last hour. Please try again "
-                                    "later."), {"Retry-After": str(e.retry_after_s)}) from None
+        raise Rejected(
+            429,
+            gettext("We received many requests for alerts in the last hour. Please try again later."),
+            {"Retry-After": str(e.retry_after_s)},
+        ) from None
     except redis.RedisError as e:
         svc.silence.heard(e)  # the store's write then answers 503
 
@@ -78,8 +90,9 @@ def _limit() -> None:
 def similar(posting: Posting) -> dict[str, str]:
     """The alert of "tell me about similar jobs" on a posting's form: its team (else its department), and its
     location when it has one."""
-    found = {"team": posting.get("team") or ""} if posting.get("team") else {
-        "department": posting.get("department") or ""}
+    found = (
+        {"team": posting.get("team") or ""} if posting.get("team") else {"department": posting.get("department") or ""}
+    )
     if len(posting.get("locations") or []) == 1:
         found["location"] = posting["locations"][0]
     return {k: v for k, v in found.items() if v}
@@ -118,5 +131,9 @@ def with_sign_up(person: Person, *, new: bool) -> int:
     address (anyone may type it). Returns how many were asked for."""
     if not offered() or not (new or person.unconfirmed):
         return 0
-    return ask_quietly(person.email, for_interests(person.teams, person.locations), "weekly",
-                       along=person.id if person.unconfirmed else None)
+    return ask_quietly(
+        person.email,
+        for_interests(person.teams, person.locations),
+        "weekly",
+        along=person.id if person.unconfirmed else None,
+    )

@@ -36,8 +36,23 @@ from .i18n import say
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_JSON_BYTES = 256 * 1024  # JSON carries no files: a large body is an attack, not an application
 
-POSTING_FIELDS = ("id", "text", "team", "department", "locations", "commitment", "level", "workplaceType",
-                  "country", "createdAt", "updatedAt", "salaryRange", "descriptionHtml", "lists", "closingHtml")
+POSTING_FIELDS = (
+    "id",
+    "text",
+    "team",
+    "department",
+    "locations",
+    "commitment",
+    "level",
+    "workplaceType",
+    "country",
+    "createdAt",
+    "updatedAt",
+    "salaryRange",
+    "descriptionHtml",
+    "lists",
+    "closingHtml",
+)
 
 
 # CORS: what a browser on a company's page may send and read. Authorization is not allowed from browsers: an
@@ -69,8 +84,11 @@ def authenticate() -> Any:
         svc.silence.heard(e)
         return error_response(503, "Keys cannot be checked right now. Please retry shortly.", {"Retry-After": "30"})
     if client is None:
-        return error_response(401, "This API key is not valid: it is wrong or was revoked.",
-                              {"WWW-Authenticate": 'Bearer realm="jobsite", error="invalid_token"'})
+        return error_response(
+            401,
+            "This API key is not valid: it is wrong or was revoked.",
+            {"WWW-Authenticate": 'Bearer realm="jobsite", error="invalid_token"'},
+        )
     g.api_client = client.name
     return None
 
@@ -83,8 +101,13 @@ def audit_client(response: Response) -> Response:
         # waits for this line.
         svc = get_services()
         try:
-            audit.record_api(svc.request_redis(), g.api_client, f"{request.method} {request.path}",
-                             target=g.get("receipt", ""), detail=str(response.status_code))
+            audit.record_api(
+                svc.request_redis(),
+                g.api_client,
+                f"{request.method} {request.path}",
+                target=g.get("receipt", ""),
+                detail=str(response.status_code),
+            )
         except redis.RedisError as e:
             svc.silence.heard(e)
     return response
@@ -129,9 +152,11 @@ def _loads(raw: str | bytes) -> Any:
 
 def _posting_json(p: Posting) -> dict[str, Any]:
     out = {k: p.get(k) for k in POSTING_FIELDS}
-    out["urls"] = {"show": absolute("candidates.posting", posting_id=p["id"]),
-                   "apply": absolute("candidates.apply", posting_id=p["id"]),
-                   "applications": absolute("api.apply", posting_id=p["id"])}
+    out["urls"] = {
+        "show": absolute("candidates.posting", posting_id=p["id"]),
+        "apply": absolute("candidates.apply", posting_id=p["id"]),
+        "applications": absolute("api.apply", posting_id=p["id"]),
+    }
     return out
 
 
@@ -141,8 +166,9 @@ def postings() -> BaseResponse:
     query = board.Query.from_args(request.args)
     found = board.search(snap.data, query)
     response = jsonify({"data": [_posting_json(p) for p in found], "count": len(found)})
-    response.set_etag(hashlib.blake2b("\0".join((snap.version, query.key(), host_key())).encode(),
-                                      digest_size=10).hexdigest())
+    response.set_etag(
+        hashlib.blake2b("\0".join((snap.version, query.key(), host_key())).encode(), digest_size=10).hexdigest()
+    )
     response.headers["Cache-Control"] = "public, max-age=60, stale-while-revalidate=600, stale-if-error=86400"
     return response.make_conditional(request)
 
@@ -154,11 +180,24 @@ def posting(posting_id: str) -> Any:
     except PostingNotFound:
         return error_response(404, "No open posting with this id.")
     data = _posting_json(posting_)
-    data["form"] = [{"title": say(s.title), "note": say(s.note), "fields": [
-        {"name": f.name, "label": say(f.label), "type": f.type, "required": f.required,
-         "description": say(f.description),
-         "options": [{"value": v, "label": say(label)} for v, label in f.options]} for f in s.fields]}
-        for s in form.sections]
+    data["form"] = [
+        {
+            "title": say(s.title),
+            "note": say(s.note),
+            "fields": [
+                {
+                    "name": f.name,
+                    "label": say(f.label),
+                    "type": f.type,
+                    "required": f.required,
+                    "description": say(f.description),
+                    "options": [{"value": v, "label": say(label)} for v, label in f.options],
+                }
+                for f in s.fields
+            ],
+        }
+        for s in form.sections
+    ]
     return {"data": data}
 
 
@@ -171,8 +210,10 @@ def apply(posting_id: str) -> Any:
     max_bytes = get_services().settings.max_file_mb * 2**20
     if request.mimetype == "application/json":
         if (request.content_length or 0) > MAX_JSON_BYTES:
-            return error_response(413, f"A JSON application must be under {MAX_JSON_BYTES // 1024} KB: files are "
-                                       "sent as multipart/form-data.")
+            return error_response(
+                413,
+                f"A JSON application must be under {MAX_JSON_BYTES // 1024} KB: files are sent as multipart/form-data.",
+            )
         body = _json_body()
         if not isinstance(body, dict):
             return error_response(400, "The body must be a JSON object shaped like Lever's Apply to a posting.")
@@ -193,9 +234,15 @@ def apply(posting_id: str) -> Any:
     else:
         return error_response(415, "Send application/json or multipart/form-data.")
     try:
-        receipt = submission.receive(posting_, form, answers, uploads,
-                                     idempotency_key=request.headers.get("Idempotency-Key") or None,
-                                     honeypot=honeypot, attribution=source)
+        receipt = submission.receive(
+            posting_,
+            form,
+            answers,
+            uploads,
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            honeypot=honeypot,
+            attribution=source,
+        )
     except ValidationFailed as e:
         return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
     except submission.Rejected as e:
@@ -218,14 +265,20 @@ def autofill() -> Any:
             # never waits for Redis
             limits.check_client(svc.admission, g.api_client, counter="apiclient_autofill")
         except limits.TooManyFromClient as e:
-            return error_response(429, f"This API client had more than {svc.settings.api_client_per_hour} resumes "
-                                       "read this hour.", {"Retry-After": str(e.retry_after_s)})
+            return error_response(
+                429,
+                f"This API client had more than {svc.settings.api_client_per_hour} resumes read this hour.",
+                {"Retry-After": str(e.retry_after_s)},
+            )
     else:
         try:
             limits.check_ip(svc.admission, request.remote_addr or "unknown", counter="autofill")
         except limits.TooManySubmissions:
-            return error_response(429, "Too many resumes from your network in the last hour. Please try again later.",
-                                  {"Retry-After": "3600"})
+            return error_response(
+                429,
+                "Too many resumes from your network in the last hour. Please try again later.",
+                {"Retry-After": "3600"},
+            )
     content = request.files["resume"].stream.read(max_bytes + 1)
     for storage in request.files.values():
         storage.close()  # large parts are spooled to temporary files
@@ -238,8 +291,9 @@ def autofill() -> Any:
     except resume.Broken:
         return error_response(422, "We could not read this resume: please fill in the form yourself.")
     except resume.Busy:
-        return error_response(503, "We are reading many resumes right now: please try again in a moment.",
-                              {"Retry-After": "5"})
+        return error_response(
+            503, "We are reading many resumes right now: please try again in a moment.", {"Retry-After": "5"}
+        )
     return found.to_json()
 
 
@@ -256,36 +310,56 @@ def application(receipt: str) -> Any:
 
 # The talent community (sourcing): the same attribution, Idempotency-Key, limits and 422s as an application.
 
+
 @bp.post("/talent")
 def join_talent() -> Any:
     sourcing.enabled()
     if request.mimetype == "application/json":
         if (request.content_length or 0) > MAX_JSON_BYTES:
-            return error_response(413, f"A JSON sign-up must be under {MAX_JSON_BYTES // 1024} KB: a resume is "
-                                       "sent as multipart/form-data.")
+            return error_response(
+                413,
+                f"A JSON sign-up must be under {MAX_JSON_BYTES // 1024} KB: a resume is sent as multipart/form-data.",
+            )
         body = _json_body()
         if not isinstance(body, dict):
             return error_response(400, "The body must be a JSON object.")
         interests = body.get("interests")
         if interests is not None and not isinstance(interests, dict):
-            return error_response(422, gettext("Some answers need attention."),
-                                  errors=say({"interests": N_("Choose from the list.")}))
+            return error_response(
+                422, gettext("Some answers need attention."), errors=say({"interests": N_("Choose from the list.")})
+            )
         interests = interests or {}
         consent = body.get("consent")
-        data = {**body, "teams": interests.get("teams", []), "locations": interests.get("locations", []),
-                "consent": consent.get("store") if isinstance(consent, dict) else consent}
+        data = {
+            **body,
+            "teams": interests.get("teams", []),
+            "locations": interests.get("locations", []),
+            "consent": consent.get("store") if isinstance(consent, dict) else consent,
+        }
         resume = None
     elif request.mimetype == "multipart/form-data":
         f = request.form
-        data = {"name": f.get("name"), "email": f.get("email"), "phone": f.get("phone"), "links": f.getlist("links"),
-                "teams": f.getlist("teams"), "locations": f.getlist("locations"), "consent": f.get("consent"),
-                "alerts": f.get("alerts")}
+        data = {
+            "name": f.get("name"),
+            "email": f.get("email"),
+            "phone": f.get("phone"),
+            "links": f.getlist("links"),
+            "teams": f.getlist("teams"),
+            "locations": f.getlist("locations"),
+            "consent": f.get("consent"),
+            "alerts": f.get("alerts"),
+        }
         resume = sourcing.resume_from(request.files.get("resume"))
     else:
         return error_response(415, "Send application/json or multipart/form-data.")
     try:
-        joined = sourcing.join(data, resume, idempotency_key=request.headers.get("Idempotency-Key") or None,
-                               attribution=embed.attribution(data), honeypot=str(data.get("website") or ""))
+        joined = sourcing.join(
+            data,
+            resume,
+            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            attribution=embed.attribution(data),
+            honeypot=str(data.get("website") or ""),
+        )
     except sourced.Invalid as e:
         return error_response(422, gettext("Some answers need attention."), errors=say(e.errors))
     except submission.Rejected as e:
@@ -293,8 +367,11 @@ def join_talent() -> Any:
     if data.get("alerts") in (True, "true", "on", "yes", "1"):
         alerting.with_sign_up(joined.person, new=joined.new)
     g.receipt = joined.person.id
-    return {"receipt": joined.person.id, "status": sourcing.status_of(joined.person),
-            "status_url": absolute("api.talent_status", receipt=joined.person.id)}, 202
+    return {
+        "receipt": joined.person.id,
+        "status": sourcing.status_of(joined.person),
+        "status_url": absolute("api.talent_status", receipt=joined.person.id),
+    }, 202
 
 
 @bp.get("/talent/<receipt>")
@@ -309,6 +386,7 @@ def talent_status(receipt: str) -> Any:
 
 
 # Job alerts for embedders: the same double opt-in as the job list's "Email me jobs like these" (web/alert_pages.py).
+
 
 @bp.post("/alerts")
 def ask_for_alerts() -> Any:
@@ -331,10 +409,14 @@ def ask_for_alerts() -> Any:
         subscriptions.validate(email, frequency)
     except subscriptions.Invalid as e:
         errors.update(e.errors)
-    if not isinstance(filters, dict) or set(filters) - set(subscriptions.FILTERS) or not all(
-            v is None or isinstance(v, str) for v in filters.values()):
-        errors["filters"] = N_("Filters are an object of strings: team, department, location, commitment, "
-                               "workplace, q.")
+    if (
+        not isinstance(filters, dict)
+        or set(filters) - set(subscriptions.FILTERS)
+        or not all(v is None or isinstance(v, str) for v in filters.values())
+    ):
+        errors["filters"] = N_(
+            "Filters are an object of strings: team, department, location, commitment, workplace, q."
+        )
     if lang is not None and lang not in subscriptions.LANGUAGES:
         errors["language"] = N_("The language must be one of en, de, fr.")
     try:

@@ -29,8 +29,11 @@ def init_app(app: Flask, brand: Brand) -> None:
     css_version = hashlib.sha256(stylesheet_for(brand).encode()).hexdigest()[:12]
     # Cached pages and their ETags carry the brand's version: a restart with a new logo or intro shows it at once.
     app.extensions["jobsite.brand_version"] = hashlib.sha256(f"{brand!r}{about}".encode()).hexdigest()[:12]
-    app.jinja_env.globals.update(brand=brand, brand_about=Markup(about),  # noqa: S704 (rendered with raw HTML off, then cleaned)
-                                 brand_css_version=css_version)
+    app.jinja_env.globals.update(
+        brand=brand,
+        brand_about=Markup(about),  # noqa: S704 (rendered with raw HTML off, then cleaned)
+        brand_css_version=css_version,
+    )
     if brand.templates_dir:
         built_in = app.jinja_loader
         assert built_in is not None  # noqa: S101 (Flask always has one: the package's template folder)
@@ -50,8 +53,7 @@ def render_markdown(text: str) -> str:
 
 
 def stylesheet_for(brand: Brand) -> str:
-    return (f":root {{ --accent: {brand.primary_colour}; --accent-ink: #fff; "
-            f"--brand-accent: {brand.accent_colour}; }}\n")
+    return f":root {{ --accent: {brand.primary_colour}; --accent-ink: #fff; --brand-accent: {brand.accent_colour}; }}\n"
 
 
 def current() -> Brand:

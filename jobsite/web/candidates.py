@@ -14,7 +14,7 @@ from flask_babel import format_date, get_locale, gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..admission import quotas
+from ..admission import limits
 from ..alerts import subscriptions
 from ..intake.forms import CONSENT, Form, ValidationFailed
 from ..notify import links, messages, sending
@@ -40,32 +40,47 @@ def pages() -> PageCache:
 
 
 FORM_TOKEN_MAX_AGE_S = 2 * 86400
-FORM_REUSED = N_("This form was already used to send an application with other answers, so nothing was sent. Your "
-                 "answers are still here: to send them as a new application, attach your files again and submit.")
+FORM_REUSED = N_(
+    "This form was already used to send an application with other answers, so nothing was sent. Your "
+    "answers are still here: to send them as a new application, attach your files again and submit."
+)
 NOT_OPEN = N_("This job is not open (any more). Have a look at our other openings.")
 # The receipt page's words for each status (store.State values): plain, reassuring, never the vendor's name. The page
 # carries them all, so its script can follow the status API without a reload. `step` marks progress: 1 received,
 # 2 with the hiring team. Said in the candidate's language when the page is rendered.
 UNKNOWN = "unknown"  # the status while Redis, where statuses are, cannot be reached (none of State's words)
 STATUS_WORDS: dict[str, dict[str, Any]] = {
-    "queued": {"step": 1,
-               "text": N_("Received — we'll pass it to the hiring team shortly.")},
-    "delivering": {"step": 1,
-                   "text": N_("Received — we're passing it to the hiring team now.")},
-    "waiting": {"step": 1,
-                "text": N_("Received and safe with us. Our hiring system is busy for a moment; we'll pass your "
-                           "application on automatically. You don't need to do anything.")},
-    "delivered": {"step": 2,
-                  "text": N_("With the hiring team — they'll read it and get in touch with you.")},
-    "needs_attention": {"step": 1,
-                        "text": N_("Received — we're checking a detail before it reaches the hiring team. You don't "
-                                   "need to do anything; we'll contact you if we need more from you.")},
-    "discarded": {"step": 1,
-                  "text": N_("This application is closed and won't be considered. If you think that's a mistake, "
-                             "please apply again or contact us.")},
-    UNKNOWN: {"step": 1,
-              "text": N_("Our records are briefly unreachable, so we can't tell where your application is right now. "
-                         "If you were sent here after applying, we received it. This page will update by itself.")},
+    "queued": {"step": 1, "text": N_("Received — we'll pass it to the hiring team shortly.")},
+    "delivering": {"step": 1, "text": N_("Received — we're passing it to the hiring team now.")},
+    "waiting": {
+        "step": 1,
+        "text": N_(
+            "Received and safe with us. Our hiring system is busy for a moment; we'll pass your "
+            "application on automatically. You don't need to do anything."
+        ),
+    },
+    "delivered": {"step": 2, "text": N_("With the hiring team — they'll read it and get in touch with you.")},
+    "needs_attention": {
+        "step": 1,
+        "text": N_(
+            "Received — we're checking a detail before it reaches the hiring team. You don't "
+            "need to do anything; we'll contact you if we need more from you."
+        ),
+    },
+    "discarded": {
+        "step": 1,
+        "text": N_(
+            "This application is closed and won't be considered. If you think that's a mistake, "
+            "please apply again or contact us."
+        ),
+    },
+    UNKNOWN: {
+        "step": 1,
+        "text": N_(
+            "Our records are briefly unreachable, so we can't tell where your application is right now. "
+            "If you were sent here after applying, we received it. This page will update by itself."
+        ),
+    },
 }
 FINAL_STATUSES = ("delivered", "discarded")
 
@@ -154,14 +169,24 @@ def jobs() -> Response:
     def render() -> str:
         query = board.Query.from_args(request.args)
         found = board.search(snap.data, query)
-        return render_template("candidates/jobs.html", groups=board.by_team(found), count=len(found),
-                               total=len(snap.data), facets=board.facets(snap.data), query=query,
-                               labels=say(board.WORKPLACE_LABELS), embedded=embedded(),
-                               canonical=absolute("candidates.jobs"))
+        return render_template(
+            "candidates/jobs.html",
+            groups=board.by_team(found),
+            count=len(found),
+            total=len(snap.data),
+            facets=board.facets(snap.data),
+            query=query,
+            labels=say(board.WORKPLACE_LABELS),
+            embedded=embedded(),
+            canonical=absolute("candidates.jobs"),
+        )
 
     referred = embed.referred_from()
-    return pages().respond(("jobs", snap.version, request.query_string.decode("latin-1"), host_key(), language(),
-                          referred), render, private=bool(referred))
+    return pages().respond(
+        ("jobs", snap.version, request.query_string.decode("latin-1"), host_key(), language(), referred),
+        render,
+        private=bool(referred),
+    )
 
 
 @bp.get("/jobs/<posting_id>")
@@ -171,15 +196,24 @@ def posting(posting_id: str) -> Response:
 
     def render() -> str:
         canonical = absolute("candidates.posting", posting_id=posting_id)
-        ld = seo.job_posting(p, company=get_services().settings.company_name, url=canonical,
-                             site_url=site_url())
+        ld = seo.job_posting(p, company=get_services().settings.company_name, url=canonical, site_url=site_url())
         subject = gettext("%(title)s at %(company)s", title=p["text"], company=get_services().settings.company_name)
-        return render_template("candidates/posting.html", p=p, jsonld=ld, canonical=canonical, share_subject=subject,
-                               labels=say(board.WORKPLACE_LABELS), embedded=embedded())
+        return render_template(
+            "candidates/posting.html",
+            p=p,
+            jsonld=ld,
+            canonical=canonical,
+            share_subject=subject,
+            labels=say(board.WORKPLACE_LABELS),
+            embedded=embedded(),
+        )
 
     referred = embed.referred_from()
-    return pages().respond(("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key(),
-                          language(), referred), render, private=bool(referred))
+    return pages().respond(
+        ("posting", snap.version, posting_id, request.query_string.decode("latin-1"), host_key(), language(), referred),
+        render,
+        private=bool(referred),
+    )
 
 
 def form_tokens() -> URLSafeTimedSerializer:
@@ -200,12 +234,28 @@ def read_form_token(token: str, posting_id: str) -> str | None:
     return data.get("n") if isinstance(data, dict) and data.get("p") == posting_id else None
 
 
-def render_form(p: Posting, form: Form, *, answers: Any = None, errors: dict[str, str] | None = None,
-                token: str | None = None, status: int = 200, message: str | None = None) -> Response:
-    html = render_template("candidates/apply.html", p=p, form=form, answers=answers or {}, errors=errors or {},
-                           consent_title=CONSENT,
-                           token=token or new_form_token(p["id"]), embedded=embedded(), message=message,
-                           canonical=absolute("candidates.apply", posting_id=p["id"]))
+def render_form(
+    p: Posting,
+    form: Form,
+    *,
+    answers: Any = None,
+    errors: dict[str, str] | None = None,
+    token: str | None = None,
+    status: int = 200,
+    message: str | None = None,
+) -> Response:
+    html = render_template(
+        "candidates/apply.html",
+        p=p,
+        form=form,
+        answers=answers or {},
+        errors=errors or {},
+        consent_title=CONSENT,
+        token=token or new_form_token(p["id"]),
+        embedded=embedded(),
+        message=message,
+        canonical=absolute("candidates.apply", posting_id=p["id"]),
+    )
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -219,8 +269,7 @@ def apply(posting_id: str) -> Response:
 @bp.get("/sitemap.xml")
 def sitemap() -> Response:
     snap = get_services().catalog.postings()
-    xml = render_template("candidates/sitemap.xml", postings=snap.data, site=site_url(),
-                          iso_date=seo.iso_date)
+    xml = render_template("candidates/sitemap.xml", postings=snap.data, site=site_url(), iso_date=seo.iso_date)
     response = Response(xml, mimetype="application/xml")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
@@ -238,9 +287,15 @@ def jobs_feed() -> Response:
     feed_url = f"{site}/jobs.atom" + (f"?{urlencode(asked)}" if asked else "")
     company = svc.settings.company_name
     title = gettext("Jobs at %(company)s", company=company)
-    xml = feed.atom(board.search(snap.data, query), title=title, company=company, feed_url=feed_url,
-                    site_url=f"{site}/" + (f"?{urlencode(asked)}" if asked else ""),
-                    posting_url=f"{site}/jobs/{{id}}", language=language())
+    xml = feed.atom(
+        board.search(snap.data, query),
+        title=title,
+        company=company,
+        feed_url=feed_url,
+        site_url=f"{site}/" + (f"?{urlencode(asked)}" if asked else ""),
+        posting_url=f"{site}/jobs/{{id}}",
+        language=language(),
+    )
     response = Response(xml, mimetype="application/atom+xml")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
@@ -248,8 +303,9 @@ def jobs_feed() -> Response:
 
 @bp.get("/robots.txt")
 def robots() -> Response:
-    return Response(f"User-agent: *\nDisallow: /admin/\nDisallow: /api/\nSitemap: {site_url()}/sitemap.xml\n",
-                    mimetype="text/plain")
+    return Response(
+        f"User-agent: *\nDisallow: /admin/\nDisallow: /api/\nSitemap: {site_url()}/sitemap.xml\n", mimetype="text/plain"
+    )
 
 
 @bp.post("/jobs/<posting_id>/apply")
@@ -260,17 +316,38 @@ def submit(posting_id: str) -> BaseResponse:
     token = request.form.get("form_token", "")
     nonce = read_form_token(token, posting_id)
     if nonce is None:
-        return render_form(posting, form, answers=answers, status=400,
-                           message=gettext("This form had expired, so nothing was sent. Your answers are still "
-                                           "here: please attach your files again and submit."))
+        return render_form(
+            posting,
+            form,
+            answers=answers,
+            status=400,
+            message=gettext(
+                "This form had expired, so nothing was sent. Your answers are still "
+                "here: please attach your files again and submit."
+            ),
+        )
     try:
-        receipt = submission.receive(posting, form, answers, submission.uploads_from(request.files, form, max_bytes),
-                                     idempotency_key=f"form:{nonce}", honeypot=request.form.get("website", ""),
-                                     attribution=embed.attribution())
+        receipt = submission.receive(
+            posting,
+            form,
+            answers,
+            submission.uploads_from(request.files, form, max_bytes),
+            idempotency_key=f"form:{nonce}",
+            honeypot=request.form.get("website", ""),
+            attribution=embed.attribution(),
+        )
     except ValidationFailed as e:
-        return render_form(posting, form, answers=answers, errors=say(e.errors), token=token, status=422,
-                           message=gettext("Your answers are kept, but files are not: please attach them again.")
-                           if _attached() else None)
+        return render_form(
+            posting,
+            form,
+            answers=answers,
+            errors=say(e.errors),
+            token=token,
+            status=422,
+            message=gettext("Your answers are kept, but files are not: please attach them again.")
+            if _attached()
+            else None,
+        )
     except submission.KeyReused:  # sent before with other answers (the back button): a new form keeps them
         return render_form(posting, form, answers=answers, status=422, message=say(FORM_REUSED))
     except submission.Rejected as e:
@@ -301,11 +378,18 @@ def confirmation(receipt: str) -> Response:
     if status is None:
         abort(404, gettext("We could not find an application with this receipt."))
     status["reference"] = store.reference(status["receipt"])
-    response = Response(render_template("candidates/confirmation.html", status=status, embedded=embedded(),
-                                        words=say(STATUS_WORDS), final=FINAL_STATUSES,
-                                        status_url=url_for("api.application", receipt=receipt),
-                                        receipt_url=absolute("candidates.confirmation", receipt=receipt),
-                                        mail=_mail_said(receipt)))
+    response = Response(
+        render_template(
+            "candidates/confirmation.html",
+            status=status,
+            embedded=embedded(),
+            words=say(STATUS_WORDS),
+            final=FINAL_STATUSES,
+            status_url=url_for("api.application", receipt=receipt),
+            receipt_url=absolute("candidates.confirmation", receipt=receipt),
+            mail=_mail_said(receipt),
+        )
+    )
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -348,24 +432,51 @@ def application_status(receipt: str) -> dict[str, Any] | None:
         return data
     spooled = spool.find(svc.settings.data_dir, receipt)
     if spooled is not None:  # waiting for Redis, on this machine
-        return {"receipt": receipt, "status": store.State.WAITING.public, "posting": spooled.posting_id,
-                "posting_title": spooled.posting_title, "received_at": int(spooled.created_at), "delivered_at": None}
+        return {
+            "receipt": receipt,
+            "status": store.State.WAITING.public,
+            "posting": spooled.posting_id,
+            "posting_title": spooled.posting_title,
+            "received_at": int(spooled.created_at),
+            "delivered_at": None,
+        }
     if unreachable:
-        return {"receipt": receipt, "status": UNKNOWN, "posting": None,
-                "posting_title": "", "received_at": None, "delivered_at": None}
+        return {
+            "receipt": receipt,
+            "status": UNKNOWN,
+            "posting": None,
+            "posting_title": "",
+            "received_at": None,
+            "delivered_at": None,
+        }
     return None
 
 
 # The talent community (sourcing): people who don't see the right job today leave their details and interests.
 
-def _render_talent(*, answers: Any = None, errors: dict[str, str] | None = None, token: str | None = None,
-                   status: int = 200, message: str | None = None) -> Response:
+
+def _render_talent(
+    *,
+    answers: Any = None,
+    errors: dict[str, str] | None = None,
+    token: str | None = None,
+    status: int = 200,
+    message: str | None = None,
+) -> Response:
     teams, locations = sourcing.interests()
-    html = render_template("candidates/talent.html", teams=teams, locations=locations, answers=answers or {},
-                           errors=errors or {}, token=token or new_form_token("talent"), message=message,
-                           embedded=embedded(), canonical=absolute("candidates.talent"),
-                           retention_days=get_services().settings.retention_days,
-                           resume_lost=request.method == "POST" and _attached())
+    html = render_template(
+        "candidates/talent.html",
+        teams=teams,
+        locations=locations,
+        answers=answers or {},
+        errors=errors or {},
+        token=token or new_form_token("talent"),
+        message=message,
+        embedded=embedded(),
+        canonical=absolute("candidates.talent"),
+        retention_days=get_services().settings.retention_days,
+        resume_lost=request.method == "POST" and _attached(),
+    )
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -387,18 +498,34 @@ def talent() -> Response:
 def join_talent() -> BaseResponse:
     sourcing.enabled()
     f = request.form
-    answers = {"name": f.get("name", ""), "email": f.get("email", ""), "phone": f.get("phone", ""),
-               "links": f.get("links", ""), "teams": f.getlist("teams"), "locations": f.getlist("locations"),
-               "consent": f.get("consent"), "alerts": f.get("alerts")}
+    answers = {
+        "name": f.get("name", ""),
+        "email": f.get("email", ""),
+        "phone": f.get("phone", ""),
+        "links": f.get("links", ""),
+        "teams": f.getlist("teams"),
+        "locations": f.getlist("locations"),
+        "consent": f.get("consent"),
+        "alerts": f.get("alerts"),
+    }
     token = f.get("form_token", "")
     nonce = read_form_token(token, "talent")
     if nonce is None:
-        return _render_talent(answers=answers, status=400, message=gettext(
-            "This form had expired, so nothing was sent. Your answers are still here: please submit again."))
+        return _render_talent(
+            answers=answers,
+            status=400,
+            message=gettext(
+                "This form had expired, so nothing was sent. Your answers are still here: please submit again."
+            ),
+        )
     try:
-        joined = sourcing.join(answers, sourcing.resume_from(request.files.get("resume")),
-                               idempotency_key=f"form:{nonce}", attribution=embed.attribution(),
-                               honeypot=f.get("website", ""))
+        joined = sourcing.join(
+            answers,
+            sourcing.resume_from(request.files.get("resume")),
+            idempotency_key=f"form:{nonce}",
+            attribution=embed.attribution(),
+            honeypot=f.get("website", ""),
+        )
     except sourced.Invalid as e:
         return _render_talent(answers=answers, errors=say(e.errors), token=token, status=422)
     except submission.KeyReused:
@@ -413,9 +540,15 @@ def join_talent() -> BaseResponse:
     # The summary page's, for this browser only (candidate pages have no session; the address bar shows nothing).
     # A confirmed member's record is shown to no one who merely typed its address ("" says: already a member).
     shown = joined.person.id if joined.new or joined.person.unconfirmed else ""
-    summary.set_cookie(JOINED_COOKIE, _joined_tokens().dumps(shown), max_age=JOINED_MAX_AGE_S,
-                       path=f"{request.script_root}/talent/joined", httponly=True, samesite="Lax",
-                       secure=request.is_secure)
+    summary.set_cookie(
+        JOINED_COOKIE,
+        _joined_tokens().dumps(shown),
+        max_age=JOINED_MAX_AGE_S,
+        path=f"{request.script_root}/talent/joined",
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+    )
     return summary
 
 
@@ -442,10 +575,17 @@ def talent_joined() -> Response:
     svc = get_services()
     person_id = _joined_id()
     person = people.load(svc.redis, person_id) if person_id else None
-    response = Response(render_template("candidates/talent_joined.html", embedded=embedded(), person=person,
-                                        member=person_id == "",
-                                        days=optin.EXPIRE_DAYS, retention_days=svc.settings.retention_days),
-                        mimetype="text/html")
+    response = Response(
+        render_template(
+            "candidates/talent_joined.html",
+            embedded=embedded(),
+            person=person,
+            member=person_id == "",
+            days=optin.EXPIRE_DAYS,
+            retention_days=svc.settings.retention_days,
+        ),
+        mimetype="text/html",
+    )
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -458,17 +598,29 @@ def talent_confirm(person_id: str, signed: str) -> Response:
     svc = get_services()
     person = people.load(svc.redis, person_id) if optin.signed(svc.settings, person_id, signed) else None
     if person is None or person.purged:
-        abort(404, gettext("This link is not valid any more: the sign-up was removed or never confirmed in time. "
-                           "You can join again."))
+        abort(
+            404,
+            gettext(
+                "This link is not valid any more: the sign-up was removed or never confirmed in time. "
+                "You can join again."
+            ),
+        )
     alerts: list[subscriptions.Subscription] = []
     if request.method == "POST":
         person = optin.confirm(svc, person_id, signed) or person
         alerts = subscriptions.confirm_along(svc.redis, person_id)  # the job alerts asked for with the sign-up
-    return signed_page(render_template("candidates/talent_confirm.html", embedded=False, person=person,
-                                        alerts=[(a, links.token(svc.settings, a.id, "alert-manage")) for a in alerts],
-                                        retention_days=svc.settings.retention_days,
-                                        manage=url_for("candidates.talent_manage", person_id=person.id,
-                                                       signed=optin.token(svc.settings, person.id, "manage"))))
+    return signed_page(
+        render_template(
+            "candidates/talent_confirm.html",
+            embedded=False,
+            person=person,
+            alerts=[(a, links.token(svc.settings, a.id, "alert-manage")) for a in alerts],
+            retention_days=svc.settings.retention_days,
+            manage=url_for(
+                "candidates.talent_manage", person_id=person.id, signed=optin.token(svc.settings, person.id, "manage")
+            ),
+        )
+    )
 
 
 @bp.route("/talent/manage/<person_id>/<signed>", methods=["GET", "POST"])
@@ -480,11 +632,14 @@ def talent_manage(person_id: str, signed: str) -> Response:
     ok = optin.signed(svc.settings, person_id, signed, "manage")
     person = people.load(svc.redis, person_id) if ok else None
     if person is None or person.purged or person.withdrawn or people.wished(svc.redis, person_id).get("withdrawn"):
-        return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
-                                            teams=[], locations=[], saved=""))
+        return signed_page(
+            render_template(
+                "candidates/talent_manage.html", embedded=False, person=None, teams=[], locations=[], saved=""
+            )
+        )
     teams, locations = sourcing.interests()
     saved = ""
-    status, member = 200, person
+    status, member, retry_after = 200, person, 0
     if request.method == "POST":
         action = request.form.get("action", "")
         if action in ("leave", "unsubscribe") and person.email:  # "we will not email you again": alerts neither
@@ -492,29 +647,50 @@ def talent_manage(person_id: str, signed: str) -> Response:
         try:
             if action == "leave":
                 optin.leave(svc, person)
-                return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
-                                                    teams=[], locations=[], saved="left"))
+                return signed_page(
+                    render_template(
+                        "candidates/talent_manage.html",
+                        embedded=False,
+                        person=None,
+                        teams=[],
+                        locations=[],
+                        saved="left",
+                    )
+                )
+            limits.check_changes(svc.admission, person.id)  # (leaving, above, is never refused)
             if action == "unsubscribe":
                 person = optin.change(svc, person.id, unsubscribed=True)
                 saved = "unsubscribed"
             else:
                 chosen = [t for t in request.form.getlist("teams") if t in set(teams) | set(person.teams)]
-                where = [p for p in request.form.getlist("locations")
-                         if p in set(locations) | set(person.locations)]
+                where = [p for p in request.form.getlist("locations") if p in set(locations) | set(person.locations)]
                 person = optin.change(svc, person.id, teams=chosen, locations=where)
                 saved = "saved"
-        except quotas.Exceeded:
+        except limits.TooManyChanges as e:
             person, saved, status = people.as_wished(member, people.wished(svc.redis, member.id)), "busy", 429
+            retry_after = e.retry_after_s
         if person is None or person.withdrawn:
-            return signed_page(render_template("candidates/talent_manage.html", embedded=False, person=None,
-                                                teams=[], locations=[], saved=""))
+            return signed_page(
+                render_template(
+                    "candidates/talent_manage.html", embedded=False, person=None, teams=[], locations=[], saved=""
+                )
+            )
     else:
         person = people.as_wished(person, people.wished(svc.redis, person.id))
-    page = signed_page(render_template("candidates/talent_manage.html", embedded=False, person=person,
-                                        teams=sorted(set(teams) | set(person.teams)),
-                                        locations=sorted(set(locations) | set(person.locations)), saved=saved,
-                                        retention_days=svc.settings.retention_days))
+    page = signed_page(
+        render_template(
+            "candidates/talent_manage.html",
+            embedded=False,
+            person=person,
+            teams=sorted(set(teams) | set(person.teams)),
+            locations=sorted(set(locations) | set(person.locations)),
+            saved=saved,
+            retention_days=svc.settings.retention_days,
+        )
+    )
     page.status_code = status
+    if retry_after:
+        page.headers["Retry-After"] = str(retry_after)
     return page
 
 

@@ -44,8 +44,11 @@ def theme(args: Mapping[str, str]) -> dict[str, str]:
     """The theme colours asked for, all of them if they are readable together and none otherwise: buttons carry
     white text on the accent, links and help text sit on the cards (white) and on the background."""
     asked = {k: c for k in THEME if (c := _colour(args.get(k)))}
-    accent, background, text = (asked.get("accent", "#2454d6"), asked.get("background", PAGE_BACKGROUND),
-                                asked.get("text", INK))
+    accent, background, text = (
+        asked.get("accent", "#2454d6"),
+        asked.get("background", PAGE_BACKGROUND),
+        asked.get("text", INK),
+    )
     pairs = [(accent, WHITE), (accent, background), (text, WHITE), (text, background), (MUTED, background)]
     return asked if all(contrast(a, b) >= AA_CONTRAST for a, b in pairs) else {}
 
@@ -118,8 +121,7 @@ def attribution(values: Mapping[str, Any] | None = None) -> Attribution:
 def keep_on_links(endpoint: str, values: dict[str, Any]) -> None:
     """A link from one candidate page to another keeps the embedding parameters (a value given explicitly, even
     None, wins: canonical links pass None)."""
-    if (endpoint.startswith(CANDIDATE_PAGES) and has_request_context()
-            and f"{request.blueprint}." in CANDIDATE_PAGES):
+    if endpoint.startswith(CANDIDATE_PAGES) and has_request_context() and f"{request.blueprint}." in CANDIDATE_PAGES:
         for k, v in carried().items():
             values.setdefault(k, v)
 
@@ -147,6 +149,9 @@ def init_app(app: Flask, origins: tuple[str, ...] | None) -> None:
             return {"hide": frozenset(), "carry": {}}
         carry = carried()
         colours: dict[str, Any] = {k: carry[k] for k in THEME if k in carry}
-        return {"hide": hidden(request.args) if "embed" in carry else frozenset(), "carry": carry,
-                "embed_origins": origins_json,
-                "theme_css": url_for("embed.stylesheet", **colours) if colours else None}
+        return {
+            "hide": hidden(request.args) if "embed" in carry else frozenset(),
+            "carry": carry,
+            "embed_origins": origins_json,
+            "theme_css": url_for("embed.stylesheet", **colours) if colours else None,
+        }

@@ -25,8 +25,7 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def error_response(status: int, message: str | None = None, headers: dict[str, str] | None = None,
-                   **extra: Any) -> Any:
+def error_response(status: int, message: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Any:
     """The error answer for this request, JSON or HTML."""
     title = HTTP_STATUS_CODES.get(status, "Error")
     if wants_json():
@@ -41,8 +40,10 @@ def init_app(app: Flask) -> None:
         headers = {k: v for k, v in e.get_headers() if k.lower() not in ("content-type", "content-length")}
         message = e.description if (e.code or 500) < 500 else None
         if isinstance(e, SecurityError):  # a Host not on the allow-list: no URL can be built, so no page either
-            log.warning("refused a request for an unknown host: set JOBSITE_PUBLIC_URL, or add the host to "
-                        "JOBSITE_ALLOWED_HOSTS")
+            log.warning(
+                "refused a request for an unknown host: set JOBSITE_PUBLIC_URL, or add the host to "
+                "JOBSITE_ALLOWED_HOSTS"
+            )
             return Response("This site is not served under that address.\n", 400, mimetype="text/plain")
         if message == type(e).description and not wants_json():
             message = None  # Werkzeug's own English sentence: the page says it in the candidate's language instead
@@ -53,8 +54,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CatalogUnavailable)
     def catalog_unavailable(e: CatalogUnavailable) -> Any:
-        return error_response(503, gettext("Jobs are briefly unavailable. Please try again in a minute."),
-                              {"Retry-After": "60"})
+        return error_response(
+            503, gettext("Jobs are briefly unavailable. Please try again in a minute."), {"Retry-After": "60"}
+        )
 
     @app.errorhandler(redis.RedisError)
     def redis_unreachable(e: redis.RedisError) -> Any:
@@ -63,9 +65,13 @@ def init_app(app: Flask) -> None:
         is spooled."""
         log.warning("Redis unreachable on %s %s (%s)", request.method, request.path, type(e).__name__)
         get_services().silence.heard(e)  # the next requests of this process skip a silent Redis for a few seconds
-        return error_response(503, gettext("Our records are briefly unreachable, so this can't be done right now. "
-                                           "Please try again in a minute."),
-                              {"Retry-After": str(REDIS_RETRY_AFTER_S)})
+        return error_response(
+            503,
+            gettext(
+                "Our records are briefly unreachable, so this can't be done right now. Please try again in a minute."
+            ),
+            {"Retry-After": str(REDIS_RETRY_AFTER_S)},
+        )
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception) -> Any:

@@ -93,8 +93,15 @@ def language_links() -> list[dict[str, Any]]:
     path = quote(request.script_root + request.path)
     others = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     current = str(get_locale())
-    return [{"code": code, "name": native_name(code), "current": code == current,
-             "href": f"{path}?{urlencode([*others, ('lang', code)])}"} for code in LANGUAGES]
+    return [
+        {
+            "code": code,
+            "name": native_name(code),
+            "current": code == current,
+            "href": f"{path}?{urlencode([*others, ('lang', code)])}",
+        }
+        for code in LANGUAGES
+    ]
 
 
 def native_name(code: str) -> str:

@@ -30,8 +30,11 @@ def require_token() -> Any:
         return None
     sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(sent.encode(), token.encode()):
-        return error_response(401, "Send the metrics token: Authorization: Bearer <JOBSITE_METRICS_TOKEN>.",
-                              {"WWW-Authenticate": 'Bearer realm="jobsite operations"'})
+        return error_response(
+            401,
+            "Send the metrics token: Authorization: Bearer <JOBSITE_METRICS_TOKEN>.",
+            {"WWW-Authenticate": 'Bearer realm="jobsite operations"'},
+        )
     return None
 
 
@@ -55,24 +58,49 @@ def prometheus() -> Any:
     off = messages.switch(services.settings).reason
     gauges = [
         metrics.Gauge("jobsite_applications", "Applications by state.", label="state", by=store.counts(r)),
-        metrics.Gauge("jobsite_confirmation_email_off", "1 while candidates get no confirmation email, by why: "
-                      "not_configured (no JOBSITE_SMTP_URL) or unfixed_python (no fix for CVE-2024-6923).",
-                      label="reason", by={reason: int(reason == off) for reason in messages.REASONS}),
-        metrics.Gauge("jobsite_spool_files", "Applications spooled on this machine while Redis was down.",
-                      len(spool.entries(services.settings.data_dir))),
+        metrics.Gauge(
+            "jobsite_confirmation_email_off",
+            "1 while candidates get no confirmation email, by why: "
+            "not_configured (no JOBSITE_SMTP_URL) or unfixed_python (no fix for CVE-2024-6923).",
+            label="reason",
+            by={reason: int(reason == off) for reason in messages.REASONS},
+        ),
+        metrics.Gauge(
+            "jobsite_spool_files",
+            "Applications spooled on this machine while Redis was down.",
+            len(spool.entries(services.settings.data_dir)),
+        ),
         metrics.Gauge("jobsite_delivery_gate_open", "1 while applications go to Lever.", int(status.is_open)),
         metrics.Gauge("jobsite_delivery_paused", "1 while a recruiter has paused delivery.", int(status.paused)),
-        metrics.Gauge("jobsite_redis_memory_used_bytes", "Memory Redis uses (applications and their files wait "
-                      "there until Lever has them).", memory.used),
-        metrics.Gauge("jobsite_redis_memory_max_bytes", "Redis's maxmemory (0: no limit); new applications are "
-                      "refused above JOBSITE_REDIS_HIGH_WATER of it.", memory.limit),
-        metrics.Gauge("jobsite_pacing_rate_per_s", "Calls to Lever per second the workers pace at now (lowered by a "
-                      "429, climbing back), by limit: apply, or every call.", label="limit",
-                      by={name: p.rate_per_s for name, p in paces.items()}),
-        metrics.Gauge("jobsite_pacing_ceiling_per_s", "Lever's limit as configured: at most this many in any second.",
-                      label="limit", by={name: p.ceiling_per_s for name, p in paces.items()}),
-        metrics.Gauge("jobsite_pacing_paused_seconds", "Left of the pause every worker keeps after a 429.",
-                      label="limit", by={name: p.paused_s for name, p in paces.items()}),
+        metrics.Gauge(
+            "jobsite_redis_memory_used_bytes",
+            "Memory Redis uses (applications and their files wait there until Lever has them).",
+            memory.used,
+        ),
+        metrics.Gauge(
+            "jobsite_redis_memory_max_bytes",
+            "Redis's maxmemory (0: no limit); new applications are refused above JOBSITE_REDIS_HIGH_WATER of it.",
+            memory.limit,
+        ),
+        metrics.Gauge(
+            "jobsite_pacing_rate_per_s",
+            "Calls to Lever per second the workers pace at now (lowered by a "
+            "429, climbing back), by limit: apply, or every call.",
+            label="limit",
+            by={name: p.rate_per_s for name, p in paces.items()},
+        ),
+        metrics.Gauge(
+            "jobsite_pacing_ceiling_per_s",
+            "Lever's limit as configured: at most this many in any second.",
+            label="limit",
+            by={name: p.ceiling_per_s for name, p in paces.items()},
+        ),
+        metrics.Gauge(
+            "jobsite_pacing_paused_seconds",
+            "Left of the pause every worker keeps after a 429.",
+            label="limit",
+            by={name: p.paused_s for name, p in paces.items()},
+        ),
     ]
     return Response(metrics.render(r, gauges), mimetype=CONTENT_TYPE_LATEST)
 

@@ -71,9 +71,16 @@ class FrontCache:
     Referer that makes the page private). An `If-None-Match` naming the kept ETag is answered 304. Entries expire
     after their max-age and the least recently used go first beyond MAX_ENTRIES or MAX_BYTES."""
 
-    def __init__(self, app: Any, version: Callable[[], str | None], *, bypass: Callable[[Environ], bool],
-                 normalize: dict[str, Callable[[str], str]] | None = None, max_entries: int = MAX_ENTRIES,
-                 max_bytes: int = MAX_BYTES):
+    def __init__(
+        self,
+        app: Any,
+        version: Callable[[], str | None],
+        *,
+        bypass: Callable[[Environ], bool],
+        normalize: dict[str, Callable[[str], str]] | None = None,
+        max_entries: int = MAX_ENTRIES,
+        max_bytes: int = MAX_BYTES,
+    ):
         self.app, self.version, self.bypass = app, version, bypass
         self.normalize = normalize or {}
         self.max_entries, self.max_bytes = max_entries, max_bytes
@@ -83,11 +90,22 @@ class FrontCache:
 
     def __call__(self, environ: Environ, start_response: Any) -> Any:
         method = environ["REQUEST_METHOD"]
-        if (method not in ("GET", "HEAD") or "HTTP_AUTHORIZATION" in environ or is_console(environ["PATH_INFO"])
-                or self.bypass(environ) or (version := self.version()) is None):
+        if (
+            method not in ("GET", "HEAD")
+            or "HTTP_AUTHORIZATION" in environ
+            or is_console(environ["PATH_INFO"])
+            or self.bypass(environ)
+            or (version := self.version()) is None
+        ):
             return self.app(environ, start_response)
-        base = (version, environ["wsgi.url_scheme"], environ.get("HTTP_HOST", ""), environ.get("SCRIPT_NAME", ""),
-                environ["PATH_INFO"], environ.get("QUERY_STRING", ""))
+        base = (
+            version,
+            environ["wsgi.url_scheme"],
+            environ.get("HTTP_HOST", ""),
+            environ.get("SCRIPT_NAME", ""),
+            environ["PATH_INFO"],
+            environ.get("QUERY_STRING", ""),
+        )
         names = self.varies.get(base)
         if names is not None:
             key = base + self._vary_values(environ, names)
@@ -130,8 +148,9 @@ class FrontCache:
                 answer.close()
         headers, ttl, names = found[0]
         etag = next((v for n, v in headers if n.lower() == "etag"), "")
-        self._store(base, names, base + self._vary_values(environ, names),
-                    Entry(headers, body, etag, time.monotonic() + ttl))
+        self._store(
+            base, names, base + self._vary_values(environ, names), Entry(headers, body, etag, time.monotonic() + ttl)
+        )
         return [body]
 
     def _store(self, base: tuple[str, ...], names: tuple[str, ...], key: tuple[str, ...], entry: Entry) -> None:
@@ -167,14 +186,17 @@ def _storable(headers: list[tuple[str, str]]) -> tuple[float, tuple[str, ...]] |
         elif lower == "set-cookie":
             return None
     directives = {d.strip().partition("=")[0]: d.strip().partition("=")[2] for d in control.split(",")}
-    if ("public" not in directives or not {"private", "no-store", "no-cache"}.isdisjoint(directives)
-            or not 0 <= length <= MAX_BODY):
+    if (
+        "public" not in directives
+        or not {"private", "no-store", "no-cache"}.isdisjoint(directives)
+        or not 0 <= length <= MAX_BODY
+    ):
         return None
     age = directives.get("s-maxage") or directives.get("max-age") or ""
     if not age.isdigit() or int(age) == 0:
         return None
     names = tuple(sorted({"HTTP_" + v.strip().upper().replace("-", "_") for v in vary.split(",") if v.strip()}))
-    return (None if "HTTP_*" in names else (float(age), names))
+    return None if "HTTP_*" in names else (float(age), names)
 
 
 def _matches(if_none_match: str, etag: str) -> bool:

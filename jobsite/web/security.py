@@ -14,15 +14,21 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import BadRequest
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
-        "base-uri 'self'; form-action 'self'; frame-ancestors ")
+_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors "
+)
 CSP_CANDIDATES = _CSP + "*"  # candidate pages may be embedded in a company's site (iframe)
 CSP_ADMIN = _CSP + "'none'"
 HSTS = "max-age=31536000; includeSubDomains"  # one year: browsers then never try this site over plain http
 # The console is never framed (clickjacking) nor read by another site: no CORS header ever, and a cross-origin
 # <script>/<img> load of its answers is refused by the browser too.
-CONSOLE_HEADERS = [("Content-Security-Policy", CSP_ADMIN), ("Cache-Control", "no-store"),
-                   ("X-Frame-Options", "DENY"), ("Cross-Origin-Resource-Policy", "same-origin")]
+CONSOLE_HEADERS = [
+    ("Content-Security-Policy", CSP_ADMIN),
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+]
 
 
 def candidates_csp(origins: tuple[str, ...] | None) -> str:

@@ -26,8 +26,10 @@ from werkzeug.exceptions import RequestTimeout
 from ..settings import load_settings
 
 _SAYS = b"Too many open connections from your network: please try again in a moment.\n"
-REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 10\r\n"
-           b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_SAYS), _SAYS))
+REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 10\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_SAYS), _SAYS)
+)
 
 
 class Worker(GeventWorker):
@@ -76,8 +78,9 @@ class BodyDeadline:
         self.app, self.seconds = app, seconds
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        environ["wsgi.input"] = _Input(environ["wsgi.input"], time.monotonic() + self.seconds,
-                                       environ.get("gunicorn.socket"))
+        environ["wsgi.input"] = _Input(
+            environ["wsgi.input"], time.monotonic() + self.seconds, environ.get("gunicorn.socket")
+        )
         return self.app(environ, start_response)
 
 

@@ -26,8 +26,12 @@ from .security import current_client
 from .submission import KeyReused, Rejected
 
 # A sourced person's public status, in the words of an application's (the receipt page and the API share them).
-STATUS = {Standing.WAITING: "queued", Standing.DELIVERING: "delivering", Standing.DELIVERED: "delivered",
-          Standing.NEEDS_ATTENTION: "needs_attention"}
+STATUS = {
+    Standing.WAITING: "queued",
+    Standing.DELIVERING: "delivering",
+    Standing.DELIVERED: "delivered",
+    Standing.NEEDS_ATTENTION: "needs_attention",
+}
 
 
 def enabled() -> None:
@@ -58,16 +62,33 @@ def status_of(person: Person) -> str:
     return "unconfirmed" if person.unconfirmed else STATUS[person.standing]
 
 
-def join(data: Mapping[str, Any], resume: UploadedFile | None, *, idempotency_key: str | None,
-         attribution: Attribution | None, honeypot: str = "") -> enrol.Accepted:
+def join(
+    data: Mapping[str, Any],
+    resume: UploadedFile | None,
+    *,
+    idempotency_key: str | None,
+    attribution: Attribution | None,
+    honeypot: str = "",
+) -> enrol.Accepted:
     """A talent-community sign-up. Raises enrol.Invalid (per field), KeyReused or Rejected."""
     svc = get_services()
     if honeypot:
-        raise Rejected(400, gettext("This submission looked automated, so it was not sent. If you are a person, "
-                                    "please reload the page and try again."))
+        raise Rejected(
+            400,
+            gettext(
+                "This submission looked automated, so it was not sent. If you are a person, "
+                "please reload the page and try again."
+            ),
+        )
     teams, locations = interests()
-    person = enrol.talent_signup(data, resume, teams=teams, locations=locations,
-                                  max_file_bytes=svc.settings.max_file_mb * 2**20, attribution=attribution)
+    person = enrol.talent_signup(
+        data,
+        resume,
+        teams=teams,
+        locations=locations,
+        max_file_bytes=svc.settings.max_file_mb * 2**20,
+        attribution=attribution,
+    )
     person.language = language()  # the opt-in email's
     client = current_client() or ""
     idem = enrol.idempotency_key(idempotency_key, person, resume, client) if idempotency_key else None
@@ -86,8 +107,11 @@ def _limit(client: str, files_bytes: int) -> None:
     try:
         limits.check_signups(get_services().admission)
     except limits.TooManySignups as e:
-        raise Rejected(429, gettext("We received many sign-ups in the last hour. Please try again later."),
-                       {"Retry-After": str(e.retry_after_s)}) from None
+        raise Rejected(
+            429,
+            gettext("We received many sign-ups in the last hour. Please try again later."),
+            {"Retry-After": str(e.retry_after_s)},
+        ) from None
 
 
 def _limit_sender(client: str, files_bytes: int) -> None:
@@ -96,14 +120,20 @@ def _limit_sender(client: str, files_bytes: int) -> None:
         try:
             limits.check_client(svc.admission, client)
         except limits.TooManyFromClient as e:
-            raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} submissions "
-                                "this hour.", {"Retry-After": str(e.retry_after_s)}) from None
+            raise Rejected(
+                429,
+                f"This API client sent more than {svc.settings.api_client_per_hour} submissions this hour.",
+                {"Retry-After": str(e.retry_after_s)},
+            ) from None
         return
     try:
         limits.check_ip(svc.admission, request.remote_addr or "unknown", files_bytes)
     except limits.TooManySubmissions as e:
-        raise Rejected(429, gettext("We received many submissions from your network in the last hour. Please try "
-                                    "again later."), {"Retry-After": str(e.retry_after_s)}) from None
+        raise Rejected(
+            429,
+            gettext("We received many submissions from your network in the last hour. Please try again later."),
+            {"Retry-After": str(e.retry_after_s)},
+        ) from None
 
 
 def _submit(person: Person, resume: UploadedFile | None, idem: Idempotency | None) -> enrol.Accepted:
@@ -114,6 +144,10 @@ def _submit(person: Person, resume: UploadedFile | None, idem: Idempotency | Non
     except enrol.KeyReused:
         raise KeyReused() from None
     except (memory.RedisFull, redis.RedisError):
-        raise Rejected(503, gettext("We can't take this for a few minutes, so nothing was sent yet. Please try "
-                                    "again in a few minutes."), {"Retry-After": str(memory.FULL_RETRY_AFTER_S)}
-                       ) from None
+        raise Rejected(
+            503,
+            gettext(
+                "We can't take this for a few minutes, so nothing was sent yet. Please try again in a few minutes."
+            ),
+            {"Retry-After": str(memory.FULL_RETRY_AFTER_S)},
+        ) from None

@@ -40,8 +40,12 @@ class Drainer:
         with self.lock:
             if self.pid != os.getpid():
                 self.pid = os.getpid()
-                threading.Thread(target=_run, args=(weakref.ref(self.services), self.services.settings.spool_drain_s),
-                                 name="spool-drain", daemon=True).start()
+                threading.Thread(
+                    target=_run,
+                    args=(weakref.ref(self.services), self.services.settings.spool_drain_s),
+                    name="spool-drain",
+                    daemon=True,
+                ).start()
 
 
 def _run(services: weakref.ref[Services], interval_s: float) -> None:
@@ -57,8 +61,12 @@ def _drain_once(svc: Services) -> None:
     try:
         accept.drain_spool(svc)  # reads only the spool's directory while it is empty
     except redis.RedisError as e:
-        log.warning("%d application(s) spooled on this machine wait for Redis (%s); trying again in %d s",
-                    len(spool.entries(svc.settings.data_dir)), type(e).__name__, svc.settings.spool_drain_s)
+        log.warning(
+            "%d application(s) spooled on this machine wait for Redis (%s); trying again in %d s",
+            len(spool.entries(svc.settings.data_dir)),
+            type(e).__name__,
+            svc.settings.spool_drain_s,
+        )
     except Exception:  # the thread must outlive one bad round: the next may succeed, and nothing else drains here
         log.exception("moving the spool into Redis failed; trying again in %d s", svc.settings.spool_drain_s)
 

@@ -68,12 +68,23 @@ class KeyReused(Rejected):
     """The idempotency key came earlier with a different application: a 422, never the other application's receipt."""
 
     def __init__(self) -> None:
-        super().__init__(422, "This Idempotency-Key was already used for a different application, so nothing was "
-                              "sent. Use a new key for each application.")
+        super().__init__(
+            422,
+            "This Idempotency-Key was already used for a different application, so nothing was "
+            "sent. Use a new key for each application.",
+        )
 
 
-def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: Mapping[str, UploadedFile], *,
-            idempotency_key: str | None, honeypot: str = "", attribution: Attribution | None = None) -> accept.Receipt:
+def receive(
+    posting: Posting,
+    form: Form,
+    answers: Mapping[str, Any],
+    uploads: Mapping[str, UploadedFile],
+    *,
+    idempotency_key: str | None,
+    honeypot: str = "",
+    attribution: Attribution | None = None,
+) -> accept.Receipt:
     """Validate and hand over to intake. Raises ValidationFailed (field errors) or Rejected. `attribution` says where
     the candidate came from (source, utm_* parameters, referring site), for Lever and the pipeline report.
 
@@ -81,8 +92,13 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
     to the integrator that sent it, the posting and the application's content (KeyReused when they differ)."""
     svc = get_services()
     if honeypot:
-        raise Rejected(400, gettext("This submission looked automated, so it was not sent. If you are a person, "
-                                    "please reload the page and try again."))
+        raise Rejected(
+            400,
+            gettext(
+                "This submission looked automated, so it was not sent. If you are a person, "
+                "please reload the page and try again."
+            ),
+        )
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
     client = current_client()
     idem = Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
@@ -99,17 +115,33 @@ def receive(posting: Posting, form: Form, answers: Mapping[str, Any], uploads: M
             files_bytes = sum(len(u.content) for u in uploads.values())
             limits.check_ip(svc.admission, request.remote_addr or "unknown", files_bytes)
         except limits.TooManySubmissions as e:
-            raise Rejected(429, gettext("We received many applications from your network in the last hour. Please "
-                                        "try again later."), {"Retry-After": str(e.retry_after_s)}) from None
+            raise Rejected(
+                429,
+                gettext("We received many applications from your network in the last hour. Please try again later."),
+                {"Retry-After": str(e.retry_after_s)},
+            ) from None
     try:
-        return accept.submit(svc, application, uploads, posting_title=posting["text"], idempotency=idem,
-                             attribution=attribution, client=client or "", language=language())
+        return accept.submit(
+            svc,
+            application,
+            uploads,
+            posting_title=posting["text"],
+            idempotency=idem,
+            attribution=attribution,
+            client=client or "",
+            language=language(),
+        )
     except IdempotencyConflict:  # the same key raced in with another application
         raise KeyReused() from None
     except (RedisFull, accept.NowhereToKeep) as e:
-        raise Rejected(503, gettext("We can't take applications for a few minutes, so nothing was sent yet. Your "
-                                    "answers are still here: please try again in a few minutes."),
-                       {"Retry-After": str(e.retry_after_s)}) from None
+        raise Rejected(
+            503,
+            gettext(
+                "We can't take applications for a few minutes, so nothing was sent yet. Your "
+                "answers are still here: please try again in a few minutes."
+            ),
+            {"Retry-After": str(e.retry_after_s)},
+        ) from None
 
 
 def _count_client(client: str) -> None:
@@ -117,5 +149,8 @@ def _count_client(client: str) -> None:
     try:
         limits.check_client(svc.admission, client)  # as the per-address limit: never refused for Redis alone
     except limits.TooManyFromClient as e:
-        raise Rejected(429, f"This API client sent more than {svc.settings.api_client_per_hour} applications this "
-                            "hour.", {"Retry-After": str(e.retry_after_s)}) from None
+        raise Rejected(
+            429,
+            f"This API client sent more than {svc.settings.api_client_per_hour} applications this hour.",
+            {"Retry-After": str(e.retry_after_s)},
+        ) from None

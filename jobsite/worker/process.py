@@ -132,12 +132,17 @@ class DeliveryWorker(SimpleWorker):
         if scheduler is None or (scheduler._process is not None and scheduler._process.is_alive()):
             return  # ours runs (holding the locks, or beside the scheduler that does): RQ starts none while it does
         renewed_above = scheduler.interval + RQ_LOCK_TTL_BEYOND_INTERVAL_S - SCHEDULER_SILENT_S
-        freed = [queue for queue in self.queue_names()
-                 if _TAKE_OVER(self.connection, [RQScheduler.get_locking_key(queue)], [self.scheduler_name,
-                                                                                      renewed_above])]
+        freed = [
+            queue
+            for queue in self.queue_names()
+            if _TAKE_OVER(self.connection, [RQScheduler.get_locking_key(queue)], [self.scheduler_name, renewed_above])
+        ]
         if freed:
-            log.warning("taking over the scheduling of %s: its scheduler has been silent for %d s or more",
-                        ", ".join(freed), SCHEDULER_SILENT_S)
+            log.warning(
+                "taking over the scheduling of %s: its scheduler has been silent for %d s or more",
+                ", ".join(freed),
+                SCHEDULER_SILENT_S,
+            )
 
     def run_maintenance_tasks(self) -> None:
         with _redis_lost():
@@ -181,12 +186,19 @@ class DeliveryWorker(SimpleWorker):
         with _redis_lost():
             super().check_for_suspension(burst)
 
-    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", date_format: str = "",
-                         log_format: str = "") -> None:
+    def _start_scheduler(
+        self, burst: bool = False, logging_level: str | None = "INFO", date_format: str = "", log_format: str = ""
+    ) -> None:
         """RQ's, with the quiet scheduler under this worker's scheduler name."""
-        self.scheduler = QuietScheduler(self.queues, connection=self.connection, logging_level=logging_level or "INFO",
-                                        date_format=date_format, log_format=log_format, serializer=self.serializer,
-                                        name=self.scheduler_name)
+        self.scheduler = QuietScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level or "INFO",
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+            name=self.scheduler_name,
+        )
         self.scheduler.acquire_locks()
         if not self.scheduler.acquired_locks:
             return

@@ -20,6 +20,7 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
+from .. import keyspace
 from ..alerts import confirmation as alert_confirmation
 from ..alerts import digest as alert_digest
 from ..alerts import fanout as alert_fanout
@@ -48,8 +49,8 @@ RETENTION_EVERY_S = 3600
 MAIL_TRIES = 14  # a confirmation email the mail server defers is tried this often, over about four hours:
 MAIL_RETRY_BASE_S = 2.0  # 2 s, then doubling (jittered) to at most an hour, past greylisting's usual minutes
 MAIL_RETRY_CAP_S = 3600.0
-UPKEEP_LOCK = "upkeep:lock"  # exists while one worker does this interval's shared upkeep
-RETENTION_RAN = "retention:ran"  # exists for an hour after a worker ran retention
+UPKEEP_LOCK = keyspace.name("upkeep:lock")  # exists while one worker does this interval's shared upkeep
+RETENTION_RAN = keyspace.name("retention:ran")  # exists for an hour after a worker ran retention
 _services: Services | None = None
 
 
@@ -134,9 +135,15 @@ def _track_sourced(svc: Services, person: sourced_people.Person) -> None:
         titles = {}
     source = f"event: {person.event_name}" if person.kind == sourced_people.Kind.EVENT else "talent community"
     for send in person.sends:
-        report.track_sourced(svc.redis, send.opportunity_id, posting_id=send.posting,
-                             posting=titles.get(send.posting, ""), source=source, contact_id=send.contact_id,
-                             created_at_ms=int(person.delivered_at * 1000))
+        report.track_sourced(
+            svc.redis,
+            send.opportunity_id,
+            posting_id=send.posting,
+            posting=titles.get(send.posting, ""),
+            source=source,
+            contact_id=send.contact_id,
+            created_at_ms=int(person.delivered_at * 1000),
+        )
 
 
 def _sourcing_upkeep(svc: Services) -> None:
@@ -150,24 +157,32 @@ def send_confirmation_email(receipt: str, attempt: int = 0) -> str:
     """The confirmation email task: `notify` sends it at most once; while the mail server defers it, it is tried again
     with the backoff rule, and the last try records that it failed."""
     svc = services()
-    return _email(attempt, lambda last_try: received.send_confirmation(svc.redis, svc.settings, receipt,
-                                                                       last_try=last_try),
-                  lambda at: jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1))
+    return _email(
+        attempt,
+        lambda last_try: received.send_confirmation(svc.redis, svc.settings, receipt, last_try=last_try),
+        lambda at: jobs.enqueue_confirmation_email(svc.redis, receipt, at=at, attempt=attempt + 1),
+    )
 
 
 def send_optin_email(person_id: str, attempt: int = 0) -> str:
     """A talent-community sign-up's opt-in email task (sourcing/optin.py), tried as the confirmation email is."""
     svc = services()
-    return _email(attempt, lambda last_try: optin.send(svc, person_id, last_try=last_try),
-                  lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1))
+    return _email(
+        attempt,
+        lambda last_try: optin.send(svc, person_id, last_try=last_try),
+        lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1),
+    )
 
 
 def send_alert_confirmation(sub_id: str, attempt: int = 0) -> str:
     """A job alert subscription's confirmation email task (alerts/confirmation.py), tried as the confirmation email
     is."""
     svc = services()
-    return _email(attempt, lambda last_try: alert_confirmation.send(svc, sub_id, last_try=last_try),
-                  lambda at: jobs.enqueue_alert_confirmation(svc.redis, sub_id, at=at, attempt=attempt + 1))
+    return _email(
+        attempt,
+        lambda last_try: alert_confirmation.send(svc, sub_id, last_try=last_try),
+        lambda at: jobs.enqueue_alert_confirmation(svc.redis, sub_id, at=at, attempt=attempt + 1),
+    )
 
 
 def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: Callable[[float], str]) -> str:
@@ -262,8 +277,12 @@ def delivery_crashed(job: Job, connection: redis.Redis, exc_type: type, exc_valu
         return
     record = store.load(connection, job.args[0])
     if record and record.state not in store.AT_REST:
-        store.update(connection, record, State.NEEDS_ATTENTION,
-                     last_error=f"internal error while delivering: {exc_type.__name__}")
+        store.update(
+            connection,
+            record,
+            State.NEEDS_ATTENTION,
+            last_error=f"internal error while delivering: {exc_type.__name__}",
+        )
         store.log_attempt(connection, record.receipt, "deliver", "error", f"{exc_type.__name__}: {exc_value}")
 
 
@@ -283,11 +302,18 @@ def recover(svc: Services) -> int:
     jobs.clean_up_abandoned(r)
     now = time.time()
     parked = gate.parked(r)
-    candidates = store.receipts(r, State.DELIVERING) + store.receipts(r, State.QUEUED) + [
-        x for x in store.receipts(r, State.WAITING) if x not in parked]
+    candidates = (
+        store.receipts(r, State.DELIVERING)
+        + store.receipts(r, State.QUEUED)
+        + [x for x in store.receipts(r, State.WAITING) if x not in parked]
+    )
     records = store.load_many(r, candidates)
-    held = [sender.Held(deliverer.LEASE.format(rec.receipt), rec.state == State.DELIVERING, now - rec.updated_at,
-                        rec.job_id) for rec in records]
+    held = [
+        sender.Held(
+            deliverer.LEASE.format(rec.receipt), rec.state == State.DELIVERING, now - rec.updated_at, rec.job_id
+        )
+        for rec in records
+    ]
     lost = [rec.receipt for rec, gone in zip(records, sender.lost_many(r, held, lease_s), strict=True) if gone]
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
@@ -313,9 +339,11 @@ def on_worker_start(svc: Services) -> None:
     except LeverError as e:
         if sender.reading(e) == sender.Action.DO_WITHOUT:
             deliverer.note_can_reconcile(svc.redis, False)
-            log.warning("The Lever API key may not list opportunities. After a timeout or a dropped connection an "
-                        "application is sent again without checking, which can create a duplicate in Lever. Grant "
-                        "the key 'List all opportunities' to prevent that.")
+            log.warning(
+                "The Lever API key may not list opportunities. After a timeout or a dropped connection an "
+                "application is sent again without checking, which can create a duplicate in Lever. Grant "
+                "the key 'List all opportunities' to prevent that."
+            )
 
 
 def upkeep() -> None:
