@@ -272,6 +272,29 @@ def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(
     assert taken.lag_s < 0.2
 
 
+def test_a_call_late_for_every_slot_never_sends_late(svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second, third late wake gave its slot up too (it sent late before: three applies within one second in the
+    nemesis's 30-minute run, seed 1336120065); a process late for LATE_SLOTS slots in a row waits its turn again."""
+    real_sleep = time.sleep
+    stalls = [0.2, 0.2]  # descheduled twice in a row, well past half the margin
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds + (stalls.pop() if stalls else 0))
+
+    monkeypatch.setattr(deliverer.time, "sleep", sleep)
+    pacer = pacing.Pacer(lambda: svc.redis, svc.limits, 10)
+    taken = pacer.take(("lever",))
+    slots = svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1, withscores=True)
+    assert len(slots) == 3  # two slots given up, the third on time
+    assert taken.at_ms == slots[2][1]
+    assert taken.lag_s is not None
+    assert taken.lag_s < 0.2
+    monkeypatch.setattr(deliverer.time, "sleep", lambda seconds: real_sleep(seconds + 0.2))  # late every time
+    with pytest.raises(pacing.RateLimitWait):
+        pacer.take(("lever",))
+    assert len(svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1)) == 3 + pacing.LATE_SLOTS
+
+
 def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox, lever: LeverClient) -> None:
     receipt = submit_one(svc, sandbox)
     posting = simple_posting(sandbox)
