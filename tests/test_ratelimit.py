@@ -70,8 +70,10 @@ def test_a_429_lowers_the_rate_pauses_everyone_and_the_rate_climbs_back(r: redis
     assert (pace.factor, pace.paused_s) == pytest.approx((0.7, 1.0))
     assert pace.rate_per_s == pytest.approx(2 * 0.7 / 1.1)
     assert slots(r, (apply,), 2, T + 0.2) == pytest.approx([1.2, 1.2 + 0.55 / 0.7], abs=1e-3)  # after the pause
-    assert [pacing.pace(r, apply, clock=at(T + 0.2 + 60 * m)).factor for m in (1, 2, 6, 60)] == pytest.approx(
-        [0.75, 0.8, 1.0, 1.0]
+    climb = pacing.RECOVERY_PER_MIN  # of the ceiling a minute, once the 429s stop
+    minutes = (0.1 / climb, 0.2 / climb, 0.6 / climb, 60)
+    assert [pacing.pace(r, apply, clock=at(T + 0.2 + 60 * m)).factor for m in minutes] == pytest.approx(
+        [0.8, 0.9, 1.0, 1.0]
     )
 
 
@@ -80,10 +82,11 @@ def test_429s_for_calls_paced_before_the_last_decrease_lower_nothing_more(r: red
     early = [pacing.reserve(r, (apply,), 60, clock=at()) for _ in range(3)]  # three workers' calls in flight
     for n, slot in enumerate(early):
         pacing.throttled(r, (apply,), 1.0, slot.reserved_ms, clock=at(T + 1 + n / 10))
-    assert pacing.pace(r, apply, clock=at(T + 2)).factor == pytest.approx(0.7, abs=1e-3)  # one decrease
+    per_s = pacing.RECOVERY_PER_MIN / 60  # the climb back since the decrease (at T + 1)
+    assert pacing.pace(r, apply, clock=at(T + 2)).factor == pytest.approx(0.7 + per_s, abs=1e-3)  # one decrease
     late = pacing.reserve(r, (apply,), 60, clock=at(T + 2))  # paced at the lowered rate, still refused
     pacing.throttled(r, (apply,), 1.0, late.reserved_ms, clock=at(T + 3))
-    assert pacing.pace(r, apply, clock=at(T + 3)).factor == pytest.approx(0.49, abs=2e-3)
+    assert pacing.pace(r, apply, clock=at(T + 3)).factor == pytest.approx((0.7 + 2 * per_s) * 0.7, abs=2e-3)
     for _ in range(20):
         pacing.throttled(r, (apply,), 1.0, clock=at(T + 4))
     assert pacing.pace(r, apply, clock=at(T + 4)).factor == pytest.approx(pacing.FLOOR)  # never to nothing
