@@ -21,14 +21,16 @@ from jobsite.alerts import digest, fanout, subscriptions
 from jobsite.alerts.subscriptions import Frequency, State
 from jobsite.console import accounts, audit
 from jobsite.delivery import jobs
+from jobsite.notify import pace, sending
 from jobsite.postings import published
 from jobsite.postings.catalog import Catalog
 from jobsite.redisdb.clock import server_now
+from jobsite.redisdb.redis_server import EmbeddedRedis
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.worker import tasks
 
-from .helpers import ADMIN, VIEWER, Sandbox, csrf, sign_in, smtp_server, wait_for
+from .helpers import ADMIN, VIEWER, RedisProxy, Sandbox, csrf, sign_in, smtp_server, wait_for
 
 PUBLIC_URL = "https://careers.acme.test"
 
@@ -314,3 +316,81 @@ def test_a_failed_alerts_job_is_taken_up_at_the_next_upkeep(svc: Services) -> No
     matching = queue.enqueue(jobs.MATCH_ALERTS, "p-crash")
     tasks.alerts_crashed(matching, r, RuntimeError, RuntimeError("boom"), None)
     assert fanout.stalled(r) == ["p-crash"]  # at once, not after STALL_S
+
+
+def test_an_alert_cut_off_by_redis_before_its_claim_is_sent_on_the_next_run(
+    svc: Services,
+    sandbox: Sandbox,
+    redis_server: EmbeddedRedis,
+    inbox: tuple[Inbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis went away while a send job waited for its mail slot, before the email's claim (so nothing can have
+    gone): the subscription's next send job sends the email. Counted as begun there, the batch was taken for "a
+    worker died sending it" and never sent: the instant alerts lost in the crash test's Redis restart, under load."""
+    box, _ = inbox
+    r = svc.redis
+    started(svc)
+    sub = subscriber(r, "hal@example.com", team="Cut Lab")
+    posting_id = publish(svc, sandbox, team="Cut Lab", text="Cut Off Engineer")
+    assert fanout.fan_out(svc, posting_id) == "1 given"
+    later = server_now(r) + 86400
+    proxy = RedisProxy(str(redis_server.socket))
+    try:
+        cut = Services(load_settings({}, **{**svc.settings.__dict__, "redis_url": proxy.url}))
+        real_take = pace.take
+
+        def redis_gone_while_waiting(*args: Any, **kwargs: Any) -> int:
+            proxy.set("refuse")  # a real outage, from here on: the slot is never taken
+            return real_take(*args, **kwargs)
+
+        monkeypatch.setattr(pace, "take", redis_gone_while_waiting)
+        with pytest.raises(redis.ConnectionError):
+            digest.send(cut, [sub], now=later)
+    finally:
+        proxy.stop()
+        monkeypatch.setattr(pace, "take", real_take)
+    assert box.to("hal@example.com") == []
+    assert digest.send(svc, [sub], now=later) == {"sent": 1}
+    [message] = box.to("hal@example.com")
+    assert "Cut Off Engineer" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert digest.send(svc, [sub], now=later) == {"nothing pending": 1}  # and once only
+
+
+def test_an_alert_whose_worker_died_after_its_claim_is_not_sent_again(
+    svc: Services,
+    sandbox: Sandbox,
+    redis_server: EmbeddedRedis,
+    inbox: tuple[Inbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The email went, and Redis went away before its outcome was written: once the claim lapsed, the next run
+    cannot tell whether it went, and sends nothing (at most once)."""
+    box, _ = inbox
+    r = svc.redis
+    started(svc)
+    sub = subscriber(r, "ivy@example.com", team="Gone Lab")
+    posting_id = publish(svc, sandbox, team="Gone Lab", text="Lost Word Engineer")
+    assert fanout.fan_out(svc, posting_id) == "1 given"
+    later = server_now(r) + 86400
+    proxy = RedisProxy(str(redis_server.socket))
+    try:
+        cut = Services(load_settings({}, **{**svc.settings.__dict__, "redis_url": proxy.url}))
+        real_send = sending._send
+
+        def sent_then_redis_gone(*args: Any, **kwargs: Any) -> Any:
+            outcome = real_send(*args, **kwargs)
+            proxy.set("refuse")
+            return outcome
+
+        monkeypatch.setattr(sending, "_send", sent_then_redis_gone)
+        with pytest.raises(redis.ConnectionError):
+            digest.send(cut, [sub], now=later)
+    finally:
+        proxy.stop()
+        monkeypatch.setattr(sending, "_send", real_send)
+    assert len(box.to("ivy@example.com")) == 1
+    batch_id = r.hget(digest.BATCH.format(sub), "id").decode()  # type: ignore[union-attr]
+    r.delete(sending.key(f"alert:{sub}:{batch_id}"))  # the claim lapsed
+    assert digest.send(svc, [sub], now=later) == {"unknown (a worker died sending it)": 1}
+    assert len(box.to("ivy@example.com")) == 1

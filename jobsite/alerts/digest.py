@@ -205,13 +205,19 @@ def _send_one(svc: Services, sub_id: str, live: Live, at: float | None) -> str:
             # At most once: it is not sent again.
             outcome = "unknown (a worker died sending it)"
         else:
-            r.hincrby(batch_key, "started", 1)
+
+            def begin() -> Letter:
+                # Marked only once the email's claim is ours (send_once calls this then), never before: a Redis lost
+                # while the job waited for its mail slot leaves the email unbegun, and the next run sends it.
+                r.hset(batch_key, "started", tries + 1)
+                return _letter(settings, sub, postings)
+
             try:
                 status = sending.send_once(
                     r,
                     settings.smtp,
                     name,
-                    lambda: _letter(settings, sub, postings),
+                    begin,
                     label=f"alert {sub_id[:8]}",
                     last_try=tries + 1 >= MAIL_TRIES,
                     keep_s=MAIL_KEEP_S,
