@@ -6,7 +6,9 @@ each, `send` checks that the subscription is still confirmed (stopped, undeliver
 are dropped), that its time has come (an instant one's gathering; a daily or weekly one waits for its digest hour),
 then freezes its pending postings into a batch (`alert:due:<sub>:batch`, with an id) so that the email written,
 retried or recovered is always the same one: its record in notify/sending is `mail:alert:<sub>:<batch id>`, so a
-second run finds it sent and sends nothing. Postings unpublished meanwhile are left out (an empty batch sends
+second run finds it sent and sends nothing. The batch is marked begun only once that record's claim is held: a
+run cut off before (Redis lost while it waited for its mail slot) leaves it to the next run, one cut off after (the
+claim lapsed, the email may have gone) sends nothing. Postings unpublished meanwhile are left out (an empty batch sends
 nothing). The email carries List-Unsubscribe (the signed one-click address) with List-Unsubscribe-Post (RFC 8058),
 the manage link, and a plain-text part; it goes on the shared mail pace as bulk mail. A permanent refusal of the
 address (5xx) marks every subscription of that address undeliverable.
