@@ -41,10 +41,14 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
+        self.defer: set[str] = set()  # deferred (451) once each
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.refuse:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address in self.defer:
+            self.defer.discard(address)
+            return "451 4.7.1 Try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -394,3 +398,21 @@ def test_an_alert_whose_worker_died_after_its_claim_is_not_sent_again(
     r.delete(sending.key(f"alert:{sub}:{batch_id}"))  # the claim lapsed
     assert digest.send(svc, [sub], now=later) == {"unknown (a worker died sending it)": 1}
     assert len(box.to("ivy@example.com")) == 1
+
+
+def test_an_alert_deferred_by_the_mail_server_is_sent_on_its_retry(
+    svc: Services, sandbox: Sandbox, inbox: tuple[Inbox, int]
+) -> None:
+    """A 4xx after the claim: the try began and ended, so the retry sends it (not taken for a worker that died)."""
+    box, _ = inbox
+    r = svc.redis
+    started(svc)
+    sub = subscriber(r, "jo@example.com", team="Slow Lab")
+    posting_id = publish(svc, sandbox, team="Slow Lab", text="Patient Engineer")
+    assert fanout.fan_out(svc, posting_id) == "1 given"
+    later = server_now(r) + 86400
+    box.defer.add("jo@example.com")
+    assert digest.send(svc, [sub], now=later) == {"deferred": 1}
+    assert box.to("jo@example.com") == []
+    assert digest.send(svc, [sub], now=later) == {"sent": 1}
+    assert len(box.to("jo@example.com")) == 1
