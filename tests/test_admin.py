@@ -292,7 +292,10 @@ def test_dashboard_and_metrics_show_the_pace_a_429_lowered(client, r: redis.Redi
     assert shown["apply"]["lowered"]
     assert shown["lever"]["rate_per_s"] == pytest.approx(0.7 * 10 / (1 + settings.pacing_margin_s), abs=0.1)
     page = client.get("/admin/").get_data(as_text=True)
-    assert f"{round(0.7 * full, 2)}</span> applications/s (Lever's limit 2/s)" in page
+    # the pace shown: lowered, climbing back since, and at the margin in force (which a loaded machine's lag widens)
+    paced = re.search(r"([\d.]+)</span> applications/s \(Lever's limit 2/s\)", page)
+    assert paced, page
+    assert 0.5 * full < float(paced.group(1)) <= 0.7 * full + 0.02
     assert re.search(r'<span data-show-when="pacing.lever.lowered" >\s*— slowed down after Lever answered 429', page)
     assert client.get("/admin/api/status").get_json()["lever"]["state"] == "rate-limited"
     text = client.get("/metrics").get_data(as_text=True)

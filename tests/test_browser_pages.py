@@ -41,6 +41,17 @@ def axe_in_every_document(page) -> None:
     page.context.add_init_script(script=axe.axe_script)
 
 
+def screenshot(page, path: Path) -> None:
+    """The page as a person sees it, kept for a human to look at. Chromium on an oversubscribed machine sometimes
+    cannot capture ("Unable to capture screenshot"): one more try, since the picture asserts nothing."""
+    from playwright.sync_api import Error
+
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except Error:
+        page.screenshot(path=str(path), full_page=True)
+
+
 def run_axe(page) -> AxeResults:
     """axe-core on the page as it is, as Axe.run runs it (violations only), axe being in the document already."""
     return AxeResults(page.evaluate("axe.run({resultTypes: ['violations']})"))
@@ -111,7 +122,7 @@ def check(page, theme: str, name: str, url: str | None = None) -> None:
         if url and i == 0:
             page.goto(url)
         if width == SCREENSHOT_WIDTH:
-            page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+            screenshot(page, folder / f"{name}-{width}.png")
             results = run_axe(page)
             assert results.violations_count == 0, f"{theme} {name} at {width} px:\n{results.generate_report()}"
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
