@@ -233,40 +233,36 @@ def _enqueue_email(
 
 def enqueue_alert_matching(r: redis.Redis, posting_ids: Iterable[str]) -> None:
     """Queue one matching job per newly published posting (alerts/fanout.py), on the alerts queue."""
-    q = Queue(ALERTS_QUEUE, connection=r)
-    datas = [
-        Queue.prepare_data(
-            MATCH_ALERTS,
-            (p,),
-            timeout=ALERT_JOB_TIMEOUT_S,
-            result_ttl=0,
-            job_id=f"am-{p[:40]}-{uuid.uuid4().hex[:8]}",
-            description=f"match alerts {p[:8]}",
-            on_failure=Callback(ALERTS_CRASHED),
-        )
-        for p in posting_ids
-    ]
-    if datas:
-        q.enqueue_many(datas)
+    _enqueue_alerts(
+        r,
+        MATCH_ALERTS,
+        [((p,), f"am-{p[:40]}-{uuid.uuid4().hex[:8]}", f"match alerts {p[:8]}") for p in posting_ids],
+    )
 
 
 def enqueue_alert_sends(r: redis.Redis, groups: Iterable[list[str]]) -> None:
     """Queue one send job per group of due subscriptions (alerts/digest.py), spread over every worker."""
-    q = Queue(ALERTS_QUEUE, connection=r)
-    datas = [
-        Queue.prepare_data(
-            SEND_ALERTS,
-            (g,),
-            timeout=ALERT_JOB_TIMEOUT_S,
-            result_ttl=0,
-            job_id=f"as-{uuid.uuid4().hex[:16]}",
-            description=f"send {len(g)} alert(s)",
-            on_failure=Callback(ALERTS_CRASHED),
+    _enqueue_alerts(r, SEND_ALERTS, [((g,), f"as-{uuid.uuid4().hex[:16]}", f"send {len(g)} alert(s)") for g in groups])
+
+
+def _enqueue_alerts(r: redis.Redis, task: str, jobs: list[tuple[tuple[Any, ...], str, str]]) -> None:
+    """Queue the jobs (arguments, job id, description) of one alerts task at once on the alerts queue; a job that
+    fails is taken up at the next upkeep (ALERTS_CRASHED)."""
+    if jobs:
+        Queue(ALERTS_QUEUE, connection=r).enqueue_many(
+            [
+                Queue.prepare_data(
+                    task,
+                    args,
+                    timeout=ALERT_JOB_TIMEOUT_S,
+                    result_ttl=0,
+                    job_id=job_id,
+                    description=description,
+                    on_failure=Callback(ALERTS_CRASHED),
+                )
+                for args, job_id, description in jobs
+            ]
         )
-        for g in groups
-    ]
-    if datas:
-        q.enqueue_many(datas)
 
 
 def enqueue_tagging(r: redis.Redis, receipt: str, *, at: float | None = None, attempt: int = 0) -> str:
