@@ -233,8 +233,8 @@ def simple_form(session: requests.Session, sandbox_url: str) -> tuple[str, dict]
     raise SystemExit("no posting without a file in the sandbox's seed")
 
 
-def submit(site: str, pid: str, form: dict, i: int) -> None:
-    """Application `i` to that form, through the site's JSON API."""
+def submit(site: str, pid: str, form: dict, i: int, *, prefix: str = "p") -> str:
+    """Application `i` to that form, through the site's JSON API (from `<prefix><i>@example.com`): its receipt."""
     custom = [
         {
             "id": q["id"],
@@ -248,12 +248,13 @@ def submit(site: str, pid: str, form: dict, i: int) -> None:
     body = {
         "personalInformation": [
             {"name": "fullName", "value": f"Bench {i}"},
-            {"name": "email", "value": f"p{i}@example.com"},
+            {"name": "email", "value": f"{prefix}{i}@example.com"},
         ],
         "customQuestions": custom,
     }
     answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body, timeout=30)
     assert answer.status_code == 202, answer.text
+    return str(answer.json()["receipt"])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> None:

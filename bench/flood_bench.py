@@ -20,38 +20,14 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import sandboxed_site, simple_form, wait_until
+from bench.common import sandboxed_site, simple_form, submit, wait_until
 from jobsite.records import store
 from jobsite.records.store import State
 
 
-def apply(site: str, pid: str, form: dict, i: int) -> str:
-    """Application `i` through the JSON API: its receipt."""
-    custom = [
-        {
-            "id": q["id"],
-            "fields": [
-                {"value": (f["options"][0]["text"] if f.get("options") else "yes") if f["required"] else None}
-                for f in q["fields"]
-            ],
-        }
-        for q in form["customQuestions"]
-    ]
-    body = {
-        "personalInformation": [
-            {"name": "fullName", "value": f"Bench {i}"},
-            {"name": "email", "value": f"a{i}@example.com"},
-        ],
-        "customQuestions": custom,
-    }
-    answer = requests.post(f"{site}/api/v1/postings/{pid}/applications", json=body, timeout=30)
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["receipt"])
-
-
 def delivered_in(site, pid: str, form: dict, i: int) -> float:
     """Seconds from an application's 202 to its delivery."""
-    receipt = apply(site.url, pid, form, i)
+    receipt = submit(site.url, pid, form, i, prefix="a")
     started = time.monotonic()
 
     def done() -> bool:
