@@ -26,7 +26,6 @@ from ..records import spool, store, uploads
 from ..records.application import Application, Attribution
 from ..records.store import Record, State
 from ..records.uploads import UploadedFile
-from ..redisdb import redis_server
 from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -114,7 +113,7 @@ def submit(
         spooled = _spool(svc, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return spooled
-    if receipt_.receipt == receipt and not replicated(svc, {store.record_key(receipt): None}):  # on the primary
+    if receipt_.receipt == receipt and not replicated(svc, receipt):  # on the primary
         # alone (or not on the primary WAIT reached): a failover could lose it
         log.warning(
             "application %s not on %d Redis replica(s) within %d ms: spooled to disk as well",
@@ -179,8 +178,8 @@ def _commit(
                 if pipe.get(idem.key):
                     pipe.reset()
                     return previous(svc, idem, r) or Receipt(record.receipt, State.QUEUED.public)
-            pipe.watch(store.record_key(record.receipt))  # (what makes a lost answer a WatchError, read back)
-            if not fresh and pipe.exists(store.record_key(record.receipt)):
+            store.watch(pipe, record.receipt)  # (what makes a lost answer a WatchError, read back)
+            if not fresh and store.known(pipe, record.receipt):
                 return Receipt(record.receipt, State.QUEUED.public)  # spooled copy already moved
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
@@ -195,7 +194,7 @@ def _commit(
             metrics.incr(pipe, "jobsite_applications_received_total")
             pipe.execute()
         except redis.WatchError:
-            if not r.exists(store.record_key(record.receipt)):
+            if not store.known(r, record.receipt):
                 earlier = previous(svc, idem, r)
                 if earlier is None or earlier.receipt == record.receipt:
                     raise redis.ConnectionError(
@@ -205,12 +204,12 @@ def _commit(
     return Receipt(record.receipt, State.QUEUED.public)
 
 
-def replicated(svc: Services, vouch: Mapping[str, bytes | None]) -> bool:
-    """Whether the writes that left `vouch` are on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that setting;
-    see redis_server.replicated: the keys are read on the WAIT's own connection, which may reach another primary
-    than the write's after a failover)."""
+def replicated(svc: Services, receipt: str, alias: str | None = None) -> bool:
+    """Whether the record under `receipt` (and the `alias` receipt answering for it) is on JOBSITE_REDIS_MIN_REPLICAS
+    replicas (True without that setting; see redis_server.replicated: the keys are read on the WAIT's own
+    connection, which may reach another primary than the write's after a failover)."""
     s = svc.settings
-    return redis_server.replicated(svc.redis, s.redis_min_replicas, s.redis_replica_wait_ms, vouch=vouch)
+    return store.replicated(svc.redis, receipt, s.redis_min_replicas, s.redis_replica_wait_ms, alias=alias)
 
 
 def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -241,11 +240,11 @@ def drain_spool(svc: Services) -> int:
                 kept = _commit(svc, svc.redis, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
                 kept = _commit(svc, svc.redis, record, contents, None)
-            vouch: dict[str, bytes | None] = {store.record_key(kept.receipt): None}
+            alias = None
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
                 store.add_alias(svc.redis, record.receipt, kept.receipt)
-                vouch[store.SAME_AS.format(record.receipt)] = kept.receipt.encode()
-            if not replicated(svc, vouch):
+                alias = record.receipt
+            if not replicated(svc, kept.receipt, alias):
                 break  # kept here until the replicas have it
             path.unlink()
             moved += 1
