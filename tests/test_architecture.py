@@ -1,6 +1,7 @@
 """The module map holds: imports go down ARCHITECTURE.md's layers (the import-linter contract in pyproject.toml), no
 import cycle anywhere (imports inside functions and TYPE_CHECKING blocks count too), the sandbox stays apart, only
-lever/client.py speaks HTTP to Lever, and the web sits on top."""
+lever/client.py speaks HTTP to Lever, the web sits on top, and a Redis key is named only by its owner (its key module
+in jobsite/keyspace/ imported by that owner alone, none of its keys reached through one of its modules elsewhere)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The prefix every Redis key of this jobsite starts with: `JOBSITE_REDIS_PREFIX`, RQ's keys included; and, in this
 package, every key name of the product: one module per owner (`records_keys` for `records/`, `metrics_keys` for
-`metrics.py` ...), imported only by that owner (tests/test_architecture.py), so the key map is this one folder.
+`metrics.py` ...), imported only by that owner (tests/test_architecture.py; tests/test_key_owners.py watches the
+writes), so the key map is this one folder.
 
 Two jobsites can share one Redis when each has its own prefix. Key names are module constants built at import
 (`MAIL = keyspace.name("mail:{}")`), so the prefix is read here, once, from the environment; `settings` checks it and
