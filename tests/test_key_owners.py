@@ -1,15 +1,17 @@
 """Issue 27, item 5: no module writes another owner's Redis keys, seen at run time. While the main flows run in this
 process (an application delivered and tagged, a talent sign-up confirmed and delivered, a job alert subscribed,
-confirmed and sent, a console sign-in, the workers' upkeep), a hook on redis-py's client and pipelines (Lua scripts'
-KEYS included) notes each write command's keys and the module of jobsite/ that issued it (the innermost frame in
-jobsite/, the Lua runner aside); each key's owner (tests/test_redis_prefix.py's KEY_MAP) must be that module's.
-tests/test_architecture.py holds the same rule statically."""
+confirmed and sent, a console sign-in, the workers' upkeep, Lever's webhook deleting both people), a hook on
+redis-py's client and pipelines (Lua scripts' KEYS included) notes each write command's keys and the module of
+jobsite/ that issued it (the innermost frame in jobsite/, the Lua runner aside); each key's owner
+(tests/test_redis_prefix.py's KEY_MAP) must be that module's. tests/test_architecture.py holds the same rule
+statically."""
 
 from __future__ import annotations
 
 import re
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -35,10 +37,11 @@ from jobsite.sourcing import optin, people
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import Sandbox, lever_body, sign_in, simple_posting, wait_for
+from .helpers import LiveServer, Sandbox, lever_body, sign_in, simple_posting, wait_for
 from .test_alerts_web import ask
 from .test_mail import mail_settings
 from .test_optin import _join
+from .test_pipeline import TOKEN
 from .test_redis_prefix import KEY_MAP
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jobsite"
@@ -210,10 +213,31 @@ def test_every_write_in_the_main_flows_is_by_the_owner_of_its_key(
     r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer, writes: Writes
 ) -> None:
     assert outbox.smtp is not None
-    s = mail_settings(settings, outbox.smtp.port, JOBSITE_MAIL_PER_SECOND="1000")
+    s = replace(mail_settings(settings, outbox.smtp.port, JOBSITE_MAIL_PER_SECOND="1000"), lever_webhook_token=TOKEN)
     svc = tasks.use(Services(s))
-    client = create_app(s).test_client()
+    app = create_app(s)
+    client = app.test_client()
+    live = LiveServer(app)  # for Lever's webhooks, in this process too
+    try:
+        flows(r, s, svc, client, live, sandbox, outbox)
+    finally:
+        live.stop()
 
+    assert writes.count > 100
+    assert {"records", "delivery", "sourcing", "alerts", "console", "notify", "lever", "metrics"} <= writes.owners
+    assert writes.handed == set(HANDED)
+    assert sorted(writes.wrong) == [], "\n".join(sorted(writes.wrong))
+
+
+def flows(
+    r: redis.Redis,
+    s: Settings,
+    svc: Services,
+    client: Any,
+    live: LiveServer,
+    sandbox: Sandbox,
+    outbox: SandboxServer,
+) -> None:
     # An application, delivered, then tagged.
     posting = simple_posting(sandbox)
     applied = client.post(
@@ -262,10 +286,15 @@ def test_every_write_in_the_main_flows_is_by_the_owner_of_its_key(
     sign_in(client, "ada@acme.test", "correct horse battery")
     assert client.get("/admin/").status_code == 200
 
-    assert writes.count > 100
-    assert {"records", "delivery", "sourcing", "alerts", "console", "notify", "lever", "metrics"} <= writes.owners
-    assert writes.handed == set(HANDED)
-    assert sorted(writes.wrong) == [], "\n".join(sorted(writes.wrong))
+    # Lever deletes both people: their personal data goes (privacy/, through each owner).
+    sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
+    assert sandbox.control(f"contacts/{record.contact_id}/delete") == {"webhooks": [200]}
+    lena = people.load(r, lena.id)
+    assert sandbox.control(f"contacts/{lena.contact_id}/delete") == {"webhooks": [200]}
+    gone = store.load(r, receipt)
+    assert gone is not None
+    assert gone.application is None
+    assert people.load(r, lena.id).purged
 
 
 def _outbox(outbox: SandboxServer) -> list[dict[str, Any]]:
