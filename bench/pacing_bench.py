@@ -15,13 +15,16 @@ Run: .venv/bin/python bench/pacing_bench.py [--applications 120] [--workers 3] [
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -70,24 +73,56 @@ def run(n: int, workers: int, floor_ms: int | None) -> None:
             site.start_worker()
         wait_until(lambda: store.counts(r)["waiting"] == n, 60)
         control.post(f"{site.sandbox_url}/_sandbox/maintenance", json={"on": False}, timeout=5).raise_for_status()
+        # The schedule stood idle until the window's end: count its idle time from the drain's 3rd delivery on.
+        wait_until(lambda: store.counts(r)["delivered"] >= 3, 60)
+        idle_before = histogram(r, "jobsite_pacing_idle_seconds")
         wait_until(lambda: store.counts(r)["delivered"] == n, n / APPLY_LIMIT * 2 + 60)
         records = store.load_many(r, store.receipts(r, State.DELIVERED))
-        lags = {
-            json.loads(k)[2]: float(v)
-            for k, v in r.hgetall(metrics.HISTOGRAMS).items()
-            if json.loads(k)[:2] == ["jobsite_pacing_lag_seconds", {"limit": "apply"}]
-        }
+        lags = histogram(r, "jobsite_pacing_lag_seconds")
+        idle = histogram(r, "jobsite_pacing_idle_seconds")
+        unused = Unused(
+            histogram(r, "jobsite_pacing_given_up_seconds"),
+            {le: v - idle_before.get(le, 0.0) for le, v in idle.items()},
+            metrics.counter_values(r, "jobsite_pacing_paused_slots_total", "limit").get("apply", 0),
+        )
         received = control.get(f"{site.sandbox_url}/_sandbox/received", timeout=30).json()
         floor = load_settings(
             {"JOBSITE_PACING_MARGIN_MS": str(floor_ms)} if floor_ms is not None else {},
             secret_key="bench",  # noqa: S106 (not a secret)
         ).pacing_margin_s
         margin_ms = pacing.margin_s(r, pacing.Limit("apply", APPLY_LIMIT, floor)) * 1000
-    report(received, records, n, workers, floor * 1000, margin_ms, lags)
+    report(received, records, n, workers, floor * 1000, margin_ms, lags, unused)
+
+
+def histogram(r: redis.Redis, name: str) -> dict[str, float]:
+    """A shared histogram of the apply limit: its buckets and sum by `le`."""
+    return {
+        json.loads(k)[2]: float(v)
+        for k, v in r.hgetall(metrics.HISTOGRAMS).items()
+        if json.loads(k)[:2] == [name, {"limit": "apply"}]
+    }
+
+
+@dataclass(frozen=True)
+class Unused:
+    """What the pacing left unused on the apply limit (lever/pacing.py counts it): slots given up waking late (how
+    late: a histogram), slots given up to a pause, and the time the schedule stood idle before a call (no worker
+    wanted a slot)."""
+
+    late: dict[str, float]
+    idle: dict[str, float]
+    paused: int
 
 
 def report(
-    received: dict, records, n: int, workers: int, floor_ms: float, margin_ms: float, lags: dict[str, float]
+    received: dict,
+    records,
+    n: int,
+    workers: int,
+    floor_ms: float,
+    margin_ms: float,
+    lags: dict[str, float],
+    unused: Unused,
 ) -> None:
     applications, requests_ = received["applications"], received["requests"]
     delivered = sorted(q["t"] for q in requests_ if q["endpoint"] == "postings.apply" and q["status"] == 201)
@@ -141,7 +176,28 @@ def report(
             for le in ("0.001", "0.005", "0.02", "0.05", "0.1")
         )
         print(f"  worker side only (slot -> the call leaving, jobsite_pacing_lag_seconds): {shares} of {total:.0f}")
+    explain(delivered, floor_ms, margin_ms, unused, len([q for q in requests_ if q["endpoint"] == "postings.apply"]))
 
 
-if __name__ == "__main__":
-    main()
+def explain(delivered: list[float], floor_ms: float, margin_ms: float, unused: Unused, applies: int) -> None:
+    """Where the time went that the drain lost against the floor's spacing (the best the pacing allows): the gaps
+    at Lever wider than the spacing in force, the slots given up and the time no worker wanted one; the rest is the
+    margin's growth over its floor."""
+    best, spacing = (1000 + floor_ms) / APPLY_LIMIT / 1000, (1000 + margin_ms) / APPLY_LIMIT / 1000
+    span = delivered[-1] - delivered[0]
+    lost = span - (len(delivered) - 1) * best
+    gaps = [b - a - spacing for a, b in itertools.pairwise(delivered)]
+    wide = sorted((g for g in gaps if g > 0.05), reverse=True)
+    late, idle = unused.late.get("+Inf", 0.0), unused.idle.get("sum", 0.0)
+    print(
+        f"  time lost against the floor's spacing ({best * 1000:.0f} ms): {lost:.2f} s of {span:.1f} s "
+        f"({lost / best:.1f} slots); gaps at Lever wider than the spacing at the end by >50 ms: {len(wide)}, "
+        f"{sum(wide):.2f} s in all"
+        + (" (largest " + ", ".join(f"{g * 1000:.0f}" for g in wide[:5]) + " ms)" if wide else "")
+    )
+    print(
+        f"  slots: {applies} applies sent; given up waking late {late:.0f} (late by "
+        + ", ".join(f"<={float(le) * 1000:g} ms {unused.late.get(le, 0):.0f}" for le in ("0.02", "0.05", "0.1", "1"))
+        + f"; {late * spacing:.2f} s), given up to a pause {unused.paused}; the schedule idle (no worker wanted a "
+        f"slot) {idle:.2f} s over {unused.idle.get('+Inf', 0):.0f} calls"
+    )

@@ -23,6 +23,8 @@ from .keyspace.metrics_keys import COUNTERS, HISTOGRAMS
 BUCKETS_S = {
     "jobsite_lever_request_seconds": (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     "jobsite_pacing_lag_seconds": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
+    "jobsite_pacing_given_up_seconds": (0.01, 0.02, 0.05, 0.1, 0.25, 1),
+    "jobsite_pacing_idle_seconds": (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 }
 HELP = {
     "jobsite_applications_received_total": "Applications accepted, by posting.",
@@ -36,6 +38,11 @@ HELP = {
     "jobsite_lever_request_seconds": "Latency of requests to Lever.",
     "jobsite_pacing_lag_seconds": "From a reserved rate-limit slot to the call leaving for Lever (the jitter the "
     "pacing margin absorbs), by limit.",
+    "jobsite_pacing_given_up_seconds": "How late a process woke for a rate-limit slot it gave up (later than half the "
+    "margin: sent then, it could squeeze the next slots), by limit.",
+    "jobsite_pacing_idle_seconds": "How long a limit's slots stood unused before a call took the next (no caller "
+    "wanted one), by limit.",
+    "jobsite_pacing_paused_slots_total": "Rate-limit slots given up because a 429 paused every worker past them.",
     "jobsite_ip_limit_skipped_total": "Submissions let through without the per-address limit: Redis was down "
     "(per process).",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ import pytest
 import redis
 from redis.exceptions import LockError
 
-from jobsite import logs
+from jobsite import logs, metrics
 from jobsite.delivery import backoff, deliverer, gate, jobs
 from jobsite.intake import accept
 from jobsite.intake.forms import build_form, validate
@@ -268,8 +269,10 @@ def test_a_call_that_would_leave_its_slot_late_takes_the_next_one(
     pacer = pacing.Pacer(lambda: svc.redis, svc.limits, 10)
     taken = pacer.take(("lever",))
     slots = svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1, withscores=True)
-    assert len(slots) == 2
-    assert taken.at_ms == slots[1][1]
+    assert len(slots) == 1  # the slot given up is out of the schedule: the callers after it may move up into it
+    assert taken.at_ms == slots[0][1]
+    assert len(taken.wakes_s) == 2
+    assert taken.wakes_s[0] >= 0.2
     assert taken.lag_s is not None
     assert taken.lag_s < 0.2
 
@@ -287,14 +290,32 @@ def test_a_call_late_for_every_slot_never_sends_late(svc: Services, monkeypatch:
     pacer = pacing.Pacer(lambda: svc.redis, svc.limits, 10)
     taken = pacer.take(("lever",))
     slots = svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1, withscores=True)
-    assert len(slots) == 3  # two slots given up, the third on time
-    assert taken.at_ms == slots[2][1]
+    assert len(slots) == 1  # two slots given up (out of the schedule), the third on time
+    assert taken.at_ms == slots[0][1]
+    assert len(taken.wakes_s) == 3
     assert taken.lag_s is not None
     assert taken.lag_s < 0.2
     monkeypatch.setattr(deliverer.time, "sleep", lambda seconds: real_sleep(seconds + 0.2))  # late every time
     with pytest.raises(pacing.RateLimitWait):
         pacer.take(("lever",))
-    assert len(svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1)) == 3 + pacing.LATE_SLOTS
+    assert len(svc.redis.zrange(pacing.SLOTS.format("lever"), 0, -1)) == 1
+    given_up = json.dumps(["jobsite_pacing_given_up_seconds", {"limit": "lever"}, "+Inf"], separators=(",", ":"))
+    assert int(svc.redis.hget(metrics.HISTOGRAMS, given_up) or 0) == pacing.LATE_SLOTS
+
+
+def test_a_call_waiting_for_its_slot_moves_up_into_one_given_up_before_it(svc: Services) -> None:
+    """Three workers hold the next applies; this one queues after them. The one just before it wakes too late and
+    gives its slot up: the waiting call takes that slot instead of leaving a hole of one spacing at Lever."""
+    both = (svc.limits.apply, svc.limits.lever)
+    held = [pacing.reserve(svc.redis, both, 10) for _ in range(3)]
+    pacer = pacing.Pacer(lambda: svc.redis, svc.limits, 10)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(pacer.take, ("apply", "lever"))
+        wait_for(lambda: svc.redis.zcard(pacing.SLOTS.format("apply")) == 4, what="the call's slot reserved")
+        pacing.release(svc.redis, both, held[2])  # its process woke too late: it sends nothing on it
+        taken = waiting.result(timeout=30)
+    assert taken.at_ms == held[2].at_ms  # the slot given up, one spacing earlier than the one it had
+    assert taken.wakes_s == (taken.lag_s,)
 
 
 def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox, lever: LeverClient) -> None:

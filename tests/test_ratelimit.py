@@ -141,3 +141,30 @@ def test_the_margin_follows_the_lag_every_worker_measures_within_its_bounds(r: r
     assert pacing.margin_s(r, limits.apply) == pytest.approx(pacing.MARGIN_CEILING_S)
     pacing.lagged(r, [0.0] * 60, apply)
     assert pacing.margin_s(r, limits.apply) == pytest.approx(0.03, abs=0.001)  # back to the floor
+
+
+def test_a_slot_given_up_is_used_by_the_callers_after_it_moving_up(r: redis.Redis) -> None:
+    apply = (LIMITS.apply,)
+    a, b, c = (pacing.reserve(r, apply, 60, clock=at()) for _ in range(3))  # three workers queued: 0, 0.55, 1.1
+    pacing.release(r, apply, a)  # a's process woke 30 ms late: it sends nothing on its slot and queues again
+    a = pacing.reserve(r, apply, 60, clock=at(T + 0.03))
+    assert a.at_ms / 1000 - T == pytest.approx(1.65)
+    b = pacing.move_up(r, apply, b, 0.05, clock=at(T + 0.05))  # the next caller into the hole, 50 ms ahead
+    c = pacing.move_up(r, apply, c, 0.05, clock=at(T + 0.1))
+    a = pacing.move_up(r, apply, a, 0.05, clock=at(T + 0.15))
+    assert [s.at_ms / 1000 - T for s in (b, c, a)] == pytest.approx([0.1, 0.65, 1.2])  # 0.45 s lost, not 0.55
+    assert pacing.reserve(r, apply, 60, clock=at(T + 0.2)).at_ms / 1000 - T == pytest.approx(1.75)
+
+
+def test_a_slot_moves_up_only_as_far_as_every_other_slot_allows(r: redis.Redis) -> None:
+    both = (LIMITS.apply, LIMITS.lever)
+    a, b = (pacing.reserve(r, both, 60, clock=at()) for _ in range(2))  # applies at 0 and 0.55
+    call = pacing.reserve(r, (LIMITS.lever,), 60, clock=at())  # a read between them
+    assert pacing.move_up(r, both, b, 0.05, clock=at(T + 0.2)) is b  # nothing given up: nothing moves
+    pacing.release(r, both, a)
+    moved = pacing.move_up(r, both, b, 0.0, clock=at(T + 0.05))
+    assert moved.reserved
+    assert moved.at_ms / 1000 - T == pytest.approx(0.22)  # 110 ms after the read, on both limits
+    assert slots(r, both, 1, T + 0.05) == pytest.approx([0.77])
+    pacing.throttled(r, both, 1.0, clock=at(T + 0.1))  # a 429: no slot moves into the pause
+    assert pacing.move_up(r, both, call, 0.0, clock=at(T + 0.1)) is call

@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import redis
@@ -57,6 +57,7 @@ _RECOVERY_PER_MS = RECOVERY_PER_MIN / 60_000
 
 MARGIN_CEILING_S = 0.3  # the margin never grows past this (a machine so loaded that its calls leave 150 ms late)
 LATE_SLOTS = 3  # a call that woke past half the margin for this many slots in a row does not send: it waits again
+MOVE_UP_EVERY_S = 0.1  # a caller waiting for its slot looks this often for an earlier one given up (`move_up`)
 LATE_RETRY_S = 1.0  # how long it waits then (a descheduled process: a second is many slots for a loaded machine)
 
 Clock = Callable[[], float]  # epoch seconds; tests inject one to move time without sleeping
@@ -85,10 +86,12 @@ end
 """
 
 # KEYS = slots and state of each limit, then MARGIN, then SEQ. ARGV = now_ms ('' = the Redis clock), max_wait_ms,
-# recovery per ms, floor, the margin's floor and ceiling (ms), then each limit's requests a second. Finds the earliest
-# time, not before now nor before a pause, at least the current spacing ((1 s + the margin in force) / rate) away from
-# every slot reserved on each limit, and reserves it on all of them unless that is more than max_wait_ms away.
-# Returns {reserved 1|0, slot ms, now ms, the margin in force ms}.
+# recovery per ms, floor, the margin's floor and ceiling (ms), each limit's requests a second, then the member of a
+# slot to move up ('' = reserve a new one) and a lead (ms). Finds the earliest time, not before now + lead nor before a
+# pause, at least the current spacing ((1 s + the margin in force) / rate) away from every other slot reserved on each
+# limit, and reserves it on all of them unless that is more than max_wait_ms away (a move: unless it is no earlier).
+# Returns {reserved|moved 1|0, slot ms, now ms, the margin in force ms, ms the first limit stood idle before this
+# slot, the slot's member}.
 _RESERVE = Lua(
     (
         _FACTOR
@@ -96,8 +99,9 @@ _RESERVE = Lua(
         + """
 local now, max_wait, recovery, floor = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = (#KEYS - 2) / 2
+local mine, lead = ARGV[7 + n], tonumber(ARGV[8 + n])
 local m = margin(KEYS[#KEYS - 1], tonumber(ARGV[5]), tonumber(ARGV[6]))
-local spacing, t = {}, now
+local spacing, t = {}, now + lead
 for i = 1, n do
   local st = redis.call('HMGET', KEYS[2 * i], 'factor', 'since', 'until')
   spacing[i] = (1000 + m) / tonumber(ARGV[6 + i]) / factor(st, now, recovery)
@@ -112,12 +116,27 @@ while moved do
     for j = 2, #near, 2 do
       local at = tonumber(near[j])
       if at >= t + s then break end
-      if at > t - s then t = at + s; moved = true end
+      if at > t - s and near[j - 1] ~= mine then t = at + s; moved = true end
     end
   end
 end
 t = math.ceil(t)
-if t - now > max_wait then return {0, t, math.floor(now), math.ceil(m)} end
+if mine ~= '' then
+  -- Move the caller's own slot up to t if that is earlier (a slot given up left a hole): every other slot stays
+  -- where it is, and t is as far from each as a new reservation would be.
+  local held = redis.call('ZSCORE', KEYS[1], mine)
+  if not held or t >= tonumber(held) then return {0, held or t, math.floor(now), math.ceil(m), 0, mine} end
+  for i = 1, n do redis.call('ZADD', KEYS[2 * i - 1], 'XX', t, mine) end
+  return {1, t, math.floor(now), math.ceil(m), 0, mine}
+end
+if t - now > max_wait then return {0, t, math.floor(now), math.ceil(m), 0, ''} end
+-- How long the first limit's schedule stood idle before this call (its slot is now, the one before it further back
+-- than the spacing): time no caller wanted a slot, which no pacing can make up.
+local idle = 0
+if t - now < 1 then
+  local prev = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. t, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if prev[2] then idle = math.max(0, math.floor(t - tonumber(prev[2]) - spacing[1])) end
+end
 local member = redis.call('INCR', KEYS[#KEYS])
 for i = 1, n do
   local keep = (1000 + tonumber(ARGV[6])) / tonumber(ARGV[6 + i]) / floor  -- the widest spacing a later one may need
@@ -125,7 +144,7 @@ for i = 1, n do
   redis.call('ZREMRANGEBYSCORE', KEYS[2 * i - 1], '-inf', '(' .. (now - keep))
   redis.call('PEXPIRE', KEYS[2 * i - 1], math.ceil(t - now + keep) + 1000)
 end
-return {1, t, math.floor(now), math.ceil(m)}
+return {1, t, math.floor(now), math.ceil(m), idle, member}
 """
     ).encode()
 )
@@ -211,6 +230,8 @@ class Slot:
     at_ms: int
     reserved_ms: int  # when it was asked for: a 429 for a call paced before the last decrease lowers nothing
     margin_s: float = 0.0  # the margin in force when it was reserved
+    idle_s: float = 0.0  # how long the first limit's schedule stood unused before this slot (no caller wanted one)
+    member: str = ""  # the slot's name in the schedule (to give it up or move it up)
 
 
 @dataclass(frozen=True)
@@ -241,6 +262,32 @@ def reserve(r: redis.Redis, limits: Sequence[Limit], max_wait_s: float, *, clock
     """Reserve the earliest slot free on every one of `limits` (an apply takes one on both): how long to wait for
     it. Nothing is reserved when that is over `max_wait_s` (`reserved` False), so a caller never holds a slot it
     will not use."""
+    return _reserve(r, limits, max_wait_s, "", 0.0, clock)
+
+
+def move_up(r: redis.Redis, limits: Sequence[Limit], slot: Slot, lead_s: float, *, clock: Clock | None = None) -> Slot:
+    """Move a slot this caller holds to the earliest time, `lead_s` from now at the soonest, as far from every other
+    slot as a new reservation would be, if that is earlier: a slot another caller gave up (`release`) is used, not
+    lost, as the callers after it move up one by one. Every other slot stays where it is, so the schedule stays as
+    safe as reserving. Returns the slot as it now is (`reserved` True: moved)."""
+    moved = _reserve(r, limits, 0.0, slot.member, lead_s, clock)
+    if not moved.reserved:
+        return slot
+    return moved
+
+
+def release(r: redis.Redis, limits: Sequence[Limit], slot: Slot) -> None:
+    """Give up a slot that will not be used (its caller woke too late to send on it): the callers waiting after it
+    can move up into it (`move_up`)."""
+    with r.pipeline(transaction=False) as pipe:
+        for lim in limits:
+            pipe.zrem(SLOTS.format(lim.name), slot.member)
+        pipe.execute()
+
+
+def _reserve(
+    r: redis.Redis, limits: Sequence[Limit], max_wait_s: float, member: str, lead_s: float, clock: Clock | None
+) -> Slot:
     args = [
         _now_arg(clock),
         max_wait_s * 1000,
@@ -248,9 +295,19 @@ def reserve(r: redis.Redis, limits: Sequence[Limit], max_wait_s: float, *, clock
         FLOOR,
         *_bounds_ms(limits),
         *(lim.per_s for lim in limits),
+        member,
+        lead_s * 1000,
     ]
-    reserved, at, now, margin = _RESERVE(r, _keys(limits), args)
-    return Slot(bool(reserved), (int(at) - int(now)) / 1000, int(at), int(now), int(margin) / 1000)
+    reserved, at, now, margin, idle, name = _RESERVE(r, _keys(limits), args)
+    return Slot(
+        bool(reserved),
+        (int(at) - int(now)) / 1000,
+        int(at),
+        int(now),
+        int(margin) / 1000,
+        int(idle) / 1000,
+        name.decode() if isinstance(name, bytes) else str(name),
+    )
 
 
 def lagged(r: redis.Redis, lags_s: Sequence[float], limits: Sequence[Limit]) -> None:
@@ -313,6 +370,19 @@ def pace(r: redis.Redis, limit: Limit, *, clock: Clock | None = None) -> Pace:
     return Pace(limit.per_s, factor, factor * limit.per_s / (WINDOW_S + margin_s(r, limit)), paused)
 
 
+def _given_up(r: redis.Redis, limits: Sequence[Limit], wakes: list[float], idle_s: float, paused: int) -> None:
+    """Count what a call's pacing left unused on its first limit (the bench and /metrics explain a drain below the
+    ceiling with it): the slots it gave up waking late (all its wakes but the last, the one it sent on), and how late;
+    the slots it gave up to a pause; how long the schedule stood idle before its slot (no caller wanted one)."""
+    name = limits[0].name
+    for lag in wakes[:-1]:
+        metrics.observe(r, "jobsite_pacing_given_up_seconds", lag, limit=name)
+    if paused:
+        metrics.incr(r, "jobsite_pacing_paused_slots_total", paused, limit=name)
+    if idle_s > 0:
+        metrics.observe(r, "jobsite_pacing_idle_seconds", idle_s, limit=name)
+
+
 class RateLimitWait(Exception):
     """No slot on Lever's limits within the wait the caller allows: reschedule. Not an answer of Lever's (not a
     LeverRateLimited): nothing was sent, and nothing slows the other workers."""
@@ -371,6 +441,8 @@ class Taken:
     reserved_ms: int | None
     lag_s: float | None  # how late the request left its slot
     wakes_s: tuple[float, ...] = ()  # how late this process woke for each slot it tried (a slot given up too)
+    idle_s: float = 0.0  # how long the limit's schedule stood unused before this call's slot (no caller wanted one)
+    paused: int = 0  # slots given up because another worker's 429 paused every worker past them
 
 
 class Pacer:
@@ -415,7 +487,7 @@ class Pacer:
         limits = self.limits.named(names)
         try:
             r = self.connect()
-            slot, wakes = self._wait(r, limits, fence)
+            slot, wakes, idle_s, paused = self._wait(r, limits, fence)
         except redis.RedisError as e:
             if self.local is None or fenced:
                 raise
@@ -428,24 +500,37 @@ class Pacer:
             return Taken(limits, None, None, None)
         if fence is not None:
             fence.after_wait()
-        return Taken(limits, slot.at_ms, slot.reserved_ms, wakes[-1], tuple(wakes))
+        return Taken(limits, slot.at_ms, slot.reserved_ms, wakes[-1], tuple(wakes), idle_s, paused)
 
-    def _wait(self, r: redis.Redis, limits: tuple[Limit, ...], fence: _Fence | None) -> tuple[Slot, list[float]]:
+    def _wait(
+        self, r: redis.Redis, limits: tuple[Limit, ...], fence: _Fence | None
+    ) -> tuple[Slot, list[float], float, int]:
         """Wait for a slot on `limits` and leave as close to it as this process can; the fence's `before_send` runs
         just before it (it may write to Redis: that happens before the slot, not between the slot and the send),
         with the slot's time on the Redis server's clock, the one every machine shares."""
         wakes: list[float] = []
+        idle_s, paused = 0.0, 0
         while True:
             slot = reserve(r, limits, self.max_wait_s)
             if not slot.reserved:
+                _given_up(r, limits, [*wakes, 0.0], idle_s, paused)
                 raise RateLimitWait(slot.wait_s)
+            idle_s += slot.idle_s
             due = time.monotonic() + slot.wait_s
             if slot.wait_s > PAUSE_CHECK_AHEAD_S:
-                time.sleep(slot.wait_s - PAUSE_CHECK_AHEAD_S)
+                slot, due = self._closer(r, limits, slot, due)
+                time.sleep(max(0.0, due - PAUSE_CHECK_AHEAD_S - time.monotonic()))
                 if paused_past(r, limits, slot):
+                    paused += 1
+                    release(r, limits, slot)
                     continue  # another worker got a 429 meanwhile: this slot falls in the pause; take a later one
             if fence is not None:
-                fence.before_send(slot.at_ms / 1000)
+                try:
+                    fence.before_send(slot.at_ms / 1000)
+                except BaseException:
+                    with suppress(redis.RedisError):
+                        release(r, limits, slot)  # nothing is sent on it: the callers after it move up
+                    raise
             time.sleep(max(0.0, due - time.monotonic()))
             lag = time.monotonic() - due
             wakes.append(lag)
@@ -455,10 +540,23 @@ class Pacer:
                 # 30-minute run (seed 1336120065) saw a second late wake send, and three applies reach Lever
                 # within one second. A process late for LATE_SLOTS slots in a row is too loaded to leave on time:
                 # the call waits its turn again (RateLimitWait; the sender withdraws its in-flight mark).
+                release(r, limits, slot)  # the callers waiting after it move up into it: the slot is not lost
                 if len(wakes) < LATE_SLOTS:
                     continue
+                _given_up(r, limits, [*wakes, 0.0], idle_s, paused)
                 raise RateLimitWait(LATE_RETRY_S)
-            return slot, wakes
+            return slot, wakes, idle_s, paused
+
+    @staticmethod
+    def _closer(r: redis.Redis, limits: tuple[Limit, ...], slot: Slot, due: float) -> tuple[Slot, float]:
+        """Sleep towards the slot (until PAUSE_CHECK_AHEAD_S before it), every MOVE_UP_EVERY_S moving it up into any
+        earlier slot a caller gave up (`move_up`): the slot and when it is due (monotonic)."""
+        while due - time.monotonic() > PAUSE_CHECK_AHEAD_S + MOVE_UP_EVERY_S:
+            time.sleep(MOVE_UP_EVERY_S)
+            moved = move_up(r, limits, slot, PAUSE_CHECK_AHEAD_S)
+            if moved is not slot:
+                slot, due = moved, time.monotonic() + moved.wait_s
+        return slot, due
 
     def answered(self, taken: Taken, error: BaseException | None) -> None:
         """Lever's answer to a request paced here (`error` None: a success). A 429 slows every worker down and
@@ -472,6 +570,7 @@ class Pacer:
                 log.warning("Lever answered 429: every worker slows down and pauses %.1f s", error.pause_s)
             if taken.lag_s is not None:
                 metrics.observe(r, "jobsite_pacing_lag_seconds", taken.lag_s, limit=taken.limits[0].name)
+                _given_up(r, taken.limits, list(taken.wakes_s), taken.idle_s, taken.paused)
                 lagged(r, taken.wakes_s, taken.limits)
         except redis.RedisError as e:
             if self.local is not None:
