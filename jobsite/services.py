@@ -12,6 +12,7 @@ import redis
 from redis import Redis
 
 from .admission.inputs import Admission
+from .delivery.deliverer import Delivery
 from .lever import health
 from .lever.client import LeverClient
 from .lever.pacing import Limits, LocalPace, Pacer
@@ -117,6 +118,11 @@ class Services:
         """What admission's checks use (admission/): the quick client of requests, this process's silence, the
         process's client for counts, and the limits."""
         return Admission.of(self.settings, quick=self.request_redis, heard=self.silence.heard, redis=lambda: self.redis)
+
+    @cached_property
+    def delivery(self) -> Delivery:
+        """What delivering applications uses (delivery/deliverer.py)."""
+        return Delivery(redis=self.redis, lever=self.lever, settings=self.settings)
 
     @cached_property
     def limits(self) -> Limits:

@@ -58,7 +58,7 @@ def test_a_file_goes_out_named_for_what_it_is_not_for_what_it_was_called(
     assert download.status_code == 200
     assert download.headers["Content-Disposition"] == "attachment; filename=resume.txt"
     assert download.headers["Content-Type"].startswith("text/plain")
-    assert deliverer.deliver(tasks.use(Services(settings)), receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(tasks.use(Services(settings)).delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     [uploaded] = sandbox.state.uploads.values()
     assert uploaded["filename"] == "resume.txt"
 
@@ -78,7 +78,7 @@ def test_a_signed_envelope_replayed_as_candidate_deleted_forgets_no_one(
     hooked = replace(settings, lever_webhook_token="signing-token")
     svc = tasks.use(Services(hooked))
     receipt = submit_one(svc, sandbox)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     contact = store.load(r, receipt).contact_id
     report.track(r, store.load(r, receipt))
     hook = create_app(hooked).test_client()

@@ -45,7 +45,7 @@ def three_tagged(svc: Services, sandbox: Sandbox) -> list[store.Record]:
         submit_one(svc, sandbox, 2, posting=other_posting(sandbox)),
     ]
     for receipt in receipts:
-        assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+        assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
         assert tasks.tag_opportunity(receipt) == "done"
     return store.load_many(svc.redis, receipts)
 

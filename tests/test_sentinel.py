@@ -349,7 +349,7 @@ def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: 
         assert store.load(pair.node("b"), receipt) is not None  # replicated: a receipt, not spooled
         pair.procs["b"].send_signal(signal.SIGSTOP)  # the replica takes the stream in, acknowledges nothing
         try:
-            result = deliverer.deliver(svc, receipt)
+            result = deliverer.deliver(svc.delivery, receipt)
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
         assert result.outcome == Outcome.RETRY
@@ -359,7 +359,7 @@ def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: 
         assert record.state == store.State.WAITING
         assert record.inflight_at == 0.0  # withdrawn: the next attempt sends without waiting out a settle time
 
-        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED
         assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
     finally:
         pair.stop()
@@ -435,7 +435,7 @@ def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashbo
 
         def held_for() -> float:
             """At least how long the application waits (its retry is set from a clock read before this one)."""
-            assert deliverer.deliver(svc, receipt).outcome == Outcome.RETRY
+            assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.RETRY
             after = time.time()
             record = store.load(r, receipt)
             assert record is not None
@@ -450,7 +450,7 @@ def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashbo
             assert (dashboard.status(svc)["replicas_missing"] or {}).get("held") == 2
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
-        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED
         assert dashboard.status(svc)["replicas_missing"] is None
         assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
     finally:

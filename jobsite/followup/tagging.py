@@ -109,13 +109,13 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     paced = lever(services)
     try:
         if not record.opportunity_id:
-            found = locate_opportunity(services, record, record.lever_application_id, paced)
+            found = locate_opportunity(services.delivery, record, record.lever_application_id, paced)
             if found is None:
                 why = "Lever does not list its opportunity yet"
                 return _retry(services, record, attempt, why, NOT_FOUND_RETRY_S)
             store.update(r, record, opportunity_id=str(found.get("id", "")), contact_id=str(found.get("contact", "")))
         if record.resent and not record.duplicates:  # sent again after an unknown outcome: a late first copy?
-            look_for_duplicates(services, record, paced)
+            look_for_duplicates(services.delivery, record, paced)
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
             targets += [

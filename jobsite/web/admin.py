@@ -397,7 +397,9 @@ def settle_maybe_delivered(receipt: str) -> Any:
     delivered = request.form.get("decision") == "delivered"
     opportunity = request.form.get("opportunity", "")[:64]
     try:
-        deliverer.settle_maybe_delivered(svc, record.receipt, who(), delivered=delivered, opportunity_id=opportunity)
+        deliverer.settle_maybe_delivered(
+            svc.delivery, record.receipt, who(), delivered=delivered, opportunity_id=opportunity
+        )
     except deliverer.DeliveryUnderWay:
         flash("A worker is sending it to Lever right now: look again in a minute.")
         return redirect(url_for("admin.application_page", receipt=receipt))
@@ -450,7 +452,7 @@ def discard(receipt: str) -> Any:
         flash("Give a reason to discard an application.")
         return redirect(url_for("admin.application_page", receipt=receipt))
     try:
-        discarded = deliverer.discard(svc, record.receipt, who(), reason)
+        discarded = deliverer.discard(svc.delivery, record.receipt, who(), reason)
     except deliverer.DeliveryUnderWay:
         flash("A worker is sending it to Lever right now: look again in a minute.")
         return redirect(url_for("admin.application_page", receipt=receipt))

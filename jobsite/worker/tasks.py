@@ -109,7 +109,7 @@ def sync_pipeline(refresh_names: bool = False) -> str:
 def deliver(receipt: str) -> str:
     """The delivery task."""
     svc = services()
-    result = deliverer.deliver(svc, receipt)
+    result = deliverer.deliver(svc.delivery, receipt)
     _after(svc, receipt, result)
     return result.outcome.value
 
@@ -256,7 +256,7 @@ def probe() -> str:
     and schedules the next probe while the gate stays closed."""
     svc = services()
     r = svc.redis
-    found = deliverer.probe(svc)
+    found = deliverer.probe(svc.delivery)
     if found.opened:
         jobs.release(r, found.opened)
     if found.delivered:
