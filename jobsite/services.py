@@ -12,6 +12,7 @@ import redis
 from redis import Redis
 
 from .admission.inputs import Admission
+from .console.dashboard import Board
 from .delivery.deliverer import Delivery
 from .lever import health
 from .lever.client import LeverClient
@@ -118,6 +119,18 @@ class Services:
         """What admission's checks use (admission/): the quick client of requests, this process's silence, the
         process's client for counts, and the limits."""
         return Admission.of(self.settings, quick=self.request_redis, heard=self.silence.heard, redis=lambda: self.redis)
+
+    @cached_property
+    def board(self) -> Board:
+        """What the dashboard reads (console/dashboard.py)."""
+        s = self.settings
+        return Board(
+            r=self.redis,
+            limits=self.limits,
+            probe_interval_s=s.probe_interval_s,
+            data_dir=s.data_dir,
+            redis_min_replicas=s.redis_min_replicas,
+        )
 
     @cached_property
     def delivery(self) -> Delivery:

@@ -160,8 +160,10 @@ def test_few_modules_at_the_top() -> None:
     assert len(top) <= 15, top
 
 
-@pytest.mark.parametrize("module", ["jobsite.admission", "jobsite.privacy.applications", "jobsite.delivery"])
+@pytest.mark.parametrize(
+    "module", ["jobsite.admission", "jobsite.privacy.applications", "jobsite.delivery", "jobsite.console"]
+)
 def test_these_take_inputs_not_the_locator(module: str) -> None:
     """Admission's checks take an `Admission` (what they use, built by services.py), applications' retention a Redis
-    client and its period, delivery a `Delivery`: never `Services` itself."""
+    client and its period, delivery a `Delivery`, the dashboard a `Board`: never `Services` itself."""
     assert {name for name in MODULES if name.startswith(module) and "jobsite.services" in GRAPH[name]} == set()

@@ -705,11 +705,11 @@ def test_a_refused_key_is_probed_by_delivering_not_by_reading(svc: Services, san
     sandbox.control("forbid", endpoints=["postings.apply"])
     tasks.deliver(receipt)  # 403: the gate closes for the key, and a probe is scheduled
     assert gate.status(svc.redis).cause == gate.Cause.KEY_REFUSED
-    assert "re-sending the oldest application" in dashboard.status(svc)["gate"]["check"]
+    assert "re-sending the oldest application" in dashboard.status(svc.board)["gate"]["check"]
     sandbox.control("forbid", endpoints=[])
     assert tasks.probe() == "delivered"
     assert sandbox.count("stages.list") == 0  # a read says nothing about the key's right to apply
-    assert dashboard.status(svc)["gate"]["check"] == ""
+    assert dashboard.status(svc.board)["gate"]["check"] == ""
 
 
 def test_a_job_queued_under_the_old_task_path_still_runs(svc: Services, sandbox: Sandbox) -> None:

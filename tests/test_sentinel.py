@@ -430,7 +430,7 @@ def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashbo
         svc = Services(s)
         r = svc.redis
         receipt = submit_one(svc, sandbox)
-        assert dashboard.status(svc)["replicas_missing"] is None
+        assert dashboard.status(svc.board)["replicas_missing"] is None
         slots = pacing.SLOTS.format(svc.limits.apply.name)
 
         def held_for() -> float:
@@ -447,11 +447,11 @@ def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashbo
             taken = r.zcard(slots)
             assert held_for() > 1.5 * REPLICA_RETRY_S  # the second: twice as long (no busy retry every 2 s)
             assert r.zcard(slots) == taken  # asked the replicas first: no pacing slot wasted
-            assert (dashboard.status(svc)["replicas_missing"] or {}).get("held") == 2
+            assert (dashboard.status(svc.board)["replicas_missing"] or {}).get("held") == 2
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
         assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED
-        assert dashboard.status(svc)["replicas_missing"] is None
+        assert dashboard.status(svc.board)["replicas_missing"] is None
         assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
     finally:
         pair.stop()

@@ -213,13 +213,13 @@ def _signed_out() -> BaseResponse:
 @bp.get("/")
 def dashboard_page() -> Any:
     svc = get_services()
-    hist = dashboard.history(svc)
+    hist = dashboard.history(svc.board)
     peak = max([1] + [max(h["submitted"], h["delivered"]) for h in hist])
     now = time.time()
     talent, captured = people.joined_between(svc.redis, now - 86400, now + 1)
     return render_template(
         "admin/dashboard.html",
-        s=dashboard.status(svc),
+        s=dashboard.status(svc.board),
         history=hist,
         peak=peak,
         cache=svc.catalog.info(),
@@ -233,7 +233,7 @@ def dashboard_page() -> Any:
 
 @bp.get("/api/status")
 def status_json() -> Any:
-    return jsonify(dashboard.status(get_services()))
+    return jsonify(dashboard.status(get_services().board))
 
 
 # Applications
