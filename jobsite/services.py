@@ -14,6 +14,7 @@ from redis import Redis
 from .admission.inputs import Admission
 from .console.dashboard import Board
 from .delivery.deliverer import Delivery
+from .intake.accept import Intake
 from .lever import health
 from .lever.client import LeverClient
 from .lever.pacing import Limits, LocalPace, Pacer
@@ -136,6 +137,23 @@ class Services:
     def delivery(self) -> Delivery:
         """What delivering applications uses (delivery/deliverer.py)."""
         return Delivery(redis=self.redis, lever=self.lever, settings=self.settings)
+
+    @cached_property
+    def intake(self) -> Intake:
+        """What accepting an application uses (intake/accept.py): the quick client of requests and this process's
+        silence, the process's client for the spool's drain, admission's memory guard, and where files go."""
+        s = self.settings
+        return Intake(
+            quick=self.request_redis,
+            heard=self.silence.heard,
+            redis=self.redis,
+            admission=self.admission,
+            data_dir=s.data_dir,
+            files_url=s.files_url,
+            mail=s.smtp is not None,
+            redis_min_replicas=s.redis_min_replicas,
+            redis_replica_wait_ms=s.redis_replica_wait_ms,
+        )
 
     @cached_property
     def limits(self) -> Limits:

@@ -161,9 +161,11 @@ def test_few_modules_at_the_top() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["jobsite.admission", "jobsite.privacy.applications", "jobsite.delivery", "jobsite.console"]
+    "module",
+    ["jobsite.admission", "jobsite.privacy.applications", "jobsite.delivery", "jobsite.console", "jobsite.intake"],
 )
 def test_these_take_inputs_not_the_locator(module: str) -> None:
-    """Admission's checks take an `Admission` (what they use, built by services.py), applications' retention a Redis
-    client and its period, delivery a `Delivery`, the dashboard a `Board`: never `Services` itself."""
+    """Each of these takes what it uses, built by services.py (admission's checks an `Admission`, delivery a
+    `Delivery`, the dashboard a `Board`, intake an `Intake`) or plain arguments (applications' retention a Redis
+    client and its period): never `Services` itself, the locator."""
     assert {name for name in MODULES if name.startswith(module) and "jobsite.services" in GRAPH[name]} == set()

@@ -71,7 +71,7 @@ def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
     resume = b"%PDF-1.7\n" + os.urandom(100_000)
     upload = {"resume": UploadedFile("cv.pdf", resume)}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    receipt = accept.submit(svc, app, upload).receipt
+    receipt = accept.submit(svc.intake, app, upload).receipt
     assert svc.redis.exists(uploads.KEY.format(receipt))
     sandbox.control("fail", path="/apply", status=500, count=1)  # uploaded, then the apply fails: the file stays
     assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY
@@ -550,7 +550,7 @@ def test_a_file_missing_from_redis_needs_attention_and_says_so(svc: Services, sa
     form = build_form(sandbox.state.questions[p["id"]])
     upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    receipt = accept.submit(svc, app, upload).receipt
+    receipt = accept.submit(svc.intake, app, upload).receipt
     uploads.remove(svc.redis, receipt)
     assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     assert store.load(svc.redis, receipt).last_error.startswith("the uploaded file cv.pdf is no longer in Redis")
@@ -567,7 +567,7 @@ def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Se
     form = build_form(sandbox.state.questions[p["id"]])
     upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    broken = accept.submit(svc, app, upload).receipt
+    broken = accept.submit(svc.intake, app, upload).receipt
     waiting = submit_one(svc, sandbox, 2)
     for receipt in (broken, waiting):
         deliverer.deliver(svc.delivery, receipt)

@@ -41,7 +41,7 @@ def submit(svc: Services, sandbox: Sandbox, n: int = 0) -> str:
     p = simple_posting(sandbox)
     form = build_form(sandbox.state.questions[p["id"]])
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"], n)), {}, 2**20)
-    return accept.submit(svc, app, {}, posting_title=p["text"]).receipt
+    return accept.submit(svc.intake, app, {}, posting_title=p["text"]).receipt
 
 
 def in_lever(sandbox: Sandbox, receipt: str) -> list[dict]:

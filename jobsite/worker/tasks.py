@@ -350,7 +350,7 @@ def upkeep() -> None:
     """Periodic work of the delivery side, run by workers between jobs: spool, lost deliveries, the gate."""
     svc = services()
     r = svc.redis
-    accept.drain_spool(svc)  # every machine drains its own spool
+    accept.drain_spool(svc.intake)  # every machine drains its own spool
     if not r.set(UPKEEP_LOCK, "1", nx=True, ex=max(1, svc.settings.upkeep_interval_s - 1)):
         return  # another worker did the shared part this interval
     recover(svc)
