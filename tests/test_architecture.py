@@ -162,10 +162,17 @@ def test_few_modules_at_the_top() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["jobsite.admission", "jobsite.privacy.applications", "jobsite.delivery", "jobsite.console", "jobsite.intake"],
+    [
+        "jobsite.admission",
+        "jobsite.privacy.applications",
+        "jobsite.delivery",
+        "jobsite.console",
+        "jobsite.intake",
+        "jobsite.followup",
+    ],
 )
 def test_these_take_inputs_not_the_locator(module: str) -> None:
-    """Each of these takes what it uses, built by services.py (admission's checks an `Admission`, delivery a
-    `Delivery`, the dashboard a `Board`, intake an `Intake`) or plain arguments (applications' retention a Redis
-    client and its period): never `Services` itself, the locator."""
+    """Each of these takes what it uses, built once by services.py (admission's checks an `Admission`, delivery and
+    the follow-ups a `Delivery`, the dashboard a `Board`, intake an `Intake`), or plain arguments (applications'
+    retention a Redis client and its period): never `Services` itself, the locator."""
     assert {name for name in MODULES if name.startswith(module) and "jobsite.services" in GRAPH[name]} == set()

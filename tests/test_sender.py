@@ -209,7 +209,7 @@ def test_lever_failing_for_tags_closes_the_gate_as_it_does_for_deliveries(
     receipt = submit_one(svc, sandbox)
     assert applications.deliver(svc, receipt).outcome == applications.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=3)
-    steps = [tagging.tag(svc, receipt, attempt) for attempt in range(3)]
+    steps = [tagging.tag(svc.delivery, receipt, attempt) for attempt in range(3)]
     assert [s.step for s in steps] == [tagging.Step.RETRY, tagging.Step.RETRY, tagging.Step.PARKED]
     assert steps[-1].gate_closed
     assert gate.status(r).cause == gate.Cause.FAILING

@@ -47,7 +47,7 @@ def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets
     try:
         sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
         sandbox.control(f"opportunities/{grace.sends[0].opportunity_id}/archive", reason=HIRED)
-        report.refresh_names(svc)
+        report.refresh_names(svc.delivery)
         [by_event] = [f for f in report.report(r)["by_source"] if f["group"] == "event: Fair"]
         assert (by_event["applied"], by_event["hired"]) == (2, 1)
         assert sandbox.control(f"contacts/{grace.contact_id}/delete")["webhooks"][0] == 200

@@ -314,7 +314,7 @@ def person(contact_id: str) -> Any:
     if not records and not sourced_:
         abort(404, "No application from this person.")
     try:
-        in_lever, problem = tagging.of_contact(svc, contact_id), ""
+        in_lever, problem = tagging.of_contact(svc.delivery, contact_id), ""
     except tagging.LeverNotReachable as e:
         in_lever, problem = [], str(e)
     titles = {rec.posting_id: rec.posting_title for rec in records}
@@ -333,7 +333,7 @@ def person(contact_id: str) -> Any:
 def pipeline_page() -> Any:
     """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
     svc = get_services()
-    report.ensure_stage_names(svc)
+    report.ensure_stage_names(svc.delivery)
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
     # Only the filters go on to the CSV link: the whole query string in url_for would let `_method`, `endpoint` or
     # `_external` through as url_for's own arguments (a 500).

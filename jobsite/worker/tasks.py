@@ -84,7 +84,7 @@ def _after(svc: Services, receipt: str, result: deliverer.Result) -> None:
 def tag_opportunity(receipt: str, attempt: int = 0) -> str:
     """The tagging task: `followup/tagging` decides, this schedules its retry or the gate's probe."""
     svc = services()
-    result = tagging.tag(svc, receipt, attempt)
+    result = tagging.tag(svc.delivery, receipt, attempt)
     if result.gate_closed:
         jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
     if result.step == tagging.Step.RETRY:
@@ -99,10 +99,10 @@ def sync_pipeline(refresh_names: bool = False) -> str:
     svc = services()
     if refresh_names:
         try:
-            report.refresh_names(svc)
+            report.refresh_names(svc.delivery)
         except (LeverError, RateLimitWait):
             return "names not refreshed"
-    changed = report.sync(svc)
+    changed = report.sync(svc.delivery)
     return "not now" if changed is None else f"{changed} changed"
 
 
