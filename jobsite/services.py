@@ -21,6 +21,8 @@ from .lever.pacing import Limits, LocalPace, Pacer
 from .postings.catalog import Catalog
 from .redisdb.redis_server import client
 from .settings import Settings
+from .sourcing import optin
+from .sourcing.enrol import Enrolment
 
 if TYPE_CHECKING:  # the web's helpers below; a worker never loads Flask
     from flask import Flask
@@ -135,7 +137,7 @@ class Services:
 
     @cached_property
     def delivery(self) -> Delivery:
-        """What delivering applications uses (delivery/deliverer.py)."""
+        """What the flows that write to Lever use (delivery/deliverer.py, followup/, sourcing/)."""
         return Delivery(redis=self.redis, lever=self.lever, settings=self.settings)
 
     @cached_property
@@ -154,6 +156,12 @@ class Services:
             redis_min_replicas=s.redis_min_replicas,
             redis_replica_wait_ms=s.redis_replica_wait_ms,
         )
+
+    @cached_property
+    def enrolment(self) -> Enrolment:
+        """What taking a sourced person in uses (sourcing/enrol.py): the quick client of requests and this process's
+        silence, and whether sign-ups wait for their confirmation by email."""
+        return Enrolment(quick=self.request_redis, heard=self.silence.heard, optin=optin.wanted(self.settings))
 
     @cached_property
     def limits(self) -> Limits:

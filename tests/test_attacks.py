@@ -220,7 +220,7 @@ def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(
     joined = join("A" * 96 + ".hta", script)  # text, and not called a document: it is kept, as text
     assert joined.status_code == 202
     svc = tasks.use(Services(settings))
-    assert sourcing_deliverer.deliver(svc, joined.get_json()["receipt"]).outcome == deliverer.Outcome.DELIVERED
+    assert sourcing_deliverer.deliver(svc.delivery, joined.get_json()["receipt"]).outcome == deliverer.Outcome.DELIVERED
     [made] = requests.get(f"{sandbox.url}/_sandbox/opportunities", timeout=5).json()["data"]
     assert made["resume"]["name"] == "A" * 80 + ".txt"
 
@@ -238,7 +238,7 @@ def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(
 
     def capture(name: str, recruiter: str) -> sourced.Accepted:
         body = {"name": name, "email": f"{name.split()[0].lower()}@example.com", "client_id": "c-0000001"}
-        return sourced.submit(svc, sourced.event_capture(body, fair, recruiter))
+        return sourced.submit(svc.enrolment, sourced.event_capture(body, fair, recruiter))
 
     theirs = capture("Mallory Sender", "sam@acme.example")
     mine = capture("Grace Hopper", "rita@acme.example")

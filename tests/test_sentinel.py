@@ -384,7 +384,7 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         posting = sandbox.public_postings()[0]["id"]
         fair = events.add(r, "Fair", "", [posting])
         grace = enrol.submit(
-            svc,
+            svc.enrolment,
             enrol.event_capture(
                 {"name": "Grace Hopper", "email": "grace@example.com", "postings": [posting], "client_id": "c-0000001"},
                 fair,
@@ -393,7 +393,7 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         ).person
         pair.procs["b"].send_signal(signal.SIGSTOP)
         try:
-            result = opportunities.deliver(svc, grace.id)
+            result = opportunities.deliver(svc.delivery, grace.id)
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
         assert result.outcome == Outcome.RETRY
@@ -402,7 +402,7 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         assert person is not None
         assert person.sends[0].inflight_at == 0.0  # withdrawn: nothing to reconcile
 
-        assert opportunities.deliver(svc, grace.id).outcome == Outcome.DELIVERED
+        assert opportunities.deliver(svc.delivery, grace.id).outcome == Outcome.DELIVERED
         assert sandbox.count("opportunities.create") == 1
     finally:
         pair.stop()

@@ -28,7 +28,7 @@ def captured(svc: Services, event: events.Event, postings: list[str]) -> people.
         event,
         "sam@acme.example",
     )
-    return enrol.submit(svc, person).person
+    return enrol.submit(svc.enrolment, person).person
 
 
 def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets_the_person(
@@ -72,9 +72,9 @@ def test_personal_data_of_a_delivered_signup_goes_on_the_applications_schedule(
         locations=[],
         max_file_bytes=2**20,
     )
-    ada = enrol.submit(svc, person, UploadedFile("ada.pdf", b"%PDF-1.4")).person
+    ada = enrol.submit(svc.enrolment, person, UploadedFile("ada.pdf", b"%PDF-1.4")).person
     waiting = enrol.submit(
-        svc,
+        svc.enrolment,
         enrol.talent_signup(
             {"name": "Bo", "email": "bo@example.com", "consent": True}, None, teams=[], locations=[], max_file_bytes=1
         ),

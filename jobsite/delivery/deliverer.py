@@ -43,7 +43,8 @@ RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among t
 
 @dataclass(frozen=True)
 class Delivery:
-    """What delivering applications uses, and nothing else: built once per process by the composition root
+    """What delivering to Lever uses, and nothing else: applications here, and the flows on the same sender with the
+    same inputs (their follow-ups, sourced people and their changes). Built once per process by the composition root
     (`Services.delivery`) and passed to every step, instead of the `Services` locator."""
 
     redis: Redis  # `redis` in this class body is this field, not the module

@@ -42,4 +42,4 @@ def _remove(svc: Services, person: people.Person) -> None:
     writes in (at once if no worker holds it; else that worker, or upkeep, moments later); its files go then too,
     in the same transaction (take_wish), never from under a delivery that may still read them."""
     people.wish(svc.redis, person.id, purge=True)
-    opportunities.apply_now(svc, person.id, wait_s=0)
+    opportunities.apply_now(svc.delivery, person.id, wait_s=0)

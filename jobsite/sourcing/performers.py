@@ -8,8 +8,8 @@ import logging
 
 from .. import keyspace
 from ..delivery import sender
+from ..delivery.deliverer import Delivery
 from ..lever.client import LeverClient, LeverError
-from ..services import Services
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,10 @@ class NoPerformer(Exception):
     """No Lever user to create the opportunity as (JOBSITE_LEVER_PERFORM_AS is unset and none was found)."""
 
 
-def perform_as(svc: Services, recruiter: str, lever: LeverClient) -> str:
+def perform_as(delivery: Delivery, recruiter: str, lever: LeverClient) -> str:
     """The Lever user id to create as for `recruiter` (an email, or "" for a sign-up). Raises LeverError or
     RateLimitWait from the lookup, NoPerformer when nobody fits."""
-    r, s = svc.redis, svc.settings
+    r, s = delivery.redis, delivery.settings
     if recruiter:
         email = recruiter.strip().lower()
         cached = r.get(CACHE.format(email))

@@ -117,7 +117,7 @@ def deliver(receipt: str) -> str:
 def deliver_sourced(person_id: str) -> str:
     """The delivery task of a sourced person (a talent-community sign-up or an event capture)."""
     svc = services()
-    result = sourcing.deliver(svc, person_id)
+    result = sourcing.deliver(svc.delivery, person_id)
     if result.gate_closed:
         jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
     if result.outcome == sourcing.Outcome.RETRY:
@@ -149,7 +149,7 @@ def _track_sourced(svc: Services, person: sourced_people.Person) -> None:
 def _sourcing_upkeep(svc: Services) -> None:
     """Queue the sourced people the gate held once it is open, and those whose delivery was interrupted."""
     r = svc.redis
-    for person_id in sourcing.release_parked(r) + sourcing.lost(svc):
+    for person_id in sourcing.release_parked(r) + sourcing.lost(svc.delivery):
         sourced_people.set_job(r, person_id, jobs.enqueue_sourced(r, person_id))
 
 
@@ -169,7 +169,7 @@ def send_optin_email(person_id: str, attempt: int = 0) -> str:
     svc = services()
     return _email(
         attempt,
-        lambda last_try: optin.send(svc, person_id, last_try=last_try),
+        lambda last_try: optin.send(svc.delivery, person_id, last_try=last_try),
         lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1),
     )
 
