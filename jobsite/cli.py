@@ -509,7 +509,7 @@ def purge() -> None:
     from .services import Services
 
     settings = _settings()
-    purged = retention.purge(Services(settings))
+    purged = retention.purge(Services(settings).delivery)
     click.echo(
         f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} days"
     )

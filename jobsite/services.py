@@ -12,6 +12,7 @@ import redis
 from redis import Redis
 
 from .admission.inputs import Admission
+from .alerts.context import Alerting
 from .console.dashboard import Board
 from .delivery.deliverer import Delivery
 from .intake.accept import Intake
@@ -122,6 +123,12 @@ class Services:
         """What admission's checks use (admission/): the quick client of requests, this process's silence, the
         process's client for counts, and the limits."""
         return Admission.of(self.settings, quick=self.request_redis, heard=self.silence.heard, redis=lambda: self.redis)
+
+    @cached_property
+    def alerting(self) -> Alerting:
+        """What the job alerts use (alerts/): the process's client, the catalog (built when a job first reads it),
+        and the settings their emails are written from."""
+        return Alerting(redis=self.redis, catalog=lambda: self.catalog, settings=self.settings)
 
     @cached_property
     def board(self) -> Board:

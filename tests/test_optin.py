@@ -184,9 +184,9 @@ def test_unconfirmed_sign_ups_are_removed_after_7_days(
     _join(client, sandbox, "Nora Late", "nora@example.com")
     [nora] = people.everyone(r)
     svc = Services(s)
-    sourced_retention.purge(svc, now=time.time() + 6.9 * 86400)
+    sourced_retention.purge(svc.delivery, now=time.time() + 6.9 * 86400)
     assert people.load(r, nora.id) is not None
-    sourced_retention.purge(svc, now=time.time() + 7.1 * 86400)
+    sourced_retention.purge(svc.delivery, now=time.time() + 7.1 * 86400)
     assert people.load(r, nora.id) is None
     for index in (people.ALL, people.TALENT, people.UNCONFIRMED):
         assert not r.zcard(index)

@@ -272,7 +272,7 @@ def test_nothing_more_of_a_person_is_sent_once_lever_deleted_them_mid_delivery(
     def log(conn: Any, person_id: str, action: str, status: Any, message: str = "") -> None:
         real(conn, person_id, action, status, message)
         if action == "create" and not forgotten:  # the first opportunity made: Lever deletes the person now
-            forgotten.append(retention.forget(svc, people.load(r, person_id).contact_id))  # type: ignore[union-attr]
+            forgotten.append(retention.forget(svc.delivery, people.load(r, person_id).contact_id))  # type: ignore[union-attr]
 
     monkeypatch.setattr(people, "log", log)
     assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
@@ -310,7 +310,7 @@ def test_a_person_lever_deleted_with_a_create_in_doubt_keeps_no_address(
     assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
     monkeypatch.undo()
     assert people.load(r, grace.id).sends[1].inflight_at  # type: ignore[union-attr]
-    assert retention.forget(svc, people.load(r, grace.id).contact_id) == 1  # type: ignore[union-attr]
+    assert retention.forget(svc.delivery, people.load(r, grace.id).contact_id) == 1  # type: ignore[union-attr]
     assert people.load(r, grace.id).email  # type: ignore[union-attr]  # kept while the create is in doubt
     assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     gone = people.load(r, grace.id)

@@ -80,10 +80,10 @@ def test_personal_data_of_a_delivered_signup_goes_on_the_applications_schedule(
         ),
     ).person
     assert tasks.deliver_sourced(ada.id) == "delivered"
-    assert retention.purge(svc) == 0  # delivered just now
+    assert retention.purge(svc.delivery) == 0  # delivered just now
     later = people.load(r, ada.id).delivered_at + settings.retention_days * 86400 + 1  # type: ignore[union-attr]
-    assert retention.purge(svc, now=later) == 1
-    assert retention.purge(svc, now=later) == 0
+    assert retention.purge(svc.delivery, now=later) == 1
+    assert retention.purge(svc.delivery, now=later) == 0
     assert people.load(r, ada.id).purged
     assert people.load(r, ada.id).email == ""
     assert people.load(r, waiting.id).email == "bo@example.com"  # type: ignore[union-attr]  # not delivered: kept

@@ -280,7 +280,7 @@ def test_lever_deleting_a_person_whose_lease_a_worker_holds_purges_them_through_
     assert held is not None
     lease = r.lock(deliverer.LEASE.format(lena.id), timeout=30)
     assert lease.acquire(blocking=False)  # a worker is telling Lever of something, its copy in memory
-    assert retention.forget(svc, held.contact_id) == 1
+    assert retention.forget(svc.delivery, held.contact_id) == 1
     people.save(r, held)  # the worker saves its copy
     lease.release()
     assert people.wished(r, lena.id) == {"purge": True}
@@ -437,7 +437,7 @@ def test_a_purge_asked_while_a_worker_holds_the_person_leaves_their_files_to_the
     uploads.add(r, lena.id, {"resume": b"%PDF-1.4 Lena Fischer"})  # files a delivery in progress still holds
     lease = r.lock(deliverer.LEASE.format(lena.id), timeout=30)
     assert lease.acquire(blocking=False)
-    assert retention.forget(svc, people.load(r, lena.id).contact_id) == 1  # type: ignore[union-attr]
+    assert retention.forget(svc.delivery, people.load(r, lena.id).contact_id) == 1  # type: ignore[union-attr]
     assert r.exists(uploads.KEY.format(lena.id))  # not from under the holder
     lease.release()
     assert tasks.deliver_sourced(lena.id) == "skipped"  # the next holder writes the purge in, files and all

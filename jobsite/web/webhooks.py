@@ -54,7 +54,7 @@ def lever() -> Any:
             svc.delivery,
             envelope,
             svc.settings.webhook_max_age_s,
-            forget=lambda contact: retention.forget(svc, contact),
+            forget=lambda contact: retention.forget(svc.delivery, contact),
         )
     except report.WebhookRefused as e:
         return {"error": str(e)}, 409

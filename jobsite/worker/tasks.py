@@ -180,7 +180,7 @@ def send_alert_confirmation(sub_id: str, attempt: int = 0) -> str:
     svc = services()
     return _email(
         attempt,
-        lambda last_try: alert_confirmation.send(svc, sub_id, last_try=last_try),
+        lambda last_try: alert_confirmation.send(svc.alerting, sub_id, last_try=last_try),
         lambda at: jobs.enqueue_alert_confirmation(svc.redis, sub_id, at=at, attempt=attempt + 1),
     )
 
@@ -198,12 +198,12 @@ def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: C
 
 def match_alerts(posting_id: str) -> str:
     """The job alerts' matching task: a newly published posting given to everyone who asked for it."""
-    return alert_fanout.fan_out(services(), posting_id)
+    return alert_fanout.fan_out(services().alerting, posting_id)
 
 
 def send_alerts(sub_ids: list[str]) -> str:
     """The job alerts' send task: the due email of each of a few subscriptions, at most once each."""
-    counts = alert_digest.send(services(), sub_ids)
+    counts = alert_digest.send(services().alerting, sub_ids)
     return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
 
 
@@ -357,7 +357,7 @@ def upkeep() -> None:
     sourced_people.ensure_email_index(r)  # once, for members who joined before the index (one EXISTS after)
     sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
-        retention.purge(svc)  # applications, sourced people and job alert subscriptions
+        retention.purge(svc.delivery)  # applications, sourced people and job alert subscriptions
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)
