@@ -18,11 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import keyspace
+from .keyspace.metrics_keys import COUNTERS, HISTOGRAMS
 
-COUNTERS = keyspace.name("metrics:counters")  # hash: JSON [name, {label: value}] -> count
-# hash: JSON [name, {label: value}, le | "sum"] -> count (cumulative) or seconds
-HISTOGRAMS = keyspace.name("metrics:histograms")
 BUCKETS_S = {
     "jobsite_lever_request_seconds": (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     "jobsite_pacing_lag_seconds": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),

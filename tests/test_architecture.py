@@ -1,6 +1,7 @@
 """The module map holds: imports go down ARCHITECTURE.md's layers (the import-linter contract in pyproject.toml), no
 import cycle anywhere (imports inside functions and TYPE_CHECKING blocks count too), the sandbox stays apart, only
-lever/client.py speaks HTTP to Lever, and the web sits on top."""
+lever/client.py speaks HTTP to Lever, the web sits on top, and a Redis key is named only by its owner (its key module
+in jobsite/keyspace/ imported by that owner alone, none of its keys reached through one of its modules elsewhere)."""
 
 from __future__ import annotations
 
@@ -179,3 +180,106 @@ def test_these_take_inputs_not_the_locator(module: str) -> None:
     sign-ups an `Enrolment`, the job alerts an `Alerting`), or plain arguments (applications' retention a Redis client
     and its period): never `Services` itself, the locator (the layer contract puts services.py above them all)."""
     assert {name for name in MODULES if name.startswith(module) and "jobsite.services" in GRAPH[name]} == set()
+
+
+# Redis keys (ARCHITECTURE.md, "One owner per Redis key family"): every key name is in jobsite/keyspace/, one module
+# per owner, `<owner>_keys.py` for the package `jobsite/<owner>/` or the top-level module `jobsite/<owner>.py`.
+KEY_MODULES = {name for name in MODULES if name.startswith("jobsite.keyspace.")}
+
+
+def owner_of(module: str) -> str:
+    """What owns keys: a package of jobsite/, or a module at its top."""
+    return ".".join(module.split(".")[:2])
+
+
+def key_owner(key_module: str) -> str:
+    return "jobsite." + key_module.rpartition(".")[2].removesuffix("_keys")
+
+
+def test_each_key_module_is_named_for_one_owner() -> None:
+    assert KEY_MODULES, "no key module found"
+    assert {k for k in KEY_MODULES if not k.endswith("_keys") or key_owner(k) not in MODULES} == set()
+
+
+def test_a_key_module_is_imported_by_its_owner_alone() -> None:
+    """Only the owner's modules (and tests, bench/, scripts/, the sandbox) read or write its keys."""
+    wrong = sorted(
+        f"{module} imports {key_module}"
+        for module, imported in GRAPH.items()
+        if not module.startswith("jobsite.sandbox")
+        for key_module in imported & KEY_MODULES
+        if owner_of(module) != key_owner(key_module)
+    )
+    assert wrong == []
+
+
+def _resolved(module: str, node: ast.ImportFrom) -> str:
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _is_key_name(value: ast.expr, names: set[str]) -> bool:
+    """`KEY`, `KEY.format(...)`, or a list of them."""
+    if isinstance(value, ast.Name):
+        return value.id in names
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "format":
+        return _is_key_name(value.func.value, names)
+    if isinstance(value, ast.ListComp):
+        return _is_key_name(value.elt, names)
+    return isinstance(value, ast.List | ast.Tuple) and any(_is_key_name(v, names) for v in value.elts)
+
+
+def _key_names(module: str, tree: ast.Module) -> set[str]:
+    """The keys an owner's module holds: the names it imports from its key module, and its functions that build a
+    key name from them, given no Redis client (`def record_key(receipt): return RECORD.format(receipt)`)."""
+    names = {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and _resolved(module, node) in KEY_MODULES
+        for alias in node.names
+    }
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            annotations = " ".join(ast.unparse(a.annotation) for a in node.args.args if a.annotation)
+            returns = [n.value for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None]
+            if not any(t in annotations for t in ("Redis", "Pipeline", "Services")) and any(
+                _is_key_name(value, names) for value in returns
+            ):
+                names.add(node.name)
+    return names
+
+
+def key_uses_outside_their_owner() -> list[str]:
+    """Every place a module names a key of another owner through one of that owner's modules (`store.ALL`,
+    `from ..records.store import ALL`), which import-time names would otherwise let through."""
+    trees = {name: ast.parse(path.read_text(), str(path)) for name, path in MODULES.items()}
+    held = {name: _key_names(name, tree) for name, tree in trees.items() if not name.startswith("jobsite.keyspace")}
+    found = []
+    for module, tree in trees.items():
+        if module.startswith(("jobsite.sandbox", "jobsite.keyspace")):
+            continue
+        aliases: dict[str, str] = {}  # a name in this module -> the module of jobsite it is
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                source = _resolved(module, node)
+                for alias in node.names:
+                    if f"{source}.{alias.name}" in MODULES:
+                        aliases[alias.asname or alias.name] = f"{source}.{alias.name}"
+                    elif alias.name in held.get(source, ()) and owner_of(source) != owner_of(module):
+                        found.append(f"{module}:{node.lineno} imports {source}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in MODULES})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                source = aliases[node.value.id]
+                if node.attr in held.get(source, ()) and owner_of(source) != owner_of(module):
+                    found.append(f"{module}:{node.lineno} uses {source}.{node.attr}")
+    return sorted(found)
+
+
+def test_no_module_names_another_owners_keys() -> None:
+    """Another owner's data goes through a function of its owner (a read, a count, a scan), never its key."""
+    assert key_uses_outside_their_owner() == []

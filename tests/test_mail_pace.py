@@ -52,7 +52,7 @@ def test_bulk_mail_leaves_a_share_to_the_mail_a_person_waits_for(r: redis.Redis)
     assert pace.slots(10, bulk=False) == 10
     assert pace.slots(1, bulk=True) == 1
     for _ in range(5):  # a machine stalled past the second between two takes tries again (the times say so)
-        r.delete(pace.KEY)
+        r.delete(pace.PACE)
         times = [pace.take(r, 10, bulk=True, max_wait_s=0) for _ in range(8)]
         try:
             pace.take(r, 10, bulk=True, max_wait_s=0)  # the bulk share of this second is spent...

@@ -380,3 +380,142 @@ def test_every_key_template_in_the_code_is_built_under_the_prefix() -> None:
             and id(node) not in built
         ]
     assert bare == []
+
+
+# Every key template, by owner, as the releases before the key modules (jobsite/keyspace/) named them: data written
+# by a release before them is found under the same names after an upgrade, with nothing to migrate. A new key is
+# added here; renaming one needs a migration first.
+KEY_MAP = {
+    "admission": ["idem:{}", "quota:{}:{}:{}:{}"],
+    "alerts": [
+        "alert:addr:{}",
+        "alert:along:{}",
+        "alert:due",
+        "alert:due:lease:{}",
+        "alert:due:{}",
+        "alert:due:{}:batch",
+        "alert:ix:any",
+        "alert:ix:{}:{}",
+        "alert:pause",
+        "alert:qwords",
+        "alert:sent:{}",
+        "alert:state:{}",
+        "alert:stats:{}",
+        "alert:sub:{}",
+    ],
+    "console": [
+        "apiclient:key:{}",
+        "apiclient:{}",
+        "apiclients",
+        "audit",
+        "audit:api",
+        "sessions:{}",
+        "signin:{}:{}",
+        "user:{}",
+        "users",
+    ],
+    "delivery": [
+        "gate",
+        "gate:lever_failures",
+        "gate:parked",
+        "gate:paused",
+        "gate:probe",
+        "gate:read_refused",
+        "jobs:unqueued:{}",
+        "lease:{}",
+        "lever:can_list_opportunities",
+        "replication:unacked",
+        "{}:sent",
+    ],
+    "followup": [
+        "followup:parked",
+        "pipeline:names",
+        "pipeline:names_refreshed",
+        "pipeline:opp:{}",
+        "pipeline:opps",
+        "pipeline:sync_lock",
+        "pipeline:synced_at",
+        "pipeline:tag_prefix",
+        "pipeline:webhook:{}",
+    ],
+    "lever": ["lever:last", "ratelimit:margin", "ratelimit:seq", "ratelimit:{}", "ratelimit:{}:slots"],
+    "metrics": ["metrics:counters", "metrics:histograms"],
+    "notify": ["mail:pace", "mail:{}"],
+    "postings": ["alert:seen:new", "alert:seen:postings"],
+    "records": [
+        "app:{}",
+        "app:{}:attempts",
+        "app:{}:same_as",
+        "apps:all",
+        "apps:contact:{}",
+        "apps:delivered",
+        "apps:state:{}",
+        "search:building:{}",
+        "search:built:{}",
+        "search:email:{}",
+        "search:of:{}",
+        "search:ref:{}",
+        "search:tmp:{}",
+        "search:word:{}",
+        "upload:outside",
+        "upload:{}",
+    ],
+    "redisdb": ["replication:mark"],
+    "sourcing": [
+        "events:all",
+        "events:{}",
+        "sourced:all",
+        "sourced:changed",
+        "sourced:client:{}:{}",
+        "sourced:contact:{}",
+        "sourced:delivered",
+        "sourced:event:{}",
+        "sourced:idem:{}",
+        "sourced:lease:{}",
+        "sourced:parked",
+        "sourced:pending",
+        "sourced:performer:*default",
+        "sourced:performer:{}",
+        "sourced:talent",
+        "sourced:talent:email:built",
+        "sourced:talent:email:cursor",
+        "sourced:talent:email:{}",
+        "sourced:unconfirmed",
+        "sourced:{}",
+        "sourced:{}:job",
+        "sourced:{}:log",
+        "sourced:{}:wish",
+    ],
+    "worker": ["retention:ran", "upkeep:lock"],
+}
+
+
+def test_the_key_modules_name_every_key_as_the_releases_before_them() -> None:
+    import importlib
+    import pkgutil
+
+    from jobsite import keyspace
+
+    found = {}
+    for info in pkgutil.iter_modules(keyspace.__path__):
+        module = importlib.import_module(f"jobsite.keyspace.{info.name}")
+        found[info.name.removesuffix("_keys")] = sorted(
+            value for name, value in vars(module).items() if name.isupper() and isinstance(value, str)
+        )
+    assert found == KEY_MAP
+
+
+def test_key_names_are_built_only_in_the_key_modules() -> None:
+    """Each owner's keys are in its one module of jobsite/keyspace/ (with the test above: the key map of the product
+    is that one folder)."""
+    import ast
+
+    package = Path(__file__).parent.parent / "jobsite"
+    elsewhere = [
+        f"{path.relative_to(package)}:{node.lineno}"
+        for path in sorted(package.rglob("*.py"))
+        if path.parent != package / "keyspace"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "keyspace.name"
+    ]
+    assert elsewhere == []

@@ -319,7 +319,7 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         after = load_settings(
             {}, **{**s.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['b']}", "redis_min_replicas": 0}
         )
-        assert drain_spool(Services(after)) == 1  # ...and the spool brings it back
+        assert drain_spool(Services(after).intake) == 1  # ...and the spool brings it back
         sandbox.control("maintenance", on=False)
         workers.start(worker_env(after))
         wait_for(lambda: store.counts(promoted)["delivered"] == 2, timeout=60, what="both delivered")
@@ -604,7 +604,7 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
         far = load_settings({}, **{**sentinel_settings(near, cluster).__dict__, "redis_min_replicas": 0})
         promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
         wait_for(
-            lambda: drain_spool(Services(far)) == 0 and not spool.entries(near.data_dir),
+            lambda: drain_spool(Services(far).intake) == 0 and not spool.entries(near.data_dir),
             timeout=30,
             what="the spool to drain into the new primary",
         )

@@ -11,12 +11,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .. import keyspace
+from ..keyspace.admission_keys import APPLICATION_KEY
 from ..records.application import Application
 from ..records.uploads import UploadedFile
 
 IDEMPOTENCY_TTL_S = 7 * 86400  # an integrator's retries come within days
-APPLICATION_KEY = keyspace.name("idem:{}")  # hash of client and key -> "<fingerprint> <receipt>"
 
 
 class IdempotencyConflict(Exception):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import keyspace
+from ..keyspace.admission_keys import QUOTA
 from ..redisdb.lua import Lua
 
 WINDOW_S = 3600
@@ -53,7 +53,7 @@ class Quota:
 
 def _keys(quota: Quota, subject: str, units: list[str], now: float) -> list[str]:
     window = int(now // WINDOW_S)
-    return [keyspace.name(f"quota:{quota.name}:{subject}:{unit}:{window}") for unit in units]
+    return [QUOTA.format(quota.name, subject, unit, window) for unit in units]
 
 
 def take(r: redis.Redis, quota: Quota, subject: str, amounts: Mapping[str, int], now: float | None = None) -> None:

@@ -29,8 +29,8 @@ from typing import Any
 
 import redis
 
-from .. import keyspace
 from ..delivery import backoff
+from ..keyspace.alerts_keys import BATCH, PAUSE, STATS
 from ..notify import messages, sending
 from ..notify.sending import Letter, MailDeferred, Status
 from ..postings.catalog import CatalogUnavailable, Snapshot
@@ -44,9 +44,6 @@ from .subscriptions import Frequency, State, Subscription
 
 log = logging.getLogger(__name__)
 
-BATCH = keyspace.name("alert:due:{}:batch")
-PAUSE = keyspace.name("alert:pause")
-STATS = keyspace.name("alert:stats:{}")
 SEND_LEASE_S = 60  # a subscription handed to a send job comes round again after this if the job was lost (a
 # second job finds its email sent, or being sent: never a second copy)
 PER_JOB = 20  # subscriptions per send job

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from .. import keyspace
+from ..keyspace.alerts_keys import DUE, LEASE, PENDING, SENT
 from ..postings import published
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..redisdb.clock import server_now
@@ -38,10 +38,6 @@ from .subscriptions import Frequency
 
 log = logging.getLogger(__name__)
 
-SENT = keyspace.name("alert:sent:{}")
-PENDING = keyspace.name("alert:due:{}")
-DUE = keyspace.name("alert:due")
-LEASE = keyspace.name("alert:due:lease:{}")
 STALL_S = 15  # a matching job that has shown no progress this long is taken up by another worker (a second
 # run while the first still goes gives nothing twice: only the time is lost)
 CHUNK = 500  # subscriptions given a posting per script call

@@ -35,8 +35,8 @@ from typing import Any
 
 import redis
 
-from .. import keyspace
 from ..delivery.jobs import enqueue_alert_confirmation
+from ..keyspace.alerts_keys import ADDR, ALONG, ANY, IX, QWORDS, STATE, SUB
 from ..notify import links, sending
 from ..postings import board
 from ..postings.posting import Posting
@@ -51,14 +51,6 @@ FILTERS = ("team", "department", "location", "commitment", "workplace", "q")
 ANCHOR_ORDER = ("team", "location", "department", "q", "commitment", "workplace")  # most selective first
 MAX_VALUE = 200  # characters of one filter's value, as the job list keeps them
 
-SUB = keyspace.name("alert:sub:{}")
-STATE = keyspace.name("alert:state:{}")
-ADDR = keyspace.name("alert:addr:{}")
-IX = keyspace.name("alert:ix:{}:{}")
-ANY = keyspace.name("alert:ix:any")
-QWORDS = keyspace.name("alert:qwords")
-# set: pending subscriptions confirmed along with another confirmation (a talent sign-up's)
-ALONG = keyspace.name("alert:along:{}")
 CONFIRM_MAIL = "alert-confirm:{}"  # the confirmation email's record in notify/sending (`mail:alert-confirm:<id>`)
 
 _WORD = re.compile(r"\w+")  # the job list's words (postings/board.py): casefolded runs of letters and digits

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import keyspace
 from ..admission import quotas
+from ..keyspace.console_keys import SESSIONS, SIGNIN, USER, USERS
 from ..redisdb.lua import Lua
 
 T = TypeVar("T")
@@ -24,7 +24,6 @@ T = TypeVar("T")
 # Sign-in throttling is per account *and* address: a stranger cannot lock a recruiter out, nor one address everyone
 # behind the same proxy. After FREE_FAILURES, each failure doubles the wait before the next try from that address
 # (2 s, 4 s, 8 s ...), up to MAX_DELAY_S; a success or THROTTLE_WINDOW_S without failures starts over.
-USERS = keyspace.name("users")  # set: the console accounts' emails
 FREE_FAILURES = 3
 MAX_DELAY_S = 15 * 60
 THROTTLE_WINDOW_S = 60 * 60
@@ -58,11 +57,11 @@ class Throttled(Exception):
 
 
 def _key(email: str) -> str:
-    return keyspace.name(f"user:{email.strip().lower()}")
+    return USER.format(email.strip().lower())
 
 
 def _sessions_key(email: str) -> str:
-    return keyspace.name(f"sessions:{email.strip().lower()}")
+    return SESSIONS.format(email.strip().lower())
 
 
 def _check_password(password: str) -> None:
@@ -125,7 +124,7 @@ def list_users(r: redis.Redis) -> list[User]:
 
 
 def _throttle_key(email: str, address: str) -> str:
-    return keyspace.name(f"signin:{hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]}:{address}")
+    return SIGNIN.format(hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32], address)
 
 
 # Counts the try before the password is checked, so concurrent guesses cannot all pass a check made before any of

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import keyspace
+from ..keyspace.console_keys import CLIENT, CLIENT_BY_KEY, CLIENTS
 
-CLIENTS = keyspace.name("apiclients")  # every client's name, revoked ones too
 KEY_PREFIX = "jsk_"  # says what the secret is when it turns up in a config file or a scanner's report
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -49,11 +48,11 @@ class ApiClient:
 
 
 def _client_key(name: str) -> str:
-    return keyspace.name(f"apiclient:{name}")
+    return CLIENT.format(name)
 
 
 def _lookup_key(digest: str) -> str:
-    return keyspace.name(f"apiclient:key:{digest}")
+    return CLIENT_BY_KEY.format(digest)
 
 
 def _digest(key: str) -> str:

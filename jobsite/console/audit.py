@@ -13,10 +13,8 @@ from typing import Any
 
 import redis
 
-from .. import keyspace
+from ..keyspace.console_keys import API_USE, AUDIT
 
-AUDIT = keyspace.name("audit")  # recruiters' and operators' actions
-API_USE = keyspace.name("audit:api")  # requests made with an integrator key
 KEEP = 10_000
 
 

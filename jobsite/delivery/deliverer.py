@@ -23,7 +23,8 @@ from redis import Redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from .. import keyspace, metrics
+from .. import metrics
+from ..keyspace.delivery_keys import CAN_RECONCILE, LEASE
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 PROBE_READS_FOR_S = 10.0  # one probe job reads this long at most before a successor job takes over (under a lease)
-CAN_RECONCILE = keyspace.name("lever:can_list_opportunities")  # "0" when the key may not list opportunities
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
 
 
@@ -80,7 +80,6 @@ class MaintenanceCheck:
     next_in_s: float = 0.0  # while ONGOING: when to read again
 
 
-LEASE = keyspace.name("lease:{}")  # a redis-py Lock per application while a worker delivers it
 # Applies this process recorded as about to be sent (inflight_at) and then never sent, because Redis went away first:
 # receipt -> the inflight_at it recorded. Only this process can know it. Once Redis answers again, `withdraw_unsent`
 # clears those marks, so recovery sends them at once instead of waiting out the settle time for an apply Lever never
@@ -90,6 +89,16 @@ _unsent: dict[str, float] = {}
 
 def _lease(r: redis.Redis, receipt: str, ttl_s: int) -> Lock:
     return sender.lease(r, LEASE.format(receipt), ttl_s)
+
+
+def lost(r: redis.Redis, records: list[Record], lease_s: int) -> list[str]:
+    """The receipts among `records` whose delivery was lost (sender.lost_many on each one's lease and job)."""
+    now = time.time()
+    held = [
+        sender.Held(LEASE.format(rec.receipt), rec.state == State.DELIVERING, now - rec.updated_at, rec.job_id)
+        for rec in records
+    ]
+    return [rec.receipt for rec, gone in zip(records, sender.lost_many(r, held, lease_s), strict=True) if gone]
 
 
 class DeliveryUnderWay(Exception):

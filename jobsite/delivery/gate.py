@@ -16,19 +16,10 @@ from enum import StrEnum
 
 import redis
 
-from .. import keyspace
+from ..keyspace.delivery_keys import GATE, LEVER_FAILURES, PARKED, PAUSED, PROBE, READ_REFUSED
 from ..redisdb.clock import server_now
 from ..redisdb.lua import Lua
 from . import backoff
-
-GATE = keyspace.name("gate")  # hash: state, cause, since, failures, next_probe_at, reason
-PAUSED = keyspace.name("gate:paused")  # exists while a recruiter has paused delivery (value: who)
-PARKED = keyspace.name("gate:parked")  # zset: receipt -> created_at
-PROBE = keyspace.name("gate:probe")  # exists while a probe job is scheduled or running (value: its job id)
-# exists while probes skip the read the key may not make (value: why); expires
-READ_REFUSED = keyspace.name("gate:read_refused")
-# Lever's 5xx and unanswered calls in a row, every worker's; expires
-LEVER_FAILURES = keyspace.name("gate:lever_failures")
 
 PROBE_BASE_S = 1.0
 

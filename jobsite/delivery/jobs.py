@@ -21,7 +21,7 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from .. import keyspace
+from ..keyspace.delivery_keys import UNQUEUED
 from ..records import store
 from ..records.store import State
 from ..redisdb.clock import server_now
@@ -373,8 +373,6 @@ def retry_now(r: redis.Redis, receipts: Iterable[str]) -> list[str]:
     return chosen
 
 
-# exists once a check saw the job "queued" in no queue (value: 1); expires
-UNQUEUED = keyspace.name("jobs:unqueued:{}")
 UNQUEUED_TTL_S = 900  # longer than any gap between two upkeeps (JOBSITE_UPKEEP_INTERVAL_S is at most 60 s)
 _RUNNING = {JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value, JobStatus.STARTED.value}
 

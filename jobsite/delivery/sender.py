@@ -32,7 +32,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from .. import keyspace
+from ..keyspace.delivery_keys import SENT, UNACKED
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import Unfenced
 from ..redisdb import redis_server
@@ -47,8 +47,6 @@ RETRY_BASE_S = 5.0
 RETRY_CAP_S = 900.0
 REPLICA_RETRY_S = 2.0  # a send whose in-flight mark the replicas did not acknowledge is tried again after this,
 REPLICA_RETRY_CAP_S = 60.0  # ... doubled per held send (every worker's) since the replicas last acknowledged, to this
-# hash while the replicas acknowledge no in-flight mark: since, held; expires
-UNACKED = keyspace.name("replication:unacked")
 UNACKED_TTL_S = 3600  # (a key left by a process that stopped trying: the dashboard's notice ends)
 FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
 FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
@@ -131,9 +129,6 @@ def replicas_missing(r: redis.Redis) -> dict[str, float] | None:
     if not found:
         return None
     return {"since": float(found.get(b"since", 0) or 0), "held": int(found.get(b"held", 0) or 0)}
-
-
-SENT = "{}:sent"  # with replicas: a token the lease holder's last in-flight mark wrote (expires with the lease)
 
 
 class Fence:

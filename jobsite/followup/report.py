@@ -21,9 +21,9 @@ from typing import Any
 
 import redis
 
-from .. import keyspace
 from ..delivery import gate
 from ..delivery.deliverer import Delivery
+from ..keyspace.followup_keys import NAMES, NAMES_REFRESHED, OPP, OPPS, PREFIX, SEEN, SYNC_LOCK, SYNCED_AT
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..records.store import Record
@@ -31,18 +31,6 @@ from . import tagging
 
 log = logging.getLogger(__name__)
 
-OPP = keyspace.name("pipeline:opp:{}")  # hash of one tracked opportunity
-OPPS = keyspace.name("pipeline:opps")  # set of tracked opportunity ids
-# hash: stage:<id> -> text, reason:<id> -> text, hired:<id> -> 1, order:<id> -> index
-NAMES = keyspace.name("pipeline:names")
-# exists for a minute after names were fetched: one refresh, no storm
-NAMES_REFRESHED = keyspace.name("pipeline:names_refreshed")
-# Lever ms of the last complete sync
-SYNCED_AT = keyspace.name("pipeline:synced_at")
-# exists while a sync is due or running (one at a time, every JOBSITE_PIPELINE_SYNC_S)
-SYNC_LOCK = keyspace.name("pipeline:sync_lock")
-PREFIX = keyspace.name("pipeline:tag_prefix")  # the tag prefix the last sync read source and campaign tags with
-SEEN = keyspace.name("pipeline:webhook:{}")  # a webhook token already applied (kept past the stale limit)
 SYNC_MARGIN_MS = 60_000  # re-read this much before the last sync: clocks differ, and updates land while we read
 EVENTS = ("applicationCreated", "candidateStageChange", "candidateArchiveChange", "candidateHired", "candidateDeleted")
 

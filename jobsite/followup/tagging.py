@@ -18,9 +18,9 @@ from enum import StrEnum
 
 import redis
 
-from .. import keyspace
 from ..delivery import backoff, gate, outcomes, sender
 from ..delivery.deliverer import Delivery, locate_opportunity, look_for_duplicates
+from ..keyspace.followup_keys import PARKED
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
 from ..records import store
@@ -34,7 +34,6 @@ TAG_TRIES = 10  # failed tagging is tried this often (rate limits and maintenanc
 TAG_RETRY_BASE_S = 5.0
 TAG_RETRY_CAP_S = 900.0
 NOT_FOUND_RETRY_S = 60.0  # Lever does not list the opportunity yet: look again this much later (then backoff)
-PARKED = keyspace.name("followup:parked")  # zset: receipt -> when its tagging was parked behind the closed gate
 
 
 class Step(StrEnum):

@@ -29,7 +29,6 @@ from ..records import spool, store, uploads
 from ..records.application import Application, Attribution
 from ..records.store import Record, State
 from ..records.uploads import UploadedFile
-from ..redisdb import redis_server
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ def submit(
         spooled = _spool(intake, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return spooled
-    if receipt_.receipt == receipt and not replicated(intake, {store.record_key(receipt): None}):  # on the primary
+    if receipt_.receipt == receipt and not replicated(intake, receipt):  # on the primary
         # alone (or not on the primary WAIT reached): a failover could lose it
         log.warning(
             "application %s not on %d Redis replica(s) within %d ms: spooled to disk as well",
@@ -197,8 +196,8 @@ def _commit(
                 if pipe.get(idem.key):
                     pipe.reset()
                     return previous(intake, idem, r) or Receipt(record.receipt, State.QUEUED.public)
-            pipe.watch(store.record_key(record.receipt))  # (what makes a lost answer a WatchError, read back)
-            if not fresh and pipe.exists(store.record_key(record.receipt)):
+            store.watch(pipe, record.receipt)  # (what makes a lost answer a WatchError, read back)
+            if not fresh and store.known(pipe, record.receipt):
                 return Receipt(record.receipt, State.QUEUED.public)  # spooled copy already moved
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
@@ -213,7 +212,7 @@ def _commit(
             metrics.incr(pipe, "jobsite_applications_received_total")
             pipe.execute()
         except redis.WatchError:
-            if not r.exists(store.record_key(record.receipt)):
+            if not store.known(r, record.receipt):
                 earlier = previous(intake, idem, r)
                 if earlier is None or earlier.receipt == record.receipt:
                     raise redis.ConnectionError(
@@ -223,11 +222,11 @@ def _commit(
     return Receipt(record.receipt, State.QUEUED.public)
 
 
-def replicated(intake: Intake, vouch: Mapping[str, bytes | None]) -> bool:
-    """Whether the writes that left `vouch` are on JOBSITE_REDIS_MIN_REPLICAS replicas (True without that setting;
-    see redis_server.replicated: the keys are read on the WAIT's own connection, which may reach another primary
-    than the write's after a failover)."""
-    return redis_server.replicated(intake.redis, intake.redis_min_replicas, intake.redis_replica_wait_ms, vouch=vouch)
+def replicated(intake: Intake, receipt: str, alias: str | None = None) -> bool:
+    """Whether the record under `receipt` (and the `alias` receipt answering for it) is on JOBSITE_REDIS_MIN_REPLICAS
+    replicas (True without that setting; see redis_server.replicated: the keys are read on the WAIT's own
+    connection, which may reach another primary than the write's after a failover)."""
+    return store.replicated(intake.redis, receipt, intake.redis_min_replicas, intake.redis_replica_wait_ms, alias=alias)
 
 
 def _files_outside(intake: Intake, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -258,11 +257,11 @@ def drain_spool(intake: Intake) -> int:
                 kept = _commit(intake, intake.redis, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
                 kept = _commit(intake, intake.redis, record, contents, None)
-            vouch: dict[str, bytes | None] = {store.record_key(kept.receipt): None}
+            alias = None
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
                 store.add_alias(intake.redis, record.receipt, kept.receipt)
-                vouch[store.SAME_AS.format(record.receipt)] = kept.receipt.encode()
-            if not replicated(intake, vouch):
+                alias = record.receipt
+            if not replicated(intake, kept.receipt, alias):
                 break  # kept here until the replicas have it
             path.unlink()
             moved += 1

@@ -9,9 +9,8 @@ from typing import Any
 
 import redis
 
-from .. import keyspace, metrics
-
-LAST = keyspace.name("lever:last")  # hash: status, endpoint, at (epoch s) of the last Lever answer
+from .. import metrics
+from ..keyspace.lever_keys import LAST
 
 Observer = Callable[[str, "int | str", float], None]
 

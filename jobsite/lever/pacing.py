@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import keyspace, metrics
+from .. import metrics
+from ..keyspace.lever_keys import MARGIN, SEQ, SLOTS, STATE
 from ..redisdb.lua import Lua
 from .client import LeverRateLimited
 
@@ -54,14 +55,6 @@ PAUSE_CHECK_AHEAD_S = 0.05  # look for another worker's 429 this long before a s
 FLOOR = 0.1  # the rate never falls below this share of the ceiling (429s from another client of the key)
 _RECOVERY_PER_MS = RECOVERY_PER_MIN / 60_000
 
-# sorted set: reserved slots (ms, the Redis clock), one member per reservation
-SLOTS = keyspace.name("ratelimit:{}:slots")
-# hash: factor (share of the ceiling) since `since` (ms, the last decrease); paused `until` ms
-STATE = keyspace.name("ratelimit:{}")
-# makes each reservation's member unique
-SEQ = keyspace.name("ratelimit:seq")
-# hash: the smoothed lag (ms) calls leave their slots with, and its deviation
-MARGIN = keyspace.name("ratelimit:margin")
 MARGIN_CEILING_S = 0.3  # the margin never grows past this (a machine so loaded that its calls leave 150 ms late)
 LATE_SLOTS = 3  # a call that woke past half the margin for this many slots in a row does not send: it waits again
 LATE_RETRY_S = 1.0  # how long it waits then (a descheduled process: a second is many slots for a loaded machine)

@@ -16,10 +16,9 @@ from collections.abc import Callable
 
 import redis
 
-from .. import keyspace
+from ..keyspace.notify_keys import PACE
 from ..redisdb.lua import Lua
 
-KEY = keyspace.name("mail:pace")
 WINDOW_US = 1_000_000
 
 # KEYS[1] the window; ARGV: the slots this sender may use, a unique member. Returns {0, the server's time in µs} (a
@@ -70,7 +69,7 @@ def take(
     limit, member = slots(per_second, bulk), uuid.uuid4().hex
     waited = 0.0
     while True:
-        wait_us, now_us = (int(x) for x in _TAKE(r, [KEY], [limit, member]))
+        wait_us, now_us = (int(x) for x in _TAKE(r, [PACE], [limit, member]))
         if not wait_us:
             return now_us
         wait_s = wait_us / 1_000_000

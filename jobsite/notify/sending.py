@@ -26,13 +26,12 @@ from typing import Any
 
 import redis
 
-from .. import keyspace
+from ..keyspace.notify_keys import MAIL
 from ..settings import Smtp
 from . import pace
 
 log = logging.getLogger(__name__)
 
-KEY = keyspace.name("mail:{}")
 CLAIM_S = 600  # a send in progress holds the key this long (far past the SMTP timeouts); if its worker died, the
 # claim lapses and nothing sends it again: the email may have gone
 
@@ -85,7 +84,7 @@ class Letter:
 
 
 def key(name: str) -> str:
-    return KEY.format(name)
+    return MAIL.format(name)
 
 
 def state(r: redis.Redis, name: str) -> MailState | None:

@@ -17,11 +17,9 @@ from collections.abc import Iterable
 
 import redis
 
-from .. import keyspace
+from ..keyspace.postings_keys import NEW, SEEN
 from ..redisdb.lua import Lua
 
-SEEN = keyspace.name("alert:seen:postings")
-NEW = keyspace.name("alert:seen:new")
 STARTED = ""  # the member that says the record holds a first list
 
 # KEYS: SEEN, NEW; ARGV: posting ids. Returns the ids announced now.

@@ -33,7 +33,7 @@ def forget(delivery: Delivery, contact_id: str) -> int:
     found = people.load_many(r, people.of_contact(r, contact_id))
     for person in found:
         _remove(delivery, person)
-    r.delete(people.CONTACT.format(contact_id))
+    people.forget_contact(r, contact_id)
     return len(found)
 
 

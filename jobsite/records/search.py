@@ -21,17 +21,9 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import keyspace
+from ..keyspace.records_keys import BUILDING, BUILT, EMAIL, OF, REF, SCRATCH, WORD
 
 APPLICATION, PERSON = "application", "person"
-REF = keyspace.name("search:ref:{}")  # zset: the members with this reference (8 characters, no dash)
-EMAIL = keyspace.name("search:email:{}")  # zset: the members with this email (a hash of it, case folded)
-WORD = keyspace.name("search:word:{}")  # zset: the members whose name has this word (a hash of it, folded)
-OF = keyspace.name("search:of:{}")  # set: the index keys holding one member, to forget it exactly
-# how far the records of a kind stored before the index existed are in it ("done")
-BUILT = keyspace.name("search:built:{}")
-BUILDING = keyspace.name("search:building:{}")  # one process builds at a time
-SCRATCH = keyspace.name("search:tmp:{}")  # a search of several words: their intersection, deleted in its transaction
 LIMIT = 50
 MAX_WORDS = 8  # of a name, and of a query: a bound on the work one record or one search makes
 BUILD_BATCH = 500
@@ -99,6 +91,14 @@ def forget_personal(r: redis.Redis, kind: str, id_: str, pipe: redis.client.Pipe
     out.srem(OF.format(member), *personal)
     if pipe is None:
         out.execute()
+
+
+def forget(r: redis.Redis, kind: str, id_: str, pipe: redis.client.Pipeline) -> None:
+    """Remove a record from every index, its reference's too (the record itself is being removed): queued on `pipe`."""
+    member = f"{kind}:{id_}"
+    for key in (k.decode() for k in r.smembers(OF.format(member))):
+        pipe.zrem(key, member)
+    pipe.delete(OF.format(member))
 
 
 def find(r: redis.Redis, text: str, limit: int = LIMIT) -> list[Hit]:

@@ -17,7 +17,8 @@ from typing import Any, TypedDict
 
 import redis
 
-from .. import keyspace
+from ..keyspace.records_keys import ALL, ATTEMPTS, CONTACT, DELIVERED_LOG, RECORD, SAME_AS, STATE
+from ..redisdb import redis_server
 from . import search
 from .application import Application, Attribution
 from .uploads import StoredFile
@@ -68,19 +69,13 @@ def reference(receipt: str) -> str:
 
 
 def record_key(receipt: str) -> str:
-    return keyspace.name(f"app:{receipt}")
+    return RECORD.format(receipt)
 
 
 def state_key(state: State) -> str:
-    return keyspace.name(f"apps:state:{state.value}")
+    return STATE.format(state.value)
 
 
-ALL = keyspace.name("apps:all")  # receipt -> created_at, every application
-ATTEMPTS = keyspace.name("app:{}:attempts")
-DELIVERED_LOG = keyspace.name("apps:delivered")  # receipt -> delivered_at, for the dashboard's rates and charts
-CONTACT = keyspace.name("apps:contact:{}")  # set of the receipts of one person (Lever's contact id): their candidacies
-# a retry's receipt -> the receipt of the application it repeated (idempotency key)
-SAME_AS = keyspace.name("app:{}:same_as")
 LISTS = ("files", "uploads", "tags_requested", "tags_confirmed", "maybe_delivered", "duplicates")  # kept as JSON
 
 
@@ -321,8 +316,22 @@ def purge_personal_data(r: redis.Redis, receipt: str) -> None:
 
 
 def known(r: redis.Redis, receipt: str) -> bool:
-    """Whether an application with this receipt is stored."""
+    """Whether an application with this receipt is stored (on a watching pipeline: read at once)."""
     return bool(r.exists(record_key(receipt)))
+
+
+def watch(pipe: redis.client.Pipeline, receipt: str) -> None:
+    """Watch an application's record: a transaction on `pipe` fails if it is written meanwhile."""
+    pipe.watch(record_key(receipt))
+
+
+def replicated(r: redis.Redis, receipt: str, replicas: int, timeout_ms: int, *, alias: str | None = None) -> bool:
+    """Whether the record stored under `receipt` (and `alias`, a receipt made to answer for it) is on `replicas`
+    replicas within `timeout_ms`: redis_server.replicated, the record's key (and the alias's value) read back."""
+    vouch: dict[str, bytes | None] = {record_key(receipt): None}
+    if alias is not None:
+        vouch[SAME_AS.format(alias)] = receipt.encode()
+    return redis_server.replicated(r, replicas, timeout_ms, vouch=vouch)
 
 
 def of_contact(r: redis.Redis, contact_id: str) -> list[str]:

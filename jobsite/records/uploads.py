@@ -22,16 +22,12 @@ from urllib.parse import urlsplit
 
 import redis
 
-from .. import keyspace
+from ..keyspace.records_keys import KEY, OUTSIDE
 from . import filetypes
 
 log = logging.getLogger(__name__)
 
-# hash: form field name -> the file's bytes (or OUTSIDE_MARK -> the folder in the object store)
-KEY = keyspace.name("upload:{}")
 OUTSIDE_MARK = "@outside"  # no form field is named so
-# sorted set: the store folder of every application with files there, by time written
-OUTSIDE = keyspace.name("upload:outside")
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from .. import keyspace
 from ..disk import private_dir
+from ..keyspace.redisdb_keys import REPLICATION_MARK
 from ..settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -343,9 +343,6 @@ def durability_warnings(r: redis.Redis) -> list[str]:
             f"'delivered' marks, which would send them again). {advice}"
         ]
     return []
-
-
-REPLICATION_MARK = keyspace.name("replication:mark")  # the write that WAIT waits for (replicated())
 
 
 def replicated(r: redis.Redis, replicas: int, timeout_ms: int, *, vouch: Mapping[str, bytes | None]) -> bool:

@@ -18,9 +18,9 @@ from typing import Any
 import redis
 from redis import Redis
 
-from .. import keyspace
 from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, scoped_key
 from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
+from ..keyspace.sourcing_keys import CLIENT, IDEMPOTENCY
 from ..records import filetypes, uploads
 from ..records.application import Attribution
 from ..records.contacts import EMAIL
@@ -35,7 +35,6 @@ MAX_NOTE = 2000
 MAX_LINKS = 5
 LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+\Z")  # no control character, as the OpenAPI document says
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # what the capture page makes: a UUID or random letters
-IDEMPOTENCY = keyspace.name("sourced:idem:{}")  # hash of the key -> "<fingerprint> <person id>"
 # An integrator's key lives IDEMPOTENCY_TTL_S (admission/idempotency.py); a capture's guard never expires (below).
 
 
@@ -190,7 +189,7 @@ def client_guard(person: Person) -> str:
     """The Redis key of a capture's client_id guard: per event and per recruiter, because the id is the page's, and a
     colleague who sent yours first (copied, guessed) was answered with their person while your phone dropped yours."""
     recruiter = hashlib.sha256(person.recruiter.encode()).hexdigest()[:16]
-    return people.CLIENT.format(person.event_id, f"{recruiter}.{person.client_id}")  # "." is in no client_id
+    return CLIENT.format(person.event_id, f"{recruiter}.{person.client_id}")  # "." is in no client_id
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,8 @@ from datetime import date
 
 import redis
 
-from .. import keyspace
+from ..keyspace.sourcing_keys import EVENT_RECORD, EVENTS
 
-KEY = keyspace.name("events:{}")  # JSON: one event
-ALL = keyspace.name("events:all")  # zset: id -> created_at
 MAX_NAME_CHARS = 120
 
 
@@ -50,18 +48,18 @@ def add(r: redis.Redis, name: str, day: str = "", postings: list[str] | None = N
         created_by=who,
     )
     with r.pipeline() as pipe:
-        pipe.set(KEY.format(event.id), json.dumps(asdict(event)))
-        pipe.zadd(ALL, {event.id: event.created_at})
+        pipe.set(EVENT_RECORD.format(event.id), json.dumps(asdict(event)))
+        pipe.zadd(EVENTS, {event.id: event.created_at})
         pipe.execute()
     return event
 
 
 def load(r: redis.Redis, event_id: str) -> Event | None:
-    raw = r.get(KEY.format(event_id))
+    raw = r.get(EVENT_RECORD.format(event_id))
     return Event(**json.loads(raw)) if raw else None
 
 
 def all_(r: redis.Redis) -> list[Event]:
     """Every event, the newest first."""
-    ids = [x.decode() for x in r.zrevrange(ALL, 0, -1)]
-    return [Event(**json.loads(raw)) for raw in (r.mget([KEY.format(i) for i in ids]) if ids else []) if raw]
+    ids = [x.decode() for x in r.zrevrange(EVENTS, 0, -1)]
+    return [Event(**json.loads(raw)) for raw in (r.mget([EVENT_RECORD.format(i) for i in ids]) if ids else []) if raw]

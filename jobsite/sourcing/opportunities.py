@@ -30,10 +30,11 @@ from typing import Any
 import redis
 from redis.exceptions import LockError
 
-from .. import keyspace, metrics
+from .. import metrics
 from ..delivery import gate, outcomes, sender
 from ..delivery.deliverer import Delivery
 from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result
+from ..keyspace.sourcing_keys import LEASE
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
@@ -44,7 +45,6 @@ from .people import Kind, Person, Send, Standing
 
 log = logging.getLogger(__name__)
 
-LEASE = keyspace.name("sourced:lease:{}")  # a redis-py Lock per person while a worker delivers them
 LEGACY_MARGIN_MS = 120 * 1000  # clock skew allowed by the releases before markers (see `_reconcile`)
 APPLY_WAIT_S = 2.0  # the manage page waits at most this for a delivery in progress to let it write a change in
 MARKER_PATH = "/admin/sourced/"  # our marker: <site>/admin/sourced/<person id>/<send>

@@ -18,35 +18,29 @@ from typing import Any
 
 import redis
 
-from .. import keyspace
+from ..keyspace.sourcing_keys import (
+    ALL,
+    BY_EMAIL,
+    CHANGED,
+    CONTACT,
+    DELIVERED,
+    EMAIL_INDEX_BUILT,
+    EMAIL_INDEX_CURSOR,
+    EVENT,
+    JOB,
+    KEY,
+    LOG,
+    PARKED,
+    PENDING,
+    TALENT,
+    UNCONFIRMED,
+    WISH,
+)
 from ..records import search, store, uploads
 from ..records.store import State, reference
 from ..records.uploads import StoredFile
 from ..redisdb.lua import Lua
 
-KEY = keyspace.name("sourced:{}")  # JSON: one person
-ALL = keyspace.name("sourced:all")  # zset: id -> created_at, everyone
-PENDING = keyspace.name("sourced:pending")  # zset: id -> created_at, not yet delivered nor given up
-DELIVERED = keyspace.name("sourced:delivered")  # zset: id -> delivered_at, for retention
-PARKED = keyspace.name("sourced:parked")  # zset: id -> created_at, waiting behind the delivery gate
-TALENT = keyspace.name("sourced:talent")  # zset: id -> created_at, the talent community
-EVENT = keyspace.name("sourced:event:{}")  # zset: id -> created_at, the people captured at one event
-CLIENT = keyspace.name("sourced:client:{}:{}")  # event id, the capture page's client_id -> person id
-CONTACT = keyspace.name("sourced:contact:{}")  # set: the people of one Lever contact (for candidateDeleted)
-LOG = keyspace.name("sourced:{}:log")  # list: what each attempt did (JSON), newest last
-# the id of the person's latest delivery job (to take them up again if it is lost)
-JOB = keyspace.name("sourced:{}:job")
-# digest of a talent member's address -> their id: one record per address
-BY_EMAIL = keyspace.name("sourced:talent:email:{}")
-# zset: id -> created_at, sign-ups waiting for their opt-in (sourcing/optin.py)
-UNCONFIRMED = keyspace.name("sourced:unconfirmed")
-# JSON: what the person asked on the manage page, until the lease holder writes it in
-WISH = keyspace.name("sourced:{}:wish")
-CHANGED = keyspace.name("sourced:changed")  # zset: id -> when, people whose changes Lever has not been told yet
-# exists once every member from before the index is in it
-EMAIL_INDEX_BUILT = keyspace.name("sourced:talent:email:built")
-# the join time the backfill has reached, while it runs
-EMAIL_INDEX_CURSOR = keyspace.name("sourced:talent:email:cursor")
 EMAIL_INDEX_BUDGET_S = 0.5  # the backfill's time in one upkeep: the rest waits for the next one
 
 # Delete KEYS[1] only if it holds ARGV[1]: an address's index entry goes with its own member, never another's.
@@ -244,6 +238,11 @@ def of_event(r: redis.Redis, event_id: str) -> list[Person]:
     return load_many(r, [x.decode() for x in r.zrange(EVENT.format(event_id), 0, -1)])
 
 
+def count_of_event(r: redis.Redis, event_id: str) -> int:
+    """How many people were captured at one event."""
+    return int(r.zcard(EVENT.format(event_id)))
+
+
 def talent_community(r: redis.Redis, limit: int = 500) -> list[Person]:
     return load_many(r, [x.decode() for x in r.zrevrange(TALENT, 0, limit - 1)])
 
@@ -273,6 +272,11 @@ def delivered_before(r: redis.Redis, cutoff: float) -> list[str]:
 
 def of_contact(r: redis.Redis, contact_id: str) -> list[str]:
     return [x.decode() for x in r.smembers(CONTACT.format(contact_id))]
+
+
+def forget_contact(r: redis.Redis, contact_id: str) -> None:
+    """Forget which people were one Lever contact (Lever deleted the contact; its people are removed)."""
+    r.delete(CONTACT.format(contact_id))
 
 
 def purge_personal_data(
@@ -397,7 +401,6 @@ def _claim(r: redis.Redis, member: Person) -> bool:
 def remove(r: redis.Redis, person: Person, on: redis.client.Pipeline | None = None) -> None:
     """Remove every trace of a person who never reached Lever (an unconfirmed sign-up that expired): the record,
     its indexes, its log; the caller removes its files. On `on` (the caller's transaction) if given."""
-    member = f"{search.PERSON}:{person.id}"
     with r.pipeline() as own:
         pipe = on if on is not None else own
         pipe.delete(KEY.format(person.id), LOG.format(person.id), JOB.format(person.id), WISH.format(person.id))
@@ -405,9 +408,7 @@ def remove(r: redis.Redis, person: Person, on: redis.client.Pipeline | None = No
             unindex(pipe, person.email, person.id)
         for index in (ALL, PENDING, UNCONFIRMED, TALENT, PARKED, CHANGED):
             pipe.zrem(index, person.id)
-        for key in (k.decode() for k in r.smembers(search.OF.format(member))):
-            pipe.zrem(key, member)
-        pipe.delete(search.OF.format(member))
+        search.forget(r, search.PERSON, person.id, pipe)
         if on is None:
             own.execute()
 

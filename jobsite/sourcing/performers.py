@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import logging
 
-from .. import keyspace
 from ..delivery import sender
 from ..delivery.deliverer import Delivery
+from ..keyspace.sourcing_keys import CACHE, SANDBOX_DEFAULT
 from ..lever.client import LeverClient, LeverError
 
 log = logging.getLogger(__name__)
 
-CACHE = keyspace.name("sourced:performer:{}")  # a recruiter's email -> their Lever user id ("" for none); expires
 CACHE_TTL_S = 86400
 UNKNOWN_TTL_S = 3600  # a recruiter without a Lever user is looked up again after this
-SANDBOX_DEFAULT = keyspace.name("sourced:performer:*default")
 
 
 class NoPerformer(Exception):

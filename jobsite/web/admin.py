@@ -600,7 +600,7 @@ def events_page() -> Any:
         events=events.all_(r),
         titles=_posting_titles(),
         choices=_posting_choices(),
-        counts={e.id: r.zcard(people.EVENT.format(e.id)) for e in events.all_(r)},
+        counts={e.id: people.count_of_event(r, e.id) for e in events.all_(r)},
     )
 
 

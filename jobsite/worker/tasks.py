@@ -20,13 +20,13 @@ import redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from .. import keyspace
 from ..alerts import confirmation as alert_confirmation
 from ..alerts import digest as alert_digest
 from ..alerts import fanout as alert_fanout
 from ..delivery import backoff, deliverer, gate, jobs, sender
 from ..followup import report, tagging
 from ..intake import accept
+from ..keyspace.worker_keys import RETENTION_RAN, UPKEEP_LOCK
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..notify import received, sending
@@ -49,8 +49,6 @@ RETENTION_EVERY_S = 3600
 MAIL_TRIES = 14  # a confirmation email the mail server defers is tried this often, over about four hours:
 MAIL_RETRY_BASE_S = 2.0  # 2 s, then doubling (jittered) to at most an hour, past greylisting's usual minutes
 MAIL_RETRY_CAP_S = 3600.0
-UPKEEP_LOCK = keyspace.name("upkeep:lock")  # exists while one worker does this interval's shared upkeep
-RETENTION_RAN = keyspace.name("retention:ran")  # exists for an hour after a worker ran retention
 _services: Services | None = None
 
 
@@ -300,7 +298,6 @@ def recover(svc: Services) -> int:
     """Take up applications whose delivery was lost: a worker died holding them, or their job vanished."""
     r, lease_s = svc.redis, svc.settings.delivery_lease_s
     jobs.clean_up_abandoned(r)
-    now = time.time()
     parked = gate.parked(r)
     candidates = (
         store.receipts(r, State.DELIVERING)
@@ -308,13 +305,7 @@ def recover(svc: Services) -> int:
         + [x for x in store.receipts(r, State.WAITING) if x not in parked]
     )
     records = store.load_many(r, candidates)
-    held = [
-        sender.Held(
-            deliverer.LEASE.format(rec.receipt), rec.state == State.DELIVERING, now - rec.updated_at, rec.job_id
-        )
-        for rec in records
-    ]
-    lost = [rec.receipt for rec, gone in zip(records, sender.lost_many(r, held, lease_s), strict=True) if gone]
+    lost = deliverer.lost(r, records, lease_s)
     if lost:
         log.warning("taking up %d application(s) whose delivery was interrupted", len(lost))
         with r.pipeline(transaction=False) as pipe:

@@ -1,7 +1,10 @@
-"""The prefix every Redis key of this jobsite starts with: `JOBSITE_REDIS_PREFIX`, RQ's keys included.
+"""The prefix every Redis key of this jobsite starts with: `JOBSITE_REDIS_PREFIX`, RQ's keys included; and, in this
+package, every key name of the product: one module per owner (`records_keys` for `records/`, `metrics_keys` for
+`metrics.py` ...), imported only by that owner (tests/test_architecture.py; tests/test_key_owners.py watches the
+writes), so the key map is this one folder.
 
 Two jobsites can share one Redis when each has its own prefix. Key names are module constants built at import
-(`KEY = keyspace.name("mail:{}")`), so the prefix is read here, once, from the environment; `settings` checks it and
+(`MAIL = keyspace.name("mail:{}")`), so the prefix is read here, once, from the environment; `settings` checks it and
 names the variable when it is malformed. The default is no prefix: the key names of the releases before it, so an
 upgrade has nothing to migrate.
 
