@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -330,7 +331,8 @@ def _send(
                 )
             text = note_text(person)
             if text and not send.note_done and not person.withdrawn:
-                if send.note_inflight_at and _note_arrived(delivery, person, send, text, performer, lever):
+                unmarked = None if send.note_marked else _sent_before_markers(text, performer)
+                if send.note_inflight_at and _note_arrived(delivery, person, send, lever, _NOTE, unmarked=unmarked):
                     continue
 
                 def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
@@ -493,7 +495,8 @@ def _follow_up(
             people.save(r, person)
             people.log(r, person.id, "withdrawn", 200, "tagged in Lever: consent withdrawn")
         if not send.withdrawn_noted and not (
-            send.withdrawn_note_inflight_at and _withdrawn_note_arrived(delivery, person, send, lever)
+            send.withdrawn_note_inflight_at
+            and _note_arrived(delivery, person, send, lever, _WITHDRAWN_NOTE, suffix=WITHDRAWN_MARK)
         ):
 
             def mark_note(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
@@ -525,28 +528,6 @@ def _follow_up(
     send.tags, send.change_inflight_at = wanted, 0.0
     people.save(r, person)
     people.log(r, person.id, "tags", 200, f"interests changed: {len(gone)} tag(s) removed, {len(new)} added")
-
-
-def _withdrawn_note_arrived(delivery: Delivery, person: Person, send: Send, lever: LeverClient) -> bool:
-    """After a withdrawal note whose outcome is unknown: is it on the opportunity (a note ending with its marker)?
-    "Not found" is trusted only once the settle time has passed (raises _Settling before)."""
-    try:
-        notes = lever.list_notes(send.opportunity_id)
-    except LeverError as e:  # the key may not read notes: add it again (it may duplicate)
-        if sender.reading(e) != sender.Action.DO_WITHOUT:
-            raise
-        notes = []
-    else:
-        ours = _mark(person, send) + WITHDRAWN_MARK
-        if any(str(n.get("text") or "").rstrip().endswith(ours) for n in notes):
-            send.withdrawn_noted, send.withdrawn_note_inflight_at = True, 0.0
-            people.save(delivery.redis, person)
-            return True
-        settle = sender.settling_s(delivery.redis, send.withdrawn_note_settle_until)
-        if settle > 0:
-            raise _Settling(settle)
-    send.withdrawn_note_inflight_at = 0.0
-    return False
 
 
 class _Wished(Exception):
@@ -625,12 +606,38 @@ def _reconcile(delivery: Delivery, person: Person, send: Send, lever: LeverClien
     return False
 
 
+@dataclass(frozen=True)
+class _NoteFields:
+    """Where a send records one of its notes: done, in flight (the mark's time) and its settle time."""
+
+    done: str
+    inflight_at: str
+    settle_until: str
+
+
+_NOTE = _NoteFields("note_done", "note_inflight_at", "note_settle_until")  # the capture's note
+_WITHDRAWN_NOTE = _NoteFields("withdrawn_noted", "withdrawn_note_inflight_at", "withdrawn_note_settle_until")
+
+
+def _sent_before_markers(text: str, performer: str) -> Callable[[dict[str, Any]], bool]:
+    """How a release before markers recognised its note: the same text, by the same user (or by none)."""
+    return lambda note: note.get("text") == text and note.get("user") in (None, performer)
+
+
 def _note_arrived(
-    delivery: Delivery, person: Person, send: Send, text: str, performer: str, lever: LeverClient
+    delivery: Delivery,
+    person: Person,
+    send: Send,
+    lever: LeverClient,
+    fields: _NoteFields,
+    *,
+    suffix: str = "",
+    unmarked: Callable[[dict[str, Any]], bool] | None = None,
 ) -> bool:
-    """After a note whose outcome is unknown: is it on the opportunity already? Only a note carrying this send's
-    marker is it (a release before markers matched the text). "Not found" is trusted only once the settle time
-    has passed (raises _Settling before)."""
+    """After a note whose outcome is unknown: is it on the opportunity already? Only a note ending with this send's
+    marker (+ `suffix`, which tells the withdrawal's note apart from the capture's) is it; `unmarked`, for a note a
+    release before markers sent, says which of the notes is it instead. Records it in `fields` and returns True if
+    so. "Not found" is trusted only once the settle time has passed (raises _Settling before)."""
     try:
         notes = lever.list_notes(send.opportunity_id)
     except LeverError as e:  # the key may not read notes: add it again (it may duplicate)
@@ -638,20 +645,18 @@ def _note_arrived(
             raise
         notes = []
     else:
-        ours = _mark(person, send)
+        ours = _mark(person, send) + suffix
         if any(
-            str(n.get("text") or "").rstrip().endswith(ours)
-            if send.note_marked
-            else (n.get("text") == text and n.get("user") in (None, performer))
-            for n in notes
+            unmarked(n) if unmarked is not None else str(n.get("text") or "").rstrip().endswith(ours) for n in notes
         ):
-            send.note_done, send.note_inflight_at = True, 0.0
+            setattr(send, fields.done, True)
+            setattr(send, fields.inflight_at, 0.0)
             people.save(delivery.redis, person)
             return True
-        settle = sender.settling_s(delivery.redis, send.note_settle_until)
+        settle = sender.settling_s(delivery.redis, getattr(send, fields.settle_until))
         if settle > 0:
             raise _Settling(settle)
-    send.note_inflight_at = 0.0
+    setattr(send, fields.inflight_at, 0.0)
     return False
 
 
