@@ -68,7 +68,8 @@ class KnownSilent(redis.ConnectionError):
 
 class Services:
     """The composition root of one process: builds Redis, the Lever client and the postings catalog from `Settings`,
-    each from its own inputs. Nothing connects until first used."""
+    each from its own inputs, and each flow's inputs from them (`admission`, `alerting`, `board`, `delivery`,
+    `enrolment`, `intake`): the flows take those, never this object. Nothing connects until first used."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -135,7 +136,7 @@ class Services:
         """What the dashboard reads (console/dashboard.py)."""
         s = self.settings
         return Board(
-            r=self.redis,
+            redis=self.redis,
             limits=self.limits,
             probe_interval_s=s.probe_interval_s,
             data_dir=s.data_dir,

@@ -24,7 +24,7 @@ class Board:
     """What the dashboard reads, and nothing else: built once per process by the composition root
     (`Services.board`)."""
 
-    r: Redis
+    redis: Redis
     limits: Limits  # Lever's limits as the workers pace their calls (the page shows how far a 429 lowered them)
     probe_interval_s: float
     data_dir: Path  # where this machine spools applications while Redis cannot take them
@@ -33,13 +33,13 @@ class Board:
 
 def lever_state(board: Board, status: gate.GateStatus) -> dict[str, Any]:
     """available | maintenance (since) | rate-limited | errors | unknown, as jobsite last saw Lever."""
-    last = health.last_seen(board.r)
+    last = health.last_seen(board.redis)
     if status.closed:
         kind = {gate.Cause.MAINTENANCE: "maintenance", gate.Cause.FAILING: "failing"}.get(
             status.cause or gate.Cause.MAINTENANCE, "refusing our key"
         )
         return {"state": kind, "since": status.since, "detail": status.reason}
-    paused = any(pacing.pace(board.r, limit).paused_s > 0 for limit in (board.limits.apply, board.limits.lever))
+    paused = any(pacing.pace(board.redis, limit).paused_s > 0 for limit in (board.limits.apply, board.limits.lever))
     if paused:
         return {
             "state": "rate-limited",
@@ -90,7 +90,7 @@ def probe_check(board: Board, status: gate.GateStatus) -> str:
         return ""
     if status.cause == gate.Cause.KEY_REFUSED:
         return "Checking Lever by re-sending the oldest application until the API key is accepted"
-    refused = gate.read_refused(board.r)
+    refused = gate.read_refused(board.redis)
     if refused:
         return f"Checking Lever by re-sending the oldest application: {refused}"
     return f"Checking Lever every {board.probe_interval_s:g} s with a light read"
@@ -101,7 +101,7 @@ def pacing_now(board: Board) -> dict[str, dict[str, Any]]:
     has lowered it."""
     out = {}
     for limit in (board.limits.apply, board.limits.lever):
-        p = pacing.pace(board.r, limit)
+        p = pacing.pace(board.redis, limit)
         out[limit.name] = {
             "rate_per_s": round(p.rate_per_s, 2),
             "ceiling_per_s": p.ceiling_per_s,
@@ -114,7 +114,7 @@ def pacing_now(board: Board) -> dict[str, dict[str, Any]]:
 
 def status(board: Board) -> dict[str, Any]:
     """Everything the dashboard shows, as plain data (the page and its JSON both use it)."""
-    r = board.r
+    r = board.redis
     now = time.time()
     g = gate.status(r)
     counts = store.counts(r)
@@ -156,7 +156,7 @@ def status(board: Board) -> dict[str, Any]:
 
 def history(board: Board, hours: int = HOURS) -> list[dict[str, Any]]:
     """Submissions and deliveries per hour over the last `hours`, oldest first."""
-    r = board.r
+    r = board.redis
     end = (int(time.time()) // 3600 + 1) * 3600
     out = []
     for h in range(hours, 0, -1):
