@@ -1,4 +1,5 @@
-"""The outside systems one process talks to, built lazily from `Settings` and shared by web and workers."""
+"""The outside systems one process talks to, built lazily from `Settings` and shared by web and workers, and the
+flows' inputs built from them (the composition root: the flows never import it)."""
 
 from __future__ import annotations
 
