@@ -157,7 +157,7 @@ def main() -> None:
             f"{(time.process_time() - cpu) * 1000:.0f} ms CPU, {len(matched)} subscriptions"
         )
         wall, cpu = time.perf_counter(), time.process_time()
-        said = fanout.fan_out(svc, announced)
+        said = fanout.fan_out(svc.alerting, announced)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         given = int(r.zcard(fanout.DUE))
         print(

@@ -63,7 +63,7 @@ def main() -> None:
             f"(JOBSITE_PIPELINE_SYNC_S={settings.pipeline_sync_s})"
         )
         print(f"{'':34}{'moves/h':>9}{'Lever calls/h':>15}{'per 1,000 opps':>16}{'full re-list':>14}")
-        report.sync(svc)  # the first sync lists them all once; an hour is what comes after
+        report.sync(svc.delivery)  # the first sync lists them all once; an hour is what comes after
         rng = random.Random(1)
 
         def advance(seconds: int) -> None:
@@ -86,7 +86,7 @@ def main() -> None:
                         json={"stage": rng.choice(STAGES)["id"]},
                         timeout=5,
                     ).raise_for_status()
-                if report.sync(svc) is None:
+                if report.sync(svc.delivery) is None:
                     raise SystemExit("a sync could not run")
             calls = [q for q in sandbox.state.requests[before:] if not q["endpoint"].startswith("_sandbox")]
             full = syncs * -(-args.opportunities // 100)

@@ -509,7 +509,7 @@ def purge() -> None:
     from .services import Services
 
     settings = _settings()
-    purged = retention.purge(Services(settings))
+    purged = retention.purge(Services(settings).delivery)
     click.echo(
         f"removed personal data of {purged.applications} application(s) older than {settings.retention_days} days"
     )
@@ -549,10 +549,10 @@ def report_pipeline(since: str | None, fmt: str, refresh: bool) -> None:
         raise click.BadParameter("dates look like 2026-01-31", param_hint="--since") from None
     if refresh:
         try:
-            report.refresh_names(svc)
+            report.refresh_names(svc.delivery)
         except (LeverError, RateLimitWait) as e:  # a report is still printed from what is held
             click.echo(f"jobsite: could not refresh from Lever ({type(e).__name__}); showing what is held", err=True)
-        if report.sync(svc) is None:
+        if report.sync(svc.delivery) is None:
             click.echo("jobsite: Lever could not be synced now (maintenance or busy); showing what is held", err=True)
     data = report.report(svc.redis, start)
     if fmt == "json":

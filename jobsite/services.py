@@ -1,4 +1,5 @@
-"""The outside systems one process talks to, built lazily from `Settings` and shared by web and workers."""
+"""The outside systems one process talks to, built lazily from `Settings` and shared by web and workers, and the
+flows' inputs built from them (the composition root: the flows never import it)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ import redis
 from redis import Redis
 
 from .admission.inputs import Admission
+from .alerts.context import Alerting
+from .console.dashboard import Board
+from .delivery.deliverer import Delivery
+from .intake.accept import Intake
 from .lever import health
 from .lever.client import LeverClient
 from .lever.pacing import Limits, LocalPace, Pacer
 from .postings.catalog import Catalog
 from .redisdb.redis_server import client
 from .settings import Settings
+from .sourcing import optin
+from .sourcing.enrol import Enrolment
 
 if TYPE_CHECKING:  # the web's helpers below; a worker never loads Flask
     from flask import Flask
@@ -62,7 +69,8 @@ class KnownSilent(redis.ConnectionError):
 
 class Services:
     """The composition root of one process: builds Redis, the Lever client and the postings catalog from `Settings`,
-    each from its own inputs. Nothing connects until first used."""
+    each from its own inputs, and each flow's inputs from them (`admission`, `alerting`, `board`, `delivery`,
+    `enrolment`, `intake`): the flows take those, never this object. Nothing connects until first used."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -117,6 +125,52 @@ class Services:
         """What admission's checks use (admission/): the quick client of requests, this process's silence, the
         process's client for counts, and the limits."""
         return Admission.of(self.settings, quick=self.request_redis, heard=self.silence.heard, redis=lambda: self.redis)
+
+    @cached_property
+    def alerting(self) -> Alerting:
+        """What the job alerts use (alerts/): the process's client, the catalog (built when a job first reads it),
+        and the settings their emails are written from."""
+        return Alerting(redis=self.redis, catalog=lambda: self.catalog, settings=self.settings)
+
+    @cached_property
+    def board(self) -> Board:
+        """What the dashboard reads (console/dashboard.py)."""
+        s = self.settings
+        return Board(
+            redis=self.redis,
+            limits=self.limits,
+            probe_interval_s=s.probe_interval_s,
+            data_dir=s.data_dir,
+            redis_min_replicas=s.redis_min_replicas,
+        )
+
+    @cached_property
+    def delivery(self) -> Delivery:
+        """What the flows that write to Lever use (delivery/deliverer.py, followup/, sourcing/)."""
+        return Delivery(redis=self.redis, lever=self.lever, settings=self.settings)
+
+    @cached_property
+    def intake(self) -> Intake:
+        """What accepting an application uses (intake/accept.py): the quick client of requests and this process's
+        silence, the process's client for the spool's drain, admission's memory guard, and where files go."""
+        s = self.settings
+        return Intake(
+            quick=self.request_redis,
+            heard=self.silence.heard,
+            redis=self.redis,
+            admission=self.admission,
+            data_dir=s.data_dir,
+            files_url=s.files_url,
+            mail=s.smtp is not None,
+            redis_min_replicas=s.redis_min_replicas,
+            redis_replica_wait_ms=s.redis_replica_wait_ms,
+        )
+
+    @cached_property
+    def enrolment(self) -> Enrolment:
+        """What taking a sourced person in uses (sourcing/enrol.py): the quick client of requests and this process's
+        silence, and whether sign-ups wait for their confirmation by email."""
+        return Enrolment(quick=self.request_redis, heard=self.silence.heard, optin=optin.wanted(self.settings))
 
     @cached_property
     def limits(self) -> Limits:

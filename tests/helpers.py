@@ -476,7 +476,7 @@ def submit_one(svc: Services, sandbox: Sandbox, n: int = 0, posting: dict | None
     p = posting or simple_posting(sandbox)
     form = build_form(sandbox.state.questions[p["id"]])
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"], n)), {}, 2**20)
-    return accept.submit(svc, app, {}, posting_title=p["text"]).receipt
+    return accept.submit(svc.intake, app, {}, posting_title=p["text"]).receipt
 
 
 def other_posting(sandbox: Sandbox) -> dict:

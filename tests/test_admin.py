@@ -165,7 +165,7 @@ def test_a_recruiter_downloads_a_file_from_redis_until_lever_has_it(
     assert "Ada Lovelace CV.pdf" in download.headers["Content-Disposition"]
     assert audit.entries(r, target=receipt)[0]["action"] == "download file"
     assert client.get(f"/admin/applications/{receipt}/files/1").status_code == 404
-    assert deliverer.deliver(tasks.use(Services(settings)), receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(tasks.use(Services(settings)).delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     gone = client.get(f"/admin/applications/{receipt}/files/0")
     assert gone.status_code == 404
     assert "removed once delivered to Lever" in gone.get_data(as_text=True)
@@ -187,7 +187,7 @@ def test_retry_of_needs_attention_delivers_once_lever_accepts(
     svc = tasks.use(Services(settings))
     receipt = submit(client, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Posting is on hold")
-    deliverer.deliver(svc, receipt)
+    deliverer.deliver(svc.delivery, receipt)
     sign_in(client, *ADMIN)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     assert "Posting is on hold" in page
@@ -196,7 +196,7 @@ def test_retry_of_needs_attention_delivers_once_lever_accepts(
     assert "Full name" in page
     assert client.post(f"/admin/applications/{receipt}/retry", data={"csrf_token": csrf(client)}).status_code == 302
     assert store.load(r, receipt).state == State.QUEUED
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     rec = store.load(r, receipt)
     assert rec.lever_application_id in page
@@ -241,7 +241,7 @@ def test_pause_parks_and_resume_releases(client, r: redis.Redis, staff, settings
     sign_in(client, *ADMIN)
     client.post("/admin/delivery/pause", data={"csrf_token": csrf(client)})
     receipt = submit(client, sandbox)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.PARKED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.PARKED
     assert sandbox.count("postings.apply") == 0
     client.post("/admin/delivery/resume", data={"csrf_token": csrf(client)})
     assert store.load(r, receipt).state == State.QUEUED
@@ -262,7 +262,7 @@ def test_metrics_change_as_applications_flow(client, r: redis.Redis, settings, s
     assert metric(mid, 'jobsite_applications{state="queued"}') == 1
     assert metric(mid, "jobsite_applications_received_total") == 1
     assert metric(mid, 'jobsite_cache_requests_total{result="miss"}') >= 1
-    deliverer.deliver(svc, receipt)
+    deliverer.deliver(svc.delivery, receipt)
     after = client.get("/metrics").get_data(as_text=True)
     assert metric(after, 'jobsite_applications{state="delivered"}') == 1
     assert metric(after, 'jobsite_deliveries_total{outcome="delivered"}') == 1
@@ -310,7 +310,7 @@ def test_purge_removes_personal_data_and_keeps_counts(client, r: redis.Redis, se
     svc = tasks.use(Services(settings))
     old, recent, stuck = (submit(client, sandbox, n) for n in range(3))
     for receipt in (old, recent):
-        deliverer.deliver(svc, receipt)
+        deliverer.deliver(svc.delivery, receipt)
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     later = time.time() + settings.retention_days * 86400 + 60
     r.zadd(store.DELIVERED_LOG, {recent: later - 3600})  # as if `recent` was delivered an hour before `later`
@@ -349,7 +349,7 @@ def test_retention_removes_the_files_of_a_discarded_application(
         ).get_json()["receipt"]
 
     discarded, stuck = with_resume(1), with_resume(2)
-    assert deliverer.discard(Services(settings), discarded, "ada@acme.test", "duplicate")
+    assert deliverer.discard(Services(settings).delivery, discarded, "ada@acme.test", "duplicate")
     store.update(r, store.load(r, stuck), State.NEEDS_ATTENTION, last_error="refused")
     later = time.time() + settings.retention_days * 86400 + 60
     assert retention.purge(Services(settings).redis, settings.retention_days, now=later) == 1
@@ -434,9 +434,9 @@ def test_no_discard_while_a_worker_sends_it(client, r: redis.Redis, staff, setti
     assert store.load(r, receipt).state == State.QUEUED
     assert "sending it to Lever right now" in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
     held.release()
-    assert deliverer.discard(svc, receipt, ADMIN[0], "duplicate")
+    assert deliverer.discard(svc.delivery, receipt, ADMIN[0], "duplicate")
     assert store.load(r, receipt).state == State.DISCARDED
-    assert not deliverer.discard(svc, receipt, ADMIN[0], "again")
+    assert not deliverer.discard(svc.delivery, receipt, ADMIN[0], "again")
 
 
 def test_the_dashboard_speaks_a_recruiters_words_with_an_estimate_at_its_pace(

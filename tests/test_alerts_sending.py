@@ -120,7 +120,7 @@ def run_due(svc: Services) -> None:
     """Everything due in the next day, sent as the workers would."""
     later = server_now(svc.redis) + 86400 * 8
     for group in digest.take_due(svc.redis, later):
-        digest.send(svc, group, now=later)
+        digest.send(svc.alerting, group, now=later)
 
 
 def test_a_posting_is_announced_once_across_machines_and_refreshes(r: redis.Redis) -> None:
@@ -162,8 +162,8 @@ def test_each_matching_confirmed_subscriber_gets_the_posting_once(
 
     posting_id = publish(svc, sandbox, team="Alerts Lab", text="Robot Whisperer")
     assert fanout.stalled(r) == [posting_id]
-    assert fanout.fan_out(svc, posting_id) == "3 given"
-    assert fanout.fan_out(svc, posting_id) == "0 given"  # a duplicate job, a retry: nothing twice
+    assert fanout.fan_out(svc.alerting, posting_id) == "3 given"
+    assert fanout.fan_out(svc.alerting, posting_id) == "0 given"  # a duplicate job, a retry: nothing twice
     assert published.waiting(r, server_now(r)) == []
     assert digest.take_due(r) == []  # an instant alert gathers for JOBSITE_ALERT_GATHER_S first
     run_due(svc)
@@ -201,9 +201,9 @@ def test_a_posting_unpublished_before_the_digest_is_left_out(
     kept = publish(svc, sandbox, team="Digest Lab", text="Kept Role")
     dropped = publish(svc, sandbox, team="Digest Lab", text="Dropped Role")
     for posting_id in (kept, dropped):
-        fanout.fan_out(svc, posting_id)
+        fanout.fan_out(svc.alerting, posting_id)
     for group in digest.take_due(r, server_now(r) + svc.settings.alert_gather_s + 1):
-        digest.send(svc, group)  # looked at: both wait for their digest
+        digest.send(svc.alerting, group)  # looked at: both wait for their digest
     assert box.messages == []
     due = dict((k.decode(), v) for k, v in r.zrange(fanout.DUE, 0, -1, withscores=True))
     assert due[daily] == fanout.next_digest(Frequency.DAILY, server_now(r))
@@ -225,7 +225,7 @@ def test_paused_alerts_wait_and_go_once_resumed(svc: Services, sandbox: Sandbox,
     subscriber(r, "pat@example.com", team="Pause Lab")
     posting_id = publish(svc, sandbox, team="Pause Lab")
     digest.set_pause(r, True, by="admin")
-    fanout.fan_out(svc, posting_id)  # matching goes on
+    fanout.fan_out(svc.alerting, posting_id)  # matching goes on
     assert digest.take_due(r, server_now(r) + 3600) == []
     digest.set_pause(r, False, by="admin")
     run_due(svc)
@@ -337,7 +337,7 @@ def test_an_alert_cut_off_by_redis_before_its_claim_is_sent_on_the_next_run(
     started(svc)
     sub = subscriber(r, "hal@example.com", team="Cut Lab")
     posting_id = publish(svc, sandbox, team="Cut Lab", text="Cut Off Engineer")
-    assert fanout.fan_out(svc, posting_id) == "1 given"
+    assert fanout.fan_out(svc.alerting, posting_id) == "1 given"
     later = server_now(r) + 86400
     proxy = RedisProxy(str(redis_server.socket))
     try:
@@ -350,15 +350,15 @@ def test_an_alert_cut_off_by_redis_before_its_claim_is_sent_on_the_next_run(
 
         monkeypatch.setattr(pace, "take", redis_gone_while_waiting)
         with pytest.raises(redis.ConnectionError):
-            digest.send(cut, [sub], now=later)
+            digest.send(cut.alerting, [sub], now=later)
     finally:
         proxy.stop()
         monkeypatch.setattr(pace, "take", real_take)
     assert box.to("hal@example.com") == []
-    assert digest.send(svc, [sub], now=later) == {"sent": 1}
+    assert digest.send(svc.alerting, [sub], now=later) == {"sent": 1}
     [message] = box.to("hal@example.com")
     assert "Cut Off Engineer" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert digest.send(svc, [sub], now=later) == {"nothing pending": 1}  # and once only
+    assert digest.send(svc.alerting, [sub], now=later) == {"nothing pending": 1}  # and once only
 
 
 def test_an_alert_whose_worker_died_after_its_claim_is_not_sent_again(
@@ -375,7 +375,7 @@ def test_an_alert_whose_worker_died_after_its_claim_is_not_sent_again(
     started(svc)
     sub = subscriber(r, "ivy@example.com", team="Gone Lab")
     posting_id = publish(svc, sandbox, team="Gone Lab", text="Lost Word Engineer")
-    assert fanout.fan_out(svc, posting_id) == "1 given"
+    assert fanout.fan_out(svc.alerting, posting_id) == "1 given"
     later = server_now(r) + 86400
     proxy = RedisProxy(str(redis_server.socket))
     try:
@@ -389,14 +389,14 @@ def test_an_alert_whose_worker_died_after_its_claim_is_not_sent_again(
 
         monkeypatch.setattr(sending, "_send", sent_then_redis_gone)
         with pytest.raises(redis.ConnectionError):
-            digest.send(cut, [sub], now=later)
+            digest.send(cut.alerting, [sub], now=later)
     finally:
         proxy.stop()
         monkeypatch.setattr(sending, "_send", real_send)
     assert len(box.to("ivy@example.com")) == 1
     batch_id = r.hget(digest.BATCH.format(sub), "id").decode()  # type: ignore[union-attr]
     r.delete(sending.key(f"alert:{sub}:{batch_id}"))  # the claim lapsed
-    assert digest.send(svc, [sub], now=later) == {"unknown (a worker died sending it)": 1}
+    assert digest.send(svc.alerting, [sub], now=later) == {"unknown (a worker died sending it)": 1}
     assert len(box.to("ivy@example.com")) == 1
 
 
@@ -409,10 +409,10 @@ def test_an_alert_deferred_by_the_mail_server_is_sent_on_its_retry(
     started(svc)
     sub = subscriber(r, "jo@example.com", team="Slow Lab")
     posting_id = publish(svc, sandbox, team="Slow Lab", text="Patient Engineer")
-    assert fanout.fan_out(svc, posting_id) == "1 given"
+    assert fanout.fan_out(svc.alerting, posting_id) == "1 given"
     later = server_now(r) + 86400
     box.defer.add("jo@example.com")
-    assert digest.send(svc, [sub], now=later) == {"deferred": 1}
+    assert digest.send(svc.alerting, [sub], now=later) == {"deferred": 1}
     assert box.to("jo@example.com") == []
-    assert digest.send(svc, [sub], now=later) == {"sent": 1}
+    assert digest.send(svc.alerting, [sub], now=later) == {"sent": 1}
     assert len(box.to("jo@example.com")) == 1

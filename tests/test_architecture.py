@@ -161,10 +161,24 @@ def test_few_modules_at_the_top() -> None:
     assert len(top) <= 15, top
 
 
-@pytest.mark.parametrize("module", ["jobsite.admission", "jobsite.privacy.applications"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "jobsite.admission",
+        "jobsite.privacy",
+        "jobsite.delivery",
+        "jobsite.console",
+        "jobsite.intake",
+        "jobsite.followup",
+        "jobsite.sourcing",
+        "jobsite.alerts",
+    ],
+)
 def test_these_take_inputs_not_the_locator(module: str) -> None:
-    """Admission's checks take an `Admission` (what they use, built by services.py), applications' retention a Redis
-    client and its period: never `Services` itself."""
+    """Each of these takes what it uses, built once by services.py (admission's checks an `Admission`, delivery,
+    the follow-ups, sourcing and retention a `Delivery`, the dashboard a `Board`, intake an `Intake`, sourcing's
+    sign-ups an `Enrolment`, the job alerts an `Alerting`), or plain arguments (applications' retention a Redis client
+    and its period): never `Services` itself, the locator (the layer contract puts services.py above them all)."""
     assert {name for name in MODULES if name.startswith(module) and "jobsite.services" in GRAPH[name]} == set()
 
 

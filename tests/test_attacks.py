@@ -58,7 +58,7 @@ def test_a_file_goes_out_named_for_what_it_is_not_for_what_it_was_called(
     assert download.status_code == 200
     assert download.headers["Content-Disposition"] == "attachment; filename=resume.txt"
     assert download.headers["Content-Type"].startswith("text/plain")
-    assert deliverer.deliver(tasks.use(Services(settings)), receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(tasks.use(Services(settings)).delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     [uploaded] = sandbox.state.uploads.values()
     assert uploaded["filename"] == "resume.txt"
 
@@ -78,7 +78,7 @@ def test_a_signed_envelope_replayed_as_candidate_deleted_forgets_no_one(
     hooked = replace(settings, lever_webhook_token="signing-token")
     svc = tasks.use(Services(hooked))
     receipt = submit_one(svc, sandbox)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     contact = store.load(r, receipt).contact_id
     report.track(r, store.load(r, receipt))
     hook = create_app(hooked).test_client()
@@ -220,7 +220,7 @@ def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(
     joined = join("A" * 96 + ".hta", script)  # text, and not called a document: it is kept, as text
     assert joined.status_code == 202
     svc = tasks.use(Services(settings))
-    assert sourcing_deliverer.deliver(svc, joined.get_json()["receipt"]).outcome == deliverer.Outcome.DELIVERED
+    assert sourcing_deliverer.deliver(svc.delivery, joined.get_json()["receipt"]).outcome == deliverer.Outcome.DELIVERED
     [made] = requests.get(f"{sandbox.url}/_sandbox/opportunities", timeout=5).json()["data"]
     assert made["resume"]["name"] == "A" * 80 + ".txt"
 
@@ -238,7 +238,7 @@ def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(
 
     def capture(name: str, recruiter: str) -> sourced.Accepted:
         body = {"name": name, "email": f"{name.split()[0].lower()}@example.com", "client_id": "c-0000001"}
-        return sourced.submit(svc, sourced.event_capture(body, fair, recruiter))
+        return sourced.submit(svc.enrolment, sourced.event_capture(body, fair, recruiter))
 
     theirs = capture("Mallory Sender", "sam@acme.example")
     mine = capture("Grace Hopper", "rita@acme.example")

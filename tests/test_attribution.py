@@ -50,7 +50,7 @@ def test_utm_and_referrer_survive_two_pages_and_reach_lever(
     [rec] = store.load_many(r, store.receipts(r, store.State.QUEUED))
     assert rec.attribution == Attribution("linkedin", "social", "spring", "www.linkedin.com")
     svc = tasks.use(Services(settings))
-    assert deliverer.deliver(svc, rec.receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, rec.receipt).outcome == deliverer.Outcome.DELIVERED
     assert sandbox.received()["applications"][0]["body"]["source"] == "linkedin"
 
 

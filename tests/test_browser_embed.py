@@ -293,7 +293,7 @@ def test_apply_in_place_in_the_overlay(
     assert (record.source, record.medium, record.campaign) == ("careers-page", "", "spring")
     assert record.files[0]["filename"] == "ada-cv.pdf"
     svc = tasks.use(Services(settings))
-    assert deliverer.deliver(svc, record.receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, record.receipt).outcome == deliverer.Outcome.DELIVERED
     sent = sandbox.received()["applications"][-1]["body"]
     assert sent["source"] == "careers-page"
 

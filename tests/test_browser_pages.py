@@ -188,7 +188,9 @@ def test_console_pages(page, site, r: redis.Redis, sandbox: Sandbox) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/admin/$"))
     svc = live.server.app.extensions["jobsite"]
-    assert deliverer.deliver(tasks.use(svc), receipt).outcome == deliverer.Outcome.DELIVERED  # a person in Lever
+    assert (
+        deliverer.deliver(tasks.use(svc).delivery, receipt).outcome == deliverer.Outcome.DELIVERED
+    )  # a person in Lever
     contact = store.load(r, receipt).contact_id
     report.track(r, store.load(r, receipt))  # in the pipeline report, before any sync
     event = events.add(r, "Berlin Robotics Meetup", "2026-12-03", [p["id"] for p in sandbox.public_postings()[:2]])
@@ -582,7 +584,7 @@ def test_the_console_reads_at_a_glance(page, live: LiveServer, r: redis.Redis, s
         )
     svc = live.server.app.extensions["jobsite"]
     for receipt in store.receipts(r, store.State.QUEUED):
-        deliverer.deliver(tasks.use(svc), receipt)  # meets the maintenance: the gate closes
+        deliverer.deliver(tasks.use(svc).delivery, receipt)  # meets the maintenance: the gate closes
     page.goto(live.url + "/admin/login")
     page.fill("#email", ADMIN[0])
     page.fill("#password", "not the password")

@@ -39,7 +39,7 @@ def svc(settings: Settings, r: redis.Redis) -> Services:
 def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
     assert store.load(svc.redis, receipt).state == State.QUEUED
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     rec = store.load(svc.redis, receipt)
     got = sandbox.received()["applications"]
     assert len(got) == 1
@@ -52,7 +52,7 @@ def test_delivers_and_records_levers_ids(svc: Services, sandbox: Sandbox) -> Non
     assert body["origin"] == "applied"
     assert {"name": "email", "value": "candidate0@example.com"} in body["personalInformation"]
     # delivering again is a no-op: it was delivered
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.SKIPPED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.SKIPPED
     assert len(sandbox.received()["applications"]) == 1
 
 
@@ -72,12 +72,12 @@ def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
     resume = b"%PDF-1.7\n" + os.urandom(100_000)
     upload = {"resume": UploadedFile("cv.pdf", resume)}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    receipt = accept.submit(svc, app, upload).receipt
+    receipt = accept.submit(svc.intake, app, upload).receipt
     assert svc.redis.exists(uploads.KEY.format(receipt))
     sandbox.control("fail", path="/apply", status=500, count=1)  # uploaded, then the apply fails: the file stays
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY
     assert svc.redis.exists(uploads.KEY.format(receipt))
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     [sent] = sandbox.state.uploads.values()  # the second attempt reused Lever's copy
     assert sent["sha256"] == hashlib.sha256(resume).hexdigest()
     assert sent["filename"] == "cv.pdf"
@@ -88,7 +88,7 @@ def test_a_file_reaches_lever_intact_from_redis_and_leaves_redis_once_delivered(
 def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Field 'phone' is not valid")
-    result = deliverer.deliver(svc, receipt)
+    result = deliverer.deliver(svc.delivery, receipt)
     assert result.outcome == deliverer.Outcome.NEEDS_ATTENTION
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.NEEDS_ATTENTION
@@ -96,7 +96,7 @@ def test_a_4xx_needs_attention_with_levers_message(svc: Services, sandbox: Sandb
     assert "400" in rec.last_error
     assert [a["status"] for a in store.attempts(svc.redis, receipt)] == [400]
     assert sandbox.received()["applications"] == []
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.SKIPPED  # stays for a human
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.SKIPPED  # stays for a human
 
 
 def test_levers_error_text_never_reaches_the_log(svc: Services, sandbox: Sandbox) -> None:
@@ -115,7 +115,7 @@ def test_levers_error_text_never_reaches_the_log(svc: Services, sandbox: Sandbox
             count=1,
             message="candidate0@example.com\nINFO jobsite.delivery application 00000000 delivered",
         )
-        assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
+        assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     finally:
         logging.getLogger("jobsite").removeHandler(handler)
     logged = stream.getvalue()
@@ -141,13 +141,13 @@ def test_control_characters_in_any_log_message_stay_on_one_line() -> None:
 def test_a_dropped_connection_after_lever_processed_it_creates_no_duplicate(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
     sandbox.control("drop", path="/apply", count=1)
-    first = deliverer.deliver(svc, receipt)
+    first = deliverer.deliver(svc.delivery, receipt)
     assert first.outcome == deliverer.Outcome.RETRY
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.WAITING
     assert rec.inflight_at > 0
     assert len(sandbox.received()["applications"]) == 1  # Lever has it
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     rec = store.load(svc.redis, receipt)
     got = sandbox.received()["applications"]
     assert len(got) == 1
@@ -160,10 +160,10 @@ def test_a_probe_that_finds_lever_already_has_it_opens_the_gate(svc: Services, s
     """A probe's answer is an answer even when it comes from reconciling: the waiting applications go at once."""
     receipt, other = submit_one(svc, sandbox), submit_one(svc, sandbox, 1)
     sandbox.control("drop", path="/apply", count=1)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we do not know
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we do not know
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "maintenance")
-    assert deliverer.deliver(svc, other).outcome == deliverer.Outcome.PARKED
-    result = deliverer.deliver(svc, receipt, probe=True)
+    assert deliverer.deliver(svc.delivery, other).outcome == deliverer.Outcome.PARKED
+    result = deliverer.deliver(svc.delivery, receipt, probe=True)
     assert result.outcome == deliverer.Outcome.DELIVERED
     assert other in result.opened
     assert gate.status(svc.redis).is_open
@@ -173,8 +173,8 @@ def test_a_probe_that_finds_lever_already_has_it_opens_the_gate(svc: Services, s
 def test_an_unknown_outcome_that_lever_lacks_is_sent_again(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/apply", status=502, count=1, message="bad gateway")  # 5xx: outcome unknown
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     assert len(sandbox.received()["applications"]) == 1
     assert sandbox.count("postings.apply") == 2
 
@@ -185,8 +185,8 @@ def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc
     assert svc.redis.get(deliverer.CAN_RECONCILE) == b"0"
     receipt = submit_one(svc, sandbox)
     sandbox.control("drop", path="/apply", count=1)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     messages = [a["message"] for a in store.attempts(svc.redis, receipt)]
     assert any("may not list opportunities" in m for m in messages)
 
@@ -194,22 +194,22 @@ def test_without_permission_to_list_opportunities_it_falls_back_to_resending(svc
 def test_503_closes_the_gate_and_parks_everything(svc: Services, sandbox: Sandbox) -> None:
     sandbox.control("maintenance", on=True)
     first, second = submit_one(svc, sandbox, 1), submit_one(svc, sandbox, 2)
-    result = deliverer.deliver(svc, first)
+    result = deliverer.deliver(svc.delivery, first)
     assert result.outcome == deliverer.Outcome.PARKED
     assert result.gate_closed
     assert result.probe_delay_s <= 1.0
     assert gate.status(svc.redis).state == "closed"
-    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.PARKED
+    assert deliverer.deliver(svc.delivery, second).outcome == deliverer.Outcome.PARKED
     assert sandbox.count("postings.apply") == 1  # the second never reached Lever
     assert store.load(svc.redis, second).state == State.WAITING
     assert store.load(svc.redis, second).public()["status"] == "waiting"
     assert gate.oldest_parked(svc.redis) == first
 
     # a probe while Lever is still down backs off; one after it is back opens the gate and releases the rest
-    assert deliverer.deliver(svc, first, probe=True).outcome == deliverer.Outcome.PARKED
+    assert deliverer.deliver(svc.delivery, first, probe=True).outcome == deliverer.Outcome.PARKED
     assert gate.status(svc.redis).failures == 1
     sandbox.control("maintenance", on=False)
-    result = deliverer.deliver(svc, first, probe=True)
+    result = deliverer.deliver(svc.delivery, first, probe=True)
     assert result.outcome == deliverer.Outcome.DELIVERED
     assert second in result.opened
     status = gate.status(svc.redis)
@@ -234,7 +234,7 @@ def test_a_429_slows_every_worker_until_the_rate_climbs_back(
     for n in (101, 102):  # another client of the same key fills Lever's window: 2 applies in this second
         lever.apply(posting["id"], lever_body(sandbox, posting["id"], n))
     before = time.time()
-    result = deliverer.deliver(svc, receipt)
+    result = deliverer.deliver(svc.delivery, receipt)
     assert sandbox.count("postings.apply", 429) == 1
     assert result.outcome == deliverer.Outcome.RETRY
     assert result.retry_at >= before + 1.0
@@ -324,7 +324,7 @@ def test_a_retry_after_is_obeyed_by_every_worker(svc: Services, sandbox: Sandbox
     sandbox.control("limits", mode="bucket", apply_per_s=0.01, apply_burst=1, retry_after=True)
     lever.apply(posting["id"], lever_body(sandbox, posting["id"], 9))  # another client takes the only token
     before = time.time()
-    result = deliverer.deliver(svc, receipt)
+    result = deliverer.deliver(svc.delivery, receipt)
     assert result.outcome == deliverer.Outcome.RETRY
     assert result.retry_at >= before + 90
     for limit in (svc.limits.apply, svc.limits.lever):  # every call waits, not only applies
@@ -336,7 +336,7 @@ def test_retry_window_ends_in_needs_attention(svc: Services, sandbox: Sandbox) -
     rec = store.load(svc.redis, receipt)
     store.update(svc.redis, rec, created_at=time.time() - svc.settings.retry_window_s - 1)
     sandbox.control("fail", path="/apply", status=500, count=1, message="internal")
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     assert "kept failing for 72 h" in store.load(svc.redis, receipt).last_error
 
 
@@ -475,7 +475,7 @@ def test_cli_lists_and_retries_applications_that_need_attention(
 
     receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/apply", status=400, count=1, message="Posting requires a phone number")
-    deliverer.deliver(svc, receipt)
+    deliverer.deliver(svc.delivery, receipt)
     env = worker_env(settings)
     listed = CliRunner().invoke(main, ["applications", "list"], env=env)
     assert listed.exit_code == 0
@@ -486,13 +486,13 @@ def test_cli_lists_and_retries_applications_that_need_attention(
     assert "queued 1 application" in retried.output
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.QUEUED
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
 
 
 def test_a_refused_api_key_parks_everything_instead_of_failing_each(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
     sandbox.control("forbid", endpoints=["postings.apply"])
-    result = deliverer.deliver(svc, receipt)
+    result = deliverer.deliver(svc.delivery, receipt)
     assert result.outcome == deliverer.Outcome.PARKED
     assert result.gate_closed
     status = gate.status(svc.redis)
@@ -500,19 +500,19 @@ def test_a_refused_api_key_parks_everything_instead_of_failing_each(svc: Service
     assert "refused the API key (403)" in status.reason
     assert store.load(svc.redis, receipt).state == State.WAITING
     sandbox.control("forbid", endpoints=[])
-    assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
     assert gate.status(svc.redis).state == "open"
 
 
 def test_an_unknown_outcome_survives_maintenance_until_it_is_reconciled(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
     sandbox.control("drop", path="/apply", count=1)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we do not know
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we do not know
     sandbox.control("maintenance", on=True)
-    assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.PARKED  # reconcile got 503
+    assert deliverer.deliver(svc.delivery, receipt, probe=True).outcome == deliverer.Outcome.PARKED  # reconcile got 503
     assert store.load(svc.redis, receipt).inflight_at > 0  # still unknown: must be checked, not re-sent
     sandbox.control("maintenance", on=False)
-    assert deliverer.deliver(svc, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt, probe=True).outcome == deliverer.Outcome.DELIVERED
     assert len(sandbox.received()["applications"]) == 1
     assert sandbox.count("postings.apply") == 1
 
@@ -571,9 +571,9 @@ def test_a_file_missing_from_redis_needs_attention_and_says_so(svc: Services, sa
     form = build_form(sandbox.state.questions[p["id"]])
     upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    receipt = accept.submit(svc, app, upload).receipt
+    receipt = accept.submit(svc.intake, app, upload).receipt
     uploads.remove(svc.redis, receipt)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     assert store.load(svc.redis, receipt).last_error.startswith("the uploaded file cv.pdf is no longer in Redis")
 
 
@@ -588,12 +588,12 @@ def test_a_probe_that_fails_before_reaching_lever_leaves_the_gate_closed(svc: Se
     form = build_form(sandbox.state.questions[p["id"]])
     upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.4 cv")}
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
-    broken = accept.submit(svc, app, upload).receipt
+    broken = accept.submit(svc.intake, app, upload).receipt
     waiting = submit_one(svc, sandbox, 2)
     for receipt in (broken, waiting):
-        deliverer.deliver(svc, receipt)
+        deliverer.deliver(svc.delivery, receipt)
     uploads.remove(svc.redis, broken)
-    assert deliverer.deliver(svc, broken, probe=True).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc.delivery, broken, probe=True).outcome == deliverer.Outcome.NEEDS_ATTENTION
     status = gate.status(svc.redis)
     assert status.state == "closed"  # a missing file says nothing about Lever: still in maintenance
     assert gate.oldest_parked(svc.redis) == waiting  # the next probe takes the next application
@@ -633,20 +633,22 @@ def test_a_delivery_whose_lease_ran_out_stops_before_applying(
         return lease
 
     monkeypatch.setattr(deliverer, "_lease", stolen)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.SKIPPED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.SKIPPED
     assert sandbox.count("postings.apply") == 0  # nothing was sent by the worker that lost its lease
     assert svc.redis.get(deliverer.LEASE.format(receipt)) == b"another worker's token"  # nor ended the other's lease
 
 
 def test_the_maintenance_check_is_a_light_read_paced_with_every_call(svc: Services, sandbox: Sandbox) -> None:
     sandbox.control("maintenance", on=True)
-    check = deliverer.check_maintenance(svc)
+    check = deliverer.check_maintenance(svc.delivery)
     assert check == deliverer.MaintenanceCheck(deliverer.Check.ONGOING, svc.settings.probe_interval_s)
     assert svc.redis.zcard(pacing.SLOTS.format("lever")) == 1  # the read took a slot every Lever call shares
     sandbox.control("maintenance", on=False)
-    assert deliverer.check_maintenance(svc).check == deliverer.Check.ENDED
+    assert deliverer.check_maintenance(svc.delivery).check == deliverer.Check.ENDED
     sandbox.control("fail", path="/stages", status=429, count=1, message="slow down")
-    assert deliverer.check_maintenance(svc).check == deliverer.Check.ENDED  # Lever answered: not in maintenance
+    assert (
+        deliverer.check_maintenance(svc.delivery).check == deliverer.Check.ENDED
+    )  # Lever answered: not in maintenance
     assert pacing.pace(svc.redis, svc.limits.lever).factor < 1  # and its 429 slowed every worker's calls
     assert [q["status"] for q in sandbox.received()["requests"]] == [503, 200, 429]
     assert sandbox.count("stages.list") == 3
@@ -658,15 +660,15 @@ def test_a_refused_read_is_remembered_and_tried_again_later(
 ) -> None:
     sandbox.control("forbid", endpoints=["stages"])
     sandbox.control("maintenance", on=True)
-    assert deliverer.check_maintenance(svc).check == deliverer.Check.UNREADABLE
-    assert deliverer.check_maintenance(svc).check == deliverer.Check.UNREADABLE
+    assert deliverer.check_maintenance(svc.delivery).check == deliverer.Check.UNREADABLE
+    assert deliverer.check_maintenance(svc.delivery).check == deliverer.Check.UNREADABLE
     assert sandbox.count("stages.list") == 1  # not asked again every few seconds
     assert gate.read_refused(svc.redis) == "the API key may not read stages (403)"
     assert "re-sending the oldest application" in caplog.text
     assert "API key may not read stages" in caplog.text
     svc.redis.delete(gate.READ_REFUSED)  # as when JOBSITE_PROBE_READ_RETRY_S has passed
     sandbox.control("forbid", endpoints=[])  # an admin granted the read meanwhile
-    assert deliverer.check_maintenance(svc).check == deliverer.Check.ONGOING
+    assert deliverer.check_maintenance(svc.delivery).check == deliverer.Check.ONGOING
     assert sandbox.count("stages.list") == 2
 
 
@@ -724,11 +726,11 @@ def test_a_refused_key_is_probed_by_delivering_not_by_reading(svc: Services, san
     sandbox.control("forbid", endpoints=["postings.apply"])
     tasks.deliver(receipt)  # 403: the gate closes for the key, and a probe is scheduled
     assert gate.status(svc.redis).cause == gate.Cause.KEY_REFUSED
-    assert "re-sending the oldest application" in dashboard.status(svc)["gate"]["check"]
+    assert "re-sending the oldest application" in dashboard.status(svc.board)["gate"]["check"]
     sandbox.control("forbid", endpoints=[])
     assert tasks.probe() == "delivered"
     assert sandbox.count("stages.list") == 0  # a read says nothing about the key's right to apply
-    assert dashboard.status(svc)["gate"]["check"] == ""
+    assert dashboard.status(svc.board)["gate"]["check"] == ""
 
 
 def test_a_job_queued_under_the_old_task_path_still_runs(svc: Services, sandbox: Sandbox) -> None:

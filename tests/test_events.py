@@ -77,7 +77,7 @@ def test_an_admin_creates_an_event_and_captures_once_per_client_id(
     [grace] = people.of_event(r, event.id)
     assert grace.recruiter == ADMIN[0]
     assert [s.posting for s in grace.sends] == [posting["id"]]
-    opportunities.deliver(Services(settings), grace.id)
+    opportunities.deliver(Services(settings).delivery, grace.id)
     page = client.get(f"/admin/events/{event.id}").get_data(as_text=True)
     grace = people.load(r, grace.id)  # type: ignore[assignment]
     assert "Grace" in page

@@ -41,7 +41,7 @@ def submit(svc: Services, sandbox: Sandbox, n: int = 0) -> str:
     p = simple_posting(sandbox)
     form = build_form(sandbox.state.questions[p["id"]])
     app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"], n)), {}, 2**20)
-    return accept.submit(svc, app, {}, posting_title=p["text"]).receipt
+    return accept.submit(svc.intake, app, {}, posting_title=p["text"]).receipt
 
 
 def in_lever(sandbox: Sandbox, receipt: str) -> list[dict]:
@@ -60,11 +60,11 @@ def test_the_same_person_twice_with_an_unprocessed_500_reaches_lever_once_each(
     application's opportunity for it: both reach Lever, once each."""
     svc = tasks.use(Services(settings))
     first = submit(svc, sandbox, 7)
-    assert deliverer.deliver(svc, first).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, first).outcome == deliverer.Outcome.DELIVERED
     second = submit(svc, sandbox, 7)  # the same person, the same posting: a corrected CV
     sandbox.control("fail", path="/apply", status=500, count=1, message="internal error")
-    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.RETRY
-    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, second).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc.delivery, second).outcome == deliverer.Outcome.DELIVERED
     got = sandbox.received()["applications"]
     assert len(got) == 2
     assert sandbox.count("postings.apply") == 3
@@ -84,19 +84,19 @@ def test_an_opportunity_lever_cannot_tell_apart_is_left_to_a_person(
     svc = tasks.use(Services(settings_with(settings, JOBSITE_RECONCILE_SETTLE_S="0")))
     receipt = submit(svc, sandbox, 3)
     sandbox.control("drop", path="/apply", count=1)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we cannot tell
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY  # Lever has it; we cannot tell
     for a in sandbox.state.opportunities:  # as if Lever kept no link: our marker is gone
         a["links"] = []
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     rec = store.load(r, receipt)
     assert rec.maybe_delivered
     assert rec.maybe_delivered[0]["opportunity"] == sandbox.state.opportunities[0]["id"]
     assert "cannot tell" in rec.last_error
     assert sandbox.count("postings.apply") == 1
     jobs.retry_now(r, [receipt])  # "retry all" leaves the question open: still not sent again
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
     assert sandbox.count("postings.apply") == 1
-    deliverer.settle_maybe_delivered(svc, receipt, "rita@example.com", delivered=True)
+    deliverer.settle_maybe_delivered(svc.delivery, receipt, "rita@example.com", delivered=True)
     rec = store.load(r, receipt)
     assert rec.state == State.DELIVERED
     assert rec.opportunity_id == sandbox.state.opportunities[0]["id"]
@@ -110,13 +110,13 @@ def test_a_maybe_delivered_application_can_be_sent_again_by_a_person(
     svc = tasks.use(Services(settings_with(settings, JOBSITE_RECONCILE_SETTLE_S="0")))
     receipt = submit(svc, sandbox, 4)
     sandbox.control("drop", path="/apply", count=1)
-    deliverer.deliver(svc, receipt)
+    deliverer.deliver(svc.delivery, receipt)
     for a in sandbox.state.opportunities:
         a["links"] = []
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
-    deliverer.settle_maybe_delivered(svc, receipt, "rita@example.com", delivered=False)
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    deliverer.settle_maybe_delivered(svc.delivery, receipt, "rita@example.com", delivered=False)
     assert jobs.retry_now(r, [receipt]) == [receipt]  # as the console's "send it again" does
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     assert sandbox.count("postings.apply") == 2  # the person decided it was not there: sent again, no reconcile
     messages = [a["message"] for a in store.attempts(r, receipt)]
     assert any("rita@example.com" in m and "send it again" in m for m in messages)
@@ -131,14 +131,14 @@ def test_a_lever_slower_than_the_read_timeout_gets_the_application_once(
     svc = tasks.use(Services(settings_with(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1", JOBSITE_RECONCILE_SETTLE_S="6")))
     receipt = submit(svc, sandbox, 5)
     sandbox.control("latency", seconds=3, path="/apply")
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY  # timed out: outcome unknown
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY  # timed out: outcome unknown
     sandbox.control("latency", seconds=0)  # Lever is fast again; the first apply is still being processed
     sent_at = store.load(r, receipt).inflight_at
-    early = deliverer.deliver(svc, receipt)  # the retry: Lever does not list it yet
+    early = deliverer.deliver(svc.delivery, receipt)  # the retry: Lever does not list it yet
     assert early.outcome == deliverer.Outcome.RETRY
     assert early.retry_at >= sent_at + 6
     wait_for(lambda: sandbox.received()["applications"], timeout=30, what="Lever to process the first apply")
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     assert len(sandbox.received()["applications"]) == 1
     assert sandbox.count("postings.apply") == 1
     rec = store.load(r, receipt)
@@ -153,9 +153,9 @@ def test_a_duplicate_that_still_happens_is_reported(settings: Settings, r: redis
     svc = tasks.use(Services(settings_with(settings, JOBSITE_LEVER_READ_TIMEOUT_S="1", JOBSITE_RECONCILE_SETTLE_S="0")))
     receipt = submit(svc, sandbox, 6)
     sandbox.control("latency", seconds=2, path="/apply")
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.RETRY
     sandbox.control("latency", seconds=0)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED  # re-sent at once
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED  # re-sent at once
     wait_for(lambda: len(sandbox.received()["applications"]) == 2, timeout=30, what="the late first copy")
     tasks.tag_opportunity(receipt)  # the follow-up looks at what Lever holds for it
     rec = store.load(r, receipt)
@@ -179,10 +179,10 @@ def test_an_admin_decides_a_maybe_delivered_application_in_the_console(
     client = create_app(s).test_client()
     receipt = submit(svc, sandbox, 8)
     sandbox.control("drop", path="/apply", count=1)
-    deliverer.deliver(svc, receipt)
+    deliverer.deliver(svc.delivery, receipt)
     for a in sandbox.state.opportunities:
         a["links"] = []
-    deliverer.deliver(svc, receipt)
+    deliverer.deliver(svc.delivery, receipt)
     opportunity = sandbox.state.opportunities[0]["id"]
     sign_in(client, *VIEWER)
     page = client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
@@ -231,8 +231,8 @@ def test_an_apply_marked_in_flight_but_never_sent_is_withdrawn_unless_the_record
         )
     assert not store.withdraw_send(r, withdrawn, 999.25)  # another send was recorded since
     assert store.withdraw_send(r, withdrawn, 1000.5)
-    assert deliverer.deliver(svc, withdrawn).outcome == deliverer.Outcome.DELIVERED
-    assert deliverer.deliver(svc, kept).outcome == deliverer.Outcome.RETRY  # Lever may still be processing it
+    assert deliverer.deliver(svc.delivery, withdrawn).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, kept).outcome == deliverer.Outcome.RETRY  # Lever may still be processing it
     assert len(in_lever(sandbox, withdrawn)) == 1
     assert in_lever(sandbox, kept) == []
     assert not store.withdraw_send(r, withdrawn, store.load(r, withdrawn).inflight_at)  # delivered: final
@@ -381,12 +381,12 @@ def test_a_receipt_link_the_candidate_pasted_is_not_sent_as_a_marker(
     application into a link field cannot make Lever's copy of this one look like that one."""
     svc = tasks.use(Services(settings))
     first = submit(svc, sandbox, 9)
-    assert deliverer.deliver(svc, first).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, first).outcome == deliverer.Outcome.DELIVERED
     second = submit(svc, sandbox, 9)
     rec = store.load(r, second)
     rec.application.urls["Portfolio"] = deliverer.receipt_link(settings, first)
     store.update(r, rec, application=rec.application)
-    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, second).outcome == deliverer.Outcome.DELIVERED
     assert len(in_lever(sandbox, first)) == len(in_lever(sandbox, second)) == 1
 
 

@@ -143,7 +143,7 @@ def test_an_unreachable_store_at_intake_spools_the_application_and_nothing_is_lo
         s3.start()
     assert answer["status"] == State.WAITING.public
     assert [p.name.endswith(f"{answer['receipt']}.json") for p in spool.entries(outside.data_dir)] == [True]
-    assert drain_spool(Services(outside)) == 1  # the store is back: the files go there, the record to Redis
+    assert drain_spool(Services(outside).intake) == 1  # the store is back: the files go there, the record to Redis
     assert s3.keys(f"apps/{answer['receipt']}/") == [f"apps/{answer['receipt']}/0"]
     workers.start(worker_env(outside, **s3.env))
     wait_for(lambda: store.load(r, answer["receipt"]).state == State.DELIVERED, timeout=60, what="delivery")

@@ -252,7 +252,7 @@ def test_purging_personal_data_leaves_nothing_of_the_email(
     svc = tasks.use(Services(s))
     receipt = apply(create_app(s).test_client(), sandbox)
     assert tasks.send_confirmation_email(receipt) == "sent"
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     assert sending.state(r, receipt) is not None
     later = store.load(r, receipt).delivered_at + s.retention_days * 86400 + 60
     assert retention.purge(svc.redis, svc.settings.retention_days, now=later) == 1
@@ -377,7 +377,7 @@ def test_levers_own_confirmation_is_a_setting_the_sandbox_sees(
     for n, on in enumerate((False, True)):
         s = replace(settings, lever_confirmation_email=on)
         receipt = apply(create_app(s).test_client(), sandbox, n)
-        assert deliverer.deliver(tasks.use(Services(s)), receipt).outcome == deliverer.Outcome.DELIVERED
+        assert deliverer.deliver(tasks.use(Services(s)).delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     assert [a["sendConfirmationEmail"] for a in sandbox.received()["applications"]] == [False, True]
 
 

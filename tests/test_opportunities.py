@@ -106,34 +106,34 @@ def test_during_maintenance_tags_come_after_the_window_with_no_429_and_say_so(
 
 def test_tagging_failing_twice_never_undoes_delivery_and_the_tags_arrive(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=2)
-    first = tagging.tag(svc, receipt, 0)
+    first = tagging.tag(svc.delivery, receipt, 0)
     assert first.step == tagging.Step.RETRY
     assert first.attempt == 1
     assert first.retry_at > time.time()
     assert store.load(svc.redis, receipt).state == State.DELIVERED
-    second = tagging.tag(svc, receipt, first.attempt)
+    second = tagging.tag(svc.delivery, receipt, first.attempt)
     assert second.step == tagging.Step.RETRY
     assert second.retry_at - time.time() > first.retry_at - time.time() - 1
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.DELIVERED
     assert rec.tags_confirmed == []
     assert rec.tagging.startswith("retrying")
-    assert tagging.tag(svc, receipt, second.attempt).step == tagging.Step.DONE
+    assert tagging.tag(svc.delivery, receipt, second.attempt).step == tagging.Step.DONE
     rec = store.load(svc.redis, receipt)
     assert rec.state == State.DELIVERED
     assert rec.tags_confirmed == [SITE]
     assert lever_tags(sandbox) == [[SITE]]
-    assert tagging.tag(svc, receipt, 0).step == tagging.Step.SKIPPED  # done once
+    assert tagging.tag(svc.delivery, receipt, 0).step == tagging.Step.SKIPPED  # done once
     assert sandbox.count("opportunities.tags") == 3
 
 
 def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: Sandbox, client) -> None:
     receipt = submit_one(svc, sandbox)
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=1)
-    last = tagging.tag(svc, receipt, tagging.TAG_TRIES - 1)
+    last = tagging.tag(svc.delivery, receipt, tagging.TAG_TRIES - 1)
     assert last.step != tagging.Step.DONE
     assert store.load(svc.redis, receipt).tagging.startswith("gave up")
     accounts.add_user(svc.redis, *ADMIN, accounts.Role.ADMIN)
@@ -145,7 +145,7 @@ def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: San
     [job] = Queue(jobs.FOLLOWUP_QUEUE, connection=svc.redis).jobs
     assert job.args == (receipt, 0)
     assert audit.entries(svc.redis, 1)[0]["action"] == "retry tagging"
-    assert tagging.tag(svc, *job.args).step == tagging.Step.DONE
+    assert tagging.tag(svc.delivery, *job.args).step == tagging.Step.DONE
     assert lever_tags(sandbox) == [[SITE]]
     assert "Retry tagging" not in client.get(f"/admin/applications/{receipt}").get_data(as_text=True)
 
@@ -153,9 +153,9 @@ def test_tagging_that_gave_up_is_retried_by_an_admin(svc: Services, sandbox: San
 def test_an_opportunity_not_found_at_delivery_is_looked_up_again(svc: Services, sandbox: Sandbox) -> None:
     receipt = submit_one(svc, sandbox)
     sandbox.control("fail", path="/opportunities", status=503, count=1)  # delivery's lookup fails
-    assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     assert store.load(svc.redis, receipt).opportunity_id == ""
-    assert tagging.tag(svc, receipt, 0).step == tagging.Step.DONE
+    assert tagging.tag(svc.delivery, receipt, 0).step == tagging.Step.DONE
     rec = store.load(svc.redis, receipt)
     assert rec.opportunity_id == sandbox.received()["applications"][0]["opportunityId"]
     assert rec.contact_id
@@ -166,10 +166,10 @@ def test_every_opportunity_of_the_contact_is_tagged_when_asked(svc: Services, sa
 
     svc = tasks.use(Services(replace(svc.settings, tag_every_opportunity=True)))
     first = submit_one(svc, sandbox, 0)
-    assert deliverer.deliver(svc, first).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, first).outcome == deliverer.Outcome.DELIVERED
     second = submit_one(svc, sandbox, 0, posting=other_posting(sandbox))
-    assert deliverer.deliver(svc, second).outcome == deliverer.Outcome.DELIVERED
-    assert tagging.tag(svc, second, 0).step == tagging.Step.DONE
+    assert deliverer.deliver(svc.delivery, second).outcome == deliverer.Outcome.DELIVERED
+    assert tagging.tag(svc.delivery, second, 0).step == tagging.Step.DONE
     assert lever_tags(sandbox) == [[SITE], [SITE]]
 
 
@@ -179,7 +179,7 @@ def test_one_email_two_postings_is_one_person_grouped_in_the_console(
     sandbox.control("limits", apply_per_s=100, apply_burst=100)
     receipts = [submit_one(svc, sandbox, 0), submit_one(svc, sandbox, 0, posting=other_posting(sandbox))]
     for receipt in receipts:
-        assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+        assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
     a, b = store.load_many(r, receipts)
     assert a.contact_id == b.contact_id
     assert a.opportunity_id != b.opportunity_id

@@ -184,9 +184,9 @@ def test_unconfirmed_sign_ups_are_removed_after_7_days(
     _join(client, sandbox, "Nora Late", "nora@example.com")
     [nora] = people.everyone(r)
     svc = Services(s)
-    sourced_retention.purge(svc, now=time.time() + 6.9 * 86400)
+    sourced_retention.purge(svc.delivery, now=time.time() + 6.9 * 86400)
     assert people.load(r, nora.id) is not None
-    sourced_retention.purge(svc, now=time.time() + 7.1 * 86400)
+    sourced_retention.purge(svc.delivery, now=time.time() + 7.1 * 86400)
     assert people.load(r, nora.id) is None
     for index in (people.ALL, people.TALENT, people.UNCONFIRMED):
         assert not r.zcard(index)
@@ -206,8 +206,8 @@ def test_a_confirm_between_a_record_s_load_and_its_wish_being_written_in_is_kept
     _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
     [lena] = people.everyone(r)  # the holder's copy, loaded before its watch
     people.wish(r, lena.id, locations=[])
-    assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None  # the click, in between
-    assert opportunities.take_wish(svc, lena)
+    assert optin.confirm(svc.delivery, lena.id, optin.token(s, lena.id)) is not None  # the click, in between
+    assert opportunities.take_wish(svc.delivery, lena)
     now = people.load(r, lena.id)
     assert now is not None
     assert not now.unconfirmed
@@ -231,7 +231,7 @@ def test_joining_again_while_the_first_sign_up_is_confirmed_keeps_it_confirmed(
         found = real(conn, person_id)
         if person_id == lena.id and not clicked:  # the re-join has read the member: the click comes now
             clicked.append(True)
-            assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None
+            assert optin.confirm(svc.delivery, lena.id, optin.token(s, lena.id)) is not None
         return found
 
     monkeypatch.setattr(people, "load", load)
@@ -260,17 +260,17 @@ def test_leaving_while_the_sign_up_is_being_confirmed_withdraws_the_confirmed_me
         found = real(conn, person_id)
         if person_id == lena.id and not clicked:  # leaving has read the record: the confirm comes now
             clicked.append(True)
-            assert optin.confirm(svc, lena.id, optin.token(s, lena.id)) is not None
+            assert optin.confirm(svc.delivery, lena.id, optin.token(s, lena.id)) is not None
         return found
 
     monkeypatch.setattr(people, "load", load)
-    optin.leave(svc, lena)
+    optin.leave(svc.delivery, lena)
     monkeypatch.undo()
     left = people.load(r, lena.id)
     assert left is not None  # a confirmed member: withdrawn through the lease, not removed under a queued job
     assert left.withdrawn
     assert left.purged
-    assert opportunities.deliver(svc, lena.id).outcome == opportunities.Outcome.SKIPPED
+    assert opportunities.deliver(svc.delivery, lena.id).outcome == opportunities.Outcome.SKIPPED
     assert sandbox.count("opportunities.create") == 0
     assert not r.zscore(people.PENDING, lena.id)
 
@@ -281,7 +281,7 @@ def test_leaving_before_confirming_removes_every_trace(
     s = mail_settings(settings, _smtp(outbox))
     _join(create_app(s).test_client(), sandbox, "Lena Fischer", "lena@example.com")
     [lena] = people.everyone(r)
-    optin.leave(Services(s), lena)
+    optin.leave(Services(s).delivery, lena)
     assert people.load(r, lena.id) is None
     assert not r.zcard(people.ALL)
     assert not r.zcard(people.UNCONFIRMED)

@@ -45,7 +45,7 @@ def three_tagged(svc: Services, sandbox: Sandbox) -> list[store.Record]:
         submit_one(svc, sandbox, 2, posting=other_posting(sandbox)),
     ]
     for receipt in receipts:
-        assert deliverer.deliver(svc, receipt).outcome == deliverer.Outcome.DELIVERED
+        assert deliverer.deliver(svc.delivery, receipt).outcome == deliverer.Outcome.DELIVERED
         assert tasks.tag_opportunity(receipt) == "done"
     return store.load_many(svc.redis, receipts)
 
@@ -71,7 +71,7 @@ def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(
     sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage="offer")
     sandbox.control(f"opportunities/{a.opportunity_id}/archive", reason=HIRED)
     sandbox.control(f"opportunities/{b.opportunity_id}/archive", reason=WITHDREW)
-    assert report.sync(svc) == 3
+    assert report.sync(svc.delivery) == 3
     printed = cli_json(hooked)
     stages = {row["opportunity_id"]: (row["stage"], row["archive_reason"], row["hired"]) for row in printed["rows"]}
     assert stages == {
@@ -89,13 +89,13 @@ def test_a_sync_and_the_report_show_stages_hires_and_the_funnel(
     assert first["hired"] == 1
     assert first["hired_rate"] == 0.5
     calls = len(sandbox.received()["requests"])
-    assert report.sync(svc) == 3  # nothing changed: the margin re-reads, one page, no more calls than that
+    assert report.sync(svc.delivery) == 3  # nothing changed: the margin re-reads, one page, no more calls than that
     assert len(sandbox.received()["requests"]) == calls + 1
     sandbox.control("maintenance", on=True)
     from jobsite.delivery import gate
 
     gate.close(svc.redis, gate.Cause.MAINTENANCE, "test")
-    assert report.sync(svc) is None
+    assert report.sync(svc.delivery) is None
     assert len(sandbox.received()["requests"]) == calls + 1
 
 
@@ -106,7 +106,7 @@ def test_signed_webhooks_update_the_report_and_bad_or_replayed_ones_change_nothi
     live = LiveServer(app)
     try:
         a, b, _ = three_tagged(svc, sandbox)
-        report.refresh_names(svc)
+        report.refresh_names(svc.delivery)
         calls = len(sandbox.received()["requests"])
         sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
         assert sandbox.control(f"opportunities/{a.opportunity_id}/stage", stage="offer") == {"webhooks": [200]}

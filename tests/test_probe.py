@@ -98,7 +98,7 @@ def test_a_key_that_may_not_read_stages_probes_by_resending_the_oldest_and_says_
     assert 3500 < r.ttl(gate.READ_REFUSED) <= 3600  # tried again in an hour (JOBSITE_PROBE_READ_RETRY_S)
     why = "Checking Lever by re-sending the oldest application: the API key may not read stages (403)"
     svc: Services = client.application.extensions["jobsite"]
-    assert dashboard.status(svc)["gate"]["check"] == why
+    assert dashboard.status(svc.board)["gate"]["check"] == why
     assert why in console(client)
     assert "re-sending the oldest application" in log.read_text()
     assert "may not read stages (403)" in log.read_text()

@@ -79,7 +79,7 @@ def test_a_connection_cut_before_exec_spools_the_application(
     receipt = answer.get_json()["receipt"]
     assert answer.get_json()["status"] == "waiting"
     assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]
-    assert accept.drain_spool(Services(s)) == 1
+    assert accept.drain_spool(Services(s).intake) == 1
     assert store.load(r, receipt) is not None
     again = apply(client, sandbox, 1, headers={"Idempotency-Key": "cut"})
     assert again.get_json()["receipt"] == receipt
@@ -115,11 +115,11 @@ def test_the_drain_keeps_a_spooled_application_whose_move_was_cut(
     proxy.set("pass")
     proxy.cut_on_exec(b"app:")
     with pytest.raises(redis.RedisError):
-        accept.drain_spool(svc)
+        accept.drain_spool(svc.intake)
     assert proxy.cut.is_set()
     assert len(spool.entries(s.data_dir)) == 1  # not "moved": Redis has nothing of it
     assert store.load(r, receipt) is None
-    assert accept.drain_spool(svc) == 1
+    assert accept.drain_spool(svc.intake) == 1
     assert store.load(r, receipt) is not None
     assert spool.entries(s.data_dir) == []
 
@@ -183,7 +183,7 @@ def test_redis_out_of_disk_mid_exec_spools_the_application(settings: Settings, s
             assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]
             filler.unlink()
             server.ensure()
-            assert accept.drain_spool(Services(s)) == 1
+            assert accept.drain_spool(Services(s).intake) == 1
             assert store.load(connect(server.url), receipt) is not None
         finally:
             server.stop(signal.SIGKILL)
@@ -234,7 +234,7 @@ def test_a_silent_redis_answers_the_candidate_within_seconds_and_a_second_click_
     receipt = answer.headers["Location"].rsplit("/", 1)[1].split("?")[0]
     assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]
     proxy.set("pass")
-    assert accept.drain_spool(Services(s)) == 1
+    assert accept.drain_spool(Services(s).intake) == 1
     delivered_once(r, sandbox, receipt, settings, workers)
 
 
@@ -251,7 +251,7 @@ def test_a_form_not_yet_cached_is_read_without_redis(
     receipt = answer.get_json()["receipt"]
     assert answer.get_json()["status"] == "waiting"
     proxy.set("pass")
-    assert accept.drain_spool(Services(s)) == 1
+    assert accept.drain_spool(Services(s).intake) == 1
     delivered_once(r, sandbox, receipt, settings, workers)
 
 

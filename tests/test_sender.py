@@ -46,7 +46,7 @@ def capture(
         event,
         recruiter,
     )
-    return enrol.submit(svc, person).person
+    return enrol.submit(svc.enrolment, person).person
 
 
 def test_two_recruiters_capture_one_person_and_the_second_meets_an_unprocessed_500(
@@ -59,11 +59,11 @@ def test_two_recruiters_capture_one_person_and_the_second_meets_an_unprocessed_5
     posting = sandbox.public_postings()[0]["id"]
     fair = events.add(r, "Fair", "", [posting])
     first = capture(svc, fair, [posting], "sam@acme.example", "c-0000001")
-    assert opportunities.deliver(svc, first.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, first.id).outcome == opportunities.Outcome.DELIVERED
     second = capture(svc, fair, [posting], "hana@acme.example", "c-0000002", note="Met her again at the stand")
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # refused before it was processed
-    assert opportunities.deliver(svc, second.id).outcome == opportunities.Outcome.RETRY
-    assert opportunities.deliver(svc, second.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, second.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc.delivery, second.id).outcome == opportunities.Outcome.DELIVERED
     made = held(sandbox)
     assert len(made) == 2
     a, b = people.load(r, first.id), people.load(r, second.id)
@@ -84,12 +84,14 @@ def test_a_note_processed_after_the_read_timeout_is_in_lever_once(
     svc = Services(replace(settings, lever_read_timeout_s=1.0, reconcile_settle_s=6.0))
     grace = capture(svc, events.add(r, "Fair", "", []), [], "sam@acme.example", "c-0000001")
     sandbox.control("latency", seconds=3, path="/notes")
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY  # timed out: outcome unknown
+    assert (
+        opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
+    )  # timed out: outcome unknown
     sandbox.control("latency", seconds=0)  # Lever is fast again; the first note is still being processed
-    early = opportunities.deliver(svc, grace.id)
+    early = opportunities.deliver(svc.delivery, grace.id)
     assert early.outcome == opportunities.Outcome.RETRY
     wait_for(lambda: sandbox.received()["notes"], timeout=30, what="Lever to add the first note")
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert len(sandbox.received()["notes"]) == 1
     assert sandbox.count("opportunities.create") == 1
 
@@ -116,7 +118,7 @@ def _stop_while(
     first = workers.start(env, log=first_log)
     ids = [
         enrol.submit(
-            svc,
+            svc.enrolment,
             enrol.event_capture(
                 {
                     "name": f"Person {i}",
@@ -207,9 +209,9 @@ def test_lever_failing_for_tags_closes_the_gate_as_it_does_for_deliveries(
 
     svc = Services(settings)
     receipt = submit_one(svc, sandbox)
-    assert applications.deliver(svc, receipt).outcome == applications.Outcome.DELIVERED
+    assert applications.deliver(svc.delivery, receipt).outcome == applications.Outcome.DELIVERED
     sandbox.control("fail", path="/addTags", status=500, count=3)
-    steps = [tagging.tag(svc, receipt, attempt) for attempt in range(3)]
+    steps = [tagging.tag(svc.delivery, receipt, attempt) for attempt in range(3)]
     assert [s.step for s in steps] == [tagging.Step.RETRY, tagging.Step.RETRY, tagging.Step.PARKED]
     assert steps[-1].gate_closed
     assert gate.status(r).cause == gate.Cause.FAILING

@@ -319,7 +319,7 @@ def test_a_receipt_is_given_once_the_replica_has_the_application_or_the_spool_ke
         after = load_settings(
             {}, **{**s.__dict__, "redis_url": f"redis://127.0.0.1:{pair.ports['b']}", "redis_min_replicas": 0}
         )
-        assert drain_spool(Services(after)) == 1  # ...and the spool brings it back
+        assert drain_spool(Services(after).intake) == 1  # ...and the spool brings it back
         sandbox.control("maintenance", on=False)
         workers.start(worker_env(after))
         wait_for(lambda: store.counts(promoted)["delivered"] == 2, timeout=60, what="both delivered")
@@ -349,7 +349,7 @@ def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: 
         assert store.load(pair.node("b"), receipt) is not None  # replicated: a receipt, not spooled
         pair.procs["b"].send_signal(signal.SIGSTOP)  # the replica takes the stream in, acknowledges nothing
         try:
-            result = deliverer.deliver(svc, receipt)
+            result = deliverer.deliver(svc.delivery, receipt)
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
         assert result.outcome == Outcome.RETRY
@@ -359,7 +359,7 @@ def test_a_send_leaves_only_once_its_in_flight_mark_is_on_the_replica(settings: 
         assert record.state == store.State.WAITING
         assert record.inflight_at == 0.0  # withdrawn: the next attempt sends without waiting out a settle time
 
-        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
+        assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED
         assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
     finally:
         pair.stop()
@@ -384,7 +384,7 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         posting = sandbox.public_postings()[0]["id"]
         fair = events.add(r, "Fair", "", [posting])
         grace = enrol.submit(
-            svc,
+            svc.enrolment,
             enrol.event_capture(
                 {"name": "Grace Hopper", "email": "grace@example.com", "postings": [posting], "client_id": "c-0000001"},
                 fair,
@@ -393,7 +393,7 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         ).person
         pair.procs["b"].send_signal(signal.SIGSTOP)
         try:
-            result = opportunities.deliver(svc, grace.id)
+            result = opportunities.deliver(svc.delivery, grace.id)
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
         assert result.outcome == Outcome.RETRY
@@ -402,7 +402,7 @@ def test_a_sourced_person_is_created_only_once_its_in_flight_mark_is_on_the_repl
         assert person is not None
         assert person.sends[0].inflight_at == 0.0  # withdrawn: nothing to reconcile
 
-        assert opportunities.deliver(svc, grace.id).outcome == Outcome.DELIVERED
+        assert opportunities.deliver(svc.delivery, grace.id).outcome == Outcome.DELIVERED
         assert sandbox.count("opportunities.create") == 1
     finally:
         pair.stop()
@@ -430,12 +430,12 @@ def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashbo
         svc = Services(s)
         r = svc.redis
         receipt = submit_one(svc, sandbox)
-        assert dashboard.status(svc)["replicas_missing"] is None
+        assert dashboard.status(svc.board)["replicas_missing"] is None
         slots = pacing.SLOTS.format(svc.limits.apply.name)
 
         def held_for() -> float:
             """At least how long the application waits (its retry is set from a clock read before this one)."""
-            assert deliverer.deliver(svc, receipt).outcome == Outcome.RETRY
+            assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.RETRY
             after = time.time()
             record = store.load(r, receipt)
             assert record is not None
@@ -447,11 +447,11 @@ def test_a_send_held_for_missing_replicas_backs_off_takes_no_slot_and_the_dashbo
             taken = r.zcard(slots)
             assert held_for() > 1.5 * REPLICA_RETRY_S  # the second: twice as long (no busy retry every 2 s)
             assert r.zcard(slots) == taken  # asked the replicas first: no pacing slot wasted
-            assert (dashboard.status(svc)["replicas_missing"] or {}).get("held") == 2
+            assert (dashboard.status(svc.board)["replicas_missing"] or {}).get("held") == 2
         finally:
             pair.procs["b"].send_signal(signal.SIGCONT)
-        assert deliverer.deliver(svc, receipt).outcome == Outcome.DELIVERED
-        assert dashboard.status(svc)["replicas_missing"] is None
+        assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED
+        assert dashboard.status(svc.board)["replicas_missing"] is None
         assert [_email(a) for a in sandbox.received()["applications"]] == ["candidate0@example.com"]
     finally:
         pair.stop()
@@ -604,7 +604,7 @@ def test_a_primary_cut_off_from_its_replica_and_sentinels_issues_no_receipt_the_
         far = load_settings({}, **{**sentinel_settings(near, cluster).__dict__, "redis_min_replicas": 0})
         promoted = connect(f"redis://127.0.0.1:{cluster.ports['b']}")
         wait_for(
-            lambda: drain_spool(Services(far)) == 0 and not spool.entries(near.data_dir),
+            lambda: drain_spool(Services(far).intake) == 0 and not spool.entries(near.data_dir),
             timeout=30,
             what="the spool to drain into the new primary",
         )

@@ -45,7 +45,7 @@ def capture(
         event,
         "sam@acme.example",
     )
-    return enrol.submit(svc, person)
+    return enrol.submit(svc.enrolment, person)
 
 
 def test_a_signup_and_a_capture_wait_out_maintenance_then_arrive_once_each(
@@ -161,9 +161,9 @@ def test_an_ambiguous_create_is_found_not_sent_again(settings: Settings, r: redi
     meetup = events.add(r, "Fair", "", [posting])
     grace = capture(svc, meetup, [posting]).person
     sandbox.control("drop", path="/v1/opportunities", count=1)  # Lever makes it; the answer is lost
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
     assert len(held(sandbox)) == 1
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     [made] = held(sandbox)
     assert sandbox.count("opportunities.create") == 1
     assert sandbox.count("opportunities.list") == 1
@@ -176,8 +176,8 @@ def test_a_dropped_note_answer_is_not_sent_twice(settings: Settings, r: redis.Re
     meetup = events.add(r, "Fair", "", [])
     grace = capture(svc, meetup, []).person
     sandbox.control("drop", path="/notes", count=1)
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert len(held(sandbox)) == 1
     assert len(sandbox.received()["notes"]) == 1
 
@@ -191,17 +191,17 @@ def test_a_person_whose_worker_died_mid_send_is_taken_up_and_reconciled(
     posting = sandbox.public_postings()[0]["id"]
     grace = capture(svc, events.add(r, "Fair", "", [posting]), [posting]).person
     sandbox.control("drop", path="/v1/opportunities", count=1)
-    opportunities.deliver(svc, grace.id)  # Lever made it; then, as if the worker died right there:
+    opportunities.deliver(svc.delivery, grace.id)  # Lever made it; then, as if the worker died right there:
     stuck = people.load(r, grace.id)
     assert stuck is not None
     assert stuck.sends[0].inflight_at
     stuck.standing, stuck.updated_at = Standing.DELIVERING, stuck.updated_at - settings.delivery_lease_s - 1
     r.set(people.KEY.format(grace.id), stuck.to_json())
-    assert opportunities.lost(svc) == [grace.id]
+    assert opportunities.lost(svc.delivery) == [grace.id]
     assert tasks.deliver_sourced(grace.id) == "delivered"
     assert len(held(sandbox)) == 1
     assert sandbox.count("opportunities.create") == 1
-    assert opportunities.lost(svc) == []
+    assert opportunities.lost(svc.delivery) == []
 
 
 def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
@@ -213,8 +213,8 @@ def test_a_key_that_may_not_list_opportunities_resends_without_closing_the_gate(
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("forbid", endpoints=["opportunities.list"])
     sandbox.control("drop", path="/v1/opportunities", count=1)
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert gate.status(r).is_open
     assert sandbox.count("opportunities.list", 403) == 1
     assert sandbox.count("opportunities.create", 201) == 2  # the documented cost of a key without that grant
@@ -228,8 +228,8 @@ def test_a_create_lever_answered_500_is_looked_for_then_sent_again_at_once(
     svc = Services(settings)
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)  # a 5xx: Lever may have done it
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert sandbox.count("opportunities.list") == 1  # looked for first
     assert sandbox.count("opportunities.create") == 2
     assert len(held(sandbox)) == 1
@@ -242,15 +242,17 @@ def test_an_answerless_create_lever_lacks_is_sent_again_once_the_settle_time_has
     grace = capture(svc, events.add(r, "Fair", "", []), []).person
     sandbox.control("fail", path="/v1/opportunities", status=500, count=1)
     sandbox.control("drop", path="/v1/opportunities", count=1)  # no answer (the 500 is dropped): it may be made
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
-    waiting = opportunities.deliver(svc, grace.id)  # not listed, but it may still be processing: not sent again yet
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
+    waiting = opportunities.deliver(
+        svc.delivery, grace.id
+    )  # not listed, but it may still be processing: not sent again yet
     assert waiting.outcome == opportunities.Outcome.RETRY
     assert waiting.retry_at > time.time() + 60
     assert sandbox.count("opportunities.create") == 1
     later = people.load(r, grace.id)  # as if the settle time (on the Redis server's clock) had passed
     later.sends[0].settle_until = float(r.time()[0] - 1)  # type: ignore[union-attr]
     r.set(people.KEY.format(grace.id), later.to_json())  # type: ignore[union-attr]
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     assert sandbox.count("opportunities.create") == 2
     assert len(held(sandbox)) == 1
 
@@ -270,15 +272,15 @@ def test_nothing_more_of_a_person_is_sent_once_lever_deleted_them_mid_delivery(
     def log(conn: Any, person_id: str, action: str, status: Any, message: str = "") -> None:
         real(conn, person_id, action, status, message)
         if action == "create" and not forgotten:  # the first opportunity made: Lever deletes the person now
-            forgotten.append(retention.forget(svc, people.load(r, person_id).contact_id))  # type: ignore[union-attr]
+            forgotten.append(retention.forget(svc.delivery, people.load(r, person_id).contact_id))  # type: ignore[union-attr]
 
     monkeypatch.setattr(people, "log", log)
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
     monkeypatch.undo()
     assert forgotten == [1]
     assert sandbox.count("opportunities.create") == 1
     assert sandbox.count("opportunities.notes") == 0  # no note with their details after the deletion
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     gone = people.load(r, grace.id)
     assert gone is not None
     assert gone.purged
@@ -305,12 +307,12 @@ def test_a_person_lever_deleted_with_a_create_in_doubt_keeps_no_address(
             sandbox.control("drop", path="/v1/opportunities", endpoint="opportunities.create", count=1)
 
     monkeypatch.setattr(people, "log", log)
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.RETRY
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.RETRY
     monkeypatch.undo()
     assert people.load(r, grace.id).sends[1].inflight_at  # type: ignore[union-attr]
-    assert retention.forget(svc, people.load(r, grace.id).contact_id) == 1  # type: ignore[union-attr]
+    assert retention.forget(svc.delivery, people.load(r, grace.id).contact_id) == 1  # type: ignore[union-attr]
     assert people.load(r, grace.id).email  # type: ignore[union-attr]  # kept while the create is in doubt
-    assert opportunities.deliver(svc, grace.id).outcome == opportunities.Outcome.DELIVERED
+    assert opportunities.deliver(svc.delivery, grace.id).outcome == opportunities.Outcome.DELIVERED
     gone = people.load(r, grace.id)
     assert gone is not None
     assert gone.purged

@@ -28,7 +28,7 @@ def captured(svc: Services, event: events.Event, postings: list[str]) -> people.
         event,
         "sam@acme.example",
     )
-    return enrol.submit(svc, person).person
+    return enrol.submit(svc.enrolment, person).person
 
 
 def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets_the_person(
@@ -47,7 +47,7 @@ def test_the_report_counts_sourced_opportunities_by_event_and_a_deletion_forgets
     try:
         sandbox.control("webhooks", url=f"{live.url}/webhooks/lever", token=TOKEN)
         sandbox.control(f"opportunities/{grace.sends[0].opportunity_id}/archive", reason=HIRED)
-        report.refresh_names(svc)
+        report.refresh_names(svc.delivery)
         [by_event] = [f for f in report.report(r)["by_source"] if f["group"] == "event: Fair"]
         assert (by_event["applied"], by_event["hired"]) == (2, 1)
         assert sandbox.control(f"contacts/{grace.contact_id}/delete")["webhooks"][0] == 200
@@ -72,18 +72,18 @@ def test_personal_data_of_a_delivered_signup_goes_on_the_applications_schedule(
         locations=[],
         max_file_bytes=2**20,
     )
-    ada = enrol.submit(svc, person, UploadedFile("ada.pdf", b"%PDF-1.4")).person
+    ada = enrol.submit(svc.enrolment, person, UploadedFile("ada.pdf", b"%PDF-1.4")).person
     waiting = enrol.submit(
-        svc,
+        svc.enrolment,
         enrol.talent_signup(
             {"name": "Bo", "email": "bo@example.com", "consent": True}, None, teams=[], locations=[], max_file_bytes=1
         ),
     ).person
     assert tasks.deliver_sourced(ada.id) == "delivered"
-    assert retention.purge(svc) == 0  # delivered just now
+    assert retention.purge(svc.delivery) == 0  # delivered just now
     later = people.load(r, ada.id).delivered_at + settings.retention_days * 86400 + 1  # type: ignore[union-attr]
-    assert retention.purge(svc, now=later) == 1
-    assert retention.purge(svc, now=later) == 0
+    assert retention.purge(svc.delivery, now=later) == 1
+    assert retention.purge(svc.delivery, now=later) == 0
     assert people.load(r, ada.id).purged
     assert people.load(r, ada.id).email == ""
     assert people.load(r, waiting.id).email == "bo@example.com"  # type: ignore[union-attr]  # not delivered: kept

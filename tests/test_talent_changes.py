@@ -45,7 +45,7 @@ def _join(svc: Services, sandbox: Sandbox, team: str, email: str = "lena@example
         locations=[],
         max_file_bytes=2**20,
     )
-    return accept.submit(svc, person, resume).person
+    return accept.submit(svc.enrolment, person, resume).person
 
 
 def _opportunity(sandbox: Sandbox, opportunity_id: str) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def test_withdrawing_consent_tells_lever_once_and_nothing_is_sent_again(
     assert tasks.deliver_sourced(lena.id) == "delivered"
     opportunity = people.load(r, lena.id).sends[0].opportunity_id  # type: ignore[union-attr]
 
-    optin.leave(svc, people.load(r, lena.id))  # type: ignore[arg-type]
+    optin.leave(svc.delivery, people.load(r, lena.id))  # type: ignore[arg-type]
     gone = people.load(r, lena.id)
     assert gone is not None
     assert gone.purged  # the site's copy goes at once (no worker held the lease)
@@ -94,7 +94,7 @@ def test_withdrawing_consent_tells_lever_once_and_nothing_is_sent_again(
     calls = len(sandbox.state.requests)
     assert tasks.deliver_sourced(lena.id) == "skipped"  # again: nothing more is sent
     tasks.upkeep()
-    assert deliverer.lost(svc) == []
+    assert deliverer.lost(svc.delivery) == []
     assert len(sandbox.state.requests) == calls
     client = create_app(settings).test_client()
     page = client.get(urlsplit(optin.manage_url(settings, lena.id)).path).get_data(as_text=True)
@@ -109,7 +109,7 @@ def test_withdrawing_before_the_opportunity_exists_creates_none(
 ) -> None:
     svc = tasks.use(Services(settings))
     lena = _join(svc, sandbox, _teams(sandbox)[0])  # queued, not delivered yet
-    optin.leave(svc, lena)
+    optin.leave(svc.delivery, lena)
     assert tasks.deliver_sourced(lena.id) == "skipped"
     assert sandbox.count("opportunities.create") == 0
     left = people.load(r, lena.id)
@@ -118,7 +118,7 @@ def test_withdrawing_before_the_opportunity_exists_creates_none(
     assert not left.email
     assert not r.zscore(people.PENDING, lena.id)
     assert not r.zscore(people.CHANGED, lena.id)
-    assert deliverer.lost(svc) == []
+    assert deliverer.lost(svc.delivery) == []
 
 
 def test_changed_interests_retag_the_delivered_opportunity_once(
@@ -131,7 +131,7 @@ def test_changed_interests_retag_the_delivered_opportunity_once(
     opportunity = people.load(r, lena.id).sends[0].opportunity_id  # type: ignore[union-attr]
     assert f"Acme Robotics interest: {first}" in _opportunity(sandbox, opportunity)["tags"]
 
-    changed = optin.change(svc, lena.id, teams=[second], locations=[])
+    changed = optin.change(svc.delivery, lena.id, teams=[second], locations=[])
     assert changed is not None
     assert changed.teams == [second]
     assert tasks.deliver_sourced(lena.id) == "skipped"
@@ -142,7 +142,7 @@ def test_changed_interests_retag_the_delivered_opportunity_once(
     assert (sandbox.count("opportunities.tags"), sandbox.count("opportunities.create")) == (2, 1)  # remove, add
     assert people.load(r, lena.id).standing == Standing.DELIVERED  # type: ignore[union-attr]
     assert tasks.deliver_sourced(lena.id) == "skipped"  # once
-    assert optin.change(svc, lena.id, teams=[second], locations=[]) is not None  # the same again: no call
+    assert optin.change(svc.delivery, lena.id, teams=[second], locations=[]) is not None  # the same again: no call
     tasks.deliver_sourced(lena.id)
     assert sandbox.count("opportunities.tags") == 2
     assert not r.zscore(people.CHANGED, lena.id)
@@ -157,7 +157,7 @@ def test_a_tag_change_lever_refuses_to_our_key_waits_for_a_person_by_the_policy(
     lena = _join(svc, sandbox, first)
     assert tasks.deliver_sourced(lena.id) == "delivered"
     sandbox.control("fail", path="/removeTags", status=503, count=1)  # maintenance: behind the gate, like the rest
-    optin.change(svc, lena.id, teams=[second], locations=[])
+    optin.change(svc.delivery, lena.id, teams=[second], locations=[])
     assert tasks.deliver_sourced(lena.id) == "parked"
     assert sandbox.count("opportunities.create") == 1
 
@@ -173,7 +173,7 @@ def test_a_change_made_while_a_delivery_is_in_progress_is_not_lost(
     lena = _join(svc, sandbox, first)
     workers.start(worker_env(settings))
     wait_for(lambda: people.load(r, lena.id).sends[0].inflight_at > 0, what="the create in flight")  # type: ignore
-    changed = optin.change(svc, lena.id, teams=[second], locations=[])  # the worker holds the lease
+    changed = optin.change(svc.delivery, lena.id, teams=[second], locations=[])  # the worker holds the lease
     assert changed is not None
     assert changed.teams == [second]  # what the page shows: the change (a wish until the holder writes it in)
     wait_for(
@@ -203,7 +203,7 @@ def test_withdrawing_while_the_create_is_in_flight_tells_lever_of_the_opportunit
     lena = _join(svc, sandbox, _teams(sandbox)[0])
     workers.start(worker_env(settings))
     wait_for(lambda: people.load(r, lena.id).sends[0].inflight_at > 0, what="the create in flight")  # type: ignore
-    optin.leave(svc, people.load(r, lena.id))  # type: ignore[arg-type]
+    optin.leave(svc.delivery, people.load(r, lena.id))  # type: ignore[arg-type]
     wait_for(lambda: _withdrawal_told(r, lena.id), timeout=60, what="the withdrawal told to Lever")
     sandbox.control("latency", endpoint="opportunities.create", seconds=0)
     done = people.load(r, lena.id)
@@ -225,7 +225,7 @@ def test_a_worker_killed_while_telling_lever_of_a_withdrawal_loses_no_tag_and_ad
     opportunity = people.load(r, lena.id).sends[0].opportunity_id  # type: ignore[union-attr]
     sandbox.control("latency", endpoint=stalled, seconds=3)
     first = workers.start(worker_env(settings), log=tmp_path / "first.log")
-    optin.leave(svc, people.load(r, lena.id))  # type: ignore[arg-type]
+    optin.leave(svc.delivery, people.load(r, lena.id))  # type: ignore[arg-type]
 
     wait_for(
         lambda: stalled in sandbox.state.processing, timeout=30, interval=0.01, what="Lever holding the tag or note"
@@ -280,7 +280,7 @@ def test_lever_deleting_a_person_whose_lease_a_worker_holds_purges_them_through_
     assert held is not None
     lease = r.lock(deliverer.LEASE.format(lena.id), timeout=30)
     assert lease.acquire(blocking=False)  # a worker is telling Lever of something, its copy in memory
-    assert retention.forget(svc, held.contact_id) == 1
+    assert retention.forget(svc.delivery, held.contact_id) == 1
     people.save(r, held)  # the worker saves its copy
     lease.release()
     assert people.wished(r, lena.id) == {"purge": True}
@@ -328,7 +328,7 @@ def test_a_worker_killed_while_retagging_leaves_the_opportunity_with_the_new_tag
     opportunity = people.load(r, lena.id).sends[0].opportunity_id  # type: ignore[union-attr]
     sandbox.control("latency", endpoint="opportunities.tags", seconds=3)
     first_worker = workers.start(worker_env(settings))
-    optin.change(svc, lena.id, teams=[second], locations=[])
+    optin.change(svc.delivery, lena.id, teams=[second], locations=[])
     wait_for(
         lambda: "opportunities.tags" in sandbox.state.processing,
         timeout=30,
@@ -360,10 +360,10 @@ def test_withdrawing_while_a_create_is_in_doubt_and_the_key_may_not_list_asks_fo
     svc = tasks.use(Services(settings))
     lena = _join(svc, sandbox, _teams(sandbox)[0])
     sandbox.control("drop", path="/v1/opportunities", count=1)  # Lever makes it; the answer is lost
-    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.RETRY
+    assert deliverer.deliver(svc.delivery, lena.id).outcome == deliverer.Outcome.RETRY
     sandbox.control("forbid", endpoints=["opportunities.list"])
-    optin.leave(svc, people.load(r, lena.id))  # type: ignore[arg-type]
-    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.NEEDS_ATTENTION
+    optin.leave(svc.delivery, people.load(r, lena.id))  # type: ignore[arg-type]
+    assert deliverer.deliver(svc.delivery, lena.id).outcome == deliverer.Outcome.NEEDS_ATTENTION
     stuck = people.load(r, lena.id)
     assert stuck is not None
     assert stuck.standing == Standing.NEEDS_ATTENTION
@@ -388,7 +388,7 @@ def test_a_wish_written_while_a_delivery_ends_keeps_the_person_in_changed(
         real(conn, person, standing)
 
     monkeypatch.setattr(people, "save", save)
-    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.DELIVERED
+    assert deliverer.deliver(svc.delivery, lena.id).outcome == deliverer.Outcome.DELIVERED
     monkeypatch.undo()
     assert wished
     assert people.wished(r, lena.id) == {"purge": True}
@@ -437,7 +437,7 @@ def test_a_purge_asked_while_a_worker_holds_the_person_leaves_their_files_to_the
     uploads.add(r, lena.id, {"resume": b"%PDF-1.4 Lena Fischer"})  # files a delivery in progress still holds
     lease = r.lock(deliverer.LEASE.format(lena.id), timeout=30)
     assert lease.acquire(blocking=False)
-    assert retention.forget(svc, people.load(r, lena.id).contact_id) == 1  # type: ignore[union-attr]
+    assert retention.forget(svc.delivery, people.load(r, lena.id).contact_id) == 1  # type: ignore[union-attr]
     assert r.exists(uploads.KEY.format(lena.id))  # not from under the holder
     lease.release()
     assert tasks.deliver_sourced(lena.id) == "skipped"  # the next holder writes the purge in, files and all
@@ -470,14 +470,14 @@ def test_a_retag_lever_fails_leaves_the_member_delivered_and_is_no_delivery_atte
     lena = _join(svc, sandbox, first)
     assert tasks.deliver_sourced(lena.id) == "delivered"
     sandbox.control("fail", path="/removeTags", status=500, count=1)
-    optin.change(svc, lena.id, teams=[second], locations=[])
-    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.RETRY
+    optin.change(svc.delivery, lena.id, teams=[second], locations=[])
+    assert deliverer.deliver(svc.delivery, lena.id).outcome == deliverer.Outcome.RETRY
     waiting = people.load(r, lena.id)
     assert waiting is not None
     assert waiting.standing == Standing.DELIVERED  # still delivered; why it waits is its last error
     assert waiting.last_error
     assert r.zscore(people.CHANGED, lena.id) is not None
-    assert deliverer.deliver(svc, lena.id).outcome == deliverer.Outcome.SKIPPED  # the retag, as a follow-up
+    assert deliverer.deliver(svc.delivery, lena.id).outcome == deliverer.Outcome.SKIPPED  # the retag, as a follow-up
     done = people.load(r, lena.id)
     assert done is not None
     assert done.standing == Standing.DELIVERED
@@ -508,6 +508,6 @@ def test_a_wish_for_a_person_no_longer_there_leaves_nothing_behind(settings: Set
     """With CHANGED now kept while a wish waits, a wish whose person was removed must not stay there forever."""
     svc = tasks.use(Services(settings))
     people.wish(r, "sgone", unsubscribed=True)
-    assert deliverer.deliver(svc, "sgone").outcome == deliverer.Outcome.SKIPPED
+    assert deliverer.deliver(svc.delivery, "sgone").outcome == deliverer.Outcome.SKIPPED
     assert r.zscore(people.CHANGED, "sgone") is None
     assert not people.wished(r, "sgone")

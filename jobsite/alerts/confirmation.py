@@ -11,26 +11,26 @@ from __future__ import annotations
 
 from ..notify import messages, sending
 from ..notify.sending import Letter, Status
-from ..services import Services
 from . import subscriptions
+from .context import Alerting
 from .subscriptions import State
 
 MAIL_KEEP_S = (subscriptions.EXPIRE_DAYS + 1) * 86400
 
 
-def send(svc: Services, sub_id: str, *, last_try: bool = True) -> Status | None:
+def send(alerting: Alerting, sub_id: str, *, last_try: bool = True) -> Status | None:
     """Send the subscription's confirmation email at most once. Returns what became of it, or None when there is
     nothing to send (no mail server, the subscription is confirmed, ended or gone).
 
     Raises:
         MailDeferred: the mail server could not take it now and this is not the `last_try`.
     """
-    settings = svc.settings
+    settings = alerting.settings
     if settings.smtp is None:
         return None
 
     def write() -> Letter | None:
-        sub = subscriptions.get(svc.redis, sub_id)
+        sub = subscriptions.get(alerting.redis, sub_id)
         if sub is None or sub.state != State.PENDING:
             return None
         message = messages.write(
@@ -47,7 +47,7 @@ def send(svc: Services, sub_id: str, *, last_try: bool = True) -> Status | None:
         return Letter(message, sub.email)
 
     return sending.send_once(
-        svc.redis,
+        alerting.redis,
         settings.smtp,
         subscriptions.CONFIRM_MAIL.format(sub_id),
         write,

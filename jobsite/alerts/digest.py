@@ -37,9 +37,9 @@ from ..postings.catalog import CatalogUnavailable, Snapshot
 from ..postings.posting import Posting
 from ..redisdb.clock import server_now
 from ..redisdb.lua import Lua
-from ..services import Services
 from ..settings import Settings
 from . import fanout, subscriptions
+from .context import Alerting
 from .subscriptions import Frequency, State, Subscription
 
 log = logging.getLogger(__name__)
@@ -129,13 +129,13 @@ def take_due(r: redis.Redis, now: float | None = None) -> list[list[str]]:
     return [ids[i : i + PER_JOB] for i in range(0, len(ids), PER_JOB)]
 
 
-def send(svc: Services, sub_ids: list[str], now: float | None = None) -> dict[str, int]:
+def send(alerting: Alerting, sub_ids: list[str], now: float | None = None) -> dict[str, int]:
     """The send job: each subscription's due email, at most once. Returns how many ended how. `now` (the Redis
     server's clock by default) decides whether a digest's time has come."""
     counts: dict[str, int] = {}
-    live = Live(svc)
+    live = Live(alerting)
     for sub_id in sub_ids:
-        what = _send_one(svc, sub_id, live, now)
+        what = _send_one(alerting, sub_id, live, now)
         counts[what] = counts.get(what, 0) + 1
     return counts
 
@@ -145,18 +145,18 @@ class Live:
     it lacks a posting a batch holds (the copy may predate it: a posting is left out only when Lever has it no
     more). None while the catalog is unavailable: the emails then wait."""
 
-    def __init__(self, svc: Services):
-        self.svc = svc
+    def __init__(self, alerting: Alerting):
+        self.alerting = alerting
         self.snapshot: Snapshot | None = None
         self.postings: dict[str, Posting] = {}
 
     def of(self, posting_ids: list[str]) -> dict[str, Posting] | None:
         try:
             if self.snapshot is None:
-                self._use(self.svc.catalog.postings())
+                self._use(self.alerting.catalog().postings())
             assert self.snapshot is not None  # noqa: S101 (just read)
             if self.snapshot.age_s > LIVE_FRESH_S and any(p not in self.postings for p in posting_ids):
-                self._use(self.svc.catalog.refresh_postings())  # at most once per LIVE_FRESH_S per job
+                self._use(self.alerting.catalog().refresh_postings())  # at most once per LIVE_FRESH_S per job
         except CatalogUnavailable:
             return None
         return self.postings
@@ -166,8 +166,8 @@ class Live:
         self.postings = {p["id"]: p for p in snapshot.data}
 
 
-def _send_one(svc: Services, sub_id: str, live: Live, at: float | None) -> str:
-    r, settings = svc.redis, svc.settings
+def _send_one(alerting: Alerting, sub_id: str, live: Live, at: float | None) -> str:
+    r, settings = alerting.redis, alerting.settings
     if r.exists(PAUSE):
         r.zadd(fanout.DUE, {sub_id: server_now(r) + 60})
         return "paused"

@@ -32,8 +32,8 @@ from ..postings import published
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..redisdb.clock import server_now
 from ..redisdb.lua import Lua
-from ..services import Services
 from . import subscriptions
+from .context import Alerting
 from .subscriptions import Frequency
 
 log = logging.getLogger(__name__)
@@ -102,18 +102,18 @@ def give(r: redis.Redis, posting_id: str, when: dict[str, float], *, now: float)
     return int(_GIVE(r, [DUE], [posting_id, now, SENT_KEEP_S, *(x for pair in when.items() for x in pair)]))
 
 
-def fan_out(svc: Services, posting_id: str) -> str:
+def fan_out(alerting: Alerting, posting_id: str) -> str:
     """The matching job: give a newly published posting to every confirmed subscription that asked for it."""
-    r = svc.redis
+    r = alerting.redis
     lease = LEASE.format(posting_id)
     if not r.set(lease, os.getpid(), nx=True, ex=STALL_S):
         return "another worker has it"
     try:
         try:
             try:
-                posting = svc.catalog.posting(posting_id)
+                posting = alerting.catalog().posting(posting_id)
             except PostingNotFound:  # this process's copy may predate it: ask Lever before deciding
-                posting = svc.catalog.refresh_postings().find(posting_id)
+                posting = alerting.catalog().refresh_postings().find(posting_id)
         except PostingNotFound:
             published.matched(r, posting_id)  # unpublished before anyone heard of it: nobody will
             return "no longer published"
@@ -121,7 +121,7 @@ def fan_out(svc: Services, posting_id: str) -> str:
             return "the catalog is unavailable; the upkeep tries again"
         started = time.monotonic()
         now = server_now(r)
-        gather_s = svc.settings.alert_gather_s
+        gather_s = alerting.settings.alert_gather_s
         given = matched = 0
         for chunk in _chunks(subscriptions.matching(r, posting), CHUNK):
             matched += len(chunk)

@@ -3,27 +3,43 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from redis import Redis
 
 from ..delivery import gate, sender
 from ..lever import health, pacing
+from ..lever.pacing import Limits
 from ..records import spool, store
 from ..records.store import State
-from ..services import Services
 
 RATE_WINDOW_S = 60
 HOURS = 24
 
 
-def lever_state(svc: Services, status: gate.GateStatus) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Board:
+    """What the dashboard reads, and nothing else: built once per process by the composition root
+    (`Services.board`)."""
+
+    redis: Redis
+    limits: Limits  # Lever's limits as the workers pace their calls (the page shows how far a 429 lowered them)
+    probe_interval_s: float
+    data_dir: Path  # where this machine spools applications while Redis cannot take them
+    redis_min_replicas: int
+
+
+def lever_state(board: Board, status: gate.GateStatus) -> dict[str, Any]:
     """available | maintenance (since) | rate-limited | errors | unknown, as jobsite last saw Lever."""
-    last = health.last_seen(svc.redis)
+    last = health.last_seen(board.redis)
     if status.closed:
         kind = {gate.Cause.MAINTENANCE: "maintenance", gate.Cause.FAILING: "failing"}.get(
             status.cause or gate.Cause.MAINTENANCE, "refusing our key"
         )
         return {"state": kind, "since": status.since, "detail": status.reason}
-    paused = any(pacing.pace(svc.redis, limit).paused_s > 0 for limit in (svc.limits.apply, svc.limits.lever))
+    paused = any(pacing.pace(board.redis, limit).paused_s > 0 for limit in (board.limits.apply, board.limits.lever))
     if paused:
         return {
             "state": "rate-limited",
@@ -67,25 +83,25 @@ def gate_says(status: gate.GateStatus) -> str:
     return "Lever is in maintenance — applications wait here and are sent automatically once it ends"
 
 
-def probe_check(svc: Services, status: gate.GateStatus) -> str:
+def probe_check(board: Board, status: gate.GateStatus) -> str:
     """How jobsite finds out that Lever takes applications again, in words for recruiters ("" unless it is looking):
     a light read every few seconds, or, where the key may not make it, re-sending the oldest application."""
     if not status.closed or status.paused:
         return ""
     if status.cause == gate.Cause.KEY_REFUSED:
         return "Checking Lever by re-sending the oldest application until the API key is accepted"
-    refused = gate.read_refused(svc.redis)
+    refused = gate.read_refused(board.redis)
     if refused:
         return f"Checking Lever by re-sending the oldest application: {refused}"
-    return f"Checking Lever every {svc.settings.probe_interval_s:g} s with a light read"
+    return f"Checking Lever every {board.probe_interval_s:g} s with a light read"
 
 
-def pacing_now(svc: Services) -> dict[str, dict[str, Any]]:
+def pacing_now(board: Board) -> dict[str, dict[str, Any]]:
     """The shared pacing of calls to Lever as every worker applies it now: the rate, the ceiling, and how far a 429
     has lowered it."""
     out = {}
-    for limit in (svc.limits.apply, svc.limits.lever):
-        p = pacing.pace(svc.redis, limit)
+    for limit in (board.limits.apply, board.limits.lever):
+        p = pacing.pace(board.redis, limit)
         out[limit.name] = {
             "rate_per_s": round(p.rate_per_s, 2),
             "ceiling_per_s": p.ceiling_per_s,
@@ -96,22 +112,22 @@ def pacing_now(svc: Services) -> dict[str, dict[str, Any]]:
     return out
 
 
-def status(svc: Services) -> dict[str, Any]:
+def status(board: Board) -> dict[str, Any]:
     """Everything the dashboard shows, as plain data (the page and its JSON both use it)."""
-    r = svc.redis
+    r = board.redis
     now = time.time()
     g = gate.status(r)
     counts = store.counts(r)
     backlog = counts["queued"] + counts["waiting"] + counts["delivering"]
     oldest = store.oldest_created_at(r, (State.WAITING, State.QUEUED, State.DELIVERING))
     rate = store.delivered_between(r, now - RATE_WINDOW_S, now + 0.001) / RATE_WINDOW_S
-    lever = lever_state(svc, g)
+    lever = lever_state(board, g)
     lever["word"], lever["says"] = LEVER_WORDS[lever["state"]]
     gate_state = "paused" if g.paused else g.state.value
-    paced = pacing_now(svc)
+    paced = pacing_now(board)
     # The estimate is the backlog at the pace every worker is held to (what the page shows as the pace), not the
     # last minute's deliveries: those count only the part of a minute a drain has run, and would disagree with it.
-    pace = paced[svc.limits.apply.name]["rate_per_s"]
+    pace = paced[board.limits.apply.name]["rate_per_s"]
     return {
         "now": now,
         "lever": lever,
@@ -121,7 +137,7 @@ def status(svc: Services) -> dict[str, Any]:
             "failures": g.failures,
             "next_probe_at": g.next_probe_at if g.closed else None,
             "parked": g.parked,
-            "check": probe_check(svc, g),
+            "check": probe_check(board, g),
             "cause": g.cause.value if g.closed and g.cause else None,
             "says": gate_says(g),
             "word": GATE_WORDS[gate_state],
@@ -133,14 +149,14 @@ def status(svc: Services) -> dict[str, Any]:
         "pacing": paced,
         "per_minute": round(pace * 60),
         "eta_s": round(backlog / pace) if pace > 0 and backlog else None,
-        "spooled": len(spool.entries(svc.settings.data_dir)),
-        "replicas_missing": sender.replicas_missing(r) if svc.settings.redis_min_replicas else None,
+        "spooled": len(spool.entries(board.data_dir)),
+        "replicas_missing": sender.replicas_missing(r) if board.redis_min_replicas else None,
     }
 
 
-def history(svc: Services, hours: int = HOURS) -> list[dict[str, Any]]:
+def history(board: Board, hours: int = HOURS) -> list[dict[str, Any]]:
     """Submissions and deliveries per hour over the last `hours`, oldest first."""
-    r = svc.redis
+    r = board.redis
     end = (int(time.time()) // 3600 + 1) * 3600
     out = []
     for h in range(hours, 0, -1):

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 import redis
+from redis import Redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
@@ -29,7 +30,6 @@ from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
 from ..records.store import Record, State
 from ..records.uploads import FileMissing
-from ..services import Services
 from ..settings import Settings
 from . import gate, outcomes, sender
 from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, Unreplicated, retry_delay, unreplicated_retry_s
@@ -39,6 +39,17 @@ log = logging.getLogger(__name__)
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 PROBE_READS_FOR_S = 10.0  # one probe job reads this long at most before a successor job takes over (under a lease)
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What delivering to Lever uses, and nothing else: applications here, and the flows on the same sender with the
+    same inputs (their follow-ups, sourced people and their changes). Built once per process by the composition root
+    (`Services.delivery`) and passed to every step, instead of the `Services` locator."""
+
+    redis: Redis  # `redis` in this class body is this field, not the module
+    lever: LeverClient  # the workers' client; each step narrows its wait with `within`
+    settings: Settings  # a dozen of them: the lease, the probe's timings, the retry window, replicas, the body
 
 
 class Check(StrEnum):
@@ -94,12 +105,12 @@ class DeliveryUnderWay(Exception):
     """A worker is sending this application right now: it cannot be discarded until that attempt ends."""
 
 
-def discard(services: Services, receipt: str, who: str, reason: str) -> bool:
+def discard(delivery: Delivery, receipt: str, who: str, reason: str) -> bool:
     """A recruiter gives up on an application, holding its delivery lease so that no worker sends it meanwhile
     (a discard in the middle of a delivery would leave it both delivered and discarded). False if it was already
     delivered or discarded; DeliveryUnderWay while a worker holds the lease."""
-    r = services.redis
-    lease = _lease(r, receipt, services.settings.delivery_lease_s)
+    r = delivery.redis
+    lease = _lease(r, receipt, delivery.settings.delivery_lease_s)
     if not lease.acquire():
         raise DeliveryUnderWay(receipt)
     try:
@@ -122,9 +133,9 @@ def _can_reconcile(r: redis.Redis) -> bool:
     return r.get(CAN_RECONCILE) != b"0"
 
 
-def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
+def deliver(delivery: Delivery, receipt: str, *, probe: bool = False) -> Result:
     """Try to deliver one application now. `probe` lets it through a closed gate (one probe at a time)."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     record = store.load(r, receipt)
     if record is None or record.state in store.AT_REST or record.application is None:
         return Result(Outcome.SKIPPED)
@@ -132,16 +143,16 @@ def deliver(services: Services, receipt: str, *, probe: bool = False) -> Result:
     with sender.leased(lease, f"application {receipt[:8]}") as held:
         if not held:
             return Result(Outcome.SKIPPED)
-        lever = services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives it
+        lever = delivery.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives it
         if not probe and gate.park(r, receipt, record.created_at):
             waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
             store.update(r, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited)
             return Result(Outcome.PARKED)
-        return _send(services, record, lease, lever, probe)
+        return _send(delivery, record, lease, lever, probe)
 
 
-def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, probe: bool) -> Result:
-    r, s = services.redis, services.settings
+def _send(delivery: Delivery, record: Record, lease: Lock, lever: LeverClient, probe: bool) -> Result:
+    r, s = delivery.redis, delivery.settings
     store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
     applying = False  # set once the apply itself is sent: only its answer says anything about it
 
@@ -166,10 +177,10 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
         return lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
 
     try:
-        if record.inflight_at and (known := _reconcile(services, record, lever, probe)) is not None:
+        if record.inflight_at and (known := _reconcile(delivery, record, lever, probe)) is not None:
             # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
-            return _opened(services, known) if probe else known
-        uris = _upload_files(services, record, lease, lever)
+            return _opened(delivery, known) if probe else known
+        uris = _upload_files(delivery, record, lease, lever)
         assert record.application is not None  # noqa: S101 (checked by deliver(); narrows the type)
         body = record.application.lever_body(uris, record.source or s.application_source)
         # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
@@ -179,10 +190,10 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
     except RateLimitWait as e:
         if not applying:  # (always so today: only the apply's answer comes after it)
             _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far
-        return _wait(services, record, e.wait_s, "waiting for a rate-limit slot", probe)
+        return _wait(delivery, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:
         return _needs_attention(
-            services,
+            delivery,
             record,
             f"the uploaded file {e} is no longer in Redis (it holds files "
             "until Lever has them): ask the candidate to send it again",
@@ -200,21 +211,21 @@ def _send(services: Services, record: Record, lease: Lock, lever: LeverClient, p
         except (redis.ConnectionError, redis.TimeoutError):  # the primary went away: withdrawn once Redis is back
             _unsent[record.receipt] = marked
             raise
-        return _wait(services, record, unreplicated_retry_s(r), f"not sent yet: {e}", probe)
+        return _wait(delivery, record, unreplicated_retry_s(r), f"not sent yet: {e}", probe)
     except LeverError as e:
         verdict = outcomes.judge(e)
         if not verdict.outcome_unknown:
             _definite_failure(r, record, applying)
         elif applying and verdict.status is not None:
             store.update(r, record, settle_until=0.0)  # a 5xx answer ends Lever's processing: what it did is listed
-        return _answered(services, record, verdict, applying, probe)
+        return _answered(delivery, record, verdict, applying, probe)
     except (redis.ConnectionError, redis.TimeoutError):
         if marked and not applying:
             _unsent[record.receipt] = marked
         raise
-    _delivered(services, record, application_id, lever)
+    _delivered(delivery, record, application_id, lever)
     result = Result(Outcome.DELIVERED)
-    return _opened(services, result) if probe else result
+    return _opened(delivery, result) if probe else result
 
 
 def _not_sent(r: redis.Redis, record: Record, marked: float) -> None:
@@ -233,15 +244,15 @@ def withdraw_unsent(r: redis.Redis) -> None:
         del _unsent[receipt]
 
 
-def _answered(services: Services, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:
+def _answered(delivery: Delivery, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:
     """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
-    r = services.redis
+    r = delivery.redis
     decision = sender.decide(r, verdict, sender.Work.APPLICATION, probe=probe)
     act = {  # what each of the policy's actions is for an application
-        sender.Action.CLOSE_GATE: lambda: _close_gate(services, record, verdict, decision, probe),
-        sender.Action.RETRY: lambda: _retry(services, record, verdict.why, probe),  # reconciled first if unknown
-        sender.Action.WAIT: lambda: _wait(services, record, verdict.wait_s, verdict.why, probe),
-        sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(services, record, verdict.why),
+        sender.Action.CLOSE_GATE: lambda: _close_gate(delivery, record, verdict, decision, probe),
+        sender.Action.RETRY: lambda: _retry(delivery, record, verdict.why, probe),  # reconciled first if unknown
+        sender.Action.WAIT: lambda: _wait(delivery, record, verdict.wait_s, verdict.why, probe),
+        sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(delivery, record, verdict.why),
     }
     if decision.action != sender.Action.CLOSE_GATE:  # (closing logs its own cause)
         action = "apply" if applying or decision.action != sender.Action.WAIT else "rate limit"
@@ -249,19 +260,19 @@ def _answered(services: Services, record: Record, verdict: outcomes.Verdict, app
     result = act[decision.action]()
     # Lever answered (a 429, a refusal of this application), so it is out of maintenance: a probe opens the gate.
     answered = decision.action in (sender.Action.WAIT, sender.Action.NEEDS_ATTENTION)
-    return _opened(services, result) if probe and answered else result
+    return _opened(delivery, result) if probe and answered else result
 
 
-def check_maintenance(services: Services) -> MaintenanceCheck:
+def check_maintenance(delivery: Delivery) -> MaintenanceCheck:
     """While the gate is closed for maintenance: has it ended? One light authenticated read that maintenance blocks
     (List stages, one item; Lever answers 503 to every Data API call but three postings reads), paced with all Lever
     calls. Cheaper and faster than re-sending an application: it can run every few seconds. Where
     Lever refuses the read (401/403), that is remembered for JOBSITE_PROBE_READ_RETRY_S and probes deliver alone."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     if gate.read_refused(r) is not None:
         return MaintenanceCheck(Check.UNREADABLE)
     try:
-        services.lever.within(MAX_IN_PROCESS_WAIT_S).read_stages(limit=1)
+        delivery.lever.within(MAX_IN_PROCESS_WAIT_S).read_stages(limit=1)
     except RateLimitWait as e:
         return MaintenanceCheck(Check.ONGOING, max(e.wait_s, s.probe_interval_s))
     except LeverError as e:
@@ -301,12 +312,12 @@ class ProbeResult:
     delivered: str = ""
 
 
-def probe(services: Services) -> ProbeResult:
+def probe(delivery: Delivery) -> ProbeResult:
     """Probe a closed gate. In maintenance, a light read every few seconds until Lever answers it; then at once (or
     at every probe, when Lever refuses the read or our key) deliver the oldest waiting application, or, with none
     waiting, make a cheap call. The probe holds the gate's probe claim until the task layer has scheduled its
     successor, or until this ends the chain (the gate is open, or delivery is paused)."""
-    r = services.redis
+    r = delivery.redis
     status = gate.status(r)
     if status.paused or not status.closed:
         gate.end_probe(r)
@@ -319,7 +330,7 @@ def probe(services: Services) -> ProbeResult:
         # PROBE_READS_FOR_S: RQ's scheduler keeps whole seconds and looks once a second, so a successor job would
         # add one to two seconds between the end of maintenance and the first delivery.
         until = time.monotonic() + PROBE_READS_FOR_S
-        while (maintenance := check_maintenance(services)).check == Check.ONGOING:
+        while (maintenance := check_maintenance(delivery)).check == Check.ONGOING:
             if time.monotonic() + maintenance.next_in_s > until or gate.status(r).paused:
                 return ProbeResult("closed", next_probe_s=maintenance.next_in_s)
             time.sleep(maintenance.next_in_s)
@@ -329,8 +340,8 @@ def probe(services: Services) -> ProbeResult:
         if check == Check.ENDED:
             gate.end_probe(r)
             return ProbeResult("open", opened=tuple(gate.open_(r)))
-        return _probe_without_application(services)
-    result = deliver(services, receipt, probe=True)
+        return _probe_without_application(delivery)
+    result = deliver(delivery, receipt, probe=True)
     delivered = receipt if result.outcome == Outcome.DELIVERED else ""
     found = ProbeResult(result.outcome.value, opened=result.opened, delivered=delivered)
     if result.outcome == Outcome.SKIPPED:
@@ -345,16 +356,16 @@ def probe(services: Services) -> ProbeResult:
     return found
 
 
-def _probe_without_application(services: Services) -> ProbeResult:
+def _probe_without_application(delivery: Delivery) -> ProbeResult:
     """Nothing is parked: a cheap call tells whether Lever is back."""
-    r = services.redis
+    r = delivery.redis
     try:
-        next(services.lever.within(MAX_IN_PROCESS_WAIT_S).iter_opportunity_pages(limit=1), None)
+        next(delivery.lever.within(MAX_IN_PROCESS_WAIT_S).iter_opportunity_pages(limit=1), None)
     except RateLimitWait as e:  # Lever's limits are full: nothing learned, look again once a slot is free
-        return ProbeResult("closed", next_probe_s=max(e.wait_s, services.settings.probe_interval_s))
+        return ProbeResult("closed", next_probe_s=max(e.wait_s, delivery.settings.probe_interval_s))
     except LeverError as e:
         if CHECK[sender.reading(e)] == Check.ONGOING:
-            return ProbeResult("closed", next_probe_s=gate.probe_failed(r, services.settings.probe_cap_s))
+            return ProbeResult("closed", next_probe_s=gate.probe_failed(r, delivery.settings.probe_cap_s))
         # any other answer (even 403) means Lever is out of maintenance
     gate.end_probe(r)
     return ProbeResult("open", opened=tuple(gate.open_(r)))
@@ -367,9 +378,9 @@ def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
         store.update(r, record, inflight_at=0.0)
 
 
-def _upload_files(services: Services, record: Record, lease: Lock, lever: LeverClient) -> dict[str, str]:
+def _upload_files(delivery: Delivery, record: Record, lease: Lock, lever: LeverClient) -> dict[str, str]:
     """Upload stored files to Lever, reusing uploads that are still valid (Lever keeps them 24 h)."""
-    r = services.redis
+    r = delivery.redis
     uris: dict[str, str] = {}
     now_ms = time.time() * 1000
     for f in record.files:
@@ -403,10 +414,10 @@ def _marks(opportunity: dict[str, Any]) -> set[str]:
     }
 
 
-def _claimed(services: Services, record: Record, app_id: str, opportunity: dict[str, Any]) -> bool:
+def _claimed(delivery: Delivery, record: Record, app_id: str, opportunity: dict[str, Any]) -> bool:
     """Another of our applications is this one in Lever: it carries that one's marker, or that one recorded it
     when it was delivered (before markers were sent)."""
-    r = services.redis
+    r = delivery.redis
     if any(mark != record.receipt and store.known(r, mark) for mark in _marks(opportunity)):
         return True
     others = [x for x in store.of_contact(r, str(opportunity.get("contact") or "")) if x != record.receipt]
@@ -417,19 +428,19 @@ def _claimed(services: Services, record: Record, app_id: str, opportunity: dict[
     )
 
 
-def _reconcile(services: Services, record: Record, lever: LeverClient, probe: bool) -> Result | None:
+def _reconcile(delivery: Delivery, record: Record, lever: LeverClient, probe: bool) -> Result | None:
     """After an apply whose outcome is unknown: did Lever create it? Only an opportunity carrying this application's
     marker is it: delivered. None when Lever does not have it (send it again). While Lever may still be processing
     an apply that got no answer, "not found" is not trusted: look again once the settle time has passed. Where
     Lever lists an application by the same person for the posting that no record of ours explains, no answer can
     tell whether it is this one: a person decides (maybe delivered)."""
-    r = services.redis
+    r = delivery.redis
     if not _can_reconcile(r):
         store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
         _resending(r, record)
         return None
     try:
-        found = _lever_applications(services, record, lever)  # no time window: the marker alone says which is ours
+        found = _lever_applications(delivery, record, lever)  # no time window: the marker alone says which is ours
     except LeverError as e:
         if sender.reading(e) != sender.Action.DO_WITHOUT:
             raise
@@ -445,24 +456,24 @@ def _reconcile(services: Services, record: Record, lever: LeverClient, probe: bo
     if mine:
         app_id, opp = mine[0]
         store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
-        _delivered(services, record, app_id, lever, opportunity=opp)
+        _delivered(delivery, record, app_id, lever, opportunity=opp)
         _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]])
         return Result(Outcome.DELIVERED)
     if settling := sender.settling_s(r, record.settle_until):
         why = "Lever does not list it yet and may still be processing it: looking again before sending it again"
         store.log_attempt(r, record.receipt, "reconcile", 200, why)
-        return _wait(services, record, settling, why, probe)
+        return _wait(delivery, record, settling, why, probe)
     unexplained = [
         {"opportunity": str(opp.get("id", "")), "application": app_id, "contact": str(opp.get("contact") or "")}
         for app_id, opp in found
-        if not _marks(opp) and not _claimed(services, record, app_id, opp)
+        if not _marks(opp) and not _claimed(delivery, record, app_id, opp)
     ]
     if unexplained:
         store.update(r, record, maybe_delivered=unexplained)
         store.log_attempt(r, record.receipt, "reconcile", 200, "maybe delivered: a person decides")
         metrics.incr(r, "jobsite_deliveries_total", outcome="maybe_delivered")
         return _needs_attention(
-            services,
+            delivery,
             record,
             "maybe delivered: Lever holds an application by the same person "
             "for this posting without our link, and we cannot tell whether it is this one. Look "
@@ -496,15 +507,15 @@ def _note_duplicates(r: redis.Redis, record: Record, others: list[str]) -> None:
     log.warning("application %s is in Lever more than once (the console lists the duplicates)", record.receipt[:8])
 
 
-def look_for_duplicates(services: Services, record: Record, lever: LeverClient) -> list[str]:
+def look_for_duplicates(delivery: Delivery, record: Record, lever: LeverClient) -> list[str]:
     """A follow-up of an application sent again after an unknown outcome: does Lever hold a late first copy beside
     the one delivered? Records and returns the other opportunities (List all opportunities, each page paced by `lever`).
     Raises LeverError."""
     if record.application is None:
         return []
-    found = _lever_applications(services, record, lever)
+    found = _lever_applications(delivery, record, lever)
     _note_duplicates(
-        services.redis,
+        delivery.redis,
         record,
         [str(o.get("id")) for _, o in found if record.receipt in _marks(o) and o.get("id") != record.opportunity_id],
     )
@@ -516,13 +527,13 @@ class NotMaybeDelivered(Exception):
 
 
 def settle_maybe_delivered(
-    services: Services, receipt: str, who: str, *, delivered: bool, opportunity_id: str = ""
+    delivery: Delivery, receipt: str, who: str, *, delivered: bool, opportunity_id: str = ""
 ) -> Record:
     """A person looked in Lever: the application is there (`delivered`, as `opportunity_id`, default the first
     candidate) or not (its unknown outcome is settled: the next delivery sends it again). Holds the lease, like a
     discard. Raises NotMaybeDelivered, DeliveryUnderWay."""
-    r = services.redis
-    lease = _lease(r, receipt, services.settings.delivery_lease_s)
+    r = delivery.redis
+    lease = _lease(r, receipt, delivery.settings.delivery_lease_s)
     if not lease.acquire():
         raise DeliveryUnderWay(receipt)
     try:
@@ -561,15 +572,15 @@ def settle_maybe_delivered(
 
 
 def _delivered(
-    services: Services,
+    delivery: Delivery,
     record: Record,
     application_id: str,
     lever: LeverClient,
     opportunity: dict[str, Any] | None = None,
 ) -> None:
-    r = services.redis
+    r = delivery.redis
     if opportunity is None:
-        opportunity = _find_opportunity(services, record, application_id, lever)
+        opportunity = _find_opportunity(delivery, record, application_id, lever)
     with r.pipeline() as pipe:
         store.update(
             pipe,
@@ -591,32 +602,32 @@ def _delivered(
 
 
 def _find_opportunity(
-    services: Services, record: Record, application_id: str, lever: LeverClient
+    delivery: Delivery, record: Record, application_id: str, lever: LeverClient
 ) -> dict[str, Any] | None:
     """Lever's apply answer holds only the application id; the opportunity and contact are looked up (best effort:
     the application is delivered either way, and the follow-up looks again later)."""
-    if not _can_reconcile(services.redis):
+    if not _can_reconcile(delivery.redis):
         return None
     try:
-        return locate_opportunity(services, record, application_id, lever)
+        return locate_opportunity(delivery, record, application_id, lever)
     except (LeverError, RateLimitWait):  # whatever it means (a 429 slowed everyone already), the follow-up looks again
         return None
 
 
 def locate_opportunity(
-    services: Services, record: Record, application_id: str, lever: LeverClient
+    delivery: Delivery, record: Record, application_id: str, lever: LeverClient
 ) -> dict[str, Any] | None:
     """The opportunity Lever made of a delivered application, by the candidate's email and posting (List all
     opportunities, each page paced by `lever`); None while Lever does not list it yet, or once the answers are
     purged. Raises LeverError."""
     if record.application is None:
         return None
-    found = _lever_applications(services, record, lever)
+    found = _lever_applications(delivery, record, lever)
     return next((opp for app_id, opp in found if app_id == application_id), None)
 
 
 def _lever_applications(
-    services: Services, record: Record, lever: LeverClient, **filters: Any
+    delivery: Delivery, record: Record, lever: LeverClient, **filters: Any
 ) -> list[tuple[str, dict[str, Any]]]:
     """(application id, opportunity) pairs Lever holds for this candidate's email and posting."""
     assert record.application is not None  # noqa: S101 (not purged: it is being delivered; narrows the type)
@@ -630,18 +641,18 @@ def _lever_applications(
     ]
 
 
-def _wait(services: Services, record: Record, wait_s: float, why: str, probe: bool) -> Result:
+def _wait(delivery: Delivery, record: Record, wait_s: float, why: str, probe: bool) -> Result:
     retry_at = time.time() + max(wait_s, 0.5)
-    store.update(services.redis, record, State.WAITING, next_attempt_at=retry_at, last_error=why)
+    store.update(delivery.redis, record, State.WAITING, next_attempt_at=retry_at, last_error=why)
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
 def _close_gate(
-    services: Services, record: Record, verdict: outcomes.Verdict, decision: sender.Decision, probe: bool
+    delivery: Delivery, record: Record, verdict: outcomes.Verdict, decision: sender.Decision, probe: bool
 ) -> Result:
     """Lever cannot take any application now (maintenance, failing, or our key is refused): park, and probe with
     backoff."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     cause, why = decision.cause, decision.why
     assert cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
     store.log_attempt(r, record.receipt, "apply", verdict.status or "no answer", verdict.message)
@@ -663,11 +674,11 @@ def _close_gate(
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=delay)
 
 
-def _retry(services: Services, record: Record, why: str, probe: bool) -> Result:
-    r, s = services.redis, services.settings
+def _retry(delivery: Delivery, record: Record, why: str, probe: bool) -> Result:
+    r, s = delivery.redis, delivery.settings
     metrics.incr(r, "jobsite_deliveries_total", outcome="retry")
     if time.time() - record.created_at > s.retry_window_s:
-        return _needs_attention(services, record, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
+        return _needs_attention(delivery, record, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
     # A failed probe backs off the gate's probing; any other failure backs off this application.
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else retry_delay(record.attempts - 1)
     retry_at = time.time() + delay
@@ -675,9 +686,9 @@ def _retry(services: Services, record: Record, why: str, probe: bool) -> Result:
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=delay if probe else 0.0)
 
 
-def _needs_attention(services: Services, record: Record, why: str) -> Result:
+def _needs_attention(delivery: Delivery, record: Record, why: str) -> Result:
     """Stop trying until a recruiter acts. Says nothing about Lever's state, so the gate is left as it is."""
-    r = services.redis
+    r = delivery.redis
     store.update(r, record, State.NEEDS_ATTENTION, last_error=why, next_attempt_at=0.0)
     gate.unpark(r, record.receipt)  # a probe moves on to the next waiting application
     metrics.incr(r, "jobsite_deliveries_total", outcome="needs_attention")
@@ -686,8 +697,8 @@ def _needs_attention(services: Services, record: Record, why: str) -> Result:
     return Result(Outcome.NEEDS_ATTENTION)
 
 
-def _opened(services: Services, result: Result) -> Result:
+def _opened(delivery: Delivery, result: Result) -> Result:
     """A probe got an answer from Lever: open the gate; the task layer queues what was parked."""
-    released = gate.open_(services.redis)
+    released = gate.open_(delivery.redis)
     log.info("Lever accepts applications again: releasing %d waiting applications", len(released))
     return replace(result, opened=tuple(released))

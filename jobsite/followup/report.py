@@ -22,11 +22,11 @@ from typing import Any
 import redis
 
 from ..delivery import gate
+from ..delivery.deliverer import Delivery
 from ..keyspace.followup_keys import NAMES, NAMES_REFRESHED, OPP, OPPS, PREFIX, SEEN, SYNC_LOCK, SYNCED_AT
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait
 from ..records.store import Record
-from ..services import Services
 from . import tagging
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,10 @@ def track_sourced(
     r.sadd(OPPS, opportunity_id)
 
 
-def refresh_names(services: Services) -> None:
+def refresh_names(delivery: Delivery) -> None:
     """Fetch the stage and archive-reason names (two list calls, through the shared limit)."""
-    r = services.redis
-    lever = tagging.lever(services)
+    r = delivery.redis
+    lever = tagging.lever(delivery)
     stages = lever.list_stages()
     reasons = lever.list_archive_reasons()
     mapping: dict[str, str | int] = {}
@@ -107,28 +107,28 @@ def _names(r: redis.Redis) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in r.hgetall(NAMES).items()}
 
 
-def _ensure_names(services: Services, ids: Iterable[str]) -> None:
+def _ensure_names(delivery: Delivery, ids: Iterable[str]) -> None:
     """Refresh the names when an id is unknown, at most once a minute (a refresh that fails is tried next time)."""
-    r = services.redis
+    r = delivery.redis
     known = _names(r)
     if any(f"stage:{i}" not in known and f"reason:{i}" not in known for i in ids if i) and r.set(
         NAMES_REFRESHED, "1", nx=True, ex=60
     ):
         try:
-            refresh_names(services)
+            refresh_names(delivery)
         except (LeverError, RateLimitWait):
             r.delete(NAMES_REFRESHED)
 
 
-def ensure_stage_names(services: Services) -> None:
+def ensure_stage_names(delivery: Delivery) -> None:
     """Before the report is shown: fetch Lever's stage names when a tracked opportunity's stage has none yet (one
     just delivered, before any sync), so the report names stages and its funnel goes through every one of them.
     At most once a minute; with Lever unreachable the ids stay until the next try."""
-    r = services.redis
+    r = delivery.redis
     pipe = r.pipeline(transaction=False)
     for opp_id in r.smembers(OPPS):
         pipe.hget(OPP.format(opp_id.decode()), "stage_id")
-    _ensure_names(services, {v.decode() for v in pipe.execute() if v})
+    _ensure_names(delivery, {v.decode() for v in pipe.execute() if v})
 
 
 def _apply(r: redis.Redis, opportunity: dict[str, Any]) -> None:
@@ -161,10 +161,10 @@ def _prefix(r: redis.Redis) -> str:
     return raw.decode() if raw else ""
 
 
-def sync(services: Services) -> int | None:
+def sync(delivery: Delivery) -> int | None:
     """One incremental sync; returns how many opportunities changed, or None when it could not run now (gate
     closed, bucket busy, Lever failing): the next sync covers the gap, since it starts from the last complete one."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     if not gate.status(r).is_open:
         return None
     r.set(PREFIX, s.tag_prefix)
@@ -175,14 +175,14 @@ def sync(services: Services) -> int | None:
         params["updated_at_start"] = since - SYNC_MARGIN_MS
     changed = 0
     try:
-        for page in tagging.lever(services).iter_opportunity_pages(**params):  # each page takes its slot
+        for page in tagging.lever(delivery).iter_opportunity_pages(**params):  # each page takes its slot
             ids = []
             for o in page:
                 _apply(r, o)
                 archived = o.get("archived") or {}
                 ids.append(archived.get("reason") or "")
                 changed += 1
-            _ensure_names(services, ids)
+            _ensure_names(delivery, ids)
     except RateLimitWait:
         return None
     except LeverError:  # whatever it means (a 429 slowed everyone already), the next sync covers the gap
@@ -204,7 +204,7 @@ class WebhookRefused(Exception):
 
 
 def apply_webhook(
-    services: Services, envelope: dict[str, Any], max_age_s: int, *, forget: Callable[[Services, str], object]
+    delivery: Delivery, envelope: dict[str, Any], max_age_s: int, *, forget: Callable[[str], object]
 ) -> bool:
     """Apply a verified webhook once; True if it concerned an opportunity from the site. Raises WebhookRefused for
     one triggered too long ago (or in the future) or whose token was seen before.
@@ -214,7 +214,7 @@ def apply_webhook(
     event that destroys data is acted on only once Lever confirms it (LeverNotReachable when it cannot say now:
     the token is released, so Lever's redelivery gets through). `forget` removes what every flow holds about a
     person Lever deleted (privacy/retention.forget: applications and sourced people alike)."""
-    r = services.redis
+    r = delivery.redis
     triggered = int(envelope.get("triggeredAt") or 0)
     if abs(time.time() * 1000 - triggered) > max_age_s * 1000:
         raise WebhookRefused("stale")
@@ -223,26 +223,24 @@ def apply_webhook(
     if envelope.get("event") not in EVENTS:
         return False  # an event we do not follow (or Lever's test POST): its token is spent all the same
     try:
-        return _apply_event(services, envelope, triggered, forget)
+        return _apply_event(delivery, envelope, triggered, forget)
     except Exception:
         r.delete(SEEN.format(envelope["token"]))  # not applied: Lever's redelivery must get through
         raise
 
 
-def _apply_event(
-    services: Services, envelope: dict[str, Any], triggered: int, forget: Callable[[Services, str], object]
-) -> bool:
-    r = services.redis
+def _apply_event(delivery: Delivery, envelope: dict[str, Any], triggered: int, forget: Callable[[str], object]) -> bool:
+    r = delivery.redis
     data = envelope.get("data") or {}
     event = envelope.get("event")
     opportunity = str(data.get("opportunityId") or data.get("candidateId") or "")
     if event == "candidateDeleted":
         contact = str(data.get("contactId") or "") or _contact(r, opportunity)
-        if contact and tagging.of_contact(services, contact):
+        if contact and tagging.of_contact(delivery, contact):
             log.warning("webhook candidateDeleted ignored: Lever still holds that contact's opportunities")
             return False
         if contact:
-            forget(services, contact)
+            forget(contact)
         if r.sismember(OPPS, opportunity):
             r.hset(OPP.format(opportunity), mapping={"contact_id": "", "deleted": 1})
         return bool(contact)
@@ -256,14 +254,14 @@ def _apply_event(
             key,
             mapping={"stage_id": str(data.get("toStageId") or ""), "advanced_at": triggered, "updated_at": triggered},
         )
-        _ensure_names(services, [str(data.get("toStageId") or "")])
+        _ensure_names(delivery, [str(data.get("toStageId") or "")])
     elif event == "candidateArchiveChange":
         to = data.get("toArchived") or {}
         reason = str(to.get("reason") or "") if isinstance(to, dict) else ""
         r.hset(
             key, mapping={"archive_reason": reason, "archived_at": triggered if reason else 0, "updated_at": triggered}
         )
-        _ensure_names(services, [reason])
+        _ensure_names(delivery, [reason])
     elif event == "candidateHired":
         names = _names(r)
         hired = next((k.split(":", 1)[1] for k, v in names.items() if k.startswith("hired:") and v == "1"), "")

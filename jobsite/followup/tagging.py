@@ -5,7 +5,8 @@ Tagging is a follow-up of delivery, never part of it: a delivered application st
 Its calls pass the same gate (parked while Lever is in maintenance, released by upkeep when the gate opens) and the
 same shared limit of all Lever calls as deliveries (the client's pacing), but a follow-up takes a slot only when one is
 free within FOLLOWUP_MAX_WAIT_S, so a backlog of applications always goes first. `tag()` decides; the task layer
-schedules.
+schedules. Follow-ups take delivery's inputs (`Delivery`: Redis, the workers' client, the settings), never the
+`Services` locator: they use nothing else, and delivery's lookups of an opportunity take them as they are.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from enum import StrEnum
 import redis
 
 from ..delivery import backoff, gate, outcomes, sender
-from ..delivery.deliverer import locate_opportunity, look_for_duplicates
+from ..delivery.deliverer import Delivery, locate_opportunity, look_for_duplicates
 from ..keyspace.followup_keys import PARKED
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
 from ..records import store
 from ..records.store import Record, State
-from ..services import Services
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,11 @@ def site_tag(settings: Settings) -> str:
     return f"{settings.tag_prefix} careers site"
 
 
-def lever(services: Services) -> LeverClient:
+def lever(delivery: Delivery) -> LeverClient:
     """The client for a follow-up's calls: each waits at most FOLLOWUP_MAX_WAIT_S for its slot on the shared limit of
     all Lever calls (a delivery waits longer), so when deliveries fill the limit, follow-ups step back. Its calls
     raise RateLimitWait."""
-    return services.lever.within(FOLLOWUP_MAX_WAIT_S)
+    return delivery.lever.within(FOLLOWUP_MAX_WAIT_S)
 
 
 def _park(r: redis.Redis, receipt: str) -> None:
@@ -89,10 +89,10 @@ def take_parked(r: redis.Redis) -> list[str]:
     return gate.release(r, PARKED)
 
 
-def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
+def tag(delivery: Delivery, receipt: str, attempt: int = 0) -> FollowUp:
     """Add the application's tags to its opportunity (and, with JOBSITE_TAG_EVERY_OPPORTUNITY, to every opportunity
     of the contact); looks the opportunity up first when delivery could not find it."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     record = store.load(r, receipt)
     if record is None or record.state != State.DELIVERED or record.tagging == "done" or not record.lever_application_id:
         return FollowUp(Step.SKIPPED)
@@ -105,16 +105,16 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     if gate.park(r, receipt, time.time(), PARKED):
         store.update(r, record, tagging="waiting for Lever")
         return FollowUp(Step.PARKED)
-    paced = lever(services)
+    paced = lever(delivery)
     try:
         if not record.opportunity_id:
-            found = locate_opportunity(services, record, record.lever_application_id, paced)
+            found = locate_opportunity(delivery, record, record.lever_application_id, paced)
             if found is None:
                 why = "Lever does not list its opportunity yet"
-                return _retry(services, record, attempt, why, NOT_FOUND_RETRY_S)
+                return _retry(delivery, record, attempt, why, NOT_FOUND_RETRY_S)
             store.update(r, record, opportunity_id=str(found.get("id", "")), contact_id=str(found.get("contact", "")))
         if record.resent and not record.duplicates:  # sent again after an unknown outcome: a late first copy?
-            look_for_duplicates(services, record, paced)
+            look_for_duplicates(delivery, record, paced)
         targets = [record.opportunity_id]
         if s.tag_every_opportunity and record.contact_id:
             targets += [
@@ -132,7 +132,7 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
     except LeverError as e:
         verdict = outcomes.judge(e)
         decision = sender.decide(r, verdict, sender.Work.TAG)
-        return _ACTS[decision.action](services, record, attempt, verdict, decision)
+        return _ACTS[decision.action](delivery, record, attempt, verdict, decision)
     store.update(r, record, tags_confirmed=confirmed, tagging="done")
     tags = f"{len(confirmed)} tag" + ("" if len(confirmed) == 1 else "s")
     opportunities = f"{len(targets)} " + ("opportunity" if len(targets) == 1 else "opportunities")
@@ -141,16 +141,16 @@ def tag(services: Services, receipt: str, attempt: int = 0) -> FollowUp:
 
 
 def _wait(
-    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+    delivery: Delivery, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
 ) -> FollowUp:
     return FollowUp(Step.RETRY, retry_at=time.time() + verdict.wait_s, attempt=attempt)
 
 
 def _behind_the_gate(
-    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+    delivery: Delivery, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
 ) -> FollowUp:
     """Lever takes nothing now: close the gate as a delivery would, and wait behind it (upkeep releases it)."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     assert decision.cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
     closed = gate.close(r, decision.cause, decision.why)
     _park(r, record.receipt)
@@ -160,17 +160,17 @@ def _behind_the_gate(
 
 
 def _failed(
-    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+    delivery: Delivery, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
 ) -> FollowUp:
-    return _retry(services, record, attempt, verdict.why)  # adding a tag twice changes nothing: resend
+    return _retry(delivery, record, attempt, verdict.why)  # adding a tag twice changes nothing: resend
 
 
 def _refused(
-    services: Services, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
+    delivery: Delivery, record: Record, attempt: int, verdict: outcomes.Verdict, decision: sender.Decision
 ) -> FollowUp:
     why = f"Lever refused the tags ({verdict.status}): {verdict.message}"  # the key or the request: a person looks
-    store.update(services.redis, record, tagging=why)
-    store.log_attempt(services.redis, record.receipt, "tags", verdict.status, why)
+    store.update(delivery.redis, record, tagging=why)
+    store.log_attempt(delivery.redis, record.receipt, "tags", verdict.status, why)
     return FollowUp(Step.GAVE_UP)
 
 
@@ -182,8 +182,8 @@ _ACTS = {
 }  # what each of the policy's actions is for a tagging
 
 
-def _retry(services: Services, record: Record, attempt: int, why: str, base_s: float = TAG_RETRY_BASE_S) -> FollowUp:
-    r = services.redis
+def _retry(delivery: Delivery, record: Record, attempt: int, why: str, base_s: float = TAG_RETRY_BASE_S) -> FollowUp:
+    r = delivery.redis
     store.log_attempt(r, record.receipt, "tags", None, why)
     if attempt + 1 >= TAG_TRIES:
         store.update(r, record, tagging=f"gave up after {TAG_TRIES} tries: {why}")
@@ -201,18 +201,18 @@ class LeverNotReachable(Exception):
 UNREACHABLE = {sender.Action.WAIT: "Lever answered 429: too many requests just now"}  # by the policy's read row
 
 
-def of_contact(services: Services, contact_id: str) -> list[dict[str, object]]:
+def of_contact(delivery: Delivery, contact_id: str) -> list[dict[str, object]]:
     """Every opportunity Lever holds for a person (List all opportunities with contact_id, stage expanded): each
     with its posting, stage and archive state. One call, through the gate and the shared bucket.
 
     Raises:
         LeverNotReachable: the gate is closed, no slot is free soon, or Lever failed.
     """
-    r = services.redis
+    r = delivery.redis
     if not gate.status(r).is_open:
         raise LeverNotReachable("Lever is in maintenance, or delivery is paused")
     try:
-        found = lever(services).list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
+        found = lever(delivery).list_opportunities(contact_id=contact_id, expand=["stage", "applications"])
     except RateLimitWait:
         raise LeverNotReachable("the shared rate limit is busy with deliveries") from None
     except LeverError as e:  # a read outside a flow: whatever the policy's read row says, the console tries later

@@ -13,20 +13,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import redis
+from redis import Redis
 
 from .. import metrics
 from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, IdempotencyConflict
+from ..admission.inputs import Admission
 from ..admission.memory import RedisFull, check_room
 from ..delivery.jobs import enqueue_confirmation_email, enqueue_delivery
 from ..records import spool, store, uploads
 from ..records.application import Application, Attribution
 from ..records.store import Record, State
 from ..records.uploads import UploadedFile
-from ..services import Services
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +41,48 @@ class NowhereToKeep(Exception):
 
 
 @dataclass(frozen=True)
+class Intake:
+    """What accepting an application uses, and nothing else: built once per process by the composition root
+    (`Services.intake`) instead of passing the `Services` locator."""
+
+    quick: Callable[[], Redis]  # a request's quick client; raises at once while Redis is known to be silent
+    heard: Callable[[BaseException], None]  # tells the process's memory of Redis's silence of an error
+    redis: Redis  # the process's client: the spool's drain, and the replicas' WAIT
+    admission: Admission  # the memory guard
+    data_dir: Path  # where this machine spools applications while Redis cannot take them
+    files_url: str | None  # JOBSITE_FILES_URL: files in an object store rather than in Redis
+    mail: bool  # whether the candidate gets a receipt by email
+    redis_min_replicas: int
+    redis_replica_wait_ms: int
+
+
+@dataclass(frozen=True)
 class Receipt:
     receipt: str
     status: str
 
 
-def previous(svc: Services, idem: Idempotency | None, r: redis.Redis | None = None) -> Receipt | None:
+def previous(intake: Intake, idem: Idempotency | None, r: redis.Redis | None = None) -> Receipt | None:
     """The receipt of an earlier submission of the same application with this idempotency key, if any, from Redis
     or, for one this machine spooled while Redis was down, from the spool; raises IdempotencyConflict if the key came
     with a different application. `r` is the drain's client; a request's is the quick one (services.py)."""
     if idem is None:
         return None
     try:
-        r = r or svc.request_redis()
+        r = r or intake.quick()
         found = r.get(idem.key)
         if found:
             receipt = idem.bound(found.decode())
             record = store.load(r, receipt)
             return Receipt(receipt, record.state.public if record else State.QUEUED.public)
     except redis.RedisError as e:
-        svc.silence.heard(e)
-    spooled = spool.key_binding(svc.settings.data_dir, idem.key)
+        intake.heard(e)
+    spooled = spool.key_binding(intake.data_dir, idem.key)
     return Receipt(idem.bound(spooled), State.WAITING.public) if spooled else None
 
 
 def submit(
-    svc: Services,
+    intake: Intake,
     application: Application,
     files: Mapping[str, UploadedFile],
     *,
@@ -99,41 +117,41 @@ def submit(
         where.referrer,
     )
     try:
-        r = svc.request_redis()
-        check_room(svc.admission, 0 if svc.settings.files_url else sum(map(len, contents.values())))
-        contents = _files_outside(svc, record, contents)
-        receipt_ = _commit(svc, r, record, contents, idempotency, fresh=True)
+        r = intake.quick()
+        check_room(intake.admission, 0 if intake.files_url else sum(map(len, contents.values())))
+        contents = _files_outside(intake, record, contents)
+        receipt_ = _commit(intake, r, record, contents, idempotency, fresh=True)
     except redis.exceptions.OutOfMemoryError:
         # Redis is reachable but refused the transaction (it holds a file several times over while it runs, so a
         # large one near the mark can exceed maxmemory): nothing was written, and the candidate tries again later.
         log.warning("application refused: Redis refused the transaction at its maxmemory")
         raise RedisFull() from None
     except redis.RedisError as e:
-        svc.silence.heard(e)
-        spooled = _spool(svc, record, contents, idempotency)
+        intake.heard(e)
+        spooled = _spool(intake, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return spooled
-    if receipt_.receipt == receipt and not replicated(svc, receipt):  # on the primary
+    if receipt_.receipt == receipt and not replicated(intake, receipt):  # on the primary
         # alone (or not on the primary WAIT reached): a failover could lose it
         log.warning(
             "application %s not on %d Redis replica(s) within %d ms: spooled to disk as well",
             receipt[:8],
-            svc.settings.redis_min_replicas,
-            svc.settings.redis_replica_wait_ms,
+            intake.redis_min_replicas,
+            intake.redis_replica_wait_ms,
         )
-        return _spool(svc, record, contents, idempotency)
-    if spool.entries(svc.settings.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
+        return _spool(intake, record, contents, idempotency)
+    if spool.entries(intake.data_dir):  # Redis is back: move what this machine spooled (also done by workers)
         with contextlib.suppress(redis.RedisError):  # not yet: the drain threads try again
-            drain_spool(svc)
+            drain_spool(intake)
     return receipt_
 
 
-def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: Idempotency | None) -> Receipt:
+def _spool(intake: Intake, record: Record, contents: Mapping[str, bytes], idem: Idempotency | None) -> Receipt:
     """Keep the application on this machine's disk, waiting for Redis. Its idempotency key is claimed once the
     application is written (a crash between leaves an application without its key, never a key without its
     application); a concurrent retry that claimed the key first keeps it, and this copy is dropped. NowhereToKeep
     when the disk refuses the write (full): then nothing of it stays."""
-    data_dir = svc.settings.data_dir
+    data_dir = intake.data_dir
     try:
         spool.write(data_dir, record, asdict(idem) if idem else None, contents)
     except OSError as e:
@@ -153,7 +171,7 @@ def _spool(svc: Services, record: Record, contents: Mapping[str, bytes], idem: I
 
 
 def _commit(
-    svc: Services,
+    intake: Intake,
     r: redis.Redis,
     record: Record,
     contents: Mapping[str, bytes],
@@ -177,13 +195,13 @@ def _commit(
                 pipe.watch(idem.key)
                 if pipe.get(idem.key):
                     pipe.reset()
-                    return previous(svc, idem, r) or Receipt(record.receipt, State.QUEUED.public)
+                    return previous(intake, idem, r) or Receipt(record.receipt, State.QUEUED.public)
             store.watch(pipe, record.receipt)  # (what makes a lost answer a WatchError, read back)
             if not fresh and store.known(pipe, record.receipt):
                 return Receipt(record.receipt, State.QUEUED.public)  # spooled copy already moved
             pipe.multi()
             record.job_id = enqueue_delivery(r, record.receipt, pipeline=pipe)
-            if svc.settings.smtp:  # the candidate's receipt by email, whatever Lever is doing
+            if intake.mail:  # the candidate's receipt by email, whatever Lever is doing
                 enqueue_confirmation_email(r, record.receipt, pipeline=pipe)
             store.add(pipe, record)
             uploads.add(pipe, record.receipt, contents)
@@ -195,7 +213,7 @@ def _commit(
             pipe.execute()
         except redis.WatchError:
             if not store.known(r, record.receipt):
-                earlier = previous(svc, idem, r)
+                earlier = previous(intake, idem, r)
                 if earlier is None or earlier.receipt == record.receipt:
                     raise redis.ConnectionError(
                         "the transaction's outcome is unknown: nothing of it in Redis"
@@ -204,28 +222,27 @@ def _commit(
     return Receipt(record.receipt, State.QUEUED.public)
 
 
-def replicated(svc: Services, receipt: str, alias: str | None = None) -> bool:
+def replicated(intake: Intake, receipt: str, alias: str | None = None) -> bool:
     """Whether the record under `receipt` (and the `alias` receipt answering for it) is on JOBSITE_REDIS_MIN_REPLICAS
     replicas (True without that setting; see redis_server.replicated: the keys are read on the WAIT's own
     connection, which may reach another primary than the write's after a failover)."""
-    s = svc.settings
-    return store.replicated(svc.redis, receipt, s.redis_min_replicas, s.redis_replica_wait_ms, alias=alias)
+    return store.replicated(intake.redis, receipt, intake.redis_min_replicas, intake.redis_replica_wait_ms, alias=alias)
 
 
-def _files_outside(svc: Services, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
+def _files_outside(intake: Intake, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:
     """With JOBSITE_FILES_URL, the files go to the object store before the record is written (so before the
     receipt), the record names their objects, and Redis keeps only where they are: what `_commit` writes instead of
     their bytes. An unreachable store raises FilesUnreachable, a Redis ConnectionError: the application, its bytes
     included, is spooled, and goes to the store when the spool drains."""
-    if not svc.settings.files_url or not contents or uploads.OUTSIDE_MARK in contents:
+    if not intake.files_url or not contents or uploads.OUTSIDE_MARK in contents:
         return dict(contents)
-    record.files, where = uploads.put_outside(svc.settings.files_url, record.receipt, record.files, contents)
+    record.files, where = uploads.put_outside(intake.files_url, record.receipt, record.files, contents)
     return where
 
 
-def drain_spool(svc: Services) -> int:
+def drain_spool(intake: Intake) -> int:
     """Move this machine's spooled applications into Redis, oldest first. Safe to run from several processes."""
-    data_dir = svc.settings.data_dir
+    data_dir = intake.data_dir
     if not spool.entries(data_dir):
         return 0
     moved = 0
@@ -235,16 +252,16 @@ def drain_spool(svc: Services) -> int:
         for path in spool.entries(data_dir):
             record, spooled, contents = spool.read(path)
             idem = Idempotency(**spooled) if spooled else None
-            contents = _files_outside(svc, record, contents)
+            contents = _files_outside(intake, record, contents)
             try:
-                kept = _commit(svc, svc.redis, record, contents, idem)
+                kept = _commit(intake, intake.redis, record, contents, idem)
             except IdempotencyConflict:  # the candidate has this receipt: keep the application, not the key
-                kept = _commit(svc, svc.redis, record, contents, None)
+                kept = _commit(intake, intake.redis, record, contents, None)
             alias = None
             if kept.receipt != record.receipt:  # a retry of an application Redis has (the same key and content)
-                store.add_alias(svc.redis, record.receipt, kept.receipt)
+                store.add_alias(intake.redis, record.receipt, kept.receipt)
                 alias = record.receipt
-            if not replicated(svc, kept.receipt, alias):
+            if not replicated(intake, kept.receipt, alias):
                 break  # kept here until the replicas have it
             path.unlink()
             moved += 1

@@ -4,7 +4,7 @@ personal data: applications (`applications.py`), sourced people (`sourced.py`) a
 (`alerts/subscriptions.py`: unconfirmed ones removed after 7 days, ended ones after the retention period; an alert
 names no Lever person). A new flow that keeps a person's data adds its two functions here. Applications' removal
 takes only the Redis client and the period; a sourced person's is a wish their lease holder writes in
-(sourcing/opportunities), so it takes the services."""
+(sourcing/opportunities), so it takes delivery's inputs (`Delivery`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from ..alerts import subscriptions
-from ..services import Services
+from ..delivery.deliverer import Delivery
 from . import applications, sourced
 
 
@@ -23,20 +23,20 @@ class Purged:
     alert_subscriptions: int = 0
 
 
-def purge(svc: Services, now: float | None = None) -> Purged:
+def purge(delivery: Delivery, now: float | None = None) -> Purged:
     """Remove the personal data past the retention period, in every flow; returns how many of each were purged."""
-    days = svc.settings.retention_days
-    return Purged(applications.purge(svc.redis, days, now), sourced.purge(svc, now), _alerts(svc, now))
+    days = delivery.settings.retention_days
+    return Purged(applications.purge(delivery.redis, days, now), sourced.purge(delivery, now), _alerts(delivery, now))
 
 
-def _alerts(svc: Services, now: float | None) -> int:
+def _alerts(delivery: Delivery, now: float | None) -> int:
     """Job alert subscriptions never confirmed (EXPIRE_DAYS) or ended longer ago than the retention period."""
     at = time.time() if now is None else now
-    r = svc.redis
-    return subscriptions.expire(r, at) + subscriptions.purge(r, at, svc.settings.retention_days * 86400)
+    r = delivery.redis
+    return subscriptions.expire(r, at) + subscriptions.purge(r, at, delivery.settings.retention_days * 86400)
 
 
-def forget(svc: Services, contact_id: str) -> int:
+def forget(delivery: Delivery, contact_id: str) -> int:
     """Lever deleted the person: remove what every flow holds about them now, whatever its age. Returns how many
     applications and sourced people they had."""
-    return applications.forget_person(svc.redis, contact_id) + sourced.forget(svc, contact_id)
+    return applications.forget_person(delivery.redis, contact_id) + sourced.forget(delivery, contact_id)

@@ -11,11 +11,12 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis import Redis
 
 from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, scoped_key
 from ..delivery.jobs import enqueue_optin_email, enqueue_sourced
@@ -24,9 +25,8 @@ from ..records import filetypes, uploads
 from ..records.application import Attribution
 from ..records.contacts import EMAIL
 from ..records.uploads import UploadedFile
-from ..services import Services
 from ..words import N_, Message
-from . import optin, people
+from . import people
 from .events import Event
 from .people import Kind, Person
 
@@ -192,8 +192,18 @@ def client_guard(person: Person) -> str:
     return CLIENT.format(person.event_id, f"{recruiter}.{person.client_id}")  # "." is in no client_id
 
 
+@dataclass(frozen=True)
+class Enrolment:
+    """What taking a sourced person in uses, and nothing else: built once per process by the composition root
+    (`Services.enrolment`) instead of passing the `Services` locator."""
+
+    quick: Callable[[], Redis]  # a request's quick client; raises at once while Redis is known to be silent
+    heard: Callable[[BaseException], None]  # tells the process's memory of Redis's silence of an error
+    optin: bool  # a talent sign-up waits for its confirmation by email (optin.wanted)
+
+
 def submit(
-    svc: Services, person: Person, resume: UploadedFile | None = None, idempotency: Idempotency | None = None
+    enrolment: Enrolment, person: Person, resume: UploadedFile | None = None, idempotency: Idempotency | None = None
 ) -> Accepted:
     """Persist and queue a sourced person; returns once it is durable. A repeat (same capture client_id, or same
     Idempotency-Key and content) returns the first; a key reused for other content raises KeyReused.
@@ -206,11 +216,11 @@ def submit(
     capture until it is answered, however many days that takes, and the guard (a client id and a person id, no
     personal data) lives as long as the person's record does. Written with a request's quick client (services.py): a
     silent Redis is a 503 within seconds, not after minutes."""
-    person.unconfirmed = person.kind == Kind.TALENT and optin.wanted(svc.settings)
+    person.unconfirmed = person.kind == Kind.TALENT and enrolment.optin
     try:
-        return _write(svc.request_redis(), person, resume, idempotency)
+        return _write(enrolment.quick(), person, resume, idempotency)
     except redis.RedisError as e:
-        svc.silence.heard(e)
+        enrolment.heard(e)
         raise
 
 

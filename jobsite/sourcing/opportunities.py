@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -32,13 +33,13 @@ from redis.exceptions import LockError
 
 from .. import metrics
 from ..delivery import gate, outcomes, sender
+from ..delivery.deliverer import Delivery
 from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result
 from ..keyspace.sourcing_keys import LEASE
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
 from ..records import store, uploads
 from ..records.uploads import FileMissing
-from ..services import Services
 from ..settings import Settings
 from . import people, performers
 from .people import Kind, Person, Send, Standing
@@ -104,10 +105,10 @@ def _lease(r: redis.Redis, person_id: str, ttl_s: int) -> redis.lock.Lock:
     return sender.lease(r, LEASE.format(person_id), ttl_s)
 
 
-def deliver(services: Services, person_id: str) -> Result:
+def deliver(delivery: Delivery, person_id: str) -> Result:
     """Try to deliver one sourced person now: every send not yet in Lever, then their notes; and, at any time, what
     they changed on the manage page since (their tags; consent withdrawn: a tag and a note, then nothing more)."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     person = people.load(r, person_id)
     if person is None:  # removed (an unconfirmed sign-up expired or left): a wish for it has no one to go to
         r.delete(people.WISH.format(person_id))
@@ -125,7 +126,7 @@ def deliver(services: Services, person_id: str) -> Result:
         person = people.load(r, person_id)  # again, under the lease
         if person is None:
             return Result(Outcome.SKIPPED)
-        take_wish(services, person)
+        take_wish(delivery, person)
         if person.unconfirmed:  # nothing goes to Lever before the address is confirmed (its change is written in)
             _told(r, person.id)
             return Result(Outcome.SKIPPED)
@@ -141,10 +142,10 @@ def deliver(services: Services, person_id: str) -> Result:
                 people.save(r, person, Standing.WAITING)
             return Result(Outcome.PARKED)
         return _send(
-            services,
+            delivery,
             person,
             lease,
-            services.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
+            delivery.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
             follow_ups_only=follow_ups_only,
         )
 
@@ -154,12 +155,12 @@ def changed(r: redis.Redis, settings: Settings, person: Person) -> bool:
     return bool(r.exists(people.WISH.format(person.id))) or _follow_ups_due(settings, person)
 
 
-def take_wish(services: Services, person: Person) -> bool:
+def take_wish(delivery: Delivery, person: Person) -> bool:
     """Write what the person asked on the manage page into their record (the lease holder only; `person` is changed
     in place): new interests, unsubscribed, or consent withdrawn (the site's copy goes now; the address stays only
     while a create whose outcome is unknown must be looked for by it). Lever is told after, by `_follow_up`. The wish
     is removed in the same transaction that writes it in, so a wish written meanwhile is never lost."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     key = people.WISH.format(person.id)
     with r.pipeline() as pipe:
         while True:
@@ -196,11 +197,11 @@ def take_wish(services: Services, person: Person) -> bool:
                 continue  # read again (above): the caller's object becomes the record as it now is
 
 
-def apply_now(services: Services, person_id: str, wait_s: float = APPLY_WAIT_S) -> Person | None:
+def apply_now(delivery: Delivery, person_id: str, wait_s: float = APPLY_WAIT_S) -> Person | None:
     """Write the person's wish in at once if their lease is free within `wait_s` and no delivery was left midway
     (the page then shows it done); otherwise the holder, or the job the wish queued, writes it in moments later.
     Returns the person as they now stand."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     lease = r.lock(LEASE.format(person_id), timeout=s.delivery_lease_s, blocking=True, blocking_timeout=wait_s)
     held = lease.acquire()
     try:
@@ -208,7 +209,7 @@ def apply_now(services: Services, person_id: str, wait_s: float = APPLY_WAIT_S) 
         # Left mid-delivery, the record is a worker's that may only be stalled past its lease (its next save would
         # carry its own copy): recovery's holder writes the wish in instead.
         if person is not None and held and person.standing != Standing.DELIVERING:
-            take_wish(services, person)
+            take_wish(delivery, person)
     finally:
         if held:
             try:
@@ -279,9 +280,9 @@ class _Sending:
 
 
 def _send(
-    services: Services, person: Person, lease: redis.lock.Lock, lever: LeverClient, *, follow_ups_only: bool = False
+    delivery: Delivery, person: Person, lease: redis.lock.Lock, lever: LeverClient, *, follow_ups_only: bool = False
 ) -> Result:
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     first_delivery, before = not person.delivered_at, person.standing
     # Telling Lever of a member's change after delivery: waiting for a retry or behind the gate, they stay as
     # delivered (the console says why in last_error), and the next try is a follow-up again, not a delivery attempt.
@@ -292,7 +293,7 @@ def _send(
     sending = _Sending()
     fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms)
     try:
-        performer = performers.perform_as(services, person.recruiter, lever)
+        performer = performers.perform_as(delivery, person.recruiter, lever)
         resume = None
         if person.resume and not follow_ups_only and any(not x.opportunity_id for x in person.sends):
             f = person.resume  # (only a create carries it: Lever has it once they are made, and its bytes go)
@@ -300,11 +301,11 @@ def _send(
         for send in [] if follow_ups_only else person.sends:
             if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
                 if send.inflight_at:  # for (to tell Lever), nothing is sent
-                    _reconcile(services, person, send, lever)
+                    _reconcile(delivery, person, send, lever)
                 continue
             if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
                 continue
-            if not send.opportunity_id and not (send.inflight_at and _reconcile(services, person, send, lever)):
+            if not send.opportunity_id and not (send.inflight_at and _reconcile(delivery, person, send, lever)):
                 _stop_if_wished(r, person)
 
                 def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
@@ -330,7 +331,8 @@ def _send(
                 )
             text = note_text(person)
             if text and not send.note_done and not person.withdrawn:
-                if send.note_inflight_at and _note_arrived(services, person, send, text, performer, lever):
+                unmarked = None if send.note_marked else _sent_before_markers(text, performer)
+                if send.note_inflight_at and _note_arrived(delivery, person, send, lever, _NOTE, unmarked=unmarked):
                     continue
 
                 def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
@@ -352,7 +354,7 @@ def _send(
                 people.log(r, person.id, "note", 201, "note added")
         for send in person.sends:
             if _due(s, person, send):
-                _follow_up(services, person, send, fence, lever, performer, sending)
+                _follow_up(delivery, person, send, fence, lever, performer, sending)
     except RateLimitWait as e:
         return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
     except FileMissing:
@@ -389,12 +391,12 @@ def _send(
         people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer", verdict.message)
         decision = sender.decide(r, verdict, sending.work)
         act = {  # what each of the policy's actions is for a person
-            sender.Action.CLOSE_GATE: lambda: _close_gate(services, person, decision, verdict.status, waiting),
+            sender.Action.CLOSE_GATE: lambda: _close_gate(delivery, person, decision, verdict.status, waiting),
             sender.Action.WAIT: lambda: _retry_at(
                 r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why, waiting
             ),
             sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
-            sender.Action.RETRY: lambda: _retry(services, person, verdict.why, waiting),
+            sender.Action.RETRY: lambda: _retry(delivery, person, verdict.why, waiting),
         }
         return act[decision.action]()
     if person.withdrawn:
@@ -472,12 +474,12 @@ def _due(settings: Settings, person: Person, send: Send) -> bool:
 
 
 def _follow_up(
-    services: Services, person: Person, send: Send, fence: Fence, lever: LeverClient, performer: str, sending: _Sending
+    delivery: Delivery, person: Person, send: Send, fence: Fence, lever: LeverClient, performer: str, sending: _Sending
 ) -> None:
     """Tell Lever what the person changed, on one opportunity, each call through the fence and recorded as it
     goes: consent withdrawn (the tag, then the note, reconciled by its marker), or their interests (the tags that
     went removed, the new ones added; setting tags twice changes nothing, so one in doubt is sent again)."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
 
     def mark(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
         send.change_inflight_at = m.at
@@ -493,7 +495,8 @@ def _follow_up(
             people.save(r, person)
             people.log(r, person.id, "withdrawn", 200, "tagged in Lever: consent withdrawn")
         if not send.withdrawn_noted and not (
-            send.withdrawn_note_inflight_at and _withdrawn_note_arrived(services, person, send, lever)
+            send.withdrawn_note_inflight_at
+            and _note_arrived(delivery, person, send, lever, _WITHDRAWN_NOTE, suffix=WITHDRAWN_MARK)
         ):
 
             def mark_note(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
@@ -527,28 +530,6 @@ def _follow_up(
     people.log(r, person.id, "tags", 200, f"interests changed: {len(gone)} tag(s) removed, {len(new)} added")
 
 
-def _withdrawn_note_arrived(services: Services, person: Person, send: Send, lever: LeverClient) -> bool:
-    """After a withdrawal note whose outcome is unknown: is it on the opportunity (a note ending with its marker)?
-    "Not found" is trusted only once the settle time has passed (raises _Settling before)."""
-    try:
-        notes = lever.list_notes(send.opportunity_id)
-    except LeverError as e:  # the key may not read notes: add it again (it may duplicate)
-        if sender.reading(e) != sender.Action.DO_WITHOUT:
-            raise
-        notes = []
-    else:
-        ours = _mark(person, send) + WITHDRAWN_MARK
-        if any(str(n.get("text") or "").rstrip().endswith(ours) for n in notes):
-            send.withdrawn_noted, send.withdrawn_note_inflight_at = True, 0.0
-            people.save(services.redis, person)
-            return True
-        settle = sender.settling_s(services.redis, send.withdrawn_note_settle_until)
-        if settle > 0:
-            raise _Settling(settle)
-    send.withdrawn_note_inflight_at = 0.0
-    return False
-
-
 class _Wished(Exception):
     """Consent was withdrawn, or the person is to be purged, since this delivery took its wishes: nothing more of
     theirs is sent before the next holder writes the wish in."""
@@ -578,12 +559,12 @@ class _Settling(Exception):
         self.wait_s = wait_s
 
 
-def _reconcile(services: Services, person: Person, send: Send, lever: LeverClient) -> bool:
+def _reconcile(delivery: Delivery, person: Person, send: Send, lever: LeverClient) -> bool:
     """After a create whose outcome is unknown: did Lever make it? Only an opportunity carrying this send's marker is
     it (List opportunities by the person's email, no time window: no worker's clock decides). Records it and
     returns True if so. "Not found" is trusted only once the settle time has passed (raises _Settling before); then
     the mark is cleared and it is sent again."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     taken = {x.opportunity_id for x in person.sends if x.opportunity_id}
     filters: dict[str, Any] = {"email": person.email}  # no time window: no worker's clock decides
     if not send.marked:  # sent by a release before markers: looked for as it did
@@ -625,12 +606,38 @@ def _reconcile(services: Services, person: Person, send: Send, lever: LeverClien
     return False
 
 
+@dataclass(frozen=True)
+class _NoteFields:
+    """Where a send records one of its notes: done, in flight (the mark's time) and its settle time."""
+
+    done: str
+    inflight_at: str
+    settle_until: str
+
+
+_NOTE = _NoteFields("note_done", "note_inflight_at", "note_settle_until")  # the capture's note
+_WITHDRAWN_NOTE = _NoteFields("withdrawn_noted", "withdrawn_note_inflight_at", "withdrawn_note_settle_until")
+
+
+def _sent_before_markers(text: str, performer: str) -> Callable[[dict[str, Any]], bool]:
+    """How a release before markers recognised its note: the same text, by the same user (or by none)."""
+    return lambda note: note.get("text") == text and note.get("user") in (None, performer)
+
+
 def _note_arrived(
-    services: Services, person: Person, send: Send, text: str, performer: str, lever: LeverClient
+    delivery: Delivery,
+    person: Person,
+    send: Send,
+    lever: LeverClient,
+    fields: _NoteFields,
+    *,
+    suffix: str = "",
+    unmarked: Callable[[dict[str, Any]], bool] | None = None,
 ) -> bool:
-    """After a note whose outcome is unknown: is it on the opportunity already? Only a note carrying this send's
-    marker is it (a release before markers matched the text). "Not found" is trusted only once the settle time
-    has passed (raises _Settling before)."""
+    """After a note whose outcome is unknown: is it on the opportunity already? Only a note ending with this send's
+    marker (+ `suffix`, which tells the withdrawal's note apart from the capture's) is it; `unmarked`, for a note a
+    release before markers sent, says which of the notes is it instead. Records it in `fields` and returns True if
+    so. "Not found" is trusted only once the settle time has passed (raises _Settling before)."""
     try:
         notes = lever.list_notes(send.opportunity_id)
     except LeverError as e:  # the key may not read notes: add it again (it may duplicate)
@@ -638,20 +645,18 @@ def _note_arrived(
             raise
         notes = []
     else:
-        ours = _mark(person, send)
+        ours = _mark(person, send) + suffix
         if any(
-            str(n.get("text") or "").rstrip().endswith(ours)
-            if send.note_marked
-            else (n.get("text") == text and n.get("user") in (None, performer))
-            for n in notes
+            unmarked(n) if unmarked is not None else str(n.get("text") or "").rstrip().endswith(ours) for n in notes
         ):
-            send.note_done, send.note_inflight_at = True, 0.0
-            people.save(services.redis, person)
+            setattr(send, fields.done, True)
+            setattr(send, fields.inflight_at, 0.0)
+            people.save(delivery.redis, person)
             return True
-        settle = sender.settling_s(services.redis, send.note_settle_until)
+        settle = sender.settling_s(delivery.redis, getattr(send, fields.settle_until))
         if settle > 0:
             raise _Settling(settle)
-    send.note_inflight_at = 0.0
+    setattr(send, fields.inflight_at, 0.0)
     return False
 
 
@@ -661,22 +666,22 @@ def _retry_at(r: redis.Redis, person: Person, at: float, why: str, standing: Sta
     return Result(Outcome.RETRY, retry_at=at)
 
 
-def _retry(services: Services, person: Person, why: str, standing: Standing = Standing.WAITING) -> Result:
-    r, s = services.redis, services.settings
+def _retry(delivery: Delivery, person: Person, why: str, standing: Standing = Standing.WAITING) -> Result:
+    r, s = delivery.redis, delivery.settings
     if time.time() - max(person.created_at, person.changed_at) > s.retry_window_s:
         return _needs_attention(r, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
     return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
 
 
 def _close_gate(
-    services: Services,
+    delivery: Delivery,
     person: Person,
     decision: sender.Decision,
     status: int | None,
     standing: Standing = Standing.WAITING,
 ) -> Result:
     """Lever cannot take anything now: close the gate (as an application's 503 would) and wait behind it."""
-    r, s = services.redis, services.settings
+    r, s = delivery.redis, delivery.settings
     cause, why = decision.cause, decision.why
     assert cause is not None  # noqa: S101 (always set with CLOSE_GATE; narrows the type)
     people.log(r, person.id, "send", status, why)
@@ -702,13 +707,13 @@ def release_parked(r: redis.Redis) -> list[str]:
     return gate.release(r, people.PARKED)
 
 
-def lost(services: Services) -> list[str]:
+def lost(delivery: Delivery) -> list[str]:
     """People whose delivery, or the telling of their change to Lever, was interrupted: untouched for longer than a
     lease, no worker holding them, not parked nor waiting for a person, and either left mid-delivery (a worker
     died) or waiting without a job to run (it vanished)."""
-    r = services.redis
+    r = delivery.redis
     parked = {x.decode() for x in r.zrange(people.PARKED, 0, -1)}
-    now, lease_s = time.time(), services.settings.delivery_lease_s
+    now, lease_s = time.time(), delivery.settings.delivery_lease_s
     changed = [x.decode() for x in r.zrange(people.CHANGED, 0, -1)]
     waiting = [
         p

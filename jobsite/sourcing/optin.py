@@ -18,10 +18,10 @@ from typing import Any
 
 import redis
 
+from ..delivery.deliverer import Delivery
 from ..delivery.jobs import enqueue_sourced
 from ..notify import links, messages, sending
 from ..notify.sending import Letter, Status
-from ..services import Services
 from ..settings import Settings
 from . import opportunities, people
 from .people import Person
@@ -59,19 +59,19 @@ def mail_key(person_id: str) -> str:
     return f"optin:{person_id}"
 
 
-def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | None:
+def send(delivery: Delivery, person_id: str, *, last_try: bool = True) -> Status | None:
     """Send the sign-up's opt-in email at most once. Returns what became of it, or None when there is nothing to
     send (no mail server, the person confirmed or is gone).
 
     Raises:
         MailDeferred: the mail server could not take it now and this is not the `last_try`.
     """
-    settings = svc.settings
+    settings = delivery.settings
     if settings.smtp is None:
         return None
 
     def write() -> Letter | None:
-        person = people.load(svc.redis, person_id)
+        person = people.load(delivery.redis, person_id)
         if person is None or not person.unconfirmed or not person.email or person.unsubscribed:
             return None
         message = messages.write(
@@ -88,7 +88,7 @@ def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | No
         return Letter(message, person.email)
 
     return sending.send_once(
-        svc.redis,
+        delivery.redis,
         settings.smtp,
         mail_key(person_id),
         write,
@@ -98,12 +98,12 @@ def send(svc: Services, person_id: str, *, last_try: bool = True) -> Status | No
     )
 
 
-def confirm(svc: Services, person_id: str, given: str) -> Person | None:
+def confirm(delivery: Delivery, person_id: str, given: str) -> Person | None:
     """Confirm the sign-up whose link this is and queue its delivery (once: a second click finds it confirmed).
     None when the link is not ours or the sign-up is gone (expired, withdrawn)."""
-    if not signed(svc.settings, person_id, given):
+    if not signed(delivery.settings, person_id, given):
         return None
-    r = svc.redis
+    r = delivery.redis
     with r.pipeline() as pipe:
         while True:
             try:
@@ -139,26 +139,26 @@ def expire(r: redis.Redis, now: float | None = None) -> int:
     return removed
 
 
-def change(svc: Services, person_id: str, **wish: Any) -> Person | None:
+def change(delivery: Delivery, person_id: str, **wish: Any) -> Person | None:
     """What the member asked on the manage page (`teams` and `locations`, `unsubscribed`, `withdrawn`): recorded as
     their wish with a job to tell Lever, in one transaction, never written over the record a delivery in progress
     holds; written in at once when no worker holds the person's lease, else by the holder or that job
     (sourcing/opportunities.py). Returns the person as they now stand, with the wish (None: gone). The web counts
     a member's changes first (admission/limits.check_changes)."""
-    r = svc.redis
+    r = delivery.redis
     people.wish(
         r, person_id, lambda pipe: people.set_job(pipe, person_id, enqueue_sourced(r, person_id, pipeline=pipe)), **wish
     )
-    person = opportunities.apply_now(svc, person_id)
+    person = opportunities.apply_now(delivery, person_id)
     return None if person is None else people.as_wished(person, people.wished(r, person_id))
 
 
-def leave(svc: Services, person: Person) -> None:
+def leave(delivery: Delivery, person: Person) -> None:
     """The member withdraws consent: the site's copy goes now (record's personal data, files, the search's words),
     Lever is told (a tag and a note on their opportunity, if it has one), and nothing is sent again; an unconfirmed
     sign-up goes entirely (nothing of it reached Lever)."""
-    r = svc.redis
+    r = delivery.redis
     sending.forget(r, mail_key(person.id))
     if people.remove_unconfirmed(r, person.id) is not False:  # read again, watched: a confirm meanwhile is kept
         return
-    change(svc, person.id, withdrawn=True, unsubscribed=True)
+    change(delivery, person.id, withdrawn=True, unsubscribed=True)

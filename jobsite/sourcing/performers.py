@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 
 from ..delivery import sender
+from ..delivery.deliverer import Delivery
 from ..keyspace.sourcing_keys import CACHE, SANDBOX_DEFAULT
 from ..lever.client import LeverClient, LeverError
-from ..services import Services
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +21,10 @@ class NoPerformer(Exception):
     """No Lever user to create the opportunity as (JOBSITE_LEVER_PERFORM_AS is unset and none was found)."""
 
 
-def perform_as(svc: Services, recruiter: str, lever: LeverClient) -> str:
+def perform_as(delivery: Delivery, recruiter: str, lever: LeverClient) -> str:
     """The Lever user id to create as for `recruiter` (an email, or "" for a sign-up). Raises LeverError or
     RateLimitWait from the lookup, NoPerformer when nobody fits."""
-    r, s = svc.redis, svc.settings
+    r, s = delivery.redis, delivery.settings
     if recruiter:
         email = recruiter.strip().lower()
         cached = r.get(CACHE.format(email))

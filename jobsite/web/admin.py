@@ -213,13 +213,13 @@ def _signed_out() -> BaseResponse:
 @bp.get("/")
 def dashboard_page() -> Any:
     svc = get_services()
-    hist = dashboard.history(svc)
+    hist = dashboard.history(svc.board)
     peak = max([1] + [max(h["submitted"], h["delivered"]) for h in hist])
     now = time.time()
     talent, captured = people.joined_between(svc.redis, now - 86400, now + 1)
     return render_template(
         "admin/dashboard.html",
-        s=dashboard.status(svc),
+        s=dashboard.status(svc.board),
         history=hist,
         peak=peak,
         cache=svc.catalog.info(),
@@ -233,7 +233,7 @@ def dashboard_page() -> Any:
 
 @bp.get("/api/status")
 def status_json() -> Any:
-    return jsonify(dashboard.status(get_services()))
+    return jsonify(dashboard.status(get_services().board))
 
 
 # Applications
@@ -314,7 +314,7 @@ def person(contact_id: str) -> Any:
     if not records and not sourced_:
         abort(404, "No application from this person.")
     try:
-        in_lever, problem = tagging.of_contact(svc, contact_id), ""
+        in_lever, problem = tagging.of_contact(svc.delivery, contact_id), ""
     except tagging.LeverNotReachable as e:
         in_lever, problem = [], str(e)
     titles = {rec.posting_id: rec.posting_title for rec in records}
@@ -333,7 +333,7 @@ def person(contact_id: str) -> Any:
 def pipeline_page() -> Any:
     """Where the site's candidates stand in Lever: a table and a funnel per posting and per source/campaign."""
     svc = get_services()
-    report.ensure_stage_names(svc)
+    report.ensure_stage_names(svc.delivery)
     since, until = _date(request.args.get("from")), _date(request.args.get("to"), end=True)
     # Only the filters go on to the CSV link: the whole query string in url_for would let `_method`, `endpoint` or
     # `_external` through as url_for's own arguments (a 500).
@@ -397,7 +397,9 @@ def settle_maybe_delivered(receipt: str) -> Any:
     delivered = request.form.get("decision") == "delivered"
     opportunity = request.form.get("opportunity", "")[:64]
     try:
-        deliverer.settle_maybe_delivered(svc, record.receipt, who(), delivered=delivered, opportunity_id=opportunity)
+        deliverer.settle_maybe_delivered(
+            svc.delivery, record.receipt, who(), delivered=delivered, opportunity_id=opportunity
+        )
     except deliverer.DeliveryUnderWay:
         flash("A worker is sending it to Lever right now: look again in a minute.")
         return redirect(url_for("admin.application_page", receipt=receipt))
@@ -450,7 +452,7 @@ def discard(receipt: str) -> Any:
         flash("Give a reason to discard an application.")
         return redirect(url_for("admin.application_page", receipt=receipt))
     try:
-        discarded = deliverer.discard(svc, record.receipt, who(), reason)
+        discarded = deliverer.discard(svc.delivery, record.receipt, who(), reason)
     except deliverer.DeliveryUnderWay:
         flash("A worker is sending it to Lever right now: look again in a minute.")
         return redirect(url_for("admin.application_page", receipt=receipt))

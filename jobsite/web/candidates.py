@@ -607,7 +607,7 @@ def talent_confirm(person_id: str, signed: str) -> Response:
         )
     alerts: list[subscriptions.Subscription] = []
     if request.method == "POST":
-        person = optin.confirm(svc, person_id, signed) or person
+        person = optin.confirm(svc.delivery, person_id, signed) or person
         alerts = subscriptions.confirm_along(svc.redis, person_id)  # the job alerts asked for with the sign-up
     return signed_page(
         render_template(
@@ -646,7 +646,7 @@ def talent_manage(person_id: str, signed: str) -> Response:
             subscriptions.stop_address(svc.redis, person.email)
         try:
             if action == "leave":
-                optin.leave(svc, person)
+                optin.leave(svc.delivery, person)
                 return signed_page(
                     render_template(
                         "candidates/talent_manage.html",
@@ -659,12 +659,12 @@ def talent_manage(person_id: str, signed: str) -> Response:
                 )
             limits.check_changes(svc.admission, person.id)  # (leaving, above, is never refused)
             if action == "unsubscribe":
-                person = optin.change(svc, person.id, unsubscribed=True)
+                person = optin.change(svc.delivery, person.id, unsubscribed=True)
                 saved = "unsubscribed"
             else:
                 chosen = [t for t in request.form.getlist("teams") if t in set(teams) | set(person.teams)]
                 where = [p for p in request.form.getlist("locations") if p in set(locations) | set(person.locations)]
-                person = optin.change(svc, person.id, teams=chosen, locations=where)
+                person = optin.change(svc.delivery, person.id, teams=chosen, locations=where)
                 saved = "saved"
         except limits.TooManyChanges as e:
             person, saved, status = people.as_wished(member, people.wished(svc.redis, member.id)), "busy", 429

@@ -140,7 +140,7 @@ def _submit(person: Person, resume: UploadedFile | None, idem: Idempotency | Non
     svc = get_services()
     try:
         memory.check_room(svc.admission, len(resume.content) if resume else 0)
-        return enrol.submit(svc, person, resume, idem)
+        return enrol.submit(svc.enrolment, person, resume, idem)
     except enrol.KeyReused:
         raise KeyReused() from None
     except (memory.RedisFull, redis.RedisError):

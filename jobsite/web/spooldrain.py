@@ -59,7 +59,7 @@ def _run(services: weakref.ref[Services], interval_s: float) -> None:
 
 def _drain_once(svc: Services) -> None:
     try:
-        accept.drain_spool(svc)  # reads only the spool's directory while it is empty
+        accept.drain_spool(svc.intake)  # reads only the spool's directory while it is empty
     except redis.RedisError as e:
         log.warning(
             "%d application(s) spooled on this machine wait for Redis (%s); trying again in %d s",

@@ -103,7 +103,7 @@ def receive(
     client = current_client()
     idem = Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
     try:
-        earlier = accept.previous(svc, idem)
+        earlier = accept.previous(svc.intake, idem)
         if earlier:
             return earlier
     except IdempotencyConflict:
@@ -122,7 +122,7 @@ def receive(
             ) from None
     try:
         return accept.submit(
-            svc,
+            svc.intake,
             application,
             uploads,
             posting_title=posting["text"],

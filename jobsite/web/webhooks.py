@@ -50,7 +50,12 @@ def lever() -> Any:
     if not isinstance(envelope, dict) or not _signed(envelope, key):
         return {"error": "bad signature"}, 403
     try:
-        applied = report.apply_webhook(svc, envelope, svc.settings.webhook_max_age_s, forget=retention.forget)
+        applied = report.apply_webhook(
+            svc.delivery,
+            envelope,
+            svc.settings.webhook_max_age_s,
+            forget=lambda contact: retention.forget(svc.delivery, contact),
+        )
     except report.WebhookRefused as e:
         return {"error": str(e)}, 409
     except tagging.LeverNotReachable:  # a deletion Lever cannot confirm now: Lever sends it again later

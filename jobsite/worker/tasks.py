@@ -82,7 +82,7 @@ def _after(svc: Services, receipt: str, result: deliverer.Result) -> None:
 def tag_opportunity(receipt: str, attempt: int = 0) -> str:
     """The tagging task: `followup/tagging` decides, this schedules its retry or the gate's probe."""
     svc = services()
-    result = tagging.tag(svc, receipt, attempt)
+    result = tagging.tag(svc.delivery, receipt, attempt)
     if result.gate_closed:
         jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
     if result.step == tagging.Step.RETRY:
@@ -97,17 +97,17 @@ def sync_pipeline(refresh_names: bool = False) -> str:
     svc = services()
     if refresh_names:
         try:
-            report.refresh_names(svc)
+            report.refresh_names(svc.delivery)
         except (LeverError, RateLimitWait):
             return "names not refreshed"
-    changed = report.sync(svc)
+    changed = report.sync(svc.delivery)
     return "not now" if changed is None else f"{changed} changed"
 
 
 def deliver(receipt: str) -> str:
     """The delivery task."""
     svc = services()
-    result = deliverer.deliver(svc, receipt)
+    result = deliverer.deliver(svc.delivery, receipt)
     _after(svc, receipt, result)
     return result.outcome.value
 
@@ -115,7 +115,7 @@ def deliver(receipt: str) -> str:
 def deliver_sourced(person_id: str) -> str:
     """The delivery task of a sourced person (a talent-community sign-up or an event capture)."""
     svc = services()
-    result = sourcing.deliver(svc, person_id)
+    result = sourcing.deliver(svc.delivery, person_id)
     if result.gate_closed:
         jobs.schedule_probe(svc.redis, result.probe_delay_s, svc.settings.delivery_lease_s)
     if result.outcome == sourcing.Outcome.RETRY:
@@ -147,7 +147,7 @@ def _track_sourced(svc: Services, person: sourced_people.Person) -> None:
 def _sourcing_upkeep(svc: Services) -> None:
     """Queue the sourced people the gate held once it is open, and those whose delivery was interrupted."""
     r = svc.redis
-    for person_id in sourcing.release_parked(r) + sourcing.lost(svc):
+    for person_id in sourcing.release_parked(r) + sourcing.lost(svc.delivery):
         sourced_people.set_job(r, person_id, jobs.enqueue_sourced(r, person_id))
 
 
@@ -167,7 +167,7 @@ def send_optin_email(person_id: str, attempt: int = 0) -> str:
     svc = services()
     return _email(
         attempt,
-        lambda last_try: optin.send(svc, person_id, last_try=last_try),
+        lambda last_try: optin.send(svc.delivery, person_id, last_try=last_try),
         lambda at: jobs.enqueue_optin_email(svc.redis, person_id, at=at, attempt=attempt + 1),
     )
 
@@ -178,7 +178,7 @@ def send_alert_confirmation(sub_id: str, attempt: int = 0) -> str:
     svc = services()
     return _email(
         attempt,
-        lambda last_try: alert_confirmation.send(svc, sub_id, last_try=last_try),
+        lambda last_try: alert_confirmation.send(svc.alerting, sub_id, last_try=last_try),
         lambda at: jobs.enqueue_alert_confirmation(svc.redis, sub_id, at=at, attempt=attempt + 1),
     )
 
@@ -196,12 +196,12 @@ def _email(attempt: int, send: Callable[[bool], sending.Status | None], again: C
 
 def match_alerts(posting_id: str) -> str:
     """The job alerts' matching task: a newly published posting given to everyone who asked for it."""
-    return alert_fanout.fan_out(services(), posting_id)
+    return alert_fanout.fan_out(services().alerting, posting_id)
 
 
 def send_alerts(sub_ids: list[str]) -> str:
     """The job alerts' send task: the due email of each of a few subscriptions, at most once each."""
-    counts = alert_digest.send(services(), sub_ids)
+    counts = alert_digest.send(services().alerting, sub_ids)
     return ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
 
 
@@ -254,7 +254,7 @@ def probe() -> str:
     and schedules the next probe while the gate stays closed."""
     svc = services()
     r = svc.redis
-    found = deliverer.probe(svc)
+    found = deliverer.probe(svc.delivery)
     if found.opened:
         jobs.release(r, found.opened)
     if found.delivered:
@@ -341,14 +341,14 @@ def upkeep() -> None:
     """Periodic work of the delivery side, run by workers between jobs: spool, lost deliveries, the gate."""
     svc = services()
     r = svc.redis
-    accept.drain_spool(svc)  # every machine drains its own spool
+    accept.drain_spool(svc.intake)  # every machine drains its own spool
     if not r.set(UPKEEP_LOCK, "1", nx=True, ex=max(1, svc.settings.upkeep_interval_s - 1)):
         return  # another worker did the shared part this interval
     recover(svc)
     sourced_people.ensure_email_index(r)  # once, for members who joined before the index (one EXISTS after)
     sweep_outside(r)  # files in the object store (JOBSITE_FILES_URL) that Lever has, or purged
     if r.set(RETENTION_RAN, "1", nx=True, ex=RETENTION_EVERY_S):
-        retention.purge(svc)  # applications, sourced people and job alert subscriptions
+        retention.purge(svc.delivery)  # applications, sourced people and job alert subscriptions
     status = gate.status(r)
     if status.closed and not status.paused and (jobs.drop_lost_probe(r) or not gate.probe_scheduled(r)):
         jobs.schedule_probe(r, max(0.0, status.next_probe_at - server_now(r)), svc.settings.delivery_lease_s)
