@@ -201,3 +201,7 @@ def explain(delivered: list[float], floor_ms: float, margin_ms: float, unused: U
         + f"; {late * spacing:.2f} s), given up to a pause {unused.paused}; the schedule idle (no worker wanted a "
         f"slot) {idle:.2f} s over {unused.idle.get('+Inf', 0):.0f} calls"
     )
+
+
+if __name__ == "__main__":
+    main()
