@@ -198,7 +198,8 @@ def explain(delivered: list[float], floor_ms: float, margin_ms: float, unused: U
     print(
         f"  slots: {applies} applies sent; given up waking late {late:.0f} (late by "
         + ", ".join(f"<={float(le) * 1000:g} ms {unused.late.get(le, 0):.0f}" for le in ("0.02", "0.05", "0.1", "1"))
-        + f"; {late * spacing:.2f} s), given up to a pause {unused.paused}; the schedule idle (no worker wanted a "
+        + f"; a whole spacing each, {late * spacing:.2f} s, unless the calls after them move up), "
+        f"given up to a pause {unused.paused}; the schedule idle (no worker wanted a "
         f"slot) {idle:.2f} s over {unused.idle.get('+Inf', 0):.0f} calls"
     )
 

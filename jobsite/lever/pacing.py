@@ -23,6 +23,13 @@ the drain stays at 0.95 or more while the margin in force is under 52 ms. What t
 side that stalls (the sandbox on a machine oversubscribed by browsers once squeezed two applies by 95-200 ms):
 raise the floor there.
 
+A slot given up (its process woke too late, or a 429 paused everyone past it) leaves the schedule (`release`), and
+every call waiting for a later slot looks for an earlier one every MOVE_UP_EVERY_S (`move_up`): a slot only moves to a
+time as far from every other slot as a new reservation would be, so the schedule stays as safe as reserving, and the
+queue closes the hole instead of Lever's stream losing a whole spacing per late wake. The counters of what stayed
+unused (slots given up and how late, the time the schedule stood idle) explain a drain below the ceiling
+(bench/pacing_bench.py prints them).
+
 The pacing adapts like the AWS SDKs' adaptive retry mode: a 429 lowers the shared rate at once (x0.7) for every
 worker and pauses them all (Retry-After, or 1 s without one); the rate then climbs back by 50 % of the ceiling a
 minute once the 429s stop (from the floor to the ceiling in under two minutes: at 5 % a minute, a few 429 storms kept
