@@ -145,13 +145,21 @@ def report(
         f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): delivered {len(delivered)}/{n}, exactly once: "
         f"{len(set(emails)) == len(emails) == n}; 429 answers: {refused}"
     )
+    slots = sorted((arrived[rec.application.email], rec.first_sent_at) for rec in records if rec.first_sent_at)
+
+    def held(t: float) -> float:
+        """How long after its slot the apply Lever took at `t` arrived (ms)."""
+        at, slot = min(slots, key=lambda s: abs(s[0] - t))
+        return (at - slot) * 1000
+
     start = delivered[0]
     for q in requests_:
         if q["status"] == 429:
             before = sorted(t for t in delivered if q["t"] - 1 < t <= q["t"])
             print(
                 f"  429 for {q['endpoint']} at +{q['t'] - start:.3f} s; applies Lever took in the second before it: "
-                + ", ".join(f"-{(q['t'] - t) * 1000:.0f} ms" for t in before)
+                + ", ".join(f"-{(q['t'] - t) * 1000:.0f} ms (slot -> arrival {held(t):.0f} ms)" for t in before)
+                + "; an apply held on its way for more than the margin is the machine's stall, not the pacing's"
             )
     print(
         f"  drain rate {rate:.2f}/s (after the probe's delivery {steady:.2f}/s) vs Lever's {APPLY_LIMIT:.0f}/s -> "
