@@ -57,7 +57,7 @@ class Kind(StrEnum):
 Standing = State
 
 
-@dataclass
+@dataclass(slots=True)  # the sender sets marks by name (opportunities._MARKS): a misspelt one raises, never hides
 class Send:
     """One Create an opportunity: for `posting` ("" for none), then its note."""
 
