@@ -255,10 +255,6 @@ def set_job(r: redis.Redis | redis.client.Pipeline, person_id: str, job_id: str)
     r.set(JOB.format(person_id), job_id)
 
 
-def job_of(r: redis.Redis, person_id: str) -> str:
-    return jobs_of(r, [person_id])[0]
-
-
 def jobs_of(r: redis.Redis, person_ids: list[str]) -> list[str]:
     """The id of each person's latest delivery job ("" for none), in one round trip."""
     if not person_ids:
