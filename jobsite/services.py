@@ -15,7 +15,7 @@ from redis import Redis
 from .admission.inputs import Admission
 from .alerts.context import Alerting
 from .console.dashboard import Board
-from .delivery.deliverer import Delivery
+from .delivery.sender import Delivery
 from .intake.accept import Intake
 from .lever import health
 from .lever.client import LeverClient
@@ -76,6 +76,11 @@ class Services:
         self.settings = settings
         self.silence = Silence()
 
+    def _heard(self, error: BaseException) -> None:
+        """Tell this process's silence of a Redis error: the one `silence` in force, which the inputs built from this
+        class reach through here (they are cached; a test may give the process a new silence after)."""
+        self.silence.heard(error)
+
     @cached_property
     def redis(self) -> redis.Redis:
         return client(self.settings)
@@ -124,7 +129,7 @@ class Services:
     def admission(self) -> Admission:
         """What admission's checks use (admission/): the quick client of requests, this process's silence, the
         process's client for counts, and the limits."""
-        return Admission.of(self.settings, quick=self.request_redis, heard=self.silence.heard, redis=lambda: self.redis)
+        return Admission.of(self.settings, quick=self.request_redis, heard=self._heard, redis=lambda: self.redis)
 
     @cached_property
     def alerting(self) -> Alerting:
@@ -156,7 +161,7 @@ class Services:
         s = self.settings
         return Intake(
             quick=self.request_redis,
-            heard=self.silence.heard,
+            heard=self._heard,
             redis=self.redis,
             admission=self.admission,
             data_dir=s.data_dir,
@@ -170,7 +175,7 @@ class Services:
     def enrolment(self) -> Enrolment:
         """What taking a sourced person in uses (sourcing/enrol.py): the quick client of requests and this process's
         silence, and whether sign-ups wait for their confirmation by email."""
-        return Enrolment(quick=self.request_redis, heard=self.silence.heard, optin=optin.wanted(self.settings))
+        return Enrolment(quick=self.request_redis, heard=self._heard, optin=optin.wanted(self.settings))
 
     @cached_property
     def limits(self) -> Limits:
@@ -183,7 +188,7 @@ class Services:
         s = self.settings
         # The catalog's reads come from many web processes at once, while a person waits: on the quick Redis, and on
         # this process's own pace while Redis cannot be reached (a form not yet cached must still be read).
-        local = LocalPace(self.limits.lever.spacing_s, heard=self.silence.heard)
+        local = LocalPace(self.limits.lever.spacing_s, heard=self._heard)
         pacer = Pacer(self.request_redis, self.limits, READ_MAX_WAIT_S, local=local)
         lever = self._lever_client(pacer, observe=self._observe_quickly)
         return Catalog(

@@ -225,6 +225,19 @@ def test_a_talent_resume_is_checked_and_goes_out_named_for_what_it_is(
     assert made["resume"]["name"] == "A" * 80 + ".txt"
 
 
+def test_a_filled_honeypot_is_refused_for_a_sign_up_as_for_an_application(client, r: redis.Redis) -> None:
+    """The hidden `website` field a bot fills: a 400 and nothing kept, for the talent community as for applications
+    (one check, web/submission.refuse_automated)."""
+    from jobsite.sourcing import people
+
+    body = {"name": "Bot", "email": "bot@example.com", "consent": "true", "website": "http://spam.example"}
+    refused = client.post("/api/v1/talent", json=body)
+    assert refused.status_code == 400
+    assert "automated" in refused.get_json()["message"]
+    assert people.everyone(r) == []
+    assert client.post("/api/v1/talent", json={**body, "website": ""}).status_code == 202
+
+
 def test_a_colleague_who_sends_your_client_id_first_gets_their_own_person(
     r: redis.Redis, sandbox: Sandbox, settings: Settings
 ) -> None:

@@ -135,14 +135,16 @@ def written_keys(args: tuple[Any, ...]) -> list[str]:
 
 # Engines that write the keys a flow hands them, by design (ARCHITECTURE.md): the sender holds every flow's lease
 # and its in-flight token; the gate parks and releases a flow's items in that flow's parked set, in one script with
-# its own check (nothing parked just after it opened); a flow writes admission's idempotency binding in its own
-# transaction. Each is seen in the run below (an allowance no flow needs any more fails the test).
+# its own check (nothing parked just after it opened). Each is seen in the run below (an allowance no flow needs any
+# more fails the test).
 HANDED = {
     ("delivery", "sourcing", "lease"): re.compile(r"^sourced:lease:"),
     ("delivery", "sourcing", "parked"): re.compile(r"^sourced:parked$"),
     ("delivery", "followup", "parked"): re.compile(r"^followup:parked$"),
-    ("intake", "admission", "idempotency"): re.compile(r"^idem:"),
 }
+
+
+RQ_WRITERS = {"delivery", "worker"}
 
 
 class Writes:
@@ -168,8 +170,10 @@ class Writes:
             return  # the test's own writes, RQ's worker loop, the Lever sandbox
         module, writer = f"{path.relative_to(PACKAGE)}:{frame.f_lineno}", owner_of(path)
         for key in keys:
-            if key.startswith("rq:"):
-                continue  # RQ's, through its API (delivery/jobs.py enqueues)
+            if key.startswith("rq:"):  # RQ's, through its API: delivery/jobs.py enqueues, the worker runs them
+                if writer not in RQ_WRITERS:
+                    self.wrong.add(f"{module} ({writer}) wrote {args[0]} {key} (RQ's: {sorted(RQ_WRITERS)} only)")
+                continue
             self.count += 1
             owners = key_owners(key)
             self.owners |= owners

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 import requests
 
+from jobsite.keyspace.sourcing_keys import LEASE
 from jobsite.services import Services
 from jobsite.settings import Settings
 from jobsite.sourcing import enrol, events, opportunities, people
@@ -135,9 +136,15 @@ def _stop_while(
     ]
 
     def waiting_for_a_slot() -> bool:
+        """A slot a second or more ahead, and a person `stalled` whose lease is held: the worker is inside a delivery,
+        waiting (a slot ahead alone may be one a job left when it rescheduled itself, the worker then idle: woken,
+        it would have nothing to find gone)."""
         seconds, micros = r.time()
         ahead = r.zrangebyscore("ratelimit:lever:slots", seconds * 1000 + micros / 1000 + 1000, "+inf")
-        return bool(ahead) and any(p.standing == Standing.DELIVERING and stalled(p) for p in people.load_many(r, ids))
+        return bool(ahead) and any(
+            p.standing == Standing.DELIVERING and stalled(p) and r.exists(LEASE.format(p.id))
+            for p in people.load_many(r, ids)
+        )
 
     wait_for(waiting_for_a_slot, timeout=60, interval=0.01, what="the worker to wait for a slot")
     os.killpg(first.pid, signal.SIGSTOP)  # the worker and the scheduler it forked

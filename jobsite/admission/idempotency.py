@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import redis
+
 from ..keyspace.admission_keys import APPLICATION_KEY
 from ..records.application import Application
 from ..records.uploads import UploadedFile
@@ -46,6 +48,10 @@ class Idempotency:
     def binding(self, made: str) -> str:
         """What the key is bound to in Redis once `made` (a receipt, a person's id) was written."""
         return f"{self.fingerprint} {made}"
+
+    def bind(self, pipe: redis.client.Pipeline, made: str) -> None:
+        """Bind the key to `made` in the transaction on `pipe` that writes it, for IDEMPOTENCY_TTL_S."""
+        pipe.set(self.key, self.binding(made), ex=IDEMPOTENCY_TTL_S)
 
     def bound(self, binding: str) -> str:
         """The id a key is bound to ("fingerprint id"), if it came with the same body; else IdempotencyConflict."""

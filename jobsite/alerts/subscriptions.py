@@ -15,10 +15,8 @@ checks each candidate with the job list's own rule (`postings.board.matches`): t
 not the number of subscriptions. An anchor's hash holds each member's filters and address digest, so candidates
 need no second read.
 
-This module owns the keys `alert:sub:*` (one hash per subscription), `alert:state:*` (a zset per state: id -> when
-it got there), `alert:addr:*` (an address's subscriptions), `alert:ix:*` (the anchors) and `alert:qwords` (the
-search words in use as anchors). alerts-send owns `alert:seen:*`, `alert:sent:*`, `alert:due:*`, `alert:pause` and
-`alert:stats:*`.
+Its keys (one hash per subscription, a zset per state, an address's subscriptions, the anchors, the search words in
+use as anchors) are named in keyspace/alerts_keys.py, with the rest of the job alerts'.
 """
 
 from __future__ import annotations

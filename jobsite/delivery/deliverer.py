@@ -19,7 +19,6 @@ from enum import StrEnum
 from typing import Any
 
 import redis
-from redis import Redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
@@ -32,24 +31,22 @@ from ..records.store import Record, State
 from ..records.uploads import FileMissing
 from ..settings import Settings
 from . import gate, outcomes, sender
-from .sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result, Unreplicated, retry_delay, unreplicated_retry_s
+from .sender import (
+    MAX_IN_PROCESS_WAIT_S,
+    Delivery,
+    Fence,
+    Outcome,
+    Result,
+    Unreplicated,
+    retry_delay,
+    unreplicated_retry_s,
+)
 
 log = logging.getLogger(__name__)
 
 UPLOAD_MARGIN_MS = 3600 * 1000  # re-upload a file that expires within the hour
 PROBE_READS_FOR_S = 10.0  # one probe job reads this long at most before a successor job takes over (under a lease)
 RECEIPT_LINK_NAME = "Careers site application"  # the name of our marker among the application's links
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What delivering to Lever uses, and nothing else: applications here, and the flows on the same sender with the
-    same inputs (their follow-ups, sourced people and their changes). Built once per process by the composition root
-    (`Services.delivery`) and passed to every step, instead of the `Services` locator."""
-
-    redis: Redis  # `redis` in this class body is this field, not the module
-    lever: LeverClient  # the workers' client; each step narrows its wait with `within`
-    settings: Settings  # a dozen of them: the lease, the probe's timings, the retry window, replicas, the body
 
 
 class Check(StrEnum):

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 import redis
+from redis import Redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
@@ -37,6 +38,7 @@ from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import Unfenced
 from ..redisdb import redis_server
 from ..redisdb.clock import server_now
+from ..settings import Settings
 from . import backoff, gate, jobs, outcomes
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,18 @@ REPLICA_RETRY_CAP_S = 60.0  # ... doubled per held send (every worker's) since t
 UNACKED_TTL_S = 3600  # (a key left by a process that stopped trying: the dashboard's notice ends)
 FAILING_AFTER = 3  # 5xx or unanswered Lever calls in a row (any worker's) that close the gate: Lever is failing
 FAILING_WINDOW_S = 120.0  # ... each within this of the one before (longer than the first retries' backoff)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What delivering to Lever uses, and nothing else: applications here, and the flows on the same sender with the
+    same inputs (their follow-ups, sourced people and their changes): the sender's, so every flow on it imports it from
+    here. Built once per process by the composition root
+    (`Services.delivery`) and passed to every step, instead of the `Services` locator."""
+
+    redis: Redis  # `redis` in this class body is this field, not the module
+    lever: LeverClient  # the workers' client; each step narrows its wait with `within`
+    settings: Settings  # a dozen of them: the lease, the probe's timings, the retry window, replicas, the body
 
 
 class Outcome(StrEnum):

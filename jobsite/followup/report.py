@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from ..delivery import gate
-from ..delivery.deliverer import Delivery
+from ..delivery.sender import Delivery
 from ..keyspace.followup_keys import NAMES, NAMES_REFRESHED, OPP, OPPS, PREFIX, SEEN, SYNC_LOCK, SYNCED_AT
 from ..lever.client import LeverError
 from ..lever.pacing import RateLimitWait

@@ -19,7 +19,8 @@ from enum import StrEnum
 import redis
 
 from ..delivery import backoff, gate, outcomes, sender
-from ..delivery.deliverer import Delivery, locate_opportunity, look_for_duplicates
+from ..delivery.deliverer import locate_opportunity, look_for_duplicates
+from ..delivery.sender import Delivery
 from ..keyspace.followup_keys import PARKED
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait

@@ -21,7 +21,7 @@ import redis
 from redis import Redis
 
 from .. import metrics
-from ..admission.idempotency import IDEMPOTENCY_TTL_S, Idempotency, IdempotencyConflict
+from ..admission.idempotency import Idempotency, IdempotencyConflict
 from ..admission.inputs import Admission
 from ..admission.memory import RedisFull, check_room
 from ..delivery.jobs import enqueue_confirmation_email, enqueue_delivery
@@ -206,7 +206,7 @@ def _commit(
             store.add(pipe, record)
             uploads.add(pipe, record.receipt, contents)
             if idem:
-                pipe.set(idem.key, idem.binding(record.receipt), ex=IDEMPOTENCY_TTL_S)
+                idem.bind(pipe, record.receipt)
             # Counted here, not in a write of its own after: with appendfsync always each write waits for a fsync
             # (a third of a submission's time on a busy disk, bench/intake_bench.py).
             metrics.incr(pipe, "jobsite_applications_received_total")

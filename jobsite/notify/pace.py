@@ -19,8 +19,6 @@ import redis
 from ..keyspace.notify_keys import PACE
 from ..redisdb.lua import Lua
 
-WINDOW_US = 1_000_000
-
 # KEYS[1] the window; ARGV: the slots this sender may use, a unique member. Returns {0, the server's time in µs} (a
 # slot was taken then) or {the microseconds until one frees, the time}.
 _TAKE = Lua("""

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from ..alerts import subscriptions
-from ..delivery.deliverer import Delivery
+from ..delivery.sender import Delivery
 from . import applications, sourced
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..delivery.deliverer import Delivery
+from ..delivery.sender import Delivery
 from ..sourcing import opportunities, optin, people
 
 log = logging.getLogger(__name__)

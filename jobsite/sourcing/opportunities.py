@@ -33,8 +33,7 @@ from redis.exceptions import LockError
 
 from .. import metrics
 from ..delivery import gate, outcomes, sender
-from ..delivery.deliverer import Delivery
-from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Fence, Outcome, Result
+from ..delivery.sender import MAX_IN_PROCESS_WAIT_S, Delivery, Fence, Outcome, Result
 from ..keyspace.sourcing_keys import LEASE
 from ..lever.client import LeverClient, LeverError
 from ..lever.pacing import RateLimitWait
@@ -615,8 +614,8 @@ class _NoteFields:
     settle_until: str
 
 
-_NOTE = _NoteFields("note_done", "note_inflight_at", "note_settle_until")  # the capture's note
-_WITHDRAWN_NOTE = _NoteFields("withdrawn_noted", "withdrawn_note_inflight_at", "withdrawn_note_settle_until")
+_NOTE = _NoteFields("note_done", *_MARKS["note"])  # the capture's note
+_WITHDRAWN_NOTE = _NoteFields("withdrawn_noted", *_MARKS["withdrawn_note"])
 
 
 def _sent_before_markers(text: str, performer: str) -> Callable[[dict[str, Any]], bool]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
-from ..delivery.deliverer import Delivery
 from ..delivery.jobs import enqueue_sourced
+from ..delivery.sender import Delivery
 from ..notify import links, messages, sending
 from ..notify.sending import Letter, Status
 from ..settings import Settings

@@ -57,7 +57,7 @@ class Kind(StrEnum):
 Standing = State
 
 
-@dataclass
+@dataclass(slots=True)  # the sender sets marks by name (opportunities._MARKS): a misspelt one raises, never hides
 class Send:
     """One Create an opportunity: for `posting` ("" for none), then its note."""
 
@@ -253,10 +253,6 @@ def everyone(r: redis.Redis) -> list[Person]:
 
 def set_job(r: redis.Redis | redis.client.Pipeline, person_id: str, job_id: str) -> None:
     r.set(JOB.format(person_id), job_id)
-
-
-def job_of(r: redis.Redis, person_id: str) -> str:
-    return jobs_of(r, [person_id])[0]
 
 
 def jobs_of(r: redis.Redis, person_ids: list[str]) -> list[str]:

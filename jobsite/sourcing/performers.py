@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from ..delivery import sender
-from ..delivery.deliverer import Delivery
+from ..delivery.sender import Delivery
 from ..keyspace.sourcing_keys import CACHE, SANDBOX_DEFAULT
 from ..lever.client import LeverClient, LeverError
 

@@ -23,7 +23,7 @@ from ..sourcing.events import Event
 from ..sourcing.people import Person, Standing
 from .i18n import language
 from .security import current_client
-from .submission import KeyReused, Rejected
+from .submission import KeyReused, Rejected, refuse_automated
 
 # A sourced person's public status, in the words of an application's (the receipt page and the API share them).
 STATUS = {
@@ -72,14 +72,7 @@ def join(
 ) -> enrol.Accepted:
     """A talent-community sign-up. Raises enrol.Invalid (per field), KeyReused or Rejected."""
     svc = get_services()
-    if honeypot:
-        raise Rejected(
-            400,
-            gettext(
-                "This submission looked automated, so it was not sent. If you are a person, "
-                "please reload the page and try again."
-            ),
-        )
+    refuse_automated(honeypot)
     teams, locations = interests()
     person = enrol.talent_signup(
         data,

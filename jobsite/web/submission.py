@@ -91,14 +91,7 @@ def receive(
     The honeypot and validation come first, so a replayed key never vouches for a bad submission; the key is scoped
     to the integrator that sent it, the posting and the application's content (KeyReused when they differ)."""
     svc = get_services()
-    if honeypot:
-        raise Rejected(
-            400,
-            gettext(
-                "This submission looked automated, so it was not sent. If you are a person, "
-                "please reload the page and try again."
-            ),
-        )
+    refuse_automated(honeypot)
     application = validate(form, answers, uploads, svc.settings.max_file_mb * 2**20)
     client = current_client()
     idem = Idempotency.of(idempotency_key, application, uploads, client or "") if idempotency_key else None
@@ -142,6 +135,18 @@ def receive(
             ),
             {"Retry-After": str(e.retry_after_s)},
         ) from None
+
+
+def refuse_automated(honeypot: str) -> None:
+    """A filled honeypot field (hidden from people, filled by bots): a 400, before anything is checked or kept."""
+    if honeypot:
+        raise Rejected(
+            400,
+            gettext(
+                "This submission looked automated, so it was not sent. If you are a person, "
+                "please reload the page and try again."
+            ),
+        )
 
 
 def _count_client(client: str) -> None:
