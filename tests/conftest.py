@@ -103,6 +103,14 @@ def strict_lever(sandbox: Sandbox) -> Sandbox:
 
 
 @pytest.fixture
+def outbox() -> Iterator[SandboxServer]:
+    """A sandbox of its own whose SMTP server keeps every email (its /_sandbox/outbox.json): `helpers.outbox_mails`."""
+    server = SandboxServer(smtp_port=0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def lever(sandbox: Sandbox) -> LeverClient:
     return LeverClient(base_url=f"{sandbox.url}/v1", api_key=API_KEY, timeout=(1, 5))
 

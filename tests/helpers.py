@@ -770,3 +770,9 @@ def clock_env(env: dict[str, str], **faketime: str) -> dict[str, str]:
     assert 0.19 < slept < 2
     env["FAKETIME_SHIFT_SEEN"] = str(round(at - time.time()))
     return env
+
+
+def outbox_mails(outbox: SandboxServer, to: str | None = None) -> list[dict[str, Any]]:
+    """The emails the `outbox` fixture's SMTP server kept, oldest first; with `to`, those to that one address."""
+    kept = requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]
+    return [m for m in kept if to is None or m["recipients"] == [to]]

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import pytest
 import redis
-import requests
 from rq import Queue
 
 from jobsite.alerts import subscriptions as subs
@@ -25,25 +22,13 @@ from jobsite.settings import Settings
 from jobsite.sourcing import optin, people
 from jobsite.web.app import create_app
 
-from .helpers import Sandbox, Workers, free_port, required_cards, simple_posting, wait_for, worker_env
+from .helpers import Sandbox, Workers, free_port, outbox_mails, required_cards, simple_posting, wait_for, worker_env
 from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings
-
-
-@pytest.fixture
-def outbox() -> Iterator[SandboxServer]:
-    server = SandboxServer(smtp_port=0).start()
-    yield server
-    server.stop()
 
 
 def smtp_port(outbox: SandboxServer) -> int:
     assert outbox.smtp is not None
     return outbox.smtp.port
-
-
-def mails(outbox: SandboxServer, to: str) -> list[dict[str, Any]]:
-    kept = requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]
-    return [m for m in kept if m["recipients"] == [to]]
 
 
 def ask(client: Any, email: str, query: str = "", lang: str = "en", **fields: str) -> Any:
@@ -94,8 +79,8 @@ def test_from_the_job_list_to_confirmed_then_changed_and_stopped(
         ),
         log=tmp_path / "worker.log",
     )
-    wait_for(lambda: mails(outbox, "ada@example.com"), what="the confirmation email in the outbox")
-    [mail] = mails(outbox, "ada@example.com")
+    wait_for(lambda: outbox_mails(outbox, "ada@example.com"), what="the confirmation email in the outbox")
+    [mail] = outbox_mails(outbox, "ada@example.com")
     confirm = subs.confirm_url(s, ada.id)
     assert confirm in mail["text"].splitlines()  # alone on its line
     assert mail["links"] == [confirm]
@@ -140,7 +125,7 @@ def test_from_the_job_list_to_confirmed_then_changed_and_stopped(
     assert answer.status_code == 200
     assert subs.get(r, ada.id).state == State.STOPPED
     assert "Start these alerts again" in client.get(manage).get_data(as_text=True)
-    assert len(mails(outbox, "ada@example.com")) == 1
+    assert len(outbox_mails(outbox, "ada@example.com")) == 1
 
 
 def test_forged_or_crossed_links_are_404(r: redis.Redis, settings: Settings, outbox: SandboxServer) -> None:

@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import redis
-import requests
 from playwright.sync_api import expect
 
 from jobsite.alerts import subscriptions as subs
@@ -25,24 +23,12 @@ from jobsite.settings import Settings
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import LiveServer, Sandbox, simple_posting
+from .helpers import LiveServer, Sandbox, outbox_mails, simple_posting
 from .test_browser_pages import axe, run_axe
 from .test_html_valid import VNU
 from .test_mail import mail_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def outbox() -> Iterator[SandboxServer]:
-    server = SandboxServer(smtp_port=0).start()
-    yield server
-    server.stop()
-
-
-def _mails(outbox: SandboxServer, to: str) -> list[dict]:
-    kept = requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]
-    return [m for m in kept if m["recipients"] == [to]]
 
 
 @pytest.mark.parametrize("width", [390, 1280])
@@ -96,7 +82,7 @@ def test_ask_confirm_manage_stop(
 
         tasks.use(Services(s))
         assert tasks.send_alert_confirmation(ada.id) == "sent"
-        [mail] = _mails(outbox, address)
+        [mail] = outbox_mails(outbox, address)
         [link] = mail["links"]
         page.goto(link.replace(s.public_url or "", live.url))
         expect(page.get_by_role("heading", name="Confirm your job alerts")).to_be_visible()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from jobsite.sourcing import people
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import LiveServer, Sandbox
+from .helpers import LiveServer, Sandbox, outbox_mails
 from .test_browser_pages import axe, run_axe
 from .test_html_valid import VNU
 from .test_mail import mail_settings
@@ -29,20 +28,8 @@ from .test_mail import mail_settings
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture
-def outbox() -> Iterator[SandboxServer]:
-    server = SandboxServer(smtp_port=0).start()
-    yield server
-    server.stop()
-
-
 def held(sandbox: Sandbox) -> list[dict]:
     return list(requests.get(f"{sandbox.url}/_sandbox/opportunities", timeout=5).json()["data"])
-
-
-def _mails(outbox: SandboxServer, to: str) -> list[dict]:
-    kept = requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]
-    return [m for m in kept if m["recipients"] == [to]]
 
 
 @pytest.mark.parametrize("width", [390, 1280])
@@ -82,7 +69,7 @@ def test_join_confirm_manage_unsubscribe(
 
         tasks.use(Services(s))
         assert tasks.send_optin_email(ada.id) == "sent"
-        [mail] = _mails(outbox, address)
+        [mail] = outbox_mails(outbox, address)
         link, manage = mail["links"]
         page.goto(link.replace(s.public_url or "", live.url))
         checked("confirm")
@@ -100,7 +87,7 @@ def test_join_confirm_manage_unsubscribe(
         checked("unsubscribed")
         assert people.load(r, ada.id).unsubscribed
         assert tasks.send_optin_email(ada.id) == "sent"  # the one email, recorded: never a second
-        assert len(_mails(outbox, address)) == 1
+        assert len(outbox_mails(outbox, address)) == 1
 
         # Joining twice: one record, one opportunity (the page says so, and shows nothing of the member).
         assert tasks.deliver_sourced(ada.id) == "delivered"
@@ -149,7 +136,7 @@ def test_join_confirm_manage_unsubscribe(
         tasks.upkeep()
         assert tasks.deliver_sourced(ada.id) == "skipped"  # nothing is sent again
         assert len(sandbox.state.requests) == calls
-        assert len(_mails(outbox, address)) == 1
+        assert len(outbox_mails(outbox, address)) == 1
         assert [o["id"] for o in held(sandbox) if address in o["emails"]] == [opportunity["id"]]
         gone = people.load(r, ada.id)
         assert gone.purged

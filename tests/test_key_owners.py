@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from urllib.parse import urlencode
 
 import pytest
 import redis
-import requests
 from redis.client import Pipeline
 from rq import SimpleWorker
 
@@ -37,7 +35,7 @@ from jobsite.sourcing import optin, people
 from jobsite.web.app import create_app
 from jobsite.worker import tasks
 
-from .helpers import LiveServer, Sandbox, lever_body, sign_in, simple_posting, wait_for
+from .helpers import LiveServer, Sandbox, lever_body, outbox_mails, sign_in, simple_posting, wait_for
 from .test_alerts_web import ask
 from .test_mail import mail_settings
 from .test_optin import _join
@@ -201,13 +199,6 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> Writes:
     return seen
 
 
-@pytest.fixture
-def outbox() -> Iterator[SandboxServer]:
-    server = SandboxServer(smtp_port=0).start()
-    yield server
-    server.stop()
-
-
 def work(r: redis.Redis) -> None:
     """What the workers would do with every job queued now, in this process."""
     SimpleWorker(jobs.queues(r), connection=r).work(burst=True)
@@ -283,7 +274,7 @@ def flows(
     r.delete(tasks.UPKEEP_LOCK)
     tasks.upkeep()
     work(r)
-    wait_for(lambda: any(m["recipients"] == ["wyn@example.com"] for m in _outbox(outbox)), what="the alert")
+    wait_for(lambda: any(m["recipients"] == ["wyn@example.com"] for m in outbox_mails(outbox)), what="the alert")
 
     # A recruiter signs in to the console and looks at the dashboard.
     accounts.add_user(r, "ada@acme.test", "correct horse battery", accounts.Role.ADMIN)
@@ -299,7 +290,3 @@ def flows(
     assert gone is not None
     assert gone.application is None
     assert people.load(r, lena.id).purged
-
-
-def _outbox(outbox: SandboxServer) -> list[dict[str, Any]]:
-    return requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]

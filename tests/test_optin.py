@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import requests
 from rq import Queue
 
 from jobsite.console import accounts
@@ -26,25 +24,13 @@ from jobsite.settings import Settings
 from jobsite.sourcing import opportunities, optin, people
 from jobsite.web.app import create_app
 
-from .helpers import ADMIN, Sandbox, Workers, sign_in, wait_for, worker_env
+from .helpers import ADMIN, Sandbox, Workers, outbox_mails, sign_in, wait_for, worker_env
 from .test_mail import PUBLIC_URL, UNFIXED_PYTHON_ALLOWED, mail_settings
-
-
-@pytest.fixture
-def outbox() -> Iterator[SandboxServer]:
-    server = SandboxServer(smtp_port=0).start()
-    yield server
-    server.stop()
 
 
 def _smtp(outbox: SandboxServer) -> int:
     assert outbox.smtp is not None
     return outbox.smtp.port
-
-
-def _mails(outbox: SandboxServer, to: str) -> list[dict[str, Any]]:
-    kept = requests.get(f"{outbox.url}/_sandbox/outbox.json", timeout=5).json()["messages"]
-    return [m for m in kept if m["recipients"] == [to]]
 
 
 def _join(client: Any, sandbox: Sandbox, name: str, email: str, lang: str = "en") -> Any:
@@ -82,8 +68,8 @@ def test_join_confirm_by_email_then_one_opportunity(
         ),
         log=tmp_path / "worker.log",
     )
-    wait_for(lambda: _mails(outbox, "lena@example.com"), what="the opt-in email in the outbox")
-    [mail] = _mails(outbox, "lena@example.com")
+    wait_for(lambda: outbox_mails(outbox, "lena@example.com"), what="the opt-in email in the outbox")
+    [mail] = outbox_mails(outbox, "lena@example.com")
     link = f"{PUBLIC_URL}/talent/confirm/{lena.id}/{optin.token(s, lena.id)}"
     assert link in mail["text"].splitlines()  # alone on its line
     manage = optin.manage_url(s, lena.id)
@@ -126,7 +112,7 @@ def test_join_confirm_by_email_then_one_opportunity(
     assert not gone.email
     assert not search.find(r, "lena@example.com")
     assert client.get(manage_path).status_code == 200  # says the link is not valid any more
-    assert len(_mails(outbox, "lena@example.com")) == 1
+    assert len(outbox_mails(outbox, "lena@example.com")) == 1
     assert sandbox.count("opportunities.create", 201) == 1
 
 

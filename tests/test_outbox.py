@@ -10,7 +10,6 @@ import smtplib
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -28,64 +27,57 @@ from .helpers import Sandbox, free_port, wait_for
 from .test_mail import apply, mail_settings
 
 
-@pytest.fixture
-def outbox_sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer(smtp_port=0).start()
-    yield server
-    server.stop()
-
-
 def _kept(server_url: str) -> list[dict[str, Any]]:
     return requests.get(f"{server_url}/_sandbox/outbox.json", timeout=5).json()["messages"]
 
 
 def test_the_receipt_email_lands_in_the_outbox_and_its_page_shows_it(
-    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox_sandbox: SandboxServer
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
 ) -> None:
-    assert outbox_sandbox.smtp is not None
-    s = mail_settings(settings, outbox_sandbox.smtp.port)
+    assert outbox.smtp is not None
+    s = mail_settings(settings, outbox.smtp.port)
     receipt = apply(create_app(s).test_client(), sandbox)
     assert received.send_confirmation(r, s, receipt) == sending.Status.SENT
-    [kept] = _kept(outbox_sandbox.url)
+    [kept] = _kept(outbox.url)
     assert kept["recipients"] == ["candidate0@example.com"]
     assert kept["subject"].startswith("We received your application for")
     assert f"/applications/{receipt}" in kept["text"]
     assert any(link.endswith(f"/applications/{receipt}") for link in kept["links"])
-    page = requests.get(f"{outbox_sandbox.url}/_sandbox/outbox", timeout=5).text
+    page = requests.get(f"{outbox.url}/_sandbox/outbox", timeout=5).text
     assert "candidate0@example.com" in page
     assert f'href="https://careers.acme.test/applications/{receipt}"' in page
     assert (
         'href="/_sandbox/outbox"'
-        in requests.get(f"{outbox_sandbox.url}/_sandbox/", timeout=5, headers={"Accept": "text/html"}).text
+        in requests.get(f"{outbox.url}/_sandbox/", timeout=5, headers={"Accept": "text/html"}).text
     )
 
 
-def test_the_outbox_undoes_dot_stuffing_and_refuses_a_message_too_big(outbox_sandbox: SandboxServer) -> None:
-    from jobsite.sandbox import outbox
+def test_the_outbox_undoes_dot_stuffing_and_refuses_a_message_too_big(outbox: SandboxServer) -> None:
+    from jobsite.sandbox.outbox import MAX_BYTES
 
-    assert outbox_sandbox.smtp is not None
+    assert outbox.smtp is not None
     message = EmailMessage()
     message["Subject"], message["From"], message["To"] = "Dots", "a@example.com", "b@example.com"
     message.set_content("line one\n.\n..two dots\n")
-    with smtplib.SMTP("127.0.0.1", outbox_sandbox.smtp.port, timeout=5) as client:
+    with smtplib.SMTP("127.0.0.1", outbox.smtp.port, timeout=5) as client:
         client.send_message(message)
         big = EmailMessage()
         big["Subject"], big["From"], big["To"] = "Big", "a@example.com", "b@example.com"
-        big.set_content(("x" * 70 + "\n") * (outbox.MAX_BYTES // 70 + 10))
+        big.set_content(("x" * 70 + "\n") * (MAX_BYTES // 70 + 10))
         with pytest.raises(smtplib.SMTPException):
             client.send_message(big)
-    [kept] = _kept(outbox_sandbox.url)
+    [kept] = _kept(outbox.url)
     assert kept["text"] == "line one\n.\n..two dots\n"
 
 
 def test_the_receipt_page_says_whether_an_email_was_sent(
-    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox_sandbox: SandboxServer
+    r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer
 ) -> None:
     off = create_app(settings).test_client()  # no JOBSITE_SMTP_URL
     receipt = apply(off, sandbox)
     assert "This site sends no confirmation email" in off.get(f"/applications/{receipt}").get_data(as_text=True)
-    assert outbox_sandbox.smtp is not None
-    s = mail_settings(settings, outbox_sandbox.smtp.port)
+    assert outbox.smtp is not None
+    s = mail_settings(settings, outbox.smtp.port)
     on = create_app(s).test_client()
     receipt = apply(on, sandbox, 1)
     assert "A confirmation email is on its way" in on.get(f"/applications/{receipt}").get_data(as_text=True)
