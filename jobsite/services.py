@@ -4,6 +4,7 @@ flows' inputs built from them (the composition root: the flows never import it).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -75,6 +76,9 @@ class Services:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.silence = Silence()
+        # Set when a request finds this machine's spool waiting while Redis answers: wakes the web process's drain
+        # thread (web/spooldrain.py), so that the request itself never waits on the drain's long Redis timeouts.
+        self.spool_waiting = threading.Event()
 
     def _heard(self, error: BaseException) -> None:
         """Tell this process's silence of a Redis error: the one `silence` in force, which the inputs built from this
@@ -163,6 +167,7 @@ class Services:
             quick=self.request_redis,
             heard=self._heard,
             redis=self.redis,
+            wake_drain=self.spool_waiting.set,
             admission=self.admission,
             data_dir=s.data_dir,
             files_url=s.files_url,

@@ -4,6 +4,7 @@ for nothing; a recruiter's capture is written or answered 503, so the page keeps
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -11,6 +12,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +43,7 @@ from .helpers import (
     sign_in,
     simple_posting,
     small_disk,
+    submit_one,
     wait_for,
     worker_env,
 )
@@ -211,6 +214,36 @@ def delivered_once(r: redis.Redis, sandbox: Sandbox, receipt: str, s: Settings, 
         what="the spooled application to be delivered",
     )
     assert len(sandbox.received()["applications"]) == 1
+
+
+@TIMING  # a bound on the answer's time
+def test_a_submission_wakes_the_spool_drain_and_never_waits_on_it(
+    settings: Settings, r: redis.Redis, proxy: RedisProxy, redis_server: EmbeddedRedis, sandbox: Sandbox
+) -> None:
+    """Nemesis seed 327072300 (CI, one minute of faults): a candidate waited 15.3 s for a 202. Their submission
+    found Redis back and the spool waiting, and moved the spool itself with the process's client (10 s per
+    command, retried) into a Redis that fell silent again. Now it wakes the drain thread and answers: here the
+    drain's client reaches a Redis that answers nothing, and the candidate does not wait on it."""
+    proxy.set("refuse")
+    down = Services(through(settings, proxy))
+    spooled = submit_one(down, sandbox, 1)  # Redis refused: spooled on this machine
+    assert [p.name.endswith(f"{spooled}.json") for p in spool.entries(settings.data_dir)] == [True]
+    silent = RedisProxy(str(redis_server.socket))
+    silent.set("blackhole")
+    woken = threading.Event()
+    try:
+        up = Services(settings)
+        up.__dict__["intake"] = dataclasses.replace(up.intake, redis=connect(silent.url), wake_drain=woken.set)
+        started = time.monotonic()
+        later = submit_one(up, sandbox, 2)
+        took = time.monotonic() - started
+    finally:
+        silent.stop()
+    assert took < 5, f"the candidate waited {took:.1f} s"  # the drain's client would wait 10 s a command
+    assert woken.is_set()
+    assert store.load(r, later) is not None
+    assert [p.name.endswith(f"{spooled}.json") for p in spool.entries(settings.data_dir)] == [True]  # for the thread
+    assert accept.drain_spool(Services(settings).intake) == 1
 
 
 @TIMING  # a bound on the answer's time

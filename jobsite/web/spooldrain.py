@@ -1,6 +1,7 @@
 """The web process's spool drain: a background thread that moves what this machine spooled while Redis was down
-into Redis, at start-up and every JOBSITE_SPOOL_DRAIN_S, without waiting for the next submission (a web machine
-may have no worker beside it to do it).
+into Redis, at start-up, every JOBSITE_SPOOL_DRAIN_S, and as soon as a submission finds Redis answering again
+(`Services.spool_waiting`; a web machine may have no worker beside it to do it). Requests never drain themselves:
+the drain's Redis client waits long, and a candidate must not.
 
 Threads do not survive a fork, and a server may build the app before forking (`gunicorn --preload wsgi:app`). So
 nothing starts in `create_app`: the thread is started in the process that serves, by `web/app.serve()` (the factory
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import weakref
 
 import redis
@@ -42,19 +42,24 @@ class Drainer:
                 self.pid = os.getpid()
                 threading.Thread(
                     target=_run,
-                    args=(weakref.ref(self.services), self.services.settings.spool_drain_s),
+                    args=(
+                        weakref.ref(self.services),
+                        self.services.spool_waiting,
+                        self.services.settings.spool_drain_s,
+                    ),
                     name="spool-drain",
                     daemon=True,
                 ).start()
 
 
-def _run(services: weakref.ref[Services], interval_s: float) -> None:
-    """Drain now, then every `interval_s`, for as long as the app lives (a weak reference: an app that is gone,
-    as in tests that build many, ends its thread)."""
+def _run(services: weakref.ref[Services], woken: threading.Event, interval_s: float) -> None:
+    """Drain now, then every `interval_s` or when `woken`, for as long as the app lives (a weak reference: an app
+    that is gone, as in tests that build many, ends its thread)."""
     while (svc := services()) is not None:
+        woken.clear()  # before the drain: a wake during it is for an entry it may have missed
         _drain_once(svc)
         del svc
-        time.sleep(interval_s)
+        woken.wait(interval_s)
 
 
 def _drain_once(svc: Services) -> None:
