@@ -133,12 +133,16 @@ def main() -> None:
         time.sleep(3)  # Redis shrinks idle clients' query buffers within a couple of seconds
         before = memory(r).used
 
-        web_cpu, redis_cpu = cpu_s(web.pid), redis_cpu_s(r)
+        web_cpu, worker_cpu, redis_cpu = cpu_s(web.pid), cpu_s(worker.pid), redis_cpu_s(r)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             latencies = sorted(pool.map(submit, range(args.applications - 1)))
         accept_s = time.perf_counter() - t0
-        web_cpu, redis_cpu = cpu_s(web.pid) - web_cpu, redis_cpu_s(r) - redis_cpu
+        web_cpu, worker_cpu, redis_cpu = (
+            cpu_s(web.pid) - web_cpu,
+            cpu_s(worker.pid) - worker_cpu,
+            redis_cpu_s(r) - redis_cpu,
+        )
         deadline = time.monotonic() + 120
         while (
             sum(store.counts(r)[s] for s in ("waiting", "delivering")) < args.applications
@@ -182,8 +186,9 @@ def main() -> None:
         f"{statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
     )
     print(
-        f"CPU per application: web {web_cpu / n * 1000:.2f} ms, Redis {redis_cpu / n * 1000:.2f} ms (the figures "
-        "to compare on a loaded machine: the rate above follows the load of the other jobs)"
+        f"CPU per application while accepting: web {web_cpu / n * 1000:.2f} ms, worker {worker_cpu / n * 1000:.2f} ms, "
+        f"Redis {redis_cpu / n * 1000:.2f} ms (the figures to compare on a loaded machine: the rate above follows the "
+        "load of the other jobs)"
     )
     print(
         f"Redis memory per waiting application: {(after - before) / n:,.0f} bytes "
