@@ -121,6 +121,17 @@ class Services:
     def _quick_observer(self) -> health.Observer:
         return health.observer(self.quick_redis)
 
+    @cached_property
+    def _replica_wait_redis(self) -> Redis:
+        """The quick client with room for a WAIT of JOBSITE_REDIS_REPLICA_WAIT_MS: for a request's WAIT."""
+        return client(self.settings, timeout_s=REQUEST_TIMEOUT_S + self.settings.redis_replica_wait_ms / 1000)
+
+    def request_wait_redis(self) -> Redis:
+        """`request_redis` for a request that WAITs for the replicas (its socket timeout covers the WAIT's own)."""
+        if self.silence.known():
+            raise KnownSilent("Redis did not answer a moment ago")
+        return self._replica_wait_redis
+
     def request_redis(self) -> Redis:
         """The quick client for a request a person waits on, or TimeoutError at once while this process knows Redis
         to be silent: a request's steps then cost one timeout between them, not one each (what fails is told to
@@ -165,6 +176,7 @@ class Services:
         s = self.settings
         return Intake(
             quick=self.request_redis,
+            quick_wait=self.request_wait_redis,
             heard=self._heard,
             redis=self.redis,
             wake_drain=self.spool_waiting.set,

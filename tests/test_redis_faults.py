@@ -23,6 +23,7 @@ import redis
 from jobsite.intake import accept
 from jobsite.records import spool, store
 from jobsite.redisdb.redis_server import EmbeddedRedis, connect
+from jobsite.sandbox import SandboxServer
 from jobsite.services import Services
 from jobsite.settings import Settings, load_settings
 from jobsite.sourcing import events, people
@@ -47,6 +48,7 @@ from .helpers import (
     wait_for,
     worker_env,
 )
+from .test_mail import mail_settings
 
 
 @pytest.fixture
@@ -244,6 +246,27 @@ def test_a_submission_wakes_the_spool_drain_and_never_waits_on_it(
     assert store.load(r, later) is not None
     assert [p.name.endswith(f"{spooled}.json") for p in spool.entries(settings.data_dir)] == [True]  # for the thread
     assert accept.drain_spool(Services(settings).intake) == 1
+
+
+@TIMING  # a bound on the answer's time
+def test_a_silent_redis_answers_a_candidate_who_ticked_job_alerts_within_seconds(
+    settings: Settings, proxy: RedisProxy, sandbox: Sandbox, outbox: SandboxServer
+) -> None:
+    """A review found the alerts ticked on the form asked for with the process's client (10 s a command, retried:
+    161 s against a Redis that answers nothing), after the application itself had been spooled in two seconds."""
+    assert outbox.smtp is not None
+    s = mail_settings(through(settings, proxy), outbox.smtp.port)  # alerts are offered only with mail
+    client = create_app(s).test_client()
+    posting = simple_posting(sandbox)
+    form = html_form(client, sandbox, posting)
+    proxy.set("blackhole")
+    started = time.monotonic()
+    answer = client.post(f"/jobs/{posting['id']}/apply", data={**form, "alerts": "1"})
+    took = time.monotonic() - started
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    assert took < 15, f"the candidate waited {took:.1f} s"
+    receipt = answer.headers["Location"].rsplit("/", 1)[1].split("?")[0]
+    assert [p.name.endswith(f"{receipt}.json") for p in spool.entries(s.data_dir)] == [True]
 
 
 @TIMING  # a bound on the answer's time

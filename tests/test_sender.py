@@ -135,19 +135,32 @@ def _stop_while(
         for i, posting in enumerate(postings)
     ]
 
+    def holding_a_stalled_lease() -> bool:
+        return any(
+            p.standing == Standing.DELIVERING and stalled(p) and r.exists(LEASE.format(p.id))
+            for p in people.load_many(r, ids)
+        )
+
     def waiting_for_a_slot() -> bool:
         """A slot a second or more ahead, and a person `stalled` whose lease is held: the worker is inside a delivery,
         waiting (a slot ahead alone may be one a job left when it rescheduled itself, the worker then idle: woken,
         it would have nothing to find gone)."""
         seconds, micros = r.time()
         ahead = r.zrangebyscore("ratelimit:lever:slots", seconds * 1000 + micros / 1000 + 1000, "+inf")
-        return bool(ahead) and any(
-            p.standing == Standing.DELIVERING and stalled(p) and r.exists(LEASE.format(p.id))
-            for p in people.load_many(r, ids)
-        )
+        return bool(ahead) and holding_a_stalled_lease()
 
-    wait_for(waiting_for_a_slot, timeout=60, interval=0.01, what="the worker to wait for a slot")
-    os.killpg(first.pid, signal.SIGSTOP)  # the worker and the scheduler it forked
+    def stopped_holding_the_lease() -> bool:
+        """Stop the worker (and the scheduler it forked) while it waits for a slot, holding a stalled person's lease.
+        A job whose slot is too far away holds the lease a few milliseconds before it reschedules itself, so the
+        worker may have let go between the look and the signal: then it goes on, and the next wait is tried."""
+        wait_for(waiting_for_a_slot, timeout=60, interval=0.01, what="the worker to wait for a slot")
+        os.killpg(first.pid, signal.SIGSTOP)
+        if holding_a_stalled_lease():  # stopped, only this worker can hold it: it holds it
+            return True
+        os.killpg(first.pid, signal.SIGCONT)
+        return False
+
+    wait_for(stopped_holding_the_lease, timeout=120, interval=0, what="the worker stopped holding a lease")
     try:
         workers.start(env)
         wait_for(

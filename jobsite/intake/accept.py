@@ -45,6 +45,7 @@ class Intake:
     (`Services.intake`) instead of passing the `Services` locator."""
 
     quick: Callable[[], Redis]  # a request's quick client; raises at once while Redis is known to be silent
+    quick_wait: Callable[[], Redis]  # the same, with room for a WAIT for the replicas
     heard: Callable[[BaseException], None]  # tells the process's memory of Redis's silence of an error
     redis: Redis  # the process's client: the spool's drain, and the replicas' WAIT
     wake_drain: Callable[[], None]  # wakes this process's drain thread: Redis takes applications again
@@ -131,7 +132,7 @@ def submit(
         spooled = _spool(intake, record, contents, idempotency)
         log.warning("Redis unreachable (%s): application %s spooled to disk", type(e).__name__, receipt[:8])
         return spooled
-    if receipt_.receipt == receipt and not replicated(intake, receipt):  # on the primary
+    if receipt_.receipt == receipt and not replicated(intake, receipt, quick=True):  # on the primary
         # alone (or not on the primary WAIT reached): a failover could lose it
         log.warning(
             "application %s not on %d Redis replica(s) within %d ms: spooled to disk as well",
@@ -224,11 +225,21 @@ def _commit(
     return Receipt(record.receipt, State.QUEUED.public)
 
 
-def replicated(intake: Intake, receipt: str, alias: str | None = None) -> bool:
+def replicated(intake: Intake, receipt: str, alias: str | None = None, *, quick: bool = False) -> bool:
     """Whether the record under `receipt` (and the `alias` receipt answering for it) is on JOBSITE_REDIS_MIN_REPLICAS
     replicas (True without that setting; see redis_server.replicated: the keys are read on the WAIT's own
-    connection, which may reach another primary than the write's after a failover)."""
-    return store.replicated(intake.redis, receipt, intake.redis_min_replicas, intake.redis_replica_wait_ms, alias=alias)
+    connection, which may reach another primary than the write's after a failover). `quick`: a person waits, so the
+    request's client (a silent Redis costs one short timeout, not the process client's minutes of retries)."""
+    if not intake.redis_min_replicas:
+        return True
+    r = intake.redis
+    if quick:
+        try:
+            r = intake.quick_wait()
+        except redis.RedisError as e:
+            intake.heard(e)
+            return False
+    return store.replicated(r, receipt, intake.redis_min_replicas, intake.redis_replica_wait_ms, alias=alias)
 
 
 def _files_outside(intake: Intake, record: Record, contents: Mapping[str, bytes]) -> dict[str, bytes]:

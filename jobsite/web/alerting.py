@@ -52,10 +52,13 @@ def ask(
     subscriptions.validate(email, frequency, lang or language())
     _limit()
     try:
+        # The quick client of a request: the process's own would hold a candidate whose application is already
+        # spooled (Redis silent) for minutes of timeouts and retries before this answers.
         return subscriptions.subscribe(
-            svc.redis, email, filters, frequency, lang or language(), along=along
+            svc.request_redis(), email, filters, frequency, lang or language(), along=along
         ).subscription
-    except redis.RedisError:
+    except redis.RedisError as e:
+        svc.silence.heard(e)
         raise Rejected(
             503,
             gettext("We can't take this for a few minutes, so nothing was saved. Please try again in a few minutes."),

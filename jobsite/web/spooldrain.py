@@ -11,9 +11,11 @@ request. Several processes on one machine share the spool; its lock lets one dra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 
 import redis
@@ -24,6 +26,8 @@ from ..records import spool
 from ..services import Services
 
 log = logging.getLogger(__name__)
+
+AFTER_FAILURE_S = 5.0
 
 
 class Drainer:
@@ -54,26 +58,34 @@ class Drainer:
 
 def _run(services: weakref.ref[Services], woken: threading.Event, interval_s: float) -> None:
     """Drain now, then every `interval_s` or when `woken`, for as long as the app lives (a weak reference: an app
-    that is gone, as in tests that build many, ends its thread)."""
+    that is gone, as in tests that build many, ends its thread). A drain that failed is not tried again for
+    AFTER_FAILURE_S, however many submissions wake it (one Redis refuses, at its memory limit, say)."""
     while (svc := services()) is not None:
         woken.clear()  # before the drain: a wake during it is for an entry it may have missed
-        _drain_once(svc)
+        drained = _drain_once(svc)
         del svc
+        if not drained:
+            time.sleep(min(AFTER_FAILURE_S, interval_s))
         woken.wait(interval_s)
 
 
-def _drain_once(svc: Services) -> None:
+def _drain_once(svc: Services) -> bool:
+    """One drain; False if it failed. Never raises: the thread must outlive a bad round, since nothing else drains
+    a web machine's spool (the next round may succeed)."""
     try:
         accept.drain_spool(svc.intake)  # reads only the spool's directory while it is empty
+        return True
     except redis.RedisError as e:
-        log.warning(
-            "%d application(s) spooled on this machine wait for Redis (%s); trying again in %d s",
-            len(spool.entries(svc.settings.data_dir)),
-            type(e).__name__,
-            svc.settings.spool_drain_s,
-        )
-    except Exception:  # the thread must outlive one bad round: the next may succeed, and nothing else drains here
-        log.exception("moving the spool into Redis failed; trying again in %d s", svc.settings.spool_drain_s)
+        with contextlib.suppress(OSError):
+            log.warning(
+                "%d application(s) spooled on this machine wait for Redis (%s); trying again within %d s",
+                len(spool.entries(svc.settings.data_dir)),
+                type(e).__name__,
+                svc.settings.spool_drain_s,
+            )
+    except Exception:
+        log.exception("moving the spool into Redis failed; trying again within %d s", svc.settings.spool_drain_s)
+    return False
 
 
 def init_app(app: Flask) -> None:
