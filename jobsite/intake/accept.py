@@ -47,7 +47,7 @@ class Intake:
     quick: Callable[[], Redis]  # a request's quick client; raises at once while Redis is known to be silent
     quick_wait: Callable[[], Redis]  # the same, with room for a WAIT for the replicas
     heard: Callable[[BaseException], None]  # tells the process's memory of Redis's silence of an error
-    redis: Redis  # the process's client: the spool's drain, and the replicas' WAIT
+    redis: Redis  # the process's client: the spool's drain, and its WAIT for the replicas
     wake_drain: Callable[[], None]  # wakes this process's drain thread: Redis takes applications again
     admission: Admission  # the memory guard
     data_dir: Path  # where this machine spools applications while Redis cannot take them

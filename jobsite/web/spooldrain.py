@@ -1,5 +1,5 @@
 """The web process's spool drain: a background thread that moves what this machine spooled while Redis was down
-into Redis, at start-up, every JOBSITE_SPOOL_DRAIN_S, and as soon as a submission finds Redis answering again
+into Redis, at start-up, every JOBSITE_SPOOL_DRAIN_S, and soon after a submission finds Redis answering again
 (`Services.spool_waiting`; a web machine may have no worker beside it to do it). Requests never drain themselves:
 the drain's Redis client waits long, and a candidate must not.
 
@@ -27,7 +27,7 @@ from ..services import Services
 
 log = logging.getLogger(__name__)
 
-AFTER_FAILURE_S = 5.0
+AFTER_FAILURE_S = 5.0  # after a failed drain, no new try sooner, however many submissions wake the thread
 
 
 class Drainer:
