@@ -4,8 +4,10 @@ sandbox over HTTP, real worker processes where a worker is what fails."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -441,3 +443,33 @@ def test_a_worker_whose_clock_steps_300_s_during_a_slow_apply_sends_no_duplicate
     wait_for(lambda: not sandbox.state.processing, timeout=30, what="Lever to finish every apply")
     assert len(in_lever(sandbox, receipt)) == 1
     assert sandbox.count("postings.apply") == 1
+
+
+def test_an_attempt_that_outlived_its_lease_writes_nothing_over_the_new_holders_delivery(
+    settings: Settings, r: redis.Redis, sandbox: Sandbox
+) -> None:
+    """A worker stalled past its lease (here on an apply slower than its read timeout) then failed: its handling of
+    the failure wrote "waiting" over what the lease's new holder had written since (delivered), and queued the
+    application again. The SIGSTOP tests of test_sender.py saw it as a sourced person losing their opportunity.
+    Now an attempt whose lease is gone writes nothing (sender.lease_kept)."""
+    from dataclasses import replace
+
+    from jobsite.keyspace.delivery_keys import LEASE
+
+    from .helpers import submit_one
+
+    svc = Services(replace(settings, delivery_lease_s=2, lever_read_timeout_s=4.0, reconcile_settle_s=60.0))
+    receipt = submit_one(svc, sandbox)
+    posting = store.load(r, receipt).posting_id
+    sandbox.control("latency", seconds=6, path=f"/v1/postings/{posting}/apply")
+    results: list[Any] = []
+    attempt = threading.Thread(target=lambda: results.append(deliverer.deliver(svc.delivery, receipt)))
+    attempt.start()
+    wait_for(lambda: store.load(r, receipt).inflight_at, what="the apply to be on its way")
+    wait_for(lambda: not r.exists(LEASE.format(receipt)), timeout=10, what="the stalled attempt's lease to run out")
+    # Another worker takes the application up and learns that Lever has it (as its reconcile would).
+    store.update(r, store.load(r, receipt), State.DELIVERED, delivered_at=time.time(), inflight_at=0.0)
+    attempt.join(30)
+    [result] = results
+    assert result.outcome == deliverer.Outcome.SKIPPED
+    assert store.load(r, receipt).state == State.DELIVERED

@@ -174,16 +174,19 @@ def _send(delivery: Delivery, record: Record, lease: Lock, lever: LeverClient, p
         return lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
 
     try:
-        if record.inflight_at and (known := _reconcile(delivery, record, lever, probe)) is not None:
-            # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
-            return _opened(delivery, known) if probe else known
-        uris = _upload_files(delivery, record, lease, lever)
-        assert record.application is not None  # noqa: S101 (checked by deliver(); narrows the type)
-        body = record.application.lever_body(uris, record.source or s.application_source)
-        # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
-        body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
-        body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
-        application_id = fence.send(lever, s.reconcile_settle_s, marking, apply)
+        with sender.lease_kept(lease):  # a stalled attempt writes nothing: LockError
+            if record.inflight_at and (known := _reconcile(delivery, record, lever, probe)) is not None:
+                # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
+                return _opened(delivery, known) if probe else known
+            uris = _upload_files(delivery, record, lease, lever)
+            assert record.application is not None  # noqa: S101 (checked by deliver(); narrows the type)
+            body = record.application.lever_body(uris, record.source or s.application_source)
+            # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
+            body["urls"] = [
+                u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))
+            ]
+            body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
+            application_id = fence.send(lever, s.reconcile_settle_s, marking, apply)
     except RateLimitWait as e:
         if not applying:  # (always so today: only the apply's answer comes after it)
             _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far

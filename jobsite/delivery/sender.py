@@ -110,6 +110,29 @@ def leased(lock: Lock, what: str) -> Iterator[bool]:
             log.warning("%s: its lease ran out during delivery", what)
 
 
+@contextmanager
+def lease_kept(lock: Lock) -> Iterator[None]:
+    """Around an attempt's sends: whatever the attempt raises becomes LockError if the lease is no longer ours, so
+    the flow's handling of it (a retry, a wait, needs attention) writes nothing. A worker stopped past its lease
+    (a paused VM, a long GC) can wake into a slot given up and the next one too far, or a failed read; by then the
+    lease's new holder may have delivered the item, and a stale "waiting" written over it queued it again: a second
+    copy in Lever (the SIGSTOP tests of test_sender.py saw the sourced person's record lose its opportunity). An
+    in-flight mark this attempt wrote stays for the new holder, who reconciles it; a Redis that cannot tell keeps
+    the original error."""
+    try:
+        yield
+    except LockError:
+        raise
+    except Exception:
+        try:
+            held = lock.owned()
+        except redis.RedisError:
+            held = True
+        if not held:
+            raise LockError("the lease ran out during this attempt", lock_name=str(lock.name)) from None
+        raise
+
+
 class Unreplicated(Exception):
     """The in-flight mark is on the primary alone (the replicas did not acknowledge it in time): nothing was sent, as
     a failover now could forget the mark and let the item be sent again. Try again soon."""

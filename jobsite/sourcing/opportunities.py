@@ -292,68 +292,69 @@ def _send(
     sending = _Sending()
     fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms)
     try:
-        performer = performers.perform_as(delivery, person.recruiter, lever)
-        resume = None
-        if person.resume and not follow_ups_only and any(not x.opportunity_id for x in person.sends):
-            f = person.resume  # (only a create carries it: Lever has it once they are made, and its bytes go)
-            resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
-        for send in [] if follow_ups_only else person.sends:
-            if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
-                if send.inflight_at:  # for (to tell Lever), nothing is sent
-                    _reconcile(delivery, person, send, lever)
-                continue
-            if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
-                continue
-            if not send.opportunity_id and not (send.inflight_at and _reconcile(delivery, person, send, lever)):
-                _stop_if_wished(r, person)
-
-                def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
-                    send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
-                    send.first_sent_at = send.first_sent_at or m.at
-                    return lambda pipe: people.save(pipe, person)
-
-                body = opportunity_body(s, person, send)
-                sending.on(send, "create")
-                made = fence.send(
-                    lever,
-                    s.reconcile_settle_s,
-                    mark,
-                    partial(lever.create_opportunity, body, perform_as=performer, resume=resume),
-                )
-                sending.send = None
-                send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
-                send.tags = list(body["tags"])
-                send.inflight_at = 0.0
-                people.save(r, person)
-                people.log(
-                    r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting else "")
-                )
-            text = note_text(person)
-            if text and not send.note_done and not person.withdrawn:
-                unmarked = None if send.note_marked else _sent_before_markers(text, performer)
-                if send.note_inflight_at and _note_arrived(delivery, person, send, lever, _NOTE, unmarked=unmarked):
+        with sender.lease_kept(lease):  # a stalled attempt writes nothing: LockError
+            performer = performers.perform_as(delivery, person.recruiter, lever)
+            resume = None
+            if person.resume and not follow_ups_only and any(not x.opportunity_id for x in person.sends):
+                f = person.resume  # (only a create carries it: Lever has it once they are made, and its bytes go)
+                resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
+            for send in [] if follow_ups_only else person.sends:
+                if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
+                    if send.inflight_at:  # for (to tell Lever), nothing is sent
+                        _reconcile(delivery, person, send, lever)
                     continue
+                if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
+                    continue
+                if not send.opportunity_id and not (send.inflight_at and _reconcile(delivery, person, send, lever)):
+                    _stop_if_wished(r, person)
 
-                def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
-                    send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
-                    return lambda pipe: people.save(pipe, person)
+                    def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
+                        send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
+                        send.first_sent_at = send.first_sent_at or m.at
+                        return lambda pipe: people.save(pipe, person)
 
-                _stop_if_wished(r, person)
-                value = f"{text}\n\n{marker(s, person, send)}"
-                sending.on(send, "note")
-                fence.send(
-                    lever,
-                    s.reconcile_settle_s,
-                    mark_note,
-                    partial(lever.create_note, send.opportunity_id, value, perform_as=performer),
-                )
-                sending.send = None
-                send.note_done, send.note_inflight_at = True, 0.0
-                people.save(r, person)
-                people.log(r, person.id, "note", 201, "note added")
-        for send in person.sends:
-            if _due(s, person, send):
-                _follow_up(delivery, person, send, fence, lever, performer, sending)
+                    body = opportunity_body(s, person, send)
+                    sending.on(send, "create")
+                    made = fence.send(
+                        lever,
+                        s.reconcile_settle_s,
+                        mark,
+                        partial(lever.create_opportunity, body, perform_as=performer, resume=resume),
+                    )
+                    sending.send = None
+                    send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
+                    send.tags = list(body["tags"])
+                    send.inflight_at = 0.0
+                    people.save(r, person)
+                    people.log(
+                        r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting else "")
+                    )
+                text = note_text(person)
+                if text and not send.note_done and not person.withdrawn:
+                    unmarked = None if send.note_marked else _sent_before_markers(text, performer)
+                    if send.note_inflight_at and _note_arrived(delivery, person, send, lever, _NOTE, unmarked=unmarked):
+                        continue
+
+                    def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
+                        send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
+                        return lambda pipe: people.save(pipe, person)
+
+                    _stop_if_wished(r, person)
+                    value = f"{text}\n\n{marker(s, person, send)}"
+                    sending.on(send, "note")
+                    fence.send(
+                        lever,
+                        s.reconcile_settle_s,
+                        mark_note,
+                        partial(lever.create_note, send.opportunity_id, value, perform_as=performer),
+                    )
+                    sending.send = None
+                    send.note_done, send.note_inflight_at = True, 0.0
+                    people.save(r, person)
+                    people.log(r, person.id, "note", 201, "note added")
+            for send in person.sends:
+                if _due(s, person, send):
+                    _follow_up(delivery, person, send, fence, lever, performer, sending)
     except RateLimitWait as e:
         return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
     except FileMissing:
