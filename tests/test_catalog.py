@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -20,15 +19,8 @@ from jobsite.web.app import create_app
 
 from .helpers import PACING_MARGIN_MS, TIMING, LiveServer, Sandbox, wait_for
 
-
-@pytest.fixture
-def sandbox_server() -> Iterator[SandboxServer]:
-    """A sandbox of each test's own here (the suite's is one per worker, reset between tests): these tests count
-    Lever's reads exactly, and a shared sandbox also answers what earlier tests' apps still fetch in the background
-    (the full suite once counted two postings lists where one was fetched)."""
-    server = SandboxServer().start()
-    yield server
-    server.stop()
+# These tests count Lever's reads exactly (the full suite once counted two postings lists where one was fetched).
+pytestmark = pytest.mark.own_sandbox
 
 
 def age(app, key: str = Key.POSTINGS.of(), seconds: float = 10_000) -> None:
