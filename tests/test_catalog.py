@@ -249,7 +249,9 @@ def test_cold_cache_forms_go_through_the_shared_limit(settings: Settings, sandbo
     reads = [q for q in sandbox.received()["requests"] if q["endpoint"].startswith("postings")]
     assert len(reads) >= 30
     assert [q for q in reads if q["status"] == 429] == []
-    assert r.zcard("ratelimit:lever:slots") >= 30  # each took a slot the workers see
+    # Each took a slot the workers see: a reservation counter in their Redis (the slots themselves are pruned once
+    # a later reservation is a second past them, so counting what is left at the end failed on a slow run: 5 >= 30).
+    assert int(r.get("ratelimit:seq") or 0) >= 30
 
 
 def test_cache_is_json_not_pickle(app, client) -> None:
