@@ -80,28 +80,16 @@ def odt_bomb() -> bytes:
     return (Path(__file__).parent / "data" / "odt-bomb.odt").read_bytes()
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[SandboxServer]:
-    server = SandboxServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def sandbox(request: pytest.FixtureRequest, sandbox_server: SandboxServer) -> Iterator[Sandbox]:
-    """The worker's sandbox, reset; with the `own_sandbox` mark, one of the test's own (half a second more): for
-    tests that count Lever's calls exactly, since the shared one also answers what earlier tests' apps and processes
-    may still send it (the full suite once counted two postings lists, and two opportunities of one candidate)."""
-    if request.node.get_closest_marker("own_sandbox"):
-        own = SandboxServer().start()
-        try:
-            yield Sandbox(own)
-        finally:
-            own.stop()
-        return
-    sandbox_server.state.reset()
-    yield Sandbox(sandbox_server)
-    sandbox_server.state.reset()
+def sandbox() -> Iterator[Sandbox]:
+    """A Lever sandbox of the test's own (30 ms of CPU to start): a shared one also answered what earlier tests'
+    apps and processes still sent it, and tests that count Lever's calls failed on what they had not sent (two
+    postings lists, two opportunities of one candidate, a second set of tags)."""
+    own = SandboxServer().start()
+    try:
+        yield Sandbox(own)
+    finally:
+        own.stop()
 
 
 @pytest.fixture

@@ -19,9 +19,6 @@ from jobsite.web.app import create_app
 
 from .helpers import PACING_MARGIN_MS, TIMING, LiveServer, Sandbox, wait_for
 
-# These tests count Lever's reads exactly (the full suite once counted two postings lists where one was fetched).
-pytestmark = pytest.mark.own_sandbox
-
 
 def age(app, key: str = Key.POSTINGS.of(), seconds: float = 10_000) -> None:
     """Make a cached entry look `seconds` older (instead of sleeping until it goes stale)."""

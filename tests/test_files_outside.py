@@ -150,7 +150,6 @@ def test_an_unreachable_store_at_intake_spools_the_application_and_nothing_is_lo
     assert sent_file(sandbox) == hashlib.sha256(resume).hexdigest()
 
 
-@pytest.mark.own_sandbox  # counts Lever's applications (a clean-clone run once counted 2 in the shared sandbox)
 def test_an_unreachable_store_at_delivery_delays_it_and_nothing_is_lost(
     outside: Settings, s3: Store, r: redis.Redis, sandbox: Sandbox, workers: Workers, tmp_path: Path
 ) -> None:

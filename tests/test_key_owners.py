@@ -204,7 +204,6 @@ def work(r: redis.Redis) -> None:
     SimpleWorker(jobs.queues(r), connection=r).work(burst=True)
 
 
-@pytest.mark.own_sandbox  # counts Lever's webhooks (the shared sandbox once showed two opportunities of one candidate)
 def test_every_write_in_the_main_flows_is_by_the_owner_of_its_key(
     r: redis.Redis, settings: Settings, sandbox: Sandbox, outbox: SandboxServer, writes: Writes
 ) -> None:

@@ -26,7 +26,10 @@ class SandboxServer:
         add_routes(self.app, self.outbox, self.smtp)
         self.server = make_server(host, port, self.app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="lever-sandbox", daemon=True)
+        # Polled every 50 ms for a shutdown, not serve_forever's 0.5 s: a stop (each test starts one) is that quick.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="lever-sandbox", daemon=True
+        )
 
     def start(self) -> SandboxServer:
         if self.smtp:
