@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         candidates,
         embed,
         errors,
+        formparser,
         i18n,
         openapi,
         ops,
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     settings = settings or load_settings(**overrides)
     app = Flask("jobsite", template_folder=str(_SHARE / "templates"), static_folder=str(_SHARE / "static"))
+    app.request_class = formparser.Request  # multipart bodies parsed without a regex compiled per request
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_mb * 1024 * 1024,
