@@ -40,6 +40,7 @@ class FormDataParser(formparser.FormDataParser):
         limits: dict[str, Any] = {} if self.max_form_parts is None else {"max_segment_count": self.max_form_parts}
         part: MultipartSegment | None = None
         kept: list[bytes] | IO[bytes] = []
+        field_bytes = 0
         try:
             with PushMultipartParser(boundary, -1 if content_length is None else content_length, **limits) as parser:
                 while not parser.closed:
@@ -47,10 +48,12 @@ class FormDataParser(formparser.FormDataParser):
                         if isinstance(event, MultipartSegment):
                             part = event
                             kept = [] if part.filename is None else self._file_for(part, content_length)
+                            field_bytes = 0
                         elif event is None:  # the end of `part`
                             fields_or_files(part, kept, fields, files)
                         elif isinstance(kept, list):
-                            if field_limit is not None and part.bytes_received > field_limit:
+                            field_bytes += len(event)
+                            if field_limit is not None and field_bytes > field_limit:
                                 raise RequestEntityTooLarge()
                             kept.append(bytes(event))
                         else:

@@ -32,11 +32,23 @@ class Rejected(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+FORMS_KEPT = 256  # postings whose built form this process keeps (each a few KB)
+_forms: dict[tuple[str, str], Form] = {}
+
+
 def form_for(posting_id: str) -> tuple[Posting, Form]:
-    """The posting and its form (PostingNotFound for an unknown or closed posting)."""
+    """The posting and its form (PostingNotFound for an unknown or closed posting). The form is built once per
+    version of the posting's questions in this process (a cache: building it was 3 % of a submission's CPU)."""
     catalog = get_services().catalog
     posting = catalog.posting(posting_id)
-    return posting, build_form(catalog.questions(posting).data)
+    questions = catalog.questions(posting)
+    key = (posting_id, questions.version)
+    form = _forms.get(key)
+    if form is None:
+        if len(_forms) >= FORMS_KEPT:
+            _forms.clear()
+        form = _forms[key] = build_form(questions.data)
+    return posting, form
 
 
 def answers_from(form_data: MultiDict[str, str], form: Form) -> dict[str, Any]:
