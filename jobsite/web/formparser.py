@@ -58,8 +58,14 @@ class FormDataParser(formparser.FormDataParser):
                             kept.append(bytes(event))
                         else:
                             kept.write(event)
-        except ParserLimitReached:
-            raise RequestEntityTooLarge() from None
+        except BaseException as e:  # a body cut short, malformed or over a limit: no temporary file stays open
+            for _, storage in files:
+                storage.close()
+            if not isinstance(kept, list):
+                kept.close()
+            if isinstance(e, ParserLimitReached):
+                raise RequestEntityTooLarge() from None
+            raise
         return stream, self.cls(fields), self.cls(files)
 
     def _file_for(self, part: MultipartSegment, content_length: int | None) -> IO[bytes]:
