@@ -128,17 +128,18 @@ class Services:
 
     def request_wait_redis(self) -> Redis:
         """`request_redis` for a request that WAITs for the replicas (its socket timeout covers the WAIT's own)."""
-        if self.silence.known():
-            raise KnownSilent("Redis did not answer a moment ago")
-        return self._replica_wait_redis
+        return self._unless_silent(self._replica_wait_redis)
 
     def request_redis(self) -> Redis:
         """The quick client for a request a person waits on, or TimeoutError at once while this process knows Redis
         to be silent: a request's steps then cost one timeout between them, not one each (what fails is told to
         `silence`)."""
+        return self._unless_silent(self.quick_redis)
+
+    def _unless_silent(self, quick: Redis) -> Redis:
         if self.silence.known():
             raise KnownSilent("Redis did not answer a moment ago")
-        return self.quick_redis
+        return quick
 
     @cached_property
     def admission(self) -> Admission:
