@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import requests
 
@@ -181,6 +182,7 @@ def _stop_while(
     return people.load_many(r, ids)
 
 
+@pytest.mark.slow
 def test_a_worker_stopped_past_its_lease_while_creating_a_sourced_opportunity_sends_nothing_when_it_wakes(
     settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, tmp_path: Path
 ) -> None:
@@ -196,6 +198,7 @@ def test_a_worker_stopped_past_its_lease_while_creating_a_sourced_opportunity_se
     assert len(sandbox.received()["notes"]) == 3
 
 
+@pytest.mark.slow
 def test_a_worker_stopped_between_an_opportunity_and_its_note_adds_no_second_note(
     settings: Settings, r: redis.Redis, strict_lever: Sandbox, workers: Workers, tmp_path: Path
 ) -> None:
