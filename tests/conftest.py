@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,12 @@ from jobsite.web.app import create_app
 
 from .helpers import CHROMIUM_ARGS, SHUTDOWN_POLL_S, LiveServer, Sandbox, Workers
 
+# Where the environment says not to write bytecode (PYTHONDONTWRITEBYTECODE, set on some machines), every xdist
+# worker rewrote the test modules' asserts and compiled jobsite from source again, at each run: 7.5 s of CPU per
+# worker's collection, 2.9 s with the caches (tests/__pycache__ and jobsite's, both ignored by git). The test
+# modules are imported after this file, so theirs are cached; the processes tests start read jobsite's.
+sys.dont_write_bytecode = False
+
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     """With `-p no:xdist` (a debugger, a profiler) the `--numprocesses`/`--dist` of pyproject's addopts mean nothing:
@@ -30,11 +37,16 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On an xdist worker under `--dist loadgroup`: xdist tells its scheduler a test's group by appending it to the
+    """The tests marked `slow` first, each kind in file order: xdist's loadgroup scheduler hands tests out in
+    collection order (after the timing group, its biggest unit), so a scenario of half a minute met late could run
+    on alone at the end while the other workers had finished. (The same order on every worker, as xdist requires.)
+
+    On an xdist worker under `--dist loadgroup`: xdist tells its scheduler a test's group by appending it to the
     test's nodeid ("tests/x.py::test_y@timing"). pytest 9.2 keeps the nodeid in a structured field that xdist 3.8 does
     not write, so the groups were silently ignored and TIMING tests ran beside each other (pytest-dev/pytest-xdist
     issue 1386). Append the suffix where xdist could not (nothing to do where it did), and stop rather than run the
     suite ungrouped if even that does not take."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if not getattr(config.option, "loadgroup", False):
         return
     from _pytest.nodeid import NodeId

@@ -181,6 +181,7 @@ def _serves(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_up_brings_back_a_killed_redis_and_delivers_everything(sandbox: Sandbox, tmp_path: Path) -> None:
     """Issue 18, item 4: kill -9 of the embedded redis-server during a drain under `jobsite up`; `up` starts it
     again (saying so), and every application reaches Lever once with no hand on the keyboard."""
@@ -243,6 +244,7 @@ def _statuses(site: str, receipts: list[str]) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_up_starts_a_dead_worker_or_web_again_and_still_stops_everything(tmp_path: Path) -> None:
     """Issue 18, item 4: a child that dies under `jobsite up` is started again, with a line saying so, instead of
     the site stopping; SIGTERM then still leaves nothing running."""

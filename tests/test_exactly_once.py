@@ -255,6 +255,7 @@ def test_a_record_change_queued_on_a_transaction_is_written_with_it_and_not_befo
     assert store.receipts(r, State.DELIVERED) == [receipt]
 
 
+@pytest.mark.slow
 def test_a_worker_frozen_past_its_lease_sends_nothing_when_it_wakes(
     settings: Settings, r: redis.Redis, sandbox: Sandbox, workers, tmp_path
 ) -> None:
@@ -333,6 +334,7 @@ def test_the_locks_of_a_silent_scheduler_are_taken_over_and_a_beating_ones_are_n
     assert r.mget(keys) == [b"ours"] * len(keys)
 
 
+@pytest.mark.slow
 def test_a_lever_5xx_outage_is_a_gate_state_and_the_backlog_drains_when_it_answers(
     settings: Settings, r: redis.Redis, sandbox: Sandbox, workers
 ) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -60,6 +61,7 @@ def test_the_api_page_is_rendered_from_the_document(client, sandbox: Sandbox) ->
     assert 'href="#schema-Posting"' in text
 
 
+@pytest.mark.slow
 def test_the_live_app_keeps_the_contract(live: LiveServer, r: redis.Redis, sandbox: Sandbox) -> None:
     """Schemathesis generates requests from the document for every operation (valid ones, and invalid ones for the
     application endpoint) and checks each answer: never a 5xx, status, headers and body as documented. Bounded to a
@@ -92,6 +94,7 @@ def test_the_live_app_keeps_the_contract(live: LiveServer, r: redis.Redis, sandb
     assert ("GET /api/v1/postings/{posting_id}", 200) in ran
 
 
+@pytest.mark.slow
 def test_schemathesis_with_every_check_finds_nothing(live: LiveServer, sandbox: Sandbox, tmp_path: Path) -> None:
     """Issue 28, item 7: `schemathesis run -c all` found 4 schema-valid requests the API refused (positive data
     acceptance): an empty `resume`, `{}` as an application, an empty `application` part, an empty talent name, email

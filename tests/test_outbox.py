@@ -88,6 +88,7 @@ def test_the_receipt_page_says_whether_an_email_was_sent(
     )
 
 
+@pytest.mark.slow
 def test_jobsite_up_out_of_the_box_sends_the_receipt_email_to_the_outbox() -> None:
     """The quick start (`jobsite up`, no LEVER_API_KEY, no JOBSITE_SMTP_URL): an application's email is in the
     outbox the banner names."""

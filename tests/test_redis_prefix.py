@@ -141,6 +141,7 @@ def every_key(r: redis.Redis) -> list[str]:
     return sorted(k.decode() for k in r.scan_iter(count=1000))
 
 
+@pytest.mark.slow
 def test_two_jobsites_with_their_own_prefixes_share_one_redis_and_see_nothing_of_each_other(
     settings: Settings,
     own_redis: EmbeddedRedis,
