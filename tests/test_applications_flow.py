@@ -462,7 +462,9 @@ def test_a_worker_rides_out_a_redis_restart_mid_drain(
     sandbox.control("maintenance", on=True)
     sandbox.control("latency", seconds=0.5, path="/apply")  # Redis goes while Lever holds an apply
     log = tmp_path / "worker.log"
-    worker = workers.start(worker_env(s), log)
+    # An apply whose answer the kill lost is looked up in Lever after the settle time: 2 s here, not 120 (a full run
+    # once waited the 120 s out, as long as the wait below)
+    worker = workers.start(worker_env(s, JOBSITE_RECONCILE_SETTLE_S="2"), log)
     for n in range(6):
         client.post(f"/api/v1/postings/{posting['id']}/applications", json=lever_body(sandbox, posting["id"], n))
     r = connect(own_redis.url)
