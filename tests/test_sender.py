@@ -107,16 +107,14 @@ def _stop_while(
     stalled: Callable[[people.Person], bool],
     n: int,
 ) -> list[people.Person]:
-    """Capture `n` people for one posting each; a worker paced slowly (one Lever call every 1.86 s, so that it
-    spends its time waiting for slots, each wait within the 2 s a 4 s lease lets a job wait in-process) is
-    SIGSTOPped (a paused VM, a long GC) once one person is `stalled` with slots ahead, past its lease; a second
-    worker takes them up. The first is then woken and must send nothing. (A call every 3.25 s and an 8 s lease
-    proved the same in 34 s per test where these take 19 s.)"""
+    """Capture `n` people for one posting each; a worker paced slowly (one Lever call every 3.25 s, so that it
+    spends its time waiting for slots) is SIGSTOPped (a paused VM, a long GC) once one person is `stalled` with
+    slots ahead, past its lease; a second worker takes them up. The first is then woken and must send nothing."""
     svc = Services(settings)
     postings = [p["id"] for p in sandbox.public_postings()[:n]]
     fair = events.add(r, "Fair", "", postings)
     env = worker_env(
-        settings, JOBSITE_LEVER_RATE_PER_S="0.7", JOBSITE_DELIVERY_LEASE_S="4", JOBSITE_RECONCILE_SETTLE_S="1"
+        settings, JOBSITE_LEVER_RATE_PER_S="0.4", JOBSITE_DELIVERY_LEASE_S="8", JOBSITE_RECONCILE_SETTLE_S="1"
     )
     first_log = tmp_path / "first.log"
     first = workers.start(env, log=first_log)
