@@ -39,7 +39,6 @@ from ..alerts import subscriptions as alert_subscriptions
 from ..console import accounts, audit, dashboard
 from ..delivery import deliverer, gate, jobs
 from ..followup import report, tagging
-from ..intake.forms import build_form
 from ..notify import messages, sending
 from ..postings.catalog import CatalogUnavailable, PostingNotFound
 from ..privacy import lookup
@@ -355,8 +354,7 @@ def pipeline_csv() -> Response:
 def _labels(posting_id: str) -> dict[str, str]:
     """Question texts by field name, from the cached form (none if the posting is gone and Lever is down)."""
     try:
-        catalog = get_services().catalog
-        form = build_form(catalog.questions(catalog.posting(posting_id)).data)
+        _, form = submission.form_for(posting_id)
         return {f.name: f.label for f in form.fields()}
     except (PostingNotFound, CatalogUnavailable):
         return {}
