@@ -1,5 +1,5 @@
-"""Multipart bodies parsed by `multipart` (jobsite/web/formparser.py): what werkzeug's parser gave, the same limits,
-and bodies an attacker shapes."""
+"""Multipart bodies parsed by `multipart` (jobsite/web/formparser.py): what werkzeug's parser gave, its limits (and
+where it is stricter), and bodies an attacker shapes."""
 
 from __future__ import annotations
 
