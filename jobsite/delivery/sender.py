@@ -133,6 +133,25 @@ def lease_kept(lock: Lock) -> Iterator[None]:
         raise
 
 
+def write_if_held(r: redis.Redis, lock: Lock, write: Callable[[redis.client.Pipeline], None]) -> bool:
+    """Commit `write` in a transaction that checks the lease is still ours (WATCH it, compare its token): False,
+    and nothing written, when it is not. For what an attempt writes after `lease_kept`'s look: a worker stopped
+    between that look and its "retry later" (the SIGSTOP tests of test_sender.py) otherwise wrote its stale copy
+    over the new holder's "delivered", and the item went out again."""
+    key = lock.name
+    with r.pipeline() as pipe:
+        try:
+            pipe.watch(key)
+            if pipe.get(key) != lock.local.token:
+                return False
+            pipe.multi()
+            write(pipe)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True
+
+
 class Unreplicated(Exception):
     """The in-flight mark is on the primary alone (the replicas did not acknowledge it in time): nothing was sent, as
     a failover now could forget the mark and let the item be sent again. Try again soon."""

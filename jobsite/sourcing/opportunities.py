@@ -356,13 +356,13 @@ def _send(
                 if _due(s, person, send):
                     _follow_up(delivery, person, send, fence, lever, performer, sending)
     except RateLimitWait as e:
-        return _retry_at(r, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
+        return _retry_at(r, lease, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
     except FileMissing:
         return _needs_attention(r, person, "the resume is no longer in Redis: ask the person to send it again")
     except sender.Unreplicated as e:
         # The mark may be on the primary alone: a failover now would forget it, so the send does not leave yet.
         sending.not_sent(r, person)
-        return _retry_at(r, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}", waiting)
+        return _retry_at(r, lease, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}", waiting)
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it: nothing
         # more is sent. (A mark this attempt recorded stays: the lease holder reconciles it, never sends blindly.)
@@ -371,7 +371,7 @@ def _send(
         return _needs_attention(r, person, str(e))
     except _Wished:
         return _retry_at(
-            r, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first", waiting
+            r, lease, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first", waiting
         )
     except _Unlisted as e:
         return _needs_attention(
@@ -383,7 +383,7 @@ def _send(
         )
     except _Settling as e:
         return _retry_at(
-            r, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon", waiting
+            r, lease, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon", waiting
         )
     except LeverError as e:
         verdict = outcomes.judge(e)  # the one policy for Lever's answers
@@ -393,10 +393,10 @@ def _send(
         act = {  # what each of the policy's actions is for a person
             sender.Action.CLOSE_GATE: lambda: _close_gate(delivery, person, decision, verdict.status, waiting),
             sender.Action.WAIT: lambda: _retry_at(
-                r, person, time.time() + max(verdict.wait_s, 0.5), verdict.why, waiting
+                r, lease, person, time.time() + max(verdict.wait_s, 0.5), verdict.why, waiting
             ),
             sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
-            sender.Action.RETRY: lambda: _retry(delivery, person, verdict.why, waiting),
+            sender.Action.RETRY: lambda: _retry(delivery, lease, person, verdict.why, waiting),
         }
         return act[decision.action]()
     if person.withdrawn:
@@ -660,17 +660,23 @@ def _note_arrived(
     return False
 
 
-def _retry_at(r: redis.Redis, person: Person, at: float, why: str, standing: Standing = Standing.WAITING) -> Result:
+def _retry_at(
+    r: redis.Redis, lease: redis.lock.Lock, person: Person, at: float, why: str, standing: Standing = Standing.WAITING
+) -> Result:
+    """Try again at `at`, written only while the lease is ours (sender.write_if_held); else nothing: SKIPPED."""
     person.last_error = why
-    people.save(r, person, standing)
+    if not sender.write_if_held(r, lease, lambda pipe: people.save(pipe, person, standing)):
+        return Result(Outcome.SKIPPED)
     return Result(Outcome.RETRY, retry_at=at)
 
 
-def _retry(delivery: Delivery, person: Person, why: str, standing: Standing = Standing.WAITING) -> Result:
+def _retry(
+    delivery: Delivery, lease: redis.lock.Lock, person: Person, why: str, standing: Standing = Standing.WAITING
+) -> Result:
     r, s = delivery.redis, delivery.settings
     if time.time() - max(person.created_at, person.changed_at) > s.retry_window_s:
         return _needs_attention(r, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
-    return _retry_at(r, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
+    return _retry_at(r, lease, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
 
 
 def _close_gate(
