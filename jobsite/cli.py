@@ -95,8 +95,11 @@ def up(port: int | None, host: str) -> None:
                 "--quiet",
                 *(["--smtp-port", str(smtp_port)] if outbox else []),
             )
-            _wait_http(f"{settings.sandbox_url}/_sandbox/", children, stop)
+        # The web starts beside the sandbox (it reads Lever only when a page asks); the worker, which reads Lever as
+        # soon as it runs, starts once the sandbox answers, so its first look finds Lever there.
         spawn("web", "--port", str(port), "--host", host)
+        if settings.uses_sandbox:
+            _wait_http(f"{settings.sandbox_url}/_sandbox/", children, stop)
         spawn("worker")
         site = f"http://{host}:{port}"
         _wait_http(f"{site}/healthz", children, stop)
