@@ -304,17 +304,19 @@ def test_a_call_late_for_every_slot_never_sends_late(svc: Services, monkeypatch:
 
 
 def test_a_call_waiting_for_its_slot_moves_up_into_one_given_up_before_it(svc: Services) -> None:
-    """Three workers hold the next applies; this one queues after them. The one just before it wakes too late and
-    gives its slot up: the waiting call takes that slot instead of leaving a hole of one spacing at Lever."""
+    """Five workers hold the next applies; this one queues after them. The one just before it wakes too late and
+    gives its slot up: the waiting call takes that slot instead of leaving a hole of one spacing at Lever. (Five, so
+    that the slot given up is 2 s away: with three, a suite loading the machine once gave it up only after its time
+    had passed, and the call rightly took the moment it looked instead.)"""
     both = (svc.limits.apply, svc.limits.lever)
-    held = [pacing.reserve(svc.redis, both, 10) for _ in range(3)]
+    held = [pacing.reserve(svc.redis, both, 10) for _ in range(5)]
     pacer = pacing.Pacer(lambda: svc.redis, svc.limits, 10)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(pacer.take, ("apply", "lever"))
-        wait_for(lambda: svc.redis.zcard(pacing.SLOTS.format("apply")) == 4, what="the call's slot reserved")
-        pacing.release(svc.redis, both, held[2])  # its process woke too late: it sends nothing on it
+        wait_for(lambda: svc.redis.zcard(pacing.SLOTS.format("apply")) == 6, what="the call's slot reserved")
+        pacing.release(svc.redis, both, held[-1])  # its process woke too late: it sends nothing on it
         taken = waiting.result(timeout=30)
-    assert taken.at_ms == held[2].at_ms  # the slot given up, one spacing earlier than the one it had
+    assert taken.at_ms == held[-1].at_ms  # the slot given up, one spacing earlier than the one it had
     assert taken.wakes_s == (taken.lag_s,)
 
 

@@ -453,7 +453,7 @@ def test_an_attempt_that_outlived_its_lease_writes_nothing_over_the_new_holders_
     """A worker stalled past its lease (here on an apply slower than its read timeout) then failed: its handling of
     the failure wrote "waiting" over what the lease's new holder had written since (delivered), and queued the
     application again. The SIGSTOP tests of test_sender.py saw it as a sourced person losing their opportunity.
-    Now an attempt whose lease is gone writes nothing (sender.lease_kept)."""
+    Now an attempt whose lease is gone writes nothing (sender.commit; test_lease_passed.py tries every write)."""
     from dataclasses import replace
 
     from jobsite.keyspace.delivery_keys import LEASE

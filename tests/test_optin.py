@@ -193,7 +193,9 @@ def test_a_confirm_between_a_record_s_load_and_its_wish_being_written_in_is_kept
     [lena] = people.everyone(r)  # the holder's copy, loaded before its watch
     people.wish(r, lena.id, locations=[])
     assert optin.confirm(svc.delivery, lena.id, optin.token(s, lena.id)) is not None  # the click, in between
-    assert opportunities.take_wish(svc.delivery, lena)
+    lease = opportunities._lease(r, lena.id, s.delivery_lease_s)  # the holder's
+    assert lease.acquire()
+    assert opportunities.take_wish(svc.delivery, lena, lease)
     now = people.load(r, lena.id)
     assert now is not None
     assert not now.unconfirmed

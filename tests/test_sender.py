@@ -218,26 +218,6 @@ def test_a_worker_stopped_between_an_opportunity_and_its_note_adds_no_second_not
     assert sorted(n["opportunity"] for n in notes) == sorted(p.sends[0].opportunity_id for p in done)  # once each
 
 
-def test_a_retry_written_after_the_lease_passed_on_writes_nothing(r: redis.Redis) -> None:
-    """A worker stopped between `lease_kept`'s look and its "retry later" wrote its stale copy (no opportunity, to
-    be tried again) over what the lease's new holder had delivered since: a clean-clone run of the SIGSTOP test
-    above found a delivered person without their opportunity. The retry is now written only while the lease is
-    ours, in the transaction that checks it."""
-    from jobsite.delivery import sender
-    from jobsite.sourcing.opportunities import Outcome, _retry_at
-
-    key = LEASE.format("p1")
-    stale = sender.lease(r, key, 30)
-    assert stale.acquire()
-    person = people.Person(id="p1", kind=next(iter(people.Kind)), created_at=0.0, name="P", email="p@example.com")
-    r.set(key, b"the new holder's token")  # the stale lease ran out; another worker took it
-    assert _retry_at(r, stale, person, 0.0, "waiting").outcome == Outcome.SKIPPED
-    assert r.get(people.KEY.format("p1")) is None  # nothing written over the new holder's record
-    r.set(key, stale.local.token)  # ours again: the retry is written
-    assert _retry_at(r, stale, person, 5.0, "waiting").outcome == Outcome.RETRY
-    assert people.load(r, "p1").standing == Standing.WAITING
-
-
 def test_lever_failing_for_tags_closes_the_gate_as_it_does_for_deliveries(
     settings: Settings, r: redis.Redis, sandbox: Sandbox
 ) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import redis
@@ -108,17 +109,22 @@ def discard(delivery: Delivery, receipt: str, who: str, reason: str) -> bool:
     delivered or discarded; DeliveryUnderWay while a worker holds the lease."""
     r = delivery.redis
     lease = _lease(r, receipt, delivery.settings.delivery_lease_s)
-    if not lease.acquire():
-        raise DeliveryUnderWay(receipt)
-    try:
+    with sender.leased(lease, f"application {receipt[:8]}") as held:
+        if not held:
+            raise DeliveryUnderWay(receipt)
         record = store.load(r, receipt)  # read again under the lease: the console's copy may be old
         if record is None or record.state in store.FINAL:
             return False
+        try:
+            sender.commit(
+                r,
+                lease,
+                lambda pipe: store.update(pipe, record, State.DISCARDED, last_error=f"discarded by {who}: {reason}"),
+            )
+        except LockError:  # this process stalled past the lease: a worker has it now
+            raise DeliveryUnderWay(receipt) from None
         gate.unpark(r, receipt)
-        store.update(r, record, State.DISCARDED, last_error=f"discarded by {who}: {reason}")
         return True
-    finally:
-        lease.release()
 
 
 def note_can_reconcile(r: redis.Redis, allowed: bool) -> None:
@@ -141,21 +147,32 @@ def deliver(delivery: Delivery, receipt: str, *, probe: bool = False) -> Result:
         if not held:
             return Result(Outcome.SKIPPED)
         lever = delivery.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives it
-        if not probe and gate.park(r, receipt, record.created_at):
-            waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
-            store.update(r, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited)
-            return Result(Outcome.PARKED)
-        return _send(delivery, record, lease, lever, probe)
+        fence = Fence(
+            r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms
+        )
+        try:
+            if not probe and gate.park(r, receipt, record.created_at):
+                waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE
+                fence.write(
+                    lambda pipe: store.update(
+                        pipe, record, State.WAITING, next_attempt_at=0.0, waited_maintenance=waited
+                    )
+                )
+                return Result(Outcome.PARKED)
+            return _send(delivery, fence, record, lever, probe)
+        except LockError:  # the lease passed on (sender.commit): the new holder's record stands, ours is not written
+            return Result(Outcome.SKIPPED)
 
 
-def _send(delivery: Delivery, record: Record, lease: Lock, lever: LeverClient, probe: bool) -> Result:
+def _send(delivery: Delivery, fence: Fence, record: Record, lever: LeverClient, probe: bool) -> Result:
+    """One attempt. Every write of the record goes through `fence` (sender.commit), so an attempt whose lease passed
+    on writes nothing: LockError, which `deliver` answers with SKIPPED."""
     r, s = delivery.redis, delivery.settings
-    store.update(r, record, State.DELIVERING, attempts=record.attempts + 1)
+    fence.write(lambda pipe: store.update(pipe, record, State.DELIVERING, attempts=record.attempts + 1))
     applying = False  # set once the apply itself is sent: only its answer says anything about it
 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
 
-    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms)
     marked = 0.0  # the inflight_at recorded for this attempt's apply
 
     def marking(m: sender.Mark) -> Callable[[redis.client.Pipeline], Any]:
@@ -174,26 +191,24 @@ def _send(delivery: Delivery, record: Record, lease: Lock, lever: LeverClient, p
         return lever.apply(record.posting_id, body, send_confirmation_email=s.lever_confirmation_email)
 
     try:
-        with sender.lease_kept(lease):  # a stalled attempt writes nothing: LockError
-            if record.inflight_at and (known := _reconcile(delivery, record, lever, probe)) is not None:
-                # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
-                return _opened(delivery, known) if probe else known
-            uris = _upload_files(delivery, record, lease, lever)
-            assert record.application is not None  # noqa: S101 (checked by deliver(); narrows the type)
-            body = record.application.lever_body(uris, record.source or s.application_source)
-            # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
-            body["urls"] = [
-                u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))
-            ]
-            body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
-            application_id = fence.send(lever, s.reconcile_settle_s, marking, apply)
+        if record.inflight_at and (known := _reconcile(delivery, fence, record, lever, probe)) is not None:
+            # Lever answered: a probe that learns so has its answer, as when its own apply succeeds.
+            return _opened(delivery, known) if probe else known
+        uris = _upload_files(delivery, fence, record, lever)
+        assert record.application is not None  # noqa: S101 (checked by deliver(); narrows the type)
+        body = record.application.lever_body(uris, record.source or s.application_source)
+        # The candidate's links never carry a marker of ours (their earlier receipt pasted in): only ours does.
+        body["urls"] = [u for u in body["urls"] if not any(store.known(r, m) for m in _marks({"links": [u["value"]]}))]
+        body["urls"].append({"name": RECEIPT_LINK_NAME, "value": receipt_link(s, record.receipt)})
+        application_id = fence.send(lever, s.reconcile_settle_s, marking, apply)
     except RateLimitWait as e:
         if not applying:  # (always so today: only the apply's answer comes after it)
             _not_sent(r, record, marked)  # a slot given up (the process woke late), and the next one too far
-        return _wait(delivery, record, e.wait_s, "waiting for a rate-limit slot", probe)
+        return _wait(fence, record, e.wait_s, "waiting for a rate-limit slot", probe)
     except FileMissing as e:
         return _needs_attention(
             delivery,
+            fence,
             record,
             f"the uploaded file {e} is no longer in Redis (it holds files "
             "until Lever has them): ask the candidate to send it again",
@@ -211,19 +226,20 @@ def _send(delivery: Delivery, record: Record, lease: Lock, lever: LeverClient, p
         except (redis.ConnectionError, redis.TimeoutError):  # the primary went away: withdrawn once Redis is back
             _unsent[record.receipt] = marked
             raise
-        return _wait(delivery, record, unreplicated_retry_s(r), f"not sent yet: {e}", probe)
+        return _wait(fence, record, unreplicated_retry_s(r), f"not sent yet: {e}", probe)
     except LeverError as e:
         verdict = outcomes.judge(e)
         if not verdict.outcome_unknown:
-            _definite_failure(r, record, applying)
+            _definite_failure(fence, record, applying)
         elif applying and verdict.status is not None:
-            store.update(r, record, settle_until=0.0)  # a 5xx answer ends Lever's processing: what it did is listed
-        return _answered(delivery, record, verdict, applying, probe)
+            # A 5xx answer ends Lever's processing: what it did is listed.
+            fence.write(lambda pipe: store.update(pipe, record, settle_until=0.0))
+        return _answered(delivery, fence, record, verdict, applying, probe)
     except (redis.ConnectionError, redis.TimeoutError):
         if marked and not applying:
             _unsent[record.receipt] = marked
         raise
-    _delivered(delivery, record, application_id, lever)
+    _delivered(delivery, fence, record, application_id, lever)
     result = Result(Outcome.DELIVERED)
     return _opened(delivery, result) if probe else result
 
@@ -244,15 +260,17 @@ def withdraw_unsent(r: redis.Redis) -> None:
         del _unsent[receipt]
 
 
-def _answered(delivery: Delivery, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool) -> Result:
+def _answered(
+    delivery: Delivery, fence: Fence, record: Record, verdict: outcomes.Verdict, applying: bool, probe: bool
+) -> Result:
     """What a failed Lever call means for this application (outcomes.judge decided what it means for Lever)."""
     r = delivery.redis
     decision = sender.decide(r, verdict, sender.Work.APPLICATION, probe=probe)
     act = {  # what each of the policy's actions is for an application
-        sender.Action.CLOSE_GATE: lambda: _close_gate(delivery, record, verdict, decision, probe),
-        sender.Action.RETRY: lambda: _retry(delivery, record, verdict.why, probe),  # reconciled first if unknown
-        sender.Action.WAIT: lambda: _wait(delivery, record, verdict.wait_s, verdict.why, probe),
-        sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(delivery, record, verdict.why),
+        sender.Action.CLOSE_GATE: lambda: _close_gate(delivery, fence, record, verdict, decision, probe),
+        sender.Action.RETRY: lambda: _retry(delivery, fence, record, verdict.why, probe),  # reconciled first if unknown
+        sender.Action.WAIT: lambda: _wait(fence, record, verdict.wait_s, verdict.why, probe),
+        sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(delivery, fence, record, verdict.why),
     }
     if decision.action != sender.Action.CLOSE_GATE:  # (closing logs its own cause)
         action = "apply" if applying or decision.action != sender.Action.WAIT else "rate limit"
@@ -371,14 +389,14 @@ def _probe_without_application(delivery: Delivery) -> ProbeResult:
     return ProbeResult("open", opened=tuple(gate.open_(r)))
 
 
-def _definite_failure(r: redis.Redis, record: Record, applying: bool) -> None:
+def _definite_failure(fence: Fence, record: Record, applying: bool) -> None:
     """Lever answered the apply with an error, so it was not processed: no need to reconcile before re-sending.
     (An error from an upload or a reconciliation says nothing about an earlier apply whose outcome is unknown.)"""
     if applying and record.inflight_at:
-        store.update(r, record, inflight_at=0.0)
+        fence.write(lambda pipe: store.update(pipe, record, inflight_at=0.0))
 
 
-def _upload_files(delivery: Delivery, record: Record, lease: Lock, lever: LeverClient) -> dict[str, str]:
+def _upload_files(delivery: Delivery, fence: Fence, record: Record, lever: LeverClient) -> dict[str, str]:
     """Upload stored files to Lever, reusing uploads that are still valid (Lever keeps them 24 h)."""
     r = delivery.redis
     uris: dict[str, str] = {}
@@ -389,13 +407,18 @@ def _upload_files(delivery: Delivery, record: Record, lease: Lock, lever: LeverC
             uris[f["field"]] = known["uri"]
             continue
         content = uploads.read(r, record.receipt, f)
-        lease.reacquire()
+        fence.lock.reacquire()
         upload = lever.upload_file(uploads.safe_name(f), content, f["content_type"])
         uris[f["field"]] = upload.uri
-        record.uploads[f["field"]] = store.LeverUpload(uri=upload.uri, expires_at_ms=upload.expires_at_ms)
-        store.update(r, record, uploads=record.uploads)
+        _uploaded(fence, record, f["field"], store.LeverUpload(uri=upload.uri, expires_at_ms=upload.expires_at_ms))
         store.log_attempt(r, record.receipt, "upload", 200, f"{f['kind']} file uploaded")
     return uris
+
+
+def _uploaded(fence: Fence, record: Record, field: str, upload: store.LeverUpload) -> None:
+    """Remember Lever's copy of a file (reused by a later attempt while Lever keeps it)."""
+    uploads = {**record.uploads, field: upload}
+    fence.write(lambda pipe: store.update(pipe, record, uploads=uploads))
 
 
 def receipt_link(settings: Settings, receipt: str) -> str:
@@ -428,7 +451,7 @@ def _claimed(delivery: Delivery, record: Record, app_id: str, opportunity: dict[
     )
 
 
-def _reconcile(delivery: Delivery, record: Record, lever: LeverClient, probe: bool) -> Result | None:
+def _reconcile(delivery: Delivery, fence: Fence, record: Record, lever: LeverClient, probe: bool) -> Result | None:
     """After an apply whose outcome is unknown: did Lever create it? Only an opportunity carrying this application's
     marker is it: delivered. None when Lever does not have it (send it again). While Lever may still be processing
     an apply that got no answer, "not found" is not trusted: look again once the settle time has passed. Where
@@ -437,7 +460,7 @@ def _reconcile(delivery: Delivery, record: Record, lever: LeverClient, probe: bo
     r = delivery.redis
     if not _can_reconcile(r):
         store.log_attempt(r, record.receipt, "reconcile", None, "the API key may not list opportunities: re-sending")
-        _resending(r, record)
+        _resending(fence, record)
         return None
     try:
         found = _lever_applications(delivery, record, lever)  # no time window: the marker alone says which is ours
@@ -450,52 +473,59 @@ def _reconcile(delivery: Delivery, record: Record, lever: LeverClient, probe: bo
             "which can create a duplicate"
         )
         store.log_attempt(r, record.receipt, "reconcile", 403, "the API key may not list opportunities: re-sending")
-        _resending(r, record)
+        _resending(fence, record)
         return None
     mine = [(app_id, opp) for app_id, opp in found if record.receipt in _marks(opp)]
     if mine:
         app_id, opp = mine[0]
         store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
-        _delivered(delivery, record, app_id, lever, opportunity=opp)
-        _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]])
+        _delivered(delivery, fence, record, app_id, lever, opportunity=opp)
+        _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]], fence.write)
         return Result(Outcome.DELIVERED)
     if settling := sender.settling_s(r, record.settle_until):
         why = "Lever does not list it yet and may still be processing it: looking again before sending it again"
         store.log_attempt(r, record.receipt, "reconcile", 200, why)
-        return _wait(delivery, record, settling, why, probe)
+        return _wait(fence, record, settling, why, probe)
     unexplained = [
         {"opportunity": str(opp.get("id", "")), "application": app_id, "contact": str(opp.get("contact") or "")}
         for app_id, opp in found
         if not _marks(opp) and not _claimed(delivery, record, app_id, opp)
     ]
     if unexplained:
-        store.update(r, record, maybe_delivered=unexplained)
+        fence.write(lambda pipe: store.update(pipe, record, maybe_delivered=unexplained))
         store.log_attempt(r, record.receipt, "reconcile", 200, "maybe delivered: a person decides")
         metrics.incr(r, "jobsite_deliveries_total", outcome="maybe_delivered")
         return _needs_attention(
             delivery,
+            fence,
             record,
             "maybe delivered: Lever holds an application by the same person "
             "for this posting without our link, and we cannot tell whether it is this one. Look "
             "in Lever, then mark it delivered or send it again",
         )
     store.log_attempt(r, record.receipt, "reconcile", 200, "Lever does not have it: sending again")
-    _resending(r, record)
+    _resending(fence, record)
     return None
 
 
-def _resending(r: redis.Redis, record: Record) -> None:
+def _resending(fence: Fence, record: Record) -> None:
     """The unknown outcome is settled as "not in Lever": the next apply is a re-send (its follow-up looks for a late
     first copy)."""
-    store.update(r, record, inflight_at=0.0, settle_until=0.0, resent=True)
+    fence.write(lambda pipe: store.update(pipe, record, inflight_at=0.0, settle_until=0.0, resent=True))
 
 
-def _note_duplicates(r: redis.Redis, record: Record, others: list[str]) -> None:
-    """Lever holds this application more than once: say so in the console (a person merges them in Lever)."""
+def _note_duplicates(
+    r: redis.Redis,
+    record: Record,
+    others: list[str],
+    write: Callable[[Callable[[redis.client.Pipeline], object]], None],
+) -> None:
+    """Lever holds this application more than once: say so in the console (a person merges them in Lever). `write`
+    commits the record: the attempt's fence, or, for a follow-up (which holds no lease), at once."""
     new = [x for x in others if x and x not in record.duplicates and x != record.opportunity_id]
     if not new:
         return
-    store.update(r, record, duplicates=record.duplicates + new)
+    write(lambda pipe: store.update(pipe, record, duplicates=record.duplicates + new))
     store.log_attempt(
         r,
         record.receipt,
@@ -518,6 +548,7 @@ def look_for_duplicates(delivery: Delivery, record: Record, lever: LeverClient) 
         delivery.redis,
         record,
         [str(o.get("id")) for _, o in found if record.receipt in _marks(o) and o.get("id") != record.opportunity_id],
+        partial(_at_once, delivery.redis),
     )
     return record.duplicates
 
@@ -534,54 +565,57 @@ def settle_maybe_delivered(
     discard. Raises NotMaybeDelivered, DeliveryUnderWay."""
     r = delivery.redis
     lease = _lease(r, receipt, delivery.settings.delivery_lease_s)
-    if not lease.acquire():
-        raise DeliveryUnderWay(receipt)
-    try:
+    with sender.leased(lease, f"application {receipt[:8]}") as held:
+        if not held:
+            raise DeliveryUnderWay(receipt)
         record = store.load(r, receipt)
         if record is None or record.state != State.NEEDS_ATTENTION or not record.maybe_delivered:
             raise NotMaybeDelivered(receipt)
-        if not delivered:
-            store.update(r, record, inflight_at=0.0, settle_until=0.0, resent=True, maybe_delivered=[])
-            store.log_attempt(r, receipt, "reconcile", None, f"{who} found it is not in Lever: send it again")
-            return record
-        chosen = next(
-            (c for c in record.maybe_delivered if c["opportunity"] == opportunity_id), record.maybe_delivered[0]
-        )
-        with r.pipeline() as pipe:
-            store.update(
-                pipe,
-                record,
-                State.DELIVERED,
+        changes: dict[str, Any] = {"inflight_at": 0.0, "settle_until": 0.0, "maybe_delivered": []}
+        if delivered:
+            chosen = next(
+                (c for c in record.maybe_delivered if c["opportunity"] == opportunity_id), record.maybe_delivered[0]
+            )
+            changes.update(
                 lever_application_id=chosen["application"],
-                inflight_at=0.0,
-                settle_until=0.0,
                 delivered_at=time.time(),
                 last_error="",
-                maybe_delivered=[],
                 opportunity_id=chosen["opportunity"],
                 contact_id=chosen.get("contact", ""),
             )
-            uploads.remove(pipe, receipt)
-            pipe.execute()
-        store.log_attempt(
-            r, receipt, "reconcile", None, f"{who} marked it delivered: Lever's opportunity {chosen['opportunity']}"
-        )
+            said = f"{who} marked it delivered: Lever's opportunity {chosen['opportunity']}"
+        else:
+            changes.update(resent=True)
+            said = f"{who} found it is not in Lever: send it again"
+
+        def write(pipe: redis.client.Pipeline) -> None:
+            store.update(pipe, record, State.DELIVERED if delivered else None, **changes)
+            if delivered:
+                uploads.remove(pipe, receipt)
+
+        try:
+            sender.commit(r, lease, write)
+        except LockError:  # this process stalled past the lease: a worker has it now
+            raise DeliveryUnderWay(receipt) from None
+        store.log_attempt(r, receipt, "reconcile", None, said)
         return record
-    finally:
-        lease.release()
 
 
 def _delivered(
     delivery: Delivery,
+    fence: Fence,
     record: Record,
     application_id: str,
     lever: LeverClient,
     opportunity: dict[str, Any] | None = None,
 ) -> None:
+    """Lever has it. Written only while the lease is ours, as everything an attempt writes: a holder that stalled
+    after Lever's answer leaves the in-flight mark, by which the lease's next holder finds it in Lever."""
     r = delivery.redis
     if opportunity is None:
         opportunity = _find_opportunity(delivery, record, application_id, lever)
-    with r.pipeline() as pipe:
+
+    def write(pipe: redis.client.Pipeline) -> None:
         store.update(
             pipe,
             record,
@@ -594,7 +628,8 @@ def _delivered(
             contact_id=(opportunity or {}).get("contact", ""),
         )
         uploads.remove(pipe, record.receipt)  # Lever has copies now; ours were only kept until delivery
-        pipe.execute()
+
+    fence.write(write)
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
     gate.lever_answered(r)
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
@@ -641,14 +676,26 @@ def _lever_applications(
     ]
 
 
-def _wait(delivery: Delivery, record: Record, wait_s: float, why: str, probe: bool) -> Result:
+def _at_once(r: redis.Redis, write: Callable[[redis.client.Pipeline], object]) -> None:
+    """Commit `write` as it is: for what holds no lease (a follow-up's finding)."""
+    with r.pipeline() as pipe:
+        write(pipe)
+        pipe.execute()
+
+
+def _wait(fence: Fence, record: Record, wait_s: float, why: str, probe: bool) -> Result:
     retry_at = time.time() + max(wait_s, 0.5)
-    store.update(delivery.redis, record, State.WAITING, next_attempt_at=retry_at, last_error=why)
+    fence.write(lambda pipe: store.update(pipe, record, State.WAITING, next_attempt_at=retry_at, last_error=why))
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=max(wait_s, 0.5) if probe else 0.0)
 
 
 def _close_gate(
-    delivery: Delivery, record: Record, verdict: outcomes.Verdict, decision: sender.Decision, probe: bool
+    delivery: Delivery,
+    fence: Fence,
+    record: Record,
+    verdict: outcomes.Verdict,
+    decision: sender.Decision,
+    probe: bool,
 ) -> Result:
     """Lever cannot take any application now (maintenance, failing, or our key is refused): park, and probe with
     backoff."""
@@ -661,35 +708,33 @@ def _close_gate(
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else gate.probe_delay(0, s.probe_cap_s)
     if not probe:
         gate.park(r, record.receipt, record.created_at)
-    store.update(
-        r,
-        record,
-        State.WAITING,
-        next_attempt_at=0.0,
-        last_error=why,
-        waited_maintenance=record.waited_maintenance or cause == gate.Cause.MAINTENANCE,
+    waited = record.waited_maintenance or cause == gate.Cause.MAINTENANCE
+    fence.write(
+        lambda pipe: store.update(
+            pipe, record, State.WAITING, next_attempt_at=0.0, last_error=why, waited_maintenance=waited
+        )
     )
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=delay)
 
 
-def _retry(delivery: Delivery, record: Record, why: str, probe: bool) -> Result:
+def _retry(delivery: Delivery, fence: Fence, record: Record, why: str, probe: bool) -> Result:
     r, s = delivery.redis, delivery.settings
-    metrics.incr(r, "jobsite_deliveries_total", outcome="retry")
     if time.time() - record.created_at > s.retry_window_s:
-        return _needs_attention(delivery, record, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
+        return _needs_attention(delivery, fence, record, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
     # A failed probe backs off the gate's probing; any other failure backs off this application.
     delay = gate.probe_failed(r, s.probe_cap_s) if probe else retry_delay(record.attempts - 1)
     retry_at = time.time() + delay
-    store.update(r, record, State.WAITING, next_attempt_at=retry_at, last_error=why)
+    fence.write(lambda pipe: store.update(pipe, record, State.WAITING, next_attempt_at=retry_at, last_error=why))
+    metrics.incr(r, "jobsite_deliveries_total", outcome="retry")
     return Result(Outcome.RETRY, retry_at=retry_at, probe_delay_s=delay if probe else 0.0)
 
 
-def _needs_attention(delivery: Delivery, record: Record, why: str) -> Result:
+def _needs_attention(delivery: Delivery, fence: Fence, record: Record, why: str) -> Result:
     """Stop trying until a recruiter acts. Says nothing about Lever's state, so the gate is left as it is."""
     r = delivery.redis
-    store.update(r, record, State.NEEDS_ATTENTION, last_error=why, next_attempt_at=0.0)
+    fence.write(lambda pipe: store.update(pipe, record, State.NEEDS_ATTENTION, last_error=why, next_attempt_at=0.0))
     gate.unpark(r, record.receipt)  # a probe moves on to the next waiting application
     metrics.incr(r, "jobsite_deliveries_total", outcome="needs_attention")
     # Not `why`: Lever's message may repeat what the candidate wrote (an email address); the console shows it.

@@ -110,46 +110,36 @@ def leased(lock: Lock, what: str) -> Iterator[bool]:
             log.warning("%s: its lease ran out during delivery", what)
 
 
-@contextmanager
-def lease_kept(lock: Lock) -> Iterator[None]:
-    """Around an attempt's sends: whatever the attempt raises becomes LockError if the lease is no longer ours, so
-    the flow's handling of it (a retry, a wait, needs attention) writes nothing. A worker stopped past its lease
-    (a paused VM, a long GC) can wake into a slot given up and the next one too far, or a failed read; by then the
-    lease's new holder may have delivered the item, and a stale "waiting" written over it queued it again: a second
-    copy in Lever (the SIGSTOP tests of test_sender.py saw the sourced person's record lose its opportunity). An
-    in-flight mark this attempt wrote stays for the new holder, who reconciles it; a Redis that cannot tell keeps
-    the original error."""
-    try:
-        yield
-    except LockError:
-        raise
-    except Exception:
-        try:
-            held = lock.owned()
-        except redis.RedisError:
-            held = True
-        if not held:
-            raise LockError("the lease ran out during this attempt", lock_name=str(lock.name)) from None
-        raise
+def hold(pipe: redis.client.Pipeline, lock: Lock) -> None:
+    """In a transaction not yet begun (`pipe`, before MULTI): WATCH the item's lease and check its token is ours, so
+    what the transaction writes commits only while the lease is still ours. Raises LockError."""
+    pipe.watch(lock.name)
+    if pipe.get(lock.name) != lock.local.token:
+        raise LockError("the lease passed to another worker", lock_name=str(lock.name))
 
 
-def write_if_held(r: redis.Redis, lock: Lock, write: Callable[[redis.client.Pipeline], None]) -> bool:
-    """Commit `write` in a transaction that checks the lease is still ours (WATCH it, compare its token): False,
-    and nothing written, when it is not. For what an attempt writes after `lease_kept`'s look: a worker stopped
-    between that look and its "retry later" (the SIGSTOP tests of test_sender.py) otherwise wrote its stale copy
-    over the new holder's "delivered", and the item went out again."""
-    key = lock.name
+def commit(r: redis.Redis, lock: Lock, write: Callable[[redis.client.Pipeline], object]) -> None:
+    """Commit `write` in one transaction, only while the lease is ours (`hold`). Raises LockError, nothing written.
+
+    Every write an attempt makes to its item goes through here (or `hold`), not only its sends: a worker stopped
+    past its lease (a paused VM, a long GC) wakes with an old copy of the item, and any write of that copy
+    ("delivering", "retry later", even the opportunity it has just created) undoes what the lease's new holder did
+    since, and the item goes out again (the SIGSTOP tests of test_sender.py saw a delivered person lose their
+    opportunity). The flows' `deliver` turn the LockError into SKIPPED: the new holder's record stands.
+
+    A WatchError is looked into, not taken for a lost lease: redis-py raises it too when the connection drops while
+    keys are watched, and a holder that gave up there would leave its item to recovery a lease later. So the lease is
+    checked again, and the write made again while it is still ours (`write` must give the same writes each time)."""
     with r.pipeline() as pipe:
-        try:
-            pipe.watch(key)
-            if pipe.get(key) != lock.local.token:
-                return False
-            pipe.multi()
-            write(pipe)
-            pipe.execute()
-        except redis.WatchError:
-            return False
-    return True
+        while True:
+            try:
+                hold(pipe, lock)
+                pipe.multi()
+                write(pipe)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
 
 
 class Unreplicated(Exception):
@@ -210,28 +200,26 @@ class Fence:
         ours, and with replicas required, WAIT for them to have it. Raises LockError, Unreplicated (the mark may be
         on the primary: the caller withdraws it, nothing was sent)."""
         key = self.lock.name
-        token = self.lock.local.token
         # With replicas, the transaction leaves a token of its own, which the WAIT reads back on its connection: the
         # lease alone would not do, a failover's new primary can have it from before the transaction, not the mark.
         sent = {SENT.format(key): uuid.uuid4().hex.encode()} if self.replicas else {}
-        try:
-            with self.r.pipeline() as pipe:
-                pipe.watch(key)
-                if pipe.get(key) != token:
-                    raise LockError("the lease passed to another worker", lock_name=key)
-                pipe.multi()
-                pipe.pexpire(key, self.lease_s * 1000)
-                write(pipe)
-                for sent_key, value in sent.items():
-                    pipe.set(sent_key, value, px=self.lease_s * 1000)
-                pipe.execute()
-        except redis.WatchError:
-            raise LockError("the lease changed while the send was recorded", lock_name=key) from None
+
+        def marked(pipe: redis.client.Pipeline) -> None:
+            pipe.pexpire(key, self.lease_s * 1000)
+            write(pipe)
+            for sent_key, value in sent.items():
+                pipe.set(sent_key, value, px=self.lease_s * 1000)
+
+        commit(self.r, self.lock, marked)
         if not redis_server.replicated(self.r, self.replicas, self.replica_wait_ms, vouch=sent):
             raise Unreplicated(
                 f"the in-flight mark is not on {self.replicas} Redis replica(s) within {self.replica_wait_ms} ms"
             )
         self.checked = time.monotonic()
+
+    def write(self, write: Callable[[redis.client.Pipeline], object]) -> None:
+        """Any other write of the attempt to its item (`commit`): only while the lease is ours. Raises LockError."""
+        commit(self.r, self.lock, write)
 
     def recheck(self) -> None:
         """Check the lease again if the last check is too old to vouch for the send. Raises LockError."""

@@ -125,28 +125,41 @@ def deliver(delivery: Delivery, person_id: str) -> Result:
         person = people.load(r, person_id)  # again, under the lease
         if person is None:
             return Result(Outcome.SKIPPED)
-        take_wish(delivery, person)
-        if person.unconfirmed:  # nothing goes to Lever before the address is confirmed (its change is written in)
-            _told(r, person.id)
-            return Result(Outcome.SKIPPED)
-        follow_ups_only = person.standing in store.AT_REST
-        if follow_ups_only and not _follow_ups_due(s, person):
-            _told(r, person.id)
-            return Result(Outcome.SKIPPED)
-        if person.withdrawn and not any(x.opportunity_id or x.inflight_at for x in person.sends):
-            _withdrawn_done(r, person)  # consent withdrawn before anything reached Lever: nothing ever will
-            return Result(Outcome.SKIPPED)
-        if gate.park(r, person.id, person.created_at, people.PARKED):
-            if not follow_ups_only:
-                people.save(r, person, Standing.WAITING)
-            return Result(Outcome.PARKED)
-        return _send(
-            delivery,
-            person,
-            lease,
-            delivery.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
-            follow_ups_only=follow_ups_only,
+        fence = Fence(
+            r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms
         )
+        try:
+            return _attempt(delivery, fence, person)
+        except LockError:  # the lease passed on (sender.commit): the new holder's record stands, ours is not written
+            return Result(Outcome.SKIPPED)
+
+
+def _attempt(delivery: Delivery, fence: Fence, person: Person) -> Result:
+    """What the lease's holder does with the person now. Every write of their record goes through `fence`
+    (sender.commit): raises LockError, nothing written, once the lease has passed on."""
+    r, s = delivery.redis, delivery.settings
+    take_wish(delivery, person, fence.lock)
+    if person.unconfirmed:  # nothing goes to Lever before the address is confirmed (its change is written in)
+        _told(r, person.id, fence=fence)
+        return Result(Outcome.SKIPPED)
+    follow_ups_only = person.standing in store.AT_REST
+    if follow_ups_only and not _follow_ups_due(s, person):
+        _told(r, person.id, fence=fence)
+        return Result(Outcome.SKIPPED)
+    if person.withdrawn and not any(x.opportunity_id or x.inflight_at for x in person.sends):
+        _withdrawn_done(fence, person)  # consent withdrawn before anything reached Lever: nothing ever will
+        return Result(Outcome.SKIPPED)
+    if gate.park(r, person.id, person.created_at, people.PARKED):
+        if not follow_ups_only:
+            fence.write(lambda pipe: people.save(pipe, person, Standing.WAITING))
+        return Result(Outcome.PARKED)
+    return _send(
+        delivery,
+        fence,
+        person,
+        delivery.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2)),
+        follow_ups_only=follow_ups_only,
+    )
 
 
 def changed(r: redis.Redis, settings: Settings, person: Person) -> bool:
@@ -154,16 +167,19 @@ def changed(r: redis.Redis, settings: Settings, person: Person) -> bool:
     return bool(r.exists(people.WISH.format(person.id))) or _follow_ups_due(settings, person)
 
 
-def take_wish(delivery: Delivery, person: Person) -> bool:
-    """Write what the person asked on the manage page into their record (the lease holder only; `person` is changed
-    in place): new interests, unsubscribed, or consent withdrawn (the site's copy goes now; the address stays only
-    while a create whose outcome is unknown must be looked for by it). Lever is told after, by `_follow_up`. The wish
-    is removed in the same transaction that writes it in, so a wish written meanwhile is never lost."""
+def take_wish(delivery: Delivery, person: Person, lease: redis.lock.Lock) -> bool:
+    """Write what the person asked on the manage page into their record (the holder of `lease` only, checked in the
+    transaction: a holder stalled past it would take the wish away from the new holder, whose next save would then
+    write its copy without it; `person` is changed in place): new interests, unsubscribed, or consent withdrawn (the
+    site's copy goes now; the address stays only while a create whose outcome is unknown must be looked for by it).
+    Lever is told after, by `_follow_up`. The wish is removed in the same transaction that writes it in, so a wish
+    written meanwhile is never lost. Raises LockError."""
     r, s = delivery.redis, delivery.settings
     key = people.WISH.format(person.id)
     with r.pipeline() as pipe:
         while True:
             try:
+                sender.hold(pipe, lease)
                 pipe.watch(key, people.KEY.format(person.id))  # (an unconfirmed sign-up is written without a lease)
                 raw = pipe.get(key)
                 if not raw:
@@ -205,10 +221,12 @@ def apply_now(delivery: Delivery, person_id: str, wait_s: float = APPLY_WAIT_S) 
     held = lease.acquire()
     try:
         person = people.load(r, person_id)
-        # Left mid-delivery, the record is a worker's that may only be stalled past its lease (its next save would
-        # carry its own copy): recovery's holder writes the wish in instead.
+        # Left mid-delivery (its worker died, or stalls past its lease and will write nothing: sender.commit):
+        # recovery's holder, which takes the delivery up, writes the wish in with it.
         if person is not None and held and person.standing != Standing.DELIVERING:
-            take_wish(delivery, person)
+            take_wish(delivery, person, lease)
+    except LockError:  # this process stalled past the lease: the worker that holds it now writes the wish in
+        pass
     finally:
         if held:
             try:
@@ -218,19 +236,21 @@ def apply_now(delivery: Delivery, person_id: str, wait_s: float = APPLY_WAIT_S) 
     return person
 
 
-def _withdrawn_done(r: redis.Redis, person: Person) -> None:
+def _withdrawn_done(fence: Fence, person: Person) -> None:
     """Consent withdrawn and Lever told (or nothing of the person in Lever): the last of their data goes, and
     nothing more is sent."""
     person.email, person.last_error = "", ""
-    with r.pipeline() as pipe:
+
+    def write(pipe: redis.client.Pipeline) -> None:
         people.save(
             pipe, person, Standing.DELIVERED if any(x.opportunity_id for x in person.sends) else Standing.DISCARDED
         )
         pipe.zrem(people.CHANGED, person.id)
         pipe.zrem(people.PENDING, person.id)
         pipe.zrem(people.DELIVERED, person.id)
-        pipe.execute()
-    people.log(r, person.id, "withdrawn", None, "consent withdrawn: nothing more is sent")
+
+    fence.write(write)
+    people.log(fence.r, person.id, "withdrawn", None, "consent withdrawn: nothing more is sent")
 
 
 _MARKS = {
@@ -255,17 +275,17 @@ class _Sending:
         self.send, self.what = send, what
         self.work = sender.Work.CHANGE if what in ("change", "withdrawn_note") else sender.Work.PERSON
 
-    def not_sent(self, r: redis.Redis, person: Person) -> None:
+    def not_sent(self, fence: Fence, person: Person) -> None:
         """The request was marked in flight but never left: withdraw its mark (a reconcile would wait for nothing)."""
         send = self.send
         if send is not None:
             for mark in _MARKS[self.what]:
                 if mark:
                     setattr(send, mark, 0.0)
-            people.save(r, person)
+            fence.write(lambda pipe: people.save(pipe, person))
         self.send = None
 
-    def failed(self, r: redis.Redis, person: Person, verdict: outcomes.Verdict) -> None:
+    def failed(self, fence: Fence, person: Person, verdict: outcomes.Verdict) -> None:
         send = self.send
         if send is None:
             return
@@ -274,12 +294,12 @@ class _Sending:
             setattr(send, inflight, 0.0)
         elif verdict.status is not None and settle:
             setattr(send, settle, 0.0)
-        people.save(r, person)
+        fence.write(lambda pipe: people.save(pipe, person))
         self.send = None
 
 
 def _send(
-    delivery: Delivery, person: Person, lease: redis.lock.Lock, lever: LeverClient, *, follow_ups_only: bool = False
+    delivery: Delivery, fence: Fence, person: Person, lever: LeverClient, *, follow_ups_only: bool = False
 ) -> Result:
     r, s = delivery.redis, delivery.settings
     first_delivery, before = not person.delivered_at, person.standing
@@ -288,94 +308,99 @@ def _send(
     waiting = before if follow_ups_only else Standing.WAITING
     if not follow_ups_only:
         person.attempts += 1
-    people.save(r, person, Standing.DELIVERING)  # (killed now, recovery takes it up once the lease runs out)
+    # (killed now, recovery takes it up once the lease runs out)
+    fence.write(lambda pipe: people.save(pipe, person, Standing.DELIVERING))
     sending = _Sending()
-    fence = Fence(r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms)
+
+    def save(pipe: redis.client.Pipeline) -> None:
+        people.save(pipe, person)
+
     try:
-        with sender.lease_kept(lease):  # a stalled attempt writes nothing: LockError
-            performer = performers.perform_as(delivery, person.recruiter, lever)
-            resume = None
-            if person.resume and not follow_ups_only and any(not x.opportunity_id for x in person.sends):
-                f = person.resume  # (only a create carries it: Lever has it once they are made, and its bytes go)
-                resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
-            for send in [] if follow_ups_only else person.sends:
-                if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
-                    if send.inflight_at:  # for (to tell Lever), nothing is sent
-                        _reconcile(delivery, person, send, lever)
+        performer = performers.perform_as(delivery, person.recruiter, lever)
+        resume = None
+        if person.resume and not follow_ups_only and any(not x.opportunity_id for x in person.sends):
+            f = person.resume  # (only a create carries it: Lever has it once they are made, and its bytes go)
+            resume = (uploads.safe_name(f), uploads.read(r, person.id, f), f["content_type"])
+        for send in [] if follow_ups_only else person.sends:
+            if person.withdrawn and not send.opportunity_id:  # consent withdrawn: only a create in doubt is looked
+                if send.inflight_at:  # for (to tell Lever), nothing is sent
+                    _reconcile(delivery, fence, person, send, lever)
+                continue
+            if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
+                continue
+            if not send.opportunity_id and not (send.inflight_at and _reconcile(delivery, fence, person, send, lever)):
+                _stop_if_wished(r, person)
+
+                def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
+                    send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
+                    send.first_sent_at = send.first_sent_at or m.at
+                    return save
+
+                body = opportunity_body(s, person, send)
+                sending.on(send, "create")
+                made = fence.send(
+                    lever,
+                    s.reconcile_settle_s,
+                    mark,
+                    partial(lever.create_opportunity, body, perform_as=performer, resume=resume),
+                )
+                sending.send = None
+                send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
+                send.tags = list(body["tags"])
+                send.inflight_at = 0.0
+                fence.write(save)
+                people.log(
+                    r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting else "")
+                )
+            text = note_text(person)
+            if text and not send.note_done and not person.withdrawn:
+                unmarked = None if send.note_marked else _sent_before_markers(text, performer)
+                if send.note_inflight_at and _note_arrived(
+                    delivery, fence, person, send, lever, _NOTE, unmarked=unmarked
+                ):
                     continue
-                if person.purged:  # Lever deleted them, or retention's time came: nothing more of them is sent
-                    continue
-                if not send.opportunity_id and not (send.inflight_at and _reconcile(delivery, person, send, lever)):
-                    _stop_if_wished(r, person)
 
-                    def mark(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
-                        send.inflight_at, send.settle_until, send.marked = m.at, m.settle_until, True
-                        send.first_sent_at = send.first_sent_at or m.at
-                        return lambda pipe: people.save(pipe, person)
+                def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
+                    send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
+                    return save
 
-                    body = opportunity_body(s, person, send)
-                    sending.on(send, "create")
-                    made = fence.send(
-                        lever,
-                        s.reconcile_settle_s,
-                        mark,
-                        partial(lever.create_opportunity, body, perform_as=performer, resume=resume),
-                    )
-                    sending.send = None
-                    send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
-                    send.tags = list(body["tags"])
-                    send.inflight_at = 0.0
-                    people.save(r, person)
-                    people.log(
-                        r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting else "")
-                    )
-                text = note_text(person)
-                if text and not send.note_done and not person.withdrawn:
-                    unmarked = None if send.note_marked else _sent_before_markers(text, performer)
-                    if send.note_inflight_at and _note_arrived(delivery, person, send, lever, _NOTE, unmarked=unmarked):
-                        continue
-
-                    def mark_note(m: sender.Mark, send: Send = send) -> Callable[[redis.client.Pipeline], None]:
-                        send.note_inflight_at, send.note_settle_until, send.note_marked = m.at, m.settle_until, True
-                        return lambda pipe: people.save(pipe, person)
-
-                    _stop_if_wished(r, person)
-                    value = f"{text}\n\n{marker(s, person, send)}"
-                    sending.on(send, "note")
-                    fence.send(
-                        lever,
-                        s.reconcile_settle_s,
-                        mark_note,
-                        partial(lever.create_note, send.opportunity_id, value, perform_as=performer),
-                    )
-                    sending.send = None
-                    send.note_done, send.note_inflight_at = True, 0.0
-                    people.save(r, person)
-                    people.log(r, person.id, "note", 201, "note added")
-            for send in person.sends:
-                if _due(s, person, send):
-                    _follow_up(delivery, person, send, fence, lever, performer, sending)
+                _stop_if_wished(r, person)
+                value = f"{text}\n\n{marker(s, person, send)}"
+                sending.on(send, "note")
+                fence.send(
+                    lever,
+                    s.reconcile_settle_s,
+                    mark_note,
+                    partial(lever.create_note, send.opportunity_id, value, perform_as=performer),
+                )
+                sending.send = None
+                send.note_done, send.note_inflight_at = True, 0.0
+                fence.write(save)
+                people.log(r, person.id, "note", 201, "note added")
+        for send in person.sends:
+            if _due(s, person, send):
+                _follow_up(delivery, person, send, fence, lever, performer, sending)
     except RateLimitWait as e:
-        return _retry_at(r, lease, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
+        return _retry_at(fence, person, time.time() + max(e.wait_s, 0.5), "waiting for a rate-limit slot", waiting)
     except FileMissing:
-        return _needs_attention(r, person, "the resume is no longer in Redis: ask the person to send it again")
+        return _needs_attention(fence, person, "the resume is no longer in Redis: ask the person to send it again")
     except sender.Unreplicated as e:
         # The mark may be on the primary alone: a failover now would forget it, so the send does not leave yet.
-        sending.not_sent(r, person)
-        return _retry_at(r, lease, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}", waiting)
+        sending.not_sent(fence, person)
+        return _retry_at(fence, person, time.time() + sender.unreplicated_retry_s(r), f"not sent yet: {e}", waiting)
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it: nothing
         # more is sent. (A mark this attempt recorded stays: the lease holder reconciles it, never sends blindly.)
         return Result(Outcome.SKIPPED)
     except performers.NoPerformer as e:
-        return _needs_attention(r, person, str(e))
+        return _needs_attention(fence, person, str(e))
     except _Wished:
         return _retry_at(
-            r, lease, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first", waiting
+            fence, person, time.time(), "a withdrawal or deletion asked meanwhile is written in first", waiting
         )
     except _Unlisted as e:
         return _needs_attention(
-            r,
+            fence,
             person,
             "consent withdrawn, but a create whose outcome is unknown may be in Lever "
             "and the API key may not list opportunities: look in Lever for an opportunity with a "
@@ -383,28 +408,28 @@ def _send(
         )
     except _Settling as e:
         return _retry_at(
-            r, lease, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon", waiting
+            fence, person, time.time() + e.wait_s, "Lever may still be creating it: looking again soon", waiting
         )
     except LeverError as e:
         verdict = outcomes.judge(e)  # the one policy for Lever's answers
-        sending.failed(r, person, verdict)
+        sending.failed(fence, person, verdict)
         people.log(r, person.id, "send", verdict.status if verdict.status is not None else "no answer", verdict.message)
         decision = sender.decide(r, verdict, sending.work)
         act = {  # what each of the policy's actions is for a person
-            sender.Action.CLOSE_GATE: lambda: _close_gate(delivery, person, decision, verdict.status, waiting),
+            sender.Action.CLOSE_GATE: lambda: _close_gate(delivery, fence, person, decision, verdict.status, waiting),
             sender.Action.WAIT: lambda: _retry_at(
-                r, lease, person, time.time() + max(verdict.wait_s, 0.5), verdict.why, waiting
+                fence, person, time.time() + max(verdict.wait_s, 0.5), verdict.why, waiting
             ),
-            sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(r, person, verdict.why),
-            sender.Action.RETRY: lambda: _retry(delivery, lease, person, verdict.why, waiting),
+            sender.Action.NEEDS_ATTENTION: lambda: _needs_attention(fence, person, verdict.why),
+            sender.Action.RETRY: lambda: _retry(delivery, fence, person, verdict.why, waiting),
         }
         return act[decision.action]()
     if person.withdrawn:
-        _withdrawn_done(r, person)
+        _withdrawn_done(fence, person)
         return Result(Outcome.SKIPPED)
     if follow_ups_only:
         person.last_error = ""
-        _told(r, person.id, lambda pipe: people.save(pipe, person, before))
+        _told(r, person.id, lambda pipe: people.save(pipe, person, before), fence=fence)
         return Result(Outcome.SKIPPED)
     person.delivered_at, person.last_error = person.delivered_at or time.time(), ""
     if person.purged:  # Lever deleted them: a create in doubt is not looked for, and the address kept for it goes
@@ -414,19 +439,28 @@ def _send(
         people.save(pipe, person, Standing.DELIVERED)
         uploads.remove(pipe, person.id)  # Lever has the resume now
 
-    _told(r, person.id, delivered)
+    _told(r, person.id, delivered, fence=fence)
     if first_delivery:
         metrics.incr(r, "jobsite_sourced_total", outcome="delivered", kind=person.kind.value)
         log.info("sourced person %s delivered (%d opportunities)", person.id[:8], len(person.sends))
     return Result(Outcome.DELIVERED)
 
 
-def _told(r: redis.Redis, person_id: str, write: Callable[[redis.client.Pipeline], None] | None = None) -> None:
+def _told(
+    r: redis.Redis,
+    person_id: str,
+    write: Callable[[redis.client.Pipeline], None] | None = None,
+    *,
+    fence: Fence | None = None,
+) -> None:
     """Take the person out of CHANGED (Lever has been told) unless a wish is waiting, with `write` in the same
-    transaction: the wish is watched, so one written meanwhile keeps them in CHANGED."""
+    transaction: the wish is watched, so one written meanwhile keeps them in CHANGED. With the attempt's `fence`,
+    only while its lease is ours (sender.hold): raises LockError."""
     with r.pipeline() as pipe:
         while True:
             try:
+                if fence is not None:
+                    sender.hold(pipe, fence.lock)
                 pipe.watch(people.WISH.format(person_id))
                 told = not pipe.exists(people.WISH.format(person_id))
                 pipe.multi()
@@ -481,9 +515,12 @@ def _follow_up(
     went removed, the new ones added; setting tags twice changes nothing, so one in doubt is sent again)."""
     r, s = delivery.redis, delivery.settings
 
+    def save(pipe: redis.client.Pipeline) -> None:
+        people.save(pipe, person)
+
     def mark(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
         send.change_inflight_at = m.at
-        return lambda pipe: people.save(pipe, person)
+        return save
 
     if person.withdrawn:
         if not send.withdrawn_tagged:
@@ -492,16 +529,16 @@ def _follow_up(
                 lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id, [withdrawn_tag(s)])
             )
             send.withdrawn_tagged, send.change_inflight_at, sending.send = True, 0.0, None
-            people.save(r, person)
+            fence.write(save)
             people.log(r, person.id, "withdrawn", 200, "tagged in Lever: consent withdrawn")
         if not send.withdrawn_noted and not (
             send.withdrawn_note_inflight_at
-            and _note_arrived(delivery, person, send, lever, _WITHDRAWN_NOTE, suffix=WITHDRAWN_MARK)
+            and _note_arrived(delivery, fence, person, send, lever, _WITHDRAWN_NOTE, suffix=WITHDRAWN_MARK)
         ):
 
             def mark_note(m: sender.Mark) -> Callable[[redis.client.Pipeline], None]:
                 send.withdrawn_note_inflight_at, send.withdrawn_note_settle_until = m.at, m.settle_until
-                return lambda pipe: people.save(pipe, person)
+                return save
 
             sending.on(send, "withdrawn_note")
             fence.send(
@@ -511,7 +548,7 @@ def _follow_up(
                 partial(lever.create_note, send.opportunity_id, withdrawn_note(s, person, send), perform_as=performer),
             )
             send.withdrawn_noted, send.withdrawn_note_inflight_at, sending.send = True, 0.0, None
-            people.save(r, person)
+            fence.write(save)
             people.log(r, person.id, "withdrawn", 201, "note added in Lever: consent withdrawn")
         return
     wanted, current = tags(s, person), list(send.tags or [])
@@ -520,13 +557,13 @@ def _follow_up(
         sending.on(send, "change")
         fence.send(lever, s.reconcile_settle_s, mark, partial(lever.remove_tags, send.opportunity_id, gone))
         send.tags, send.change_inflight_at, sending.send = [t for t in current if t not in gone], 0.0, None
-        people.save(r, person)
+        fence.write(save)
     if new:
         sending.on(send, "change")
         fence.send(lever, s.reconcile_settle_s, mark, partial(lever.add_tags, send.opportunity_id, new))
         sending.send = None
     send.tags, send.change_inflight_at = wanted, 0.0
-    people.save(r, person)
+    fence.write(save)
     people.log(r, person.id, "tags", 200, f"interests changed: {len(gone)} tag(s) removed, {len(new)} added")
 
 
@@ -559,7 +596,7 @@ class _Settling(Exception):
         self.wait_s = wait_s
 
 
-def _reconcile(delivery: Delivery, person: Person, send: Send, lever: LeverClient) -> bool:
+def _reconcile(delivery: Delivery, fence: Fence, person: Person, send: Send, lever: LeverClient) -> bool:
     """After a create whose outcome is unknown: did Lever make it? Only an opportunity carrying this send's marker is
     it (List opportunities by the person's email, no time window: no worker's clock decides). Records it and
     returns True if so. "Not found" is trusted only once the settle time has passed (raises _Settling before); then
@@ -597,11 +634,11 @@ def _reconcile(delivery: Delivery, person: Person, send: Send, lever: LeverClien
     if found:
         send.opportunity_id, send.contact_id = str(found[0]["id"]), str(found[0].get("contact") or "")
         send.inflight_at = 0.0
-        people.save(r, person)
+        fence.write(lambda pipe: people.save(pipe, person))
         people.log(r, person.id, "reconcile", 200, "Lever already had this opportunity")
         return True
     send.inflight_at = 0.0
-    people.save(r, person)
+    fence.write(lambda pipe: people.save(pipe, person))
     people.log(r, person.id, "reconcile", 200, "Lever does not have it: sending again")
     return False
 
@@ -626,6 +663,7 @@ def _sent_before_markers(text: str, performer: str) -> Callable[[dict[str, Any]]
 
 def _note_arrived(
     delivery: Delivery,
+    fence: Fence,
     person: Person,
     send: Send,
     lever: LeverClient,
@@ -651,7 +689,7 @@ def _note_arrived(
         ):
             setattr(send, fields.done, True)
             setattr(send, fields.inflight_at, 0.0)
-            people.save(delivery.redis, person)
+            fence.write(lambda pipe: people.save(pipe, person))
             return True
         settle = sender.settling_s(delivery.redis, getattr(send, fields.settle_until))
         if settle > 0:
@@ -660,27 +698,22 @@ def _note_arrived(
     return False
 
 
-def _retry_at(
-    r: redis.Redis, lease: redis.lock.Lock, person: Person, at: float, why: str, standing: Standing = Standing.WAITING
-) -> Result:
-    """Try again at `at`, written only while the lease is ours (sender.write_if_held); else nothing: SKIPPED."""
+def _retry_at(fence: Fence, person: Person, at: float, why: str, standing: Standing = Standing.WAITING) -> Result:
     person.last_error = why
-    if not sender.write_if_held(r, lease, lambda pipe: people.save(pipe, person, standing)):
-        return Result(Outcome.SKIPPED)
+    fence.write(lambda pipe: people.save(pipe, person, standing))
     return Result(Outcome.RETRY, retry_at=at)
 
 
-def _retry(
-    delivery: Delivery, lease: redis.lock.Lock, person: Person, why: str, standing: Standing = Standing.WAITING
-) -> Result:
-    r, s = delivery.redis, delivery.settings
+def _retry(delivery: Delivery, fence: Fence, person: Person, why: str, standing: Standing = Standing.WAITING) -> Result:
+    s = delivery.settings
     if time.time() - max(person.created_at, person.changed_at) > s.retry_window_s:
-        return _needs_attention(r, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
-    return _retry_at(r, lease, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
+        return _needs_attention(fence, person, f"Lever kept failing for {s.retry_window_s // 3600} h: {why}")
+    return _retry_at(fence, person, time.time() + sender.retry_delay(person.attempts - 1), why, standing)
 
 
 def _close_gate(
     delivery: Delivery,
+    fence: Fence,
     person: Person,
     decision: sender.Decision,
     status: int | None,
@@ -693,17 +726,21 @@ def _close_gate(
     people.log(r, person.id, "send", status, why)
     closed = gate.close(r, cause, why)
     person.last_error = why
-    r.zadd(people.PARKED, {person.id: person.created_at})  # (upkeep releases it whenever the gate is open)
-    people.save(r, person, standing)
+
+    def parked(pipe: redis.client.Pipeline) -> None:
+        pipe.zadd(people.PARKED, {person.id: person.created_at})  # (upkeep releases it whenever the gate is open)
+        people.save(pipe, person, standing)
+
+    fence.write(parked)
     if closed:
         log.warning("delivery paused, probing Lever with backoff: %s", why)
     return Result(Outcome.PARKED, gate_closed=closed, probe_delay_s=gate.probe_delay(0, s.probe_cap_s))
 
 
-def _needs_attention(r: redis.Redis, person: Person, why: str) -> Result:
+def _needs_attention(fence: Fence, person: Person, why: str) -> Result:
     person.last_error = why
-    people.save(r, person, Standing.NEEDS_ATTENTION)
-    metrics.incr(r, "jobsite_sourced_total", outcome="needs_attention", kind=person.kind.value)
+    fence.write(lambda pipe: people.save(pipe, person, Standing.NEEDS_ATTENTION))
+    metrics.incr(fence.r, "jobsite_sourced_total", outcome="needs_attention", kind=person.kind.value)
     log.warning("sourced person %s needs attention (the console says why)", person.id[:8])
     return Result(Outcome.NEEDS_ATTENTION)
 

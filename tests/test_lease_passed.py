@@ -1,0 +1,303 @@
+"""Once an item's lease has passed to another worker, the attempt that held it writes nothing of the item and sends
+nothing more, whichever write it was about to make, on every path an attempt takes; and the new holder finishes it,
+with Lever holding it once.
+
+A worker stopped past its lease (a paused VM, a long GC; the SIGSTOP tests of test_sender.py) wakes with an old copy
+of its item. Any write of that copy, not only a send, undoes what the lease's new holder did since: the SIGSTOP
+tests found a delivered person whose record had lost their opportunity, which the next retry would have created
+again. A test of one write proves one write, so these tests stop no process at a chosen line: they count the writes
+an attempt makes to its record on each path, then run the path once per write, giving the lease to another worker
+just before that write, and check the record is as that worker found it (sender.commit is what makes it so)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+import redis
+
+from jobsite.delivery import deliverer
+from jobsite.delivery.sender import Outcome, Result
+from jobsite.intake import accept
+from jobsite.intake.forms import answers_from_lever_body, build_form, validate
+from jobsite.keyspace.delivery_keys import LEASE as APPLICATION_LEASE
+from jobsite.keyspace.sourcing_keys import LEASE as PERSON_LEASE
+from jobsite.records import store
+from jobsite.records.uploads import UploadedFile
+from jobsite.services import Services
+from jobsite.settings import Settings
+from jobsite.sourcing import enrol, events, opportunities, people
+
+from .helpers import Sandbox, file_posting, lever_body
+
+ANOTHER_WORKER = b"the token of the worker that took the lease"
+
+
+@dataclass
+class Takeover:
+    """Counts the writes of one item's record made through a flow's one writing function and, at the `at`-th (0:
+    never), gives the item's lease to another worker just before it, keeping what the record and Lever then held."""
+
+    r: redis.Redis
+    sandbox: Sandbox
+    lease_key: str
+    snapshot: Callable[[], Any]
+    at: int
+    writes: int = 0
+    before: Any = None
+    requests: int = 0
+
+    def wrap(self, write: Callable[..., Any], ours: Callable[[Any], bool]) -> Callable[..., Any]:
+        def counted(pipe: Any, item: Any, *args: Any, **kwargs: Any) -> Any:
+            if ours(item):
+                self.writes += 1
+                if self.writes == self.at:
+                    self.before, self.requests = self.snapshot(), len(self.sandbox.state.requests)
+                    self.r.set(self.lease_key, ANOTHER_WORKER, px=60_000)
+            return write(pipe, item, *args, **kwargs)
+
+        return counted
+
+    def check(self, result: Result) -> None:
+        """Nothing was written of the item nor sent to Lever since the lease passed on."""
+        assert result.outcome == Outcome.SKIPPED, f"write {self.at}: {result}"
+        assert self.snapshot() == self.before, f"write {self.at} of the attempt landed after the lease passed on"
+        assert len(self.sandbox.state.requests) == self.requests, f"write {self.at}: Lever was called after it"
+
+
+@pytest.fixture
+def svc(settings: Settings, sandbox: Sandbox) -> Services:
+    # Fast pacing (Lever's limits are lifted in the sandbox too): these tests count writes, not slots. No settle
+    # time: a new holder trusts "not found" at once (one path sets a settle time of its own).
+    return Services(replace(settings, apply_rate_per_s=200.0, lever_rate_per_s=200.0, reconcile_settle_s=0.0))
+
+
+def _fresh(r: redis.Redis, sandbox: Sandbox) -> None:
+    r.flushall()
+    sandbox.control("reset")
+    sandbox.control("limits", mode="bucket", apply_per_s=1000, apply_burst=1000, per_s=1000, burst=1000)
+
+
+@contextmanager
+def _counting(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, takeover: Takeover, ours: Callable[[Any], bool]
+) -> Iterator[Takeover]:
+    with monkeypatch.context() as m:
+        m.setattr(module, name, takeover.wrap(getattr(module, name), ours))
+        yield takeover
+
+
+def _every_write(
+    r: redis.Redis,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    prepare: Callable[[], tuple[str, str, Callable[[], Any]]],
+    attempt: Callable[[str], Result],
+    written_through: tuple[Any, str],
+    ours: Callable[[str], Callable[[Any], bool]],
+    finish: Callable[[str], None] | None,
+) -> int:
+    """Run the path once to count its writes, then once per write with the lease taken just before it. `prepare`
+    makes a fresh item and returns (its id, its lease's key, its snapshot); `finish`, for a path that delivers,
+    checks that the new holder delivers it afterwards. Returns how many writes the path makes."""
+    module, name = written_through
+    _fresh(r, sandbox)
+    item, key, snapshot = prepare()
+    with _counting(monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, at=0), ours(item)) as count:
+        attempt(item)
+    assert count.writes, "the path wrote nothing: it is not the path meant"
+    for at in range(1, count.writes + 1):
+        _fresh(r, sandbox)
+        item, key, snapshot = prepare()
+        with _counting(monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, at=at), ours(item)) as taken:
+            result = attempt(item)
+        taken.check(result)
+        if finish is not None:
+            r.delete(key)  # the new holder's turn
+            finish(item)
+    return count.writes
+
+
+# ---- applications -----------------------------------------------------------------------------------------------
+
+
+def _application(svc: Services, sandbox: Sandbox) -> str:
+    p = file_posting(sandbox)
+    form = build_form(sandbox.state.questions[p["id"]])
+    upload = {"resume": UploadedFile("cv.pdf", b"%PDF-1.7\n" + b"x" * 1000)}
+    app = validate(form, answers_from_lever_body(form, lever_body(sandbox, p["id"])), upload, 2**20)
+    return accept.submit(svc.intake, app, upload).receipt
+
+
+def _application_snapshot(r: redis.Redis, receipt: str) -> Callable[[], Any]:
+    return lambda: (
+        r.hgetall(store.record_key(receipt)),
+        {state: r.zscore(store.state_key(state), receipt) for state in store.State},
+    )
+
+
+def _in_lever(sandbox: Sandbox) -> int:
+    return len(sandbox.state.applications)
+
+
+def _lost_answer(svc: Services, sandbox: Sandbox, receipt: str) -> None:
+    sandbox.control("drop", path="/apply", count=1)  # Lever processes it; its answer never arrives
+    assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.RETRY
+
+
+def _marked_never_sent(settle_s: float) -> Callable[[Services, Sandbox, str], None]:
+    def mark(svc: Services, sandbox: Sandbox, receipt: str) -> None:
+        now = time.time()
+        store.update(svc.redis, store.load(svc.redis, receipt), inflight_at=now - 1, settle_until=now + settle_s)
+
+    return mark
+
+
+def _fail(path: str, status: int) -> Callable[[Services, Sandbox, str], None]:
+    return lambda svc, sandbox, receipt: sandbox.control("fail", path=path, status=status, count=1)
+
+
+def _nothing(svc: Services, sandbox: Sandbox, item: str) -> None:
+    pass
+
+
+# (before the attempt, during it, whether the attempt delivers it)
+APPLICATION_PATHS = {
+    "delivered": (_nothing, _nothing, True),
+    "Lever fails the apply (500)": (_nothing, _fail("/apply", 500), False),
+    "Lever is in maintenance (503)": (_nothing, _fail("/apply", 503), False),
+    "Lever refuses it (400)": (_nothing, _fail("/apply", 400), False),
+    "Lever rate-limits it (429)": (_nothing, _fail("/apply", 429), False),
+    "an answer lost: found in Lever": (_lost_answer, _nothing, True),
+    "marked, never sent, settled: sent again": (_marked_never_sent(-1), _nothing, True),
+    "marked, never sent, settling: looked for again later": (_marked_never_sent(60), _nothing, False),
+}
+
+
+@pytest.mark.parametrize("path", APPLICATION_PATHS)
+def test_an_application_attempt_writes_nothing_once_its_lease_passed_on(
+    path: str, svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, during, delivers = APPLICATION_PATHS[path]
+
+    def prepare() -> tuple[str, str, Callable[[], Any]]:
+        receipt = _application(svc, sandbox)
+        before(svc, sandbox, receipt)
+        during(svc, sandbox, receipt)
+        return receipt, APPLICATION_LEASE.format(receipt), _application_snapshot(r, receipt)
+
+    def finish(receipt: str) -> None:
+        sandbox.control("fail", clear=True)
+        for _ in range(3):
+            if deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED:
+                break
+        assert store.load(r, receipt).state == store.State.DELIVERED
+        assert _in_lever(sandbox) == 1, "the new holder sent it again, or not at all"
+
+    writes = _every_write(
+        r,
+        sandbox,
+        monkeypatch,
+        prepare,
+        lambda receipt: deliverer.deliver(svc.delivery, receipt),
+        (store, "update"),
+        lambda receipt: lambda record: record.receipt == receipt,
+        finish if delivers else None,
+    )
+    assert writes >= 2
+
+
+# ---- sourced people ---------------------------------------------------------------------------------------------
+
+
+def _capture(svc: Services, sandbox: Sandbox) -> str:
+    postings = [p["id"] for p in sandbox.public_postings()[:2]]
+    fair = events.add(svc.redis, "Fair", "", postings)
+    person = enrol.event_capture(
+        {
+            "name": "Grace Hopper",
+            "email": "grace@example.com",
+            "postings": postings,
+            "note": "Compilers; wants a call",
+            "rating": 4,
+            "client_id": "c-0000001",
+        },
+        fair,
+        "sam@acme.example",
+    )
+    return enrol.submit(svc.enrolment, person).person.id
+
+
+def _person_snapshot(r: redis.Redis, person_id: str) -> Callable[[], Any]:
+    return lambda: (
+        r.get(people.KEY.format(person_id)),
+        r.get(people.WISH.format(person_id)),
+        {key: r.zscore(key, person_id) for key in (people.PENDING, people.DELIVERED, people.CHANGED, people.PARKED)},
+    )
+
+
+def _person_lost_answer(path: str) -> Callable[[Services, Sandbox, str], None]:
+    def lose(svc: Services, sandbox: Sandbox, person_id: str) -> None:
+        sandbox.control("drop", path=path, count=1)
+        assert opportunities.deliver(svc.delivery, person_id).outcome == Outcome.RETRY
+
+    return lose
+
+
+def _withdrawing(svc: Services, sandbox: Sandbox, person_id: str) -> None:
+    assert opportunities.deliver(svc.delivery, person_id).outcome == Outcome.DELIVERED
+    people.wish(svc.redis, person_id, withdrawn=True)
+
+
+PERSON_PATHS = {
+    "delivered: two opportunities, each with its note": (_nothing, _nothing, True),
+    "Lever fails the create (500)": (_nothing, _fail("/v1/opportunities", 500), False),
+    "Lever is in maintenance (503)": (_nothing, _fail("/v1/opportunities", 503), False),
+    "Lever refuses it (400)": (_nothing, _fail("/v1/opportunities", 400), False),
+    "Lever rate-limits the note (429)": (_nothing, _fail("/notes", 429), False),
+    "a create's answer lost: found in Lever": (_person_lost_answer("/v1/opportunities"), _nothing, True),
+    "a note's answer lost: found in Lever": (_person_lost_answer("/notes"), _nothing, True),
+    "consent withdrawn after delivery: Lever told": (_withdrawing, _nothing, False),
+}
+
+
+@pytest.mark.parametrize("path", PERSON_PATHS)
+def test_a_sourced_person_s_attempt_writes_nothing_once_its_lease_passed_on(
+    path: str, svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, during, delivers = PERSON_PATHS[path]
+
+    def prepare() -> tuple[str, str, Callable[[], Any]]:
+        person_id = _capture(svc, sandbox)
+        before(svc, sandbox, person_id)
+        during(svc, sandbox, person_id)
+        return person_id, PERSON_LEASE.format(person_id), _person_snapshot(r, person_id)
+
+    def finish(person_id: str) -> None:
+        sandbox.control("fail", clear=True)
+        for _ in range(3):
+            if opportunities.deliver(svc.delivery, person_id).outcome == Outcome.DELIVERED:
+                break
+        person = people.load(r, person_id)
+        assert person is not None
+        assert person.standing == people.Standing.DELIVERED
+        made = sandbox.state.opportunities
+        assert len(made) == 2, "the new holder created an opportunity again, or not at all"
+        assert sorted(s.opportunity_id for s in person.sends) == sorted(o["id"] for o in made)
+        assert len([n for n in sandbox.state.notes if n["opportunity"] in {o["id"] for o in made}]) == 2
+
+    writes = _every_write(
+        r,
+        sandbox,
+        monkeypatch,
+        prepare,
+        lambda person_id: opportunities.deliver(svc.delivery, person_id),
+        (people, "save"),
+        lambda person_id: lambda person: person.id == person_id,
+        finish if delivers else None,
+    )
+    assert writes >= 2
