@@ -1,6 +1,7 @@
-"""Once an item's lease has passed to another worker, the attempt that held it writes nothing of the item and sends
-nothing more, whichever write it was about to make, on every path an attempt takes; and the new holder finishes it,
-with Lever holding it once.
+"""Once an item's lease has passed to another worker, the attempt that held it writes nothing of the item's record
+and sends nothing more, whichever write it was about to make, on each of the paths below (the common ones and those
+a fault takes: Lever failing, in maintenance, refusing, rate-limiting, an answer lost, consent withdrawn); and the
+new holder finishes it, with Lever holding it once.
 
 A worker stopped past its lease (a paused VM, a long GC; the SIGSTOP tests of test_sender.py) wakes with an old copy
 of its item. Any write of that copy, not only a send, undoes what the lease's new holder did since: the SIGSTOP
@@ -301,3 +302,61 @@ def test_a_sourced_person_s_attempt_writes_nothing_once_its_lease_passed_on(
         finish if delivers else None,
     )
     assert writes >= 2
+
+
+# ---- a copy read before the lease, a connection dropped at a write ----------------------------------------------
+
+
+@pytest.mark.parametrize("with_file", [True, False], ids=["with a resume", "without a file"])
+def test_an_application_read_before_its_lease_was_taken_is_read_again_under_it(
+    with_file: bool, svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stopped between its first look at the record and taking the lease, while another delivered the
+    application and let the lease go, took the free lease (its own: every check of it passes) with its old copy: no
+    in-flight mark, not delivered. It applied again, or (with a resume, whose copy in Redis had gone with the
+    delivery) wrote "needs attention" over "delivered". Found by a review of the fencing change."""
+    from .helpers import submit_one
+
+    receipt = _application(svc, sandbox) if with_file else submit_one(svc, sandbox)
+    take = deliverer._lease
+    other: list[Outcome] = []
+
+    def stopped_here(r_: redis.Redis, receipt_: str, ttl_s: int) -> Any:
+        monkeypatch.setattr(deliverer, "_lease", take)  # once: the other worker takes its lease as usual
+        other.append(deliverer.deliver(svc.delivery, receipt_).outcome)  # and delivers it meanwhile
+        return take(r_, receipt_, ttl_s)
+
+    monkeypatch.setattr(deliverer, "_lease", stopped_here)
+    assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.SKIPPED
+    assert other == [Outcome.DELIVERED]
+    assert store.load(r, receipt).state == store.State.DELIVERED
+    assert _in_lever(sandbox) == 1
+
+
+@pytest.mark.parametrize("at", [store.State.DELIVERING, store.State.DELIVERED], ids=lambda s: f"at {s.value}")
+def test_a_connection_dropped_at_a_write_s_exec_leaves_one_state_and_counts_once(
+    at: store.State, svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py raises WatchError when the connection drops while keys are watched, EXEC included, whether or not
+    the server applied it; sender.commit then makes the write again while the lease is still ours. The record had
+    already moved when the write was first queued, so the second try moved it between no sets (the hash said
+    delivered, the sets delivering: recovery queued a delivered application at every upkeep) and counted the
+    attempt twice. Found by a review of the fencing change."""
+    receipt = _application(svc, sandbox)
+    update, dropped = store.update, []
+
+    def dropping(target: Any, record: Any, state: Any = None, **changes: Any) -> Any:
+        out = update(target, record, state, **changes)
+        if not dropped and isinstance(target, redis.client.Pipeline) and state == at:
+            dropped.append(state)
+            svc.redis.client_kill_filter(_type="normal", skipme=True)  # before EXEC reaches the server
+        return out
+
+    monkeypatch.setattr(store, "update", dropping)
+    assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED
+    monkeypatch.undo()
+    assert dropped == [at]
+    record = store.load(r, receipt)
+    assert record.attempts == 1
+    assert {s for s in store.State if r.zscore(store.state_key(s), receipt) is not None} == {store.State.DELIVERED}
+    assert _in_lever(sandbox) == 1

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 import redis
@@ -146,6 +145,11 @@ def deliver(delivery: Delivery, receipt: str, *, probe: bool = False) -> Result:
     with sender.leased(lease, f"application {receipt[:8]}") as held:
         if not held:
             return Result(Outcome.SKIPPED)
+        # Again, under the lease: a worker stopped between the look above and the lease could take a lease let go
+        # meanwhile, and its copy (no in-flight mark, not delivered) would send it again.
+        record = store.load(r, receipt)
+        if record is None or record.state in store.AT_REST or record.application is None:
+            return Result(Outcome.SKIPPED)
         lever = delivery.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives it
         fence = Fence(
             r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms
@@ -168,7 +172,8 @@ def _send(delivery: Delivery, fence: Fence, record: Record, lever: LeverClient, 
     """One attempt. Every write of the record goes through `fence` (sender.commit), so an attempt whose lease passed
     on writes nothing: LockError, which `deliver` answers with SKIPPED."""
     r, s = delivery.redis, delivery.settings
-    fence.write(lambda pipe: store.update(pipe, record, State.DELIVERING, attempts=record.attempts + 1))
+    attempts = record.attempts + 1  # (outside the write: sender.commit may make it twice)
+    fence.write(lambda pipe: store.update(pipe, record, State.DELIVERING, attempts=attempts))
     applying = False  # set once the apply itself is sent: only its answer says anything about it
 
     first_sent_at = record.first_sent_at  # (a slot given up and taken again is not a send)
@@ -215,7 +220,8 @@ def _send(delivery: Delivery, fence: Fence, record: Record, lever: LeverClient, 
         )
     except LockError:
         # Our lease ran out (a stall longer than JOBSITE_DELIVERY_LEASE_S) and another worker may hold it now.
-        # Nothing was sent yet in this attempt, so stop and let the lease holder, or recovery, deliver it.
+        # No apply left in this attempt (a file may have: Lever keeps it unused), so stop and let the lease holder,
+        # or recovery, deliver it.
         if not applying:
             _not_sent(r, record, marked)
         return Result(Outcome.SKIPPED)
@@ -479,8 +485,9 @@ def _reconcile(delivery: Delivery, fence: Fence, record: Record, lever: LeverCli
     if mine:
         app_id, opp = mine[0]
         store.log_attempt(r, record.receipt, "reconcile", 200, "Lever already had this application")
-        _delivered(delivery, fence, record, app_id, lever, opportunity=opp)
-        _note_duplicates(r, record, [str(o.get("id")) for _, o in mine[1:]], fence.write)
+        duplicates = _new_duplicates(record, [str(o.get("id")) for _, o in mine[1:]])
+        _delivered(delivery, fence, record, app_id, lever, opportunity=opp, duplicates=duplicates)
+        _say_duplicates(r, record, duplicates)
         return Result(Outcome.DELIVERED)
     if settling := sender.settling_s(r, record.settle_until):
         why = "Lever does not list it yet and may still be processing it: looking again before sending it again"
@@ -514,18 +521,16 @@ def _resending(fence: Fence, record: Record) -> None:
     fence.write(lambda pipe: store.update(pipe, record, inflight_at=0.0, settle_until=0.0, resent=True))
 
 
-def _note_duplicates(
-    r: redis.Redis,
-    record: Record,
-    others: list[str],
-    write: Callable[[Callable[[redis.client.Pipeline], object]], None],
-) -> None:
-    """Lever holds this application more than once: say so in the console (a person merges them in Lever). `write`
-    commits the record: the attempt's fence, or, for a follow-up (which holds no lease), at once."""
-    new = [x for x in others if x and x not in record.duplicates and x != record.opportunity_id]
+def _new_duplicates(record: Record, others: list[str]) -> list[str]:
+    """The opportunities among `others` that hold this application again and are not known as such yet."""
+    return [x for x in others if x and x not in record.duplicates and x != record.opportunity_id]
+
+
+def _say_duplicates(r: redis.Redis, record: Record, new: list[str]) -> None:
+    """Lever holds this application more than once (recorded in `duplicates`): say so in the console (a person
+    merges them in Lever)."""
     if not new:
         return
-    write(lambda pipe: store.update(pipe, record, duplicates=record.duplicates + new))
     store.log_attempt(
         r,
         record.receipt,
@@ -544,12 +549,10 @@ def look_for_duplicates(delivery: Delivery, record: Record, lever: LeverClient) 
     if record.application is None:
         return []
     found = _lever_applications(delivery, record, lever)
-    _note_duplicates(
-        delivery.redis,
-        record,
-        [str(o.get("id")) for _, o in found if record.receipt in _marks(o) and o.get("id") != record.opportunity_id],
-        partial(_at_once, delivery.redis),
-    )
+    new = _new_duplicates(record, [str(o.get("id")) for _, o in found if record.receipt in _marks(o)])
+    if new:  # (a follow-up holds no lease: it writes only this, which no attempt writes after delivery)
+        store.update(delivery.redis, record, duplicates=record.duplicates + new)
+        _say_duplicates(delivery.redis, record, new)
     return record.duplicates
 
 
@@ -608,18 +611,22 @@ def _delivered(
     application_id: str,
     lever: LeverClient,
     opportunity: dict[str, Any] | None = None,
+    duplicates: list[str] | None = None,
 ) -> None:
-    """Lever has it. Written only while the lease is ours, as everything an attempt writes: a holder that stalled
-    after Lever's answer leaves the in-flight mark, by which the lease's next holder finds it in Lever."""
+    """Lever has it (and, found by a reconcile, again as `duplicates`). Written only while the lease is ours, as
+    everything an attempt writes: a holder that stalled after Lever's answer leaves the in-flight mark, by which the
+    lease's next holder finds it in Lever."""
     r = delivery.redis
     if opportunity is None:
         opportunity = _find_opportunity(delivery, record, application_id, lever)
+    more = {"duplicates": record.duplicates + duplicates} if duplicates else {}
 
     def write(pipe: redis.client.Pipeline) -> None:
         store.update(
             pipe,
             record,
             State.DELIVERED,
+            **more,
             lever_application_id=application_id,
             inflight_at=0.0,
             delivered_at=time.time(),
@@ -674,13 +681,6 @@ def _lever_applications(
         for opp in opportunities
         for app in opp.get("applications") or []
     ]
-
-
-def _at_once(r: redis.Redis, write: Callable[[redis.client.Pipeline], object]) -> None:
-    """Commit `write` as it is: for what holds no lease (a follow-up's finding)."""
-    with r.pipeline() as pipe:
-        write(pipe)
-        pipe.execute()
 
 
 def _wait(fence: Fence, record: Record, wait_s: float, why: str, probe: bool) -> Result:

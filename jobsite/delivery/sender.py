@@ -113,15 +113,20 @@ def leased(lock: Lock, what: str) -> Iterator[bool]:
 def hold(pipe: redis.client.Pipeline, lock: Lock) -> None:
     """In a transaction not yet begun (`pipe`, before MULTI): WATCH the item's lease and check its token is ours, so
     what the transaction writes commits only while the lease is still ours. Raises LockError."""
+    token = lock.local.token
+    if token is None:  # never taken (or let go): not ours, whoever holds it now
+        raise LockError("the lease is not held", lock_name=str(lock.name))
     pipe.watch(lock.name)
-    if pipe.get(lock.name) != lock.local.token:
+    if pipe.get(lock.name) != token:
         raise LockError("the lease passed to another worker", lock_name=str(lock.name))
 
 
 def commit(r: redis.Redis, lock: Lock, write: Callable[[redis.client.Pipeline], object]) -> None:
     """Commit `write` in one transaction, only while the lease is ours (`hold`). Raises LockError, nothing written.
 
-    Every write an attempt makes to its item goes through here (or `hold`), not only its sends: a worker stopped
+    Every write an attempt makes to its item's record goes through here (or `hold`), not only its sends (what is
+    not the record is not: the attempt log, the gate's parked set, a mark withdrawn only if it is still this
+    attempt's own): a worker stopped
     past its lease (a paused VM, a long GC) wakes with an old copy of the item, and any write of that copy
     ("delivering", "retry later", even the opportunity it has just created) undoes what the lease's new holder did
     since, and the item goes out again (the SIGSTOP tests of test_sender.py saw a delivered person lose their
@@ -129,7 +134,9 @@ def commit(r: redis.Redis, lock: Lock, write: Callable[[redis.client.Pipeline], 
 
     A WatchError is looked into, not taken for a lost lease: redis-py raises it too when the connection drops while
     keys are watched, and a holder that gave up there would leave its item to recovery a lease later. So the lease is
-    checked again, and the write made again while it is still ours (`write` must give the same writes each time)."""
+    checked again, and `write` made again while it is still ours: the first EXEC may have been applied, so `write`
+    must leave the same end state however often it runs (store.update and people.save do; compute an increment
+    before, not inside it)."""
     with r.pipeline() as pipe:
         while True:
             try:

@@ -254,8 +254,9 @@ def load_answering(r: redis.Redis, receipt: str) -> Record | None:
 def update(
     r: redis.Redis | redis.client.Pipeline, record: Record, state: State | None = None, **changes: Any
 ) -> Record:
-    """Change fields and, if given, the state (moving it between the state sets), in one transaction."""
-    old = record.state
+    """Change fields and, if given, the state (moving it between the state sets), in one transaction. The same call
+    made again gives the same record, in the one set of its state (sender.commit makes a write again after a
+    connection dropped at its EXEC, with the caller's copy already changed by the first try)."""
     for k, v in changes.items():
         setattr(record, k, v)
     record.updated_at = time.time()
@@ -266,8 +267,10 @@ def update(
     fields = record.to_redis()
     mapping = {k: fields[k] for k in (*changes, "updated_at", "state")}
     pipe.hset(record_key(record.receipt), mapping=mapping)
-    if state is not None and state != old:
-        pipe.zrem(state_key(old), record.receipt)
+    if state is not None:
+        for other in State:  # (every other set, not the one the caller's copy names: it may have moved already)
+            if other != state:
+                pipe.zrem(state_key(other), record.receipt)
         pipe.zadd(state_key(state), {record.receipt: record.created_at})
         if state == State.DELIVERED:
             pipe.zadd(DELIVERED_LOG, {record.receipt: record.delivered_at or time.time()})
