@@ -1,7 +1,9 @@
-"""Once an item's lease has passed to another worker, the attempt that held it writes nothing of the item's record
-and sends nothing more, whichever write it was about to make, on each of the paths below (the common ones and those
-a fault takes: Lever failing, in maintenance, refusing, rate-limiting, an answer lost, consent withdrawn); and the
-new holder finishes it, with Lever holding it once.
+"""Once an item's lease has passed to another worker, the attempt that held it sends nothing more and writes nothing
+of the item's record but one thing, whichever write it was about to make, on each of the paths below (the common ones
+and those a fault takes: Lever failing, in maintenance, refusing, rate-limiting, an answer lost, consent withdrawn);
+and the new holder finishes it, with Lever holding it once. The one thing: Lever's answer to a send (created, added,
+applied), while the record still carries that send's mark, since it is true whoever holds the lease, and a key that
+may not list what Lever holds could otherwise only send it again.
 
 A worker stopped past its lease (a paused VM, a long GC; the SIGSTOP tests of test_sender.py) wakes with an old copy
 of its item. Any write of that copy, not only a send, undoes what the lease's new holder did since: the SIGSTOP
@@ -12,6 +14,7 @@ just before that write, and check the record is as that worker found it (sender.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +50,7 @@ class Takeover:
     sandbox: Sandbox
     lease_key: str
     snapshot: Callable[[], Any]
+    answer_only: Callable[[Any, Any], bool]  # (before, after): after differs from before by Lever's answer alone
     at: int
     writes: int = 0
     before: Any = None
@@ -64,10 +68,15 @@ class Takeover:
         return counted
 
     def check(self, result: Result) -> None:
-        """Nothing was written of the item nor sent to Lever since the lease passed on."""
-        assert result.outcome == Outcome.SKIPPED, f"write {self.at}: {result}"
-        assert self.snapshot() == self.before, f"write {self.at} of the attempt landed after the lease passed on"
+        """Nothing was sent to Lever since the lease passed on, and nothing written of the item but Lever's answer."""
+        after = self.snapshot()
         assert len(self.sandbox.state.requests) == self.requests, f"write {self.at}: Lever was called after it"
+        if after == self.before:
+            assert result.outcome == Outcome.SKIPPED, f"write {self.at}: {result}"
+        else:
+            assert self.answer_only(self.before, after), (
+                f"write {self.at} of the attempt landed after the lease passed on"
+            )
 
 
 @pytest.fixture
@@ -100,6 +109,7 @@ def _every_write(
     attempt: Callable[[str], Result],
     written_through: tuple[Any, str],
     ours: Callable[[str], Callable[[Any], bool]],
+    answer_only: Callable[[Any, Any], bool],
     finish: Callable[[str], None] | None,
 ) -> int:
     """Run the path once to count its writes, then once per write with the lease taken just before it. `prepare`
@@ -108,13 +118,15 @@ def _every_write(
     module, name = written_through
     _fresh(r, sandbox)
     item, key, snapshot = prepare()
-    with _counting(monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, at=0), ours(item)) as count:
+    with _counting(monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, answer_only, 0), ours(item)) as count:
         attempt(item)
     assert count.writes, "the path wrote nothing: it is not the path meant"
     for at in range(1, count.writes + 1):
         _fresh(r, sandbox)
         item, key, snapshot = prepare()
-        with _counting(monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, at=at), ours(item)) as taken:
+        with _counting(
+            monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, answer_only, at), ours(item)
+        ) as taken:
             result = attempt(item)
         taken.check(result)
         if finish is not None:
@@ -138,6 +150,17 @@ def _application_snapshot(r: redis.Redis, receipt: str) -> Callable[[], Any]:
     return lambda: (
         r.hgetall(store.record_key(receipt)),
         {state: r.zscore(store.state_key(state), receipt) for state in store.State},
+    )
+
+
+def _application_answered(before: Any, after: Any) -> bool:
+    """The record moved from a send in flight to delivered, and nothing else: Lever's answer to that send."""
+    (was, _), (now, sets) = before, after
+    return (
+        float(was.get(b"inflight_at") or 0) > 0
+        and now.get(b"state") == b"delivered"
+        and bool(now.get(b"lever_application_id"))
+        and [state for state, score in sets.items() if score is not None] == [store.State.DELIVERED]
     )
 
 
@@ -207,6 +230,7 @@ def test_an_application_attempt_writes_nothing_once_its_lease_passed_on(
         lambda receipt: deliverer.deliver(svc.delivery, receipt),
         (store, "update"),
         lambda receipt: lambda record: record.receipt == receipt,
+        _application_answered,
         finish if delivers else None,
     )
     assert writes >= 2
@@ -239,6 +263,35 @@ def _person_snapshot(r: redis.Redis, person_id: str) -> Callable[[], Any]:
         r.get(people.WISH.format(person_id)),
         {key: r.zscore(key, person_id) for key in (people.PENDING, people.DELIVERED, people.CHANGED, people.PARKED)},
     )
+
+
+# A send's fields that Lever's answer to it sets (people.if_marked), and the marks that must have been on it.
+ANSWERS = {
+    "inflight_at": ("opportunity_id", "contact_id", "tags"),
+    "note_inflight_at": ("note_done",),
+    "withdrawn_note_inflight_at": ("withdrawn_noted",),
+}
+
+
+def _person_answered(before: Any, after: Any) -> bool:
+    """One send moved from in flight to answered (its opportunity, its note), and nothing else of the person."""
+    (was_json, was_wish, was_sets), (now_json, now_wish, now_sets) = before, after
+    if (was_wish, was_sets) != (now_wish, now_sets):
+        return False
+    was, now = json.loads(was_json), json.loads(now_json)
+    was_sends, now_sends = was.pop("sends"), now.pop("sends")
+    was.pop("updated_at"), now.pop("updated_at")
+    if was != now or len(was_sends) != len(now_sends):
+        return False
+    changed = [(a, b) for a, b in zip(was_sends, now_sends, strict=True) if a != b]
+    if len(changed) != 1:
+        return False
+    (a, b) = changed[0]
+    for mark, fields in ANSWERS.items():
+        if a[mark] and not b[mark]:
+            different = {k for k in a if a[k] != b[k]}
+            return different <= {mark, *fields} and all(b[f] for f in fields if f != "contact_id")
+    return False
 
 
 def _person_lost_answer(path: str) -> Callable[[Services, Sandbox, str], None]:
@@ -299,6 +352,7 @@ def test_a_sourced_person_s_attempt_writes_nothing_once_its_lease_passed_on(
         lambda person_id: opportunities.deliver(svc.delivery, person_id),
         (people, "save"),
         lambda person_id: lambda person: person.id == person_id,
+        _person_answered,
         finish if delivers else None,
     )
     assert writes >= 2
@@ -359,4 +413,63 @@ def test_a_connection_dropped_at_a_write_s_exec_leaves_one_state_and_counts_once
     record = store.load(r, receipt)
     assert record.attempts == 1
     assert {s for s in store.State if r.zscore(store.state_key(s), receipt) is not None} == {store.State.DELIVERED}
+    assert _in_lever(sandbox) == 1
+
+
+def test_lever_s_answer_is_kept_when_the_lease_ran_out_before_it_was_written(
+    svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lever answered the apply and the create, then the worker paused past its lease, and nobody took it. Fenced
+    alone, "delivered" and the opportunity were dropped; with a key that may not list opportunities the next holder
+    could only send them again: two copies in Lever. Found by a second review of the fencing change."""
+    receipt = _application(svc, sandbox)
+    person_id = _capture(svc, sandbox)
+    deliverer.note_can_reconcile(r, False)  # the key may not list opportunities
+    update, save = store.update, people.save
+
+    def paused_before_delivered(pipe: Any, record: Any, state: Any = None, **changes: Any) -> Any:
+        if state == store.State.DELIVERED:
+            r.delete(APPLICATION_LEASE.format(receipt))  # ran out while the worker was paused; nobody holds it
+        return update(pipe, record, state, **changes)
+
+    def paused_before_the_opportunity(pipe: Any, person: Any, standing: Any = None) -> Any:
+        if any(s.opportunity_id for s in person.sends) and r.exists(PERSON_LEASE.format(person.id)):
+            r.delete(PERSON_LEASE.format(person.id))
+        return save(pipe, person, standing)
+
+    monkeypatch.setattr(store, "update", paused_before_delivered)
+    assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED  # recorded all the same
+    monkeypatch.setattr(people, "save", paused_before_the_opportunity)
+    assert opportunities.deliver(svc.delivery, person_id).outcome == Outcome.SKIPPED  # stopped after it
+    monkeypatch.undo()
+    assert store.load(r, receipt).state == store.State.DELIVERED
+    sandbox.control("fail", path="/v1/opportunities", endpoint="opportunities.list", status=403, count=5)  # nor list
+    assert opportunities.deliver(svc.delivery, person_id).outcome == Outcome.DELIVERED
+    assert _in_lever(sandbox) == 1
+    assert len(sandbox.state.opportunities) == 3  # the application's, and the person's two, each once
+
+
+def test_a_release_writes_nothing_over_a_delivery_made_between_its_read_and_its_write(
+    svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recruiter's retry (jobs.release) read an application while its job was delivering it, then wrote "queued"
+    over the delivery that landed meanwhile, and the job it queued applied again. Found by a second review of the
+    fencing change (older than it)."""
+    from jobsite.delivery import jobs
+
+    from .helpers import submit_one
+
+    receipt = submit_one(svc, sandbox)
+    load_many = store.load_many
+
+    def read_then_delivered(r_: redis.Redis, ids: list[str]) -> Any:
+        found = load_many(r_, ids)
+        monkeypatch.setattr(store, "load_many", load_many)  # once: the read that follows sees the delivery
+        assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED  # the running job finishes
+        return found
+
+    monkeypatch.setattr(store, "load_many", read_then_delivered)
+    jobs.release(r, [receipt], retry_attention=True)
+    assert store.load(r, receipt).state == store.State.DELIVERED
+    assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.SKIPPED
     assert _in_lever(sandbox) == 1

@@ -613,30 +613,35 @@ def _delivered(
     opportunity: dict[str, Any] | None = None,
     duplicates: list[str] | None = None,
 ) -> None:
-    """Lever has it (and, found by a reconcile, again as `duplicates`). Written only while the lease is ours, as
-    everything an attempt writes: a holder that stalled after Lever's answer leaves the in-flight mark, by which the
-    lease's next holder finds it in Lever."""
+    """Lever has it (and, found by a reconcile, again as `duplicates`): written while the lease is ours, as everything
+    an attempt writes. Paused past the lease after Lever's answer, the attempt still writes it if the record carries
+    the mark of the send Lever answered (store.if_marked: nothing has moved it on since; else LockError): "Lever has
+    it" is true whoever holds the lease now, and dropped, a key that may not list opportunities could only send it
+    again."""
     r = delivery.redis
+    mark = record.inflight_at  # the send Lever answered: this attempt's, or the earlier one a reconcile found
     if opportunity is None:
         opportunity = _find_opportunity(delivery, record, application_id, lever)
-    more = {"duplicates": record.duplicates + duplicates} if duplicates else {}
+    fields: dict[str, Any] = {
+        "lever_application_id": application_id,
+        "inflight_at": 0.0,
+        "delivered_at": time.time(),
+        "last_error": "",
+        "opportunity_id": (opportunity or {}).get("id", ""),
+        "contact_id": (opportunity or {}).get("contact", ""),
+    }
+    if duplicates:
+        fields["duplicates"] = record.duplicates + duplicates
 
-    def write(pipe: redis.client.Pipeline) -> None:
-        store.update(
-            pipe,
-            record,
-            State.DELIVERED,
-            **more,
-            lever_application_id=application_id,
-            inflight_at=0.0,
-            delivered_at=time.time(),
-            last_error="",
-            opportunity_id=(opportunity or {}).get("id", ""),
-            contact_id=(opportunity or {}).get("contact", ""),
-        )
+    def write(pipe: redis.client.Pipeline, record: Record) -> None:
+        store.update(pipe, record, State.DELIVERED, **fields)
         uploads.remove(pipe, record.receipt)  # Lever has copies now; ours were only kept until delivery
 
-    fence.write(write)
+    try:
+        fence.write(lambda pipe: write(pipe, record))
+    except LockError:
+        if not store.if_marked(r, record.receipt, mark, write):
+            raise
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
     gate.lever_answered(r)
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")

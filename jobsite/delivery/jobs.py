@@ -290,24 +290,44 @@ def enqueue_sync(r: redis.Redis, *, refresh_names: bool = False) -> str:
     return job_id
 
 
+RELEASE_CHUNK = 500  # records watched by one release transaction: a change to one of them redoes only these
+
+
 def release(r: redis.Redis, receipts: Iterable[str], *, retry_attention: bool = False) -> None:
-    """Queue deliveries for `receipts`, in the given order (oldest first), in one round trip. Applications that
-    need attention stay put unless `retry_attention` (a recruiter's retry)."""
+    """Queue deliveries for `receipts`, in the given order (oldest first), a few hundred to a round trip.
+    Applications that need attention stay put unless `retry_attention` (a recruiter's retry). Each chunk's records
+    are watched from before they are read: a delivery that lands between the read and the write (a recruiter's
+    retry while the application's job runs) was written over with "queued", and the job queued sent it again."""
     ids = list(receipts)
-    if not ids:
-        return
-    records = {rec.receipt: rec for rec in store.load_many(r, ids)}
+    for start in range(0, len(ids), RELEASE_CHUNK):
+        _release(r, ids[start : start + RELEASE_CHUNK], retry_attention)
+
+
+def _release(r: redis.Redis, ids: list[str], retry_attention: bool) -> None:
     with r.pipeline() as pipe:
-        datas = []
-        for receipt in ids:
-            rec = records.get(receipt)
-            if rec is None or rec.state in store.FINAL or (rec.state == State.NEEDS_ATTENTION and not retry_attention):
+        while True:
+            try:
+                # Read after the watch: any change since aborts the write, and the chunk is read again.
+                pipe.watch(*(store.record_key(x) for x in ids))
+                records = {rec.receipt: rec for rec in store.load_many(r, ids)}
+                pipe.multi()
+                datas = []
+                for receipt in ids:
+                    rec = records.get(receipt)
+                    if (
+                        rec is None
+                        or rec.state in store.FINAL
+                        or (rec.state == State.NEEDS_ATTENTION and not retry_attention)
+                    ):
+                        continue
+                    options = _job_options(receipt)
+                    datas.append(Queue.prepare_data(DELIVER, (receipt,), timeout=JOB_TIMEOUT_S, **options))
+                    store.update(pipe, rec, State.QUEUED, job_id=options["job_id"], next_attempt_at=0.0)
+                delivery_queue(r).enqueue_many(datas, pipeline=pipe)
+                pipe.execute()
+                return
+            except redis.WatchError:
                 continue
-            options = _job_options(receipt)
-            datas.append(Queue.prepare_data(DELIVER, (receipt,), timeout=JOB_TIMEOUT_S, **options))
-            store.update(pipe, rec, State.QUEUED, job_id=options["job_id"], next_attempt_at=0.0)
-        delivery_queue(r).enqueue_many(datas, pipeline=pipe)
-        pipe.execute()
 
 
 def open_gate(r: redis.Redis) -> int:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypedDict
@@ -281,23 +281,35 @@ def update(
     return record
 
 
-def withdraw_send(r: redis.Redis, receipt: str, inflight_at: float) -> bool:
-    """Undo the mark of an apply recorded as about to be sent at `inflight_at` that was never sent, unless the record
-    has moved on since (another send recorded, delivered). True if undone."""
+def if_marked(
+    r: redis.Redis, receipt: str, inflight_at: float, write: Callable[[redis.client.Pipeline, Record], object]
+) -> bool:
+    """Commit `write(pipe, record)` on the record as it now is, only if it still carries the in-flight mark
+    `inflight_at` of a send and is not final: nothing has moved it on since that send. For what a process knows of
+    its own send without the application's lease (never sent; or answered, and the lease ran out meanwhile). True if
+    written."""
     key = record_key(receipt)
     with r.pipeline() as pipe:
         try:
             pipe.watch(key)
             raw = pipe.hgetall(key)
             record = Record.from_redis(raw) if raw else None
-            if record is None or record.inflight_at != inflight_at or record.state in FINAL:
+            if record is None or not inflight_at or record.inflight_at != inflight_at or record.state in FINAL:
                 return False
             pipe.multi()
-            update(pipe, record, inflight_at=0.0, settle_until=0.0)
+            write(pipe, record)
             pipe.execute()
         except redis.WatchError:
             return False
     return True
+
+
+def withdraw_send(r: redis.Redis, receipt: str, inflight_at: float) -> bool:
+    """Undo the mark of an apply recorded as about to be sent at `inflight_at` that was never sent, unless the record
+    has moved on since (another send recorded, delivered). True if undone."""
+    return if_marked(
+        r, receipt, inflight_at, lambda pipe, record: update(pipe, record, inflight_at=0.0, settle_until=0.0)
+    )
 
 
 def set_job_id(r: redis.Redis, receipt: str, job_id: str) -> None:

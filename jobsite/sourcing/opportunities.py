@@ -345,10 +345,7 @@ def _send(
                     partial(lever.create_opportunity, body, perform_as=performer, resume=resume),
                 )
                 sending.send = None
-                send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
-                send.tags = list(body["tags"])
-                send.inflight_at = 0.0
-                fence.write(save)
+                _record_answer(fence, person, send, "inflight_at", partial(_created, made=made, sent_tags=body["tags"]))
                 people.log(
                     r, person.id, "create", 201, "opportunity created" + (" for a posting" if send.posting else "")
                 )
@@ -374,8 +371,7 @@ def _send(
                     partial(lever.create_note, send.opportunity_id, value, perform_as=performer),
                 )
                 sending.send = None
-                send.note_done, send.note_inflight_at = True, 0.0
-                fence.write(save)
+                _record_answer(fence, person, send, "note_inflight_at", _noted)
                 people.log(r, person.id, "note", 201, "note added")
         for send in person.sends:
             if _due(s, person, send):
@@ -444,6 +440,35 @@ def _send(
         metrics.incr(r, "jobsite_sourced_total", outcome="delivered", kind=person.kind.value)
         log.info("sourced person %s delivered (%d opportunities)", person.id[:8], len(person.sends))
     return Result(Outcome.DELIVERED)
+
+
+def _record_answer(fence: Fence, person: Person, send: Send, mark: str, answered: Callable[[Send], None]) -> None:
+    """Record Lever's answer to a send that must not be made twice (a create, a note), as `answered` sets it on the
+    send: while the lease is ours, as everything an attempt writes. Paused past the lease after Lever's answer, the
+    attempt still writes it if the person's record still carries this send's mark (people.if_marked: nothing has
+    moved it on since), then stops (LockError): "Lever has it" is true whoever holds the lease now, and dropped, a
+    key that may not list opportunities or notes could only send it again."""
+    at = getattr(send, mark)
+    answered(send)
+    try:
+        fence.write(lambda pipe: people.save(pipe, person))
+    except LockError:
+        place = next(i for i, x in enumerate(person.sends) if x is send)
+        people.if_marked(fence.r, person.id, place, mark, at, answered)
+        raise
+
+
+def _created(send: Send, *, made: dict[str, Any], sent_tags: list[str]) -> None:
+    send.opportunity_id, send.contact_id = str(made["id"]), str(made.get("contact") or "")
+    send.tags, send.inflight_at = list(sent_tags), 0.0
+
+
+def _noted(send: Send) -> None:
+    send.note_done, send.note_inflight_at = True, 0.0
+
+
+def _withdrawal_noted(send: Send) -> None:
+    send.withdrawn_noted, send.withdrawn_note_inflight_at = True, 0.0
 
 
 def _told(
@@ -547,8 +572,8 @@ def _follow_up(
                 mark_note,
                 partial(lever.create_note, send.opportunity_id, withdrawn_note(s, person, send), perform_as=performer),
             )
-            send.withdrawn_noted, send.withdrawn_note_inflight_at, sending.send = True, 0.0, None
-            fence.write(save)
+            sending.send = None
+            _record_answer(fence, person, send, "withdrawn_note_inflight_at", _withdrawal_noted)
             people.log(r, person.id, "withdrawn", 201, "note added in Lever: consent withdrawn")
         return
     wanted, current = tags(s, person), list(send.tags or [])

@@ -218,6 +218,28 @@ def save(r: redis.Redis | redis.client.Pipeline, person: Person, standing: Stand
         r.sadd(CONTACT.format(contact), person.id)
 
 
+def if_marked(
+    r: redis.Redis, person_id: str, place: int, mark: str, at: float, answered: Callable[[Send], None]
+) -> bool:
+    """Apply `answered` to the person's send at `place` and save them, on the record as it now is, only if that send
+    still carries the in-flight mark `at` in its field `mark`: nothing has moved it on since the send Lever answered.
+    For what an attempt learnt from Lever after its lease ran out. True if written."""
+    key = KEY.format(person_id)
+    with r.pipeline() as pipe:
+        try:
+            pipe.watch(key)
+            person = load(pipe, person_id)
+            if person is None or not at or place >= len(person.sends) or getattr(person.sends[place], mark) != at:
+                return False
+            answered(person.sends[place])
+            pipe.multi()
+            save(pipe, person)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True
+
+
 def log(r: redis.Redis, person_id: str, action: str, status: int | str | None, message: str = "") -> None:
     """What an attempt did, for the console (Lever's message is shown there, never logged)."""
     r.rpush(
