@@ -124,13 +124,14 @@ def hold(pipe: redis.client.Pipeline, lock: Lock) -> None:
 def commit(r: redis.Redis, lock: Lock, write: Callable[[redis.client.Pipeline], object]) -> None:
     """Commit `write` in one transaction, only while the lease is ours (`hold`). Raises LockError, nothing written.
 
-    Every write an attempt makes to its item's record goes through here (or `hold`), not only its sends (what is
-    not the record is not: the attempt log, the gate's parked set, a mark withdrawn only if it is still this
-    attempt's own): a worker stopped
-    past its lease (a paused VM, a long GC) wakes with an old copy of the item, and any write of that copy
+    Every write an attempt makes to its item's record goes through here (or `hold`), not only its sends: a worker
+    stopped past its lease (a paused VM, a long GC) wakes with an old copy of the item, and any write of that copy
     ("delivering", "retry later", even the opportunity it has just created) undoes what the lease's new holder did
     since, and the item goes out again (the SIGSTOP tests of test_sender.py saw a delivered person lose their
-    opportunity). The flows' `deliver` turn the LockError into SKIPPED: the new holder's record stands.
+    opportunity). The flows' `deliver` turn the LockError into SKIPPED: the new holder's record stands. Not through
+    here: what is not the record (the attempt log, the gate's parked set), and what an attempt knows of its own send,
+    written only while the record still carries that send's mark (`if_marked` in records/store and sourcing/people:
+    a mark withdrawn, Lever's answer kept).
 
     A WatchError is looked into, not taken for a lost lease: redis-py raises it too when the connection drops while
     keys are watched, and a holder that gave up there would leave its item to recovery a lease later. So the lease is
