@@ -308,7 +308,7 @@ def _release(r: redis.Redis, ids: list[str], retry_attention: bool) -> None:
         while True:
             try:
                 # Read after the watch: any change since aborts the write, and the chunk is read again.
-                pipe.watch(*(store.record_key(x) for x in ids))
+                store.watch(pipe, *ids)
                 records = {rec.receipt: rec for rec in store.load_many(r, ids)}
                 pipe.multi()
                 datas = []

@@ -335,9 +335,9 @@ def known(r: redis.Redis, receipt: str) -> bool:
     return bool(r.exists(record_key(receipt)))
 
 
-def watch(pipe: redis.client.Pipeline, receipt: str) -> None:
-    """Watch an application's record: a transaction on `pipe` fails if it is written meanwhile."""
-    pipe.watch(record_key(receipt))
+def watch(pipe: redis.client.Pipeline, *receipts: str) -> None:
+    """Watch applications' records: a transaction on `pipe` fails if one of them is written meanwhile."""
+    pipe.watch(*(record_key(receipt) for receipt in receipts))
 
 
 def replicated(r: redis.Redis, receipt: str, replicas: int, timeout_ms: int, *, alias: str | None = None) -> bool:
