@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +24,7 @@ import pytest
 import redis
 
 from jobsite.delivery import deliverer
-from jobsite.delivery.sender import Outcome, Result
+from jobsite.delivery.sender import Delivery, Outcome, Result
 from jobsite.intake import accept
 from jobsite.intake.forms import answers_from_lever_body, build_form, validate
 from jobsite.keyspace.delivery_keys import LEASE as APPLICATION_LEASE
@@ -90,49 +89,6 @@ def _fresh(r: redis.Redis, sandbox: Sandbox) -> None:
     r.flushall()
     sandbox.control("reset")
     sandbox.control("limits", mode="bucket", apply_per_s=1000, apply_burst=1000, per_s=1000, burst=1000)
-
-
-@contextmanager
-def _counting(
-    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, takeover: Takeover, ours: Callable[[Any], bool]
-) -> Iterator[Takeover]:
-    with monkeypatch.context() as m:
-        m.setattr(module, name, takeover.wrap(getattr(module, name), ours))
-        yield takeover
-
-
-def _every_write(
-    r: redis.Redis,
-    sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
-    prepare: Callable[[], tuple[str, str, Callable[[], Any]]],
-    attempt: Callable[[str], Result],
-    written_through: tuple[Any, str],
-    ours: Callable[[str], Callable[[Any], bool]],
-    answer_only: Callable[[Any, Any], bool],
-    finish: Callable[[str], None] | None,
-) -> int:
-    """Run the path once to count its writes, then once per write with the lease taken just before it. `prepare`
-    makes a fresh item and returns (its id, its lease's key, its snapshot); `finish`, for a path that delivers,
-    checks that the new holder delivers it afterwards. Returns how many writes the path makes."""
-    module, name = written_through
-    _fresh(r, sandbox)
-    item, key, snapshot = prepare()
-    with _counting(monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, answer_only, 0), ours(item)) as count:
-        attempt(item)
-    assert count.writes, "the path wrote nothing: it is not the path meant"
-    for at in range(1, count.writes + 1):
-        _fresh(r, sandbox)
-        item, key, snapshot = prepare()
-        with _counting(
-            monkeypatch, module, name, Takeover(r, sandbox, key, snapshot, answer_only, at), ours(item)
-        ) as taken:
-            result = attempt(item)
-        taken.check(result)
-        if finish is not None:
-            r.delete(key)  # the new holder's turn
-            finish(item)
-    return count.writes
 
 
 # ---- applications -----------------------------------------------------------------------------------------------
@@ -202,38 +158,9 @@ APPLICATION_PATHS = {
 }
 
 
-@pytest.mark.parametrize("path", APPLICATION_PATHS)
-def test_an_application_attempt_writes_nothing_once_its_lease_passed_on(
-    path: str, svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before, during, delivers = APPLICATION_PATHS[path]
-
-    def prepare() -> tuple[str, str, Callable[[], Any]]:
-        receipt = _application(svc, sandbox)
-        before(svc, sandbox, receipt)
-        during(svc, sandbox, receipt)
-        return receipt, APPLICATION_LEASE.format(receipt), _application_snapshot(r, receipt)
-
-    def finish(receipt: str) -> None:
-        sandbox.control("fail", clear=True)
-        for _ in range(3):
-            if deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED:
-                break
-        assert store.load(r, receipt).state == store.State.DELIVERED
-        assert _in_lever(sandbox) == 1, "the new holder sent it again, or not at all"
-
-    writes = _every_write(
-        r,
-        sandbox,
-        monkeypatch,
-        prepare,
-        lambda receipt: deliverer.deliver(svc.delivery, receipt),
-        (store, "update"),
-        lambda receipt: lambda record: record.receipt == receipt,
-        _application_answered,
-        finish if delivers else None,
-    )
-    assert writes >= 2
+def _application_delivered_once(r: redis.Redis, sandbox: Sandbox, receipt: str) -> None:
+    assert store.load(r, receipt).state == store.State.DELIVERED
+    assert _in_lever(sandbox) == 1, "the new holder sent it again, or not at all"
 
 
 # ---- sourced people ---------------------------------------------------------------------------------------------
@@ -319,43 +246,96 @@ PERSON_PATHS = {
 }
 
 
-@pytest.mark.parametrize("path", PERSON_PATHS)
-def test_a_sourced_person_s_attempt_writes_nothing_once_its_lease_passed_on(
-    path: str, svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before, during, delivers = PERSON_PATHS[path]
+def _person_delivered_once(r: redis.Redis, sandbox: Sandbox, person_id: str) -> None:
+    person = people.load(r, person_id)
+    assert person is not None
+    assert person.standing == people.Standing.DELIVERED
+    made = sandbox.state.opportunities
+    assert len(made) == 2, "the new holder created an opportunity again, or not at all"
+    assert sorted(s.opportunity_id for s in person.sends) == sorted(o["id"] for o in made)
+    assert len([n for n in sandbox.state.notes if n["opportunity"] in {o["id"] for o in made}]) == 2
 
-    def prepare() -> tuple[str, str, Callable[[], Any]]:
-        person_id = _capture(svc, sandbox)
-        before(svc, sandbox, person_id)
-        during(svc, sandbox, person_id)
-        return person_id, PERSON_LEASE.format(person_id), _person_snapshot(r, person_id)
 
-    def finish(person_id: str) -> None:
-        sandbox.control("fail", clear=True)
-        for _ in range(3):
-            if opportunities.deliver(svc.delivery, person_id).outcome == Outcome.DELIVERED:
-                break
-        person = people.load(r, person_id)
-        assert person is not None
-        assert person.standing == people.Standing.DELIVERED
-        made = sandbox.state.opportunities
-        assert len(made) == 2, "the new holder created an opportunity again, or not at all"
-        assert sorted(s.opportunity_id for s in person.sends) == sorted(o["id"] for o in made)
-        assert len([n for n in sandbox.state.notes if n["opportunity"] in {o["id"] for o in made}]) == 2
+# ---- every write of every path, in both flows -------------------------------------------------------------------
 
-    writes = _every_write(
-        r,
-        sandbox,
-        monkeypatch,
-        prepare,
-        lambda person_id: opportunities.deliver(svc.delivery, person_id),
+Step = Callable[[Services, Sandbox, str], None]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What the test below needs of one flow on the sender."""
+
+    make: Callable[[Services, Sandbox], str]  # a fresh item: its id
+    lease: str  # its lease's key, for the item's id
+    snapshot: Callable[[redis.Redis, str], Callable[[], Any]]  # what is kept of its record
+    deliver: Callable[[Delivery, str], Result]
+    written_through: tuple[Any, str]  # the one function every write of its record goes through
+    ours: Callable[[str], Callable[[Any], bool]]  # whether that function's argument is the item
+    answer_only: Callable[[Any, Any], bool]  # (before, after) differ by Lever's answer to the item's send alone
+    delivered_once: Callable[[redis.Redis, Sandbox, str], None]
+    paths: dict[str, tuple[Step, Step, bool]]  # before the attempt, during it, whether it delivers
+
+
+FLOWS = {
+    "application": Flow(
+        _application,
+        APPLICATION_LEASE,
+        _application_snapshot,
+        deliverer.deliver,
+        (store, "update"),
+        lambda receipt: lambda record: record.receipt == receipt,
+        _application_answered,
+        _application_delivered_once,
+        APPLICATION_PATHS,
+    ),
+    "sourced person": Flow(
+        _capture,
+        PERSON_LEASE,
+        _person_snapshot,
+        opportunities.deliver,
         (people, "save"),
         lambda person_id: lambda person: person.id == person_id,
         _person_answered,
-        finish if delivers else None,
-    )
-    assert writes >= 2
+        _person_delivered_once,
+        PERSON_PATHS,
+    ),
+}
+
+
+@pytest.mark.parametrize(("flow", "path"), [(f, p) for f, flow in FLOWS.items() for p in flow.paths], ids=lambda x: x)
+def test_an_attempt_writes_nothing_once_its_lease_passed_on(
+    flow: str, path: str, svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run the path once to count its writes, then once per write with the lease taken just before it; where the
+    path delivers, the new holder then delivers the item, once."""
+    it = FLOWS[flow]
+    before, during, delivers = it.paths[path]
+    module, name = it.written_through
+
+    def run(at: int) -> Takeover:
+        _fresh(r, sandbox)
+        item = it.make(svc, sandbox)
+        before(svc, sandbox, item)
+        during(svc, sandbox, item)
+        takeover = Takeover(r, sandbox, it.lease.format(item), it.snapshot(r, item), it.answer_only, at)
+        with monkeypatch.context() as m:
+            m.setattr(module, name, takeover.wrap(getattr(module, name), it.ours(item)))
+            result = it.deliver(svc.delivery, item)
+        if at:
+            takeover.check(result)
+            if delivers:
+                r.delete(it.lease.format(item))  # the new holder's turn
+                sandbox.control("fail", clear=True)
+                for _ in range(3):
+                    if it.deliver(svc.delivery, item).outcome == Outcome.DELIVERED:
+                        break
+                it.delivered_once(r, sandbox, item)
+        return takeover
+
+    writes = run(0).writes
+    assert writes >= 2, "the path wrote less than it must: it is not the path meant"
+    for at in range(1, writes + 1):
+        run(at)
 
 
 # ---- a copy read before the lease, a connection dropped at a write ----------------------------------------------
