@@ -453,3 +453,29 @@ def test_a_release_writes_nothing_over_a_delivery_made_between_its_read_and_its_
     assert store.load(r, receipt).state == store.State.DELIVERED
     assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.SKIPPED
     assert _in_lever(sandbox) == 1
+
+
+def test_a_delivered_write_applied_before_its_connection_dropped_is_reported_delivered(
+    svc: Services, r: redis.Redis, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EXEC of "delivered" was applied but its answer lost with the connection, and the lease passed on before
+    the write was tried again: the record said delivered, the attempt SKIPPED, so the task layer never queued its
+    follow-up tagging. Named by the second review of the fencing change."""
+    receipt = _application(svc, sandbox)
+    update, applied = store.update, []
+
+    def applied_then_dropped(target: Any, record: Any, state: Any = None, **changes: Any) -> Any:
+        out = update(target, record, state, **changes)
+        if not applied and isinstance(target, redis.client.Pipeline) and state == store.State.DELIVERED:
+            applied.append(True)
+            update(r, store.load(r, receipt), state, **changes)  # the EXEC, applied by the server
+            r.delete(APPLICATION_LEASE.format(receipt))  # the lease runs out
+            svc.redis.client_kill_filter(_type="normal", skipme=True)  # and the answer is lost
+        return out
+
+    monkeypatch.setattr(store, "update", applied_then_dropped)
+    assert deliverer.deliver(svc.delivery, receipt).outcome == Outcome.DELIVERED
+    monkeypatch.undo()
+    assert applied
+    assert store.load(r, receipt).state == store.State.DELIVERED
+    assert _in_lever(sandbox) == 1

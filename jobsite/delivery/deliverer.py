@@ -640,12 +640,19 @@ def _delivered(
     try:
         fence.write(lambda pipe: write(pipe, record))
     except LockError:
-        if not store.if_marked(r, record.receipt, mark, write):
+        if not store.if_marked(r, record.receipt, mark, write) and not _already(r, record.receipt, application_id):
             raise
     store.log_attempt(r, record.receipt, "apply", 201, f"delivered: Lever application {application_id}")
     gate.lever_answered(r)
     metrics.incr(r, "jobsite_deliveries_total", outcome="delivered")
     log.info("application %s delivered", record.receipt[:8])
+
+
+def _already(r: redis.Redis, receipt: str, application_id: str) -> bool:
+    """The record already says delivered as `application_id`: a first try of the write was applied although its
+    answer was lost with the connection (and the lease passed on before the second)."""
+    now = store.load(r, receipt)
+    return now is not None and now.state == State.DELIVERED and now.lever_application_id == application_id
 
 
 def _find_opportunity(
