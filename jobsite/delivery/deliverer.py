@@ -615,9 +615,9 @@ def _delivered(
 ) -> None:
     """Lever has it (and, found by a reconcile, again as `duplicates`): written while the lease is ours, as everything
     an attempt writes. Paused past the lease after Lever's answer, the attempt still writes it if the record carries
-    the mark of the send Lever answered (store.if_marked: nothing has moved it on since; else LockError): "Lever has
-    it" is true whoever holds the lease now, and dropped, a key that may not list opportunities could only send it
-    again."""
+    the mark of the send Lever answered (store.if_marked: nothing has moved it on since), or it says so already (a
+    first try applied, its answer lost); else LockError. "Lever has it" is true whoever holds the lease now, and
+    dropped, a key that may not list opportunities could only send it again."""
     r = delivery.redis
     mark = record.inflight_at  # the send Lever answered: this attempt's, or the earlier one a reconcile found
     if opportunity is None:
