@@ -151,9 +151,7 @@ def deliver(delivery: Delivery, receipt: str, *, probe: bool = False) -> Result:
         if record is None or record.state in store.AT_REST or record.application is None:
             return Result(Outcome.SKIPPED)
         lever = delivery.lever.within(min(MAX_IN_PROCESS_WAIT_S, s.delivery_lease_s / 2))  # the lease outlives it
-        fence = Fence(
-            r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms
-        )
+        fence = Fence.of(delivery, lease)
         try:
             if not probe and gate.park(r, receipt, record.created_at):
                 waited = record.waited_maintenance or gate.status(r).cause == gate.Cause.MAINTENANCE

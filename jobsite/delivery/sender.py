@@ -203,6 +203,19 @@ class Fence:
         self.replicas, self.replica_wait_ms = replicas, replica_wait_ms
         self.checked = 0.0
 
+    @classmethod
+    def of(cls, delivery: Delivery, lock: Lock) -> Fence:
+        """The fence of one attempt, as every flow on the sender sets it: the lease's length, the replicas it waits
+        for."""
+        s = delivery.settings
+        return cls(
+            delivery.redis,
+            lock,
+            s.delivery_lease_s,
+            replicas=s.redis_min_replicas,
+            replica_wait_ms=s.redis_replica_wait_ms,
+        )
+
     def record_send(self, write: Callable[[redis.client.Pipeline], None]) -> None:
         """Queue `write` (the send's in-flight mark) on a transaction that commits if and only if the lease is still
         ours, and with replicas required, WAIT for them to have it. Raises LockError, Unreplicated (the mark may be

@@ -125,9 +125,7 @@ def deliver(delivery: Delivery, person_id: str) -> Result:
         person = people.load(r, person_id)  # again, under the lease
         if person is None:
             return Result(Outcome.SKIPPED)
-        fence = Fence(
-            r, lease, s.delivery_lease_s, replicas=s.redis_min_replicas, replica_wait_ms=s.redis_replica_wait_ms
-        )
+        fence = Fence.of(delivery, lease)
         try:
             return _attempt(delivery, fence, person)
         except LockError:  # the lease passed on (sender.commit): the new holder's record stands, ours is not written
